@@ -1,0 +1,49 @@
+package ref
+
+// Method is one way to pick keys and attend, driven one decode step at a time.
+// ref implements it plainly for every method; package vk implements it with
+// GPU kernels; package reftest holds any implementation to this package's.
+//
+// The life of a Method over one sequence:
+//
+//	m.Prefill(kv)              // the cache of the prompt; side state is built here
+//	for each generated token {
+//	    res := m.Decode(q, b)  // q: [B][Hq][D] attends over the cached tokens
+//	    m.Append(k, v)         // the token's own k, v: [B][Hkv][D] enter the cache
+//	}
+//
+// Decode may be called several times between appends (with different budgets,
+// for example); only H2O keeps history across calls, and it records each call as
+// one step of that history.
+type Method interface {
+	// Name is the method's command-line name: dense, topk, hata, lsh, loki,
+	// quest, streaming, h2o or magicpig.
+	Name() string
+	// Prefill takes a copy of kv and builds the method's side state from it
+	// (key codes, page bounds, projections, ...). It replaces any earlier state.
+	Prefill(kv *KV) error
+	// Append adds one token to every (batch, KV head) row: k, v [B][Hkv][D].
+	Append(k, v []float32) error
+	// Decode attends the queries q: [B][Hq][D] over the cache, reading at most
+	// budget.Tokens(N) tokens per (batch, KV head).
+	Decode(q []float32, budget Budget) (*Result, error)
+}
+
+// Result is the outcome of one decode step.
+type Result struct {
+	// Out is the attention output: [B][Hq][D].
+	Out []float32
+	// Selected lists, per (batch, KV head) row b*Hkv+h, the ascending token
+	// indices the row's query heads attended to. Nil for dense attention.
+	// Every method but MagicPIG selects exactly budget.Tokens(N) tokens per row.
+	Selected [][]int32
+}
+
+// Coder is implemented by the hashing methods (hata, lsh): the binary codes
+// behind the last Decode.
+type Coder interface {
+	// Codes returns the query codes of the last Decode, [B][Hq][Rbit/32], and
+	// the key codes of the cache, [B][Hkv][N][Rbit/32]. Bit j of a code lives in
+	// word j/32 at bit j%32.
+	Codes() (qcodes, kcodes []uint32, err error)
+}

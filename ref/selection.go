@@ -1,0 +1,80 @@
+package ref
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Windows are the tokens forced into every selection: the first Sink tokens
+// (attention sinks) and the last Recent tokens. They count inside the budget k
+// (HATA.md, "Budget"); when Sink+Recent >= k the windows alone fill it, sinks
+// first.
+type Windows struct {
+	Sink, Recent int
+}
+
+// forced returns the ascending token indices the windows force in among n
+// tokens with budget k, at most k of them.
+func (w Windows) forced(n, k int) []int32 {
+	var f []int32
+	for t := 0; t < min(w.Sink, n, k); t++ {
+		f = append(f, int32(t))
+	}
+	recent := min(w.Recent, k-len(f))
+	for t := max(n-recent, len(f)); t < n; t++ {
+		f = append(f, int32(t))
+	}
+	return f
+}
+
+// SelectSmallest returns the ascending indices of the k smallest scores, ties
+// broken by the smaller token index, so that every implementation selects the
+// same set. Tokens forced by w are taken first and count inside k.
+func SelectSmallest(scores []int32, k int, w Windows) []int32 {
+	return selectBy(len(scores), k, w, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(scores[a], scores[b]), cmp.Compare(a, b))
+	})
+}
+
+// SelectLargest returns the ascending indices of the k largest scores, ties
+// broken by the smaller token index. Tokens forced by w are taken first and
+// count inside k. NaN scores rank last.
+func SelectLargest(scores []float64, k int, w Windows) []int32 {
+	return selectBy(len(scores), k, w, func(a, b int32) int {
+		sa, sb := scores[a], scores[b]
+		switch {
+		case sa != sa && sb != sb: // both NaN
+		case sa != sa:
+			return 1
+		case sb != sb:
+			return -1
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return cmp.Compare(a, b)
+	})
+}
+
+// selectBy takes the forced tokens, then the best remaining tokens in the order
+// better(a, b) < 0 until k are chosen, and returns them ascending. A plain sort
+// is the clearest exact selection; the GPU kernels use a histogram instead.
+func selectBy(n, k int, w Windows, better func(a, b int32) int) []int32 {
+	k = max(1, min(k, n))
+	picked := w.forced(n, k)
+	in := make([]bool, n)
+	for _, t := range picked {
+		in[t] = true
+	}
+	rest := make([]int32, 0, n-len(picked))
+	for t := range n {
+		if !in[t] {
+			rest = append(rest, int32(t))
+		}
+	}
+	slices.SortFunc(rest, better)
+	picked = append(picked, rest[:k-len(picked)]...)
+	slices.Sort(picked)
+	return picked
+}
