@@ -1,0 +1,73 @@
+package ref
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MethodNames lists every method New knows, in the order of the paper's tables.
+var MethodNames = []string{"dense", "topk", "hata", "lsh", "loki", "quest", "streaming", "h2o", "magicpig"}
+
+// Options configures the methods New builds. The zero value of every field
+// means the documented default.
+type Options struct {
+	// Hashing (hata, lsh).
+	W            *HashWeights // hata: the trained weights, [Hkv][D][Rbit]; required
+	Rbit         int          // lsh: bits of the random projection; default 128
+	Seed         uint64       // lsh, magicpig: seed of the random projections
+	Windows      Windows      // hata, lsh: sink/recent tokens forced in, inside k
+	NormWeighted bool         // hata, lsh: the norm-weighted score variant
+
+	// Loki.
+	LokiChannels int // leading PCA channels scored; default 32 (of D = 128)
+	// LokiBasis is the PCA basis per KV head, [Hkv][D][D] with the principal
+	// directions as columns in decreasing variance. Nil: fitted on the prefill
+	// keys (post-RoPE unless the caller passes pre-RoPE ones).
+	LokiBasis []float64
+
+	// Quest.
+	PageSize int // tokens per page; default 32
+
+	// StreamingLLM and H2O.
+	SinkTokens int // streaming: attention sinks kept; default 4
+
+	// MagicPIG.
+	MagicPIGK int // bits per table; default 10
+	MagicPIGL int // tables; default 150
+}
+
+// New returns the method called name (one of MethodNames) for a cache of hkv
+// KV heads of dimension d.
+func New(name string, hkv, d int, o Options) (Method, error) {
+	switch name {
+	case "dense":
+		return NewDense(), nil
+	case "topk":
+		return NewTopK(), nil
+	case "hata":
+		if o.W == nil {
+			return nil, fmt.Errorf("hata: needs trained hash weights (-w W.npy or hash_weight_layer_NN.pt); use lsh for random ones")
+		}
+		if o.W.Hkv != hkv || o.W.D != d {
+			return nil, fmt.Errorf("hata: hash weights are [Hkv=%d D=%d Rbit=%d], the cache has Hkv=%d D=%d", o.W.Hkv, o.W.D, o.W.Rbit, hkv, d)
+		}
+		return NewHATA(o.W, o.Windows, o.NormWeighted), nil
+	case "lsh":
+		rbit := o.Rbit
+		if rbit == 0 {
+			rbit = 128
+		}
+		m, err := NewLSH(hkv, d, rbit, o.Seed, o.Windows)
+		if err != nil {
+			return nil, err
+		}
+		m.NormWeighted = o.NormWeighted
+		return m, nil
+	}
+	return newBaseline(name, hkv, d, o)
+}
+
+// newBaseline builds the baselines that live in files of their own.
+func newBaseline(name string, hkv, d int, o Options) (Method, error) {
+	return nil, fmt.Errorf("unknown method %q: want one of %s", name, strings.Join(MethodNames, ", "))
+}
