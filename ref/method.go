@@ -47,3 +47,14 @@ type Coder interface {
 	// word j/32 at bit j%32.
 	Codes() (qcodes, kcodes []uint32, err error)
 }
+
+// Scorer is implemented by the methods that rank tokens by a float score (topk,
+// loki, quest, h2o). The acceptance suite uses it to tell a selection that
+// differs from ref's because of a near-tie (allowed, within rounding) from one
+// that is wrong.
+type Scorer interface {
+	// Scores returns the score of every cached token behind the last Decode's
+	// selection, per (batch, KV head) row: [B*Hkv] rows of [N]. Larger is
+	// better; tokens forced in by a window may carry any score.
+	Scores() ([][]float64, error)
+}

@@ -12,7 +12,7 @@ var MethodNames = []string{"dense", "topk", "hata", "lsh", "loki", "quest", "str
 // means the documented default.
 type Options struct {
 	// Hashing (hata, lsh).
-	W            *HashWeights // hata: the trained weights, [Hkv][D][Rbit]; required
+	W            *HashWeights // hata: the trained weights, [Hkv][D][Rbit], required; lsh: optional random ones
 	Rbit         int          // lsh: bits of the random projection; default 128
 	Seed         uint64       // lsh, magicpig: seed of the random projections
 	Windows      Windows      // hata, lsh: sink/recent tokens forced in, inside k
@@ -53,6 +53,12 @@ func New(name string, hkv, d int, o Options) (Method, error) {
 		}
 		return NewHATA(o.W, o.Windows, o.NormWeighted), nil
 	case "lsh":
+		if o.W != nil { // caller-drawn random weights (the acceptance suite's exact ones)
+			if o.W.Hkv != hkv || o.W.D != d {
+				return nil, fmt.Errorf("lsh: hash weights are [Hkv=%d D=%d Rbit=%d], the cache has Hkv=%d D=%d", o.W.Hkv, o.W.D, o.W.Rbit, hkv, d)
+			}
+			return &HATA{W: o.W, Windows: o.Windows, NormWeighted: o.NormWeighted, name: "lsh"}, nil
+		}
 		rbit := o.Rbit
 		if rbit == 0 {
 			rbit = 128

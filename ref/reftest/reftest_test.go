@@ -1,0 +1,107 @@
+package reftest
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// TestRefPassesItsOwnSuite runs the suite with ref as the implementation: the
+// suite must hold on the specification itself.
+func TestRefPassesItsOwnSuite(t *testing.T) {
+	Run(t, ref.New, Config{Names: available(t), Dims: []int{64}})
+}
+
+// available returns the methods ref.New can build now.
+func available(t *testing.T) []string {
+	var names []string
+	for _, n := range ref.MethodNames {
+		if _, err := ref.New(n, 1, 64, ref.Options{W: DyadicHashWeights(rand.New(rand.NewPCG(1, 1)), 1, 64, 32)}); err == nil && n != "magicpig" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// broken wraps a method and damages its results, to prove the suite catches it.
+type broken struct {
+	ref.Method
+	damage func(*ref.Result)
+}
+
+func (b broken) Decode(q []float32, bud ref.Budget) (*ref.Result, error) {
+	r, err := b.Method.Decode(q, bud)
+	if err == nil {
+		b.damage(r)
+	}
+	return r, err
+}
+
+// TestSuiteCatchesErrors runs the suite's checks on deliberately wrong
+// results; each must be reported.
+func TestSuiteCatchesErrors(t *testing.T) {
+	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 40, D: 64}
+	rng := rand.New(rand.NewPCG(3, 3))
+	kv := DyadicKV(rng, s, false)
+	q := Dyadic(rng, s.B*s.Hq*s.D)
+	w := DyadicHashWeights(rng, 1, 64, 64)
+	for name, damage := range map[string]func(*ref.Result){
+		"output off by 1e-4": func(r *ref.Result) { r.Out[3] += 1e-4 },
+		"output NaN":         func(r *ref.Result) { r.Out[0] = float32(math.NaN()) },
+		"a token swapped":    func(r *ref.Result) { r.Selected[0][0] = (r.Selected[0][len(r.Selected[0])-1] + 1) % 40 },
+	} {
+		m := ref.NewHATA(w, ref.Windows{}, false)
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		want := ref.NewHATA(w, ref.Windows{}, false)
+		if err := want.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		b := ref.Budget{K: 5}
+		rw, _ := want.Decode(q, b)
+		rg, _ := broken{m, damage}.Decode(q, b)
+		ok := runsClean(func(t2 *testing.T) { checkStep(t2, name, "hata", q, kv, b, want, m, rw, rg) })
+		if ok {
+			t.Errorf("%s: the suite accepted a damaged result", name)
+		}
+	}
+}
+
+// runsClean runs f on a fresh testing.T in its own goroutine (so Fatal can
+// exit it) and reports whether it passed.
+func runsClean(f func(t *testing.T)) bool {
+	done := make(chan bool)
+	go func() {
+		t := &testing.T{}
+		defer func() { done <- !t.Failed() }()
+		f(t)
+	}()
+	return <-done
+}
+
+func TestHalfRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		f    float32
+		want uint16
+	}{
+		{1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {65520, 0x7c00}, {float32(math.Ldexp(1, -24)), 0x0001},
+		{float32(math.Ldexp(1, -14)), 0x0400}, {0.1, 0x2e66}, {1 + 1.0/2048, 0x3c00}, {1 + 3.0/2048, 0x3c02},
+		{float32(math.Inf(-1)), 0xfc00}, {0, 0},
+	} {
+		if got := FloatToHalf(c.f); got != c.want {
+			t.Errorf("FloatToHalf(%v) = %#04x, want %#04x", c.f, got, c.want)
+		}
+	}
+	for h := 0; h < 0x10000; h++ {
+		f := HalfToFloat(uint16(h))
+		if f != f {
+			continue
+		}
+		if back := FloatToHalf(f); back != uint16(h) && !(h == 0x8000 && back == 0x8000) {
+			t.Fatalf("FloatToHalf(HalfToFloat(%#04x) = %v) = %#04x", h, f, back)
+		}
+	}
+}
