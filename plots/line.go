@@ -1,0 +1,91 @@
+package plots
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// Series is one named line: points (X[i], Y[i]), drawn in the order given.
+type Series struct {
+	Name string
+	X, Y []float64
+}
+
+// Line is a line chart: one line with markers per series.
+type Line struct {
+	Title  string
+	XLabel string // with the unit, e.g. "budget (% of cached tokens)"
+	YLabel string
+	LogX   bool // logarithmic x axis (every X must be > 0)
+	LogY   bool // logarithmic y axis (every Y must be > 0)
+	// XTicks, when set, puts the x ticks exactly at these values (the swept
+	// parameter's values), labelled with %g.
+	XTicks []float64
+	// YMin, YMax fix the y range when YMax > YMin (e.g. 0..1 for a recall).
+	YMin, YMax float64
+	Series     []Series
+}
+
+// Plot builds the chart. Non-finite points are skipped (a NaN in a result row
+// is a missing value, not a crash); points off a log axis are an error.
+func (l Line) Plot() (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = l.Title
+	p.X.Label.Text = l.XLabel
+	p.Y.Label.Text = l.YLabel
+	p.Legend.Top = true
+	p.Legend.Left = false
+	if l.LogX {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	if l.LogY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	if len(l.XTicks) > 0 {
+		var ts plot.ConstantTicks
+		for _, x := range l.XTicks {
+			ts = append(ts, plot.Tick{Value: x, Label: strconv.FormatFloat(x, 'g', 4, 64)})
+		}
+		p.X.Tick.Marker = ts
+	}
+	sl := slots{}
+	for _, s := range l.Series {
+		if len(s.X) != len(s.Y) {
+			return nil, fmt.Errorf("plots: series %q has %d x and %d y values", s.Name, len(s.X), len(s.Y))
+		}
+		var xys plotter.XYs
+		for i := range s.X {
+			x, y := s.X[i], s.Y[i]
+			if math.IsNaN(x) || math.IsNaN(y) || math.IsInf(x, 0) || math.IsInf(y, 0) {
+				continue
+			}
+			if (l.LogX && x <= 0) || (l.LogY && y <= 0) {
+				return nil, fmt.Errorf("plots: series %q point (%g, %g) is not positive on a log axis (%q)", s.Name, x, y, l.Title)
+			}
+			xys = append(xys, plotter.XY{X: x, Y: y})
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, fmt.Errorf("plots: series %q: %w", s.Name, err)
+		}
+		st := StyleOf(sl.of(s.Name))
+		line.Color, line.Dashes, line.Width = st.Color, st.Dashes, vg.Points(1.5)
+		points.Color, points.Shape, points.Radius = st.Color, st.Glyph, vg.Points(3)
+		p.Add(line, points)
+		p.Legend.Add(s.Name, line, points)
+	}
+	if l.YMax > l.YMin {
+		p.Y.Min, p.Y.Max = l.YMin, l.YMax
+	}
+	return p, nil
+}

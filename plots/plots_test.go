@@ -1,0 +1,87 @@
+package plots
+
+import (
+	"bytes"
+	"image/png"
+	"math"
+	"strings"
+	"testing"
+
+	"gonum.org/v1/plot"
+)
+
+func TestLineFigureEncodes(t *testing.T) {
+	budgets := []float64{0.4, 0.78, 1.56, 3.12, 6.25}
+	var series []Series
+	for i, name := range []string{"hata", "lsh", "loki", "quest", "my-variant"} {
+		y := make([]float64, len(budgets))
+		for j := range y {
+			y[j] = 1 - math.Exp(-float64(j+1)/float64(i+1))
+		}
+		series = append(series, Series{Name: name, X: budgets, Y: y})
+	}
+	series[1].Y[2] = math.NaN() // a missing value is skipped, not a crash
+	l := Line{Title: "recall", XLabel: "budget (% of N)", YLabel: "recall", LogX: true, XTicks: budgets, YMin: 0, YMax: 1, Series: series}
+	p, err := l.Plot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := l.Plot()
+	fig := Figure{Panels: []*plot.Plot{p, p2}, Cols: 2}
+	b, err := fig.Encode("png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("Encode(png) is not a PNG: %v", err)
+	}
+	if w, h := img.Bounds().Dx(), img.Bounds().Dy(); w != 2*675 || h != 525 {
+		t.Errorf("PNG is %dx%d pixels, want 1350x525 (two 4.5x3.5 in panels at 150 dpi)", w, h)
+	}
+	s, err := fig.Encode("svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "hata", "my-variant", "budget (% of N)"} {
+		if !strings.Contains(string(s), want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+	if _, err := fig.Encode("gif"); err == nil {
+		t.Errorf("Encode(gif) = nil error, want unknown format")
+	}
+}
+
+func TestLogAxisRejectsNonPositive(t *testing.T) {
+	l := Line{Title: "t", LogY: true, Series: []Series{{Name: "hata", X: []float64{1, 2}, Y: []float64{1, 0}}}}
+	if _, err := l.Plot(); err == nil || !strings.Contains(err.Error(), "hata") {
+		t.Errorf("Plot() = %v, want an error naming the series", err)
+	}
+}
+
+func TestStackedEncodes(t *testing.T) {
+	s := Stacked{Title: "breakdown", YLabel: "µs", Categories: []string{"naive", "fused"},
+		Layers: []Series{{Name: "encode", Y: []float64{10, 8}}, {Name: "score", Y: []float64{50, 20}}}}
+	p, err := s.Plot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := (Figure{Panels: []*plot.Plot{p}}).Encode("png"); err != nil || len(b) < 1000 {
+		t.Errorf("Encode(png) = %d bytes, %v; want a PNG", len(b), err)
+	}
+	bad := s
+	bad.Layers = []Series{{Name: "encode", Y: []float64{1}}}
+	if _, err := bad.Plot(); err == nil {
+		t.Errorf("Plot() with a short layer = nil error")
+	}
+}
+
+func TestStylesDiffer(t *testing.T) {
+	for i := range 30 {
+		a, b := StyleOf(i), StyleOf(i+1)
+		if a.Color == b.Color {
+			t.Errorf("slots %d and %d share a colour", i, i+1)
+		}
+	}
+}
