@@ -21,19 +21,24 @@ type Options struct {
 	// Loki.
 	LokiChannels int // leading PCA channels scored; default 32 (of D = 128)
 	// LokiBasis is the PCA basis per KV head, [Hkv][D][D] with the principal
-	// directions as columns in decreasing variance. Nil: fitted on the prefill
-	// keys (post-RoPE unless the caller passes pre-RoPE ones).
+	// directions as columns in decreasing variance (FitLokiBasis on pre-RoPE
+	// keys makes the one the paper prefers). Nil: fitted at Prefill on the keys
+	// of the cache it is given (post-RoPE in normal use).
 	LokiBasis []float64
 
 	// Quest.
 	PageSize int // tokens per page; default 32
 
-	// StreamingLLM and H2O.
-	SinkTokens int // streaming: attention sinks kept; default 4
+	// StreamingLLM (H2O has no parameter: heavy hitters and recent tokens
+	// share the budget half and half).
+	SinkTokens int // streaming: attention sinks kept; default 4, negative: none
 
 	// MagicPIG.
-	MagicPIGK int // bits per table; default 10
-	MagicPIGL int // tables; default 150
+	MagicPIGK       int // bits per table, 1..32; default 10
+	MagicPIGL       int // tables; default 150
+	MagicPIGMinHits int // tables a key must collide in to be sampled; default 2 (the authors' code)
+	MagicPIGSink    int // first tokens attended exactly; default 4, negative: none
+	MagicPIGLocal   int // last tokens attended exactly; default 64, negative: none
 }
 
 // New returns the method called name (one of MethodNames) for a cache of hkv
@@ -75,5 +80,29 @@ func New(name string, hkv, d int, o Options) (Method, error) {
 
 // newBaseline builds the baselines that live in files of their own.
 func newBaseline(name string, hkv, d int, o Options) (Method, error) {
-	return nil, fmt.Errorf("unknown method %q: want one of %s", name, strings.Join(MethodNames, ", "))
+	// The constructors that can fail are checked here, so that a failure is a
+	// nil Method and not a Method holding a nil pointer.
+	var m Method
+	var err error
+	switch name {
+	case "loki":
+		m, err = NewLoki(hkv, d, o.LokiChannels, o.LokiBasis)
+	case "quest":
+		m, err = NewQuest(o.PageSize)
+	case "streaming":
+		return NewStreaming(o.SinkTokens), nil
+	case "h2o":
+		return NewH2O(), nil
+	case "magicpig":
+		m, err = NewMagicPIG(d, MagicPIGConfig{
+			K: o.MagicPIGK, L: o.MagicPIGL, MinHits: o.MagicPIGMinHits,
+			Sink: o.MagicPIGSink, Local: o.MagicPIGLocal, Seed: o.Seed,
+		})
+	default:
+		return nil, fmt.Errorf("unknown method %q: want one of %s", name, strings.Join(MethodNames, ", "))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
