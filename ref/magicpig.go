@@ -122,17 +122,20 @@ func NewMagicPIG(d int, c MagicPIGConfig) (*MagicPIG, error) {
 // Name implements Method.
 func (m *MagicPIG) Name() string { return "magicpig" }
 
-// hash returns the L table codes of x: [D] (float64, already centered).
+// hash appends the L table codes of x: [D] (float64, already centered) to
+// codes. Column c = l*K+j of the projection gives bit j of table l.
 func (m *MagicPIG) hash(x []float64, codes []uint32) []uint32 {
-	lk, d := m.L*m.K, len(x) // Prefill checked that proj is [d][L*K]
+	lk := m.L * m.K          // Prefill checked that proj is [len(x)][L*K]
+	p := make([]float64, lk) // p: [L*K], x·R[:, c], summed over i in order
+	for i, xi := range x {
+		for c, r := range m.proj[i*lk : (i+1)*lk] {
+			p[c] += xi * float64(r)
+		}
+	}
 	for l := range m.L {
 		var code uint32
 		for j := range m.K {
-			var p float64
-			for i := range d {
-				p += x[i] * float64(m.proj[i*lk+l*m.K+j])
-			}
-			if p > 0 {
+			if p[l*m.K+j] > 0 {
 				code |= 1 << j
 			}
 		}
