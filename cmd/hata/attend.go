@@ -1,0 +1,346 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/tensorio"
+)
+
+func init() {
+	commands["attend"] = command{"one decode step of one layer on .npy tensors", runAttend}
+}
+
+// attendFlags are the flags of hata attend.
+type attendFlags struct {
+	method, device, vkdevice               string
+	q, k, v, w                             string
+	budget                                 float64
+	out, indices, qcodes, kcodes           string
+	rbit, sink, recent                     int
+	seed                                   uint64
+	normWeighted                           bool
+	lokiChannels, pageSize, magicK, magicL int
+}
+
+func runAttend(args []string, stdout, stderr io.Writer) error {
+	var f attendFlags
+	fs := flag.NewFlagSet("hata attend", flag.ContinueOnError)
+	fs.StringVar(&f.method, "method", "hata", "method: "+strings.Join(ref.MethodNames, "|"))
+	fs.StringVar(&f.device, "device", "cpu", "cpu (the pure-Go reference) or vulkan")
+	fs.StringVar(&f.vkdevice, "vkdevice", "", "Vulkan device NAME substring or INDEX (default: $HATA_VK_DEVICE, else discrete > integrated > CPU)")
+	fs.StringVar(&f.q, "q", "", "queries .npy [B,Hq,d] float32|float16")
+	fs.StringVar(&f.k, "k", "", "keys .npy [B,Hkv,N,d] float32|float16 (post-RoPE)")
+	fs.StringVar(&f.v, "v", "", "values .npy [B,Hkv,N,d] float32|float16")
+	fs.StringVar(&f.w, "w", "", "hash weights [Hkv,d,rbit]: W.npy (float32|float16) or the authors' hash_weight_layer_NN.pt (hata)")
+	fs.Float64Var(&f.budget, "budget", 0.0156, "X >= 1: k tokens; 0 < X < 1: ratio of N (k = floor(N*X), at least 1)")
+	fs.StringVar(&f.out, "o", "", "output .npy [B,Hq,d] float32 (required)")
+	fs.StringVar(&f.indices, "indices", "", "selected tokens .npy [B,Hkv,k] int32, ascending (dense: all N; magicpig: padded with -1)")
+	fs.StringVar(&f.qcodes, "qcodes", "", "query codes .npy [B,Hq,rbit/32] uint32 (hata, lsh)")
+	fs.StringVar(&f.kcodes, "kcodes", "", "key codes .npy [B,Hkv,N,rbit/32] uint32 (hata, lsh)")
+	fs.IntVar(&f.rbit, "rbit", 128, "lsh: bits of the random projection")
+	fs.Uint64Var(&f.seed, "seed", 1, "lsh, magicpig: seed of the random projections")
+	fs.IntVar(&f.sink, "sink", 0, "hata, lsh: first tokens always selected (inside k)")
+	fs.IntVar(&f.recent, "recent", 0, "hata, lsh: last tokens always selected (inside k)")
+	fs.BoolVar(&f.normWeighted, "normweighted", false, "hata, lsh: rank by ||k||*sum(1-2*Ham/rbit) (the authors' eval scripts) instead of Hamming distance")
+	fs.IntVar(&f.lokiChannels, "loki-channels", 32, "loki: leading PCA channels scored")
+	fs.IntVar(&f.pageSize, "page", 32, "quest: tokens per page")
+	fs.IntVar(&f.magicK, "magicpig-k", 10, "magicpig: bits per SimHash table")
+	fs.IntVar(&f.magicL, "magicpig-l", 150, "magicpig: tables")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	backend, err := openBackend(f.device, f.vkdevice)
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+
+	in, err := loadAttendInputs(&f)
+	if err != nil {
+		return err
+	}
+	budget, _ := ref.ParseBudget(f.budget) // checked in f.check
+	opts := ref.Options{
+		W: in.w, Rbit: f.rbit, Seed: f.seed, Windows: ref.Windows{Sink: f.sink, Recent: f.recent},
+		NormWeighted: f.normWeighted, LokiChannels: f.lokiChannels, PageSize: f.pageSize,
+		MagicPIGK: f.magicK, MagicPIGL: f.magicL,
+	}
+	m, err := backend.NewMethod(f.method, in.kv.Hkv, in.kv.D, opts)
+	if err != nil {
+		return err
+	}
+	if err := m.Prefill(in.kv); err != nil {
+		return err
+	}
+	res, err := m.Decode(in.q, budget)
+	if err != nil {
+		return err
+	}
+	return writeAttendOutputs(&f, in, m, res)
+}
+
+// check validates the flags that need no file.
+func (f *attendFlags) check() error {
+	if err := oneOf("method", f.method, ref.MethodNames); err != nil {
+		return err
+	}
+	if err := oneOf("device", f.device, []string{"cpu", "vulkan"}); err != nil {
+		return err
+	}
+	for _, p := range []struct{ name, v string }{{"q", f.q}, {"k", f.k}, {"v", f.v}, {"o", f.out}} {
+		if p.v == "" {
+			return usagef("-%s is required", p.name)
+		}
+	}
+	if f.method == "hata" && f.w == "" {
+		return usagef("-method hata needs -w (W.npy [Hkv,d,rbit] or hash_weight_layer_NN.pt); -method lsh uses random weights")
+	}
+	if f.w != "" && f.method != "hata" && f.method != "lsh" {
+		return usagef("-w is used by hata and lsh only, not %s", f.method)
+	}
+	if (f.qcodes != "" || f.kcodes != "") && f.method != "hata" && f.method != "lsh" {
+		return usagef("-qcodes and -kcodes exist for the hashing methods (hata, lsh) only, not %s", f.method)
+	}
+	if _, err := ref.ParseBudget(f.budget); err != nil {
+		return usagef("-budget: %v", err)
+	}
+	if f.rbit < 32 || f.rbit%32 != 0 {
+		return usagef("-rbit %d: want a positive multiple of 32", f.rbit)
+	}
+	if f.sink < 0 || f.recent < 0 || f.lokiChannels < 1 || f.pageSize < 1 || f.magicK < 1 || f.magicL < 1 {
+		return usagef("-sink, -recent must be >= 0 and -loki-channels, -page, -magicpig-k, -magicpig-l >= 1")
+	}
+	outs := map[string]string{}
+	for _, p := range []struct{ name, v string }{{"o", f.out}, {"indices", f.indices}, {"qcodes", f.qcodes}, {"kcodes", f.kcodes}} {
+		if p.v == "" {
+			continue
+		}
+		if other, dup := outs[p.v]; dup {
+			return usagef("-%s and -%s name the same file %s", other, p.name, p.v)
+		}
+		for _, in := range []string{f.q, f.k, f.v, f.w} {
+			if in == p.v {
+				return usagef("-%s %s would overwrite an input", p.name, p.v)
+			}
+		}
+		outs[p.v] = p.name
+	}
+	return nil
+}
+
+// attendInputs are the validated tensors of one decode step.
+type attendInputs struct {
+	q  []float32 // q: [B][Hq][D]
+	hq int
+	kv *ref.KV
+	w  *ref.HashWeights // [Hkv][D][Rbit], nil unless -w
+}
+
+// loadAttendInputs reads and cross-checks q, k, v and W.
+func loadAttendInputs(f *attendFlags) (*attendInputs, error) {
+	q, err := loadFloat(f.q, "q", "[B,Hq,d]", 3)
+	if err != nil {
+		return nil, err
+	}
+	k, err := loadFloat(f.k, "k", "[B,Hkv,N,d]", 4)
+	if err != nil {
+		return nil, err
+	}
+	v, err := loadFloat(f.v, "v", "[B,Hkv,N,d]", 4)
+	if err != nil {
+		return nil, err
+	}
+	if !equalShape(k.Shape, v.Shape) {
+		return nil, fmt.Errorf("k %s has shape %v but v %s has shape %v: they must match", f.k, k.Shape, f.v, v.Shape)
+	}
+	b, hq, d := q.Shape[0], q.Shape[1], q.Shape[2]
+	hkv, n := k.Shape[1], k.Shape[2]
+	switch {
+	case b != k.Shape[0]:
+		return nil, fmt.Errorf("q %s has shape %v [B,Hq,d] and k %s has shape %v [B,Hkv,N,d]: batch %d != %d", f.q, q.Shape, f.k, k.Shape, b, k.Shape[0])
+	case d != k.Shape[3]:
+		return nil, fmt.Errorf("q %s has shape %v [B,Hq,d] and k %s has shape %v [B,Hkv,N,d]: head dim %d != %d", f.q, q.Shape, f.k, k.Shape, d, k.Shape[3])
+	case hkv == 0 || hq%hkv != 0:
+		return nil, fmt.Errorf("q %s has shape %v and k %s has shape %v: Hq=%d is not a multiple of Hkv=%d", f.q, q.Shape, f.k, k.Shape, hq, hkv)
+	case b == 0 || hq == 0 || n == 0 || d == 0:
+		return nil, fmt.Errorf("q %s has shape %v and k %s has shape %v: every dimension must be >= 1", f.q, q.Shape, f.k, k.Shape)
+	}
+	for _, t := range []struct {
+		name string
+		x    []float32
+	}{{"q " + f.q, q.F32}, {"k " + f.k, k.F32}, {"v " + f.v, v.F32}} {
+		if err := tensorio.CheckFinite(t.name, t.x); err != nil {
+			return nil, err
+		}
+	}
+	kv, err := ref.NewKV(b, hkv, n, d, k.F32, v.F32)
+	if err != nil {
+		return nil, err
+	}
+	in := &attendInputs{q: q.F32, hq: hq, kv: kv}
+	if f.w != "" {
+		in.w, err = tensorio.ReadHashWeights(f.w)
+		if err != nil {
+			return nil, err
+		}
+		if in.w.Hkv != hkv || in.w.D != d {
+			return nil, fmt.Errorf("W %s has shape [%d %d %d] [Hkv,d,rbit] but k %s has shape %v: want Hkv=%d and d=%d",
+				f.w, in.w.Hkv, in.w.D, in.w.Rbit, f.k, k.Shape, hkv, d)
+		}
+	}
+	return in, nil
+}
+
+// loadFloat reads a float32 or float16 .npy tensor of the given rank.
+func loadFloat(path, name, axes string, rank int) (*tensorio.Array, error) {
+	a, err := tensorio.ReadNPY(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if a.Dtype != tensorio.Float32 && a.Dtype != tensorio.Float16 {
+		return nil, fmt.Errorf("%s %s: dtype %s, want float32 or float16", name, path, a.Dtype)
+	}
+	if len(a.Shape) != rank {
+		return nil, fmt.Errorf("%s %s: shape %v has rank %d, want rank %d %s", name, path, a.Shape, len(a.Shape), rank, axes)
+	}
+	return a, nil
+}
+
+// equalShape reports whether two shapes are the same.
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// writeAttendOutputs writes every requested output, all or none.
+func writeAttendOutputs(f *attendFlags, in *attendInputs, m ref.Method, res *ref.Result) error {
+	kv := in.kv
+	var st staged
+	defer st.abort()
+	if err := st.float32(f.out, []int{kv.B, in.hq, kv.D}, res.Out); err != nil {
+		return err
+	}
+	if f.indices != "" {
+		shape, idx := indexTensor(res.Selected, kv)
+		if err := st.int32(f.indices, shape, idx); err != nil {
+			return err
+		}
+	}
+	if f.qcodes != "" || f.kcodes != "" {
+		c, ok := m.(ref.Coder)
+		if !ok {
+			return fmt.Errorf("%s on this device does not expose hash codes", m.Name())
+		}
+		qc, kc, err := c.Codes()
+		if err != nil {
+			return err
+		}
+		words := len(qc) / (kv.B * in.hq)
+		if f.qcodes != "" {
+			if err := st.uint32(f.qcodes, []int{kv.B, in.hq, words}, qc); err != nil {
+				return err
+			}
+		}
+		if f.kcodes != "" {
+			if err := st.uint32(f.kcodes, []int{kv.B, kv.Hkv, kv.N, words}, kc); err != nil {
+				return err
+			}
+		}
+	}
+	return st.commit()
+}
+
+// indexTensor lays out the selected sets as [B,Hkv,k] int32. Dense attention
+// selects every token (k = N); rows of different lengths (MagicPIG's sampled
+// sets) are padded with -1 to the longest.
+func indexTensor(sel [][]int32, kv *ref.KV) ([]int, []int32) {
+	if sel == nil {
+		sel = make([][]int32, kv.B*kv.Hkv)
+		for r := range sel {
+			for t := range kv.N {
+				sel[r] = append(sel[r], int32(t))
+			}
+		}
+	}
+	k := 0
+	for _, row := range sel {
+		k = max(k, len(row))
+	}
+	idx := make([]int32, len(sel)*k)
+	for r, row := range sel {
+		for i := range k {
+			idx[r*k+i] = -1
+			if i < len(row) {
+				idx[r*k+i] = row[i]
+			}
+		}
+	}
+	return []int{kv.B, kv.Hkv, k}, idx
+}
+
+// staged writes output files under temporary names and renames them into
+// place only on commit, so a failing command leaves no output behind.
+type staged struct {
+	tmp, final []string
+}
+
+func (s *staged) add(path string, write func(tmp string) error) error {
+	tmp := fmt.Sprintf("%s.tmp-hata-%d", path, len(s.tmp))
+	s.tmp, s.final = append(s.tmp, tmp), append(s.final, path)
+	if err := write(tmp); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func (s *staged) float32(path string, shape []int, x []float32) error {
+	return s.add(path, func(tmp string) error { return tensorio.WriteNPYFloat32(tmp, shape, x) })
+}
+
+func (s *staged) int32(path string, shape []int, x []int32) error {
+	return s.add(path, func(tmp string) error { return tensorio.WriteNPYInt32(tmp, shape, x) })
+}
+
+func (s *staged) uint32(path string, shape []int, x []uint32) error {
+	return s.add(path, func(tmp string) error { return tensorio.WriteNPYUint32(tmp, shape, x) })
+}
+
+// commit renames every staged file into place.
+func (s *staged) commit() error {
+	for i := range s.tmp {
+		if err := os.Rename(s.tmp[i], s.final[i]); err != nil {
+			return err
+		}
+		s.tmp[i] = ""
+	}
+	s.tmp = nil
+	return nil
+}
+
+// abort removes the staged files that were not committed.
+func (s *staged) abort() {
+	for _, t := range s.tmp {
+		if t != "" {
+			os.Remove(t)
+		}
+	}
+}
