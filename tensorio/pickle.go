@@ -31,9 +31,12 @@ const (
 )
 
 type (
-	pkTuple  []any
-	pkList   struct{ items []any }
-	pkDict   struct{ keys, vals []any }
+	pkTuple []any
+	pkList  struct{ items []any }
+	pkDict  struct {
+		keys, vals []any
+		index      map[any]int // position of each simple (comparable) key
+	}
 	pkGlobal struct{ module, name string }
 	pkMark   struct{}
 	// pkObject is the opaque result of calling or instantiating a global the
@@ -492,40 +495,36 @@ func (u *unpickler) step(op byte) error {
 }
 
 // set adds key/value pairs (alternating in items) to d; a key set twice keeps
-// its last value, as in Python.
+// its last value, as in Python. Keys of other kinds than string, int, bool and
+// None never compare equal.
 func (d *pkDict) set(items []any) error {
 	if len(items)%2 != 0 {
 		return fmt.Errorf("dict items: odd count %d", len(items))
 	}
+	if d.index == nil {
+		d.index = map[any]int{}
+	}
 	for i := 0; i < len(items); i += 2 {
-		replaced := false
-		for j, k := range d.keys {
-			if sameKey(k, items[i]) {
-				d.vals[j], replaced = items[i+1], true
+		k := items[i]
+		simple := false
+		switch k.(type) {
+		case string, int64, bool, nil:
+			simple = true
+			if j, ok := d.index[k]; ok {
+				d.vals[j] = items[i+1]
+				continue
 			}
 		}
-		if !replaced {
-			if len(d.keys) >= maxPickleStack {
-				return fmt.Errorf("dict larger than %d", maxPickleStack)
-			}
-			d.keys = append(d.keys, items[i])
-			d.vals = append(d.vals, items[i+1])
+		if len(d.keys) >= maxPickleStack {
+			return fmt.Errorf("dict larger than %d", maxPickleStack)
 		}
+		if simple {
+			d.index[k] = len(d.keys)
+		}
+		d.keys = append(d.keys, k)
+		d.vals = append(d.vals, items[i+1])
 	}
 	return nil
-}
-
-// sameKey compares dict keys of the simple kinds (strings, ints, bools, None);
-// other keys never compare equal.
-func sameKey(a, b any) bool {
-	switch a.(type) {
-	case string, int64, bool, nil:
-		switch b.(type) {
-		case string, int64, bool, nil:
-			return a == b
-		}
-	}
-	return false
 }
 
 // persistentStorage interprets torch's persistent id of a storage:
