@@ -221,6 +221,20 @@ func TestPickleOpcodes(t *testing.T) {
 			t.Errorf("%s: unpickle = %s, want %s", c.name, describe(v), c.want)
 		}
 	}
+	// A large dict built by SETITEMS (linear, not quadratic, in its keys), with
+	// a key set twice keeping its last value.
+	big := []byte{'}', '('}
+	for i := range 30000 {
+		big = append(big, 'J')
+		big = binary.LittleEndian.AppendUint32(big, uint32(i))
+		big = append(big, 'K', byte(i))
+	}
+	big = append(big, 'J', 5, 0, 0, 0, 'K', 99, 'u', '.')
+	if v, err := unpickle(big); err != nil {
+		t.Errorf("30000-key dict: %v", err)
+	} else if d := v.(*pkDict); len(d.keys) != 30000 || d.vals[5] != int64(99) {
+		t.Errorf("30000-key dict: %d keys, value of key 5 = %v; want 30000 keys and 99", len(d.keys), d.vals[5])
+	}
 	// A deep nest of marks and a stack overflow are refused, not followed.
 	if _, err := unpickle(bytes.Repeat([]byte{'('}, 5000)); err == nil || !strings.Contains(err.Error(), "nested marks") {
 		t.Errorf("5000 marks: err = %v, want a nesting limit", err)
