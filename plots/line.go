@@ -28,7 +28,13 @@ type Line struct {
 	XTicks []float64
 	// YMin, YMax fix the y range when YMax > YMin (e.g. 0..1 for a recall).
 	YMin, YMax float64
-	Series     []Series
+	// NoMarkers draws lines only (for series of hundreds of points, such as
+	// a loss per training step); the dashes still tell the series apart.
+	NoMarkers bool
+	// NoLegend leaves the legend out of the panel (see LegendPanel for a
+	// legend shared by several panels).
+	NoLegend bool
+	Series   []Series
 }
 
 // Plot builds the chart. Non-finite points are skipped (a NaN in a result row
@@ -81,11 +87,50 @@ func (l Line) Plot() (*plot.Plot, error) {
 		st := StyleOf(sl.of(s.Name))
 		line.Color, line.Dashes, line.Width = st.Color, st.Dashes, vg.Points(1.5)
 		points.Color, points.Shape, points.Radius = st.Color, st.Glyph, vg.Points(3)
-		p.Add(line, points)
-		p.Legend.Add(s.Name, line, points)
+		switch {
+		case l.NoMarkers:
+			p.Add(line)
+			if !l.NoLegend {
+				p.Legend.Add(s.Name, line)
+			}
+		default:
+			p.Add(line, points)
+			if !l.NoLegend {
+				p.Legend.Add(s.Name, line, points)
+			}
+		}
 	}
 	if l.YMax > l.YMin {
 		p.Y.Min, p.Y.Max = l.YMin, l.YMax
+	}
+	return p, nil
+}
+
+// LegendPanel returns a panel that holds only a legend: one entry per name,
+// drawn in the style the name has in every Line of the same names. Put it in
+// a Figure beside panels built with NoLegend, so no legend covers a line.
+func LegendPanel(title string, names []string, markers bool) (*plot.Plot, error) {
+	p := plot.New()
+	p.HideAxes()
+	p.Title.Text = title
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.TextStyle.Font.Size = vg.Points(11)
+	p.Legend.ThumbnailWidth = vg.Points(40)
+	sl := slots{}
+	dummy := plotter.XYs{{X: 0, Y: 0}}
+	for _, name := range names {
+		line, points, err := plotter.NewLinePoints(dummy)
+		if err != nil {
+			return nil, err
+		}
+		st := StyleOf(sl.of(name))
+		line.Color, line.Dashes, line.Width = st.Color, st.Dashes, vg.Points(1.5)
+		points.Color, points.Shape, points.Radius = st.Color, st.Glyph, vg.Points(3)
+		if markers {
+			p.Legend.Add(name, line, points)
+		} else {
+			p.Legend.Add(name, line)
+		}
 	}
 	return p, nil
 }

@@ -26,8 +26,13 @@ func TestLineFigureEncodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.NoLegend = true
 	p2, _ := l.Plot()
-	fig := Figure{Panels: []*plot.Plot{p, p2}, Cols: 2}
+	leg, err := LegendPanel("methods", []string{"hata", "lsh", "loki", "quest", "my-variant"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fig := Figure{Panels: []*plot.Plot{p, p2, leg}, Cols: 2}
 	b, err := fig.Encode("png")
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +41,8 @@ func TestLineFigureEncodes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Encode(png) is not a PNG: %v", err)
 	}
-	if w, h := img.Bounds().Dx(), img.Bounds().Dy(); w != 2*675 || h != 525 {
-		t.Errorf("PNG is %dx%d pixels, want 1350x525 (two 4.5x3.5 in panels at 150 dpi)", w, h)
+	if w, h := img.Bounds().Dx(), img.Bounds().Dy(); w != 2*675 || h != 2*525 {
+		t.Errorf("PNG is %dx%d pixels, want 1350x1050 (2x2 tiles of 4.5x3.5 in at 150 dpi)", w, h)
 	}
 	s, err := fig.Encode("svg")
 	if err != nil {

@@ -31,11 +31,18 @@ type Config struct {
 	// Default true.
 	Llama3 bool `toml:"llama3" json:"llama3"`
 
-	// Rank is the dimension of the key subspace per KV head. Default 16.
+	// Rank is the dimension of the key subspace per KV head. Default 64 (with
+	// RankDecay 0.98 the leading 32 of 128 channels hold about 80% of the
+	// content variance, as Loki reports for real keys).
 	Rank int `toml:"rank" json:"rank"`
 	// RankDecay is the ratio of successive component scales: component j of
-	// the content has standard deviation RankDecay^j. Default 0.85.
+	// the content has standard deviation RankDecay^j. Default 0.98.
 	RankDecay float64 `toml:"rank_decay" json:"rank_decay"`
+	// LowFreqTilt tilts the key subspace towards the slowly rotating RoPE
+	// pairs, where real models keep semantic content: channel pair p gets
+	// weight ((p+1)/(D/2))^LowFreqTilt in the draw of the basis. 0 spreads
+	// it evenly. Default 1.
+	LowFreqTilt float64 `toml:"low_freq_tilt" json:"low_freq_tilt"`
 	// Noise is the standard deviation of the isotropic noise added to every
 	// channel of keys and query content. Default 0.05.
 	Noise float64 `toml:"noise" json:"noise"`
@@ -44,17 +51,26 @@ type Config struct {
 	// carry the key bias (2*OutlierPairs outlier channels). Default 2.
 	OutlierPairs int `toml:"outlier_pairs" json:"outlier_pairs"`
 	// OutlierScale is the magnitude of the key bias on each outlier channel,
-	// in units of the largest content component. Default 6.
+	// in units of the largest content component. Default 3.
 	OutlierScale float64 `toml:"outlier_scale" json:"outlier_scale"`
 	// QueryBias is the norm of the query bias (in the outlier channels)
 	// relative to the expected norm of the query content. Default 1.
 	QueryBias float64 `toml:"query_bias" json:"query_bias"`
 
+	// KeyNorm scales every key so that the mean key norm is about KeyNorm
+	// (queries follow, so the logits do not change). Only magnitude-sensitive
+	// steps see it, such as the sigmoid relaxation of hash training (sigma =
+	// 0.1 assumes the magnitudes of real model activations). 0 leaves the
+	// unit-scale structure as is. Default 16, an assumption of the order of
+	// magnitude of Llama keys, not a measured value.
+	KeyNorm float64 `toml:"key_norm" json:"key_norm"`
+
 	// Sinks is the number of attention-sink tokens at positions 0..Sinks-1.
 	// Default 4.
 	Sinks int `toml:"sinks" json:"sinks"`
-	// SinkBoost is the logit (q·k/sqrt(D)) a sink gains for the decode query,
-	// averaged over the group's heads. Default 8.
+	// SinkBoost sets a sink's logit q·k/sqrt(D) for the decode query
+	// (averaged over the group's heads) to the mean logit of the ordinary
+	// tokens plus SinkBoost. Default 8.
 	SinkBoost float64 `toml:"sink_boost" json:"sink_boost"`
 
 	// Needles is the number of keys per (batch, KV head) aligned with the
@@ -92,8 +108,8 @@ func Default() Config {
 	return Config{
 		Seed: 1, B: 1, Hq: 32, Hkv: 8, N: 4096, D: 128,
 		Theta: 500000, Llama3: true,
-		Rank: 16, RankDecay: 0.85, Noise: 0.05,
-		OutlierPairs: 2, OutlierScale: 6, QueryBias: 1,
+		Rank: 64, RankDecay: 0.98, LowFreqTilt: 1, Noise: 0.05,
+		OutlierPairs: 2, OutlierScale: 3, QueryBias: 1, KeyNorm: 16,
 		Sinks: 4, SinkBoost: 8,
 		Needles: 4, NeedleBoost: 7,
 		RecencyWindow: 256, RecencyBoost: 2,
@@ -145,6 +161,8 @@ func (c Config) Validate() error {
 		return bad("rank", "%d, want in [1, d=%d]", c.Rank, c.D)
 	case !finite(c.RankDecay) || c.RankDecay <= 0 || c.RankDecay > 1:
 		return bad("rank_decay", "%v, want in (0, 1]", c.RankDecay)
+	case !finite(c.LowFreqTilt) || c.LowFreqTilt < 0 || c.LowFreqTilt > 8:
+		return bad("low_freq_tilt", "%v, want in [0, 8]", c.LowFreqTilt)
 	case !finite(c.Noise) || c.Noise < 0:
 		return bad("noise", "%v, want >= 0", c.Noise)
 	case c.OutlierPairs < 0 || c.OutlierPairs > c.D/4:
@@ -153,6 +171,8 @@ func (c Config) Validate() error {
 		return bad("outlier_scale", "%v, want >= 0", c.OutlierScale)
 	case !finite(c.QueryBias) || c.QueryBias < 0:
 		return bad("query_bias", "%v, want >= 0", c.QueryBias)
+	case !finite(c.KeyNorm) || c.KeyNorm < 0:
+		return bad("key_norm", "%v, want >= 0", c.KeyNorm)
 	case c.Sinks < 0 || c.Sinks > c.N:
 		return bad("sinks", "%d, want in [0, n=%d]", c.Sinks, c.N)
 	case c.Sinks > 0 && (c.OutlierPairs == 0 || c.QueryBias == 0):

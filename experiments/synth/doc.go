@@ -25,8 +25,8 @@
 //     the same amount (softmax ignores it) but dominates untrained projections.
 //   - Attention sinks: the first Sinks tokens get an extra key component along
 //     the query bias, which lives in those slowly rotating channels, so every
-//     query position is drawn to them; for the decode query it raises their logit
-//     by SinkBoost on average over the group's heads.
+//     query position is drawn to them; for the decode query their logit (group
+//     mean) is the ordinary tokens' mean plus SinkBoost.
 //   - Needles: Needles keys per (batch, KV head), at NeedlePositions (fractions of
 //     N), are built aligned with their group's decode query: their logit
 //     (group mean) is the ordinary tokens' mean plus NeedleBoost, so they

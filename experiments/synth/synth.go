@@ -35,6 +35,7 @@ type Model struct {
 	rec    []float64 // rec: [Hkv][D], unit recency direction on the recency pairs (zero if off)
 	recAmp []float64 // recAmp: [Hkv], query scale of rec giving RecencyBoost at distance 1
 	qscale []float64 // qscale: [Hq], trace-query scale giving logits of std about LogitStd
+	kscale float64   // factor on every key, giving a mean norm of about KeyNorm
 
 	outlier  []int // outlier channels, ascending
 	recency  []int // recency channels, ascending
@@ -92,7 +93,7 @@ func New(c Config) (*Model, error) {
 	m.rec = make([]float64, hkv*d)
 	m.recAmp = make([]float64, hkv)
 	for g := range hkv {
-		orthonormalColumns(rng, m.basis[g*d*rank:(g+1)*d*rank], d, rank)
+		orthonormalColumns(rng, m.basis[g*d*rank:(g+1)*d*rank], d, rank, m.channelWeights())
 		kb, qb, bd, rc := m.kbias[g*d:(g+1)*d], m.qbias[g*d:(g+1)*d], m.bias[g*d:(g+1)*d], m.rec[g*d:(g+1)*d]
 		var qn float64
 		for _, ch := range m.outlier {
@@ -127,18 +128,46 @@ func New(c Config) (*Model, error) {
 			m.recAmp[g] = c.RecencyBoost * math.Sqrt(float64(d)) / k1
 		}
 	}
+	// Key scale: E|k|^2 = |kbias|^2 + content + |rec|^2 (mean over heads).
+	m.kscale = 1
+	if c.KeyNorm > 0 {
+		var k2 float64
+		for g := range hkv {
+			for i := range d {
+				k2 += (m.kbias[g*d+i]*m.kbias[g*d+i] + m.rec[g*d+i]*m.rec[g*d+i]) / float64(hkv)
+			}
+		}
+		m.kscale = c.KeyNorm / math.Sqrt(k2+content2)
+		for g := range m.recAmp {
+			m.recAmp[g] /= m.kscale // the query side of recency keeps its logits
+		}
+	}
 	m.calibrate()
 	return m, nil
 }
 
+// channelWeights returns the standard deviation of channel i in the Gaussian
+// draws of the key subspace: ((p+1)/(D/2))^LowFreqTilt for the channel's RoPE
+// pair p, so a positive tilt puts the content in the slowly rotating pairs.
+func (m *Model) channelWeights() []float64 {
+	d := m.cfg.D
+	w := make([]float64, d)
+	for i := range w {
+		p := i % (d / 2)
+		w[i] = math.Pow(float64(p+1)/float64(d/2), m.cfg.LowFreqTilt)
+	}
+	return w
+}
+
 // orthonormalColumns fills u: [d][r] with r orthonormal columns, by
-// Gram-Schmidt on Gaussian vectors.
-func orthonormalColumns(rng *rand.Rand, u []float64, d, r int) {
+// Gram-Schmidt on Gaussian vectors whose channel i has standard deviation
+// w[i].
+func orthonormalColumns(rng *rand.Rand, u []float64, d, r int, w []float64) {
 	col := make([]float64, d)
 	for j := range r {
 		for {
 			for i := range col {
-				col[i] = rng.NormFloat64()
+				col[i] = w[i] * rng.NormFloat64()
 			}
 			for jj := range j {
 				var p float64
@@ -202,12 +231,12 @@ func (m *Model) content(rng *rand.Rand, g int, x []float64) {
 }
 
 // baseKey writes the pre-RoPE key of an ordinary token of KV head g:
-// content + key bias + recency component.
+// kscale·(content + key bias + recency component).
 func (m *Model) baseKey(rng *rand.Rand, g int, x []float64) {
 	d := m.cfg.D
 	m.content(rng, g, x)
 	for i := range x {
-		x[i] += m.kbias[g*d+i] + m.rec[g*d+i]
+		x[i] = m.kscale * (x[i] + m.kbias[g*d+i] + m.rec[g*d+i])
 	}
 }
 
@@ -400,12 +429,19 @@ func (m *Model) Sample(seed uint64) *Sample {
 				m.finish(q[j*d:(j+1)*d], g, scale)
 				copy(qpost[j*d:(j+1)*d], m.rotate(q[j*d:(j+1)*d], n))
 			}
-			// Sinks: add beta·bias (pre-RoPE) so that the group-mean logit rises
-			// by SinkBoost: beta = SinkBoost·sqrt(D) / mean_h q_h·RoPE_t(bias).
+			var base float64 // mean group logit over the ordinary tokens
+			for j := range grp {
+				mean, _ := logitStats(qpost[j*d:(j+1)*d], kpost, d, special)
+				base += mean / float64(grp)
+			}
+			// Sinks: add beta·bias before RoPE, with beta chosen so that the
+			// group-mean logit of the sink is base + SinkBoost:
+			// beta = (base + SinkBoost - logit of the base key) / mean_h q_h·RoPE_t(bias)/sqrt(D).
 			for _, t := range s.Sinks {
 				dir := m.rotate(m.bias[g*d:(g+1)*d], t)
-				if a := groupMean(qpost, dir, grp, d); a > 0 {
-					beta := c.SinkBoost * sqd / a
+				if a := groupMean(qpost, dir, grp, d) / sqd; a > 0 {
+					rest := groupMean(qpost, kpost[t*d:(t+1)*d], grp, d) / sqd
+					beta := (base + c.SinkBoost - rest) / a
 					for i := range d {
 						kpre[t*d+i] += float32(beta * m.bias[g*d+i])
 					}
@@ -413,9 +449,8 @@ func (m *Model) Sample(seed uint64) *Sample {
 			}
 			// Needles: built after RoPE along the group's mean query direction q̂.
 			// The base key's own component along q̂ is replaced by alpha·q̂, with
-			// alpha chosen so that the group-mean logit of the needle is the mean
-			// logit of the ordinary tokens plus NeedleBoost; the result is rotated
-			// back to give the pre-RoPE key.
+			// alpha chosen so that the group-mean logit of the needle is base +
+			// NeedleBoost; the result is rotated back to give the pre-RoPE key.
 			qhat := make([]float32, d)
 			for j := range grp {
 				for i := range d {
@@ -425,11 +460,6 @@ func (m *Model) Sample(seed uint64) *Sample {
 			qn := math.Sqrt(dot(qhat, qhat))
 			for i := range qhat {
 				qhat[i] = float32(float64(qhat[i]) / qn)
-			}
-			var base float64 // mean group logit over ordinary tokens
-			for j := range grp {
-				mean, _ := logitStats(qpost[j*d:(j+1)*d], kpost, d, special)
-				base += mean / float64(grp)
 			}
 			along := groupMean(qpost, qhat, grp, d) / sqd // logit per unit of q̂
 			for _, t := range s.Needles {

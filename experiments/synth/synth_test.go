@@ -213,7 +213,7 @@ func TestGQACorrelation(t *testing.T) {
 
 func TestLowRankAndOutliers(t *testing.T) {
 	c := small()
-	c.B = 1
+	c.B, c.Rank = 1, 24
 	m := mustModel(t, c)
 	s := m.Sample(4)
 	n, d := c.N, c.D

@@ -1,0 +1,125 @@
+package experiments
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// Backend is a place where methods run: the CPU (package ref) or a GPU
+// (package vk). The runner gives each backend one worker goroutine.
+type Backend interface {
+	// Name is the device spec the backend was opened with, e.g. "cpu", "vk:0".
+	Name() string
+	// Device describes the hardware, for results.json.
+	Device() DeviceInfo
+	// NewMethod builds method name (one of ref.MethodNames) for a cache of
+	// hkv KV heads of dimension d.
+	NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error)
+}
+
+// DeviceInfo describes a backend's device.
+type DeviceInfo struct {
+	Name   string `json:"name"`   // e.g. "NVIDIA H200", "CPU amd64 x2"
+	Driver string `json:"driver"` // driver version, or the Go version for the CPU
+	API    string `json:"api"`    // e.g. "Vulkan 1.3.280", "Go (package ref)"
+}
+
+// Timer is implemented by backends that can time a decode step (speed and
+// breakdown experiments). The Vulkan backend times with GPU timestamps; the
+// CPU backend with wall-clock medians, labelled as such in Timing.Clock.
+type Timer interface {
+	// Time builds method (a name of ref.MethodNames, optionally followed by
+	// "/variant" for a kernel variant the backend knows) on random inputs of
+	// shape, runs reps decode steps at budget after warm-up, and returns the
+	// median time and stage times.
+	Time(method string, shape ref.Shape, budget ref.Budget, reps int) (Timing, error)
+}
+
+// Stage names of a decode step, in order: the columns of the speed rows.
+// A timer reports the stages it can separate; the rest of the step is "other".
+var Stages = []string{"encode", "score", "select", "attend"}
+
+// Timing is the timing of one decode step configuration.
+type Timing struct {
+	// Clock says what measured it: "gpu-timestamp" or "cpu-wallclock".
+	Clock string
+	// Median is the median time of one decode step over the reps.
+	Median time.Duration
+	// Stages holds median stage times by name (a subset of Stages).
+	Stages map[string]time.Duration
+	// Bytes is the memory traffic of one step (bytes read and written); 0
+	// when unknown. GB/s in the rows is Bytes/Median.
+	Bytes int64
+}
+
+// backends holds the openers of device specs by prefix ("cpu", "vk").
+var (
+	backendsMu sync.Mutex
+	backends   = map[string]func(arg string) (Backend, error){
+		"cpu": func(arg string) (Backend, error) {
+			if arg != "" {
+				return nil, fmt.Errorf("device cpu takes no argument, got %q", arg)
+			}
+			return CPU{}, nil
+		},
+	}
+)
+
+// RegisterBackend makes device specs "prefix" and "prefix:arg" open with
+// open(arg). The Vulkan backend registers "vk", so that "vk:0" is device 0.
+func RegisterBackend(prefix string, open func(arg string) (Backend, error)) {
+	backendsMu.Lock()
+	defer backendsMu.Unlock()
+	backends[prefix] = open
+}
+
+// OpenBackend opens the device spec "prefix[:arg]".
+func OpenBackend(spec string) (Backend, error) {
+	prefix, arg, _ := strings.Cut(spec, ":")
+	backendsMu.Lock()
+	open, ok := backends[prefix]
+	var known []string
+	for k := range backends {
+		known = append(known, k)
+	}
+	backendsMu.Unlock()
+	if !ok {
+		sort.Strings(known)
+		return nil, fmt.Errorf("device %q: unknown backend %q (known: %s)", spec, prefix, strings.Join(known, ", "))
+	}
+	b, err := open(arg)
+	if err != nil {
+		return nil, fmt.Errorf("device %q: %w", spec, err)
+	}
+	return b, nil
+}
+
+// CPU is the backend of package ref: every method as specified, in float64
+// accumulation, on the host's cores.
+type CPU struct{}
+
+var _ Backend = CPU{}
+var _ Timer = CPU{}
+
+// Name implements Backend.
+func (CPU) Name() string { return "cpu" }
+
+// Device implements Backend.
+func (CPU) Device() DeviceInfo {
+	return DeviceInfo{
+		Name:   fmt.Sprintf("CPU %s/%s x%d", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		Driver: runtime.Version(),
+		API:    "Go (package ref)",
+	}
+}
+
+// NewMethod implements Backend with ref.New.
+func (CPU) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
+	return ref.New(name, hkv, d, o)
+}

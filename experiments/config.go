@@ -1,0 +1,432 @@
+package experiments
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Common are the keys every experiment config has.
+type Common struct {
+	// Name is the results directory, <out>/<name>. Default: the config file's
+	// base name without extension.
+	Name string `toml:"name" json:"name"`
+	// Kind selects the experiment: budget, rbit, training, speed or breakdown.
+	// Required.
+	Kind string `toml:"kind" json:"kind"`
+	// Description is free text, copied to results.json. Not part of the
+	// config's identity.
+	Description string `toml:"description" json:"description"`
+	// Devices lists the backends that compute points, one worker each:
+	// "cpu" (package ref) or "vk:N" (Vulkan device N, once registered).
+	// Default ["cpu"]. Not part of the config's identity: a resumed run may
+	// use other devices; every row names the device that computed it.
+	Devices []string `toml:"devices" json:"devices"`
+}
+
+func (c *Common) common() *Common { return c }
+
+// Kinds lists the experiment kinds, in the order of the paper's figures.
+var Kinds = []string{"budget", "rbit", "training", "speed", "breakdown"}
+
+// newExperiment returns the experiment of kind with its documented defaults.
+func newExperiment(kind string) (experiment, error) {
+	switch kind {
+	case "budget":
+		return defaultBudget(), nil
+	case "rbit":
+		return defaultRbit(), nil
+	case "training":
+		return defaultTraining(), nil
+	case "speed":
+		return defaultSpeed(), nil
+	case "breakdown":
+		return defaultBreakdown(), nil
+	}
+	return nil, fmt.Errorf("kind %q: want one of %s", kind, strings.Join(Kinds, ", "))
+}
+
+// ConfigError is a config problem with the place it comes from: the file (or
+// "flag -set") and line of the key when the key is written there.
+type ConfigError struct {
+	File string // the config file, or "flag -set" for an override
+	Line int    // 1-based line of the key; 0 when the key is not written (a default)
+	Key  string // dotted TOML key, e.g. "synth.n"; "" for a file-level problem
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": key %q", e.Key)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// keyError is a value out of range, before its position is known. Validation
+// code returns it; Load turns it into a ConfigError with file and line.
+type keyError struct{ key, msg string }
+
+func (e *keyError) Error() string     { return e.key + ": " + e.msg }
+func (e *keyError) ConfigKey() string { return e.key }
+
+func badKey(key, format string, args ...any) error {
+	return &keyError{key: key, msg: fmt.Sprintf(format, args...)}
+}
+
+// prefixKey qualifies the key of a validation error from a sub-table (synth's
+// *KeyError, for example) with the table's name.
+func prefixKey(prefix string, err error) error {
+	var k interface{ ConfigKey() string }
+	if err == nil || !errors.As(err, &k) {
+		return err
+	}
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, k.ConfigKey()+": ")
+	return &keyError{key: prefix + "." + k.ConfigKey(), msg: msg}
+}
+
+// Overrides are what the command line adds to a config file. Flags override
+// the file, which overrides the kind's defaults.
+type Overrides struct {
+	// Set holds "key=value" assignments in TOML syntax applied after the file,
+	// e.g. "synth.n=8192", "budgets=[0.01,0.02]", "name=quick2"; a value that
+	// is not valid TOML is taken as a string. (-set, repeatable.)
+	Set []string
+	// Devices replaces the config's devices when not empty (-vkdevice 0,1
+	// becomes ["vk:0", "vk:1"]).
+	Devices []string
+	// Shard runs every Shard.N-th point starting at Shard.I (-shard i/n); the
+	// zero value runs them all.
+	Shard Shard
+	// Out is the results root; default "results".
+	Out string
+}
+
+// Shard selects the points i, i+n, i+2n, ... of a sweep.
+type Shard struct{ I, N int }
+
+// ParseShard parses the -shard flag "i/n", with 0 <= i < n.
+func ParseShard(s string) (Shard, error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(strings.TrimSpace(a))
+	n, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return Shard{}, fmt.Errorf("shard %q: want i/n with 0 <= i < n", s)
+	}
+	return Shard{I: i, N: n}, nil
+}
+
+// all reports whether the shard is the whole sweep.
+func (s Shard) all() bool { return s.N <= 1 }
+
+// has reports whether point index i belongs to the shard.
+func (s Shard) has(i int) bool { return s.all() || i%s.N == s.I }
+
+func (s Shard) String() string {
+	if s.all() {
+		return "0/1"
+	}
+	return fmt.Sprintf("%d/%d", s.I, s.N)
+}
+
+// Load reads the config file at path, applies the overrides' Set and
+// Devices, and validates the result. Unknown keys and values out of range are
+// *ConfigError values naming the file, the line and the key.
+func Load(path string, ov Overrides) (experiment, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(path, string(src), ov)
+}
+
+// parse is Load on the text src of the file called path.
+func parse(path, src string, ov Overrides) (experiment, error) {
+	var head struct {
+		Kind string `toml:"kind"`
+	}
+	if _, err := toml.Decode(src, &head); err != nil {
+		return nil, tomlError(path, src, err)
+	}
+	if head.Kind == "" {
+		return nil, &ConfigError{File: path, Key: "kind", Msg: "missing; want one of " + strings.Join(Kinds, ", ")}
+	}
+	exp, err := newExperiment(head.Kind)
+	if err != nil {
+		return nil, &ConfigError{File: path, Line: keyLine(src, []string{"kind"}), Key: "kind", Msg: err.Error()}
+	}
+	md, err := toml.Decode(src, exp)
+	if err != nil {
+		return nil, tomlError(path, src, err)
+	}
+	if err := undecoded(path, src, md, head.Kind); err != nil {
+		return nil, err
+	}
+	where := func(key string) (string, int) { return path, keyLine(src, strings.Split(key, ".")) }
+	if len(ov.Set) > 0 {
+		osrc, err := overrideSource(ov.Set)
+		if err != nil {
+			return nil, err
+		}
+		omd, err := toml.Decode(osrc, exp)
+		if err != nil {
+			return nil, tomlError("flag -set", osrc, err)
+		}
+		if err := undecoded("flag -set", osrc, omd, head.Kind); err != nil {
+			return nil, err
+		}
+		if exp.common().Kind != head.Kind {
+			return nil, &ConfigError{File: "flag -set", Key: "kind", Msg: "cannot change the kind of " + path}
+		}
+		fileWhere := where
+		where = func(key string) (string, int) {
+			if l := keyLine(osrc, strings.Split(key, ".")); l > 0 {
+				return "flag -set", l
+			}
+			return fileWhere(key)
+		}
+	}
+	c := exp.common()
+	if c.Name == "" {
+		c.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	if len(ov.Devices) > 0 {
+		c.Devices = slices.Clone(ov.Devices)
+	}
+	if len(c.Devices) == 0 {
+		c.Devices = []string{"cpu"}
+	}
+	if err := validateCommon(c); err != nil {
+		return nil, located(err, where)
+	}
+	if err := exp.validate(); err != nil {
+		return nil, located(err, where)
+	}
+	return exp, nil
+}
+
+// validateCommon checks the keys every kind has.
+func validateCommon(c *Common) error {
+	if c.Name == "" || strings.ContainsAny(c.Name, `/\`) || c.Name == "." || c.Name == ".." {
+		return badKey("name", "%q, want a plain directory name", c.Name)
+	}
+	for _, d := range c.Devices {
+		if d == "" {
+			return badKey("devices", "empty device name")
+		}
+	}
+	return nil
+}
+
+// located turns a keyError into a ConfigError with the file and line where
+// the key is written.
+func located(err error, where func(key string) (string, int)) error {
+	var k interface{ ConfigKey() string }
+	if !errors.As(err, &k) {
+		return err
+	}
+	file, line := where(k.ConfigKey())
+	msg := strings.TrimPrefix(err.Error(), k.ConfigKey()+": ")
+	if line == 0 {
+		msg += " (the default; set it in the file)"
+	}
+	return &ConfigError{File: file, Line: line, Key: k.ConfigKey(), Msg: msg}
+}
+
+// undecoded reports the keys of the document that the kind's struct has no
+// field for.
+func undecoded(file, src string, md toml.MetaData, kind string) error {
+	keys := md.Undecoded()
+	if len(keys) == 0 {
+		return nil
+	}
+	var errs []error
+	var reported []string
+	for _, k := range keys {
+		name := k.String()
+		if slices.ContainsFunc(reported, func(p string) bool { return strings.HasPrefix(name, p+".") }) {
+			continue // inside an unknown table already reported
+		}
+		reported = append(reported, name)
+		errs = append(errs, &ConfigError{File: file, Line: keyLine(src, k), Key: k.String(),
+			Msg: fmt.Sprintf("unknown key for kind %q", kind)})
+	}
+	return errors.Join(errs...)
+}
+
+// tomlError adds the file name (and the line, which BurntSushi/toml knows for
+// syntax and type errors) to a decoding error.
+func tomlError(file, src string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+	}
+	return &ConfigError{File: file, Msg: err.Error()}
+}
+
+// overrideSource turns -set assignments into a TOML document, quoting a value
+// that is not valid TOML on its own.
+func overrideSource(set []string) (string, error) {
+	var b strings.Builder
+	for _, s := range set {
+		k, v, ok := strings.Cut(s, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" {
+			return "", &ConfigError{File: "flag -set", Msg: fmt.Sprintf("%q: want key=value", s)}
+		}
+		line := k + " = " + v
+		var probe map[string]any
+		if _, err := toml.Decode(line, &probe); err != nil {
+			line = k + " = " + strconv.Quote(v)
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String(), nil
+}
+
+// keyLine returns the 1-based line where the dotted key is assigned in the
+// TOML text src, or 0 when it is not. BurntSushi/toml keeps key positions
+// private, so this scans the text: table headers [a.b] set the prefix and
+// "k = ..." lines (bare, quoted or dotted keys) assign prefix.k. A key that is
+// itself a table is found at its header. Lines inside multi-line strings are
+// not told apart; the configs of this project have none.
+func keyLine(src string, key []string) int {
+	want := strings.Join(key, ".")
+	var prefix []string
+	for i, raw := range strings.Split(src, "\n") {
+		line := strings.TrimSpace(raw)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+			continue
+		case strings.HasPrefix(line, "["):
+			inner := strings.Trim(strings.SplitN(line, "]", 2)[0], "[ ")
+			if p, ok := splitKey(inner); ok {
+				prefix = p
+				if strings.Join(p, ".") == want {
+					return i + 1
+				}
+			}
+			continue
+		}
+		lhs, _, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k, ok := splitKey(lhs)
+		if !ok {
+			continue
+		}
+		full := append(slices.Clone(prefix), k...)
+		if strings.Join(full, ".") == want {
+			return i + 1
+		}
+		// A dotted assignment a.b.c = ... also defines the tables a and a.b.
+		for j := 1; j < len(full); j++ {
+			if strings.Join(full[:j], ".") == want {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}
+
+// splitKey splits a TOML key (bare, "quoted" or 'literal' parts joined by
+// dots) into its parts.
+func splitKey(s string) ([]string, bool) {
+	var parts []string
+	s = strings.TrimSpace(s)
+	for s != "" {
+		var part string
+		switch s[0] {
+		case '"', '\'':
+			end := strings.IndexByte(s[1:], s[0])
+			if end < 0 {
+				return nil, false
+			}
+			part, s = s[1:end+1], s[end+2:]
+		default:
+			end := strings.IndexAny(s, ". \t")
+			if end < 0 {
+				end = len(s)
+			}
+			part, s = s[:end], s[end:]
+			for _, r := range part {
+				if !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+					return nil, false
+				}
+			}
+		}
+		parts = append(parts, part)
+		s = strings.TrimSpace(s)
+		if s == "" {
+			break
+		}
+		if s[0] != '.' {
+			return nil, false
+		}
+		s = strings.TrimSpace(s[1:])
+	}
+	return parts, len(parts) > 0
+}
+
+// identity returns the resolved config as JSON and its hash, less what does
+// not change results (devices, description). Two runs with the same identity
+// compute the same points and may share a results directory.
+func identity(exp experiment) (resolved []byte, hash string, err error) {
+	resolved, err = json.MarshalIndent(exp, "", "  ")
+	if err != nil {
+		return nil, "", err
+	}
+	// Re-decode into a fresh value so that clearing fields leaves exp alone.
+	clone, err := newExperiment(exp.common().Kind)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := json.Unmarshal(resolved, clone); err != nil {
+		return nil, "", err
+	}
+	clone.common().Devices, clone.common().Description = nil, ""
+	canon, err := json.Marshal(clone)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(canon)
+	return resolved, hex.EncodeToString(sum[:]), nil
+}
+
+// decodeResolved reads back a resolved config written by identity.
+func decodeResolved(data []byte) (experiment, error) {
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, err
+	}
+	exp, err := newExperiment(head.Kind)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(exp); err != nil {
+		return nil, err
+	}
+	return exp, nil
+}

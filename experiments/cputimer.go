@@ -1,0 +1,165 @@
+package experiments
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// timerRbit is the hash width of the timed hashing methods (the paper's 128).
+const timerRbit = 128
+
+// Time implements Timer with wall-clock medians on the CPU (Timing.Clock is
+// "cpu-wallclock", never a GPU timestamp): it makes Gaussian inputs of shape
+// (seeded, so every run times the same data), prefills method, runs one
+// warm-up decode and then reps timed ones. Hashing methods use random
+// weights of 128 bits (timing does not depend on their values). For hata and
+// lsh the four stages of HATA.md's decode step are also timed one by one with
+// the ref functions they are made of. The CPU backend has no kernel variants:
+// a "/variant" suffix is an error.
+func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int) (Timing, error) {
+	name, variant, _ := strings.Cut(method, "/")
+	if variant != "" {
+		return Timing{}, fmt.Errorf("cpu timer: %q: the CPU backend has no kernel variants", method)
+	}
+	if err := shape.Validate(); err != nil {
+		return Timing{}, fmt.Errorf("cpu timer: %w", err)
+	}
+	if reps < 1 {
+		return Timing{}, fmt.Errorf("cpu timer: reps=%d, want >= 1", reps)
+	}
+	k, err := budget.Tokens(shape.N)
+	if err != nil {
+		return Timing{}, fmt.Errorf("cpu timer: %w", err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(shape.N), uint64(shape.B)))
+	gauss := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	s := shape
+	q := gauss(s.B * s.Hq * s.D)                                                                   // q: [B][Hq][D]
+	kv, err := ref.NewKV(s.B, s.Hkv, s.N, s.D, gauss(s.B*s.Hkv*s.N*s.D), gauss(s.B*s.Hkv*s.N*s.D)) // K, V: [B][Hkv][N][D]
+	if err != nil {
+		return Timing{}, fmt.Errorf("cpu timer: %w", err)
+	}
+	opts := ref.Options{Rbit: timerRbit, Seed: 1}
+	var w *ref.HashWeights
+	if name == "hata" || name == "lsh" {
+		if w, err = ref.RandomHashWeights(s.Hkv, s.D, timerRbit, 1); err != nil {
+			return Timing{}, fmt.Errorf("cpu timer: %w", err)
+		}
+		opts.W = w
+	}
+	m, err := ref.New(name, s.Hkv, s.D, opts)
+	if err != nil {
+		return Timing{}, fmt.Errorf("cpu timer: %w", err)
+	}
+	if err := m.Prefill(kv); err != nil {
+		return Timing{}, fmt.Errorf("cpu timer: %s prefill: %w", name, err)
+	}
+	step := func() error { _, err := m.Decode(q, budget); return err }
+	if err := step(); err != nil { // warm-up
+		return Timing{}, fmt.Errorf("cpu timer: %s decode: %w", name, err)
+	}
+	total, err := medianTime(reps, step)
+	if err != nil {
+		return Timing{}, fmt.Errorf("cpu timer: %s decode: %w", name, err)
+	}
+	t := Timing{Clock: "cpu-wallclock", Median: total, Bytes: modelBytes(name, s, k, timerRbit)}
+	if w != nil {
+		if t.Stages, err = hataStages(w, q, kv, s, k, reps); err != nil {
+			return Timing{}, fmt.Errorf("cpu timer: %s stages: %w", name, err)
+		}
+	}
+	return t, nil
+}
+
+// hataStages times HATA's decode stages one by one with the ref functions:
+// encode (EncodeQueries), score (HammingScores), select (SelectSmallest on
+// every row) and attend (Sparse).
+func hataStages(w *ref.HashWeights, q []float32, kv *ref.KV, s ref.Shape, k, reps int) (map[string]time.Duration, error) {
+	kcodes := w.EncodeKeys(kv)
+	var qcodes []uint32
+	var scores [][]int32
+	var selected [][]int32
+	st := map[string]time.Duration{}
+	var err error
+	if st["encode"], err = medianTime(reps, func() error { qcodes = w.EncodeQueries(q, s.B, s.Hq); return nil }); err != nil {
+		return nil, err
+	}
+	if st["score"], err = medianTime(reps, func() error {
+		scores = ref.HammingScores(qcodes, kcodes, s.B, s.Hq, s.Hkv, s.N, w.Words())
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if st["select"], err = medianTime(reps, func() error {
+		selected = make([][]int32, len(scores))
+		for r := range scores {
+			selected[r] = ref.SelectSmallest(scores[r], k, ref.Windows{})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if st["attend"], err = medianTime(reps, func() error { _, err := ref.Sparse(q, kv, selected); return err }); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// medianTime runs f reps times and returns the median wall-clock duration.
+func medianTime(reps int, f func() error) (time.Duration, error) {
+	ts := make([]time.Duration, reps)
+	for i := range ts {
+		start := time.Now()
+		if err := f(); err != nil {
+			return 0, err
+		}
+		ts[i] = time.Since(start)
+	}
+	slices.Sort(ts)
+	if reps%2 == 1 {
+		return ts[reps/2], nil
+	}
+	return (ts[reps/2-1] + ts[reps/2]) / 2, nil
+}
+
+// modelBytes is the memory traffic of one decode step of method over an
+// fp16 cache (2 bytes per element), as a GPU implementation reads it: the
+// side data the method scores (hash codes, PCA channels, page bounds) plus
+// the k selected key and value rows per (batch, KV head), plus the queries
+// and outputs. 0 for a method without a model (magicpig runs on the host in
+// its paper). It is a model, not a measurement; the speed rows use it for GB/s.
+func modelBytes(method string, s ref.Shape, k, rbit int) int64 {
+	b, hkv, n, d := int64(s.B), int64(s.Hkv), int64(s.N), int64(s.D)
+	rows := b * hkv
+	io := 2 * b * int64(s.Hq) * d * 2     // q in, out
+	sparse := 2 * rows * int64(k) * d * 2 // the k selected K and V rows
+	switch method {
+	case "dense":
+		return 2*rows*n*d*2 + io
+	case "hata", "lsh":
+		return rows*n*int64(rbit)/8 + sparse + io
+	case "topk":
+		return rows*n*d*2 + sparse + io // every key scored exactly
+	case "loki":
+		return rows*n*32*2 + sparse + io // the 32 leading PCA channels of every key
+	case "quest":
+		pages := (n + 31) / 32
+		return 2*rows*pages*d*2 + sparse + io // per-page min and max
+	case "streaming":
+		return sparse + io
+	case "h2o":
+		return rows*n*4 + sparse + io // plus the accumulated scores (float32)
+	}
+	return 0
+}

@@ -1,0 +1,210 @@
+package experiments
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The layout of a results directory <out>/<name>:
+//
+//	config.json         the resolved config, written first; its identity hash
+//	                    guards the directory against another config's points
+//	points/<key>.json   one finished point each: parameters, rows, device
+//	<kind>.csv          the rows of every finished point, in sweep order
+//	<figure>.png, .svg  the figures drawn from the CSV
+//	results.json        what was run: config, devices, commit, date, figures
+//	W*.npy              trained hash weights (accuracy kinds), reused on resume
+//
+// Every file is written atomically (temporary file in the same directory,
+// fsync, rename), so an interrupted run leaves each file complete or absent.
+const (
+	configFile  = "config.json"
+	pointsDir   = "points"
+	resultsFile = "results.json"
+	tempPrefix  = ".tmp-"
+)
+
+// writeFileAtomic writes data to path so that path is either its old content
+// or all of data, even if the process is killed: it writes a temporary file
+// in the same directory, syncs it, renames it over path and syncs the
+// directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, tempPrefix+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil { // CreateTemp makes 0600
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: not every file system syncs directories
+		d.Close()
+	}
+	return nil
+}
+
+// pointFile is the content of points/<key>.json.
+type pointFile struct {
+	Key     string          `json:"key"`
+	Index   int             `json:"index"`
+	Params  json.RawMessage `json:"params"`
+	Columns []string        `json:"columns"`
+	Rows    [][]string      `json:"rows"`
+	Device  string          `json:"device"`
+	Seconds float64         `json:"seconds"`
+}
+
+// writePoint stores a finished point.
+func writePoint(dir string, pf *pointFile) error {
+	b, err := json.MarshalIndent(pf, "", " ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, pointsDir, pf.Key+".json"), append(b, '\n'))
+}
+
+// readPoints returns the point files of dir by key. Files that do not parse,
+// or whose key does not match their name, are reported in bad and left in
+// place (the point is recomputed and the file then replaced); temporary files
+// of interrupted writes are removed.
+func readPoints(dir string) (points map[string]*pointFile, bad []string, err error) {
+	points = map[string]*pointFile{}
+	entries, err := os.ReadDir(filepath.Join(dir, pointsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return points, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(dir, pointsDir, name)
+		if strings.HasPrefix(name, tempPrefix) {
+			os.Remove(path)
+			continue
+		}
+		if !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		var pf pointFile
+		if err := json.Unmarshal(b, &pf); err != nil || pf.Key+".json" != name {
+			bad = append(bad, path)
+			continue
+		}
+		points[pf.Key] = &pf
+	}
+	return points, bad, nil
+}
+
+// encodeCSV renders a table as CSV.
+func encodeCSV(t *Table) ([]byte, error) {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	if err := w.Write(t.Columns); err != nil {
+		return nil, err
+	}
+	if err := w.WriteAll(t.Rows); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// ReadCSV reads a results CSV back into a Table.
+func ReadCSV(path string) (*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s: empty CSV", path)
+	}
+	return &Table{Columns: recs[0], Rows: recs[1:]}, nil
+}
+
+// checkConfig makes dir the results directory of the config with identity
+// hash, writing config.json if the directory is new. A directory holding
+// another config's results is an error: results are never mixed.
+func checkConfig(dir string, resolved []byte, hash string) error {
+	path := filepath.Join(dir, configFile)
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		pts, _, err := readPoints(dir)
+		if err != nil {
+			return err
+		}
+		if len(pts) > 0 {
+			return fmt.Errorf("%s has %d finished points but no %s: not a results directory this program wrote; use another -out or name", dir, len(pts), configFile)
+		}
+		if err := os.MkdirAll(filepath.Join(dir, pointsDir), 0o755); err != nil {
+			return err
+		}
+		return writeFileAtomic(path, append(resolved, '\n'))
+	case err != nil:
+		return err
+	}
+	oldExp, err := decodeResolved(old)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	_, oldHash, err := identity(oldExp)
+	if err != nil {
+		return err
+	}
+	if oldHash != hash {
+		return &ConfigChangedError{Dir: dir, Old: oldHash, New: hash}
+	}
+	return os.MkdirAll(filepath.Join(dir, pointsDir), 0o755)
+}
+
+// ConfigChangedError is returned when a results directory holds the points of
+// a different resolved config: re-running a changed config never mixes its
+// results with the old ones. Use another name (or -out), or remove the
+// directory to start over.
+type ConfigChangedError struct {
+	Dir      string
+	Old, New string // identity hashes
+}
+
+func (e *ConfigChangedError) Error() string {
+	return fmt.Sprintf("%s holds results of a different config (identity %.12s, this config %.12s): "+
+		"give this config another name (-set name=...) or -out, or remove %s to start over",
+		e.Dir, e.Old, e.New, e.Dir)
+}
