@@ -1,0 +1,327 @@
+package experiments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// RunFile runs the experiment of the config file at path with the command
+// line's overrides and returns its results directory. Progress and notes go
+// to stderr. It is RunContext without cancellation.
+func RunFile(path string, ov Overrides, stderr io.Writer) (outDir string, err error) {
+	return RunContext(context.Background(), path, ov, stderr)
+}
+
+// Run is RunFile with the results root outRoot and progress on os.Stderr.
+func Run(cfgPath string, ov Overrides, outRoot string) (outDir string, err error) {
+	ov.Out = outRoot
+	return RunFile(cfgPath, ov, os.Stderr)
+}
+
+// RunContext loads the config at path, applies ov, and computes every point of
+// the sweep that is not already in the results directory, one worker per
+// device; then it assembles the CSV, figures and results.json.
+//
+// The results directory is <ov.Out>/<name> (<ov.Out>/<name>.shard-i-of-n for
+// a shard). Each finished point is stored at once (points/<key>.json, written
+// atomically), so an interrupted run (ctx cancelled, Ctrl-C, kill -9) loses at
+// most the points in flight; re-running the same config computes only the
+// missing points. A directory that holds another config's results is refused
+// with a *ConfigChangedError. When ctx is cancelled RunContext returns ctx's
+// error without assembling. Points that fail are reported together in the
+// error, after the others are finished and assembled.
+func RunContext(ctx context.Context, path string, ov Overrides, stderr io.Writer) (string, error) {
+	exp, err := Load(path, ov)
+	if err != nil {
+		return "", err
+	}
+	return runExperiment(ctx, exp, ov, stderr, runHooks{})
+}
+
+// runHooks are test seams of runExperiment.
+type runHooks struct {
+	// afterPoint is called after each stored point with the number stored so
+	// far in this run (tests cancel the context there to simulate Ctrl-C).
+	afterPoint func(n int)
+	// backends, when set, replaces OpenBackend.
+	backends []Backend
+}
+
+// resultsDir returns the results directory of a config name under out.
+func resultsDir(out, name string, sh Shard) string {
+	if out == "" {
+		out = "results"
+	}
+	if !sh.all() {
+		name = fmt.Sprintf("%s.shard-%d-of-%d", name, sh.I, sh.N)
+	}
+	return filepath.Join(out, name)
+}
+
+func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.Writer, hooks runHooks) (string, error) {
+	c := exp.common()
+	dir := resultsDir(ov.Out, c.Name, ov.Shard)
+	resolved, hash, err := identity(exp)
+	if err != nil {
+		return "", err
+	}
+	if err := checkConfig(dir, resolved, hash); err != nil {
+		return "", err
+	}
+	bes := hooks.backends
+	if bes == nil {
+		for _, spec := range c.Devices {
+			b, err := OpenBackend(spec)
+			if err != nil {
+				return "", err
+			}
+			bes = append(bes, b)
+		}
+	}
+
+	all := exp.points()
+	var todo []point
+	done, bad, err := readPoints(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range bad {
+		fmt.Fprintf(stderr, "%s: ignoring unreadable point file %s (recomputing it)\n", c.Name, b)
+	}
+	inShard := 0
+	for _, p := range all {
+		if !ov.Shard.has(p.Index) {
+			continue
+		}
+		inShard++
+		if _, ok := done[p.key(hash)]; !ok {
+			todo = append(todo, p)
+		}
+	}
+	prog := newProgress(stderr, c.Name, inShard, inShard-len(todo))
+	e := &env{dir: dir, stderr: stderr}
+	defer func() {
+		if st, ok := e.data.(*accState); ok {
+			st.in.release()
+		}
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan point)
+	var (
+		mu       sync.Mutex
+		failures []error
+		stored   int
+	)
+	var wg sync.WaitGroup
+	for _, b := range bes {
+		wg.Add(1)
+		go func(w *worker) {
+			defer wg.Done()
+			for p := range queue {
+				start := time.Now()
+				rows, err := exp.run(ctx, e, w, p)
+				if err == nil {
+					err = checkRows(exp.columns(), rows)
+				}
+				if err == nil {
+					params, _ := json.Marshal(p.Params)
+					err = writePoint(dir, &pointFile{Key: p.key(hash), Index: p.Index, Params: params,
+						Columns: exp.columns(), Rows: rows, Device: w.backend.Name(), Seconds: time.Since(start).Seconds()})
+				}
+				if ctx.Err() != nil && err != nil {
+					continue // interrupted: the point is simply not done
+				}
+				mu.Lock()
+				if err != nil {
+					failures = append(failures, errPoint(p, err))
+				} else {
+					stored++
+				}
+				n := stored
+				mu.Unlock()
+				prog.point(err == nil, p.label())
+				if err == nil && hooks.afterPoint != nil {
+					hooks.afterPoint(n)
+				}
+			}
+		}(newWorker(b, samplesOf(exp)))
+	}
+feed:
+	for _, p := range todo {
+		select {
+		case queue <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(queue)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return dir, fmt.Errorf("%s: interrupted after %d new points (finished points are kept; re-run to resume): %w", c.Name, stored, err)
+	}
+	devices := make([]DeviceRecord, len(bes))
+	for i, b := range bes {
+		devices[i] = DeviceRecord{Spec: b.Name(), DeviceInfo: b.Device()}
+	}
+	if err := assemble(dir, exp, hash, ov.Shard, devices, stderr); err != nil {
+		failures = append(failures, err)
+	}
+	if len(failures) > 0 {
+		return dir, fmt.Errorf("%s: %d of %d points failed:\n%w", c.Name, len(failures), len(todo), errors.Join(failures...))
+	}
+	return dir, nil
+}
+
+// samplesOf returns how many prefilled methods a worker keeps: the
+// evaluation steps of an accuracy kind (one prefill per step and method).
+func samplesOf(exp experiment) int {
+	type sampler interface{ samples() int }
+	if s, ok := exp.(sampler); ok {
+		return s.samples()
+	}
+	return 1
+}
+
+func (in *Input) samples() int { return in.Samples }
+
+// checkRows verifies that every row has one value per column.
+func checkRows(cols []string, rows [][]string) error {
+	for i, r := range rows {
+		if len(r) != len(cols) {
+			return fmt.Errorf("row %d has %d values for %d columns", i, len(r), len(cols))
+		}
+	}
+	return nil
+}
+
+// DeviceRecord is a device of results.json.
+type DeviceRecord struct {
+	Spec string `json:"spec"`
+	DeviceInfo
+}
+
+// Record is the content of results.json.
+type Record struct {
+	Name        string          `json:"name"`
+	Kind        string          `json:"kind"`
+	Description string          `json:"description,omitempty"`
+	ConfigHash  string          `json:"config_hash"`
+	Config      json.RawMessage `json:"config"`
+	Devices     []DeviceRecord  `json:"devices"`
+	Commit      string          `json:"commit"`
+	Date        string          `json:"date"`
+	Shard       string          `json:"shard"`
+	Points      int             `json:"points"`  // points of the sweep (of the shard)
+	Done        int             `json:"done"`    // points with results
+	Missing     []int           `json:"missing"` // indices of points without results
+	CSV         string          `json:"csv"`
+	Figures     []string        `json:"figures"`
+}
+
+// assemble builds <kind>.csv from the stored points of dir (every point of
+// the sweep that has a file, in sweep order), draws the figures and writes
+// results.json. sh selects which points count as expected (missing).
+func assemble(dir string, exp experiment, hash string, sh Shard, devices []DeviceRecord, stderr io.Writer) error {
+	c := exp.common()
+	stored, _, err := readPoints(dir)
+	if err != nil {
+		return err
+	}
+	t := &Table{Columns: exp.columns()}
+	rec := Record{Name: c.Name, Kind: c.Kind, Description: c.Description, ConfigHash: hash,
+		Devices: devices, Commit: gitCommit(), Date: time.Now().UTC().Format(time.RFC3339), Shard: sh.String(),
+		CSV: c.Kind + ".csv", Missing: []int{}}
+	for _, p := range exp.points() {
+		pf, ok := stored[p.key(hash)]
+		if ok {
+			if !slices.Equal(pf.Columns, t.Columns) {
+				return fmt.Errorf("%s: point %d was stored with columns %v, want %v", dir, p.Index, pf.Columns, t.Columns)
+			}
+			t.Rows = append(t.Rows, pf.Rows...)
+			rec.Done++
+		}
+		if sh.has(p.Index) {
+			rec.Points++
+			if !ok {
+				rec.Missing = append(rec.Missing, p.Index)
+			}
+		}
+	}
+	exp.finish(t)
+	b, err := encodeCSV(t)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, rec.CSV), b); err != nil {
+		return err
+	}
+	if rec.Config, err = os.ReadFile(filepath.Join(dir, configFile)); err != nil {
+		return err
+	}
+	var figErr error
+	if len(t.Rows) > 0 {
+		rec.Figures, figErr = writeFigures(dir, exp, t)
+	}
+	j, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, resultsFile), append(j, '\n')); err != nil {
+		return err
+	}
+	if len(rec.Missing) == 0 {
+		fmt.Fprintf(stderr, "%s: %d points -> %s\n", c.Name, rec.Done, filepath.Join(dir, rec.CSV))
+	} else {
+		fmt.Fprintf(stderr, "%s: %d points done, %d missing -> %s\n", c.Name, rec.Done, len(rec.Missing), filepath.Join(dir, rec.CSV))
+	}
+	return figErr
+}
+
+// writeFigures draws the kind's figures as PNG and SVG and returns the file
+// names written.
+func writeFigures(dir string, exp experiment, t *Table) ([]string, error) {
+	figs, err := exp.figures(t)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, f := range figs {
+		for _, format := range []string{"png", "svg"} {
+			b, err := f.Fig.Encode(format)
+			if err != nil {
+				return names, fmt.Errorf("figure %s: %w", f.Name, err)
+			}
+			name := f.Name + "." + format
+			if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
+				return names, err
+			}
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// gitCommit returns the commit of the working directory's repository, or
+// "unknown".
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		return s
+	}
+	return "unknown"
+}
