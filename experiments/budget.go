@@ -82,12 +82,9 @@ func accuracyRow(m metrics, samples int, device string) []string {
 	return []string{fmtFloat(m.Recall), fmtFloat(m.Mass), fmtFloat(m.RelL2), fmtFloat(m.Read), fmtInt(samples), device}
 }
 
-// state returns the kind's shared inputs and hash weights.
+// accuracyState returns the run's shared inputs and hash weights.
 func accuracyState(e *env, in Input, opts MethodOptions, hash HashSource) *accState {
-	if e.data == nil {
-		e.data = newAccState(in, opts, hash)
-	}
-	return e.data.(*accState)
+	return e.state(func() any { return newAccState(in, opts, hash) }).(*accState)
 }
 
 func (c *BudgetConfig) run(ctx context.Context, e *env, w *worker, p point) ([][]string, error) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -278,8 +279,19 @@ func tomlError(file, src string, err error) error {
 	if errors.As(err, &pe) {
 		return &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
 	}
+	// Type mismatches come as plain errors: toml: line N (last key "k"): msg.
+	if m := decodeErr.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		if line == 0 {
+			line = keyLine(src, strings.Split(m[2], "."))
+		}
+		return &ConfigError{File: file, Line: line, Key: m[2], Msg: m[3]}
+	}
 	return &ConfigError{File: file, Msg: err.Error()}
 }
+
+// decodeErr matches BurntSushi/toml's decoding errors that carry the key.
+var decodeErr = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 
 // overrideSource turns -set assignments into a TOML document, quoting a value
 // that is not valid TOML on its own.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/hata-go/hata/plots"
 )
@@ -61,7 +62,20 @@ func (p point) label() string {
 type env struct {
 	dir    string
 	stderr io.Writer
-	data   any // the kind's shared state, built on first use
+
+	mu   sync.Mutex
+	data any // the kind's shared state, built on first use
+}
+
+// state returns the kind's shared state, built by init on the first call
+// (workers call it concurrently).
+func (e *env) state(init func() any) any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.data == nil {
+		e.data = init()
+	}
+	return e.data
 }
 
 // figure is one figure of a kind, written as <dir>/<Name>.png and .svg.

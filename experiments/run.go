@@ -111,7 +111,7 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 	prog := newProgress(stderr, c.Name, inShard, inShard-len(todo))
 	e := &env{dir: dir, stderr: stderr}
 	defer func() {
-		if st, ok := e.data.(*accState); ok {
+		if st, ok := e.state(func() any { return nil }).(*accState); ok {
 			st.in.release()
 		}
 	}()

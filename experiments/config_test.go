@@ -1,0 +1,222 @@
+package experiments
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// writeConfig writes a config file named name into a temporary directory.
+func writeConfig(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestConfigDefaults(t *testing.T) {
+	path := writeConfig(t, "mine.toml", "kind = \"budget\"\n")
+	exp, err := Load(path, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultBudget()
+	want.Name, want.Devices = "mine", []string{"cpu"}
+	if !reflect.DeepEqual(exp, want) {
+		t.Errorf("Load(kind only) = %+v\nwant the defaults %+v", exp, want)
+	}
+	for _, kind := range Kinds {
+		exp, err := Load(writeConfig(t, kind+".toml", "kind = \""+kind+"\"\n"), Overrides{})
+		if err != nil {
+			t.Errorf("kind %s: the defaults do not validate: %v", kind, err)
+			continue
+		}
+		if len(exp.points()) == 0 {
+			t.Errorf("kind %s: the defaults give no points", kind)
+		}
+	}
+}
+
+func TestConfigOverrides(t *testing.T) {
+	path := writeConfig(t, "f.toml", `kind = "budget"
+name = "fromfile"
+budgets = [0.01, 0.02]
+samples = 3
+[synth]
+n = 512
+hq = 8
+hkv = 2
+`)
+	exp, err := Load(path, Overrides{
+		Set:     []string{"synth.n=256", "methods=['topk','quest']", "name=fromflag"},
+		Devices: []string{"cpu", "cpu"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := exp.(*BudgetConfig)
+	for _, chk := range []struct {
+		what      string
+		got, want any
+	}{
+		{"synth.n (flag over file)", c.Synth.N, 256},
+		{"synth.hq (file over default)", c.Synth.Hq, 8},
+		{"synth.d (default)", c.Synth.D, 128},
+		{"samples (file)", c.Samples, 3},
+		{"methods (flag)", c.Methods, []string{"topk", "quest"}},
+		{"budgets (file)", c.Budgets, []float64{0.01, 0.02}},
+		{"name (flag, unquoted string)", c.Name, "fromflag"},
+		{"devices (flag)", c.Devices, []string{"cpu", "cpu"}},
+	} {
+		if !reflect.DeepEqual(chk.got, chk.want) {
+			t.Errorf("%s = %v, want %v", chk.what, chk.got, chk.want)
+		}
+	}
+}
+
+// configErr asserts that err is a *ConfigError at file:line naming key.
+func configErr(t *testing.T, err error, file string, line int, key string) {
+	t.Helper()
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error = %v, want a *ConfigError", err)
+	}
+	if ce.File != file || ce.Line != line || ce.Key != key {
+		t.Errorf("error = %q: file %q line %d key %q; want %q line %d key %q", err, ce.File, ce.Line, ce.Key, file, line, key)
+	}
+	if line > 0 && !strings.Contains(err.Error(), file+":"+itoa(line)) {
+		t.Errorf("error %q does not say %s:%d", err, file, line)
+	}
+	if key != "" && !strings.Contains(err.Error(), key) {
+		t.Errorf("error %q does not name key %q", err, key)
+	}
+}
+
+func itoa(i int) string { return fmtInt(i) }
+
+func TestUnknownKeys(t *testing.T) {
+	path := writeConfig(t, "typo.toml", `kind = "budget"
+methods = ["hata"]
+
+[synth]
+n = 1024
+needel_boost = 3
+`)
+	_, err := Load(path, Overrides{})
+	configErr(t, err, path, 6, "synth.needel_boost")
+
+	path = writeConfig(t, "table.toml", "kind = \"rbit\"\nbudgets = [0.01]\n[speed]\nreps = 3\n")
+	_, err = Load(path, Overrides{})
+	configErr(t, err, path, 3, "speed")
+
+	// A key of another kind is unknown to this one.
+	path = writeConfig(t, "other.toml", "kind = \"speed\"\n\nrbits = [32]\n")
+	_, err = Load(path, Overrides{})
+	configErr(t, err, path, 3, "rbits")
+
+	path = writeConfig(t, "ok.toml", "kind = \"budget\"\n")
+	_, err = Load(path, Overrides{Set: []string{"samples=2", "synth.bogus=1"}})
+	configErr(t, err, "flag -set", 2, "synth.bogus")
+
+	path = writeConfig(t, "nokind.toml", "name = \"x\"\n")
+	_, err = Load(path, Overrides{})
+	configErr(t, err, path, 0, "kind")
+
+	path = writeConfig(t, "badkind.toml", "\nkind = \"budgt\"\n")
+	_, err = Load(path, Overrides{})
+	configErr(t, err, path, 2, "kind")
+
+	path = writeConfig(t, "syntax.toml", "kind = \"budget\"\nsamples = = 3\n")
+	_, err = Load(path, Overrides{})
+	configErr(t, err, path, 2, "samples")
+
+	path = writeConfig(t, "type.toml", "kind = \"budget\"\n\nsamples = \"four\"\n")
+	_, err = Load(path, Overrides{})
+	configErr(t, err, path, 3, "samples")
+}
+
+func TestOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		line int
+		key  string
+	}{
+		{"kind = \"budget\"\n[synth]\nhq = 32\nhkv = 5\n", 4, "synth.hkv"},
+		{"kind = \"budget\"\nbudgets = [0.01, -2]\n", 2, "budgets"},
+		{"kind = \"budget\"\nmethods = [\"hata\", \"nope\"]\n", 2, "methods"},
+		{"kind = \"budget\"\n[options]\nrbit = 100\n", 3, "options.rbit"},
+		{"kind = \"budget\"\nsamples = 0\n", 2, "samples"},
+		{"kind = \"budget\"\ntrain.seed = 1001\n", 2, "train.seed"},
+		{"kind = \"rbit\"\nrbits = [32, 48]\n", 2, "rbits"},
+		{"kind = \"speed\"\nns = [1024, 0]\n", 2, "ns"},
+		{"kind = \"breakdown\"\nb = 0\n", 2, "b"},
+		{"kind = \"training\"\neval_every = 0\n", 2, "eval_every"},
+		{"kind = \"budget\"\ninput = \"trace\"\n", 0, "trace.dir"}, // a default out of range: no line
+	} {
+		path := writeConfig(t, "r.toml", tc.text)
+		_, err := Load(path, Overrides{})
+		configErr(t, err, path, tc.line, tc.key)
+	}
+	// An override out of range is reported at the flag.
+	path := writeConfig(t, "r.toml", "kind = \"budget\"\n")
+	_, err := Load(path, Overrides{Set: []string{"synth.group_corr=2"}})
+	configErr(t, err, "flag -set", 1, "synth.group_corr")
+}
+
+func TestKeyLine(t *testing.T) {
+	src := `kind = "x"   # comment
+a.b = 1
+[t]
+x = 2
+"quoted key" = 3
+[t.u]
+y = [
+  1, 2,
+]
+`
+	for _, tc := range []struct {
+		key  []string
+		want int
+	}{
+		{[]string{"kind"}, 1}, {[]string{"a", "b"}, 2}, {[]string{"a"}, 2}, {[]string{"t"}, 3},
+		{[]string{"t", "x"}, 4}, {[]string{"t", "quoted key"}, 5}, {[]string{"t", "u", "y"}, 7},
+		{[]string{"x"}, 0}, {[]string{"t", "z"}, 0},
+	} {
+		if got := keyLine(src, tc.key); got != tc.want {
+			t.Errorf("keyLine(%v) = %d, want %d", tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestShippedConfigsLoad(t *testing.T) {
+	files, err := filepath.Glob("../configs/*.toml")
+	if err != nil || len(files) < 6 {
+		t.Fatalf("configs/*.toml: %v files, %v; want quick, fig5, fig7, fig8, fig9, training", len(files), err)
+	}
+	for _, f := range files {
+		exp, err := Load(f, Overrides{})
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if len(exp.points()) == 0 {
+			t.Errorf("%s: no points", f)
+		}
+	}
+}
+
+func TestParseShard(t *testing.T) {
+	if s, err := ParseShard("1/3"); err != nil || s != (Shard{1, 3}) {
+		t.Errorf("ParseShard(1/3) = %v, %v", s, err)
+	}
+	for _, bad := range []string{"3/3", "-1/2", "1", "a/b", "0/0"} {
+		if _, err := ParseShard(bad); err == nil {
+			t.Errorf("ParseShard(%q) = nil error", bad)
+		}
+	}
+}

@@ -1,0 +1,485 @@
+package experiments
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hata-go/hata/experiments/synth"
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/tensorio"
+)
+
+// tiny is a budget sweep small enough to run in about a second: 5 methods x
+// 3 budgets x 2 decode steps on a layer of 4 query heads, 2 KV heads, d 32 and
+// 384 tokens, with hata's weights trained for a few steps.
+const tiny = `kind = "budget"
+name = "tiny"
+methods = ["hata", "topk", "quest", "streaming", "dense"]
+budgets = [0.02, 0.05, 0.25]
+samples = 2
+[synth]
+hq = 4
+hkv = 2
+d = 32
+n = 384
+rank = 16
+[train]
+n = 256
+[hash]
+steps = 6
+positions = 2
+[options]
+rbit = 32
+`
+
+// counting is the CPU backend with a count of the decode steps it runs. It
+// has no Timer.
+type counting struct {
+	name    string
+	decodes *atomic.Int64
+}
+
+func (c counting) Device() DeviceInfo { return CPU{}.Device() }
+
+func (c counting) Name() string {
+	if c.name != "" {
+		return c.name
+	}
+	return "cpu"
+}
+
+func (c counting) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
+	m, err := CPU{}.NewMethod(name, hkv, d, o)
+	if err != nil {
+		return nil, err
+	}
+	return countingMethod{m, c.decodes}, nil
+}
+
+type countingMethod struct {
+	ref.Method
+	decodes *atomic.Int64
+}
+
+func (m countingMethod) Decode(q []float32, b ref.Budget) (*ref.Result, error) {
+	m.decodes.Add(1)
+	return m.Method.Decode(q, b)
+}
+
+// runTiny runs the config text with the given overrides into out, on a
+// counting backend per device, and returns the results directory, the
+// decode count and stderr.
+func runTiny(t *testing.T, ctx context.Context, text, out string, ov Overrides, hooks runHooks) (string, int64, string, error) {
+	t.Helper()
+	exp, err := parse("tiny.toml", text, ov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	if hooks.backends == nil {
+		for i := range exp.common().Devices {
+			hooks.backends = append(hooks.backends, counting{name: "cpu" + strings.Repeat("'", i), decodes: &n})
+		}
+	}
+	ov.Out = out
+	var stderr bytes.Buffer
+	dir, err := runExperiment(ctx, exp, ov, &stderr, hooks)
+	return dir, n.Load(), stderr.String(), err
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestResume(t *testing.T) {
+	root := t.TempDir()
+	const points, samples = 15, 2
+
+	// The reference: one uninterrupted run.
+	full, decodes, _, err := runTiny(t, context.Background(), tiny, filepath.Join(root, "full"), Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decodes != points*samples {
+		t.Errorf("uninterrupted run: %d decode steps, want points*samples = %d", decodes, points*samples)
+	}
+	want := readFile(t, filepath.Join(full, "budget.csv"))
+	if rows := strings.Count(string(want), "\n") - 1; rows != points {
+		t.Fatalf("budget.csv has %d rows, want %d:\n%s", rows, points, want)
+	}
+
+	// Interrupt after 6 points (as Ctrl-C would), and leave a half-written
+	// temporary file behind as kill -9 would.
+	out := filepath.Join(root, "resumed")
+	ctx, cancel := context.WithCancel(context.Background())
+	dir, decodes, stderr1, err := runTiny(t, ctx, tiny, out, Overrides{}, runHooks{afterPoint: func(n int) {
+		if n == 6 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: err = %v, want context.Canceled", err)
+	}
+	if decodes != 6*samples {
+		t.Errorf("interrupted run: %d decode steps, want 6 points * %d = %d", decodes, samples, 6*samples)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, pointsDir, "*.json"))
+	if len(files) != 6 {
+		t.Errorf("interrupted run left %d point files, want 6", len(files))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "budget.csv")); err == nil {
+		t.Errorf("interrupted run assembled budget.csv; want it only when the run completes")
+	}
+	if err := os.WriteFile(filepath.Join(dir, pointsDir, tempPrefix+"abc.json-123"), []byte(`{"key": "trunc`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr1, "training") {
+		t.Errorf("first run did not train hata's weights (stderr %q)", stderr1)
+	}
+
+	// Resume: only the 9 missing points are computed, hata's weights are read
+	// back from W.npy, and the CSV is byte for byte the uninterrupted one.
+	dir, decodes, stderr2, err := runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decodes != (points-6)*samples {
+		t.Errorf("resumed run: %d decode steps, want the 9 missing points * %d = %d", decodes, samples, (points-6)*samples)
+	}
+	if strings.Contains(stderr2, "training") {
+		t.Errorf("resumed run retrained hata's weights; want W.npy reused (stderr %q)", stderr2)
+	}
+	if got := readFile(t, filepath.Join(dir, "budget.csv")); !bytes.Equal(got, want) {
+		t.Errorf("resumed budget.csv differs from the uninterrupted run:\n%s\nwant\n%s", got, want)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, pointsDir, tempPrefix+"*")); len(tmp) != 0 {
+		t.Errorf("temporary files left in points/: %v", tmp)
+	}
+
+	// A third run computes nothing.
+	if _, decodes, _, err = runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{}); err != nil || decodes != 0 {
+		t.Errorf("re-run of a finished sweep: %d decode steps, err %v; want 0, nil", decodes, err)
+	}
+
+	// A changed config is refused; devices and description are not part of it.
+	_, _, _, err = runTiny(t, context.Background(), tiny, out, Overrides{Set: []string{"synth.n=320"}}, runHooks{})
+	var changed *ConfigChangedError
+	if !errors.As(err, &changed) {
+		t.Errorf("re-run with synth.n changed: err = %v, want *ConfigChangedError", err)
+	}
+	if _, _, _, err = runTiny(t, context.Background(), tiny, out, Overrides{Set: []string{"description=other"}, Devices: []string{"cpu", "cpu"}}, runHooks{}); err != nil {
+		t.Errorf("re-run with other devices and description: %v", err)
+	}
+}
+
+func TestCorruptPointRecomputed(t *testing.T) {
+	out := t.TempDir()
+	dir, _, _, err := runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readFile(t, filepath.Join(dir, "budget.csv"))
+	files, _ := filepath.Glob(filepath.Join(dir, pointsDir, "*.json"))
+	if err := os.WriteFile(files[3], []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, decodes, stderr, err := runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decodes != 2 || !strings.Contains(stderr, "unreadable") {
+		t.Errorf("re-run with one corrupt point file: %d decodes (want 2), stderr %q", decodes, stderr)
+	}
+	if got := readFile(t, filepath.Join(dir, "budget.csv")); !bytes.Equal(got, want) {
+		t.Errorf("CSV after recomputing a corrupt point differs")
+	}
+}
+
+func TestShardMergeAndDevices(t *testing.T) {
+	root := t.TempDir()
+	full, _, _, err := runTiny(t, context.Background(), tiny, filepath.Join(root, "full"), Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readFile(t, filepath.Join(full, "budget.csv"))
+
+	var shards []string
+	var total int64
+	for i := range 3 {
+		dir, decodes, _, err := runTiny(t, context.Background(), tiny, root, Overrides{Shard: Shard{i, 3}}, runHooks{})
+		if err != nil {
+			t.Fatalf("shard %d/3: %v", i, err)
+		}
+		if !strings.HasSuffix(dir, "tiny.shard-"+itoa(i)+"-of-3") {
+			t.Errorf("shard %d/3 wrote to %s", i, dir)
+		}
+		total += decodes
+		shards = append(shards, dir)
+	}
+	if total != 15*2 {
+		t.Errorf("three shards ran %d decode steps, want every point once: %d", total, 30)
+	}
+	merged := filepath.Join(root, "merged")
+	if err := Merge(merged, io.Discard, shards[0], shards[1]); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("Merge of 2 of 3 shards: err = %v, want one about missing points", err)
+	}
+	if err := Merge(merged, io.Discard, shards...); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(merged, "budget.csv")); !bytes.Equal(got, want) {
+		t.Errorf("merged shards:\n%s\nwant the unsharded CSV\n%s", got, want)
+	}
+
+	// Shards of another config do not merge.
+	other, _, _, err := runTiny(t, context.Background(), tiny, filepath.Join(root, "other"), Overrides{Set: []string{"samples=1"}, Shard: Shard{0, 3}}, runHooks{})
+	if err == nil {
+		err = Merge(filepath.Join(root, "merged2"), io.Discard, shards[1], other)
+	}
+	if err == nil || !strings.Contains(err.Error(), "different configs") {
+		t.Errorf("Merge of shards of two configs: err = %v, want a refusal", err)
+	}
+
+	// Two devices, one worker each: the same CSV except the device column.
+	two, _, _, err := runTiny(t, context.Background(), tiny, filepath.Join(root, "two"), Overrides{Devices: []string{"cpu", "cpu"}}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.ReplaceAll(string(readFile(t, filepath.Join(two, "budget.csv"))), "cpu'", "cpu")
+	if got != string(want) {
+		t.Errorf("two devices:\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestResultsFiles(t *testing.T) {
+	dir, _, _, err := runTiny(t, context.Background(), tiny, t.TempDir(), Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(readFile(t, filepath.Join(dir, "budget.png"))))
+	if err != nil {
+		t.Fatalf("budget.png: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 600 || b.Dy() < 400 {
+		t.Errorf("budget.png is %dx%d pixels, want a readable figure", b.Dx(), b.Dy())
+	}
+	svg := string(readFile(t, filepath.Join(dir, "budget.svg")))
+	for _, s := range []string{"<svg", "hata", "quest", "token budget"} {
+		if !strings.Contains(svg, s) {
+			t.Errorf("budget.svg lacks %q", s)
+		}
+	}
+	rec := string(readFile(t, filepath.Join(dir, resultsFile)))
+	for _, s := range []string{`"commit"`, `"date"`, `"driver"`, `"api"`, `"config_hash"`, `"budget.png"`, `"done": 15`, `"missing": []`} {
+		if !strings.Contains(rec, s) {
+			t.Errorf("results.json lacks %s:\n%s", s, rec)
+		}
+	}
+	// The metrics obey their definitions: dense has error 0 and reads all;
+	// the oracle has recall 1 and the largest mass at each budget.
+	tb, err := ReadCSV(filepath.Join(dir, "budget.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mass := map[string]float64{}
+	for i := range tb.Rows {
+		m, b := tb.Str(i, "method"), tb.Str(i, "budget")
+		switch m {
+		case "dense":
+			if tb.Float(i, "rel_l2") != 0 || tb.Float(i, "read_frac") != 1 {
+				t.Errorf("dense at %s: rel_l2 %v read_frac %v, want 0 and 1", b, tb.Float(i, "rel_l2"), tb.Float(i, "read_frac"))
+			}
+		case "topk":
+			if tb.Float(i, "recall") != 1 {
+				t.Errorf("topk at %s: recall %v, want 1", b, tb.Float(i, "recall"))
+			}
+			mass[b] = tb.Float(i, "mass")
+		}
+	}
+	for i := range tb.Rows {
+		if m := tb.Str(i, "method"); m != "dense" && tb.Float(i, "mass") > mass[tb.Str(i, "budget")]+1e-12 {
+			t.Errorf("%s at %s keeps mass %v > the oracle's %v", m, tb.Str(i, "budget"), tb.Float(i, "mass"), mass[tb.Str(i, "budget")])
+		}
+	}
+}
+
+func TestTraceInput(t *testing.T) {
+	// A trace of one synthetic layer: queries at every position.
+	c := synth.Default()
+	c.Hq, c.Hkv, c.D, c.N, c.Rank = 4, 2, 32, 300, 16
+	m, err := synth.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.Sample(5)
+	traceDir := t.TempDir()
+	if err := tensorio.WriteTraceLayer(traceDir, 3, &tensorio.LayerTrace{Hq: c.Hq, Hkv: c.Hkv, N: c.N, D: c.D,
+		Q: m.TraceQueries(s), K: s.K, V: s.V, KPre: s.Kpre}); err != nil {
+		t.Fatal(err)
+	}
+	text := `kind = "budget"
+input = "trace"
+methods = ["topk", "loki", "dense", "hata"]
+budgets = [0.05, 32]
+samples = 2
+[trace]
+dir = "` + traceDir + `"
+layer = 3
+[hash]
+steps = 3
+positions = 2
+[options]
+rbit = 32
+loki_channels = 8
+`
+	dir, _, _, err := runTiny(t, context.Background(), text, t.TempDir(), Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := ReadCSV(filepath.Join(dir, "budget.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.Rows) != 8 {
+		t.Fatalf("%d rows, want 4 methods x 2 budgets", len(tb.Rows))
+	}
+	for i := range tb.Rows {
+		// Positions spread over [N/2, N): the first step has N = 150+75-1+1 = 225 tokens.
+		if n := tb.Str(i, "n"); n != "225" {
+			t.Errorf("row %d: n = %s, want 225 (the first decode position 224 attends to keys 0..224)", i, n)
+		}
+		if tb.Str(i, "method") == "topk" && tb.Float(i, "recall") != 1 {
+			t.Errorf("topk on a trace: recall %v, want 1", tb.Float(i, "recall"))
+		}
+		if tb.Str(i, "budget") == "32" && tb.Str(i, "k") != "32" {
+			t.Errorf("absolute budget 32: k = %s", tb.Str(i, "k"))
+		}
+	}
+}
+
+func TestRbitAndTrainingKinds(t *testing.T) {
+	synthSmall := "\n[synth]\nhq = 4\nhkv = 2\nd = 32\nn = 256\nrank = 16\n[train]\nn = 256\n"
+	rbit := `kind = "rbit"
+rbits = [32, 64]
+budgets = [0.05]
+samples = 1
+[hash]
+steps = 3
+positions = 2` + synthSmall
+	dir, _, _, err := runTiny(t, context.Background(), rbit, t.TempDir(), Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := ReadCSV(filepath.Join(dir, "rbit.csv"))
+	if len(tb.Rows) != 4 {
+		t.Errorf("rbit: %d rows, want trained/random x 2 widths", len(tb.Rows))
+	}
+	for _, f := range []string{"W_rbit32.npy", "W_rbit64.npy", "rbit.png"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("rbit: %v", err)
+		}
+	}
+
+	training := `kind = "training"
+rbits = [32]
+eval_every = 2
+samples = 1
+[hash]
+steps = 5
+positions = 2` + synthSmall
+	dir, _, _, err = runTiny(t, context.Background(), training, t.TempDir(), Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _ = ReadCSV(filepath.Join(dir, "training.csv"))
+	if len(tb.Rows) != 6 {
+		t.Fatalf("training: %d rows, want steps 0..5", len(tb.Rows))
+	}
+	for i := range tb.Rows {
+		step := tb.Str(i, "step")
+		if step != itoa(i) {
+			t.Errorf("row %d is step %s", i, step)
+		}
+		hasRecall := tb.Str(i, "recall") != ""
+		if want := step == "0" || step == "2" || step == "4" || step == "5"; hasRecall != want {
+			t.Errorf("step %s: recall %q, want it only at the checkpoints 0 2 4 5", step, tb.Str(i, "recall"))
+		}
+		if l := tb.Float(i, "loss"); !(l > 0) {
+			t.Errorf("step %s: loss %v", step, l)
+		}
+	}
+	if tb.Float(5, "decorrelation") >= tb.Float(0, "decorrelation") {
+		t.Errorf("decorrelation term did not fall: step 0 %v, step 5 %v", tb.Float(0, "decorrelation"), tb.Float(5, "decorrelation"))
+	}
+}
+
+func TestSpeedOnCPU(t *testing.T) {
+	speed := `kind = "speed"
+methods = ["dense", "hata", "quest"]
+batches = [1]
+ns = [256, 512]
+reps = 3
+hq = 4
+hkv = 2
+d = 32
+budget = 0.1
+`
+	dir, _, _, err := runTiny(t, context.Background(), speed, t.TempDir(), Overrides{}, runHooks{backends: []Backend{CPU{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := ReadCSV(filepath.Join(dir, "speed.csv"))
+	if len(tb.Rows) != 6 {
+		t.Fatalf("speed: %d rows, want 3 methods x 2 lengths", len(tb.Rows))
+	}
+	for i := range tb.Rows {
+		m := tb.Str(i, "method")
+		if tb.Str(i, "clock") != "cpu-wallclock" || !(tb.Float(i, "median_us") > 0) {
+			t.Errorf("%s: clock %q median %v, want cpu-wallclock and a time", m, tb.Str(i, "clock"), tb.Float(i, "median_us"))
+		}
+		if m == "dense" && tb.Float(i, "speedup") != 1 {
+			t.Errorf("dense speedup %v, want 1", tb.Float(i, "speedup"))
+		}
+		if m == "hata" && (tb.Str(i, "score_us") == "" || tb.Str(i, "attend_us") == "" || !(tb.Float(i, "gbps") > 0)) {
+			t.Errorf("hata row lacks stage times or GB/s: %v", tb.Rows[i])
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "speed.png")); err != nil {
+		t.Error(err)
+	}
+
+	// The CPU has no kernel variants: those points fail, the rest assemble.
+	bd := `kind = "breakdown"
+variants = ["hata", "hata/fused-score"]
+ns = [256]
+reps = 3
+hq = 4
+hkv = 2
+d = 32
+`
+	dir, _, _, err = runTiny(t, context.Background(), bd, t.TempDir(), Overrides{}, runHooks{backends: []Backend{CPU{}}})
+	if err == nil || !strings.Contains(err.Error(), "no kernel variants") {
+		t.Errorf("breakdown with a variant on the CPU: err = %v, want the variant's point to fail", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "breakdown.png")); err != nil {
+		t.Errorf("breakdown figure of the points that ran: %v", err)
+	}
+
+	// A backend without a Timer cannot run a speed sweep.
+	_, _, _, err = runTiny(t, context.Background(), speed, t.TempDir(), Overrides{}, runHooks{})
+	if err == nil || !strings.Contains(err.Error(), "Timer") {
+		t.Errorf("speed on a backend without Timer: err = %v", err)
+	}
+}
