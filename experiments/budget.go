@@ -153,18 +153,21 @@ func (c *BudgetConfig) figures(t *Table) ([]figure, error) {
 func linePanels(name string, panels []plots.Line, ticks []float64, logX bool, cols int, legendTitle string) ([]figure, error) {
 	var fig plots.Figure
 	fig.Cols = cols
-	var names []string
+	var names []string // every series name, in order of first appearance
+	for _, l := range panels {
+		for _, s := range l.Series {
+			if !slices.Contains(names, s.Name) {
+				names = append(names, s.Name)
+			}
+		}
+	}
 	for _, l := range panels {
 		l.LogX = logX
 		if len(ticks) <= 12 {
 			l.XTicks = ticks
 		}
 		l.NoLegend = legendTitle != ""
-		for _, s := range l.Series {
-			if !slices.Contains(names, s.Name) {
-				names = append(names, s.Name)
-			}
-		}
+		l.Names = names
 		p, err := l.Plot()
 		if err != nil {
 			return nil, fmt.Errorf("figure %s: %w", name, err)

@@ -310,13 +310,14 @@ func (c *BreakdownConfig) finish(t *Table) {
 
 func (c *BreakdownConfig) figures(t *Table) ([]figure, error) {
 	var fig plots.Figure
-	fig.Cols = min(len(c.Ns), 2)
+	fig.Cols = min(len(c.Ns)+1, 3)
 	clock := clockLabel(t)
+	stages := append(slices.Clone(Stages), "other")
 	for _, n := range c.Ns {
 		ns := strconv.Itoa(n)
 		var cats []string
 		layers := make([]plots.Series, len(Stages)+1)
-		for j, s := range append(slices.Clone(Stages), "other") {
+		for j, s := range stages {
 			layers[j].Name = s
 		}
 		for i := range t.Rows {
@@ -339,8 +340,8 @@ func (c *BreakdownConfig) figures(t *Table) ([]figure, error) {
 		if len(cats) == 0 {
 			continue
 		}
-		p, err := plots.Stacked{Title: fmt.Sprintf("HATA decode stages, B=%d, N=%d (%s)", c.B, n, clock),
-			YLabel: "median time per step (µs)", Categories: cats, Layers: layers}.Plot()
+		p, err := plots.Stacked{Title: fmt.Sprintf("Decode stages, B=%d, N=%d (%s)", c.B, n, clock),
+			YLabel: "median time per step (µs)", Categories: cats, Layers: layers, NoLegend: true}.Plot()
 		if err != nil {
 			return nil, err
 		}
@@ -349,5 +350,10 @@ func (c *BreakdownConfig) figures(t *Table) ([]figure, error) {
 	if len(fig.Panels) == 0 {
 		return nil, nil
 	}
+	leg, err := plots.BarLegendPanel("stage", stages)
+	if err != nil {
+		return nil, err
+	}
+	fig.Panels = append(fig.Panels, leg)
 	return []figure{{Name: "breakdown", Fig: fig}}, nil
 }

@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/hata-go/hata/plots"
@@ -146,29 +147,54 @@ func (c *TrainingConfig) run(ctx context.Context, e *env, w *worker, p point) ([
 func (c *TrainingConfig) finish(*Table) {}
 
 func (c *TrainingConfig) figures(t *Table) ([]figure, error) {
-	// Loss terms: one line per term (and rbit when several).
-	lt := &Table{Columns: []string{"line", "step", "value"}}
-	for i := range t.Rows {
-		suffix := ""
-		if len(c.Rbits) > 1 {
-			suffix = " r" + t.Str(i, "rbit")
-		}
-		for _, term := range []string{"loss", "similarity", "balance", "decorrelation"} {
-			lt.Rows = append(lt.Rows, []string{term + suffix, t.Str(i, "step"), t.Str(i, term)})
+	// One line per rbit in every panel; the loss terms on a log axis when
+	// they are all positive (the decorrelation term falls by orders of
+	// magnitude), the held-out metrics at the checkpoints.
+	lt := &Table{Columns: append(slices.Clone(t.Columns), "line")}
+	for i, r := range t.Rows {
+		lt.Rows = append(lt.Rows, append(slices.Clone(r), "rbit "+t.Str(i, "rbit")))
+	}
+	evaluated := func(i int) bool { return lt.Str(i, "recall") != "" }
+	var panels []plots.Line
+	for _, term := range []struct{ col, title string }{
+		{"loss", "Training loss (sum of the terms)"}, {"similarity", "Similarity term"},
+		{"balance", "Bit-balance term"}, {"decorrelation", "Decorrelation term"},
+	} {
+		series := lt.series("line", "step", term.col, nil)
+		panels = append(panels, plots.Line{Title: term.title + ", mean over KV heads", XLabel: "SGD step",
+			YLabel: "weighted loss term" + logNote(series), LogY: positive(series), NoMarkers: true, Series: series})
+	}
+	budget := budgetsLabel([]float64{c.Budget})
+	panels = append(panels,
+		plots.Line{Title: "Held-out oracle top-k recall (budget " + budget + ")", XLabel: "SGD step", YLabel: "recall of the exact top-k",
+			YMin: 0, YMax: 1.02, Series: lt.series("line", "step", "recall", evaluated)},
+		plots.Line{Title: "Held-out attention mass (budget " + budget + ")", XLabel: "SGD step", YLabel: "dense attention mass kept",
+			YMin: 0, YMax: 1.02, Series: lt.series("line", "step", "mass", evaluated)})
+	return linePanels("training", panels, nil, false, 3, "hash bits")
+}
+
+// positive reports whether every finite y of the series is > 0, so a log
+// axis can show them.
+func positive(series []plots.Series) bool {
+	n := 0
+	for _, s := range series {
+		for _, y := range s.Y {
+			if math.IsNaN(y) || math.IsInf(y, 0) {
+				continue
+			}
+			if y <= 0 {
+				return false
+			}
+			n++
 		}
 	}
-	ev := &Table{Columns: []string{"line", "step", "value"}}
-	for i := range t.Rows {
-		if t.Str(i, "recall") == "" {
-			continue
-		}
-		r := t.Str(i, "rbit")
-		ev.Rows = append(ev.Rows, []string{"recall r" + r, t.Str(i, "step"), t.Str(i, "recall")},
-			[]string{"mass r" + r, t.Str(i, "step"), t.Str(i, "mass")})
+	return n > 0
+}
+
+// logNote marks a y label whose axis positive() makes logarithmic.
+func logNote(series []plots.Series) string {
+	if positive(series) {
+		return " (log scale)"
 	}
-	lossPanel := plots.Line{Title: "Training loss (mean over KV heads)", XLabel: "SGD step", YLabel: "weighted loss term",
-		NoMarkers: true, Series: lt.series("line", "step", "value", nil)}
-	evalPanel := plots.Line{Title: fmt.Sprintf("Held-out HATA quality (budget %s)", budgetsLabel([]float64{c.Budget})),
-		XLabel: "SGD step", YLabel: "recall / attention mass", YMin: 0, YMax: 1.02, Series: ev.series("line", "step", "value", nil)}
-	return linePanels("training", []plots.Line{lossPanel, evalPanel}, nil, false, 2, "")
+	return ""
 }

@@ -18,6 +18,8 @@ type Stacked struct {
 	// Layers are stacked bottom to top; Layers[i].Y[j] is layer i's share of
 	// bar j (its X is ignored). A NaN counts as 0.
 	Layers []Series
+	// NoLegend leaves the legend out (see BarLegendPanel).
+	NoLegend bool
 }
 
 // Plot builds the chart.
@@ -54,8 +56,34 @@ func (s Stacked) Plot() (*plot.Plot, error) {
 		}
 		below = b
 		p.Add(b)
-		p.Legend.Add(l.Name, b)
+		if !s.NoLegend {
+			p.Legend.Add(l.Name, b)
+		}
 	}
 	p.Y.Min = 0
+	return p, nil
+}
+
+// BarLegendPanel returns a panel that holds only the legend of a Stacked
+// chart whose layers are named names, bottom to top; the legend lists them
+// top to bottom, as they are stacked.
+func BarLegendPanel(title string, names []string) (*plot.Plot, error) {
+	p := plot.New()
+	p.HideAxes()
+	p.Title.Text = title
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.TextStyle.Font.Size = vg.Points(11)
+	sl := slots{}
+	for _, name := range names {
+		sl.of(name) // the slots in stacking order, as Stacked assigns them
+	}
+	for i := len(names) - 1; i >= 0; i-- {
+		b, err := plotter.NewBarChart(plotter.Values{0}, vg.Points(10))
+		if err != nil {
+			return nil, err
+		}
+		b.Color, b.LineStyle.Width = StyleOf(sl.of(names[i])).Color, vg.Points(0.5)
+		p.Legend.Add(names[i], b)
+	}
 	return p, nil
 }

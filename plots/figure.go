@@ -72,12 +72,14 @@ func (f Figure) Encode(format string) (out []byte, err error) {
 		PadX: vg.Points(12), PadY: vg.Points(12),
 		PadTop: vg.Points(6), PadBottom: vg.Points(6), PadLeft: vg.Points(6), PadRight: vg.Points(6),
 	}
+	// Each panel draws in its own tile. (plot.Align would line the axes up
+	// across tiles, but it clipped the top of a panel whose neighbour has a
+	// log axis; separate tiles are always whole.)
 	dc := draw.New(canvas)
-	canvases := plot.Align(grid, tiles, dc)
 	for r := range rows {
 		for c := range cols {
 			if grid[r][c] != nil {
-				grid[r][c].Draw(canvases[r][c])
+				grid[r][c].Draw(tiles.At(dc, c, r))
 			}
 		}
 	}

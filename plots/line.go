@@ -34,7 +34,12 @@ type Line struct {
 	// NoLegend leaves the legend out of the panel (see LegendPanel for a
 	// legend shared by several panels).
 	NoLegend bool
-	Series   []Series
+	// Names fixes the order in which names without a style of their own
+	// (see StyleOf) take the free styles; give every panel of a figure the
+	// same Names so a series looks the same in all of them. Empty: the order
+	// of Series.
+	Names  []string
+	Series []Series
 }
 
 // Plot builds the chart. Non-finite points are skipped (a NaN in a result row
@@ -62,6 +67,9 @@ func (l Line) Plot() (*plot.Plot, error) {
 		p.X.Tick.Marker = ts
 	}
 	sl := slots{}
+	for _, n := range l.Names {
+		sl.of(n)
+	}
 	for _, s := range l.Series {
 		if len(s.X) != len(s.Y) {
 			return nil, fmt.Errorf("plots: series %q has %d x and %d y values", s.Name, len(s.X), len(s.Y))
@@ -116,7 +124,7 @@ func LegendPanel(title string, names []string, markers bool) (*plot.Plot, error)
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.TextStyle.Font.Size = vg.Points(11)
 	p.Legend.ThumbnailWidth = vg.Points(40)
-	sl := slots{}
+	sl := slots{} // names in the order the panels' Names give them
 	dummy := plotter.XYs{{X: 0, Y: 0}}
 	for _, name := range names {
 		line, points, err := plotter.NewLinePoints(dummy)

@@ -75,6 +75,18 @@ func TestStackedEncodes(t *testing.T) {
 	if b, err := (Figure{Panels: []*plot.Plot{p}}).Encode("png"); err != nil || len(b) < 1000 {
 		t.Errorf("Encode(png) = %d bytes, %v; want a PNG", len(b), err)
 	}
+	s.NoLegend = true
+	p, err = s.Plot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leg, err := BarLegendPanel("stage", []string{"encode", "score"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := (Figure{Panels: []*plot.Plot{p, leg}}).Encode("svg"); err != nil || !strings.Contains(string(b), "encode") {
+		t.Errorf("Encode(svg) with a bar legend panel: %v", err)
+	}
 	bad := s
 	bad.Layers = []Series{{Name: "encode", Y: []float64{1}}}
 	if _, err := bad.Plot(); err == nil {

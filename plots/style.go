@@ -12,7 +12,11 @@ import (
 // methods of the paper and the two kinds of hashing), so that a method looks
 // the same in every figure. Other names take the slots after these, in the
 // order they appear.
-var known = []string{"hata", "lsh", "loki", "quest", "streaming", "h2o", "magicpig", "topk", "dense", "trained", "random"}
+var known = []string{"hata", "lsh", "loki", "quest", "streaming", "h2o", "magicpig", "topk", "dense"}
+
+// aliases draw a name in the style of another: trained hashing is HATA,
+// random hashing is the lsh baseline.
+var aliases = map[string]string{"trained": "hata", "random": "lsh"}
 
 // palette is a ten-colour qualitative palette (Tableau 10), readable on white
 // and in greyscale prints together with the dashes.
@@ -50,6 +54,9 @@ type slots map[string]int
 // of returns the slot of name: its place in known, or the next free slot
 // after them.
 func (s slots) of(name string) int {
+	if a, ok := aliases[name]; ok {
+		name = a
+	}
 	for i, k := range known {
 		if k == name {
 			return i
