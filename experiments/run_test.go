@@ -7,10 +7,12 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hata-go/hata/experiments/synth"
 	"github.com/hata-go/hata/ref"
@@ -481,5 +483,62 @@ d = 32
 	_, _, _, err = runTiny(t, context.Background(), speed, t.TempDir(), Overrides{}, runHooks{})
 	if err == nil || !strings.Contains(err.Error(), "Timer") {
 		t.Errorf("speed on a backend without Timer: err = %v", err)
+	}
+}
+
+// TestKillHelper is the child of TestKill9: with HATA_KILL_OUT set it runs
+// the tiny sweep into that directory and hangs after 4 points, to be killed.
+func TestKillHelper(t *testing.T) {
+	out := os.Getenv("HATA_KILL_OUT")
+	if out == "" {
+		t.Skip("helper process of TestKill9")
+	}
+	runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{afterPoint: func(n int) {
+		if n == 4 {
+			time.Sleep(time.Hour)
+		}
+	}})
+}
+
+func TestKill9(t *testing.T) {
+	root := t.TempDir()
+	full, _, _, err := runTiny(t, context.Background(), tiny, filepath.Join(root, "full"), Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readFile(t, filepath.Join(full, "budget.csv"))
+
+	out := filepath.Join(root, "killed")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$")
+	cmd.Env = append(os.Environ(), "HATA_KILL_OUT="+out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(out, "tiny", pointsDir, "*.json"))
+		if len(files) >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the helper stored %d points in 60 s", len(files))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no chance to clean up
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	dir, decodes, _, err := runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decodes != (15-4)*2 {
+		t.Errorf("run after kill -9: %d decode steps, want the 11 missing points * 2 = 22", decodes)
+	}
+	if got := readFile(t, filepath.Join(dir, "budget.csv")); !bytes.Equal(got, want) {
+		t.Errorf("CSV after kill -9 and resume differs from the uninterrupted run:\n%s\nwant\n%s", got, want)
 	}
 }
