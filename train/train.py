@@ -26,7 +26,7 @@ Training data (train/prepare_data.sh builds it): train.txt, a byte stream of
 State of the Union addresses 1790-2000 and the King James Bible. Every training
 window is 4096 tokens (BOS + 4095 bytes) of it; in 80 % of windows retrieval tasks
 are spliced in at random positions (see make_window: pass keys, key-value
-"magic number" needles with questions, verbatim span copies), so the model learns
+"magic number" needles with questions, random strings that occur twice), so the model learns
 to copy a value from anywhere in its context. The answer bytes carry loss weight
 ANSWER_WEIGHT; every other byte weight 1.
 
@@ -183,6 +183,9 @@ WORDS = (
 ).split()
 
 
+ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
 def passkey_texts(rng, key):
     needle = [
         f" The pass key is {key}. Remember it. {key} is the pass key. ",
@@ -221,10 +224,15 @@ def make_window(data, rng, seq):
     """One training window: ids [seq+1] (BOS first) and loss weights [seq] on targets.
 
     Half of the windows get a pass key (asked once or twice), 80 % get two to
-    eight key-value needles of which one to three are asked, and half get a
-    verbatim copy of an earlier span of 32-256 bytes (which rewards induction
-    heads on every copied byte). Needles go anywhere in the first 90 % of the
-    text; each question anywhere after its needle, or at the very end.
+    eight key-value needles of which one to three are asked, and 60 % get one to
+    four random strings of 8-48 letters and digits that occur twice: copying
+    them is the only way to predict them, which rewards induction heads (the
+    corpus itself is small enough to be memorised, which earlier runs did
+    instead of learning to copy). Needles and first occurrences go anywhere in
+    the first 90 % of the text; each question or second occurrence anywhere
+    after, or at the very end. Loss weight ANSWER_WEIGHT on the answer digits
+    and on the second occurrence of a string from its fourth byte on (the
+    first three locate it).
     """
     items = []  # (needle, [(question, answer digits)])
     if rng.random() < 0.5:
@@ -236,8 +244,11 @@ def make_window(data, rng, seq):
         for i, wd in enumerate(words):
             nd, qu, num = kv_texts(rng, wd, digits(rng, 5, 7))
             items.append((nd, [(qu, num)] if i in asked else []))
-    copy_len = rng.randint(32, max(32, seq // 16)) if rng.random() < 0.5 else 0
-    extra = copy_len + sum(len(nd) + sum(len(q) + len(a) + 2 for q, a in qs) for nd, qs in items)
+    copies = []
+    if rng.random() < 0.6:
+        for _ in range(rng.randint(1, max(1, min(4, seq // 1024)))):
+            copies.append(" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(8, 48))) + " ")
+    extra = 2 * sum(map(len, copies)) + sum(len(nd) + sum(len(q) + len(a) + 2 for q, a in qs) for nd, qs in items)
     n = seq - extra  # bytes of corpus text
     s = rng.randrange(0, len(data) - n)
     text = bytes(data[s : s + n])
@@ -248,10 +259,11 @@ def make_window(data, rng, seq):
         for q, a in qs:
             qp = n if rng.random() < 0.3 else snap(text, rng.randrange(p, n + 1), n)
             pieces.append((qp, 1, (q + a + ". ").encode(), len(q), len(a)))
-    if copy_len:
-        src = rng.randrange(0, n - copy_len)
-        dst = rng.randrange(src + copy_len, n + 1)
-        pieces.append((dst, 2, text[src : src + copy_len], 0, 0))
+    for cs in copies:
+        p = snap(text, rng.randrange(0, int(n * 0.9) + 1), n)
+        pieces.append((p, 0, cs.encode(), 0, 0))
+        qp = n if rng.random() < 0.3 else snap(text, rng.randrange(p, n + 1), n)
+        pieces.append((qp, 1, cs.encode(), 4, len(cs) - 5))  # " " + 3 locating bytes, trailing " "
     pieces.sort(key=lambda t: (t[0], t[1]))
     out = bytearray([0])  # placeholder for BOS
     ans_spans = []

@@ -1,0 +1,99 @@
+package model
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// HashTraining configures TrainHash.
+type HashTraining struct {
+	Rbit      int             // hash bits; default 128
+	Positions int             // query positions drawn per KV head per sequence; default 8
+	Seed      uint64          // seed of the positions (and of W's initialisation via Config.Seed)
+	Config    ref.TrainConfig // zero value: ref.DefaultTrainConfig()
+}
+
+// TrainHash learns HATA's hash weights for each layer in layers from the
+// prefill traces of the training sequences seqs (token ids, BOS first): per
+// layer and KV head, ref.Samples draws o.Positions query positions of every
+// sequence and labels their keys by the true post-RoPE scores, the pairs of
+// all sequences are pooled, and ref.TrainLayer fits W: [Hkv][D][Rbit]. The
+// sequences should come from training text, never from the held-out text the
+// evaluations use.
+func (m *Model) TrainHash(seqs [][]int, layers []int, o HashTraining) (map[int]*ref.HashWeights, error) {
+	c := m.Config
+	if o.Rbit == 0 {
+		o.Rbit = 128
+	}
+	if o.Positions == 0 {
+		o.Positions = 8
+	}
+	if o.Config == (ref.TrainConfig{}) {
+		o.Config = ref.DefaultTrainConfig()
+	}
+	if len(seqs) == 0 {
+		return nil, fmt.Errorf("train hash: no training sequences")
+	}
+	sets := map[int][]*ref.TrainPairs{} // per layer, per KV head
+	for si, toks := range seqs {
+		tr, err := m.Traces(toks, layers)
+		if err != nil {
+			return nil, fmt.Errorf("train hash: sequence %d: %w", si, err)
+		}
+		for _, l := range sortedLayers(tr) {
+			t := tr[l]
+			if sets[l] == nil {
+				sets[l] = make([]*ref.TrainPairs, c.NKVHeads)
+			}
+			shape := ref.Shape{B: 1, Hq: t.Hq, Hkv: t.Hkv, N: t.N, D: t.D}
+			for g := range c.NKVHeads {
+				rng := rand.New(rand.NewPCG(o.Seed, uint64(l)<<32|uint64(si)<<8|uint64(g)))
+				p, err := ref.Samples(t.Q, t.K, shape, g, o.Positions, rng)
+				if err != nil {
+					return nil, fmt.Errorf("train hash: layer %d KV head %d: %w", l, g, err)
+				}
+				if sets[l][g] == nil {
+					sets[l][g] = p
+				} else if err := sets[l][g].Append(p); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	out := map[int]*ref.HashWeights{}
+	for _, l := range sortedLayers(sets) {
+		cfg := o.Config
+		cfg.Seed = o.Config.Seed + uint64(l)
+		w, err := ref.TrainLayer(sets[l], o.Rbit, cfg, nil)
+		if err != nil {
+			return nil, fmt.Errorf("train hash: layer %d: %w", l, err)
+		}
+		out[l] = w
+	}
+	return out, nil
+}
+
+// RefFactory returns a Factory that builds ref's method name (one of
+// ref.MethodNames) for each layer with the options o. For hata the weights of
+// layer l are w[l] (an error if missing); for lsh without o.W, each layer
+// draws its own random projection from o.Seed + layer.
+func (m *Model) RefFactory(name string, o ref.Options, w map[int]*ref.HashWeights) Factory {
+	c := m.Config
+	return func(layer int) (ref.Method, error) {
+		lo := o
+		switch name {
+		case "hata":
+			lo.W = w[layer]
+			if lo.W == nil {
+				return nil, fmt.Errorf("hata: no hash weights for layer %d", layer)
+			}
+		case "lsh":
+			if lo.W == nil {
+				lo.Seed = o.Seed + uint64(layer)
+			}
+		}
+		return ref.New(name, c.NKVHeads, c.HeadDim, lo)
+	}
+}
