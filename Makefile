@@ -37,3 +37,36 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# --- shaders (vk helper) ---
+# shaders: compile every shaders/*.comp entry point to the committed
+# shaders/*.spv (glslc, Vulkan 1.2 target, optimised) and validate each with
+# spirv-val, so go:embed always carries SPIR-V that matches its GLSL.
+GLSLC     ?= glslc
+SPIRV_VAL ?= spirv-val
+SHADER_COMP := $(wildcard shaders/*.comp)
+SHADER_SPV  := $(SHADER_COMP:.comp=.spv)
+SHADER_GLSL := $(wildcard shaders/*.glsl)
+
+.PHONY: shaders shaders-check
+shaders: $(SHADER_SPV)
+
+shaders/%.spv: shaders/%.comp $(SHADER_GLSL)
+	$(GLSLC) --target-env=vulkan1.2 -O -o $@.tmp $<
+	$(SPIRV_VAL) --target-env vulkan1.2 $@.tmp
+	mv $@.tmp $@
+
+# shaders-check: recompile every shader into a temporary directory and fail if
+# any committed .spv differs from it, is missing, or has no .comp (CI runs it).
+shaders-check:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && fail=0 && \
+	for c in $(SHADER_COMP); do \
+		n=$$(basename $$c .comp); \
+		$(GLSLC) --target-env=vulkan1.2 -O -o "$$tmp/$$n.spv" $$c || exit 1; \
+		$(SPIRV_VAL) --target-env vulkan1.2 "$$tmp/$$n.spv" || exit 1; \
+		if [ ! -f shaders/$$n.spv ]; then echo "shaders/$$n.spv: missing (run make shaders)"; fail=1; \
+		elif ! cmp -s "$$tmp/$$n.spv" shaders/$$n.spv; then echo "shaders/$$n.spv: stale (run make shaders)"; fail=1; fi; \
+	done; \
+	for s in shaders/*.spv; do [ -f "$${s%.spv}.comp" ] || { echo "$$s: no $${s%.spv}.comp"; fail=1; }; done; \
+	[ $$fail = 0 ] && echo "shaders-check: $(words $(SHADER_COMP)) shaders up to date"
+# --- end shaders (vk helper) ---

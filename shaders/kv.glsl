@@ -1,0 +1,34 @@
+// kv.glsl: how the key/value cache is stored and read, shared by the attention
+// kernels. Define KV_F16 or KV_F32 before including it.
+//
+// Every row of the cache is read in 16-byte vectors: KV_T is one vector and
+// KV_VEC the elements it holds. fp16 rows are read as uvec4 and unpacked with
+// unpackHalf2x16 (GLSL.std.450 UnpackHalf2x16, exact for every half including
+// subnormals), so the fp16 path needs no 16-bit storage feature and its loads
+// stay 16 bytes wide; arithmetic is fp32 either way.
+
+#if defined(KV_F16)
+#define KV_T uvec4
+#define KV_VEC 8
+// KV_LOAD(buf, idx, dst, at): dst[at .. at+8) = the 8 halves of buf[idx].
+#define KV_LOAD(buf, idx, dst, at) {                                        \
+        uvec4 u_ = buf[idx];                                                \
+        vec2 a_ = unpackHalf2x16(u_.x), b_ = unpackHalf2x16(u_.y);          \
+        vec2 c_ = unpackHalf2x16(u_.z), d_ = unpackHalf2x16(u_.w);          \
+        dst[(at) + 0] = a_.x; dst[(at) + 1] = a_.y;                         \
+        dst[(at) + 2] = b_.x; dst[(at) + 3] = b_.y;                         \
+        dst[(at) + 4] = c_.x; dst[(at) + 5] = c_.y;                         \
+        dst[(at) + 6] = d_.x; dst[(at) + 7] = d_.y;                         \
+    }
+#elif defined(KV_F32)
+#define KV_T vec4
+#define KV_VEC 4
+// KV_LOAD(buf, idx, dst, at): dst[at .. at+4) = buf[idx].
+#define KV_LOAD(buf, idx, dst, at) {                                        \
+        vec4 u_ = buf[idx];                                                 \
+        dst[(at) + 0] = u_.x; dst[(at) + 1] = u_.y;                         \
+        dst[(at) + 2] = u_.z; dst[(at) + 3] = u_.w;                         \
+    }
+#else
+#error "define KV_F16 or KV_F32 before including kv.glsl"
+#endif

@@ -1,0 +1,397 @@
+package vk
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/hata-go/hata/vk/internal/vkc"
+	"github.com/vulkan-go/vulkan"
+)
+
+// maxStages bounds the named stages of one batch (timestamp queries).
+const maxStages = 64
+
+// submitTimeout bounds the wait for one batch.
+const submitTimeout = 10 * time.Minute
+
+// Batch records many commands (dispatches, copies, fills, barriers) into one
+// command buffer, submits it once and waits for it, timing every named stage
+// with GPU timestamps. A Batch is reusable and must be used by one goroutine
+// at a time:
+//
+//	b.Begin()
+//	b.Stage("split")
+//	b.Dispatch(k, set, push, x, y, z)
+//	b.Barrier()
+//	b.Stage("merge")
+//	...
+//	t, err := b.Submit() // t.Stages: [{split ns} {merge ns}]
+//
+// Recording methods do not return errors: the first one is kept and returned
+// by Submit, which then submits nothing.
+type Batch struct {
+	ctx     *Context
+	pool    vulkan.CommandPool
+	cb      vulkan.CommandBuffer
+	fence   vulkan.Fence
+	queries vulkan.QueryPool
+	stages  []string
+	open    bool
+	err     error
+	bound   *Kernel
+}
+
+// Stage is the GPU time of one named stage of a batch.
+type Stage struct {
+	Name string
+	Ns   float64 // nanoseconds, from timestamps and the device's timestampPeriod
+}
+
+// Timings are the stages of one submitted batch, in recording order. Each
+// stage runs from its Stage call to the next one (or to Submit): the
+// timestamps are written at the bottom of the pipe, after every earlier
+// command has finished, so the stages tile the batch without gaps.
+type Timings struct {
+	Stages []Stage
+	// Supported is false when the queue has no timestamps; Stages is empty.
+	Supported bool
+}
+
+// Total returns the sum of every stage, in ns.
+func (t Timings) Total() float64 {
+	var s float64
+	for _, st := range t.Stages {
+		s += st.Ns
+	}
+	return s
+}
+
+// Get returns the summed time of the stages called name, in ns (0 if none).
+func (t Timings) Get(name string) float64 {
+	var s float64
+	for _, st := range t.Stages {
+		if st.Name == name {
+			s += st.Ns
+		}
+	}
+	return s
+}
+
+// String formats the stages as "upload 12.3µs, split 1.2ms, ...".
+func (t Timings) String() string {
+	if !t.Supported {
+		return "no timestamps"
+	}
+	var s []string
+	for _, st := range t.Stages {
+		s = append(s, fmt.Sprintf("%s %v", st.Name, time.Duration(st.Ns).Round(100*time.Nanosecond)))
+	}
+	return strings.Join(s, ", ")
+}
+
+// NewBatch creates a batch with its own command pool, command buffer, fence
+// and timestamp query pool.
+func (c *Context) NewBatch() (*Batch, error) {
+	b := &Batch{ctx: c}
+	var pool vulkan.CommandPool
+	r := vulkan.CreateCommandPool(c.dev, &vulkan.CommandPoolCreateInfo{
+		SType:            vulkan.StructureTypeCommandPoolCreateInfo,
+		Flags:            vulkan.CommandPoolCreateFlags(vulkan.CommandPoolCreateResetCommandBufferBit),
+		QueueFamilyIndex: c.Info.computeQueue,
+	}, nil, &pool)
+	if err := vkc.Check("vkCreateCommandPool", int32(r)); err != nil {
+		return nil, err
+	}
+	b.pool = pool
+	cbs := make([]vulkan.CommandBuffer, 1)
+	r = vulkan.AllocateCommandBuffers(c.dev, &vulkan.CommandBufferAllocateInfo{
+		SType:              vulkan.StructureTypeCommandBufferAllocateInfo,
+		CommandPool:        b.pool,
+		Level:              vulkan.CommandBufferLevelPrimary,
+		CommandBufferCount: 1,
+	}, cbs)
+	if err := vkc.Check("vkAllocateCommandBuffers", int32(r)); err != nil {
+		b.destroy()
+		return nil, err
+	}
+	b.cb = cbs[0]
+	var fence vulkan.Fence
+	r = vulkan.CreateFence(c.dev, &vulkan.FenceCreateInfo{SType: vulkan.StructureTypeFenceCreateInfo}, nil, &fence)
+	if err := vkc.Check("vkCreateFence", int32(r)); err != nil {
+		b.destroy()
+		return nil, err
+	}
+	b.fence = fence
+	if c.Info.TimestampValidBits > 0 {
+		var qp vulkan.QueryPool
+		r = vulkan.CreateQueryPool(c.dev, &vulkan.QueryPoolCreateInfo{
+			SType:      vulkan.StructureTypeQueryPoolCreateInfo,
+			QueryType:  vulkan.QueryTypeTimestamp,
+			QueryCount: maxStages + 1,
+		}, nil, &qp)
+		if err := vkc.Check("vkCreateQueryPool", int32(r)); err != nil {
+			b.destroy()
+			return nil, err
+		}
+		b.queries = qp
+	}
+	if err := c.track(b); err != nil {
+		b.destroy()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Begin starts recording, discarding anything recorded since the last Submit.
+func (b *Batch) Begin() error {
+	if b.open {
+		vulkan.EndCommandBuffer(b.cb)
+	}
+	b.open, b.err, b.stages, b.bound = false, nil, b.stages[:0], nil
+	if err := vkc.Check("vkResetCommandBuffer", int32(vulkan.ResetCommandBuffer(b.cb, 0))); err != nil {
+		return err
+	}
+	if err := b.ctx.fns.BeginCommandBuffer(unsafe.Pointer(b.cb)); err != nil {
+		return err
+	}
+	b.open = true
+	if b.queries != vulkan.NullQueryPool {
+		vulkan.CmdResetQueryPool(b.cb, b.queries, 0, maxStages+1)
+	}
+	return nil
+}
+
+func (b *Batch) fail(format string, a ...any) {
+	if b.err == nil {
+		b.err = fmt.Errorf("vk: batch: "+format, a...)
+	}
+}
+
+func (b *Batch) ready() bool {
+	if !b.open {
+		b.fail("recording before Begin")
+	}
+	return b.err == nil
+}
+
+// Stage starts the named stage: it ends the previous one and writes a
+// timestamp once every earlier command has finished.
+func (b *Batch) Stage(name string) {
+	if !b.ready() {
+		return
+	}
+	if len(b.stages) == maxStages {
+		b.fail("more than %d stages", maxStages)
+		return
+	}
+	if b.queries != vulkan.NullQueryPool {
+		vulkan.CmdWriteTimestamp(b.cb, vulkan.PipelineStageBottomOfPipeBit, b.queries, uint32(len(b.stages)))
+	}
+	b.stages = append(b.stages, name)
+}
+
+// Dispatch records k over x*y*z workgroups with set bound and push as its push
+// constants (a value of the kernel's push-constant type, or nil).
+func (b *Batch) Dispatch(k *Kernel, set *Set, push any, x, y, z uint32) {
+	if !b.ready() {
+		return
+	}
+	lim := b.ctx.Info.Limits.MaxComputeWorkGroupCount
+	switch {
+	case set == nil || set.set == vulkan.NullDescriptorSet || set.k.spec.Bindings != k.spec.Bindings:
+		b.fail("dispatch %s: no descriptor set, a freed one, or one of another layout", k.spec.Shader)
+		return
+	case x == 0 || y == 0 || z == 0:
+		b.fail("dispatch %s: empty grid %dx%dx%d", k.spec.Shader, x, y, z)
+		return
+	case x > lim[0] || y > lim[1] || z > lim[2]:
+		b.fail("dispatch %s: grid %dx%dx%d over maxComputeWorkGroupCount %v", k.spec.Shader, x, y, z, lim)
+		return
+	case reflect.TypeOf(push) != k.pushType:
+		b.fail("dispatch %s: push constants %T, the kernel takes %v", k.spec.Shader, push, k.pushType)
+		return
+	}
+	if b.bound != k {
+		vulkan.CmdBindPipeline(b.cb, vulkan.PipelineBindPointCompute, k.pipe)
+		b.bound = k
+	}
+	vulkan.CmdBindDescriptorSets(b.cb, vulkan.PipelineBindPointCompute, k.layout, 0, 1, []vulkan.DescriptorSet{set.set}, 0, nil)
+	if k.pushType != nil {
+		// A copy in Go memory without pointers: cgo lets C read it.
+		p := reflect.New(k.pushType)
+		p.Elem().Set(reflect.ValueOf(push))
+		vulkan.CmdPushConstants(b.cb, k.layout, vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit), 0, k.pushSize, p.UnsafePointer())
+	}
+	vulkan.CmdDispatch(b.cb, x, y, z)
+}
+
+// Barrier makes every earlier shader and transfer write visible to every
+// later shader and transfer access.
+func (b *Batch) Barrier() {
+	if !b.ready() {
+		return
+	}
+	const stages = uint32(vulkan.PipelineStageComputeShaderBit | vulkan.PipelineStageTransferBit)
+	b.ctx.fns.CmdMemoryBarrier(unsafe.Pointer(b.cb), stages, stages,
+		uint32(vulkan.AccessShaderWriteBit|vulkan.AccessTransferWriteBit),
+		uint32(vulkan.AccessShaderReadBit|vulkan.AccessShaderWriteBit|vulkan.AccessTransferReadBit|vulkan.AccessTransferWriteBit))
+}
+
+// Copy records a copy of src into dst (equal sizes, multiples of 4).
+func (b *Batch) Copy(dst, src Range) {
+	if !b.ready() {
+		return
+	}
+	if err := dst.check(); err != nil {
+		b.fail("copy: %v", err)
+		return
+	}
+	if err := src.check(); err != nil {
+		b.fail("copy: %v", err)
+		return
+	}
+	if dst.Size != src.Size {
+		b.fail("copy %q -> %q: %d bytes into %d", src.Buf.name, dst.Buf.name, src.Size, dst.Size)
+		return
+	}
+	if dst.Size == 0 {
+		return
+	}
+	b.ctx.fns.CmdCopyBuffer(unsafe.Pointer(b.cb), unsafe.Pointer(src.Buf.buf), unsafe.Pointer(dst.Buf.buf), [][3]uint64{{src.Off, dst.Off, dst.Size}})
+}
+
+// CopyRegion is one region of CopyRegions.
+type CopyRegion struct{ SrcOff, DstOff, Size uint64 }
+
+// CopyRegions records one copy of many regions from src into dst.
+func (b *Batch) CopyRegions(dst, src *Buffer, regions []CopyRegion) {
+	if !b.ready() || len(regions) == 0 {
+		return
+	}
+	vr := make([][3]uint64, len(regions))
+	for i, r := range regions {
+		if err := src.Range(r.SrcOff, r.Size).check(); err != nil {
+			b.fail("copy regions: %v", err)
+			return
+		}
+		if err := dst.Range(r.DstOff, r.Size).check(); err != nil {
+			b.fail("copy regions: %v", err)
+			return
+		}
+		vr[i] = [3]uint64{r.SrcOff, r.DstOff, r.Size}
+	}
+	b.ctx.fns.CmdCopyBuffer(unsafe.Pointer(b.cb), unsafe.Pointer(src.buf), unsafe.Pointer(dst.buf), vr)
+}
+
+// NaNBits is the float32 quiet NaN that Fill poisons outputs with.
+const NaNBits = 0x7fc00000
+
+// Fill records filling r (offset and size multiples of 4) with the 32-bit
+// word w, e.g. NaNBits.
+func (b *Batch) Fill(r Range, w uint32) {
+	if !b.ready() {
+		return
+	}
+	if err := r.check(); err != nil {
+		b.fail("fill: %v", err)
+		return
+	}
+	if r.Off%4 != 0 || r.Size%4 != 0 {
+		b.fail("fill %q at %d of %d bytes: offset and size must be multiples of 4", r.Buf.name, r.Off, r.Size)
+		return
+	}
+	if r.Size > 0 {
+		vulkan.CmdFillBuffer(b.cb, r.Buf.buf, vulkan.DeviceSize(r.Off), vulkan.DeviceSize(r.Size), w)
+	}
+}
+
+// Submit ends recording, submits the batch, waits for it and returns the
+// GPU time of each stage. Device writes are visible to the host afterwards
+// (Readback buffers need no further call).
+func (b *Batch) Submit() (Timings, error) {
+	if b.err == nil && !b.open {
+		b.fail("Submit before Begin")
+	}
+	if b.err != nil {
+		if b.open {
+			vulkan.EndCommandBuffer(b.cb)
+			b.open = false
+		}
+		return Timings{}, b.err
+	}
+	n := uint32(len(b.stages))
+	if b.queries != vulkan.NullQueryPool && n > 0 {
+		vulkan.CmdWriteTimestamp(b.cb, vulkan.PipelineStageBottomOfPipeBit, b.queries, n)
+	}
+	b.ctx.fns.CmdMemoryBarrier(unsafe.Pointer(b.cb),
+		uint32(vulkan.PipelineStageComputeShaderBit|vulkan.PipelineStageTransferBit), uint32(vulkan.PipelineStageHostBit),
+		uint32(vulkan.AccessShaderWriteBit|vulkan.AccessTransferWriteBit), uint32(vulkan.AccessHostReadBit))
+	b.open = false
+	if err := vkc.Check("vkEndCommandBuffer", int32(vulkan.EndCommandBuffer(b.cb))); err != nil {
+		return Timings{}, err
+	}
+	c := b.ctx
+	fences := []vulkan.Fence{b.fence}
+	if err := vkc.Check("vkResetFences", int32(vulkan.ResetFences(c.dev, 1, fences))); err != nil {
+		return Timings{}, err
+	}
+	c.queueMu.Lock()
+	err := c.fns.QueueSubmit(unsafe.Pointer(c.queue), unsafe.Pointer(b.cb), unsafe.Pointer(b.fence))
+	c.queueMu.Unlock()
+	if err != nil {
+		return Timings{}, err
+	}
+	if err := vkc.Check("vkWaitForFences", int32(vulkan.WaitForFences(c.dev, 1, fences, vulkan.True, uint64(submitTimeout)))); err != nil {
+		return Timings{}, err
+	}
+	if b.queries == vulkan.NullQueryPool || n == 0 {
+		return Timings{Supported: b.queries != vulkan.NullQueryPool}, nil
+	}
+	ts := make([]uint64, n+1)
+	if err := vkc.Check("vkGetQueryPoolResults", int32(vulkan.GetQueryPoolResults(c.dev, b.queries, 0, n+1,
+		uint(8*len(ts)), unsafe.Pointer(&ts[0]), 8, vulkan.QueryResultFlags(vulkan.QueryResult64Bit|vulkan.QueryResultWaitBit)))); err != nil {
+		return Timings{}, err
+	}
+	mask := uint64(math.MaxUint64)
+	if bits := c.Info.TimestampValidBits; bits < 64 {
+		mask = 1<<bits - 1
+	}
+	t := Timings{Supported: true, Stages: make([]Stage, n)}
+	period := float64(c.Info.Limits.TimestampPeriod)
+	for i := range t.Stages {
+		t.Stages[i] = Stage{Name: b.stages[i], Ns: float64((ts[i+1]-ts[i])&mask) * period}
+	}
+	return t, nil
+}
+
+// Free destroys the batch; it must not be pending (Submit waits, so it never
+// is between calls).
+func (b *Batch) Free() {
+	if b == nil || b.pool == vulkan.NullCommandPool {
+		return
+	}
+	b.ctx.untrack(b)
+	b.destroy()
+}
+
+func (b *Batch) release() { b.destroy() }
+
+func (b *Batch) destroy() {
+	dev := b.ctx.dev
+	if b.queries != vulkan.NullQueryPool {
+		vulkan.DestroyQueryPool(dev, b.queries, nil)
+		b.queries = vulkan.NullQueryPool
+	}
+	if b.fence != vulkan.NullFence {
+		vulkan.DestroyFence(dev, b.fence, nil)
+		b.fence = vulkan.NullFence
+	}
+	if b.pool != vulkan.NullCommandPool {
+		vulkan.DestroyCommandPool(dev, b.pool, nil) // frees the command buffer
+		b.pool = vulkan.NullCommandPool
+	}
+}

@@ -1,0 +1,387 @@
+package vk
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/hata-go/hata/vk/internal/vkc"
+	"github.com/vulkan-go/vulkan"
+)
+
+// Environment variables read by Open.
+const (
+	// EnvDevice selects the device when Open's argument is empty: a decimal
+	// index into Devices() or a case-insensitive substring of the name.
+	EnvDevice = "HATA_VK_DEVICE"
+	// EnvValidate = 1 turns on VK_LAYER_KHRONOS_validation (with
+	// synchronization validation) and records every warning and error it
+	// reports; see Context.ValidationMessages.
+	EnvValidate = "HATA_VK_VALIDATE"
+)
+
+const validationLayer = "VK_LAYER_KHRONOS_validation"
+
+// Options configure OpenWith.
+type Options struct {
+	// Device is a decimal index into Devices() or a substring of a device
+	// name; "" means $HATA_VK_DEVICE, and when that is unset too, the first
+	// usable device in the order discrete, integrated, virtual, CPU.
+	Device string
+	// Validate enables the Khronos validation layer and records its messages.
+	Validate bool
+	// Poison fills every kernel output with NaN before the kernel runs (and
+	// host readback memory before the copy), so a result that a kernel failed
+	// to write cannot pass a test as a stale value. On whenever Validate is.
+	Poison bool
+}
+
+// Context is one logical device with one compute queue: the owner of every
+// buffer, kernel and batch made from it. Its methods are safe for concurrent
+// use; the objects it makes (Buffer, Batch, Dense, ...) are not, unless they
+// say so.
+type Context struct {
+	// Info describes the device in use.
+	Info DeviceInfo
+
+	in       *instance
+	pd       vulkan.PhysicalDevice
+	dev      vulkan.Device
+	fns      *vkc.Device // the calls made in C (see package vkc)
+	queue    vulkan.Queue
+	memTypes []memType
+	poison   bool
+
+	queueMu sync.Mutex // vkQueueSubmit needs the queue externally synchronised
+
+	mu       sync.Mutex // guards the fields below
+	closed   bool
+	pools    []vulkan.DescriptorPool
+	live     map[resource]uint64 // objects to free at Close, by creation order
+	seq      uint64
+	kernels  map[string]*Kernel // SharedKernel's cache
+	finalLog []vkc.Message      // validation messages, kept after Close
+	finalN   int                // and their count
+
+	xferMu     sync.Mutex // guards the transfer staging below
+	stagingMax uint64     // size bound of the staging buffers
+	xfer       *Batch
+	upload     *Buffer
+	download   *Buffer
+}
+
+// resource is a device object that Close frees if its owner did not.
+type resource interface{ release() }
+
+// memType is one Vulkan memory type.
+type memType struct {
+	flags vulkan.MemoryPropertyFlags
+	heap  int
+}
+
+// instance is a VkInstance with its validation log.
+type instance struct {
+	inst vulkan.Instance
+	log  *vkc.Log // nil without validation
+}
+
+var (
+	loadOnce sync.Once
+	loadErr  error
+	// instMu serialises instance creation: vulkan-go keeps the instance-level
+	// function pointers in C globals that vulkan.InitInstance rewrites.
+	instMu sync.Mutex
+)
+
+// loadVulkan dlopens the loader and initialises vulkan-go, once.
+func loadVulkan() error {
+	loadOnce.Do(func() {
+		p, err := vkc.Load()
+		if err != nil {
+			loadErr = err
+			return
+		}
+		vulkan.SetGetInstanceProcAddr(p)
+		if err := vulkan.Init(); err != nil {
+			loadErr = fmt.Errorf("vulkan: %w", err)
+		}
+	})
+	return loadErr
+}
+
+// envValidate reports whether $HATA_VK_VALIDATE asks for validation.
+func envValidate() bool {
+	switch strings.ToLower(os.Getenv(EnvValidate)) {
+	case "", "0", "false", "no", "off":
+		return false
+	}
+	return true
+}
+
+// newInstance creates a Vulkan 1.3 instance, with the validation layer and a
+// recording debug messenger when validate is set.
+func newInstance(validate bool) (*instance, error) {
+	if err := loadVulkan(); err != nil {
+		return nil, err
+	}
+	instMu.Lock()
+	defer instMu.Unlock()
+	in := &instance{}
+	var layers, exts []string
+	var next unsafe.Pointer
+	if validate {
+		have, err := vkc.InstanceLayers()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(have, validationLayer) {
+			return nil, fmt.Errorf("vk: %s=1 asks for %s, which is not installed (Debian: apt install vulkan-validationlayers)", EnvValidate, validationLayer)
+		}
+		lexts, _ := vkc.LayerExtensions(validationLayer)
+		syncVal := slices.Contains(lexts, "VK_EXT_validation_features")
+		if in.log, err = vkc.NewLog(syncVal); err != nil {
+			return nil, err
+		}
+		layers = append(layers, validationLayer)
+		exts = append(exts, "VK_EXT_debug_utils")
+		if syncVal {
+			exts = append(exts, "VK_EXT_validation_features")
+		}
+		next = in.log.InstanceNext()
+	}
+	p, err := vkc.CreateInstance(vulkan.MakeVersion(1, 3, 0), layers, exts, next)
+	if err != nil {
+		if in.log != nil {
+			in.log.Free()
+		}
+		var ve *vkc.Error
+		if errors.As(err, &ve) && ve.Result == vkc.ErrorIncompatibleDriver {
+			err = fmt.Errorf("%w (no Vulkan driver found; for the CPU one, Debian: mesa-vulkan-drivers)", err)
+		}
+		return nil, err
+	}
+	in.inst = vulkan.Instance(p)
+	if err := vulkan.InitInstance(in.inst); err != nil {
+		in.destroy()
+		return nil, fmt.Errorf("vulkan: %w", err)
+	}
+	if in.log != nil {
+		if err := in.log.Attach(instPtr(in.inst)); err != nil {
+			in.destroy()
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// destroy destroys the instance and frees its log.
+func (in *instance) destroy() {
+	if in.log != nil {
+		in.log.Detach(instPtr(in.inst))
+	}
+	vulkan.DestroyInstance(in.inst, nil)
+	if in.log != nil {
+		in.log.Free()
+		in.log = nil
+	}
+}
+
+// devices describes every physical device of the instance.
+func (in *instance) devices() ([]DeviceInfo, []vulkan.PhysicalDevice, error) {
+	var n uint32
+	if err := vkc.Check("vkEnumeratePhysicalDevices", int32(vulkan.EnumeratePhysicalDevices(in.inst, &n, nil))); err != nil {
+		return nil, nil, err
+	}
+	pds := make([]vulkan.PhysicalDevice, n)
+	if n > 0 {
+		if err := vkc.Check("vkEnumeratePhysicalDevices", int32(vulkan.EnumeratePhysicalDevices(in.inst, &n, pds))); err != nil {
+			return nil, nil, err
+		}
+	}
+	infos := make([]DeviceInfo, 0, n)
+	for i, pd := range pds[:n] {
+		infos = append(infos, describe(in.inst, pd, i))
+	}
+	return infos, pds[:n], nil
+}
+
+// Open opens the device sel names (see Options.Device), with validation when
+// $HATA_VK_VALIDATE=1.
+func Open(sel string) (*Context, error) {
+	return OpenWith(Options{Device: sel, Validate: envValidate()})
+}
+
+// OpenWith opens a device as o says.
+func OpenWith(o Options) (*Context, error) {
+	in, err := newInstance(o.Validate)
+	if err != nil {
+		return nil, err
+	}
+	c, err := open(in, o)
+	if err != nil {
+		in.destroy()
+		return nil, err
+	}
+	return c, nil
+}
+
+func open(in *instance, o Options) (*Context, error) {
+	infos, pds, err := in.devices()
+	if err != nil {
+		return nil, err
+	}
+	sel := o.Device
+	if sel == "" {
+		sel = os.Getenv(EnvDevice)
+	}
+	pick, err := chooseDevice(infos, sel)
+	if err != nil {
+		return nil, err
+	}
+	c := &Context{
+		Info:       infos[pick],
+		in:         in,
+		pd:         pds[pick],
+		poison:     o.Poison || o.Validate,
+		stagingMax: stagingMax,
+		live:       map[resource]uint64{},
+		kernels:    map[string]*Kernel{},
+	}
+	for _, mt := range c.Info.memTypes {
+		c.memTypes = append(c.memTypes, memType{flags: vulkan.MemoryPropertyFlags(mt.Flags), heap: mt.Heap})
+	}
+
+	d := &c.Info
+	chain, err := vkc.FeatureChain(vkc.Features{
+		ShaderInt64: d.Int64, ShaderInt16: d.Int16,
+		StorageBuffer16BitAccess: d.StorageBuffer16Bit, StorageBuffer8BitAccess: d.StorageBuffer8Bit,
+		ShaderFloat16: d.Float16, ShaderInt8: d.Int8,
+	}, d.APIVersion >= vulkan.MakeVersion(1, 3, 0))
+	if err != nil {
+		return nil, err
+	}
+	defer chain.Free()
+	dev, err := vkc.CreateDevice(instPtr(in.inst), devPtr(c.pd), d.computeQueue, chain)
+	if err != nil {
+		return nil, fmt.Errorf("vk: device %d %q: %w", d.Index, d.Name, err)
+	}
+	c.dev = vulkan.Device(dev)
+	if c.fns, err = vkc.LoadDevice(instPtr(in.inst), dev); err != nil {
+		vulkan.DestroyDevice(c.dev, nil)
+		return nil, err
+	}
+	var q vulkan.Queue
+	vulkan.GetDeviceQueue(c.dev, d.computeQueue, 0, &q)
+	c.queue = q
+	return c, nil
+}
+
+// Poisons reports whether kernels should fill their outputs with NaN before
+// they run (Options.Poison, on whenever validating).
+func (c *Context) Poisons() bool { return c.poison }
+
+// Validating reports whether the validation layer is on.
+func (c *Context) Validating() bool { return c.in.log != nil || c.finalLog != nil }
+
+// ValidationCount returns the number of validation warnings and errors seen
+// so far (0 without validation). Tests compare it before and after.
+func (c *Context) ValidationCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.in.log == nil {
+		return c.finalN
+	}
+	return c.in.log.Count()
+}
+
+// ValidationMessages returns the validation warnings and errors recorded from
+// the n-th on (n = 0: all; the first 256 are kept), formatted as
+// "error validation: [VUID-...] text".
+func (c *Context) ValidationMessages(n int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	msgs := c.finalLog
+	if c.in.log != nil {
+		msgs = c.in.log.Messages(0)
+	}
+	var out []string
+	for i := n; i < len(msgs); i++ {
+		out = append(out, msgs[i].String())
+	}
+	return out
+}
+
+// track registers r to be freed at Close; it fails on a closed context.
+func (c *Context) track(r resource) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("vk: context is closed")
+	}
+	c.seq++
+	c.live[r] = c.seq
+	return nil
+}
+
+// untrack forgets r; its owner frees it.
+func (c *Context) untrack(r resource) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.live, r)
+}
+
+// Close waits for the device to go idle and frees everything made from the
+// context that is still alive, newest first, then the device and instance.
+// Validation messages stay readable.
+func (c *Context) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	vulkan.DeviceWaitIdle(c.dev)
+	c.mu.Lock()
+	rs := make([]resource, 0, len(c.live))
+	for r := range c.live {
+		rs = append(rs, r)
+	}
+	slices.SortFunc(rs, func(a, b resource) int { return cmp.Compare(c.live[b], c.live[a]) })
+	c.mu.Unlock()
+	for _, r := range rs {
+		r.release()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for _, p := range c.pools {
+		vulkan.DestroyDescriptorPool(c.dev, p, nil)
+	}
+	c.pools = nil
+	vulkan.DestroyDevice(c.dev, nil)
+	c.fns.Free()
+	if c.in.log != nil {
+		c.in.log.Detach(instPtr(c.in.inst))
+		vulkan.DestroyInstance(c.in.inst, nil)
+		c.finalLog = c.in.log.Messages(0)
+		c.finalN = c.in.log.Count()
+		c.in.log.Free()
+		c.in.log = nil
+		if c.finalLog == nil {
+			c.finalLog = []vkc.Message{}
+		}
+		return nil
+	}
+	vulkan.DestroyInstance(c.in.inst, nil)
+	return nil
+}
+
+// instPtr and devPtr convert vulkan-go handles (C pointer types of that
+// package) to unsafe.Pointer for package vkc.
+func instPtr(h vulkan.Instance) unsafe.Pointer      { return unsafe.Pointer(h) }
+func devPtr(h vulkan.PhysicalDevice) unsafe.Pointer { return unsafe.Pointer(h) }

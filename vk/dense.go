@@ -1,0 +1,538 @@
+package vk
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// Storage is the element type of the key/value cache on the device; the
+// arithmetic is float32 either way.
+type Storage int
+
+// The storage types.
+const (
+	F32 Storage = iota // float32
+	F16                // IEEE binary16, rounded to nearest even on upload
+)
+
+// String returns "f32" or "f16".
+func (s Storage) String() string { return [...]string{"f32", "f16"}[s] }
+
+// bytes returns the size of one element.
+func (s Storage) bytes() int { return [...]int{4, 2}[s] }
+
+// vec returns the elements of one 16-byte vector (KV_VEC in kv.glsl).
+func (s Storage) vec() int { return 16 / s.bytes() }
+
+// DenseOptions configure a Dense. The zero value is the default of every
+// field.
+type DenseOptions struct {
+	Storage Storage
+	// Workgroup is the split kernel's workgroup size; default 128. It must be
+	// a multiple of the device's largest subgroup size; it is halved while
+	// the kernel's shared memory would not fit.
+	Workgroup int
+	// Tile is the tokens each slot scores between two rescales of its
+	// accumulator; default 4.
+	Tile int
+	// Split chooses the number of splits S.
+	Split SplitPolicy
+	// Reserve is the token capacity allocated beyond the prefill's N, so that
+	// Append does not reallocate; default 256. Capacity grows by doubling
+	// when it runs out.
+	Reserve int
+}
+
+// SplitPolicy chooses S, the splits of flash-decoding: enough workgroups to
+// fill the device, but splits long enough to amortise the merge.
+type SplitPolicy struct {
+	// Splits fixes S (capped at N); 0 chooses it from the fields below.
+	Splits int
+	// TargetWorkgroups is the number of split workgroups to aim for, B*Hkv*S;
+	// default 4 per compute unit of the device (4*132 = 528 on an H200), or
+	// 256 when the device does not report its compute units.
+	TargetWorkgroups int
+	// MinTokens is the fewest tokens per split; default 32.
+	MinTokens int
+}
+
+// Plan returns S and the split length L for n tokens over rows = B*Hkv cache
+// rows on a device of cu compute units, at most maxSplits splits:
+//
+//	S = clamp(ceil(TargetWorkgroups / rows), 1, min(ceil(n / MinTokens), maxSplits))
+//	L = ceil(n / S), then S = ceil(n / L)
+//
+// so that every split holds at least one token and S*L >= n > (S-1)*L.
+func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
+	if n < 1 {
+		return 1, 1
+	}
+	s := p.Splits
+	if s <= 0 {
+		target := p.TargetWorkgroups
+		if target <= 0 {
+			target = 256
+			if cu > 0 {
+				target = 4 * cu
+			}
+		}
+		minTok := p.MinTokens
+		if minTok <= 0 {
+			minTok = 32
+		}
+		s = min((target+rows-1)/max(rows, 1), (n+minTok-1)/minTok)
+	}
+	s = max(1, min(s, n, max(maxSplits, 1)))
+	splitLen = (n + s - 1) / s
+	return (n + splitLen - 1) / splitLen, splitLen
+}
+
+// Dense is dense decode attention with GQA on the GPU (flash-decoding): the
+// vk implementation of ref.DenseMethod.
+//
+// The cache lives on the device as K, V: [B][Hkv][Cap][D] in the chosen
+// Storage, with Cap >= N so that Append writes one token per row in place.
+// Decode runs two kernels:
+//
+//   - dense_split (one workgroup per split s and cache row b*Hkv+h): the
+//     softmax partials (m, l, o) of the G query heads of the group over the
+//     split's tokens, reading each K and V row once for all G heads;
+//   - dense_merge (one workgroup per query head): the log-sum-exp merge of the
+//     S partials into out: [B][Hq][D].
+//
+// Cache rows are bound in chunks of at most maxStorageBufferRange bytes, one
+// dispatch per chunk (push constant row_base), so the cache may be larger
+// than one binding allows; one row (Cap*D elements) must fit in a binding.
+//
+// A Dense is not safe for concurrent use. Close frees its device memory.
+type Dense struct {
+	ctx *Context
+	opt DenseOptions
+
+	b, hkv, d int // cache shape
+	n, cap    int // tokens cached, tokens allocated per row
+	k, v      *Buffer
+
+	hq, splits, splitLen int // the decode shape the buffers below are sized for
+	q, qUp               *Buffer
+	po, pml              *Buffer
+	out, outRB           *Buffer
+	split, merge         *Kernel
+	splitSets            []*Set
+	rowsPerChunk         int
+	mergeSet             *Set
+	batch                *Batch
+	timings              Timings
+
+	maxRange uint64 // the binding limit used; tests lower it to force chunking
+}
+
+var _ ref.Method = (*Dense)(nil)
+
+// NewDense returns dense attention on c.
+func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
+	if o.Storage != F32 && o.Storage != F16 {
+		return nil, fmt.Errorf("vk dense: storage %d: want F32 or F16", o.Storage)
+	}
+	if o.Workgroup == 0 {
+		o.Workgroup = 128
+	}
+	if o.Tile == 0 {
+		o.Tile = 4
+	}
+	if o.Reserve == 0 {
+		o.Reserve = 256
+	}
+	if o.Workgroup < 0 || o.Tile < 0 || o.Reserve < 0 {
+		return nil, fmt.Errorf("vk dense: negative option in %+v", o)
+	}
+	return &Dense{ctx: c, opt: o, maxRange: c.Info.Limits.MaxStorageBufferRange}, nil
+}
+
+// Name implements ref.Method.
+func (m *Dense) Name() string { return "dense" }
+
+// Len returns the number of cached tokens.
+func (m *Dense) Len() int { return m.n }
+
+// Cap returns the token capacity of every cache row.
+func (m *Dense) Cap() int { return m.cap }
+
+// Timings returns the GPU time of every stage of the last Decode: "upload"
+// (q to the device), "poison" (only when the context poisons outputs),
+// "split", "merge" and "readback".
+func (m *Dense) Timings() Timings { return m.timings }
+
+// checkDim reports whether the kernels support head dimension d in storage s.
+func checkDim(d int, s Storage) error {
+	if d < 1 || d%s.vec() != 0 {
+		return fmt.Errorf("vk dense: head dim D=%d: the %s kernels read 16-byte vectors, so D must be a positive multiple of %d", d, s, s.vec())
+	}
+	return nil
+}
+
+// Prefill implements ref.Method: it uploads kv to device-local K and V
+// buffers with room for Reserve more tokens.
+func (m *Dense) Prefill(kv *ref.KV) error {
+	if kv == nil || kv.B < 1 || kv.Hkv < 1 || kv.N < 0 {
+		return fmt.Errorf("vk dense: prefill: bad cache %v", kv)
+	}
+	if err := checkDim(kv.D, m.opt.Storage); err != nil {
+		return err
+	}
+	m.freeCache()
+	m.b, m.hkv, m.d, m.n = kv.B, kv.Hkv, kv.D, kv.N
+	if err := m.allocCache(roundUp(kv.N+m.opt.Reserve, 64)); err != nil {
+		return err
+	}
+	rows := m.b * m.hkv
+	regions := make([]Region, 0, 2*rows)
+	for r := range rows {
+		off := m.tokenOffset(r, 0)
+		regions = append(regions,
+			Region{Dst: m.k, Off: off, Data: m.encode(kv.K[r][:m.n*m.d])},
+			Region{Dst: m.v, Off: off, Data: m.encode(kv.V[r][:m.n*m.d])})
+	}
+	if err := m.ctx.Write(regions...); err != nil {
+		return fmt.Errorf("vk dense: prefill: %w", err)
+	}
+	return nil
+}
+
+// Append implements ref.Method: k and v, [B][Hkv][D], become token N of
+// every row. The capacity doubles (on the device) when it is full.
+func (m *Dense) Append(k, v []float32) error {
+	if m.k == nil {
+		return fmt.Errorf("vk dense: append before prefill")
+	}
+	want := m.b * m.hkv * m.d
+	if len(k) != want || len(v) != want {
+		return fmt.Errorf("vk dense: append: len(k)=%d len(v)=%d, want B*Hkv*D = %d*%d*%d = %d", len(k), len(v), m.b, m.hkv, m.d, want)
+	}
+	if m.n == m.cap {
+		if err := m.grow(2 * m.cap); err != nil {
+			return err
+		}
+	}
+	regions := make([]Region, 0, 2*m.b*m.hkv)
+	for r := range m.b * m.hkv {
+		off := m.tokenOffset(r, m.n)
+		regions = append(regions,
+			Region{Dst: m.k, Off: off, Data: m.encode(k[r*m.d : (r+1)*m.d])},
+			Region{Dst: m.v, Off: off, Data: m.encode(v[r*m.d : (r+1)*m.d])})
+	}
+	if err := m.ctx.Write(regions...); err != nil {
+		return fmt.Errorf("vk dense: append: %w", err)
+	}
+	m.n++
+	return nil
+}
+
+// Decode implements ref.Method: q: [B][Hq][D] attends over every cached
+// token; the budget is not used. It returns Out: [B][Hq][D].
+func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
+	if m.k == nil {
+		return nil, fmt.Errorf("vk dense: decode before prefill")
+	}
+	if m.n < 1 {
+		return nil, fmt.Errorf("vk dense: decode over an empty cache (N=0)")
+	}
+	bd := m.b * m.d
+	if len(q) == 0 || len(q)%bd != 0 || (len(q)/bd)%m.hkv != 0 {
+		return nil, fmt.Errorf("vk dense: q: len %d, want B*Hq*D with B=%d D=%d and Hq a multiple of Hkv=%d", len(q), m.b, m.d, m.hkv)
+	}
+	hq := len(q) / bd
+	if err := m.prepare(hq); err != nil {
+		return nil, err
+	}
+	copy(m.qUp.Bytes(), f32Bytes(q))
+	outBytes := uint64(4 * len(q))
+
+	b := m.batch
+	if err := b.Begin(); err != nil {
+		return nil, err
+	}
+	b.Stage("upload")
+	b.Copy(m.q.Range(0, outBytes), m.qUp.Range(0, outBytes))
+	b.Barrier()
+	if m.ctx.poison {
+		b.Stage("poison")
+		b.Fill(m.po.Whole(), NaNBits)
+		b.Fill(m.pml.Whole(), NaNBits)
+		b.Fill(m.out.Whole(), NaNBits)
+		b.Barrier()
+		out := bytesF32(m.outRB.Bytes())
+		for i := range out {
+			out[i] = float32(math.NaN())
+		}
+	}
+	b.Stage("split")
+	g := hq / m.hkv
+	rows := m.b * m.hkv
+	for c, set := range m.splitSets {
+		base := c * m.rowsPerChunk
+		b.Dispatch(m.split, set, densePush{
+			N:        uint32(m.n),
+			Cap:      uint32(m.cap),
+			Hkv:      uint32(m.hkv),
+			RowBase:  uint32(base),
+			SplitLen: uint32(m.splitLen),
+			Splits:   uint32(m.splits),
+			Scale:    float32(1 / math.Sqrt(float64(m.d))),
+		}, uint32(m.splits), uint32(min(m.rowsPerChunk, rows-base)), 1)
+	}
+	b.Barrier()
+	b.Stage("merge")
+	b.Dispatch(m.merge, m.mergeSet, mergePush{Splits: uint32(m.splits)}, uint32(hq), uint32(m.b), 1)
+	b.Barrier()
+	b.Stage("readback")
+	b.Copy(m.outRB.Range(0, outBytes), m.out.Range(0, outBytes))
+	t, err := b.Submit()
+	if err != nil {
+		return nil, fmt.Errorf("vk dense: decode (G=%d, S=%d): %w", g, m.splits, err)
+	}
+	m.timings = t
+	if err := m.outRB.invalidate(); err != nil {
+		return nil, err
+	}
+	out := make([]float32, len(q))
+	copy(out, bytesF32(m.outRB.Bytes()))
+	return &ref.Result{Out: out}, nil
+}
+
+// densePush mirrors the push constants of dense_split.glsl.
+type densePush struct {
+	N        uint32  // cached tokens
+	Cap      uint32  // row stride of K and V, in tokens
+	Hkv      uint32  // KV heads
+	RowBase  uint32  // cache row at offset 0 of the K/V bindings
+	SplitLen uint32  // tokens per split
+	Splits   uint32  // S
+	Scale    float32 // 1/sqrt(D)
+}
+
+// mergePush mirrors the push constants of dense_merge.comp.
+type mergePush struct {
+	Splits uint32 // S
+}
+
+// prepare sizes the decode buffers, kernels and descriptor sets for hq query
+// heads and the current N.
+func (m *Dense) prepare(hq int) error {
+	c := m.ctx
+	lim := c.Info.Limits
+	rowBytes := uint64(m.cap * m.d * m.opt.Storage.bytes())
+	if rowBytes > m.maxRange {
+		return fmt.Errorf("vk dense: one cache row of Cap=%d tokens x D=%d %s is %s, over maxStorageBufferRange %s", m.cap, m.d, m.opt.Storage, bytesString(rowBytes), bytesString(m.maxRange))
+	}
+	rows := m.b * m.hkv
+	qBytes := uint64(m.b * hq * m.d * 4)
+	maxSplits := int(min(m.maxRange/qBytes, uint64(lim.MaxComputeWorkGroupCount[0])))
+	if maxSplits < 1 {
+		return fmt.Errorf("vk dense: q of %s is over maxStorageBufferRange %s", bytesString(qBytes), bytesString(m.maxRange))
+	}
+	splits, splitLen := m.opt.Split.Plan(m.n, rows, c.Info.ComputeUnits, maxSplits)
+	g := hq / m.hkv
+	if hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1]) {
+		return fmt.Errorf("vk dense: merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", hq, m.b, lim.MaxComputeWorkGroupCount)
+	}
+	if m.split == nil || hq != m.hq {
+		split, err := m.splitKernel(g)
+		if err != nil {
+			return err
+		}
+		merge, err := c.SharedKernel(KernelSpec{Shader: "dense_merge", Bindings: 3, Push: mergePush{}, Spec: []uint32{64, uint32(m.d)}})
+		if err != nil {
+			return err
+		}
+		m.split, m.merge = split, merge
+	}
+	grow := func(buf **Buffer, name string, size uint64, kind MemoryKind) (bool, error) {
+		if *buf != nil && (*buf).size >= size {
+			return false, nil
+		}
+		(*buf).Free()
+		nb, err := c.NewBuffer(name, size, kind)
+		*buf = nb
+		return true, err
+	}
+	changed := false
+	for _, a := range []struct {
+		buf  **Buffer
+		name string
+		size uint64
+		kind MemoryKind
+	}{
+		{&m.q, "dense q", qBytes, DeviceLocal},
+		{&m.qUp, "dense q upload", qBytes, Upload},
+		{&m.out, "dense out", qBytes, DeviceLocal},
+		{&m.outRB, "dense out readback", qBytes, Readback},
+		{&m.po, "dense partial o", uint64(splits) * qBytes, DeviceLocal},
+		{&m.pml, "dense partial m,l", uint64(splits*m.b*hq) * 8, DeviceLocal},
+	} {
+		ch, err := grow(a.buf, a.name, a.size, a.kind)
+		if err != nil {
+			return fmt.Errorf("vk dense: %w", err)
+		}
+		changed = changed || ch
+	}
+	if m.batch == nil {
+		b, err := c.NewBatch()
+		if err != nil {
+			return err
+		}
+		m.batch = b
+	}
+	if changed || m.splitSets == nil || hq != m.hq || splits != m.splits {
+		m.freeSets()
+		m.rowsPerChunk = int(min(uint64(rows), m.maxRange/rowBytes, uint64(lim.MaxComputeWorkGroupCount[1])))
+		poBytes := uint64(splits) * qBytes
+		pmlBytes := uint64(splits*m.b*hq) * 8
+		for base := 0; base < rows; base += m.rowsPerChunk {
+			n := min(m.rowsPerChunk, rows-base)
+			kv := func(buf *Buffer) Range { return buf.Range(uint64(base)*rowBytes, uint64(n)*rowBytes) }
+			set, err := m.split.NewSet(m.q.Range(0, qBytes), kv(m.k), kv(m.v), m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes))
+			if err != nil {
+				return err
+			}
+			m.splitSets = append(m.splitSets, set)
+		}
+		set, err := m.merge.NewSet(m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes))
+		if err != nil {
+			return err
+		}
+		m.mergeSet = set
+	}
+	m.hq, m.splits, m.splitLen = hq, splits, splitLen
+	return nil
+}
+
+// splitKernel returns the split kernel for group size g: lanes per token TPT
+// the largest power of two <= min(smallest subgroup, 32) dividing D/KV_VEC,
+// and the workgroup halved until its shared memory fits.
+func (m *Dense) splitKernel(g int) (*Kernel, error) {
+	info := m.ctx.Info
+	vecs := m.d / m.opt.Storage.vec()
+	tpt := 1
+	for tpt*2 <= int(info.MinSubgroupSize) && tpt*2 <= 32 && vecs%(tpt*2) == 0 {
+		tpt *= 2
+	}
+	wg := m.opt.Workgroup
+	shared := func(wg int) int { return (wg / tpt) * (m.d + 2*g) * 4 }
+	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
+		wg /= 2
+	}
+	switch {
+	case wg%int(info.MaxSubgroupSize) != 0 || wg%tpt != 0:
+		return nil, fmt.Errorf("vk dense: workgroup %d is not a multiple of the largest subgroup size %d", wg, info.MaxSubgroupSize)
+	case shared(wg) > int(info.Limits.MaxComputeSharedMemorySize):
+		return nil, fmt.Errorf("vk dense: D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", m.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
+	}
+	return m.ctx.SharedKernel(KernelSpec{
+		Shader:   "dense_split_" + m.opt.Storage.String(),
+		Bindings: 5,
+		Push:     densePush{},
+		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile)},
+	})
+}
+
+// tokenOffset returns the byte offset of token t of cache row r.
+func (m *Dense) tokenOffset(r, t int) uint64 {
+	return uint64((r*m.cap+t)*m.d) * uint64(m.opt.Storage.bytes())
+}
+
+// encode converts float32 elements to the storage type's bytes.
+func (m *Dense) encode(x []float32) []byte {
+	if m.opt.Storage == F16 {
+		return halfBytes(x)
+	}
+	return f32Bytes(x)
+}
+
+// allocCache allocates K and V with capacity cp tokens per row.
+func (m *Dense) allocCache(cp int) error {
+	size := uint64(m.b*m.hkv*cp*m.d) * uint64(m.opt.Storage.bytes())
+	k, err := m.ctx.NewBuffer("dense K cache", size, DeviceLocal)
+	if err != nil {
+		return fmt.Errorf("vk dense: %w", err)
+	}
+	v, err := m.ctx.NewBuffer("dense V cache", size, DeviceLocal)
+	if err != nil {
+		k.Free()
+		return fmt.Errorf("vk dense: %w", err)
+	}
+	m.k, m.v, m.cap = k, v, cp
+	return nil
+}
+
+// grow moves the cache to capacity cp on the device.
+func (m *Dense) grow(cp int) error {
+	oldK, oldV, oldCap := m.k, m.v, m.cap
+	if err := m.allocCache(cp); err != nil {
+		m.k, m.v, m.cap = oldK, oldV, oldCap
+		return err
+	}
+	es := uint64(m.opt.Storage.bytes())
+	regions := make([]CopyRegion, m.b*m.hkv)
+	for r := range regions {
+		regions[r] = CopyRegion{
+			SrcOff: uint64(r*oldCap*m.d) * es,
+			DstOff: uint64(r*cp*m.d) * es,
+			Size:   max(uint64(m.n*m.d)*es, 4),
+		}
+	}
+	if m.batch == nil {
+		b, err := m.ctx.NewBatch()
+		if err != nil {
+			return err
+		}
+		m.batch = b
+	}
+	b := m.batch
+	if err := b.Begin(); err != nil {
+		return err
+	}
+	b.CopyRegions(m.k, oldK, regions)
+	b.CopyRegions(m.v, oldV, regions)
+	if _, err := b.Submit(); err != nil {
+		return fmt.Errorf("vk dense: growing the cache to %d tokens: %w", cp, err)
+	}
+	oldK.Free()
+	oldV.Free()
+	m.freeSets() // they bound the old buffers
+	return nil
+}
+
+func (m *Dense) freeSets() {
+	for _, s := range m.splitSets {
+		s.Free()
+	}
+	m.splitSets = nil
+	m.mergeSet.Free()
+	m.mergeSet = nil
+}
+
+func (m *Dense) freeCache() {
+	m.freeSets()
+	m.k.Free()
+	m.v.Free()
+	m.k, m.v, m.n, m.cap = nil, nil, 0, 0
+	m.split, m.merge, m.hq = nil, nil, 0
+}
+
+// Close frees the device memory of m. The context's shared kernels stay.
+func (m *Dense) Close() error {
+	m.freeCache()
+	for _, b := range []**Buffer{&m.q, &m.qUp, &m.po, &m.pml, &m.out, &m.outRB} {
+		(*b).Free()
+		*b = nil
+	}
+	m.batch.Free()
+	m.batch = nil
+	m.split, m.merge = nil, nil
+	return nil
+}
+
+func roundUp(x, m int) int { return (x + m - 1) / m * m }

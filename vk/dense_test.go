@@ -1,0 +1,349 @@
+package vk
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/ref/reftest"
+)
+
+func TestSplitPlan(t *testing.T) {
+	for _, p := range []SplitPolicy{{}, {Splits: 3}, {Splits: 1000}, {TargetWorkgroups: 528, MinTokens: 64}, {MinTokens: 1}} {
+		for _, n := range []int{1, 2, 7, 31, 33, 100, 1035, 32768, 262155} {
+			for _, rows := range []int{1, 2, 8, 64} {
+				for _, cu := range []int{0, 2, 132} {
+					for _, maxS := range []int{1, 5, 65535} {
+						s, l := p.Plan(n, rows, cu, maxS)
+						where := fmt.Sprintf("%+v.Plan(n=%d, rows=%d, cu=%d, max=%d) = %d, %d", p, n, rows, cu, maxS, s, l)
+						switch {
+						case s < 1 || l < 1 || s > maxS || s > n:
+							t.Fatalf("%s: out of range", where)
+						case s*l < n || (s-1)*l >= n:
+							t.Fatalf("%s: splits do not tile n with every split non-empty", where)
+						}
+					}
+				}
+			}
+		}
+	}
+	// The H200 case the speed target is set at: B=1, Hkv=8, N=32K fills
+	// 4 workgroups per SM.
+	if s, l := (SplitPolicy{}).Plan(32768, 8, 132, 65535); s != 66 || l != 497 {
+		t.Errorf("Plan(32768, 8 rows, 132 SMs) = %d, %d; want 66 splits of 497", s, l)
+	}
+	if s, _ := (SplitPolicy{Splits: 5}).Plan(100, 1, 0, 65535); s != 5 {
+		t.Errorf("Plan with Splits 5 = %d splits", s)
+	}
+}
+
+// denseCase is one shape of the dense sweep.
+type denseCase struct {
+	b, hkv, g, n, d int
+	storage         Storage
+	opt             DenseOptions
+	maxRange        uint64 // 0: the device's
+}
+
+func (c denseCase) String() string {
+	s := fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d %s", c.b, c.hkv, c.g, c.n, c.d, c.storage)
+	if c.opt.Split.Splits > 0 {
+		s += fmt.Sprintf(" S=%d", c.opt.Split.Splits)
+	}
+	if c.maxRange > 0 {
+		s += fmt.Sprintf(" maxRange=%d", c.maxRange)
+	}
+	return s
+}
+
+// randomKV returns a cache of normal entries, rounded to float16 for F16
+// storage (the inputs ref sees are then exactly what the GPU holds).
+func randomKV(rng *rand.Rand, b, hkv, n, d int, s Storage) *ref.KV {
+	k, v := normal(rng, b*hkv*n*d, 1), normal(rng, b*hkv*n*d, 1)
+	if s == F16 {
+		reftest.RoundHalf(k)
+		reftest.RoundHalf(v)
+	}
+	kv, err := ref.NewKV(b, hkv, n, d, k, v)
+	if err != nil {
+		panic(err)
+	}
+	return kv
+}
+
+func normal(rng *rand.Rand, n int, sigma float64) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * sigma)
+	}
+	return x
+}
+
+// checkDense compares the GPU output with ref.Dense (float64) under the
+// flash-attention tolerance of reftest.CheckClose: per query row,
+// max|gpu - ref64| <= 2 max|ref32 - ref64| + 64u max|ref64| + 64u, ref32 being
+// the naive float32 evaluation in token order.
+func checkDense(t *testing.T, where string, got, q []float32, kv *ref.KV) {
+	t.Helper()
+	want, err := ref.Dense(q, kv)
+	if err != nil {
+		t.Fatalf("%s: ref.Dense: %v", where, err)
+	}
+	if err := reftest.CheckClose(got, want, reftest.Sparse32(q, kv, nil), kv.D); err != nil {
+		t.Errorf("%s: %v", where, err)
+	}
+}
+
+func runDenseCase(t *testing.T, ctx *Context, c denseCase, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	kv := randomKV(rng, c.b, c.hkv, c.n, c.d, c.storage)
+	q := normal(rng, c.b*c.hkv*c.g*c.d, 2)
+	opt := c.opt
+	opt.Storage = c.storage
+	m, err := ctx.NewDense(opt)
+	if err != nil {
+		t.Fatalf("%v: NewDense: %v", c, err)
+	}
+	defer m.Close()
+	if c.maxRange > 0 {
+		m.maxRange = c.maxRange
+	}
+	if err := m.Prefill(kv); err != nil {
+		t.Fatalf("%v: Prefill: %v", c, err)
+	}
+	res, err := m.Decode(q, ref.Full)
+	if err != nil {
+		t.Fatalf("%v: Decode: %v", c, err)
+	}
+	if res.Selected != nil {
+		t.Errorf("%v: dense Decode returned a selection", c)
+	}
+	checkDense(t, c.String()+fmt.Sprintf(" (S=%d, %d chunks)", m.splits, len(m.splitSets)), res.Out, q, kv)
+}
+
+// TestDenseMatchesRef sweeps shapes that are not multiples of anything (N in
+// {1, 7, 100, 1035}), head dims 64/128/256, batch 1/2, GQA groups 1/4 and
+// both storage types against ref.Dense.
+func TestDenseMatchesRef(t *testing.T) {
+	ctx := device(t)
+	seed := uint64(0)
+	for _, s := range []Storage{F32, F16} {
+		for _, d := range []int{64, 128, 256} {
+			for _, n := range []int{1, 7, 100, 1<<10 + 11} {
+				for _, b := range []int{1, 2} {
+					for _, g := range []int{1, 4} {
+						seed++
+						runDenseCase(t, ctx, denseCase{b: b, hkv: 2, g: g, n: n, d: d, storage: s}, seed)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDenseSplitsAndChunks forces the paths the default plan may not take on
+// this device: one token per split, an odd number of splits, many splits with
+// a short tail, and the cache bound one row (or two) per dispatch as if
+// maxStorageBufferRange were tiny.
+func TestDenseSplitsAndChunks(t *testing.T) {
+	ctx := device(t)
+	for i, c := range []denseCase{
+		{b: 1, hkv: 1, g: 1, n: 7, d: 64, storage: F32, opt: DenseOptions{Split: SplitPolicy{Splits: 7}}},
+		{b: 2, hkv: 2, g: 4, n: 100, d: 128, storage: F16, opt: DenseOptions{Split: SplitPolicy{Splits: 3}}},
+		{b: 1, hkv: 2, g: 2, n: 1<<10 + 11, d: 64, storage: F32, opt: DenseOptions{Split: SplitPolicy{Splits: 200}}},
+		{b: 1, hkv: 1, g: 3, n: 300, d: 128, storage: F32, opt: DenseOptions{Split: SplitPolicy{Splits: 1}}},
+		{b: 2, hkv: 3, g: 2, n: 50, d: 64, storage: F32, maxRange: 512 * 64 * 4},       // one row per chunk
+		{b: 3, hkv: 2, g: 1, n: 70, d: 128, storage: F16, maxRange: 2 * 384 * 128 * 2}, // two rows per chunk
+		{b: 1, hkv: 2, g: 8, n: 33, d: 64, storage: F16, opt: DenseOptions{Workgroup: 64, Tile: 1}},
+		{b: 1, hkv: 1, g: 5, n: 129, d: 256, storage: F32, opt: DenseOptions{Workgroup: 256, Tile: 3}},
+	} {
+		runDenseCase(t, ctx, c, uint64(100+i))
+	}
+}
+
+// TestDenseAppend prefills, then appends tokens one at a time past the
+// capacity (so the cache grows on the device twice), decoding along the way,
+// and compares every step with ref.DenseMethod after the same appends.
+func TestDenseAppend(t *testing.T) {
+	ctx := device(t)
+	for _, s := range []Storage{F32, F16} {
+		const b, hkv, g, d, n0, steps = 2, 2, 4, 64, 100, 170
+		rng := rand.New(rand.NewPCG(uint64(s), 11))
+		kv := randomKV(rng, b, hkv, n0, d, s)
+		want := ref.NewDense()
+		got, err := ctx.NewDense(DenseOptions{Storage: s, Reserve: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := want.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		if err := got.Prefill(kv); err != nil {
+			t.Fatalf("%s: Prefill: %v", s, err)
+		}
+		caps := []int{got.Cap()}
+		cache := kv.Clone()
+		for step := 0; step <= steps; step++ {
+			if step%23 == 0 || step == steps {
+				q := normal(rng, b*hkv*g*d, 2)
+				res, err := got.Decode(q, ref.Full)
+				if err != nil {
+					t.Fatalf("%s step %d: Decode: %v", s, step, err)
+				}
+				checkDense(t, fmt.Sprintf("%s after %d appends (N=%d, Cap=%d)", s, step, got.Len(), got.Cap()), res.Out, q, cache)
+				wres, err := want.Decode(q, ref.Full)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := reftest.CheckClose(res.Out, wres.Out, reftest.Sparse32(q, cache, nil), d); err != nil {
+					t.Errorf("%s step %d: against ref.DenseMethod: %v", s, step, err)
+				}
+			}
+			if step == steps {
+				break
+			}
+			k, v := normal(rng, b*hkv*d, 1), normal(rng, b*hkv*d, 1)
+			if s == F16 {
+				reftest.RoundHalf(k)
+				reftest.RoundHalf(v)
+			}
+			for _, a := range []interface{ Append(k, v []float32) error }{got, want, cache} {
+				if err := a.Append(k, v); err != nil {
+					t.Fatalf("%s step %d: Append: %v", s, step, err)
+				}
+			}
+			if c := got.Cap(); c != caps[len(caps)-1] {
+				caps = append(caps, c)
+			}
+		}
+		if got.Len() != n0+steps {
+			t.Errorf("%s: Len() = %d, want %d", s, got.Len(), n0+steps)
+		}
+		if len(caps) < 3 {
+			t.Errorf("%s: capacities %v: want two growths", s, caps)
+		}
+		got.Close()
+	}
+}
+
+// TestDenseReprefill reuses one Dense for caches of other shapes and a
+// different number of query heads.
+func TestDenseReprefill(t *testing.T) {
+	ctx := device(t)
+	m, err := ctx.NewDense(DenseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, c := range []struct{ b, hkv, g, n, d int }{{1, 2, 4, 40, 128}, {2, 1, 2, 300, 64}, {2, 1, 3, 300, 64}, {1, 4, 1, 9, 256}} {
+		kv := randomKV(rng, c.b, c.hkv, c.n, c.d, F32)
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		q := normal(rng, c.b*c.hkv*c.g*c.d, 1)
+		res, err := m.Decode(q, ref.Full)
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		checkDense(t, fmt.Sprintf("reprefill %+v", c), res.Out, q, kv)
+	}
+}
+
+func TestDenseErrors(t *testing.T) {
+	ctx := device(t)
+	m, err := ctx.NewDense(DenseOptions{Storage: F16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	wantErr := func(what string, err error, sub string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), sub) {
+			t.Errorf("%s: error %v, want one containing %q", what, err, sub)
+		}
+	}
+	_, err = m.Decode(make([]float32, 64), ref.Full)
+	wantErr("decode before prefill", err, "before prefill")
+	wantErr("append before prefill", m.Append(nil, nil), "before prefill")
+	kv12, _ := ref.NewKV(1, 1, 3, 12, make([]float32, 36), make([]float32, 36))
+	wantErr("f16 with D=12", m.Prefill(kv12), "multiple of 8")
+	rng := rand.New(rand.NewPCG(1, 1))
+	kv := randomKV(rng, 1, 2, 5, 64, F16)
+	if err := m.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Decode(make([]float32, 64), ref.Full)
+	wantErr("q of one head for Hkv=2", err, "multiple of Hkv=2")
+	_, err = m.Decode(make([]float32, 100), ref.Full)
+	wantErr("q of 100 floats", err, "len 100")
+	wantErr("append of wrong length", m.Append(make([]float32, 64), make([]float32, 128)), "len(k)=64")
+	if _, err := ctx.NewMethod("hata", 2, 64, ref.Options{}); err == nil {
+		t.Error(`NewMethod("hata") succeeded; vk has no hata kernels yet`)
+	}
+	if _, err := ctx.NewMethod("dense", 2, 6, ref.Options{}); err == nil {
+		t.Error(`NewMethod("dense", D=6) succeeded; the f32 kernel needs D % 4 == 0`)
+	}
+	empty, _ := ref.NewKV(1, 1, 0, 64, nil, nil)
+	if err := m.Prefill(empty); err != nil {
+		t.Fatalf("Prefill of N=0: %v", err)
+	}
+	_, err = m.Decode(make([]float32, 64), ref.Full)
+	wantErr("decode of N=0", err, "N=0")
+}
+
+// TestDenseTimings checks the per-stage GPU times of a decode.
+func TestDenseTimings(t *testing.T) {
+	ctx := device(t)
+	m, err := ctx.NewDense(DenseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rng := rand.New(rand.NewPCG(9, 9))
+	if err := m.Prefill(randomKV(rng, 1, 2, 2000, 128, F32)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Decode(normal(rng, 8*128, 1), ref.Full); err != nil {
+		t.Fatal(err)
+	}
+	tm := m.Timings()
+	if ctx.Info.TimestampValidBits == 0 {
+		t.Skipf("%s has no timestamps", ctx.Info.Name)
+	}
+	var names []string
+	for _, s := range tm.Stages {
+		names = append(names, s.Name)
+		if s.Ns < 0 || math.IsNaN(s.Ns) || s.Ns > 60e9 {
+			t.Errorf("stage %s: %v ns", s.Name, s.Ns)
+		}
+	}
+	want := []string{"upload", "split", "merge", "readback"}
+	if ctx.poison {
+		want = []string{"upload", "poison", "split", "merge", "readback"}
+	}
+	if !tm.Supported || !slices.Equal(names, want) {
+		t.Errorf("stages %v (supported %v), want %v", names, tm.Supported, want)
+	}
+	if tm.Get("split") <= 0 || tm.Total() < tm.Get("split") {
+		t.Errorf("split %v ns of total %v ns: want a positive split inside the total", tm.Get("split"), tm.Total())
+	}
+	t.Logf("%s: %v", ctx.Info.Name, tm)
+}
+
+// TestAcceptance runs the project's acceptance suite (ref/reftest) on the
+// GPU methods, with float32 and float16 caches.
+func TestAcceptance(t *testing.T) {
+	ctx := device(t)
+	t.Run("f32", func(t *testing.T) {
+		reftest.Run(t, ctx.NewMethod, reftest.Config{Names: Methods, Dims: []int{64, 128, 256}})
+	})
+	t.Run("f16", func(t *testing.T) {
+		reftest.Run(t, ctx.Factory(DenseOptions{Storage: F16}), reftest.Config{Names: Methods, Dims: []int{64, 128}, FP16: true})
+	})
+}

@@ -1,0 +1,99 @@
+// Package vk runs the attention kernels of this project on a GPU (or on Mesa's
+// lavapipe CPU driver) through Vulkan compute, and implements ref.Method with
+// them, so that the acceptance suite in ref/reftest holds the GPU to the
+// reference.
+//
+// # Runtime
+//
+//	ctx, err := vk.Open("")          // or vk.OpenWith(vk.Options{...})
+//	defer ctx.Close()
+//	buf, err := ctx.NewBuffer("K cache", size, vk.DeviceLocal)
+//	err = ctx.Write(vk.Region{Dst: buf, Off: 0, Data: bytes}) // host -> device
+//	k, err := ctx.SharedKernel(vk.KernelSpec{Shader: "dense_merge", Bindings: 3, Push: mergePush{}, Spec: []uint32{64, 128}})
+//	set, err := k.NewSet(a.Whole(), b.Whole(), out.Whole())
+//	b, err := ctx.NewBatch()
+//	b.Begin(); b.Stage("merge"); b.Dispatch(k, set, mergePush{Splits: 4}, hq, batch, 1); b.Barrier()
+//	b.Stage("readback"); b.Copy(rb.Whole(), out.Whole())
+//	t, err := b.Submit()              // t.Stages: per-stage GPU time in ns
+//
+// Open picks a discrete GPU, then an integrated one, then a virtual one, then
+// a CPU device; a name substring or an index (its argument, or
+// $HATA_VK_DEVICE) overrides that. $HATA_VK_VALIDATE=1 turns on the Khronos
+// validation layer with synchronization validation; every warning and error
+// it reports is recorded (Context.ValidationMessages), and the tests fail on
+// any. Devices and DescribeDevices list what the loader finds.
+//
+// # Memory
+//
+// Tensors live in DeviceLocal buffers. The host writes through Upload buffers
+// (host-visible, coherent) and vkCmdCopyBuffer; results come back through
+// Readback buffers (host-visible, host-cached) filled by vkCmdCopyBuffer: the
+// host never reads device-local memory, which on a discrete GPU is uncached
+// PCIe traffic even where it is mappable. Context.Write and Context.Read do
+// this through staging buffers of the context (at most 64 MiB, larger
+// transfers go in pieces). An allocation that does not fit returns an error
+// naming the buffer, the size, the memory type and heap, wrapping
+// ErrOutOfMemory.
+//
+// A storage-buffer binding may cover at most maxStorageBufferRange bytes (128
+// MiB on lavapipe, 4 GiB on an H200). Kernels therefore bind large tensors in
+// windows: the tensor is one buffer, each dispatch binds a window of whole
+// rows that fits, and a push constant (row_base) tells the kernel which rows
+// the window holds. The dense kernel binds the cache [B][Hkv][Cap][D] in
+// chunks of cache rows (b, h); one row, Cap*D elements, must fit in a
+// binding, which holds up to 256K tokens of D=128 in fp32 on lavapipe.
+//
+// # Kernels
+//
+// Shaders are GLSL in package shaders (entry points *.comp, includes *.glsl),
+// compiled to SPIR-V by `make shaders` and embedded. Sizes are specialization
+// constants (id 0 is always the workgroup size, `layout(local_size_x_id = 0)
+// in;`); each kernel has one push-constant block mirrored by one Go struct,
+// which NewKernel checks against the SPIR-V's own OpMemberDecorate offsets
+// (and TestPushConstantLayouts for every shader, without a device).
+//
+// To add a kernel:
+//
+//  1. Write shaders/<name>.comp (or a .glsl body and thin .comp variants)
+//     with `layout(local_size_x_id = 0) in;`, further sizes as
+//     `layout(constant_id = 1..) const uint`, storage buffers at set 0,
+//     bindings 0..n-1, and one `layout(push_constant) uniform PushConstants`
+//     block of 4-byte members; run `make shaders` and commit the .spv.
+//  2. Declare the Go struct mirroring the block (uint32/int32/float32 fields
+//     in the block's order; add `_ uint32` padding where std430 pads) in the
+//     kernel family's file, and register it in pushStructs (registry.go).
+//  3. Build it with ctx.SharedKernel(KernelSpec{Shader, Bindings, Push,
+//     Spec}); bind buffers with k.NewSet(ranges...), each range at most
+//     maxStorageBufferRange bytes at an aligned offset.
+//  4. Record it in a Batch: Stage("name"), Dispatch(k, set, push, x, y, z),
+//     Barrier() before anything reads its output; Submit returns the
+//     per-stage times.
+//  5. Test it against package ref on lavapipe with HATA_VK_VALIDATE=1 (the
+//     device helper in main_test.go fails a test on any validation message),
+//     with shapes that are not multiples of the workgroup; the context
+//     poisons outputs with NaN when validating (Options.Poison), so fill your
+//     outputs with b.Fill(r, NaNBits) when ctx.Poisons().
+//
+// # Timing
+//
+// Batch.Stage writes a GPU timestamp at the bottom of the pipe, after every
+// earlier command has finished; Submit writes the last one. Timings.Stages
+// gives each named stage's duration in ns (ticks times the device's
+// timestampPeriod), and Get and Total sum them. Dense.Timings returns the
+// stages of the last decode: upload, [poison,] split, merge, readback.
+//
+// # cgo
+//
+// Vulkan is reached through github.com/vulkan-go/vulkan for the calls whose
+// arguments are scalars, handles and flat structures, and through the one
+// cgo package of the project, vk/internal/vkc, for everything else:
+// dlopen of libvulkan.so.1, the Vulkan 1.1+ queries, the pNext chains, the
+// debug messenger, and every call taking arrays of structures, which
+// vulkan-go converts into memory a GC finalizer may free during the call
+// (see vkc/calls.go). The rest of the package sees Go types only.
+//
+// Objects made from a Context (buffers, kernels, sets, batches, methods) are
+// not safe for concurrent use; the Context itself is. Nothing in the package
+// panics on bad input: every failure is an error naming the call or the
+// shapes.
+package vk

@@ -1,0 +1,446 @@
+package vkc
+
+// The Vulkan calls whose arguments hold arrays of structures or nested
+// pointers, made in C here instead of through vulkan-go. vulkan-go converts
+// such arguments into C memory whose only owner is a cell with a GC finalizer
+// (`defer runtime.SetFinalizer(&unpacked, ...)` in its cgo_helpers.go) that
+// becomes unreachable as soon as the conversion returns: a garbage collection
+// during the call frees the memory the driver is reading. It crashed
+// vkCreateComputePipelines under `go test -race` here (SIGSEGV inside the
+// driver). vulkan-go is kept for the calls whose arguments are scalars,
+// handles and flat structures.
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include <vulkan/vulkan.h>
+
+static VkResult vkc_instance_layers(PFN_vkGetInstanceProcAddr gipa, char* names, uint32_t cap, uint32_t* n) {
+	PFN_vkEnumerateInstanceLayerProperties f =
+		(PFN_vkEnumerateInstanceLayerProperties)gipa(NULL, "vkEnumerateInstanceLayerProperties");
+	if (!f) return VK_ERROR_INITIALIZATION_FAILED;
+	uint32_t count = 0;
+	VkResult r = f(&count, NULL);
+	if (r != VK_SUCCESS) return r;
+	VkLayerProperties* p = calloc(count ? count : 1, sizeof(*p));
+	if (!p) return VK_ERROR_OUT_OF_HOST_MEMORY;
+	r = f(&count, p);
+	if (r == VK_SUCCESS || r == VK_INCOMPLETE) {
+		*n = 0;
+		for (uint32_t i = 0; i < count && *n < cap; i++, (*n)++)
+			memcpy(names + (size_t)i * VK_MAX_EXTENSION_NAME_SIZE, p[i].layerName, VK_MAX_EXTENSION_NAME_SIZE);
+		r = VK_SUCCESS;
+	}
+	free(p);
+	return r;
+}
+
+static VkResult vkc_layer_extensions(PFN_vkGetInstanceProcAddr gipa, const char* layer, char* names, uint32_t cap, uint32_t* n) {
+	PFN_vkEnumerateInstanceExtensionProperties f =
+		(PFN_vkEnumerateInstanceExtensionProperties)gipa(NULL, "vkEnumerateInstanceExtensionProperties");
+	if (!f) return VK_ERROR_INITIALIZATION_FAILED;
+	uint32_t count = 0;
+	VkResult r = f(layer, &count, NULL);
+	if (r != VK_SUCCESS) return r;
+	VkExtensionProperties* p = calloc(count ? count : 1, sizeof(*p));
+	if (!p) return VK_ERROR_OUT_OF_HOST_MEMORY;
+	r = f(layer, &count, p);
+	if (r == VK_SUCCESS || r == VK_INCOMPLETE) {
+		*n = 0;
+		for (uint32_t i = 0; i < count && *n < cap; i++, (*n)++)
+			memcpy(names + (size_t)i * VK_MAX_EXTENSION_NAME_SIZE, p[i].extensionName, VK_MAX_EXTENSION_NAME_SIZE);
+		r = VK_SUCCESS;
+	}
+	free(p);
+	return r;
+}
+
+static VkResult vkc_create_instance(PFN_vkGetInstanceProcAddr gipa, uint32_t api, const char** layers, uint32_t nl,
+		const char** exts, uint32_t ne, void* next, VkInstance* out) {
+	PFN_vkCreateInstance f = (PFN_vkCreateInstance)gipa(NULL, "vkCreateInstance");
+	if (!f) return VK_ERROR_INITIALIZATION_FAILED;
+	VkApplicationInfo app = {
+		.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+		.pApplicationName = "hata", .pEngineName = "hata", .apiVersion = api,
+	};
+	VkInstanceCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pNext = next, .pApplicationInfo = &app,
+		.enabledLayerCount = nl, .ppEnabledLayerNames = layers,
+		.enabledExtensionCount = ne, .ppEnabledExtensionNames = exts,
+	};
+	return f(&ci, NULL, out);
+}
+
+static VkResult vkc_create_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysicalDevice pd,
+		uint32_t family, void* next, VkDevice* out) {
+	PFN_vkCreateDevice f = (PFN_vkCreateDevice)gipa(inst, "vkCreateDevice");
+	if (!f) return VK_ERROR_INITIALIZATION_FAILED;
+	float prio = 1.0f;
+	VkDeviceQueueCreateInfo q = {
+		.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+		.queueFamilyIndex = family, .queueCount = 1, .pQueuePriorities = &prio,
+	};
+	VkDeviceCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = next,
+		.queueCreateInfoCount = 1, .pQueueCreateInfos = &q,
+	};
+	return f(pd, &ci, NULL, out);
+}
+
+typedef struct {
+	VkDevice dev;
+	PFN_vkCreateDescriptorSetLayout createDSL;
+	PFN_vkCreatePipelineLayout createPL;
+	PFN_vkCreateDescriptorPool createDP;
+	PFN_vkAllocateDescriptorSets allocDS;
+	PFN_vkUpdateDescriptorSets updateDS;
+	PFN_vkCreateShaderModule createSM;
+	PFN_vkCreateComputePipelines createCP;
+	PFN_vkBeginCommandBuffer begin;
+	PFN_vkCmdPipelineBarrier barrier;
+	PFN_vkCmdCopyBuffer copy;
+	PFN_vkQueueSubmit submit;
+	PFN_vkInvalidateMappedMemoryRanges invalidate;
+} vkc_dev;
+
+static vkc_dev* vkc_load_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkDevice dev) {
+	PFN_vkGetDeviceProcAddr gdpa = (PFN_vkGetDeviceProcAddr)gipa(inst, "vkGetDeviceProcAddr");
+	if (!gdpa) return NULL;
+	vkc_dev* d = calloc(1, sizeof(*d));
+	if (!d) return NULL;
+	d->dev = dev;
+	d->createDSL = (PFN_vkCreateDescriptorSetLayout)gdpa(dev, "vkCreateDescriptorSetLayout");
+	d->createPL = (PFN_vkCreatePipelineLayout)gdpa(dev, "vkCreatePipelineLayout");
+	d->createDP = (PFN_vkCreateDescriptorPool)gdpa(dev, "vkCreateDescriptorPool");
+	d->allocDS = (PFN_vkAllocateDescriptorSets)gdpa(dev, "vkAllocateDescriptorSets");
+	d->updateDS = (PFN_vkUpdateDescriptorSets)gdpa(dev, "vkUpdateDescriptorSets");
+	d->createSM = (PFN_vkCreateShaderModule)gdpa(dev, "vkCreateShaderModule");
+	d->createCP = (PFN_vkCreateComputePipelines)gdpa(dev, "vkCreateComputePipelines");
+	d->begin = (PFN_vkBeginCommandBuffer)gdpa(dev, "vkBeginCommandBuffer");
+	d->barrier = (PFN_vkCmdPipelineBarrier)gdpa(dev, "vkCmdPipelineBarrier");
+	d->copy = (PFN_vkCmdCopyBuffer)gdpa(dev, "vkCmdCopyBuffer");
+	d->submit = (PFN_vkQueueSubmit)gdpa(dev, "vkQueueSubmit");
+	d->invalidate = (PFN_vkInvalidateMappedMemoryRanges)gdpa(dev, "vkInvalidateMappedMemoryRanges");
+	if (!d->createDSL || !d->createPL || !d->createDP || !d->allocDS || !d->updateDS || !d->createSM ||
+		!d->createCP || !d->begin || !d->barrier || !d->copy || !d->submit || !d->invalidate) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+static VkResult vkc_create_dsl(vkc_dev* d, uint32_t n, VkDescriptorSetLayout* out) {
+	VkDescriptorSetLayoutBinding b[16];
+	if (n > 16) return VK_ERROR_TOO_MANY_OBJECTS;
+	for (uint32_t i = 0; i < n; i++) {
+		b[i] = (VkDescriptorSetLayoutBinding){
+			.binding = i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+			.descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+		};
+	}
+	VkDescriptorSetLayoutCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO, .bindingCount = n, .pBindings = b,
+	};
+	return d->createDSL(d->dev, &ci, NULL, out);
+}
+
+static VkResult vkc_create_pl(vkc_dev* d, VkDescriptorSetLayout dsl, uint32_t push, VkPipelineLayout* out) {
+	VkPushConstantRange r = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = push};
+	VkPipelineLayoutCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1, .pSetLayouts = &dsl,
+		.pushConstantRangeCount = push ? 1 : 0, .pPushConstantRanges = push ? &r : NULL,
+	};
+	return d->createPL(d->dev, &ci, NULL, out);
+}
+
+static VkResult vkc_create_pool(vkc_dev* d, uint32_t sets, uint32_t descriptors, VkDescriptorPool* out) {
+	VkDescriptorPoolSize s = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = descriptors};
+	VkDescriptorPoolCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+		.flags = VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT,
+		.maxSets = sets, .poolSizeCount = 1, .pPoolSizes = &s,
+	};
+	return d->createDP(d->dev, &ci, NULL, out);
+}
+
+static VkResult vkc_alloc_set(vkc_dev* d, VkDescriptorPool pool, VkDescriptorSetLayout dsl, VkDescriptorSet* out) {
+	VkDescriptorSetAllocateInfo ai = {
+		.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+		.descriptorPool = pool, .descriptorSetCount = 1, .pSetLayouts = &dsl,
+	};
+	return d->allocDS(d->dev, &ai, out);
+}
+
+static VkResult vkc_update_set(vkc_dev* d, VkDescriptorSet set, uint32_t n, VkBuffer* bufs, uint64_t* offs, uint64_t* ranges) {
+	VkDescriptorBufferInfo info[16];
+	VkWriteDescriptorSet w[16];
+	if (n > 16) return VK_ERROR_TOO_MANY_OBJECTS;
+	for (uint32_t i = 0; i < n; i++) {
+		info[i] = (VkDescriptorBufferInfo){.buffer = bufs[i], .offset = offs[i], .range = ranges[i]};
+		w[i] = (VkWriteDescriptorSet){
+			.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = i,
+			.descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &info[i],
+		};
+	}
+	d->updateDS(d->dev, n, w, 0, NULL);
+	return VK_SUCCESS;
+}
+
+static VkResult vkc_create_module(vkc_dev* d, const uint32_t* code, size_t bytes, VkShaderModule* out) {
+	VkShaderModuleCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = bytes, .pCode = code,
+	};
+	return d->createSM(d->dev, &ci, NULL, out);
+}
+
+static VkResult vkc_create_pipeline(vkc_dev* d, VkShaderModule module, VkPipelineLayout layout,
+		const uint32_t* spec, uint32_t n, VkPipeline* out) {
+	VkSpecializationMapEntry e[32];
+	if (n > 32) return VK_ERROR_TOO_MANY_OBJECTS;
+	for (uint32_t i = 0; i < n; i++)
+		e[i] = (VkSpecializationMapEntry){.constantID = i, .offset = 4 * i, .size = 4};
+	VkSpecializationInfo si = {.mapEntryCount = n, .pMapEntries = e, .dataSize = 4 * (size_t)n, .pData = spec};
+	VkComputePipelineCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+		.stage = {
+			.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+			.module = module, .pName = "main", .pSpecializationInfo = n ? &si : NULL,
+		},
+		.layout = layout,
+	};
+	return d->createCP(d->dev, VK_NULL_HANDLE, 1, &ci, NULL, out);
+}
+
+static VkResult vkc_begin(vkc_dev* d, VkCommandBuffer cb) {
+	VkCommandBufferBeginInfo bi = {
+		.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+	};
+	return d->begin(cb, &bi);
+}
+
+static void vkc_barrier(vkc_dev* d, VkCommandBuffer cb, uint32_t srcStage, uint32_t dstStage, uint32_t srcAccess, uint32_t dstAccess) {
+	VkMemoryBarrier m = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = srcAccess, .dstAccessMask = dstAccess};
+	d->barrier(cb, srcStage, dstStage, 0, 1, &m, 0, NULL, 0, NULL);
+}
+
+static void vkc_copy(vkc_dev* d, VkCommandBuffer cb, VkBuffer src, VkBuffer dst, uint32_t n, const uint64_t* regions) {
+	// regions: n triples (srcOffset, dstOffset, size), the layout of VkBufferCopy.
+	d->copy(cb, src, dst, n, (const VkBufferCopy*)regions);
+}
+
+static VkResult vkc_submit(vkc_dev* d, VkQueue q, VkCommandBuffer cb, VkFence fence) {
+	VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
+	return d->submit(q, 1, &si, fence);
+}
+
+static VkResult vkc_invalidate(vkc_dev* d, VkDeviceMemory mem) {
+	VkMappedMemoryRange r = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE, .memory = mem, .offset = 0, .size = VK_WHOLE_SIZE};
+	return d->invalidate(d->dev, 1, &r);
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"unsafe"
+)
+
+// nameSize is VK_MAX_EXTENSION_NAME_SIZE, the size of layer and extension names.
+const nameSize = C.VK_MAX_EXTENSION_NAME_SIZE
+
+func names(buf []byte, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		b := buf[i*nameSize : (i+1)*nameSize]
+		for j, c := range b {
+			if c == 0 {
+				b = b[:j]
+				break
+			}
+		}
+		out[i] = string(b)
+	}
+	return out
+}
+
+// InstanceLayers returns the names of the installed instance layers.
+func InstanceLayers() ([]string, error) {
+	const max = 256
+	buf := make([]byte, max*nameSize)
+	var n C.uint32_t
+	r := C.vkc_instance_layers(C.PFN_vkGetInstanceProcAddr(gipa), (*C.char)(unsafe.Pointer(&buf[0])), max, &n)
+	if err := Check("vkEnumerateInstanceLayerProperties", int32(r)); err != nil {
+		return nil, err
+	}
+	return names(buf, int(n)), nil
+}
+
+// LayerExtensions returns the instance extensions a layer provides.
+func LayerExtensions(layer string) ([]string, error) {
+	const max = 256
+	buf := make([]byte, max*nameSize)
+	cl := C.CString(layer)
+	defer C.free(unsafe.Pointer(cl))
+	var n C.uint32_t
+	r := C.vkc_layer_extensions(C.PFN_vkGetInstanceProcAddr(gipa), cl, (*C.char)(unsafe.Pointer(&buf[0])), max, &n)
+	if err := Check("vkEnumerateInstanceExtensionProperties", int32(r)); err != nil {
+		return nil, err
+	}
+	return names(buf, int(n)), nil
+}
+
+// cStrings copies ss into a C array of C strings; free releases both.
+func cStrings(ss []string) (arr **C.char, free func()) {
+	if len(ss) == 0 {
+		return nil, func() {}
+	}
+	p := (**C.char)(C.calloc(C.size_t(len(ss)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	a := unsafe.Slice(p, len(ss))
+	for i, s := range ss {
+		a[i] = C.CString(s)
+	}
+	return p, func() {
+		for _, c := range a {
+			C.free(unsafe.Pointer(c))
+		}
+		C.free(unsafe.Pointer(p))
+	}
+}
+
+// CreateInstance calls vkCreateInstance for the given API version with the
+// layers and extensions enabled and next (C memory, or nil) as pNext.
+func CreateInstance(api uint32, layers, exts []string, next unsafe.Pointer) (unsafe.Pointer, error) {
+	if gipa == nil {
+		return nil, errors.New("vulkan: CreateInstance before Load")
+	}
+	cl, freeL := cStrings(layers)
+	defer freeL()
+	ce, freeE := cStrings(exts)
+	defer freeE()
+	var inst C.VkInstance
+	r := C.vkc_create_instance(C.PFN_vkGetInstanceProcAddr(gipa), C.uint32_t(api), cl, C.uint32_t(len(layers)), ce, C.uint32_t(len(exts)), next, &inst)
+	return unsafe.Pointer(inst), Check("vkCreateInstance", int32(r))
+}
+
+// CreateDevice calls vkCreateDevice with one queue of the given family and
+// chain (see FeatureChain) as pNext.
+func CreateDevice(inst, pd unsafe.Pointer, family uint32, chain *Chain) (unsafe.Pointer, error) {
+	var dev C.VkDevice
+	r := C.vkc_create_device(C.PFN_vkGetInstanceProcAddr(gipa), C.VkInstance(inst), C.VkPhysicalDevice(pd), C.uint32_t(family), chain.Ptr(), &dev)
+	return unsafe.Pointer(dev), Check("vkCreateDevice", int32(r))
+}
+
+// Device holds the device-level entry points of the calls made in C.
+type Device struct{ p *C.vkc_dev }
+
+// LoadDevice resolves the entry points of device dev with vkGetDeviceProcAddr.
+func LoadDevice(inst, dev unsafe.Pointer) (*Device, error) {
+	p := C.vkc_load_device(C.PFN_vkGetInstanceProcAddr(gipa), C.VkInstance(inst), C.VkDevice(dev))
+	if p == nil {
+		return nil, errors.New("vulkan: vkGetDeviceProcAddr: a core 1.0 entry point is missing")
+	}
+	return &Device{p: p}, nil
+}
+
+// Free releases the entry-point table (not the device).
+func (d *Device) Free() {
+	if d != nil && d.p != nil {
+		C.free(unsafe.Pointer(d.p))
+		d.p = nil
+	}
+}
+
+// CreateDescriptorSetLayout makes a layout of n storage buffers at bindings
+// 0..n-1 of set 0, visible to compute shaders (n <= 16).
+func (d *Device) CreateDescriptorSetLayout(n int) (unsafe.Pointer, error) {
+	var out C.VkDescriptorSetLayout
+	r := C.vkc_create_dsl(d.p, C.uint32_t(n), &out)
+	return unsafe.Pointer(out), Check("vkCreateDescriptorSetLayout", int32(r))
+}
+
+// CreatePipelineLayout makes a layout of one set and push bytes of compute
+// push constants (0: none).
+func (d *Device) CreatePipelineLayout(dsl unsafe.Pointer, push uint32) (unsafe.Pointer, error) {
+	var out C.VkPipelineLayout
+	r := C.vkc_create_pl(d.p, C.VkDescriptorSetLayout(dsl), C.uint32_t(push), &out)
+	return unsafe.Pointer(out), Check("vkCreatePipelineLayout", int32(r))
+}
+
+// CreateDescriptorPool makes a pool of sets sets and descriptors storage
+// buffers whose sets can be freed one by one.
+func (d *Device) CreateDescriptorPool(sets, descriptors uint32) (unsafe.Pointer, error) {
+	var out C.VkDescriptorPool
+	r := C.vkc_create_pool(d.p, C.uint32_t(sets), C.uint32_t(descriptors), &out)
+	return unsafe.Pointer(out), Check("vkCreateDescriptorPool", int32(r))
+}
+
+// AllocateDescriptorSet allocates one set of layout dsl from pool; the
+// VkResult is returned as is, for the caller to try another pool.
+func (d *Device) AllocateDescriptorSet(pool, dsl unsafe.Pointer) (unsafe.Pointer, int32) {
+	var out C.VkDescriptorSet
+	r := C.vkc_alloc_set(d.p, C.VkDescriptorPool(pool), C.VkDescriptorSetLayout(dsl), &out)
+	return unsafe.Pointer(out), int32(r)
+}
+
+// UpdateDescriptorSet binds buffer bufs[i] at [offs[i], offs[i]+ranges[i]) to
+// binding i of set (at most 16).
+func (d *Device) UpdateDescriptorSet(set unsafe.Pointer, bufs []unsafe.Pointer, offs, ranges []uint64) error {
+	if len(bufs) == 0 || len(bufs) > 16 || len(offs) != len(bufs) || len(ranges) != len(bufs) {
+		return errors.New("vulkan: vkUpdateDescriptorSets: 1 to 16 bindings with one offset and range each")
+	}
+	// Handles are driver pointers, not Go pointers: the array may be passed.
+	r := C.vkc_update_set(d.p, C.VkDescriptorSet(set), C.uint32_t(len(bufs)), (*C.VkBuffer)(unsafe.Pointer(&bufs[0])),
+		(*C.uint64_t)(unsafe.Pointer(&offs[0])), (*C.uint64_t)(unsafe.Pointer(&ranges[0])))
+	return Check("vkUpdateDescriptorSets", int32(r))
+}
+
+// CreateShaderModule makes a shader module of SPIR-V words.
+func (d *Device) CreateShaderModule(code []uint32) (unsafe.Pointer, error) {
+	if len(code) == 0 {
+		return nil, errors.New("vulkan: vkCreateShaderModule: empty code")
+	}
+	var out C.VkShaderModule
+	r := C.vkc_create_module(d.p, (*C.uint32_t)(unsafe.Pointer(&code[0])), C.size_t(4*len(code)), &out)
+	return unsafe.Pointer(out), Check("vkCreateShaderModule", int32(r))
+}
+
+// CreateComputePipeline makes the pipeline of entry point "main" of module
+// with layout, specialization constant i = spec[i] (4 bytes each, at most 32).
+func (d *Device) CreateComputePipeline(module, layout unsafe.Pointer, spec []uint32) (unsafe.Pointer, error) {
+	var sp *C.uint32_t
+	if len(spec) > 0 {
+		sp = (*C.uint32_t)(unsafe.Pointer(&spec[0]))
+	}
+	var out C.VkPipeline
+	r := C.vkc_create_pipeline(d.p, C.VkShaderModule(module), C.VkPipelineLayout(layout), sp, C.uint32_t(len(spec)), &out)
+	return unsafe.Pointer(out), Check("vkCreateComputePipelines", int32(r))
+}
+
+// BeginCommandBuffer begins a one-time-submit recording.
+func (d *Device) BeginCommandBuffer(cb unsafe.Pointer) error {
+	return Check("vkBeginCommandBuffer", int32(C.vkc_begin(d.p, C.VkCommandBuffer(cb))))
+}
+
+// CmdMemoryBarrier records one global memory barrier.
+func (d *Device) CmdMemoryBarrier(cb unsafe.Pointer, srcStage, dstStage, srcAccess, dstAccess uint32) {
+	C.vkc_barrier(d.p, C.VkCommandBuffer(cb), C.uint32_t(srcStage), C.uint32_t(dstStage), C.uint32_t(srcAccess), C.uint32_t(dstAccess))
+}
+
+// CmdCopyBuffer records a copy of regions, given as (srcOffset, dstOffset,
+// size) triples, from src to dst.
+func (d *Device) CmdCopyBuffer(cb, src, dst unsafe.Pointer, regions [][3]uint64) {
+	if len(regions) == 0 {
+		return
+	}
+	C.vkc_copy(d.p, C.VkCommandBuffer(cb), C.VkBuffer(src), C.VkBuffer(dst), C.uint32_t(len(regions)), (*C.uint64_t)(unsafe.Pointer(&regions[0])))
+}
+
+// QueueSubmit submits one command buffer, signalling fence.
+func (d *Device) QueueSubmit(queue, cb, fence unsafe.Pointer) error {
+	return Check("vkQueueSubmit", int32(C.vkc_submit(d.p, C.VkQueue(queue), C.VkCommandBuffer(cb), C.VkFence(fence))))
+}
+
+// InvalidateMappedMemory invalidates the whole of mapped memory mem.
+func (d *Device) InvalidateMappedMemory(mem unsafe.Pointer) error {
+	return Check("vkInvalidateMappedMemoryRanges", int32(C.vkc_invalidate(d.p, C.VkDeviceMemory(mem))))
+}

@@ -1,0 +1,63 @@
+package vk
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// EnvRequire = 1 makes a test that finds no Vulkan device fail instead of
+// skipping (CI sets it).
+const EnvRequire = "HATA_VK_REQUIRE"
+
+// lavapipeICD is Mesa's CPU driver; TestMain pins the loader to it unless the
+// environment chooses a device or driver, so tests are deterministic on
+// machines with several drivers.
+const lavapipeICD = "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json"
+
+var (
+	testCtx *Context // shared by every device test; nil when none opened
+	testErr error    // why testCtx is nil
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(EnvDevice) == "" && os.Getenv("VK_DRIVER_FILES") == "" && os.Getenv("VK_ICD_FILENAMES") == "" {
+		if _, err := os.Stat(lavapipeICD); err == nil {
+			os.Setenv("VK_DRIVER_FILES", lavapipeICD)
+		}
+	}
+	testCtx, testErr = OpenWith(Options{Validate: envValidate(), Poison: true})
+	code := m.Run()
+	if testCtx != nil {
+		n := testCtx.ValidationCount()
+		testCtx.Close()
+		if msgs := testCtx.ValidationMessages(n); len(msgs) > 0 {
+			fmt.Fprintf(os.Stderr, "vk: %d validation messages while closing the test context:\n%s\n", len(msgs), strings.Join(msgs, "\n"))
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// device returns the shared test context, skipping the test when there is
+// none (failing it under HATA_VK_REQUIRE=1), and fails the test if the
+// validation layer reports anything while it runs.
+func device(t *testing.T) *Context {
+	t.Helper()
+	if testCtx == nil {
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatalf("no Vulkan device and %s=1: %v", EnvRequire, testErr)
+		}
+		t.Skipf("no Vulkan device (set %s=1 to fail instead): %v", EnvRequire, testErr)
+	}
+	n := testCtx.ValidationCount()
+	t.Cleanup(func() {
+		if msgs := testCtx.ValidationMessages(n); len(msgs) > 0 {
+			t.Errorf("%d validation messages:\n%s", len(msgs), strings.Join(msgs, "\n"))
+		} else if c := testCtx.ValidationCount(); c != n {
+			t.Errorf("%d validation messages (beyond the 256 kept)", c-n)
+		}
+	})
+	return testCtx
+}

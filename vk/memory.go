@@ -1,0 +1,377 @@
+package vk
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/hata-go/hata/vk/internal/vkc"
+	"github.com/vulkan-go/vulkan"
+)
+
+// MemoryKind says where a buffer lives and how the host may touch it.
+//
+// The rule of this package: tensors the kernels work on live in DeviceLocal
+// buffers; the host writes into Upload buffers (host-visible, coherent; writes
+// through a PCIe BAR are fine) and the GPU copies from them; results come back
+// through a Readback buffer (host-visible, host-cached) filled by
+// vkCmdCopyBuffer. The host never reads device-local memory, even where it is
+// host-visible: on a discrete GPU that read crawls over PCIe uncached.
+type MemoryKind int
+
+// The memory kinds.
+const (
+	DeviceLocal MemoryKind = iota // GPU memory, not mapped
+	Upload                        // mapped, host-visible + coherent: host writes, GPU reads
+	Readback                      // mapped, host-visible (+cached when offered): GPU writes, host reads
+)
+
+// String returns "device-local", "upload" or "readback".
+func (k MemoryKind) String() string {
+	return [...]string{"device-local", "upload", "readback"}[k]
+}
+
+// ErrOutOfMemory is wrapped by every error of an allocation that does not fit
+// (errors.Is(err, vulkan.ErrOutOfMemory)).
+var ErrOutOfMemory = errors.New("vk: out of memory")
+
+// Buffer is a Vulkan buffer with its own memory, usable as a storage buffer and
+// as the source and destination of copies and fills. Upload and Readback
+// buffers stay mapped for their lifetime.
+type Buffer struct {
+	ctx      *Context
+	name     string
+	kind     MemoryKind
+	size     uint64
+	buf      vulkan.Buffer
+	mem      vulkan.DeviceMemory
+	ptr      unsafe.Pointer
+	coherent bool
+}
+
+// Range is a byte range of a buffer: a binding of a kernel, or a copy's end.
+type Range struct {
+	Buf       *Buffer
+	Off, Size uint64
+}
+
+// NewBuffer allocates a buffer of size bytes (rounded up to a multiple of 4;
+// at least 4) of the given kind. name is used in error messages. An
+// allocation that does not fit fails with an error naming the size, the
+// memory type and its heap, wrapping ErrOutOfMemory.
+func (c *Context) NewBuffer(name string, size uint64, kind MemoryKind) (*Buffer, error) {
+	size = max(4, (size+3)&^3)
+	b := &Buffer{ctx: c, name: name, kind: kind, size: size}
+	if idx, err := c.memoryType(^uint32(0), kind); err == nil && size > c.Info.Heaps[c.memTypes[idx].heap].Size {
+		return nil, b.allocErr(fmt.Errorf("larger than the heap"), idx)
+	}
+	var vb vulkan.Buffer
+	r := vulkan.CreateBuffer(c.dev, &vulkan.BufferCreateInfo{
+		SType:       vulkan.StructureTypeBufferCreateInfo,
+		Size:        vulkan.DeviceSize(size),
+		Usage:       vulkan.BufferUsageFlags(vulkan.BufferUsageStorageBufferBit | vulkan.BufferUsageTransferSrcBit | vulkan.BufferUsageTransferDstBit),
+		SharingMode: vulkan.SharingModeExclusive,
+	}, nil, &vb)
+	if err := vkc.Check("vkCreateBuffer", int32(r)); err != nil {
+		return nil, b.allocErr(err, -1)
+	}
+	b.buf = vb
+	var req vulkan.MemoryRequirements
+	vulkan.GetBufferMemoryRequirements(c.dev, b.buf, &req)
+	req.Deref()
+	idx, err := c.memoryType(req.MemoryTypeBits, kind)
+	if err != nil {
+		vulkan.DestroyBuffer(c.dev, b.buf, nil)
+		return nil, fmt.Errorf("vk: buffer %q: %w", name, err)
+	}
+	heap := c.memTypes[idx].heap
+	switch {
+	case uint64(req.Size) > c.Info.Heaps[heap].Size:
+		vulkan.DestroyBuffer(c.dev, b.buf, nil)
+		return nil, b.allocErr(fmt.Errorf("larger than the heap"), idx)
+	case c.Info.Limits.MaxMemoryAllocationSize > 0 && uint64(req.Size) > c.Info.Limits.MaxMemoryAllocationSize:
+		vulkan.DestroyBuffer(c.dev, b.buf, nil)
+		return nil, b.allocErr(fmt.Errorf("larger than maxMemoryAllocationSize %s", bytesString(c.Info.Limits.MaxMemoryAllocationSize)), idx)
+	}
+	var mem vulkan.DeviceMemory
+	r = vulkan.AllocateMemory(c.dev, &vulkan.MemoryAllocateInfo{
+		SType:           vulkan.StructureTypeMemoryAllocateInfo,
+		AllocationSize:  req.Size,
+		MemoryTypeIndex: uint32(idx),
+	}, nil, &mem)
+	if err := vkc.Check("vkAllocateMemory", int32(r)); err != nil {
+		vulkan.DestroyBuffer(c.dev, b.buf, nil)
+		return nil, b.allocErr(err, idx)
+	}
+	b.mem = mem
+	b.coherent = c.memTypes[idx].flags&vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCoherentBit) != 0
+	if err := vkc.Check("vkBindBufferMemory", int32(vulkan.BindBufferMemory(c.dev, b.buf, b.mem, 0))); err != nil {
+		b.destroy()
+		return nil, fmt.Errorf("vk: buffer %q: %w", name, err)
+	}
+	if kind != DeviceLocal {
+		var p unsafe.Pointer
+		if err := vkc.Check("vkMapMemory", int32(vulkan.MapMemory(c.dev, b.mem, 0, vulkan.DeviceSize(vulkan.WholeSize), 0, &p))); err != nil {
+			b.destroy()
+			return nil, fmt.Errorf("vk: buffer %q: %w", name, err)
+		}
+		b.ptr = p
+	}
+	if err := c.track(b); err != nil {
+		b.destroy()
+		return nil, err
+	}
+	return b, nil
+}
+
+// allocErr describes a failed allocation of b from memory type idx (-1: not
+// chosen yet); out-of-memory failures wrap ErrOutOfMemory.
+func (b *Buffer) allocErr(err error, idx int) error {
+	where := ""
+	if idx < 0 { // not chosen yet: name the type that would be
+		idx, _ = b.ctx.memoryType(^uint32(0), b.kind)
+	}
+	if idx >= 0 && idx < len(b.ctx.memTypes) {
+		h := b.ctx.memTypes[idx].heap
+		where = fmt.Sprintf(" from memory type %d, heap %d (%s)", idx, h, bytesString(b.ctx.Info.Heaps[h].Size))
+	}
+	var ve *vkc.Error
+	if !errors.As(err, &ve) || ve.OutOfMemory() {
+		return fmt.Errorf("vk: buffer %q: allocating %s of %s memory%s: %w: %w", b.name, bytesString(b.size), b.kind, where, ErrOutOfMemory, err)
+	}
+	return fmt.Errorf("vk: buffer %q: allocating %s of %s memory%s: %w", b.name, bytesString(b.size), b.kind, where, err)
+}
+
+// memoryType picks the memory type for kind among the allowed bits:
+// device-local for DeviceLocal; host-visible+coherent for Upload, preferring
+// host memory; host-visible for Readback, preferring host-cached+coherent.
+func (c *Context) memoryType(allowed uint32, kind MemoryKind) (int, error) {
+	const (
+		dl  = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyDeviceLocalBit)
+		hv  = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostVisibleBit)
+		hc  = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCoherentBit)
+		hca = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCachedBit)
+	)
+	type pref struct{ want, avoid vulkan.MemoryPropertyFlags }
+	var prefs []pref
+	switch kind {
+	case DeviceLocal:
+		prefs = []pref{{want: dl}}
+	case Upload:
+		prefs = []pref{{want: hv | hc, avoid: dl}, {want: hv | hc}}
+	case Readback:
+		prefs = []pref{{want: hv | hca | hc}, {want: hv | hca}, {want: hv}}
+	}
+	for _, p := range prefs {
+		for i, mt := range c.memTypes {
+			if allowed&(1<<i) != 0 && mt.flags&p.want == p.want && mt.flags&p.avoid == 0 {
+				return i, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no memory type for %s buffers (allowed types %#x)", kind, allowed)
+}
+
+// Name returns the name given at NewBuffer.
+func (b *Buffer) Name() string { return b.name }
+
+// Size returns the buffer's size in bytes.
+func (b *Buffer) Size() uint64 { return b.size }
+
+// Kind returns the buffer's memory kind.
+func (b *Buffer) Kind() MemoryKind { return b.kind }
+
+// Bytes returns the mapped memory of an Upload or Readback buffer (nil for
+// DeviceLocal). Read a Readback buffer only after the batch that filled it
+// has been submitted (Submit waits for it).
+func (b *Buffer) Bytes() []byte {
+	if b.ptr == nil {
+		return nil
+	}
+	return unsafe.Slice((*byte)(b.ptr), b.size)
+}
+
+// Whole returns the range of the whole buffer.
+func (b *Buffer) Whole() Range { return Range{Buf: b, Off: 0, Size: b.size} }
+
+// Range returns the byte range [off, off+size) of the buffer.
+func (b *Buffer) Range(off, size uint64) Range { return Range{Buf: b, Off: off, Size: size} }
+
+// check reports whether r lies inside its buffer.
+func (r Range) check() error {
+	if r.Buf == nil {
+		return fmt.Errorf("range of a nil buffer")
+	}
+	if r.Off > r.Buf.size || r.Size > r.Buf.size-r.Off {
+		return fmt.Errorf("range [%d, +%d) outside buffer %q of %d bytes", r.Off, r.Size, r.Buf.name, r.Buf.size)
+	}
+	return nil
+}
+
+// invalidate makes device writes to a non-coherent mapped buffer visible.
+func (b *Buffer) invalidate() error {
+	if b.coherent || b.ptr == nil {
+		return nil
+	}
+	return b.ctx.fns.InvalidateMappedMemory(unsafe.Pointer(b.mem))
+}
+
+// Free releases the buffer. It must not be in use by a pending batch (every
+// Submit waits, so between batches it never is).
+func (b *Buffer) Free() {
+	if b == nil || b.buf == vulkan.NullBuffer {
+		return
+	}
+	b.ctx.untrack(b)
+	b.destroy()
+}
+
+func (b *Buffer) release() { b.destroy() }
+
+func (b *Buffer) destroy() {
+	if b.ptr != nil {
+		vulkan.UnmapMemory(b.ctx.dev, b.mem)
+		b.ptr = nil
+	}
+	if b.buf != vulkan.NullBuffer {
+		vulkan.DestroyBuffer(b.ctx.dev, b.buf, nil)
+		b.buf = vulkan.NullBuffer
+	}
+	if b.mem != vulkan.NullDeviceMemory {
+		vulkan.FreeMemory(b.ctx.dev, b.mem, nil)
+		b.mem = vulkan.NullDeviceMemory
+	}
+}
+
+// Region is a piece of host data for Context.Write.
+type Region struct {
+	Dst  *Buffer
+	Off  uint64 // byte offset in Dst, a multiple of 4
+	Data []byte // length a multiple of 4
+}
+
+// stagingMax bounds the context's staging buffers by default; larger
+// transfers go through them in pieces.
+const stagingMax = 64 << 20
+
+// Write copies every region's data into its buffer (any kind) through the
+// context's Upload staging buffer and vkCmdCopyBuffer, and waits.
+func (c *Context) Write(regions ...Region) error {
+	var total uint64
+	for _, r := range regions {
+		if err := r.Dst.Range(r.Off, uint64(len(r.Data))).check(); err != nil {
+			return fmt.Errorf("vk: write: %w", err)
+		}
+		if r.Off%4 != 0 || len(r.Data)%4 != 0 {
+			return fmt.Errorf("vk: write to %q at %d of %d bytes: offset and length must be multiples of 4", r.Dst.name, r.Off, len(r.Data))
+		}
+		total += uint64(len(r.Data))
+	}
+	if total == 0 {
+		return nil
+	}
+	c.xferMu.Lock()
+	defer c.xferMu.Unlock()
+	if err := c.staging(&c.upload, "upload staging", Upload, total); err != nil {
+		return err
+	}
+	st := c.upload
+	var used uint64
+	var copies []copyOp
+	flush := func() error {
+		if len(copies) == 0 {
+			return nil
+		}
+		b := c.xfer
+		if err := b.Begin(); err != nil {
+			return err
+		}
+		for _, op := range copies {
+			b.Copy(op.dst, op.src)
+		}
+		_, err := b.Submit()
+		copies, used = copies[:0], 0
+		return err
+	}
+	for _, r := range regions {
+		data, off := r.Data, r.Off
+		for len(data) > 0 {
+			if used == st.size {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			n := min(uint64(len(data)), st.size-used)
+			copy(st.Bytes()[used:], data[:n])
+			copies = append(copies, copyOp{dst: r.Dst.Range(off, n), src: st.Range(used, n)})
+			used += n
+			off += n
+			data = data[n:]
+		}
+	}
+	return flush()
+}
+
+// copyOp is one vkCmdCopyBuffer region.
+type copyOp struct{ dst, src Range }
+
+// Read copies len(data) bytes at offset off of src into data, through the
+// context's Readback staging buffer, and waits.
+func (c *Context) Read(src *Buffer, off uint64, data []byte) error {
+	if err := src.Range(off, uint64(len(data))).check(); err != nil {
+		return fmt.Errorf("vk: read: %w", err)
+	}
+	if off%4 != 0 || len(data)%4 != 0 {
+		return fmt.Errorf("vk: read from %q at %d of %d bytes: offset and length must be multiples of 4", src.name, off, len(data))
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	c.xferMu.Lock()
+	defer c.xferMu.Unlock()
+	if err := c.staging(&c.download, "readback staging", Readback, uint64(len(data))); err != nil {
+		return err
+	}
+	st := c.download
+	for len(data) > 0 {
+		n := min(uint64(len(data)), st.size)
+		b := c.xfer
+		if err := b.Begin(); err != nil {
+			return err
+		}
+		b.Copy(st.Range(0, n), src.Range(off, n))
+		if _, err := b.Submit(); err != nil {
+			return err
+		}
+		if err := st.invalidate(); err != nil {
+			return err
+		}
+		copy(data, st.Bytes()[:n])
+		data, off = data[n:], off+n
+	}
+	return nil
+}
+
+// staging makes *buf a staging buffer of the kind with room for min(want,
+// stagingMax) bytes, and the transfer batch ready. Called with xferMu held.
+func (c *Context) staging(buf **Buffer, name string, kind MemoryKind, want uint64) error {
+	if c.xfer == nil {
+		b, err := c.NewBatch()
+		if err != nil {
+			return err
+		}
+		c.xfer = b
+	}
+	want = min(max(want, 1<<20), c.stagingMax)
+	if *buf != nil && (*buf).size >= want {
+		return nil
+	}
+	(*buf).Free()
+	nb, err := c.NewBuffer(name, want, kind)
+	if err != nil {
+		*buf = nil
+		return err
+	}
+	*buf = nb
+	return nil
+}

@@ -1,0 +1,171 @@
+package vk
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/vulkan-go/vulkan"
+)
+
+// ownContext opens a second context like the shared one (for tests that
+// change its settings or provoke validation errors) and closes it at the end.
+func ownContext(t *testing.T, validate bool) *Context {
+	t.Helper()
+	device(t)
+	c, err := OpenWith(Options{Device: testCtx.Info.Name, Validate: validate, Poison: true})
+	if err != nil {
+		t.Fatalf("OpenWith: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestWriteRead moves data through small staging buffers, so that transfers
+// are split into pieces, including regions that straddle two pieces.
+func TestWriteRead(t *testing.T) {
+	ctx := ownContext(t, envValidate())
+	ctx.stagingMax = 1 << 20
+	const size = 3<<20 + 4096
+	buf, err := ctx.NewBuffer("test", size, DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	// Three regions out of order, the middle one larger than the staging.
+	if err := ctx.Write(
+		Region{Dst: buf, Off: 2 << 20, Data: data[2<<20:]},
+		Region{Dst: buf, Off: 0, Data: data[:1<<19]},
+		Region{Dst: buf, Off: 1 << 19, Data: data[1<<19 : 2<<20]},
+	); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	got := make([]byte, size-8)
+	if err := ctx.Read(buf, 8, got); err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if !bytes.Equal(got, data[8:]) {
+		t.Error("Read after Write differs from the data written")
+	}
+	for _, err := range []error{
+		ctx.Write(Region{Dst: buf, Off: size - 4, Data: make([]byte, 8)}),
+		ctx.Write(Region{Dst: buf, Off: 2, Data: make([]byte, 4)}),
+		ctx.Read(buf, size, make([]byte, 4)),
+	} {
+		if err == nil {
+			t.Error("a transfer outside the buffer or misaligned succeeded")
+		}
+	}
+	buf.Free()
+	buf.Free() // a second Free is a no-op
+}
+
+// TestOutOfMemory asks for more than the largest heap holds.
+func TestOutOfMemory(t *testing.T) {
+	ctx := device(t)
+	var most uint64
+	for _, h := range ctx.Info.Heaps {
+		most = max(most, h.Size)
+	}
+	_, err := ctx.NewBuffer("huge", 2*most, DeviceLocal)
+	if err == nil {
+		t.Fatalf("NewBuffer of %d bytes succeeded on heaps %v", 2*most, ctx.Info.Heaps)
+	}
+	if !errors.Is(err, ErrOutOfMemory) || !strings.Contains(err.Error(), `"huge"`) || !strings.Contains(err.Error(), "heap") ||
+		!strings.Contains(err.Error(), bytesString(2*most)) {
+		t.Errorf("error %q: want ErrOutOfMemory naming the buffer, its size and the heap", err)
+	}
+}
+
+// TestBatch checks fills, copies and the stage timings of a batch, and that
+// recording errors surface at Submit.
+func TestBatch(t *testing.T) {
+	ctx := device(t)
+	a, err := ctx.NewBuffer("a", 1<<16, DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Free()
+	rb, err := ctx.NewBuffer("rb", 1<<16, Readback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Free()
+	b, err := ctx.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Free()
+	if err := b.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	b.Stage("fill")
+	b.Fill(a.Whole(), NaNBits)
+	b.Barrier()
+	b.Fill(a.Range(4096, 4096), math.Float32bits(2.5))
+	b.Barrier()
+	b.Stage("copy")
+	b.Copy(rb.Whole(), a.Whole())
+	tm, err := b.Submit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := bytesF32(rb.Bytes())
+	if !math.IsNaN(float64(f[0])) || !math.IsNaN(float64(f[len(f)-1])) || f[1024] != 2.5 || f[2047] != 2.5 || !math.IsNaN(float64(f[2048])) {
+		t.Errorf("after fills and copy: f[0]=%v f[1024]=%v f[2047]=%v f[2048]=%v f[last]=%v", f[0], f[1024], f[2047], f[2048], f[len(f)-1])
+	}
+	if ctx.Info.TimestampValidBits > 0 && (len(tm.Stages) != 2 || tm.Stages[0].Name != "fill" || tm.Stages[1].Name != "copy") {
+		t.Errorf("timings %+v: want stages fill, copy", tm)
+	}
+	// Recording errors are kept and returned by Submit.
+	if err := b.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	b.Copy(rb.Range(0, 8), a.Range(0, 4))
+	b.Fill(a.Range(1<<16, 4), 0)
+	if _, err := b.Submit(); err == nil || !strings.Contains(err.Error(), "4 bytes into 8") {
+		t.Errorf("Submit after a mismatched copy: %v", err)
+	}
+	if _, err := b.Submit(); err == nil {
+		t.Error("Submit without Begin succeeded")
+	}
+}
+
+// TestValidationRecorded provokes a validation error on purpose and checks
+// that the layer's message is recorded, so that the zero-message checks of
+// the other tests can fail.
+func TestValidationRecorded(t *testing.T) {
+	ctx := ownContext(t, true)
+	if !ctx.Validating() {
+		t.Fatal("Validating() = false on a context opened with Validate")
+	}
+	b, err := ctx.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	// Shader-write access is not performed by the transfer stage: invalid.
+	vulkan.CmdPipelineBarrier(b.cb, vulkan.PipelineStageFlags(vulkan.PipelineStageTransferBit), vulkan.PipelineStageFlags(vulkan.PipelineStageTransferBit),
+		0, 1, []vulkan.MemoryBarrier{{
+			SType:         vulkan.StructureTypeMemoryBarrier,
+			SrcAccessMask: vulkan.AccessFlags(vulkan.AccessShaderWriteBit),
+			DstAccessMask: vulkan.AccessFlags(vulkan.AccessTransferReadBit),
+		}}, 0, nil, 0, nil)
+	if _, err := b.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := ctx.ValidationMessages(0)
+	if ctx.ValidationCount() == 0 || len(msgs) == 0 || !strings.Contains(strings.Join(msgs, "\n"), "srcAccessMask") {
+		t.Errorf("validation messages after an invalid barrier: %d %q; want one about srcAccessMask", ctx.ValidationCount(), msgs)
+	}
+	t.Logf("recorded as intended: %s", msgs)
+}

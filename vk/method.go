@@ -1,0 +1,37 @@
+package vk
+
+import (
+	"fmt"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// Methods lists the methods that have GPU kernels, by ref.MethodNames name.
+var Methods = []string{"dense"}
+
+// NewMethod returns the GPU implementation of the method called name, with
+// ref.New's contract, for a cache of hkv KV heads of dimension d; dense keeps
+// its cache in float32. It is a reftest.Factory:
+//
+//	reftest.Run(t, ctx.NewMethod, reftest.Config{Names: vk.Methods})
+//
+// The methods implement io.Closer: Close frees their device memory (the
+// context frees whatever is left when it closes).
+func (c *Context) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
+	return c.Factory(DenseOptions{})(name, hkv, d, o)
+}
+
+// Factory returns a NewMethod whose dense attention uses the options dense
+// (for example F16 storage).
+func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o ref.Options) (ref.Method, error) {
+	return func(name string, hkv, d int, o ref.Options) (ref.Method, error) {
+		switch name {
+		case "dense":
+			if err := checkDim(d, dense.Storage); err != nil {
+				return nil, err
+			}
+			return c.NewDense(dense)
+		}
+		return nil, fmt.Errorf("vk: method %q has no GPU kernels yet (have %v)", name, Methods)
+	}
+}
