@@ -69,4 +69,3 @@ func Load() (unsafe.Pointer, error) {
 	})
 	return gipa, loadErr
 }
-
