@@ -3,8 +3,11 @@ package model
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 
 	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/tensorio"
 )
 
 // HashTraining configures TrainHash.
@@ -96,4 +99,60 @@ func (m *Model) RefFactory(name string, o ref.Options, w map[int]*ref.HashWeight
 		}
 		return ref.New(name, c.NKVHeads, c.HeadDim, lo)
 	}
+}
+
+// hashFile is the name of layer l's hash weights, as `hata train` writes them.
+func hashFile(l int) string { return fmt.Sprintf("hash_weight_layer_%02d.npy", l) }
+
+// SaveHashWeights writes ws into dir as hash_weight_layer_LL.npy, [Hkv][D][Rbit]
+// float32, the layout `hata train` writes and tensorio.ReadHashWeights reads.
+func SaveHashWeights(dir string, ws map[int]*ref.HashWeights) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, l := range sortedLayers(ws) {
+		w := ws[l]
+		if err := tensorio.WriteNPYFloat32(filepath.Join(dir, hashFile(l)), []int{w.Hkv, w.D, w.Rbit}, w.W); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadHashWeights reads every hash_weight_layer_LL.npy (or .pt) in dir and
+// checks each against the model: LL a layer of it, [Hkv][D] its KV heads and
+// head dimension. It returns the weights by layer.
+func (m *Model) LoadHashWeights(dir string) (map[int]*ref.HashWeights, error) {
+	c := m.Config
+	files, err := filepath.Glob(filepath.Join(dir, "hash_weight_layer_*"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]*ref.HashWeights{}
+	for _, f := range files {
+		base := filepath.Base(f)
+		var l int
+		var ext string
+		if n, err := fmt.Sscanf(base, "hash_weight_layer_%d.%s", &l, &ext); n != 2 || err != nil || (ext != "npy" && ext != "pt") {
+			continue
+		}
+		if l < 0 || l >= c.NLayers {
+			return nil, fmt.Errorf("%s: layer %d, the model has layers 0..%d", f, l, c.NLayers-1)
+		}
+		if _, dup := out[l]; dup {
+			return nil, fmt.Errorf("%s: a second file for layer %d", f, l)
+		}
+		w, err := tensorio.ReadHashWeights(f)
+		if err != nil {
+			return nil, err
+		}
+		if w.Hkv != c.NKVHeads || w.D != c.HeadDim {
+			return nil, fmt.Errorf("%s: hash weights [%d, %d, %d], the model has Hkv=%d D=%d", f, w.Hkv, w.D, w.Rbit, c.NKVHeads, c.HeadDim)
+		}
+		out[l] = w
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no hash_weight_layer_LL.npy files", dir)
+	}
+	return out, nil
 }

@@ -414,3 +414,37 @@ func TestLoadErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainHashRoundTrip trains a layer's hash weights on a short sequence for
+// a few steps, saves and reloads them, and checks shapes and contents.
+func TestTrainHashRoundTrip(t *testing.T) {
+	m := testModel(t)
+	cfg := ref.DefaultTrainConfig()
+	cfg.Steps = 3
+	ws, err := m.TrainHash([][]int{m.Encode(shortPrompt)}, []int{4}, HashTraining{Rbit: 64, Positions: 2, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws[4]
+	if len(ws) != 1 || w == nil || w.Hkv != m.Config.NKVHeads || w.D != m.Config.HeadDim || w.Rbit != 64 {
+		t.Fatalf("TrainHash(layer 4, rbit 64) = %v", ws)
+	}
+	dir := t.TempDir()
+	if err := SaveHashWeights(dir, ws); err != nil {
+		t.Fatal(err)
+	}
+	back, err := m.LoadHashWeights(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != 1 || back[4] == nil || maxRelDiff(back[4].W, w.W) != 0 {
+		t.Errorf("LoadHashWeights after SaveHashWeights: layers %v, weights differ", sortedLayers(back))
+	}
+	bad := map[int]*ref.HashWeights{9: w}
+	if err := SaveHashWeights(dir, bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.LoadHashWeights(dir); err == nil || !strings.Contains(err.Error(), "layer 9") {
+		t.Errorf("LoadHashWeights with a layer-9 file: error %v, want one naming layer 9", err)
+	}
+}
