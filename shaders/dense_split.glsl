@@ -18,9 +18,13 @@
 // i holds elements (j*TPT + i)*KV_VEC .. +KV_VEC of the row for j < VPL, so the
 // TPT lanes of a slot read TPT consecutive 16-byte vectors. The dot product is
 // finished with a butterfly of subgroupShuffleXor. The workgroup's NSLOT slots
-// take consecutive tokens; each slot walks its tokens TILE at a time with an
-// online softmax (one rescale of o per tile), and at the end the slots are
-// merged through shared memory.
+// take consecutive tokens (so a subgroup reads consecutive rows); each slot
+// walks its tokens TILE at a time with an online softmax (one rescale of o per
+// tile), and at the end the slots are merged through shared memory.
+//
+// Speed (the target is HBM bandwidth): K and V are read exactly once per
+// group; every load is 16 bytes; a tile's loads are all issued before its
+// arithmetic; fp16 is unpacked in registers.
 //
 // Bindings (set 0):
 //	0 q   [B][Hq][D] float32
@@ -99,20 +103,28 @@ void main() {
     const uint t1 = min(t0 + pc.split_len, pc.n);
     const uint rowv = rl * pc.cap * DV + lane; // this lane's first vector of the row
     // Every slot runs the same trip count, so the shuffles below are in
-    // uniform control flow; tokens past t1 are masked.
+    // uniform control flow; tokens past t1 are masked. The K and V rows of a
+    // whole tile are loaded before any arithmetic, so that each lane has
+    // 2*TILE 16-byte loads in flight.
     for (uint t = t0; t < t1; t += NSLOT * TILE) {
-        float x[TILE * G];
+        float kf[TILE * EPL], vf[TILE * EPL];
         for (uint i = 0; i < TILE; i++) {
             const uint tt = t + i * NSLOT + slot;
-            float kf[EPL];
             if (tt < t1) {
-                for (uint j = 0; j < VPL; j++) KV_LOAD(k, rowv + tt * DV + j * TPT, kf, j * KV_VEC);
+                for (uint j = 0; j < VPL; j++) KV_LOAD(k, rowv + tt * DV + j * TPT, kf, i * EPL + j * KV_VEC);
+                for (uint j = 0; j < VPL; j++) KV_LOAD(v, rowv + tt * DV + j * TPT, vf, i * EPL + j * KV_VEC);
             } else {
-                for (uint e = 0; e < EPL; e++) kf[e] = 0.0;
+                for (uint e = 0; e < EPL; e++) {
+                    kf[i * EPL + e] = 0.0;
+                    vf[i * EPL + e] = 0.0;
+                }
             }
+        }
+        float x[TILE * G];
+        for (uint i = 0; i < TILE; i++) {
             for (uint g = 0; g < G; g++) {
                 float d = 0.0;
-                for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[e];
+                for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[i * EPL + e];
                 x[i * G + g] = d;
             }
         }
@@ -128,16 +140,10 @@ void main() {
             l[g] *= alpha;
             for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha;
             m[g] = mt;
-        }
-        for (uint i = 0; i < TILE; i++) {
-            const uint tt = t + i * NSLOT + slot;
-            if (tt >= t1) continue;
-            float vf[EPL];
-            for (uint j = 0; j < VPL; j++) KV_LOAD(v, rowv + tt * DV + j * TPT, vf, j * KV_VEC);
-            for (uint g = 0; g < G; g++) {
-                const float p = exp(x[i * G + g] - m[g]);
+            for (uint i = 0; i < TILE; i++) {
+                const float p = t + i * NSLOT + slot < t1 ? exp(x[i * G + g] - mt) : 0.0;
                 l[g] += p;
-                for (uint e = 0; e < EPL; e++) o[g * EPL + e] += p * vf[e];
+                for (uint e = 0; e < EPL; e++) o[g * EPL + e] += p * vf[i * EPL + e];
             }
         }
     }

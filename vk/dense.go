@@ -35,7 +35,7 @@ type DenseOptions struct {
 	// the kernel's shared memory would not fit.
 	Workgroup int
 	// Tile is the tokens each slot scores between two rescales of its
-	// accumulator; default 4.
+	// accumulator; default 4 (1 on a CPU device).
 	Tile int
 	// Split chooses the number of splits S.
 	Split SplitPolicy
@@ -141,6 +141,9 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	}
 	if o.Tile == 0 {
 		o.Tile = 4
+		if c.Info.Type == DeviceCPU {
+			o.Tile = 1 // no latency to hide; LLVM compiles the unrolled tile slowly
+		}
 	}
 	if o.Reserve == 0 {
 		o.Reserve = 256

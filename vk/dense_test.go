@@ -160,7 +160,8 @@ func TestDenseSplitsAndChunks(t *testing.T) {
 		{b: 2, hkv: 3, g: 2, n: 50, d: 64, storage: F32, maxRange: 512 * 64 * 4},       // one row per chunk
 		{b: 3, hkv: 2, g: 1, n: 70, d: 128, storage: F16, maxRange: 2 * 384 * 128 * 2}, // two rows per chunk
 		{b: 1, hkv: 2, g: 8, n: 33, d: 64, storage: F16, opt: DenseOptions{Workgroup: 64, Tile: 1}},
-		{b: 1, hkv: 1, g: 5, n: 129, d: 256, storage: F32, opt: DenseOptions{Workgroup: 256, Tile: 3}},
+		{b: 1, hkv: 1, g: 5, n: 129, d: 64, storage: F32, opt: DenseOptions{Workgroup: 256, Tile: 3}},
+		{b: 2, hkv: 2, g: 4, n: 1<<10 + 11, d: 128, storage: F16, opt: DenseOptions{Tile: 4}}, // the GPU default
 	} {
 		runDenseCase(t, ctx, c, uint64(100+i))
 	}
