@@ -83,10 +83,12 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 		for _, spec := range c.Devices {
 			b, err := OpenBackend(spec)
 			if err != nil {
+				closeBackends(bes)
 				return "", err
 			}
 			bes = append(bes, b)
 		}
+		defer closeBackends(bes)
 	}
 
 	all := exp.points()
@@ -324,4 +326,13 @@ func gitCommit() string {
 		return s
 	}
 	return "unknown"
+}
+
+// closeBackends releases the backends that hold a device.
+func closeBackends(bes []Backend) {
+	for _, b := range bes {
+		if c, ok := b.(io.Closer); ok {
+			c.Close()
+		}
+	}
 }

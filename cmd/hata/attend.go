@@ -61,11 +61,11 @@ func runAttend(args []string, stdout, stderr io.Writer) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	backend, err := openBackend(f.device, f.vkdevice)
+	backend, closeBackend, err := openBackend(f.device, f.vkdevice)
 	if err != nil {
 		return err
 	}
-	defer backend.Close()
+	defer closeBackend()
 
 	in, err := loadAttendInputs(&f)
 	if err != nil {

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hata-go/hata/ref/reftest"
+	"github.com/hata-go/hata/tensorio"
+	"github.com/hata-go/hata/vk"
+)
+
+// TestAttendVulkanMatchesCPU runs hata attend with -device vulkan and -device
+// cpu on the same dyadic inputs (exact products, see reftest) and compares the
+// files: indices and codes exactly, outputs within float32 rounding.
+func TestAttendVulkanMatchesCPU(t *testing.T) {
+	ctx, err := vk.Open("")
+	if err != nil {
+		if os.Getenv(envRequire) != "" {
+			t.Fatalf("no Vulkan device and $%s is set: %v", envRequire, err)
+		}
+		t.Skipf("no Vulkan device (set $%s to fail instead): %v", envRequire, err)
+	}
+	ctx.Close()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(2, 2))
+	const b, hq, hkv, n, d, rbit = 2, 4, 2, 77, 64, 64
+	files := map[string][]int{"q": {b, hq, d}, "k": {b, hkv, n, d}, "v": {b, hkv, n, d}, "w": {hkv, d, rbit}}
+	for name, shape := range files {
+		size := 1
+		for _, x := range shape {
+			size *= x
+		}
+		if err := tensorio.WriteNPYFloat32(filepath.Join(dir, name+".npy"), shape, reftest.Dyadic(rng, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := func(name string) string { return filepath.Join(dir, name) }
+	for _, method := range vk.Methods {
+		outs := map[string]map[string]*tensorio.Array{}
+		for _, dev := range []string{"cpu", "vulkan"} {
+			args := []string{"attend", "-method", method, "-device", dev, "-budget", "9",
+				"-q", p("q.npy"), "-k", p("k.npy"), "-v", p("v.npy"), "-o", p(dev + "-out.npy"), "-indices", p(dev + "-idx.npy")}
+			names := []string{"out", "idx"}
+			if method == "hata" || method == "lsh" {
+				args = append(args, "-qcodes", p(dev+"-qc.npy"), "-kcodes", p(dev+"-kc.npy"))
+				names = append(names, "qc", "kc")
+			}
+			if method == "hata" {
+				args = append(args, "-w", p("w.npy"))
+			}
+			if st, _, e := hata(args...); st != 0 {
+				t.Fatalf("%s -device %s: status %d: %s", method, dev, st, e)
+			}
+			outs[dev] = map[string]*tensorio.Array{}
+			for _, nm := range names {
+				outs[dev][nm] = readF32(t, p(dev+"-"+nm+".npy"))
+			}
+		}
+		cpu, gpu := outs["cpu"], outs["vulkan"]
+		for nm, a := range cpu {
+			g := gpu[nm]
+			if nm == "out" {
+				if d := cmp.Diff(a.Shape, g.Shape); d != "" {
+					t.Errorf("%s out shape (-cpu +vulkan):\n%s", method, d)
+				}
+				for i := range a.F32 {
+					if math.Abs(float64(a.F32[i]-g.F32[i])) > 1e-5 {
+						t.Errorf("%s out[%d]: cpu %v, vulkan %v", method, i, a.F32[i], g.F32[i])
+						break
+					}
+				}
+				continue
+			}
+			if d := cmp.Diff(a, g); d != "" {
+				t.Errorf("%s %s differs (-cpu +vulkan):\n%s", method, nm, d)
+			}
+		}
+	}
+}
+
+// envRequire = 1 makes a Vulkan test that finds no device fail instead of
+// skip (CI sets it; see vk's tests).
+const envRequire = "HATA_VK_REQUIRE"

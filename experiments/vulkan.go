@@ -1,0 +1,63 @@
+package experiments
+
+import (
+	"fmt"
+
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/vk"
+)
+
+// The Vulkan backend: device specs "vk" (the default device: discrete GPU >
+// integrated > virtual > CPU, or $HATA_VK_DEVICE) and "vk:SEL" (SEL an index
+// of `hata devices` or a name substring), and "auto": Vulkan when the loader
+// finds a usable device (lavapipe included), else the CPU reference.
+func init() {
+	RegisterBackend("vk", func(arg string) (Backend, error) { return OpenVulkan(arg) })
+	RegisterBackend("auto", func(arg string) (Backend, error) {
+		if arg != "" {
+			return nil, fmt.Errorf("device auto takes no argument, got %q", arg)
+		}
+		if b, err := OpenVulkan(""); err == nil {
+			return b, nil
+		}
+		return CPU{}, nil
+	})
+}
+
+// Vulkan runs the methods with GPU kernels (vk.Methods) on one Vulkan device.
+type Vulkan struct {
+	Ctx  *vk.Context
+	spec string
+}
+
+var _ Backend = (*Vulkan)(nil)
+
+// OpenVulkan opens the Vulkan device sel ("" for the default choice).
+func OpenVulkan(sel string) (*Vulkan, error) {
+	ctx, err := vk.Open(sel)
+	if err != nil {
+		return nil, err
+	}
+	spec := "vk"
+	if sel != "" {
+		spec += ":" + sel
+	}
+	return &Vulkan{Ctx: ctx, spec: spec}, nil
+}
+
+// Name implements Backend.
+func (v *Vulkan) Name() string { return v.spec }
+
+// Device implements Backend.
+func (v *Vulkan) Device() DeviceInfo {
+	i := v.Ctx.Info
+	return DeviceInfo{Name: i.Name, Driver: i.DriverName + " " + i.DriverInfo, API: "Vulkan " + i.APIString()}
+}
+
+// NewMethod implements Backend with the GPU kernels.
+func (v *Vulkan) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
+	return v.Ctx.NewMethod(name, hkv, d, o)
+}
+
+// Close releases the device.
+func (v *Vulkan) Close() error { return v.Ctx.Close() }
