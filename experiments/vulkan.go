@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/vk"
@@ -10,24 +11,28 @@ import (
 // The Vulkan backend: device specs "vk" (the default device: discrete GPU >
 // integrated > virtual > CPU, or $HATA_VK_DEVICE) and "vk:SEL" (SEL an index
 // of `hata devices` or a name substring), and "auto": Vulkan when the loader
-// finds a usable device (lavapipe included), else the CPU reference.
+// finds a usable device (lavapipe included), with the methods that have no GPU
+// kernels (vk.Methods lists those that do) on the CPU reference; the CPU
+// reference alone when there is no device.
 func init() {
 	RegisterBackend("vk", func(arg string) (Backend, error) { return OpenVulkan(arg) })
 	RegisterBackend("auto", func(arg string) (Backend, error) {
 		if arg != "" {
 			return nil, fmt.Errorf("device auto takes no argument, got %q", arg)
 		}
-		if b, err := OpenVulkan(""); err == nil {
-			return b, nil
+		v, err := OpenVulkan("")
+		if err != nil {
+			return CPU{}, nil
 		}
-		return CPU{}, nil
+		return &Vulkan{Ctx: v.Ctx, spec: v.spec, cpuFallback: true}, nil
 	})
 }
 
 // Vulkan runs the methods with GPU kernels (vk.Methods) on one Vulkan device.
 type Vulkan struct {
-	Ctx  *vk.Context
-	spec string
+	Ctx         *vk.Context
+	spec        string
+	cpuFallback bool // methods without GPU kernels run on the CPU reference ("auto")
 }
 
 var _ Backend = (*Vulkan)(nil)
@@ -46,7 +51,12 @@ func OpenVulkan(sel string) (*Vulkan, error) {
 }
 
 // Name implements Backend.
-func (v *Vulkan) Name() string { return v.spec }
+func (v *Vulkan) Name() string {
+	if v.cpuFallback {
+		return v.spec + "+cpu"
+	}
+	return v.spec
+}
 
 // Device implements Backend.
 func (v *Vulkan) Device() DeviceInfo {
@@ -56,6 +66,9 @@ func (v *Vulkan) Device() DeviceInfo {
 
 // NewMethod implements Backend with the GPU kernels.
 func (v *Vulkan) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
+	if v.cpuFallback && !slices.Contains(vk.Methods, name) {
+		return ref.New(name, hkv, d, o)
+	}
 	return v.Ctx.NewMethod(name, hkv, d, o)
 }
 
