@@ -23,8 +23,8 @@
 // tile), and at the end the slots are merged through shared memory.
 //
 // Speed (the target is HBM bandwidth): K and V are read exactly once per
-// group; every load is 16 bytes; a tile's loads are all issued before its
-// arithmetic; fp16 is unpacked in registers.
+// group; every load is 16 bytes; the next tile's loads are issued before the
+// current tile's arithmetic; fp16 is unpacked in registers.
 //
 // Bindings (set 0):
 //	0 q   [B][Hq][D] float32
@@ -37,6 +37,7 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 
 #include "kv.glsl"
 
@@ -84,66 +85,85 @@ void main() {
 
     // This lane's slice of the G query heads, pre-scaled.
     float qf[G * EPL];
-    for (uint g = 0; g < G; g++) {
-        for (uint j = 0; j < VPL; j++) {
-            for (uint c = 0; c < KV_VEC; c++) {
+    [[unroll]] for (uint g = 0; g < G; g++) {
+        [[unroll]] for (uint j = 0; j < VPL; j++) {
+            [[unroll]] for (uint c = 0; c < KV_VEC; c++) {
                 qf[g * EPL + j * KV_VEC + c] = q[(qrow + g) * D + (j * TPT + lane) * KV_VEC + c] * pc.scale;
             }
         }
     }
 
     float m[G], l[G], o[G * EPL];
-    for (uint g = 0; g < G; g++) {
+    [[unroll]] for (uint g = 0; g < G; g++) {
         m[g] = NEG;
         l[g] = 0.0;
-        for (uint e = 0; e < EPL; e++) o[g * EPL + e] = 0.0;
+        [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] = 0.0;
     }
 
     const uint t0 = s * pc.split_len;
     const uint t1 = min(t0 + pc.split_len, pc.n);
     const uint rowv = rl * pc.cap * DV + lane; // this lane's first vector of the row
     // Every slot runs the same trip count, so the shuffles below are in
-    // uniform control flow; tokens past t1 are masked. The K and V rows of a
-    // whole tile are loaded before any arithmetic, so that each lane has
-    // 2*TILE 16-byte loads in flight.
+    // uniform control flow; tokens past t1 are masked (zero vectors, p = 0).
+    // The raw 16-byte vectors of the next tile's K and V rows are loaded
+    // while the current tile is computed (software pipelining in registers),
+    // so each lane keeps 2*TILE*VPL loads in flight behind its arithmetic.
+    KV_T kn[TILE * VPL], vn[TILE * VPL]; // the next tile, in flight
+#define LOAD_TILE(tb)                                                          \
+    [[unroll]] for (uint i = 0; i < TILE; i++) {                               \
+        const uint tt = (tb) + i * NSLOT + slot;                               \
+        [[unroll]] for (uint j = 0; j < VPL; j++) {                            \
+            kn[i * VPL + j] = KV_ZERO;                                         \
+            vn[i * VPL + j] = KV_ZERO;                                         \
+            if (tt < t1) { /* never read past the row: no robustness */       \
+                kn[i * VPL + j] = k[rowv + tt * DV + j * TPT];                 \
+                vn[i * VPL + j] = v[rowv + tt * DV + j * TPT];                 \
+            }                                                                  \
+        }                                                                      \
+    }
+    LOAD_TILE(t0)
     for (uint t = t0; t < t1; t += NSLOT * TILE) {
-        float kf[TILE * EPL], vf[TILE * EPL];
-        for (uint i = 0; i < TILE; i++) {
-            const uint tt = t + i * NSLOT + slot;
-            if (tt < t1) {
-                for (uint j = 0; j < VPL; j++) KV_LOAD(k, rowv + tt * DV + j * TPT, kf, i * EPL + j * KV_VEC);
-                for (uint j = 0; j < VPL; j++) KV_LOAD(v, rowv + tt * DV + j * TPT, vf, i * EPL + j * KV_VEC);
-            } else {
-                for (uint e = 0; e < EPL; e++) {
-                    kf[i * EPL + e] = 0.0;
-                    vf[i * EPL + e] = 0.0;
-                }
-            }
+        KV_T kc[TILE * VPL], vc[TILE * VPL]; // this tile
+        [[unroll]] for (uint e = 0; e < TILE * VPL; e++) {
+            kc[e] = kn[e];
+            vc[e] = vn[e];
+        }
+        if (t + NSLOT * TILE < t1) {
+            LOAD_TILE(t + NSLOT * TILE)
         }
         float x[TILE * G];
-        for (uint i = 0; i < TILE; i++) {
-            for (uint g = 0; g < G; g++) {
+        [[unroll]] for (uint i = 0; i < TILE; i++) {
+            float kf[EPL];
+            [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(kc[i * VPL + j], kf, j * KV_VEC);
+            [[unroll]] for (uint g = 0; g < G; g++) {
                 float d = 0.0;
-                for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[i * EPL + e];
+                [[unroll]] for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[e];
                 x[i * G + g] = d;
             }
         }
-        for (uint off = TPT / 2; off > 0; off >>= 1) {
-            for (uint i = 0; i < TILE * G; i++) x[i] += subgroupShuffleXor(x[i], off);
+        [[unroll]] for (uint off = TPT / 2; off > 0; off >>= 1) {
+            [[unroll]] for (uint i = 0; i < TILE * G; i++) x[i] += subgroupShuffleXor(x[i], off);
         }
-        for (uint g = 0; g < G; g++) {
+        [[unroll]] for (uint g = 0; g < G; g++) {
             float mt = m[g];
-            for (uint i = 0; i < TILE; i++) {
+            [[unroll]] for (uint i = 0; i < TILE; i++) {
                 if (t + i * NSLOT + slot < t1) mt = max(mt, x[i * G + g]);
             }
             const float alpha = exp(m[g] - mt);
             l[g] *= alpha;
-            for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha;
+            [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha;
             m[g] = mt;
-            for (uint i = 0; i < TILE; i++) {
+            [[unroll]] for (uint i = 0; i < TILE; i++) {
                 const float p = t + i * NSLOT + slot < t1 ? exp(x[i * G + g] - mt) : 0.0;
                 l[g] += p;
-                for (uint e = 0; e < EPL; e++) o[g * EPL + e] += p * vf[i * EPL + e];
+                x[i * G + g] = p;
+            }
+        }
+        [[unroll]] for (uint i = 0; i < TILE; i++) {
+            float vf[EPL];
+            [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(vc[i * VPL + j], vf, j * KV_VEC);
+            [[unroll]] for (uint g = 0; g < G; g++) {
+                [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] += x[i * G + g] * vf[e];
             }
         }
     }
@@ -151,18 +171,18 @@ void main() {
     // Merge the NSLOT slots of the workgroup, one query head at a time.
     const uint li = gl_LocalInvocationIndex;
     if (lane == 0) {
-        for (uint g = 0; g < G; g++) {
+        [[unroll]] for (uint g = 0; g < G; g++) {
             sh_m[slot * G + g] = m[g];
             sh_l[slot * G + g] = l[g];
         }
     }
     barrier();
-    for (uint g = 0; g < G; g++) {
+    [[unroll]] for (uint g = 0; g < G; g++) {
         float mw = NEG;
-        for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]);
+        [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]);
         const float w = exp(m[g] - mw);
-        for (uint j = 0; j < VPL; j++) {
-            for (uint c = 0; c < KV_VEC; c++) {
+        [[unroll]] for (uint j = 0; j < VPL; j++) {
+            [[unroll]] for (uint c = 0; c < KV_VEC; c++) {
                 sh_o[slot * D + (j * TPT + lane) * KV_VEC + c] = o[g * EPL + j * KV_VEC + c] * w;
             }
         }
@@ -170,12 +190,12 @@ void main() {
         const uint pr = (qrow + g) * pc.splits + s; // partial row
         for (uint i = li; i < D; i += gl_WorkGroupSize.x) {
             float acc = 0.0;
-            for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[sl * D + i];
+            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[sl * D + i];
             po[pr * D + i] = acc;
         }
         if (li == 0) {
             float lw = 0.0;
-            for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw);
+            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw);
             pml[pr] = vec2(mw, lw);
         }
         barrier();

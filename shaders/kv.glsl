@@ -1,8 +1,10 @@
 // kv.glsl: how the key/value cache is stored and read, shared by the attention
 // kernels. Define KV_F16 or KV_F32 before including it.
 //
-// Every row of the cache is read in 16-byte vectors: KV_T is one vector and
-// KV_VEC the elements it holds. fp16 rows are read as uvec4 and unpacked with
+// Every row of the cache is read in 16-byte vectors: KV_T is one vector,
+// KV_VEC the elements it holds, KV_ZERO a vector of zeros; KV_LOAD loads and
+// converts, KV_UNPACK converts a vector already loaded (kernels that keep
+// loads in flight hold the raw vectors, half the registers for fp16). fp16 rows are read as uvec4 and unpacked with
 // unpackHalf2x16 (GLSL.std.450 UnpackHalf2x16, exact for every half including
 // subnormals), so the fp16 path needs no 16-bit storage feature and its loads
 // stay 16 bytes wide; arithmetic is fp32 either way.
@@ -10,6 +12,16 @@
 #if defined(KV_F16)
 #define KV_T uvec4
 #define KV_VEC 8
+#define KV_ZERO uvec4(0)
+// KV_UNPACK(u, dst, at): dst[at .. at+8) = the 8 halves of the vector u.
+#define KV_UNPACK(u, dst, at) {                                             \
+        vec2 a_ = unpackHalf2x16((u).x), b_ = unpackHalf2x16((u).y);        \
+        vec2 c_ = unpackHalf2x16((u).z), d_ = unpackHalf2x16((u).w);        \
+        dst[(at) + 0] = a_.x; dst[(at) + 1] = a_.y;                         \
+        dst[(at) + 2] = b_.x; dst[(at) + 3] = b_.y;                         \
+        dst[(at) + 4] = c_.x; dst[(at) + 5] = c_.y;                         \
+        dst[(at) + 6] = d_.x; dst[(at) + 7] = d_.y;                         \
+    }
 // KV_LOAD(buf, idx, dst, at): dst[at .. at+8) = the 8 halves of buf[idx].
 #define KV_LOAD(buf, idx, dst, at) {                                        \
         uvec4 u_ = buf[idx];                                                \
@@ -23,6 +35,12 @@
 #elif defined(KV_F32)
 #define KV_T vec4
 #define KV_VEC 4
+#define KV_ZERO vec4(0.0)
+// KV_UNPACK(u, dst, at): dst[at .. at+4) = the vector u.
+#define KV_UNPACK(u, dst, at) {                                             \
+        dst[(at) + 0] = (u).x; dst[(at) + 1] = (u).y;                       \
+        dst[(at) + 2] = (u).z; dst[(at) + 3] = (u).w;                       \
+    }
 // KV_LOAD(buf, idx, dst, at): dst[at .. at+4) = buf[idx].
 #define KV_LOAD(buf, idx, dst, at) {                                        \
         vec4 u_ = buf[idx];                                                 \

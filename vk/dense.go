@@ -35,7 +35,8 @@ type DenseOptions struct {
 	// the kernel's shared memory would not fit.
 	Workgroup int
 	// Tile is the tokens each slot scores between two rescales of its
-	// accumulator; default 4 (1 on a CPU device).
+	// accumulator (and loads ahead); default 2 (1 on a CPU device), the best
+	// of 1, 2 and 4 on an H200 (TestDenseDecode's sweep, in the report).
 	Tile int
 	// Split chooses the number of splits S.
 	Split SplitPolicy
@@ -61,8 +62,12 @@ type SplitPolicy struct {
 // Plan returns S and the split length L for n tokens over rows = B*Hkv cache
 // rows on a device of cu compute units, at most maxSplits splits:
 //
-//	S = clamp(ceil(TargetWorkgroups / rows), 1, min(ceil(n / MinTokens), maxSplits))
+//	T = TargetWorkgroups, W = ceil(rows / T)        (waves of T workgroups)
+//	S = clamp(floor(W*T / rows), 1, min(ceil(n / MinTokens), maxSplits))
 //	L = ceil(n / S), then S = ceil(n / L)
+//
+// Rounding S down keeps rows*S within whole waves: on an H200, 64 rows get
+// S = 8 (512 workgroups, one wave of 528), not 9 (576: a second wave of 48).
 //
 // so that every split holds at least one token and S*L >= n > (S-1)*L.
 func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
@@ -82,7 +87,11 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 		if minTok <= 0 {
 			minTok = 32
 		}
-		s = min((target+rows-1)/max(rows, 1), (n+minTok-1)/minTok)
+		// Whole waves: the workgroups rows*S fill ceil(rows/target) waves
+		// of target workgroups without a partial last wave.
+		rows = max(rows, 1)
+		waves := (rows + target - 1) / target
+		s = min(waves*target/rows, (n+minTok-1)/minTok)
 	}
 	s = max(1, min(s, n, max(maxSplits, 1)))
 	splitLen = (n + s - 1) / s
@@ -140,7 +149,7 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 		o.Workgroup = 128
 	}
 	if o.Tile == 0 {
-		o.Tile = 4
+		o.Tile = 2
 		if c.Info.Type == DeviceCPU {
 			o.Tile = 1 // no latency to hide; LLVM compiles the unrolled tile slowly
 		}
@@ -316,6 +325,10 @@ type densePush struct {
 	Scale    float32 // 1/sqrt(D)
 }
 
+// mergeWorkgroup is the merge kernel's workgroup size: a power of two, at
+// least D/4.
+const mergeWorkgroup = 128
+
 // mergePush mirrors the push constants of dense_merge.comp.
 type mergePush struct {
 	Splits uint32 // S
@@ -346,7 +359,10 @@ func (m *Dense) prepare(hq int) error {
 		if err != nil {
 			return err
 		}
-		merge, err := c.SharedKernel(KernelSpec{Shader: "dense_merge", Bindings: 3, Push: mergePush{}, Spec: []uint32{64, uint32(m.d)}})
+		if m.d/4 > mergeWorkgroup {
+			return fmt.Errorf("vk dense: head dim D=%d over the merge kernel's %d", m.d, 4*mergeWorkgroup)
+		}
+		merge, err := c.SharedKernel(KernelSpec{Shader: "dense_merge", Bindings: 3, Push: mergePush{}, Spec: []uint32{mergeWorkgroup, uint32(m.d)}})
 		if err != nil {
 			return err
 		}

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/ref/reftest"
@@ -35,6 +37,14 @@ func TestSplitPlan(t *testing.T) {
 	// 4 workgroups per SM.
 	if s, l := (SplitPolicy{}).Plan(32768, 8, 132, 65535); s != 66 || l != 497 {
 		t.Errorf("Plan(32768, 8 rows, 132 SMs) = %d, %d; want 66 splits of 497", s, l)
+	}
+	// B=8: 64 rows fill one wave of 528 with S=8, not 9.
+	if s, _ := (SplitPolicy{}).Plan(32768, 64, 132, 65535); s != 8 {
+		t.Errorf("Plan(32768, 64 rows, 132 SMs) = %d splits, want 8", s)
+	}
+	// More rows than a wave: whole waves of single splits.
+	if s, _ := (SplitPolicy{}).Plan(32768, 1024, 132, 65535); s != 1 {
+		t.Errorf("Plan(32768, 1024 rows, 132 SMs) = %d splits, want 1", s)
 	}
 	if s, _ := (SplitPolicy{Splits: 5}).Plan(100, 1, 0, 65535); s != 5 {
 		t.Errorf("Plan with Splits 5 = %d splits", s)
@@ -161,7 +171,8 @@ func TestDenseSplitsAndChunks(t *testing.T) {
 		{b: 3, hkv: 2, g: 1, n: 70, d: 128, storage: F16, maxRange: 2 * 384 * 128 * 2}, // two rows per chunk
 		{b: 1, hkv: 2, g: 8, n: 33, d: 64, storage: F16, opt: DenseOptions{Workgroup: 64, Tile: 1}},
 		{b: 1, hkv: 1, g: 5, n: 129, d: 64, storage: F32, opt: DenseOptions{Workgroup: 256, Tile: 3}},
-		{b: 2, hkv: 2, g: 4, n: 1<<10 + 11, d: 128, storage: F16, opt: DenseOptions{Tile: 4}}, // the GPU default
+		{b: 2, hkv: 2, g: 4, n: 1<<10 + 11, d: 128, storage: F16, opt: DenseOptions{Tile: 2}}, // the GPU default
+		{b: 1, hkv: 2, g: 4, n: 1<<10 + 11, d: 64, storage: F32, opt: DenseOptions{Tile: 4}},
 	} {
 		runDenseCase(t, ctx, c, uint64(100+i))
 	}
@@ -347,4 +358,106 @@ func TestAcceptance(t *testing.T) {
 	t.Run("f16", func(t *testing.T) {
 		reftest.Run(t, ctx.Factory(DenseOptions{Storage: F16}), reftest.Config{Names: Methods, Dims: []int{64, 128}, FP16: true})
 	})
+}
+
+// BenchmarkDenseDecode times decode steps with GPU timestamps and reports
+// the K/V bytes read per second of the split and merge kernels (the
+// bandwidth the kernel reaches), and the kernels' time per step. Shapes are
+// Llama-3-8B's attention (Hkv=8, G=4, D=128) at several N; on a CPU device
+// only the smallest runs. HATA_BENCH_SWEEP=1 adds a sweep of the kernel's
+// options at B=1, N=32K, fp16.
+//
+//	go test -run '^$' -bench DenseDecode -benchtime 20x ./vk/
+func BenchmarkDenseDecode(b *testing.B) {
+	if testCtx == nil {
+		b.Skipf("no Vulkan device: %v", testErr)
+	}
+	ctx := testCtx
+	type benchCase struct {
+		b, hkv, g, n, d int
+		s               Storage
+		opt             DenseOptions
+	}
+	cases := []benchCase{
+		{1, 8, 4, 4096, 128, F16, DenseOptions{}},
+		{1, 8, 4, 32768, 128, F16, DenseOptions{}},
+		{1, 8, 4, 32768, 128, F32, DenseOptions{}},
+		{8, 8, 4, 32768, 128, F16, DenseOptions{}},
+		{1, 8, 4, 131072, 128, F16, DenseOptions{}},
+	}
+	if os.Getenv("HATA_BENCH_SWEEP") != "" {
+		for _, tile := range []int{1, 2, 4} {
+			for _, wg := range []int{128, 256} {
+				for _, target := range []int{264, 528, 1056} {
+					cases = append(cases, benchCase{1, 8, 4, 32768, 128, F16,
+						DenseOptions{Tile: tile, Workgroup: wg, Split: SplitPolicy{TargetWorkgroups: target}}})
+				}
+			}
+		}
+	}
+	kvs := map[[4]int]*ref.KV{} // shared by the cases of one shape
+	for _, c := range cases {
+		if ctx.Info.Type == DeviceCPU && c.n*c.b > 4096 {
+			continue
+		}
+		name := fmt.Sprintf("B%d_Hkv%d_G%d_N%d_D%d_%s", c.b, c.hkv, c.g, c.n, c.d, c.s)
+		if c.opt != (DenseOptions{}) {
+			name += fmt.Sprintf("_tile%d_wg%d_target%d", c.opt.Tile, c.opt.Workgroup, c.opt.Split.TargetWorkgroups)
+		}
+		b.Run(name, func(b *testing.B) {
+			// A cheap deterministic fill: values in [-1, 1) from an LCG.
+			x := uint32(1)
+			fill := func(n int) []float32 {
+				v := make([]float32, n)
+				for i := range v {
+					x = x*1664525 + 1013904223
+					v[i] = float32(int32(x>>8)-1<<23) / (1 << 23)
+				}
+				return v
+			}
+			shape := [4]int{c.b, c.hkv, c.n, c.d}
+			kv := kvs[shape]
+			if kv == nil {
+				var err error
+				if kv, err = ref.NewKV(c.b, c.hkv, c.n, c.d, fill(c.b*c.hkv*c.n*c.d), fill(c.b*c.hkv*c.n*c.d)); err != nil {
+					b.Fatal(err)
+				}
+				kvs = map[[4]int]*ref.KV{shape: kv}
+			}
+			opt := c.opt
+			opt.Storage = c.s
+			m, err := ctx.NewDense(opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			if err := m.Prefill(kv); err != nil {
+				b.Fatal(err)
+			}
+			q := fill(c.b * c.hkv * c.g * c.d)
+			// Warm up for 300 ms: pipelines, buffers, and the GPU's clocks,
+			// which idle low while the host prepares the data.
+			for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+				if _, err := m.Decode(q, ref.Full); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var split, merge float64
+			b.ResetTimer()
+			for range b.N {
+				if _, err := m.Decode(q, ref.Full); err != nil {
+					b.Fatal(err)
+				}
+				t := m.Timings()
+				split += t.Get("split")
+				merge += t.Get("merge")
+			}
+			bytes := float64(2 * c.b * c.hkv * c.n * c.d * c.s.bytes())
+			n := float64(b.N)
+			b.ReportMetric(bytes/((split+merge)/n), "GB/s")
+			b.ReportMetric(split/n/1e3, "split-µs")
+			b.ReportMetric(merge/n/1e3, "merge-µs")
+			b.ReportMetric(float64(m.splits), "splits")
+		})
+	}
 }
