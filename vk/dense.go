@@ -36,7 +36,7 @@ type DenseOptions struct {
 	Workgroup int
 	// Tile is the tokens each slot scores between two rescales of its
 	// accumulator (and loads ahead); default 2 (1 on a CPU device), the best
-	// of 1, 2 and 4 on an H200 (TestDenseDecode's sweep, in the report).
+	// of 1, 2 and 4 on an H200 (BenchmarkDenseDecode's sweep).
 	Tile int
 	// Split chooses the number of splits S.
 	Split SplitPolicy
@@ -114,6 +114,12 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 // Cache rows are bound in chunks of at most maxStorageBufferRange bytes, one
 // dispatch per chunk (push constant row_base), so the cache may be larger
 // than one binding allows; one row (Cap*D elements) must fit in a binding.
+//
+// D must be a multiple of 4 (F32) or 8 (F16) and at most 512. F16 storage
+// rounds K and V to the nearest half on upload (ties to even, |x| >= 65520
+// to infinity); compare it with ref on inputs rounded the same way
+// (reftest.RoundHalf). Arithmetic is float32; the float32 error is within
+// reftest.CheckClose's bound (twice a naive float32 evaluation's).
 //
 // A Dense is not safe for concurrent use. Close frees its device memory.
 type Dense struct {
