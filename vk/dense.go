@@ -188,6 +188,9 @@ func checkDim(d int, s Storage) error {
 	if d < 1 || d%s.vec() != 0 {
 		return fmt.Errorf("vk dense: head dim D=%d: the %s kernels read 16-byte vectors, so D must be a positive multiple of %d", d, s, s.vec())
 	}
+	if d > 4*mergeWorkgroup {
+		return fmt.Errorf("vk dense: head dim D=%d over the merge kernel's %d", d, 4*mergeWorkgroup)
+	}
 	return nil
 }
 

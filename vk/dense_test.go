@@ -298,6 +298,9 @@ func TestDenseErrors(t *testing.T) {
 	if _, err := ctx.NewMethod("hata", 2, 64, ref.Options{}); err == nil {
 		t.Error(`NewMethod("hata") succeeded; vk has no hata kernels yet`)
 	}
+	if _, err := ctx.NewMethod("dense", 2, 1024, ref.Options{}); err == nil {
+		t.Error(`NewMethod("dense", D=1024) succeeded; the merge kernel takes D <= 512`)
+	}
 	if _, err := ctx.NewMethod("dense", 2, 6, ref.Options{}); err == nil {
 		t.Error(`NewMethod("dense", D=6) succeeded; the f32 kernel needs D % 4 == 0`)
 	}
