@@ -8,4 +8,5 @@ var pushStructs = map[string]any{
 	"dense_split_f32": densePush{},
 	"dense_split_f16": densePush{},
 	"dense_merge":     mergePush{},
+	"copy":            copyPush{},
 }

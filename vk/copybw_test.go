@@ -1,0 +1,21 @@
+package vk
+
+import "testing"
+
+// TestCopyBandwidth checks that the roofline measurement runs without
+// validation messages, reports a positive rate, and rejects a size it cannot
+// bind.
+func TestCopyBandwidth(t *testing.T) {
+	c := device(t)
+	bw, err := c.CopyBandwidth(4<<20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bw <= 0 {
+		t.Fatalf("CopyBandwidth = %v B/s, want > 0", bw)
+	}
+	t.Logf("%s: copy %.1f GB/s (read + write)", c.Info.Name, bw/1e9)
+	if _, err := c.CopyBandwidth(8, 1); err == nil {
+		t.Error("CopyBandwidth(8 bytes): want an error")
+	}
+}
