@@ -9,4 +9,5 @@ var pushStructs = map[string]any{
 	"dense_split_f16": densePush{},
 	"dense_merge":     mergePush{},
 	"copy":            copyPush{},
+	"fill_random":     randomPush{},
 }

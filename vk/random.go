@@ -1,0 +1,124 @@
+package vk
+
+import (
+	"fmt"
+)
+
+// randomPush mirrors fill_random.comp's push constants.
+type randomPush struct {
+	N     uint32 // words to write in this binding
+	Base  uint32 // element index of word 0 (in words for f32, word*2 for f16)
+	Seed  uint32
+	F16   uint32
+	Scale float32
+}
+
+// RandomValue returns element i of FillRandom's sequence for seed before
+// scaling: uniform in [-1, 1) on a grid of 2^-23, exactly as the GPU computes
+// it (the float32 value times scale, then rounded to the storage type).
+func RandomValue(seed, i uint32) float32 {
+	h := func(x uint32) uint32 {
+		x ^= x >> 16
+		x *= 0x7feb352d
+		x ^= x >> 15
+		x *= 0x846ca68b
+		x ^= x >> 16
+		return x
+	}
+	return float32(h(i^h(seed))>>8)*(1.0/8388608.0) - 1
+}
+
+// FillRandom fills r with pseudo-random elements uniform in [-scale, scale):
+// float32, or float16 when f16 (two per 32-bit word). Element i of the range
+// is RandomValue(seed, i)*scale whatever the binding limits, so a cache filled
+// this way is reproducible on any device. r.Off and r.Size must be multiples
+// of 4. It waits for the device.
+func (c *Context) FillRandom(r Range, f16 bool, seed uint32, scale float32) error {
+	if r.Off%4 != 0 || r.Size%4 != 0 {
+		return fmt.Errorf("vk: fill random: range offset %d size %d: want multiples of 4", r.Off, r.Size)
+	}
+	const wg = 256
+	k, err := c.SharedKernel(KernelSpec{Shader: "fill_random", Bindings: 1, Push: randomPush{}, Spec: []uint32{wg}})
+	if err != nil {
+		return err
+	}
+	b, err := c.NewBatch()
+	if err != nil {
+		return err
+	}
+	defer b.Free()
+	words := r.Size / 4
+	window := (uint64(c.Info.Limits.MaxStorageBufferRange) / 4) &^ 63 // words per binding
+	if words > 1<<32-1 {
+		return fmt.Errorf("vk: fill random: %d bytes: more than 2^32 words", r.Size)
+	}
+	var sets []*Set
+	defer func() {
+		for _, s := range sets {
+			s.Free()
+		}
+	}()
+	if err := b.Begin(); err != nil {
+		return err
+	}
+	b.Stage("fill")
+	f := uint32(0)
+	if f16 {
+		f = 1
+	}
+	for w := uint64(0); w < words; w += window {
+		n := min(window, words-w)
+		set, err := k.NewSet(r.Buf.Range(r.Off+4*w, 4*n))
+		if err != nil {
+			return err
+		}
+		sets = append(sets, set)
+		groups := uint32(min((n+wg-1)/wg, uint64(c.Info.Limits.MaxComputeWorkGroupCount[0]), 65535))
+		b.Dispatch(k, set, randomPush{N: uint32(n), Base: uint32(w), Seed: seed, F16: f, Scale: scale}, groups, 1, 1)
+	}
+	b.Barrier()
+	_, err = b.Submit()
+	return err
+}
+
+// PrefillRandom replaces the cache with b*hkv rows of n random tokens of
+// dimension d, generated on the device (FillRandom, keys and values uniform in
+// [-1, 1) from seed and seed+1) with room for Reserve more: the benchmarks'
+// multi-gigabyte caches, which would take seconds to build and upload from the
+// host. RandomKV builds the same cache on the host for checking.
+func (m *Dense) PrefillRandom(b, hkv, n, d int, seed uint32) error {
+	if b < 1 || hkv < 1 || n < 1 {
+		return fmt.Errorf("vk dense: prefill random: B=%d Hkv=%d N=%d, want >= 1", b, hkv, n)
+	}
+	if err := checkDim(d, m.opt.Storage); err != nil {
+		return err
+	}
+	m.freeCache()
+	m.b, m.hkv, m.d, m.n = b, hkv, d, n
+	if err := m.allocCache(roundUp(n+m.opt.Reserve, 64)); err != nil {
+		return err
+	}
+	f16 := m.opt.Storage == F16
+	if err := m.ctx.FillRandom(m.k.Whole(), f16, seed, 1); err != nil {
+		return err
+	}
+	return m.ctx.FillRandom(m.v.Whole(), f16, seed+1, 1)
+}
+
+// RandomKV returns on the host the first n tokens of the cache PrefillRandom
+// builds with capacity cp tokens per row, as float32 (before any float16
+// rounding of the device copy): K and V [B][Hkv][N][D].
+func RandomKV(b, hkv, n, cp, d int, seed uint32) (k, v []float32) {
+	k = make([]float32, b*hkv*n*d)
+	v = make([]float32, b*hkv*n*d)
+	for r := range b * hkv {
+		for t := range n {
+			for c := range d {
+				i := uint32((r*cp+t)*d + c)
+				k[(r*n+t)*d+c] = RandomValue(seed, i)
+				v[(r*n+t)*d+c] = RandomValue(seed+1, i)
+			}
+		}
+	}
+	return k, v
+}
