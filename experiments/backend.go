@@ -56,6 +56,10 @@ type Timing struct {
 	// Bytes is the memory traffic of one step (bytes read and written); 0
 	// when unknown. GB/s in the rows is Bytes/Median.
 	Bytes int64
+	// CopyGBps is the device's copy bandwidth (bytes read + written per
+	// second, in GB/s) measured in the same run: every row's roofline. 0 when
+	// the backend has none (the CPU).
+	CopyGBps float64
 }
 
 // backends holds the openers of device specs by prefix ("cpu", "vk").

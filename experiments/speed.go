@@ -127,7 +127,7 @@ func (c *SpeedConfig) points() []point {
 
 // timingColumns is the row format of the speed and breakdown kinds.
 var timingColumns = []string{"method", "b", "n", "budget", "k", "clock", "median_us",
-	"encode_us", "score_us", "select_us", "attend_us", "other_us", "bytes", "gbps", "speedup", "device"}
+	"encode_us", "score_us", "select_us", "attend_us", "other_us", "bytes", "gbps", "copy_gbps", "speedup", "device"}
 
 func (c *SpeedConfig) columns() []string { return timingColumns }
 
@@ -176,7 +176,11 @@ func timePoint(w *worker, sh Shape, reps int, tp timingPoint) ([][]string, error
 	if t.Bytes > 0 && t.Median > 0 {
 		gbps = fmtFloat(float64(t.Bytes) / t.Median.Seconds() / 1e9)
 	}
-	row = append(row, other, strconv.FormatInt(t.Bytes, 10), gbps, "", w.backend.Name())
+	copyBW := ""
+	if t.CopyGBps > 0 {
+		copyBW = fmtFloat(t.CopyGBps)
+	}
+	row = append(row, other, strconv.FormatInt(t.Bytes, 10), gbps, copyBW, "", w.backend.Name())
 	return [][]string{row}, nil
 }
 

@@ -2,7 +2,10 @@ package experiments
 
 import (
 	"fmt"
+	"io"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/vk"
@@ -36,6 +39,7 @@ type Vulkan struct {
 }
 
 var _ Backend = (*Vulkan)(nil)
+var _ Timer = (*Vulkan)(nil)
 
 // OpenVulkan opens the Vulkan device sel ("" for the default choice).
 func OpenVulkan(sel string) (*Vulkan, error) {
@@ -74,3 +78,123 @@ func (v *Vulkan) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, 
 
 // Close releases the device.
 func (v *Vulkan) Close() error { return v.Ctx.Close() }
+
+// benchable is implemented by the vk methods that can fill their cache on the
+// device (multi-gigabyte caches in milliseconds) and report the GPU time of
+// every stage of their last Decode.
+type benchable interface {
+	ref.Method
+	PrefillRandom(b, hkv, n, d int, seed uint32) error
+	Timings() vk.Timings
+}
+
+// stageOf maps the vk stage names to the columns of the speed rows; "" marks
+// stages that are not part of the step's kernel time (host transfers and the
+// test-only poisoning).
+var stageOf = map[string]string{
+	"encode": "encode", "score": "score", "select": "select",
+	"attend": "attend", "split": "attend", "merge": "attend", "gather": "attend",
+	"upload": "", "poison": "", "readback": "",
+}
+
+// l2Bytes is a bound on the last-level cache of the GPUs this targets (the
+// H200's L2 is 60 MB): smaller caches are replicated and cycled through so
+// that every timed step reads from memory, not from L2.
+const l2Bytes = 128 << 20
+
+// Time implements Timer with GPU timestamps: the median over reps decode
+// steps (after 5 warm-up steps) of the kernel stages of one step, the upload
+// of q and the readback of the output left out. method may carry a variant,
+// "hata/naive"; K/V are fp16. The copy bandwidth is measured in the same call.
+func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int) (Timing, error) {
+	name, variant, _ := strings.Cut(method, "/")
+	k, err := budget.Tokens(s.N)
+	if err != nil {
+		return Timing{}, err
+	}
+	bytes := MustMove(name, s, Traffic{K: k, ElemSize: 2})
+	cacheBytes := int64(2 * s.B * s.Hkv * s.N * s.D * 2)
+	copies := int(max(1, (l2Bytes+cacheBytes-1)/cacheBytes))
+	ms := make([]benchable, 0, copies)
+	defer func() {
+		for _, m := range ms {
+			if c, ok := m.(io.Closer); ok {
+				c.Close()
+			}
+		}
+	}()
+	for i := range copies {
+		m, err := v.Ctx.BenchMethod(name, variant, s.Hkv, s.D)
+		if err != nil {
+			return Timing{}, err
+		}
+		bm, ok := m.(benchable)
+		if !ok {
+			if c, ok := m.(io.Closer); ok {
+				c.Close()
+			}
+			return Timing{}, fmt.Errorf("vk %s: no device-side prefill to benchmark it with", method)
+		}
+		ms = append(ms, bm)
+		if err := bm.PrefillRandom(s.B, s.Hkv, s.N, s.D, uint32(2*i+1)); err != nil {
+			return Timing{}, err
+		}
+	}
+	q := make([]float32, s.B*s.Hq*s.D)
+	for i := range q {
+		q[i] = vk.RandomValue(12345, uint32(i))
+	}
+	const warm = 5
+	var totals []float64
+	stages := map[string][]float64{}
+	for i := range warm + reps {
+		m := ms[i%len(ms)]
+		if _, err := m.Decode(q, budget); err != nil {
+			return Timing{}, err
+		}
+		if i < warm {
+			continue
+		}
+		t := m.Timings()
+		if !t.Supported {
+			return Timing{}, fmt.Errorf("vk: %s has no GPU timestamps", v.Ctx.Info.Name)
+		}
+		var total float64
+		per := map[string]float64{}
+		for _, st := range t.Stages {
+			col, known := stageOf[st.Name]
+			if !known {
+				return Timing{}, fmt.Errorf("vk %s: unknown stage %q", method, st.Name)
+			}
+			if col != "" {
+				per[col] += st.Ns
+				total += st.Ns
+			}
+		}
+		totals = append(totals, total)
+		for col, ns := range per {
+			stages[col] = append(stages[col], ns)
+		}
+	}
+	size := min(uint64(1<<30), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	if v.Ctx.Info.Type == vk.DeviceCPU {
+		size = 64 << 20
+	}
+	copyBW, err := v.Ctx.CopyBandwidth(size, 20)
+	if err != nil {
+		return Timing{}, err
+	}
+	out := Timing{Clock: "gpu-timestamp", Median: time.Duration(median(totals)), Stages: map[string]time.Duration{},
+		Bytes: bytes, CopyGBps: copyBW / 1e9}
+	for col, xs := range stages {
+		out.Stages[col] = time.Duration(median(xs))
+	}
+	return out, nil
+}
+
+// median returns the median of xs (the upper one of an even count).
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -35,3 +35,14 @@ func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o re
 		return nil, fmt.Errorf("vk: method %q has no GPU kernels yet (have %v)", name, Methods)
 	}
 }
+
+// BenchMethod returns the method called name with the kernel variant named
+// variant ("" for the default kernels) and fp16 K/V storage, for the
+// benchmarks: the methods that implement PrefillRandom and Timings are timed
+// on caches filled on the device.
+func (c *Context) BenchMethod(name, variant string, hkv, d int) (ref.Method, error) {
+	if variant != "" {
+		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
+	}
+	return c.Factory(DenseOptions{Storage: F16})(name, hkv, d, ref.Options{})
+}

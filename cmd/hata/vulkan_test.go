@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -85,3 +87,36 @@ func TestAttendVulkanMatchesCPU(t *testing.T) {
 // envRequire = 1 makes a Vulkan test that finds no device fail instead of
 // skip (CI sets it; see vk's tests).
 const envRequire = "HATA_VK_REQUIRE"
+
+// TestBenchDense runs hata bench for dense at a tiny shape on whatever Vulkan
+// device there is and checks the table's row; an unknown method is a usage
+// error.
+func TestBenchDense(t *testing.T) {
+	ctx, err := vk.Open("")
+	if err != nil {
+		if os.Getenv(envRequire) != "" {
+			t.Fatalf("no Vulkan device and $%s is set: %v", envRequire, err)
+		}
+		t.Skipf("no Vulkan device (set $%s to fail instead): %v", envRequire, err)
+	}
+	ctx.Close()
+	st, out, e := hata("bench", "-method", "dense", "-b", "1", "-n", "500", "-hq", "4", "-hkv", "2", "-d", "64", "-reps", "3")
+	if st != 0 {
+		t.Fatalf("hata bench: status %d: %s", st, e)
+	}
+	var row []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "dense" {
+			row = f
+		}
+	}
+	if len(row) < 5 || row[1] != "1" || row[2] != "500" {
+		t.Fatalf("no dense B=1 N=500 row in:\n%s", out)
+	}
+	if us, err := strconv.ParseFloat(row[4], 64); err != nil || us <= 0 {
+		t.Errorf("median_us = %q, want a positive number; table:\n%s", row[4], out)
+	}
+	if st, _, _ := hata("bench", "-method", "flash"); st != 2 {
+		t.Errorf("bench -method flash: status %d, want 2", st)
+	}
+}

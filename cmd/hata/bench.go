@@ -1,0 +1,128 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/hata-go/hata/experiments"
+	"github.com/hata-go/hata/ref"
+)
+
+func init() {
+	commands["bench"] = command{"time one decode step on the GPU (GPU timestamps, bytes, bandwidth, roofline)", runBench}
+}
+
+// runBench implements hata bench: every (method, B, N) point timed with
+// experiments.Vulkan's Timer and printed with the bytes it must move, the
+// bandwidth it achieved and the copy bandwidth measured in the same run.
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hata bench", flag.ContinueOnError)
+	methods := fs.String("method", "dense,hata", "methods, comma separated; a kernel variant as name/variant (hata/naive)")
+	batches := fs.String("b", "1,8", "batch sizes, comma separated")
+	ns := fs.String("n", "32768,131072", "context lengths, comma separated")
+	budgetX := fs.Float64("budget", 0.0156, "X >= 1: k tokens; 0 < X < 1: ratio of N")
+	reps := fs.Int("reps", 50, "timed decode steps per point (the median is reported), after 5 warm-up steps")
+	hq := fs.Int("hq", 32, "query heads (Llama-3.1-8B: 32)")
+	hkv := fs.Int("hkv", 8, "KV heads (Llama-3.1-8B: 8; Llama-2-7B: 32)")
+	d := fs.Int("d", 128, "head dimension")
+	vkdev := fs.String("vkdevice", "", "Vulkan device NAME substring or INDEX (default: $HATA_VK_DEVICE, else discrete > integrated > CPU)")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	budget, err := ref.ParseBudget(*budgetX)
+	if err != nil {
+		return usagef("-budget: %v", err)
+	}
+	bs, err := intList("b", *batches)
+	if err != nil {
+		return err
+	}
+	nl, err := intList("n", *ns)
+	if err != nil {
+		return err
+	}
+	ml := strings.Split(*methods, ",")
+	for _, m := range ml {
+		name, _, _ := strings.Cut(m, "/")
+		if err := oneOf("method", name, ref.MethodNames); err != nil {
+			return err
+		}
+	}
+	if *reps < 1 || *hq < 1 || *hkv < 1 || *hq%*hkv != 0 || *d < 1 {
+		return usagef("want -reps >= 1, -hq a multiple of -hkv, and positive sizes")
+	}
+	v, err := experiments.OpenVulkan(*vkdev)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	dev := v.Device()
+	fmt.Fprintf(stdout, "# %s, driver %s, %s; one decode step of one layer, Hq=%d Hkv=%d d=%d, fp16 K/V, budget %v\n",
+		dev.Name, dev.Driver, dev.API, *hq, *hkv, *d, budget)
+	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after 5 warm-ups; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "method\tB\tN\tk\tmedian_us\tencode\tscore\tselect\tattend\tMB\tGB/s\tcopy_GB/s\tof_copy\tspeedup\t")
+	var failed []string
+	for _, b := range bs {
+		for _, n := range nl {
+			dense := 0.0
+			for _, m := range ml {
+				s := ref.Shape{B: b, Hq: *hq, Hkv: *hkv, N: n, D: *d}
+				k, _ := budget.Tokens(n)
+				t, err := v.Time(m, s, budget, *reps)
+				if err != nil {
+					failed = append(failed, fmt.Sprintf("%s B=%d N=%d: %v", m, b, n, err))
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\tfailed\t\t\t\t\t\t\t\t\t\t\n", m, b, n, k)
+					continue
+				}
+				us := t.Median.Seconds() * 1e6
+				if m == "dense" {
+					dense = us
+				}
+				stage := func(n string) string {
+					if x, ok := t.Stages[n]; ok {
+						return strconv.FormatFloat(x.Seconds()*1e6, 'f', 1, 64)
+					}
+					return "-"
+				}
+				gbps := float64(t.Bytes) / t.Median.Seconds() / 1e9
+				speedup := "-"
+				if dense > 0 {
+					speedup = strconv.FormatFloat(dense/us, 'f', 2, 64) + "x"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.0f%%\t%s\t\n",
+					m, b, n, k, us, stage("encode"), stage("score"), stage("select"), stage("attend"),
+					float64(t.Bytes)/1e6, gbps, t.CopyGBps, 100*gbps/t.CopyGBps, speedup)
+			}
+		}
+	}
+	tw.Flush()
+	for _, f := range failed {
+		fmt.Fprintln(stderr, f)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d points failed", len(failed), len(bs)*len(nl)*len(ml))
+	}
+	return nil
+}
+
+// intList parses a comma-separated list of positive integers.
+func intList(flagName, s string) ([]int, error) {
+	var xs []int
+	for _, f := range strings.Split(s, ",") {
+		x, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || x < 1 {
+			return nil, usagef("-%s %q: %q is not a positive integer", flagName, s, f)
+		}
+		xs = append(xs, x)
+	}
+	return xs, nil
+}

@@ -1,0 +1,58 @@
+package experiments
+
+import "github.com/hata-go/hata/ref"
+
+// Traffic are the parameters of MustMove beyond the shape.
+type Traffic struct {
+	K        int // selected tokens per (batch, KV head)
+	ElemSize int // bytes per cached K/V element: 2 for fp16, 4 for fp32
+	Rbit     int // hata, lsh: code bits; default 128
+	Channels int // loki: channels scored; default 32
+	PageSize int // quest: tokens per page; default 32
+}
+
+// MustMove returns the bytes one decode step of method must read and write at
+// the least, the figure every timed row divides by its time to give the
+// achieved bandwidth (HATA.md: codes are Rbit/8 bytes per token and KV head,
+// selected K/V 2*D*ElemSize bytes per selected token):
+//
+//	dense      2*B*Hkv*N*D*e                          (all of K and V)
+//	hata, lsh  B*Hkv*N*Rbit/8 + 2*B*Hkv*k*D*e         (codes + selected K/V)
+//	loki       B*Hkv*N*C*e + 2*B*Hkv*k*D*e            (C rotated key channels + selected K/V)
+//	quest      2*B*Hkv*ceil(N/P)*D*e + 2*B*Hkv*k*D*e  (page min/max + selected K/V)
+//	topk       B*Hkv*N*D*e + 2*B*Hkv*k*D*e            (all of K + selected K/V)
+//
+// plus the queries in and the outputs out (2*B*Hq*D*4). Scores, histograms and
+// index lists are left out: an implementation may keep them on chip.
+func MustMove(method string, s ref.Shape, t Traffic) int64 {
+	if t.Rbit == 0 {
+		t.Rbit = 128
+	}
+	if t.Channels == 0 {
+		t.Channels = 32
+	}
+	if t.PageSize == 0 {
+		t.PageSize = 32
+	}
+	if t.ElemSize == 0 {
+		t.ElemSize = 2
+	}
+	rows := int64(s.B * s.Hkv)
+	n, d, e, k := int64(s.N), int64(s.D), int64(t.ElemSize), int64(t.K)
+	io := 2 * int64(s.B*s.Hq*s.D) * 4
+	selected := 2 * rows * k * d * e
+	switch method {
+	case "dense":
+		return 2*rows*n*d*e + io
+	case "hata", "lsh":
+		return rows*n*int64(t.Rbit)/8 + selected + io
+	case "loki":
+		return rows*n*int64(t.Channels)*e + selected + io
+	case "quest":
+		pages := (n + int64(t.PageSize) - 1) / int64(t.PageSize)
+		return 2*rows*pages*d*e + selected + io
+	case "topk":
+		return rows*n*d*e + selected + io
+	}
+	return 0
+}
