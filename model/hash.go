@@ -78,11 +78,22 @@ func (m *Model) TrainHash(seqs [][]int, layers []int, o HashTraining) (map[int]*
 	return out, nil
 }
 
+// NewMethodFunc builds a method by name for a cache of hkv KV heads of
+// dimension d: ref.New, or a GPU backend's equivalent.
+type NewMethodFunc func(name string, hkv, d int, o ref.Options) (ref.Method, error)
+
 // RefFactory returns a Factory that builds ref's method name (one of
-// ref.MethodNames) for each layer with the options o. For hata the weights of
-// layer l are w[l] (an error if missing); for lsh without o.W, each layer
-// draws its own random projection from o.Seed + layer.
+// ref.MethodNames) for each layer with the options o: MethodFactory on the CPU
+// reference.
 func (m *Model) RefFactory(name string, o ref.Options, w map[int]*ref.HashWeights) Factory {
+	return m.MethodFactory(ref.New, name, o, w)
+}
+
+// MethodFactory returns a Factory that builds method name with newMethod for
+// each layer with the options o. For hata the weights of layer l are w[l] (an
+// error if missing); for lsh without o.W, each layer draws its own random
+// projection from o.Seed + layer.
+func (m *Model) MethodFactory(newMethod NewMethodFunc, name string, o ref.Options, w map[int]*ref.HashWeights) Factory {
 	c := m.Config
 	return func(layer int) (ref.Method, error) {
 		lo := o
@@ -97,7 +108,7 @@ func (m *Model) RefFactory(name string, o ref.Options, w map[int]*ref.HashWeight
 				lo.Seed = o.Seed + uint64(layer)
 			}
 		}
-		return ref.New(name, c.NKVHeads, c.HeadDim, lo)
+		return newMethod(name, c.NKVHeads, c.HeadDim, lo)
 	}
 }
 
