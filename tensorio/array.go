@@ -3,6 +3,7 @@ package tensorio
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/hata-go/hata/internal/half"
 	"math"
 	"math/bits"
 	"strings"
@@ -145,7 +146,7 @@ func decodeElems(a *Array, dt dtypeInfo, raw []byte, i int) {
 		}
 	case Float16:
 		for j := 0; j < len(raw); j, i = j+2, i+1 {
-			a.F32[i] = HalfToFloat32(le.Uint16(raw[j:]))
+			a.F32[i] = half.ToFloat32(le.Uint16(raw[j:]))
 		}
 	case BFloat16:
 		for j := 0; j < len(raw); j, i = j+2, i+1 {
@@ -168,24 +169,6 @@ func decodeElems(a *Array, dt dtypeInfo, raw []byte, i int) {
 			a.I64[i] = int64(le.Uint64(raw[j:]))
 		}
 	}
-}
-
-// HalfToFloat32 converts an IEEE 754 binary16 value to float32. Every binary16
-// value, subnormals included, is exactly representable in float32; infinities
-// keep their sign and NaNs stay NaN (with their payload shifted into place).
-func HalfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch exp {
-	case 0: // zero or subnormal: man * 2^-24, exact in float32
-		v := float32(man) * (1.0 / (1 << 24))
-		return math.Float32frombits(math.Float32bits(v) | sign)
-	case 0x1f: // inf or NaN
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	}
-	// normal: rebias the exponent from 15 to 127
-	return math.Float32frombits(sign | (exp+127-15)<<23 | man<<13)
 }
 
 // BFloat16ToFloat32 converts a bfloat16 value (the top 16 bits of a float32)

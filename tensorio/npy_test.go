@@ -175,38 +175,6 @@ func TestNPYVersion2And3(t *testing.T) {
 	}
 }
 
-func TestHalfToFloat32Exhaustive(t *testing.T) {
-	for h := range 1 << 16 {
-		sign := 1.0
-		if h>>15 == 1 {
-			sign = -1
-		}
-		e, m := (h>>10)&0x1f, h&0x3ff
-		var want float64
-		switch e {
-		case 0:
-			want = sign * math.Ldexp(float64(m), -24)
-		case 31:
-			want = math.Inf(int(sign))
-			if m != 0 {
-				want = math.NaN()
-			}
-		default:
-			want = sign * math.Ldexp(1+float64(m)/1024, e-15)
-		}
-		got := HalfToFloat32(uint16(h))
-		if math.IsNaN(want) {
-			if !math.IsNaN(float64(got)) {
-				t.Fatalf("HalfToFloat32(%#04x) = %v, want NaN", h, got)
-			}
-			continue
-		}
-		if float64(got) != want || math.Signbit(float64(got)) != (sign < 0) {
-			t.Fatalf("HalfToFloat32(%#04x) = %v, want %v", h, got, want)
-		}
-	}
-}
-
 func TestNPYReadConverted(t *testing.T) {
 	// float16: 1, -2, the smallest subnormal 2^-24, the largest 65504, -0, inf, -inf, NaN.
 	var f16 []byte

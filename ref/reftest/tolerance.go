@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/hata-go/hata/internal/half"
 	"github.com/hata-go/hata/ref"
 )
 
@@ -97,64 +98,6 @@ func Sparse32(q []float32, kv *ref.KV, selected [][]int32) []float32 {
 // even), in place: the inputs of an implementation that stores K/V in fp16.
 func RoundHalf(x []float32) {
 	for i, v := range x {
-		x[i] = HalfToFloat(FloatToHalf(v))
+		x[i] = half.Round(v)
 	}
-}
-
-// FloatToHalf converts f to IEEE 754 binary16 bits, rounding to nearest even,
-// with overflow to infinity and gradual underflow.
-func FloatToHalf(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xff) - 127
-	man := b & 0x7fffff
-	switch {
-	case exp == 128: // inf or nan
-		if man != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	case exp > 15:
-		return sign | 0x7c00
-	case exp >= -14: // normal half
-		h := uint32(exp+15)<<10 | man>>13
-		rest := man & 0x1fff
-		if rest > 0x1000 || (rest == 0x1000 && h&1 == 1) {
-			h++ // may carry into the exponent, and to inf: both correct
-		}
-		return sign | uint16(h)
-	case exp >= -25: // subnormal half: value = m * 2^-24
-		man |= 0x800000
-		shift := uint(-exp - 14 + 13)
-		h := man >> shift
-		rest := man & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rest > half || (rest == half && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	return sign
-}
-
-// HalfToFloat converts IEEE 754 binary16 bits to float32 exactly.
-func HalfToFloat(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	case exp == 0:
-		return math.Float32frombits(sign) + float32(man)*float32(math.Ldexp(1, -24))*sign1(sign)
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
-}
-
-// sign1 is -1 for a set sign bit, else 1.
-func sign1(sign uint32) float32 {
-	if sign != 0 {
-		return -1
-	}
-	return 1
 }
