@@ -103,7 +103,7 @@ var stageOf = map[string]string{
 const l2Bytes = 128 << 20
 
 // Time implements Timer with GPU timestamps: the median over reps decode
-// steps (after 5 warm-up steps) of the kernel stages of one step, the upload
+// steps (after a warm-up of at least 5 steps and 300 ms) of the kernel stages of one step, the upload
 // of q and the readback of the output left out. method may carry a variant,
 // "hata/naive"; K/V are fp16. The copy bandwidth is measured in the same call.
 func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int) (Timing, error) {
@@ -144,16 +144,19 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int) (
 	for i := range q {
 		q[i] = vk.RandomValue(12345, uint32(i))
 	}
-	const warm = 5
+	// Warm up for at least 5 steps and 300 ms: pipelines, buffers, and the
+	// GPU's clocks, which idle low while the host prepares the data.
+	for i, start := 0, time.Now(); i < 5 || time.Since(start) < 300*time.Millisecond; i++ {
+		if _, err := ms[i%len(ms)].Decode(q, budget); err != nil {
+			return Timing{}, err
+		}
+	}
 	var totals []float64
 	stages := map[string][]float64{}
-	for i := range warm + reps {
+	for i := range reps {
 		m := ms[i%len(ms)]
 		if _, err := m.Decode(q, budget); err != nil {
 			return Timing{}, err
-		}
-		if i < warm {
-			continue
 		}
 		t := m.Timings()
 		if !t.Supported {

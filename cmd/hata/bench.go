@@ -25,7 +25,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	batches := fs.String("b", "1,8", "batch sizes, comma separated")
 	ns := fs.String("n", "32768,131072", "context lengths, comma separated")
 	budgetX := fs.Float64("budget", 0.0156, "X >= 1: k tokens; 0 < X < 1: ratio of N")
-	reps := fs.Int("reps", 50, "timed decode steps per point (the median is reported), after 5 warm-up steps")
+	reps := fs.Int("reps", 50, "timed decode steps per point (the median is reported), after a warm-up of 5 steps and 300 ms")
 	hq := fs.Int("hq", 32, "query heads (Llama-3.1-8B: 32)")
 	hkv := fs.Int("hkv", 8, "KV heads (Llama-3.1-8B: 8; Llama-2-7B: 32)")
 	d := fs.Int("d", 128, "head dimension")
@@ -67,7 +67,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	dev := v.Device()
 	fmt.Fprintf(stdout, "# %s, driver %s, %s; one decode step of one layer, Hq=%d Hkv=%d d=%d, fp16 K/V, budget %v\n",
 		dev.Name, dev.Driver, dev.API, *hq, *hkv, *d, budget)
-	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after 5 warm-ups; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
+	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "method\tB\tN\tk\tmedian_us\tencode\tscore\tselect\tattend\tMB\tGB/s\tcopy_GB/s\tof_copy\tspeedup\t")
 	var failed []string
