@@ -174,8 +174,7 @@ func (s *accState) loadOrTrain(ctx context.Context, e *env, file, path string, r
 // h.Positions query positions (rng seeded by h.Seed and the head), and
 // ref.TrainLayer runs steps SGD steps. progress receives the loss terms at
 // each step, averaged over the KV heads, once every head has reached it. The
-// run stops early (with ctx's error) if ctx is cancelled before a head
-// starts.
+// run stops at the next step (with ctx's error) once ctx is cancelled.
 func trainWeights(ctx context.Context, t *trainSet, h HashSource, rbit, steps int, progress func(step int, terms ref.LossTerms)) (*ref.HashWeights, error) {
 	sets := make([]*ref.TrainPairs, t.shape.Hkv)
 	for g := range sets {
@@ -199,7 +198,12 @@ func trainWeights(ctx context.Context, t *trainSet, h HashSource, rbit, steps in
 			sums[step].Total += lt.Total
 		}
 	}
-	w, err := ref.TrainLayer(sets, rbit, h.trainConfig(steps), cb)
+	cfg := h.trainConfig(steps)
+	cfg.Stop = func() bool { return ctx.Err() != nil }
+	w, err := ref.TrainLayer(sets, rbit, cfg, cb)
+	if errors.Is(err, ref.ErrStopped) {
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func (m *Model) TrainHash(seqs [][]int, layers []int, o HashTraining) (map[int]*
 	if o.Positions == 0 {
 		o.Positions = 8
 	}
-	if o.Config == (ref.TrainConfig{}) {
+	if o.Config.Steps == 0 && o.Config.LR == 0 { // the zero value: the defaults
 		o.Config = ref.DefaultTrainConfig()
 	}
 	if len(seqs) == 0 {

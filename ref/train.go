@@ -2,6 +2,7 @@ package ref
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -184,7 +185,14 @@ type TrainConfig struct {
 	Balance       float64 // weight of the bit-balance term; default 1.0
 	Decorrelation float64 // weight of ||W^T W - I||_F; default 2.0
 	Seed          uint64  // seed of the N(0, 1) initialisation of W
+	// Stop, if not nil, is polled before every step; when it returns true,
+	// training ends with ErrStopped (Ctrl-C of a long run).
+	Stop func() bool
 }
+
+// ErrStopped is returned by Train and TrainLayer when TrainConfig.Stop asked
+// them to end.
+var ErrStopped = errors.New("train: stopped")
 
 // DefaultTrainConfig returns the training configuration of HATA.md.
 func DefaultTrainConfig() TrainConfig {
@@ -263,6 +271,9 @@ func Train(p *TrainPairs, rbit int, cfg TrainConfig, progress func(step int, t L
 	t := newTrainer(p, rbit, cfg)
 	buf := make([]float64, len(w))
 	for step := range cfg.Steps {
+		if cfg.Stop != nil && cfg.Stop() {
+			return nil, ErrStopped
+		}
 		terms, grad := t.lossGrad(w)
 		if progress != nil {
 			progress(step, terms)

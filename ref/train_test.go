@@ -1,6 +1,7 @@
 package ref
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -449,5 +450,20 @@ func TestTrainLearns(t *testing.T) {
 	}
 	if trained < ortho+0.05 {
 		t.Errorf("trained recall %.3f, orthonormalised-only %.3f: want trained ahead by >= 0.05", trained, ortho)
+	}
+}
+
+// TestTrainStop checks that a Stop that fires ends training with ErrStopped
+// after the steps it allowed, through TrainLayer's wrapping too.
+func TestTrainStop(t *testing.T) {
+	p := &TrainPairs{D: 2, X: []float32{1, 0, 0, 1}, Pairs: []TrainPair{{Q: 0, K: 1, S: -1}}}
+	steps := 0
+	cfg := DefaultTrainConfig()
+	cfg.Stop = func() bool { steps++; return steps > 3 }
+	if _, err := TrainLayer([]*TrainPairs{p}, 32, cfg, nil); !errors.Is(err, ErrStopped) {
+		t.Fatalf("TrainLayer with a firing Stop: err = %v, want ErrStopped", err)
+	}
+	if steps != 4 {
+		t.Errorf("Stop polled %d times, want 4 (three steps, then stop)", steps)
 	}
 }

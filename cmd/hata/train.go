@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hata-go/hata/ref"
@@ -63,6 +66,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg.Stop = func() bool { return ctx.Err() != nil } // layers already written stay
 	for _, l := range layers {
 		w, err := trainLayer(l, traces, *rbit, *positions, cfg, stderr)
 		if err != nil {
