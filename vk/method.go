@@ -7,7 +7,7 @@ import (
 )
 
 // Methods lists the methods that have GPU kernels, by ref.MethodNames name.
-var Methods = []string{"dense"}
+var Methods = []string{"dense", "topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"}
 
 // NewMethod returns the GPU implementation of the method called name, with
 // ref.New's contract, for a cache of hkv KV heads of dimension d; dense keeps
@@ -32,7 +32,7 @@ func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o re
 			}
 			return c.NewDense(dense)
 		}
-		return nil, fmt.Errorf("vk: method %q has no GPU kernels yet (have %v)", name, Methods)
+		return c.newSparseMethod(name, hkv, d, o, SparseOptions{Storage: dense.Storage})
 	}
 }
 
@@ -41,6 +41,9 @@ func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o re
 // benchmarks: the methods that implement PrefillRandom and Timings are timed
 // on caches filled on the device.
 func (c *Context) BenchMethod(name, variant string, hkv, d int) (ref.Method, error) {
+	if name != "dense" {
+		return c.benchSparse(name, variant, hkv, d)
+	}
 	if variant != "" {
 		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
 	}

@@ -1,0 +1,5 @@
+#version 450
+// HATA's hash encoder: see proj.glsl.
+#define PROJ_BITS
+#define KV_F16
+#include "proj.glsl"

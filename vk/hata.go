@@ -1,0 +1,444 @@
+package vk
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// HATA is hash-aware top-k attention on the GPU (the vk implementation of
+// ref.HATA; "lsh" is the same pipeline with random weights). Per decode step,
+// in one command buffer:
+//
+//	encode  hata_encode_q: the query codes [B*Hq][Rbit/32] (q·W, bit = p > 0)
+//	score   hata_score: S[r][t] = sum_g popcount(qcode[r*G+g] XOR kcode[r][t])
+//	        (fused: uint16 scores and the per-row histogram of S built on the fly)
+//	select  (naive: select_hist, a histogram pass over the scores,) select_count
+//	        and select_write: the k smallest S, ties to the smaller index, with
+//	        the sink/recent windows forced in (ref.SelectSmallest)
+//	gather  (naive only) sparse_gather: the selected K/V rows into compact buffers
+//	attend  sparse_split: attention of the G heads of each group over its
+//	        selection (fused: through the index list), split in S parts
+//	merge   dense_merge: the log-sum-exp merge of the S parts
+//
+// Key codes [B*Hkv][Cap][Rbit/32 rounded up to a multiple of 4] are encoded
+// on the device from the stored keys (hata_encode_k_*) at Prefill (all N) and
+// Append (the new key of every row), and rebuilt when the cache grows. They
+// are read back only by Codes. The norm-weighted variant (ref.Options
+// NormWeighted) computes the scores on the GPU, reads them back and ranks on
+// the host with ref.SelectLargest, then attends on the GPU; the key norms are
+// kept on the host in float64 as ref does.
+//
+// A HATA is not safe for concurrent use. Close frees its device memory.
+type HATA struct {
+	*sparseCore
+	w            *ref.HashWeights
+	windows      ref.Windows
+	normWeighted bool
+	words, ws    int // Rbit/32, and the code stride (a multiple of 4 words)
+
+	wbuf   *Buffer     // W: [Hkv][D][Rbit] float32
+	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
+	coded  bool        // a decode has produced query codes
+	lastHq int
+}
+
+var (
+	_ ref.Method = (*HATA)(nil)
+	_ ref.Coder  = (*HATA)(nil)
+)
+
+// NewHATA returns HATA (name "hata") or its random-weight baseline (name
+// "lsh") with hash weights w for caches of head dimension w.D.
+func (c *Context) NewHATA(name string, w *ref.HashWeights, win ref.Windows, normWeighted bool, o SparseOptions) (*HATA, error) {
+	if name != "hata" && name != "lsh" {
+		return nil, fmt.Errorf("vk: NewHATA(%q): want hata or lsh", name)
+	}
+	if w == nil {
+		return nil, fmt.Errorf("vk %s: no hash weights", name)
+	}
+	if win.Sink < 0 || win.Recent < 0 {
+		return nil, fmt.Errorf("vk %s: windows %+v: want sink, recent >= 0", name, win)
+	}
+	core, err := newSparseCore(c, name, w.D, o)
+	if err != nil {
+		return nil, err
+	}
+	m := &HATA{sparseCore: core, w: w, windows: win, normWeighted: normWeighted, words: w.Words(), ws: roundUp(w.Words(), 4)}
+	m.wbuf, err = c.NewBuffer("vk "+name+" W", uint64(4*len(w.W)), DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Write(Region{Dst: m.wbuf, Data: f32Bytes(w.W)}); err != nil {
+		m.wbuf.Free()
+		return nil, err
+	}
+	core.side = m
+	return m, nil
+}
+
+// Name implements ref.Method: "hata" or "lsh".
+func (m *HATA) Name() string { return m.name }
+
+// Len returns the number of cached tokens.
+func (m *HATA) Len() int { return m.n }
+
+// Timings returns the GPU time of every stage of the last Decode or Step:
+// "upload", ["poison",] "encode", "score", "select", ["gather",] "attend",
+// "merge", ["readback"] (the norm-weighted variant adds a first batch with
+// its own "upload", "encode", "score" and "readback").
+func (m *HATA) Timings() Timings { return m.timings }
+
+func (m *HATA) checkShape(hkv, d int) error {
+	if hkv != m.w.Hkv || d != m.w.D {
+		return m.errorf("hash weights are [Hkv=%d D=%d Rbit=%d], the cache has Hkv=%d D=%d", m.w.Hkv, m.w.D, m.w.Rbit, hkv, d)
+	}
+	return nil
+}
+
+// Prefill implements ref.Method: the cache goes to the device and every key
+// is encoded there.
+func (m *HATA) Prefill(kv *ref.KV) error {
+	if kv == nil {
+		return m.errorf("prefill: nil cache")
+	}
+	if err := m.checkShape(kv.Hkv, kv.D); err != nil {
+		return err
+	}
+	m.coded = false
+	if err := m.prefill(kv); err != nil {
+		return err
+	}
+	m.knorm = nil
+	if m.normWeighted {
+		m.knorm = make([][]float64, len(kv.K))
+		for r := range m.knorm {
+			m.knorm[r] = make([]float64, kv.N)
+			for t := range kv.N {
+				m.knorm[r][t] = norm64(kv.K[r][t*kv.D : (t+1)*kv.D])
+			}
+		}
+	}
+	return nil
+}
+
+// PrefillRandom fills the cache on the device (see Dense.PrefillRandom;
+// RandomKV gives the same cache on the host) and encodes every key there.
+// The norm-weighted variant needs the keys on the host and refuses.
+func (m *HATA) PrefillRandom(b, hkv, n, d int, seed uint32) error {
+	if m.normWeighted {
+		return m.errorf("prefill random: the norm-weighted variant keeps key norms on the host; prefill it from a ref.KV")
+	}
+	if err := m.checkShape(hkv, d); err != nil {
+		return err
+	}
+	m.coded = false
+	return m.prefillRandom(b, hkv, n, d, seed)
+}
+
+// Append implements ref.Method: the new key of every row is encoded on the
+// device as it enters the cache.
+func (m *HATA) Append(k, v []float32) error {
+	if err := m.append(k, v); err != nil {
+		return err
+	}
+	if m.normWeighted {
+		for r := range m.knorm {
+			m.knorm[r] = append(m.knorm[r], norm64(k[r*m.d:(r+1)*m.d]))
+		}
+	}
+	return nil
+}
+
+// sizeSide implements sideState: the key codes [rows][Cap][ws].
+func (m *HATA) sizeSide() error {
+	_, err := m.buf("key codes", uint64(m.rows()*m.cap*m.ws)*4, DeviceLocal)
+	return err
+}
+
+// buildSide implements sideState: hata_encode_k over tokens [t0, t1).
+func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
+	k, err := m.kernel("hata_encode_k_"+m.opt.Storage.String(), 3, projPush{},
+		projWorkgroup, uint32(m.d), uint32(m.w.Rbit), projVectors)
+	if err != nil {
+		return err
+	}
+	codes := m.scratch["key codes"]
+	set, err := m.set(k, m.k.Whole(), m.wbuf.Whole(), codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4))
+	if err != nil {
+		return err
+	}
+	step := projVectors * int(m.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
+	for a := t0; a < t1; a += step {
+		e := min(a+step, t1)
+		b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(m.cap), Hkv: uint32(m.hkv), Group: 1, Ldw: uint32(m.w.Rbit), Ostride: uint32(m.ws)},
+			uint32((e-a+projVectors-1)/projVectors), uint32(m.rows()), 1)
+	}
+	b.Barrier()
+	return nil
+}
+
+// hataStep is a prepared decode step of HATA.
+type hataStep struct {
+	*step
+	encode, score *Kernel
+	qcodes, keys  Range
+	sel           *selectPlan
+	fusedHist     bool
+	key16         bool
+	scoreChunk    int
+}
+
+// prepare sizes and builds everything one decode step with budget k needs.
+// forRank: the norm-weighted path (scores for the host, no GPU selection).
+func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep, error) {
+	hq, err := m.checkQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	k, err := budget.Tokens(m.n)
+	if err != nil {
+		return nil, m.errorf("%v", err)
+	}
+	s, err := m.prepareStep(hq, k)
+	if err != nil {
+		return nil, err
+	}
+	h := &hataStep{step: s}
+	g := s.g
+	nb := g*m.w.Rbit + 1
+	fused := m.opt.Variant == VariantFused && !forRank
+	h.key16 = fused && g*m.w.Rbit <= 65535
+	h.fusedHist = h.key16 && nb <= maxDirectBins
+	qc, err := m.buf("query codes", uint64(s.rows*g*m.ws)*4, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	h.qcodes = qc.Range(0, uint64(s.rows*g*m.ws)*4)
+	keyBytes := uint64(s.rows*m.cap) * 4
+	if h.key16 {
+		keyBytes /= 2
+	}
+	keys, err := m.buf("scores", keyBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	h.keys = keys.Range(0, keyBytes)
+	if h.encode, err = m.kernel("hata_encode_q", 3, projPush{}, projWorkgroup, uint32(m.d), uint32(m.w.Rbit), projVectors); err != nil {
+		return nil, err
+	}
+	bins := uint32(1)
+	if h.fusedHist {
+		bins = uint32(nb)
+	}
+	if h.score, err = m.kernel("hata_score", 4, hataScorePush{}, scoreWorkgroup, uint32(m.ws/4), uint32(g), b32(h.key16), bins); err != nil {
+		return nil, err
+	}
+	h.scoreChunk = m.scoreChunk(m.n, s.rows)
+	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
+	spec := selectSpec{
+		keys: h.keys, key16: h.key16, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
+		kk: k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
+		prebuilt: h.fusedHist, sel: s.sel, k: k,
+	}
+	if nb <= maxDirectBins {
+		spec.directBins = nb
+	}
+	if h.sel, err = m.prepareSelect(spec); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// recordScores records "encode" and "score".
+func (m *HATA) recordScores(b *Batch, h *hataStep) error {
+	b.Stage("encode")
+	h.sel.zeroHist(b)
+	eset, err := m.set(h.encode, h.q, m.wbuf.Whole(), h.qcodes)
+	if err != nil {
+		return err
+	}
+	nq := h.rows * h.g
+	b.Dispatch(h.encode, eset, projPush{T1: uint32(nq), Hkv: uint32(m.hkv), Group: uint32(h.g), Ldw: uint32(m.w.Rbit), Ostride: uint32(m.ws)},
+		uint32((nq+projVectors-1)/projVectors), 1, 1)
+	b.Barrier()
+	b.Stage("score")
+	codes := m.scratch["key codes"]
+	sset, err := m.set(h.score, h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist)
+	if err != nil {
+		return err
+	}
+	b.Dispatch(h.score, sset, hataScorePush{
+		N: uint32(m.n), Cap: uint32(m.cap), ChunkLen: uint32(h.scoreChunk),
+		SinkEnd: uint32(h.sel.sinkEnd), RecentStart: uint32(h.sel.recentEnd), KeyStride: uint32(m.cap),
+	}, uint32((m.n+h.scoreChunk-1)/h.scoreChunk), uint32(h.rows), 1)
+	b.Barrier()
+	return nil
+}
+
+func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
+	h, err := m.prepare(q, budget, false)
+	if err != nil {
+		return nil, err
+	}
+	m.lastHq = h.hq
+	return &stepPlan{
+		s:      h.step,
+		poison: []Range{h.qcodes, h.keys, h.sel.cnt},
+		gather: m.opt.Variant == VariantNaive,
+		rec: func(b *Batch) error {
+			if err := m.recordScores(b, h); err != nil {
+				return err
+			}
+			b.Stage("select")
+			return m.recordSelect(b, h.sel)
+		},
+	}, nil
+}
+
+// Decode implements ref.Method: one decode step on the GPU, returning the
+// output and the selection (read back with it).
+func (m *HATA) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
+	if m.normWeighted {
+		return m.decodeNormWeighted(q, budget, true)
+	}
+	p, err := m.plan(q, budget)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.run(q, p, true)
+	if err == nil {
+		m.coded = true
+	}
+	return res, err
+}
+
+// Step runs one decode step without reading anything back (for timing it:
+// Timings gives the stages). The output stays on the device.
+func (m *HATA) Step(q []float32, budget ref.Budget) (Timings, error) {
+	if m.normWeighted {
+		_, err := m.decodeNormWeighted(q, budget, false)
+		return m.timings, err
+	}
+	p, err := m.plan(q, budget)
+	if err != nil {
+		return Timings{}, err
+	}
+	if _, err := m.run(q, p, false); err != nil {
+		return Timings{}, err
+	}
+	m.coded = true
+	return m.timings, nil
+}
+
+// decodeNormWeighted scores on the GPU, ranks on the host by
+// ||k_t|| * (G - 2 S_t / Rbit) with ref.SelectLargest, and attends on the GPU.
+func (m *HATA) decodeNormWeighted(q []float32, budget ref.Budget, readback bool) (*ref.Result, error) {
+	h, err := m.prepare(q, budget, true)
+	if err != nil {
+		return nil, err
+	}
+	m.lastHq = h.hq
+	rb, err := m.buf("scores readback", h.keys.Size, Readback)
+	if err != nil {
+		return nil, err
+	}
+	qUp := m.scratch["q upload"]
+	copy(qUp.Bytes(), f32Bytes(q))
+	b, err := m.getBatch()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Begin(); err != nil {
+		return nil, err
+	}
+	b.Stage("upload")
+	b.Copy(h.q, qUp.Range(0, h.q.Size))
+	b.Barrier()
+	if m.ctx.poison {
+		b.Stage("poison")
+		b.Fill(h.qcodes, NaNBits)
+		b.Fill(h.keys, NaNBits)
+		b.Barrier()
+	}
+	if err := m.recordScores(b, h); err != nil {
+		return nil, err
+	}
+	b.Stage("readback")
+	b.Copy(rb.Range(0, h.keys.Size), h.keys)
+	first, err := b.Submit()
+	if err != nil {
+		return nil, m.errorf("decode scores: %v", err)
+	}
+	if err := rb.invalidate(); err != nil {
+		return nil, err
+	}
+	m.coded = true
+	scores := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(rb.Bytes()))), h.rows*m.cap)
+	sel := make([][]int32, h.rows)
+	w := make([]float64, m.n)
+	for r := range sel {
+		for t := range m.n {
+			w[t] = m.knorm[r][t] * (float64(h.g) - 2*float64(scores[r*m.cap+t])/float64(m.w.Rbit))
+		}
+		sel[r] = ref.SelectLargest(w, h.k, m.windows)
+	}
+	hostSel, err := m.hostSelection(sel, h.k)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.run(q, &stepPlan{s: h.step, hostSel: hostSel}, readback)
+	if err != nil {
+		return nil, err
+	}
+	m.timings.Stages = append(first.Stages, m.timings.Stages...)
+	return res, nil
+}
+
+// Codes implements ref.Coder: the query codes of the last decode,
+// [B][Hq][Rbit/32], and the key codes of the cache, [B][Hkv][N][Rbit/32],
+// read back from the device.
+func (m *HATA) Codes() (qcodes, kcodes []uint32, err error) {
+	if !m.coded || m.k == nil {
+		return nil, nil, m.errorf("no codes before the first Decode")
+	}
+	nq := m.rows() * (m.lastHq / m.hkv)
+	qw, err := m.readWords(m.scratch["query codes"], 0, nq*m.ws)
+	if err != nil {
+		return nil, nil, err
+	}
+	for v := range nq {
+		qcodes = append(qcodes, qw[v*m.ws:v*m.ws+m.words]...)
+	}
+	kw, err := m.readWords(m.scratch["key codes"], 0, m.rows()*m.cap*m.ws)
+	if err != nil {
+		return nil, nil, err
+	}
+	kcodes = make([]uint32, 0, m.rows()*m.n*m.words)
+	for r := range m.rows() {
+		for t := range m.n {
+			o := (r*m.cap + t) * m.ws
+			kcodes = append(kcodes, kw[o:o+m.words]...)
+		}
+	}
+	return qcodes, kcodes, nil
+}
+
+// Close frees the device memory of m. The context's shared kernels stay.
+func (m *HATA) Close() error {
+	m.close()
+	m.wbuf.Free()
+	m.wbuf = nil
+	return nil
+}
+
+// norm64 returns the Euclidean norm of x accumulated in float64, as ref does.
+func norm64(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += float64(v) * float64(v)
+	}
+	return math.Sqrt(s)
+}

@@ -1,0 +1,364 @@
+package vk
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"unsafe"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// Streaming is StreamingLLM with GPU attention (the vk implementation of
+// ref.Streaming): the selection depends on positions only, so the host
+// computes it (the first Sink tokens, then the most recent ones up to k) and
+// uploads it with q; the attention runs on the GPU as HATA's does.
+type Streaming struct {
+	*sparseCore
+	sink int
+}
+
+var _ ref.Method = (*Streaming)(nil)
+
+// NewStreaming returns StreamingLLM with sink attention sinks (0: 4,
+// negative: none) for caches of head dimension d.
+func (c *Context) NewStreaming(d, sink int, o SparseOptions) (*Streaming, error) {
+	core, err := newSparseCore(c, "streaming", d, o)
+	if err != nil {
+		return nil, err
+	}
+	return &Streaming{sparseCore: core, sink: ref.NewStreaming(sink).Sink}, nil
+}
+
+// Name implements ref.Method.
+func (m *Streaming) Name() string { return "streaming" }
+
+// Len returns the number of cached tokens.
+func (m *Streaming) Len() int { return m.n }
+
+// Timings returns the GPU time of every stage of the last Decode or Step:
+// "upload" (q and the selection), ["poison",] "attend", "merge", ["readback"].
+func (m *Streaming) Timings() Timings { return m.timings }
+
+// Prefill implements ref.Method.
+func (m *Streaming) Prefill(kv *ref.KV) error { return m.prefill(kv) }
+
+// PrefillRandom fills the cache on the device (see Dense.PrefillRandom).
+func (m *Streaming) PrefillRandom(b, hkv, n, d int, seed uint32) error {
+	return m.prefillRandom(b, hkv, n, d, seed)
+}
+
+// Append implements ref.Method.
+func (m *Streaming) Append(k, v []float32) error { return m.append(k, v) }
+
+func (m *Streaming) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
+	hq, err := m.checkQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	k, err := budget.Tokens(m.n)
+	if err != nil {
+		return nil, m.errorf("%v", err)
+	}
+	s, err := m.prepareStep(hq, k)
+	if err != nil {
+		return nil, err
+	}
+	sinkEnd, recentStart, _ := windows(ref.Windows{Sink: m.sink, Recent: k}, m.n, k)
+	keep := make([]int32, 0, k)
+	for t := range sinkEnd {
+		keep = append(keep, int32(t))
+	}
+	for t := recentStart; t < m.n; t++ {
+		keep = append(keep, int32(t))
+	}
+	sel := make([][]int32, s.rows)
+	for r := range sel {
+		sel[r] = keep
+	}
+	hostSel, err := m.hostSelection(sel, k)
+	if err != nil {
+		return nil, err
+	}
+	return &stepPlan{s: s, hostSel: hostSel}, nil
+}
+
+// Decode implements ref.Method.
+func (m *Streaming) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
+	p, err := m.plan(q, budget)
+	if err != nil {
+		return nil, err
+	}
+	return m.run(q, p, true)
+}
+
+// Step runs one decode step without reading anything back.
+func (m *Streaming) Step(q []float32, budget ref.Budget) (Timings, error) {
+	p, err := m.plan(q, budget)
+	if err != nil {
+		return Timings{}, err
+	}
+	_, err = m.run(q, p, false)
+	return m.timings, err
+}
+
+// Close frees the device memory of m.
+func (m *Streaming) Close() error { m.close(); return nil }
+
+// H2O is the heavy-hitter oracle with GPU attention (the vk implementation of
+// ref.H2O). The history (accumulated attention A and the evicted flags, per
+// row and token) lives on the host, which selects as ref does (the recent
+// half of the budget, then the survivors with the largest A, ties to the
+// smaller index) and uploads the selection with q. The GPU attends and
+// computes the raw logits q_h·k_t of the kept tokens (score_logits over the
+// index list, read back with the output); the host turns them into the
+// softmax over the kept set in float64 and accumulates it into A, exactly as
+// ref does from its own dot products (which the GPU's equal whenever they are
+// exact in float32, as with the acceptance suite's dyadic inputs).
+type H2O struct {
+	*sparseCore
+	acc     [][]float64 // acc: [B*Hkv] rows of [N], A
+	evicted [][]bool    // evicted: [B*Hkv] rows of [N]
+	scores  [][]float64 // the ranking of the last Decode (ref.H2O.Scores)
+}
+
+var (
+	_ ref.Method = (*H2O)(nil)
+	_ ref.Scorer = (*H2O)(nil)
+)
+
+// NewH2O returns the heavy-hitter oracle for caches of head dimension d.
+func (c *Context) NewH2O(d int, o SparseOptions) (*H2O, error) {
+	core, err := newSparseCore(c, "h2o", d, o)
+	if err != nil {
+		return nil, err
+	}
+	return &H2O{sparseCore: core}, nil
+}
+
+// Name implements ref.Method.
+func (m *H2O) Name() string { return "h2o" }
+
+// Len returns the number of cached tokens.
+func (m *H2O) Len() int { return m.n }
+
+// Timings returns the GPU time of every stage of the last Decode or Step:
+// "upload", ["poison",] "score" (the logits of the kept tokens), "attend",
+// "merge", ["readback"].
+func (m *H2O) Timings() Timings { return m.timings }
+
+func (m *H2O) reset() {
+	m.acc = make([][]float64, m.rows())
+	m.evicted = make([][]bool, m.rows())
+	for r := range m.acc {
+		m.acc[r] = make([]float64, m.n)
+		m.evicted[r] = make([]bool, m.n)
+	}
+	m.scores = nil
+}
+
+// Prefill implements ref.Method: every token starts with A = 0.
+func (m *H2O) Prefill(kv *ref.KV) error {
+	if err := m.prefill(kv); err != nil {
+		return err
+	}
+	m.reset()
+	return nil
+}
+
+// PrefillRandom fills the cache on the device (see Dense.PrefillRandom).
+func (m *H2O) PrefillRandom(b, hkv, n, d int, seed uint32) error {
+	if err := m.prefillRandom(b, hkv, n, d, seed); err != nil {
+		return err
+	}
+	m.reset()
+	return nil
+}
+
+// Append implements ref.Method: the new token starts with A = 0, not evicted.
+func (m *H2O) Append(k, v []float32) error {
+	if err := m.append(k, v); err != nil {
+		return err
+	}
+	for r := range m.acc {
+		m.acc[r] = append(m.acc[r], 0)
+		m.evicted[r] = append(m.evicted[r], false)
+	}
+	return nil
+}
+
+// selectHost is ref.H2O's selection: the last `recent` tokens, then the
+// others by (survivors first, larger A, smaller index) until k.
+func (m *H2O) selectHost(k int) [][]int32 {
+	n := m.n
+	recent := k - k/2
+	sel := make([][]int32, m.rows())
+	m.scores = make([][]float64, m.rows())
+	for r := range sel {
+		acc, ev := m.acc[r], m.evicted[r]
+		_, start, _ := windows(ref.Windows{Recent: recent}, n, k)
+		rest := make([]int32, 0, start)
+		for t := range start {
+			rest = append(rest, int32(t))
+		}
+		slices.SortFunc(rest, func(a, b int32) int {
+			return cmp.Or(cmp.Compare(b2i(ev[a]), b2i(ev[b])), cmp.Compare(acc[b], acc[a]), cmp.Compare(a, b))
+		})
+		picked := append([]int32(nil), rest[:k-(n-start)]...)
+		for t := start; t < n; t++ {
+			picked = append(picked, int32(t))
+		}
+		slices.Sort(picked)
+		sel[r] = picked
+		m.scores[r] = make([]float64, n)
+		for t := range n {
+			m.scores[r][t] = acc[t]
+			if ev[t] {
+				m.scores[r][t] = acc[t]/(1+acc[t]) - 1
+			}
+		}
+	}
+	return sel
+}
+
+func b2i(x bool) int {
+	if x {
+		return 1
+	}
+	return 0
+}
+
+// h2oStep is a prepared H2O decode step.
+type h2oStep struct {
+	plan  *stepPlan
+	sel   [][]int32
+	x, rb Range // logits [rows][G][k] and their readback
+}
+
+func (m *H2O) prepare(q []float32, budget ref.Budget) (*h2oStep, error) {
+	hq, err := m.checkQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	k, err := budget.Tokens(m.n)
+	if err != nil {
+		return nil, m.errorf("%v", err)
+	}
+	s, err := m.prepareStep(hq, k)
+	if err != nil {
+		return nil, err
+	}
+	sel := m.selectHost(k)
+	hostSel, err := m.hostSelection(sel, k)
+	if err != nil {
+		return nil, err
+	}
+	chunk := m.scoreChunk(k, s.rows)
+	nchunks := (k + chunk - 1) / chunk
+	xBytes := uint64(s.rows*s.g*k) * 4
+	x, err := m.buf("kept logits", xBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	pmlBytes := uint64(s.rows*s.g*nchunks) * 8
+	pml, err := m.buf("kept logit partials", pmlBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	rb, err := m.buf("kept logits readback", xBytes, Readback)
+	if err != nil {
+		return nil, err
+	}
+	lk, err := m.logitsKernel(s.g, m.d, m.opt.Storage, true)
+	if err != nil {
+		return nil, err
+	}
+	xr, pr := x.Range(0, xBytes), pml.Range(0, pmlBytes)
+	h := &h2oStep{sel: sel, x: xr, rb: rb.Range(0, xBytes)}
+	h.plan = &stepPlan{
+		s: s, hostSel: hostSel, poison: []Range{xr, pr},
+		extra: []copyOp{{dst: h.rb, src: xr}},
+		rec: func(b *Batch) error {
+			b.Stage("score")
+			set, err := m.set(lk, s.q, m.k.Whole(), s.sel, xr, pr)
+			if err != nil {
+				return err
+			}
+			b.Dispatch(lk, set, logitsPush{N: uint32(k), Cap: uint32(m.cap), KStride: uint32(k), ChunkLen: uint32(chunk), NChunks: uint32(nchunks), XStride: uint32(k), Scale: 1},
+				uint32(nchunks), uint32(s.rows), 1)
+			b.Barrier()
+			return nil
+		},
+	}
+	return h, nil
+}
+
+// accumulate adds the softmax over the kept set of every head to A and
+// evicts every token not kept (ref.H2O.Decode, steps 4 and 5).
+func (m *H2O) accumulate(h *h2oStep) error {
+	if err := h.rb.Buf.invalidate(); err != nil {
+		return err
+	}
+	s := h.plan.s
+	x := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(h.rb.Buf.Bytes()))), s.rows*s.g*s.k)
+	scale := 1 / math.Sqrt(float64(m.d))
+	p := make([]float64, s.k)
+	for r, sel := range h.sel {
+		for g := range s.g {
+			xs := x[(r*s.g+g)*s.k : (r*s.g+g+1)*s.k]
+			mx := math.Inf(-1)
+			for i := range sel {
+				p[i] = float64(xs[i]) * scale
+				mx = max(mx, p[i])
+			}
+			var z float64
+			for i := range sel {
+				p[i] = math.Exp(p[i] - mx)
+				z += p[i]
+			}
+			for i, t := range sel {
+				m.acc[r][t] += p[i] / z
+			}
+		}
+		for t := range m.evicted[r] {
+			m.evicted[r][t] = true
+		}
+		for _, t := range sel {
+			m.evicted[r][t] = false
+		}
+	}
+	return nil
+}
+
+// Decode implements ref.Method: one step of H2O's history.
+func (m *H2O) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
+	h, err := m.prepare(q, budget)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.run(q, h.plan, true)
+	if err != nil {
+		return nil, err
+	}
+	return res, m.accumulate(h)
+}
+
+// Step runs one decode step (a step of the history: the logits are read
+// back to accumulate A) without reading the output back.
+func (m *H2O) Step(q []float32, budget ref.Budget) (Timings, error) {
+	res, err := m.Decode(q, budget)
+	_ = res
+	return m.timings, err
+}
+
+// Scores implements ref.Scorer: A of the tokens not evicted, and A/(1+A) - 1
+// for the evicted ones, as they stood when the last Decode selected.
+func (m *H2O) Scores() ([][]float64, error) {
+	if m.scores == nil {
+		return nil, m.errorf("no scores before the first Decode")
+	}
+	return m.scores, nil
+}
+
+// Close frees the device memory of m.
+func (m *H2O) Close() error { m.close(); return nil }

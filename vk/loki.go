@@ -1,0 +1,253 @@
+package vk
+
+import (
+	"github.com/hata-go/hata/ref"
+)
+
+// Loki is low-rank-key top-k attention on the GPU (the vk implementation of
+// ref.Loki). The basis P: [Hkv][D][D] (given, or fitted at Prefill on the
+// host with ref.FitLokiBasis, as ref does) lives on the device in float32.
+// Keys are rotated once, as they enter the cache (loki_rotate_k: the first c
+// channels of k P, stored [B*Hkv][Cap][c rounded up to 4]); per decode step:
+//
+//	encode  loki_rotate_q: q' = q P[:, :c]
+//	score   the oracle's pipeline (TopK) on q' and the rotated keys with
+//	        the scale 1/sqrt(D): per-head softmax over all N, summed over the group
+//	select  the k largest, ties to the smaller index (radix select)
+//	attend, merge  exact attention over the original K, V
+//
+// PrefillRandom has no host keys to fit a basis on: it uses the given basis,
+// or the identity (so the scores are the first c channels of q·k).
+type Loki struct {
+	*sparseCore
+	channels, cp int       // c, and the rotated row stride (c rounded up to 4)
+	basis        []float64 // the given basis [Hkv][D][D], or nil
+	pbuf         *Buffer   // P in use: [Hkv][D][D] float32
+	pHkv         int       // heads of pbuf
+	scored       bool
+	lastS        Range
+}
+
+var (
+	_ ref.Method = (*Loki)(nil)
+	_ ref.Scorer = (*Loki)(nil)
+)
+
+// NewLoki returns Loki for caches of hkv KV heads of dimension d scoring the
+// first channels rotated channels (0: 32, capped at d), with the basis
+// [hkv][d][d] or nil (fitted at Prefill), as ref.NewLoki.
+func (c *Context) NewLoki(hkv, d, channels int, basis []float64, o SparseOptions) (*Loki, error) {
+	if _, err := ref.NewLoki(hkv, d, channels, basis); err != nil { // the same checks as ref
+		return nil, err
+	}
+	if channels == 0 {
+		channels = 32
+	}
+	channels = min(channels, d)
+	core, err := newSparseCore(c, "loki", d, o)
+	if err != nil {
+		return nil, err
+	}
+	m := &Loki{sparseCore: core, channels: channels, cp: roundUp(channels, 4), basis: basis}
+	core.side = m
+	return m, nil
+}
+
+// Name implements ref.Method.
+func (m *Loki) Name() string { return "loki" }
+
+// Len returns the number of cached tokens.
+func (m *Loki) Len() int { return m.n }
+
+// Timings returns the GPU time of every stage of the last Decode or Step:
+// "upload", ["poison",] "encode", "score", "select", "attend", "merge",
+// ["readback"].
+func (m *Loki) Timings() Timings { return m.timings }
+
+// setBasis uploads the basis in use, float64 [hkv][D][D], as float32.
+func (m *Loki) setBasis(hkv int, p []float64) error {
+	f := make([]float32, len(p))
+	for i, x := range p {
+		f[i] = float32(x)
+	}
+	if m.pbuf == nil || m.pHkv != hkv {
+		m.dropSets()
+		m.pbuf.Free()
+		b, err := m.ctx.NewBuffer("vk loki basis", uint64(4*len(f)), DeviceLocal)
+		if err != nil {
+			m.pbuf = nil
+			return m.errorf("%v", err)
+		}
+		m.pbuf, m.pHkv = b, hkv
+	}
+	return m.ctx.Write(Region{Dst: m.pbuf, Data: f32Bytes(f)})
+}
+
+// Prefill implements ref.Method: the basis is the given one or fitted on kv
+// (ref.FitLokiBasis), and every key is rotated on the device.
+func (m *Loki) Prefill(kv *ref.KV) error {
+	if kv == nil {
+		return m.errorf("prefill: nil cache")
+	}
+	p := m.basis
+	if p == nil {
+		var err error
+		if p, err = ref.FitLokiBasis(kv); err != nil {
+			return m.errorf("%v", err)
+		}
+	} else if len(p) != kv.Hkv*kv.D*kv.D {
+		return m.errorf("basis has len %d, the cache needs Hkv*D*D = %d*%d*%d", len(p), kv.Hkv, kv.D, kv.D)
+	}
+	if err := m.setBasis(kv.Hkv, p); err != nil {
+		return err
+	}
+	m.scored = false
+	return m.prefill(kv)
+}
+
+// PrefillRandom fills the cache on the device (see Dense.PrefillRandom) and
+// rotates it by the given basis, or by the identity when none was given.
+func (m *Loki) PrefillRandom(b, hkv, n, d int, seed uint32) error {
+	p := m.basis
+	if p == nil {
+		p = make([]float64, hkv*d*d)
+		for h := range hkv {
+			for i := range d {
+				p[h*d*d+i*d+i] = 1
+			}
+		}
+	} else if len(p) != hkv*d*d {
+		return m.errorf("basis has len %d, the cache needs Hkv*D*D = %d*%d*%d", len(p), hkv, d, d)
+	}
+	if err := m.setBasis(hkv, p); err != nil {
+		return err
+	}
+	m.scored = false
+	return m.prefillRandom(b, hkv, n, d, seed)
+}
+
+// Append implements ref.Method: the new key is rotated on the device.
+func (m *Loki) Append(k, v []float32) error { return m.append(k, v) }
+
+func (m *Loki) rkBytes() uint64 { return uint64(m.rows()*m.cap*m.cp) * 4 }
+
+// sizeSide implements sideState: the rotated keys [rows][Cap][cp].
+func (m *Loki) sizeSide() error {
+	_, err := m.buf("rotated keys", m.rkBytes(), DeviceLocal)
+	return err
+}
+
+// buildSide implements sideState: loki_rotate_k over tokens [t0, t1).
+func (m *Loki) buildSide(b *Batch, t0, t1 int) error {
+	k, err := m.kernel("loki_rotate_k_"+m.opt.Storage.String(), 3, projPush{},
+		projWorkgroup, uint32(m.d), uint32(m.channels), projVectors)
+	if err != nil {
+		return err
+	}
+	set, err := m.set(k, m.k.Whole(), m.pbuf.Whole(), m.scratch["rotated keys"].Range(0, m.rkBytes()))
+	if err != nil {
+		return err
+	}
+	step := projVectors * int(m.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
+	for a := t0; a < t1; a += step {
+		e := min(a+step, t1)
+		b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(m.cap), Hkv: uint32(m.hkv), Group: 1, Ldw: uint32(m.d), Ostride: uint32(m.cp)},
+			uint32((e-a+projVectors-1)/projVectors), uint32(m.rows()), 1)
+	}
+	b.Barrier()
+	return nil
+}
+
+func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
+	hq, err := m.checkQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	k, err := budget.Tokens(m.n)
+	if err != nil {
+		return nil, m.errorf("%v", err)
+	}
+	s, err := m.prepareStep(hq, k)
+	if err != nil {
+		return nil, err
+	}
+	qrBytes := uint64(s.rows*s.g*m.cp) * 4
+	qr, err := m.buf("rotated q", qrBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	rot, err := m.kernel("loki_rotate_q", 3, projPush{}, projWorkgroup, uint32(m.d), uint32(m.channels), projVectors)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := m.prepareSoftmax(s, m.cp, F32)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := m.floatSelect(s, ss.keys, m.cap, 1)
+	if err != nil {
+		return nil, err
+	}
+	m.lastS = ss.s
+	qrr := qr.Range(0, qrBytes)
+	return &stepPlan{
+		s:      s,
+		poison: []Range{qrr, ss.x, ss.pml, ss.keys, ss.s, sp.cnt},
+		rec: func(b *Batch) error {
+			b.Stage("encode")
+			sp.zeroHist(b)
+			set, err := m.set(rot, s.q, m.pbuf.Whole(), qrr)
+			if err != nil {
+				return err
+			}
+			nq := s.rows * s.g
+			b.Dispatch(rot, set, projPush{T1: uint32(nq), Hkv: uint32(m.hkv), Group: uint32(s.g), Ldw: uint32(m.d), Ostride: uint32(m.cp)},
+				uint32((nq+projVectors-1)/projVectors), 1, 1)
+			b.Barrier()
+			b.Stage("score")
+			if err := m.recordSoftmax(b, s, ss, qrr, m.scratch["rotated keys"].Range(0, m.rkBytes()), s.sel); err != nil {
+				return err
+			}
+			b.Stage("select")
+			return m.recordSelect(b, sp)
+		},
+	}, nil
+}
+
+// Decode implements ref.Method.
+func (m *Loki) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
+	p, err := m.plan(q, budget)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.run(q, p, true)
+	m.scored = err == nil
+	return res, err
+}
+
+// Step runs one decode step without reading anything back.
+func (m *Loki) Step(q []float32, budget ref.Budget) (Timings, error) {
+	p, err := m.plan(q, budget)
+	if err != nil {
+		return Timings{}, err
+	}
+	_, err = m.run(q, p, false)
+	m.scored = err == nil
+	return m.timings, err
+}
+
+// Scores implements ref.Scorer: the GPU's float32 scores of the last decode.
+func (m *Loki) Scores() ([][]float64, error) {
+	if !m.scored {
+		return nil, m.errorf("no scores before the first Decode")
+	}
+	return m.readScores(m.lastS, m.cap, 1)
+}
+
+// Close frees the device memory of m.
+func (m *Loki) Close() error {
+	m.close()
+	m.pbuf.Free()
+	m.pbuf = nil
+	return nil
+}

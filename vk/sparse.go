@@ -1,0 +1,786 @@
+package vk
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// SparseOptions configure the GPU top-k methods (every method but dense). The
+// zero value is the default of every field.
+type SparseOptions struct {
+	// Storage is the element type of the K/V cache on the device.
+	Storage Storage
+	// Variant selects the kernel chain of hata and lsh (Fig. 9's breakdown):
+	//
+	//	"fused" (default): encode | score + histogram (uint16 scores) |
+	//	                   select (count, write) | attention through the index list
+	//	"naive":           encode | score (uint32 scores) | select (a separate
+	//	                   histogram pass, count, write) | gather the selected K/V
+	//	                   rows into compact buffers | attention over them
+	//
+	// Both select exactly ref's tokens; the other methods ignore it.
+	Variant string
+	// Split chooses the splits of the sparse attention over the k selected
+	// tokens (flash-decoding, merged by dense_merge).
+	Split SplitPolicy
+	// Reserve is the token capacity allocated beyond the prefill's N, so that
+	// Append does not reallocate; default 256. Capacity doubles when full.
+	Reserve int
+	// ScoreChunk is the tokens each workgroup of the score kernels covers;
+	// 0 chooses it so that the grid fills the device (see scoreChunk).
+	ScoreChunk int
+	// SelectChunk is the tokens each workgroup of the select kernels covers;
+	// default 4096 (two tiles of 256 lanes x 8 tokens).
+	SelectChunk int
+}
+
+// The variants of SparseOptions.Variant.
+const (
+	VariantFused = "fused"
+	VariantNaive = "naive"
+)
+
+// Workgroup sizes of the top-k kernels: multiples of every subgroup size the
+// devices here have (8 on lavapipe, 32 on NVIDIA).
+const (
+	scoreWorkgroup  = 256 // hata_score, score_softmax
+	selectWorkgroup = 256 // select_*
+	selectPer       = 8   // tokens per lane per tile of the select kernels
+	projWorkgroup   = 64  // hata_encode_*, loki_rotate_*
+	projVectors     = 8   // vectors per workgroup of the projection
+	sparseWorkgroup = 128 // sparse_split, score_logits
+	gatherWorkgroup = 256
+	questWorkgroup  = 64
+)
+
+// sideState is the per-token state a method keeps next to the K/V cache
+// (HATA's key codes, Loki's rotated keys, Quest's page bounds), always a
+// function of the cached keys, so that it can be rebuilt from the cache
+// after the cache grows.
+type sideState interface {
+	// sizeSide sizes the side buffers for the core's current capacity
+	// (contents may be lost: buildSide rebuilds them).
+	sizeSide() error
+	// buildSide records the kernels that compute the side state of tokens
+	// [t0, t1) from the cache (the core's n is already t1 or more).
+	buildSide(b *Batch, t0, t1 int) error
+}
+
+// sparseCore is what every GPU top-k method shares: the K/V cache
+// [B*Hkv][Cap][D] on the device, its growth, the rebuild of the method's side
+// state, the scratch buffers and descriptor sets of a decode step, and the
+// sparse attention over an index list [B*Hkv][k] (sparse_split + dense_merge).
+type sparseCore struct {
+	ctx  *Context
+	name string
+	opt  SparseOptions
+	side sideState // nil: none
+
+	b, hkv, d int // cache shape
+	n, cap    int // tokens cached, tokens allocated per row
+	k, v      *Buffer
+
+	scratch map[string]*Buffer // decode buffers by name, grown on demand
+	sets    map[setKey]*Set    // descriptor sets by kernel and ranges
+	batch   *Batch
+	timings Timings
+
+	hq int // query heads of the last decode
+}
+
+// setKey identifies a descriptor set: the kernel and its bound ranges.
+type setKey struct {
+	k  *Kernel
+	rs [bindingsPerSet]Range
+}
+
+func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCore, error) {
+	if o.Storage != F32 && o.Storage != F16 {
+		return nil, fmt.Errorf("vk %s: storage %d: want F32 or F16", name, o.Storage)
+	}
+	if err := checkDim(d, o.Storage); err != nil {
+		return nil, fmt.Errorf("vk %s: %w", name, err)
+	}
+	switch o.Variant {
+	case "":
+		o.Variant = VariantFused
+	case VariantFused, VariantNaive:
+	default:
+		return nil, fmt.Errorf("vk %s: variant %q: want %q or %q", name, o.Variant, VariantFused, VariantNaive)
+	}
+	if o.Reserve == 0 {
+		o.Reserve = 256
+	}
+	if o.SelectChunk == 0 {
+		o.SelectChunk = 4096
+	}
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 {
+		return nil, fmt.Errorf("vk %s: negative option in %+v", name, o)
+	}
+	if ops := ctx.Info.SubgroupOps; ops&SubgroupArithmetic == 0 {
+		return nil, fmt.Errorf("vk %s: the select kernels need subgroup arithmetic in compute shaders; %s has [%s]", name, ctx.Info.Name, ops)
+	}
+	return &sparseCore{ctx: ctx, name: name, opt: o, d: d, scratch: map[string]*Buffer{}, sets: map[setKey]*Set{}}, nil
+}
+
+func (c *sparseCore) errorf(format string, a ...any) error {
+	return fmt.Errorf("vk %s: %s", c.name, fmt.Sprintf(format, a...))
+}
+
+func (c *sparseCore) rows() int { return c.b * c.hkv }
+
+// rowBytes returns the bytes of one cache row of K (or V).
+func (c *sparseCore) rowBytes() uint64 {
+	return uint64(c.cap*c.d) * uint64(c.opt.Storage.bytes())
+}
+
+// buf returns the scratch buffer called name with at least size bytes,
+// reallocating it (and dropping every cached descriptor set) when it is
+// smaller. Call it before recording a batch, never during.
+func (c *sparseCore) buf(name string, size uint64, kind MemoryKind) (*Buffer, error) {
+	if b := c.scratch[name]; b != nil && b.size >= size && b.kind == kind {
+		return b, nil
+	}
+	c.dropSets()
+	c.scratch[name].Free()
+	delete(c.scratch, name)
+	b, err := c.ctx.NewBuffer("vk "+c.name+" "+name, size, kind)
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	c.scratch[name] = b
+	return b, nil
+}
+
+// set returns the descriptor set binding rs to k, cached.
+func (c *sparseCore) set(k *Kernel, rs ...Range) (*Set, error) {
+	key := setKey{k: k}
+	copy(key.rs[:], rs)
+	if s := c.sets[key]; s != nil {
+		return s, nil
+	}
+	s, err := k.NewSet(rs...)
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	c.sets[key] = s
+	return s, nil
+}
+
+func (c *sparseCore) dropSets() {
+	for k, s := range c.sets {
+		s.Free()
+		delete(c.sets, k)
+	}
+}
+
+func (c *sparseCore) kernel(shader string, bindings int, push any, spec ...uint32) (*Kernel, error) {
+	k, err := c.ctx.SharedKernel(KernelSpec{Shader: shader, Bindings: bindings, Push: push, Spec: spec})
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	return k, nil
+}
+
+func (c *sparseCore) getBatch() (*Batch, error) {
+	if c.batch == nil {
+		b, err := c.ctx.NewBatch()
+		if err != nil {
+			return nil, err
+		}
+		c.batch = b
+	}
+	return c.batch, nil
+}
+
+// encode converts float32 elements to the storage type's bytes.
+func (c *sparseCore) encode(x []float32) []byte {
+	if c.opt.Storage == F16 {
+		return halfBytes(x)
+	}
+	return f32Bytes(x)
+}
+
+// allocCache replaces the cache with one of shape (b, hkv, n) and capacity cp
+// tokens per row (contents undefined).
+func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
+	c.freeCache()
+	c.b, c.hkv, c.n, c.cap = b, hkv, n, cp
+	if rb, lim := c.rowBytes()*uint64(c.rows()), c.ctx.Info.Limits.MaxStorageBufferRange; rb > lim {
+		return c.errorf("the K cache [B=%d][Hkv=%d][Cap=%d][D=%d] %s is %s, over maxStorageBufferRange %s: the top-k kernels bind it whole",
+			b, hkv, cp, c.d, c.opt.Storage, bytesString(rb), bytesString(lim))
+	}
+	size := c.rowBytes() * uint64(c.rows())
+	var err error
+	if c.k, err = c.ctx.NewBuffer("vk "+c.name+" K cache", size, DeviceLocal); err != nil {
+		return c.errorf("%v", err)
+	}
+	if c.v, err = c.ctx.NewBuffer("vk "+c.name+" V cache", size, DeviceLocal); err != nil {
+		return c.errorf("%v", err)
+	}
+	if c.side != nil {
+		return c.side.sizeSide()
+	}
+	return nil
+}
+
+func (c *sparseCore) freeCache() {
+	c.dropSets()
+	c.k.Free()
+	c.v.Free()
+	c.k, c.v, c.n, c.cap = nil, nil, 0, 0
+}
+
+// buildAll records and runs the side state of tokens [0, n).
+func (c *sparseCore) buildAll() error {
+	if c.side == nil || c.n == 0 {
+		return nil
+	}
+	b, err := c.getBatch()
+	if err != nil {
+		return err
+	}
+	if err := b.Begin(); err != nil {
+		return err
+	}
+	if err := c.side.buildSide(b, 0, c.n); err != nil {
+		return err
+	}
+	if _, err := b.Submit(); err != nil {
+		return c.errorf("building the side state of %d tokens: %v", c.n, err)
+	}
+	return nil
+}
+
+// prefill uploads kv to a new cache with room for Reserve more tokens and
+// builds the side state.
+func (c *sparseCore) prefill(kv *ref.KV) error {
+	if kv == nil || kv.B < 1 || kv.Hkv < 1 || kv.N < 0 {
+		return c.errorf("prefill: bad cache %v", kv)
+	}
+	if kv.D != c.d {
+		return c.errorf("prefill: cache has D=%d, the method was built for D=%d", kv.D, c.d)
+	}
+	if err := c.allocCache(kv.B, kv.Hkv, kv.N, roundUp(kv.N+c.opt.Reserve, 64)); err != nil {
+		return err
+	}
+	regions := make([]Region, 0, 2*c.rows())
+	for r := range c.rows() {
+		off := uint64(r) * c.rowBytes()
+		regions = append(regions,
+			Region{Dst: c.k, Off: off, Data: c.encode(kv.K[r][:c.n*c.d])},
+			Region{Dst: c.v, Off: off, Data: c.encode(kv.V[r][:c.n*c.d])})
+	}
+	if err := c.ctx.Write(regions...); err != nil {
+		return c.errorf("prefill: %v", err)
+	}
+	return c.buildAll()
+}
+
+// prefillRandom fills a new cache of b*hkv rows of n tokens on the device
+// with FillRandom (K from seed, V from seed+1, uniform in [-1, 1), the cache
+// RandomKV describes) and builds the side state on the device.
+func (c *sparseCore) prefillRandom(b, hkv, n, d int, seed uint32) error {
+	if b < 1 || hkv < 1 || n < 1 {
+		return c.errorf("prefill random: B=%d Hkv=%d N=%d, want >= 1", b, hkv, n)
+	}
+	if d != c.d {
+		return c.errorf("prefill random: D=%d, the method was built for D=%d", d, c.d)
+	}
+	if err := c.allocCache(b, hkv, n, roundUp(n+c.opt.Reserve, 64)); err != nil {
+		return err
+	}
+	f16 := c.opt.Storage == F16
+	if err := c.ctx.FillRandom(c.k.Whole(), f16, seed, 1); err != nil {
+		return err
+	}
+	if err := c.ctx.FillRandom(c.v.Whole(), f16, seed+1, 1); err != nil {
+		return err
+	}
+	return c.buildAll()
+}
+
+// append writes k, v: [B][Hkv][D] as token N of every row and builds its
+// side state; the capacity doubles (on the device) when it is full.
+func (c *sparseCore) append(k, v []float32) error {
+	if c.k == nil {
+		return c.errorf("append before prefill")
+	}
+	want := c.rows() * c.d
+	if len(k) != want || len(v) != want {
+		return c.errorf("append: len(k)=%d len(v)=%d, want B*Hkv*D = %d*%d*%d = %d", len(k), len(v), c.b, c.hkv, c.d, want)
+	}
+	var oldK, oldV *Buffer
+	oldCap := c.cap
+	if c.n == c.cap {
+		oldK, oldV = c.k, c.v
+		c.k, c.v = nil, nil
+		n := c.n
+		if err := c.allocCache(c.b, c.hkv, n, 2*oldCap); err != nil {
+			oldK.Free()
+			oldV.Free()
+			return err
+		}
+		defer oldK.Free()
+		defer oldV.Free()
+	}
+	es := uint64(c.opt.Storage.bytes())
+	tokBytes := uint64(c.d) * es
+	up, err := c.buf("append upload", 2*uint64(c.rows())*tokBytes, Upload)
+	if err != nil {
+		return err
+	}
+	copy(up.Bytes(), c.encode(k))
+	copy(up.Bytes()[uint64(c.rows())*tokBytes:], c.encode(v))
+	kr := make([]CopyRegion, c.rows())
+	vr := make([]CopyRegion, c.rows())
+	for r := range kr {
+		dst := uint64(r)*c.rowBytes() + uint64(c.n)*tokBytes
+		kr[r] = CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: dst, Size: tokBytes}
+		vr[r] = CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: dst, Size: tokBytes}
+	}
+	b, err := c.getBatch()
+	if err != nil {
+		return err
+	}
+	if err := b.Begin(); err != nil {
+		return err
+	}
+	rebuild := oldK != nil
+	if rebuild && c.n > 0 { // move the cached tokens to the new rows
+		mv := make([]CopyRegion, c.rows())
+		for r := range mv {
+			mv[r] = CopyRegion{SrcOff: uint64(r*oldCap) * tokBytes, DstOff: uint64(r) * c.rowBytes(), Size: uint64(c.n) * tokBytes}
+		}
+		b.CopyRegions(c.k, oldK, mv)
+		b.CopyRegions(c.v, oldV, mv)
+	}
+	b.CopyRegions(c.k, up, kr)
+	b.CopyRegions(c.v, up, vr)
+	b.Barrier()
+	c.n++
+	if c.side != nil {
+		t0 := c.n - 1
+		if rebuild {
+			t0 = 0
+		}
+		if err := c.side.buildSide(b, t0, c.n); err != nil {
+			c.n--
+			return err
+		}
+	}
+	if _, err := b.Submit(); err != nil {
+		c.n--
+		return c.errorf("append: %v", err)
+	}
+	return nil
+}
+
+// step is one decode step's state, handed to the method's recording.
+type step struct {
+	hq, g, rows, k int
+	q              Range // q: [B][Hq][D] float32 on the device
+	sel            Range // sel: [rows][k] uint32, the ascending selection the attention reads
+}
+
+// checkQuery returns Hq for q: [B][Hq][D] over the cache.
+func (c *sparseCore) checkQuery(q []float32) (int, error) {
+	if c.k == nil {
+		return 0, c.errorf("decode before prefill")
+	}
+	if c.n < 1 {
+		return 0, c.errorf("decode over an empty cache (N=0)")
+	}
+	bd := c.b * c.d
+	if len(q) == 0 || len(q)%bd != 0 || (len(q)/bd)%c.hkv != 0 {
+		return 0, c.errorf("q: len %d, want B*Hq*D with B=%d D=%d and Hq a multiple of Hkv=%d", len(q), c.b, c.d, c.hkv)
+	}
+	return len(q) / bd, nil
+}
+
+// prepareStep sizes the buffers every step uses and returns the step state.
+func (c *sparseCore) prepareStep(hq, k int) (*step, error) {
+	rows := c.rows()
+	qBytes := uint64(c.b*hq*c.d) * 4
+	s := &step{hq: hq, g: hq / c.hkv, rows: rows, k: k}
+	qb, err := c.buf("q", qBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.buf("q upload", qBytes, Upload); err != nil {
+		return nil, err
+	}
+	sel, err := c.buf("selection", uint64(rows*k)*4, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	s.q, s.sel = qb.Range(0, qBytes), sel.Range(0, uint64(rows*k)*4)
+	c.hq = hq
+	return s, nil
+}
+
+// hostSelection returns the selection [rows][k] as uint32 bytes, checking it.
+func (c *sparseCore) hostSelection(sel [][]int32, k int) ([]byte, error) {
+	if len(sel) != c.rows() {
+		return nil, c.errorf("selection of %d rows, want B*Hkv = %d", len(sel), c.rows())
+	}
+	out := make([]uint32, 0, c.rows()*k)
+	for r, row := range sel {
+		if len(row) != k {
+			return nil, c.errorf("selection row %d has %d tokens, want k = %d", r, len(row), k)
+		}
+		for _, t := range row {
+			if t < 0 || int(t) >= c.n {
+				return nil, c.errorf("selection row %d: token %d outside [0, %d)", r, t, c.n)
+			}
+			out = append(out, uint32(t))
+		}
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), 4*len(out)), nil
+}
+
+// attention is the sparse attention's plan for one step.
+type attention struct {
+	split, merge   *Kernel
+	splits, length int
+	gather         *Kernel // naive: the gather kernel, nil otherwise
+	po, pml, out   Range
+	kc, vc         Range // naive: the gathered K/V
+}
+
+// prepareAttention sizes the attention's buffers and kernels for s.
+func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) {
+	lim := c.ctx.Info.Limits
+	qBytes := s.q.Size
+	maxSplits := int(min(lim.MaxStorageBufferRange/qBytes, uint64(lim.MaxComputeWorkGroupCount[0])))
+	if maxSplits < 1 {
+		return nil, c.errorf("q of %s is over maxStorageBufferRange", bytesString(qBytes))
+	}
+	if s.hq > int(lim.MaxComputeWorkGroupCount[0]) || c.b > int(lim.MaxComputeWorkGroupCount[1]) {
+		return nil, c.errorf("merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", s.hq, c.b, lim.MaxComputeWorkGroupCount)
+	}
+	a := &attention{}
+	a.splits, a.length = c.opt.Split.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
+	var err error
+	if a.split, err = c.sparseKernel(s.g, !gather); err != nil {
+		return nil, err
+	}
+	if c.d/4 > mergeWorkgroup {
+		return nil, c.errorf("head dim D=%d over the merge kernel's %d", c.d, 4*mergeWorkgroup)
+	}
+	if a.merge, err = c.kernel("dense_merge", 3, mergePush{}, mergeWorkgroup, uint32(c.d)); err != nil {
+		return nil, err
+	}
+	po, err := c.buf("partial o", uint64(a.splits)*qBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	pml, err := c.buf("partial m,l", uint64(a.splits*c.b*s.hq)*8, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	out, err := c.buf("out", qBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	a.po, a.pml, a.out = po.Range(0, uint64(a.splits)*qBytes), pml.Range(0, uint64(a.splits*c.b*s.hq)*8), out.Range(0, qBytes)
+	if gather {
+		if a.gather, err = c.kernel("sparse_gather", 5, gatherPush{}, gatherWorkgroup); err != nil {
+			return nil, err
+		}
+		size := uint64(s.rows*s.k*c.d) * uint64(c.opt.Storage.bytes())
+		kc, err := c.buf("gathered K", size, DeviceLocal)
+		if err != nil {
+			return nil, err
+		}
+		vc, err := c.buf("gathered V", size, DeviceLocal)
+		if err != nil {
+			return nil, err
+		}
+		a.kc, a.vc = kc.Range(0, size), vc.Range(0, size)
+	}
+	return a, nil
+}
+
+// sparseKernel returns sparse_split for group size g: lanes per token TPT the
+// largest power of two <= min(smallest subgroup, 32) dividing D/KV_VEC, the
+// workgroup halved while its shared memory does not fit.
+func (c *sparseCore) sparseKernel(g int, indexed bool) (*Kernel, error) {
+	info := c.ctx.Info
+	tpt := lanesPerToken(info, c.d/c.opt.Storage.vec())
+	wg := sparseWorkgroup
+	shared := func(wg int) int { return (wg / tpt) * (c.d + 2*g) * 4 }
+	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
+		wg /= 2
+	}
+	if shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) || wg%int(info.MaxSubgroupSize) != 0 {
+		return nil, c.errorf("D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", c.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
+	}
+	return c.kernel("sparse_split_"+c.opt.Storage.String(), 6, sparsePush{},
+		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed))
+}
+
+// lanesPerToken returns the largest power of two <= min(the smallest
+// subgroup size, 32) that divides vecs, the 16-byte vectors of a row.
+func lanesPerToken(info DeviceInfo, vecs int) int {
+	tpt := 1
+	for tpt*2 <= int(info.MinSubgroupSize) && tpt*2 <= 32 && vecs%(tpt*2) == 0 {
+		tpt *= 2
+	}
+	return tpt
+}
+
+func b32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// recordAttention records the attention of s over its selection: "gather"
+// (naive only), "attend" (sparse_split) and "merge" (dense_merge).
+func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
+	kr, vr := c.k.Whole(), c.v.Whole()
+	cp := c.cap
+	if a.gather != nil {
+		b.Stage("gather")
+		set, err := c.set(a.gather, s.sel, kr, vr, a.kc, a.vc)
+		if err != nil {
+			return err
+		}
+		dv := c.d * c.opt.Storage.bytes() / 16
+		groups := min((s.k*dv+gatherWorkgroup-1)/gatherWorkgroup, 1024)
+		b.Dispatch(a.gather, set, gatherPush{K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(c.cap), DV: uint32(dv)}, uint32(groups), uint32(s.rows), 1)
+		b.Barrier()
+		kr, vr, cp = a.kc, a.vc, s.k
+	}
+	b.Stage("attend")
+	set, err := c.set(a.split, s.q, s.sel, kr, vr, a.po, a.pml)
+	if err != nil {
+		return err
+	}
+	b.Dispatch(a.split, set, sparsePush{
+		K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(cp),
+		SplitLen: uint32(a.length), Splits: uint32(a.splits),
+		Scale: float32(1 / math.Sqrt(float64(c.d))),
+	}, uint32(a.splits), uint32(s.rows), 1)
+	b.Barrier()
+	b.Stage("merge")
+	mset, err := c.set(a.merge, a.po, a.pml, a.out)
+	if err != nil {
+		return err
+	}
+	b.Dispatch(a.merge, mset, mergePush{Splits: uint32(a.splits)}, uint32(s.hq), uint32(c.b), 1)
+	b.Barrier()
+	return nil
+}
+
+// stepPlan is what a method hands to run: how to select, and what to poison.
+type stepPlan struct {
+	s       *step
+	hostSel []byte // the selection made on the host, uploaded with q; nil: rec selects
+	poison  []Range
+	// rec records the method's selection stages ("encode", "score",
+	// "select"), leaving the ascending selection in s.sel.
+	rec    func(b *Batch) error
+	gather bool
+	// extra readbacks after the step: dst (a Readback buffer) <- src
+	extra []copyOp
+}
+
+// run records and submits one decode step: "upload" (q, and a host
+// selection), "poison" (when the context poisons), the method's stages, the
+// attention, and with readback "readback" (the output and the selection). It
+// returns Out and, with readback, Selected.
+func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, error) {
+	s := p.s
+	a, err := c.prepareAttention(s, p.gather)
+	if err != nil {
+		return nil, err
+	}
+	qUp := c.scratch["q upload"]
+	copy(qUp.Bytes(), f32Bytes(q))
+	var selUp, outRB, selRB *Buffer
+	if p.hostSel != nil {
+		if selUp, err = c.buf("selection upload", uint64(len(p.hostSel)), Upload); err != nil {
+			return nil, err
+		}
+		copy(selUp.Bytes(), p.hostSel)
+	}
+	if readback {
+		if outRB, err = c.buf("out readback", s.q.Size, Readback); err != nil {
+			return nil, err
+		}
+		if selRB, err = c.buf("selection readback", s.sel.Size, Readback); err != nil {
+			return nil, err
+		}
+	}
+	b, err := c.getBatch()
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Begin(); err != nil {
+		return nil, err
+	}
+	b.Stage("upload")
+	b.Copy(s.q, qUp.Range(0, s.q.Size))
+	if selUp != nil {
+		b.Copy(s.sel, selUp.Range(0, s.sel.Size))
+	}
+	b.Barrier()
+	if c.ctx.poison {
+		b.Stage("poison")
+		for _, r := range p.poison {
+			b.Fill(r, NaNBits)
+		}
+		if selUp == nil {
+			b.Fill(s.sel, NaNBits)
+		}
+		for _, r := range []Range{a.po, a.pml, a.out, a.kc, a.vc} {
+			if r.Buf != nil {
+				b.Fill(r, NaNBits)
+			}
+		}
+		b.Barrier()
+		if readback {
+			for _, r := range []*Buffer{outRB, selRB} {
+				w := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(r.Bytes()))), r.size/4)
+				for i := range w {
+					w[i] = NaNBits
+				}
+			}
+		}
+	}
+	if p.rec != nil {
+		if err := p.rec(b); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.recordAttention(b, s, a); err != nil {
+		return nil, err
+	}
+	if readback {
+		b.Stage("readback")
+		b.Copy(outRB.Range(0, s.q.Size), a.out)
+		b.Copy(selRB.Range(0, s.sel.Size), s.sel)
+		for _, op := range p.extra {
+			b.Copy(op.dst, op.src)
+		}
+	}
+	t, err := b.Submit()
+	if err != nil {
+		return nil, c.errorf("decode (B=%d Hq=%d Hkv=%d N=%d k=%d): %v", c.b, s.hq, c.hkv, c.n, s.k, err)
+	}
+	c.timings = t
+	if !readback {
+		return nil, nil
+	}
+	for _, r := range append([]*Buffer{outRB, selRB}, extraBuffers(p.extra)...) {
+		if err := r.invalidate(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]float32, len(q))
+	copy(out, bytesF32(outRB.Bytes()))
+	words := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(selRB.Bytes()))), s.rows*s.k)
+	sel := make([][]int32, s.rows)
+	flat := make([]int32, s.rows*s.k)
+	for i, w := range words {
+		flat[i] = int32(w)
+	}
+	for r := range sel {
+		sel[r] = flat[r*s.k : (r+1)*s.k : (r+1)*s.k]
+	}
+	return &ref.Result{Out: out, Selected: sel}, nil
+}
+
+func extraBuffers(ops []copyOp) []*Buffer {
+	var bs []*Buffer
+	for _, op := range ops {
+		bs = append(bs, op.dst.Buf)
+	}
+	return bs
+}
+
+// readWords reads n uint32 words at byte offset off of buf (any kind).
+func (c *sparseCore) readWords(buf *Buffer, off uint64, n int) ([]uint32, error) {
+	w := make([]uint32, n)
+	if n == 0 {
+		return w, nil
+	}
+	if err := c.ctx.Read(buf, off, unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*n)); err != nil {
+		return nil, c.errorf("%v", err)
+	}
+	return w, nil
+}
+
+// close frees everything the core allocated.
+func (c *sparseCore) close() {
+	c.freeCache()
+	for name, b := range c.scratch {
+		b.Free()
+		delete(c.scratch, name)
+	}
+	c.batch.Free()
+	c.batch = nil
+}
+
+// windows returns the forced tokens of w among n with budget k as ref.Windows
+// does (sinks first, then the most recent tokens, inside k): tokens t <
+// sinkEnd or t >= recentStart, forced of them.
+func windows(w ref.Windows, n, k int) (sinkEnd, recentStart, forced int) {
+	sinkEnd = max(0, min(w.Sink, n, k))
+	recent := max(0, min(w.Recent, k-sinkEnd))
+	recentStart = max(n-recent, sinkEnd)
+	return sinkEnd, recentStart, sinkEnd + n - recentStart
+}
+
+// The push constants of the top-k kernels, mirroring their GLSL blocks.
+type (
+	// projPush mirrors proj.glsl (hata_encode_*, loki_rotate_*).
+	projPush struct {
+		T0, T1  uint32 // keys: token range; q: 0 and the number of query vectors
+		Cap     uint32 // keys: row stride of K and the output, in tokens
+		Hkv     uint32
+		Group   uint32 // q: G
+		Ldw     uint32 // row stride of W, in floats
+		Ostride uint32 // output row stride, in words or floats
+	}
+	// hataScorePush mirrors hata_score.comp.
+	hataScorePush struct {
+		N, Cap, ChunkLen, SinkEnd, RecentStart, KeyStride uint32
+	}
+	// selectPush mirrors select.glsl (select_hist, select_count, select_write).
+	selectPush struct {
+		N, KK, SinkEnd, RecentStart, ChunkLen, NChunks, KeyStride, Page, KStride, Pass, Radix, NBins uint32
+	}
+	// sparsePush mirrors sparse_split.glsl.
+	sparsePush struct {
+		K, KStride, Cap, SplitLen, Splits uint32
+		Scale                             float32
+	}
+	// gatherPush mirrors sparse_gather.comp.
+	gatherPush struct {
+		K, KStride, Cap, DV uint32
+	}
+	// logitsPush mirrors score_logits.glsl.
+	logitsPush struct {
+		N, Cap, KStride, ChunkLen, NChunks, XStride uint32
+		Scale                                       float32
+	}
+	// softmaxPush mirrors score_softmax.comp.
+	softmaxPush struct {
+		N, XStride, ChunkLen, NChunks, KeyStride uint32
+	}
+	// questBoundsPush mirrors quest_bounds.glsl.
+	questBoundsPush struct {
+		N, Cap, Page, P0, PCap uint32
+	}
+	// questScorePush mirrors quest_score.comp.
+	questScorePush struct {
+		Pages, PCap, PStride uint32
+	}
+)

@@ -1,0 +1,39 @@
+package vk
+
+import (
+	"os"
+	"testing"
+
+	"github.com/hata-go/hata/ref/reftest"
+)
+
+// sparseMethods are the top-k methods with GPU kernels (every vk method but
+// dense, whose acceptance run is TestAcceptance).
+var sparseMethods = []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"}
+
+// envLarge = 1 adds the acceptance suite's long sequences (N around 4K and
+// 33K): for GPUs, too slow on lavapipe for CI.
+const envLarge = "HATA_VK_LARGE"
+
+// TestSparseAcceptance runs the project's acceptance suite (ref/reftest) on
+// every GPU top-k method, with float32 and float16 caches, both HATA kernel
+// variants, on the shared test context (validation on, outputs poisoned).
+func TestSparseAcceptance(t *testing.T) {
+	ctx := device(t)
+	large := os.Getenv(envLarge) == "1"
+	for _, c := range []struct {
+		name  string
+		opt   SparseOptions
+		names []string
+		dims  []int
+	}{
+		{"f32", SparseOptions{}, sparseMethods, []int{64, 128}},
+		{"f16", SparseOptions{Storage: F16}, sparseMethods, []int{64, 128}},
+		{"f16-naive", SparseOptions{Storage: F16, Variant: VariantNaive}, []string{"hata", "lsh"}, []int{128}},
+		{"f32-naive", SparseOptions{Variant: VariantNaive}, []string{"hata"}, []int{64}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reftest.Run(t, ctx.SparseFactory(c.opt), reftest.Config{Names: c.names, Dims: c.dims, FP16: c.opt.Storage == F16, Large: large})
+		})
+	}
+}

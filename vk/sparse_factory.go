@@ -1,0 +1,79 @@
+package vk
+
+import (
+	"fmt"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// SparseFactory returns a NewMethod (ref.New's signature) whose methods use
+// the options o: the top-k methods with o, dense with DenseOptions{Storage:
+// o.Storage}. It is a reftest.Factory:
+//
+//	reftest.Run(t, ctx.SparseFactory(vk.SparseOptions{Storage: vk.F16}), reftest.Config{FP16: true, ...})
+func (c *Context) SparseFactory(o SparseOptions) func(name string, hkv, d int, ro ref.Options) (ref.Method, error) {
+	return func(name string, hkv, d int, ro ref.Options) (ref.Method, error) {
+		if name == "dense" {
+			return c.Factory(DenseOptions{Storage: o.Storage})(name, hkv, d, ro)
+		}
+		return c.newSparseMethod(name, hkv, d, ro, o)
+	}
+}
+
+// newSparseMethod builds the GPU top-k method called name with ref.New's
+// contract (the same options, the same errors for missing or misshapen hash
+// weights) for a cache of hkv KV heads of dimension d.
+func (c *Context) newSparseMethod(name string, hkv, d int, ro ref.Options, o SparseOptions) (ref.Method, error) {
+	switch name {
+	case "topk":
+		return c.NewTopK(d, o)
+	case "hata", "lsh":
+		w := ro.W
+		if w == nil && name == "hata" {
+			return nil, fmt.Errorf("hata: needs trained hash weights (-w W.npy or hash_weight_layer_NN.pt); use lsh for random ones")
+		}
+		if w == nil {
+			rbit := ro.Rbit
+			if rbit == 0 {
+				rbit = 128
+			}
+			var err error
+			if w, err = ref.RandomHashWeights(hkv, d, rbit, ro.Seed); err != nil {
+				return nil, err
+			}
+		}
+		if w.Hkv != hkv || w.D != d {
+			return nil, fmt.Errorf("%s: hash weights are [Hkv=%d D=%d Rbit=%d], the cache has Hkv=%d D=%d", name, w.Hkv, w.D, w.Rbit, hkv, d)
+		}
+		return c.NewHATA(name, w, ro.Windows, ro.NormWeighted, o)
+	case "loki":
+		return c.NewLoki(hkv, d, ro.LokiChannels, ro.LokiBasis, o)
+	case "quest":
+		return c.NewQuest(d, ro.PageSize, o)
+	case "streaming":
+		return c.NewStreaming(d, ro.SinkTokens, o)
+	case "h2o":
+		return c.NewH2O(d, o)
+	case "magicpig":
+		return nil, fmt.Errorf("vk: magicpig has no GPU kernels: it stays on the CPU (ref.MagicPIG; the paper runs it on the CPU too), use the ref backend")
+	}
+	return nil, fmt.Errorf("vk: method %q has no GPU kernels (have %v)", name, Methods)
+}
+
+// benchSparse is BenchMethod for the top-k methods: fp16 K/V, the kernel
+// variant (hata, lsh: "fused" or "naive"), and for hata random weights of 128
+// bits (the timing does not depend on their values).
+func (c *Context) benchSparse(name, variant string, hkv, d int) (ref.Method, error) {
+	if variant != "" && name != "hata" && name != "lsh" {
+		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
+	}
+	var ro ref.Options
+	if name == "hata" {
+		w, err := ref.RandomHashWeights(hkv, d, 128, 1)
+		if err != nil {
+			return nil, err
+		}
+		ro.W = w
+	}
+	return c.newSparseMethod(name, hkv, d, ro, SparseOptions{Storage: F16, Variant: variant})
+}

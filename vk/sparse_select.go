@@ -1,0 +1,144 @@
+package vk
+
+// maxDirectBins bounds the bins of a one-pass histogram (keys < bins): the
+// shared histogram must fit in 16 KiB, the Vulkan minimum of shared memory.
+// HATA's scores need G*rbit + 1 bins (513 at G = 4, rbit = 128); wider key
+// ranges go through 8-bit radix passes.
+const maxDirectBins = 4096
+
+// selectSpec describes one exact top-k selection over a key buffer
+// (select.glsl): the kk smallest keys of the tokens [0, n) that no window
+// forces in, ties to the smaller token index, plus the forced tokens
+// (t < sinkEnd or t >= recentStart), written ascending to sel.
+type selectSpec struct {
+	keys      Range
+	key16     bool // keys are packed uint16
+	keyStride int  // row stride of keys, in keys
+	page      int  // tokens per key (Quest's page size), >= 1
+	rows, n   int
+	kk        int // keys to take besides the forced tokens
+	sinkEnd   int
+	recentEnd int // recentStart: tokens t >= it are forced
+	// directBins > 0: one histogram pass over keys < directBins; 0: 8-bit
+	// radix passes over the key's bits.
+	directBins int
+	// prebuilt: the one-pass histogram is built by the score kernel
+	// (hata_score's fused histogram), so no select_hist pass runs.
+	prebuilt bool
+	sel      Range // [rows][k] uint32
+	k        int   // the row stride of sel
+}
+
+// selectPlan is a selectSpec with its kernels and buffers.
+type selectPlan struct {
+	selectSpec
+	passes, nbins     int
+	chunk, nchunks    int
+	hist, cnt         Range
+	hk, count, writeK *Kernel
+}
+
+// passes returns the histogram passes and bins per pass of s.
+func (s *selectSpec) passBins() (passes, nbins int) {
+	switch {
+	case s.directBins > 0:
+		return 1, s.directBins
+	case s.key16:
+		return 2, 256
+	}
+	return 4, 256
+}
+
+// prepareSelect sizes the histogram and chunk-count buffers of s and builds
+// its kernels.
+func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
+	p := &selectPlan{selectSpec: s}
+	if p.page < 1 {
+		p.page = 1
+	}
+	if s.directBins > maxDirectBins {
+		return nil, c.errorf("a one-pass histogram of %d bins, over %d", s.directBins, maxDirectBins)
+	}
+	p.passes, p.nbins = s.passBins()
+	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
+	p.chunk = max(c.opt.SelectChunk, (s.n+maxX-1)/maxX)
+	p.nchunks = (s.n + p.chunk - 1) / p.chunk
+	histBytes := uint64(s.rows*p.passes*p.nbins) * 4
+	hist, err := c.buf("select histogram", histBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	cnt, err := c.buf("select counts", uint64(s.rows*p.nchunks)*8, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	p.hist, p.cnt = hist.Range(0, histBytes), cnt.Range(0, uint64(s.rows*p.nchunks)*8)
+	k16 := b32(s.key16)
+	if !s.prebuilt {
+		if p.hk, err = c.kernel("select_hist", 4, selectPush{}, selectWorkgroup, k16, selectPer, uint32(p.nbins)); err != nil {
+			return nil, err
+		}
+	}
+	if p.count, err = c.kernel("select_count", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
+		return nil, err
+	}
+	if p.writeK, err = c.kernel("select_write", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// zeroHist records the clearing of the histograms; it must precede the
+// first pass (the score kernel, when prebuilt).
+func (p *selectPlan) zeroHist(b *Batch) {
+	b.Fill(p.hist, 0)
+}
+
+// record records the histogram passes (unless prebuilt), the counts and the
+// write, with barriers between them.
+func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
+	push := selectPush{
+		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
+		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
+		Page: uint32(p.page), KStride: uint32(p.k), Radix: b32(p.directBins == 0), NBins: uint32(p.nbins),
+	}
+	grid := func(k *Kernel, push selectPush) error {
+		set, err := c.set(k, p.keys, p.hist, p.cnt, p.sel)
+		if err != nil {
+			return err
+		}
+		b.Dispatch(k, set, push, uint32(p.nchunks), uint32(p.rows), 1)
+		b.Barrier()
+		return nil
+	}
+	if !p.prebuilt {
+		for pass := range p.passes {
+			push.Pass = uint32(pass)
+			if err := grid(p.hk, push); err != nil {
+				return err
+			}
+		}
+	}
+	push.Pass = 0
+	if err := grid(p.count, push); err != nil {
+		return err
+	}
+	return grid(p.writeK, push)
+}
+
+// scoreChunk returns the tokens per workgroup of a score kernel over n
+// tokens of rows rows: SparseOptions.ScoreChunk, or enough workgroups for 4
+// per compute unit with chunks of 512 to 4096 tokens (even, for hata_score's
+// token pairs), and never more than the grid allows.
+func (c *sparseCore) scoreChunk(n, rows int) int {
+	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
+	ch := c.opt.ScoreChunk
+	if ch == 0 {
+		cu := max(c.ctx.Info.ComputeUnits, 1)
+		target := 4 * cu
+		ch = (n*rows + target - 1) / target
+		ch = min(max(ch, 512), 4096)
+	}
+	ch = max(ch, (n+maxX-1)/maxX)
+	return roundUp(ch, 2)
+}

@@ -1,0 +1,239 @@
+package vk
+
+import (
+	"math"
+	"unsafe"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// TopK is the exact top-k oracle on the GPU (the vk implementation of
+// ref.TopK). Per decode step:
+//
+//	score   score_logits: x[r][g][t] = q_{r*G+g}·K[r][t] / sqrt(D) and the
+//	        per-chunk softmax partials (max, sum of exp) of every head;
+//	        score_softmax: s[r][t] = sum_g exp(x - M_g) / Z_g (M_g, Z_g merged
+//	        from the partials), as "smaller is better" uint32 keys
+//	select  four 8-bit radix histogram passes over the keys, then
+//	        select_count and select_write: the k largest s, ties to the
+//	        smaller index (ref.SelectLargest, in float32)
+//	attend, merge  as HATA's fused variant
+//
+// The scores are float32 on the GPU where ref's are float64, so a selection
+// may differ from ref's where two scores are within rounding of each other
+// (the acceptance suite allows exactly that, through ref's Scores).
+type TopK struct {
+	*sparseCore
+	scored bool
+	lastS  Range // s of the last decode: [rows][Cap] float32
+}
+
+var (
+	_ ref.Method = (*TopK)(nil)
+	_ ref.Scorer = (*TopK)(nil)
+)
+
+// NewTopK returns the exact top-k oracle for caches of head dimension d.
+func (c *Context) NewTopK(d int, o SparseOptions) (*TopK, error) {
+	core, err := newSparseCore(c, "topk", d, o)
+	if err != nil {
+		return nil, err
+	}
+	return &TopK{sparseCore: core}, nil
+}
+
+// Name implements ref.Method.
+func (m *TopK) Name() string { return "topk" }
+
+// Len returns the number of cached tokens.
+func (m *TopK) Len() int { return m.n }
+
+// Timings returns the GPU time of every stage of the last Decode or Step:
+// "upload", ["poison",] "score", "select", "attend", "merge", ["readback"].
+func (m *TopK) Timings() Timings { return m.timings }
+
+// Prefill implements ref.Method.
+func (m *TopK) Prefill(kv *ref.KV) error { m.scored = false; return m.prefill(kv) }
+
+// PrefillRandom fills the cache on the device (see Dense.PrefillRandom).
+func (m *TopK) PrefillRandom(b, hkv, n, d int, seed uint32) error {
+	m.scored = false
+	return m.prefillRandom(b, hkv, n, d, seed)
+}
+
+// Append implements ref.Method.
+func (m *TopK) Append(k, v []float32) error { return m.append(k, v) }
+
+// softmaxScores is the score pipeline of the oracle and of Loki: the logits
+// of the G heads of every group against n keys of length dk, their softmax
+// over all n per head, summed over the group, as select keys.
+type softmaxScores struct {
+	logits, softmax *Kernel
+	x, pml, keys, s Range
+	chunk, nchunks  int
+	dk              int
+}
+
+// prepareSoftmax sizes the buffers and builds the kernels of the score
+// pipeline over keys of length dk stored as st.
+func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores, error) {
+	ss := &softmaxScores{dk: dk}
+	ss.chunk = c.scoreChunk(c.n, s.rows)
+	ss.nchunks = (c.n + ss.chunk - 1) / ss.chunk
+	xBytes := uint64(s.rows*s.g*c.cap) * 4
+	x, err := c.buf("logits", xBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	pmlBytes := uint64(s.rows*s.g*ss.nchunks) * 8
+	pml, err := c.buf("logit partials", pmlBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	keyBytes := uint64(s.rows*c.cap) * 4
+	keys, err := c.buf("score keys", keyBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	sb, err := c.buf("scores", keyBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	ss.x, ss.pml, ss.keys, ss.s = x.Range(0, xBytes), pml.Range(0, pmlBytes), keys.Range(0, keyBytes), sb.Range(0, keyBytes)
+	if ss.logits, err = c.logitsKernel(s.g, dk, st, false); err != nil {
+		return nil, err
+	}
+	if ss.softmax, err = c.kernel("score_softmax", 4, softmaxPush{}, scoreWorkgroup, uint32(s.g)); err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
+
+// logitsKernel returns score_logits for group g over keys of length dk.
+func (c *sparseCore) logitsKernel(g, dk int, st Storage, indexed bool) (*Kernel, error) {
+	tpt := lanesPerToken(c.ctx.Info, dk/st.vec())
+	return c.kernel("score_logits_"+st.String(), 5, logitsPush{},
+		sparseWorkgroup, uint32(tpt), uint32(dk), uint32(g), b32(indexed))
+}
+
+// recordSoftmax records the score pipeline of q: [rows*G][dk] float32 against
+// keys: [rows][Cap][dk] (the cache, or Loki's rotated keys).
+func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, q, keys, idx Range) error {
+	lset, err := c.set(ss.logits, q, keys, idx, ss.x, ss.pml)
+	if err != nil {
+		return err
+	}
+	b.Dispatch(ss.logits, lset, logitsPush{
+		N: uint32(c.n), Cap: uint32(c.cap), KStride: uint32(s.k), ChunkLen: uint32(ss.chunk), NChunks: uint32(ss.nchunks),
+		XStride: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))),
+	}, uint32(ss.nchunks), uint32(s.rows), 1)
+	b.Barrier()
+	sset, err := c.set(ss.softmax, ss.x, ss.pml, ss.keys, ss.s)
+	if err != nil {
+		return err
+	}
+	b.Dispatch(ss.softmax, sset, softmaxPush{
+		N: uint32(c.n), XStride: uint32(c.cap), ChunkLen: uint32(ss.chunk), NChunks: uint32(ss.nchunks), KeyStride: uint32(c.cap),
+	}, uint32(ss.nchunks), uint32(s.rows), 1)
+	b.Barrier()
+	return nil
+}
+
+// floatSelect prepares the selection of the k largest float scores behind
+// keys ([rows][keyStride] uint32 from desc_key, one per page tokens).
+func (c *sparseCore) floatSelect(s *step, keys Range, keyStride, page int) (*selectPlan, error) {
+	return c.prepareSelect(selectSpec{
+		keys: keys, keyStride: keyStride, page: page, rows: s.rows, n: c.n,
+		kk: s.k, sinkEnd: 0, recentEnd: c.n, sel: s.sel, k: s.k,
+	})
+}
+
+func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
+	hq, err := m.checkQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	k, err := budget.Tokens(m.n)
+	if err != nil {
+		return nil, m.errorf("%v", err)
+	}
+	s, err := m.prepareStep(hq, k)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := m.prepareSoftmax(s, m.d, m.opt.Storage)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := m.floatSelect(s, ss.keys, m.cap, 1)
+	if err != nil {
+		return nil, err
+	}
+	m.lastS = ss.s
+	return &stepPlan{
+		s:      s,
+		poison: []Range{ss.x, ss.pml, ss.keys, ss.s, sp.cnt},
+		rec: func(b *Batch) error {
+			b.Stage("score")
+			sp.zeroHist(b)
+			if err := m.recordSoftmax(b, s, ss, s.q, m.k.Whole(), s.sel); err != nil {
+				return err
+			}
+			b.Stage("select")
+			return m.recordSelect(b, sp)
+		},
+	}, nil
+}
+
+// Decode implements ref.Method.
+func (m *TopK) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
+	p, err := m.plan(q, budget)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.run(q, p, true)
+	m.scored = err == nil
+	return res, err
+}
+
+// Step runs one decode step without reading anything back (Timings gives
+// its stages).
+func (m *TopK) Step(q []float32, budget ref.Budget) (Timings, error) {
+	p, err := m.plan(q, budget)
+	if err != nil {
+		return Timings{}, err
+	}
+	_, err = m.run(q, p, false)
+	m.scored = err == nil
+	return m.timings, err
+}
+
+// Scores implements ref.Scorer: the GPU's float32 scores s of the last
+// decode, read back.
+func (m *TopK) Scores() ([][]float64, error) {
+	if !m.scored {
+		return nil, m.errorf("no scores before the first Decode")
+	}
+	return m.readScores(m.lastS, m.cap, 1)
+}
+
+// readScores reads [rows][stride] float32 scores, one per page tokens, and
+// returns every token's: [rows][N] float64.
+func (c *sparseCore) readScores(r Range, stride, page int) ([][]float64, error) {
+	w, err := c.readWords(r.Buf, r.Off, c.rows()*stride)
+	if err != nil {
+		return nil, err
+	}
+	f := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(w))), len(w))
+	out := make([][]float64, c.rows())
+	for row := range out {
+		out[row] = make([]float64, c.n)
+		for t := range c.n {
+			out[row][t] = float64(f[row*stride+t/page])
+		}
+	}
+	return out, nil
+}
+
+// Close frees the device memory of m.
+func (m *TopK) Close() error { m.close(); return nil }
