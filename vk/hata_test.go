@@ -1,0 +1,237 @@
+package vk
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/ref/reftest"
+)
+
+// hataCase is one shape of the HATA kernel tests.
+type hataCase struct {
+	b, hkv, g, n, d, rbit int
+	storage               Storage
+	variant               string
+	win                   ref.Windows
+	budget                ref.Budget
+	chunk                 int // ScoreChunk and SelectChunk; 0: defaults
+}
+
+func (c hataCase) String() string {
+	return fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d rbit=%d %s %s windows %+v budget %v chunk %d",
+		c.b, c.hkv, c.g, c.n, c.d, c.rbit, c.storage, c.variant, c.win, c.budget, c.chunk)
+}
+
+// gpuScores reads back the Hamming scores of the last decode: [rows][N].
+func gpuScores(t *testing.T, m *HATA) [][]int32 {
+	t.Helper()
+	buf := m.scratch["scores"]
+	out := make([][]int32, m.rows())
+	key16 := m.opt.Variant == VariantFused && (m.lastHq/m.hkv)*m.w.Rbit <= 65535
+	words := m.rows() * m.cap
+	if key16 {
+		words /= 2
+	}
+	w, err := m.readWords(buf, 0, words)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range out {
+		out[r] = make([]int32, m.n)
+		for i := range m.n {
+			if key16 {
+				h := unsafe.Slice((*uint16)(unsafe.Pointer(&w[0])), 2*len(w))
+				out[r][i] = int32(h[r*m.cap+i])
+			} else {
+				out[r][i] = int32(w[r*m.cap+i])
+			}
+		}
+	}
+	return out
+}
+
+// runHATACase prefills ref and the GPU with the same dyadic cache, decodes,
+// appends twice (decoding after each), and compares query codes, key codes
+// and scores bit for bit, the selection exactly, and the output within
+// reftest's tolerance.
+func runHATACase(t *testing.T, ctx *Context, c hataCase, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 21))
+	w := reftest.DyadicHashWeights(rng, c.hkv, c.d, c.rbit)
+	want := ref.NewHATA(w, c.win, false)
+	got, err := ctx.NewHATA("hata", w, c.win, false, SparseOptions{Storage: c.storage, Variant: c.variant, ScoreChunk: c.chunk, SelectChunk: c.chunk, Reserve: 1})
+	if err != nil {
+		t.Fatalf("%v: %v", c, err)
+	}
+	defer got.Close()
+	kv := reftest.DyadicKV(rng, ref.Shape{B: c.b, Hq: c.hkv * c.g, Hkv: c.hkv, N: c.n, D: c.d}, c.storage == F16)
+	if err := want.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Prefill(kv); err != nil {
+		t.Fatalf("%v: Prefill: %v", c, err)
+	}
+	cache := kv.Clone()
+	for step := 0; step < 3; step++ {
+		where := fmt.Sprintf("%v step %d (N=%d, Cap=%d)", c, step, cache.N, got.cap)
+		q := reftest.Dyadic(rng, c.b*c.hkv*c.g*c.d)
+		rw, err := want.Decode(q, c.budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rg, err := got.Decode(q, c.budget)
+		if err != nil {
+			t.Fatalf("%s: Decode: %v", where, err)
+		}
+		wq, wk, _ := want.Codes()
+		gq, gk, err := got.Codes()
+		if err != nil {
+			t.Fatalf("%s: Codes: %v", where, err)
+		}
+		if d := cmp.Diff(wq, gq); d != "" {
+			t.Fatalf("%s: query codes differ from ref.HashWeights.EncodeQueries (-ref +got):\n%s", where, d)
+		}
+		if d := cmp.Diff(wk, gk); d != "" {
+			t.Fatalf("%s: key codes differ from ref.HashWeights.EncodeKeys (-ref +got):\n%s", where, d)
+		}
+		kc := w.EncodeKeys(cache)
+		wantS := ref.HammingScores(wq, kc, c.b, c.hkv*c.g, c.hkv, cache.N, w.Words())
+		if d := cmp.Diff(wantS, gpuScores(t, got)); d != "" {
+			t.Fatalf("%s: scores differ from ref.HammingScores (-ref +got):\n%s", where, d)
+		}
+		if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
+			t.Fatalf("%s: selection differs from ref (-ref +got):\n%s", where, d)
+		}
+		want64, err := ref.Sparse(q, cache, rg.Selected)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reftest.CheckClose(rg.Out, want64, reftest.Sparse32(q, cache, rg.Selected), c.d); err != nil {
+			t.Errorf("%s: output: %v", where, err)
+		}
+		k, v := reftest.Dyadic(rng, c.b*c.hkv*c.d), reftest.Dyadic(rng, c.b*c.hkv*c.d)
+		for _, a := range []interface{ Append(k, v []float32) error }{want, got, cache} {
+			if err := a.Append(k, v); err != nil {
+				t.Fatalf("%s: Append: %v", where, err)
+			}
+		}
+	}
+}
+
+// TestHATAKernels holds each HATA kernel to ref bit for bit: the query and
+// key codes (prefill, append, and the re-encode when the cache grows: the
+// capacity is reserved tight), the GQA-summed Hamming scores (uint16 fused,
+// uint32 naive), the selection with and without windows, for rbit 32 to 256
+// (codes padded to 4 words), group sizes 1 to 8, N = 1, 7, 63 (the capacity
+// edge) and (1<<12)+11, and scores chunks of 62 tokens.
+func TestHATAKernels(t *testing.T) {
+	ctx := device(t)
+	cases := []hataCase{
+		{b: 1, hkv: 1, g: 1, n: 1, d: 64, rbit: 128, budget: ref.Budget{K: 1}},
+		{b: 1, hkv: 2, g: 4, n: 7, d: 64, rbit: 32, budget: ref.Budget{K: 3}},
+		{b: 2, hkv: 2, g: 2, n: 63, d: 64, rbit: 96, budget: ref.Budget{K: 10}, storage: F16},
+		{b: 1, hkv: 1, g: 8, n: 300, d: 128, rbit: 256, budget: ref.Budget{Ratio: 0.1}, chunk: 62},
+		{b: 1, hkv: 2, g: 3, n: 300, d: 64, rbit: 160, budget: ref.Budget{K: 33}, variant: VariantNaive, chunk: 62},
+		{b: 2, hkv: 1, g: 4, n: 1<<12 + 11, d: 64, rbit: 128, budget: ref.Budget{Ratio: 0.0156}, storage: F16},
+		{b: 1, hkv: 2, g: 4, n: 1<<12 + 11, d: 64, rbit: 64, budget: ref.Budget{K: 100}, variant: VariantNaive},
+		// windows: none, inside k, filling k, larger than N
+		{b: 2, hkv: 2, g: 2, n: 75, d: 64, rbit: 128, budget: ref.Budget{K: 20}, win: ref.Windows{Sink: 4, Recent: 8}},
+		{b: 1, hkv: 2, g: 2, n: 75, d: 64, rbit: 128, budget: ref.Budget{K: 9}, win: ref.Windows{Sink: 4, Recent: 8}, variant: VariantNaive},
+		{b: 1, hkv: 1, g: 4, n: 300, d: 64, rbit: 128, budget: ref.Budget{K: 64}, win: ref.Windows{Sink: 64, Recent: 32}, chunk: 62},
+		{b: 1, hkv: 1, g: 1, n: 5, d: 64, rbit: 128, budget: ref.Full, win: ref.Windows{Sink: 9, Recent: 9}},
+		{b: 1, hkv: 1, g: 2, n: 40, d: 64, rbit: 128, budget: ref.Budget{K: 6}, win: ref.Windows{Recent: 3}, storage: F16},
+	}
+	for i, c := range cases {
+		if c.variant == "" {
+			c.variant = VariantFused
+		}
+		runHATACase(t, ctx, c, uint64(i+1))
+	}
+}
+
+// TestHATAWideScores forces the radix path of the fused variant: G*rbit >=
+// 4096 does not fit a one-pass histogram, so the uint16 scores go through
+// two 8-bit passes.
+func TestHATAWideScores(t *testing.T) {
+	ctx := device(t)
+	runHATACase(t, ctx, hataCase{b: 1, hkv: 1, g: 16, n: 200, d: 64, rbit: 256, budget: ref.Budget{K: 17}, variant: VariantFused}, 99)
+}
+
+// TestHATANormWeighted checks the norm-weighted variant (GPU scores, host
+// ranking) against ref's: the same selection, and the output.
+func TestHATANormWeighted(t *testing.T) {
+	ctx := device(t)
+	for i, name := range []string{"hata", "lsh"} {
+		rng := rand.New(rand.NewPCG(uint64(i), 5))
+		s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 90, D: 64}
+		w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+		o := ref.Options{W: w, NormWeighted: true, Windows: ref.Windows{Sink: 1, Recent: 2}}
+		want, err := ref.New(name, s.Hkv, s.D, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ctx.NewMethod(name, s.Hkv, s.D, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.(*HATA).Close()
+		kv := reftest.DyadicKV(rng, s, false)
+		for _, m := range []ref.Method{want, got} {
+			if err := m.Prefill(kv); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, b := range []ref.Budget{{K: 1}, {K: 13}, ref.Full} {
+			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+			rw, _ := want.Decode(q, b)
+			rg, err := got.Decode(q, b)
+			if err != nil {
+				t.Fatalf("%s budget %v: %v", name, b, err)
+			}
+			if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
+				t.Errorf("%s norm-weighted budget %v: selection differs (-ref +got):\n%s", name, b, d)
+			}
+			if err := reftest.CheckClose(rg.Out, rw.Out, reftest.Sparse32(q, kv, rg.Selected), s.D); err != nil {
+				t.Errorf("%s norm-weighted budget %v: output: %v", name, b, err)
+			}
+		}
+	}
+}
+
+// TestHATAVariantsAgree runs both kernel chains on one cache and checks that
+// they select the same tokens and produce the same output (both are held to
+// ref elsewhere; this checks them against each other on a larger shape).
+func TestHATAVariantsAgree(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(8, 8))
+	s := ref.Shape{B: 2, Hq: 8, Hkv: 2, N: 2000, D: 128}
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	kv := reftest.DyadicKV(rng, s, true)
+	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+	var res []*ref.Result
+	for _, v := range []string{VariantFused, VariantNaive} {
+		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		r, err := m.Decode(q, ref.Budget{Ratio: 0.0156})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res = append(res, r)
+	}
+	if d := cmp.Diff(res[0].Selected, res[1].Selected); d != "" {
+		t.Errorf("fused and naive select differently (-fused +naive):\n%s", d)
+	}
+	if err := reftest.CheckClose(res[1].Out, res[0].Out, reftest.Sparse32(q, kv, res[0].Selected), s.D); err != nil {
+		t.Errorf("naive output vs fused: %v", err)
+	}
+}

@@ -1,0 +1,249 @@
+package vk
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hata-go/hata/ref"
+)
+
+// selectCase is one run of the select kernels on keys given by the test.
+type selectCase struct {
+	name       string
+	keys       [][]uint32 // [rows][N]
+	key16      bool
+	directBins int // 0: radix passes
+	page       int // tokens per key (keys then [rows][ceil(N/page)])
+	n, k       int
+	win        ref.Windows
+	chunk      int // SelectChunk; 0: the default
+}
+
+// runSelect uploads c.keys, runs the select kernels (select_hist passes,
+// select_count, select_write) with every output poisoned, and returns the
+// selection read back.
+func runSelect(t *testing.T, ctx *Context, c selectCase) [][]int32 {
+	t.Helper()
+	core, err := newSparseCore(ctx, "select test", 64, SparseOptions{SelectChunk: c.chunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer core.close()
+	rows := len(c.keys)
+	stride := len(c.keys[0])
+	var raw []byte
+	if c.key16 {
+		stride = roundUp(stride, 2)
+		h := make([]uint16, rows*stride)
+		for r, row := range c.keys {
+			for i, x := range row {
+				h[r*stride+i] = uint16(x)
+			}
+		}
+		raw = u16Bytes(h)
+	} else {
+		w := make([]uint32, 0, rows*stride)
+		for _, row := range c.keys {
+			w = append(w, row...)
+		}
+		raw = unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w))
+	}
+	keys, err := core.buf("keys", uint64(len(raw)), DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctx.Write(Region{Dst: keys, Data: raw}); err != nil {
+		t.Fatal(err)
+	}
+	selBytes := uint64(rows*c.k) * 4
+	sel, err := core.buf("sel", selBytes, DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := core.buf("sel readback", selBytes, Readback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinkEnd, recentStart, forced := windows(c.win, c.n, c.k)
+	p, err := core.prepareSelect(selectSpec{
+		keys: keys.Range(0, uint64(len(raw))), key16: c.key16, keyStride: stride, page: max(c.page, 1),
+		rows: rows, n: c.n, kk: c.k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
+		directBins: c.directBins, sel: sel.Range(0, selBytes), k: c.k,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := core.getBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	b.Fill(sel.Range(0, selBytes), NaNBits)
+	b.Fill(p.cnt, NaNBits)
+	p.zeroHist(b)
+	b.Barrier()
+	if err := core.recordSelect(b, p); err != nil {
+		t.Fatal(err)
+	}
+	b.Copy(rb.Range(0, selBytes), sel.Range(0, selBytes))
+	if _, err := b.Submit(); err != nil {
+		t.Fatalf("%s: %v", c.name, err)
+	}
+	w := unsafe.Slice((*uint32)(unsafe.Pointer(&rb.Bytes()[0])), rows*c.k)
+	out := make([][]int32, rows)
+	for r := range out {
+		out[r] = make([]int32, c.k)
+		for i := range out[r] {
+			out[r][i] = int32(w[r*c.k+i])
+		}
+	}
+	return out
+}
+
+// wantSelect is ref's selection of c: ref.SelectSmallest on the keys as
+// int32 when they fit, else ref.SelectLargest on their negation (exact in
+// float64), every token carrying its page's key.
+func wantSelect(c selectCase) [][]int32 {
+	out := make([][]int32, len(c.keys))
+	for r, row := range c.keys {
+		page := max(c.page, 1)
+		small := true
+		for t := range c.n {
+			small = small && row[t/page] < 1<<31
+		}
+		if small {
+			s := make([]int32, c.n)
+			for t := range s {
+				s[t] = int32(row[t/page])
+			}
+			out[r] = ref.SelectSmallest(s, c.k, c.win)
+		} else {
+			s := make([]float64, c.n)
+			for t := range s {
+				s[t] = -float64(row[t/page])
+			}
+			out[r] = ref.SelectLargest(s, c.k, c.win)
+		}
+	}
+	return out
+}
+
+// keyGen fills rows x n keys.
+type keyGen struct {
+	name string
+	gen  func(rng *rand.Rand, r, t int) uint32
+}
+
+// TestSelectMatchesRef holds the select kernels to ref.SelectSmallest
+// exactly: one-pass histograms (HATA's) and radix passes over uint16 and
+// uint32 keys, for N = 1, 7, 300 and (1<<12)+11, budgets 1, 2, 7, k = N-1 and
+// k = N, with heavy ties (all keys equal; two distinct values; few distinct
+// values), keys spanning the whole 32-bit range, sink/recent windows, and
+// chunks from 61 tokens (many workgroups per row, not a multiple of the
+// 2048-token tile) to the default.
+func TestSelectMatchesRef(t *testing.T) {
+	ctx := device(t)
+	gens := []keyGen{
+		{"all-equal", func(*rand.Rand, int, int) uint32 { return 7 }},
+		{"two-values", func(rng *rand.Rand, _, _ int) uint32 { return uint32(3 + 5*rng.IntN(2)) }},
+		{"few-values", func(rng *rand.Rand, _, _ int) uint32 { return uint32(rng.IntN(6)) }},
+		{"hamming-like", func(rng *rand.Rand, _, _ int) uint32 { return uint32(200 + rng.IntN(113)) }},
+		{"descending", func(_ *rand.Rand, r, t int) uint32 { return uint32(512 - t%500 + r) }},
+	}
+	wide := keyGen{"full-32-bit", func(rng *rand.Rand, _, _ int) uint32 {
+		if rng.IntN(4) == 0 {
+			return [...]uint32{0, 1, 1 << 31, 1<<32 - 1, 0x80000001}[rng.IntN(5)]
+		}
+		return rng.Uint32()
+	}}
+	type mode struct {
+		name       string
+		key16      bool
+		directBins int
+	}
+	modes := []mode{{"direct513", true, 513}, {"direct32", false, 4096}, {"radix16", true, 0}, {"radix32", false, 0}}
+	seed := uint64(0)
+	for _, n := range []int{1, 7, 300, 1<<12 + 11} {
+		for _, k := range uniq(1, 2, 7, n-1, n) {
+			if k < 1 || k > n {
+				continue
+			}
+			for _, m := range modes {
+				gs := gens
+				if m.name == "radix32" {
+					gs = append(gs, wide)
+				}
+				for _, g := range gs {
+					for _, w := range []ref.Windows{{}, {Sink: 2, Recent: 3}} {
+						for _, chunk := range []int{61, 0} {
+							if chunk == 61 && n < 300 || (w != ref.Windows{}) && g.name != "few-values" && g.name != "all-equal" {
+								continue
+							}
+							seed++
+							rng := rand.New(rand.NewPCG(seed, 3))
+							rows := 3
+							c := selectCase{key16: m.key16, directBins: m.directBins, n: n, k: k, win: w, chunk: chunk}
+							c.keys = make([][]uint32, rows)
+							for r := range rows {
+								c.keys[r] = make([]uint32, n)
+								for i := range n {
+									x := g.gen(rng, r, i)
+									if m.key16 {
+										x &= 0xffff
+									}
+									if m.directBins > 0 {
+										x %= uint32(m.directBins)
+									}
+									c.keys[r][i] = x
+								}
+							}
+							c.name = fmt.Sprintf("%s %s N=%d k=%d windows %+v chunk %d", m.name, g.name, n, k, w, chunk)
+							got := runSelect(t, ctx, c)
+							if d := cmp.Diff(wantSelect(c), got); d != "" {
+								t.Fatalf("%s: selection differs from ref (-ref +got):\n%s", c.name, d)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSelectPages checks keys shared by pages of tokens (Quest's reading):
+// the selection equals ref's over the per-token keys, pages cut at k.
+func TestSelectPages(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(17, 4))
+	for _, c := range []struct{ n, page, k int }{{7, 32, 3}, {100, 32, 40}, {523, 7, 100}, {523, 32, 523}, {65, 1, 9}} {
+		pages := (c.n + c.page - 1) / c.page
+		keys := make([][]uint32, 2)
+		for r := range keys {
+			keys[r] = make([]uint32, pages)
+			for j := range keys[r] {
+				keys[r][j] = uint32(rng.IntN(4)) << 30 // heavy ties between pages
+			}
+		}
+		sc := selectCase{name: fmt.Sprintf("N=%d page=%d k=%d", c.n, c.page, c.k), keys: keys, page: c.page, n: c.n, k: c.k, chunk: 64}
+		if d := cmp.Diff(wantSelect(sc), runSelect(t, ctx, sc)); d != "" {
+			t.Errorf("%s: selection differs from ref (-ref +got):\n%s", sc.name, d)
+		}
+	}
+}
+
+func uniq(xs ...int) []int {
+	var out []int
+	seen := map[int]bool{}
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
