@@ -21,6 +21,7 @@ type Traffic struct {
 //	loki       B*Hkv*N*C*e + 2*B*Hkv*k*D*e            (C rotated key channels + selected K/V)
 //	quest      2*B*Hkv*ceil(N/P)*D*e + 2*B*Hkv*k*D*e  (page min/max + selected K/V)
 //	topk       B*Hkv*N*D*e + 2*B*Hkv*k*D*e            (all of K + selected K/V)
+//	streaming, h2o  2*B*Hkv*k*D*e                      (selected K/V; positions or host scores pick them)
 //
 // plus the queries in and the outputs out (2*B*Hq*D*4). Scores, histograms and
 // index lists are left out: an implementation may keep them on chip.
@@ -53,6 +54,8 @@ func MustMove(method string, s ref.Shape, t Traffic) int64 {
 		return 2*rows*pages*d*e + selected + io
 	case "topk":
 		return rows*n*d*e + selected + io
+	case "streaming", "h2o":
+		return selected + io
 	}
 	return 0
 }
