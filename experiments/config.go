@@ -22,8 +22,9 @@ type Common struct {
 	// Name is the results directory, <out>/<name>. Default: the config file's
 	// base name without extension.
 	Name string `toml:"name" json:"name"`
-	// Kind selects the experiment: budget, rbit, training, speed or breakdown.
-	// Required.
+	// Kind selects the experiment: budget, rbit, training, speed or breakdown;
+	// on the project's small model niah, perplexity, throughput, model_budget
+	// or model_rbit. Required.
 	Kind string `toml:"kind" json:"kind"`
 	// Description is free text, copied to results.json. Not part of the
 	// config's identity.
@@ -38,7 +39,8 @@ type Common struct {
 func (c *Common) common() *Common { return c }
 
 // Kinds lists the experiment kinds, in the order of the paper's figures.
-var Kinds = []string{"budget", "rbit", "training", "speed", "breakdown"}
+var Kinds = []string{"budget", "rbit", "training", "speed", "breakdown",
+	"niah", "perplexity", "throughput", "model_budget", "model_rbit"}
 
 // newExperiment returns the experiment of kind with its documented defaults.
 func newExperiment(kind string) (experiment, error) {
@@ -53,6 +55,16 @@ func newExperiment(kind string) (experiment, error) {
 		return defaultSpeed(), nil
 	case "breakdown":
 		return defaultBreakdown(), nil
+	case "niah":
+		return defaultNIAH(), nil
+	case "perplexity":
+		return defaultPerplexity(), nil
+	case "throughput":
+		return defaultThroughput(), nil
+	case "model_budget":
+		return defaultModelBudget(), nil
+	case "model_rbit":
+		return defaultModelRbit(), nil
 	}
 	return nil, fmt.Errorf("kind %q: want one of %s", kind, strings.Join(Kinds, ", "))
 }
