@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/hata-go/hata/experiments"
 	"github.com/hata-go/hata/ref"
@@ -68,8 +67,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "# %s, driver %s, %s; one decode step of one layer, Hq=%d Hkv=%d d=%d, fp16 K/V, budget %v\n",
 		dev.Name, dev.Driver, dev.API, *hq, *hkv, *d, budget)
 	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "method\tB\tN\tk\tmedian_us\tencode\tscore\tselect\tattend\tMB\tGB/s\tcopy_GB/s\tof_copy\tspeedup\t")
+	// Fixed-width rows, printed as each point finishes, so a run cut short
+	// still shows what it measured.
+	const row = "%-11s %2v %7v %6v %10v %8v %8v %8v %8v %9v %7v %9v %7v %8v\n"
+	fmt.Fprintf(stdout, row, "method", "B", "N", "k", "median_us", "encode", "score", "select", "attend", "MB", "GB/s", "copy_GB/s", "of_copy", "speedup")
 	var failed []string
 	for _, b := range bs {
 		for _, n := range nl {
@@ -80,7 +81,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 				t, err := v.Time(m, s, budget, *reps)
 				if err != nil {
 					failed = append(failed, fmt.Sprintf("%s B=%d N=%d: %v", m, b, n, err))
-					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\tfailed\t\t\t\t\t\t\t\t\t\t\n", m, b, n, k)
+					fmt.Fprintf(stdout, row, m, b, n, k, "failed", "", "", "", "", "", "", "", "", "")
 					continue
 				}
 				us := t.Median.Seconds() * 1e6
@@ -98,13 +99,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 				if dense > 0 {
 					speedup = strconv.FormatFloat(dense/us, 'f', 2, 64) + "x"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.0f%%\t%s\t\n",
-					m, b, n, k, us, stage("encode"), stage("score"), stage("select"), stage("attend"),
-					float64(t.Bytes)/1e6, gbps, t.CopyGBps, 100*gbps/t.CopyGBps, speedup)
+				f1 := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+				fmt.Fprintf(stdout, row, m, b, n, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"),
+					f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps), speedup)
 			}
 		}
 	}
-	tw.Flush()
 	for _, f := range failed {
 		fmt.Fprintln(stderr, f)
 	}
