@@ -10,7 +10,8 @@
 // Codes are read as uvec4: a code is WV uvec4 (rbit/32 words padded with
 // zeros to a multiple of 4, and zero XOR zero adds nothing). popcount is
 // 32-bit bitCount (spirv-val rejects 64-bit). A lane scores two consecutive
-// tokens per step (32 contiguous bytes of codes for rbit=128) and stores
+// tokens per step (32 contiguous bytes of codes for rbit=128), UNR steps per
+// round with every load of the round issued before the arithmetic, and stores
 // both scores in one uint when KEY16 (S <= G*rbit <= 65535: low half the even
 // token), so the select kernels read N*2 bytes per row; otherwise one uint
 // per token (the "naive" variant). With HIST the workgroup counts its tokens
@@ -35,6 +36,7 @@ layout(constant_id = 4) const uint NB = 1;       // histogram bins; 1: no histog
 
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
+const uint UNR = 4; // token pairs per lane per round
 
 layout(push_constant) uniform PushConstants {
     uint n;            // tokens N
@@ -70,28 +72,40 @@ void main() {
         barrier();
     }
 
-    for (uint t = c0 + 2 * li; t < c1; t += 2 * WG) {
-        const bool two = t + 1 < c1;
-        const uint base = (row * pc.cap + t) * WV;
-        uint s0 = 0, s1 = 0;
-        [[unroll]] for (uint w = 0; w < WV; w++) {
-            const uvec4 a = kc[base + w];
-            const uvec4 b = two ? kc[base + WV + w] : uvec4(0);
-            [[unroll]] for (uint g = 0; g < G; g++) {
-                s0 += ham(q[g * WV + w], a);
-                s1 += ham(q[g * WV + w], b);
+    // UNR token pairs per lane per round, all their loads issued first.
+    for (uint tb = c0 + 2 * li; tb < c1; tb += 2 * WG * UNR) {
+        uvec4 ka[UNR * WV], kb[UNR * WV];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = tb + 2 * WG * u;
+            const uint base = (row * pc.cap + t) * WV;
+            [[unroll]] for (uint w = 0; w < WV; w++) {
+                ka[u * WV + w] = t < c1 ? kc[base + w] : uvec4(0);
+                kb[u * WV + w] = t + 1 < c1 ? kc[base + WV + w] : uvec4(0);
             }
         }
-        const uint o = row * pc.key_stride + t;
-        if (KEY16) {
-            keys[o / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
-        } else {
-            keys[o] = s0;
-            if (two) keys[o + 1] = s1;
-        }
-        if (HIST) {
-            if (t >= pc.sink_end && t < pc.recent_start) atomicAdd(sh_hist[s0], 1);
-            if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = tb + 2 * WG * u;
+            if (t < c1) {
+                const bool two = t + 1 < c1;
+                uint s0 = 0, s1 = 0;
+                [[unroll]] for (uint w = 0; w < WV; w++) {
+                    [[unroll]] for (uint g = 0; g < G; g++) {
+                        s0 += ham(q[g * WV + w], ka[u * WV + w]);
+                        s1 += ham(q[g * WV + w], kb[u * WV + w]);
+                    }
+                }
+                const uint o = row * pc.key_stride + t;
+                if (KEY16) {
+                    keys[o / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
+                } else {
+                    keys[o] = s0;
+                    if (two) keys[o + 1] = s1;
+                }
+                if (HIST) {
+                    if (t >= pc.sink_end && t < pc.recent_start) atomicAdd(sh_hist[s0], 1);
+                    if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
+                }
+            }
         }
     }
 

@@ -17,22 +17,26 @@
 // product and partial sum is exact in float32, so the bits equal ref's.
 //
 // Vectors:
-//	PROJ_Q:  v = gl_WorkGroupID.x*VPW + i < t1 (t1 = B*Hq), x = q[v], row r = v/G
-//	         (query head b*Hq + h*G + g belongs to cache row b*Hkv + h), W head
-//	         r % Hkv, output row v
+//	PROJ_Q:  the G query heads of cache row r = gl_WorkGroupID.y (query head
+//	         b*Hq + h*G + g is vector r*G + g of q), W head r % Hkv, output
+//	         rows r*G + g; the workgroup computes the 32 columns
+//	         j = 32*gl_WorkGroupID.x + lane, its WG/32 slices of lanes each
+//	         summing D/(WG/32) of the d's with all their W loads in flight,
+//	         then the slices are added in shared memory: the decode step's
+//	         encode is a few memory latencies long, not D of them.
 //	keys:    token t = t0 + gl_WorkGroupID.x*VPW + i < t1 of cache row
 //	         r = gl_WorkGroupID.y, x = K[r][t], W head r % Hkv, output row
-//	         r*cap + t
-//
-// A workgroup loads VPW vectors into shared memory and each lane computes the
-// columns j = li, li+WG, ... of all VPW vectors, so that every W row is read
-// once per VPW vectors, coalesced over j.
+//	         r*cap + t; a workgroup loads VPW keys into shared memory and each
+//	         lane computes the columns j = li, li+WG, ... of all VPW keys, so
+//	         that every W row is read once per VPW keys, coalesced over j.
 //
 // Bindings (set 0):
 //	0 x    PROJ_Q: q [rows*G][D] float32; keys: K [rows][cap][D] (KV_T vectors)
 //	1 W    [Hkv][D][ldw] float32 (W[h][i][j] at (h*D + i)*ldw + j)
 //	2 out  PROJ_BITS: uint [vectors][ostride]; otherwise float [vectors][ostride]
-// Dispatch: PROJ_Q (ceil(t1/VPW), 1, 1); keys (ceil((t1-t0)/VPW), rows, 1).
+// Dispatch: PROJ_Q (blocks, rows, 1) with blocks = ostride for bits (a block
+// is one word) and ceil(ostride/32) for floats; keys (ceil((t1-t0)/VPW),
+// rows, 1).
 
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -44,16 +48,20 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint D = 128;   // vector length
 layout(constant_id = 2) const uint NCOL = 128; // columns computed (rbit, or Loki's c)
+#if defined(PROJ_Q)
+layout(constant_id = 3) const uint G = 1;      // query heads per KV head
+#else
 layout(constant_id = 3) const uint VPW = 8;    // vectors per workgroup
+#endif
 
 const uint WG = gl_WorkGroupSize.x;
 
 layout(push_constant) uniform PushConstants {
-    uint t0;      // keys: first token; PROJ_Q: 0
-    uint t1;      // keys: end token; PROJ_Q: number of query vectors
+    uint t0;      // keys: first token
+    uint t1;      // keys: end token
     uint cap;     // keys: row stride of K and of the output, in tokens
     uint hkv;     // KV heads
-    uint group;   // PROJ_Q: G, query heads per KV head
+    uint group;   // unused (G is a specialization constant of PROJ_Q)
     uint ldw;     // row stride of W, in floats
     uint ostride; // output row stride, in words (bits) or floats
 } pc;
@@ -70,28 +78,72 @@ layout(std430, set = 0, binding = 2) restrict writeonly buffer Out { uint out_[]
 layout(std430, set = 0, binding = 2) restrict writeonly buffer Out { float out_[]; };
 #endif
 
-shared float sh_x[VPW * D];
 #if defined(PROJ_Q)
-shared uint sh_head[VPW];
-#endif
+const uint CB = 32;          // columns per workgroup (one code word)
+const uint DS = WG / CB;     // slices of D
+const uint DPS = (D + DS - 1) / DS;
+
+shared float sh_q[G * D];
+shared float sh_red[DS * G * CB];
 #if defined(PROJ_BITS)
-shared uint sh_code[VPW * ((NCOL + 31) / 32)];
+shared uint sh_code[G];
 #endif
 
 void main() {
     const uint li = gl_LocalInvocationIndex;
-    const uint v0 = gl_WorkGroupID.x * VPW; // first vector (or token offset) of the workgroup
-#if defined(PROJ_Q)
-    const uint first = v0;
-    const uint nv = min(VPW, pc.t1 - first);
-    for (uint e = li; e < VPW * D; e += WG) {
-        const uint i = e / D;
-        sh_x[e] = i < nv ? x_[(first + i) * D + e % D] : 0.0;
-    }
-    if (li < VPW) sh_head[li] = ((first + li) / pc.group) % pc.hkv;
-#else
     const uint row = gl_WorkGroupID.y;
-    const uint first = pc.t0 + v0; // first token
+    const uint lane = li % CB, slice = li / CB;
+    const uint j = gl_WorkGroupID.x * CB + lane;
+    const uint head = row % pc.hkv;
+    for (uint e = li; e < G * D; e += WG) sh_q[e] = x_[row * G * D + e];
+#if defined(PROJ_BITS)
+    if (li < G) sh_code[li] = 0;
+#endif
+    barrier();
+    float acc[G];
+    [[unroll]] for (uint g = 0; g < G; g++) acc[g] = 0.0;
+    if (j < NCOL) {
+        float wv[DPS];
+        [[unroll]] for (uint i = 0; i < DPS; i++) {
+            const uint d = slice * DPS + i;
+            wv[i] = d < D ? w[(head * D + d) * pc.ldw + j] : 0.0;
+        }
+        [[unroll]] for (uint i = 0; i < DPS; i++) {
+            const uint d = slice * DPS + i;
+            if (d < D) {
+                [[unroll]] for (uint g = 0; g < G; g++) acc[g] += sh_q[g * D + d] * wv[i];
+            }
+        }
+    }
+    [[unroll]] for (uint g = 0; g < G; g++) sh_red[(slice * G + g) * CB + lane] = acc[g];
+    barrier();
+    if (slice == 0) {
+        [[unroll]] for (uint g = 0; g < G; g++) {
+            float p = 0.0;
+            for (uint sl = 0; sl < DS; sl++) p += sh_red[(sl * G + g) * CB + lane];
+#if defined(PROJ_BITS)
+            if (j < NCOL && p > 0.0) atomicOr(sh_code[g], 1u << lane);
+#else
+            if (j < pc.ostride) out_[(row * G + g) * pc.ostride + j] = j < NCOL ? p : 0.0;
+#endif
+        }
+    }
+#if defined(PROJ_BITS)
+    barrier();
+    if (li < G && gl_WorkGroupID.x < pc.ostride) out_[(row * G + li) * pc.ostride + gl_WorkGroupID.x] = sh_code[li];
+#endif
+}
+#else
+shared float sh_x[VPW * D];
+#if defined(PROJ_BITS)
+const uint WORDS = (NCOL + 31) / 32;
+shared uint sh_code[VPW * WORDS];
+#endif
+
+void main() {
+    const uint li = gl_LocalInvocationIndex;
+    const uint row = gl_WorkGroupID.y;
+    const uint first = pc.t0 + gl_WorkGroupID.x * VPW; // first token of the workgroup
     const uint nv = min(VPW, pc.t1 - first);
     const uint DV = D / KV_VEC;
     for (uint e = li; e < VPW * DV; e += WG) {
@@ -104,70 +156,39 @@ void main() {
         }
         [[unroll]] for (uint j = 0; j < KV_VEC; j++) sh_x[i * D + c * KV_VEC + j] = f[j];
     }
-#endif
 #if defined(PROJ_BITS)
-    const uint WORDS = (NCOL + 31) / 32;
     for (uint e = li; e < VPW * WORDS; e += WG) sh_code[e] = 0;
 #endif
     barrier();
 
-    // Every vector of a key workgroup has the head of its row; a query
-    // workgroup may straddle heads, so each vector looks its head up.
+    const uint wbase = (row % pc.hkv) * D * pc.ldw;
     for (uint j = li; j < NCOL; j += WG) {
         float acc[VPW];
         [[unroll]] for (uint i = 0; i < VPW; i++) acc[i] = 0.0;
-#if defined(PROJ_Q)
         for (uint d = 0; d < D; d++) {
-            [[unroll]] for (uint i = 0; i < VPW; i++) {
-                acc[i] += sh_x[i * D + d] * w[(sh_head[i] * D + d) * pc.ldw + j];
-            }
-        }
-#else
-        const uint wbase = (row % pc.hkv) * D * pc.ldw + j;
-        for (uint d = 0; d < D; d++) {
-            const float wd = w[wbase + d * pc.ldw];
+            const float wd = w[wbase + d * pc.ldw + j];
             [[unroll]] for (uint i = 0; i < VPW; i++) acc[i] += sh_x[i * D + d] * wd;
         }
-#endif
+        [[unroll]] for (uint i = 0; i < VPW; i++) {
 #if defined(PROJ_BITS)
-        [[unroll]] for (uint i = 0; i < VPW; i++) {
             if (acc[i] > 0.0) atomicOr(sh_code[i * WORDS + j / 32], 1u << (j % 32));
-        }
 #else
-        [[unroll]] for (uint i = 0; i < VPW; i++) {
-            if (i < nv) {
-#if defined(PROJ_Q)
-                out_[(first + i) * pc.ostride + j] = acc[i];
-#else
-                out_[(row * pc.cap + first + i) * pc.ostride + j] = acc[i];
+            if (i < nv) out_[(row * pc.cap + first + i) * pc.ostride + j] = acc[i];
 #endif
-            }
         }
-#endif
     }
 #if defined(PROJ_BITS)
     barrier();
     for (uint e = li; e < VPW * pc.ostride; e += WG) {
         const uint i = e / pc.ostride, wd = e % pc.ostride;
-        if (i < nv) {
-#if defined(PROJ_Q)
-            out_[(first + i) * pc.ostride + wd] = wd < WORDS ? sh_code[i * WORDS + wd] : 0u;
-#else
-            out_[(row * pc.cap + first + i) * pc.ostride + wd] = wd < WORDS ? sh_code[i * WORDS + wd] : 0u;
-#endif
-        }
+        if (i < nv) out_[(row * pc.cap + first + i) * pc.ostride + wd] = wd < WORDS ? sh_code[i * WORDS + wd] : 0u;
     }
 #else
     // Padding columns NCOL <= j < ostride are zero.
     for (uint e = li; e < VPW * (pc.ostride - NCOL); e += WG) {
         const uint i = e / (pc.ostride - NCOL), j = NCOL + e % (pc.ostride - NCOL);
-        if (i < nv) {
-#if defined(PROJ_Q)
-            out_[(first + i) * pc.ostride + j] = 0.0;
-#else
-            out_[(row * pc.cap + first + i) * pc.ostride + j] = 0.0;
-#endif
-        }
+        if (i < nv) out_[(row * pc.cap + first + i) * pc.ostride + j] = 0.0;
     }
 #endif
 }
+#endif

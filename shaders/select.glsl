@@ -54,7 +54,8 @@ layout(push_constant) uniform PushConstants {
     uint nbins;        // bins per pass
 } pc;
 
-layout(std430, set = 0, binding = 0) restrict readonly buffer Keys { uint keys[]; };
+layout(std430, set = 0, binding = 0) readonly buffer Keys { uint keys[]; };
+layout(std430, set = 0, binding = 0) readonly buffer Keys4 { uvec4 keys4[]; }; // the same keys, 16 bytes at a time
 layout(std430, set = 0, binding = 1) restrict buffer Hist { uint hist[]; };
 layout(std430, set = 0, binding = 2) restrict buffer Cnt { uvec2 cnt[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[]; };
@@ -97,32 +98,65 @@ uint wg_sum(uint v) {
     return total;
 }
 
+// MAXPER bounds the bins each lane holds in find_bin: nbins <= MAXPER*WG.
+const uint MAXPER = 16;
+
 // find_bin returns (d, less) for pass p of row: d the smallest bin with
-// sum_{b <= d} hist[b] >= kk, less = sum_{b < d} hist[b]. kk >= 1.
+// sum_{b <= d} hist[b] >= kk, less = sum_{b < d} hist[b]. kk >= 1. Each lane
+// loads its run of bins once, into registers.
 uvec2 find_bin(uint row, uint p, uint kk) {
     const uint li = gl_LocalInvocationIndex;
     const uint base = (row * passes() + p) * pc.nbins;
     const uint per = (pc.nbins + WG - 1) / WG;
-    const uint b0 = min(li * per, pc.nbins), b1 = min(b0 + per, pc.nbins);
+    const uint b0 = li * per;
+    uint hv[MAXPER];
     uint s = 0;
-    for (uint b = b0; b < b1; b++) s += hist[base + b];
+    [[unroll]] for (uint i = 0; i < MAXPER; i++) {
+        hv[i] = i < per && b0 + i < pc.nbins ? hist[base + b0 + i] : 0;
+        s += hv[i];
+    }
     if (li == 0) sh_res = uvec2(pc.nbins - 1, 0); // not reached when kk <= the total
     uint total;
     uint cum = wg_scan(s, total);
     if (cum < kk && kk <= cum + s) {
-        for (uint b = b0; b < b1; b++) {
-            const uint h = hist[base + b];
-            if (cum + h >= kk) {
-                sh_res = uvec2(b, cum);
-                break;
+        bool found = false;
+        [[unroll]] for (uint i = 0; i < MAXPER; i++) {
+            if (!found && cum + hv[i] >= kk) {
+                sh_res = uvec2(b0 + i, cum);
+                found = true;
             }
-            cum += h;
+            cum += found ? 0 : hv[i];
         }
     }
     barrier();
     const uvec2 r = sh_res;
     barrier();
     return r;
+}
+
+// load_keys sets k[j] to the key of token t0 + j, j < PER (tokens past the
+// row's end get arbitrary keys: the callers mask them). With one key per
+// token and 8-aligned rows and chunks, PER = 8 keys come in one 16-byte load
+// (two for uint32 keys).
+void load_keys(uint row, uint t0, out uint k[PER]) {
+    const uint i = row * pc.key_stride + t0;
+    if (PER == 8 && pc.page == 1 && (pc.key_stride & 7) == 0 && (pc.chunk_len & 7) == 0) {
+        if (KEY16) {
+            const uvec4 v = keys4[i / 8];
+            [[unroll]] for (uint j = 0; j < 4; j++) {
+                k[2 * j] = v[j] & 0xffffu;
+                k[2 * j + 1] = v[j] >> 16;
+            }
+        } else {
+            const uvec4 a = keys4[i / 4], b = keys4[i / 4 + 1];
+            [[unroll]] for (uint j = 0; j < 4; j++) {
+                k[j] = a[j];
+                k[4 + j] = b[j];
+            }
+        }
+    } else {
+        [[unroll]] for (uint j = 0; j < PER; j++) k[j] = key(row, t0 + j);
+    }
 }
 
 // resolve returns (prefix, kk') after the passes < upto: the digits of T

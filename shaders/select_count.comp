@@ -11,14 +11,15 @@ void main() {
     const uvec2 tr = resolve(row, passes());
     uint u = 0, e = 0;
     for (uint t = c0 + li * PER; t < c1; t += WG * PER) {
+        uint k[PER];
+        load_keys(row, t, k);
         [[unroll]] for (uint j = 0; j < PER; j++) {
             if (t + j < c1) {
                 if (forced(t + j)) {
                     u++;
                 } else {
-                    const uint k = key(row, t + j);
-                    u += k < tr.x ? 1 : 0;
-                    e += k == tr.x ? 1 : 0;
+                    u += k[j] < tr.x ? 1 : 0;
+                    e += k[j] == tr.x ? 1 : 0;
                 }
             }
         }

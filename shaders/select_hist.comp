@@ -18,12 +18,13 @@ void main() {
     const uint p = pc.pass, sh = shift(p);
     const bool top = pc.radix == 0 || p == 0;
     for (uint t0 = c0 + li * PER; t0 < c1; t0 += WG * PER) {
+        uint k[PER];
+        load_keys(row, t0, k);
         [[unroll]] for (uint j = 0; j < PER; j++) {
             const uint t = t0 + j;
             if (t < c1 && !forced(t)) {
-                const uint k = key(row, t);
-                if (top || (k >> (sh + 8)) == (pk.x >> (sh + 8))) {
-                    atomicAdd(sh_hist[pc.radix != 0 ? (k >> sh) & 255u : k], 1);
+                if (top || (k[j] >> (sh + 8)) == (pk.x >> (sh + 8))) {
+                    atomicAdd(sh_hist[pc.radix != 0 ? (k[j] >> sh) & 255u : k[j]], 1);
                 }
             }
         }

@@ -29,15 +29,19 @@ void main() {
     for (uint tb = c0; tb < c1; tb += WG * PER) {
         const uint t0 = tb + li * PER;
         uint um = 0, em = 0;
-        [[unroll]] for (uint j = 0; j < PER; j++) {
-            const uint t = t0 + j;
-            if (t < c1) {
-                if (forced(t)) {
-                    um |= 1u << j;
-                } else {
-                    const uint k = key(row, t);
-                    if (k < T) um |= 1u << j;
-                    else if (k == T) em |= 1u << j;
+        if (t0 < c1) {
+            uint k[PER];
+            load_keys(row, t0, k);
+            [[unroll]] for (uint j = 0; j < PER; j++) {
+                const uint t = t0 + j;
+                if (t < c1) {
+                    if (forced(t)) {
+                        um |= 1u << j;
+                    } else if (k[j] < T) {
+                        um |= 1u << j;
+                    } else if (k[j] == T) {
+                        em |= 1u << j;
+                    }
                 }
             }
         }

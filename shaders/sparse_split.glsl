@@ -12,15 +12,17 @@
 //	x_i = q_g · K[r][t_i] * scale          (scale = 1/sqrt(D), folded into q)
 //	m   = max_i x_i,  l = sum_i exp(x_i - m),  o = sum_i exp(x_i - m) V[r][t_i]
 //
-// written in dense_merge.comp's layout, which merges the S splits: sparse
+// written in dense_merge.comp's layout, which sparse_merge.comp merges: sparse
 // attention over the selection is dense attention over a shorter list, and
 // K/V rows are read once for all G heads of the group.
 //
-// Inside the workgroup TPT lanes share a token (a slot), lane j holding the
-// 16-byte vectors j, j+TPT, ... of the row; the dot product is finished with
-// subgroupShuffleXor. Each slot walks its entries with an online softmax and
-// issues the loads of its next entry (index, K row, V row) before the
-// arithmetic of the current one. The slots are merged in shared memory.
+// The workgroup first copies its split's indices (at most MAXLEN) into shared
+// memory, so that no K/V load waits on an index load. Inside the workgroup
+// TPT lanes share a token (a slot), lane j holding the 16-byte vectors j,
+// j+TPT, ... of the row; the dot product is finished with subgroupShuffleXor.
+// Each slot walks its entries TILE at a time with an online softmax (one
+// rescale per tile), the next tile's K and V rows loaded while the current
+// one is computed. The slots are merged in shared memory.
 //
 // Bindings (set 0):
 //	0 q   [B][Hq][D] float32 (query head b*Hq + h*G + g = r*G + g)
@@ -43,12 +45,14 @@ layout(constant_id = 1) const uint TPT = 8;      // lanes per token: a power of 
 layout(constant_id = 2) const uint D = 128;      // head dimension, a multiple of TPT*KV_VEC
 layout(constant_id = 3) const uint G = 1;        // query heads per KV head
 layout(constant_id = 4) const bool INDEXED = true;
+layout(constant_id = 5) const uint TILE = 4;     // entries per slot between rescales
 
 const uint EPL = D / TPT;                    // elements per lane
 const uint VPL = EPL / KV_VEC;               // 16-byte vectors per lane per row
 const uint DV = D / KV_VEC;                  // vectors per row
 const uint NSLOT = gl_WorkGroupSize.x / TPT; // tokens in flight per workgroup
 const float NEG = -1.0e30;                   // "no token yet": exp(NEG - x) == 0
+const uint MAXLEN = 1024;                    // entries per split, at most
 
 layout(push_constant) uniform PushConstants {
     uint k;         // entries per row
@@ -69,6 +73,7 @@ layout(std430, set = 0, binding = 5) restrict writeonly buffer PML { vec2 pml[];
 shared float sh_m[NSLOT * G];
 shared float sh_l[NSLOT * G];
 shared float sh_o[NSLOT * D];
+shared uint sh_idx[MAXLEN];
 
 // SP_UNPACK(u, dst, at): dst[at .. at+KV_VEC) = the elements of the raw vector u.
 #if defined(KV_F16)
@@ -92,9 +97,14 @@ shared float sh_o[NSLOT * D];
 void main() {
     const uint lane = gl_SubgroupInvocationID % TPT;
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
+    const uint li = gl_LocalInvocationIndex;
     const uint s = gl_WorkGroupID.x;
     const uint row = gl_WorkGroupID.y;
     const uint qrow = row * G; // first query row b*Hq + h*G of the group
+
+    const uint i0 = s * pc.split_len;
+    const uint len = min(i0 + pc.split_len, pc.k) - i0; // entries of this split, <= MAXLEN
+    for (uint i = li; i < len; i += gl_WorkGroupSize.x) sh_idx[i] = INDEXED ? idx[row * pc.kstride + i0 + i] : i0 + i;
 
     float qf[G * EPL];
     [[unroll]] for (uint g = 0; g < G; g++) {
@@ -110,60 +120,70 @@ void main() {
         l[g] = 0.0;
         [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] = 0.0;
     }
+    barrier();
 
-    const uint i0 = s * pc.split_len;
-    const uint i1 = min(i0 + pc.split_len, pc.k);
-    const uint ibase = row * pc.kstride;
     const uint rowv = row * pc.cap * DV + lane; // this lane's first vector of the row
-
     // Every slot runs the same trip count (the shuffles need uniform control
-    // flow); entries past i1 are masked.
-    KV_T kn[VPL], vn[VPL]; // the next entry's vectors, in flight
-#define LOAD_ENTRY(ii) {                                                       \
-        const uint i_ = (ii);                                                  \
-        const uint t_ = i_ < i1 ? (INDEXED ? idx[ibase + i_] : i_) : 0;        \
-        [[unroll]] for (uint j = 0; j < VPL; j++) {                            \
-            kn[j] = i_ < i1 ? kb[rowv + t_ * DV + j * TPT] : SP_ZERO;          \
-            vn[j] = i_ < i1 ? vb[rowv + t_ * DV + j * TPT] : SP_ZERO;          \
+    // flow); entries past len are masked. Entry e of a tile at eb is
+    // eb + i*NSLOT + slot, i < TILE; the next tile's K and V vectors are
+    // loaded while the current one is computed.
+    KV_T kn[TILE * VPL], vn[TILE * VPL];
+#define LOAD_TILE(eb) {                                                        \
+        [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
+            const uint e_ = (eb) + i * NSLOT + slot;                           \
+            const uint t_ = e_ < len ? sh_idx[e_] : 0;                         \
+            [[unroll]] for (uint j = 0; j < VPL; j++) {                        \
+                kn[i * VPL + j] = e_ < len ? kb[rowv + t_ * DV + j * TPT] : SP_ZERO; \
+                vn[i * VPL + j] = e_ < len ? vb[rowv + t_ * DV + j * TPT] : SP_ZERO; \
+            }                                                                  \
         }                                                                      \
     }
-    LOAD_ENTRY(i0 + slot)
-    for (uint ib = i0; ib < i1; ib += NSLOT) {
-        const bool valid = ib + slot < i1;
-        KV_T kc[VPL], vc[VPL];
-        [[unroll]] for (uint j = 0; j < VPL; j++) {
-            kc[j] = kn[j];
-            vc[j] = vn[j];
+    LOAD_TILE(0)
+    for (uint eb = 0; eb < len; eb += NSLOT * TILE) {
+        KV_T kc[TILE * VPL], vc[TILE * VPL];
+        [[unroll]] for (uint e = 0; e < TILE * VPL; e++) {
+            kc[e] = kn[e];
+            vc[e] = vn[e];
         }
-        if (ib + NSLOT < i1) LOAD_ENTRY(ib + NSLOT + slot)
-
-        float kf[EPL];
-        [[unroll]] for (uint j = 0; j < VPL; j++) SP_UNPACK(kc[j], kf, j * KV_VEC);
-        float x[G];
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            float d = 0.0;
-            [[unroll]] for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[e];
-            x[g] = d;
+        if (eb + NSLOT * TILE < len) LOAD_TILE(eb + NSLOT * TILE)
+        float x[TILE * G];
+        [[unroll]] for (uint i = 0; i < TILE; i++) {
+            float kf[EPL];
+            [[unroll]] for (uint j = 0; j < VPL; j++) SP_UNPACK(kc[i * VPL + j], kf, j * KV_VEC);
+            [[unroll]] for (uint g = 0; g < G; g++) {
+                float d = 0.0;
+                [[unroll]] for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[e];
+                x[i * G + g] = d;
+            }
         }
         [[unroll]] for (uint off = TPT / 2; off > 0; off >>= 1) {
-            [[unroll]] for (uint g = 0; g < G; g++) x[g] += subgroupShuffleXor(x[g], off);
+            [[unroll]] for (uint i = 0; i < TILE * G; i++) x[i] += subgroupShuffleXor(x[i], off);
         }
-        float vf[EPL];
-        [[unroll]] for (uint j = 0; j < VPL; j++) SP_UNPACK(vc[j], vf, j * KV_VEC);
-        if (valid) {
+        [[unroll]] for (uint g = 0; g < G; g++) {
+            float mt = m[g];
+            [[unroll]] for (uint i = 0; i < TILE; i++) {
+                if (eb + i * NSLOT + slot < len) mt = max(mt, x[i * G + g]);
+            }
+            const float alpha = exp(m[g] - mt);
+            l[g] *= alpha;
+            [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha;
+            m[g] = mt;
+            [[unroll]] for (uint i = 0; i < TILE; i++) {
+                const float p = eb + i * NSLOT + slot < len ? exp(x[i * G + g] - mt) : 0.0;
+                l[g] += p;
+                x[i * G + g] = p;
+            }
+        }
+        [[unroll]] for (uint i = 0; i < TILE; i++) {
+            float vf[EPL];
+            [[unroll]] for (uint j = 0; j < VPL; j++) SP_UNPACK(vc[i * VPL + j], vf, j * KV_VEC);
             [[unroll]] for (uint g = 0; g < G; g++) {
-                const float mn = max(m[g], x[g]);
-                const float alpha = exp(m[g] - mn);
-                const float p = exp(x[g] - mn);
-                l[g] = l[g] * alpha + p;
-                [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] = o[g * EPL + e] * alpha + p * vf[e];
-                m[g] = mn;
+                [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] += x[i * G + g] * vf[e];
             }
         }
     }
 
     // Merge the NSLOT slots of the workgroup, one query head at a time.
-    const uint li = gl_LocalInvocationIndex;
     if (lane == 0) {
         [[unroll]] for (uint g = 0; g < G; g++) {
             sh_m[slot * G + g] = m[g];

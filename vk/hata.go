@@ -21,7 +21,7 @@ import (
 //	gather  (naive only) sparse_gather: the selected K/V rows into compact buffers
 //	attend  sparse_split: attention of the G heads of each group over its
 //	        selection (fused: through the index list), split in S parts
-//	merge   dense_merge: the log-sum-exp merge of the S parts
+//	merge   sparse_merge: the log-sum-exp merge of the S parts
 //
 // Key codes [B*Hkv][Cap][Rbit/32 rounded up to a multiple of 4] are encoded
 // on the device from the stored keys (hata_encode_k_*) at Prefill (all N) and
@@ -226,7 +226,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		return nil, err
 	}
 	h.keys = keys.Range(0, keyBytes)
-	if h.encode, err = m.kernel("hata_encode_q", 3, projPush{}, projWorkgroup, uint32(m.d), uint32(m.w.Rbit), projVectors); err != nil {
+	if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit); err != nil {
 		return nil, err
 	}
 	bins := uint32(1)
@@ -260,9 +260,8 @@ func (m *HATA) recordScores(b *Batch, h *hataStep) error {
 	if err != nil {
 		return err
 	}
-	nq := h.rows * h.g
-	b.Dispatch(h.encode, eset, projPush{T1: uint32(nq), Hkv: uint32(m.hkv), Group: uint32(h.g), Ldw: uint32(m.w.Rbit), Ostride: uint32(m.ws)},
-		uint32((nq+projVectors-1)/projVectors), 1, 1)
+	b.Dispatch(h.encode, eset, projPush{Hkv: uint32(m.hkv), Group: uint32(h.g), Ldw: uint32(m.w.Rbit), Ostride: uint32(m.ws)},
+		uint32(m.ws), uint32(h.rows), 1)
 	b.Barrier()
 	b.Stage("score")
 	codes := m.scratch["key codes"]

@@ -235,3 +235,40 @@ func TestHATAVariantsAgree(t *testing.T) {
 		t.Errorf("naive output vs fused: %v", err)
 	}
 }
+
+// TestSparseTiles runs the attention with the GPU's tile of 4 entries per
+// slot (lavapipe's default is 1), indexed and gathered, over splits of every
+// length from 1 to over a tile, against ref.
+func TestSparseTiles(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(4, 4))
+	s := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 300, D: 64}
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	kv := reftest.DyadicKV(rng, s, true)
+	for _, v := range []string{VariantFused, VariantNaive} {
+		for _, splits := range []int{1, 3, 40} {
+			m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v, Split: SplitPolicy{Splits: splits}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.tile = 4
+			if err := m.Prefill(kv); err != nil {
+				t.Fatal(err)
+			}
+			want := ref.NewHATA(w, ref.Windows{}, false)
+			if err := want.Prefill(kv); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range []ref.Budget{{K: 1}, {K: 37}, ref.Full} {
+				q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+				rw, _ := want.Decode(q, b)
+				rg, err := m.Decode(q, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkStep(t, fmt.Sprintf("tile 4 %s S=%d budget %v", v, splits, b), "hata", q, kv, b, want, m, rw, rg, true)
+			}
+			m.Close()
+		}
+	}
+}

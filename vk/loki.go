@@ -176,7 +176,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	rot, err := m.kernel("loki_rotate_q", 3, projPush{}, projWorkgroup, uint32(m.d), uint32(m.channels), projVectors)
+	rot, err := m.projQKernel("loki_rotate_q", s.g, m.channels)
 	if err != nil {
 		return nil, err
 	}
@@ -200,9 +200,8 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 			if err != nil {
 				return err
 			}
-			nq := s.rows * s.g
-			b.Dispatch(rot, set, projPush{T1: uint32(nq), Hkv: uint32(m.hkv), Group: uint32(s.g), Ldw: uint32(m.d), Ostride: uint32(m.cp)},
-				uint32((nq+projVectors-1)/projVectors), 1, 1)
+			b.Dispatch(rot, set, projPush{Hkv: uint32(m.hkv), Group: uint32(s.g), Ldw: uint32(m.d), Ostride: uint32(m.cp)},
+				uint32((m.cp+31)/32), uint32(s.rows), 1)
 			b.Barrier()
 			b.Stage("score")
 			if err := m.recordSoftmax(b, s, ss, qrr, m.scratch["rotated keys"].Range(0, m.rkBytes()), s.sel); err != nil {

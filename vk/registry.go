@@ -25,6 +25,7 @@ var pushStructs = map[string]any{
 	"sparse_split_f32":  sparsePush{},
 	"sparse_split_f16":  sparsePush{},
 	"sparse_gather":     gatherPush{},
+	"sparse_merge":      mergePush{},
 	"score_logits_f32":  logitsPush{},
 	"score_logits_f16":  logitsPush{},
 	"score_softmax":     softmaxPush{},

@@ -24,7 +24,7 @@ type SparseOptions struct {
 	// Both select exactly ref's tokens; the other methods ignore it.
 	Variant string
 	// Split chooses the splits of the sparse attention over the k selected
-	// tokens (flash-decoding, merged by dense_merge).
+	// tokens (flash-decoding, merged by sparse_merge).
 	Split SplitPolicy
 	// Reserve is the token capacity allocated beyond the prefill's N, so that
 	// Append does not reallocate; default 256. Capacity doubles when full.
@@ -35,6 +35,10 @@ type SparseOptions struct {
 	// SelectChunk is the tokens each workgroup of the select kernels covers;
 	// default 4096 (two tiles of 256 lanes x 8 tokens).
 	SelectChunk int
+	// Prologue, for benchmarks: bytes of a scratch buffer each step fills
+	// (vkCmdFillBuffer, in the "upload" stage) before its kernels, so that
+	// the timed stages start on a busy GPU with a cold L2; 0 (default): none.
+	Prologue uint64
 }
 
 // The variants of SparseOptions.Variant.
@@ -49,12 +53,30 @@ const (
 	scoreWorkgroup  = 256 // hata_score, score_softmax
 	selectWorkgroup = 256 // select_*
 	selectPer       = 8   // tokens per lane per tile of the select kernels
-	projWorkgroup   = 64  // hata_encode_*, loki_rotate_*
+	projWorkgroup   = 64  // hata_encode_k_*, loki_rotate_k_*
 	projVectors     = 8   // vectors per workgroup of the projection
 	sparseWorkgroup = 128 // sparse_split, score_logits
 	gatherWorkgroup = 256
 	questWorkgroup  = 64
+
+	sparseMergeWorkgroup = 256  // sparse_merge: a power of two >= D/4
+	maxSplitLen          = 1024 // entries per split of sparse_split (MAXLEN)
 )
+
+// projQKernel returns the query projection (hata_encode_q or loki_rotate_q)
+// for group size g and ncol columns: 256 lanes (8 slices of D), halved while
+// its shared memory (G*D floats of q, WG*G partial sums) does not fit.
+func (c *sparseCore) projQKernel(shader string, g, ncol int) (*Kernel, error) {
+	wg := 256
+	shared := func(wg int) int { return 4 * (g*c.d + wg*g) }
+	for wg > 32 && shared(wg) > int(c.ctx.Info.Limits.MaxComputeSharedMemorySize) {
+		wg /= 2
+	}
+	if shared(wg) > int(c.ctx.Info.Limits.MaxComputeSharedMemorySize) {
+		return nil, c.errorf("%s: G=%d D=%d needs %d bytes of shared memory, the device has %d", shader, g, c.d, shared(wg), c.ctx.Info.Limits.MaxComputeSharedMemorySize)
+	}
+	return c.kernel(shader, 3, projPush{}, uint32(wg), uint32(c.d), uint32(ncol), uint32(g))
+}
 
 // sideState is the per-token state a method keeps next to the K/V cache
 // (HATA's key codes, Loki's rotated keys, Quest's page bounds), always a
@@ -72,7 +94,7 @@ type sideState interface {
 // sparseCore is what every GPU top-k method shares: the K/V cache
 // [B*Hkv][Cap][D] on the device, its growth, the rebuild of the method's side
 // state, the scratch buffers and descriptor sets of a decode step, and the
-// sparse attention over an index list [B*Hkv][k] (sparse_split + dense_merge).
+// sparse attention over an index list [B*Hkv][k] (sparse_split + sparse_merge).
 type sparseCore struct {
 	ctx  *Context
 	name string
@@ -89,6 +111,8 @@ type sparseCore struct {
 	timings Timings
 
 	hq int // query heads of the last decode
+
+	tile int // sparse_split's TILE; 0: 4 on GPUs, 1 on CPU devices (tests force 4)
 }
 
 // setKey identifies a descriptor set: the kernel and its bound ranges.
@@ -464,14 +488,22 @@ func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) 
 	}
 	a := &attention{}
 	a.splits, a.length = c.opt.Split.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
+	if a.length > maxSplitLen { // sparse_split stages a split's indices in shared memory
+		a.splits = (s.k + maxSplitLen - 1) / maxSplitLen
+		a.length = (s.k + a.splits - 1) / a.splits
+		a.splits = (s.k + a.length - 1) / a.length
+		if a.splits > maxSplits {
+			return nil, c.errorf("k=%d needs %d splits of at most %d, over the %d that fit", s.k, a.splits, maxSplitLen, maxSplits)
+		}
+	}
 	var err error
 	if a.split, err = c.sparseKernel(s.g, !gather); err != nil {
 		return nil, err
 	}
-	if c.d/4 > mergeWorkgroup {
-		return nil, c.errorf("head dim D=%d over the merge kernel's %d", c.d, 4*mergeWorkgroup)
+	if c.d/4 > sparseMergeWorkgroup {
+		return nil, c.errorf("head dim D=%d over the merge kernel's %d", c.d, 4*sparseMergeWorkgroup)
 	}
-	if a.merge, err = c.kernel("dense_merge", 3, mergePush{}, mergeWorkgroup, uint32(c.d)); err != nil {
+	if a.merge, err = c.kernel("sparse_merge", 3, mergePush{}, sparseMergeWorkgroup, uint32(c.d)); err != nil {
 		return nil, err
 	}
 	po, err := c.buf("partial o", uint64(a.splits)*qBytes, DeviceLocal)
@@ -512,15 +544,22 @@ func (c *sparseCore) sparseKernel(g int, indexed bool) (*Kernel, error) {
 	info := c.ctx.Info
 	tpt := lanesPerToken(info, c.d/c.opt.Storage.vec())
 	wg := sparseWorkgroup
-	shared := func(wg int) int { return (wg / tpt) * (c.d + 2*g) * 4 }
+	shared := func(wg int) int { return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2
 	}
 	if shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) || wg%int(info.MaxSubgroupSize) != 0 {
 		return nil, c.errorf("D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", c.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
+	tile := c.tile
+	if tile == 0 {
+		tile = 4
+		if info.Type == DeviceCPU {
+			tile = 1 // no latency to hide; LLVM compiles the unrolled tile slowly
+		}
+	}
 	return c.kernel("sparse_split_"+c.opt.Storage.String(), 6, sparsePush{},
-		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed))
+		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(tile))
 }
 
 // lanesPerToken returns the largest power of two <= min(the smallest
@@ -541,7 +580,7 @@ func b32(b bool) uint32 {
 }
 
 // recordAttention records the attention of s over its selection: "gather"
-// (naive only), "attend" (sparse_split) and "merge" (dense_merge).
+// (naive only), "attend" (sparse_split) and "merge" (sparse_merge).
 func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 	kr, vr := c.k.Whole(), c.v.Whole()
 	cp := c.cap
@@ -610,6 +649,12 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 		}
 		copy(selUp.Bytes(), p.hostSel)
 	}
+	var pro *Buffer
+	if c.opt.Prologue > 0 {
+		if pro, err = c.buf("prologue", c.opt.Prologue, DeviceLocal); err != nil {
+			return nil, err
+		}
+	}
 	if readback {
 		if outRB, err = c.buf("out readback", s.q.Size, Readback); err != nil {
 			return nil, err
@@ -626,6 +671,9 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 		return nil, err
 	}
 	b.Stage("upload")
+	if pro != nil {
+		b.Fill(pro.Range(0, c.opt.Prologue&^3), 0)
+	}
 	b.Copy(s.q, qUp.Range(0, s.q.Size))
 	if selUp != nil {
 		b.Copy(s.sel, selUp.Range(0, s.sel.Size))

@@ -34,6 +34,9 @@ func runSelect(t *testing.T, ctx *Context, c selectCase) [][]int32 {
 	defer core.close()
 	rows := len(c.keys)
 	stride := len(c.keys[0])
+	if c.chunk%8 == 0 { // 8-aligned rows and chunks: the kernels' 16-byte loads
+		stride = roundUp(stride, 8)
+	}
 	var raw []byte
 	if c.key16 {
 		stride = roundUp(stride, 2)
@@ -45,9 +48,9 @@ func runSelect(t *testing.T, ctx *Context, c selectCase) [][]int32 {
 		}
 		raw = u16Bytes(h)
 	} else {
-		w := make([]uint32, 0, rows*stride)
-		for _, row := range c.keys {
-			w = append(w, row...)
+		w := make([]uint32, rows*stride)
+		for r, row := range c.keys {
+			copy(w[r*stride:], row)
 		}
 		raw = unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w))
 	}
@@ -144,8 +147,8 @@ type keyGen struct {
 // uint32 keys, for N = 1, 7, 300 and (1<<12)+11, budgets 1, 2, 7, k = N-1 and
 // k = N, with heavy ties (all keys equal; two distinct values; few distinct
 // values), keys spanning the whole 32-bit range, sink/recent windows, and
-// chunks from 61 tokens (many workgroups per row, not a multiple of the
-// 2048-token tile) to the default.
+// chunks of 61 tokens (many workgroups per row, unaligned: one key load per
+// token), 64 (aligned rows: 16-byte key loads) and the default.
 func TestSelectMatchesRef(t *testing.T) {
 	ctx := device(t)
 	gens := []keyGen{
@@ -180,8 +183,9 @@ func TestSelectMatchesRef(t *testing.T) {
 				}
 				for _, g := range gs {
 					for _, w := range []ref.Windows{{}, {Sink: 2, Recent: 3}} {
-						for _, chunk := range []int{61, 0} {
-							if chunk == 61 && n < 300 || (w != ref.Windows{}) && g.name != "few-values" && g.name != "all-equal" {
+						for _, chunk := range []int{61, 64, 0} {
+							small := chunk != 0 && (n < 300 || g.name == "descending" || g.name == "all-equal" || k == n-1)
+							if small || (w != ref.Windows{}) && g.name != "few-values" && g.name != "all-equal" {
 								continue
 							}
 							seed++
