@@ -247,11 +247,10 @@ func TestSparseTiles(t *testing.T) {
 	kv := reftest.DyadicKV(rng, s, true)
 	for _, v := range []string{VariantFused, VariantNaive} {
 		for _, splits := range []int{1, 3, 40} {
-			m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v, Split: SplitPolicy{Splits: splits}})
+			m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v, Split: SplitPolicy{Splits: splits}, Tile: 4})
 			if err != nil {
 				t.Fatal(err)
 			}
-			m.tile = 4
 			if err := m.Prefill(kv); err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,35 @@ import (
 	"github.com/hata-go/hata/ref"
 )
 
+// The top-k methods on the GPU (every method of ref.MethodNames but dense and
+// magicpig, which stays on the CPU).
+//
+// Each method keeps the K/V cache [B*Hkv][Cap][D] (F32 or F16) and its side
+// state (HATA's key codes, Loki's rotated keys, Quest's page bounds) on the
+// device, and records a decode step into one command buffer: the upload of q,
+// its selection stages, the sparse attention over the selected tokens and
+// (Decode only) the readback of the output and the selection. Stages carry
+// the names the benchmarks map to columns: "encode", "score", "select",
+// ["gather",] "attend", "merge" (plus "upload", "poison", "readback").
+//
+// Selection is exact with ref's rule (k best, ties to the smaller index,
+// windows forced in and counted in k) by histogram, never by sort:
+// select.glsl finds the threshold key T and how many tokens r equal to T to
+// take from per-row histograms (one pass over HATA's small integer scores,
+// built inside the score kernel by the fused variant; 8-bit radix passes over
+// float scores mapped to ordered integer keys for topk, loki and quest), then
+// select_count counts per chunk of tokens and select_write writes every
+// token with key < T plus the first r with key == T, ascending, through a
+// workgroup prefix sum. Streaming and H2O select on the host (positions; the
+// H2O history) and attend on the GPU; HATA's norm-weighted variant scores on
+// the GPU and ranks on the host.
+//
+// For benchmarks every method has PrefillRandom(b, hkv, n, d, seed) (the
+// cache filled on the device by FillRandom, side state built there),
+// Timings() (the stages of the last Decode or Step) and Step(q, budget) (a
+// decode step without any readback); BenchMethod builds them with fp16
+// storage and BenchmarkSparseDecode times them at the paper's shapes.
+
 // SparseOptions configure the GPU top-k methods (every method but dense). The
 // zero value is the default of every field.
 type SparseOptions struct {
@@ -35,6 +64,9 @@ type SparseOptions struct {
 	// SelectChunk is the tokens each workgroup of the select kernels covers;
 	// default 4096 (two tiles of 256 lanes x 8 tokens).
 	SelectChunk int
+	// Tile is the entries each slot of sparse_split loads ahead (its TILE);
+	// 0: 4 on GPUs, 1 on CPU devices (LLVM compiles unrolled tiles slowly).
+	Tile int
 	// Prologue, for benchmarks: bytes of a scratch buffer each step fills
 	// (vkCmdFillBuffer, in the "upload" stage) before its kernels, so that
 	// the timed stages start on a busy GPU with a cold L2; 0 (default): none.
@@ -112,7 +144,6 @@ type sparseCore struct {
 
 	hq int // query heads of the last decode
 
-	tile int // sparse_split's TILE; 0: 4 on GPUs, 1 on CPU devices (tests force 4)
 }
 
 // setKey identifies a descriptor set: the kernel and its bound ranges.
@@ -141,8 +172,8 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if o.SelectChunk == 0 {
 		o.SelectChunk = 4096
 	}
-	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 {
-		return nil, fmt.Errorf("vk %s: negative option in %+v", name, o)
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 {
+		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
 	if ops := ctx.Info.SubgroupOps; ops&SubgroupArithmetic == 0 {
 		return nil, fmt.Errorf("vk %s: the select kernels need subgroup arithmetic in compute shaders; %s has [%s]", name, ctx.Info.Name, ops)
@@ -551,7 +582,7 @@ func (c *sparseCore) sparseKernel(g int, indexed bool) (*Kernel, error) {
 	if shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) || wg%int(info.MaxSubgroupSize) != 0 {
 		return nil, c.errorf("D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", c.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
-	tile := c.tile
+	tile := c.opt.Tile
 	if tile == 0 {
 		tile = 4
 		if info.Type == DeviceCPU {
