@@ -17,7 +17,11 @@ import (
 // method decodes warmup untimed and tokens timed steps greedily, its
 // attention built by the worker's backend in the sparse layers (dense too:
 // the backend's dense attention there, so methods are compared on one
-// device). The clock is the host's wall clock around the decode steps, so a
+// device). The clock is the host's wall clock around each decode step:
+// seconds and mean_ms are the total and mean over the timed steps, median_ms
+// the median step, and tokens_per_s = 1000/median_ms (the median resists
+// other work on a shared machine); speedup is dense's median_ms over the
+// method's. A
 // row includes the model's own CPU work (projections, MLP, head) that no
 // attention method changes: at these sizes that work dominates, and the
 // speedup over dense is bounded by it.
@@ -102,7 +106,7 @@ func (c *ThroughputConfig) points() []point {
 }
 
 func (c *ThroughputConfig) columns() []string {
-	return []string{"method", "context", "budget", "warmup", "tokens", "seconds", "tokens_per_s", "ms_per_token", "speedup",
+	return []string{"method", "context", "budget", "warmup", "tokens", "seconds", "mean_ms", "median_ms", "tokens_per_s", "speedup",
 		"read_frac", "prefill_s", "clock", "device"}
 }
 
@@ -155,25 +159,29 @@ func (c *ThroughputConfig) run(ctx context.Context, e *env, w *worker, p point) 
 		return nil, err
 	}
 	logits := pre.LastLogits()
-	var start time.Time
+	var secs float64
+	steps := make([]float64, 0, c.Tokens) // ms per timed step
 	for i := range c.Warmup + c.Tokens {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if i == c.Warmup {
-			start = time.Now()
-		}
+		t0 := time.Now()
 		if logits, err = s.Step(argmax(logits)); err != nil {
 			return nil, err
 		}
+		if i >= c.Warmup {
+			d := time.Since(t0).Seconds()
+			secs += d
+			steps = append(steps, 1000*d)
+		}
 	}
-	secs := time.Since(start).Seconds()
 	read := 1.0
 	if s.Cached > 0 {
 		read = s.Attended / s.Cached
 	}
+	med := median(steps)
 	row := []string{tp.Method, fmtInt(tp.Context), fmtFloat(c.Budget), fmtInt(c.Warmup), fmtInt(c.Tokens), fmtFloat(secs),
-		fmtFloat(float64(c.Tokens) / secs), fmtFloat(1000 * secs / float64(c.Tokens)), "",
+		fmtFloat(1000 * secs / float64(c.Tokens)), fmtFloat(med), fmtFloat(1000 / med), "",
 		fmtFloat(read), fmtFloat(prefillS), "wallclock", w.backend.Name()}
 	return [][]string{row}, nil
 }
@@ -190,19 +198,19 @@ func argmax(x []float32) int {
 	return best
 }
 
-// finish fills speedup = tokens/s of the method / tokens/s of dense at the
-// same context on the same device.
+// finish fills speedup = median step time of dense / that of the method, at
+// the same context on the same device.
 func (c *ThroughputConfig) finish(t *Table) {
 	dense := map[string]float64{}
 	key := func(i int) string { return t.Str(i, "context") + "/" + t.Str(i, "device") }
 	for i := range t.Rows {
 		if t.Str(i, "method") == "dense" {
-			dense[key(i)] = t.Float(i, "tokens_per_s")
+			dense[key(i)] = t.Float(i, "median_ms")
 		}
 	}
 	for i := range t.Rows {
-		if d, ok := dense[key(i)]; ok && d > 0 {
-			t.set(i, "speedup", fmtFloat(t.Float(i, "tokens_per_s")/d))
+		if d, ok := dense[key(i)]; ok && t.Float(i, "median_ms") > 0 {
+			t.set(i, "speedup", fmtFloat(d/t.Float(i, "median_ms")))
 		}
 	}
 }
@@ -236,7 +244,7 @@ func (c *ThroughputConfig) figures(t *Table) ([]figure, error) {
 			ys.Y = append(ys.Y, t.Float(i, "tokens_per_s"))
 		}
 		p, err := plots.Stacked{Title: fmt.Sprintf("Decode, %s prompt tokens, budget %.3g%%, %s", cx, 100*c.Budget, dev),
-			YLabel: "whole-model tokens/s (wall clock)", Categories: cats, Layers: []plots.Series{ys}, NoLegend: true}.Plot()
+			YLabel: "whole-model tokens/s (1000 / median step ms)", Categories: cats, Layers: []plots.Series{ys}, NoLegend: true}.Plot()
 		if err != nil {
 			return nil, err
 		}
