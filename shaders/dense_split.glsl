@@ -20,7 +20,9 @@
 // finished with a butterfly of subgroupShuffleXor. The workgroup's NSLOT slots
 // take consecutive tokens (so a subgroup reads consecutive rows); each slot
 // walks its tokens TILE at a time with an online softmax (one rescale of o per
-// tile), and at the end the slots are merged through shared memory.
+// tile), and at the end the slots are merged through shared memory. The
+// arithmetic (q slice, online softmax, merge) is split_softmax.glsl, shared
+// with sparse_split.glsl.
 //
 // Speed (the target is HBM bandwidth): K and V are read exactly once per
 // group; every load is 16 bytes; the next tile's loads are issued before the
@@ -47,12 +49,6 @@ layout(constant_id = 2) const uint D = 128;  // head dimension, a multiple of TP
 layout(constant_id = 3) const uint G = 1;    // query heads per KV head
 layout(constant_id = 4) const uint TILE = 4; // tokens per slot between rescales
 
-const uint EPL = D / TPT;                    // elements per lane
-const uint VPL = EPL / KV_VEC;               // 16-byte vectors per lane per row
-const uint DV = D / KV_VEC;                  // vectors per row
-const uint NSLOT = gl_WorkGroupSize.x / TPT; // tokens in flight per workgroup
-const float NEG = -1.0e30;                   // "no token yet": exp(NEG - x) == 0
-
 layout(push_constant) uniform PushConstants {
     uint n;         // cached tokens N
     uint cap;       // row stride of K and V, in tokens
@@ -69,9 +65,7 @@ layout(std430, set = 0, binding = 2) restrict readonly buffer VB { KV_T v[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer PO { float po[]; };
 layout(std430, set = 0, binding = 4) restrict writeonly buffer PML { vec2 pml[]; };
 
-shared float sh_m[NSLOT * G];
-shared float sh_l[NSLOT * G];
-shared float sh_o[NSLOT * D];
+#include "split_softmax.glsl"
 
 void main() {
     const uint lane = gl_SubgroupInvocationID % TPT;
@@ -83,22 +77,7 @@ void main() {
     const uint h = row % pc.hkv;
     const uint qrow = (b * pc.hkv + h) * G; // first query row (b*Hq + h*G) of the group
 
-    // This lane's slice of the G query heads, pre-scaled.
-    float qf[G * EPL];
-    [[unroll]] for (uint g = 0; g < G; g++) {
-        [[unroll]] for (uint j = 0; j < VPL; j++) {
-            [[unroll]] for (uint c = 0; c < KV_VEC; c++) {
-                qf[g * EPL + j * KV_VEC + c] = q[(qrow + g) * D + (j * TPT + lane) * KV_VEC + c] * pc.scale;
-            }
-        }
-    }
-
-    float m[G], l[G], o[G * EPL];
-    [[unroll]] for (uint g = 0; g < G; g++) {
-        m[g] = NEG;
-        l[g] = 0.0;
-        [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] = 0.0;
-    }
+    SPLIT_INIT(qrow, lane) // this lane's slice of the G query heads, pre-scaled; m, l, o
 
     const uint t0 = s * pc.split_len;
     const uint t1 = min(t0 + pc.split_len, pc.n);
@@ -131,73 +110,10 @@ void main() {
         if (t + NSLOT * TILE < t1) {
             LOAD_TILE(t + NSLOT * TILE)
         }
-        float x[TILE * G];
-        [[unroll]] for (uint i = 0; i < TILE; i++) {
-            float kf[EPL];
-            [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(kc[i * VPL + j], kf, j * KV_VEC);
-            [[unroll]] for (uint g = 0; g < G; g++) {
-                float d = 0.0;
-                [[unroll]] for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[e];
-                x[i * G + g] = d;
-            }
-        }
-        [[unroll]] for (uint off = TPT / 2; off > 0; off >>= 1) {
-            [[unroll]] for (uint i = 0; i < TILE * G; i++) x[i] += subgroupShuffleXor(x[i], off);
-        }
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            float mt = m[g];
-            [[unroll]] for (uint i = 0; i < TILE; i++) {
-                if (t + i * NSLOT + slot < t1) mt = max(mt, x[i * G + g]);
-            }
-            const float alpha = exp(m[g] - mt);
-            l[g] *= alpha;
-            [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha;
-            m[g] = mt;
-            [[unroll]] for (uint i = 0; i < TILE; i++) {
-                const float p = t + i * NSLOT + slot < t1 ? exp(x[i * G + g] - mt) : 0.0;
-                l[g] += p;
-                x[i * G + g] = p;
-            }
-        }
-        [[unroll]] for (uint i = 0; i < TILE; i++) {
-            float vf[EPL];
-            [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(vc[i * VPL + j], vf, j * KV_VEC);
-            [[unroll]] for (uint g = 0; g < G; g++) {
-                [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] += x[i * G + g] * vf[e];
-            }
-        }
+        SPLIT_TILE(t, t1, slot)
     }
 
     // Merge the NSLOT slots of the workgroup, one query head at a time.
     const uint li = gl_LocalInvocationIndex;
-    if (lane == 0) {
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            sh_m[slot * G + g] = m[g];
-            sh_l[slot * G + g] = l[g];
-        }
-    }
-    barrier();
-    [[unroll]] for (uint g = 0; g < G; g++) {
-        float mw = NEG;
-        [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]);
-        const float w = exp(m[g] - mw);
-        [[unroll]] for (uint j = 0; j < VPL; j++) {
-            [[unroll]] for (uint c = 0; c < KV_VEC; c++) {
-                sh_o[slot * D + (j * TPT + lane) * KV_VEC + c] = o[g * EPL + j * KV_VEC + c] * w;
-            }
-        }
-        barrier();
-        const uint pr = (qrow + g) * pc.splits + s; // partial row
-        for (uint i = li; i < D; i += gl_WorkGroupSize.x) {
-            float acc = 0.0;
-            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[sl * D + i];
-            po[pr * D + i] = acc;
-        }
-        if (li == 0) {
-            float lw = 0.0;
-            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw);
-            pml[pr] = vec2(mw, lw);
-        }
-        barrier();
-    }
+    SPLIT_MERGE(qrow, s, lane, slot, li)
 }
