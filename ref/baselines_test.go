@@ -678,7 +678,7 @@ func runH2O(t *testing.T, name string, q []float32, prefill []float32, steps []h
 		if d := cmp.Diff([][]int32{st.want}, res.Selected); d != "" {
 			t.Errorf("%s step %d (k=%d): selection (-want +got):\n%s", name, i+1, st.k, d)
 		}
-		if d := cmp.Diff(st.acc, m.acc[0], cmpopts.EquateApprox(0, 1e-6)); d != "" {
+		if d := cmp.Diff(st.acc, m.hist.acc[0], cmpopts.EquateApprox(0, 1e-6)); d != "" {
 			t.Errorf("%s step %d (k=%d): accumulated attention (-want +got):\n%s", name, i+1, st.k, d)
 		}
 	}
@@ -740,8 +740,8 @@ func TestH2OBudgetGrowthRefillsByScore(t *testing.T) {
 	if d := cmp.Diff([][]int32{{0, 1, 3, 4, 5, 6}}, res.Selected); d != "" {
 		t.Errorf("h2o after the budget grows to 6 (-want +got):\n%s", d)
 	}
-	if m.evicted[0][1] || m.evicted[0][3] || !m.evicted[0][2] {
-		t.Errorf("h2o evicted flags after the refill = %v, want 1 and 3 back, 2 still out", m.evicted[0])
+	if m.hist.evicted[0][1] || m.hist.evicted[0][3] || !m.hist.evicted[0][2] {
+		t.Errorf("h2o evicted flags after the refill = %v, want 1 and 3 back, 2 still out", m.hist.evicted[0])
 	}
 }
 
@@ -759,7 +759,7 @@ func TestH2OEvictionInvisibleAtConstantBudget(t *testing.T) {
 	}
 	for step := range 30 {
 		q := randn(rng, s.B*s.Hq*s.D)
-		for _, row := range forgetful.evicted {
+		for _, row := range forgetful.hist.evicted {
 			clear(row)
 		}
 		a, err := strict.Decode(q, Budget{K: 9})
@@ -796,7 +796,7 @@ func TestH2OAccumulatePrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []float64{2 * (1 + 1./2 + 1./3), 2 * (1./2 + 1./3), 2 * (1. / 3)}
-	if d := cmp.Diff(want, m.acc[0], cmpopts.EquateApprox(1e-14, 0)); d != "" {
+	if d := cmp.Diff(want, m.hist.acc[0], cmpopts.EquateApprox(1e-14, 0)); d != "" {
 		t.Errorf("accumulated prompt attention (-want +got):\n%s", d)
 	}
 	if err := m.AccumulatePrompt(make([]float32, 5)); err == nil {

@@ -50,10 +50,9 @@ import (
 // following steps. AccumulatePrompt adds the prompt queries' causal attention
 // to A, as the paper does, when the caller has them.
 type H2O struct {
-	kv      *KV
-	acc     [][]float64 // acc: [B*Hkv] rows of [N], A
-	evicted [][]bool    // evicted: [B*Hkv] rows of [N]
-	scores  [][]float64 // scores: [B*Hkv] rows of [N], the ranking of the last Decode
+	kv     *KV
+	hist   *H2OHistory // A and the evicted flags, steps 2, 4 and 5
+	scores [][]float64 // scores: [B*Hkv] rows of [N], the ranking of the last Decode
 }
 
 var _ Method = (*H2O)(nil)
@@ -68,12 +67,7 @@ func (m *H2O) Name() string { return "h2o" }
 // Prefill implements Method: it copies kv; every token starts with A = 0.
 func (m *H2O) Prefill(kv *KV) error {
 	m.kv = kv.Clone()
-	m.acc = make([][]float64, len(m.kv.K))
-	m.evicted = make([][]bool, len(m.kv.K))
-	for r := range m.acc {
-		m.acc[r] = make([]float64, m.kv.N)
-		m.evicted[r] = make([]bool, m.kv.N)
-	}
+	m.hist = NewH2OHistory(len(m.kv.K), m.kv.N)
 	m.scores = nil
 	return nil
 }
@@ -117,7 +111,7 @@ func (m *H2O) AccumulatePrompt(q []float32) error {
 					z += s[t]
 				}
 				for t := 0; t <= i; t++ {
-					m.acc[r][t] += s[t] / z
+					m.hist.acc[r][t] += s[t] / z
 				}
 			}
 		}
@@ -133,10 +127,7 @@ func (m *H2O) Append(k, v []float32) error {
 	if err := m.kv.Append(k, v); err != nil {
 		return fmt.Errorf("h2o: %w", err)
 	}
-	for r := range m.acc {
-		m.acc[r] = append(m.acc[r], 0)
-		m.evicted[r] = append(m.evicted[r], false)
-	}
+	m.hist.Append()
 	return nil
 }
 
@@ -151,28 +142,10 @@ func (m *H2O) Decode(q []float32, budget Budget) (*Result, error) {
 		return nil, fmt.Errorf("h2o: %w", err)
 	}
 	kv := m.kv
-	g, n, d := hq/kv.Hkv, kv.N, kv.D
-	heavy := k / 2
-	recent := k - heavy
-	selected := make([][]int32, kv.B*kv.Hkv)
-	m.scores = make([][]float64, kv.B*kv.Hkv)
-	for r := range selected { // 2. select
-		acc, ev := m.acc[r], m.evicted[r]
-		selected[r] = selectBy(n, k, Windows{Recent: recent}, func(a, b int32) int {
-			return cmp.Or(
-				cmp.Compare(b2i(ev[a]), b2i(ev[b])), // survivors first
-				cmp.Compare(acc[b], acc[a]),         // then larger A
-				cmp.Compare(a, b))                   // then the smaller index
-		})
-		m.scores[r] = make([]float64, n)
-		for t := range n {
-			m.scores[r][t] = acc[t]
-			if ev[t] { // below every survivor (A >= 0), still increasing in A
-				m.scores[r][t] = acc[t]/(1+acc[t]) - 1
-			}
-		}
-	}
-	out, err := Sparse(q, kv, selected) // 3. attend
+	g, d := hq/kv.Hkv, kv.D
+	var selected [][]int32
+	selected, m.scores = m.hist.Select(k) // 1. budget, 2. select
+	out, err := Sparse(q, kv, selected)   // 3. attend
 	if err != nil {
 		return nil, fmt.Errorf("h2o: %w", err)
 	}
@@ -180,39 +153,16 @@ func (m *H2O) Decode(q []float32, budget Budget) (*Result, error) {
 	parallelFor(kv.B*kv.Hkv, func(r int) { // 4. accumulate, 5. evict
 		b, gh := r/kv.Hkv, r%kv.Hkv
 		sel := selected[r]
-		p := make([]float64, len(sel)) // p: [k]
-		for h := gh * g; h < (gh+1)*g; h++ {
-			qh := q[(b*hq+h)*d : (b*hq+h+1)*d]
-			mx := math.Inf(-1)
+		x := make([]float64, g*len(sel)) // x: [G][k], the logits of the kept tokens
+		for h := range g {
+			qh := q[(b*hq+gh*g+h)*d : (b*hq+gh*g+h+1)*d]
 			for i, t := range sel {
-				p[i] = dot64(qh, kv.Key(b, gh, int(t))) * scale
-				mx = max(mx, p[i])
-			}
-			var z float64
-			for i := range p {
-				p[i] = math.Exp(p[i] - mx)
-				z += p[i]
-			}
-			for i, t := range sel {
-				m.acc[r][t] += p[i] / z
+				x[h*len(sel)+i] = dot64(qh, kv.Key(b, gh, int(t))) * scale
 			}
 		}
-		for t := range m.evicted[r] {
-			m.evicted[r][t] = true
-		}
-		for _, t := range sel {
-			m.evicted[r][t] = false
-		}
+		m.hist.Accumulate(r, sel, x)
 	})
 	return &Result{Out: out, Selected: selected}, nil
-}
-
-// b2i is 1 for true, 0 for false.
-func b2i(x bool) int {
-	if x {
-		return 1
-	}
-	return 0
 }
 
 // Scores implements Scorer: A of the tokens not evicted, and A/(1+A) - 1 (in
@@ -223,4 +173,106 @@ func (m *H2O) Scores() ([][]float64, error) {
 		return nil, fmt.Errorf("h2o: no scores before the first Decode")
 	}
 	return m.scores, nil
+}
+
+// H2OHistory is H2O's history of one cache (see H2O): per (batch, KV head)
+// row, the accumulated attention A[t] of every cached token and its evicted
+// flag. H2O keeps one next to its cache; package vk's H2O keeps one on the
+// host and feeds it the logits its GPU computes, so that the selection and
+// the bookkeeping rules live here only.
+type H2OHistory struct {
+	acc     [][]float64 // acc: [rows] of [N], A
+	evicted [][]bool    // evicted: [rows] of [N]
+}
+
+// NewH2OHistory returns the history of rows rows of n cached tokens: A = 0
+// and nothing evicted.
+func NewH2OHistory(rows, n int) *H2OHistory {
+	h := &H2OHistory{acc: make([][]float64, rows), evicted: make([][]bool, rows)}
+	for r := range h.acc {
+		h.acc[r] = make([]float64, n)
+		h.evicted[r] = make([]bool, n)
+	}
+	return h
+}
+
+// Append adds one token to every row: A = 0, not evicted.
+func (h *H2OHistory) Append() {
+	for r := range h.acc {
+		h.acc[r] = append(h.acc[r], 0)
+		h.evicted[r] = append(h.evicted[r], false)
+	}
+}
+
+// Select is steps 1 and 2 of H2O with budget k (1 <= k <= N): per row, the
+// last recent = k - floor(k/2) tokens, then the others in the order
+// (survivors first, larger A, smaller index) until k, ascending. scores is
+// the ranking it used, as H2O.Scores reports it: A for the survivors and
+// A/(1+A) - 1 for the evicted tokens. It does not change the history.
+func (h *H2OHistory) Select(k int) (selected [][]int32, scores [][]float64) {
+	heavy := k / 2
+	recent := k - heavy
+	selected = make([][]int32, len(h.acc))
+	scores = make([][]float64, len(h.acc))
+	for r := range selected {
+		acc, ev := h.acc[r], h.evicted[r]
+		n := len(acc)
+		selected[r] = selectBy(n, k, Windows{Recent: recent}, func(a, b int32) int {
+			return cmp.Or(
+				cmp.Compare(b2i(ev[a]), b2i(ev[b])), // survivors first
+				cmp.Compare(acc[b], acc[a]),         // then larger A
+				cmp.Compare(a, b))                   // then the smaller index
+		})
+		scores[r] = make([]float64, n)
+		for t := range n {
+			scores[r][t] = acc[t]
+			if ev[t] { // below every survivor (A >= 0), still increasing in A
+				scores[r][t] = acc[t]/(1+acc[t]) - 1
+			}
+		}
+	}
+	return selected, scores
+}
+
+// Accumulate is steps 4 and 5 of H2O for row r, which attended over the
+// ascending tokens sel: given the logits x: [G][len(sel)] of the row's G
+// query heads, x[g][i] = q_g·k_{sel[i]} / sqrt(D),
+//
+//	A[sel[i]] += sum_g softmax_i(x[g])[i]
+//
+// (in float64), then every token of the row not in sel is evicted and every
+// token in sel is not. It touches row r only, so that rows may be
+// accumulated concurrently.
+func (h *H2OHistory) Accumulate(r int, sel []int32, x []float64) {
+	k := len(sel)
+	p := make([]float64, k) // p: [k]
+	for g := range len(x) / max(k, 1) {
+		copy(p, x[g*k:(g+1)*k])
+		mx := math.Inf(-1)
+		for _, v := range p {
+			mx = max(mx, v)
+		}
+		var z float64
+		for i := range p {
+			p[i] = math.Exp(p[i] - mx)
+			z += p[i]
+		}
+		for i, t := range sel {
+			h.acc[r][t] += p[i] / z
+		}
+	}
+	for t := range h.evicted[r] {
+		h.evicted[r][t] = true
+	}
+	for _, t := range sel {
+		h.evicted[r][t] = false
+	}
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(x bool) int {
+	if x {
+		return 1
+	}
+	return 0
 }

@@ -1,9 +1,7 @@
 package vk
 
 import (
-	"cmp"
 	"math"
-	"slices"
 	"unsafe"
 
 	"github.com/hata-go/hata/ref"
@@ -107,19 +105,19 @@ func (m *Streaming) Close() error { m.close(); return nil }
 
 // H2O is the heavy-hitter oracle with GPU attention (the vk implementation of
 // ref.H2O). The history (accumulated attention A and the evicted flags, per
-// row and token) lives on the host, which selects as ref does (the recent
-// half of the budget, then the survivors with the largest A, ties to the
-// smaller index) and uploads the selection with q. The GPU attends and
-// computes the raw logits q_h·k_t of the kept tokens (score_logits over the
-// index list, read back with the output); the host turns them into the
-// softmax over the kept set in float64 and accumulates it into A, exactly as
-// ref does from its own dot products (which the GPU's equal whenever they are
-// exact in float32, as with the acceptance suite's dyadic inputs).
+// row and token) lives on the host in a ref.H2OHistory, whose Select picks
+// the tokens as ref does (the recent half of the budget, then the survivors
+// with the largest A, ties to the smaller index); the selection is uploaded
+// with q. The GPU attends and computes the raw logits q_h·k_t of the kept
+// tokens (score_logits over the index list, read back with the output); the
+// history's Accumulate turns them into the softmax over the kept set in
+// float64 and adds it to A, exactly as ref does from its own dot products
+// (which the GPU's equal whenever they are exact in float32, as with the
+// acceptance suite's dyadic inputs).
 type H2O struct {
 	*sparseCore
-	acc     [][]float64 // acc: [B*Hkv] rows of [N], A
-	evicted [][]bool    // evicted: [B*Hkv] rows of [N]
-	scores  [][]float64 // the ranking of the last Decode (ref.H2O.Scores)
+	hist   *ref.H2OHistory // A and the evicted flags, per row and token
+	scores [][]float64     // the ranking of the last Decode (ref.H2O.Scores)
 }
 
 var (
@@ -148,12 +146,7 @@ func (m *H2O) Len() int { return m.n }
 func (m *H2O) Timings() Timings { return m.timings }
 
 func (m *H2O) reset() {
-	m.acc = make([][]float64, m.rows())
-	m.evicted = make([][]bool, m.rows())
-	for r := range m.acc {
-		m.acc[r] = make([]float64, m.n)
-		m.evicted[r] = make([]bool, m.n)
-	}
+	m.hist = ref.NewH2OHistory(m.rows(), m.n)
 	m.scores = nil
 }
 
@@ -180,52 +173,8 @@ func (m *H2O) Append(k, v []float32) error {
 	if err := m.append(k, v); err != nil {
 		return err
 	}
-	for r := range m.acc {
-		m.acc[r] = append(m.acc[r], 0)
-		m.evicted[r] = append(m.evicted[r], false)
-	}
+	m.hist.Append()
 	return nil
-}
-
-// selectHost is ref.H2O's selection: the last `recent` tokens, then the
-// others by (survivors first, larger A, smaller index) until k.
-func (m *H2O) selectHost(k int) [][]int32 {
-	n := m.n
-	recent := k - k/2
-	sel := make([][]int32, m.rows())
-	m.scores = make([][]float64, m.rows())
-	for r := range sel {
-		acc, ev := m.acc[r], m.evicted[r]
-		_, start, _ := windows(ref.Windows{Recent: recent}, n, k)
-		rest := make([]int32, 0, start)
-		for t := range start {
-			rest = append(rest, int32(t))
-		}
-		slices.SortFunc(rest, func(a, b int32) int {
-			return cmp.Or(cmp.Compare(b2i(ev[a]), b2i(ev[b])), cmp.Compare(acc[b], acc[a]), cmp.Compare(a, b))
-		})
-		picked := append([]int32(nil), rest[:k-(n-start)]...)
-		for t := start; t < n; t++ {
-			picked = append(picked, int32(t))
-		}
-		slices.Sort(picked)
-		sel[r] = picked
-		m.scores[r] = make([]float64, n)
-		for t := range n {
-			m.scores[r][t] = acc[t]
-			if ev[t] {
-				m.scores[r][t] = acc[t]/(1+acc[t]) - 1
-			}
-		}
-	}
-	return sel
-}
-
-func b2i(x bool) int {
-	if x {
-		return 1
-	}
-	return 0
 }
 
 // h2oStep is a prepared H2O decode step.
@@ -248,7 +197,8 @@ func (m *H2O) prepare(q []float32, budget ref.Budget) (*h2oStep, error) {
 	if err != nil {
 		return nil, err
 	}
-	sel := m.selectHost(k)
+	var sel [][]int32
+	sel, m.scores = m.hist.Select(k) // ref.H2O's selection, on the host
 	hostSel, err := m.hostSelection(sel, k)
 	if err != nil {
 		return nil, err
@@ -293,39 +243,22 @@ func (m *H2O) prepare(q []float32, budget ref.Budget) (*h2oStep, error) {
 	return h, nil
 }
 
-// accumulate adds the softmax over the kept set of every head to A and
-// evicts every token not kept (ref.H2O.Decode, steps 4 and 5).
+// accumulate hands the logits of the kept tokens, read back, to the history
+// (ref.H2OHistory.Accumulate: the softmax over the kept set of every head
+// added to A, every token not kept evicted; ref.H2O.Decode, steps 4 and 5).
 func (m *H2O) accumulate(h *h2oStep) error {
 	if err := h.rb.Buf.invalidate(); err != nil {
 		return err
 	}
 	s := h.plan.s
-	x := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(h.rb.Buf.Bytes()))), s.rows*s.g*s.k)
+	raw := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(h.rb.Buf.Bytes()))), s.rows*s.g*s.k) // [rows][G][k]
 	scale := 1 / math.Sqrt(float64(m.d))
-	p := make([]float64, s.k)
+	x := make([]float64, s.g*s.k) // x: [G][k], one row's logits
 	for r, sel := range h.sel {
-		for g := range s.g {
-			xs := x[(r*s.g+g)*s.k : (r*s.g+g+1)*s.k]
-			mx := math.Inf(-1)
-			for i := range sel {
-				p[i] = float64(xs[i]) * scale
-				mx = max(mx, p[i])
-			}
-			var z float64
-			for i := range sel {
-				p[i] = math.Exp(p[i] - mx)
-				z += p[i]
-			}
-			for i, t := range sel {
-				m.acc[r][t] += p[i] / z
-			}
+		for i, v := range raw[r*s.g*s.k : (r+1)*s.g*s.k] {
+			x[i] = float64(v) * scale
 		}
-		for t := range m.evicted[r] {
-			m.evicted[r][t] = true
-		}
-		for _, t := range sel {
-			m.evicted[r][t] = false
-		}
+		m.hist.Accumulate(r, sel, x)
 	}
 	return nil
 }
