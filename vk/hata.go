@@ -31,6 +31,11 @@ import (
 // the host with ref.SelectLargest, then attends on the GPU; the key norms are
 // kept on the host in float64 as ref does.
 //
+// Timings names the stages "upload", ["poison",] "encode", "score",
+// "select", ["gather",] "attend", "merge", ["readback"] (the norm-weighted
+// variant adds a first batch with its own "upload", "encode", "score" and
+// "readback").
+//
 // A HATA is not safe for concurrent use. Close frees its device memory.
 type HATA struct {
 	*sparseCore
@@ -41,7 +46,6 @@ type HATA struct {
 
 	wbuf   *Buffer     // W: [Hkv][D][Rbit] float32
 	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
-	coded  bool        // a decode has produced query codes
 	lastHq int
 }
 
@@ -75,21 +79,9 @@ func (c *Context) NewHATA(name string, w *ref.HashWeights, win ref.Windows, norm
 		m.wbuf.Free()
 		return nil, err
 	}
-	core.side = m
+	core.side, core.planner = m, m
 	return m, nil
 }
-
-// Name implements ref.Method: "hata" or "lsh".
-func (m *HATA) Name() string { return m.name }
-
-// Len returns the number of cached tokens.
-func (m *HATA) Len() int { return m.n }
-
-// Timings returns the GPU time of every stage of the last Decode or Step:
-// "upload", ["poison",] "encode", "score", "select", ["gather",] "attend",
-// "merge", ["readback"] (the norm-weighted variant adds a first batch with
-// its own "upload", "encode", "score" and "readback").
-func (m *HATA) Timings() Timings { return m.timings }
 
 func (m *HATA) checkShape(hkv, d int) error {
 	if hkv != m.w.Hkv || d != m.w.D {
@@ -107,8 +99,7 @@ func (m *HATA) Prefill(kv *ref.KV) error {
 	if err := m.checkShape(kv.Hkv, kv.D); err != nil {
 		return err
 	}
-	m.coded = false
-	if err := m.prefill(kv); err != nil {
+	if err := m.sparseCore.Prefill(kv); err != nil {
 		return err
 	}
 	m.knorm = nil
@@ -134,14 +125,13 @@ func (m *HATA) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	if err := m.checkShape(hkv, d); err != nil {
 		return err
 	}
-	m.coded = false
-	return m.prefillRandom(b, hkv, n, d, seed)
+	return m.sparseCore.PrefillRandom(b, hkv, n, d, seed)
 }
 
 // Append implements ref.Method: the new key of every row is encoded on the
 // device as it enters the cache.
 func (m *HATA) Append(k, v []float32) error {
-	if err := m.append(k, v); err != nil {
+	if err := m.sparseCore.Append(k, v); err != nil {
 		return err
 	}
 	if m.normWeighted {
@@ -194,18 +184,11 @@ type hataStep struct {
 // prepare sizes and builds everything one decode step with budget k needs.
 // forRank: the norm-weighted path (scores for the host, no GPU selection).
 func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep, error) {
-	hq, err := m.checkQuery(q)
+	s, err := m.prepareStep(q, budget)
 	if err != nil {
 		return nil, err
 	}
-	k, err := budget.Tokens(m.n)
-	if err != nil {
-		return nil, m.errorf("%v", err)
-	}
-	s, err := m.prepareStep(hq, k)
-	if err != nil {
-		return nil, err
-	}
+	k := s.k
 	h := &hataStep{step: s}
 	g := s.g
 	nb := g*m.w.Rbit + 1
@@ -277,6 +260,8 @@ func (m *HATA) recordScores(b *Batch, h *hataStep) error {
 	return nil
 }
 
+// plan implements planner: encode and score (recordScores), then the
+// select.
 func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	h, err := m.prepare(q, budget, false)
 	if err != nil {
@@ -303,15 +288,7 @@ func (m *HATA) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 	if m.normWeighted {
 		return m.decodeNormWeighted(q, budget, true)
 	}
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return nil, err
-	}
-	res, err := m.run(q, p, true)
-	if err == nil {
-		m.coded = true
-	}
-	return res, err
+	return m.sparseCore.Decode(q, budget)
 }
 
 // Step runs one decode step without reading anything back (for timing it:
@@ -321,15 +298,7 @@ func (m *HATA) Step(q []float32, budget ref.Budget) (Timings, error) {
 		_, err := m.decodeNormWeighted(q, budget, false)
 		return m.timings, err
 	}
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return Timings{}, err
-	}
-	if _, err := m.run(q, p, false); err != nil {
-		return Timings{}, err
-	}
-	m.coded = true
-	return m.timings, nil
+	return m.sparseCore.Step(q, budget)
 }
 
 // decodeNormWeighted scores on the GPU, ranks on the host by
@@ -374,7 +343,7 @@ func (m *HATA) decodeNormWeighted(q []float32, budget ref.Budget, readback bool)
 	if err := rb.invalidate(); err != nil {
 		return nil, err
 	}
-	m.coded = true
+	m.stepped = true // the query codes are on the device
 	scores := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(rb.Bytes()))), h.rows*m.cap)
 	sel := make([][]int32, h.rows)
 	w := make([]float64, m.n)
@@ -400,7 +369,7 @@ func (m *HATA) decodeNormWeighted(q []float32, budget ref.Budget, readback bool)
 // [B][Hq][Rbit/32], and the key codes of the cache, [B][Hkv][N][Rbit/32],
 // read back from the device.
 func (m *HATA) Codes() (qcodes, kcodes []uint32, err error) {
-	if !m.coded || m.k == nil {
+	if !m.stepped || m.k == nil {
 		return nil, nil, m.errorf("no codes before the first Decode")
 	}
 	nq := m.rows() * (m.lastHq / m.hkv)

@@ -10,7 +10,9 @@ import (
 // Streaming is StreamingLLM with GPU attention (the vk implementation of
 // ref.Streaming): the selection depends on positions only, so the host
 // computes it (the first Sink tokens, then the most recent ones up to k) and
-// uploads it with q; the attention runs on the GPU as HATA's does.
+// uploads it with q; the attention runs on the GPU as HATA's does. Timings
+// names the stages "upload" (q and the selection), ["poison",] "attend",
+// "merge", ["readback"].
 type Streaming struct {
 	*sparseCore
 	sink int
@@ -25,43 +27,18 @@ func (c *Context) NewStreaming(d, sink int, o SparseOptions) (*Streaming, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Streaming{sparseCore: core, sink: ref.NewStreaming(sink).Sink}, nil
+	m := &Streaming{sparseCore: core, sink: ref.NewStreaming(sink).Sink}
+	core.planner = m
+	return m, nil
 }
 
-// Name implements ref.Method.
-func (m *Streaming) Name() string { return "streaming" }
-
-// Len returns the number of cached tokens.
-func (m *Streaming) Len() int { return m.n }
-
-// Timings returns the GPU time of every stage of the last Decode or Step:
-// "upload" (q and the selection), ["poison",] "attend", "merge", ["readback"].
-func (m *Streaming) Timings() Timings { return m.timings }
-
-// Prefill implements ref.Method.
-func (m *Streaming) Prefill(kv *ref.KV) error { return m.prefill(kv) }
-
-// PrefillRandom fills the cache on the device (see Dense.PrefillRandom).
-func (m *Streaming) PrefillRandom(b, hkv, n, d int, seed uint32) error {
-	return m.prefillRandom(b, hkv, n, d, seed)
-}
-
-// Append implements ref.Method.
-func (m *Streaming) Append(k, v []float32) error { return m.append(k, v) }
-
+// plan implements planner: the positional selection, made on the host.
 func (m *Streaming) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
-	hq, err := m.checkQuery(q)
+	s, err := m.prepareStep(q, budget)
 	if err != nil {
 		return nil, err
 	}
-	k, err := budget.Tokens(m.n)
-	if err != nil {
-		return nil, m.errorf("%v", err)
-	}
-	s, err := m.prepareStep(hq, k)
-	if err != nil {
-		return nil, err
-	}
+	k := s.k
 	sinkEnd, recentStart, _ := windows(ref.Windows{Sink: m.sink, Recent: k}, m.n, k)
 	keep := make([]int32, 0, k)
 	for t := range sinkEnd {
@@ -81,28 +58,6 @@ func (m *Streaming) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	return &stepPlan{s: s, hostSel: hostSel}, nil
 }
 
-// Decode implements ref.Method.
-func (m *Streaming) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return nil, err
-	}
-	return m.run(q, p, true)
-}
-
-// Step runs one decode step without reading anything back.
-func (m *Streaming) Step(q []float32, budget ref.Budget) (Timings, error) {
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return Timings{}, err
-	}
-	_, err = m.run(q, p, false)
-	return m.timings, err
-}
-
-// Close frees the device memory of m.
-func (m *Streaming) Close() error { m.close(); return nil }
-
 // H2O is the heavy-hitter oracle with GPU attention (the vk implementation of
 // ref.H2O). The history (accumulated attention A and the evicted flags, per
 // row and token) lives on the host in a ref.H2OHistory, whose Select picks
@@ -113,7 +68,9 @@ func (m *Streaming) Close() error { m.close(); return nil }
 // history's Accumulate turns them into the softmax over the kept set in
 // float64 and adds it to A, exactly as ref does from its own dot products
 // (which the GPU's equal whenever they are exact in float32, as with the
-// acceptance suite's dyadic inputs).
+// acceptance suite's dyadic inputs). Timings names the stages "upload",
+// ["poison",] "score" (the logits of the kept tokens), "attend", "merge",
+// "readback".
 type H2O struct {
 	*sparseCore
 	hist   *ref.H2OHistory // A and the evicted flags, per row and token
@@ -134,17 +91,6 @@ func (c *Context) NewH2O(d int, o SparseOptions) (*H2O, error) {
 	return &H2O{sparseCore: core}, nil
 }
 
-// Name implements ref.Method.
-func (m *H2O) Name() string { return "h2o" }
-
-// Len returns the number of cached tokens.
-func (m *H2O) Len() int { return m.n }
-
-// Timings returns the GPU time of every stage of the last Decode or Step:
-// "upload", ["poison",] "score" (the logits of the kept tokens), "attend",
-// "merge", ["readback"].
-func (m *H2O) Timings() Timings { return m.timings }
-
 func (m *H2O) reset() {
 	m.hist = ref.NewH2OHistory(m.rows(), m.n)
 	m.scores = nil
@@ -152,7 +98,7 @@ func (m *H2O) reset() {
 
 // Prefill implements ref.Method: every token starts with A = 0.
 func (m *H2O) Prefill(kv *ref.KV) error {
-	if err := m.prefill(kv); err != nil {
+	if err := m.sparseCore.Prefill(kv); err != nil {
 		return err
 	}
 	m.reset()
@@ -161,7 +107,7 @@ func (m *H2O) Prefill(kv *ref.KV) error {
 
 // PrefillRandom fills the cache on the device (see Dense.PrefillRandom).
 func (m *H2O) PrefillRandom(b, hkv, n, d int, seed uint32) error {
-	if err := m.prefillRandom(b, hkv, n, d, seed); err != nil {
+	if err := m.sparseCore.PrefillRandom(b, hkv, n, d, seed); err != nil {
 		return err
 	}
 	m.reset()
@@ -170,7 +116,7 @@ func (m *H2O) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 
 // Append implements ref.Method: the new token starts with A = 0, not evicted.
 func (m *H2O) Append(k, v []float32) error {
-	if err := m.append(k, v); err != nil {
+	if err := m.sparseCore.Append(k, v); err != nil {
 		return err
 	}
 	m.hist.Append()
@@ -185,18 +131,11 @@ type h2oStep struct {
 }
 
 func (m *H2O) prepare(q []float32, budget ref.Budget) (*h2oStep, error) {
-	hq, err := m.checkQuery(q)
+	s, err := m.prepareStep(q, budget)
 	if err != nil {
 		return nil, err
 	}
-	k, err := budget.Tokens(m.n)
-	if err != nil {
-		return nil, m.errorf("%v", err)
-	}
-	s, err := m.prepareStep(hq, k)
-	if err != nil {
-		return nil, err
-	}
+	k := s.k
 	var sel [][]int32
 	sel, m.scores = m.hist.Select(k) // ref.H2O's selection, on the host
 	hostSel, err := m.hostSelection(sel, k)
@@ -279,9 +218,10 @@ func (m *H2O) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 // Step runs one decode step (a step of the history: the logits are read
 // back to accumulate A) without reading the output back.
 func (m *H2O) Step(q []float32, budget ref.Budget) (Timings, error) {
-	res, err := m.Decode(q, budget)
-	_ = res
-	return m.timings, err
+	if _, err := m.Decode(q, budget); err != nil {
+		return Timings{}, err
+	}
+	return m.timings, nil
 }
 
 // Scores implements ref.Scorer: A of the tokens not evicted, and A/(1+A) - 1
@@ -292,6 +232,3 @@ func (m *H2O) Scores() ([][]float64, error) {
 	}
 	return m.scores, nil
 }
-
-// Close frees the device memory of m.
-func (m *H2O) Close() error { m.close(); return nil }

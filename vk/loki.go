@@ -16,7 +16,8 @@ import (
 //	select  the k largest, ties to the smaller index (radix select)
 //	attend, merge  exact attention over the original K, V
 //
-// PrefillRandom has no host keys to fit a basis on: it uses the given basis,
+// Timings names the stages "upload", ["poison",] "encode", "score",
+// "select", "attend", "merge", ["readback"]. PrefillRandom has no host keys to fit a basis on: it uses the given basis,
 // or the identity (so the scores are the first c channels of q·k).
 type Loki struct {
 	*sparseCore
@@ -24,8 +25,6 @@ type Loki struct {
 	basis        []float64 // the given basis [Hkv][D][D], or nil
 	pbuf         *Buffer   // P in use: [Hkv][D][D] float32
 	pHkv         int       // heads of pbuf
-	scored       bool
-	lastS        Range
 }
 
 var (
@@ -49,20 +48,9 @@ func (c *Context) NewLoki(hkv, d, channels int, basis []float64, o SparseOptions
 		return nil, err
 	}
 	m := &Loki{sparseCore: core, channels: channels, cp: roundUp(channels, 4), basis: basis}
-	core.side = m
+	core.side, core.planner = m, m
 	return m, nil
 }
-
-// Name implements ref.Method.
-func (m *Loki) Name() string { return "loki" }
-
-// Len returns the number of cached tokens.
-func (m *Loki) Len() int { return m.n }
-
-// Timings returns the GPU time of every stage of the last Decode or Step:
-// "upload", ["poison",] "encode", "score", "select", "attend", "merge",
-// ["readback"].
-func (m *Loki) Timings() Timings { return m.timings }
 
 // setBasis uploads the basis in use, float64 [hkv][D][D], as float32.
 func (m *Loki) setBasis(hkv int, p []float64) error {
@@ -101,8 +89,7 @@ func (m *Loki) Prefill(kv *ref.KV) error {
 	if err := m.setBasis(kv.Hkv, p); err != nil {
 		return err
 	}
-	m.scored = false
-	return m.prefill(kv)
+	return m.sparseCore.Prefill(kv)
 }
 
 // PrefillRandom fills the cache on the device (see Dense.PrefillRandom) and
@@ -122,12 +109,8 @@ func (m *Loki) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	if err := m.setBasis(hkv, p); err != nil {
 		return err
 	}
-	m.scored = false
-	return m.prefillRandom(b, hkv, n, d, seed)
+	return m.sparseCore.PrefillRandom(b, hkv, n, d, seed)
 }
-
-// Append implements ref.Method: the new key is rotated on the device.
-func (m *Loki) Append(k, v []float32) error { return m.append(k, v) }
 
 func (m *Loki) rkBytes() uint64 { return uint64(m.rows()*m.cap*m.cp) * 4 }
 
@@ -158,16 +141,10 @@ func (m *Loki) buildSide(b *Batch, t0, t1 int) error {
 	return nil
 }
 
+// plan implements planner: q rotated, then the oracle's score pipeline on
+// the rotated keys and the radix select.
 func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
-	hq, err := m.checkQuery(q)
-	if err != nil {
-		return nil, err
-	}
-	k, err := budget.Tokens(m.n)
-	if err != nil {
-		return nil, m.errorf("%v", err)
-	}
-	s, err := m.prepareStep(hq, k)
+	s, err := m.prepareStep(q, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -188,10 +165,10 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.lastS = ss.s
 	qrr := qr.Range(0, qrBytes)
 	return &stepPlan{
 		s:      s,
+		scores: scoreView{r: ss.s, stride: m.cap, page: 1},
 		poison: []Range{qrr, ss.x, ss.pml, ss.keys, ss.s, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("encode")
@@ -213,35 +190,8 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}, nil
 }
 
-// Decode implements ref.Method.
-func (m *Loki) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return nil, err
-	}
-	res, err := m.run(q, p, true)
-	m.scored = err == nil
-	return res, err
-}
-
-// Step runs one decode step without reading anything back.
-func (m *Loki) Step(q []float32, budget ref.Budget) (Timings, error) {
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return Timings{}, err
-	}
-	_, err = m.run(q, p, false)
-	m.scored = err == nil
-	return m.timings, err
-}
-
 // Scores implements ref.Scorer: the GPU's float32 scores of the last decode.
-func (m *Loki) Scores() ([][]float64, error) {
-	if !m.scored {
-		return nil, m.errorf("no scores before the first Decode")
-	}
-	return m.readScores(m.lastS, m.cap, 1)
-}
+func (m *Loki) Scores() ([][]float64, error) { return m.floatScores() }
 
 // Close frees the device memory of m.
 func (m *Loki) Close() error {

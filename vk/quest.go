@@ -17,11 +17,12 @@ import (
 //	        ref's rule (pages best first, ties to the smaller page, the last
 //	        page cut to its first tokens)
 //	attend, merge  as HATA's fused variant
+//
+// Timings names the stages "upload", ["poison",] "score", "select",
+// "attend", "merge", ["readback"].
 type Quest struct {
 	*sparseCore
-	page   int
-	scored bool
-	lastS  Range // page scores of the last decode: [rows][pcap] float32
+	page int
 }
 
 var (
@@ -43,33 +44,9 @@ func (c *Context) NewQuest(d, pageSize int, o SparseOptions) (*Quest, error) {
 		return nil, err
 	}
 	m := &Quest{sparseCore: core, page: pageSize}
-	core.side = m
+	core.side, core.planner = m, m
 	return m, nil
 }
-
-// Name implements ref.Method.
-func (m *Quest) Name() string { return "quest" }
-
-// Len returns the number of cached tokens.
-func (m *Quest) Len() int { return m.n }
-
-// Timings returns the GPU time of every stage of the last Decode or Step:
-// "upload", ["poison",] "score", "select", "attend", "merge", ["readback"].
-func (m *Quest) Timings() Timings { return m.timings }
-
-// Prefill implements ref.Method: the bounds of every page are computed on
-// the device.
-func (m *Quest) Prefill(kv *ref.KV) error { m.scored = false; return m.prefill(kv) }
-
-// PrefillRandom fills the cache on the device (see Dense.PrefillRandom) and
-// computes the page bounds there.
-func (m *Quest) PrefillRandom(b, hkv, n, d int, seed uint32) error {
-	m.scored = false
-	return m.prefillRandom(b, hkv, n, d, seed)
-}
-
-// Append implements ref.Method: the new token's page bounds are recomputed.
-func (m *Quest) Append(k, v []float32) error { return m.append(k, v) }
 
 // pcap returns the page capacity of a row.
 func (m *Quest) pcap() int { return (m.cap + m.page - 1) / m.page }
@@ -107,16 +84,10 @@ func (m *Quest) buildSide(b *Batch, t0, t1 int) error {
 	return nil
 }
 
+// plan implements planner: quest_score per page, then the radix select over
+// tokens.
 func (m *Quest) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
-	hq, err := m.checkQuery(q)
-	if err != nil {
-		return nil, err
-	}
-	k, err := budget.Tokens(m.n)
-	if err != nil {
-		return nil, m.errorf("%v", err)
-	}
-	s, err := m.prepareStep(hq, k)
+	s, err := m.prepareStep(q, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -139,9 +110,9 @@ func (m *Quest) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.lastS = sr
 	return &stepPlan{
 		s:      s,
+		scores: scoreView{r: sr, stride: pcap, page: m.page},
 		poison: []Range{kr, sr, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("score")
@@ -159,36 +130,6 @@ func (m *Quest) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}, nil
 }
 
-// Decode implements ref.Method.
-func (m *Quest) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return nil, err
-	}
-	res, err := m.run(q, p, true)
-	m.scored = err == nil
-	return res, err
-}
-
-// Step runs one decode step without reading anything back.
-func (m *Quest) Step(q []float32, budget ref.Budget) (Timings, error) {
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return Timings{}, err
-	}
-	_, err = m.run(q, p, false)
-	m.scored = err == nil
-	return m.timings, err
-}
-
 // Scores implements ref.Scorer: every token carries its page's float32
 // score S of the last decode.
-func (m *Quest) Scores() ([][]float64, error) {
-	if !m.scored {
-		return nil, m.errorf("no scores before the first Decode")
-	}
-	return m.readScores(m.lastS, m.pcap(), m.page)
-}
-
-// Close frees the device memory of m.
-func (m *Quest) Close() error { m.close(); return nil }
+func (m *Quest) Scores() ([][]float64, error) { return m.floatScores() }

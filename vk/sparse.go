@@ -123,15 +123,25 @@ type sideState interface {
 	buildSide(b *Batch, t0, t1 int) error
 }
 
+// planner is what a top-k method adds to a decode step: its plan (the
+// selection stages and their buffers).
+type planner interface {
+	plan(q []float32, budget ref.Budget) (*stepPlan, error)
+}
+
 // sparseCore is what every GPU top-k method shares: the K/V cache
 // [B*Hkv][Cap][D] on the device, its growth, the rebuild of the method's side
-// state, the scratch buffers and descriptor sets of a decode step, and the
-// sparse attention over an index list [B*Hkv][k] (sparse_split + sparse_merge).
+// state, the scratch buffers and descriptor sets of a decode step, the
+// sparse attention over an index list [B*Hkv][k] (sparse_split +
+// sparse_merge), and the methods every top-k method has the same way (Name,
+// Len, Timings, Prefill, PrefillRandom, Append, Decode, Step, Close), which a
+// method replaces where it does more.
 type sparseCore struct {
-	ctx  *Context
-	name string
-	opt  SparseOptions
-	side sideState // nil: none
+	ctx     *Context
+	name    string
+	opt     SparseOptions
+	side    sideState // nil: none
+	planner planner   // nil: the method has its own Decode and Step
 
 	b, hkv, d int // cache shape
 	n, cap    int // tokens cached, tokens allocated per row
@@ -144,6 +154,8 @@ type sparseCore struct {
 
 	hq int // query heads of the last decode
 
+	stepped    bool      // a decode step has run since the last prefill
+	lastScores scoreView // where the last step left its float scores, if any
 }
 
 // setKey identifies a descriptor set: the kernel and its bound ranges.
@@ -180,6 +192,17 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	}
 	return &sparseCore{ctx: ctx, name: name, opt: o, d: d, scratch: map[string]*Buffer{}, sets: map[setKey]*Set{}}, nil
 }
+
+// Name implements ref.Method: the method's command-line name.
+func (c *sparseCore) Name() string { return c.name }
+
+// Len returns the number of cached tokens.
+func (c *sparseCore) Len() int { return c.n }
+
+// Timings returns the GPU time of every stage of the last Decode or Step
+// (the method's doc names its stages): "upload", ["poison",] the method's
+// own, "attend", "merge", ["readback"].
+func (c *sparseCore) Timings() Timings { return c.timings }
 
 func (c *sparseCore) errorf(format string, a ...any) error {
 	return fmt.Errorf("vk %s: %s", c.name, fmt.Sprintf(format, a...))
@@ -310,9 +333,10 @@ func (c *sparseCore) buildAll() error {
 	return nil
 }
 
-// prefill uploads kv to a new cache with room for Reserve more tokens and
-// builds the side state.
-func (c *sparseCore) prefill(kv *ref.KV) error {
+// Prefill implements ref.Method: it uploads kv to a new cache with room for
+// Reserve more tokens and builds the method's side state on the device.
+func (c *sparseCore) Prefill(kv *ref.KV) error {
+	c.stepped = false
 	if kv == nil || kv.B < 1 || kv.Hkv < 1 || kv.N < 0 {
 		return c.errorf("prefill: bad cache %v", kv)
 	}
@@ -335,10 +359,12 @@ func (c *sparseCore) prefill(kv *ref.KV) error {
 	return c.buildAll()
 }
 
-// prefillRandom fills a new cache of b*hkv rows of n tokens on the device
+// PrefillRandom fills a new cache of b*hkv rows of n tokens on the device
 // with FillRandom (K from seed, V from seed+1, uniform in [-1, 1), the cache
-// RandomKV describes) and builds the side state on the device.
-func (c *sparseCore) prefillRandom(b, hkv, n, d int, seed uint32) error {
+// RandomKV describes; see Dense.PrefillRandom) and builds the method's side
+// state on the device.
+func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) error {
+	c.stepped = false
 	if b < 1 || hkv < 1 || n < 1 {
 		return c.errorf("prefill random: B=%d Hkv=%d N=%d, want >= 1", b, hkv, n)
 	}
@@ -358,9 +384,10 @@ func (c *sparseCore) prefillRandom(b, hkv, n, d int, seed uint32) error {
 	return c.buildAll()
 }
 
-// append writes k, v: [B][Hkv][D] as token N of every row and builds its
-// side state; the capacity doubles (on the device) when it is full.
-func (c *sparseCore) append(k, v []float32) error {
+// Append implements ref.Method: it writes k, v: [B][Hkv][D] as token N of
+// every row and builds its side state on the device; the capacity doubles
+// (on the device) when it is full.
+func (c *sparseCore) Append(k, v []float32) error {
 	if c.k == nil {
 		return c.errorf("append before prefill")
 	}
@@ -456,8 +483,17 @@ func (c *sparseCore) checkQuery(q []float32) (int, error) {
 	return len(q) / bd, nil
 }
 
-// prepareStep sizes the buffers every step uses and returns the step state.
-func (c *sparseCore) prepareStep(hq, k int) (*step, error) {
+// prepareStep checks q: [B][Hq][D] against the cache, turns budget into k
+// tokens, sizes the buffers every step uses and returns the step state.
+func (c *sparseCore) prepareStep(q []float32, budget ref.Budget) (*step, error) {
+	hq, err := c.checkQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	k, err := budget.Tokens(c.n)
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
 	rows := c.rows()
 	qBytes := uint64(c.b*hq*c.d) * 4
 	s := &step{hq: hq, g: hq / c.hkv, rows: rows, k: k}
@@ -659,6 +695,36 @@ type stepPlan struct {
 	gather bool
 	// extra readbacks after the step: dst (a Readback buffer) <- src
 	extra []copyOp
+	// scores: where the step leaves its float scores (topk, loki, quest)
+	scores scoreView
+}
+
+// Decode implements ref.Method: one decode step on the GPU (the method's
+// plan, then the attention), returning the output and the selection, read
+// back with it.
+func (c *sparseCore) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
+	p, err := c.planner.plan(q, budget)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.run(q, p, true)
+	c.stepped, c.lastScores = err == nil, p.scores
+	return res, err
+}
+
+// Step runs one decode step without reading anything back (for timing it:
+// Timings gives the stages). The output stays on the device.
+func (c *sparseCore) Step(q []float32, budget ref.Budget) (Timings, error) {
+	p, err := c.planner.plan(q, budget)
+	if err != nil {
+		return Timings{}, err
+	}
+	_, err = c.run(q, p, false)
+	c.stepped, c.lastScores = err == nil, p.scores
+	if err != nil {
+		return Timings{}, err
+	}
+	return c.timings, nil
 }
 
 // run records and submits one decode step: "upload" (q, and a host
@@ -795,6 +861,9 @@ func (c *sparseCore) readWords(buf *Buffer, off uint64, n int) ([]uint32, error)
 	}
 	return w, nil
 }
+
+// Close frees the device memory of the method.
+func (c *sparseCore) Close() error { c.close(); return nil }
 
 // close frees everything the core allocated.
 func (c *sparseCore) close() {

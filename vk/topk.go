@@ -19,13 +19,12 @@ import (
 //	        smaller index (ref.SelectLargest, in float32)
 //	attend, merge  as HATA's fused variant
 //
-// The scores are float32 on the GPU where ref's are float64, so a selection
+// Timings names the stages "upload", ["poison",] "score", "select",
+// "attend", "merge", ["readback"]. The scores are float32 on the GPU where ref's are float64, so a selection
 // may differ from ref's where two scores are within rounding of each other
 // (the acceptance suite allows exactly that, through ref's Scores).
 type TopK struct {
 	*sparseCore
-	scored bool
-	lastS  Range // s of the last decode: [rows][Cap] float32
 }
 
 var (
@@ -39,30 +38,10 @@ func (c *Context) NewTopK(d int, o SparseOptions) (*TopK, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &TopK{sparseCore: core}, nil
+	m := &TopK{sparseCore: core}
+	core.planner = m
+	return m, nil
 }
-
-// Name implements ref.Method.
-func (m *TopK) Name() string { return "topk" }
-
-// Len returns the number of cached tokens.
-func (m *TopK) Len() int { return m.n }
-
-// Timings returns the GPU time of every stage of the last Decode or Step:
-// "upload", ["poison",] "score", "select", "attend", "merge", ["readback"].
-func (m *TopK) Timings() Timings { return m.timings }
-
-// Prefill implements ref.Method.
-func (m *TopK) Prefill(kv *ref.KV) error { m.scored = false; return m.prefill(kv) }
-
-// PrefillRandom fills the cache on the device (see Dense.PrefillRandom).
-func (m *TopK) PrefillRandom(b, hkv, n, d int, seed uint32) error {
-	m.scored = false
-	return m.prefillRandom(b, hkv, n, d, seed)
-}
-
-// Append implements ref.Method.
-func (m *TopK) Append(k, v []float32) error { return m.append(k, v) }
 
 // softmaxScores is the score pipeline of the oracle and of Loki: the logits
 // of the G heads of every group against n keys of length dk, their softmax
@@ -148,16 +127,10 @@ func (c *sparseCore) floatSelect(s *step, keys Range, keyStride, page int) (*sel
 	})
 }
 
+// plan implements planner: the score pipeline on the cache's keys, then the
+// radix select.
 func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
-	hq, err := m.checkQuery(q)
-	if err != nil {
-		return nil, err
-	}
-	k, err := budget.Tokens(m.n)
-	if err != nil {
-		return nil, m.errorf("%v", err)
-	}
-	s, err := m.prepareStep(hq, k)
+	s, err := m.prepareStep(q, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -169,9 +142,9 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.lastS = ss.s
 	return &stepPlan{
 		s:      s,
+		scores: scoreView{r: ss.s, stride: m.cap, page: 1},
 		poison: []Range{ss.x, ss.pml, ss.keys, ss.s, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("score")
@@ -185,36 +158,24 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}, nil
 }
 
-// Decode implements ref.Method.
-func (m *TopK) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return nil, err
-	}
-	res, err := m.run(q, p, true)
-	m.scored = err == nil
-	return res, err
-}
-
-// Step runs one decode step without reading anything back (Timings gives
-// its stages).
-func (m *TopK) Step(q []float32, budget ref.Budget) (Timings, error) {
-	p, err := m.plan(q, budget)
-	if err != nil {
-		return Timings{}, err
-	}
-	_, err = m.run(q, p, false)
-	m.scored = err == nil
-	return m.timings, err
-}
-
 // Scores implements ref.Scorer: the GPU's float32 scores s of the last
 // decode, read back.
-func (m *TopK) Scores() ([][]float64, error) {
-	if !m.scored {
-		return nil, m.errorf("no scores before the first Decode")
+func (m *TopK) Scores() ([][]float64, error) { return m.floatScores() }
+
+// scoreView is where a decode step left its float scores: [rows][stride]
+// float32, one per page tokens.
+type scoreView struct {
+	r            Range
+	stride, page int
+}
+
+// floatScores is Scores of the methods that rank by float scores on the GPU
+// (topk, loki, quest): the last step's scores, read back, one per token.
+func (c *sparseCore) floatScores() ([][]float64, error) {
+	if !c.stepped {
+		return nil, c.errorf("no scores before the first Decode")
 	}
-	return m.readScores(m.lastS, m.cap, 1)
+	return c.readScores(c.lastScores.r, c.lastScores.stride, c.lastScores.page)
 }
 
 // readScores reads [rows][stride] float32 scores, one per page tokens, and
@@ -234,6 +195,3 @@ func (c *sparseCore) readScores(r Range, stride, page int) ([][]float64, error) 
 	}
 	return out, nil
 }
-
-// Close frees the device memory of m.
-func (m *TopK) Close() error { m.close(); return nil }
