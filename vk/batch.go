@@ -382,16 +382,7 @@ func (b *Batch) release() { b.destroy() }
 
 func (b *Batch) destroy() {
 	dev := b.ctx.dev
-	if b.queries != vulkan.NullQueryPool {
-		vulkan.DestroyQueryPool(dev, b.queries, nil)
-		b.queries = vulkan.NullQueryPool
-	}
-	if b.fence != vulkan.NullFence {
-		vulkan.DestroyFence(dev, b.fence, nil)
-		b.fence = vulkan.NullFence
-	}
-	if b.pool != vulkan.NullCommandPool {
-		vulkan.DestroyCommandPool(dev, b.pool, nil) // frees the command buffer
-		b.pool = vulkan.NullCommandPool
-	}
+	destroyHandle(dev, &b.queries, vulkan.DestroyQueryPool)
+	destroyHandle(dev, &b.fence, vulkan.DestroyFence)
+	destroyHandle(dev, &b.pool, vulkan.DestroyCommandPool) // frees the command buffer
 }

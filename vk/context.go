@@ -78,6 +78,17 @@ type Context struct {
 // resource is a device object that Close frees if its owner did not.
 type resource interface{ release() }
 
+// destroyHandle calls destroy(dev, *h, nil) if *h is not the null handle
+// (every vulkan-go Null* handle is its type's zero value) and leaves *h null,
+// so that a resource's destroy may run on a half-built or destroyed object.
+func destroyHandle[H comparable](dev vulkan.Device, h *H, destroy func(vulkan.Device, H, *vulkan.AllocationCallbacks)) {
+	var null H
+	if *h != null {
+		destroy(dev, *h, nil)
+		*h = null
+	}
+}
+
 // memType is one Vulkan memory type.
 type memType struct {
 	flags vulkan.MemoryPropertyFlags

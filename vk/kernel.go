@@ -190,22 +190,10 @@ func (k *Kernel) release() { k.destroy() }
 
 func (k *Kernel) destroy() {
 	dev := k.ctx.dev
-	if k.pipe != vulkan.NullPipeline {
-		vulkan.DestroyPipeline(dev, k.pipe, nil)
-		k.pipe = vulkan.NullPipeline
-	}
-	if k.module != vulkan.NullShaderModule {
-		vulkan.DestroyShaderModule(dev, k.module, nil)
-		k.module = vulkan.NullShaderModule
-	}
-	if k.layout != vulkan.NullPipelineLayout {
-		vulkan.DestroyPipelineLayout(dev, k.layout, nil)
-		k.layout = vulkan.NullPipelineLayout
-	}
-	if k.dsl != vulkan.NullDescriptorSetLayout {
-		vulkan.DestroyDescriptorSetLayout(dev, k.dsl, nil)
-		k.dsl = vulkan.NullDescriptorSetLayout
-	}
+	destroyHandle(dev, &k.pipe, vulkan.DestroyPipeline)
+	destroyHandle(dev, &k.module, vulkan.DestroyShaderModule)
+	destroyHandle(dev, &k.layout, vulkan.DestroyPipelineLayout)
+	destroyHandle(dev, &k.dsl, vulkan.DestroyDescriptorSetLayout)
 }
 
 // CheckPushLayout reports whether the Go struct type t mirrors the SPIR-V

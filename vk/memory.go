@@ -233,14 +233,8 @@ func (b *Buffer) destroy() {
 		vulkan.UnmapMemory(b.ctx.dev, b.mem)
 		b.ptr = nil
 	}
-	if b.buf != vulkan.NullBuffer {
-		vulkan.DestroyBuffer(b.ctx.dev, b.buf, nil)
-		b.buf = vulkan.NullBuffer
-	}
-	if b.mem != vulkan.NullDeviceMemory {
-		vulkan.FreeMemory(b.ctx.dev, b.mem, nil)
-		b.mem = vulkan.NullDeviceMemory
-	}
+	destroyHandle(b.ctx.dev, &b.buf, vulkan.DestroyBuffer)
+	destroyHandle(b.ctx.dev, &b.mem, vulkan.FreeMemory)
 }
 
 // Region is a piece of host data for Context.Write.
