@@ -150,24 +150,8 @@ func (m *HATA) sizeSide() error {
 
 // buildSide implements sideState: hata_encode_k over tokens [t0, t1).
 func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
-	k, err := m.kernel("hata_encode_k_"+m.opt.Storage.String(), 3, projPush{},
-		projWorkgroup, uint32(m.d), uint32(m.w.Rbit), projVectors)
-	if err != nil {
-		return err
-	}
-	codes := m.scratch["key codes"]
-	set, err := m.set(k, m.k.Whole(), m.wbuf.Whole(), codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4))
-	if err != nil {
-		return err
-	}
-	step := projVectors * int(m.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
-	for a := t0; a < t1; a += step {
-		e := min(a+step, t1)
-		b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(m.cap), Hkv: uint32(m.hkv), Group: 1, Ldw: uint32(m.w.Rbit), Ostride: uint32(m.ws)},
-			uint32((e-a+projVectors-1)/projVectors), uint32(m.rows()), 1)
-	}
-	b.Barrier()
-	return nil
+	codes := m.scratch["key codes"].Range(0, uint64(m.rows()*m.cap*m.ws)*4)
+	return m.recordProjK(b, "hata_encode_k", m.wbuf, codes, m.w.Rbit, m.w.Rbit, m.ws, t0, t1)
 }
 
 // hataStep is a prepared decode step of HATA.

@@ -122,23 +122,7 @@ func (m *Loki) sizeSide() error {
 
 // buildSide implements sideState: loki_rotate_k over tokens [t0, t1).
 func (m *Loki) buildSide(b *Batch, t0, t1 int) error {
-	k, err := m.kernel("loki_rotate_k_"+m.opt.Storage.String(), 3, projPush{},
-		projWorkgroup, uint32(m.d), uint32(m.channels), projVectors)
-	if err != nil {
-		return err
-	}
-	set, err := m.set(k, m.k.Whole(), m.pbuf.Whole(), m.scratch["rotated keys"].Range(0, m.rkBytes()))
-	if err != nil {
-		return err
-	}
-	step := projVectors * int(m.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
-	for a := t0; a < t1; a += step {
-		e := min(a+step, t1)
-		b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(m.cap), Hkv: uint32(m.hkv), Group: 1, Ldw: uint32(m.d), Ostride: uint32(m.cp)},
-			uint32((e-a+projVectors-1)/projVectors), uint32(m.rows()), 1)
-	}
-	b.Barrier()
-	return nil
+	return m.recordProjK(b, "loki_rotate_k", m.pbuf, m.scratch["rotated keys"].Range(0, m.rkBytes()), m.channels, m.d, m.cp, t0, t1)
 }
 
 // plan implements planner: q rotated, then the oracle's score pipeline on

@@ -110,6 +110,30 @@ func (c *sparseCore) projQKernel(shader string, g, ncol int) (*Kernel, error) {
 	return c.kernel(shader, 3, projPush{}, uint32(wg), uint32(c.d), uint32(ncol), uint32(g))
 }
 
+// recordProjK records the key projection (hata_encode_k_*, loki_rotate_k_*:
+// proj.glsl) of tokens [t0, t1) of every cache row through the first ncol
+// columns of w: [Hkv][D][ldw] float32 into out: [rows][Cap][ostride], in
+// dispatches of at most maxComputeWorkGroupCount workgroups.
+func (c *sparseCore) recordProjK(b *Batch, shader string, w *Buffer, out Range, ncol, ldw, ostride, t0, t1 int) error {
+	k, err := c.kernel(shader+"_"+c.opt.Storage.String(), 3, projPush{},
+		projWorkgroup, uint32(c.d), uint32(ncol), projVectors)
+	if err != nil {
+		return err
+	}
+	set, err := c.set(k, c.k.Whole(), w.Whole(), out)
+	if err != nil {
+		return err
+	}
+	step := projVectors * int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
+	for a := t0; a < t1; a += step {
+		e := min(a+step, t1)
+		b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(c.cap), Hkv: uint32(c.hkv), Group: 1, Ldw: uint32(ldw), Ostride: uint32(ostride)},
+			uint32((e-a+projVectors-1)/projVectors), uint32(c.rows()), 1)
+	}
+	b.Barrier()
+	return nil
+}
+
 // sideState is the per-token state a method keeps next to the K/V cache
 // (HATA's key codes, Loki's rotated keys, Quest's page bounds), always a
 // function of the cached keys, so that it can be rebuilt from the cache
