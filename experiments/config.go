@@ -78,6 +78,7 @@ type ConfigError struct {
 	Msg  string
 }
 
+// Error formats the error as file:line: key: message.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -152,6 +153,7 @@ func (s Shard) all() bool { return s.N <= 1 }
 // has reports whether point index i belongs to the shard.
 func (s Shard) has(i int) bool { return s.all() || i%s.N == s.I }
 
+// String formats the shard as i/n, as -shard takes it.
 func (s Shard) String() string {
 	if s.all() {
 		return "0/1"

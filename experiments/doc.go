@@ -14,6 +14,14 @@
 //	speed      SpeedConfig      decode latency and speedup over dense (Fig. 5)
 //	breakdown  BreakdownConfig  HATA's stage times per kernel variant (Fig. 9)
 //
+// and, on the project's small trained model (package model, weights/):
+//
+//	niah          NIAHConfig         needle-in-a-haystack accuracy, context x depth (Fig. 6)
+//	perplexity    PerplexityConfig   bits/byte and agreement with dense vs budget
+//	throughput    ThroughputConfig   whole-model decode tokens/s per method
+//	model_budget  ModelBudgetConfig  the budget ablation on the model's own traces
+//	model_rbit    ModelRbitConfig    the rbit ablation on the model's own traces
+//
 // The file overrides the defaults, and the command line overrides the file
 // (Overrides: -set key=value, -vkdevice, -shard, -out). A key the kind does
 // not have, or a value out of range, is a *ConfigError naming the file, the

@@ -203,6 +203,7 @@ type ConfigChangedError struct {
 	Old, New string // identity hashes
 }
 
+// Error says which directory holds another config's results and what to do.
 func (e *ConfigChangedError) Error() string {
 	return fmt.Sprintf("%s holds results of a different config (identity %.12s, this config %.12s): "+
 		"give this config another name (-set name=...) or -out, or remove %s to start over",

@@ -123,6 +123,7 @@ type KeyError struct {
 	Problem string
 }
 
+// Error formats the error as key: problem.
 func (e *KeyError) Error() string { return e.Key + ": " + e.Problem }
 
 // ConfigKey returns the TOML key at fault, for callers that report file lines.
