@@ -13,15 +13,24 @@ type Windows struct {
 	Sink, Recent int
 }
 
+// Bounds returns the windows among n tokens with budget k as index ranges:
+// tokens [0, sinkEnd) and [recentStart, n) are forced in, sinkEnd + n -
+// recentStart <= k of them, sinks first. The GPU kernels take these bounds.
+func (w Windows) Bounds(n, k int) (sinkEnd, recentStart int) {
+	sinkEnd = max(0, min(w.Sink, n, k))
+	recent := max(0, min(w.Recent, k-sinkEnd))
+	return sinkEnd, max(n-recent, sinkEnd)
+}
+
 // forced returns the ascending token indices the windows force in among n
 // tokens with budget k, at most k of them.
 func (w Windows) forced(n, k int) []int32 {
+	sinkEnd, recentStart := w.Bounds(n, k)
 	var f []int32
-	for t := 0; t < min(w.Sink, n, k); t++ {
+	for t := range sinkEnd {
 		f = append(f, int32(t))
 	}
-	recent := min(w.Recent, k-len(f))
-	for t := max(n-recent, len(f)); t < n; t++ {
+	for t := recentStart; t < n; t++ {
 		f = append(f, int32(t))
 	}
 	return f

@@ -904,9 +904,7 @@ func (c *sparseCore) close() {
 // does (sinks first, then the most recent tokens, inside k): tokens t <
 // sinkEnd or t >= recentStart, forced of them.
 func windows(w ref.Windows, n, k int) (sinkEnd, recentStart, forced int) {
-	sinkEnd = max(0, min(w.Sink, n, k))
-	recent := max(0, min(w.Recent, k-sinkEnd))
-	recentStart = max(n-recent, sinkEnd)
+	sinkEnd, recentStart = w.Bounds(n, k)
 	return sinkEnd, recentStart, sinkEnd + n - recentStart
 }
 
