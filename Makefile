@@ -25,9 +25,10 @@ test: deps fmt-check vet shaders-check
 demo: build
 	./$(BIN) run configs/quick.toml
 
-# figures: every paper config (long; meant for a GPU machine).
+# figures: every paper config and the small model's (long; meant for a GPU
+# machine; the model configs need the training text of train/prepare_data.sh).
 figures: build
-	for c in configs/fig*.toml configs/table*.toml; do [ -f "$$c" ] && ./$(BIN) run "$$c" || exit 1; done
+	for c in configs/fig*.toml configs/model_*.toml; do ./$(BIN) run "$$c" || exit 1; done
 
 # vet: go vet over every package.
 vet:
