@@ -199,17 +199,79 @@ func (stopError) Error() string { return "STOP" }
 
 var errStop error = stopError{}
 
+// uintArg reads the current opcode's n-byte little-endian unsigned argument
+// (0 <= n <= 8): a count, a length, a memo index or an int's bytes.
+func (u *unpickler) uintArg(n int) (uint64, error) {
+	b, err := u.need(n)
+	if err != nil {
+		return 0, err
+	}
+	var v uint64
+	for k := n - 1; k >= 0; k-- {
+		v = v<<8 | uint64(b[k])
+	}
+	return v, nil
+}
+
+// memoIndex reads the memo index argument of BINPUT and BINGET (short, one
+// byte) or of LONG_BINPUT and LONG_BINGET (four bytes).
+func (u *unpickler) memoIndex(short bool) (uint32, error) {
+	n := 4
+	if short {
+		n = 1
+	}
+	v, err := u.uintArg(n)
+	return uint32(v), err
+}
+
+// pushString reads a string whose length precedes it in lenBytes
+// little-endian bytes, and pushes it.
+func (u *unpickler) pushString(lenBytes int) error {
+	n, err := u.uintArg(lenBytes)
+	if err != nil {
+		return err
+	}
+	if n > uint64(len(u.p)-u.i) {
+		return fmt.Errorf("string of %d bytes, %d remain", n, len(u.p)-u.i)
+	}
+	s, _ := u.need(int(n))
+	return u.push(string(s))
+}
+
+// popN pops the top n values, none of them across the innermost mark, and
+// returns them in stack order (the deepest first).
+func (u *unpickler) popN(n int) ([]any, error) {
+	items := make([]any, n)
+	for k := n - 1; k >= 0; k-- {
+		v, err := u.pop()
+		if err != nil {
+			return nil, err
+		}
+		items[k] = v
+	}
+	return items, nil
+}
+
+// popItems returns the items an APPEND-like opcode adds to a container: the
+// top n values for the single form (APPEND, SETITEM), everything since the
+// innermost MARK for the batched one (APPENDS, SETITEMS).
+func (u *unpickler) popItems(single bool, n int) ([]any, error) {
+	if single {
+		return u.popN(n)
+	}
+	return u.popMark()
+}
+
 // step executes one opcode.
 func (u *unpickler) step(op byte) error {
-	le := binary.LittleEndian
 	switch op {
 	case 0x80: // PROTO
-		b, err := u.need(1)
+		v, err := u.uintArg(1)
 		if err != nil {
 			return err
 		}
-		if b[0] > 5 {
-			return fmt.Errorf("pickle protocol %d is not supported", b[0])
+		if v > 5 {
+			return fmt.Errorf("pickle protocol %d is not supported", v)
 		}
 	case 0x95: // FRAME: an 8-byte length; frames need no special handling
 		_, err := u.need(8)
@@ -239,42 +301,35 @@ func (u *unpickler) step(op byte) error {
 		return u.push(true)
 	case 0x89: // NEWFALSE
 		return u.push(false)
-	case 'J': // BININT
-		b, err := u.need(4)
+	case 'J': // BININT: 4 bytes, signed
+		v, err := u.uintArg(4)
 		if err != nil {
 			return err
 		}
-		return u.push(int64(int32(le.Uint32(b))))
-	case 'K': // BININT1
-		b, err := u.need(1)
+		return u.push(int64(int32(v)))
+	case 'K', 'M': // BININT1, BININT2: 1 or 2 bytes, unsigned
+		n := 1
+		if op == 'M' {
+			n = 2
+		}
+		v, err := u.uintArg(n)
 		if err != nil {
 			return err
 		}
-		return u.push(int64(b[0]))
-	case 'M': // BININT2
-		b, err := u.need(2)
-		if err != nil {
-			return err
-		}
-		return u.push(int64(le.Uint16(b)))
+		return u.push(int64(v))
 	case 0x8a: // LONG1: n bytes of little-endian two's complement
-		b, err := u.need(1)
+		n, err := u.uintArg(1)
 		if err != nil {
 			return err
 		}
-		n := int(b[0])
 		if n > 8 {
 			return fmt.Errorf("LONG1 of %d bytes does not fit int64", n)
 		}
-		b, err = u.need(n)
+		v, err := u.uintArg(int(n))
 		if err != nil {
 			return err
 		}
-		var v uint64
-		for k := n - 1; k >= 0; k-- {
-			v = v<<8 | uint64(b[k])
-		}
-		if n > 0 && n < 8 && b[n-1]&0x80 != 0 { // sign-extend
+		if n > 0 && n < 8 && v>>(8*n-1) != 0 { // sign-extend
 			v |= ^uint64(0) << (8 * n)
 		}
 		return u.push(int64(v))
@@ -285,26 +340,9 @@ func (u *unpickler) step(op byte) error {
 		}
 		return u.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
 	case 'X', 'T': // BINUNICODE, BINSTRING: 4-byte length
-		b, err := u.need(4)
-		if err != nil {
-			return err
-		}
-		n := le.Uint32(b)
-		if uint64(n) > uint64(len(u.p)-u.i) {
-			return fmt.Errorf("string of %d bytes, %d remain", n, len(u.p)-u.i)
-		}
-		s, _ := u.need(int(n))
-		return u.push(string(s))
+		return u.pushString(4)
 	case 0x8c, 'U', 'C': // SHORT_BINUNICODE, SHORT_BINSTRING, SHORT_BINBYTES: 1-byte length
-		b, err := u.need(1)
-		if err != nil {
-			return err
-		}
-		s, err := u.need(int(b[0]))
-		if err != nil {
-			return err
-		}
-		return u.push(string(s))
+		return u.pushString(1)
 	case 'c': // GLOBAL module\nname\n
 		mod, err := u.line()
 		if err != nil {
@@ -316,46 +354,30 @@ func (u *unpickler) step(op byte) error {
 		}
 		return u.push(pkGlobal{mod, name})
 	case 0x93: // STACK_GLOBAL
-		name, err := u.pop()
+		mn, err := u.popN(2)
 		if err != nil {
 			return err
 		}
-		mod, err := u.pop()
-		if err != nil {
-			return err
-		}
-		ms, ok1 := mod.(string)
-		ns, ok2 := name.(string)
+		ms, ok1 := mn[0].(string)
+		ns, ok2 := mn[1].(string)
 		if !ok1 || !ok2 {
-			return fmt.Errorf("STACK_GLOBAL of non-strings %s, %s", describe(mod), describe(name))
+			return fmt.Errorf("STACK_GLOBAL of non-strings %s, %s", describe(mn[0]), describe(mn[1]))
 		}
 		return u.push(pkGlobal{ms, ns})
-	case 'q': // BINPUT
-		b, err := u.need(1)
+	case 'q', 'r': // BINPUT, LONG_BINPUT: a 1- or 4-byte memo index
+		idx, err := u.memoIndex(op == 'q')
 		if err != nil {
 			return err
 		}
-		return u.put(uint32(b[0]))
-	case 'r': // LONG_BINPUT
-		b, err := u.need(4)
-		if err != nil {
-			return err
-		}
-		return u.put(le.Uint32(b))
+		return u.put(idx)
 	case 0x94: // MEMOIZE
 		return u.put(uint32(len(u.memo)))
-	case 'h': // BINGET
-		b, err := u.need(1)
+	case 'h', 'j': // BINGET, LONG_BINGET: a 1- or 4-byte memo index
+		idx, err := u.memoIndex(op == 'h')
 		if err != nil {
 			return err
 		}
-		return u.get(uint32(b[0]))
-	case 'j': // LONG_BINGET
-		b, err := u.need(4)
-		if err != nil {
-			return err
-		}
-		return u.get(le.Uint32(b))
+		return u.get(idx)
 	case ')': // EMPTY_TUPLE
 		return u.push(pkTuple{})
 	case 't': // TUPLE
@@ -365,13 +387,11 @@ func (u *unpickler) step(op byte) error {
 		}
 		return u.push(pkTuple(items))
 	case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
-		n := int(op - 0x84)
-		if len(u.stack) < n || (len(u.marks) > 0 && len(u.stack)-n < u.marks[len(u.marks)-1]) {
-			return fmt.Errorf("TUPLE%d with %d values on the stack", n, len(u.stack))
+		items, err := u.popN(int(op - 0x84))
+		if err != nil {
+			return err
 		}
-		t := append(pkTuple(nil), u.stack[len(u.stack)-n:]...)
-		u.stack = u.stack[:len(u.stack)-n]
-		return u.push(t)
+		return u.push(pkTuple(items))
 	case ']': // EMPTY_LIST
 		return u.push(&pkList{})
 	case 'l': // LIST
@@ -381,18 +401,9 @@ func (u *unpickler) step(op byte) error {
 		}
 		return u.push(&pkList{items: items})
 	case 'a', 'e': // APPEND, APPENDS
-		var items []any
-		if op == 'a' {
-			v, err := u.pop()
-			if err != nil {
-				return err
-			}
-			items = []any{v}
-		} else {
-			var err error
-			if items, err = u.popMark(); err != nil {
-				return err
-			}
+		items, err := u.popItems(op == 'a', 1)
+		if err != nil {
+			return err
 		}
 		t, err := u.top()
 		if err != nil {
@@ -419,22 +430,9 @@ func (u *unpickler) step(op byte) error {
 		}
 		return u.push(d)
 	case 's', 'u': // SETITEM, SETITEMS
-		var items []any
-		if op == 's' {
-			v, err := u.pop()
-			if err != nil {
-				return err
-			}
-			k, err := u.pop()
-			if err != nil {
-				return err
-			}
-			items = []any{k, v}
-		} else {
-			var err error
-			if items, err = u.popMark(); err != nil {
-				return err
-			}
+		items, err := u.popItems(op == 's', 2)
+		if err != nil {
+			return err
 		}
 		t, err := u.top()
 		if err != nil {
@@ -456,30 +454,23 @@ func (u *unpickler) step(op byte) error {
 		}
 		return u.push(s)
 	case 'R': // REDUCE
-		args, err := u.pop()
+		fa, err := u.popN(2)
 		if err != nil {
 			return err
 		}
-		fn, err := u.pop()
-		if err != nil {
-			return err
-		}
-		v, err := reduce(fn, args)
+		v, err := reduce(fa[0], fa[1])
 		if err != nil {
 			return err
 		}
 		return u.push(v)
 	case 0x81: // NEWOBJ: cls.__new__(cls, *args), opaque
-		if _, err := u.pop(); err != nil {
-			return err
-		}
-		cls, err := u.pop()
+		ca, err := u.popN(2)
 		if err != nil {
 			return err
 		}
-		g, ok := cls.(pkGlobal)
+		g, ok := ca[0].(pkGlobal)
 		if !ok {
-			return fmt.Errorf("NEWOBJ of %s, not a class", describe(cls))
+			return fmt.Errorf("NEWOBJ of %s, not a class", describe(ca[0]))
 		}
 		return u.push(pkObject{g})
 	case 'b': // BUILD: the state is not applied; the object stays as it is
