@@ -16,6 +16,13 @@ import (
 type BudgetConfig struct {
 	Common
 	Input
+	BudgetSweep
+}
+
+// BudgetSweep are the keys of the budget ablation beside where its decode
+// steps come from: budget runs the sweep on an Input, model_budget on traces
+// of the small model (ModelTraceInput).
+type BudgetSweep struct {
 	// Methods are the methods compared. Default hata lsh loki quest streaming
 	// h2o magicpig topk (topk is the exact oracle, the upper bound).
 	Methods []string `toml:"methods" json:"methods"`
@@ -24,18 +31,23 @@ type BudgetConfig struct {
 	Budgets []float64 `toml:"budgets" json:"budgets"`
 	// Options are the methods' parameters.
 	Options MethodOptions `toml:"options" json:"options"`
-	// Hash is where hata's weights come from.
+	// Hash is where hata's weights come from: hash.weights, a file of
+	// [Hkv][D][Rbit] weights (.npy or .pt; in model_budget, of trace.layer),
+	// or training with the other keys (in model_budget, on the training
+	// trace).
 	Hash HashSource `toml:"hash" json:"hash"`
 }
 
 func defaultBudget() *BudgetConfig {
 	return &BudgetConfig{
-		Common:  Common{Kind: "budget"},
-		Input:   defaultInput(),
-		Methods: []string{"hata", "lsh", "loki", "quest", "streaming", "h2o", "magicpig", "topk"},
-		Budgets: []float64{0.004, 0.0078, 0.0156, 0.03125, 0.0625, 0.125},
-		Options: defaultMethodOptions(),
-		Hash:    defaultHashSource(),
+		Common: Common{Kind: "budget"},
+		Input:  defaultInput(),
+		BudgetSweep: BudgetSweep{
+			Methods: []string{"hata", "lsh", "loki", "quest", "streaming", "h2o", "magicpig", "topk"},
+			Budgets: []float64{0.004, 0.0078, 0.0156, 0.03125, 0.0625, 0.125},
+			Options: defaultMethodOptions(),
+			Hash:    defaultHashSource(),
+		},
 	}
 }
 
@@ -43,16 +55,32 @@ func (c *BudgetConfig) validate() error {
 	if err := c.Input.validate(); err != nil {
 		return err
 	}
-	if err := validateMethods("methods", c.Methods); err != nil {
+	if err := c.BudgetSweep.validate(); err != nil {
 		return err
 	}
-	if err := validateBudgets("budgets", c.Budgets); err != nil {
+	return c.Hash.validate() // now with hash.weights, which must exist
+}
+
+// validate checks the sweep's keys but whether hash.weights exists, which
+// budget checks when the config loads and model_budget when the run starts.
+func (s BudgetSweep) validate() error {
+	if err := validateMethods("methods", s.Methods); err != nil {
 		return err
 	}
-	if err := c.Options.validate(); err != nil {
+	if err := validateBudgets("budgets", s.Budgets); err != nil {
 		return err
 	}
-	return c.Hash.validate()
+	if err := s.Options.validate(); err != nil {
+		return err
+	}
+	return validateHashSource(s.Hash)
+}
+
+// validateHashSource checks a HashSource's training keys, not whether
+// hash.weights exists.
+func validateHashSource(h HashSource) error {
+	h.Weights = ""
+	return h.validate()
 }
 
 // budgetPoint is one method at one budget.

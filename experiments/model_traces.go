@@ -60,14 +60,6 @@ func (t ModelTrace) validate(samples int) error {
 	return nil
 }
 
-// input returns the trace Input of the existing accuracy kinds over the
-// trace directories in dir.
-func (t ModelTrace) input(dir string, samples int) Input {
-	return Input{Input: "trace", Samples: samples, SampleSeed: defaultInput().SampleSeed, Synth: synth.Default(),
-		Trace: TraceInput{Dir: filepath.Join(dir, "trace-eval"), Layer: t.Layer, Positions: t.Positions},
-		Train: TrainData{Seed: defaultInput().Train.Seed, Trace: filepath.Join(dir, "trace-train")}}
-}
-
 // modelTraceState is the shared state of model_budget and model_rbit: the
 // traces, made once, and the env of the wrapped budget or rbit kind.
 type modelTraceState struct {
@@ -152,6 +144,44 @@ func checkWeightsLayer(key, path string, layer int) error {
 	return nil
 }
 
+// ModelTraceInput is where model_budget and model_rbit take their decode
+// steps from, in place of the Input of budget and rbit: the small model's
+// checkpoint and texts, the trace of one of its layers, and the number of
+// decode positions averaged.
+type ModelTraceInput struct {
+	// Model is the checkpoint and texts.
+	Model ModelFiles `toml:"model" json:"model"`
+	// Trace selects the layer, prompt and positions.
+	Trace ModelTrace `toml:"trace" json:"trace"`
+	// Samples is the number of decode positions averaged. Default 8.
+	Samples int `toml:"samples" json:"samples"`
+}
+
+func defaultModelTraceInput() ModelTraceInput {
+	return ModelTraceInput{Model: defaultModelFiles(), Trace: defaultModelTrace(), Samples: 8}
+}
+
+func (in ModelTraceInput) validate() error {
+	if err := in.Model.validate(); err != nil {
+		return err
+	}
+	if in.Samples < 1 || in.Samples > 1000 {
+		return badKey("samples", "%d, want in [1, 1000]", in.Samples)
+	}
+	return in.Trace.validate(in.Samples)
+}
+
+func (in *ModelTraceInput) samples() int { return in.Samples }
+
+// input returns the trace Input of the accuracy kinds that model_budget and
+// model_rbit run, over the trace directories in dir.
+func (in ModelTraceInput) input(dir string) Input {
+	t := in.Trace
+	return Input{Input: "trace", Samples: in.Samples, SampleSeed: defaultInput().SampleSeed, Synth: synth.Default(),
+		Trace: TraceInput{Dir: filepath.Join(dir, "trace-eval"), Layer: t.Layer, Positions: t.Positions},
+		Train: TrainData{Seed: defaultInput().Train.Seed, Trace: filepath.Join(dir, "trace-train")}}
+}
+
 // ModelBudgetConfig is the budget ablation (the paper's Fig. 7, kind budget)
 // on real traces of the small model: oracle top-k recall, attention-mass
 // recall and output error against dense attention, versus the budget, per
@@ -161,67 +191,27 @@ func checkWeightsLayer(key, path string, layer int) error {
 // hashing with random weights.
 type ModelBudgetConfig struct {
 	Common
-	// Model is the checkpoint and texts.
-	Model ModelFiles `toml:"model" json:"model"`
-	// Trace selects the layer, prompt and positions.
-	Trace ModelTrace `toml:"trace" json:"trace"`
-	// Samples is the number of decode positions averaged. Default 8.
-	Samples int `toml:"samples" json:"samples"`
-	// Methods are compared. Default hata lsh loki quest streaming h2o
-	// magicpig topk.
-	Methods []string `toml:"methods" json:"methods"`
-	// Budgets are ratios of N or token counts. Default 0.4% .. 12.5%.
-	Budgets []float64 `toml:"budgets" json:"budgets"`
-	// Options are the methods' parameters.
-	Options MethodOptions `toml:"options" json:"options"`
-	// Hash is where hata's weights come from: hash.weights, a file of
-	// trace.layer ([Hkv][D][Rbit] .npy or .pt), or training on the training
-	// trace with the other keys.
-	Hash HashSource `toml:"hash" json:"hash"`
+	ModelTraceInput
+	BudgetSweep
 }
 
 func defaultModelBudget() *ModelBudgetConfig {
-	b := defaultBudget()
-	return &ModelBudgetConfig{Common: Common{Kind: "model_budget"}, Model: defaultModelFiles(), Trace: defaultModelTrace(),
-		Samples: 8, Methods: b.Methods, Budgets: b.Budgets, Options: b.Options, Hash: b.Hash}
-}
-
-// validateHashSource checks a HashSource's training keys; a weights file is
-// checked when the run starts (paths are relative to where it runs).
-func validateHashSource(h HashSource) error {
-	h.Weights = ""
-	return h.validate()
+	return &ModelBudgetConfig{Common: Common{Kind: "model_budget"}, ModelTraceInput: defaultModelTraceInput(),
+		BudgetSweep: defaultBudget().BudgetSweep}
 }
 
 func (c *ModelBudgetConfig) validate() error {
-	if err := c.Model.validate(); err != nil {
+	if err := c.ModelTraceInput.validate(); err != nil {
 		return err
 	}
-	if c.Samples < 1 || c.Samples > 1000 {
-		return badKey("samples", "%d, want in [1, 1000]", c.Samples)
-	}
-	if err := c.Trace.validate(c.Samples); err != nil {
-		return err
-	}
-	if err := validateMethods("methods", c.Methods); err != nil {
-		return err
-	}
-	if err := validateBudgets("budgets", c.Budgets); err != nil {
-		return err
-	}
-	if err := c.Options.validate(); err != nil {
-		return err
-	}
-	return validateHashSource(c.Hash)
+	return c.BudgetSweep.validate()
 }
 
 // inner is the budget kind this runs, on the trace directories in dir.
 func (c *ModelBudgetConfig) inner(dir string) *BudgetConfig {
-	return &BudgetConfig{Common: c.Common, Input: c.Trace.input(dir, c.Samples), Methods: c.Methods, Budgets: c.Budgets,
-		Options: c.Options, Hash: c.Hash}
+	return &BudgetConfig{Common: c.Common, Input: c.input(dir), BudgetSweep: c.BudgetSweep}
 }
 
-func (c *ModelBudgetConfig) samples() int                       { return c.Samples }
 func (c *ModelBudgetConfig) points() []point                    { return c.inner("").points() }
 func (c *ModelBudgetConfig) columns() []string                  { return c.inner("").columns() }
 func (c *ModelBudgetConfig) finish(t *Table)                    { c.inner("").finish(t) }
@@ -253,55 +243,27 @@ func (c *ModelBudgetConfig) run(ctx context.Context, e *env, w *worker, p point)
 // on held-out text) unless weights_by_rbit names a file.
 type ModelRbitConfig struct {
 	Common
-	// Model is the checkpoint and texts.
-	Model ModelFiles `toml:"model" json:"model"`
-	// Trace selects the layer, prompt and positions.
-	Trace ModelTrace `toml:"trace" json:"trace"`
-	// Samples is the number of decode positions averaged. Default 8.
-	Samples int `toml:"samples" json:"samples"`
-	// Rbits are the hash widths, multiples of 32. Default 32 64 128 256.
-	Rbits []int `toml:"rbits" json:"rbits"`
-	// Hashing lists "trained" and/or "random". Default both.
-	Hashing []string `toml:"hashing" json:"hashing"`
-	// Budgets are the budgets evaluated. Default 1.56%.
-	Budgets []float64 `toml:"budgets" json:"budgets"`
-	// Options are the methods' parameters (options.rbit is ignored).
-	Options MethodOptions `toml:"options" json:"options"`
-	// Hash is the training setup; hash.weights may not be set.
-	Hash HashSource `toml:"hash" json:"hash"`
-	// WeightsByRbit maps an rbit ("128") to a weights file of trace.layer;
-	// rbits without one are trained. Default empty.
-	WeightsByRbit map[string]string `toml:"weights_by_rbit" json:"weights_by_rbit"`
+	ModelTraceInput
+	RbitSweep
 }
 
 func defaultModelRbit() *ModelRbitConfig {
-	r := defaultRbit()
-	return &ModelRbitConfig{Common: Common{Kind: "model_rbit"}, Model: defaultModelFiles(), Trace: defaultModelTrace(),
-		Samples: 8, Rbits: r.Rbits, Hashing: r.Hashing, Budgets: r.Budgets, Options: r.Options, Hash: r.Hash}
+	return &ModelRbitConfig{Common: Common{Kind: "model_rbit"}, ModelTraceInput: defaultModelTraceInput(),
+		RbitSweep: defaultRbit().RbitSweep}
 }
 
 func (c *ModelRbitConfig) validate() error {
-	if err := c.Model.validate(); err != nil {
+	if err := c.ModelTraceInput.validate(); err != nil {
 		return err
 	}
-	if c.Samples < 1 || c.Samples > 1000 {
-		return badKey("samples", "%d, want in [1, 1000]", c.Samples)
-	}
-	if err := c.Trace.validate(c.Samples); err != nil {
-		return err
-	}
-	in := c.inner("")
-	in.Input = defaultInput() // the trace input is made at run time; validate the rest
-	return in.validate()
+	return c.RbitSweep.validate()
 }
 
 // inner is the rbit kind this runs, on the trace directories in dir.
 func (c *ModelRbitConfig) inner(dir string) *RbitConfig {
-	return &RbitConfig{Common: c.Common, Input: c.Trace.input(dir, c.Samples), Rbits: c.Rbits, Hashing: c.Hashing,
-		Budgets: c.Budgets, Options: c.Options, Hash: c.Hash, WeightsByRbit: c.WeightsByRbit}
+	return &RbitConfig{Common: c.Common, Input: c.input(dir), RbitSweep: c.RbitSweep}
 }
 
-func (c *ModelRbitConfig) samples() int                       { return c.Samples }
 func (c *ModelRbitConfig) points() []point                    { return c.inner("").points() }
 func (c *ModelRbitConfig) columns() []string                  { return c.inner("").columns() }
 func (c *ModelRbitConfig) finish(t *Table)                    { c.inner("").finish(t) }

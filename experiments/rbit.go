@@ -16,6 +16,13 @@ import (
 type RbitConfig struct {
 	Common
 	Input
+	RbitSweep
+}
+
+// RbitSweep are the keys of the hash-width ablation beside where its decode
+// steps come from: rbit runs the sweep on an Input, model_rbit on traces of
+// the small model (ModelTraceInput).
+type RbitSweep struct {
 	// Rbits are the hash widths, multiples of 32. Default 32 64 128 256.
 	Rbits []int `toml:"rbits" json:"rbits"`
 	// Hashing lists "trained" and/or "random". Default both.
@@ -29,20 +36,23 @@ type RbitConfig struct {
 	// Hash is the training setup; hash.weights may not be set (one file has
 	// one rbit): use WeightsByRbit.
 	Hash HashSource `toml:"hash" json:"hash"`
-	// WeightsByRbit maps an rbit ("128") to a weights file (.npy or .pt);
-	// rbits without a file are trained. Default empty.
+	// WeightsByRbit maps an rbit ("128") to a weights file (.npy or .pt; in
+	// model_rbit, of trace.layer); rbits without a file are trained.
+	// Default empty.
 	WeightsByRbit map[string]string `toml:"weights_by_rbit" json:"weights_by_rbit"`
 }
 
 func defaultRbit() *RbitConfig {
 	return &RbitConfig{
-		Common:  Common{Kind: "rbit"},
-		Input:   defaultInput(),
-		Rbits:   []int{32, 64, 128, 256},
-		Hashing: []string{"trained", "random"},
-		Budgets: []float64{0.0156},
-		Options: defaultMethodOptions(),
-		Hash:    defaultHashSource(),
+		Common: Common{Kind: "rbit"},
+		Input:  defaultInput(),
+		RbitSweep: RbitSweep{
+			Rbits:   []int{32, 64, 128, 256},
+			Hashing: []string{"trained", "random"},
+			Budgets: []float64{0.0156},
+			Options: defaultMethodOptions(),
+			Hash:    defaultHashSource(),
+		},
 	}
 }
 
@@ -50,41 +60,46 @@ func (c *RbitConfig) validate() error {
 	if err := c.Input.validate(); err != nil {
 		return err
 	}
-	if len(c.Rbits) == 0 {
+	return c.RbitSweep.validate()
+}
+
+// validate checks the sweep's keys.
+func (s RbitSweep) validate() error {
+	if len(s.Rbits) == 0 {
 		return badKey("rbits", "empty")
 	}
-	for i, r := range c.Rbits {
+	for i, r := range s.Rbits {
 		if r < 32 || r%32 != 0 || r > 1024 {
 			return badKey("rbits", "%d, want multiples of 32 in [32, 1024]", r)
 		}
-		if slices.Contains(c.Rbits[:i], r) {
+		if slices.Contains(s.Rbits[:i], r) {
 			return badKey("rbits", "%d listed twice", r)
 		}
 	}
-	if len(c.Hashing) == 0 {
+	if len(s.Hashing) == 0 {
 		return badKey("hashing", "empty, want \"trained\" and/or \"random\"")
 	}
-	for i, h := range c.Hashing {
-		if h != "trained" && h != "random" || slices.Contains(c.Hashing[:i], h) {
+	for i, h := range s.Hashing {
+		if h != "trained" && h != "random" || slices.Contains(s.Hashing[:i], h) {
 			return badKey("hashing", "%q, want \"trained\" and/or \"random\", each once", h)
 		}
 	}
-	if err := validateBudgets("budgets", c.Budgets); err != nil {
+	if err := validateBudgets("budgets", s.Budgets); err != nil {
 		return err
 	}
-	if err := c.Options.validate(); err != nil {
+	if err := s.Options.validate(); err != nil {
 		return err
 	}
-	if c.Hash.Weights != "" {
+	if s.Hash.Weights != "" {
 		return badKey("hash.weights", "not used by the rbit ablation; use weights_by_rbit = { \"128\" = \"path\" }")
 	}
-	if err := c.Hash.validate(); err != nil {
+	if err := s.Hash.validate(); err != nil {
 		return err
 	}
-	for k := range c.WeightsByRbit {
+	for k := range s.WeightsByRbit {
 		r, err := strconv.Atoi(k)
-		if err != nil || !slices.Contains(c.Rbits, r) {
-			return badKey("weights_by_rbit", "key %q is not one of rbits %v", k, c.Rbits)
+		if err != nil || !slices.Contains(s.Rbits, r) {
+			return badKey("weights_by_rbit", "key %q is not one of rbits %v", k, s.Rbits)
 		}
 	}
 	return nil
