@@ -129,6 +129,15 @@ func budgetOf(x float64) ref.Budget {
 	return b
 }
 
+// budgetsOf converts config budgets with budgetOf.
+func budgetsOf(xs []float64) []ref.Budget {
+	bs := make([]ref.Budget, len(xs))
+	for i, x := range xs {
+		bs[i] = budgetOf(x)
+	}
+	return bs
+}
+
 // stateful lists the methods whose Decode changes their state (H2O records
 // each call as a step of its history). They are rebuilt for every point, so
 // a point's result never depends on which points ran before it on a worker.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hata-go/hata/model"
 	"github.com/hata-go/hata/plots"
-	"github.com/hata-go/hata/ref"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -138,10 +137,7 @@ func (c *NIAHConfig) run(ctx context.Context, e *env, w *worker, p point) ([][]s
 	if err != nil {
 		return nil, err
 	}
-	budgets := make([]ref.Budget, len(c.Budgets))
-	for i, b := range c.Budgets {
-		budgets[i] = budgetOf(b)
-	}
+	budgets := budgetsOf(c.Budgets)
 	seed := mix64(c.Seed ^ mix64(uint64(np.Context)) ^ mix64(math.Float64bits(np.Depth)+1))
 	res, err := m.NIAH(ctx, model.NIAHConfig{Haystack: hay, Contexts: []int{np.Context}, Depths: []float64{np.Depth},
 		Trials: c.Trials, Methods: specs, Budgets: budgets, DenseLayers: c.Model.denseLayers(), PrefillAll: c.PrefillAll, Seed: seed})

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hata-go/hata/model"
 	"github.com/hata-go/hata/plots"
-	"github.com/hata-go/hata/ref"
 )
 
 // PerplexityConfig measures what sparse decode attention costs the project's
@@ -125,10 +124,7 @@ func (c *PerplexityConfig) run(ctx context.Context, e *env, w *worker, p point) 
 	if err != nil {
 		return nil, err
 	}
-	budgets := make([]ref.Budget, len(c.Budgets))
-	for i, b := range c.Budgets {
-		budgets[i] = budgetOf(b)
-	}
+	budgets := budgetsOf(c.Budgets)
 	pp, err := m.Perplexity(ctx, model.PerplexityConfig{Text: text, Windows: c.Windows, Length: c.Length, Prefix: c.Prefix,
 		Methods: specs, Budgets: budgets, DenseLayers: c.Model.denseLayers()})
 	if err != nil {
