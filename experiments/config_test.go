@@ -31,14 +31,21 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("Load(kind only) = %+v\nwant the defaults %+v", exp, want)
 	}
 	for _, kind := range Kinds {
-		exp, err := Load(writeConfig(t, kind+".toml", "kind = \""+kind+"\"\n"), Overrides{})
-		if err != nil {
-			t.Errorf("kind %s: the defaults do not validate: %v", kind, err)
-			continue
-		}
-		if len(exp.points()) == 0 {
-			t.Errorf("kind %s: the defaults give no points", kind)
-		}
+		checkLoads(t, "kind "+kind+", its defaults,", writeConfig(t, kind+".toml", "kind = \""+kind+"\"\n"))
+	}
+}
+
+// checkLoads asserts that the config file at path (what, in a failure)
+// loads, validates and gives points.
+func checkLoads(t *testing.T, what, path string) {
+	t.Helper()
+	exp, err := Load(path, Overrides{})
+	if err != nil {
+		t.Errorf("%s: Load error %v", what, err)
+		return
+	}
+	if len(exp.points()) == 0 {
+		t.Errorf("%s: no points", what)
 	}
 }
 
@@ -99,73 +106,72 @@ func configErr(t *testing.T, err error, file string, line int, key string) {
 
 func itoa(i int) string { return fmtInt(i) }
 
+// configErrCase is a config text, loaded with the -set overrides set, that
+// Load must refuse with a *ConfigError at line of the file (the config file,
+// or "flag -set" when flag) naming key.
+type configErrCase struct {
+	name string // the config file's name; "" is c.toml
+	text string
+	set  []string
+	flag bool
+	line int
+	key  string
+}
+
+// checkConfigErrs runs configErr over the cases.
+func checkConfigErrs(t *testing.T, cases []configErrCase) {
+	t.Helper()
+	for _, tc := range cases {
+		name := tc.name
+		if name == "" {
+			name = "c.toml"
+		}
+		path := writeConfig(t, name, tc.text)
+		_, err := Load(path, Overrides{Set: tc.set})
+		file := path
+		if tc.flag {
+			file = "flag -set"
+		}
+		configErr(t, err, file, tc.line, tc.key)
+	}
+}
+
 func TestUnknownKeys(t *testing.T) {
-	path := writeConfig(t, "typo.toml", `kind = "budget"
+	checkConfigErrs(t, []configErrCase{
+		{name: "typo.toml", text: `kind = "budget"
 methods = ["hata"]
 
 [synth]
 n = 1024
 needel_boost = 3
-`)
-	_, err := Load(path, Overrides{})
-	configErr(t, err, path, 6, "synth.needel_boost")
-
-	path = writeConfig(t, "table.toml", "kind = \"rbit\"\nbudgets = [0.01]\n[speed]\nreps = 3\n")
-	_, err = Load(path, Overrides{})
-	configErr(t, err, path, 3, "speed")
-
-	// A key of another kind is unknown to this one.
-	path = writeConfig(t, "other.toml", "kind = \"speed\"\n\nrbits = [32]\n")
-	_, err = Load(path, Overrides{})
-	configErr(t, err, path, 3, "rbits")
-
-	path = writeConfig(t, "ok.toml", "kind = \"budget\"\n")
-	_, err = Load(path, Overrides{Set: []string{"samples=2", "synth.bogus=1"}})
-	configErr(t, err, "flag -set", 2, "synth.bogus")
-
-	path = writeConfig(t, "nokind.toml", "name = \"x\"\n")
-	_, err = Load(path, Overrides{})
-	configErr(t, err, path, 0, "kind")
-
-	path = writeConfig(t, "badkind.toml", "\nkind = \"budgt\"\n")
-	_, err = Load(path, Overrides{})
-	configErr(t, err, path, 2, "kind")
-
-	path = writeConfig(t, "syntax.toml", "kind = \"budget\"\nsamples = = 3\n")
-	_, err = Load(path, Overrides{})
-	configErr(t, err, path, 2, "samples")
-
-	path = writeConfig(t, "type.toml", "kind = \"budget\"\n\nsamples = \"four\"\n")
-	_, err = Load(path, Overrides{})
-	configErr(t, err, path, 3, "samples")
+`, line: 6, key: "synth.needel_boost"},
+		{name: "table.toml", text: "kind = \"rbit\"\nbudgets = [0.01]\n[speed]\nreps = 3\n", line: 3, key: "speed"},
+		// A key of another kind is unknown to this one.
+		{name: "other.toml", text: "kind = \"speed\"\n\nrbits = [32]\n", line: 3, key: "rbits"},
+		{name: "ok.toml", text: "kind = \"budget\"\n", set: []string{"samples=2", "synth.bogus=1"}, flag: true, line: 2, key: "synth.bogus"},
+		{name: "nokind.toml", text: "name = \"x\"\n", line: 0, key: "kind"},
+		{name: "badkind.toml", text: "\nkind = \"budgt\"\n", line: 2, key: "kind"},
+		{name: "syntax.toml", text: "kind = \"budget\"\nsamples = = 3\n", line: 2, key: "samples"},
+		{name: "type.toml", text: "kind = \"budget\"\n\nsamples = \"four\"\n", line: 3, key: "samples"},
+	})
 }
 
 func TestOutOfRange(t *testing.T) {
-	for _, tc := range []struct {
-		text string
-		line int
-		key  string
-	}{
-		{"kind = \"budget\"\n[synth]\nhq = 32\nhkv = 5\n", 4, "synth.hkv"},
-		{"kind = \"budget\"\nbudgets = [0.01, -2]\n", 2, "budgets"},
-		{"kind = \"budget\"\nmethods = [\"hata\", \"nope\"]\n", 2, "methods"},
-		{"kind = \"budget\"\n[options]\nrbit = 100\n", 3, "options.rbit"},
-		{"kind = \"budget\"\nsamples = 0\n", 2, "samples"},
-		{"kind = \"budget\"\ntrain.seed = 1001\n", 2, "train.seed"},
-		{"kind = \"rbit\"\nrbits = [32, 48]\n", 2, "rbits"},
-		{"kind = \"speed\"\nns = [1024, 0]\n", 2, "ns"},
-		{"kind = \"breakdown\"\nb = 0\n", 2, "b"},
-		{"kind = \"training\"\neval_every = 0\n", 2, "eval_every"},
-		{"kind = \"budget\"\ninput = \"trace\"\n", 0, "trace.dir"}, // a default out of range: no line
-	} {
-		path := writeConfig(t, "r.toml", tc.text)
-		_, err := Load(path, Overrides{})
-		configErr(t, err, path, tc.line, tc.key)
-	}
-	// An override out of range is reported at the flag.
-	path := writeConfig(t, "r.toml", "kind = \"budget\"\n")
-	_, err := Load(path, Overrides{Set: []string{"synth.group_corr=2"}})
-	configErr(t, err, "flag -set", 1, "synth.group_corr")
+	checkConfigErrs(t, []configErrCase{
+		{text: "kind = \"budget\"\n[synth]\nhq = 32\nhkv = 5\n", line: 4, key: "synth.hkv"},
+		{text: "kind = \"budget\"\nbudgets = [0.01, -2]\n", line: 2, key: "budgets"},
+		{text: "kind = \"budget\"\nmethods = [\"hata\", \"nope\"]\n", line: 2, key: "methods"},
+		{text: "kind = \"budget\"\n[options]\nrbit = 100\n", line: 3, key: "options.rbit"},
+		{text: "kind = \"budget\"\nsamples = 0\n", line: 2, key: "samples"},
+		{text: "kind = \"budget\"\ntrain.seed = 1001\n", line: 2, key: "train.seed"},
+		{text: "kind = \"rbit\"\nrbits = [32, 48]\n", line: 2, key: "rbits"},
+		{text: "kind = \"speed\"\nns = [1024, 0]\n", line: 2, key: "ns"},
+		{text: "kind = \"breakdown\"\nb = 0\n", line: 2, key: "b"},
+		{text: "kind = \"training\"\neval_every = 0\n", line: 2, key: "eval_every"},
+		{text: "kind = \"budget\"\ninput = \"trace\"\n", line: 0, key: "trace.dir"}, // a default out of range: no line
+		// An override out of range is reported at the flag.
+		{text: "kind = \"budget\"\n", set: []string{"synth.group_corr=2"}, flag: true, line: 1, key: "synth.group_corr"},
+	})
 }
 
 func TestKeyLine(t *testing.T) {
@@ -199,14 +205,7 @@ func TestShippedConfigsLoad(t *testing.T) {
 		t.Fatalf("configs/*.toml: %v files, %v; want quick, fig5, fig7, fig8, fig9, training", len(files), err)
 	}
 	for _, f := range files {
-		exp, err := Load(f, Overrides{})
-		if err != nil {
-			t.Errorf("%s: %v", f, err)
-			continue
-		}
-		if len(exp.points()) == 0 {
-			t.Errorf("%s: no points", f)
-		}
+		checkLoads(t, f, f)
 	}
 }
 
