@@ -3,7 +3,8 @@ package model
 import (
 	"math"
 	"runtime"
-	"sync"
+
+	"github.com/hata-go/hata/ref"
 )
 
 // The kernels of the forward pass: plain float32 loops, parallel over
@@ -93,7 +94,7 @@ func causalAttention(out, q, k, v []float32, hq, hkv, n, d int) {
 	scale := float32(1 / math.Sqrt(float64(d)))
 	const rows = 16 // query positions per work item
 	blocks := (n + rows - 1) / rows
-	parallelFor(hq*blocks, func(i int) {
+	ref.ParallelFor(hq*blocks, func(i int) {
 		h, b := i/blocks, i%blocks
 		kh := k[(h/g)*n*d : (h/g+1)*n*d] // kh: [N][D]
 		vh := v[(h/g)*n*d : (h/g+1)*n*d] // vh: [N][D]
@@ -149,32 +150,5 @@ func parallelRange(n int, f func(lo, hi int)) {
 	}
 	chunks := 4 * w
 	size := (n + chunks - 1) / chunks
-	parallelFor((n+size-1)/size, func(c int) { f(c*size, min(n, (c+1)*size)) })
-}
-
-// parallelFor calls f(i) for i in [0, n) on up to GOMAXPROCS goroutines.
-func parallelFor(n int, f func(i int)) {
-	w := min(n, workers())
-	if w <= 1 {
-		for i := range n {
-			f(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	next := make(chan int, n)
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	for range w {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
+	ref.ParallelFor((n+size-1)/size, func(c int) { f(c*size, min(n, (c+1)*size)) })
 }

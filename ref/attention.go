@@ -115,7 +115,7 @@ func Sparse(q []float32, kv *KV, selected [][]int32) ([]float32, error) {
 	}
 	g, d := hq/kv.Hkv, kv.D
 	out := make([]float32, kv.B*hq*d) // out: [B][Hq][D]
-	parallelFor(kv.B*hq, func(bh int) {
+	ParallelFor(kv.B*hq, func(bh int) {
 		b, h := bh/hq, bh%hq
 		var tokens []int32
 		if selected != nil {
@@ -137,7 +137,7 @@ func Probabilities(q []float32, kv *KV) ([]float64, error) {
 	g, d, n := hq/kv.Hkv, kv.D, kv.N
 	scale := 1 / math.Sqrt(float64(d))
 	p := make([]float64, kv.B*hq*n) // p: [B][Hq][N]
-	parallelFor(kv.B*hq, func(bh int) {
+	ParallelFor(kv.B*hq, func(bh int) {
 		b, h := bh/hq, bh%hq
 		row := p[bh*n : (bh+1)*n]
 		m := math.Inf(-1)
@@ -200,7 +200,7 @@ func Prefill(q []float32, b, hq, hkv, n, d int, k, v []float32) ([]float32, erro
 	for i := range causal {
 		causal[i] = int32(i)
 	}
-	parallelFor(b*hq, func(bh int) {
+	ParallelFor(b*hq, func(bh int) {
 		bb, h := bh/hq, bh%hq
 		for i := range n {
 			off := (bh*n + i) * d

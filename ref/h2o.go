@@ -94,7 +94,7 @@ func (m *H2O) AccumulatePrompt(q []float32) error {
 	}
 	g, n, d := hq/kv.Hkv, kv.N, kv.D
 	scale := 1 / math.Sqrt(float64(d))
-	parallelFor(kv.B*kv.Hkv, func(r int) {
+	ParallelFor(kv.B*kv.Hkv, func(r int) {
 		b, gh := r/kv.Hkv, r%kv.Hkv
 		s := make([]float64, n)
 		for h := gh * g; h < (gh+1)*g; h++ {
@@ -150,7 +150,7 @@ func (m *H2O) Decode(q []float32, budget Budget) (*Result, error) {
 		return nil, fmt.Errorf("h2o: %w", err)
 	}
 	scale := 1 / math.Sqrt(float64(d))
-	parallelFor(kv.B*kv.Hkv, func(r int) { // 4. accumulate, 5. evict
+	ParallelFor(kv.B*kv.Hkv, func(r int) { // 4. accumulate, 5. evict
 		b, gh := r/kv.Hkv, r%kv.Hkv
 		sel := selected[r]
 		x := make([]float64, g*len(sel)) // x: [G][k], the logits of the kept tokens

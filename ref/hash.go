@@ -72,7 +72,7 @@ func (w *HashWeights) Encode(h int, x []float32, code []uint32) {
 func (w *HashWeights) EncodeQueries(q []float32, b, hq int) []uint32 {
 	g, nw := hq/w.Hkv, w.Words()
 	codes := make([]uint32, b*hq*nw)
-	parallelFor(b*hq, func(bh int) {
+	ParallelFor(b*hq, func(bh int) {
 		w.Encode(bh%hq/g, q[bh*w.D:(bh+1)*w.D], codes[bh*nw:(bh+1)*nw])
 	})
 	return codes
@@ -83,7 +83,7 @@ func (w *HashWeights) EncodeQueries(q []float32, b, hq int) []uint32 {
 func (w *HashWeights) EncodeKeys(kv *KV) [][]uint32 {
 	nw := w.Words()
 	codes := make([][]uint32, kv.B*kv.Hkv)
-	parallelFor(len(codes), func(r int) {
+	ParallelFor(len(codes), func(r int) {
 		codes[r] = make([]uint32, kv.N*nw)
 		for t := range kv.N {
 			w.Encode(r%kv.Hkv, kv.K[r][t*kv.D:(t+1)*kv.D], codes[r][t*nw:(t+1)*nw])
@@ -111,7 +111,7 @@ func Hamming(a, b []uint32) int {
 func HammingScores(qcodes []uint32, kcodes [][]uint32, b, hq, hkv, n, words int) [][]int32 {
 	g := hq / hkv
 	scores := make([][]int32, b*hkv)
-	parallelFor(b*hkv, func(r int) {
+	ParallelFor(b*hkv, func(r int) {
 		bb, kh := r/hkv, r%hkv
 		scores[r] = make([]int32, n)
 		for t := range n {

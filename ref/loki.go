@@ -96,7 +96,7 @@ func (m *Loki) Prefill(kv *KV) error {
 	}
 	m.kv = kv.Clone()
 	m.rk = make([][]float64, len(m.kv.K))
-	parallelFor(len(m.rk), func(r int) {
+	ParallelFor(len(m.rk), func(r int) {
 		m.rk[r] = make([]float64, 0, m.kv.N*m.Channels)
 		for t := range m.kv.N {
 			m.rk[r] = m.rotate(r%m.kv.Hkv, m.kv.K[r][t*kv.D:(t+1)*kv.D], m.rk[r])
@@ -149,7 +149,7 @@ func (m *Loki) Decode(q []float32, budget Budget) (*Result, error) {
 	g, n, d := hq/kv.Hkv, kv.N, kv.D
 	scale := 1 / math.Sqrt(float64(d))
 	p := make([]float64, kv.B*hq*n) // p: [B][Hq][N], per-head softmax of the approximate scores
-	parallelFor(kv.B*hq, func(bh int) {
+	ParallelFor(kv.B*hq, func(bh int) {
 		b, h := bh/hq, bh%hq
 		r := b*kv.Hkv + h/g
 		qr := m.rotate(h/g, q[bh*d:(bh+1)*d], make([]float64, 0, c)) // qr: [c]

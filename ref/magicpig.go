@@ -163,7 +163,7 @@ func (m *MagicPIG) Prefill(kv *KV) error {
 	}
 	rows := len(m.kv.K)
 	m.mu, m.kcodes, m.knorm = make([][]float64, rows), make([][]uint32, rows), make([][]float64, rows)
-	parallelFor(rows, func(r int) {
+	ParallelFor(rows, func(r int) {
 		m.mu[r] = make([]float64, d)
 		cnt := 0
 		for pass := 0; pass < 2 && cnt == 0; pass++ { // pass 1: every key, if the windows hold them all
@@ -275,7 +275,7 @@ func (m *MagicPIG) Decode(q []float32, budget Budget) (*Result, error) {
 	}
 	out := make([]float32, kv.B*hq*d) // out: [B][Hq][D]
 	m.sampled = make([][]int32, kv.B*hq)
-	parallelFor(kv.B*hq, func(bh int) {
+	ParallelFor(kv.B*hq, func(bh int) {
 		b, h := bh/hq, bh%hq
 		r := b*kv.Hkv + h/g
 		qh := q[bh*d : (bh+1)*d]

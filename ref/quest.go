@@ -114,7 +114,7 @@ func (m *Quest) pageScores(q []float32, hq int) []float64 {
 	kv := m.kv
 	g, d, np := hq/kv.Hkv, kv.D, m.pages(kv.N)
 	u := make([]float64, kv.B*hq*np) // u: [B][Hq][pages]
-	parallelFor(kv.B*hq, func(bh int) {
+	ParallelFor(kv.B*hq, func(bh int) {
 		r := bh/hq*kv.Hkv + bh%hq/g
 		qh := q[bh*d : (bh+1)*d]
 		for j := range np {

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
-	"sync"
 )
 
 // Learning the hash (HATA.md, "Learning the hash"; the paper's Sec. 3.2).
@@ -523,22 +521,5 @@ func chunkIndex(n, size int, f func(ci, lo, hi int)) {
 	if n <= 0 {
 		return
 	}
-	nc := (n + size - 1) / size
-	workers := min(nc, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	next := make(chan int, nc)
-	for ci := range nc {
-		next <- ci
-	}
-	close(next)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ci := range next {
-				f(ci, ci*size, min(n, (ci+1)*size))
-			}
-		}()
-	}
-	wg.Wait()
+	ParallelFor((n+size-1)/size, func(ci int) { f(ci, ci*size, min(n, (ci+1)*size)) })
 }
