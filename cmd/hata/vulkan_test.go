@@ -19,14 +19,7 @@ import (
 // cpu on the same dyadic inputs (exact products, see reftest) and compares the
 // files: indices and codes exactly, outputs within float32 rounding.
 func TestAttendVulkanMatchesCPU(t *testing.T) {
-	ctx, err := vk.Open("")
-	if err != nil {
-		if os.Getenv(envRequire) != "" {
-			t.Fatalf("no Vulkan device and $%s is set: %v", envRequire, err)
-		}
-		t.Skipf("no Vulkan device (set $%s to fail instead): %v", envRequire, err)
-	}
-	ctx.Close()
+	needVulkan(t)
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(2, 2))
 	const b, hq, hkv, n, d, rbit = 2, 4, 2, 77, 64, 64
@@ -88,10 +81,10 @@ func TestAttendVulkanMatchesCPU(t *testing.T) {
 // skip (CI sets it; see vk's tests).
 const envRequire = "HATA_VK_REQUIRE"
 
-// TestBenchDense runs hata bench for dense at a tiny shape on whatever Vulkan
-// device there is and checks the table's row; an unknown method is a usage
-// error.
-func TestBenchDense(t *testing.T) {
+// needVulkan skips the test when no Vulkan device opens, or fails it when
+// $HATA_VK_REQUIRE is set.
+func needVulkan(t *testing.T) {
+	t.Helper()
 	ctx, err := vk.Open("")
 	if err != nil {
 		if os.Getenv(envRequire) != "" {
@@ -100,6 +93,13 @@ func TestBenchDense(t *testing.T) {
 		t.Skipf("no Vulkan device (set $%s to fail instead): %v", envRequire, err)
 	}
 	ctx.Close()
+}
+
+// TestBenchDense runs hata bench for dense at a tiny shape on whatever Vulkan
+// device there is and checks the table's row; an unknown method is a usage
+// error.
+func TestBenchDense(t *testing.T) {
+	needVulkan(t)
 	st, out, e := hata("bench", "-method", "dense", "-b", "1", "-n", "500", "-hq", "4", "-hkv", "2", "-d", "64", "-reps", "3")
 	if st != 0 {
 		t.Fatalf("hata bench: status %d: %s", st, e)
