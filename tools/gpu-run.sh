@@ -14,7 +14,7 @@ bin/hata devices > "$out/devices.log" 2>&1
 # paper's figures 5 and 9. Timeouts keep the whole run inside a few minutes.
 timeout ${BENCH_S:-60} bin/hata bench -method dense,hata,loki,quest,topk -b 1,8 -n 32768,131072,262144 -reps 50 > "$out/bench.log" 2>&1
 echo "bench exit $?" >> "$out/bench.log"
-( cd vk && HATA_VK_REQUIRE=1 HATA_VK_LARGE=1 timeout ${TEST_S:-90} ../bin/vktest -test.v ) > "$out/test.log" 2>&1
+( cd vk && HATA_VK_REQUIRE=1 HATA_VK_LARGE=1 timeout ${TEST_S:-180} ../bin/vktest -test.v ) > "$out/test.log" 2>&1
 echo "vktest exit $?" >> "$out/test.log"
 timeout ${FIG5_S:-90} bin/hata run configs/fig5.toml -out "$res" -set "ns=[8192,32768,131072,262144]" > "$out/figs.log" 2>&1
 timeout ${FIG9_S:-30} bin/hata run configs/fig9.toml -out "$res" >> "$out/figs.log" 2>&1
