@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the GPU checks and benchmarks on a machine with a Vulkan GPU, from
 # binaries built elsewhere (the GPU machine of this project has no Go):
-#   make build && go test -c -o bin/vktest ./vk      # on the build machine
+#   go build -ldflags='-s -w' -o bin/hata ./cmd/hata    # on the build machine; stripped,
+#   go test -c -ldflags='-s -w' -o bin/vktest ./vk     # so tree + bin + .gl stay under the
+#                                                      # device tool's 64 MiB (weights/ is 38 MB)
 #   bash tools/gpu-run.sh OUTDIR                       # on the GPU machine
 # Writes OUTDIR/{devices,bench,test,figs}.log and results.tar.gz.
 set -uo pipefail
