@@ -200,20 +200,7 @@ func argmax(x []float32) int {
 
 // finish fills speedup = median step time of dense / that of the method, at
 // the same context on the same device.
-func (c *ThroughputConfig) finish(t *Table) {
-	dense := map[string]float64{}
-	key := func(i int) string { return t.Str(i, "context") + "/" + t.Str(i, "device") }
-	for i := range t.Rows {
-		if t.Str(i, "method") == "dense" {
-			dense[key(i)] = t.Float(i, "median_ms")
-		}
-	}
-	for i := range t.Rows {
-		if d, ok := dense[key(i)]; ok && t.Float(i, "median_ms") > 0 {
-			t.set(i, "speedup", fmtFloat(d/t.Float(i, "median_ms")))
-		}
-	}
-}
+func (c *ThroughputConfig) finish(t *Table) { speedupOverDense(t, "median_ms", "context", "device") }
 
 // figures draws decode tokens/s per method, one panel of bars per context
 // length and device.

@@ -188,17 +188,28 @@ func timePoint(w *worker, sh Shape, reps int, tp timingPoint) ([][]string, error
 // dense row of the same batch, length and device.
 func (c *SpeedConfig) finish(t *Table) { fillSpeedup(t) }
 
-func fillSpeedup(t *Table) {
+func fillSpeedup(t *Table) { speedupOverDense(t, "median_us", "b", "n", "device") }
+
+// speedupOverDense sets each row's speedup column to the dense row's time
+// column divided by its own, where a dense row with the same values in the
+// key columns exists.
+func speedupOverDense(t *Table, time string, keys ...string) {
+	key := func(i int) string {
+		var k []string
+		for _, c := range keys {
+			k = append(k, t.Str(i, c))
+		}
+		return strings.Join(k, "\x00")
+	}
 	dense := map[string]float64{}
-	key := func(i int) string { return t.Str(i, "b") + "/" + t.Str(i, "n") + "/" + t.Str(i, "device") }
 	for i := range t.Rows {
 		if t.Str(i, "method") == "dense" {
-			dense[key(i)] = t.Float(i, "median_us")
+			dense[key(i)] = t.Float(i, time)
 		}
 	}
 	for i := range t.Rows {
-		if d, ok := dense[key(i)]; ok && t.Float(i, "median_us") > 0 {
-			t.set(i, "speedup", fmtFloat(d/t.Float(i, "median_us")))
+		if d, ok := dense[key(i)]; ok && t.Float(i, time) > 0 {
+			t.set(i, "speedup", fmtFloat(d/t.Float(i, time)))
 		}
 	}
 }
