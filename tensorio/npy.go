@@ -25,16 +25,25 @@ const maxNPYHeader = 1 << 20
 // little-endian dtype of the Dtype constants but bfloat16). Float16 and float64
 // data are converted to float32.
 func ReadNPY(path string) (*Array, error) {
+	return decodeFile(path, func(f *os.File, size int64) (*Array, error) {
+		return DecodeNPY(bufio.NewReaderSize(f, 1<<16), size, path)
+	})
+}
+
+// decodeFile opens path and hands it, with its size, to decode: the bound
+// every reader checks claimed sizes against. The file is closed afterwards.
+func decodeFile[T any](path string, decode func(f *os.File, size int64) (T, error)) (T, error) {
+	var zero T
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	return DecodeNPY(bufio.NewReaderSize(f, 1<<16), st.Size(), path)
+	return decode(f, st.Size())
 }
 
 // DecodeNPY decodes an .npy stream of size bytes read from r; name (a file

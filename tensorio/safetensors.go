@@ -39,21 +39,14 @@ type stEntry struct {
 
 // OpenSafetensors reads and checks the header of a .safetensors file.
 func OpenSafetensors(path string) (*SafeTensors, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	s, err := DecodeSafetensors(f, st.Size(), path)
-	if err != nil {
-		return nil, err
-	}
-	s.r = nil // the file is closed: Read reopens it
-	return s, nil
+	return decodeFile(path, func(f *os.File, size int64) (*SafeTensors, error) {
+		s, err := DecodeSafetensors(f, size, path)
+		if err != nil {
+			return nil, err
+		}
+		s.r = nil // the file is closed: Read reopens it
+		return s, nil
+	})
 }
 
 // DecodeSafetensors reads and checks the header of size bytes of safetensors

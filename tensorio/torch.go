@@ -24,16 +24,9 @@ const maxPickleSize = 1 << 20
 // contiguous in C order; floating types are converted to float32 (bfloat16 and
 // float16 exactly). Python is never run: see the package comment.
 func ReadTorchTensor(path string) (*Array, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return DecodeTorchTensor(f, st.Size(), path)
+	return decodeFile(path, func(f *os.File, size int64) (*Array, error) {
+		return DecodeTorchTensor(f, size, path)
+	})
 }
 
 // DecodeTorchTensor is ReadTorchTensor on size bytes read through r; name
