@@ -27,6 +27,10 @@ const (
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
 
+// ErrNoValidationLayer is returned (wrapped) by OpenWith when Options.Validate
+// asks for the Khronos validation layer and the loader does not have it.
+var ErrNoValidationLayer = errors.New("the Khronos validation layer is not installed (Debian: apt install vulkan-validationlayers)")
+
 // Options configure OpenWith.
 type Options struct {
 	// Device is a decimal index into Devices() or a substring of a device
@@ -151,7 +155,7 @@ func newInstance(validate bool) (*instance, error) {
 			return nil, err
 		}
 		if !slices.Contains(have, validationLayer) {
-			return nil, fmt.Errorf("vk: %s=1 asks for %s, which is not installed (Debian: apt install vulkan-validationlayers)", EnvValidate, validationLayer)
+			return nil, fmt.Errorf("vk: %s=1 asks for %s: %w", EnvValidate, validationLayer, ErrNoValidationLayer)
 		}
 		lexts, _ := vkc.LayerExtensions(validationLayer)
 		syncVal := slices.Contains(lexts, "VK_EXT_validation_features")
