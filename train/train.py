@@ -52,6 +52,11 @@ from safetensors.torch import save_file
 
 BOS, EOS, VOCAB = 256, 257, 258
 ANSWER_WEIGHT = 4.0
+TASK_PASSKEY, TASK_KV, TASK_COPY = 1, 2, 3  # answer kinds, logged separately
+# Copy tasks (random strings that occur twice): the probability a window has
+# them, at most how many, and their longest length. Run 3 raised them from
+# 0.6 / 4 / 48 so that copying carries a larger share of the loss.
+COPY_P, COPY_MAX, COPY_LEN = 0.9, 6, 64
 
 
 def log(*a):
@@ -224,8 +229,9 @@ def make_window(data, rng, seq):
     """One training window: ids [seq+1] (BOS first) and loss weights [seq] on targets.
 
     Half of the windows get a pass key (asked once or twice), 80 % get two to
-    eight key-value needles of which one to three are asked, and 60 % get one to
-    four random strings of 8-48 letters and digits that occur twice: copying
+    eight key-value needles of which one to three are asked, and COPY_P get one
+    to COPY_MAX random strings of 8-COPY_LEN letters and digits that occur
+    twice: copying
     them is the only way to predict them, which rewards induction heads (the
     corpus itself is small enough to be memorised, which earlier runs did
     instead of learning to copy). Needles and first occurrences go anywhere in
@@ -234,44 +240,44 @@ def make_window(data, rng, seq):
     and on the second occurrence of a string from its fourth byte on (the
     first three locate it).
     """
-    items = []  # (needle, [(question, answer digits)])
+    items = []  # (needle, [(question, answer digits)], task)
     if rng.random() < 0.5:
         nd, qu, key = passkey_texts(rng, digits(rng, 3, 7))
-        items.append((nd, [(qu, key)] * rng.randint(1, 2)))
+        items.append((nd, [(qu, key)] * rng.randint(1, 2), TASK_PASSKEY))
     if rng.random() < 0.8:
         words = rng.sample(WORDS, rng.randint(2, max(2, min(8, seq // 512))))
         asked = set(rng.sample(range(len(words)), rng.randint(1, min(3, len(words)))))
         for i, wd in enumerate(words):
             nd, qu, num = kv_texts(rng, wd, digits(rng, 5, 7))
-            items.append((nd, [(qu, num)] if i in asked else []))
+            items.append((nd, [(qu, num)] if i in asked else [], TASK_KV))
     copies = []
-    if rng.random() < 0.6:
-        for _ in range(rng.randint(1, max(1, min(4, seq // 1024)))):
-            copies.append(" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(8, 48))) + " ")
-    extra = 2 * sum(map(len, copies)) + sum(len(nd) + sum(len(q) + len(a) + 2 for q, a in qs) for nd, qs in items)
+    if rng.random() < COPY_P:
+        for _ in range(rng.randint(1, max(1, min(COPY_MAX, seq // 512)))):
+            copies.append(" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(8, COPY_LEN))) + " ")
+    extra = 2 * sum(map(len, copies)) + sum(len(nd) + sum(len(q) + len(a) + 2 for q, a in qs) for nd, qs, _ in items)
     n = seq - extra  # bytes of corpus text
     s = rng.randrange(0, len(data) - n)
     text = bytes(data[s : s + n])
-    pieces = []  # (pos in text, order, bytes, answer offset in bytes, answer length)
-    for nd, qs in items:
+    pieces = []  # (pos in text, order, bytes, answer offset in bytes, answer length, task)
+    for nd, qs, task in items:
         p = snap(text, rng.randrange(0, int(n * 0.9) + 1), n)
-        pieces.append((p, 0, nd.encode(), 0, 0))
+        pieces.append((p, 0, nd.encode(), 0, 0, task))
         for q, a in qs:
             qp = n if rng.random() < 0.3 else snap(text, rng.randrange(p, n + 1), n)
-            pieces.append((qp, 1, (q + a + ". ").encode(), len(q), len(a)))
+            pieces.append((qp, 1, (q + a + ". ").encode(), len(q), len(a), task))
     for cs in copies:
         p = snap(text, rng.randrange(0, int(n * 0.9) + 1), n)
-        pieces.append((p, 0, cs.encode(), 0, 0))
+        pieces.append((p, 0, cs.encode(), 0, 0, TASK_COPY))
         qp = n if rng.random() < 0.3 else snap(text, rng.randrange(p, n + 1), n)
-        pieces.append((qp, 1, cs.encode(), 4, len(cs) - 5))  # " " + 3 locating bytes, trailing " "
+        pieces.append((qp, 1, cs.encode(), 4, len(cs) - 5, TASK_COPY))  # " " + 3 locating bytes, trailing " "
     pieces.sort(key=lambda t: (t[0], t[1]))
     out = bytearray([0])  # placeholder for BOS
     ans_spans = []
     prev = 0
-    for p, _, b, astart, alen in pieces:
+    for p, _, b, astart, alen, task in pieces:
         out += text[prev:p]
         if alen:
-            ans_spans.append((len(out) + astart, len(out) + astart + alen))
+            ans_spans.append((len(out) + astart, len(out) + astart + alen, task))
         out += b
         prev = p
     out += text[prev:]
@@ -279,18 +285,21 @@ def make_window(data, rng, seq):
     ids = np.frombuffer(bytes(out), dtype=np.uint8).astype(np.int64)
     ids[0] = BOS
     w = np.ones(seq, dtype=np.float32)
-    for a, b in ans_spans:  # token at index t is predicted by target slot t-1
+    kind = np.zeros(seq, dtype=np.int64)  # TASK_* of each target slot, 0: plain text
+    for a, b, task in ans_spans:  # token at index t is predicted by target slot t-1
         w[a - 1 : b - 1] = ANSWER_WEIGHT
-    return ids, w
+        kind[a - 1 : b - 1] = task
+    return ids, w, kind
 
 
 def batches(data, seed, seq, bs, device):
     rng = random.Random(seed)
     while True:
-        ids, ws = zip(*(make_window(data, rng, seq) for _ in range(bs)))
+        ids, ws, ks = zip(*(make_window(data, rng, seq) for _ in range(bs)))
         x = torch.from_numpy(np.stack(ids)).pin_memory().to(device, non_blocking=True)
         w = torch.from_numpy(np.stack(ws)).pin_memory().to(device, non_blocking=True)
-        yield x, w
+        k = torch.from_numpy(np.stack(ks)).pin_memory().to(device, non_blocking=True)
+        yield x, w, k
 
 
 # ----------------------------------------------------------------------------
@@ -500,7 +509,7 @@ def main():
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, w = next(it)
+        x, w, kind = next(it)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             logits = fwd(x[:, :-1])
         ce = F.cross_entropy(logits.float().reshape(-1, VOCAB), x[:, 1:].reshape(-1), reduction="none").view_as(w)
@@ -515,11 +524,15 @@ def main():
                 plain = ce.mean().item()
                 am = w > 1
                 ans = (ce[am].mean().item() if am.any() else float("nan"))
+                per = []
+                for name, t in (("passkey", TASK_PASSKEY), ("kv", TASK_KV), ("copy", TASK_COPY)):
+                    m = kind == t
+                    per.append(f"{name} {ce[m].mean().item() if m.any() else float('nan'):.3f}")
             ema = plain if ema is None else 0.9 * ema + 0.1 * plain
             el = time.time() - t0
             tps = step * a.batch * a.seq / el
             log(f"step {step} t {el:.1f}s lr {lr:.2e} loss {plain:.4f} bpb {plain / math.log(2):.3f} "
-                f"answer_loss {ans:.4f} gnorm {gn.item():.2f} tok/s {tps:.0f}")
+                f"answer_loss {ans:.4f} ({', '.join(per)}) gnorm {gn.item():.2f} tok/s {tps:.0f}")
         if time.time() - last_save >= a.save_every:
             save_checkpoint(model, c, a.out)
             last_save = time.time()
