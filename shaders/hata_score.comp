@@ -17,22 +17,34 @@
 // per token (the "naive" variant). With HIST the workgroup counts its tokens
 // in a shared histogram of NB bins (NB > G*rbit) and adds the non-zero bins
 // to the global one with atomicAdd, so that no extra pass over the scores
-// is needed to find the selection threshold.
+// is needed to find the selection threshold. With CUM (and HIST) it also
+// writes its chunk's cumulative histogram,
+//
+//	cum[row][c][s] = #{t in chunk c, not forced: S[r][t] <= s}     s < NB
+//
+// so that select_write, once it knows the threshold T, finds how many
+// tokens every earlier chunk takes from two entries per chunk, instead of a
+// select_count pass over the scores (select.glsl, step 2 with pc.cum).
 //
 // Bindings (set 0):
 //	0 qcode [rows*G][WV] uvec4 (query head b*Hq + h*G + g = row*G + g)
 //	1 kcode [rows][cap][WV] uvec4
 //	2 keys  KEY16: [rows][key_stride/2] uint (two uint16 each); else [rows][key_stride] uint
-//	3 hist  [rows][NB] uint, zeroed before the dispatch (HIST)
-// Dispatch: (ceil(N / chunk_len), rows, 1); chunk_len and key_stride even.
+//	3 hist  [rows][NB] uint, zeroed before the dispatch (HIST); with CUM
+//	        followed by cum [rows][nchunks][NB] uint (written whole)
+// Dispatch: (nchunks = ceil(N / chunk_len), rows, 1); chunk_len and
+// key_stride even.
 
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint WV = 1;       // uvec4 per code
 layout(constant_id = 2) const uint G = 1;        // query heads per KV head
 layout(constant_id = 3) const bool KEY16 = true; // scores as packed uint16
 layout(constant_id = 4) const uint NB = 1;       // histogram bins; 1: no histogram
+layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative histogram
 
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
@@ -53,6 +65,7 @@ layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[
 layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
 
 shared uint sh_hist[NB];
+shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan
 
 uint ham(uvec4 a, uvec4 b) {
     const ivec4 c = bitCount(a ^ b);
@@ -114,6 +127,25 @@ void main() {
         for (uint b = li; b < NB; b += WG) {
             const uint c = sh_hist[b];
             if (c != 0) atomicAdd(hist[row * NB + b], c);
+        }
+    }
+    if (CUM) {
+        // Lane li owns the PER_LANE bins from li*PER_LANE on: its run's sum,
+        // an exclusive scan of the sums over the workgroup, then the running
+        // count of every owned bin.
+        const uint PER_LANE = (NB + WG - 1) / WG;
+        const uint b0 = li * PER_LANE;
+        uint run = 0;
+        for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) run += sh_hist[b0 + i];
+        const uint incl = subgroupInclusiveAdd(run);
+        if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
+        barrier();
+        uint acc = incl - run;
+        for (uint sg = 0; sg < gl_SubgroupID; sg++) acc += sh_sg[sg];
+        const uint base = gl_NumWorkGroups.y * NB + (row * gl_NumWorkGroups.x + gl_WorkGroupID.x) * NB;
+        for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) {
+            acc += sh_hist[b0 + i];
+            hist[base + b0 + i] = acc;
         }
     }
 }

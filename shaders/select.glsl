@@ -19,6 +19,11 @@
 //     with key == T still to take: kk - #(key < T)) from the histograms, and
 //     counts in its chunk u = #(forced or key < T) and e = #(not forced, key
 //     == T): cnt[row][chunk] = (u, e).
+//     With pc.cum = 1 (HATA's fused variant) there is no select_count: the
+//     score kernel wrote every chunk's cumulative histogram cum[row][c][s] =
+//     #(not forced, key <= s) after the one-pass histogram (hist, then cum
+//     [rows][nchunks][nbins]), so u_c = forced_c + cum[c][T-1] and e_c =
+//     cum[c][T] - cum[c][T-1], forced_c counted from the window bounds.
 //  3. select_write: token t is taken if it is forced or key < T, or if key ==
 //     T and fewer than r tokens with key == T precede it. The workgroup
 //     starts at pos0 = sum_{c' < c} u_c' + min(r, sum_{c' < c} e_c') and
@@ -52,6 +57,7 @@ layout(push_constant) uniform PushConstants {
     uint pass;         // select_hist: the pass this dispatch builds
     uint radix;        // 0: one pass, bins = keys; 1: 8-bit digits from the top
     uint nbins;        // bins per pass
+    uint cum;          // select_write: 1 = chunk counts from the cumulative histograms, 0 = from cnt
 } pc;
 
 layout(std430, set = 0, binding = 0) readonly buffer Keys { uint keys[]; };
@@ -74,6 +80,25 @@ uint key(uint row, uint t) {
 }
 
 bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
+
+// forced_in returns how many tokens of [a, b) a window forces in (sink_end
+// <= recent_start).
+uint forced_in(uint a, uint b) {
+    const uint s = min(b, pc.sink_end) > a ? min(b, pc.sink_end) - a : 0;
+    const uint r0 = max(a, pc.recent_start);
+    return s + (b > r0 ? b - r0 : 0);
+}
+
+// chunk_counts returns (u, e) of chunk c of row: the tokens it surely takes
+// (forced, or key < T) and its candidates (key == T), from cnt (select_count)
+// or, with pc.cum, from the cumulative histograms after the one-pass hist.
+uvec2 chunk_counts(uint row, uint c, uint T) {
+    if (pc.cum == 0) return cnt[row * pc.nchunks + c];
+    const uint base = (gl_NumWorkGroups.y + row * pc.nchunks + c) * pc.nbins;
+    const uint below = T > 0 ? hist[base + T - 1] : 0;
+    const uint c0 = c * pc.chunk_len;
+    return uvec2(forced_in(c0, min(c0 + pc.chunk_len, pc.n)) + below, hist[base + T] - below);
+}
 
 // wg_scan returns the exclusive prefix sum of v over the workgroup's lanes in
 // index order, and the total. Call in uniform control flow.

@@ -15,7 +15,7 @@ void main() {
     // Taken before this chunk: every u, and the first r candidates.
     uint su = 0, se = 0;
     for (uint i = li; i < c; i += WG) {
-        const uvec2 x = cnt[row * pc.nchunks + i];
+        const uvec2 x = chunk_counts(row, i, T);
         su += x.x;
         se += x.y;
     }

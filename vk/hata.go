@@ -200,7 +200,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	if h.fusedHist {
 		bins = uint32(nb)
 	}
-	if h.score, err = m.kernel("hata_score", 4, hataScorePush{}, scoreWorkgroup, uint32(m.ws/4), uint32(g), b32(h.key16), bins); err != nil {
+	if h.score, err = m.kernel("hata_score", 4, hataScorePush{}, scoreWorkgroup, uint32(m.ws/4), uint32(g), b32(h.key16), bins, b32(h.fusedHist)); err != nil {
 		return nil, err
 	}
 	h.scoreChunk = m.scoreChunk(m.n, s.rows)
@@ -209,6 +209,9 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		keys: h.keys, key16: h.key16, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
 		kk: k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
 		prebuilt: h.fusedHist, sel: s.sel, k: k,
+	}
+	if h.fusedHist {
+		spec.cumChunk = h.scoreChunk // hata_score writes the chunk counts: no select_count
 	}
 	if nb <= maxDirectBins {
 		spec.directBins = nb

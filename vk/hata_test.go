@@ -143,6 +143,9 @@ func TestHATAKernels(t *testing.T) {
 		{b: 1, hkv: 2, g: 2, n: 75, d: 64, rbit: 128, budget: ref.Budget{K: 9}, win: ref.Windows{Sink: 4, Recent: 8}, variant: VariantNaive},
 		{b: 1, hkv: 1, g: 4, n: 300, d: 64, rbit: 128, budget: ref.Budget{K: 64}, win: ref.Windows{Sink: 64, Recent: 32}, chunk: 62},
 		{b: 1, hkv: 1, g: 1, n: 5, d: 64, rbit: 128, budget: ref.Full, win: ref.Windows{Sink: 9, Recent: 9}},
+		// windows spanning several chunks at both ends (the fused select counts
+		// each chunk's forced tokens from the window bounds)
+		{b: 2, hkv: 1, g: 4, n: 500, d: 64, rbit: 128, budget: ref.Budget{K: 200}, win: ref.Windows{Sink: 70, Recent: 100}, chunk: 62},
 		{b: 1, hkv: 1, g: 2, n: 40, d: 64, rbit: 128, budget: ref.Budget{K: 6}, win: ref.Windows{Recent: 3}, storage: F16},
 	}
 	for i, c := range cases {

@@ -44,8 +44,8 @@ type SparseOptions struct {
 	Storage Storage
 	// Variant selects the kernel chain of hata and lsh (Fig. 9's breakdown):
 	//
-	//	"fused" (default): encode | score + histogram (uint16 scores) |
-	//	                   select (count, write) | attention through the index list
+	//	"fused" (default): encode | score + histogram + chunk counts (uint16
+	//	                   scores) | select (write) | attention through the index list
 	//	"naive":           encode | score (uint32 scores) | select (a separate
 	//	                   histogram pass, count, write) | gather the selected K/V
 	//	                   rows into compact buffers | attention over them
@@ -62,7 +62,8 @@ type SparseOptions struct {
 	// 0 chooses it so that the grid fills the device (see scoreChunk).
 	ScoreChunk int
 	// SelectChunk is the tokens each workgroup of the select kernels covers;
-	// default 4096 (two tiles of 256 lanes x 8 tokens).
+	// default 4096 (two tiles of 256 lanes x 8 tokens). The fused hata/lsh
+	// variant selects over the score kernel's chunks (ScoreChunk) instead.
 	SelectChunk int
 	// Tile is the entries each slot of sparse_split loads ahead (its TILE);
 	// 0: 4 on GPUs, 1 on CPU devices (LLVM compiles unrolled tiles slowly).
@@ -925,7 +926,7 @@ type (
 	}
 	// selectPush mirrors select.glsl (select_hist, select_count, select_write).
 	selectPush struct {
-		N, KK, SinkEnd, RecentStart, ChunkLen, NChunks, KeyStride, Page, KStride, Pass, Radix, NBins uint32
+		N, KK, SinkEnd, RecentStart, ChunkLen, NChunks, KeyStride, Page, KStride, Pass, Radix, NBins, Cum uint32
 	}
 	// sparsePush mirrors sparse_split.glsl.
 	sparsePush struct {

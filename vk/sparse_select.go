@@ -25,6 +25,11 @@ type selectSpec struct {
 	// prebuilt: the one-pass histogram is built by the score kernel
 	// (hata_score's fused histogram), so no select_hist pass runs.
 	prebuilt bool
+	// cumChunk > 0 (with prebuilt): the score kernel also wrote every
+	// chunk's cumulative histogram over chunks of cumChunk tokens, after the
+	// histograms in hist; the select uses those chunks and runs no
+	// select_count (select.glsl, pc.cum).
+	cumChunk int
 	sel      Range // [rows][k] uint32
 	k        int   // the row stride of sel
 }
@@ -35,7 +40,8 @@ type selectPlan struct {
 	passes, nbins     int
 	chunk, nchunks    int
 	hist, cnt         Range
-	hk, count, writeK *Kernel
+	histBytes         uint64 // of the histograms proper (zeroed each step), before any cumulative ones
+	hk, count, writeK *Kernel // count: nil with cumChunk
 }
 
 // passes returns the histogram passes and bins per pass of s.
@@ -60,10 +66,20 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		return nil, c.errorf("a one-pass histogram of %d bins, over %d", s.directBins, maxDirectBins)
 	}
 	p.passes, p.nbins = s.passBins()
+	if s.cumChunk > 0 && (!s.prebuilt || s.directBins == 0) {
+		return nil, c.errorf("cumulative chunk histograms need the score kernel's one-pass histogram")
+	}
 	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	p.chunk = max(c.opt.SelectChunk, (s.n+maxX-1)/maxX)
+	if s.cumChunk > 0 {
+		p.chunk = s.cumChunk
+	}
 	p.nchunks = (s.n + p.chunk - 1) / p.chunk
-	histBytes := uint64(s.rows*p.passes*p.nbins) * 4
+	p.histBytes = uint64(s.rows*p.passes*p.nbins) * 4
+	histBytes := p.histBytes
+	if s.cumChunk > 0 {
+		histBytes += uint64(s.rows*p.nchunks*p.nbins) * 4
+	}
 	hist, err := c.buf("select histogram", histBytes, DeviceLocal)
 	if err != nil {
 		return nil, err
@@ -79,8 +95,10 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	}
-	if p.count, err = c.kernel("select_count", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
-		return nil, err
+	if s.cumChunk == 0 {
+		if p.count, err = c.kernel("select_count", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
+			return nil, err
+		}
 	}
 	if p.writeK, err = c.kernel("select_write", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
 		return nil, err
@@ -88,10 +106,11 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	return p, nil
 }
 
-// zeroHist records the clearing of the histograms; it must precede the
-// first pass (the score kernel, when prebuilt).
+// zeroHist records the clearing of the histograms (not of the cumulative
+// chunk histograms, which the score kernel writes whole); it must precede
+// the first pass (the score kernel, when prebuilt).
 func (p *selectPlan) zeroHist(b *Batch) {
-	b.Fill(p.hist, 0)
+	b.Fill(p.hist.Buf.Range(p.hist.Off, p.histBytes), 0)
 }
 
 // record records the histogram passes (unless prebuilt), the counts and the
@@ -101,6 +120,7 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
 		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
 		Page: uint32(p.page), KStride: uint32(p.k), Radix: b32(p.directBins == 0), NBins: uint32(p.nbins),
+		Cum: b32(p.cumChunk > 0),
 	}
 	grid := func(k *Kernel, push selectPush) error {
 		set, err := c.set(k, p.keys, p.hist, p.cnt, p.sel)
@@ -120,8 +140,10 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		}
 	}
 	push.Pass = 0
-	if err := grid(p.count, push); err != nil {
-		return err
+	if p.count != nil {
+		if err := grid(p.count, push); err != nil {
+			return err
+		}
 	}
 	return grid(p.writeK, push)
 }
@@ -137,7 +159,7 @@ func (c *sparseCore) scoreChunk(n, rows int) int {
 		cu := max(c.ctx.Info.ComputeUnits, 1)
 		target := 4 * cu
 		ch = (n*rows + target - 1) / target
-		ch = min(max(ch, 512), 4096)
+		ch = roundUp(min(max(ch, 512), 4096), 8) // 8: select_write's 16-byte key loads
 	}
 	ch = max(ch, (n+maxX-1)/maxX)
 	return roundUp(ch, 2)
