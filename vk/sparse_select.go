@@ -40,7 +40,7 @@ type selectPlan struct {
 	passes, nbins     int
 	chunk, nchunks    int
 	hist, cnt         Range
-	histBytes         uint64 // of the histograms proper (zeroed each step), before any cumulative ones
+	histBytes         uint64  // of the histograms proper (zeroed each step), before any cumulative ones
 	hk, count, writeK *Kernel // count: nil with cumChunk
 }
 
