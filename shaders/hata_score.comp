@@ -26,8 +26,18 @@
 // tokens every earlier chunk takes from two entries per chunk, instead of a
 // select_count pass over the scores (select.glsl, step 2 with pc.cum).
 //
+// With ENCODE (the fused variant) there is no hata_encode_q dispatch before
+// it: every workgroup first computes the query codes of its row's G heads
+// itself (HATA.md's encode, proj.glsl's formula: bit j = q·W[h][:, j] > 0,
+// float32, W head row % hkv), at the cost of reading W (D*rbit floats) from
+// L2 once per workgroup instead of a dispatch and a barrier; the chunk-0
+// workgroup of each row also stores them in qcode for Codes().
+//
 // Bindings (set 0):
-//	0 qcode [rows*G][WV] uvec4 (query head b*Hq + h*G + g = row*G + g)
+//	0 qcode [rows*G][WV] uvec4 (query head b*Hq + h*G + g = row*G + g); read,
+//	        or written by the chunk-0 workgroups with ENCODE
+//	4 q     [rows*G][D] float32 query heads (read with ENCODE only)
+//	5 W     [Hkv][D][ldw] float32 hash weights (read with ENCODE only)
 //	1 kcode [rows][cap][WV] uvec4
 //	2 keys  KEY16: [rows][key_stride/2] uint (two uint16 each); else [rows][key_stride] uint
 //	3 hist  [rows][NB] uint, zeroed before the dispatch (HIST); with CUM
@@ -45,6 +55,8 @@ layout(constant_id = 2) const uint G = 1;        // query heads per KV head
 layout(constant_id = 3) const bool KEY16 = true; // scores as packed uint16
 layout(constant_id = 4) const uint NB = 1;       // histogram bins; 1: no histogram
 layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative histogram
+layout(constant_id = 6) const bool ENCODE = false; // encode the query codes here
+layout(constant_id = 7) const uint D = 128;        // head dimension (ENCODE)
 
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
@@ -57,15 +69,68 @@ layout(push_constant) uniform PushConstants {
     uint sink_end;     // tokens t < sink_end are forced in (not counted)
     uint recent_start; // tokens t >= recent_start are forced in (not counted)
     uint key_stride;   // row stride of the scores, in tokens, even
+    uint hkv;          // ENCODE: KV heads (W head = row % hkv)
+    uint ldw;          // ENCODE: row stride of W, in floats
+    uint rbit;         // ENCODE: code bits (columns of W used)
 } pc;
 
-layout(std430, set = 0, binding = 0) restrict readonly buffer QC { uvec4 qc[]; };
+layout(std430, set = 0, binding = 0) restrict buffer QC { uvec4 qc[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer KC { uvec4 kc[]; };
 layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[]; };
 layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
+layout(std430, set = 0, binding = 4) restrict readonly buffer QF { float qf[]; };
+layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
 
 shared uint sh_hist[NB];
 shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan
+
+// ENCODE: the column space is the padded code, NCOLP = 128*WV columns (bits
+// past rbit stay 0); the WG lanes split it into SL slices of D so that every
+// lane has at most NCOLP/WG... one column and D/SL terms in flight.
+const uint NCOLP = 128 * WV;
+const uint SL = WG >= NCOLP ? WG / NCOLP : 1; // slices of D
+const uint DPS = (D + SL - 1) / SL;           // d's per slice
+shared float sh_q[ENCODE ? G * D : 1];
+shared float sh_red[ENCODE ? SL * G * NCOLP : 1];
+shared uint sh_code[ENCODE ? G * WV * 4 : 1];
+
+// encode_query returns nothing; it leaves the G codes of row in sh_code
+// (word e of head g at g*WV*4 + e). Uniform control flow.
+void encode_query(uint row, uint li) {
+    for (uint e = li; e < G * D; e += WG) sh_q[e] = qf[row * G * D + e];
+    for (uint e = li; e < G * WV * 4; e += WG) sh_code[e] = 0;
+    barrier();
+    const uint wbase = (row % pc.hkv) * D * pc.ldw;
+    for (uint j0 = 0; j0 < NCOLP; j0 += WG / SL) {
+        const uint j = j0 + li % (WG / SL), slice = li / (WG / SL);
+        float acc[G];
+        [[unroll]] for (uint g = 0; g < G; g++) acc[g] = 0.0;
+        if (j < pc.rbit && slice < SL) {
+            float wv[DPS];
+            [[unroll]] for (uint i = 0; i < DPS; i++) {
+                const uint d = slice * DPS + i;
+                wv[i] = d < D ? w[wbase + d * pc.ldw + j] : 0.0;
+            }
+            [[unroll]] for (uint i = 0; i < DPS; i++) {
+                const uint d = slice * DPS + i;
+                if (d < D) {
+                    [[unroll]] for (uint g = 0; g < G; g++) acc[g] += sh_q[g * D + d] * wv[i];
+                }
+            }
+        }
+        if (j < NCOLP && slice < SL) {
+            [[unroll]] for (uint g = 0; g < G; g++) sh_red[(slice * G + g) * NCOLP + j] = acc[g];
+        }
+    }
+    barrier();
+    for (uint e = li; e < G * NCOLP; e += WG) {
+        const uint g = e / NCOLP, j = e % NCOLP;
+        float p = 0.0;
+        for (uint sl = 0; sl < SL; sl++) p += sh_red[(sl * G + g) * NCOLP + j];
+        if (j < pc.rbit && p > 0.0) atomicOr(sh_code[g * WV * 4 + j / 32], 1u << (j % 32));
+    }
+    barrier();
+}
 
 uint ham(uvec4 a, uvec4 b) {
     const ivec4 c = bitCount(a ^ b);
@@ -79,7 +144,15 @@ void main() {
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
 
     uvec4 q[G * WV];
-    [[unroll]] for (uint e = 0; e < G * WV; e++) q[e] = qc[row * G * WV + e];
+    if (ENCODE) {
+        encode_query(row, li);
+        [[unroll]] for (uint e = 0; e < G * WV; e++) {
+            q[e] = uvec4(sh_code[4 * e], sh_code[4 * e + 1], sh_code[4 * e + 2], sh_code[4 * e + 3]);
+        }
+        if (gl_WorkGroupID.x == 0 && li < G * WV) qc[row * G * WV + li] = q[li];
+    } else {
+        [[unroll]] for (uint e = 0; e < G * WV; e++) q[e] = qc[row * G * WV + e];
+    }
     if (HIST) {
         for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
         barrier();

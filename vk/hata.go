@@ -12,12 +12,15 @@ import (
 // ref.HATA; "lsh" is the same pipeline with random weights). Per decode step,
 // in one command buffer:
 //
-//	encode  hata_encode_q: the query codes [B*Hq][Rbit/32] (q·W, bit = p > 0)
+//	encode  hata_encode_q: the query codes [B*Hq][Rbit/32] (q·W, bit = p > 0);
+//	        fused: no such stage, hata_score encodes (when its shared memory fits)
 //	score   hata_score: S[r][t] = sum_g popcount(qcode[r*G+g] XOR kcode[r][t])
-//	        (fused: uint16 scores and the per-row histogram of S built on the fly)
-//	select  (naive: select_hist, a histogram pass over the scores,) select_count
-//	        and select_write: the k smallest S, ties to the smaller index, with
-//	        the sink/recent windows forced in (ref.SelectSmallest)
+//	        (fused: uint16 scores, the per-row histogram of S and each chunk's
+//	        cumulative histogram built on the fly)
+//	select  naive: select_hist (a histogram pass over the scores), select_count
+//	        and select_write; fused: select_write alone. The k smallest S, ties
+//	        to the smaller index, with the sink/recent windows forced in
+//	        (ref.SelectSmallest)
 //	gather  (naive only) sparse_gather: the selected K/V rows into compact buffers
 //	attend  sparse_split: attention of the G heads of each group over its
 //	        selection (fused: through the index list), split in S parts
@@ -31,7 +34,7 @@ import (
 // the host with ref.SelectLargest, then attends on the GPU; the key norms are
 // kept on the host in float64 as ref does.
 //
-// Timings names the stages "upload", ["poison",] "encode", "score",
+// Timings names the stages "upload", ["poison",] ["encode",] "score",
 // "select", ["gather",] "attend", "merge", ["readback"] (the norm-weighted
 // variant adds a first batch with its own "upload", "encode", "score" and
 // "readback").
@@ -157,7 +160,7 @@ func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
 // hataStep is a prepared decode step of HATA.
 type hataStep struct {
 	*step
-	encode, score *Kernel
+	encode, score *Kernel // encode: nil when score encodes the queries itself (fused)
 	qcodes, keys  Range
 	sel           *selectPlan
 	fusedHist     bool
@@ -193,14 +196,25 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		return nil, err
 	}
 	h.keys = keys.Range(0, keyBytes)
-	if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit); err != nil {
-		return nil, err
-	}
 	bins := uint32(1)
 	if h.fusedHist {
 		bins = uint32(nb)
 	}
-	if h.score, err = m.kernel("hata_score", 4, hataScorePush{}, scoreWorkgroup, uint32(m.ws/4), uint32(g), b32(h.key16), bins, b32(h.fusedHist)); err != nil {
+	// The fused variant encodes the queries inside hata_score when its
+	// shared memory (hata_score.comp: q, partial sums, codes, histogram,
+	// scan) fits; otherwise, and in the naive variant, hata_encode_q runs
+	// first.
+	ncolp := 32 * m.ws
+	sl := max(scoreWorkgroup/ncolp, 1)
+	shared := 4 * (g*m.d + sl*g*ncolp + g*m.ws + int(bins) + scoreWorkgroup)
+	encode := fused && shared <= int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
+	if !encode {
+		if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit); err != nil {
+			return nil, err
+		}
+	}
+	if h.score, err = m.kernel("hata_score", 6, hataScorePush{}, scoreWorkgroup, uint32(m.ws/4), uint32(g), b32(h.key16), bins,
+		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
 		return nil, err
 	}
 	h.scoreChunk = m.scoreChunk(m.n, s.rows)
@@ -222,26 +236,38 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	return h, nil
 }
 
-// recordScores records "encode" and "score".
-func (m *HATA) recordScores(b *Batch, h *hataStep) error {
-	b.Stage("encode")
-	h.sel.zeroHist(b)
-	eset, err := m.set(h.encode, h.q, m.wbuf.Whole(), h.qcodes)
-	if err != nil {
-		return err
+// recordScores records "encode" (unless hata_score encodes) and "score".
+// zeroed: the histograms were cleared in the upload stage (stepPlan.zero).
+func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
+	if h.encode != nil {
+		b.Stage("encode")
+		if !zeroed {
+			h.sel.zeroHist(b)
+		}
+		eset, err := m.set(h.encode, h.q, m.wbuf.Whole(), h.qcodes)
+		if err != nil {
+			return err
+		}
+		b.Dispatch(h.encode, eset, projPush{Hkv: uint32(m.hkv), Group: uint32(h.g), Ldw: uint32(m.w.Rbit), Ostride: uint32(m.ws)},
+			uint32(m.ws), uint32(h.rows), 1)
+		b.Barrier()
+		b.Stage("score")
+	} else {
+		b.Stage("score")
+		if !zeroed {
+			h.sel.zeroHist(b)
+			b.Barrier()
+		}
 	}
-	b.Dispatch(h.encode, eset, projPush{Hkv: uint32(m.hkv), Group: uint32(h.g), Ldw: uint32(m.w.Rbit), Ostride: uint32(m.ws)},
-		uint32(m.ws), uint32(h.rows), 1)
-	b.Barrier()
-	b.Stage("score")
 	codes := m.scratch["key codes"]
-	sset, err := m.set(h.score, h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist)
+	sset, err := m.set(h.score, h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist, h.q, m.wbuf.Whole())
 	if err != nil {
 		return err
 	}
 	b.Dispatch(h.score, sset, hataScorePush{
 		N: uint32(m.n), Cap: uint32(m.cap), ChunkLen: uint32(h.scoreChunk),
 		SinkEnd: uint32(h.sel.sinkEnd), RecentStart: uint32(h.sel.recentEnd), KeyStride: uint32(m.cap),
+		Hkv: uint32(m.hkv), Ldw: uint32(m.w.Rbit), Rbit: uint32(m.w.Rbit),
 	}, uint32((m.n+h.scoreChunk-1)/h.scoreChunk), uint32(h.rows), 1)
 	b.Barrier()
 	return nil
@@ -259,8 +285,9 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		s:      h.step,
 		poison: []Range{h.qcodes, h.keys, h.sel.cnt},
 		gather: m.opt.Variant == VariantNaive,
+		zero:   []Range{h.sel.zeroRange()},
 		rec: func(b *Batch) error {
-			if err := m.recordScores(b, h); err != nil {
+			if err := m.recordScores(b, h, true); err != nil {
 				return err
 			}
 			b.Stage("select")
@@ -318,7 +345,7 @@ func (m *HATA) decodeNormWeighted(q []float32, budget ref.Budget, readback bool)
 		b.Fill(h.keys, NaNBits)
 		b.Barrier()
 	}
-	if err := m.recordScores(b, h); err != nil {
+	if err := m.recordScores(b, h, false); err != nil {
 		return nil, err
 	}
 	b.Stage("readback")

@@ -716,7 +716,10 @@ type stepPlan struct {
 	poison  []Range
 	// rec records the method's selection stages ("encode", "score",
 	// "select"), leaving the ascending selection in s.sel.
-	rec    func(b *Batch) error
+	rec func(b *Batch) error
+	// zero: ranges filled with 0 in the "upload" stage, before its barrier,
+	// so that a buffer rec accumulates into needs no barrier of its own.
+	zero   []Range
 	gather bool
 	// extra readbacks after the step: dst (a Readback buffer) <- src
 	extra []copyOp
@@ -797,6 +800,9 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 		b.Fill(pro.Range(0, c.opt.Prologue&^3), 0)
 	}
 	b.Copy(s.q, qUp.Range(0, s.q.Size))
+	for _, r := range p.zero {
+		b.Fill(r, 0)
+	}
 	if selUp != nil {
 		b.Copy(s.sel, selUp.Range(0, s.sel.Size))
 	}
@@ -923,6 +929,7 @@ type (
 	// hataScorePush mirrors hata_score.comp.
 	hataScorePush struct {
 		N, Cap, ChunkLen, SinkEnd, RecentStart, KeyStride uint32
+		Hkv, Ldw, Rbit                                    uint32 // its query encode (fused variant)
 	}
 	// selectPush mirrors select.glsl (select_hist, select_count, select_write).
 	selectPush struct {

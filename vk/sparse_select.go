@@ -110,7 +110,12 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 // chunk histograms, which the score kernel writes whole); it must precede
 // the first pass (the score kernel, when prebuilt).
 func (p *selectPlan) zeroHist(b *Batch) {
-	b.Fill(p.hist.Buf.Range(p.hist.Off, p.histBytes), 0)
+	b.Fill(p.zeroRange(), 0)
+}
+
+// zeroRange returns the part of the histogram buffer zeroHist clears.
+func (p *selectPlan) zeroRange() Range {
+	return p.hist.Buf.Range(p.hist.Off, p.histBytes)
 }
 
 // record records the histogram passes (unless prebuilt), the counts and the

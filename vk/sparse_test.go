@@ -319,9 +319,9 @@ func TestSparseTimings(t *testing.T) {
 		name, variant string
 		stages        []string
 	}{
-		{"hata", "", []string{"encode", "score", "select", "attend", "merge"}},
+		{"hata", "", []string{"score", "select", "attend", "merge"}}, // fused: hata_score encodes
 		{"hata", VariantNaive, []string{"encode", "score", "select", "gather", "attend", "merge"}},
-		{"lsh", "", []string{"encode", "score", "select", "attend", "merge"}},
+		{"lsh", "", []string{"score", "select", "attend", "merge"}},
 		{"topk", "", []string{"score", "select", "attend", "merge"}},
 		{"loki", "", []string{"encode", "score", "select", "attend", "merge"}},
 		{"quest", "", []string{"score", "select", "attend", "merge"}},
