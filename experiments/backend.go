@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/vk"
 )
 
 // Backend is a place where methods run: the CPU (package ref) or a GPU
@@ -35,10 +36,12 @@ type DeviceInfo struct {
 // CPU backend with wall-clock medians, labelled as such in Timing.Clock.
 type Timer interface {
 	// Time builds method (a name of ref.MethodNames, optionally followed by
-	// "/variant" for a kernel variant the backend knows) on random inputs of
-	// shape, runs reps decode steps at budget after warm-up, and returns the
-	// median time and stage times.
-	Time(method string, shape ref.Shape, budget ref.Budget, reps int) (Timing, error)
+	// "/variant" for a kernel variant the backend knows) with the kernel
+	// parameters tuning (the zero vk.Tuning: the defaults; a backend without
+	// such parameters refuses any other) on random inputs of shape, runs reps
+	// decode steps at budget after warm-up, and returns the median time and
+	// stage times.
+	Time(method string, shape ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error)
 }
 
 // Stage names of a decode step, in order: the columns of the speed rows.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/vk"
 )
 
 // timerRbit is the hash width of the timed hashing methods (the paper's 128).
@@ -20,11 +21,14 @@ const timerRbit = 128
 // weights of 128 bits (timing does not depend on their values). For hata and
 // lsh the four stages of HATA.md's decode step are also timed one by one with
 // the ref functions they are made of. The CPU backend has no kernel variants:
-// a "/variant" suffix is an error.
-func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int) (Timing, error) {
+// a "/variant" suffix is an error, and so is a non-zero tuning.
+func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error) {
 	name, variant, _ := strings.Cut(method, "/")
 	if variant != "" {
 		return Timing{}, fmt.Errorf("cpu timer: %q: the CPU backend has no kernel variants", method)
+	}
+	if tuning != (vk.Tuning{}) {
+		return Timing{}, fmt.Errorf("cpu timer: %s: the CPU backend has no kernel parameters to tune (%s)", method, tuning)
 	}
 	if err := shape.Validate(); err != nil {
 		return Timing{}, fmt.Errorf("cpu timer: %w", err)

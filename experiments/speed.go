@@ -12,6 +12,7 @@ import (
 
 	"github.com/hata-go/hata/plots"
 	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/vk"
 )
 
 // Shape is the attention layer the timing kinds use. Defaults are
@@ -147,7 +148,7 @@ func timePoint(w *worker, sh Shape, reps int, tp timingPoint) ([][]string, error
 	if err != nil {
 		return nil, err
 	}
-	t, err := timer.Time(tp.Method, shape, budget, reps)
+	t, err := timer.Time(tp.Method, shape, budget, reps, vk.Tuning{})
 	if err != nil {
 		return nil, err
 	}

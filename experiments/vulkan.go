@@ -105,8 +105,10 @@ const l2Bytes = 128 << 20
 // Time implements Timer with GPU timestamps: the median over reps decode
 // steps (after a warm-up of at least 5 steps and 300 ms) of the kernel stages of one step, the upload
 // of q and the readback of the output left out. method may carry a variant,
-// "hata/naive"; K/V are fp16. The copy bandwidth is measured in the same call.
-func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int) (Timing, error) {
+// "hata/naive"; K/V are fp16; tuning sets the kernel parameters (the zero
+// vk.Tuning: the defaults; see vk.Context.BenchMethod). The copy bandwidth is
+// measured in the same call.
+func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error) {
 	name, variant, _ := strings.Cut(method, "/")
 	k, err := budget.Tokens(s.N)
 	if err != nil {
@@ -124,7 +126,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int) (
 		}
 	}()
 	for i := range copies {
-		m, err := v.Ctx.BenchMethod(name, variant, s.Hkv, s.D)
+		m, err := v.Ctx.BenchMethod(name, variant, s.Hkv, s.D, tuning)
 		if err != nil {
 			return Timing{}, err
 		}

@@ -37,15 +37,20 @@ func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o re
 }
 
 // BenchMethod returns the method called name with the kernel variant named
-// variant ("" for the default kernels) and fp16 K/V storage, for the
-// benchmarks: the methods that implement PrefillRandom and Timings are timed
-// on caches filled on the device.
-func (c *Context) BenchMethod(name, variant string, hkv, d int) (ref.Method, error) {
+// variant ("" for the default kernels), fp16 K/V storage and the kernel
+// parameters t (the zero Tuning: the defaults), for the benchmarks: the
+// methods that implement PrefillRandom and Timings are timed on caches
+// filled on the device. A non-zero field of t that the method does not use is
+// an error (Tuning.Check).
+func (c *Context) BenchMethod(name, variant string, hkv, d int, t Tuning) (ref.Method, error) {
+	if err := t.Check(name); err != nil {
+		return nil, err
+	}
 	if name != "dense" {
-		return c.benchSparse(name, variant, hkv, d)
+		return c.benchSparse(name, variant, hkv, d, t)
 	}
 	if variant != "" {
 		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
 	}
-	return c.Factory(DenseOptions{Storage: F16})(name, hkv, d, ref.Options{})
+	return c.Factory(t.applyDense(DenseOptions{Storage: F16}))(name, hkv, d, ref.Options{})
 }

@@ -62,7 +62,7 @@ func BenchmarkSparseDecode(b *testing.B) {
 					}
 				}()
 				for i := range copies {
-					m, err := ctx.BenchMethod(name, variant, hkv, d)
+					m, err := ctx.BenchMethod(name, variant, hkv, d, Tuning{})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -61,9 +61,10 @@ func (c *Context) newSparseMethod(name string, hkv, d int, ro ref.Options, o Spa
 }
 
 // benchSparse is BenchMethod for the top-k methods: fp16 K/V, the kernel
-// variant (hata, lsh: "fused" or "naive"), and for hata random weights of 128
-// bits (the timing does not depend on their values).
-func (c *Context) benchSparse(name, variant string, hkv, d int) (ref.Method, error) {
+// variant (hata, lsh: "fused" or "naive"), the kernel parameters t, and for
+// hata random weights of 128 bits (the timing does not depend on their
+// values).
+func (c *Context) benchSparse(name, variant string, hkv, d int, t Tuning) (ref.Method, error) {
 	if variant != "" && name != "hata" && name != "lsh" {
 		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
 	}
@@ -75,5 +76,5 @@ func (c *Context) benchSparse(name, variant string, hkv, d int) (ref.Method, err
 		}
 		ro.W = w
 	}
-	return c.newSparseMethod(name, hkv, d, ro, SparseOptions{Storage: F16, Variant: variant})
+	return c.newSparseMethod(name, hkv, d, ro, t.applySparse(SparseOptions{Storage: F16, Variant: variant}))
 }

@@ -434,7 +434,7 @@ func TestSparseErrors(t *testing.T) {
 func TestBenchMethod(t *testing.T) {
 	ctx := device(t)
 	for _, c := range []struct{ name, variant string }{{"hata", ""}, {"hata", "naive"}, {"lsh", "fused"}, {"topk", ""}, {"loki", ""}, {"quest", ""}} {
-		m, err := ctx.BenchMethod(c.name, c.variant, 2, 64)
+		m, err := ctx.BenchMethod(c.name, c.variant, 2, 64, Tuning{})
 		if err != nil {
 			t.Fatalf("BenchMethod(%q, %q): %v", c.name, c.variant, err)
 		}
@@ -453,7 +453,7 @@ func TestBenchMethod(t *testing.T) {
 		}
 		m.(io.Closer).Close()
 	}
-	if _, err := ctx.BenchMethod("topk", "naive", 2, 64); err == nil {
+	if _, err := ctx.BenchMethod("topk", "naive", 2, 64, Tuning{}); err == nil {
 		t.Error("BenchMethod(topk, naive) succeeded; topk has no variants")
 	}
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/hata-go/hata/experiments"
 	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/vk"
 )
 
 func init() {
@@ -16,8 +19,9 @@ func init() {
 }
 
 // runBench implements hata bench: every (method, B, N) point timed with
-// experiments.Vulkan's Timer and printed with the bytes it must move, the
-// bandwidth it achieved and the copy bandwidth measured in the same run.
+// experiments.Vulkan's Timer, once per -opt set of kernel parameters, and
+// printed with the bytes it must move, the bandwidth it achieved and the copy
+// bandwidth measured in the same run.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hata bench", flag.ContinueOnError)
 	methods := fs.String("method", "dense,hata", "methods, comma separated; a kernel variant as name/variant (hata/naive)")
@@ -29,6 +33,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	hkv := fs.Int("hkv", 8, "KV heads (Llama-3.1-8B: 8; Llama-2-7B: 32)")
 	d := fs.Int("d", 128, "head dimension")
 	vkdev := fs.String("vkdevice", "", "Vulkan device NAME substring or INDEX (default: $HATA_VK_DEVICE, else discrete > integrated > CPU)")
+	var optFlags listFlag
+	fs.Var(&optFlags, "opt", "kernel parameters to time every point with, key=value pairs separated by commas; repeat the flag or separate sets with ; "+
+		"to time each point once per set (- for the defaults, which no -opt means). Keys: "+strings.Join(vk.TuningKeys(), ", ")+" (see vk.Tuning)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -55,6 +62,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	opts, err := parseOpts(optFlags)
+	if err != nil {
+		return err
+	}
+	for _, m := range ml {
+		for _, t := range opts {
+			if err := t.Check(m); err != nil {
+				return usagef("-opt %q with -method %s: %v", t.String(), m, err)
+			}
+		}
+	}
 	if *reps < 1 || *hq < 1 || *hkv < 1 || *hq%*hkv != 0 || *d < 1 {
 		return usagef("want -reps >= 1, -hq a multiple of -hkv, and positive sizes")
 	}
@@ -68,40 +86,45 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		dev.Name, dev.Driver, dev.API, *hq, *hkv, *d, budget)
 	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
 	// Fixed-width rows, printed as each point finishes, so a run cut short
-	// still shows what it measured.
-	const row = "%-11s %2v %7v %6v %10v %8v %8v %8v %8v %9v %7v %9v %7v %8v\n"
-	fmt.Fprintf(stdout, row, "method", "B", "N", "k", "median_us", "encode", "score", "select", "attend", "MB", "GB/s", "copy_GB/s", "of_copy", "speedup")
+	// still shows what it measured; the rows of one method and point are
+	// adjacent, one per -opt set (the last column, "-" for the defaults).
+	// speedup is over the fastest dense row of the same B and N above.
+	const row = "%-11s %2v %7v %6v %10v %8v %8v %8v %8v %9v %7v %9v %7v %8v %s\n"
+	fmt.Fprintf(stdout, row, "method", "B", "N", "k", "median_us", "encode", "score", "select", "attend", "MB", "GB/s", "copy_GB/s", "of_copy", "speedup", "opt")
 	var failed []string
 	for _, b := range bs {
 		for _, n := range nl {
 			dense := 0.0
 			for _, m := range ml {
-				s := ref.Shape{B: b, Hq: *hq, Hkv: *hkv, N: n, D: *d}
-				k, _ := budget.Tokens(n)
-				t, err := v.Time(m, s, budget, *reps)
-				if err != nil {
-					failed = append(failed, fmt.Sprintf("%s B=%d N=%d: %v", m, b, n, err))
-					fmt.Fprintf(stdout, row, m, b, n, k, "failed", "", "", "", "", "", "", "", "", "")
-					continue
-				}
-				us := t.Median.Seconds() * 1e6
-				if m == "dense" {
-					dense = us
-				}
-				stage := func(n string) string {
-					if x, ok := t.Stages[n]; ok {
-						return strconv.FormatFloat(x.Seconds()*1e6, 'f', 1, 64)
+				for _, tuning := range opts {
+					opt := cmp.Or(tuning.String(), "-")
+					s := ref.Shape{B: b, Hq: *hq, Hkv: *hkv, N: n, D: *d}
+					k, _ := budget.Tokens(n)
+					t, err := v.Time(m, s, budget, *reps, tuning)
+					if err != nil {
+						failed = append(failed, fmt.Sprintf("%s B=%d N=%d opt %s: %v", m, b, n, opt, err))
+						fmt.Fprintf(stdout, row, m, b, n, k, "failed", "", "", "", "", "", "", "", "", "", opt)
+						continue
 					}
-					return "-"
+					us := t.Median.Seconds() * 1e6
+					if m == "dense" && (dense == 0 || us < dense) {
+						dense = us
+					}
+					stage := func(n string) string {
+						if x, ok := t.Stages[n]; ok {
+							return strconv.FormatFloat(x.Seconds()*1e6, 'f', 1, 64)
+						}
+						return "-"
+					}
+					gbps := float64(t.Bytes) / t.Median.Seconds() / 1e9
+					speedup := "-"
+					if dense > 0 {
+						speedup = strconv.FormatFloat(dense/us, 'f', 2, 64) + "x"
+					}
+					f1 := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+					fmt.Fprintf(stdout, row, m, b, n, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"),
+						f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps), speedup, opt)
 				}
-				gbps := float64(t.Bytes) / t.Median.Seconds() / 1e9
-				speedup := "-"
-				if dense > 0 {
-					speedup = strconv.FormatFloat(dense/us, 'f', 2, 64) + "x"
-				}
-				f1 := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
-				fmt.Fprintf(stdout, row, m, b, n, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"),
-					f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps), speedup)
 			}
 		}
 	}
@@ -109,7 +132,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, f)
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d points failed", len(failed), len(bs)*len(nl)*len(ml))
+		return fmt.Errorf("%d of %d points failed", len(failed), len(bs)*len(nl)*len(ml)*len(opts))
 	}
 	return nil
 }
@@ -125,4 +148,61 @@ func intList(flagName, s string) ([]int, error) {
 		xs = append(xs, x)
 	}
 	return xs, nil
+}
+
+// listFlag collects the values of a flag that may be repeated.
+type listFlag []string
+
+// String implements flag.Value.
+func (l *listFlag) String() string { return strings.Join(*l, ";") }
+
+// Set implements flag.Value.
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// parseOpts parses the values of -opt into the kernel parameter sets to time
+// every point with: each value is one or more sets separated by semicolons,
+// each set key=value pairs separated by commas (keys of vk.TuningKeys, values
+// positive integers, no key twice) or "-" for the defaults. No value means
+// one set, the defaults.
+func parseOpts(values []string) ([]vk.Tuning, error) {
+	if len(values) == 0 {
+		return []vk.Tuning{{}}, nil
+	}
+	var sets []vk.Tuning
+	for _, value := range values {
+		for _, set := range strings.Split(value, ";") {
+			set = strings.TrimSpace(set)
+			switch set {
+			case "":
+				return nil, usagef("-opt %q: an empty set of parameters (write - for the defaults)", value)
+			case "-":
+				sets = append(sets, vk.Tuning{})
+				continue
+			}
+			var t vk.Tuning
+			seen := map[string]bool{}
+			for _, pair := range strings.Split(set, ",") {
+				key, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+				switch {
+				case !ok:
+					return nil, usagef("-opt %q: %q is not key=value", set, pair)
+				case !slices.Contains(vk.TuningKeys(), key):
+					return nil, usagef("-opt %q: unknown key %q (want one of %s)", set, key, strings.Join(vk.TuningKeys(), ", "))
+				case seen[key]:
+					return nil, usagef("-opt %q: key %s given twice", set, key)
+				}
+				seen[key] = true
+				x, err := strconv.Atoi(val)
+				if err != nil || x < 1 {
+					return nil, usagef("-opt %q: %s=%q: want a positive integer (leave the key out for its default)", set, key, val)
+				}
+				if err := t.Set(key, x); err != nil {
+					return nil, usagef("-opt %q: %v", set, err)
+				}
+			}
+			sets = append(sets, t)
+		}
+	}
+	return sets, nil
 }

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hata-go/hata/vk"
+)
+
+// TestParseOpts checks -opt's parsing: sets from repeated flags and from
+// semicolons, "-" for the defaults, and usage errors that name the flag, the
+// set, and the key or value at fault.
+func TestParseOpts(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		want   []vk.Tuning
+	}{
+		{nil, []vk.Tuning{{}}},
+		{[]string{"tile=2"}, []vk.Tuning{{Tile: 2}}},
+		{[]string{"tile=2;tile=4,splits=16;scorechunk=1024,selectchunk=2048"},
+			[]vk.Tuning{{Tile: 2}, {Tile: 4, Splits: 16}, {ScoreChunk: 1024, SelectChunk: 2048}}},
+		{[]string{"-", "workgroup=64, targetworkgroups=528 ,mintokens=64"},
+			[]vk.Tuning{{}, {Workgroup: 64, TargetWorkgroups: 528, MinTokens: 64}}},
+		{[]string{"splits=3", " - ;tile=1"}, []vk.Tuning{{Splits: 3}, {}, {Tile: 1}}},
+	} {
+		got, err := parseOpts(c.values)
+		if err != nil {
+			t.Errorf("parseOpts(%q): %v", c.values, err)
+			continue
+		}
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("parseOpts(%q) (-want +got):\n%s", c.values, diff)
+		}
+	}
+	for _, c := range []struct {
+		value string
+		want  []string // in the message, besides "-opt"
+	}{
+		{"tile=x", []string{"tile", `"x"`, "positive integer"}},
+		{"tile=0", []string{"tile", `"0"`}},
+		{"splits=-3", []string{"splits", `"-3"`}},
+		{"tile=2.5", []string{"tile", `"2.5"`}},
+		{"tile=", []string{"tile", `""`}},
+		{"tyle=2", []string{`"tyle"`, "unknown key", "selectchunk"}},
+		{"Tile=2", []string{`"Tile"`, "unknown key"}},
+		{"tile", []string{`"tile"`, "key=value"}},
+		{"tile=2,tile=4", []string{"tile", "twice"}},
+		{"tile=2;", []string{"empty set"}},
+		{"tile=2,", []string{`""`, "key=value"}},
+		{"tile=2;splits=1x", []string{`"splits=1x"`, "splits", `"1x"`}},
+	} {
+		_, err := parseOpts([]string{c.value})
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("parseOpts(%q) = %v, want a usage error", c.value, err)
+			continue
+		}
+		for _, w := range append(c.want, "-opt") {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("parseOpts(%q) = %q, want it to name %s", c.value, err, w)
+			}
+		}
+	}
+}
+
+// TestBenchOptUsage checks that hata bench refuses, with status 2 and before
+// opening a device, an -opt key that one of the methods does not use and a
+// malformed -opt.
+func TestBenchOptUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-method", "dense,hata", "-opt", "scorechunk=1024"}, []string{"scorechunk", "dense"}},
+		{[]string{"-method", "hata/naive", "-opt", "tile=2", "-opt", "workgroup=64"}, []string{"workgroup", "hata"}},
+		{[]string{"-method", "streaming", "-opt", "tile=2;selectchunk=4096"}, []string{"selectchunk", "streaming"}},
+		{[]string{"-method", "quest", "-opt", "scorechunk=512"}, []string{"scorechunk", "quest"}},
+		{[]string{"-method", "h2o", "-opt", "selectchunk=512"}, []string{"selectchunk", "h2o"}},
+		{[]string{"-method", "magicpig", "-opt", "tile=2"}, []string{"magicpig"}},
+		{[]string{"-opt", "tile=two"}, []string{"-opt", "tile", `"two"`}},
+	} {
+		st, _, e := hata(append([]string{"bench"}, c.args...)...)
+		if st != 2 {
+			t.Errorf("bench %q: status %d, want 2 (stderr %q)", c.args, st, e)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(e, w) {
+				t.Errorf("bench %q: stderr %q, want it to name %s", c.args, e, w)
+			}
+		}
+	}
+}
+
+// TestBenchOpt runs hata bench for dense and streaming with two -opt sets,
+// the defaults and one more, on whatever Vulkan device there is, and checks
+// one row per method and set, in order, each naming its set.
+func TestBenchOpt(t *testing.T) {
+	needVulkan(t)
+	// N=4096 x Hkv=8 x d=128: a 17 MB cache, replicated only 8 times past
+	// the timer's 128 MiB (a small N means hundreds of prefills).
+	st, out, e := hata("bench", "-method", "dense,streaming", "-b", "1", "-n", "4096", "-hq", "16", "-hkv", "8", "-d", "128", "-reps", "2",
+		"-opt", "-", "-opt", "splits=2,tile=2")
+	if st != 0 {
+		t.Fatalf("hata bench: status %d: %s", st, e)
+	}
+	var got [][2]string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 15 && (f[0] == "dense" || f[0] == "streaming") {
+			got = append(got, [2]string{f[0], f[14]})
+		}
+	}
+	var want [][2]string
+	for _, m := range []string{"dense", "streaming"} {
+		for _, o := range []string{"-", "tile=2,splits=2"} {
+			want = append(want, [2]string{m, o})
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rows (method, opt) (-want +got):\n%s\ntable:\n%s", diff, out)
+	}
+}

@@ -1,0 +1,36 @@
+package experiments
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/vk"
+)
+
+// TestTimerTuning checks the tuning argument of the timers: the CPU timer,
+// which has no kernel parameters, refuses a non-zero one and times with the
+// zero one; the Vulkan timer (where a device opens) refuses a key the method
+// does not use, naming it, before building anything.
+func TestTimerTuning(t *testing.T) {
+	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 64, D: 16}
+	budget := ref.Budget{K: 8}
+	if _, err := (CPU{}).Time("dense", s, budget, 1, vk.Tuning{Tile: 2}); err == nil || !strings.Contains(err.Error(), "tile=2") {
+		t.Errorf("CPU.Time with tile=2 = %v, want an error naming tile=2", err)
+	}
+	if tm, err := (CPU{}).Time("dense", s, budget, 1, vk.Tuning{}); err != nil || tm.Median <= 0 {
+		t.Errorf("CPU.Time with the zero tuning = %+v, %v; want a positive median", tm, err)
+	}
+	v, err := OpenVulkan("")
+	if err != nil {
+		if os.Getenv("HATA_VK_REQUIRE") != "" {
+			t.Fatalf("no Vulkan device and $HATA_VK_REQUIRE is set: %v", err)
+		}
+		t.Skipf("no Vulkan device: %v", err)
+	}
+	defer v.Close()
+	if _, err := v.Time("streaming", s, budget, 1, vk.Tuning{ScoreChunk: 512}); err == nil || !strings.Contains(err.Error(), "scorechunk") {
+		t.Errorf("Vulkan.Time(streaming) with scorechunk=512 = %v, want an error naming scorechunk", err)
+	}
+}

@@ -1,0 +1,155 @@
+package vk
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Tuning is the kernel parameters a benchmark may set on the methods
+// BenchMethod builds, so that one run can time several settings side by side
+// (hata bench -opt). Every field is a count; 0 keeps the default of the
+// option it sets. A non-zero field the method does not use is an error
+// (Check), so that no row claims a setting its kernels ignored.
+type Tuning struct {
+	// Tile is the tokens (dense) or selected entries (the top-k methods)
+	// each slot of the split kernel loads ahead and scores between two
+	// rescales of its accumulator: DenseOptions.Tile, SparseOptions.Tile
+	// (at most 16). Every method uses it.
+	Tile int
+	// Workgroup is the workgroup size of dense_split, a multiple of the
+	// device's largest subgroup size: DenseOptions.Workgroup. Dense only.
+	Workgroup int
+	// Splits fixes S, the splits of flash-decoding: of the N cached tokens
+	// (dense) or of the k selected ones (the top-k methods), capped at N or
+	// k; SplitPolicy.Splits. Every method uses it.
+	Splits int
+	// TargetWorkgroups is the split workgroups B*Hkv*S to aim for when
+	// Splits is 0: SplitPolicy.TargetWorkgroups. Every method uses it.
+	TargetWorkgroups int
+	// MinTokens is the fewest tokens (or selected entries) per split when
+	// Splits is 0: SplitPolicy.MinTokens. Every method uses it.
+	MinTokens int
+	// ScoreChunk is the tokens each workgroup of the score kernels covers:
+	// SparseOptions.ScoreChunk. Used by the methods with a GPU score kernel
+	// over tokens: topk, hata, lsh, loki, h2o.
+	ScoreChunk int
+	// SelectChunk is the tokens each workgroup of the radix-select kernels
+	// covers: SparseOptions.SelectChunk. Used by the methods that select on
+	// the GPU with the select kernels' own chunks: topk, loki, quest, and
+	// hata and lsh in the naive variant (the fused one selects over the
+	// score kernel's chunks, ScoreChunk, whenever its histogram of
+	// G*Rbit+1 bins fits: every shape of the paper).
+	SelectChunk int
+}
+
+// tuningKey is one field of Tuning: its key in Set and String, and the
+// methods whose kernels read it: a name of Methods for all its variants,
+// name/variant for one.
+type tuningKey struct {
+	key     string
+	field   func(*Tuning) *int
+	methods []string
+}
+
+// tuningKeys lists the fields of Tuning in the order String writes them. The
+// methods of each are those whose decode step reads the option it sets:
+// quest scores pages with its own kernel (no ScoreChunk), streaming and h2o
+// select on the host and fused hata and lsh over the score kernel's chunks
+// (no SelectChunk), streaming has no score kernel.
+var tuningKeys = []tuningKey{
+	{"tile", func(t *Tuning) *int { return &t.Tile }, Methods},
+	{"workgroup", func(t *Tuning) *int { return &t.Workgroup }, []string{"dense"}},
+	{"splits", func(t *Tuning) *int { return &t.Splits }, Methods},
+	{"targetworkgroups", func(t *Tuning) *int { return &t.TargetWorkgroups }, Methods},
+	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods},
+	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "h2o"}},
+	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}},
+}
+
+// TuningKeys returns the keys of Set and String, one per field of Tuning:
+// the field names in lower case.
+func TuningKeys() []string {
+	keys := make([]string, len(tuningKeys))
+	for i, k := range tuningKeys {
+		keys[i] = k.key
+	}
+	return keys
+}
+
+// Set sets the field whose key (TuningKeys) is key to v.
+func (t *Tuning) Set(key string, v int) error {
+	for _, k := range tuningKeys {
+		if k.key == key {
+			*k.field(t) = v
+			return nil
+		}
+	}
+	return fmt.Errorf("vk: unknown tuning key %q (have %s)", key, strings.Join(TuningKeys(), ", "))
+}
+
+// String returns the non-zero fields as key=value pairs separated by commas,
+// in the order of TuningKeys ("tile=4,splits=16"); "" for the zero Tuning.
+func (t Tuning) String() string {
+	var parts []string
+	for _, k := range tuningKeys {
+		if v := *k.field(&t); v != 0 {
+			parts = append(parts, k.key+"="+strconv.Itoa(v))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Check reports whether method (a name of Methods, optionally followed by
+// "/variant" as BenchMethod's variant) uses every non-zero field of t, and
+// that none is negative. The zero Tuning passes for every method.
+func (t Tuning) Check(method string) error {
+	if t == (Tuning{}) {
+		return nil
+	}
+	name, variant, _ := strings.Cut(method, "/")
+	if !slices.Contains(Methods, name) {
+		return fmt.Errorf("vk: %s has no GPU kernels to tune (tuning %s)", name, t)
+	}
+	if variant == VariantFused {
+		variant = ""
+	}
+	for _, k := range tuningKeys {
+		v := *k.field(&t)
+		switch {
+		case v < 0:
+			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
+		case v != 0 && !slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)):
+			return fmt.Errorf("vk: tuning key %s: %s does not use it (used by %s)", k.key, method, strings.Join(k.methods, ", "))
+		}
+	}
+	return nil
+}
+
+// applyDense returns o with the non-zero fields of t that dense uses.
+func (t Tuning) applyDense(o DenseOptions) DenseOptions {
+	o.Tile = cmp.Or(t.Tile, o.Tile)
+	o.Workgroup = cmp.Or(t.Workgroup, o.Workgroup)
+	o.Split = t.applySplit(o.Split)
+	return o
+}
+
+// applySparse returns o with the non-zero fields of t that the top-k
+// methods use.
+func (t Tuning) applySparse(o SparseOptions) SparseOptions {
+	o.Tile = cmp.Or(t.Tile, o.Tile)
+	o.Split = t.applySplit(o.Split)
+	o.ScoreChunk = cmp.Or(t.ScoreChunk, o.ScoreChunk)
+	o.SelectChunk = cmp.Or(t.SelectChunk, o.SelectChunk)
+	return o
+}
+
+// applySplit returns p with the non-zero split fields of t.
+func (t Tuning) applySplit(p SplitPolicy) SplitPolicy {
+	p.Splits = cmp.Or(t.Splits, p.Splits)
+	p.TargetWorkgroups = cmp.Or(t.TargetWorkgroups, p.TargetWorkgroups)
+	p.MinTokens = cmp.Or(t.MinTokens, p.MinTokens)
+	return p
+}

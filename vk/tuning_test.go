@@ -1,0 +1,209 @@
+package vk
+
+import (
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hata-go/hata/ref"
+)
+
+// TestTuningKeys checks that every field of Tuning has one key, its name in
+// lower case, that Set writes that field and String reads it back, and that
+// Check refuses exactly the keys a method does not use.
+func TestTuningKeys(t *testing.T) {
+	typ := reflect.TypeFor[Tuning]()
+	keys := TuningKeys()
+	if len(keys) != typ.NumField() {
+		t.Fatalf("TuningKeys() = %v, Tuning has %d fields", keys, typ.NumField())
+	}
+	var all Tuning
+	var pairs []string
+	for i, key := range keys {
+		f, ok := typ.FieldByNameFunc(func(name string) bool { return strings.ToLower(name) == key })
+		if !ok {
+			t.Fatalf("key %q names no field of Tuning", key)
+		}
+		var one Tuning
+		if err := one.Set(key, i+1); err != nil {
+			t.Fatalf("Set(%q, %d): %v", key, i+1, err)
+		}
+		if got := reflect.ValueOf(one).FieldByIndex(f.Index).Int(); got != int64(i+1) {
+			t.Errorf("Set(%q, %d) set %s to %d", key, i+1, f.Name, got)
+		}
+		if one.String() != key+"="+strconv.Itoa(i+1) {
+			t.Errorf("Set(%q, %d): String() = %q", key, i+1, one.String())
+		}
+		all.Set(key, i+1)
+		pairs = append(pairs, key+"="+strconv.Itoa(i+1))
+	}
+	if got, want := all.String(), strings.Join(pairs, ","); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if s := (Tuning{}).String(); s != "" {
+		t.Errorf("Tuning{}.String() = %q, want empty", s)
+	}
+	if err := all.Set("tiles", 2); err == nil || !strings.Contains(err.Error(), `"tiles"`) {
+		t.Errorf(`Set("tiles", 2) = %v, want an error naming the key`, err)
+	}
+
+	// The keys each method does not use (the rest it does).
+	unused := map[string][]string{
+		"dense":      {"scorechunk", "selectchunk"},
+		"topk":       {"workgroup"},
+		"hata":       {"workgroup", "selectchunk"},
+		"hata/fused": {"workgroup", "selectchunk"},
+		"hata/naive": {"workgroup"},
+		"lsh":        {"workgroup", "selectchunk"},
+		"lsh/naive":  {"workgroup"},
+		"loki":       {"workgroup"},
+		"quest":      {"workgroup", "scorechunk"},
+		"streaming":  {"workgroup", "scorechunk", "selectchunk"},
+		"h2o":        {"workgroup", "selectchunk"},
+	}
+	for _, m := range Methods {
+		if _, ok := unused[m]; !ok {
+			t.Errorf("method %s missing from the test's table", m)
+		}
+	}
+	for m := range unused {
+		if err := (Tuning{}).Check(m); err != nil {
+			t.Errorf("Tuning{}.Check(%q) = %v", m, err)
+		}
+		for i, key := range keys {
+			var one Tuning
+			one.Set(key, i+1)
+			err := one.Check(m)
+			if !slices.Contains(unused[m], key) {
+				if err != nil {
+					t.Errorf("Check(%q) with %s: %v, want nil", m, one, err)
+				}
+				continue
+			}
+			if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), m) {
+				t.Errorf("Check(%q) with %s = %v, want an error naming %s and %s", m, one, err, key, m)
+			}
+		}
+	}
+	if err := (Tuning{Tile: -1}).Check("dense"); err == nil || !strings.Contains(err.Error(), "tile=-1") {
+		t.Errorf("Check(dense) with tile=-1 = %v, want an error naming tile=-1", err)
+	}
+	if err := (Tuning{Tile: 2}).Check("magicpig"); err == nil || !strings.Contains(err.Error(), "magicpig") {
+		t.Errorf("Check(magicpig) with tile=2 = %v, want an error naming magicpig", err)
+	}
+	if err := (Tuning{}).Check("magicpig"); err != nil {
+		t.Errorf("Tuning{}.Check(magicpig) = %v, want nil", err)
+	}
+}
+
+// TestBenchMethodTuning checks that BenchMethod's Tuning reaches the kernels:
+// dense's split count and dense_split's workgroup and tile; the top-k
+// attention's splits and tile, and the chunks of topk's score and select
+// kernels, seen in the sizes of the buffers they need; and that a key the
+// method does not use is refused.
+func TestBenchMethodTuning(t *testing.T) {
+	ctx := device(t)
+	const b, hkv, hq, n, d = 1, 2, 4, 200, 64
+	q := make([]float32, b*hq*d)
+	for i := range q {
+		q[i] = RandomValue(7, uint32(i))
+	}
+	build := func(name string, tu Tuning) ref.Method {
+		t.Helper()
+		m, err := ctx.BenchMethod(name, "", hkv, d, tu)
+		if err != nil {
+			t.Fatalf("BenchMethod(%s, %s): %v", name, tu, err)
+		}
+		t.Cleanup(func() { m.(io.Closer).Close() })
+		if err := m.(interface {
+			PrefillRandom(b, hkv, n, d int, seed uint32) error
+		}).PrefillRandom(b, hkv, n, d, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Decode(q, ref.Budget{K: 40}); err != nil {
+			t.Fatalf("%s with %s: decode: %v", name, tu, err)
+		}
+		return m
+	}
+
+	// Dense: N=200 over 2 rows. By default S = min(the workgroups aimed
+	// at / 2, ceil(200/32) = 7): 4 to 7 on the devices here; the test
+	// fails rather than pass blind if the default is one of the wants.
+	splits := func(tu Tuning) int { return build("dense", tu).(*Dense).splits }
+	def := splits(Tuning{})
+	for _, c := range []struct {
+		tu   Tuning
+		want int
+	}{
+		{Tuning{Splits: 3}, 3},
+		{Tuning{MinTokens: 100}, 2},          // ceil(200/100)
+		{Tuning{TargetWorkgroups: 2}, 1},     // 2 workgroups over 2 rows
+		{Tuning{Splits: 5, MinTokens: 1}, 5}, // Splits wins
+	} {
+		if c.want == def {
+			t.Fatalf("the default plan has %d splits, as %s should: the test cannot tell them apart", def, c.tu)
+		}
+		if got := splits(c.tu); got != c.want {
+			t.Errorf("dense with %s: %d splits, want %d (default %d)", c.tu, got, c.want, def)
+		}
+	}
+	wg := 2 * int(ctx.Info.MaxSubgroupSize)
+	dm := build("dense", Tuning{Tile: 3, Workgroup: wg}).(*Dense)
+	if sp := dm.split.spec.Spec; sp[0] != uint32(wg) || sp[4] != 3 {
+		t.Errorf("dense with tile=3,workgroup=%d: dense_split's specialization %v, want workgroup %d (id 0) and TILE 3 (id 4)", wg, sp, wg)
+	}
+
+	// topk, k=40 over 2 rows: the attention's partial outputs hold S
+	// splits of q; the score kernel's partials one entry per chunk of N=200
+	// tokens, head and row, the select's counts one per chunk and row. By
+	// default S = 2 (ceil(40/32)) and both chunks cover all 200 tokens.
+	chunks := func(tc Tuning) (core *sparseCore, s, score, sel uint64) {
+		core = coreOf(build("topk", tc))
+		size := func(buf string) uint64 {
+			b := core.scratch[buf]
+			if b == nil {
+				t.Fatalf("topk: no scratch buffer %q", buf)
+			}
+			return b.size
+		}
+		return core, size("partial o") / uint64(len(q)*4), size("logit partials") / (8 * b * hq), size("select counts") / (8 * b * hkv)
+	}
+	tu := Tuning{Tile: 3, Splits: 3, ScoreChunk: 64, SelectChunk: 50}
+	const wantS, wantScore, wantSelect = 3, 4, 4 // ceil(200/64), ceil(200/50)
+	if _, s, score, sel := chunks(Tuning{}); s == wantS || score == wantScore || sel == wantSelect {
+		t.Fatalf("topk defaults: %d splits, %d score chunks, %d select chunks: not told apart from %s", s, score, sel, tu)
+	}
+	core, s, score, sel := chunks(tu)
+	if s != wantS || score != wantScore || sel != wantSelect {
+		t.Errorf("topk with %s: %d splits, %d score chunks, %d select chunks; want %d, %d, %d", tu, s, score, sel, wantS, wantScore, wantSelect)
+	}
+	var tile []uint32
+	for k := range core.sets {
+		if strings.HasPrefix(k.k.spec.Shader, "sparse_split_") {
+			tile = append(tile, k.k.spec.Spec[5])
+		}
+	}
+	if len(tile) == 0 || slices.ContainsFunc(tile, func(x uint32) bool { return x != 3 }) {
+		t.Errorf("topk with %s: sparse_split's TILE (id 5) %v, want 3", tu, tile)
+	}
+
+	for _, c := range []struct {
+		name string
+		tu   Tuning
+		key  string
+	}{
+		{"hata", Tuning{Workgroup: 64}, "workgroup"},
+		{"streaming", Tuning{ScoreChunk: 512}, "scorechunk"},
+		{"dense", Tuning{SelectChunk: 512}, "selectchunk"},
+	} {
+		if m, err := ctx.BenchMethod(c.name, "", hkv, d, c.tu); err == nil || !strings.Contains(err.Error(), c.key) {
+			if m != nil {
+				m.(io.Closer).Close()
+			}
+			t.Errorf("BenchMethod(%s, %s) = %v, want an error naming %s", c.name, c.tu, err, c.key)
+		}
+	}
+}
