@@ -1,8 +1,10 @@
 #version 450
 #extension GL_EXT_control_flow_attributes : require
 // dense_merge: the log-sum-exp merge of flash-decoding's S split partials
-// (dense_split.glsl) into the attention output. One workgroup per query row
-// r = b*Hq + h:
+// (dense_split.glsl) into the attention output, as a dispatch of its own:
+// used with DenseOptions.SeparateMerge only; by default dense_split's last
+// workgroup of each cache row does this merge (split_fold in
+// split_softmax.glsl). One workgroup per query row r = b*Hq + h:
 //
 //	M   = max_s m_s
 //	L   = sum_s l_s * exp(m_s - M)

@@ -1,5 +1,7 @@
-// dense_split.glsl: dense decode attention with GQA, flash-decoding split pass.
-// Included by dense_split_f32.comp and dense_split_f16.comp (KV_F32 / KV_F16).
+// dense_split.glsl: dense decode attention with GQA, flash-decoding split pass,
+// with the log-sum-exp merge of the splits folded in (FUSED, the default) or
+// left to dense_merge.comp. Included by dense_split_f32.comp and
+// dense_split_f16.comp (KV_F32 / KV_F16).
 //
 // The N cached tokens of every cache row r = b*Hkv + h are cut into S splits of
 // split_len tokens. One workgroup takes one (split s, row r) and computes, for
@@ -11,8 +13,15 @@
 //	l   = sum_t exp(x_t - m)
 //	o   = sum_t exp(x_t - m) * V_t         ([D], not normalised)
 //
-// and writes (m, l) and o; dense_merge.comp combines the S splits. K and V are
-// read once for the whole group, which is what makes GQA cheap.
+// and writes (m, l) and o. K and V are read once for the whole group, which is
+// what makes GQA cheap. The S partials of a head merge into
+//
+//	M = max_s m_s,  L = sum_s l_s exp(m_s - M),  out = sum_s o_s exp(m_s - M) / L
+//
+// With FUSED, the workgroup that finishes row r's last split (counted in
+// cnt[r]) does that merge for the G heads and writes out, then resets cnt[r]
+// to 0 (split_fold in split_softmax.glsl); with S == 1 the split writes o / l
+// directly. Without FUSED, dense_merge.comp merges in a dispatch of its own.
 //
 // Inside the workgroup, TPT lanes of one subgroup share a token ("slot"): lane
 // i holds elements (j*TPT + i)*KV_VEC .. +KV_VEC of the row for j < VPL, so the
@@ -21,19 +30,23 @@
 // take consecutive tokens (so a subgroup reads consecutive rows); each slot
 // walks its tokens TILE at a time with an online softmax (one rescale of o per
 // tile), and at the end the slots are merged through shared memory. The
-// arithmetic (q slice, online softmax, merge) is split_softmax.glsl, shared
+// arithmetic (q slice, online softmax, merges) is split_softmax.glsl, shared
 // with sparse_split.glsl.
 //
 // Speed (the target is HBM bandwidth): K and V are read exactly once per
 // group; every load is 16 bytes; the next tile's loads are issued before the
-// current tile's arithmetic; fp16 is unpacked in registers.
+// current tile's arithmetic; fp16 is unpacked in registers; the folded merge
+// saves the merge dispatch and the pipeline barrier before it.
 //
 // Bindings (set 0):
 //	0 q   [B][Hq][D] float32
 //	1 K   rows row_base.. of [B*Hkv][cap][D], KV_T vectors
 //	2 V   same layout as K
-//	3 po  [B*Hq][S][D] float32, unnormalised partial outputs
-//	4 pml [B*Hq][S] vec2 (m, l)
+//	3 po  [B*Hq][S][D] float32, unnormalised partial outputs (coherent)
+//	4 pml [B*Hq][S] vec2 (m, l) (coherent)
+//	5 out [B][Hq][D] float32, the output (written only with FUSED)
+//	6 cnt [B*Hkv] uint32, finished splits per cache row (FUSED and S > 1;
+//	      all 0 before the dispatch, and left 0 after it)
 // Dispatch: (S, rows of this chunk, 1) workgroups.
 
 #extension GL_KHR_shader_subgroup_basic : require
@@ -48,6 +61,7 @@ layout(constant_id = 1) const uint TPT = 8;  // lanes per token: a power of two 
 layout(constant_id = 2) const uint D = 128;  // head dimension, a multiple of TPT*KV_VEC
 layout(constant_id = 3) const uint G = 1;    // query heads per KV head
 layout(constant_id = 4) const uint TILE = 4; // tokens per slot between rescales
+layout(constant_id = 5) const bool FUSED = true; // the last workgroup of a row merges
 
 layout(push_constant) uniform PushConstants {
     uint n;         // cached tokens N
@@ -62,8 +76,10 @@ layout(push_constant) uniform PushConstants {
 layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer KB { KV_T k[]; };
 layout(std430, set = 0, binding = 2) restrict readonly buffer VB { KV_T v[]; };
-layout(std430, set = 0, binding = 3) restrict writeonly buffer PO { float po[]; };
-layout(std430, set = 0, binding = 4) restrict writeonly buffer PML { vec2 pml[]; };
+layout(std430, set = 0, binding = 3) restrict coherent buffer PO { vec4 po[]; };
+layout(std430, set = 0, binding = 4) restrict coherent buffer PML { vec2 pml[]; };
+layout(std430, set = 0, binding = 5) restrict writeonly buffer Out { vec4 out_[]; };
+layout(std430, set = 0, binding = 6) restrict coherent buffer Cnt { uint cnt[]; };
 
 #include "split_softmax.glsl"
 
@@ -113,7 +129,9 @@ void main() {
         SPLIT_TILE(t, t1, slot)
     }
 
-    // Merge the NSLOT slots of the workgroup, one query head at a time.
+    // Merge the NSLOT slots of the workgroup, one query head at a time, then
+    // (FUSED) the row's S splits if this is its last.
     const uint li = gl_LocalInvocationIndex;
     SPLIT_MERGE(qrow, s, lane, slot, li)
+    split_fold(row, qrow);
 }

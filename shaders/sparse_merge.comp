@@ -1,7 +1,9 @@
 #version 450
 // sparse_merge: the log-sum-exp merge of the S split partials of the sparse
-// attention (sparse_split.glsl) into the output; the formula and layouts of
-// dense_merge.comp. One workgroup per query row r = b*Hq + h:
+// attention (sparse_split.glsl) into the output, as a dispatch of its own: the
+// naive variant's (the fused variant folds this merge into sparse_split's
+// last workgroup of each row, split_fold in split_softmax.glsl); the formula
+// and layouts of dense_merge.comp. One workgroup per query row r = b*Hq + h:
 //
 //	M   = max_s m_s,  L = sum_s l_s * exp(m_s - M),  out = sum_s o_s * exp(m_s - M) / L
 //

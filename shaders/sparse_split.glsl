@@ -1,6 +1,8 @@
 // sparse_split.glsl: sparse decode attention with GQA over a per-row list of
-// selected tokens, flash-decoding split pass. Included by
-// sparse_split_f32.comp and sparse_split_f16.comp (KV_F32 / KV_F16).
+// selected tokens, flash-decoding split pass, with the log-sum-exp merge of
+// the splits folded in (FUSED, the fused variant) or left to
+// sparse_merge.comp (the naive variant). Included by sparse_split_f32.comp
+// and sparse_split_f16.comp (KV_F32 / KV_F16).
 //
 // Row r = b*Hkv + h attends over the k tokens t_i, i < k, of its list
 // (INDEXED: t_i = idx[r*kstride + i], HATA's selection; otherwise t_i = i,
@@ -12,9 +14,16 @@
 //	x_i = q_g · K[r][t_i] * scale          (scale = 1/sqrt(D), folded into q)
 //	m   = max_i x_i,  l = sum_i exp(x_i - m),  o = sum_i exp(x_i - m) V[r][t_i]
 //
-// written in dense_merge.comp's layout, which sparse_merge.comp merges: sparse
-// attention over the selection is dense attention over a shorter list, and
-// K/V rows are read once for all G heads of the group.
+// in dense_merge.comp's layout: sparse attention over the selection is dense
+// attention over a shorter list, and K/V rows are read once for all G heads
+// of the group. The S partials of a head merge into
+//
+//	M = max_s m_s,  L = sum_s l_s exp(m_s - M),  out = sum_s o_s exp(m_s - M) / L
+//
+// With FUSED, the workgroup that finishes row r's last split (counted in
+// cnt[r]) does that merge for the G heads and writes out, then resets cnt[r]
+// to 0 (split_fold in split_softmax.glsl); with S == 1 the split writes o / l
+// directly. Without FUSED, sparse_merge.comp merges in a dispatch of its own.
 //
 // The workgroup first copies its split's indices (at most MAXLEN) into shared
 // memory, so that no K/V load waits on an index load. Inside the workgroup
@@ -31,8 +40,11 @@
 //	1 idx [rows][kstride] uint32 token indices (bound but unread unless INDEXED)
 //	2 K   [rows][cap][D] as KV_T vectors
 //	3 V   same layout as K
-//	4 po  [B*Hq][S][D] float32, unnormalised partial outputs
-//	5 pml [B*Hq][S] vec2 (m, l)
+//	4 po  [B*Hq][S][D] float32, unnormalised partial outputs (coherent)
+//	5 pml [B*Hq][S] vec2 (m, l) (coherent)
+//	6 out [B][Hq][D] float32, the output (written only with FUSED)
+//	7 cnt [rows] uint32, finished splits per row (FUSED and S > 1; all 0
+//	      before the dispatch, and left 0 after it)
 // Dispatch: (S, rows, 1) workgroups.
 
 #extension GL_KHR_shader_subgroup_basic : require
@@ -48,6 +60,7 @@ layout(constant_id = 2) const uint D = 128;      // head dimension, a multiple o
 layout(constant_id = 3) const uint G = 1;        // query heads per KV head
 layout(constant_id = 4) const bool INDEXED = true;
 layout(constant_id = 5) const uint TILE = 4;     // entries per slot between rescales
+layout(constant_id = 6) const bool FUSED = true; // the last workgroup of a row merges
 
 const uint MAXLEN = 1024; // entries per split, at most
 
@@ -64,8 +77,10 @@ layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer Idx { uint idx[]; };
 layout(std430, set = 0, binding = 2) restrict readonly buffer KB { KV_T kb[]; };
 layout(std430, set = 0, binding = 3) restrict readonly buffer VB { KV_T vb[]; };
-layout(std430, set = 0, binding = 4) restrict writeonly buffer PO { float po[]; };
-layout(std430, set = 0, binding = 5) restrict writeonly buffer PML { vec2 pml[]; };
+layout(std430, set = 0, binding = 4) restrict coherent buffer PO { vec4 po[]; };
+layout(std430, set = 0, binding = 5) restrict coherent buffer PML { vec2 pml[]; };
+layout(std430, set = 0, binding = 6) restrict writeonly buffer Out { vec4 out_[]; };
+layout(std430, set = 0, binding = 7) restrict coherent buffer Cnt { uint cnt[]; };
 
 #include "split_softmax.glsl"
 
@@ -113,6 +128,8 @@ void main() {
         SPLIT_TILE(eb, len, slot)
     }
 
-    // Merge the NSLOT slots of the workgroup, one query head at a time.
+    // Merge the NSLOT slots of the workgroup, one query head at a time, then
+    // (FUSED) the row's S splits if this is its last.
     SPLIT_MERGE(qrow, s, lane, slot, li)
+    split_fold(row, qrow);
 }

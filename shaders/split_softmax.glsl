@@ -9,18 +9,33 @@
 //
 // with an online softmax per slot (one rescale of o per tile of TILE tokens)
 // and a merge of the NSLOT slots through shared memory, writing (m, l) and o
-// in the layout dense_merge.comp and sparse_merge.comp read.
+// in the layout dense_merge.comp and sparse_merge.comp read. With FUSED, the
+// log-sum-exp merge of the S splits is folded into the same dispatch ("last
+// workgroup merges", split_fold below): the workgroup that finishes a row's
+// last split merges the row's S partials into the output, so no separate
+// merge dispatch (and no pipeline barrier before it) is needed; with S == 1
+// the single split writes the normalised output directly.
 //
 // Include it after kv.glsl and after declaring the workgroup size and the
-// specialization constants TPT (lanes per token), D and G; the macros also
-// read TILE and the kernel's q, po and pml buffers and pc.scale, pc.splits.
-// In main():
+// specialization constants TPT (lanes per token), D, G and FUSED (bool); the
+// macros and split_fold also read TILE, the kernel's buffers
+//
+//	q    [B*Hq][D] float
+//	po   [B*Hq][S][D/4] vec4, coherent    unnormalised partial outputs
+//	pml  [B*Hq][S] vec2 (m, l), coherent
+//	out_ [B*Hq][D/4] vec4                 the output (written when FUSED)
+//	cnt  [rows] uint, coherent            finished splits per row (FUSED)
+//
+// and pc.scale, pc.splits. In main():
 //
 //	SPLIT_INIT(qrow, lane)       declares qf, m, l, o
 //	... per tile: load KV_T kc[TILE * VPL], vc[TILE * VPL] (entry i of the
 //	    tile, i < TILE, is the slot's entry base + i*NSLOT + slot) ...
 //	SPLIT_TILE(base, end, slot)  folds the tile's entries < end into m, l, o
 //	SPLIT_MERGE(qrow, s, lane, slot, li)  merges the slots, writes po, pml
+//	                                      (FUSED and S == 1: out_)
+//	split_fold(row, qrow)        FUSED and S > 1: the last split of the row
+//	                             merges the S partials into out_
 //
 // Lanes: TPT lanes of one subgroup share a token ("slot"), lane i holding
 // the 16-byte vectors i, i+TPT, ... of a row (elements (j*TPT + i)*KV_VEC ..
@@ -31,12 +46,17 @@
 const uint EPL = D / TPT;                    // elements per lane
 const uint VPL = EPL / KV_VEC;               // 16-byte vectors per lane per row
 const uint DV = D / KV_VEC;                  // vectors per row
+const uint D4 = D / 4;                       // vec4 of a row of po and out_
 const uint NSLOT = gl_WorkGroupSize.x / TPT; // tokens in flight per workgroup
 const float NEG = -1.0e30;                   // "no token yet": exp(NEG - x) == 0
 
+// sh_o holds NSLOT rows of D floats as vec4 (KV_VEC is 4 or 8, so the 4
+// elements of a vec4 belong to one lane); split_fold reuses it, and sh_m,
+// sh_l, once the slots are merged.
 shared float sh_m[NSLOT * G];
 shared float sh_l[NSLOT * G];
-shared float sh_o[NSLOT * D];
+shared vec4 sh_o[NSLOT * D4];
+shared bool sh_last; // split_fold: this workgroup finished its row's last split
 
 // SPLIT_INIT(qrow, lane): qf[G*EPL] = this lane's slice of the query heads
 // qrow .. qrow+G-1, pre-scaled; m = NEG, l = 0, o = 0 for every head.
@@ -101,8 +121,9 @@ shared float sh_o[NSLOT * D];
 
 // SPLIT_MERGE(qrow, s, lane, slot, li): merges the NSLOT slots' (m, l, o) of
 // every head qrow+g, one head at a time, rescaling each to the workgroup's
-// max mw, and writes partial row pr = (qrow+g)*S + s: pml[pr] = (mw, l) and
-// po[pr][D] = o (not normalised). li is gl_LocalInvocationIndex.
+// max mw, and writes partial row pr = (qrow+g)*S + s: pml[pr] = (mw, lw) and
+// po[pr][D/4] = o (not normalised); with FUSED and S == 1 it writes the
+// output instead, out_[qrow+g] = o / lw. li is gl_LocalInvocationIndex.
 #define SPLIT_MERGE(qrow, s, lane, slot, li)                                   \
     if ((lane) == 0) {                                                         \
         [[unroll]] for (uint g = 0; g < G; g++) {                              \
@@ -116,21 +137,143 @@ shared float sh_o[NSLOT * D];
         [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
         const float w = exp(m[g] - mw);                                        \
         [[unroll]] for (uint j = 0; j < VPL; j++) {                            \
-            [[unroll]] for (uint c = 0; c < KV_VEC; c++) {                     \
-                sh_o[(slot) * D + (j * TPT + (lane)) * KV_VEC + c] = o[g * EPL + j * KV_VEC + c] * w; \
+            [[unroll]] for (uint c = 0; c < KV_VEC; c += 4) {                  \
+                const uint e_ = g * EPL + j * KV_VEC + c;                      \
+                sh_o[((slot) * D + (j * TPT + (lane)) * KV_VEC + c) / 4] =     \
+                    vec4(o[e_], o[e_ + 1], o[e_ + 2], o[e_ + 3]) * w;          \
             }                                                                  \
         }                                                                      \
         barrier();                                                             \
         const uint pr = ((qrow) + g) * pc.splits + (s); /* partial row */     \
-        for (uint i = (li); i < D; i += gl_WorkGroupSize.x) {                  \
-            float acc = 0.0;                                                   \
-            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[sl * D + i]; \
-            po[pr * D + i] = acc;                                              \
+        float lw = 0.0;                                                        \
+        [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw); \
+        const bool direct = FUSED && pc.splits == 1;                           \
+        for (uint i = (li); i < D4; i += gl_WorkGroupSize.x) {                 \
+            vec4 acc = vec4(0.0);                                              \
+            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[sl * D4 + i]; \
+            if (direct) {                                                      \
+                out_[((qrow) + g) * D4 + i] = acc / lw;                        \
+            } else {                                                           \
+                po[pr * D4 + i] = acc;                                         \
+            }                                                                  \
         }                                                                      \
-        if ((li) == 0) {                                                       \
-            float lw = 0.0;                                                    \
-            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw); \
-            pml[pr] = vec2(mw, lw);                                            \
-        }                                                                      \
+        if ((li) == 0 && !direct) pml[pr] = vec2(mw, lw);                      \
         barrier();                                                             \
     }
+
+// MERGE_U: splits whose partials each lane of split_fold loads before adding
+// them, per head (G*MERGE_U loads in flight, about 16).
+const uint MERGE_U = (16 + G - 1) / G;
+
+// subgroup_max and subgroup_sum reduce v over the subgroup with a butterfly
+// of subgroupShuffleXor (every lane gets the result); call them in uniform
+// control flow.
+float subgroup_max(float v) {
+    for (uint off = gl_SubgroupSize / 2; off > 0; off >>= 1) v = max(v, subgroupShuffleXor(v, off));
+    return v;
+}
+float subgroup_sum(float v) {
+    for (uint off = gl_SubgroupSize / 2; off > 0; off >>= 1) v += subgroupShuffleXor(v, off);
+    return v;
+}
+
+// split_fold(row, qrow): with FUSED and S > 1, the log-sum-exp merge of the
+// S partials of the G query heads qrow .. qrow+G-1 of cache row row, done by
+// the workgroup that finishes the row's last split (the threadfence
+// reduction): every workgroup, once its partials are written, fences them
+// (memoryBarrierBuffer, then barrier) and one lane counts the split done,
+// atomicAdd(cnt[row], 1); the workgroup that reads S-1 back is the last, and
+// after a second fence it computes, per head g with partials (m_s, l_s, o_s),
+//
+//	M   = max_s m_s
+//	L   = sum_s l_s * exp(m_s - M)
+//	out = sum_s o_s * exp(m_s - M) / L
+//
+// and resets cnt[row] to 0 for the next dispatch (so the counters are zeroed
+// once, when allocated). M and L are reduced over the workgroup (lanes over
+// s, then subgroup butterflies, then the subgroups through sh_m, sh_l); for
+// the sum over s the workgroup is cut into groups of cw = min(D/4, WG)
+// lanes, one vec4 column each, group k taking the splits s = k mod groups,
+// MERGE_U splits of every head in flight per lane; the groups are then summed
+// through sh_o.
+void split_fold(const uint row, const uint qrow) {
+    if (!FUSED || pc.splits == 1) return;
+    const uint li = gl_LocalInvocationIndex;
+    const uint WG = gl_WorkGroupSize.x;
+    const uint S = pc.splits;
+    memoryBarrierBuffer(); // this lane's po, pml writes complete
+    barrier();
+    if (li == 0) sh_last = atomicAdd(cnt[row], 1u) == S - 1;
+    barrier();
+    if (!sh_last) return; // uniform over the workgroup
+    memoryBarrierBuffer(); // the other workgroups' partials are visible
+    if (li == 0) cnt[row] = 0;
+
+    float mx[G], lx[G];
+    [[unroll]] for (uint g = 0; g < G; g++) mx[g] = NEG;
+    for (uint s = li; s < S; s += WG) {
+        [[unroll]] for (uint g = 0; g < G; g++) mx[g] = max(mx[g], pml[(qrow + g) * S + s].x);
+    }
+    [[unroll]] for (uint g = 0; g < G; g++) mx[g] = subgroup_max(mx[g]);
+    if (gl_SubgroupInvocationID == 0) {
+        [[unroll]] for (uint g = 0; g < G; g++) sh_m[gl_SubgroupID * G + g] = mx[g];
+    }
+    barrier();
+    [[unroll]] for (uint g = 0; g < G; g++) {
+        mx[g] = NEG;
+        for (uint sb = 0; sb < gl_NumSubgroups; sb++) mx[g] = max(mx[g], sh_m[sb * G + g]);
+        lx[g] = 0.0;
+    }
+    for (uint s = li; s < S; s += WG) {
+        [[unroll]] for (uint g = 0; g < G; g++) {
+            const vec2 ml = pml[(qrow + g) * S + s];
+            lx[g] += ml.y * exp(ml.x - mx[g]);
+        }
+    }
+    [[unroll]] for (uint g = 0; g < G; g++) lx[g] = subgroup_sum(lx[g]);
+    if (gl_SubgroupInvocationID == 0) {
+        [[unroll]] for (uint g = 0; g < G; g++) sh_l[gl_SubgroupID * G + g] = lx[g];
+    }
+    barrier();
+    [[unroll]] for (uint g = 0; g < G; g++) {
+        lx[g] = 0.0;
+        for (uint sb = 0; sb < gl_NumSubgroups; sb++) lx[g] += sh_l[sb * G + g];
+    }
+
+    const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)
+    const uint groups = WG / cw;
+    const uint k = li / cw;
+    for (uint c0 = 0; c0 < D4; c0 += cw) {
+        const uint i4 = c0 + li % cw;
+        vec4 acc[G];
+        [[unroll]] for (uint g = 0; g < G; g++) acc[g] = vec4(0.0);
+        if (k < groups && i4 < D4) {
+            for (uint s0 = k; s0 < S; s0 += groups * MERGE_U) {
+                vec4 v[G * MERGE_U];
+                float w[G * MERGE_U];
+                [[unroll]] for (uint g = 0; g < G; g++) {
+                    [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
+                        const uint s = s0 + u * groups;
+                        const uint pr = (qrow + g) * S + s;
+                        v[g * MERGE_U + u] = s < S ? po[pr * D4 + i4] : vec4(0.0);
+                        w[g * MERGE_U + u] = s < S ? pml[pr].x : NEG;
+                    }
+                }
+                [[unroll]] for (uint g = 0; g < G; g++) {
+                    [[unroll]] for (uint u = 0; u < MERGE_U; u++) acc[g] += v[g * MERGE_U + u] * exp(w[g * MERGE_U + u] - mx[g]);
+                }
+            }
+        }
+        // WG <= NSLOT * D4 (D is a multiple of 4*TPT), so sh_o holds a vec4 per lane.
+        [[unroll]] for (uint g = 0; g < G; g++) {
+            sh_o[li] = acc[g];
+            barrier();
+            if (li < cw && c0 + li < D4) {
+                vec4 a = vec4(0.0);
+                for (uint kk = 0; kk < groups; kk++) a += sh_o[kk * cw + li];
+                out_[(qrow + g) * D4 + c0 + li] = a / lx[g];
+            }
+            barrier();
+        }
+    }
+}

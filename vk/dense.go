@@ -44,6 +44,11 @@ type DenseOptions struct {
 	// Append does not reallocate; default 256. Capacity grows by doubling
 	// when it runs out.
 	Reserve int
+	// SeparateMerge merges the S split partials in a dispatch of its own
+	// (dense_merge, stage "merge", behind a pipeline barrier) instead of in
+	// the split kernel's last workgroup of every cache row (the default);
+	// kept to measure what the folded merge saves.
+	SeparateMerge bool
 }
 
 // SplitPolicy chooses S, the splits of flash-decoding: enough workgroups to
@@ -103,13 +108,14 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 //
 // The cache lives on the device as K, V: [B][Hkv][Cap][D] in the chosen
 // Storage, with Cap >= N so that Append writes one token per row in place.
-// Decode runs two kernels:
-//
-//   - dense_split (one workgroup per split s and cache row b*Hkv+h): the
-//     softmax partials (m, l, o) of the G query heads of the group over the
-//     split's tokens, reading each K and V row once for all G heads;
-//   - dense_merge (one workgroup per query head): the log-sum-exp merge of the
-//     S partials into out: [B][Hq][D].
+// Decode runs one kernel, dense_split (one workgroup per split s and cache row
+// b*Hkv+h): the softmax partials (m, l, o) of the G query heads of the group
+// over the split's tokens, reading each K and V row once for all G heads;
+// the last workgroup to finish a row (counted in a uint per row, left 0 after
+// every dispatch) does the log-sum-exp merge of the row's S partials into
+// out: [B][Hq][D], and with S = 1 the split writes out directly. With
+// DenseOptions.SeparateMerge, the merge is a second kernel, dense_merge (one
+// workgroup per query head), behind a barrier.
 //
 // Cache rows are bound in chunks of at most maxStorageBufferRange bytes, one
 // dispatch per chunk (push constant row_base), so the cache may be larger
@@ -134,6 +140,7 @@ type Dense struct {
 	q, qUp               *Buffer
 	po, pml              *Buffer
 	out, outRB           *Buffer
+	cnt                  *Buffer // cnt: [B*Hkv] uint32 finished splits per row, 0 between dispatches
 	split, merge         *Kernel
 	splitSets            []*Set
 	rowsPerChunk         int
@@ -180,7 +187,8 @@ func (m *Dense) Cap() int { return m.cap }
 
 // Timings returns the GPU time of every stage of the last Decode: "upload"
 // (q to the device), "poison" (only when the context poisons outputs),
-// "split", "merge" and "readback".
+// "split" (with the folded merge), "merge" (only with SeparateMerge) and
+// "readback".
 func (m *Dense) Timings() Timings { return m.timings }
 
 // checkDim reports whether the kernels support head dimension d in storage s.
@@ -305,9 +313,11 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 		}, uint32(m.splits), uint32(min(m.rowsPerChunk, rows-base)), 1)
 	}
 	b.Barrier()
-	b.Stage("merge")
-	b.Dispatch(m.merge, m.mergeSet, mergePush{Splits: uint32(m.splits)}, uint32(hq), uint32(m.b), 1)
-	b.Barrier()
+	if m.opt.SeparateMerge {
+		b.Stage("merge")
+		b.Dispatch(m.merge, m.mergeSet, mergePush{Splits: uint32(m.splits)}, uint32(hq), uint32(m.b), 1)
+		b.Barrier()
+	}
 	b.Stage("readback")
 	b.Copy(m.outRB.Range(0, outBytes), m.out.Range(0, outBytes))
 	t, err := b.Submit()
@@ -360,7 +370,7 @@ func (m *Dense) prepare(hq int) error {
 	}
 	splits, splitLen := m.opt.Split.Plan(m.n, rows, c.Info.ComputeUnits, maxSplits)
 	g := hq / m.hkv
-	if hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1]) {
+	if m.opt.SeparateMerge && (hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return fmt.Errorf("vk dense: merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", hq, m.b, lim.MaxComputeWorkGroupCount)
 	}
 	if m.split == nil || hq != m.hq {
@@ -368,12 +378,14 @@ func (m *Dense) prepare(hq int) error {
 		if err != nil {
 			return err
 		}
-		if m.d/4 > mergeWorkgroup {
-			return fmt.Errorf("vk dense: head dim D=%d over the merge kernel's %d", m.d, 4*mergeWorkgroup)
-		}
-		merge, err := c.SharedKernel(KernelSpec{Shader: "dense_merge", Bindings: 3, Push: mergePush{}, Spec: []uint32{mergeWorkgroup, uint32(m.d)}})
-		if err != nil {
-			return err
+		var merge *Kernel
+		if m.opt.SeparateMerge {
+			if m.d/4 > mergeWorkgroup {
+				return fmt.Errorf("vk dense: head dim D=%d over the merge kernel's %d", m.d, 4*mergeWorkgroup)
+			}
+			if merge, err = c.SharedKernel(KernelSpec{Shader: "dense_merge", Bindings: 3, Push: mergePush{}, Spec: []uint32{mergeWorkgroup, uint32(m.d)}}); err != nil {
+				return err
+			}
 		}
 		m.split, m.merge = split, merge
 	}
@@ -413,6 +425,25 @@ func (m *Dense) prepare(hq int) error {
 		}
 		m.batch = b
 	}
+	// The counters of the folded merge start at 0, and every dispatch leaves
+	// them so: they are zeroed once, here, when (re)allocated.
+	newCnt, err := grow(&m.cnt, "dense split counters", uint64(rows)*4, DeviceLocal)
+	if err != nil {
+		return fmt.Errorf("vk dense: %w", err)
+	}
+	if newCnt {
+		changed = true
+		b := m.batch
+		if err := b.Begin(); err != nil {
+			return err
+		}
+		b.Fill(m.cnt.Whole(), 0)
+		if _, err := b.Submit(); err != nil {
+			m.cnt.Free()
+			m.cnt = nil
+			return fmt.Errorf("vk dense: zeroing the split counters: %w", err)
+		}
+	}
 	if changed || m.splitSets == nil || hq != m.hq || splits != m.splits {
 		m.freeSets()
 		m.rowsPerChunk = int(min(uint64(rows), m.maxRange/rowBytes, uint64(lim.MaxComputeWorkGroupCount[1])))
@@ -421,17 +452,20 @@ func (m *Dense) prepare(hq int) error {
 		for base := 0; base < rows; base += m.rowsPerChunk {
 			n := min(m.rowsPerChunk, rows-base)
 			kv := func(buf *Buffer) Range { return buf.Range(uint64(base)*rowBytes, uint64(n)*rowBytes) }
-			set, err := m.split.NewSet(m.q.Range(0, qBytes), kv(m.k), kv(m.v), m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes))
+			set, err := m.split.NewSet(m.q.Range(0, qBytes), kv(m.k), kv(m.v), m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes),
+				m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4))
 			if err != nil {
 				return err
 			}
 			m.splitSets = append(m.splitSets, set)
 		}
-		set, err := m.merge.NewSet(m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes))
-		if err != nil {
-			return err
+		if m.merge != nil {
+			set, err := m.merge.NewSet(m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes))
+			if err != nil {
+				return err
+			}
+			m.mergeSet = set
 		}
-		m.mergeSet = set
 	}
 	m.hq, m.splits, m.splitLen = hq, splits, splitLen
 	return nil
@@ -439,7 +473,8 @@ func (m *Dense) prepare(hq int) error {
 
 // splitKernel returns the split kernel for group size g: lanes per token TPT
 // the largest power of two <= min(smallest subgroup, 32) dividing D/KV_VEC,
-// and the workgroup halved until its shared memory fits.
+// and the workgroup halved until its shared memory fits; the merge folded in
+// unless SeparateMerge.
 func (m *Dense) splitKernel(g int) (*Kernel, error) {
 	info := m.ctx.Info
 	vecs := m.d / m.opt.Storage.vec()
@@ -448,7 +483,7 @@ func (m *Dense) splitKernel(g int) (*Kernel, error) {
 		tpt *= 2
 	}
 	wg := m.opt.Workgroup
-	shared := func(wg int) int { return (wg / tpt) * (m.d + 2*g) * 4 }
+	shared := func(wg int) int { return (wg/tpt)*(m.d+2*g)*4 + 4 }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2
 	}
@@ -460,9 +495,9 @@ func (m *Dense) splitKernel(g int) (*Kernel, error) {
 	}
 	return m.ctx.SharedKernel(KernelSpec{
 		Shader:   "dense_split_" + m.opt.Storage.String(),
-		Bindings: 5,
+		Bindings: 7,
 		Push:     densePush{},
-		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile)},
+		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile), b32(!m.opt.SeparateMerge)},
 	})
 }
 
@@ -553,7 +588,7 @@ func (m *Dense) freeCache() {
 // Close frees the device memory of m. The context's shared kernels stay.
 func (m *Dense) Close() error {
 	m.freeCache()
-	for _, b := range []**Buffer{&m.q, &m.qUp, &m.po, &m.pml, &m.out, &m.outRB} {
+	for _, b := range []**Buffer{&m.q, &m.qUp, &m.po, &m.pml, &m.out, &m.outRB, &m.cnt} {
 		(*b).Free()
 		*b = nil
 	}

@@ -312,43 +312,128 @@ func TestDenseErrors(t *testing.T) {
 	wantErr("decode of N=0", err, "N=0")
 }
 
-// TestDenseTimings checks the per-stage GPU times of a decode.
+// TestDenseTimings checks the per-stage GPU times of a decode, with the
+// merge folded into the split kernel (no "merge" stage) and separate.
 func TestDenseTimings(t *testing.T) {
 	ctx := device(t)
-	m, err := ctx.NewDense(DenseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rng := rand.New(rand.NewPCG(9, 9))
-	if err := m.Prefill(randomKV(rng, 1, 2, 2000, 128, F32)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Decode(normal(rng, 8*128, 1), ref.Full); err != nil {
-		t.Fatal(err)
-	}
-	tm := m.Timings()
 	if ctx.Info.TimestampValidBits == 0 {
 		t.Skipf("%s has no timestamps", ctx.Info.Name)
 	}
-	var names []string
-	for _, s := range tm.Stages {
-		names = append(names, s.Name)
-		if s.Ns < 0 || math.IsNaN(s.Ns) || s.Ns > 60e9 {
-			t.Errorf("stage %s: %v ns", s.Name, s.Ns)
+	for _, separate := range []bool{false, true} {
+		m, err := ctx.NewDense(DenseOptions{SeparateMerge: separate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(9, 9))
+		if err := m.Prefill(randomKV(rng, 1, 2, 2000, 128, F32)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Decode(normal(rng, 8*128, 1), ref.Full); err != nil {
+			t.Fatal(err)
+		}
+		tm := m.Timings()
+		m.Close()
+		var names []string
+		for _, s := range tm.Stages {
+			names = append(names, s.Name)
+			if s.Ns < 0 || math.IsNaN(s.Ns) || s.Ns > 60e9 {
+				t.Errorf("SeparateMerge=%v: stage %s: %v ns", separate, s.Name, s.Ns)
+			}
+		}
+		want := []string{"upload"}
+		if ctx.poison {
+			want = append(want, "poison")
+		}
+		want = append(want, "split")
+		if separate {
+			want = append(want, "merge")
+		}
+		want = append(want, "readback")
+		if !tm.Supported || !slices.Equal(names, want) {
+			t.Errorf("SeparateMerge=%v: stages %v (supported %v), want %v", separate, names, tm.Supported, want)
+		}
+		if tm.Get("split") <= 0 || tm.Total() < tm.Get("split") {
+			t.Errorf("SeparateMerge=%v: split %v ns of total %v ns: want a positive split inside the total", separate, tm.Get("split"), tm.Total())
+		}
+		t.Logf("%s, SeparateMerge=%v: %v", ctx.Info.Name, separate, tm)
+	}
+}
+
+// TestDenseFoldedMerge holds the merge folded into the split kernel (the
+// last workgroup of each cache row merges) and the separate dense_merge to
+// ref over two consecutive decode steps of the same Dense (the second step
+// fails if a row's split counter were not back at 0), at S = 1 (the split
+// writes the output), a few splits, more splits than the workgroup has lanes
+// and one token per split; at D/4 not dividing the workgroup (D=96) and
+// over it (D=512, workgroup 64: two column passes); and the counters are read
+// back after every step: all 0.
+func TestDenseFoldedMerge(t *testing.T) {
+	ctx := device(t)
+	type fcase struct {
+		b, hkv, g, n, d int
+		s               Storage
+		splits          []int
+		opt             DenseOptions
+	}
+	seed := uint64(300)
+	for _, c := range []fcase{
+		{1, 2, 4, 1<<10 + 11, 128, F16, []int{1, 2, 7, 345, 1<<10 + 11}, DenseOptions{}},
+		{2, 3, 1, 333, 64, F32, []int{1, 5, 129}, DenseOptions{}},
+		{1, 1, 3, 200, 96, F32, []int{13}, DenseOptions{}},
+		{1, 2, 2, 100, 512, F32, []int{1, 5}, DenseOptions{Workgroup: 64}},
+		{2, 2, 5, 77, 64, F16, []int{3}, DenseOptions{Tile: 2}},
+	} {
+		for _, splits := range c.splits {
+			seed++
+			rng := rand.New(rand.NewPCG(seed, 3))
+			kv := randomKV(rng, c.b, c.hkv, c.n, c.d, c.s)
+			qs := [][]float32{normal(rng, c.b*c.hkv*c.g*c.d, 2), normal(rng, c.b*c.hkv*c.g*c.d, 2)}
+			for _, separate := range []bool{false, true} {
+				opt := c.opt
+				opt.Storage, opt.SeparateMerge, opt.Split.Splits = c.s, separate, splits
+				m, err := ctx.NewDense(opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Prefill(kv); err != nil {
+					t.Fatal(err)
+				}
+				for step, q := range qs {
+					where := fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d %s Splits=%d SeparateMerge=%v step %d", c.b, c.hkv, c.g, c.n, c.d, c.s, splits, separate, step)
+					res, err := m.Decode(q, ref.Full)
+					if err != nil {
+						t.Fatalf("%s: %v", where, err)
+					}
+					// Plan keeps every split non-empty: S = ceil(N / ceil(N / Splits)).
+					if l := (c.n + splits - 1) / splits; m.splits != (c.n+l-1)/l {
+						t.Fatalf("%s: planned %d splits, want %d", where, m.splits, (c.n+l-1)/l)
+					}
+					where += fmt.Sprintf(" (S=%d)", m.splits)
+					checkDense(t, where, res.Out, q, kv)
+					checkCounters(t, where, ctx, m.cnt)
+				}
+				m.Close()
+			}
 		}
 	}
-	want := []string{"upload", "split", "merge", "readback"}
-	if ctx.poison {
-		want = []string{"upload", "poison", "split", "merge", "readback"}
+}
+
+// checkCounters fails the test unless every uint32 of the split counters cnt
+// is 0, as every dispatch of a split kernel must leave them.
+func checkCounters(t *testing.T, where string, ctx *Context, cnt *Buffer) {
+	t.Helper()
+	if cnt == nil {
+		t.Fatalf("%s: no split counters", where)
 	}
-	if !tm.Supported || !slices.Equal(names, want) {
-		t.Errorf("stages %v (supported %v), want %v", names, tm.Supported, want)
+	w := make([]byte, cnt.Size())
+	if err := ctx.Read(cnt, 0, w); err != nil {
+		t.Fatalf("%s: reading the split counters: %v", where, err)
 	}
-	if tm.Get("split") <= 0 || tm.Total() < tm.Get("split") {
-		t.Errorf("split %v ns of total %v ns: want a positive split inside the total", tm.Get("split"), tm.Total())
+	for i := 0; i < len(w); i += 4 {
+		if v := uint32(w[i]) | uint32(w[i+1])<<8 | uint32(w[i+2])<<16 | uint32(w[i+3])<<24; v != 0 {
+			t.Errorf("%s: split counter %d is %d after the step, want 0", where, i/4, v)
+		}
 	}
-	t.Logf("%s: %v", ctx.Info.Name, tm)
 }
 
 // TestAcceptance runs the project's acceptance suite (ref/reftest) on dense
@@ -367,10 +452,12 @@ func TestAcceptance(t *testing.T) {
 
 // BenchmarkDenseDecode times decode steps with GPU timestamps and reports
 // the K/V bytes read per second of the split and merge kernels (the
-// bandwidth the kernel reaches), and the kernels' time per step. Shapes are
-// Llama-3-8B's attention (Hkv=8, G=4, D=128) at several N; on a CPU device
-// only the smallest runs. HATA_BENCH_SWEEP=1 adds a sweep of the kernel's
-// options at B=1, N=32K, fp16.
+// bandwidth the kernel reaches), and the kernels' time per step: the split
+// with the merge folded in (merge-µs 0), and at B=1, N=32K also with
+// SeparateMerge (the "_sepmerge" cases). Shapes are Llama-3-8B's attention
+// (Hkv=8, G=4, D=128) at several N; on a CPU device only the smallest runs.
+// HATA_BENCH_SWEEP=1 adds a sweep of the kernel's options at B=1, N=32K,
+// fp16.
 //
 //	go test -run '^$' -bench DenseDecode -benchtime 20x ./vk/
 func BenchmarkDenseDecode(b *testing.B) {
@@ -386,6 +473,7 @@ func BenchmarkDenseDecode(b *testing.B) {
 	cases := []benchCase{
 		{1, 8, 4, 4096, 128, F16, DenseOptions{}},
 		{1, 8, 4, 32768, 128, F16, DenseOptions{}},
+		{1, 8, 4, 32768, 128, F16, DenseOptions{SeparateMerge: true}},
 		{1, 8, 4, 32768, 128, F32, DenseOptions{}},
 		{8, 8, 4, 32768, 128, F16, DenseOptions{}},
 		{1, 8, 4, 131072, 128, F16, DenseOptions{}},
@@ -406,8 +494,11 @@ func BenchmarkDenseDecode(b *testing.B) {
 			continue
 		}
 		name := fmt.Sprintf("B%d_Hkv%d_G%d_N%d_D%d_%s", c.b, c.hkv, c.g, c.n, c.d, c.s)
-		if c.opt != (DenseOptions{}) {
+		if o := c.opt; o.Tile != 0 || o.Workgroup != 0 || o.Split != (SplitPolicy{}) {
 			name += fmt.Sprintf("_tile%d_wg%d_target%d", c.opt.Tile, c.opt.Workgroup, c.opt.Split.TargetWorkgroups)
+		}
+		if c.opt.SeparateMerge {
+			name += "_sepmerge"
 		}
 		b.Run(name, func(b *testing.B) {
 			// A cheap deterministic fill: values in [-1, 1) from an LCG.

@@ -560,14 +560,20 @@ func (c *sparseCore) hostSelection(sel [][]int32, k int) ([]byte, error) {
 
 // attention is the sparse attention's plan for one step.
 type attention struct {
-	split, merge   *Kernel
+	split          *Kernel
+	merge          *Kernel // naive: sparse_merge; nil: split merges (its last workgroup of a row)
 	splits, length int
 	gather         *Kernel // naive: the gather kernel, nil otherwise
 	po, pml, out   Range
+	cnt            Range // cnt: [rows] uint32 finished splits per row, 0 between dispatches; never poisoned
 	kc, vc         Range // naive: the gathered K/V
 }
 
-// prepareAttention sizes the attention's buffers and kernels for s.
+// prepareAttention sizes the attention's buffers and kernels for s. The naive
+// chain (gather) keeps Fig. 9's separate merge: sparse_split writes the S
+// partials and sparse_merge merges them in a dispatch of its own; otherwise
+// sparse_split's last workgroup of every row merges them (its counters are
+// zeroed here, once, when they are allocated).
 func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) {
 	lim := c.ctx.Info.Limits
 	qBytes := s.q.Size
@@ -575,7 +581,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) 
 	if maxSplits < 1 {
 		return nil, c.errorf("q of %s is over maxStorageBufferRange", bytesString(qBytes))
 	}
-	if s.hq > int(lim.MaxComputeWorkGroupCount[0]) || c.b > int(lim.MaxComputeWorkGroupCount[1]) {
+	if gather && (s.hq > int(lim.MaxComputeWorkGroupCount[0]) || c.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return nil, c.errorf("merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", s.hq, c.b, lim.MaxComputeWorkGroupCount)
 	}
 	a := &attention{}
@@ -589,14 +595,36 @@ func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) 
 		}
 	}
 	var err error
-	if a.split, err = c.sparseKernel(s.g, !gather); err != nil {
+	if a.split, err = c.sparseKernel(s.g, !gather, !gather); err != nil {
 		return nil, err
 	}
-	if c.d/4 > sparseMergeWorkgroup {
-		return nil, c.errorf("head dim D=%d over the merge kernel's %d", c.d, 4*sparseMergeWorkgroup)
+	if gather {
+		if c.d/4 > sparseMergeWorkgroup {
+			return nil, c.errorf("head dim D=%d over the merge kernel's %d", c.d, 4*sparseMergeWorkgroup)
+		}
+		if a.merge, err = c.kernel("sparse_merge", 3, mergePush{}, sparseMergeWorkgroup, uint32(c.d)); err != nil {
+			return nil, err
+		}
 	}
-	if a.merge, err = c.kernel("sparse_merge", 3, mergePush{}, sparseMergeWorkgroup, uint32(c.d)); err != nil {
+	oldCnt := c.scratch["split counters"]
+	cnt, err := c.buf("split counters", uint64(s.rows)*4, DeviceLocal)
+	if err != nil {
 		return nil, err
+	}
+	if cnt != oldCnt { // new: zero it (every dispatch leaves it zero)
+		b, err := c.getBatch()
+		if err != nil {
+			return nil, err
+		}
+		if err := b.Begin(); err != nil {
+			return nil, err
+		}
+		b.Fill(cnt.Whole(), 0)
+		if _, err := b.Submit(); err != nil {
+			c.scratch["split counters"].Free()
+			delete(c.scratch, "split counters")
+			return nil, c.errorf("zeroing the split counters: %v", err)
+		}
 	}
 	po, err := c.buf("partial o", uint64(a.splits)*qBytes, DeviceLocal)
 	if err != nil {
@@ -611,6 +639,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) 
 		return nil, err
 	}
 	a.po, a.pml, a.out = po.Range(0, uint64(a.splits)*qBytes), pml.Range(0, uint64(a.splits*c.b*s.hq)*8), out.Range(0, qBytes)
+	a.cnt = cnt.Range(0, uint64(s.rows)*4)
 	if gather {
 		if a.gather, err = c.kernel("sparse_gather", 5, gatherPush{}, gatherWorkgroup); err != nil {
 			return nil, err
@@ -629,14 +658,17 @@ func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) 
 	return a, nil
 }
 
-// sparseKernel returns sparse_split for group size g: lanes per token TPT the
-// largest power of two <= min(smallest subgroup, 32) dividing D/KV_VEC, the
-// workgroup halved while its shared memory does not fit.
-func (c *sparseCore) sparseKernel(g int, indexed bool) (*Kernel, error) {
+// sparseKernel returns sparse_split for group size g, reading the K/V rows
+// through the index list (indexed) or in order, and merging the splits in
+// its last workgroup of a row (fused) or leaving them to sparse_merge: lanes
+// per token TPT the largest power of two <= min(smallest subgroup, 32)
+// dividing D/KV_VEC, the workgroup halved while its shared memory does not
+// fit.
+func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	info := c.ctx.Info
 	tpt := lanesPerToken(info, c.d/c.opt.Storage.vec())
 	wg := sparseWorkgroup
-	shared := func(wg int) int { return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen }
+	shared := func(wg int) int { return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen + 4 }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2
 	}
@@ -650,8 +682,8 @@ func (c *sparseCore) sparseKernel(g int, indexed bool) (*Kernel, error) {
 			tile = 1 // no latency to hide; LLVM compiles the unrolled tile slowly
 		}
 	}
-	return c.kernel("sparse_split_"+c.opt.Storage.String(), 6, sparsePush{},
-		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(tile))
+	return c.kernel("sparse_split_"+c.opt.Storage.String(), 8, sparsePush{},
+		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(tile), b32(fused))
 }
 
 // lanesPerToken returns the largest power of two <= min(the smallest
@@ -672,7 +704,8 @@ func b32(b bool) uint32 {
 }
 
 // recordAttention records the attention of s over its selection: "gather"
-// (naive only), "attend" (sparse_split) and "merge" (sparse_merge).
+// (naive only), "attend" (sparse_split, with the merge folded in unless
+// naive) and "merge" (sparse_merge, naive only).
 func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 	kr, vr := c.k.Whole(), c.v.Whole()
 	cp := c.cap
@@ -689,7 +722,7 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 		kr, vr, cp = a.kc, a.vc, s.k
 	}
 	b.Stage("attend")
-	set, err := c.set(a.split, s.q, s.sel, kr, vr, a.po, a.pml)
+	set, err := c.set(a.split, s.q, s.sel, kr, vr, a.po, a.pml, a.out, a.cnt)
 	if err != nil {
 		return err
 	}
@@ -699,6 +732,9 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 		Scale: float32(1 / math.Sqrt(float64(c.d))),
 	}, uint32(a.splits), uint32(s.rows), 1)
 	b.Barrier()
+	if a.merge == nil {
+		return nil
+	}
 	b.Stage("merge")
 	mset, err := c.set(a.merge, a.po, a.pml, a.out)
 	if err != nil {

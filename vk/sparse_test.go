@@ -319,14 +319,14 @@ func TestSparseTimings(t *testing.T) {
 		name, variant string
 		stages        []string
 	}{
-		{"hata", "", []string{"score", "select", "attend", "merge"}}, // fused: hata_score encodes
+		{"hata", "", []string{"score", "select", "attend"}}, // fused: hata_score encodes, attend merges
 		{"hata", VariantNaive, []string{"encode", "score", "select", "gather", "attend", "merge"}},
-		{"lsh", "", []string{"score", "select", "attend", "merge"}},
-		{"topk", "", []string{"score", "select", "attend", "merge"}},
-		{"loki", "", []string{"encode", "score", "select", "attend", "merge"}},
-		{"quest", "", []string{"score", "select", "attend", "merge"}},
-		{"streaming", "", []string{"attend", "merge"}},
-		{"h2o", "", []string{"score", "attend", "merge"}},
+		{"lsh", "", []string{"score", "select", "attend"}},
+		{"topk", "", []string{"score", "select", "attend"}},
+		{"loki", "", []string{"encode", "score", "select", "attend"}},
+		{"quest", "", []string{"score", "select", "attend"}},
+		{"streaming", "", []string{"attend"}},
+		{"h2o", "", []string{"score", "attend"}},
 	} {
 		o := ref.Options{W: reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)}
 		m, err := ctx.SparseFactory(SparseOptions{Variant: c.variant})(c.name, s.Hkv, s.D, o)
