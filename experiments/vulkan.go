@@ -94,7 +94,8 @@ type benchable interface {
 var stageOf = map[string]string{
 	"encode": "encode", "score": "score", "select": "select",
 	"attend": "attend", "split": "attend", "merge": "attend", "gather": "attend",
-	"upload": "", "poison": "", "readback": "",
+	"select+attend": "attend", // HATA's fused select_attend: the select's time is in the attend column
+	"upload":        "", "poison": "", "readback": "",
 }
 
 // l2Bytes is a bound on the last-level cache of the GPUs this targets (the

@@ -18,7 +18,7 @@
 //  2. select_count: every workgroup resolves T and r (the number of tokens
 //     with key == T still to take: kk - #(key < T)) from the histograms, and
 //     counts in its chunk u = #(forced or key < T) and e = #(not forced, key
-//     == T): cnt[row][chunk] = (u, e).
+//     == T): ccnt[row][chunk] = (u, e).
 //     With pc.cum = 1 (HATA's fused variant) there is no select_count: the
 //     score kernel wrote every chunk's cumulative histogram cum[row][c][s] =
 //     #(not forced, key <= s) after the one-pass histogram (hist, then cum
@@ -57,13 +57,16 @@ layout(push_constant) uniform PushConstants {
     uint pass;         // select_hist: the pass this dispatch builds
     uint radix;        // 0: one pass, bins = keys; 1: 8-bit digits from the top
     uint nbins;        // bins per pass
-    uint cum;          // select_write: 1 = chunk counts from the cumulative histograms, 0 = from cnt
+    uint cum;          // select_write: 1 = chunk counts from the cumulative histograms, 0 = from ccnt
+    uint cap;          // select_attend: row stride of K and V, in tokens
+    float scale;       // select_attend: 1/sqrt(D)
+    uint splits;       // select_attend: S = nchunks (split_softmax.glsl's name)
 } pc;
 
 layout(std430, set = 0, binding = 0) readonly buffer Keys { uint keys[]; };
 layout(std430, set = 0, binding = 0) readonly buffer Keys4 { uvec4 keys4[]; }; // the same keys, 16 bytes at a time
 layout(std430, set = 0, binding = 1) restrict buffer Hist { uint hist[]; };
-layout(std430, set = 0, binding = 2) restrict buffer Cnt { uvec2 cnt[]; };
+layout(std430, set = 0, binding = 2) restrict buffer CCnt { uvec2 ccnt[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[]; };
 
 shared uint sh_sg[WG]; // per-subgroup partial sums
@@ -90,10 +93,10 @@ uint forced_in(uint a, uint b) {
 }
 
 // chunk_counts returns (u, e) of chunk c of row: the tokens it surely takes
-// (forced, or key < T) and its candidates (key == T), from cnt (select_count)
+// (forced, or key < T) and its candidates (key == T), from ccnt (select_count)
 // or, with pc.cum, from the cumulative histograms after the one-pass hist.
 uvec2 chunk_counts(uint row, uint c, uint T) {
-    if (pc.cum == 0) return cnt[row * pc.nchunks + c];
+    if (pc.cum == 0) return ccnt[row * pc.nchunks + c];
     const uint base = (gl_NumWorkGroups.y + row * pc.nchunks + c) * pc.nbins;
     const uint below = T > 0 ? hist[base + T - 1] : 0;
     const uint c0 = c * pc.chunk_len;

@@ -26,5 +26,5 @@ void main() {
     }
     u = wg_sum(u);
     e = wg_sum(e);
-    if (li == 0) cnt[row * pc.nchunks + gl_WorkGroupID.x] = uvec2(u, e);
+    if (li == 0) ccnt[row * pc.nchunks + gl_WorkGroupID.x] = uvec2(u, e);
 }

@@ -92,6 +92,7 @@ type Limits struct {
 	MinStorageBufferOffsetAlignment uint64 // alignment of a storage-buffer binding's offset
 	MaxMemoryAllocationSize         uint64 // largest single allocation
 	MaxComputeSharedMemorySize      uint32 // bytes of shared memory per workgroup
+	MaxStorageBuffersPerStage       uint32 // storage buffers one kernel may bind (maxPerStageDescriptorStorageBuffers)
 	MaxComputeWorkGroupCount        [3]uint32
 	MaxComputeWorkGroupSize         [3]uint32
 	MaxComputeWorkGroupInvocations  uint32
@@ -266,6 +267,7 @@ func describe(inst vulkan.Instance, pd vulkan.PhysicalDevice, index int) DeviceI
 			MinStorageBufferOffsetAlignment: p.MinStorageBufferOffsetAlignment,
 			MaxMemoryAllocationSize:         p.MaxMemoryAllocationSize,
 			MaxComputeSharedMemorySize:      p.MaxComputeSharedMemorySize,
+			MaxStorageBuffersPerStage:       p.MaxStorageBuffersPerStage,
 			MaxComputeWorkGroupCount:        p.MaxComputeWorkGroupCount,
 			MaxComputeWorkGroupSize:         p.MaxComputeWorkGroupSize,
 			MaxComputeWorkGroupInvocations:  p.MaxComputeWorkGroupInvocations,

@@ -179,7 +179,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	h := &hataStep{step: s}
 	g := s.g
 	nb := g*m.w.Rbit + 1
-	fused := m.opt.Variant == VariantFused && !forRank
+	fused := m.opt.Variant != VariantNaive && !forRank // fused or staged
 	h.key16 = fused && g*m.w.Rbit <= 65535
 	h.fusedHist = h.key16 && nb <= maxDirectBins
 	qc, err := m.buf("query codes", uint64(s.rows*g*m.ws)*4, DeviceLocal)
@@ -226,6 +226,9 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	}
 	if h.fusedHist {
 		spec.cumChunk = h.scoreChunk // hata_score writes the chunk counts: no select_count
+		if m.opt.Variant == VariantFused {
+			spec.attendG = g // select and attend in one dispatch
+		}
 	}
 	if nb <= maxDirectBins {
 		spec.directBins = nb
@@ -274,14 +277,14 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 }
 
 // plan implements planner: encode and score (recordScores), then the
-// select.
+// select, or (fused) the select and attention in one dispatch.
 func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	h, err := m.prepare(q, budget, false)
 	if err != nil {
 		return nil, err
 	}
 	m.lastHq = h.hq
-	return &stepPlan{
+	p := &stepPlan{
 		s:      h.step,
 		poison: []Range{h.qcodes, h.keys, h.sel.cnt},
 		gather: m.opt.Variant == VariantNaive,
@@ -290,10 +293,18 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 			if err := m.recordScores(b, h, true); err != nil {
 				return err
 			}
+			if h.sel.attend != nil {
+				return nil // select_attend selects, in p.attend
+			}
 			b.Stage("select")
 			return m.recordSelect(b, h.sel)
 		},
-	}, nil
+	}
+	if h.sel.attend != nil {
+		p.splits = h.sel.nchunks
+		p.attend = func(b *Batch, a *attention) error { return m.recordSelectAttend(b, h.sel, h.step, a) }
+	}
+	return p, nil
 }
 
 // Decode implements ref.Method: one decode step on the GPU, returning the

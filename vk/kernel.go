@@ -104,6 +104,9 @@ func (c *Context) NewKernel(s KernelSpec) (*Kernel, error) {
 	if s.Bindings < 1 || s.Bindings > bindingsPerSet {
 		return fail("%d bindings, want 1 to %d", s.Bindings, bindingsPerSet)
 	}
+	if lim := c.Info.Limits.MaxStorageBuffersPerStage; uint32(s.Bindings) > lim {
+		return fail("%d storage buffers, the device allows %d per kernel (maxPerStageDescriptorStorageBuffers)", s.Bindings, lim)
+	}
 	k := &Kernel{ctx: c, spec: s}
 	switch {
 	case hasPush && s.Push == nil:
@@ -323,7 +326,7 @@ func (s *Set) destroy() {
 // buffers each; the context adds pools as they fill.
 const (
 	setsPerPool    = 64
-	bindingsPerSet = 8
+	bindingsPerSet = 12
 )
 
 // allocSet allocates a descriptor set of layout dsl from the context's pools.

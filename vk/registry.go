@@ -24,6 +24,8 @@ var pushStructs = map[string]any{
 	"select_write":      selectPush{},
 	"sparse_split_f32":  sparsePush{},
 	"sparse_split_f16":  sparsePush{},
+	"select_attend_f32": selectPush{},
+	"select_attend_f16": selectPush{},
 	"sparse_gather":     gatherPush{},
 	"sparse_merge":      mergePush{},
 	"score_logits_f32":  logitsPush{},

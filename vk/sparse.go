@@ -44,16 +44,24 @@ type SparseOptions struct {
 	Storage Storage
 	// Variant selects the kernel chain of hata and lsh (Fig. 9's breakdown):
 	//
-	//	"fused" (default): encode | score + histogram + chunk counts (uint16
-	//	                   scores) | select (write) | attention through the index list
+	//	"fused" (default): encode + score + histograms (uint16 scores, each
+	//	                   chunk's cumulative histogram) | select + attention
+	//	                   (select_attend, the chunks as splits, merged by the
+	//	                   last workgroup of a row): two dispatches
+	//	"staged":          encode + score + histograms | select (write) |
+	//	                   attention through the index list (sparse_split, merge
+	//	                   folded in): three dispatches
 	//	"naive":           encode | score (uint32 scores) | select (a separate
 	//	                   histogram pass, count, write) | gather the selected K/V
-	//	                   rows into compact buffers | attention over them
+	//	                   rows into compact buffers | attention over them | merge
+	//	                   (sparse_merge)
 	//
-	// Both select exactly ref's tokens; the other methods ignore it.
+	// All select exactly ref's tokens; the other methods ignore it. Where a
+	// fused kernel's shared memory does not fit (wide codes, large G), the
+	// fused and staged variants fall back to the separate kernel.
 	Variant string
 	// Split chooses the splits of the sparse attention over the k selected
-	// tokens (flash-decoding, merged by sparse_merge).
+	// tokens (flash-decoding; the fused variant splits by select chunk).
 	Split SplitPolicy
 	// Reserve is the token capacity allocated beyond the prefill's N, so that
 	// Append does not reallocate; default 256. Capacity doubles when full.
@@ -76,8 +84,9 @@ type SparseOptions struct {
 
 // The variants of SparseOptions.Variant.
 const (
-	VariantFused = "fused"
-	VariantNaive = "naive"
+	VariantFused  = "fused"
+	VariantStaged = "staged"
+	VariantNaive  = "naive"
 )
 
 // Workgroup sizes of the top-k kernels: multiples of every subgroup size the
@@ -199,9 +208,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	switch o.Variant {
 	case "":
 		o.Variant = VariantFused
-	case VariantFused, VariantNaive:
+	case VariantFused, VariantStaged, VariantNaive:
 	default:
-		return nil, fmt.Errorf("vk %s: variant %q: want %q or %q", name, o.Variant, VariantFused, VariantNaive)
+		return nil, fmt.Errorf("vk %s: variant %q: want %q, %q or %q", name, o.Variant, VariantFused, VariantStaged, VariantNaive)
 	}
 	if o.Reserve == 0 {
 		o.Reserve = 256
@@ -574,7 +583,10 @@ type attention struct {
 // partials and sparse_merge merges them in a dispatch of its own; otherwise
 // sparse_split's last workgroup of every row merges them (its counters are
 // zeroed here, once, when they are allocated).
-func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) {
+//
+// splits > 0 fixes S for a method whose own kernel attends (HATA's
+// select_attend, one split per select chunk): no sparse_split is built.
+func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attention, error) {
 	lim := c.ctx.Info.Limits
 	qBytes := s.q.Size
 	maxSplits := int(min(lim.MaxStorageBufferRange/qBytes, uint64(lim.MaxComputeWorkGroupCount[0])))
@@ -586,7 +598,12 @@ func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) 
 	}
 	a := &attention{}
 	a.splits, a.length = c.opt.Split.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
-	if a.length > maxSplitLen { // sparse_split stages a split's indices in shared memory
+	if splits > 0 {
+		if splits > maxSplits {
+			return nil, c.errorf("%d splits, over the %d that fit", splits, maxSplits)
+		}
+		a.splits, a.length = splits, 0
+	} else if a.length > maxSplitLen { // sparse_split stages a split's indices in shared memory
 		a.splits = (s.k + maxSplitLen - 1) / maxSplitLen
 		a.length = (s.k + a.splits - 1) / a.splits
 		a.splits = (s.k + a.length - 1) / a.length
@@ -595,8 +612,10 @@ func (c *sparseCore) prepareAttention(s *step, gather bool) (*attention, error) 
 		}
 	}
 	var err error
-	if a.split, err = c.sparseKernel(s.g, !gather, !gather); err != nil {
-		return nil, err
+	if splits == 0 {
+		if a.split, err = c.sparseKernel(s.g, !gather, !gather); err != nil {
+			return nil, err
+		}
 	}
 	if gather {
 		if c.d/4 > sparseMergeWorkgroup {
@@ -675,15 +694,21 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	if shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) || wg%int(info.MaxSubgroupSize) != 0 {
 		return nil, c.errorf("D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", c.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
-	tile := c.opt.Tile
-	if tile == 0 {
-		tile = 4
-		if info.Type == DeviceCPU {
-			tile = 1 // no latency to hide; LLVM compiles the unrolled tile slowly
-		}
-	}
 	return c.kernel("sparse_split_"+c.opt.Storage.String(), 8, sparsePush{},
-		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(tile), b32(fused))
+		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(c.tile()), b32(fused))
+}
+
+// tile returns the TILE of the attention kernels (sparse_split,
+// select_attend): SparseOptions.Tile, or 4 on GPUs and 1 on CPU devices (no
+// latency to hide there, and LLVM compiles the unrolled tile slowly).
+func (c *sparseCore) tile() int {
+	if c.opt.Tile != 0 {
+		return c.opt.Tile
+	}
+	if c.ctx.Info.Type == DeviceCPU {
+		return 1
+	}
+	return 4
 }
 
 // lanesPerToken returns the largest power of two <= min(the smallest
@@ -755,7 +780,12 @@ type stepPlan struct {
 	rec func(b *Batch) error
 	// zero: ranges filled with 0 in the "upload" stage, before its barrier,
 	// so that a buffer rec accumulates into needs no barrier of its own.
-	zero   []Range
+	zero []Range
+	// attend, when set, records the attention in place of recordAttention
+	// (HATA's select_attend, which selects and attends in one dispatch),
+	// into the buffers of an attention of splits splits.
+	attend func(b *Batch, a *attention) error
+	splits int
 	gather bool
 	// extra readbacks after the step: dst (a Readback buffer) <- src
 	extra []copyOp
@@ -797,7 +827,7 @@ func (c *sparseCore) Step(q []float32, budget ref.Budget) (Timings, error) {
 // returns Out and, with readback, Selected.
 func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, error) {
 	s := p.s
-	a, err := c.prepareAttention(s, p.gather)
+	a, err := c.prepareAttention(s, p.gather, p.splits)
 	if err != nil {
 		return nil, err
 	}
@@ -871,7 +901,11 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 			return nil, err
 		}
 	}
-	if err := c.recordAttention(b, s, a); err != nil {
+	if p.attend != nil {
+		if err := p.attend(b, a); err != nil {
+			return nil, err
+		}
+	} else if err := c.recordAttention(b, s, a); err != nil {
 		return nil, err
 	}
 	if readback {
@@ -970,6 +1004,10 @@ type (
 	// selectPush mirrors select.glsl (select_hist, select_count, select_write).
 	selectPush struct {
 		N, KK, SinkEnd, RecentStart, ChunkLen, NChunks, KeyStride, Page, KStride, Pass, Radix, NBins, Cum uint32
+		// select_attend only: K/V row stride, 1/sqrt(D), S = NChunks
+		Cap    uint32
+		Scale  float32
+		Splits uint32
 	}
 	// sparsePush mirrors sparse_split.glsl.
 	sparsePush struct {

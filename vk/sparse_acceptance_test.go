@@ -16,8 +16,8 @@ var sparseMethods = []string{"topk", "hata", "lsh", "loki", "quest", "streaming"
 const envLarge = "HATA_VK_LARGE"
 
 // TestSparseAcceptance runs the project's acceptance suite (ref/reftest) on
-// every GPU top-k method, with float32 and float16 caches, both HATA kernel
-// variants, on the shared test context (validation on, outputs poisoned).
+// every GPU top-k method, with float32 and float16 caches, the three HATA
+// kernel variants, on the shared test context (validation on, outputs poisoned).
 func TestSparseAcceptance(t *testing.T) {
 	ctx := device(t)
 	large := os.Getenv(envLarge) == "1"
@@ -30,6 +30,7 @@ func TestSparseAcceptance(t *testing.T) {
 		{"f32", SparseOptions{}, sparseMethods, []int{64, 128}},
 		{"f16", SparseOptions{Storage: F16}, sparseMethods, []int{64, 128}},
 		{"f16-naive", SparseOptions{Storage: F16, Variant: VariantNaive}, []string{"hata", "lsh"}, []int{128}},
+		{"f16-staged", SparseOptions{Storage: F16, Variant: VariantStaged}, []string{"hata"}, []int{128}},
 		{"f32-naive", SparseOptions{Variant: VariantNaive}, []string{"hata"}, []int{64}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,5 +1,7 @@
 package vk
 
+import "math"
+
 // maxDirectBins bounds the bins of a one-pass histogram (keys < bins): the
 // shared histogram must fit in 16 KiB, the Vulkan minimum of shared memory.
 // HATA's scores need G*rbit + 1 bins (513 at G = 4, rbit = 128); wider key
@@ -30,8 +32,12 @@ type selectSpec struct {
 	// histograms in hist; the select uses those chunks and runs no
 	// select_count (select.glsl, pc.cum).
 	cumChunk int
-	sel      Range // [rows][k] uint32
-	k        int   // the row stride of sel
+	// attendG > 0 (with cumChunk): select and attend in one dispatch
+	// (select_attend, group size attendG) when its shared memory fits;
+	// selectPlan.attend is nil when it does not.
+	attendG int
+	sel     Range // [rows][k] uint32
+	k       int   // the row stride of sel
 }
 
 // selectPlan is a selectSpec with its kernels and buffers.
@@ -41,7 +47,8 @@ type selectPlan struct {
 	chunk, nchunks    int
 	hist, cnt         Range
 	histBytes         uint64  // of the histograms proper (zeroed each step), before any cumulative ones
-	hk, count, writeK *Kernel // count: nil with cumChunk
+	hk, count, writeK *Kernel // count: nil with cumChunk; writeK: nil with attend
+	attend            *Kernel // select_attend, or nil
 }
 
 // passes returns the histogram passes and bins per pass of s.
@@ -100,10 +107,55 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	}
-	if p.writeK, err = c.kernel("select_write", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
-		return nil, err
+	if s.attendG > 0 {
+		if s.cumChunk == 0 {
+			return nil, c.errorf("select_attend needs the score kernel's chunk counts")
+		}
+		if p.attend, err = c.selectAttendKernel(s.attendG, s.key16); err != nil {
+			return nil, err
+		}
+	}
+	if p.attend == nil {
+		if p.writeK, err = c.kernel("select_write", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
+}
+
+// selectAttendKernel returns select_attend for group size g, or nil when its
+// shared memory (select.glsl's scan, split_softmax.glsl's slots, a tile of
+// WG*PER indices) does not fit the device or TPT does not divide its
+// workgroup.
+func (c *sparseCore) selectAttendKernel(g int, key16 bool) (*Kernel, error) {
+	info := c.ctx.Info
+	tpt := lanesPerToken(info, c.d/c.opt.Storage.vec())
+	nslot := selectWorkgroup / tpt
+	shared := 4*selectWorkgroup + 8 + nslot*(2*g+c.d)*4 + 4 + 4*selectWorkgroup*selectPer
+	if selectWorkgroup%tpt != 0 || shared > int(info.Limits.MaxComputeSharedMemorySize) {
+		return nil, nil
+	}
+	return c.kernel("select_attend_"+c.opt.Storage.String(), 11, selectPush{},
+		selectWorkgroup, b32(key16), selectPer, uint32(tpt), uint32(c.d), uint32(g), uint32(c.tile()), 1)
+}
+
+// recordSelectAttend records select_attend ("select+attend"): p's selection
+// of step s written to s.sel, and the attention over it into a (a.splits =
+// p.nchunks), merged by the last workgroup of each row.
+func (c *sparseCore) recordSelectAttend(b *Batch, p *selectPlan, s *step, a *attention) error {
+	b.Stage("select+attend")
+	set, err := c.set(p.attend, p.keys, p.hist, p.cnt, p.sel, s.q, c.k.Whole(), c.v.Whole(), a.po, a.pml, a.out, a.cnt)
+	if err != nil {
+		return err
+	}
+	b.Dispatch(p.attend, set, selectPush{
+		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
+		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
+		Page: uint32(p.page), KStride: uint32(p.k), NBins: uint32(p.nbins), Cum: 1,
+		Cap: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))), Splits: uint32(p.nchunks),
+	}, uint32(p.nchunks), uint32(p.rows), 1)
+	b.Barrier()
+	return nil
 }
 
 // zeroHist records the clearing of the histograms (not of the cumulative

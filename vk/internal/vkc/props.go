@@ -11,6 +11,7 @@ typedef struct {
 	uint64_t maxStorageBufferRange, minStorageBufferOffsetAlignment;
 	uint32_t maxComputeSharedMemorySize, maxComputeWorkGroupCount[3], maxComputeWorkGroupSize[3];
 	uint32_t maxComputeWorkGroupInvocations, maxPushConstantsSize;
+	uint32_t maxPerStageDescriptorStorageBuffers;
 	float timestampPeriod;
 	uint32_t heapCount, typeCount;
 	uint64_t heapSize[VK_MAX_MEMORY_HEAPS];
@@ -71,6 +72,7 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	out->maxStorageBufferRange = l->maxStorageBufferRange;
 	out->minStorageBufferOffsetAlignment = l->minStorageBufferOffsetAlignment;
 	out->maxComputeSharedMemorySize = l->maxComputeSharedMemorySize;
+	out->maxPerStageDescriptorStorageBuffers = l->maxPerStageDescriptorStorageBuffers;
 	for (int i = 0; i < 3; i++) {
 		out->maxComputeWorkGroupCount[i] = l->maxComputeWorkGroupCount[i];
 		out->maxComputeWorkGroupSize[i] = l->maxComputeWorkGroupSize[i];
@@ -241,6 +243,7 @@ type Props struct {
 	MaxStorageBufferRange           uint64
 	MinStorageBufferOffsetAlignment uint64
 	MaxComputeSharedMemorySize      uint32
+	MaxStorageBuffersPerStage       uint32 // maxPerStageDescriptorStorageBuffers
 	MaxComputeWorkGroupCount        [3]uint32
 	MaxComputeWorkGroupSize         [3]uint32
 	MaxComputeWorkGroupInvocations  uint32
@@ -299,6 +302,7 @@ func Query(inst, pd unsafe.Pointer) (Props, error) {
 		MaxStorageBufferRange:           uint64(out.maxStorageBufferRange),
 		MinStorageBufferOffsetAlignment: uint64(out.minStorageBufferOffsetAlignment),
 		MaxComputeSharedMemorySize:      uint32(out.maxComputeSharedMemorySize),
+		MaxStorageBuffersPerStage:       uint32(out.maxPerStageDescriptorStorageBuffers),
 		MaxComputeWorkGroupInvocations:  uint32(out.maxComputeWorkGroupInvocations),
 		MaxPushConstantsSize:            uint32(out.maxPushConstantsSize),
 		TimestampPeriod:                 float32(out.timestampPeriod),
