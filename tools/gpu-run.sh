@@ -13,23 +13,22 @@ res=$(mktemp -d) # this run's results directories, returned as one archive
 bin/hata devices > "$out/devices.log" 2>&1
 # The issue's target shapes first (the scarcest result): B8/256K is left out,
 # its 4 GiB K cache is over the H200's maxStorageBufferRange (see BENCHMARKS.md).
-all=dense,hata,hata/staged,hata/naive,loki,quest,topk
+all=dense,hata,hata/twokernel,hata/naive,loki,quest,topk
 {
   timeout ${BENCH_S:-100} bin/hata bench -method $all -b 1 -n 32768,131072,262144 -reps 50
   echo "bench exit $?"
   timeout ${BENCH_S:-100} bin/hata bench -method $all -b 8 -n 32768,131072 -reps 50
   echo "bench exit $?"
 } > "$out/bench.log" 2>&1
-# Kernel parameters side by side (hata bench -opt) at two target shapes.
+# Kernel parameters side by side (hata bench -opt) at the target shapes.
 {
-  for bn in "8 32768" "1 131072"; do
+  for bn in "8 32768" "1 131072" "1 262144"; do
     set -- $bn
-    timeout ${SWEEP_S:-60} bin/hata bench -method hata,hata/staged -b $1 -n $2 -reps 50 \
-      -opt '-;scorechunk=1024;scorechunk=2048;scorechunk=4096;tile=2;tile=8'
+    timeout ${SWEEP_S:-60} bin/hata bench -method hata -b $1 -n $2 -reps 50 \
+      -opt '-;mintokens=64;mintokens=128;tile=2;scorechunk=4096;tile=2,mintokens=64'
     echo "sweep exit $?"
   done
-  timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 \
-    -opt '-;tile=1;tile=4;targetworkgroups=264;targetworkgroups=1056;mintokens=128'
+  timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=4'
   echo "sweep exit $?"
 } > "$out/sweep.log" 2>&1
 # The acceptance suite and kernel tests of every GPU method, large shapes included.

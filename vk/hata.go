@@ -13,13 +13,14 @@ import (
 // in one command buffer:
 //
 //	encode  hata_encode_q: the query codes [B*Hq][Rbit/32] (q·W, bit = p > 0);
-//	        fused: no such stage, hata_score encodes (when its shared memory fits)
+//	        twokernel: no such stage, hata_score encodes (when its shared memory fits)
 //	score   hata_score: S[r][t] = sum_g popcount(qcode[r*G+g] XOR kcode[r][t])
 //	        (fused: uint16 scores, the per-row histogram of S and each chunk's
 //	        cumulative histogram built on the fly)
 //	select  naive: select_hist (a histogram pass over the scores), select_count
-//	        and select_write; fused: select_write alone. The k smallest S, ties
-//	        to the smaller index, with the sink/recent windows forced in
+//	        and select_write; fused: select_write alone; twokernel: select_attend,
+//	        which also attends ("select+attend"). The k smallest S, ties to the
+//	        smaller index, with the sink/recent windows forced in
 //	        (ref.SelectSmallest)
 //	gather  (naive only) sparse_gather: the selected K/V rows into compact buffers
 //	attend  sparse_split: attention of the G heads of each group over its
@@ -179,7 +180,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	h := &hataStep{step: s}
 	g := s.g
 	nb := g*m.w.Rbit + 1
-	fused := m.opt.Variant != VariantNaive && !forRank // fused or staged
+	fused := m.opt.Variant != VariantNaive && !forRank // fused or twokernel
 	h.key16 = fused && g*m.w.Rbit <= 65535
 	h.fusedHist = h.key16 && nb <= maxDirectBins
 	qc, err := m.buf("query codes", uint64(s.rows*g*m.ws)*4, DeviceLocal)
@@ -200,14 +201,14 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	if h.fusedHist {
 		bins = uint32(nb)
 	}
-	// The fused variant encodes the queries inside hata_score when its
+	// The twokernel variant encodes the queries inside hata_score when its
 	// shared memory (hata_score.comp: q, partial sums, codes, histogram,
-	// scan) fits; otherwise, and in the naive variant, hata_encode_q runs
-	// first.
+	// scan) fits; otherwise, and in the other variants, hata_encode_q runs
+	// first (measured faster on the H200: BENCHMARKS.md).
 	ncolp := 32 * m.ws
 	sl := max(scoreWorkgroup/ncolp, 1)
 	shared := 4 * (g*m.d + sl*g*ncolp + g*m.ws + int(bins) + scoreWorkgroup)
-	encode := fused && shared <= int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
+	encode := m.opt.Variant == VariantTwoKernel && fused && shared <= int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
 	if !encode {
 		if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit); err != nil {
 			return nil, err
@@ -226,7 +227,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	}
 	if h.fusedHist {
 		spec.cumChunk = h.scoreChunk // hata_score writes the chunk counts: no select_count
-		if m.opt.Variant == VariantFused {
+		if m.opt.Variant == VariantTwoKernel {
 			spec.attendG = g // select and attend in one dispatch
 		}
 	}

@@ -31,7 +31,7 @@ func gpuScores(t *testing.T, m *HATA) [][]int32 {
 	t.Helper()
 	buf := m.scratch["scores"]
 	out := make([][]int32, m.rows())
-	key16 := m.opt.Variant == VariantFused && (m.lastHq/m.hkv)*m.w.Rbit <= 65535
+	key16 := m.opt.Variant != VariantNaive && (m.lastHq/m.hkv)*m.w.Rbit <= 65535
 	words := m.rows() * m.cap
 	if key16 {
 		words /= 2
@@ -205,7 +205,7 @@ func TestHATANormWeighted(t *testing.T) {
 	}
 }
 
-// TestHATAVariantsAgree runs both kernel chains on one cache and checks that
+// TestHATAVariantsAgree runs the three kernel chains on one cache and checks that
 // they select the same tokens and produce the same output (both are held to
 // ref elsewhere; this checks them against each other on a larger shape).
 func TestHATAVariantsAgree(t *testing.T) {
@@ -216,7 +216,7 @@ func TestHATAVariantsAgree(t *testing.T) {
 	kv := reftest.DyadicKV(rng, s, true)
 	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 	var res []*ref.Result
-	for _, v := range []string{VariantFused, VariantNaive} {
+	for _, v := range []string{VariantFused, VariantNaive, VariantTwoKernel} {
 		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v})
 		if err != nil {
 			t.Fatal(err)
@@ -231,11 +231,13 @@ func TestHATAVariantsAgree(t *testing.T) {
 		}
 		res = append(res, r)
 	}
-	if d := cmp.Diff(res[0].Selected, res[1].Selected); d != "" {
-		t.Errorf("fused and naive select differently (-fused +naive):\n%s", d)
-	}
-	if err := reftest.CheckClose(res[1].Out, res[0].Out, reftest.Sparse32(q, kv, res[0].Selected), s.D); err != nil {
-		t.Errorf("naive output vs fused: %v", err)
+	for i, v := range []string{VariantNaive, VariantTwoKernel} {
+		if d := cmp.Diff(res[0].Selected, res[i+1].Selected); d != "" {
+			t.Errorf("fused and %s select differently (-fused +%s):\n%s", v, v, d)
+		}
+		if err := reftest.CheckClose(res[i+1].Out, res[0].Out, reftest.Sparse32(q, kv, res[0].Selected), s.D); err != nil {
+			t.Errorf("%s output vs fused: %v", v, err)
+		}
 	}
 }
 

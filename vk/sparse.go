@@ -44,13 +44,14 @@ type SparseOptions struct {
 	Storage Storage
 	// Variant selects the kernel chain of hata and lsh (Fig. 9's breakdown):
 	//
-	//	"fused" (default): encode + score + histograms (uint16 scores, each
-	//	                   chunk's cumulative histogram) | select + attention
+	//	"fused" (default): encode | score + histograms (uint16 scores, each
+	//	                   chunk's cumulative histogram) | select (write) |
+	//	                   attention through the index list (sparse_split, the
+	//	                   merge folded in): four dispatches
+	//	"twokernel":       encode + score + histograms | select + attention
 	//	                   (select_attend, the chunks as splits, merged by the
-	//	                   last workgroup of a row): two dispatches
-	//	"staged":          encode + score + histograms | select (write) |
-	//	                   attention through the index list (sparse_split, merge
-	//	                   folded in): three dispatches
+	//	                   last workgroup of a row): two dispatches, but slower
+	//	                   than fused on an H200 (BENCHMARKS.md)
 	//	"naive":           encode | score (uint32 scores) | select (a separate
 	//	                   histogram pass, count, write) | gather the selected K/V
 	//	                   rows into compact buffers | attention over them | merge
@@ -58,7 +59,7 @@ type SparseOptions struct {
 	//
 	// All select exactly ref's tokens; the other methods ignore it. Where a
 	// fused kernel's shared memory does not fit (wide codes, large G), the
-	// fused and staged variants fall back to the separate kernel.
+	// twokernel variant falls back to the separate kernels.
 	Variant string
 	// Split chooses the splits of the sparse attention over the k selected
 	// tokens (flash-decoding; the fused variant splits by select chunk).
@@ -84,9 +85,9 @@ type SparseOptions struct {
 
 // The variants of SparseOptions.Variant.
 const (
-	VariantFused  = "fused"
-	VariantStaged = "staged"
-	VariantNaive  = "naive"
+	VariantFused     = "fused"
+	VariantTwoKernel = "twokernel"
+	VariantNaive     = "naive"
 )
 
 // Workgroup sizes of the top-k kernels: multiples of every subgroup size the
@@ -208,9 +209,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	switch o.Variant {
 	case "":
 		o.Variant = VariantFused
-	case VariantFused, VariantStaged, VariantNaive:
+	case VariantFused, VariantTwoKernel, VariantNaive:
 	default:
-		return nil, fmt.Errorf("vk %s: variant %q: want %q, %q or %q", name, o.Variant, VariantFused, VariantStaged, VariantNaive)
+		return nil, fmt.Errorf("vk %s: variant %q: want %q, %q or %q", name, o.Variant, VariantFused, VariantTwoKernel, VariantNaive)
 	}
 	if o.Reserve == 0 {
 		o.Reserve = 256

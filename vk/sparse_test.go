@@ -319,10 +319,10 @@ func TestSparseTimings(t *testing.T) {
 		name, variant string
 		stages        []string
 	}{
-		{"hata", "", []string{"score", "select+attend"}},               // fused: hata_score encodes, select_attend attends
-		{"hata", VariantStaged, []string{"score", "select", "attend"}}, // attend merges
+		{"hata", "", []string{"encode", "score", "select", "attend"}},  // attend merges
+		{"hata", VariantTwoKernel, []string{"score", "select+attend"}}, // hata_score encodes, select_attend attends
 		{"hata", VariantNaive, []string{"encode", "score", "select", "gather", "attend", "merge"}},
-		{"lsh", "", []string{"score", "select+attend"}},
+		{"lsh", "", []string{"encode", "score", "select", "attend"}},
 		{"topk", "", []string{"score", "select", "attend"}},
 		{"loki", "", []string{"encode", "score", "select", "attend"}},
 		{"quest", "", []string{"score", "select", "attend"}},

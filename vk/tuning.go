@@ -43,6 +43,10 @@ type Tuning struct {
 	// score kernel's chunks, ScoreChunk, whenever its histogram of
 	// G*Rbit+1 bins fits: every shape of the paper).
 	SelectChunk int
+	// SepMerge = 1 runs dense's log-sum-exp merge as a dispatch of its own
+	// (DenseOptions.SeparateMerge) instead of in the split kernel's last
+	// workgroup of a row. Dense only.
+	SepMerge int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -67,6 +71,7 @@ var tuningKeys = []tuningKey{
 	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods},
 	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "h2o"}},
 	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}},
+	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, []string{"dense"}},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -133,6 +138,7 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Tile = cmp.Or(t.Tile, o.Tile)
 	o.Workgroup = cmp.Or(t.Workgroup, o.Workgroup)
 	o.Split = t.applySplit(o.Split)
+	o.SeparateMerge = o.SeparateMerge || t.SepMerge != 0
 	return o
 }
 

@@ -52,17 +52,18 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":      {"scorechunk", "selectchunk"},
-		"topk":       {"workgroup"},
-		"hata":       {"workgroup", "selectchunk"},
-		"hata/fused": {"workgroup", "selectchunk"},
-		"hata/naive": {"workgroup"},
-		"lsh":        {"workgroup", "selectchunk"},
-		"lsh/naive":  {"workgroup"},
-		"loki":       {"workgroup"},
-		"quest":      {"workgroup", "scorechunk"},
-		"streaming":  {"workgroup", "scorechunk", "selectchunk"},
-		"h2o":        {"workgroup", "selectchunk"},
+		"dense":          {"scorechunk", "selectchunk"},
+		"topk":           {"workgroup", "sepmerge"},
+		"hata":           {"workgroup", "selectchunk", "sepmerge"},
+		"hata/fused":     {"workgroup", "selectchunk", "sepmerge"},
+		"hata/twokernel": {"workgroup", "selectchunk", "sepmerge"},
+		"hata/naive":     {"workgroup", "sepmerge"},
+		"lsh":            {"workgroup", "selectchunk", "sepmerge"},
+		"lsh/naive":      {"workgroup", "sepmerge"},
+		"loki":           {"workgroup", "sepmerge"},
+		"quest":          {"workgroup", "scorechunk", "sepmerge"},
+		"streaming":      {"workgroup", "scorechunk", "selectchunk", "sepmerge"},
+		"h2o":            {"workgroup", "selectchunk", "sepmerge"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
@@ -154,6 +155,9 @@ func TestBenchMethodTuning(t *testing.T) {
 	dm := build("dense", Tuning{Tile: 3, Workgroup: wg}).(*Dense)
 	if sp := dm.split.spec.Spec; sp[0] != uint32(wg) || sp[4] != 3 {
 		t.Errorf("dense with tile=3,workgroup=%d: dense_split's specialization %v, want workgroup %d (id 0) and TILE 3 (id 4)", wg, sp, wg)
+	}
+	if dm.opt.SeparateMerge || !build("dense", Tuning{SepMerge: 1}).(*Dense).opt.SeparateMerge {
+		t.Error("sepmerge=1 does not set DenseOptions.SeparateMerge (or the default does)")
 	}
 
 	// topk, k=40 over 2 rows: the attention's partial outputs hold S
