@@ -62,7 +62,8 @@ type SparseOptions struct {
 	// twokernel variant falls back to the separate kernels.
 	Variant string
 	// Split chooses the splits of the sparse attention over the k selected
-	// tokens (flash-decoding; the fused variant splits by select chunk).
+	// tokens (flash-decoding; the twokernel variant splits by select chunk).
+	// MinTokens defaults to 128 here (32 for dense).
 	Split SplitPolicy
 	// Reserve is the token capacity allocated beyond the prefill's N, so that
 	// Append does not reallocate; default 256. Capacity doubles when full.
@@ -218,6 +219,14 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	}
 	if o.SelectChunk == 0 {
 		o.SelectChunk = 4096
+	}
+	if o.Split.MinTokens == 0 && o.Split.Splits == 0 {
+		// Fewer, longer splits than dense's 32 tokens: the merge folded into
+		// the last workgroup of a row reads every split's partials, and on an
+		// H200 128 entries per split beat 32 and 64 at B1/128K (37.7 us vs
+		// 45.0), B1/256K (62.2 vs 68.9) and B8/32K (63.5 vs 65.5)
+		// (BENCHMARKS.md, hata bench -opt mintokens).
+		o.Split.MinTokens = 128
 	}
 	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
