@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"unsafe"
@@ -75,6 +76,10 @@ type SparseOptions struct {
 	// default 4096 (two tiles of 256 lanes x 8 tokens). The fused hata/lsh
 	// variant selects over the score kernel's chunks (ScoreChunk) instead.
 	SelectChunk int
+	// Workgroup is sparse_split's workgroup size; 0: 128. It must be a
+	// multiple of the device's largest subgroup size; it is halved while the
+	// kernel's shared memory would not fit.
+	Workgroup int
 	// Tile is the entries each slot of sparse_split loads ahead (its TILE);
 	// 0: 4 on GPUs, 1 on CPU devices (LLVM compiles unrolled tiles slowly).
 	Tile int
@@ -228,8 +233,11 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		// (BENCHMARKS.md, hata bench -opt mintokens).
 		o.Split.MinTokens = 128
 	}
-	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 {
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
+	}
+	if w := o.Workgroup; w != 0 && (w%int(ctx.Info.MaxSubgroupSize) != 0 || uint32(w) > ctx.Info.Limits.MaxComputeWorkGroupInvocations) {
+		return nil, fmt.Errorf("vk %s: workgroup %d: want a multiple of the subgroup size %d, at most %d", name, w, ctx.Info.MaxSubgroupSize, ctx.Info.Limits.MaxComputeWorkGroupInvocations)
 	}
 	if ops := ctx.Info.SubgroupOps; ops&SubgroupArithmetic == 0 {
 		return nil, fmt.Errorf("vk %s: the select kernels need subgroup arithmetic in compute shaders; %s has [%s]", name, ctx.Info.Name, ops)
@@ -696,7 +704,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	info := c.ctx.Info
 	tpt := lanesPerToken(info, c.d/c.opt.Storage.vec())
-	wg := sparseWorkgroup
+	wg := cmp.Or(c.opt.Workgroup, sparseWorkgroup)
 	shared := func(wg int) int { return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen + 4 }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2

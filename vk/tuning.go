@@ -19,8 +19,10 @@ type Tuning struct {
 	// rescales of its accumulator: DenseOptions.Tile, SparseOptions.Tile
 	// (at most 16). Every method uses it.
 	Tile int
-	// Workgroup is the workgroup size of dense_split, a multiple of the
-	// device's largest subgroup size: DenseOptions.Workgroup. Dense only.
+	// Workgroup is the workgroup size of the attention's split kernel
+	// (dense_split, sparse_split), a multiple of the device's largest
+	// subgroup size: DenseOptions.Workgroup, SparseOptions.Workgroup. Every
+	// method uses it (hata/twokernel's select_attend keeps its own).
 	Workgroup int
 	// Splits fixes S, the splits of flash-decoding: of the N cached tokens
 	// (dense) or of the k selected ones (the top-k methods), capped at N or
@@ -65,7 +67,7 @@ type tuningKey struct {
 // (no SelectChunk), streaming has no score kernel.
 var tuningKeys = []tuningKey{
 	{"tile", func(t *Tuning) *int { return &t.Tile }, Methods},
-	{"workgroup", func(t *Tuning) *int { return &t.Workgroup }, []string{"dense"}},
+	{"workgroup", func(t *Tuning) *int { return &t.Workgroup }, Methods},
 	{"splits", func(t *Tuning) *int { return &t.Splits }, Methods},
 	{"targetworkgroups", func(t *Tuning) *int { return &t.TargetWorkgroups }, Methods},
 	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods},
@@ -146,6 +148,7 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 // methods use.
 func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.Tile = cmp.Or(t.Tile, o.Tile)
+	o.Workgroup = cmp.Or(t.Workgroup, o.Workgroup)
 	o.Split = t.applySplit(o.Split)
 	o.ScoreChunk = cmp.Or(t.ScoreChunk, o.ScoreChunk)
 	o.SelectChunk = cmp.Or(t.SelectChunk, o.SelectChunk)

@@ -53,17 +53,17 @@ func TestTuningKeys(t *testing.T) {
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
 		"dense":          {"scorechunk", "selectchunk"},
-		"topk":           {"workgroup", "sepmerge"},
-		"hata":           {"workgroup", "selectchunk", "sepmerge"},
-		"hata/fused":     {"workgroup", "selectchunk", "sepmerge"},
-		"hata/twokernel": {"workgroup", "selectchunk", "sepmerge"},
-		"hata/naive":     {"workgroup", "sepmerge"},
-		"lsh":            {"workgroup", "selectchunk", "sepmerge"},
-		"lsh/naive":      {"workgroup", "sepmerge"},
-		"loki":           {"workgroup", "sepmerge"},
-		"quest":          {"workgroup", "scorechunk", "sepmerge"},
-		"streaming":      {"workgroup", "scorechunk", "selectchunk", "sepmerge"},
-		"h2o":            {"workgroup", "selectchunk", "sepmerge"},
+		"topk":           {"sepmerge"},
+		"hata":           {"selectchunk", "sepmerge"},
+		"hata/fused":     {"selectchunk", "sepmerge"},
+		"hata/twokernel": {"selectchunk", "sepmerge"},
+		"hata/naive":     {"sepmerge"},
+		"lsh":            {"selectchunk", "sepmerge"},
+		"lsh/naive":      {"sepmerge"},
+		"loki":           {"sepmerge"},
+		"quest":          {"scorechunk", "sepmerge"},
+		"streaming":      {"scorechunk", "selectchunk", "sepmerge"},
+		"h2o":            {"selectchunk", "sepmerge"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
@@ -175,7 +175,11 @@ func TestBenchMethodTuning(t *testing.T) {
 		}
 		return core, size("partial o") / uint64(len(q)*4), size("logit partials") / (8 * b * hq), size("select counts") / (8 * b * hkv)
 	}
-	tu := Tuning{Tile: 3, Splits: 3, ScoreChunk: 64, SelectChunk: 50}
+	wgs := 2 * int(ctx.Info.MaxSubgroupSize)
+	if wgs == sparseWorkgroup {
+		wgs *= 2
+	}
+	tu := Tuning{Tile: 3, Splits: 3, ScoreChunk: 64, SelectChunk: 50, Workgroup: wgs}
 	const wantS, wantScore, wantSelect = 3, 4, 4 // ceil(200/64), ceil(200/50)
 	if _, s, score, sel := chunks(Tuning{}); s == wantS || score == wantScore || sel == wantSelect {
 		t.Fatalf("topk defaults: %d splits, %d score chunks, %d select chunks: not told apart from %s", s, score, sel, tu)
@@ -184,14 +188,18 @@ func TestBenchMethodTuning(t *testing.T) {
 	if s != wantS || score != wantScore || sel != wantSelect {
 		t.Errorf("topk with %s: %d splits, %d score chunks, %d select chunks; want %d, %d, %d", tu, s, score, sel, wantS, wantScore, wantSelect)
 	}
-	var tile []uint32
+	var tile, wgSpec []uint32
 	for k := range core.sets {
 		if strings.HasPrefix(k.k.spec.Shader, "sparse_split_") {
 			tile = append(tile, k.k.spec.Spec[5])
+			wgSpec = append(wgSpec, k.k.spec.Spec[0])
 		}
 	}
 	if len(tile) == 0 || slices.ContainsFunc(tile, func(x uint32) bool { return x != 3 }) {
 		t.Errorf("topk with %s: sparse_split's TILE (id 5) %v, want 3", tu, tile)
+	}
+	if len(wgSpec) == 0 || slices.ContainsFunc(wgSpec, func(x uint32) bool { return x != uint32(wgs) }) {
+		t.Errorf("topk with %s: sparse_split's workgroup (id 0) %v, want %d", tu, wgSpec, wgs)
 	}
 
 	for _, c := range []struct {
@@ -199,7 +207,7 @@ func TestBenchMethodTuning(t *testing.T) {
 		tu   Tuning
 		key  string
 	}{
-		{"hata", Tuning{Workgroup: 64}, "workgroup"},
+		{"hata", Tuning{SepMerge: 1}, "sepmerge"},
 		{"streaming", Tuning{ScoreChunk: 512}, "scorechunk"},
 		{"dense", Tuning{SelectChunk: 512}, "selectchunk"},
 	} {

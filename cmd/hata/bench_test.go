@@ -74,7 +74,7 @@ func TestBenchOptUsage(t *testing.T) {
 		want []string
 	}{
 		{[]string{"-method", "dense,hata", "-opt", "scorechunk=1024"}, []string{"scorechunk", "dense"}},
-		{[]string{"-method", "hata/naive", "-opt", "tile=2", "-opt", "workgroup=64"}, []string{"workgroup", "hata"}},
+		{[]string{"-method", "hata/naive", "-opt", "tile=2", "-opt", "sepmerge=1"}, []string{"sepmerge", "hata"}},
 		{[]string{"-method", "streaming", "-opt", "tile=2;selectchunk=4096"}, []string{"selectchunk", "streaming"}},
 		{[]string{"-method", "quest", "-opt", "scorechunk=512"}, []string{"scorechunk", "quest"}},
 		{[]string{"-method", "h2o", "-opt", "selectchunk=512"}, []string{"selectchunk", "h2o"}},
