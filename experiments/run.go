@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -315,9 +316,39 @@ func writeFigures(dir string, exp experiment, t *Table) ([]string, error) {
 	return names, nil
 }
 
-// gitCommit returns the commit of the working directory's repository, or
-// "unknown".
+// buildCommit is the commit a binary was built from, set at link time:
+// go build -ldflags "-X github.com/hata-go/hata/experiments.buildCommit=$(git rev-parse HEAD)"
+// (tools/gpu-run.sh's build lines).
+var buildCommit string
+
+// gitCommit returns the commit the running code was built from: buildCommit,
+// else the binary's embedded VCS revision (go build in a git checkout records
+// it unless -buildvcs=false, with "+dirty" for uncommitted changes), else the
+// working directory's HEAD, else "unknown". The binary's own revision comes
+// first because a binary built on one machine and run on another
+// (tools/gpu-run.sh) may run in a checkout at another commit.
 func gitCommit() string {
+	if buildCommit != "" {
+		return buildCommit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var rev string
+		dirty := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if rev != "" {
+			if dirty {
+				rev += "+dirty"
+			}
+			return rev
+		}
+	}
 	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
 		return "unknown"

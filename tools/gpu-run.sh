@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the GPU checks and benchmarks on a machine with a Vulkan GPU, from
 # binaries built elsewhere (the GPU machine of this project has no Go):
-#   go build -ldflags='-s -w' -o bin/hata ./cmd/hata    # on the build machine; stripped,
+#   c=$(git rev-parse HEAD)                            # on the build machine: stripped,
+#   go build -ldflags="-s -w -X github.com/hata-go/hata/experiments.buildCommit=$c" -o bin/hata ./cmd/hata
 #   go test -c -ldflags='-s -w' -o bin/vktest ./vk     # so tree + bin + .gl stay under the
-#                                                      # device tool's 64 MiB (weights/ is 38 MB)
+#                                                      # device tool's 64 MiB (weights/ is 38 MB),
+#                                                      # and results name the binary's commit
 #   bash tools/gpu-run.sh OUTDIR                       # on the GPU machine
 # Writes OUTDIR/{devices,bench,sweep,test,figs}.log and results.tar.gz.
 set -uo pipefail
