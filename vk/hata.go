@@ -24,8 +24,10 @@ import (
 //	        (ref.SelectSmallest)
 //	gather  (naive only) sparse_gather: the selected K/V rows into compact buffers
 //	attend  sparse_split: attention of the G heads of each group over its
-//	        selection (fused: through the index list), split in S parts
-//	merge   sparse_merge: the log-sum-exp merge of the S parts
+//	        selection (fused: through the index list), split in S parts,
+//	        the last workgroup of each row merging them (log-sum-exp)
+//	merge   (naive only) sparse_merge: the merge of the S parts as a dispatch
+//	        of its own
 //
 // Key codes [B*Hkv][Cap][Rbit/32 rounded up to a multiple of 4] are encoded
 // on the device from the stored keys (hata_encode_k_*) at Prefill (all N) and
@@ -36,7 +38,8 @@ import (
 // kept on the host in float64 as ref does.
 //
 // Timings names the stages "upload", ["poison",] ["encode",] "score",
-// "select", ["gather",] "attend", "merge", ["readback"] (the norm-weighted
+// "select", ["gather",] "attend", ["merge",] ["readback"] (twokernel:
+// "select+attend" in place of "select" and "attend"; the norm-weighted
 // variant adds a first batch with its own "upload", "encode", "score" and
 // "readback").
 //

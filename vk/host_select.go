@@ -12,7 +12,7 @@ import (
 // computes it (the first Sink tokens, then the most recent ones up to k) and
 // uploads it with q; the attention runs on the GPU as HATA's does. Timings
 // names the stages "upload" (q and the selection), ["poison",] "attend",
-// "merge", ["readback"].
+// ["readback"].
 type Streaming struct {
 	*sparseCore
 	sink int
@@ -69,7 +69,7 @@ func (m *Streaming) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 // float64 and adds it to A, exactly as ref does from its own dot products
 // (which the GPU's equal whenever they are exact in float32, as with the
 // acceptance suite's dyadic inputs). Timings names the stages "upload",
-// ["poison",] "score" (the logits of the kept tokens), "attend", "merge",
+// ["poison",] "score" (the logits of the kept tokens), "attend",
 // "readback".
 type H2O struct {
 	*sparseCore

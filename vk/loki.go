@@ -14,10 +14,10 @@ import (
 //	score   the oracle's pipeline (TopK) on q' and the rotated keys with
 //	        the scale 1/sqrt(D): per-head softmax over all N, summed over the group
 //	select  the k largest, ties to the smaller index (radix select)
-//	attend, merge  exact attention over the original K, V
+//	attend  exact attention over the original K, V (the merge folded in)
 //
 // Timings names the stages "upload", ["poison",] "encode", "score",
-// "select", "attend", "merge", ["readback"]. PrefillRandom has no host keys to fit a basis on: it uses the given basis,
+// "select", "attend", ["readback"]. PrefillRandom has no host keys to fit a basis on: it uses the given basis,
 // or the identity (so the scores are the first c channels of q·k).
 type Loki struct {
 	*sparseCore

@@ -16,10 +16,10 @@ import (
 //	        largest token scores with ties to the smaller index, which is
 //	        ref's rule (pages best first, ties to the smaller page, the last
 //	        page cut to its first tokens)
-//	attend, merge  as HATA's fused variant
+//	attend  as HATA's fused variant (the merge folded in)
 //
 // Timings names the stages "upload", ["poison",] "score", "select",
-// "attend", "merge", ["readback"].
+// "attend", ["readback"].
 type Quest struct {
 	*sparseCore
 	page int

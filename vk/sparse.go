@@ -18,7 +18,9 @@ import (
 // its selection stages, the sparse attention over the selected tokens and
 // (Decode only) the readback of the output and the selection. Stages carry
 // the names the benchmarks map to columns: "encode", "score", "select",
-// ["gather",] "attend", "merge" (plus "upload", "poison", "readback").
+// ["gather",] "attend" (the flash-decoding merge folded in), ["merge"] (the
+// naive HATA variant's separate merge), "select+attend" (HATA's twokernel
+// variant) (plus "upload", "poison", "readback").
 //
 // Selection is exact with ref's rule (k best, ties to the smaller index,
 // windows forced in and counted in k) by histogram, never by sort:
@@ -253,7 +255,8 @@ func (c *sparseCore) Len() int { return c.n }
 
 // Timings returns the GPU time of every stage of the last Decode or Step
 // (the method's doc names its stages): "upload", ["poison",] the method's
-// own, "attend", "merge", ["readback"].
+// own, "attend" (with the merge folded in; the naive HATA variant adds
+// "merge"), ["readback"].
 func (c *sparseCore) Timings() Timings { return c.timings }
 
 func (c *sparseCore) errorf(format string, a ...any) error {

@@ -17,10 +17,10 @@ import (
 //	select  four 8-bit radix histogram passes over the keys, then
 //	        select_count and select_write: the k largest s, ties to the
 //	        smaller index (ref.SelectLargest, in float32)
-//	attend, merge  as HATA's fused variant
+//	attend  as HATA's fused variant (the merge folded in)
 //
 // Timings names the stages "upload", ["poison",] "score", "select",
-// "attend", "merge", ["readback"]. The scores are float32 on the GPU where ref's are float64, so a selection
+// "attend", ["readback"]. The scores are float32 on the GPU where ref's are float64, so a selection
 // may differ from ref's where two scores are within rounding of each other
 // (the acceptance suite allows exactly that, through ref's Scores).
 type TopK struct {
