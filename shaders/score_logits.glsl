@@ -10,7 +10,9 @@
 //
 // score_softmax.comp merges the partials into each head's max and sum over
 // all n and turns x into probabilities. One workgroup per (chunk, row); TPT
-// lanes share a token (a slot) as in sparse_split.glsl.
+// lanes share a token (a slot) as in sparse_split.glsl, and each slot takes
+// UNR tokens per round with all their loads issued before the arithmetic, so
+// that a round waits for memory once, not UNR times.
 //
 // Bindings (set 0):
 //	0 q   [rows*G][D] float32
@@ -38,6 +40,7 @@ const uint VPL = EPL / KV_VEC;
 const uint DV = D / KV_VEC;
 const uint NSLOT = gl_WorkGroupSize.x / TPT;
 const float NEG = -1.0e30;
+const uint UNR = 8; // tokens per slot per round
 
 layout(push_constant) uniform PushConstants {
     uint n;         // entries per row
@@ -79,34 +82,42 @@ void main() {
         l[g] = 0.0;
     }
     const uint rowv = row * pc.cap * DV + lane;
-    for (uint ib = i0; ib < i1; ib += NSLOT) {
-        const uint i = ib + slot;
-        const bool valid = i < i1;
-        const uint t = valid ? (INDEXED ? idx[row * pc.kstride + i] : i) : 0;
-        float kf[EPL];
-        [[unroll]] for (uint j = 0; j < VPL; j++) {
-            if (valid) {
-                KV_LOAD(kb, rowv + t * DV + j * TPT, kf, j * KV_VEC)
-            } else {
-                [[unroll]] for (uint e = 0; e < KV_VEC; e++) kf[j * KV_VEC + e] = 0.0;
+    // Token u of a round at ib is i = ib + u*NSLOT + slot; the trip count is
+    // the same for every slot (the shuffles need uniform control flow).
+    for (uint ib = i0; ib < i1; ib += NSLOT * UNR) {
+        uint t[UNR];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint i = ib + u * NSLOT + slot;
+            t[u] = i < i1 ? (INDEXED ? idx[row * pc.kstride + i] : i) : 0;
+        }
+        KV_T kv[UNR * VPL];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const bool valid = ib + u * NSLOT + slot < i1;
+            [[unroll]] for (uint j = 0; j < VPL; j++) kv[u * VPL + j] = valid ? kb[rowv + t[u] * DV + j * TPT] : KV_ZERO;
+        }
+        float x[UNR * G];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            float kf[EPL];
+            [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(kv[u * VPL + j], kf, j * KV_VEC);
+            [[unroll]] for (uint g = 0; g < G; g++) {
+                float d = 0.0;
+                [[unroll]] for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[e];
+                x[u * G + g] = d;
             }
         }
-        float x[G];
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            float d = 0.0;
-            [[unroll]] for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[e];
-            x[g] = d;
-        }
         [[unroll]] for (uint off = TPT / 2; off > 0; off >>= 1) {
-            [[unroll]] for (uint g = 0; g < G; g++) x[g] += subgroupShuffleXor(x[g], off);
+            [[unroll]] for (uint e = 0; e < UNR * G; e++) x[e] += subgroupShuffleXor(x[e], off);
         }
-        if (valid) {
-            [[unroll]] for (uint g = 0; g < G; g++) {
-                const float xs = x[g] * pc.scale;
-                if (lane == 0) x_[(row * G + g) * pc.xstride + i] = xs;
-                const float mn = max(m[g], xs);
-                l[g] = l[g] * exp(m[g] - mn) + exp(xs - mn);
-                m[g] = mn;
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint i = ib + u * NSLOT + slot;
+            if (i < i1) {
+                [[unroll]] for (uint g = 0; g < G; g++) {
+                    const float xs = x[u * G + g] * pc.scale;
+                    if (lane == 0) x_[(row * G + g) * pc.xstride + i] = xs;
+                    const float mn = max(m[g], xs);
+                    l[g] = l[g] * exp(m[g] - mn) + exp(xs - mn);
+                    m[g] = mn;
+                }
             }
         }
     }
