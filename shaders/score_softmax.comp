@@ -18,6 +18,7 @@
 // Dispatch: (nchunks, rows, 1).
 
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "select_key.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -25,6 +26,7 @@ layout(constant_id = 1) const uint G = 1;
 
 const uint WG = gl_WorkGroupSize.x;
 const float NEG = -1.0e30;
+const uint UNR = 4; // tokens per lane per round
 
 layout(push_constant) uniform PushConstants {
     uint n;          // tokens
@@ -76,13 +78,24 @@ void main() {
     barrier();
     const uint t0 = gl_WorkGroupID.x * pc.chunk_len;
     const uint t1 = min(t0 + pc.chunk_len, pc.n);
-    for (uint t = t0 + li; t < t1; t += WG) {
-        float s = 0.0;
-        for (uint g = 0; g < G; g++) {
-            const vec2 mz = sh_mz[g];
-            s += exp(x_[(row * G + g) * pc.xstride + t] - mz.x) / mz.y;
+    // UNR tokens per lane per round, every load of the round issued first.
+    for (uint tb = t0 + li; tb < t1; tb += WG * UNR) {
+        float xv[UNR * G];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = tb + u * WG;
+            [[unroll]] for (uint g = 0; g < G; g++) xv[u * G + g] = t < t1 ? x_[(row * G + g) * pc.xstride + t] : 0.0;
         }
-        keys[row * pc.key_stride + t] = desc_key(s);
-        s_[row * pc.key_stride + t] = s;
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = tb + u * WG;
+            if (t < t1) {
+                float s = 0.0;
+                [[unroll]] for (uint g = 0; g < G; g++) {
+                    const vec2 mz = sh_mz[g];
+                    s += exp(xv[u * G + g] - mz.x) / mz.y;
+                }
+                keys[row * pc.key_stride + t] = desc_key(s);
+                s_[row * pc.key_stride + t] = s;
+            }
+        }
     }
 }
