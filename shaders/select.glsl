@@ -11,8 +11,9 @@
 //  1. Histograms: T, the kk-th smallest key, is found digit by digit. With
 //     radix = 0 there is one pass whose bins are the keys themselves (keys <
 //     nbins: HATA's scores, whose histogram hata_score.comp builds on the
-//     fly, or select_hist builds in a separate pass); with radix = 1 there are
-//     KEYBITS/8 passes of 256 bins over 8-bit digits from the top, pass p
+//     fly, or select_hist builds in a separate pass); with radix = 1 there is
+//     one pass per digit from the top (uint16 keys: two 8-bit digits, 256
+//     bins; uint32 keys: 11, 11 and 10 bits, 2048 bins; see width), pass p
 //     counting the tokens whose higher digits equal T's (found from passes
 //     < p). hist: [rows][passes][nbins], zeroed before pass 0.
 //  2. select_count: every workgroup resolves T and r (the number of tokens
@@ -55,7 +56,7 @@ layout(push_constant) uniform PushConstants {
     uint page;         // tokens per key
     uint kstride;      // row stride of sel, in tokens
     uint pass;         // select_hist: the pass this dispatch builds
-    uint radix;        // 0: one pass, bins = keys; 1: 8-bit digits from the top
+    uint radix;        // 0: one pass, bins = keys; 1: radix digits from the top (width)
     uint nbins;        // bins per pass
     uint cum;          // select_write: 1 = chunk counts from the cumulative histograms, 0 = from ccnt
     uint cap;          // select_attend: row stride of K and V, in tokens
@@ -72,8 +73,12 @@ layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[];
 shared uint sh_sg[WG]; // per-subgroup partial sums
 shared uvec2 sh_res;
 
-uint passes() { return pc.radix != 0 ? KEYBITS / 8 : 1; }
-uint shift(uint p) { return pc.radix != 0 ? KEYBITS - 8 * (p + 1) : 0; }
+// The radix digits, from the top: uint16 keys in two 8-bit digits (bits
+// 15-8, 7-0), uint32 keys in three of 11, 11 and 10 bits (31-21, 20-10,
+// 9-0), one pass each; bins 2^width.
+uint passes() { return pc.radix != 0 ? (KEY16 ? 2 : 3) : 1; }
+uint width(uint p) { return KEY16 ? 8 : (p < 2 ? 11 : 10); }
+uint shift(uint p) { return pc.radix != 0 ? (KEY16 ? 8 - 8 * p : (p == 0 ? 21 : (p == 1 ? 10 : 0))) : 0; }
 
 // key returns the key of token t of row.
 uint key(uint row, uint t) {

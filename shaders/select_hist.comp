@@ -15,7 +15,7 @@ void main() {
     for (uint b = li; b < pc.nbins; b += WG) sh_hist[b] = 0;
     const uvec2 pk = resolve(row, pc.pass); // barriers inside
     if (pk.y == 0) return;                  // nothing left to select: uniform
-    const uint p = pc.pass, sh = shift(p);
+    const uint p = pc.pass, sh = shift(p), w = width(p);
     const bool top = pc.radix == 0 || p == 0;
     for (uint t0 = c0 + li * PER; t0 < c1; t0 += WG * PER) {
         uint k[PER];
@@ -23,8 +23,8 @@ void main() {
         [[unroll]] for (uint j = 0; j < PER; j++) {
             const uint t = t0 + j;
             if (t < c1 && !forced(t)) {
-                if (top || (k[j] >> (sh + 8)) == (pk.x >> (sh + 8))) {
-                    atomicAdd(sh_hist[pc.radix != 0 ? (k[j] >> sh) & 255u : k[j]], 1);
+                if (top || (k[j] >> (sh + w)) == (pk.x >> (sh + w))) {
+                    atomicAdd(sh_hist[pc.radix != 0 ? (k[j] >> sh) & ((1u << w) - 1u) : k[j]], 1);
                 }
             }
         }

@@ -5,7 +5,8 @@ import "math"
 // maxDirectBins bounds the bins of a one-pass histogram (keys < bins): the
 // shared histogram must fit in 16 KiB, the Vulkan minimum of shared memory.
 // HATA's scores need G*rbit + 1 bins (513 at G = 4, rbit = 128); wider key
-// ranges go through 8-bit radix passes.
+// ranges go through radix passes (select.glsl: 8-bit digits for uint16 keys,
+// 11, 11 and 10 bits for uint32 keys).
 const maxDirectBins = 4096
 
 // selectSpec describes one exact top-k selection over a key buffer
@@ -21,8 +22,8 @@ type selectSpec struct {
 	kk        int // keys to take besides the forced tokens
 	sinkEnd   int
 	recentEnd int // recentStart: tokens t >= it are forced
-	// directBins > 0: one histogram pass over keys < directBins; 0: 8-bit
-	// radix passes over the key's bits.
+	// directBins > 0: one histogram pass over keys < directBins; 0: radix
+	// passes over the key's digits (passBins).
 	directBins int
 	// prebuilt: the one-pass histogram is built by the score kernel
 	// (hata_score's fused histogram), so no select_hist pass runs.
@@ -57,9 +58,9 @@ func (s *selectSpec) passBins() (passes, nbins int) {
 	case s.directBins > 0:
 		return 1, s.directBins
 	case s.key16:
-		return 2, 256
+		return 2, 256 // two 8-bit digits (select.glsl's width)
 	}
-	return 4, 256
+	return 3, 2048 // digits of 11, 11 and 10 bits
 }
 
 // prepareSelect sizes the histogram and chunk-count buffers of s and builds
