@@ -80,17 +80,6 @@ void main() {
 
     SPLIT_INIT(qrow, lane)
     const uint rowv = row * pc.cap * DV + lane; // this lane's first vector of the row
-    KV_T kn[TILE * VPL], vn[TILE * VPL];
-#define LOAD_TILE(eb, len) {                                                   \
-        [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
-            const uint e_ = (eb) + i * NSLOT + slot;                           \
-            const uint t_ = e_ < (len) ? sh_idx[e_] : 0;                       \
-            [[unroll]] for (uint j = 0; j < VPL; j++) {                        \
-                kn[i * VPL + j] = e_ < (len) ? kb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
-                vn[i * VPL + j] = e_ < (len) ? vb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
-            }                                                                  \
-        }                                                                      \
-    }
 
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * PER) {
@@ -132,21 +121,7 @@ void main() {
         E += total & 0xffffu;
         const uint len = U + min(rr, E) - tile0; // taken in this tile: uniform
         barrier();
-        // sparse_split.glsl's loop over the tile's entries: every slot runs
-        // the same trip count, the next K/V rows loaded while the current
-        // ones are computed.
-        if (len > 0) {
-            LOAD_TILE(0, len)
-            for (uint eb = 0; eb < len; eb += NSLOT * TILE) {
-                KV_T kc[TILE * VPL], vc[TILE * VPL];
-                [[unroll]] for (uint x = 0; x < TILE * VPL; x++) {
-                    kc[x] = kn[x];
-                    vc[x] = vn[x];
-                }
-                if (eb + NSLOT * TILE < len) LOAD_TILE(eb + NSLOT * TILE, len)
-                SPLIT_TILE(eb, len, slot)
-            }
-        }
+        if (len > 0) SPLIT_LIST(len, slot) // sparse_split.glsl's loop over the tile's entries
         barrier(); // before the next tile overwrites sh_idx
     }
 

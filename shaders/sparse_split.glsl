@@ -102,31 +102,7 @@ void main() {
     barrier();
 
     const uint rowv = row * pc.cap * DV + lane; // this lane's first vector of the row
-    // Every slot runs the same trip count (the shuffles need uniform control
-    // flow); entries past len are masked. Entry e of a tile at eb is
-    // eb + i*NSLOT + slot, i < TILE; the next tile's K and V vectors are
-    // loaded while the current one is computed.
-    KV_T kn[TILE * VPL], vn[TILE * VPL];
-#define LOAD_TILE(eb) {                                                        \
-        [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
-            const uint e_ = (eb) + i * NSLOT + slot;                           \
-            const uint t_ = e_ < len ? sh_idx[e_] : 0;                         \
-            [[unroll]] for (uint j = 0; j < VPL; j++) {                        \
-                kn[i * VPL + j] = e_ < len ? kb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
-                vn[i * VPL + j] = e_ < len ? vb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
-            }                                                                  \
-        }                                                                      \
-    }
-    LOAD_TILE(0)
-    for (uint eb = 0; eb < len; eb += NSLOT * TILE) {
-        KV_T kc[TILE * VPL], vc[TILE * VPL];
-        [[unroll]] for (uint e = 0; e < TILE * VPL; e++) {
-            kc[e] = kn[e];
-            vc[e] = vn[e];
-        }
-        if (eb + NSLOT * TILE < len) LOAD_TILE(eb + NSLOT * TILE)
-        SPLIT_TILE(eb, len, slot)
-    }
+    SPLIT_LIST(len, slot)
 
     // Merge the NSLOT slots of the workgroup, one query head at a time, then
     // (FUSED) the row's S splits if this is its last.

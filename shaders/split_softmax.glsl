@@ -32,6 +32,8 @@
 //	... per tile: load KV_T kc[TILE * VPL], vc[TILE * VPL] (entry i of the
 //	    tile, i < TILE, is the slot's entry base + i*NSLOT + slot) ...
 //	SPLIT_TILE(base, end, slot)  folds the tile's entries < end into m, l, o
+//	SPLIT_LIST(len, slot)        or, for a list of len token indices in
+//	                             sh_idx: every tile of it, loaded and folded
 //	SPLIT_MERGE(qrow, s, lane, slot, li)  merges the slots, writes po, pml
 //	                                      (FUSED and S == 1: out_)
 //	split_fold(row, qrow)        FUSED and S > 1: the last split of the row
@@ -116,6 +118,38 @@ shared bool sh_last; // split_fold: this workgroup finished its row's last split
             [[unroll]] for (uint g = 0; g < G; g++) {                          \
                 [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] += x[i * G + g] * vf[e]; \
             }                                                                  \
+        }                                                                      \
+    }
+
+// SPLIT_LIST(len, slot): the attention of the slot over its entries of the
+// list sh_idx[0 .. len) of token indices (sparse_split.glsl, select_attend):
+// tile by tile (entry i of the tile at eb is eb + i*NSLOT + slot, i < TILE),
+// the next tile's K and V vectors loaded while the current one is computed.
+// Every slot runs the same trip count (the shuffles need uniform control
+// flow: len uniform over the workgroup); entries past len are masked. Reads
+// the kernel's kb and vb (KV_T vectors of the cache) and rowv, the index of
+// the lane's first vector of the row's token 0.
+#define SPLIT_LOAD_LIST(eb, len, slot) {                                       \
+        [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
+            const uint e_ = (eb) + i * NSLOT + (slot);                         \
+            const uint t_ = e_ < (len) ? sh_idx[e_] : 0;                       \
+            [[unroll]] for (uint j = 0; j < VPL; j++) {                        \
+                kn[i * VPL + j] = e_ < (len) ? kb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
+                vn[i * VPL + j] = e_ < (len) ? vb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
+            }                                                                  \
+        }                                                                      \
+    }
+#define SPLIT_LIST(len, slot) {                                                \
+        KV_T kn[TILE * VPL], vn[TILE * VPL];                                   \
+        SPLIT_LOAD_LIST(0, len, slot)                                          \
+        for (uint eb = 0; eb < (len); eb += NSLOT * TILE) {                    \
+            KV_T kc[TILE * VPL], vc[TILE * VPL];                               \
+            [[unroll]] for (uint x_ = 0; x_ < TILE * VPL; x_++) {              \
+                kc[x_] = kn[x_];                                               \
+                vc[x_] = vn[x_];                                               \
+            }                                                                  \
+            if (eb + NSLOT * TILE < (len)) SPLIT_LOAD_LIST(eb + NSLOT * TILE, len, slot) \
+            SPLIT_TILE(eb, len, slot)                                          \
         }                                                                      \
     }
 
