@@ -24,7 +24,10 @@ type Traffic struct {
 //	streaming, h2o  2*B*Hkv*k*D*e                      (selected K/V; positions or host scores pick them)
 //
 // plus the queries in and the outputs out (2*B*Hq*D*4). Scores, histograms and
-// index lists are left out: an implementation may keep them on chip.
+// index lists are left out: an implementation may keep them on chip. Quest's
+// page bounds count e bytes per element: the min and max of fp16 keys are
+// fp16 values, and package vk stores them in the cache's type (quest_bounds,
+// read once per decode step by quest_score for all the heads of a group).
 func MustMove(method string, s ref.Shape, t Traffic) int64 {
 	if t.Rbit == 0 {
 		t.Rbit = 128

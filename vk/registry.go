@@ -33,5 +33,6 @@ var pushStructs = map[string]any{
 	"score_softmax":     softmaxPush{},
 	"quest_bounds_f32":  questBoundsPush{},
 	"quest_bounds_f16":  questBoundsPush{},
-	"quest_score":       questScorePush{},
+	"quest_score_f32":   questScorePush{},
+	"quest_score_f16":   questScorePush{},
 }

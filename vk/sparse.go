@@ -1052,8 +1052,8 @@ type (
 	questBoundsPush struct {
 		N, Cap, Page, P0, PCap uint32
 	}
-	// questScorePush mirrors quest_score.comp.
+	// questScorePush mirrors quest_score.glsl.
 	questScorePush struct {
-		Pages, PCap, PStride uint32
+		Pages, PCap, PStride, Chunk uint32
 	}
 )

@@ -1,0 +1,162 @@
+package vk
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/ref/reftest"
+)
+
+// TestQuestBoundsScores checks Quest's device state and scores directly: the
+// page bounds on the device (in the cache's type) equal the min and max of
+// every page's keys, bit for bit, after a prefill whose bounds buffers were
+// poisoned first and after appends that fill a page and open the next; and
+// every page's score (read back per token) is within rounding of ref's. Keys
+// and queries are continuous random values (rounded to fp16 for an fp16
+// cache), not the acceptance suite's dyadic grid, on which a page's min and
+// max are nearly always -2 and 2. The shapes have N not a multiple of the
+// page, pages not a multiple of quest_bounds's pages per workgroup nor of
+// quest_score's pages per step, and (ScoreChunk) several quest_score
+// workgroups per row, the last one partial.
+func TestQuestBoundsScores(t *testing.T) {
+	ctx := device(t)
+	for _, st := range []Storage{F32, F16} {
+		for i, c := range []struct {
+			s          ref.Shape
+			page       int
+			scoreChunk int // tokens per quest_score workgroup; 0: the default
+		}{
+			{ref.Shape{B: 1, Hq: 4, Hkv: 1, N: 991, D: 128}, 3, 3 * 128}, // 331 pages, 3 chunks of 128
+			{ref.Shape{B: 2, Hq: 6, Hkv: 2, N: 16*37 + 5, D: 64}, 16, 16 * 9},
+			{ref.Shape{B: 1, Hq: 2, Hkv: 2, N: 450, D: 64}, 7, 0},
+			{ref.Shape{B: 2, Hq: 2, Hkv: 2, N: 1, D: 128}, 32, 0},
+		} {
+			s := c.s
+			where := fmt.Sprintf("%s %v page %d scorechunk %d", st, s, c.page, c.scoreChunk)
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(st)+40))
+			random := func(n int) []float32 {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = 4*rng.Float32() - 2
+				}
+				if st == F16 {
+					reftest.RoundHalf(x)
+				}
+				return x
+			}
+			kv, err := ref.NewKV(s.B, s.Hkv, s.N, s.D, random(s.B*s.Hkv*s.N*s.D), random(s.B*s.Hkv*s.N*s.D))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ref.NewQuest(c.page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ctx.NewQuest(s.D, c.page, SparseOptions{Storage: st, ScoreChunk: c.scoreChunk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []ref.Method{want, got} {
+				if err := m.Prefill(kv); err != nil {
+					t.Fatalf("%s: Prefill: %v", where, err)
+				}
+			}
+			poisonBounds(t, got)
+			if err := got.buildAll(); err != nil {
+				t.Fatalf("%s: rebuilding the bounds: %v", where, err)
+			}
+			cache := kv.Clone()
+			for step := 0; ; step++ {
+				at := fmt.Sprintf("%s after %d appends (N=%d)", where, step, cache.N)
+				checkQuestBounds(t, at, got, cache)
+				q := random(s.B * s.Hq * s.D)
+				b := ref.Budget{K: min(cache.N, 2*c.page+1)}
+				rw, err := want.Decode(q, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rg, err := got.Decode(q, b)
+				if err != nil {
+					t.Fatalf("%s: Decode: %v", at, err)
+				}
+				checkStep(t, at, "quest", q, cache, b, want, got, rw, rg, false)
+				if step == c.page+1 {
+					break
+				}
+				k, v := random(s.B*s.Hkv*s.D), random(s.B*s.Hkv*s.D)
+				for _, a := range []interface{ Append(k, v []float32) error }{want, got, cache} {
+					if err := a.Append(k, v); err != nil {
+						t.Fatalf("%s: Append: %v", at, err)
+					}
+				}
+			}
+			got.Close()
+		}
+	}
+}
+
+// poisonBounds fills m's page bounds with NaN.
+func poisonBounds(t *testing.T, m *Quest) {
+	t.Helper()
+	b, err := m.getBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	nan := uint32(NaNBits)
+	if m.opt.Storage == F16 {
+		nan = 0x7e007e00 // two fp16 NaNs
+	}
+	lo, hi := m.bounds()
+	b.Fill(lo, nan)
+	b.Fill(hi, nan)
+	if _, err := b.Submit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkQuestBounds compares m's page bounds on the device with the min and
+// max over each page's keys of kv, exactly, for every row and page.
+func checkQuestBounds(t *testing.T, where string, m *Quest, kv *ref.KV) {
+	t.Helper()
+	lo, hi := m.bounds()
+	es := m.opt.Storage.bytes()
+	rowBytes := uint64(m.pcap() * kv.D * es)
+	pages := (kv.N + m.page - 1) / m.page
+	for r := range kv.B * kv.Hkv {
+		var dev [2][]float32
+		for i, rg := range []Range{lo, hi} {
+			raw := make([]byte, pages*kv.D*es)
+			if err := m.ctx.Read(rg.Buf, rg.Off+uint64(r)*rowBytes, raw); err != nil {
+				t.Fatal(err)
+			}
+			dev[i] = make([]float32, pages*kv.D)
+			for e := range dev[i] {
+				if es == 2 {
+					dev[i][e] = halfFloat(uint16(raw[2*e]) | uint16(raw[2*e+1])<<8)
+				} else {
+					dev[i][e] = bytesF32(raw[4*e : 4*e+4])[0]
+				}
+			}
+		}
+		for j := range pages {
+			for d := range kv.D {
+				mn, mx := kv.K[r][j*m.page*kv.D+d], kv.K[r][j*m.page*kv.D+d]
+				for tok := j * m.page; tok < min((j+1)*m.page, kv.N); tok++ {
+					mn = min(mn, kv.K[r][tok*kv.D+d])
+					mx = max(mx, kv.K[r][tok*kv.D+d])
+				}
+				if g := dev[0][j*kv.D+d]; g != mn {
+					t.Fatalf("%s: row %d page %d channel %d: lo %v on the device, want %v", where, r, j, d, g, mn)
+				}
+				if g := dev[1][j*kv.D+d]; g != mx {
+					t.Fatalf("%s: row %d page %d channel %d: hi %v on the device, want %v", where, r, j, d, g, mx)
+				}
+			}
+		}
+	}
+}
