@@ -36,7 +36,7 @@ type Tuning struct {
 	MinTokens int
 	// ScoreChunk is the tokens each workgroup of the score kernels covers:
 	// SparseOptions.ScoreChunk. Used by the methods with a GPU score kernel
-	// over tokens: topk, hata, lsh, loki, h2o.
+	// over tokens: topk, hata, lsh, loki, quest (its pages), h2o.
 	ScoreChunk int
 	// SelectChunk is the tokens each workgroup of the radix-select kernels
 	// covers: SparseOptions.SelectChunk. Used by the methods that select on
@@ -62,16 +62,16 @@ type tuningKey struct {
 
 // tuningKeys lists the fields of Tuning in the order String writes them. The
 // methods of each are those whose decode step reads the option it sets:
-// quest scores pages with its own kernel (no ScoreChunk), streaming and h2o
-// select on the host and fused hata and lsh over the score kernel's chunks
-// (no SelectChunk), streaming has no score kernel.
+// streaming and h2o select on the host and fused hata and lsh over the score
+// kernel's chunks (no SelectChunk), streaming has no score kernel (quest's
+// score kernel takes ScoreChunk in tokens, covering whole pages).
 var tuningKeys = []tuningKey{
 	{"tile", func(t *Tuning) *int { return &t.Tile }, Methods},
 	{"workgroup", func(t *Tuning) *int { return &t.Workgroup }, Methods},
 	{"splits", func(t *Tuning) *int { return &t.Splits }, Methods},
 	{"targetworkgroups", func(t *Tuning) *int { return &t.TargetWorkgroups }, Methods},
 	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods},
-	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "h2o"}},
+	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "quest", "h2o"}},
 	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, []string{"dense"}},
 }

@@ -61,7 +61,7 @@ func TestTuningKeys(t *testing.T) {
 		"lsh":            {"selectchunk", "sepmerge"},
 		"lsh/naive":      {"sepmerge"},
 		"loki":           {"sepmerge"},
-		"quest":          {"scorechunk", "sepmerge"},
+		"quest":          {"sepmerge"},
 		"streaming":      {"scorechunk", "selectchunk", "sepmerge"},
 		"h2o":            {"selectchunk", "sepmerge"},
 	}
