@@ -64,6 +64,7 @@ layout(push_constant) uniform PushConstants {
     uint group;   // unused (G is a specialization constant of PROJ_Q)
     uint ldw;     // row stride of W, in floats
     uint ostride; // output row stride, in words (bits) or floats
+    uint row0;    // keys: the cache row of the bound K's row 0 (a cache in several buffers)
 } pc;
 
 #if defined(PROJ_Q)
@@ -142,7 +143,8 @@ shared uint sh_code[VPW * WORDS];
 
 void main() {
     const uint li = gl_LocalInvocationIndex;
-    const uint row = gl_WorkGroupID.y;
+    const uint krow = gl_WorkGroupID.y; // row of the bound K
+    const uint row = pc.row0 + krow;    // cache row
     const uint first = pc.t0 + gl_WorkGroupID.x * VPW; // first token of the workgroup
     const uint nv = min(VPW, pc.t1 - first);
     const uint DV = D / KV_VEC;
@@ -150,7 +152,7 @@ void main() {
         const uint i = e / DV, c = e % DV;
         float f[KV_VEC];
         if (i < nv) {
-            KV_LOAD(x_, (row * pc.cap + first + i) * DV + c, f, 0)
+            KV_LOAD(x_, (krow * pc.cap + first + i) * DV + c, f, 0)
         } else {
             [[unroll]] for (uint j = 0; j < KV_VEC; j++) f[j] = 0.0;
         }

@@ -46,6 +46,7 @@ layout(push_constant) uniform PushConstants {
     uint page; // tokens per page
     uint p0;   // first page of the dispatch
     uint pcap; // row stride of lo and hi, in pages
+    uint row0; // the cache row of the bound K's row 0 (a cache in several buffers)
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict readonly buffer KB { KV_T kb[]; };
@@ -53,14 +54,15 @@ layout(std430, set = 0, binding = 1) restrict writeonly buffer Lo { KV_T lo[]; }
 layout(std430, set = 0, binding = 2) restrict writeonly buffer Hi { KV_T hi[]; };
 
 void main() {
-    const uint row = gl_WorkGroupID.y;
+    const uint krow = gl_WorkGroupID.y; // row of the bound K
+    const uint row = pc.row0 + krow;    // cache row
     for (uint it = gl_LocalInvocationIndex; it < PPW * DV; it += WG) {
         const uint j = pc.p0 + gl_WorkGroupID.x * PPW + it / DV;
         const uint v = it % DV;
         const uint t0 = j * pc.page;
         const uint t1 = min(t0 + pc.page, pc.n);
         if (t0 >= t1) continue;
-        const uint base = row * pc.cap * DV + v;
+        const uint base = krow * pc.cap * DV + v;
         float mn[KV_VEC], mx[KV_VEC], a[KV_VEC];
         KV_LOAD(kb, base + t0 * DV, mn, 0)
         [[unroll]] for (uint e = 0; e < KV_VEC; e++) mx[e] = mn[e];

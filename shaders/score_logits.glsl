@@ -50,6 +50,7 @@ layout(push_constant) uniform PushConstants {
     uint nchunks;   // ceil(n / chunk_len)
     uint xstride;   // row stride of x, per head
     float scale;    // 1/sqrt(D of the full head)
+    uint row0;      // the cache row of the bound K's row 0 (a cache in several buffers)
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
@@ -64,7 +65,8 @@ void main() {
     const uint lane = gl_SubgroupInvocationID % TPT;
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
     const uint c = gl_WorkGroupID.x;
-    const uint row = gl_WorkGroupID.y;
+    const uint krow = gl_WorkGroupID.y; // row of the bound K
+    const uint row = pc.row0 + krow;    // cache row
     const uint i0 = c * pc.chunk_len;
     const uint i1 = min(i0 + pc.chunk_len, pc.n);
 
@@ -81,7 +83,7 @@ void main() {
         m[g] = NEG;
         l[g] = 0.0;
     }
-    const uint rowv = row * pc.cap * DV + lane;
+    const uint rowv = krow * pc.cap * DV + lane;
     // Token u of a round at ib is i = ib + u*NSLOT + slot; the trip count is
     // the same for every slot (the shuffles need uniform control flow).
     for (uint ib = i0; ib < i1; ib += NSLOT * UNR) {

@@ -21,6 +21,7 @@ layout(push_constant) uniform PushConstants {
     uint kstride; // row stride of idx
     uint cap;     // row stride of K and V, in tokens
     uint dv;      // 16-byte vectors per token
+    uint row0;    // the cache row of the bound K's and V's row 0 (a cache in several buffers)
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict readonly buffer Idx { uint idx[]; };
@@ -30,12 +31,13 @@ layout(std430, set = 0, binding = 3) restrict writeonly buffer KC { uvec4 kc[]; 
 layout(std430, set = 0, binding = 4) restrict writeonly buffer VC { uvec4 vc[]; };
 
 void main() {
-    const uint row = gl_WorkGroupID.y;
+    const uint krow = gl_WorkGroupID.y; // row of the bound K and V
+    const uint row = pc.row0 + krow;    // cache row
     const uint total = pc.k * pc.dv;
     const uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     for (uint e = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationIndex; e < total; e += stride) {
         const uint i = e / pc.dv, c = e % pc.dv;
-        const uint src = (row * pc.cap + idx[row * pc.kstride + i]) * pc.dv + c;
+        const uint src = (krow * pc.cap + idx[row * pc.kstride + i]) * pc.dv + c;
         const uint dst = (row * pc.k + i) * pc.dv + c;
         kc[dst] = kb[src];
         vc[dst] = vb[src];

@@ -71,6 +71,7 @@ layout(push_constant) uniform PushConstants {
     uint split_len; // entries per split
     uint splits;    // S
     float scale;    // 1/sqrt(D)
+    uint row0;      // the cache row of the bound K's and V's row 0 (a cache in several buffers)
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
@@ -91,7 +92,8 @@ void main() {
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
     const uint li = gl_LocalInvocationIndex;
     const uint s = gl_WorkGroupID.x;
-    const uint row = gl_WorkGroupID.y;
+    const uint krow = gl_WorkGroupID.y; // row of the bound K and V
+    const uint row = pc.row0 + krow;    // cache row
     const uint qrow = row * G; // first query row b*Hq + h*G of the group
 
     const uint i0 = s * pc.split_len;
@@ -101,7 +103,7 @@ void main() {
     SPLIT_INIT(qrow, lane)
     barrier();
 
-    const uint rowv = row * pc.cap * DV + lane; // this lane's first vector of the row
+    const uint rowv = krow * pc.cap * DV + lane; // this lane's first vector of the row
     SPLIT_LIST(len, slot)
 
     // Merge the NSLOT slots of the workgroup, one query head at a time, then

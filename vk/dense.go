@@ -134,7 +134,11 @@ type Dense struct {
 
 	b, hkv, d int // cache shape
 	n, cap    int // tokens cached, tokens allocated per row
-	k, v      *Buffer
+	// K and V [B*Hkv][Cap][D]: buffers kg[i], vg[i] hold rows [i*rowsPer,
+	// min((i+1)*rowsPer, rows)), as many rows as one buffer may bind and
+	// allocate (maxRange, maxMemoryAllocationSize).
+	kg, vg  []*Buffer
+	rowsPer int
 
 	hq, splits, splitLen int // the decode shape the buffers below are sized for
 	q, qUp               *Buffer
@@ -143,13 +147,23 @@ type Dense struct {
 	cnt                  *Buffer // cnt: [B*Hkv] uint32 finished splits per row, 0 between dispatches
 	split, merge         *Kernel
 	splitSets            []*Set
-	rowsPerChunk         int
+	splitRows            [][2]int // the first row and the rows of each split set
 	mergeSet             *Set
 	batch                *Batch
 	timings              Timings
 
-	maxRange uint64 // the binding limit used; tests lower it to force chunking
+	maxRange uint64 // the binding limit used; tests lower it to force several buffers
 }
+
+// rowAt returns the buffers that hold cache row r and the row's byte offset
+// in them.
+func (m *Dense) rowAt(r int) (k, v *Buffer, off uint64) {
+	i := r / m.rowsPer
+	return m.kg[i], m.vg[i], uint64(r-i*m.rowsPer) * m.rowBytes()
+}
+
+// rowBytes returns the bytes of one cache row.
+func (m *Dense) rowBytes() uint64 { return uint64(m.cap*m.d) * uint64(m.opt.Storage.bytes()) }
 
 var _ ref.Method = (*Dense)(nil)
 
@@ -219,10 +233,10 @@ func (m *Dense) Prefill(kv *ref.KV) error {
 	rows := m.b * m.hkv
 	regions := make([]Region, 0, 2*rows)
 	for r := range rows {
-		off := m.tokenOffset(r, 0)
+		kb, vb, off := m.rowAt(r)
 		regions = append(regions,
-			Region{Dst: m.k, Off: off, Data: m.encode(kv.K[r][:m.n*m.d])},
-			Region{Dst: m.v, Off: off, Data: m.encode(kv.V[r][:m.n*m.d])})
+			Region{Dst: kb, Off: off, Data: m.encode(kv.K[r][:m.n*m.d])},
+			Region{Dst: vb, Off: off, Data: m.encode(kv.V[r][:m.n*m.d])})
 	}
 	if err := m.ctx.Write(regions...); err != nil {
 		return fmt.Errorf("vk dense: prefill: %w", err)
@@ -233,7 +247,7 @@ func (m *Dense) Prefill(kv *ref.KV) error {
 // Append implements ref.Method: k and v, [B][Hkv][D], become token N of
 // every row. The capacity doubles (on the device) when it is full.
 func (m *Dense) Append(k, v []float32) error {
-	if m.k == nil {
+	if len(m.kg) == 0 {
 		return fmt.Errorf("vk dense: append before prefill")
 	}
 	want := m.b * m.hkv * m.d
@@ -247,10 +261,11 @@ func (m *Dense) Append(k, v []float32) error {
 	}
 	regions := make([]Region, 0, 2*m.b*m.hkv)
 	for r := range m.b * m.hkv {
-		off := m.tokenOffset(r, m.n)
+		kb, vb, off := m.rowAt(r)
+		off += uint64(m.n*m.d) * uint64(m.opt.Storage.bytes())
 		regions = append(regions,
-			Region{Dst: m.k, Off: off, Data: m.encode(k[r*m.d : (r+1)*m.d])},
-			Region{Dst: m.v, Off: off, Data: m.encode(v[r*m.d : (r+1)*m.d])})
+			Region{Dst: kb, Off: off, Data: m.encode(k[r*m.d : (r+1)*m.d])},
+			Region{Dst: vb, Off: off, Data: m.encode(v[r*m.d : (r+1)*m.d])})
 	}
 	if err := m.ctx.Write(regions...); err != nil {
 		return fmt.Errorf("vk dense: append: %w", err)
@@ -262,7 +277,7 @@ func (m *Dense) Append(k, v []float32) error {
 // Decode implements ref.Method: q: [B][Hq][D] attends over every cached
 // token; the budget is not used. It returns Out: [B][Hq][D].
 func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
-	if m.k == nil {
+	if len(m.kg) == 0 {
 		return nil, fmt.Errorf("vk dense: decode before prefill")
 	}
 	if m.n < 1 {
@@ -299,9 +314,8 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 	}
 	b.Stage("split")
 	g := hq / m.hkv
-	rows := m.b * m.hkv
 	for c, set := range m.splitSets {
-		base := c * m.rowsPerChunk
+		base, nr := m.splitRows[c][0], m.splitRows[c][1]
 		b.Dispatch(m.split, set, densePush{
 			N:        uint32(m.n),
 			Cap:      uint32(m.cap),
@@ -310,7 +324,7 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 			SplitLen: uint32(m.splitLen),
 			Splits:   uint32(m.splits),
 			Scale:    float32(1 / math.Sqrt(float64(m.d))),
-		}, uint32(m.splits), uint32(min(m.rowsPerChunk, rows-base)), 1)
+		}, uint32(m.splits), uint32(nr), 1)
 	}
 	b.Barrier()
 	if m.opt.SeparateMerge {
@@ -446,18 +460,22 @@ func (m *Dense) prepare(hq int) error {
 	}
 	if changed || m.splitSets == nil || hq != m.hq || splits != m.splits {
 		m.freeSets()
-		m.rowsPerChunk = int(min(uint64(rows), m.maxRange/rowBytes, uint64(lim.MaxComputeWorkGroupCount[1])))
+		// One set per run of rows inside one buffer of the cache, at most
+		// maxComputeWorkGroupCount[1] rows each.
+		chunk := int(min(uint64(m.rowsPer), uint64(lim.MaxComputeWorkGroupCount[1])))
 		poBytes := uint64(splits) * qBytes
 		pmlBytes := uint64(splits*m.b*hq) * 8
-		for base := 0; base < rows; base += m.rowsPerChunk {
-			n := min(m.rowsPerChunk, rows-base)
-			kv := func(buf *Buffer) Range { return buf.Range(uint64(base)*rowBytes, uint64(n)*rowBytes) }
-			set, err := m.split.NewSet(m.q.Range(0, qBytes), kv(m.k), kv(m.v), m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes),
-				m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4))
+		for base := 0; base < rows; {
+			kb, vb, off := m.rowAt(base)
+			n := min(chunk, m.rowsPer-base%m.rowsPer, rows-base)
+			set, err := m.split.NewSet(m.q.Range(0, qBytes), kb.Range(off, uint64(n)*rowBytes), vb.Range(off, uint64(n)*rowBytes),
+				m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4))
 			if err != nil {
 				return err
 			}
 			m.splitSets = append(m.splitSets, set)
+			m.splitRows = append(m.splitRows, [2]int{base, n})
+			base += n
 		}
 		if m.merge != nil {
 			set, err := m.merge.NewSet(m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes))
@@ -501,11 +519,6 @@ func (m *Dense) splitKernel(g int) (*Kernel, error) {
 	})
 }
 
-// tokenOffset returns the byte offset of token t of cache row r.
-func (m *Dense) tokenOffset(r, t int) uint64 {
-	return uint64((r*m.cap+t)*m.d) * uint64(m.opt.Storage.bytes())
-}
-
 // encode converts float32 elements to the storage type's bytes.
 func (m *Dense) encode(x []float32) []byte {
 	if m.opt.Storage == F16 {
@@ -514,36 +527,57 @@ func (m *Dense) encode(x []float32) []byte {
 	return f32Bytes(x)
 }
 
-// allocCache allocates K and V with capacity cp tokens per row.
+// allocCache allocates K and V with capacity cp tokens per row, in buffers
+// of as many rows as maxRange and maxMemoryAllocationSize allow. On error
+// the cache is left as it was.
 func (m *Dense) allocCache(cp int) error {
-	size := uint64(m.b*m.hkv*cp*m.d) * uint64(m.opt.Storage.bytes())
-	k, err := m.ctx.NewBuffer("dense K cache", size, DeviceLocal)
-	if err != nil {
-		return fmt.Errorf("vk dense: %w", err)
+	rows := m.b * m.hkv
+	rowBytes := uint64(cp*m.d) * uint64(m.opt.Storage.bytes())
+	lim := min(m.maxRange, m.ctx.Info.Limits.MaxMemoryAllocationSize)
+	if rowBytes > lim {
+		return fmt.Errorf("vk dense: one cache row of Cap=%d tokens x D=%d %s is %s, over the %s a buffer may bind (maxStorageBufferRange, maxMemoryAllocationSize)",
+			cp, m.d, m.opt.Storage, bytesString(rowBytes), bytesString(lim))
 	}
-	v, err := m.ctx.NewBuffer("dense V cache", size, DeviceLocal)
-	if err != nil {
-		k.Free()
-		return fmt.Errorf("vk dense: %w", err)
+	per := int(min(uint64(rows), lim/rowBytes))
+	var kg, vg []*Buffer
+	for r0 := 0; r0 < rows; r0 += per {
+		size := rowBytes * uint64(min(per, rows-r0))
+		k, err := m.ctx.NewBuffer("dense K cache", size, DeviceLocal)
+		if err == nil {
+			kg = append(kg, k)
+			var v *Buffer
+			if v, err = m.ctx.NewBuffer("dense V cache", size, DeviceLocal); err == nil {
+				vg = append(vg, v)
+			}
+		}
+		if err != nil {
+			freeAll(kg)
+			freeAll(vg)
+			return fmt.Errorf("vk dense: %w", err)
+		}
 	}
-	m.k, m.v, m.cap = k, v, cp
+	m.kg, m.vg, m.rowsPer, m.cap = kg, vg, per, cp
 	return nil
 }
 
 // grow moves the cache to capacity cp on the device.
 func (m *Dense) grow(cp int) error {
-	oldK, oldV, oldCap := m.k, m.v, m.cap
+	old := Dense{d: m.d, cap: m.cap, opt: m.opt, kg: m.kg, vg: m.vg, rowsPer: m.rowsPer} // for rowAt
 	if err := m.allocCache(cp); err != nil {
-		m.k, m.v, m.cap = oldK, oldV, oldCap
 		return err
 	}
 	es := uint64(m.opt.Storage.bytes())
-	regions := make([]CopyRegion, m.b*m.hkv)
-	for r := range regions {
-		regions[r] = CopyRegion{
-			SrcOff: uint64(r*oldCap*m.d) * es,
-			DstOff: uint64(r*cp*m.d) * es,
-			Size:   max(uint64(m.n*m.d)*es, 4),
+	type pair struct{ dst, src *Buffer }
+	var order []pair
+	regions := map[pair][]CopyRegion{}
+	for r := range m.b * m.hkv {
+		kb, vb, off := m.rowAt(r)
+		okb, ovb, ooff := old.rowAt(r)
+		for _, p := range []pair{{kb, okb}, {vb, ovb}} {
+			if _, ok := regions[p]; !ok {
+				order = append(order, p)
+			}
+			regions[p] = append(regions[p], CopyRegion{SrcOff: ooff, DstOff: off, Size: max(uint64(m.n*m.d)*es, 4)})
 		}
 	}
 	if m.batch == nil {
@@ -557,13 +591,14 @@ func (m *Dense) grow(cp int) error {
 	if err := b.Begin(); err != nil {
 		return err
 	}
-	b.CopyRegions(m.k, oldK, regions)
-	b.CopyRegions(m.v, oldV, regions)
+	for _, p := range order {
+		b.CopyRegions(p.dst, p.src, regions[p])
+	}
 	if _, err := b.Submit(); err != nil {
 		return fmt.Errorf("vk dense: growing the cache to %d tokens: %w", cp, err)
 	}
-	oldK.Free()
-	oldV.Free()
+	freeAll(old.kg)
+	freeAll(old.vg)
 	m.freeSets() // they bound the old buffers
 	return nil
 }
@@ -572,16 +607,16 @@ func (m *Dense) freeSets() {
 	for _, s := range m.splitSets {
 		s.Free()
 	}
-	m.splitSets = nil
+	m.splitSets, m.splitRows = nil, nil
 	m.mergeSet.Free()
 	m.mergeSet = nil
 }
 
 func (m *Dense) freeCache() {
 	m.freeSets()
-	m.k.Free()
-	m.v.Free()
-	m.k, m.v, m.n, m.cap = nil, nil, 0, 0
+	freeAll(m.kg)
+	freeAll(m.vg)
+	m.kg, m.vg, m.rowsPer, m.n, m.cap = nil, nil, 0, 0, 0
 	m.split, m.merge, m.hq = nil, nil, 0
 }
 

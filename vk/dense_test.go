@@ -180,10 +180,15 @@ func TestDenseSplitsAndChunks(t *testing.T) {
 
 // TestDenseAppend prefills, then appends tokens one at a time past the
 // capacity (so the cache grows on the device twice), decoding along the way,
-// and compares every step with ref.DenseMethod after the same appends.
+// and compares every step with ref.DenseMethod after the same appends; in
+// fp16 the cache is also kept in buffers of at most 3 rows of 256 tokens (one
+// buffer at 128 tokens, two at 256, four of one row at 512), as a cache
+// larger than a buffer may be is.
 func TestDenseAppend(t *testing.T) {
 	ctx := device(t)
-	for _, s := range []Storage{F32, F16} {
+	for _, s := range []Storage{F32, F16, F16 | 1<<8} {
+		split := s&(1<<8) != 0
+		s &^= 1 << 8
 		const b, hkv, g, d, n0, steps = 2, 2, 4, 64, 100, 170
 		rng := rand.New(rand.NewPCG(uint64(s), 11))
 		kv := randomKV(rng, b, hkv, n0, d, s)
@@ -191,6 +196,9 @@ func TestDenseAppend(t *testing.T) {
 		got, err := ctx.NewDense(DenseOptions{Storage: s, Reserve: 1})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if split {
+			got.maxRange = 3 * 256 * d * 2
 		}
 		if err := want.Prefill(kv); err != nil {
 			t.Fatal(err)
@@ -235,6 +243,9 @@ func TestDenseAppend(t *testing.T) {
 		}
 		if got.Len() != n0+steps {
 			t.Errorf("%s: Len() = %d, want %d", s, got.Len(), n0+steps)
+		}
+		if split && (len(got.kg) != b*hkv || got.rowsPer != 1) {
+			t.Errorf("%s: %d buffers of %d rows after growing, want %d of 1", s, len(got.kg), got.rowsPer, b*hkv)
 		}
 		if len(caps) < 3 {
 			t.Errorf("%s: capacities %v: want two growths", s, caps)

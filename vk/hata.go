@@ -398,7 +398,7 @@ func (m *HATA) decodeNormWeighted(q []float32, budget ref.Budget, readback bool)
 // [B][Hq][Rbit/32], and the key codes of the cache, [B][Hkv][N][Rbit/32],
 // read back from the device.
 func (m *HATA) Codes() (qcodes, kcodes []uint32, err error) {
-	if !m.stepped || m.k == nil {
+	if !m.stepped || !m.hasCache() {
 		return nil, nil, m.errorf("no codes before the first Decode")
 	}
 	nq := m.rows() * (m.lastHq / m.hkv)

@@ -165,7 +165,8 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 				uint32((m.cp+31)/32), uint32(s.rows), 1)
 			b.Barrier()
 			b.Stage("score")
-			if err := m.recordSoftmax(b, s, ss, qrr, m.scratch["rotated keys"].Range(0, m.rkBytes()), s.sel); err != nil {
+			rk := []kvGroup{{k: m.scratch["rotated keys"].Range(0, m.rkBytes()), rows: s.rows}}
+			if err := m.recordSoftmax(b, s, ss, qrr, rk, s.sel); err != nil {
 				return err
 			}
 			b.Stage("select")

@@ -94,16 +94,18 @@ func (m *Quest) buildSide(b *Batch, t0, t1 int) error {
 		return err
 	}
 	lo, hi := m.bounds()
-	set, err := m.set(k, m.k.Whole(), lo, hi)
-	if err != nil {
-		return err
-	}
 	p0, p1 := t0/m.page, (t1-1)/m.page+1
 	step := ppw * int(m.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
-	for a := p0; a < p1; a += step {
-		e := min(a+step, p1)
-		b.Dispatch(k, set, questBoundsPush{N: uint32(m.n), Cap: uint32(m.cap), Page: uint32(m.page), P0: uint32(a), PCap: uint32(m.pcap())},
-			uint32((e-a+ppw-1)/ppw), uint32(m.rows()), 1)
+	for _, g := range m.groups() {
+		set, err := m.set(k, g.k, lo, hi)
+		if err != nil {
+			return err
+		}
+		for a := p0; a < p1; a += step {
+			e := min(a+step, p1)
+			b.Dispatch(k, set, questBoundsPush{N: uint32(m.n), Cap: uint32(m.cap), Page: uint32(m.page), P0: uint32(a), PCap: uint32(m.pcap()), Row0: uint32(g.row0)},
+				uint32((e-a+ppw-1)/ppw), uint32(g.rows), 1)
+		}
 	}
 	b.Barrier()
 	return nil

@@ -34,6 +34,13 @@ func RandomValue(seed, i uint32) float32 {
 // this way is reproducible on any device. r.Off and r.Size must be multiples
 // of 4. It waits for the device.
 func (c *Context) FillRandom(r Range, f16 bool, seed uint32, scale float32) error {
+	return c.fillRandom(r, f16, seed, scale, 0)
+}
+
+// fillRandom is FillRandom for a range that continues another: word w of r
+// gets the elements of word first+w, so a cache cut into several buffers
+// holds what one buffer filled by FillRandom would.
+func (c *Context) fillRandom(r Range, f16 bool, seed uint32, scale float32, first uint64) error {
 	if r.Off%4 != 0 || r.Size%4 != 0 {
 		return fmt.Errorf("vk: fill random: range offset %d size %d: want multiples of 4", r.Off, r.Size)
 	}
@@ -49,8 +56,8 @@ func (c *Context) FillRandom(r Range, f16 bool, seed uint32, scale float32) erro
 	defer b.Free()
 	words := r.Size / 4
 	window := (uint64(c.Info.Limits.MaxStorageBufferRange) / 4) &^ 63 // words per binding
-	if words > 1<<32-1 {
-		return fmt.Errorf("vk: fill random: %d bytes: more than 2^32 words", r.Size)
+	if first+words > 1<<32-1 {
+		return fmt.Errorf("vk: fill random: %d bytes from word %d: past 2^32 words", r.Size, first)
 	}
 	var sets []*Set
 	defer func() {
@@ -74,7 +81,7 @@ func (c *Context) FillRandom(r Range, f16 bool, seed uint32, scale float32) erro
 		}
 		sets = append(sets, set)
 		groups := uint32(min((n+wg-1)/wg, uint64(c.Info.Limits.MaxComputeWorkGroupCount[0]), 65535))
-		b.Dispatch(k, set, randomPush{N: uint32(n), Base: uint32(w), Seed: seed, F16: f, Scale: scale}, groups, 1, 1)
+		b.Dispatch(k, set, randomPush{N: uint32(n), Base: uint32(first + w), Seed: seed, F16: f, Scale: scale}, groups, 1, 1)
 	}
 	b.Barrier()
 	_, err = b.Submit()
@@ -99,10 +106,16 @@ func (m *Dense) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 		return err
 	}
 	f16 := m.opt.Storage == F16
-	if err := m.ctx.FillRandom(m.k.Whole(), f16, seed, 1); err != nil {
-		return err
+	for i := range m.kg {
+		first := uint64(i*m.rowsPer) * m.rowBytes() / 4 // word index of the buffer in the whole cache
+		if err := m.ctx.fillRandom(m.kg[i].Whole(), f16, seed, 1, first); err != nil {
+			return err
+		}
+		if err := m.ctx.fillRandom(m.vg[i].Whole(), f16, seed+1, 1, first); err != nil {
+			return err
+		}
 	}
-	return m.ctx.FillRandom(m.v.Whole(), f16, seed+1, 1)
+	return nil
 }
 
 // RandomKV returns on the host the first n tokens of the cache PrefillRandom

@@ -139,15 +139,25 @@ func (c *sparseCore) recordProjK(b *Batch, shader string, w *Buffer, out Range, 
 	if err != nil {
 		return err
 	}
-	set, err := c.set(k, c.k.Whole(), w.Whole(), out)
+	for _, g := range c.groups() {
+		if err := c.recordProjKGroup(b, k, g, w, out, ncol, ldw, ostride, t0, t1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordProjKGroup is recordProjK over the rows of one buffer of the cache.
+func (c *sparseCore) recordProjKGroup(b *Batch, k *Kernel, g kvGroup, w *Buffer, out Range, ncol, ldw, ostride, t0, t1 int) error {
+	set, err := c.set(k, g.k, w.Whole(), out)
 	if err != nil {
 		return err
 	}
 	step := projVectors * int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	for a := t0; a < t1; a += step {
 		e := min(a+step, t1)
-		b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(c.cap), Hkv: uint32(c.hkv), Group: 1, Ldw: uint32(ldw), Ostride: uint32(ostride)},
-			uint32((e-a+projVectors-1)/projVectors), uint32(c.rows()), 1)
+		b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(c.cap), Hkv: uint32(c.hkv), Group: 1, Ldw: uint32(ldw), Ostride: uint32(ostride), Row0: uint32(g.row0)},
+			uint32((e-a+projVectors-1)/projVectors), uint32(g.rows), 1)
 	}
 	b.Barrier()
 	return nil
@@ -188,7 +198,14 @@ type sparseCore struct {
 
 	b, hkv, d int // cache shape
 	n, cap    int // tokens cached, tokens allocated per row
-	k, v      *Buffer
+	// The K and V cache [B*Hkv][Cap][D]: buffers kg[i], vg[i] hold rows
+	// [i*rowsPer, min((i+1)*rowsPer, rows)), as many rows as one buffer may
+	// hold (cacheLimit), so that a cache larger than a binding or an
+	// allocation may be is cut into several and every kernel that reads it
+	// is dispatched once per buffer (its push constant row0).
+	kg, vg  []*Buffer
+	rowsPer int
+	maxBuf  uint64 // tests lower it to force several buffers; 0: the device's limits
 
 	scratch map[string]*Buffer // decode buffers by name, grown on demand
 	sets    map[setKey]*Set    // descriptor sets by kernel and ranges
@@ -337,22 +354,63 @@ func (c *sparseCore) encode(x []float32) []byte {
 	return f32Bytes(x)
 }
 
+// cacheLimit returns the most bytes one buffer of the cache may hold: the
+// smaller of maxStorageBufferRange and maxMemoryAllocationSize (or maxBuf).
+func (c *sparseCore) cacheLimit() uint64 {
+	lim := c.ctx.Info.Limits
+	if c.maxBuf > 0 {
+		return c.maxBuf
+	}
+	return min(lim.MaxStorageBufferRange, lim.MaxMemoryAllocationSize)
+}
+
+// kvGroup is one buffer of the K/V cache: K and V rows [row0, row0+rows).
+type kvGroup struct {
+	k, v       Range // [rows][Cap][D]
+	row0, rows int
+}
+
+// groups returns the buffers of the cache, in row order.
+func (c *sparseCore) groups() []kvGroup {
+	gs := make([]kvGroup, len(c.kg))
+	for i := range gs {
+		r0 := i * c.rowsPer
+		gs[i] = kvGroup{k: c.kg[i].Whole(), v: c.vg[i].Whole(), row0: r0, rows: min(c.rowsPer, c.rows()-r0)}
+	}
+	return gs
+}
+
+// rowAt returns the buffers that hold cache row r and the row's byte offset
+// in them.
+func (c *sparseCore) rowAt(r int) (k, v *Buffer, off uint64) {
+	i := r / c.rowsPer
+	return c.kg[i], c.vg[i], uint64(r-i*c.rowsPer) * c.rowBytes()
+}
+
 // allocCache replaces the cache with one of shape (b, hkv, n) and capacity cp
-// tokens per row (contents undefined).
+// tokens per row (contents undefined), in as few buffers as cacheLimit
+// allows.
 func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 	c.freeCache()
 	c.b, c.hkv, c.n, c.cap = b, hkv, n, cp
-	if rb, lim := c.rowBytes()*uint64(c.rows()), c.ctx.Info.Limits.MaxStorageBufferRange; rb > lim {
-		return c.errorf("the K cache [B=%d][Hkv=%d][Cap=%d][D=%d] %s is %s, over maxStorageBufferRange %s: the top-k kernels bind it whole",
-			b, hkv, cp, c.d, c.opt.Storage, bytesString(rb), bytesString(lim))
+	lim := c.cacheLimit()
+	if rb := c.rowBytes(); rb > lim {
+		return c.errorf("one row of the K cache (Cap=%d tokens x D=%d %s) is %s, over the %s a buffer may bind (maxStorageBufferRange, maxMemoryAllocationSize)",
+			cp, c.d, c.opt.Storage, bytesString(rb), bytesString(lim))
 	}
-	size := c.rowBytes() * uint64(c.rows())
-	var err error
-	if c.k, err = c.ctx.NewBuffer("vk "+c.name+" K cache", size, DeviceLocal); err != nil {
-		return c.errorf("%v", err)
-	}
-	if c.v, err = c.ctx.NewBuffer("vk "+c.name+" V cache", size, DeviceLocal); err != nil {
-		return c.errorf("%v", err)
+	c.rowsPer = int(min(uint64(c.rows()), lim/c.rowBytes()))
+	for r0 := 0; r0 < c.rows(); r0 += c.rowsPer {
+		size := c.rowBytes() * uint64(min(c.rowsPer, c.rows()-r0))
+		k, err := c.ctx.NewBuffer("vk "+c.name+" K cache", size, DeviceLocal)
+		if err != nil {
+			return c.errorf("%v", err)
+		}
+		c.kg = append(c.kg, k)
+		v, err := c.ctx.NewBuffer("vk "+c.name+" V cache", size, DeviceLocal)
+		if err != nil {
+			return c.errorf("%v", err)
+		}
+		c.vg = append(c.vg, v)
 	}
 	if c.side != nil {
 		return c.side.sizeSide()
@@ -360,11 +418,21 @@ func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 	return nil
 }
 
+// hasCache reports whether a cache is allocated (a Prefill has run).
+func (c *sparseCore) hasCache() bool { return len(c.kg) > 0 }
+
 func (c *sparseCore) freeCache() {
 	c.dropSets()
-	c.k.Free()
-	c.v.Free()
-	c.k, c.v, c.n, c.cap = nil, nil, 0, 0
+	freeAll(c.kg)
+	freeAll(c.vg)
+	c.kg, c.vg, c.n, c.cap, c.rowsPer = nil, nil, 0, 0, 0
+}
+
+// freeAll frees every buffer of bs.
+func freeAll(bs []*Buffer) {
+	for _, b := range bs {
+		b.Free()
+	}
 }
 
 // buildAll records and runs the side state of tokens [0, n).
@@ -403,10 +471,10 @@ func (c *sparseCore) Prefill(kv *ref.KV) error {
 	}
 	regions := make([]Region, 0, 2*c.rows())
 	for r := range c.rows() {
-		off := uint64(r) * c.rowBytes()
+		kb, vb, off := c.rowAt(r)
 		regions = append(regions,
-			Region{Dst: c.k, Off: off, Data: c.encode(kv.K[r][:c.n*c.d])},
-			Region{Dst: c.v, Off: off, Data: c.encode(kv.V[r][:c.n*c.d])})
+			Region{Dst: kb, Off: off, Data: c.encode(kv.K[r][:c.n*c.d])},
+			Region{Dst: vb, Off: off, Data: c.encode(kv.V[r][:c.n*c.d])})
 	}
 	if err := c.ctx.Write(regions...); err != nil {
 		return c.errorf("prefill: %v", err)
@@ -430,11 +498,14 @@ func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 		return err
 	}
 	f16 := c.opt.Storage == F16
-	if err := c.ctx.FillRandom(c.k.Whole(), f16, seed, 1); err != nil {
-		return err
-	}
-	if err := c.ctx.FillRandom(c.v.Whole(), f16, seed+1, 1); err != nil {
-		return err
+	for _, g := range c.groups() {
+		first := uint64(g.row0) * c.rowBytes() / 4 // word index of the group in the whole cache
+		if err := c.ctx.fillRandom(g.k, f16, seed, 1, first); err != nil {
+			return err
+		}
+		if err := c.ctx.fillRandom(g.v, f16, seed+1, 1, first); err != nil {
+			return err
+		}
 	}
 	return c.buildAll()
 }
@@ -443,26 +514,23 @@ func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 // every row and builds its side state on the device; the capacity doubles
 // (on the device) when it is full.
 func (c *sparseCore) Append(k, v []float32) error {
-	if c.k == nil {
+	if !c.hasCache() {
 		return c.errorf("append before prefill")
 	}
 	want := c.rows() * c.d
 	if len(k) != want || len(v) != want {
 		return c.errorf("append: len(k)=%d len(v)=%d, want B*Hkv*D = %d*%d*%d = %d", len(k), len(v), c.b, c.hkv, c.d, want)
 	}
-	var oldK, oldV *Buffer
-	oldCap := c.cap
+	var old *sparseCore // the cache before it grows: its buffers and layout
 	if c.n == c.cap {
-		oldK, oldV = c.k, c.v
-		c.k, c.v = nil, nil
-		n := c.n
-		if err := c.allocCache(c.b, c.hkv, n, 2*oldCap); err != nil {
-			oldK.Free()
-			oldV.Free()
+		old = &sparseCore{b: c.b, hkv: c.hkv, d: c.d, n: c.n, cap: c.cap, opt: c.opt, kg: c.kg, vg: c.vg, rowsPer: c.rowsPer}
+		c.kg, c.vg = nil, nil
+		err := c.allocCache(c.b, c.hkv, old.n, 2*old.cap)
+		defer freeAll(old.kg)
+		defer freeAll(old.vg)
+		if err != nil {
 			return err
 		}
-		defer oldK.Free()
-		defer oldV.Free()
 	}
 	es := uint64(c.opt.Storage.bytes())
 	tokBytes := uint64(c.d) * es
@@ -472,13 +540,6 @@ func (c *sparseCore) Append(k, v []float32) error {
 	}
 	copy(up.Bytes(), c.encode(k))
 	copy(up.Bytes()[uint64(c.rows())*tokBytes:], c.encode(v))
-	kr := make([]CopyRegion, c.rows())
-	vr := make([]CopyRegion, c.rows())
-	for r := range kr {
-		dst := uint64(r)*c.rowBytes() + uint64(c.n)*tokBytes
-		kr[r] = CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: dst, Size: tokBytes}
-		vr[r] = CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: dst, Size: tokBytes}
-	}
 	b, err := c.getBatch()
 	if err != nil {
 		return err
@@ -486,17 +547,32 @@ func (c *sparseCore) Append(k, v []float32) error {
 	if err := b.Begin(); err != nil {
 		return err
 	}
-	rebuild := oldK != nil
-	if rebuild && c.n > 0 { // move the cached tokens to the new rows
-		mv := make([]CopyRegion, c.rows())
-		for r := range mv {
-			mv[r] = CopyRegion{SrcOff: uint64(r*oldCap) * tokBytes, DstOff: uint64(r) * c.rowBytes(), Size: uint64(c.n) * tokBytes}
+	rebuild := old != nil
+	// One CopyRegions per pair of buffers, from the regions of every row.
+	type pair struct{ dst, src *Buffer }
+	var order []pair
+	regions := map[pair][]CopyRegion{}
+	add := func(dst, src *Buffer, r CopyRegion) {
+		p := pair{dst, src}
+		if _, ok := regions[p]; !ok {
+			order = append(order, p)
 		}
-		b.CopyRegions(c.k, oldK, mv)
-		b.CopyRegions(c.v, oldV, mv)
+		regions[p] = append(regions[p], r)
 	}
-	b.CopyRegions(c.k, up, kr)
-	b.CopyRegions(c.v, up, vr)
+	for r := range c.rows() {
+		kb, vb, off := c.rowAt(r)
+		if rebuild && c.n > 0 { // move the cached tokens to the new rows
+			okb, ovb, ooff := old.rowAt(r)
+			add(kb, okb, CopyRegion{SrcOff: ooff, DstOff: off, Size: uint64(c.n) * tokBytes})
+			add(vb, ovb, CopyRegion{SrcOff: ooff, DstOff: off, Size: uint64(c.n) * tokBytes})
+		}
+		dst := off + uint64(c.n)*tokBytes
+		add(kb, up, CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: dst, Size: tokBytes})
+		add(vb, up, CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: dst, Size: tokBytes})
+	}
+	for _, p := range order {
+		b.CopyRegions(p.dst, p.src, regions[p])
+	}
 	b.Barrier()
 	c.n++
 	if c.side != nil {
@@ -525,7 +601,7 @@ type step struct {
 
 // checkQuery returns Hq for q: [B][Hq][D] over the cache.
 func (c *sparseCore) checkQuery(q []float32) (int, error) {
-	if c.k == nil {
+	if !c.hasCache() {
 		return 0, c.errorf("decode before prefill")
 	}
 	if c.n < 1 {
@@ -752,31 +828,39 @@ func b32(b bool) uint32 {
 // recordAttention records the attention of s over its selection: "gather"
 // (naive only), "attend" (sparse_split, with the merge folded in unless
 // naive) and "merge" (sparse_merge, naive only).
+//
+// Both read the cache one buffer at a time (kvGroup); the attention after a
+// gather reads the gathered rows, one buffer.
 func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
-	kr, vr := c.k.Whole(), c.v.Whole()
+	gs := c.groups()
 	cp := c.cap
 	if a.gather != nil {
 		b.Stage("gather")
-		set, err := c.set(a.gather, s.sel, kr, vr, a.kc, a.vc)
+		dv := c.d * c.opt.Storage.bytes() / 16
+		groups := min((s.k*dv+gatherWorkgroup-1)/gatherWorkgroup, 1024)
+		for _, g := range gs {
+			set, err := c.set(a.gather, s.sel, g.k, g.v, a.kc, a.vc)
+			if err != nil {
+				return err
+			}
+			b.Dispatch(a.gather, set, gatherPush{K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(c.cap), DV: uint32(dv), Row0: uint32(g.row0)},
+				uint32(groups), uint32(g.rows), 1)
+		}
+		b.Barrier()
+		gs, cp = []kvGroup{{k: a.kc, v: a.vc, row0: 0, rows: s.rows}}, s.k
+	}
+	b.Stage("attend")
+	for _, g := range gs {
+		set, err := c.set(a.split, s.q, s.sel, g.k, g.v, a.po, a.pml, a.out, a.cnt)
 		if err != nil {
 			return err
 		}
-		dv := c.d * c.opt.Storage.bytes() / 16
-		groups := min((s.k*dv+gatherWorkgroup-1)/gatherWorkgroup, 1024)
-		b.Dispatch(a.gather, set, gatherPush{K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(c.cap), DV: uint32(dv)}, uint32(groups), uint32(s.rows), 1)
-		b.Barrier()
-		kr, vr, cp = a.kc, a.vc, s.k
+		b.Dispatch(a.split, set, sparsePush{
+			K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(cp),
+			SplitLen: uint32(a.length), Splits: uint32(a.splits),
+			Scale: float32(1 / math.Sqrt(float64(c.d))), Row0: uint32(g.row0),
+		}, uint32(a.splits), uint32(g.rows), 1)
 	}
-	b.Stage("attend")
-	set, err := c.set(a.split, s.q, s.sel, kr, vr, a.po, a.pml, a.out, a.cnt)
-	if err != nil {
-		return err
-	}
-	b.Dispatch(a.split, set, sparsePush{
-		K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(cp),
-		SplitLen: uint32(a.length), Splits: uint32(a.splits),
-		Scale: float32(1 / math.Sqrt(float64(c.d))),
-	}, uint32(a.splits), uint32(s.rows), 1)
 	b.Barrier()
 	if a.merge == nil {
 		return nil
@@ -1016,6 +1100,7 @@ type (
 		Group   uint32 // q: G
 		Ldw     uint32 // row stride of W, in floats
 		Ostride uint32 // output row stride, in words or floats
+		Row0    uint32 // keys: the cache row of the bound K's row 0
 	}
 	// hataScorePush mirrors hata_score.comp.
 	hataScorePush struct {
@@ -1034,15 +1119,18 @@ type (
 	sparsePush struct {
 		K, KStride, Cap, SplitLen, Splits uint32
 		Scale                             float32
+		Row0                              uint32 // the cache row of the bound K's and V's row 0
 	}
 	// gatherPush mirrors sparse_gather.comp.
 	gatherPush struct {
 		K, KStride, Cap, DV uint32
+		Row0                uint32 // the cache row of the bound K's and V's row 0
 	}
 	// logitsPush mirrors score_logits.glsl.
 	logitsPush struct {
 		N, Cap, KStride, ChunkLen, NChunks, XStride uint32
 		Scale                                       float32
+		Row0                                        uint32 // the cache row of the bound K's row 0
 	}
 	// softmaxPush mirrors score_softmax.comp.
 	softmaxPush struct {
@@ -1051,6 +1139,7 @@ type (
 	// questBoundsPush mirrors quest_bounds.glsl.
 	questBoundsPush struct {
 		N, Cap, Page, P0, PCap uint32
+		Row0                   uint32 // the cache row of the bound K's row 0
 	}
 	// questScorePush mirrors quest_score.glsl.
 	questScorePush struct {

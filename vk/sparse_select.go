@@ -34,8 +34,9 @@ type selectSpec struct {
 	// select_count (select.glsl, pc.cum).
 	cumChunk int
 	// attendG > 0 (with cumChunk): select and attend in one dispatch
-	// (select_attend, group size attendG) when its shared memory fits;
-	// selectPlan.attend is nil when it does not.
+	// (select_attend, group size attendG) when its shared memory fits and
+	// the cache is one buffer; selectPlan.attend is nil otherwise (and the
+	// separate select and attention run).
 	attendG int
 	sel     Range // [rows][k] uint32
 	k       int   // the row stride of sel
@@ -108,7 +109,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	}
-	if s.attendG > 0 {
+	if s.attendG > 0 && len(c.kg) == 1 { // select_attend binds the cache whole
 		if s.cumChunk == 0 {
 			return nil, c.errorf("select_attend needs the score kernel's chunk counts")
 		}
@@ -145,7 +146,7 @@ func (c *sparseCore) selectAttendKernel(g int, key16 bool) (*Kernel, error) {
 // p.nchunks), merged by the last workgroup of each row.
 func (c *sparseCore) recordSelectAttend(b *Batch, p *selectPlan, s *step, a *attention) error {
 	b.Stage("select+attend")
-	set, err := c.set(p.attend, p.keys, p.hist, p.cnt, p.sel, s.q, c.k.Whole(), c.v.Whole(), a.po, a.pml, a.out, a.cnt)
+	set, err := c.set(p.attend, p.keys, p.hist, p.cnt, p.sel, s.q, c.kg[0].Whole(), c.vg[0].Whole(), a.po, a.pml, a.out, a.cnt)
 	if err != nil {
 		return err
 	}

@@ -213,7 +213,8 @@ func TestSparsePrefillRandom(t *testing.T) {
 			c := coreOf(got)
 			for r := range b * hkv {
 				raw := make([]byte, n*d*st.bytes())
-				if err := ctx.Read(c.k, uint64(r)*c.rowBytes(), raw); err != nil {
+				kb, _, off := c.rowAt(r)
+				if err := ctx.Read(kb, off, raw); err != nil {
 					t.Fatal(err)
 				}
 				for i := range n * d {

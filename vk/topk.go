@@ -97,15 +97,17 @@ func (c *sparseCore) logitsKernel(g, dk int, st Storage, indexed bool) (*Kernel,
 
 // recordSoftmax records the score pipeline of q: [rows*G][dk] float32 against
 // keys: [rows][Cap][dk] (the cache, or Loki's rotated keys).
-func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, q, keys, idx Range) error {
-	lset, err := c.set(ss.logits, q, keys, idx, ss.x, ss.pml)
-	if err != nil {
-		return err
+func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, q Range, keys []kvGroup, idx Range) error {
+	for _, g := range keys {
+		lset, err := c.set(ss.logits, q, g.k, idx, ss.x, ss.pml)
+		if err != nil {
+			return err
+		}
+		b.Dispatch(ss.logits, lset, logitsPush{
+			N: uint32(c.n), Cap: uint32(c.cap), KStride: uint32(s.k), ChunkLen: uint32(ss.chunk), NChunks: uint32(ss.nchunks),
+			XStride: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))), Row0: uint32(g.row0),
+		}, uint32(ss.nchunks), uint32(g.rows), 1)
 	}
-	b.Dispatch(ss.logits, lset, logitsPush{
-		N: uint32(c.n), Cap: uint32(c.cap), KStride: uint32(s.k), ChunkLen: uint32(ss.chunk), NChunks: uint32(ss.nchunks),
-		XStride: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))),
-	}, uint32(ss.nchunks), uint32(s.rows), 1)
 	b.Barrier()
 	sset, err := c.set(ss.softmax, ss.x, ss.pml, ss.keys, ss.s)
 	if err != nil {
@@ -149,7 +151,7 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		rec: func(b *Batch) error {
 			b.Stage("score")
 			sp.zeroHist(b)
-			if err := m.recordSoftmax(b, s, ss, s.q, m.k.Whole(), s.sel); err != nil {
+			if err := m.recordSoftmax(b, s, ss, s.q, m.groups(), s.sel); err != nil {
 				return err
 			}
 			b.Stage("select")
