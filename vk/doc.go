@@ -36,12 +36,14 @@
 // ErrOutOfMemory.
 //
 // A storage-buffer binding may cover at most maxStorageBufferRange bytes (128
-// MiB on lavapipe, 4 GiB on an H200). Kernels therefore bind large tensors in
-// windows: the tensor is one buffer, each dispatch binds a window of whole
-// rows that fits, and a push constant (row_base) tells the kernel which rows
-// the window holds. The dense kernel binds the cache [B][Hkv][Cap][D] in
-// chunks of cache rows (b, h); one row, Cap*D elements, must fit in a
-// binding, which holds up to 256K tokens of D=128 in fp32 on lavapipe.
+// MiB on lavapipe, 4 GiB on an H200), and one allocation at most
+// maxMemoryAllocationSize (4 GiB on an H200). Every method therefore keeps
+// its K/V cache [B*Hkv][Cap][D] in one or more buffers of whole cache rows
+// (b, h), as many rows as both limits allow, and dispatches each kernel that
+// reads the cache once per buffer, with a push constant (row0, row_base in
+// dense) naming the buffer's first row; one row, Cap*D elements, must fit,
+// which holds up to 256K tokens of D=128 in fp32 on lavapipe. Tests lower
+// the limit to cut caches into 1- and 3-row buffers.
 //
 // # Kernels
 //
