@@ -13,6 +13,8 @@ predict, every 50 steps:
            symbols inserted twice, loss weight 4 on the second copy (train.py's
            copy task, at this small scale)
     curr   copy for the first 120 steps, then embed
+    mixed  half the windows of every batch copy, half embed; the copy loss
+           is printed for each half
 
 Runs on the CPU with Debian's PyTorch 1.13 (apt install python3-torch), which
 has no F.scaled_dot_product_attention: the script supplies an explicit causal
@@ -21,6 +23,7 @@ softmax attention with the same arguments. About 2.4 s per step on 2 cores.
     python3 train/copy_check.py copy --steps 300
     python3 train/copy_check.py embed --steps 300
     python3 train/copy_check.py curr --steps 300
+    python3 train/copy_check.py mixed --steps 300
 """
 import argparse
 import importlib.util
@@ -100,7 +103,7 @@ def window(t, rng, data, kind, seq):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["copy", "embed", "curr"])
+    ap.add_argument("kind", choices=["copy", "embed", "curr", "mixed"])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -120,7 +123,8 @@ def main():
     t0 = time.time()
     for step in range(1, a.steps + 1):
         kind = a.kind if a.kind != "curr" else ("copy" if step <= 120 else "embed")
-        ids, w, cp = zip(*(window(t, rng, data, kind, seq) for _ in range(16)))
+        kinds = [kind] * 16 if kind != "mixed" else ["copy"] * 8 + ["embed"] * 8
+        ids, w, cp = zip(*(window(t, rng, data, k, seq) for k in kinds))
         x, w, cp = torch.from_numpy(np.stack(ids)), torch.from_numpy(np.stack(w)), torch.from_numpy(np.stack(cp))
         ce = F.cross_entropy(model(x[:, :-1]).reshape(-1, t.VOCAB), x[:, 1:].reshape(-1), reduction="none").view_as(w)
         loss = (ce * w).sum() / w.sum()
@@ -131,7 +135,10 @@ def main():
         if step % 50 == 0 or step == 1:
             with torch.no_grad():
                 text = ce[~cp & (w > 0)]
-                print(f"step {step} t {time.time() - t0:.0f}s {kind} copy_loss {ce[cp].mean().item():.3f} "
+                extra = ""
+                if kind == "mixed":
+                    extra = f" (pure {ce[:8][cp[:8]].mean().item():.3f}, in text {ce[8:][cp[8:]].mean().item():.3f})"
+                print(f"step {step} t {time.time() - t0:.0f}s {kind} copy_loss {ce[cp].mean().item():.3f}{extra} "
                       f"text_loss {text.mean().item() if text.numel() else float('nan'):.3f}", flush=True)
 
 
