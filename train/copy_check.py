@@ -8,7 +8,12 @@ predict, every 50 steps:
 
     copy   a random string of 128 letters and digits, then the same string
            again; loss on the second copy from its fourth byte (chance:
-           ln 36 = 3.58 nats)
+           ln 36 = 3.58 nats). The copy is always 128 bytes back, so a head
+           attending to a fixed relative position solves it: no content
+           matching needed
+    shift  random letters and digits throughout, with a string of 24-40 of
+           them occurring twice at random places: the copy is at a varying
+           distance, so only matching content finds it
     embed  corpus text (.data/train.txt) with one random string of 24-40
            symbols inserted twice, loss weight 4 on the second copy (train.py's
            copy task, at this small scale)
@@ -85,25 +90,28 @@ def window(t, rng, data, kind, seq):
     else:
         s = (" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(24, 40))) + " ").encode()
         n = seq - 2 * len(s)
-        st = rng.randrange(0, len(data) - n)
-        text = bytes(data[st : st + n])
+        if kind == "shift":
+            text = "".join(rng.choice(ALNUM) for _ in range(n)).encode()
+        else:
+            st = rng.randrange(0, len(data) - n)
+            text = bytes(data[st : st + n])
         p1 = rng.randrange(0, n // 2)
         p2 = rng.randrange(p1, n + 1)
         out = bytes([0]) + text[:p1] + s + text[p1:p2]
         a0 = len(out) + 4  # after " " and three locating bytes
         a1 = len(out) + len(s) - 1  # before the trailing " "
         out += s + text[p2:]
-        w[:] = 1
+        w[:] = 1 if kind == "embed" else 0
     ids = np.frombuffer(out, dtype=np.uint8).astype(np.int64)
     ids[0] = t.BOS
-    w[a0 - 1 : a1 - 1] = 1 if kind == "copy" else t.ANSWER_WEIGHT  # token i is predicted by slot i-1
+    w[a0 - 1 : a1 - 1] = t.ANSWER_WEIGHT if kind == "embed" else 1  # token i is predicted by slot i-1
     copy[a0 - 1 : a1 - 1] = True
     return ids, w, copy
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["copy", "embed", "curr", "mixed"])
+    ap.add_argument("kind", choices=["copy", "shift", "embed", "curr", "mixed"])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -117,7 +125,7 @@ def main():
          "vocab_size": t.VOCAB, "rope_theta": 10000.0, "max_seq_len": seq, "norm_eps": 1e-5}
     torch.manual_seed(0)
     rng = random.Random(0)
-    data = np.frombuffer(open(a.data, "rb").read(), dtype=np.uint8) if a.kind != "copy" else None
+    data = np.frombuffer(open(a.data, "rb").read(), dtype=np.uint8) if a.kind not in ("copy", "shift") else None
     model = t.Llama(c)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1)
     t0 = time.time()
