@@ -134,11 +134,10 @@ type Dense struct {
 
 	b, hkv, d int // cache shape
 	n, cap    int // tokens cached, tokens allocated per row
-	// K and V [B*Hkv][Cap][D]: buffers kg[i], vg[i] hold rows [i*rowsPer,
-	// min((i+1)*rowsPer, rows)), as many rows as one buffer may bind and
-	// allocate (maxRange, maxMemoryAllocationSize).
-	kg, vg  []*Buffer
-	rowsPer int
+	// kv is K and V [B*Hkv][Cap][D] in buffers of as many rows as one
+	// buffer may bind and allocate (maxRange, maxMemoryAllocationSize); nil
+	// before Prefill.
+	kv *kvStore
 
 	hq, splits, splitLen int // the decode shape the buffers below are sized for
 	q, qUp               *Buffer
@@ -154,16 +153,6 @@ type Dense struct {
 
 	maxRange uint64 // the binding limit used; tests lower it to force several buffers
 }
-
-// rowAt returns the buffers that hold cache row r and the row's byte offset
-// in them.
-func (m *Dense) rowAt(r int) (k, v *Buffer, off uint64) {
-	i := r / m.rowsPer
-	return m.kg[i], m.vg[i], uint64(r-i*m.rowsPer) * m.rowBytes()
-}
-
-// rowBytes returns the bytes of one cache row.
-func (m *Dense) rowBytes() uint64 { return uint64(m.cap*m.d) * uint64(m.opt.Storage.bytes()) }
 
 var _ ref.Method = (*Dense)(nil)
 
@@ -233,7 +222,7 @@ func (m *Dense) Prefill(kv *ref.KV) error {
 	rows := m.b * m.hkv
 	regions := make([]Region, 0, 2*rows)
 	for r := range rows {
-		kb, vb, off := m.rowAt(r)
+		kb, vb, off := m.kv.rowAt(r)
 		regions = append(regions,
 			Region{Dst: kb, Off: off, Data: m.encode(kv.K[r][:m.n*m.d])},
 			Region{Dst: vb, Off: off, Data: m.encode(kv.V[r][:m.n*m.d])})
@@ -247,7 +236,7 @@ func (m *Dense) Prefill(kv *ref.KV) error {
 // Append implements ref.Method: k and v, [B][Hkv][D], become token N of
 // every row. The capacity doubles (on the device) when it is full.
 func (m *Dense) Append(k, v []float32) error {
-	if len(m.kg) == 0 {
+	if m.kv == nil {
 		return fmt.Errorf("vk dense: append before prefill")
 	}
 	want := m.b * m.hkv * m.d
@@ -261,7 +250,7 @@ func (m *Dense) Append(k, v []float32) error {
 	}
 	regions := make([]Region, 0, 2*m.b*m.hkv)
 	for r := range m.b * m.hkv {
-		kb, vb, off := m.rowAt(r)
+		kb, vb, off := m.kv.rowAt(r)
 		off += uint64(m.n*m.d) * uint64(m.opt.Storage.bytes())
 		regions = append(regions,
 			Region{Dst: kb, Off: off, Data: m.encode(k[r*m.d : (r+1)*m.d])},
@@ -277,7 +266,7 @@ func (m *Dense) Append(k, v []float32) error {
 // Decode implements ref.Method: q: [B][Hq][D] attends over every cached
 // token; the budget is not used. It returns Out: [B][Hq][D].
 func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
-	if len(m.kg) == 0 {
+	if m.kv == nil {
 		return nil, fmt.Errorf("vk dense: decode before prefill")
 	}
 	if m.n < 1 {
@@ -462,12 +451,12 @@ func (m *Dense) prepare(hq int) error {
 		m.freeSets()
 		// One set per run of rows inside one buffer of the cache, at most
 		// maxComputeWorkGroupCount[1] rows each.
-		chunk := int(min(uint64(m.rowsPer), uint64(lim.MaxComputeWorkGroupCount[1])))
+		chunk := int(min(uint64(m.kv.rowsPer), uint64(lim.MaxComputeWorkGroupCount[1])))
 		poBytes := uint64(splits) * qBytes
 		pmlBytes := uint64(splits*m.b*hq) * 8
 		for base := 0; base < rows; {
-			kb, vb, off := m.rowAt(base)
-			n := min(chunk, m.rowsPer-base%m.rowsPer, rows-base)
+			kb, vb, off := m.kv.rowAt(base)
+			n := min(chunk, m.kv.rowsPer-base%m.kv.rowsPer, rows-base)
 			set, err := m.split.NewSet(m.q.Range(0, qBytes), kb.Range(off, uint64(n)*rowBytes), vb.Range(off, uint64(n)*rowBytes),
 				m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4))
 			if err != nil {
@@ -531,55 +520,23 @@ func (m *Dense) encode(x []float32) []byte {
 // of as many rows as maxRange and maxMemoryAllocationSize allow. On error
 // the cache is left as it was.
 func (m *Dense) allocCache(cp int) error {
-	rows := m.b * m.hkv
 	rowBytes := uint64(cp*m.d) * uint64(m.opt.Storage.bytes())
-	lim := min(m.maxRange, m.ctx.Info.Limits.MaxMemoryAllocationSize)
-	if rowBytes > lim {
-		return fmt.Errorf("vk dense: one cache row of Cap=%d tokens x D=%d %s is %s, over the %s a buffer may bind (maxStorageBufferRange, maxMemoryAllocationSize)",
-			cp, m.d, m.opt.Storage, bytesString(rowBytes), bytesString(lim))
+	kv, err := newKVStore(m.ctx, "dense", m.b*m.hkv, rowBytes, min(m.maxRange, m.ctx.Info.Limits.MaxMemoryAllocationSize))
+	if err != nil {
+		return fmt.Errorf("vk dense: Cap=%d tokens x D=%d %s: %w", cp, m.d, m.opt.Storage, err)
 	}
-	per := int(min(uint64(rows), lim/rowBytes))
-	var kg, vg []*Buffer
-	for r0 := 0; r0 < rows; r0 += per {
-		size := rowBytes * uint64(min(per, rows-r0))
-		k, err := m.ctx.NewBuffer("dense K cache", size, DeviceLocal)
-		if err == nil {
-			kg = append(kg, k)
-			var v *Buffer
-			if v, err = m.ctx.NewBuffer("dense V cache", size, DeviceLocal); err == nil {
-				vg = append(vg, v)
-			}
-		}
-		if err != nil {
-			freeAll(kg)
-			freeAll(vg)
-			return fmt.Errorf("vk dense: %w", err)
-		}
-	}
-	m.kg, m.vg, m.rowsPer, m.cap = kg, vg, per, cp
+	m.kv, m.cap = kv, cp
 	return nil
 }
 
 // grow moves the cache to capacity cp on the device.
 func (m *Dense) grow(cp int) error {
-	old := Dense{d: m.d, cap: m.cap, opt: m.opt, kg: m.kg, vg: m.vg, rowsPer: m.rowsPer} // for rowAt
+	old := m.kv
 	if err := m.allocCache(cp); err != nil {
 		return err
 	}
-	es := uint64(m.opt.Storage.bytes())
-	type pair struct{ dst, src *Buffer }
-	var order []pair
-	regions := map[pair][]CopyRegion{}
-	for r := range m.b * m.hkv {
-		kb, vb, off := m.rowAt(r)
-		okb, ovb, ooff := old.rowAt(r)
-		for _, p := range []pair{{kb, okb}, {vb, ovb}} {
-			if _, ok := regions[p]; !ok {
-				order = append(order, p)
-			}
-			regions[p] = append(regions[p], CopyRegion{SrcOff: ooff, DstOff: off, Size: max(uint64(m.n*m.d)*es, 4)})
-		}
-	}
+	var copies copyGroups
+	m.kv.moveRows(&copies, old, max(uint64(m.n*m.d)*uint64(m.opt.Storage.bytes()), 4))
 	if m.batch == nil {
 		b, err := m.ctx.NewBatch()
 		if err != nil {
@@ -591,14 +548,11 @@ func (m *Dense) grow(cp int) error {
 	if err := b.Begin(); err != nil {
 		return err
 	}
-	for _, p := range order {
-		b.CopyRegions(p.dst, p.src, regions[p])
-	}
+	copies.record(b)
 	if _, err := b.Submit(); err != nil {
 		return fmt.Errorf("vk dense: growing the cache to %d tokens: %w", cp, err)
 	}
-	freeAll(old.kg)
-	freeAll(old.vg)
+	old.free()
 	m.freeSets() // they bound the old buffers
 	return nil
 }
@@ -614,9 +568,8 @@ func (m *Dense) freeSets() {
 
 func (m *Dense) freeCache() {
 	m.freeSets()
-	freeAll(m.kg)
-	freeAll(m.vg)
-	m.kg, m.vg, m.rowsPer, m.n, m.cap = nil, nil, 0, 0, 0
+	m.kv.free()
+	m.kv, m.n, m.cap = nil, 0, 0
 	m.split, m.merge, m.hq = nil, nil, 0
 }
 

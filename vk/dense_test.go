@@ -244,8 +244,8 @@ func TestDenseAppend(t *testing.T) {
 		if got.Len() != n0+steps {
 			t.Errorf("%s: Len() = %d, want %d", s, got.Len(), n0+steps)
 		}
-		if split && (len(got.kg) != b*hkv || got.rowsPer != 1) {
-			t.Errorf("%s: %d buffers of %d rows after growing, want %d of 1", s, len(got.kg), got.rowsPer, b*hkv)
+		if split && (len(got.kv.k) != b*hkv || got.kv.rowsPer != 1) {
+			t.Errorf("%s: %d buffers of %d rows after growing, want %d of 1", s, len(got.kv.k), got.kv.rowsPer, b*hkv)
 		}
 		if len(caps) < 3 {
 			t.Errorf("%s: capacities %v: want two growths", s, caps)

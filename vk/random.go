@@ -105,17 +105,7 @@ func (m *Dense) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	if err := m.allocCache(roundUp(n+m.opt.Reserve, 64)); err != nil {
 		return err
 	}
-	f16 := m.opt.Storage == F16
-	for i := range m.kg {
-		first := uint64(i*m.rowsPer) * m.rowBytes() / 4 // word index of the buffer in the whole cache
-		if err := m.ctx.fillRandom(m.kg[i].Whole(), f16, seed, 1, first); err != nil {
-			return err
-		}
-		if err := m.ctx.fillRandom(m.vg[i].Whole(), f16, seed+1, 1, first); err != nil {
-			return err
-		}
-	}
-	return nil
+	return m.kv.fillRandom(m.ctx, m.opt.Storage == F16, seed)
 }
 
 // RandomKV returns on the host the first n tokens of the cache PrefillRandom

@@ -139,7 +139,7 @@ func (c *sparseCore) recordProjK(b *Batch, shader string, w *Buffer, out Range, 
 	if err != nil {
 		return err
 	}
-	for _, g := range c.groups() {
+	for _, g := range c.kv.groups() {
 		if err := c.recordProjKGroup(b, k, g, w, out, ncol, ldw, ostride, t0, t1); err != nil {
 			return err
 		}
@@ -198,14 +198,11 @@ type sparseCore struct {
 
 	b, hkv, d int // cache shape
 	n, cap    int // tokens cached, tokens allocated per row
-	// The K and V cache [B*Hkv][Cap][D]: buffers kg[i], vg[i] hold rows
-	// [i*rowsPer, min((i+1)*rowsPer, rows)), as many rows as one buffer may
-	// hold (cacheLimit), so that a cache larger than a binding or an
-	// allocation may be is cut into several and every kernel that reads it
-	// is dispatched once per buffer (its push constant row0).
-	kg, vg  []*Buffer
-	rowsPer int
-	maxBuf  uint64 // tests lower it to force several buffers; 0: the device's limits
+	// kv is the K and V cache [B*Hkv][Cap][D] in buffers of at most
+	// cacheLimit bytes; every kernel that reads it is dispatched once per
+	// buffer (its push constant row0). nil before Prefill.
+	kv     *kvStore
+	maxBuf uint64 // tests lower it to force several buffers; 0: the device's limits
 
 	scratch map[string]*Buffer // decode buffers by name, grown on demand
 	sets    map[setKey]*Set    // descriptor sets by kernel and ranges
@@ -370,48 +367,17 @@ type kvGroup struct {
 	row0, rows int
 }
 
-// groups returns the buffers of the cache, in row order.
-func (c *sparseCore) groups() []kvGroup {
-	gs := make([]kvGroup, len(c.kg))
-	for i := range gs {
-		r0 := i * c.rowsPer
-		gs[i] = kvGroup{k: c.kg[i].Whole(), v: c.vg[i].Whole(), row0: r0, rows: min(c.rowsPer, c.rows()-r0)}
-	}
-	return gs
-}
-
-// rowAt returns the buffers that hold cache row r and the row's byte offset
-// in them.
-func (c *sparseCore) rowAt(r int) (k, v *Buffer, off uint64) {
-	i := r / c.rowsPer
-	return c.kg[i], c.vg[i], uint64(r-i*c.rowsPer) * c.rowBytes()
-}
-
 // allocCache replaces the cache with one of shape (b, hkv, n) and capacity cp
 // tokens per row (contents undefined), in as few buffers as cacheLimit
 // allows.
 func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 	c.freeCache()
 	c.b, c.hkv, c.n, c.cap = b, hkv, n, cp
-	lim := c.cacheLimit()
-	if rb := c.rowBytes(); rb > lim {
-		return c.errorf("one row of the K cache (Cap=%d tokens x D=%d %s) is %s, over the %s a buffer may bind (maxStorageBufferRange, maxMemoryAllocationSize)",
-			cp, c.d, c.opt.Storage, bytesString(rb), bytesString(lim))
+	kv, err := newKVStore(c.ctx, "vk "+c.name, c.rows(), c.rowBytes(), c.cacheLimit())
+	if err != nil {
+		return c.errorf("K/V cache [B=%d][Hkv=%d][Cap=%d][D=%d] %s: %v", b, hkv, cp, c.d, c.opt.Storage, err)
 	}
-	c.rowsPer = int(min(uint64(c.rows()), lim/c.rowBytes()))
-	for r0 := 0; r0 < c.rows(); r0 += c.rowsPer {
-		size := c.rowBytes() * uint64(min(c.rowsPer, c.rows()-r0))
-		k, err := c.ctx.NewBuffer("vk "+c.name+" K cache", size, DeviceLocal)
-		if err != nil {
-			return c.errorf("%v", err)
-		}
-		c.kg = append(c.kg, k)
-		v, err := c.ctx.NewBuffer("vk "+c.name+" V cache", size, DeviceLocal)
-		if err != nil {
-			return c.errorf("%v", err)
-		}
-		c.vg = append(c.vg, v)
-	}
+	c.kv = kv
 	if c.side != nil {
 		return c.side.sizeSide()
 	}
@@ -419,20 +385,12 @@ func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 }
 
 // hasCache reports whether a cache is allocated (a Prefill has run).
-func (c *sparseCore) hasCache() bool { return len(c.kg) > 0 }
+func (c *sparseCore) hasCache() bool { return c.kv != nil }
 
 func (c *sparseCore) freeCache() {
 	c.dropSets()
-	freeAll(c.kg)
-	freeAll(c.vg)
-	c.kg, c.vg, c.n, c.cap, c.rowsPer = nil, nil, 0, 0, 0
-}
-
-// freeAll frees every buffer of bs.
-func freeAll(bs []*Buffer) {
-	for _, b := range bs {
-		b.Free()
-	}
+	c.kv.free()
+	c.kv, c.n, c.cap = nil, 0, 0
 }
 
 // buildAll records and runs the side state of tokens [0, n).
@@ -471,7 +429,7 @@ func (c *sparseCore) Prefill(kv *ref.KV) error {
 	}
 	regions := make([]Region, 0, 2*c.rows())
 	for r := range c.rows() {
-		kb, vb, off := c.rowAt(r)
+		kb, vb, off := c.kv.rowAt(r)
 		regions = append(regions,
 			Region{Dst: kb, Off: off, Data: c.encode(kv.K[r][:c.n*c.d])},
 			Region{Dst: vb, Off: off, Data: c.encode(kv.V[r][:c.n*c.d])})
@@ -497,15 +455,8 @@ func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	if err := c.allocCache(b, hkv, n, roundUp(n+c.opt.Reserve, 64)); err != nil {
 		return err
 	}
-	f16 := c.opt.Storage == F16
-	for _, g := range c.groups() {
-		first := uint64(g.row0) * c.rowBytes() / 4 // word index of the group in the whole cache
-		if err := c.ctx.fillRandom(g.k, f16, seed, 1, first); err != nil {
-			return err
-		}
-		if err := c.ctx.fillRandom(g.v, f16, seed+1, 1, first); err != nil {
-			return err
-		}
+	if err := c.kv.fillRandom(c.ctx, c.opt.Storage == F16, seed); err != nil {
+		return err
 	}
 	return c.buildAll()
 }
@@ -521,14 +472,11 @@ func (c *sparseCore) Append(k, v []float32) error {
 	if len(k) != want || len(v) != want {
 		return c.errorf("append: len(k)=%d len(v)=%d, want B*Hkv*D = %d*%d*%d = %d", len(k), len(v), c.b, c.hkv, c.d, want)
 	}
-	var old *sparseCore // the cache before it grows: its buffers and layout
+	var old *kvStore // the cache before it grows
 	if c.n == c.cap {
-		old = &sparseCore{b: c.b, hkv: c.hkv, d: c.d, n: c.n, cap: c.cap, opt: c.opt, kg: c.kg, vg: c.vg, rowsPer: c.rowsPer}
-		c.kg, c.vg = nil, nil
-		err := c.allocCache(c.b, c.hkv, old.n, 2*old.cap)
-		defer freeAll(old.kg)
-		defer freeAll(old.vg)
-		if err != nil {
+		old, c.kv = c.kv, nil
+		defer old.free()
+		if err := c.allocCache(c.b, c.hkv, c.n, 2*c.cap); err != nil {
 			return err
 		}
 	}
@@ -548,31 +496,17 @@ func (c *sparseCore) Append(k, v []float32) error {
 		return err
 	}
 	rebuild := old != nil
-	// One CopyRegions per pair of buffers, from the regions of every row.
-	type pair struct{ dst, src *Buffer }
-	var order []pair
-	regions := map[pair][]CopyRegion{}
-	add := func(dst, src *Buffer, r CopyRegion) {
-		p := pair{dst, src}
-		if _, ok := regions[p]; !ok {
-			order = append(order, p)
-		}
-		regions[p] = append(regions[p], r)
+	var copies copyGroups   // one CopyRegions per pair of buffers
+	if rebuild && c.n > 0 { // move the cached tokens to the new rows
+		c.kv.moveRows(&copies, old, uint64(c.n)*tokBytes)
 	}
 	for r := range c.rows() {
-		kb, vb, off := c.rowAt(r)
-		if rebuild && c.n > 0 { // move the cached tokens to the new rows
-			okb, ovb, ooff := old.rowAt(r)
-			add(kb, okb, CopyRegion{SrcOff: ooff, DstOff: off, Size: uint64(c.n) * tokBytes})
-			add(vb, ovb, CopyRegion{SrcOff: ooff, DstOff: off, Size: uint64(c.n) * tokBytes})
-		}
+		kb, vb, off := c.kv.rowAt(r)
 		dst := off + uint64(c.n)*tokBytes
-		add(kb, up, CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: dst, Size: tokBytes})
-		add(vb, up, CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: dst, Size: tokBytes})
+		copies.add(kb, up, CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: dst, Size: tokBytes})
+		copies.add(vb, up, CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: dst, Size: tokBytes})
 	}
-	for _, p := range order {
-		b.CopyRegions(p.dst, p.src, regions[p])
-	}
+	copies.record(b)
 	b.Barrier()
 	c.n++
 	if c.side != nil {
@@ -832,7 +766,7 @@ func b32(b bool) uint32 {
 // Both read the cache one buffer at a time (kvGroup); the attention after a
 // gather reads the gathered rows, one buffer.
 func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
-	gs := c.groups()
+	gs := c.kv.groups()
 	cp := c.cap
 	if a.gather != nil {
 		b.Stage("gather")

@@ -54,7 +54,7 @@ func TestSparseSplitCache(t *testing.T) {
 				return m
 			}
 			one, split := build(false), build(true)
-			if g := len(coreOf(split).kg); g != 3 {
+			if g := len(coreOf(split).kv.k); g != 3 {
 				t.Fatalf("%s: the split cache has %d buffers, want 3 (rows 0-2, 3-5, 6)", name, g)
 			}
 			for step := range 6 {
@@ -77,10 +77,10 @@ func TestSparseSplitCache(t *testing.T) {
 					t.Fatalf("%s: step %d, split cache: %v", name, step, err)
 				}
 				if diff := cmp.Diff(want, got); diff != "" {
-					t.Fatalf("%s: step %d (N=%d, %d buffers): split cache differs (-one +split):\n%s", name, step, n+step, len(coreOf(split).kg), diff)
+					t.Fatalf("%s: step %d (N=%d, %d buffers): split cache differs (-one +split):\n%s", name, step, n+step, len(coreOf(split).kv.k), diff)
 				}
 			}
-			if g := len(coreOf(split).kg); g != 7 {
+			if g := len(coreOf(split).kv.k); g != 7 {
 				t.Errorf("%s: after the capacity doubled the split cache has %d buffers, want 7 (one row each)", name, g)
 			}
 		}
@@ -104,12 +104,12 @@ func TestSparseSplitCacheRandom(t *testing.T) {
 	if err := m.(benchAPI).PrefillRandom(b, hkv, n, d, 77); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.kg) != 3 {
-		t.Fatalf("%d buffers, want 3", len(c.kg))
+	if len(c.kv.k) != 3 {
+		t.Fatalf("%d buffers, want 3", len(c.kv.k))
 	}
 	k, v := RandomKV(b, hkv, n, cp, d, 77)
 	for r := range b * hkv {
-		kb, vb, off := c.rowAt(r)
+		kb, vb, off := c.kv.rowAt(r)
 		for _, x := range []struct {
 			buf  *Buffer
 			want []float32

@@ -109,7 +109,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	}
-	if s.attendG > 0 && len(c.kg) == 1 { // select_attend binds the cache whole
+	if s.attendG > 0 && len(c.kv.k) == 1 { // select_attend binds the cache whole
 		if s.cumChunk == 0 {
 			return nil, c.errorf("select_attend needs the score kernel's chunk counts")
 		}
@@ -146,7 +146,7 @@ func (c *sparseCore) selectAttendKernel(g int, key16 bool) (*Kernel, error) {
 // p.nchunks), merged by the last workgroup of each row.
 func (c *sparseCore) recordSelectAttend(b *Batch, p *selectPlan, s *step, a *attention) error {
 	b.Stage("select+attend")
-	set, err := c.set(p.attend, p.keys, p.hist, p.cnt, p.sel, s.q, c.kg[0].Whole(), c.vg[0].Whole(), a.po, a.pml, a.out, a.cnt)
+	set, err := c.set(p.attend, p.keys, p.hist, p.cnt, p.sel, s.q, c.kv.k[0].Whole(), c.kv.v[0].Whole(), a.po, a.pml, a.out, a.cnt)
 	if err != nil {
 		return err
 	}

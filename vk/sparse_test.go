@@ -213,7 +213,7 @@ func TestSparsePrefillRandom(t *testing.T) {
 			c := coreOf(got)
 			for r := range b * hkv {
 				raw := make([]byte, n*d*st.bytes())
-				kb, _, off := c.rowAt(r)
+				kb, _, off := c.kv.rowAt(r)
 				if err := ctx.Read(kb, off, raw); err != nil {
 					t.Fatal(err)
 				}

@@ -1,0 +1,131 @@
+package vk
+
+import "fmt"
+
+// kvStore is a K/V cache [rows][Cap][D] kept in buffers of whole rows:
+// buffers k[i], v[i] hold rows [i*rowsPer, min((i+1)*rowsPer, rows)), as
+// many rows as one buffer may bind and allocate, so that a cache larger than
+// either limit is cut into several (the methods dispatch each kernel that
+// reads it once per buffer). Dense and every top-k method keep their cache in
+// one.
+type kvStore struct {
+	k, v     []*Buffer
+	rows     int
+	rowsPer  int
+	rowBytes uint64
+}
+
+// newKVStore allocates a store of rows rows of rowBytes bytes in buffers of
+// at most limit bytes, named name+" K cache" and name+" V cache". On error
+// nothing stays allocated.
+func newKVStore(ctx *Context, name string, rows int, rowBytes, limit uint64) (*kvStore, error) {
+	if rowBytes > limit {
+		return nil, fmt.Errorf("one cache row is %s, over the %s a buffer may bind (maxStorageBufferRange, maxMemoryAllocationSize)",
+			bytesString(rowBytes), bytesString(limit))
+	}
+	s := &kvStore{rows: rows, rowsPer: int(min(uint64(rows), limit/rowBytes)), rowBytes: rowBytes}
+	for r0 := 0; r0 < rows; r0 += s.rowsPer {
+		size := rowBytes * uint64(min(s.rowsPer, rows-r0))
+		k, err := ctx.NewBuffer(name+" K cache", size, DeviceLocal)
+		if err == nil {
+			s.k = append(s.k, k)
+			var v *Buffer
+			if v, err = ctx.NewBuffer(name+" V cache", size, DeviceLocal); err == nil {
+				s.v = append(s.v, v)
+			}
+		}
+		if err != nil {
+			s.free()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// rowAt returns the buffers that hold row r and the row's byte offset in
+// them.
+func (s *kvStore) rowAt(r int) (k, v *Buffer, off uint64) {
+	i := r / s.rowsPer
+	return s.k[i], s.v[i], uint64(r-i*s.rowsPer) * s.rowBytes
+}
+
+// groups returns the buffers in row order.
+func (s *kvStore) groups() []kvGroup {
+	gs := make([]kvGroup, len(s.k))
+	for i := range gs {
+		r0 := i * s.rowsPer
+		gs[i] = kvGroup{k: s.k[i].Whole(), v: s.v[i].Whole(), row0: r0, rows: min(s.rowsPer, s.rows-r0)}
+	}
+	return gs
+}
+
+// fillRandom fills K from seed and V from seed+1 as FillRandom fills one
+// buffer holding the whole cache (RandomKV describes it).
+func (s *kvStore) fillRandom(ctx *Context, f16 bool, seed uint32) error {
+	for i := range s.k {
+		first := uint64(i*s.rowsPer) * s.rowBytes / 4 // word index of the buffer in the whole cache
+		if err := ctx.fillRandom(s.k[i].Whole(), f16, seed, 1, first); err != nil {
+			return err
+		}
+		if err := ctx.fillRandom(s.v[i].Whole(), f16, seed+1, 1, first); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveRows adds to g the copies of the first n bytes of every row of old
+// into s (the cache growing to a larger capacity).
+func (s *kvStore) moveRows(g *copyGroups, old *kvStore, n uint64) {
+	for r := range s.rows {
+		kb, vb, off := s.rowAt(r)
+		okb, ovb, ooff := old.rowAt(r)
+		g.add(kb, okb, CopyRegion{SrcOff: ooff, DstOff: off, Size: n})
+		g.add(vb, ovb, CopyRegion{SrcOff: ooff, DstOff: off, Size: n})
+	}
+}
+
+// free frees the buffers; a nil store has none.
+func (s *kvStore) free() {
+	if s == nil {
+		return
+	}
+	freeAll(s.k)
+	freeAll(s.v)
+	s.k, s.v = nil, nil
+}
+
+// freeAll frees every buffer of bs.
+func freeAll(bs []*Buffer) {
+	for _, b := range bs {
+		b.Free()
+	}
+}
+
+// copyGroups collects copy regions per (dst, src) pair of buffers, in the
+// order the pairs first appear, so that one vkCmdCopyBuffer records each.
+type copyGroups struct {
+	order   []bufferPair
+	regions map[bufferPair][]CopyRegion
+}
+
+type bufferPair struct{ dst, src *Buffer }
+
+// add adds region r of a copy from src to dst.
+func (g *copyGroups) add(dst, src *Buffer, r CopyRegion) {
+	p := bufferPair{dst, src}
+	if g.regions == nil {
+		g.regions = map[bufferPair][]CopyRegion{}
+	}
+	if _, ok := g.regions[p]; !ok {
+		g.order = append(g.order, p)
+	}
+	g.regions[p] = append(g.regions[p], r)
+}
+
+// record records the copies into b.
+func (g *copyGroups) record(b *Batch) {
+	for _, p := range g.order {
+		b.CopyRegions(p.dst, p.src, g.regions[p])
+	}
+}
