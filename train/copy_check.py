@@ -78,7 +78,7 @@ def load_train_py():
     return t
 
 
-def window(t, rng, data, kind, seq):
+def window(t, rng, data, kind, seq, lo=24, hi=40):
     """ids [seq+1], loss weights [seq], copy mask [seq] for one window."""
     w = np.zeros(seq, dtype=np.float32)
     copy = np.zeros(seq, dtype=bool)
@@ -88,7 +88,7 @@ def window(t, rng, data, kind, seq):
         out = bytes([0]) + s + s[: seq - half]
         a0, a1 = half + 1 + 3, seq + 1  # token positions of the second copy from its fourth byte
     else:
-        s = (" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(24, 40))) + " ").encode()
+        s = (" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(lo, hi))) + " ").encode()
         n = seq - 2 * len(s)
         if kind == "shift":
             text = "".join(rng.choice(ALNUM) for _ in range(n)).encode()
@@ -117,35 +117,58 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--data", default=os.path.join(HERE, "..", ".data", "train.txt"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast on cuda)")
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--heads", type=int, default=2)
+    ap.add_argument("--kv-heads", type=int, default=1)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps")
+    ap.add_argument("--every", type=int, default=50, help="print every this many steps")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--len", default="24,40", help="shortest,longest random string (shift, embed)")
     a = ap.parse_args()
+    lo, hi = (int(v) for v in a.len.split(","))
     torch.set_num_threads(a.threads)
     t = load_train_py()
-    seq = 256
-    c = {"dim": 128, "n_layers": a.layers, "n_heads": 2, "n_kv_heads": 1, "head_dim": 128, "hidden_dim": 256,
-         "vocab_size": t.VOCAB, "rope_theta": 10000.0, "max_seq_len": seq, "norm_eps": 1e-5}
-    torch.manual_seed(0)
-    rng = random.Random(0)
+    seq = a.seq
+    c = {"dim": a.dim, "n_layers": a.layers, "n_heads": a.heads, "n_kv_heads": a.kv_heads, "head_dim": 128,
+         "hidden_dim": a.hidden, "vocab_size": t.VOCAB, "rope_theta": 10000.0, "max_seq_len": seq, "norm_eps": 1e-5}
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    print(f"args {vars(a)}", flush=True)
     data = np.frombuffer(open(a.data, "rb").read(), dtype=np.uint8) if a.kind not in ("copy", "shift") else None
-    model = t.Llama(c)
+    model = t.Llama(c).to(a.device)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    half = a.device != "cpu"
     t0 = time.time()
     for step in range(1, a.steps + 1):
         kind = a.kind if a.kind != "curr" else ("copy" if step <= 120 else "embed")
-        kinds = [kind] * 16 if kind != "mixed" else ["copy"] * 8 + ["embed"] * 8
-        ids, w, cp = zip(*(window(t, rng, data, k, seq) for k in kinds))
-        x, w, cp = torch.from_numpy(np.stack(ids)), torch.from_numpy(np.stack(w)), torch.from_numpy(np.stack(cp))
-        ce = F.cross_entropy(model(x[:, :-1]).reshape(-1, t.VOCAB), x[:, 1:].reshape(-1), reduction="none").view_as(w)
+        nb = a.batch
+        kinds = [kind] * nb if kind != "mixed" else ["copy"] * (nb // 2) + ["embed"] * (nb - nb // 2)
+        ids, w, cp = zip(*(window(t, rng, data, k, seq, lo, hi) for k in kinds))
+        x, w, cp = (torch.from_numpy(np.stack(v)).to(a.device) for v in (ids, w, cp))
+        for g in opt.param_groups:
+            g["lr"] = a.lr * min(1.0, step / a.warmup) if a.warmup else a.lr
+        if half:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = model(x[:, :-1])
+        else:
+            logits = model(x[:, :-1])
+        ce = F.cross_entropy(logits.float().reshape(-1, t.VOCAB), x[:, 1:].reshape(-1), reduction="none").view_as(w)
         loss = (ce * w).sum() / w.sum()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 50 == 0 or step == 1:
+        if step % a.every == 0 or step == 1:
             with torch.no_grad():
                 text = ce[~cp & (w > 0)]
                 extra = ""
                 if kind == "mixed":
-                    extra = f" (pure {ce[:8][cp[:8]].mean().item():.3f}, in text {ce[8:][cp[8:]].mean().item():.3f})"
+                    h = nb // 2
+                    extra = f" (pure {ce[:h][cp[:h]].mean().item():.3f}, in text {ce[h:][cp[h:]].mean().item():.3f})"
                 print(f"step {step} t {time.time() - t0:.0f}s {kind} copy_loss {ce[cp].mean().item():.3f}{extra} "
                       f"text_loss {text.mean().item() if text.numel() else float('nan'):.3f}", flush=True)
 
