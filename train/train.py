@@ -52,7 +52,7 @@ from safetensors.torch import save_file
 
 BOS, EOS, VOCAB = 256, 257, 258
 ANSWER_WEIGHT = 4.0
-TASK_PASSKEY, TASK_KV, TASK_COPY = 1, 2, 3  # answer kinds, logged separately
+TASK_PASSKEY, TASK_KV, TASK_COPY, TASK_SHIFT = 1, 2, 3, 4  # answer kinds, logged separately
 # Copy tasks (random strings that occur twice): the probability a window has
 # them, at most how many, and their longest length. Run 3 raised them from
 # 0.6 / 4 / 48 so that copying carries a larger share of the loss.
@@ -225,39 +225,68 @@ def snap(text, p, n):
     return p if j < 0 else j + 1
 
 
-def make_window(data, rng, seq):
-    """One training window: ids [seq+1] (BOS first) and loss weights [seq] on targets.
+def make_window(data, rng, seq, synthetic=False):
+    """One training window: ids [seq+1] (BOS first), loss weights [seq] on targets, task kinds [seq].
 
-    Half of the windows get a pass key (asked once or twice), 80 % get two to
-    eight key-value needles of which one to three are asked, and COPY_P get one
-    to COPY_MAX random strings of 8-COPY_LEN letters and digits that occur
-    twice: copying
-    them is the only way to predict them, which rewards induction heads (the
-    corpus itself is small enough to be memorised, which earlier runs did
-    instead of learning to copy). Needles and first occurrences go anywhere in
-    the first 90 % of the text; each question or second occurrence anywhere
-    after, or at the very end. Loss weight ANSWER_WEIGHT on the answer digits
-    and on the second occurrence of a string from its fourth byte on (the
-    first three locate it).
+    Text windows (synthetic False): corpus text with, in half of the windows, a
+    pass key (asked once or twice), in 80 % two to eight key-value needles of
+    which one to three are asked, and in COPY_P of them one to COPY_MAX random
+    strings of 8-COPY_LEN letters and digits that occur twice: copying them is
+    the only way to predict them, which rewards induction heads (the corpus
+    itself is small enough to be memorised, which earlier runs did instead of
+    learning to copy). Insertions take at most half of the window (the ones
+    that do not fit are left out, so short windows get fewer). Needles and
+    first occurrences go anywhere in the first 90 % of the text; each question
+    or second occurrence anywhere after, or at the very end. Loss weight 1 on
+    text bytes and ANSWER_WEIGHT on the answer digits and on the second
+    occurrence of a string from its fourth byte on (the first three locate it).
+
+    Synthetic windows: random letters and digits in place of the corpus, with
+    one random string of 8-COPY_LEN symbols occurring twice per 256 bytes of
+    window, and loss only on the second occurrences (weight ANSWER_WEIGHT): a
+    copy at a varying distance among look-alike symbols, which only content
+    matching solves (copy_check.py's shift task). From scratch the model
+    learns this in about a thousand steps at 256-byte windows and not at all
+    in two thousand at 1024 (train/README.md), which is what the window-length
+    curriculum of --phases is for.
     """
     items = []  # (needle, [(question, answer digits)], task)
-    if rng.random() < 0.5:
-        nd, qu, key = passkey_texts(rng, digits(rng, 3, 7))
-        items.append((nd, [(qu, key)] * rng.randint(1, 2), TASK_PASSKEY))
-    if rng.random() < 0.8:
-        words = rng.sample(WORDS, rng.randint(2, max(2, min(8, seq // 512))))
-        asked = set(rng.sample(range(len(words)), rng.randint(1, min(3, len(words)))))
-        for i, wd in enumerate(words):
-            nd, qu, num = kv_texts(rng, wd, digits(rng, 5, 7))
-            items.append((nd, [(qu, num)] if i in asked else [], TASK_KV))
+    if not synthetic:
+        if rng.random() < 0.5:
+            nd, qu, key = passkey_texts(rng, digits(rng, 3, 7))
+            items.append((nd, [(qu, key)] * rng.randint(1, 2), TASK_PASSKEY))
+        if rng.random() < 0.8:
+            words = rng.sample(WORDS, rng.randint(2, max(2, min(8, seq // 512))))
+            asked = set(rng.sample(range(len(words)), rng.randint(1, min(3, len(words)))))
+            for i, wd in enumerate(words):
+                nd, qu, num = kv_texts(rng, wd, digits(rng, 5, 7))
+                items.append((nd, [(qu, num)] if i in asked else [], TASK_KV))
     copies = []
-    if rng.random() < COPY_P:
-        for _ in range(rng.randint(1, max(1, min(COPY_MAX, seq // 512)))):
-            copies.append(" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(8, COPY_LEN))) + " ")
+    ncopy = max(1, seq // 256) if synthetic else (rng.randint(1, max(1, min(COPY_MAX, seq // 512))) if rng.random() < COPY_P else 0)
+    for _ in range(ncopy):
+        copies.append(" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(8, COPY_LEN))) + " ")
+    # Keep what fits in half of the window, in the order drawn.
+    room, kept = seq // 2, []
+    for it in items:
+        size = len(it[0]) + sum(len(q) + len(a) + 2 for q, a in it[1])
+        if size <= room:
+            kept.append(it)
+            room -= size
+    items = kept
+    kept = []
+    for cs in copies:
+        if 2 * len(cs) <= room:
+            kept.append(cs)
+            room -= 2 * len(cs)
+    copies = kept
     extra = 2 * sum(map(len, copies)) + sum(len(nd) + sum(len(q) + len(a) + 2 for q, a in qs) for nd, qs, _ in items)
-    n = seq - extra  # bytes of corpus text
-    s = rng.randrange(0, len(data) - n)
-    text = bytes(data[s : s + n])
+    n = seq - extra  # bytes of corpus text (or random filler)
+    if synthetic:
+        g = np.random.default_rng(rng.getrandbits(63))
+        text = np.frombuffer(ALNUM.encode(), dtype=np.uint8)[g.integers(0, len(ALNUM), n)].tobytes()
+    else:
+        s = rng.randrange(0, len(data) - n)
+        text = bytes(data[s : s + n])
     pieces = []  # (pos in text, order, bytes, answer offset in bytes, answer length, task)
     for nd, qs, task in items:
         p = snap(text, rng.randrange(0, int(n * 0.9) + 1), n)
@@ -265,11 +294,12 @@ def make_window(data, rng, seq):
         for q, a in qs:
             qp = n if rng.random() < 0.3 else snap(text, rng.randrange(p, n + 1), n)
             pieces.append((qp, 1, (q + a + ". ").encode(), len(q), len(a), task))
+    task_copy = TASK_SHIFT if synthetic else TASK_COPY
     for cs in copies:
         p = snap(text, rng.randrange(0, int(n * 0.9) + 1), n)
-        pieces.append((p, 0, cs.encode(), 0, 0, TASK_COPY))
+        pieces.append((p, 0, cs.encode(), 0, 0, task_copy))
         qp = n if rng.random() < 0.3 else snap(text, rng.randrange(p, n + 1), n)
-        pieces.append((qp, 1, cs.encode(), 4, len(cs) - 5, TASK_COPY))  # " " + 3 locating bytes, trailing " "
+        pieces.append((qp, 1, cs.encode(), 4, len(cs) - 5, task_copy))  # " " + 3 locating bytes, trailing " "
     pieces.sort(key=lambda t: (t[0], t[1]))
     out = bytearray([0])  # placeholder for BOS
     ans_spans = []
@@ -284,7 +314,7 @@ def make_window(data, rng, seq):
     assert len(out) == seq + 1, (len(out), seq)
     ids = np.frombuffer(bytes(out), dtype=np.uint8).astype(np.int64)
     ids[0] = BOS
-    w = np.ones(seq, dtype=np.float32)
+    w = np.full(seq, 0.0 if synthetic else 1.0, dtype=np.float32)
     kind = np.zeros(seq, dtype=np.int64)  # TASK_* of each target slot, 0: plain text
     for a, b, task in ans_spans:  # token at index t is predicted by target slot t-1
         w[a - 1 : b - 1] = ANSWER_WEIGHT
@@ -292,14 +322,36 @@ def make_window(data, rng, seq):
     return ids, w, kind
 
 
-def batches(data, seed, seq, bs, device):
-    rng = random.Random(seed)
-    while True:
-        ids, ws, ks = zip(*(make_window(data, rng, seq) for _ in range(bs)))
-        x = torch.from_numpy(np.stack(ids)).pin_memory().to(device, non_blocking=True)
-        w = torch.from_numpy(np.stack(ws)).pin_memory().to(device, non_blocking=True)
-        k = torch.from_numpy(np.stack(ks)).pin_memory().to(device, non_blocking=True)
-        yield x, w, k
+def parse_phases(spec, train_seconds):
+    """--phases "seq:batch:synthetic:fraction,..." -> [(end second, seq, batch, synthetic fraction)].
+
+    Each phase trains on windows of seq tokens, batch windows a step, of which
+    the given fraction are synthetic (make_window), for its fraction of the
+    training time; the fractions must add up to 1.
+    """
+    out, t = [], 0.0
+    for part in spec.split(","):
+        f = part.split(":")
+        if len(f) != 4:
+            raise SystemExit(f"--phases {spec!r}: phase {part!r}: want seq:batch:synthetic:fraction")
+        seq, bs, syn, frac = int(f[0]), int(f[1]), float(f[2]), float(f[3])
+        if seq < 128 or bs < 1 or not 0 <= syn <= 1 or frac <= 0:
+            raise SystemExit(f"--phases {spec!r}: phase {part!r}: want seq >= 128, batch >= 1, 0 <= synthetic <= 1, fraction > 0")
+        t += frac
+        out.append((t * train_seconds, seq, bs, syn))
+    if abs(t - 1) > 1e-6:
+        raise SystemExit(f"--phases {spec!r}: the fractions add up to {t}, want 1")
+    return out
+
+
+def batch(data, rng, seq, bs, synthetic, device):
+    """One batch: round(bs * synthetic) synthetic windows, the rest text windows."""
+    ns = round(bs * synthetic)
+    ids, ws, ks = zip(*(make_window(data, rng, seq, i < ns) for i in range(bs)))
+    x = torch.from_numpy(np.stack(ids)).pin_memory().to(device, non_blocking=True)
+    w = torch.from_numpy(np.stack(ws)).pin_memory().to(device, non_blocking=True)
+    k = torch.from_numpy(np.stack(ks)).pin_memory().to(device, non_blocking=True)
+    return x, w, k
 
 
 # ----------------------------------------------------------------------------
@@ -448,12 +500,18 @@ def main():
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--train-seconds", type=float, default=420)
     ap.add_argument("--save-every", type=float, default=60)
+    ap.add_argument("--phases", default="",
+                    help='window-length curriculum "seq:batch:synthetic:fraction,...", e.g. '
+                         '"256:64:0.5:0.15,1024:32:0.5:0.2,4096:16:0.25:0.65" (default: --seq:--batch:0:1); '
+                         'the last phase\'s seq is the model\'s context')
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-ctx", default="1024,2048,4096")
     ap.add_argument("--eval-trials", type=int, default=20)
     a = ap.parse_args()
 
+    phases = parse_phases(a.phases or f"{a.seq}:{a.batch}:0:1", a.train_seconds)
+    a.seq = phases[-1][1]
     torch.manual_seed(a.seed)
     torch.backends.cuda.matmul.allow_tf32 = True
     os.makedirs(a.out, exist_ok=True)
@@ -488,14 +546,16 @@ def main():
     fwd = model
     if a.compile:
         torch._dynamo.config.suppress_errors = True
-        fwd = torch.compile(model)
+        fwd = torch.compile(model, dynamic=False)  # one static graph per window length
     decay = [p for p in model.parameters() if p.dim() == 2]
     nodecay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
         lr=a.lr, betas=(0.9, 0.95), eps=1e-8, fused=True,
     )
-    it = batches(data, a.seed, a.seq, a.batch, "cuda")
+    rng = random.Random(a.seed)
+    tokens = 0
+    phase = -1
     t0 = time.time()
     last_save = t0
     step = 0
@@ -509,7 +569,13 @@ def main():
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, w, kind = next(it)
+        p = next(i for i, ph in enumerate(phases) if el < ph[0] or i == len(phases) - 1)
+        if p != phase:
+            phase = p
+            log(f"phase {p}: windows of {phases[p][1]} tokens, {phases[p][2]} a step, {phases[p][3]:.0%} synthetic, from {el:.1f}s")
+        _, seq, bs, syn = phases[p]
+        x, w, kind = batch(data, rng, seq, bs, syn, "cuda")
+        tokens += x[:, 1:].numel()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             logits = fwd(x[:, :-1])
         ce = F.cross_entropy(logits.float().reshape(-1, VOCAB), x[:, 1:].reshape(-1), reduction="none").view_as(w)
@@ -521,23 +587,24 @@ def main():
         step += 1
         if step % 50 == 0 or step == 1:
             with torch.no_grad():
-                plain = ce.mean().item()
+                tm = w == 1  # corpus text bytes (synthetic filler has weight 0)
+                plain = ce[tm].mean().item() if tm.any() else float("nan")
                 am = w > 1
                 ans = (ce[am].mean().item() if am.any() else float("nan"))
                 per = []
-                for name, t in (("passkey", TASK_PASSKEY), ("kv", TASK_KV), ("copy", TASK_COPY)):
+                for name, t in (("passkey", TASK_PASSKEY), ("kv", TASK_KV), ("copy", TASK_COPY), ("shift", TASK_SHIFT)):
                     m = kind == t
                     per.append(f"{name} {ce[m].mean().item() if m.any() else float('nan'):.3f}")
             ema = plain if ema is None else 0.9 * ema + 0.1 * plain
             el = time.time() - t0
-            tps = step * a.batch * a.seq / el
+            tps = tokens / el
             log(f"step {step} t {el:.1f}s lr {lr:.2e} loss {plain:.4f} bpb {plain / math.log(2):.3f} "
                 f"answer_loss {ans:.4f} ({', '.join(per)}) gnorm {gn.item():.2f} tok/s {tps:.0f}")
         if time.time() - last_save >= a.save_every:
             save_checkpoint(model, c, a.out)
             last_save = time.time()
             log(f"checkpoint at step {step}, {last_save - t0:.0f}s")
-    log(f"training done: {step} steps, {step * a.batch * a.seq} tokens, {time.time() - t0:.1f}s")
+    log(f"training done: {step} steps, {tokens} tokens, {time.time() - t0:.1f}s")
     save_checkpoint(model, c, a.out)
     write_golden(model, c, os.path.join(a.out, "golden.json"))
     log("golden written")
