@@ -73,3 +73,83 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 	}
 	return 2 * float64(size) / (med * 1e-9), nil
 }
+
+// DispatchFloor measures what one dependent dispatch costs on the device
+// when it moves almost nothing: a chain of n dispatches of the copy kernel,
+// each over groups workgroups of 256 invocations copying 16 bytes apiece,
+// with a compute-to-compute memory barrier between consecutive dispatches
+// (as between the stages of a decode step), timed as a whole with GPU
+// timestamps. It returns the median over reps chains of the chain's time
+// divided by n, in nanoseconds: the fixed cost below which no stage of a
+// dependent chain can go, however few bytes it moves.
+func (c *Context) DispatchFloor(n int, groups uint32, reps int) (float64, error) {
+	if n < 1 || groups < 1 || reps < 1 || groups > c.Info.Limits.MaxComputeWorkGroupCount[0] {
+		return 0, fmt.Errorf("vk: dispatch floor: %d dispatches of %d workgroups, reps %d: want all >= 1 and workgroups <= %d",
+			n, groups, reps, c.Info.Limits.MaxComputeWorkGroupCount[0])
+	}
+	const wg = 256
+	size := uint64(groups) * wg * 16
+	src, err := c.NewBuffer("dispatch floor source", size, DeviceLocal)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Free()
+	dst, err := c.NewBuffer("dispatch floor destination", size, DeviceLocal)
+	if err != nil {
+		return 0, err
+	}
+	defer dst.Free()
+	k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{wg}})
+	if err != nil {
+		return 0, err
+	}
+	// Alternate the direction so that every dispatch reads what the one
+	// before it wrote: the barrier is a real dependency.
+	fwd, err := k.NewSet(src.Whole(), dst.Whole())
+	if err != nil {
+		return 0, err
+	}
+	defer fwd.Free()
+	back, err := k.NewSet(dst.Whole(), src.Whole())
+	if err != nil {
+		return 0, err
+	}
+	defer back.Free()
+	b, err := c.NewBatch()
+	if err != nil {
+		return 0, err
+	}
+	defer b.Free()
+	var times []float64
+	for range reps + 1 { // the first run warms up
+		if err := b.Begin(); err != nil {
+			return 0, err
+		}
+		b.Fill(src.Whole(), 0x3f800000)
+		b.Barrier()
+		b.Stage("chain")
+		for i := range n {
+			if i > 0 {
+				b.Barrier()
+			}
+			set := fwd
+			if i%2 == 1 {
+				set = back
+			}
+			b.Dispatch(k, set, copyPush{N: uint32(size / 16)}, groups, 1, 1)
+		}
+		b.Stage("end")
+		t, err := b.Submit()
+		if err != nil {
+			return 0, err
+		}
+		times = append(times, t.Get("chain"))
+	}
+	times = times[1:]
+	slices.Sort(times)
+	med := times[len(times)/2]
+	if med <= 0 {
+		return 0, fmt.Errorf("vk: dispatch floor: the device reported no time (timestamps unsupported?)")
+	}
+	return med / float64(n), nil
+}

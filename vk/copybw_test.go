@@ -19,3 +19,21 @@ func TestCopyBandwidth(t *testing.T) {
 		t.Error("CopyBandwidth(8 bytes): want an error")
 	}
 }
+
+// TestDispatchFloor checks that the dependent-dispatch measurement runs
+// without validation messages, reports a positive time per dispatch, and
+// rejects an empty chain.
+func TestDispatchFloor(t *testing.T) {
+	c := device(t)
+	ns, err := c.DispatchFloor(8, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns <= 0 {
+		t.Fatalf("DispatchFloor = %v ns, want > 0", ns)
+	}
+	t.Logf("%s: %.1f us per dependent dispatch", c.Info.Name, ns/1e3)
+	if _, err := c.DispatchFloor(0, 4, 1); err == nil {
+		t.Error("DispatchFloor(0 dispatches): want an error")
+	}
+}

@@ -85,6 +85,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "# %s, driver %s, %s; one decode step of one layer, Hq=%d Hkv=%d d=%d, fp16 K/V, budget %v\n",
 		dev.Name, dev.Driver, dev.API, *hq, *hkv, *d, budget)
 	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
+	// The latency roofline beside the bandwidth one: what a dependent
+	// dispatch costs when it moves nothing, on one workgroup and on enough
+	// of them to occupy every compute unit.
+	wide := uint32(max(v.Ctx.Info.ComputeUnits, 1)) * 4
+	one, err1 := v.Ctx.DispatchFloor(64, 1, 20)
+	full, err2 := v.Ctx.DispatchFloor(64, wide, 20)
+	if err := cmp.Or(err1, err2); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# dependent-dispatch floor (64 barrier-separated copy dispatches of 16 B per invocation, median of 20): %.2f us with 1 workgroup, %.2f us with %d workgroups of 256\n",
+		one/1e3, full/1e3, wide)
 	// Fixed-width rows, printed as each point finishes, so a run cut short
 	// still shows what it measured; the rows of one method and point are
 	// adjacent, one per -opt set (the last column, "-" for the defaults).
