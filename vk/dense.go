@@ -38,6 +38,10 @@ type DenseOptions struct {
 	// accumulator (and loads ahead); default 2 (1 on a CPU device), the best
 	// of 1, 2 and 4 on an H200 (BenchmarkDenseDecode's sweep).
 	Tile int
+	// LanesPerToken is the split kernel's TPT, the lanes that share one K/V
+	// row (a power of two, at most the smallest subgroup size, dividing the
+	// row's 16-byte vectors); 0: the largest such number up to 32.
+	LanesPerToken int
 	// Split chooses the number of splits S.
 	Split SplitPolicy
 	// Reserve is the token capacity allocated beyond the prefill's N, so that
@@ -163,6 +167,9 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	}
 	if o.Workgroup == 0 {
 		o.Workgroup = 128
+	}
+	if l := o.LanesPerToken; l < 0 || l&(l-1) != 0 || l > int(c.Info.MinSubgroupSize) {
+		return nil, fmt.Errorf("vk dense: lanes per token %d: want a power of two <= the smallest subgroup size %d", l, c.Info.MinSubgroupSize)
 	}
 	if o.Tile == 0 {
 		o.Tile = 2
@@ -484,10 +491,9 @@ func (m *Dense) prepare(hq int) error {
 // unless SeparateMerge.
 func (m *Dense) splitKernel(g int) (*Kernel, error) {
 	info := m.ctx.Info
-	vecs := m.d / m.opt.Storage.vec()
-	tpt := 1
-	for tpt*2 <= int(info.MinSubgroupSize) && tpt*2 <= 32 && vecs%(tpt*2) == 0 {
-		tpt *= 2
+	tpt, err := pickLanes(info, m.d/m.opt.Storage.vec(), m.opt.LanesPerToken)
+	if err != nil {
+		return nil, fmt.Errorf("vk dense: %v", err)
 	}
 	wg := m.opt.Workgroup
 	shared := func(wg int) int { return (wg/tpt)*(m.d+2*g)*4 + 4 }

@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"unsafe"
@@ -208,16 +209,17 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	// shared memory (hata_score.comp: q, partial sums, codes, histogram,
 	// scan) fits; otherwise, and in the other variants, hata_encode_q runs
 	// first (measured faster on the H200: BENCHMARKS.md).
+	swg := cmp.Or(m.opt.ScoreWorkgroup, scoreWorkgroup)
 	ncolp := 32 * m.ws
-	sl := max(scoreWorkgroup/ncolp, 1)
-	shared := 4 * (g*m.d + sl*g*ncolp + g*m.ws + int(bins) + scoreWorkgroup)
+	sl := max(swg/ncolp, 1)
+	shared := 4 * (g*m.d + sl*g*ncolp + g*m.ws + int(bins) + swg)
 	encode := m.opt.Variant == VariantTwoKernel && fused && shared <= int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
 	if !encode {
 		if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit); err != nil {
 			return nil, err
 		}
 	}
-	if h.score, err = m.kernel("hata_score", 6, hataScorePush{}, scoreWorkgroup, uint32(m.ws/4), uint32(g), b32(h.key16), bins,
+	if h.score, err = m.kernel("hata_score", 6, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
 		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
 		return nil, err
 	}

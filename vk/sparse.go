@@ -85,6 +85,13 @@ type SparseOptions struct {
 	// Tile is the entries each slot of sparse_split loads ahead (its TILE);
 	// 0: 4 on GPUs, 1 on CPU devices (LLVM compiles unrolled tiles slowly).
 	Tile int
+	// LanesPerToken is sparse_split's TPT, the lanes that share one K/V row
+	// (a power of two, at most the smallest subgroup size, dividing the
+	// row's 16-byte vectors); 0: the largest such number up to 32.
+	LanesPerToken int
+	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
+	// multiple of the largest subgroup size.
+	ScoreWorkgroup int
 	// Prologue, for benchmarks: bytes of a scratch buffer each step fills
 	// (vkCmdFillBuffer, in the "upload" stage) before its kernels, so that
 	// the timed stages start on a busy GPU with a cold L2; 0 (default): none.
@@ -249,11 +256,17 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		// (BENCHMARKS.md, hata bench -opt mintokens).
 		o.Split.MinTokens = 128
 	}
-	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 {
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
 	if w := o.Workgroup; w != 0 && (w%int(ctx.Info.MaxSubgroupSize) != 0 || uint32(w) > ctx.Info.Limits.MaxComputeWorkGroupInvocations) {
 		return nil, fmt.Errorf("vk %s: workgroup %d: want a multiple of the subgroup size %d, at most %d", name, w, ctx.Info.MaxSubgroupSize, ctx.Info.Limits.MaxComputeWorkGroupInvocations)
+	}
+	if l := o.LanesPerToken; l&(l-1) != 0 || l > int(ctx.Info.MinSubgroupSize) {
+		return nil, fmt.Errorf("vk %s: lanes per token %d: want a power of two <= the smallest subgroup size %d", name, l, ctx.Info.MinSubgroupSize)
+	}
+	if w := o.ScoreWorkgroup; w != 0 && (w < 0 || w%int(ctx.Info.MaxSubgroupSize) != 0 || uint32(w) > ctx.Info.Limits.MaxComputeWorkGroupInvocations) {
+		return nil, fmt.Errorf("vk %s: score workgroup %d: want a multiple of the subgroup size %d, at most %d", name, w, ctx.Info.MaxSubgroupSize, ctx.Info.Limits.MaxComputeWorkGroupInvocations)
 	}
 	if ops := ctx.Info.SubgroupOps; ops&SubgroupArithmetic == 0 {
 		return nil, fmt.Errorf("vk %s: the select kernels need subgroup arithmetic in compute shaders; %s has [%s]", name, ctx.Info.Name, ops)
@@ -716,7 +729,10 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 // fit.
 func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	info := c.ctx.Info
-	tpt := lanesPerToken(info, c.d/c.opt.Storage.vec())
+	tpt, err := pickLanes(info, c.d/c.opt.Storage.vec(), c.opt.LanesPerToken)
+	if err != nil {
+		return nil, c.errorf("%v", err)
+	}
 	wg := cmp.Or(c.opt.Workgroup, sparseWorkgroup)
 	shared := func(wg int) int { return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen + 4 }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
@@ -750,6 +766,19 @@ func lanesPerToken(info DeviceInfo, vecs int) int {
 		tpt *= 2
 	}
 	return tpt
+}
+
+// pickLanes returns want lanes per token if it is a power of two <= the
+// smallest subgroup size that divides vecs, or lanesPerToken's choice when
+// want is 0.
+func pickLanes(info DeviceInfo, vecs, want int) (int, error) {
+	if want == 0 {
+		return lanesPerToken(info, vecs), nil
+	}
+	if want&(want-1) != 0 || want > int(info.MinSubgroupSize) || vecs%want != 0 {
+		return 0, fmt.Errorf("lanes per token %d: want a power of two <= the smallest subgroup size %d dividing the row's %d vectors", want, info.MinSubgroupSize, vecs)
+	}
+	return want, nil
 }
 
 func b32(b bool) uint32 {

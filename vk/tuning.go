@@ -45,6 +45,14 @@ type Tuning struct {
 	// score kernel's chunks, ScoreChunk, whenever its histogram of
 	// G*Rbit+1 bins fits: every shape of the paper).
 	SelectChunk int
+	// TPT is the lanes per token of the attention's split kernel
+	// (dense_split, sparse_split): DenseOptions.LanesPerToken,
+	// SparseOptions.LanesPerToken. Every method uses it (hata/twokernel's
+	// select_attend keeps its own).
+	TPT int
+	// ScoreWorkgroup is hata_score's workgroup size:
+	// SparseOptions.ScoreWorkgroup. hata and lsh only.
+	ScoreWorkgroup int
 	// SepMerge = 1 runs dense's log-sum-exp merge as a dispatch of its own
 	// (DenseOptions.SeparateMerge) instead of in the split kernel's last
 	// workgroup of a row. Dense only.
@@ -73,6 +81,8 @@ var tuningKeys = []tuningKey{
 	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods},
 	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "quest", "h2o"}},
 	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}},
+	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods},
+	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, []string{"dense"}},
 }
 
@@ -139,6 +149,7 @@ func (t Tuning) Check(method string) error {
 func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Tile = cmp.Or(t.Tile, o.Tile)
 	o.Workgroup = cmp.Or(t.Workgroup, o.Workgroup)
+	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.Split = t.applySplit(o.Split)
 	o.SeparateMerge = o.SeparateMerge || t.SepMerge != 0
 	return o
@@ -152,6 +163,8 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.Split = t.applySplit(o.Split)
 	o.ScoreChunk = cmp.Or(t.ScoreChunk, o.ScoreChunk)
 	o.SelectChunk = cmp.Or(t.SelectChunk, o.SelectChunk)
+	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
+	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
 	return o
 }
 

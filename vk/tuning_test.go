@@ -52,18 +52,18 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":          {"scorechunk", "selectchunk"},
-		"topk":           {"sepmerge"},
+		"dense":          {"scorechunk", "selectchunk", "scoreworkgroup"},
+		"topk":           {"scoreworkgroup", "sepmerge"},
 		"hata":           {"selectchunk", "sepmerge"},
 		"hata/fused":     {"selectchunk", "sepmerge"},
 		"hata/twokernel": {"selectchunk", "sepmerge"},
 		"hata/naive":     {"sepmerge"},
 		"lsh":            {"selectchunk", "sepmerge"},
 		"lsh/naive":      {"sepmerge"},
-		"loki":           {"sepmerge"},
-		"quest":          {"sepmerge"},
-		"streaming":      {"scorechunk", "selectchunk", "sepmerge"},
-		"h2o":            {"selectchunk", "sepmerge"},
+		"loki":           {"scoreworkgroup", "sepmerge"},
+		"quest":          {"scoreworkgroup", "sepmerge"},
+		"streaming":      {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge"},
+		"h2o":            {"selectchunk", "scoreworkgroup", "sepmerge"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
@@ -156,6 +156,19 @@ func TestBenchMethodTuning(t *testing.T) {
 	if sp := dm.split.spec.Spec; sp[0] != uint32(wg) || sp[4] != 3 {
 		t.Errorf("dense with tile=3,workgroup=%d: dense_split's specialization %v, want workgroup %d (id 0) and TILE 3 (id 4)", wg, sp, wg)
 	}
+	// Lanes per token: 2 is valid on every device here and not the default.
+	if def := build("dense", Tuning{}).(*Dense).split.spec.Spec[1]; def == 2 {
+		t.Fatal("dense_split's default TPT is 2: the test cannot tell tpt=2 from it")
+	}
+	if sp := build("dense", Tuning{TPT: 2}).(*Dense).split.spec.Spec; sp[1] != 2 {
+		t.Errorf("dense with tpt=2: dense_split's specialization %v, want TPT 2 (id 1)", sp)
+	}
+	if m, err := ctx.BenchMethod("dense", "", hkv, d, Tuning{TPT: 3}); err == nil || !strings.Contains(err.Error(), "lanes per token 3") {
+		if m != nil {
+			m.(io.Closer).Close()
+		}
+		t.Errorf("dense with tpt=3: %v, want an error naming lanes per token 3", err)
+	}
 	if dm.opt.SeparateMerge || !build("dense", Tuning{SepMerge: 1}).(*Dense).opt.SeparateMerge {
 		t.Error("sepmerge=1 does not set DenseOptions.SeparateMerge (or the default does)")
 	}
@@ -179,7 +192,7 @@ func TestBenchMethodTuning(t *testing.T) {
 	if wgs == sparseWorkgroup {
 		wgs *= 2
 	}
-	tu := Tuning{Tile: 3, Splits: 3, ScoreChunk: 64, SelectChunk: 50, Workgroup: wgs}
+	tu := Tuning{Tile: 3, Splits: 3, ScoreChunk: 64, SelectChunk: 50, Workgroup: wgs, TPT: 2}
 	const wantS, wantScore, wantSelect = 3, 4, 4 // ceil(200/64), ceil(200/50)
 	if _, s, score, sel := chunks(Tuning{}); s == wantS || score == wantScore || sel == wantSelect {
 		t.Fatalf("topk defaults: %d splits, %d score chunks, %d select chunks: not told apart from %s", s, score, sel, tu)
@@ -188,18 +201,37 @@ func TestBenchMethodTuning(t *testing.T) {
 	if s != wantS || score != wantScore || sel != wantSelect {
 		t.Errorf("topk with %s: %d splits, %d score chunks, %d select chunks; want %d, %d, %d", tu, s, score, sel, wantS, wantScore, wantSelect)
 	}
-	var tile, wgSpec []uint32
+	var tile, wgSpec, tpt []uint32
 	for k := range core.sets {
 		if strings.HasPrefix(k.k.spec.Shader, "sparse_split_") {
 			tile = append(tile, k.k.spec.Spec[5])
 			wgSpec = append(wgSpec, k.k.spec.Spec[0])
+			tpt = append(tpt, k.k.spec.Spec[1])
 		}
+	}
+	if len(tpt) == 0 || slices.ContainsFunc(tpt, func(x uint32) bool { return x != 2 }) {
+		t.Errorf("topk with %s: sparse_split's TPT (id 1) %v, want 2", tu, tpt)
 	}
 	if len(tile) == 0 || slices.ContainsFunc(tile, func(x uint32) bool { return x != 3 }) {
 		t.Errorf("topk with %s: sparse_split's TILE (id 5) %v, want 3", tu, tile)
 	}
 	if len(wgSpec) == 0 || slices.ContainsFunc(wgSpec, func(x uint32) bool { return x != uint32(wgs) }) {
 		t.Errorf("topk with %s: sparse_split's workgroup (id 0) %v, want %d", tu, wgSpec, wgs)
+	}
+
+	// hata's scoreSpec workgroup.
+	swg := 2 * int(ctx.Info.MaxSubgroupSize)
+	if swg == scoreWorkgroup {
+		swg *= 2
+	}
+	var scoreSpec []uint32
+	for k := range coreOf(build("hata", Tuning{ScoreWorkgroup: swg})).sets {
+		if k.k.spec.Shader == "hata_score" {
+			scoreSpec = append(scoreSpec, k.k.spec.Spec[0])
+		}
+	}
+	if len(scoreSpec) == 0 || slices.ContainsFunc(scoreSpec, func(x uint32) bool { return x != uint32(swg) }) {
+		t.Errorf("hata with scoreworkgroup=%d: hata_score's workgroup (id 0) %v, want %d", swg, scoreSpec, swg)
 	}
 
 	for _, c := range []struct {
