@@ -1,5 +1,5 @@
 // kv.glsl: how the key/value cache is stored and read, shared by the attention
-// kernels. Define KV_F16 or KV_F32 before including it.
+// kernels. Define KV_F16, KV_F16H or KV_F32 before including it.
 //
 // Every row of the cache is read in 16-byte vectors: KV_T is one vector,
 // KV_VEC the elements it holds, KV_ZERO a vector of zeros; KV_LOAD loads and
@@ -32,6 +32,26 @@
         dst[(at) + 4] = c_.x; dst[(at) + 5] = c_.y;                         \
         dst[(at) + 6] = d_.x; dst[(at) + 7] = d_.y;                         \
     }
+#elif defined(KV_F16H)
+// fp16 rows read in 8-byte vectors (uvec2, 4 halves): twice the lanes per
+// row of KV_F16 for the same row, so each lane holds half the elements (and
+// half the registers) of a token; the split kernels' "f16h" entry points.
+#define KV_T uvec2
+#define KV_VEC 4
+#define KV_ZERO uvec2(0)
+// KV_UNPACK(u, dst, at): dst[at .. at+4) = the 4 halves of the vector u.
+#define KV_UNPACK(u, dst, at) {                                             \
+        vec2 a_ = unpackHalf2x16((u).x), b_ = unpackHalf2x16((u).y);        \
+        dst[(at) + 0] = a_.x; dst[(at) + 1] = a_.y;                         \
+        dst[(at) + 2] = b_.x; dst[(at) + 3] = b_.y;                         \
+    }
+// KV_LOAD(buf, idx, dst, at): dst[at .. at+4) = the 4 halves of buf[idx].
+#define KV_LOAD(buf, idx, dst, at) {                                        \
+        uvec2 u_ = buf[idx];                                                \
+        vec2 a_ = unpackHalf2x16(u_.x), b_ = unpackHalf2x16(u_.y);          \
+        dst[(at) + 0] = a_.x; dst[(at) + 1] = a_.y;                         \
+        dst[(at) + 2] = b_.x; dst[(at) + 3] = b_.y;                         \
+    }
 #elif defined(KV_F32)
 #define KV_T vec4
 #define KV_VEC 4
@@ -48,5 +68,5 @@
         dst[(at) + 2] = u_.z; dst[(at) + 3] = u_.w;                         \
     }
 #else
-#error "define KV_F16 or KV_F32 before including kv.glsl"
+#error "define KV_F16, KV_F16H or KV_F32 before including kv.glsl"
 #endif

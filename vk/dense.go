@@ -491,7 +491,7 @@ func (m *Dense) prepare(hq int) error {
 // unless SeparateMerge.
 func (m *Dense) splitKernel(g int) (*Kernel, error) {
 	info := m.ctx.Info
-	tpt, err := pickLanes(info, m.d/m.opt.Storage.vec(), m.opt.LanesPerToken)
+	tpt, shader, err := splitLanes(info, "dense_split", m.d, m.opt.Storage, m.opt.LanesPerToken)
 	if err != nil {
 		return nil, fmt.Errorf("vk dense: %v", err)
 	}
@@ -507,7 +507,7 @@ func (m *Dense) splitKernel(g int) (*Kernel, error) {
 		return nil, fmt.Errorf("vk dense: D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", m.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
 	return m.ctx.SharedKernel(KernelSpec{
-		Shader:   "dense_split_" + m.opt.Storage.String(),
+		Shader:   shader,
 		Bindings: 7,
 		Push:     densePush{},
 		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile), b32(!m.opt.SeparateMerge)},

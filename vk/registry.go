@@ -5,11 +5,12 @@ package vk
 // none). TestPushConstantLayouts checks each pair against the SPIR-V and
 // fails for a shader missing here, so a new kernel cannot skip the check.
 var pushStructs = map[string]any{
-	"dense_split_f32": densePush{},
-	"dense_split_f16": densePush{},
-	"dense_merge":     mergePush{},
-	"copy":            copyPush{},
-	"fill_random":     randomPush{},
+	"dense_split_f32":  densePush{},
+	"dense_split_f16":  densePush{},
+	"dense_split_f16h": densePush{},
+	"dense_merge":      mergePush{},
+	"copy":             copyPush{},
+	"fill_random":      randomPush{},
 
 	// The top-k methods (sparse*.go, hata.go, topk.go, loki.go, quest.go).
 	"hata_encode_q":     projPush{},
@@ -24,6 +25,7 @@ var pushStructs = map[string]any{
 	"select_write":      selectPush{},
 	"sparse_split_f32":  sparsePush{},
 	"sparse_split_f16":  sparsePush{},
+	"sparse_split_f16h": sparsePush{},
 	"select_attend_f32": selectPush{},
 	"select_attend_f16": selectPush{},
 	"sparse_gather":     gatherPush{},

@@ -729,7 +729,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 // fit.
 func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	info := c.ctx.Info
-	tpt, err := pickLanes(info, c.d/c.opt.Storage.vec(), c.opt.LanesPerToken)
+	tpt, shader, err := splitLanes(info, "sparse_split", c.d, c.opt.Storage, c.opt.LanesPerToken)
 	if err != nil {
 		return nil, c.errorf("%v", err)
 	}
@@ -741,7 +741,7 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	if shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) || wg%int(info.MaxSubgroupSize) != 0 {
 		return nil, c.errorf("D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", c.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
-	return c.kernel("sparse_split_"+c.opt.Storage.String(), 8, sparsePush{},
+	return c.kernel(shader, 8, sparsePush{},
 		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(c.tile()), b32(fused))
 }
 
@@ -768,17 +768,26 @@ func lanesPerToken(info DeviceInfo, vecs int) int {
 	return tpt
 }
 
-// pickLanes returns want lanes per token if it is a power of two <= the
-// smallest subgroup size that divides vecs, or lanesPerToken's choice when
-// want is 0.
-func pickLanes(info DeviceInfo, vecs, want int) (int, error) {
-	if want == 0 {
-		return lanesPerToken(info, vecs), nil
+// splitLanes returns the lanes per token (TPT) of an attention split kernel
+// (dense_split, sparse_split) over rows of d elements stored as st, and the
+// kernel's entry point for st: want lanes if want is a power of two <= the
+// smallest subgroup size dividing the row's 16-byte vectors, or, for fp16,
+// dividing its 8-byte vectors (the "f16h" entry points, which hold half as
+// many elements per lane); lanesPerToken's choice when want is 0.
+func splitLanes(info DeviceInfo, family string, d int, st Storage, want int) (tpt int, shader string, err error) {
+	shader = family + "_" + st.String()
+	vecs := d / st.vec()
+	switch {
+	case want == 0:
+		return lanesPerToken(info, vecs), shader, nil
+	case want&(want-1) != 0 || want > int(info.MinSubgroupSize):
+	case vecs%want == 0:
+		return want, shader, nil
+	case st == F16 && (2*vecs)%want == 0:
+		return want, shader + "h", nil
 	}
-	if want&(want-1) != 0 || want > int(info.MinSubgroupSize) || vecs%want != 0 {
-		return 0, fmt.Errorf("lanes per token %d: want a power of two <= the smallest subgroup size %d dividing the row's %d vectors", want, info.MinSubgroupSize, vecs)
-	}
-	return want, nil
+	return 0, "", fmt.Errorf("lanes per token %d: want a power of two <= the smallest subgroup size %d dividing the row's %d 16-byte vectors (or, fp16, its %d 8-byte ones)",
+		want, info.MinSubgroupSize, vecs, 2*vecs)
 }
 
 func b32(b bool) uint32 {
