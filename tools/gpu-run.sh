@@ -8,6 +8,9 @@
 #                                                      # and results name the binary's commit
 #   bash tools/gpu-run.sh OUTDIR                       # on the GPU machine
 # Writes OUTDIR/{devices,bench,sweep,test,figs}.log and results.tar.gz.
+# Steps can be skipped with SWEEP_S=0, TEST_S=0, FIG5_S=0 / FIG9_S=0; MODEL_S>0
+# adds the whole-model decode throughput on the GPU (configs/model_throughput.toml,
+# without Loki, whose calibration needs .data/).
 set -uo pipefail
 out=${1:?usage: tools/gpu-run.sh OUTDIR}
 mkdir -p "$out"
@@ -23,7 +26,7 @@ all=dense,hata,hata/twokernel,hata/naive,loki,quest,topk
   echo "bench exit $?"
 } > "$out/bench.log" 2>&1
 # Kernel parameters side by side (hata bench -opt) at the target shapes.
-{
+[ "${SWEEP_S:-60}" != 0 ] && {
   for bn in "8 32768" "1 131072" "1 262144"; do
     set -- $bn
     timeout ${SWEEP_S:-60} bin/hata bench -method hata -b $1 -n $2 -reps 50 \
@@ -34,10 +37,14 @@ all=dense,hata,hata/twokernel,hata/naive,loki,quest,topk
   echo "sweep exit $?"
 } > "$out/sweep.log" 2>&1
 # The acceptance suite and kernel tests of every GPU method, large shapes included.
-( cd vk && HATA_VK_REQUIRE=1 HATA_VK_LARGE=1 timeout ${TEST_S:-180} ../bin/vktest -test.v ) > "$out/test.log" 2>&1
-echo "vktest exit $?" >> "$out/test.log"
+if [ "${TEST_S:-180}" != 0 ]; then
+  ( cd vk && HATA_VK_REQUIRE=1 HATA_VK_LARGE=1 timeout ${TEST_S:-180} ../bin/vktest -test.v ) > "$out/test.log" 2>&1
+  echo "vktest exit $?" >> "$out/test.log"
+fi
 # The paper's figures 5 and 9.
-timeout ${FIG5_S:-90} bin/hata run configs/fig5.toml -out "$res" -set "ns=[8192,32768,131072,262144]" > "$out/figs.log" 2>&1
-timeout ${FIG9_S:-30} bin/hata run configs/fig9.toml -out "$res" >> "$out/figs.log" 2>&1
+[ "${FIG5_S:-90}" != 0 ] && timeout ${FIG5_S:-90} bin/hata run configs/fig5.toml -out "$res" -set "ns=[8192,32768,131072,262144]" > "$out/figs.log" 2>&1
+[ "${FIG9_S:-30}" != 0 ] && timeout ${FIG9_S:-30} bin/hata run configs/fig9.toml -out "$res" >> "$out/figs.log" 2>&1
+[ "${MODEL_S:-0}" != 0 ] && timeout ${MODEL_S} bin/hata run configs/model_throughput.toml -out "$res" -vkdevice 0 \
+  -set name=model_throughput_gpu -set "methods=['dense','hata','lsh','quest','streaming','h2o','topk']" > "$out/model.log" 2>&1
 tar czf "$out/results.tar.gz" -C "$res" . 2>/dev/null
 exit 0

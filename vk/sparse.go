@@ -87,7 +87,10 @@ type SparseOptions struct {
 	Tile int
 	// LanesPerToken is sparse_split's TPT, the lanes that share one K/V row
 	// (a power of two, at most the smallest subgroup size, dividing the
-	// row's 16-byte vectors); 0: the largest such number up to 32.
+	// row's 16-byte vectors, or for fp16 its 8-byte ones); 0: for fp16,
+	// twice the row's 16-byte vectors when that many lanes fit in the
+	// smallest subgroup and 32 (32 at D=128 on 32-wide subgroups), else
+	// the largest count up to 32 dividing the 16-byte vectors.
 	LanesPerToken int
 	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
 	// multiple of the largest subgroup size.
@@ -724,12 +727,20 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 // sparseKernel returns sparse_split for group size g, reading the K/V rows
 // through the index list (indexed) or in order, and merging the splits in
 // its last workgroup of a row (fused) or leaving them to sparse_merge: lanes
-// per token TPT the largest power of two <= min(smallest subgroup, 32)
-// dividing D/KV_VEC, the workgroup halved while its shared memory does not
-// fit.
+// per token TPT as SparseOptions.LanesPerToken says (the f16h entry point
+// when they need fp16's 8-byte vectors), the workgroup halved while its
+// shared memory does not fit.
 func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	info := c.ctx.Info
-	tpt, shader, err := splitLanes(info, "sparse_split", c.d, c.opt.Storage, c.opt.LanesPerToken)
+	want := c.opt.LanesPerToken
+	if vecs := c.d / c.opt.Storage.vec(); want == 0 && c.opt.Storage == F16 && 2*vecs <= min(int(info.MinSubgroupSize), 32) {
+		// fp16 rows in 8-byte vectors, twice the lanes per token: on the
+		// H200 32 lanes beat 16 for the sparse attention (B8/128K 123.3 us
+		// vs 130.8, B1/256K 60.5 vs 62.5, B8/32K 61.7 vs 62.9; BENCHMARKS.md,
+		// hata bench -opt tpt), while dense_split stays faster at 16.
+		want = 2 * vecs
+	}
+	tpt, shader, err := splitLanes(info, "sparse_split", c.d, c.opt.Storage, want)
 	if err != nil {
 		return nil, c.errorf("%v", err)
 	}
