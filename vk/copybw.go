@@ -22,54 +22,11 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 		return 0, fmt.Errorf("vk: copy bandwidth: size %d bytes, reps %d: want 16 <= size <= maxStorageBufferRange (%d) and reps >= 1",
 			size, reps, c.Info.Limits.MaxStorageBufferRange)
 	}
-	src, err := c.NewBuffer("copy source", size, DeviceLocal)
-	if err != nil {
-		return 0, err
-	}
-	defer src.Free()
-	dst, err := c.NewBuffer("copy destination", size, DeviceLocal)
-	if err != nil {
-		return 0, err
-	}
-	defer dst.Free()
-	const wg = 256
-	k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{wg}})
-	if err != nil {
-		return 0, err
-	}
-	set, err := k.NewSet(src.Whole(), dst.Whole())
-	if err != nil {
-		return 0, err
-	}
-	defer set.Free()
-	b, err := c.NewBatch()
-	if err != nil {
-		return 0, err
-	}
-	defer b.Free()
 	n := uint32(size / 16)
-	groups := min(uint32(max(c.Info.ComputeUnits, 1))*16, (n+wg-1)/wg, c.Info.Limits.MaxComputeWorkGroupCount[0])
-	var times []float64
-	for range reps + 1 { // the first run warms up
-		if err := b.Begin(); err != nil {
-			return 0, err
-		}
-		b.Fill(src.Whole(), 0x3f800000)
-		b.Barrier()
-		b.Stage("copy")
-		b.Dispatch(k, set, copyPush{N: n}, groups, 1, 1)
-		b.Stage("end")
-		t, err := b.Submit()
-		if err != nil {
-			return 0, err
-		}
-		times = append(times, t.Get("copy"))
-	}
-	times = times[1:]
-	slices.Sort(times)
-	med := times[len(times)/2]
-	if med <= 0 {
-		return 0, fmt.Errorf("vk: copy bandwidth: the device reported no time (timestamps unsupported?)")
+	groups := min(uint32(max(c.Info.ComputeUnits, 1))*16, (n+copyWorkgroup-1)/copyWorkgroup, c.Info.Limits.MaxComputeWorkGroupCount[0])
+	med, err := c.timeCopies("copy bandwidth", size, groups, 1, reps)
+	if err != nil {
+		return 0, err
 	}
 	return 2 * float64(size) / (med * 1e-9), nil
 }
@@ -87,24 +44,36 @@ func (c *Context) DispatchFloor(n int, groups uint32, reps int) (float64, error)
 		return 0, fmt.Errorf("vk: dispatch floor: %d dispatches of %d workgroups, reps %d: want all >= 1 and workgroups <= %d",
 			n, groups, reps, c.Info.Limits.MaxComputeWorkGroupCount[0])
 	}
-	const wg = 256
-	size := uint64(groups) * wg * 16
-	src, err := c.NewBuffer("dispatch floor source", size, DeviceLocal)
+	med, err := c.timeCopies("dispatch floor", uint64(groups)*copyWorkgroup*16, groups, n, reps)
+	if err != nil {
+		return 0, err
+	}
+	return med / float64(n), nil
+}
+
+// copyWorkgroup is copy.comp's workgroup size here.
+const copyWorkgroup = 256
+
+// timeCopies runs, reps times after one warm-up, a chain of n copy
+// dispatches of groups workgroups between two device-local buffers of size
+// bytes (a multiple of 16), alternating the direction so that every dispatch
+// reads what the one before it wrote, with a barrier between them; it
+// returns the median GPU time of the chain in nanoseconds.
+func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps int) (float64, error) {
+	src, err := c.NewBuffer(what+" source", size, DeviceLocal)
 	if err != nil {
 		return 0, err
 	}
 	defer src.Free()
-	dst, err := c.NewBuffer("dispatch floor destination", size, DeviceLocal)
+	dst, err := c.NewBuffer(what+" destination", size, DeviceLocal)
 	if err != nil {
 		return 0, err
 	}
 	defer dst.Free()
-	k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{wg}})
+	k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{copyWorkgroup}})
 	if err != nil {
 		return 0, err
 	}
-	// Alternate the direction so that every dispatch reads what the one
-	// before it wrote: the barrier is a real dependency.
 	fwd, err := k.NewSet(src.Whole(), dst.Whole())
 	if err != nil {
 		return 0, err
@@ -149,7 +118,7 @@ func (c *Context) DispatchFloor(n int, groups uint32, reps int) (float64, error)
 	slices.Sort(times)
 	med := times[len(times)/2]
 	if med <= 0 {
-		return 0, fmt.Errorf("vk: dispatch floor: the device reported no time (timestamps unsupported?)")
+		return 0, fmt.Errorf("vk: %s: the device reported no time (timestamps unsupported?)", what)
 	}
-	return med / float64(n), nil
+	return med, nil
 }
