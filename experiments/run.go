@@ -324,9 +324,12 @@ var buildCommit string
 // gitCommit returns the commit the running code was built from: buildCommit,
 // else the binary's embedded VCS revision (go build in a git checkout records
 // it unless -buildvcs=false, with "+dirty" for uncommitted changes), else the
-// working directory's HEAD, else "unknown". The binary's own revision comes
-// first because a binary built on one machine and run on another
-// (tools/gpu-run.sh) may run in a checkout at another commit.
+// working directory's HEAD marked "(checkout HEAD)", else "unknown". The
+// binary's own revision comes first because a binary built on one machine
+// and run on another (tools/gpu-run.sh) may run in a checkout at another
+// commit; the mark says when the record is only where the checkout stood
+// (a binary built with -buildvcs=false, as GOFLAGS on this project's build
+// machine sets, and without the link-time commit).
 func gitCommit() string {
 	if buildCommit != "" {
 		return buildCommit
@@ -354,7 +357,7 @@ func gitCommit() string {
 		return "unknown"
 	}
 	if s := strings.TrimSpace(string(out)); s != "" {
-		return s
+		return s + " (checkout HEAD)"
 	}
 	return "unknown"
 }

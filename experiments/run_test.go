@@ -542,3 +542,27 @@ func TestKill9(t *testing.T) {
 		t.Errorf("CSV after kill -9 and resume differs from the uninterrupted run:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestGitCommit checks the order of the commit a result records: the
+// link-time commit first; without it (test binaries carry no VCS stamp) the
+// checkout's HEAD, marked as such, and "unknown" without git.
+func TestGitCommit(t *testing.T) {
+	old := buildCommit
+	defer func() { buildCommit = old }()
+	buildCommit = "0123abc"
+	if got := gitCommit(); got != "0123abc" {
+		t.Errorf("gitCommit() with a link-time commit = %q, want it", got)
+	}
+	buildCommit = ""
+	got := gitCommit()
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		if got != "unknown" {
+			t.Errorf("gitCommit() without git = %q, want unknown", got)
+		}
+		return
+	}
+	if want := strings.TrimSpace(string(head)) + " (checkout HEAD)"; got != want {
+		t.Errorf("gitCommit() without a link-time commit = %q, want %q", got, want)
+	}
+}
