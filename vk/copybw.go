@@ -24,7 +24,7 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 	}
 	n := uint32(size / 16)
 	groups := min(uint32(max(c.Info.ComputeUnits, 1))*16, (n+copyWorkgroup-1)/copyWorkgroup, c.Info.Limits.MaxComputeWorkGroupCount[0])
-	med, err := c.timeCopies("copy bandwidth", size, groups, 1, reps)
+	med, err := c.timeCopies("copy bandwidth", size, groups, 1, reps, false)
 	if err != nil {
 		return 0, err
 	}
@@ -40,11 +40,18 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 // divided by n, in nanoseconds: the fixed cost below which no stage of a
 // dependent chain can go, however few bytes it moves.
 func (c *Context) DispatchFloor(n int, groups uint32, reps int) (float64, error) {
+	return c.dispatchFloor(n, groups, reps, false)
+}
+
+// dispatchFloor is DispatchFloor; stamped also writes a timestamp before
+// every dispatch, as Batch.Stage does between the stages of a decode step,
+// so that the two show what the timestamps themselves add (n < maxStages).
+func (c *Context) dispatchFloor(n int, groups uint32, reps int, stamped bool) (float64, error) {
 	if n < 1 || groups < 1 || reps < 1 || groups > c.Info.Limits.MaxComputeWorkGroupCount[0] {
 		return 0, fmt.Errorf("vk: dispatch floor: %d dispatches of %d workgroups, reps %d: want all >= 1 and workgroups <= %d",
 			n, groups, reps, c.Info.Limits.MaxComputeWorkGroupCount[0])
 	}
-	med, err := c.timeCopies("dispatch floor", uint64(groups)*copyWorkgroup*16, groups, n, reps)
+	med, err := c.timeCopies("dispatch floor", uint64(groups)*copyWorkgroup*16, groups, n, reps, stamped)
 	if err != nil {
 		return 0, err
 	}
@@ -57,9 +64,10 @@ const copyWorkgroup = 256
 // timeCopies runs, reps times after one warm-up, a chain of n copy
 // dispatches of groups workgroups between two device-local buffers of size
 // bytes (a multiple of 16), alternating the direction so that every dispatch
-// reads what the one before it wrote, with a barrier between them; it
-// returns the median GPU time of the chain in nanoseconds.
-func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps int) (float64, error) {
+// reads what the one before it wrote, with a barrier between them (and,
+// stamped, a timestamp); it returns the median GPU time of the chain in
+// nanoseconds.
+func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps int, stamped bool) (float64, error) {
 	src, err := c.NewBuffer(what+" source", size, DeviceLocal)
 	if err != nil {
 		return 0, err
@@ -100,6 +108,9 @@ func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps in
 		for i := range n {
 			if i > 0 {
 				b.Barrier()
+				if stamped {
+					b.Stage("chain")
+				}
 			}
 			set := fwd
 			if i%2 == 1 {

@@ -33,6 +33,23 @@ func TestDispatchFloor(t *testing.T) {
 		t.Fatalf("DispatchFloor = %v ns, want > 0", ns)
 	}
 	t.Logf("%s: %.1f us per dependent dispatch", c.Info.Name, ns/1e3)
+	// With a timestamp before every dispatch, as between a decode step's
+	// stages: what the timestamps add (logged; on a GPU run this is the
+	// measurement).
+	for _, groups := range []uint32{1, uint32(max(c.Info.ComputeUnits, 1)) * 4} {
+		plain, err := c.dispatchFloor(32, groups, 9, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamped, err := c.dispatchFloor(32, groups, 9, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plain <= 0 || stamped <= 0 {
+			t.Fatalf("%d workgroups: %v ns plain, %v ns stamped, want > 0", groups, plain, stamped)
+		}
+		t.Logf("%s, %d workgroups: %.2f us per dispatch, %.2f us with a timestamp before each", c.Info.Name, groups, plain/1e3, stamped/1e3)
+	}
 	if _, err := c.DispatchFloor(0, 4, 1); err == nil {
 		t.Error("DispatchFloor(0 dispatches): want an error")
 	}
