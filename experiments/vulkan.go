@@ -105,7 +105,10 @@ const l2Bytes = 128 << 20
 
 // Time implements Timer with GPU timestamps: the median over reps decode
 // steps (after a warm-up of at least 5 steps and 300 ms) of the kernel stages of one step, the upload
-// of q and the readback of the output left out. method may carry a variant,
+// of q and the readback of the output left out; the stages are timed with a
+// timestamp each, the total (Median) in another reps steps with timestamps
+// only around the span of kernels (vk.Context.SetSpanTiming), so the stages
+// may add up to more than the total. method may carry a variant,
 // "hata/naive"; K/V are fp16; tuning sets the kernel parameters (the zero
 // vk.Tuning: the defaults; see vk.Context.BenchMethod). The copy bandwidth is
 // measured in the same call.
@@ -182,6 +185,28 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 			stages[col] = append(stages[col], ns)
 		}
 	}
+	// The step's total from the same number of steps timed as one span (a
+	// timestamp before the first kernel and after the last only): a
+	// timestamp between two dependent dispatches costs about 1 us on an H200
+	// (vk's TestDispatchFloor), which the stage columns include and the
+	// total must not.
+	v.Ctx.SetSpanTiming(true)
+	defer v.Ctx.SetSpanTiming(false)
+	totals = totals[:0]
+	for i := range reps {
+		m := ms[i%len(ms)]
+		if _, err := m.Decode(q, budget); err != nil {
+			return Timing{}, err
+		}
+		var total float64
+		for _, st := range m.Timings().Stages {
+			if stageOf[st.Name] != "" {
+				total += st.Ns
+			}
+		}
+		totals = append(totals, total)
+	}
+	v.Ctx.SetSpanTiming(false)
 	size := min(uint64(1<<30), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
 	if v.Ctx.Info.Type == vk.DeviceCPU {
 		size = 64 << 20

@@ -43,7 +43,14 @@ type Batch struct {
 	open    bool
 	err     error
 	bound   *Kernel
+	inSpan  bool // span timing: a kernel stage is open, later ones join it
 }
+
+// hostStages are the stages that move data between the host and the device
+// or prepare a step (the methods' upload, poison and readback): with span
+// timing they always get their timestamp, and every other stage joins the
+// kernel stage before it unless a host stage came between.
+var hostStages = map[string]bool{"upload": true, "poison": true, "readback": true}
 
 // Stage is the GPU time of one named stage of a batch.
 type Stage struct {
@@ -151,7 +158,7 @@ func (b *Batch) Begin() error {
 	if b.open {
 		vulkan.EndCommandBuffer(b.cb)
 	}
-	b.open, b.err, b.stages, b.bound = false, nil, b.stages[:0], nil
+	b.open, b.err, b.stages, b.bound, b.inSpan = false, nil, b.stages[:0], nil, false
 	if err := vkc.Check("vkResetCommandBuffer", int32(vulkan.ResetCommandBuffer(b.cb, 0))); err != nil {
 		return err
 	}
@@ -179,11 +186,18 @@ func (b *Batch) ready() bool {
 }
 
 // Stage starts the named stage: it ends the previous one and writes a
-// timestamp once every earlier command has finished.
+// timestamp once every earlier command has finished. With span timing
+// (Context.SetSpanTiming) a kernel stage that follows another kernel stage
+// writes none and its time is reported under the earlier one.
 func (b *Batch) Stage(name string) {
 	if !b.ready() {
 		return
 	}
+	host := hostStages[name]
+	if b.inSpan && !host && b.ctx.spanTiming.Load() {
+		return // the open kernel stage's timestamp spans this one too
+	}
+	b.inSpan = !host
 	if len(b.stages) == maxStages {
 		b.fail("more than %d stages", maxStages)
 		return
@@ -308,6 +322,16 @@ func (b *Batch) Fill(r Range, w uint32) {
 		vulkan.CmdFillBuffer(b.cb, r.Buf.buf, vulkan.DeviceSize(r.Off), vulkan.DeviceSize(r.Size), w)
 	}
 }
+
+// SetSpanTiming sets whether the batches of c time each kernel stage (off,
+// the default) or only spans of consecutive kernel stages (on): in a span
+// the first stage writes the timestamp and reports the whole span's time
+// under its name, and the stages after it report nothing. A timestamp
+// between two dependent dispatches is not free (about 1 us on an H200, where
+// a dependent dispatch costs 2.3: TestDispatchFloor), so a benchmark times a
+// step's total with spans and its stage breakdown without. It applies to
+// batches recorded after the call.
+func (c *Context) SetSpanTiming(on bool) { c.spanTiming.Store(on) }
 
 // Submit ends recording, submits the batch, waits for it and returns the
 // GPU time of each stage. Device writes are visible to the host afterwards

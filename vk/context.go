@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hata-go/hata/vk/internal/vkc"
@@ -71,6 +72,8 @@ type Context struct {
 	kernels  map[string]*Kernel // SharedKernel's cache
 	finalLog []vkc.Message      // validation messages, kept after Close
 	finalN   int                // and their count
+
+	spanTiming atomic.Bool // SetSpanTiming
 
 	xferMu     sync.Mutex // guards the transfer staging below
 	stagingMax uint64     // size bound of the staging buffers

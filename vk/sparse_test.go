@@ -300,8 +300,8 @@ func checkCodesNearZero(t *testing.T, name string, m *HATA, w *ref.HashWeights, 
 }
 
 // TestSparseTimings checks the stages Decode and Step report (the bench
-// harness maps them to its columns), for every method and both HATA
-// variants.
+// harness maps them to its columns), for every method and every HATA
+// variant, and with span timing (one timestamp for all the kernel stages).
 func TestSparseTimings(t *testing.T) {
 	ctx := device(t)
 	if ctx.Info.TimestampValidBits == 0 {
@@ -357,6 +357,18 @@ func TestSparseTimings(t *testing.T) {
 		}
 		if got := stageNames(tm); !slices.Equal(got, want) || !tm.Supported || tm.Total() <= 0 {
 			t.Errorf("%s %s Step: stages %v (total %v ns), want %v", c.name, c.variant, got, tm.Total(), want)
+		}
+		// Span timing: the kernel stages are one span under the first's
+		// name, between the host stages.
+		ctx.SetSpanTiming(true)
+		_, err = m.Decode(q, ref.Budget{K: 9})
+		ctx.SetSpanTiming(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = cat([]string{"upload"}, poison, c.stages[:1], []string{"readback"})
+		if got := stageNames(bm.Timings()); !slices.Equal(got, want) || bm.Timings().Get(c.stages[0]) <= 0 {
+			t.Errorf("%s %s Decode with span timing: stages %v (%v ns in %s), want %v", c.name, c.variant, got, bm.Timings().Get(c.stages[0]), c.stages[0], want)
 		}
 		m.(io.Closer).Close()
 	}

@@ -85,6 +85,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "# %s, driver %s, %s; one decode step of one layer, Hq=%d Hkv=%d d=%d, fp16 K/V, budget %v\n",
 		dev.Name, dev.Driver, dev.API, *hq, *hkv, *d, budget)
 	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
+	fmt.Fprintf(stdout, "# median_us: the kernels timed as one span; stage columns: %d more steps with a timestamp per stage, each timestamp included (so they may add up to more)\n", *reps)
 	// The latency roofline beside the bandwidth one: what a dependent
 	// dispatch costs when it moves nothing, on one workgroup and on enough
 	// of them to occupy every compute unit.
