@@ -90,15 +90,7 @@ func TestHalfVectorLanes(t *testing.T) {
 		}
 		for _, b := range []ref.Budget{{K: 1}, {K: 150}, ref.Full} {
 			where := fmt.Sprintf("%s f16h D=%d lanes %d budget %v", name, d, lanes, b)
-			rw, err := want.Decode(q, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rg, err := got.Decode(q, b)
-			if err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			checkStep(t, where, name, q, kv, b, want, got, rw, rg, exactSelection[name])
+			decodeStep(t, where, name, q, kv, b, want, got, exactSelection[name])
 		}
 		got.(interface{ Close() error }).Close()
 	}

@@ -62,15 +62,7 @@ func TestSparseFoldedMerge(t *testing.T) {
 				for _, b := range []ref.Budget{{K: 1}, {K: 300}, ref.Full} {
 					for step, q := range qs {
 						where := fmt.Sprintf("%s %s %s D=%d Splits=%d budget %v step %d", m.name, m.variant, c.s, c.d, splits, b, step)
-						rw, err := want.Decode(q, b)
-						if err != nil {
-							t.Fatal(err)
-						}
-						rg, err := got.Decode(q, b)
-						if err != nil {
-							t.Fatalf("%s: %v", where, err)
-						}
-						checkStep(t, where, m.name, q, kv, b, want, got, rw, rg, exactSelection[m.name])
+						decodeStep(t, where, m.name, q, kv, b, want, got, exactSelection[m.name])
 						checkCounters(t, where, ctx, core.scratch["split counters"])
 					}
 				}

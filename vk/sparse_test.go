@@ -23,6 +23,21 @@ var exactSelection = map[string]bool{"hata": true, "lsh": true, "streaming": tru
 // acceptance suite does: the selection (exactly, or up to near-ties by ref's
 // scores), the GPU's own scores against ref's, and the output against ref's
 // attention over the GPU's selection.
+// decodeStep decodes q under budget b with ref's method want and the GPU's
+// got, and holds got's step to want's (checkStep).
+func decodeStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.Budget, want, got ref.Method, exact bool) {
+	t.Helper()
+	rw, err := want.Decode(q, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rg, err := got.Decode(q, b)
+	if err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+	checkStep(t, where, name, q, kv, b, want, got, rw, rg, exact)
+}
+
 func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.Budget, want, got ref.Method, rw, rg *ref.Result, exact bool) {
 	t.Helper()
 	k, _ := b.Tokens(kv.N)
@@ -114,15 +129,7 @@ func TestSparseAppendGrowth(t *testing.T) {
 				if step%10 == 0 {
 					q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 					b := ref.Budget{K: 5 + step/10}
-					rw, err := want.Decode(q, b)
-					if err != nil {
-						t.Fatal(err)
-					}
-					rg, err := got.Decode(q, b)
-					if err != nil {
-						t.Fatalf("%s %s step %d: Decode: %v", name, st, step, err)
-					}
-					checkStep(t, fmt.Sprintf("%s %s after %d appends (N=%d)", name, st, step, cache.N), name, q, cache, b, want, got, rw, rg, exactSelection[name])
+					decodeStep(t, fmt.Sprintf("%s %s after %d appends (N=%d)", name, st, step, cache.N), name, q, cache, b, want, got, exactSelection[name])
 				}
 				k, v := reftest.Dyadic(rng, s.B*s.Hkv*s.D), reftest.Dyadic(rng, s.B*s.Hkv*s.D)
 				if st == F16 {
