@@ -8,7 +8,8 @@
 // It reads weights/, train/heldout.txt and the hash weights in weights/hash/;
 // when those are missing it trains them on .data/train.txt (rebuilt by
 // train/prepare_data.sh): 4 windows of 1024 tokens, 8 query positions per KV
-// head each, ref.DefaultTrainConfig, 128 bits, every layer from the third on.
+// head each (-hash-seqs, -hash-len, -hash-positions), ref.DefaultTrainConfig,
+// 128 bits, every layer from the third on; -hash-only stops there.
 package main
 
 import (
@@ -32,6 +33,8 @@ func main() {
 	hashDir := flag.String("hash-dir", "weights/hash", "trained hash weights: loaded if present, else trained and saved there")
 	hashSeqs := flag.Int("hash-seqs", 4, "training sequences for the hash weights")
 	hashLen := flag.Int("hash-len", 1024, "tokens per hash-training sequence")
+	hashPos := flag.Int("hash-positions", 8, "query positions sampled per KV head and sequence")
+	hashOnly := flag.Bool("hash-only", false, "stop once the hash weights are trained (or loaded)")
 	pplLen := flag.Int("ppl-len", 1024, "tokens per perplexity window")
 	pplWin := flag.Int("ppl-windows", 2, "perplexity windows")
 	trials := flag.Int("trials", 2, "NIAH prompts per cell")
@@ -49,12 +52,15 @@ func main() {
 	ws, err := m.LoadHashWeights(*hashDir)
 	if err != nil {
 		log.Printf("%v: training hash weights", err)
-		if ws, err = trainHash(m, *trainText, *hashSeqs, *hashLen); err != nil {
+		if ws, err = trainHash(m, *trainText, *hashSeqs, *hashLen, *hashPos); err != nil {
 			log.Fatal(err)
 		}
 		if err := model.SaveHashWeights(*hashDir, ws); err != nil {
 			log.Fatal(err)
 		}
+	}
+	if *hashOnly {
+		return
 	}
 
 	methods := []model.MethodSpec{model.Dense}
@@ -120,7 +126,7 @@ func main() {
 // trainHash trains hash weights for every sparse layer (from
 // model.PaperDenseLayers on) on n evenly spaced windows of length tokens of the
 // training text.
-func trainHash(m *model.Model, path string, n, length int) (map[int]*ref.HashWeights, error) {
+func trainHash(m *model.Model, path string, n, length, positions int) (map[int]*ref.HashWeights, error) {
 	tr, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w (build it with train/prepare_data.sh)", err)
@@ -136,7 +142,7 @@ func trainHash(m *model.Model, path string, n, length int) (map[int]*ref.HashWei
 	for l := model.PaperDenseLayers; l < c.NLayers; l++ {
 		layers = append(layers, l)
 	}
-	ws, err := m.TrainHash(seqs, layers, model.HashTraining{Seed: 1})
+	ws, err := m.TrainHash(seqs, layers, model.HashTraining{Seed: 1, Positions: positions})
 	if err != nil {
 		return nil, err
 	}
