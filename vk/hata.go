@@ -205,15 +205,17 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	if h.fusedHist {
 		bins = uint32(nb)
 	}
-	// The twokernel variant encodes the queries inside hata_score when its
-	// shared memory (hata_score.comp: q, partial sums, codes, histogram,
-	// scan) fits; otherwise, and in the other variants, hata_encode_q runs
-	// first (measured faster on the H200: BENCHMARKS.md).
+	// The twokernel and threekernel variants encode the queries inside
+	// hata_score when its shared memory (hata_score.comp: q, partial sums,
+	// codes, histogram, scan) fits; otherwise, and in the other variants,
+	// hata_encode_q runs first (faster on the H200 at the default score
+	// chunks: BENCHMARKS.md).
 	swg := cmp.Or(m.opt.ScoreWorkgroup, scoreWorkgroup)
 	ncolp := 32 * m.ws
 	sl := max(swg/ncolp, 1)
 	shared := 4 * (g*m.d + sl*g*ncolp + g*m.ws + int(bins) + swg)
-	encode := m.opt.Variant == VariantTwoKernel && fused && shared <= int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
+	encodeInScore := m.opt.Variant == VariantTwoKernel || m.opt.Variant == VariantThreeKernel
+	encode := encodeInScore && fused && shared <= int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
 	if !encode {
 		if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit); err != nil {
 			return nil, err

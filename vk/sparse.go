@@ -55,6 +55,11 @@ type SparseOptions struct {
 	//	                   (select_attend, the chunks as splits, merged by the
 	//	                   last workgroup of a row): two dispatches, but slower
 	//	                   than fused on an H200 (BENCHMARKS.md)
+	//	"threekernel":     encode + score + histograms | select (write) |
+	//	                   attention (sparse_split, the merge folded in): three
+	//	                   dispatches, the query encoded by every score
+	//	                   workgroup (each reads the hash matrix from L2, so
+	//	                   larger score chunks, ScoreChunk, suit it)
 	//	"naive":           encode | score (uint32 scores) | select (a separate
 	//	                   histogram pass, count, write) | gather the selected K/V
 	//	                   rows into compact buffers | attention over them | merge
@@ -105,7 +110,10 @@ type SparseOptions struct {
 const (
 	VariantFused     = "fused"
 	VariantTwoKernel = "twokernel"
-	VariantNaive     = "naive"
+	// VariantThreeKernel is fused's chain with the query encode moved into
+	// the score kernel: one dependent dispatch fewer.
+	VariantThreeKernel = "threekernel"
+	VariantNaive       = "naive"
 )
 
 // Workgroup sizes of the top-k kernels: multiples of every subgroup size the
@@ -241,9 +249,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	switch o.Variant {
 	case "":
 		o.Variant = VariantFused
-	case VariantFused, VariantTwoKernel, VariantNaive:
+	case VariantFused, VariantTwoKernel, VariantThreeKernel, VariantNaive:
 	default:
-		return nil, fmt.Errorf("vk %s: variant %q: want %q, %q or %q", name, o.Variant, VariantFused, VariantTwoKernel, VariantNaive)
+		return nil, fmt.Errorf("vk %s: variant %q: want %q, %q, %q or %q", name, o.Variant, VariantFused, VariantTwoKernel, VariantThreeKernel, VariantNaive)
 	}
 	if o.Reserve == 0 {
 		o.Reserve = 256

@@ -327,8 +327,9 @@ func TestSparseTimings(t *testing.T) {
 		name, variant string
 		stages        []string
 	}{
-		{"hata", "", []string{"encode", "score", "select", "attend"}},  // attend merges
-		{"hata", VariantTwoKernel, []string{"score", "select+attend"}}, // hata_score encodes, select_attend attends
+		{"hata", "", []string{"encode", "score", "select", "attend"}},       // attend merges
+		{"hata", VariantTwoKernel, []string{"score", "select+attend"}},      // hata_score encodes, select_attend attends
+		{"hata", VariantThreeKernel, []string{"score", "select", "attend"}}, // hata_score encodes
 		{"hata", VariantNaive, []string{"encode", "score", "select", "gather", "attend", "merge"}},
 		{"lsh", "", []string{"encode", "score", "select", "attend"}},
 		{"topk", "", []string{"score", "select", "attend"}},

@@ -52,18 +52,19 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":          {"scorechunk", "selectchunk", "scoreworkgroup"},
-		"topk":           {"scoreworkgroup", "sepmerge"},
-		"hata":           {"selectchunk", "sepmerge"},
-		"hata/fused":     {"selectchunk", "sepmerge"},
-		"hata/twokernel": {"selectchunk", "sepmerge"},
-		"hata/naive":     {"sepmerge"},
-		"lsh":            {"selectchunk", "sepmerge"},
-		"lsh/naive":      {"sepmerge"},
-		"loki":           {"scoreworkgroup", "sepmerge"},
-		"quest":          {"scoreworkgroup", "sepmerge"},
-		"streaming":      {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge"},
-		"h2o":            {"selectchunk", "scoreworkgroup", "sepmerge"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup"},
+		"topk":             {"scoreworkgroup", "sepmerge"},
+		"hata":             {"selectchunk", "sepmerge"},
+		"hata/fused":       {"selectchunk", "sepmerge"},
+		"hata/twokernel":   {"selectchunk", "sepmerge"},
+		"hata/threekernel": {"selectchunk", "sepmerge"},
+		"hata/naive":       {"sepmerge"},
+		"lsh":              {"selectchunk", "sepmerge"},
+		"lsh/naive":        {"sepmerge"},
+		"loki":             {"scoreworkgroup", "sepmerge"},
+		"quest":            {"scoreworkgroup", "sepmerge"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "sepmerge"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
