@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/tensorio"
@@ -16,6 +17,13 @@ type HashTraining struct {
 	Positions int             // query positions drawn per KV head per sequence; default 8
 	Seed      uint64          // seed of the positions (and of W's initialisation via Config.Seed)
 	Config    ref.TrainConfig // zero value: ref.DefaultTrainConfig()
+	// AnswerSeqs are further sequences (token ids, BOS first) that end in
+	// an answer of AnswerLen tokens found earlier in them, such as a pass
+	// key asked for at the end: their samples are the AnswerLen query
+	// positions that predict the answer's tokens (N-1-AnswerLen .. N-2),
+	// where the model retrieves, instead of Positions random ones.
+	AnswerSeqs [][]int
+	AnswerLen  int
 }
 
 // TrainHash learns HATA's hash weights for each layer in layers from the
@@ -39,8 +47,16 @@ func (m *Model) TrainHash(seqs [][]int, layers []int, o HashTraining) (map[int]*
 	if len(seqs) == 0 {
 		return nil, fmt.Errorf("train hash: no training sequences")
 	}
+	if len(o.AnswerSeqs) > 0 && o.AnswerLen < 1 {
+		return nil, fmt.Errorf("train hash: %d answer sequences with AnswerLen %d, want >= 1", len(o.AnswerSeqs), o.AnswerLen)
+	}
 	sets := map[int][]*ref.TrainPairs{} // per layer, per KV head
-	for si, toks := range seqs {
+	all := append(slices.Clone(seqs), o.AnswerSeqs...)
+	for si, toks := range all {
+		answer := si >= len(seqs)
+		if answer && len(toks) < o.AnswerLen+2 {
+			return nil, fmt.Errorf("train hash: answer sequence %d: %d tokens, want more than the answer's %d + 1", si-len(seqs), len(toks), o.AnswerLen)
+		}
 		tr, err := m.Traces(toks, layers)
 		if err != nil {
 			return nil, fmt.Errorf("train hash: sequence %d: %w", si, err)
@@ -52,8 +68,18 @@ func (m *Model) TrainHash(seqs [][]int, layers []int, o HashTraining) (map[int]*
 			}
 			shape := ref.Shape{B: 1, Hq: t.Hq, Hkv: t.Hkv, N: t.N, D: t.D}
 			for g := range c.NKVHeads {
-				rng := rand.New(rand.NewPCG(o.Seed, uint64(l)<<32|uint64(si)<<8|uint64(g)))
-				p, err := ref.Samples(t.Q, t.K, shape, g, o.Positions, rng)
+				var p *ref.TrainPairs
+				var err error
+				if answer {
+					ms := make([]int, o.AnswerLen)
+					for i := range ms {
+						ms[i] = t.N - 1 - o.AnswerLen + i
+					}
+					p, err = ref.SamplesAt(t.Q, t.K, shape, g, ms)
+				} else {
+					rng := rand.New(rand.NewPCG(o.Seed, uint64(l)<<32|uint64(si)<<8|uint64(g)))
+					p, err = ref.Samples(t.Q, t.K, shape, g, o.Positions, rng)
+				}
 				if err != nil {
 					return nil, fmt.Errorf("train hash: layer %d KV head %d: %w", l, g, err)
 				}

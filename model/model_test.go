@@ -448,3 +448,41 @@ func TestTrainHashRoundTrip(t *testing.T) {
 		t.Errorf("LoadHashWeights with a layer-9 file: error %v, want one naming layer 9", err)
 	}
 }
+
+// TestTrainHashAnswers checks that answer sequences change what TrainHash
+// learns (their samples are added to the random positions' ones), that the
+// result is deterministic, and that bad answer settings are refused.
+func TestTrainHashAnswers(t *testing.T) {
+	m := testModel(t)
+	cfg := ref.DefaultTrainConfig()
+	cfg.Steps = 3
+	seqs := [][]int{m.Encode(shortPrompt)}
+	answer := m.Encode(shortPrompt + " 12345")
+	base, err := m.TrainHash(seqs, []int{4}, HashTraining{Rbit: 64, Positions: 2, Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := HashTraining{Rbit: 64, Positions: 2, Config: cfg, AnswerSeqs: [][]int{answer}, AnswerLen: 5}
+	a1, err := m.TrainHash(seqs, []int{4}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := m.TrainHash(seqs, []int{4}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxRelDiff(a1[4].W, a2[4].W) != 0 {
+		t.Error("TrainHash with answer sequences is not deterministic")
+	}
+	if maxRelDiff(a1[4].W, base[4].W) == 0 {
+		t.Error("answer sequences did not change the trained weights")
+	}
+	for _, bad := range []HashTraining{
+		{Rbit: 64, Config: cfg, AnswerSeqs: [][]int{answer}},                             // no AnswerLen
+		{Rbit: 64, Config: cfg, AnswerSeqs: [][]int{answer[:4]}, AnswerLen: len(answer)}, // too short
+	} {
+		if _, err := m.TrainHash(seqs, []int{4}, bad); err == nil || !strings.Contains(err.Error(), "answer") {
+			t.Errorf("TrainHash(%+v): error %v, want one about the answer sequences", bad.AnswerLen, err)
+		}
+	}
+}

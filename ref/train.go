@@ -107,6 +107,23 @@ const (
 // authors' build_dataset takes int(0.1*(m+1)) over the same m+1 keys and draws
 // one position per prompt (positions = 1), with m up to N inclusive.
 func Samples(q, k []float32, s Shape, kvHead, positions int, rng *rand.Rand) (*TrainPairs, error) {
+	if positions < 1 {
+		return nil, fmt.Errorf("samples: %d query positions, want >= 1", positions)
+	}
+	if s.N < 1 {
+		return nil, fmt.Errorf("samples: N=%d, want >= 1", s.N)
+	}
+	ms := make([]int, positions)
+	for i := range ms {
+		ms[i] = s.N/2 + rng.IntN(s.N-s.N/2)
+	}
+	return SamplesAt(q, k, s, kvHead, ms)
+}
+
+// SamplesAt is Samples at the given query positions ms (each in [0, N)),
+// for example the positions of a prompt that predict an answer found earlier
+// in it.
+func SamplesAt(q, k []float32, s Shape, kvHead int, ms []int) (*TrainPairs, error) {
 	s.B = max(s.B, 1)
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("samples: %w", err)
@@ -121,8 +138,13 @@ func Samples(q, k []float32, s Shape, kvHead, positions int, rng *rand.Rand) (*T
 	if kvHead < 0 || kvHead >= s.Hkv {
 		return nil, fmt.Errorf("samples: KV head %d of %d", kvHead, s.Hkv)
 	}
-	if positions < 1 {
-		return nil, fmt.Errorf("samples: %d query positions, want >= 1", positions)
+	if len(ms) < 1 {
+		return nil, fmt.Errorf("samples: no query positions")
+	}
+	for _, m := range ms {
+		if m < 0 || m >= n {
+			return nil, fmt.Errorf("samples: query position %d, want 0 <= m < N=%d", m, n)
+		}
 	}
 	p := &TrainPairs{D: d}
 	keyIdx := make([]int32, n) // keyIdx[i]: index of key i in p.X, or -1
@@ -137,8 +159,7 @@ func Samples(q, k []float32, s Shape, kvHead, positions int, rng *rand.Rand) (*T
 	score := make([]float64, n)
 	order := make([]int32, n)
 	label := make([]float64, n)
-	for range positions {
-		m := n/2 + rng.IntN(n-n/2)
+	for _, m := range ms {
 		for i := 0; i <= m; i++ {
 			if keyIdx[i] < 0 {
 				keyIdx[i] = addVec(kh[i*d : (i+1)*d])

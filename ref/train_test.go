@@ -467,3 +467,38 @@ func TestTrainStop(t *testing.T) {
 		t.Errorf("Stop polled %d times, want 4 (three steps, then stop)", steps)
 	}
 }
+
+// TestSamplesAt checks that SamplesAt at the positions Samples draws gives
+// Samples' pairs exactly, that it takes positions below N/2 (the last one of
+// a short prompt included), and that it refuses positions outside [0, N).
+func TestSamplesAt(t *testing.T) {
+	s := Shape{B: 1, Hq: 4, Hkv: 2, N: 41, D: 6}
+	rng := rand.New(rand.NewPCG(3, 3))
+	q := randn(rng, s.Hq*s.N*s.D)
+	k := randn(rng, s.Hkv*s.N*s.D)
+	draw := rand.New(rand.NewPCG(4, 4))
+	ms := []int{s.N/2 + draw.IntN(s.N-s.N/2), s.N/2 + draw.IntN(s.N-s.N/2)}
+	want, err := Samples(q, k, s, 1, 2, rand.New(rand.NewPCG(4, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := SamplesAt(q, k, s, 1, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.X, want.X) || !slices.Equal(got.Pairs, want.Pairs) {
+		t.Errorf("SamplesAt(%v) differs from Samples drawing the same positions", ms)
+	}
+	low, err := SamplesAt(q, k, s, 0, []int{3, s.N - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(low.Pairs); n != s.Group()*(4+s.N) {
+		t.Errorf("SamplesAt(3, N-1): %d pairs, want G*(3+1 + N) = %d", n, s.Group()*(4+s.N))
+	}
+	for _, bad := range [][]int{{-1}, {s.N}, {}} {
+		if _, err := SamplesAt(q, k, s, 0, bad); err == nil {
+			t.Errorf("SamplesAt(%v): want an error", bad)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -35,6 +36,7 @@ func main() {
 	hashLen := flag.Int("hash-len", 1024, "tokens per hash-training sequence")
 	hashPos := flag.Int("hash-positions", 8, "query positions sampled per KV head and sequence")
 	hashOnly := flag.Bool("hash-only", false, "stop once the hash weights are trained (or loaded)")
+	hashAnswers := flag.Int("hash-answers", 0, "also train on this many pass-key prompts of training text, at the positions that predict the key")
 	pplLen := flag.Int("ppl-len", 1024, "tokens per perplexity window")
 	pplWin := flag.Int("ppl-windows", 2, "perplexity windows")
 	trials := flag.Int("trials", 2, "NIAH prompts per cell")
@@ -52,7 +54,7 @@ func main() {
 	ws, err := m.LoadHashWeights(*hashDir)
 	if err != nil {
 		log.Printf("%v: training hash weights", err)
-		if ws, err = trainHash(m, *trainText, *hashSeqs, *hashLen, *hashPos); err != nil {
+		if ws, err = trainHash(m, *trainText, *hashSeqs, *hashLen, *hashPos, *hashAnswers); err != nil {
 			log.Fatal(err)
 		}
 		if err := model.SaveHashWeights(*hashDir, ws); err != nil {
@@ -126,7 +128,7 @@ func main() {
 // trainHash trains hash weights for every sparse layer (from
 // model.PaperDenseLayers on) on n evenly spaced windows of length tokens of the
 // training text.
-func trainHash(m *model.Model, path string, n, length, positions int) (map[int]*ref.HashWeights, error) {
+func trainHash(m *model.Model, path string, n, length, positions, answers int) (map[int]*ref.HashWeights, error) {
 	tr, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w (build it with train/prepare_data.sh)", err)
@@ -142,7 +144,22 @@ func trainHash(m *model.Model, path string, n, length, positions int) (map[int]*
 	for l := model.PaperDenseLayers; l < c.NLayers; l++ {
 		layers = append(layers, l)
 	}
-	ws, err := m.TrainHash(seqs, layers, model.HashTraining{Seed: 1, Positions: positions})
+	// Pass-key prompts of training text (model.NIAHPrompt's needle and
+	// question, keys and depths of their own), each followed by its key:
+	// the hash also learns from the positions where the model retrieves.
+	o := model.HashTraining{Seed: 1, Positions: positions}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range answers {
+		key := fmt.Sprint(10000 + rng.IntN(90000))
+		off := rng.IntN(len(tr) - 2*length)
+		p, err := model.NIAHPrompt(tr[off:off+2*length], length, rng.Float64(), key)
+		if err != nil {
+			return nil, fmt.Errorf("answer prompt %d: %w", i, err)
+		}
+		o.AnswerSeqs = append(o.AnswerSeqs, append(p, model.EncodeBytes([]byte(" "+key))...))
+		o.AnswerLen = len(key)
+	}
+	ws, err := m.TrainHash(seqs, layers, o)
 	if err != nil {
 		return nil, err
 	}
