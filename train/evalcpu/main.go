@@ -156,6 +156,7 @@ func trainHash(m *model.Model, path string, n, length, positions, answers int) (
 		if err != nil {
 			return nil, fmt.Errorf("answer prompt %d: %w", i, err)
 		}
+		p[0] = c.BOSTokenID // NIAHPrompt leaves BOS to the caller
 		o.AnswerSeqs = append(o.AnswerSeqs, append(p, model.EncodeBytes([]byte(" "+key))...))
 		o.AnswerLen = len(key)
 	}
