@@ -150,7 +150,7 @@ type Dense struct {
 	cnt                  *Buffer // cnt: [B*Hkv] uint32 finished splits per row, 0 between dispatches
 	split, merge         *Kernel
 	splitSets            []*Set
-	splitRows            [][2]int // the first row and the rows of each split set
+	splitGroups          []kvGroup // the cache's rows of each split set
 	mergeSet             *Set
 	batch                *Batch
 	timings              Timings
@@ -311,7 +311,7 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 	b.Stage("split")
 	g := hq / m.hkv
 	for c, set := range m.splitSets {
-		base, nr := m.splitRows[c][0], m.splitRows[c][1]
+		base, nr := m.splitGroups[c].row0, m.splitGroups[c].rows
 		b.Dispatch(m.split, set, densePush{
 			N:        uint32(m.n),
 			Cap:      uint32(m.cap),
@@ -368,10 +368,6 @@ type mergePush struct {
 func (m *Dense) prepare(hq int) error {
 	c := m.ctx
 	lim := c.Info.Limits
-	rowBytes := uint64(m.cap * m.d * m.opt.Storage.bytes())
-	if rowBytes > m.maxRange {
-		return fmt.Errorf("vk dense: one cache row of Cap=%d tokens x D=%d %s is %s, over maxStorageBufferRange %s", m.cap, m.d, m.opt.Storage, bytesString(rowBytes), bytesString(m.maxRange))
-	}
 	rows := m.b * m.hkv
 	qBytes := uint64(m.b * hq * m.d * 4)
 	maxSplits := int(min(m.maxRange/qBytes, uint64(lim.MaxComputeWorkGroupCount[0])))
@@ -458,20 +454,16 @@ func (m *Dense) prepare(hq int) error {
 		m.freeSets()
 		// One set per run of rows inside one buffer of the cache, at most
 		// maxComputeWorkGroupCount[1] rows each.
-		chunk := int(min(uint64(m.kv.rowsPer), uint64(lim.MaxComputeWorkGroupCount[1])))
 		poBytes := uint64(splits) * qBytes
 		pmlBytes := uint64(splits*m.b*hq) * 8
-		for base := 0; base < rows; {
-			kb, vb, off := m.kv.rowAt(base)
-			n := min(chunk, m.kv.rowsPer-base%m.kv.rowsPer, rows-base)
-			set, err := m.split.NewSet(m.q.Range(0, qBytes), kb.Range(off, uint64(n)*rowBytes), vb.Range(off, uint64(n)*rowBytes),
+		for _, g := range m.kv.groups(int(lim.MaxComputeWorkGroupCount[1])) {
+			set, err := m.split.NewSet(m.q.Range(0, qBytes), g.k, g.v,
 				m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4))
 			if err != nil {
 				return err
 			}
 			m.splitSets = append(m.splitSets, set)
-			m.splitRows = append(m.splitRows, [2]int{base, n})
-			base += n
+			m.splitGroups = append(m.splitGroups, g)
 		}
 		if m.merge != nil {
 			set, err := m.merge.NewSet(m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes))
@@ -567,7 +559,7 @@ func (m *Dense) freeSets() {
 	for _, s := range m.splitSets {
 		s.Free()
 	}
-	m.splitSets, m.splitRows = nil, nil
+	m.splitSets, m.splitGroups = nil, nil
 	m.mergeSet.Free()
 	m.mergeSet = nil
 }

@@ -169,7 +169,7 @@ func (m *H2O) prepare(q []float32, budget ref.Budget) (*h2oStep, error) {
 		extra: []copyOp{{dst: h.rb, src: xr}},
 		rec: func(b *Batch) error {
 			b.Stage("score")
-			for _, g := range m.kv.groups() {
+			for _, g := range m.groups() {
 				set, err := m.set(lk, s.q, g.k, s.sel, xr, pr)
 				if err != nil {
 					return err

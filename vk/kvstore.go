@@ -49,12 +49,17 @@ func (s *kvStore) rowAt(r int) (k, v *Buffer, off uint64) {
 	return s.k[i], s.v[i], uint64(r-i*s.rowsPer) * s.rowBytes
 }
 
-// groups returns the buffers in row order.
-func (s *kvStore) groups() []kvGroup {
-	gs := make([]kvGroup, len(s.k))
-	for i := range gs {
-		r0 := i * s.rowsPer
-		gs[i] = kvGroup{k: s.k[i].Whole(), v: s.v[i].Whole(), row0: r0, rows: min(s.rowsPer, s.rows-r0)}
+// groups returns the cache in row order as runs of at most maxRows rows
+// (the rows one dispatch may cover, maxComputeWorkGroupCount[1]) inside one
+// buffer each: one run per buffer unless a buffer holds more rows.
+func (s *kvStore) groups(maxRows int) []kvGroup {
+	var gs []kvGroup
+	for r0 := 0; r0 < s.rows; {
+		kb, vb, off := s.rowAt(r0)
+		n := min(maxRows, s.rowsPer-r0%s.rowsPer, s.rows-r0)
+		size := uint64(n) * s.rowBytes
+		gs = append(gs, kvGroup{k: kb.Range(off, size), v: vb.Range(off, size), row0: r0, rows: n})
+		r0 += n
 	}
 	return gs
 }

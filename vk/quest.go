@@ -96,7 +96,7 @@ func (m *Quest) buildSide(b *Batch, t0, t1 int) error {
 	lo, hi := m.bounds()
 	p0, p1 := t0/m.page, (t1-1)/m.page+1
 	step := ppw * int(m.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
-	for _, g := range m.kv.groups() {
+	for _, g := range m.groups() {
 		set, err := m.set(k, g.k, lo, hi)
 		if err != nil {
 			return err

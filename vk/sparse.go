@@ -157,7 +157,7 @@ func (c *sparseCore) recordProjK(b *Batch, shader string, w *Buffer, out Range, 
 	if err != nil {
 		return err
 	}
-	for _, g := range c.kv.groups() {
+	for _, g := range c.groups() {
 		if err := c.recordProjKGroup(b, k, g, w, out, ncol, ldw, ostride, t0, t1); err != nil {
 			return err
 		}
@@ -406,6 +406,12 @@ func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 		return c.side.sizeSide()
 	}
 	return nil
+}
+
+// groups returns the cache's buffers as kvStore.groups does, each run at
+// most the rows one dispatch may cover.
+func (c *sparseCore) groups() []kvGroup {
+	return c.kv.groups(int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[1]))
 }
 
 // hasCache reports whether a cache is allocated (a Prefill has run).
@@ -823,7 +829,7 @@ func b32(b bool) uint32 {
 // Both read the cache one buffer at a time (kvGroup); the attention after a
 // gather reads the gathered rows, one buffer.
 func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
-	gs := c.kv.groups()
+	gs := c.groups()
 	cp := c.cap
 	if a.gather != nil {
 		b.Stage("gather")

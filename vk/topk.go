@@ -151,7 +151,7 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		rec: func(b *Batch) error {
 			b.Stage("score")
 			sp.zeroHist(b)
-			if err := m.recordSoftmax(b, s, ss, s.q, m.kv.groups(), s.sel); err != nil {
+			if err := m.recordSoftmax(b, s, ss, s.q, m.groups(), s.sel); err != nil {
 				return err
 			}
 			b.Stage("select")
