@@ -168,8 +168,8 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	if o.Workgroup == 0 {
 		o.Workgroup = 128
 	}
-	if l := o.LanesPerToken; l < 0 || l&(l-1) != 0 || l > int(c.Info.MinSubgroupSize) {
-		return nil, fmt.Errorf("vk dense: lanes per token %d: want a power of two <= the smallest subgroup size %d", l, c.Info.MinSubgroupSize)
+	if err := checkLanes(c.Info, o.LanesPerToken); err != nil {
+		return nil, fmt.Errorf("vk dense: %w", err)
 	}
 	if o.Tile == 0 {
 		o.Tile = 2

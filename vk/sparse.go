@@ -270,14 +270,14 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
-	if w := o.Workgroup; w != 0 && (w%int(ctx.Info.MaxSubgroupSize) != 0 || uint32(w) > ctx.Info.Limits.MaxComputeWorkGroupInvocations) {
-		return nil, fmt.Errorf("vk %s: workgroup %d: want a multiple of the subgroup size %d, at most %d", name, w, ctx.Info.MaxSubgroupSize, ctx.Info.Limits.MaxComputeWorkGroupInvocations)
-	}
-	if l := o.LanesPerToken; l&(l-1) != 0 || l > int(ctx.Info.MinSubgroupSize) {
-		return nil, fmt.Errorf("vk %s: lanes per token %d: want a power of two <= the smallest subgroup size %d", name, l, ctx.Info.MinSubgroupSize)
-	}
-	if w := o.ScoreWorkgroup; w != 0 && (w < 0 || w%int(ctx.Info.MaxSubgroupSize) != 0 || uint32(w) > ctx.Info.Limits.MaxComputeWorkGroupInvocations) {
-		return nil, fmt.Errorf("vk %s: score workgroup %d: want a multiple of the subgroup size %d, at most %d", name, w, ctx.Info.MaxSubgroupSize, ctx.Info.Limits.MaxComputeWorkGroupInvocations)
+	for _, err := range []error{
+		checkWorkgroup(ctx.Info, "workgroup", o.Workgroup),
+		checkLanes(ctx.Info, o.LanesPerToken),
+		checkWorkgroup(ctx.Info, "score workgroup", o.ScoreWorkgroup),
+	} {
+		if err != nil {
+			return nil, fmt.Errorf("vk %s: %w", name, err)
+		}
 	}
 	if ops := ctx.Info.SubgroupOps; ops&SubgroupArithmetic == 0 {
 		return nil, fmt.Errorf("vk %s: the select kernels need subgroup arithmetic in compute shaders; %s has [%s]", name, ctx.Info.Name, ops)
@@ -791,6 +791,26 @@ func lanesPerToken(info DeviceInfo, vecs int) int {
 		tpt *= 2
 	}
 	return tpt
+}
+
+// checkWorkgroup reports whether w, an optional workgroup size (0: the
+// default), is a multiple of the device's largest subgroup size and at most
+// maxComputeWorkGroupInvocations; what names it in the error.
+func checkWorkgroup(info DeviceInfo, what string, w int) error {
+	if w != 0 && (w < 0 || w%int(info.MaxSubgroupSize) != 0 || uint32(w) > info.Limits.MaxComputeWorkGroupInvocations) {
+		return fmt.Errorf("%s %d: want a multiple of the subgroup size %d, at most %d", what, w, info.MaxSubgroupSize, info.Limits.MaxComputeWorkGroupInvocations)
+	}
+	return nil
+}
+
+// checkLanes reports whether l, an optional lanes-per-token count (0: the
+// default), is a power of two no larger than the smallest subgroup; whether
+// it divides a row is splitLanes' check, once the head dimension is known.
+func checkLanes(info DeviceInfo, l int) error {
+	if l < 0 || l&(l-1) != 0 || l > int(info.MinSubgroupSize) {
+		return fmt.Errorf("lanes per token %d: want a power of two <= the smallest subgroup size %d", l, info.MinSubgroupSize)
+	}
+	return nil
 }
 
 // splitLanes returns the lanes per token (TPT) of an attention split kernel
