@@ -157,7 +157,6 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 			return Timing{}, err
 		}
 	}
-	var totals []float64
 	stages := map[string][]float64{}
 	for i := range reps {
 		m := ms[i%len(ms)]
@@ -168,7 +167,6 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		if !t.Supported {
 			return Timing{}, fmt.Errorf("vk: %s has no GPU timestamps", v.Ctx.Info.Name)
 		}
-		var total float64
 		per := map[string]float64{}
 		for _, st := range t.Stages {
 			col, known := stageOf[st.Name]
@@ -177,10 +175,8 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 			}
 			if col != "" {
 				per[col] += st.Ns
-				total += st.Ns
 			}
 		}
-		totals = append(totals, total)
 		for col, ns := range per {
 			stages[col] = append(stages[col], ns)
 		}
@@ -192,7 +188,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	// total must not.
 	v.Ctx.SetSpanTiming(true)
 	defer v.Ctx.SetSpanTiming(false)
-	totals = totals[:0]
+	var totals []float64
 	for i := range reps {
 		m := ms[i%len(ms)]
 		if _, err := m.Decode(q, budget); err != nil {
