@@ -169,13 +169,9 @@ func (m *H2O) prepare(q []float32, budget ref.Budget) (*h2oStep, error) {
 		extra: []copyOp{{dst: h.rb, src: xr}},
 		rec: func(b *Batch) error {
 			b.Stage("score")
-			for _, g := range m.groups() {
-				set, err := m.set(lk, s.q, g.k, s.sel, xr, pr)
-				if err != nil {
-					return err
-				}
-				b.Dispatch(lk, set, logitsPush{N: uint32(k), Cap: uint32(m.cap), KStride: uint32(k), ChunkLen: uint32(chunk), NChunks: uint32(nchunks), XStride: uint32(k), Scale: 1, Row0: uint32(g.row0)},
-					uint32(nchunks), uint32(g.rows), 1)
+			if err := m.recordLogits(b, lk, logitsPush{N: uint32(k), Cap: uint32(m.cap), KStride: uint32(k), ChunkLen: uint32(chunk), NChunks: uint32(nchunks), XStride: uint32(k), Scale: 1},
+				s.q, m.groups(), s.sel, xr, pr); err != nil {
+				return err
 			}
 			b.Barrier()
 			return nil

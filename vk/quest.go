@@ -112,8 +112,9 @@ func (m *Quest) buildSide(b *Batch, t0, t1 int) error {
 }
 
 // scoreKernel returns quest_score for group size g and the pages per
-// workgroup step (NSLOT*TILE): TPT lanes per page as sparse_split chooses
-// them, the workgroup halved while q's shared copy (G*D floats) does not fit.
+// workgroup step (NSLOT*TILE): TPT lanes per page, the largest power of two
+// up to the smallest subgroup and 32 dividing a page row's 16-byte vectors
+// (lanesPerToken); an error when q's shared copy (G*D floats) does not fit.
 func (m *Quest) scoreKernel(g int) (*Kernel, int, error) {
 	info := m.ctx.Info
 	tpt := lanesPerToken(info, m.d/m.opt.Storage.vec())

@@ -95,18 +95,29 @@ func (c *sparseCore) logitsKernel(g, dk int, st Storage, indexed bool) (*Kernel,
 		sparseWorkgroup, uint32(tpt), uint32(dk), uint32(g), b32(indexed))
 }
 
-// recordSoftmax records the score pipeline of q: [rows*G][dk] float32 against
-// keys: [rows][Cap][dk] (the cache, or Loki's rotated keys).
-func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, q Range, keys []kvGroup, idx Range) error {
+// recordLogits records score_logits (kernel k) over the keys' buffers, one
+// dispatch of push.NChunks x the group's rows each, push as given but for
+// its Row0, the group's first row.
+func (c *sparseCore) recordLogits(b *Batch, k *Kernel, push logitsPush, q Range, keys []kvGroup, idx, x, pml Range) error {
 	for _, g := range keys {
-		lset, err := c.set(ss.logits, q, g.k, idx, ss.x, ss.pml)
+		set, err := c.set(k, q, g.k, idx, x, pml)
 		if err != nil {
 			return err
 		}
-		b.Dispatch(ss.logits, lset, logitsPush{
-			N: uint32(c.n), Cap: uint32(c.cap), KStride: uint32(s.k), ChunkLen: uint32(ss.chunk), NChunks: uint32(ss.nchunks),
-			XStride: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))), Row0: uint32(g.row0),
-		}, uint32(ss.nchunks), uint32(g.rows), 1)
+		push.Row0 = uint32(g.row0)
+		b.Dispatch(k, set, push, push.NChunks, uint32(g.rows), 1)
+	}
+	return nil
+}
+
+// recordSoftmax records the score pipeline of q: [rows*G][dk] float32 against
+// keys: [rows][Cap][dk] (the cache, or Loki's rotated keys).
+func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, q Range, keys []kvGroup, idx Range) error {
+	if err := c.recordLogits(b, ss.logits, logitsPush{
+		N: uint32(c.n), Cap: uint32(c.cap), KStride: uint32(s.k), ChunkLen: uint32(ss.chunk), NChunks: uint32(ss.nchunks),
+		XStride: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))),
+	}, q, keys, idx, ss.x, ss.pml); err != nil {
+		return err
 	}
 	b.Barrier()
 	sset, err := c.set(ss.softmax, ss.x, ss.pml, ss.keys, ss.s)
