@@ -266,21 +266,18 @@ def make_window(data, rng, seq, synthetic=False):
     for _ in range(ncopy):
         copies.append(" " + "".join(rng.choice(ALNUM) for _ in range(rng.randint(8, COPY_LEN))) + " ")
     # Keep what fits in half of the window, in the order drawn.
-    room, kept = seq // 2, []
-    for it in items:
-        size = len(it[0]) + sum(len(q) + len(a) + 2 for q, a in it[1])
-        if size <= room:
-            kept.append(it)
-            room -= size
-    items = kept
-    kept = []
-    for cs in copies:
-        if 2 * len(cs) <= room:
-            kept.append(cs)
-            room -= 2 * len(cs)
-    copies = kept
-    extra = 2 * sum(map(len, copies)) + sum(len(nd) + sum(len(q) + len(a) + 2 for q, a in qs) for nd, qs, _ in items)
-    n = seq - extra  # bytes of corpus text (or random filler)
+    room = seq // 2
+
+    def fits(size):
+        nonlocal room
+        if size > room:
+            return False
+        room -= size
+        return True
+
+    items = [it for it in items if fits(len(it[0]) + sum(len(q) + len(a) + 2 for q, a in it[1]))]
+    copies = [cs for cs in copies if fits(2 * len(cs))]
+    n = seq - (seq // 2 - room)  # bytes of corpus text (or random filler): the rest of the window
     if synthetic:
         g = np.random.default_rng(rng.getrandbits(63))
         text = np.frombuffer(ALNUM.encode(), dtype=np.uint8)[g.integers(0, len(ALNUM), n)].tobytes()
