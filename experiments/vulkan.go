@@ -95,6 +95,7 @@ var stageOf = map[string]string{
 	"encode": "encode", "score": "score", "select": "select",
 	"attend": "attend", "split": "attend", "merge": "attend", "gather": "attend",
 	"select+attend": "attend", // HATA's fused select_attend: the select's time is in the attend column
+	"step":          "attend", // HATA's onekernel: the whole step is one dispatch, its time in the attend column
 	"upload":        "", "poison": "", "readback": "",
 }
 

@@ -226,6 +226,11 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		return nil, err
 	}
 	h.scoreChunk = m.scoreChunk(m.n, s.rows)
+	if m.opt.Variant == VariantOneKernel {
+		// hata_step's items: one round of its score loop, one select tile,
+		// unless ScoreChunk says otherwise (a multiple of 8: 16-byte key loads)
+		h.scoreChunk = roundUp(cmp.Or(m.opt.ScoreChunk, oneKernelChunk), 8)
+	}
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
 	spec := selectSpec{
 		keys: h.keys, key16: h.key16, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
@@ -292,6 +297,20 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		return nil, err
 	}
 	m.lastHq = h.hq
+	if m.opt.Variant == VariantOneKernel {
+		o, err := m.stepKernel(h)
+		if err != nil {
+			return nil, err
+		}
+		if o != nil {
+			return &stepPlan{
+				s:      h.step,
+				poison: []Range{h.qcodes, h.keys, h.sel.cnt},
+				zero:   []Range{h.sel.zeroRange(), o.ctr},
+				attend: func(b *Batch, a *attention) error { return m.recordStep(b, h, o, a) },
+			}, nil
+		}
+	}
 	p := &stepPlan{
 		s:      h.step,
 		poison: []Range{h.qcodes, h.keys, h.sel.cnt},

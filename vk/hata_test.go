@@ -216,7 +216,7 @@ func TestHATAVariantsAgree(t *testing.T) {
 	kv := reftest.DyadicKV(rng, s, true)
 	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 	var res []*ref.Result
-	for _, v := range []string{VariantFused, VariantNaive, VariantTwoKernel, VariantThreeKernel} {
+	for _, v := range []string{VariantFused, VariantNaive, VariantTwoKernel, VariantThreeKernel, VariantOneKernel} {
 		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v})
 		if err != nil {
 			t.Fatal(err)
@@ -231,7 +231,7 @@ func TestHATAVariantsAgree(t *testing.T) {
 		}
 		res = append(res, r)
 	}
-	for i, v := range []string{VariantNaive, VariantTwoKernel, VariantThreeKernel} {
+	for i, v := range []string{VariantNaive, VariantTwoKernel, VariantThreeKernel, VariantOneKernel} {
 		if d := cmp.Diff(res[0].Selected, res[i+1].Selected); d != "" {
 			t.Errorf("fused and %s select differently (-fused +%s):\n%s", v, v, d)
 		}

@@ -326,7 +326,7 @@ func (s *Set) destroy() {
 // buffers each; the context adds pools as they fill.
 const (
 	setsPerPool    = 64
-	bindingsPerSet = 12
+	bindingsPerSet = 16
 )
 
 // allocSet allocates a descriptor set of layout dsl from the context's pools.

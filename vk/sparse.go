@@ -60,6 +60,14 @@ type SparseOptions struct {
 	//	                   dispatches, the query encoded by every score
 	//	                   workgroup (each reads the hash matrix from L2, so
 	//	                   larger score chunks, ScoreChunk, suit it)
+	//	"onekernel":       the four stages of fused as work items of ONE
+	//	                   dispatch (hata_step.glsl): a workgroup takes items
+	//	                   from a queue, each waiting only for the items of its
+	//	                   own row it reads, so no stage waits for the whole
+	//	                   grid and no dispatch boundary is paid; score and
+	//	                   select items of ScoreChunk tokens (default 1024);
+	//	                   runs fused where its limits (one cache buffer,
+	//	                   G*rbit+1 <= 16*Workgroup bins, shared memory) fail
 	//	"naive":           encode | score (uint32 scores) | select (a separate
 	//	                   histogram pass, count, write) | gather the selected K/V
 	//	                   rows into compact buffers | attention over them | merge
@@ -113,7 +121,10 @@ const (
 	// VariantThreeKernel is fused's chain with the query encode moved into
 	// the score kernel: one dependent dispatch fewer.
 	VariantThreeKernel = "threekernel"
-	VariantNaive       = "naive"
+	// VariantOneKernel runs fused's four stages as work items of one
+	// dispatch (hata_step.glsl), each waiting only for its own row's items.
+	VariantOneKernel = "onekernel"
+	VariantNaive     = "naive"
 )
 
 // Workgroup sizes of the top-k kernels: multiples of every subgroup size the
@@ -249,9 +260,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	switch o.Variant {
 	case "":
 		o.Variant = VariantFused
-	case VariantFused, VariantTwoKernel, VariantThreeKernel, VariantNaive:
+	case VariantFused, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, VariantNaive:
 	default:
-		return nil, fmt.Errorf("vk %s: variant %q: want %q, %q, %q or %q", name, o.Variant, VariantFused, VariantTwoKernel, VariantThreeKernel, VariantNaive)
+		return nil, fmt.Errorf("vk %s: variant %q: want %q, %q, %q, %q or %q", name, o.Variant, VariantFused, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, VariantNaive)
 	}
 	if o.Reserve == 0 {
 		o.Reserve = 256

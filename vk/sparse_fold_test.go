@@ -33,7 +33,7 @@ func TestSparseFoldedMerge(t *testing.T) {
 			w := reftest.DyadicHashWeights(rng, sh.Hkv, sh.D, 128)
 			kv := reftest.DyadicKV(rng, sh, c.s == F16)
 			qs := [][]float32{reftest.Dyadic(rng, sh.B*sh.Hq*sh.D), reftest.Dyadic(rng, sh.B*sh.Hq*sh.D)}
-			for _, m := range []struct{ name, variant string }{{"hata", VariantFused}, {"hata", VariantTwoKernel}, {"hata", VariantThreeKernel}, {"hata", VariantNaive}, {"topk", ""}} {
+			for _, m := range []struct{ name, variant string }{{"hata", VariantFused}, {"hata", VariantTwoKernel}, {"hata", VariantThreeKernel}, {"hata", VariantOneKernel}, {"hata", VariantNaive}, {"topk", ""}} {
 				opt := SparseOptions{Storage: c.s, Variant: m.variant, Split: SplitPolicy{Splits: splits}}
 				o := ref.Options{W: w}
 				got, err := ctx.SparseFactory(opt)(m.name, sh.Hkv, sh.D, o)

@@ -25,7 +25,7 @@ func TestSparseSplitCache(t *testing.T) {
 	s := ref.Shape{B: b, Hq: hq, Hkv: hkv, N: n, D: d}
 	kv := reftest.DyadicKV(rng, s, true)
 	cases := []struct{ name, variant string }{
-		{"hata", VariantFused}, {"hata", VariantNaive}, {"hata", VariantTwoKernel}, {"hata", VariantThreeKernel},
+		{"hata", VariantFused}, {"hata", VariantNaive}, {"hata", VariantTwoKernel}, {"hata", VariantThreeKernel}, {"hata", VariantOneKernel},
 		{"topk", ""}, {"loki", ""}, {"quest", ""}, {"streaming", ""}, {"h2o", ""},
 	}
 	for _, st := range []Storage{F32, F16} {

@@ -330,6 +330,7 @@ func TestSparseTimings(t *testing.T) {
 		{"hata", "", []string{"encode", "score", "select", "attend"}},       // attend merges
 		{"hata", VariantTwoKernel, []string{"score", "select+attend"}},      // hata_score encodes, select_attend attends
 		{"hata", VariantThreeKernel, []string{"score", "select", "attend"}}, // hata_score encodes
+		{"hata", VariantOneKernel, []string{"step"}},                        // hata_step does it all
 		{"hata", VariantNaive, []string{"encode", "score", "select", "gather", "attend", "merge"}},
 		{"lsh", "", []string{"encode", "score", "select", "attend"}},
 		{"topk", "", []string{"score", "select", "attend"}},

@@ -58,6 +58,7 @@ func TestTuningKeys(t *testing.T) {
 		"hata/fused":       {"selectchunk", "sepmerge"},
 		"hata/twokernel":   {"selectchunk", "sepmerge"},
 		"hata/threekernel": {"selectchunk", "sepmerge"},
+		"hata/onekernel":   {"selectchunk", "sepmerge"},
 		"hata/naive":       {"sepmerge"},
 		"lsh":              {"selectchunk", "sepmerge"},
 		"lsh/naive":        {"sepmerge"},

@@ -1,0 +1,429 @@
+// hata_step.glsl: HATA's whole decode step in ONE dispatch (the "onekernel"
+// variant): the four stages of the fused chain (hata_encode_q, hata_score
+// with its histograms, select_write, sparse_split with the merge folded in)
+// become work items of one kernel, taken from a queue, each waiting only for
+// the items of its own row that it reads. Included by hata_step_f32.comp,
+// hata_step_f16.comp and hata_step_f16h.comp (kv.glsl's KV_F32, KV_F16,
+// KV_F16H).
+//
+// Why: on the H200 every dependent dispatch costs about 2.3 us even when it
+// moves nothing, and a stage's dispatch cannot start before the slowest
+// workgroup of the one before it ends (BENCHMARKS.md). Here nothing waits for
+// the whole grid: row r's select starts as soon as row r's scores are
+// complete, while other rows still score.
+//
+// The items of row r, in this order (IR per row, rows in order):
+//
+//	E(r, p)  p < EP = ceil(rbit/32): word p of the G query codes of row r
+//	         (hata_encode_q's arithmetic: bit j = q·W[:, j] > 0, float32)
+//	S(r, c)  c < NC: hata_score over tokens [c*chunk_len, ...): uint16 scores,
+//	         the row's histogram (atomics) and the chunk's cumulative
+//	         histogram (cum), as hata_score.comp with KEY16, HIST and CUM
+//	W(r, c)  c < NC: select_write over the same chunk (select.glsl with one
+//	         pass and pc.cum): the chunk's taken tokens, ascending, into sel
+//	A(r, s)  s < S: sparse_split over entries [s*split_len, ...) of the
+//	         row's selection, the last of the row merging (split_fold)
+//
+// A workgroup takes item i = atomicAdd(ctr[0], 1) and runs it to the end,
+// then takes the next, until i >= rows*IR. S(r, *) wait until all EP items
+// of E(r, *) are done (done[0][r] == EP), W(r, *) until all of S(r, *) are
+// (done[1][r] == NC), A(r, *) until all of W(r, *) are (done[2][r] == NC);
+// an item signals its row's counter once its results are written and
+// fenced. Every item waits only for items with smaller indices, which were
+// taken before it by workgroups that are running (a workgroup only takes an
+// item while it runs, and runs it to the end), so the smallest unfinished
+// item never waits: the queue cannot deadlock however many workgroups are
+// resident, on any device whose resident workgroups all make progress
+// (NVIDIA, AMD, Intel, lavapipe's threads). S items load their first codes
+// before they wait, so the encode's latency is hidden behind those loads.
+//
+// The buffers one item writes and another reads (qc, keys, hist, sel) are
+// coherent (no stale L1 lines) and volatile: without volatile the compilers
+// may move their loads above the wait (lavapipe's did: wrong scores).
+//
+// Counters ctr (uint, zeroed before the dispatch): ctr[0] the queue head,
+// ctr[1 + k*rows + r] done[k][r] for k = 0 (encode), 1 (score), 2 (select).
+// The histograms must be zeroed before the dispatch too (the split counters
+// cnt are left zero by split_fold, as in sparse_split).
+//
+// Bindings (set 0):
+//	0 q     [rows*G][D] float32 query heads (b*Hq + h*G + g = r*G + g)
+//	1 W     [Hkv][D][ldw] float32 hash weights (W head = r % hkv)
+//	2 qc    [rows*G][WV*4] uint query codes (written here; read back by Codes)
+//	3 kc    [rows][cap][WV] uvec4 key codes
+//	4 keys  [rows][key_stride/2] uint: the scores as packed uint16 (low half
+//	        the even token)
+//	5 hist  [rows][NB] uint, then cum [rows][NC][NB] uint
+//	6 sel   [rows][kstride] uint: the ascending selection
+//	7 K, 8 V [rows][cap][D] as KV_T vectors
+//	9 po, 10 pml, 11 out, 12 cnt: sparse_split.glsl's partials, output and
+//	        split counters
+//	13 ctr  the queue and done counters above
+// Dispatch: (any number of workgroups, 1, 1).
+
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_memory_scope_semantics : require
+
+#include "kv.glsl"
+
+layout(local_size_x_id = 0) in;                 // WG: a multiple of 32 and of the largest subgroup size
+layout(constant_id = 1) const uint TPT = 8;     // lanes per K/V row (sparse_split's)
+layout(constant_id = 2) const uint D = 128;     // head dimension
+layout(constant_id = 3) const uint G = 1;       // query heads per KV head
+layout(constant_id = 4) const uint TILE = 4;    // sparse_split's entries per slot between rescales
+layout(constant_id = 5) const uint WV = 1;      // uvec4 per code
+layout(constant_id = 6) const uint NB = 2;      // histogram bins, > G*rbit, <= 16*WG
+const bool FUSED = true;                        // split_softmax.glsl: the last split merges
+
+const uint WG = gl_WorkGroupSize.x;
+const uint UNR = 4;       // score: token pairs per lane per round
+const uint PER = 8;       // select: tokens per lane per tile
+const uint MAXLEN = 1024; // attention: entries per split, at most
+
+layout(push_constant) uniform PushConstants {
+    uint n;            // tokens N
+    uint cap;          // row stride of kc, K and V, in tokens
+    uint chunk_len;    // tokens per S and W item, a multiple of 8
+    uint nchunks;      // NC = ceil(N / chunk_len)
+    uint sink_end;     // tokens t < sink_end are forced in
+    uint recent_start; // tokens t >= recent_start are forced in
+    uint key_stride;   // row stride of keys, in tokens, a multiple of 8
+    uint kk;           // tokens to take besides the forced ones
+    uint k;            // entries per row of the selection
+    uint kstride;      // row stride of sel
+    uint split_len;    // entries per attention split, <= MAXLEN
+    uint splits;       // S
+    float scale;       // 1/sqrt(D)
+    uint rows;         // B*Hkv
+    uint hkv;          // KV heads (W head = row % hkv)
+    uint ldw;          // row stride of W, in floats
+    uint rbit;         // code bits
+} pc;
+
+layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer W { float w[]; };
+layout(std430, set = 0, binding = 2) restrict coherent volatile buffer QC { uint qc[]; };
+layout(std430, set = 0, binding = 3) restrict readonly buffer KC { uvec4 kc[]; };
+layout(std430, set = 0, binding = 4) coherent volatile buffer Keys { uint keys[]; };
+layout(std430, set = 0, binding = 4) coherent volatile buffer Keys4 { uvec4 keys4[]; }; // the same scores, 16 bytes at a time
+layout(std430, set = 0, binding = 5) restrict coherent volatile buffer Hist { uint hist[]; };
+layout(std430, set = 0, binding = 6) restrict coherent volatile buffer Sel { uint sel[]; };
+layout(std430, set = 0, binding = 7) restrict readonly buffer KB { KV_T kb[]; };
+layout(std430, set = 0, binding = 8) restrict readonly buffer VB { KV_T vb[]; };
+layout(std430, set = 0, binding = 9) restrict coherent buffer PO { vec4 po[]; };
+layout(std430, set = 0, binding = 10) restrict coherent buffer PML { vec2 pml[]; };
+layout(std430, set = 0, binding = 11) restrict writeonly buffer Out { vec4 out_[]; };
+layout(std430, set = 0, binding = 12) restrict coherent buffer Cnt { uint cnt[]; };
+layout(std430, set = 0, binding = 13) restrict coherent volatile buffer Ctr { uint ctr[]; };
+
+#include "split_softmax.glsl"
+
+shared uint sh_item;
+shared uint sh_spin; // written by wait_done's polls (a side effect, so the loop stays)
+shared uint sh_sg[WG];      // per-subgroup sums of the scans
+shared uint sh_hist[NB];    // S: the chunk's histogram
+shared uvec2 sh_res;        // W: find_bin's result
+shared uint sh_idx[MAXLEN]; // A: the split's token indices
+
+// ---- the queue --------------------------------------------------------------
+
+// wait_done waits until done[kind][row] >= want; then the writes of the items
+// that counted are visible to every lane. Uniform control flow.
+void wait_done(uint kind, uint row, uint want) {
+    // Every lane polls, with an acquire load and a store in the loop's
+    // body: on lavapipe a loop of plain (even volatile) loads with an empty
+    // body was deleted as side-effect free, leaving no wait at all, and a
+    // loop of lane 0 alone put that lane's barriers out of step with the
+    // others'.
+    while (atomicLoad(ctr[1 + kind * pc.rows + row], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) < want) {
+        sh_spin = 1;
+    }
+    barrier();
+}
+
+// signal_done counts this item in done[kind][row] once every lane's writes
+// are fenced. Uniform control flow.
+void signal_done(uint kind, uint row) {
+    memoryBarrierBuffer();
+    barrier();
+    if (gl_LocalInvocationIndex == 0) atomicAdd(ctr[1 + kind * pc.rows + row], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease);
+}
+
+// wg_scan returns the exclusive prefix sum of v over the workgroup's lanes in
+// index order, and the total. Uniform control flow.
+uint wg_scan(uint v, out uint total) {
+    const uint incl = subgroupInclusiveAdd(v);
+    if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
+    barrier();
+    uint before = 0;
+    total = 0;
+    for (uint s = 0; s < gl_NumSubgroups; s++) {
+        const uint x = sh_sg[s];
+        if (s < gl_SubgroupID) before += x;
+        total += x;
+    }
+    barrier();
+    return before + incl - v;
+}
+
+// ---- E: the query codes -------------------------------------------------------
+
+// An E item computes word p of the G query codes of its row: lane li < G*32
+// takes head g = li / 32 and column j = p*32 + li % 32 and sums q_g[d] W[d][j]
+// over d in float32 (hata_encode_q's formula: bit j = the sum > 0), the W
+// loads of a block of EB d's issued before their arithmetic.
+const uint EB = 16;
+shared float sh_q[G * D];
+shared uint sh_code[G];
+
+void encode_word(uint row, uint p) {
+    const uint li = gl_LocalInvocationIndex;
+    for (uint e = li; e < G * D; e += WG) sh_q[e] = q[row * G * D + e];
+    if (li < G) sh_code[li] = 0;
+    barrier();
+    const uint wbase = (row % pc.hkv) * D * pc.ldw;
+    for (uint e = li; e < G * 32; e += WG) {
+        const uint g = e / 32, j = p * 32 + e % 32;
+        float acc = 0.0;
+        if (j < pc.rbit) {
+            for (uint d0 = 0; d0 < D; d0 += EB) {
+                float wv[EB];
+                [[unroll]] for (uint i = 0; i < EB; i++) wv[i] = d0 + i < D ? w[wbase + (d0 + i) * pc.ldw + j] : 0.0;
+                [[unroll]] for (uint i = 0; i < EB; i++) acc += d0 + i < D ? sh_q[g * D + d0 + i] * wv[i] : 0.0;
+            }
+        }
+        if (acc > 0.0) atomicOr(sh_code[g], 1u << (e % 32));
+    }
+    barrier();
+    if (li < G) qc[(row * G + li) * WV * 4 + p] = sh_code[li];
+    // The code's padding words (WV*4 > EP) are zero: word 0's item writes them.
+    if (p == 0) {
+        const uint ep = (pc.rbit + 31) / 32;
+        for (uint e = li; e < G * (WV * 4 - ep); e += WG) {
+            qc[(row * G + e / (WV * 4 - ep)) * WV * 4 + ep + e % (WV * 4 - ep)] = 0;
+        }
+    }
+    signal_done(0, row);
+}
+
+// ---- S: scores and histograms -----------------------------------------------
+
+uint ham(uvec4 a, uvec4 b) {
+    const ivec4 c = bitCount(a ^ b);
+    return uint(c.x + c.y + c.z + c.w);
+}
+
+void score_chunk(uint row, uint c) {
+    const uint li = gl_LocalInvocationIndex;
+    const uint c0 = c * pc.chunk_len;
+    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
+    uvec4 qv[G * WV];
+    // Rounds of UNR token pairs per lane, the loads of a round issued before
+    // its arithmetic; uniform trip count (the first round waits for the
+    // query codes after issuing its loads).
+    for (uint rb = c0; rb < c1; rb += 2 * WG * UNR) {
+        uvec4 ka[UNR * WV], kb2[UNR * WV];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = rb + 2 * li + 2 * WG * u;
+            const uint base = (row * pc.cap + t) * WV;
+            [[unroll]] for (uint v = 0; v < WV; v++) {
+                ka[u * WV + v] = t < c1 ? kc[base + v] : uvec4(0);
+                kb2[u * WV + v] = t + 1 < c1 ? kc[base + WV + v] : uvec4(0);
+            }
+        }
+        if (rb == c0) {
+            wait_done(0, row, (pc.rbit + 31) / 32);
+            [[unroll]] for (uint e = 0; e < G * WV; e++) {
+                const uint o = (row * G * WV + e) * 4;
+                qv[e] = uvec4(qc[o], qc[o + 1], qc[o + 2], qc[o + 3]);
+            }
+        }
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = rb + 2 * li + 2 * WG * u;
+            if (t < c1) {
+                const bool two = t + 1 < c1;
+                uint s0 = 0, s1 = 0;
+                [[unroll]] for (uint v = 0; v < WV; v++) {
+                    [[unroll]] for (uint g = 0; g < G; g++) {
+                        s0 += ham(qv[g * WV + v], ka[u * WV + v]);
+                        s1 += ham(qv[g * WV + v], kb2[u * WV + v]);
+                    }
+                }
+                keys[(row * pc.key_stride + t) / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
+                if (t >= pc.sink_end && t < pc.recent_start) atomicAdd(sh_hist[s0], 1);
+                if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
+            }
+        }
+    }
+    barrier();
+    for (uint b = li; b < NB; b += WG) {
+        const uint x = sh_hist[b];
+        if (x != 0) atomicAdd(hist[row * NB + b], x);
+    }
+    // The chunk's cumulative histogram: lane li owns PER_LANE bins.
+    const uint PER_LANE = (NB + WG - 1) / WG;
+    const uint b0 = li * PER_LANE;
+    uint run = 0;
+    for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) run += sh_hist[b0 + i];
+    uint total;
+    uint acc = wg_scan(run, total);
+    const uint base = (pc.rows + row * pc.nchunks + c) * NB;
+    for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) {
+        acc += sh_hist[b0 + i];
+        hist[base + b0 + i] = acc;
+    }
+    signal_done(1, row);
+}
+
+// ---- W: the selection ------------------------------------------------------
+
+bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
+
+// forced_in returns how many tokens of [a, b) a window forces in.
+uint forced_in(uint a, uint b) {
+    const uint s = min(b, pc.sink_end) > a ? min(b, pc.sink_end) - a : 0;
+    const uint r0 = max(a, pc.recent_start);
+    return s + (b > r0 ? b - r0 : 0);
+}
+
+// find_threshold returns (T, r): T the smallest bin of row's histogram with
+// sum_{b <= T} hist[b] >= kk, r = kk - sum_{b < T} hist[b] (select.glsl's
+// find_bin and resolve with one pass); (0, 0) when kk = 0.
+uvec2 find_threshold(uint row) {
+    if (pc.kk == 0) return uvec2(0);
+    const uint li = gl_LocalInvocationIndex;
+    const uint MAXPER = 16;
+    const uint per = (NB + WG - 1) / WG;
+    const uint b0 = li * per;
+    uint hv[MAXPER];
+    uint s = 0;
+    [[unroll]] for (uint i = 0; i < MAXPER; i++) {
+        hv[i] = i < per && b0 + i < NB ? hist[row * NB + b0 + i] : 0;
+        s += hv[i];
+    }
+    if (li == 0) sh_res = uvec2(NB - 1, 0);
+    uint total;
+    uint cum = wg_scan(s, total);
+    if (cum < pc.kk && pc.kk <= cum + s) {
+        bool found = false;
+        [[unroll]] for (uint i = 0; i < MAXPER; i++) {
+            if (!found && cum + hv[i] >= pc.kk) {
+                sh_res = uvec2(b0 + i, cum);
+                found = true;
+            }
+            cum += found ? 0 : hv[i];
+        }
+    }
+    barrier();
+    const uvec2 r = sh_res;
+    barrier();
+    return uvec2(r.x, pc.kk - r.y);
+}
+
+void select_chunk(uint row, uint c) {
+    const uint li = gl_LocalInvocationIndex;
+    const uint c0 = c * pc.chunk_len;
+    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    wait_done(1, row, pc.nchunks);
+    const uvec2 tr = find_threshold(row);
+    const uint T = tr.x, r = tr.y;
+
+    // Taken before this chunk: every u (forced or key < T) and the first r
+    // candidates (key == T), from the chunks' cumulative histograms.
+    uint su = 0, se = 0;
+    for (uint i = li; i < c; i += WG) {
+        const uint base = (pc.rows + row * pc.nchunks + i) * NB;
+        const uint below = T > 0 ? hist[base + T - 1] : 0;
+        const uint i0 = i * pc.chunk_len;
+        su += forced_in(i0, min(i0 + pc.chunk_len, pc.n)) + below;
+        se += hist[base + T] - below;
+    }
+    uint tsu, tse;
+    wg_scan(su, tsu);
+    wg_scan(se, tse);
+    const uint rr = r > tse ? r - tse : 0; // candidates still to take
+    const uint out0 = row * pc.kstride + tsu + min(r, tse);
+
+    uint U = 0, E = 0; // taken and candidates in this chunk before the tile
+    for (uint tb = c0; tb < c1; tb += WG * PER) {
+        const uint t0 = tb + li * PER;
+        uint um = 0, em = 0;
+        if (t0 < c1) {
+            const uvec4 v = keys4[(row * pc.key_stride + t0) / 8];
+            [[unroll]] for (uint j = 0; j < PER; j++) {
+                const uint t = t0 + j;
+                const uint kj = (v[j / 2] >> (16 * (j & 1))) & 0xffffu;
+                if (t < c1) {
+                    if (forced(t) || kj < T) {
+                        um |= 1u << j;
+                    } else if (kj == T) {
+                        em |= 1u << j;
+                    }
+                }
+            }
+        }
+        uint total;
+        const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
+        uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
+        [[unroll]] for (uint j = 0; j < PER; j++) {
+            if ((um >> j & 1u) != 0) {
+                sel[out0 + u + min(rr, e)] = t0 + j;
+                u++;
+            } else if ((em >> j & 1u) != 0) {
+                if (e < rr) sel[out0 + u + e] = t0 + j;
+                e++;
+            }
+        }
+        U += total >> 16;
+        E += total & 0xffffu;
+    }
+    signal_done(2, row);
+}
+
+// ---- A: the sparse attention -------------------------------------------------
+
+void attend_split(uint row, uint s) {
+    const uint li = gl_LocalInvocationIndex;
+    const uint lane = gl_SubgroupInvocationID % TPT;
+    const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
+    const uint qrow = row * G;
+    SPLIT_INIT(qrow, lane)
+    wait_done(2, row, pc.nchunks);
+    const uint i0 = s * pc.split_len;
+    const uint len = min(i0 + pc.split_len, pc.k) - i0;
+    for (uint i = li; i < len; i += WG) sh_idx[i] = sel[row * pc.kstride + i0 + i];
+    barrier();
+    const uint rowv = row * pc.cap * DV + lane;
+    SPLIT_LIST(len, slot)
+    SPLIT_MERGE(qrow, s, lane, slot, li)
+    split_fold(row, qrow);
+}
+
+void main() {
+    const uint li = gl_LocalInvocationIndex;
+    const uint ep = (pc.rbit + 31) / 32;
+    const uint ir = ep + 2 * pc.nchunks + pc.splits;
+    const uint total = pc.rows * ir;
+    for (;;) {
+        if (li == 0) sh_item = atomicAdd(ctr[0], 1u);
+        barrier();
+        const uint it = sh_item;
+        barrier();
+        if (it >= total) break;
+        const uint row = it / ir, j = it % ir;
+        if (j < ep) {
+            encode_word(row, j);
+        } else if (j < ep + pc.nchunks) {
+            score_chunk(row, j - ep);
+        } else if (j < ep + 2 * pc.nchunks) {
+            select_chunk(row, j - ep - pc.nchunks);
+        } else {
+            attend_split(row, j - ep - 2 * pc.nchunks);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+package vk
+
+import (
+	"cmp"
+	"math"
+)
+
+// The onekernel variant of HATA (SparseOptions.Variant "onekernel"): the
+// fused chain's four stages as work items of one dispatch, hata_step.glsl,
+// each item waiting only for the items of its own row that it reads (see the
+// shader for the queue and why it cannot deadlock). It needs what the fused
+// chain's kernels need plus: the histogram in one pass with at most 16 bins
+// per lane (G*rbit+1 <= 16*WG), the cache in one buffer, and the shared
+// memory of all four stages at once, and 14 storage buffers; where any of these fails, the step
+// runs the fused chain instead.
+
+// oneKernelChunk is the default tokens per score and select item of
+// hata_step: 1024 is one round of its 128 lanes x 4 token pairs and one tile
+// of 128 lanes x 8 keys.
+const oneKernelChunk = 1024
+
+// oneKernelWorkgroups is the workgroups per compute unit of the dispatch:
+// more than fit at once is harmless (a workgroup that starts late finds the
+// queue empty and ends), fewer would leave compute units idle.
+const oneKernelWorkgroups = 16
+
+// hataStepPush mirrors hata_step.glsl's push constants.
+type hataStepPush struct {
+	N, Cap, ChunkLen, NChunks, SinkEnd, RecentStart, KeyStride uint32
+	KK, K, KStride, SplitLen, Splits                           uint32
+	Scale                                                      float32
+	Rows, Hkv, Ldw, Rbit                                       uint32
+}
+
+// oneKernel is the plan of a onekernel step: the kernel, its counters
+// [1 + 3*rows] uint32 (zeroed in the upload stage) and the workgroups.
+type oneKernel struct {
+	k      *Kernel
+	ctr    Range
+	groups int
+}
+
+// stepKernel returns hata_step for h, or nil when the variant cannot run it
+// (the caller then records the fused chain).
+func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
+	info := m.ctx.Info
+	if !h.fusedHist || len(m.kv.k) != 1 || info.Limits.MaxStorageBuffersPerStage < 14 {
+		return nil, nil
+	}
+	wg := cmp.Or(m.opt.Workgroup, sparseWorkgroup)
+	nb := h.g*m.w.Rbit + 1
+	if wg%32 != 0 || wg%int(info.MaxSubgroupSize) != 0 || nb > 16*wg {
+		return nil, nil
+	}
+	want := m.opt.LanesPerToken
+	if vecs := m.d / m.opt.Storage.vec(); want == 0 && m.opt.Storage == F16 && 2*vecs <= min(int(info.MinSubgroupSize), 32) {
+		want = 2 * vecs // as sparseKernel: fp16 rows in 8-byte vectors
+	}
+	tpt, shader, err := splitLanes(info, "hata_step", m.d, m.opt.Storage, want)
+	if err != nil {
+		return nil, m.errorf("%v", err)
+	}
+	sl := wg / 32
+	nslot := wg / tpt
+	shared := 4 * (1 + wg + nb + 2 + maxSplitLen + h.g*m.d + sl*h.g*32 + h.g + 2*nslot*h.g + nslot*m.d + 1)
+	if wg%tpt != 0 || shared > int(info.Limits.MaxComputeSharedMemorySize) {
+		return nil, nil
+	}
+	k, err := m.kernel(shader, 14, hataStepPush{},
+		uint32(wg), uint32(tpt), uint32(m.d), uint32(h.g), uint32(m.tile()), uint32(m.ws/4), uint32(nb))
+	if err != nil {
+		return nil, err
+	}
+	ctrBytes := uint64(1+3*h.rows) * 4
+	ctr, err := m.buf("step counters", ctrBytes, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	items := h.rows * ((m.w.Rbit+31)/32 + 2*h.sel.nchunks) // and the attention's, unknown here
+	groups := min(max(info.ComputeUnits, 1)*oneKernelWorkgroups, items+h.rows*h.k, int(info.Limits.MaxComputeWorkGroupCount[0]))
+	return &oneKernel{k: k, ctr: ctr.Range(0, ctrBytes), groups: groups}, nil
+}
+
+// recordStep records the onekernel step ("step") into the attention a.
+func (m *HATA) recordStep(b *Batch, h *hataStep, o *oneKernel, a *attention) error {
+	b.Stage("step")
+	codes := m.scratch["key codes"]
+	set, err := m.set(o.k, h.q, m.wbuf.Whole(), h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4),
+		h.keys, h.sel.hist, h.sel.sel, m.kv.k[0].Whole(), m.kv.v[0].Whole(), a.po, a.pml, a.out, a.cnt, o.ctr)
+	if err != nil {
+		return err
+	}
+	b.Dispatch(o.k, set, hataStepPush{
+		N: uint32(m.n), Cap: uint32(m.cap), ChunkLen: uint32(h.scoreChunk), NChunks: uint32(h.sel.nchunks),
+		SinkEnd: uint32(h.sel.sinkEnd), RecentStart: uint32(h.sel.recentEnd), KeyStride: uint32(m.cap),
+		KK: uint32(h.sel.kk), K: uint32(h.k), KStride: uint32(h.k),
+		SplitLen: uint32(a.length), Splits: uint32(a.splits), Scale: float32(1 / math.Sqrt(float64(m.d))),
+		Rows: uint32(h.rows), Hkv: uint32(m.hkv), Ldw: uint32(m.w.Rbit), Rbit: uint32(m.w.Rbit),
+	}, uint32(o.groups), 1, 1)
+	b.Barrier()
+	return nil
+}
