@@ -12,7 +12,9 @@
 // the whole grid: row r's select starts as soon as row r's scores are
 // complete, while other rows still score.
 //
-// The items of row r, in this order (IR per row, rows in order):
+// The items, in this order: every E, then every S, every W and every A, each
+// kind in row order (so that a kind is taken only once the one before is
+// nearly done, and few workgroups wait):
 //
 //	E(r, p)  p < EP = ceil(rbit/32): word p of the G query codes of row r
 //	         (hata_encode_q's arithmetic: bit j = q·W[:, j] > 0, float32)
@@ -25,7 +27,7 @@
 //	         row's selection, the last of the row merging (split_fold)
 //
 // A workgroup takes item i = atomicAdd(ctr[0], 1) and runs it to the end,
-// then takes the next, until i >= rows*IR. S(r, *) wait until all EP items
+// then the next it took, until i is past the last item. S(r, *) wait until all EP items
 // of E(r, *) are done (done[0][r] == EP), W(r, *) until all of S(r, *) are
 // (done[1][r] == NC), A(r, *) until all of W(r, *) are (done[2][r] == NC);
 // an item signals its row's counter once its results are written and
@@ -77,11 +79,13 @@ layout(constant_id = 3) const uint G = 1;       // query heads per KV head
 layout(constant_id = 4) const uint TILE = 4;    // sparse_split's entries per slot between rescales
 layout(constant_id = 5) const uint WV = 1;      // uvec4 per code
 layout(constant_id = 6) const uint NB = 2;      // histogram bins, > G*rbit, <= 16*WG
+layout(constant_id = 7) const bool POLL_ALL = false; // every lane polls in wait_done (CPU devices)
 const bool FUSED = true;                        // split_softmax.glsl: the last split merges
 
 const uint WG = gl_WorkGroupSize.x;
 const uint UNR = 4;       // score: token pairs per lane per round
 const uint PER = 8;       // select: tokens per lane per tile
+const uint PRE = 4;       // select: tiles whose keys are loaded before the threshold
 const uint MAXLEN = 1024; // attention: entries per split, at most
 
 layout(push_constant) uniform PushConstants {
@@ -122,7 +126,7 @@ layout(std430, set = 0, binding = 13) restrict coherent volatile buffer Ctr { ui
 
 #include "split_softmax.glsl"
 
-shared uint sh_item;
+shared uint sh_next; // the next item this workgroup runs
 shared uint sh_spin; // written by wait_done's polls (a side effect, so the loop stays)
 shared uint sh_sg[WG];      // per-subgroup sums of the scans
 shared uint sh_hist[NB];    // S: the chunk's histogram
@@ -134,15 +138,20 @@ shared uint sh_idx[MAXLEN]; // A: the split's token indices
 // wait_done waits until done[kind][row] >= want; then the writes of the items
 // that counted are visible to every lane. Uniform control flow.
 void wait_done(uint kind, uint row, uint want) {
-    // Every lane polls, with an acquire load and a store in the loop's
+    // Subgroup 0 polls (one load per poll on a GPU), or with POLL_ALL every
+    // lane (CPU devices), with an acquire load and a store in the loop's
     // body: on lavapipe a loop of plain (even volatile) loads with an empty
     // body was deleted as side-effect free, leaving no wait at all, and a
-    // loop of lane 0 alone put that lane's barriers out of step with the
-    // others'.
-    while (atomicLoad(ctr[1 + kind * pc.rows + row], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) < want) {
-        sh_spin = 1;
+    // loop of lane 0 or of subgroup 0 alone put the barriers of its lanes
+    // out of step with the others' (wrong results), so there every lane polls.
+    if (POLL_ALL || gl_SubgroupID == 0) {
+        while (atomicLoad(ctr[1 + kind * pc.rows + row], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) < want) {
+            sh_spin = 1;
+        }
+        memoryBarrierBuffer();
     }
     barrier();
+    memoryBarrierBuffer();
 }
 
 // signal_done counts this item in done[kind][row] once every lane's writes
@@ -176,7 +185,7 @@ uint wg_scan(uint v, out uint total) {
 // takes head g = li / 32 and column j = p*32 + li % 32 and sums q_g[d] W[d][j]
 // over d in float32 (hata_encode_q's formula: bit j = the sum > 0), the W
 // loads of a block of EB d's issued before their arithmetic.
-const uint EB = 16;
+const uint EB = 32;
 shared float sh_q[G * D];
 shared uint sh_code[G];
 
@@ -217,32 +226,38 @@ uint ham(uvec4 a, uvec4 b) {
     return uint(c.x + c.y + c.z + c.w);
 }
 
+// SCORE_LOAD(rb, a, b): the codes of the lane's UNR token pairs of the round
+// at rb into a (even tokens) and b (odd); tokens past c1 read as zero.
+#define SCORE_LOAD(rb, a, b)                                                   \
+    [[unroll]] for (uint u = 0; u < UNR; u++) {                                \
+        const uint t = (rb) + 2 * li + 2 * WG * u;                             \
+        const uint base = (row * pc.cap + t) * WV;                             \
+        [[unroll]] for (uint v = 0; v < WV; v++) {                             \
+            a[u * WV + v] = t < c1 ? kc[base + v] : uvec4(0);                  \
+            b[u * WV + v] = t + 1 < c1 ? kc[base + WV + v] : uvec4(0);         \
+        }                                                                      \
+    }
+
 void score_chunk(uint row, uint c) {
     const uint li = gl_LocalInvocationIndex;
     const uint c0 = c * pc.chunk_len;
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
     for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
+    // Rounds of UNR token pairs per lane, the loads of the next round issued
+    // before the arithmetic of this one; the first round's loads are issued
+    // before the wait for the query codes. Uniform trip count.
+    const uint STEP = 2 * WG * UNR;
+    uvec4 ka[UNR * WV], kb2[UNR * WV];
+    SCORE_LOAD(c0, ka, kb2)
+    wait_done(0, row, (pc.rbit + 31) / 32);
     uvec4 qv[G * WV];
-    // Rounds of UNR token pairs per lane, the loads of a round issued before
-    // its arithmetic; uniform trip count (the first round waits for the
-    // query codes after issuing its loads).
-    for (uint rb = c0; rb < c1; rb += 2 * WG * UNR) {
-        uvec4 ka[UNR * WV], kb2[UNR * WV];
-        [[unroll]] for (uint u = 0; u < UNR; u++) {
-            const uint t = rb + 2 * li + 2 * WG * u;
-            const uint base = (row * pc.cap + t) * WV;
-            [[unroll]] for (uint v = 0; v < WV; v++) {
-                ka[u * WV + v] = t < c1 ? kc[base + v] : uvec4(0);
-                kb2[u * WV + v] = t + 1 < c1 ? kc[base + WV + v] : uvec4(0);
-            }
-        }
-        if (rb == c0) {
-            wait_done(0, row, (pc.rbit + 31) / 32);
-            [[unroll]] for (uint e = 0; e < G * WV; e++) {
-                const uint o = (row * G * WV + e) * 4;
-                qv[e] = uvec4(qc[o], qc[o + 1], qc[o + 2], qc[o + 3]);
-            }
-        }
+    [[unroll]] for (uint e = 0; e < G * WV; e++) {
+        const uint o = (row * G * WV + e) * 4;
+        qv[e] = uvec4(qc[o], qc[o + 1], qc[o + 2], qc[o + 3]);
+    }
+    for (uint rb = c0; rb < c1; rb += STEP) {
+        uvec4 na[UNR * WV], nb[UNR * WV];
+        if (rb + STEP < c1) SCORE_LOAD(rb + STEP, na, nb)
         [[unroll]] for (uint u = 0; u < UNR; u++) {
             const uint t = rb + 2 * li + 2 * WG * u;
             if (t < c1) {
@@ -258,6 +273,10 @@ void score_chunk(uint row, uint c) {
                 if (t >= pc.sink_end && t < pc.recent_start) atomicAdd(sh_hist[s0], 1);
                 if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
             }
+        }
+        [[unroll]] for (uint x = 0; x < UNR * WV; x++) {
+            ka[x] = na[x];
+            kb2[x] = nb[x];
         }
     }
     barrier();
@@ -330,6 +349,12 @@ void select_chunk(uint row, uint c) {
     const uint c0 = c * pc.chunk_len;
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
     wait_done(1, row, pc.nchunks);
+    // The first PRE tiles' keys, loaded before the threshold is resolved.
+    uvec4 pre[PRE];
+    [[unroll]] for (uint x = 0; x < PRE; x++) {
+        const uint t0 = c0 + x * WG * PER + li * PER;
+        pre[x] = t0 < c1 ? keys4[(row * pc.key_stride + t0) / 8] : uvec4(0);
+    }
     const uvec2 tr = find_threshold(row);
     const uint T = tr.x, r = tr.y;
 
@@ -350,11 +375,15 @@ void select_chunk(uint row, uint c) {
     const uint out0 = row * pc.kstride + tsu + min(r, tse);
 
     uint U = 0, E = 0; // taken and candidates in this chunk before the tile
-    for (uint tb = c0; tb < c1; tb += WG * PER) {
+    for (uint tb = c0, x = 0; tb < c1; tb += WG * PER, x++) {
         const uint t0 = tb + li * PER;
         uint um = 0, em = 0;
         if (t0 < c1) {
-            const uvec4 v = keys4[(row * pc.key_stride + t0) / 8];
+            uvec4 v = uvec4(0);
+            [[unroll]] for (uint y = 0; y < PRE; y++) {
+                if (y == x) v = pre[y];
+            }
+            if (x >= PRE) v = keys4[(row * pc.key_stride + t0) / 8];
             [[unroll]] for (uint j = 0; j < PER; j++) {
                 const uint t = t0 + j;
                 const uint kj = (v[j / 2] >> (16 * (j & 1))) & 0xffffu;
@@ -407,23 +436,26 @@ void attend_split(uint row, uint s) {
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint ep = (pc.rbit + 31) / 32;
-    const uint ir = ep + 2 * pc.nchunks + pc.splits;
-    const uint total = pc.rows * ir;
+    const uint ne = pc.rows * ep, ns = pc.rows * pc.nchunks, na = pc.rows * pc.splits;
+    const uint total = ne + 2 * ns + na;
+    // The claim of the next item is issued while this one runs (sh_next), so
+    // its round trip is hidden; a claimed item is run by the workgroup that
+    // claimed it, after its current one, which keeps the queue's argument.
+    if (li == 0) sh_next = atomicAdd(ctr[0], 1u);
     for (;;) {
-        if (li == 0) sh_item = atomicAdd(ctr[0], 1u);
         barrier();
-        const uint it = sh_item;
+        const uint it = sh_next;
         barrier();
         if (it >= total) break;
-        const uint row = it / ir, j = it % ir;
-        if (j < ep) {
-            encode_word(row, j);
-        } else if (j < ep + pc.nchunks) {
-            score_chunk(row, j - ep);
-        } else if (j < ep + 2 * pc.nchunks) {
-            select_chunk(row, j - ep - pc.nchunks);
+        if (li == 0) sh_next = atomicAdd(ctr[0], 1u);
+        if (it < ne) {
+            encode_word(it / ep, it % ep);
+        } else if (it < ne + ns) {
+            score_chunk((it - ne) / pc.nchunks, (it - ne) % pc.nchunks);
+        } else if (it < ne + 2 * ns) {
+            select_chunk((it - ne - ns) / pc.nchunks, (it - ne - ns) % pc.nchunks);
         } else {
-            attend_split(row, j - ep - 2 * pc.nchunks);
+            attend_split((it - ne - 2 * ns) / pc.splits, (it - ne - 2 * ns) % pc.splits);
         }
     }
 }

@@ -15,14 +15,12 @@ import (
 // runs the fused chain instead.
 
 // oneKernelChunk is the default tokens per score and select item of
-// hata_step: 1024 is one round of its 128 lanes x 4 token pairs and one tile
-// of 128 lanes x 8 keys.
-const oneKernelChunk = 1024
+// hata_step (four rounds of its 128 lanes x 4 token pairs, four tiles of 128
+// lanes x 8 keys): on the H200 1024 and 2048 were slower (BENCHMARKS.md).
+const oneKernelChunk = 4096
 
-// oneKernelWorkgroups is the workgroups per compute unit of the dispatch:
-// more than fit at once is harmless (a workgroup that starts late finds the
-// queue empty and ends), fewer would leave compute units idle.
-const oneKernelWorkgroups = 16
+// oneKernelWorkgroups is the default of SparseOptions.QueueGroups.
+const oneKernelWorkgroups = 8
 
 // hataStepPush mirrors hata_step.glsl's push constants.
 type hataStepPush struct {
@@ -67,7 +65,8 @@ func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
 		return nil, nil
 	}
 	k, err := m.kernel(shader, 14, hataStepPush{},
-		uint32(wg), uint32(tpt), uint32(m.d), uint32(h.g), uint32(m.tile()), uint32(m.ws/4), uint32(nb))
+		uint32(wg), uint32(tpt), uint32(m.d), uint32(h.g), uint32(m.tile()), uint32(m.ws/4), uint32(nb),
+		b32(info.Type == DeviceCPU)) // POLL_ALL: lavapipe needs every lane to poll (hata_step.glsl)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +76,7 @@ func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
 		return nil, err
 	}
 	items := h.rows * ((m.w.Rbit+31)/32 + 2*h.sel.nchunks) // and the attention's, unknown here
-	groups := min(max(info.ComputeUnits, 1)*oneKernelWorkgroups, items+h.rows*h.k, int(info.Limits.MaxComputeWorkGroupCount[0]))
+	groups := min(max(info.ComputeUnits, 1)*cmp.Or(m.opt.QueueGroups, oneKernelWorkgroups), items+h.rows*h.k, int(info.Limits.MaxComputeWorkGroupCount[0]))
 	return &oneKernel{k: k, ctr: ctr.Range(0, ctrBytes), groups: groups}, nil
 }
 

@@ -3,6 +3,7 @@ package vk
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -274,5 +275,48 @@ func TestSparseTiles(t *testing.T) {
 			}
 			m.Close()
 		}
+	}
+}
+
+// TestHATAOneKernelChunks holds hata/onekernel to ref with score and select
+// items of many sizes: many per row (their counts carried across chunks by
+// the cumulative histograms), chunks of more tiles than select_chunk loads
+// ahead, a last chunk cut short, windows forced in, and every tile length of
+// the attention (Tile 4), with budgets from one token to all of them.
+func TestHATAOneKernelChunks(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(6, 9))
+	s := ref.Shape{B: 2, Hq: 8, Hkv: 2, N: 9001, D: 64}
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	kv := reftest.DyadicKV(rng, s, true)
+	for _, c := range []struct {
+		chunk int
+		win   ref.Windows
+	}{{64, ref.Windows{}}, {1000, ref.Windows{Sink: 3, Recent: 70}}, {8192, ref.Windows{Sink: 1}}} {
+		o := SparseOptions{Storage: F16, Variant: VariantOneKernel, ScoreChunk: c.chunk, Tile: 4}
+		m, err := ctx.NewHATA("hata", w, c.win, false, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		want := ref.NewHATA(w, c.win, false)
+		if err := want.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []ref.Budget{{K: 1}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
+			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+			rw, _ := want.Decode(q, b)
+			rg, err := m.Decode(q, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tm := m.Timings(); !slices.ContainsFunc(tm.Stages, func(st Stage) bool { return st.Name == "step" }) {
+				t.Fatalf("chunk %d: stages %v, want the onekernel's one step", c.chunk, stageNames(tm))
+			}
+			checkStep(t, fmt.Sprintf("onekernel chunk %d windows %+v budget %v", c.chunk, c.win, b), "hata", q, kv, b, want, m, rw, rg, true)
+		}
+		m.Close()
 	}
 }

@@ -108,6 +108,11 @@ type SparseOptions struct {
 	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
 	// multiple of the largest subgroup size.
 	ScoreWorkgroup int
+	// QueueGroups is the workgroups per compute unit of the onekernel
+	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is
+	// harmless (a workgroup that starts late finds the queue empty and
+	// ends); fewer leave compute units idle.
+	QueueGroups int
 	// Prologue, for benchmarks: bytes of a scratch buffer each step fills
 	// (vkCmdFillBuffer, in the "upload" stage) before its kernels, so that
 	// the timed stages start on a busy GPU with a cold L2; 0 (default): none.
@@ -278,7 +283,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		// (BENCHMARKS.md, hata bench -opt mintokens).
 		o.Split.MinTokens = 128
 	}
-	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 {
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
 	for _, err := range []error{

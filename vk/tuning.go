@@ -57,6 +57,9 @@ type Tuning struct {
 	// (DenseOptions.SeparateMerge) instead of in the split kernel's last
 	// workgroup of a row. Dense only.
 	SepMerge int
+	// QueueGroups is the workgroups per compute unit of hata's and lsh's
+	// onekernel dispatch: SparseOptions.QueueGroups.
+	QueueGroups int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -84,6 +87,7 @@ var tuningKeys = []tuningKey{
 	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods},
 	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, []string{"dense"}},
+	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -165,6 +169,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.SelectChunk = cmp.Or(t.SelectChunk, o.SelectChunk)
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
+	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
 	return o
 }
 

@@ -52,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup"},
-		"topk":             {"scoreworkgroup", "sepmerge"},
-		"hata":             {"selectchunk", "sepmerge"},
-		"hata/fused":       {"selectchunk", "sepmerge"},
-		"hata/twokernel":   {"selectchunk", "sepmerge"},
-		"hata/threekernel": {"selectchunk", "sepmerge"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups"},
+		"topk":             {"scoreworkgroup", "sepmerge", "queuegroups"},
+		"hata":             {"selectchunk", "sepmerge", "queuegroups"},
+		"hata/fused":       {"selectchunk", "sepmerge", "queuegroups"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "queuegroups"},
+		"hata/threekernel": {"selectchunk", "sepmerge", "queuegroups"},
 		"hata/onekernel":   {"selectchunk", "sepmerge"},
-		"hata/naive":       {"sepmerge"},
-		"lsh":              {"selectchunk", "sepmerge"},
-		"lsh/naive":        {"sepmerge"},
-		"loki":             {"scoreworkgroup", "sepmerge"},
-		"quest":            {"scoreworkgroup", "sepmerge"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "sepmerge"},
+		"hata/naive":       {"sepmerge", "queuegroups"},
+		"lsh":              {"selectchunk", "sepmerge", "queuegroups"},
+		"lsh/naive":        {"sepmerge", "queuegroups"},
+		"loki":             {"scoreworkgroup", "sepmerge", "queuegroups"},
+		"quest":            {"scoreworkgroup", "sepmerge", "queuegroups"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge", "queuegroups"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "sepmerge", "queuegroups"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
