@@ -43,7 +43,11 @@ func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o re
 // filled on the device. A non-zero field of t that the method does not use is
 // an error (Tuning.Check).
 func (c *Context) BenchMethod(name, variant string, hkv, d int, t Tuning) (ref.Method, error) {
-	if err := t.Check(name); err != nil {
+	method := name
+	if variant != "" {
+		method += "/" + variant
+	}
+	if err := t.Check(method); err != nil {
 		return nil, err
 	}
 	if name != "dense" {
