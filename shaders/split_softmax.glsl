@@ -224,15 +224,12 @@ float subgroup_sum(float v) {
 //	out = sum_s o_s * exp(m_s - M) / L
 //
 // and resets cnt[row] to 0 for the next dispatch (so the counters are zeroed
-// once, when allocated). It sits at the end of the step's critical path, so
-// its memory round trips are few: every lane issues, at once, its (m_s, l_s)
-// for M and L (lanes over s) and its first MERGE_U splits of o_s and m_s
-// for the sum (the workgroup cut into groups of cw = min(D/4, WG) lanes,
-// one vec4 column each, group k taking the splits s = k mod groups); M and
-// L are reduced over the workgroup (subgroup butterflies, then the
-// subgroups through sh_m, sh_l) while those loads are in flight; further
-// batches of MERGE_U splits (S > groups*MERGE_U) follow one at a time; the
-// groups are then summed through sh_o.
+// once, when allocated). M and L are reduced over the workgroup (lanes over
+// s, then subgroup butterflies, then the subgroups through sh_m, sh_l); for
+// the sum over s the workgroup is cut into groups of cw = min(D/4, WG)
+// lanes, one vec4 column each, group k taking the splits s = k mod groups,
+// MERGE_U splits of every head in flight per lane; the groups are then summed
+// through sh_o.
 void split_fold(const uint row, const uint qrow) {
     if (!FUSED || pc.splits == 1) return;
     const uint li = gl_LocalInvocationIndex;
@@ -246,39 +243,10 @@ void split_fold(const uint row, const uint qrow) {
     memoryBarrierBuffer(); // the other workgroups' partials are visible
     if (li == 0) cnt[row] = 0;
 
-    const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)
-    const uint groups = WG / cw;
-    const uint k = li / cw;
-    const bool onepass = D4 <= WG;
-    // The first batch of the sum's loads (one-pass case), issued before the
-    // reductions that need no memory.
-    vec4 v[G * MERGE_U];
-    float w[G * MERGE_U];
-    if (onepass) {
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
-                const uint s = k + u * groups;
-                const uint pr = (qrow + g) * S + s;
-                const bool ok = k < groups && s < S;
-                v[g * MERGE_U + u] = ok ? po[pr * D4 + li % cw] : vec4(0.0);
-                w[g * MERGE_U + u] = ok ? pml[pr].x : NEG;
-            }
-        }
-    }
-    // M and L: this lane's partials s = li, li+WG, ... (one when S <= WG,
-    // kept in registers for L).
     float mx[G], lx[G];
-    vec2 mine[G];
-    [[unroll]] for (uint g = 0; g < G; g++) {
-        mx[g] = NEG;
-        mine[g] = vec2(NEG, 0.0);
-    }
+    [[unroll]] for (uint g = 0; g < G; g++) mx[g] = NEG;
     for (uint s = li; s < S; s += WG) {
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            const vec2 ml = pml[(qrow + g) * S + s];
-            if (s == li) mine[g] = ml;
-            mx[g] = max(mx[g], ml.x);
-        }
+        [[unroll]] for (uint g = 0; g < G; g++) mx[g] = max(mx[g], pml[(qrow + g) * S + s].x);
     }
     [[unroll]] for (uint g = 0; g < G; g++) mx[g] = subgroup_max(mx[g]);
     if (gl_SubgroupInvocationID == 0) {
@@ -288,9 +256,9 @@ void split_fold(const uint row, const uint qrow) {
     [[unroll]] for (uint g = 0; g < G; g++) {
         mx[g] = NEG;
         for (uint sb = 0; sb < gl_NumSubgroups; sb++) mx[g] = max(mx[g], sh_m[sb * G + g]);
-        lx[g] = mine[g].y * exp(mine[g].x - mx[g]);
+        lx[g] = 0.0;
     }
-    for (uint s = li + WG; s < S; s += WG) {
+    for (uint s = li; s < S; s += WG) {
         [[unroll]] for (uint g = 0; g < G; g++) {
             const vec2 ml = pml[(qrow + g) * S + s];
             lx[g] += ml.y * exp(ml.x - mx[g]);
@@ -306,20 +274,23 @@ void split_fold(const uint row, const uint qrow) {
         for (uint sb = 0; sb < gl_NumSubgroups; sb++) lx[g] += sh_l[sb * G + g];
     }
 
+    const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)
+    const uint groups = WG / cw;
+    const uint k = li / cw;
     for (uint c0 = 0; c0 < D4; c0 += cw) {
         const uint i4 = c0 + li % cw;
         vec4 acc[G];
         [[unroll]] for (uint g = 0; g < G; g++) acc[g] = vec4(0.0);
         if (k < groups && i4 < D4) {
             for (uint s0 = k; s0 < S; s0 += groups * MERGE_U) {
-                if (!onepass || s0 != k) {
-                    [[unroll]] for (uint g = 0; g < G; g++) {
-                        [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
-                            const uint s = s0 + u * groups;
-                            const uint pr = (qrow + g) * S + s;
-                            v[g * MERGE_U + u] = s < S ? po[pr * D4 + i4] : vec4(0.0);
-                            w[g * MERGE_U + u] = s < S ? pml[pr].x : NEG;
-                        }
+                vec4 v[G * MERGE_U];
+                float w[G * MERGE_U];
+                [[unroll]] for (uint g = 0; g < G; g++) {
+                    [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
+                        const uint s = s0 + u * groups;
+                        const uint pr = (qrow + g) * S + s;
+                        v[g * MERGE_U + u] = s < S ? po[pr * D4 + i4] : vec4(0.0);
+                        w[g * MERGE_U + u] = s < S ? pml[pr].x : NEG;
                     }
                 }
                 [[unroll]] for (uint g = 0; g < G; g++) {
