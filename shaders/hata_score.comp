@@ -227,43 +227,36 @@ void tail_select(uint row, uint li) {
     }
     const uvec2 tr = tail_threshold(row, li);
     const uint T = tr.x, r = tr.y;
-    // Count pass, 8 tokens (one uvec4) at a time with vector compares: bit
-    // j of tm[i] / cm[i] marks token t0 + 8i + j taken surely (forced or
-    // S < T) / a candidate (S == T); the scores are not needed after it.
-    const uvec4 vT = uvec4(T), vs = uvec4(pc.sink_end), vr = uvec4(pc.recent_start), v1 = uvec4(t1);
-    uint tm[TP], cm[TP];
     uint u = 0, e = 0;
     [[unroll]] for (uint i = 0; i < TP; i++) {
-        const uvec4 te = uvec4(t0 + 8 * i) + uvec4(0, 2, 4, 6); // tokens of the low halves
-        const uvec4 to = te + 1u;                                // and of the high halves
-        const uvec4 ke = kv[i] & 0xffffu, ko = kv[i] >> 16;
-        const uvec4 fe = uvec4(lessThan(te, vs)) | uvec4(greaterThanEqual(te, vr));
-        const uvec4 fo = uvec4(lessThan(to, vs)) | uvec4(greaterThanEqual(to, vr));
-        const uvec4 ve = uvec4(lessThan(te, v1)), vo = uvec4(lessThan(to, v1));
-        const uvec4 ue = (fe | uvec4(lessThan(ke, vT))) & ve, uo = (fo | uvec4(lessThan(ko, vT))) & vo;
-        const uvec4 ce = (uvec4(equal(ke, vT)) & ~fe & 1u) & ve, co = (uvec4(equal(ko, vT)) & ~fo & 1u) & vo;
-        tm[i] = ue.x | uo.x << 1 | ue.y << 2 | uo.y << 3 | ue.z << 4 | uo.z << 5 | ue.w << 6 | uo.w << 7;
-        cm[i] = ce.x | co.x << 1 | ce.y << 2 | co.y << 3 | ce.z << 4 | co.z << 5 | ce.w << 6 | co.w << 7;
-        u += uint(bitCount(tm[i]));
-        e += uint(bitCount(cm[i]));
+        [[unroll]] for (uint j = 0; j < 8; j++) {
+            const uint t = t0 + 8 * i + j;
+            const uint k = (kv[i][j / 2] >> (16 * (j & 1))) & 0xffffu;
+            if (t < t1) {
+                if (t < pc.sink_end || t >= pc.recent_start || k < T) {
+                    u++;
+                } else if (k == T) {
+                    e++;
+                }
+            }
+        }
     }
     uint tu, te;
     u = wg_scan(u, tu);
     e = wg_scan(e, te);
-    // Write pass: the marked tokens in index order.
     const uint out0 = row * pc.kstride;
     [[unroll]] for (uint i = 0; i < TP; i++) {
-        uint m = tm[i] | cm[i];
-        while (m != 0) {
-            const uint j = uint(findLSB(m));
-            m &= m - 1;
+        [[unroll]] for (uint j = 0; j < 8; j++) {
             const uint t = t0 + 8 * i + j;
-            if ((tm[i] >> j & 1u) != 0) {
-                sel[out0 + u + min(r, e)] = t;
-                u++;
-            } else {
-                if (e < r) sel[out0 + u + e] = t;
-                e++;
+            const uint k = (kv[i][j / 2] >> (16 * (j & 1))) & 0xffffu;
+            if (t < t1) {
+                if (t < pc.sink_end || t >= pc.recent_start || k < T) {
+                    sel[out0 + u + min(r, e)] = t;
+                    u++;
+                } else if (k == T) {
+                    if (e < r) sel[out0 + u + e] = t;
+                    e++;
+                }
             }
         }
     }
