@@ -93,8 +93,7 @@ type benchable interface {
 // test-only poisoning).
 var stageOf = map[string]string{
 	"encode": "encode", "score": "score", "select": "select",
-	"score+select": "score", // HATA's fused hata_score when its last workgroups select: the select's time is in the score column
-	"attend":       "attend", "split": "attend", "merge": "attend", "gather": "attend",
+	"attend": "attend", "split": "attend", "merge": "attend", "gather": "attend",
 	"select+attend": "attend", // HATA's fused select_attend: the select's time is in the attend column
 	"step":          "attend", // HATA's onekernel: the whole step is one dispatch, its time in the attend column
 	"upload":        "", "poison": "", "readback": "",

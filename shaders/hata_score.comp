@@ -33,19 +33,6 @@
 // L2 once per workgroup instead of a dispatch and a barrier; the chunk-0
 // workgroup of each row also stores them in qcode for Codes().
 //
-// With TAILSEL (and KEY16, HIST, not CUM: the fused variant when a row's
-// scores fit 16 uvec4 per lane, N <= 128*WG) the score kernel also SELECTS,
-// so that no select dispatch follows it: every workgroup, once its scores and
-// histogram are written, fences them and counts itself done in cnt[row]; the
-// row's last workgroup (the threadfence reduction, as split_softmax.glsl's
-// split_fold) resolves the threshold T and the ties r to take from the row's
-// histogram (select.glsl's find_bin, one pass), then lane li reads the
-// scores of its tail_per consecutive tokens (<= 128) at once, counts those
-// it surely takes (forced, or S < T) and its candidates (S == T), and after
-// two workgroup scans writes its taken tokens, ascending, to sel[row] (the
-// first r candidates in token order): select_write's rule over one
-// "chunk" per lane. It resets cnt[row] to 0 for the next dispatch.
-//
 // Bindings (set 0):
 //	0 qcode [rows*G][WV] uvec4 (query head b*Hq + h*G + g = row*G + g); read,
 //	        or written by the chunk-0 workgroups with ENCODE
@@ -55,11 +42,8 @@
 //	2 keys  KEY16: [rows][key_stride/2] uint (two uint16 each); else [rows][key_stride] uint
 //	3 hist  [rows][NB] uint, zeroed before the dispatch (HIST); with CUM
 //	        followed by cum [rows][nchunks][NB] uint (written whole)
-//	6 sel   [rows][kstride] uint, the ascending selection (TAILSEL)
-//	7 cnt   [rows] uint, finished workgroups per row (TAILSEL; 0 before the
-//	        dispatch, left 0 after it)
 // Dispatch: (nchunks = ceil(N / chunk_len), rows, 1); chunk_len and
-// key_stride even (with TAILSEL, key_stride and tail_per multiples of 8).
+// key_stride even.
 
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -73,7 +57,6 @@ layout(constant_id = 4) const uint NB = 1;       // histogram bins; 1: no histog
 layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative histogram
 layout(constant_id = 6) const bool ENCODE = false; // encode the query codes here
 layout(constant_id = 7) const uint D = 128;        // head dimension (ENCODE)
-layout(constant_id = 8) const bool TAILSEL = false; // the row's last workgroup selects
 
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
@@ -89,20 +72,14 @@ layout(push_constant) uniform PushConstants {
     uint hkv;          // ENCODE: KV heads (W head = row % hkv)
     uint ldw;          // ENCODE: row stride of W, in floats
     uint rbit;         // ENCODE: code bits (columns of W used)
-    uint kk;           // TAILSEL: tokens to take besides the forced ones
-    uint kstride;      // TAILSEL: row stride of sel
-    uint tail_per;     // TAILSEL: tokens per lane of the select, a multiple of 8, <= 8*TP
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict buffer QC { uvec4 qc[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer KC { uvec4 kc[]; };
-layout(std430, set = 0, binding = 2) coherent buffer Keys { uint keys[]; };
-layout(std430, set = 0, binding = 2) coherent buffer Keys4 { uvec4 keys4[]; }; // TAILSEL: the same scores, 16 bytes at a time
-layout(std430, set = 0, binding = 3) restrict coherent buffer Hist { uint hist[]; };
+layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[]; };
+layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
 layout(std430, set = 0, binding = 4) restrict readonly buffer QF { float qf[]; };
 layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
-layout(std430, set = 0, binding = 6) restrict writeonly buffer Sel { uint sel[]; };
-layout(std430, set = 0, binding = 7) restrict coherent buffer Cnt { uint cnt[]; };
 
 shared uint sh_hist[NB];
 shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan
@@ -153,113 +130,6 @@ void encode_query(uint row, uint li) {
         if (j < pc.rbit && p > 0.0) atomicOr(sh_code[g * WV * 4 + j / 32], 1u << (j % 32));
     }
     barrier();
-}
-
-// ---- TAILSEL -------------------------------------------------------------
-
-const uint TP = 16;        // uvec4 of scores (8 tokens each) per lane, at most
-const uint MAXPER = 16;    // histogram bins per lane in tail_threshold: NB <= MAXPER*WG
-shared bool sh_lastwg;
-shared uvec2 sh_res;
-
-// wg_scan returns the exclusive prefix sum of v over the workgroup's lanes in
-// index order, and the total. Uniform control flow.
-uint wg_scan(uint v, out uint total) {
-    const uint incl = subgroupInclusiveAdd(v);
-    if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
-    barrier();
-    uint before = 0;
-    total = 0;
-    for (uint s = 0; s < gl_NumSubgroups; s++) {
-        const uint x = sh_sg[s];
-        if (s < gl_SubgroupID) before += x;
-        total += x;
-    }
-    barrier();
-    return before + incl - v;
-}
-
-// tail_threshold returns (T, r) of row: T the smallest bin with
-// sum_{b <= T} hist[b] >= kk, r = kk - sum_{b < T} hist[b]; (0, 0) for kk = 0.
-uvec2 tail_threshold(uint row, uint li) {
-    if (pc.kk == 0) return uvec2(0);
-    const uint per = (NB + WG - 1) / WG;
-    const uint b0 = li * per;
-    uint hv[MAXPER];
-    uint s = 0;
-    [[unroll]] for (uint i = 0; i < MAXPER; i++) {
-        hv[i] = i < per && b0 + i < NB ? hist[row * NB + b0 + i] : 0;
-        s += hv[i];
-    }
-    if (li == 0) sh_res = uvec2(NB - 1, 0);
-    uint total;
-    uint cum = wg_scan(s, total);
-    if (cum < pc.kk && pc.kk <= cum + s) {
-        bool found = false;
-        [[unroll]] for (uint i = 0; i < MAXPER; i++) {
-            if (!found && cum + hv[i] >= pc.kk) {
-                sh_res = uvec2(b0 + i, cum);
-                found = true;
-            }
-            cum += found ? 0 : hv[i];
-        }
-    }
-    barrier();
-    const uvec2 r = sh_res;
-    barrier();
-    return uvec2(r.x, pc.kk - r.y);
-}
-
-// tail_select: the selection of row by its last workgroup (see the top).
-void tail_select(uint row, uint li) {
-    memoryBarrierBuffer(); // this lane's scores and histogram adds complete
-    barrier();
-    if (li == 0) sh_lastwg = atomicAdd(cnt[row], 1u) == gl_NumWorkGroups.x - 1;
-    barrier();
-    if (!sh_lastwg) return; // uniform over the workgroup
-    memoryBarrierBuffer(); // the other workgroups' scores are visible
-    if (li == 0) cnt[row] = 0;
-    const uint t0 = li * pc.tail_per;
-    const uint t1 = min(t0 + pc.tail_per, pc.n);
-    uvec4 kv[TP]; // issued before the threshold is resolved
-    [[unroll]] for (uint i = 0; i < TP; i++) {
-        kv[i] = t0 + 8 * i < t1 ? keys4[(row * pc.key_stride + t0) / 8 + i] : uvec4(0);
-    }
-    const uvec2 tr = tail_threshold(row, li);
-    const uint T = tr.x, r = tr.y;
-    uint u = 0, e = 0;
-    [[unroll]] for (uint i = 0; i < TP; i++) {
-        [[unroll]] for (uint j = 0; j < 8; j++) {
-            const uint t = t0 + 8 * i + j;
-            const uint k = (kv[i][j / 2] >> (16 * (j & 1))) & 0xffffu;
-            if (t < t1) {
-                if (t < pc.sink_end || t >= pc.recent_start || k < T) {
-                    u++;
-                } else if (k == T) {
-                    e++;
-                }
-            }
-        }
-    }
-    uint tu, te;
-    u = wg_scan(u, tu);
-    e = wg_scan(e, te);
-    const uint out0 = row * pc.kstride;
-    [[unroll]] for (uint i = 0; i < TP; i++) {
-        [[unroll]] for (uint j = 0; j < 8; j++) {
-            const uint t = t0 + 8 * i + j;
-            const uint k = (kv[i][j / 2] >> (16 * (j & 1))) & 0xffffu;
-            if (t < t1) {
-                if (t < pc.sink_end || t >= pc.recent_start || k < T) {
-                    sel[out0 + u + min(r, e)] = t;
-                    u++;
-                } else if (k == T) {
-                    if (e < r) sel[out0 + u + e] = t;
-                    e++;
-                }
-            }
-        }
-    }
 }
 
 uint ham(uvec4 a, uvec4 b) {
@@ -351,5 +221,4 @@ void main() {
             hist[base + b0 + i] = acc;
         }
     }
-    if (TAILSEL) tail_select(row, li);
 }

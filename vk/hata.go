@@ -169,9 +169,6 @@ type hataStep struct {
 	qcodes, keys  Range
 	sel           *selectPlan
 	fusedHist     bool
-	tailSel       bool  // hata_score's last workgroup of a row selects (TAILSEL): no select stage
-	tailPer       int   // its tokens per lane
-	scoreCnt      Range // its finished workgroups per row [rows] uint32
 	key16         bool
 	scoreChunk    int
 }
@@ -224,16 +221,8 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 			return nil, err
 		}
 	}
-	// The fused chain selects in hata_score's last workgroup of each row
-	// (TAILSEL) when a row's scores fit its lanes, 16 uvec4 (128 tokens)
-	// each: no select dispatch (BENCHMARKS.md).
-	h.tailPer = roundUp((m.n+swg-1)/swg, 8)
-	h.tailSel = m.opt.Variant == VariantFused && !m.opt.SelectDispatch && h.fusedHist && h.tailPer <= tailSelTokens && nb <= 16*swg
-	if h.score, err = m.kernel("hata_score", 8, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
-		b32(h.fusedHist && !h.tailSel), b32(encode), uint32(m.d), b32(h.tailSel)); err != nil {
-		return nil, err
-	}
-	if h.scoreCnt, err = m.counters("score counters", s.rows); err != nil {
+	if h.score, err = m.kernel("hata_score", 6, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
+		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
 		return nil, err
 	}
 	h.scoreChunk = m.scoreChunk(m.n, s.rows)
@@ -263,20 +252,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	return h, nil
 }
 
-// scoreStage names hata_score's stage: "score", or "score+select" when it
-// also selects (TAILSEL).
-func (h *hataStep) scoreStage() string {
-	if h.tailSel {
-		return "score+select"
-	}
-	return "score"
-}
-
-// tailSelTokens bounds TAILSEL's tokens per lane (hata_score.comp's 8*TP).
-const tailSelTokens = 128
-
-// recordScores records "encode" (unless hata_score encodes) and "score"
-// ("score+select" with TAILSEL).
+// recordScores records "encode" (unless hata_score encodes) and "score".
 // zeroed: the histograms were cleared in the upload stage (stepPlan.zero).
 func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 	if h.encode != nil {
@@ -291,17 +267,16 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 		b.Dispatch(h.encode, eset, projPush{Hkv: uint32(m.hkv), Group: uint32(h.g), Ldw: uint32(m.w.Rbit), Ostride: uint32(m.ws)},
 			uint32(m.ws), uint32(h.rows), 1)
 		b.Barrier()
-		b.Stage(h.scoreStage())
+		b.Stage("score")
 	} else {
-		b.Stage(h.scoreStage())
+		b.Stage("score")
 		if !zeroed {
 			h.sel.zeroHist(b)
 			b.Barrier()
 		}
 	}
 	codes := m.scratch["key codes"]
-	sset, err := m.set(h.score, h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist, h.q, m.wbuf.Whole(),
-		h.sel.sel, h.scoreCnt)
+	sset, err := m.set(h.score, h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist, h.q, m.wbuf.Whole())
 	if err != nil {
 		return err
 	}
@@ -309,7 +284,6 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 		N: uint32(m.n), Cap: uint32(m.cap), ChunkLen: uint32(h.scoreChunk),
 		SinkEnd: uint32(h.sel.sinkEnd), RecentStart: uint32(h.sel.recentEnd), KeyStride: uint32(m.cap),
 		Hkv: uint32(m.hkv), Ldw: uint32(m.w.Rbit), Rbit: uint32(m.w.Rbit),
-		KK: uint32(h.sel.kk), KStride: uint32(h.k), TailPer: uint32(h.tailPer),
 	}, uint32((m.n+h.scoreChunk-1)/h.scoreChunk), uint32(h.rows), 1)
 	b.Barrier()
 	return nil
@@ -346,8 +320,8 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 			if err := m.recordScores(b, h, true); err != nil {
 				return err
 			}
-			if h.sel.attend != nil || h.tailSel {
-				return nil // select_attend selects, in p.attend; or hata_score did
+			if h.sel.attend != nil {
+				return nil // select_attend selects, in p.attend
 			}
 			b.Stage("select")
 			return m.recordSelect(b, h.sel)

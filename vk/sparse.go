@@ -108,10 +108,6 @@ type SparseOptions struct {
 	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
 	// multiple of the largest subgroup size.
 	ScoreWorkgroup int
-	// SelectDispatch keeps the fused chain's select as a dispatch of its own
-	// (select_write) where hata_score's last workgroup of a row could select
-	// (a row of at most 128 scores per lane of hata_score; BENCHMARKS.md).
-	SelectDispatch bool
 	// QueueGroups is the workgroups per compute unit of the onekernel
 	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is
 	// harmless (a workgroup that starts late finds the queue empty and
@@ -706,9 +702,25 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 			return nil, err
 		}
 	}
-	cnt, err := c.counters("split counters", s.rows)
+	oldCnt := c.scratch["split counters"]
+	cnt, err := c.buf("split counters", uint64(s.rows)*4, DeviceLocal)
 	if err != nil {
 		return nil, err
+	}
+	if cnt != oldCnt { // new: zero it (every dispatch leaves it zero)
+		b, err := c.getBatch()
+		if err != nil {
+			return nil, err
+		}
+		if err := b.Begin(); err != nil {
+			return nil, err
+		}
+		b.Fill(cnt.Whole(), 0)
+		if _, err := b.Submit(); err != nil {
+			c.scratch["split counters"].Free()
+			delete(c.scratch, "split counters")
+			return nil, c.errorf("zeroing the split counters: %v", err)
+		}
 	}
 	po, err := c.buf("partial o", uint64(a.splits)*qBytes, DeviceLocal)
 	if err != nil {
@@ -723,7 +735,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 		return nil, err
 	}
 	a.po, a.pml, a.out = po.Range(0, uint64(a.splits)*qBytes), pml.Range(0, uint64(a.splits*c.b*s.hq)*8), out.Range(0, qBytes)
-	a.cnt = cnt
+	a.cnt = cnt.Range(0, uint64(s.rows)*4)
 	if gather {
 		if a.gather, err = c.kernel("sparse_gather", 5, gatherPush{}, gatherWorkgroup); err != nil {
 			return nil, err
@@ -740,33 +752,6 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 		a.kc, a.vc = kc.Range(0, size), vc.Range(0, size)
 	}
 	return a, nil
-}
-
-// counters returns the scratch buffer name as n uint32 counters that the
-// kernels using them leave zero after every dispatch (the last workgroup of a
-// row resets its own): zeroed here when (re)allocated, never again.
-func (c *sparseCore) counters(name string, n int) (Range, error) {
-	old := c.scratch[name]
-	buf, err := c.buf(name, uint64(n)*4, DeviceLocal)
-	if err != nil {
-		return Range{}, err
-	}
-	if buf != old {
-		b, err := c.getBatch()
-		if err != nil {
-			return Range{}, err
-		}
-		if err := b.Begin(); err != nil {
-			return Range{}, err
-		}
-		b.Fill(buf.Whole(), 0)
-		if _, err := b.Submit(); err != nil {
-			c.scratch[name].Free()
-			delete(c.scratch, name)
-			return Range{}, c.errorf("zeroing the %s: %v", name, err)
-		}
-	}
-	return buf.Range(0, uint64(n)*4), nil
 }
 
 // sparseKernel returns sparse_split for group size g, reading the K/V rows
@@ -1154,7 +1139,6 @@ type (
 	hataScorePush struct {
 		N, Cap, ChunkLen, SinkEnd, RecentStart, KeyStride uint32
 		Hkv, Ldw, Rbit                                    uint32 // its query encode (fused variant)
-		KK, KStride, TailPer                              uint32 // its select (TAILSEL)
 	}
 	// selectPush mirrors select.glsl (select_hist, select_count, select_write).
 	selectPush struct {

@@ -327,12 +327,12 @@ func TestSparseTimings(t *testing.T) {
 		name, variant string
 		stages        []string
 	}{
-		{"hata", "", []string{"encode", "score+select", "attend"}},          // hata_score selects (TAILSEL), attend merges
+		{"hata", "", []string{"encode", "score", "select", "attend"}},       // attend merges
 		{"hata", VariantTwoKernel, []string{"score", "select+attend"}},      // hata_score encodes, select_attend attends
 		{"hata", VariantThreeKernel, []string{"score", "select", "attend"}}, // hata_score encodes
 		{"hata", VariantOneKernel, []string{"step"}},                        // hata_step does it all
 		{"hata", VariantNaive, []string{"encode", "score", "select", "gather", "attend", "merge"}},
-		{"lsh", "", []string{"encode", "score+select", "attend"}},
+		{"lsh", "", []string{"encode", "score", "select", "attend"}},
 		{"topk", "", []string{"score", "select", "attend"}},
 		{"loki", "", []string{"encode", "score", "select", "attend"}},
 		{"quest", "", []string{"score", "select", "attend"}},

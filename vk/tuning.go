@@ -57,9 +57,6 @@ type Tuning struct {
 	// (DenseOptions.SeparateMerge) instead of in the split kernel's last
 	// workgroup of a row. Dense only.
 	SepMerge int
-	// SelectDispatch = 1 keeps hata's and lsh's select as a dispatch of its
-	// own where hata_score could select: SparseOptions.SelectDispatch.
-	SelectDispatch int
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
 	QueueGroups int
@@ -90,7 +87,6 @@ var tuningKeys = []tuningKey{
 	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods},
 	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, []string{"dense"}},
-	{"selectdispatch", func(t *Tuning) *int { return &t.SelectDispatch }, []string{"hata/fused", "lsh/fused"}},
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}},
 }
 
@@ -138,8 +134,8 @@ func (t Tuning) Check(method string) error {
 	if !slices.Contains(Methods, name) {
 		return fmt.Errorf("vk: %s has no GPU kernels to tune (tuning %s)", name, t)
 	}
-	if variant == "" && (name == "hata" || name == "lsh") {
-		variant = VariantFused // their default chain: keys for name/fused apply
+	if variant == VariantFused {
+		variant = ""
 	}
 	for _, k := range tuningKeys {
 		v := *k.field(&t)
@@ -174,7 +170,6 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
-	o.SelectDispatch = o.SelectDispatch || t.SelectDispatch != 0
 	return o
 }
 

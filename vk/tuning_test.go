@@ -52,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "selectdispatch"},
-		"topk":             {"scoreworkgroup", "sepmerge", "queuegroups", "selectdispatch"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups"},
+		"topk":             {"scoreworkgroup", "sepmerge", "queuegroups"},
 		"hata":             {"selectchunk", "sepmerge", "queuegroups"},
 		"hata/fused":       {"selectchunk", "sepmerge", "queuegroups"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "queuegroups", "selectdispatch"},
-		"hata/threekernel": {"selectchunk", "sepmerge", "queuegroups", "selectdispatch"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "selectdispatch"},
-		"hata/naive":       {"sepmerge", "queuegroups", "selectdispatch"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "queuegroups"},
+		"hata/threekernel": {"selectchunk", "sepmerge", "queuegroups"},
+		"hata/onekernel":   {"selectchunk", "sepmerge"},
+		"hata/naive":       {"sepmerge", "queuegroups"},
 		"lsh":              {"selectchunk", "sepmerge", "queuegroups"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "selectdispatch"},
-		"loki":             {"scoreworkgroup", "sepmerge", "queuegroups", "selectdispatch"},
-		"quest":            {"scoreworkgroup", "sepmerge", "queuegroups", "selectdispatch"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge", "queuegroups", "selectdispatch"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "sepmerge", "queuegroups", "selectdispatch"},
+		"lsh/naive":        {"sepmerge", "queuegroups"},
+		"loki":             {"scoreworkgroup", "sepmerge", "queuegroups"},
+		"quest":            {"scoreworkgroup", "sepmerge", "queuegroups"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge", "queuegroups"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "sepmerge", "queuegroups"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
