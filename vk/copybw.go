@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 )
@@ -132,4 +133,103 @@ func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps in
 		return 0, fmt.Errorf("vk: %s: the device reported no time (timestamps unsupported?)", what)
 	}
 	return med, nil
+}
+
+// chasePush mirrors chase.comp's push constants.
+type chasePush struct {
+	N, Hops, Stride, Init uint32
+}
+
+// chaseStride is the distance between consecutive links of LoadLatency's
+// chain, in 4-byte words: 4 KiB plus one 128-byte line, so that every hop
+// lands on a new cache line and a new 4 KiB page.
+const chaseStride = 1024 + 32
+
+// LoadLatency measures the latency of one dependent load on the device: one
+// invocation follows a chain of links chaseStride words apart through a
+// device-local buffer of size bytes (a region well inside the last-level
+// cache gives its latency, one well beyond it the memory's), each load
+// waiting for the one before it. Two chains of different lengths are timed
+// with GPU timestamps, reps times each, and the difference of their medians
+// divided by the difference of their hops is returned, in nanoseconds, so
+// that the dispatch's own cost cancels. It is the latency roofline beside
+// DispatchFloor: no kernel whose step waits on a load can take less per wait.
+func (c *Context) LoadLatency(size uint64, reps int) (float64, error) {
+	ns, _, err := c.loadLatency(size, reps)
+	return ns, err
+}
+
+// chaseHops are the lengths of LoadLatency's two chains.
+const chaseShort, chaseLong = 16, 16 + 512
+
+// loadLatency is LoadLatency; it also returns where the last (long) chain
+// ended, next[n], for the test to check that the chain was followed.
+func (c *Context) loadLatency(size uint64, reps int) (float64, uint32, error) {
+	n := size / 4
+	if n <= chaseStride || n > 1<<30 || size+4 > uint64(c.Info.Limits.MaxStorageBufferRange) || reps < 1 {
+		return 0, 0, fmt.Errorf("vk: load latency: size %d bytes, reps %d: want %d < size <= min(4 GiB, maxStorageBufferRange %d) and reps >= 1",
+			size, reps, 4*chaseStride, c.Info.Limits.MaxStorageBufferRange)
+	}
+	buf, err := c.NewBuffer("load latency chain", 4*(n+1), DeviceLocal)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer buf.Free()
+	k, err := c.SharedKernel(KernelSpec{Shader: "chase", Bindings: 1, Push: chasePush{}, Spec: []uint32{copyWorkgroup}})
+	if err != nil {
+		return 0, 0, err
+	}
+	set, err := k.NewSet(buf.Whole())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer set.Free()
+	b, err := c.NewBatch()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer b.Free()
+	groups := min(uint32(max(c.Info.ComputeUnits, 1))*16, uint32((n+copyWorkgroup-1)/copyWorkgroup), c.Info.Limits.MaxComputeWorkGroupCount[0])
+	if err := b.Begin(); err != nil {
+		return 0, 0, err
+	}
+	b.Dispatch(k, set, chasePush{N: uint32(n), Stride: chaseStride, Init: 1}, groups, 1, 1)
+	if _, err := b.Submit(); err != nil {
+		return 0, 0, err
+	}
+	med := func(hops uint32) (float64, error) {
+		var times []float64
+		for range reps + 1 { // the first run warms up
+			if err := b.Begin(); err != nil {
+				return 0, err
+			}
+			b.Stage("chase")
+			b.Dispatch(k, set, chasePush{N: uint32(n), Hops: hops, Stride: chaseStride}, 1, 1, 1)
+			b.Stage("end")
+			t, err := b.Submit()
+			if err != nil {
+				return 0, err
+			}
+			times = append(times, t.Get("chase"))
+		}
+		times = times[1:]
+		slices.Sort(times)
+		return times[len(times)/2], nil
+	}
+	t0, err := med(chaseShort)
+	if err != nil {
+		return 0, 0, err
+	}
+	t1, err := med(chaseLong)
+	if err != nil {
+		return 0, 0, err
+	}
+	if t1 <= 0 || t0 <= 0 {
+		return 0, 0, fmt.Errorf("vk: load latency: the device reported no time (timestamps unsupported?)")
+	}
+	var end [4]byte
+	if err := c.Read(buf, 4*n, end[:]); err != nil {
+		return 0, 0, err
+	}
+	return max(t1-t0, 0) / (chaseLong - chaseShort), binary.LittleEndian.Uint32(end[:]), nil
 }

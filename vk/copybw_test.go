@@ -54,3 +54,29 @@ func TestDispatchFloor(t *testing.T) {
 		t.Error("DispatchFloor(0 dispatches): want an error")
 	}
 }
+
+// TestLoadLatency runs the dependent-load chain over a small and a large
+// region and checks that the chain was followed (its end is where n hops of
+// the stride lead) and that bad sizes are refused; the latencies are logged
+// (on a GPU run they are the measurement; no timed assertion).
+func TestLoadLatency(t *testing.T) {
+	c := device(t)
+	for _, size := range []uint64{1 << 20, 64 << 20} {
+		ns, end, err := c.loadLatency(size, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := size / 4; uint64(end) != chaseLong*chaseStride%n {
+			t.Errorf("LoadLatency(%d): the chain ended at %d, want %d after %d hops of %d", size, end, chaseLong*chaseStride%n, chaseLong, chaseStride)
+		}
+		if ns < 0 {
+			t.Fatalf("LoadLatency(%d) = %v ns, want >= 0", size, ns)
+		}
+		t.Logf("%s: %.0f ns per dependent load over %d MiB", c.Info.Name, ns, size>>20)
+	}
+	for _, size := range []uint64{0, 4 * chaseStride} {
+		if _, err := c.LoadLatency(size, 1); err == nil {
+			t.Errorf("LoadLatency(%d bytes): want an error", size)
+		}
+	}
+}

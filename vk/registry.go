@@ -19,6 +19,7 @@ var pushStructs = map[string]any{
 	"loki_rotate_q":     projPush{},
 	"loki_rotate_k_f32": projPush{},
 	"loki_rotate_k_f16": projPush{},
+	"chase":             chasePush{},
 	"hata_score":        hataScorePush{},
 	"hata_step_f16":     hataStepPush{},
 	"hata_step_f16h":    hataStepPush{},
