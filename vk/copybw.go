@@ -147,15 +147,18 @@ const chaseStride = 1024 + 32
 
 // LoadLatency measures the latency of one dependent load on the device: one
 // invocation follows a chain of links chaseStride words apart through a
-// device-local buffer of size bytes (a region well inside the last-level
-// cache gives its latency, one well beyond it the memory's), each load
-// waiting for the one before it. Two chains of different lengths are timed
-// with GPU timestamps, reps times each, and the difference of their medians
-// divided by the difference of their hops is returned, in nanoseconds, so
-// that the dispatch's own cost cancels. It is the latency roofline beside
-// DispatchFloor: no kernel whose step waits on a load can take less per wait.
-func (c *Context) LoadLatency(size uint64, reps int) (float64, error) {
-	ns, _, err := c.loadLatency(size, reps)
+// device-local buffer of size bytes, each load waiting for the one before it.
+// With flush = 0 the chain's lines stay in the last-level cache from one run
+// to the next (its hit latency); with flush > 0 a scratch buffer of flush
+// bytes, larger than that cache, is filled before every run (not timed), so
+// that every hop is a miss (the memory's latency). Two chains of different
+// lengths are timed with GPU timestamps, reps times each, and the difference
+// of their medians divided by the difference of their hops is returned, in
+// nanoseconds, so that the dispatch's own cost cancels. It is the latency
+// roofline beside DispatchFloor, on an idle device: no kernel whose step
+// waits on a load can take less per wait (and under load it takes more).
+func (c *Context) LoadLatency(size, flush uint64, reps int) (float64, error) {
+	ns, _, err := c.loadLatency(size, flush, reps)
 	return ns, err
 }
 
@@ -164,11 +167,20 @@ const chaseShort, chaseLong = 16, 16 + 512
 
 // loadLatency is LoadLatency; it also returns where the last (long) chain
 // ended, next[n], for the test to check that the chain was followed.
-func (c *Context) loadLatency(size uint64, reps int) (float64, uint32, error) {
+func (c *Context) loadLatency(size, flush uint64, reps int) (float64, uint32, error) {
 	n := size / 4
-	if n <= chaseStride || n > 1<<30 || size+4 > uint64(c.Info.Limits.MaxStorageBufferRange) || reps < 1 {
-		return 0, 0, fmt.Errorf("vk: load latency: size %d bytes, reps %d: want %d < size <= min(4 GiB, maxStorageBufferRange %d) and reps >= 1",
-			size, reps, 4*chaseStride, c.Info.Limits.MaxStorageBufferRange)
+	lim := uint64(c.Info.Limits.MaxStorageBufferRange)
+	if n <= chaseStride || n > 1<<30 || size+4 > lim || flush > lim || reps < 1 {
+		return 0, 0, fmt.Errorf("vk: load latency: size %d bytes, flush %d, reps %d: want %d < size <= min(4 GiB, maxStorageBufferRange %d), flush <= maxStorageBufferRange and reps >= 1",
+			size, flush, reps, 4*chaseStride, lim)
+	}
+	var scratch *Buffer
+	if flush > 0 {
+		var err error
+		if scratch, err = c.NewBuffer("load latency flush", flush&^3, DeviceLocal); err != nil {
+			return 0, 0, err
+		}
+		defer scratch.Free()
 	}
 	buf, err := c.NewBuffer("load latency chain", 4*(n+1), DeviceLocal)
 	if err != nil {
@@ -202,6 +214,10 @@ func (c *Context) loadLatency(size uint64, reps int) (float64, uint32, error) {
 		for range reps + 1 { // the first run warms up
 			if err := b.Begin(); err != nil {
 				return 0, err
+			}
+			if scratch != nil {
+				b.Fill(scratch.Whole(), uint32(len(times)))
+				b.Barrier()
 			}
 			b.Stage("chase")
 			b.Dispatch(k, set, chasePush{N: uint32(n), Hops: hops, Stride: chaseStride}, 1, 1, 1)

@@ -56,13 +56,13 @@ func TestDispatchFloor(t *testing.T) {
 }
 
 // TestLoadLatency runs the dependent-load chain over a small and a large
-// region and checks that the chain was followed (its end is where n hops of
+// region, with a flush of as many bytes before every run, and checks that the chain was followed (its end is where n hops of
 // the stride lead) and that bad sizes are refused; the latencies are logged
 // (on a GPU run they are the measurement; no timed assertion).
 func TestLoadLatency(t *testing.T) {
 	c := device(t)
 	for _, size := range []uint64{1 << 20, 64 << 20} {
-		ns, end, err := c.loadLatency(size, 3)
+		ns, end, err := c.loadLatency(size, size, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func TestLoadLatency(t *testing.T) {
 		t.Logf("%s: %.0f ns per dependent load over %d MiB", c.Info.Name, ns, size>>20)
 	}
 	for _, size := range []uint64{0, 4 * chaseStride} {
-		if _, err := c.LoadLatency(size, 1); err == nil {
+		if _, err := c.LoadLatency(size, 0, 1); err == nil {
 			t.Errorf("LoadLatency(%d bytes): want an error", size)
 		}
 	}
