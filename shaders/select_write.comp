@@ -9,10 +9,6 @@ void main() {
     const uint c = gl_WorkGroupID.x;
     const uint c0 = c * pc.chunk_len;
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
-    // The first tile's keys do not depend on the threshold: load them
-    // before resolving it, so that they are in flight meanwhile.
-    uint k0[PER];
-    if (c0 + li * PER < c1) load_keys(row, c0 + li * PER, k0);
     const uvec2 tr = resolve(row, passes());
     const uint T = tr.x, r = tr.y;
 
@@ -35,11 +31,7 @@ void main() {
         uint um = 0, em = 0;
         if (t0 < c1) {
             uint k[PER];
-            if (tb == c0) {
-                [[unroll]] for (uint j = 0; j < PER; j++) k[j] = k0[j];
-            } else {
-                load_keys(row, t0, k);
-            }
+            load_keys(row, t0, k);
             [[unroll]] for (uint j = 0; j < PER; j++) {
                 const uint t = t0 + j;
                 if (t < c1) {
