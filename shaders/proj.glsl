@@ -96,13 +96,6 @@ void main() {
     const uint lane = li % CB, slice = li / CB;
     const uint j = gl_WorkGroupID.x * CB + lane;
     const uint head = row % pc.hkv;
-    // The W loads first: they do not depend on the query, so they are in
-    // flight with the query's loads, not after the barrier.
-    float wv[DPS];
-    [[unroll]] for (uint i = 0; i < DPS; i++) {
-        const uint d = slice * DPS + i;
-        wv[i] = j < NCOL && d < D ? w[(head * D + d) * pc.ldw + j] : 0.0;
-    }
     for (uint e = li; e < G * D; e += WG) sh_q[e] = x_[row * G * D + e];
 #if defined(PROJ_BITS)
     if (li < G) sh_code[li] = 0;
@@ -111,6 +104,11 @@ void main() {
     float acc[G];
     [[unroll]] for (uint g = 0; g < G; g++) acc[g] = 0.0;
     if (j < NCOL) {
+        float wv[DPS];
+        [[unroll]] for (uint i = 0; i < DPS; i++) {
+            const uint d = slice * DPS + i;
+            wv[i] = d < D ? w[(head * D + d) * pc.ldw + j] : 0.0;
+        }
         [[unroll]] for (uint i = 0; i < DPS; i++) {
             const uint d = slice * DPS + i;
             if (d < D) {
