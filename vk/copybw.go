@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -138,6 +139,7 @@ func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps in
 // chasePush mirrors chase.comp's push constants.
 type chasePush struct {
 	N, Hops, Stride, Init uint32
+	Busy, BusyMax         uint32 // LoadedLatency: uvec4 the other workgroups copy, slices each at most
 }
 
 // chaseStride is the distance between consecutive links of LoadLatency's
@@ -156,42 +158,83 @@ const chaseStride = 1024 + 32
 // of their medians divided by the difference of their hops is returned, in
 // nanoseconds, so that the dispatch's own cost cancels. It is the latency
 // roofline beside DispatchFloor, on an idle device: no kernel whose step
-// waits on a load can take less per wait (and under load it takes more).
+// waits on a load can take less per wait (LoadedLatency: what it takes on a
+// busy one).
 func (c *Context) LoadLatency(size, flush uint64, reps int) (float64, error) {
-	ns, _, err := c.loadLatency(size, flush, reps)
+	ns, _, err := c.loadLatency(chaseRun{size: size, flush: flush}, reps)
 	return ns, err
+}
+
+// LoadedLatency is LoadLatency's chain (over 1 MiB) followed while every
+// other workgroup of the same dispatch (16 per compute unit) copies
+// between two buffers of busy bytes each, as fast as the device lets them,
+// until the chain is done: the latency of a dependent load on a device
+// whose memory is saturated, as inside a decode step's bandwidth-bound
+// stages. busy should be well above the last-level cache.
+func (c *Context) LoadedLatency(busy uint64, reps int) (float64, error) {
+	ns, _, err := c.loadLatency(chaseRun{size: 1 << 20, busy: busy}, reps)
+	return ns, err
+}
+
+// chaseRun is one configuration of loadLatency: the chain's region, the
+// flush before every run, the busy copy beside it (bytes per buffer).
+type chaseRun struct {
+	size, flush, busy uint64
+	busyMax           uint32 // slices each busy workgroup copies at most; 0: 4096
 }
 
 // chaseHops are the lengths of LoadLatency's two chains.
 const chaseShort, chaseLong = 16, 16 + 512
 
-// loadLatency is LoadLatency; it also returns where the last (long) chain
-// ended, next[n], for the test to check that the chain was followed.
-func (c *Context) loadLatency(size, flush uint64, reps int) (float64, uint32, error) {
-	n := size / 4
+// loadLatency is LoadLatency and LoadedLatency; it also returns where the
+// last (long) chain ended, next[n], for the test to check that the chain was
+// followed.
+func (c *Context) loadLatency(r chaseRun, reps int) (float64, uint32, error) {
+	n := r.size / 4
 	lim := uint64(c.Info.Limits.MaxStorageBufferRange)
-	if n <= chaseStride || n > 1<<30 || size+4 > lim || flush > lim || reps < 1 {
-		return 0, 0, fmt.Errorf("vk: load latency: size %d bytes, flush %d, reps %d: want %d < size <= min(4 GiB, maxStorageBufferRange %d), flush <= maxStorageBufferRange and reps >= 1",
-			size, flush, reps, 4*chaseStride, lim)
+	if n <= chaseStride || n > 1<<30 || r.size+8 > lim || r.flush > lim || r.busy > lim || reps < 1 {
+		return 0, 0, fmt.Errorf("vk: load latency: size %d bytes, flush %d, busy %d, reps %d: want %d < size <= min(4 GiB, maxStorageBufferRange %d), flush and busy <= maxStorageBufferRange, reps >= 1",
+			r.size, r.flush, r.busy, reps, 4*chaseStride, lim)
+	}
+	var bufs []*Buffer
+	defer func() {
+		for _, b := range bufs {
+			b.Free()
+		}
+	}()
+	alloc := func(name string, size uint64) (*Buffer, error) {
+		b, err := c.NewBuffer(name, size, DeviceLocal)
+		if err == nil {
+			bufs = append(bufs, b)
+		}
+		return b, err
 	}
 	var scratch *Buffer
-	if flush > 0 {
+	if r.flush > 0 {
 		var err error
-		if scratch, err = c.NewBuffer("load latency flush", flush&^3, DeviceLocal); err != nil {
+		if scratch, err = alloc("load latency flush", r.flush&^3); err != nil {
 			return 0, 0, err
 		}
-		defer scratch.Free()
 	}
-	buf, err := c.NewBuffer("load latency chain", 4*(n+1), DeviceLocal)
+	buf, err := alloc("load latency chain", 4*(n+2))
 	if err != nil {
 		return 0, 0, err
 	}
-	defer buf.Free()
-	k, err := c.SharedKernel(KernelSpec{Shader: "chase", Bindings: 1, Push: chasePush{}, Spec: []uint32{copyWorkgroup}})
+	src, dst := buf, buf // bound but unread without busy
+	busy := r.busy / 16
+	if busy > 0 {
+		if src, err = alloc("load latency busy source", 16*busy); err != nil {
+			return 0, 0, err
+		}
+		if dst, err = alloc("load latency busy destination", 16*busy); err != nil {
+			return 0, 0, err
+		}
+	}
+	k, err := c.SharedKernel(KernelSpec{Shader: "chase", Bindings: 3, Push: chasePush{}, Spec: []uint32{copyWorkgroup}})
 	if err != nil {
 		return 0, 0, err
 	}
-	set, err := k.NewSet(buf.Whole())
+	set, err := k.NewSet(buf.Whole(), src.Whole(), dst.Whole())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -201,13 +244,19 @@ func (c *Context) loadLatency(size, flush uint64, reps int) (float64, uint32, er
 		return 0, 0, err
 	}
 	defer b.Free()
-	groups := min(uint32(max(c.Info.ComputeUnits, 1))*16, uint32((n+copyWorkgroup-1)/copyWorkgroup), c.Info.Limits.MaxComputeWorkGroupCount[0])
+	wide := min(uint32(max(c.Info.ComputeUnits, 1))*16, c.Info.Limits.MaxComputeWorkGroupCount[0])
+	groups := min(wide, uint32((n+copyWorkgroup-1)/copyWorkgroup))
 	if err := b.Begin(); err != nil {
 		return 0, 0, err
 	}
 	b.Dispatch(k, set, chasePush{N: uint32(n), Stride: chaseStride, Init: 1}, groups, 1, 1)
 	if _, err := b.Submit(); err != nil {
 		return 0, 0, err
+	}
+	run := chasePush{N: uint32(n), Stride: chaseStride, Busy: uint32(busy), BusyMax: cmp.Or(r.busyMax, 4096)}
+	groups = 1
+	if busy > 0 {
+		groups = wide
 	}
 	med := func(hops uint32) (float64, error) {
 		var times []float64
@@ -217,10 +266,12 @@ func (c *Context) loadLatency(size, flush uint64, reps int) (float64, uint32, er
 			}
 			if scratch != nil {
 				b.Fill(scratch.Whole(), uint32(len(times)))
-				b.Barrier()
 			}
+			b.Fill(buf.Range(4*n+4, 4), 0) // the chain's done flag
+			b.Barrier()
 			b.Stage("chase")
-			b.Dispatch(k, set, chasePush{N: uint32(n), Hops: hops, Stride: chaseStride}, 1, 1, 1)
+			run.Hops = hops
+			b.Dispatch(k, set, run, groups, 1, 1)
 			b.Stage("end")
 			t, err := b.Submit()
 			if err != nil {

@@ -62,7 +62,7 @@ func TestDispatchFloor(t *testing.T) {
 func TestLoadLatency(t *testing.T) {
 	c := device(t)
 	for _, size := range []uint64{1 << 20, 64 << 20} {
-		ns, end, err := c.loadLatency(size, size, 3)
+		ns, end, err := c.loadLatency(chaseRun{size: size, flush: size}, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,6 +74,16 @@ func TestLoadLatency(t *testing.T) {
 		}
 		t.Logf("%s: %.0f ns per dependent load over %d MiB", c.Info.Name, ns, size>>20)
 	}
+	// With the other workgroups copying beside the chain (few slices each, so
+	// a CPU device that runs them before the chain stays quick).
+	ns, end, err := c.loadLatency(chaseRun{size: 1 << 20, busy: 4 << 20, busyMax: 64}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := uint64(1<<20) / 4; uint64(end) != chaseLong*chaseStride%n {
+		t.Errorf("loaded: the chain ended at %d, want %d", end, chaseLong*chaseStride%n)
+	}
+	t.Logf("%s: %.0f ns per dependent load beside a copy", c.Info.Name, ns)
 	for _, size := range []uint64{0, 4 * chaseStride} {
 		if _, err := c.LoadLatency(size, 0, 1); err == nil {
 			t.Errorf("LoadLatency(%d bytes): want an error", size)

@@ -102,11 +102,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	flush := min(256<<20, uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
 	l2, err1 := v.Ctx.LoadLatency(1<<20, 0, 20)
 	mem, err2 := v.Ctx.LoadLatency(1<<20, flush, 20)
-	if err := cmp.Or(err1, err2); err != nil {
+	busy, err3 := v.Ctx.LoadedLatency(flush, 20)
+	if err := cmp.Or(err1, err2, err3); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "# dependent-load latency (one invocation following a chain, links 4 KiB + 128 B apart, idle device, median of 20): %.0f ns from the last-level cache, %.0f ns from memory (%d MiB filled before each chain)\n",
-		l2, mem, flush>>20)
+	fmt.Fprintf(stdout, "# dependent-load latency (one invocation following a chain, links 4 KiB + 128 B apart, median of 20): %.0f ns from the last-level cache, %.0f ns from memory (%d MiB filled before each chain), %.0f ns while the other workgroups copy %d MiB\n",
+		l2, mem, flush>>20, busy, flush>>20)
 	// Fixed-width rows, printed as each point finishes, so a run cut short
 	// still shows what it measured; the rows of one method and point are
 	// adjacent, one per -opt set (the last column, "-" for the defaults).
