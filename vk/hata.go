@@ -162,6 +162,9 @@ func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
 	return m.recordProjK(b, "hata_encode_k", m.wbuf, codes, m.w.Rbit, m.w.Rbit, m.ws, t0, t1)
 }
 
+// hataMaxChunk bounds the default score chunk of HATA (scoreChunk).
+const hataMaxChunk = 16384
+
 // hataStep is a prepared decode step of HATA.
 type hataStep struct {
 	*step
@@ -225,7 +228,11 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
 		return nil, err
 	}
-	h.scoreChunk = m.scoreChunk(m.n, s.rows)
+	// Chunks up to 16384 tokens: one wave of the score and select kernels
+	// where 4096 needed four (B8/128K on the H200: select 26.1 us instead
+	// of 32.7, the step 115.6 instead of 121.8; BENCHMARKS.md); the other
+	// methods' score kernels keep 4096.
+	h.scoreChunk = m.scoreChunk(m.n, s.rows, hataMaxChunk)
 	if m.opt.Variant == VariantOneKernel {
 		// hata_step's items: one round of its score loop, one select tile,
 		// unless ScoreChunk says otherwise (a multiple of 8: 16-byte key loads)

@@ -207,18 +207,22 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 	return grid(p.writeK, push)
 }
 
+// scoreMaxChunk bounds the default score chunk of the score kernels but
+// HATA's (hataMaxChunk).
+const scoreMaxChunk = 4096
+
 // scoreChunk returns the tokens per workgroup of a score kernel over n
 // tokens of rows rows: SparseOptions.ScoreChunk, or enough workgroups for 4
-// per compute unit with chunks of 512 to 4096 tokens (even, for hata_score's
-// token pairs), and never more than the grid allows.
-func (c *sparseCore) scoreChunk(n, rows int) int {
+// per compute unit with chunks of 512 to maxChunk tokens (even, for
+// hata_score's token pairs), and never more than the grid allows.
+func (c *sparseCore) scoreChunk(n, rows, maxChunk int) int {
 	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	ch := c.opt.ScoreChunk
 	if ch == 0 {
 		cu := max(c.ctx.Info.ComputeUnits, 1)
 		target := 4 * cu
 		ch = (n*rows + target - 1) / target
-		ch = roundUp(min(max(ch, 512), 4096), 8) // 8: select_write's 16-byte key loads
+		ch = roundUp(min(max(ch, 512), maxChunk), 8) // 8: select_write's 16-byte key loads
 	}
 	ch = max(ch, (n+maxX-1)/maxX)
 	return roundUp(ch, 2)
