@@ -125,10 +125,10 @@ layout(std430, set = 0, binding = 12) restrict coherent buffer Cnt { uint cnt[];
 layout(std430, set = 0, binding = 13) restrict coherent volatile buffer Ctr { uint ctr[]; };
 
 #include "split_softmax.glsl"
+#include "wg_scan.glsl"
 
 shared uint sh_next; // the next item this workgroup runs
 shared uint sh_spin; // written by wait_done's polls (a side effect, so the loop stays)
-shared uint sh_sg[WG];      // per-subgroup sums of the scans
 shared uint sh_hist[NB];    // S: the chunk's histogram
 shared uvec2 sh_res;        // W: find_bin's result
 shared uint sh_idx[MAXLEN]; // A: the split's token indices
@@ -162,22 +162,6 @@ void signal_done(uint kind, uint row) {
     if (gl_LocalInvocationIndex == 0) atomicAdd(ctr[1 + kind * pc.rows + row], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease);
 }
 
-// wg_scan returns the exclusive prefix sum of v over the workgroup's lanes in
-// index order, and the total. Uniform control flow.
-uint wg_scan(uint v, out uint total) {
-    const uint incl = subgroupInclusiveAdd(v);
-    if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
-    barrier();
-    uint before = 0;
-    total = 0;
-    for (uint s = 0; s < gl_NumSubgroups; s++) {
-        const uint x = sh_sg[s];
-        if (s < gl_SubgroupID) before += x;
-        total += x;
-    }
-    barrier();
-    return before + incl - v;
-}
 
 // ---- E: the query codes -------------------------------------------------------
 

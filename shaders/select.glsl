@@ -70,7 +70,7 @@ layout(std430, set = 0, binding = 1) restrict buffer Hist { uint hist[]; };
 layout(std430, set = 0, binding = 2) restrict buffer CCnt { uvec2 ccnt[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[]; };
 
-shared uint sh_sg[WG]; // per-subgroup partial sums
+#include "wg_scan.glsl"
 shared uvec2 sh_res;
 
 // The radix digits, from the top: uint16 keys in two 8-bit digits (bits
@@ -108,28 +108,6 @@ uvec2 chunk_counts(uint row, uint c, uint T) {
     return uvec2(forced_in(c0, min(c0 + pc.chunk_len, pc.n)) + below, hist[base + T] - below);
 }
 
-// wg_scan returns the exclusive prefix sum of v over the workgroup's lanes in
-// index order, and the total. Call in uniform control flow.
-uint wg_scan(uint v, out uint total) {
-    const uint incl = subgroupInclusiveAdd(v);
-    if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
-    barrier();
-    uint before = 0;
-    total = 0;
-    for (uint s = 0; s < gl_NumSubgroups; s++) {
-        const uint x = sh_sg[s];
-        if (s < gl_SubgroupID) before += x;
-        total += x;
-    }
-    barrier();
-    return before + incl - v;
-}
-
-uint wg_sum(uint v) {
-    uint total;
-    wg_scan(v, total);
-    return total;
-}
 
 // MAXPER bounds the bins each lane holds in find_bin: nbins <= MAXPER*WG.
 const uint MAXPER = 16;
