@@ -130,7 +130,6 @@ layout(std430, set = 0, binding = 13) restrict coherent volatile buffer Ctr { ui
 shared uint sh_next; // the next item this workgroup runs
 shared uint sh_spin; // written by wait_done's polls (a side effect, so the loop stays)
 shared uint sh_hist[NB];    // S: the chunk's histogram
-shared uvec2 sh_res;        // W: find_bin's result
 shared uint sh_idx[MAXLEN]; // A: the split's token indices
 
 // ---- the queue --------------------------------------------------------------
@@ -295,37 +294,12 @@ uint forced_in(uint a, uint b) {
 }
 
 // find_threshold returns (T, r): T the smallest bin of row's histogram with
-// sum_{b <= T} hist[b] >= kk, r = kk - sum_{b < T} hist[b] (select.glsl's
-// find_bin and resolve with one pass); (0, 0) when kk = 0.
+// sum_{b <= T} hist[b] >= kk, r = kk - sum_{b < T} hist[b] (wg_scan.glsl's
+// find_bin_at, select.glsl's resolve with one pass); (0, 0) when kk = 0.
 uvec2 find_threshold(uint row) {
     if (pc.kk == 0) return uvec2(0);
-    const uint li = gl_LocalInvocationIndex;
-    const uint MAXPER = 16;
-    const uint per = (NB + WG - 1) / WG;
-    const uint b0 = li * per;
-    uint hv[MAXPER];
-    uint s = 0;
-    [[unroll]] for (uint i = 0; i < MAXPER; i++) {
-        hv[i] = i < per && b0 + i < NB ? hist[row * NB + b0 + i] : 0;
-        s += hv[i];
-    }
-    if (li == 0) sh_res = uvec2(NB - 1, 0);
-    uint total;
-    uint cum = wg_scan(s, total);
-    if (cum < pc.kk && pc.kk <= cum + s) {
-        bool found = false;
-        [[unroll]] for (uint i = 0; i < MAXPER; i++) {
-            if (!found && cum + hv[i] >= pc.kk) {
-                sh_res = uvec2(b0 + i, cum);
-                found = true;
-            }
-            cum += found ? 0 : hv[i];
-        }
-    }
-    barrier();
-    const uvec2 r = sh_res;
-    barrier();
-    return uvec2(r.x, pc.kk - r.y);
+    const uvec2 f = find_bin_at(row * NB, NB, pc.kk);
+    return uvec2(f.x, pc.kk - f.y);
 }
 
 void select_chunk(uint row, uint c) {

@@ -71,7 +71,6 @@ layout(std430, set = 0, binding = 2) restrict buffer CCnt { uvec2 ccnt[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[]; };
 
 #include "wg_scan.glsl"
-shared uvec2 sh_res;
 
 // The radix digits, from the top: uint16 keys in two 8-bit digits (bits
 // 15-8, 7-0), uint32 keys in three of 11, 11 and 10 bits (31-21, 20-10,
@@ -109,40 +108,10 @@ uvec2 chunk_counts(uint row, uint c, uint T) {
 }
 
 
-// MAXPER bounds the bins each lane holds in find_bin: nbins <= MAXPER*WG.
-const uint MAXPER = 16;
-
 // find_bin returns (d, less) for pass p of row: d the smallest bin with
-// sum_{b <= d} hist[b] >= kk, less = sum_{b < d} hist[b]. kk >= 1. Each lane
-// loads its run of bins once, into registers.
+// sum_{b <= d} hist[b] >= kk, less = sum_{b < d} hist[b]. kk >= 1.
 uvec2 find_bin(uint row, uint p, uint kk) {
-    const uint li = gl_LocalInvocationIndex;
-    const uint base = (row * passes() + p) * pc.nbins;
-    const uint per = (pc.nbins + WG - 1) / WG;
-    const uint b0 = li * per;
-    uint hv[MAXPER];
-    uint s = 0;
-    [[unroll]] for (uint i = 0; i < MAXPER; i++) {
-        hv[i] = i < per && b0 + i < pc.nbins ? hist[base + b0 + i] : 0;
-        s += hv[i];
-    }
-    if (li == 0) sh_res = uvec2(pc.nbins - 1, 0); // not reached when kk <= the total
-    uint total;
-    uint cum = wg_scan(s, total);
-    if (cum < kk && kk <= cum + s) {
-        bool found = false;
-        [[unroll]] for (uint i = 0; i < MAXPER; i++) {
-            if (!found && cum + hv[i] >= kk) {
-                sh_res = uvec2(b0 + i, cum);
-                found = true;
-            }
-            cum += found ? 0 : hv[i];
-        }
-    }
-    barrier();
-    const uvec2 r = sh_res;
-    barrier();
-    return r;
+    return find_bin_at((row * passes() + p) * pc.nbins, pc.nbins, kk);
 }
 
 // load_keys sets k[j] to the key of token t0 + j, j < PER (tokens past the

@@ -1,7 +1,8 @@
-// wg_scan.glsl: prefix sums over a workgroup, through its subgroups, shared
-// by select.glsl and hata_step.glsl. Include it after declaring WG (the
-// workgroup size) and enabling GL_KHR_shader_subgroup_basic and
-// GL_KHR_shader_subgroup_arithmetic; it declares sh_sg.
+// wg_scan.glsl: prefix sums over a workgroup, through its subgroups, and the
+// histogram search built on them, shared by select.glsl and hata_step.glsl.
+// Include it after declaring WG (the workgroup size) and the buffer hist
+// (uint), with GL_KHR_shader_subgroup_basic and
+// GL_KHR_shader_subgroup_arithmetic enabled; it declares sh_sg and sh_res.
 
 shared uint sh_sg[WG]; // per-subgroup partial sums
 
@@ -27,4 +28,41 @@ uint wg_sum(uint v) {
     uint total;
     wg_scan(v, total);
     return total;
+}
+
+// MAXPER bounds the bins each lane holds in find_bin_at: nbins <= MAXPER*WG.
+const uint MAXPER = 16;
+shared uvec2 sh_res;
+
+// find_bin_at returns (d, less) for the histogram hist[base .. base+nbins):
+// d the smallest bin with sum_{b <= d} hist[b] >= kk, less = sum_{b < d}
+// hist[b]. kk >= 1. Each lane loads its run of bins once, into registers.
+// Uniform control flow.
+uvec2 find_bin_at(uint base, uint nbins, uint kk) {
+    const uint li = gl_LocalInvocationIndex;
+    const uint per = (nbins + WG - 1) / WG;
+    const uint b0 = li * per;
+    uint hv[MAXPER];
+    uint s = 0;
+    [[unroll]] for (uint i = 0; i < MAXPER; i++) {
+        hv[i] = i < per && b0 + i < nbins ? hist[base + b0 + i] : 0;
+        s += hv[i];
+    }
+    if (li == 0) sh_res = uvec2(nbins - 1, 0); // not reached when kk <= the total
+    uint total;
+    uint cum = wg_scan(s, total);
+    if (cum < kk && kk <= cum + s) {
+        bool found = false;
+        [[unroll]] for (uint i = 0; i < MAXPER; i++) {
+            if (!found && cum + hv[i] >= kk) {
+                sh_res = uvec2(b0 + i, cum);
+                found = true;
+            }
+            cum += found ? 0 : hv[i];
+        }
+    }
+    barrier();
+    const uvec2 r = sh_res;
+    barrier();
+    return r;
 }
