@@ -29,9 +29,6 @@
 // memory, so that no K/V load waits on an index load. Inside the workgroup
 // TPT lanes share a token (a slot), lane j holding the 16-byte vectors j,
 // j+TPT, ... of the row; the dot product is finished with subgroupShuffleXor.
-// With STAGE > 0 (split_len <= STAGE) the workgroup loads every K and V row
-// of its split at once into shared memory (stage_rows, below) and the slots
-// read them from there: one dependent round trip for the split's rows.
 // Each slot walks its entries TILE at a time with an online softmax (one
 // rescale per tile), the next tile's K and V rows loaded while the current
 // one is computed. The slots are merged in shared memory. From the loaded
@@ -64,7 +61,6 @@ layout(constant_id = 3) const uint G = 1;        // query heads per KV head
 layout(constant_id = 4) const bool INDEXED = true;
 layout(constant_id = 5) const uint TILE = 4;     // entries per slot between rescales
 layout(constant_id = 6) const bool FUSED = true; // the last workgroup of a row merges
-layout(constant_id = 7) const uint STAGE = 0;    // > 0: split_len <= STAGE, the split's K/V rows staged in shared memory
 
 const uint MAXLEN = 1024; // entries per split, at most
 
@@ -82,8 +78,6 @@ layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer Idx { uint idx[]; };
 layout(std430, set = 0, binding = 2) restrict readonly buffer KB { KV_T kb[]; };
 layout(std430, set = 0, binding = 3) restrict readonly buffer VB { KV_T vb[]; };
-layout(std430, set = 0, binding = 2) readonly buffer KB4 { uvec4 kb4[]; }; // STAGE: the same rows, 16 bytes at a time
-layout(std430, set = 0, binding = 3) readonly buffer VB4 { uvec4 vb4[]; };
 layout(std430, set = 0, binding = 4) restrict coherent buffer PO { vec4 po[]; };
 layout(std430, set = 0, binding = 5) restrict coherent buffer PML { vec2 pml[]; };
 layout(std430, set = 0, binding = 6) restrict writeonly buffer Out { vec4 out_[]; };
@@ -92,72 +86,6 @@ layout(std430, set = 0, binding = 7) restrict coherent buffer Cnt { uint cnt[]; 
 #include "split_softmax.glsl"
 
 shared uint sh_idx[MAXLEN];
-
-// STAGE: every K and V row of the split is loaded at once, all lanes'
-// 16-byte loads in flight together, into sh_kvw (K rows, then V rows, RW4
-// uvec4 each, as 32-bit words); the slots then read their vectors from there.
-// One dependent memory round trip for the split's K/V instead of one per
-// tile of every slot.
-#if defined(KV_F16H)
-const uint KVW = 2; // 32-bit words per KV_T
-#else
-const uint KVW = 4;
-#endif
-const uint RW4 = DV * KVW / 4; // uvec4 per row
-const uint WGS = gl_WorkGroupSize.x;
-const uint NST = STAGE > 0 ? (2 * STAGE * RW4 + WGS - 1) / WGS : 1; // staging loads per lane
-shared uint sh_kvw[STAGE > 0 ? 2 * STAGE * RW4 * 4 : 1];
-
-// kv_at returns the KV_T vector at word o of sh_kvw.
-KV_T kv_at(uint o) {
-#if defined(KV_F16H)
-    return uvec2(sh_kvw[o], sh_kvw[o + 1]);
-#elif defined(KV_F16)
-    return uvec4(sh_kvw[o], sh_kvw[o + 1], sh_kvw[o + 2], sh_kvw[o + 3]);
-#else
-    return uintBitsToFloat(uvec4(sh_kvw[o], sh_kvw[o + 1], sh_kvw[o + 2], sh_kvw[o + 3]));
-#endif
-}
-
-// stage_rows loads the K and V rows of the split's len entries (token
-// indices in sh_idx) of bound row krow into sh_kvw. Uniform control flow.
-void stage_rows(uint krow, uint len, uint li) {
-    uvec4 st[NST];
-    [[unroll]] for (uint u = 0; u < NST; u++) {
-        const uint e = li + u * WGS;
-        const uint kind = e / (len * RW4), r = e % (len * RW4);
-        const uint at = (krow * pc.cap + sh_idx[min(r / RW4, len - 1)]) * RW4 + r % RW4;
-        st[u] = e < 2 * len * RW4 ? (kind == 0 ? kb4[at] : vb4[at]) : uvec4(0);
-    }
-    [[unroll]] for (uint u = 0; u < NST; u++) {
-        const uint e = li + u * WGS;
-        if (e < 2 * len * RW4) {
-            const uint kind = e / (len * RW4), r = e % (len * RW4);
-            const uint o = ((kind * STAGE + r / RW4) * RW4 + r % RW4) * 4;
-            sh_kvw[o] = st[u].x;
-            sh_kvw[o + 1] = st[u].y;
-            sh_kvw[o + 2] = st[u].z;
-            sh_kvw[o + 3] = st[u].w;
-        }
-    }
-    barrier();
-}
-
-// SPLIT_LIST_STAGED(len, slot): SPLIT_LIST over the staged rows.
-#define SPLIT_LIST_STAGED(len, slot) {                                         \
-        for (uint eb = 0; eb < (len); eb += NSLOT * TILE) {                    \
-            KV_T kc[TILE * VPL], vc[TILE * VPL];                               \
-            [[unroll]] for (uint i = 0; i < TILE; i++) {                       \
-                const uint e_ = eb + i * NSLOT + (slot);                       \
-                [[unroll]] for (uint j = 0; j < VPL; j++) {                    \
-                    const uint vj = j * TPT + lane;                            \
-                    kc[i * VPL + j] = e_ < (len) ? kv_at((e_ * DV + vj) * KVW) : KV_ZERO; \
-                    vc[i * VPL + j] = e_ < (len) ? kv_at(((STAGE + e_) * DV + vj) * KVW) : KV_ZERO; \
-                }                                                              \
-            }                                                                  \
-            SPLIT_TILE(eb, len, slot)                                          \
-        }                                                                      \
-    }
 
 void main() {
     const uint lane = gl_SubgroupInvocationID % TPT;
@@ -175,13 +103,8 @@ void main() {
     SPLIT_INIT(qrow, lane)
     barrier();
 
-    if (STAGE > 0) {
-        stage_rows(krow, len, li);
-        SPLIT_LIST_STAGED(len, slot)
-    } else {
-        const uint rowv = krow * pc.cap * DV + lane; // this lane's first vector of the row
-        SPLIT_LIST(len, slot)
-    }
+    const uint rowv = krow * pc.cap * DV + lane; // this lane's first vector of the row
+    SPLIT_LIST(len, slot)
 
     // Merge the NSLOT slots of the workgroup, one query head at a time, then
     // (FUSED) the row's S splits if this is its last.

@@ -108,11 +108,6 @@ type SparseOptions struct {
 	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
 	// multiple of the largest subgroup size.
 	ScoreWorkgroup int
-	// Stage > 0 stages every K/V row of a split of the sparse attention in
-	// shared memory at once (sparse_split's STAGE; splits of at most Stage
-	// entries), so that a split's rows cost one dependent round trip to
-	// memory instead of one per tile; 0 (default): rows loaded tile by tile.
-	Stage int
 	// QueueGroups is the workgroups per compute unit of the onekernel
 	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is
 	// harmless (a workgroup that starts late finds the queue empty and
@@ -288,7 +283,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		// (BENCHMARKS.md, hata bench -opt mintokens).
 		o.Split.MinTokens = 128
 	}
-	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 || o.Stage < 0 || o.Stage > maxSplitLen {
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
 	for _, err := range []error{
@@ -685,12 +680,12 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 			return nil, c.errorf("%d splits, over the %d that fit", splits, maxSplits)
 		}
 		a.splits, a.length = splits, 0
-	} else if lim := cmp.Or(c.opt.Stage, maxSplitLen); a.length > lim { // sparse_split stages a split's indices (and with Stage its rows) in shared memory
-		a.splits = (s.k + lim - 1) / lim
+	} else if a.length > maxSplitLen { // sparse_split stages a split's indices in shared memory
+		a.splits = (s.k + maxSplitLen - 1) / maxSplitLen
 		a.length = (s.k + a.splits - 1) / a.splits
 		a.splits = (s.k + a.length - 1) / a.length
 		if a.splits > maxSplits {
-			return nil, c.errorf("k=%d needs %d splits of at most %d, over the %d that fit", s.k, a.splits, lim, maxSplits)
+			return nil, c.errorf("k=%d needs %d splits of at most %d, over the %d that fit", s.k, a.splits, maxSplitLen, maxSplits)
 		}
 	}
 	var err error
@@ -780,10 +775,7 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 		return nil, c.errorf("%v", err)
 	}
 	wg := cmp.Or(c.opt.Workgroup, sparseWorkgroup)
-	stage := c.opt.Stage
-	shared := func(wg int) int {
-		return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen + 4 + 2*stage*c.d*c.opt.Storage.bytes()
-	}
+	shared := func(wg int) int { return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen + 4 }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2
 	}
@@ -791,7 +783,7 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 		return nil, c.errorf("D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", c.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
 	return c.kernel(shader, 8, sparsePush{},
-		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(c.tile()), b32(fused), uint32(stage))
+		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(c.tile()), b32(fused))
 }
 
 // tile returns the TILE of the attention kernels (sparse_split,

@@ -32,8 +32,6 @@ func TestSparseAcceptance(t *testing.T) {
 		{"f16-naive", SparseOptions{Storage: F16, Variant: VariantNaive}, []string{"hata", "lsh"}, []int{128}},
 		{"f16-twokernel", SparseOptions{Storage: F16, Variant: VariantTwoKernel}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f16-threekernel", SparseOptions{Storage: F16, Variant: VariantThreeKernel}, []string{"hata", "lsh"}, []int{64, 128}},
-		{"f16-stage", SparseOptions{Storage: F16, Stage: 16, Tile: 4}, sparseMethods, []int{64, 128}},
-		{"f32-stage", SparseOptions{Stage: 8}, []string{"hata", "topk"}, []int{64}},
 		{"f16-onekernel", SparseOptions{Storage: F16, Variant: VariantOneKernel}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f32-onekernel", SparseOptions{Variant: VariantOneKernel}, []string{"hata"}, []int{64}},
 		{"f32-naive", SparseOptions{Variant: VariantNaive}, []string{"hata"}, []int{64}},

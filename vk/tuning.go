@@ -57,11 +57,6 @@ type Tuning struct {
 	// (DenseOptions.SeparateMerge) instead of in the split kernel's last
 	// workgroup of a row. Dense only.
 	SepMerge int
-	// Stage is the entries per split of the sparse attention whose K/V rows
-	// are staged in shared memory at once: SparseOptions.Stage. Every method
-	// but dense (hata/twokernel's select_attend and hata/onekernel keep
-	// their own).
-	Stage int
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
 	QueueGroups int
@@ -92,7 +87,6 @@ var tuningKeys = []tuningKey{
 	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods},
 	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, []string{"dense"}},
-	{"stage", func(t *Tuning) *int { return &t.Stage }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"}},
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}},
 }
 
@@ -176,7 +170,6 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
-	o.Stage = cmp.Or(t.Stage, o.Stage)
 	return o
 }
 

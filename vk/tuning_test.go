@@ -52,7 +52,7 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "stage"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups"},
 		"topk":             {"scoreworkgroup", "sepmerge", "queuegroups"},
 		"hata":             {"selectchunk", "sepmerge", "queuegroups"},
 		"hata/fused":       {"selectchunk", "sepmerge", "queuegroups"},
