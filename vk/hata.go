@@ -233,9 +233,9 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	// of 32.7, the step 115.6 instead of 121.8; BENCHMARKS.md); the other
 	// methods' score kernels keep 4096.
 	h.scoreChunk = m.scoreChunk(m.n, s.rows, hataMaxChunk)
-	if m.opt.Variant == VariantOneKernel {
-		// hata_step's items: one round of its score loop, one select tile,
-		// unless ScoreChunk says otherwise (a multiple of 8: 16-byte key loads)
+	if m.opt.Variant == VariantOneKernel && h.fusedHist && len(m.kv.k) == 1 {
+		// hata_step's items (a multiple of 8: 16-byte key loads); where it
+		// cannot run (stepKernel), the fused chain keeps its own chunks.
 		h.scoreChunk = roundUp(cmp.Or(m.opt.ScoreChunk, oneKernelChunk), 8)
 	}
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
