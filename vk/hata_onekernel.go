@@ -15,9 +15,10 @@ import (
 // runs the fused chain instead.
 
 // oneKernelChunk is the default tokens per score and select item of
-// hata_step (four rounds of its 128 lanes x 4 token pairs, four tiles of 128
-// lanes x 8 keys): on the H200 1024 and 2048 were slower (BENCHMARKS.md).
-const oneKernelChunk = 4096
+// hata_step (eight rounds of its 128 lanes x 4 token pairs, eight tiles of
+// 128 lanes x 8 keys): on the H200 8192 was faster than 1024, 2048, 4096
+// and 16384 at every shape swept (runs 15-17, BENCHMARKS.md).
+const oneKernelChunk = 8192
 
 // oneKernelWorkgroups is the default of SparseOptions.QueueGroups.
 const oneKernelWorkgroups = 8
