@@ -40,7 +40,8 @@ import (
 //
 // Timings names the stages "upload", ["poison",] ["encode",] "score",
 // "select", ["gather",] "attend", ["merge",] ["readback"] (twokernel:
-// "select+attend" in place of "select" and "attend"; the norm-weighted
+// "select+attend" in place of "select" and "attend"; onekernel: "step"
+// alone, in place of all four; the norm-weighted
 // variant adds a first batch with its own "upload", "encode", "score" and
 // "readback").
 //

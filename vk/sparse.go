@@ -20,7 +20,8 @@ import (
 // the names the benchmarks map to columns: "encode", "score", "select",
 // ["gather",] "attend" (the flash-decoding merge folded in), ["merge"] (the
 // naive HATA variant's separate merge), "select+attend" (HATA's twokernel
-// variant) (plus "upload", "poison", "readback").
+// variant), "step" (HATA's onekernel variant: the whole step) (plus
+// "upload", "poison", "readback").
 //
 // Selection is exact with ref's rule (k best, ties to the smaller index,
 // windows forced in and counted in k) by histogram, never by sort:
@@ -65,9 +66,11 @@ type SparseOptions struct {
 	//	                   from a queue, each waiting only for the items of its
 	//	                   own row it reads, so no stage waits for the whole
 	//	                   grid and no dispatch boundary is paid; score and
-	//	                   select items of ScoreChunk tokens (default 1024);
+	//	                   select items of ScoreChunk tokens (default 8192);
 	//	                   runs fused where its limits (one cache buffer,
-	//	                   G*rbit+1 <= 16*Workgroup bins, shared memory) fail
+	//	                   G*rbit+1 <= 16*Workgroup bins, shared memory, 14
+	//	                   storage buffers) fail; slower than fused on an
+	//	                   H200 (BENCHMARKS.md)
 	//	"naive":           encode | score (uint32 scores) | select (a separate
 	//	                   histogram pass, count, write) | gather the selected K/V
 	//	                   rows into compact buffers | attention over them | merge
