@@ -30,6 +30,9 @@ import (
 //	merge   (naive only) sparse_merge: the merge of the S parts as a dispatch
 //	        of its own
 //
+// The onekernel variant runs encode, score, select and attend as work items
+// of one dispatch, hata_step (hata_onekernel.go).
+//
 // Key codes [B*Hkv][Cap][Rbit/32 rounded up to a multiple of 4] are encoded
 // on the device from the stored keys (hata_encode_k_*) at Prefill (all N) and
 // Append (the new key of every row), and rebuilt when the cache grows. They
