@@ -62,7 +62,7 @@ func (l Line) Plot() (*plot.Plot, error) {
 	if len(l.XTicks) > 0 {
 		var ts plot.ConstantTicks
 		for _, x := range l.XTicks {
-			ts = append(ts, plot.Tick{Value: x, Label: strconv.FormatFloat(x, 'g', 4, 64)})
+			ts = append(ts, plot.Tick{Value: x, Label: tickLabel(x)})
 		}
 		p.X.Tick.Marker = ts
 	}
@@ -141,4 +141,18 @@ func LegendPanel(title string, names []string, markers bool) (*plot.Plot, error)
 		}
 	}
 	return p, nil
+}
+
+// tickLabel writes an x tick: multiples of 1024 from 1024 on as "8K", "256K"
+// (context lengths; multiples of 1024*1024 as "1M"), others in %g with 4
+// significant digits ("1.56"), so that swept token counts stay short enough
+// not to run into each other on a log axis.
+func tickLabel(x float64) string {
+	switch {
+	case x >= 1<<20 && math.Mod(x, 1<<20) == 0:
+		return strconv.FormatFloat(x/(1<<20), 'g', -1, 64) + "M"
+	case x >= 1<<10 && math.Mod(x, 1<<10) == 0:
+		return strconv.FormatFloat(x/(1<<10), 'g', -1, 64) + "K"
+	}
+	return strconv.FormatFloat(x, 'g', 4, 64)
 }

@@ -102,3 +102,16 @@ func TestStylesDiffer(t *testing.T) {
 		}
 	}
 }
+
+// TestTickLabel checks the x tick labels: context lengths in K and M, other
+// values in %g.
+func TestTickLabel(t *testing.T) {
+	for x, want := range map[float64]string{
+		8192: "8K", 262144: "256K", 1 << 20: "1M", 3 << 21: "6M", 1536: "1536",
+		1000: "1000", 1.5625: "1.562", 0.39: "0.39", 100: "100",
+	} {
+		if got := tickLabel(x); got != want {
+			t.Errorf("tickLabel(%v) = %q, want %q", x, got, want)
+		}
+	}
+}
