@@ -35,14 +35,19 @@ type DenseOptions struct {
 	// the kernel's shared memory would not fit.
 	Workgroup int
 	// Tile is the tokens each slot scores between two rescales of its
-	// accumulator (and loads ahead); default 2 (1 on a CPU device), the best
-	// of 1, 2 and 4 on an H200 (BenchmarkDenseDecode's sweep).
+	// accumulator (and loads ahead); default 4 (1 on a CPU device): on an
+	// H200, with 3 split workgroups per compute unit (the default
+	// TargetWorkgroups here), 8-16% faster than tile 2 with 4 per unit at
+	// every shape swept (BENCHMARKS.md, runs 33-34).
 	Tile int
 	// LanesPerToken is the split kernel's TPT, the lanes that share one K/V
 	// row (a power of two, at most the smallest subgroup size, dividing the
 	// row's 16-byte vectors); 0: the largest such number up to 32.
 	LanesPerToken int
-	// Split chooses the number of splits S.
+	// Split chooses the number of splits S; its TargetWorkgroups defaults to
+	// 3 per compute unit here (4 for the top-k methods): tiles of 4 hold
+	// twice the bytes in flight per slot, and three such workgroups fit a
+	// compute unit at once where four would spill into a second wave.
 	Split SplitPolicy
 	// Reserve is the token capacity allocated beyond the prefill's N, so that
 	// Append does not reallocate; default 256. Capacity grows by doubling
@@ -172,10 +177,13 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 		return nil, fmt.Errorf("vk dense: %w", err)
 	}
 	if o.Tile == 0 {
-		o.Tile = 2
+		o.Tile = 4
 		if c.Info.Type == DeviceCPU {
 			o.Tile = 1 // no latency to hide; LLVM compiles the unrolled tile slowly
 		}
+	}
+	if o.Split.TargetWorkgroups == 0 && c.Info.ComputeUnits > 0 {
+		o.Split.TargetWorkgroups = 3 * c.Info.ComputeUnits
 	}
 	if o.Reserve == 0 {
 		o.Reserve = 256
