@@ -568,3 +568,33 @@ func BenchmarkDenseDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestDenseDefaults checks the options NewDense fills in: tile 4 on a GPU (1
+// on a CPU device) and 3 split workgroups per compute unit (BENCHMARKS.md,
+// runs 33-34), and that set options are kept.
+func TestDenseDefaults(t *testing.T) {
+	ctx := device(t)
+	m, err := ctx.NewDense(DenseOptions{Storage: F16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	wantTile := 4
+	if ctx.Info.Type == DeviceCPU {
+		wantTile = 1
+	}
+	if m.opt.Tile != wantTile {
+		t.Errorf("default tile %d, want %d", m.opt.Tile, wantTile)
+	}
+	if cu := ctx.Info.ComputeUnits; cu > 0 && m.opt.Split.TargetWorkgroups != 3*cu {
+		t.Errorf("default target workgroups %d, want 3 per compute unit (%d)", m.opt.Split.TargetWorkgroups, 3*cu)
+	}
+	set, err := ctx.NewDense(DenseOptions{Storage: F16, Tile: 2, Split: SplitPolicy{TargetWorkgroups: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	if set.opt.Tile != 2 || set.opt.Split.TargetWorkgroups != 100 {
+		t.Errorf("set options became tile %d, target %d; want 2, 100", set.opt.Tile, set.opt.Split.TargetWorkgroups)
+	}
+}
