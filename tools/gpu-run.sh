@@ -33,7 +33,7 @@ all=dense,hata,hata/twokernel,hata/naive,loki,quest,topk
       -opt '-;mintokens=64;tile=2;scorechunk=4096'
     echo "sweep exit $?"
   done
-  timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=4'
+  timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=2,targetworkgroups=528'
   echo "sweep exit $?"
 } > "$out/sweep.log" 2>&1
 # The acceptance suite and kernel tests of every GPU method, large shapes included.
