@@ -10,7 +10,10 @@
 // moves nothing, and a stage's dispatch cannot start before the slowest
 // workgroup of the one before it ends (BENCHMARKS.md). Here nothing waits for
 // the whole grid: row r's select starts as soon as row r's scores are
-// complete, while other rows still score.
+// complete, while other rows still score. Measured on the H200 it is slower
+// than the four dispatches at every shape (BENCHMARKS.md, session 4): the
+// per-row chain of dependent loads stays, and one kernel carries the
+// registers of its largest phase.
 //
 // The items, in this order: every E, then every S, every W and every A, each
 // kind in row order (so that a kind is taken only once the one before is
@@ -27,11 +30,11 @@
 //	         row's selection, the last of the row merging (split_fold)
 //
 // A workgroup takes item i = atomicAdd(ctr[0], 1) and runs it to the end,
-// then the next it took, until i is past the last item. S(r, *) wait until all EP items
-// of E(r, *) are done (done[0][r] == EP), W(r, *) until all of S(r, *) are
-// (done[1][r] == NC), A(r, *) until all of W(r, *) are (done[2][r] == NC);
-// an item signals its row's counter once its results are written and
-// fenced. Every item waits only for items with smaller indices, which were
+// then the next it took, until i is past the last item. S(r, *) wait until
+// all EP items of E(r, *) are done (done[0][r] == EP), W(r, *) until all of
+// S(r, *) are (done[1][r] == NC), A(r, *) until all of W(r, *) are
+// (done[2][r] == NC); an item signals its row's counter once its results
+// are written and fenced. Every item waits only for items with smaller indices, which were
 // taken before it by workgroups that are running (a workgroup only takes an
 // item while it runs, and runs it to the end), so the smallest unfinished
 // item never waits: the queue cannot deadlock however many workgroups are
@@ -40,8 +43,8 @@
 // before they wait, so the encode's latency is hidden behind those loads.
 //
 // The buffers one item writes and another reads (qc, keys, hist, sel) are
-// coherent (no stale L1 lines) and volatile: without volatile the compilers
-// may move their loads above the wait (lavapipe's did: wrong scores).
+// coherent (no stale L1 lines) and volatile (no load of them cached in a
+// register or moved above the wait).
 //
 // Counters ctr (uint, zeroed before the dispatch): ctr[0] the queue head,
 // ctr[1 + k*rows + r] done[k][r] for k = 0 (encode), 1 (score), 2 (select).
