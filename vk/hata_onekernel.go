@@ -10,9 +10,9 @@ import (
 // each item waiting only for the items of its own row that it reads (see the
 // shader for the queue and why it cannot deadlock). It needs what the fused
 // chain's kernels need plus: the histogram in one pass with at most 16 bins
-// per lane (G*rbit+1 <= 16*WG), the cache in one buffer, and the shared
-// memory of all four stages at once, and 14 storage buffers; where any of these fails, the step
-// runs the fused chain instead.
+// per lane (G*rbit+1 <= 16*WG), the cache in one buffer, the shared memory
+// of all four stages at once and 14 storage buffers; where any of these
+// fails, the step runs the fused chain instead.
 
 // oneKernelChunk is the default tokens per score and select item of
 // hata_step (eight rounds of its 128 lanes x 4 token pairs, eight tiles of
@@ -51,13 +51,9 @@ func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
 	if wg%32 != 0 || wg%int(info.MaxSubgroupSize) != 0 || nb > 16*wg {
 		return nil, nil
 	}
-	want := m.opt.LanesPerToken
-	if vecs := m.d / m.opt.Storage.vec(); want == 0 && m.opt.Storage == F16 && 2*vecs <= min(int(info.MinSubgroupSize), 32) {
-		want = 2 * vecs // as sparseKernel: fp16 rows in 8-byte vectors
-	}
-	tpt, shader, err := splitLanes(info, "hata_step", m.d, m.opt.Storage, want)
+	tpt, shader, err := m.sparseLanes("hata_step")
 	if err != nil {
-		return nil, m.errorf("%v", err)
+		return nil, err
 	}
 	sl := wg / 32
 	nslot := wg / tpt

@@ -765,17 +765,9 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 // shared memory does not fit.
 func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	info := c.ctx.Info
-	want := c.opt.LanesPerToken
-	if vecs := c.d / c.opt.Storage.vec(); want == 0 && c.opt.Storage == F16 && 2*vecs <= min(int(info.MinSubgroupSize), 32) {
-		// fp16 rows in 8-byte vectors, twice the lanes per token: on the
-		// H200 32 lanes beat 16 for the sparse attention (B8/128K 123.3 us
-		// vs 130.8, B1/256K 60.5 vs 62.5, B8/32K 61.7 vs 62.9; BENCHMARKS.md,
-		// hata bench -opt tpt), while dense_split stays faster at 16.
-		want = 2 * vecs
-	}
-	tpt, shader, err := splitLanes(info, "sparse_split", c.d, c.opt.Storage, want)
+	tpt, shader, err := c.sparseLanes("sparse_split")
 	if err != nil {
-		return nil, c.errorf("%v", err)
+		return nil, err
 	}
 	wg := cmp.Or(c.opt.Workgroup, sparseWorkgroup)
 	shared := func(wg int) int { return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen + 4 }
@@ -787,6 +779,27 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	}
 	return c.kernel(shader, 8, sparsePush{},
 		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(c.tile()), b32(fused))
+}
+
+// sparseLanes returns the lanes per token of the sparse attention and the
+// entry point of family (sparse_split, hata_step) for the cache's storage:
+// SparseOptions.LanesPerToken, or by default for fp16 twice the row's
+// 16-byte vectors (its 8-byte ones, the "f16h" entry point) when that many
+// lanes fit the smallest subgroup and 32: on the H200 32 lanes beat 16 for
+// the sparse attention (B8/128K 123.3 us vs 130.8, B1/256K 60.5 vs 62.5,
+// B8/32K 61.7 vs 62.9; BENCHMARKS.md, hata bench -opt tpt), while
+// dense_split stays faster at 16; otherwise splitLanes' default.
+func (c *sparseCore) sparseLanes(family string) (tpt int, shader string, err error) {
+	info := c.ctx.Info
+	want := c.opt.LanesPerToken
+	if vecs := c.d / c.opt.Storage.vec(); want == 0 && c.opt.Storage == F16 && 2*vecs <= min(int(info.MinSubgroupSize), 32) {
+		want = 2 * vecs
+	}
+	tpt, shader, err = splitLanes(info, family, c.d, c.opt.Storage, want)
+	if err != nil {
+		return 0, "", c.errorf("%v", err)
+	}
+	return tpt, shader, nil
 }
 
 // tile returns the TILE of the attention kernels (sparse_split,
