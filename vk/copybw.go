@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -24,9 +25,7 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 		return 0, fmt.Errorf("vk: copy bandwidth: size %d bytes, reps %d: want 16 <= size <= maxStorageBufferRange (%d) and reps >= 1",
 			size, reps, c.Info.Limits.MaxStorageBufferRange)
 	}
-	n := uint32(size / 16)
-	groups := min(uint32(max(c.Info.ComputeUnits, 1))*16, (n+copyWorkgroup-1)/copyWorkgroup, c.Info.Limits.MaxComputeWorkGroupCount[0])
-	med, err := c.timeCopies("copy bandwidth", size, groups, 1, reps, false)
+	med, err := c.timeCopies("copy bandwidth", size, c.copyGroups(size/16), 1, reps, false)
 	if err != nil {
 		return 0, err
 	}
@@ -60,8 +59,42 @@ func (c *Context) dispatchFloor(n int, groups uint32, reps int, stamped bool) (f
 	return med / float64(n), nil
 }
 
-// copyWorkgroup is copy.comp's workgroup size here.
+// copyWorkgroup is copy.comp's (and chase.comp's) workgroup size here.
 const copyWorkgroup = 256
+
+// copyGroups returns the workgroups of a grid-stride kernel over elems
+// elements, one per invocation per step: 16 per compute unit, fewer when
+// elems (> 0) needs fewer, within maxComputeWorkGroupCount[0]; elems = 0:
+// no bound from the elements.
+func (c *Context) copyGroups(elems uint64) uint32 {
+	need := uint64(math.MaxUint32)
+	if elems > 0 {
+		need = (elems + copyWorkgroup - 1) / copyWorkgroup
+	}
+	return uint32(min(uint64(max(c.Info.ComputeUnits, 1))*16, need, uint64(c.Info.Limits.MaxComputeWorkGroupCount[0])))
+}
+
+// medianRun records a command buffer with record, reps+1 times in b (the
+// first run warms up), and returns the median over the last reps of the GPU
+// time of its stage named stage, in nanoseconds (0 when the device has no
+// timestamps).
+func medianRun(b *Batch, reps int, stage string, record func(b *Batch)) (float64, error) {
+	var times []float64
+	for range reps + 1 {
+		if err := b.Begin(); err != nil {
+			return 0, err
+		}
+		record(b)
+		t, err := b.Submit()
+		if err != nil {
+			return 0, err
+		}
+		times = append(times, t.Get(stage))
+	}
+	times = times[1:]
+	slices.Sort(times)
+	return times[len(times)/2], nil
+}
 
 // timeCopies runs, reps times after one warm-up, a chain of n copy
 // dispatches of groups workgroups between two device-local buffers of size
@@ -99,11 +132,7 @@ func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps in
 		return 0, err
 	}
 	defer b.Free()
-	var times []float64
-	for range reps + 1 { // the first run warms up
-		if err := b.Begin(); err != nil {
-			return 0, err
-		}
+	med, err := medianRun(b, reps, "chain", func(b *Batch) {
 		b.Fill(src.Whole(), 0x3f800000)
 		b.Barrier()
 		b.Stage("chain")
@@ -121,15 +150,10 @@ func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps in
 			b.Dispatch(k, set, copyPush{N: uint32(size / 16)}, groups, 1, 1)
 		}
 		b.Stage("end")
-		t, err := b.Submit()
-		if err != nil {
-			return 0, err
-		}
-		times = append(times, t.Get("chain"))
+	})
+	if err != nil {
+		return 0, err
 	}
-	times = times[1:]
-	slices.Sort(times)
-	med := times[len(times)/2]
 	if med <= 0 {
 		return 0, fmt.Errorf("vk: %s: the device reported no time (timestamps unsupported?)", what)
 	}
@@ -244,44 +268,32 @@ func (c *Context) loadLatency(r chaseRun, reps int) (float64, uint32, error) {
 		return 0, 0, err
 	}
 	defer b.Free()
-	wide := min(uint32(max(c.Info.ComputeUnits, 1))*16, c.Info.Limits.MaxComputeWorkGroupCount[0])
-	groups := min(wide, uint32((n+copyWorkgroup-1)/copyWorkgroup))
 	if err := b.Begin(); err != nil {
 		return 0, 0, err
 	}
-	b.Dispatch(k, set, chasePush{N: uint32(n), Stride: chaseStride, Init: 1}, groups, 1, 1)
+	b.Dispatch(k, set, chasePush{N: uint32(n), Stride: chaseStride, Init: 1}, c.copyGroups(n), 1, 1)
 	if _, err := b.Submit(); err != nil {
 		return 0, 0, err
 	}
 	run := chasePush{N: uint32(n), Stride: chaseStride, Busy: uint32(busy), BusyMax: cmp.Or(r.busyMax, 4096)}
-	groups = 1
+	groups := uint32(1)
 	if busy > 0 {
-		groups = wide
+		groups = c.copyGroups(0) // 16 per compute unit: workgroup 0 chases, the others copy
 	}
 	med := func(hops uint32) (float64, error) {
-		var times []float64
-		for range reps + 1 { // the first run warms up
-			if err := b.Begin(); err != nil {
-				return 0, err
-			}
+		run.Hops = hops
+		flushes := uint32(0)
+		return medianRun(b, reps, "chase", func(b *Batch) {
 			if scratch != nil {
-				b.Fill(scratch.Whole(), uint32(len(times)))
+				b.Fill(scratch.Whole(), flushes)
+				flushes++
 			}
 			b.Fill(buf.Range(4*n+4, 4), 0) // the chain's done flag
 			b.Barrier()
 			b.Stage("chase")
-			run.Hops = hops
 			b.Dispatch(k, set, run, groups, 1, 1)
 			b.Stage("end")
-			t, err := b.Submit()
-			if err != nil {
-				return 0, err
-			}
-			times = append(times, t.Get("chase"))
-		}
-		times = times[1:]
-		slices.Sort(times)
-		return times[len(times)/2], nil
+		})
 	}
 	t0, err := med(chaseShort)
 	if err != nil {
