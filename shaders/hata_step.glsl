@@ -129,6 +129,7 @@ layout(std430, set = 0, binding = 13) restrict coherent volatile buffer Ctr { ui
 
 #include "split_softmax.glsl"
 #include "wg_scan.glsl"
+#include "select_tile.glsl"
 
 shared uint sh_next; // the next item this workgroup runs
 shared uint sh_spin; // written by wait_done's polls (a side effect, so the loop stays)
@@ -287,13 +288,11 @@ void score_chunk(uint row, uint c) {
 
 // ---- W: the selection ------------------------------------------------------
 
-bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
-
-// forced_in returns how many tokens of [a, b) a window forces in.
-uint forced_in(uint a, uint b) {
-    const uint s = min(b, pc.sink_end) > a ? min(b, pc.sink_end) - a : 0;
-    const uint r0 = max(a, pc.recent_start);
-    return s + (b > r0 ? b - r0 : 0);
+// chunk_counts returns (u, e) of chunk c of row from the chunks' cumulative
+// histograms (select_tile.glsl).
+uvec2 chunk_counts(uint row, uint c, uint T) {
+    const uint c0 = c * pc.chunk_len;
+    return cum_counts((pc.rows + row * pc.nchunks + c) * NB, c0, min(c0 + pc.chunk_len, pc.n), T);
 }
 
 // find_threshold returns (T, r): T the smallest bin of row's histogram with
@@ -319,58 +318,24 @@ void select_chunk(uint row, uint c) {
     const uvec2 tr = find_threshold(row);
     const uint T = tr.x, r = tr.y;
 
-    // Taken before this chunk: every u (forced or key < T) and the first r
-    // candidates (key == T), from the chunks' cumulative histograms.
-    uint su = 0, se = 0;
-    for (uint i = li; i < c; i += WG) {
-        const uint base = (pc.rows + row * pc.nchunks + i) * NB;
-        const uint below = T > 0 ? hist[base + T - 1] : 0;
-        const uint i0 = i * pc.chunk_len;
-        su += forced_in(i0, min(i0 + pc.chunk_len, pc.n)) + below;
-        se += hist[base + T] - below;
-    }
-    uint tsu, tse;
-    wg_scan(su, tsu);
-    wg_scan(se, tse);
-    const uint rr = r > tse ? r - tse : 0; // candidates still to take
-    const uint out0 = row * pc.kstride + tsu + min(r, tse);
+    uint rr; // candidates still to take
+    const uint out0 = chunk_start(row, c, T, r, rr);
 
     uint U = 0, E = 0; // taken and candidates in this chunk before the tile
     for (uint tb = c0, x = 0; tb < c1; tb += WG * PER, x++) {
         const uint t0 = tb + li * PER;
-        uint um = 0, em = 0;
+        uint k[PER];
         if (t0 < c1) {
             uvec4 v = uvec4(0);
             [[unroll]] for (uint y = 0; y < PRE; y++) {
                 if (y == x) v = pre[y];
             }
             if (x >= PRE) v = keys4[(row * pc.key_stride + t0) / 8];
-            [[unroll]] for (uint j = 0; j < PER; j++) {
-                const uint t = t0 + j;
-                const uint kj = (v[j / 2] >> (16 * (j & 1))) & 0xffffu;
-                if (t < c1) {
-                    if (forced(t) || kj < T) {
-                        um |= 1u << j;
-                    } else if (kj == T) {
-                        em |= 1u << j;
-                    }
-                }
-            }
+            [[unroll]] for (uint j = 0; j < PER; j++) k[j] = (v[j / 2] >> (16 * (j & 1))) & 0xffffu;
         }
-        uint total;
-        const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
-        uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
-        [[unroll]] for (uint j = 0; j < PER; j++) {
-            if ((um >> j & 1u) != 0) {
-                sel[out0 + u + min(rr, e)] = t0 + j;
-                u++;
-            } else if ((em >> j & 1u) != 0) {
-                if (e < rr) sel[out0 + u + e] = t0 + j;
-                e++;
-            }
-        }
-        U += total >> 16;
-        E += total & 0xffffu;
+        uint um, em;
+        tile_masks(t0, c1, k, T, um, em);
+        write_tile(t0, um, em, out0, rr, U, E);
     }
     signal_done(2, row);
 }

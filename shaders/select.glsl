@@ -71,6 +71,7 @@ layout(std430, set = 0, binding = 2) restrict buffer CCnt { uvec2 ccnt[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[]; };
 
 #include "wg_scan.glsl"
+#include "select_tile.glsl"
 
 // The radix digits, from the top: uint16 keys in two 8-bit digits (bits
 // 15-8, 7-0), uint32 keys in three of 11, 11 and 10 bits (31-21, 20-10,
@@ -86,25 +87,13 @@ uint key(uint row, uint t) {
     return keys[i];
 }
 
-bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
-
-// forced_in returns how many tokens of [a, b) a window forces in (sink_end
-// <= recent_start).
-uint forced_in(uint a, uint b) {
-    const uint s = min(b, pc.sink_end) > a ? min(b, pc.sink_end) - a : 0;
-    const uint r0 = max(a, pc.recent_start);
-    return s + (b > r0 ? b - r0 : 0);
-}
-
 // chunk_counts returns (u, e) of chunk c of row: the tokens it surely takes
 // (forced, or key < T) and its candidates (key == T), from ccnt (select_count)
 // or, with pc.cum, from the cumulative histograms after the one-pass hist.
 uvec2 chunk_counts(uint row, uint c, uint T) {
     if (pc.cum == 0) return ccnt[row * pc.nchunks + c];
-    const uint base = (gl_NumWorkGroups.y + row * pc.nchunks + c) * pc.nbins;
-    const uint below = T > 0 ? hist[base + T - 1] : 0;
     const uint c0 = c * pc.chunk_len;
-    return uvec2(forced_in(c0, min(c0 + pc.chunk_len, pc.n)) + below, hist[base + T] - below);
+    return cum_counts((gl_NumWorkGroups.y + row * pc.nchunks + c) * pc.nbins, c0, min(c0 + pc.chunk_len, pc.n), T);
 }
 
 

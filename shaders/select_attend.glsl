@@ -65,18 +65,8 @@ void main() {
 
     const uvec2 tr = resolve(row, passes());
     const uint T = tr.x, r = tr.y;
-    // Taken before this chunk: every u, and the first r candidates.
-    uint su = 0, se = 0;
-    for (uint i = li; i < c; i += WG) {
-        const uvec2 x = chunk_counts(row, i, T);
-        su += x.x;
-        se += x.y;
-    }
-    su = wg_sum(su);
-    se = wg_sum(se);
-    const uint pos0 = su + min(r, se);
-    const uint rr = r > se ? r - se : 0; // candidates still to take
-    const uint out0 = row * pc.kstride + pos0;
+    uint rr; // candidates still to take
+    const uint out0 = chunk_start(row, c, T, r, rr);
 
     SPLIT_INIT(qrow, lane)
     const uint rowv = row * pc.cap * DV + lane; // this lane's first vector of the row
@@ -84,21 +74,10 @@ void main() {
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * PER) {
         const uint t0 = tb + li * PER;
-        uint um = 0, em = 0;
-        if (t0 < c1) {
-            uint k[PER];
-            load_keys(row, t0, k);
-            [[unroll]] for (uint j = 0; j < PER; j++) {
-                const uint t = t0 + j;
-                if (t < c1) {
-                    if (forced(t) || k[j] < T) {
-                        um |= 1u << j;
-                    } else if (k[j] == T) {
-                        em |= 1u << j;
-                    }
-                }
-            }
-        }
+        uint k[PER];
+        if (t0 < c1) load_keys(row, t0, k);
+        uint um, em;
+        tile_masks(t0, c1, k, T, um, em);
         uint total;
         const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
         const uint tile0 = U + min(rr, E); // taken in this chunk before the tile

@@ -1,0 +1,85 @@
+// select_tile.glsl: the parts of select.glsl's rule that its kernels and
+// hata_step.glsl share: the windows, the chunk counts from the cumulative
+// histograms, where a chunk starts writing, and one tile of the ascending
+// compaction. Include it after wg_scan.glsl, with pc.sink_end,
+// pc.recent_start, pc.kstride, PER (tokens per lane per tile) and the uint
+// buffers hist and sel declared; the includer defines chunk_counts.
+
+bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
+
+// forced_in returns how many tokens of [a, b) a window forces in (sink_end
+// <= recent_start).
+uint forced_in(uint a, uint b) {
+    const uint s = min(b, pc.sink_end) > a ? min(b, pc.sink_end) - a : 0;
+    const uint r0 = max(a, pc.recent_start);
+    return s + (b > r0 ? b - r0 : 0);
+}
+
+// cum_counts returns (u, e) of the chunk of tokens [c0, c1) whose cumulative
+// histogram (#not forced with key <= s, for every bin s) starts at
+// hist[base]: u the tokens it surely takes (forced, or key < T), e its
+// candidates (key == T).
+uvec2 cum_counts(uint base, uint c0, uint c1, uint T) {
+    const uint below = T > 0 ? hist[base + T - 1] : 0;
+    return uvec2(forced_in(c0, c1) + below, hist[base + T] - below);
+}
+
+// chunk_counts returns (u, e) of chunk c of row (the includer's).
+uvec2 chunk_counts(uint row, uint c, uint T);
+
+// chunk_start returns the index in sel where chunk c of row writes its first
+// taken token (every u of the chunks before it, and the first r candidates
+// among theirs), and in rr the candidates still to take. Uniform control
+// flow.
+uint chunk_start(uint row, uint c, uint T, uint r, out uint rr) {
+    uint su = 0, se = 0;
+    for (uint i = gl_LocalInvocationIndex; i < c; i += WG) {
+        const uvec2 x = chunk_counts(row, i, T);
+        su += x.x;
+        se += x.y;
+    }
+    su = wg_sum(su);
+    se = wg_sum(se);
+    rr = r > se ? r - se : 0;
+    return row * pc.kstride + su + min(r, se);
+}
+
+// tile_masks sets bit j of um when token t0 + j < c1 is surely taken (forced,
+// or k[j] < T) and of em when it is a candidate (k[j] == T, not forced).
+void tile_masks(uint t0, uint c1, uint k[PER], uint T, out uint um, out uint em) {
+    um = 0;
+    em = 0;
+    [[unroll]] for (uint j = 0; j < PER; j++) {
+        const uint t = t0 + j;
+        if (t < c1) {
+            if (forced(t) || k[j] < T) {
+                um |= 1u << j;
+            } else if (k[j] == T) {
+                em |= 1u << j;
+            }
+        }
+    }
+}
+
+// write_tile numbers the tile's taken tokens (lane li's PER tokens from t0,
+// marked in um and em) in index order with a workgroup scan and writes them
+// to sel from out0: a surely taken token at U + u + min(rr, E + e), a
+// candidate at U + u + E + e while fewer than rr candidates precede it, u and
+// e counting those before it in the tile; U and E, the chunk's taken and
+// candidates before the tile, advance by the tile's. Uniform control flow.
+void write_tile(uint t0, uint um, uint em, uint out0, uint rr, inout uint U, inout uint E) {
+    uint total;
+    const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
+    uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
+    [[unroll]] for (uint j = 0; j < PER; j++) {
+        if ((um >> j & 1u) != 0) {
+            sel[out0 + u + min(rr, e)] = t0 + j;
+            u++;
+        } else if ((em >> j & 1u) != 0) {
+            if (e < rr) sel[out0 + u + e] = t0 + j;
+            e++;
+        }
+    }
+    U += total >> 16;
+    E += total & 0xffffu;
+}
