@@ -308,20 +308,6 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		return nil, err
 	}
 	m.lastHq = h.hq
-	if m.opt.Variant == VariantOneKernel {
-		o, err := m.stepKernel(h)
-		if err != nil {
-			return nil, err
-		}
-		if o != nil {
-			return &stepPlan{
-				s:      h.step,
-				poison: []Range{h.qcodes, h.keys, h.sel.cnt},
-				zero:   []Range{h.sel.zeroRange(), o.ctr},
-				attend: func(b *Batch, a *attention) error { return m.recordStep(b, h, o, a) },
-			}, nil
-		}
-	}
 	p := &stepPlan{
 		s:      h.step,
 		poison: []Range{h.qcodes, h.keys, h.sel.cnt},
@@ -341,6 +327,17 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if h.sel.attend != nil {
 		p.splits = h.sel.nchunks
 		p.attend = func(b *Batch, a *attention) error { return m.recordSelectAttend(b, h.sel, h.step, a) }
+	}
+	if m.opt.Variant == VariantOneKernel {
+		o, err := m.stepKernel(h)
+		if err != nil {
+			return nil, err
+		}
+		if o != nil { // one dispatch does all: no stages before the attention's
+			p.rec = nil
+			p.zero = append(p.zero, o.ctr)
+			p.attend = func(b *Batch, a *attention) error { return m.recordStep(b, h, o, a) }
+		}
 	}
 	return p, nil
 }
