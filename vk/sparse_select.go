@@ -214,7 +214,7 @@ const scoreMaxChunk = 4096
 // scoreChunk returns the tokens per workgroup of a score kernel over n
 // tokens of rows rows: SparseOptions.ScoreChunk, or enough workgroups for 4
 // per compute unit with chunks of 512 to maxChunk tokens (multiples of 8,
-// and above 4096 of 2048), and never more than the grid allows.
+// and above scoreMaxChunk of 2048), and never more than the grid allows.
 func (c *sparseCore) scoreChunk(n, rows, maxChunk int) int {
 	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	ch := c.opt.ScoreChunk
@@ -223,7 +223,7 @@ func (c *sparseCore) scoreChunk(n, rows, maxChunk int) int {
 		target := 4 * cu
 		ch = (n*rows + target - 1) / target
 		ch = roundUp(min(max(ch, 512), maxChunk), 8) // 8: select_write's 16-byte key loads
-		if ch > 4096 {
+		if ch > scoreMaxChunk {
 			// Whole rounds of hata_score and tiles of select_write (2048
 			// tokens each): B8/128K on the H200 took 120.2 us with chunks
 			// of 15888 tokens, 115.6 with 16384 (BENCHMARKS.md).
