@@ -103,53 +103,29 @@ uvec2 find_bin(uint row, uint p, uint kk) {
     return find_bin_at((row * passes() + p) * pc.nbins, pc.nbins, kk);
 }
 
-// RAW is the words a lane's PER keys of one tile take as loaded: two uint16
-// keys per word with KEY16 (low half the smaller token), else one.
-const uint RAW = KEY16 ? (PER + 1) / 2 : PER;
-
-// LOAD_RAW(row, t0, kr, at) loads the keys of tokens t0 .. t0+PER of row into
-// kr[at .. at+RAW) as they are stored (tokens past the row's end get
-// arbitrary keys: the callers mask them); UNPACK_RAW(kr, at, k) sets k[j] to
-// the key of token t0 + j. Kept apart so that a kernel can keep the loads
-// of several tiles in flight in few registers (select_write). With one key
-// per token and 8-aligned rows and chunks, PER = 8 keys come in one 16-byte
-// load (two for uint32 keys).
-#define LOAD_RAW(row, t0, kr, at) {                                            \
-        const uint i_ = (row) * pc.key_stride + (t0);                          \
-        if (PER == 8 && pc.page == 1 && (pc.key_stride & 7) == 0 && (pc.chunk_len & 7) == 0) { \
-            if (KEY16) {                                                       \
-                const uvec4 v_ = keys4[i_ / 8];                                \
-                [[unroll]] for (uint j_ = 0; j_ < 4; j_++) kr[(at) + j_] = v_[j_]; \
-            } else {                                                           \
-                const uvec4 a_ = keys4[i_ / 4], b_ = keys4[i_ / 4 + 1];        \
-                [[unroll]] for (uint j_ = 0; j_ < 4; j_++) {                   \
-                    kr[(at) + j_] = a_[j_];                                    \
-                    kr[(at) + 4 + j_] = b_[j_];                                \
-                }                                                              \
-            }                                                                  \
-        } else {                                                               \
-            [[unroll]] for (uint j_ = 0; j_ < RAW; j_++) kr[(at) + j_] = 0;    \
-            [[unroll]] for (uint j_ = 0; j_ < PER; j_++) {                     \
-                const uint x_ = key((row), (t0) + j_);                         \
-                if (KEY16) {                                                   \
-                    kr[(at) + j_ / 2] |= x_ << (16 * (j_ & 1));                \
-                } else {                                                       \
-                    kr[(at) + j_] = x_;                                        \
-                }                                                              \
-            }                                                                  \
-        }                                                                      \
-    }
-#define UNPACK_RAW(kr, at, k) {                                                \
-        [[unroll]] for (uint j_ = 0; j_ < PER; j_++) {                         \
-            k[j_] = KEY16 ? (kr[(at) + j_ / 2] >> (16 * (j_ & 1))) & 0xffffu : kr[(at) + j_]; \
-        }                                                                      \
-    }
-
-// load_keys sets k[j] to the key of token t0 + j, j < PER (LOAD_RAW's).
+// load_keys sets k[j] to the key of token t0 + j, j < PER (tokens past the
+// row's end get arbitrary keys: the callers mask them). With one key per
+// token and 8-aligned rows and chunks, PER = 8 keys come in one 16-byte load
+// (two for uint32 keys).
 void load_keys(uint row, uint t0, out uint k[PER]) {
-    uint kr[RAW];
-    LOAD_RAW(row, t0, kr, 0)
-    UNPACK_RAW(kr, 0, k)
+    const uint i = row * pc.key_stride + t0;
+    if (PER == 8 && pc.page == 1 && (pc.key_stride & 7) == 0 && (pc.chunk_len & 7) == 0) {
+        if (KEY16) {
+            const uvec4 v = keys4[i / 8];
+            [[unroll]] for (uint j = 0; j < 4; j++) {
+                k[2 * j] = v[j] & 0xffffu;
+                k[2 * j + 1] = v[j] >> 16;
+            }
+        } else {
+            const uvec4 a = keys4[i / 4], b = keys4[i / 4 + 1];
+            [[unroll]] for (uint j = 0; j < 4; j++) {
+                k[j] = a[j];
+                k[4 + j] = b[j];
+            }
+        }
+    } else {
+        [[unroll]] for (uint j = 0; j < PER; j++) k[j] = key(row, t0 + j);
+    }
 }
 
 // resolve returns (prefix, kk') after the passes < upto: the digits of T

@@ -282,9 +282,7 @@ func TestSparseTiles(t *testing.T) {
 // items of many sizes: many per row (their counts carried across chunks by
 // the cumulative histograms), chunks of more tiles than select_chunk loads
 // ahead, a last chunk cut short, windows forced in, and every tile length of
-// the attention (Tile 4), with budgets from one token to all of them; and
-// the fused variant with chunks of 4 select tiles loaded 1 and 3 at a time
-// (SelectTiles: select_write's groups of tiles, the last one cut short).
+// the attention (Tile 4), with budgets from one token to all of them.
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 9))
@@ -292,18 +290,10 @@ func TestHATAOneKernelChunks(t *testing.T) {
 	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
 	kv := reftest.DyadicKV(rng, s, true)
 	for _, c := range []struct {
-		variant     string
-		chunk       int
-		selectTiles int
-		win         ref.Windows
-	}{
-		{VariantOneKernel, 64, 0, ref.Windows{}},
-		{VariantOneKernel, 1000, 0, ref.Windows{Sink: 3, Recent: 70}},
-		{VariantOneKernel, 8192, 0, ref.Windows{Sink: 1}},
-		{VariantFused, 8192, 1, ref.Windows{Sink: 1}},
-		{VariantFused, 8192, 3, ref.Windows{Sink: 5, Recent: 300}},
-	} {
-		o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectTiles: c.selectTiles, Tile: 4}
+		chunk int
+		win   ref.Windows
+	}{{64, ref.Windows{}}, {1000, ref.Windows{Sink: 3, Recent: 70}}, {8192, ref.Windows{Sink: 1}}} {
+		o := SparseOptions{Storage: F16, Variant: VariantOneKernel, ScoreChunk: c.chunk, Tile: 4}
 		m, err := ctx.NewHATA("hata", w, c.win, false, o)
 		if err != nil {
 			t.Fatal(err)
@@ -322,11 +312,10 @@ func TestHATAOneKernelChunks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tm := m.Timings()
-			if oneStep := slices.ContainsFunc(tm.Stages, func(st Stage) bool { return st.Name == "step" }); oneStep != (c.variant == VariantOneKernel) {
-				t.Fatalf("%s chunk %d: stages %v", c.variant, c.chunk, stageNames(tm))
+			if tm := m.Timings(); !slices.ContainsFunc(tm.Stages, func(st Stage) bool { return st.Name == "step" }) {
+				t.Fatalf("chunk %d: stages %v, want the onekernel's one step", c.chunk, stageNames(tm))
 			}
-			checkStep(t, fmt.Sprintf("%s chunk %d select tiles %d windows %+v budget %v", c.variant, c.chunk, c.selectTiles, c.win, b), "hata", q, kv, b, want, m, rw, rg, true)
+			checkStep(t, fmt.Sprintf("onekernel chunk %d windows %+v budget %v", c.chunk, c.win, b), "hata", q, kv, b, want, m, rw, rg, true)
 		}
 		m.Close()
 	}

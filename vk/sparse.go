@@ -94,12 +94,6 @@ type SparseOptions struct {
 	// default 4096 (two tiles of 256 lanes x 8 tokens). The fused hata/lsh
 	// variant selects over the score kernel's chunks (ScoreChunk) instead.
 	SelectChunk int
-	// SelectTiles is the tiles of keys (WG*PER = 2048 tokens each)
-	// select_write loads together before numbering them, one round trip to
-	// memory per SelectTiles tiles; 0: 4. Every method that selects with
-	// select_write (all but streaming, h2o and hata/lsh's twokernel and
-	// onekernel variants).
-	SelectTiles int
 	// Workgroup is sparse_split's workgroup size; 0: 128. It must be a
 	// multiple of the device's largest subgroup size; it is halved while the
 	// kernel's shared memory would not fit.
@@ -284,9 +278,6 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if o.SelectChunk == 0 {
 		o.SelectChunk = 4096
 	}
-	if o.SelectTiles == 0 {
-		o.SelectTiles = 4
-	}
 	if o.Split.MinTokens == 0 && o.Split.Splits == 0 {
 		// Fewer, longer splits than dense's 32 tokens: the merge folded into
 		// the last workgroup of a row reads every split's partials, and on an
@@ -295,8 +286,8 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		// (BENCHMARKS.md, hata bench -opt mintokens).
 		o.Split.MinTokens = 128
 	}
-	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.SelectTiles < 0 || o.SelectTiles > 16 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
-		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile or SelectTiles over 16)", name, o)
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
+		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
 	for _, err := range []error{
 		checkWorkgroup(ctx.Info, "workgroup", o.Workgroup),

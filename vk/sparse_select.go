@@ -118,7 +118,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		}
 	}
 	if p.attend == nil {
-		if p.writeK, err = c.kernel("select_write", 4, selectPush{}, selectWorkgroup, k16, selectPer, uint32(c.opt.SelectTiles)); err != nil {
+		if p.writeK, err = c.kernel("select_write", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
 			return nil, err
 		}
 	}

@@ -45,11 +45,6 @@ type Tuning struct {
 	// score kernel's chunks, ScoreChunk, whenever its histogram of
 	// G*Rbit+1 bins fits: every shape of the paper).
 	SelectChunk int
-	// SelectTiles is the tiles of keys select_write loads together:
-	// SparseOptions.SelectTiles. Used by the methods that select with
-	// select_write: topk, loki, quest, and hata and lsh but for their
-	// twokernel and onekernel variants.
-	SelectTiles int
 	// TPT is the lanes per token of the attention's split kernel
 	// (dense_split, sparse_split): DenseOptions.LanesPerToken,
 	// SparseOptions.LanesPerToken. Every method uses it (hata/twokernel's
@@ -69,7 +64,7 @@ type Tuning struct {
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
 // methods whose kernels read it: a name of Methods for all its variants,
-// name/variant for one (name/fused for the default variant).
+// name/variant for one.
 type tuningKey struct {
 	key     string
 	field   func(*Tuning) *int
@@ -89,7 +84,6 @@ var tuningKeys = []tuningKey{
 	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods},
 	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "quest", "h2o"}},
 	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}},
-	{"selecttiles", func(t *Tuning) *int { return &t.SelectTiles }, []string{"topk", "hata/fused", "hata/naive", "hata/threekernel", "lsh/fused", "lsh/naive", "lsh/threekernel", "loki", "quest"}},
 	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods},
 	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, []string{"dense"}},
@@ -140,15 +134,15 @@ func (t Tuning) Check(method string) error {
 	if !slices.Contains(Methods, name) {
 		return fmt.Errorf("vk: %s has no GPU kernels to tune (tuning %s)", name, t)
 	}
-	if variant == "" {
-		variant = VariantFused
+	if variant == VariantFused {
+		variant = ""
 	}
 	for _, k := range tuningKeys {
 		v := *k.field(&t)
 		switch {
 		case v < 0:
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
-		case v != 0 && !slices.Contains(k.methods, name) && !slices.Contains(k.methods, name+"/"+variant):
+		case v != 0 && !slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)):
 			return fmt.Errorf("vk: tuning key %s: %s does not use it (used by %s)", k.key, method, strings.Join(k.methods, ", "))
 		}
 	}
@@ -173,7 +167,6 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.Split = t.applySplit(o.Split)
 	o.ScoreChunk = cmp.Or(t.ScoreChunk, o.ScoreChunk)
 	o.SelectChunk = cmp.Or(t.SelectChunk, o.SelectChunk)
-	o.SelectTiles = cmp.Or(t.SelectTiles, o.SelectTiles)
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)

@@ -1,7 +1,6 @@
 package vk
 
 import (
-	"cmp"
 	"io"
 	"reflect"
 	"slices"
@@ -53,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "selecttiles", "scoreworkgroup", "queuegroups"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups"},
 		"topk":             {"scoreworkgroup", "sepmerge", "queuegroups"},
 		"hata":             {"selectchunk", "sepmerge", "queuegroups"},
 		"hata/fused":       {"selectchunk", "sepmerge", "queuegroups"},
-		"hata/twokernel":   {"selectchunk", "selecttiles", "sepmerge", "queuegroups"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "queuegroups"},
 		"hata/threekernel": {"selectchunk", "sepmerge", "queuegroups"},
-		"hata/onekernel":   {"selectchunk", "selecttiles", "sepmerge"},
+		"hata/onekernel":   {"selectchunk", "sepmerge"},
 		"hata/naive":       {"sepmerge", "queuegroups"},
 		"lsh":              {"selectchunk", "sepmerge", "queuegroups"},
 		"lsh/naive":        {"sepmerge", "queuegroups"},
 		"loki":             {"scoreworkgroup", "sepmerge", "queuegroups"},
 		"quest":            {"scoreworkgroup", "sepmerge", "queuegroups"},
-		"streaming":        {"scorechunk", "selectchunk", "selecttiles", "scoreworkgroup", "sepmerge", "queuegroups"},
-		"h2o":              {"selectchunk", "selecttiles", "scoreworkgroup", "sepmerge", "queuegroups"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge", "queuegroups"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "sepmerge", "queuegroups"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
@@ -241,20 +240,6 @@ func TestBenchMethodTuning(t *testing.T) {
 		t.Errorf("hata with scoreworkgroup=%d: hata_score's workgroup (id 0) %v, want %d", swg, scoreSpec, swg)
 	}
 
-	// hata's select_write: SelectTiles (id 3), default 4.
-	for _, pf := range []int{0, 7} {
-		var pfSpec []uint32
-		for k := range coreOf(build("hata", Tuning{SelectTiles: pf})).sets {
-			if k.k.spec.Shader == "select_write" {
-				pfSpec = append(pfSpec, k.k.spec.Spec[3])
-			}
-		}
-		want := uint32(cmp.Or(pf, 4))
-		if len(pfSpec) == 0 || slices.ContainsFunc(pfSpec, func(x uint32) bool { return x != want }) {
-			t.Errorf("hata with selecttiles=%d: select_write's PF (id 3) %v, want %d", pf, pfSpec, want)
-		}
-	}
-
 	for _, c := range []struct {
 		name string
 		tu   Tuning
@@ -263,7 +248,6 @@ func TestBenchMethodTuning(t *testing.T) {
 		{"hata", Tuning{SepMerge: 1}, "sepmerge"},
 		{"streaming", Tuning{ScoreChunk: 512}, "scorechunk"},
 		{"dense", Tuning{SelectChunk: 512}, "selectchunk"},
-		{"hata/onekernel", Tuning{SelectTiles: 2}, "selecttiles"},
 	} {
 		if m, err := ctx.BenchMethod(c.name, "", hkv, d, c.tu); err == nil || !strings.Contains(err.Error(), c.key) {
 			if m != nil {
