@@ -8,10 +8,8 @@
 //	              (sink_end <= t < recent_start)
 //
 // Codes are read as uvec4: a code is WV uvec4 (rbit/32 words padded with
-// zeros to a multiple of 4, and zero XOR zero adds nothing). The sum over the
-// G heads is counted on bit planes of the query group (ham.glsl: at G = 4 two
-// 32-bit bitCounts per word instead of four; the kernel is bound by its
-// integer arithmetic, not by the codes' bytes). A lane scores two consecutive
+// zeros to a multiple of 4, and zero XOR zero adds nothing). popcount is
+// 32-bit bitCount (spirv-val rejects 64-bit). A lane scores two consecutive
 // tokens per step (32 contiguous bytes of codes for rbit=128), UNR steps per
 // round with every load of the round issued before the arithmetic, and stores
 // both scores in one uint when KEY16 (S <= G*rbit <= 65535: low half the even
@@ -50,7 +48,6 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
-#extension GL_GOOGLE_include_directive : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint WV = 1;       // uvec4 per code
@@ -83,8 +80,6 @@ layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[
 layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
 layout(std430, set = 0, binding = 4) restrict readonly buffer QF { float qf[]; };
 layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
-
-#include "ham.glsl"
 
 shared uint sh_hist[NB];
 shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan
@@ -137,11 +132,9 @@ void encode_query(uint row, uint li) {
     barrier();
 }
 
-// ham_qword: word w of the code of query head g of this workgroup's row
-// (ham.glsl), from the encode's shared words (ENCODE) or from qcode.
-uint ham_qword(uint g, uint w) {
-    if (ENCODE) return sh_code[g * WV * 4 + w];
-    return qc[(gl_WorkGroupID.y * G + g) * WV + w / 4][w % 4];
+uint ham(uvec4 a, uvec4 b) {
+    const ivec4 c = bitCount(a ^ b);
+    return uint(c.x + c.y + c.z + c.w);
 }
 
 void main() {
@@ -150,18 +143,20 @@ void main() {
     const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
 
+    uvec4 q[G * WV];
     if (ENCODE) {
         encode_query(row, li);
-        if (gl_WorkGroupID.x == 0 && li < G * WV) {
-            qc[row * G * WV + li] = uvec4(sh_code[4 * li], sh_code[4 * li + 1], sh_code[4 * li + 2], sh_code[4 * li + 3]);
+        [[unroll]] for (uint e = 0; e < G * WV; e++) {
+            q[e] = uvec4(sh_code[4 * e], sh_code[4 * e + 1], sh_code[4 * e + 2], sh_code[4 * e + 3]);
         }
+        if (gl_WorkGroupID.x == 0 && li < G * WV) qc[row * G * WV + li] = q[li];
+    } else {
+        [[unroll]] for (uint e = 0; e < G * WV; e++) q[e] = qc[row * G * WV + e];
     }
-    for (uint w = li; w < NW; w += WG) ham_planes(w);
     if (HIST) {
         for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
+        barrier();
     }
-    barrier();
-    HAM_LOAD
 
     // UNR token pairs per lane per round, all their loads issued first.
     for (uint tb = c0 + 2 * li; tb < c1; tb += 2 * WG * UNR) {
@@ -178,9 +173,13 @@ void main() {
             const uint t = tb + 2 * WG * u;
             if (t < c1) {
                 const bool two = t + 1 < c1;
-                uint s0, s1;
-                HAM_SCORE(s0, ka, u)
-                HAM_SCORE(s1, kb, u)
+                uint s0 = 0, s1 = 0;
+                [[unroll]] for (uint w = 0; w < WV; w++) {
+                    [[unroll]] for (uint g = 0; g < G; g++) {
+                        s0 += ham(q[g * WV + w], ka[u * WV + w]);
+                        s1 += ham(q[g * WV + w], kb[u * WV + w]);
+                    }
+                }
                 const uint o = row * pc.key_stride + t;
                 if (KEY16) {
                     keys[o / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);

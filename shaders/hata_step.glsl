@@ -130,7 +130,6 @@ layout(std430, set = 0, binding = 13) restrict coherent volatile buffer Ctr { ui
 #include "split_softmax.glsl"
 #include "wg_scan.glsl"
 #include "select_tile.glsl"
-#include "ham.glsl"
 
 shared uint sh_next; // the next item this workgroup runs
 shared uint sh_spin; // written by wait_done's polls (a side effect, so the loop stays)
@@ -209,10 +208,10 @@ void encode_word(uint row, uint p) {
 
 // ---- S: scores and histograms -----------------------------------------------
 
-uint score_row; // the row of the S item running (ham_qword's)
-
-// ham_qword: word w of the code of query head g of score_row (ham.glsl).
-uint ham_qword(uint g, uint w) { return qc[(score_row * G + g) * WV * 4 + w]; }
+uint ham(uvec4 a, uvec4 b) {
+    const ivec4 c = bitCount(a ^ b);
+    return uint(c.x + c.y + c.z + c.w);
+}
 
 // SCORE_LOAD(rb, a, b): the codes of the lane's UNR token pairs of the round
 // at rb into a (even tokens) and b (odd); tokens past c1 read as zero.
@@ -238,10 +237,11 @@ void score_chunk(uint row, uint c) {
     uvec4 ka[UNR * WV], kb2[UNR * WV];
     SCORE_LOAD(c0, ka, kb2)
     wait_done(0, row, (pc.rbit + 31) / 32);
-    score_row = row;
-    for (uint w = li; w < NW; w += WG) ham_planes(w);
-    barrier();
-    HAM_LOAD
+    uvec4 qv[G * WV];
+    [[unroll]] for (uint e = 0; e < G * WV; e++) {
+        const uint o = (row * G * WV + e) * 4;
+        qv[e] = uvec4(qc[o], qc[o + 1], qc[o + 2], qc[o + 3]);
+    }
     for (uint rb = c0; rb < c1; rb += STEP) {
         uvec4 na[UNR * WV], nb[UNR * WV];
         if (rb + STEP < c1) SCORE_LOAD(rb + STEP, na, nb)
@@ -249,9 +249,13 @@ void score_chunk(uint row, uint c) {
             const uint t = rb + 2 * li + 2 * WG * u;
             if (t < c1) {
                 const bool two = t + 1 < c1;
-                uint s0, s1;
-                HAM_SCORE(s0, ka, u)
-                HAM_SCORE(s1, kb2, u)
+                uint s0 = 0, s1 = 0;
+                [[unroll]] for (uint v = 0; v < WV; v++) {
+                    [[unroll]] for (uint g = 0; g < G; g++) {
+                        s0 += ham(qv[g * WV + v], ka[u * WV + v]);
+                        s1 += ham(qv[g * WV + v], kb2[u * WV + v]);
+                    }
+                }
                 keys[(row * pc.key_stride + t) / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
                 if (t >= pc.sink_end && t < pc.recent_start) atomicAdd(sh_hist[s0], 1);
                 if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
