@@ -26,8 +26,9 @@
 // Inside the workgroup, TPT lanes of one subgroup share a token ("slot"): lane
 // i holds elements (j*TPT + i)*KV_VEC .. +KV_VEC of the row for j < VPL, so the
 // TPT lanes of a slot read TPT consecutive 16-byte vectors. The dot product is
-// finished with a butterfly of subgroupShuffleXor. The workgroup's NSLOT slots
-// take consecutive tokens (so a subgroup reads consecutive rows); each slot
+// finished with subgroup shuffles (split_softmax.glsl's reduce-scatter). The
+// workgroup's NSLOT slots take consecutive tokens (so a subgroup reads
+// consecutive rows); each slot
 // walks its tokens TILE at a time with an online softmax (one rescale of o per
 // tile), and at the end the slots are merged through shared memory. The
 // arithmetic (q slice, online softmax, merges) is split_softmax.glsl, shared

@@ -28,7 +28,7 @@
 // The workgroup first copies its split's indices (at most MAXLEN) into shared
 // memory, so that no K/V load waits on an index load. Inside the workgroup
 // TPT lanes share a token (a slot), lane j holding the 16-byte vectors j,
-// j+TPT, ... of the row; the dot product is finished with subgroupShuffleXor.
+// j+TPT, ... of the row; the dot product is finished with subgroup shuffles.
 // Each slot walks its entries TILE at a time with an online softmax (one
 // rescale per tile), the next tile's K and V rows loaded while the current
 // one is computed. The slots are merged in shared memory. From the loaded

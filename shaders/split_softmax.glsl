@@ -41,9 +41,9 @@
 //
 // Lanes: TPT lanes of one subgroup share a token ("slot"), lane i holding
 // the 16-byte vectors i, i+TPT, ... of a row (elements (j*TPT + i)*KV_VEC ..
-// +KV_VEC for j < VPL); dot products are finished with a butterfly of
-// subgroupShuffleXor, so every slot must run SPLIT_TILE the same number of
-// times (uniform control flow; entries past end are masked, p = 0).
+// +KV_VEC for j < VPL); dot products are finished with subgroup shuffles (a
+// reduce-scatter, SPLIT_TILE), so every slot must run SPLIT_TILE the same
+// number of times (uniform control flow; entries past end are masked, p = 0).
 
 const uint EPL = D / TPT;                    // elements per lane
 const uint VPL = EPL / KV_VEC;               // 16-byte vectors per lane per row
@@ -78,13 +78,33 @@ shared bool sh_last; // split_fold: this workgroup finished its row's last split
         [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] = 0.0;        \
     }
 
-// SPLIT_TILE(base, end, slot): the tile's logits x (dot products finished
+// The tile's TV = TILE*G logits (entry i, head g at i*G + g) are summed over
+// the slot's TPT lanes by a reduce-scatter: each butterfly step sends half
+// of the values a lane still carries to its partner and adds the other
+// half, so after log2(TPT) steps lane j of the slot holds the full logits of
+// RH values, (j >> SH)*RH .. +RH (TV - 1 shuffles in all for TV = TPT, where
+// a butterfly all-reduce takes log2(TPT) per value: 15 against 64 at TV =
+// TPT = 16). Every lane then gathers the TV logits (for the heads' maxima),
+// the lanes holding a value compute its exp, and the weights are gathered
+// back: one exp per lane per tile instead of TV. Values past TV (TVP, a
+// power of two) are zero padding.
+const uint TV = TILE * G;
+const uint TVP = TV <= 1 ? 1 : (TV <= 2 ? 2 : (TV <= 4 ? 4 : (TV <= 8 ? 8 : (TV <= 16 ? 16 :
+                 (TV <= 32 ? 32 : (TV <= 64 ? 64 : (TV <= 128 ? 128 : (TV <= 256 ? 256 : (TV <= 512 ? 512 : 1024)))))))));
+const uint LT = TPT <= 1 ? 0 : (TPT <= 2 ? 1 : (TPT <= 4 ? 2 : (TPT <= 8 ? 3 : (TPT <= 16 ? 4 : (TPT <= 32 ? 5 : 6)))));
+const uint LV = TVP <= 1 ? 0 : (TVP <= 2 ? 1 : (TVP <= 4 ? 2 : (TVP <= 8 ? 3 : (TVP <= 16 ? 4 : (TVP <= 32 ? 5 :
+                (TVP <= 64 ? 6 : (TVP <= 128 ? 7 : (TVP <= 256 ? 8 : (TVP <= 512 ? 9 : 10)))))))));
+const uint HALV = LT < LV ? LT : LV; // butterfly steps that halve the values carried
+const uint RH = TVP >> HALV;         // values a lane holds after them
+const uint SH = LT - HALV;           // slot-lane bits below the halving ones
+
+// SPLIT_TILE(base, end, slot): the tile's logits (dot products finished
 // across the slot's lanes), one rescale of m, l, o per head to the tile's
 // max, then p = exp(x - m) added to l and p V to o; entries base + i*NSLOT +
 // slot >= end count as p = 0.
 #define SPLIT_TILE(base, end, slot)                                            \
     {                                                                          \
-        float x[TILE * G];                                                     \
+        float x[TVP];                                                          \
         [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
             float kf[EPL];                                                     \
             [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(kc[i * VPL + j], kf, j * KV_VEC); \
@@ -94,29 +114,53 @@ shared bool sh_last; // split_fold: this workgroup finished its row's last split
                 x[i * G + g] = d;                                              \
             }                                                                  \
         }                                                                      \
-        [[unroll]] for (uint off = TPT / 2; off > 0; off >>= 1) {              \
-            [[unroll]] for (uint i = 0; i < TILE * G; i++) x[i] += subgroupShuffleXor(x[i], off); \
-        }                                                                      \
-        [[unroll]] for (uint g = 0; g < G; g++) {                              \
-            float mt = m[g];                                                   \
-            [[unroll]] for (uint i = 0; i < TILE; i++) {                       \
-                if ((base) + i * NSLOT + (slot) < (end)) mt = max(mt, x[i * G + g]); \
+        [[unroll]] for (uint v = TV; v < TVP; v++) x[v] = 0.0;                 \
+        const uint ln_ = gl_SubgroupInvocationID % TPT;                        \
+        const uint s0_ = gl_SubgroupInvocationID - ln_; /* the slot's lane 0 */ \
+        [[unroll]] for (uint st = 0; st < LT; st++) {                          \
+            const uint off = TPT >> (st + 1);                                  \
+            if (st < HALV) {                                                   \
+                const uint hf = TVP >> (st + 1);                               \
+                const bool hi = (ln_ & off) != 0;                              \
+                [[unroll]] for (uint j = 0; j < hf; j++) {                     \
+                    const float snd = hi ? x[j] : x[j + hf];                   \
+                    x[j] = (hi ? x[j + hf] : x[j]) + subgroupShuffleXor(snd, off); \
+                }                                                              \
+            } else {                                                           \
+                x[0] += subgroupShuffleXor(x[0], off);                         \
             }                                                                  \
-            const float alpha = exp(m[g] - mt);                                \
+        }                                                                      \
+        float xa[TV]; /* every value, from the lane holding it */              \
+        [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(x[v % RH], s0_ + ((v / RH) << SH)); \
+        float mt[G];                                                           \
+        [[unroll]] for (uint g = 0; g < G; g++) {                              \
+            mt[g] = m[g];                                                      \
+            [[unroll]] for (uint i = 0; i < TILE; i++) {                       \
+                if ((base) + i * NSLOT + (slot) < (end)) mt[g] = max(mt[g], xa[i * G + g]); \
+            }                                                                  \
+            const float alpha = exp(m[g] - mt[g]);                             \
             l[g] *= alpha;                                                     \
             [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha; \
-            m[g] = mt;                                                         \
-            [[unroll]] for (uint i = 0; i < TILE; i++) {                       \
-                const float p = (base) + i * NSLOT + (slot) < (end) ? exp(x[i * G + g] - mt) : 0.0; \
-                l[g] += p;                                                     \
-                x[i * G + g] = p;                                              \
+            m[g] = mt[g];                                                      \
+        }                                                                      \
+        float pr[RH]; /* the weights of the values this lane holds */          \
+        [[unroll]] for (uint r = 0; r < RH; r++) {                             \
+            const uint v = (ln_ >> SH) * RH + r;                               \
+            float mg = 0.0;                                                    \
+            [[unroll]] for (uint g = 0; g < G; g++) {                          \
+                if (v % G == g) mg = mt[g];                                    \
             }                                                                  \
+            pr[r] = v < TV && (base) + (v / G) * NSLOT + (slot) < (end) ? exp(x[r] - mg) : 0.0; \
+        }                                                                      \
+        [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(pr[v % RH], s0_ + ((v / RH) << SH)); \
+        [[unroll]] for (uint g = 0; g < G; g++) {                              \
+            [[unroll]] for (uint i = 0; i < TILE; i++) l[g] += xa[i * G + g];  \
         }                                                                      \
         [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
             float vf[EPL];                                                     \
             [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(vc[i * VPL + j], vf, j * KV_VEC); \
             [[unroll]] for (uint g = 0; g < G; g++) {                          \
-                [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] += x[i * G + g] * vf[e]; \
+                [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] += xa[i * G + g] * vf[e]; \
             }                                                                  \
         }                                                                      \
     }
