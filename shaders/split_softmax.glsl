@@ -52,12 +52,19 @@ const uint D4 = D / 4;                       // vec4 of a row of po and out_
 const uint NSLOT = gl_WorkGroupSize.x / TPT; // tokens in flight per workgroup
 const float NEG = -1.0e30;                   // "no token yet": exp(NEG - x) == 0
 
-// sh_o holds NSLOT rows of D floats as vec4 (KV_VEC is 4 or 8, so the 4
-// elements of a vec4 belong to one lane); split_fold reuses it, and sh_m,
-// sh_l, once the slots are merged.
+// SPLIT_MERGE merges GM heads at a time: as many as MERGE_BYTES of shared
+// memory hold (at least one), so that the merge takes two barriers per GM
+// heads (vk's splitSoftmaxShared mirrors these sizes).
+const uint MERGE_BYTES = 16384;
+const uint GM0 = MERGE_BYTES / (NSLOT * D * 4);
+const uint GM = GM0 < 1 ? 1 : (GM0 > G ? G : GM0);
+
+// sh_o holds GM*NSLOT rows of D floats as vec4, head-major (KV_VEC is 4 or
+// 8, so the 4 elements of a vec4 belong to one lane); split_fold reuses it,
+// and sh_m, sh_l, once the slots are merged.
 shared float sh_m[NSLOT * G];
 shared float sh_l[NSLOT * G];
-shared vec4 sh_o[NSLOT * D4];
+shared vec4 sh_o[GM * NSLOT * D4];
 shared bool sh_last; // split_fold: this workgroup finished its row's last split
 
 // SPLIT_INIT(qrow, lane): qf[G*EPL] = this lane's slice of the query heads
@@ -198,7 +205,7 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
     }
 
 // SPLIT_MERGE(qrow, s, lane, slot, li): merges the NSLOT slots' (m, l, o) of
-// every head qrow+g, one head at a time, rescaling each to the workgroup's
+// every head qrow+g, GM heads at a time, rescaling each to the workgroup's
 // max mw, and writes partial row pr = (qrow+g)*S + s: pml[pr] = (mw, lw) and
 // po[pr][D/4] = o (not normalised); with FUSED and S == 1 it writes the
 // output instead, out_[qrow+g] = o / lw. li is gl_LocalInvocationIndex.
@@ -210,32 +217,42 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
         }                                                                      \
     }                                                                          \
     barrier();                                                                 \
-    [[unroll]] for (uint g = 0; g < G; g++) {                                  \
-        float mw = NEG;                                                        \
-        [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
-        const float w = exp(m[g] - mw);                                        \
-        [[unroll]] for (uint j = 0; j < VPL; j++) {                            \
-            [[unroll]] for (uint c = 0; c < KV_VEC; c += 4) {                  \
-                const uint e_ = g * EPL + j * KV_VEC + c;                      \
-                sh_o[((slot) * D + (j * TPT + (lane)) * KV_VEC + c) / 4] =     \
-                    vec4(o[e_], o[e_ + 1], o[e_ + 2], o[e_ + 3]) * w;          \
+    [[unroll]] for (uint hb = 0; hb < G; hb += GM) {                           \
+        [[unroll]] for (uint gg = 0; gg < GM; gg++) {                          \
+            const uint g = hb + gg;                                            \
+            if (g < G) {                                                       \
+                float mw = NEG;                                                \
+                [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
+                const float w = exp(m[g] - mw);                                \
+                [[unroll]] for (uint j = 0; j < VPL; j++) {                    \
+                    [[unroll]] for (uint c = 0; c < KV_VEC; c += 4) {          \
+                        const uint e_ = g * EPL + j * KV_VEC + c;              \
+                        sh_o[(gg * NSLOT + (slot)) * D4 + ((j * TPT + (lane)) * KV_VEC + c) / 4] = \
+                            vec4(o[e_], o[e_ + 1], o[e_ + 2], o[e_ + 3]) * w;  \
+                    }                                                          \
+                }                                                              \
             }                                                                  \
         }                                                                      \
         barrier();                                                             \
-        const uint pr = ((qrow) + g) * pc.splits + (s); /* partial row */     \
-        float lw = 0.0;                                                        \
-        [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw); \
         const bool direct = FUSED && pc.splits == 1;                           \
-        for (uint i = (li); i < D4; i += gl_WorkGroupSize.x) {                 \
-            vec4 acc = vec4(0.0);                                              \
-            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[sl * D4 + i]; \
-            if (direct) {                                                      \
-                out_[((qrow) + g) * D4 + i] = acc / lw;                        \
-            } else {                                                           \
-                po[pr * D4 + i] = acc;                                         \
+        for (uint i = (li); i < GM * D4; i += gl_WorkGroupSize.x) {            \
+            const uint gg = i / D4, g = hb + gg, c4 = i % D4;                  \
+            if (g < G) {                                                       \
+                float mw = NEG;                                                \
+                for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
+                float lw = 0.0;                                                \
+                for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw); \
+                vec4 acc = vec4(0.0);                                          \
+                for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[(gg * NSLOT + sl) * D4 + c4]; \
+                const uint pr = ((qrow) + g) * pc.splits + (s); /* partial row */ \
+                if (direct) {                                                  \
+                    out_[((qrow) + g) * D4 + c4] = acc / lw;                   \
+                } else {                                                       \
+                    po[pr * D4 + c4] = acc;                                    \
+                    if (c4 == 0) pml[pr] = vec2(mw, lw);                       \
+                }                                                              \
             }                                                                  \
         }                                                                      \
-        if ((li) == 0 && !direct) pml[pr] = vec2(mw, lw);                      \
         barrier();                                                             \
     }
 
@@ -243,16 +260,17 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
 // them, per head (G*MERGE_U loads in flight, about 16).
 const uint MERGE_U = (16 + G - 1) / G;
 
-// subgroup_max and subgroup_sum reduce v over the subgroup with a butterfly
-// of subgroupShuffleXor (every lane gets the result); call them in uniform
+// subgroup_ml combines the (m, l) pairs of the subgroup's lanes into the
+// pair of their union, (max m, sum l exp(m - max)), with a butterfly of
+// subgroupShuffleXor (every lane gets the result); call it in uniform
 // control flow.
-float subgroup_max(float v) {
-    for (uint off = gl_SubgroupSize / 2; off > 0; off >>= 1) v = max(v, subgroupShuffleXor(v, off));
-    return v;
-}
-float subgroup_sum(float v) {
-    for (uint off = gl_SubgroupSize / 2; off > 0; off >>= 1) v += subgroupShuffleXor(v, off);
-    return v;
+void subgroup_ml(inout float m, inout float l) {
+    for (uint off = gl_SubgroupSize / 2; off > 0; off >>= 1) {
+        const float mo = subgroupShuffleXor(m, off), lo = subgroupShuffleXor(l, off);
+        const float mn = max(m, mo);
+        l = l * exp(m - mn) + lo * exp(mo - mn);
+        m = mn;
+    }
 }
 
 // split_fold(row, qrow): with FUSED and S > 1, the log-sum-exp merge of the
@@ -268,8 +286,9 @@ float subgroup_sum(float v) {
 //	out = sum_s o_s * exp(m_s - M) / L
 //
 // and resets cnt[row] to 0 for the next dispatch (so the counters are zeroed
-// once, when allocated). M and L are reduced over the workgroup (lanes over
-// s, then subgroup butterflies, then the subgroups through sh_m, sh_l); for
+// once, when allocated). M and L are reduced over the workgroup in one pass
+// over the partials (each lane folds its splits in with the online rescale,
+// then subgroup_ml's butterflies, then the subgroups through sh_m, sh_l); for
 // the sum over s the workgroup is cut into groups of cw = min(D/4, WG)
 // lanes, one vec4 column each, group k taking the splits s = k mod groups,
 // MERGE_U splits of every head in flight per lane; the groups are then summed
@@ -287,35 +306,35 @@ void split_fold(const uint row, const uint qrow) {
     memoryBarrierBuffer(); // the other workgroups' partials are visible
     if (li == 0) cnt[row] = 0;
 
+    // (M, L) of every head in one pass over pml: each lane folds its splits
+    // in with the online rescale, then the lanes' pairs are combined
+    // (subgroup butterflies, then the subgroups through sh_m, sh_l).
     float mx[G], lx[G];
-    [[unroll]] for (uint g = 0; g < G; g++) mx[g] = NEG;
-    for (uint s = li; s < S; s += WG) {
-        [[unroll]] for (uint g = 0; g < G; g++) mx[g] = max(mx[g], pml[(qrow + g) * S + s].x);
+    [[unroll]] for (uint g = 0; g < G; g++) {
+        mx[g] = NEG;
+        lx[g] = 0.0;
     }
-    [[unroll]] for (uint g = 0; g < G; g++) mx[g] = subgroup_max(mx[g]);
+    for (uint s = li; s < S; s += WG) {
+        [[unroll]] for (uint g = 0; g < G; g++) {
+            const vec2 ml = pml[(qrow + g) * S + s];
+            const float mn = max(mx[g], ml.x);
+            lx[g] = lx[g] * exp(mx[g] - mn) + ml.y * exp(ml.x - mn);
+            mx[g] = mn;
+        }
+    }
+    [[unroll]] for (uint g = 0; g < G; g++) subgroup_ml(mx[g], lx[g]);
     if (gl_SubgroupInvocationID == 0) {
-        [[unroll]] for (uint g = 0; g < G; g++) sh_m[gl_SubgroupID * G + g] = mx[g];
+        [[unroll]] for (uint g = 0; g < G; g++) {
+            sh_m[gl_SubgroupID * G + g] = mx[g];
+            sh_l[gl_SubgroupID * G + g] = lx[g];
+        }
     }
     barrier();
     [[unroll]] for (uint g = 0; g < G; g++) {
         mx[g] = NEG;
         for (uint sb = 0; sb < gl_NumSubgroups; sb++) mx[g] = max(mx[g], sh_m[sb * G + g]);
         lx[g] = 0.0;
-    }
-    for (uint s = li; s < S; s += WG) {
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            const vec2 ml = pml[(qrow + g) * S + s];
-            lx[g] += ml.y * exp(ml.x - mx[g]);
-        }
-    }
-    [[unroll]] for (uint g = 0; g < G; g++) lx[g] = subgroup_sum(lx[g]);
-    if (gl_SubgroupInvocationID == 0) {
-        [[unroll]] for (uint g = 0; g < G; g++) sh_l[gl_SubgroupID * G + g] = lx[g];
-    }
-    barrier();
-    [[unroll]] for (uint g = 0; g < G; g++) {
-        lx[g] = 0.0;
-        for (uint sb = 0; sb < gl_NumSubgroups; sb++) lx[g] += sh_l[sb * G + g];
+        for (uint sb = 0; sb < gl_NumSubgroups; sb++) lx[g] += sh_l[sb * G + g] * exp(sh_m[sb * G + g] - mx[g]);
     }
 
     const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)

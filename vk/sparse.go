@@ -770,7 +770,7 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 		return nil, err
 	}
 	wg := cmp.Or(c.opt.Workgroup, sparseWorkgroup)
-	shared := func(wg int) int { return (wg/tpt)*(c.d+2*g)*4 + 4*maxSplitLen + 4 }
+	shared := func(wg int) int { return splitSoftmaxShared(wg/tpt, c.d, g) + 4*maxSplitLen }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2
 	}

@@ -133,7 +133,7 @@ func (c *sparseCore) selectAttendKernel(g int, key16 bool) (*Kernel, error) {
 	info := c.ctx.Info
 	tpt := lanesPerToken(info, c.d/c.opt.Storage.vec())
 	nslot := selectWorkgroup / tpt
-	shared := 4*selectWorkgroup + 8 + nslot*(2*g+c.d)*4 + 4 + 4*selectWorkgroup*selectPer
+	shared := 4*selectWorkgroup + 8 + splitSoftmaxShared(nslot, c.d, g) + 4*selectWorkgroup*selectPer
 	if selectWorkgroup%tpt != 0 || shared > int(info.Limits.MaxComputeSharedMemorySize) {
 		return nil, nil
 	}
