@@ -63,6 +63,7 @@ layout(constant_id = 2) const uint D = 128;  // head dimension, a multiple of TP
 layout(constant_id = 3) const uint G = 1;    // query heads per KV head
 layout(constant_id = 4) const uint TILE = 4; // tokens per slot between rescales
 layout(constant_id = 5) const bool FUSED = true; // the last workgroup of a row merges
+const bool REDUCE_SCATTER = false;           // split_softmax.glsl: the butterfly (measured faster here)
 
 layout(push_constant) uniform PushConstants {
     uint n;         // cached tokens N

@@ -84,6 +84,7 @@ layout(constant_id = 5) const uint WV = 1;      // uvec4 per code
 layout(constant_id = 6) const uint NB = 2;      // histogram bins, > G*rbit, <= 16*WG
 layout(constant_id = 7) const bool POLL_ALL = false; // every lane polls in wait_done (CPU devices)
 const bool FUSED = true;                        // split_softmax.glsl: the last split merges
+const bool REDUCE_SCATTER = true;               // split_softmax.glsl: sparse_split.glsl's reduction
 
 const uint WG = gl_WorkGroupSize.x;
 const uint UNR = 4;       // score: token pairs per lane per round

@@ -40,6 +40,7 @@ layout(constant_id = 4) const uint D = 128;      // head dimension
 layout(constant_id = 5) const uint G = 1;        // query heads per KV head
 layout(constant_id = 6) const uint TILE = 4;     // entries per slot between rescales
 layout(constant_id = 7) const bool FUSED = true; // split_fold merges (always, here)
+const bool REDUCE_SCATTER = true;              // split_softmax.glsl: sparse_split.glsl's reduction
 
 layout(std430, set = 0, binding = 4) restrict readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 5) restrict readonly buffer KB { KV_T kb[]; };

@@ -17,8 +17,9 @@
 // the single split writes the normalised output directly.
 //
 // Include it after kv.glsl and after declaring the workgroup size and the
-// specialization constants TPT (lanes per token), D, G and FUSED (bool); the
-// macros and split_fold also read TILE, the kernel's buffers
+// specialization constants TPT (lanes per token), D, G and FUSED (bool), and
+// the constant REDUCE_SCATTER (bool, SPLIT_TILE's reduction); the macros and
+// split_fold also read TILE, the kernel's buffers
 //
 //	q    [B*Hq][D] float
 //	po   [B*Hq][S][D/4] vec4, coherent    unnormalised partial outputs
@@ -52,19 +53,14 @@ const uint D4 = D / 4;                       // vec4 of a row of po and out_
 const uint NSLOT = gl_WorkGroupSize.x / TPT; // tokens in flight per workgroup
 const float NEG = -1.0e30;                   // "no token yet": exp(NEG - x) == 0
 
-// SPLIT_MERGE merges GM heads at a time: as many as MERGE_BYTES of shared
-// memory hold (at least one), so that the merge takes two barriers per GM
-// heads (vk's splitSoftmaxShared mirrors these sizes).
-const uint MERGE_BYTES = 16384;
-const uint GM0 = MERGE_BYTES / (NSLOT * D * 4);
-const uint GM = GM0 < 1 ? 1 : (GM0 > G ? G : GM0);
-
-// sh_o holds GM*NSLOT rows of D floats as vec4, head-major (KV_VEC is 4 or
-// 8, so the 4 elements of a vec4 belong to one lane); split_fold reuses it,
-// and sh_m, sh_l, once the slots are merged.
+// sh_o holds NSLOT rows of D floats as vec4 (KV_VEC is 4 or 8, so the 4
+// elements of a vec4 belong to one lane); split_fold reuses it, and sh_m,
+// sh_l, once the slots are merged. (Merging several heads at once, in
+// G*NSLOT rows, measured slower on the H200: dense 22-35% at every shape, the
+// larger shared memory letting fewer workgroups run at once; BENCHMARKS.md.)
 shared float sh_m[NSLOT * G];
 shared float sh_l[NSLOT * G];
-shared vec4 sh_o[GM * NSLOT * D4];
+shared vec4 sh_o[NSLOT * D4];
 shared bool sh_last; // split_fold: this workgroup finished its row's last split
 
 // SPLIT_INIT(qrow, lane): qf[G*EPL] = this lane's slice of the query heads
@@ -86,7 +82,8 @@ shared bool sh_last; // split_fold: this workgroup finished its row's last split
     }
 
 // The tile's TV = TILE*G logits (entry i, head g at i*G + g) are summed over
-// the slot's TPT lanes by a reduce-scatter: each butterfly step sends half
+// the slot's TPT lanes, with REDUCE_SCATTER (the includer's bool) by a
+// reduce-scatter: each butterfly step sends half
 // of the values a lane still carries to its partner and adds the other
 // half, so after log2(TPT) steps lane j of the slot holds the full logits of
 // RH values, (j >> SH)*RH .. +RH (TV - 1 shuffles in all for TV = TPT, where
@@ -94,7 +91,12 @@ shared bool sh_last; // split_fold: this workgroup finished its row's last split
 // TPT = 16). Every lane then gathers the TV logits (for the heads' maxima),
 // the lanes holding a value compute its exp, and the weights are gathered
 // back: one exp per lane per tile instead of TV. Values past TV (TVP, a
-// power of two) are zero padding.
+// power of two) are zero padding. Without REDUCE_SCATTER every value is
+// summed by a butterfly all-reduce (log2(TPT) shuffles each) and every lane
+// computes every exp. On the H200 the reduce-scatter made the sparse
+// attention (TPT 32, TV 16) 1.0-3.1 us faster and dense (TPT 16) about 1%
+// slower (run 36, BENCHMARKS.md): sparse_split, select_attend and hata_step
+// use it, dense_split does not.
 const uint TV = TILE * G;
 const uint TVP = TV <= 1 ? 1 : (TV <= 2 ? 2 : (TV <= 4 ? 4 : (TV <= 8 ? 8 : (TV <= 16 ? 16 :
                  (TV <= 32 ? 32 : (TV <= 64 ? 64 : (TV <= 128 ? 128 : (TV <= 256 ? 256 : (TV <= 512 ? 512 : 1024)))))))));
@@ -121,47 +123,69 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
                 x[i * G + g] = d;                                              \
             }                                                                  \
         }                                                                      \
-        [[unroll]] for (uint v = TV; v < TVP; v++) x[v] = 0.0;                 \
-        const uint ln_ = gl_SubgroupInvocationID % TPT;                        \
-        const uint s0_ = gl_SubgroupInvocationID - ln_; /* the slot's lane 0 */ \
-        [[unroll]] for (uint st = 0; st < LT; st++) {                          \
-            const uint off = TPT >> (st + 1);                                  \
-            if (st < HALV) {                                                   \
-                const uint hf = TVP >> (st + 1);                               \
-                const bool hi = (ln_ & off) != 0;                              \
-                [[unroll]] for (uint j = 0; j < hf; j++) {                     \
-                    const float snd = hi ? x[j] : x[j + hf];                   \
-                    x[j] = (hi ? x[j + hf] : x[j]) + subgroupShuffleXor(snd, off); \
+        float xa[TV]; /* the weights p, in every lane of the slot */          \
+        if (REDUCE_SCATTER) {                                                  \
+            [[unroll]] for (uint v = TV; v < TVP; v++) x[v] = 0.0;             \
+            const uint ln_ = gl_SubgroupInvocationID % TPT;                    \
+            const uint s0_ = gl_SubgroupInvocationID - ln_; /* the slot's lane 0 */ \
+            [[unroll]] for (uint st = 0; st < LT; st++) {                      \
+                const uint off = TPT >> (st + 1);                              \
+                if (st < HALV) {                                               \
+                    const uint hf = TVP >> (st + 1);                           \
+                    const bool hi = (ln_ & off) != 0;                          \
+                    [[unroll]] for (uint j = 0; j < hf; j++) {                 \
+                        const float snd = hi ? x[j] : x[j + hf];               \
+                        x[j] = (hi ? x[j + hf] : x[j]) + subgroupShuffleXor(snd, off); \
+                    }                                                          \
+                } else {                                                       \
+                    x[0] += subgroupShuffleXor(x[0], off);                     \
                 }                                                              \
-            } else {                                                           \
-                x[0] += subgroupShuffleXor(x[0], off);                         \
             }                                                                  \
-        }                                                                      \
-        float xa[TV]; /* every value, from the lane holding it */              \
-        [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(x[v % RH], s0_ + ((v / RH) << SH)); \
-        float mt[G];                                                           \
-        [[unroll]] for (uint g = 0; g < G; g++) {                              \
-            mt[g] = m[g];                                                      \
-            [[unroll]] for (uint i = 0; i < TILE; i++) {                       \
-                if ((base) + i * NSLOT + (slot) < (end)) mt[g] = max(mt[g], xa[i * G + g]); \
-            }                                                                  \
-            const float alpha = exp(m[g] - mt[g]);                             \
-            l[g] *= alpha;                                                     \
-            [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha; \
-            m[g] = mt[g];                                                      \
-        }                                                                      \
-        float pr[RH]; /* the weights of the values this lane holds */          \
-        [[unroll]] for (uint r = 0; r < RH; r++) {                             \
-            const uint v = (ln_ >> SH) * RH + r;                               \
-            float mg = 0.0;                                                    \
+            /* every logit, from the lane holding it */                        \
+            [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(x[v % RH], s0_ + ((v / RH) << SH)); \
+            float mt[G];                                                       \
             [[unroll]] for (uint g = 0; g < G; g++) {                          \
-                if (v % G == g) mg = mt[g];                                    \
+                mt[g] = m[g];                                                  \
+                [[unroll]] for (uint i = 0; i < TILE; i++) {                   \
+                    if ((base) + i * NSLOT + (slot) < (end)) mt[g] = max(mt[g], xa[i * G + g]); \
+                }                                                              \
+                const float alpha = exp(m[g] - mt[g]);                         \
+                l[g] *= alpha;                                                 \
+                [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha; \
+                m[g] = mt[g];                                                  \
             }                                                                  \
-            pr[r] = v < TV && (base) + (v / G) * NSLOT + (slot) < (end) ? exp(x[r] - mg) : 0.0; \
-        }                                                                      \
-        [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(pr[v % RH], s0_ + ((v / RH) << SH)); \
-        [[unroll]] for (uint g = 0; g < G; g++) {                              \
-            [[unroll]] for (uint i = 0; i < TILE; i++) l[g] += xa[i * G + g];  \
+            float pr[RH]; /* the weights of the values this lane holds */      \
+            [[unroll]] for (uint r = 0; r < RH; r++) {                         \
+                const uint v = (ln_ >> SH) * RH + r;                           \
+                float mg = 0.0;                                                \
+                [[unroll]] for (uint g = 0; g < G; g++) {                      \
+                    if (v % G == g) mg = mt[g];                                \
+                }                                                              \
+                pr[r] = v < TV && (base) + (v / G) * NSLOT + (slot) < (end) ? exp(x[r] - mg) : 0.0; \
+            }                                                                  \
+            [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(pr[v % RH], s0_ + ((v / RH) << SH)); \
+            [[unroll]] for (uint g = 0; g < G; g++) {                          \
+                [[unroll]] for (uint i = 0; i < TILE; i++) l[g] += xa[i * G + g]; \
+            }                                                                  \
+        } else {                                                               \
+            [[unroll]] for (uint off = TPT / 2; off > 0; off >>= 1) {          \
+                [[unroll]] for (uint v = 0; v < TV; v++) x[v] += subgroupShuffleXor(x[v], off); \
+            }                                                                  \
+            [[unroll]] for (uint g = 0; g < G; g++) {                          \
+                float mt = m[g];                                               \
+                [[unroll]] for (uint i = 0; i < TILE; i++) {                   \
+                    if ((base) + i * NSLOT + (slot) < (end)) mt = max(mt, x[i * G + g]); \
+                }                                                              \
+                const float alpha = exp(m[g] - mt);                            \
+                l[g] *= alpha;                                                 \
+                [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha; \
+                m[g] = mt;                                                     \
+                [[unroll]] for (uint i = 0; i < TILE; i++) {                   \
+                    const float p = (base) + i * NSLOT + (slot) < (end) ? exp(x[i * G + g] - mt) : 0.0; \
+                    l[g] += p;                                                 \
+                    xa[i * G + g] = p;                                         \
+                }                                                              \
+            }                                                                  \
         }                                                                      \
         [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
             float vf[EPL];                                                     \
@@ -205,7 +229,7 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
     }
 
 // SPLIT_MERGE(qrow, s, lane, slot, li): merges the NSLOT slots' (m, l, o) of
-// every head qrow+g, GM heads at a time, rescaling each to the workgroup's
+// every head qrow+g, one head at a time, rescaling each to the workgroup's
 // max mw, and writes partial row pr = (qrow+g)*S + s: pml[pr] = (mw, lw) and
 // po[pr][D/4] = o (not normalised); with FUSED and S == 1 it writes the
 // output instead, out_[qrow+g] = o / lw. li is gl_LocalInvocationIndex.
@@ -217,42 +241,32 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
         }                                                                      \
     }                                                                          \
     barrier();                                                                 \
-    [[unroll]] for (uint hb = 0; hb < G; hb += GM) {                           \
-        [[unroll]] for (uint gg = 0; gg < GM; gg++) {                          \
-            const uint g = hb + gg;                                            \
-            if (g < G) {                                                       \
-                float mw = NEG;                                                \
-                [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
-                const float w = exp(m[g] - mw);                                \
-                [[unroll]] for (uint j = 0; j < VPL; j++) {                    \
-                    [[unroll]] for (uint c = 0; c < KV_VEC; c += 4) {          \
-                        const uint e_ = g * EPL + j * KV_VEC + c;              \
-                        sh_o[(gg * NSLOT + (slot)) * D4 + ((j * TPT + (lane)) * KV_VEC + c) / 4] = \
-                            vec4(o[e_], o[e_ + 1], o[e_ + 2], o[e_ + 3]) * w;  \
-                    }                                                          \
-                }                                                              \
+    [[unroll]] for (uint g = 0; g < G; g++) {                                  \
+        float mw = NEG;                                                        \
+        [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
+        const float w = exp(m[g] - mw);                                        \
+        [[unroll]] for (uint j = 0; j < VPL; j++) {                            \
+            [[unroll]] for (uint c = 0; c < KV_VEC; c += 4) {                  \
+                const uint e_ = g * EPL + j * KV_VEC + c;                      \
+                sh_o[((slot) * D + (j * TPT + (lane)) * KV_VEC + c) / 4] =     \
+                    vec4(o[e_], o[e_ + 1], o[e_ + 2], o[e_ + 3]) * w;          \
             }                                                                  \
         }                                                                      \
         barrier();                                                             \
+        const uint pr = ((qrow) + g) * pc.splits + (s); /* partial row */     \
+        float lw = 0.0;                                                        \
+        [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw); \
         const bool direct = FUSED && pc.splits == 1;                           \
-        for (uint i = (li); i < GM * D4; i += gl_WorkGroupSize.x) {            \
-            const uint gg = i / D4, g = hb + gg, c4 = i % D4;                  \
-            if (g < G) {                                                       \
-                float mw = NEG;                                                \
-                for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
-                float lw = 0.0;                                                \
-                for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw); \
-                vec4 acc = vec4(0.0);                                          \
-                for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[(gg * NSLOT + sl) * D4 + c4]; \
-                const uint pr = ((qrow) + g) * pc.splits + (s); /* partial row */ \
-                if (direct) {                                                  \
-                    out_[((qrow) + g) * D4 + c4] = acc / lw;                   \
-                } else {                                                       \
-                    po[pr * D4 + c4] = acc;                                    \
-                    if (c4 == 0) pml[pr] = vec2(mw, lw);                       \
-                }                                                              \
+        for (uint i = (li); i < D4; i += gl_WorkGroupSize.x) {                 \
+            vec4 acc = vec4(0.0);                                              \
+            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[sl * D4 + i]; \
+            if (direct) {                                                      \
+                out_[((qrow) + g) * D4 + i] = acc / lw;                        \
+            } else {                                                           \
+                po[pr * D4 + i] = acc;                                         \
             }                                                                  \
         }                                                                      \
+        if ((li) == 0 && !direct) pml[pr] = vec2(mw, lw);                      \
         barrier();                                                             \
     }
 

@@ -485,17 +485,11 @@ func (m *Dense) prepare(hq int) error {
 	return nil
 }
 
-// splitMergeBytes is split_softmax.glsl's MERGE_BYTES: the shared memory its
-// slot merge may take to merge several heads at once.
-const splitMergeBytes = 16384
-
 // splitSoftmaxShared returns the bytes of shared memory split_softmax.glsl
 // declares for nslot slots, head dimension d and group size g: sh_m and sh_l
-// (nslot*g floats each), sh_o (gm heads of nslot rows of d floats, gm as
-// many heads as splitMergeBytes hold, at least 1, at most g) and sh_last.
+// (nslot*g floats each), sh_o (nslot rows of d floats) and sh_last.
 func splitSoftmaxShared(nslot, d, g int) int {
-	gm := min(max(splitMergeBytes/(nslot*d*4), 1), g)
-	return 2*nslot*g*4 + gm*nslot*d*4 + 4
+	return 2*nslot*g*4 + nslot*d*4 + 4
 }
 
 // splitKernel returns the split kernel for group size g: lanes per token TPT
