@@ -44,42 +44,59 @@ uint chunk_start(uint row, uint c, uint T, uint r, out uint rr) {
     return row * pc.kstride + su + min(r, se);
 }
 
-// tile_masks sets bit j of um when token t0 + j < c1 is surely taken (forced,
-// or k[j] < T) and of em when it is a candidate (k[j] == T, not forced).
-void tile_masks(uint t0, uint c1, uint k[PER], uint T, out uint um, out uint em) {
-    um = 0;
-    em = 0;
-    [[unroll]] for (uint j = 0; j < PER; j++) {
-        const uint t = t0 + j;
-        if (t < c1) {
-            if (forced(t) || k[j] < T) {
-                um |= 1u << j;
-            } else if (k[j] == T) {
-                em |= 1u << j;
-            }
+// mark sets bit b of um when token t < c1 with key k is surely taken
+// (forced, or k < T) and of em when it is a candidate (k == T, not forced).
+void mark(uint t, uint c1, uint k, uint T, uint b, inout uint um, inout uint em) {
+    if (t < c1) {
+        if (forced(t) || k < T) {
+            um |= 1u << b;
+        } else if (k == T) {
+            em |= 1u << b;
         }
     }
 }
 
-// write_tile numbers the tile's taken tokens (lane li's PER tokens from t0,
-// marked in um and em) in index order with a workgroup scan and writes them
-// to sel from out0: a surely taken token at U + u + min(rr, E + e), a
-// candidate at U + u + E + e while fewer than rr candidates precede it, u and
-// e counting those before it in the tile; U and E, the chunk's taken and
-// candidates before the tile, advance by the tile's. Uniform control flow.
-void write_tile(uint t0, uint um, uint em, uint out0, uint rr, inout uint U, inout uint E) {
+// tile_masks marks in um and em (bit j) the tokens t0 + j, j < PER, with
+// keys k[j].
+void tile_masks(uint t0, uint c1, uint k[PER], uint T, out uint um, out uint em) {
+    um = 0;
+    em = 0;
+    [[unroll]] for (uint j = 0; j < PER; j++) mark(t0 + j, c1, k[j], T, j, um, em);
+}
+
+// write_bits numbers the taken tokens of lane li's tile (bit j of um.x, then
+// of um.y, token t0 + j, resp. t0 + 32 + j, surely taken; of em a
+// candidate) in index order with a workgroup scan and writes them to sel
+// from out0: a surely taken token at U + u + min(rr, E + e), a candidate at
+// U + u + E + e while fewer than rr candidates precede it, u and e counting
+// those before it in the tile; U and E, the chunk's taken and candidates
+// before the tile, advance by the tile's. At most 65535 of each per tile.
+// Uniform control flow.
+void write_bits(uint t0, uvec2 um, uvec2 em, uint out0, uint rr, inout uint U, inout uint E) {
     uint total;
-    const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
+    const uint ex = wg_scan(uint(bitCount(um.x) + bitCount(um.y)) << 16 | uint(bitCount(em.x) + bitCount(em.y)), total);
     uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
-    [[unroll]] for (uint j = 0; j < PER; j++) {
-        if ((um >> j & 1u) != 0) {
-            sel[out0 + u + min(rr, e)] = t0 + j;
-            u++;
-        } else if ((em >> j & 1u) != 0) {
-            if (e < rr) sel[out0 + u + e] = t0 + j;
-            e++;
+    [[unroll]] for (uint w = 0; w < 2; w++) {
+        uint bits = um[w] | em[w];
+        while (bits != 0) {
+            const uint j = uint(findLSB(bits));
+            bits &= bits - 1;
+            const uint t = t0 + 32 * w + j;
+            if ((um[w] >> j & 1u) != 0) {
+                sel[out0 + u + min(rr, e)] = t;
+                u++;
+            } else {
+                if (e < rr) sel[out0 + u + e] = t;
+                e++;
+            }
         }
     }
     U += total >> 16;
     E += total & 0xffffu;
+}
+
+// write_tile is write_bits for a tile of PER tokens per lane (marked in um
+// and em).
+void write_tile(uint t0, uint um, uint em, uint out0, uint rr, inout uint U, inout uint E) {
+    write_bits(t0, uvec2(um, 0), uvec2(em, 0), out0, rr, U, E);
 }

@@ -128,7 +128,7 @@ func runHATACase(t *testing.T, ctx *Context, c hataCase, seed uint64) {
 // capacity is reserved tight), the GQA-summed Hamming scores (uint16 fused,
 // uint32 naive), the selection with and without windows, for rbit 32 to 256
 // (codes padded to 4 words), group sizes 1 to 8, N = 1, 7, 63 (the capacity
-// edge) and (1<<12)+11, and scores chunks of 62 tokens.
+// edge), (1<<12)+11 and 40011, and scores chunks of 62 and 20480 tokens.
 func TestHATAKernels(t *testing.T) {
 	ctx := device(t)
 	cases := []hataCase{
@@ -148,6 +148,8 @@ func TestHATAKernels(t *testing.T) {
 		// each chunk's forced tokens from the window bounds)
 		{b: 2, hkv: 1, g: 4, n: 500, d: 64, rbit: 128, budget: ref.Budget{K: 200}, win: ref.Windows{Sink: 70, Recent: 100}, chunk: 62},
 		{b: 1, hkv: 1, g: 2, n: 40, d: 64, rbit: 128, budget: ref.Budget{K: 6}, win: ref.Windows{Recent: 3}, storage: F16},
+		// chunks of two of select_groups' tiles (256 lanes x 64 tokens), the second cut short
+		{b: 1, hkv: 1, g: 2, n: 40011, d: 64, rbit: 128, budget: ref.Budget{Ratio: 0.0156}, win: ref.Windows{Sink: 4, Recent: 64}, chunk: 20480, storage: F16},
 	}
 	for i, c := range cases {
 		if c.variant == "" {
@@ -282,7 +284,10 @@ func TestSparseTiles(t *testing.T) {
 // items of many sizes: many per row (their counts carried across chunks by
 // the cumulative histograms), chunks of more tiles than select_chunk loads
 // ahead, a last chunk cut short, windows forced in, and every tile length of
-// the attention (Tile 4), with budgets from one token to all of them.
+// the attention (Tile 4), with budgets from one token to all of them; and
+// the fused chain's two selects over the same chunks: select_groups (the
+// 8-token group minima of hata_score; chunks of a multiple of 64 tokens,
+// of one and of several of its tiles) and select_write (chunks of 1000).
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 9))
@@ -290,10 +295,23 @@ func TestHATAOneKernelChunks(t *testing.T) {
 	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
 	kv := reftest.DyadicKV(rng, s, true)
 	for _, c := range []struct {
-		chunk int
-		win   ref.Windows
-	}{{64, ref.Windows{}}, {1000, ref.Windows{Sink: 3, Recent: 70}}, {8192, ref.Windows{Sink: 1}}} {
-		o := SparseOptions{Storage: F16, Variant: VariantOneKernel, ScoreChunk: c.chunk, Tile: 4}
+		variant string
+		chunk   int
+		win     ref.Windows
+		sel     string // the fused chain's select kernel
+	}{
+		{VariantOneKernel, 64, ref.Windows{}, ""},
+		{VariantOneKernel, 1000, ref.Windows{Sink: 3, Recent: 70}, ""},
+		{VariantOneKernel, 8192, ref.Windows{Sink: 1}, ""},
+		{VariantFused, 64, ref.Windows{Sink: 3, Recent: 70}, "select_groups"},
+		{VariantFused, 1024, ref.Windows{Sink: 13}, "select_groups"},
+		{VariantFused, 8192, ref.Windows{Sink: 1, Recent: 8000}, "select_groups"},
+		{VariantFused, 1000, ref.Windows{Sink: 3, Recent: 70}, "select_write"},
+	} {
+		o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}
+		if c.sel == "select_groups" && ctx.Info.MinSubgroupSize < 8 {
+			c.sel = "select_write" // hata_score's group minima need 8 lanes per subgroup
+		}
 		m, err := ctx.NewHATA("hata", w, c.win, false, o)
 		if err != nil {
 			t.Fatal(err)
@@ -305,6 +323,7 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		if err := want.Prefill(kv); err != nil {
 			t.Fatal(err)
 		}
+		where := fmt.Sprintf("%s chunk %d windows %+v", c.variant, c.chunk, c.win)
 		for _, b := range []ref.Budget{{K: 1}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
 			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 			rw, _ := want.Decode(q, b)
@@ -312,10 +331,22 @@ func TestHATAOneKernelChunks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tm := m.Timings(); !slices.ContainsFunc(tm.Stages, func(st Stage) bool { return st.Name == "step" }) {
-				t.Fatalf("chunk %d: stages %v, want the onekernel's one step", c.chunk, stageNames(tm))
+			tm := m.Timings()
+			if oneStep := slices.ContainsFunc(tm.Stages, func(st Stage) bool { return st.Name == "step" }); oneStep != (c.variant == VariantOneKernel) {
+				t.Fatalf("%s: stages %v", where, stageNames(tm))
 			}
-			checkStep(t, fmt.Sprintf("onekernel chunk %d windows %+v budget %v", c.chunk, c.win, b), "hata", q, kv, b, want, m, rw, rg, true)
+			checkStep(t, fmt.Sprintf("%s budget %v", where, b), "hata", q, kv, b, want, m, rw, rg, true)
+		}
+		if c.sel != "" {
+			ran := map[string]bool{}
+			for k := range m.sets {
+				ran[k.k.spec.Shader] = true
+			}
+			for _, name := range []string{"select_groups", "select_write"} {
+				if ran[name] != (name == c.sel) {
+					t.Errorf("%s: %s ran: %v, want %v", where, name, ran[name], name == c.sel)
+				}
+			}
 		}
 		m.Close()
 	}

@@ -27,6 +27,7 @@ var pushStructs = map[string]any{
 	"select_hist":       selectPush{},
 	"select_count":      selectPush{},
 	"select_write":      selectPush{},
+	"select_groups":     selectPush{},
 	"sparse_split_f32":  sparsePush{},
 	"sparse_split_f16":  sparsePush{},
 	"sparse_split_f16h": sparsePush{},
