@@ -42,25 +42,12 @@
 //	2 keys  KEY16: [rows][key_stride/2] uint (two uint16 each); else [rows][key_stride] uint
 //	3 hist  [rows][NB] uint, zeroed before the dispatch (HIST); with CUM
 //	        followed by cum [rows][nchunks][NB] uint (written whole)
-//	6 mins  MINS: [rows][ceil(key_stride/64)*4] uint, the smallest score of
-//	        every group of 8 tokens t = 8j .. 8j+7 < N (low half of word
-//	        j/2 the even group; 0xffff for a group with no token); bound
-//	        but unread otherwise
 // Dispatch: (nchunks = ceil(N / chunk_len), rows, 1); chunk_len and
-// key_stride even; with MINS, chunk_len a multiple of 64 (a word of mins is
-// written by one workgroup) and the workgroup of whole subgroups of at least
-// 8 lanes.
-//
-// With MINS (KEY16) the select that follows (select_groups.comp) loads the
-// scores of only the groups whose smallest score can be taken, about 12% of
-// them at a budget of 1.56%: the four lanes scoring a group's 8 tokens take
-// its minimum with two subgroup shuffles, and one lane of eight writes the
-// word of two groups.
+// key_stride even.
 
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
-#extension GL_KHR_shader_subgroup_shuffle : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint WV = 1;       // uvec4 per code
@@ -70,7 +57,6 @@ layout(constant_id = 4) const uint NB = 1;       // histogram bins; 1: no histog
 layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative histogram
 layout(constant_id = 6) const bool ENCODE = false; // encode the query codes here
 layout(constant_id = 7) const uint D = 128;        // head dimension (ENCODE)
-layout(constant_id = 8) const bool MINS = false;   // also every 8-token group's smallest score
 
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
@@ -94,7 +80,6 @@ layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[
 layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
 layout(std430, set = 0, binding = 4) restrict readonly buffer QF { float qf[]; };
 layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
-layout(std430, set = 0, binding = 6) restrict writeonly buffer Mins { uint mins[]; };
 
 shared uint sh_hist[NB];
 shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan
@@ -153,9 +138,7 @@ uint ham(uvec4 a, uvec4 b) {
 }
 
 void main() {
-    // The lanes in subgroup order (the token pairs of a group of 8 tokens
-    // are in one subgroup, MINS's shuffles), which is also a workgroup index.
-    const uint li = gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
+    const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
     const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
@@ -175,11 +158,8 @@ void main() {
         barrier();
     }
 
-    // UNR token pairs per lane per round, all their loads issued first. The
-    // trip count is the same for every lane (MINS's shuffles).
-    const uint MS = (pc.key_stride + 63) / 64 * 4; // words of mins per row
-    for (uint rb = c0; rb < c1; rb += 2 * WG * UNR) {
-        const uint tb = rb + 2 * li;
+    // UNR token pairs per lane per round, all their loads issued first.
+    for (uint tb = c0 + 2 * li; tb < c1; tb += 2 * WG * UNR) {
         uvec4 ka[UNR * WV], kb[UNR * WV];
         [[unroll]] for (uint u = 0; u < UNR; u++) {
             const uint t = tb + 2 * WG * u;
@@ -191,15 +171,15 @@ void main() {
         }
         [[unroll]] for (uint u = 0; u < UNR; u++) {
             const uint t = tb + 2 * WG * u;
-            uint s0 = 0, s1 = 0;
-            [[unroll]] for (uint w = 0; w < WV; w++) {
-                [[unroll]] for (uint g = 0; g < G; g++) {
-                    s0 += ham(q[g * WV + w], ka[u * WV + w]);
-                    s1 += ham(q[g * WV + w], kb[u * WV + w]);
-                }
-            }
-            const bool two = t + 1 < c1;
             if (t < c1) {
+                const bool two = t + 1 < c1;
+                uint s0 = 0, s1 = 0;
+                [[unroll]] for (uint w = 0; w < WV; w++) {
+                    [[unroll]] for (uint g = 0; g < G; g++) {
+                        s0 += ham(q[g * WV + w], ka[u * WV + w]);
+                        s1 += ham(q[g * WV + w], kb[u * WV + w]);
+                    }
+                }
                 const uint o = row * pc.key_stride + t;
                 if (KEY16) {
                     keys[o / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
@@ -211,15 +191,6 @@ void main() {
                     if (t >= pc.sink_end && t < pc.recent_start) atomicAdd(sh_hist[s0], 1);
                     if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
                 }
-            }
-            if (MINS) {
-                // Lanes 4i .. 4i+3 (of li) hold the group of tokens from t
-                // of lane 4i, a multiple of 8 (chunks start at multiples of 64).
-                uint mn = t < c1 ? (two ? min(s0, s1) : s0) : 0xffffu;
-                mn = min(mn, subgroupShuffleXor(mn, 1));
-                mn = min(mn, subgroupShuffleXor(mn, 2));
-                const uint up = subgroupShuffleXor(mn, 4); // the next group's
-                if ((li & 7) == 0 && t < c1) mins[row * MS + t / 16] = mn | up << 16;
             }
         }
     }

@@ -154,7 +154,10 @@ void wait_done(uint kind, uint row, uint want) {
         }
         memoryBarrierBuffer();
     }
-    barrier();
+    // Every lane's later loads see what the polled items released: a
+    // workgroup barrier with device-scope buffer semantics (the memory
+    // model's form of the fence-and-barrier).
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
     memoryBarrierBuffer();
 }
 
@@ -162,7 +165,9 @@ void wait_done(uint kind, uint row, uint want) {
 // are fenced. Uniform control flow.
 void signal_done(uint kind, uint row) {
     memoryBarrierBuffer();
-    barrier();
+    // Every lane's writes happen before lane 0's release (a plain barrier()
+    // orders shared memory only).
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
     if (gl_LocalInvocationIndex == 0) atomicAdd(ctr[1 + kind * pc.rows + row], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsRelease);
 }
 

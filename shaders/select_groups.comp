@@ -1,25 +1,22 @@
 #version 450
-// select_groups: select_write (select.glsl, step 3) over HATA's uint16 scores
-// when hata_score also wrote the smallest score of every group of 8 tokens
-// (its MINS): a lane takes 64 consecutive tokens of its chunk, 8 groups, and
-// loads the scores of only the groups whose minimum is <= T or that a window
-// reaches; no other token of the group can be taken. At a budget of 1.56%
-// about 12% of the groups are loaded, and a chunk of 16384 tokens is one
-// tile of the workgroup (256 lanes x 64) instead of eight of select_write's
-// (BENCHMARKS.md). The result is select_write's, bit for bit.
+// select_groups: select_write (select.glsl, step 3) for uint16 keys over
+// longer spans per lane, HATA's fused select: a lane takes 8 to 64
+// consecutive tokens of its chunk, groups of 8 (one 16-byte load each, all
+// issued together), so that a chunk of up to WG*64 tokens is one tile (one
+// workgroup scan; select_write needs one per WG*8 tokens), and it marks the
+// tokens of only the groups that hold a key <= T or that a window reaches;
+// at a budget of 1.56% about 12% of the groups hold one. The groups per lane
+// are the fewest that cover the chunk in one tile (at most GPL), so that
+// short chunks keep every lane busy. The result is select_write's, bit for
+// bit.
 //
 // Bindings: select.glsl's 0-3 (keys as uint16 pairs, hist with the
-// cumulative chunk histograms, the unused ccnt, sel), and
-//	4 mins [rows][ceil(key_stride/64)*4] uint: the group minima as
-//	       hata_score.comp writes them
-// Dispatch: (nchunks, rows, 1), pc.cum = 1; KEY16; chunk_len a multiple of
-// 64 and key_stride of 8.
+// cumulative chunk histograms, the unused ccnt, sel).
+// Dispatch: (nchunks, rows, 1), pc.cum = 1; KEY16; chunk_len and key_stride
+// multiples of 8.
 #include "select.glsl"
 
-layout(std430, set = 0, binding = 4) restrict readonly buffer Mins { uvec4 mins4[]; };
-
-const uint GPL = 8;       // groups of 8 tokens per lane
-const uint TPL = 8 * GPL; // tokens per lane per tile
+const uint GPL = 8; // groups of 8 tokens per lane, at most
 
 void main() {
     const uint li = gl_LocalInvocationIndex;
@@ -33,35 +30,32 @@ void main() {
     uint rr; // candidates still to take
     const uint out0 = chunk_start(row, c, T, r, rr);
 
-    const uint ms = (pc.key_stride + 63) / 64 * 4; // words of mins per row
+    const uint gpl = clamp((pc.chunk_len + 8 * WG - 1) / (8 * WG), 1, GPL); // groups per lane (uniform)
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
-    for (uint tb = c0; tb < c1; tb += WG * TPL) {
-        const uint t0 = tb + li * TPL;
+    for (uint tb = c0; tb < c1; tb += WG * 8 * gpl) {
+        const uint t0 = tb + li * 8 * gpl;
+        uvec4 kv[GPL];
+        [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
+            const uint gs = t0 + 8 * gi;
+            kv[gi] = gi < gpl && gs < c1 ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu);
+        }
+        // Token j of group gi is bit 8*gi + j of the lane's 64 (um.x, um.y).
         uvec2 um = uvec2(0), em = uvec2(0);
-        if (t0 < c1) {
-            const uvec4 mw = mins4[(row * ms + t0 / 16) / 4];
-            bool need[GPL];
-            uvec4 kv[GPL];
-            [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-                const uint gs = t0 + 8 * gi;
-                const uint gmin = (mw[gi / 2] >> (16 * (gi & 1))) & 0xffffu;
-                need[gi] = gs < c1 && (gmin <= T || gs < pc.sink_end || gs + 8 > pc.recent_start);
-                kv[gi] = need[gi] ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0);
-            }
-            // Token j of group gi is bit 8*gi + j of the lane's 64 (um.x, um.y).
-            [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-                if (need[gi]) {
-                    uint gu = 0, ge = 0;
-                    [[unroll]] for (uint j = 0; j < 8; j++) {
-                        mark(t0 + 8 * gi + j, c1, (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu, T, j, gu, ge);
-                    }
-                    if (gi < 4) {
-                        um.x |= gu << (8 * gi);
-                        em.x |= ge << (8 * gi);
-                    } else {
-                        um.y |= gu << (8 * (gi - 4));
-                        em.y |= ge << (8 * (gi - 4));
-                    }
+        [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
+            const uint gs = t0 + 8 * gi;
+            bool need = gs < pc.sink_end || gs + 8 > pc.recent_start;
+            [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[gi][w] & 0xffffu) <= T || (kv[gi][w] >> 16) <= T;
+            if (gi < gpl && gs < c1 && need) {
+                uint gu = 0, ge = 0;
+                [[unroll]] for (uint j = 0; j < 8; j++) {
+                    mark(gs + j, c1, (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu, T, j, gu, ge);
+                }
+                if (gi < 4) {
+                    um.x |= gu << (8 * gi);
+                    em.x |= ge << (8 * gi);
+                } else {
+                    um.y |= gu << (8 * (gi - 4));
+                    em.y |= ge << (8 * (gi - 4));
                 }
             }
         }

@@ -174,7 +174,6 @@ type hataStep struct {
 	*step
 	encode, score *Kernel // encode: nil when score encodes the queries itself (fused)
 	qcodes, keys  Range
-	mins          Range // the scores' 8-token group minima (hata_score's MINS), or none
 	sel           *selectPlan
 	fusedHist     bool
 	key16         bool
@@ -229,6 +228,10 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 			return nil, err
 		}
 	}
+	if h.score, err = m.kernel("hata_score", 6, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
+		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
+		return nil, err
+	}
 	// Chunks up to 16384 tokens: one wave of the score and select kernels
 	// where 4096 needed four (B8/128K on the H200: select 26.1 us instead
 	// of 32.7, the step 115.6 instead of 121.8; BENCHMARKS.md); the other
@@ -239,34 +242,11 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		// cannot run (stepKernel), the fused chain keeps its own chunks.
 		h.scoreChunk = roundUp(cmp.Or(m.opt.ScoreChunk, oneKernelChunk), 8)
 	}
-	// The select loads only the 8-token groups whose smallest score can be
-	// taken (select_groups) when hata_score writes the minima: uint16 scores
-	// with the chunk counts (not twokernel, whose select_attend reads every
-	// score), chunks and score rows in whole 64-token spans, subgroups of at
-	// least 8 lanes.
-	groups := h.fusedHist && m.opt.Variant != VariantTwoKernel && h.scoreChunk%64 == 0 && m.cap%8 == 0 &&
-		m.ctx.Info.MinSubgroupSize >= 8
-	h.mins = h.keys // bound but unread without MINS
-	if groups {
-		minsBytes := uint64(s.rows*(m.cap+63)/64*4) * 4
-		mins, err := m.buf("score group minima", minsBytes, DeviceLocal)
-		if err != nil {
-			return nil, err
-		}
-		h.mins = mins.Range(0, minsBytes)
-	}
-	if h.score, err = m.kernel("hata_score", 7, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
-		b32(h.fusedHist), b32(encode), uint32(m.d), b32(groups)); err != nil {
-		return nil, err
-	}
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
 	spec := selectSpec{
 		keys: h.keys, key16: h.key16, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
 		kk: k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
 		prebuilt: h.fusedHist, sel: s.sel, k: k,
-	}
-	if groups {
-		spec.mins = h.mins
 	}
 	if h.fusedHist {
 		spec.cumChunk = h.scoreChunk // hata_score writes the chunk counts: no select_count
@@ -307,7 +287,7 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 		}
 	}
 	codes := m.scratch["key codes"]
-	sset, err := m.set(h.score, h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist, h.q, m.wbuf.Whole(), h.mins)
+	sset, err := m.set(h.score, h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist, h.q, m.wbuf.Whole())
 	if err != nil {
 		return err
 	}
@@ -343,9 +323,6 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 			b.Stage("select")
 			return m.recordSelect(b, h.sel)
 		},
-	}
-	if h.sel.mins.Buf != nil {
-		p.poison = append(p.poison, h.mins)
 	}
 	if h.sel.attend != nil {
 		p.splits = h.sel.nchunks

@@ -285,9 +285,9 @@ func TestSparseTiles(t *testing.T) {
 // the cumulative histograms), chunks of more tiles than select_chunk loads
 // ahead, a last chunk cut short, windows forced in, and every tile length of
 // the attention (Tile 4), with budgets from one token to all of them; and
-// the fused chain's two selects over the same chunks: select_groups (the
-// 8-token group minima of hata_score; chunks of a multiple of 64 tokens,
-// of one and of several of its tiles) and select_write (chunks of 1000).
+// the fused chain's two selects over the same chunks: select_groups (whole
+// chunks per tile, 8-token groups; chunks of a multiple of 8 tokens) and
+// select_write (chunks of 62).
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 9))
@@ -304,14 +304,11 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		{VariantOneKernel, 1000, ref.Windows{Sink: 3, Recent: 70}, ""},
 		{VariantOneKernel, 8192, ref.Windows{Sink: 1}, ""},
 		{VariantFused, 64, ref.Windows{Sink: 3, Recent: 70}, "select_groups"},
-		{VariantFused, 1024, ref.Windows{Sink: 13}, "select_groups"},
+		{VariantFused, 1000, ref.Windows{Sink: 13}, "select_groups"},
 		{VariantFused, 8192, ref.Windows{Sink: 1, Recent: 8000}, "select_groups"},
-		{VariantFused, 1000, ref.Windows{Sink: 3, Recent: 70}, "select_write"},
+		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write"},
 	} {
 		o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}
-		if c.sel == "select_groups" && ctx.Info.MinSubgroupSize < 8 {
-			c.sel = "select_write" // hata_score's group minima need 8 lanes per subgroup
-		}
 		m, err := ctx.NewHATA("hata", w, c.win, false, o)
 		if err != nil {
 			t.Fatal(err)

@@ -40,11 +40,6 @@ type selectSpec struct {
 	attendG int
 	sel     Range // [rows][k] uint32
 	k       int   // the row stride of sel
-	// mins (with cumChunk, uint16 keys): the smallest key of every group of
-	// 8 tokens, [rows][ceil(keyStride/64)*4] uint (hata_score's MINS), so
-	// that select_groups writes the selection instead of select_write;
-	// Buf nil: none.
-	mins Range
 }
 
 // selectPlan is a selectSpec with its kernels and buffers.
@@ -124,11 +119,10 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	switch {
 	case p.attend != nil:
-	case s.mins.Buf != nil:
-		if s.cumChunk%64 != 0 || s.keyStride%8 != 0 || !s.key16 {
-			return nil, c.errorf("select_groups needs uint16 keys, chunks of a multiple of 64 tokens and rows of a multiple of 8 (chunk %d, key stride %d)", s.cumChunk, s.keyStride)
-		}
-		if p.writeK, err = c.kernel("select_groups", 5, selectPush{}, selectWorkgroup, k16); err != nil {
+	case s.cumChunk > 0 && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0:
+		// HATA's fused select: whole chunks per tile, groups without a
+		// taken key skipped.
+		if p.writeK, err = c.kernel("select_groups", 4, selectPush{}, selectWorkgroup, k16); err != nil {
 			return nil, err
 		}
 	default:
@@ -196,11 +190,7 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		Cum: b32(p.cumChunk > 0),
 	}
 	grid := func(k *Kernel, push selectPush) error {
-		ranges := []Range{p.keys, p.hist, p.cnt, p.sel}
-		if k == p.writeK && p.mins.Buf != nil {
-			ranges = append(ranges, p.mins) // select_groups
-		}
-		set, err := c.set(k, ranges...)
+		set, err := c.set(k, p.keys, p.hist, p.cnt, p.sel)
 		if err != nil {
 			return err
 		}
@@ -231,7 +221,7 @@ const scoreMaxChunk = 4096
 
 // scoreChunk returns the tokens per workgroup of a score kernel over n
 // tokens of rows rows: SparseOptions.ScoreChunk, or enough workgroups for 4
-// per compute unit with chunks of 512 to maxChunk tokens (multiples of 64,
+// per compute unit with chunks of 512 to maxChunk tokens (multiples of 8,
 // and above scoreMaxChunk of 2048), and never more than the grid allows.
 func (c *sparseCore) scoreChunk(n, rows, maxChunk int) int {
 	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
@@ -240,7 +230,7 @@ func (c *sparseCore) scoreChunk(n, rows, maxChunk int) int {
 		cu := max(c.ctx.Info.ComputeUnits, 1)
 		target := 4 * cu
 		ch = (n*rows + target - 1) / target
-		ch = roundUp(min(max(ch, 512), maxChunk), 64) // 64: select_groups' spans (and select_write's 16-byte key loads)
+		ch = roundUp(min(max(ch, 512), maxChunk), 8) // 8: select_write's 16-byte key loads
 		if ch > scoreMaxChunk {
 			// Whole rounds of hata_score and tiles of select_write (2048
 			// tokens each): B8/128K on the H200 took 120.2 us with chunks
