@@ -95,8 +95,22 @@ void write_bits(uint t0, uvec2 um, uvec2 em, uint out0, uint rr, inout uint U, i
     E += total & 0xffffu;
 }
 
-// write_tile is write_bits for a tile of PER tokens per lane (marked in um
-// and em).
+// write_tile is write_bits for select_write's tiles of PER tokens per lane
+// (marked in um and em), its write loop unrolled over the PER bits (the
+// form measured on the H200). Uniform control flow.
 void write_tile(uint t0, uint um, uint em, uint out0, uint rr, inout uint U, inout uint E) {
-    write_bits(t0, uvec2(um, 0), uvec2(em, 0), out0, rr, U, E);
+    uint total;
+    const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
+    uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
+    [[unroll]] for (uint j = 0; j < PER; j++) {
+        if ((um >> j & 1u) != 0) {
+            sel[out0 + u + min(rr, e)] = t0 + j;
+            u++;
+        } else if ((em >> j & 1u) != 0) {
+            if (e < rr) sel[out0 + u + e] = t0 + j;
+            e++;
+        }
+    }
+    U += total >> 16;
+    E += total & 0xffffu;
 }

@@ -35,10 +35,12 @@ type DenseOptions struct {
 	// the kernel's shared memory would not fit.
 	Workgroup int
 	// Tile is the tokens each slot scores between two rescales of its
-	// accumulator (and loads ahead); default 4 (1 on a CPU device): on an
+	// accumulator (and loads ahead); default 5 (1 on a CPU device): on an
 	// H200, with 3 split workgroups per compute unit (the default
-	// TargetWorkgroups here), 8-16% faster than tile 2 with 4 per unit at
-	// every shape swept (BENCHMARKS.md, runs 33-34).
+	// TargetWorkgroups here), tile 4 was 8-16% faster than tile 2 with 4
+	// per unit (runs 33-34) and tile 5 up to 4% faster than 4 at every
+	// shape but B1/32K (even there), 6 to 8 much slower (runs 37-38;
+	// BENCHMARKS.md).
 	Tile int
 	// LanesPerToken is the split kernel's TPT, the lanes that share one K/V
 	// row (a power of two, at most the smallest subgroup size, dividing the
@@ -177,7 +179,7 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 		return nil, fmt.Errorf("vk dense: %w", err)
 	}
 	if o.Tile == 0 {
-		o.Tile = 4
+		o.Tile = 5
 		if c.Info.Type == DeviceCPU {
 			o.Tile = 1 // no latency to hide; LLVM compiles the unrolled tile slowly
 		}

@@ -569,7 +569,7 @@ func BenchmarkDenseDecode(b *testing.B) {
 	}
 }
 
-// TestDenseDefaults checks the options NewDense fills in: tile 4 on a GPU (1
+// TestDenseDefaults checks the options NewDense fills in: tile 5 on a GPU (1
 // on a CPU device) and 3 split workgroups per compute unit (BENCHMARKS.md,
 // runs 33-34), and that set options are kept.
 func TestDenseDefaults(t *testing.T) {
@@ -579,7 +579,7 @@ func TestDenseDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	wantTile := 4
+	wantTile := 5
 	if ctx.Info.Type == DeviceCPU {
 		wantTile = 1
 	}

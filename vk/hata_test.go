@@ -286,8 +286,8 @@ func TestSparseTiles(t *testing.T) {
 // ahead, a last chunk cut short, windows forced in, and every tile length of
 // the attention (Tile 4), with budgets from one token to all of them; and
 // the fused chain's two selects over the same chunks: select_groups (whole
-// chunks per tile, 8-token groups; chunks of a multiple of 8 tokens) and
-// select_write (chunks of 62).
+// chunks per tile, 8-token groups; chunks of 16384 tokens and more) and
+// select_write (shorter ones).
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 9))
@@ -303,9 +303,9 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		{VariantOneKernel, 64, ref.Windows{}, ""},
 		{VariantOneKernel, 1000, ref.Windows{Sink: 3, Recent: 70}, ""},
 		{VariantOneKernel, 8192, ref.Windows{Sink: 1}, ""},
-		{VariantFused, 64, ref.Windows{Sink: 3, Recent: 70}, "select_groups"},
-		{VariantFused, 1000, ref.Windows{Sink: 13}, "select_groups"},
-		{VariantFused, 8192, ref.Windows{Sink: 1, Recent: 8000}, "select_groups"},
+		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, "select_groups"},
+		{VariantFused, 16384, ref.Windows{Sink: 13, Recent: 8000}, "select_groups"},
+		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_write"},
 		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write"},
 	} {
 		o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}

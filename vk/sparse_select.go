@@ -9,6 +9,14 @@ import "math"
 // 11, 11 and 10 bits for uint32 keys).
 const maxDirectBins = 4096
 
+// selectGroupsMinChunk is the shortest chunk the fused select runs
+// select_groups over instead of select_write: on the H200 it was faster with
+// chunks of 16384 tokens (B8/128K select 20.9 us against 26.1, B8/256K
+// 34.9 against 44.6) and slower with 4096 and less (B8/32K 17.2 against
+// 12.7, B1/32K 9.4 against 7.6; run 38, BENCHMARKS.md); chunks in between
+// were not measured and keep select_write.
+const selectGroupsMinChunk = 16384
+
 // selectSpec describes one exact top-k selection over a key buffer
 // (select.glsl): the kk smallest keys of the tokens [0, n) that no window
 // forces in, ties to the smaller token index, plus the forced tokens
@@ -119,9 +127,9 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	switch {
 	case p.attend != nil:
-	case s.cumChunk > 0 && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0:
-		// HATA's fused select: whole chunks per tile, groups without a
-		// taken key skipped.
+	case s.cumChunk >= selectGroupsMinChunk && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0:
+		// HATA's fused select over long chunks: whole chunks per tile,
+		// groups without a taken key skipped.
 		if p.writeK, err = c.kernel("select_groups", 4, selectPush{}, selectWorkgroup, k16); err != nil {
 			return nil, err
 		}
