@@ -153,29 +153,22 @@ void main() {
     } else {
         [[unroll]] for (uint e = 0; e < G * WV; e++) q[e] = qc[row * G * WV + e];
     }
-    // UNR token pairs per lane per round, all their loads issued first, and
-    // the next round's issued before this one's arithmetic (the first
-    // round's before the histogram's clearing and barrier).
-    const uint STEP = 2 * WG * UNR;
-    uvec4 ka[UNR * WV], kb[UNR * WV];
-#define SCORE_LOAD(tb, a, b)                                                   \
-    [[unroll]] for (uint u = 0; u < UNR; u++) {                                \
-        const uint t = (tb) + 2 * WG * u;                                      \
-        const uint base = (row * pc.cap + t) * WV;                             \
-        [[unroll]] for (uint w = 0; w < WV; w++) {                             \
-            a[u * WV + w] = t < c1 ? kc[base + w] : uvec4(0);                  \
-            b[u * WV + w] = t + 1 < c1 ? kc[base + WV + w] : uvec4(0);         \
-        }                                                                      \
-    }
-    SCORE_LOAD(c0 + 2 * li, ka, kb)
     if (HIST) {
         for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
         barrier();
     }
 
-    for (uint tb = c0 + 2 * li; tb < c1; tb += STEP) {
-        uvec4 na[UNR * WV], nb[UNR * WV];
-        if (tb + STEP < c1) SCORE_LOAD(tb + STEP, na, nb)
+    // UNR token pairs per lane per round, all their loads issued first.
+    for (uint tb = c0 + 2 * li; tb < c1; tb += 2 * WG * UNR) {
+        uvec4 ka[UNR * WV], kb[UNR * WV];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = tb + 2 * WG * u;
+            const uint base = (row * pc.cap + t) * WV;
+            [[unroll]] for (uint w = 0; w < WV; w++) {
+                ka[u * WV + w] = t < c1 ? kc[base + w] : uvec4(0);
+                kb[u * WV + w] = t + 1 < c1 ? kc[base + WV + w] : uvec4(0);
+            }
+        }
         [[unroll]] for (uint u = 0; u < UNR; u++) {
             const uint t = tb + 2 * WG * u;
             if (t < c1) {
@@ -199,10 +192,6 @@ void main() {
                     if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
                 }
             }
-        }
-        [[unroll]] for (uint x = 0; x < UNR * WV; x++) {
-            ka[x] = na[x];
-            kb[x] = nb[x];
         }
     }
 
