@@ -15,7 +15,7 @@ import (
 )
 
 func TestSplitPlan(t *testing.T) {
-	for _, p := range []SplitPolicy{{}, {Splits: 3}, {Splits: 1000}, {TargetWorkgroups: 528, MinTokens: 64}, {MinTokens: 1}} {
+	for _, p := range []SplitPolicy{{}, {Splits: 3}, {Splits: 1000}, {TargetWorkgroups: 528, MinTokens: 64}, {MinTokens: 1}, {MinTokens: 128, FillTokens: 64}} {
 		for _, n := range []int{1, 2, 7, 31, 33, 100, 1035, 32768, 262155} {
 			for _, rows := range []int{1, 2, 8, 64} {
 				for _, cu := range []int{0, 2, 132} {
@@ -45,6 +45,15 @@ func TestSplitPlan(t *testing.T) {
 	// More rows than a wave: whole waves of single splits.
 	if s, _ := (SplitPolicy{}).Plan(32768, 1024, 132, 65535); s != 1 {
 		t.Errorf("Plan(32768, 1024 rows, 132 SMs) = %d splits, want 1", s)
+	}
+	// The top-k methods' split of the selection: at B1/32K (8 rows, k =
+	// 511) splits of 128 would give 32 workgroups, at most half of 132: 8
+	// splits of 64 instead; B1/128K's 16 of 128 (128 workgroups) stay.
+	sparse := SplitPolicy{TargetWorkgroups: 528, MinTokens: 128, FillTokens: 64}
+	for _, c := range []struct{ k, rows, want int }{{511, 8, 8}, {2044, 8, 16}, {511, 64, 4}, {127, 8, 2}} {
+		if s, _ := sparse.Plan(c.k, c.rows, 132, 65535); s != c.want {
+			t.Errorf("%+v.Plan(%d, %d rows, 132 SMs) = %d splits, want %d", sparse, c.k, c.rows, s, c.want)
+		}
 	}
 	if s, _ := (SplitPolicy{Splits: 5}).Plan(100, 1, 0, 65535); s != 5 {
 		t.Errorf("Plan with Splits 5 = %d splits", s)

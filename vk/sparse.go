@@ -82,7 +82,7 @@ type SparseOptions struct {
 	Variant string
 	// Split chooses the splits of the sparse attention over the k selected
 	// tokens (flash-decoding; the twokernel variant splits by select chunk).
-	// MinTokens defaults to 128 here (32 for dense).
+	// MinTokens defaults to 128 here (32 for dense), FillTokens to 64.
 	Split SplitPolicy
 	// Reserve is the token capacity allocated beyond the prefill's N, so that
 	// Append does not reallocate; default 256. Capacity doubles when full.
@@ -285,6 +285,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		// 45.0), B1/256K (62.2 vs 68.9) and B8/32K (63.5 vs 65.5)
 		// (BENCHMARKS.md, hata bench -opt mintokens).
 		o.Split.MinTokens = 128
+		if o.Split.FillTokens == 0 {
+			o.Split.FillTokens = 64
+		}
 	}
 	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
