@@ -73,12 +73,13 @@ type SplitPolicy struct {
 	TargetWorkgroups int
 	// MinTokens is the fewest tokens per split; default 32.
 	MinTokens int
-	// FillTokens, when above 0 and below MinTokens: where splits of
-	// MinTokens would give at most cu/2 workgroups (rows*S), a GPU at most
-	// half busy, splits shrink toward FillTokens tokens until they give cu/2.
-	// The top-k methods use 64 (HATA at B1/32K on the H200: 8 splits of 64
-	// selected entries per row instead of 4 of 128, the attention 12.1 us
-	// against 14.1; run 39, BENCHMARKS.md); 0 (dense): off.
+	// FillTokens, when above 0 and below MinTokens: where two or more
+	// splits of MinTokens would give at most cu/2 workgroups (rows*S), a
+	// GPU at most half busy, splits shrink toward FillTokens tokens until
+	// they give cu/2. The top-k methods use 64 (HATA's attention on the
+	// H200, run 40: 12.1 us against 13.8 at B1/16K and B1/32K, even at
+	// B1/64K; one split stays one, since a second adds the merge: 12.1
+	// against 9.3 at B1/8K; BENCHMARKS.md); 0 (dense): off.
 	FillTokens int
 }
 
@@ -87,7 +88,7 @@ type SplitPolicy struct {
 //
 //	T = TargetWorkgroups, W = ceil(rows / T)        (waves of T workgroups)
 //	S = clamp(floor(W*T / rows), 1, min(ceil(n / MinTokens), maxSplits))
-//	(FillTokens: where rows*S <= cu/2, S = min(ceil(cu/2 / rows), floor(W*T / rows), ceil(n / FillTokens)) if larger)
+//	(FillTokens: where 1 < S and rows*S <= cu/2, S = min(ceil(cu/2 / rows), floor(W*T / rows), ceil(n / FillTokens)) if larger)
 //	L = ceil(n / S), then S = ceil(n / L)
 //
 // Rounding S down keeps rows*S within whole waves: on an H200, 64 rows get
@@ -116,7 +117,7 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 		rows = max(rows, 1)
 		waves := (rows + target - 1) / target
 		s = min(waves*target/rows, (n+minTok-1)/minTok)
-		if f := p.FillTokens; f > 0 && f < minTok && cu > 0 && 2*rows*s <= cu {
+		if f := p.FillTokens; f > 0 && f < minTok && cu > 0 && s > 1 && 2*rows*s <= cu {
 			half := (cu/2 + rows - 1) / rows // splits per row for cu/2 workgroups
 			s = max(s, min(half, waves*target/rows, (n+f-1)/f))
 		}

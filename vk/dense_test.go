@@ -48,9 +48,10 @@ func TestSplitPlan(t *testing.T) {
 	}
 	// The top-k methods' split of the selection: at B1/32K (8 rows, k =
 	// 511) splits of 128 would give 32 workgroups, at most half of 132: 8
-	// splits of 64 instead; B1/128K's 16 of 128 (128 workgroups) stay.
+	// splits of 64 instead; B1/128K's 16 of 128 (128 workgroups) stay, and
+	// B1/8K's one split (no merge).
 	sparse := SplitPolicy{TargetWorkgroups: 528, MinTokens: 128, FillTokens: 64}
-	for _, c := range []struct{ k, rows, want int }{{511, 8, 8}, {2044, 8, 16}, {511, 64, 4}, {127, 8, 2}} {
+	for _, c := range []struct{ k, rows, want int }{{511, 8, 8}, {2044, 8, 16}, {511, 64, 4}, {255, 8, 4}, {127, 8, 1}} {
 		if s, _ := sparse.Plan(c.k, c.rows, 132, 65535); s != c.want {
 			t.Errorf("%+v.Plan(%d, %d rows, 132 SMs) = %d splits, want %d", sparse, c.k, c.rows, s, c.want)
 		}
