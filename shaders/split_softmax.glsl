@@ -320,26 +320,6 @@ void split_fold(const uint row, const uint qrow) {
     memoryBarrierBuffer(); // the other workgroups' partials are visible
     if (li == 0) cnt[row] = 0;
 
-    // The partials of the first round of the sum below (column pass 0) are
-    // loaded now, with the (m, l) pass: their weights need M, their loads
-    // do not, so the two passes cost one round trip instead of two.
-    const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)
-    const uint groups = WG / cw;
-    const uint k = li / cw;
-#define FOLD_LOAD(s0, i4, v, w)                                                \
-    [[unroll]] for (uint g = 0; g < G; g++) {                                  \
-        [[unroll]] for (uint u = 0; u < MERGE_U; u++) {                        \
-            const uint s = (s0) + u * groups;                                  \
-            const uint pr = (qrow + g) * S + s;                                \
-            const bool in_ = k < groups && (i4) < D4 && s < S;                 \
-            v[g * MERGE_U + u] = in_ ? po[pr * D4 + (i4)] : vec4(0.0);         \
-            w[g * MERGE_U + u] = in_ ? pml[pr].x : NEG;                        \
-        }                                                                      \
-    }
-    vec4 v0[G * MERGE_U];
-    float w0[G * MERGE_U];
-    FOLD_LOAD(k, li % cw, v0, w0)
-
     // (M, L) of every head in one pass over pml: each lane folds its splits
     // in with the online rescale, then the lanes' pairs are combined
     // (subgroup butterflies, then the subgroups through sh_m, sh_l).
@@ -371,23 +351,28 @@ void split_fold(const uint row, const uint qrow) {
         for (uint sb = 0; sb < gl_NumSubgroups; sb++) lx[g] += sh_l[sb * G + g] * exp(sh_m[sb * G + g] - mx[g]);
     }
 
+    const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)
+    const uint groups = WG / cw;
+    const uint k = li / cw;
     for (uint c0 = 0; c0 < D4; c0 += cw) {
         const uint i4 = c0 + li % cw;
         vec4 acc[G];
         [[unroll]] for (uint g = 0; g < G; g++) acc[g] = vec4(0.0);
-        for (uint s0 = k; s0 < S; s0 += groups * MERGE_U) {
-            vec4 v[G * MERGE_U];
-            float w[G * MERGE_U];
-            if (c0 == 0 && s0 == k) { // the round loaded above
-                [[unroll]] for (uint x = 0; x < G * MERGE_U; x++) {
-                    v[x] = v0[x];
-                    w[x] = w0[x];
+        if (k < groups && i4 < D4) {
+            for (uint s0 = k; s0 < S; s0 += groups * MERGE_U) {
+                vec4 v[G * MERGE_U];
+                float w[G * MERGE_U];
+                [[unroll]] for (uint g = 0; g < G; g++) {
+                    [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
+                        const uint s = s0 + u * groups;
+                        const uint pr = (qrow + g) * S + s;
+                        v[g * MERGE_U + u] = s < S ? po[pr * D4 + i4] : vec4(0.0);
+                        w[g * MERGE_U + u] = s < S ? pml[pr].x : NEG;
+                    }
                 }
-            } else {
-                FOLD_LOAD(s0, i4, v, w)
-            }
-            [[unroll]] for (uint g = 0; g < G; g++) {
-                [[unroll]] for (uint u = 0; u < MERGE_U; u++) acc[g] += v[g * MERGE_U + u] * exp(w[g * MERGE_U + u] - mx[g]);
+                [[unroll]] for (uint g = 0; g < G; g++) {
+                    [[unroll]] for (uint u = 0; u < MERGE_U; u++) acc[g] += v[g * MERGE_U + u] * exp(w[g * MERGE_U + u] - mx[g]);
+                }
             }
         }
         // WG <= NSLOT * D4 (D is a multiple of 4*TPT), so sh_o holds a vec4 per lane.
