@@ -19,8 +19,10 @@ import (
 //	        (fused: uint16 scores, the per-row histogram of S and each chunk's
 //	        cumulative histogram built on the fly)
 //	select  naive: select_hist (a histogram pass over the scores), select_count
-//	        and select_write; fused: select_write alone; twokernel: select_attend,
-//	        which also attends ("select+attend"). The k smallest S, ties to the
+//	        and select_write; fused: select_write alone, or select_groups over
+//	        score chunks of 16384 tokens and more (selectGroupsMinChunk);
+//	        twokernel: select_attend, which also attends ("select+attend").
+//	        The k smallest S, ties to the
 //	        smaller index, with the sink/recent windows forced in
 //	        (ref.SelectSmallest)
 //	gather  (naive only) sparse_gather: the selected K/V rows into compact buffers

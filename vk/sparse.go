@@ -1159,7 +1159,8 @@ type (
 		N, Cap, ChunkLen, SinkEnd, RecentStart, KeyStride uint32
 		Hkv, Ldw, Rbit                                    uint32 // its query encode (fused variant)
 	}
-	// selectPush mirrors select.glsl (select_hist, select_count, select_write).
+	// selectPush mirrors select.glsl (select_hist, select_count, select_write,
+	// select_groups, select_attend).
 	selectPush struct {
 		N, KK, SinkEnd, RecentStart, ChunkLen, NChunks, KeyStride, Page, KStride, Pass, Radix, NBins, Cum uint32
 		// select_attend only: K/V row stride, 1/sqrt(D), S = NChunks
