@@ -26,11 +26,11 @@
 // Inside the workgroup, TPT lanes of one subgroup share a token ("slot"): lane
 // i holds elements (j*TPT + i)*KV_VEC .. +KV_VEC of the row for j < VPL, so the
 // TPT lanes of a slot read TPT consecutive 16-byte vectors. The dot product is
-// finished with subgroup shuffles (split_softmax.glsl's reduce-scatter). The
-// workgroup's NSLOT slots take consecutive tokens (so a subgroup reads
-// consecutive rows); each slot
-// walks its tokens TILE at a time with an online softmax (one rescale of o per
-// tile), and at the end the slots are merged through shared memory. The
+// finished with a butterfly of subgroupShuffleXor (split_softmax.glsl without
+// REDUCE_SCATTER, which measured about 1% slower here). The workgroup's NSLOT
+// slots take consecutive tokens (so a subgroup reads consecutive rows); each
+// slot walks its tokens TILE at a time with an online softmax (one rescale of
+// o per tile), and at the end the slots are merged through shared memory. The
 // arithmetic (q slice, online softmax, merges) is split_softmax.glsl, shared
 // with sparse_split.glsl.
 //
@@ -63,7 +63,7 @@ layout(constant_id = 2) const uint D = 128;  // head dimension, a multiple of TP
 layout(constant_id = 3) const uint G = 1;    // query heads per KV head
 layout(constant_id = 4) const uint TILE = 4; // tokens per slot between rescales
 layout(constant_id = 5) const bool FUSED = true; // the last workgroup of a row merges
-const bool REDUCE_SCATTER = false;           // split_softmax.glsl: the butterfly (measured faster here)
+const bool REDUCE_SCATTER = false;           // split_softmax.glsl: the butterfly (faster here, BENCHMARKS.md)
 
 layout(push_constant) uniform PushConstants {
     uint n;         // cached tokens N

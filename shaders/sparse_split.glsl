@@ -61,7 +61,7 @@ layout(constant_id = 3) const uint G = 1;        // query heads per KV head
 layout(constant_id = 4) const bool INDEXED = true;
 layout(constant_id = 5) const uint TILE = 4;     // entries per slot between rescales
 layout(constant_id = 6) const bool FUSED = true; // the last workgroup of a row merges
-const bool REDUCE_SCATTER = true;                // split_softmax.glsl: the reduce-scatter (measured faster here)
+const bool REDUCE_SCATTER = true;                // split_softmax.glsl: the reduce-scatter (faster here, BENCHMARKS.md)
 
 const uint MAXLEN = 1024; // entries per split, at most
 
