@@ -306,8 +306,7 @@ void subgroup_ml(inout float m, inout float l) {
 // the sum over s the workgroup is cut into groups of cw = min(D/4, WG)
 // lanes, one vec4 column each, group k taking the splits s = k mod groups,
 // MERGE_U splits of every head in flight per lane; the groups are then summed
-// with subgroup shuffles (a column's lanes adjacent) where they fit in a
-// subgroup, else through sh_o.
+// through sh_o.
 void split_fold(const uint row, const uint qrow) {
     if (!FUSED || pc.splits == 1) return;
     const uint li = gl_LocalInvocationIndex;
@@ -354,15 +353,9 @@ void split_fold(const uint row, const uint qrow) {
 
     const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)
     const uint groups = WG / cw;
-    // Where the groups (a power of two) fit in a subgroup, the lanes of one
-    // column are adjacent (group k = li % groups), and the column's sum over
-    // the groups is log2(groups) shuffles instead of a pass through shared
-    // memory with two barriers per head.
-    const bool shuf = groups * cw == WG && (groups & (groups - 1)) == 0 && groups <= gl_SubgroupSize;
-    const uint k = shuf ? li % groups : li / cw;
-    const uint col = shuf ? li / groups : li % cw;
+    const uint k = li / cw;
     for (uint c0 = 0; c0 < D4; c0 += cw) {
-        const uint i4 = c0 + col;
+        const uint i4 = c0 + li % cw;
         vec4 acc[G];
         [[unroll]] for (uint g = 0; g < G; g++) acc[g] = vec4(0.0);
         if (k < groups && i4 < D4) {
@@ -381,14 +374,6 @@ void split_fold(const uint row, const uint qrow) {
                     [[unroll]] for (uint u = 0; u < MERGE_U; u++) acc[g] += v[g * MERGE_U + u] * exp(w[g * MERGE_U + u] - mx[g]);
                 }
             }
-        }
-        if (shuf) {
-            [[unroll]] for (uint g = 0; g < G; g++) {
-                vec4 a = acc[g];
-                for (uint off = 1; off < groups; off <<= 1) a += subgroupShuffleXor(a, off);
-                if (k == 0 && i4 < D4) out_[(qrow + g) * D4 + i4] = a / lx[g];
-            }
-            continue;
         }
         // WG <= NSLOT * D4 (D is a multiple of 4*TPT), so sh_o holds a vec4 per lane.
         [[unroll]] for (uint g = 0; g < G; g++) {
