@@ -64,53 +64,55 @@ void tile_masks(uint t0, uint c1, uint k[PER], uint T, out uint um, out uint em)
     [[unroll]] for (uint j = 0; j < PER; j++) mark(t0 + j, c1, k[j], T, j, um, em);
 }
 
-// write_bits numbers the taken tokens of lane li's tile (bit j of um.x, then
+// tile_start numbers a tile with a workgroup scan of the lanes' counts nu
+// (surely taken) and ne (candidates), at most 65535 of each per tile, and
+// returns this lane's (u, e): the chunk's taken and candidates before its
+// first token (U, E before the tile plus the lanes before it); U and E
+// advance by the tile's. Uniform control flow.
+uvec2 tile_start(uint nu, uint ne, inout uint U, inout uint E) {
+    uint total;
+    const uint ex = wg_scan(nu << 16 | ne, total);
+    const uvec2 ue = uvec2(U + (ex >> 16), E + (ex & 0xffffu));
+    U += total >> 16;
+    E += total & 0xffffu;
+    return ue;
+}
+
+// put writes token t to sel from out0, the next after u surely taken and e
+// candidates: if surely taken at u + min(rr, e), else, while fewer than rr
+// candidates precede it, at u + e; it advances u or e.
+void put(uint t, bool sure, uint out0, uint rr, inout uint u, inout uint e) {
+    if (sure) {
+        sel[out0 + u + min(rr, e)] = t;
+        u++;
+    } else {
+        if (e < rr) sel[out0 + u + e] = t;
+        e++;
+    }
+}
+
+// write_bits writes the taken tokens of lane li's tile (bit j of um.x, then
 // of um.y, token t0 + j, resp. t0 + 32 + j, surely taken; of em a
-// candidate) in index order with a workgroup scan and writes them to sel
-// from out0: a surely taken token at U + u + min(rr, E + e), a candidate at
-// U + u + E + e while fewer than rr candidates precede it, u and e counting
-// those before it in the tile; U and E, the chunk's taken and candidates
-// before the tile, advance by the tile's. At most 65535 of each per tile.
+// candidate) in index order (tile_start, put), visiting the set bits only.
 // Uniform control flow.
 void write_bits(uint t0, uvec2 um, uvec2 em, uint out0, uint rr, inout uint U, inout uint E) {
-    uint total;
-    const uint ex = wg_scan(uint(bitCount(um.x) + bitCount(um.y)) << 16 | uint(bitCount(em.x) + bitCount(em.y)), total);
-    uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
+    uvec2 ue = tile_start(uint(bitCount(um.x) + bitCount(um.y)), uint(bitCount(em.x) + bitCount(em.y)), U, E);
     [[unroll]] for (uint w = 0; w < 2; w++) {
         uint bits = um[w] | em[w];
         while (bits != 0) {
             const uint j = uint(findLSB(bits));
             bits &= bits - 1;
-            const uint t = t0 + 32 * w + j;
-            if ((um[w] >> j & 1u) != 0) {
-                sel[out0 + u + min(rr, e)] = t;
-                u++;
-            } else {
-                if (e < rr) sel[out0 + u + e] = t;
-                e++;
-            }
+            put(t0 + 32 * w + j, (um[w] >> j & 1u) != 0, out0, rr, ue.x, ue.y);
         }
     }
-    U += total >> 16;
-    E += total & 0xffffu;
 }
 
 // write_tile is write_bits for select_write's tiles of PER tokens per lane
 // (marked in um and em), its write loop unrolled over the PER bits (the
 // form measured on the H200). Uniform control flow.
 void write_tile(uint t0, uint um, uint em, uint out0, uint rr, inout uint U, inout uint E) {
-    uint total;
-    const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
-    uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
+    uvec2 ue = tile_start(uint(bitCount(um)), uint(bitCount(em)), U, E);
     [[unroll]] for (uint j = 0; j < PER; j++) {
-        if ((um >> j & 1u) != 0) {
-            sel[out0 + u + min(rr, e)] = t0 + j;
-            u++;
-        } else if ((em >> j & 1u) != 0) {
-            if (e < rr) sel[out0 + u + e] = t0 + j;
-            e++;
-        }
+        if (((um | em) >> j & 1u) != 0) put(t0 + j, (um >> j & 1u) != 0, out0, rr, ue.x, ue.y);
     }
-    U += total >> 16;
-    E += total & 0xffffu;
 }
