@@ -581,7 +581,7 @@ func BenchmarkDenseDecode(b *testing.B) {
 
 // TestDenseDefaults checks the options NewDense fills in: tile 5 on a GPU (1
 // on a CPU device) and 3 split workgroups per compute unit (BENCHMARKS.md,
-// runs 33-34), and that set options are kept.
+// runs 33-34 and 37-38), and that set options are kept.
 func TestDenseDefaults(t *testing.T) {
 	ctx := device(t)
 	m, err := ctx.NewDense(DenseOptions{Storage: F16})

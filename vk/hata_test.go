@@ -244,6 +244,24 @@ func TestHATAVariantsAgree(t *testing.T) {
 	}
 }
 
+// prefilledHATAs returns the GPU's HATA with windows win and options o and
+// ref's, both prefilled with kv (the caller closes the GPU one).
+func prefilledHATAs(t *testing.T, ctx *Context, w *ref.HashWeights, win ref.Windows, o SparseOptions, kv *ref.KV) (*HATA, *ref.HATA) {
+	t.Helper()
+	m, err := ctx.NewHATA("hata", w, win, false, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	want := ref.NewHATA(w, win, false)
+	if err := want.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	return m, want
+}
+
 // TestSparseTiles runs the attention with the GPU's tile of 4 entries per
 // slot (lavapipe's default is 1), indexed and gathered, over splits of every
 // length from 1 to over a tile, against ref.
@@ -255,17 +273,7 @@ func TestSparseTiles(t *testing.T) {
 	kv := reftest.DyadicKV(rng, s, true)
 	for _, v := range []string{VariantFused, VariantNaive} {
 		for _, splits := range []int{1, 3, 40} {
-			m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v, Split: SplitPolicy{Splits: splits}, Tile: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Prefill(kv); err != nil {
-				t.Fatal(err)
-			}
-			want := ref.NewHATA(w, ref.Windows{}, false)
-			if err := want.Prefill(kv); err != nil {
-				t.Fatal(err)
-			}
+			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: v, Split: SplitPolicy{Splits: splits}, Tile: 4}, kv)
 			for _, b := range []ref.Budget{{K: 1}, {K: 37}, ref.Full} {
 				q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 				rw, _ := want.Decode(q, b)
@@ -308,18 +316,7 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_write"},
 		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write"},
 	} {
-		o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}
-		m, err := ctx.NewHATA("hata", w, c.win, false, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Prefill(kv); err != nil {
-			t.Fatal(err)
-		}
-		want := ref.NewHATA(w, c.win, false)
-		if err := want.Prefill(kv); err != nil {
-			t.Fatal(err)
-		}
+		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}, kv)
 		where := fmt.Sprintf("%s chunk %d windows %+v", c.variant, c.chunk, c.win)
 		for _, b := range []ref.Budget{{K: 1}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
 			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
