@@ -41,15 +41,22 @@ type Vulkan struct {
 var _ Backend = (*Vulkan)(nil)
 var _ Timer = (*Vulkan)(nil)
 
-// OpenVulkan opens the Vulkan device sel ("" for the default choice).
+// OpenVulkan opens the Vulkan device sel ("" for the default choice) as
+// vk.Open does.
 func OpenVulkan(sel string) (*Vulkan, error) {
-	ctx, err := vk.Open(sel)
+	return OpenVulkanWith(vk.EnvOptions(sel))
+}
+
+// OpenVulkanWith opens the Vulkan device o.Device with options o (see
+// vk.OpenWith; vk.EnvOptions gives vk.Open's).
+func OpenVulkanWith(o vk.Options) (*Vulkan, error) {
+	ctx, err := vk.OpenWith(o)
 	if err != nil {
 		return nil, err
 	}
 	spec := "vk"
-	if sel != "" {
-		spec += ":" + sel
+	if o.Device != "" {
+		spec += ":" + o.Device
 	}
 	return &Vulkan{Ctx: ctx, spec: spec}, nil
 }

@@ -24,6 +24,9 @@ const (
 	// synchronization validation) and records every warning and error it
 	// reports; see Context.ValidationMessages.
 	EnvValidate = "HATA_VK_VALIDATE"
+	// EnvKernelStats = 1 turns on Options.KernelStats for every context
+	// opened, whatever the options say.
+	EnvKernelStats = "HATA_VK_KERNELSTATS"
 )
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
@@ -44,7 +47,24 @@ type Options struct {
 	// host readback memory before the copy), so a result that a kernel failed
 	// to write cannot pass a test as a stale value. On whenever Validate is.
 	Poison bool
+	// KernelStats captures every kernel's compiler statistics (registers,
+	// shared memory, ...; see Kernel.Stats and Context.KernelStats) through
+	// VK_KHR_pipeline_executable_properties. It costs nothing at run time,
+	// only a little when each kernel is built. Default off; also on when
+	// $HATA_VK_KERNELSTATS=1. A device without the extension still opens:
+	// the statistics calls then return an error wrapping ErrNoKernelStats.
+	KernelStats bool
 }
+
+// ErrNoKernelStats is returned (wrapped, naming the device) by Kernel.Stats
+// and Context.KernelStats when the context was asked to capture kernel
+// statistics and the device cannot.
+var ErrNoKernelStats = errors.New("no kernel statistics: the device lacks VK_KHR_pipeline_executable_properties or its pipelineExecutableInfo feature")
+
+// ErrKernelStatsOff is returned (wrapped) by Kernel.Stats and
+// Context.KernelStats when the context was not asked to capture kernel
+// statistics.
+var ErrKernelStatsOff = errors.New("kernel statistics are off (Options.KernelStats or $HATA_VK_KERNELSTATS=1 turns them on)")
 
 // Context is one logical device with one compute queue: the owner of every
 // buffer, kernel and batch made from it. Its methods are safe for concurrent
@@ -61,6 +81,7 @@ type Context struct {
 	queue    vulkan.Queue
 	memTypes []memType
 	poison   bool
+	statsErr error // why Kernel.Stats cannot answer (no "vk: " prefix); nil: pipelines capture their statistics
 
 	queueMu sync.Mutex // vkQueueSubmit needs the queue externally synchronised
 
@@ -133,8 +154,12 @@ func loadVulkan() error {
 }
 
 // envValidate reports whether $HATA_VK_VALIDATE asks for validation.
-func envValidate() bool {
-	switch strings.ToLower(os.Getenv(EnvValidate)) {
+func envValidate() bool { return envOn(EnvValidate) }
+
+// envOn reports whether the environment variable name is set to anything but
+// "", 0, false, no or off.
+func envOn(name string) bool {
+	switch strings.ToLower(os.Getenv(name)) {
 	case "", "0", "false", "no", "off":
 		return false
 	}
@@ -229,9 +254,16 @@ func (in *instance) devices() ([]DeviceInfo, []vulkan.PhysicalDevice, error) {
 }
 
 // Open opens the device sel names (see Options.Device), with validation when
-// $HATA_VK_VALIDATE=1.
+// $HATA_VK_VALIDATE=1: OpenWith(EnvOptions(sel)).
 func Open(sel string) (*Context, error) {
-	return OpenWith(Options{Device: sel, Validate: envValidate()})
+	return OpenWith(EnvOptions(sel))
+}
+
+// EnvOptions returns the options Open(sel) uses: Device sel, and Validate
+// when $HATA_VK_VALIDATE=1. (Every context also reads $HATA_VK_DEVICE when
+// Device is "" and $HATA_VK_KERNELSTATS.)
+func EnvOptions(sel string) Options {
+	return Options{Device: sel, Validate: envValidate()}
 }
 
 // OpenWith opens a device as o says.
@@ -275,16 +307,28 @@ func open(in *instance, o Options) (*Context, error) {
 	}
 
 	d := &c.Info
+	// Kernel statistics: the extension and its feature, enabled only when
+	// asked for (the pipelines' capture flag is legal only with both).
+	var exts []string
+	switch {
+	case !o.KernelStats && !envOn(EnvKernelStats):
+		c.statsErr = ErrKernelStatsOff
+	case !d.KernelStats:
+		c.statsErr = fmt.Errorf("device %d %q: %w", d.Index, d.Name, ErrNoKernelStats)
+	default:
+		exts = append(exts, vkc.ExtPipelineExecutableProperties)
+	}
 	chain, err := vkc.FeatureChain(vkc.Features{
 		ShaderInt64: d.Int64, ShaderInt16: d.Int16,
 		StorageBuffer16BitAccess: d.StorageBuffer16Bit, StorageBuffer8BitAccess: d.StorageBuffer8Bit,
 		ShaderFloat16: d.Float16, ShaderInt8: d.Int8,
+		PipelineExecutableInfo: c.statsErr == nil,
 	}, d.APIVersion >= vulkan.MakeVersion(1, 3, 0))
 	if err != nil {
 		return nil, err
 	}
 	defer chain.Free()
-	dev, err := vkc.CreateDevice(instPtr(in.inst), devPtr(c.pd), d.computeQueue, chain)
+	dev, err := vkc.CreateDevice(instPtr(in.inst), devPtr(c.pd), d.computeQueue, exts, chain)
 	if err != nil {
 		return nil, fmt.Errorf("vk: device %d %q: %w", d.Index, d.Name, err)
 	}
@@ -292,6 +336,11 @@ func open(in *instance, o Options) (*Context, error) {
 	if c.fns, err = vkc.LoadDevice(instPtr(in.inst), dev); err != nil {
 		vulkan.DestroyDevice(c.dev, nil)
 		return nil, err
+	}
+	if c.statsErr == nil {
+		if err := c.fns.LoadPipelineExecutables(); err != nil {
+			c.statsErr = fmt.Errorf("device %d %q: %w (%v)", d.Index, d.Name, ErrNoKernelStats, err)
+		}
 	}
 	var q vulkan.Queue
 	vulkan.GetDeviceQueue(c.dev, d.computeQueue, 0, &q)

@@ -120,6 +120,11 @@ type DeviceInfo struct {
 	StorageBuffer16Bit, StorageBuffer8Bit bool
 	Float16, Int8, Int16, Int64           bool
 
+	// KernelStats reports that the device can capture its kernels' compiler
+	// statistics (VK_KHR_pipeline_executable_properties with its
+	// pipelineExecutableInfo feature); Options.KernelStats enables it.
+	KernelStats bool
+
 	// ComputeUnits is the number of streaming multiprocessors (NVIDIA) or
 	// compute units (AMD), the CPU count for a CPU device, or 0 when the
 	// device does not say. The split heuristics fill this many units.
@@ -171,8 +176,8 @@ func DescribeDevices(w io.Writer) error {
 		fmt.Fprintf(w, "   api %s, driver %s %s\n", d.APIString(), d.DriverName, d.DriverInfo)
 		fmt.Fprintf(w, "   subgroup %d (min %d, max %d), ops [%s], compute units %d\n",
 			d.SubgroupSize, d.MinSubgroupSize, d.MaxSubgroupSize, d.SubgroupOps, d.ComputeUnits)
-		fmt.Fprintf(w, "   16-bit storage %v, 8-bit storage %v, float16 %v, int8 %v, int64 %v\n",
-			d.StorageBuffer16Bit, d.StorageBuffer8Bit, d.Float16, d.Int8, d.Int64)
+		fmt.Fprintf(w, "   16-bit storage %v, 8-bit storage %v, float16 %v, int8 %v, int64 %v, kernel statistics %v\n",
+			d.StorageBuffer16Bit, d.StorageBuffer8Bit, d.Float16, d.Int8, d.Int64, d.KernelStats)
 		l := d.Limits
 		fmt.Fprintf(w, "   maxStorageBufferRange %s, maxMemoryAllocationSize %s, shared memory %d B\n",
 			bytesString(l.MaxStorageBufferRange), bytesString(l.MaxMemoryAllocationSize), l.MaxComputeSharedMemorySize)
@@ -285,6 +290,7 @@ func describe(inst vulkan.Instance, pd vulkan.PhysicalDevice, index int) DeviceI
 		Int8:               p.Features.ShaderInt8,
 		Int16:              p.Features.ShaderInt16,
 		Int64:              p.Features.ShaderInt64,
+		KernelStats:        p.Features.PipelineExecutableInfo,
 		TimestampValidBits: p.TimestampValidBits,
 		memTypes:           p.MemoryTypes,
 	}

@@ -21,7 +21,12 @@
 // $HATA_VK_DEVICE) overrides that. $HATA_VK_VALIDATE=1 turns on the Khronos
 // validation layer with synchronization validation; every warning and error
 // it reports is recorded (Context.ValidationMessages), and the tests fail on
-// any. Devices and DescribeDevices list what the loader finds.
+// any. $HATA_VK_KERNELSTATS=1 (or Options.KernelStats) captures every
+// kernel's compiler statistics, e.g. its register count, through
+// VK_KHR_pipeline_executable_properties, for Kernel.Stats and
+// Context.KernelStats (`hata bench -kernelstats` prints them); a device
+// without the extension still opens, and those calls then say so. Devices
+// and DescribeDevices list what the loader finds.
 //
 // # Memory
 //

@@ -171,7 +171,11 @@ func (k *Kernel) build(code []uint32) error {
 		return err
 	}
 	k.module = vulkan.ShaderModule(module)
-	pipe, err := f.CreateComputePipeline(module, layout, k.spec.Spec)
+	var flags uint32
+	if k.ctx.statsErr == nil {
+		flags = vkc.PipelineCreateCaptureStatistics
+	}
+	pipe, err := f.CreateComputePipeline(module, layout, k.spec.Spec, flags)
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	hq := fs.Int("hq", 32, "query heads (Llama-3.1-8B: 32)")
 	hkv := fs.Int("hkv", 8, "KV heads (Llama-3.1-8B: 8; Llama-2-7B: 32)")
 	d := fs.Int("d", 128, "head dimension")
+	kernelStats := fs.Bool("kernelstats", false, "after the table, print every kernel's compiler statistics (registers, shared memory, ...; VK_KHR_pipeline_executable_properties), one line per kernel")
 	vkdev := fs.String("vkdevice", "", "Vulkan device NAME substring or INDEX (default: $HATA_VK_DEVICE, else discrete > integrated > CPU)")
 	var optFlags listFlag
 	fs.Var(&optFlags, "opt", "kernel parameters to time every point with, key=value pairs separated by commas; repeat the flag or separate sets with ; "+
@@ -76,7 +77,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *reps < 1 || *hq < 1 || *hkv < 1 || *hq%*hkv != 0 || *d < 1 {
 		return usagef("want -reps >= 1, -hq a multiple of -hkv, and positive sizes")
 	}
-	v, err := experiments.OpenVulkan(*vkdev)
+	o := vk.EnvOptions(*vkdev)
+	o.KernelStats = *kernelStats
+	v, err := experiments.OpenVulkanWith(o)
 	if err != nil {
 		return err
 	}
@@ -151,6 +154,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if *kernelStats {
+		printKernelStats(v.Ctx, stdout, stderr)
+	}
 	for _, f := range failed {
 		fmt.Fprintln(stderr, f)
 	}
@@ -158,6 +164,39 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d of %d points failed", len(failed), len(bs)*len(nl)*len(ml)*len(opts))
 	}
 	return nil
+}
+
+// printKernelStats writes the compiler statistics of every kernel ctx holds,
+// one line per kernel: "kernel", the shader, its specialization constants,
+// and each statistic as name=value in the driver's order (the executable's
+// name first when the pipeline has several). When the device cannot say, it
+// writes why to stderr: the benchmark itself succeeded.
+func printKernelStats(ctx *vk.Context, stdout, stderr io.Writer) {
+	stats, err := ctx.KernelStats()
+	if err != nil {
+		fmt.Fprintf(stderr, "hata bench: warning: -kernelstats: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stdout, "# kernel statistics (VK_KHR_pipeline_executable_properties): shader, spec constants (id 0 = workgroup size), then name=value as the driver reports them\n")
+	for _, k := range stats {
+		spec := make([]string, len(k.Spec))
+		for i, x := range k.Spec {
+			spec[i] = strconv.FormatUint(uint64(x), 10)
+		}
+		var parts []string
+		for _, e := range k.Executables {
+			var kv []string
+			for _, st := range e.Stats {
+				kv = append(kv, st.Name+"="+st.String())
+			}
+			p := strings.Join(kv, ", ")
+			if len(k.Executables) > 1 {
+				p = "[" + e.Name + "] " + p
+			}
+			parts = append(parts, p)
+		}
+		fmt.Fprintf(stdout, "kernel %s spec=%s: %s\n", k.Shader, strings.Join(spec, ","), strings.Join(parts, "; "))
+	}
 }
 
 // intList parses a comma-separated list of positive integers.

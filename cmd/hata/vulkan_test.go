@@ -120,3 +120,46 @@ func TestBenchDense(t *testing.T) {
 		t.Errorf("bench -method flash: status %d, want 2", st)
 	}
 }
+
+// TestBenchKernelStats runs hata bench -kernelstats for dense at a tiny shape:
+// the table as usual, then one line per kernel with its statistics on a
+// device with VK_KHR_pipeline_executable_properties, or a warning naming the
+// extension on stderr (and status 0) on one without it, lavapipe.
+func TestBenchKernelStats(t *testing.T) {
+	needVulkan(t)
+	ctx, err := vk.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	supported := ctx.Info.KernelStats
+	ctx.Close()
+	st, out, e := hata("bench", "-kernelstats", "-method", "dense", "-b", "1", "-n", "500", "-hq", "4", "-hkv", "2", "-d", "64", "-reps", "2")
+	if st != 0 {
+		t.Fatalf("hata bench -kernelstats: status %d: %s", st, e)
+	}
+	if !strings.Contains(out, "\ndense ") {
+		t.Errorf("no dense row in:\n%s", out)
+	}
+	var lines []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "kernel ") {
+			lines = append(lines, line)
+		}
+	}
+	if !supported {
+		if !strings.Contains(e, "VK_KHR_pipeline_executable_properties") || len(lines) > 0 {
+			t.Errorf("without the extension: stderr %q, %d kernel lines; want a warning naming it and none", e, len(lines))
+		}
+		return
+	}
+	copyLine := false
+	for _, l := range lines {
+		if strings.HasPrefix(l, "kernel copy spec=") && strings.Count(l, "=") > 1 {
+			copyLine = true
+		}
+	}
+	if !copyLine {
+		t.Errorf("no statistics line for the copy kernel in:\n%s\nstderr: %s", out, e)
+	}
+	t.Logf("\n%s", strings.Join(lines, "\n"))
+}

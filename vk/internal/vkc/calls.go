@@ -72,7 +72,7 @@ static VkResult vkc_create_instance(PFN_vkGetInstanceProcAddr gipa, uint32_t api
 }
 
 static VkResult vkc_create_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysicalDevice pd,
-		uint32_t family, void* next, VkDevice* out) {
+		uint32_t family, const char** exts, uint32_t ne, void* next, VkDevice* out) {
 	PFN_vkCreateDevice f = (PFN_vkCreateDevice)gipa(inst, "vkCreateDevice");
 	if (!f) return VK_ERROR_INITIALIZATION_FAILED;
 	float prio = 1.0f;
@@ -83,12 +83,14 @@ static VkResult vkc_create_device(PFN_vkGetInstanceProcAddr gipa, VkInstance ins
 	VkDeviceCreateInfo ci = {
 		.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = next,
 		.queueCreateInfoCount = 1, .pQueueCreateInfos = &q,
+		.enabledExtensionCount = ne, .ppEnabledExtensionNames = exts,
 	};
 	return f(pd, &ci, NULL, out);
 }
 
 typedef struct {
 	VkDevice dev;
+	PFN_vkGetDeviceProcAddr gdpa;
 	PFN_vkCreateDescriptorSetLayout createDSL;
 	PFN_vkCreatePipelineLayout createPL;
 	PFN_vkCreateDescriptorPool createDP;
@@ -101,6 +103,9 @@ typedef struct {
 	PFN_vkCmdCopyBuffer copy;
 	PFN_vkQueueSubmit submit;
 	PFN_vkInvalidateMappedMemoryRanges invalidate;
+	// VK_KHR_pipeline_executable_properties, NULL until vkc_load_executables.
+	PFN_vkGetPipelineExecutablePropertiesKHR execProps;
+	PFN_vkGetPipelineExecutableStatisticsKHR execStats;
 } vkc_dev;
 
 static vkc_dev* vkc_load_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkDevice dev) {
@@ -109,6 +114,7 @@ static vkc_dev* vkc_load_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst,
 	vkc_dev* d = calloc(1, sizeof(*d));
 	if (!d) return NULL;
 	d->dev = dev;
+	d->gdpa = gdpa;
 	d->createDSL = (PFN_vkCreateDescriptorSetLayout)gdpa(dev, "vkCreateDescriptorSetLayout");
 	d->createPL = (PFN_vkCreatePipelineLayout)gdpa(dev, "vkCreatePipelineLayout");
 	d->createDP = (PFN_vkCreateDescriptorPool)gdpa(dev, "vkCreateDescriptorPool");
@@ -127,6 +133,73 @@ static vkc_dev* vkc_load_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst,
 		return NULL;
 	}
 	return d;
+}
+
+// vkc_load_executables resolves the two entry points of
+// VK_KHR_pipeline_executable_properties; the device must have enabled it.
+static int vkc_load_executables(vkc_dev* d) {
+	d->execProps = (PFN_vkGetPipelineExecutablePropertiesKHR)d->gdpa(d->dev, "vkGetPipelineExecutablePropertiesKHR");
+	d->execStats = (PFN_vkGetPipelineExecutableStatisticsKHR)d->gdpa(d->dev, "vkGetPipelineExecutableStatisticsKHR");
+	return d->execProps && d->execStats;
+}
+
+// vkc_executables sets *out to a calloc'd array of the *n executables of
+// pipe (free it); VK_INCOMPLETE (the count grew between the two calls) asks
+// again.
+static VkResult vkc_executables(vkc_dev* d, VkPipeline pipe, uint32_t* n, VkPipelineExecutablePropertiesKHR** out) {
+	*n = 0;
+	*out = NULL;
+	if (!d->execProps) return VK_ERROR_EXTENSION_NOT_PRESENT;
+	VkPipelineInfoKHR pi = {.sType = VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR, .pipeline = pipe};
+	for (;;) {
+		uint32_t count = 0;
+		VkResult r = d->execProps(d->dev, &pi, &count, NULL);
+		if (r != VK_SUCCESS) return r;
+		VkPipelineExecutablePropertiesKHR* p = calloc(count ? count : 1, sizeof(*p));
+		if (!p) return VK_ERROR_OUT_OF_HOST_MEMORY;
+		for (uint32_t i = 0; i < count; i++) p[i].sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_PROPERTIES_KHR;
+		r = d->execProps(d->dev, &pi, &count, p);
+		if (r == VK_INCOMPLETE) { free(p); continue; }
+		if (r != VK_SUCCESS) { free(p); return r; }
+		*n = count;
+		*out = p;
+		return VK_SUCCESS;
+	}
+}
+
+// vkc_statistics sets *out to a calloc'd array of the *n statistics of
+// executable index of pipe (free it).
+static VkResult vkc_statistics(vkc_dev* d, VkPipeline pipe, uint32_t index, uint32_t* n, VkPipelineExecutableStatisticKHR** out) {
+	*n = 0;
+	*out = NULL;
+	if (!d->execStats) return VK_ERROR_EXTENSION_NOT_PRESENT;
+	VkPipelineExecutableInfoKHR ei = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR, .pipeline = pipe, .executableIndex = index};
+	for (;;) {
+		uint32_t count = 0;
+		VkResult r = d->execStats(d->dev, &ei, &count, NULL);
+		if (r != VK_SUCCESS) return r;
+		VkPipelineExecutableStatisticKHR* s = calloc(count ? count : 1, sizeof(*s));
+		if (!s) return VK_ERROR_OUT_OF_HOST_MEMORY;
+		for (uint32_t i = 0; i < count; i++) s[i].sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR;
+		r = d->execStats(d->dev, &ei, &count, s);
+		if (r == VK_INCOMPLETE) { free(s); continue; }
+		if (r != VK_SUCCESS) { free(s); return r; }
+		*n = count;
+		*out = s;
+		return VK_SUCCESS;
+	}
+}
+
+// vkc_statistic_value reads the member of s's value union that its format
+// names.
+static void vkc_statistic_value(const VkPipelineExecutableStatisticKHR* s, uint32_t* b, int64_t* i, uint64_t* u, double* f) {
+	switch (s->format) {
+	case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: *b = s->value.b32; break;
+	case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: *i = s->value.i64; break;
+	case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: *u = s->value.u64; break;
+	case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_FLOAT64_KHR: *f = s->value.f64; break;
+	default: break;
+	}
 }
 
 static VkResult vkc_create_dsl(vkc_dev* d, uint32_t n, VkDescriptorSetLayout* out) {
@@ -194,14 +267,14 @@ static VkResult vkc_create_module(vkc_dev* d, const uint32_t* code, size_t bytes
 }
 
 static VkResult vkc_create_pipeline(vkc_dev* d, VkShaderModule module, VkPipelineLayout layout,
-		const uint32_t* spec, uint32_t n, VkPipeline* out) {
+		const uint32_t* spec, uint32_t n, uint32_t flags, VkPipeline* out) {
 	VkSpecializationMapEntry e[32];
 	if (n > 32) return VK_ERROR_TOO_MANY_OBJECTS;
 	for (uint32_t i = 0; i < n; i++)
 		e[i] = (VkSpecializationMapEntry){.constantID = i, .offset = 4 * i, .size = 4};
 	VkSpecializationInfo si = {.mapEntryCount = n, .pMapEntries = e, .dataSize = 4 * (size_t)n, .pData = spec};
 	VkComputePipelineCreateInfo ci = {
-		.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+		.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO, .flags = flags,
 		.stage = {
 			.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
 			.module = module, .pName = "main", .pSpecializationInfo = n ? &si : NULL,
@@ -322,11 +395,18 @@ func CreateInstance(api uint32, layers, exts []string, next unsafe.Pointer) (uns
 	return unsafe.Pointer(inst), Check("vkCreateInstance", int32(r))
 }
 
-// CreateDevice calls vkCreateDevice with one queue of the given family and
-// chain (see FeatureChain) as pNext.
-func CreateDevice(inst, pd unsafe.Pointer, family uint32, chain *Chain) (unsafe.Pointer, error) {
+// ExtPipelineExecutableProperties is the device extension that reads a
+// pipeline's executables and their compiler statistics.
+const ExtPipelineExecutableProperties = "VK_KHR_pipeline_executable_properties"
+
+// CreateDevice calls vkCreateDevice with one queue of the given family, the
+// device extensions exts enabled and chain (see FeatureChain) as pNext.
+func CreateDevice(inst, pd unsafe.Pointer, family uint32, exts []string, chain *Chain) (unsafe.Pointer, error) {
+	ce, freeE := cStrings(exts)
+	defer freeE()
 	var dev C.VkDevice
-	r := C.vkc_create_device(C.PFN_vkGetInstanceProcAddr(gipa), C.VkInstance(inst), C.VkPhysicalDevice(pd), C.uint32_t(family), chain.Ptr(), &dev)
+	r := C.vkc_create_device(C.PFN_vkGetInstanceProcAddr(gipa), C.VkInstance(inst), C.VkPhysicalDevice(pd), C.uint32_t(family),
+		ce, C.uint32_t(len(exts)), chain.Ptr(), &dev)
 	return unsafe.Pointer(dev), Check("vkCreateDevice", int32(r))
 }
 
@@ -404,15 +484,22 @@ func (d *Device) CreateShaderModule(code []uint32) (unsafe.Pointer, error) {
 	return unsafe.Pointer(out), Check("vkCreateShaderModule", int32(r))
 }
 
+// PipelineCreateCaptureStatistics is VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR,
+// the flag of CreateComputePipeline that keeps the compiler's statistics for
+// PipelineExecutables (legal only with ExtPipelineExecutableProperties and
+// its feature enabled).
+const PipelineCreateCaptureStatistics = uint32(C.VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR)
+
 // CreateComputePipeline makes the pipeline of entry point "main" of module
-// with layout, specialization constant i = spec[i] (4 bytes each, at most 32).
-func (d *Device) CreateComputePipeline(module, layout unsafe.Pointer, spec []uint32) (unsafe.Pointer, error) {
+// with layout, specialization constant i = spec[i] (4 bytes each, at most 32)
+// and VkPipelineCreateFlags flags (0, or PipelineCreateCaptureStatistics).
+func (d *Device) CreateComputePipeline(module, layout unsafe.Pointer, spec []uint32, flags uint32) (unsafe.Pointer, error) {
 	var sp *C.uint32_t
 	if len(spec) > 0 {
 		sp = (*C.uint32_t)(unsafe.Pointer(&spec[0]))
 	}
 	var out C.VkPipeline
-	r := C.vkc_create_pipeline(d.p, C.VkShaderModule(module), C.VkPipelineLayout(layout), sp, C.uint32_t(len(spec)), &out)
+	r := C.vkc_create_pipeline(d.p, C.VkShaderModule(module), C.VkPipelineLayout(layout), sp, C.uint32_t(len(spec)), C.uint32_t(flags), &out)
 	return unsafe.Pointer(out), Check("vkCreateComputePipelines", int32(r))
 }
 
@@ -443,4 +530,95 @@ func (d *Device) QueueSubmit(queue, cb, fence unsafe.Pointer) error {
 // InvalidateMappedMemory invalidates the whole of mapped memory mem.
 func (d *Device) InvalidateMappedMemory(mem unsafe.Pointer) error {
 	return Check("vkInvalidateMappedMemoryRanges", int32(C.vkc_invalidate(d.p, C.VkDeviceMemory(mem))))
+}
+
+// LoadPipelineExecutables resolves vkGetPipelineExecutablePropertiesKHR and
+// vkGetPipelineExecutableStatisticsKHR with vkGetDeviceProcAddr. Call it only
+// on a device created with ExtPipelineExecutableProperties enabled.
+func (d *Device) LoadPipelineExecutables() error {
+	if C.vkc_load_executables(d.p) == 0 {
+		return errors.New("vulkan: vkGetDeviceProcAddr: " + ExtPipelineExecutableProperties + "'s entry points are missing")
+	}
+	return nil
+}
+
+// Executable is one executable of a pipeline (for a compute pipeline,
+// usually one: the compute shader) with the compiler's statistics of it.
+type Executable struct {
+	Name, Description string
+	Stages            uint32 // VkShaderStageFlags
+	SubgroupSize      uint32 // 0 when the driver does not say
+	Stats             []Statistic
+}
+
+// Statistic is one compiler statistic of an executable.
+type Statistic struct {
+	Name, Description string
+	// Value is a bool, int64, uint64 or float64, as the statistic's
+	// VkPipelineExecutableStatisticFormatKHR says (nil for an unknown one).
+	Value any
+}
+
+// PipelineExecutables returns the executables of pipeline pipe, each with
+// its statistics (vkGetPipelineExecutablePropertiesKHR, then
+// vkGetPipelineExecutableStatisticsKHR per executable). The pipeline must have
+// been created with PipelineCreateCaptureStatistics, after
+// LoadPipelineExecutables.
+func (d *Device) PipelineExecutables(pipe unsafe.Pointer) ([]Executable, error) {
+	var n C.uint32_t
+	var props *C.VkPipelineExecutablePropertiesKHR
+	r := C.vkc_executables(d.p, C.VkPipeline(pipe), &n, &props)
+	if err := Check("vkGetPipelineExecutablePropertiesKHR", int32(r)); err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(props))
+	out := make([]Executable, int(n))
+	for i, p := range unsafe.Slice(props, int(n)) {
+		out[i] = Executable{
+			Name:         C.GoString(&p.name[0]),
+			Description:  C.GoString(&p.description[0]),
+			Stages:       uint32(p.stages),
+			SubgroupSize: uint32(p.subgroupSize),
+		}
+		stats, err := d.statistics(pipe, uint32(i))
+		if err != nil {
+			return nil, err
+		}
+		out[i].Stats = stats
+	}
+	return out, nil
+}
+
+// statistics returns the statistics of executable index of pipe.
+func (d *Device) statistics(pipe unsafe.Pointer, index uint32) ([]Statistic, error) {
+	var n C.uint32_t
+	var stats *C.VkPipelineExecutableStatisticKHR
+	r := C.vkc_statistics(d.p, C.VkPipeline(pipe), C.uint32_t(index), &n, &stats)
+	if err := Check("vkGetPipelineExecutableStatisticsKHR", int32(r)); err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(stats))
+	cs := unsafe.Slice(stats, int(n))
+	out := make([]Statistic, int(n))
+	for i := range out {
+		s := &cs[i]
+		var b C.uint32_t
+		var i64 C.int64_t
+		var u64 C.uint64_t
+		var f64 C.double
+		C.vkc_statistic_value(s, &b, &i64, &u64, &f64)
+		var v any
+		switch s.format {
+		case C.VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+			v = b != 0
+		case C.VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+			v = int64(i64)
+		case C.VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+			v = uint64(u64)
+		case C.VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_FLOAT64_KHR:
+			v = float64(f64)
+		}
+		out[i] = Statistic{Name: C.GoString(&s.name[0]), Description: C.GoString(&s.description[0]), Value: v}
+	}
+	return out, nil
 }

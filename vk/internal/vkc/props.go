@@ -30,6 +30,7 @@ typedef struct {
 	uint32_t storageBuffer16BitAccess, storageBuffer8BitAccess;
 	uint32_t shaderFloat16, shaderInt8;
 	uint32_t subgroupSizeControl, computeFullSubgroups;
+	uint32_t pipelineExecutableInfo;
 } vkc_props;
 
 static int vkc_has_ext(VkExtensionProperties* exts, uint32_t n, const char* name) {
@@ -125,6 +126,7 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	int amdExt = vkc_has_ext(exts, n, "VK_AMD_shader_core_properties");
 	int f16Ext = v12 || vkc_has_ext(exts, n, "VK_KHR_shader_float16_int8");
 	int s8Ext = v12 || vkc_has_ext(exts, n, "VK_KHR_8bit_storage");
+	int pepExt = vkc_has_ext(exts, n, "VK_KHR_pipeline_executable_properties");
 	free(exts);
 
 	// Properties: 1.1 core structures, then the optional ones.
@@ -147,10 +149,13 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	VkPhysicalDeviceShaderFloat16Int8Features f16 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
 	VkPhysicalDevice8BitStorageFeatures s8 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_8BIT_STORAGE_FEATURES};
 	VkPhysicalDeviceSubgroupSizeControlFeatures sgcf = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
+	VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pep = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
 	head = &s16;
 	if (f16Ext) { f16.pNext = head; head = &f16; }
 	if (s8Ext) { s8.pNext = head; head = &s8; }
 	if (sgcExt) { sgcf.pNext = head; head = &sgcf; }
+	if (pepExt) { pep.pNext = head; head = &pep; }
 	VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = head};
 	gf2(pd, &f2);
 
@@ -174,19 +179,23 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	out->shaderInt8 = f16Ext ? f16.shaderInt8 : 0;
 	out->subgroupSizeControl = sgcExt ? sgcf.subgroupSizeControl : 0;
 	out->computeFullSubgroups = sgcExt ? sgcf.computeFullSubgroups : 0;
+	out->pipelineExecutableInfo = pepExt ? pep.pipelineExecutableInfo : 0;
 	return 0;
 }
 
 // vkc_feature_chain allocates the pNext chain of VkDeviceCreateInfo enabling
 // the given features: VkPhysicalDeviceFeatures2 -> Vulkan11Features ->
-// Vulkan12Features [-> Vulkan13Features when v13]. The device must support
+// Vulkan12Features [-> Vulkan13Features when v13] [->
+// PipelineExecutablePropertiesFeaturesKHR when f->pipelineExecutableInfo,
+// whose extension the device must then enable]. The device must support
 // Vulkan 1.2. Free with vkc_free_chain.
 static void* vkc_feature_chain(const vkc_props* f, int v13) {
 	VkPhysicalDeviceFeatures2* f2 = calloc(1, sizeof(*f2));
 	VkPhysicalDeviceVulkan11Features* f11 = calloc(1, sizeof(*f11));
 	VkPhysicalDeviceVulkan12Features* f12 = calloc(1, sizeof(*f12));
 	VkPhysicalDeviceVulkan13Features* f13 = calloc(1, sizeof(*f13));
-	if (!f2 || !f11 || !f12 || !f13) { free(f2); free(f11); free(f12); free(f13); return NULL; }
+	VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR* pep = calloc(1, sizeof(*pep));
+	if (!f2 || !f11 || !f12 || !f13 || !pep) { free(f2); free(f11); free(f12); free(f13); free(pep); return NULL; }
 	f2->sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	f2->pNext = f11;
 	f2->features.shaderInt64 = f->shaderInt64 ? VK_TRUE : VK_FALSE;
@@ -201,18 +210,22 @@ static void* vkc_feature_chain(const vkc_props* f, int v13) {
 	f13->sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES;
 	f13->subgroupSizeControl = f->subgroupSizeControl ? VK_TRUE : VK_FALSE;
 	f13->computeFullSubgroups = f->computeFullSubgroups ? VK_TRUE : VK_FALSE;
-	if (v13) f12->pNext = f13; else free(f13);
+	pep->sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR;
+	pep->pipelineExecutableInfo = VK_TRUE;
+	VkBaseOutStructure* tail = (VkBaseOutStructure*)f12;
+	if (v13) { f12->pNext = f13; tail = (VkBaseOutStructure*)f13; } else free(f13);
+	if (f->pipelineExecutableInfo) tail->pNext = (VkBaseOutStructure*)pep; else free(pep);
 	return f2;
 }
 
+// vkc_free_chain frees every structure of a chain vkc_feature_chain made.
 static void vkc_free_chain(void* p) {
-	VkPhysicalDeviceFeatures2* f2 = p;
-	VkPhysicalDeviceVulkan11Features* f11 = f2->pNext;
-	VkPhysicalDeviceVulkan12Features* f12 = f11->pNext;
-	free(f12->pNext);
-	free(f12);
-	free(f11);
-	free(f2);
+	VkBaseOutStructure* s = p;
+	while (s) {
+		VkBaseOutStructure* next = s->pNext;
+		free(s);
+		s = next;
+	}
 }
 */
 import "C"
@@ -277,6 +290,11 @@ type Features struct {
 	StorageBuffer16BitAccess, StorageBuffer8BitAccess bool
 	ShaderFloat16, ShaderInt8                         bool
 	SubgroupSizeControl, ComputeFullSubgroups         bool
+	// PipelineExecutableInfo is VK_KHR_pipeline_executable_properties'
+	// feature (queried only when the device offers the extension): the
+	// compiler's statistics of each pipeline can be read. Unlike the others,
+	// Open enables it only when asked to (with the extension).
+	PipelineExecutableInfo bool
 }
 
 // Query returns the properties of the physical device pd of instance inst
@@ -350,6 +368,7 @@ func Query(inst, pd unsafe.Pointer) (Props, error) {
 			ShaderInt8:               b(out.shaderInt8),
 			SubgroupSizeControl:      b(out.subgroupSizeControl),
 			ComputeFullSubgroups:     b(out.computeFullSubgroups),
+			PipelineExecutableInfo:   b(out.pipelineExecutableInfo),
 		},
 	}
 	p.DriverID, p.DriverName, p.DriverInfo = p2.DriverID, p2.DriverName, p2.DriverInfo
@@ -364,9 +383,12 @@ func Query(inst, pd unsafe.Pointer) (Props, error) {
 type Chain struct{ p unsafe.Pointer }
 
 // FeatureChain returns the pNext chain enabling f (VkPhysicalDeviceFeatures2
-// and the Vulkan 1.1/1.2 feature structures, plus 1.3's when v13). The device
-// must support Vulkan 1.2; VkDeviceCreateInfo.pEnabledFeatures must then be
-// NULL. Free it after vkCreateDevice.
+// and the Vulkan 1.1/1.2 feature structures, plus 1.3's when v13, plus
+// VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR when
+// f.PipelineExecutableInfo, for which CreateDevice must enable
+// ExtPipelineExecutableProperties). The device must support Vulkan 1.2;
+// VkDeviceCreateInfo.pEnabledFeatures must then be NULL. Free it after
+// vkCreateDevice.
 func FeatureChain(f Features, v13 bool) (*Chain, error) {
 	i := func(v bool) C.uint32_t {
 		if v {
@@ -379,6 +401,7 @@ func FeatureChain(f Features, v13 bool) (*Chain, error) {
 		storageBuffer16BitAccess: i(f.StorageBuffer16BitAccess), storageBuffer8BitAccess: i(f.StorageBuffer8BitAccess),
 		shaderFloat16: i(f.ShaderFloat16), shaderInt8: i(f.ShaderInt8),
 		subgroupSizeControl: i(f.SubgroupSizeControl), computeFullSubgroups: i(f.ComputeFullSubgroups),
+		pipelineExecutableInfo: i(f.PipelineExecutableInfo),
 	}
 	v := C.int(0)
 	if v13 {

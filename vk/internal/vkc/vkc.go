@@ -12,6 +12,8 @@
 //   - the calls whose arguments hold arrays of structures or nested
 //     pointers (calls.go explains why vulkan-go must not make them);
 //   - a C-allocated pNext feature chain for vkCreateDevice;
+//   - VK_KHR_pipeline_executable_properties: a pipeline's executables and
+//     the compiler's statistics of each (registers, shared memory, ...);
 //   - VK_EXT_debug_utils: a messenger whose callback, written in C, records
 //     every validation warning and error for the Go side to read;
 //   - VkResult codes turned into Go errors that name the call.
