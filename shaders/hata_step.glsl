@@ -39,8 +39,19 @@
 // item while it runs, and runs it to the end), so the smallest unfinished
 // item never waits: the queue cannot deadlock however many workgroups are
 // resident, on any device whose resident workgroups all make progress
-// (NVIDIA, AMD, Intel, lavapipe's threads). S items load their first codes
-// before they wait, so the encode's latency is hidden behind those loads.
+// (NVIDIA, AMD, Intel). S items load their first codes before they wait, so
+// the encode's latency is hidden behind those loads.
+//
+// lavapipe (llvmpipe) ends every loop of an invocation once all its loops
+// together have iterated 65535 times (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS,
+// a guard against hung shaders), silently: a workgroup that runs many items,
+// or polls long while its producer's thread is descheduled, leaves its item
+// loop or its poll early (measured: one workgroup stopped after 844 of 1148
+// items; sixteen returned unwritten selections in about one run in ten under
+// load). There the host runs the step as four dispatches of this kernel, one
+// per kind of item (ctr[0] set to the kind's first item, pc.item_end to the
+// next kind's), so that every wait is already met when it starts; on GPUs it
+// is one dispatch (item_end 0).
 //
 // The buffers one item writes and another reads (qc, keys, hist, sel) are
 // coherent (no stale L1 lines) and volatile (no load of them cached in a
@@ -110,6 +121,7 @@ layout(push_constant) uniform PushConstants {
     uint hkv;          // KV heads (W head = row % hkv)
     uint ldw;          // row stride of W, in floats
     uint rbit;         // code bits
+    uint item_end;     // items >= item_end are left to a later dispatch; 0: none
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
@@ -144,10 +156,9 @@ shared uint sh_idx[MAXLEN]; // A: the split's token indices
 void wait_done(uint kind, uint row, uint want) {
     // Subgroup 0 polls (one load per poll on a GPU), or with POLL_ALL every
     // lane (CPU devices), with an acquire load and a store in the loop's
-    // body: on lavapipe a loop of plain (even volatile) loads with an empty
-    // body was deleted as side-effect free, leaving no wait at all, and a
-    // loop of lane 0 or of subgroup 0 alone put the barriers of its lanes
-    // out of step with the others' (wrong results), so there every lane polls.
+    // body (a loop of plain loads with an empty body may be deleted as side-
+    // effect free). On lavapipe no poll ever waits: there the step runs one
+    // kind of item per dispatch (pc.item_end; the queue comment above).
     if (POLL_ALL || gl_SubgroupID == 0) {
         while (atomicLoad(ctr[1 + kind * pc.rows + row], gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquire) < want) {
             sh_spin = 1;
@@ -369,7 +380,7 @@ void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint ep = (pc.rbit + 31) / 32;
     const uint ne = pc.rows * ep, ns = pc.rows * pc.nchunks, na = pc.rows * pc.splits;
-    const uint total = ne + 2 * ns + na;
+    const uint total = pc.item_end != 0 ? min(pc.item_end, ne + 2 * ns + na) : ne + 2 * ns + na;
     // The claim of the next item is issued while this one runs (sh_next), so
     // its round trip is hidden; a claimed item is run by the workgroup that
     // claimed it, after its current one, which keeps the queue's argument.

@@ -81,6 +81,14 @@
 //     poisons outputs with NaN when validating (Options.Poison), so fill your
 //     outputs with b.Fill(r, NaNBits) when ctx.Poisons().
 //
+// lavapipe ends every loop of an invocation, without an error, once all its
+// loops together have iterated 65535 times (gallivm's guard against hung
+// shaders, LP_MAX_TGSI_LOOP_ITERATIONS): a kernel whose invocations loop
+// longer than that on the test shapes, or spin waiting for another
+// workgroup, computes wrong results there and only there. hata_step (the
+// onekernel variant), the one kernel that waits for other workgroups, runs as
+// one dispatch per kind of item on CPU devices for that reason.
+//
 // # Timing
 //
 // Batch.Stage writes a GPU timestamp at the bottom of the pipe, after every

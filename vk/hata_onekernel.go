@@ -29,6 +29,7 @@ type hataStepPush struct {
 	KK, K, KStride, SplitLen, Splits                           uint32
 	Scale                                                      float32
 	Rows, Hkv, Ldw, Rbit                                       uint32
+	ItemEnd                                                    uint32
 }
 
 // oneKernel is the plan of a onekernel step: the kernel, its counters
@@ -77,7 +78,12 @@ func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
 	return &oneKernel{k: k, ctr: ctr.Range(0, ctrBytes), groups: groups}, nil
 }
 
-// recordStep records the onekernel step ("step") into the attention a.
+// recordStep records the onekernel step ("step") into the attention a: one
+// dispatch on a GPU; on a CPU device one per kind of item (encode, score,
+// select, attend) with a workgroup per item, the queue head set to the
+// kind's first item before each, because lavapipe silently ends an invocation's loops after 65535 iterations
+// of all of them together, which long polls or many items per workgroup
+// reach (hata_step.glsl).
 func (m *HATA) recordStep(b *Batch, h *hataStep, o *oneKernel, a *attention) error {
 	b.Stage("step")
 	codes := m.scratch["key codes"]
@@ -86,13 +92,32 @@ func (m *HATA) recordStep(b *Batch, h *hataStep, o *oneKernel, a *attention) err
 	if err != nil {
 		return err
 	}
-	b.Dispatch(o.k, set, hataStepPush{
+	push := hataStepPush{
 		N: uint32(m.n), Cap: uint32(m.cap), ChunkLen: uint32(h.scoreChunk), NChunks: uint32(h.sel.nchunks),
 		SinkEnd: uint32(h.sel.sinkEnd), RecentStart: uint32(h.sel.recentEnd), KeyStride: uint32(m.cap),
 		KK: uint32(h.sel.kk), K: uint32(h.k), KStride: uint32(h.k),
 		SplitLen: uint32(a.length), Splits: uint32(a.splits), Scale: float32(1 / math.Sqrt(float64(m.d))),
 		Rows: uint32(h.rows), Hkv: uint32(m.hkv), Ldw: uint32(m.w.Rbit), Rbit: uint32(m.w.Rbit),
-	}, uint32(o.groups), 1, 1)
-	b.Barrier()
+	}
+	if m.ctx.Info.Type != DeviceCPU {
+		b.Dispatch(o.k, set, push, uint32(o.groups), 1, 1)
+		b.Barrier()
+		return nil
+	}
+	// The items' kinds end at these indices (hata_step.glsl's order).
+	ne := h.rows * ((m.w.Rbit + 31) / 32)
+	ns := h.rows * h.sel.nchunks
+	ends := []int{ne, ne + ns, ne + 2*ns, ne + 2*ns + h.rows*a.splits}
+	first := 0
+	for _, end := range ends {
+		b.Fill(o.ctr.Buf.Range(o.ctr.Off, 4), uint32(first)) // the queue head
+		b.Barrier()
+		push.ItemEnd = uint32(end)
+		// A workgroup per item, so that no workgroup's loops add up to many.
+		groups := min(end-first, int(m.ctx.Info.Limits.MaxComputeWorkGroupCount[0]))
+		b.Dispatch(o.k, set, push, uint32(groups), 1, 1)
+		b.Barrier()
+		first = end
+	}
 	return nil
 }
