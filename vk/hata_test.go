@@ -264,16 +264,21 @@ func prefilledHATAs(t *testing.T, ctx *Context, w *ref.HashWeights, win ref.Wind
 
 // TestSparseTiles runs the attention with the GPU's tile of 4 entries per
 // slot (lavapipe's default is 1), indexed and gathered, over splits of every
-// length from 1 to over a tile, against ref.
+// length from 1 to over a tile, its merge folded into the last split of a
+// row or (SeparateMerge, and always when gathered) a dispatch of its own,
+// against ref.
 func TestSparseTiles(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(4, 4))
 	s := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 300, D: 64}
 	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
 	kv := reftest.DyadicKV(rng, s, true)
-	for _, v := range []string{VariantFused, VariantNaive} {
+	for _, c := range []struct {
+		variant  string
+		separate bool
+	}{{VariantFused, false}, {VariantFused, true}, {VariantNaive, false}} {
 		for _, splits := range []int{1, 3, 40} {
-			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: v, Split: SplitPolicy{Splits: splits}, Tile: 4}, kv)
+			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: c.variant, Split: SplitPolicy{Splits: splits}, Tile: 4, SeparateMerge: c.separate}, kv)
 			for _, b := range []ref.Budget{{K: 1}, {K: 37}, ref.Full} {
 				q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 				rw, _ := want.Decode(q, b)
@@ -281,7 +286,11 @@ func TestSparseTiles(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkStep(t, fmt.Sprintf("tile 4 %s S=%d budget %v", v, splits, b), "hata", q, kv, b, want, m, rw, rg, true)
+				where := fmt.Sprintf("tile 4 %s separate merge %v S=%d budget %v", c.variant, c.separate, splits, b)
+				if merged := slices.ContainsFunc(m.Timings().Stages, func(st Stage) bool { return st.Name == "merge" }); merged != (c.separate || c.variant == VariantNaive) {
+					t.Errorf("%s: stages %v", where, stageNames(m.Timings()))
+				}
+				checkStep(t, where, "hata", q, kv, b, want, m, rw, rg, true)
 			}
 			m.Close()
 		}

@@ -111,6 +111,13 @@ type SparseOptions struct {
 	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
 	// multiple of the largest subgroup size.
 	ScoreWorkgroup int
+	// SeparateMerge merges the attention's S split partials in a dispatch of
+	// its own (sparse_merge, one workgroup per query head) instead of in
+	// sparse_split's last workgroup of each row, whose fence, counter and
+	// reads of the other splits' partials lie on the kernel's critical path
+	// (BENCHMARKS.md, session 6). The variants whose own kernel attends
+	// (twokernel, onekernel) and the naive one (always separate) ignore it.
+	SeparateMerge bool
 	// QueueGroups is the workgroups per compute unit of the onekernel
 	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is
 	// harmless (a workgroup that starts late finds the queue empty and
@@ -662,10 +669,10 @@ type attention struct {
 }
 
 // prepareAttention sizes the attention's buffers and kernels for s. The naive
-// chain (gather) keeps Fig. 9's separate merge: sparse_split writes the S
-// partials and sparse_merge merges them in a dispatch of its own; otherwise
-// sparse_split's last workgroup of every row merges them (its counters are
-// zeroed here, once, when they are allocated).
+// chain (gather) keeps Fig. 9's separate merge, as does SeparateMerge:
+// sparse_split writes the S partials and sparse_merge merges them in a
+// dispatch of its own; otherwise sparse_split's last workgroup of every row
+// merges them (its counters are zeroed here, once, when they are allocated).
 //
 // splits > 0 fixes S for a method whose own kernel attends (HATA's
 // select_attend, one split per select chunk): no sparse_split is built.
@@ -676,7 +683,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 	if maxSplits < 1 {
 		return nil, c.errorf("q of %s is over maxStorageBufferRange", bytesString(qBytes))
 	}
-	if gather && (s.hq > int(lim.MaxComputeWorkGroupCount[0]) || c.b > int(lim.MaxComputeWorkGroupCount[1])) {
+	if (gather || c.opt.SeparateMerge) && (s.hq > int(lim.MaxComputeWorkGroupCount[0]) || c.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return nil, c.errorf("merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", s.hq, c.b, lim.MaxComputeWorkGroupCount)
 	}
 	a := &attention{}
@@ -695,12 +702,13 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 		}
 	}
 	var err error
+	separate := gather || splits == 0 && c.opt.SeparateMerge
 	if splits == 0 {
-		if a.split, err = c.sparseKernel(s.g, !gather, !gather); err != nil {
+		if a.split, err = c.sparseKernel(s.g, !gather, !separate); err != nil {
 			return nil, err
 		}
 	}
-	if gather {
+	if separate {
 		if c.d/4 > sparseMergeWorkgroup {
 			return nil, c.errorf("head dim D=%d over the merge kernel's %d", c.d, 4*sparseMergeWorkgroup)
 		}
@@ -879,7 +887,8 @@ func b32(b bool) uint32 {
 
 // recordAttention records the attention of s over its selection: "gather"
 // (naive only), "attend" (sparse_split, with the merge folded in unless
-// naive) and "merge" (sparse_merge, naive only).
+// naive or SeparateMerge) and "merge" (sparse_merge, naive or
+// SeparateMerge).
 //
 // Both read the cache one buffer at a time (kvGroup); the attention after a
 // gather reads the gathered rows, one buffer.

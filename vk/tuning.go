@@ -53,9 +53,11 @@ type Tuning struct {
 	// ScoreWorkgroup is hata_score's workgroup size:
 	// SparseOptions.ScoreWorkgroup. hata and lsh only.
 	ScoreWorkgroup int
-	// SepMerge = 1 runs dense's log-sum-exp merge as a dispatch of its own
-	// (DenseOptions.SeparateMerge) instead of in the split kernel's last
-	// workgroup of a row. Dense only.
+	// SepMerge = 1 runs the attention's log-sum-exp merge as a dispatch of
+	// its own (DenseOptions.SeparateMerge, SparseOptions.SeparateMerge)
+	// instead of in the split kernel's last workgroup of a row. Every method
+	// but the twokernel, onekernel and naive variants of hata and lsh (their
+	// own kernels merge, or the naive chain always merges separately).
 	SepMerge int
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
@@ -64,11 +66,12 @@ type Tuning struct {
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
 // methods whose kernels read it: a name of Methods for all its variants,
-// name/variant for one.
+// name/variant for one, less the name/variant entries of except.
 type tuningKey struct {
 	key     string
 	field   func(*Tuning) *int
 	methods []string
+	except  []string
 }
 
 // tuningKeys lists the fields of Tuning in the order String writes them. The
@@ -77,17 +80,18 @@ type tuningKey struct {
 // kernel's chunks (no SelectChunk), streaming has no score kernel (quest's
 // score kernel takes ScoreChunk in tokens, covering whole pages).
 var tuningKeys = []tuningKey{
-	{"tile", func(t *Tuning) *int { return &t.Tile }, Methods},
-	{"workgroup", func(t *Tuning) *int { return &t.Workgroup }, Methods},
-	{"splits", func(t *Tuning) *int { return &t.Splits }, Methods},
-	{"targetworkgroups", func(t *Tuning) *int { return &t.TargetWorkgroups }, Methods},
-	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods},
-	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "quest", "h2o"}},
-	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}},
-	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods},
-	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}},
-	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, []string{"dense"}},
-	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}},
+	{"tile", func(t *Tuning) *int { return &t.Tile }, Methods, nil},
+	{"workgroup", func(t *Tuning) *int { return &t.Workgroup }, Methods, nil},
+	{"splits", func(t *Tuning) *int { return &t.Splits }, Methods, nil},
+	{"targetworkgroups", func(t *Tuning) *int { return &t.TargetWorkgroups }, Methods, nil},
+	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods, nil},
+	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "quest", "h2o"}, nil},
+	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}, nil},
+	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods, nil},
+	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}, nil},
+	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, Methods,
+		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
+	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -142,7 +146,8 @@ func (t Tuning) Check(method string) error {
 		switch {
 		case v < 0:
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
-		case v != 0 && !slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)):
+		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||
+			variant != "" && slices.Contains(k.except, name+"/"+variant)):
 			return fmt.Errorf("vk: tuning key %s: %s does not use it (used by %s)", k.key, method, strings.Join(k.methods, ", "))
 		}
 	}
@@ -170,6 +175,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
+	o.SeparateMerge = o.SeparateMerge || t.SepMerge != 0
 	return o
 }
 

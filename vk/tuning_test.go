@@ -53,19 +53,19 @@ func TestTuningKeys(t *testing.T) {
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
 		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups"},
-		"topk":             {"scoreworkgroup", "sepmerge", "queuegroups"},
-		"hata":             {"selectchunk", "sepmerge", "queuegroups"},
-		"hata/fused":       {"selectchunk", "sepmerge", "queuegroups"},
+		"topk":             {"scoreworkgroup", "queuegroups"},
+		"hata":             {"selectchunk", "queuegroups"},
+		"hata/fused":       {"selectchunk", "queuegroups"},
 		"hata/twokernel":   {"selectchunk", "sepmerge", "queuegroups"},
-		"hata/threekernel": {"selectchunk", "sepmerge", "queuegroups"},
+		"hata/threekernel": {"selectchunk", "queuegroups"},
 		"hata/onekernel":   {"selectchunk", "sepmerge"},
 		"hata/naive":       {"sepmerge", "queuegroups"},
-		"lsh":              {"selectchunk", "sepmerge", "queuegroups"},
+		"lsh":              {"selectchunk", "queuegroups"},
 		"lsh/naive":        {"sepmerge", "queuegroups"},
-		"loki":             {"scoreworkgroup", "sepmerge", "queuegroups"},
-		"quest":            {"scoreworkgroup", "sepmerge", "queuegroups"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "sepmerge", "queuegroups"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "sepmerge", "queuegroups"},
+		"loki":             {"scoreworkgroup", "queuegroups"},
+		"quest":            {"scoreworkgroup", "queuegroups"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
@@ -240,20 +240,40 @@ func TestBenchMethodTuning(t *testing.T) {
 		t.Errorf("hata with scoreworkgroup=%d: hata_score's workgroup (id 0) %v, want %d", swg, scoreSpec, swg)
 	}
 
+	// sepmerge: sparse_split without its folded merge (FUSED, id 6) and a
+	// sparse_merge dispatch; the default keeps the fold and no sparse_merge.
+	merges := func(tu Tuning) (fused []uint32, merge bool) {
+		for k := range coreOf(build("hata", tu)).sets {
+			switch {
+			case strings.HasPrefix(k.k.spec.Shader, "sparse_split_"):
+				fused = append(fused, k.k.spec.Spec[6])
+			case k.k.spec.Shader == "sparse_merge":
+				merge = true
+			}
+		}
+		return fused, merge
+	}
+	if fused, merge := merges(Tuning{}); len(fused) == 0 || slices.Contains(fused, 0) || merge {
+		t.Errorf("hata: sparse_split's FUSED (id 6) %v and sparse_merge %v, want 1 and none", fused, merge)
+	}
+	if fused, merge := merges(Tuning{SepMerge: 1}); len(fused) == 0 || slices.Contains(fused, 1) || !merge {
+		t.Errorf("hata with sepmerge=1: sparse_split's FUSED (id 6) %v and sparse_merge %v, want 0 and one", fused, merge)
+	}
+
 	for _, c := range []struct {
-		name string
-		tu   Tuning
-		key  string
+		name, variant string
+		tu            Tuning
+		key           string
 	}{
-		{"hata", Tuning{SepMerge: 1}, "sepmerge"},
-		{"streaming", Tuning{ScoreChunk: 512}, "scorechunk"},
-		{"dense", Tuning{SelectChunk: 512}, "selectchunk"},
+		{"hata", VariantOneKernel, Tuning{SepMerge: 1}, "sepmerge"},
+		{"streaming", "", Tuning{ScoreChunk: 512}, "scorechunk"},
+		{"dense", "", Tuning{SelectChunk: 512}, "selectchunk"},
 	} {
-		if m, err := ctx.BenchMethod(c.name, "", hkv, d, c.tu); err == nil || !strings.Contains(err.Error(), c.key) {
+		if m, err := ctx.BenchMethod(c.name, c.variant, hkv, d, c.tu); err == nil || !strings.Contains(err.Error(), c.key) {
 			if m != nil {
 				m.(io.Closer).Close()
 			}
-			t.Errorf("BenchMethod(%s, %s) = %v, want an error naming %s", c.name, c.tu, err, c.key)
+			t.Errorf("BenchMethod(%s, %q, %s) = %v, want an error naming %s", c.name, c.variant, c.tu, err, c.key)
 		}
 	}
 }
