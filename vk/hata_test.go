@@ -265,7 +265,7 @@ func prefilledHATAs(t *testing.T, ctx *Context, w *ref.HashWeights, win ref.Wind
 // TestSparseTiles runs the attention with the GPU's tile of 4 entries per
 // slot (lavapipe's default is 1), indexed and gathered, over splits of every
 // length from 1 to over a tile, its merge folded into the last split of a
-// row or (SeparateMerge, and always when gathered) a dispatch of its own,
+// row or (MergeSeparate, and always when gathered) a dispatch of its own,
 // against ref.
 func TestSparseTiles(t *testing.T) {
 	ctx := device(t)
@@ -274,11 +274,11 @@ func TestSparseTiles(t *testing.T) {
 	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
 	kv := reftest.DyadicKV(rng, s, true)
 	for _, c := range []struct {
-		variant  string
-		separate bool
-	}{{VariantFused, false}, {VariantFused, true}, {VariantNaive, false}} {
+		variant string
+		merge   MergeMode
+	}{{VariantFused, MergeFold}, {VariantFused, MergeSeparate}, {VariantNaive, MergeFold}} {
 		for _, splits := range []int{1, 3, 40} {
-			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: c.variant, Split: SplitPolicy{Splits: splits}, Tile: 4, SeparateMerge: c.separate}, kv)
+			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: c.variant, Split: SplitPolicy{Splits: splits}, Tile: 4, Merge: c.merge}, kv)
 			for _, b := range []ref.Budget{{K: 1}, {K: 37}, ref.Full} {
 				q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 				rw, _ := want.Decode(q, b)
@@ -286,8 +286,8 @@ func TestSparseTiles(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				where := fmt.Sprintf("tile 4 %s separate merge %v S=%d budget %v", c.variant, c.separate, splits, b)
-				if merged := slices.ContainsFunc(m.Timings().Stages, func(st Stage) bool { return st.Name == "merge" }); merged != (c.separate || c.variant == VariantNaive) {
+				where := fmt.Sprintf("tile 4 %s merge mode %d S=%d budget %v", c.variant, c.merge, splits, b)
+				if merged := slices.ContainsFunc(m.Timings().Stages, func(st Stage) bool { return st.Name == "merge" }); merged != (c.merge == MergeSeparate || c.variant == VariantNaive) {
 					t.Errorf("%s: stages %v", where, stageNames(m.Timings()))
 				}
 				checkStep(t, where, "hata", q, kv, b, want, m, rw, rg, true)

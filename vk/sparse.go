@@ -111,13 +111,13 @@ type SparseOptions struct {
 	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
 	// multiple of the largest subgroup size.
 	ScoreWorkgroup int
-	// SeparateMerge merges the attention's S split partials in a dispatch of
-	// its own (sparse_merge, one workgroup per query head) instead of in
-	// sparse_split's last workgroup of each row, whose fence, counter and
-	// reads of the other splits' partials lie on the kernel's critical path
-	// (BENCHMARKS.md, session 6). The variants whose own kernel attends
-	// (twokernel, onekernel) and the naive one (always separate) ignore it.
-	SeparateMerge bool
+	// Merge chooses how the attention's S split partials are merged: in
+	// sparse_split's last workgroup of each row (MergeFold) or by
+	// sparse_merge in a dispatch of its own (MergeSeparate); the default,
+	// MergeAuto, picks by the rule measured on the H200 (mergeSeparately).
+	// The variants whose own kernel attends (twokernel, onekernel) and the
+	// naive one (always separate) ignore it.
+	Merge MergeMode
 	// QueueGroups is the workgroups per compute unit of the onekernel
 	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is
 	// harmless (a workgroup that starts late finds the queue empty and
@@ -127,6 +127,42 @@ type SparseOptions struct {
 	// (vkCmdFillBuffer, in the "upload" stage) before its kernels, so that
 	// the timed stages start on a busy GPU with a cold L2; 0 (default): none.
 	Prologue uint64
+}
+
+// MergeMode is SparseOptions.Merge.
+type MergeMode int
+
+// The modes of SparseOptions.Merge.
+const (
+	// MergeAuto merges separately where mergeSeparately says so, else
+	// folds.
+	MergeAuto MergeMode = iota
+	// MergeFold: the last workgroup of each row merges (a fence, a counter
+	// and its reads of the other splits' partials, on the kernel's path).
+	MergeFold
+	// MergeSeparate: sparse_merge, one workgroup per query head, in a
+	// dispatch of its own behind a barrier.
+	MergeSeparate
+)
+
+// separateMergeMaxLen is the longest split (in entries) for which MergeAuto
+// merges in a dispatch of its own.
+const separateMergeMaxLen = 128
+
+// mergeSeparately is MergeAuto's rule: merge in a dispatch of its own when
+// the attention has splits of at most separateMergeMaxLen entries, at least
+// two per row, and more split workgroups (rows*splits) than compute units;
+// fold otherwise, and always on CPU devices. On the H200 (runs 57-58,
+// BENCHMARKS.md) the separate merge was 1.0-2.8 us faster at every shape of
+// batch 1-8 and 16K-256K tokens that meets the rule (B8/32K, B1/256K, B2 and
+// B4 from 64K-128K on) and 0.7-3.5 us slower at every one that does not: a
+// folded merge costs its row's last workgroup a fence, an atomic and two
+// dependent reads on a busy GPU (4-10 us in the ablations of run 56), which
+// short splits cannot hide and a dispatch (2.3-2.9 us) undercuts when
+// there are many of them; with fewer workgroups or longer splits the fold is
+// cheaper than the extra dispatch.
+func mergeSeparately(info DeviceInfo, rows, splits, length int) bool {
+	return info.Type != DeviceCPU && splits >= 2 && length <= separateMergeMaxLen && rows*splits > info.ComputeUnits
 }
 
 // The variants of SparseOptions.Variant.
@@ -669,7 +705,8 @@ type attention struct {
 }
 
 // prepareAttention sizes the attention's buffers and kernels for s. The naive
-// chain (gather) keeps Fig. 9's separate merge, as does SeparateMerge:
+// chain (gather) keeps Fig. 9's separate merge, as does SparseOptions.Merge
+// where it chooses MergeSeparate or MergeAuto's rule does:
 // sparse_split writes the S partials and sparse_merge merges them in a
 // dispatch of its own; otherwise sparse_split's last workgroup of every row
 // merges them (its counters are zeroed here, once, when they are allocated).
@@ -682,9 +719,6 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 	maxSplits := int(min(lim.MaxStorageBufferRange/qBytes, uint64(lim.MaxComputeWorkGroupCount[0])))
 	if maxSplits < 1 {
 		return nil, c.errorf("q of %s is over maxStorageBufferRange", bytesString(qBytes))
-	}
-	if (gather || c.opt.SeparateMerge) && (s.hq > int(lim.MaxComputeWorkGroupCount[0]) || c.b > int(lim.MaxComputeWorkGroupCount[1])) {
-		return nil, c.errorf("merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", s.hq, c.b, lim.MaxComputeWorkGroupCount)
 	}
 	a := &attention{}
 	a.splits, a.length = c.opt.Split.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
@@ -701,8 +735,19 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 			return nil, c.errorf("k=%d needs %d splits of at most %d, over the %d that fit", s.k, a.splits, maxSplitLen, maxSplits)
 		}
 	}
+	separate := gather
+	if splits == 0 && !gather {
+		switch c.opt.Merge {
+		case MergeSeparate:
+			separate = true
+		case MergeAuto:
+			separate = mergeSeparately(c.ctx.Info, s.rows, a.splits, a.length)
+		}
+	}
+	if separate && (s.hq > int(lim.MaxComputeWorkGroupCount[0]) || c.b > int(lim.MaxComputeWorkGroupCount[1])) {
+		return nil, c.errorf("merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", s.hq, c.b, lim.MaxComputeWorkGroupCount)
+	}
 	var err error
-	separate := gather || splits == 0 && c.opt.SeparateMerge
 	if splits == 0 {
 		if a.split, err = c.sparseKernel(s.g, !gather, !separate); err != nil {
 			return nil, err
@@ -887,8 +932,8 @@ func b32(b bool) uint32 {
 
 // recordAttention records the attention of s over its selection: "gather"
 // (naive only), "attend" (sparse_split, with the merge folded in unless
-// naive or SeparateMerge) and "merge" (sparse_merge, naive or
-// SeparateMerge).
+// naive or merged separately, SparseOptions.Merge) and "merge"
+// (sparse_merge, naive or merged separately).
 //
 // Both read the cache one buffer at a time (kvGroup); the attention after a
 // gather reads the gathered rows, one buffer.

@@ -54,10 +54,12 @@ type Tuning struct {
 	// SparseOptions.ScoreWorkgroup. hata and lsh only.
 	ScoreWorkgroup int
 	// SepMerge = 1 runs the attention's log-sum-exp merge as a dispatch of
-	// its own (DenseOptions.SeparateMerge, SparseOptions.SeparateMerge)
-	// instead of in the split kernel's last workgroup of a row. Every method
-	// but the twokernel, onekernel and naive variants of hata and lsh (their
-	// own kernels merge, or the naive chain always merges separately).
+	// its own (DenseOptions.SeparateMerge, SparseOptions.Merge =
+	// MergeSeparate), 2 in the split kernel's last workgroup of a row
+	// (dense's default, MergeFold); 0 keeps the method's default (for the
+	// top-k methods MergeAuto). Every method but the twokernel, onekernel
+	// and naive variants of hata and lsh (their own kernels merge, or the
+	// naive chain always merges separately).
 	SepMerge int
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
@@ -146,6 +148,8 @@ func (t Tuning) Check(method string) error {
 		switch {
 		case v < 0:
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
+		case k.key == "sepmerge" && v > 2:
+			return fmt.Errorf("vk: tuning key sepmerge=%d: want 1 (a merge dispatch), 2 (the folded merge) or 0 (the default)", v)
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||
 			variant != "" && slices.Contains(k.except, name+"/"+variant)):
 			return fmt.Errorf("vk: tuning key %s: %s does not use it (used by %s)", k.key, method, strings.Join(k.methods, ", "))
@@ -160,7 +164,7 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Workgroup = cmp.Or(t.Workgroup, o.Workgroup)
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.Split = t.applySplit(o.Split)
-	o.SeparateMerge = o.SeparateMerge || t.SepMerge != 0
+	o.SeparateMerge = o.SeparateMerge || t.SepMerge == 1
 	return o
 }
 
@@ -175,7 +179,12 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
-	o.SeparateMerge = o.SeparateMerge || t.SepMerge != 0
+	switch t.SepMerge {
+	case 1:
+		o.Merge = MergeSeparate
+	case 2:
+		o.Merge = MergeFold
+	}
 	return o
 }
 

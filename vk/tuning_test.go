@@ -76,9 +76,9 @@ func TestTuningKeys(t *testing.T) {
 		if err := (Tuning{}).Check(m); err != nil {
 			t.Errorf("Tuning{}.Check(%q) = %v", m, err)
 		}
-		for i, key := range keys {
+		for _, key := range keys {
 			var one Tuning
-			one.Set(key, i+1)
+			one.Set(key, 1)
 			err := one.Check(m)
 			if !slices.Contains(unused[m], key) {
 				if err != nil {
@@ -253,11 +253,14 @@ func TestBenchMethodTuning(t *testing.T) {
 		}
 		return fused, merge
 	}
-	if fused, merge := merges(Tuning{}); len(fused) == 0 || slices.Contains(fused, 0) || merge {
-		t.Errorf("hata: sparse_split's FUSED (id 6) %v and sparse_merge %v, want 1 and none", fused, merge)
+	if fused, merge := merges(Tuning{SepMerge: 2}); len(fused) == 0 || slices.Contains(fused, 0) || merge {
+		t.Errorf("hata with sepmerge=2: sparse_split's FUSED (id 6) %v and sparse_merge %v, want 1 and none", fused, merge)
 	}
 	if fused, merge := merges(Tuning{SepMerge: 1}); len(fused) == 0 || slices.Contains(fused, 1) || !merge {
 		t.Errorf("hata with sepmerge=1: sparse_split's FUSED (id 6) %v and sparse_merge %v, want 0 and one", fused, merge)
+	}
+	if err := (Tuning{SepMerge: 3}).Check("hata"); err == nil || !strings.Contains(err.Error(), "sepmerge=3") {
+		t.Errorf("Check(hata) with sepmerge=3 = %v, want an error naming sepmerge=3", err)
 	}
 
 	for _, c := range []struct {
@@ -275,5 +278,33 @@ func TestBenchMethodTuning(t *testing.T) {
 			}
 			t.Errorf("BenchMethod(%s, %q, %s) = %v, want an error naming %s", c.name, c.variant, c.tu, err, c.key)
 		}
+	}
+}
+
+// TestMergeAuto checks MergeAuto's rule at the shapes it was measured on
+// (the H200: 132 compute units; Llama-3.1-8B, budget 1.56%, the default
+// split plan) and that CPU devices always fold.
+func TestMergeAuto(t *testing.T) {
+	gpu := DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132}
+	for _, c := range []struct {
+		what                 string
+		rows, splits, length int
+		want                 bool
+	}{
+		{"B8/32K", 64, 4, 128, true},
+		{"B1/256K", 8, 32, 128, true},
+		{"B4/64K", 32, 8, 128, true},
+		{"B8/128K", 64, 8, 256, false},
+		{"B4/256K", 32, 16, 256, false},
+		{"B1/128K", 8, 16, 128, false},
+		{"B1/32K", 8, 8, 64, false},
+		{"one split", 200, 1, 100, false},
+	} {
+		if got := mergeSeparately(gpu, c.rows, c.splits, c.length); got != c.want {
+			t.Errorf("%s (%d rows x %d splits of %d): separately %v, want %v", c.what, c.rows, c.splits, c.length, got, c.want)
+		}
+	}
+	if mergeSeparately(DeviceInfo{Type: DeviceCPU, ComputeUnits: 2}, 64, 4, 128) {
+		t.Error("a CPU device merges separately, want the fold")
 	}
 }

@@ -76,7 +76,7 @@ func TestBenchOptUsage(t *testing.T) {
 		{[]string{"-method", "dense,hata", "-opt", "scorechunk=1024"}, []string{"scorechunk", "dense"}},
 		{[]string{"-method", "hata/naive", "-opt", "tile=2", "-opt", "sepmerge=1"}, []string{"sepmerge", "hata"}},
 		{[]string{"-method", "streaming", "-opt", "tile=2;selectchunk=4096"}, []string{"selectchunk", "streaming"}},
-		{[]string{"-method", "quest", "-opt", "sepmerge=1"}, []string{"sepmerge", "quest"}},
+		{[]string{"-method", "quest", "-opt", "sepmerge=3"}, []string{"sepmerge=3"}},
 		{[]string{"-method", "h2o", "-opt", "selectchunk=512"}, []string{"selectchunk", "h2o"}},
 		{[]string{"-method", "magicpig", "-opt", "tile=2"}, []string{"magicpig"}},
 		{[]string{"-opt", "tile=two"}, []string{"-opt", "tile", `"two"`}},
