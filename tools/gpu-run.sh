@@ -20,7 +20,7 @@ bin/hata devices > "$out/devices.log" 2>&1
 # 4 GiB cache is kept in two buffers on the H200 (BENCHMARKS.md).
 all=dense,hata,hata/twokernel,hata/onekernel,hata/naive,loki,quest,topk
 {
-  timeout ${BENCH_S:-100} bin/hata bench -method $all -b 1 -n 32768,131072,262144 -reps 50
+  timeout ${BENCH_S:-100} bin/hata bench -kernelstats -method $all -b 1 -n 32768,131072,262144 -reps 50
   echo "bench exit $?"
   timeout ${BENCH_S:-100} bin/hata bench -method $all -b 8 -n 32768,131072,262144 -reps 50
   echo "bench exit $?"
@@ -30,7 +30,7 @@ all=dense,hata,hata/twokernel,hata/onekernel,hata/naive,loki,quest,topk
   for bn in "8 32768" "1 131072" "1 262144"; do
     set -- $bn
     timeout ${SWEEP_S:-60} bin/hata bench -method hata -b $1 -n $2 -reps 50 \
-      -opt '-;mintokens=64;tile=2;scorechunk=4096'
+      -opt '-;mintokens=64;tile=2;scorechunk=4096;sepmerge=1;sepmerge=2'
     echo "sweep exit $?"
   done
   timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=2,targetworkgroups=528'
