@@ -55,11 +55,28 @@ type DenseOptions struct {
 	// Append does not reallocate; default 256. Capacity grows by doubling
 	// when it runs out.
 	Reserve int
-	// SeparateMerge merges the S split partials in a dispatch of its own
-	// (dense_merge, stage "merge", behind a pipeline barrier) instead of in
-	// the split kernel's last workgroup of every cache row (the default);
-	// kept to measure what the folded merge saves.
-	SeparateMerge bool
+	// Merge chooses how the S split partials are merged: in the split
+	// kernel's last workgroup of every cache row (MergeFold) or by
+	// dense_merge in a dispatch of its own, stage "merge", behind a pipeline
+	// barrier (MergeSeparate); the default, MergeAuto, merges separately
+	// where a row has at least denseSeparateMergeSplits splits
+	// (denseMergeSeparately).
+	Merge MergeMode
+}
+
+// denseSeparateMergeSplits is the fewest splits per row for which MergeAuto
+// merges dense's partials in a dispatch of its own.
+const denseSeparateMergeSplits = 32
+
+// denseMergeSeparately is MergeAuto's rule for dense: a dispatch of its own
+// when a row has at least denseSeparateMergeSplits splits (on GPUs; CPU
+// devices fold). The folded merge's last workgroup reads its row's S
+// partials a few at a time, so its cost grows with S: on the H200 (runs
+// 60-61, BENCHMARKS.md) the separate merge was 0.7-4.1 us faster at every
+// batch-1 shape from 8K to 256K tokens (49 splits per row), even at B2/32K
+// (24) and 0.5-2.5 us slower at B2/128K, B4 and B8 (6-12 splits).
+func denseMergeSeparately(info DeviceInfo, splits int) bool {
+	return info.Type != DeviceCPU && splits >= denseSeparateMergeSplits
 }
 
 // SplitPolicy chooses S, the splits of flash-decoding: enough workgroups to
@@ -138,7 +155,8 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 // the last workgroup to finish a row (counted in a uint per row, left 0 after
 // every dispatch) does the log-sum-exp merge of the row's S partials into
 // out: [B][Hq][D], and with S = 1 the split writes out directly. With
-// DenseOptions.SeparateMerge, the merge is a second kernel, dense_merge (one
+// DenseOptions.Merge (MergeSeparate, or MergeAuto at 32 splits per row and
+// more), the merge is a second kernel, dense_merge (one
 // workgroup per query head), behind a barrier.
 //
 // Cache rows are bound in chunks of at most maxStorageBufferRange bytes, one
@@ -220,7 +238,7 @@ func (m *Dense) Cap() int { return m.cap }
 
 // Timings returns the GPU time of every stage of the last Decode: "upload"
 // (q to the device), "poison" (only when the context poisons outputs),
-// "split" (with the folded merge), "merge" (only with SeparateMerge) and
+// "split" (with the folded merge), "merge" (only when merged separately) and
 // "readback".
 func (m *Dense) Timings() Timings { return m.timings }
 
@@ -346,7 +364,7 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 		}, uint32(m.splits), uint32(nr), 1)
 	}
 	b.Barrier()
-	if m.opt.SeparateMerge {
+	if m.merge != nil {
 		b.Stage("merge")
 		b.Dispatch(m.merge, m.mergeSet, mergePush{Splits: uint32(m.splits)}, uint32(hq), uint32(m.b), 1)
 		b.Barrier()
@@ -399,16 +417,18 @@ func (m *Dense) prepare(hq int) error {
 	}
 	splits, splitLen := m.opt.Split.Plan(m.n, rows, c.Info.ComputeUnits, maxSplits)
 	g := hq / m.hkv
-	if m.opt.SeparateMerge && (hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1])) {
+	separate := m.opt.Merge == MergeSeparate || m.opt.Merge == MergeAuto && denseMergeSeparately(c.Info, splits)
+	if separate && (hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return fmt.Errorf("vk dense: merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", hq, m.b, lim.MaxComputeWorkGroupCount)
 	}
-	if m.split == nil || hq != m.hq {
-		split, err := m.splitKernel(g)
+	newKernels := m.split == nil || hq != m.hq || separate != (m.merge != nil)
+	if newKernels {
+		split, err := m.splitKernel(g, separate)
 		if err != nil {
 			return err
 		}
 		var merge *Kernel
-		if m.opt.SeparateMerge {
+		if separate {
 			if m.d/4 > mergeWorkgroup {
 				return fmt.Errorf("vk dense: head dim D=%d over the merge kernel's %d", m.d, 4*mergeWorkgroup)
 			}
@@ -473,7 +493,7 @@ func (m *Dense) prepare(hq int) error {
 			return fmt.Errorf("vk dense: zeroing the split counters: %w", err)
 		}
 	}
-	if changed || m.splitSets == nil || hq != m.hq || splits != m.splits {
+	if changed || newKernels || m.splitSets == nil || hq != m.hq || splits != m.splits {
 		m.freeSets()
 		// One set per run of rows inside one buffer of the cache, at most
 		// maxComputeWorkGroupCount[1] rows each.
@@ -510,8 +530,8 @@ func splitSoftmaxShared(nslot, d, g int) int {
 // splitKernel returns the split kernel for group size g: lanes per token TPT
 // the largest power of two <= min(smallest subgroup, 32) dividing D/KV_VEC,
 // and the workgroup halved until its shared memory fits; the merge folded in
-// unless SeparateMerge.
-func (m *Dense) splitKernel(g int) (*Kernel, error) {
+// unless separate.
+func (m *Dense) splitKernel(g int, separate bool) (*Kernel, error) {
 	info := m.ctx.Info
 	tpt, shader, err := splitLanes(info, "dense_split", m.d, m.opt.Storage, m.opt.LanesPerToken)
 	if err != nil {
@@ -532,7 +552,7 @@ func (m *Dense) splitKernel(g int) (*Kernel, error) {
 		Shader:   shader,
 		Bindings: 7,
 		Push:     densePush{},
-		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile), b32(!m.opt.SeparateMerge)},
+		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile), b32(!separate)},
 	})
 }
 

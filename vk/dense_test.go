@@ -333,6 +333,14 @@ func TestDenseErrors(t *testing.T) {
 	wantErr("decode of N=0", err, "N=0")
 }
 
+// mergeMode is MergeSeparate when separate, else MergeFold.
+func mergeMode(separate bool) MergeMode {
+	if separate {
+		return MergeSeparate
+	}
+	return MergeFold
+}
+
 // TestDenseTimings checks the per-stage GPU times of a decode, with the
 // merge folded into the split kernel (no "merge" stage) and separate.
 func TestDenseTimings(t *testing.T) {
@@ -341,7 +349,7 @@ func TestDenseTimings(t *testing.T) {
 		t.Skipf("%s has no timestamps", ctx.Info.Name)
 	}
 	for _, separate := range []bool{false, true} {
-		m, err := ctx.NewDense(DenseOptions{SeparateMerge: separate})
+		m, err := ctx.NewDense(DenseOptions{Merge: mergeMode(separate)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +366,7 @@ func TestDenseTimings(t *testing.T) {
 		for _, s := range tm.Stages {
 			names = append(names, s.Name)
 			if s.Ns < 0 || math.IsNaN(s.Ns) || s.Ns > 60e9 {
-				t.Errorf("SeparateMerge=%v: stage %s: %v ns", separate, s.Name, s.Ns)
+				t.Errorf("separate merge %v: stage %s: %v ns", separate, s.Name, s.Ns)
 			}
 		}
 		want := []string{"upload"}
@@ -371,12 +379,12 @@ func TestDenseTimings(t *testing.T) {
 		}
 		want = append(want, "readback")
 		if !tm.Supported || !slices.Equal(names, want) {
-			t.Errorf("SeparateMerge=%v: stages %v (supported %v), want %v", separate, names, tm.Supported, want)
+			t.Errorf("separate merge %v: stages %v (supported %v), want %v", separate, names, tm.Supported, want)
 		}
 		if tm.Get("split") <= 0 || tm.Total() < tm.Get("split") {
-			t.Errorf("SeparateMerge=%v: split %v ns of total %v ns: want a positive split inside the total", separate, tm.Get("split"), tm.Total())
+			t.Errorf("separate merge %v: split %v ns of total %v ns: want a positive split inside the total", separate, tm.Get("split"), tm.Total())
 		}
-		t.Logf("%s, SeparateMerge=%v: %v", ctx.Info.Name, separate, tm)
+		t.Logf("%s, separate merge %v: %v", ctx.Info.Name, separate, tm)
 	}
 }
 
@@ -411,7 +419,7 @@ func TestDenseFoldedMerge(t *testing.T) {
 			qs := [][]float32{normal(rng, c.b*c.hkv*c.g*c.d, 2), normal(rng, c.b*c.hkv*c.g*c.d, 2)}
 			for _, separate := range []bool{false, true} {
 				opt := c.opt
-				opt.Storage, opt.SeparateMerge, opt.Split.Splits = c.s, separate, splits
+				opt.Storage, opt.Merge, opt.Split.Splits = c.s, mergeMode(separate), splits
 				m, err := ctx.NewDense(opt)
 				if err != nil {
 					t.Fatal(err)
@@ -420,7 +428,7 @@ func TestDenseFoldedMerge(t *testing.T) {
 					t.Fatal(err)
 				}
 				for step, q := range qs {
-					where := fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d %s Splits=%d SeparateMerge=%v step %d", c.b, c.hkv, c.g, c.n, c.d, c.s, splits, separate, step)
+					where := fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d %s Splits=%d separate merge %v step %d", c.b, c.hkv, c.g, c.n, c.d, c.s, splits, separate, step)
 					res, err := m.Decode(q, ref.Full)
 					if err != nil {
 						t.Fatalf("%s: %v", where, err)
@@ -475,7 +483,7 @@ func TestAcceptance(t *testing.T) {
 // the K/V bytes read per second of the split and merge kernels (the
 // bandwidth the kernel reaches), and the kernels' time per step: the split
 // with the merge folded in (merge-µs 0), and at B=1, N=32K also with
-// SeparateMerge (the "_sepmerge" cases). Shapes are Llama-3-8B's attention
+// MergeSeparate (the "_sepmerge" cases). Shapes are Llama-3-8B's attention
 // (Hkv=8, G=4, D=128) at several N; on a CPU device only the smallest runs.
 // HATA_BENCH_SWEEP=1 adds a sweep of the kernel's options at B=1, N=32K,
 // fp16.
@@ -494,7 +502,7 @@ func BenchmarkDenseDecode(b *testing.B) {
 	cases := []benchCase{
 		{1, 8, 4, 4096, 128, F16, DenseOptions{}},
 		{1, 8, 4, 32768, 128, F16, DenseOptions{}},
-		{1, 8, 4, 32768, 128, F16, DenseOptions{SeparateMerge: true}},
+		{1, 8, 4, 32768, 128, F16, DenseOptions{Merge: MergeSeparate}},
 		{1, 8, 4, 32768, 128, F32, DenseOptions{}},
 		{8, 8, 4, 32768, 128, F16, DenseOptions{}},
 		{1, 8, 4, 131072, 128, F16, DenseOptions{}},
@@ -518,7 +526,7 @@ func BenchmarkDenseDecode(b *testing.B) {
 		if o := c.opt; o.Tile != 0 || o.Workgroup != 0 || o.Split != (SplitPolicy{}) {
 			name += fmt.Sprintf("_tile%d_wg%d_target%d", c.opt.Tile, c.opt.Workgroup, c.opt.Split.TargetWorkgroups)
 		}
-		if c.opt.SeparateMerge {
+		if c.opt.Merge == MergeSeparate {
 			name += "_sepmerge"
 		}
 		b.Run(name, func(b *testing.B) {

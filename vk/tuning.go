@@ -54,10 +54,10 @@ type Tuning struct {
 	// SparseOptions.ScoreWorkgroup. hata and lsh only.
 	ScoreWorkgroup int
 	// SepMerge = 1 runs the attention's log-sum-exp merge as a dispatch of
-	// its own (DenseOptions.SeparateMerge, SparseOptions.Merge =
+	// its own (DenseOptions.Merge, SparseOptions.Merge =
 	// MergeSeparate), 2 in the split kernel's last workgroup of a row
-	// (dense's default, MergeFold); 0 keeps the method's default (for the
-	// top-k methods MergeAuto). Every method but the twokernel, onekernel
+	// (MergeFold); 0 keeps the default, MergeAuto (each family's rule,
+	// denseMergeSeparately and mergeSeparately). Every method but the twokernel, onekernel
 	// and naive variants of hata and lsh (their own kernels merge, or the
 	// naive chain always merges separately).
 	SepMerge int
@@ -164,8 +164,20 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Workgroup = cmp.Or(t.Workgroup, o.Workgroup)
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.Split = t.applySplit(o.Split)
-	o.SeparateMerge = o.SeparateMerge || t.SepMerge == 1
+	o.Merge = t.applyMerge(o.Merge)
 	return o
+}
+
+// applyMerge returns m as SepMerge sets it: 1 MergeSeparate, 2 MergeFold,
+// 0 m.
+func (t Tuning) applyMerge(m MergeMode) MergeMode {
+	switch t.SepMerge {
+	case 1:
+		return MergeSeparate
+	case 2:
+		return MergeFold
+	}
+	return m
 }
 
 // applySparse returns o with the non-zero fields of t that the top-k
@@ -179,12 +191,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
-	switch t.SepMerge {
-	case 1:
-		o.Merge = MergeSeparate
-	case 2:
-		o.Merge = MergeFold
-	}
+	o.Merge = t.applyMerge(o.Merge)
 	return o
 }
 

@@ -175,8 +175,10 @@ func TestBenchMethodTuning(t *testing.T) {
 		}
 		t.Errorf("dense with tpt=3: %v, want an error naming lanes per token 3", err)
 	}
-	if dm.opt.SeparateMerge || !build("dense", Tuning{SepMerge: 1}).(*Dense).opt.SeparateMerge {
-		t.Error("sepmerge=1 does not set DenseOptions.SeparateMerge (or the default does)")
+	for sm, want := range map[int]MergeMode{0: MergeAuto, 1: MergeSeparate, 2: MergeFold} {
+		if got := build("dense", Tuning{SepMerge: sm}).(*Dense).opt.Merge; got != want {
+			t.Errorf("dense with sepmerge=%d: DenseOptions.Merge %d, want %d", sm, got, want)
+		}
 	}
 
 	// topk, k=40 over 2 rows: the attention's partial outputs hold S
@@ -281,9 +283,9 @@ func TestBenchMethodTuning(t *testing.T) {
 	}
 }
 
-// TestMergeAuto checks MergeAuto's rule at the shapes it was measured on
-// (the H200: 132 compute units; Llama-3.1-8B, budget 1.56%, the default
-// split plan) and that CPU devices always fold.
+// TestMergeAuto checks MergeAuto's rules, sparse and dense, at the shapes
+// they were measured on (the H200: 132 compute units; Llama-3.1-8B, budget
+// 1.56%, the default split plans) and that CPU devices always fold.
 func TestMergeAuto(t *testing.T) {
 	gpu := DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132}
 	for _, c := range []struct {
@@ -306,5 +308,18 @@ func TestMergeAuto(t *testing.T) {
 	}
 	if mergeSeparately(DeviceInfo{Type: DeviceCPU, ComputeUnits: 2}, 64, 4, 128) {
 		t.Error("a CPU device merges separately, want the fold")
+	}
+	// Dense: 396 split workgroups over B*8 rows (runs 60-61).
+	for _, c := range []struct {
+		what   string
+		splits int
+		want   bool
+	}{{"B1", 49, true}, {"B2", 24, false}, {"B4", 12, false}, {"B8", 6, false}} {
+		if got := denseMergeSeparately(gpu, c.splits); got != c.want {
+			t.Errorf("dense %s (%d splits per row): separately %v, want %v", c.what, c.splits, got, c.want)
+		}
+	}
+	if denseMergeSeparately(DeviceInfo{Type: DeviceCPU, ComputeUnits: 2}, 49) {
+		t.Error("dense on a CPU device merges separately, want the fold")
 	}
 }
