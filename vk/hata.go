@@ -28,9 +28,9 @@ import (
 //	gather  (naive only) sparse_gather: the selected K/V rows into compact buffers
 //	attend  sparse_split: attention of the G heads of each group over its
 //	        selection (fused: through the index list), split in S parts,
-//	        the last workgroup of each row merging them (log-sum-exp)
-//	merge   (naive only) sparse_merge: the merge of the S parts as a dispatch
-//	        of its own
+//	        the last workgroup of each row merging them (log-sum-exp), or
+//	merge   sparse_merge: the merge of the S parts as a dispatch of its own
+//	        (naive, and where SparseOptions.Merge chooses it)
 //
 // The onekernel variant runs encode, score, select and attend as work items
 // of one dispatch, hata_step (hata_onekernel.go).

@@ -18,8 +18,9 @@ import (
 // its selection stages, the sparse attention over the selected tokens and
 // (Decode only) the readback of the output and the selection. Stages carry
 // the names the benchmarks map to columns: "encode", "score", "select",
-// ["gather",] "attend" (the flash-decoding merge folded in), ["merge"] (the
-// naive HATA variant's separate merge), "select+attend" (HATA's twokernel
+// ["gather",] "attend" (the flash-decoding merge folded in, or not), ["merge"]
+// (the separate merge: HATA's naive variant, and SparseOptions.Merge's
+// choice), "select+attend" (HATA's twokernel
 // variant), "step" (HATA's onekernel variant: the whole step) (plus
 // "upload", "poison", "readback").
 //
