@@ -63,6 +63,10 @@ type Timing struct {
 	// second, in GB/s) measured in the same run: every row's roofline. 0 when
 	// the backend has none (the CPU).
 	CopyGBps float64
+	// Trace, when the point was timed with the attention traced (the vk
+	// tuning key trace), says where the attention's workgroups spent their
+	// time: the median over the steps of vk.TraceSummary; "" otherwise.
+	Trace string
 }
 
 // backends holds the openers of device specs by prefix ("cpu", "vk").

@@ -166,10 +166,18 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		}
 	}
 	stages := map[string][]float64{}
+	var traces []vk.TraceSummary
 	for i := range reps {
 		m := ms[i%len(ms)]
 		if _, err := m.Decode(q, budget); err != nil {
 			return Timing{}, err
+		}
+		if tuning.Trace != 0 {
+			sum, err := attentionTrace(m)
+			if err != nil {
+				return Timing{}, fmt.Errorf("vk %s: %w", method, err)
+			}
+			traces = append(traces, sum)
 		}
 		t := m.Timings()
 		if !t.Supported {
@@ -224,7 +232,26 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	for col, xs := range stages {
 		out.Stages[col] = time.Duration(median(xs))
 	}
+	if len(traces) > 0 {
+		out.Trace = vk.MedianSummary(traces).String()
+	}
 	return out, nil
+}
+
+// attentionTrace returns the summary of m's last attention trace (a vk
+// method built with SparseOptions.Trace).
+func attentionTrace(m ref.Method) (vk.TraceSummary, error) {
+	tm, ok := m.(interface {
+		AttentionTrace() (vk.AttentionTrace, error)
+	})
+	if !ok {
+		return vk.TraceSummary{}, fmt.Errorf("no attention trace")
+	}
+	tr, err := tm.AttentionTrace()
+	if err != nil {
+		return vk.TraceSummary{}, err
+	}
+	return tr.Summary()
 }
 
 // median returns the median of xs (the upper one of an even count).

@@ -45,6 +45,13 @@
 //	6 out [B][Hq][D] float32, the output (written only with FUSED)
 //	7 cnt [rows] uint32, finished splits per row (FUSED and S > 1; all 0
 //	      before the dispatch, and left 0 after it)
+// With TRACE (the *_trace entry points, for benchmarks) lane 0 of every
+// workgroup also reads the device clock (clockRealtime2x32EXT, shared by all
+// workgroups) at TRACE_POINTS points: its start, after the indices and the
+// query are in (the first barrier), after its slot's list, after the slots'
+// merge, and at its end (after split_fold), into
+//	8 trace [rows][S][TRACE_POINTS] uint, the clock's low word (differences
+//	  are taken modulo 2^32; lavapipe's high word was not reliable)
 // Dispatch: (S, rows, 1) workgroups.
 
 #extension GL_KHR_shader_subgroup_basic : require
@@ -88,6 +95,14 @@ layout(std430, set = 0, binding = 7) restrict coherent buffer Cnt { uint cnt[]; 
 
 shared uint sh_idx[MAXLEN];
 
+#ifdef TRACE
+const uint TRACE_POINTS = 5;
+layout(std430, set = 0, binding = 8) restrict writeonly buffer Trace { uint trace[]; };
+#define TRACE_AT(p) if (gl_LocalInvocationIndex == 0) trace[((pc.row0 + gl_WorkGroupID.y) * gl_NumWorkGroups.x + gl_WorkGroupID.x) * TRACE_POINTS + (p)] = clockRealtime2x32EXT().x;
+#else
+#define TRACE_AT(p)
+#endif
+
 void main() {
     const uint lane = gl_SubgroupInvocationID % TPT;
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
@@ -97,18 +112,23 @@ void main() {
     const uint row = pc.row0 + krow;    // cache row
     const uint qrow = row * G; // first query row b*Hq + h*G of the group
 
+    TRACE_AT(0)
     const uint i0 = s * pc.split_len;
     const uint len = min(i0 + pc.split_len, pc.k) - i0; // entries of this split, <= MAXLEN
     for (uint i = li; i < len; i += gl_WorkGroupSize.x) sh_idx[i] = INDEXED ? idx[row * pc.kstride + i0 + i] : i0 + i;
 
     SPLIT_INIT(qrow, lane)
     barrier();
+    TRACE_AT(1)
 
     const uint rowv = krow * pc.cap * DV + lane; // this lane's first vector of the row
     SPLIT_LIST(len, slot)
+    TRACE_AT(2)
 
     // Merge the NSLOT slots of the workgroup, one query head at a time, then
     // (FUSED) the row's S splits if this is its last.
     SPLIT_MERGE(qrow, s, lane, slot, li)
+    TRACE_AT(3)
     split_fold(row, qrow);
+    TRACE_AT(4)
 }

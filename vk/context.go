@@ -318,11 +318,17 @@ func open(in *instance, o Options) (*Context, error) {
 	default:
 		exts = append(exts, vkc.ExtPipelineExecutableProperties)
 	}
+	// The shared shader clock (traces): enabled wherever the device has it,
+	// at no cost to kernels that do not read it.
+	if d.ShaderClock {
+		exts = append(exts, vkc.ExtShaderClock)
+	}
 	chain, err := vkc.FeatureChain(vkc.Features{
 		ShaderInt64: d.Int64, ShaderInt16: d.Int16,
 		StorageBuffer16BitAccess: d.StorageBuffer16Bit, StorageBuffer8BitAccess: d.StorageBuffer8Bit,
 		ShaderFloat16: d.Float16, ShaderInt8: d.Int8,
 		PipelineExecutableInfo: c.statsErr == nil,
+		ShaderDeviceClock:      d.ShaderClock,
 	}, d.APIVersion >= vulkan.MakeVersion(1, 3, 0))
 	if err != nil {
 		return nil, err

@@ -124,6 +124,10 @@ type DeviceInfo struct {
 	// statistics (VK_KHR_pipeline_executable_properties with its
 	// pipelineExecutableInfo feature); Options.KernelStats enables it.
 	KernelStats bool
+	// ShaderClock reports that kernels can read a device-scope clock shared
+	// by every workgroup (VK_KHR_shader_clock's shaderDeviceClock), which
+	// SparseOptions.Trace needs; Open enables it wherever it exists.
+	ShaderClock bool
 
 	// ComputeUnits is the number of streaming multiprocessors (NVIDIA) or
 	// compute units (AMD), the CPU count for a CPU device, or 0 when the
@@ -176,8 +180,8 @@ func DescribeDevices(w io.Writer) error {
 		fmt.Fprintf(w, "   api %s, driver %s %s\n", d.APIString(), d.DriverName, d.DriverInfo)
 		fmt.Fprintf(w, "   subgroup %d (min %d, max %d), ops [%s], compute units %d\n",
 			d.SubgroupSize, d.MinSubgroupSize, d.MaxSubgroupSize, d.SubgroupOps, d.ComputeUnits)
-		fmt.Fprintf(w, "   16-bit storage %v, 8-bit storage %v, float16 %v, int8 %v, int64 %v, kernel statistics %v\n",
-			d.StorageBuffer16Bit, d.StorageBuffer8Bit, d.Float16, d.Int8, d.Int64, d.KernelStats)
+		fmt.Fprintf(w, "   16-bit storage %v, 8-bit storage %v, float16 %v, int8 %v, int64 %v, kernel statistics %v, shader clock %v\n",
+			d.StorageBuffer16Bit, d.StorageBuffer8Bit, d.Float16, d.Int8, d.Int64, d.KernelStats, d.ShaderClock)
 		l := d.Limits
 		fmt.Fprintf(w, "   maxStorageBufferRange %s, maxMemoryAllocationSize %s, shared memory %d B\n",
 			bytesString(l.MaxStorageBufferRange), bytesString(l.MaxMemoryAllocationSize), l.MaxComputeSharedMemorySize)
@@ -291,6 +295,7 @@ func describe(inst vulkan.Instance, pd vulkan.PhysicalDevice, index int) DeviceI
 		Int16:              p.Features.ShaderInt16,
 		Int64:              p.Features.ShaderInt64,
 		KernelStats:        p.Features.PipelineExecutableInfo,
+		ShaderClock:        p.Features.ShaderDeviceClock,
 		TimestampValidBits: p.TimestampValidBits,
 		memTypes:           p.MemoryTypes,
 	}

@@ -100,7 +100,11 @@
 // 1 us on an H200, where the dispatch itself costs 2.3 (Context.DispatchFloor
 // measures the latter). Context.SetSpanTiming(true) makes later batches time
 // each run of consecutive kernel stages as one span under its first stage's
-// name, which is how a benchmark times a step's total.
+// name, which is how a benchmark times a step's total. Inside a kernel,
+// SparseOptions.Trace builds the sparse attention with a read of the device
+// clock (VK_KHR_shader_clock, enabled wherever the device has it) at each
+// phase of every workgroup; AttentionTrace and its Summary say where the
+// workgroups spent their time.
 //
 // # cgo
 //

@@ -119,6 +119,12 @@ type SparseOptions struct {
 	// The variants whose own kernel attends (twokernel, onekernel) and the
 	// naive one (always separate) ignore it.
 	Merge MergeMode
+	// Trace, for benchmarks, builds sparse_split with a read of the device
+	// clock at each phase of every workgroup (the *_trace entry points), so
+	// that AttentionTrace can say where the attention's time goes. It needs
+	// DeviceInfo.ShaderClock; the variants whose own kernel attends
+	// (twokernel, onekernel) are not traced.
+	Trace bool
 	// QueueGroups is the workgroups per compute unit of the onekernel
 	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is
 	// harmless (a workgroup that starts late finds the queue empty and
@@ -292,8 +298,9 @@ type sparseCore struct {
 
 	hq int // query heads of the last decode
 
-	stepped    bool      // a decode step has run since the last prefill
-	lastScores scoreView // where the last step left its float scores, if any
+	stepped    bool       // a decode step has run since the last prefill
+	lastScores scoreView  // where the last step left its float scores, if any
+	lastAttend *attention // the last step's attention (AttentionTrace)
 }
 
 // setKey identifies a descriptor set: the kernel and its bound ranges.
@@ -702,6 +709,7 @@ type attention struct {
 	gather         *Kernel // naive: the gather kernel, nil otherwise
 	po, pml, out   Range
 	cnt            Range // cnt: [rows] uint32 finished splits per row, 0 between dispatches; never poisoned
+	trace          Range // SparseOptions.Trace: [rows][S][tracePoints] uint32 clock readings, else empty
 	kc, vc         Range // naive: the gathered K/V
 }
 
@@ -796,6 +804,17 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 	}
 	a.po, a.pml, a.out = po.Range(0, uint64(a.splits)*qBytes), pml.Range(0, uint64(a.splits*c.b*s.hq)*8), out.Range(0, qBytes)
 	a.cnt = cnt.Range(0, uint64(s.rows)*4)
+	if c.opt.Trace && a.split != nil {
+		if !c.ctx.Info.ShaderClock {
+			return nil, c.errorf("Trace needs VK_KHR_shader_clock's device clock, which %s lacks", c.ctx.Info.Name)
+		}
+		size := uint64(s.rows*a.splits*tracePoints) * 4
+		tb, err := c.buf("attention trace", size, DeviceLocal)
+		if err != nil {
+			return nil, err
+		}
+		a.trace = tb.Range(0, size)
+	}
 	if gather {
 		if a.gather, err = c.kernel("sparse_gather", 5, gatherPush{}, gatherWorkgroup); err != nil {
 			return nil, err
@@ -834,7 +853,12 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	if shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) || wg%int(info.MaxSubgroupSize) != 0 {
 		return nil, c.errorf("D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", c.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
-	return c.kernel(shader, 8, sparsePush{},
+	bindings := 8
+	if c.opt.Trace {
+		shader += "_trace"
+		bindings = 9
+	}
+	return c.kernel(shader, bindings, sparsePush{},
 		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(c.tile()), b32(fused))
 }
 
@@ -958,7 +982,11 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 	}
 	b.Stage("attend")
 	for _, g := range gs {
-		set, err := c.set(a.split, s.q, s.sel, g.k, g.v, a.po, a.pml, a.out, a.cnt)
+		bufs := []Range{s.q, s.sel, g.k, g.v, a.po, a.pml, a.out, a.cnt}
+		if a.trace.Buf != nil {
+			bufs = append(bufs, a.trace)
+		}
+		set, err := c.set(a.split, bufs...)
 		if err != nil {
 			return err
 		}
@@ -1043,6 +1071,7 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 	if err != nil {
 		return nil, err
 	}
+	c.lastAttend = a
 	qUp := c.scratch["q upload"]
 	copy(qUp.Bytes(), f32Bytes(q))
 	var selUp, outRB, selRB *Buffer
@@ -1093,7 +1122,7 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 		if selUp == nil {
 			b.Fill(s.sel, NaNBits)
 		}
-		for _, r := range []Range{a.po, a.pml, a.out, a.kc, a.vc} {
+		for _, r := range []Range{a.po, a.pml, a.out, a.kc, a.vc, a.trace} {
 			if r.Buf != nil {
 				b.Fill(r, NaNBits)
 			}

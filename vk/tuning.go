@@ -61,6 +61,11 @@ type Tuning struct {
 	// and naive variants of hata and lsh (their own kernels merge, or the
 	// naive chain always merges separately).
 	SepMerge int
+	// Trace = 1 times the top-k methods' attention with a clock read at each
+	// phase of every workgroup (SparseOptions.Trace); the benchmark then
+	// reports where the attention's time goes. Every method but dense and
+	// the twokernel and onekernel variants of hata and lsh.
+	Trace int
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
 	QueueGroups int
@@ -93,6 +98,8 @@ var tuningKeys = []tuningKey{
 	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}, nil},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, Methods,
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
+	{"trace", func(t *Tuning) *int { return &t.Trace }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"},
+		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 }
 
@@ -191,6 +198,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
+	o.Trace = o.Trace || t.Trace != 0
 	o.Merge = t.applyMerge(o.Merge)
 	return o
 }

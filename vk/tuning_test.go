@@ -52,13 +52,13 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "trace", "queuegroups"},
 		"topk":             {"scoreworkgroup", "queuegroups"},
 		"hata":             {"selectchunk", "queuegroups"},
 		"hata/fused":       {"selectchunk", "queuegroups"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "queuegroups"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups"},
 		"hata/threekernel": {"selectchunk", "queuegroups"},
-		"hata/onekernel":   {"selectchunk", "sepmerge"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace"},
 		"hata/naive":       {"sepmerge", "queuegroups"},
 		"lsh":              {"selectchunk", "queuegroups"},
 		"lsh/naive":        {"sepmerge", "queuegroups"},

@@ -123,3 +123,21 @@ func TestBenchOpt(t *testing.T) {
 		t.Errorf("rows (method, opt) (-want +got):\n%s\ntable:\n%s", diff, out)
 	}
 }
+
+// TestBenchTrace checks that -opt trace=1 prints, after a top-k method's
+// row, where its traced attention spent its time (on a device with a shader
+// clock; lavapipe has one).
+func TestBenchTrace(t *testing.T) {
+	needVulkan(t)
+	st, out, e := hata("bench", "-method", "streaming", "-b", "1", "-n", "1024", "-hq", "8", "-hkv", "2", "-d", "64", "-reps", "2",
+		"-opt", "trace=1")
+	if st != 0 {
+		if strings.Contains(e, "VK_KHR_shader_clock") {
+			t.Skipf("no shader clock: %s", e)
+		}
+		t.Fatalf("hata bench: status %d: %s", st, e)
+	}
+	if !strings.Contains(out, "# trace streaming B=1 N=1024 trace=1: ") || !strings.Contains(out, "fold") {
+		t.Errorf("no trace line after the traced row:\n%s", out)
+	}
+}

@@ -399,6 +399,10 @@ func CreateInstance(api uint32, layers, exts []string, next unsafe.Pointer) (uns
 // pipeline's executables and their compiler statistics.
 const ExtPipelineExecutableProperties = "VK_KHR_pipeline_executable_properties"
 
+// ExtShaderClock is the device extension whose shaderDeviceClock feature
+// lets kernels read a clock shared by every workgroup (traces).
+const ExtShaderClock = "VK_KHR_shader_clock"
+
 // CreateDevice calls vkCreateDevice with one queue of the given family, the
 // device extensions exts enabled and chain (see FeatureChain) as pNext.
 func CreateDevice(inst, pd unsafe.Pointer, family uint32, exts []string, chain *Chain) (unsafe.Pointer, error) {

@@ -31,6 +31,7 @@ typedef struct {
 	uint32_t shaderFloat16, shaderInt8;
 	uint32_t subgroupSizeControl, computeFullSubgroups;
 	uint32_t pipelineExecutableInfo;
+	uint32_t shaderDeviceClock;
 } vkc_props;
 
 static int vkc_has_ext(VkExtensionProperties* exts, uint32_t n, const char* name) {
@@ -127,6 +128,7 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	int f16Ext = v12 || vkc_has_ext(exts, n, "VK_KHR_shader_float16_int8");
 	int s8Ext = v12 || vkc_has_ext(exts, n, "VK_KHR_8bit_storage");
 	int pepExt = vkc_has_ext(exts, n, "VK_KHR_pipeline_executable_properties");
+	int clkExt = vkc_has_ext(exts, n, "VK_KHR_shader_clock");
 	free(exts);
 
 	// Properties: 1.1 core structures, then the optional ones.
@@ -156,6 +158,8 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	if (s8Ext) { s8.pNext = head; head = &s8; }
 	if (sgcExt) { sgcf.pNext = head; head = &sgcf; }
 	if (pepExt) { pep.pNext = head; head = &pep; }
+	VkPhysicalDeviceShaderClockFeaturesKHR clk = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR};
+	if (clkExt) { clk.pNext = head; head = &clk; }
 	VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = head};
 	gf2(pd, &f2);
 
@@ -180,14 +184,16 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	out->subgroupSizeControl = sgcExt ? sgcf.subgroupSizeControl : 0;
 	out->computeFullSubgroups = sgcExt ? sgcf.computeFullSubgroups : 0;
 	out->pipelineExecutableInfo = pepExt ? pep.pipelineExecutableInfo : 0;
+	out->shaderDeviceClock = clkExt ? clk.shaderDeviceClock : 0;
 	return 0;
 }
 
 // vkc_feature_chain allocates the pNext chain of VkDeviceCreateInfo enabling
 // the given features: VkPhysicalDeviceFeatures2 -> Vulkan11Features ->
 // Vulkan12Features [-> Vulkan13Features when v13] [->
-// PipelineExecutablePropertiesFeaturesKHR when f->pipelineExecutableInfo,
-// whose extension the device must then enable]. The device must support
+// PipelineExecutablePropertiesFeaturesKHR when f->pipelineExecutableInfo]
+// [-> ShaderClockFeaturesKHR (shaderDeviceClock) when f->shaderDeviceClock];
+// the device must then enable their extensions. The device must support
 // Vulkan 1.2. Free with vkc_free_chain.
 static void* vkc_feature_chain(const vkc_props* f, int v13) {
 	VkPhysicalDeviceFeatures2* f2 = calloc(1, sizeof(*f2));
@@ -195,7 +201,8 @@ static void* vkc_feature_chain(const vkc_props* f, int v13) {
 	VkPhysicalDeviceVulkan12Features* f12 = calloc(1, sizeof(*f12));
 	VkPhysicalDeviceVulkan13Features* f13 = calloc(1, sizeof(*f13));
 	VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR* pep = calloc(1, sizeof(*pep));
-	if (!f2 || !f11 || !f12 || !f13 || !pep) { free(f2); free(f11); free(f12); free(f13); free(pep); return NULL; }
+	VkPhysicalDeviceShaderClockFeaturesKHR* clk = calloc(1, sizeof(*clk));
+	if (!f2 || !f11 || !f12 || !f13 || !pep || !clk) { free(f2); free(f11); free(f12); free(f13); free(pep); free(clk); return NULL; }
 	f2->sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	f2->pNext = f11;
 	f2->features.shaderInt64 = f->shaderInt64 ? VK_TRUE : VK_FALSE;
@@ -214,7 +221,10 @@ static void* vkc_feature_chain(const vkc_props* f, int v13) {
 	pep->pipelineExecutableInfo = VK_TRUE;
 	VkBaseOutStructure* tail = (VkBaseOutStructure*)f12;
 	if (v13) { f12->pNext = f13; tail = (VkBaseOutStructure*)f13; } else free(f13);
-	if (f->pipelineExecutableInfo) tail->pNext = (VkBaseOutStructure*)pep; else free(pep);
+	if (f->pipelineExecutableInfo) { tail->pNext = (VkBaseOutStructure*)pep; tail = (VkBaseOutStructure*)pep; } else free(pep);
+	clk->sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR;
+	clk->shaderDeviceClock = VK_TRUE;
+	if (f->shaderDeviceClock) tail->pNext = (VkBaseOutStructure*)clk; else free(clk);
 	return f2;
 }
 
@@ -295,6 +305,11 @@ type Features struct {
 	// compiler's statistics of each pipeline can be read. Unlike the others,
 	// Open enables it only when asked to (with the extension).
 	PipelineExecutableInfo bool
+	// ShaderDeviceClock is VK_KHR_shader_clock's device-scope clock
+	// (queried only when the device offers the extension): kernels may read
+	// a clock that every workgroup shares (clockRealtime2x32EXT), for traces.
+	// Open enables it, with the extension, wherever it exists.
+	ShaderDeviceClock bool
 }
 
 // Query returns the properties of the physical device pd of instance inst
@@ -369,6 +384,7 @@ func Query(inst, pd unsafe.Pointer) (Props, error) {
 			SubgroupSizeControl:      b(out.subgroupSizeControl),
 			ComputeFullSubgroups:     b(out.computeFullSubgroups),
 			PipelineExecutableInfo:   b(out.pipelineExecutableInfo),
+			ShaderDeviceClock:        b(out.shaderDeviceClock),
 		},
 	}
 	p.DriverID, p.DriverName, p.DriverInfo = p2.DriverID, p2.DriverName, p2.DriverInfo
@@ -386,7 +402,8 @@ type Chain struct{ p unsafe.Pointer }
 // and the Vulkan 1.1/1.2 feature structures, plus 1.3's when v13, plus
 // VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR when
 // f.PipelineExecutableInfo, for which CreateDevice must enable
-// ExtPipelineExecutableProperties). The device must support Vulkan 1.2;
+// ExtPipelineExecutableProperties, and VkPhysicalDeviceShaderClockFeaturesKHR
+// when f.ShaderDeviceClock, with ExtShaderClock). The device must support Vulkan 1.2;
 // VkDeviceCreateInfo.pEnabledFeatures must then be NULL. Free it after
 // vkCreateDevice.
 func FeatureChain(f Features, v13 bool) (*Chain, error) {
@@ -402,6 +419,7 @@ func FeatureChain(f Features, v13 bool) (*Chain, error) {
 		shaderFloat16: i(f.ShaderFloat16), shaderInt8: i(f.ShaderInt8),
 		subgroupSizeControl: i(f.SubgroupSizeControl), computeFullSubgroups: i(f.ComputeFullSubgroups),
 		pipelineExecutableInfo: i(f.PipelineExecutableInfo),
+		shaderDeviceClock:      i(f.ShaderDeviceClock),
 	}
 	v := C.int(0)
 	if v13 {

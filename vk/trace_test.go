@@ -1,0 +1,85 @@
+package vk
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/ref/reftest"
+)
+
+// TestAttentionTrace runs HATA with SparseOptions.Trace on a cache in three
+// buffers (the trace indexes rows across them), against ref (a traced
+// kernel computes the same), and checks that every workgroup of every
+// buffer wrote its clock readings in order (the trace is poisoned before the
+// step when validating, and Summary refuses a workgroup whose readings stand
+// still), for the fused and the naive chain and both merges; and that an
+// untraced method refuses to report.
+func TestAttentionTrace(t *testing.T) {
+	ctx := device(t)
+	if !ctx.Info.ShaderClock {
+		t.Skipf("%s has no device-scope shader clock (VK_KHR_shader_clock)", ctx.Info.Name)
+	}
+	rng := rand.New(rand.NewPCG(8, 8))
+	s := ref.Shape{B: 3, Hq: 4, Hkv: 2, N: 700, D: 64}
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	kv := reftest.DyadicKV(rng, s, true)
+	for _, o := range []SparseOptions{
+		{Storage: F16, Trace: true, Split: SplitPolicy{Splits: 3}, Merge: MergeFold},
+		{Storage: F16, Trace: true, Split: SplitPolicy{Splits: 5}, Merge: MergeSeparate},
+		{Storage: F32, Trace: true, Variant: VariantNaive, Split: SplitPolicy{Splits: 2}},
+	} {
+		o.Reserve = 3
+		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.maxBuf = 2 * uint64(roundUp(s.N+3, 64)*s.D*o.Storage.bytes()) // the 6 cache rows in 3 buffers
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.kv.k) != 3 {
+			t.Errorf("%+v: the cache in %d buffers, want 3", o, len(m.kv.k))
+		}
+		want := ref.NewHATA(w, ref.Windows{}, false)
+		if err := want.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.AttentionTrace(); err == nil {
+			t.Errorf("%+v: AttentionTrace before any step: no error", o)
+		}
+		b := ref.Budget{K: 40}
+		q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+		rw, _ := want.Decode(q, b)
+		rg, err := m.Decode(q, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStep(t, "traced", "hata", q, kv, b, want, m, rw, rg, true)
+		tr, err := m.AttentionTrace()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows := s.B * s.Hkv; len(tr.Points) != rows*o.Split.Splits {
+			t.Errorf("%+v: %d traced workgroups, want %d rows x %d splits", o, len(tr.Points), rows, o.Split.Splits)
+		}
+		sum, err := tr.Summary()
+		if err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
+		if sum.Span <= 0 || !strings.Contains(sum.String(), "workgroups") {
+			t.Errorf("%+v: summary %+v (%s)", o, sum, sum)
+		}
+		t.Logf("%+v: %s", o, sum)
+		m.Close()
+	}
+	plain, _ := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16}, kv)
+	defer plain.Close()
+	if _, err := plain.Decode(reftest.Dyadic(rng, s.B*s.Hq*s.D), ref.Budget{K: 40}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.AttentionTrace(); err == nil || !strings.Contains(err.Error(), "Trace") {
+		t.Errorf("AttentionTrace without SparseOptions.Trace = %v, want an error naming Trace", err)
+	}
+}
