@@ -447,6 +447,40 @@ func TestDenseFoldedMerge(t *testing.T) {
 	}
 }
 
+// TestDenseMergeSwitch decodes with one Dense whose merge changes between
+// steps, as MergeAuto's choice does when the cache grows across
+// denseSeparateMergeSplits splits (on a GPU; a CPU device always folds, so
+// the test sets the mode itself): the split kernel, the merge kernel and
+// their descriptor sets must follow, and the counters stay 0.
+func TestDenseMergeSwitch(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(31, 7))
+	kv := randomKV(rng, 1, 2, 500, 64, F16)
+	m, err := ctx.NewDense(DenseOptions{Storage: F16, Split: SplitPolicy{Splits: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	for step, mode := range []MergeMode{MergeFold, MergeSeparate, MergeSeparate, MergeFold, MergeSeparate} {
+		m.opt.Merge = mode
+		q := normal(rng, 2*4*64, 2)
+		res, err := m.Decode(q, ref.Full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		where := fmt.Sprintf("step %d, merge mode %d", step, mode)
+		merged := slices.ContainsFunc(m.Timings().Stages, func(st Stage) bool { return st.Name == "merge" })
+		if merged != (mode == MergeSeparate) || (m.merge != nil) != (mode == MergeSeparate) {
+			t.Errorf("%s: merge stage %v, merge kernel %v", where, merged, m.merge != nil)
+		}
+		checkDense(t, where, res.Out, q, kv)
+		checkCounters(t, where, ctx, m.cnt)
+	}
+}
+
 // checkCounters fails the test unless every uint32 of the split counters cnt
 // is 0, as every dispatch of a split kernel must leave them.
 func checkCounters(t *testing.T, where string, ctx *Context, cnt *Buffer) {
