@@ -30,7 +30,7 @@ all=dense,hata,hata/twokernel,hata/onekernel,hata/naive,loki,quest,topk
   for bn in "8 32768" "1 131072" "1 262144"; do
     set -- $bn
     timeout ${SWEEP_S:-60} bin/hata bench -method hata -b $1 -n $2 -reps 50 \
-      -opt '-;mintokens=64;tile=2;scorechunk=4096;sepmerge=1;sepmerge=2'
+      -opt '-;mintokens=64;tile=2;scorechunk=4096;sepmerge=1;sepmerge=2;trace=1'
     echo "sweep exit $?"
   done
   timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=2,targetworkgroups=528'
