@@ -417,7 +417,7 @@ func (m *Dense) prepare(hq int) error {
 	}
 	splits, splitLen := m.opt.Split.Plan(m.n, rows, c.Info.ComputeUnits, maxSplits)
 	g := hq / m.hkv
-	separate := m.opt.Merge == MergeSeparate || m.opt.Merge == MergeAuto && denseMergeSeparately(c.Info, splits)
+	separate := m.opt.Merge.separate(denseMergeSeparately(c.Info, splits))
 	if separate && (hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return fmt.Errorf("vk dense: merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", hq, m.b, lim.MaxComputeWorkGroupCount)
 	}

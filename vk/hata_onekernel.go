@@ -73,17 +73,27 @@ func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	items := h.rows * ((m.w.Rbit+31)/32 + 2*h.sel.nchunks) // and the attention's, unknown here
-	groups := min(max(info.ComputeUnits, 1)*cmp.Or(m.opt.QueueGroups, oneKernelWorkgroups), items+h.rows*h.k, int(info.Limits.MaxComputeWorkGroupCount[0]))
+	items := m.stepItems(h, h.k)[3] // the attention's splits are not known here: at most k per row
+	groups := min(max(info.ComputeUnits, 1)*cmp.Or(m.opt.QueueGroups, oneKernelWorkgroups), items, int(info.Limits.MaxComputeWorkGroupCount[0]))
 	return &oneKernel{k: k, ctr: ctr.Range(0, ctrBytes), groups: groups}, nil
+}
+
+// stepItems returns where hata_step's kinds of items end in its queue (the
+// shader's order): its encode items (a code word of a row each), score
+// items, select items (a chunk of a row each) and attention items (splits
+// per row).
+func (m *HATA) stepItems(h *hataStep, splits int) [4]int {
+	ne := h.rows * ((m.w.Rbit + 31) / 32)
+	ns := h.rows * h.sel.nchunks
+	return [4]int{ne, ne + ns, ne + 2*ns, ne + 2*ns + h.rows*splits}
 }
 
 // recordStep records the onekernel step ("step") into the attention a: one
 // dispatch on a GPU; on a CPU device one per kind of item (encode, score,
 // select, attend) with a workgroup per item, the queue head set to the
-// kind's first item before each, because lavapipe silently ends an invocation's loops after 65535 iterations
-// of all of them together, which long polls or many items per workgroup
-// reach (hata_step.glsl).
+// kind's first item before each, because lavapipe silently ends an
+// invocation's loops after 65535 iterations of all of them together, which
+// long polls or many items per workgroup reach (hata_step.glsl).
 func (m *HATA) recordStep(b *Batch, h *hataStep, o *oneKernel, a *attention) error {
 	b.Stage("step")
 	codes := m.scratch["key codes"]
@@ -104,12 +114,8 @@ func (m *HATA) recordStep(b *Batch, h *hataStep, o *oneKernel, a *attention) err
 		b.Barrier()
 		return nil
 	}
-	// The items' kinds end at these indices (hata_step.glsl's order).
-	ne := h.rows * ((m.w.Rbit + 31) / 32)
-	ns := h.rows * h.sel.nchunks
-	ends := []int{ne, ne + ns, ne + 2*ns, ne + 2*ns + h.rows*a.splits}
 	first := 0
-	for _, end := range ends {
+	for _, end := range m.stepItems(h, a.splits) {
 		b.Fill(o.ctr.Buf.Range(o.ctr.Off, 4), uint32(first)) // the queue head
 		b.Barrier()
 		push.ItemEnd = uint32(end)

@@ -18,11 +18,10 @@ import (
 // its selection stages, the sparse attention over the selected tokens and
 // (Decode only) the readback of the output and the selection. Stages carry
 // the names the benchmarks map to columns: "encode", "score", "select",
-// ["gather",] "attend" (the flash-decoding merge folded in, or not), ["merge"]
-// (the separate merge: HATA's naive variant, and SparseOptions.Merge's
-// choice), "select+attend" (HATA's twokernel
-// variant), "step" (HATA's onekernel variant: the whole step) (plus
-// "upload", "poison", "readback").
+// ["gather",] "attend" (the flash-decoding merge folded in, or not),
+// ["merge"] (the separate merge: HATA's naive variant, and SparseOptions.Merge's
+// choice), "select+attend" (HATA's twokernel variant), "step" (HATA's
+// onekernel variant: the whole step) (plus "upload", "poison", "readback").
 //
 // Selection is exact with ref's rule (k best, ties to the smaller index,
 // windows forced in and counted in k) by histogram, never by sort:
@@ -136,21 +135,28 @@ type SparseOptions struct {
 	Prologue uint64
 }
 
-// MergeMode is SparseOptions.Merge.
+// MergeMode is SparseOptions.Merge and DenseOptions.Merge: how the
+// attention's split partials are merged.
 type MergeMode int
 
-// The modes of SparseOptions.Merge.
+// The modes of MergeMode.
 const (
-	// MergeAuto merges separately where mergeSeparately says so, else
-	// folds.
+	// MergeAuto merges separately where the kernel family's rule says so
+	// (mergeSeparately, denseMergeSeparately), else folds.
 	MergeAuto MergeMode = iota
 	// MergeFold: the last workgroup of each row merges (a fence, a counter
 	// and its reads of the other splits' partials, on the kernel's path).
 	MergeFold
-	// MergeSeparate: sparse_merge, one workgroup per query head, in a
-	// dispatch of its own behind a barrier.
+	// MergeSeparate: sparse_merge (dense_merge), one workgroup per query
+	// head, in a dispatch of its own behind a barrier.
 	MergeSeparate
 )
+
+// separate reports whether m merges in a dispatch of its own, given what
+// MergeAuto's rule says for the attention at hand.
+func (m MergeMode) separate(auto bool) bool {
+	return m == MergeSeparate || m == MergeAuto && auto
+}
 
 // separateMergeMaxLen is the longest split (in entries) for which MergeAuto
 // merges in a dispatch of its own.
@@ -744,15 +750,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 			return nil, c.errorf("k=%d needs %d splits of at most %d, over the %d that fit", s.k, a.splits, maxSplitLen, maxSplits)
 		}
 	}
-	separate := gather
-	if splits == 0 && !gather {
-		switch c.opt.Merge {
-		case MergeSeparate:
-			separate = true
-		case MergeAuto:
-			separate = mergeSeparately(c.ctx.Info, s.rows, a.splits, a.length)
-		}
-	}
+	separate := gather || splits == 0 && c.opt.Merge.separate(mergeSeparately(c.ctx.Info, s.rows, a.splits, a.length))
 	if separate && (s.hq > int(lim.MaxComputeWorkGroupCount[0]) || c.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return nil, c.errorf("merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", s.hq, c.b, lim.MaxComputeWorkGroupCount)
 	}

@@ -54,12 +54,12 @@ type Tuning struct {
 	// SparseOptions.ScoreWorkgroup. hata and lsh only.
 	ScoreWorkgroup int
 	// SepMerge = 1 runs the attention's log-sum-exp merge as a dispatch of
-	// its own (DenseOptions.Merge, SparseOptions.Merge =
-	// MergeSeparate), 2 in the split kernel's last workgroup of a row
-	// (MergeFold); 0 keeps the default, MergeAuto (each family's rule,
-	// denseMergeSeparately and mergeSeparately). Every method but the twokernel, onekernel
-	// and naive variants of hata and lsh (their own kernels merge, or the
-	// naive chain always merges separately).
+	// its own (DenseOptions.Merge, SparseOptions.Merge = MergeSeparate), 2
+	// in the split kernel's last workgroup of a row (MergeFold); 0 keeps the
+	// default, MergeAuto (each family's rule, denseMergeSeparately and
+	// mergeSeparately). Every method but the twokernel, onekernel and naive
+	// variants of hata and lsh (their own kernels merge, or the naive chain
+	// always merges separately).
 	SepMerge int
 	// Trace = 1 times the top-k methods' attention with a clock read at each
 	// phase of every workgroup (SparseOptions.Trace); the benchmark then
