@@ -27,6 +27,10 @@ const (
 	// EnvKernelStats = 1 turns on Options.KernelStats for every context
 	// opened, whatever the options say.
 	EnvKernelStats = "HATA_VK_KERNELSTATS"
+	// EnvSPIRV names a directory whose <kernel>.spv files replace the
+	// built-in SPIR-V of those kernels (Options.SPIRVDir) when the options
+	// name none.
+	EnvSPIRV = "HATA_VK_SPIRV"
 )
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
@@ -54,6 +58,14 @@ type Options struct {
 	// $HATA_VK_KERNELSTATS=1. A device without the extension still opens:
 	// the statistics calls then return an error wrapping ErrNoKernelStats.
 	KernelStats bool
+	// SPIRVDir, when not empty, is a directory of compiled kernels for
+	// kernel experiments (BENCHMARKS.md's A/B runs): a kernel whose
+	// <name>.spv is there is built from that file instead of the built-in
+	// SPIR-V (package shaders); the others stay built in. The file goes
+	// through the same checks (push constants, specialization ids), so it
+	// must keep the kernel's interface. "" means $HATA_VK_SPIRV. OpenWith
+	// fails when the directory does not exist.
+	SPIRVDir string
 }
 
 // ErrNoKernelStats is returned (wrapped, naming the device) by Kernel.Stats
@@ -81,7 +93,8 @@ type Context struct {
 	queue    vulkan.Queue
 	memTypes []memType
 	poison   bool
-	statsErr error // why Kernel.Stats cannot answer (no "vk: " prefix); nil: pipelines capture their statistics
+	statsErr error  // why Kernel.Stats cannot answer (no "vk: " prefix); nil: pipelines capture their statistics
+	spirvDir string // Options.SPIRVDir: replacement kernels, "" for none
 
 	queueMu sync.Mutex // vkQueueSubmit needs the queue externally synchronised
 
@@ -91,6 +104,7 @@ type Context struct {
 	live     map[resource]uint64 // objects to free at Close, by creation order
 	seq      uint64
 	kernels  map[string]*Kernel // SharedKernel's cache
+	replaced map[string]bool    // kernels built from spirvDir
 	finalLog []vkc.Message      // validation messages, kept after Close
 	finalN   int                // and their count
 
@@ -301,6 +315,21 @@ func open(in *instance, o Options) (*Context, error) {
 		stagingMax: stagingMax,
 		live:       map[resource]uint64{},
 		kernels:    map[string]*Kernel{},
+		replaced:   map[string]bool{},
+		spirvDir:   cmp.Or(o.SPIRVDir, os.Getenv(EnvSPIRV)),
+	}
+	if c.spirvDir != "" {
+		st, err := os.Stat(c.spirvDir)
+		var pe *os.PathError
+		switch {
+		case errors.As(err, &pe):
+			err = pe.Err
+		case err == nil && !st.IsDir():
+			err = errors.New("not a directory")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("vk: SPIR-V directory %s (Options.SPIRVDir or $%s): %w", c.spirvDir, EnvSPIRV, err)
+		}
 	}
 	for _, mt := range c.Info.memTypes {
 		c.memTypes = append(c.memTypes, memType{flags: vulkan.MemoryPropertyFlags(mt.Flags), heap: mt.Heap})

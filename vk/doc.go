@@ -25,8 +25,12 @@
 // kernel's compiler statistics, e.g. its register count, through
 // VK_KHR_pipeline_executable_properties, for Kernel.Stats and
 // Context.KernelStats (`hata bench -kernelstats` prints them); a device
-// without the extension still opens, and those calls then say so. Devices
-// and DescribeDevices list what the loader finds.
+// without the extension still opens, and those calls then say so.
+// $HATA_VK_SPIRV=DIR (or Options.SPIRVDir) builds every kernel whose
+// <name>.spv is in DIR from that file instead of the built-in SPIR-V: a
+// changed kernel can be timed against the built-in one with the same
+// program (`hata bench` names the replaced kernels). Devices and
+// DescribeDevices list what the loader finds.
 //
 // # Memory
 //

@@ -1,7 +1,12 @@
 package vk
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"unsafe"
@@ -89,7 +94,7 @@ func (c *Context) NewKernel(s KernelSpec) (*Kernel, error) {
 	fail := func(format string, a ...any) (*Kernel, error) {
 		return nil, fmt.Errorf("vk: kernel %s: %s", s.Shader, fmt.Sprintf(format, a...))
 	}
-	raw, err := shaders.SPIRV(s.Shader)
+	raw, err := c.spirv(s.Shader)
 	if err != nil {
 		return nil, err
 	}
@@ -364,4 +369,36 @@ func (c *Context) allocSet(dsl vulkan.DescriptorSetLayout) (vulkan.DescriptorPoo
 		return vulkan.NullDescriptorPool, vulkan.NullDescriptorSet, err
 	}
 	return p, set, nil
+}
+
+// spirv returns the SPIR-V of the entry point name: the file name.spv of
+// Options.SPIRVDir when there is one, else the built-in one.
+func (c *Context) spirv(name string) ([]byte, error) {
+	if c.spirvDir != "" {
+		path := filepath.Join(c.spirvDir, name+".spv")
+		raw, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			c.mu.Lock()
+			c.replaced[name] = true
+			c.mu.Unlock()
+			return raw, nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("vk: kernel %s: %w", name, err)
+		}
+	}
+	return shaders.SPIRV(name)
+}
+
+// SPIRVDir returns the directory of replacement kernels in use
+// (Options.SPIRVDir or $HATA_VK_SPIRV), "" for none.
+func (c *Context) SPIRVDir() string { return c.spirvDir }
+
+// ReplacedKernels returns, sorted, the kernels built so far from
+// Options.SPIRVDir instead of the built-in SPIR-V (none without it), so
+// that a benchmark can say which of its kernels were experiments.
+func (c *Context) ReplacedKernels() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Sorted(maps.Keys(c.replaced))
 }

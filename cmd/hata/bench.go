@@ -87,6 +87,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	dev := v.Device()
 	fmt.Fprintf(stdout, "# %s, driver %s, %s; one decode step of one layer, Hq=%d Hkv=%d d=%d, fp16 K/V, budget %v\n",
 		dev.Name, dev.Driver, dev.API, *hq, *hkv, *d, budget)
+	if dir := v.Ctx.SPIRVDir(); dir != "" {
+		fmt.Fprintf(stdout, "# experimental kernels: the .spv files of %s replace the built-in kernels of the same name ($%s)\n", dir, vk.EnvSPIRV)
+	}
 	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
 	fmt.Fprintf(stdout, "# median_us: the kernels timed as one span; stage columns: %d more steps with a timestamp per stage, each timestamp included (so they may add up to more)\n", *reps)
 	// The latency roofline beside the bandwidth one: what a dependent
@@ -159,6 +162,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if *kernelStats {
 		printKernelStats(v.Ctx, stdout, stderr)
+	}
+	if dir := v.Ctx.SPIRVDir(); dir != "" {
+		fmt.Fprintf(stdout, "# kernels built from %s: %s\n", dir, cmp.Or(strings.Join(v.Ctx.ReplacedKernels(), ", "), "none"))
 	}
 	for _, f := range failed {
 		fmt.Fprintln(stderr, f)
