@@ -274,19 +274,6 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
 // them, per head (G*MERGE_U loads in flight, about 16).
 const uint MERGE_U = (16 + G - 1) / G;
 
-// subgroup_ml combines the (m, l) pairs of the subgroup's lanes into the
-// pair of their union, (max m, sum l exp(m - max)), with a butterfly of
-// subgroupShuffleXor (every lane gets the result); call it in uniform
-// control flow.
-void subgroup_ml(inout float m, inout float l) {
-    for (uint off = gl_SubgroupSize / 2; off > 0; off >>= 1) {
-        const float mo = subgroupShuffleXor(m, off), lo = subgroupShuffleXor(l, off);
-        const float mn = max(m, mo);
-        l = l * exp(m - mn) + lo * exp(mo - mn);
-        m = mn;
-    }
-}
-
 // split_fold(row, qrow): with FUSED and S > 1, the log-sum-exp merge of the
 // S partials of the G query heads qrow .. qrow+G-1 of cache row row, done by
 // the workgroup that finishes the row's last split (the threadfence
@@ -300,13 +287,14 @@ void subgroup_ml(inout float m, inout float l) {
 //	out = sum_s o_s * exp(m_s - M) / L
 //
 // and resets cnt[row] to 0 for the next dispatch (so the counters are zeroed
-// once, when allocated). M and L are reduced over the workgroup in one pass
-// over the partials (each lane folds its splits in with the online rescale,
-// then subgroup_ml's butterflies, then the subgroups through sh_m, sh_l); for
-// the sum over s the workgroup is cut into groups of cw = min(D/4, WG)
-// lanes, one vec4 column each, group k taking the splits s = k mod groups,
-// MERGE_U splits of every head in flight per lane; the groups are then summed
-// through sh_o.
+// once, when allocated). In one pass over the partials, as lse_merge.glsl:
+// the workgroup is cut into groups of cw = min(D/4, WG) lanes, one vec4
+// column each, group k taking the splits s = k mod groups; each lane loads
+// MERGE_U splits' o_s and (m_s, l_s) of every head together and folds them
+// into a running (m, l, acc) per head with the online rescale, so no load
+// waits for M (an earlier form found M and L in a pass of its own, a
+// dependent round of loads more); the groups are then combined through
+// sh_m, sh_l and sh_o with the same rule.
 void split_fold(const uint row, const uint qrow) {
     if (!FUSED || pc.splits == 1) return;
     const uint li = gl_LocalInvocationIndex;
@@ -320,58 +308,48 @@ void split_fold(const uint row, const uint qrow) {
     memoryBarrierBuffer(); // the other workgroups' partials are visible
     if (li == 0) cnt[row] = 0;
 
-    // (M, L) of every head in one pass over pml: each lane folds its splits
-    // in with the online rescale, then the lanes' pairs are combined
-    // (subgroup butterflies, then the subgroups through sh_m, sh_l).
-    float mx[G], lx[G];
-    [[unroll]] for (uint g = 0; g < G; g++) {
-        mx[g] = NEG;
-        lx[g] = 0.0;
-    }
-    for (uint s = li; s < S; s += WG) {
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            const vec2 ml = pml[(qrow + g) * S + s];
-            const float mn = max(mx[g], ml.x);
-            lx[g] = lx[g] * exp(mx[g] - mn) + ml.y * exp(ml.x - mn);
-            mx[g] = mn;
-        }
-    }
-    [[unroll]] for (uint g = 0; g < G; g++) subgroup_ml(mx[g], lx[g]);
-    if (gl_SubgroupInvocationID == 0) {
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            sh_m[gl_SubgroupID * G + g] = mx[g];
-            sh_l[gl_SubgroupID * G + g] = lx[g];
-        }
-    }
-    barrier();
-    [[unroll]] for (uint g = 0; g < G; g++) {
-        mx[g] = NEG;
-        for (uint sb = 0; sb < gl_NumSubgroups; sb++) mx[g] = max(mx[g], sh_m[sb * G + g]);
-        lx[g] = 0.0;
-        for (uint sb = 0; sb < gl_NumSubgroups; sb++) lx[g] += sh_l[sb * G + g] * exp(sh_m[sb * G + g] - mx[g]);
-    }
-
     const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)
-    const uint groups = WG / cw;
+    const uint groups = WG / cw; // <= NSLOT (TPT <= D/4): sh_m, sh_l hold groups*G
     const uint k = li / cw;
     for (uint c0 = 0; c0 < D4; c0 += cw) {
         const uint i4 = c0 + li % cw;
+        float mk[G], lk[G];
         vec4 acc[G];
-        [[unroll]] for (uint g = 0; g < G; g++) acc[g] = vec4(0.0);
+        [[unroll]] for (uint g = 0; g < G; g++) {
+            mk[g] = NEG;
+            lk[g] = 0.0;
+            acc[g] = vec4(0.0);
+        }
         if (k < groups && i4 < D4) {
             for (uint s0 = k; s0 < S; s0 += groups * MERGE_U) {
                 vec4 v[G * MERGE_U];
-                float w[G * MERGE_U];
+                vec2 ml[G * MERGE_U];
                 [[unroll]] for (uint g = 0; g < G; g++) {
                     [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
                         const uint s = s0 + u * groups;
                         const uint pr = (qrow + g) * S + s;
                         v[g * MERGE_U + u] = s < S ? po[pr * D4 + i4] : vec4(0.0);
-                        w[g * MERGE_U + u] = s < S ? pml[pr].x : NEG;
+                        ml[g * MERGE_U + u] = s < S ? pml[pr] : vec2(NEG, 0.0);
                     }
                 }
                 [[unroll]] for (uint g = 0; g < G; g++) {
-                    [[unroll]] for (uint u = 0; u < MERGE_U; u++) acc[g] += v[g * MERGE_U + u] * exp(w[g * MERGE_U + u] - mx[g]);
+                    float mn = mk[g];
+                    [[unroll]] for (uint u = 0; u < MERGE_U; u++) mn = max(mn, ml[g * MERGE_U + u].x);
+                    const float a = exp(mk[g] - mn);
+                    acc[g] *= a;
+                    lk[g] *= a;
+                    [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
+                        const float w = exp(ml[g * MERGE_U + u].x - mn);
+                        acc[g] += v[g * MERGE_U + u] * w;
+                        lk[g] += ml[g * MERGE_U + u].y * w;
+                    }
+                    mk[g] = mn;
+                }
+            }
+            if (li % cw == 0) {
+                [[unroll]] for (uint g = 0; g < G; g++) {
+                    sh_m[k * G + g] = mk[g];
+                    sh_l[k * G + g] = lk[g];
                 }
             }
         }
@@ -380,9 +358,16 @@ void split_fold(const uint row, const uint qrow) {
             sh_o[li] = acc[g];
             barrier();
             if (li < cw && c0 + li < D4) {
+                float mx = NEG;
+                for (uint kk = 0; kk < groups; kk++) mx = max(mx, sh_m[kk * G + g]);
+                float z = 0.0;
                 vec4 a = vec4(0.0);
-                for (uint kk = 0; kk < groups; kk++) a += sh_o[kk * cw + li];
-                out_[(qrow + g) * D4 + c0 + li] = a / lx[g];
+                for (uint kk = 0; kk < groups; kk++) {
+                    const float w = exp(sh_m[kk * G + g] - mx);
+                    z += sh_l[kk * G + g] * w;
+                    a += sh_o[kk * cw + li] * w;
+                }
+                out_[(qrow + g) * D4 + c0 + li] = a / z;
             }
             barrier();
         }
