@@ -64,6 +64,8 @@ layout(constant_id = 3) const uint G = 1;    // query heads per KV head
 layout(constant_id = 4) const uint TILE = 4; // tokens per slot between rescales
 layout(constant_id = 5) const bool FUSED = true; // the last workgroup of a row merges
 const bool REDUCE_SCATTER = false;           // split_softmax.glsl: the butterfly (faster here, BENCHMARKS.md)
+const bool MERGE_HEADS = false;   // split_softmax.glsl: one head at a time (faster here, BENCHMARKS.md)
+const uint IDX_VEC4 = 0;          // split_softmax.glsl: no index list in sh_o
 
 layout(push_constant) uniform PushConstants {
     uint n;         // cached tokens N

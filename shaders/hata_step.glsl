@@ -96,6 +96,8 @@ layout(constant_id = 6) const uint NB = 2;      // histogram bins, > G*rbit, <= 
 layout(constant_id = 7) const bool POLL_ALL = false; // every lane polls in wait_done (CPU devices)
 const bool FUSED = true;                        // split_softmax.glsl: the last split merges
 const bool REDUCE_SCATTER = true;               // split_softmax.glsl: sparse_split.glsl's reduction
+const bool MERGE_HEADS = false;   // split_softmax.glsl: one head at a time
+const uint IDX_VEC4 = 0;          // split_softmax.glsl: no index list in sh_o
 
 const uint WG = gl_WorkGroupSize.x;
 const uint UNR = 4;       // score: token pairs per lane per round

@@ -41,6 +41,8 @@ layout(constant_id = 5) const uint G = 1;        // query heads per KV head
 layout(constant_id = 6) const uint TILE = 4;     // entries per slot between rescales
 layout(constant_id = 7) const bool FUSED = true; // split_fold merges (always, here)
 const bool REDUCE_SCATTER = true;              // split_softmax.glsl: sparse_split.glsl's reduction
+const bool MERGE_HEADS = false;   // split_softmax.glsl: one head at a time
+const uint IDX_VEC4 = 0;          // split_softmax.glsl: no index list in sh_o
 
 layout(std430, set = 0, binding = 4) restrict readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 5) restrict readonly buffer KB { KV_T kb[]; };

@@ -26,12 +26,14 @@
 // directly. Without FUSED, sparse_merge.comp merges in a dispatch of its own.
 //
 // The workgroup first copies its split's indices (at most MAXLEN) into shared
-// memory, so that no K/V load waits on an index load. Inside the workgroup
+// memory (the first rows of sh_o, as uint bits: the slots' merge reuses the
+// array), so that no K/V load waits on an index load. Inside the workgroup
 // TPT lanes share a token (a slot), lane j holding the 16-byte vectors j,
 // j+TPT, ... of the row; the dot product is finished with subgroup shuffles.
 // Each slot walks its entries TILE at a time with an online softmax (one
 // rescale per tile), the next tile's K and V rows loaded while the current
-// one is computed. The slots are merged in shared memory. From the loaded
+// one is computed. The slots are merged in shared memory, every head at once
+// where the G heads' rows take at most 8 KiB (MERGE_HEADS). From the loaded
 // vectors on, the arithmetic is dense_split.glsl's: both use
 // split_softmax.glsl.
 //
@@ -69,8 +71,11 @@ layout(constant_id = 4) const bool INDEXED = true;
 layout(constant_id = 5) const uint TILE = 4;     // entries per slot between rescales
 layout(constant_id = 6) const bool FUSED = true; // the last workgroup of a row merges
 const bool REDUCE_SCATTER = true;                // split_softmax.glsl: the reduce-scatter (faster here, BENCHMARKS.md)
+const bool MERGE_HEADS = true;    // split_softmax.glsl: every head merged at once
+const uint MAXLEN = 1024;         // entries per split, at most
+const uint IDX_VEC4 = MAXLEN / 4; // split_softmax.glsl: the index list kept in sh_o
+#define SH_IDX(e) floatBitsToUint(sh_o[(e) >> 2][(e) & 3])
 
-const uint MAXLEN = 1024; // entries per split, at most
 
 layout(push_constant) uniform PushConstants {
     uint k;         // entries per row
@@ -93,7 +98,6 @@ layout(std430, set = 0, binding = 7) restrict coherent buffer Cnt { uint cnt[]; 
 
 #include "split_softmax.glsl"
 
-shared uint sh_idx[MAXLEN];
 
 #ifdef TRACE
 const uint TRACE_POINTS = 5;
@@ -115,7 +119,7 @@ void main() {
     TRACE_AT(0)
     const uint i0 = s * pc.split_len;
     const uint len = min(i0 + pc.split_len, pc.k) - i0; // entries of this split, <= MAXLEN
-    for (uint i = li; i < len; i += gl_WorkGroupSize.x) sh_idx[i] = INDEXED ? idx[row * pc.kstride + i0 + i] : i0 + i;
+    for (uint i = li; i < len; i += gl_WorkGroupSize.x) sh_o[i >> 2][i & 3] = uintBitsToFloat(INDEXED ? idx[row * pc.kstride + i0 + i] : i0 + i);
 
     SPLIT_INIT(qrow, lane)
     barrier();

@@ -54,13 +54,26 @@ const uint NSLOT = gl_WorkGroupSize.x / TPT; // tokens in flight per workgroup
 const float NEG = -1.0e30;                   // "no token yet": exp(NEG - x) == 0
 
 // sh_o holds NSLOT rows of D floats as vec4 (KV_VEC is 4 or 8, so the 4
-// elements of a vec4 belong to one lane); split_fold reuses it, and sh_m,
-// sh_l, once the slots are merged. (Merging several heads at once, in
-// G*NSLOT rows, measured slower on the H200: dense 22-35% at every shape, the
-// larger shared memory letting fewer workgroups run at once; BENCHMARKS.md.)
+// elements of a vec4 belong to one lane), G*NSLOT rows when OHEADS = G (the
+// includer's MERGE_HEADS: SPLIT_MERGE merges every head at once); split_fold reuses
+// it, and sh_m, sh_l, once the slots are merged. (Merging the heads at once
+// measured slower for dense on the H200, 22-35% at every shape, the larger
+// shared memory letting fewer workgroups run at once; BENCHMARKS.md.)
 shared float sh_m[NSLOT * G];
 shared float sh_l[NSLOT * G];
-shared vec4 sh_o[NSLOT * D4];
+// OHEADS: G with MERGE_HEADS where G*NSLOT rows take at most 8 KiB (the default
+// sparse shape, G 4, 4 slots, D 128); larger groups merge one head at a time.
+const uint OHEADS = MERGE_HEADS ? (NSLOT * G * D4 * 16 <= 8192 ? G : 1) : 1; // heads sh_o holds
+// With IDX_VEC4 > 0 (the includer's) sh_o also holds the split's index list
+// while the slots attend, as uint bits in its first IDX_VEC4 rows (SH_IDX),
+// so that the list and the merge share one array: on the H200 the list's
+// 4 KiB more per workgroup let only three sparse_split workgroups share a
+// compute unit once sh_o held every head (BENCHMARKS.md).
+const uint SH_O_ROWS = NSLOT * D4 * OHEADS > IDX_VEC4 ? NSLOT * D4 * OHEADS : IDX_VEC4;
+shared vec4 sh_o[SH_O_ROWS];
+#ifndef SH_IDX
+#define SH_IDX(e) sh_idx[e]
+#endif
 shared bool sh_last; // split_fold: this workgroup finished its row's last split
 
 // SPLIT_INIT(qrow, lane): qf[G*EPL] = this lane's slice of the query heads
@@ -207,7 +220,7 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
 #define SPLIT_LOAD_LIST(eb, len, slot) {                                       \
         [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
             const uint e_ = (eb) + i * NSLOT + (slot);                         \
-            const uint t_ = e_ < (len) ? sh_idx[e_] : 0;                       \
+            const uint t_ = e_ < (len) ? SH_IDX(e_) : 0;                       \
             [[unroll]] for (uint j = 0; j < VPL; j++) {                        \
                 kn[i * VPL + j] = e_ < (len) ? kb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
                 vn[i * VPL + j] = e_ < (len) ? vb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
@@ -229,8 +242,8 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
     }
 
 // SPLIT_MERGE(qrow, s, lane, slot, li): merges the NSLOT slots' (m, l, o) of
-// every head qrow+g, one head at a time, rescaling each to the workgroup's
-// max mw, and writes partial row pr = (qrow+g)*S + s: pml[pr] = (mw, lw) and
+// every head qrow+g, all heads at once (OHEADS = G, SPLIT_MERGE_HEADS) or one
+// at a time (SPLIT_MERGE_EACH), rescaling each to the workgroup's max mw, and writes partial row pr = (qrow+g)*S + s: pml[pr] = (mw, lw) and
 // po[pr][D/4] = o (not normalised); with FUSED and S == 1 it writes the
 // output instead, out_[qrow+g] = o / lw. li is gl_LocalInvocationIndex.
 #define SPLIT_MERGE(qrow, s, lane, slot, li)                                   \
@@ -240,7 +253,61 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
             sh_l[(slot) * G + g] = l[g];                                       \
         }                                                                      \
     }                                                                          \
+    if (OHEADS > 1) {                                                          \
+        SPLIT_MERGE_HEADS(qrow, s, lane, slot, li)                             \
+    } else {                                                                   \
+        barrier();                                                             \
+        SPLIT_MERGE_EACH(qrow, s, lane, slot, li)                              \
+    }
+
+// SPLIT_MERGE_HEADS: SPLIT_MERGE's merge of every head at once (OHEADS = G):
+// every slot writes its o of all G heads as they are (row slot*G + g of
+// sh_o) beside its (m, l), and after one barrier (one more before, when sh_o
+// held the index list) each lane merges the slots of (head, column) pairs,
+// G*D/4 in all, rescaling each slot's o to the heads' max there: two or
+// three barriers where one head at a time takes 2G+1. On the H200 the
+// sparse attention's slot merge went from 3.0 to 0.5 us at B8/32K (traced,
+// BENCHMARKS.md), once the index list shared sh_o (12420 bytes of shared
+// memory per workgroup had let three share a compute unit, not four).
+#define SPLIT_MERGE_HEADS(qrow, s, lane, slot, li)                             \
+    if (IDX_VEC4 > 0) barrier(); /* every slot done with the list in sh_o */   \
+    [[unroll]] for (uint g = 0; g < G; g++) {                                  \
+        [[unroll]] for (uint j = 0; j < VPL; j++) {                            \
+            [[unroll]] for (uint c = 0; c < KV_VEC; c += 4) {                  \
+                const uint e_ = g * EPL + j * KV_VEC + c;                      \
+                sh_o[(((slot) * G + g) * D + (j * TPT + (lane)) * KV_VEC + c) / 4] = \
+                    vec4(o[e_], o[e_ + 1], o[e_ + 2], o[e_ + 3]);              \
+            }                                                                  \
+        }                                                                      \
+    }                                                                          \
     barrier();                                                                 \
+    {                                                                          \
+        const bool direct = FUSED && pc.splits == 1;                           \
+        for (uint i = (li); i < G * D4; i += gl_WorkGroupSize.x) {             \
+            const uint g = i / D4, c = i % D4;                                 \
+            float mw = NEG;                                                    \
+            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
+            float lw = 0.0;                                                    \
+            vec4 acc = vec4(0.0);                                              \
+            [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) {                   \
+                const float w = exp(sh_m[sl * G + g] - mw);                    \
+                lw += sh_l[sl * G + g] * w;                                    \
+                acc += sh_o[(sl * G + g) * D4 + c] * w;                        \
+            }                                                                  \
+            const uint pr = ((qrow) + g) * pc.splits + (s); /* partial row */ \
+            if (direct) {                                                      \
+                out_[((qrow) + g) * D4 + c] = acc / lw;                        \
+            } else {                                                           \
+                po[pr * D4 + c] = acc;                                         \
+                if (c == 0) pml[pr] = vec2(mw, lw);                            \
+            }                                                                  \
+        }                                                                      \
+    }                                                                          \
+    barrier();
+
+// SPLIT_MERGE_EACH: SPLIT_MERGE's merge one head at a time (sh_o holds one
+// head's NSLOT rows).
+#define SPLIT_MERGE_EACH(qrow, s, lane, slot, li)                              \
     [[unroll]] for (uint g = 0; g < G; g++) {                                  \
         float mw = NEG;                                                        \
         [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_m[sl * G + g]); \
@@ -271,8 +338,11 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
     }
 
 // MERGE_U: splits whose partials each lane of split_fold loads before adding
-// them, per head (G*MERGE_U loads in flight, about 16).
-const uint MERGE_U = (16 + G - 1) / G;
+// them, per head: G*MERGE_U of o's vec4 and (m, l) in flight, about 16, or
+// about 12 when every head is merged at once (sparse_split: 118 registers
+// against 128 with 16 on the H200, where 128 is the most that lets four
+// workgroups of 128 share a compute unit).
+const uint MERGE_U = OHEADS > 1 ? (12 + G - 1) / G : (16 + G - 1) / G;
 
 // split_fold(row, qrow): with FUSED and S > 1, the log-sum-exp merge of the
 // S partials of the G query heads qrow .. qrow+G-1 of cache row row, done by
