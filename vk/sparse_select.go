@@ -228,16 +228,21 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 const scoreMaxChunk = 4096
 
 // scoreChunk returns the tokens per workgroup of a score kernel over n
-// tokens of rows rows: SparseOptions.ScoreChunk, or enough workgroups for 4
-// per compute unit with chunks of 512 to maxChunk tokens (multiples of 8,
-// and above scoreMaxChunk of 2048), and never more than the grid allows.
+// tokens of rows rows: SparseOptions.ScoreChunk, or as many whole chunks per
+// row as keep the grid within 4 workgroups per compute unit (one wave; at
+// least one chunk per row), of 512 to maxChunk tokens (multiples of 8, and
+// above scoreMaxChunk of 2048), and never more than the grid allows.
+// (Dividing the row's tokens by the target instead gave B8/32K on the H200
+// 9 chunks of 3976 tokens per row, 576 workgroups for 528 places: HATA took
+// 54.4 us against 52.4 with 8 of 4096, exact top-k 417 against 388, Loki
+// 251 against 241; BENCHMARKS.md.)
 func (c *sparseCore) scoreChunk(n, rows, maxChunk int) int {
 	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	ch := c.opt.ScoreChunk
 	if ch == 0 {
 		cu := max(c.ctx.Info.ComputeUnits, 1)
-		target := 4 * cu
-		ch = (n*rows + target - 1) / target
+		per := max(4*cu/max(rows, 1), 1) // chunks per row
+		ch = (n + per - 1) / per
 		ch = roundUp(min(max(ch, 512), maxChunk), 8) // 8: select_write's 16-byte key loads
 		if ch > scoreMaxChunk {
 			// Whole rounds of hata_score and tiles of select_write (2048
