@@ -96,14 +96,15 @@ layout(constant_id = 6) const uint NB = 2;      // histogram bins, > G*rbit, <= 
 layout(constant_id = 7) const bool POLL_ALL = false; // every lane polls in wait_done (CPU devices)
 const bool FUSED = true;                        // split_softmax.glsl: the last split merges
 const bool REDUCE_SCATTER = true;               // split_softmax.glsl: sparse_split.glsl's reduction
-const bool MERGE_HEADS = false;   // split_softmax.glsl: one head at a time
-const uint IDX_VEC4 = 0;          // split_softmax.glsl: no index list in sh_o
+const bool MERGE_HEADS = true;    // split_softmax.glsl: sparse_split's merge (a cache in several buffers attends with it, bit for bit)
+const uint MAXLEN = 1024;         // attention: entries per split, at most
+const uint IDX_VEC4 = MAXLEN / 4; // split_softmax.glsl: the index list kept in sh_o, as in sparse_split
+#define SH_IDX(e) floatBitsToUint(sh_o[(e) >> 2][(e) & 3])
 
 const uint WG = gl_WorkGroupSize.x;
 const uint UNR = 4;       // score: token pairs per lane per round
 const uint PER = 8;       // select: tokens per lane per tile
 const uint PRE = 4;       // select: tiles whose keys are loaded before the threshold
-const uint MAXLEN = 1024; // attention: entries per split, at most
 
 layout(push_constant) uniform PushConstants {
     uint n;            // tokens N
@@ -149,7 +150,6 @@ layout(std430, set = 0, binding = 13) restrict coherent volatile buffer Ctr { ui
 shared uint sh_next; // the next item this workgroup runs
 shared uint sh_spin; // written by wait_done's polls (a side effect, so the loop stays)
 shared uint sh_hist[NB];    // S: the chunk's histogram
-shared uint sh_idx[MAXLEN]; // A: the split's token indices
 
 // ---- the queue --------------------------------------------------------------
 
@@ -370,7 +370,7 @@ void attend_split(uint row, uint s) {
     wait_done(2, row, pc.nchunks);
     const uint i0 = s * pc.split_len;
     const uint len = min(i0 + pc.split_len, pc.k) - i0;
-    for (uint i = li; i < len; i += WG) sh_idx[i] = sel[row * pc.kstride + i0 + i];
+    for (uint i = li; i < len; i += WG) sh_o[i >> 2][i & 3] = uintBitsToFloat(sel[row * pc.kstride + i0 + i]); // the split's token indices
     barrier();
     const uint rowv = row * pc.cap * DV + lane;
     SPLIT_LIST(len, slot)
