@@ -18,7 +18,10 @@
 //
 // Include it after kv.glsl and after declaring the workgroup size and the
 // specialization constants TPT (lanes per token), D, G and FUSED (bool), and
-// the constant REDUCE_SCATTER (bool, SPLIT_TILE's reduction); the macros and
+// the constants REDUCE_SCATTER (bool, SPLIT_TILE's reduction), MERGE_HEADS
+// (bool, SPLIT_MERGE's: every head at once where it fits) and IDX_VEC4 (uint:
+// the rows of sh_o that hold the index list, with SH_IDX(e) defined to read
+// entry e there; 0, and a uint array sh_idx, otherwise); the macros and
 // split_fold also read TILE, the kernel's buffers
 //
 //	q    [B*Hq][D] float
@@ -243,9 +246,10 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
 
 // SPLIT_MERGE(qrow, s, lane, slot, li): merges the NSLOT slots' (m, l, o) of
 // every head qrow+g, all heads at once (OHEADS = G, SPLIT_MERGE_HEADS) or one
-// at a time (SPLIT_MERGE_EACH), rescaling each to the workgroup's max mw, and writes partial row pr = (qrow+g)*S + s: pml[pr] = (mw, lw) and
-// po[pr][D/4] = o (not normalised); with FUSED and S == 1 it writes the
-// output instead, out_[qrow+g] = o / lw. li is gl_LocalInvocationIndex.
+// at a time (SPLIT_MERGE_EACH), rescaling each to the workgroup's max mw, and
+// writes partial row pr = (qrow+g)*S + s: pml[pr] = (mw, lw) and po[pr][D/4]
+// = o (not normalised); with FUSED and S == 1 it writes the output instead,
+// out_[qrow+g] = o / lw. li is gl_LocalInvocationIndex.
 #define SPLIT_MERGE(qrow, s, lane, slot, li)                                   \
     if ((lane) == 0) {                                                         \
         [[unroll]] for (uint g = 0; g < G; g++) {                              \
