@@ -63,10 +63,11 @@ type Timing struct {
 	// second, in GB/s) measured in the same run: every row's roofline. 0 when
 	// the backend has none (the CPU).
 	CopyGBps float64
-	// Trace, when the point was timed with the attention traced (the vk
-	// tuning key trace), says where the attention's workgroups spent their
-	// time: the median over the steps of vk.TraceSummary; "" otherwise.
-	Trace string
+	// Trace, when the point was timed with its kernels traced (the vk
+	// tuning key trace), says where each traced kernel's workgroups spent
+	// their time, one "kernel: summary" per kernel in the step's order (the
+	// median over the steps of vk.TraceSummary); nil otherwise.
+	Trace []string
 }
 
 // backends holds the openers of device specs by prefix ("cpu", "vk").

@@ -166,18 +166,24 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		}
 	}
 	stages := map[string][]float64{}
-	var traces []vk.TraceSummary
+	traces := map[string][]vk.TraceSummary{} // by kernel
+	var traced []string                      // the kernels, in the step's order
 	for i := range reps {
 		m := ms[i%len(ms)]
 		if _, err := m.Decode(q, budget); err != nil {
 			return Timing{}, err
 		}
 		if tuning.Trace != 0 {
-			sum, err := attentionTrace(m)
+			sums, err := kernelTraces(m)
 			if err != nil {
 				return Timing{}, fmt.Errorf("vk %s: %w", method, err)
 			}
-			traces = append(traces, sum)
+			for _, sum := range sums {
+				if _, ok := traces[sum.Kernel]; !ok {
+					traced = append(traced, sum.Kernel)
+				}
+				traces[sum.Kernel] = append(traces[sum.Kernel], sum)
+			}
 		}
 		t := m.Timings()
 		if !t.Supported {
@@ -232,26 +238,32 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	for col, xs := range stages {
 		out.Stages[col] = time.Duration(median(xs))
 	}
-	if len(traces) > 0 {
-		out.Trace = vk.MedianSummary(traces).String()
+	for _, k := range traced {
+		out.Trace = append(out.Trace, k+": "+vk.MedianSummary(traces[k]).String())
 	}
 	return out, nil
 }
 
-// attentionTrace returns the summary of m's last attention trace (a vk
-// method built with SparseOptions.Trace).
-func attentionTrace(m ref.Method) (vk.TraceSummary, error) {
+// kernelTraces returns the summaries of m's last step's traced kernels (a
+// vk method built with SparseOptions.Trace).
+func kernelTraces(m ref.Method) ([]vk.TraceSummary, error) {
 	tm, ok := m.(interface {
-		AttentionTrace() (vk.AttentionTrace, error)
+		Traces() ([]vk.KernelTrace, error)
 	})
 	if !ok {
-		return vk.TraceSummary{}, fmt.Errorf("no attention trace")
+		return nil, fmt.Errorf("no kernel traces")
 	}
-	tr, err := tm.AttentionTrace()
+	trs, err := tm.Traces()
 	if err != nil {
-		return vk.TraceSummary{}, err
+		return nil, err
 	}
-	return tr.Summary()
+	sums := make([]vk.TraceSummary, len(trs))
+	for i, tr := range trs {
+		if sums[i], err = tr.Summary(); err != nil {
+			return nil, err
+		}
+	}
+	return sums, nil
 }
 
 // median returns the median of xs (the upper one of an even count).

@@ -527,6 +527,19 @@ func splitSoftmaxShared(nslot, d, g int) int {
 	return 2*nslot*g*4 + nslot*d*4 + 4
 }
 
+// listMergeShared returns the shared memory, in bytes, of split_softmax.glsl
+// with MERGE_HEADS and the index list of maxSplitLen entries kept in sh_o
+// (IDX_VEC4, sparse_split and hata_step): sh_m, sh_l, and sh_o holding every
+// head's nslot rows where they take at most 8 KiB (one head's otherwise) or
+// the list, whichever is larger, and sh_last.
+func listMergeShared(nslot, d, g int) int {
+	heads := 1
+	if nslot*g*d*4 <= 8192 {
+		heads = g
+	}
+	return 2*nslot*g*4 + max(nslot*d*4*heads, 4*maxSplitLen) + 4
+}
+
 // splitKernel returns the split kernel for group size g: lanes per token TPT
 // the largest power of two <= min(smallest subgroup, 32) dividing D/KV_VEC,
 // and the workgroup halved until its shared memory fits; the merge folded in

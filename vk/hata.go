@@ -61,6 +61,8 @@ type HATA struct {
 	wbuf   *Buffer     // W: [Hkv][D][Rbit] float32
 	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
 	lastHq int
+
+	lastScoreTrace Range // the last recorded step's hata_score trace (ScoreTrace), or empty
 }
 
 var (
@@ -180,6 +182,7 @@ type hataStep struct {
 	fusedHist     bool
 	key16         bool
 	scoreChunk    int
+	trace         Range // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
 }
 
 // prepare sizes and builds everything one decode step with budget k needs.
@@ -230,7 +233,14 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 			return nil, err
 		}
 	}
-	if h.score, err = m.kernel("hata_score", 6, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
+	scoreShader, scoreBindings := "hata_score", 6
+	if m.opt.Trace {
+		if !m.ctx.Info.ShaderClock {
+			return nil, m.errorf("Trace needs VK_KHR_shader_clock's device clock, which %s lacks", m.ctx.Info.Name)
+		}
+		scoreShader, scoreBindings = "hata_score_trace", 7
+	}
+	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
 		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
 		return nil, err
 	}
@@ -243,6 +253,14 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		// hata_step's items (a multiple of 8: 16-byte key loads); where it
 		// cannot run (stepKernel), the fused chain keeps its own chunks.
 		h.scoreChunk = roundUp(cmp.Or(m.opt.ScoreChunk, oneKernelChunk), 8)
+	}
+	if m.opt.Trace {
+		size := uint64(s.rows*((m.n+h.scoreChunk-1)/h.scoreChunk)*scoreTracePoints) * 4
+		tb, err := m.buf("score trace", size, DeviceLocal)
+		if err != nil {
+			return nil, err
+		}
+		h.trace = tb.Range(0, size)
 	}
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
 	spec := selectSpec{
@@ -289,7 +307,12 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 		}
 	}
 	codes := m.scratch["key codes"]
-	sset, err := m.set(h.score, h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist, h.q, m.wbuf.Whole())
+	bufs := []Range{h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist, h.q, m.wbuf.Whole()}
+	if h.trace.Buf != nil {
+		bufs = append(bufs, h.trace)
+	}
+	m.lastScoreTrace = h.trace
+	sset, err := m.set(h.score, bufs...)
 	if err != nil {
 		return err
 	}
@@ -312,7 +335,7 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	m.lastHq = h.hq
 	p := &stepPlan{
 		s:      h.step,
-		poison: []Range{h.qcodes, h.keys, h.sel.cnt},
+		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace},
 		gather: m.opt.Variant == VariantNaive,
 		zero:   []Range{h.sel.zeroRange()},
 		rec: func(b *Batch) error {

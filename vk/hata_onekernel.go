@@ -58,7 +58,7 @@ func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
 	}
 	sl := wg / 32
 	nslot := wg / tpt
-	shared := 4*(1+wg+nb+2+maxSplitLen+h.g*m.d+sl*h.g*32+h.g) + splitSoftmaxShared(nslot, m.d, h.g)
+	shared := 4*(1+wg+nb+2+h.g*m.d+sl*h.g*32+h.g) + listMergeShared(nslot, m.d, h.g)
 	if wg%tpt != 0 || shared > int(info.Limits.MaxComputeSharedMemorySize) {
 		return nil, nil
 	}

@@ -21,6 +21,7 @@ var pushStructs = map[string]any{
 	"loki_rotate_k_f16":       projPush{},
 	"chase":                   chasePush{},
 	"hata_score":              hataScorePush{},
+	"hata_score_trace":        hataScorePush{},
 	"hata_step_f16":           hataStepPush{},
 	"hata_step_f16h":          hataStepPush{},
 	"hata_step_f32":           hataStepPush{},

@@ -118,9 +118,10 @@ type SparseOptions struct {
 	// The variants whose own kernel attends (twokernel, onekernel) and the
 	// naive one (always separate) ignore it.
 	Merge MergeMode
-	// Trace, for benchmarks, builds sparse_split with a read of the device
-	// clock at each phase of every workgroup (the *_trace entry points), so
-	// that AttentionTrace can say where the attention's time goes. It needs
+	// Trace, for benchmarks, builds sparse_split, and HATA's hata_score, with
+	// a read of the device clock at each phase of every workgroup (the
+	// *_trace entry points), so that AttentionTrace, HATA.ScoreTrace and
+	// Traces can say where those kernels' time goes. It needs
 	// DeviceInfo.ShaderClock; the variants whose own kernel attends
 	// (twokernel, onekernel) are not traced.
 	Trace bool
@@ -844,7 +845,7 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 		return nil, err
 	}
 	wg := cmp.Or(c.opt.Workgroup, sparseWorkgroup)
-	shared := func(wg int) int { return splitSoftmaxShared(wg/tpt, c.d, g) + 4*maxSplitLen }
+	shared := func(wg int) int { return listMergeShared(wg/tpt, c.d, g) }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2
 	}
@@ -1115,7 +1116,9 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 	if c.ctx.poison {
 		b.Stage("poison")
 		for _, r := range p.poison {
-			b.Fill(r, NaNBits)
+			if r.Buf != nil { // an optional range left empty (a trace off)
+				b.Fill(r, NaNBits)
+			}
 		}
 		if selUp == nil {
 			b.Fill(s.sel, NaNBits)

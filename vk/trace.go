@@ -8,60 +8,123 @@ import (
 )
 
 // tracePoints is the clock readings of one traced sparse_split workgroup
-// (sparse_split.glsl's TRACE_POINTS).
-const tracePoints = 5
+// (sparse_split.glsl's TRACE_POINTS); scoreTracePoints of one traced
+// hata_score workgroup (hata_score.glsl's).
+const (
+	tracePoints      = 5
+	scoreTracePoints = 4
+)
 
 // TracePhases names the phases of a traced sparse_split workgroup, between
 // its clock readings: its indices and query loaded ("indices"), its slot's
 // list of K/V rows attended ("list"), its slots merged ("merge"), and the
 // row's splits merged when it is the row's last ("fold"; the fence and
 // counter only, otherwise).
-var TracePhases = [tracePoints - 1]string{"indices", "list", "merge", "fold"}
+var TracePhases = []string{"indices", "list", "merge", "fold"}
 
-// AttentionTrace is the device clock's readings in every workgroup of the
-// last step's sparse attention (SparseOptions.Trace), in the clock's ticks:
-// VK_KHR_shader_clock leaves the unit to the driver: nanoseconds on
+// ScoreTracePhases names the phases of a traced hata_score workgroup: its
+// query codes requested (or encoded) and its histogram cleared ("query"),
+// its chunk's scores computed and stored ("scores", lane 0's share: the
+// other lanes' may end a little later), and its histogram added to the
+// row's and its cumulative counts written ("histogram").
+var ScoreTracePhases = []string{"query", "scores", "histogram"}
+
+// KernelTrace is the device clock's readings in every workgroup of one
+// traced kernel of the last step (SparseOptions.Trace), in the clock's
+// ticks: VK_KHR_shader_clock leaves the unit to the driver: nanoseconds on
 // lavapipe, and on the H200 (NVIDIA 580), where a step's span of readings
 // agrees with its GPU timestamps (B8/256K: 60.5 us traced, 63.7 us for the
 // stage with its timestamp and launch; BENCHMARKS.md). Only the low 32
 // bits are kept (lavapipe's high word was not reliable); Summary takes
 // differences modulo 2^32, so one step must span less than 2^31 ticks.
-type AttentionTrace struct {
-	// Points are the readings of each workgroup, rows times splits, at its
-	// start, after each of TracePhases.
-	Points [][tracePoints]uint32
+type KernelTrace struct {
+	// Kernel names the traced kernel ("sparse_split", "hata_score").
+	Kernel string
+	// Phases names the intervals between a workgroup's readings.
+	Phases []string
+	// Points are the readings of each workgroup (rows times splits or
+	// chunks, row-major), len(Phases)+1 each: its start, then the end of
+	// each phase.
+	Points [][]uint32
 }
 
 // AttentionTrace returns the clock readings of the last Decode or Step's
-// attention. It fails unless the method was built with SparseOptions.Trace
-// and has run a step since its last prefill.
-func (c *sparseCore) AttentionTrace() (AttentionTrace, error) {
+// attention (sparse_split). It fails unless the method was built with
+// SparseOptions.Trace and has run a step since its last prefill.
+func (c *sparseCore) AttentionTrace() (KernelTrace, error) {
 	if !c.opt.Trace {
-		return AttentionTrace{}, c.errorf("AttentionTrace: built without SparseOptions.Trace")
+		return KernelTrace{}, c.errorf("AttentionTrace: built without SparseOptions.Trace")
 	}
 	a := c.lastAttend
 	if !c.stepped || a == nil || a.trace.Buf == nil {
-		return AttentionTrace{}, c.errorf("AttentionTrace: no traced step has run since the last prefill")
+		return KernelTrace{}, c.errorf("AttentionTrace: no traced step has run since the last prefill")
 	}
-	raw := make([]byte, a.trace.Size)
-	if err := c.ctx.Read(a.trace.Buf, a.trace.Off, raw); err != nil {
-		return AttentionTrace{}, err
+	return c.readTrace("sparse_split", TracePhases, a.trace)
+}
+
+// Traces returns the clock readings of every traced kernel of the last step:
+// the attention's (AttentionTrace).
+func (c *sparseCore) Traces() ([]KernelTrace, error) {
+	t, err := c.AttentionTrace()
+	if err != nil {
+		return nil, err
 	}
-	t := AttentionTrace{Points: make([][tracePoints]uint32, len(raw)/(4*tracePoints))}
+	return []KernelTrace{t}, nil
+}
+
+// ScoreTrace returns the clock readings of the last step's hata_score. It
+// fails unless the method was built with SparseOptions.Trace and has run a
+// step of a variant that runs hata_score (not onekernel) since its last
+// prefill.
+func (m *HATA) ScoreTrace() (KernelTrace, error) {
+	if !m.opt.Trace {
+		return KernelTrace{}, m.errorf("ScoreTrace: built without SparseOptions.Trace")
+	}
+	if !m.stepped || m.lastScoreTrace.Buf == nil {
+		return KernelTrace{}, m.errorf("ScoreTrace: no traced step has run since the last prefill")
+	}
+	return m.readTrace("hata_score", ScoreTracePhases, m.lastScoreTrace)
+}
+
+// Traces returns the clock readings of the last step's hata_score and
+// attention, in that order.
+func (m *HATA) Traces() ([]KernelTrace, error) {
+	st, err := m.ScoreTrace()
+	if err != nil {
+		return nil, err
+	}
+	at, err := m.AttentionTrace()
+	if err != nil {
+		return nil, err
+	}
+	return []KernelTrace{st, at}, nil
+}
+
+// readTrace reads a trace buffer of len(phases)+1 readings per workgroup.
+func (c *sparseCore) readTrace(kernel string, phases []string, r Range) (KernelTrace, error) {
+	raw := make([]byte, r.Size)
+	if err := c.ctx.Read(r.Buf, r.Off, raw); err != nil {
+		return KernelTrace{}, err
+	}
+	n := len(phases) + 1
+	t := KernelTrace{Kernel: kernel, Phases: phases, Points: make([][]uint32, len(raw)/(4*n))}
 	for w := range t.Points {
-		for p := range tracePoints {
-			t.Points[w][p] = binary.LittleEndian.Uint32(raw[(w*tracePoints+p)*4:])
+		t.Points[w] = make([]uint32, n)
+		for p := range n {
+			t.Points[w][p] = binary.LittleEndian.Uint32(raw[(w*n+p)*4:])
 		}
 	}
 	return t, nil
 }
 
-// TraceSummary is an AttentionTrace in a few numbers, in the clock's ticks.
+// TraceSummary is a KernelTrace in a few numbers, in the clock's ticks.
 type TraceSummary struct {
+	Kernel     string
+	Phases     []string
 	Workgroups int
-	// Median and Max are each phase's (TracePhases) median and longest
-	// duration over the workgroups.
-	Median, Max [tracePoints - 1]float64
+	// Median and Max are each phase's median and longest duration over the
+	// workgroups.
+	Median, Max []float64
 	// StartSkew is the latest workgroup start less the earliest; Span the
 	// latest end less the earliest start.
 	StartSkew, Span float64
@@ -70,28 +133,32 @@ type TraceSummary struct {
 // Summary returns the trace's summary; it fails when a workgroup's readings
 // go backwards or stand still from start to end (a workgroup that wrote
 // none: the kernel did not run traced).
-func (t AttentionTrace) Summary() (TraceSummary, error) {
-	s := TraceSummary{Workgroups: len(t.Points)}
+func (t KernelTrace) Summary() (TraceSummary, error) {
+	np := len(t.Phases) + 1
+	s := TraceSummary{Kernel: t.Kernel, Phases: t.Phases, Workgroups: len(t.Points), Median: make([]float64, np-1), Max: make([]float64, np-1)}
 	if len(t.Points) == 0 {
-		return s, fmt.Errorf("vk: attention trace: no workgroups")
+		return s, fmt.Errorf("vk: %s trace: no workgroups", t.Kernel)
 	}
 	// Every reading relative to workgroup 0's start, modulo 2^32.
 	ref := t.Points[0][0]
 	rel := func(x uint32) int64 { return int64(int32(x - ref)) }
-	phase := make([][]float64, tracePoints-1)
-	first, lastStart, lastEnd := int64(0), int64(0), rel(t.Points[0][tracePoints-1])
+	phase := make([][]float64, np-1)
+	first, lastStart, lastEnd := int64(0), int64(0), rel(t.Points[0][np-1])
 	for w, p := range t.Points {
-		for i := 1; i < tracePoints; i++ {
+		if len(p) != np {
+			return s, fmt.Errorf("vk: %s trace: workgroup %d: %d readings, want %d", t.Kernel, w, len(p), np)
+		}
+		for i := 1; i < np; i++ {
 			d := int32(p[i] - p[i-1])
 			if d < 0 {
-				return s, fmt.Errorf("vk: attention trace: workgroup %d: reading %d (%d) before reading %d (%d)", w, i, p[i], i-1, p[i-1])
+				return s, fmt.Errorf("vk: %s trace: workgroup %d: reading %d (%d) before reading %d (%d)", t.Kernel, w, i, p[i], i-1, p[i-1])
 			}
 			phase[i-1] = append(phase[i-1], float64(d))
 		}
-		if p[tracePoints-1] == p[0] {
-			return s, fmt.Errorf("vk: attention trace: workgroup %d: no time from start to end (%v): not traced", w, p)
+		if p[np-1] == p[0] {
+			return s, fmt.Errorf("vk: %s trace: workgroup %d: no time from start to end (%v): not traced", t.Kernel, w, p)
 		}
-		first, lastStart, lastEnd = min(first, rel(p[0])), max(lastStart, rel(p[0])), max(lastEnd, rel(p[tracePoints-1]))
+		first, lastStart, lastEnd = min(first, rel(p[0])), max(lastStart, rel(p[0])), max(lastEnd, rel(p[np-1]))
 	}
 	for i, xs := range phase {
 		slices.Sort(xs)
@@ -102,7 +169,7 @@ func (t AttentionTrace) Summary() (TraceSummary, error) {
 }
 
 // MedianSummary returns the element-wise median of ss (the upper one of an
-// even count), for traces of several steps.
+// even count), for traces of several steps of one kernel.
 func MedianSummary(ss []TraceSummary) TraceSummary {
 	if len(ss) == 0 {
 		return TraceSummary{}
@@ -115,7 +182,8 @@ func MedianSummary(ss []TraceSummary) TraceSummary {
 		slices.Sort(xs)
 		return xs[len(xs)/2]
 	}
-	out := TraceSummary{Workgroups: ss[0].Workgroups}
+	out := TraceSummary{Kernel: ss[0].Kernel, Phases: ss[0].Phases, Workgroups: ss[0].Workgroups,
+		Median: make([]float64, len(ss[0].Median)), Max: make([]float64, len(ss[0].Max))}
 	for i := range out.Median {
 		out.Median[i] = med(func(s TraceSummary) float64 { return s.Median[i] })
 		out.Max[i] = med(func(s TraceSummary) float64 { return s.Max[i] })
@@ -131,7 +199,7 @@ func MedianSummary(ss []TraceSummary) TraceSummary {
 func (s TraceSummary) String() string {
 	us := func(x float64) string { return fmt.Sprintf("%.1f", x/1e3) }
 	parts := []string{fmt.Sprintf("%d workgroups, span %s us, start skew %s us", s.Workgroups, us(s.Span), us(s.StartSkew))}
-	for i, name := range TracePhases {
+	for i, name := range s.Phases {
 		parts = append(parts, fmt.Sprintf("%s %s (max %s)", name, us(s.Median[i]), us(s.Max[i])))
 	}
 	return strings.Join(parts, "; ")

@@ -14,8 +14,9 @@ import (
 // kernel computes the same), and checks that every workgroup of every
 // buffer wrote its clock readings in order (the trace is poisoned before the
 // step when validating, and Summary refuses a workgroup whose readings stand
-// still), for the fused and the naive chain and both merges; and that an
-// untraced method refuses to report.
+// still), for the fused and the naive chain and both merges, the attention's
+// and hata_score's (ScoreTrace, Traces); and that an untraced method refuses
+// to report.
 func TestAttentionTrace(t *testing.T) {
 	ctx := device(t)
 	if !ctx.Info.ShaderClock {
@@ -49,6 +50,9 @@ func TestAttentionTrace(t *testing.T) {
 		if _, err := m.AttentionTrace(); err == nil {
 			t.Errorf("%+v: AttentionTrace before any step: no error", o)
 		}
+		if _, err := m.ScoreTrace(); err == nil {
+			t.Errorf("%+v: ScoreTrace before any step: no error", o)
+		}
 		b := ref.Budget{K: 40}
 		q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 		rw, _ := want.Decode(q, b)
@@ -72,6 +76,26 @@ func TestAttentionTrace(t *testing.T) {
 			t.Errorf("%+v: summary %+v (%s)", o, sum, sum)
 		}
 		t.Logf("%+v: %s", o, sum)
+		trs, err := m.Traces()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(trs) != 2 || trs[0].Kernel != "hata_score" || trs[1].Kernel != "sparse_split" {
+			t.Fatalf("%+v: Traces = %d traces, want hata_score then sparse_split", o, len(trs))
+		}
+		st := trs[0]
+		chunk := m.scoreChunk(s.N, s.B*s.Hkv, hataMaxChunk)
+		if rows := s.B * s.Hkv; len(st.Points) != rows*((s.N+chunk-1)/chunk) {
+			t.Errorf("%+v: %d traced score workgroups, want %d rows x %d chunks", o, len(st.Points), rows, (s.N+chunk-1)/chunk)
+		}
+		ss, err := st.Summary()
+		if err != nil {
+			t.Errorf("%+v: score trace: %v", o, err)
+		}
+		if len(ss.Median) != len(ScoreTracePhases) || ss.Span <= 0 || !strings.Contains(ss.String(), "histogram") {
+			t.Errorf("%+v: score summary %+v (%s)", o, ss, ss)
+		}
+		t.Logf("%+v: hata_score %s", o, ss)
 		m.Close()
 	}
 	plain, _ := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16}, kv)
@@ -81,5 +105,8 @@ func TestAttentionTrace(t *testing.T) {
 	}
 	if _, err := plain.AttentionTrace(); err == nil || !strings.Contains(err.Error(), "Trace") {
 		t.Errorf("AttentionTrace without SparseOptions.Trace = %v, want an error naming Trace", err)
+	}
+	if _, err := plain.Traces(); err == nil || !strings.Contains(err.Error(), "Trace") {
+		t.Errorf("Traces without SparseOptions.Trace = %v, want an error naming Trace", err)
 	}
 }

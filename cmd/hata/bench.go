@@ -153,8 +153,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 					f1 := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 					fmt.Fprintf(stdout, row, m, b, n, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"),
 						f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps), speedup, opt)
-					if t.Trace != "" {
-						fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: %s\n", m, b, n, opt, t.Trace)
+					for _, tr := range t.Trace {
+						fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: %s\n", m, b, n, opt, tr)
 					}
 				}
 			}
