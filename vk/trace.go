@@ -52,14 +52,11 @@ type KernelTrace struct {
 // attention (sparse_split). It fails unless the method was built with
 // SparseOptions.Trace and has run a step since its last prefill.
 func (c *sparseCore) AttentionTrace() (KernelTrace, error) {
-	if !c.opt.Trace {
-		return KernelTrace{}, c.errorf("AttentionTrace: built without SparseOptions.Trace")
+	var r Range
+	if c.lastAttend != nil {
+		r = c.lastAttend.trace
 	}
-	a := c.lastAttend
-	if !c.stepped || a == nil || a.trace.Buf == nil {
-		return KernelTrace{}, c.errorf("AttentionTrace: no traced step has run since the last prefill")
-	}
-	return c.readTrace("sparse_split", TracePhases, a.trace)
+	return c.readTrace("AttentionTrace", "sparse_split", TracePhases, r)
 }
 
 // Traces returns the clock readings of every traced kernel of the last step:
@@ -77,13 +74,7 @@ func (c *sparseCore) Traces() ([]KernelTrace, error) {
 // step of a variant that runs hata_score (not onekernel) since its last
 // prefill.
 func (m *HATA) ScoreTrace() (KernelTrace, error) {
-	if !m.opt.Trace {
-		return KernelTrace{}, m.errorf("ScoreTrace: built without SparseOptions.Trace")
-	}
-	if !m.stepped || m.lastScoreTrace.Buf == nil {
-		return KernelTrace{}, m.errorf("ScoreTrace: no traced step has run since the last prefill")
-	}
-	return m.readTrace("hata_score", ScoreTracePhases, m.lastScoreTrace)
+	return m.readTrace("ScoreTrace", "hata_score", ScoreTracePhases, m.lastScoreTrace)
 }
 
 // Traces returns the clock readings of the last step's hata_score and
@@ -100,8 +91,17 @@ func (m *HATA) Traces() ([]KernelTrace, error) {
 	return []KernelTrace{st, at}, nil
 }
 
-// readTrace reads a trace buffer of len(phases)+1 readings per workgroup.
-func (c *sparseCore) readTrace(kernel string, phases []string, r Range) (KernelTrace, error) {
+// readTrace reads kernel's trace buffer r of the last step, len(phases)+1
+// readings per workgroup; what (the caller's name) heads its errors: the
+// method built without SparseOptions.Trace, or no traced step since the last
+// prefill (r empty).
+func (c *sparseCore) readTrace(what, kernel string, phases []string, r Range) (KernelTrace, error) {
+	if !c.opt.Trace {
+		return KernelTrace{}, c.errorf("%s: built without SparseOptions.Trace", what)
+	}
+	if !c.stepped || r.Buf == nil {
+		return KernelTrace{}, c.errorf("%s: no traced step has run since the last prefill", what)
+	}
 	raw := make([]byte, r.Size)
 	if err := c.ctx.Read(r.Buf, r.Off, raw); err != nil {
 		return KernelTrace{}, err
