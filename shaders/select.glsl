@@ -70,6 +70,22 @@ layout(std430, set = 0, binding = 1) restrict buffer Hist { uint hist[]; };
 layout(std430, set = 0, binding = 2) restrict buffer CCnt { uvec2 ccnt[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[]; };
 
+// With TRACE (select_write_trace.comp, select_groups_trace.comp, for
+// benchmarks) lane 0 of every workgroup of the write reads the device clock
+// (clockRealtime2x32EXT) at TRACE_POINTS points: its start, once the
+// threshold is resolved from the histograms, once its chunk's first output
+// slot is known (the chunk counts of the chunks before it), and at its end
+// (its keys read, marked and written), into
+//	4 trace [rows][nchunks][TRACE_POINTS] uint, the clock's low word
+// (sparse_split.glsl's convention).
+#ifdef TRACE
+const uint TRACE_POINTS = 4;
+layout(std430, set = 0, binding = 4) restrict writeonly buffer Trace { uint trace[]; };
+#define TRACE_AT(p) if (gl_LocalInvocationIndex == 0) trace[(gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * TRACE_POINTS + (p)] = clockRealtime2x32EXT().x;
+#else
+#define TRACE_AT(p)
+#endif
+
 #include "wg_scan.glsl"
 #include "select_tile.glsl"
 

@@ -29,6 +29,8 @@ var pushStructs = map[string]any{
 	"select_count":            selectPush{},
 	"select_write":            selectPush{},
 	"select_groups":           selectPush{},
+	"select_write_trace":      selectPush{},
+	"select_groups_trace":     selectPush{},
 	"sparse_split_f32":        sparsePush{},
 	"sparse_split_f16":        sparsePush{},
 	"sparse_split_f16h":       sparsePush{},

@@ -118,9 +118,10 @@ type SparseOptions struct {
 	// The variants whose own kernel attends (twokernel, onekernel) and the
 	// naive one (always separate) ignore it.
 	Merge MergeMode
-	// Trace, for benchmarks, builds sparse_split, and HATA's hata_score, with
-	// a read of the device clock at each phase of every workgroup (the
-	// *_trace entry points), so that AttentionTrace, HATA.ScoreTrace and
+	// Trace, for benchmarks, builds sparse_split, the select's write kernel
+	// (select_write or select_groups) and HATA's hata_score with a read of
+	// the device clock at each phase of every workgroup (the *_trace entry
+	// points), so that AttentionTrace, SelectTrace, HATA.ScoreTrace and
 	// Traces can say where those kernels' time goes. It needs
 	// DeviceInfo.ShaderClock; the variants whose own kernel attends
 	// (twokernel, onekernel) are not traced.
@@ -308,6 +309,9 @@ type sparseCore struct {
 	stepped    bool       // a decode step has run since the last prefill
 	lastScores scoreView  // where the last step left its float scores, if any
 	lastAttend *attention // the last step's attention (AttentionTrace)
+	// lastSelectTrace is the last recorded select's write trace
+	// (SelectTrace), or empty.
+	lastSelectTrace Range
 }
 
 // setKey identifies a descriptor set: the kernel and its bound ranges.

@@ -59,6 +59,7 @@ type selectPlan struct {
 	histBytes         uint64  // of the histograms proper (zeroed each step), before any cumulative ones
 	hk, count, writeK *Kernel // count: nil with cumChunk; writeK: nil with attend
 	attend            *Kernel // select_attend, or nil
+	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
 }
 
 // passes returns the histogram passes and bins per pass of s.
@@ -125,16 +126,31 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	}
+	// The write kernel, traced (its *_trace entry point and a fifth
+	// binding) with SparseOptions.Trace.
+	suffix, bindings := "", 4
+	if c.opt.Trace && p.attend == nil {
+		if !c.ctx.Info.ShaderClock {
+			return nil, c.errorf("Trace needs VK_KHR_shader_clock's device clock, which %s lacks", c.ctx.Info.Name)
+		}
+		suffix, bindings = "_trace", 5
+		size := uint64(s.rows*p.nchunks*selectTracePoints) * 4
+		tb, err := c.buf("select trace", size, DeviceLocal)
+		if err != nil {
+			return nil, err
+		}
+		p.trace = tb.Range(0, size)
+	}
 	switch {
 	case p.attend != nil:
 	case s.cumChunk >= selectGroupsMinChunk && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0:
 		// HATA's fused select over long chunks: whole chunks per tile,
 		// groups without a taken key skipped.
-		if p.writeK, err = c.kernel("select_groups", 4, selectPush{}, selectWorkgroup, k16); err != nil {
+		if p.writeK, err = c.kernel("select_groups"+suffix, bindings, selectPush{}, selectWorkgroup, k16); err != nil {
 			return nil, err
 		}
 	default:
-		if p.writeK, err = c.kernel("select_write", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
+		if p.writeK, err = c.kernel("select_write"+suffix, bindings, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
 			return nil, err
 		}
 	}
@@ -198,7 +214,12 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		Cum: b32(p.cumChunk > 0),
 	}
 	grid := func(k *Kernel, push selectPush) error {
-		set, err := c.set(k, p.keys, p.hist, p.cnt, p.sel)
+		bufs := []Range{p.keys, p.hist, p.cnt, p.sel}
+		if k == p.writeK && p.trace.Buf != nil {
+			bufs = append(bufs, p.trace)
+			c.lastSelectTrace = p.trace
+		}
+		set, err := c.set(k, bufs...)
 		if err != nil {
 			return err
 		}

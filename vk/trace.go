@@ -11,8 +11,9 @@ import (
 // (sparse_split.glsl's TRACE_POINTS); scoreTracePoints of one traced
 // hata_score workgroup (hata_score.glsl's).
 const (
-	tracePoints      = 5
-	scoreTracePoints = 4
+	tracePoints       = 5
+	scoreTracePoints  = 4
+	selectTracePoints = 4 // select.glsl's, of select_write and select_groups
 )
 
 // TracePhases names the phases of a traced sparse_split workgroup, between
@@ -28,6 +29,13 @@ var TracePhases = []string{"indices", "list", "merge", "fold"}
 // other lanes' may end a little later), and its histogram added to the
 // row's and its cumulative counts written ("histogram").
 var ScoreTracePhases = []string{"query", "scores", "histogram"}
+
+// SelectTracePhases names the phases of a traced workgroup of the select's
+// write (select_write or select_groups): the threshold resolved from the
+// histograms ("threshold"), its chunk's first output slot found from the
+// chunk counts before it ("offset"), and its keys read, marked and its taken
+// tokens written ("write").
+var SelectTracePhases = []string{"threshold", "offset", "write"}
 
 // KernelTrace is the device clock's readings in every workgroup of one
 // traced kernel of the last step (SparseOptions.Trace), in the clock's
@@ -59,14 +67,30 @@ func (c *sparseCore) AttentionTrace() (KernelTrace, error) {
 	return c.readTrace("AttentionTrace", "sparse_split", TracePhases, r)
 }
 
+// SelectTrace returns the clock readings of the last step's select write
+// (select_write or select_groups, named "select"). It fails unless the
+// method was built with SparseOptions.Trace and has run a step that selects
+// on the GPU since its last prefill.
+func (c *sparseCore) SelectTrace() (KernelTrace, error) {
+	return c.readTrace("SelectTrace", "select", SelectTracePhases, c.lastSelectTrace)
+}
+
 // Traces returns the clock readings of every traced kernel of the last step:
-// the attention's (AttentionTrace).
+// the select's write (when it ran on the GPU) and the attention.
 func (c *sparseCore) Traces() ([]KernelTrace, error) {
+	var out []KernelTrace
+	if c.lastSelectTrace.Buf != nil {
+		t, err := c.SelectTrace()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
 	t, err := c.AttentionTrace()
 	if err != nil {
 		return nil, err
 	}
-	return []KernelTrace{t}, nil
+	return append(out, t), nil
 }
 
 // ScoreTrace returns the clock readings of the last step's hata_score. It
@@ -77,18 +101,18 @@ func (m *HATA) ScoreTrace() (KernelTrace, error) {
 	return m.readTrace("ScoreTrace", "hata_score", ScoreTracePhases, m.lastScoreTrace)
 }
 
-// Traces returns the clock readings of the last step's hata_score and
-// attention, in that order.
+// Traces returns the clock readings of the last step's hata_score, then the
+// select's write and the attention (sparseCore.Traces).
 func (m *HATA) Traces() ([]KernelTrace, error) {
 	st, err := m.ScoreTrace()
 	if err != nil {
 		return nil, err
 	}
-	at, err := m.AttentionTrace()
+	rest, err := m.sparseCore.Traces()
 	if err != nil {
 		return nil, err
 	}
-	return []KernelTrace{st, at}, nil
+	return append([]KernelTrace{st}, rest...), nil
 }
 
 // readTrace reads kernel's trace buffer r of the last step, len(phases)+1

@@ -14,9 +14,9 @@ import (
 // kernel computes the same), and checks that every workgroup of every
 // buffer wrote its clock readings in order (the trace is poisoned before the
 // step when validating, and Summary refuses a workgroup whose readings stand
-// still), for the fused and the naive chain and both merges, the attention's
-// and hata_score's (ScoreTrace, Traces); and that an untraced method refuses
-// to report.
+// still), for the fused and the naive chain and both merges, the attention's,
+// hata_score's and the select write's (ScoreTrace, SelectTrace, Traces); and
+// that an untraced method refuses to report.
 func TestAttentionTrace(t *testing.T) {
 	ctx := device(t)
 	if !ctx.Info.ShaderClock {
@@ -30,6 +30,7 @@ func TestAttentionTrace(t *testing.T) {
 		{Storage: F16, Trace: true, Split: SplitPolicy{Splits: 3}, Merge: MergeFold},
 		{Storage: F16, Trace: true, Split: SplitPolicy{Splits: 5}, Merge: MergeSeparate},
 		{Storage: F32, Trace: true, Variant: VariantNaive, Split: SplitPolicy{Splits: 2}},
+		{Storage: F16, Trace: true, ScoreChunk: 16384, Split: SplitPolicy{Splits: 2}}, // select_groups
 	} {
 		o.Reserve = 3
 		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, o)
@@ -52,6 +53,9 @@ func TestAttentionTrace(t *testing.T) {
 		}
 		if _, err := m.ScoreTrace(); err == nil {
 			t.Errorf("%+v: ScoreTrace before any step: no error", o)
+		}
+		if _, err := m.SelectTrace(); err == nil {
+			t.Errorf("%+v: SelectTrace before any step: no error", o)
 		}
 		b := ref.Budget{K: 40}
 		q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
@@ -80,8 +84,17 @@ func TestAttentionTrace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(trs) != 2 || trs[0].Kernel != "hata_score" || trs[1].Kernel != "sparse_split" {
-			t.Fatalf("%+v: Traces = %d traces, want hata_score then sparse_split", o, len(trs))
+		if len(trs) != 3 || trs[0].Kernel != "hata_score" || trs[1].Kernel != "select" || trs[2].Kernel != "sparse_split" {
+			t.Fatalf("%+v: Traces = %d traces, want hata_score, select, sparse_split", o, len(trs))
+		}
+		sel := trs[1]
+		if rows := s.B * s.Hkv; len(sel.Points) == 0 || len(sel.Points)%rows != 0 {
+			t.Errorf("%+v: %d traced select workgroups, want a positive multiple of %d rows", o, len(sel.Points), rows)
+		}
+		if sum, err := sel.Summary(); err != nil || len(sum.Median) != len(SelectTracePhases) || sum.Span <= 0 {
+			t.Errorf("%+v: select trace summary %+v: %v", o, sum, err)
+		} else {
+			t.Logf("%+v: select %s", o, sum)
 		}
 		st := trs[0]
 		chunk := m.scoreChunk(s.N, s.B*s.Hkv, hataMaxChunk)
@@ -96,6 +109,17 @@ func TestAttentionTrace(t *testing.T) {
 			t.Errorf("%+v: score summary %+v (%s)", o, ss, ss)
 		}
 		t.Logf("%+v: hata_score %s", o, ss)
+		ran := map[string]bool{}
+		for k := range m.sets {
+			ran[k.k.spec.Shader] = true
+		}
+		write := "select_write_trace"
+		if o.ScoreChunk >= selectGroupsMinChunk {
+			write = "select_groups_trace"
+		}
+		if !ran[write] {
+			t.Errorf("%+v: %s did not run (ran %v)", o, write, ran)
+		}
 		m.Close()
 	}
 	plain, _ := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16}, kv)

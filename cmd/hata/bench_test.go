@@ -140,15 +140,16 @@ func TestBenchTrace(t *testing.T) {
 	if !strings.Contains(out, "# trace streaming B=1 N=1024 trace=1: sparse_split: ") || !strings.Contains(out, "fold") {
 		t.Errorf("no trace line after the traced row:\n%s", out)
 	}
-	// HATA: its score kernel's line, then the attention's.
+	// HATA: its score kernel's line, the select's, then the attention's.
 	st, out, e = hata("bench", "-method", "hata", "-b", "1", "-n", "1024", "-hq", "8", "-hkv", "2", "-d", "64", "-reps", "2",
 		"-opt", "trace=1")
 	if st != 0 {
 		t.Fatalf("hata bench -method hata: status %d: %s", st, e)
 	}
 	score := strings.Index(out, "# trace hata B=1 N=1024 trace=1: hata_score: ")
+	sel := strings.Index(out, "# trace hata B=1 N=1024 trace=1: select: ")
 	attn := strings.Index(out, "# trace hata B=1 N=1024 trace=1: sparse_split: ")
-	if score < 0 || attn < score || !strings.Contains(out, "histogram") {
-		t.Errorf("want hata_score's trace line, then sparse_split's:\n%s", out)
+	if score < 0 || sel < score || attn < sel || !strings.Contains(out, "histogram") || !strings.Contains(out, "threshold") {
+		t.Errorf("want hata_score's trace line, then the select's, then sparse_split's:\n%s", out)
 	}
 }

@@ -1,0 +1,67 @@
+// select_groups.glsl: select_write (select.glsl, step 3) for uint16 keys over
+// longer spans per lane, HATA's fused select over long chunks: a lane takes
+// 64 consecutive tokens of its chunk, 8 groups of 8 (one 16-byte load each,
+// all issued together), so that a chunk of WG*64 tokens (16384) is one tile
+// (one workgroup scan; select_write needs one per WG*8 tokens), and it marks
+// the tokens of only the groups that hold a key <= T or that a window
+// reaches; at a budget of 1.56% about 12% of the groups hold one. The result
+// is select_write's, bit for bit. On the H200 it is faster than select_write
+// with chunks of 16384 tokens and slower with 4096 (vk's
+// selectGroupsMinChunk).
+//
+// Bindings: select.glsl's 0-3 (keys as uint16 pairs, hist with the
+// cumulative chunk histograms, the unused ccnt, sel).
+// Dispatch: (nchunks, rows, 1), pc.cum = 1; KEY16; chunk_len and key_stride
+// multiples of 8.
+#include "select.glsl"
+
+const uint GPL = 8;       // groups of 8 tokens per lane
+const uint TPL = 8 * GPL; // tokens per lane per tile
+
+void main() {
+    const uint li = gl_LocalInvocationIndex;
+    const uint row = gl_WorkGroupID.y;
+    const uint c = gl_WorkGroupID.x;
+    const uint c0 = c * pc.chunk_len;
+    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    TRACE_AT(0)
+    const uvec2 tr = resolve(row, passes());
+    const uint T = tr.x, r = tr.y;
+    TRACE_AT(1)
+
+    uint rr; // candidates still to take
+    const uint out0 = chunk_start(row, c, T, r, rr);
+    TRACE_AT(2)
+
+    uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
+    for (uint tb = c0; tb < c1; tb += WG * TPL) {
+        const uint t0 = tb + li * TPL;
+        uvec4 kv[GPL];
+        [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
+            const uint gs = t0 + 8 * gi;
+            kv[gi] = gs < c1 ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu);
+        }
+        // Token j of group gi is bit 8*gi + j of the lane's 64 (um.x, um.y).
+        uvec2 um = uvec2(0), em = uvec2(0);
+        [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
+            const uint gs = t0 + 8 * gi;
+            bool need = gs < pc.sink_end || gs + 8 > pc.recent_start;
+            [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[gi][w] & 0xffffu) <= T || (kv[gi][w] >> 16) <= T;
+            if (gs < c1 && need) {
+                uint gu = 0, ge = 0;
+                [[unroll]] for (uint j = 0; j < 8; j++) {
+                    mark(gs + j, c1, (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu, T, j, gu, ge);
+                }
+                if (gi < 4) {
+                    um.x |= gu << (8 * gi);
+                    em.x |= ge << (8 * gi);
+                } else {
+                    um.y |= gu << (8 * (gi - 4));
+                    em.y |= ge << (8 * (gi - 4));
+                }
+            }
+        }
+        write_bits(t0, um, em, out0, rr, U, E);
+    }
+    TRACE_AT(3)
+}

@@ -1,0 +1,30 @@
+// select_write.glsl: the ascending list of the taken tokens (select.glsl, step 3).
+// Dispatch: (nchunks, rows, 1).
+#include "select.glsl"
+
+void main() {
+    const uint li = gl_LocalInvocationIndex;
+    const uint row = gl_WorkGroupID.y;
+    const uint c = gl_WorkGroupID.x;
+    const uint c0 = c * pc.chunk_len;
+    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    TRACE_AT(0)
+    const uvec2 tr = resolve(row, passes());
+    const uint T = tr.x, r = tr.y;
+    TRACE_AT(1)
+
+    uint rr; // candidates still to take
+    const uint out0 = chunk_start(row, c, T, r, rr);
+    TRACE_AT(2)
+
+    uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
+    for (uint tb = c0; tb < c1; tb += WG * PER) {
+        const uint t0 = tb + li * PER;
+        uint k[PER];
+        if (t0 < c1) load_keys(row, t0, k);
+        uint um, em;
+        tile_masks(t0, c1, k, T, um, em);
+        write_tile(t0, um, em, out0, rr, U, E);
+    }
+    TRACE_AT(3)
+}
