@@ -87,13 +87,10 @@ layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
 layout(std430, set = 0, binding = 4) restrict readonly buffer QF { float qf[]; };
 layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
 
-#ifdef TRACE
-const uint TRACE_POINTS = 4;
-layout(std430, set = 0, binding = 6) restrict writeonly buffer Trace { uint trace[]; };
-#define TRACE_AT(p) if (gl_LocalInvocationIndex == 0) trace[(gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * TRACE_POINTS + (p)] = clockRealtime2x32EXT().x;
-#else
-#define TRACE_AT(p)
-#endif
+#define TRACE_BINDING 6
+#define TRACE_POINTS 4
+#define TRACE_WG (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x)
+#include "trace.glsl"
 
 shared uint sh_hist[NB];
 shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan

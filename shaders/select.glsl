@@ -78,13 +78,10 @@ layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[];
 // (its keys read, marked and written), into
 //	4 trace [rows][nchunks][TRACE_POINTS] uint, the clock's low word
 // (sparse_split.glsl's convention).
-#ifdef TRACE
-const uint TRACE_POINTS = 4;
-layout(std430, set = 0, binding = 4) restrict writeonly buffer Trace { uint trace[]; };
-#define TRACE_AT(p) if (gl_LocalInvocationIndex == 0) trace[(gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * TRACE_POINTS + (p)] = clockRealtime2x32EXT().x;
-#else
-#define TRACE_AT(p)
-#endif
+#define TRACE_BINDING 4
+#define TRACE_POINTS 4
+#define TRACE_WG (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x)
+#include "trace.glsl"
 
 #include "wg_scan.glsl"
 #include "select_tile.glsl"

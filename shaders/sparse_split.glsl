@@ -99,13 +99,10 @@ layout(std430, set = 0, binding = 7) restrict coherent buffer Cnt { uint cnt[]; 
 #include "split_softmax.glsl"
 
 
-#ifdef TRACE
-const uint TRACE_POINTS = 5;
-layout(std430, set = 0, binding = 8) restrict writeonly buffer Trace { uint trace[]; };
-#define TRACE_AT(p) if (gl_LocalInvocationIndex == 0) trace[((pc.row0 + gl_WorkGroupID.y) * gl_NumWorkGroups.x + gl_WorkGroupID.x) * TRACE_POINTS + (p)] = clockRealtime2x32EXT().x;
-#else
-#define TRACE_AT(p)
-#endif
+#define TRACE_BINDING 8
+#define TRACE_POINTS 5
+#define TRACE_WG ((pc.row0 + gl_WorkGroupID.y) * gl_NumWorkGroups.x + gl_WorkGroupID.x)
+#include "trace.glsl"
 
 void main() {
     const uint lane = gl_SubgroupInvocationID % TPT;
