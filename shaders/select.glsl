@@ -153,3 +153,17 @@ uvec2 resolve(uint row, uint upto) {
     }
     return uvec2(prefix, kk);
 }
+
+// write_start is the write's prologue (select_write, select_groups): it
+// resolves the threshold T of row and returns where chunk c starts writing
+// (chunk_start), with rr the candidates still to take; traced readings 0-2.
+// Uniform control flow.
+uint write_start(uint row, uint c, out uint T, out uint rr) {
+    TRACE_AT(0)
+    const uvec2 tr = resolve(row, passes());
+    T = tr.x;
+    TRACE_AT(1)
+    const uint out0 = chunk_start(row, c, T, tr.y, rr);
+    TRACE_AT(2)
+    return out0;
+}

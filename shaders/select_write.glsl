@@ -8,14 +8,8 @@ void main() {
     const uint c = gl_WorkGroupID.x;
     const uint c0 = c * pc.chunk_len;
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
-    TRACE_AT(0)
-    const uvec2 tr = resolve(row, passes());
-    const uint T = tr.x, r = tr.y;
-    TRACE_AT(1)
-
-    uint rr; // candidates still to take
-    const uint out0 = chunk_start(row, c, T, r, rr);
-    TRACE_AT(2)
+    uint T, rr; // the threshold, and the candidates still to take
+    const uint out0 = write_start(row, c, T, rr);
 
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * PER) {
