@@ -66,10 +66,8 @@ void main() {
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
     const uint qrow = row * G; // first query row b*Hq + h*G of the group
 
-    const uvec2 tr = resolve(row, passes());
-    const uint T = tr.x, r = tr.y;
-    uint rr; // candidates still to take
-    const uint out0 = chunk_start(row, c, T, r, rr);
+    uint T, rr; // the threshold, and the candidates still to take
+    const uint out0 = write_start(row, c, T, rr);
 
     SPLIT_INIT(qrow, lane)
     const uint rowv = row * pc.cap * DV + lane; // this lane's first vector of the row

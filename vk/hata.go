@@ -233,17 +233,6 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 			return nil, err
 		}
 	}
-	scoreShader, scoreBindings := "hata_score", 6
-	if m.opt.Trace {
-		if !m.ctx.Info.ShaderClock {
-			return nil, m.errorf("Trace needs VK_KHR_shader_clock's device clock, which %s lacks", m.ctx.Info.Name)
-		}
-		scoreShader, scoreBindings = "hata_score_trace", 7
-	}
-	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
-		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
-		return nil, err
-	}
 	// Chunks up to 16384 tokens: one wave of the score and select kernels
 	// where 4096 needed four (B8/128K on the H200: select 26.1 us instead
 	// of 32.7, the step 115.6 instead of 121.8; BENCHMARKS.md); the other
@@ -254,13 +243,16 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		// cannot run (stepKernel), the fused chain keeps its own chunks.
 		h.scoreChunk = roundUp(cmp.Or(m.opt.ScoreChunk, oneKernelChunk), 8)
 	}
-	if m.opt.Trace {
-		size := uint64(s.rows*((m.n+h.scoreChunk-1)/h.scoreChunk)*scoreTracePoints) * 4
-		tb, err := m.buf("score trace", size, DeviceLocal)
-		if err != nil {
+	scoreShader, scoreBindings := "hata_score", 6
+	if m.opt.Trace { // its entry point with the clock readings, and their buffer
+		scoreShader, scoreBindings = "hata_score_trace", 7
+		if h.trace, err = m.traceBuffer("score trace", s.rows*((m.n+h.scoreChunk-1)/h.scoreChunk), scoreTracePoints); err != nil {
 			return nil, err
 		}
-		h.trace = tb.Range(0, size)
+	}
+	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
+		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
+		return nil, err
 	}
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
 	spec := selectSpec{

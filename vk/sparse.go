@@ -808,15 +808,9 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 	a.po, a.pml, a.out = po.Range(0, uint64(a.splits)*qBytes), pml.Range(0, uint64(a.splits*c.b*s.hq)*8), out.Range(0, qBytes)
 	a.cnt = cnt.Range(0, uint64(s.rows)*4)
 	if c.opt.Trace && a.split != nil {
-		if !c.ctx.Info.ShaderClock {
-			return nil, c.errorf("Trace needs VK_KHR_shader_clock's device clock, which %s lacks", c.ctx.Info.Name)
-		}
-		size := uint64(s.rows*a.splits*tracePoints) * 4
-		tb, err := c.buf("attention trace", size, DeviceLocal)
-		if err != nil {
+		if a.trace, err = c.traceBuffer("attention trace", s.rows*a.splits, tracePoints); err != nil {
 			return nil, err
 		}
-		a.trace = tb.Range(0, size)
 	}
 	if gather {
 		if a.gather, err = c.kernel("sparse_gather", 5, gatherPush{}, gatherWorkgroup); err != nil {

@@ -130,16 +130,10 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	// binding) with SparseOptions.Trace.
 	suffix, bindings := "", 4
 	if c.opt.Trace && p.attend == nil {
-		if !c.ctx.Info.ShaderClock {
-			return nil, c.errorf("Trace needs VK_KHR_shader_clock's device clock, which %s lacks", c.ctx.Info.Name)
-		}
 		suffix, bindings = "_trace", 5
-		size := uint64(s.rows*p.nchunks*selectTracePoints) * 4
-		tb, err := c.buf("select trace", size, DeviceLocal)
-		if err != nil {
+		if p.trace, err = c.traceBuffer("select trace", s.rows*p.nchunks, selectTracePoints); err != nil {
 			return nil, err
 		}
-		p.trace = tb.Range(0, size)
 	}
 	switch {
 	case p.attend != nil:
@@ -213,11 +207,11 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		Page: uint32(p.page), KStride: uint32(p.k), Radix: b32(p.directBins == 0), NBins: uint32(p.nbins),
 		Cum: b32(p.cumChunk > 0),
 	}
+	c.lastSelectTrace = p.trace
 	grid := func(k *Kernel, push selectPush) error {
 		bufs := []Range{p.keys, p.hist, p.cnt, p.sel}
 		if k == p.writeK && p.trace.Buf != nil {
 			bufs = append(bufs, p.trace)
-			c.lastSelectTrace = p.trace
 		}
 		set, err := c.set(k, bufs...)
 		if err != nil {

@@ -115,6 +115,21 @@ func (m *HATA) Traces() ([]KernelTrace, error) {
 	return append([]KernelTrace{st}, rest...), nil
 }
 
+// traceBuffer returns the trace buffer named what of a traced kernel
+// (SparseOptions.Trace): workgroups times points clock readings; it fails on
+// a device without VK_KHR_shader_clock's device clock.
+func (c *sparseCore) traceBuffer(what string, workgroups, points int) (Range, error) {
+	if !c.ctx.Info.ShaderClock {
+		return Range{}, c.errorf("Trace needs VK_KHR_shader_clock's device clock, which %s lacks", c.ctx.Info.Name)
+	}
+	size := uint64(workgroups*points) * 4
+	b, err := c.buf(what, size, DeviceLocal)
+	if err != nil {
+		return Range{}, err
+	}
+	return b.Range(0, size), nil
+}
+
 // readTrace reads kernel's trace buffer r of the last step, len(phases)+1
 // readings per workgroup; what (the caller's name) heads its errors: the
 // method built without SparseOptions.Trace, or no traced step since the last
