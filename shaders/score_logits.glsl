@@ -11,8 +11,16 @@
 // score_softmax.comp merges the partials into each head's max and sum over
 // all n and turns x into probabilities. One workgroup per (chunk, row); TPT
 // lanes share a token (a slot) as in sparse_split.glsl, and each slot takes
-// UNR tokens per round with all their loads issued before the arithmetic, so
-// that a round waits for memory once, not UNR times.
+// UNR consecutive tokens per round with all their loads issued before the
+// arithmetic, so that a round waits for memory once, not UNR times.
+//
+// A lane's partial dot products of a round (UNR tokens x G heads) are summed
+// over the slot's lanes by a reduce-scatter (reduce_scatter.glsl): after it
+// each lane holds RS_RH of the finished logits, the same (head, token of
+// the round) every round, and it alone stores them and folds them into its
+// running (m, l), one exp per logit. (Summing every logit in every lane,
+// the kernel's first form, took log2(TPT) shuffles and an exp per logit in
+// each of the TPT lanes: on the H200 it read the keys at 1.7 TB/s.)
 //
 // Bindings (set 0):
 //	0 q   [rows*G][D] float32
@@ -42,6 +50,12 @@ const uint NSLOT = gl_WorkGroupSize.x / TPT;
 const float NEG = -1.0e30;
 const uint UNR = 8; // tokens per slot per round
 
+// The round's logits, value v = g*UNR + u (head g, the slot's u-th token of
+// the round), padded with zeros to a power of two for the reduce-scatter.
+const uint RS_LANES = TPT;
+const uint RS_VALUES = UNR * G;
+#include "reduce_scatter.glsl"
+
 layout(push_constant) uniform PushConstants {
     uint n;         // entries per row
     uint cap;       // row stride of K, in tokens
@@ -59,7 +73,16 @@ layout(std430, set = 0, binding = 2) restrict readonly buffer Idx { uint idx[]; 
 layout(std430, set = 0, binding = 3) restrict writeonly buffer X { float x_[]; };
 layout(std430, set = 0, binding = 4) restrict writeonly buffer PML { vec2 pml[]; };
 
-shared vec2 sh_ml[NSLOT * G];
+// Every slot's (m, l) of every value of the round, then every (head, slot)'s.
+shared vec2 sh_ml[NSLOT * RS_VP];
+shared vec2 sh_hs[G * NSLOT];
+
+// fold returns the (m, l) of two partials' union: the larger max, each sum
+// rescaled to it.
+vec2 fold(vec2 a, vec2 b) {
+    const float mx = max(a.x, b.x);
+    return vec2(mx, a.y * exp(a.x - mx) + b.y * exp(b.x - mx));
+}
 
 void main() {
     const uint lane = gl_SubgroupInvocationID % TPT;
@@ -70,69 +93,81 @@ void main() {
     const uint i0 = c * pc.chunk_len;
     const uint i1 = min(i0 + pc.chunk_len, pc.n);
 
-    float qf[G * EPL];
+    float qf[G * EPL]; // pre-scaled
     [[unroll]] for (uint g = 0; g < G; g++) {
         [[unroll]] for (uint j = 0; j < VPL; j++) {
             [[unroll]] for (uint e = 0; e < KV_VEC; e++) {
-                qf[g * EPL + j * KV_VEC + e] = q[(row * G + g) * D + (j * TPT + lane) * KV_VEC + e];
+                qf[g * EPL + j * KV_VEC + e] = q[(row * G + g) * D + (j * TPT + lane) * KV_VEC + e] * pc.scale;
             }
         }
     }
-    float m[G], l[G];
-    [[unroll]] for (uint g = 0; g < G; g++) {
-        m[g] = NEG;
-        l[g] = 0.0;
+    // This lane's values after the reduce-scatter: v = v0 + r, r < RS_RH;
+    // it stores them and keeps their (m, l) if it is the first of the
+    // lanes holding them (RS_SH low bits zero).
+    const uint v0 = (lane >> RS_SH) * RS_RH;
+    const bool owner = (lane & ((1u << RS_SH) - 1)) == 0;
+    float m[RS_RH], l[RS_RH];
+    [[unroll]] for (uint r = 0; r < RS_RH; r++) {
+        m[r] = NEG;
+        l[r] = 0.0;
     }
     const uint rowv = krow * pc.cap * DV + lane;
-    // Token u of a round at ib is i = ib + u*NSLOT + slot; the trip count is
+    // Token u of a round at ib is i = ib + slot*UNR + u; the trip count is
     // the same for every slot (the shuffles need uniform control flow).
     for (uint ib = i0; ib < i1; ib += NSLOT * UNR) {
+        const uint sb = ib + slot * UNR;
         uint t[UNR];
         [[unroll]] for (uint u = 0; u < UNR; u++) {
-            const uint i = ib + u * NSLOT + slot;
+            const uint i = sb + u;
             t[u] = i < i1 ? (INDEXED ? idx[row * pc.kstride + i] : i) : 0;
         }
         KV_T kv[UNR * VPL];
         [[unroll]] for (uint u = 0; u < UNR; u++) {
-            const bool valid = ib + u * NSLOT + slot < i1;
+            const bool valid = sb + u < i1;
             [[unroll]] for (uint j = 0; j < VPL; j++) kv[u * VPL + j] = valid ? kb[rowv + t[u] * DV + j * TPT] : KV_ZERO;
         }
-        float x[UNR * G];
+        float x[RS_VP];
+        [[unroll]] for (uint v = RS_VALUES; v < RS_VP; v++) x[v] = 0.0;
         [[unroll]] for (uint u = 0; u < UNR; u++) {
             float kf[EPL];
             [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(kv[u * VPL + j], kf, j * KV_VEC);
             [[unroll]] for (uint g = 0; g < G; g++) {
                 float d = 0.0;
                 [[unroll]] for (uint e = 0; e < EPL; e++) d += qf[g * EPL + e] * kf[e];
-                x[u * G + g] = d;
+                x[g * UNR + u] = d;
             }
         }
-        [[unroll]] for (uint off = TPT / 2; off > 0; off >>= 1) {
-            [[unroll]] for (uint e = 0; e < UNR * G; e++) x[e] += subgroupShuffleXor(x[e], off);
-        }
-        [[unroll]] for (uint u = 0; u < UNR; u++) {
-            const uint i = ib + u * NSLOT + slot;
-            if (i < i1) {
-                [[unroll]] for (uint g = 0; g < G; g++) {
-                    const float xs = x[u * G + g] * pc.scale;
-                    if (lane == 0) x_[(row * G + g) * pc.xstride + i] = xs;
-                    const float mn = max(m[g], xs);
-                    l[g] = l[g] * exp(m[g] - mn) + exp(xs - mn);
-                    m[g] = mn;
-                }
+        reduce_scatter(x, lane);
+        [[unroll]] for (uint r = 0; r < RS_RH; r++) {
+            const uint v = v0 + r;
+            const uint i = sb + v % UNR;
+            if (owner && v < RS_VALUES && i < i1) {
+                const float xs = x[r];
+                x_[(row * G + v / UNR) * pc.xstride + i] = xs;
+                // (m, l) with xs: one exp (the smaller of the two is scaled).
+                const float dm = xs - m[r];
+                const float e = exp(-abs(dm));
+                l[r] = dm > 0.0 ? l[r] * e + 1.0 : l[r] + e;
+                m[r] = max(m[r], xs);
             }
         }
     }
-    if (lane == 0) {
-        [[unroll]] for (uint g = 0; g < G; g++) sh_ml[slot * G + g] = vec2(m[g], l[g]);
+    if (owner) {
+        [[unroll]] for (uint r = 0; r < RS_RH; r++) sh_ml[slot * RS_VP + v0 + r] = vec2(m[r], l[r]);
     }
     barrier();
+    // Each (head, slot): its UNR values; then each head: its NSLOT slots.
     const uint li = gl_LocalInvocationIndex;
+    for (uint hsl = li; hsl < G * NSLOT; hsl += gl_WorkGroupSize.x) {
+        const uint g = hsl / NSLOT, sl = hsl % NSLOT;
+        vec2 a = vec2(NEG, 0.0);
+        for (uint u = 0; u < UNR; u++) a = fold(a, sh_ml[sl * RS_VP + g * UNR + u]);
+        sh_hs[hsl] = a;
+    }
+    barrier();
     for (uint g = li; g < G; g += gl_WorkGroupSize.x) {
-        float mw = NEG;
-        for (uint sl = 0; sl < NSLOT; sl++) mw = max(mw, sh_ml[sl * G + g].x);
-        float lw = 0.0;
-        for (uint sl = 0; sl < NSLOT; sl++) lw += sh_ml[sl * G + g].y * exp(sh_ml[sl * G + g].x - mw);
-        pml[(row * G + g) * pc.nchunks + c] = vec2(mw, lw);
+        vec2 a = vec2(NEG, 0.0);
+        for (uint sl = 0; sl < NSLOT; sl++) a = fold(a, sh_hs[g * NSLOT + sl]);
+        pml[(row * G + g) * pc.nchunks + c] = a;
     }
 }
