@@ -237,7 +237,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	// where 4096 needed four (B8/128K on the H200: select 26.1 us instead
 	// of 32.7, the step 115.6 instead of 121.8; BENCHMARKS.md); the other
 	// methods' score kernels keep 4096.
-	h.scoreChunk = m.scoreChunk(m.n, s.rows, hataMaxChunk)
+	h.scoreChunk = m.scoreChunk(m.n, s.rows, hataMaxChunk, hataScorePerCU)
 	if m.opt.Variant == VariantOneKernel && h.fusedHist && len(m.kv.k) == 1 {
 		// hata_step's items (a multiple of 8: 16-byte key loads); where it
 		// cannot run (stepKernel), the fused chain keeps its own chunks.

@@ -142,7 +142,7 @@ func (m *H2O) prepare(q []float32, budget ref.Budget) (*h2oStep, error) {
 	if err != nil {
 		return nil, err
 	}
-	chunk := m.scoreChunk(k, s.rows, scoreMaxChunk)
+	chunk := m.scoreChunk(k, s.rows, scoreMaxChunk, logitsPerCU)
 	nchunks := (k + chunk - 1) / chunk
 	xBytes := uint64(s.rows*s.g*k) * 4
 	x, err := m.buf("kept logits", xBytes, DeviceLocal)

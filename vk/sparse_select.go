@@ -242,21 +242,32 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 // HATA's (hataMaxChunk).
 const scoreMaxChunk = 4096
 
+// hataScorePerCU and logitsPerCU are the workgroups per compute unit that
+// the default score chunks fill (scoreChunk). score_logits' workgroups of
+// 128 lanes take 64 registers each, so eight fit a compute unit of the
+// H200; with chunks for eight the exact top-k's score took 171 us at B8/32K
+// against 190 with chunks for four (run 79, BENCHMARKS.md).
+const (
+	hataScorePerCU = 4
+	logitsPerCU    = 8
+)
+
 // scoreChunk returns the tokens per workgroup of a score kernel over n
 // tokens of rows rows: SparseOptions.ScoreChunk, or as many whole chunks per
-// row as keep the grid within 4 workgroups per compute unit (one wave; at
-// least one chunk per row), of 512 to maxChunk tokens (multiples of 8, and
-// above scoreMaxChunk of 2048), and never more than the grid allows.
+// row as keep the grid within perCU workgroups per compute unit (one wave;
+// at least one chunk per row), of 512 to maxChunk tokens (multiples of 8,
+// and above scoreMaxChunk of 2048), and never more than the grid allows.
 // (Dividing the row's tokens by the target instead gave B8/32K on the H200
 // 9 chunks of 3976 tokens per row, 576 workgroups for 528 places: HATA took
 // 54.4 us against 52.4 with 8 of 4096, exact top-k 417 against 388, Loki
-// 251 against 241; BENCHMARKS.md.)
-func (c *sparseCore) scoreChunk(n, rows, maxChunk int) int {
+// 251 against 241; BENCHMARKS.md.) hata_score runs 4 per compute unit
+// (hataScorePerCU), score_logits 8 (logitsPerCU).
+func (c *sparseCore) scoreChunk(n, rows, maxChunk, perCU int) int {
 	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	ch := c.opt.ScoreChunk
 	if ch == 0 {
 		cu := max(c.ctx.Info.ComputeUnits, 1)
-		per := max(4*cu/max(rows, 1), 1) // chunks per row
+		per := max(perCU*cu/max(rows, 1), 1) // chunks per row
 		ch = (n + per - 1) / per
 		ch = roundUp(min(max(ch, 512), maxChunk), 8) // 8: select_write's 16-byte key loads
 		if ch > scoreMaxChunk {

@@ -57,7 +57,7 @@ type softmaxScores struct {
 // pipeline over keys of length dk stored as st.
 func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores, error) {
 	ss := &softmaxScores{dk: dk}
-	ss.chunk = c.scoreChunk(c.n, s.rows, scoreMaxChunk)
+	ss.chunk = c.scoreChunk(c.n, s.rows, scoreMaxChunk, logitsPerCU)
 	ss.nchunks = (c.n + ss.chunk - 1) / ss.chunk
 	xBytes := uint64(s.rows*s.g*c.cap) * 4
 	x, err := c.buf("logits", xBytes, DeviceLocal)

@@ -338,36 +338,39 @@ func TestScoreChunk(t *testing.T) {
 	}
 	c := core(SparseOptions{}, 65535)
 	for _, tc := range []struct {
-		what               string
-		n, rows, max, want int
+		what                      string
+		n, rows, max, perCU, want int
 	}{
-		{"hata B8/32K", 32768, 64, hataMaxChunk, 4096},
-		{"hata B4/64K", 65536, 32, hataMaxChunk, 4096},
-		{"hata B1/32K", 32768, 8, hataMaxChunk, 512},
-		{"hata B1/128K", 131072, 8, hataMaxChunk, 1992},
-		{"hata B1/256K", 262144, 8, hataMaxChunk, 3976},
-		{"hata B8/128K", 131072, 64, hataMaxChunk, 16384},
-		{"hata B8/256K", 262144, 64, hataMaxChunk, 16384},
-		{"topk B8/32K", 32768, 64, scoreMaxChunk, 4096},
-		{"topk B8/128K", 131072, 64, scoreMaxChunk, 4096},
-		{"more rows than places", 4096, 1000, scoreMaxChunk, 4096},
+		{"hata B8/32K", 32768, 64, hataMaxChunk, hataScorePerCU, 4096},
+		{"hata B4/64K", 65536, 32, hataMaxChunk, hataScorePerCU, 4096},
+		{"hata B1/32K", 32768, 8, hataMaxChunk, hataScorePerCU, 512},
+		{"hata B1/128K", 131072, 8, hataMaxChunk, hataScorePerCU, 1992},
+		{"hata B1/256K", 262144, 8, hataMaxChunk, hataScorePerCU, 3976},
+		{"hata B8/128K", 131072, 64, hataMaxChunk, hataScorePerCU, 16384},
+		{"hata B8/256K", 262144, 64, hataMaxChunk, hataScorePerCU, 16384},
+		{"topk B8/32K", 32768, 64, scoreMaxChunk, logitsPerCU, 2048},
+		{"topk B1/256K", 262144, 8, scoreMaxChunk, logitsPerCU, 1992},
+		{"topk B8/128K", 131072, 64, scoreMaxChunk, logitsPerCU, 4096},
+		{"more rows than places", 4096, 1000, scoreMaxChunk, logitsPerCU, 4096},
 	} {
-		if got := c.scoreChunk(tc.n, tc.rows, tc.max); got != tc.want {
+		if got := c.scoreChunk(tc.n, tc.rows, tc.max, tc.perCU); got != tc.want {
 			t.Errorf("%s (N %d, %d rows, cap %d): chunk %d, want %d", tc.what, tc.n, tc.rows, tc.max, got, tc.want)
 		}
 	}
 	for _, n := range []int{8192, 20000, 32768, 65536, 100000, 131072, 262144} {
 		for _, rows := range []int{8, 16, 24, 32, 64, 96, 128} {
-			ch := c.scoreChunk(n, rows, hataMaxChunk)
-			if groups := rows * ((n + ch - 1) / ch); ch > 512 && ch < hataMaxChunk && groups > 4*132 {
-				t.Errorf("N %d, %d rows: chunks of %d make %d workgroups, over one wave of %d", n, rows, ch, groups, 4*132)
+			for _, per := range []int{hataScorePerCU, logitsPerCU} {
+				ch := c.scoreChunk(n, rows, hataMaxChunk, per)
+				if groups := rows * ((n + ch - 1) / ch); ch > 512 && ch < hataMaxChunk && groups > per*132 {
+					t.Errorf("N %d, %d rows: chunks of %d make %d workgroups, over one wave of %d", n, rows, ch, groups, per*132)
+				}
 			}
 		}
 	}
-	if got := core(SparseOptions{ScoreChunk: 1000}, 65535).scoreChunk(32768, 64, hataMaxChunk); got != 1000 {
+	if got := core(SparseOptions{ScoreChunk: 1000}, 65535).scoreChunk(32768, 64, hataMaxChunk, hataScorePerCU); got != 1000 {
 		t.Errorf("ScoreChunk 1000: chunk %d", got)
 	}
-	if got := core(SparseOptions{ScoreChunk: 512}, 16).scoreChunk(32768, 64, hataMaxChunk); got != 2048 {
+	if got := core(SparseOptions{ScoreChunk: 512}, 16).scoreChunk(32768, 64, hataMaxChunk, hataScorePerCU); got != 2048 {
 		t.Errorf("a grid of at most 16 workgroups across: chunk %d, want 2048", got)
 	}
 }
