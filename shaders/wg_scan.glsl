@@ -34,6 +34,12 @@ uint wg_sum(uint v) {
 const uint MAXPER = 16;
 shared uvec2 sh_res;
 
+// HIST_AT(i) is bin i of the histograms find_bin_at searches: the buffer
+// hist, unless the includer defines it (select_rows: its shared histogram).
+#ifndef HIST_AT
+#define HIST_AT(i) hist[i]
+#endif
+
 // find_bin_at returns (d, less) for the histogram hist[base .. base+nbins):
 // d the smallest bin with sum_{b <= d} hist[b] >= kk, less = sum_{b < d}
 // hist[b]. kk >= 1. Each lane loads its run of bins once, into registers.
@@ -45,7 +51,7 @@ uvec2 find_bin_at(uint base, uint nbins, uint kk) {
     uint hv[MAXPER];
     uint s = 0;
     [[unroll]] for (uint i = 0; i < MAXPER; i++) {
-        hv[i] = i < per && b0 + i < nbins ? hist[base + b0 + i] : 0;
+        hv[i] = i < per && b0 + i < nbins ? HIST_AT(base + b0 + i) : 0;
         s += hv[i];
     }
     if (li == 0) sh_res = uvec2(nbins - 1, 0); // not reached when kk <= the total

@@ -29,6 +29,7 @@ var pushStructs = map[string]any{
 	"select_count":            selectPush{},
 	"select_write":            selectPush{},
 	"select_groups":           selectPush{},
+	"select_rows":             selectPush{},
 	"select_write_trace":      selectPush{},
 	"select_groups_trace":     selectPush{},
 	"sparse_split_f32":        sparsePush{},

@@ -126,6 +126,12 @@ type SparseOptions struct {
 	// DeviceInfo.ShaderClock; the variants whose own kernel attends
 	// (twokernel, onekernel) are not traced.
 	Trace bool
+	// RowSelect chooses how topk, loki and quest select from their float
+	// scores: RowSelectAuto by rowSelect's rule, RowSelectOn by one
+	// workgroup per row (select_rows, one dispatch) wherever a row's keys
+	// fit one, RowSelectOff by the radix select over chunks (three
+	// histogram passes, counts and the write: five dispatches).
+	RowSelect RowSelectMode
 	// QueueGroups is the workgroups per compute unit of the onekernel
 	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is
 	// harmless (a workgroup that starts late finds the queue empty and
@@ -136,6 +142,16 @@ type SparseOptions struct {
 	// the timed stages start on a busy GPU with a cold L2; 0 (default): none.
 	Prologue uint64
 }
+
+// RowSelectMode is SparseOptions.RowSelect.
+type RowSelectMode int
+
+// The modes of RowSelectMode.
+const (
+	RowSelectAuto RowSelectMode = iota // rowSelect's rule
+	RowSelectOn                        // select_rows wherever a row's keys fit a workgroup
+	RowSelectOff                       // the radix select over chunks
+)
 
 // MergeMode is SparseOptions.Merge and DenseOptions.Merge: how the
 // attention's split partials are merged.
@@ -199,6 +215,9 @@ const (
 	scoreWorkgroup  = 256 // hata_score, score_softmax
 	selectWorkgroup = 256 // select_*
 	selectPer       = 8   // tokens per lane per tile of the select kernels
+	// select_rows: a workgroup per row, each lane holding rowsKPT keys.
+	rowsWorkgroup   = 1024
+	rowsKPT         = 32
 	projWorkgroup   = 64  // hata_encode_k_*, loki_rotate_k_*
 	projVectors     = 8   // vectors per workgroup of the projection
 	sparseWorkgroup = 128 // sparse_split, score_logits

@@ -17,7 +17,9 @@ const envLarge = "HATA_VK_LARGE"
 
 // TestSparseAcceptance runs the project's acceptance suite (ref/reftest) on
 // every GPU top-k method, with float32 and float16 caches, the three HATA
-// kernel variants, on the shared test context (validation on, outputs poisoned).
+// kernel variants, both selects of the float-score methods (a workgroup
+// per row, the default where it fits, and the radix select over chunks),
+// on the shared test context (validation on, outputs poisoned).
 func TestSparseAcceptance(t *testing.T) {
 	ctx := device(t)
 	large := os.Getenv(envLarge) == "1"
@@ -29,6 +31,8 @@ func TestSparseAcceptance(t *testing.T) {
 	}{
 		{"f32", SparseOptions{}, sparseMethods, []int{64, 128}},
 		{"f16", SparseOptions{Storage: F16}, sparseMethods, []int{64, 128}},
+		{"f16-chunkselect", SparseOptions{Storage: F16, RowSelect: RowSelectOff}, []string{"topk", "loki", "quest"}, []int{64, 128}},
+		{"f32-rowselect", SparseOptions{RowSelect: RowSelectOn}, []string{"topk", "loki", "quest"}, []int{64}},
 		{"f16-naive", SparseOptions{Storage: F16, Variant: VariantNaive}, []string{"hata", "lsh"}, []int{128}},
 		{"f16-twokernel", SparseOptions{Storage: F16, Variant: VariantTwoKernel}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f16-threekernel", SparseOptions{Storage: F16, Variant: VariantThreeKernel}, []string{"hata", "lsh"}, []int{64, 128}},

@@ -46,8 +46,11 @@ type selectSpec struct {
 	// the cache is one buffer; selectPlan.attend is nil otherwise (and the
 	// separate select and attention run).
 	attendG int
-	sel     Range // [rows][k] uint32
-	k       int   // the row stride of sel
+	// perRow: the whole selection by select_rows, one workgroup per row
+	// (uint32 keys, no window, at most rowsWorkgroup*rowsKPT keys a row).
+	perRow bool
+	sel    Range // [rows][k] uint32
+	k      int   // the row stride of sel
 }
 
 // selectPlan is a selectSpec with its kernels and buffers.
@@ -94,7 +97,13 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	p.nchunks = (s.n + p.chunk - 1) / p.chunk
 	p.histBytes = uint64(s.rows*p.passes*p.nbins) * 4
-	histBytes := p.histBytes
+	if s.perRow {
+		if s.key16 || s.directBins > 0 || s.prebuilt || s.sinkEnd > 0 || s.recentEnd < s.n || !c.rowsFit(s.n, p.page) {
+			return nil, c.errorf("select_rows: uint32 keys, no window, at most %d keys a row", rowsWorkgroup*rowsKPT)
+		}
+		p.histBytes = 0 // its histograms are in shared memory
+	}
+	histBytes := max(p.histBytes, 4) // bound by every select kernel
 	if s.cumChunk > 0 {
 		histBytes += uint64(s.rows*p.nchunks*p.nbins) * 4
 	}
@@ -107,6 +116,10 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		return nil, err
 	}
 	p.hist, p.cnt = hist.Range(0, histBytes), cnt.Range(0, uint64(s.rows*p.nchunks)*8)
+	if s.perRow {
+		p.writeK, err = c.kernel("select_rows", 4, selectPush{}, rowsWorkgroup, 0, rowsKPT)
+		return p, err
+	}
 	k16 := b32(s.key16)
 	if !s.prebuilt {
 		if p.hk, err = c.kernel("select_hist", 4, selectPush{}, selectWorkgroup, k16, selectPer, uint32(p.nbins)); err != nil {
@@ -151,6 +164,27 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	return p, nil
 }
 
+// rowsFit reports whether select_rows can select over n tokens with a key
+// per page tokens: a row's keys fit one workgroup of the device.
+func (c *sparseCore) rowsFit(n, page int) bool {
+	l := c.ctx.Info.Limits
+	return (n+page-1)/page <= rowsWorkgroup*rowsKPT && l.MaxComputeWorkGroupInvocations >= rowsWorkgroup &&
+		l.MaxComputeWorkGroupSize[0] >= rowsWorkgroup && rowsWorkgroup%int(max(c.ctx.Info.MaxSubgroupSize, 1)) == 0
+}
+
+// rowSelect is RowSelectAuto's rule: whether the float-score methods select
+// with select_rows (one workgroup per row) over n tokens with a key per page
+// tokens, where it fits.
+func (c *sparseCore) rowSelect(n, page int) bool {
+	switch c.opt.RowSelect {
+	case RowSelectOff:
+		return false
+	case RowSelectOn:
+		return c.rowsFit(n, page)
+	}
+	return c.rowsFit(n, page)
+}
+
 // selectAttendKernel returns select_attend for group size g, or nil when its
 // shared memory (select.glsl's scan, split_softmax.glsl's slots, a tile of
 // WG*PER indices) does not fit the device or TPT does not divide its
@@ -190,7 +224,9 @@ func (c *sparseCore) recordSelectAttend(b *Batch, p *selectPlan, s *step, a *att
 // chunk histograms, which the score kernel writes whole); it must precede
 // the first pass (the score kernel, when prebuilt).
 func (p *selectPlan) zeroHist(b *Batch) {
-	b.Fill(p.zeroRange(), 0)
+	if p.histBytes > 0 {
+		b.Fill(p.zeroRange(), 0)
+	}
 }
 
 // zeroRange returns the part of the histogram buffer zeroHist clears.
@@ -208,6 +244,15 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		Cum: b32(p.cumChunk > 0),
 	}
 	c.lastSelectTrace = p.trace
+	if p.perRow {
+		set, err := c.set(p.writeK, p.keys, p.hist, p.cnt, p.sel)
+		if err != nil {
+			return err
+		}
+		b.Dispatch(p.writeK, set, push, 1, uint32(p.rows), 1)
+		b.Barrier()
+		return nil
+	}
 	grid := func(k *Kernel, push selectPush) error {
 		bufs := []Range{p.keys, p.hist, p.cnt, p.sel}
 		if k == p.writeK && p.trace.Buf != nil {

@@ -19,12 +19,13 @@ type selectCase struct {
 	page       int // tokens per key (keys then [rows][ceil(N/page)])
 	n, k       int
 	win        ref.Windows
-	chunk      int // SelectChunk; 0: the default
+	chunk      int  // SelectChunk; 0: the default
+	perRow     bool // select_rows: one workgroup per row
 }
 
 // runSelect uploads c.keys, runs the select kernels (select_hist passes,
-// select_count, select_write) with every output poisoned, and returns the
-// selection read back.
+// select_count, select_write; or select_rows) with every output poisoned,
+// and returns the selection read back.
 func runSelect(t *testing.T, ctx *Context, c selectCase) [][]int32 {
 	t.Helper()
 	core, err := newSparseCore(ctx, "select test", 64, SparseOptions{SelectChunk: c.chunk})
@@ -74,7 +75,7 @@ func runSelect(t *testing.T, ctx *Context, c selectCase) [][]int32 {
 	p, err := core.prepareSelect(selectSpec{
 		keys: keys.Range(0, uint64(len(raw))), key16: c.key16, keyStride: stride, page: max(c.page, 1),
 		rows: rows, n: c.n, kk: c.k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
-		directBins: c.directBins, sel: sel.Range(0, selBytes), k: c.k,
+		directBins: c.directBins, sel: sel.Range(0, selBytes), k: c.k, perRow: c.perRow,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +149,9 @@ type keyGen struct {
 // k = N, with heavy ties (all keys equal; two distinct values; few distinct
 // values), keys spanning the whole 32-bit range, sink/recent windows, and
 // chunks of 61 tokens (many workgroups per row, unaligned: one key load per
-// token), 64 (aligned rows: 16-byte key loads) and the default.
+// token), 64 (aligned rows: 16-byte key loads) and the default; and
+// select_rows (one workgroup per row, uint32 keys, no windows) on the same
+// keys, its rows unaligned (chunk 61) and aligned.
 func TestSelectMatchesRef(t *testing.T) {
 	ctx := device(t)
 	gens := []keyGen{
@@ -168,8 +171,9 @@ func TestSelectMatchesRef(t *testing.T) {
 		name       string
 		key16      bool
 		directBins int
+		perRow     bool
 	}
-	modes := []mode{{"direct513", true, 513}, {"direct32", false, 4096}, {"radix16", true, 0}, {"radix32", false, 0}}
+	modes := []mode{{"direct513", true, 513, false}, {"direct32", false, 4096, false}, {"radix16", true, 0, false}, {"radix32", false, 0, false}, {"rows32", false, 0, true}}
 	seed := uint64(0)
 	for _, n := range []int{1, 7, 300, 1<<12 + 11} {
 		for _, k := range uniq(1, 2, 7, n-1, n) {
@@ -178,20 +182,20 @@ func TestSelectMatchesRef(t *testing.T) {
 			}
 			for _, m := range modes {
 				gs := gens
-				if m.name == "radix32" {
+				if m.name == "radix32" || m.perRow {
 					gs = append(gs, wide)
 				}
 				for _, g := range gs {
 					for _, w := range []ref.Windows{{}, {Sink: 2, Recent: 3}} {
 						for _, chunk := range []int{61, 64, 0} {
 							small := chunk != 0 && (n < 300 || g.name == "descending" || g.name == "all-equal" || k == n-1)
-							if small || (w != ref.Windows{}) && g.name != "few-values" && g.name != "all-equal" {
+							if small || (w != ref.Windows{}) && (m.perRow || g.name != "few-values" && g.name != "all-equal") {
 								continue
 							}
 							seed++
 							rng := rand.New(rand.NewPCG(seed, 3))
 							rows := 3
-							c := selectCase{key16: m.key16, directBins: m.directBins, n: n, k: k, win: w, chunk: chunk}
+							c := selectCase{key16: m.key16, directBins: m.directBins, n: n, k: k, win: w, chunk: chunk, perRow: m.perRow}
 							c.keys = make([][]uint32, rows)
 							for r := range rows {
 								c.keys[r] = make([]uint32, n)
@@ -220,11 +224,12 @@ func TestSelectMatchesRef(t *testing.T) {
 }
 
 // TestSelectPages checks keys shared by pages of tokens (Quest's reading):
-// the selection equals ref's over the per-token keys, pages cut at k.
+// the selection equals ref's over the per-token keys, pages cut at k, with
+// the radix select over chunks and with select_rows.
 func TestSelectPages(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(17, 4))
-	for _, c := range []struct{ n, page, k int }{{7, 32, 3}, {100, 32, 40}, {523, 7, 100}, {523, 32, 523}, {65, 1, 9}} {
+	for _, c := range []struct{ n, page, k int }{{7, 32, 3}, {100, 32, 40}, {523, 7, 100}, {523, 32, 523}, {65, 1, 9}, {40000, 32, 625}, {9000, 5, 333}} {
 		pages := (c.n + c.page - 1) / c.page
 		keys := make([][]uint32, 2)
 		for r := range keys {
@@ -233,9 +238,11 @@ func TestSelectPages(t *testing.T) {
 				keys[r][j] = uint32(rng.IntN(4)) << 30 // heavy ties between pages
 			}
 		}
-		sc := selectCase{name: fmt.Sprintf("N=%d page=%d k=%d", c.n, c.page, c.k), keys: keys, page: c.page, n: c.n, k: c.k, chunk: 64}
-		if d := cmp.Diff(wantSelect(sc), runSelect(t, ctx, sc)); d != "" {
-			t.Errorf("%s: selection differs from ref (-ref +got):\n%s", sc.name, d)
+		for _, perRow := range []bool{false, true} {
+			sc := selectCase{name: fmt.Sprintf("N=%d page=%d k=%d rows %v", c.n, c.page, c.k, perRow), keys: keys, page: c.page, n: c.n, k: c.k, chunk: 64, perRow: perRow}
+			if d := cmp.Diff(wantSelect(sc), runSelect(t, ctx, sc)); d != "" {
+				t.Errorf("%s: selection differs from ref (-ref +got):\n%s", sc.name, d)
+			}
 		}
 	}
 }

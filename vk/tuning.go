@@ -69,6 +69,11 @@ type Tuning struct {
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
 	QueueGroups int
+	// RowSelect = 1 selects by one workgroup per row wherever a row's keys
+	// fit one (SparseOptions.RowSelect = RowSelectOn), 2 by the radix
+	// select over chunks (RowSelectOff); 0 keeps the default,
+	// RowSelectAuto. topk, loki and quest.
+	RowSelect int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -101,6 +106,7 @@ var tuningKeys = []tuningKey{
 	{"trace", func(t *Tuning) *int { return &t.Trace }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"},
 		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
+	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -157,6 +163,8 @@ func (t Tuning) Check(method string) error {
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
 		case k.key == "sepmerge" && v > 2:
 			return fmt.Errorf("vk: tuning key sepmerge=%d: want 1 (a merge dispatch), 2 (the folded merge) or 0 (the default)", v)
+		case k.key == "rowselect" && v > 2:
+			return fmt.Errorf("vk: tuning key rowselect=%d: want 1 (a workgroup per row), 2 (the radix select over chunks) or 0 (the default)", v)
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||
 			variant != "" && slices.Contains(k.except, name+"/"+variant)):
 			return fmt.Errorf("vk: tuning key %s: %s does not use it (used by %s)", k.key, method, strings.Join(k.methods, ", "))
@@ -200,6 +208,9 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
 	o.Trace = o.Trace || t.Trace != 0
 	o.Merge = t.applyMerge(o.Merge)
+	if t.RowSelect != 0 {
+		o.RowSelect = RowSelectMode(t.RowSelect)
+	}
 	return o
 }
 
