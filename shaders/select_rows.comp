@@ -31,7 +31,11 @@ shared uint sh_hist[NBR];
 #include "select.glsl"
 
 // Keys per lane, select.glsl's PER: a row has at most WG*KPT keys (KPT a
-// multiple of 4).
+// multiple of 4). A lane's passes and write run through its keys one by
+// one, so the kernel's time grows with KPT, not with the row's keys: on the
+// H200, Quest's select took 43-55 us with 32 keys per lane and 19-26 with 8
+// at every shape from B1/32K to B8/256K (run 83, BENCHMARKS.md); the host
+// takes the fewest that hold the row (rowsKeysPerLane).
 const uint KPT = PER;
 
 const uint NONE = 0xffffffffu;

@@ -215,7 +215,7 @@ const (
 	scoreWorkgroup  = 256 // hata_score, score_softmax
 	selectWorkgroup = 256 // select_*
 	selectPer       = 8   // tokens per lane per tile of the select kernels
-	// select_rows: a workgroup per row, each lane holding rowsKPT keys.
+	// select_rows: a workgroup per row, each lane holding at most rowsKPT keys.
 	rowsWorkgroup   = 1024
 	rowsKPT         = 32
 	projWorkgroup   = 64  // hata_encode_k_*, loki_rotate_k_*

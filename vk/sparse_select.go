@@ -117,7 +117,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	p.hist, p.cnt = hist.Range(0, histBytes), cnt.Range(0, uint64(s.rows*p.nchunks)*8)
 	if s.perRow {
-		p.writeK, err = c.kernel("select_rows", 4, selectPush{}, rowsWorkgroup, 0, rowsKPT)
+		p.writeK, err = c.kernel("select_rows", 4, selectPush{}, rowsWorkgroup, 0, uint32(rowsKeysPerLane(s.n, p.page)))
 		return p, err
 	}
 	k16 := b32(s.key16)
@@ -165,16 +165,38 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 }
 
 // rowsFit reports whether select_rows can select over n tokens with a key
-// per page tokens: a row's keys fit one workgroup of the device.
+// per page tokens: a row's keys fit one workgroup of the device, which has
+// the subgroup operations the kernel uses.
 func (c *sparseCore) rowsFit(n, page int) bool {
-	l := c.ctx.Info.Limits
+	info := c.ctx.Info
+	l := info.Limits
+	const ops = SubgroupArithmetic // wg_scan
 	return (n+page-1)/page <= rowsWorkgroup*rowsKPT && l.MaxComputeWorkGroupInvocations >= rowsWorkgroup &&
-		l.MaxComputeWorkGroupSize[0] >= rowsWorkgroup && rowsWorkgroup%int(max(c.ctx.Info.MaxSubgroupSize, 1)) == 0
+		l.MaxComputeWorkGroupSize[0] >= rowsWorkgroup && rowsWorkgroup%int(max(info.MaxSubgroupSize, 1)) == 0 &&
+		info.SubgroupOps&ops == ops
 }
 
-// rowSelect is RowSelectAuto's rule: whether the float-score methods select
-// with select_rows (one workgroup per row) over n tokens with a key per page
-// tokens, where it fits.
+// rowsKeysPerLane is select_rows' keys per lane (its KPT) for n tokens with
+// a key per page tokens: the fewest of 4, 8, 16 and 32 that hold the row.
+func rowsKeysPerLane(n, page int) int {
+	nk := (n + page - 1) / page
+	kpt := 4
+	for kpt < rowsKPT && kpt*rowsWorkgroup < nk {
+		kpt *= 2
+	}
+	return kpt
+}
+
+// rowsAutoMaxKeys is the most keys a row may have for RowSelectAuto to
+// select it with select_rows: up to 8 keys per lane it took 19-26 us on the
+// H200 for Quest's pages at B1/32K to B8/256K, where the radix select over
+// chunks took 36-298 us; with 32 keys per lane (the exact top-k's 32K
+// tokens) it took 48-50 us, against 42-53 (runs 80-83, BENCHMARKS.md).
+const rowsAutoMaxKeys = 8 * rowsWorkgroup
+
+// rowSelect is RowSelectAuto's rule (and RowSelectOn's, RowSelectOff's):
+// whether the float-score methods select with select_rows (one workgroup
+// per row) over n tokens with a key per page tokens.
 func (c *sparseCore) rowSelect(n, page int) bool {
 	switch c.opt.RowSelect {
 	case RowSelectOff:
@@ -182,7 +204,7 @@ func (c *sparseCore) rowSelect(n, page int) bool {
 	case RowSelectOn:
 		return c.rowsFit(n, page)
 	}
-	return c.rowsFit(n, page)
+	return c.rowsFit(n, page) && (n+page-1)/page <= rowsAutoMaxKeys
 }
 
 // selectAttendKernel returns select_attend for group size g, or nil when its

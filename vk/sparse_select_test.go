@@ -225,11 +225,12 @@ func TestSelectMatchesRef(t *testing.T) {
 
 // TestSelectPages checks keys shared by pages of tokens (Quest's reading):
 // the selection equals ref's over the per-token keys, pages cut at k, with
-// the radix select over chunks and with select_rows.
+// the radix select over chunks and with select_rows (4, 8, 16 and 32 keys
+// per lane: rows of 1250 to 20000 keys).
 func TestSelectPages(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(17, 4))
-	for _, c := range []struct{ n, page, k int }{{7, 32, 3}, {100, 32, 40}, {523, 7, 100}, {523, 32, 523}, {65, 1, 9}, {40000, 32, 625}, {9000, 5, 333}} {
+	for _, c := range []struct{ n, page, k int }{{7, 32, 3}, {100, 32, 40}, {523, 7, 100}, {523, 32, 523}, {65, 1, 9}, {40000, 32, 625}, {9000, 5, 333}, {12000, 1, 50}, {20000, 1, 700}} {
 		pages := (c.n + c.page - 1) / c.page
 		keys := make([][]uint32, 2)
 		for r := range keys {
@@ -257,4 +258,37 @@ func uniq(xs ...int) []int {
 		}
 	}
 	return out
+}
+
+// TestRowsKeysPerLane pins select_rows' keys per lane and RowSelectAuto's
+// rule (rowsAutoMaxKeys) on a device that fits it.
+func TestRowsKeysPerLane(t *testing.T) {
+	for _, c := range []struct{ n, page, want int }{
+		{1, 1, 4}, {4096, 1, 4}, {4097, 1, 8}, {8192, 1, 8}, {8193, 1, 16}, {32768, 1, 32},
+		{262144, 32, 8}, {131072, 32, 4}, {40000, 32, 4},
+	} {
+		if got := rowsKeysPerLane(c.n, c.page); got != c.want {
+			t.Errorf("rowsKeysPerLane(%d, %d) = %d, want %d", c.n, c.page, got, c.want)
+		}
+	}
+	ctx := &Context{Info: DeviceInfo{MaxSubgroupSize: 32, SubgroupOps: SubgroupBasic | SubgroupArithmetic}}
+	ctx.Info.Limits.MaxComputeWorkGroupInvocations = 1024
+	ctx.Info.Limits.MaxComputeWorkGroupSize = [3]uint32{1024, 1024, 64}
+	for _, c := range []struct {
+		mode     RowSelectMode
+		n, page  int
+		wantRows bool
+	}{
+		{RowSelectAuto, 262144, 32, true}, {RowSelectAuto, 8192, 1, true}, {RowSelectAuto, 32768, 1, false},
+		{RowSelectOn, 32768, 1, true}, {RowSelectOn, 32769, 1, false}, {RowSelectOff, 1024, 32, false},
+	} {
+		core := &sparseCore{ctx: ctx, opt: SparseOptions{RowSelect: c.mode}}
+		if got := core.rowSelect(c.n, c.page); got != c.wantRows {
+			t.Errorf("mode %d, N %d, page %d: rowSelect = %v, want %v", c.mode, c.n, c.page, got, c.wantRows)
+		}
+	}
+	ctx.Info.SubgroupOps = SubgroupBasic // no subgroup arithmetic: the radix select
+	if (&sparseCore{ctx: ctx}).rowSelect(1024, 32) {
+		t.Errorf("rowSelect without subgroup arithmetic = true, want false")
+	}
 }

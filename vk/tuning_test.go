@@ -52,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "trace", "queuegroups"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "trace", "queuegroups", "rowselect"},
 		"topk":             {"scoreworkgroup", "queuegroups"},
-		"hata":             {"selectchunk", "queuegroups"},
-		"hata/fused":       {"selectchunk", "queuegroups"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups"},
-		"hata/threekernel": {"selectchunk", "queuegroups"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace"},
-		"hata/naive":       {"sepmerge", "queuegroups"},
-		"lsh":              {"selectchunk", "queuegroups"},
-		"lsh/naive":        {"sepmerge", "queuegroups"},
+		"hata":             {"selectchunk", "queuegroups", "rowselect"},
+		"hata/fused":       {"selectchunk", "queuegroups", "rowselect"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect"},
+		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect"},
+		"lsh":              {"selectchunk", "queuegroups", "rowselect"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect"},
 		"loki":             {"scoreworkgroup", "queuegroups"},
 		"quest":            {"scoreworkgroup", "queuegroups"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
