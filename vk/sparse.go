@@ -91,8 +91,11 @@ type SparseOptions struct {
 	// 0 chooses it so that the grid fills the device (see scoreChunk).
 	ScoreChunk int
 	// SelectChunk is the tokens each workgroup of the select kernels covers;
-	// default 4096 (two tiles of 256 lanes x 8 tokens). The fused hata/lsh
-	// variant selects over the score kernel's chunks (ScoreChunk) instead.
+	// 0: 4096 (two tiles of 256 lanes x 8 tokens), and for the radix select
+	// over float scores (topk, loki, quest) the power of two from 4096 up
+	// that keeps its grid within 4 workgroups per compute unit
+	// (radixSelectChunk). The fused hata/lsh variant selects over the score
+	// kernel's chunks (ScoreChunk) instead.
 	SelectChunk int
 	// Workgroup is sparse_split's workgroup size; 0: 128. It must be a
 	// multiple of the device's largest subgroup size; it is halved while the
@@ -355,9 +358,6 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	}
 	if o.Reserve == 0 {
 		o.Reserve = 256
-	}
-	if o.SelectChunk == 0 {
-		o.SelectChunk = 4096
 	}
 	if o.Split.MinTokens == 0 && o.Split.Splits == 0 {
 		// Fewer, longer splits than dense's 32 tokens: the merge folded into

@@ -1,6 +1,9 @@
 package vk
 
-import "math"
+import (
+	"cmp"
+	"math"
+)
 
 // maxDirectBins bounds the bins of a one-pass histogram (keys < bins): the
 // shared histogram must fit in 16 KiB, the Vulkan minimum of shared memory.
@@ -49,8 +52,11 @@ type selectSpec struct {
 	// perRow: the whole selection by select_rows, one workgroup per row
 	// (uint32 keys, no window, at most rowsWorkgroup*rowsKPT keys a row).
 	perRow bool
-	sel    Range // [rows][k] uint32
-	k      int   // the row stride of sel
+	// chunk, if > 0, is the select chunk when SparseOptions.SelectChunk is
+	// 0 (else defaultSelectChunk).
+	chunk int
+	sel   Range // [rows][k] uint32
+	k     int   // the row stride of sel
 }
 
 // selectPlan is a selectSpec with its kernels and buffers.
@@ -91,7 +97,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		return nil, c.errorf("cumulative chunk histograms need the score kernel's one-pass histogram")
 	}
 	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
-	p.chunk = max(c.opt.SelectChunk, (s.n+maxX-1)/maxX)
+	p.chunk = max(cmp.Or(c.opt.SelectChunk, s.chunk, defaultSelectChunk), (s.n+maxX-1)/maxX)
 	if s.cumChunk > 0 {
 		p.chunk = s.cumChunk
 	}
@@ -162,6 +168,28 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// defaultSelectChunk is the select kernels' chunk when neither
+// SparseOptions.SelectChunk nor the select's own rule sets one.
+const defaultSelectChunk = 4096
+
+// radixSelectChunk is the radix select's chunk over n tokens of rows rows:
+// the power of two from defaultSelectChunk up that keeps the grid within 4
+// workgroups per compute unit. Each workgroup of every pass resolves the
+// threshold from the histograms before it reads its keys, so many short
+// chunks cost more than their keys: on the H200 the exact top-k's select at
+// B8/128K took 150.6 us with chunks of 4096 tokens (2048 workgroups), 91.8
+// with 16384, 105.2 with 32768; at B8/256K 276.6, 180.8 and 157.6 with
+// 4096, 16384, 32768; at B8/32K and B1/256K 4096 and 8192 tied and 16384
+// was slower; at B1/128K 2048 was slower (run 84, BENCHMARKS.md).
+func (c *sparseCore) radixSelectChunk(n, rows int) int {
+	places := 4 * max(c.ctx.Info.ComputeUnits, 1)
+	ch := defaultSelectChunk
+	for ch < n && rows*((n+ch-1)/ch) > places {
+		ch *= 2
+	}
+	return ch
 }
 
 // rowsFit reports whether select_rows can select over n tokens with a key

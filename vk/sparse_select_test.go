@@ -292,3 +292,18 @@ func TestRowsKeysPerLane(t *testing.T) {
 		t.Errorf("rowSelect without subgroup arithmetic = true, want false")
 	}
 }
+
+// TestRadixSelectChunk pins the radix select's default chunks on a device
+// of 132 compute units (the H200's): run 84's best at the paper's shapes.
+func TestRadixSelectChunk(t *testing.T) {
+	c := &sparseCore{ctx: &Context{Info: DeviceInfo{ComputeUnits: 132}}}
+	for _, tc := range []struct{ n, rows, want int }{
+		{32768, 8, 4096}, {131072, 8, 4096}, {262144, 8, 4096},
+		{32768, 64, 4096}, {131072, 64, 16384}, {262144, 64, 32768},
+		{100, 1000, 4096}, // a chunk never grows past the row
+	} {
+		if got := c.radixSelectChunk(tc.n, tc.rows); got != tc.want {
+			t.Errorf("N %d, %d rows: chunk %d, want %d", tc.n, tc.rows, got, tc.want)
+		}
+	}
+}

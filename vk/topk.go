@@ -137,7 +137,7 @@ func (c *sparseCore) floatSelect(s *step, keys Range, keyStride, page int) (*sel
 	return c.prepareSelect(selectSpec{
 		keys: keys, keyStride: keyStride, page: page, rows: s.rows, n: c.n,
 		kk: s.k, sinkEnd: 0, recentEnd: c.n, sel: s.sel, k: s.k,
-		perRow: c.rowSelect(c.n, page),
+		perRow: c.rowSelect(c.n, page), chunk: c.radixSelectChunk(c.n, s.rows),
 	})
 }
 
