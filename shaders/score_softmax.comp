@@ -8,21 +8,29 @@
 //	keys[r][t] = desc_key(s[r][t])                           (select_key.glsl)
 //
 // Every workgroup merges the partials of its row itself (nchunks of them per
-// head) and scores the tokens of its chunk.
+// head, one subgroup per head) and scores the tokens of its chunk. With
+// HIST it also builds the radix select's first histogram pass (select.glsl:
+// the top 11 bits of every key, 2048 bins, in hist[row][0]) over its
+// chunk, so that the select starts at its second pass: one dispatch and one
+// read of the keys fewer.
 //
 // Bindings (set 0):
 //	0 x    [rows][G][xstride] float32
 //	1 pml  [rows][G][nchunks] vec2
 //	2 keys [rows][key_stride] uint32
 //	3 s    [rows][key_stride] float32 (for Scores)
+//	4 hist [rows][3][2048] uint (HIST: pass 0 added to, zeroed before)
 // Dispatch: (nchunks, rows, 1).
 
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 #include "select_key.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint G = 1;
+layout(constant_id = 2) const bool HIST = false;
 
 const uint WG = gl_WorkGroupSize.x;
 const float NEG = -1.0e30;
@@ -40,40 +48,32 @@ layout(std430, set = 0, binding = 0) restrict readonly buffer X { float x_[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer PML { vec2 pml[]; };
 layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer S { float s_[]; };
+layout(std430, set = 0, binding = 4) restrict buffer Hist { uint hist[]; };
 
-shared float sh_red[WG];
+const uint HBINS = 2048; // select.glsl's first radix digit: key bits 31-21
+const uint HPASSES = 3;  // its passes over uint32 keys
 shared vec2 sh_mz[G];
-
-// reduce returns the max (op 0) or the sum (op 1) of v over the workgroup
-// (WG a power of two).
-float reduce(float v, uint op) {
-    const uint li = gl_LocalInvocationIndex;
-    sh_red[li] = v;
-    barrier();
-    for (uint s = WG / 2; s > 0; s >>= 1) {
-        if (li < s) sh_red[li] = op == 0 ? max(sh_red[li], sh_red[li + s]) : sh_red[li] + sh_red[li + s];
-        barrier();
-    }
-    const float r = sh_red[0];
-    barrier();
-    return r;
-}
+shared uint sh_hist[HIST ? HBINS : 1];
 
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
-    for (uint g = 0; g < G; g++) {
+    if (HIST) {
+        for (uint b = li; b < HBINS; b += WG) sh_hist[b] = 0;
+    }
+    // Head g's max and sum over the chunks' partials, by subgroup g.
+    for (uint g = gl_SubgroupID; g < G; g += gl_NumSubgroups) {
         const uint base = (row * G + g) * pc.nchunks;
         float mx = NEG;
-        for (uint c = li; c < pc.nchunks; c += WG) mx = max(mx, pml[base + c].x);
-        mx = reduce(mx, 0);
+        for (uint c = gl_SubgroupInvocationID; c < pc.nchunks; c += gl_SubgroupSize) mx = max(mx, pml[base + c].x);
+        mx = subgroupMax(mx);
         float z = 0.0;
-        for (uint c = li; c < pc.nchunks; c += WG) {
+        for (uint c = gl_SubgroupInvocationID; c < pc.nchunks; c += gl_SubgroupSize) {
             const vec2 ml = pml[base + c];
             z += ml.y * exp(ml.x - mx);
         }
-        z = reduce(z, 1);
-        if (li == 0) sh_mz[g] = vec2(mx, z);
+        z = subgroupAdd(z);
+        if (subgroupElect()) sh_mz[g] = vec2(mx, z);
     }
     barrier();
     const uint t0 = gl_WorkGroupID.x * pc.chunk_len;
@@ -93,9 +93,19 @@ void main() {
                     const vec2 mz = sh_mz[g];
                     s += exp(xv[u * G + g] - mz.x) / mz.y;
                 }
-                keys[row * pc.key_stride + t] = desc_key(s);
+                const uint key = desc_key(s);
+                keys[row * pc.key_stride + t] = key;
                 s_[row * pc.key_stride + t] = s;
+                if (HIST) atomicAdd(sh_hist[key >> 21], 1);
             }
+        }
+    }
+    if (HIST) {
+        barrier();
+        const uint base = row * HPASSES * HBINS;
+        for (uint b = li; b < HBINS; b += WG) {
+            const uint c = sh_hist[b];
+            if (c != 0) atomicAdd(hist[base + b], c);
         }
     }
 }

@@ -145,7 +145,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp, err := m.floatSelect(s, ss.keys, m.cap, 1)
+	sp, err := m.floatSelect(s, ss.keys, m.cap, 1, ss.hist0)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 			b.Barrier()
 			b.Stage("score")
 			rk := []kvGroup{{k: m.scratch["rotated keys"].Range(0, m.rkBytes()), rows: s.rows}}
-			if err := m.recordSoftmax(b, s, ss, qrr, rk, s.sel); err != nil {
+			if err := m.recordSoftmax(b, s, ss, sp, qrr, rk, s.sel); err != nil {
 				return err
 			}
 			b.Stage("select")

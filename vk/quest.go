@@ -164,7 +164,7 @@ func (m *Quest) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}
 	chunk := m.pageChunk(pages, s.rows, step)
 	kr, sr := keys.Range(0, keyBytes), sc.Range(0, keyBytes)
-	sp, err := m.floatSelect(s, kr, pcap, m.page)
+	sp, err := m.floatSelect(s, kr, pcap, m.page, false)
 	if err != nil {
 		return nil, err
 	}

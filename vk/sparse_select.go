@@ -52,6 +52,9 @@ type selectSpec struct {
 	// perRow: the whole selection by select_rows, one workgroup per row
 	// (uint32 keys, no window, at most rowsWorkgroup*rowsKPT keys a row).
 	perRow bool
+	// pass0: the score kernel builds the first radix pass (score_softmax's
+	// HIST), so select_hist runs from the second.
+	pass0 bool
 	// chunk, if > 0, is the select chunk when SparseOptions.SelectChunk is
 	// 0 (else defaultSelectChunk).
 	chunk int
@@ -93,6 +96,9 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		return nil, c.errorf("a one-pass histogram of %d bins, over %d", s.directBins, maxDirectBins)
 	}
 	p.passes, p.nbins = s.passBins()
+	if s.pass0 && (s.directBins > 0 || s.key16 || s.prebuilt) {
+		return nil, c.errorf("a prebuilt first radix pass needs uint32 keys in radix passes")
+	}
 	if s.cumChunk > 0 && (!s.prebuilt || s.directBins == 0) {
 		return nil, c.errorf("cumulative chunk histograms need the score kernel's one-pass histogram")
 	}
@@ -318,6 +324,9 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 	}
 	if !p.prebuilt {
 		for pass := range p.passes {
+			if pass == 0 && p.pass0 {
+				continue // the score kernel built it
+			}
 			push.Pass = uint32(pass)
 			if err := grid(p.hk, push); err != nil {
 				return err

@@ -184,7 +184,8 @@ type benchAPI interface {
 // the cache against RandomKV (rounded to the storage type), HATA's key codes
 // against ref's wherever a projection is not within rounding of 0, and a
 // decode against ref prefilled with the same cache (Loki with the identity
-// basis PrefillRandom uses when none is given).
+// basis PrefillRandom uses when none is given), with the fp16 cache in
+// score chunks of 64 tokens.
 func TestSparsePrefillRandom(t *testing.T) {
 	ctx := device(t)
 	const b, hkv, g, n, d, seed = 1, 2, 2, 300, 64, 11
@@ -209,7 +210,10 @@ func TestSparsePrefillRandom(t *testing.T) {
 					}
 				}
 			}
-			got, err := ctx.SparseFactory(SparseOptions{Storage: st})(name, hkv, d, o)
+			// fp16 with score chunks of 64 tokens: several chunks a row, so
+			// that the score kernels' per-chunk partials are merged.
+			chunk := map[Storage]int{F16: 64}[st]
+			got, err := ctx.SparseFactory(SparseOptions{Storage: st, ScoreChunk: chunk})(name, hkv, d, o)
 			if err != nil {
 				t.Fatal(err)
 			}

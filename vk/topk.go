@@ -51,12 +51,16 @@ type softmaxScores struct {
 	x, pml, keys, s Range
 	chunk, nchunks  int
 	dk              int
+	// hist0: score_softmax builds the radix select's first histogram pass
+	// (HIST), which then starts at its second; false where the select is
+	// select_rows.
+	hist0 bool
 }
 
 // prepareSoftmax sizes the buffers and builds the kernels of the score
 // pipeline over keys of length dk stored as st.
 func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores, error) {
-	ss := &softmaxScores{dk: dk}
+	ss := &softmaxScores{dk: dk, hist0: !c.rowSelect(c.n, 1)}
 	ss.chunk = c.scoreChunk(c.n, s.rows, scoreMaxChunk, logitsPerCU)
 	ss.nchunks = (c.n + ss.chunk - 1) / ss.chunk
 	xBytes := uint64(s.rows*s.g*c.cap) * 4
@@ -82,7 +86,7 @@ func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores
 	if ss.logits, err = c.logitsKernel(s.g, dk, st, false); err != nil {
 		return nil, err
 	}
-	if ss.softmax, err = c.kernel("score_softmax", 4, softmaxPush{}, scoreWorkgroup, uint32(s.g)); err != nil {
+	if ss.softmax, err = c.kernel("score_softmax", 5, softmaxPush{}, scoreWorkgroup, uint32(s.g), b32(ss.hist0)); err != nil {
 		return nil, err
 	}
 	return ss, nil
@@ -111,8 +115,9 @@ func (c *sparseCore) recordLogits(b *Batch, k *Kernel, push logitsPush, q Range,
 }
 
 // recordSoftmax records the score pipeline of q: [rows*G][dk] float32 against
-// keys: [rows][Cap][dk] (the cache, or Loki's rotated keys).
-func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, q Range, keys []kvGroup, idx Range) error {
+// keys: [rows][Cap][dk] (the cache, or Loki's rotated keys), with the first
+// histogram pass of sp (floatSelect of ss) when ss.hist0.
+func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, sp *selectPlan, q Range, keys []kvGroup, idx Range) error {
 	if err := c.recordLogits(b, ss.logits, logitsPush{
 		N: uint32(c.n), Cap: uint32(c.cap), KStride: uint32(s.k), ChunkLen: uint32(ss.chunk), NChunks: uint32(ss.nchunks),
 		XStride: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))),
@@ -120,7 +125,11 @@ func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, q Range
 		return err
 	}
 	b.Barrier()
-	sset, err := c.set(ss.softmax, ss.x, ss.pml, ss.keys, ss.s)
+	hist := ss.s // bound, unread without HIST
+	if ss.hist0 {
+		hist = sp.hist
+	}
+	sset, err := c.set(ss.softmax, ss.x, ss.pml, ss.keys, ss.s, hist)
 	if err != nil {
 		return err
 	}
@@ -132,12 +141,13 @@ func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, q Range
 }
 
 // floatSelect prepares the selection of the k largest float scores behind
-// keys ([rows][keyStride] uint32 from desc_key, one per page tokens).
-func (c *sparseCore) floatSelect(s *step, keys Range, keyStride, page int) (*selectPlan, error) {
+// keys ([rows][keyStride] uint32 from desc_key, one per page tokens), its
+// first histogram pass built by the score kernel when hist0.
+func (c *sparseCore) floatSelect(s *step, keys Range, keyStride, page int, hist0 bool) (*selectPlan, error) {
 	return c.prepareSelect(selectSpec{
 		keys: keys, keyStride: keyStride, page: page, rows: s.rows, n: c.n,
 		kk: s.k, sinkEnd: 0, recentEnd: c.n, sel: s.sel, k: s.k,
-		perRow: c.rowSelect(c.n, page), chunk: c.radixSelectChunk(c.n, s.rows),
+		perRow: c.rowSelect(c.n, page), chunk: c.radixSelectChunk(c.n, s.rows), pass0: hist0,
 	})
 }
 
@@ -152,7 +162,7 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp, err := m.floatSelect(s, ss.keys, m.cap, 1)
+	sp, err := m.floatSelect(s, ss.keys, m.cap, 1, ss.hist0)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +173,7 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		rec: func(b *Batch) error {
 			b.Stage("score")
 			sp.zeroHist(b)
-			if err := m.recordSoftmax(b, s, ss, s.q, m.groups(), s.sel); err != nil {
+			if err := m.recordSoftmax(b, s, ss, sp, s.q, m.groups(), s.sel); err != nil {
 				return err
 			}
 			b.Stage("select")
