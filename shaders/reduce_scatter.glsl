@@ -13,7 +13,11 @@
 // RS_VP (RS_VALUES rounded up to a power of two: the array length, values
 // from RS_VALUES on zero), RS_HALV, RS_RH, RS_SH and reduce_scatter(x, ln),
 // ln the lane's index within its slot; every lane of the subgroup must call
-// it (uniform control flow).
+// it (uniform control flow). Declare the caller's array as float[RS_VP]
+// itself: an array sized by another constant of the same value is another
+// SPIR-V type (both sizes are specialization-constant expressions), and
+// glslang's copy of one into the other's parameter came out wrong
+// (sparse_split's outputs, caught by its tests).
 
 const uint RS_VP = RS_VALUES <= 1 ? 1 : (RS_VALUES <= 2 ? 2 : (RS_VALUES <= 4 ? 4 : (RS_VALUES <= 8 ? 8 :
                    (RS_VALUES <= 16 ? 16 : (RS_VALUES <= 32 ? 32 : (RS_VALUES <= 64 ? 64 : (RS_VALUES <= 128 ? 128 :

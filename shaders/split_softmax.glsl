@@ -99,14 +99,12 @@ shared bool sh_last; // split_fold: this workgroup finished its row's last split
 
 // The tile's TV = TILE*G logits (entry i, head g at i*G + g) are summed over
 // the slot's TPT lanes, with REDUCE_SCATTER (the includer's bool) by a
-// reduce-scatter: each butterfly step sends half
-// of the values a lane still carries to its partner and adds the other
-// half, so after log2(TPT) steps lane j of the slot holds the full logits of
-// RH values, (j >> SH)*RH .. +RH (TV - 1 shuffles in all for TV = TPT, where
-// a butterfly all-reduce takes log2(TPT) per value: 15 against 64 at TV =
-// TPT = 16). Every lane then gathers the TV logits (for the heads' maxima),
+// reduce-scatter (reduce_scatter.glsl): lane j of the slot ends with the
+// full logits of RH values, (j >> SH)*RH .. +RH (TV - 1 shuffles in all for
+// TV = TPT, where a butterfly all-reduce takes log2(TPT) per value: 15
+// against 64 at TV = TPT = 16). Every lane then gathers the TV logits (for the heads' maxima),
 // the lanes holding a value compute its exp, and the weights are gathered
-// back: one exp per lane per tile instead of TV. Values past TV (TVP, a
+// back: one exp per lane per tile instead of TV. Values past TV (RS_VP, a
 // power of two) are zero padding. Without REDUCE_SCATTER every value is
 // summed by a butterfly all-reduce (log2(TPT) shuffles each) and every lane
 // computes every exp. On the H200 the reduce-scatter made the sparse
@@ -114,14 +112,11 @@ shared bool sh_last; // split_fold: this workgroup finished its row's last split
 // slower (run 36, BENCHMARKS.md): sparse_split, select_attend and hata_step
 // use it, dense_split does not.
 const uint TV = TILE * G;
-const uint TVP = TV <= 1 ? 1 : (TV <= 2 ? 2 : (TV <= 4 ? 4 : (TV <= 8 ? 8 : (TV <= 16 ? 16 :
-                 (TV <= 32 ? 32 : (TV <= 64 ? 64 : (TV <= 128 ? 128 : (TV <= 256 ? 256 : (TV <= 512 ? 512 : 1024)))))))));
-const uint LT = TPT <= 1 ? 0 : (TPT <= 2 ? 1 : (TPT <= 4 ? 2 : (TPT <= 8 ? 3 : (TPT <= 16 ? 4 : (TPT <= 32 ? 5 : 6)))));
-const uint LV = TVP <= 1 ? 0 : (TVP <= 2 ? 1 : (TVP <= 4 ? 2 : (TVP <= 8 ? 3 : (TVP <= 16 ? 4 : (TVP <= 32 ? 5 :
-                (TVP <= 64 ? 6 : (TVP <= 128 ? 7 : (TVP <= 256 ? 8 : (TVP <= 512 ? 9 : 10)))))))));
-const uint HALV = LT < LV ? LT : LV; // butterfly steps that halve the values carried
-const uint RH = TVP >> HALV;         // values a lane holds after them
-const uint SH = LT - HALV;           // slot-lane bits below the halving ones
+const uint RS_LANES = TPT;
+const uint RS_VALUES = TV;
+#include "reduce_scatter.glsl"
+const uint RH = RS_RH;  // values a lane holds after the reduce-scatter
+const uint SH = RS_SH;  // slot-lane bits below the halving ones
 
 // SPLIT_TILE(base, end, slot): the tile's logits (dot products finished
 // across the slot's lanes), one rescale of m, l, o per head to the tile's
@@ -129,7 +124,7 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
 // slot >= end count as p = 0.
 #define SPLIT_TILE(base, end, slot)                                            \
     {                                                                          \
-        float x[TVP];                                                          \
+        float x[RS_VP]; /* reduce_scatter's own array type */                \
         [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
             float kf[EPL];                                                     \
             [[unroll]] for (uint j = 0; j < VPL; j++) KV_UNPACK(kc[i * VPL + j], kf, j * KV_VEC); \
@@ -141,22 +136,10 @@ const uint SH = LT - HALV;           // slot-lane bits below the halving ones
         }                                                                      \
         float xa[TV]; /* the weights p, in every lane of the slot */          \
         if (REDUCE_SCATTER) {                                                  \
-            [[unroll]] for (uint v = TV; v < TVP; v++) x[v] = 0.0;             \
+            [[unroll]] for (uint v = TV; v < RS_VP; v++) x[v] = 0.0;             \
             const uint ln_ = gl_SubgroupInvocationID % TPT;                    \
             const uint s0_ = gl_SubgroupInvocationID - ln_; /* the slot's lane 0 */ \
-            [[unroll]] for (uint st = 0; st < LT; st++) {                      \
-                const uint off = TPT >> (st + 1);                              \
-                if (st < HALV) {                                               \
-                    const uint hf = TVP >> (st + 1);                           \
-                    const bool hi = (ln_ & off) != 0;                          \
-                    [[unroll]] for (uint j = 0; j < hf; j++) {                 \
-                        const float snd = hi ? x[j] : x[j + hf];               \
-                        x[j] = (hi ? x[j + hf] : x[j]) + subgroupShuffleXor(snd, off); \
-                    }                                                          \
-                } else {                                                       \
-                    x[0] += subgroupShuffleXor(x[0], off);                     \
-                }                                                              \
-            }                                                                  \
+            reduce_scatter(x, ln_);                                            \
             /* every logit, from the lane holding it */                        \
             [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(x[v % RH], s0_ + ((v / RH) << SH)); \
             float mt[G];                                                       \
