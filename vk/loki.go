@@ -13,7 +13,7 @@ import (
 //	encode  loki_rotate_q: q' = q P[:, :c]
 //	score   the oracle's pipeline (TopK) on q' and the rotated keys with
 //	        the scale 1/sqrt(D): per-head softmax over all N, summed over the group
-//	select  the k largest, ties to the smaller index (radix select)
+//	select  the k largest, ties to the smaller index (as TopK's)
 //	attend  exact attention over the original K, V (the merge folded in)
 //
 // Timings names the stages "upload", ["poison",] "encode", "score",

@@ -14,10 +14,12 @@ import (
 //	score   quest_score: S(j) = sum_g sum_i max(q_g[i] lo_j[i], q_g[i] hi_j[i])
 //	        per page, as "smaller is better" uint32 keys (TPT lanes per
 //	        page, coalesced loads, every head of the group from one load)
-//	select  the radix select over tokens, each reading its page's key: the k
-//	        largest token scores with ties to the smaller index, which is
-//	        ref's rule (pages best first, ties to the smaller page, the last
-//	        page cut to its first tokens)
+//	select  the k largest token scores with ties to the smaller index, each
+//	        token carrying its page's key, which is ref's rule (pages best
+//	        first, ties to the smaller page, the last page cut to its first
+//	        tokens): select_rows (one workgroup per row over the page keys,
+//	        each weighted by its tokens) up to rowsAutoMaxKeys pages, else
+//	        the radix select over tokens; SparseOptions.RowSelect
 //	attend  as HATA's fused variant (the merge folded in)
 //
 // SparseOptions.ScoreChunk, if set, is the tokens (rounded to whole pages and

@@ -96,8 +96,8 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		return nil, c.errorf("a one-pass histogram of %d bins, over %d", s.directBins, maxDirectBins)
 	}
 	p.passes, p.nbins = s.passBins()
-	if s.pass0 && (s.directBins > 0 || s.key16 || s.prebuilt) {
-		return nil, c.errorf("a prebuilt first radix pass needs uint32 keys in radix passes")
+	if s.pass0 && (s.directBins > 0 || s.key16 || s.prebuilt || s.perRow) {
+		return nil, c.errorf("a prebuilt first radix pass needs uint32 keys in radix passes over chunks")
 	}
 	if s.cumChunk > 0 && (!s.prebuilt || s.directBins == 0) {
 		return nil, c.errorf("cumulative chunk histograms need the score kernel's one-pass histogram")

@@ -13,10 +13,13 @@ import (
 //	score   score_logits: x[r][g][t] = q_{r*G+g}·K[r][t] / sqrt(D) and the
 //	        per-chunk softmax partials (max, sum of exp) of every head;
 //	        score_softmax: s[r][t] = sum_g exp(x - M_g) / Z_g (M_g, Z_g merged
-//	        from the partials), as "smaller is better" uint32 keys
-//	select  four 8-bit radix histogram passes over the keys, then
-//	        select_count and select_write: the k largest s, ties to the
-//	        smaller index (ref.SelectLargest, in float32)
+//	        from the partials), as "smaller is better" uint32 keys, and the
+//	        radix select's first histogram pass where it runs
+//	select  the k largest s, ties to the smaller index (ref.SelectLargest,
+//	        in float32): select_rows (one workgroup per row, one dispatch)
+//	        up to rowsAutoMaxKeys tokens, else the radix select over chunks
+//	        (histogram passes of 11, 11 and 10 bits, select_count,
+//	        select_write); SparseOptions.RowSelect
 //	attend  as HATA's fused variant (the merge folded in)
 //
 // Timings names the stages "upload", ["poison",] "score", "select",
