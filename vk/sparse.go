@@ -94,8 +94,9 @@ type SparseOptions struct {
 	// 0: 4096 (two tiles of 256 lanes x 8 tokens), and for the radix select
 	// over float scores (topk, loki, quest) the power of two from 4096 up
 	// that keeps its grid within 4 workgroups per compute unit
-	// (radixSelectChunk). The fused hata/lsh variant selects over the score
-	// kernel's chunks (ScoreChunk) instead.
+	// (radixSelectChunk); set, it also keeps topk, loki and quest on the
+	// radix select under RowSelectAuto. The fused hata/lsh variant selects
+	// over the score kernel's chunks (ScoreChunk) instead.
 	SelectChunk int
 	// Workgroup is sparse_split's workgroup size; 0: 128. It must be a
 	// multiple of the device's largest subgroup size; it is halved while the
@@ -130,10 +131,11 @@ type SparseOptions struct {
 	// (twokernel, onekernel) are not traced.
 	Trace bool
 	// RowSelect chooses how topk, loki and quest select from their float
-	// scores: RowSelectAuto by rowSelect's rule, RowSelectOn by one
-	// workgroup per row (select_rows, one dispatch) wherever a row's keys
-	// fit one, RowSelectOff by the radix select over chunks (three
-	// histogram passes, counts and the write: five dispatches).
+	// scores: RowSelectAuto by rowSelect's rule (select_rows up to 8192 keys
+	// a row, unless SelectChunk is set), RowSelectOn by one workgroup per row
+	// (select_rows, one dispatch; a decode whose rows do not fit one is an
+	// error), RowSelectOff by the radix select over chunks (three histogram
+	// passes, counts and the write: five dispatches).
 	RowSelect RowSelectMode
 	// QueueGroups is the workgroups per compute unit of the onekernel
 	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is

@@ -228,17 +228,24 @@ func rowsKeysPerLane(n, page int) int {
 // tokens) it took 48-50 us, against 42-53 (runs 80-83, BENCHMARKS.md).
 const rowsAutoMaxKeys = 8 * rowsWorkgroup
 
-// rowSelect is RowSelectAuto's rule (and RowSelectOn's, RowSelectOff's):
-// whether the float-score methods select with select_rows (one workgroup
-// per row) over n tokens with a key per page tokens.
-func (c *sparseCore) rowSelect(n, page int) bool {
+// rowSelect says whether the float-score methods select with select_rows
+// (one workgroup per row) over n tokens with a key per page tokens:
+// RowSelectOn wherever it fits (an error where it does not), RowSelectOff
+// never, RowSelectAuto where it fits up to rowsAutoMaxKeys keys a row and no
+// SelectChunk is set (a chunk is the radix select's: a setting no kernel
+// reads would be claimed by every benchmark row that set it).
+func (c *sparseCore) rowSelect(n, page int) (bool, error) {
 	switch c.opt.RowSelect {
 	case RowSelectOff:
-		return false
+		return false, nil
 	case RowSelectOn:
-		return c.rowsFit(n, page)
+		if !c.rowsFit(n, page) {
+			return false, c.errorf("RowSelectOn: a row of %d keys does not fit one workgroup of select_rows (at most %d keys, %d lanes with subgroup arithmetic)",
+				(n+page-1)/page, rowsWorkgroup*rowsKPT, rowsWorkgroup)
+		}
+		return true, nil
 	}
-	return c.rowsFit(n, page) && (n+page-1)/page <= rowsAutoMaxKeys
+	return c.opt.SelectChunk == 0 && c.rowsFit(n, page) && (n+page-1)/page <= rowsAutoMaxKeys, nil
 }
 
 // selectAttendKernel returns select_attend for group size g, or nil when its

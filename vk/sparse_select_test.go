@@ -3,6 +3,7 @@ package vk
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -260,8 +261,10 @@ func uniq(xs ...int) []int {
 	return out
 }
 
-// TestRowsKeysPerLane pins select_rows' keys per lane and RowSelectAuto's
-// rule (rowsAutoMaxKeys) on a device that fits it.
+// TestRowsKeysPerLane pins select_rows' keys per lane and the RowSelect
+// modes' rules (rowsAutoMaxKeys; an explicit SelectChunk keeps the radix
+// select; RowSelectOn where a row does not fit is an error) on a device
+// that fits it.
 func TestRowsKeysPerLane(t *testing.T) {
 	for _, c := range []struct{ n, page, want int }{
 		{1, 1, 4}, {4096, 1, 4}, {4097, 1, 8}, {8192, 1, 8}, {8193, 1, 16}, {32768, 1, 32},
@@ -275,21 +278,29 @@ func TestRowsKeysPerLane(t *testing.T) {
 	ctx.Info.Limits.MaxComputeWorkGroupInvocations = 1024
 	ctx.Info.Limits.MaxComputeWorkGroupSize = [3]uint32{1024, 1024, 64}
 	for _, c := range []struct {
-		mode     RowSelectMode
-		n, page  int
-		wantRows bool
+		mode        RowSelectMode
+		selectChunk int
+		n, page     int
+		wantRows    bool
+		wantErr     bool
 	}{
-		{RowSelectAuto, 262144, 32, true}, {RowSelectAuto, 8192, 1, true}, {RowSelectAuto, 32768, 1, false},
-		{RowSelectOn, 32768, 1, true}, {RowSelectOn, 32769, 1, false}, {RowSelectOff, 1024, 32, false},
+		{RowSelectAuto, 0, 262144, 32, true, false}, {RowSelectAuto, 0, 8192, 1, true, false},
+		{RowSelectAuto, 0, 32768, 1, false, false}, {RowSelectAuto, 2048, 8192, 1, false, false},
+		{RowSelectOn, 0, 32768, 1, true, false}, {RowSelectOn, 2048, 8192, 1, true, false},
+		{RowSelectOn, 0, 32769, 1, false, true}, {RowSelectOff, 0, 1024, 32, false, false},
 	} {
-		core := &sparseCore{ctx: ctx, opt: SparseOptions{RowSelect: c.mode}}
-		if got := core.rowSelect(c.n, c.page); got != c.wantRows {
-			t.Errorf("mode %d, N %d, page %d: rowSelect = %v, want %v", c.mode, c.n, c.page, got, c.wantRows)
+		core := &sparseCore{ctx: ctx, opt: SparseOptions{RowSelect: c.mode, SelectChunk: c.selectChunk}}
+		got, err := core.rowSelect(c.n, c.page)
+		if got != c.wantRows || (err != nil) != c.wantErr {
+			t.Errorf("mode %d, SelectChunk %d, N %d, page %d: rowSelect = %v, %v; want %v, error %v", c.mode, c.selectChunk, c.n, c.page, got, err, c.wantRows, c.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "32769 keys") {
+			t.Errorf("error %q does not name the row's keys", err)
 		}
 	}
 	ctx.Info.SubgroupOps = SubgroupBasic // no subgroup arithmetic: the radix select
-	if (&sparseCore{ctx: ctx}).rowSelect(1024, 32) {
-		t.Errorf("rowSelect without subgroup arithmetic = true, want false")
+	if rows, err := (&sparseCore{ctx: ctx}).rowSelect(1024, 32); rows || err != nil {
+		t.Errorf("rowSelect without subgroup arithmetic = %v, %v; want false, nil", rows, err)
 	}
 }
 

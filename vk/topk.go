@@ -63,7 +63,11 @@ type softmaxScores struct {
 // prepareSoftmax sizes the buffers and builds the kernels of the score
 // pipeline over keys of length dk stored as st.
 func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores, error) {
-	ss := &softmaxScores{dk: dk, hist0: !c.rowSelect(c.n, 1)}
+	rows, err := c.rowSelect(c.n, 1)
+	if err != nil {
+		return nil, err
+	}
+	ss := &softmaxScores{dk: dk, hist0: !rows}
 	ss.chunk = c.scoreChunk(c.n, s.rows, scoreMaxChunk, logitsPerCU)
 	ss.nchunks = (c.n + ss.chunk - 1) / ss.chunk
 	xBytes := uint64(s.rows*s.g*c.cap) * 4
@@ -147,10 +151,14 @@ func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, sp *sel
 // keys ([rows][keyStride] uint32 from desc_key, one per page tokens), its
 // first histogram pass built by the score kernel when hist0.
 func (c *sparseCore) floatSelect(s *step, keys Range, keyStride, page int, hist0 bool) (*selectPlan, error) {
+	rows, err := c.rowSelect(c.n, page)
+	if err != nil {
+		return nil, err
+	}
 	return c.prepareSelect(selectSpec{
 		keys: keys, keyStride: keyStride, page: page, rows: s.rows, n: c.n,
 		kk: s.k, sinkEnd: 0, recentEnd: c.n, sel: s.sel, k: s.k,
-		perRow: c.rowSelect(c.n, page), chunk: c.radixSelectChunk(c.n, s.rows), pass0: hist0,
+		perRow: rows, chunk: c.radixSelectChunk(c.n, s.rows), pass0: hist0,
 	})
 }
 
