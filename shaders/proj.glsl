@@ -3,14 +3,18 @@
 //
 //	hata_encode_q.comp, hata_encode_k_f32.comp, hata_encode_k_f16.comp (PROJ_BITS)
 //	loki_rotate_q.comp, loki_rotate_k_f32.comp, loki_rotate_k_f16.comp
+//	loki_rotate_kh_f32.comp, loki_rotate_kh_f16.comp (PROJ_OUT_F16)
 //
 // which define PROJ_Q (x are query heads, float32) or KV_F32 / KV_F16 (x are
-// cached keys, read from the K cache), and PROJ_BITS for the sign code:
+// cached keys, read from the K cache), PROJ_BITS for the sign code and
+// PROJ_OUT_F16 (keys only) for float16 outputs:
 //
 //	p[j] = sum_{i < D} x[i] * W[h][i][j]      float32, i ascending, j < NCOL
 //	PROJ_BITS: bit j = p[j] > 0 (strictly: 0 gives bit 0), in word j/32 at bit
 //	           j%32; each code is ostride words, those past NCOL/32 zero
-//	otherwise: out[j] = p[j] for j < NCOL and 0 for NCOL <= j < ostride
+//	otherwise: out[j] = p[j] for j < NCOL and 0 for NCOL <= j < ostride,
+//	           PROJ_OUT_F16: rounded to float16 (packHalf2x16), two to a
+//	           uint, ostride even (in halves)
 //
 // (HATA.md: codes; ref.HashWeights.Encode. Loki: the first c channels of
 // x P; ref.Loki.rotate.) With the acceptance suite's dyadic inputs every
@@ -33,7 +37,9 @@
 // Bindings (set 0):
 //	0 x    PROJ_Q: q [rows*G][D] float32; keys: K [rows][cap][D] (KV_T vectors)
 //	1 W    [Hkv][D][ldw] float32 (W[h][i][j] at (h*D + i)*ldw + j)
-//	2 out  PROJ_BITS: uint [vectors][ostride]; otherwise float [vectors][ostride]
+//	2 out  PROJ_BITS: uint [vectors][ostride]; PROJ_OUT_F16: uint [vectors][ostride/2]
+//	       (halves 2w, 2w+1 in word w, the first in the low bits); otherwise
+//	       float [vectors][ostride]
 // Dispatch: PROJ_Q (blocks, rows, 1) with blocks = ostride for bits (a block
 // is one word) and ceil(ostride/32) for floats; keys (ceil((t1-t0)/VPW),
 // rows, 1).
@@ -73,7 +79,7 @@ layout(std430, set = 0, binding = 0) restrict readonly buffer X { float x_[]; };
 layout(std430, set = 0, binding = 0) restrict readonly buffer X { KV_T x_[]; };
 #endif
 layout(std430, set = 0, binding = 1) restrict readonly buffer W { float w[]; };
-#if defined(PROJ_BITS)
+#if defined(PROJ_BITS) || defined(PROJ_OUT_F16)
 layout(std430, set = 0, binding = 2) restrict writeonly buffer Out { uint out_[]; };
 #else
 layout(std430, set = 0, binding = 2) restrict writeonly buffer Out { float out_[]; };
@@ -140,6 +146,9 @@ shared float sh_x[VPW * D];
 const uint WORDS = (NCOL + 31) / 32;
 shared uint sh_code[VPW * WORDS];
 #endif
+#if defined(PROJ_OUT_F16)
+shared float sh_out[VPW * NCOL]; // the workgroup's p, packed two to a word at the end
+#endif
 
 void main() {
     const uint li = gl_LocalInvocationIndex;
@@ -174,6 +183,8 @@ void main() {
         [[unroll]] for (uint i = 0; i < VPW; i++) {
 #if defined(PROJ_BITS)
             if (acc[i] > 0.0) atomicOr(sh_code[i * WORDS + j / 32], 1u << (j % 32));
+#elif defined(PROJ_OUT_F16)
+            sh_out[i * NCOL + j] = acc[i];
 #else
             if (i < nv) out_[(row * pc.cap + first + i) * pc.ostride + j] = acc[i];
 #endif
@@ -184,6 +195,15 @@ void main() {
     for (uint e = li; e < VPW * pc.ostride; e += WG) {
         const uint i = e / pc.ostride, wd = e % pc.ostride;
         if (i < nv) out_[(row * pc.cap + first + i) * pc.ostride + wd] = wd < WORDS ? sh_code[i * WORDS + wd] : 0u;
+    }
+#elif defined(PROJ_OUT_F16)
+    barrier();
+    const uint ow = pc.ostride / 2; // words per output vector
+    for (uint e = li; e < VPW * ow; e += WG) {
+        const uint i = e / ow, j = 2 * (e % ow);
+        const float a = j < NCOL ? sh_out[i * NCOL + j] : 0.0;
+        const float b = j + 1 < NCOL ? sh_out[i * NCOL + j + 1] : 0.0;
+        if (i < nv) out_[(row * pc.cap + first + i) * ow + e % ow] = packHalf2x16(vec2(a, b));
     }
 #else
     // Padding columns NCOL <= j < ostride are zero.

@@ -1,6 +1,8 @@
 package vk
 
 import (
+	"fmt"
+
 	"github.com/hata-go/hata/ref"
 )
 
@@ -8,7 +10,9 @@ import (
 // ref.Loki). The basis P: [Hkv][D][D] (given, or fitted at Prefill on the
 // host with ref.FitLokiBasis, as ref does) lives on the device in float32.
 // Keys are rotated once, as they enter the cache (loki_rotate_k: the first c
-// channels of k P, stored [B*Hkv][Cap][c rounded up to 4]); per decode step:
+// channels of k P, stored [B*Hkv][Cap][c rounded up to 16 bytes] in float32,
+// or with SparseOptions.LokiKeys = F16 in float16, loki_rotate_kh); per
+// decode step:
 //
 //	encode  loki_rotate_q: q' = q P[:, :c]
 //	score   the oracle's pipeline (TopK) on q' and the rotated keys with
@@ -43,11 +47,15 @@ func (c *Context) NewLoki(hkv, d, channels int, basis []float64, o SparseOptions
 		channels = 32
 	}
 	channels = min(channels, d)
+	if o.LokiKeys != F32 && o.LokiKeys != F16 {
+		return nil, fmt.Errorf("vk loki: rotated keys' storage %d: want F32 or F16", o.LokiKeys)
+	}
 	core, err := newSparseCore(c, "loki", d, o)
 	if err != nil {
 		return nil, err
 	}
-	m := &Loki{sparseCore: core, channels: channels, cp: roundUp(channels, 4), basis: basis}
+	// A row of rotated keys is whole 16-byte vectors (score_logits' loads).
+	m := &Loki{sparseCore: core, channels: channels, cp: roundUp(channels, o.LokiKeys.vec()), basis: basis}
 	core.side, core.planner = m, m
 	return m, nil
 }
@@ -112,9 +120,10 @@ func (m *Loki) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	return m.sparseCore.PrefillRandom(b, hkv, n, d, seed)
 }
 
-func (m *Loki) rkBytes() uint64 { return uint64(m.rows()*m.cap*m.cp) * 4 }
+func (m *Loki) rkBytes() uint64 { return uint64(m.rows() * m.cap * m.cp * m.opt.LokiKeys.bytes()) }
 
-// sizeSide implements sideState: the rotated keys [rows][Cap][cp].
+// sizeSide implements sideState: the rotated keys [rows][Cap][cp] as
+// SparseOptions.LokiKeys.
 func (m *Loki) sizeSide() error {
 	_, err := m.buf("rotated keys", m.rkBytes(), DeviceLocal)
 	return err
@@ -122,7 +131,11 @@ func (m *Loki) sizeSide() error {
 
 // buildSide implements sideState: loki_rotate_k over tokens [t0, t1).
 func (m *Loki) buildSide(b *Batch, t0, t1 int) error {
-	return m.recordProjK(b, "loki_rotate_k", m.pbuf, m.scratch["rotated keys"].Range(0, m.rkBytes()), m.channels, m.d, m.cp, t0, t1)
+	shader := "loki_rotate_k"
+	if m.opt.LokiKeys == F16 {
+		shader = "loki_rotate_kh"
+	}
+	return m.recordProjK(b, shader, m.pbuf, m.scratch["rotated keys"].Range(0, m.rkBytes()), m.channels, m.d, m.cp, t0, t1)
 }
 
 // plan implements planner: q rotated, then the oracle's score pipeline on
@@ -141,7 +154,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss, err := m.prepareSoftmax(s, m.cp, F32)
+	ss, err := m.prepareSoftmax(s, m.cp, m.opt.LokiKeys)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,8 @@ var pushStructs = map[string]any{
 	"loki_rotate_q":           projPush{},
 	"loki_rotate_k_f32":       projPush{},
 	"loki_rotate_k_f16":       projPush{},
+	"loki_rotate_kh_f32":      projPush{},
+	"loki_rotate_kh_f16":      projPush{},
 	"chase":                   chasePush{},
 	"hata_score":              hataScorePush{},
 	"hata_score_trace":        hataScorePush{},

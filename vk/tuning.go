@@ -69,6 +69,9 @@ type Tuning struct {
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
 	QueueGroups int
+	// LokiHalf = 1 stores Loki's rotated keys in float16
+	// (SparseOptions.LokiKeys = F16). loki only.
+	LokiHalf int
 	// RowSelect = 1 selects by one workgroup per row wherever a row's keys
 	// fit one (SparseOptions.RowSelect = RowSelectOn), 2 by the radix
 	// select over chunks (RowSelectOff); 0 keeps the default,
@@ -107,6 +110,7 @@ var tuningKeys = []tuningKey{
 		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
+	{"lokihalf", func(t *Tuning) *int { return &t.LokiHalf }, []string{"loki"}, nil},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -163,6 +167,8 @@ func (t Tuning) Check(method string) error {
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
 		case k.key == "sepmerge" && v > 2:
 			return fmt.Errorf("vk: tuning key sepmerge=%d: want 1 (a merge dispatch), 2 (the folded merge) or 0 (the default)", v)
+		case k.key == "lokihalf" && v > 1:
+			return fmt.Errorf("vk: tuning key lokihalf=%d: want 1 (float16 rotated keys) or 0 (the default)", v)
 		case k.key == "rowselect" && v > 2:
 			return fmt.Errorf("vk: tuning key rowselect=%d: want 1 (a workgroup per row), 2 (the radix select over chunks) or 0 (the default)", v)
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||
@@ -210,6 +216,9 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.Merge = t.applyMerge(o.Merge)
 	if t.RowSelect != 0 {
 		o.RowSelect = RowSelectMode(t.RowSelect)
+	}
+	if t.LokiHalf != 0 {
+		o.LokiKeys = F16
 	}
 	return o
 }

@@ -52,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "trace", "queuegroups", "rowselect"},
-		"topk":             {"scoreworkgroup", "queuegroups"},
-		"hata":             {"selectchunk", "queuegroups", "rowselect"},
-		"hata/fused":       {"selectchunk", "queuegroups", "rowselect"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect"},
-		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect"},
-		"lsh":              {"selectchunk", "queuegroups", "rowselect"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "trace", "queuegroups", "rowselect", "lokihalf"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokihalf"},
+		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokihalf"},
+		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokihalf"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokihalf"},
+		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokihalf"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokihalf"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokihalf"},
+		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokihalf"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokihalf"},
 		"loki":             {"scoreworkgroup", "queuegroups"},
-		"quest":            {"scoreworkgroup", "queuegroups"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect"},
+		"quest":            {"scoreworkgroup", "queuegroups", "lokihalf"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokihalf"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokihalf"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {

@@ -1,0 +1,207 @@
+package vk
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/hata-go/hata/internal/half"
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/ref/reftest"
+)
+
+// TestLokiHalfKeys holds Loki with float16 rotated keys (SparseOptions.LokiKeys
+// = F16) to a reference built on the device's own rotated keys: the keys must
+// be ref's float64 rotation (ref.FitLokiBasis's basis) rounded to float16,
+// within one float16 step (the device rotates in float32, so a value next to
+// a rounding boundary may round the other way); the scores and the selection
+// are then ref.Loki's arithmetic in float64 over those very keys, checked as
+// the acceptance suite checks float32 ones (near-ties at 1e-5, scores within
+// 1e-5 of the row's largest); the output is ref's attention over the
+// selection. Each case prefills, then appends three tokens. The acceptance suite itself runs Loki with float32 keys, whose
+// scores it holds to ref.Loki's directly.
+func TestLokiHalfKeys(t *testing.T) {
+	ctx := device(t)
+	for i, c := range []struct {
+		b, hkv, g, n, d, channels int
+		st                        Storage
+		budget                    ref.Budget
+		chunk                     int // ScoreChunk; 0: the default
+	}{
+		{1, 2, 4, 300, 64, 0, F16, ref.Budget{K: 20}, 0},
+		{2, 1, 4, 523, 128, 0, F32, ref.Budget{K: 33}, 64},
+		{1, 2, 2, 4107, 64, 24, F16, ref.Budget{Ratio: 0.0156}, 0},
+		{2, 2, 1, 1000, 128, 0, F16, ref.Budget{K: 100}, 128},
+	} {
+		name := fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d c=%d %s budget %v chunk %d", c.b, c.hkv, c.g, c.n, c.d, c.channels, c.st, c.budget, c.chunk)
+		rng := rand.New(rand.NewPCG(uint64(i), 41))
+		kv := reftest.DyadicKV(rng, ref.Shape{B: c.b, Hkv: c.hkv, N: c.n, D: c.d}, c.st == F16)
+		m, err := ctx.NewLoki(c.hkv, c.d, c.channels, nil, SparseOptions{Storage: c.st, LokiKeys: F16, ScoreChunk: c.chunk, Reserve: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Prefill(kv); err != nil {
+			t.Fatalf("%s: Prefill: %v", name, err)
+		}
+		basis, err := ref.FitLokiBasis(kv) // the prefill's, which m keeps
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Three appended tokens, rotated as they enter (the cache grows once
+		// with Reserve 1, and every rotated key is rebuilt).
+		for range 3 {
+			k, v := reftest.Dyadic(rng, c.b*c.hkv*c.d), reftest.Dyadic(rng, c.b*c.hkv*c.d)
+			if c.st == F16 {
+				reftest.RoundHalf(k)
+				reftest.RoundHalf(v)
+			}
+			if err := m.Append(k, v); err != nil {
+				t.Fatalf("%s: Append: %v", name, err)
+			}
+			if err := kv.Append(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hq := c.hkv * c.g
+		q := reftest.Dyadic(rng, c.b*hq*c.d)
+		rg, err := m.Decode(q, c.budget)
+		if err != nil {
+			t.Fatalf("%s: Decode: %v", name, err)
+		}
+		ch := m.channels
+		rk := readHalfKeys(t, m, ch)
+		checkRotated(t, name, kv, basis, ch, rk)
+		k, _ := c.budget.Tokens(kv.N)
+		scores, want := lokiReference(q, kv, basis, ch, rk, k)
+		if err := reftest.CheckSelection(rg.Selected, c.b*c.hkv, kv.N, k); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := reftest.CheckNearTies(want, rg.Selected, scores); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		gs, err := m.Scores()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := closeScores(gs, scores); err != nil {
+			t.Errorf("%s: GPU scores vs the reference over its own keys: %v", name, err)
+		}
+		want64, err := ref.Sparse(q, kv, rg.Selected)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reftest.CheckClose(rg.Out, want64, reftest.Sparse32(q, kv, rg.Selected), c.d); err != nil {
+			t.Errorf("%s: output: %v", name, err)
+		}
+		m.Close()
+	}
+	if _, err := ctx.NewLoki(2, 64, 0, nil, SparseOptions{LokiKeys: Storage(7)}); err == nil {
+		t.Errorf("NewLoki with rotated keys' storage 7: no error")
+	}
+}
+
+// readHalfKeys reads m's float16 rotated keys back: [rows][N*ch] float64, the
+// first ch of each token's cp channels.
+func readHalfKeys(t *testing.T, m *Loki, ch int) [][]float64 {
+	t.Helper()
+	rows, n := m.rows(), m.n
+	raw := make([]byte, m.rkBytes())
+	if err := m.ctx.Read(m.scratch["rotated keys"], 0, raw); err != nil {
+		t.Fatal(err)
+	}
+	rk := make([][]float64, rows)
+	for r := range rows {
+		rk[r] = make([]float64, n*ch)
+		for tk := range n {
+			for j := range ch {
+				e := 2 * ((r*m.cap+tk)*m.cp + j)
+				rk[r][tk*ch+j] = float64(half.ToFloat32(uint16(raw[e]) | uint16(raw[e+1])<<8))
+			}
+		}
+	}
+	return rk
+}
+
+// checkRotated holds the device's float16 rotated keys rk to the float64
+// rotation of kv's keys by basis: within one float16 step of it (plus a
+// float32 rounding allowance of the rotation's terms).
+func checkRotated(t *testing.T, name string, kv *ref.KV, basis []float64, ch int, rk [][]float64) {
+	t.Helper()
+	d := kv.D
+	for r := range rk {
+		p := basis[(r%kv.Hkv)*d*d : (r%kv.Hkv+1)*d*d] // p: [D][D]
+		for tk := range kv.N {
+			x := kv.K[r][tk*d : (tk+1)*d]
+			for j := range ch {
+				var s, mag float64
+				for i := range d {
+					s += float64(x[i]) * p[i*d+j]
+					mag += math.Abs(float64(x[i]) * p[i*d+j])
+				}
+				got := rk[r][tk*ch+j]
+				if tol := halfStep(s) + 1e-6*mag; !(math.Abs(got-s) <= tol) {
+					t.Fatalf("%s: rotated key row %d token %d channel %d: %.9g on the device, float64 rotation %.9g (tolerance %.3g)", name, r, tk, j, got, s, tol)
+				}
+			}
+		}
+	}
+}
+
+// halfStep returns the spacing of float16 values at |x| (the subnormal
+// spacing below the smallest normal).
+func halfStep(x float64) float64 {
+	a := math.Abs(x)
+	if a < 0x1p-14 {
+		return 0x1p-24
+	}
+	_, e := math.Frexp(a) // a = f * 2^e, f in [0.5, 1)
+	return math.Ldexp(1, e-11)
+}
+
+// lokiReference is ref.Loki's decode arithmetic (float64) over the rotated
+// keys rk: [rows][N*ch] instead of its own: the group-summed per-head softmax
+// of q' k' / sqrt(D), q' = the first ch channels of q P, and the k largest
+// per row (ref.SelectLargest).
+func lokiReference(q []float32, kv *ref.KV, basis []float64, ch int, rk [][]float64, k int) ([][]float64, [][]int32) {
+	d, n := kv.D, kv.N
+	hq := len(q) / (kv.B * d)
+	g := hq / kv.Hkv
+	scale := 1 / math.Sqrt(float64(d))
+	scores := make([][]float64, kv.B*kv.Hkv)
+	sel := make([][]int32, kv.B*kv.Hkv)
+	for r := range scores {
+		b, h := r/kv.Hkv, r%kv.Hkv
+		p := basis[h*d*d : (h+1)*d*d]
+		s := make([]float64, n)
+		for hh := h * g; hh < (h+1)*g; hh++ {
+			qv := q[(b*hq+hh)*d : (b*hq+hh+1)*d]
+			qr := make([]float64, ch)
+			for j := range ch {
+				for i := range d {
+					qr[j] += float64(qv[i]) * p[i*d+j]
+				}
+			}
+			x := make([]float64, n)
+			mx := math.Inf(-1)
+			for tk := range n {
+				for j := range ch {
+					x[tk] += qr[j] * rk[r][tk*ch+j]
+				}
+				x[tk] *= scale
+				mx = max(mx, x[tk])
+			}
+			var z float64
+			for tk := range n {
+				x[tk] = math.Exp(x[tk] - mx)
+				z += x[tk]
+			}
+			for tk := range n {
+				s[tk] += x[tk] / z
+			}
+		}
+		scores[r] = s
+		sel[r] = ref.SelectLargest(s, k, ref.Windows{})
+	}
+	return scores, sel
+}
