@@ -99,18 +99,19 @@ func (m *Loki) Prefill(kv *KV) error {
 	ParallelFor(len(m.rk), func(r int) {
 		m.rk[r] = make([]float64, 0, m.kv.N*m.Channels)
 		for t := range m.kv.N {
-			m.rk[r] = m.rotate(r%m.kv.Hkv, m.kv.K[r][t*kv.D:(t+1)*kv.D], m.rk[r])
+			m.rk[r] = rotate(m.basis, r%m.kv.Hkv, m.Channels, m.kv.K[r][t*kv.D:(t+1)*kv.D], m.rk[r])
 		}
 	})
 	m.scores = nil
 	return nil
 }
 
-// rotate appends the first c channels of x P_h to dst: x'_j = sum_i x_i P_h[i][j].
-func (m *Loki) rotate(h int, x []float32, dst []float64) []float64 {
+// rotate appends the first c channels of x P_h to dst: x'_j = sum_i x_i
+// P_h[i][j], basis: [Hkv][D][D].
+func rotate(basis []float64, h, c int, x []float32, dst []float64) []float64 {
 	d := len(x)
-	p := m.basis[h*d*d : (h+1)*d*d] // p: [D][D]
-	for j := range m.Channels {
+	p := basis[h*d*d : (h+1)*d*d] // p: [D][D]
+	for j := range c {
 		var s float64
 		for i := range d {
 			s += float64(x[i]) * p[i*d+j]
@@ -130,33 +131,52 @@ func (m *Loki) Append(k, v []float32) error {
 	}
 	d := m.kv.D
 	for r := range m.rk {
-		m.rk[r] = m.rotate(r%m.kv.Hkv, k[r*d:(r+1)*d], m.rk[r])
+		m.rk[r] = rotate(m.basis, r%m.kv.Hkv, m.Channels, k[r*d:(r+1)*d], m.rk[r])
 	}
 	return nil
 }
 
 // Decode implements Method.
 func (m *Loki) Decode(q []float32, budget Budget) (*Result, error) {
-	hq, err := headCount(q, m.kv)
-	if err != nil {
+	if _, err := headCount(q, m.kv); err != nil {
 		return nil, fmt.Errorf("loki: %w", err)
 	}
 	k, err := budget.Tokens(m.kv.N)
 	if err != nil {
 		return nil, fmt.Errorf("loki: %w", err)
 	}
-	kv, c := m.kv, m.Channels
+	kv := m.kv
+	m.scores = LokiScores(q, kv, m.basis, m.Channels, m.rk)
+	selected := make([][]int32, kv.B*kv.Hkv)
+	for r := range selected {
+		selected[r] = SelectLargest(m.scores[r], k, Windows{})
+	}
+	out, err := Sparse(q, kv, selected)
+	if err != nil {
+		return nil, fmt.Errorf("loki: %w", err)
+	}
+	return &Result{Out: out, Selected: selected}, nil
+}
+
+// LokiScores returns Loki's scores s: [B*Hkv][N] (the type comment's) of the
+// query heads q: [B][Hq][D] against rotated keys rk: [B*Hkv] rows of [N][c],
+// the first c channels of each cached key of kv rotated by basis: [Hkv][D][D]
+// (q is rotated here by the same basis). Loki.Decode scores its own rotated
+// keys with it; a GPU that stores them in lower precision can be held to the
+// same arithmetic over its own.
+func LokiScores(q []float32, kv *KV, basis []float64, c int, rk [][]float64) [][]float64 {
+	hq := len(q) / (kv.B * kv.D)
 	g, n, d := hq/kv.Hkv, kv.N, kv.D
 	scale := 1 / math.Sqrt(float64(d))
 	p := make([]float64, kv.B*hq*n) // p: [B][Hq][N], per-head softmax of the approximate scores
 	ParallelFor(kv.B*hq, func(bh int) {
 		b, h := bh/hq, bh%hq
 		r := b*kv.Hkv + h/g
-		qr := m.rotate(h/g, q[bh*d:(bh+1)*d], make([]float64, 0, c)) // qr: [c]
+		qr := rotate(basis, h/g, c, q[bh*d:(bh+1)*d], make([]float64, 0, c)) // qr: [c]
 		row := p[bh*n : (bh+1)*n]
 		mx := math.Inf(-1)
 		for t := range n {
-			kr := m.rk[r][t*c : (t+1)*c]
+			kr := rk[r][t*c : (t+1)*c]
 			var s float64
 			for j := range c {
 				s += qr[j] * kr[j]
@@ -173,9 +193,8 @@ func (m *Loki) Decode(q []float32, budget Budget) (*Result, error) {
 			row[t] /= z
 		}
 	})
-	m.scores = make([][]float64, kv.B*kv.Hkv)
-	selected := make([][]int32, kv.B*kv.Hkv)
-	for r := range selected {
+	scores := make([][]float64, kv.B*kv.Hkv)
+	for r := range scores {
 		b, gh := r/kv.Hkv, r%kv.Hkv
 		s := make([]float64, n) // s: [N], summed over the group's heads in head order
 		for h := gh * g; h < (gh+1)*g; h++ {
@@ -183,14 +202,9 @@ func (m *Loki) Decode(q []float32, budget Budget) (*Result, error) {
 				s[t] += x
 			}
 		}
-		m.scores[r] = s
-		selected[r] = SelectLargest(s, k, Windows{})
+		scores[r] = s
 	}
-	out, err := Sparse(q, kv, selected)
-	if err != nil {
-		return nil, fmt.Errorf("loki: %w", err)
-	}
-	return &Result{Out: out, Selected: selected}, nil
+	return scores
 }
 
 // Scores implements Scorer: the group-summed approximate probabilities s.

@@ -16,10 +16,11 @@ import (
 // be ref's float64 rotation (ref.FitLokiBasis's basis) rounded to float16,
 // within one float16 step (the device rotates in float32, so a value next to
 // a rounding boundary may round the other way); the scores and the selection
-// are then ref.Loki's arithmetic in float64 over those very keys, checked as
-// the acceptance suite checks float32 ones (near-ties at 1e-5, scores within
-// 1e-5 of the row's largest); the output is ref's attention over the
-// selection. Each case prefills, then appends three tokens. The acceptance suite itself runs Loki with float32 keys, whose
+// are then ref.Loki's arithmetic (ref.LokiScores) over those very keys,
+// checked as the acceptance suite checks float32 ones (checkScored: near-ties
+// at 1e-5, scores within 1e-5 of the row's largest); the output is ref's
+// attention over the selection. Each case prefills, then appends three
+// tokens. The acceptance suite itself runs Loki with float32 keys, whose
 // scores it holds to ref.Loki's directly.
 func TestLokiHalfKeys(t *testing.T) {
 	ctx := device(t)
@@ -73,27 +74,16 @@ func TestLokiHalfKeys(t *testing.T) {
 		rk := readHalfKeys(t, m, ch)
 		checkRotated(t, name, kv, basis, ch, rk)
 		k, _ := c.budget.Tokens(kv.N)
-		scores, want := lokiReference(q, kv, basis, ch, rk, k)
+		scores := ref.LokiScores(q, kv, basis, ch, rk)
+		want := make([][]int32, len(scores))
+		for r, row := range scores {
+			want[r] = ref.SelectLargest(row, k, ref.Windows{})
+		}
 		if err := reftest.CheckSelection(rg.Selected, c.b*c.hkv, kv.N, k); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if err := reftest.CheckNearTies(want, rg.Selected, scores); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		gs, err := m.Scores()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := closeScores(gs, scores); err != nil {
-			t.Errorf("%s: GPU scores vs the reference over its own keys: %v", name, err)
-		}
-		want64, err := ref.Sparse(q, kv, rg.Selected)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := reftest.CheckClose(rg.Out, want64, reftest.Sparse32(q, kv, rg.Selected), c.d); err != nil {
-			t.Errorf("%s: output: %v", name, err)
-		}
+		checkScored(t, name, want, scores, rg, m)
+		checkOutput(t, name, q, kv, rg)
 		m.Close()
 	}
 	if _, err := ctx.NewLoki(2, 64, 0, nil, SparseOptions{LokiKeys: Storage(7)}); err == nil {
@@ -157,51 +147,4 @@ func halfStep(x float64) float64 {
 	}
 	_, e := math.Frexp(a) // a = f * 2^e, f in [0.5, 1)
 	return math.Ldexp(1, e-11)
-}
-
-// lokiReference is ref.Loki's decode arithmetic (float64) over the rotated
-// keys rk: [rows][N*ch] instead of its own: the group-summed per-head softmax
-// of q' k' / sqrt(D), q' = the first ch channels of q P, and the k largest
-// per row (ref.SelectLargest).
-func lokiReference(q []float32, kv *ref.KV, basis []float64, ch int, rk [][]float64, k int) ([][]float64, [][]int32) {
-	d, n := kv.D, kv.N
-	hq := len(q) / (kv.B * d)
-	g := hq / kv.Hkv
-	scale := 1 / math.Sqrt(float64(d))
-	scores := make([][]float64, kv.B*kv.Hkv)
-	sel := make([][]int32, kv.B*kv.Hkv)
-	for r := range scores {
-		b, h := r/kv.Hkv, r%kv.Hkv
-		p := basis[h*d*d : (h+1)*d*d]
-		s := make([]float64, n)
-		for hh := h * g; hh < (h+1)*g; hh++ {
-			qv := q[(b*hq+hh)*d : (b*hq+hh+1)*d]
-			qr := make([]float64, ch)
-			for j := range ch {
-				for i := range d {
-					qr[j] += float64(qv[i]) * p[i*d+j]
-				}
-			}
-			x := make([]float64, n)
-			mx := math.Inf(-1)
-			for tk := range n {
-				for j := range ch {
-					x[tk] += qr[j] * rk[r][tk*ch+j]
-				}
-				x[tk] *= scale
-				mx = max(mx, x[tk])
-			}
-			var z float64
-			for tk := range n {
-				x[tk] = math.Exp(x[tk] - mx)
-				z += x[tk]
-			}
-			for tk := range n {
-				s[tk] += x[tk] / z
-			}
-		}
-		scores[r] = s
-		sel[r] = ref.SelectLargest(s, k, ref.Windows{})
-	}
-	return scores, sel
 }

@@ -53,19 +53,33 @@ func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := reftest.CheckNearTies(rw.Selected, rg.Selected, ws); err != nil {
-			t.Errorf("%s: %v", where, err)
+		checkScored(t, where, rw.Selected, ws, rg, got)
+	}
+	checkOutput(t, where, q, kv, rg)
+}
+
+// checkScored holds a selection ranked by float scores to the reference's
+// (want, by scores ws): it differs only in near-ties (CheckNearTies), and
+// got's own scores, if it has them, are within closeScores of ws.
+func checkScored(t *testing.T, where string, want [][]int32, ws [][]float64, rg *ref.Result, got ref.Method) {
+	t.Helper()
+	if err := reftest.CheckNearTies(want, rg.Selected, ws); err != nil {
+		t.Errorf("%s: %v", where, err)
+	}
+	if gsc, ok := got.(ref.Scorer); ok {
+		gs, err := gsc.Scores()
+		if err != nil {
+			t.Fatalf("%s: Scores: %v", where, err)
 		}
-		if gsc, ok := got.(ref.Scorer); ok {
-			gs, err := gsc.Scores()
-			if err != nil {
-				t.Fatalf("%s: Scores: %v", where, err)
-			}
-			if err := closeScores(gs, ws); err != nil {
-				t.Errorf("%s: GPU scores vs ref's: %v", where, err)
-			}
+		if err := closeScores(gs, ws); err != nil {
+			t.Errorf("%s: GPU scores vs the reference's: %v", where, err)
 		}
 	}
+}
+
+// checkOutput holds rg's output to ref's attention over rg's own selection.
+func checkOutput(t *testing.T, where string, q []float32, kv *ref.KV, rg *ref.Result) {
+	t.Helper()
 	want64, err := ref.Sparse(q, kv, rg.Selected)
 	if err != nil {
 		t.Fatal(err)
