@@ -32,6 +32,7 @@ var pushStructs = map[string]any{
 	"select_write":            selectPush{},
 	"select_groups":           selectPush{},
 	"select_rows":             selectPush{},
+	"select_rows_trace":       selectPush{},
 	"select_write_trace":      selectPush{},
 	"select_groups_trace":     selectPush{},
 	"sparse_split_f32":        sparsePush{},

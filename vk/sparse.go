@@ -123,10 +123,10 @@ type SparseOptions struct {
 	// naive one (always separate) ignore it.
 	Merge MergeMode
 	// Trace, for benchmarks, builds sparse_split, the select's write kernel
-	// (select_write or select_groups) and HATA's hata_score with a read of
-	// the device clock at each phase of every workgroup (the *_trace entry
-	// points), so that AttentionTrace, SelectTrace, HATA.ScoreTrace and
-	// Traces can say where those kernels' time goes. It needs
+	// (select_write, select_groups or select_rows) and HATA's hata_score
+	// with a read of the device clock at each phase of every workgroup (the
+	// *_trace entry points), so that AttentionTrace, SelectTrace,
+	// HATA.ScoreTrace and Traces can say where those kernels' time goes. It needs
 	// DeviceInfo.ShaderClock; the variants whose own kernel attends
 	// (twokernel, onekernel) are not traced.
 	Trace bool

@@ -129,7 +129,16 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	p.hist, p.cnt = hist.Range(0, histBytes), cnt.Range(0, uint64(s.rows*p.nchunks)*8)
 	if s.perRow {
-		p.writeK, err = c.kernel("select_rows", 4, selectPush{}, rowsWorkgroup, 0, uint32(rowsKeysPerLane(s.n, p.page)))
+		// Traced (its *_trace entry point and a fifth binding) with
+		// SparseOptions.Trace, one workgroup per row.
+		suffix, bindings := "", 4
+		if c.opt.Trace {
+			suffix, bindings = "_trace", 5
+			if p.trace, err = c.traceBuffer("select trace", s.rows, selectTracePoints); err != nil {
+				return nil, err
+			}
+		}
+		p.writeK, err = c.kernel("select_rows"+suffix, bindings, selectPush{}, rowsWorkgroup, 0, uint32(rowsKeysPerLane(s.n, p.page)))
 		return p, err
 	}
 	k16 := b32(s.key16)
@@ -308,7 +317,11 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 	}
 	c.lastSelectTrace = p.trace
 	if p.perRow {
-		set, err := c.set(p.writeK, p.keys, p.hist, p.cnt, p.sel)
+		bufs := []Range{p.keys, p.hist, p.cnt, p.sel}
+		if p.trace.Buf != nil {
+			bufs = append(bufs, p.trace)
+		}
+		set, err := c.set(p.writeK, bufs...)
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,7 @@ import (
 const (
 	tracePoints       = 5
 	scoreTracePoints  = 4
-	selectTracePoints = 4 // select.glsl's, of select_write and select_groups
+	selectTracePoints = 4 // select.glsl's, of select_write, select_groups and select_rows
 )
 
 // TracePhases names the phases of a traced sparse_split workgroup, between
@@ -34,6 +34,9 @@ var ScoreTracePhases = []string{"query", "scores", "histogram"}
 // write (select_write or select_groups): the threshold resolved from the
 // histograms ("threshold"), its chunk's first output slot found from the
 // chunk counts before it ("offset"), and its keys read, marked and its taken
+// tokens written ("write"); of select_rows (a workgroup per row): its keys
+// loaded and its three histogram passes run ("threshold"), its lanes'
+// first output slots found by two prefix sums ("offset"), and its taken
 // tokens written ("write").
 var SelectTracePhases = []string{"threshold", "offset", "write"}
 

@@ -134,3 +134,57 @@ func TestAttentionTrace(t *testing.T) {
 		t.Errorf("Traces without SparseOptions.Trace = %v, want an error naming Trace", err)
 	}
 }
+
+// TestSelectRowsTrace runs Quest and the exact top-k with SparseOptions.Trace,
+// where they select by select_rows (RowSelectOn), against ref, and checks
+// that its one workgroup per row wrote its readings in order (SelectTrace,
+// and Traces' select entry).
+func TestSelectRowsTrace(t *testing.T) {
+	ctx := device(t)
+	if !ctx.Info.ShaderClock {
+		t.Skipf("%s has no device-scope shader clock (VK_KHR_shader_clock)", ctx.Info.Name)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 900, D: 64}
+	kv := reftest.DyadicKV(rng, s, true)
+	for _, name := range []string{"quest", "topk"} {
+		o := SparseOptions{Storage: F16, Trace: true, RowSelect: RowSelectOn}
+		got, err := ctx.SparseFactory(o)(name, s.Hkv, s.D, ref.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.New(name, s.Hkv, s.D, ref.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []ref.Method{got, want} {
+			if err := m.Prefill(kv); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+		b := ref.Budget{K: 70}
+		decodeStep(t, name+" traced", name, q, kv, b, want, got, false)
+		c := coreOf(got)
+		tr, err := c.SelectTrace()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows := s.B * s.Hkv; len(tr.Points) != rows {
+			t.Errorf("%s: %d traced select workgroups, want one per row, %d", name, len(tr.Points), rows)
+		}
+		if sum, err := tr.Summary(); err != nil || len(sum.Median) != len(SelectTracePhases) || sum.Span <= 0 {
+			t.Errorf("%s: select_rows trace summary %+v: %v", name, sum, err)
+		} else {
+			t.Logf("%s: select_rows %s", name, sum)
+		}
+		ran := map[string]bool{}
+		for k := range c.sets {
+			ran[k.k.spec.Shader] = true
+		}
+		if !ran["select_rows_trace"] {
+			t.Errorf("%s: select_rows_trace did not run (ran %v)", name, ran)
+		}
+		got.(interface{ Close() error }).Close()
+	}
+}

@@ -1,0 +1,129 @@
+// select_rows.glsl: select.glsl's whole selection (histogram passes, threshold,
+// ascending write) by ONE workgroup per row, in one dispatch, for uint32
+// keys with no window (every token ranked): the float scores of the exact
+// top-k oracle, Loki and Quest (a key per page of pc.page tokens, weighted
+// by the tokens it covers, so that the rule is still ref's over tokens:
+// pages best first, ties to the smaller page, the last one cut to its first
+// tokens).
+//
+// The multi-workgroup select (select_hist x3, select_count, select_write)
+// needs five dependent dispatches because its workgroups cannot wait for
+// each other; a row's keys (Quest's 1K-8K page keys, or up to WG*KPT token
+// keys) fit in the registers of one workgroup, which loads them once and
+// runs every pass on them with its histogram in shared memory:
+//
+//	for each digit (11, 11, 10 bits from the top): the weighted histogram
+//	    of the keys whose higher digits equal T's, then T's digit and the
+//	    tokens still to take (find_bin_at, on the shared histogram)
+//	write: lane i holds keys [i*KPT, (i+1)*KPT); two workgroup prefix sums
+//	    give the candidates (key == T) before each lane and then each
+//	    lane's first output slot; key < T takes all its tokens, key == T
+//	    the first of the r still to take, in token order.
+//
+// Bindings as select.glsl's (hist and ccnt unused). Dispatch: (1, rows, 1).
+// Included by select_rows.comp and select_rows_trace.comp (TRACE: lane 0
+// reads the clock at the start, once the threshold is found, once the
+// lane's output slots are known, and at the end: select.glsl's four
+// readings, read back as SelectTrace's "threshold", "offset" and "write").
+
+#extension GL_GOOGLE_include_directive : require
+
+const uint NBR = 2048; // bins of the widest digit (11 bits)
+shared uint sh_hist[NBR];
+#define HIST_AT(i) sh_hist[i]
+#include "select.glsl"
+
+// Keys per lane, select.glsl's PER: a row has at most WG*KPT keys (KPT a
+// multiple of 4). A lane's passes and write run through its keys one by
+// one, so the kernel's time grows with KPT, not with the row's keys: on the
+// H200, Quest's select took 43-55 us with 32 keys per lane and 19-26 with 8
+// at every shape from B1/32K to B8/256K (run 83, BENCHMARKS.md); the host
+// takes the fewest that hold the row (rowsKeysPerLane).
+const uint KPT = PER;
+
+const uint NONE = 0xffffffffu;
+
+void main() {
+    if (KEY16) return; // uint32 keys only (the host never asks for uint16)
+    const uint li = gl_LocalInvocationIndex;
+    const uint row = gl_WorkGroupID.y;
+    const uint nk = (pc.n + pc.page - 1) / pc.page; // keys of the row
+    TRACE_AT(0)
+    const uint j0 = li * KPT;                       // this lane's first key
+    // The lane's keys and the tokens each covers (0 past the row).
+    uint k[KPT];
+    const uint base = row * pc.key_stride + j0;
+    if ((pc.key_stride & 3) == 0 && j0 + KPT <= nk) {
+        [[unroll]] for (uint i = 0; i < KPT / 4; i++) {
+            const uvec4 v = keys4[base / 4 + i];
+            [[unroll]] for (uint c = 0; c < 4; c++) k[4 * i + c] = v[c];
+        }
+    } else {
+        [[unroll]] for (uint i = 0; i < KPT; i++) k[i] = j0 + i < nk ? keys[base + i] : NONE;
+    }
+    uint kk = pc.kk, prefix = 0;
+    for (uint p = 0; p < 3 && kk > 0; p++) { // uniform: kk is the workgroup's
+        const uint w = p < 2 ? 11 : 10, sh = p == 0 ? 21 : (p == 1 ? 10 : 0); // the digits of select.glsl's radix
+        for (uint b = li; b < NBR; b += WG) sh_hist[b] = 0;
+        barrier();
+        // Runs of keys in one bin are added at once (a lane's keys are
+        // neighbours, often in the same bin of the top digit).
+        uint run = NONE, rw = 0;
+        [[unroll]] for (uint i = 0; i < KPT; i++) {
+            const uint j = j0 + i;
+            const bool match = j < nk && (p == 0 || (k[i] >> (sh + w)) == (prefix >> (sh + w)));
+            const uint b = match ? (k[i] >> sh) & ((1u << w) - 1u) : NONE;
+            if (b != run) {
+                if (run != NONE) atomicAdd(sh_hist[run], rw);
+                run = b;
+                rw = 0;
+            }
+            rw += match ? min(pc.page, pc.n - j * pc.page) : 0;
+        }
+        if (run != NONE) atomicAdd(sh_hist[run], rw);
+        barrier();
+        const uvec2 f = find_bin_at(0, 1u << w, kk); // barriers inside
+        kk -= f.y;
+        prefix |= f.x << sh;
+    }
+    TRACE_AT(1)
+    // T = prefix; kk = r, the tokens with key == T still to take (pc.kk = 0:
+    // nothing, T = 0 takes no key).
+    const uint T = pc.kk > 0 ? prefix : 0;
+    uint e = 0; // this lane's candidates' tokens
+    [[unroll]] for (uint i = 0; i < KPT; i++) {
+        if (j0 + i < nk && k[i] == T) e += min(pc.page, pc.n - (j0 + i) * pc.page);
+    }
+    uint total;
+    const uint tb0 = wg_scan(e, total); // candidate tokens before this lane
+    uint tb = tb0;
+    uint c = 0;                  // this lane's taken tokens
+    [[unroll]] for (uint i = 0; i < KPT; i++) {
+        const uint j = j0 + i;
+        const uint wt = j < nk ? min(pc.page, pc.n - j * pc.page) : 0;
+        if (j < nk && k[i] < T) {
+            c += wt;
+        } else if (j < nk && k[i] == T) {
+            const uint take = kk > tb ? min(kk - tb, wt) : 0;
+            c += take;
+            tb += wt;
+        }
+    }
+    uint at = row * pc.kstride + wg_scan(c, total);
+    TRACE_AT(2)
+    tb = tb0;
+    [[unroll]] for (uint i = 0; i < KPT; i++) {
+        const uint j = j0 + i;
+        const uint wt = j < nk ? min(pc.page, pc.n - j * pc.page) : 0;
+        uint take = 0;
+        if (j < nk && k[i] < T) {
+            take = wt;
+        } else if (j < nk && k[i] == T) {
+            take = kk > tb ? min(kk - tb, wt) : 0;
+            tb += wt;
+        }
+        for (uint x = 0; x < take; x++) sel[at + x] = j * pc.page + x;
+        at += take;
+    }
+    TRACE_AT(3)
+}
