@@ -18,10 +18,7 @@ import (
 // hata_score's and the select write's (ScoreTrace, SelectTrace, Traces); and
 // that an untraced method refuses to report.
 func TestAttentionTrace(t *testing.T) {
-	ctx := device(t)
-	if !ctx.Info.ShaderClock {
-		t.Skipf("%s has no device-scope shader clock (VK_KHR_shader_clock)", ctx.Info.Name)
-	}
+	ctx := clockDevice(t)
 	rng := rand.New(rand.NewPCG(8, 8))
 	s := ref.Shape{B: 3, Hq: 4, Hkv: 2, N: 700, D: 64}
 	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
@@ -137,13 +134,9 @@ func TestAttentionTrace(t *testing.T) {
 
 // TestSelectRowsTrace runs Quest and the exact top-k with SparseOptions.Trace,
 // where they select by select_rows (RowSelectOn), against ref, and checks
-// that its one workgroup per row wrote its readings in order (SelectTrace,
-// and Traces' select entry).
+// that its one workgroup per row wrote its readings in order (SelectTrace).
 func TestSelectRowsTrace(t *testing.T) {
-	ctx := device(t)
-	if !ctx.Info.ShaderClock {
-		t.Skipf("%s has no device-scope shader clock (VK_KHR_shader_clock)", ctx.Info.Name)
-	}
+	ctx := clockDevice(t)
 	rng := rand.New(rand.NewPCG(9, 9))
 	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 900, D: 64}
 	kv := reftest.DyadicKV(rng, s, true)
@@ -187,4 +180,15 @@ func TestSelectRowsTrace(t *testing.T) {
 		}
 		got.(interface{ Close() error }).Close()
 	}
+}
+
+// clockDevice returns the shared test context, skipping the test where the
+// device has no device-scope shader clock (the traced kernels need it).
+func clockDevice(t *testing.T) *Context {
+	t.Helper()
+	ctx := device(t)
+	if !ctx.Info.ShaderClock {
+		t.Skipf("%s has no device-scope shader clock (VK_KHR_shader_clock)", ctx.Info.Name)
+	}
+	return ctx
 }
