@@ -50,16 +50,14 @@ layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[
 layout(std430, set = 0, binding = 3) restrict writeonly buffer S { float s_[]; };
 layout(std430, set = 0, binding = 4) restrict buffer Hist { uint hist[]; };
 
-const uint HBINS = 2048; // select.glsl's first radix digit: key bits 31-21
-const uint HPASSES = 3;  // its passes over uint32 keys
 shared vec2 sh_mz[G];
-shared uint sh_hist[HIST ? HBINS : 1];
+shared uint sh_hist[HIST ? KEY32_BINS : 1]; // the select's first digit (select_key.glsl)
 
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
     if (HIST) {
-        for (uint b = li; b < HBINS; b += WG) sh_hist[b] = 0;
+        for (uint b = li; b < KEY32_BINS; b += WG) sh_hist[b] = 0;
     }
     // Head g's max and sum over the chunks' partials, by subgroup g.
     for (uint g = gl_SubgroupID; g < G; g += gl_NumSubgroups) {
@@ -96,14 +94,14 @@ void main() {
                 const uint key = desc_key(s);
                 keys[row * pc.key_stride + t] = key;
                 s_[row * pc.key_stride + t] = s;
-                if (HIST) atomicAdd(sh_hist[key >> 21], 1);
+                if (HIST) atomicAdd(sh_hist[key >> key32_shift(0)], 1);
             }
         }
     }
     if (HIST) {
         barrier();
-        const uint base = row * HPASSES * HBINS;
-        for (uint b = li; b < HBINS; b += WG) {
+        const uint base = row * KEY32_PASSES * KEY32_BINS;
+        for (uint b = li; b < KEY32_BINS; b += WG) {
             const uint c = sh_hist[b];
             if (c != 0) atomicAdd(hist[base + b], c);
         }

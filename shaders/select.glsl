@@ -85,13 +85,14 @@ layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[];
 
 #include "wg_scan.glsl"
 #include "select_tile.glsl"
+#include "select_key.glsl"
 
 // The radix digits, from the top: uint16 keys in two 8-bit digits (bits
 // 15-8, 7-0), uint32 keys in three of 11, 11 and 10 bits (31-21, 20-10,
 // 9-0), one pass each; bins 2^width.
-uint passes() { return pc.radix != 0 ? (KEY16 ? 2 : 3) : 1; }
-uint width(uint p) { return KEY16 ? 8 : (p < 2 ? 11 : 10); }
-uint shift(uint p) { return pc.radix != 0 ? (KEY16 ? 8 - 8 * p : (p == 0 ? 21 : (p == 1 ? 10 : 0))) : 0; }
+uint passes() { return pc.radix != 0 ? (KEY16 ? 2 : KEY32_PASSES) : 1; }
+uint width(uint p) { return KEY16 ? 8 : key32_width(p); }
+uint shift(uint p) { return pc.radix != 0 ? (KEY16 ? 8 - 8 * p : key32_shift(p)) : 0; }
 
 // key returns the key of token t of row.
 uint key(uint row, uint t) {

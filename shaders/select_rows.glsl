@@ -28,8 +28,8 @@
 
 #extension GL_GOOGLE_include_directive : require
 
-const uint NBR = 2048; // bins of the widest digit (11 bits)
-shared uint sh_hist[NBR];
+#include "select_key.glsl"
+shared uint sh_hist[KEY32_BINS];
 #define HIST_AT(i) sh_hist[i]
 #include "select.glsl"
 
@@ -62,9 +62,9 @@ void main() {
         [[unroll]] for (uint i = 0; i < KPT; i++) k[i] = j0 + i < nk ? keys[base + i] : NONE;
     }
     uint kk = pc.kk, prefix = 0;
-    for (uint p = 0; p < 3 && kk > 0; p++) { // uniform: kk is the workgroup's
-        const uint w = p < 2 ? 11 : 10, sh = p == 0 ? 21 : (p == 1 ? 10 : 0); // the digits of select.glsl's radix
-        for (uint b = li; b < NBR; b += WG) sh_hist[b] = 0;
+    for (uint p = 0; p < KEY32_PASSES && kk > 0; p++) { // uniform: kk is the workgroup's
+        const uint w = key32_width(p), sh = key32_shift(p);
+        for (uint b = li; b < KEY32_BINS; b += WG) sh_hist[b] = 0;
         barrier();
         // Runs of keys in one bin are added at once (a lane's keys are
         // neighbours, often in the same bin of the top digit).
