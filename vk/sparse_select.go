@@ -104,8 +104,11 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	p.chunk = max(cmp.Or(c.opt.SelectChunk, s.chunk, defaultSelectChunk), (s.n+maxX-1)/maxX)
-	if s.cumChunk > 0 {
+	switch {
+	case s.cumChunk > 0:
 		p.chunk = s.cumChunk
+	case s.perRow:
+		p.chunk = max(s.n, 1) // one workgroup per row
 	}
 	p.nchunks = (s.n + p.chunk - 1) / p.chunk
 	p.histBytes = uint64(s.rows*p.passes*p.nbins) * 4
@@ -134,7 +137,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		suffix, bindings := "", 4
 		if c.opt.Trace {
 			suffix, bindings = "_trace", 5
-			if p.trace, err = c.traceBuffer("select trace", s.rows, selectTracePoints); err != nil {
+			if p.trace, err = c.traceBuffer("select trace", s.rows*p.nchunks, selectTracePoints); err != nil {
 				return nil, err
 			}
 		}
@@ -316,19 +319,6 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		Cum: b32(p.cumChunk > 0),
 	}
 	c.lastSelectTrace = p.trace
-	if p.perRow {
-		bufs := []Range{p.keys, p.hist, p.cnt, p.sel}
-		if p.trace.Buf != nil {
-			bufs = append(bufs, p.trace)
-		}
-		set, err := c.set(p.writeK, bufs...)
-		if err != nil {
-			return err
-		}
-		b.Dispatch(p.writeK, set, push, 1, uint32(p.rows), 1)
-		b.Barrier()
-		return nil
-	}
 	grid := func(k *Kernel, push selectPush) error {
 		bufs := []Range{p.keys, p.hist, p.cnt, p.sel}
 		if k == p.writeK && p.trace.Buf != nil {
@@ -341,6 +331,9 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		b.Dispatch(k, set, push, uint32(p.nchunks), uint32(p.rows), 1)
 		b.Barrier()
 		return nil
+	}
+	if p.perRow {
+		return grid(p.writeK, push) // select_rows: the whole selection, one chunk a row
 	}
 	if !p.prebuilt {
 		for pass := range p.passes {
