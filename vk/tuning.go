@@ -69,14 +69,14 @@ type Tuning struct {
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
 	QueueGroups int
-	// LokiHalf = 1 stores Loki's rotated keys in float16
-	// (SparseOptions.LokiKeys = F16). loki only.
-	LokiHalf int
 	// RowSelect = 1 selects by one workgroup per row wherever a row's keys
 	// fit one (SparseOptions.RowSelect = RowSelectOn), 2 by the radix
 	// select over chunks (RowSelectOff); 0 keeps the default,
 	// RowSelectAuto. topk, loki and quest.
 	RowSelect int
+	// LokiHalf = 1 stores Loki's rotated keys in float16
+	// (SparseOptions.LokiKeys = F16). loki only.
+	LokiHalf int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -111,6 +111,17 @@ var tuningKeys = []tuningKey{
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
 	{"lokihalf", func(t *Tuning) *int { return &t.LokiHalf }, []string{"loki"}, nil},
+}
+
+// tuningChoices are the keys whose values choose among a few meanings, not
+// counts: the largest value, and what the values mean (Check's error).
+var tuningChoices = map[string]struct {
+	max  int
+	want string
+}{
+	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
+	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
+	"lokihalf":  {1, "1 (float16 rotated keys)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -165,12 +176,8 @@ func (t Tuning) Check(method string) error {
 		switch {
 		case v < 0:
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
-		case k.key == "sepmerge" && v > 2:
-			return fmt.Errorf("vk: tuning key sepmerge=%d: want 1 (a merge dispatch), 2 (the folded merge) or 0 (the default)", v)
-		case k.key == "lokihalf" && v > 1:
-			return fmt.Errorf("vk: tuning key lokihalf=%d: want 1 (float16 rotated keys) or 0 (the default)", v)
-		case k.key == "rowselect" && v > 2:
-			return fmt.Errorf("vk: tuning key rowselect=%d: want 1 (a workgroup per row), 2 (the radix select over chunks) or 0 (the default)", v)
+		case tuningChoices[k.key].max > 0 && v > tuningChoices[k.key].max:
+			return fmt.Errorf("vk: tuning key %s=%d: want %s or 0 (the default)", k.key, v, tuningChoices[k.key].want)
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||
 			variant != "" && slices.Contains(k.except, name+"/"+variant)):
 			return fmt.Errorf("vk: tuning key %s: %s does not use it (used by %s)", k.key, method, strings.Join(k.methods, ", "))

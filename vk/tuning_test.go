@@ -264,6 +264,14 @@ func TestBenchMethodTuning(t *testing.T) {
 	if err := (Tuning{SepMerge: 3}).Check("hata"); err == nil || !strings.Contains(err.Error(), "sepmerge=3") {
 		t.Errorf("Check(hata) with sepmerge=3 = %v, want an error naming sepmerge=3", err)
 	}
+	for _, c := range []struct {
+		method, set string
+		tu          Tuning
+	}{{"topk", "rowselect=3", Tuning{RowSelect: 3}}, {"loki", "lokihalf=2", Tuning{LokiHalf: 2}}} {
+		if err := c.tu.Check(c.method); err == nil || !strings.Contains(err.Error(), c.set) {
+			t.Errorf("Check(%s) with %s = %v, want an error naming %s", c.method, c.set, err, c.set)
+		}
+	}
 
 	for _, c := range []struct {
 		name, variant string
