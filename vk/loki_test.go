@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/hata-go/hata/internal/half"
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/ref/reftest"
 )
@@ -106,7 +105,7 @@ func readHalfKeys(t *testing.T, m *Loki, ch int) [][]float64 {
 		for tk := range n {
 			for j := range ch {
 				e := 2 * ((r*m.cap+tk)*m.cp + j)
-				rk[r][tk*ch+j] = float64(half.ToFloat32(uint16(raw[e]) | uint16(raw[e+1])<<8))
+				rk[r][tk*ch+j] = float64(halfFloat(uint16(raw[e]) | uint16(raw[e+1])<<8))
 			}
 		}
 	}
