@@ -1,18 +1,14 @@
 package vk
 
-import (
-	"fmt"
-
-	"github.com/hata-go/hata/ref"
-)
+import "github.com/hata-go/hata/ref"
 
 // Loki is low-rank-key top-k attention on the GPU (the vk implementation of
 // ref.Loki). The basis P: [Hkv][D][D] (given, or fitted at Prefill on the
 // host with ref.FitLokiBasis, as ref does) lives on the device in float32.
-// Keys are rotated once, as they enter the cache (loki_rotate_k: the first c
-// channels of k P, stored [B*Hkv][Cap][c rounded up to 16 bytes] in float32,
-// or with SparseOptions.LokiKeys = F16 in float16, loki_rotate_kh); per
-// decode step:
+// Keys are rotated once, as they enter the cache (the first c channels of
+// k P, stored [B*Hkv][Cap][c rounded up to 16 bytes] in float16 by
+// loki_rotate_kh, or with SparseOptions.LokiF32Keys in float32 by
+// loki_rotate_k); per decode step:
 //
 //	encode  loki_rotate_q: q' = q P[:, :c]
 //	score   the oracle's pipeline (TopK) on q' and the rotated keys with
@@ -25,7 +21,8 @@ import (
 // or the identity (so the scores are the first c channels of q·k).
 type Loki struct {
 	*sparseCore
-	channels, cp int       // c, and the rotated row stride (c rounded up to 4)
+	channels, cp int       // c, and the rotated row stride (c rounded up to 16 bytes)
+	keys         Storage   // of the rotated keys: F16, or F32 (SparseOptions.LokiF32Keys)
 	basis        []float64 // the given basis [Hkv][D][D], or nil
 	pbuf         *Buffer   // P in use: [Hkv][D][D] float32
 	pHkv         int       // heads of pbuf
@@ -47,15 +44,16 @@ func (c *Context) NewLoki(hkv, d, channels int, basis []float64, o SparseOptions
 		channels = 32
 	}
 	channels = min(channels, d)
-	if o.LokiKeys != F32 && o.LokiKeys != F16 {
-		return nil, fmt.Errorf("vk loki: rotated keys' storage %d: want F32 or F16", o.LokiKeys)
+	keys := F16
+	if o.LokiF32Keys {
+		keys = F32
 	}
 	core, err := newSparseCore(c, "loki", d, o)
 	if err != nil {
 		return nil, err
 	}
 	// A row of rotated keys is whole 16-byte vectors (score_logits' loads).
-	m := &Loki{sparseCore: core, channels: channels, cp: roundUp(channels, o.LokiKeys.vec()), basis: basis}
+	m := &Loki{sparseCore: core, channels: channels, cp: roundUp(channels, keys.vec()), keys: keys, basis: basis}
 	core.side, core.planner = m, m
 	return m, nil
 }
@@ -120,10 +118,10 @@ func (m *Loki) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	return m.sparseCore.PrefillRandom(b, hkv, n, d, seed)
 }
 
-func (m *Loki) rkBytes() uint64 { return uint64(m.rows() * m.cap * m.cp * m.opt.LokiKeys.bytes()) }
+func (m *Loki) rkBytes() uint64 { return uint64(m.rows() * m.cap * m.cp * m.keys.bytes()) }
 
-// sizeSide implements sideState: the rotated keys [rows][Cap][cp] as
-// SparseOptions.LokiKeys.
+// sizeSide implements sideState: the rotated keys [rows][Cap][cp] in
+// float16, or float32 (SparseOptions.LokiF32Keys).
 func (m *Loki) sizeSide() error {
 	_, err := m.buf("rotated keys", m.rkBytes(), DeviceLocal)
 	return err
@@ -131,9 +129,9 @@ func (m *Loki) sizeSide() error {
 
 // buildSide implements sideState: loki_rotate_k over tokens [t0, t1).
 func (m *Loki) buildSide(b *Batch, t0, t1 int) error {
-	shader := "loki_rotate_k"
-	if m.opt.LokiKeys == F16 {
-		shader = "loki_rotate_kh"
+	shader := "loki_rotate_kh"
+	if m.keys == F32 {
+		shader = "loki_rotate_k"
 	}
 	return m.recordProjK(b, shader, m.pbuf, m.scratch["rotated keys"].Range(0, m.rkBytes()), m.channels, m.d, m.cp, t0, t1)
 }
@@ -154,7 +152,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss, err := m.prepareSoftmax(s, m.cp, m.opt.LokiKeys)
+	ss, err := m.prepareSoftmax(s, m.cp, m.keys)
 	if err != nil {
 		return nil, err
 	}

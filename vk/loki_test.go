@@ -10,8 +10,8 @@ import (
 	"github.com/hata-go/hata/ref/reftest"
 )
 
-// TestLokiHalfKeys holds Loki with float16 rotated keys (SparseOptions.LokiKeys
-// = F16) to a reference built on the device's own rotated keys: the keys must
+// TestLokiHalfKeys holds Loki with float16 rotated keys (the default; not
+// SparseOptions.LokiF32Keys) to a reference built on the device's own rotated keys: the keys must
 // be ref's float64 rotation (ref.FitLokiBasis's basis) rounded to float16,
 // within one float16 step (the device rotates in float32, so a value next to
 // a rounding boundary may round the other way); the scores and the selection
@@ -37,9 +37,12 @@ func TestLokiHalfKeys(t *testing.T) {
 		name := fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d c=%d %s budget %v chunk %d", c.b, c.hkv, c.g, c.n, c.d, c.channels, c.st, c.budget, c.chunk)
 		rng := rand.New(rand.NewPCG(uint64(i), 41))
 		kv := reftest.DyadicKV(rng, ref.Shape{B: c.b, Hkv: c.hkv, N: c.n, D: c.d}, c.st == F16)
-		m, err := ctx.NewLoki(c.hkv, c.d, c.channels, nil, SparseOptions{Storage: c.st, LokiKeys: F16, ScoreChunk: c.chunk, Reserve: 1})
+		m, err := ctx.NewLoki(c.hkv, c.d, c.channels, nil, SparseOptions{Storage: c.st, ScoreChunk: c.chunk, Reserve: 1})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if m.keys != F16 {
+			t.Fatalf("%s: rotated keys in %s by default, want f16", name, m.keys)
 		}
 		if err := m.Prefill(kv); err != nil {
 			t.Fatalf("%s: Prefill: %v", name, err)
@@ -84,9 +87,6 @@ func TestLokiHalfKeys(t *testing.T) {
 		checkScored(t, name, want, scores, rg, m)
 		checkOutput(t, name, q, kv, rg)
 		m.Close()
-	}
-	if _, err := ctx.NewLoki(2, 64, 0, nil, SparseOptions{LokiKeys: Storage(7)}); err == nil {
-		t.Errorf("NewLoki with rotated keys' storage 7: no error")
 	}
 }
 

@@ -19,7 +19,9 @@ const envLarge = "HATA_VK_LARGE"
 // every GPU top-k method, with float32 and float16 caches, the three HATA
 // kernel variants, both selects of the float-score methods (a workgroup
 // per row, the default where it fits, and the radix select over chunks),
-// on the shared test context (validation on, outputs poisoned).
+// on the shared test context (validation on, outputs poisoned). Loki runs
+// with float32 rotated keys (LokiF32Keys), whose scores are ref.Loki's;
+// its default float16 keys are TestLokiHalfKeys'.
 //
 // f32-rowselect forces select_rows, whose workgroup holds at most 32768 keys
 // (RowSelectOn is an error past that, TestRowsKeysPerLane), so it runs
@@ -45,6 +47,7 @@ func TestSparseAcceptance(t *testing.T) {
 		{"f32-onekernel", SparseOptions{Variant: VariantOneKernel}, []string{"hata"}, []int{64}},
 		{"f32-naive", SparseOptions{Variant: VariantNaive}, []string{"hata"}, []int{64}},
 	} {
+		c.opt.LokiF32Keys = true
 		t.Run(c.name, func(t *testing.T) {
 			reftest.Run(t, ctx.SparseFactory(c.opt), reftest.Config{Names: c.names, Dims: c.dims, FP16: c.opt.Storage == F16, Large: large && c.opt.RowSelect != RowSelectOn})
 		})

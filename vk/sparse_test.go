@@ -127,7 +127,8 @@ func TestSparseAppendGrowth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ctx.SparseFactory(SparseOptions{Storage: st, Reserve: 1})(name, s.Hkv, s.D, o)
+			// Loki's float32 rotated keys: its scores are compared with ref's.
+			got, err := ctx.SparseFactory(SparseOptions{Storage: st, Reserve: 1, LokiF32Keys: true})(name, s.Hkv, s.D, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -227,7 +228,7 @@ func TestSparsePrefillRandom(t *testing.T) {
 			// fp16 with score chunks of 64 tokens: several chunks a row, so
 			// that the score kernels' per-chunk partials are merged.
 			chunk := map[Storage]int{F16: 64}[st]
-			got, err := ctx.SparseFactory(SparseOptions{Storage: st, ScoreChunk: chunk})(name, hkv, d, o)
+			got, err := ctx.SparseFactory(SparseOptions{Storage: st, ScoreChunk: chunk, LokiF32Keys: true})(name, hkv, d, o)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -74,9 +74,9 @@ type Tuning struct {
 	// select over chunks (RowSelectOff); 0 keeps the default,
 	// RowSelectAuto. topk, loki and quest.
 	RowSelect int
-	// LokiHalf = 1 stores Loki's rotated keys in float16
-	// (SparseOptions.LokiKeys = F16). loki only.
-	LokiHalf int
+	// LokiF32 = 1 stores Loki's rotated keys in float32
+	// (SparseOptions.LokiF32Keys; the default is float16). loki only.
+	LokiF32 int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -110,7 +110,7 @@ var tuningKeys = []tuningKey{
 		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
-	{"lokihalf", func(t *Tuning) *int { return &t.LokiHalf }, []string{"loki"}, nil},
+	{"lokif32", func(t *Tuning) *int { return &t.LokiF32 }, []string{"loki"}, nil},
 }
 
 // tuningChoices are the keys whose values choose among a few meanings, not
@@ -121,7 +121,7 @@ var tuningChoices = map[string]struct {
 }{
 	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
 	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
-	"lokihalf":  {1, "1 (float16 rotated keys)"},
+	"lokif32":   {1, "1 (float32 rotated keys)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -224,9 +224,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	if t.RowSelect != 0 {
 		o.RowSelect = RowSelectMode(t.RowSelect)
 	}
-	if t.LokiHalf != 0 {
-		o.LokiKeys = F16
-	}
+	o.LokiF32Keys = o.LokiF32Keys || t.LokiF32 != 0
 	return o
 }
 

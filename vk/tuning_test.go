@@ -52,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "trace", "queuegroups", "rowselect", "lokihalf"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokihalf"},
-		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokihalf"},
-		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokihalf"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokihalf"},
-		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokihalf"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokihalf"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokihalf"},
-		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokihalf"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokihalf"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "trace", "queuegroups", "rowselect", "lokif32"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32"},
+		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
+		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32"},
+		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32"},
+		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32"},
 		"loki":             {"scoreworkgroup", "queuegroups"},
-		"quest":            {"scoreworkgroup", "queuegroups", "lokihalf"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokihalf"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokihalf"},
+		"quest":            {"scoreworkgroup", "queuegroups", "lokif32"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
@@ -267,7 +267,7 @@ func TestBenchMethodTuning(t *testing.T) {
 	for _, c := range []struct {
 		method, set string
 		tu          Tuning
-	}{{"topk", "rowselect=3", Tuning{RowSelect: 3}}, {"loki", "lokihalf=2", Tuning{LokiHalf: 2}}} {
+	}{{"topk", "rowselect=3", Tuning{RowSelect: 3}}, {"loki", "lokif32=2", Tuning{LokiF32: 2}}} {
 		if err := c.tu.Check(c.method); err == nil || !strings.Contains(err.Error(), c.set) {
 			t.Errorf("Check(%s) with %s = %v, want an error naming %s", c.method, c.set, err, c.set)
 		}
