@@ -180,6 +180,12 @@ func TestBenchMethodTuning(t *testing.T) {
 			t.Errorf("dense with sepmerge=%d: DenseOptions.Merge %d, want %d", sm, got, want)
 		}
 	}
+	// Loki's rotated keys: float16 by default, float32 with lokif32=1.
+	for lf, want := range map[int]Storage{0: F16, 1: F32} {
+		if got := build("loki", Tuning{LokiF32: lf}).(*Loki).keys; got != want {
+			t.Errorf("loki with lokif32=%d: rotated keys in %s, want %s", lf, got, want)
+		}
+	}
 
 	// topk, k=40 over 2 rows: the attention's partial outputs hold S
 	// splits of q; the score kernel's partials one entry per chunk of N=200
