@@ -43,6 +43,23 @@ const uint KPT = PER;
 
 const uint NONE = 0xffffffffu;
 
+// weight returns the tokens key j of the row covers (a page's, the last cut
+// to the row), 0 past the row's nk keys.
+uint weight(uint j, uint nk) { return j < nk ? min(pc.page, pc.n - j * pc.page) : 0; }
+
+// taken returns how many tokens of key j (key, of the row's nk) the write
+// takes: all when key < T, when key == T the first of the r still to take
+// after the tb candidate tokens before it (tb then counts key j's); none
+// otherwise.
+uint taken(uint key, uint j, uint nk, uint T, uint r, inout uint tb) {
+    const uint wt = weight(j, nk);
+    if (wt == 0 || key > T) return 0;
+    if (key < T) return wt;
+    const uint take = r > tb ? min(r - tb, wt) : 0;
+    tb += wt;
+    return take;
+}
+
 void main() {
     if (KEY16) return; // uint32 keys only (the host never asks for uint16)
     const uint li = gl_LocalInvocationIndex;
@@ -78,7 +95,7 @@ void main() {
                 run = b;
                 rw = 0;
             }
-            rw += match ? min(pc.page, pc.n - j * pc.page) : 0;
+            rw += match ? weight(j, nk) : 0;
         }
         if (run != NONE) atomicAdd(sh_hist[run], rw);
         barrier();
@@ -91,37 +108,18 @@ void main() {
     // nothing, T = 0 takes no key).
     const uint T = pc.kk > 0 ? prefix : 0;
     uint e = 0; // this lane's candidates' tokens
-    [[unroll]] for (uint i = 0; i < KPT; i++) {
-        if (j0 + i < nk && k[i] == T) e += min(pc.page, pc.n - (j0 + i) * pc.page);
-    }
+    [[unroll]] for (uint i = 0; i < KPT; i++) e += k[i] == T ? weight(j0 + i, nk) : 0;
     uint total;
     const uint tb0 = wg_scan(e, total); // candidate tokens before this lane
     uint tb = tb0;
     uint c = 0;                  // this lane's taken tokens
-    [[unroll]] for (uint i = 0; i < KPT; i++) {
-        const uint j = j0 + i;
-        const uint wt = j < nk ? min(pc.page, pc.n - j * pc.page) : 0;
-        if (j < nk && k[i] < T) {
-            c += wt;
-        } else if (j < nk && k[i] == T) {
-            const uint take = kk > tb ? min(kk - tb, wt) : 0;
-            c += take;
-            tb += wt;
-        }
-    }
+    [[unroll]] for (uint i = 0; i < KPT; i++) c += taken(k[i], j0 + i, nk, T, kk, tb);
     uint at = row * pc.kstride + wg_scan(c, total);
     TRACE_AT(2)
     tb = tb0;
     [[unroll]] for (uint i = 0; i < KPT; i++) {
         const uint j = j0 + i;
-        const uint wt = j < nk ? min(pc.page, pc.n - j * pc.page) : 0;
-        uint take = 0;
-        if (j < nk && k[i] < T) {
-            take = wt;
-        } else if (j < nk && k[i] == T) {
-            take = kk > tb ? min(kk - tb, wt) : 0;
-            tb += wt;
-        }
+        const uint take = taken(k[i], j, nk, T, kk, tb);
         for (uint x = 0; x < take; x++) sel[at + x] = j * pc.page + x;
         at += take;
     }
