@@ -90,22 +90,29 @@ type SplitPolicy struct {
 	TargetWorkgroups int
 	// MinTokens is the fewest tokens per split; default 32.
 	MinTokens int
-	// FillTokens, when above 0 and below MinTokens: where two or more
-	// splits of MinTokens would give at most cu/2 workgroups (rows*S), a
-	// GPU at most half busy, splits shrink toward FillTokens tokens until
-	// they give cu/2. The top-k methods use 64 (HATA's attention on the
-	// H200, run 40: 12.1 us against 13.8 at B1/16K and B1/32K, even at
-	// B1/64K; one split stays one, since a second adds the merge: 12.1
-	// against 9.3 at B1/8K; BENCHMARKS.md); 0 (dense): off.
+	// FillTokens, when above 0 and below MinTokens: where MinTokens gives
+	// two or more splits, they shrink toward FillTokens tokens as long as
+	// the workgroups (rows*S) stay within the waves of TargetWorkgroups and
+	// a row has at most fillMaxSplits of them. The top-k methods use 64: on
+	// the H200 HATA's step took 0.9-1.8 us less at B1/64K, B1/128K, B2 and
+	// B4 at 32K-128K and B8/32K, Quest's and exact top-k's 1.5-2.9 us less
+	// at B1/128K (run 98), where 64 splits of a row (B1/256K) were 2.4-2.8
+	// us slower than 32 (run 75); one split stays one, since a second adds
+	// the merge (12.1 against 9.3 us at B1/8K, run 40; BENCHMARKS.md).
+	// 0 (dense): off.
 	FillTokens int
 }
+
+// fillMaxSplits bounds the splits per row that FillTokens makes (the row's
+// merge reads every split's partials).
+const fillMaxSplits = 32
 
 // Plan returns S and the split length L for n tokens over rows = B*Hkv cache
 // rows on a device of cu compute units, at most maxSplits splits:
 //
 //	T = TargetWorkgroups, W = ceil(rows / T)        (waves of T workgroups)
 //	S = clamp(floor(W*T / rows), 1, min(ceil(n / MinTokens), maxSplits))
-//	(FillTokens: where 1 < S and rows*S <= cu/2, S = min(ceil(cu/2 / rows), floor(W*T / rows), ceil(n / FillTokens)) if larger)
+//	(FillTokens: where 1 < S, S = min(ceil(n / FillTokens), floor(W*T / rows), fillMaxSplits) if larger)
 //	L = ceil(n / S), then S = ceil(n / L)
 //
 // Rounding S down keeps rows*S within whole waves: on an H200, 64 rows get
@@ -134,9 +141,8 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 		rows = max(rows, 1)
 		waves := (rows + target - 1) / target
 		s = min(waves*target/rows, (n+minTok-1)/minTok)
-		if f := p.FillTokens; f > 0 && f < minTok && cu > 0 && s > 1 && 2*rows*s <= cu {
-			half := (cu/2 + rows - 1) / rows // splits per row for cu/2 workgroups
-			s = max(s, min(half, waves*target/rows, (n+f-1)/f))
+		if f := p.FillTokens; f > 0 && f < minTok && s > 1 {
+			s = max(s, min((n+f-1)/f, waves*target/rows, fillMaxSplits))
 		}
 	}
 	s = max(1, min(s, n, max(maxSplits, 1)))

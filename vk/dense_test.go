@@ -46,12 +46,17 @@ func TestSplitPlan(t *testing.T) {
 	if s, _ := (SplitPolicy{}).Plan(32768, 1024, 132, 65535); s != 1 {
 		t.Errorf("Plan(32768, 1024 rows, 132 SMs) = %d splits, want 1", s)
 	}
-	// The top-k methods' split of the selection: at B1/32K (8 rows, k =
-	// 511) splits of 128 would give 32 workgroups, at most half of 132: 8
-	// splits of 64 instead; B1/128K's 16 of 128 (128 workgroups) stay, and
-	// B1/8K's one split (no merge).
+	// The top-k methods' split of the selection (H200, 528 workgroups a
+	// wave): splits of 64 where those of 128 are two or more, within the
+	// wave and at most 32 a row: B1/32K (8 rows, k = 511) 8, B1/128K 32,
+	// B8/32K 8 (512 workgroups), B2/128K 32 (512); B1/256K keeps 32 of 128
+	// (64 of 64 would be too many a row), B8/128K 8 (the wave: 512), and
+	// B1/8K's one split stays one (no merge).
 	sparse := SplitPolicy{TargetWorkgroups: 528, MinTokens: 128, FillTokens: 64}
-	for _, c := range []struct{ k, rows, want int }{{511, 8, 8}, {2044, 8, 16}, {511, 64, 4}, {255, 8, 4}, {127, 8, 1}} {
+	for _, c := range []struct{ k, rows, want int }{
+		{511, 8, 8}, {2044, 8, 32}, {511, 64, 8}, {2044, 16, 32}, {4089, 8, 32}, {2044, 64, 8},
+		{255, 8, 4}, {127, 8, 1}, {1022, 32, 16}, {1022, 8, 16},
+	} {
 		if s, _ := sparse.Plan(c.k, c.rows, 132, 65535); s != c.want {
 			t.Errorf("%+v.Plan(%d, %d rows, 132 SMs) = %d splits, want %d", sparse, c.k, c.rows, s, c.want)
 		}

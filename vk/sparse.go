@@ -371,11 +371,12 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		o.Reserve = 256
 	}
 	if o.Split.MinTokens == 0 && o.Split.Splits == 0 {
-		// Fewer, longer splits than dense's 32 tokens: the merge folded into
-		// the last workgroup of a row reads every split's partials, and on an
-		// H200 128 entries per split beat 32 and 64 at B1/128K (37.7 us vs
-		// 45.0), B1/256K (62.2 vs 68.9) and B8/32K (63.5 vs 65.5)
-		// (BENCHMARKS.md, hata bench -opt mintokens).
+		// Fewer, longer splits than dense's 32 tokens: the row's merge reads
+		// every split's partials. 128 entries per split, shrinking to 64
+		// within a wave and 32 splits a row (FillTokens): on the H200 64
+		// everywhere was slower at B1/256K (64 splits a row), and 128
+		// everywhere slower at B1/64K-128K, B2, B4 and B8/32K (BENCHMARKS.md,
+		// runs 75 and 98, hata bench -opt mintokens).
 		o.Split.MinTokens = 128
 		if o.Split.FillTokens == 0 {
 			o.Split.FillTokens = 64

@@ -307,13 +307,17 @@ func TestMergeAuto(t *testing.T) {
 		rows, splits, length int
 		want                 bool
 	}{
-		{"B8/32K", 64, 4, 128, true},
+		// The H200's plans since run 98 (splits of 64 within a wave).
+		{"B8/32K", 64, 8, 64, true},
 		{"B1/256K", 8, 32, 128, true},
-		{"B4/64K", 32, 8, 128, true},
+		{"B4/64K", 32, 16, 64, true},
+		{"B1/128K", 8, 32, 64, true},
 		{"B8/128K", 64, 8, 256, false},
 		{"B4/256K", 32, 16, 256, false},
-		{"B1/128K", 8, 16, 128, false},
 		{"B1/32K", 8, 8, 64, false},
+		// Before run 98 (splits of 128).
+		{"B8/32K, 128 a split", 64, 4, 128, true},
+		{"B1/128K, 128 a split", 8, 16, 128, false},
 		{"one split", 200, 1, 100, false},
 	} {
 		if got := mergeSeparately(gpu, c.rows, c.splits, c.length); got != c.want {
