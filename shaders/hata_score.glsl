@@ -9,8 +9,8 @@
 // Codes are read as uvec4: a code is WV uvec4 (rbit/32 words padded with
 // zeros to a multiple of 4, and zero XOR zero adds nothing). popcount is
 // 32-bit bitCount (spirv-val rejects 64-bit). The G bit counts per word are
-// counted on bit planes of the query group instead (below: at G = 4 two
-// per word, not four). A lane scores two consecutive
+// counted on bit planes of the query group instead (ham_planes.glsl: at G
+// = 4 two per word, not four). A lane scores two consecutive
 // tokens per step (32 contiguous bytes of codes for rbit=128), UNR steps per
 // round with every load of the round issued before the arithmetic, and stores
 // both scores in one uint when KEY16 (S <= G*rbit <= 65535: low half the even
@@ -27,24 +27,9 @@
 // tokens every earlier chunk takes from two entries per chunk, instead of a
 // select_count pass over the scores (select.glsl, step 2 with pc.cum).
 //
-// Bit planes. At one bit position let c = #{g : q_g has the bit set}; the
-// position adds c to S when the key's bit is 0 and G - c when it is 1. Write
-// both in binary over NP bits (G < 2^NP), as bit planes across the 32
-// positions of a word: A_j = bit j of c, B_j = bit j of G - c. Where the
-// key's bit is 0 the position's count has bit j equal to A_j, where it is 1
-// to B_j, so with X_j = A_j XOR B_j
-//
-//	S = sum_words sum_{j < NP} 2^j popcount(A_j XOR (k AND X_j))
-//
-// For even G, c and G - c have the same parity: X_0 = 0 and plane 0 adds
-// popcount(A_0), the same for every key (base). So a key costs NP - J0 bit
-// counts and as many three-input logic operations per word instead of G bit
-// counts and G XORs: at G = 4 (Llama-3.1) two instead of four, at G = 8
-// three instead of eight, at G = 1 one as before (A_0 = q, X_0 = all ones).
-// Padding bits past rbit are 0 in every code: c = 0 and the key's 0 there
-// select A = 0, adding nothing. Every lane computes the planes from the
-// query codes once. On the H200 this and UNR = 2 (32 registers instead of
-// 61) made the score stage 1.8-10 us faster (BENCHMARKS.md, runs 93-95).
+// The bit planes are ham_planes.glsl's. With them and UNR = 2 (32 registers
+// instead of 61) the score stage took 1.8-10 us less on the H200
+// (BENCHMARKS.md, runs 93-95).
 //
 // With ENCODE (the fused variant) there is no hata_encode_q dispatch before
 // it: every workgroup first computes the query codes of its row's G heads
@@ -89,11 +74,7 @@ const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
 const uint UNR = 2; // token pairs per lane per round (4: 61 registers, slower on the H200)
 
-// The bit planes (above): NP planes of c, the first J0 of them the same for
-// every key, NPK = NP - J0 counted per key.
-const uint NP = G < 2 ? 1 : (G < 4 ? 2 : (G < 8 ? 3 : (G < 16 ? 4 : (G < 32 ? 5 : (G < 64 ? 6 : 7)))));
-const uint J0 = G % 2 == 0 ? 1 : 0;
-const uint NPK = NP - J0;
+#include "ham_planes.glsl"
 
 layout(push_constant) uniform PushConstants {
     uint n;            // tokens N
@@ -170,12 +151,6 @@ void encode_query(uint row, uint li) {
     barrier();
 }
 
-// count_planes returns popcount(a XOR (k AND x)) summed over the 4 words.
-uint count_planes(uvec4 a, uvec4 x, uvec4 k) {
-    const ivec4 c = bitCount(a ^ (k & x));
-    return uint(c.x + c.y + c.z + c.w);
-}
-
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
@@ -198,39 +173,7 @@ void main() {
         barrier();
     }
 
-    // The planes of the G query codes, word by word: c counted by a ripple
-    // adder over the heads, G - c as ~c + G + 1 modulo 2^NP, bit-sliced.
-    // Plane j (>= J0) of word e of uvec4 v is pa[(j - J0)*WV + v][e] (A_j)
-    // and px[...][e] (X_j); the planes below J0 add base.
-    uvec4 pa[NPK * WV], px[NPK * WV];
-    uint base = 0;
-    [[unroll]] for (uint v = 0; v < WV; v++) {
-        [[unroll]] for (uint e = 0; e < 4; e++) {
-            uint c[NP];
-            [[unroll]] for (uint j = 0; j < NP; j++) c[j] = 0;
-            [[unroll]] for (uint g = 0; g < G; g++) {
-                uint carry = q[g * WV + v][e];
-                [[unroll]] for (uint j = 0; j < NP; j++) {
-                    const uint t = c[j] & carry;
-                    c[j] ^= carry;
-                    carry = t;
-                }
-            }
-            uint carry = 0;
-            [[unroll]] for (uint j = 0; j < NP; j++) {
-                const uint nc = ~c[j];
-                const uint kb = (((G + 1) >> j) & 1) != 0 ? ~0u : 0u;
-                const uint b = nc ^ kb ^ carry; // bit j of G - c
-                carry = (nc & kb) | (nc & carry) | (kb & carry);
-                if (j < J0) {
-                    base += uint(bitCount(c[j]));
-                } else {
-                    pa[(j - J0) * WV + v][e] = c[j];
-                    px[(j - J0) * WV + v][e] = c[j] ^ b;
-                }
-            }
-        }
-    }
+    HAM_PLANES(q, pa, px, base)
     TRACE_AT(1)
 
     // UNR token pairs per lane per round, all their loads issued first.
@@ -248,16 +191,8 @@ void main() {
             const uint t = tb + 2 * WG * u;
             if (t < c1) {
                 const bool two = t + 1 < c1;
-                uint s0 = base, s1 = base;
-                [[unroll]] for (uint j = 0; j < NPK; j++) {
-                    uint n0 = 0, n1 = 0;
-                    [[unroll]] for (uint w = 0; w < WV; w++) {
-                        n0 += count_planes(pa[j * WV + w], px[j * WV + w], ka[u * WV + w]);
-                        n1 += count_planes(pa[j * WV + w], px[j * WV + w], kb[u * WV + w]);
-                    }
-                    s0 += n0 << (j + J0);
-                    s1 += n1 << (j + J0);
-                }
+                uint s0, s1;
+                HAM_SCORE2(s0, s1, pa, px, base, ka, kb, u)
                 const uint o = row * pc.key_stride + t;
                 if (KEY16) {
                     keys[o / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);

@@ -227,10 +227,7 @@ void encode_word(uint row, uint p) {
 
 // ---- S: scores and histograms -----------------------------------------------
 
-uint ham(uvec4 a, uvec4 b) {
-    const ivec4 c = bitCount(a ^ b);
-    return uint(c.x + c.y + c.z + c.w);
-}
+#include "ham_planes.glsl"
 
 // SCORE_LOAD(rb, a, b): the codes of the lane's UNR token pairs of the round
 // at rb into a (even tokens) and b (odd); tokens past c1 read as zero.
@@ -261,6 +258,7 @@ void score_chunk(uint row, uint c) {
         const uint o = (row * G * WV + e) * 4;
         qv[e] = uvec4(qc[o], qc[o + 1], qc[o + 2], qc[o + 3]);
     }
+    HAM_PLANES(qv, pa, px, hbase)
     for (uint rb = c0; rb < c1; rb += STEP) {
         uvec4 na[UNR * WV], nb[UNR * WV];
         if (rb + STEP < c1) SCORE_LOAD(rb + STEP, na, nb)
@@ -268,13 +266,8 @@ void score_chunk(uint row, uint c) {
             const uint t = rb + 2 * li + 2 * WG * u;
             if (t < c1) {
                 const bool two = t + 1 < c1;
-                uint s0 = 0, s1 = 0;
-                [[unroll]] for (uint v = 0; v < WV; v++) {
-                    [[unroll]] for (uint g = 0; g < G; g++) {
-                        s0 += ham(qv[g * WV + v], ka[u * WV + v]);
-                        s1 += ham(qv[g * WV + v], kb2[u * WV + v]);
-                    }
-                }
+                uint s0, s1;
+                HAM_SCORE2(s0, s1, pa, px, hbase, ka, kb2, u)
                 keys[(row * pc.key_stride + t) / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
                 if (t >= pc.sink_end && t < pc.recent_start) atomicAdd(sh_hist[s0], 1);
                 if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
