@@ -94,8 +94,8 @@ type SplitPolicy struct {
 	// two or more splits, they shrink toward FillTokens tokens as long as
 	// the workgroups (rows*S) stay within the waves of TargetWorkgroups and
 	// a row has at most fillMaxSplits of them. The top-k methods use 64: on
-	// the H200 HATA's step took 0.9-1.8 us less at B1/64K, B1/128K, B2 and
-	// B4 at 32K-128K and B8/32K, Quest's and exact top-k's 1.5-2.9 us less
+	// the H200 HATA's step took 0.9-1.8 us less at B1/64K, B1/128K,
+	// B2/32K-128K, B4/32K-64K and B8/32K, Quest's and exact top-k's 1.5-2.9 us less
 	// at B1/128K (run 98), where 64 splits of a row (B1/256K) were 2.4-2.8
 	// us slower than 32 (run 75); one split stays one, since a second adds
 	// the merge (12.1 against 9.3 us at B1/8K, run 40; BENCHMARKS.md).
