@@ -363,7 +363,10 @@ const scoreMaxChunk = 4096
 // the default score chunks fill (scoreChunk). score_logits' workgroups of
 // 128 lanes take 64 registers each, so eight fit a compute unit of the
 // H200; with chunks for eight the exact top-k's score took 171 us at B8/32K
-// against 190 with chunks for four (run 79, BENCHMARKS.md).
+// against 190 with chunks for four (run 79, BENCHMARKS.md). hata_score
+// (32 registers since session 9) would fit eight too, but HATA's select
+// works on the same chunks, and chunks for eight made the step slower
+// (B8/32K 52.2-52.8 us against 49.5-49.9, run 95).
 const (
 	hataScorePerCU = 4
 	logitsPerCU    = 8
