@@ -44,6 +44,7 @@ type Batch struct {
 	err     error
 	bound   *Kernel
 	inSpan  bool // span timing: a kernel stage is open, later ones join it
+	second  bool // submitted to the context's second queue (QueueOverlap)
 }
 
 // hostStages are the stages that move data between the host and the device
@@ -337,6 +338,16 @@ func (c *Context) SetSpanTiming(on bool) { c.spanTiming.Store(on) }
 // GPU time of each stage. Device writes are visible to the host afterwards
 // (Readback buffers need no further call).
 func (b *Batch) Submit() (Timings, error) {
+	n, err := b.start()
+	if err != nil {
+		return Timings{}, err
+	}
+	return b.finish(n)
+}
+
+// start ends recording and submits the batch without waiting for it; n is
+// its number of stages, for finish.
+func (b *Batch) start() (n uint32, err error) {
 	if b.err == nil && !b.open {
 		b.fail("Submit before Begin")
 	}
@@ -345,9 +356,9 @@ func (b *Batch) Submit() (Timings, error) {
 			vulkan.EndCommandBuffer(b.cb)
 			b.open = false
 		}
-		return Timings{}, b.err
+		return 0, b.err
 	}
-	n := uint32(len(b.stages))
+	n = uint32(len(b.stages))
 	if b.queries != vulkan.NullQueryPool && n > 0 {
 		vulkan.CmdWriteTimestamp(b.cb, vulkan.PipelineStageBottomOfPipeBit, b.queries, n)
 	}
@@ -356,19 +367,27 @@ func (b *Batch) Submit() (Timings, error) {
 		uint32(vulkan.AccessShaderWriteBit|vulkan.AccessTransferWriteBit), uint32(vulkan.AccessHostReadBit))
 	b.open = false
 	if err := vkc.Check("vkEndCommandBuffer", int32(vulkan.EndCommandBuffer(b.cb))); err != nil {
-		return Timings{}, err
+		return 0, err
 	}
 	c := b.ctx
+	if err := vkc.Check("vkResetFences", int32(vulkan.ResetFences(c.dev, 1, []vulkan.Fence{b.fence}))); err != nil {
+		return 0, err
+	}
+	q, mu := c.queue, &c.queueMu
+	if b.second {
+		q, mu = c.queue2, &c.queue2Mu
+	}
+	mu.Lock()
+	err = c.fns.QueueSubmit(unsafe.Pointer(q), unsafe.Pointer(b.cb), unsafe.Pointer(b.fence))
+	mu.Unlock()
+	return n, err
+}
+
+// finish waits for the batch that start submitted and returns the GPU time
+// of each of its n stages.
+func (b *Batch) finish(n uint32) (Timings, error) {
+	c := b.ctx
 	fences := []vulkan.Fence{b.fence}
-	if err := vkc.Check("vkResetFences", int32(vulkan.ResetFences(c.dev, 1, fences))); err != nil {
-		return Timings{}, err
-	}
-	c.queueMu.Lock()
-	err := c.fns.QueueSubmit(unsafe.Pointer(c.queue), unsafe.Pointer(b.cb), unsafe.Pointer(b.fence))
-	c.queueMu.Unlock()
-	if err != nil {
-		return Timings{}, err
-	}
 	if err := vkc.Check("vkWaitForFences", int32(vulkan.WaitForFences(c.dev, 1, fences, vulkan.True, uint64(submitTimeout)))); err != nil {
 		return Timings{}, err
 	}

@@ -91,12 +91,14 @@ type Context struct {
 	dev      vulkan.Device
 	fns      *vkc.Device // the calls made in C (see package vkc)
 	queue    vulkan.Queue
+	queue2   vulkan.Queue // the compute family's second queue, or nil (QueueOverlap)
 	memTypes []memType
 	poison   bool
 	statsErr error  // why Kernel.Stats cannot answer (no "vk: " prefix); nil: pipelines capture their statistics
 	spirvDir string // Options.SPIRVDir: replacement kernels, "" for none
 
-	queueMu sync.Mutex // vkQueueSubmit needs the queue externally synchronised
+	queueMu  sync.Mutex // vkQueueSubmit needs the queue externally synchronised
+	queue2Mu sync.Mutex // and queue2
 
 	mu       sync.Mutex // guards the fields below
 	closed   bool
@@ -363,7 +365,8 @@ func open(in *instance, o Options) (*Context, error) {
 		return nil, err
 	}
 	defer chain.Free()
-	dev, err := vkc.CreateDevice(instPtr(in.inst), devPtr(c.pd), d.computeQueue, exts, chain)
+	queues := uint32(min(max(d.ComputeQueues, 1), 2))
+	dev, err := vkc.CreateDevice(instPtr(in.inst), devPtr(c.pd), d.computeQueue, queues, exts, chain)
 	if err != nil {
 		return nil, fmt.Errorf("vk: device %d %q: %w", d.Index, d.Name, err)
 	}
@@ -380,6 +383,11 @@ func open(in *instance, o Options) (*Context, error) {
 	var q vulkan.Queue
 	vulkan.GetDeviceQueue(c.dev, d.computeQueue, 0, &q)
 	c.queue = q
+	if queues == 2 {
+		var q2 vulkan.Queue
+		vulkan.GetDeviceQueue(c.dev, d.computeQueue, 1, &q2)
+		c.queue2 = q2
+	}
 	return c, nil
 }
 

@@ -134,6 +134,11 @@ type DeviceInfo struct {
 	// device does not say. The split heuristics fill this many units.
 	ComputeUnits int
 
+	// ComputeQueues is the number of queues of the compute queue family.
+	// Open takes two where there are (the second for QueueOverlap), else
+	// one; every kernel runs on the first.
+	ComputeQueues int
+
 	Heaps              []Heap
 	Limits             Limits
 	TimestampValidBits uint32 // of the compute queue; 0: no timestamps
@@ -178,8 +183,8 @@ func DescribeDevices(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "%d: %s (%s, vendor %#04x device %#04x)%s\n", d.Index, d.Name, d.Type, d.VendorID, d.DeviceID, mark)
 		fmt.Fprintf(w, "   api %s, driver %s %s\n", d.APIString(), d.DriverName, d.DriverInfo)
-		fmt.Fprintf(w, "   subgroup %d (min %d, max %d), ops [%s], compute units %d\n",
-			d.SubgroupSize, d.MinSubgroupSize, d.MaxSubgroupSize, d.SubgroupOps, d.ComputeUnits)
+		fmt.Fprintf(w, "   subgroup %d (min %d, max %d), ops [%s], compute units %d, compute queues %d\n",
+			d.SubgroupSize, d.MinSubgroupSize, d.MaxSubgroupSize, d.SubgroupOps, d.ComputeUnits, d.ComputeQueues)
 		fmt.Fprintf(w, "   16-bit storage %v, 8-bit storage %v, float16 %v, int8 %v, int64 %v, kernel statistics %v, shader clock %v\n",
 			d.StorageBuffer16Bit, d.StorageBuffer8Bit, d.Float16, d.Int8, d.Int64, d.KernelStats, d.ShaderClock)
 		l := d.Limits
@@ -321,6 +326,7 @@ func describe(inst vulkan.Instance, pd vulkan.PhysicalDevice, index int) DeviceI
 		d.usable = fmt.Errorf("subgroup basic+shuffle operations in compute shaders are missing (ops [%s])", d.SubgroupOps)
 	}
 	d.computeQueue = uint32(max(p.ComputeFamily, 0))
+	d.ComputeQueues = p.ComputeQueues
 	return d
 }
 

@@ -114,6 +114,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# dependent-load latency (one invocation following a chain, links 4 KiB + 128 B apart, median of 20): %.0f ns from the last-level cache, %.0f ns from memory (%d MiB filled before each chain), %.0f ns while the other workgroups copy %d MiB\n",
 		l2, mem, flush>>20, busy, flush>>20)
+	// Whether kernels from two queues run side by side: the question behind
+	// splitting a step's rows over two queues (BENCHMARKS.md, session 9).
+	chain := 256
+	if v.Ctx.Info.Type == vk.DeviceCPU {
+		chain = 16 // lavapipe: a dispatch costs tens of microseconds
+	}
+	ov, err := v.Ctx.QueueOverlap(chain, 10)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# two chains of %d dependent 1-workgroup dispatches (host wall time, median of 10): %s\n", chain, ov)
 	// Fixed-width rows, printed as each point finishes, so a run cut short
 	// still shows what it measured; the rows of one method and point are
 	// adjacent, one per -opt set (the last column, "-" for the defaults).

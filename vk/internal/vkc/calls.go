@@ -72,13 +72,14 @@ static VkResult vkc_create_instance(PFN_vkGetInstanceProcAddr gipa, uint32_t api
 }
 
 static VkResult vkc_create_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysicalDevice pd,
-		uint32_t family, const char** exts, uint32_t ne, void* next, VkDevice* out) {
+		uint32_t family, uint32_t queues, const char** exts, uint32_t ne, void* next, VkDevice* out) {
 	PFN_vkCreateDevice f = (PFN_vkCreateDevice)gipa(inst, "vkCreateDevice");
 	if (!f) return VK_ERROR_INITIALIZATION_FAILED;
-	float prio = 1.0f;
+	float prio[2] = {1.0f, 1.0f};
+	if (queues < 1 || queues > 2) return VK_ERROR_INITIALIZATION_FAILED;
 	VkDeviceQueueCreateInfo q = {
 		.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
-		.queueFamilyIndex = family, .queueCount = 1, .pQueuePriorities = &prio,
+		.queueFamilyIndex = family, .queueCount = queues, .pQueuePriorities = prio,
 	};
 	VkDeviceCreateInfo ci = {
 		.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = next,
@@ -403,14 +404,15 @@ const ExtPipelineExecutableProperties = "VK_KHR_pipeline_executable_properties"
 // lets kernels read a clock shared by every workgroup (traces).
 const ExtShaderClock = "VK_KHR_shader_clock"
 
-// CreateDevice calls vkCreateDevice with one queue of the given family, the
-// device extensions exts enabled and chain (see FeatureChain) as pNext.
-func CreateDevice(inst, pd unsafe.Pointer, family uint32, exts []string, chain *Chain) (unsafe.Pointer, error) {
+// CreateDevice calls vkCreateDevice with queues (1 or 2) queues of the given
+// family, the device extensions exts enabled and chain (see FeatureChain) as
+// pNext.
+func CreateDevice(inst, pd unsafe.Pointer, family, queues uint32, exts []string, chain *Chain) (unsafe.Pointer, error) {
 	ce, freeE := cStrings(exts)
 	defer freeE()
 	var dev C.VkDevice
 	r := C.vkc_create_device(C.PFN_vkGetInstanceProcAddr(gipa), C.VkInstance(inst), C.VkPhysicalDevice(pd), C.uint32_t(family),
-		ce, C.uint32_t(len(exts)), chain.Ptr(), &dev)
+		C.uint32_t(queues), ce, C.uint32_t(len(exts)), chain.Ptr(), &dev)
 	return unsafe.Pointer(dev), Check("vkCreateDevice", int32(r))
 }
 

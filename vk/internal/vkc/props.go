@@ -18,6 +18,7 @@ typedef struct {
 	uint32_t heapFlags[VK_MAX_MEMORY_HEAPS];
 	uint32_t typeFlags[VK_MAX_MEMORY_TYPES], typeHeap[VK_MAX_MEMORY_TYPES];
 	int32_t computeFamily;
+	uint32_t computeQueues;
 	uint32_t timestampValidBits;
 	uint32_t apiVersion, driverID;
 	char driverName[VK_MAX_DRIVER_NAME_SIZE];
@@ -103,6 +104,7 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	for (uint32_t i = 0; i < nq; i++) {
 		if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
 			out->computeFamily = (int32_t)i;
+			out->computeQueues = qf[i].queueCount;
 			out->timestampValidBits = qf[i].timestampValidBits;
 			break;
 		}
@@ -275,6 +277,7 @@ type Props struct {
 	Heaps                           []Heap
 	MemoryTypes                     []MemoryType
 	ComputeFamily                   int    // first queue family with compute, or -1
+	ComputeQueues                   int    // queues of that family
 	TimestampValidBits              uint32 // of that family
 
 	APIVersion     uint32 // VkPhysicalDeviceProperties.apiVersion
@@ -340,6 +343,7 @@ func Query(inst, pd unsafe.Pointer) (Props, error) {
 		MaxPushConstantsSize:            uint32(out.maxPushConstantsSize),
 		TimestampPeriod:                 float32(out.timestampPeriod),
 		ComputeFamily:                   int(out.computeFamily),
+		ComputeQueues:                   int(out.computeQueues),
 		TimestampValidBits:              uint32(out.timestampValidBits),
 		APIVersion:                      uint32(out.apiVersion),
 	}
