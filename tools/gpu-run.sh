@@ -20,7 +20,7 @@ res=$(mktemp -d) # this run's results directories, returned as one archive
 bin/hata devices > "$out/devices.log" 2>&1
 # The target shapes first (the scarcest result), and B8/256K, whose
 # 4 GiB cache is kept in two buffers on the H200 (BENCHMARKS.md).
-all=dense,hata,hata/twokernel,hata/onekernel,hata/naive,loki,quest,topk
+all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,topk
 {
   timeout ${BENCH_S:-110} bin/hata bench -kernelstats -method $all -b 1 -n 32768,131072,262144 -reps 50
   echo "bench exit $?"

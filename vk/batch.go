@@ -55,8 +55,9 @@ var hostStages = map[string]bool{"upload": true, "poison": true, "readback": tru
 
 // Stage is the GPU time of one named stage of a batch.
 type Stage struct {
-	Name string
-	Ns   float64 // nanoseconds, from timestamps and the device's timestampPeriod
+	Name       string
+	Ns         float64 // nanoseconds, from timestamps and the device's timestampPeriod
+	Start, End uint64  // the device's timestamp ticks around the stage (Halves spans two batches with them)
 }
 
 // Timings are the stages of one submitted batch, in recording order. Each
@@ -406,7 +407,7 @@ func (b *Batch) finish(n uint32) (Timings, error) {
 	t := Timings{Supported: true, Stages: make([]Stage, n)}
 	period := float64(c.Info.Limits.TimestampPeriod)
 	for i := range t.Stages {
-		t.Stages[i] = Stage{Name: b.stages[i], Ns: float64((ts[i+1]-ts[i])&mask) * period}
+		t.Stages[i] = Stage{Name: b.stages[i], Ns: float64((ts[i+1]-ts[i])&mask) * period, Start: ts[i], End: ts[i+1]}
 	}
 	return t, nil
 }

@@ -89,7 +89,14 @@ func (m *Loki) Prefill(kv *ref.KV) error {
 		if p, err = ref.FitLokiBasis(kv); err != nil {
 			return m.errorf("%v", err)
 		}
-	} else if len(p) != kv.Hkv*kv.D*kv.D {
+	}
+	return m.prefillBasis(kv, p)
+}
+
+// prefillBasis is Prefill with the basis p: [Hkv][D][D] (Halves fits one on
+// the whole batch for both of its instances, as ref fits it on the cache).
+func (m *Loki) prefillBasis(kv *ref.KV, p []float64) error {
+	if len(p) != kv.Hkv*kv.D*kv.D {
 		return m.errorf("basis has len %d, the cache needs Hkv*D*D = %d*%d*%d", len(p), kv.Hkv, kv.D, kv.D)
 	}
 	if err := m.setBasis(kv.Hkv, p); err != nil {

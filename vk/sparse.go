@@ -335,6 +335,7 @@ type sparseCore struct {
 	scratch map[string]*Buffer // decode buffers by name, grown on demand
 	sets    map[setKey]*Set    // descriptor sets by kernel and ranges
 	batch   *Batch
+	second  bool // submit on the context's second queue where it has one (Halves)
 	timings Timings
 
 	hq int // query heads of the last decode
@@ -477,10 +478,15 @@ func (c *sparseCore) getBatch() (*Batch, error) {
 		if err != nil {
 			return nil, err
 		}
+		b.second = c.second && c.ctx.queue2 != nil
 		c.batch = b
 	}
 	return c.batch, nil
 }
+
+// onSecondQueue makes the method's decode steps run on the context's second
+// queue where it has one (Halves' second half).
+func (c *sparseCore) onSecondQueue() { c.second = true }
 
 // encode converts float32 elements to the storage type's bytes.
 func (c *sparseCore) encode(x []float32) []byte {

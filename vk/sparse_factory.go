@@ -65,8 +65,11 @@ func (c *Context) newSparseMethod(name string, hkv, d int, ro ref.Options, o Spa
 // hata random weights of 128 bits (the timing does not depend on their
 // values).
 func (c *Context) benchSparse(name, variant string, hkv, d int, t Tuning) (ref.Method, error) {
-	if variant != "" && name != "hata" && name != "lsh" {
+	if variant != "" && variant != VariantHalves && name != "hata" && name != "lsh" {
 		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
+	}
+	if variant == VariantHalves && t.Trace != 0 {
+		return nil, fmt.Errorf("vk: %s/%s has no traces: trace each half's kernels without it", name, variant)
 	}
 	var ro ref.Options
 	if name == "hata" {
@@ -76,5 +79,13 @@ func (c *Context) benchSparse(name, variant string, hkv, d int, t Tuning) (ref.M
 		}
 		ro.W = w
 	}
+	if variant == VariantHalves {
+		return c.NewHalves(name, hkv, d, ro, t.applySparse(SparseOptions{Storage: F16}))
+	}
 	return c.newSparseMethod(name, hkv, d, ro, t.applySparse(SparseOptions{Storage: F16, Variant: variant}))
 }
+
+// VariantHalves is the benchmarks' variant of every top-k method that runs
+// it as Halves: two instances over the two halves of the batch at once, on
+// two queues (`hata bench -method hata/halves`).
+const VariantHalves = "halves"
