@@ -9,28 +9,38 @@ import (
 	"github.com/hata-go/hata/ref"
 )
 
-// Halves runs a top-k method as two instances over the two halves of the
-// batch at once, the second half's decode steps on the compute family's
-// second queue (Context.QueueOverlap), so that one half's latency-bound
-// stages (encode, select, the attention's list of K/V reads) may run beside
-// the other's: an experiment on the way to a step pipelined over its rows
-// (BENCHMARKS.md, session 9). The rows of a batch are independent, so its
-// output and selection are those of one instance, the first half's rows
-// first. A batch of one runs on the first instance alone; so does a device
-// with one compute queue, where the halves take turns.
+// Halves runs a top-k method as two instances over the two halves of a
+// decode step's cache rows at once, the second half's decode steps on the
+// compute family's second queue (Context.QueueOverlap), so that one half's
+// latency-bound stages (encode, select, the attention's list of K/V reads)
+// may run beside the other's: an experiment on the way to a step pipelined
+// over its rows (BENCHMARKS.md, session 9). A batch of two or more splits by
+// batch (the first ceil(B/2) batches first), a batch of one by KV heads (the
+// first ceil(Hkv/2) heads, with their hash weights or Loki bases); either way
+// the first half holds a prefix of the rows b*Hkv+h, of the query heads and
+// of the output. The rows are independent, so the output and selection are
+// those of one instance. One row, and lsh at a batch of one without given
+// weights (its random projections are drawn per head count), run on one
+// instance; so does everything on a device with one compute queue, where
+// the halves take turns.
 //
 // Timings reports one stage, "step": from the earlier of the two halves'
 // first kernel timestamps to the later of their last ones, on the device
 // clock both queues share on the GPUs this was measured on (a span shorter
 // than either half's own is an error: the clocks are not comparable).
 type Halves struct {
-	ctx    *Context
-	name   string
-	a, b   halfMethod
-	nb     int // batches of the first half, 0 before a prefill
-	batch  int // B
-	hkv, d int
-	tim    Timings
+	ctx  *Context
+	name string
+	hkv  int
+	d    int
+	ro   ref.Options
+	o    SparseOptions
+
+	ms      [2]halfMethod // ms[1] nil: one instance for every row
+	byHeads bool          // the instances hold halves of the KV heads (a batch of one)
+	rows    int           // B*Hkv of the cache, 0 before a prefill
+	rowsA   int           // rows of the first instance
+	tim     Timings
 }
 
 // halfMethod is what Halves needs of each instance (every top-k method of
@@ -44,62 +54,117 @@ type halfMethod interface {
 	onSecondQueue()
 }
 
-var _ ref.Method = (*Halves)(nil)
+var (
+	_ ref.Method = (*Halves)(nil)
+	_ ref.Coder  = (*Halves)(nil)
+)
 
-// NewHalves returns name's method (see newSparseMethod) as two instances with
-// the options o, the second on the second queue.
+// NewHalves returns name's method (see newSparseMethod) with the options ro
+// and o, run as Halves. Its instances are made at the first prefill, when
+// the batch says how to split.
 func (c *Context) NewHalves(name string, hkv, d int, ro ref.Options, o SparseOptions) (*Halves, error) {
-	var ms [2]halfMethod
-	for i := range ms {
-		m, err := c.newSparseMethod(name, hkv, d, ro, o)
-		if err != nil {
-			if ms[0] != nil {
-				ms[0].Close()
-			}
-			return nil, err
-		}
-		hm, ok := m.(halfMethod)
-		if !ok {
-			if cl, ok := m.(io.Closer); ok {
-				cl.Close()
-			}
-			if ms[0] != nil {
-				ms[0].Close()
-			}
-			return nil, fmt.Errorf("vk: %s cannot run in halves (no device-side decode step)", name)
-		}
-		ms[i] = hm
+	// The same checks as one instance, now rather than at the prefill.
+	m, err := c.newSparseMethod(name, hkv, d, ro, o)
+	if err != nil {
+		return nil, err
 	}
-	ms[1].onSecondQueue()
-	return &Halves{ctx: c, name: name, a: ms[0], b: ms[1], hkv: hkv, d: d}, nil
+	hm, ok := m.(halfMethod)
+	if !ok {
+		if cl, ok := m.(io.Closer); ok {
+			cl.Close()
+		}
+		return nil, fmt.Errorf("vk: %s cannot run in halves (no device-side decode step)", name)
+	}
+	return &Halves{ctx: c, name: name, hkv: hkv, d: d, ro: ro, o: o, ms: [2]halfMethod{hm, nil}}, nil
 }
 
 // Name implements ref.Method.
 func (h *Halves) Name() string { return h.name }
 
-// split sets the halves for a batch of b: ceil(b/2) batches first.
-func (h *Halves) split(b int) {
-	h.batch, h.nb = b, (b+1)/2
-}
-
-// half returns the part of x: [B][rest] of the first (i = 0) or second half.
-func (h *Halves) half(x []float32, i int) []float32 {
-	per := len(x) / h.batch
-	if i == 0 {
-		return x[:h.nb*per]
+// plan makes the instances for a batch of b: two over halves of the batch
+// (b >= 2) or of the KV heads, or one.
+func (h *Halves) plan(b int) error {
+	byHeads := b == 1
+	split := b >= 2 || h.hkv >= 2 && !(h.name == "lsh" && h.ro.W == nil)
+	h.rows = b * h.hkv
+	switch {
+	case !split:
+		h.rowsA = h.rows
+	case byHeads:
+		h.rowsA = (h.hkv + 1) / 2
+	default:
+		h.rowsA = (b + 1) / 2 * h.hkv
 	}
-	return x[h.nb*per:]
+	if split == (h.ms[1] != nil) && (!split || byHeads == h.byHeads) {
+		return nil // the instances fit
+	}
+	h.close()
+	h.byHeads = byHeads && split
+	n := 1
+	if split {
+		n = 2
+	}
+	for i := range n {
+		hkv, ro := h.hkv, h.ro
+		if h.byHeads {
+			h0, h1 := 0, h.rowsA
+			if i == 1 {
+				h0, h1 = h.rowsA, h.hkv
+			}
+			hkv = h1 - h0
+			var err error
+			if ro, err = headOptions(h.ro, h0, h1, h.d); err != nil {
+				return fmt.Errorf("vk %s halves: %v", h.name, err)
+			}
+		}
+		m, err := h.ctx.newSparseMethod(h.name, hkv, h.d, ro, h.o)
+		if err != nil {
+			h.close()
+			return err
+		}
+		h.ms[i] = m.(halfMethod)
+	}
+	if h.ms[1] != nil {
+		h.ms[1].onSecondQueue()
+	}
+	return nil
 }
 
-// both runs f on the halves at once (on the first alone for a batch of
-// one) and returns the first error.
+// headOptions returns o for the KV heads [h0, h1): their hash weights and
+// Loki bases.
+func headOptions(o ref.Options, h0, h1, d int) (ref.Options, error) {
+	if o.W != nil {
+		per := o.W.D * o.W.Rbit
+		w, err := ref.NewHashWeights(h1-h0, o.W.D, o.W.Rbit, o.W.W[h0*per:h1*per])
+		if err != nil {
+			return o, err
+		}
+		o.W = w
+	}
+	if o.LokiBasis != nil {
+		o.LokiBasis = o.LokiBasis[h0*d*d : h1*d*d]
+	}
+	return o, nil
+}
+
+// part returns the first (i = 0) or second half's part of x, per row of the
+// cache: the first rowsA rows' share.
+func (h *Halves) part(x []float32, i int) []float32 {
+	cut := h.rowsA * (len(x) / h.rows)
+	if i == 0 {
+		return x[:cut]
+	}
+	return x[cut:]
+}
+
+// both runs f on the instances at once and returns the first error.
 func (h *Halves) both(f func(m halfMethod, i int) error) error {
-	if h.nb == h.batch {
-		return f(h.a, 0)
+	if h.ms[1] == nil {
+		return f(h.ms[0], 0)
 	}
 	var wg sync.WaitGroup
 	var errs [2]error
-	for i, m := range []halfMethod{h.a, h.b} {
+	for i, m := range h.ms {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -113,25 +178,53 @@ func (h *Halves) both(f func(m halfMethod, i int) error) error {
 	return errs[1]
 }
 
-// Prefill implements ref.Method: each half takes its batches' rows.
+// Prefill implements ref.Method: each half takes its rows.
 func (h *Halves) Prefill(kv *ref.KV) error {
 	if kv == nil {
 		return fmt.Errorf("vk %s halves: prefill: nil cache", h.name)
 	}
-	h.split(kv.B)
-	r := h.nb * kv.Hkv
-	parts := [2]*ref.KV{
-		{B: h.nb, Hkv: kv.Hkv, D: kv.D, N: kv.N, K: kv.K[:r], V: kv.V[:r]},
-		{B: kv.B - h.nb, Hkv: kv.Hkv, D: kv.D, N: kv.N, K: kv.K[r:], V: kv.V[r:]},
+	if kv.Hkv != h.hkv {
+		return fmt.Errorf("vk %s halves: prefill: Hkv=%d, the method was built for %d", h.name, kv.Hkv, h.hkv)
 	}
-	// Loki fits its basis on the cache it is given (ref.FitLokiBasis): on the
-	// whole batch for both halves, as one instance would.
-	if l, ok := h.a.(*Loki); ok && l.basis == nil {
+	if err := h.plan(kv.B); err != nil {
+		return err
+	}
+	var parts [2]*ref.KV
+	r := h.rowsA
+	if h.byHeads {
+		parts = [2]*ref.KV{
+			{B: 1, Hkv: r, D: kv.D, N: kv.N, K: kv.K[:r], V: kv.V[:r]},
+			{B: 1, Hkv: kv.Hkv - r, D: kv.D, N: kv.N, K: kv.K[r:], V: kv.V[r:]},
+		}
+	} else {
+		nb := r / kv.Hkv
+		parts = [2]*ref.KV{
+			{B: nb, Hkv: kv.Hkv, D: kv.D, N: kv.N, K: kv.K[:r], V: kv.V[:r]},
+			{B: kv.B - nb, Hkv: kv.Hkv, D: kv.D, N: kv.N, K: kv.K[r:], V: kv.V[r:]},
+		}
+	}
+	if h.ms[1] == nil {
+		return h.ms[0].Prefill(kv)
+	}
+	// Loki fits its basis per KV head on the cache it is given
+	// (ref.FitLokiBasis): on the whole batch for both halves, as one
+	// instance would, each half taking its heads' bases.
+	if h.name == "loki" && h.ro.LokiBasis == nil {
 		p, err := ref.FitLokiBasis(kv)
 		if err != nil {
 			return fmt.Errorf("vk %s halves: %v", h.name, err)
 		}
-		return h.both(func(m halfMethod, i int) error { return m.(*Loki).prefillBasis(parts[i], p) })
+		return h.both(func(m halfMethod, i int) error {
+			q := p
+			if h.byHeads {
+				if i == 0 {
+					q = p[:r*kv.D*kv.D]
+				} else {
+					q = p[r*kv.D*kv.D:]
+				}
+			}
+			return m.(*Loki).prefillBasis(parts[i], q)
+		})
 	}
 	return h.both(func(m halfMethod, i int) error { return m.Prefill(parts[i]) })
 }
@@ -139,56 +232,75 @@ func (h *Halves) Prefill(kv *ref.KV) error {
 // PrefillRandom fills each half's cache on the device (Dense.PrefillRandom):
 // the second half with seed+1, so the halves hold different caches.
 func (h *Halves) PrefillRandom(b, hkv, n, d int, seed uint32) error {
-	if b < 1 {
-		return fmt.Errorf("vk %s halves: prefill random: B=%d, want >= 1", h.name, b)
+	if b < 1 || hkv != h.hkv {
+		return fmt.Errorf("vk %s halves: prefill random: B=%d Hkv=%d, want B >= 1 and the method's Hkv %d", h.name, b, hkv, h.hkv)
 	}
-	h.split(b)
+	if err := h.plan(b); err != nil {
+		return err
+	}
 	return h.both(func(m halfMethod, i int) error {
-		nb := h.nb
-		if i == 1 {
-			nb = b - h.nb
+		hb, hh := b, hkv
+		switch {
+		case h.ms[1] == nil:
+		case h.byHeads:
+			hh = h.rowsA
+			if i == 1 {
+				hh = hkv - h.rowsA
+			}
+		default:
+			hb = h.rowsA / hkv
+			if i == 1 {
+				hb = b - h.rowsA/hkv
+			}
 		}
-		return m.PrefillRandom(nb, hkv, n, d, seed+uint32(i))
+		return m.PrefillRandom(hb, hh, n, d, seed+uint32(i))
 	})
+}
+
+// check reports an error unless a prefill came first and x has whole rows.
+func (h *Halves) check(what string, x []float32) error {
+	if h.rows == 0 {
+		return fmt.Errorf("vk %s halves: %s before prefill", h.name, what)
+	}
+	if len(x)%h.rows != 0 {
+		return fmt.Errorf("vk %s halves: %s: length %d, want a multiple of the cache's rows B*Hkv = %d", h.name, what, len(x), h.rows)
+	}
+	return nil
 }
 
 // Append implements ref.Method.
 func (h *Halves) Append(k, v []float32) error {
-	if h.nb == 0 {
-		return fmt.Errorf("vk %s halves: append before prefill", h.name)
+	if err := h.check("append k", k); err != nil {
+		return err
 	}
-	if len(k)%h.batch != 0 || len(v)%h.batch != 0 {
-		return fmt.Errorf("vk %s halves: append: len(k)=%d len(v)=%d, want multiples of B=%d", h.name, len(k), len(v), h.batch)
+	if err := h.check("append v", v); err != nil {
+		return err
 	}
-	return h.both(func(m halfMethod, i int) error { return m.Append(h.half(k, i), h.half(v, i)) })
+	return h.both(func(m halfMethod, i int) error { return m.Append(h.part(k, i), h.part(v, i)) })
 }
 
 // Decode implements ref.Method: both halves at once, their outputs and
 // selections concatenated.
 func (h *Halves) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
-	if h.nb == 0 {
-		return nil, fmt.Errorf("vk %s halves: decode before prefill", h.name)
-	}
-	if len(q)%h.batch != 0 {
-		return nil, fmt.Errorf("vk %s halves: decode: len(q)=%d, want a multiple of B=%d", h.name, len(q), h.batch)
+	if err := h.check("decode", q); err != nil {
+		return nil, err
 	}
 	var rs [2]*ref.Result
 	if err := h.both(func(m halfMethod, i int) error {
-		r, err := m.Decode(h.half(q, i), budget)
+		r, err := m.Decode(h.part(q, i), budget)
 		rs[i] = r
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	if rs[1] == nil {
-		h.tim = oneSpan(h.a.Timings())
-		return rs[0], nil
-	}
-	t, err := h.span(h.a.Timings(), h.b.Timings())
+	t, err := h.span()
 	if err != nil {
 		return nil, err
 	}
 	h.tim = t
+	if rs[1] == nil {
+		return rs[0], nil
+	}
 	return &ref.Result{
 		Out:      append(append([]float32(nil), rs[0].Out...), rs[1].Out...),
 		Selected: append(append([][]int32(nil), rs[0].Selected...), rs[1].Selected...),
@@ -197,20 +309,16 @@ func (h *Halves) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 
 // Step runs one decode step of both halves without reading anything back.
 func (h *Halves) Step(q []float32, budget ref.Budget) (Timings, error) {
-	if h.nb == 0 {
-		return Timings{}, fmt.Errorf("vk %s halves: step before prefill", h.name)
+	if err := h.check("step", q); err != nil {
+		return Timings{}, err
 	}
 	if err := h.both(func(m halfMethod, i int) error {
-		_, err := m.Step(h.half(q, i), budget)
+		_, err := m.Step(h.part(q, i), budget)
 		return err
 	}); err != nil {
 		return Timings{}, err
 	}
-	if h.nb == h.batch {
-		h.tim = oneSpan(h.a.Timings())
-		return h.tim, nil
-	}
-	t, err := h.span(h.a.Timings(), h.b.Timings())
+	t, err := h.span()
 	h.tim = t
 	return t, err
 }
@@ -218,10 +326,46 @@ func (h *Halves) Step(q []float32, budget ref.Budget) (Timings, error) {
 // Timings returns the last step's span (see Halves).
 func (h *Halves) Timings() Timings { return h.tim }
 
-// Close frees both instances.
+// Codes implements ref.Coder for the hashing methods (hata, lsh): the two
+// halves' codes of the last Decode, the first half's rows first.
+func (h *Halves) Codes() (qcodes, kcodes []uint32, err error) {
+	var cs [2]ref.Coder
+	for i, m := range h.ms {
+		if m == nil {
+			continue
+		}
+		c, ok := m.(ref.Coder)
+		if !ok {
+			return nil, nil, fmt.Errorf("vk %s halves: %s has no hash codes", h.name, h.name)
+		}
+		cs[i] = c
+	}
+	if cs[0] == nil {
+		return nil, nil, fmt.Errorf("vk %s halves: codes before prefill", h.name)
+	}
+	if qcodes, kcodes, err = cs[0].Codes(); err != nil || cs[1] == nil {
+		return qcodes, kcodes, err
+	}
+	qb, kb, err := cs[1].Codes()
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(qcodes, qb...), append(kcodes, kb...), nil
+}
+
+// Close frees the instances.
 func (h *Halves) Close() error {
-	h.a.Close()
-	return h.b.Close()
+	h.close()
+	return nil
+}
+
+func (h *Halves) close() {
+	for i, m := range h.ms {
+		if m != nil {
+			m.Close()
+		}
+		h.ms[i] = nil
+	}
 }
 
 // kernelSpan returns the first kernel stage's start and the last one's end
@@ -239,59 +383,39 @@ func kernelSpan(t Timings) (start, end uint64, ok bool) {
 	return start, end, ok
 }
 
-// oneSpan is one instance's kernel stages as one "step" stage (a batch of
-// one: the first half alone).
-func oneSpan(t Timings) Timings {
-	if !t.Supported {
-		return t
-	}
-	var ns float64
-	for _, s := range t.Stages {
-		if !hostStages[s.Name] {
-			ns += s.Ns
+// span returns the last step as one "step" stage: one instance's kernel
+// stages, or from the earlier start to the later end of the two halves'.
+func (h *Halves) span() (Timings, error) {
+	var ts []Timings
+	for _, m := range h.ms {
+		if m != nil {
+			ts = append(ts, m.Timings())
 		}
-	}
-	return Timings{Supported: true, Stages: []Stage{{Name: "step", Ns: ns}}}
-}
-
-// span returns the "step" stage from the earlier start to the later end of
-// the two halves' kernel stages.
-func (h *Halves) span(a, b Timings) (Timings, error) {
-	if !a.Supported || !b.Supported {
-		return Timings{}, nil
-	}
-	sa, ea, oka := kernelSpan(a)
-	sb, eb, okb := kernelSpan(b)
-	if !oka || !okb {
-		return Timings{Supported: true}, nil
 	}
 	mask := uint64(math.MaxUint64)
 	if bits := h.ctx.Info.TimestampValidBits; bits < 64 {
 		mask = 1<<bits - 1
 	}
 	period := float64(h.ctx.Info.Limits.TimestampPeriod)
-	start, end := min(sa, sb), max(ea, eb)
+	var start, end uint64
+	var own float64
+	for i, t := range ts {
+		if !t.Supported {
+			return Timings{}, nil
+		}
+		s, e, ok := kernelSpan(t)
+		if !ok {
+			return Timings{Supported: true}, nil
+		}
+		if i == 0 || s < start {
+			start = s
+		}
+		end = max(end, e)
+		own = max(own, float64((e-s)&mask)*period)
+	}
 	ns := float64((end-start)&mask) * period
-	own := max(float64((ea-sa)&mask), float64((eb-sb)&mask)) * period
 	if ns < own || ns > 1e9 {
 		return Timings{}, fmt.Errorf("vk %s halves: the two queues' timestamps give a span of %.0f ns against %.0f for one half: not one clock", h.name, ns, own)
 	}
 	return Timings{Supported: true, Stages: []Stage{{Name: "step", Ns: ns}}}, nil
-}
-
-// Codes implements ref.Coder for the hashing methods (hata, lsh): the two
-// halves' codes of the last Decode, the first half's batches first.
-func (h *Halves) Codes() (qcodes, kcodes []uint32, err error) {
-	ca, ok := h.a.(ref.Coder)
-	if !ok {
-		return nil, nil, fmt.Errorf("vk %s halves: %s has no hash codes", h.name, h.name)
-	}
-	if qcodes, kcodes, err = ca.Codes(); err != nil || h.nb == h.batch {
-		return qcodes, kcodes, err
-	}
-	qb, kb, err := h.b.(ref.Coder).Codes()
-	if err != nil {
-		return nil, nil, err
-	}
-	return append(qcodes, qb...), append(kcodes, kb...), nil
 }
