@@ -400,16 +400,22 @@ func (b *Batch) finish(n uint32) (Timings, error) {
 		uint(8*len(ts)), unsafe.Pointer(&ts[0]), 8, vulkan.QueryResultFlags(vulkan.QueryResult64Bit|vulkan.QueryResultWaitBit)))); err != nil {
 		return Timings{}, err
 	}
+	t := Timings{Supported: true, Stages: make([]Stage, n)}
+	for i := range t.Stages {
+		t.Stages[i] = Stage{Name: b.stages[i], Ns: c.ticksNs(ts[i], ts[i+1]), Start: ts[i], End: ts[i+1]}
+	}
+	return t, nil
+}
+
+// ticksNs returns the nanoseconds between two of the device's timestamps
+// (ticks of timestampPeriod ns; only the valid bits count, so a counter that
+// wrapped between them still gives their difference).
+func (c *Context) ticksNs(from, to uint64) float64 {
 	mask := uint64(math.MaxUint64)
 	if bits := c.Info.TimestampValidBits; bits < 64 {
 		mask = 1<<bits - 1
 	}
-	t := Timings{Supported: true, Stages: make([]Stage, n)}
-	period := float64(c.Info.Limits.TimestampPeriod)
-	for i := range t.Stages {
-		t.Stages[i] = Stage{Name: b.stages[i], Ns: float64((ts[i+1]-ts[i])&mask) * period, Start: ts[i], End: ts[i+1]}
-	}
-	return t, nil
+	return float64((to-from)&mask) * float64(c.Info.Limits.TimestampPeriod)
 }
 
 // Free destroys the batch; it must not be pending (Submit waits, so it never

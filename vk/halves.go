@@ -3,7 +3,6 @@ package vk
 import (
 	"fmt"
 	"io"
-	"math"
 	"sync"
 
 	"github.com/hata-go/hata/ref"
@@ -392,11 +391,6 @@ func (h *Halves) span() (Timings, error) {
 			ts = append(ts, m.Timings())
 		}
 	}
-	mask := uint64(math.MaxUint64)
-	if bits := h.ctx.Info.TimestampValidBits; bits < 64 {
-		mask = 1<<bits - 1
-	}
-	period := float64(h.ctx.Info.Limits.TimestampPeriod)
 	var start, end uint64
 	var own float64
 	for i, t := range ts {
@@ -411,9 +405,9 @@ func (h *Halves) span() (Timings, error) {
 			start = s
 		}
 		end = max(end, e)
-		own = max(own, float64((e-s)&mask)*period)
+		own = max(own, h.ctx.ticksNs(s, e))
 	}
-	ns := float64((end-start)&mask) * period
+	ns := h.ctx.ticksNs(start, end)
 	if ns < own || ns > 1e9 {
 		return Timings{}, fmt.Errorf("vk %s halves: the two queues' timestamps give a span of %.0f ns against %.0f for one half: not one clock", h.name, ns, own)
 	}

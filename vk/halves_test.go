@@ -62,7 +62,7 @@ func TestHalvesBench(t *testing.T) {
 		var own float64
 		for _, m := range h.ms {
 			s, e, _ := kernelSpan(m.Timings())
-			own = max(own, float64(e-s)*float64(ctx.Info.Limits.TimestampPeriod))
+			own = max(own, ctx.ticksNs(s, e))
 		}
 		if st.Stages[0].Ns < own {
 			t.Errorf("step %.0f ns, shorter than one half's kernels (%.0f ns)", st.Stages[0].Ns, own)
