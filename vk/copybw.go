@@ -96,6 +96,70 @@ func medianRun(b *Batch, reps int, stage string, record func(b *Batch)) (float64
 	return times[len(times)/2], nil
 }
 
+// copyChain is two device-local buffers and the copy kernel's sets between
+// them, for chains of dependent copy dispatches (DispatchFloor,
+// QueueOverlap).
+type copyChain struct {
+	k         *Kernel
+	src, dst  *Buffer
+	fwd, back *Set
+	size      uint64 // bytes of each buffer, a multiple of 16
+}
+
+// newCopyChain allocates a copyChain of two buffers of size bytes (a
+// multiple of 16); what names them in errors.
+func (c *Context) newCopyChain(what string, size uint64) (*copyChain, error) {
+	k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{copyWorkgroup}})
+	if err != nil {
+		return nil, err
+	}
+	p := &copyChain{k: k, size: size}
+	if p.src, err = c.NewBuffer(what+" source", size, DeviceLocal); err != nil {
+		return nil, err
+	}
+	if p.dst, err = c.NewBuffer(what+" destination", size, DeviceLocal); err != nil {
+		p.free()
+		return nil, err
+	}
+	if p.fwd, err = k.NewSet(p.src.Whole(), p.dst.Whole()); err != nil {
+		p.free()
+		return nil, err
+	}
+	if p.back, err = k.NewSet(p.dst.Whole(), p.src.Whole()); err != nil {
+		p.free()
+		return nil, err
+	}
+	return p, nil
+}
+
+// free frees the sets and buffers made so far.
+func (p *copyChain) free() {
+	p.back.Free()
+	p.fwd.Free()
+	p.dst.Free()
+	p.src.Free()
+}
+
+// record records n copy dispatches of groups workgroups, alternating the
+// direction so that every dispatch reads what the one before it wrote, with
+// a barrier between them (and, stamped, a timestamp "chain" after each
+// barrier).
+func (p *copyChain) record(b *Batch, n int, groups uint32, stamped bool) {
+	for i := range n {
+		if i > 0 {
+			b.Barrier()
+			if stamped {
+				b.Stage("chain")
+			}
+		}
+		set := p.fwd
+		if i%2 == 1 {
+			set = p.back
+		}
+		b.Dispatch(p.k, set, copyPush{N: uint32(p.size / 16)}, groups, 1, 1)
+	}
+}
+
 // timeCopies runs, reps times after one warm-up, a chain of n copy
 // dispatches of groups workgroups between two device-local buffers of size
 // bytes (a multiple of 16), alternating the direction so that every dispatch
@@ -103,52 +167,21 @@ func medianRun(b *Batch, reps int, stage string, record func(b *Batch)) (float64
 // stamped, a timestamp); it returns the median GPU time of the chain in
 // nanoseconds.
 func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps int, stamped bool) (float64, error) {
-	src, err := c.NewBuffer(what+" source", size, DeviceLocal)
+	ch, err := c.newCopyChain(what, size)
 	if err != nil {
 		return 0, err
 	}
-	defer src.Free()
-	dst, err := c.NewBuffer(what+" destination", size, DeviceLocal)
-	if err != nil {
-		return 0, err
-	}
-	defer dst.Free()
-	k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{copyWorkgroup}})
-	if err != nil {
-		return 0, err
-	}
-	fwd, err := k.NewSet(src.Whole(), dst.Whole())
-	if err != nil {
-		return 0, err
-	}
-	defer fwd.Free()
-	back, err := k.NewSet(dst.Whole(), src.Whole())
-	if err != nil {
-		return 0, err
-	}
-	defer back.Free()
+	defer ch.free()
 	b, err := c.NewBatch()
 	if err != nil {
 		return 0, err
 	}
 	defer b.Free()
 	med, err := medianRun(b, reps, "chain", func(b *Batch) {
-		b.Fill(src.Whole(), 0x3f800000)
+		b.Fill(ch.src.Whole(), 0x3f800000)
 		b.Barrier()
 		b.Stage("chain")
-		for i := range n {
-			if i > 0 {
-				b.Barrier()
-				if stamped {
-					b.Stage("chain")
-				}
-			}
-			set := fwd
-			if i%2 == 1 {
-				set = back
-			}
-			b.Dispatch(k, set, copyPush{N: uint32(size / 16)}, groups, 1, 1)
-		}
+		ch.record(b, n, groups, stamped)
 		b.Stage("end")
 	})
 	if err != nil {

@@ -47,35 +47,18 @@ func (c *Context) QueueOverlap(n, reps int) (QueueOverlap, error) {
 		o.Queues = 2
 	}
 	const groups = 1
-	size := uint64(groups * copyWorkgroup * 16)
-	k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{copyWorkgroup}})
-	if err != nil {
-		return o, err
-	}
 	// Two chains, each ping-ponging between its own two buffers.
 	var chains [2]struct {
-		b         *Batch
-		fwd, back *Set
+		ch *copyChain
+		b  *Batch
 	}
 	for i := range chains {
-		src, err := c.NewBuffer(fmt.Sprintf("queue overlap %d source", i), size, DeviceLocal)
+		ch, err := c.newCopyChain(fmt.Sprintf("queue overlap %d", i), groups*copyWorkgroup*16)
 		if err != nil {
 			return o, err
 		}
-		defer src.Free()
-		dst, err := c.NewBuffer(fmt.Sprintf("queue overlap %d destination", i), size, DeviceLocal)
-		if err != nil {
-			return o, err
-		}
-		defer dst.Free()
-		if chains[i].fwd, err = k.NewSet(src.Whole(), dst.Whole()); err != nil {
-			return o, err
-		}
-		defer chains[i].fwd.Free()
-		if chains[i].back, err = k.NewSet(dst.Whole(), src.Whole()); err != nil {
-			return o, err
-		}
-		defer chains[i].back.Free()
+		defer ch.free()
+		chains[i].ch = ch
 		if chains[i].b, err = c.NewBatch(); err != nil {
 			return o, err
 		}
@@ -87,16 +70,7 @@ func (c *Context) QueueOverlap(n, reps int) (QueueOverlap, error) {
 			return err
 		}
 		b.Stage("chain")
-		for d := range n {
-			if d > 0 {
-				b.Barrier()
-			}
-			set := chains[i].fwd
-			if d%2 == 1 {
-				set = chains[i].back
-			}
-			b.Dispatch(k, set, copyPush{N: uint32(size / 16)}, groups, 1, 1)
-		}
+		chains[i].ch.record(b, n, groups, false)
 		return nil
 	}
 	// run times the chains in use (1 or 2), the second on the second queue
@@ -134,6 +108,7 @@ func (c *Context) QueueOverlap(n, reps int) (QueueOverlap, error) {
 		slices.Sort(times)
 		return times[len(times)/2], nil
 	}
+	var err error
 	if o.Alone, err = run(1, false); err != nil {
 		return o, err
 	}
