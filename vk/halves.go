@@ -35,12 +35,21 @@ type Halves struct {
 	ro   ref.Options
 	o    SparseOptions
 
-	ms      [2]halfMethod // ms[1] nil: one instance for every row
-	byHeads bool          // the instances hold halves of the KV heads (a batch of one)
-	rows    int           // B*Hkv of the cache, 0 before a prefill
-	rowsA   int           // rows of the first instance
-	tim     Timings
+	ms    [2]halfMethod // ms[1] nil: one instance for every row (splitNone)
+	split halvesSplit
+	b     int // B of the cache, 0 before a prefill
+	tim   Timings
 }
+
+// halvesSplit is how Halves divides the cache rows b*Hkv+h among its
+// instances.
+type halvesSplit int
+
+const (
+	splitNone  halvesSplit = iota // one instance holds every row
+	splitBatch                    // the first ceil(B/2) batches, then the rest
+	splitHeads                    // a batch of one: the first ceil(Hkv/2) KV heads, then the rest
+)
 
 // halfMethod is what Halves needs of each instance (every top-k method of
 // this package).
@@ -81,40 +90,30 @@ func (c *Context) NewHalves(name string, hkv, d int, ro ref.Options, o SparseOpt
 func (h *Halves) Name() string { return h.name }
 
 // plan makes the instances for a batch of b: two over halves of the batch
-// (b >= 2) or of the KV heads, or one.
+// (b >= 2) or of the KV heads, or one; the ones it has when they fit.
 func (h *Halves) plan(b int) error {
-	byHeads := b == 1
-	split := b >= 2 || h.hkv >= 2 && !(h.name == "lsh" && h.ro.W == nil)
-	h.rows = b * h.hkv
+	split := splitNone
 	switch {
-	case !split:
-		h.rowsA = h.rows
-	case byHeads:
-		h.rowsA = (h.hkv + 1) / 2
-	default:
-		h.rowsA = (b + 1) / 2 * h.hkv
+	case b >= 2:
+		split = splitBatch
+	case h.hkv >= 2 && !(h.name == "lsh" && h.ro.W == nil):
+		split = splitHeads
 	}
-	if split == (h.ms[1] != nil) && (!split || byHeads == h.byHeads) {
-		return nil // the instances fit
+	h.b = b
+	if split == h.split && h.ms[0] != nil {
+		return nil
 	}
 	h.close()
-	h.byHeads = byHeads && split
-	n := 1
-	if split {
-		n = 2
+	h.split = split
+	n := 2
+	if split == splitNone {
+		n = 1
 	}
 	for i := range n {
-		hkv, ro := h.hkv, h.ro
-		if h.byHeads {
-			h0, h1 := 0, h.rowsA
-			if i == 1 {
-				h0, h1 = h.rowsA, h.hkv
-			}
-			hkv = h1 - h0
-			var err error
-			if ro, err = headOptions(h.ro, h0, h1, h.d); err != nil {
-				return fmt.Errorf("vk %s halves: %v", h.name, err)
-			}
+		_, h0, hkv := h.shape(i)
+		ro, err := headOptions(h.ro, h0, h0+hkv, h.d)
+		if err != nil {
+			return fmt.Errorf("vk %s halves: %v", h.name, err)
 		}
 		m, err := h.ctx.newSparseMethod(h.name, hkv, h.d, ro, h.o)
 		if err != nil {
@@ -129,8 +128,35 @@ func (h *Halves) plan(b int) error {
 	return nil
 }
 
+// shape returns the batches of instance i's cache, its first KV head and
+// its KV heads: b*hkv rows, from row 0 for the first and rowsA() for the
+// second.
+func (h *Halves) shape(i int) (b, h0, hkv int) {
+	switch h.split {
+	case splitBatch:
+		ba := (h.b + 1) / 2
+		if i == 0 {
+			return ba, 0, h.hkv
+		}
+		return h.b - ba, 0, h.hkv
+	case splitHeads:
+		ha := (h.hkv + 1) / 2
+		if i == 0 {
+			return 1, 0, ha
+		}
+		return 1, ha, h.hkv - ha
+	}
+	return h.b, 0, h.hkv
+}
+
+// rowsA returns the cache rows of the first instance.
+func (h *Halves) rowsA() int {
+	b, _, hkv := h.shape(0)
+	return b * hkv
+}
+
 // headOptions returns o for the KV heads [h0, h1): their hash weights and
-// Loki bases.
+// Loki bases (all of them where [h0, h1) is every head).
 func headOptions(o ref.Options, h0, h1, d int) (ref.Options, error) {
 	if o.W != nil {
 		per := o.W.D * o.W.Rbit
@@ -149,7 +175,7 @@ func headOptions(o ref.Options, h0, h1, d int) (ref.Options, error) {
 // part returns the first (i = 0) or second half's part of x, per row of the
 // cache: the first rowsA rows' share.
 func (h *Halves) part(x []float32, i int) []float32 {
-	cut := h.rowsA * (len(x) / h.rows)
+	cut := h.rowsA() * (len(x) / (h.b * h.hkv))
 	if i == 0 {
 		return x[:cut]
 	}
@@ -188,44 +214,28 @@ func (h *Halves) Prefill(kv *ref.KV) error {
 	if err := h.plan(kv.B); err != nil {
 		return err
 	}
-	var parts [2]*ref.KV
-	r := h.rowsA
-	if h.byHeads {
-		parts = [2]*ref.KV{
-			{B: 1, Hkv: r, D: kv.D, N: kv.N, K: kv.K[:r], V: kv.V[:r]},
-			{B: 1, Hkv: kv.Hkv - r, D: kv.D, N: kv.N, K: kv.K[r:], V: kv.V[r:]},
-		}
-	} else {
-		nb := r / kv.Hkv
-		parts = [2]*ref.KV{
-			{B: nb, Hkv: kv.Hkv, D: kv.D, N: kv.N, K: kv.K[:r], V: kv.V[:r]},
-			{B: kv.B - nb, Hkv: kv.Hkv, D: kv.D, N: kv.N, K: kv.K[r:], V: kv.V[r:]},
-		}
-	}
-	if h.ms[1] == nil {
-		return h.ms[0].Prefill(kv)
-	}
 	// Loki fits its basis per KV head on the cache it is given
-	// (ref.FitLokiBasis): on the whole batch for both halves, as one
-	// instance would, each half taking its heads' bases.
-	if h.name == "loki" && h.ro.LokiBasis == nil {
-		p, err := ref.FitLokiBasis(kv)
-		if err != nil {
+	// (ref.FitLokiBasis): on the whole batch, as one instance would, each
+	// half taking its heads' bases.
+	var basis []float64
+	if h.name == "loki" && h.ro.LokiBasis == nil && h.ms[1] != nil {
+		var err error
+		if basis, err = ref.FitLokiBasis(kv); err != nil {
 			return fmt.Errorf("vk %s halves: %v", h.name, err)
 		}
-		return h.both(func(m halfMethod, i int) error {
-			q := p
-			if h.byHeads {
-				if i == 0 {
-					q = p[:r*kv.D*kv.D]
-				} else {
-					q = p[r*kv.D*kv.D:]
-				}
-			}
-			return m.(*Loki).prefillBasis(parts[i], q)
-		})
 	}
-	return h.both(func(m halfMethod, i int) error { return m.Prefill(parts[i]) })
+	return h.both(func(m halfMethod, i int) error {
+		b, h0, hkv := h.shape(i)
+		r0 := 0
+		if i == 1 {
+			r0 = h.rowsA()
+		}
+		part := &ref.KV{B: b, Hkv: hkv, D: kv.D, N: kv.N, K: kv.K[r0 : r0+b*hkv], V: kv.V[r0 : r0+b*hkv]}
+		if basis != nil {
+			return m.(*Loki).prefillBasis(part, basis[h0*kv.D*kv.D:(h0+hkv)*kv.D*kv.D])
+		}
+		return m.Prefill(part)
+	})
 }
 
 // PrefillRandom fills each half's cache on the device (Dense.PrefillRandom):
@@ -238,31 +248,18 @@ func (h *Halves) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 		return err
 	}
 	return h.both(func(m halfMethod, i int) error {
-		hb, hh := b, hkv
-		switch {
-		case h.ms[1] == nil:
-		case h.byHeads:
-			hh = h.rowsA
-			if i == 1 {
-				hh = hkv - h.rowsA
-			}
-		default:
-			hb = h.rowsA / hkv
-			if i == 1 {
-				hb = b - h.rowsA/hkv
-			}
-		}
+		hb, _, hh := h.shape(i)
 		return m.PrefillRandom(hb, hh, n, d, seed+uint32(i))
 	})
 }
 
 // check reports an error unless a prefill came first and x has whole rows.
 func (h *Halves) check(what string, x []float32) error {
-	if h.rows == 0 {
+	if h.b == 0 {
 		return fmt.Errorf("vk %s halves: %s before prefill", h.name, what)
 	}
-	if len(x)%h.rows != 0 {
-		return fmt.Errorf("vk %s halves: %s: length %d, want a multiple of the cache's rows B*Hkv = %d", h.name, what, len(x), h.rows)
+	if rows := h.b * h.hkv; len(x)%rows != 0 {
+		return fmt.Errorf("vk %s halves: %s: length %d, want a multiple of the cache's rows B*Hkv = %d", h.name, what, len(x), rows)
 	}
 	return nil
 }

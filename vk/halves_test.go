@@ -38,8 +38,12 @@ func TestHalvesBench(t *testing.T) {
 		if err := h.PrefillRandom(c.b, c.hkv, n, d, 5); err != nil {
 			t.Fatal(err)
 		}
-		if h.rowsA != c.rowsA || h.ms[1] == nil || h.byHeads != (c.b == 1) {
-			t.Fatalf("B=%d Hkv=%d: first half %d rows (by heads %v, two instances %v), want %d", c.b, c.hkv, h.rowsA, h.byHeads, h.ms[1] != nil, c.rowsA)
+		split := splitBatch
+		if c.b == 1 {
+			split = splitHeads
+		}
+		if h.rowsA() != c.rowsA || h.ms[1] == nil || h.split != split {
+			t.Fatalf("B=%d Hkv=%d: first half %d rows (split %d, two instances %v), want %d rows split %d", c.b, c.hkv, h.rowsA(), h.split, h.ms[1] != nil, c.rowsA, split)
 		}
 		q := make([]float32, c.b*c.hkv*g*d)
 		for i := range q {
