@@ -142,6 +142,15 @@ void load_keys(uint row, uint t0, out uint k[PER]) {
     }
 }
 
+// tile_keys sets um and em to tile_masks' marks of the PER tokens from t0
+// of row (select_write's and select_attend's tile): their keys loaded where
+// t0 < c1.
+void tile_keys(uint row, uint t0, uint c1, uint T, out uint um, out uint em) {
+    uint k[PER];
+    if (t0 < c1) load_keys(row, t0, k);
+    tile_masks(t0, c1, k, T, um, em);
+}
+
 // resolve returns (prefix, kk') after the passes < upto: the digits of T
 // found so far and how many tokens are still to take among those whose
 // higher digits match. After every pass, (T, r).

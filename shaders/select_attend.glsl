@@ -75,10 +75,8 @@ void main() {
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * PER) {
         const uint t0 = tb + li * PER;
-        uint k[PER];
-        if (t0 < c1) load_keys(row, t0, k);
         uint um, em;
-        tile_masks(t0, c1, k, T, um, em);
+        tile_keys(row, t0, c1, T, um, em);
         uint total;
         const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
         const uint tile0 = U + min(rr, E); // taken in this chunk before the tile

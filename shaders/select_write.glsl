@@ -14,10 +14,8 @@ void main() {
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * PER) {
         const uint t0 = tb + li * PER;
-        uint k[PER];
-        if (t0 < c1) load_keys(row, t0, k);
         uint um, em;
-        tile_masks(t0, c1, k, T, um, em);
+        tile_keys(row, t0, c1, T, um, em);
         write_tile(t0, um, em, out0, rr, U, E);
     }
     TRACE_AT(3)
