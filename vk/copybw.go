@@ -3,6 +3,7 @@ package vk
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -30,6 +31,96 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 		return 0, err
 	}
 	return 2 * float64(size) / (med * 1e-9), nil
+}
+
+// readPush mirrors read.comp's push constants.
+type readPush struct {
+	N uint32 // uvec4 elements
+}
+
+// readUnroll is read.comp's loads in flight per invocation per step.
+const readUnroll = 4
+
+// ReadBandwidth measures the device's read-only bandwidth: the read kernel
+// streams a device-local buffer of size bytes (16-byte loads, readUnroll in
+// flight per invocation, grid-stride loop over 16 workgroups per compute
+// unit) and writes 16 bytes per subgroup. It returns the bytes read and
+// written per second, the median of reps runs timed with GPU timestamps: the
+// roofline of a kernel that only streams its cache (dense attention), which
+// a copy's reads plus writes (CopyBandwidth) do not reach on every device.
+func (c *Context) ReadBandwidth(size uint64, reps int) (float64, error) {
+	bw, _, err := c.readBandwidth(size, readUnroll, reps, nil)
+	return bw, err
+}
+
+// readBandwidth is ReadBandwidth with unroll loads in flight; with fill it also fills the source
+// (before the warm-up run, not timed) and returns the subgroups' XORs of the
+// last run, for the test to check that every element was read once.
+func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, fill func(src *Buffer) error) (float64, []byte, error) {
+	size &^= 15
+	if size == 0 || size > uint64(c.Info.Limits.MaxStorageBufferRange) || size/16 > math.MaxUint32 || reps < 1 {
+		return 0, nil, fmt.Errorf("vk: read bandwidth: size %d bytes, reps %d: want 16 <= size <= maxStorageBufferRange (%d) and reps >= 1",
+			size, reps, c.Info.Limits.MaxStorageBufferRange)
+	}
+	k, err := c.SharedKernel(KernelSpec{Shader: "read", Bindings: 2, Push: readPush{}, Spec: []uint32{copyWorkgroup, unroll}})
+	if err != nil {
+		return 0, nil, err
+	}
+	groups := c.copyGroups(size / 16)
+	// One uvec4 per subgroup; subgroups of at least one lane.
+	out := uint64(groups) * copyWorkgroup * 16
+	if sg := c.Info.MinSubgroupSize; sg > 0 {
+		out /= uint64(sg)
+	}
+	src, err := c.NewBuffer("read bandwidth source", size, DeviceLocal)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer src.Free()
+	dst, err := c.NewBuffer("read bandwidth subgroup results", out, DeviceLocal)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer dst.Free()
+	if fill != nil {
+		if err := fill(src); err != nil {
+			return 0, nil, err
+		}
+	}
+	set, err := k.NewSet(src.Whole(), dst.Whole())
+	if err != nil {
+		return 0, nil, err
+	}
+	defer set.Free()
+	b, err := c.NewBatch()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer b.Free()
+	med, err := medianRun(b, reps, "read", func(b *Batch) {
+		b.Fill(dst.Whole(), 0)
+		b.Barrier()
+		b.Stage("read")
+		b.Dispatch(k, set, readPush{N: uint32(size / 16)}, groups, 1, 1)
+		b.Stage("end")
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if med <= 0 {
+		return 0, nil, errors.New("vk: read bandwidth: the device reported no time (timestamps unsupported?)")
+	}
+	var xors []byte
+	if fill != nil {
+		xors = make([]byte, out)
+		if err := c.Read(dst, 0, xors); err != nil {
+			return 0, nil, err
+		}
+	}
+	// What the subgroups write, at the default subgroup size (0.03% of 1 GiB
+	// on the H200).
+	written := uint64(groups) * copyWorkgroup / uint64(max(c.Info.SubgroupSize, 1)) * 16
+	return float64(size+written) / (med * 1e-9), xors, nil
 }
 
 // DispatchFloor measures what one dependent dispatch costs on the device

@@ -1,6 +1,10 @@
 package vk
 
-import "testing"
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+)
 
 // TestCopyBandwidth checks that the roofline measurement runs without
 // validation messages, reports a positive rate, and rejects a size it cannot
@@ -17,6 +21,56 @@ func TestCopyBandwidth(t *testing.T) {
 	t.Logf("%s: copy %.1f GB/s (read + write)", c.Info.Name, bw/1e9)
 	if _, err := c.CopyBandwidth(8, 1); err == nil {
 		t.Error("CopyBandwidth(8 bytes): want an error")
+	}
+}
+
+// TestReadBandwidth runs the read-only roofline over random words whose
+// count is no multiple of the grid's stride or of its unrolled step, and
+// checks that the XOR of the subgroups' results is the XOR of every word of
+// the source (a word skipped or read twice changes it), that the bandwidth
+// is positive, and that a size below one element is refused.
+func TestReadBandwidth(t *testing.T) {
+	c := device(t)
+	const size = 4<<20 + 3*16
+	src := make([]byte, size)
+	rng := rand.New(rand.NewPCG(7, 11))
+	for i := 0; i < size; i += 4 {
+		binary.LittleEndian.PutUint32(src[i:], rng.Uint32())
+	}
+	bw, xors, err := c.readBandwidth(size, readUnroll, 2, func(b *Buffer) error {
+		return c.Write(Region{Dst: b, Data: src})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bw <= 0 {
+		t.Errorf("ReadBandwidth = %v B/s, want > 0", bw)
+	}
+	var want, got [4]uint32
+	for i := 0; i < size; i += 4 {
+		want[i/4%4] ^= binary.LittleEndian.Uint32(src[i:])
+	}
+	for i := 0; i < len(xors); i += 4 {
+		got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
+	}
+	if got != want {
+		t.Errorf("XOR of the subgroups' results %x, want the source's %x", got, want)
+	}
+	t.Logf("%s: read %.1f GB/s", c.Info.Name, bw/1e9)
+	if _, err := c.ReadBandwidth(8, 1); err == nil {
+		t.Error("ReadBandwidth(8 bytes): want an error")
+	}
+	if c.Info.Type == DeviceCPU {
+		return
+	}
+	// On a GPU, the loads in flight per invocation side by side (logged).
+	big := min(uint64(1<<30), uint64(c.Info.Limits.MaxStorageBufferRange))
+	for _, u := range []uint32{1, 2, 4, 8} {
+		bw, _, err := c.readBandwidth(big, u, 20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("read of %d MiB, %d loads in flight per invocation: %.1f GB/s", big>>20, u, bw/1e9)
 	}
 }
 

@@ -10,6 +10,7 @@ var pushStructs = map[string]any{
 	"dense_split_f16h": densePush{},
 	"dense_merge":      mergePush{},
 	"copy":             copyPush{},
+	"read":             readPush{},
 	"fill_random":      randomPush{},
 
 	// The top-k methods (sparse*.go, hata.go, topk.go, loki.go, quest.go).

@@ -103,6 +103,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# dependent-dispatch floor (64 barrier-separated copy dispatches of 16 B per invocation, median of 20): %.2f us with 1 workgroup, %.2f us with %d workgroups of 256\n",
 		one/1e3, full/1e3, wide)
+	// The read-only roofline, for the kernels that only stream their cache
+	// (dense attention), beside each row's copy bandwidth.
+	rsize := min(uint64(1<<30), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	if v.Ctx.Info.Type == vk.DeviceCPU {
+		rsize = 64 << 20
+	}
+	read, err := v.Ctx.ReadBandwidth(rsize, 20)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# read-only bandwidth (read kernel over %d MiB, 16-byte loads, median of 20): %.0f GB/s\n", rsize>>20, read/1e9)
 	// And what one dependent load costs inside a kernel (on an idle device),
 	// from the last-level cache and from memory.
 	flush := min(256<<20, uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))

@@ -101,6 +101,7 @@ typedef struct {
 	PFN_vkCreateComputePipelines createCP;
 	PFN_vkBeginCommandBuffer begin;
 	PFN_vkCmdPipelineBarrier barrier;
+	PFN_vkCmdWaitEvents waitEvents;
 	PFN_vkCmdCopyBuffer copy;
 	PFN_vkQueueSubmit submit;
 	PFN_vkInvalidateMappedMemoryRanges invalidate;
@@ -125,11 +126,12 @@ static vkc_dev* vkc_load_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst,
 	d->createCP = (PFN_vkCreateComputePipelines)gdpa(dev, "vkCreateComputePipelines");
 	d->begin = (PFN_vkBeginCommandBuffer)gdpa(dev, "vkBeginCommandBuffer");
 	d->barrier = (PFN_vkCmdPipelineBarrier)gdpa(dev, "vkCmdPipelineBarrier");
+	d->waitEvents = (PFN_vkCmdWaitEvents)gdpa(dev, "vkCmdWaitEvents");
 	d->copy = (PFN_vkCmdCopyBuffer)gdpa(dev, "vkCmdCopyBuffer");
 	d->submit = (PFN_vkQueueSubmit)gdpa(dev, "vkQueueSubmit");
 	d->invalidate = (PFN_vkInvalidateMappedMemoryRanges)gdpa(dev, "vkInvalidateMappedMemoryRanges");
 	if (!d->createDSL || !d->createPL || !d->createDP || !d->allocDS || !d->updateDS || !d->createSM ||
-		!d->createCP || !d->begin || !d->barrier || !d->copy || !d->submit || !d->invalidate) {
+		!d->createCP || !d->begin || !d->barrier || !d->waitEvents || !d->copy || !d->submit || !d->invalidate) {
 		free(d);
 		return NULL;
 	}
@@ -295,6 +297,11 @@ static VkResult vkc_begin(vkc_dev* d, VkCommandBuffer cb) {
 static void vkc_barrier(vkc_dev* d, VkCommandBuffer cb, uint32_t srcStage, uint32_t dstStage, uint32_t srcAccess, uint32_t dstAccess) {
 	VkMemoryBarrier m = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = srcAccess, .dstAccessMask = dstAccess};
 	d->barrier(cb, srcStage, dstStage, 0, 1, &m, 0, NULL, 0, NULL);
+}
+
+static void vkc_wait_event(vkc_dev* d, VkCommandBuffer cb, VkEvent e, uint32_t srcStage, uint32_t dstStage, uint32_t srcAccess, uint32_t dstAccess) {
+	VkMemoryBarrier m = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = srcAccess, .dstAccessMask = dstAccess};
+	d->waitEvents(cb, 1, &e, srcStage, dstStage, 1, &m, 0, NULL, 0, NULL);
 }
 
 static void vkc_copy(vkc_dev* d, VkCommandBuffer cb, VkBuffer src, VkBuffer dst, uint32_t n, const uint64_t* regions) {
@@ -517,6 +524,12 @@ func (d *Device) BeginCommandBuffer(cb unsafe.Pointer) error {
 // CmdMemoryBarrier records one global memory barrier.
 func (d *Device) CmdMemoryBarrier(cb unsafe.Pointer, srcStage, dstStage, srcAccess, dstAccess uint32) {
 	C.vkc_barrier(d.p, C.VkCommandBuffer(cb), C.uint32_t(srcStage), C.uint32_t(dstStage), C.uint32_t(srcAccess), C.uint32_t(dstAccess))
+}
+
+// CmdWaitEvent records a wait for event e (set with srcStage) before the
+// dstStage of later commands, with one global memory barrier.
+func (d *Device) CmdWaitEvent(cb, e unsafe.Pointer, srcStage, dstStage, srcAccess, dstAccess uint32) {
+	C.vkc_wait_event(d.p, C.VkCommandBuffer(cb), C.VkEvent(e), C.uint32_t(srcStage), C.uint32_t(dstStage), C.uint32_t(srcAccess), C.uint32_t(dstAccess))
 }
 
 // CmdCopyBuffer records a copy of regions, given as (srcOffset, dstOffset,
