@@ -33,6 +33,11 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 	return 2 * float64(size) / (med * 1e-9), nil
 }
 
+// chainPush mirrors chain.comp's push constants (TestSyncScopes' probe).
+type chainPush struct {
+	N, Step, Groups uint32
+}
+
 // readPush mirrors read.comp's push constants.
 type readPush struct {
 	N uint32 // uvec4 elements

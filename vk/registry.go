@@ -11,6 +11,7 @@ var pushStructs = map[string]any{
 	"dense_merge":      mergePush{},
 	"copy":             copyPush{},
 	"read":             readPush{},
+	"chain":            chainPush{},
 	"fill_random":      randomPush{},
 
 	// The top-k methods (sparse*.go, hata.go, topk.go, loki.go, quest.go).

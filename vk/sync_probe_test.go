@@ -3,7 +3,6 @@ package vk
 import (
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -12,27 +11,49 @@ import (
 	"github.com/vulkan-go/vulkan"
 )
 
-// TestSyncScopes times chains of dependent 1-workgroup copy dispatches
-// (DispatchFloor's) with the dependency expressed four ways, and two such
-// chains recorded interleaved in one command buffer: the question is whether
-// a narrower wait than Batch.Barrier's (compute and transfer, both sides)
-// lets a dispatch start sooner, and whether the device runs two chains side
-// by side when each dispatch waits (vkCmdWaitEvents) only for its own chain's
-// previous one. GPU timestamps, median of reps; the times are logged, not
-// asserted (BENCHMARKS.md has the H200's). It checks that every chain
-// carried its data through. The chain without waits races by design and is
-// left out under validation.
+// TestSyncScopes times chains of dependent copy dispatches (DispatchFloor's)
+// with the dependency expressed in several ways, and two such chains
+// recorded interleaved in one command buffer: whether a narrower wait than
+// Batch.Barrier's (compute and transfer, both sides) lets a dispatch start
+// sooner, whether the device runs two chains side by side when each dispatch
+// waits (vkCmdWaitEvents) only for its own chain's previous one, and what a
+// dependent dispatch costs with no barrier at all, its workgroups waiting
+// for the previous dispatch's through a counter in memory (chain.comp). GPU
+// timestamps, median of reps; the times are logged, not asserted
+// (BENCHMARKS.md has the H200's). It checks that every chain carried its
+// data through, every workgroup copying what others wrote. The chain without
+// any wait races by design, and the counter chains are ordered by the
+// shader, not by the API, which synchronization validation cannot see: both
+// are left out under validation.
 func TestSyncScopes(t *testing.T) {
 	ctx := device(t)
 	const n, reps = 256, 20
+	wide := uint32(max(ctx.Info.ComputeUnits, 1)) * 4
+	size := uint64(wide) * copyWorkgroup * 16
 	var chains [2]*copyChain
 	for i := range chains {
-		ch, err := ctx.newCopyChain(fmt.Sprintf("sync probe %d", i), copyWorkgroup*16)
+		ch, err := ctx.newCopyChain(fmt.Sprintf("sync probe %d", i), size)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ch.free()
 		chains[i] = ch
+	}
+	flagK, err := ctx.SharedKernel(KernelSpec{Shader: "chain", Bindings: 3, Push: chainPush{}, Spec: []uint32{copyWorkgroup}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnt, err := ctx.NewBuffer("sync probe counters", 4*n, DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cnt.Free()
+	var flagSets [2]*Set // chain 0's buffers, forwards and back
+	for i, s := range [][2]*Buffer{{chains[0].src, chains[0].dst}, {chains[0].dst, chains[0].src}} {
+		if flagSets[i], err = flagK.NewSet(s[0].Whole(), s[1].Whole(), cnt.Whole()); err != nil {
+			t.Fatal(err)
+		}
+		defer flagSets[i].Free()
 	}
 	events := make([][]vulkan.Event, 2)
 	for i := range events {
@@ -55,16 +76,15 @@ func TestSyncScopes(t *testing.T) {
 		write   = uint32(vulkan.AccessShaderWriteBit)
 		rw      = uint32(vulkan.AccessShaderReadBit | vulkan.AccessShaderWriteBit)
 	)
-	// dispatch records step i of chain c.
-	dispatch := func(c, i int) {
-		set := chains[c].fwd
-		if i%2 == 1 {
-			set = chains[c].back
-		}
-		b.Dispatch(chains[c].k, set, copyPush{N: uint32(chains[c].size / 16)}, 1, 1, 1)
+	type variant struct {
+		name      string
+		use       int    // chains, interleaved
+		groups    uint32 // workgroups per dispatch
+		wait      func(c, i int)
+		events bool // every dispatch sets its own event
+		flags  bool // chain.comp: no barriers, counters in memory
+		racy   bool // nothing orders the dispatches: no data check
 	}
-	// wait records the dependency of step i (> 0) of chain c on step i-1.
-	type waitFn func(c, i int)
 	full := func(c, i int) { b.Barrier() }
 	computeOnly := func(c, i int) {
 		b.ctx.fns.CmdMemoryBarrier(unsafe.Pointer(b.cb), compute, compute, write, rw)
@@ -73,29 +93,42 @@ func TestSyncScopes(t *testing.T) {
 	event := func(c, i int) {
 		b.ctx.fns.CmdWaitEvent(unsafe.Pointer(b.cb), unsafe.Pointer(events[c][i-1]), compute, compute, write, rw)
 	}
-	// run times chains 0..use-1, step by step interleaved, each step i > 0
-	// behind wait; with events every step sets its own event.
-	// Unless unordered, every chain's last buffer must hold what was filled
-	// into its first.
-	run := func(use int, wait waitFn, setEvents, unordered bool) (float64, error) {
+	// dispatch records step i of chain c: groups workgroups copying one
+	// element per invocation.
+	dispatch := func(v variant, c, i int) {
+		elems := v.groups * copyWorkgroup
+		if v.flags {
+			b.Dispatch(flagK, flagSets[i%2], chainPush{N: elems, Step: uint32(i), Groups: v.groups}, v.groups, 1, 1)
+			return
+		}
+		set := chains[c].fwd
+		if i%2 == 1 {
+			set = chains[c].back
+		}
+		b.Dispatch(chains[c].k, set, copyPush{N: elems}, v.groups, 1, 1)
+	}
+	// run times v; every chain's last buffer must then hold what was
+	// filled into its first (unless racy).
+	run := func(v variant) (float64, error) {
 		var times []float64
 		for r := range reps + 1 {
 			if err := b.Begin(); err != nil {
 				return 0, err
 			}
-			for c := range use {
+			b.Fill(cnt.Whole(), 0)
+			for c := range v.use {
 				b.Fill(chains[c].src.Whole(), uint32(0x3f800000+c+r))
 				b.Fill(chains[c].dst.Whole(), 0)
 			}
 			b.Barrier()
 			b.Stage("chain")
 			for i := range n {
-				for c := range use {
+				for c := range v.use {
 					if i > 0 {
-						wait(c, i)
+						v.wait(c, i)
 					}
-					dispatch(c, i)
-					if setEvents {
+					dispatch(v, c, i)
+					if v.events {
 						vulkan.CmdSetEvent(b.cb, events[c][i], vulkan.PipelineStageFlags(compute))
 					}
 				}
@@ -105,8 +138,8 @@ func TestSyncScopes(t *testing.T) {
 			if err != nil {
 				return 0, err
 			}
-			if setEvents {
-				for c := range use {
+			if v.events {
+				for c := range v.use {
 					for _, e := range events[c] {
 						if err := vkc.Check("vkResetEvent", int32(vulkan.ResetEvent(ctx.dev, e))); err != nil {
 							return 0, err
@@ -115,19 +148,19 @@ func TestSyncScopes(t *testing.T) {
 				}
 			}
 			// n even: the last dispatch wrote src (back); with n odd, dst.
-			for c := range use {
+			for c := range v.use {
 				last := chains[c].src
 				if n%2 == 1 {
 					last = chains[c].dst
 				}
-				got := make([]byte, last.Size())
+				got := make([]byte, v.groups*copyWorkgroup*16)
 				if err := ctx.Read(last, 0, got); err != nil {
 					return 0, err
 				}
 				want := uint32(0x3f800000 + c + r)
-				for w := 0; w < len(got) && !unordered; w += 4 {
-					if v := binary.LittleEndian.Uint32(got[w:]); v != want {
-						return 0, fmt.Errorf("chain %d, run %d: word %d of the last buffer is %#x, want the filled %#x", c, r, w/4, v, want)
+				for w := 0; w < len(got) && !v.racy; w += 4 {
+					if x := binary.LittleEndian.Uint32(got[w:]); x != want {
+						return 0, fmt.Errorf("chain %d, run %d: word %d of the last buffer is %#x, want the filled %#x", c, r, w/4, x, want)
 					}
 				}
 			}
@@ -135,28 +168,25 @@ func TestSyncScopes(t *testing.T) {
 				times = append(times, tm.Get("chain"))
 			}
 		}
-		slices.Sort(times)
-		return times[len(times)/2], nil
+		return medianF(times), nil
 	}
 	var lines []string
-	for _, v := range []struct {
-		name              string
-		use               int
-		wait              waitFn
-		events, unordered bool
-	}{
-		{"barrier (Batch.Barrier: compute+transfer)", 1, full, false, false},
-		{"barrier, compute to compute", 1, computeOnly, false, false},
-		{"event per dispatch", 1, event, true, false},
-		{"no wait (launches only)", 1, none, false, true},
-		{"two chains, barrier", 2, full, false, false},
-		{"two chains, compute barrier", 2, computeOnly, false, false},
-		{"two chains, events", 2, event, true, false},
+	for _, v := range []variant{
+		{name: "barrier (Batch.Barrier: compute+transfer)", use: 1, groups: 1, wait: full},
+		{name: "barrier, compute to compute", use: 1, groups: 1, wait: computeOnly},
+		{name: "event per dispatch", use: 1, groups: 1, wait: event, events: true},
+		{name: "no wait (launches only)", use: 1, groups: 1, wait: none, racy: true},
+		{name: "counter in memory, no barrier", use: 1, groups: 1, wait: none, flags: true},
+		{name: fmt.Sprintf("barrier, %d workgroups", wide), use: 1, groups: wide, wait: full},
+		{name: fmt.Sprintf("counter in memory, %d workgroups", wide), use: 1, groups: wide, wait: none, flags: true},
+		{name: "two chains, barrier", use: 2, groups: 1, wait: full},
+		{name: "two chains, compute barrier", use: 2, groups: 1, wait: computeOnly},
+		{name: "two chains, events", use: 2, groups: 1, wait: event, events: true},
 	} {
-		if v.unordered && envValidate() {
-			continue // a deliberate race, which synchronization validation reports
+		if (v.racy || v.flags) && envValidate() {
+			continue
 		}
-		ns, err := run(v.use, v.wait, v.events, v.unordered)
+		ns, err := run(v)
 		if err != nil {
 			t.Fatalf("%s: %v", v.name, err)
 		}
@@ -165,5 +195,5 @@ func TestSyncScopes(t *testing.T) {
 		}
 		lines = append(lines, fmt.Sprintf("%-44s %8.1f us, %.2f us per step", v.name, ns/1e3, ns/1e3/float64(n)))
 	}
-	t.Logf("%d dependent 1-workgroup copies per chain, median of %d:\n%s", n, reps, strings.Join(lines, "\n"))
+	t.Logf("%d dependent copy dispatches per chain, median of %d:\n%s", n, reps, strings.Join(lines, "\n"))
 }
