@@ -40,7 +40,7 @@
 
 layout(local_size_x_id = 0) in;                // WG: a multiple of the largest subgroup size
 layout(constant_id = 1) const bool KEY16 = false; // keys are packed uint16
-layout(constant_id = 2) const uint PER = 8;       // tokens per lane per tile, <= 32
+layout(constant_id = 2) const uint PER = 8;       // tokens per lane per tile, <= 32 (select_groups: a multiple of 8, <= 64)
 
 const uint WG = gl_WorkGroupSize.x;
 const uint KEYBITS = KEY16 ? 16 : 32;

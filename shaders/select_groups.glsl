@@ -1,13 +1,13 @@
 // select_groups.glsl: select_write (select.glsl, step 3) for uint16 keys over
-// longer spans per lane, HATA's fused select over long chunks: a lane takes
-// 64 consecutive tokens of its chunk, 8 groups of 8 (one 16-byte load each,
-// all issued together), so that a chunk of WG*64 tokens (16384) is one tile
-// (one workgroup scan; select_write needs one per WG*8 tokens), and it marks
-// the tokens of only the groups that hold a key <= T or that a window
-// reaches; at a budget of 1.56% about 12% of the groups hold one. The result
-// is select_write's, bit for bit. On the H200 it is faster than select_write
-// with chunks of 16384 tokens and slower with 4096 (vk's
-// selectGroupsMinChunk).
+// longer spans per lane, HATA's fused select over chunks longer than one of
+// select_write's tiles (WG*8 tokens): a lane takes GPL groups of 8
+// consecutive tokens (one 16-byte load each, all issued together; PER =
+// 8*GPL tokens per lane), so that a chunk of up to WG*PER tokens is one tile
+// (one workgroup scan; select_write needs one per WG*8 tokens), and it marks the tokens of only
+// the groups that hold a key <= T or that a window reaches; at a budget of
+// 1.56% about 12% of the groups hold one. The result is select_write's, bit
+// for bit. vk's selectGroups picks GPL from the chunk (BENCHMARKS.md has
+// what the H200 measured).
 //
 // Bindings: select.glsl's 0-3 (keys as uint16 pairs, hist with the
 // cumulative chunk histograms, the unused ccnt, sel).
@@ -15,8 +15,8 @@
 // multiples of 8.
 #include "select.glsl"
 
-const uint GPL = 8;       // groups of 8 tokens per lane
-const uint TPL = 8 * GPL; // tokens per lane per tile
+const uint TPL = PER;     // tokens per lane per tile (select.glsl's PER): 8 to 64, a multiple of 8
+const uint GPL = TPL / 8; // groups of 8 tokens per lane
 
 void main() {
     const uint li = gl_LocalInvocationIndex;

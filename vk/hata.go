@@ -20,7 +20,7 @@ import (
 //	        cumulative histogram built on the fly)
 //	select  naive: select_hist (a histogram pass over the scores), select_count
 //	        and select_write; fused: select_write alone, or select_groups over
-//	        score chunks of 16384 tokens and more (selectGroupsMinChunk);
+//	        score chunks longer than one of select_write's tiles (selectGroups);
 //	        twokernel: select_attend, which also attends ("select+attend").
 //	        The k smallest S, ties to the
 //	        smaller index, with the sink/recent windows forced in

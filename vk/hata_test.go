@@ -303,8 +303,9 @@ func TestSparseTiles(t *testing.T) {
 // ahead, a last chunk cut short, windows forced in, and every tile length of
 // the attention (Tile 4), with budgets from one token to all of them; and
 // the fused chain's two selects over the same chunks: select_groups (whole
-// chunks per tile, 8-token groups; chunks of 16384 tokens and more) and
-// select_write (shorter ones).
+// chunks per tile, 8-token groups; chunks longer than one of select_write's
+// tiles of 2048 tokens, with 2, 4 and 8 groups per lane, a chunk's tile cut
+// short) and select_write (2048 tokens and fewer).
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 9))
@@ -322,7 +323,10 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		{VariantOneKernel, 8192, ref.Windows{Sink: 1}, ""},
 		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, "select_groups"},
 		{VariantFused, 16384, ref.Windows{Sink: 13, Recent: 8000}, "select_groups"},
-		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_write"},
+		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_groups"},
+		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, "select_groups"},
+		{VariantFused, 2056, ref.Windows{Recent: 9}, "select_groups"},
+		{VariantFused, 2048, ref.Windows{Sink: 1}, "select_write"},
 		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write"},
 	} {
 		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}, kv)

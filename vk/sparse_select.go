@@ -12,13 +12,24 @@ import (
 // 11, 11 and 10 bits for uint32 keys).
 const maxDirectBins = 4096
 
-// selectGroupsMinChunk is the shortest chunk the fused select runs
-// select_groups over instead of select_write: on the H200 it was faster with
-// chunks of 16384 tokens (B8/128K select 20.9 us against 26.1, B8/256K
-// 34.9 against 44.6) and slower with 4096 and less (B8/32K 17.2 against
-// 12.7, B1/32K 9.4 against 7.6; run 38, BENCHMARKS.md); chunks in between
-// were not measured and keep select_write.
-const selectGroupsMinChunk = 16384
+// selectGroups returns the 8-token groups per lane (select_groups.glsl's
+// GPL, its PER / 8) with which the fused select takes a chunk of chunk tokens in one tile,
+// or 0 where select_write runs instead: chunks longer than one of
+// select_write's tiles (selectWorkgroup*selectPer tokens) go to select_groups
+// with the fewest groups per lane that hold the chunk, at most 8 (longer
+// chunks take several tiles). On the H200 select_groups with 8 groups per
+// lane was faster than select_write with chunks of 16384 tokens (B8/128K
+// select 20.9 us against 26.1, B8/256K 34.9 against 44.6) and slower with
+// 4096, where three quarters of its lanes had no tokens (B8/32K 17.2 against
+// 12.7; run 38); with as many groups as the chunk needs, see BENCHMARKS.md
+// (session 10).
+func selectGroups(chunk int) int {
+	tile := selectWorkgroup * selectPer
+	if chunk <= tile {
+		return 0
+	}
+	return min((chunk+tile-1)/tile, 8)
+}
 
 // selectSpec describes one exact top-k selection over a key buffer
 // (select.glsl): the kk smallest keys of the tokens [0, n) that no window
@@ -174,10 +185,11 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	switch {
 	case p.attend != nil:
-	case s.cumChunk >= selectGroupsMinChunk && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0:
+	case selectGroups(s.cumChunk) > 0 && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0:
 		// HATA's fused select over long chunks: whole chunks per tile,
 		// groups without a taken key skipped.
-		if p.writeK, err = c.kernel("select_groups"+suffix, bindings, selectPush{}, selectWorkgroup, k16); err != nil {
+		per := uint32(8 * selectGroups(s.cumChunk))
+		if p.writeK, err = c.kernel("select_groups"+suffix, bindings, selectPush{}, selectWorkgroup, k16, per); err != nil {
 			return nil, err
 		}
 	default:

@@ -318,3 +318,15 @@ func TestRadixSelectChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectGroupsRule pins which chunks the fused select takes with
+// select_groups and with how many 8-token groups per lane: none up to one of
+// select_write's tiles (256 lanes x 8 tokens), then the fewest that hold
+// the chunk in one tile, at most 8.
+func TestSelectGroupsRule(t *testing.T) {
+	for chunk, want := range map[int]int{0: 0, 512: 0, 2048: 0, 2056: 2, 3976: 2, 4096: 2, 4104: 3, 8192: 4, 16384: 8, 32768: 8} {
+		if got := selectGroups(chunk); got != want {
+			t.Errorf("selectGroups(%d) = %d, want %d", chunk, got, want)
+		}
+	}
+}

@@ -111,7 +111,7 @@ func TestAttentionTrace(t *testing.T) {
 			ran[k.k.spec.Shader] = true
 		}
 		write := "select_write_trace"
-		if o.ScoreChunk >= selectGroupsMinChunk {
+		if selectGroups(o.ScoreChunk) > 0 {
 			write = "select_groups_trace"
 		}
 		if !ran[write] {
