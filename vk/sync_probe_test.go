@@ -77,10 +77,10 @@ func TestSyncScopes(t *testing.T) {
 		rw      = uint32(vulkan.AccessShaderReadBit | vulkan.AccessShaderWriteBit)
 	)
 	type variant struct {
-		name      string
-		use       int    // chains, interleaved
-		groups    uint32 // workgroups per dispatch
-		wait      func(c, i int)
+		name   string
+		use    int    // chains, interleaved
+		groups uint32 // workgroups per dispatch
+		wait   func(c, i int)
 		events bool // every dispatch sets its own event
 		flags  bool // chain.comp: no barriers, counters in memory
 		racy   bool // nothing orders the dispatches: no data check
