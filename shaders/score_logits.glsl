@@ -48,7 +48,10 @@ const uint VPL = EPL / KV_VEC;
 const uint DV = D / KV_VEC;
 const uint NSLOT = gl_WorkGroupSize.x / TPT;
 const float NEG = -1.0e30;
-const uint UNR = 4; // tokens per slot per round (8 was 8-10% slower on the H200 with the next round prefetched: run 79)
+// Tokens per slot per round, at most 4 (vk's logitsUnroll): 8 was 8-10%
+// slower on the H200 with the next round prefetched (run 79); with few lanes
+// per token (Loki's 32 channels) fewer are faster (run 111).
+layout(constant_id = 5) const uint UNR = 4;
 
 // The round's logits, value v = g*UNR + u (head g, the slot's u-th token of
 // the round), padded with zeros to a power of two for the reduce-scatter.

@@ -21,8 +21,10 @@ const maxDirectBins = 4096
 // lane was faster than select_write with chunks of 16384 tokens (B8/128K
 // select 20.9 us against 26.1, B8/256K 34.9 against 44.6) and slower with
 // 4096, where three quarters of its lanes had no tokens (B8/32K 17.2 against
-// 12.7; run 38); with as many groups as the chunk needs, see BENCHMARKS.md
-// (session 10).
+// 12.7; run 38). With as many groups as the chunk needs (2 at B8/32K's 4096
+// and B1/256K's 3976) its select stage took 10.7-10.9 us against
+// select_write's 12.5-12.7 in two tiles, the step 1.1-1.7 us less (run 108,
+// BENCHMARKS.md).
 func selectGroups(chunk int) int {
 	tile := selectWorkgroup * selectPer
 	if chunk <= tile {

@@ -330,3 +330,14 @@ func TestSelectGroupsRule(t *testing.T) {
 		}
 	}
 }
+
+// TestLogitsUnrollRule pins score_logits' tokens per slot per round: 2*TPT/G
+// within [1, 4] (4 for the exact top-k's 128 float16 channels at G = 4, 2
+// for Loki's 32, 1 with a lane per token).
+func TestLogitsUnrollRule(t *testing.T) {
+	for _, c := range []struct{ tpt, g, want int }{{16, 4, 4}, {32, 4, 4}, {4, 4, 2}, {8, 4, 4}, {4, 1, 4}, {1, 2, 1}, {1, 4, 1}, {2, 4, 1}, {4, 3, 2}, {4, 0, 4}} {
+		if got := logitsUnroll(c.tpt, c.g); got != c.want {
+			t.Errorf("logitsUnroll(%d lanes, G %d) = %d, want %d", c.tpt, c.g, got, c.want)
+		}
+	}
+}

@@ -103,7 +103,19 @@ func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores
 func (c *sparseCore) logitsKernel(g, dk int, st Storage, indexed bool) (*Kernel, error) {
 	tpt := lanesPerToken(c.ctx.Info, dk/st.vec())
 	return c.kernel("score_logits_"+st.String(), 5, logitsPush{},
-		sparseWorkgroup, uint32(tpt), uint32(dk), uint32(g), b32(indexed))
+		sparseWorkgroup, uint32(tpt), uint32(dk), uint32(g), b32(indexed), uint32(logitsUnroll(tpt, g)))
+}
+
+// logitsUnroll is score_logits' tokens per slot per round (its UNR) with tpt
+// lanes per token and g query heads per group: 2*tpt/g within [1, 4], so
+// that a lane holds at most two of the round's g*UNR logits after the
+// slot's reduce-scatter. Four suit the exact top-k's 128 channels (16 lanes
+// per token in float16); Loki's 32 channels in float16 (4 lanes, g = 4)
+// took 145.9 us at B8/32K with 2 against 168.4 with 4, whose 4 logits per
+// lane held 80 registers (56 with 2), while 2 made the top-k's score 8-16%
+// slower (run 111, BENCHMARKS.md).
+func logitsUnroll(tpt, g int) int {
+	return min(max(2*tpt/max(g, 1), 1), 4)
 }
 
 // recordLogits records score_logits (kernel k) over the keys' buffers, one
