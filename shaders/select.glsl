@@ -151,15 +151,39 @@ void tile_keys(uint row, uint t0, uint c1, uint T, out uint um, out uint em) {
     tile_masks(t0, c1, k, T, um, em);
 }
 
+// With the chunk counts of select_count (pc.cum == 0) the hist buffer holds,
+// after the histograms, every row's resolved state after j passes, slot j
+// (1 <= j <= passes, 2 words: prefix, kk'):
+//	hist[state_at(row, j)], state_at = (rows*passes*nbins) + (row*4 + j)*2
+// The kernel that resolves pass j-1 (select_hist of pass j, select_count for
+// the last) searches that pass's histogram only, from slot j-1 (left by the
+// kernel before it), and its workgroup of chunk 0 stores slot j; select_write
+// loads slot passes. Each kernel then waits for one histogram search, not
+// one per pass before it (with the cumulative histograms there is one pass).
+uint state_at(uint row, uint j) { return gl_NumWorkGroups.y * passes() * pc.nbins + (row * 4 + j) * 2; }
+
 // resolve returns (prefix, kk') after the passes < upto: the digits of T
 // found so far and how many tokens are still to take among those whose
-// higher digits match. After every pass, (T, r).
-uvec2 resolve(uint row, uint upto) {
-    uint kk = pc.kk, prefix = 0;
-    for (uint p = 0; p < upto && kk > 0; p++) {
+// higher digits match. After every pass, (T, r). stored: an earlier kernel
+// stored slot upto (select_write after select_count). Uniform control flow.
+uvec2 resolve(uint row, uint upto, bool stored) {
+    const bool slots = pc.cum == 0;
+    if (upto == 0) return uvec2(0, pc.kk);
+    if (slots && stored) return uvec2(hist[state_at(row, upto)], hist[state_at(row, upto) + 1]);
+    uint kk = pc.kk, prefix = 0, p = 0;
+    if (slots && upto >= 2) {
+        prefix = hist[state_at(row, upto - 1)];
+        kk = hist[state_at(row, upto - 1) + 1];
+        p = upto - 1;
+    }
+    for (; p < upto && kk > 0; p++) {
         const uvec2 f = find_bin(row, p, kk);
         kk -= f.y;
         prefix |= f.x << shift(p);
+    }
+    if (slots && gl_WorkGroupID.x == 0 && gl_LocalInvocationIndex == 0) {
+        hist[state_at(row, upto)] = prefix;
+        hist[state_at(row, upto) + 1] = kk;
     }
     return uvec2(prefix, kk);
 }
@@ -170,7 +194,7 @@ uvec2 resolve(uint row, uint upto) {
 // Uniform control flow.
 uint write_start(uint row, uint c, out uint T, out uint rr) {
     TRACE_AT(0)
-    const uvec2 tr = resolve(row, passes());
+    const uvec2 tr = resolve(row, passes(), true);
     T = tr.x;
     TRACE_AT(1)
     const uint out0 = chunk_start(row, c, T, tr.y, rr);

@@ -13,7 +13,7 @@ void main() {
     const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
     for (uint b = li; b < pc.nbins; b += WG) sh_hist[b] = 0;
-    const uvec2 pk = resolve(row, pc.pass); // barriers inside
+    const uvec2 pk = resolve(row, pc.pass, false); // barriers inside
     if (pk.y == 0) return;                  // nothing left to select: uniform
     const uint p = pc.pass, sh = shift(p), w = width(p);
     const bool top = pc.radix == 0 || p == 0;

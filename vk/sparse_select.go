@@ -132,8 +132,13 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		p.histBytes = 0 // its histograms are in shared memory
 	}
 	histBytes := max(p.histBytes, 4) // bound by every select kernel
-	if s.cumChunk > 0 {
+	switch {
+	case s.cumChunk > 0:
 		histBytes += uint64(s.rows*p.nchunks*p.nbins) * 4
+	case !s.perRow:
+		// Each row's resolved state after 1..passes passes (select.glsl's
+		// state_at): 4 slots of 2 words, after the histograms.
+		histBytes = p.histBytes + uint64(s.rows)*4*2*4
 	}
 	hist, err := c.buf("select histogram", histBytes, DeviceLocal)
 	if err != nil {
