@@ -159,7 +159,9 @@ void tile_keys(uint row, uint t0, uint c1, uint T, out uint um, out uint em) {
 // the last) searches that pass's histogram only, from slot j-1 (left by the
 // kernel before it), and its workgroup of chunk 0 stores slot j; select_write
 // loads slot passes. Each kernel then waits for one histogram search, not
-// one per pass before it (with the cumulative histograms there is one pass).
+// one per pass before it (with the cumulative histograms there is one pass,
+// and the kernels that run only with them, select_write_cum, select_groups
+// and select_attend, define SELECT_CUM so that none of this is compiled in).
 uint state_at(uint row, uint j) { return gl_NumWorkGroups.y * passes() * pc.nbins + (row * 4 + j) * 2; }
 
 // resolve returns (prefix, kk') after the passes < upto: the digits of T
@@ -167,24 +169,27 @@ uint state_at(uint row, uint j) { return gl_NumWorkGroups.y * passes() * pc.nbin
 // higher digits match. After every pass, (T, r). stored: an earlier kernel
 // stored slot upto (select_write after select_count). Uniform control flow.
 uvec2 resolve(uint row, uint upto, bool stored) {
-    const bool slots = pc.cum == 0;
-    if (upto == 0) return uvec2(0, pc.kk);
-    if (slots && stored) return uvec2(hist[state_at(row, upto)], hist[state_at(row, upto) + 1]);
     uint kk = pc.kk, prefix = 0, p = 0;
+#ifndef SELECT_CUM
+    const bool slots = pc.cum == 0 && upto > 0;
+    if (slots && stored) return uvec2(hist[state_at(row, upto)], hist[state_at(row, upto) + 1]);
     if (slots && upto >= 2) {
         prefix = hist[state_at(row, upto - 1)];
         kk = hist[state_at(row, upto - 1) + 1];
         p = upto - 1;
     }
+#endif
     for (; p < upto && kk > 0; p++) {
         const uvec2 f = find_bin(row, p, kk);
         kk -= f.y;
         prefix |= f.x << shift(p);
     }
+#ifndef SELECT_CUM
     if (slots && gl_WorkGroupID.x == 0 && gl_LocalInvocationIndex == 0) {
         hist[state_at(row, upto)] = prefix;
         hist[state_at(row, upto) + 1] = kk;
     }
+#endif
     return uvec2(prefix, kk);
 }
 

@@ -32,6 +32,7 @@
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_GOOGLE_include_directive : require
 
+#define SELECT_CUM // runs with pc.cum = 1 only
 #include "select.glsl"
 #include "kv.glsl"
 

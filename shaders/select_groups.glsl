@@ -13,6 +13,7 @@
 // cumulative chunk histograms, the unused ccnt, sel).
 // Dispatch: (nchunks, rows, 1), pc.cum = 1; KEY16; chunk_len and key_stride
 // multiples of 8.
+#define SELECT_CUM // runs with pc.cum = 1 only
 #include "select.glsl"
 
 const uint TPL = PER;     // tokens per lane per tile (select.glsl's PER): 8 to 64, a multiple of 8

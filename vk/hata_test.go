@@ -326,8 +326,8 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_groups"},
 		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, "select_groups"},
 		{VariantFused, 2056, ref.Windows{Recent: 9}, "select_groups"},
-		{VariantFused, 2048, ref.Windows{Sink: 1}, "select_write"},
-		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write"},
+		{VariantFused, 2048, ref.Windows{Sink: 1}, "select_write_cum"},
+		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write_cum"},
 	} {
 		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}, kv)
 		where := fmt.Sprintf("%s chunk %d windows %+v", c.variant, c.chunk, c.win)
@@ -349,7 +349,7 @@ func TestHATAOneKernelChunks(t *testing.T) {
 			for k := range m.sets {
 				ran[k.k.spec.Shader] = true
 			}
-			for _, name := range []string{"select_groups", "select_write"} {
+			for _, name := range []string{"select_groups", "select_write_cum", "select_write"} {
 				if ran[name] != (name == c.sel) {
 					t.Errorf("%s: %s ran: %v, want %v", where, name, ran[name], name == c.sel)
 				}

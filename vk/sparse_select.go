@@ -200,7 +200,11 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	default:
-		if p.writeK, err = c.kernel("select_write"+suffix, bindings, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
+		name := "select_write"
+		if s.cumChunk > 0 {
+			name = "select_write_cum" // without select_count's resolved states
+		}
+		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
 			return nil, err
 		}
 	}

@@ -111,6 +111,9 @@ func TestAttentionTrace(t *testing.T) {
 			ran[k.k.spec.Shader] = true
 		}
 		write := "select_write_trace"
+		if o.Variant != VariantNaive {
+			write = "select_write_cum_trace" // the fused chain's
+		}
 		if selectGroups(o.ScoreChunk) > 0 {
 			write = "select_groups_trace"
 		}

@@ -1,0 +1,8 @@
+#version 450
+// select_write_cum with a clock read at each phase of every workgroup
+// (TRACE): see select.glsl. Needs VK_KHR_shader_clock's device clock.
+#extension GL_EXT_shader_realtime_clock : require
+#extension GL_GOOGLE_include_directive : require
+#define TRACE
+#define SELECT_CUM
+#include "select_write.glsl"
