@@ -3,11 +3,11 @@
 // select_write's tiles (WG*8 tokens): a lane takes GPL groups of 8
 // consecutive tokens (one 16-byte load each, all issued together; PER =
 // 8*GPL tokens per lane), so that a chunk of up to WG*PER tokens is one tile
-// (one workgroup scan; select_write needs one per WG*8 tokens), and it marks the tokens of only
-// the groups that hold a key <= T or that a window reaches; at a budget of
-// 1.56% about 12% of the groups hold one. The result is select_write's, bit
-// for bit. vk's selectGroups picks GPL from the chunk (BENCHMARKS.md has
-// what the H200 measured).
+// (one workgroup scan; select_write needs one per WG*8 tokens), and it marks
+// the tokens of only the groups that hold a key <= T or that a window
+// reaches; at a budget of 1.56% about 12% of the groups hold one. The result
+// is select_write's, bit for bit. vk's selectGroups picks GPL from the chunk
+// (BENCHMARKS.md has what the H200 measured).
 //
 // Bindings: select.glsl's 0-3 (keys as uint16 pairs, hist with the
 // cumulative chunk histograms, the unused ccnt, sel).

@@ -58,9 +58,10 @@ func (c *Context) ReadBandwidth(size uint64, reps int) (float64, error) {
 	return bw, err
 }
 
-// readBandwidth is ReadBandwidth with unroll loads in flight; with fill it also fills the source
-// (before the warm-up run, not timed) and returns the subgroups' XORs of the
-// last run, for the test to check that every element was read once.
+// readBandwidth is ReadBandwidth with unroll loads in flight per invocation;
+// with fill it also fills the source (before the warm-up run, not timed) and
+// returns the subgroups' XORs of the last run, for the test to check that
+// every element was read once.
 func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, fill func(src *Buffer) error) (float64, []byte, error) {
 	size &^= 15
 	if size == 0 || size > uint64(c.Info.Limits.MaxStorageBufferRange) || size/16 > math.MaxUint32 || reps < 1 {

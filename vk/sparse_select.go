@@ -13,8 +13,8 @@ import (
 const maxDirectBins = 4096
 
 // selectGroups returns the 8-token groups per lane (select_groups.glsl's
-// GPL, its PER / 8) with which the fused select takes a chunk of chunk tokens in one tile,
-// or 0 where select_write runs instead: chunks longer than one of
+// GPL, its PER / 8) with which the fused select takes a chunk of chunk tokens
+// in one tile, or 0 where select_write runs instead: chunks longer than one of
 // select_write's tiles (selectWorkgroup*selectPer tokens) go to select_groups
 // with the fewest groups per lane that hold the chunk, at most 8 (longer
 // chunks take several tiles). On the H200 select_groups with 8 groups per
