@@ -101,12 +101,29 @@ uint key(uint row, uint t) {
     return keys[i];
 }
 
+// With radix passes and pc.cum (the exact top-k's and Loki's select, which
+// runs no select_count), the last pass's select_hist writes, for every chunk
+// and every last digit d that T may have, the chunk's not-forced tokens
+// below it: rc[d] = #(higher digits < T's) + #(higher digits == T's, last
+// digit < d), 0 <= d <= 2^width, after the resolved states (state_at):
+//	hist[rc_at(row, c) + d], rc_at = rows*(passes*nbins + 8) + (row*nchunks + c)*(nbins + 1)
+uint rc_at(uint row, uint c) { return gl_NumWorkGroups.y * (passes() * pc.nbins + 8) + (row * pc.nchunks + c) * (pc.nbins + 1); }
+
 // chunk_counts returns (u, e) of chunk c of row: the tokens it surely takes
 // (forced, or key < T) and its candidates (key == T), from ccnt (select_count)
-// or, with pc.cum, from the cumulative histograms after the one-pass hist.
+// or, with pc.cum, from the cumulative histograms after the one-pass hist,
+// or with radix passes from the last pass's rc.
 uvec2 chunk_counts(uint row, uint c, uint T) {
     if (pc.cum == 0) return ccnt[row * pc.nchunks + c];
     const uint c0 = c * pc.chunk_len;
+#ifndef SELECT_CUM
+    if (pc.radix != 0) {
+        const uint last = passes() - 1;
+        const uint base = rc_at(row, c) + ((T >> shift(last)) & ((1u << width(last)) - 1u));
+        const uint below = hist[base];
+        return uvec2(forced_in(c0, min(c0 + pc.chunk_len, pc.n)) + below, hist[base + 1] - below);
+    }
+#endif
     return cum_counts((gl_NumWorkGroups.y + row * pc.nchunks + c) * pc.nbins, c0, min(c0 + pc.chunk_len, pc.n), T);
 }
 
@@ -151,17 +168,18 @@ void tile_keys(uint row, uint t0, uint c1, uint T, out uint um, out uint em) {
     tile_masks(t0, c1, k, T, um, em);
 }
 
-// With the chunk counts of select_count (pc.cum == 0) the hist buffer holds,
-// after the histograms, every row's resolved state after j passes, slot j
-// (1 <= j <= passes, 2 words: prefix, kk'):
+// With radix passes or select_count (pc.radix or pc.cum == 0) the hist
+// buffer holds, after the histograms, every row's resolved state after j
+// passes, slot j (1 <= j <= passes, 2 words: prefix, kk'):
 //	hist[state_at(row, j)], state_at = (rows*passes*nbins) + (row*4 + j)*2
 // The kernel that resolves pass j-1 (select_hist of pass j, select_count for
 // the last) searches that pass's histogram only, from slot j-1 (left by the
-// kernel before it), and its workgroup of chunk 0 stores slot j; select_write
-// loads slot passes. Each kernel then waits for one histogram search, not
-// one per pass before it (with the cumulative histograms there is one pass,
-// and the kernels that run only with them, select_write_cum, select_groups
-// and select_attend, define SELECT_CUM so that none of this is compiled in).
+// kernel before it), and its workgroup of chunk 0 stores slot j; after
+// select_count select_write loads slot passes. Each kernel then waits for
+// one histogram search, not one per pass before it (HATA's fused chain has
+// one pass, and the kernels that run only in it, select_write_cum,
+// select_groups and select_attend, define SELECT_CUM so that none of this
+// is compiled in).
 uint state_at(uint row, uint j) { return gl_NumWorkGroups.y * passes() * pc.nbins + (row * 4 + j) * 2; }
 
 // resolve returns (prefix, kk') after the passes < upto: the digits of T
@@ -171,7 +189,7 @@ uint state_at(uint row, uint j) { return gl_NumWorkGroups.y * passes() * pc.nbin
 uvec2 resolve(uint row, uint upto, bool stored) {
     uint kk = pc.kk, prefix = 0, p = 0;
 #ifndef SELECT_CUM
-    const bool slots = pc.cum == 0 && upto > 0;
+    const bool slots = (pc.cum == 0 || pc.radix != 0) && upto > 0;
     if (slots && stored) return uvec2(hist[state_at(row, upto)], hist[state_at(row, upto) + 1]);
     if (slots && upto >= 2) {
         prefix = hist[state_at(row, upto - 1)];
@@ -199,7 +217,7 @@ uvec2 resolve(uint row, uint upto, bool stored) {
 // Uniform control flow.
 uint write_start(uint row, uint c, out uint T, out uint rr) {
     TRACE_AT(0)
-    const uvec2 tr = resolve(row, passes(), true);
+    const uvec2 tr = resolve(row, passes(), pc.cum == 0); // after select_count: stored
     T = tr.x;
     TRACE_AT(1)
     const uint out0 = chunk_start(row, c, T, tr.y, rr);

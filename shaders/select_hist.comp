@@ -14,9 +14,12 @@ void main() {
     const uint c1 = min(c0 + pc.chunk_len, pc.n);
     for (uint b = li; b < pc.nbins; b += WG) sh_hist[b] = 0;
     const uvec2 pk = resolve(row, pc.pass, false); // barriers inside
-    if (pk.y == 0) return;                  // nothing left to select: uniform
     const uint p = pc.pass, sh = shift(p), w = width(p);
+    // The last radix pass with pc.cum also writes the chunk's rc (select.glsl).
+    const bool rc = pc.cum != 0 && pc.radix != 0 && p == passes() - 1;
+    if (pk.y == 0 && !rc) return; // nothing left to select: uniform
     const bool top = pc.radix == 0 || p == 0;
+    uint below = 0; // rc: not-forced tokens whose higher digits are below T's
     for (uint t0 = c0 + li * PER; t0 < c1; t0 += WG * PER) {
         uint k[PER];
         load_keys(row, t0, k);
@@ -25,6 +28,8 @@ void main() {
             if (t < c1 && !forced(t)) {
                 if (top || (k[j] >> (sh + w)) == (pk.x >> (sh + w))) {
                     atomicAdd(sh_hist[pc.radix != 0 ? (k[j] >> sh) & ((1u << w) - 1u) : k[j]], 1);
+                } else if ((k[j] >> (sh + w)) < (pk.x >> (sh + w))) {
+                    below++;
                 }
             }
         }
@@ -34,5 +39,20 @@ void main() {
     for (uint b = li; b < pc.nbins; b += WG) {
         const uint c = sh_hist[b];
         if (c != 0) atomicAdd(hist[base + b], c);
+    }
+    if (rc) {
+        // rc[d] = below + the bins before d, each lane a run of the 2^w bins.
+        const uint nb = 1u << w, per = (nb + WG - 1) / WG, b0 = li * per;
+        uint s = 0;
+        for (uint i = 0; i < per; i++) s += b0 + i < nb ? sh_hist[b0 + i] : 0;
+        const uint all_below = wg_sum(below);
+        uint total;
+        uint run = all_below + wg_scan(s, total);
+        const uint at = rc_at(row, gl_WorkGroupID.x);
+        for (uint i = 0; i < per && b0 + i < nb; i++) {
+            hist[at + b0 + i] = run;
+            run += sh_hist[b0 + i];
+        }
+        if (li == 0) hist[at + nb] = all_below + total;
     }
 }

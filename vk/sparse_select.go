@@ -82,7 +82,11 @@ type selectPlan struct {
 	chunk, nchunks    int
 	hist, cnt         Range
 	histBytes         uint64  // of the histograms proper (zeroed each step), before any cumulative ones
-	hk, count, writeK *Kernel // count: nil with cumChunk; writeK: nil with attend
+	hk, count, writeK *Kernel // count: nil with cumChunk or radixCum; writeK: nil with attend
+	// radixCum: radix passes over chunks whose last select_hist writes every
+	// chunk's counts below each last digit (select.glsl's rc), so that no
+	// select_count runs (pc.cum with pc.radix).
+	radixCum bool
 	attend            *Kernel // select_attend, or nil
 	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
 }
@@ -132,13 +136,18 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		p.histBytes = 0 // its histograms are in shared memory
 	}
 	histBytes := max(p.histBytes, 4) // bound by every select kernel
+	p.radixCum = !s.perRow && s.directBins == 0
 	switch {
 	case s.cumChunk > 0:
 		histBytes += uint64(s.rows*p.nchunks*p.nbins) * 4
 	case !s.perRow:
 		// Each row's resolved state after 1..passes passes (select.glsl's
-		// state_at): 4 slots of 2 words, after the histograms.
+		// state_at): 4 slots of 2 words, after the histograms; with radix
+		// passes, then every chunk's rc of nbins+1 words.
 		histBytes = p.histBytes + uint64(s.rows)*4*2*4
+		if p.radixCum {
+			histBytes += uint64(s.rows*p.nchunks*(p.nbins+1)) * 4
+		}
 	}
 	hist, err := c.buf("select histogram", histBytes, DeviceLocal)
 	if err != nil {
@@ -168,7 +177,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	}
-	if s.cumChunk == 0 {
+	if s.cumChunk == 0 && !p.radixCum {
 		if p.count, err = c.kernel("select_count", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
 			return nil, err
 		}
@@ -339,7 +348,7 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
 		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
 		Page: uint32(p.page), KStride: uint32(p.k), Radix: b32(p.directBins == 0), NBins: uint32(p.nbins),
-		Cum: b32(p.cumChunk > 0),
+		Cum: b32(p.cumChunk > 0 || p.radixCum),
 	}
 	c.lastSelectTrace = p.trace
 	grid := func(k *Kernel, push selectPush) error {
