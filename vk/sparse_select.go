@@ -87,8 +87,8 @@ type selectPlan struct {
 	// chunk's counts below each last digit (select.glsl's rc), so that no
 	// select_count runs (pc.cum with pc.radix).
 	radixCum bool
-	attend            *Kernel // select_attend, or nil
-	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
+	attend   *Kernel // select_attend, or nil
+	trace    Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
 }
 
 // passes returns the histogram passes and bins per pass of s.
