@@ -83,12 +83,12 @@ type selectPlan struct {
 	hist, cnt         Range
 	histBytes         uint64  // of the histograms proper (zeroed each step), before any cumulative ones
 	hk, count, writeK *Kernel // count: nil with cumChunk or radixCum; writeK: nil with attend
+	attend            *Kernel // select_attend, or nil
+	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
 	// radixCum: radix passes over chunks whose last select_hist writes every
 	// chunk's counts below each last digit (select.glsl's rc), so that no
 	// select_count runs (pc.cum with pc.radix).
 	radixCum bool
-	attend   *Kernel // select_attend, or nil
-	trace    Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
 }
 
 // passes returns the histogram passes and bins per pass of s.
