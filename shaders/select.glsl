@@ -5,8 +5,8 @@
 // uint16 "smaller is better" (float scores are mapped to such keys by
 // select_key.glsl); a key may cover `page` consecutive tokens (Quest's page
 // scores; 1 otherwise). Included by select_hist.comp, select_count.comp and
-// select_write.comp, which run in this order over the same chunks of
-// chunk_len tokens per workgroup:
+// select_write.comp (and select_groups, select_attend, select_rows), which
+// run in this order over the same chunks of chunk_len tokens per workgroup:
 //
 //  1. Histograms: T, the kk-th smallest key, is found digit by digit. With
 //     radix = 0 there is one pass whose bins are the keys themselves (keys <
@@ -16,15 +16,18 @@
 //     bins; uint32 keys: 11, 11 and 10 bits, 2048 bins; see width), pass p
 //     counting the tokens whose higher digits equal T's (found from passes
 //     < p). hist: [rows][passes][nbins], zeroed before pass 0.
-//  2. select_count: every workgroup resolves T and r (the number of tokens
-//     with key == T still to take: kk - #(key < T)) from the histograms, and
-//     counts in its chunk u = #(forced or key < T) and e = #(not forced, key
-//     == T): ccnt[row][chunk] = (u, e).
-//     With pc.cum = 1 (HATA's fused variant) there is no select_count: the
-//     score kernel wrote every chunk's cumulative histogram cum[row][c][s] =
-//     #(not forced, key <= s) after the one-pass histogram (hist, then cum
-//     [rows][nchunks][nbins]), so u_c = forced_c + cum[c][T-1] and e_c =
-//     cum[c][T] - cum[c][T-1], forced_c counted from the window bounds.
+//  2. select_count (one pass, pc.cum = 0: HATA's naive variant): every
+//     workgroup resolves T and r (the number of tokens with key == T still
+//     to take: kk - #(key < T)) from the histograms, and counts in its chunk
+//     u = #(forced or key < T) and e = #(not forced, key == T):
+//     ccnt[row][chunk] = (u, e).
+//     With pc.cum = 1 there is no select_count. In HATA's fused variant (one
+//     pass) the score kernel wrote every chunk's cumulative histogram
+//     cum[row][c][s] = #(not forced, key <= s) after the one-pass histogram
+//     (hist, then cum [rows][nchunks][nbins]), so u_c = forced_c +
+//     cum[c][T-1] and e_c = cum[c][T] - cum[c][T-1], forced_c counted from
+//     the window bounds; with radix passes the last select_hist writes the
+//     like of it for the last digit (rc, below).
 //  3. select_write: token t is taken if it is forced or key < T, or if key ==
 //     T and fewer than r tokens with key == T precede it. The workgroup
 //     starts at pos0 = sum_{c' < c} u_c' + min(r, sum_{c' < c} e_c') and
@@ -32,7 +35,9 @@
 //     so the output is ascending without a sort.
 //
 // Every workgroup resolves T itself from the histograms (a few hundred to a
-// few thousand bins), which costs less than a dispatch of its own.
+// few thousand bins), which costs less than a dispatch of its own; with
+// several passes each kernel searches only its last pass's histogram,
+// starting from the state the kernel before it stored (state_at).
 
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require

@@ -6,8 +6,8 @@
 // pages best first, ties to the smaller page, the last one cut to its first
 // tokens).
 //
-// The multi-workgroup select (select_hist x3, select_count, select_write)
-// needs five dependent dispatches because its workgroups cannot wait for
+// The multi-workgroup select (select_hist x2 or x3, select_write) needs
+// three or four dependent dispatches because its workgroups cannot wait for
 // each other; a row's keys (Quest's 1K-8K page keys, or up to WG*KPT token
 // keys) fit in the registers of one workgroup, which loads them once and
 // runs every pass on them with its histogram in shared memory:

@@ -18,8 +18,9 @@ import (
 //	select  the k largest s, ties to the smaller index (ref.SelectLargest,
 //	        in float32): select_rows (one workgroup per row, one dispatch)
 //	        up to rowsAutoMaxKeys tokens, else the radix select over chunks
-//	        (histogram passes of 11, 11 and 10 bits, select_count,
-//	        select_write); SparseOptions.RowSelect
+//	        (histogram passes of 11, 11 and 10 bits, the last also counting
+//	        each chunk's tokens below every last digit, then select_write);
+//	        SparseOptions.RowSelect
 //	attend  as HATA's fused variant (the merge folded in)
 //
 // Timings names the stages "upload", ["poison",] "score", "select",
