@@ -3,12 +3,14 @@ package vk
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/ref/reftest"
 )
 
 // selectCase is one run of the select kernels on keys given by the test.
@@ -339,5 +341,58 @@ func TestLogitsUnrollRule(t *testing.T) {
 		if got := logitsUnroll(c.tpt, c.g); got != c.want {
 			t.Errorf("logitsUnroll(%d lanes, G %d) = %d, want %d", c.tpt, c.g, got, c.want)
 		}
+	}
+}
+
+// TestSelectKernels pins which select kernels each chain dispatches: the
+// radix select (the exact top-k and Loki over chunks) its histogram passes
+// and select_write, no select_count (its last pass writes the chunk counts);
+// HATA's naive variant select_hist, select_count and select_write; the fused
+// one select_write_cum alone at chunks of one tile (the score kernel builds
+// the histogram and the chunk counts). Every one matches ref (the
+// acceptance suite); this checks the chain's shape.
+func TestSelectKernels(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(17, 3))
+	s := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 3000, D: 64}
+	kv := reftest.DyadicKV(rng, s, true)
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	basis := make([]float64, s.Hkv*s.D*s.D)
+	for h := range s.Hkv {
+		for j := range s.D {
+			basis[(h*s.D+j)*s.D+j] = 1
+		}
+	}
+	all := []string{"select_hist", "select_count", "select_write", "select_write_cum", "select_groups", "select_rows"}
+	for _, c := range []struct {
+		name, variant string
+		ran           []string
+	}{
+		{"topk", "", []string{"select_hist", "select_write"}},
+		{"loki", "", []string{"select_hist", "select_write"}},
+		{"hata", VariantNaive, []string{"select_hist", "select_count", "select_write"}},
+		{"hata", VariantFused, []string{"select_write_cum"}},
+	} {
+		o := SparseOptions{Storage: F16, Variant: c.variant, RowSelect: RowSelectOff, ScoreChunk: 1024, Reserve: 1}
+		m, err := ctx.SparseFactory(o)(c.name, s.Hkv, s.D, ref.Options{W: w, LokiBasis: basis})
+		if err != nil {
+			t.Fatalf("%s/%s: %v", c.name, c.variant, err)
+		}
+		if err := m.Prefill(kv); err != nil {
+			t.Fatalf("%s/%s: prefill: %v", c.name, c.variant, err)
+		}
+		if _, err := m.Decode(reftest.Dyadic(rng, s.B*s.Hq*s.D), ref.Budget{K: 40}); err != nil {
+			t.Fatalf("%s/%s: %v", c.name, c.variant, err)
+		}
+		ran := map[string]bool{}
+		for k := range coreOf(m).sets {
+			ran[k.k.spec.Shader] = true
+		}
+		for _, name := range all {
+			if want := slices.Contains(c.ran, name); ran[name] != want {
+				t.Errorf("%s/%s: %s ran: %v, want %v", c.name, c.variant, name, ran[name], want)
+			}
+		}
+		m.(interface{ Close() error }).Close()
 	}
 }
