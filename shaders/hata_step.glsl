@@ -244,7 +244,7 @@ void encode_word(uint row, uint p) {
 void score_chunk(uint row, uint c) {
     const uint li = gl_LocalInvocationIndex;
     const uint c0 = c * pc.chunk_len;
-    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    const uint c1 = chunk_end(c0);
     for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
     // Rounds of UNR token pairs per lane, the loads of the next round issued
     // before the arithmetic of this one; the first round's loads are issued
@@ -304,7 +304,7 @@ void score_chunk(uint row, uint c) {
 // histograms (select_tile.glsl).
 uvec2 chunk_counts(uint row, uint c, uint T) {
     const uint c0 = c * pc.chunk_len;
-    return cum_counts((pc.rows + row * pc.nchunks + c) * NB, c0, min(c0 + pc.chunk_len, pc.n), T);
+    return cum_counts((pc.rows + row * pc.nchunks + c) * NB, c0, chunk_end(c0), T);
 }
 
 // find_threshold returns (T, r): T the smallest bin of row's histogram with
@@ -319,7 +319,7 @@ uvec2 find_threshold(uint row) {
 void select_chunk(uint row, uint c) {
     const uint li = gl_LocalInvocationIndex;
     const uint c0 = c * pc.chunk_len;
-    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    const uint c1 = chunk_end(c0);
     wait_done(1, row, pc.nchunks);
     // The first PRE tiles' keys, loaded before the threshold is resolved.
     uvec4 pre[PRE];

@@ -126,10 +126,10 @@ uvec2 chunk_counts(uint row, uint c, uint T) {
         const uint last = passes() - 1;
         const uint base = rc_at(row, c) + ((T >> shift(last)) & ((1u << width(last)) - 1u));
         const uint below = hist[base];
-        return uvec2(forced_in(c0, min(c0 + pc.chunk_len, pc.n)) + below, hist[base + 1] - below);
+        return uvec2(forced_in(c0, chunk_end(c0)) + below, hist[base + 1] - below);
     }
 #endif
-    return cum_counts((gl_NumWorkGroups.y + row * pc.nchunks + c) * pc.nbins, c0, min(c0 + pc.chunk_len, pc.n), T);
+    return cum_counts((gl_NumWorkGroups.y + row * pc.nchunks + c) * pc.nbins, c0, chunk_end(c0), T);
 }
 
 

@@ -62,7 +62,7 @@ void main() {
     const uint row = gl_WorkGroupID.y;
     const uint c = gl_WorkGroupID.x;
     const uint c0 = c * pc.chunk_len;
-    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    const uint c1 = chunk_end(c0);
     const uint lane = gl_SubgroupInvocationID % TPT;
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
     const uint qrow = row * G; // first query row b*Hq + h*G of the group

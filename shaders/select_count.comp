@@ -7,7 +7,7 @@ void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
     const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
-    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    const uint c1 = chunk_end(c0);
     const uvec2 tr = resolve(row, passes(), false);
     uint u = 0, e = 0;
     for (uint t = c0 + li * PER; t < c1; t += WG * PER) {

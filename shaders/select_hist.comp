@@ -11,7 +11,7 @@ void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
     const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
-    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    const uint c1 = chunk_end(c0);
     for (uint b = li; b < pc.nbins; b += WG) sh_hist[b] = 0;
     const uvec2 pk = resolve(row, pc.pass, false); // barriers inside
     const uint p = pc.pass, sh = shift(p), w = width(p);

@@ -2,10 +2,14 @@
 // hata_step.glsl share: the windows, the chunk counts from the cumulative
 // histograms, where a chunk starts writing, and one tile of the ascending
 // compaction. Include it after wg_scan.glsl, with pc.sink_end,
-// pc.recent_start, pc.kstride, PER (tokens per lane per tile) and the uint
+// pc.recent_start, pc.kstride, pc.chunk_len, pc.n, PER (tokens per lane per tile) and the uint
 // buffers hist and sel declared; the includer defines chunk_counts.
 
 bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
+
+// chunk_end returns the end of the chunk of tokens that starts at c0:
+// pc.chunk_len tokens, the last chunk cut at pc.n.
+uint chunk_end(uint c0) { return min(c0 + pc.chunk_len, pc.n); }
 
 // forced_in returns how many tokens of [a, b) a window forces in (sink_end
 // <= recent_start).

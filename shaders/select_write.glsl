@@ -7,7 +7,7 @@ void main() {
     const uint row = gl_WorkGroupID.y;
     const uint c = gl_WorkGroupID.x;
     const uint c0 = c * pc.chunk_len;
-    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    const uint c1 = chunk_end(c0);
     uint T, rr; // the threshold, and the candidates still to take
     const uint out0 = write_start(row, c, T, rr);
 
