@@ -82,14 +82,15 @@ type selectPlan struct {
 	chunk, nchunks    int
 	hist, cnt         Range
 	histBytes         uint64  // of the histograms proper (zeroed each step), before any cumulative ones
-	hk, count, writeK *Kernel // count: nil with cumChunk or radixCum; writeK: nil with attend
+	hk, count, writeK *Kernel // count: nil with cumChunk or radixCum(); writeK: nil with attend
 	attend            *Kernel // select_attend, or nil
 	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
-	// radixCum: radix passes over chunks whose last select_hist writes every
-	// chunk's counts below each last digit (select.glsl's rc), so that no
-	// select_count runs (pc.cum with pc.radix).
-	radixCum bool
 }
+
+// radixCum reports whether s selects by radix passes over chunks, whose last
+// select_hist writes every chunk's counts below each last digit
+// (select.glsl's rc), so that no select_count runs (pc.cum with pc.radix).
+func (s *selectSpec) radixCum() bool { return !s.perRow && s.directBins == 0 }
 
 // passes returns the histogram passes and bins per pass of s.
 func (s *selectSpec) passBins() (passes, nbins int) {
@@ -136,7 +137,6 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		p.histBytes = 0 // its histograms are in shared memory
 	}
 	histBytes := max(p.histBytes, 4) // bound by every select kernel
-	p.radixCum = !s.perRow && s.directBins == 0
 	switch {
 	case s.cumChunk > 0:
 		histBytes += uint64(s.rows*p.nchunks*p.nbins) * 4
@@ -145,7 +145,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		// state_at): 4 slots of 2 words, after the histograms; with radix
 		// passes, then every chunk's rc of nbins+1 words.
 		histBytes = p.histBytes + uint64(s.rows)*4*2*4
-		if p.radixCum {
+		if s.radixCum() {
 			histBytes += uint64(s.rows*p.nchunks*(p.nbins+1)) * 4
 		}
 	}
@@ -177,7 +177,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	}
-	if s.cumChunk == 0 && !p.radixCum {
+	if s.cumChunk == 0 && !s.radixCum() {
 		if p.count, err = c.kernel("select_count", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
 			return nil, err
 		}
@@ -348,7 +348,7 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
 		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
 		Page: uint32(p.page), KStride: uint32(p.k), Radix: b32(p.directBins == 0), NBins: uint32(p.nbins),
-		Cum: b32(p.cumChunk > 0 || p.radixCum),
+		Cum: b32(p.cumChunk > 0 || p.radixCum()),
 	}
 	c.lastSelectTrace = p.trace
 	grid := func(k *Kernel, push selectPush) error {
