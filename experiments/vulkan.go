@@ -245,7 +245,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 }
 
 // kernelTraces returns the summaries of m's last step's traced kernels (a
-// vk method built with SparseOptions.Trace).
+// vk method built with DenseOptions.Trace or SparseOptions.Trace).
 func kernelTraces(m ref.Method) ([]vk.TraceSummary, error) {
 	tm, ok := m.(interface {
 		Traces() ([]vk.KernelTrace, error)

@@ -87,6 +87,11 @@ layout(std430, set = 0, binding = 6) restrict coherent buffer Cnt { uint cnt[]; 
 
 #include "split_softmax.glsl"
 
+#define TRACE_BINDING 7
+#define TRACE_POINTS 5
+#define TRACE_WG ((pc.row_base + gl_WorkGroupID.y) * gl_NumWorkGroups.x + gl_WorkGroupID.x)
+#include "trace.glsl"
+
 void main() {
     const uint lane = gl_SubgroupInvocationID % TPT;
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
@@ -97,6 +102,7 @@ void main() {
     const uint h = row % pc.hkv;
     const uint qrow = (b * pc.hkv + h) * G; // first query row (b*Hq + h*G) of the group
 
+    TRACE_AT(0)
     SPLIT_INIT(qrow, lane) // this lane's slice of the G query heads, pre-scaled; m, l, o
 
     const uint t0 = s * pc.split_len;
@@ -131,11 +137,17 @@ void main() {
             LOAD_TILE(t + NSLOT * TILE)
         }
         SPLIT_TILE(t, t1, slot)
+#ifdef TRACE
+        if (t == t0) { TRACE_AT(1) } // every split has a token: the loop runs
+#endif
     }
+    TRACE_AT(2)
 
     // Merge the NSLOT slots of the workgroup, one query head at a time, then
     // (FUSED) the row's S splits if this is its last.
     const uint li = gl_LocalInvocationIndex;
     SPLIT_MERGE(qrow, s, lane, slot, li)
+    TRACE_AT(3)
     split_fold(row, qrow);
+    TRACE_AT(4)
 }

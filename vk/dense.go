@@ -62,6 +62,11 @@ type DenseOptions struct {
 	// where a row has at least denseSeparateMergeSplits splits
 	// (denseMergeSeparately).
 	Merge MergeMode
+	// Trace, for benchmarks, builds dense_split with a read of the device
+	// clock at each phase of every workgroup (its *_trace entry point), so
+	// that AttentionTrace and Traces can say where the split kernel's time
+	// goes (DenseTracePhases). It needs DeviceInfo.ShaderClock.
+	Trace bool
 }
 
 // denseSeparateMergeSplits is the fewest splits per row for which MergeAuto
@@ -192,6 +197,8 @@ type Dense struct {
 	po, pml              *Buffer
 	out, outRB           *Buffer
 	cnt                  *Buffer // cnt: [B*Hkv] uint32 finished splits per row, 0 between dispatches
+	trace                *Buffer // DenseOptions.Trace: [B*Hkv][S][denseTracePoints] uint32 clock readings, else nil
+	traced               bool    // a traced step has run since the last prefill
 	split, merge         *Kernel
 	splitSets            []*Set
 	splitGroups          []kvGroup // the cache's rows of each split set
@@ -229,6 +236,9 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	}
 	if o.Workgroup < 0 || o.Tile < 0 || o.Reserve < 0 {
 		return nil, fmt.Errorf("vk dense: negative option in %+v", o)
+	}
+	if o.Trace && !c.Info.ShaderClock {
+		return nil, fmt.Errorf("vk dense: Trace needs VK_KHR_shader_clock's device clock, which %s lacks", c.Info.Name)
 	}
 	return &Dense{ctx: c, opt: o, maxRange: c.Info.Limits.MaxStorageBufferRange}, nil
 }
@@ -349,6 +359,9 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 		b.Fill(m.po.Whole(), NaNBits)
 		b.Fill(m.pml.Whole(), NaNBits)
 		b.Fill(m.out.Whole(), NaNBits)
+		if m.trace != nil {
+			b.Fill(m.trace.Whole(), NaNBits) // a workgroup that writes none stands still (Summary)
+		}
 		b.Barrier()
 		out := bytesF32(m.outRB.Bytes())
 		for i := range out {
@@ -382,6 +395,7 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 		return nil, fmt.Errorf("vk dense: decode (G=%d, S=%d): %w", g, m.splits, err)
 	}
 	m.timings = t
+	m.traced = m.opt.Trace
 	if err := m.outRB.invalidate(); err != nil {
 		return nil, err
 	}
@@ -466,7 +480,11 @@ func (m *Dense) prepare(hq int) error {
 		{&m.outRB, "dense out readback", qBytes, Readback},
 		{&m.po, "dense partial o", uint64(splits) * qBytes, DeviceLocal},
 		{&m.pml, "dense partial m,l", uint64(splits*m.b*hq) * 8, DeviceLocal},
+		{&m.trace, "dense trace", m.traceBytes(splits), DeviceLocal},
 	} {
+		if a.size == 0 {
+			continue
+		}
 		ch, err := grow(a.buf, a.name, a.size, a.kind)
 		if err != nil {
 			return fmt.Errorf("vk dense: %w", err)
@@ -506,8 +524,12 @@ func (m *Dense) prepare(hq int) error {
 		poBytes := uint64(splits) * qBytes
 		pmlBytes := uint64(splits*m.b*hq) * 8
 		for _, g := range m.kv.groups(int(lim.MaxComputeWorkGroupCount[1])) {
-			set, err := m.split.NewSet(m.q.Range(0, qBytes), g.k, g.v,
-				m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4))
+			ranges := []Range{m.q.Range(0, qBytes), g.k, g.v,
+				m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4)}
+			if m.opt.Trace {
+				ranges = append(ranges, m.trace.Range(0, m.traceBytes(splits)))
+			}
+			set, err := m.split.NewSet(ranges...)
 			if err != nil {
 				return err
 			}
@@ -567,12 +589,51 @@ func (m *Dense) splitKernel(g int, separate bool) (*Kernel, error) {
 	case shared(wg) > int(info.Limits.MaxComputeSharedMemorySize):
 		return nil, fmt.Errorf("vk dense: D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", m.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
+	bindings := 7
+	if m.opt.Trace {
+		shader += "_trace"
+		bindings = 8
+	}
 	return m.ctx.SharedKernel(KernelSpec{
 		Shader:   shader,
-		Bindings: 7,
+		Bindings: bindings,
 		Push:     densePush{},
 		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile), b32(!separate)},
 	})
+}
+
+// traceBytes returns the size of the trace buffer for splits splits: every
+// split workgroup's denseTracePoints readings with DenseOptions.Trace, else
+// 0 (no buffer).
+func (m *Dense) traceBytes(splits int) uint64 {
+	if !m.opt.Trace {
+		return 0
+	}
+	return uint64(m.b*m.hkv*splits*denseTracePoints) * 4
+}
+
+// AttentionTrace returns the clock readings of the last Decode's split
+// kernel (dense_split), every workgroup's (rows times splits, row-major).
+// It fails unless m was built with DenseOptions.Trace and has decoded since
+// its last prefill.
+func (m *Dense) AttentionTrace() (KernelTrace, error) {
+	switch {
+	case !m.opt.Trace:
+		return KernelTrace{}, fmt.Errorf("vk dense: AttentionTrace: built without DenseOptions.Trace")
+	case !m.traced:
+		return KernelTrace{}, fmt.Errorf("vk dense: AttentionTrace: no traced step has run since the last prefill")
+	}
+	return m.ctx.readTrace(m.trace.Range(0, m.traceBytes(m.splits)), "dense_split", DenseTracePhases)
+}
+
+// Traces returns the clock readings of the last Decode's traced kernels: the
+// split kernel's (AttentionTrace).
+func (m *Dense) Traces() ([]KernelTrace, error) {
+	t, err := m.AttentionTrace()
+	if err != nil {
+		return nil, err
+	}
+	return []KernelTrace{t}, nil
 }
 
 // encode converts float32 elements to the storage type's bytes.
@@ -635,6 +696,7 @@ func (m *Dense) freeSets() {
 
 func (m *Dense) freeCache() {
 	m.freeSets()
+	m.traced = false
 	m.kv.free()
 	m.kv, m.n, m.cap = nil, 0, 0
 	m.split, m.merge, m.hq = nil, nil, 0
@@ -643,7 +705,7 @@ func (m *Dense) freeCache() {
 // Close frees the device memory of m. The context's shared kernels stay.
 func (m *Dense) Close() error {
 	m.freeCache()
-	for _, b := range []**Buffer{&m.q, &m.qUp, &m.po, &m.pml, &m.out, &m.outRB, &m.cnt} {
+	for _, b := range []**Buffer{&m.q, &m.qUp, &m.po, &m.pml, &m.out, &m.outRB, &m.cnt, &m.trace} {
 		(*b).Free()
 		*b = nil
 	}

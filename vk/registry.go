@@ -5,14 +5,17 @@ package vk
 // none). TestPushConstantLayouts checks each pair against the SPIR-V and
 // fails for a shader missing here, so a new kernel cannot skip the check.
 var pushStructs = map[string]any{
-	"dense_split_f32":  densePush{},
-	"dense_split_f16":  densePush{},
-	"dense_split_f16h": densePush{},
-	"dense_merge":      mergePush{},
-	"copy":             copyPush{},
-	"read":             readPush{},
-	"chain":            chainPush{},
-	"fill_random":      randomPush{},
+	"dense_split_f32":        densePush{},
+	"dense_split_f16":        densePush{},
+	"dense_split_f16h":       densePush{},
+	"dense_split_f32_trace":  densePush{},
+	"dense_split_f16_trace":  densePush{},
+	"dense_split_f16h_trace": densePush{},
+	"dense_merge":            mergePush{},
+	"copy":                   copyPush{},
+	"read":                   readPush{},
+	"chain":                  chainPush{},
+	"fill_random":            randomPush{},
 
 	// The top-k methods (sparse*.go, hata.go, topk.go, loki.go, quest.go).
 	"hata_encode_q":           projPush{},

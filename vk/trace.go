@@ -9,9 +9,11 @@ import (
 
 // tracePoints is the clock readings of one traced sparse_split workgroup
 // (sparse_split.glsl's TRACE_POINTS); scoreTracePoints of one traced
-// hata_score workgroup (hata_score.glsl's).
+// hata_score workgroup (hata_score.glsl's); denseTracePoints of one traced
+// dense_split workgroup (dense_split.glsl's).
 const (
 	tracePoints       = 5
+	denseTracePoints  = 5
 	scoreTracePoints  = 4
 	selectTracePoints = 4 // select.glsl's, of select_write, select_groups and select_rows
 )
@@ -22,6 +24,14 @@ const (
 // row's splits merged when it is the row's last ("fold"; the fence and
 // counter only, otherwise).
 var TracePhases = []string{"indices", "list", "merge", "fold"}
+
+// DenseTracePhases names the phases of a traced dense_split workgroup,
+// between its clock readings: its query loaded, its first tile of K/V rows
+// loaded and attended ("first tile": the loads' latency), its other tiles
+// ("tiles"), its slots merged ("merge"), and the row's splits merged when it
+// is the row's last ("fold"; the fence and counter only, otherwise, and
+// nothing when merged by dense_merge).
+var DenseTracePhases = []string{"first tile", "tiles", "merge", "fold"}
 
 // ScoreTracePhases names the phases of a traced hata_score workgroup: its
 // query codes requested (or encoded) and its histogram cleared ("query"),
@@ -144,8 +154,14 @@ func (c *sparseCore) readTrace(what, kernel string, phases []string, r Range) (K
 	if !c.stepped || r.Buf == nil {
 		return KernelTrace{}, c.errorf("%s: no traced step has run since the last prefill", what)
 	}
+	return c.ctx.readTrace(r, kernel, phases)
+}
+
+// readTrace reads the trace buffer r of a traced kernel's last dispatch,
+// len(phases)+1 readings per workgroup.
+func (c *Context) readTrace(r Range, kernel string, phases []string) (KernelTrace, error) {
 	raw := make([]byte, r.Size)
-	if err := c.ctx.Read(r.Buf, r.Off, raw); err != nil {
+	if err := c.Read(r.Buf, r.Off, raw); err != nil {
 		return KernelTrace{}, err
 	}
 	n := len(phases) + 1

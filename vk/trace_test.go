@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -194,4 +195,89 @@ func clockDevice(t *testing.T) *Context {
 		t.Skipf("%s has no device-scope shader clock (VK_KHR_shader_clock)", ctx.Info.Name)
 	}
 	return ctx
+}
+
+// TestDenseTrace runs dense attention with DenseOptions.Trace on a cache in
+// three buffers (the trace indexes rows across them), against ref (a traced
+// kernel computes the same), for both storages and both merges, and checks
+// that every workgroup wrote its readings in order (the trace is poisoned
+// before the step when validating, and Summary refuses a workgroup whose
+// readings stand still); that a step with more splits traces them all; and
+// that an untraced Dense, or one not stepped since its prefill, refuses to
+// report.
+func TestDenseTrace(t *testing.T) {
+	ctx := clockDevice(t)
+	rng := rand.New(rand.NewPCG(10, 10))
+	const b, hkv, g, n, d = 3, 2, 2, 300, 64
+	for _, c := range []struct {
+		s      Storage
+		splits int
+		merge  MergeMode
+	}{{F16, 3, MergeFold}, {F32, 5, MergeSeparate}, {F16, 1, MergeFold}} {
+		kv := randomKV(rng, b, hkv, n, d, c.s)
+		m, err := ctx.NewDense(DenseOptions{Storage: c.s, Trace: true, Merge: c.merge, Split: SplitPolicy{Splits: c.splits}, Reserve: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.maxRange = 2 * uint64(roundUp(n+4, 64)*d*c.s.bytes()) // the 6 cache rows in 3 buffers
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.kv.k) != 3 {
+			t.Errorf("%+v: the cache in %d buffers, want 3", c, len(m.kv.k))
+		}
+		if _, err := m.AttentionTrace(); err == nil {
+			t.Errorf("%+v: AttentionTrace before any step: no error", c)
+		}
+		for step, splits := range []int{c.splits, c.splits + 2} {
+			m.opt.Split.Splits = splits
+			where := fmt.Sprintf("%+v step %d (%d splits)", c, step, splits)
+			q := normal(rng, b*hkv*g*d, 2)
+			res, err := m.Decode(q, ref.Full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDense(t, where, res.Out, q, kv)
+			trs, err := m.Traces()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(trs) != 1 || trs[0].Kernel != "dense_split" || len(trs[0].Phases) != len(DenseTracePhases) {
+				t.Fatalf("%s: Traces = %+v, want dense_split's", where, trs)
+			}
+			if len(trs[0].Points) != b*hkv*splits {
+				t.Errorf("%s: %d traced workgroups, want %d rows x %d splits", where, len(trs[0].Points), b*hkv, splits)
+			}
+			sum, err := trs[0].Summary()
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+			}
+			if sum.Span <= 0 || !strings.Contains(sum.String(), "first tile") {
+				t.Errorf("%s: summary %+v (%s)", where, sum, sum)
+			}
+			t.Logf("%s: %s", where, sum)
+		}
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.AttentionTrace(); err == nil || !strings.Contains(err.Error(), "since the last prefill") {
+			t.Errorf("%+v: AttentionTrace after a new prefill = %v, want an error", c, err)
+		}
+		m.Close()
+	}
+	plain, err := ctx.NewDense(DenseOptions{Storage: F16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	kv := randomKV(rng, 1, 1, 50, d, F16)
+	if err := plain.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Decode(normal(rng, g*d, 2), ref.Full); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Traces(); err == nil || !strings.Contains(err.Error(), "Trace") {
+		t.Errorf("Traces without DenseOptions.Trace = %v, want an error naming Trace", err)
+	}
 }

@@ -61,10 +61,11 @@ type Tuning struct {
 	// variants of hata and lsh (their own kernels merge, or the naive chain
 	// always merges separately).
 	SepMerge int
-	// Trace = 1 times the top-k methods' attention with a clock read at each
-	// phase of every workgroup (SparseOptions.Trace); the benchmark then
-	// reports where the attention's time goes. Every method but dense and
-	// the twokernel and onekernel variants of hata and lsh.
+	// Trace = 1 times the attention with a clock read at each phase of every
+	// workgroup (DenseOptions.Trace, SparseOptions.Trace; the top-k methods'
+	// select and hata's score too); the benchmark then reports where the
+	// kernels' time goes. Every method but the twokernel and onekernel
+	// variants of hata and lsh.
 	Trace int
 	// QueueGroups is the workgroups per compute unit of hata's and lsh's
 	// onekernel dispatch: SparseOptions.QueueGroups.
@@ -106,7 +107,7 @@ var tuningKeys = []tuningKey{
 	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}, nil},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, Methods,
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
-	{"trace", func(t *Tuning) *int { return &t.Trace }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"},
+	{"trace", func(t *Tuning) *int { return &t.Trace }, Methods,
 		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
@@ -193,6 +194,7 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.Split = t.applySplit(o.Split)
 	o.Merge = t.applyMerge(o.Merge)
+	o.Trace = o.Trace || t.Trace != 0
 	return o
 }
 

@@ -1,0 +1,7 @@
+#version 450
+// dense_split_f16h with a clock read at each phase of every workgroup
+// (TRACE): see dense_split.glsl. Needs VK_KHR_shader_clock's device clock.
+#extension GL_EXT_shader_realtime_clock : require
+#define KV_F16H
+#define TRACE
+#include "dense_split.glsl"
