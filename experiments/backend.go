@@ -68,6 +68,10 @@ type Timing struct {
 	// their time, one "kernel: summary" per kernel in the step's order (the
 	// median over the steps of vk.TraceSummary); nil otherwise.
 	Trace []string
+	// Raw, when the point was timed with its kernels traced, is the clock
+	// readings of the last timed step's traced kernels, in the step's order
+	// (hata bench -tracecsv); nil otherwise.
+	Raw []vk.KernelTrace
 }
 
 // backends holds the openers of device specs by prefix ("cpu", "vk").

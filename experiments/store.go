@@ -31,11 +31,11 @@ const (
 	tempPrefix  = ".tmp-"
 )
 
-// writeFileAtomic writes data to path so that path is either its old content
+// WriteFileAtomic writes data to path so that path is either its old content
 // or all of data, even if the process is killed: it writes a temporary file
 // in the same directory, syncs it, renames it over path and syncs the
 // directory.
-func writeFileAtomic(path string, data []byte) error {
+func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, tempPrefix+filepath.Base(path)+"-*")
 	if err != nil {
@@ -88,7 +88,7 @@ func writePoint(dir string, pf *pointFile) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, pointsDir, pf.Key+".json"), append(b, '\n'))
+	return WriteFileAtomic(filepath.Join(dir, pointsDir, pf.Key+".json"), append(b, '\n'))
 }
 
 // readPoints returns the point files of dir by key. Files that do not parse,
@@ -176,7 +176,7 @@ func checkConfig(dir string, resolved []byte, hash string) error {
 		if err := os.MkdirAll(filepath.Join(dir, pointsDir), 0o755); err != nil {
 			return err
 		}
-		return writeFileAtomic(path, append(resolved, '\n'))
+		return WriteFileAtomic(path, append(resolved, '\n'))
 	case err != nil:
 		return err
 	}

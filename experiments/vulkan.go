@@ -168,13 +168,16 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	stages := map[string][]float64{}
 	traces := map[string][]vk.TraceSummary{} // by kernel
 	var traced []string                      // the kernels, in the step's order
+	var raw []vk.KernelTrace                 // the last step's readings
 	for i := range reps {
 		m := ms[i%len(ms)]
 		if _, err := m.Decode(q, budget); err != nil {
 			return Timing{}, err
 		}
 		if tuning.Trace != 0 {
-			sums, err := kernelTraces(m)
+			var sums []vk.TraceSummary
+			var err error
+			raw, sums, err = kernelTraces(m)
 			if err != nil {
 				return Timing{}, fmt.Errorf("vk %s: %w", method, err)
 			}
@@ -234,7 +237,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		return Timing{}, err
 	}
 	out := Timing{Clock: "gpu-timestamp", Median: time.Duration(median(totals)), Stages: map[string]time.Duration{},
-		Bytes: bytes, CopyGBps: copyBW / 1e9}
+		Bytes: bytes, CopyGBps: copyBW / 1e9, Raw: raw}
 	for col, xs := range stages {
 		out.Stages[col] = time.Duration(median(xs))
 	}
@@ -244,26 +247,27 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	return out, nil
 }
 
-// kernelTraces returns the summaries of m's last step's traced kernels (a
-// vk method built with DenseOptions.Trace or SparseOptions.Trace).
-func kernelTraces(m ref.Method) ([]vk.TraceSummary, error) {
+// kernelTraces returns the clock readings of m's last step's traced kernels
+// (a vk method built with DenseOptions.Trace or SparseOptions.Trace) and
+// their summaries.
+func kernelTraces(m ref.Method) ([]vk.KernelTrace, []vk.TraceSummary, error) {
 	tm, ok := m.(interface {
 		Traces() ([]vk.KernelTrace, error)
 	})
 	if !ok {
-		return nil, fmt.Errorf("no kernel traces")
+		return nil, nil, fmt.Errorf("no kernel traces")
 	}
 	trs, err := tm.Traces()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sums := make([]vk.TraceSummary, len(trs))
 	for i, tr := range trs {
 		if sums[i], err = tr.Summary(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return sums, nil
+	return trs, sums, nil
 }
 
 // median returns the median of xs (the upper one of an even count).

@@ -175,6 +175,30 @@ func (c *Context) readTrace(r Range, kernel string, phases []string) (KernelTrac
 	return t, nil
 }
 
+// Offsets returns every workgroup's readings less the earliest workgroup
+// start, in the clock's ticks (differences modulo 2^32, as Summary takes
+// them): Offsets()[w][p] is reading p of workgroup w.
+func (t KernelTrace) Offsets() [][]int64 {
+	if len(t.Points) == 0 || len(t.Points[0]) == 0 {
+		return nil
+	}
+	ref := t.Points[0][0]
+	first := int64(0)
+	for _, p := range t.Points {
+		if len(p) > 0 {
+			first = min(first, int64(int32(p[0]-ref)))
+		}
+	}
+	out := make([][]int64, len(t.Points))
+	for w, p := range t.Points {
+		out[w] = make([]int64, len(p))
+		for i, x := range p {
+			out[w][i] = int64(int32(x-ref)) - first
+		}
+	}
+	return out
+}
+
 // TraceSummary is a KernelTrace in a few numbers, in the clock's ticks.
 type TraceSummary struct {
 	Kernel     string

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/csv"
 	"flag"
 	"fmt"
 	"io"
@@ -33,6 +35,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	hkv := fs.Int("hkv", 8, "KV heads (Llama-3.1-8B: 8; Llama-2-7B: 32)")
 	d := fs.Int("d", 128, "head dimension")
 	kernelStats := fs.Bool("kernelstats", false, "after the table, print every kernel's compiler statistics (registers, shared memory, ...; VK_KHR_pipeline_executable_properties), one line per kernel")
+	traceCSV := fs.String("tracecsv", "", "with -opt trace=1: write every traced point's clock readings, per workgroup of each traced kernel in its last timed step, to this CSV file (columns method,b,n,opt,kernel,workgroup,point,ns; ns from the kernel's earliest workgroup start)")
 	vkdev := fs.String("vkdevice", "", "Vulkan device NAME substring or INDEX (default: $HATA_VK_DEVICE, else discrete > integrated > CPU)")
 	var optFlags listFlag
 	fs.Var(&optFlags, "opt", "kernel parameters to time every point with, key=value pairs separated by commas; repeat the flag or separate sets with ; "+
@@ -77,6 +80,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *reps < 1 || *hq < 1 || *hkv < 1 || *hq%*hkv != 0 || *d < 1 {
 		return usagef("want -reps >= 1, -hq a multiple of -hkv, and positive sizes")
 	}
+	if *traceCSV != "" && !slices.ContainsFunc(opts, func(t vk.Tuning) bool { return t.Trace != 0 }) {
+		return usagef("-tracecsv %s: no -opt set traces the kernels (add trace=1 to one)", *traceCSV)
+	}
+	var traceRows [][]string // -tracecsv's rows, written once the points are done
 	o := vk.EnvOptions(*vkdev)
 	o.KernelStats = *kernelStats
 	v, err := experiments.OpenVulkanWith(o)
@@ -178,6 +185,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 					for _, tr := range t.Trace {
 						fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: %s\n", m, b, n, opt, tr)
 					}
+					for _, kt := range t.Raw {
+						traceRows = append(traceRows, traceCSVRows(m, b, n, opt, kt)...)
+					}
 				}
 			}
 		}
@@ -188,11 +198,45 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if dir := v.Ctx.SPIRVDir(); dir != "" {
 		fmt.Fprintf(stdout, "# kernels built from %s: %s\n", dir, cmp.Or(strings.Join(v.Ctx.ReplacedKernels(), ", "), "none"))
 	}
+	if *traceCSV != "" {
+		if err := writeTraceCSV(*traceCSV, traceRows); err != nil {
+			return err
+		}
+	}
 	for _, f := range failed {
 		fmt.Fprintln(stderr, f)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d points failed", len(failed), len(bs)*len(nl)*len(ml)*len(opts))
+	}
+	return nil
+}
+
+// traceCSVRows returns -tracecsv's rows of one traced kernel of a point:
+// method, b, n, opt, kernel, workgroup, point (start, or the phase the
+// reading ends), and the reading in the clock's ticks (nanoseconds on the
+// devices measured) from the kernel's earliest workgroup start.
+func traceCSVRows(method string, b, n int, opt string, kt vk.KernelTrace) [][]string {
+	names := append([]string{"start"}, kt.Phases...)
+	var rows [][]string
+	for w, pts := range kt.Offsets() {
+		for p, ns := range pts {
+			rows = append(rows, []string{method, strconv.Itoa(b), strconv.Itoa(n), opt, kt.Kernel,
+				strconv.Itoa(w), names[min(p, len(names)-1)], strconv.FormatInt(ns, 10)})
+		}
+	}
+	return rows
+}
+
+// writeTraceCSV writes -tracecsv's file, with its header, atomically: the
+// file is complete or not there.
+func writeTraceCSV(path string, rows [][]string) error {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write([]string{"method", "b", "n", "opt", "kernel", "workgroup", "point", "ns"})
+	w.WriteAll(rows) // a bytes.Buffer does not fail
+	if err := experiments.WriteFileAtomic(path, buf.Bytes()); err != nil {
+		return fmt.Errorf("-tracecsv: %w", err)
 	}
 	return nil
 }

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"encoding/csv"
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -80,6 +85,7 @@ func TestBenchOptUsage(t *testing.T) {
 		{[]string{"-method", "h2o", "-opt", "selectchunk=512"}, []string{"selectchunk", "h2o"}},
 		{[]string{"-method", "magicpig", "-opt", "tile=2"}, []string{"magicpig"}},
 		{[]string{"-opt", "tile=two"}, []string{"-opt", "tile", `"two"`}},
+		{[]string{"-method", "dense", "-opt", "-;tile=2", "-tracecsv", "t.csv"}, []string{"-tracecsv", "t.csv", "trace=1"}},
 	} {
 		st, _, e := hata(append([]string{"bench"}, c.args...)...)
 		if st != 2 {
@@ -151,5 +157,67 @@ func TestBenchTrace(t *testing.T) {
 	attn := strings.Index(out, "# trace hata B=1 N=1024 trace=1: sparse_split: ")
 	if score < 0 || sel < score || attn < sel || !strings.Contains(out, "histogram") || !strings.Contains(out, "threshold") {
 		t.Errorf("want hata_score's trace line, then the select's, then sparse_split's:\n%s", out)
+	}
+}
+
+// TestBenchTraceCSV runs hata bench -tracecsv for dense and streaming, one
+// set traced and one not, and checks the file: its header, rows of the
+// traced set only, every workgroup of each traced kernel with its start and
+// each phase's end in order, and the earliest start at 0.
+func TestBenchTraceCSV(t *testing.T) {
+	needVulkan(t)
+	path := filepath.Join(t.TempDir(), "trace.csv")
+	st, _, e := hata("bench", "-method", "dense,streaming", "-b", "1", "-n", "1024", "-hq", "8", "-hkv", "2", "-d", "64", "-reps", "2",
+		"-opt", "-;splits=3,trace=1", "-tracecsv", path)
+	if st != 0 {
+		if strings.Contains(e, "VK_KHR_shader_clock") {
+			t.Skipf("no shader clock: %s", e)
+		}
+		t.Fatalf("hata bench: status %d: %s", st, e)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"method", "b", "n", "opt", "kernel", "workgroup", "point", "ns"}; len(rows) == 0 || !slices.Equal(rows[0], want) {
+		t.Fatalf("header %v, want %v", rows[:min(len(rows), 1)], want)
+	}
+	type wg struct{ kernel, w string }
+	points := map[wg][]string{}
+	last := map[wg]int64{}
+	first := map[string]int64{}
+	for _, r := range rows[1:] {
+		if r[1] != "1" || r[2] != "1024" || r[3] != "splits=3,trace=1" {
+			t.Fatalf("row %v: want B 1, N 1024 and the traced set only", r)
+		}
+		k := wg{r[0] + "/" + r[4], r[5]}
+		ns, err := strconv.ParseInt(r[7], 10, 64)
+		if err != nil || ns < 0 || (len(points[k]) > 0 && ns < last[k]) {
+			t.Errorf("row %v: ns %q not a reading at or after the workgroup's previous one (%d)", r, r[7], last[k])
+		}
+		if _, ok := first[k.kernel]; !ok || ns < first[k.kernel] {
+			first[k.kernel] = ns
+		}
+		points[k] = append(points[k], r[6])
+		last[k] = ns
+	}
+	// dense: 2 rows x 3 splits; streaming's attention: 2 rows x 3 splits.
+	for kernel, phases := range map[string][]string{"dense/dense_split": vk.DenseTracePhases, "streaming/sparse_split": vk.TracePhases} {
+		for w := range 6 {
+			if got, want := points[wg{kernel, strconv.Itoa(w)}], append([]string{"start"}, phases...); !slices.Equal(got, want) {
+				t.Errorf("%s workgroup %d: points %v, want %v", kernel, w, got, want)
+			}
+		}
+		if first[kernel] != 0 {
+			t.Errorf("%s: earliest reading %d, want 0", kernel, first[kernel])
+		}
+	}
+	if len(points) != 12 {
+		t.Errorf("%d traced workgroups, want 12", len(points))
 	}
 }
