@@ -125,28 +125,18 @@ void main() {
     TRACE_AT(0)
     SPLIT_INIT(qrow, lane) // this lane's slice of the G query heads, pre-scaled; m, l, o
 
-    // The workgroup's tokens, a chunk [cs, ce) of split_len at a time: chunk
-    // s (its split, without CHUNKED), then (CHUNKED) the chunks it takes from
-    // the row's counter, S + grab[row] - grab_base, while below the row's
-    // ceil(N / split_len). Invocation 0 takes the next chunk when the
-    // workgroup starts the current one, and shares it through sh_next at
-    // the next tile, so the atomic's latency hides behind a tile; the switch
-    // to it is the loop's only barrier.
-    const uint chunks = (pc.n + pc.split_len - 1) / pc.split_len;
-    uint cs = s * pc.split_len;
-    uint ce = min(cs + pc.split_len, pc.n);
-    uint taken = 0;          // invocation 0: the counter's value it took
-    bool pending = CHUNKED;  // a taken chunk not yet in sh_next
-    uint sw = 0;             // chunks switched to (sh_next's parity)
-    if (CHUNKED && li == 0) taken = atomicAdd(grab[row], 1u);
+    // The workgroup's tokens: its split [t0, t1) (chunk s of split_len
+    // tokens), then (CHUNKED) the chunks it takes from the row's counter,
+    // S + grab[row] - grab_base, while below the row's ceil(N / split_len).
+    const uint t0 = s * pc.split_len;
+    const uint t1 = min(t0 + pc.split_len, pc.n);
     const uint rowv = rl * pc.cap * DV + lane; // this lane's first vector of the row
     // Every slot runs the same trip count, so the shuffles below are in
-    // uniform control flow; tokens past the chunk's end are masked (zero
-    // vectors, p = 0). The raw 16-byte vectors of the next tile's K and V
-    // rows are loaded while the current tile is computed (software
-    // pipelining in registers), so each lane keeps 2*TILE*VPL loads in
-    // flight behind its arithmetic; a tile never straddles two chunks
-    // (CHUNKED's split_len is a multiple of NSLOT*TILE).
+    // uniform control flow; tokens past the end are masked (zero vectors,
+    // p = 0). The raw 16-byte vectors of the next tile's K and V rows are
+    // loaded while the current tile is computed (software pipelining in
+    // registers), so each lane keeps 2*TILE*VPL loads in flight behind its
+    // arithmetic.
     KV_T kn[TILE * VPL], vn[TILE * VPL]; // the next tile, in flight
 #define LOAD_TILE(tb, te)                                                      \
     [[unroll]] for (uint i = 0; i < TILE; i++) {                               \
@@ -160,43 +150,59 @@ void main() {
             }                                                                  \
         }                                                                      \
     }
-    LOAD_TILE(cs, ce)
-    for (uint t = cs; ; ) {
-        KV_T kc[TILE * VPL], vc[TILE * VPL]; // this tile
-        [[unroll]] for (uint e = 0; e < TILE * VPL; e++) {
-            kc[e] = kn[e];
-            vc[e] = vn[e];
+#define NEXT_TILE                                                              \
+    KV_T kc[TILE * VPL], vc[TILE * VPL]; /* this tile */                      \
+    [[unroll]] for (uint e = 0; e < TILE * VPL; e++) {                         \
+        kc[e] = kn[e];                                                         \
+        vc[e] = vn[e];                                                         \
+    }
+    LOAD_TILE(t0, t1)
+    if (!CHUNKED) {
+        for (uint t = t0; t < t1; t += NSLOT * TILE) {
+            NEXT_TILE
+            if (t + NSLOT * TILE < t1) {
+                LOAD_TILE(t + NSLOT * TILE, t1)
+            }
+            SPLIT_TILE(t, t1, slot)
+#ifdef TRACE
+            if (t == t0) { TRACE_AT(1) } // every split has a token: the loop runs
+#endif
         }
-        const uint te = ce; // this tile's chunk end
-        uint tn = t + NSLOT * TILE;
-        if (pending) {
-            if (li == 0) sh_next[sw & 1] = pc.splits + (taken - pc.grab_base);
-            pending = false;
-        }
-        if (tn >= ce) { // uniform: the chunk is done
-            tn = pc.n;
-            if (CHUNKED) {
+    } else {
+        // Chunks are whole rounds of NSLOT*TILE tokens but the row's last,
+        // so a tile never straddles two and only the row's end masks.
+        // Invocation 0 takes the next chunk when the workgroup starts the
+        // current one and shares it through sh_next at the next tile, so the
+        // atomic's latency hides behind a tile; the switch to it is the
+        // loop's only barrier (sh_next alternates, so a write never meets a
+        // read of the switch before).
+        uint taken = ~0u; // invocation 0: the counter's value it took, until shared
+        if (li == 0) taken = atomicAdd(grab[row], 1u);
+        uint sw = 0; // chunks switched to: sh_next's parity
+        for (uint t = t0; ; ) {
+            NEXT_TILE
+            if (taken != ~0u) {
+                sh_next[sw & 1] = pc.splits + (taken - pc.grab_base);
+                taken = ~0u;
+            }
+            uint tn = t + NSLOT * TILE; // past the row's end: this is its last tile
+            if (tn < pc.n && tn % pc.split_len == 0) { // uniform: the chunk is done
                 barrier(); // sh_next[sw & 1] written
                 const uint c = sh_next[sw & 1];
                 sw++;
-                if (c < chunks) {
-                    cs = c * pc.split_len;
-                    ce = min(cs + pc.split_len, pc.n);
-                    tn = cs;
-                    if (li == 0) taken = atomicAdd(grab[row], 1u);
-                    pending = true;
-                }
+                tn = c < (pc.n + pc.split_len - 1) / pc.split_len ? c * pc.split_len : pc.n;
+                if (tn < pc.n && li == 0) taken = atomicAdd(grab[row], 1u);
             }
-        }
-        if (tn < pc.n) {
-            LOAD_TILE(tn, ce)
-        }
-        SPLIT_TILE(t, te, slot)
+            if (tn < pc.n) {
+                LOAD_TILE(tn, pc.n)
+            }
+            SPLIT_TILE(t, pc.n, slot)
 #ifdef TRACE
-        if (t == s * pc.split_len) { TRACE_AT(1) } // the workgroup's first tile
+            if (t == t0) { TRACE_AT(1) }
 #endif
-        if (tn >= pc.n) break;
-        t = tn;
+            if (tn >= pc.n) break;
+            t = tn;
+        }
     }
     TRACE_AT(2)
 
