@@ -62,47 +62,11 @@ type DenseOptions struct {
 	// where a row has at least denseSeparateMergeSplits splits
 	// (denseMergeSeparately).
 	Merge MergeMode
-	// Balance chooses how a row's S split workgroups share its tokens:
-	// BalanceChunks, by their speed (each reads its chunk of ChunkRounds
-	// rounds first, then takes the row's next free chunk from a counter,
-	// until none is left), or BalanceOff, a split of N/S consecutive tokens
-	// each; BalanceAuto: denseBalanceChunks's rule.
-	Balance BalanceMode
-	// ChunkRounds is the rounds of a chunk (BalanceChunks), each round the
-	// workgroup's slots times Tile tokens; default denseChunkRounds. Fewer
-	// where a row would have fewer chunks than splits.
-	ChunkRounds int
 	// Trace, for benchmarks, builds dense_split with a read of the device
 	// clock at each phase of every workgroup (its *_trace entry point), so
 	// that AttentionTrace and Traces can say where the split kernel's time
 	// goes (DenseTracePhases). It needs DeviceInfo.ShaderClock.
 	Trace bool
-}
-
-// BalanceMode is DenseOptions.Balance: how the split workgroups of a row
-// share its tokens.
-type BalanceMode int
-
-// The modes of BalanceMode.
-const (
-	// BalanceAuto: denseBalanceChunks's rule.
-	BalanceAuto BalanceMode = iota
-	// BalanceOff: split s of a row reads its tokens [s*L, (s+1)*L).
-	BalanceOff
-	// BalanceChunks: split s reads chunk s of its row, then the chunks it
-	// takes from the row's counter; which tokens a split's partials cover
-	// depends on the device's timing (the output does not, up to float
-	// rounding).
-	BalanceChunks
-)
-
-// denseChunkRounds is DenseOptions.ChunkRounds's default.
-const denseChunkRounds = 4
-
-// denseBalanceChunks is BalanceAuto's rule: chunks on GPUs, splits on CPU
-// devices (whose workgroups run alike).
-func denseBalanceChunks(info DeviceInfo) bool {
-	return info.Type != DeviceCPU
 }
 
 // denseSeparateMergeSplits is the fewest splits per row for which MergeAuto
@@ -234,10 +198,6 @@ type Dense struct {
 	out, outRB           *Buffer
 	cnt                  *Buffer // cnt: [B*Hkv] uint32 finished splits per row, 0 between dispatches
 	trace                *Buffer // DenseOptions.Trace: [B*Hkv][S][denseTracePoints] uint32 clock readings, else nil
-	grab                 *Buffer // grab: [B*Hkv] uint32 chunks taken per row (BalanceChunks), counting up from 0
-	grabBase             uint32  // grab's every entry before the next dispatch
-	grabLost             bool    // a step failed after its dispatch: grab is rezeroed before the next
-	chunked              bool    // the split kernel takes chunks (BalanceChunks)
 	traced               bool    // a traced step has run since the last prefill
 	split, merge         *Kernel
 	splitSets            []*Set
@@ -274,13 +234,7 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	if o.Reserve == 0 {
 		o.Reserve = 256
 	}
-	if o.ChunkRounds == 0 {
-		o.ChunkRounds = denseChunkRounds
-	}
-	if o.Balance < BalanceAuto || o.Balance > BalanceChunks {
-		return nil, fmt.Errorf("vk dense: balance mode %d: want BalanceAuto, BalanceOff or BalanceChunks", o.Balance)
-	}
-	if o.Workgroup < 0 || o.Tile < 0 || o.Reserve < 0 || o.ChunkRounds < 0 {
+	if o.Workgroup < 0 || o.Tile < 0 || o.Reserve < 0 {
 		return nil, fmt.Errorf("vk dense: negative option in %+v", o)
 	}
 	if o.Trace && !c.Info.ShaderClock {
@@ -426,7 +380,6 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 			SplitLen: uint32(m.splitLen),
 			Splits:   uint32(m.splits),
 			Scale:    float32(1 / math.Sqrt(float64(m.d))),
-			GrabBase: m.grabBase,
 		}, uint32(m.splits), uint32(nr), 1)
 	}
 	b.Barrier()
@@ -439,11 +392,7 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 	b.Copy(m.outRB.Range(0, outBytes), m.out.Range(0, outBytes))
 	t, err := b.Submit()
 	if err != nil {
-		m.grabLost = m.chunked // how far the counters got is unknown
 		return nil, fmt.Errorf("vk dense: decode (G=%d, S=%d): %w", g, m.splits, err)
-	}
-	if m.chunked {
-		m.grabBase += uint32((m.n + m.splitLen - 1) / m.splitLen) // every row took ceil(N / chunk) (dense_split.glsl)
 	}
 	m.timings = t
 	m.traced = m.opt.Trace
@@ -464,7 +413,6 @@ type densePush struct {
 	SplitLen uint32  // tokens per split
 	Splits   uint32  // S
 	Scale    float32 // 1/sqrt(D)
-	GrabBase uint32  // BalanceChunks: the chunk counters' value before this dispatch
 }
 
 // mergeWorkgroup is the merge kernel's workgroup size: a power of two, at
@@ -489,26 +437,13 @@ func (m *Dense) prepare(hq int) error {
 	}
 	splits, splitLen := m.opt.Split.Plan(m.n, rows, c.Info.ComputeUnits, maxSplits)
 	g := hq / m.hkv
-	chunked := splits > 1 && (m.opt.Balance == BalanceChunks || m.opt.Balance == BalanceAuto && denseBalanceChunks(c.Info))
-	if chunked {
-		// Chunks of whole rounds (a tile never straddles two), at least as
-		// many as splits: every split starts with a chunk of its own.
-		wg, tpt, _, err := m.splitShape(g)
-		if err != nil {
-			return err
-		}
-		round := wg / tpt * m.opt.Tile
-		splitLen = round * max(1, min(m.opt.ChunkRounds, m.n/(splits*round)))
-		splits = min(splits, (m.n+splitLen-1)/splitLen)
-		chunked = splits > 1
-	}
 	separate := m.opt.Merge.separate(denseMergeSeparately(c.Info, splits))
 	if separate && (hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return fmt.Errorf("vk dense: merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", hq, m.b, lim.MaxComputeWorkGroupCount)
 	}
-	newKernels := m.split == nil || hq != m.hq || separate != (m.merge != nil) || chunked != m.chunked
+	newKernels := m.split == nil || hq != m.hq || separate != (m.merge != nil)
 	if newKernels {
-		split, err := m.splitKernel(g, separate, chunked)
+		split, err := m.splitKernel(g, separate)
 		if err != nil {
 			return err
 		}
@@ -569,25 +504,18 @@ func (m *Dense) prepare(hq int) error {
 	if err != nil {
 		return fmt.Errorf("vk dense: %w", err)
 	}
-	newGrab, err := grow(&m.grab, "dense chunk counters", uint64(rows)*4, DeviceLocal)
-	if err != nil {
-		return fmt.Errorf("vk dense: %w", err)
-	}
-	if newCnt || newGrab || m.grabLost {
-		changed = changed || newCnt || newGrab
+	if newCnt {
+		changed = true
 		b := m.batch
 		if err := b.Begin(); err != nil {
 			return err
 		}
 		b.Fill(m.cnt.Whole(), 0)
-		b.Fill(m.grab.Whole(), 0)
 		if _, err := b.Submit(); err != nil {
 			m.cnt.Free()
-			m.grab.Free()
-			m.cnt, m.grab = nil, nil
+			m.cnt = nil
 			return fmt.Errorf("vk dense: zeroing the split counters: %w", err)
 		}
-		m.grabBase, m.grabLost = 0, false
 	}
 	if changed || newKernels || m.splitSets == nil || hq != m.hq || splits != m.splits {
 		m.freeSets()
@@ -597,8 +525,7 @@ func (m *Dense) prepare(hq int) error {
 		pmlBytes := uint64(splits*m.b*hq) * 8
 		for _, g := range m.kv.groups(int(lim.MaxComputeWorkGroupCount[1])) {
 			ranges := []Range{m.q.Range(0, qBytes), g.k, g.v,
-				m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4),
-				m.grab.Range(0, uint64(rows)*4)}
+				m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes), m.cnt.Range(0, uint64(rows)*4)}
 			if m.opt.Trace {
 				ranges = append(ranges, m.trace.Range(0, m.traceBytes(splits)))
 			}
@@ -617,7 +544,7 @@ func (m *Dense) prepare(hq int) error {
 			m.mergeSet = set
 		}
 	}
-	m.hq, m.splits, m.splitLen, m.chunked = hq, splits, splitLen, chunked
+	m.hq, m.splits, m.splitLen = hq, splits, splitLen
 	return nil
 }
 
@@ -641,47 +568,37 @@ func listMergeShared(nslot, d, g int) int {
 	return 2*nslot*g*4 + max(nslot*d*4*heads, 4*maxSplitLen) + 4
 }
 
-// splitShape returns the split kernel's workgroup size, lanes per token
-// and entry point for group size g: lanes per token TPT the largest power of
-// two <= min(smallest subgroup, 32) dividing D/KV_VEC (or LanesPerToken),
-// the workgroup halved until its shared memory fits.
-func (m *Dense) splitShape(g int) (wg, tpt int, shader string, err error) {
+// splitKernel returns the split kernel for group size g: lanes per token TPT
+// the largest power of two <= min(smallest subgroup, 32) dividing D/KV_VEC,
+// and the workgroup halved until its shared memory fits; the merge folded in
+// unless separate.
+func (m *Dense) splitKernel(g int, separate bool) (*Kernel, error) {
 	info := m.ctx.Info
-	tpt, shader, err = splitLanes(info, "dense_split", m.d, m.opt.Storage, m.opt.LanesPerToken)
+	tpt, shader, err := splitLanes(info, "dense_split", m.d, m.opt.Storage, m.opt.LanesPerToken)
 	if err != nil {
-		return 0, 0, "", fmt.Errorf("vk dense: %v", err)
+		return nil, fmt.Errorf("vk dense: %v", err)
 	}
-	wg = m.opt.Workgroup
-	shared := func(wg int) int { return splitSoftmaxShared(wg/tpt, m.d, g) + 8 } // + sh_next
+	wg := m.opt.Workgroup
+	shared := func(wg int) int { return splitSoftmaxShared(wg/tpt, m.d, g) }
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2
 	}
 	switch {
 	case wg%int(info.MaxSubgroupSize) != 0 || wg%tpt != 0:
-		return 0, 0, "", fmt.Errorf("vk dense: workgroup %d is not a multiple of the largest subgroup size %d", wg, info.MaxSubgroupSize)
+		return nil, fmt.Errorf("vk dense: workgroup %d is not a multiple of the largest subgroup size %d", wg, info.MaxSubgroupSize)
 	case shared(wg) > int(info.Limits.MaxComputeSharedMemorySize):
-		return 0, 0, "", fmt.Errorf("vk dense: D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", m.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
+		return nil, fmt.Errorf("vk dense: D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", m.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
-	return wg, tpt, shader, nil
-}
-
-// splitKernel returns the split kernel for group size g (splitShape): the
-// merge folded in unless separate, the splits taking chunks if chunked.
-func (m *Dense) splitKernel(g int, separate, chunked bool) (*Kernel, error) {
-	wg, tpt, shader, err := m.splitShape(g)
-	if err != nil {
-		return nil, err
-	}
-	bindings := 8
+	bindings := 7
 	if m.opt.Trace {
 		shader += "_trace"
-		bindings = 9
+		bindings = 8
 	}
 	return m.ctx.SharedKernel(KernelSpec{
 		Shader:   shader,
 		Bindings: bindings,
 		Push:     densePush{},
-		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile), b32(!separate), b32(chunked)},
+		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile), b32(!separate)},
 	})
 }
 
@@ -788,7 +705,7 @@ func (m *Dense) freeCache() {
 // Close frees the device memory of m. The context's shared kernels stay.
 func (m *Dense) Close() error {
 	m.freeCache()
-	for _, b := range []**Buffer{&m.q, &m.qUp, &m.po, &m.pml, &m.out, &m.outRB, &m.cnt, &m.grab, &m.trace} {
+	for _, b := range []**Buffer{&m.q, &m.qUp, &m.po, &m.pml, &m.out, &m.outRB, &m.cnt, &m.trace} {
 		(*b).Free()
 		*b = nil
 	}

@@ -1,7 +1,6 @@
 package vk
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -654,86 +653,5 @@ func TestDenseDefaults(t *testing.T) {
 	defer set.Close()
 	if set.opt.Tile != 2 || set.opt.Split.TargetWorkgroups != 100 {
 		t.Errorf("set options became tile %d, target %d; want 2, 100", set.opt.Tile, set.opt.Split.TargetWorkgroups)
-	}
-}
-
-// TestDenseChunks decodes with BalanceChunks (the splits of a row taking its
-// chunks from a counter) against ref: chunks of 1 and 2 rounds, so that a
-// row has many more chunks than splits, a last chunk cut short, both merges,
-// a cache in three buffers (the counters are indexed by cache row across
-// the dispatches), and several steps with appends between them (the counters
-// count up across dispatches). After every step each row's counter must
-// stand at the base the next dispatch is given; a step whose rows have
-// fewer chunks than the planned splits gets fewer splits.
-func TestDenseChunks(t *testing.T) {
-	ctx := device(t)
-	const b, hkv, g, d = 3, 2, 2, 64
-	seed := uint64(400)
-	for _, c := range []struct {
-		s             Storage
-		n, splits, rd int
-		merge         MergeMode
-		tile, wg      int
-	}{
-		{F16, 1000, 3, 1, MergeFold, 2, 64},
-		{F32, 777, 5, 2, MergeSeparate, 1, 0},
-		{F16, 300, 4, 1, MergeSeparate, 3, 0},
-		{F32, 90, 16, 1, MergeFold, 4, 64}, // fewer chunks than splits
-	} {
-		seed++
-		rng := rand.New(rand.NewPCG(seed, 5))
-		kv := randomKV(rng, b, hkv, c.n, d, c.s)
-		m, err := ctx.NewDense(DenseOptions{Storage: c.s, Balance: BalanceChunks, ChunkRounds: c.rd, Merge: c.merge,
-			Split: SplitPolicy{Splits: c.splits}, Tile: c.tile, Workgroup: c.wg, Reserve: 8})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.maxRange = 2 * uint64(roundUp(c.n+8, 64)*d*c.s.bytes()) // the 6 cache rows in 3 buffers
-		if err := m.Prefill(kv); err != nil {
-			t.Fatal(err)
-		}
-		cache := kv.Clone()
-		for step := range 3 {
-			where := fmt.Sprintf("%+v step %d (N=%d)", c, step, cache.N)
-			q := normal(rng, b*hkv*g*d, 2)
-			res, err := m.Decode(q, ref.Full)
-			if err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			wg, tpt, _, _ := m.splitShape(g)
-			round := wg / tpt * c.tile
-			where += fmt.Sprintf(" (S=%d, chunks of %d, rounds of %d)", m.splits, m.splitLen, round)
-			if !m.chunked || m.splitLen%round != 0 || m.splitLen > c.rd*round || m.splits > (cache.N+m.splitLen-1)/m.splitLen {
-				t.Errorf("%s: chunked %v: want chunks of whole rounds, at most %d, at least as many as splits", where, m.chunked, c.rd)
-			}
-			if c.splits*m.splitLen > cache.N && m.splits != (cache.N+m.splitLen-1)/m.splitLen {
-				t.Errorf("%s: %d splits for %d chunks", where, m.splits, (cache.N+m.splitLen-1)/m.splitLen)
-			}
-			if len(m.splitSets) != 3 {
-				t.Errorf("%s: %d dispatches, want 3", where, len(m.splitSets))
-			}
-			checkDense(t, where, res.Out, q, cache)
-			checkCounters(t, where, ctx, m.cnt)
-			w := make([]byte, m.grab.Size())
-			if err := ctx.Read(m.grab, 0, w); err != nil {
-				t.Fatal(err)
-			}
-			for r := range b * hkv {
-				if v := binary.LittleEndian.Uint32(w[4*r:]); v != m.grabBase {
-					t.Errorf("%s: row %d's chunk counter %d, want %d", where, r, v, m.grabBase)
-				}
-			}
-			k, v := normal(rng, b*hkv*d, 1), normal(rng, b*hkv*d, 1)
-			if c.s == F16 {
-				reftest.RoundHalf(k)
-				reftest.RoundHalf(v)
-			}
-			for _, a := range []interface{ Append(k, v []float32) error }{m, cache} {
-				if err := a.Append(k, v); err != nil {
-					t.Fatalf("%s: Append: %v", where, err)
-				}
-			}
-		}
-		m.Close()
 	}
 }

@@ -75,14 +75,6 @@ type Tuning struct {
 	// select over chunks (RowSelectOff); 0 keeps the default,
 	// RowSelectAuto. topk, loki and quest.
 	RowSelect int
-	// Balance = 1 gives each of dense's split workgroups a split of its own
-	// (DenseOptions.Balance = BalanceOff), 2 lets a row's workgroups take its
-	// chunks from a counter (BalanceChunks); 0 keeps the default,
-	// BalanceAuto. dense only.
-	Balance int
-	// ChunkRounds is the rounds of dense's chunks (DenseOptions.ChunkRounds).
-	// dense only.
-	ChunkRounds int
 	// LokiF32 = 1 stores Loki's rotated keys in float32
 	// (SparseOptions.LokiF32Keys; the default is float16). loki only.
 	LokiF32 int
@@ -119,8 +111,6 @@ var tuningKeys = []tuningKey{
 		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
-	{"balance", func(t *Tuning) *int { return &t.Balance }, []string{"dense"}, nil},
-	{"chunkrounds", func(t *Tuning) *int { return &t.ChunkRounds }, []string{"dense"}, nil},
 	{"lokif32", func(t *Tuning) *int { return &t.LokiF32 }, []string{"loki"}, nil},
 }
 
@@ -133,7 +123,6 @@ var tuningChoices = map[string]struct {
 	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
 	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
 	"lokif32":   {1, "1 (float32 rotated keys)"},
-	"balance":   {2, "1 (a split per workgroup), 2 (chunks taken from a counter)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -206,8 +195,6 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Split = t.applySplit(o.Split)
 	o.Merge = t.applyMerge(o.Merge)
 	o.Trace = o.Trace || t.Trace != 0
-	o.Balance = cmp.Or(BalanceMode(t.Balance), o.Balance)
-	o.ChunkRounds = cmp.Or(t.ChunkRounds, o.ChunkRounds)
 	return o
 }
 

@@ -53,19 +53,19 @@ func TestTuningKeys(t *testing.T) {
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
 		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "balance", "chunkrounds"},
-		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"loki":             {"scoreworkgroup", "queuegroups", "balance", "chunkrounds"},
-		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "balance", "chunkrounds"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "balance", "chunkrounds"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32"},
+		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
+		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32"},
+		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32"},
+		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32"},
+		"loki":             {"scoreworkgroup", "queuegroups"},
+		"quest":            {"scoreworkgroup", "queuegroups", "lokif32"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
