@@ -138,8 +138,9 @@ void main() {
         }
         SPLIT_TILE(t, t1, slot)
         // Every 4 rounds the workgroup's subgroups wait for one another, so
-        // they read neighbouring tokens: 0.5-1.4% faster at B1 and B8, 32K
-        // and 128K tokens on the H200 (runs 124, 125, 129; BENCHMARKS.md).
+        // they read neighbouring tokens: on the H200 0.4-1.5% faster at B1/32K
+        // and B8/32K, 0-2.7% at B8/128K, even at B1/128K (runs 124, 125 and
+        // 129; BENCHMARKS.md).
         if (((t - t0) / (NSLOT * TILE)) % 4 == 3) barrier();
 #ifdef TRACE
         if (t == t0) { TRACE_AT(1) } // every split has a token: the loop runs
