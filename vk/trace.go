@@ -26,11 +26,11 @@ const (
 var TracePhases = []string{"indices", "list", "merge", "fold"}
 
 // DenseTracePhases names the phases of a traced dense_split workgroup,
-// between its clock readings: its query loaded, its first tile of K/V rows
-// loaded and attended ("first tile": the loads' latency), its other tiles
-// ("tiles"), its slots merged ("merge"), and the row's splits merged when it
-// is the row's last ("fold"; the fence and counter only, otherwise, and
-// nothing when merged by dense_merge).
+// between its clock readings: its query and its first tile of K/V rows
+// loaded and the tile attended ("first tile"), its other tiles ("tiles"),
+// its slots merged ("merge"), and the row's splits merged when it is the
+// row's last ("fold"; the fence and counter only, otherwise, and nothing
+// when merged by dense_merge).
 var DenseTracePhases = []string{"first tile", "tiles", "merge", "fold"}
 
 // ScoreTracePhases names the phases of a traced hata_score workgroup: its
