@@ -65,7 +65,9 @@ type DenseOptions struct {
 	// Trace, for benchmarks, builds dense_split with a read of the device
 	// clock at each phase of every workgroup (its *_trace entry point), so
 	// that AttentionTrace and Traces can say where the split kernel's time
-	// goes (DenseTracePhases). It needs DeviceInfo.ShaderClock.
+	// goes (DenseTracePhases). It needs DeviceInfo.ShaderClock. The readings
+	// cost time (5-8% on the H200, run 133, BENCHMARKS.md): a traced step
+	// says what its phases take, not what an untraced step takes.
 	Trace bool
 }
 
