@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,8 +82,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *reps < 1 || *hq < 1 || *hkv < 1 || *hq%*hkv != 0 || *d < 1 {
 		return usagef("want -reps >= 1, -hq a multiple of -hkv, and positive sizes")
 	}
-	if *traceCSV != "" && !slices.ContainsFunc(opts, func(t vk.Tuning) bool { return t.Trace != 0 }) {
-		return usagef("-tracecsv %s: no -opt set traces the kernels (add trace=1 to one)", *traceCSV)
+	if *traceCSV != "" {
+		if !slices.ContainsFunc(opts, func(t vk.Tuning) bool { return t.Trace != 0 }) {
+			return usagef("-tracecsv %s: no -opt set traces the kernels (add trace=1 to one)", *traceCSV)
+		}
+		// The file is written after every point: a directory that is not
+		// there fails now, not after the run.
+		if fi, err := os.Stat(filepath.Dir(*traceCSV)); err != nil || !fi.IsDir() {
+			return usagef("-tracecsv %s: its directory %s does not exist", *traceCSV, filepath.Dir(*traceCSV))
+		}
 	}
 	var traceRows [][]string // -tracecsv's rows, written once the points are done
 	o := vk.EnvOptions(*vkdev)

@@ -71,8 +71,9 @@ func TestParseOpts(t *testing.T) {
 }
 
 // TestBenchOptUsage checks that hata bench refuses, with status 2 and before
-// opening a device, an -opt key that one of the methods does not use and a
-// malformed -opt.
+// opening a device, an -opt key that one of the methods does not use, a
+// malformed -opt, and a -tracecsv without trace=1 or into a directory that
+// is not there.
 func TestBenchOptUsage(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -86,6 +87,7 @@ func TestBenchOptUsage(t *testing.T) {
 		{[]string{"-method", "magicpig", "-opt", "tile=2"}, []string{"magicpig"}},
 		{[]string{"-opt", "tile=two"}, []string{"-opt", "tile", `"two"`}},
 		{[]string{"-method", "dense", "-opt", "-;tile=2", "-tracecsv", "t.csv"}, []string{"-tracecsv", "t.csv", "trace=1"}},
+		{[]string{"-method", "dense", "-opt", "trace=1", "-tracecsv", "no/such/dir/t.csv"}, []string{"-tracecsv", "no/such/dir", "does not exist"}},
 	} {
 		st, _, e := hata(append([]string{"bench"}, c.args...)...)
 		if st != 2 {
