@@ -35,12 +35,14 @@ type DenseOptions struct {
 	// the kernel's shared memory would not fit.
 	Workgroup int
 	// Tile is the tokens each slot scores between two rescales of its
-	// accumulator (and loads ahead); default 5 (1 on a CPU device): on an
-	// H200, with 3 split workgroups per compute unit (the default
-	// TargetWorkgroups here), tile 4 was 8-16% faster than tile 2 with 4
-	// per unit (runs 33-34) and tile 5 up to 4% faster than 4 at every
-	// shape but B1/32K (even there), 6 to 8 much slower (runs 37-38;
-	// BENCHMARKS.md).
+	// accumulator (and loads ahead); 0 (the default) chooses it per step
+	// from the tokens of a split (denseTile): 3 below 512, 4 below 4096,
+	// else 5; 1 on a CPU device. On an H200, with 3 split workgroups per
+	// compute unit (the default TargetWorkgroups here), tile 4 was 8-16%
+	// faster than tile 2 with 4 per unit (runs 33-34), tile 5 up to 4%
+	// faster than 4 at long splits, 6 to 8 much slower (runs 37-38), and
+	// at short splits the smaller tiles faster: 3 by 4-11% below 512
+	// tokens, 4 by 1-3% from 512 to 2731 (run 137; BENCHMARKS.md).
 	Tile int
 	// LanesPerToken is the split kernel's TPT, the lanes that share one K/V
 	// row (a power of two, at most the smallest subgroup size, dividing the
@@ -195,6 +197,7 @@ type Dense struct {
 	kv *kvStore
 
 	hq, splits, splitLen int // the decode shape the buffers below are sized for
+	tile                 int // the split kernel's TILE (DenseOptions.Tile, or denseTile's)
 	q, qUp               *Buffer
 	po, pml              *Buffer
 	out, outRB           *Buffer
@@ -223,12 +226,6 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	}
 	if err := checkLanes(c.Info, o.LanesPerToken); err != nil {
 		return nil, fmt.Errorf("vk dense: %w", err)
-	}
-	if o.Tile == 0 {
-		o.Tile = 5
-		if c.Info.Type == DeviceCPU {
-			o.Tile = 1 // no latency to hide; LLVM compiles the unrolled tile slowly
-		}
 	}
 	if o.Split.TargetWorkgroups == 0 && c.Info.ComputeUnits > 0 {
 		o.Split.TargetWorkgroups = 3 * c.Info.ComputeUnits
@@ -443,9 +440,13 @@ func (m *Dense) prepare(hq int) error {
 	if separate && (hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return fmt.Errorf("vk dense: merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", hq, m.b, lim.MaxComputeWorkGroupCount)
 	}
-	newKernels := m.split == nil || hq != m.hq || separate != (m.merge != nil)
+	tile := m.opt.Tile
+	if tile == 0 {
+		tile = denseTileRule(c.Info.Type, splitLen)
+	}
+	newKernels := m.split == nil || hq != m.hq || separate != (m.merge != nil) || tile != m.tile
 	if newKernels {
-		split, err := m.splitKernel(g, separate)
+		split, err := m.splitKernel(g, tile, separate)
 		if err != nil {
 			return err
 		}
@@ -546,8 +547,33 @@ func (m *Dense) prepare(hq int) error {
 			m.mergeSet = set
 		}
 	}
-	m.hq, m.splits, m.splitLen = hq, splits, splitLen
+	m.hq, m.splits, m.splitLen, m.tile = hq, splits, splitLen, tile
 	return nil
+}
+
+// denseTileRule is the tile rule of DenseOptions.Tile = 0; a variable so that
+// a test can make lavapipe (a CPU device, tile 1) switch tiles between steps.
+var denseTileRule = denseTile
+
+// denseTile returns the split kernel's tile for splits of splitLen tokens on
+// a device of type dev: on a GPU 3 below 512 tokens, 4 below 4096, else 5; on
+// a CPU 1 (no latency to hide, and LLVM compiles the unrolled tile slowly).
+// Each slot keeps two tiles
+// of loads in flight, so a short split with long tiles waits for loads it
+// cannot overlap; a long split gains from more bytes in flight per round.
+// Measured on the H200 (run 137, BENCHMARKS.md): at 168 and 335 tokens per
+// split tile 3 beat 5 by 11% and 5%; at 669-2731 tile 4 beat 5 by 0-3%; at
+// 5462 (B4/64K, B8/32K) tile 5 beat 4 by 1%.
+func denseTile(dev DeviceType, splitLen int) int {
+	switch {
+	case dev == DeviceCPU:
+		return 1
+	case splitLen < 512:
+		return 3
+	case splitLen < 4096:
+		return 4
+	}
+	return 5
 }
 
 // splitSoftmaxShared returns the bytes of shared memory split_softmax.glsl
@@ -570,11 +596,11 @@ func listMergeShared(nslot, d, g int) int {
 	return 2*nslot*g*4 + max(nslot*d*4*heads, 4*maxSplitLen) + 4
 }
 
-// splitKernel returns the split kernel for group size g: lanes per token TPT
-// the largest power of two <= min(smallest subgroup, 32) dividing D/KV_VEC,
-// and the workgroup halved until its shared memory fits; the merge folded in
-// unless separate.
-func (m *Dense) splitKernel(g int, separate bool) (*Kernel, error) {
+// splitKernel returns the split kernel for group size g and tile tile: lanes
+// per token TPT the largest power of two <= min(smallest subgroup, 32)
+// dividing D/KV_VEC, and the workgroup halved until its shared memory fits;
+// the merge folded in unless separate.
+func (m *Dense) splitKernel(g, tile int, separate bool) (*Kernel, error) {
 	info := m.ctx.Info
 	tpt, shader, err := splitLanes(info, "dense_split", m.d, m.opt.Storage, m.opt.LanesPerToken)
 	if err != nil {
@@ -600,7 +626,7 @@ func (m *Dense) splitKernel(g int, separate bool) (*Kernel, error) {
 		Shader:   shader,
 		Bindings: bindings,
 		Push:     densePush{},
-		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(m.opt.Tile), b32(!separate)},
+		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(tile), b32(!separate)},
 	})
 }
 

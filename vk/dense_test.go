@@ -626,9 +626,9 @@ func BenchmarkDenseDecode(b *testing.B) {
 	}
 }
 
-// TestDenseDefaults checks the options NewDense fills in: tile 5 on a GPU (1
-// on a CPU device) and 3 split workgroups per compute unit (BENCHMARKS.md,
-// runs 33-34 and 37-38), and that set options are kept.
+// TestDenseDefaults checks the options NewDense fills in: the tile left to
+// denseTile's rule, 3 split workgroups per compute unit (BENCHMARKS.md, runs
+// 33-34 and 37-38), and that set options are kept.
 func TestDenseDefaults(t *testing.T) {
 	ctx := device(t)
 	m, err := ctx.NewDense(DenseOptions{Storage: F16})
@@ -636,12 +636,8 @@ func TestDenseDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	wantTile := 5
-	if ctx.Info.Type == DeviceCPU {
-		wantTile = 1
-	}
-	if m.opt.Tile != wantTile {
-		t.Errorf("default tile %d, want %d", m.opt.Tile, wantTile)
+	if m.opt.Tile != 0 {
+		t.Errorf("default tile %d, want 0 (denseTile's rule)", m.opt.Tile)
 	}
 	if cu := ctx.Info.ComputeUnits; cu > 0 && m.opt.Split.TargetWorkgroups != 3*cu {
 		t.Errorf("default target workgroups %d, want 3 per compute unit (%d)", m.opt.Split.TargetWorkgroups, 3*cu)
@@ -653,5 +649,76 @@ func TestDenseDefaults(t *testing.T) {
 	defer set.Close()
 	if set.opt.Tile != 2 || set.opt.Split.TargetWorkgroups != 100 {
 		t.Errorf("set options became tile %d, target %d; want 2, 100", set.opt.Tile, set.opt.Split.TargetWorkgroups)
+	}
+}
+
+// TestDenseTileRule checks denseTile at its bounds and at the H200's target
+// shapes (run 137, BENCHMARKS.md), and that a Dense whose rule gives another
+// tile after an append switches its split kernel and stays exact: the rule is
+// replaced by one that switches at 40 tokens per split, which lavapipe (a CPU
+// device, tile 1 by the real rule) would otherwise never do.
+func TestDenseTileRule(t *testing.T) {
+	for _, c := range []struct {
+		dev       DeviceType
+		len, want int
+	}{
+		{DeviceDiscrete, 1, 3}, {DeviceDiscrete, 511, 3}, {DeviceDiscrete, 512, 4}, {DeviceDiscrete, 4095, 4},
+		{DeviceDiscrete, 4096, 5}, {DeviceDiscrete, 1 << 20, 5}, {DeviceIntegrated, 600, 4},
+		{DeviceCPU, 1, 1}, {DeviceCPU, 5000, 1},
+	} {
+		if got := denseTile(c.dev, c.len); got != c.want {
+			t.Errorf("denseTile(%v, %d) = %d, want %d", c.dev, c.len, got, c.want)
+		}
+	}
+	// The H200 (132 compute units, 3 workgroups each): B1/8K, B1/32K and
+	// B8/32K of Llama-3.1-8B (8 KV heads).
+	h200 := SplitPolicy{TargetWorkgroups: 3 * 132}
+	for _, c := range []struct{ b, n, want int }{{1, 8192, 3}, {1, 32768, 4}, {8, 32768, 5}} {
+		_, l := h200.Plan(c.n, c.b*8, 132, 65535)
+		if got := denseTile(DeviceDiscrete, l); got != c.want {
+			t.Errorf("B%d/N=%d on the H200: splits of %d tokens get tile %d, want %d", c.b, c.n, l, got, c.want)
+		}
+	}
+
+	ctx := device(t)
+	defer func(r func(DeviceType, int) int) { denseTileRule = r }(denseTileRule)
+	denseTileRule = func(_ DeviceType, splitLen int) int {
+		if splitLen < 40 {
+			return 2
+		}
+		return 3
+	}
+	const b, hkv, g, d, n0 = 1, 2, 4, 64, 70
+	rng := rand.New(rand.NewPCG(3, 11))
+	kv := randomKV(rng, b, hkv, n0, d, F16)
+	m, err := ctx.NewDense(DenseOptions{Storage: F16, Split: SplitPolicy{Splits: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	cache := kv.Clone()
+	for _, c := range []struct{ appends, tile int }{{0, 2}, {12, 3}} { // splits of 35, then 41 tokens
+		for range c.appends {
+			k, v := normal(rng, b*hkv*d, 1), normal(rng, b*hkv*d, 1)
+			reftest.RoundHalf(k)
+			reftest.RoundHalf(v)
+			for _, a := range []interface{ Append(k, v []float32) error }{m, cache} {
+				if err := a.Append(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		q := normal(rng, b*hkv*g*d, 2)
+		res, err := m.Decode(q, ref.Full)
+		if err != nil {
+			t.Fatalf("N=%d: Decode: %v", m.Len(), err)
+		}
+		if got := m.split.spec.Spec[4]; m.tile != c.tile || got != uint32(c.tile) {
+			t.Errorf("N=%d (splits of %d): tile %d, split kernel's TILE %d; want %d", m.Len(), m.splitLen, m.tile, got, c.tile)
+		}
+		checkDense(t, fmt.Sprintf("N=%d tile %d", m.Len(), m.tile), res.Out, q, cache)
 	}
 }
