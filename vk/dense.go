@@ -41,7 +41,7 @@ type DenseOptions struct {
 	// compute unit (the default TargetWorkgroups here), tile 4 was 8-16%
 	// faster than tile 2 with 4 per unit (runs 33-34), tile 5 up to 4%
 	// faster than 4 at long splits, 6 to 8 much slower (runs 37-38), and
-	// at short splits the smaller tiles faster: 3 by 4-11% below 512
+	// at short splits the smaller tiles faster: 3 by 5-12% below 512
 	// tokens, 4 by 1-3% from 512 to 2731 (run 137; BENCHMARKS.md).
 	Tile int
 	// LanesPerToken is the split kernel's TPT, the lanes that share one K/V
