@@ -558,9 +558,10 @@ var denseTileRule = denseTile
 // denseTile returns the split kernel's tile for splits of splitLen tokens on
 // a device of type dev: on a GPU 3 below 512 tokens, 4 below 4096, else 5; on
 // a CPU 1 (no latency to hide, and LLVM compiles the unrolled tile slowly).
-// Each slot keeps two tiles
-// of loads in flight, so a short split with long tiles waits for loads it
-// cannot overlap; a long split gains from more bytes in flight per round.
+// A slot loads the next tile while it scores one, so two tiles are
+// requested before its first arithmetic: a short split with long tiles
+// waits for loads it cannot overlap; a long split gains from more bytes in
+// flight per round.
 // Measured on the H200 (run 137, BENCHMARKS.md): at 168 and 335 tokens per
 // split tile 3 beat 5 by 11% and 5%; at 669-2731 tile 4 beat 5 by 0-3%; at
 // 5462 (B4/64K, B8/32K) tile 5 beat 4 by 1%.
