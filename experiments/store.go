@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/hata-go/hata/internal/atomicfile"
 )
 
 // The layout of a results directory <out>/<name>:
@@ -33,42 +35,10 @@ const (
 
 // WriteFileAtomic writes data to path so that path is either its old content
 // or all of data, even if the process is killed: it writes a temporary file
-// in the same directory, syncs it, renames it over path and syncs the
-// directory.
+// in the same directory (named with tempPrefix, which the points reader
+// skips), syncs it, renames it over path and syncs the directory.
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tempPrefix+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil { // CreateTemp makes 0600
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: not every file system syncs directories
-		d.Close()
-	}
-	return nil
+	return atomicfile.WriteBytes(path, tempPrefix+filepath.Base(path)+"-*", data)
 }
 
 // pointFile is the content of points/<key>.json.

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/hata-go/hata/internal/atomicfile"
 )
 
 // npyMagic opens every .npy file; the format version's major and minor bytes
@@ -393,44 +395,8 @@ func writeLE(w io.Writer, n, esize int, put func(b []byte, i int)) error {
 	return err
 }
 
-// writeFileAtomic writes path through a temporary file in the same directory:
-// write, fsync, close, rename into place. On any error the temporary file is
-// removed and path is left as it was.
-func writeFileAtomic(path string, write func(w io.Writer) error) (err error) {
-	dir, base := filepath.Dir(path), filepath.Base(path)
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("%s: %w", path, err)
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<16)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil { // make the rename durable
-		d.Sync()
-		d.Close()
-	}
-	return nil
+// writeFileAtomic writes path through a temporary file in the same directory
+// (atomicfile.Write): on any error path is left as it was.
+func writeFileAtomic(path string, write func(w io.Writer) error) error {
+	return atomicfile.Write(path, "."+filepath.Base(path)+".tmp-*", write)
 }
