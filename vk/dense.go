@@ -233,8 +233,11 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	if o.Reserve == 0 {
 		o.Reserve = 256
 	}
-	if o.Workgroup < 0 || o.Tile < 0 || o.Reserve < 0 {
+	if o.Workgroup < 0 || o.Reserve < 0 {
 		return nil, fmt.Errorf("vk dense: negative option in %+v", o)
+	}
+	if o.Tile < 0 || o.Tile > maxDenseTile {
+		return nil, fmt.Errorf("vk dense: Tile %d: want 1 to %d, or 0 for the rule by split length (each slot holds two tiles of K and V rows in registers)", o.Tile, maxDenseTile)
 	}
 	if o.Trace && !c.Info.ShaderClock {
 		return nil, fmt.Errorf("vk dense: Trace needs VK_KHR_shader_clock's device clock, which %s lacks", c.Info.Name)
@@ -550,6 +553,12 @@ func (m *Dense) prepare(hq int) error {
 	m.hq, m.splits, m.splitLen, m.tile = hq, splits, splitLen, tile
 	return nil
 }
+
+// maxDenseTile bounds DenseOptions.Tile, as SparseOptions.Tile is bounded:
+// on the H200 tiles past 5 already spill into fewer workgroups per compute
+// unit (BENCHMARKS.md, session 6), and a CPU device's compiler takes minutes
+// over a kernel unrolled much further.
+const maxDenseTile = 16
 
 // denseTileRule is the tile rule of DenseOptions.Tile = 0; a variable so that
 // a test can make lavapipe (a CPU device, tile 1) switch tiles between steps.

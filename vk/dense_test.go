@@ -321,8 +321,12 @@ func TestDenseErrors(t *testing.T) {
 	_, err = m.Decode(make([]float32, 100), ref.Full)
 	wantErr("q of 100 floats", err, "len 100")
 	wantErr("append of wrong length", m.Append(make([]float32, 64), make([]float32, 128)), "len(k)=64")
-	if _, err := ctx.NewMethod("hata", 2, 64, ref.Options{}); err == nil {
-		t.Error(`NewMethod("hata") succeeded; vk has no hata kernels yet`)
+	if _, err := ctx.NewMethod("hata", 2, 64, ref.Options{}); err == nil || !strings.Contains(err.Error(), "hash weights") {
+		t.Errorf(`NewMethod("hata") without hash weights: error %v, want one naming them`, err)
+	}
+	for _, tile := range []int{-1, 17} {
+		_, err := ctx.NewDense(DenseOptions{Storage: F16, Tile: tile})
+		wantErr(fmt.Sprintf("Tile %d", tile), err, "Tile")
 	}
 	if _, err := ctx.NewMethod("dense", 2, 1024, ref.Options{}); err == nil {
 		t.Error(`NewMethod("dense", D=1024) succeeded; the merge kernel takes D <= 512`)
