@@ -52,16 +52,16 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "attendwindow"},
 		"topk":             {"scoreworkgroup", "queuegroups", "lokif32"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "attendwindow"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "attendwindow"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "attendwindow"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "attendwindow"},
 		"loki":             {"scoreworkgroup", "queuegroups"},
 		"quest":            {"scoreworkgroup", "queuegroups", "lokif32"},
 		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
