@@ -64,24 +64,6 @@ func (s *kvStore) groups(maxRows int) []kvGroup {
 	return gs
 }
 
-// windows cuts the runs gs (s.groups') into runs of whole rows whose K and V
-// take at most window bytes together (at least one row each), in row order.
-func (s *kvStore) windows(gs []kvGroup, window uint64) []kvGroup {
-	per := max(int(window/(2*s.rowBytes)), 1)
-	var ws []kvGroup
-	for _, g := range gs {
-		for r := 0; r < g.rows; r += per {
-			n := min(per, g.rows-r)
-			off := uint64(r) * s.rowBytes
-			size := uint64(n) * s.rowBytes
-			ws = append(ws, kvGroup{
-				k: g.k.Buf.Range(g.k.Off+off, size), v: g.v.Buf.Range(g.v.Off+off, size),
-				row0: g.row0 + r, rows: n})
-		}
-	}
-	return ws
-}
-
 // fillRandom fills K from seed and V from seed+1 as FillRandom fills one
 // buffer holding the whole cache (RandomKV describes it).
 func (s *kvStore) fillRandom(ctx *Context, f16 bool, seed uint32) error {

@@ -157,14 +157,6 @@ type SparseOptions struct {
 	// (vkCmdFillBuffer, in the "upload" stage) before its kernels, so that
 	// the timed stages start on a busy GPU with a cold L2; 0 (default): none.
 	Prologue uint64
-	// AttendWindow is the most K and V bytes, in MiB, that one dispatch of
-	// the attention over the cache (sparse_split) gathers from: a larger
-	// cache is attended in windows of whole rows, one after another behind
-	// barriers. 0 (default): attendWindow's rule, one dispatch per cache
-	// buffer, all at once, up to 8 GiB of K and V, and windows of 4 GiB
-	// beyond: on the H200 the gathers of every top-k method slowed 7-10x
-	// once a step's K and V passed about 9 GB (BENCHMARKS.md, run 150).
-	AttendWindow int
 }
 
 // RowSelectMode is SparseOptions.RowSelect.
@@ -341,9 +333,6 @@ type sparseCore struct {
 	// buffer (its push constant row0). nil before Prefill.
 	kv     *kvStore
 	maxBuf uint64 // tests lower it to force several buffers; 0: the device's limits
-	// windowBytes, set by tests, is the attention window in bytes
-	// (attendWindow), in place of SparseOptions.AttendWindow and its rule.
-	windowBytes uint64
 
 	scratch map[string]*Buffer // decode buffers by name, grown on demand
 	sets    map[setKey]*Set    // descriptor sets by kernel and ranges
@@ -396,7 +385,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 			o.Split.FillTokens = 64
 		}
 	}
-	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 || o.AttendWindow < 0 {
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
 	for _, err := range []error{
@@ -1012,12 +1001,6 @@ func b32(b bool) uint32 {
 func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 	gs := c.groups()
 	cp := c.cap
-	serial := false // the groups one after another (attention windows)
-	if a.gather == nil {
-		if w := c.attendWindow(); w > 0 {
-			gs, serial = c.kv.windows(gs, w), true
-		}
-	}
 	if a.gather != nil {
 		b.Stage("gather")
 		dv := c.d * c.opt.Storage.bytes() / 16
@@ -1034,10 +1017,7 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 		gs, cp = []kvGroup{{k: a.kc, v: a.vc, row0: 0, rows: s.rows}}, s.k
 	}
 	b.Stage("attend")
-	for i, g := range gs {
-		if serial && i > 0 {
-			b.Barrier()
-		}
+	for _, g := range gs {
 		bufs := []Range{s.q, s.sel, g.k, g.v, a.po, a.pml, a.out, a.cnt}
 		if a.trace.Buf != nil {
 			bufs = append(bufs, a.trace)
@@ -1064,33 +1044,6 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 	b.Dispatch(a.merge, mset, mergePush{Splits: uint32(a.splits)}, uint32(s.hq), uint32(c.b), 1)
 	b.Barrier()
 	return nil
-}
-
-// Attention windows (SparseOptions.AttendWindow): past attendWindowAuto
-// bytes of K and V, attendWindow's rule cuts the attention into windows of
-// attendWindowRule bytes.
-const (
-	attendWindowAuto = 8 << 30
-	attendWindowRule = 4 << 30
-)
-
-// attendWindow returns the K and V bytes one attention dispatch may gather
-// from, or 0 when the whole cache is attended at once (one dispatch per
-// buffer, no barrier between them): SparseOptions.AttendWindow MiB when
-// set and smaller than the cache, else the rule above.
-func (c *sparseCore) attendWindow() uint64 {
-	total := 2 * uint64(c.kv.rows) * c.kv.rowBytes
-	w := cmp.Or(c.windowBytes, uint64(c.opt.AttendWindow)<<20)
-	if w == 0 {
-		if total <= attendWindowAuto {
-			return 0
-		}
-		w = attendWindowRule
-	}
-	if w >= total {
-		return 0
-	}
-	return w
 }
 
 // stepPlan is what a method hands to run: how to select, and what to poison.

@@ -17,10 +17,7 @@ import (
 // which a buffer holds one row), and decode steps give exactly the output
 // and the selection of the same method on one buffer: every kernel that reads
 // the cache runs once per buffer with its first row, and nothing else
-// changes. A third instance also attends in windows of 2 rows
-// (SparseOptions.AttendWindow; within the 3-row buffers, windows of 2 and
-// 1), one after another, with the same result. The one-buffer method is
-// held to ref by the acceptance suite.
+// changes. The one-buffer method is held to ref by the acceptance suite.
 func TestSparseSplitCache(t *testing.T) {
 	ctx := device(t)
 	const b, hkv, hq, n, d = 7, 1, 2, 61, 64 // rows = B*Hkv = 7
@@ -41,7 +38,7 @@ func TestSparseSplitCache(t *testing.T) {
 				}
 			}
 			name := fmt.Sprintf("%s/%s/%s", c.name, c.variant, st)
-			build := func(split, window bool) ref.Method {
+			build := func(split bool) ref.Method {
 				m, err := ctx.SparseFactory(SparseOptions{Storage: st, Variant: c.variant, Reserve: 3})(c.name, hkv, d, o)
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
@@ -51,19 +48,12 @@ func TestSparseSplitCache(t *testing.T) {
 					core := coreOf(m)
 					core.maxBuf = 3 * uint64(roundUp(n+3, 64)*d*st.bytes()) // 3 rows at the prefill's capacity
 				}
-				if window {
-					// K and V of 2 rows at the prefill's capacity; 1 row once it doubles.
-					coreOf(m).windowBytes = 2 * 2 * uint64(roundUp(n+3, 64)*d*st.bytes())
-				}
 				if err := m.Prefill(kv); err != nil {
 					t.Fatalf("%s: prefill: %v", name, err)
 				}
 				return m
 			}
-			one, split, windowed := build(false, false), build(true, false), build(true, true)
-			if wc := coreOf(windowed); len(wc.kv.windows(wc.groups(), wc.attendWindow())) != 5 {
-				t.Fatalf("%s: %d attention windows, want 5 (rows 0-1, 2, 3-4, 5, 6)", name, len(wc.kv.windows(wc.groups(), wc.attendWindow())))
-			}
+			one, split := build(false), build(true)
 			cache := kv.Clone()
 			if g := len(coreOf(split).kv.k); g != 3 {
 				t.Fatalf("%s: the split cache has %d buffers, want 3 (rows 0-2, 3-5, 6)", name, g)
@@ -71,7 +61,7 @@ func TestSparseSplitCache(t *testing.T) {
 			for step := range 6 {
 				if step > 0 { // append a token to both; the third append fills the capacity of 64
 					k, v := reftest.Dyadic(rng, b*hkv*d), reftest.Dyadic(rng, b*hkv*d)
-					for _, m := range []interface{ Append(k, v []float32) error }{one, split, windowed, cache} {
+					for _, m := range []interface{ Append(k, v []float32) error }{one, split, cache} {
 						if err := m.Append(k, v); err != nil {
 							t.Fatalf("%s: append %d: %v", name, step, err)
 						}
@@ -86,13 +76,6 @@ func TestSparseSplitCache(t *testing.T) {
 				got, err := split.Decode(q, budget)
 				if err != nil {
 					t.Fatalf("%s: step %d, split cache: %v", name, step, err)
-				}
-				gotw, err := windowed.Decode(q, budget)
-				if err != nil {
-					t.Fatalf("%s: step %d, attention windows: %v", name, step, err)
-				}
-				if diff := cmp.Diff(got, gotw); diff != "" {
-					t.Fatalf("%s: step %d (N=%d): attention windows of 2 rows differ from one launch (-one launch +windows):\n%s", name, step, n+step, diff)
 				}
 				if c.variant == VariantTwoKernel {
 					if diff := cmp.Diff(want.Selected, got.Selected); diff != "" {
@@ -152,32 +135,6 @@ func TestSparseSplitCacheRandom(t *testing.T) {
 					t.Fatalf("row %d element %d: %v on the device, RandomKV gives %v", r, i, got, want)
 				}
 			}
-		}
-	}
-}
-
-// TestAttendWindow checks attendWindow's rule: one launch up to 8 GiB of K
-// and V, windows of 4 GiB beyond, SparseOptions.AttendWindow (MiB) in its
-// place, and no windows where the window holds the whole cache.
-func TestAttendWindow(t *testing.T) {
-	const mib = 1 << 20
-	for _, c := range []struct {
-		rows   int
-		row    uint64 // bytes of one row of K (and of V)
-		window int    // SparseOptions.AttendWindow
-		want   uint64
-	}{
-		{64, 64 * mib, 0, 0},           // 8 GiB of K and V: one launch
-		{65, 64 * mib, 0, 4 << 30},     // past 8 GiB: windows of 4 GiB
-		{256, 33 * mib, 0, 4 << 30},    // Llama-2-7B's B8/128K
-		{256, 33 * mib, 1024, 1 << 30}, // a window set
-		{4, 64 * mib, 256, 256 * mib},  // smaller than the cache: windows
-		{4, 64 * mib, 1024, 0},         // the whole cache: one launch
-		{65, 64 * mib, 1 << 20, 0},     // a window past the cache: one launch
-	} {
-		core := &sparseCore{kv: &kvStore{rows: c.rows, rowBytes: c.row}, opt: SparseOptions{AttendWindow: c.window}}
-		if got := core.attendWindow(); got != c.want {
-			t.Errorf("%d rows of %d MiB, AttendWindow %d: window %d bytes, want %d", c.rows, c.row/mib, c.window, got, c.want)
 		}
 	}
 }

@@ -78,12 +78,6 @@ type Tuning struct {
 	// LokiF32 = 1 stores Loki's rotated keys in float32
 	// (SparseOptions.LokiF32Keys; the default is float16). loki only.
 	LokiF32 int
-	// AttendWindow is the most MiB of K and V one dispatch of the top-k
-	// methods' attention gathers from (SparseOptions.AttendWindow). Every
-	// method but dense and the variants whose attention is another kernel
-	// or reads gathered rows (hata's and lsh's naive, twokernel and
-	// onekernel).
-	AttendWindow int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -118,8 +112,6 @@ var tuningKeys = []tuningKey{
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
 	{"lokif32", func(t *Tuning) *int { return &t.LokiF32 }, []string{"loki"}, nil},
-	{"attendwindow", func(t *Tuning) *int { return &t.AttendWindow }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"},
-		[]string{"hata/naive", "hata/twokernel", "hata/onekernel", "lsh/naive", "lsh/twokernel", "lsh/onekernel"}},
 }
 
 // tuningChoices are the keys whose values choose among a few meanings, not
@@ -235,7 +227,6 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.RowSelect = RowSelectMode(t.RowSelect)
 	}
 	o.LokiF32Keys = o.LokiF32Keys || t.LokiF32 != 0
-	o.AttendWindow = cmp.Or(t.AttendWindow, o.AttendWindow)
 	return o
 }
 

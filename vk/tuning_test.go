@@ -52,16 +52,16 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "attendwindow"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
 		"topk":             {"scoreworkgroup", "queuegroups", "lokif32"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "attendwindow"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "attendwindow"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "attendwindow"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "attendwindow"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32"},
 		"loki":             {"scoreworkgroup", "queuegroups"},
 		"quest":            {"scoreworkgroup", "queuegroups", "lokif32"},
 		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32"},
