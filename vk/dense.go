@@ -573,7 +573,8 @@ var denseTileRule = denseTile
 // flight per round.
 // Measured on the H200 (run 137, BENCHMARKS.md): at 168 and 335 tokens per
 // split tile 3 beat 5 by 11% and 5%; at 669-2731 tile 4 beat 5 by 0-3%; at
-// 5462 (B4/64K, B8/32K) tile 5 beat 4 by 1%.
+// 5462 (B4/64K, B8/32K) tile 5 beat 4 by 1%; from 3343 to 4681 the two were
+// within 0.8% (run 147).
 func denseTile(dev DeviceType, splitLen int) int {
 	switch {
 	case dev == DeviceCPU:
