@@ -28,11 +28,13 @@
 //	         summing D/(WG/32) of the d's with all their W loads in flight,
 //	         then the slices are added in shared memory: the decode step's
 //	         encode is a few memory latencies long, not D of them.
-//	keys:    token t = t0 + gl_WorkGroupID.x*VPW + i < t1 of cache row
-//	         r = gl_WorkGroupID.y, x = K[r][t], W head r % Hkv, output row
-//	         r*cap + t; a workgroup loads VPW keys into shared memory and each
-//	         lane computes the columns j = li, li+WG, ... of all VPW keys, so
-//	         that every W row is read once per VPW keys, coalesced over j.
+//	keys:    token t = t0 + gl_WorkGroupID.x*VPW + i < t1 of bound row
+//	         k = gl_WorkGroupID.y (cache row r = row0 + k), x = K[k][t], W head
+//	         r % Hkv, output row k*cap + t of the bound output (which, like
+//	         K, starts at cache row row0); a workgroup loads VPW keys into
+//	         shared memory and each lane computes the columns j = li, li+WG,
+//	         ... of all VPW keys, so that every W row is read once per VPW
+//	         keys, coalesced over j.
 //
 // Bindings (set 0):
 //	0 x    PROJ_Q: q [rows*G][D] float32; keys: K [rows][cap][D] (KV_T vectors)
@@ -186,7 +188,7 @@ void main() {
 #elif defined(PROJ_OUT_F16)
             sh_out[i * NCOL + j] = acc[i];
 #else
-            if (i < nv) out_[(row * pc.cap + first + i) * pc.ostride + j] = acc[i];
+            if (i < nv) out_[(krow * pc.cap + first + i) * pc.ostride + j] = acc[i];
 #endif
         }
     }
@@ -194,7 +196,7 @@ void main() {
     barrier();
     for (uint e = li; e < VPW * pc.ostride; e += WG) {
         const uint i = e / pc.ostride, wd = e % pc.ostride;
-        if (i < nv) out_[(row * pc.cap + first + i) * pc.ostride + wd] = wd < WORDS ? sh_code[i * WORDS + wd] : 0u;
+        if (i < nv) out_[(krow * pc.cap + first + i) * pc.ostride + wd] = wd < WORDS ? sh_code[i * WORDS + wd] : 0u;
     }
 #elif defined(PROJ_OUT_F16)
     barrier();
@@ -203,13 +205,13 @@ void main() {
         const uint i = e / ow, j = 2 * (e % ow);
         const float a = j < NCOL ? sh_out[i * NCOL + j] : 0.0;
         const float b = j + 1 < NCOL ? sh_out[i * NCOL + j + 1] : 0.0;
-        if (i < nv) out_[(row * pc.cap + first + i) * ow + e % ow] = packHalf2x16(vec2(a, b));
+        if (i < nv) out_[(krow * pc.cap + first + i) * ow + e % ow] = packHalf2x16(vec2(a, b));
     }
 #else
     // Padding columns NCOL <= j < ostride are zero.
     for (uint e = li; e < VPW * (pc.ostride - NCOL); e += WG) {
         const uint i = e / (pc.ostride - NCOL), j = NCOL + e % (pc.ostride - NCOL);
-        if (i < nv) out_[(row * pc.cap + first + i) * pc.ostride + j] = 0.0;
+        if (i < nv) out_[(krow * pc.cap + first + i) * pc.ostride + j] = 0.0;
     }
 #endif
 }

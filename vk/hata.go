@@ -167,7 +167,7 @@ func (m *HATA) sizeSide() error {
 // buildSide implements sideState: hata_encode_k over tokens [t0, t1).
 func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
 	codes := m.scratch["key codes"].Range(0, uint64(m.rows()*m.cap*m.ws)*4)
-	return m.recordProjK(b, "hata_encode_k", m.wbuf, codes, m.w.Rbit, m.w.Rbit, m.ws, t0, t1)
+	return m.recordProjK(b, "hata_encode_k", m.wbuf, []kvGroup{{k: codes, rows: m.rows()}}, m.w.Rbit, m.w.Rbit, m.ws, t0, t1)
 }
 
 // hataMaxChunk bounds the default score chunk of HATA (scoreChunk).

@@ -125,14 +125,13 @@ func (m *Loki) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	return m.sparseCore.PrefillRandom(b, hkv, n, d, seed)
 }
 
-func (m *Loki) rkBytes() uint64 { return uint64(m.rows() * m.cap * m.cp * m.keys.bytes()) }
+// rkRow is the bytes of one cache row of rotated keys.
+func (m *Loki) rkRow() uint64 { return uint64(m.cap * m.cp * m.keys.bytes()) }
 
 // sizeSide implements sideState: the rotated keys [rows][Cap][cp] in
-// float16, or float32 (SparseOptions.LokiF32Keys).
-func (m *Loki) sizeSide() error {
-	_, err := m.buf("rotated keys", m.rkBytes(), DeviceLocal)
-	return err
-}
+// float16, or float32 (SparseOptions.LokiF32Keys), in as many buffers as
+// the cache's limit needs (sideRuns).
+func (m *Loki) sizeSide() error { return m.sizeSideRuns("rotated keys", m.rkRow()) }
 
 // buildSide implements sideState: loki_rotate_k over tokens [t0, t1).
 func (m *Loki) buildSide(b *Batch, t0, t1 int) error {
@@ -140,7 +139,7 @@ func (m *Loki) buildSide(b *Batch, t0, t1 int) error {
 	if m.keys == F32 {
 		shader = "loki_rotate_k"
 	}
-	return m.recordProjK(b, shader, m.pbuf, m.scratch["rotated keys"].Range(0, m.rkBytes()), m.channels, m.d, m.cp, t0, t1)
+	return m.recordProjK(b, shader, m.pbuf, m.sideRuns("rotated keys", m.rkRow()), m.channels, m.d, m.cp, t0, t1)
 }
 
 // plan implements planner: q rotated, then the oracle's score pipeline on
@@ -183,8 +182,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 				uint32((m.cp+31)/32), uint32(s.rows), 1)
 			b.Barrier()
 			b.Stage("score")
-			rk := []kvGroup{{k: m.scratch["rotated keys"].Range(0, m.rkBytes()), rows: s.rows}}
-			if err := m.recordSoftmax(b, s, ss, sp, qrr, rk, s.sel); err != nil {
+			if err := m.recordSoftmax(b, s, ss, sp, qrr, m.sideRuns("rotated keys", m.rkRow()), s.sel); err != nil {
 				return err
 			}
 			b.Stage("select")

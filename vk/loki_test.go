@@ -95,9 +95,13 @@ func TestLokiHalfKeys(t *testing.T) {
 func readHalfKeys(t *testing.T, m *Loki, ch int) [][]float64 {
 	t.Helper()
 	rows, n := m.rows(), m.n
-	raw := make([]byte, m.rkBytes())
-	if err := m.ctx.Read(m.scratch["rotated keys"], 0, raw); err != nil {
-		t.Fatal(err)
+	var raw []byte // every run of rows, in row order
+	for _, run := range m.sideRuns("rotated keys", m.rkRow()) {
+		part := make([]byte, run.k.Size)
+		if err := m.ctx.Read(run.k.Buf, run.k.Off, part); err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, part...)
 	}
 	rk := make([][]float64, rows)
 	for r := range rows {

@@ -261,36 +261,87 @@ func (c *sparseCore) projQKernel(shader string, g, ncol int) (*Kernel, error) {
 
 // recordProjK records the key projection (hata_encode_k_*, loki_rotate_k_*:
 // proj.glsl) of tokens [t0, t1) of every cache row through the first ncol
-// columns of w: [Hkv][D][ldw] float32 into out: [rows][Cap][ostride], in
-// dispatches of at most maxComputeWorkGroupCount workgroups.
-func (c *sparseCore) recordProjK(b *Batch, shader string, w *Buffer, out Range, ncol, ldw, ostride, t0, t1 int) error {
+// columns of w: [Hkv][D][ldw] float32 into outs, the side buffers' runs of
+// rows (each [rows][Cap][ostride] from its row0; sideRuns), in dispatches of
+// at most maxComputeWorkGroupCount workgroups: one per run of rows that one
+// buffer of the cache and one of the outputs both hold.
+func (c *sparseCore) recordProjK(b *Batch, shader string, w *Buffer, outs []kvGroup, ncol, ldw, ostride, t0, t1 int) error {
 	k, err := c.kernel(shader+"_"+c.opt.Storage.String(), 3, projPush{},
 		projWorkgroup, uint32(c.d), uint32(ncol), projVectors)
 	if err != nil {
 		return err
 	}
+	step := projVectors * int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	for _, g := range c.groups() {
-		if err := c.recordProjKGroup(b, k, g, w, out, ncol, ldw, ostride, t0, t1); err != nil {
+		for _, o := range outs {
+			r0, r1 := max(g.row0, o.row0), min(g.row0+g.rows, o.row0+o.rows)
+			if r0 >= r1 {
+				continue
+			}
+			orow := o.k.Size / uint64(o.rows) // bytes of one output row
+			kr := g.k.Buf.Range(g.k.Off+uint64(r0-g.row0)*c.kv.rowBytes, uint64(r1-r0)*c.kv.rowBytes)
+			or := o.k.Buf.Range(o.k.Off+uint64(r0-o.row0)*orow, uint64(r1-r0)*orow)
+			set, err := c.set(k, kr, w.Whole(), or)
+			if err != nil {
+				return err
+			}
+			for a := t0; a < t1; a += step {
+				e := min(a+step, t1)
+				b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(c.cap), Hkv: uint32(c.hkv), Group: 1, Ldw: uint32(ldw), Ostride: uint32(ostride), Row0: uint32(r0)},
+					uint32((e-a+projVectors-1)/projVectors), uint32(r1-r0), 1)
+			}
+		}
+	}
+	b.Barrier()
+	return nil
+}
+
+// sideLimit is the most bytes one side buffer kept in runs may take.
+func (c *sparseCore) sideLimit() uint64 { return cmp.Or(c.maxSideBuf, c.cacheLimit()) }
+
+// sideRuns returns the runs of rows of a side buffer named name of rowBytes
+// per cache row, in buffers of at most sideLimit, as sizeSideRuns allocated
+// them: one run where the rows fit one buffer, the first named name and the
+// rest name+" 2", name+" 3", ....
+func (c *sparseCore) sideRuns(name string, rowBytes uint64) []kvGroup {
+	rows := c.rows()
+	per := int(min(uint64(rows), max(c.sideLimit()/rowBytes, 1)))
+	var runs []kvGroup
+	for i, r0 := 0, 0; r0 < rows; i, r0 = i+1, r0+per {
+		n := min(per, rows-r0)
+		runs = append(runs, kvGroup{k: c.scratch[sideName(name, i)].Range(0, uint64(n)*rowBytes), row0: r0, rows: n})
+	}
+	return runs
+}
+
+// sizeSideRuns allocates the buffers of sideRuns(name, rowBytes), freeing
+// those of an earlier, longer layout.
+func (c *sparseCore) sizeSideRuns(name string, rowBytes uint64) error {
+	if rowBytes > c.sideLimit() {
+		return c.errorf("%s: one cache row of %s is over the %s a buffer may bind and allocate", name, bytesString(rowBytes), bytesString(c.sideLimit()))
+	}
+	rows := c.rows()
+	per := int(min(uint64(rows), c.sideLimit()/rowBytes))
+	i := 0
+	for r0 := 0; r0 < rows; i, r0 = i+1, r0+per {
+		if _, err := c.buf(sideName(name, i), uint64(min(per, rows-r0))*rowBytes, DeviceLocal); err != nil {
 			return err
 		}
+	}
+	for ; c.scratch[sideName(name, i)] != nil; i++ {
+		c.dropSets()
+		c.scratch[sideName(name, i)].Free()
+		delete(c.scratch, sideName(name, i))
 	}
 	return nil
 }
 
-// recordProjKGroup is recordProjK over the rows of one buffer of the cache.
-func (c *sparseCore) recordProjKGroup(b *Batch, k *Kernel, g kvGroup, w *Buffer, out Range, ncol, ldw, ostride, t0, t1 int) error {
-	set, err := c.set(k, g.k, w.Whole(), out)
-	if err != nil {
-		return err
+// sideName names buffer i of a side state kept in several.
+func sideName(name string, i int) string {
+	if i == 0 {
+		return name
 	}
-	step := projVectors * int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
-	for a := t0; a < t1; a += step {
-		e := min(a+step, t1)
-		b.Dispatch(k, set, projPush{T0: uint32(a), T1: uint32(e), Cap: uint32(c.cap), Hkv: uint32(c.hkv), Group: 1, Ldw: uint32(ldw), Ostride: uint32(ostride), Row0: uint32(g.row0)},
-			uint32((e-a+projVectors-1)/projVectors), uint32(g.rows), 1)
-	}
-	b.Barrier()
-	return nil
+	return fmt.Sprintf("%s %d", name, i+1)
 }
 
 // sideState is the per-token state a method keeps next to the K/V cache
@@ -333,6 +384,9 @@ type sparseCore struct {
 	// buffer (its push constant row0). nil before Prefill.
 	kv     *kvStore
 	maxBuf uint64 // tests lower it to force several buffers; 0: the device's limits
+	// maxSideBuf, set by tests, bounds the side buffers kept in runs of rows
+	// (sizeSideRuns: Loki's rotated keys) below cacheLimit; 0: cacheLimit.
+	maxSideBuf uint64
 
 	scratch map[string]*Buffer // decode buffers by name, grown on demand
 	sets    map[setKey]*Set    // descriptor sets by kernel and ranges

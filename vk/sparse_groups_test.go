@@ -17,7 +17,8 @@ import (
 // which a buffer holds one row), and decode steps give exactly the output
 // and the selection of the same method on one buffer: every kernel that reads
 // the cache runs once per buffer with its first row, and nothing else
-// changes. The one-buffer method is held to ref by the acceptance suite.
+// changes; Loki's rotated keys are cut too, into buffers of 2 rows (then 1).
+// The one-buffer method is held to ref by the acceptance suite.
 func TestSparseSplitCache(t *testing.T) {
 	ctx := device(t)
 	const b, hkv, hq, n, d = 7, 1, 2, 61, 64 // rows = B*Hkv = 7
@@ -47,6 +48,10 @@ func TestSparseSplitCache(t *testing.T) {
 				if split {
 					core := coreOf(m)
 					core.maxBuf = 3 * uint64(roundUp(n+3, 64)*d*st.bytes()) // 3 rows at the prefill's capacity
+					if l, ok := m.(*Loki); ok {
+						// its rotated keys in buffers of 2 rows, then 1
+						core.maxSideBuf = 2 * uint64(roundUp(n+3, 64)*l.cp*l.keys.bytes())
+					}
 				}
 				if err := m.Prefill(kv); err != nil {
 					t.Fatalf("%s: prefill: %v", name, err)
@@ -57,6 +62,10 @@ func TestSparseSplitCache(t *testing.T) {
 			cache := kv.Clone()
 			if g := len(coreOf(split).kv.k); g != 3 {
 				t.Fatalf("%s: the split cache has %d buffers, want 3 (rows 0-2, 3-5, 6)", name, g)
+			}
+			rkRuns := func() int { l := split.(*Loki); return len(l.sideRuns("rotated keys", l.rkRow())) }
+			if c.name == "loki" && rkRuns() != 4 {
+				t.Fatalf("%s: rotated keys in %d buffers, want 4 (rows 0-1, 2-3, 4-5, 6)", name, rkRuns())
 			}
 			for step := range 6 {
 				if step > 0 { // append a token to both; the third append fills the capacity of 64
@@ -94,6 +103,9 @@ func TestSparseSplitCache(t *testing.T) {
 			}
 			if g := len(coreOf(split).kv.k); g != 7 {
 				t.Errorf("%s: after the capacity doubled the split cache has %d buffers, want 7 (one row each)", name, g)
+			}
+			if c.name == "loki" && rkRuns() != 7 {
+				t.Errorf("%s: after the capacity doubled the rotated keys are in %d buffers, want 7", name, rkRuns())
 			}
 		}
 	}
