@@ -299,13 +299,18 @@ func (c *sparseCore) recordProjK(b *Batch, shader string, w *Buffer, outs []kvGr
 // sideLimit is the most bytes one side buffer kept in runs may take.
 func (c *sparseCore) sideLimit() uint64 { return cmp.Or(c.maxSideBuf, c.cacheLimit()) }
 
+// sideRowsPer returns the cache rows of rowBytes that one side buffer holds
+// (at least one: sizeSideRuns refuses rows over sideLimit).
+func (c *sparseCore) sideRowsPer(rowBytes uint64) int {
+	return int(min(uint64(c.rows()), max(c.sideLimit()/rowBytes, 1)))
+}
+
 // sideRuns returns the runs of rows of a side buffer named name of rowBytes
-// per cache row, in buffers of at most sideLimit, as sizeSideRuns allocated
+// per cache row, in buffers of sideRowsPer rows, as sizeSideRuns allocated
 // them: one run where the rows fit one buffer, the first named name and the
 // rest name+" 2", name+" 3", ....
 func (c *sparseCore) sideRuns(name string, rowBytes uint64) []kvGroup {
-	rows := c.rows()
-	per := int(min(uint64(rows), max(c.sideLimit()/rowBytes, 1)))
+	rows, per := c.rows(), c.sideRowsPer(rowBytes)
 	var runs []kvGroup
 	for i, r0 := 0, 0; r0 < rows; i, r0 = i+1, r0+per {
 		n := min(per, rows-r0)
@@ -320,15 +325,13 @@ func (c *sparseCore) sizeSideRuns(name string, rowBytes uint64) error {
 	if rowBytes > c.sideLimit() {
 		return c.errorf("%s: one cache row of %s is over the %s a buffer may bind and allocate", name, bytesString(rowBytes), bytesString(c.sideLimit()))
 	}
-	rows := c.rows()
-	per := int(min(uint64(rows), c.sideLimit()/rowBytes))
-	i := 0
-	for r0 := 0; r0 < rows; i, r0 = i+1, r0+per {
-		if _, err := c.buf(sideName(name, i), uint64(min(per, rows-r0))*rowBytes, DeviceLocal); err != nil {
+	runs := c.sideRuns(name, rowBytes)
+	for i, r := range runs {
+		if _, err := c.buf(sideName(name, i), uint64(r.rows)*rowBytes, DeviceLocal); err != nil {
 			return err
 		}
 	}
-	for ; c.scratch[sideName(name, i)] != nil; i++ {
+	for i := len(runs); c.scratch[sideName(name, i)] != nil; i++ {
 		c.dropSets()
 		c.scratch[sideName(name, i)].Free()
 		delete(c.scratch, sideName(name, i))
