@@ -468,7 +468,7 @@ func checkInputs(dir, modelDir string, files []string) error {
 		if err != nil {
 			return err
 		}
-		return WriteFileAtomic(path, append(b, '\n'))
+		return writeFileAtomic(path, append(b, '\n'))
 	}
 	if err != nil {
 		return err

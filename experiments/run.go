@@ -267,7 +267,7 @@ func assemble(dir string, exp experiment, hash string, sh Shard, devices []Devic
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, rec.CSV), b); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, rec.CSV), b); err != nil {
 		return err
 	}
 	if rec.Config, err = os.ReadFile(filepath.Join(dir, configFile)); err != nil {
@@ -281,7 +281,7 @@ func assemble(dir string, exp experiment, hash string, sh Shard, devices []Devic
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, resultsFile), append(j, '\n')); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, resultsFile), append(j, '\n')); err != nil {
 		return err
 	}
 	if len(rec.Missing) == 0 {
@@ -307,7 +307,7 @@ func writeFigures(dir string, exp experiment, t *Table) ([]string, error) {
 				return names, fmt.Errorf("figure %s: %w", f.Name, err)
 			}
 			name := f.Name + "." + format
-			if err := WriteFileAtomic(filepath.Join(dir, name), b); err != nil {
+			if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
 				return names, err
 			}
 			names = append(names, name)

@@ -33,11 +33,11 @@ const (
 	tempPrefix  = ".tmp-"
 )
 
-// WriteFileAtomic writes data to path so that path is either its old content
+// writeFileAtomic writes data to path so that path is either its old content
 // or all of data, even if the process is killed: it writes a temporary file
 // in the same directory (named with tempPrefix, which the points reader
 // skips), syncs it, renames it over path and syncs the directory.
-func WriteFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte) error {
 	return atomicfile.WriteBytes(path, tempPrefix+filepath.Base(path)+"-*", data)
 }
 
@@ -58,7 +58,7 @@ func writePoint(dir string, pf *pointFile) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, pointsDir, pf.Key+".json"), append(b, '\n'))
+	return writeFileAtomic(filepath.Join(dir, pointsDir, pf.Key+".json"), append(b, '\n'))
 }
 
 // readPoints returns the point files of dir by key. Files that do not parse,
@@ -146,7 +146,7 @@ func checkConfig(dir string, resolved []byte, hash string) error {
 		if err := os.MkdirAll(filepath.Join(dir, pointsDir), 0o755); err != nil {
 			return err
 		}
-		return WriteFileAtomic(path, append(resolved, '\n'))
+		return writeFileAtomic(path, append(resolved, '\n'))
 	case err != nil:
 		return err
 	}

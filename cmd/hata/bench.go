@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/csv"
 	"flag"
@@ -14,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/hata-go/hata/experiments"
+	"github.com/hata-go/hata/internal/atomicfile"
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/vk"
 )
@@ -240,11 +240,13 @@ func traceCSVRows(method string, b, n int, opt string, kt vk.KernelTrace) [][]st
 // writeTraceCSV writes -tracecsv's file, with its header, atomically: the
 // file is complete or not there.
 func writeTraceCSV(path string, rows [][]string) error {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	w.Write([]string{"method", "b", "n", "opt", "kernel", "workgroup", "point", "ns"})
-	w.WriteAll(rows) // a bytes.Buffer does not fail
-	if err := experiments.WriteFileAtomic(path, buf.Bytes()); err != nil {
+	err := atomicfile.Write(path, "."+filepath.Base(path)+".tmp-*", func(f io.Writer) error {
+		w := csv.NewWriter(f)
+		w.Write([]string{"method", "b", "n", "opt", "kernel", "workgroup", "point", "ns"})
+		w.WriteAll(rows) // flushes; its error is the writer's
+		return w.Error()
+	})
+	if err != nil {
 		return fmt.Errorf("-tracecsv: %w", err)
 	}
 	return nil
