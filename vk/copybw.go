@@ -129,6 +129,146 @@ func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, fill func(
 	return float64(size+written) / (med * 1e-9), xors, nil
 }
 
+// gatherReadPush mirrors gather_read.comp's push constants.
+type gatherReadPush struct {
+	Rows, Nbuf, Iters, Seed uint32
+}
+
+const (
+	gatherMaxBufs = 8       // gather_read.comp's source bindings
+	gatherBytes   = 1 << 30 // what one GatherBandwidth run reads, about
+)
+
+// gatherRun is one configuration of gather_read.comp.
+type gatherRun struct {
+	rowBytes uint64 // bytes of a row: a power of two, 16 to 16*copyWorkgroup
+	size     uint64 // bytes of each source buffer, a multiple of rowBytes
+	nbuf     int    // source buffers, 1 to gatherMaxBufs
+	groups   uint32 // workgroups of copyWorkgroup, a multiple of nbuf
+	iters    uint32 // rows each row slot reads, a multiple of readUnroll
+	seed     uint32
+}
+
+// vecs returns the uvec4 of a row, which are the lanes of a row slot.
+func (r gatherRun) vecs() uint32 { return uint32(r.rowBytes / 16) }
+
+// bytes returns the bytes one run gathers.
+func (r gatherRun) bytes() uint64 {
+	return uint64(r.groups) * uint64(copyWorkgroup/r.vecs()) * uint64(r.iters) * r.rowBytes
+}
+
+// GatherBandwidth measures the bandwidth of random row reads, the access of
+// the top-k methods' attention (a selected token's K row and V row, 256
+// bytes each at d = 128 in float16): rows of rowBytes (a power of two, 16 to
+// 4096) read at pseudo-random positions of span bytes of device-local memory
+// (in as few buffers as maxStorageBufferRange allows, up to 8; every
+// workgroup reads one of them), readUnroll rows in flight per lane, 16
+// workgroups of 256 lanes per compute unit, about 1 GiB read per run. It
+// returns the bytes read per second, the median of reps runs timed with GPU
+// timestamps, and the buffers the span took. With a span well above the
+// last-level cache, it is the roofline of a gather from a cache that large.
+func (c *Context) GatherBandwidth(rowBytes, span uint64, reps int) (float64, int, error) {
+	r, err := c.gatherPlan(rowBytes, span)
+	if err == nil && reps < 1 {
+		err = fmt.Errorf("reps %d: want at least 1", reps)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("vk: gather bandwidth of %d-byte rows over %d bytes: %w", rowBytes, span, err)
+	}
+	ns, _, err := c.gatherRead(r, reps, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(r.bytes()) / (ns * 1e-9), r.nbuf, nil
+}
+
+// gatherPlan returns GatherBandwidth's run for rows of rowBytes over span
+// bytes.
+func (c *Context) gatherPlan(rowBytes, span uint64) (gatherRun, error) {
+	if rowBytes < 16 || rowBytes > 16*copyWorkgroup || rowBytes&(rowBytes-1) != 0 {
+		return gatherRun{}, fmt.Errorf("row bytes: want a power of two from 16 to %d", 16*copyWorkgroup)
+	}
+	limit := uint64(c.Info.Limits.MaxStorageBufferRange) &^ (rowBytes - 1)
+	if span < rowBytes || limit == 0 || span > gatherMaxBufs*limit {
+		return gatherRun{}, fmt.Errorf("span: want from one row to %d buffers of maxStorageBufferRange (%d bytes)",
+			gatherMaxBufs, c.Info.Limits.MaxStorageBufferRange)
+	}
+	nbuf := int((span + limit - 1) / limit)
+	r := gatherRun{rowBytes: rowBytes, size: span / uint64(nbuf) &^ (rowBytes - 1), nbuf: nbuf, seed: 0x9e3779b9}
+	r.groups = max(c.copyGroups(0)/uint32(nbuf), 1) * uint32(nbuf)
+	perStep := uint64(r.groups) * uint64(copyWorkgroup/r.vecs()) * rowBytes * readUnroll
+	r.iters = uint32(max((gatherBytes+perStep/2)/perStep, 1)) * readUnroll
+	return r, nil
+}
+
+// gatherRead runs r reps+1 times (the first warms up) and returns the
+// median time of the last reps in nanoseconds and the subgroups' XORs of the
+// last run; fill, if not nil, fills source buffer i before the first.
+func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer) error) (float64, []byte, error) {
+	k, err := c.SharedKernel(KernelSpec{Shader: "gather_read", Bindings: gatherMaxBufs + 1, Push: gatherReadPush{},
+		Spec: []uint32{copyWorkgroup, readUnroll, r.vecs()}})
+	if err != nil {
+		return 0, nil, err
+	}
+	// One uvec4 per subgroup; subgroups of at least one lane.
+	out := uint64(r.groups) * copyWorkgroup * 16
+	if sg := c.Info.MinSubgroupSize; sg > 0 {
+		out /= uint64(sg)
+	}
+	ranges := make([]Range, gatherMaxBufs+1)
+	for i := range r.nbuf {
+		src, err := c.NewBuffer(fmt.Sprintf("gather bandwidth source %d", i), r.size, DeviceLocal)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer src.Free()
+		if fill != nil {
+			if err := fill(i, src); err != nil {
+				return 0, nil, err
+			}
+		}
+		ranges[i] = src.Whole()
+	}
+	for i := r.nbuf; i < gatherMaxBufs; i++ {
+		ranges[i] = ranges[0]
+	}
+	dst, err := c.NewBuffer("gather bandwidth subgroup results", out, DeviceLocal)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer dst.Free()
+	ranges[gatherMaxBufs] = dst.Whole()
+	set, err := k.NewSet(ranges...)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer set.Free()
+	b, err := c.NewBatch()
+	if err != nil {
+		return 0, nil, err
+	}
+	defer b.Free()
+	push := gatherReadPush{Rows: uint32(r.size / r.rowBytes), Nbuf: uint32(r.nbuf), Iters: r.iters, Seed: r.seed}
+	med, err := medianRun(b, reps, "gather", func(b *Batch) {
+		b.Fill(dst.Whole(), 0)
+		b.Barrier()
+		b.Stage("gather")
+		b.Dispatch(k, set, push, r.groups, 1, 1)
+		b.Stage("end")
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if med <= 0 {
+		return 0, nil, errors.New("vk: gather bandwidth: the device reported no time (timestamps unsupported?)")
+	}
+	xors := make([]byte, out)
+	if err := c.Read(dst, 0, xors); err != nil {
+		return 0, nil, err
+	}
+	return med, xors, nil
+}
+
 // DispatchFloor measures what one dependent dispatch costs on the device
 // when it moves almost nothing: a chain of n dispatches of the copy kernel,
 // each over groups workgroups of 256 invocations copying 16 bytes apiece,

@@ -3,6 +3,7 @@ package vk
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"os"
 	"testing"
 )
 
@@ -71,6 +72,111 @@ func TestReadBandwidth(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("read of %d MiB, %d loads in flight per invocation: %.1f GB/s", big>>20, u, bw/1e9)
+	}
+}
+
+// gatherRow is gather_read.comp's gather_row: lowbias32 of x ^ seed.
+func gatherRow(x, seed uint32) uint32 {
+	x ^= seed
+	x ^= x >> 16
+	x *= 0x7feb352d
+	x ^= x >> 15
+	x *= 0x846ca68b
+	x ^= x >> 16
+	return x
+}
+
+// TestGatherBandwidth runs the random-gather roofline over three buffers of
+// random words and checks that the XOR of the subgroups' results is the XOR
+// of the rows the kernel's hash picks, as the host computes them (a row
+// missed, read from the wrong buffer or at a wrong offset changes it); then
+// that GatherBandwidth plans spans past one buffer's range in several and
+// refuses what it cannot bind. On a GPU it logs the bandwidth over spans
+// from 1 to 16 GiB (rows of 256 bytes, a K or V row) and of other rows.
+func TestGatherBandwidth(t *testing.T) {
+	c := device(t)
+	r := gatherRun{rowBytes: 64, size: 64 * 37, nbuf: 3, groups: 6, iters: 2 * readUnroll, seed: 12345}
+	rng := rand.New(rand.NewPCG(3, 5))
+	src := make([][]byte, r.nbuf)
+	for i := range src {
+		src[i] = make([]byte, r.size)
+		for j := 0; j < len(src[i]); j += 4 {
+			binary.LittleEndian.PutUint32(src[i][j:], rng.Uint32())
+		}
+	}
+	_, xors, err := c.gatherRead(r, 1, func(i int, b *Buffer) error {
+		return c.Write(Region{Dst: b, Data: src[i]})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got [4]uint32
+	slots := uint32(copyWorkgroup) / r.vecs()
+	for w := range r.groups {
+		buf := src[w%uint32(r.nbuf)]
+		for ls := range slots {
+			slot := w/uint32(r.nbuf)*slots + ls
+			for it := range r.iters {
+				row := uint64(gatherRow(slot*r.iters+it, r.seed)) % (r.size / r.rowBytes)
+				for j := uint64(0); j < r.rowBytes; j += 4 {
+					want[j/4%4] ^= binary.LittleEndian.Uint32(buf[row*r.rowBytes+j:])
+				}
+			}
+		}
+	}
+	for i := 0; i < len(xors); i += 4 {
+		got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
+	}
+	if got != want {
+		t.Errorf("XOR of the subgroups' results %x, want that of the rows hashed %x", got, want)
+	}
+
+	limit := uint64(c.Info.Limits.MaxStorageBufferRange) &^ 255
+	for _, tc := range []struct {
+		span uint64
+		nbuf int
+	}{{256, 1}, {limit, 1}, {limit + 256, 2}, {3*limit - 256, 3}, {8 * limit, 8}} {
+		p, err := c.gatherPlan(256, tc.span)
+		if err != nil {
+			t.Errorf("gatherPlan(256, %d): %v", tc.span, err)
+			continue
+		}
+		if p.nbuf != tc.nbuf || p.size > limit || uint64(p.nbuf)*p.size > tc.span || p.size%256 != 0 ||
+			p.groups%uint32(p.nbuf) != 0 || p.iters%readUnroll != 0 || p.iters == 0 {
+			t.Errorf("gatherPlan(256, %d) = %+v, want %d buffers of at most %d bytes", tc.span, p, tc.nbuf, limit)
+		}
+	}
+	for _, bad := range []struct{ row, span uint64 }{{8, 1 << 20}, {48, 1 << 20}, {8192, 1 << 20}, {256, 128}, {256, 8*limit + 256}} {
+		if _, _, err := c.GatherBandwidth(bad.row, bad.span, 1); err == nil {
+			t.Errorf("GatherBandwidth(%d-byte rows, %d bytes): want an error", bad.row, bad.span)
+		}
+	}
+	if _, _, err := c.GatherBandwidth(256, 1<<20, 0); err == nil {
+		t.Error("GatherBandwidth(0 reps): want an error")
+	}
+	bw, nbuf, err := c.GatherBandwidth(256, 4<<20, 2)
+	if err != nil || bw <= 0 || nbuf != 1 {
+		t.Fatalf("GatherBandwidth(256, 4 MiB) = %v B/s in %d buffers, %v: want > 0 in one", bw, nbuf, err)
+	}
+	t.Logf("%s: gathers of 256-byte rows over 4 MiB: %.1f GB/s", c.Info.Name, bw/1e9)
+	if c.Info.Type == DeviceCPU || os.Getenv("HATA_VK_LARGE") == "" {
+		return
+	}
+	// On a GPU with the large shapes: the gathers' roofline over spans past
+	// the last-level cache, and by row size (logged).
+	for _, gib := range []uint64{1, 2, 4, 8, 9, 10, 12, 16} {
+		bw, nbuf, err := c.GatherBandwidth(256, gib<<30, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("gathers of 256-byte rows over %d GiB (%d buffers): %.1f GB/s", gib, nbuf, bw/1e9)
+	}
+	for _, row := range []uint64{64, 128, 512, 1024, 4096} {
+		bw, _, err := c.GatherBandwidth(row, 1<<30, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("gathers of %d-byte rows over 1 GiB: %.1f GB/s", row, bw/1e9)
 	}
 }
 

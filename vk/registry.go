@@ -16,6 +16,7 @@ var pushStructs = map[string]any{
 	"read":                   readPush{},
 	"chain":                  chainPush{},
 	"fill_random":            randomPush{},
+	"gather_read":            gatherReadPush{},
 
 	// The top-k methods (sparse*.go, hata.go, topk.go, loki.go, quest.go).
 	"hata_encode_q":           projPush{},
