@@ -136,7 +136,7 @@ type gatherReadPush struct {
 
 const (
 	gatherMaxBufs = 8       // gather_read.comp's source bindings
-	gatherBytes   = 1 << 30 // what one GatherBandwidth run reads, about
+	gatherBytes   = 1 << 30 // what one GatherBandwidth run reads at most, about
 )
 
 // gatherRun is one configuration of gather_read.comp.
@@ -161,9 +161,10 @@ func (r gatherRun) bytes() uint64 {
 // the top-k methods' attention (a selected token's K row and V row, 256
 // bytes each at d = 128 in float16): rows of rowBytes (a power of two, 16 to
 // 4096) read at pseudo-random positions of span bytes of device-local memory
-// (in as few buffers as maxStorageBufferRange allows, up to 8; every
-// workgroup reads one of them), readUnroll rows in flight per lane, 16
-// workgroups of 256 lanes per compute unit, about 1 GiB read per run. It
+// (in as few buffers as maxStorageBufferRange and maxMemoryAllocationSize
+// allow, up to 8; every workgroup reads one of them), readUnroll rows in
+// flight per lane, 16 workgroups of 256 lanes per compute unit, about as
+// many bytes read per run as the span, and at most 1 GiB. It
 // returns the bytes read per second, the median of reps runs timed with GPU
 // timestamps, and the buffers the span took. With a span well above the
 // last-level cache, it is the roofline of a gather from a cache that large.
@@ -188,17 +189,25 @@ func (c *Context) gatherPlan(rowBytes, span uint64) (gatherRun, error) {
 	if rowBytes < 16 || rowBytes > 16*copyWorkgroup || rowBytes&(rowBytes-1) != 0 {
 		return gatherRun{}, fmt.Errorf("row bytes: want a power of two from 16 to %d", 16*copyWorkgroup)
 	}
-	limit := uint64(c.Info.Limits.MaxStorageBufferRange) &^ (rowBytes - 1)
+	limit := c.gatherLimit() &^ (rowBytes - 1)
 	if span < rowBytes || limit == 0 || span > gatherMaxBufs*limit {
-		return gatherRun{}, fmt.Errorf("span: want from one row to %d buffers of maxStorageBufferRange (%d bytes)",
-			gatherMaxBufs, c.Info.Limits.MaxStorageBufferRange)
+		return gatherRun{}, fmt.Errorf("span: want from one row to %d buffers of %d bytes (maxStorageBufferRange, maxMemoryAllocationSize)",
+			gatherMaxBufs, c.gatherLimit())
 	}
 	nbuf := int((span + limit - 1) / limit)
 	r := gatherRun{rowBytes: rowBytes, size: span / uint64(nbuf) &^ (rowBytes - 1), nbuf: nbuf, seed: 0x9e3779b9}
 	r.groups = max(c.copyGroups(0)/uint32(nbuf), 1) * uint32(nbuf)
 	perStep := uint64(r.groups) * uint64(copyWorkgroup/r.vecs()) * rowBytes * readUnroll
-	r.iters = uint32(max((gatherBytes+perStep/2)/perStep, 1)) * readUnroll
+	r.iters = uint32(max((min(gatherBytes, span)+perStep/2)/perStep, 1)) * readUnroll
 	return r, nil
+}
+
+// gatherLimit returns the most bytes of one of GatherBandwidth's buffers,
+// the smaller of maxStorageBufferRange and maxMemoryAllocationSize (as a
+// cache buffer's).
+func (c *Context) gatherLimit() uint64 {
+	l := c.Info.Limits
+	return min(l.MaxStorageBufferRange, cmp.Or(l.MaxMemoryAllocationSize, l.MaxStorageBufferRange))
 }
 
 // gatherRead runs r reps+1 times (the first warms up) and returns the

@@ -131,7 +131,7 @@ func TestGatherBandwidth(t *testing.T) {
 		t.Errorf("XOR of the subgroups' results %x, want that of the rows hashed %x", got, want)
 	}
 
-	limit := uint64(c.Info.Limits.MaxStorageBufferRange) &^ 255
+	limit := c.gatherLimit() &^ 255
 	for _, tc := range []struct {
 		span uint64
 		nbuf int

@@ -130,6 +130,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "# read-only bandwidth (read kernel over %d MiB, 16-byte loads, median of 20): %.0f GB/s\n", rsize>>20, read/1e9)
+	// The top-k methods' roofline: their attention reads a K row and a V
+	// row of 2*d bytes (float16) per selected token, at random.
+	if row := uint64(2 * *d); row >= 16 && row <= 4096 && row&(row-1) == 0 {
+		gather, _, err := v.Ctx.GatherBandwidth(row, rsize, 20)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "# random-gather bandwidth (%d-byte rows at random over %d MiB, median of 20): %.0f GB/s\n", row, rsize>>20, gather/1e9)
+	}
 	// And what one dependent load costs inside a kernel (on an idle device),
 	// from the last-level cache and from memory.
 	flush := min(256<<20, uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
