@@ -2,12 +2,12 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_basic : require
 // gather_read: the random-gather roofline kernel. It reads rows of VECS
-// uvec4 (16 * VECS bytes) at pseudo-random rows of up to four source
-// buffers, as the top-k methods' attention reads the K and V rows of its
-// selected tokens, and XORs what it read; each subgroup folds its lanes'
-// XORs and its first lane writes the result to dst[subgroup], so the kernel
-// moves the gathered rows and 16 bytes per subgroup. Up to eight source
-// buffers, as a cache past maxStorageBufferRange is kept in several.
+// uvec4 (16 * VECS bytes) at pseudo-random positions of up to eight source
+// buffers (a cache past maxStorageBufferRange is kept in several), as the
+// top-k methods' attention reads the K and V rows of its selected tokens,
+// and XORs what it read; each subgroup folds its lanes' XORs and its first
+// lane writes the result to dst[subgroup], so the kernel moves the gathered
+// rows and 16 bytes per subgroup.
 //
 // The VECS lanes of a row slot read one row together (lane l its uvec4 l);
 // workgroup w reads buffer w % nbuf (uniform in the workgroup), and row slot
