@@ -3,7 +3,6 @@ package vk
 import (
 	"cmp"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -93,35 +92,9 @@ func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, fill func(
 			return 0, nil, err
 		}
 	}
-	set, err := k.NewSet(src.Whole(), dst.Whole())
+	med, xors, err := c.timeXors("read bandwidth", k, []Range{src.Whole(), dst.Whole()}, readPush{N: uint32(size / 16)}, groups, reps, fill != nil)
 	if err != nil {
 		return 0, nil, err
-	}
-	defer set.Free()
-	b, err := c.NewBatch()
-	if err != nil {
-		return 0, nil, err
-	}
-	defer b.Free()
-	med, err := medianRun(b, reps, "read", func(b *Batch) {
-		b.Fill(dst.Whole(), 0)
-		b.Barrier()
-		b.Stage("read")
-		b.Dispatch(k, set, readPush{N: uint32(size / 16)}, groups, 1, 1)
-		b.Stage("end")
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	if med <= 0 {
-		return 0, nil, errors.New("vk: read bandwidth: the device reported no time (timestamps unsupported?)")
-	}
-	var xors []byte
-	if fill != nil {
-		xors = make([]byte, out)
-		if err := c.Read(dst, 0, xors); err != nil {
-			return 0, nil, err
-		}
 	}
 	// What the subgroups write, at the default subgroup size (0.03% of 1 GiB
 	// on the H200).
@@ -247,6 +220,17 @@ func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer
 	}
 	defer dst.Free()
 	ranges[gatherMaxBufs] = dst.Whole()
+	push := gatherReadPush{Rows: uint32(r.size / r.rowBytes), Nbuf: uint32(r.nbuf), Iters: r.iters, Seed: r.seed}
+	return c.timeXors("gather bandwidth", k, ranges, push, r.groups, reps, true)
+}
+
+// timeXors times the roofline kernels that XOR what they read (read.comp,
+// gather_read.comp): k over the ranges of its bindings, the last its
+// subgroups' results (zeroed before every run), in one dispatch of groups
+// workgroups, reps+1 runs of which the first warms up. It returns the
+// median GPU time of the last reps in nanoseconds and, with readback, the
+// results buffer after the last; what names the measurement in errors.
+func (c *Context) timeXors(what string, k *Kernel, ranges []Range, push any, groups uint32, reps int, readback bool) (float64, []byte, error) {
 	set, err := k.NewSet(ranges...)
 	if err != nil {
 		return 0, nil, err
@@ -257,22 +241,25 @@ func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer
 		return 0, nil, err
 	}
 	defer b.Free()
-	push := gatherReadPush{Rows: uint32(r.size / r.rowBytes), Nbuf: uint32(r.nbuf), Iters: r.iters, Seed: r.seed}
-	med, err := medianRun(b, reps, "gather", func(b *Batch) {
-		b.Fill(dst.Whole(), 0)
+	dst := ranges[len(ranges)-1]
+	med, err := medianRun(b, reps, "kernel", func(b *Batch) {
+		b.Fill(dst, 0)
 		b.Barrier()
-		b.Stage("gather")
-		b.Dispatch(k, set, push, r.groups, 1, 1)
+		b.Stage("kernel")
+		b.Dispatch(k, set, push, groups, 1, 1)
 		b.Stage("end")
 	})
 	if err != nil {
 		return 0, nil, err
 	}
 	if med <= 0 {
-		return 0, nil, errors.New("vk: gather bandwidth: the device reported no time (timestamps unsupported?)")
+		return 0, nil, fmt.Errorf("vk: %s: the device reported no time (timestamps unsupported?)", what)
 	}
-	xors := make([]byte, out)
-	if err := c.Read(dst, 0, xors); err != nil {
+	if !readback {
+		return med, nil, nil
+	}
+	xors := make([]byte, dst.Size)
+	if err := c.Read(dst.Buf, dst.Off, xors); err != nil {
 		return 0, nil, err
 	}
 	return med, xors, nil

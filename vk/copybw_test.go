@@ -75,17 +75,6 @@ func TestReadBandwidth(t *testing.T) {
 	}
 }
 
-// gatherRow is gather_read.comp's gather_row: lowbias32 of x ^ seed.
-func gatherRow(x, seed uint32) uint32 {
-	x ^= seed
-	x ^= x >> 16
-	x *= 0x7feb352d
-	x ^= x >> 15
-	x *= 0x846ca68b
-	x ^= x >> 16
-	return x
-}
-
 // TestGatherBandwidth runs the random-gather roofline over three buffers of
 // random words and checks that the XOR of the subgroups' results is the XOR
 // of the rows the kernel's hash picks, as the host computes them (a row
@@ -117,7 +106,7 @@ func TestGatherBandwidth(t *testing.T) {
 		for ls := range slots {
 			slot := w/uint32(r.nbuf)*slots + ls
 			for it := range r.iters {
-				row := uint64(gatherRow(slot*r.iters+it, r.seed)) % (r.size / r.rowBytes)
+				row := uint64(lowbias32((slot*r.iters+it)^r.seed)) % (r.size / r.rowBytes) // gather_read.comp's gather_row
 				for j := uint64(0); j < r.rowBytes; j += 4 {
 					want[j/4%4] ^= binary.LittleEndian.Uint32(buf[row*r.rowBytes+j:])
 				}

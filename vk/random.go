@@ -17,15 +17,18 @@ type randomPush struct {
 // scaling: uniform in [-1, 1) on a grid of 2^-23, exactly as the GPU computes
 // it (the float32 value times scale, then rounded to the storage type).
 func RandomValue(seed, i uint32) float32 {
-	h := func(x uint32) uint32 {
-		x ^= x >> 16
-		x *= 0x7feb352d
-		x ^= x >> 15
-		x *= 0x846ca68b
-		x ^= x >> 16
-		return x
-	}
-	return float32(h(i^h(seed))>>8)*(1.0/8388608.0) - 1
+	return float32(lowbias32(i^lowbias32(seed))>>8)*(1.0/8388608.0) - 1
+}
+
+// lowbias32 is the 32-bit integer hash of fill_random.comp and
+// gather_read.comp.
+func lowbias32(x uint32) uint32 {
+	x ^= x >> 16
+	x *= 0x7feb352d
+	x ^= x >> 15
+	x *= 0x846ca68b
+	x ^= x >> 16
+	return x
 }
 
 // FillRandom fills r with pseudo-random elements uniform in [-scale, scale):
