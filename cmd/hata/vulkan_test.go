@@ -96,8 +96,8 @@ func needVulkan(t *testing.T) {
 }
 
 // TestBenchDense runs hata bench for dense at a tiny shape on whatever Vulkan
-// device there is and checks the table's row; an unknown method is a usage
-// error.
+// device there is and checks the table's row and the header's gather
+// roofline; an unknown method is a usage error.
 func TestBenchDense(t *testing.T) {
 	needVulkan(t)
 	st, out, e := hata("bench", "-method", "dense", "-b", "1", "-n", "500", "-hq", "4", "-hkv", "2", "-d", "64", "-reps", "3")
@@ -115,6 +115,10 @@ func TestBenchDense(t *testing.T) {
 	}
 	if us, err := strconv.ParseFloat(row[4], 64); err != nil || us <= 0 {
 		t.Errorf("median_us = %q, want a positive number; table:\n%s", row[4], out)
+	}
+	// The header's rooflines include the gathers of K/V rows (2*d bytes).
+	if !strings.Contains(out, "# random-gather bandwidth (128-byte rows at random over ") {
+		t.Errorf("no random-gather line for d=64 (128-byte rows) in the header:\n%s", out)
 	}
 	if st, _, _ := hata("bench", "-method", "flash"); st != 2 {
 		t.Errorf("bench -method flash: status %d, want 2", st)
