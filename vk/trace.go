@@ -221,11 +221,7 @@ func (t KernelTrace) Summary() (TraceSummary, error) {
 	if len(t.Points) == 0 {
 		return s, fmt.Errorf("vk: %s trace: no workgroups", t.Kernel)
 	}
-	// Every reading relative to workgroup 0's start, modulo 2^32.
-	ref := t.Points[0][0]
-	rel := func(x uint32) int64 { return int64(int32(x - ref)) }
 	phase := make([][]float64, np-1)
-	first, lastStart, lastEnd := int64(0), int64(0), rel(t.Points[0][np-1])
 	for w, p := range t.Points {
 		if len(p) != np {
 			return s, fmt.Errorf("vk: %s trace: workgroup %d: %d readings, want %d", t.Kernel, w, len(p), np)
@@ -240,13 +236,15 @@ func (t KernelTrace) Summary() (TraceSummary, error) {
 		if p[np-1] == p[0] {
 			return s, fmt.Errorf("vk: %s trace: workgroup %d: no time from start to end (%v): not traced", t.Kernel, w, p)
 		}
-		first, lastStart, lastEnd = min(first, rel(p[0])), max(lastStart, rel(p[0])), max(lastEnd, rel(p[np-1]))
 	}
 	for i, xs := range phase {
 		slices.Sort(xs)
 		s.Median[i], s.Max[i] = xs[len(xs)/2], xs[len(xs)-1]
 	}
-	s.StartSkew, s.Span = float64(lastStart-first), float64(lastEnd-first)
+	// From the earliest start (Offsets): the latest start and the latest end.
+	for _, o := range t.Offsets() {
+		s.StartSkew, s.Span = max(s.StartSkew, float64(o[0])), max(s.Span, float64(o[np-1]))
+	}
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package vk
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -279,5 +280,34 @@ func TestDenseTrace(t *testing.T) {
 	}
 	if _, err := plain.Traces(); err == nil || !strings.Contains(err.Error(), "Trace") {
 		t.Errorf("Traces without DenseOptions.Trace = %v, want an error naming Trace", err)
+	}
+}
+
+// TestTraceOffsets pins Offsets and Summary's start skew and span on
+// readings that wrap past 2^32 (the clock's low word) and a workgroup that
+// starts before workgroup 0: both are relative to the earliest start.
+func TestTraceOffsets(t *testing.T) {
+	const top = 1 << 32
+	tr := KernelTrace{Kernel: "k", Phases: []string{"a", "b"}, Points: [][]uint32{
+		{top - 6, top - 1, 14}, // starts 6 ticks before the clock wraps
+		{top - 16, top - 6, 4}, // 10 ticks before workgroup 0
+		{top - 2, 2, 30},       // the last to start and end
+	}}
+	want := [][]int64{{10, 15, 30}, {0, 10, 20}, {14, 18, 46}}
+	if got := tr.Offsets(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("Offsets = %v, want %v", got, want)
+	}
+	s, err := tr.Summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.StartSkew != 14 || s.Span != 46 {
+		t.Errorf("Summary: start skew %v, span %v; want 14, 46", s.StartSkew, s.Span)
+	}
+	if s.Median[0] != 5 || s.Max[0] != 10 || s.Median[1] != 15 || s.Max[1] != 28 {
+		t.Errorf("Summary: medians %v, maxima %v; want [5 15], [10 28]", s.Median, s.Max)
+	}
+	if (KernelTrace{}).Offsets() != nil {
+		t.Error("Offsets of no workgroups: want nil")
 	}
 }
