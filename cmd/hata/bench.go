@@ -86,8 +86,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if !slices.ContainsFunc(opts, func(t vk.Tuning) bool { return t.Trace != 0 }) {
 			return usagef("-tracecsv %s: no -opt set traces the kernels (add trace=1 to one)", *traceCSV)
 		}
-		// The file is written after every point: a directory that is not
-		// there fails now, not after the run.
+		// The file is written once the last point is timed: a directory
+		// that is not there fails now, not after the run.
 		if fi, err := os.Stat(filepath.Dir(*traceCSV)); err != nil || !fi.IsDir() {
 			return usagef("-tracecsv %s: its directory %s does not exist", *traceCSV, filepath.Dir(*traceCSV))
 		}
