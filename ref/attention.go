@@ -96,22 +96,9 @@ func Dense(q []float32, kv *KV) ([]float32, error) {
 // Sparse attention over a set S equals dense attention with every token outside
 // S masked to -inf: the test of every top-k method against dense rests on this.
 func Sparse(q []float32, kv *KV, selected [][]int32) ([]float32, error) {
-	hq, err := headCount(q, kv)
+	hq, err := CheckSparse(q, kv, selected)
 	if err != nil {
 		return nil, err
-	}
-	if selected != nil && len(selected) != kv.B*kv.Hkv {
-		return nil, fmt.Errorf("selected: %d rows, want B*Hkv = %d", len(selected), kv.B*kv.Hkv)
-	}
-	for r, row := range selected {
-		if len(row) == 0 {
-			return nil, fmt.Errorf("selected: row %d is empty", r)
-		}
-		for _, t := range row {
-			if t < 0 || int(t) >= kv.N {
-				return nil, fmt.Errorf("selected: row %d has token %d outside [0, %d)", r, t, kv.N)
-			}
-		}
 	}
 	g, d := hq/kv.Hkv, kv.D
 	out := make([]float32, kv.B*hq*d) // out: [B][Hq][D]
@@ -124,6 +111,31 @@ func Sparse(q []float32, kv *KV, selected [][]int32) ([]float32, error) {
 		attendHead(q[bh*d:(bh+1)*d], kv, b, h/g, tokens, out[bh*d:(bh+1)*d])
 	})
 	return out, nil
+}
+
+// CheckSparse checks the inputs of Sparse and returns Hq: q is [B][Hq][D]
+// with Hq a multiple of Hkv and finite, and selected is nil or B*Hkv non-empty
+// rows of tokens in [0, N). Other evaluations of the same attention (the
+// acceptance suite's float32 one) check their inputs with it.
+func CheckSparse(q []float32, kv *KV, selected [][]int32) (int, error) {
+	hq, err := headCount(q, kv)
+	if err != nil {
+		return 0, err
+	}
+	if selected != nil && len(selected) != kv.B*kv.Hkv {
+		return 0, fmt.Errorf("selected: %d rows, want B*Hkv = %d", len(selected), kv.B*kv.Hkv)
+	}
+	for r, row := range selected {
+		if len(row) == 0 {
+			return 0, fmt.Errorf("selected: row %d is empty", r)
+		}
+		for _, t := range row {
+			if t < 0 || int(t) >= kv.N {
+				return 0, fmt.Errorf("selected: row %d has token %d outside [0, %d)", r, t, kv.N)
+			}
+		}
+	}
+	return hq, nil
 }
 
 // Probabilities returns the dense softmax attention weights of every query head:

@@ -118,7 +118,7 @@ func checkDense(t *testing.T, where string, got, q []float32, kv *ref.KV) {
 	if err != nil {
 		t.Fatalf("%s: ref.Dense: %v", where, err)
 	}
-	if err := reftest.CheckClose(got, want, reftest.Sparse32(q, kv, nil), kv.D); err != nil {
+	if err := reftest.CheckClose(got, want, sparse32(t, q, kv, nil), kv.D); err != nil {
 		t.Errorf("%s: %v", where, err)
 	}
 }
@@ -235,7 +235,7 @@ func TestDenseAppend(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := reftest.CheckClose(res.Out, wres.Out, reftest.Sparse32(q, cache, nil), d); err != nil {
+				if err := reftest.CheckClose(res.Out, wres.Out, sparse32(t, q, cache, nil), d); err != nil {
 					t.Errorf("%s step %d: against ref.DenseMethod: %v", s, step, err)
 				}
 			}

@@ -111,7 +111,7 @@ func runHATACase(t *testing.T, ctx *Context, c hataCase, seed uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := reftest.CheckClose(rg.Out, want64, reftest.Sparse32(q, cache, rg.Selected), c.d); err != nil {
+		if err := reftest.CheckClose(rg.Out, want64, sparse32(t, q, cache, rg.Selected), c.d); err != nil {
 			t.Errorf("%s: output: %v", where, err)
 		}
 		k, v := reftest.Dyadic(rng, c.b*c.hkv*c.d), reftest.Dyadic(rng, c.b*c.hkv*c.d)
@@ -201,7 +201,7 @@ func TestHATANormWeighted(t *testing.T) {
 			if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
 				t.Errorf("%s norm-weighted budget %v: selection differs (-ref +got):\n%s", name, b, d)
 			}
-			if err := reftest.CheckClose(rg.Out, rw.Out, reftest.Sparse32(q, kv, rg.Selected), s.D); err != nil {
+			if err := reftest.CheckClose(rg.Out, rw.Out, sparse32(t, q, kv, rg.Selected), s.D); err != nil {
 				t.Errorf("%s norm-weighted budget %v: output: %v", name, b, err)
 			}
 		}
@@ -238,7 +238,7 @@ func TestHATAVariantsAgree(t *testing.T) {
 		if d := cmp.Diff(res[0].Selected, res[i+1].Selected); d != "" {
 			t.Errorf("fused and %s select differently (-fused +%s):\n%s", v, v, d)
 		}
-		if err := reftest.CheckClose(res[i+1].Out, res[0].Out, reftest.Sparse32(q, kv, res[0].Selected), s.D); err != nil {
+		if err := reftest.CheckClose(res[i+1].Out, res[0].Out, sparse32(t, q, kv, res[0].Selected), s.D); err != nil {
 			t.Errorf("%s output vs fused: %v", v, err)
 		}
 	}

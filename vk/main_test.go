@@ -5,6 +5,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/ref/reftest"
 )
 
 // EnvRequire = 1 makes a test that finds no Vulkan device fail instead of
@@ -60,4 +63,16 @@ func device(t *testing.T) *Context {
 		}
 	})
 	return testCtx
+}
+
+// sparse32 is reftest.Sparse32 (the float32 calibration of CheckClose) over a
+// selection the kernels under test made: a token outside the cache fails the
+// test with the row and token, instead of panicking in the reference.
+func sparse32(t *testing.T, q []float32, kv *ref.KV, selected [][]int32) []float32 {
+	t.Helper()
+	out, err := reftest.Sparse32(q, kv, selected)
+	if err != nil {
+		t.Fatalf("float32 attention over the selection: %v", err)
+	}
+	return out
 }

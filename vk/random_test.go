@@ -84,7 +84,7 @@ func TestDensePrefillRandom(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := ref.Dense(q, kv)
-	if err := reftest.CheckClose(got.Out, want, reftest.Sparse32(q, kv, nil), d); err != nil {
+	if err := reftest.CheckClose(got.Out, want, sparse32(t, q, kv, nil), d); err != nil {
 		t.Error(err)
 	}
 }

@@ -94,7 +94,7 @@ func TestSparseSplitCache(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if err := reftest.CheckClose(got.Out, want64, reftest.Sparse32(q, cache, got.Selected), d); err != nil {
+					if err := reftest.CheckClose(got.Out, want64, sparse32(t, q, cache, got.Selected), d); err != nil {
 						t.Fatalf("%s: step %d (N=%d, split cache): output: %v", name, step, n+step, err)
 					}
 				} else if diff := cmp.Diff(want, got); diff != "" {

@@ -84,7 +84,7 @@ func checkOutput(t *testing.T, where string, q []float32, kv *ref.KV, rg *ref.Re
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reftest.CheckClose(rg.Out, want64, reftest.Sparse32(q, kv, rg.Selected), kv.D); err != nil {
+	if err := reftest.CheckClose(rg.Out, want64, sparse32(t, q, kv, rg.Selected), kv.D); err != nil {
 		t.Errorf("%s: output: %v", where, err)
 	}
 }
@@ -284,7 +284,7 @@ func TestSparsePrefillRandom(t *testing.T) {
 					t.Fatal(err)
 				}
 				want64, _ := ref.Sparse(q, kv, rg.Selected)
-				if err := reftest.CheckClose(rg.Out, want64, reftest.Sparse32(q, kv, rg.Selected), d); err != nil {
+				if err := reftest.CheckClose(rg.Out, want64, sparse32(t, q, kv, rg.Selected), d); err != nil {
 					t.Errorf("%s %s: output: %v", name, st, err)
 				}
 			} else {

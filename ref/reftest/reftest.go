@@ -225,7 +225,10 @@ func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.
 	if err != nil {
 		t.Fatalf("%s: ref.Sparse over the implementation's selection: %v", where, err)
 	}
-	want32 := Sparse32(q, kv, rg.Selected)
+	want32, err := Sparse32(q, kv, rg.Selected)
+	if err != nil {
+		t.Fatalf("%s: float32 attention over the implementation's selection: %v", where, err)
+	}
 	if err := CheckClose(rg.Out, want64, want32, kv.D); err != nil {
 		t.Errorf("%s: output: %v", where, err)
 	}

@@ -3,6 +3,7 @@ package reftest
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/hata-go/hata/ref"
@@ -51,6 +52,7 @@ func TestSuiteCatchesErrors(t *testing.T) {
 		"output off by 1e-4": func(r *ref.Result) { r.Out[3] += 1e-4 },
 		"output NaN":         func(r *ref.Result) { r.Out[0] = float32(math.NaN()) },
 		"a token swapped":    func(r *ref.Result) { r.Selected[0][0] = (r.Selected[0][len(r.Selected[0])-1] + 1) % 40 },
+		"a token past N":     func(r *ref.Result) { r.Selected[0][len(r.Selected[0])-1] = 40 },
 	} {
 		m := ref.NewHATA(w, ref.Windows{}, false)
 		if err := m.Prefill(kv); err != nil {
@@ -80,4 +82,43 @@ func runsClean(f func(t *testing.T)) bool {
 		f(t)
 	}()
 	return <-done
+}
+
+// TestSparse32 checks the float32 calibration against ref.Sparse, and that a
+// selection no cache holds is an error naming it (an implementation under
+// test may return one), not a panic.
+func TestSparse32(t *testing.T) {
+	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 30, D: 64}
+	rng := rand.New(rand.NewPCG(5, 5))
+	kv := DyadicKV(rng, s, false)
+	q := Dyadic(rng, s.B*s.Hq*s.D)
+	sel := [][]int32{{0, 7, 29}, {3}, {1, 2}, {28, 29}}
+	want, err := ref.Sparse(q, kv, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Sparse32(q, kv, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if e := math.Abs(float64(got[i] - want[i])); e > 1e-5*(1+math.Abs(float64(want[i]))) {
+			t.Fatalf("Sparse32[%d] = %v, ref.Sparse %v", i, got[i], want[i])
+		}
+	}
+	for _, c := range []struct {
+		name string
+		sel  [][]int32
+		want string
+	}{
+		{"token N", [][]int32{{0}, {30}, {1}, {2}}, "row 1 has token 30 outside [0, 30)"},
+		{"negative token", [][]int32{{0}, {1}, {-1}, {2}}, "row 2 has token -1 outside [0, 30)"},
+		{"rows", [][]int32{{0}, {1}}, "2 rows, want B*Hkv = 4"},
+		{"empty row", [][]int32{{0}, {1}, {}, {2}}, "row 2 is empty"},
+	} {
+		out, err := Sparse32(q, kv, c.sel)
+		if err == nil || !strings.Contains(err.Error(), c.want) || out != nil {
+			t.Errorf("%s: Sparse32 = %v, %v; want no output and an error containing %q", c.name, out != nil, err, c.want)
+		}
+	}
 }

@@ -50,9 +50,14 @@ func CheckClose(got []float32, want64, want32 []float32, d int) error {
 
 // Sparse32 evaluates the same attention as ref.Sparse naively in float32, in
 // token order: the calibration point of CheckClose. q: [B][Hq][D]; returns
-// [B][Hq][D].
-func Sparse32(q []float32, kv *ref.KV, selected [][]int32) []float32 {
-	hq := len(q) / (kv.B * kv.D)
+// [B][Hq][D]. Its inputs are checked as ref.Sparse checks them
+// (ref.CheckSparse), so that a selection with a token outside the cache (from
+// an implementation under test) is an error, not a panic.
+func Sparse32(q []float32, kv *ref.KV, selected [][]int32) ([]float32, error) {
+	hq, err := ref.CheckSparse(q, kv, selected)
+	if err != nil {
+		return nil, err
+	}
 	g, d := hq/kv.Hkv, kv.D
 	scale := float32(1 / math.Sqrt(float64(d)))
 	out := make([]float32, len(q))
@@ -91,7 +96,7 @@ func Sparse32(q []float32, kv *ref.KV, selected [][]int32) []float32 {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // RoundHalf rounds every element of x to the nearest float16 value (ties to
