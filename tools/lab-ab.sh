@@ -1,18 +1,39 @@
 #!/usr/bin/env bash
-# A/B of experimental kernels against the built-in ones with one binary
-# (BENCHMARKS.md, "a kernel lab on one binary"): runs `bin/hata bench ARGS`
-# REPS times (default 2) without and then with HATA_VK_SPIRV=DIR, alternating,
-# so that both sides meet the same GPU, and appends each run's table to OUTLOG
-# under a line "### rep R A (built-in)" or "### rep R B (DIR)"; the header
-# comments of the first run only (then only traces and the line naming the
-# kernels DIR replaced). Compare rows whose copy_GB/s agree.
+# A/B of an experiment against the built-in kernels (BENCHMARKS.md, "a kernel
+# lab on one binary"): runs `bin/hata bench ARGS` REPS times (default 2) as
+# side A (built-in) and side B (the experiment), alternating, so that both
+# sides meet the same GPU, and appends each run's table to OUTLOG under a line
+# "### rep R A (built-in)" or "### rep R B (EXPERIMENT)"; the header comments
+# of the first run only (then only traces and the line naming the kernels a
+# SPIR-V directory replaced). Compare rows whose copy_GB/s agree.
+# EXPERIMENT is one of
+#   DIR              kernels from DIR/<name>.spv (HATA_VK_SPIRV=DIR), same binary
+#   bin:PATH         another build of hata (a lab patch in Go), same flags
+#   env:VAR=V[,...]  the same binary with these environment variables set
+# Examples:
 #   REPS=3 bash tools/lab-ab.sh bin/lab/x OUT/ab.log -method hata -b 1,8 -n 32768
+#   REPS=3 bash tools/lab-ab.sh bin:bin/hata-lab OUT/ab.log -method hata -b 8 -n 32768
 set -uo pipefail
-dir=${1:?usage: tools/lab-ab.sh SPIRV_DIR OUTLOG [hata bench flags]}
-out=${2:?usage: tools/lab-ab.sh SPIRV_DIR OUTLOG [hata bench flags]}
+usage="usage: tools/lab-ab.sh DIR|bin:PATH|env:VAR=V[,VAR=V] OUTLOG [hata bench flags]"
+exp=${1:?$usage}
+out=${2:?$usage}
 shift 2
-[ -d "$dir" ] || { echo "lab-ab: $dir: no such directory" >&2; exit 2; }
-ls "$dir"/*.spv >/dev/null 2>&1 || { echo "lab-ab: $dir holds no .spv file" >&2; exit 2; }
+bbin=bin/hata
+benv=()
+case "$exp" in
+bin:*)
+  bbin=${exp#bin:}
+  [ -x "$bbin" ] || { echo "lab-ab: $bbin: not an executable" >&2; exit 2; } ;;
+env:*)
+  IFS=, read -r -a benv <<< "${exp#env:}"
+  for a in "${benv[@]}"; do
+    [[ "$a" =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || { echo "lab-ab: $a: not VAR=VALUE" >&2; exit 2; }
+  done ;;
+*)
+  [ -d "$exp" ] || { echo "lab-ab: $exp: no such directory" >&2; exit 2; }
+  ls "$exp"/*.spv >/dev/null 2>&1 || { echo "lab-ab: $exp holds no .spv file" >&2; exit 2; }
+  benv=("HATA_VK_SPIRV=$exp") ;;
+esac
 status=0
 for rep in $(seq "${REPS:-2}"); do
   for side in A B; do
@@ -20,8 +41,8 @@ for rep in $(seq "${REPS:-2}"); do
       echo "### rep $rep A (built-in)"
       env -u HATA_VK_SPIRV bin/hata bench "$@" > "$out.tmp" 2>&1 || status=1
     else
-      echo "### rep $rep B ($dir)"
-      HATA_VK_SPIRV="$dir" bin/hata bench "$@" > "$out.tmp" 2>&1 || status=1
+      echo "### rep $rep B ($exp)"
+      env -u HATA_VK_SPIRV "${benv[@]}" "$bbin" bench "$@" > "$out.tmp" 2>&1 || status=1
     fi
     # After the first run: its rows, its traces and which kernels it replaced.
     if [ "$rep$side" = 1A ]; then cat "$out.tmp"; else awk '!/^# / || /^# (trace|kernels built)/' "$out.tmp"; fi
