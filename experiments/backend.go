@@ -63,6 +63,10 @@ type Timing struct {
 	// second, in GB/s) measured in the same run: every row's roofline. 0 when
 	// the backend has none (the CPU).
 	CopyGBps float64
+	// Levels is how many dispatches of one step ran one after another
+	// (vk.Timings.Levels): with the device's dependent-dispatch floor, the
+	// step's latency roofline. 0 when unknown (the CPU).
+	Levels int
 	// Trace, when the point was timed with its kernels traced (the vk
 	// tuning key trace), says where each traced kernel's workgroups spent
 	// their time, one "kernel: summary" per kernel in the step's order (the

@@ -214,12 +214,14 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	v.Ctx.SetSpanTiming(true)
 	defer v.Ctx.SetSpanTiming(false)
 	var totals []float64
+	levels := 0
 	for i := range reps {
 		m := ms[i%len(ms)]
 		if _, err := m.Decode(q, budget); err != nil {
 			return Timing{}, err
 		}
 		var total float64
+		levels = m.Timings().Levels
 		for _, st := range m.Timings().Stages {
 			if stageOf[st.Name] != "" {
 				total += st.Ns
@@ -237,7 +239,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		return Timing{}, err
 	}
 	out := Timing{Clock: "gpu-timestamp", Median: time.Duration(median(totals)), Stages: map[string]time.Duration{},
-		Bytes: bytes, CopyGBps: copyBW / 1e9, Raw: raw}
+		Bytes: bytes, CopyGBps: copyBW / 1e9, Levels: levels, Raw: raw}
 	for col, xs := range stages {
 		out.Stages[col] = time.Duration(median(xs))
 	}

@@ -34,17 +34,20 @@ const submitTimeout = 10 * time.Minute
 // Recording methods do not return errors: the first one is kept and returned
 // by Submit, which then submits nothing.
 type Batch struct {
-	ctx     *Context
-	pool    vulkan.CommandPool
-	cb      vulkan.CommandBuffer
-	fence   vulkan.Fence
-	queries vulkan.QueryPool
-	stages  []string
-	open    bool
-	err     error
-	bound   *Kernel
-	inSpan  bool // span timing: a kernel stage is open, later ones join it
-	second  bool // submitted to the context's second queue (QueueOverlap)
+	ctx       *Context
+	pool      vulkan.CommandPool
+	cb        vulkan.CommandBuffer
+	fence     vulkan.Fence
+	queries   vulkan.QueryPool
+	stages    []string
+	open      bool
+	err       error
+	bound     *Kernel
+	inSpan    bool // span timing: a kernel stage is open, later ones join it
+	second    bool // submitted to the context's second queue (QueueOverlap)
+	levels    int  // Timings.Levels of what is recorded
+	submitted int  // Timings.Levels of the batch start submitted
+	level     bool // a dispatch was recorded since the last barrier (it opened a level)
 }
 
 // hostStages are the stages that move data between the host and the device
@@ -68,6 +71,11 @@ type Timings struct {
 	Stages []Stage
 	// Supported is false when the queue has no timestamps; Stages is empty.
 	Supported bool
+	// Levels is how many dispatches of the batch ran one after another:
+	// its dispatches in groups separated by barriers, each group waiting
+	// for the one before (dispatches of one group may overlap). Each level
+	// costs at least Context.DispatchFloor, the latency roofline of a step.
+	Levels int
 }
 
 // Total returns the sum of every stage, in ns.
@@ -161,6 +169,7 @@ func (b *Batch) Begin() error {
 		vulkan.EndCommandBuffer(b.cb)
 	}
 	b.open, b.err, b.stages, b.bound, b.inSpan = false, nil, b.stages[:0], nil, false
+	b.levels, b.level = 0, false
 	if err := vkc.Check("vkResetCommandBuffer", int32(vulkan.ResetCommandBuffer(b.cb, 0))); err != nil {
 		return err
 	}
@@ -243,6 +252,10 @@ func (b *Batch) Dispatch(k *Kernel, set *Set, push any, x, y, z uint32) {
 		vulkan.CmdPushConstants(b.cb, k.layout, vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit), 0, k.pushSize, p.UnsafePointer())
 	}
 	vulkan.CmdDispatch(b.cb, x, y, z)
+	if !b.level {
+		b.levels++
+		b.level = true
+	}
 }
 
 // Barrier makes every earlier shader and transfer write visible to every
@@ -255,6 +268,7 @@ func (b *Batch) Barrier() {
 	b.ctx.fns.CmdMemoryBarrier(unsafe.Pointer(b.cb), stages, stages,
 		uint32(vulkan.AccessShaderWriteBit|vulkan.AccessTransferWriteBit),
 		uint32(vulkan.AccessShaderReadBit|vulkan.AccessShaderWriteBit|vulkan.AccessTransferReadBit|vulkan.AccessTransferWriteBit))
+	b.level = false
 }
 
 // Copy records a copy of src into dst (equal sizes, multiples of 4).
@@ -360,6 +374,7 @@ func (b *Batch) start() (n uint32, err error) {
 		return 0, b.err
 	}
 	n = uint32(len(b.stages))
+	b.submitted = b.levels
 	if b.queries != vulkan.NullQueryPool && n > 0 {
 		vulkan.CmdWriteTimestamp(b.cb, vulkan.PipelineStageBottomOfPipeBit, b.queries, n)
 	}
@@ -393,14 +408,14 @@ func (b *Batch) finish(n uint32) (Timings, error) {
 		return Timings{}, err
 	}
 	if b.queries == vulkan.NullQueryPool || n == 0 {
-		return Timings{Supported: b.queries != vulkan.NullQueryPool}, nil
+		return Timings{Supported: b.queries != vulkan.NullQueryPool, Levels: b.submitted}, nil
 	}
 	ts := make([]uint64, n+1)
 	if err := vkc.Check("vkGetQueryPoolResults", int32(vulkan.GetQueryPoolResults(c.dev, b.queries, 0, n+1,
 		uint(8*len(ts)), unsafe.Pointer(&ts[0]), 8, vulkan.QueryResultFlags(vulkan.QueryResult64Bit|vulkan.QueryResultWaitBit)))); err != nil {
 		return Timings{}, err
 	}
-	t := Timings{Supported: true, Stages: make([]Stage, n)}
+	t := Timings{Supported: true, Stages: make([]Stage, n), Levels: b.submitted}
 	for i := range t.Stages {
 		t.Stages[i] = Stage{Name: b.stages[i], Ns: c.ticksNs(ts[i], ts[i+1]), Start: ts[i], End: ts[i+1]}
 	}

@@ -239,3 +239,57 @@ func TestLoadLatency(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchLevels checks Timings.Levels, the dispatches of a batch that run
+// one after another (hata bench's floor counts them): barriers with no
+// dispatch between them, and fills, add no level; dispatches with no
+// barrier between them share one; a batch re-recorded starts from zero.
+func TestBatchLevels(t *testing.T) {
+	ctx := device(t)
+	ch, err := ctx.newCopyChain("levels test", 16*copyWorkgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.free()
+	b, err := ctx.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Free()
+	d := func(b *Batch) { b.Dispatch(ch.k, ch.fwd, copyPush{N: uint32(ch.size / 16)}, 1, 1, 1) }
+	for _, c := range []struct {
+		name   string
+		record func(b *Batch)
+		want   int
+	}{
+		{"none", func(b *Batch) { b.Fill(ch.src.Whole(), 0); b.Barrier() }, 0},
+		{"one", func(b *Batch) { b.Barrier(); d(b); b.Barrier(); b.Barrier() }, 1},
+		{"two side by side", func(b *Batch) { d(b); d(b) }, 1},
+		{"a chain of three", func(b *Batch) {
+			b.Stage("a")
+			d(b)
+			d(b)
+			b.Barrier()
+			b.Fill(ch.dst.Whole(), 0)
+			b.Barrier()
+			b.Stage("b")
+			d(b)
+			b.Barrier()
+			d(b)
+			b.Barrier()
+		}, 3},
+		{"the copy chain", func(b *Batch) { ch.record(b, 5, 1, true) }, 5},
+	} {
+		if err := b.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		c.record(b)
+		tm, err := b.Submit()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if tm.Levels != c.want {
+			t.Errorf("%s: Levels = %d, want %d", c.name, tm.Levels, c.want)
+		}
+	}
+}

@@ -390,7 +390,9 @@ func (h *Halves) span() (Timings, error) {
 	}
 	var start, end uint64
 	var own float64
+	levels := 0 // the two queues' chains side by side: the longer one
 	for i, t := range ts {
+		levels = max(levels, t.Levels)
 		if !t.Supported {
 			return Timings{}, nil
 		}
@@ -408,5 +410,5 @@ func (h *Halves) span() (Timings, error) {
 	if ns < own || ns > 1e9 {
 		return Timings{}, fmt.Errorf("vk %s halves: the two queues' timestamps give a span of %.0f ns against %.0f for one half: not one clock", h.name, ns, own)
 	}
-	return Timings{Supported: true, Stages: []Stage{{Name: "step", Ns: ns}}}, nil
+	return Timings{Supported: true, Stages: []Stage{{Name: "step", Ns: ns}}, Levels: levels}, nil
 }

@@ -439,6 +439,7 @@ func (m *HATA) decodeNormWeighted(q []float32, budget ref.Budget, readback bool)
 		return nil, err
 	}
 	m.timings.Stages = append(first.Stages, m.timings.Stages...)
+	m.timings.Levels += first.Levels
 	return res, nil
 }
 

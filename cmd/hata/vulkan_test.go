@@ -116,6 +116,20 @@ func TestBenchDense(t *testing.T) {
 	if us, err := strconv.ParseFloat(row[4], 64); err != nil || us <= 0 {
 		t.Errorf("median_us = %q, want a positive number; table:\n%s", row[4], out)
 	}
+	// Its latency roofline: one dispatch at least (the split pass), and a
+	// floor of that many dispatch floors plus the bytes.
+	if len(row) != 17 {
+		t.Fatalf("dense row has %d columns, want 17:\n%s", len(row), out)
+	}
+	if lv, err := strconv.Atoi(row[13]); err != nil || lv < 1 || lv > 2 {
+		t.Errorf("levels = %q, want 1 or 2 (the split pass, and a separate merge); table:\n%s", row[13], out)
+	}
+	if fl, err := strconv.ParseFloat(row[14], 64); err != nil || fl <= 0 {
+		t.Errorf("floor_us = %q, want a positive number; table:\n%s", row[14], out)
+	}
+	if !strings.Contains(out, "# floor_us: levels (dispatches one after another in a step) x ") {
+		t.Errorf("no floor_us line in the header:\n%s", out)
+	}
 	// The header's rooflines include the gathers of K/V rows (2*d bytes).
 	if !strings.Contains(out, "# random-gather bandwidth (128-byte rows at random over ") {
 		t.Errorf("no random-gather line for d=64 (128-byte rows) in the header:\n%s", out)
