@@ -126,9 +126,12 @@ func (c *SpeedConfig) points() []point {
 	return ps
 }
 
-// timingColumns is the row format of the speed and breakdown kinds.
+// timingColumns is the row format of the speed and breakdown kinds. levels
+// is how many of the step's dispatches ran one after another (Timing.Levels;
+// empty on the CPU): with the device's dispatch floor, the step's latency
+// roofline, as copy_gbps is its bandwidth one.
 var timingColumns = []string{"method", "b", "n", "budget", "k", "clock", "median_us",
-	"encode_us", "score_us", "select_us", "attend_us", "other_us", "bytes", "gbps", "copy_gbps", "speedup", "device"}
+	"encode_us", "score_us", "select_us", "attend_us", "other_us", "bytes", "gbps", "copy_gbps", "levels", "speedup", "device"}
 
 func (c *SpeedConfig) columns() []string { return timingColumns }
 
@@ -181,7 +184,11 @@ func timePoint(w *worker, sh Shape, reps int, tp timingPoint) ([][]string, error
 	if t.CopyGBps > 0 {
 		copyBW = fmtFloat(t.CopyGBps)
 	}
-	row = append(row, other, strconv.FormatInt(t.Bytes, 10), gbps, copyBW, "", w.backend.Name())
+	levels := ""
+	if t.Levels > 0 {
+		levels = fmtInt(t.Levels)
+	}
+	row = append(row, other, strconv.FormatInt(t.Bytes, 10), gbps, copyBW, levels, "", w.backend.Name())
 	return [][]string{row}, nil
 }
 

@@ -12,7 +12,8 @@ import (
 // TestTimerTuning checks the tuning argument of the timers: the CPU timer,
 // which has no kernel parameters, refuses a non-zero one and times with the
 // zero one; the Vulkan timer (where a device opens) refuses a key the method
-// does not use, naming it, before building anything.
+// does not use, naming it, before building anything, and reports the step's
+// levels of dependent dispatches (the CPU timer none).
 func TestTimerTuning(t *testing.T) {
 	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 64, D: 16}
 	budget := ref.Budget{K: 8}
@@ -32,5 +33,16 @@ func TestTimerTuning(t *testing.T) {
 	defer v.Close()
 	if _, err := v.Time("streaming", s, budget, 1, vk.Tuning{ScoreChunk: 512}); err == nil || !strings.Contains(err.Error(), "scorechunk") {
 		t.Errorf("Vulkan.Time(streaming) with scorechunk=512 = %v, want an error naming scorechunk", err)
+	}
+	// The latency roofline's count: HATA's step is encode, score, select
+	// and the attention (and its merge, where it is a dispatch of its own)
+	// one after another; the CPU has no dispatches. (vk's TestBatchLevels
+	// checks the count itself; a Vulkan Time takes seconds on lavapipe.)
+	hs := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 512, D: 64}
+	if tm, err := v.Time("hata", hs, ref.Budget{K: 16}, 2, vk.Tuning{}); err != nil || tm.Levels < 4 || tm.Levels > 5 {
+		t.Errorf("Vulkan.Time(hata).Levels = %d, %v; want 4 or 5", tm.Levels, err)
+	}
+	if tm, err := (CPU{}).Time("hata", hs, ref.Budget{K: 16}, 1, vk.Tuning{}); err != nil || tm.Levels != 0 {
+		t.Errorf("CPU.Time(hata).Levels = %d, %v; want 0", tm.Levels, err)
 	}
 }
