@@ -165,6 +165,14 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 			return Timing{}, err
 		}
 	}
+	// Full clocks for the timed steps: the warm-up's steps leave the GPU
+	// idle between them, and after pipeline creation its clock may be far
+	// below its maximum (vk.Context.WarmClocks).
+	if v.Ctx.Info.Type != vk.DeviceCPU {
+		if _, err := v.Ctx.WarmClocks(250 * time.Millisecond); err != nil {
+			return Timing{}, err
+		}
+	}
 	stages := map[string][]float64{}
 	traces := map[string][]vk.TraceSummary{} // by kernel
 	var traced []string                      // the kernels, in the step's order

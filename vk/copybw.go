@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 )
 
 // copyPush mirrors copy.comp's push constants.
@@ -30,6 +31,53 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 		return 0, err
 	}
 	return 2 * float64(size) / (med * 1e-9), nil
+}
+
+// WarmClocks keeps the device busy for about d with back-to-back chains of
+// copy dispatches (64 MiB each way, 64 dispatches a submit; 4 MiB and 4 on
+// CPU devices) and returns the copy bandwidth of the last submit (reads plus
+// writes per second). GPUs
+// lower their clocks after a second or two without work (pipeline creation,
+// host-side preparation) and raise them again only slowly under a decode
+// step's intermittent load: on a fresh H200 the clock fell from 1980 to 345
+// MHz and the rows timed then read 1.6 TB/s of copy bandwidth instead of 4.0
+// (BENCHMARKS.md, run 191). A timer calls it just before its timed steps.
+func (c *Context) WarmClocks(d time.Duration) (float64, error) {
+	size, n := min(uint64(64<<20), uint64(c.Info.Limits.MaxStorageBufferRange))&^15, 64
+	if c.Info.Type == DeviceCPU {
+		size, n = 4<<20, 4 // a CPU has no clocks to raise: keep it short
+	}
+	if d <= 0 || size == 0 {
+		return 0, fmt.Errorf("vk: warm clocks: duration %v, buffers of %d bytes: want both > 0", d, size)
+	}
+	ch, err := c.newCopyChain("clock warm-up", size)
+	if err != nil {
+		return 0, err
+	}
+	defer ch.free()
+	b, err := c.NewBatch()
+	if err != nil {
+		return 0, err
+	}
+	defer b.Free()
+	var bw float64
+	for start := time.Now(); bw == 0 || time.Since(start) < d; {
+		if err := b.Begin(); err != nil {
+			return 0, err
+		}
+		b.Stage("chain")
+		ch.record(b, n, c.copyGroups(size/16), false)
+		t, err := b.Submit()
+		if err != nil {
+			return 0, err
+		}
+		ns := t.Get("chain")
+		if ns <= 0 {
+			return 0, fmt.Errorf("vk: warm clocks: the device reported no time (timestamps unsupported?)")
+		}
+		bw = 2 * float64(size) * float64(n) / (ns * 1e-9)
+	}
+	return bw, nil
 }
 
 // chainPush mirrors chain.comp's push constants (TestSyncScopes' probe).

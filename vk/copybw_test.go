@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestCopyBandwidth checks that the roofline measurement runs without
@@ -291,5 +293,27 @@ func TestBatchLevels(t *testing.T) {
 		if tm.Levels != c.want {
 			t.Errorf("%s: Levels = %d, want %d", c.name, tm.Levels, c.want)
 		}
+	}
+}
+
+// TestWarmClocks checks that WarmClocks keeps the device busy for the time
+// asked, returns a positive bandwidth, and refuses a duration that is not
+// positive.
+func TestWarmClocks(t *testing.T) {
+	ctx := device(t)
+	start := time.Now()
+	bw, err := ctx.WarmClocks(50 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 50*time.Millisecond {
+		t.Errorf("WarmClocks(50ms) returned after %v", took)
+	}
+	if bw <= 0 {
+		t.Errorf("WarmClocks bandwidth %v, want > 0", bw)
+	}
+	t.Logf("%s: %.0f GB/s at the end of the warm-up", ctx.Info.Name, bw/1e9)
+	if _, err := ctx.WarmClocks(0); err == nil || !strings.Contains(err.Error(), "duration") {
+		t.Errorf("WarmClocks(0) = %v, want an error naming the duration", err)
 	}
 }
