@@ -50,34 +50,27 @@ func (c *Context) WarmClocks(d time.Duration) (float64, error) {
 	if d <= 0 || size == 0 {
 		return 0, fmt.Errorf("vk: warm clocks: duration %v, buffers of %d bytes: want both > 0", d, size)
 	}
-	ch, err := c.newCopyChain("clock warm-up", size)
-	if err != nil {
-		return 0, err
-	}
-	defer ch.free()
-	b, err := c.NewBatch()
-	if err != nil {
-		return 0, err
-	}
-	defer b.Free()
 	var bw float64
-	for start := time.Now(); bw == 0 || time.Since(start) < d; {
-		if err := b.Begin(); err != nil {
-			return 0, err
+	err := c.withCopyChain("clock warm-up", size, func(ch *copyChain, b *Batch) error {
+		for start := time.Now(); bw == 0 || time.Since(start) < d; {
+			if err := b.Begin(); err != nil {
+				return err
+			}
+			b.Stage("chain")
+			ch.record(b, n, c.copyGroups(size/16), false)
+			t, err := b.Submit()
+			if err != nil {
+				return err
+			}
+			ns := t.Get("chain")
+			if ns <= 0 {
+				return fmt.Errorf("vk: warm clocks: the device reported no time (timestamps unsupported?)")
+			}
+			bw = 2 * float64(size) * float64(n) / (ns * 1e-9)
 		}
-		b.Stage("chain")
-		ch.record(b, n, c.copyGroups(size/16), false)
-		t, err := b.Submit()
-		if err != nil {
-			return 0, err
-		}
-		ns := t.Get("chain")
-		if ns <= 0 {
-			return 0, fmt.Errorf("vk: warm clocks: the device reported no time (timestamps unsupported?)")
-		}
-		bw = 2 * float64(size) * float64(n) / (ns * 1e-9)
-	}
-	return bw, nil
+		return nil
+	})
+	return bw, err
 }
 
 // chainPush mirrors chain.comp's push constants (TestSyncScopes' probe).
@@ -441,6 +434,22 @@ func (p *copyChain) record(b *Batch, n int, groups uint32, stamped bool) {
 	}
 }
 
+// withCopyChain runs f with a copyChain of two buffers of size bytes (what
+// names them in errors) and a batch, and frees both afterwards.
+func (c *Context) withCopyChain(what string, size uint64, f func(ch *copyChain, b *Batch) error) error {
+	ch, err := c.newCopyChain(what, size)
+	if err != nil {
+		return err
+	}
+	defer ch.free()
+	b, err := c.NewBatch()
+	if err != nil {
+		return err
+	}
+	defer b.Free()
+	return f(ch, b)
+}
+
 // timeCopies runs, reps times after one warm-up, a chain of n copy
 // dispatches of groups workgroups between two device-local buffers of size
 // bytes (a multiple of 16), alternating the direction so that every dispatch
@@ -448,22 +457,16 @@ func (p *copyChain) record(b *Batch, n int, groups uint32, stamped bool) {
 // stamped, a timestamp); it returns the median GPU time of the chain in
 // nanoseconds.
 func (c *Context) timeCopies(what string, size uint64, groups uint32, n, reps int, stamped bool) (float64, error) {
-	ch, err := c.newCopyChain(what, size)
-	if err != nil {
-		return 0, err
-	}
-	defer ch.free()
-	b, err := c.NewBatch()
-	if err != nil {
-		return 0, err
-	}
-	defer b.Free()
-	med, err := medianRun(b, reps, "chain", func(b *Batch) {
-		b.Fill(ch.src.Whole(), 0x3f800000)
-		b.Barrier()
-		b.Stage("chain")
-		ch.record(b, n, groups, stamped)
-		b.Stage("end")
+	var med float64
+	err := c.withCopyChain(what, size, func(ch *copyChain, b *Batch) (err error) {
+		med, err = medianRun(b, reps, "chain", func(b *Batch) {
+			b.Fill(ch.src.Whole(), 0x3f800000)
+			b.Barrier()
+			b.Stage("chain")
+			ch.record(b, n, groups, stamped)
+			b.Stage("end")
+		})
+		return err
 	})
 	if err != nil {
 		return 0, err
