@@ -36,12 +36,12 @@ func (c *Context) CopyBandwidth(size uint64, reps int) (float64, error) {
 // WarmClocks keeps the device busy for about d with back-to-back chains of
 // copy dispatches (64 MiB each way, 64 dispatches a submit; 4 MiB and 4 on
 // CPU devices) and returns the copy bandwidth of the last submit (reads plus
-// writes per second). GPUs
-// lower their clocks after a second or two without work (pipeline creation,
-// host-side preparation) and raise them again only slowly under a decode
-// step's intermittent load: on a fresh H200 the clock fell from 1980 to 345
-// MHz and the rows timed then read 1.6 TB/s of copy bandwidth instead of 4.0
-// (BENCHMARKS.md, run 191). A timer calls it just before its timed steps.
+// writes per second). GPUs lower their clocks after a second or two without
+// work (pipeline creation, host-side preparation) and raise them again only
+// slowly under a decode step's intermittent load: on a fresh H200 the clock
+// fell from 1980 to 345 MHz and the rows timed then read 1.6 TB/s of copy
+// bandwidth instead of 4.0 (BENCHMARKS.md, run 191). A timer calls it just
+// before its timed steps.
 func (c *Context) WarmClocks(d time.Duration) (float64, error) {
 	size, n := min(uint64(64<<20), uint64(c.Info.Limits.MaxStorageBufferRange))&^15, 64
 	if c.Info.Type == DeviceCPU {
