@@ -229,8 +229,9 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 			return Timing{}, err
 		}
 		var total float64
-		levels = m.Timings().Levels
-		for _, st := range m.Timings().Stages {
+		tm := m.Timings()
+		levels = tm.Levels
+		for _, st := range tm.Stages {
 			if stageOf[st.Name] != "" {
 				total += st.Ns
 			}

@@ -34,20 +34,19 @@ const submitTimeout = 10 * time.Minute
 // Recording methods do not return errors: the first one is kept and returned
 // by Submit, which then submits nothing.
 type Batch struct {
-	ctx       *Context
-	pool      vulkan.CommandPool
-	cb        vulkan.CommandBuffer
-	fence     vulkan.Fence
-	queries   vulkan.QueryPool
-	stages    []string
-	open      bool
-	err       error
-	bound     *Kernel
-	inSpan    bool // span timing: a kernel stage is open, later ones join it
-	second    bool // submitted to the context's second queue (QueueOverlap)
-	levels    int  // Timings.Levels of what is recorded
-	submitted int  // Timings.Levels of the batch start submitted
-	level     bool // a dispatch was recorded since the last barrier (it opened a level)
+	ctx     *Context
+	pool    vulkan.CommandPool
+	cb      vulkan.CommandBuffer
+	fence   vulkan.Fence
+	queries vulkan.QueryPool
+	stages  []string
+	open    bool
+	err     error
+	bound   *Kernel
+	inSpan  bool // span timing: a kernel stage is open, later ones join it
+	second  bool // submitted to the context's second queue (QueueOverlap)
+	levels  int  // Timings.Levels of what is recorded (and, until the next Begin, submitted)
+	level   bool // a dispatch was recorded since the last barrier (it opened a level)
 }
 
 // hostStages are the stages that move data between the host and the device
@@ -374,7 +373,6 @@ func (b *Batch) start() (n uint32, err error) {
 		return 0, b.err
 	}
 	n = uint32(len(b.stages))
-	b.submitted = b.levels
 	if b.queries != vulkan.NullQueryPool && n > 0 {
 		vulkan.CmdWriteTimestamp(b.cb, vulkan.PipelineStageBottomOfPipeBit, b.queries, n)
 	}
@@ -408,14 +406,14 @@ func (b *Batch) finish(n uint32) (Timings, error) {
 		return Timings{}, err
 	}
 	if b.queries == vulkan.NullQueryPool || n == 0 {
-		return Timings{Supported: b.queries != vulkan.NullQueryPool, Levels: b.submitted}, nil
+		return Timings{Supported: b.queries != vulkan.NullQueryPool, Levels: b.levels}, nil
 	}
 	ts := make([]uint64, n+1)
 	if err := vkc.Check("vkGetQueryPoolResults", int32(vulkan.GetQueryPoolResults(c.dev, b.queries, 0, n+1,
 		uint(8*len(ts)), unsafe.Pointer(&ts[0]), 8, vulkan.QueryResultFlags(vulkan.QueryResult64Bit|vulkan.QueryResultWaitBit)))); err != nil {
 		return Timings{}, err
 	}
-	t := Timings{Supported: true, Stages: make([]Stage, n), Levels: b.submitted}
+	t := Timings{Supported: true, Stages: make([]Stage, n), Levels: b.levels}
 	for i := range t.Stages {
 		t.Stages[i] = Stage{Name: b.stages[i], Ns: c.ticksNs(ts[i], ts[i+1]), Start: ts[i], End: ts[i+1]}
 	}
