@@ -2,6 +2,7 @@ package vk
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -248,51 +249,47 @@ func TestLoadLatency(t *testing.T) {
 // barrier between them share one; a batch re-recorded starts from zero.
 func TestBatchLevels(t *testing.T) {
 	ctx := device(t)
-	ch, err := ctx.newCopyChain("levels test", 16*copyWorkgroup)
+	err := ctx.withCopyChain("levels test", 16*copyWorkgroup, func(ch *copyChain, b *Batch) error {
+		d := func(b *Batch) { b.Dispatch(ch.k, ch.fwd, copyPush{N: uint32(ch.size / 16)}, 1, 1, 1) }
+		for _, c := range []struct {
+			name   string
+			record func(b *Batch)
+			want   int
+		}{
+			{"none", func(b *Batch) { b.Fill(ch.src.Whole(), 0); b.Barrier() }, 0},
+			{"one", func(b *Batch) { b.Barrier(); d(b); b.Barrier(); b.Barrier() }, 1},
+			{"two side by side", func(b *Batch) { d(b); d(b) }, 1},
+			{"a chain of three", func(b *Batch) {
+				b.Stage("a")
+				d(b)
+				d(b)
+				b.Barrier()
+				b.Fill(ch.dst.Whole(), 0)
+				b.Barrier()
+				b.Stage("b")
+				d(b)
+				b.Barrier()
+				d(b)
+				b.Barrier()
+			}, 3},
+			{"the copy chain", func(b *Batch) { ch.record(b, 5, 1, true) }, 5},
+		} {
+			if err := b.Begin(); err != nil {
+				return err
+			}
+			c.record(b)
+			tm, err := b.Submit()
+			if err != nil {
+				return fmt.Errorf("%s: %v", c.name, err)
+			}
+			if tm.Levels != c.want {
+				t.Errorf("%s: Levels = %d, want %d", c.name, tm.Levels, c.want)
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer ch.free()
-	b, err := ctx.NewBatch()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Free()
-	d := func(b *Batch) { b.Dispatch(ch.k, ch.fwd, copyPush{N: uint32(ch.size / 16)}, 1, 1, 1) }
-	for _, c := range []struct {
-		name   string
-		record func(b *Batch)
-		want   int
-	}{
-		{"none", func(b *Batch) { b.Fill(ch.src.Whole(), 0); b.Barrier() }, 0},
-		{"one", func(b *Batch) { b.Barrier(); d(b); b.Barrier(); b.Barrier() }, 1},
-		{"two side by side", func(b *Batch) { d(b); d(b) }, 1},
-		{"a chain of three", func(b *Batch) {
-			b.Stage("a")
-			d(b)
-			d(b)
-			b.Barrier()
-			b.Fill(ch.dst.Whole(), 0)
-			b.Barrier()
-			b.Stage("b")
-			d(b)
-			b.Barrier()
-			d(b)
-			b.Barrier()
-		}, 3},
-		{"the copy chain", func(b *Batch) { ch.record(b, 5, 1, true) }, 5},
-	} {
-		if err := b.Begin(); err != nil {
-			t.Fatal(err)
-		}
-		c.record(b)
-		tm, err := b.Submit()
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if tm.Levels != c.want {
-			t.Errorf("%s: Levels = %d, want %d", c.name, tm.Levels, c.want)
-		}
 	}
 }
 
