@@ -19,6 +19,14 @@
 const uint TPL = PER;     // tokens per lane per tile (select.glsl's PER): 8 to 64, a multiple of 8
 const uint GPL = TPL / 8; // groups of 8 tokens per lane
 
+// sh_keys holds a tile's keys, group g of lane l (tokens t0 + 8g .. +7) in
+// slot sh_slot(l, g): within each lane's GPL slots the groups are rotated
+// so that (GPL a power of two) eight consecutive lanes reading their group
+// g, or storing eight consecutive groups, touch eight different 16-byte
+// bank quads.
+shared uvec4 sh_keys[WG * GPL];
+uint sh_slot(uint l, uint g) { return l * GPL + (g + l / max(8 / GPL, 1)) % GPL; }
+
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
@@ -30,22 +38,26 @@ void main() {
 
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * TPL) {
-        const uint t0 = tb + li * TPL;
-        uvec4 kv[GPL];
+        // The tile's keys in coalesced 16-byte loads (group p of the tile,
+        // tokens tb + 8p .. +7, is load p / WG of lane p % WG), staged in
+        // shared memory where lane l reads its groups l*GPL .. l*GPL+GPL-1.
         [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-            const uint gs = t0 + 8 * gi;
-            kv[gi] = gs < c1 ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu);
+            const uint p = gi * WG + li, gs = tb + 8 * p;
+            sh_keys[sh_slot(p / GPL, p % GPL)] = gs < c1 ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu);
         }
+        barrier();
+        const uint t0 = tb + li * TPL;
         // Token j of group gi is bit 8*gi + j of the lane's 64 (um.x, um.y).
         uvec2 um = uvec2(0), em = uvec2(0);
         [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
             const uint gs = t0 + 8 * gi;
+            const uvec4 kv = sh_keys[sh_slot(li, gi)];
             bool need = gs < pc.sink_end || gs + 8 > pc.recent_start;
-            [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[gi][w] & 0xffffu) <= T || (kv[gi][w] >> 16) <= T;
+            [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[w] & 0xffffu) <= T || (kv[w] >> 16) <= T;
             if (gs < c1 && need) {
                 uint gu = 0, ge = 0;
                 [[unroll]] for (uint j = 0; j < 8; j++) {
-                    mark(gs + j, c1, (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu, T, j, gu, ge);
+                    mark(gs + j, c1, (kv[j / 2] >> (16 * (j & 1))) & 0xffffu, T, j, gu, ge);
                 }
                 if (gi < 4) {
                     um.x |= gu << (8 * gi);
@@ -56,7 +68,7 @@ void main() {
                 }
             }
         }
-        write_bits(t0, um, em, out0, rr, U, E);
+        write_bits(t0, um, em, out0, rr, U, E); // its scan's barriers also free sh_keys
     }
     TRACE_AT(3)
 }

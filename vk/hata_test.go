@@ -304,8 +304,8 @@ func TestSparseTiles(t *testing.T) {
 // the attention (Tile 4), with budgets from one token to all of them; and
 // the fused chain's two selects over the same chunks: select_groups (whole
 // chunks per tile, 8-token groups; chunks longer than one of select_write's
-// tiles of 2048 tokens, with 2, 4 and 8 groups per lane, a chunk's tile cut
-// short) and select_write (2048 tokens and fewer).
+// tiles of 2048 tokens, with 2, 3, 4 and 8 groups per lane, a chunk's tile
+// cut short) and select_write (2048 tokens and fewer).
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 9))
@@ -324,6 +324,7 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, "select_groups"},
 		{VariantFused, 16384, ref.Windows{Sink: 13, Recent: 8000}, "select_groups"},
 		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_groups"},
+		{VariantFused, 6000, ref.Windows{Sink: 2, Recent: 40}, "select_groups"}, // 3 groups per lane
 		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, "select_groups"},
 		{VariantFused, 2056, ref.Windows{Recent: 9}, "select_groups"},
 		{VariantFused, 2048, ref.Windows{Sink: 1}, "select_write_cum"},
