@@ -1,17 +1,13 @@
 // select_groups.glsl: select_write (select.glsl, step 3) for uint16 keys over
-// longer chunks, HATA's fused select over chunks longer than one of
-// select_write's tiles (WG*8 tokens): a workgroup takes its chunk as GPL
-// such tiles at once (PER = 8*GPL tokens per lane), lane li holding group
-// li of every tile (8 consecutive tokens, one 16-byte load: the loads of a
-// subgroup are contiguous, all GPL issued together), numbers the taken
-// tokens of all GPL tiles with one workgroup scan (the tiles' lane counts
-// scanned side by side) instead of one per tile, and marks the tokens of
-// only the groups that hold a key <= T or that a window reaches; at a
-// budget of 1.56% about 12% of the groups hold one. The result is
-// select_write's, bit for bit. vk's selectGroups picks GPL from the chunk
-// (BENCHMARKS.md has what the H200 measured: until session 16 a lane took
-// GPL consecutive groups, so that a subgroup's loads touched up to 32 cache
-// lines each, and the write took twice as long).
+// longer spans per lane, HATA's fused select over chunks longer than one of
+// select_write's tiles (WG*8 tokens): a lane takes GPL groups of 8
+// consecutive tokens (one 16-byte load each, all issued together; PER =
+// 8*GPL tokens per lane), so that a chunk of up to WG*PER tokens is one tile
+// (one workgroup scan; select_write needs one per WG*8 tokens), and it marks
+// the tokens of only the groups that hold a key <= T or that a window
+// reaches; at a budget of 1.56% about 12% of the groups hold one. The result
+// is select_write's, bit for bit. vk's selectGroups picks GPL from the chunk
+// (BENCHMARKS.md has what the H200 measured).
 //
 // Bindings: select.glsl's 0-3 (keys as uint16 pairs, hist with the
 // cumulative chunk histograms, the unused ccnt, sel).
@@ -23,39 +19,6 @@
 const uint TPL = PER;     // tokens per lane per tile (select.glsl's PER): 8 to 64, a multiple of 8
 const uint GPL = TPL / 8; // groups of 8 tokens per lane
 
-// sh_tiles[s*GPL + gi]: subgroup s's total of tile gi's packed counts.
-shared uint sh_tiles[WG * GPL];
-
-// tiles_start numbers the GPL tiles of a workgroup at once: v[gi] is the
-// lane's count in tile gi (surely taken << 16 | candidates, at most 65535
-// of each per chunk); it returns in st[gi] the chunk's taken and candidates
-// before the lane's group of tile gi (U, E before the tiles, the tiles
-// before gi, the lanes before it), and advances U and E by all GPL tiles'.
-// Uniform control flow.
-void tiles_start(uint v[GPL], out uvec2 st[GPL], inout uint U, inout uint E) {
-    uint incl[GPL];
-    [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-        incl[gi] = subgroupInclusiveAdd(v[gi]);
-        if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_tiles[gl_SubgroupID * GPL + gi] = incl[gi];
-    }
-    barrier();
-    uint done = 0; // packed, the tiles before gi
-    [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-        uint before = 0, total = 0;
-        for (uint sg = 0; sg < gl_NumSubgroups; sg++) {
-            const uint x = sh_tiles[sg * GPL + gi];
-            if (sg < gl_SubgroupID) before += x;
-            total += x;
-        }
-        const uint ex = done + before + incl[gi] - v[gi];
-        st[gi] = uvec2(U + (ex >> 16), E + (ex & 0xffffu));
-        done += total;
-    }
-    barrier();
-    U += done >> 16;
-    E += done & 0xffffu;
-}
-
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
@@ -65,43 +28,35 @@ void main() {
     uint T, rr; // the threshold, and the candidates still to take
     const uint out0 = write_start(row, c, T, rr);
 
-    uint U = 0, E = 0; // surely taken and candidates in this chunk before the tiles
+    uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * TPL) {
-        // Group gi of the lane: tokens tb + 8*(gi*WG + li) .. +7.
+        const uint t0 = tb + li * TPL;
         uvec4 kv[GPL];
         [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-            const uint gs = tb + 8 * (gi * WG + li);
+            const uint gs = t0 + 8 * gi;
             kv[gi] = gs < c1 ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu);
         }
-        // Token j of group gi is bit 8*(gi%4) + j of um[gi/4] (and em).
+        // Token j of group gi is bit 8*gi + j of the lane's 64 (um.x, um.y).
         uvec2 um = uvec2(0), em = uvec2(0);
-        uint v[GPL];
         [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-            const uint gs = tb + 8 * (gi * WG + li);
+            const uint gs = t0 + 8 * gi;
             bool need = gs < pc.sink_end || gs + 8 > pc.recent_start;
             [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[gi][w] & 0xffffu) <= T || (kv[gi][w] >> 16) <= T;
-            uint gu = 0, ge = 0;
             if (gs < c1 && need) {
+                uint gu = 0, ge = 0;
                 [[unroll]] for (uint j = 0; j < 8; j++) {
                     mark(gs + j, c1, (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu, T, j, gu, ge);
                 }
-            }
-            v[gi] = uint(bitCount(gu)) << 16 | uint(bitCount(ge));
-            um[gi / 4] |= gu << (8 * (gi % 4));
-            em[gi / 4] |= ge << (8 * (gi % 4));
-        }
-        uvec2 st[GPL];
-        tiles_start(v, st, U, E);
-        [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-            const uint gs = tb + 8 * (gi * WG + li);
-            const uint gu = (um[gi / 4] >> (8 * (gi % 4))) & 0xffu, ge = (em[gi / 4] >> (8 * (gi % 4))) & 0xffu;
-            uint bits = gu | ge;
-            while (bits != 0) {
-                const uint j = uint(findLSB(bits));
-                bits &= bits - 1;
-                put(gs + j, (gu >> j & 1u) != 0, out0, rr, st[gi].x, st[gi].y);
+                if (gi < 4) {
+                    um.x |= gu << (8 * gi);
+                    em.x |= ge << (8 * gi);
+                } else {
+                    um.y |= gu << (8 * (gi - 4));
+                    em.y |= ge << (8 * (gi - 4));
+                }
             }
         }
+        write_bits(t0, um, em, out0, rr, U, E);
     }
     TRACE_AT(3)
 }
