@@ -1,0 +1,244 @@
+// hata_score.glsl: HATA's GQA-summed Hamming scores (HATA.md, decode step 2;
+// ref.HammingScores), optionally with the per-row histogram of the scores
+// that the selection needs (the "fused" variant):
+//
+//	S[r][t] = sum_{g < G} sum_w popcount(qcode[r*G + g][w] XOR kcode[r][t][w])
+//	hist[r][s] += 1 for every token t < N with S[r][t] = s that no window forces in
+//	              (sink_end <= t < recent_start)
+//
+// Codes are read as uvec4: a code is WV uvec4 (rbit/32 words padded with
+// zeros to a multiple of 4, and zero XOR zero adds nothing). popcount is
+// 32-bit bitCount (spirv-val rejects 64-bit). The G bit counts per word are
+// counted on bit planes of the query group instead (ham_planes.glsl: at G
+// = 4 two per word, not four). A lane scores two consecutive
+// tokens per step (32 contiguous bytes of codes for rbit=128), UNR steps per
+// round with every load of the round issued before the arithmetic, and stores
+// both scores in one uint when KEY16 (S <= G*rbit <= 65535: low half the even
+// token), so the select kernels read N*2 bytes per row; otherwise one uint
+// per token (the "naive" variant). With HIST the workgroup counts its tokens
+// in a shared histogram of NB bins (NB > G*rbit) and adds the non-zero bins
+// to the global one with atomicAdd, so that no extra pass over the scores
+// is needed to find the selection threshold. With CUM (and HIST) it also
+// writes its chunk's cumulative histogram,
+//
+//	cum[row][c][s] = #{t in chunk c, not forced: S[r][t] <= s}     s < NB
+//
+// so that select_write, once it knows the threshold T, finds how many
+// tokens every earlier chunk takes from two entries per chunk, instead of a
+// select_count pass over the scores (select.glsl, step 2 with pc.cum).
+//
+// The bit planes are ham_planes.glsl's. With them and UNR = 2 (32 registers
+// instead of 61) the score stage took 1.8-10 us less on the H200
+// (BENCHMARKS.md, runs 93-95).
+//
+// With ENCODE (the fused variant) there is no hata_encode_q dispatch before
+// it: every workgroup first computes the query codes of its row's G heads
+// itself (HATA.md's encode, proj.glsl's formula: bit j = q·W[h][:, j] > 0,
+// float32, W head row % hkv), at the cost of reading W (D*rbit floats) from
+// L2 once per workgroup instead of a dispatch and a barrier; the chunk-0
+// workgroup of each row also stores them in qcode for Codes().
+//
+// Bindings (set 0):
+//	0 qcode [rows*G][WV] uvec4 (query head b*Hq + h*G + g = row*G + g); read,
+//	        or written by the chunk-0 workgroups with ENCODE
+//	4 q     [rows*G][D] float32 query heads (read with ENCODE only)
+//	5 W     [Hkv][D][ldw] float32 hash weights (read with ENCODE only)
+//	1 kcode [rows][cap][WV] uvec4
+//	2 keys  KEY16: [rows][key_stride/2] uint (two uint16 each); else [rows][key_stride] uint
+//	3 hist  [rows][NB] uint, zeroed before the dispatch (HIST); with CUM
+//	        followed by cum [rows][nchunks][NB] uint (written whole)
+// With TRACE (hata_score_trace.comp, for benchmarks) lane 0 of every
+// workgroup also reads the device clock (clockRealtime2x32EXT) at
+// TRACE_POINTS points: its start, once its query codes are in and its
+// histogram cleared, after its chunk's scores, and at its end (after the
+// histogram and the cumulative counts), into
+//	6 trace [rows][nchunks][TRACE_POINTS] uint, the clock's low word
+// (sparse_split.glsl's convention).
+// Dispatch: (nchunks = ceil(N / chunk_len), rows, 1); chunk_len and
+// key_stride even. Included by hata_score.comp and hata_score_trace.comp.
+
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint WV = 1;       // uvec4 per code
+layout(constant_id = 2) const uint G = 1;        // query heads per KV head
+layout(constant_id = 3) const bool KEY16 = true; // scores as packed uint16
+layout(constant_id = 4) const uint NB = 1;       // histogram bins; 1: no histogram
+layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative histogram
+layout(constant_id = 6) const bool ENCODE = false; // encode the query codes here
+layout(constant_id = 7) const uint D = 128;        // head dimension (ENCODE)
+
+const uint WG = gl_WorkGroupSize.x;
+const bool HIST = NB > 1;
+const uint UNR = 2; // token pairs per lane per round (4: 61 registers, slower on the H200)
+
+#include "ham_planes.glsl"
+
+layout(push_constant) uniform PushConstants {
+    uint n;            // tokens N
+    uint cap;          // row stride of kcode, in tokens
+    uint chunk_len;    // tokens per workgroup, even
+    uint sink_end;     // tokens t < sink_end are forced in (not counted)
+    uint recent_start; // tokens t >= recent_start are forced in (not counted)
+    uint key_stride;   // row stride of the scores, in tokens, even
+    uint hkv;          // ENCODE: KV heads (W head = row % hkv)
+    uint ldw;          // ENCODE: row stride of W, in floats
+    uint rbit;         // ENCODE: code bits (columns of W used)
+} pc;
+
+layout(std430, set = 0, binding = 0) restrict buffer QC { uvec4 qc[]; };
+layout(std430, set = 0, binding = 1) restrict readonly buffer KC { uvec4 kc[]; };
+layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[]; };
+layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
+layout(std430, set = 0, binding = 4) restrict readonly buffer QF { float qf[]; };
+layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
+
+#define TRACE_BINDING 6
+#define TRACE_POINTS 4
+#define TRACE_WG (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x)
+#include "trace.glsl"
+
+shared uint sh_hist[NB];
+shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan
+
+// ENCODE: the column space is the padded code, NCOLP = 128*WV columns (bits
+// past rbit stay 0); the WG lanes split it into SL slices of D so that every
+// lane has at most NCOLP/WG... one column and D/SL terms in flight.
+const uint NCOLP = 128 * WV;
+const uint SL = WG >= NCOLP ? WG / NCOLP : 1; // slices of D
+const uint DPS = (D + SL - 1) / SL;           // d's per slice
+shared float sh_q[ENCODE ? G * D : 1];
+shared float sh_red[ENCODE ? SL * G * NCOLP : 1];
+shared uint sh_code[ENCODE ? G * WV * 4 : 1];
+
+// encode_query returns nothing; it leaves the G codes of row in sh_code
+// (word e of head g at g*WV*4 + e). Uniform control flow.
+void encode_query(uint row, uint li) {
+    for (uint e = li; e < G * D; e += WG) sh_q[e] = qf[row * G * D + e];
+    for (uint e = li; e < G * WV * 4; e += WG) sh_code[e] = 0;
+    barrier();
+    const uint wbase = (row % pc.hkv) * D * pc.ldw;
+    for (uint j0 = 0; j0 < NCOLP; j0 += WG / SL) {
+        const uint j = j0 + li % (WG / SL), slice = li / (WG / SL);
+        float acc[G];
+        [[unroll]] for (uint g = 0; g < G; g++) acc[g] = 0.0;
+        if (j < pc.rbit && slice < SL) {
+            float wv[DPS];
+            [[unroll]] for (uint i = 0; i < DPS; i++) {
+                const uint d = slice * DPS + i;
+                wv[i] = d < D ? w[wbase + d * pc.ldw + j] : 0.0;
+            }
+            [[unroll]] for (uint i = 0; i < DPS; i++) {
+                const uint d = slice * DPS + i;
+                if (d < D) {
+                    [[unroll]] for (uint g = 0; g < G; g++) acc[g] += sh_q[g * D + d] * wv[i];
+                }
+            }
+        }
+        if (j < NCOLP && slice < SL) {
+            [[unroll]] for (uint g = 0; g < G; g++) sh_red[(slice * G + g) * NCOLP + j] = acc[g];
+        }
+    }
+    barrier();
+    for (uint e = li; e < G * NCOLP; e += WG) {
+        const uint g = e / NCOLP, j = e % NCOLP;
+        float p = 0.0;
+        for (uint sl = 0; sl < SL; sl++) p += sh_red[(sl * G + g) * NCOLP + j];
+        if (j < pc.rbit && p > 0.0) atomicOr(sh_code[g * WV * 4 + j / 32], 1u << (j % 32));
+    }
+    barrier();
+}
+
+void main() {
+    const uint li = gl_LocalInvocationIndex;
+    const uint row = gl_WorkGroupID.y;
+    const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
+    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    TRACE_AT(0)
+
+    uvec4 q[G * WV];
+    if (ENCODE) {
+        encode_query(row, li);
+        [[unroll]] for (uint e = 0; e < G * WV; e++) {
+            q[e] = uvec4(sh_code[4 * e], sh_code[4 * e + 1], sh_code[4 * e + 2], sh_code[4 * e + 3]);
+        }
+        if (gl_WorkGroupID.x == 0 && li < G * WV) qc[row * G * WV + li] = q[li];
+    } else {
+        [[unroll]] for (uint e = 0; e < G * WV; e++) q[e] = qc[row * G * WV + e];
+    }
+    if (HIST) {
+        for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
+        barrier();
+    }
+
+    HAM_PLANES(q, pa, px, base)
+    TRACE_AT(1)
+
+    // LAB: coalesced: lane li scores tokens tb + li + WG*u, u < 2*UNR; the
+    // even lane of each pair stores both scores (shuffled from the odd one).
+    for (uint tb = c0; tb < c1; tb += 2 * WG * UNR) {
+        uvec4 ka[UNR * WV], kb[UNR * WV];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint ta = tb + li + WG * (2 * u), tb2 = ta + WG;
+            [[unroll]] for (uint w = 0; w < WV; w++) {
+                ka[u * WV + w] = ta < c1 ? kc[(row * pc.cap + ta) * WV + w] : uvec4(0);
+                kb[u * WV + w] = tb2 < c1 ? kc[(row * pc.cap + tb2) * WV + w] : uvec4(0);
+            }
+        }
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            uint s0, s1;
+            HAM_SCORE2(s0, s1, pa, px, base, ka, kb, u)
+            const uint o0 = subgroupShuffleXor(s0, 1), o1 = subgroupShuffleXor(s1, 1);
+            [[unroll]] for (uint h = 0; h < 2; h++) {
+                const uint t = tb + li + WG * (2 * u + h);
+                const uint sv = h == 0 ? s0 : s1, ov = h == 0 ? o0 : o1;
+                if (t < c1) {
+                    const bool two = t + 1 < c1;
+                    const uint o = row * pc.key_stride + t;
+                    if ((li & 1) == 0) {
+                        if (KEY16) {
+                            keys[o / 2] = sv | (two ? ov << 16 : 0xffff0000u);
+                        } else {
+                            keys[o] = sv;
+                            if (two) keys[o + 1] = ov;
+                        }
+                    }
+                    if (HIST && t >= pc.sink_end && t < pc.recent_start) atomicAdd(sh_hist[sv], 1);
+                }
+            }
+        }
+    }
+
+    TRACE_AT(2)
+
+    if (HIST) {
+        barrier();
+        for (uint b = li; b < NB; b += WG) {
+            const uint c = sh_hist[b];
+            if (c != 0) atomicAdd(hist[row * NB + b], c);
+        }
+    }
+    if (CUM) {
+        // Lane li owns the PER_LANE bins from li*PER_LANE on: its run's sum,
+        // an exclusive scan of the sums over the workgroup, then the running
+        // count of every owned bin.
+        const uint PER_LANE = (NB + WG - 1) / WG;
+        const uint b0 = li * PER_LANE;
+        uint run = 0;
+        for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) run += sh_hist[b0 + i];
+        const uint incl = subgroupInclusiveAdd(run);
+        if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
+        barrier();
+        uint acc = incl - run;
+        for (uint sg = 0; sg < gl_SubgroupID; sg++) acc += sh_sg[sg];
+        const uint base = gl_NumWorkGroups.y * NB + (row * gl_NumWorkGroups.x + gl_WorkGroupID.x) * NB;
+        for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) {
+            acc += sh_hist[b0 + i];
+            hist[base + b0 + i] = acc;
+        }
+    }
+    TRACE_AT(3)
+}
