@@ -46,7 +46,7 @@ type Timer interface {
 
 // Stage names of a decode step, in order: the columns of the speed rows.
 // A timer reports the stages it can separate; the rest of the step is "other".
-var Stages = []string{"encode", "score", "select", "attend"}
+var Stages = []string{"encode", "score", "select", "attend", "merge"}
 
 // Timing is the timing of one decode step configuration.
 type Timing struct {

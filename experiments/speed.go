@@ -131,7 +131,7 @@ func (c *SpeedConfig) points() []point {
 // empty on the CPU): with the device's dispatch floor, the step's latency
 // roofline, as copy_gbps is its bandwidth one.
 var timingColumns = []string{"method", "b", "n", "budget", "k", "clock", "median_us",
-	"encode_us", "score_us", "select_us", "attend_us", "other_us", "bytes", "gbps", "copy_gbps", "levels", "speedup", "device"}
+	"encode_us", "score_us", "select_us", "attend_us", "merge_us", "other_us", "bytes", "gbps", "copy_gbps", "levels", "speedup", "device"}
 
 func (c *SpeedConfig) columns() []string { return timingColumns }
 

@@ -100,7 +100,8 @@ type benchable interface {
 // test-only poisoning).
 var stageOf = map[string]string{
 	"encode": "encode", "score": "score", "select": "select",
-	"attend": "attend", "split": "attend", "merge": "attend", "gather": "attend",
+	"attend": "attend", "split": "attend", "gather": "attend",
+	"merge":         "merge",  // the splits' log-sum-exp merge as a dispatch of its own (dense, and the top-k methods where vk.MergeAuto runs it apart)
 	"select+attend": "attend", // HATA's fused select_attend: the select's time is in the attend column
 	"step":          "attend", // HATA's onekernel: the whole step is one dispatch, its time in the attend column
 	"upload":        "", "poison": "", "readback": "",

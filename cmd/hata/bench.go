@@ -170,8 +170,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	// read-only bandwidth (BENCHMARKS.md's floor): no step with this chain
 	// of dispatches moving these bytes runs faster on this device.
 	fmt.Fprintf(stdout, "# floor_us: levels (dispatches one after another in a step) x %.2f us + MB at %.0f GB/s\n", one/1e3, read/1e9)
-	const row = "%-11s %2v %7v %6v %10v %8v %8v %8v %8v %9v %7v %9v %7v %6v %8v %8v %s\n"
-	fmt.Fprintf(stdout, row, "method", "B", "N", "k", "median_us", "encode", "score", "select", "attend", "MB", "GB/s", "copy_GB/s", "of_copy", "levels", "floor_us", "speedup", "opt")
+	const row = "%-11s %2v %7v %6v %10v %8v %8v %8v %8v %7v %9v %7v %9v %7v %6v %8v %8v %s\n"
+	fmt.Fprintf(stdout, row, "method", "B", "N", "k", "median_us", "encode", "score", "select", "attend", "merge", "MB", "GB/s", "copy_GB/s", "of_copy", "levels", "floor_us", "speedup", "opt")
 	var failed []string
 	for _, b := range bs {
 		for _, n := range nl {
@@ -184,7 +184,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 					t, err := v.Time(m, s, budget, *reps, tuning)
 					if err != nil {
 						failed = append(failed, fmt.Sprintf("%s B=%d N=%d opt %s: %v", m, b, n, opt, err))
-						fmt.Fprintf(stdout, row, m, b, n, k, "failed", "", "", "", "", "", "", "", "", "", "", "", opt)
+						fmt.Fprintf(stdout, row, m, b, n, k, "failed", "", "", "", "", "", "", "", "", "", "", "", "", opt)
 						continue
 					}
 					us := t.Median.Seconds() * 1e6
@@ -204,7 +204,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 					}
 					f1 := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
 					floor := f1((float64(t.Levels)*one + float64(t.Bytes)/read*1e9) / 1e3)
-					fmt.Fprintf(stdout, row, m, b, n, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"),
+					fmt.Fprintf(stdout, row, m, b, n, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"), stage("merge"),
 						f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps),
 						t.Levels, floor, speedup, opt)
 					for _, tr := range t.Trace {

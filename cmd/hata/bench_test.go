@@ -117,8 +117,8 @@ func TestBenchOpt(t *testing.T) {
 	var got [][2]string
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) == 17 && (f[0] == "dense" || f[0] == "streaming") {
-			got = append(got, [2]string{f[0], f[16]})
+		if len(f) == 18 && (f[0] == "dense" || f[0] == "streaming") {
+			got = append(got, [2]string{f[0], f[17]})
 		}
 	}
 	var want [][2]string

@@ -96,36 +96,51 @@ func needVulkan(t *testing.T) {
 }
 
 // TestBenchDense runs hata bench for dense at a tiny shape on whatever Vulkan
-// device there is and checks the table's row and the header's gather
-// roofline; an unknown method is a usage error.
+// device there is, with the merge folded into the split pass and as a
+// dispatch of its own, and checks the table's rows (their levels, floor
+// and merge column) and the header's gather roofline; an unknown method is
+// a usage error.
 func TestBenchDense(t *testing.T) {
 	needVulkan(t)
-	st, out, e := hata("bench", "-method", "dense", "-b", "1", "-n", "500", "-hq", "4", "-hkv", "2", "-d", "64", "-reps", "3")
+	st, out, e := hata("bench", "-method", "dense", "-b", "1", "-n", "500", "-hq", "4", "-hkv", "2", "-d", "64", "-reps", "3",
+		"-opt", "sepmerge=2", "-opt", "sepmerge=1")
 	if st != 0 {
 		t.Fatalf("hata bench: status %d: %s", st, e)
 	}
-	var row []string
+	var rows [][]string
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) > 0 && f[0] == "dense" {
-			row = f
+			rows = append(rows, f)
 		}
 	}
-	if len(row) < 5 || row[1] != "1" || row[2] != "500" {
-		t.Fatalf("no dense B=1 N=500 row in:\n%s", out)
+	if len(rows) != 2 {
+		t.Fatalf("%d dense rows, want 2 (sepmerge=2, sepmerge=1):\n%s", len(rows), out)
 	}
-	if us, err := strconv.ParseFloat(row[4], 64); err != nil || us <= 0 {
-		t.Errorf("median_us = %q, want a positive number; table:\n%s", row[4], out)
-	}
-	// Its latency roofline: one dispatch at least (the split pass), and a
-	// floor of that many dispatch floors plus the bytes.
-	if len(row) != 17 {
-		t.Fatalf("dense row has %d columns, want 17:\n%s", len(row), out)
-	}
-	if lv, err := strconv.Atoi(row[13]); err != nil || lv < 1 || lv > 2 {
-		t.Errorf("levels = %q, want 1 or 2 (the split pass, and a separate merge); table:\n%s", row[13], out)
-	}
-	if fl, err := strconv.ParseFloat(row[14], 64); err != nil || fl <= 0 {
-		t.Errorf("floor_us = %q, want a positive number; table:\n%s", row[14], out)
+	for i, row := range rows {
+		if len(row) != 18 || row[1] != "1" || row[2] != "500" {
+			t.Fatalf("dense row %d: %q, want 18 columns for B=1 N=500:\n%s", i, row, out)
+		}
+		if us, err := strconv.ParseFloat(row[4], 64); err != nil || us <= 0 {
+			t.Errorf("row %d: median_us = %q, want a positive number; table:\n%s", i, row[4], out)
+		}
+		// Its latency roofline: the split pass, and the merge where it runs
+		// apart; a floor of that many dispatch floors plus the bytes.
+		separate := i == 1
+		wantLevels := map[bool]string{false: "1", true: "2"}[separate]
+		if row[14] != wantLevels {
+			t.Errorf("row %d (separate merge %v): levels = %q, want %s; table:\n%s", i, separate, row[14], wantLevels, out)
+		}
+		if fl, err := strconv.ParseFloat(row[15], 64); err != nil || fl <= 0 {
+			t.Errorf("row %d: floor_us = %q, want a positive number; table:\n%s", i, row[15], out)
+		}
+		// The merge column times the merge dispatch, and is empty ("-")
+		// where the split pass merges.
+		if us, err := strconv.ParseFloat(row[9], 64); separate && (err != nil || us <= 0) || !separate && row[9] != "-" {
+			t.Errorf("row %d (separate merge %v): merge = %q, want a positive time only for a separate merge; table:\n%s", i, separate, row[9], out)
+		}
+		if row[17] != map[bool]string{false: "sepmerge=2", true: "sepmerge=1"}[separate] {
+			t.Errorf("row %d: opt %q; table:\n%s", i, row[17], out)
+		}
 	}
 	if !strings.Contains(out, "# floor_us: levels (dispatches one after another in a step) x ") {
 		t.Errorf("no floor_us line in the header:\n%s", out)
