@@ -176,8 +176,9 @@ func (c *BudgetConfig) figures(t *Table) ([]figure, error) {
 }
 
 // linePanels builds a figure of line charts sharing x ticks. With
-// legendTitle set, the panels share one legend, drawn in a tile of its own
-// after them (so no legend covers a line); otherwise each has its own.
+// legendTitle set, the panels share one legend (plots.Figure.Legend: in the
+// grid's free tile, or in a strip below a full grid), so no legend covers a
+// line; otherwise each has its own.
 func linePanels(name string, panels []plots.Line, ticks []float64, logX bool, cols int, legendTitle string) ([]figure, error) {
 	var fig plots.Figure
 	fig.Cols = cols
@@ -207,7 +208,7 @@ func linePanels(name string, panels []plots.Line, ticks []float64, logX bool, co
 		if err != nil {
 			return nil, fmt.Errorf("figure %s: %w", name, err)
 		}
-		fig.Panels = append(fig.Panels, p)
+		fig.Legend, fig.LegendHeight = p, plots.LegendSize(len(names))
 	}
 	return []figure{{Name: name, Fig: fig}}, nil
 }

@@ -3,6 +3,7 @@ package plots
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
@@ -15,10 +16,25 @@ import (
 // at the end leaves its tile empty).
 type Figure struct {
 	Panels []*plot.Plot
-	Cols   int // panels per row; 0 means all in one row
+	Cols   int // panels per row; 0 means all in one row (the legend's tile included)
 	// PanelWidth and PanelHeight are the size of one tile; 0 means 4.5 x 3.5
 	// inches.
 	PanelWidth, PanelHeight vg.Length
+	// Legend, when set, is a panel that holds only a legend (LegendPanel,
+	// BarLegendPanel) shared by the panels: drawn in the grid's first free
+	// tile, or, where the panels fill every row, in a strip LegendHeight
+	// high and one tile wide below the grid, not in a row of its own.
+	Legend *plot.Plot
+	// LegendHeight is the strip's height (LegendSize gives it for a legend's
+	// entries); 0 means a whole tile.
+	LegendHeight vg.Length
+}
+
+// LegendSize is the height of a legend panel with a title and entries
+// entries (LegendPanel's and BarLegendPanel's fonts), for
+// Figure.LegendHeight.
+func LegendSize(entries int) vg.Length {
+	return vg.Points(26) + vg.Length(max(entries, 1))*vg.Points(11)
 }
 
 // Formats lists the encodings Encode knows.
@@ -31,11 +47,24 @@ func (f Figure) Encode(format string) (out []byte, err error) {
 	if len(f.Panels) == 0 {
 		return nil, fmt.Errorf("plots: figure without panels")
 	}
-	cols := f.Cols
-	if cols <= 0 || cols > len(f.Panels) {
-		cols = len(f.Panels)
+	tiles := len(f.Panels) // the panels, and the legend where it takes a tile
+	if f.Legend != nil {
+		tiles++
 	}
-	rows := (len(f.Panels) + cols - 1) / cols
+	cols := f.Cols
+	if cols <= 0 || cols > tiles {
+		cols = tiles
+	}
+	panels := f.Panels
+	strip := vg.Length(0) // the height of the legend's strip below the grid
+	if f.Legend != nil {
+		if len(f.Panels)%cols != 0 || len(f.Panels) < cols {
+			panels = append(slices.Clone(panels), f.Legend) // a free tile in the last row
+		} else {
+			strip = f.LegendHeight
+		}
+	}
+	rows := (len(panels) + cols - 1) / cols
 	pw, ph := f.PanelWidth, f.PanelHeight
 	if pw == 0 {
 		pw = 4.5 * vg.Inch
@@ -43,7 +72,10 @@ func (f Figure) Encode(format string) (out []byte, err error) {
 	if ph == 0 {
 		ph = 3.5 * vg.Inch
 	}
-	w, h := pw*vg.Length(cols), ph*vg.Length(rows)
+	if f.Legend != nil && len(panels) == len(f.Panels) && strip == 0 {
+		strip = ph
+	}
+	w, h := pw*vg.Length(cols), ph*vg.Length(rows)+strip
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = nil, fmt.Errorf("plots: drawing the figure: %v", r)
@@ -62,12 +94,12 @@ func (f Figure) Encode(format string) (out []byte, err error) {
 	for r := range grid {
 		grid[r] = make([]*plot.Plot, cols)
 		for c := range cols {
-			if i := r*cols + c; i < len(f.Panels) {
-				grid[r][c] = f.Panels[i]
+			if i := r*cols + c; i < len(panels) {
+				grid[r][c] = panels[i]
 			}
 		}
 	}
-	tiles := draw.Tiles{
+	layout := draw.Tiles{
 		Rows: rows, Cols: cols,
 		PadX: vg.Points(12), PadY: vg.Points(12),
 		PadTop: vg.Points(6), PadBottom: vg.Points(6), PadLeft: vg.Points(6), PadRight: vg.Points(6),
@@ -76,12 +108,16 @@ func (f Figure) Encode(format string) (out []byte, err error) {
 	// across tiles, but it clipped the top of a panel whose neighbour has a
 	// log axis; separate tiles are always whole.)
 	dc := draw.New(canvas)
+	top := draw.Crop(dc, 0, 0, strip, 0) // the grid, above the legend's strip
 	for r := range rows {
 		for c := range cols {
 			if grid[r][c] != nil {
-				grid[r][c].Draw(tiles.At(dc, c, r))
+				grid[r][c].Draw(layout.At(top, c, r))
 			}
 		}
+	}
+	if strip > 0 { // the strip: one tile wide, under the first column
+		f.Legend.Draw(draw.Crop(dc, vg.Points(6), -(w - pw), vg.Points(6), -(h - strip)))
 	}
 	var buf bytes.Buffer
 	if _, err := canvas.WriteTo(&buf); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
 )
 
 func TestLineFigureEncodes(t *testing.T) {
@@ -55,6 +56,60 @@ func TestLineFigureEncodes(t *testing.T) {
 	}
 	if _, err := fig.Encode("gif"); err == nil {
 		t.Errorf("Encode(gif) = nil error, want unknown format")
+	}
+}
+
+// TestFigureLegend checks where Figure.Legend goes: into the grid's free
+// tile when the last row has one, else into a strip LegendHeight high below
+// a full grid (not a row of its own), and into the row when Cols is 0; and
+// that the strip holds the legend's entries (its SVG text).
+func TestFigureLegend(t *testing.T) {
+	l := Line{Title: "t", XLabel: "x", YLabel: "y", NoLegend: true, Series: []Series{{Name: "hata", X: []float64{1, 2}, Y: []float64{1, 2}}}}
+	p, err := l.Plot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leg, err := LegendPanel("method", []string{"hata", "dense", "quest"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strip := LegendSize(3)
+	px := func(x vg.Length) int { return int(math.Round(float64(x/vg.Inch) * 150)) }
+	for _, c := range []struct {
+		panels, cols int
+		w, h         int // pixels at 150 dpi
+	}{
+		{3, 2, 2 * 675, 2 * 525},           // the legend in the second row's free tile
+		{4, 2, 2 * 675, 2*525 + px(strip)}, // a full grid: the strip below it
+		{2, 2, 2 * 675, 525 + px(strip)},   // one full row: the strip
+		{1, 0, 2 * 675, 525},               // all in one row, the legend's tile included
+		{2, 3, 3 * 675, 525},               // a free tile in the only row
+	} {
+		var panels []*plot.Plot
+		for range c.panels {
+			panels = append(panels, p)
+		}
+		fig := Figure{Panels: panels, Cols: c.cols, Legend: leg, LegendHeight: strip}
+		b, err := fig.Encode("png")
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, h := img.Bounds().Dx(), img.Bounds().Dy(); w != c.w || h != c.h {
+			t.Errorf("%d panels, %d columns, a legend: %dx%d pixels, want %dx%d", c.panels, c.cols, w, h, c.w, c.h)
+		}
+		svg, err := fig.Encode("svg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"method", "dense", "quest"} {
+			if !strings.Contains(string(svg), want) {
+				t.Errorf("%d panels, %d columns: the SVG lacks the legend's %q", c.panels, c.cols, want)
+			}
+		}
 	}
 }
 
