@@ -216,99 +216,12 @@ uvec2 resolve(uint row, uint upto, bool stored) {
     return uvec2(prefix, kk);
 }
 
-#ifdef SELECT_CUM
-// With the chunks' cumulative histograms (pc.cum = 1, one pass), a row of at
-// most ROW_CHUNKS chunks and at most ROW_PER*WG bins resolves T and chunk c's
-// start from those histograms alone, in one round of loads: lane li sums,
-// for its bins b = li*per .. li*per+per-1, over the row's chunks,
-//
-//	rowcum[b] = sum_c cum[c][b]   = #(not forced, key <= b) in the row
-//	pre[b]    = sum_{c' < c} cum[c'][b]   (the chunks before c)
-//
-// T is the smallest bin with rowcum[T] >= kk (find_bin's, as rowcum is the
-// histogram's running sum) and chunk c starts after forced_in(0, c0) +
-// pre[T-1] surely taken and pre[T] - pre[T-1] candidates (chunk_start's
-// sums over the chunks before it). The other path loads the row's
-// histogram, scans it, and only then the chunk counts at T: a dependent
-// round of loads and three workgroup scans more.
-const uint ROW_CHUNKS = 16; // at most 16*ROW_PER loads a lane, all in flight
-const uint ROW_PER = 4;     // bins a lane: 513 for HATA at G = 4, rbit = 128
-shared uvec2 sh_rowlast[WG];   // lane li's (rowcum, pre) at its last bin
-shared uvec4 sh_rowfound;      // (T, rowcum[T-1], pre[T-1], pre[T])
-
-bool row_cum_fits() { return pc.nchunks <= ROW_CHUNKS && pc.nbins <= ROW_PER * WG; }
-
-// row_cum_start is write_start's result by the one-round path above.
-// Uniform control flow.
-uint row_cum_start(uint row, uint c, out uint T, out uint rr) {
-    const uint li = gl_LocalInvocationIndex;
-    const uint per = (pc.nbins + WG - 1) / WG;
-    const uint b0 = li * per;
-    uint rowcum[ROW_PER], pre[ROW_PER];
-    [[unroll]] for (uint i = 0; i < ROW_PER; i++) {
-        rowcum[i] = 0;
-        pre[i] = 0;
-    }
-    [[unroll]] for (uint k = 0; k < ROW_CHUNKS; k++) {
-        if (k < pc.nchunks) {
-            const uint base = (gl_NumWorkGroups.y + row * pc.nchunks + k) * pc.nbins + b0;
-            [[unroll]] for (uint i = 0; i < ROW_PER; i++) {
-                if (i < per && b0 + i < pc.nbins) {
-                    const uint v = hist[base + i];
-                    rowcum[i] += v;
-                    pre[i] += k < c ? v : 0;
-                }
-            }
-        }
-    }
-    // A lane past the last bin carries the last bin's sums (lane li-1's).
-    uint last = 0;
-    [[unroll]] for (uint i = 0; i < ROW_PER; i++) {
-        if (i < per && b0 + i < pc.nbins) last = i;
-    }
-    if (li == 0) sh_rowfound = uvec4(pc.nbins - 1, 0, 0, 0); // not reached when kk <= the row's total
-    sh_rowlast[li] = b0 < pc.nbins ? uvec2(rowcum[last], pre[last]) : uvec2(0xffffffffu, 0);
-    barrier();
-    // The lane that holds T: the first whose last bin reaches kk.
-    const uvec2 prev = li > 0 ? sh_rowlast[li - 1] : uvec2(0);
-    if (b0 < pc.nbins && rowcum[last] >= pc.kk && (li == 0 || prev.x < pc.kk)) {
-        bool found = false;
-        uvec2 below = prev; // (rowcum, pre) of the bin before the current one
-        [[unroll]] for (uint i = 0; i < ROW_PER; i++) {
-            if (!found && i < per && b0 + i < pc.nbins) {
-                if (rowcum[i] >= pc.kk) {
-                    sh_rowfound = uvec4(b0 + i, below.x, below.y, pre[i]);
-                    found = true;
-                }
-                below = uvec2(rowcum[i], pre[i]);
-            }
-        }
-    }
-    barrier();
-    const uvec4 f = sh_rowfound;
-    T = f.x;
-    const uint r = pc.kk - f.y;         // candidates with key == T to take in the row
-    const uint c0 = c * pc.chunk_len;
-    const uint su = forced_in(0, c0) + f.z, se = f.w - f.z;
-    rr = r > se ? r - se : 0;
-    return row * pc.kstride + su + min(r, se);
-}
-#endif
-
 // write_start is the write's prologue (select_write, select_groups): it
 // resolves the threshold T of row and returns where chunk c starts writing
 // (chunk_start), with rr the candidates still to take; traced readings 0-2.
 // Uniform control flow.
 uint write_start(uint row, uint c, out uint T, out uint rr) {
     TRACE_AT(0)
-#ifdef SELECT_CUM
-    if (row_cum_fits()) {
-        const uint out0 = row_cum_start(row, c, T, rr);
-        TRACE_AT(1)
-        TRACE_AT(2)
-        return out0;
-    }
-#endif
     const uvec2 tr = resolve(row, passes(), pc.cum == 0); // after select_count: stored
     T = tr.x;
     TRACE_AT(1)

@@ -148,9 +148,8 @@ func TestHATAKernels(t *testing.T) {
 		// each chunk's forced tokens from the window bounds)
 		{b: 2, hkv: 1, g: 4, n: 500, d: 64, rbit: 128, budget: ref.Budget{K: 200}, win: ref.Windows{Sink: 70, Recent: 100}, chunk: 62},
 		{b: 1, hkv: 1, g: 2, n: 40, d: 64, rbit: 128, budget: ref.Budget{K: 6}, win: ref.Windows{Recent: 3}, storage: F16},
-		// more chunks a row than the select resolves its threshold from
-		// (select.glsl's ROW_CHUNKS, 16): the row's histogram, then the
-		// chunk counts; select_groups at 2 groups a lane
+		// rows of 18 chunks, whose counts the select sums over the chunks
+		// before its own: select_groups (2 groups a lane), select_write_cum
 		{b: 1, hkv: 1, g: 2, n: 17*2056 + 5, d: 64, rbit: 128, budget: ref.Budget{Ratio: 0.0156}, win: ref.Windows{Sink: 3, Recent: 9}, chunk: 2056, storage: F16},
 		{b: 2, hkv: 1, g: 4, n: 1100, d: 64, rbit: 128, budget: ref.Budget{K: 70}, win: ref.Windows{Sink: 2}, chunk: 62},
 		// chunks of two of select_groups' tiles (256 lanes x 64 tokens), the second cut short
