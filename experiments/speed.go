@@ -256,9 +256,9 @@ func (c *SpeedConfig) figures(t *Table) ([]figure, error) {
 // BreakdownConfig is the stage breakdown of HATA's decode step (the paper's
 // Fig. 9): kernel variants from naive to fused, each timed per stage (encode,
 // score, select, attend, and the merge where it is a dispatch of its own) at
-// each context length. Variants are passed to the
-// backend's Timer as "hata/<variant>"; plain "hata" is the backend's default
-// kernels. The CPU backend knows only plain names (no variants).
+// each context length. Variants are passed to the backend's Timer as
+// "hata/<variant>"; plain "hata" is the backend's default kernels. The CPU
+// backend knows only plain names (no variants).
 type BreakdownConfig struct {
 	Common
 	Shape

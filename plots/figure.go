@@ -2,6 +2,7 @@ package plots
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -55,26 +56,17 @@ func (f Figure) Encode(format string) (out []byte, err error) {
 	if cols <= 0 || cols > tiles {
 		cols = tiles
 	}
+	pw, ph := cmp.Or(f.PanelWidth, 4.5*vg.Inch), cmp.Or(f.PanelHeight, 3.5*vg.Inch)
 	panels := f.Panels
 	strip := vg.Length(0) // the height of the legend's strip below the grid
-	if f.Legend != nil {
-		if len(f.Panels)%cols != 0 || len(f.Panels) < cols {
-			panels = append(slices.Clone(panels), f.Legend) // a free tile in the last row
-		} else {
-			strip = f.LegendHeight
-		}
+	switch {
+	case f.Legend == nil:
+	case len(f.Panels)%cols != 0: // a free tile in the last row
+		panels = append(slices.Clone(panels), f.Legend)
+	default:
+		strip = cmp.Or(f.LegendHeight, ph)
 	}
 	rows := (len(panels) + cols - 1) / cols
-	pw, ph := f.PanelWidth, f.PanelHeight
-	if pw == 0 {
-		pw = 4.5 * vg.Inch
-	}
-	if ph == 0 {
-		ph = 3.5 * vg.Inch
-	}
-	if f.Legend != nil && len(panels) == len(f.Panels) && strip == 0 {
-		strip = ph
-	}
 	w, h := pw*vg.Length(cols), ph*vg.Length(rows)+strip
 	defer func() {
 		if r := recover(); r != nil {
