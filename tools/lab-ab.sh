@@ -5,7 +5,8 @@
 # sides meet the same GPU, and appends each run's table to OUTLOG under a line
 # "### rep R A (built-in)" or "### rep R B (EXPERIMENT)"; the header comments
 # of the first run only (then only traces and the line naming the kernels a
-# SPIR-V directory replaced). Compare rows whose copy_GB/s agree.
+# SPIR-V directory replaced). Compare rows whose copy_GB/s agree;
+# tools/ab-summary.sh OUTLOG prints each row's range over the reps, per side.
 # EXPERIMENT is one of
 #   DIR              kernels from DIR/<name>.spv (HATA_VK_SPIRV=DIR), same binary
 #   bin:PATH         another build of hata (a lab patch in Go), same flags
