@@ -54,18 +54,6 @@
 // histogram and the cumulative counts), into
 //	6 trace [rows][nchunks][TRACE_POINTS] uint, the clock's low word
 // (sparse_split.glsl's convention).
-//
-// With LIST > 0 (and KEY16, HIST, CUM: HATA's fused chain with
-// select_list) the scores stay in shared memory and binding 2 receives
-// instead every chunk's bucket list: the chunk's local indices t - c0 of its
-// not-forced tokens, ordered by score (a counting sort on the histogram; in
-// any order within a bin),
-//
-//	list[row][c0 + p] = t - c0    (uint16, p < #not forced in the chunk)
-//
-// so that the entries with S < T are the first cum[row][c][T-1] and those
-// with S == T the next ones: select_list reads only those, not the chunk's
-// N*2 bytes of scores. LIST bounds chunk_len (shared memory: 4*LIST bytes).
 // Dispatch: (nchunks = ceil(N / chunk_len), rows, 1); chunk_len and
 // key_stride even. Included by hata_score.comp and hata_score_trace.comp.
 
@@ -81,7 +69,6 @@ layout(constant_id = 4) const uint NB = 1;       // histogram bins; 1: no histog
 layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative histogram
 layout(constant_id = 6) const bool ENCODE = false; // encode the query codes here
 layout(constant_id = 7) const uint D = 128;        // head dimension (ENCODE)
-layout(constant_id = 8) const uint LIST = 0;       // > 0: bucket lists of chunks up to LIST tokens
 
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
@@ -95,7 +82,7 @@ layout(push_constant) uniform PushConstants {
     uint chunk_len;    // tokens per workgroup, even
     uint sink_end;     // tokens t < sink_end are forced in (not counted)
     uint recent_start; // tokens t >= recent_start are forced in (not counted)
-    uint key_stride;   // row stride of the scores (LIST: of the lists), in tokens, even
+    uint key_stride;   // row stride of the scores, in tokens, even
     uint hkv;          // ENCODE: KV heads (W head = row % hkv)
     uint ldw;          // ENCODE: row stride of W, in floats
     uint rbit;         // ENCODE: code bits (columns of W used)
@@ -113,10 +100,8 @@ layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
 #define TRACE_WG (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x)
 #include "trace.glsl"
 
-shared uint sh_hist[NB]; // LIST: after the scan, each bin's next slot in the list
-shared uint sh_sg[WG];   // CUM: per-subgroup sums of the scan
-shared uint sh_key[LIST > 0 ? LIST / 2 : 1];  // LIST: the chunk's scores, two per uint
-shared uint sh_list[LIST > 0 ? LIST / 2 : 1]; // LIST: the chunk's bucket list, two per uint
+shared uint sh_hist[NB];
+shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan
 
 // ENCODE: the column space is the padded code, NCOLP = 128*WV columns (bits
 // past rbit stay 0); the WG lanes split it into SL slices of D so that every
@@ -185,9 +170,6 @@ void main() {
     }
     if (HIST) {
         for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
-        if (LIST > 0) {
-            for (uint i = li; i < LIST / 2; i += WG) sh_list[i] = 0;
-        }
         barrier();
     }
 
@@ -212,9 +194,7 @@ void main() {
                 uint s0, s1;
                 HAM_SCORE2(s0, s1, pa, px, base, ka, kb, u)
                 const uint o = row * pc.key_stride + t;
-                if (LIST > 0) {
-                    sh_key[(t - c0) / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
-                } else if (KEY16) {
+                if (KEY16) {
                     keys[o / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
                 } else {
                     keys[o] = s0;
@@ -252,32 +232,9 @@ void main() {
         for (uint sg = 0; sg < gl_SubgroupID; sg++) acc += sh_sg[sg];
         const uint base = gl_NumWorkGroups.y * NB + (row * gl_NumWorkGroups.x + gl_WorkGroupID.x) * NB;
         for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) {
-            const uint h = sh_hist[b0 + i];
-            if (LIST > 0) sh_hist[b0 + i] = acc; // bin b0+i's first slot
-            acc += h;
+            acc += sh_hist[b0 + i];
             hist[base + b0 + i] = acc;
         }
-    }
-    if (LIST > 0) {
-        // The counting sort: every not-forced token takes the next slot of
-        // its bin; then the list goes out two entries per uint.
-        barrier();
-        const uint len = c1 - c0;
-        for (uint p = li; 2 * p < len; p += WG) {
-            const uint v = sh_key[p];
-            [[unroll]] for (uint h = 0; h < 2; h++) {
-                const uint i = 2 * p + h, t = c0 + i;
-                if (i < len && t >= pc.sink_end && t < pc.recent_start) {
-                    const uint slot = atomicAdd(sh_hist[(v >> (16 * h)) & 0xffffu], 1);
-                    atomicOr(sh_list[slot / 2], i << (16 * (slot & 1)));
-                }
-            }
-        }
-        barrier();
-        const uint s0 = min(c1, max(c0, pc.sink_end)), s1 = max(s0, min(c1, pc.recent_start));
-        const uint listed = s1 - s0; // the chunk's not-forced tokens
-        const uint o = (row * pc.key_stride + c0) / 2;
-        for (uint p = li; 2 * p < listed; p += WG) keys[o + p] = sh_list[p];
     }
     TRACE_AT(3)
 }

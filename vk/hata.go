@@ -61,9 +61,6 @@ type HATA struct {
 	wbuf   *Buffer     // W: [Hkv][D][Rbit] float32
 	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
 	lastHq int
-	// lastList is the last GPU-selected step's selection, when its scores went
-	// as bucket lists (for the tests' readback of the scores), else nil.
-	lastList *selectPlan
 
 	lastScoreTrace Range // the last recorded step's hata_score trace (ScoreTrace), or empty
 }
@@ -176,62 +173,6 @@ func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
 // hataMaxChunk bounds the default score chunk of HATA (scoreChunk).
 const hataMaxChunk = 16384
 
-// listMaxChunk bounds the score chunk of HATA's bucket lists: select_list
-// holds a chunk in one tile of at most 64 tokens per lane.
-const listMaxChunk = selectWorkgroup * 64
-
-// listDefaultChunk bounds the default score chunk with bucket lists
-// (hataMaxChunk without them): hata_score holds 4 bytes a token in shared
-// memory, 32 KiB at 8192 tokens.
-const listDefaultChunk = 8192
-
-// useList reports whether step h hands its scores to the select as bucket
-// lists (SparseOptions.List; hata_score.glsl's LIST, select_list.glsl), and
-// the score chunk then: ListOn wherever they can run (else an error),
-// ListOff never, ListAuto by hataList's rule. They can run in the fused and
-// threekernel chains with the one-pass histogram and the cumulative chunk
-// histograms, over score chunks of at most listMaxChunk tokens whose 4
-// bytes a token fit hata_score's shared memory beside its other shared
-// bytes (shared). The default chunk is scoreChunk's with at most
-// listDefaultChunk tokens, or as many as fit.
-func (m *HATA) useList(h *hataStep, fused bool, shared int) (bool, int, error) {
-	if m.opt.List == ListOff || m.opt.List == ListAuto && !hataList {
-		return false, 0, nil
-	}
-	limit := int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
-	chunk := m.opt.ScoreChunk
-	if chunk == 0 {
-		fit := (limit - shared) / 4
-		if fit > scoreMaxChunk {
-			fit = fit / 2048 * 2048 // scoreChunk's rounding above scoreMaxChunk
-		}
-		chunk = m.scoreChunk(m.n, h.rows, min(listDefaultChunk, fit/8*8), hataScorePerCU)
-	}
-	why := ""
-	switch {
-	case !fused || m.opt.Variant == VariantTwoKernel || m.opt.Variant == VariantOneKernel:
-		why = "the fused and threekernel variants only"
-	case !h.fusedHist:
-		why = fmt.Sprintf("a one-pass histogram of G*Rbit+1 = %d bins, over %d", h.g*m.w.Rbit+1, maxDirectBins)
-	case chunk > listMaxChunk:
-		why = fmt.Sprintf("score chunks of %d tokens, over %d", chunk, listMaxChunk)
-	case shared+4*roundUp(chunk, 2) > limit:
-		why = fmt.Sprintf("%d bytes of hata_score's shared memory with chunks of %d tokens, over the device's %d",
-			shared+4*roundUp(chunk, 2), chunk, limit)
-	}
-	if why == "" {
-		return true, chunk, nil
-	}
-	if m.opt.List == ListOn {
-		return false, 0, m.errorf("ListOn: bucket lists need %s", why)
-	}
-	return false, 0, nil
-}
-
-// hataList is ListAuto's rule: whether HATA's fused chain hands its scores
-// to the select as bucket lists wherever they can run.
-const hataList = false
-
 // hataStep is a prepared decode step of HATA.
 type hataStep struct {
 	*step
@@ -240,7 +181,6 @@ type hataStep struct {
 	sel           *selectPlan
 	fusedHist     bool
 	key16         bool
-	list          bool // the scores go to the select as bucket lists (SparseOptions.List)
 	scoreChunk    int
 	trace         Range // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
 }
@@ -303,19 +243,6 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		// cannot run (stepKernel), the fused chain keeps its own chunks.
 		h.scoreChunk = roundUp(cmp.Or(m.opt.ScoreChunk, oneKernelChunk), 8)
 	}
-	scoreShared := 4 * (int(bins) + 2*swg) // hata_score's histogram and scans, without the encode's
-	if encode {
-		scoreShared = shared
-	}
-	listChunk := 0
-	if h.list, listChunk, err = m.useList(h, fused, scoreShared); err != nil {
-		return nil, err
-	}
-	listCap := 0
-	if h.list {
-		h.scoreChunk = listChunk
-		listCap = roundUp(h.scoreChunk, 2)
-	}
 	scoreShader, scoreBindings := "hata_score", 6
 	if m.opt.Trace { // its entry point with the clock readings, and their buffer
 		scoreShader, scoreBindings = "hata_score_trace", 7
@@ -324,14 +251,14 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		}
 	}
 	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
-		b32(h.fusedHist), b32(encode), uint32(m.d), uint32(listCap)); err != nil {
+		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
 		return nil, err
 	}
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
 	spec := selectSpec{
 		keys: h.keys, key16: h.key16, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
 		kk: k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
-		prebuilt: h.fusedHist, sel: s.sel, k: k, list: h.list,
+		prebuilt: h.fusedHist, sel: s.sel, k: k,
 	}
 	if h.fusedHist {
 		spec.cumChunk = h.scoreChunk // hata_score writes the chunk counts: no select_count
@@ -398,10 +325,6 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		return nil, err
 	}
 	m.lastHq = h.hq
-	m.lastList = nil
-	if h.list {
-		m.lastList = h.sel
-	}
 	p := &stepPlan{
 		s:      h.step,
 		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace},

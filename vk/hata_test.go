@@ -20,18 +20,14 @@ type hataCase struct {
 	win                   ref.Windows
 	budget                ref.Budget
 	chunk                 int // ScoreChunk and SelectChunk; 0: defaults
-	list                  ListMode
 }
 
 func (c hataCase) String() string {
-	return fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d rbit=%d %s %s windows %+v budget %v chunk %d list mode %d",
-		c.b, c.hkv, c.g, c.n, c.d, c.rbit, c.storage, c.variant, c.win, c.budget, c.chunk, c.list)
+	return fmt.Sprintf("B=%d Hkv=%d G=%d N=%d D=%d rbit=%d %s %s windows %+v budget %v chunk %d",
+		c.b, c.hkv, c.g, c.n, c.d, c.rbit, c.storage, c.variant, c.win, c.budget, c.chunk)
 }
 
 // gpuScores reads back the Hamming scores of the last decode: [rows][N].
-// Where they went to the select as bucket lists (SparseOptions.List) it
-// reads the lists and the chunks' cumulative histograms instead
-// (gpuListScores).
 func gpuScores(t *testing.T, m *HATA) [][]int32 {
 	t.Helper()
 	buf := m.scratch["scores"]
@@ -44,9 +40,6 @@ func gpuScores(t *testing.T, m *HATA) [][]int32 {
 	w, err := m.readWords(buf, 0, words)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if m.lastList != nil {
-		return gpuListScores(t, m, unsafe.Slice((*uint16)(unsafe.Pointer(&w[0])), 2*len(w)))
 	}
 	for r := range out {
 		out[r] = make([]int32, m.n)
@@ -62,56 +55,6 @@ func gpuScores(t *testing.T, m *HATA) [][]int32 {
 	return out
 }
 
-// gpuListScores returns the scores [rows][N] that the bucket lists (list:
-// [rows][Cap] uint16, chunk c's from c*chunk) and the cumulative chunk
-// histograms of the last decode imply: entry p of a chunk's list has score
-// s where cum[s-1] <= p < cum[s]. It fails the test unless every list holds
-// each token of its chunk that no window forces in exactly once (so that
-// the bins are in order of score); the forced tokens, which no list holds,
-// get -1.
-func gpuListScores(t *testing.T, m *HATA, list []uint16) [][]int32 {
-	t.Helper()
-	p := m.lastList
-	hist, err := m.readWords(p.hist.Buf, p.hist.Off, int(p.hist.Size/4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([][]int32, m.rows())
-	for r := range out {
-		out[r] = make([]int32, m.n)
-		for i := range out[r] {
-			out[r][i] = -2 // not yet seen
-		}
-		for c := range p.nchunks {
-			c0, c1 := c*p.chunk, min((c+1)*p.chunk, m.n)
-			cum := hist[p.rows*p.nbins+(r*p.nchunks+c)*p.nbins:][:p.nbins]
-			listed := 0
-			for t := c0; t < c1; t++ {
-				if t >= p.sinkEnd && t < p.recentEnd {
-					listed++
-				} else {
-					out[r][t] = -1
-				}
-			}
-			if int(cum[p.nbins-1]) != listed {
-				t.Fatalf("row %d chunk %d: the cumulative histogram counts %d tokens, the chunk has %d not forced", r, c, cum[p.nbins-1], listed)
-			}
-			s := 0
-			for e := range listed {
-				for int(cum[s]) <= e {
-					s++
-				}
-				tok := c0 + int(list[r*m.cap+c0+e])
-				if tok >= c1 || out[r][tok] != -2 {
-					t.Fatalf("row %d chunk %d: list entry %d is token %d, outside the chunk [%d, %d), forced or listed twice", r, c, e, tok, c0, c1)
-				}
-				out[r][tok] = int32(s)
-			}
-		}
-	}
-	return out
-}
-
 // runHATACase prefills ref and the GPU with the same dyadic cache, decodes,
 // appends twice (decoding after each), and compares query codes, key codes
 // and scores bit for bit, the selection exactly, and the output within
@@ -121,7 +64,7 @@ func runHATACase(t *testing.T, ctx *Context, c hataCase, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 21))
 	w := reftest.DyadicHashWeights(rng, c.hkv, c.d, c.rbit)
 	want := ref.NewHATA(w, c.win, false)
-	got, err := ctx.NewHATA("hata", w, c.win, false, SparseOptions{Storage: c.storage, Variant: c.variant, ScoreChunk: c.chunk, SelectChunk: c.chunk, Reserve: 1, List: c.list})
+	got, err := ctx.NewHATA("hata", w, c.win, false, SparseOptions{Storage: c.storage, Variant: c.variant, ScoreChunk: c.chunk, SelectChunk: c.chunk, Reserve: 1})
 	if err != nil {
 		t.Fatalf("%v: %v", c, err)
 	}
@@ -158,17 +101,7 @@ func runHATACase(t *testing.T, ctx *Context, c hataCase, seed uint64) {
 		}
 		kc := w.EncodeKeys(cache)
 		wantS := ref.HammingScores(wq, kc, c.b, c.hkv*c.g, c.hkv, cache.N, w.Words())
-		gotS := gpuScores(t, got)
-		if got.lastList != nil { // the forced tokens' scores are not kept
-			for r := range wantS {
-				for i, g := range gotS[r] {
-					if g == -1 {
-						wantS[r][i] = -1
-					}
-				}
-			}
-		}
-		if d := cmp.Diff(wantS, gotS); d != "" {
+		if d := cmp.Diff(wantS, gpuScores(t, got)); d != "" {
 			t.Fatalf("%s: scores differ from ref.HammingScores (-ref +got):\n%s", where, d)
 		}
 		if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
@@ -195,9 +128,7 @@ func runHATACase(t *testing.T, ctx *Context, c hataCase, seed uint64) {
 // capacity is reserved tight), the GQA-summed Hamming scores (uint16 fused,
 // uint32 naive), the selection with and without windows, for rbit 32 to 256
 // (codes padded to 4 words), group sizes 1 to 8, N = 1, 7, 63 (the capacity
-// edge), (1<<12)+11 and 40011, and scores chunks of 62 and 20480 tokens;
-// the fused cases both with the scores handed to the select and (where
-// they can run) with bucket lists.
+// edge), (1<<12)+11 and 40011, and scores chunks of 62 and 20480 tokens.
 func TestHATAKernels(t *testing.T) {
 	ctx := device(t)
 	cases := []hataCase{
@@ -228,12 +159,7 @@ func TestHATAKernels(t *testing.T) {
 		if c.variant == "" {
 			c.variant = VariantFused
 		}
-		c.list = ListOff
 		runHATACase(t, ctx, c, uint64(i+1))
-		if c.variant == VariantFused && c.chunk <= listMaxChunk && c.g*c.rbit < maxDirectBins {
-			c.list = ListOn // the scores as bucket lists (select_list)
-			runHATACase(t, ctx, c, uint64(i+1))
-		}
 	}
 }
 
@@ -297,12 +223,8 @@ func TestHATAVariantsAgree(t *testing.T) {
 	kv := reftest.DyadicKV(rng, s, true)
 	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 	var res []*ref.Result
-	for _, v := range []string{VariantFused, VariantNaive, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, VariantFused} {
-		list := ListOff
-		if len(res) == 5 {
-			list = ListOn // the last: fused with bucket lists
-		}
-		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v, List: list})
+	for _, v := range []string{VariantFused, VariantNaive, VariantTwoKernel, VariantThreeKernel, VariantOneKernel} {
+		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: v})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,7 +238,7 @@ func TestHATAVariantsAgree(t *testing.T) {
 		}
 		res = append(res, r)
 	}
-	for i, v := range []string{VariantNaive, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, "fused with bucket lists"} {
+	for i, v := range []string{VariantNaive, VariantTwoKernel, VariantThreeKernel, VariantOneKernel} {
 		if d := cmp.Diff(res[0].Selected, res[i+1].Selected); d != "" {
 			t.Errorf("fused and %s select differently (-fused +%s):\n%s", v, v, d)
 		}
@@ -387,10 +309,7 @@ func TestSparseTiles(t *testing.T) {
 // the fused chain's two selects over the same chunks: select_groups (whole
 // chunks per tile, 8-token groups; chunks longer than one of select_write's
 // tiles of 2048 tokens, with 2, 3, 4 and 8 groups per lane, a chunk's tile
-// cut short), select_write (2048 tokens and fewer) and select_list over
-// bucket lists (SparseOptions.List, also in the threekernel chain), in
-// tiles of 32 and 64 tokens per lane (chunks over 6144 tokens only where the
-// device's shared memory holds them: not on lavapipe).
+// cut short) and select_write (2048 tokens and fewer).
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 9))
@@ -414,25 +333,8 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		{VariantFused, 2056, ref.Windows{Recent: 9}, "select_groups"},
 		{VariantFused, 2048, ref.Windows{Sink: 1}, "select_write_cum"},
 		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write_cum"},
-		// bucket lists: a tile of 64 tokens per lane (chunks over 4096), of 32
-		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, "select_list"},
-		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_list"},
-		{VariantFused, 6000, ref.Windows{Sink: 13, Recent: 8000}, "select_list"},
-		{VariantFused, 4098, ref.Windows{Sink: 2, Recent: 40}, "select_list"},
-		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, "select_list"},
-		{VariantFused, 2056, ref.Windows{Recent: 9}, "select_list"},
-		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_list"},
-		{VariantThreeKernel, 1000, ref.Windows{Sink: 2, Recent: 40}, "select_list"},
 	} {
-		list := ListOff
-		if c.sel == "select_list" {
-			list = ListOn
-		}
-		o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4, List: list}
-		if list == ListOn && c.chunk > 6144 && ctx.Info.Limits.MaxComputeSharedMemorySize < uint32(4*(c.chunk+2*scoreWorkgroup+513)) {
-			continue // the device's shared memory holds no such chunk
-		}
-		m, want := prefilledHATAs(t, ctx, w, c.win, o, kv)
+		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}, kv)
 		where := fmt.Sprintf("%s chunk %d windows %+v", c.variant, c.chunk, c.win)
 		for _, b := range []ref.Budget{{K: 1}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
 			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
@@ -452,7 +354,7 @@ func TestHATAOneKernelChunks(t *testing.T) {
 			for k := range m.sets {
 				ran[k.k.spec.Shader] = true
 			}
-			for _, name := range []string{"select_groups", "select_write_cum", "select_write", "select_list"} {
+			for _, name := range []string{"select_groups", "select_write_cum", "select_write"} {
 				if ran[name] != (name == c.sel) {
 					t.Errorf("%s: %s ran: %v, want %v", where, name, ran[name], name == c.sel)
 				}

@@ -153,15 +153,6 @@ type SparseOptions struct {
 	// (TestLokiHalfKeys), and the suites that hold Loki to ref.Loki
 	// directly set this.
 	LokiF32Keys bool
-	// List chooses how HATA's fused chain (hata, lsh: the fused and
-	// threekernel variants) hands its scores to the select: ListOn as
-	// bucket lists (hata_score sorts each chunk's tokens by score in shared
-	// memory and writes their indices; select_list reads only the entries at
-	// or below the threshold), ListOff as the scores themselves (the select
-	// reads every token's), ListAuto by hataList's rule. ListOn is an error
-	// where the lists cannot run (a one-pass histogram of G*Rbit+1 bins, a
-	// score chunk of at most listMaxChunk tokens, shared memory).
-	List ListMode
 	// Prologue, for benchmarks: bytes of a scratch buffer each step fills
 	// (vkCmdFillBuffer, in the "upload" stage) before its kernels, so that
 	// the timed stages start on a busy GPU with a cold L2; 0 (default): none.
@@ -176,16 +167,6 @@ const (
 	RowSelectAuto RowSelectMode = iota // rowSelect's rule
 	RowSelectOn                        // select_rows wherever a row's keys fit a workgroup
 	RowSelectOff                       // the radix select over chunks
-)
-
-// ListMode is SparseOptions.List.
-type ListMode int
-
-// The modes of ListMode.
-const (
-	ListAuto ListMode = iota // hataList's rule
-	ListOn                   // bucket lists wherever they can run
-	ListOff                  // the scores themselves
 )
 
 // MergeMode is SparseOptions.Merge and DenseOptions.Merge: how the

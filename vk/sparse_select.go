@@ -71,11 +71,8 @@ type selectSpec struct {
 	// chunk, if > 0, is the select chunk when SparseOptions.SelectChunk is
 	// 0 (else defaultSelectChunk).
 	chunk int
-	// list (with cumChunk): keys holds the score kernel's bucket lists
-	// (hata_score.glsl's LIST), read by select_list.
-	list bool
-	sel  Range // [rows][k] uint32
-	k    int   // the row stride of sel
+	sel   Range // [rows][k] uint32
+	k     int   // the row stride of sel
 }
 
 // selectPlan is a selectSpec with its kernels and buffers.
@@ -204,20 +201,6 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	switch {
 	case p.attend != nil:
-	case s.list:
-		if s.cumChunk == 0 || !s.key16 || s.cumChunk > listMaxChunk || s.cumChunk%2 != 0 || s.keyStride%2 != 0 {
-			return nil, c.errorf("select_list: bucket lists of uint16 entries over the score kernel's even chunks of at most %d tokens", listMaxChunk)
-		}
-		// Tokens per lane: 64 past half of what 32 hold, so that both
-		// forms run where shared memory is 32 KiB (lavapipe: chunks of up
-		// to 6144 tokens), not only past 8192.
-		tpl := uint32(32)
-		if s.cumChunk > selectWorkgroup*16 {
-			tpl = 64
-		}
-		if p.writeK, err = c.kernel("select_list"+suffix, bindings, selectPush{}, selectWorkgroup, k16, tpl); err != nil {
-			return nil, err
-		}
 	case selectGroups(s.cumChunk) > 0 && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0:
 		// HATA's fused select over long chunks: whole chunks per tile,
 		// groups without a taken key skipped.

@@ -78,10 +78,6 @@ type Tuning struct {
 	// LokiF32 = 1 stores Loki's rotated keys in float32
 	// (SparseOptions.LokiF32Keys; the default is float16). loki only.
 	LokiF32 int
-	// List = 1 hands HATA's scores to the select as bucket lists
-	// (SparseOptions.List = ListOn), 2 as the scores (ListOff); 0 keeps
-	// the default, ListAuto. hata and lsh, fused and threekernel.
-	List int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -116,8 +112,6 @@ var tuningKeys = []tuningKey{
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
 	{"lokif32", func(t *Tuning) *int { return &t.LokiF32 }, []string{"loki"}, nil},
-	{"list", func(t *Tuning) *int { return &t.List }, []string{"hata", "lsh"},
-		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 }
 
 // tuningChoices are the keys whose values choose among a few meanings, not
@@ -129,7 +123,6 @@ var tuningChoices = map[string]struct {
 	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
 	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
 	"lokif32":   {1, "1 (float32 rotated keys)"},
-	"list":      {2, "1 (bucket lists), 2 (the scores)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -234,9 +227,6 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.RowSelect = RowSelectMode(t.RowSelect)
 	}
 	o.LokiF32Keys = o.LokiF32Keys || t.LokiF32 != 0
-	if t.List != 0 {
-		o.List = ListMode(t.List)
-	}
 	return o
 }
 
