@@ -69,6 +69,7 @@ layout(constant_id = 4) const uint NB = 1;       // histogram bins; 1: no histog
 layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative histogram
 layout(constant_id = 6) const bool ENCODE = false; // encode the query codes here
 layout(constant_id = 7) const uint D = 128;        // head dimension (ENCODE)
+layout(constant_id = 8) const bool PLAN = false;   // CUM: the last workgroup of a row writes the select's plan
 
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
@@ -86,12 +87,14 @@ layout(push_constant) uniform PushConstants {
     uint hkv;          // ENCODE: KV heads (W head = row % hkv)
     uint ldw;          // ENCODE: row stride of W, in floats
     uint rbit;         // ENCODE: code bits (columns of W used)
+    uint kk;           // PLAN: tokens to take besides the forced ones
+    uint kstride;      // PLAN: row stride of the selection, in tokens
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict buffer QC { uvec4 qc[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer KC { uvec4 kc[]; };
 layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[]; };
-layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
+layout(std430, set = 0, binding = 3) restrict coherent buffer Hist { uint hist[]; }; // coherent: PLAN reads the other workgroups' counts
 layout(std430, set = 0, binding = 4) restrict readonly buffer QF { float qf[]; };
 layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
 
@@ -101,7 +104,9 @@ layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
 #include "trace.glsl"
 
 shared uint sh_hist[NB];
-shared uint sh_sg[WG]; // CUM: per-subgroup sums of the scan
+shared bool sh_last; // PLAN: this workgroup finished its row last
+#include "wg_scan.glsl"    // sh_sg (CUM's scan), find_bin_at (PLAN)
+#include "select_plan.glsl"
 
 // ENCODE: the column space is the padded code, NCOLP = 128*WV columns (bits
 // past rbit stay 0); the WG lanes split it into SL slices of D so that every
@@ -149,6 +154,50 @@ void encode_query(uint row, uint li) {
         if (j < pc.rbit && p > 0.0) atomicOr(sh_code[g * WV * 4 + j / 32], 1u << (j % 32));
     }
     barrier();
+}
+
+// write_plan is PLAN's tail (select_plan.glsl): every workgroup, its
+// histogram counts and cumulative chunk histogram written, counts itself
+// done in ctr[row] (the threadfence reduction of split_fold); the last of
+// the row resolves the threshold T and r = kk - #(key < T) from the row's
+// histogram (find_bin_at; T = 0, r = 0 when kk = 0), every chunk's (u, e)
+// from the cumulative histograms (select.glsl, step 2), and their exclusive
+// sums over the chunks into each chunk's (out0, rr), select.glsl's
+// chunk_start. Uniform control flow.
+void write_plan(uint row, uint li) {
+    const uint rows = gl_NumWorkGroups.y, nch = gl_NumWorkGroups.x;
+    const uint pb = plan_base(rows, nch, NB);
+    memoryBarrierBuffer(); // this lane's hist and cum writes complete
+    barrier();
+    if (li == 0) sh_last = atomicAdd(hist[pb + row], 1u) == nch - 1;
+    barrier();
+    if (!sh_last) return; // uniform over the workgroup
+    memoryBarrierBuffer(); // the other workgroups' counts are visible
+    uvec2 f = uvec2(0, pc.kk);
+    if (pc.kk > 0) f = find_bin_at(row * NB, NB, pc.kk);
+    const uint T = f.x, r = pc.kk - f.y;
+    uint su = 0, se = 0; // the taken and the candidates of the chunks before this pass
+    for (uint c0 = 0; c0 < nch; c0 += WG) {
+        const uint c = c0 + li;
+        uint u = 0, e = 0;
+        if (c < nch) {
+            const uint base = rows * NB + (row * nch + c) * NB;
+            const uint below = T > 0 ? hist[base + T - 1] : 0;
+            const uint a = c * pc.chunk_len;
+            u = forced_in(a, min(a + pc.chunk_len, pc.n)) + below;
+            e = hist[base + T] - below;
+        }
+        uint tu, te;
+        const uint pu = su + wg_scan(u, tu), pe = se + wg_scan(e, te);
+        if (c < nch) {
+            const uint o = pb + 2 * rows + (row * nch + c) * 2;
+            hist[o] = row * pc.kstride + pu + min(r, pe);
+            hist[o + 1] = r > pe ? r - pe : 0;
+        }
+        su += tu;
+        se += te;
+    }
+    if (li == 0) hist[pb + rows + row] = T;
 }
 
 void main() {
@@ -236,5 +285,6 @@ void main() {
             hist[base + b0 + i] = acc;
         }
     }
+    if (PLAN) write_plan(row, li);
     TRACE_AT(3)
 }

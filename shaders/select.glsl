@@ -67,6 +67,7 @@ layout(push_constant) uniform PushConstants {
     uint cap;          // select_attend: row stride of K and V, in tokens
     float scale;       // select_attend: 1/sqrt(D)
     uint splits;       // select_attend: S = nchunks (split_softmax.glsl's name)
+    uint plan;         // SELECT_CUM kernels: 1 = T and the chunk's start from hata_score's plan (select_plan.glsl)
 } pc;
 
 layout(std430, set = 0, binding = 0) readonly buffer Keys { uint keys[]; };
@@ -222,6 +223,19 @@ uvec2 resolve(uint row, uint upto, bool stored) {
 // Uniform control flow.
 uint write_start(uint row, uint c, out uint T, out uint rr) {
     TRACE_AT(0)
+#ifdef SELECT_CUM
+    if (pc.plan != 0) { // resolved by hata_score: one round of loads, no search
+        const uint rows = gl_NumWorkGroups.y;
+        const uint pb = plan_base(rows, pc.nchunks, pc.nbins);
+        const uint o = pb + 2 * rows + (row * pc.nchunks + c) * 2;
+        T = hist[pb + rows + row];
+        rr = hist[o + 1];
+        const uint out0 = hist[o];
+        TRACE_AT(1)
+        TRACE_AT(2)
+        return out0;
+    }
+#endif
     const uvec2 tr = resolve(row, passes(), pc.cum == 0); // after select_count: stored
     T = tr.x;
     TRACE_AT(1)

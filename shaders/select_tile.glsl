@@ -11,13 +11,8 @@ bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
 // pc.chunk_len tokens, the last chunk cut at pc.n.
 uint chunk_end(uint c0) { return min(c0 + pc.chunk_len, pc.n); }
 
-// forced_in returns how many tokens of [a, b) a window forces in (sink_end
-// <= recent_start).
-uint forced_in(uint a, uint b) {
-    const uint s = min(b, pc.sink_end) > a ? min(b, pc.sink_end) - a : 0;
-    const uint r0 = max(a, pc.recent_start);
-    return s + (b > r0 ? b - r0 : 0);
-}
+// forced_in: select_plan.glsl.
+#include "select_plan.glsl"
 
 // cum_counts returns (u, e) of the chunk of tokens [c0, c1) whose cumulative
 // histogram (#not forced with key <= s, for every bin s) starts at

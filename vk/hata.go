@@ -250,8 +250,11 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 			return nil, err
 		}
 	}
+	// The select's plan (SparseOptions.SelectPlan) where the separate
+	// select reads the score kernel's chunk counts.
+	plan := m.opt.SelectPlan && h.fusedHist && m.opt.Variant != VariantTwoKernel && m.opt.Variant != VariantOneKernel
 	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
-		b32(h.fusedHist), b32(encode), uint32(m.d)); err != nil {
+		b32(h.fusedHist), b32(encode), uint32(m.d), b32(plan)); err != nil {
 		return nil, err
 	}
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
@@ -262,6 +265,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	}
 	if h.fusedHist {
 		spec.cumChunk = h.scoreChunk // hata_score writes the chunk counts: no select_count
+		spec.plan = plan
 		if m.opt.Variant == VariantTwoKernel {
 			spec.attendG = g // select and attend in one dispatch
 		}
@@ -312,6 +316,7 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 		N: uint32(m.n), Cap: uint32(m.cap), ChunkLen: uint32(h.scoreChunk),
 		SinkEnd: uint32(h.sel.sinkEnd), RecentStart: uint32(h.sel.recentEnd), KeyStride: uint32(m.cap),
 		Hkv: uint32(m.hkv), Ldw: uint32(m.w.Rbit), Rbit: uint32(m.w.Rbit),
+		KK: uint32(h.sel.kk), KStride: uint32(h.sel.k),
 	}, uint32((m.n+h.scoreChunk-1)/h.scoreChunk), uint32(h.rows), 1)
 	b.Barrier()
 	return nil
@@ -329,7 +334,7 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		s:      h.step,
 		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace},
 		gather: m.opt.Variant == VariantNaive,
-		zero:   []Range{h.sel.zeroRange()},
+		zero:   []Range{h.sel.zeroRange(), h.sel.planCtr},
 		rec: func(b *Batch) error {
 			if err := m.recordScores(b, h, true); err != nil {
 				return err

@@ -363,3 +363,55 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestHATASelectPlan holds the select's plan (SparseOptions.SelectPlan:
+// hata_score's last workgroup of each row resolves the threshold and every
+// chunk's first output slot) to ref: over chunks of both selects
+// (select_groups from 2056 tokens, select_write_cum below), more chunks per
+// row than the score workgroup has lanes (its plan loop's second pass), a
+// last chunk cut short, windows that force tokens in (one budget taking
+// exactly the forced ones, so that the plan has no threshold to search),
+// several steps on one cache (ctr zeroed each step), and the fused and
+// threekernel chains; and checks that the plan's kernels ran.
+func TestHATASelectPlan(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(6, 10))
+	s := ref.Shape{B: 2, Hq: 8, Hkv: 2, N: 9001, D: 64}
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	kv := reftest.DyadicKV(rng, s, true)
+	for _, c := range []struct {
+		variant string
+		chunk   int
+		win     ref.Windows
+	}{
+		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}},
+		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}},
+		{VariantFused, 2056, ref.Windows{}},
+		{VariantFused, 2048, ref.Windows{Sink: 1}},
+		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}},
+		{VariantFused, 16, ref.Windows{Sink: 2, Recent: 9}}, // 563 chunks a row
+		{VariantThreeKernel, 4096, ref.Windows{Sink: 3, Recent: 70}},
+	} {
+		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: true}, kv)
+		where := fmt.Sprintf("plan %s chunk %d windows %+v", c.variant, c.chunk, c.win)
+		for _, b := range []ref.Budget{{K: 1}, {K: max(1, c.win.Sink+c.win.Recent)}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
+			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+			rw, _ := want.Decode(q, b)
+			rg, err := m.Decode(q, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkStep(t, fmt.Sprintf("%s budget %v", where, b), "hata", q, kv, b, want, m, rw, rg, true)
+		}
+		planned := 0
+		for k := range m.sets {
+			if sp := k.k.spec; sp.Shader == "hata_score" && len(sp.Spec) > 8 && sp.Spec[8] == 1 {
+				planned++
+			}
+		}
+		if planned == 0 {
+			t.Errorf("%s: the plan did not run (score kernels with PLAN: %d)", where, planned)
+		}
+		m.Close()
+	}
+}

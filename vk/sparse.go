@@ -132,6 +132,12 @@ type SparseOptions struct {
 	// DeviceInfo.ShaderClock; the variants whose own kernel attends
 	// (twokernel, onekernel) are not traced.
 	Trace bool
+	// SelectPlan has HATA's (and lsh's) score kernel resolve the select's
+	// threshold and every chunk's first output slot in its last workgroup
+	// of each row (select_plan.glsl), so that the select loads them with
+	// its keys instead of searching the histogram and summing the chunk
+	// counts before its chunk. The fused and threekernel variants.
+	SelectPlan bool
 	// RowSelect chooses how topk, loki and quest select from their float
 	// scores: RowSelectAuto by rowSelect's rule (select_rows up to 8192 keys
 	// a row, unless SelectChunk is set), RowSelectOn by one workgroup per row
@@ -1201,7 +1207,9 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 	}
 	b.Copy(s.q, qUp.Range(0, s.q.Size))
 	for _, r := range p.zero {
-		b.Fill(r, 0)
+		if r.Buf != nil { // an optional range left empty
+			b.Fill(r, 0)
+		}
 	}
 	if selUp != nil {
 		b.Copy(s.sel, selUp.Range(0, s.sel.Size))
@@ -1337,6 +1345,7 @@ type (
 	hataScorePush struct {
 		N, Cap, ChunkLen, SinkEnd, RecentStart, KeyStride uint32
 		Hkv, Ldw, Rbit                                    uint32 // its query encode (fused variant)
+		KK, KStride                                       uint32 // SelectPlan: the select's kk and row stride
 	}
 	// selectPush mirrors select.glsl (select_hist, select_count, select_write,
 	// select_groups, select_attend).
@@ -1346,6 +1355,7 @@ type (
 		Cap    uint32
 		Scale  float32
 		Splits uint32
+		Plan   uint32 // 1: T and the chunk starts from hata_score's plan (select_plan.glsl)
 	}
 	// sparsePush mirrors sparse_split.glsl.
 	sparsePush struct {

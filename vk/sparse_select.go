@@ -62,6 +62,11 @@ type selectSpec struct {
 	// the cache is one buffer; selectPlan.attend is nil otherwise (and the
 	// separate select and attention run).
 	attendG int
+	// plan (with cumChunk and no attendG): the score kernel's last
+	// workgroup of each row also writes the select's plan after the
+	// cumulative histograms (select_plan.glsl: ctr, thr, plan), and the
+	// write kernel reads it (SparseOptions.SelectPlan).
+	plan bool
 	// perRow: the whole selection by select_rows, one workgroup per row
 	// (uint32 keys, no window, at most rowsWorkgroup*rowsKPT keys a row).
 	perRow bool
@@ -85,6 +90,7 @@ type selectPlan struct {
 	hk, count, writeK *Kernel // count: nil with cumChunk or radixCum(); writeK: nil with attend
 	attend            *Kernel // select_attend, or nil
 	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
+	planCtr           Range   // with plan: select_plan.glsl's ctr, zeroed every step
 }
 
 // radixCum reports whether s selects by radix passes over chunks, whose last
@@ -137,9 +143,17 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		p.histBytes = 0 // its histograms are in shared memory
 	}
 	histBytes := max(p.histBytes, 4) // bound by every select kernel
+	if s.plan && (s.cumChunk == 0 || s.attendG > 0) {
+		return nil, c.errorf("the select's plan needs the score kernel's chunk counts and a separate select")
+	}
+	planAt := uint64(0) // select_plan.glsl's plan_base, in bytes
 	switch {
 	case s.cumChunk > 0:
 		histBytes += uint64(s.rows*p.nchunks*p.nbins) * 4
+		if s.plan {
+			planAt = histBytes
+			histBytes += uint64(s.rows*(2+2*p.nchunks)) * 4
+		}
 	case !s.perRow:
 		// Each row's resolved state after 1..passes passes (select.glsl's
 		// state_at): 4 slots of 2 words, after the histograms; with radix
@@ -158,6 +172,9 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		return nil, err
 	}
 	p.hist, p.cnt = hist.Range(0, histBytes), cnt.Range(0, uint64(s.rows*p.nchunks)*8)
+	if s.plan {
+		p.planCtr = hist.Range(planAt, uint64(s.rows)*4)
+	}
 	if s.perRow {
 		// Traced (its *_trace entry point and a fifth binding) with
 		// SparseOptions.Trace, one workgroup per row.
@@ -334,6 +351,9 @@ func (p *selectPlan) zeroHist(b *Batch) {
 	if p.histBytes > 0 {
 		b.Fill(p.zeroRange(), 0)
 	}
+	if p.planCtr.Buf != nil {
+		b.Fill(p.planCtr, 0)
+	}
 }
 
 // zeroRange returns the part of the histogram buffer zeroHist clears.
@@ -348,7 +368,7 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
 		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
 		Page: uint32(p.page), KStride: uint32(p.k), Radix: b32(p.directBins == 0), NBins: uint32(p.nbins),
-		Cum: b32(p.cumChunk > 0 || p.radixCum()),
+		Cum: b32(p.cumChunk > 0 || p.radixCum()), Plan: b32(p.plan),
 	}
 	c.lastSelectTrace = p.trace
 	grid := func(k *Kernel, push selectPush) error {

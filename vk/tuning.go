@@ -78,6 +78,10 @@ type Tuning struct {
 	// LokiF32 = 1 stores Loki's rotated keys in float32
 	// (SparseOptions.LokiF32Keys; the default is float16). loki only.
 	LokiF32 int
+	// Plan = 1 has hata_score resolve the select's threshold and chunk
+	// starts (SparseOptions.SelectPlan). The fused and threekernel
+	// variants of hata and lsh.
+	Plan int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -112,6 +116,8 @@ var tuningKeys = []tuningKey{
 	{"queuegroups", func(t *Tuning) *int { return &t.QueueGroups }, []string{"hata/onekernel", "lsh/onekernel"}, nil},
 	{"rowselect", func(t *Tuning) *int { return &t.RowSelect }, []string{"topk", "loki", "quest"}, nil},
 	{"lokif32", func(t *Tuning) *int { return &t.LokiF32 }, []string{"loki"}, nil},
+	{"plan", func(t *Tuning) *int { return &t.Plan }, []string{"hata", "lsh"},
+		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 }
 
 // tuningChoices are the keys whose values choose among a few meanings, not
@@ -123,6 +129,7 @@ var tuningChoices = map[string]struct {
 	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
 	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
 	"lokif32":   {1, "1 (float32 rotated keys)"},
+	"plan":      {1, "1 (the select's plan from the score kernel)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -227,6 +234,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.RowSelect = RowSelectMode(t.RowSelect)
 	}
 	o.LokiF32Keys = o.LokiF32Keys || t.LokiF32 != 0
+	o.SelectPlan = o.SelectPlan || t.Plan != 0
 	return o
 }
 

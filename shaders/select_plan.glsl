@@ -1,0 +1,30 @@
+// select_plan.glsl: HATA's select plan (SparseOptions.SelectPlan), which
+// hata_score's last workgroup of each row resolves so that the select reads
+// its threshold and its chunk's first output slot instead of searching the
+// histogram and summing the chunk counts before it (select.glsl, steps 1-2).
+// In the histogram buffer, after the histograms [rows][nbins] and the
+// cumulative chunk histograms [rows][nchunks][nbins]:
+//
+//	ctr  [rows] uint                  score workgroups finished, zeroed every step
+//	thr  [rows] uint                  the threshold T (select.glsl)
+//	plan [rows][nchunks] uvec2 as uint (out0, rr): where chunk c's first taken
+//	                                  token goes in sel, and the candidates
+//	                                  (key == T) still to take when it starts
+//
+// Also the windows' count, which hata_score and select_tile.glsl share.
+// Guarded: select_tile.glsl includes it, and so may its includers.
+#ifndef SELECT_PLAN_GLSL
+#define SELECT_PLAN_GLSL
+
+// plan_base is the word where ctr starts.
+uint plan_base(uint rows, uint nchunks, uint nbins) { return rows * nbins * (1 + nchunks); }
+
+// forced_in returns how many tokens of [a, b) a window forces in (sink_end
+// <= recent_start).
+uint forced_in(uint a, uint b) {
+    const uint s = min(b, pc.sink_end) > a ? min(b, pc.sink_end) - a : 0;
+    const uint r0 = max(a, pc.recent_start);
+    return s + (b > r0 ? b - r0 : 0);
+}
+
+#endif // SELECT_PLAN_GLSL
