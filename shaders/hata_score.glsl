@@ -163,7 +163,7 @@ void encode_query(uint row, uint li) {
 // histogram (find_bin_at; T = 0, r = 0 when kk = 0), every chunk's (u, e)
 // from the cumulative histograms (select.glsl, step 2), and their exclusive
 // sums over the chunks into each chunk's (out0, rr), select.glsl's
-// chunk_start. Uniform control flow.
+// chunk_start; it leaves ctr[row] 0 for the next step. Uniform control flow.
 void write_plan(uint row, uint li) {
     const uint rows = gl_NumWorkGroups.y, nch = gl_NumWorkGroups.x;
     const uint pb = plan_base(rows, nch, NB);
@@ -197,7 +197,10 @@ void write_plan(uint row, uint li) {
         su += tu;
         se += te;
     }
-    if (li == 0) hist[pb + rows + row] = T;
+    if (li == 0) {
+        hist[pb + rows + row] = T;
+        hist[pb + row] = 0; // ctr, for the next step
+    }
 }
 
 void main() {

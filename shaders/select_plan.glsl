@@ -5,7 +5,9 @@
 // In the histogram buffer, after the histograms [rows][nbins] and the
 // cumulative chunk histograms [rows][nchunks][nbins]:
 //
-//	ctr  [rows] uint                  score workgroups finished, zeroed every step
+//	ctr  [rows] uint                  score workgroups finished: 0 before and after a
+//	                                  step (zeroed where the layout is new, left 0
+//	                                  by the last workgroup of the row)
 //	thr  [rows] uint                  the threshold T (select.glsl)
 //	plan [rows][nchunks] uvec2 as uint (out0, rr): where chunk c's first taken
 //	                                  token goes in sel, and the candidates

@@ -334,7 +334,7 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		s:      h.step,
 		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace},
 		gather: m.opt.Variant == VariantNaive,
-		zero:   []Range{h.sel.zeroRange(), h.sel.planCtr},
+		zero:   []Range{h.sel.zeroRange()},
 		rec: func(b *Batch) error {
 			if err := m.recordScores(b, h, true); err != nil {
 				return err

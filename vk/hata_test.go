@@ -371,8 +371,9 @@ func TestHATAOneKernelChunks(t *testing.T) {
 // row than the score workgroup has lanes (its plan loop's second pass), a
 // last chunk cut short, windows that force tokens in (one budget taking
 // exactly the forced ones, so that the plan has no threshold to search),
-// several steps on one cache (ctr zeroed each step), and the fused and
-// threekernel chains; and checks that the plan's kernels ran.
+// several steps on one cache (ctr left zero by each), a shorter cache in
+// the same buffers (ctr moved onto words that held other counts), and the
+// fused and threekernel chains; and checks that the plan's kernels ran.
 func TestHATASelectPlan(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 10))
@@ -402,6 +403,24 @@ func TestHATASelectPlan(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkStep(t, fmt.Sprintf("%s budget %v", where, b), "hata", q, kv, b, want, m, rw, rg, true)
+		}
+		// A shorter cache in the same buffers: fewer chunks, so the plan's
+		// counters move to words the longer one's chunk histograms held.
+		short := reftest.DyadicKV(rng, ref.Shape{B: s.B, Hq: s.Hq, Hkv: s.Hkv, N: 5003, D: s.D}, true)
+		if err := m.Prefill(short); err != nil {
+			t.Fatal(err)
+		}
+		if err := want.Prefill(short); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []ref.Budget{{K: 140}, {Ratio: 0.0156}} {
+			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+			rw, _ := want.Decode(q, b)
+			rg, err := m.Decode(q, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkStep(t, fmt.Sprintf("%s N 5003 budget %v", where, b), "hata", q, short, b, want, m, rw, rg, true)
 		}
 		planned := 0
 		for k := range m.sets {

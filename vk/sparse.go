@@ -411,6 +411,10 @@ type sparseCore struct {
 	// lastSelectTrace is the last recorded select's write trace
 	// (SelectTrace), or empty.
 	lastSelectTrace Range
+	// planZeroed is the select plan's ctr (select_plan.glsl) last zeroed
+	// on the device: hata_score's last workgroup of each row leaves its
+	// counter 0, so it is zeroed only where the plan's layout moves.
+	planZeroed Range
 }
 
 // setKey identifies a descriptor set: the kernel and its bound ranges.
@@ -535,6 +539,20 @@ func (c *sparseCore) kernel(shader string, bindings int, push any, spec ...uint3
 		return nil, c.errorf("%v", err)
 	}
 	return k, nil
+}
+
+// zeroNow fills r with zeros on the device and waits for it.
+func (c *sparseCore) zeroNow(r Range) error {
+	b, err := c.getBatch()
+	if err != nil {
+		return err
+	}
+	if err := b.Begin(); err != nil {
+		return err
+	}
+	b.Fill(r, 0)
+	_, err = b.Submit()
+	return err
 }
 
 func (c *sparseCore) getBatch() (*Batch, error) {
@@ -881,15 +899,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 		return nil, err
 	}
 	if cnt != oldCnt { // new: zero it (every dispatch leaves it zero)
-		b, err := c.getBatch()
-		if err != nil {
-			return nil, err
-		}
-		if err := b.Begin(); err != nil {
-			return nil, err
-		}
-		b.Fill(cnt.Whole(), 0)
-		if _, err := b.Submit(); err != nil {
+		if err := c.zeroNow(cnt.Whole()); err != nil {
 			c.scratch["split counters"].Free()
 			delete(c.scratch, "split counters")
 			return nil, c.errorf("zeroing the split counters: %v", err)
@@ -1207,9 +1217,7 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 	}
 	b.Copy(s.q, qUp.Range(0, s.q.Size))
 	for _, r := range p.zero {
-		if r.Buf != nil { // an optional range left empty
-			b.Fill(r, 0)
-		}
+		b.Fill(r, 0)
 	}
 	if selUp != nil {
 		b.Copy(s.sel, selUp.Range(0, s.sel.Size))

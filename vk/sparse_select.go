@@ -90,7 +90,7 @@ type selectPlan struct {
 	hk, count, writeK *Kernel // count: nil with cumChunk or radixCum(); writeK: nil with attend
 	attend            *Kernel // select_attend, or nil
 	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
-	planCtr           Range   // with plan: select_plan.glsl's ctr, zeroed every step
+	planCtr           Range   // with plan: select_plan.glsl's ctr (left 0 by every step)
 }
 
 // radixCum reports whether s selects by radix passes over chunks, whose last
@@ -174,6 +174,12 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	p.hist, p.cnt = hist.Range(0, histBytes), cnt.Range(0, uint64(s.rows*p.nchunks)*8)
 	if s.plan {
 		p.planCtr = hist.Range(planAt, uint64(s.rows)*4)
+		if p.planCtr != c.planZeroed { // new: zero it (every step leaves it zero)
+			if err := c.zeroNow(p.planCtr); err != nil {
+				return nil, c.errorf("zeroing the select plan's counters: %v", err)
+			}
+			c.planZeroed = p.planCtr
+		}
 	}
 	if s.perRow {
 		// Traced (its *_trace entry point and a fifth binding) with
@@ -351,9 +357,7 @@ func (p *selectPlan) zeroHist(b *Batch) {
 	if p.histBytes > 0 {
 		b.Fill(p.zeroRange(), 0)
 	}
-	if p.planCtr.Buf != nil {
-		b.Fill(p.planCtr, 0)
-	}
+
 }
 
 // zeroRange returns the part of the histogram buffer zeroHist clears.
