@@ -105,14 +105,6 @@ layout(std430, set = 0, binding = 5) restrict readonly buffer W { float w[]; };
 
 shared uint sh_hist[NB];
 shared bool sh_last; // PLAN: this workgroup finished its row last
-// PLAN's window (write_plan): PW bins of every chunk's cumulative histogram
-// around sh_te, the threshold its own chunk suggests, loaded with the row's
-// histogram, PK words per lane, so that the chunk counts at T need no
-// round of loads of their own when T falls inside.
-const uint PW = 16, PK = 8;
-const uint PCH = PK * WG / PW; // chunks a row the window holds
-shared uint sh_te;
-shared uint sh_below[PLAN ? PCH : 1], sh_at[PLAN ? PCH : 1];
 #include "wg_scan.glsl"    // sh_sg (CUM's scan), find_bin_at (PLAN)
 #include "select_plan.glsl"
 
@@ -181,37 +173,19 @@ void write_plan(uint row, uint li) {
     barrier();
     if (!sh_last) return; // uniform over the workgroup
     memoryBarrierBuffer(); // the other workgroups' counts are visible
-    const bool win = NB >= PW && nch <= PCH;
-    const uint lo = min(sh_te > PW / 2 ? sh_te - PW / 2 : 0, NB - PW);
-    uint wv[PK];
-    [[unroll]] for (uint k = 0; k < PK; k++) {
-        const uint w = li + k * WG;
-        wv[k] = win && w < nch * PW ? hist[rows * NB + (row * nch + w / PW) * NB + lo + w % PW] : 0;
-    }
     uvec2 f = uvec2(0, pc.kk);
     if (pc.kk > 0) f = find_bin_at(row * NB, NB, pc.kk);
     const uint T = f.x, r = pc.kk - f.y;
-    const bool hit = win && T < lo + PW && (T == 0 || T - 1 >= lo);
-    if (hit) { // the counts at T - 1 and T from the window
-        [[unroll]] for (uint k = 0; k < PK; k++) {
-            const uint w = li + k * WG;
-            if (w < nch * PW) {
-                if (lo + w % PW + 1 == T) sh_below[w / PW] = wv[k];
-                if (lo + w % PW == T) sh_at[w / PW] = wv[k];
-            }
-        }
-        barrier();
-    }
     uint su = 0, se = 0; // the taken and the candidates of the chunks before this pass
     for (uint c0 = 0; c0 < nch; c0 += WG) {
         const uint c = c0 + li;
         uint u = 0, e = 0;
         if (c < nch) {
             const uint base = rows * NB + (row * nch + c) * NB;
-            const uint below = T == 0 ? 0 : (hit ? sh_below[c] : hist[base + T - 1]);
+            const uint below = T > 0 ? hist[base + T - 1] : 0;
             const uint a = c * pc.chunk_len;
             u = forced_in(a, min(a + pc.chunk_len, pc.n)) + below;
-            e = (hit ? sh_at[c] : hist[base + T]) - below;
+            e = hist[base + T] - below;
         }
         uint tu, te;
         const uint pu = su + wg_scan(u, tu), pe = se + wg_scan(e, te);
@@ -305,20 +279,13 @@ void main() {
         for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) run += sh_hist[b0 + i];
         const uint incl = subgroupInclusiveAdd(run);
         if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
-        if (PLAN && li == 0) sh_te = 0;
         barrier();
         uint acc = incl - run;
         for (uint sg = 0; sg < gl_SubgroupID; sg++) acc += sh_sg[sg];
         const uint base = gl_NumWorkGroups.y * NB + (row * gl_NumWorkGroups.x + gl_WorkGroupID.x) * NB;
-        // PLAN: the bin where this chunk's count reaches its share of kk,
-        // kk times its tokens over the row's (those no window forces in).
-        const uint mine = c1 - c0 - forced_in(c0, c1), all = pc.n - forced_in(0, pc.n);
-        const uint share = PLAN ? uint(float(pc.kk) * float(mine) / float(max(all, 1u))) : 0;
         for (uint i = 0; i < PER_LANE && b0 + i < NB; i++) {
-            const uint before = acc;
             acc += sh_hist[b0 + i];
             hist[base + b0 + i] = acc;
-            if (PLAN && before < share && acc >= share) sh_te = b0 + i;
         }
     }
     if (PLAN) write_plan(row, li);
