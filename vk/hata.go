@@ -252,7 +252,8 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	}
 	// The select's plan (SparseOptions.SelectPlan) where the separate
 	// select reads the score kernel's chunk counts.
-	plan := m.opt.SelectPlan && h.fusedHist && m.opt.Variant != VariantTwoKernel && m.opt.Variant != VariantOneKernel
+	plan := h.fusedHist && m.opt.Variant != VariantTwoKernel && m.opt.Variant != VariantOneKernel &&
+		(m.opt.SelectPlan == PlanOn || m.opt.SelectPlan == PlanAuto && planSelect(h.scoreChunk))
 	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
 		b32(h.fusedHist), b32(encode), uint32(m.d), b32(plan)); err != nil {
 		return nil, err

@@ -373,7 +373,8 @@ func TestHATAOneKernelChunks(t *testing.T) {
 // exactly the forced ones, so that the plan has no threshold to search),
 // several steps on one cache (ctr left zero by each), a shorter cache in
 // the same buffers (ctr moved onto words that held other counts), and the
-// fused and threekernel chains; and checks that the plan's kernels ran.
+// fused and threekernel chains; PlanAuto's rule (a plan with select_groups
+// only) and PlanOff; and checks which score kernel ran.
 func TestHATASelectPlan(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(6, 10))
@@ -384,17 +385,22 @@ func TestHATASelectPlan(t *testing.T) {
 		variant string
 		chunk   int
 		win     ref.Windows
+		mode    PlanMode
+		plan    bool // the plan runs
 	}{
-		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}},
-		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}},
-		{VariantFused, 2056, ref.Windows{}},
-		{VariantFused, 2048, ref.Windows{Sink: 1}},
-		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}},
-		{VariantFused, 16, ref.Windows{Sink: 2, Recent: 9}}, // 563 chunks a row
-		{VariantThreeKernel, 4096, ref.Windows{Sink: 3, Recent: 70}},
+		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true},
+		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, PlanOn, true},
+		{VariantFused, 2056, ref.Windows{}, PlanOn, true},
+		{VariantFused, 2048, ref.Windows{Sink: 1}, PlanOn, true},
+		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true},
+		{VariantFused, 16, ref.Windows{Sink: 2, Recent: 9}, PlanOn, true}, // 563 chunks a row
+		{VariantThreeKernel, 4096, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true},
+		{VariantFused, 2056, ref.Windows{Sink: 1}, PlanAuto, true},
+		{VariantFused, 2048, ref.Windows{Sink: 1}, PlanAuto, false},
+		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, PlanOff, false},
 	} {
-		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: true}, kv)
-		where := fmt.Sprintf("plan %s chunk %d windows %+v", c.variant, c.chunk, c.win)
+		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.mode}, kv)
+		where := fmt.Sprintf("plan mode %d %s chunk %d windows %+v", c.mode, c.variant, c.chunk, c.win)
 		for _, b := range []ref.Budget{{K: 1}, {K: max(1, c.win.Sink+c.win.Recent)}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
 			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
 			rw, _ := want.Decode(q, b)
@@ -422,14 +428,17 @@ func TestHATASelectPlan(t *testing.T) {
 			}
 			checkStep(t, fmt.Sprintf("%s N 5003 budget %v", where, b), "hata", q, short, b, want, m, rw, rg, true)
 		}
-		planned := 0
+		planned, scored := 0, 0
 		for k := range m.sets {
-			if sp := k.k.spec; sp.Shader == "hata_score" && len(sp.Spec) > 8 && sp.Spec[8] == 1 {
-				planned++
+			if sp := k.k.spec; sp.Shader == "hata_score" {
+				scored++
+				if len(sp.Spec) > 8 && sp.Spec[8] == 1 {
+					planned++
+				}
 			}
 		}
-		if planned == 0 {
-			t.Errorf("%s: the plan did not run (score kernels with PLAN: %d)", where, planned)
+		if scored == 0 || (planned > 0) != c.plan || c.plan && planned != scored {
+			t.Errorf("%s: %d of %d score kernels planned, want the plan %v", where, planned, scored, c.plan)
 		}
 		m.Close()
 	}

@@ -132,12 +132,14 @@ type SparseOptions struct {
 	// DeviceInfo.ShaderClock; the variants whose own kernel attends
 	// (twokernel, onekernel) are not traced.
 	Trace bool
-	// SelectPlan has HATA's (and lsh's) score kernel resolve the select's
-	// threshold and every chunk's first output slot in its last workgroup
-	// of each row (select_plan.glsl), so that the select loads them with
-	// its keys instead of searching the histogram and summing the chunk
-	// counts before its chunk. The fused and threekernel variants.
-	SelectPlan bool
+	// SelectPlan chooses whether HATA's (and lsh's) score kernel resolves
+	// the select's threshold and every chunk's first output slot in its
+	// last workgroup of each row (select_plan.glsl), so that the select
+	// loads them with its keys instead of searching the histogram and
+	// summing the chunk counts before its chunk: PlanAuto by planSelect's
+	// rule, PlanOn wherever the separate select reads the score kernel's
+	// chunk counts, PlanOff never. The fused and threekernel variants.
+	SelectPlan PlanMode
 	// RowSelect chooses how topk, loki and quest select from their float
 	// scores: RowSelectAuto by rowSelect's rule (select_rows up to 8192 keys
 	// a row, unless SelectChunk is set), RowSelectOn by one workgroup per row
@@ -174,6 +176,29 @@ const (
 	RowSelectOn                        // select_rows wherever a row's keys fit a workgroup
 	RowSelectOff                       // the radix select over chunks
 )
+
+// PlanMode is SparseOptions.SelectPlan: where the score kernel resolves the
+// select's threshold and chunk starts.
+type PlanMode int
+
+// The modes of PlanMode.
+const (
+	PlanAuto PlanMode = iota // planSelect's rule
+	PlanOn                   // wherever the separate select reads the score kernel's chunk counts
+	PlanOff                  // never: every select workgroup searches the histogram itself
+)
+
+// planSelect is PlanAuto's rule: plan where the fused select runs
+// select_groups (chunks longer than one of select_write's tiles). The
+// plan moves the select's two dependent rounds (the histogram search, the
+// chunk counts) into the score kernel's tail, which cost the score stage
+// 2.6-3.4 us at every shape on the H200; select_groups got 3.6-4.1 us
+// faster with it (7.3 us against 11.1-11.4 where chunks hold 3976-8192
+// tokens, 28 against 35 at B8/256K) and select_write_cum 2.1-2.5 (runs
+// 210 and 212): steps 0.8-2.3 us shorter at B1/256K, B2/128K, B4/64K,
+// B4/128K, B8/32K to B8/256K, and 0-1.4 us longer at B1/64K, B1/128K,
+// B2/32K, B2/64K, B4/32K, B8/8K and B8/16K (BENCHMARKS.md, session 18).
+func planSelect(chunk int) bool { return selectGroups(chunk) > 0 }
 
 // MergeMode is SparseOptions.Merge and DenseOptions.Merge: how the
 // attention's split partials are merged.

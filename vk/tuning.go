@@ -79,7 +79,8 @@ type Tuning struct {
 	// (SparseOptions.LokiF32Keys; the default is float16). loki only.
 	LokiF32 int
 	// Plan = 1 has hata_score resolve the select's threshold and chunk
-	// starts (SparseOptions.SelectPlan). The fused and threekernel
+	// starts wherever it can (SparseOptions.SelectPlan = PlanOn), 2 never
+	// (PlanOff); 0 keeps the default, PlanAuto. The fused and threekernel
 	// variants of hata and lsh.
 	Plan int
 }
@@ -129,7 +130,7 @@ var tuningChoices = map[string]struct {
 	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
 	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
 	"lokif32":   {1, "1 (float32 rotated keys)"},
-	"plan":      {1, "1 (the select's plan from the score kernel)"},
+	"plan":      {2, "1 (the select's plan from the score kernel), 2 (none)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -234,7 +235,9 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.RowSelect = RowSelectMode(t.RowSelect)
 	}
 	o.LokiF32Keys = o.LokiF32Keys || t.LokiF32 != 0
-	o.SelectPlan = o.SelectPlan || t.Plan != 0
+	if t.Plan != 0 {
+		o.SelectPlan = PlanMode(t.Plan)
+	}
 	return o
 }
 
