@@ -27,6 +27,11 @@
 // tokens every earlier chunk takes from two entries per chunk, instead of a
 // select_count pass over the scores (select.glsl, step 2 with pc.cum).
 //
+// With PLAN (and CUM) the workgroups count themselves done and the last of
+// each row resolves the select's threshold and every chunk's first output
+// slot into the histogram buffer (write_plan, select_plan.glsl), so that
+// the select reads them instead of searching (SparseOptions.SelectPlan).
+//
 // The bit planes are ham_planes.glsl's. With them and UNR = 2 (32 registers
 // instead of 61) the score stage took 1.8-10 us less on the H200
 // (BENCHMARKS.md, runs 93-95).
@@ -46,7 +51,8 @@
 //	1 kcode [rows][cap][WV] uvec4
 //	2 keys  KEY16: [rows][key_stride/2] uint (two uint16 each); else [rows][key_stride] uint
 //	3 hist  [rows][NB] uint, zeroed before the dispatch (HIST); with CUM
-//	        followed by cum [rows][nchunks][NB] uint (written whole)
+//	        followed by cum [rows][nchunks][NB] uint (written whole), and
+//	        with PLAN by select_plan.glsl's ctr, thr and plan
 // With TRACE (hata_score_trace.comp, for benchmarks) lane 0 of every
 // workgroup also reads the device clock (clockRealtime2x32EXT) at
 // TRACE_POINTS points: its start, once its query codes are in and its

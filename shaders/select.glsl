@@ -35,7 +35,9 @@
 //     so the output is ascending without a sort.
 //
 // Every workgroup resolves T itself from the histograms (a few hundred to a
-// few thousand bins), which costs less than a dispatch of its own; with
+// few thousand bins), which costs less than a dispatch of its own (HATA's
+// fused select with pc.plan reads T and its chunk's start instead, which
+// hata_score's last workgroup of the row resolved: select_plan.glsl); with
 // several passes each kernel searches only its last pass's histogram,
 // starting from the state the kernel before it stored (state_at).
 

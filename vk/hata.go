@@ -17,10 +17,13 @@ import (
 //	        twokernel: no such stage, hata_score encodes (when its shared memory fits)
 //	score   hata_score: S[r][t] = sum_g popcount(qcode[r*G+g] XOR kcode[r][t])
 //	        (fused: uint16 scores, the per-row histogram of S and each chunk's
-//	        cumulative histogram built on the fly)
+//	        cumulative histogram built on the fly; with the select's plan,
+//	        SparseOptions.SelectPlan, the last workgroup of each row also
+//	        resolves the threshold and every chunk's first output slot)
 //	select  naive: select_hist (a histogram pass over the scores), select_count
 //	        and select_write; fused: select_write alone, or select_groups over
-//	        score chunks longer than one of select_write's tiles (selectGroups);
+//	        score chunks longer than one of select_write's tiles (selectGroups),
+//	        either searching the histogram itself or reading the plan;
 //	        twokernel: select_attend, which also attends ("select+attend").
 //	        The k smallest S, ties to the
 //	        smaller index, with the sink/recent windows forced in

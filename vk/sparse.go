@@ -51,7 +51,8 @@ type SparseOptions struct {
 	// Variant selects the kernel chain of hata and lsh (Fig. 9's breakdown):
 	//
 	//	"fused" (default): encode | score + histograms (uint16 scores, each
-	//	                   chunk's cumulative histogram) | select (write) |
+	//	                   chunk's cumulative histogram, and the select's
+	//	                   plan: SelectPlan) | select (write) |
 	//	                   attention through the index list (sparse_split, the
 	//	                   merge folded in): four dispatches
 	//	"twokernel":       encode + score + histograms | select + attention
