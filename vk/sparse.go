@@ -193,8 +193,8 @@ const (
 // select_groups (chunks longer than one of select_write's tiles). The
 // plan moves the select's two dependent rounds (the histogram search, the
 // chunk counts) into the score kernel's tail, which cost the score stage
-// 2.6-3.4 us at every shape on the H200; select_groups got 3.6-4.1 us
-// faster with it (7.3 us against 11.1-11.4 where chunks hold 3976-8192
+// 2.4-3.6 us on the H200 (4.6-5.0 at B8/256K); select_groups got 3.5-4.1
+// us faster with it (7.3 us against 11.1-11.4 where chunks hold 3976-4096
 // tokens, 28 against 35 at B8/256K) and select_write_cum 2.1-2.5 (runs
 // 210 and 212): steps 0.8-2.3 us shorter at B1/256K, B2/128K, B4/64K,
 // B4/128K, B8/32K to B8/256K, and 0-1.4 us longer at B1/64K, B1/128K,
