@@ -248,6 +248,24 @@ func TestHATAVariantsAgree(t *testing.T) {
 	}
 }
 
+// stepHATA decodes one step of budget b with a fresh dyadic query of hq
+// heads on ref's want and on the GPU's m, both prefilled with kv, and holds
+// m to want (checkStep: the selection exactly, the output to ref's sparse
+// attention over it).
+func stepHATA(t *testing.T, rng *rand.Rand, where string, kv *ref.KV, hq int, b ref.Budget, want ref.Method, m *HATA) {
+	t.Helper()
+	q := reftest.Dyadic(rng, kv.B*hq*kv.D)
+	rw, err := want.Decode(q, b)
+	if err != nil {
+		t.Fatalf("%s: ref: %v", where, err)
+	}
+	rg, err := m.Decode(q, b)
+	if err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+	checkStep(t, where, "hata", q, kv, b, want, m, rw, rg, true)
+}
+
 // prefilledHATAs returns the GPU's HATA with windows win and options o and
 // ref's, both prefilled with kv (the caller closes the GPU one).
 func prefilledHATAs(t *testing.T, ctx *Context, w *ref.HashWeights, win ref.Windows, o SparseOptions, kv *ref.KV) (*HATA, *ref.HATA) {
@@ -284,21 +302,25 @@ func TestSparseTiles(t *testing.T) {
 		for _, splits := range []int{1, 3, 40} {
 			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: c.variant, Split: SplitPolicy{Splits: splits}, Tile: 4, Merge: c.merge}, kv)
 			for _, b := range []ref.Budget{{K: 1}, {K: 37}, ref.Full} {
-				q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
-				rw, _ := want.Decode(q, b)
-				rg, err := m.Decode(q, b)
-				if err != nil {
-					t.Fatal(err)
-				}
 				where := fmt.Sprintf("tile 4 %s merge mode %d S=%d budget %v", c.variant, c.merge, splits, b)
+				stepHATA(t, rng, where, kv, s.Hq, b, want, m)
 				if merged := slices.ContainsFunc(m.Timings().Stages, func(st Stage) bool { return st.Name == "merge" }); merged != (c.merge == MergeSeparate || c.variant == VariantNaive) {
 					t.Errorf("%s: stages %v", where, stageNames(m.Timings()))
 				}
-				checkStep(t, where, "hata", q, kv, b, want, m, rw, rg, true)
 			}
 			m.Close()
 		}
 	}
+}
+
+// chunkedHATAInputs is the chunk tests' fixture (TestHATAOneKernelChunks,
+// TestHATASelectPlan): dyadic hash weights, keys and values of two batches
+// of 2 KV heads with 4 query heads each, 9001 tokens of dimension 64, from
+// the PCG seeded (6, seed), which the tests go on drawing queries from.
+func chunkedHATAInputs(seed uint64) (*rand.Rand, ref.Shape, *ref.HashWeights, *ref.KV) {
+	rng := rand.New(rand.NewPCG(6, seed))
+	s := ref.Shape{B: 2, Hq: 8, Hkv: 2, N: 9001, D: 64}
+	return rng, s, reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128), reftest.DyadicKV(rng, s, true)
 }
 
 // TestHATAOneKernelChunks holds hata/onekernel to ref with score and select
@@ -312,10 +334,7 @@ func TestSparseTiles(t *testing.T) {
 // cut short) and select_write (2048 tokens and fewer).
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
-	rng := rand.New(rand.NewPCG(6, 9))
-	s := ref.Shape{B: 2, Hq: 8, Hkv: 2, N: 9001, D: 64}
-	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
-	kv := reftest.DyadicKV(rng, s, true)
+	rng, s, w, kv := chunkedHATAInputs(9)
 	for _, c := range []struct {
 		variant string
 		chunk   int
@@ -337,17 +356,11 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}, kv)
 		where := fmt.Sprintf("%s chunk %d windows %+v", c.variant, c.chunk, c.win)
 		for _, b := range []ref.Budget{{K: 1}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
-			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
-			rw, _ := want.Decode(q, b)
-			rg, err := m.Decode(q, b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
 			tm := m.Timings()
 			if oneStep := slices.ContainsFunc(tm.Stages, func(st Stage) bool { return st.Name == "step" }); oneStep != (c.variant == VariantOneKernel) {
 				t.Fatalf("%s: stages %v", where, stageNames(tm))
 			}
-			checkStep(t, fmt.Sprintf("%s budget %v", where, b), "hata", q, kv, b, want, m, rw, rg, true)
 		}
 		if c.sel != "" {
 			ran := map[string]bool{}
@@ -377,10 +390,7 @@ func TestHATAOneKernelChunks(t *testing.T) {
 // only) and PlanOff; and checks which score kernel ran.
 func TestHATASelectPlan(t *testing.T) {
 	ctx := device(t)
-	rng := rand.New(rand.NewPCG(6, 10))
-	s := ref.Shape{B: 2, Hq: 8, Hkv: 2, N: 9001, D: 64}
-	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
-	kv := reftest.DyadicKV(rng, s, true)
+	rng, s, w, kv := chunkedHATAInputs(10)
 	for _, c := range []struct {
 		variant string
 		chunk   int
@@ -402,13 +412,7 @@ func TestHATASelectPlan(t *testing.T) {
 		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.mode}, kv)
 		where := fmt.Sprintf("plan mode %d %s chunk %d windows %+v", c.mode, c.variant, c.chunk, c.win)
 		for _, b := range []ref.Budget{{K: 1}, {K: max(1, c.win.Sink+c.win.Recent)}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
-			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
-			rw, _ := want.Decode(q, b)
-			rg, err := m.Decode(q, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkStep(t, fmt.Sprintf("%s budget %v", where, b), "hata", q, kv, b, want, m, rw, rg, true)
+			stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
 		}
 		// A shorter cache in the same buffers: fewer chunks, so the plan's
 		// counters move to words the longer one's chunk histograms held.
@@ -420,13 +424,7 @@ func TestHATASelectPlan(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, b := range []ref.Budget{{K: 140}, {Ratio: 0.0156}} {
-			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
-			rw, _ := want.Decode(q, b)
-			rg, err := m.Decode(q, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkStep(t, fmt.Sprintf("%s N 5003 budget %v", where, b), "hata", q, short, b, want, m, rw, rg, true)
+			stepHATA(t, rng, fmt.Sprintf("%s N 5003 budget %v", where, b), short, s.Hq, b, want, m)
 		}
 		planned, scored := 0, 0
 		for k := range m.sets {

@@ -56,14 +56,7 @@ func TestAttentionTrace(t *testing.T) {
 		if _, err := m.SelectTrace(); err == nil {
 			t.Errorf("%+v: SelectTrace before any step: no error", o)
 		}
-		b := ref.Budget{K: 40}
-		q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
-		rw, _ := want.Decode(q, b)
-		rg, err := m.Decode(q, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkStep(t, "traced", "hata", q, kv, b, want, m, rw, rg, true)
+		stepHATA(t, rng, "traced", kv, s.Hq, ref.Budget{K: 40}, want, m)
 		tr, err := m.AttentionTrace()
 		if err != nil {
 			t.Fatal(err)
