@@ -236,6 +236,9 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	if o.Workgroup < 0 || o.Reserve < 0 {
 		return nil, fmt.Errorf("vk dense: negative option in %+v", o)
 	}
+	if o.Merge < MergeAuto || o.Merge > MergeSeparate {
+		return nil, fmt.Errorf("vk dense: Merge mode %d: want MergeAuto (0), MergeFold (1) or MergeSeparate (2)", o.Merge)
+	}
 	if o.Tile < 0 || o.Tile > maxDenseTile {
 		return nil, fmt.Errorf("vk dense: Tile %d: want 1 to %d, or 0 for the rule by split length (each slot holds two tiles of K and V rows in registers)", o.Tile, maxDenseTile)
 	}

@@ -328,6 +328,8 @@ func TestDenseErrors(t *testing.T) {
 		_, err := ctx.NewDense(DenseOptions{Storage: F16, Tile: tile})
 		wantErr(fmt.Sprintf("Tile %d", tile), err, "Tile")
 	}
+	_, err = ctx.NewDense(DenseOptions{Merge: 3})
+	wantErr("Merge 3", err, "Merge mode 3")
 	if _, err := ctx.NewMethod("dense", 2, 1024, ref.Options{}); err == nil {
 		t.Error(`NewMethod("dense", D=1024) succeeded; the merge kernel takes D <= 512`)
 	}

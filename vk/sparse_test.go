@@ -432,6 +432,10 @@ func TestSparseErrors(t *testing.T) {
 	wantErr("hata with misshapen weights", err, "Hkv=3")
 	_, err = ctx.SparseFactory(SparseOptions{Variant: "fast"})("hata", 2, 64, ref.Options{W: w})
 	wantErr("unknown variant", err, `variant "fast"`)
+	for _, o := range []SparseOptions{{Merge: 3}, {RowSelect: -1}, {SelectPlan: 3}} {
+		_, err = ctx.SparseFactory(o)("hata", 2, 64, ref.Options{W: w})
+		wantErr(fmt.Sprintf("mode out of range %+v", o), err, "mode out of range")
+	}
 	_, err = ctx.NewMethod("topk", 2, 6, ref.Options{})
 	wantErr("topk with D=6", err, "multiple of 4")
 	_, err = ctx.NewMethod("quest", 2, 64, ref.Options{PageSize: -1})
