@@ -135,6 +135,18 @@ shared uint sh_cf, sh_cl;
 const uint SGPL = 4;          // groups of 8 tokens per lane per tile of the scan
 const uint STPL = 8 * SGPL;   // tokens per lane per tile (one bit each of a uint)
 
+// SEL_LOAD(kv, c, tb): kv = this lane's SGPL groups of 8 scores of the
+// tile from token tb of chunk c (all ones past the chunk's end).
+#define SEL_LOAD(kv, c, tb)                                                    \
+    {                                                                          \
+        const uint c1_ = min((c) * pc.chunk_len + pc.chunk_len, pc.n);         \
+        const uint t0_ = (tb) + li * STPL;                                     \
+        [[unroll]] for (uint gi = 0; gi < SGPL; gi++) {                        \
+            const uint gs = t0_ + 8 * gi;                                      \
+            kv[gi] = gs < c1_ ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu); \
+        }                                                                      \
+    }
+
 // select_split puts the entries [p0, p1) of row's list (select.glsl's
 // selection: the forced tokens and those with key < T, then the first rr
 // candidates with key == T, ascending) into the split's list in sh_o and
@@ -161,56 +173,71 @@ void select_split(uint row, uint li, uint p0, uint p1) {
     }
     barrier();
     const uint cf = sh_cf, cl = sh_cl;
-    for (uint c = cf; c <= cl && p0 < p1; c++) {
-        const uint out0 = hist[pl + 2 * c] - rbase, rr = hist[pl + 2 * c + 1];
-        const uint c0 = c * pc.chunk_len, c1 = min(c0 + pc.chunk_len, pc.n);
-        uint U = 0, E = 0; // taken and candidates of the chunk before the tile
-        for (uint tb = c0; tb < c1; tb += WG * STPL) {
-            const uint t0 = tb + li * STPL;
-            uvec4 kv[SGPL];
-            [[unroll]] for (uint gi = 0; gi < SGPL; gi++) {
-                const uint gs = t0 + 8 * gi;
-                kv[gi] = gs < c1 ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu);
-            }
-            uint um = 0, em = 0; // token t0 + j: bit j
-            [[unroll]] for (uint gi = 0; gi < SGPL; gi++) {
-                const uint gs = t0 + 8 * gi;
-                bool need = gs < pc.sink_end || gs + 8 > pc.recent_start;
-                [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[gi][w] & 0xffffu) <= T || (kv[gi][w] >> 16) <= T;
-                if (gs < c1 && need) {
-                    [[unroll]] for (uint j = 0; j < 8; j++) {
-                        const uint t = gs + j, k = (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu;
-                        if (t < c1) {
-                            if (t < pc.sink_end || t >= pc.recent_start || k < T) {
-                                um |= 1u << (8 * gi + j);
-                            } else if (k == T) {
-                                em |= 1u << (8 * gi + j);
-                            }
+    if (p0 >= p1) return;
+    // The tiles of chunks cf..cl in order, the next tile's scores (and its
+    // chunk's plan) requested before the current one is marked.
+    uint c = cf, tb = cf * pc.chunk_len;
+    uvec4 kn[SGPL];
+    SEL_LOAD(kn, c, tb)
+    uvec2 pn = uvec2(hist[pl + 2 * c], hist[pl + 2 * c + 1]);
+    uint U = 0, E = 0; // taken and candidates of the chunk before the tile
+    while (c <= cl) {
+        uvec4 kv[SGPL];
+        [[unroll]] for (uint gi = 0; gi < SGPL; gi++) kv[gi] = kn[gi];
+        const uint cc = c, t0 = tb + li * STPL;
+        const uint out0 = pn.x - rbase, rr = pn.y;
+        const uint c1 = min(cc * pc.chunk_len + pc.chunk_len, pc.n);
+        if (tb == cc * pc.chunk_len) {
+            U = 0;
+            E = 0;
+        }
+        tb += WG * STPL;
+        if (tb >= c1) {
+            c++;
+            tb = c * pc.chunk_len;
+        }
+        if (c <= cl) {
+            SEL_LOAD(kn, c, tb)
+            if (c != cc) pn = uvec2(hist[pl + 2 * c], hist[pl + 2 * c + 1]);
+        }
+        uint um = 0, em = 0; // token t0 + j: bit j
+        [[unroll]] for (uint gi = 0; gi < SGPL; gi++) {
+            const uint gs = t0 + 8 * gi;
+            bool need = gs < pc.sink_end || gs + 8 > pc.recent_start;
+            [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[gi][w] & 0xffffu) <= T || (kv[gi][w] >> 16) <= T;
+            if (gs < c1 && need) {
+                [[unroll]] for (uint j = 0; j < 8; j++) {
+                    const uint t = gs + j, k = (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu;
+                    if (t < c1) {
+                        if (t < pc.sink_end || t >= pc.recent_start || k < T) {
+                            um |= 1u << (8 * gi + j);
+                        } else if (k == T) {
+                            em |= 1u << (8 * gi + j);
                         }
                     }
                 }
             }
-            uint total;
-            const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
-            uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
-            U += total >> 16;
-            E += total & 0xffffu;
-            uint bits = um | em;
-            while (bits != 0) {
-                const uint j = uint(findLSB(bits));
-                bits &= bits - 1;
-                uint pos = 0xffffffffu;
-                if ((um >> j & 1u) != 0) {
-                    pos = out0 + u + min(rr, e);
-                    u++;
-                } else {
-                    if (e < rr) pos = out0 + u + e;
-                    e++;
-                }
-                if (pos >= p0 && pos < p1) {
-                    sh_o[(pos - p0) >> 2][(pos - p0) & 3] = uintBitsToFloat(t0 + j);
-                    idx[rbase + pos] = t0 + j;
-                }
+        }
+        uint total;
+        const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
+        uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
+        U += total >> 16;
+        E += total & 0xffffu;
+        uint bits = um | em;
+        while (bits != 0) {
+            const uint j = uint(findLSB(bits));
+            bits &= bits - 1;
+            uint pos = 0xffffffffu;
+            if ((um >> j & 1u) != 0) {
+                pos = out0 + u + min(rr, e);
+                u++;
+            } else {
+                if (e < rr) pos = out0 + u + e;
+                e++;
+            }
+            if (pos >= p0 && pos < p1) {
+                sh_o[(pos - p0) >> 2][(pos - p0) & 3] = uintBitsToFloat(t0 + j);
+                idx[rbase + pos] = t0 + j;
             }
         }
     }
