@@ -54,22 +54,10 @@
 // merge, and at its end (after split_fold), into
 //	8 trace [rows][S][TRACE_POINTS] uint, the clock's low word (differences
 //	  are taken modulo 2^32; lavapipe's high word was not reliable)
-// With SELECT (the sparse_split_sel_* entry points: HATA's select inside the
-// attention, SparseOptions.AttendSelect) there is no list to read: the
-// workgroup selects its own entries [s*split_len, ...) of the row's list
-// from the scores and the select's plan that hata_score's last workgroup of
-// the row wrote (select_plan.glsl), writes them to idx for the readback,
-// and attends over them (select_split below). It binds
-//	8 keys [rows][key_stride/2] uint, the uint16 scores (two a word)
-//	9 hist the histogram buffer holding the plan
-// and reads the push constants after row0.
 // Dispatch: (S, rows, 1) workgroups.
 
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
-#ifdef SELECT
-#extension GL_KHR_shader_subgroup_arithmetic : require
-#endif
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 
@@ -97,26 +85,10 @@ layout(push_constant) uniform PushConstants {
     uint splits;    // S
     float scale;    // 1/sqrt(D)
     uint row0;      // the cache row of the bound K's and V's row 0 (a cache in several buffers)
-#ifdef SELECT // (select.glsl's names)
-    uint n;            // tokens N
-    uint chunk_len;    // tokens per score chunk (a multiple of 8)
-    uint nchunks;      // chunks per row
-    uint nbins;        // histogram bins (the plan's place)
-    uint key_stride;   // row stride of keys, in scores (a multiple of 8)
-    uint sink_end;     // tokens t < sink_end are forced in
-    uint recent_start; // tokens t >= recent_start are forced in
-    uint rows;         // rows of the whole cache (the plan's place)
-#endif
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
-#ifdef SELECT
-layout(std430, set = 0, binding = 1) restrict writeonly buffer Idx { uint idx[]; }; // the selection, for the readback
-layout(std430, set = 0, binding = 8) restrict readonly buffer Keys4 { uvec4 keys4[]; };
-layout(std430, set = 0, binding = 9) restrict readonly buffer Hist { uint hist[]; };
-#else
 layout(std430, set = 0, binding = 1) restrict readonly buffer Idx { uint idx[]; };
-#endif
 layout(std430, set = 0, binding = 2) restrict readonly buffer KB { KV_T kb[]; };
 layout(std430, set = 0, binding = 3) restrict readonly buffer VB { KV_T vb[]; };
 layout(std430, set = 0, binding = 4) restrict coherent buffer PO { vec4 po[]; };
@@ -126,123 +98,6 @@ layout(std430, set = 0, binding = 7) restrict coherent buffer Cnt { uint cnt[]; 
 
 #include "split_softmax.glsl"
 
-
-#ifdef SELECT
-const uint WG = gl_WorkGroupSize.x;
-#include "wg_scan.glsl"
-#include "select_plan.glsl"
-shared uint sh_cf, sh_cl;
-const uint SGPL = 4;          // groups of 8 tokens per lane per tile of the scan
-const uint STPL = 8 * SGPL;   // tokens per lane per tile (one bit each of a uint)
-
-// SEL_LOAD(kv, c, tb): kv = this lane's SGPL groups of 8 scores of the
-// tile from token tb of chunk c (all ones past the chunk's end).
-#define SEL_LOAD(kv, c, tb)                                                    \
-    {                                                                          \
-        const uint c1_ = min((c) * pc.chunk_len + pc.chunk_len, pc.n);         \
-        const uint t0_ = (tb) + li * STPL;                                     \
-        [[unroll]] for (uint gi = 0; gi < SGPL; gi++) {                        \
-            const uint gs = t0_ + 8 * gi;                                      \
-            kv[gi] = gs < c1_ ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu); \
-        }                                                                      \
-    }
-
-// select_split puts the entries [p0, p1) of row's list (select.glsl's
-// selection: the forced tokens and those with key < T, then the first rr
-// candidates with key == T, ascending) into the split's list in sh_o and
-// writes them to idx, from the plan: T, and every chunk's first position
-// and candidates still to take. The entries come from the chunks whose
-// positions meet [p0, p1) (found from the chunks' first positions); each is
-// scanned in tiles of WG*STPL tokens, a lane marking STPL consecutive
-// tokens (select_groups' marks and write_bits' numbering), and a token is
-// kept where its position falls in [p0, p1). Uniform control flow.
-void select_split(uint row, uint li, uint p0, uint p1) {
-    const uint pb = plan_base(pc.rows, pc.nchunks, pc.nbins);
-    const uint pl = pb + 2 * pc.rows + row * pc.nchunks * 2; // the row's (out0, rr) pairs
-    const uint rbase = row * pc.kstride;
-    const uint T = hist[pb + pc.rows + row];
-    if (li == 0) {
-        sh_cf = 0;
-        sh_cl = 0;
-    }
-    barrier();
-    for (uint c = li; c < pc.nchunks; c += WG) {
-        const uint st = hist[pl + 2 * c] - rbase;
-        if (st <= p0) atomicMax(sh_cf, c);
-        if (st < p1) atomicMax(sh_cl, c);
-    }
-    barrier();
-    const uint cf = sh_cf, cl = sh_cl;
-    if (p0 >= p1) return;
-    // The tiles of chunks cf..cl in order, the next tile's scores (and its
-    // chunk's plan) requested before the current one is marked.
-    uint c = cf, tb = cf * pc.chunk_len;
-    uvec4 kn[SGPL];
-    SEL_LOAD(kn, c, tb)
-    uvec2 pn = uvec2(hist[pl + 2 * c], hist[pl + 2 * c + 1]);
-    uint U = 0, E = 0; // taken and candidates of the chunk before the tile
-    while (c <= cl) {
-        uvec4 kv[SGPL];
-        [[unroll]] for (uint gi = 0; gi < SGPL; gi++) kv[gi] = kn[gi];
-        const uint cc = c, t0 = tb + li * STPL;
-        const uint out0 = pn.x - rbase, rr = pn.y;
-        const uint c1 = min(cc * pc.chunk_len + pc.chunk_len, pc.n);
-        if (tb == cc * pc.chunk_len) {
-            U = 0;
-            E = 0;
-        }
-        tb += WG * STPL;
-        if (tb >= c1) {
-            c++;
-            tb = c * pc.chunk_len;
-        }
-        if (c <= cl) {
-            SEL_LOAD(kn, c, tb)
-            if (c != cc) pn = uvec2(hist[pl + 2 * c], hist[pl + 2 * c + 1]);
-        }
-        uint um = 0, em = 0; // token t0 + j: bit j
-        [[unroll]] for (uint gi = 0; gi < SGPL; gi++) {
-            const uint gs = t0 + 8 * gi;
-            bool need = gs < pc.sink_end || gs + 8 > pc.recent_start;
-            [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[gi][w] & 0xffffu) <= T || (kv[gi][w] >> 16) <= T;
-            if (gs < c1 && need) {
-                [[unroll]] for (uint j = 0; j < 8; j++) {
-                    const uint t = gs + j, k = (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu;
-                    if (t < c1) {
-                        if (t < pc.sink_end || t >= pc.recent_start || k < T) {
-                            um |= 1u << (8 * gi + j);
-                        } else if (k == T) {
-                            em |= 1u << (8 * gi + j);
-                        }
-                    }
-                }
-            }
-        }
-        uint total;
-        const uint ex = wg_scan(uint(bitCount(um)) << 16 | uint(bitCount(em)), total);
-        uint u = U + (ex >> 16), e = E + (ex & 0xffffu);
-        U += total >> 16;
-        E += total & 0xffffu;
-        uint bits = um | em;
-        while (bits != 0) {
-            const uint j = uint(findLSB(bits));
-            bits &= bits - 1;
-            uint pos = 0xffffffffu;
-            if ((um >> j & 1u) != 0) {
-                pos = out0 + u + min(rr, e);
-                u++;
-            } else {
-                if (e < rr) pos = out0 + u + e;
-                e++;
-            }
-            if (pos >= p0 && pos < p1) {
-                sh_o[(pos - p0) >> 2][(pos - p0) & 3] = uintBitsToFloat(t0 + j);
-                idx[rbase + pos] = t0 + j;
-            }
-        }
-    }
-}
-#endif
 
 #define TRACE_BINDING 8
 #define TRACE_POINTS 5
@@ -261,14 +116,9 @@ void main() {
     TRACE_AT(0)
     const uint i0 = s * pc.split_len;
     const uint len = min(i0 + pc.split_len, pc.k) - i0; // entries of this split, <= MAXLEN
-#ifdef SELECT
-    SPLIT_INIT(qrow, lane) // the query's loads first, to overlap the selection's
-    if (INDEXED) select_split(row, li, i0, i0 + len); // (always: vk binds it indexed)
-#else
     for (uint i = li; i < len; i += gl_WorkGroupSize.x) sh_o[i >> 2][i & 3] = uintBitsToFloat(INDEXED ? idx[row * pc.kstride + i0 + i] : i0 + i);
 
     SPLIT_INIT(qrow, lane)
-#endif
     barrier();
     TRACE_AT(1)
 

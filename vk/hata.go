@@ -334,24 +334,17 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		return nil, err
 	}
 	m.lastHq = h.hq
-	// The select inside the attention (SparseOptions.AttendSelect) where
-	// the plan runs and sparse_split_sel's 16-byte score loads fit.
-	var attendSel *selectPlan
-	if h.sel.plan && m.opt.AttendSelect && !m.opt.Trace && h.sel.cumChunk%8 == 0 && h.sel.keyStride%8 == 0 {
-		attendSel = h.sel
-	}
 	p := &stepPlan{
-		s:        h.step,
-		selectIn: attendSel,
-		poison:   []Range{h.qcodes, h.keys, h.sel.cnt, h.trace},
-		gather:   m.opt.Variant == VariantNaive,
-		zero:     []Range{h.sel.zeroRange()},
+		s:      h.step,
+		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace},
+		gather: m.opt.Variant == VariantNaive,
+		zero:   []Range{h.sel.zeroRange()},
 		rec: func(b *Batch) error {
 			if err := m.recordScores(b, h, true); err != nil {
 				return err
 			}
-			if h.sel.attend != nil || attendSel != nil {
-				return nil // select_attend or sparse_split_sel selects, in the attention
+			if h.sel.attend != nil {
+				return nil // select_attend selects, in p.attend
 			}
 			b.Stage("select")
 			return m.recordSelect(b, h.sel)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"unsafe"
 
@@ -410,44 +409,35 @@ func TestHATASelectPlan(t *testing.T) {
 		{VariantFused, 2048, ref.Windows{Sink: 1}, PlanAuto, false},
 		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, PlanOff, false},
 	} {
-		for _, attsel := range []bool{false, true} {
-			m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.mode, AttendSelect: attsel}, kv)
-			where := fmt.Sprintf("plan mode %d attsel %v %s chunk %d windows %+v", c.mode, attsel, c.variant, c.chunk, c.win)
-			for _, b := range []ref.Budget{{K: 1}, {K: max(1, c.win.Sink+c.win.Recent)}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
-				stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
-			}
-			// A shorter cache in the same buffers: fewer chunks, so the plan's
-			// counters move to words the longer one's chunk histograms held.
-			short := reftest.DyadicKV(rng, ref.Shape{B: s.B, Hq: s.Hq, Hkv: s.Hkv, N: 5003, D: s.D}, true)
-			if err := m.Prefill(short); err != nil {
-				t.Fatal(err)
-			}
-			if err := want.Prefill(short); err != nil {
-				t.Fatal(err)
-			}
-			for _, b := range []ref.Budget{{K: 140}, {Ratio: 0.0156}} {
-				stepHATA(t, rng, fmt.Sprintf("%s N 5003 budget %v", where, b), short, s.Hq, b, want, m)
-			}
-			planned, scored := 0, 0
-			for k := range m.sets {
-				if sp := k.k.spec; sp.Shader == "hata_score" {
-					scored++
-					if len(sp.Spec) > 8 && sp.Spec[8] == 1 {
-						planned++
-					}
+		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.mode}, kv)
+		where := fmt.Sprintf("plan mode %d %s chunk %d windows %+v", c.mode, c.variant, c.chunk, c.win)
+		for _, b := range []ref.Budget{{K: 1}, {K: max(1, c.win.Sink+c.win.Recent)}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
+			stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
+		}
+		// A shorter cache in the same buffers: fewer chunks, so the plan's
+		// counters move to words the longer one's chunk histograms held.
+		short := reftest.DyadicKV(rng, ref.Shape{B: s.B, Hq: s.Hq, Hkv: s.Hkv, N: 5003, D: s.D}, true)
+		if err := m.Prefill(short); err != nil {
+			t.Fatal(err)
+		}
+		if err := want.Prefill(short); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []ref.Budget{{K: 140}, {Ratio: 0.0156}} {
+			stepHATA(t, rng, fmt.Sprintf("%s N 5003 budget %v", where, b), short, s.Hq, b, want, m)
+		}
+		planned, scored := 0, 0
+		for k := range m.sets {
+			if sp := k.k.spec; sp.Shader == "hata_score" {
+				scored++
+				if len(sp.Spec) > 8 && sp.Spec[8] == 1 {
+					planned++
 				}
 			}
-			if scored == 0 || (planned > 0) != c.plan || c.plan && planned != scored {
-				t.Errorf("%s: %d of %d score kernels planned, want the plan %v", where, planned, scored, c.plan)
-			}
-			inAttention := false // sparse_split_sel ran
-			for k := range m.sets {
-				inAttention = inAttention || strings.HasPrefix(k.k.spec.Shader, "sparse_split_sel")
-			}
-			if want := attsel && c.plan && c.chunk%8 == 0; inAttention != want {
-				t.Errorf("%s: the select inside the attention ran: %v, want %v", where, inAttention, want)
-			}
-			m.Close()
 		}
+		if scored == 0 || (planned > 0) != c.plan || c.plan && planned != scored {
+			t.Errorf("%s: %d of %d score kernels planned, want the plan %v", where, planned, scored, c.plan)
+		}
+		m.Close()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"strings"
 	"unsafe"
 
 	"github.com/hata-go/hata/ref"
@@ -142,12 +141,6 @@ type SparseOptions struct {
 	// rule, PlanOn wherever the separate select reads the score kernel's
 	// chunk counts, PlanOff never. The fused and threekernel variants.
 	SelectPlan PlanMode
-	// AttendSelect has the attention select its own entries from the
-	// scores and the select's plan (sparse_split_sel) where the plan runs,
-	// the scores' rows and chunks are whole groups of 8 tokens and nothing
-	// is traced, so that no select dispatch runs. The fused and threekernel
-	// variants of hata and lsh.
-	AttendSelect bool
 	// RowSelect chooses how topk, loki and quest select from their float
 	// scores: RowSelectAuto by rowSelect's rule (select_rows up to 8192 keys
 	// a row, unless SelectChunk is set), RowSelectOn by one workgroup per row
@@ -875,10 +868,9 @@ type attention struct {
 	splits, length int
 	gather         *Kernel // naive: the gather kernel, nil otherwise
 	po, pml, out   Range
-	cnt            Range       // cnt: [rows] uint32 finished splits per row, 0 between dispatches; never poisoned
-	trace          Range       // SparseOptions.Trace: [rows][S][tracePoints] uint32 clock readings, else empty
-	kc, vc         Range       // naive: the gathered K/V
-	sel            *selectPlan // the select inside the attention (sparse_split_sel), or nil
+	cnt            Range // cnt: [rows] uint32 finished splits per row, 0 between dispatches; never poisoned
+	trace          Range // SparseOptions.Trace: [rows][S][tracePoints] uint32 clock readings, else empty
+	kc, vc         Range // naive: the gathered K/V
 }
 
 // prepareAttention sizes the attention's buffers and kernels for s. The naive
@@ -890,18 +882,14 @@ type attention struct {
 //
 // splits > 0 fixes S for a method whose own kernel attends (HATA's
 // select_attend, one split per select chunk): no sparse_split is built.
-//
-// sel, when set, is a select whose plan the score kernel resolved: the
-// attention selects its entries itself (sparse_split_sel), and no select
-// dispatch runs (SparseOptions.AttendSelect).
-func (c *sparseCore) prepareAttention(s *step, gather bool, splits int, sel *selectPlan) (*attention, error) {
+func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attention, error) {
 	lim := c.ctx.Info.Limits
 	qBytes := s.q.Size
 	maxSplits := int(min(lim.MaxStorageBufferRange/qBytes, uint64(lim.MaxComputeWorkGroupCount[0])))
 	if maxSplits < 1 {
 		return nil, c.errorf("q of %s is over maxStorageBufferRange", bytesString(qBytes))
 	}
-	a := &attention{sel: sel}
+	a := &attention{}
 	a.splits, a.length = c.opt.Split.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
 	if splits > 0 {
 		if splits > maxSplits {
@@ -922,7 +910,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int, sel *sel
 	}
 	var err error
 	if splits == 0 {
-		if a.split, err = c.sparseKernel(s.g, !gather, !separate, sel != nil); err != nil {
+		if a.split, err = c.sparseKernel(s.g, !gather, !separate); err != nil {
 			return nil, err
 		}
 	}
@@ -989,7 +977,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int, sel *sel
 // per token TPT as SparseOptions.LanesPerToken says (the f16h entry point
 // when they need fp16's 8-byte vectors), the workgroup halved while its
 // shared memory does not fit.
-func (c *sparseCore) sparseKernel(g int, indexed, fused, sel bool) (*Kernel, error) {
+func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 	info := c.ctx.Info
 	tpt, shader, err := c.sparseLanes("sparse_split")
 	if err != nil {
@@ -997,13 +985,6 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused, sel bool) (*Kernel, err
 	}
 	wg := cmp.Or(c.opt.Workgroup, sparseWorkgroup)
 	shared := func(wg int) int { return listMergeShared(wg/tpt, c.d, g) }
-	if sel { // the select's scan (wg_scan.glsl) and its chunk range
-		if c.opt.Trace {
-			return nil, c.errorf("the select inside the attention has no traced entry point")
-		}
-		shader = strings.Replace(shader, "sparse_split", "sparse_split_sel", 1)
-		shared = func(wg int) int { return listMergeShared(wg/tpt, c.d, g) + 4*wg + 16 }
-	}
 	for wg > int(info.MaxSubgroupSize) && wg/2%tpt == 0 && shared(wg) > int(info.Limits.MaxComputeSharedMemorySize) {
 		wg /= 2
 	}
@@ -1011,15 +992,11 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused, sel bool) (*Kernel, err
 		return nil, c.errorf("D=%d G=%d needs %d bytes of shared memory at workgroup %d, the device has %d", c.d, g, shared(wg), wg, info.Limits.MaxComputeSharedMemorySize)
 	}
 	bindings := 8
-	var push any = sparsePush{}
-	switch {
-	case sel:
-		bindings, push = 10, sparseSelPush{}
-	case c.opt.Trace:
+	if c.opt.Trace {
 		shader += "_trace"
 		bindings = 9
 	}
-	return c.kernel(shader, bindings, push,
+	return c.kernel(shader, bindings, sparsePush{},
 		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(c.tile()), b32(fused))
 }
 
@@ -1141,35 +1118,21 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 		b.Barrier()
 		gs, cp = []kvGroup{{k: a.kc, v: a.vc, row0: 0, rows: s.rows}}, s.k
 	}
-	if a.sel != nil {
-		b.Stage("select+attend")
-	} else {
-		b.Stage("attend")
-	}
+	b.Stage("attend")
 	for _, g := range gs {
 		bufs := []Range{s.q, s.sel, g.k, g.v, a.po, a.pml, a.out, a.cnt}
 		if a.trace.Buf != nil {
 			bufs = append(bufs, a.trace)
 		}
-		if a.sel != nil {
-			bufs = append(bufs, a.sel.keys, a.sel.hist)
-		}
 		set, err := c.set(a.split, bufs...)
 		if err != nil {
 			return err
 		}
-		sp := sparsePush{
+		b.Dispatch(a.split, set, sparsePush{
 			K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(cp),
 			SplitLen: uint32(a.length), Splits: uint32(a.splits),
 			Scale: float32(1 / math.Sqrt(float64(c.d))), Row0: uint32(g.row0),
-		}
-		var push any = sp
-		if p := a.sel; p != nil {
-			push = sparseSelPush{K: sp.K, KStride: sp.KStride, Cap: sp.Cap, SplitLen: sp.SplitLen, Splits: sp.Splits, Scale: sp.Scale, Row0: sp.Row0,
-				N: uint32(p.n), ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), NBins: uint32(p.nbins),
-				KeyStride: uint32(p.keyStride), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd), Rows: uint32(p.rows)}
-		}
-		b.Dispatch(a.split, set, push, uint32(a.splits), uint32(g.rows), 1)
+		}, uint32(a.splits), uint32(g.rows), 1)
 	}
 	b.Barrier()
 	if a.merge == nil {
@@ -1201,11 +1164,7 @@ type stepPlan struct {
 	// into the buffers of an attention of splits splits.
 	attend func(b *Batch, a *attention) error
 	splits int
-	// selectIn, when set, is the select the attention does itself
-	// (sparse_split_sel from the plan of the score kernel); rec then
-	// records no select.
-	selectIn *selectPlan
-	gather   bool
+	gather bool
 	// extra readbacks after the step: dst (a Readback buffer) <- src
 	extra []copyOp
 	// scores: where the step leaves its float scores (topk, loki, quest)
@@ -1246,7 +1205,7 @@ func (c *sparseCore) Step(q []float32, budget ref.Budget) (Timings, error) {
 // returns Out and, with readback, Selected.
 func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, error) {
 	s := p.s
-	a, err := c.prepareAttention(s, p.gather, p.splits, p.selectIn)
+	a, err := c.prepareAttention(s, p.gather, p.splits)
 	if err != nil {
 		return nil, err
 	}
@@ -1440,14 +1399,6 @@ type (
 		K, KStride, Cap, SplitLen, Splits uint32
 		Scale                             float32
 		Row0                              uint32 // the cache row of the bound K's and V's row 0
-	}
-	// sparseSelPush mirrors sparse_split.glsl with SELECT: sparsePush, then
-	// the select's chunks, windows and the plan's place.
-	sparseSelPush struct {
-		K, KStride, Cap, SplitLen, Splits                                  uint32
-		Scale                                                              float32
-		Row0                                                               uint32
-		N, ChunkLen, NChunks, NBins, KeyStride, SinkEnd, RecentStart, Rows uint32
 	}
 	// gatherPush mirrors sparse_gather.comp.
 	gatherPush struct {

@@ -44,7 +44,6 @@ func TestSparseAcceptance(t *testing.T) {
 		{"f16-twokernel", SparseOptions{Storage: F16, Variant: VariantTwoKernel}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f16-threekernel", SparseOptions{Storage: F16, Variant: VariantThreeKernel}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f16-plan", SparseOptions{Storage: F16, SelectPlan: PlanOn}, []string{"hata", "lsh"}, []int{64, 128}},
-		{"f16-attsel", SparseOptions{Storage: F16, SelectPlan: PlanOn, AttendSelect: true}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f16-onekernel", SparseOptions{Storage: F16, Variant: VariantOneKernel}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f32-onekernel", SparseOptions{Variant: VariantOneKernel}, []string{"hata"}, []int{64}},
 		{"f32-naive", SparseOptions{Variant: VariantNaive}, []string{"hata"}, []int{64}},

@@ -83,10 +83,6 @@ type Tuning struct {
 	// (PlanOff); 0 keeps the default, PlanAuto. The fused and threekernel
 	// variants of hata and lsh.
 	Plan int
-	// AttSel = 1 has the attention select its own entries where the
-	// select's plan runs (SparseOptions.AttendSelect). The fused and
-	// threekernel variants of hata and lsh.
-	AttSel int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -123,8 +119,6 @@ var tuningKeys = []tuningKey{
 	{"lokif32", func(t *Tuning) *int { return &t.LokiF32 }, []string{"loki"}, nil},
 	{"plan", func(t *Tuning) *int { return &t.Plan }, []string{"hata", "lsh"},
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
-	{"attsel", func(t *Tuning) *int { return &t.AttSel }, []string{"hata", "lsh"},
-		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 }
 
 // tuningChoices are the keys whose values choose among a few meanings, not
@@ -137,7 +131,6 @@ var tuningChoices = map[string]struct {
 	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
 	"lokif32":   {1, "1 (float32 rotated keys)"},
 	"plan":      {2, "1 (the select's plan from the score kernel), 2 (none)"},
-	"attsel":    {1, "1 (the select inside the attention)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -245,7 +238,6 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	if t.Plan != 0 {
 		o.SelectPlan = PlanMode(t.Plan)
 	}
-	o.AttendSelect = o.AttendSelect || t.AttSel != 0
 	return o
 }
 

@@ -52,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "attsel"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "attsel"},
+		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "attsel"},
+		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "plan", "attsel"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "attsel"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "plan"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "attsel"},
-		"loki":             {"scoreworkgroup", "queuegroups", "plan", "attsel"},
-		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan", "attsel"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "attsel"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "attsel"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan"},
+		"loki":             {"scoreworkgroup", "queuegroups", "plan"},
+		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {

@@ -1,6 +1,0 @@
-#version 450
-// sparse_split_f16 with HATA's select inside (SELECT): see sparse_split.glsl.
-#extension GL_GOOGLE_include_directive : require
-#define KV_F16
-#define SELECT
-#include "sparse_split.glsl"
