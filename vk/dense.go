@@ -236,7 +236,7 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	if o.Workgroup < 0 || o.Reserve < 0 {
 		return nil, fmt.Errorf("vk dense: negative option in %+v", o)
 	}
-	if o.Merge < MergeAuto || o.Merge > MergeSeparate {
+	if !o.Merge.valid() {
 		return nil, fmt.Errorf("vk dense: Merge mode %d: want MergeAuto (0), MergeFold (1) or MergeSeparate (2)", o.Merge)
 	}
 	if o.Tile < 0 || o.Tile > maxDenseTile {

@@ -218,6 +218,10 @@ const (
 	MergeSeparate
 )
 
+// valid reports whether m is one of the modes (NewDense and the top-k
+// methods refuse any other).
+func (m MergeMode) valid() bool { return m >= MergeAuto && m <= MergeSeparate }
+
 // separate reports whether m merges in a dispatch of its own, given what
 // MergeAuto's rule says for the attention at hand.
 func (m MergeMode) separate(auto bool) bool {
@@ -481,7 +485,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
-	if o.Merge < MergeAuto || o.Merge > MergeSeparate || o.RowSelect < RowSelectAuto || o.RowSelect > RowSelectOff || o.SelectPlan < PlanAuto || o.SelectPlan > PlanOff {
+	if !o.Merge.valid() || o.RowSelect < RowSelectAuto || o.RowSelect > RowSelectOff || o.SelectPlan < PlanAuto || o.SelectPlan > PlanOff {
 		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan)
 	}
 	for _, err := range []error{
