@@ -175,7 +175,7 @@ void write_plan(uint row, uint li) {
     const uint pb = plan_base(rows, nch, NB);
     memoryBarrierBuffer(); // this lane's hist and cum writes complete
     barrier();
-    if (li == 0) sh_last = atomicAdd(hist[pb + row], 1u) == nch - 1;
+    if (li == 0) sh_last = atomicAdd(hist[plan_ctr(pb, row)], 1u) == nch - 1;
     barrier();
     if (!sh_last) return; // uniform over the workgroup
     memoryBarrierBuffer(); // the other workgroups' counts are visible
@@ -185,18 +185,15 @@ void write_plan(uint row, uint li) {
     uint su = 0, se = 0; // the taken and the candidates of the chunks before this pass
     for (uint c0 = 0; c0 < nch; c0 += WG) {
         const uint c = c0 + li;
-        uint u = 0, e = 0;
+        uvec2 ue = uvec2(0);
         if (c < nch) {
-            const uint base = rows * NB + (row * nch + c) * NB;
-            const uint below = T > 0 ? hist[base + T - 1] : 0;
             const uint a = c * pc.chunk_len;
-            u = forced_in(a, min(a + pc.chunk_len, pc.n)) + below;
-            e = hist[base + T] - below;
+            ue = cum_counts(rows * NB + (row * nch + c) * NB, a, min(a + pc.chunk_len, pc.n), T);
         }
         uint tu, te;
-        const uint pu = su + wg_scan(u, tu), pe = se + wg_scan(e, te);
+        const uint pu = su + wg_scan(ue.x, tu), pe = se + wg_scan(ue.y, te);
         if (c < nch) {
-            const uint o = pb + 2 * rows + (row * nch + c) * 2;
+            const uint o = plan_chunk(pb, rows, nch, row, c);
             hist[o] = row * pc.kstride + pu + min(r, pe);
             hist[o + 1] = r > pe ? r - pe : 0;
         }
@@ -204,8 +201,8 @@ void write_plan(uint row, uint li) {
         se += te;
     }
     if (li == 0) {
-        hist[pb + rows + row] = T;
-        hist[pb + row] = 0; // ctr, for the next step
+        hist[plan_thr(pb, rows, row)] = T;
+        hist[plan_ctr(pb, row)] = 0; // for the next step
     }
 }
 

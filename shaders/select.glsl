@@ -229,8 +229,8 @@ uint write_start(uint row, uint c, out uint T, out uint rr) {
     if (pc.plan != 0) { // resolved by hata_score: one round of loads, no search
         const uint rows = gl_NumWorkGroups.y;
         const uint pb = plan_base(rows, pc.nchunks, pc.nbins);
-        const uint o = pb + 2 * rows + (row * pc.nchunks + c) * 2;
-        T = hist[pb + rows + row];
+        const uint o = plan_chunk(pb, rows, pc.nchunks, row, c);
+        T = hist[plan_thr(pb, rows, row)];
         rr = hist[o + 1];
         const uint out0 = hist[o];
         TRACE_AT(1)

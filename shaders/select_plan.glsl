@@ -13,13 +13,19 @@
 //	                                  token goes in sel, and the candidates
 //	                                  (key == T) still to take when it starts
 //
-// Also the windows' count, which hata_score and select_tile.glsl share.
+// Also the windows' count and a chunk's counts at T, which hata_score and
+// select_tile.glsl share. Include it after the uint buffer hist.
 // Guarded: select_tile.glsl includes it, and so may its includers.
 #ifndef SELECT_PLAN_GLSL
 #define SELECT_PLAN_GLSL
 
-// plan_base is the word where ctr starts.
+// plan_base is the word where ctr starts; plan_ctr, plan_thr and
+// plan_chunk are the words of row's counter, its threshold, and the first
+// of chunk c's (out0, rr), from pb = plan_base(rows, nchunks, nbins).
 uint plan_base(uint rows, uint nchunks, uint nbins) { return rows * nbins * (1 + nchunks); }
+uint plan_ctr(uint pb, uint row) { return pb + row; }
+uint plan_thr(uint pb, uint rows, uint row) { return pb + rows + row; }
+uint plan_chunk(uint pb, uint rows, uint nchunks, uint row, uint c) { return pb + 2 * rows + (row * nchunks + c) * 2; }
 
 // forced_in returns how many tokens of [a, b) a window forces in (sink_end
 // <= recent_start).
@@ -27,6 +33,15 @@ uint forced_in(uint a, uint b) {
     const uint s = min(b, pc.sink_end) > a ? min(b, pc.sink_end) - a : 0;
     const uint r0 = max(a, pc.recent_start);
     return s + (b > r0 ? b - r0 : 0);
+}
+
+// cum_counts returns (u, e) of the chunk of tokens [c0, c1) whose cumulative
+// histogram (#not forced with key <= s, for every bin s) starts at
+// hist[base]: u the tokens it surely takes (forced, or key < T), e its
+// candidates (key == T).
+uvec2 cum_counts(uint base, uint c0, uint c1, uint T) {
+    const uint below = T > 0 ? hist[base + T - 1] : 0;
+    return uvec2(forced_in(c0, c1) + below, hist[base + T] - below);
 }
 
 #endif // SELECT_PLAN_GLSL

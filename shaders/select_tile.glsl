@@ -11,17 +11,8 @@ bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
 // pc.chunk_len tokens, the last chunk cut at pc.n.
 uint chunk_end(uint c0) { return min(c0 + pc.chunk_len, pc.n); }
 
-// forced_in: select_plan.glsl.
+// forced_in, cum_counts: select_plan.glsl.
 #include "select_plan.glsl"
-
-// cum_counts returns (u, e) of the chunk of tokens [c0, c1) whose cumulative
-// histogram (#not forced with key <= s, for every bin s) starts at
-// hist[base]: u the tokens it surely takes (forced, or key < T), e its
-// candidates (key == T).
-uvec2 cum_counts(uint base, uint c0, uint c1, uint T) {
-    const uint below = T > 0 ? hist[base + T - 1] : 0;
-    return uvec2(forced_in(c0, c1) + below, hist[base + T] - below);
-}
 
 // chunk_counts returns (u, e) of chunk c of row (the includer's).
 uvec2 chunk_counts(uint row, uint c, uint T);
