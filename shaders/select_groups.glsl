@@ -3,9 +3,8 @@
 // select_write's tiles (WG*8 tokens): a lane takes GPL groups of 8
 // consecutive tokens (one 16-byte load each, all issued together; PER =
 // 8*GPL tokens per lane), so that a chunk of up to WG*PER tokens is one tile
-// (one workgroup scan; select_write needs one per WG*8 tokens), and it marks
-// the tokens of only the groups that hold a key <= T or that a window
-// reaches; at a budget of 1.56% about 12% of the groups hold one. The result
+// (one workgroup scan; select_write needs one per WG*8 tokens); it marks
+// every group's tokens without a branch (span_marks). The result
 // is select_write's, bit for bit. vk's selectGroups picks GPL from the chunk
 // (BENCHMARKS.md has what the H200 measured).
 //
@@ -18,6 +17,18 @@
 
 const uint TPL = PER;     // tokens per lane per tile (select.glsl's PER): 8 to 64, a multiple of 8
 const uint GPL = TPL / 8; // groups of 8 tokens per lane
+
+// group_marks returns span_marks' (u, e) of the 8 tokens from gs, their keys
+// packed in v, as bits 0-7.
+uvec2 group_marks(uint gs, uint c1, uvec4 v, uint T) {
+    uvec2 ue = uvec2(0);
+    [[unroll]] for (uint w = 0; w < 4; w++) {
+        const uint lo = v[w] & 0xffffu, hi = v[w] >> 16;
+        ue.x |= ((lo < T ? 1u : 0u) | (hi < T ? 2u : 0u)) << (2 * w);
+        ue.y |= ((lo == T ? 1u : 0u) | (hi == T ? 2u : 0u)) << (2 * w);
+    }
+    return span_marks(gs, 8, c1, ue);
+}
 
 void main() {
     const uint li = gl_LocalInvocationIndex;
@@ -39,21 +50,13 @@ void main() {
         // Token j of group gi is bit 8*gi + j of the lane's 64 (um.x, um.y).
         uvec2 um = uvec2(0), em = uvec2(0);
         [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-            const uint gs = t0 + 8 * gi;
-            bool need = gs < pc.sink_end || gs + 8 > pc.recent_start;
-            [[unroll]] for (uint w = 0; w < 4; w++) need = need || (kv[gi][w] & 0xffffu) <= T || (kv[gi][w] >> 16) <= T;
-            if (gs < c1 && need) {
-                uint gu = 0, ge = 0;
-                [[unroll]] for (uint j = 0; j < 8; j++) {
-                    mark(gs + j, c1, (kv[gi][j / 2] >> (16 * (j & 1))) & 0xffffu, T, j, gu, ge);
-                }
-                if (gi < 4) {
-                    um.x |= gu << (8 * gi);
-                    em.x |= ge << (8 * gi);
-                } else {
-                    um.y |= gu << (8 * (gi - 4));
-                    em.y |= ge << (8 * (gi - 4));
-                }
+            const uvec2 m = group_marks(t0 + 8 * gi, c1, kv[gi], T);
+            if (gi < 4) {
+                um.x |= m.x << (8 * gi);
+                em.x |= m.y << (8 * gi);
+            } else {
+                um.y |= m.x << (8 * (gi - 4));
+                em.y |= m.y << (8 * (gi - 4));
             }
         }
         write_bits(t0, um, em, out0, rr, U, E);

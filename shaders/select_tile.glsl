@@ -34,24 +34,41 @@ uint chunk_start(uint row, uint c, uint T, uint r, out uint rr) {
     return row * pc.kstride + su + min(r, se);
 }
 
-// mark sets bit b of um when token t < c1 with key k is surely taken
-// (forced, or k < T) and of em when it is a candidate (k == T, not forced).
-void mark(uint t, uint c1, uint k, uint T, uint b, inout uint um, inout uint em) {
-    if (t < c1) {
-        if (forced(t) || k < T) {
-            um |= 1u << b;
-        } else if (k == T) {
-            em |= 1u << b;
-        }
+// low_bits returns the n lowest bits set, n <= 32.
+uint low_bits(uint n) { return n >= 32 ? ~0u : (1u << n) - 1u; }
+
+// span_marks returns the marks (u, e) of the len <= 32 tokens from t0 (bit
+// j: token t0 + j) from ue, their marks by key alone (bit j of ue.x: key <
+// T; of ue.y: key == T): u the tokens surely taken (forced, or key < T), e
+// the candidates (key == T, not forced), none at or past c1. The callers
+// compare the keys without a branch; the windows' and the chunk end's masks
+// apply only where they reach the span. With a branch per token (and in
+// select_groups per group of 8, skipping those without a key <= T) the
+// select stage took 0.2-3.1 us longer on the H200, select_groups with 8
+// groups a lane held 63 registers instead of 48 (runs 225-226,
+// BENCHMARKS.md session 19).
+uvec2 span_marks(uint t0, uint len, uint c1, uvec2 ue) {
+    if (t0 < pc.sink_end || t0 + len > pc.recent_start) { // forced in, whatever the key
+        const uint ns = pc.sink_end > t0 ? min(pc.sink_end - t0, len) : 0u;
+        const uint nr = pc.recent_start > t0 ? min(pc.recent_start - t0, len) : 0u;
+        const uint f = low_bits(ns) | (low_bits(len) & ~low_bits(nr));
+        ue = uvec2(ue.x | f, ue.y & ~f);
     }
+    const uint keep = t0 + len <= c1 ? low_bits(len) : t0 < c1 ? low_bits(c1 - t0) : 0u;
+    return ue & keep;
 }
 
 // tile_masks marks in um and em (bit j) the tokens t0 + j, j < PER, with
-// keys k[j].
+// keys k[j] (span_marks).
 void tile_masks(uint t0, uint c1, uint k[PER], uint T, out uint um, out uint em) {
-    um = 0;
-    em = 0;
-    [[unroll]] for (uint j = 0; j < PER; j++) mark(t0 + j, c1, k[j], T, j, um, em);
+    uvec2 ue = uvec2(0);
+    [[unroll]] for (uint j = 0; j < PER; j++) {
+        ue.x |= (k[j] < T ? 1u : 0u) << j;
+        ue.y |= (k[j] == T ? 1u : 0u) << j;
+    }
+    ue = span_marks(t0, PER, c1, ue);
+    um = ue.x;
+    em = ue.y;
 }
 
 // tile_start numbers a tile with a workgroup scan of the lanes' counts nu
