@@ -5,6 +5,8 @@
 // pc.recent_start, pc.kstride, pc.chunk_len, pc.n, PER (tokens per lane per tile) and the uint
 // buffers hist and sel declared; the includer defines chunk_counts.
 
+// forced says whether a window forces token t in (select_hist's and
+// select_count's test).
 bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
 
 // chunk_end returns the end of the chunk of tokens that starts at c0:
@@ -44,7 +46,7 @@ uint low_bits(uint n) { return n >= 32 ? ~0u : (1u << n) - 1u; }
 // compare the keys without a branch; the windows' and the chunk end's masks
 // apply only where they reach the span. With a branch per token (and in
 // select_groups per group of 8, skipping those without a key <= T) the
-// select stage took 0.2-3.1 us longer on the H200, select_groups with 8
+// select stage took up to 3.1 us longer on the H200, select_groups with 8
 // groups a lane held 63 registers instead of 48 (runs 225-226,
 // BENCHMARKS.md session 19).
 uvec2 span_marks(uint t0, uint len, uint c1, uvec2 ue) {
