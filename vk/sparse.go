@@ -178,6 +178,9 @@ const (
 	RowSelectOff                       // the radix select over chunks
 )
 
+// valid reports whether m is one of the modes.
+func (m RowSelectMode) valid() bool { return m >= RowSelectAuto && m <= RowSelectOff }
+
 // PlanMode is SparseOptions.SelectPlan: where the score kernel resolves the
 // select's threshold and chunk starts.
 type PlanMode int
@@ -188,6 +191,9 @@ const (
 	PlanOn                   // wherever the separate select reads the score kernel's chunk counts
 	PlanOff                  // never: every select workgroup searches the histogram itself
 )
+
+// valid reports whether m is one of the modes.
+func (m PlanMode) valid() bool { return m >= PlanAuto && m <= PlanOff }
 
 // planSelect is PlanAuto's rule: plan where the fused select runs
 // select_groups (chunks longer than one of select_write's tiles). The
@@ -485,7 +491,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
-	if !o.Merge.valid() || o.RowSelect < RowSelectAuto || o.RowSelect > RowSelectOff || o.SelectPlan < PlanAuto || o.SelectPlan > PlanOff {
+	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() {
 		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan)
 	}
 	for _, err := range []error{

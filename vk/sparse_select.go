@@ -357,7 +357,6 @@ func (p *selectPlan) zeroHist(b *Batch) {
 	if p.histBytes > 0 {
 		b.Fill(p.zeroRange(), 0)
 	}
-
 }
 
 // zeroRange returns the part of the histogram buffer zeroHist clears.
