@@ -192,7 +192,7 @@ void write_plan(uint row, uint li) {
         uvec2 ue = uvec2(0);
         if (c < nch) {
             const uint a = c * pc.chunk_len;
-            ue = cum_counts(rows * NB + (row * nch + c) * NB, a, min(a + pc.chunk_len, pc.n), T);
+            ue = cum_counts(rows * NB + (row * nch + c) * NB, a, chunk_end(a), T);
         }
         uint tu, te;
         const uint pu = su + wg_scan(ue.x, tu), pe = se + wg_scan(ue.y, te);
@@ -214,7 +214,7 @@ void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
     const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
-    const uint c1 = min(c0 + pc.chunk_len, pc.n);
+    const uint c1 = chunk_end(c0);
     TRACE_AT(0)
 
     uvec4 q[G * WV];

@@ -13,8 +13,8 @@
 //	                                  token goes in sel, and the candidates
 //	                                  (key == T) still to take when it starts
 //
-// Also the windows' count and a chunk's counts at T, which hata_score and
-// select_tile.glsl share. Include it after the uint buffer hist.
+// Also a chunk's end, the windows' count and a chunk's counts at T, which
+// hata_score and select_tile.glsl share. Include it after the uint buffer hist.
 // Guarded: select_tile.glsl includes it, and so may its includers.
 #ifndef SELECT_PLAN_GLSL
 #define SELECT_PLAN_GLSL
@@ -26,6 +26,10 @@ uint plan_base(uint rows, uint nchunks, uint nbins) { return rows * nbins * (1 +
 uint plan_ctr(uint pb, uint row) { return pb + row; }
 uint plan_thr(uint pb, uint rows, uint row) { return pb + rows + row; }
 uint plan_chunk(uint pb, uint rows, uint nchunks, uint row, uint c) { return pb + 2 * rows + (row * nchunks + c) * 2; }
+
+// chunk_end returns the end of the chunk of tokens that starts at c0:
+// pc.chunk_len tokens, the last chunk cut at pc.n.
+uint chunk_end(uint c0) { return min(c0 + pc.chunk_len, pc.n); }
 
 // forced_in returns how many tokens of [a, b) a window forces in (sink_end
 // <= recent_start).

@@ -9,11 +9,7 @@
 // select_count's test).
 bool forced(uint t) { return t < pc.sink_end || t >= pc.recent_start; }
 
-// chunk_end returns the end of the chunk of tokens that starts at c0:
-// pc.chunk_len tokens, the last chunk cut at pc.n.
-uint chunk_end(uint c0) { return min(c0 + pc.chunk_len, pc.n); }
-
-// forced_in, cum_counts: select_plan.glsl.
+// chunk_end, forced_in, cum_counts: select_plan.glsl.
 #include "select_plan.glsl"
 
 // chunk_counts returns (u, e) of chunk c of row (the includer's).
