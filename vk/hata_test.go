@@ -250,20 +250,11 @@ func TestHATAVariantsAgree(t *testing.T) {
 
 // stepHATA decodes one step of budget b with a fresh dyadic query of hq
 // heads on ref's want and on the GPU's m, both prefilled with kv, and holds
-// m to want (checkStep: the selection exactly, the output to ref's sparse
+// m to want (decodeStep: the selection exactly, the output to ref's sparse
 // attention over it).
 func stepHATA(t *testing.T, rng *rand.Rand, where string, kv *ref.KV, hq int, b ref.Budget, want ref.Method, m *HATA) {
 	t.Helper()
-	q := reftest.Dyadic(rng, kv.B*hq*kv.D)
-	rw, err := want.Decode(q, b)
-	if err != nil {
-		t.Fatalf("%s: ref: %v", where, err)
-	}
-	rg, err := m.Decode(q, b)
-	if err != nil {
-		t.Fatalf("%s: %v", where, err)
-	}
-	checkStep(t, where, "hata", q, kv, b, want, m, rw, rg, true)
+	decodeStep(t, where, "hata", reftest.Dyadic(rng, kv.B*hq*kv.D), kv, b, want, m, true)
 }
 
 // prefilledHATAs returns the GPU's HATA with windows win and options o and

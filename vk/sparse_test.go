@@ -19,17 +19,13 @@ import (
 // must select ref's tokens exactly.
 var exactSelection = map[string]bool{"hata": true, "lsh": true, "streaming": true, "h2o": true}
 
-// checkStep compares one decode step of a GPU method with ref's, as the
-// acceptance suite does: the selection (exactly, or up to near-ties by ref's
-// scores), the GPU's own scores against ref's, and the output against ref's
-// attention over the GPU's selection.
 // decodeStep decodes q under budget b with ref's method want and the GPU's
 // got, and holds got's step to want's (checkStep).
 func decodeStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.Budget, want, got ref.Method, exact bool) {
 	t.Helper()
 	rw, err := want.Decode(q, b)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: ref: %v", where, err)
 	}
 	rg, err := got.Decode(q, b)
 	if err != nil {
@@ -38,6 +34,10 @@ func decodeStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref
 	checkStep(t, where, name, q, kv, b, want, got, rw, rg, exact)
 }
 
+// checkStep compares one decode step of a GPU method with ref's, as the
+// acceptance suite does: the selection (exactly, or up to near-ties by ref's
+// scores), the GPU's own scores against ref's, and the output against ref's
+// attention over the GPU's selection.
 func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.Budget, want, got ref.Method, rw, rg *ref.Result, exact bool) {
 	t.Helper()
 	k, _ := b.Tokens(kv.N)
