@@ -2,6 +2,7 @@ package vk
 
 import (
 	"testing"
+	"time"
 
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/ref/reftest"
@@ -74,5 +75,59 @@ func TestHalvesBench(t *testing.T) {
 	}
 	if _, err := ctx.BenchMethod("hata", VariantHalves, 2, 64, Tuning{Trace: 1}); err == nil {
 		t.Error("hata/halves with trace=1: no error")
+	}
+}
+
+// spanHalf is a halfMethod whose only behaviour is its last step's timings.
+type spanHalf struct {
+	halfMethod
+	t Timings
+}
+
+func (s spanHalf) Timings() Timings { return s.t }
+
+// TestHalvesSpanClock checks span's test of one clock without a device: the
+// step is the earlier start to the later end of the halves' kernel stages;
+// a span beyond the host's wall time of the step, or shorter than one
+// half's own, is an error, however long the step took.
+func TestHalvesSpanClock(t *testing.T) {
+	ctx := &Context{}
+	ctx.Info.Limits.TimestampPeriod = 1 // a tick is a ns
+	ctx.Info.TimestampValidBits = 64
+	half := func(start, end uint64) spanHalf {
+		return spanHalf{t: Timings{Supported: true, Levels: 3, Stages: []Stage{
+			{Name: "upload", Start: 0, End: start}, // a host stage: not in the span
+			{Name: "score", Start: start, End: (start + end) / 2},
+			{Name: "attend", Start: (start + end) / 2, End: end},
+		}}}
+	}
+	const sec = uint64(time.Second)
+	for _, c := range []struct {
+		name string
+		a, b spanHalf
+		wall time.Duration
+		ns   float64 // the step's span; 0: an error
+	}{
+		{name: "overlapping", a: half(100, 1100), b: half(600, 1900), wall: 5 * time.Microsecond, ns: 1800},
+		{name: "one after the other", a: half(100, 1100), b: half(1500, 2000), wall: 5 * time.Microsecond, ns: 1900},
+		{name: "slow step", a: half(sec, 3*sec), b: half(2*sec, 4*sec), wall: 4 * time.Second, ns: float64(3 * sec)},
+		{name: "span beyond the wall time", a: half(100, 1100), b: half(1e9, 1e9+500), wall: time.Millisecond},
+		{name: "clocks an epoch apart", a: half(1<<63, 1<<63+1000), b: half(100, 600), wall: time.Hour},
+	} {
+		h := &Halves{ctx: ctx, name: "hata", ms: [2]halfMethod{c.a, c.b}}
+		got, err := h.span(c.wall)
+		if c.ns == 0 {
+			if err == nil {
+				t.Errorf("%s: span %v, want an error", c.name, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if len(got.Stages) != 1 || got.Stages[0].Name != "step" || got.Stages[0].Ns != c.ns || got.Levels != 3 {
+			t.Errorf("%s: span %+v, want one step of %g ns at 3 levels", c.name, got, c.ns)
+		}
 	}
 }
