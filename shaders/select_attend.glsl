@@ -31,6 +31,7 @@
 
 #extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_memory_scope_semantics : require
 
 #define SELECT_CUM // runs with pc.cum = 1 only
 #include "select.glsl"

@@ -334,10 +334,11 @@ const uint MERGE_U = OHEADS > 1 ? (12 + G - 1) / G : (16 + G - 1) / G;
 // split_fold(row, qrow): with FUSED and S > 1, the log-sum-exp merge of the
 // S partials of the G query heads qrow .. qrow+G-1 of cache row row, done by
 // the workgroup that finishes the row's last split (the threadfence
-// reduction): every workgroup, once its partials are written, fences them
-// (memoryBarrierBuffer, then barrier) and one lane counts the split done,
-// atomicAdd(cnt[row], 1); the workgroup that reads S-1 back is the last, and
-// after a second fence it computes, per head g with partials (m_s, l_s, o_s),
+// reduction): every workgroup, once its partials are written, meets at a
+// barrier and one lane counts the split done, atomicAdd(cnt[row], 1) with
+// device-scope release and acquire; the workgroup that reads S-1 back is the
+// last, and after a second barrier it computes, per head g with partials
+// (m_s, l_s, o_s),
 //
 //	M   = max_s m_s
 //	L   = sum_s l_s * exp(m_s - M)
@@ -357,12 +358,14 @@ void split_fold(const uint row, const uint qrow) {
     const uint li = gl_LocalInvocationIndex;
     const uint WG = gl_WorkGroupSize.x;
     const uint S = pc.splits;
-    memoryBarrierBuffer(); // this lane's po, pml writes complete
-    barrier();
-    if (li == 0) sh_last = atomicAdd(cnt[row], 1u) == S - 1;
-    barrier();
+    // The workgroup's po, pml writes happen before lane 0's release on the
+    // counter, and the last workgroup's lanes read the others' after its
+    // acquire: one device-scope fence for the workgroup instead of one per
+    // lane (hata_score.glsl's write_plan does the same).
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
+    if (li == 0) sh_last = atomicAdd(cnt[row], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquireRelease) == S - 1;
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
     if (!sh_last) return; // uniform over the workgroup
-    memoryBarrierBuffer(); // the other workgroups' partials are visible
     if (li == 0) cnt[row] = 0;
 
     const uint cw = min(D4, WG); // columns per pass (one pass unless D/4 > WG)
