@@ -173,8 +173,35 @@ func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
 	return m.recordProjK(b, "hata_encode_k", m.wbuf, []kvGroup{{k: codes, rows: m.rows()}}, m.w.Rbit, m.w.Rbit, m.ws, t0, t1)
 }
 
-// hataMaxChunk bounds the default score chunk of HATA (scoreChunk).
-const hataMaxChunk = 16384
+// hataMaxChunk bounds the default score chunk of HATA (scoreChunk), and
+// hataWavesChunk is the chunk where even hataMaxChunk makes a grid of more
+// than one wave (hataScoreChunk).
+const (
+	hataMaxChunk   = 16384
+	hataWavesChunk = 8192
+)
+
+// hataScoreChunk returns the tokens per workgroup of HATA's score kernel,
+// which are also its select's chunks: scoreChunk's whole chunks per row
+// within one wave, up to hataMaxChunk; where hataMaxChunk still makes more
+// than one wave (B8/256K, and Llama-2-7B's 32 KV heads from B2/256K, B4/128K
+// and B8/64K on the H200), chunks of hataWavesChunk. On the H200 those
+// steps took 3.9-5.4 us less with chunks of 8192 than with 16384 (B8/256K
+// 161.9-162.4 against 166.3-166.7; select_groups with 4 groups a lane in
+// four waves 21.0-21.4 us against 25.7-26.2 with 8 in two), 6144 gave
+// 2.7-3.0 less and 12288 9.4-9.8 more; with caches past the gathers' 2 GiB
+// knee, whose steps spread by up to 50 us, the select and score stages
+// were shorter too. Where 16384 makes one wave, 8192 was 0.1-1.2 us slower
+// (runs 238-239, BENCHMARKS.md session 20).
+func (c *sparseCore) hataScoreChunk(n, rows int) int {
+	ch := c.scoreChunk(n, rows, hataMaxChunk, hataScorePerCU)
+	wave := hataScorePerCU * max(c.ctx.Info.ComputeUnits, 1)
+	if c.opt.ScoreChunk == 0 && ch == hataMaxChunk && rows*((n+ch-1)/ch) > wave {
+		maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
+		ch = roundUp(max(hataWavesChunk, (n+maxX-1)/maxX), 2)
+	}
+	return ch
+}
 
 // hataStep is a prepared decode step of HATA.
 type hataStep struct {
@@ -240,7 +267,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	// where 4096 needed four (B8/128K on the H200: select 26.1 us instead
 	// of 32.7, the step 115.6 instead of 121.8; BENCHMARKS.md); the other
 	// methods' score kernels keep 4096.
-	h.scoreChunk = m.scoreChunk(m.n, s.rows, hataMaxChunk, hataScorePerCU)
+	h.scoreChunk = m.hataScoreChunk(m.n, s.rows)
 	if m.opt.Variant == VariantOneKernel && h.fusedHist && len(m.kv.k) == 1 {
 		// hata_step's items (a multiple of 8: 16-byte key loads); where it
 		// cannot run (stepKernel), the fused chain keeps its own chunks.

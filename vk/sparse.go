@@ -91,7 +91,8 @@ type SparseOptions struct {
 	// Append does not reallocate; default 256. Capacity doubles when full.
 	Reserve int
 	// ScoreChunk is the tokens each workgroup of the score kernels covers;
-	// 0 chooses it so that the grid fills the device (see scoreChunk).
+	// 0 chooses it so that the grid fills the device (see scoreChunk, and
+	// hataScoreChunk for hata and lsh).
 	ScoreChunk int
 	// SelectChunk is the tokens each workgroup of the select kernels covers;
 	// 0: 4096 (two tiles of 256 lanes x 8 tokens), and for the radix select

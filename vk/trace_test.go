@@ -89,7 +89,7 @@ func TestAttentionTrace(t *testing.T) {
 			t.Logf("%+v: select %s", o, sum)
 		}
 		st := trs[0]
-		chunk := m.scoreChunk(s.N, s.B*s.Hkv, hataMaxChunk, hataScorePerCU)
+		chunk := m.hataScoreChunk(s.N, s.B*s.Hkv)
 		if rows := s.B * s.Hkv; len(st.Points) != rows*((s.N+chunk-1)/chunk) {
 			t.Errorf("%+v: %d traced score workgroups, want %d rows x %d chunks", o, len(st.Points), rows, (s.N+chunk-1)/chunk)
 		}

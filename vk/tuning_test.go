@@ -392,3 +392,43 @@ func TestScoreChunk(t *testing.T) {
 		t.Errorf("a grid of at most 16 workgroups across: chunk %d, want 2048", got)
 	}
 }
+
+// TestHATAScoreChunk pins HATA's chunks on a device of 132 compute units
+// (the H200): scoreChunk's wherever its chunks make one wave, including
+// hataMaxChunk's where they just fit (B8/128K: 512 workgroups for 528
+// places), and hataWavesChunk where even hataMaxChunk makes more (B8/256K,
+// and Llama-2-7B's 32 KV heads at B2/256K, B4/128K and B8/64K); but not
+// over SparseOptions.ScoreChunk, nor below the grid's limit.
+func TestHATAScoreChunk(t *testing.T) {
+	core := func(opt SparseOptions, maxX uint32) *sparseCore {
+		ctx := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132}}
+		ctx.Info.Limits.MaxComputeWorkGroupCount = [3]uint32{maxX, 65535, 65535}
+		return &sparseCore{ctx: ctx, opt: opt}
+	}
+	c := core(SparseOptions{}, 65535)
+	for _, tc := range []struct {
+		what          string
+		n, rows, want int
+	}{
+		{"B8/32K", 32768, 64, 4096},
+		{"B1/256K", 262144, 8, 3976},
+		{"B8/128K", 131072, 64, hataMaxChunk},
+		{"B4/256K", 262144, 32, hataMaxChunk},
+		{"B8/256K", 262144, 64, hataWavesChunk},
+		{"Llama-2 B1/256K", 262144, 32, hataMaxChunk},
+		{"Llama-2 B2/256K", 262144, 64, hataWavesChunk},
+		{"Llama-2 B4/128K", 131072, 128, hataWavesChunk},
+		{"Llama-2 B8/64K", 65536, 256, hataWavesChunk},
+		{"Llama-2 B8/256K", 262144, 256, hataWavesChunk},
+	} {
+		if got := c.hataScoreChunk(tc.n, tc.rows); got != tc.want {
+			t.Errorf("%s (N %d, %d rows): chunk %d, want %d", tc.what, tc.n, tc.rows, got, tc.want)
+		}
+	}
+	if got := core(SparseOptions{ScoreChunk: 16384}, 65535).hataScoreChunk(262144, 64); got != 16384 {
+		t.Errorf("ScoreChunk 16384 at B8/256K: chunk %d", got)
+	}
+	if got := core(SparseOptions{}, 16).hataScoreChunk(262144, 64); got != 16384 {
+		t.Errorf("a grid of at most 16 workgroups across at B8/256K: chunk %d, want 16384", got)
+	}
+}
