@@ -105,16 +105,20 @@ type SplitPolicy struct {
 	// a row has at most fillMaxSplits of them. The top-k methods use 64: on
 	// the H200 HATA's step took 0.9-1.8 us less at B1/64K, B1/128K,
 	// B2/32K-128K, B4/32K-64K and B8/32K, Quest's and exact top-k's 1.5-2.9 us less
-	// at B1/128K (run 98), where 64 splits of a row (B1/256K) were 2.4-2.8
-	// us slower than 32 (run 75); one split stays one, since a second adds
+	// at B1/128K (run 98); one split stays one, since a second adds
 	// the merge (12.1 against 9.3 us at B1/8K, run 40; BENCHMARKS.md).
 	// 0 (dense): off.
 	FillTokens int
 }
 
 // fillMaxSplits bounds the splits per row that FillTokens makes (the row's
-// merge reads every split's partials).
-const fillMaxSplits = 32
+// merge reads every split's partials). 64 since session 20: on the H200,
+// 64 splits of 64 entries at B1/256K (8 rows) took HATA's step 0.8-1.0 us
+// less than 32 of 128, Quest's 1.9-2.1, the exact top-k's 1.1-1.5 and
+// Loki's 1.2-1.4, and 48 at B1/192K 0.4-1.1 less (runs 241-242; 64 had
+// been 2.4-2.8 us slower in session 7, run 75, before the merge was a
+// dispatch of its own there); 33 instead of 32 at B2/256K was even.
+const fillMaxSplits = 64
 
 // Plan returns S and the split length L for n tokens over rows = B*Hkv cache
 // rows on a device of cu compute units, at most maxSplits splits:

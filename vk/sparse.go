@@ -480,10 +480,11 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if o.Split.MinTokens == 0 && o.Split.Splits == 0 {
 		// Fewer, longer splits than dense's 32 tokens: the row's merge reads
 		// every split's partials. 128 entries per split, shrinking to 64
-		// within a wave and 32 splits a row (FillTokens): on the H200 64
-		// everywhere was slower at B1/256K (64 splits a row), and 128
-		// everywhere slower at B1/64K-128K, B2, B4 and B8/32K (BENCHMARKS.md,
-		// runs 75 and 98, hata bench -opt mintokens).
+		// within a wave and 64 splits a row (FillTokens, fillMaxSplits), and
+		// one split where 128 entries hold the row: on the H200 128
+		// everywhere was slower at B1/64K-128K, B2, B4 and B8/32K, and at
+		// B1/256K since session 20 (BENCHMARKS.md, runs 75, 98 and 241-242,
+		// hata bench -opt mintokens).
 		o.Split.MinTokens = 128
 		if o.Split.FillTokens == 0 {
 			o.Split.FillTokens = 64
