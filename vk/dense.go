@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 
@@ -102,17 +103,21 @@ type SplitPolicy struct {
 	// FillTokens, when above 0 and below MinTokens: where MinTokens gives
 	// two or more splits, they shrink toward FillTokens tokens as long as
 	// the workgroups (rows*S) stay within the waves of TargetWorkgroups and
-	// a row has at most fillMaxSplits of them. The top-k methods use 64: on
+	// a row has at most FillMaxSplits of them. The top-k methods use 64: on
 	// the H200 HATA's step took 0.9-1.8 us less at B1/64K, B1/128K,
 	// B2/32K-128K, B4/32K-64K and B8/32K, Quest's and exact top-k's 1.5-2.9 us less
 	// at B1/128K (run 98); one split stays one, since a second adds
 	// the merge (12.1 against 9.3 us at B1/8K, run 40; BENCHMARKS.md).
 	// 0 (dense): off.
 	FillTokens int
+	// FillMaxSplits bounds the splits per row that FillTokens makes; 0:
+	// fillMaxSplits (64). HATA's onekernel variant keeps 32 (SparseOptions).
+	FillMaxSplits int
 }
 
-// fillMaxSplits bounds the splits per row that FillTokens makes (the row's
-// merge reads every split's partials). 64 since session 20: on the H200,
+// fillMaxSplits is the default bound on the splits per row that FillTokens
+// makes (SplitPolicy.FillMaxSplits; the row's merge reads every split's
+// partials). 64 since session 20: on the H200,
 // 64 splits of 64 entries at B1/256K (8 rows) took HATA's step 0.8-1.0 us
 // less than 32 of 128, Quest's 1.9-2.1, the exact top-k's 1.1-1.5 and
 // Loki's 1.2-1.4, and 48 at B1/192K 0.4-1.1 less (runs 241-242; 64 had
@@ -125,7 +130,7 @@ const fillMaxSplits = 64
 //
 //	T = TargetWorkgroups, W = ceil(rows / T)        (waves of T workgroups)
 //	S = clamp(floor(W*T / rows), 1, min(ceil(n / MinTokens), maxSplits))
-//	(FillTokens: where 1 < S, S = min(ceil(n / FillTokens), floor(W*T / rows), fillMaxSplits) if larger)
+//	(FillTokens: where 1 < S, S = min(ceil(n / FillTokens), floor(W*T / rows), FillMaxSplits) if larger)
 //	L = ceil(n / S), then S = ceil(n / L)
 //
 // Rounding S down keeps rows*S within whole waves: on an H200, 64 rows get
@@ -155,7 +160,7 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 		waves := (rows + target - 1) / target
 		s = min(waves*target/rows, (n+minTok-1)/minTok)
 		if f := p.FillTokens; f > 0 && f < minTok && s > 1 {
-			s = max(s, min((n+f-1)/f, waves*target/rows, fillMaxSplits))
+			s = max(s, min((n+f-1)/f, waves*target/rows, cmp.Or(p.FillMaxSplits, fillMaxSplits)))
 		}
 	}
 	s = max(1, min(s, n, max(maxSplits, 1)))

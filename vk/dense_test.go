@@ -729,3 +729,25 @@ func TestDenseTileRule(t *testing.T) {
 		checkDense(t, fmt.Sprintf("N=%d tile %d", m.Len(), m.tile), res.Out, q, cache)
 	}
 }
+
+// TestSparseSplitDefaults checks the split policy that newSparseCore gives
+// the top-k methods on a device of 132 compute units (the H200): 128
+// entries a split filled toward 64, up to 64 splits a row (B1/256K's 4089
+// entries over 8 rows: 64), 32 for HATA's onekernel variant, and a
+// FillMaxSplits set by the caller kept.
+func TestSparseSplitDefaults(t *testing.T) {
+	ctx := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132, SubgroupOps: SubgroupArithmetic}}
+	for _, c := range []struct {
+		variant string
+		fill    int // SparseOptions' FillMaxSplits
+		want    int
+	}{{"", 0, 64}, {VariantThreeKernel, 0, 64}, {VariantOneKernel, 0, 32}, {VariantOneKernel, 48, 48}, {"", 40, 40}} {
+		core, err := newSparseCore(ctx, "hata", 128, SparseOptions{Storage: F16, Variant: c.variant, Split: SplitPolicy{FillMaxSplits: c.fill}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := core.opt.Split.Plan(4089, 8, 132, 65535); s != c.want {
+			t.Errorf("variant %q, FillMaxSplits %d: %+v gives %d splits at B1/256K, want %d", c.variant, c.fill, core.opt.Split, s, c.want)
+		}
+	}
+}

@@ -489,6 +489,12 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		if o.Split.FillTokens == 0 {
 			o.Split.FillTokens = 64
 		}
+		if o.Split.FillMaxSplits == 0 && o.Variant == VariantOneKernel {
+			// hata_step's attention items: 64 splits a row at B1/256K took
+			// its step 79.8 us on the H200 against 68.2 with 32 (runs 237
+			// and 243), where the fused chain gained 0.8-1.0.
+			o.Split.FillMaxSplits = 32
+		}
 	}
 	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
