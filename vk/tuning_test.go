@@ -398,14 +398,15 @@ func TestScoreChunk(t *testing.T) {
 // hataMaxChunk's where they just fit (B8/128K: 512 workgroups for 528
 // places), and hataWavesChunk where even hataMaxChunk makes more (B8/256K,
 // and Llama-2-7B's 32 KV heads at B2/256K, B4/128K and B8/64K); but not
-// over SparseOptions.ScoreChunk, nor below the grid's limit.
+// over SparseOptions.ScoreChunk, nor below the grid's limit, nor for the
+// variants but the fused chain.
 func TestHATAScoreChunk(t *testing.T) {
 	core := func(opt SparseOptions, maxX uint32) *sparseCore {
 		ctx := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132}}
 		ctx.Info.Limits.MaxComputeWorkGroupCount = [3]uint32{maxX, 65535, 65535}
 		return &sparseCore{ctx: ctx, opt: opt}
 	}
-	c := core(SparseOptions{}, 65535)
+	c := core(SparseOptions{Variant: VariantFused}, 65535)
 	for _, tc := range []struct {
 		what          string
 		n, rows, want int
@@ -425,10 +426,15 @@ func TestHATAScoreChunk(t *testing.T) {
 			t.Errorf("%s (N %d, %d rows): chunk %d, want %d", tc.what, tc.n, tc.rows, got, tc.want)
 		}
 	}
-	if got := core(SparseOptions{ScoreChunk: 16384}, 65535).hataScoreChunk(262144, 64); got != 16384 {
+	if got := core(SparseOptions{Variant: VariantFused, ScoreChunk: 16384}, 65535).hataScoreChunk(262144, 64); got != 16384 {
 		t.Errorf("ScoreChunk 16384 at B8/256K: chunk %d", got)
 	}
-	if got := core(SparseOptions{}, 16).hataScoreChunk(262144, 64); got != 16384 {
+	for _, v := range []string{VariantTwoKernel, VariantThreeKernel, VariantNaive} {
+		if got := core(SparseOptions{Variant: v}, 65535).hataScoreChunk(262144, 64); got != hataMaxChunk {
+			t.Errorf("%s at B8/256K: chunk %d, want %d", v, got, hataMaxChunk)
+		}
+	}
+	if got := core(SparseOptions{Variant: VariantFused}, 16).hataScoreChunk(262144, 64); got != 16384 {
 		t.Errorf("a grid of at most 16 workgroups across at B8/256K: chunk %d, want 16384", got)
 	}
 }
