@@ -87,9 +87,9 @@ type spanHalf struct {
 func (s spanHalf) Timings() Timings { return s.t }
 
 // TestHalvesSpanClock checks span's test of one clock without a device: the
-// step is the earlier start to the later end of the halves' kernel stages;
-// a span beyond the host's wall time of the step, or shorter than one
-// half's own, is an error, however long the step took.
+// step is the earlier start to the later end of the halves' kernel stages,
+// however long it took; a span beyond the host's wall time of the step (as
+// two clocks an epoch apart give) is an error.
 func TestHalvesSpanClock(t *testing.T) {
 	ctx := &Context{}
 	ctx.Info.Limits.TimestampPeriod = 1 // a tick is a ns

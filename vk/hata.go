@@ -186,17 +186,17 @@ const (
 // within one wave, up to hataMaxChunk; where hataMaxChunk still makes more
 // than one wave (B8/256K, and Llama-2-7B's 32 KV heads from B2/256K, B4/128K
 // and B8/64K on the H200), chunks of hataWavesChunk for the fused chain,
-// the default. (threekernel's score reads W once per workgroup and
-// twokernel attends a chunk per workgroup: with 8192 at B8/256K they took
-// 210.3-210.7 and 213.9-214.5 us against 193.3 and 193.5 with 16384, runs
-// 237, 240 and 243; they keep 16384.) On the H200 those
-// steps took 3.9-5.4 us less with chunks of 8192 than with 16384 (B8/256K
-// 161.9-162.4 against 166.3-166.7; select_groups with 4 groups a lane in
-// four waves 21.0-21.4 us against 25.7-26.2 with 8 in two), 6144 gave
-// 2.7-3.0 less and 12288 9.4-9.8 more; with caches past the gathers' 2 GiB
-// knee, whose steps spread by up to 50 us, the select and score stages
-// were shorter too. Where 16384 makes one wave, 8192 was 0.1-1.2 us slower
-// (runs 238-239, BENCHMARKS.md session 20).
+// the default. On the H200 those steps took 3.9-5.4 us less with chunks of
+// 8192 than with 16384 (B8/256K 161.9-162.4 against 166.3-166.7;
+// select_groups with 4 groups a lane in four waves 21.0-21.4 us against
+// 25.7-26.2 with 8 in two), 6144 gave 2.7-3.0 less and 12288 9.4-9.8 more;
+// with caches past the gathers' 2 GiB knee, whose steps spread by up to 50
+// us, the select and score stages were shorter too. Where 16384 makes one
+// wave, 8192 was 0.1-1.2 us slower (runs 238-239, BENCHMARKS.md session
+// 20). The other variants keep 16384: threekernel's score reads W once per
+// workgroup and twokernel attends a chunk per workgroup, and with 8192 at
+// B8/256K they took 210.3-210.7 and 213.9-214.5 us against 193.3 and 193.5
+// (runs 240 and 243 against 237).
 func (c *sparseCore) hataScoreChunk(n, rows int) int {
 	ch := c.scoreChunk(n, rows, hataMaxChunk, hataScorePerCU)
 	wave := hataScorePerCU * max(c.ctx.Info.ComputeUnits, 1)
