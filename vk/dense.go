@@ -118,9 +118,9 @@ type SplitPolicy struct {
 // fillMaxSplits is the default bound on the splits per row that FillTokens
 // makes (SplitPolicy.FillMaxSplits; the row's merge reads every split's
 // partials). 64 since session 20: on the H200,
-// 64 splits of 64 entries at B1/256K (8 rows) took HATA's step 0.8-1.0 us
+// 64 splits of 64 entries at B1/256K (8 rows) took HATA's step 0.7-1.1 us
 // less than 32 of 128, Quest's 1.9-2.1, the exact top-k's 1.1-1.5 and
-// Loki's 1.2-1.4, and 48 at B1/192K 0.4-1.1 less (runs 241-242; 64 had
+// Loki's 1.0-1.6, and 48 at B1/192K 0.4-1.2 less (runs 241-242; 64 had
 // been 2.4-2.8 us slower in session 7, run 75, before the merge was a
 // dispatch of its own there); 33 instead of 32 at B2/256K was even.
 const fillMaxSplits = 64
