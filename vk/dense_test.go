@@ -734,7 +734,7 @@ func TestDenseTileRule(t *testing.T) {
 // the top-k methods on a device of 132 compute units (the H200): 128
 // entries a split filled toward 64, up to 64 splits a row (B1/256K's 4089
 // entries over 8 rows: 64), 32 for HATA's onekernel variant, and a
-// FillMaxSplits set by the caller kept.
+// FillMaxSplits set by the caller, or by a benchmark's Tuning, kept.
 func TestSparseSplitDefaults(t *testing.T) {
 	ctx := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132, SubgroupOps: SubgroupArithmetic}}
 	for _, c := range []struct {
@@ -749,5 +749,13 @@ func TestSparseSplitDefaults(t *testing.T) {
 		if s, _ := core.opt.Split.Plan(4089, 8, 132, 65535); s != c.want {
 			t.Errorf("variant %q, FillMaxSplits %d: %+v gives %d splits at B1/256K, want %d", c.variant, c.fill, core.opt.Split, s, c.want)
 		}
+	}
+	o := Tuning{FillMaxSplits: 40}.applySparse(SparseOptions{Storage: F16, Variant: VariantOneKernel})
+	core, err := newSparseCore(ctx, "hata", 128, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := core.opt.Split.Plan(4089, 8, 132, 65535); s != 40 {
+		t.Errorf("fillmaxsplits=40: %+v gives %d splits at B1/256K, want 40", core.opt.Split, s)
 	}
 }

@@ -34,6 +34,12 @@ type Tuning struct {
 	// MinTokens is the fewest tokens (or selected entries) per split when
 	// Splits is 0: SplitPolicy.MinTokens. Every method uses it.
 	MinTokens int
+	// FillMaxSplits bounds the splits per row that the top-k methods'
+	// split fill makes (SplitPolicy.FillMaxSplits: 64, and 32 for hata's
+	// and lsh's onekernel variant), where MinTokens keeps its default.
+	// Every method but dense and the twokernel variants of hata and lsh
+	// (one split per select chunk).
+	FillMaxSplits int
 	// ScoreChunk is the tokens each workgroup of the score kernels covers:
 	// SparseOptions.ScoreChunk. Used by the methods with a GPU score kernel
 	// over tokens: topk, hata, lsh, loki, quest (its pages), h2o.
@@ -106,6 +112,8 @@ var tuningKeys = []tuningKey{
 	{"splits", func(t *Tuning) *int { return &t.Splits }, Methods, nil},
 	{"targetworkgroups", func(t *Tuning) *int { return &t.TargetWorkgroups }, Methods, nil},
 	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods, nil},
+	{"fillmaxsplits", func(t *Tuning) *int { return &t.FillMaxSplits }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"},
+		[]string{"hata/twokernel", "lsh/twokernel"}},
 	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "quest", "h2o"}, nil},
 	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}, nil},
 	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods, nil},
@@ -246,5 +254,6 @@ func (t Tuning) applySplit(p SplitPolicy) SplitPolicy {
 	p.Splits = cmp.Or(t.Splits, p.Splits)
 	p.TargetWorkgroups = cmp.Or(t.TargetWorkgroups, p.TargetWorkgroups)
 	p.MinTokens = cmp.Or(t.MinTokens, p.MinTokens)
+	p.FillMaxSplits = cmp.Or(t.FillMaxSplits, p.FillMaxSplits)
 	return p
 }

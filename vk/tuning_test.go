@@ -52,11 +52,11 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan"},
+		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan"},
 		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/twokernel":   {"selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan"},
+		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "plan"},
 		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan"},
