@@ -182,8 +182,8 @@ const (
 )
 
 // hataScoreChunk returns the tokens per workgroup of HATA's score kernel,
-// which are also its select's chunks: scoreChunk's whole chunks per row
-// within one wave, up to hataMaxChunk; where hataMaxChunk still makes more
+// which are also its select's chunks, as scoreChunk does: waveChunk's whole
+// chunks per row within one wave, up to hataMaxChunk; where hataMaxChunk still makes more
 // than one wave (B8/256K, and Llama-2-7B's 32 KV heads from B2/256K, B4/128K
 // and B8/64K on the H200), chunks of hataWavesChunk for the fused chain,
 // the default. On the H200 those steps took 3.9-5.4 us less with chunks of
@@ -198,13 +198,15 @@ const (
 // B8/256K they took 210.3-210.7 and 213.9-214.5 us against 193.3 and 193.5
 // (runs 240 and 243 against 237).
 func (c *sparseCore) hataScoreChunk(n, rows int) int {
-	ch := c.scoreChunk(n, rows, hataMaxChunk, hataScorePerCU)
-	wave := hataScorePerCU * max(c.ctx.Info.ComputeUnits, 1)
-	if c.opt.ScoreChunk == 0 && c.opt.Variant == VariantFused && ch == hataMaxChunk && rows*((n+ch-1)/ch) > wave {
-		maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
-		ch = roundUp(max(hataWavesChunk, (n+maxX-1)/maxX), 2)
+	ch := c.opt.ScoreChunk
+	if ch == 0 {
+		ch = c.waveChunk(n, rows, hataMaxChunk, hataScorePerCU)
+		wave := hataScorePerCU * max(c.ctx.Info.ComputeUnits, 1)
+		if c.opt.Variant == VariantFused && ch == hataMaxChunk && rows*((n+ch-1)/ch) > wave {
+			ch = hataWavesChunk
+		}
 	}
-	return ch
+	return c.gridChunk(n, ch)
 }
 
 // hataStep is a prepared decode step of HATA.

@@ -428,30 +428,42 @@ const (
 )
 
 // scoreChunk returns the tokens per workgroup of a score kernel over n
-// tokens of rows rows: SparseOptions.ScoreChunk, or as many whole chunks per
-// row as keep the grid within perCU workgroups per compute unit (one wave;
-// at least one chunk per row), of 512 to maxChunk tokens (multiples of 8,
-// and above scoreMaxChunk of 2048), and never more than the grid allows.
-// (Dividing the row's tokens by the target instead gave B8/32K on the H200
-// 9 chunks of 3976 tokens per row, 576 workgroups for 528 places: HATA took
-// 54.4 us against 52.4 with 8 of 4096, exact top-k 417 against 388, Loki
-// 251 against 241; BENCHMARKS.md.) hata_score runs 4 per compute unit
-// (hataScorePerCU), score_logits 8 (logitsPerCU).
+// tokens of rows rows: SparseOptions.ScoreChunk, or waveChunk's, and never
+// more workgroups across than the grid allows (gridChunk).
 func (c *sparseCore) scoreChunk(n, rows, maxChunk, perCU int) int {
-	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
 	ch := c.opt.ScoreChunk
 	if ch == 0 {
-		cu := max(c.ctx.Info.ComputeUnits, 1)
-		per := max(perCU*cu/max(rows, 1), 1) // chunks per row
-		ch = (n + per - 1) / per
-		ch = roundUp(min(max(ch, 512), maxChunk), 8) // 8: select_write's 16-byte key loads
-		if ch > scoreMaxChunk {
-			// Whole rounds of hata_score and tiles of select_write (2048
-			// tokens each): B8/128K on the H200 took 120.2 us with chunks
-			// of 15888 tokens, 115.6 with 16384 (BENCHMARKS.md).
-			ch = min(roundUp(ch, 2048), maxChunk)
-		}
+		ch = c.waveChunk(n, rows, maxChunk, perCU)
 	}
-	ch = max(ch, (n+maxX-1)/maxX)
-	return roundUp(ch, 2)
+	return c.gridChunk(n, ch)
+}
+
+// waveChunk is scoreChunk's default: as many whole chunks per row as keep
+// the grid within perCU workgroups per compute unit (one wave; at least one
+// chunk per row), of 512 to maxChunk tokens (multiples of 8, and above
+// scoreMaxChunk of 2048). (Dividing the row's tokens by the target instead
+// gave B8/32K on the H200 9 chunks of 3976 tokens per row, 576 workgroups
+// for 528 places: HATA took 54.4 us against 52.4 with 8 of 4096, exact
+// top-k 417 against 388, Loki 251 against 241; BENCHMARKS.md.) hata_score
+// runs 4 per compute unit (hataScorePerCU), score_logits 8 (logitsPerCU).
+func (c *sparseCore) waveChunk(n, rows, maxChunk, perCU int) int {
+	cu := max(c.ctx.Info.ComputeUnits, 1)
+	per := max(perCU*cu/max(rows, 1), 1) // chunks per row
+	ch := (n + per - 1) / per
+	ch = roundUp(min(max(ch, 512), maxChunk), 8) // 8: select_write's 16-byte key loads
+	if ch > scoreMaxChunk {
+		// Whole rounds of hata_score and tiles of select_write (2048
+		// tokens each): B8/128K on the H200 took 120.2 us with chunks
+		// of 15888 tokens, 115.6 with 16384 (BENCHMARKS.md).
+		ch = min(roundUp(ch, 2048), maxChunk)
+	}
+	return ch
+}
+
+// gridChunk returns chunks of ch tokens, longer where n tokens in chunks of
+// ch would need more workgroups across than the device's grid allows, and
+// even.
+func (c *sparseCore) gridChunk(n, ch int) int {
+	maxX := int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[0])
+	return roundUp(max(ch, (n+maxX-1)/maxX), 2)
 }
