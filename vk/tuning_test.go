@@ -342,6 +342,15 @@ func TestMergeAuto(t *testing.T) {
 	}
 }
 
+// h200Core is a top-k method's core with options opt on no device but the
+// H200's 132 compute units and a grid of maxX workgroups across, for the
+// rules that read only DeviceInfo.
+func h200Core(opt SparseOptions, maxX uint32) *sparseCore {
+	ctx := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132}}
+	ctx.Info.Limits.MaxComputeWorkGroupCount = [3]uint32{maxX, 65535, 65535}
+	return &sparseCore{ctx: ctx, opt: opt}
+}
+
 // TestScoreChunk pins the score kernels' default chunks on a device of 132
 // compute units (the H200): whole chunks per row within one wave of 4
 // workgroups per unit (B8/32K: 8 of 4096 tokens, where 9 of 3976 had made
@@ -349,12 +358,7 @@ func TestMergeAuto(t *testing.T) {
 // 2048-token rounding above scoreMaxChunk, SparseOptions.ScoreChunk, and the
 // grid's limit; and that, off the floor, no default exceeds the wave.
 func TestScoreChunk(t *testing.T) {
-	core := func(opt SparseOptions, maxX uint32) *sparseCore {
-		ctx := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132}}
-		ctx.Info.Limits.MaxComputeWorkGroupCount = [3]uint32{maxX, 65535, 65535}
-		return &sparseCore{ctx: ctx, opt: opt}
-	}
-	c := core(SparseOptions{}, 65535)
+	c := h200Core(SparseOptions{}, 65535)
 	for _, tc := range []struct {
 		what                      string
 		n, rows, max, perCU, want int
@@ -385,10 +389,10 @@ func TestScoreChunk(t *testing.T) {
 			}
 		}
 	}
-	if got := core(SparseOptions{ScoreChunk: 1000}, 65535).scoreChunk(32768, 64, hataMaxChunk, hataScorePerCU); got != 1000 {
+	if got := h200Core(SparseOptions{ScoreChunk: 1000}, 65535).scoreChunk(32768, 64, hataMaxChunk, hataScorePerCU); got != 1000 {
 		t.Errorf("ScoreChunk 1000: chunk %d", got)
 	}
-	if got := core(SparseOptions{ScoreChunk: 512}, 16).scoreChunk(32768, 64, hataMaxChunk, hataScorePerCU); got != 2048 {
+	if got := h200Core(SparseOptions{ScoreChunk: 512}, 16).scoreChunk(32768, 64, hataMaxChunk, hataScorePerCU); got != 2048 {
 		t.Errorf("a grid of at most 16 workgroups across: chunk %d, want 2048", got)
 	}
 }
@@ -401,12 +405,7 @@ func TestScoreChunk(t *testing.T) {
 // over SparseOptions.ScoreChunk, nor below the grid's limit, nor for the
 // variants but the fused chain.
 func TestHATAScoreChunk(t *testing.T) {
-	core := func(opt SparseOptions, maxX uint32) *sparseCore {
-		ctx := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132}}
-		ctx.Info.Limits.MaxComputeWorkGroupCount = [3]uint32{maxX, 65535, 65535}
-		return &sparseCore{ctx: ctx, opt: opt}
-	}
-	c := core(SparseOptions{Variant: VariantFused}, 65535)
+	c := h200Core(SparseOptions{Variant: VariantFused}, 65535)
 	for _, tc := range []struct {
 		what          string
 		n, rows, want int
@@ -426,15 +425,15 @@ func TestHATAScoreChunk(t *testing.T) {
 			t.Errorf("%s (N %d, %d rows): chunk %d, want %d", tc.what, tc.n, tc.rows, got, tc.want)
 		}
 	}
-	if got := core(SparseOptions{Variant: VariantFused, ScoreChunk: 16384}, 65535).hataScoreChunk(262144, 64); got != 16384 {
+	if got := h200Core(SparseOptions{Variant: VariantFused, ScoreChunk: 16384}, 65535).hataScoreChunk(262144, 64); got != 16384 {
 		t.Errorf("ScoreChunk 16384 at B8/256K: chunk %d", got)
 	}
 	for _, v := range []string{VariantTwoKernel, VariantThreeKernel, VariantNaive} {
-		if got := core(SparseOptions{Variant: v}, 65535).hataScoreChunk(262144, 64); got != hataMaxChunk {
+		if got := h200Core(SparseOptions{Variant: v}, 65535).hataScoreChunk(262144, 64); got != hataMaxChunk {
 			t.Errorf("%s at B8/256K: chunk %d, want %d", v, got, hataMaxChunk)
 		}
 	}
-	if got := core(SparseOptions{Variant: VariantFused}, 16).hataScoreChunk(262144, 64); got != 16384 {
+	if got := h200Core(SparseOptions{Variant: VariantFused}, 16).hataScoreChunk(262144, 64); got != 16384 {
 		t.Errorf("a grid of at most 16 workgroups across at B8/256K: chunk %d, want 16384", got)
 	}
 }
