@@ -47,6 +47,7 @@ type Batch struct {
 	second  bool // submitted to the context's second queue (QueueOverlap)
 	levels  int  // Timings.Levels of what is recorded (and, until the next Begin, submitted)
 	level   bool // a dispatch was recorded since the last barrier (it opened a level)
+	host    bool // the open stage is a host stage (hostStages): its dispatches open no level
 }
 
 // hostStages are the stages that move data between the host and the device
@@ -168,7 +169,7 @@ func (b *Batch) Begin() error {
 		vulkan.EndCommandBuffer(b.cb)
 	}
 	b.open, b.err, b.stages, b.bound, b.inSpan = false, nil, b.stages[:0], nil, false
-	b.levels, b.level = 0, false
+	b.levels, b.level, b.host = 0, false, false
 	if err := vkc.Check("vkResetCommandBuffer", int32(vulkan.ResetCommandBuffer(b.cb, 0))); err != nil {
 		return err
 	}
@@ -207,7 +208,7 @@ func (b *Batch) Stage(name string) {
 	if b.inSpan && !host && b.ctx.spanTiming.Load() {
 		return // the open kernel stage's timestamp spans this one too
 	}
-	b.inSpan = !host
+	b.inSpan, b.host = !host, host
 	if len(b.stages) == maxStages {
 		b.fail("more than %d stages", maxStages)
 		return
@@ -251,7 +252,7 @@ func (b *Batch) Dispatch(k *Kernel, set *Set, push any, x, y, z uint32) {
 		vulkan.CmdPushConstants(b.cb, k.layout, vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit), 0, k.pushSize, p.UnsafePointer())
 	}
 	vulkan.CmdDispatch(b.cb, x, y, z)
-	if !b.level {
+	if !b.level && !b.host {
 		b.levels++
 		b.level = true
 	}

@@ -218,6 +218,7 @@ type Dense struct {
 	splitGroups          []kvGroup // the cache's rows of each split set
 	mergeSet             *Set
 	batch                *Batch
+	qup                  queryUpload // writes each step's q by a compute kernel
 	timings              Timings
 
 	maxRange uint64 // the binding limit used; tests lower it to force several buffers
@@ -366,7 +367,9 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 		return nil, err
 	}
 	b.Stage("upload")
-	b.Copy(m.q.Range(0, outBytes), m.qUp.Range(0, outBytes))
+	if err := m.qup.record(m.ctx, b, m.q.Range(0, outBytes), m.qUp.Range(0, outBytes)); err != nil {
+		return nil, fmt.Errorf("vk dense: %w", err)
+	}
 	b.Barrier()
 	if m.ctx.poison {
 		b.Stage("poison")
@@ -762,6 +765,7 @@ func (m *Dense) Close() error {
 	}
 	m.batch.Free()
 	m.batch = nil
+	m.qup.free()
 	m.split, m.merge = nil, nil
 	return nil
 }

@@ -442,7 +442,9 @@ func (m *HATA) decodeNormWeighted(q []float32, budget ref.Budget, readback bool)
 		return nil, err
 	}
 	b.Stage("upload")
-	b.Copy(h.q, qUp.Range(0, h.q.Size))
+	if err := m.qup.record(m.ctx, b, h.q, qUp.Range(0, h.q.Size)); err != nil {
+		return nil, m.errorf("%v", err)
+	}
 	b.Barrier()
 	if m.ctx.poison {
 		b.Stage("poison")

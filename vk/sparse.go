@@ -452,6 +452,8 @@ type sparseCore struct {
 	// on the device: hata_score's last workgroup of each row leaves its
 	// counter 0, so it is zeroed only where the plan's layout moves.
 	planZeroed Range
+	// qup writes each step's queries by a compute kernel (queryUpload).
+	qup queryUpload
 }
 
 // setKey identifies a descriptor set: the kernel and its bound ranges.
@@ -1262,7 +1264,9 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 	if pro != nil {
 		b.Fill(pro.Range(0, c.opt.Prologue&^3), 0)
 	}
-	b.Copy(s.q, qUp.Range(0, s.q.Size))
+	if err := c.qup.record(c.ctx, b, s.q, qUp.Range(0, s.q.Size)); err != nil {
+		return nil, c.errorf("%v", err)
+	}
 	for _, r := range p.zero {
 		b.Fill(r, 0)
 	}
@@ -1374,6 +1378,7 @@ func (c *sparseCore) close() {
 	}
 	c.batch.Free()
 	c.batch = nil
+	c.qup.free()
 }
 
 // windows returns the forced tokens of w among n with budget k as ref.Windows

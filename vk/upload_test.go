@@ -1,0 +1,85 @@
+package vk
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestQueryUpload checks queryUpload: the host's bytes arrive in dst through
+// the staging buffer and copy.comp (a set built) for sizes of whole uvec4s,
+// by a transfer alone otherwise (no set); a second destination rebuilds the
+// set, so that it writes there and leaves the first alone; the kernel of
+// the upload stage, a host stage, opens no level; and sizes that differ are
+// refused.
+func TestQueryUpload(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(21, 1))
+	b, err := ctx.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Free()
+	host, err := ctx.NewBuffer("upload test host", 4096, Upload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Free()
+	dev, err := ctx.NewBuffer("upload test q", 8192, DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Free()
+	rb, err := ctx.NewBuffer("upload test readback", 8192, Readback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Free()
+	var u queryUpload
+	defer u.free()
+	for _, c := range []struct {
+		off, size uint64
+		kernel    bool
+	}{{0, 4096, true}, {4096, 4096, true}, {0, 4096, true}, {256, 1028, false}} {
+		where := fmt.Sprintf("%d bytes at %d", c.size, c.off)
+		src := host.Bytes()[:c.size]
+		for i := range src {
+			src[i] = byte(rng.Uint32())
+		}
+		if err := b.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		b.Fill(dev.Whole(), 0)
+		b.Barrier()
+		b.Stage("upload")
+		if err := u.record(ctx, b, dev.Range(c.off, c.size), host.Range(0, c.size)); err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		b.Barrier()
+		b.Stage("readback")
+		b.Copy(rb.Whole(), dev.Whole())
+		tm, err := b.Submit()
+		if err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		if err := rb.invalidate(); err != nil {
+			t.Fatal(err)
+		}
+		got := rb.Bytes()[:8192]
+		want := make([]byte, 8192)
+		copy(want[c.off:], src)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: the device's q differs from the host's (or bytes outside it were written)", where)
+		}
+		if (u.set != nil) != c.kernel || c.kernel && u.dst != dev.Range(c.off, c.size) {
+			t.Errorf("%s: copied by a kernel %v (set for %+v), want %v", where, u.set != nil, u.dst, c.kernel)
+		}
+		if tm.Levels != 0 {
+			t.Errorf("%s: Levels = %d, want 0 (the upload is a host stage)", where, tm.Levels)
+		}
+	}
+	if err := u.record(ctx, b, dev.Range(0, 32), host.Range(0, 16)); err == nil {
+		t.Error("16 bytes into 32: want an error")
+	}
+}
