@@ -368,6 +368,50 @@ func TestHATAOneKernelChunks(t *testing.T) {
 	}
 }
 
+// TestHATASelectPlanBetween holds to ref the steps of one HATA whose select
+// plan goes off and on between steps (white box: its options change, as
+// PlanAuto's rule does when a prefill changes the chunks). Every plan step
+// leaves its row counters zero, so they are zeroed only where they move; a
+// step without the plan over more chunks (the first, which sizes the
+// buffer, so that the plan's counters stay where they are) writes its chunk
+// histograms over them. The counters land on bins 0 to rows-1 of one
+// chunk's cumulative histogram (the layouts are multiples of the bins),
+// which the steps without the plan fill: one token there scores 0, its key
+// the query of all G heads of row 0. The next plan step must zero the
+// counters again, or a row's "last" workgroup resolves its plan before the
+// others' histograms are in.
+func TestHATASelectPlanBetween(t *testing.T) {
+	ctx := device(t)
+	rng, s, w, kv := chunkedHATAInputs(11)
+	win := ref.Windows{Sink: 3, Recent: 70}
+	m, want := prefilledHATAs(t, ctx, w, win, SparseOptions{Storage: F16}, kv)
+	defer m.Close()
+	rows, planChunks := s.B*s.Hkv, (s.N+4095)/4096
+	for i, c := range []struct {
+		mode  PlanMode
+		chunk int
+	}{{PlanOff, 512}, {PlanOn, 4096}, {PlanOff, 512}, {PlanOn, 4096}, {PlanOn, 4096}, {PlanOff, 4096}, {PlanOn, 4096}} {
+		m.opt.SelectPlan, m.opt.ScoreChunk = c.mode, c.chunk
+		q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+		if c.mode == PlanOff && c.chunk < 4096 {
+			// Row 0's counter is word rows*bins*(1+planChunks) of the
+			// histogram buffer: bin 0 of chunk rows*planChunks of the
+			// row-major [rows][chunks] cumulative histograms that follow
+			// the rows' histograms. Its first token scores 0.
+			chunks := (s.N + c.chunk - 1) / c.chunk
+			at := rows * planChunks
+			if at/chunks != 0 {
+				t.Fatalf("row 0's counter is not in row 0's chunk histograms (chunk %d of %d)", at, chunks)
+			}
+			tok := at % chunks * c.chunk
+			for g := range s.Hq / s.Hkv {
+				copy(q[g*s.D:(g+1)*s.D], kv.K[0][tok*s.D:(tok+1)*s.D])
+			}
+		}
+		decodeStep(t, fmt.Sprintf("step %d, plan mode %d, chunk %d", i, c.mode, c.chunk), "hata", q, kv, ref.Budget{K: 140}, want, m, true)
+	}
+}
+
 // TestHATASelectPlan holds the select's plan (SparseOptions.SelectPlan:
 // hata_score's last workgroup of each row resolves the threshold and every
 // chunk's first output slot) to ref: over chunks of both selects

@@ -450,7 +450,8 @@ type sparseCore struct {
 	lastSelectTrace Range
 	// planZeroed is the select plan's ctr (select_plan.glsl) last zeroed
 	// on the device: hata_score's last workgroup of each row leaves its
-	// counter 0, so it is zeroed only where the plan's layout moves.
+	// counter 0, so it is zeroed only where the plan's layout moves or a
+	// step without the plan came between.
 	planZeroed Range
 	// qup writes each step's queries by a compute kernel (queryUpload).
 	qup queryUpload

@@ -180,6 +180,10 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			}
 			c.planZeroed = p.planCtr
 		}
+	} else {
+		// This step's histograms may cover the words a plan step left zero
+		// (TestHATASelectPlanBetween).
+		c.planZeroed = Range{}
 	}
 	if s.perRow {
 		// Traced (its *_trace entry point and a fifth binding) with
