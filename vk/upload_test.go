@@ -21,21 +21,14 @@ func TestQueryUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Free()
-	host, err := ctx.NewBuffer("upload test host", 4096, Upload)
-	if err != nil {
-		t.Fatal(err)
+	var bufs [3]*Buffer // the host's q, the device's, and the device's read back
+	for i, kind := range []MemoryKind{Upload, DeviceLocal, Readback} {
+		if bufs[i], err = ctx.NewBuffer(fmt.Sprintf("upload test %s", kind), 8192, kind); err != nil {
+			t.Fatal(err)
+		}
+		defer bufs[i].Free()
 	}
-	defer host.Free()
-	dev, err := ctx.NewBuffer("upload test q", 8192, DeviceLocal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Free()
-	rb, err := ctx.NewBuffer("upload test readback", 8192, Readback)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rb.Free()
+	host, dev, rb := bufs[0], bufs[1], bufs[2]
 	var u queryUpload
 	defer u.free()
 	for _, c := range []struct {
