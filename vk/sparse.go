@@ -287,19 +287,43 @@ const (
 	maxSplitLen          = 1024 // entries per split of sparse_split (MAXLEN)
 )
 
+// The query projection's workgroup sizes (proj.glsl's PROJ_Q: 32 columns,
+// WG/32 slices of D): HATA's encode takes 512 lanes (16 slices, 8 of W's rows
+// a lane), which on the H200 made B1/256K's step 0.6-1.3 us shorter than 256
+// lanes and left the other target shapes within 0.3 us, where 128, 64 and
+// 1024 lanes were slower (runs 251-252, BENCHMARKS.md session 21); Loki's
+// rotation keeps 256 (512 was not measured for it).
+const (
+	encodeQWorkgroup = 512
+	rotateQWorkgroup = 256
+)
+
 // projQKernel returns the query projection (hata_encode_q or loki_rotate_q)
-// for group size g and ncol columns: 256 lanes (8 slices of D), halved while
-// its shared memory (G*D floats of q, WG*G partial sums) does not fit.
-func (c *sparseCore) projQKernel(shader string, g, ncol int) (*Kernel, error) {
-	wg := 256
-	shared := func(wg int) int { return 4 * (g*c.d + wg*g) }
-	for wg > 32 && shared(wg) > int(c.ctx.Info.Limits.MaxComputeSharedMemorySize) {
-		wg /= 2
-	}
-	if shared(wg) > int(c.ctx.Info.Limits.MaxComputeSharedMemorySize) {
-		return nil, c.errorf("%s: G=%d D=%d needs %d bytes of shared memory, the device has %d", shader, g, c.d, shared(wg), c.ctx.Info.Limits.MaxComputeSharedMemorySize)
+// for group size g and ncol columns with wg lanes (encodeQWorkgroup or
+// rotateQWorkgroup), or fewer where the device needs (projQWorkgroup).
+func (c *sparseCore) projQKernel(shader string, g, ncol, wg int) (*Kernel, error) {
+	wg, err := projQWorkgroup(c.ctx.Info.Limits, wg, g, c.d)
+	if err != nil {
+		return nil, c.errorf("%s: %v", shader, err)
 	}
 	return c.kernel(shader, 3, projPush{}, uint32(wg), uint32(c.d), uint32(ncol), uint32(g))
+}
+
+// projQWorkgroup returns the lanes of the query projection: want, halved
+// while it exceeds the device's workgroup size or invocations or its shared
+// memory (G*D floats of q, WG*G partial sums) does not fit, down to 32 (one
+// slice); an error if even that does not fit.
+func projQWorkgroup(lim Limits, want, g, d int) (int, error) {
+	shared := func(wg int) int { return 4 * (g*d + wg*g) }
+	wg := want
+	for wg > 32 && (shared(wg) > int(lim.MaxComputeSharedMemorySize) ||
+		wg > int(lim.MaxComputeWorkGroupSize[0]) || wg > int(lim.MaxComputeWorkGroupInvocations)) {
+		wg /= 2
+	}
+	if shared(wg) > int(lim.MaxComputeSharedMemorySize) {
+		return 0, fmt.Errorf("G=%d D=%d needs %d bytes of shared memory, the device has %d", g, d, shared(wg), lim.MaxComputeSharedMemorySize)
+	}
+	return wg, nil
 }
 
 // recordProjK records the key projection (hata_encode_k_*, loki_rotate_k_*:

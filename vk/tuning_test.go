@@ -437,3 +437,64 @@ func TestHATAScoreChunk(t *testing.T) {
 		t.Errorf("a grid of at most 16 workgroups across at B8/256K: chunk %d, want 16384", got)
 	}
 }
+
+// TestProjQWorkgroup pins the query projection's lanes: HATA's encode 512
+// and Loki's rotation 256 where the device allows them (the H200's limits),
+// halved to the device's workgroup size, its invocations or its shared
+// memory, and an error where even 32 lanes' shared memory does not fit; and
+// that HATA's encode kernel is built with them.
+func TestProjQWorkgroup(t *testing.T) {
+	h200 := Limits{MaxComputeSharedMemorySize: 48 << 10, MaxComputeWorkGroupSize: [3]uint32{1024, 1024, 64}, MaxComputeWorkGroupInvocations: 1024}
+	small := h200
+	small.MaxComputeWorkGroupInvocations = 256
+	narrow := h200
+	narrow.MaxComputeWorkGroupSize[0] = 128
+	tight := h200
+	tight.MaxComputeSharedMemorySize = 8 << 10
+	for _, c := range []struct {
+		what       string
+		lim        Limits
+		want, g, d int
+		wg         int // 0: an error
+	}{
+		{"hata, H200", h200, encodeQWorkgroup, 4, 128, 512},
+		{"loki, H200", h200, rotateQWorkgroup, 4, 128, 256},
+		{"256 invocations", small, encodeQWorkgroup, 4, 128, 256},
+		{"a workgroup of 128", narrow, encodeQWorkgroup, 4, 128, 128},
+		{"8 KiB of shared memory", tight, encodeQWorkgroup, 4, 128, 256},
+		{"nothing fits", tight, encodeQWorkgroup, 16, 128, 0},
+	} {
+		wg, err := projQWorkgroup(c.lim, c.want, c.g, c.d)
+		if c.wg == 0 {
+			if err == nil {
+				t.Errorf("%s: %d lanes, want an error", c.what, wg)
+			}
+			continue
+		}
+		if err != nil || wg != c.wg {
+			t.Errorf("%s: %d lanes (%v), want %d", c.what, wg, err, c.wg)
+		}
+	}
+
+	ctx := device(t)
+	rng, s, w, kv := chunkedHATAInputs(12)
+	m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16}, kv)
+	defer m.Close()
+	stepHATA(t, rng, "encode workgroup", kv, s.Hq, ref.Budget{K: 140}, want, m)
+	wg, err := projQWorkgroup(ctx.Info.Limits, encodeQWorkgroup, s.Hq/s.Hkv, s.D)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for k := range m.sets {
+		if sp := k.k.spec; sp.Shader == "hata_encode_q" {
+			found = true
+			if sp.Spec[0] != uint32(wg) {
+				t.Errorf("hata_encode_q built with %d lanes, want %d", sp.Spec[0], wg)
+			}
+		}
+	}
+	if !found {
+		t.Error("no hata_encode_q ran")
+	}
+}
