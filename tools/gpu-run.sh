@@ -32,7 +32,7 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   for bn in "8 32768" "1 131072" "1 262144"; do
     set -- $bn
     timeout ${SWEEP_S:-60} bin/hata bench -method hata -b $1 -n $2 -reps 50 \
-      -opt '-;mintokens=64;tile=2;scorechunk=4096;sepmerge=1;sepmerge=2;trace=1'
+      -opt '-;mintokens=64;tile=2;scorechunk=4096;sepmerge=1;sepmerge=2;projworkgroup=256;trace=1'
     echo "sweep exit $?"
   done
   # The chunk rule past one wave (session 20: 8192 at B8/256K, 16384 at B8/128K).

@@ -265,7 +265,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	encodeInScore := m.opt.Variant == VariantTwoKernel || m.opt.Variant == VariantThreeKernel
 	encode := encodeInScore && fused && shared <= int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
 	if !encode {
-		if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit, encodeQWorkgroup); err != nil {
+		if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit, cmp.Or(m.opt.ProjWorkgroup, encodeQWorkgroup)); err != nil {
 			return nil, err
 		}
 	}

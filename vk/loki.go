@@ -1,6 +1,10 @@
 package vk
 
-import "github.com/hata-go/hata/ref"
+import (
+	"cmp"
+
+	"github.com/hata-go/hata/ref"
+)
 
 // Loki is low-rank-key top-k attention on the GPU (the vk implementation of
 // ref.Loki). The basis P: [Hkv][D][D] (given, or fitted at Prefill on the
@@ -154,7 +158,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	rot, err := m.projQKernel("loki_rotate_q", s.g, m.channels, rotateQWorkgroup)
+	rot, err := m.projQKernel("loki_rotate_q", s.g, m.channels, cmp.Or(m.opt.ProjWorkgroup, rotateQWorkgroup))
 	if err != nil {
 		return nil, err
 	}

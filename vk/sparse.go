@@ -119,6 +119,12 @@ type SparseOptions struct {
 	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
 	// multiple of the largest subgroup size.
 	ScoreWorkgroup int
+	// ProjWorkgroup is the query projection's workgroup size (proj.glsl's
+	// 32 columns by WG/32 slices of D): hata_encode_q's for hata and lsh,
+	// loki_rotate_q's for loki; 0: 512 for the encode and 256 for the
+	// rotation (encodeQWorkgroup, rotateQWorkgroup). A power of two from 32
+	// to 1024, halved where the device's limits need it.
+	ProjWorkgroup int
 	// Merge chooses how the attention's S split partials are merged: in
 	// sparse_split's last workgroup of each row (MergeFold) or by
 	// sparse_merge in a dispatch of its own (MergeSeparate); the default,
@@ -525,6 +531,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	}
 	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
+	}
+	if w := o.ProjWorkgroup; w != 0 && (w < 32 || w > 1024 || w&(w-1) != 0) {
+		return nil, fmt.Errorf("vk %s: projection workgroup %d: want a power of two from 32 to 1024, or 0 for the default", name, w)
 	}
 	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() {
 		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan)

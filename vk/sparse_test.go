@@ -436,6 +436,10 @@ func TestSparseErrors(t *testing.T) {
 		_, err = ctx.SparseFactory(o)("hata", 2, 64, ref.Options{W: w})
 		wantErr(fmt.Sprintf("mode out of range %+v", o), err, "mode out of range")
 	}
+	for _, pw := range []int{-32, 16, 48, 2048} {
+		_, err = ctx.SparseFactory(SparseOptions{ProjWorkgroup: pw})("hata", 2, 64, ref.Options{W: w})
+		wantErr(fmt.Sprintf("projection workgroup %d", pw), err, fmt.Sprintf("projection workgroup %d", pw))
+	}
 	_, err = ctx.NewMethod("topk", 2, 6, ref.Options{})
 	wantErr("topk with D=6", err, "multiple of 4")
 	_, err = ctx.NewMethod("quest", 2, 64, ref.Options{PageSize: -1})

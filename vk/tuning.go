@@ -89,6 +89,11 @@ type Tuning struct {
 	// (PlanOff); 0 keeps the default, PlanAuto. The fused and threekernel
 	// variants of hata and lsh.
 	Plan int
+	// ProjWorkgroup is the query projection's workgroup size:
+	// SparseOptions.ProjWorkgroup (hata_encode_q, loki_rotate_q). hata and
+	// lsh but their twokernel, threekernel and onekernel variants (which
+	// encode inside another kernel), and loki.
+	ProjWorkgroup int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -127,6 +132,8 @@ var tuningKeys = []tuningKey{
 	{"lokif32", func(t *Tuning) *int { return &t.LokiF32 }, []string{"loki"}, nil},
 	{"plan", func(t *Tuning) *int { return &t.Plan }, []string{"hata", "lsh"},
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
+	{"projworkgroup", func(t *Tuning) *int { return &t.ProjWorkgroup }, []string{"hata", "lsh", "loki"},
+		[]string{"hata/twokernel", "hata/threekernel", "hata/onekernel", "lsh/twokernel", "lsh/threekernel", "lsh/onekernel"}},
 }
 
 // tuningChoices are the keys whose values choose among a few meanings, not
@@ -246,6 +253,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	if t.Plan != 0 {
 		o.SelectPlan = PlanMode(t.Plan)
 	}
+	o.ProjWorkgroup = cmp.Or(t.ProjWorkgroup, o.ProjWorkgroup)
 	return o
 }
 

@@ -52,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan"},
+		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan"},
-		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "plan"},
+		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup"},
+		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup"},
 		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan"},
 		"loki":             {"scoreworkgroup", "queuegroups", "plan"},
-		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan"},
+		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
@@ -246,6 +246,20 @@ func TestBenchMethodTuning(t *testing.T) {
 	}
 	if len(scoreSpec) == 0 || slices.ContainsFunc(scoreSpec, func(x uint32) bool { return x != uint32(swg) }) {
 		t.Errorf("hata with scoreworkgroup=%d: hata_score's workgroup (id 0) %v, want %d", swg, scoreSpec, swg)
+	}
+
+	// projworkgroup: the query projections' workgroup (id 0), HATA's encode
+	// and Loki's rotation.
+	for _, c := range []struct{ method, shader string }{{"hata", "hata_encode_q"}, {"loki", "loki_rotate_q"}} {
+		var spec []uint32
+		for k := range coreOf(build(c.method, Tuning{ProjWorkgroup: 64})).sets {
+			if k.k.spec.Shader == c.shader {
+				spec = append(spec, k.k.spec.Spec[0])
+			}
+		}
+		if len(spec) == 0 || slices.ContainsFunc(spec, func(x uint32) bool { return x != 64 }) {
+			t.Errorf("%s with projworkgroup=64: %s's workgroup (id 0) %v, want 64", c.method, c.shader, spec)
+		}
 	}
 
 	// sepmerge: sparse_split without its folded merge (FUSED, id 6) and a
