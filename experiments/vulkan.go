@@ -114,7 +114,8 @@ const l2Bytes = 128 << 20
 
 // Time implements Timer with GPU timestamps: the median over reps decode
 // steps (after a warm-up of at least 5 steps and 300 ms) of the kernel stages of one step, the upload
-// of q and the readback of the output left out; the stages are timed with a
+// of q (which ends with a compute kernel writing it, as a model's query
+// projection does: vk's queryUpload) and the readback of the output left out; the stages are timed with a
 // timestamp each, the total (Median) in another reps steps with timestamps
 // only around the span of kernels (vk.Context.SetSpanTiming), so the stages
 // may add up to more than the total. method may carry a variant,
