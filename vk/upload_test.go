@@ -3,8 +3,11 @@ package vk
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/hata-go/hata/ref"
 )
 
 // TestQueryUpload checks queryUpload: the host's bytes arrive in dst through
@@ -74,5 +77,42 @@ func TestQueryUpload(t *testing.T) {
 	}
 	if err := u.record(ctx, b, dev.Range(0, 32), host.Range(0, 16)); err == nil {
 		t.Error("16 bytes into 32: want an error")
+	}
+}
+
+// TestEveryMethodUploadsByKernel checks that every GPU method's decode step
+// writes its queries by a compute kernel (its queryUpload holds a set after
+// a step), so that no method's first kernel follows transfers alone, which
+// would time it differently from the others (BENCHMARKS.md, session 21).
+func TestEveryMethodUploadsByKernel(t *testing.T) {
+	ctx := device(t)
+	const b, hkv, hq, n, d = 1, 2, 4, 200, 64
+	q := make([]float32, b*hq*d)
+	for i := range q {
+		q[i] = RandomValue(9, uint32(i))
+	}
+	for _, name := range Methods {
+		m, err := ctx.BenchMethod(name, "", hkv, d, Tuning{})
+		if err != nil {
+			t.Fatalf("BenchMethod(%s): %v", name, err)
+		}
+		if err := m.(interface {
+			PrefillRandom(b, hkv, n, d int, seed uint32) error
+		}).PrefillRandom(b, hkv, n, d, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Decode(q, ref.Budget{K: 40}); err != nil {
+			t.Fatalf("%s: decode: %v", name, err)
+		}
+		var u *queryUpload
+		if dm, ok := m.(*Dense); ok {
+			u = &dm.qup
+		} else {
+			u = &coreOf(m).qup
+		}
+		if u.set == nil || u.dst.Size != uint64(4*len(q)) {
+			t.Errorf("%s: the step's queries were not written by the upload's kernel (set %v, %d bytes)", name, u.set != nil, u.dst.Size)
+		}
+		m.(io.Closer).Close()
 	}
 }
