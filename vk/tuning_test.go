@@ -102,6 +102,40 @@ func TestTuningKeys(t *testing.T) {
 	}
 }
 
+// The shape of benchStep: one batch row of 2 KV heads and 4 query heads,
+// 200 cached tokens of 64 dimensions.
+const benchB, benchHkv, benchHq, benchN, benchD = 1, 2, 4, 200, 64
+
+// benchQuery returns queries of benchStep's shape, RandomValue(seed, i).
+func benchQuery(seed uint32) []float32 {
+	q := make([]float32, benchB*benchHq*benchD)
+	for i := range q {
+		q[i] = RandomValue(seed, uint32(i))
+	}
+	return q
+}
+
+// benchStep returns method name as BenchMethod builds it with tuning tu,
+// prefilled with a random cache of its shape and stepped once with q and a
+// budget of 40 tokens; it is closed when the test ends.
+func benchStep(t *testing.T, ctx *Context, name string, tu Tuning, q []float32) ref.Method {
+	t.Helper()
+	m, err := ctx.BenchMethod(name, "", benchHkv, benchD, tu)
+	if err != nil {
+		t.Fatalf("BenchMethod(%s, %s): %v", name, tu, err)
+	}
+	t.Cleanup(func() { m.(io.Closer).Close() })
+	if err := m.(interface {
+		PrefillRandom(b, hkv, n, d int, seed uint32) error
+	}).PrefillRandom(benchB, benchHkv, benchN, benchD, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Decode(q, ref.Budget{K: 40}); err != nil {
+		t.Fatalf("%s with %s: decode: %v", name, tu, err)
+	}
+	return m
+}
+
 // TestBenchMethodTuning checks that BenchMethod's Tuning reaches the kernels:
 // dense's split count and dense_split's workgroup and tile; the top-k
 // attention's splits and tile, and the chunks of topk's score and select
@@ -109,28 +143,9 @@ func TestTuningKeys(t *testing.T) {
 // method does not use is refused.
 func TestBenchMethodTuning(t *testing.T) {
 	ctx := device(t)
-	const b, hkv, hq, n, d = 1, 2, 4, 200, 64
-	q := make([]float32, b*hq*d)
-	for i := range q {
-		q[i] = RandomValue(7, uint32(i))
-	}
-	build := func(name string, tu Tuning) ref.Method {
-		t.Helper()
-		m, err := ctx.BenchMethod(name, "", hkv, d, tu)
-		if err != nil {
-			t.Fatalf("BenchMethod(%s, %s): %v", name, tu, err)
-		}
-		t.Cleanup(func() { m.(io.Closer).Close() })
-		if err := m.(interface {
-			PrefillRandom(b, hkv, n, d int, seed uint32) error
-		}).PrefillRandom(b, hkv, n, d, 1); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Decode(q, ref.Budget{K: 40}); err != nil {
-			t.Fatalf("%s with %s: decode: %v", name, tu, err)
-		}
-		return m
-	}
+	const b, hkv, hq, d = benchB, benchHkv, benchHq, benchD
+	q := benchQuery(7)
+	build := func(name string, tu Tuning) ref.Method { t.Helper(); return benchStep(t, ctx, name, tu, q) }
 
 	// Dense: N=200 over 2 rows. By default S = min(the workgroups aimed
 	// at / 2, ceil(200/32) = 7): 3 to 7 on the devices here; the test

@@ -3,11 +3,8 @@ package vk
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/hata-go/hata/ref"
 )
 
 // TestQueryUpload checks queryUpload: the host's bytes arrive in dst through
@@ -86,24 +83,9 @@ func TestQueryUpload(t *testing.T) {
 // would time it differently from the others (BENCHMARKS.md, session 21).
 func TestEveryMethodUploadsByKernel(t *testing.T) {
 	ctx := device(t)
-	const b, hkv, hq, n, d = 1, 2, 4, 200, 64
-	q := make([]float32, b*hq*d)
-	for i := range q {
-		q[i] = RandomValue(9, uint32(i))
-	}
+	q := benchQuery(9)
 	for _, name := range Methods {
-		m, err := ctx.BenchMethod(name, "", hkv, d, Tuning{})
-		if err != nil {
-			t.Fatalf("BenchMethod(%s): %v", name, err)
-		}
-		if err := m.(interface {
-			PrefillRandom(b, hkv, n, d int, seed uint32) error
-		}).PrefillRandom(b, hkv, n, d, 1); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Decode(q, ref.Budget{K: 40}); err != nil {
-			t.Fatalf("%s: decode: %v", name, err)
-		}
+		m := benchStep(t, ctx, name, Tuning{}, q)
 		var u *queryUpload
 		if dm, ok := m.(*Dense); ok {
 			u = &dm.qup
@@ -113,6 +95,5 @@ func TestEveryMethodUploadsByKernel(t *testing.T) {
 		if u.set == nil || u.dst.Size != uint64(4*len(q)) {
 			t.Errorf("%s: the step's queries were not written by the upload's kernel (set %v, %d bytes)", name, u.set != nil, u.dst.Size)
 		}
-		m.(io.Closer).Close()
 	}
 }
