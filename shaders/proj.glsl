@@ -98,17 +98,28 @@ shared float sh_red[DS * G * CB];
 shared uint sh_code[G];
 #endif
 
+// With TRACE (hata_encode_q_trace.comp) lane 0 of every workgroup reads the
+// device clock at its start, once q is in shared memory, once the slices'
+// sums are, and at its end (vk's EncodeTracePhases), into
+//	3 trace [vectors/G][blocks][TRACE_POINTS] uint (trace.glsl)
+#define TRACE_BINDING 3
+#define TRACE_POINTS 4
+#define TRACE_WG (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x)
+#include "trace.glsl"
+
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
     const uint lane = li % CB, slice = li / CB;
     const uint j = gl_WorkGroupID.x * CB + lane;
     const uint head = row % pc.hkv;
+    TRACE_AT(0)
     for (uint e = li; e < G * D; e += WG) sh_q[e] = x_[row * G * D + e];
 #if defined(PROJ_BITS)
     if (li < G) sh_code[li] = 0;
 #endif
     barrier();
+    TRACE_AT(1)
     float acc[G];
     [[unroll]] for (uint g = 0; g < G; g++) acc[g] = 0.0;
     if (j < NCOL) {
@@ -126,6 +137,7 @@ void main() {
     }
     [[unroll]] for (uint g = 0; g < G; g++) sh_red[(slice * G + g) * CB + lane] = acc[g];
     barrier();
+    TRACE_AT(2)
     if (slice == 0) {
         [[unroll]] for (uint g = 0; g < G; g++) {
             float p = 0.0;
@@ -141,6 +153,7 @@ void main() {
     barrier();
     if (li < G && gl_WorkGroupID.x < pc.ostride) out_[(row * G + li) * pc.ostride + gl_WorkGroupID.x] = sh_code[li];
 #endif
+    TRACE_AT(3)
 }
 #else
 shared float sh_x[VPW * D];

@@ -106,10 +106,11 @@
 // each run of consecutive kernel stages as one span under its first stage's
 // name, which is how a benchmark times a step's total. Inside a kernel,
 // SparseOptions.Trace builds the sparse attention, the select's write and
-// HATA's score kernel with a read of the device clock (VK_KHR_shader_clock,
-// enabled wherever the device has it) at each phase of every workgroup;
-// AttentionTrace, SelectTrace, HATA.ScoreTrace (Traces for all) and
-// KernelTrace.Summary say where the workgroups spent their time.
+// HATA's encode and score kernels with a read of the device clock
+// (VK_KHR_shader_clock, enabled wherever the device has it) at each phase of
+// every workgroup; AttentionTrace, SelectTrace, HATA.EncodeTrace,
+// HATA.ScoreTrace (Traces for all) and KernelTrace.Summary say where the
+// workgroups spent their time.
 //
 // # cgo
 //

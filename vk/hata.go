@@ -65,7 +65,8 @@ type HATA struct {
 	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
 	lastHq int
 
-	lastScoreTrace Range // the last recorded step's hata_score trace (ScoreTrace), or empty
+	lastScoreTrace  Range // the last recorded step's hata_score trace (ScoreTrace), or empty
+	lastEncodeTrace Range // the last recorded step's hata_encode_q trace (EncodeTrace), or empty
 }
 
 var (
@@ -219,6 +220,7 @@ type hataStep struct {
 	key16         bool
 	scoreChunk    int
 	trace         Range // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
+	encodeTrace   Range // SparseOptions.Trace: hata_encode_q's [rows][words][encodeTracePoints], else empty
 }
 
 // prepare sizes and builds everything one decode step with budget k needs.
@@ -265,7 +267,14 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	encodeInScore := m.opt.Variant == VariantTwoKernel || m.opt.Variant == VariantThreeKernel
 	encode := encodeInScore && fused && shared <= int(m.ctx.Info.Limits.MaxComputeSharedMemorySize)
 	if !encode {
-		if h.encode, err = m.projQKernel("hata_encode_q", g, m.w.Rbit, cmp.Or(m.opt.ProjWorkgroup, encodeQWorkgroup)); err != nil {
+		encodeShader, encodeBindings := "hata_encode_q", 3
+		if m.opt.Trace { // its entry point with the clock readings, and their buffer
+			encodeShader, encodeBindings = "hata_encode_q_trace", 4
+			if h.encodeTrace, err = m.traceBuffer("encode trace", s.rows*m.ws, encodeTracePoints); err != nil {
+				return nil, err
+			}
+		}
+		if h.encode, err = m.projQKernel(encodeShader, encodeBindings, g, m.w.Rbit, cmp.Or(m.opt.ProjWorkgroup, encodeQWorkgroup)); err != nil {
 			return nil, err
 		}
 	}
@@ -319,12 +328,17 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 // recordScores records "encode" (unless hata_score encodes) and "score".
 // zeroed: the histograms were cleared in the upload stage (stepPlan.zero).
 func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
+	m.lastEncodeTrace = h.encodeTrace // empty where nothing traces the encode
 	if h.encode != nil {
 		b.Stage("encode")
 		if !zeroed {
 			h.sel.zeroHist(b)
 		}
-		eset, err := m.set(h.encode, h.q, m.wbuf.Whole(), h.qcodes)
+		ebufs := []Range{h.q, m.wbuf.Whole(), h.qcodes}
+		if h.encodeTrace.Buf != nil {
+			ebufs = append(ebufs, h.encodeTrace)
+		}
+		eset, err := m.set(h.encode, ebufs...)
 		if err != nil {
 			return err
 		}
@@ -369,7 +383,7 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	m.lastHq = h.hq
 	p := &stepPlan{
 		s:      h.step,
-		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace},
+		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace, h.encodeTrace},
 		gather: m.opt.Variant == VariantNaive,
 		zero:   []Range{h.sel.zeroRange()},
 		rec: func(b *Batch) error {

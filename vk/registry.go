@@ -20,6 +20,7 @@ var pushStructs = map[string]any{
 
 	// The top-k methods (sparse*.go, hata.go, topk.go, loki.go, quest.go).
 	"hata_encode_q":           projPush{},
+	"hata_encode_q_trace":     projPush{},
 	"hata_encode_k_f32":       projPush{},
 	"hata_encode_k_f16":       projPush{},
 	"loki_rotate_q":           projPush{},

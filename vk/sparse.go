@@ -133,10 +133,11 @@ type SparseOptions struct {
 	// naive one (always separate) ignore it.
 	Merge MergeMode
 	// Trace, for benchmarks, builds sparse_split, the select's write kernel
-	// (select_write, select_groups or select_rows) and HATA's hata_score
-	// with a read of the device clock at each phase of every workgroup (the
-	// *_trace entry points), so that AttentionTrace, SelectTrace,
-	// HATA.ScoreTrace and Traces can say where those kernels' time goes. It needs
+	// (select_write, select_groups or select_rows) and HATA's hata_encode_q
+	// and hata_score with a read of the device clock at each phase of every
+	// workgroup (the *_trace entry points), so that AttentionTrace,
+	// SelectTrace, HATA.EncodeTrace, HATA.ScoreTrace and Traces can say where
+	// those kernels' time goes. It needs
 	// DeviceInfo.ShaderClock; the variants whose own kernel attends
 	// (twokernel, onekernel) are not traced.
 	Trace bool
@@ -304,15 +305,16 @@ const (
 	rotateQWorkgroup = 256
 )
 
-// projQKernel returns the query projection (hata_encode_q or loki_rotate_q)
-// for group size g and ncol columns with wg lanes (encodeQWorkgroup or
-// rotateQWorkgroup), or fewer where the device needs (projQWorkgroup).
-func (c *sparseCore) projQKernel(shader string, g, ncol, wg int) (*Kernel, error) {
+// projQKernel returns the query projection (hata_encode_q, its _trace entry
+// point with a fourth binding, or loki_rotate_q) for group size g and ncol
+// columns with wg lanes (encodeQWorkgroup or rotateQWorkgroup), or fewer
+// where the device needs (projQWorkgroup).
+func (c *sparseCore) projQKernel(shader string, bindings, g, ncol, wg int) (*Kernel, error) {
 	wg, err := projQWorkgroup(c.ctx.Info.Limits, wg, g, c.d)
 	if err != nil {
 		return nil, c.errorf("%s: %v", shader, err)
 	}
-	return c.kernel(shader, 3, projPush{}, uint32(wg), uint32(c.d), uint32(ncol), uint32(g))
+	return c.kernel(shader, bindings, projPush{}, uint32(wg), uint32(c.d), uint32(ncol), uint32(g))
 }
 
 // projQWorkgroup returns the lanes of the query projection: want, halved

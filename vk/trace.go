@@ -10,12 +10,14 @@ import (
 // tracePoints is the clock readings of one traced sparse_split workgroup
 // (sparse_split.glsl's TRACE_POINTS); scoreTracePoints of one traced
 // hata_score workgroup (hata_score.glsl's); denseTracePoints of one traced
-// dense_split workgroup (dense_split.glsl's).
+// dense_split workgroup (dense_split.glsl's); encodeTracePoints of one
+// traced hata_encode_q workgroup (proj.glsl's).
 const (
 	tracePoints       = 5
 	denseTracePoints  = 5
 	scoreTracePoints  = 4
 	selectTracePoints = 4 // select.glsl's, of select_write, select_groups and select_rows
+	encodeTracePoints = 4
 )
 
 // TracePhases names the phases of a traced sparse_split workgroup, between
@@ -32,6 +34,12 @@ var TracePhases = []string{"indices", "list", "merge", "fold"}
 // row's last ("fold"; the fence and counter only, otherwise, and nothing
 // when merged by dense_merge).
 var DenseTracePhases = []string{"first tile", "tiles", "merge", "fold"}
+
+// EncodeTracePhases names the phases of a traced hata_encode_q workgroup
+// (one code word of a row's G query heads): its queries loaded into shared
+// memory ("query"), its W loads and its slices' sums ("sums"), and the
+// slices added, the bits set and the code stored ("code").
+var EncodeTracePhases = []string{"query", "sums", "code"}
 
 // ScoreTracePhases names the phases of a traced hata_score workgroup: its
 // query codes requested (or encoded) and its histogram cleared ("query"),
@@ -114,9 +122,26 @@ func (m *HATA) ScoreTrace() (KernelTrace, error) {
 	return m.readTrace("ScoreTrace", "hata_score", ScoreTracePhases, m.lastScoreTrace)
 }
 
-// Traces returns the clock readings of the last step's hata_score, then the
-// select's write and the attention (sparseCore.Traces).
+// EncodeTrace returns the clock readings of the last step's hata_encode_q.
+// It fails unless the method was built with SparseOptions.Trace and has run
+// a step of a variant with that dispatch (fused or naive) since its last
+// prefill.
+func (m *HATA) EncodeTrace() (KernelTrace, error) {
+	return m.readTrace("EncodeTrace", "hata_encode_q", EncodeTracePhases, m.lastEncodeTrace)
+}
+
+// Traces returns the clock readings of the last step's hata_encode_q (where
+// it ran), hata_score, then the select's write and the attention
+// (sparseCore.Traces).
 func (m *HATA) Traces() ([]KernelTrace, error) {
+	var out []KernelTrace
+	if m.lastEncodeTrace.Buf != nil {
+		et, err := m.EncodeTrace()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, et)
+	}
 	st, err := m.ScoreTrace()
 	if err != nil {
 		return nil, err
@@ -125,7 +150,7 @@ func (m *HATA) Traces() ([]KernelTrace, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([]KernelTrace{st}, rest...), nil
+	return append(append(out, st), rest...), nil
 }
 
 // traceBuffer returns the trace buffer named what of a traced kernel

@@ -17,7 +17,8 @@ import (
 // buffer wrote its clock readings in order (the trace is poisoned before the
 // step when validating, and Summary refuses a workgroup whose readings stand
 // still), for the fused and the naive chain and both merges, the attention's,
-// hata_score's and the select write's (ScoreTrace, SelectTrace, Traces); and
+// hata_encode_q's, hata_score's and the select write's (EncodeTrace,
+// ScoreTrace, SelectTrace, Traces); and
 // that an untraced method refuses to report.
 func TestAttentionTrace(t *testing.T) {
 	ctx := clockDevice(t)
@@ -53,6 +54,9 @@ func TestAttentionTrace(t *testing.T) {
 		if _, err := m.ScoreTrace(); err == nil {
 			t.Errorf("%+v: ScoreTrace before any step: no error", o)
 		}
+		if _, err := m.EncodeTrace(); err == nil {
+			t.Errorf("%+v: EncodeTrace before any step: no error", o)
+		}
 		if _, err := m.SelectTrace(); err == nil {
 			t.Errorf("%+v: SelectTrace before any step: no error", o)
 		}
@@ -76,9 +80,19 @@ func TestAttentionTrace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(trs) != 3 || trs[0].Kernel != "hata_score" || trs[1].Kernel != "select" || trs[2].Kernel != "sparse_split" {
-			t.Fatalf("%+v: Traces = %d traces, want hata_score, select, sparse_split", o, len(trs))
+		if len(trs) != 4 || trs[0].Kernel != "hata_encode_q" || trs[1].Kernel != "hata_score" || trs[2].Kernel != "select" || trs[3].Kernel != "sparse_split" {
+			t.Fatalf("%+v: Traces = %d traces, want hata_encode_q, hata_score, select, sparse_split", o, len(trs))
 		}
+		et := trs[0]
+		if rows := s.B * s.Hkv; len(et.Points) != rows*m.ws {
+			t.Errorf("%+v: %d traced encode workgroups, want %d rows x %d code words", o, len(et.Points), rows, m.ws)
+		}
+		if es, err := et.Summary(); err != nil || len(es.Median) != len(EncodeTracePhases) || es.Span <= 0 {
+			t.Errorf("%+v: encode trace summary %+v: %v", o, es, err)
+		} else {
+			t.Logf("%+v: hata_encode_q %s", o, es)
+		}
+		trs = trs[1:]
 		sel := trs[1]
 		if rows := s.B * s.Hkv; len(sel.Points) == 0 || len(sel.Points)%rows != 0 {
 			t.Errorf("%+v: %d traced select workgroups, want a positive multiple of %d rows", o, len(sel.Points), rows)
