@@ -99,15 +99,24 @@ func (c *sparseCore) SelectTrace() (KernelTrace, error) {
 // Traces returns the clock readings of every traced kernel of the last step:
 // the select's write (when it ran on the GPU) and the attention.
 func (c *sparseCore) Traces() ([]KernelTrace, error) {
-	var out []KernelTrace
-	if c.lastSelectTrace.Buf != nil {
-		t, err := c.SelectTrace()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
+	out, err := appendTrace(nil, c.lastSelectTrace, c.SelectTrace)
+	if err != nil {
+		return nil, err
 	}
 	t, err := c.AttentionTrace()
+	if err != nil {
+		return nil, err
+	}
+	return append(out, t), nil
+}
+
+// appendTrace appends to out the trace get reads, where r, its buffer, was
+// bound by the last step (r.Buf not nil; get's error otherwise names why).
+func appendTrace(out []KernelTrace, r Range, get func() (KernelTrace, error)) ([]KernelTrace, error) {
+	if r.Buf == nil {
+		return out, nil
+	}
+	t, err := get()
 	if err != nil {
 		return nil, err
 	}
@@ -134,13 +143,9 @@ func (m *HATA) EncodeTrace() (KernelTrace, error) {
 // it ran), hata_score, then the select's write and the attention
 // (sparseCore.Traces).
 func (m *HATA) Traces() ([]KernelTrace, error) {
-	var out []KernelTrace
-	if m.lastEncodeTrace.Buf != nil {
-		et, err := m.EncodeTrace()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, et)
+	out, err := appendTrace(nil, m.lastEncodeTrace, m.EncodeTrace)
+	if err != nil {
+		return nil, err
 	}
 	st, err := m.ScoreTrace()
 	if err != nil {
