@@ -114,6 +114,7 @@ shared uint sh_hist[NB];
 shared bool sh_last; // PLAN: this workgroup finished its row last
 #include "wg_scan.glsl"    // sh_sg (CUM's scan), find_bin_at (PLAN)
 #include "select_plan.glsl"
+#include "last_workgroup.glsl" // LAST_OF (PLAN)
 
 // ENCODE: the column space is the padded code, NCOLP = 128*WV columns (bits
 // past rbit stay 0); the WG lanes split it into SL slices of D so that every
@@ -174,15 +175,8 @@ void encode_query(uint row, uint li) {
 void write_plan(uint row, uint li) {
     const uint rows = gl_NumWorkGroups.y, nch = gl_NumWorkGroups.x;
     const uint pb = plan_base(rows, nch, NB);
-    // The workgroup's hist and cum writes happen before lane 0's release on
-    // the counter, and the last workgroup's lanes read the others' after its
-    // acquire: one device-scope fence for the workgroup instead of one per
-    // lane (memoryBarrierBuffer), 0.4-1.0 us less where the plan runs on the
-    // H200 (run 233, BENCHMARKS.md session 19).
-    controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
-    if (li == 0) sh_last = atomicAdd(hist[plan_ctr(pb, row)], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquireRelease) == nch - 1;
-    controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
-    if (!sh_last) return; // uniform over the workgroup
+    LAST_OF(hist[plan_ctr(pb, row)], nch) // the hist and cum writes released
+    if (!sh_last) return;                   // uniform over the workgroup
     uvec2 f = uvec2(0, pc.kk);
     if (pc.kk > 0) f = find_bin_at(row * NB, NB, pc.kk);
     const uint T = f.x, r = pc.kk - f.y;

@@ -115,6 +115,7 @@ const uint TV = TILE * G;
 const uint RS_LANES = TPT;
 const uint RS_VALUES = TV;
 #include "reduce_scatter.glsl"
+#include "last_workgroup.glsl" // LAST_OF (split_fold)
 const uint RH = RS_RH;  // values a lane holds after the reduce-scatter
 const uint SH = RS_SH;  // slot-lane bits below the halving ones
 
@@ -358,13 +359,7 @@ void split_fold(const uint row, const uint qrow) {
     const uint li = gl_LocalInvocationIndex;
     const uint WG = gl_WorkGroupSize.x;
     const uint S = pc.splits;
-    // The workgroup's po, pml writes happen before lane 0's release on the
-    // counter, and the last workgroup's lanes read the others' after its
-    // acquire: one device-scope fence for the workgroup instead of one per
-    // lane (hata_score.glsl's write_plan does the same).
-    controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
-    if (li == 0) sh_last = atomicAdd(cnt[row], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer, gl_SemanticsAcquireRelease) == S - 1;
-    controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared, gl_SemanticsAcquireRelease);
+    LAST_OF(cnt[row], S) // the po, pml writes released
     if (!sh_last) return; // uniform over the workgroup
     if (li == 0) cnt[row] = 0;
 
