@@ -47,7 +47,6 @@ type Batch struct {
 	second  bool // submitted to the context's second queue (QueueOverlap)
 	levels  int  // Timings.Levels of what is recorded (and, until the next Begin, submitted)
 	level   bool // a dispatch was recorded since the last barrier (it opened a level)
-	host    bool // the open stage is a host stage (hostStages): its dispatches open no level
 }
 
 // hostStages are the stages that move data between the host and the device
@@ -169,7 +168,7 @@ func (b *Batch) Begin() error {
 		vulkan.EndCommandBuffer(b.cb)
 	}
 	b.open, b.err, b.stages, b.bound, b.inSpan = false, nil, b.stages[:0], nil, false
-	b.levels, b.level, b.host = 0, false, false
+	b.levels, b.level = 0, false
 	if err := vkc.Check("vkResetCommandBuffer", int32(vulkan.ResetCommandBuffer(b.cb, 0))); err != nil {
 		return err
 	}
@@ -208,7 +207,7 @@ func (b *Batch) Stage(name string) {
 	if b.inSpan && !host && b.ctx.spanTiming.Load() {
 		return // the open kernel stage's timestamp spans this one too
 	}
-	b.inSpan, b.host = !host, host
+	b.inSpan = !host
 	if len(b.stages) == maxStages {
 		b.fail("more than %d stages", maxStages)
 		return
@@ -217,6 +216,14 @@ func (b *Batch) Stage(name string) {
 		vulkan.CmdWriteTimestamp(b.cb, vulkan.PipelineStageBottomOfPipeBit, b.queries, uint32(len(b.stages)))
 	}
 	b.stages = append(b.stages, name)
+}
+
+// inHostStage reports whether the open stage is a host stage (hostStages):
+// the last one Stage recorded, since a host stage is always recorded and a
+// kernel stage that span timing folds into the one before it follows a
+// kernel stage.
+func (b *Batch) inHostStage() bool {
+	return len(b.stages) > 0 && hostStages[b.stages[len(b.stages)-1]]
 }
 
 // Dispatch records k over x*y*z workgroups with set bound and push as its push
@@ -252,7 +259,7 @@ func (b *Batch) Dispatch(k *Kernel, set *Set, push any, x, y, z uint32) {
 		vulkan.CmdPushConstants(b.cb, k.layout, vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit), 0, k.pushSize, p.UnsafePointer())
 	}
 	vulkan.CmdDispatch(b.cb, x, y, z)
-	if !b.level && !b.host {
+	if !b.level && !b.inHostStage() { // a host stage's dispatches open no level
 		b.levels++
 		b.level = true
 	}
