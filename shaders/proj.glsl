@@ -138,16 +138,24 @@ void main() {
     [[unroll]] for (uint g = 0; g < G; g++) sh_red[(slice * G + g) * CB + lane] = acc[g];
     barrier();
     TRACE_AT(2)
-    if (slice == 0) {
-        [[unroll]] for (uint g = 0; g < G; g++) {
-            float p = 0.0;
-            for (uint sl = 0; sl < DS; sl++) p += sh_red[(sl * G + g) * CB + lane];
+    // The slices' partial sums added pairwise, every lane taking part: the
+    // round with n slices left adds slice s + n/2 into slice s (s < n/2),
+    // down to two, whose sum is the last step's. (Adding the DS slices one
+    // after another in one lane was a chain of DS*G dependent shared loads:
+    // 64 at 512 lanes, about 1 us.)
+    const uint O = G * CB; // outputs of the workgroup, [G][CB]
+    for (uint n = DS; n > 2; n /= 2) {
+        for (uint e = li; e < (n / 2) * O; e += WG) sh_red[e] += sh_red[e + (n / 2) * O];
+        barrier();
+    }
+    for (uint e = li; e < O; e += WG) {
+        const uint g = e / CB, jo = gl_WorkGroupID.x * CB + e % CB;
+        const float p = DS > 1 ? sh_red[e] + sh_red[e + O] : sh_red[e];
 #if defined(PROJ_BITS)
-            if (j < NCOL && p > 0.0) atomicOr(sh_code[g], 1u << lane);
+        if (jo < NCOL && p > 0.0) atomicOr(sh_code[g], 1u << (e % CB));
 #else
-            if (j < pc.ostride) out_[(row * G + g) * pc.ostride + j] = j < NCOL ? p : 0.0;
+        if (jo < pc.ostride) out_[(row * G + g) * pc.ostride + jo] = jo < NCOL ? p : 0.0;
 #endif
-        }
     }
 #if defined(PROJ_BITS)
     barrier();

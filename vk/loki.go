@@ -158,7 +158,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	rot, err := m.projQKernel("loki_rotate_q", 3, s.g, m.channels, cmp.Or(m.opt.ProjWorkgroup, rotateQWorkgroup))
+	rot, err := m.projQKernel("loki_rotate_q", 3, s.g, m.channels, cmp.Or(m.opt.ProjWorkgroup, projQWorkgroupDefault))
 	if err != nil {
 		return nil, err
 	}

@@ -121,9 +121,8 @@ type SparseOptions struct {
 	ScoreWorkgroup int
 	// ProjWorkgroup is the query projection's workgroup size (proj.glsl's
 	// 32 columns by WG/32 slices of D): hata_encode_q's for hata and lsh,
-	// loki_rotate_q's for loki; 0: 512 for the encode and 256 for the
-	// rotation (encodeQWorkgroup, rotateQWorkgroup). A power of two from 32
-	// to 1024, halved where the device's limits need it.
+	// loki_rotate_q's for loki; 0: 512 (projQWorkgroupDefault). A power of
+	// two from 32 to 1024, halved where the device's limits need it.
 	ProjWorkgroup int
 	// Merge chooses how the attention's S split partials are merged: in
 	// sparse_split's last workgroup of each row (MergeFold) or by
@@ -294,20 +293,19 @@ const (
 	maxSplitLen          = 1024 // entries per split of sparse_split (MAXLEN)
 )
 
-// The query projection's workgroup sizes (proj.glsl's PROJ_Q: 32 columns,
-// WG/32 slices of D): HATA's encode takes 512 lanes (16 slices, 8 of W's rows
-// a lane), which on the H200 made B1/256K's step 0.6-1.3 us shorter than 256
-// lanes and left the other target shapes within 0.3 us, where 128, 64 and
-// 1024 lanes were slower (runs 251-252, BENCHMARKS.md session 21); Loki's
-// rotation keeps 256 (512 was not measured for it).
-const (
-	encodeQWorkgroup = 512
-	rotateQWorkgroup = 256
-)
+// projQWorkgroupDefault is the query projection's workgroup size (proj.glsl's
+// PROJ_Q: 32 columns, WG/32 slices of D), HATA's encode's and Loki's
+// rotation's: 512 lanes (16 slices, 8 of W's rows a lane). On the H200 it
+// made HATA's B1/256K step 0.6-1.3 us shorter than 256 lanes and left the
+// other target shapes within 0.3 us, where 128, 64 and 1024 lanes were slower
+// (runs 251-252, session 21); with the slices added pairwise (session 22, run
+// 255) Loki's rotation at 512 lanes took 0.7-0.9 us less than at 256 and its
+// steps 0.6-1.0 us less at B1/256K and B8/32K (BENCHMARKS.md).
+const projQWorkgroupDefault = 512
 
 // projQKernel returns the query projection (hata_encode_q, its _trace entry
 // point with a fourth binding, or loki_rotate_q) for group size g and ncol
-// columns with wg lanes (encodeQWorkgroup or rotateQWorkgroup), or fewer
+// columns with wg lanes (projQWorkgroupDefault or the option's), or fewer
 // where the device needs (projQWorkgroup).
 func (c *sparseCore) projQKernel(shader string, bindings, g, ncol, wg int) (*Kernel, error) {
 	wg, err := projQWorkgroup(c.ctx.Info.Limits, wg, g, c.d)

@@ -27,6 +27,11 @@ const envLarge = "HATA_VK_LARGE"
 // (RowSelectOn is an error past that, TestRowsKeysPerLane), so it runs
 // the small shapes only: the large shape's rows have 32779 tokens. Quest's
 // pages of that shape go through select_rows in f32 and f16 (RowSelectAuto).
+//
+// The proj cases run the query projection (HATA's encode, Loki's rotation)
+// with every form of its sum over slices of D (proj.glsl): one slice (32
+// lanes), two added in the last step (64), and the pairwise rounds down to
+// two (1024, or as many as the device allows; the default 512 is the rest).
 func TestSparseAcceptance(t *testing.T) {
 	ctx := device(t)
 	large := os.Getenv(envLarge) == "1"
@@ -47,6 +52,9 @@ func TestSparseAcceptance(t *testing.T) {
 		{"f16-onekernel", SparseOptions{Storage: F16, Variant: VariantOneKernel}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f32-onekernel", SparseOptions{Variant: VariantOneKernel}, []string{"hata"}, []int{64}},
 		{"f32-naive", SparseOptions{Variant: VariantNaive}, []string{"hata"}, []int{64}},
+		{"f32-proj32", SparseOptions{ProjWorkgroup: 32}, []string{"hata", "loki"}, []int{64}},
+		{"f16-proj64", SparseOptions{Storage: F16, ProjWorkgroup: 64}, []string{"hata", "loki"}, []int{128}},
+		{"f32-proj1024", SparseOptions{ProjWorkgroup: 1024}, []string{"hata", "loki"}, []int{64, 128}},
 	} {
 		c.opt.LokiF32Keys = true
 		t.Run(c.name, func(t *testing.T) {

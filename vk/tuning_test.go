@@ -467,11 +467,12 @@ func TestHATAScoreChunk(t *testing.T) {
 	}
 }
 
-// TestProjQWorkgroup pins the query projection's lanes: HATA's encode 512
-// and Loki's rotation 256 where the device allows them (the H200's limits),
-// halved to the device's workgroup size, its invocations or its shared
-// memory, and an error where even 32 lanes' shared memory does not fit; and
-// that HATA's encode kernel is built with them.
+// TestProjQWorkgroup pins the query projection's lanes (HATA's encode and
+// Loki's rotation): 512 by default, or the count asked, where the device
+// allows it (the H200's limits), halved to the device's workgroup size, its
+// invocations or its shared memory, and an error where even 32 lanes'
+// shared memory does not fit; and that HATA's encode kernel is built with
+// them.
 func TestProjQWorkgroup(t *testing.T) {
 	h200 := Limits{MaxComputeSharedMemorySize: 48 << 10, MaxComputeWorkGroupSize: [3]uint32{1024, 1024, 64}, MaxComputeWorkGroupInvocations: 1024}
 	small := h200
@@ -486,12 +487,12 @@ func TestProjQWorkgroup(t *testing.T) {
 		want, g, d int
 		wg         int // 0: an error
 	}{
-		{"hata, H200", h200, encodeQWorkgroup, 4, 128, 512},
-		{"loki, H200", h200, rotateQWorkgroup, 4, 128, 256},
-		{"256 invocations", small, encodeQWorkgroup, 4, 128, 256},
-		{"a workgroup of 128", narrow, encodeQWorkgroup, 4, 128, 128},
-		{"8 KiB of shared memory", tight, encodeQWorkgroup, 4, 128, 256},
-		{"nothing fits", tight, encodeQWorkgroup, 16, 128, 0},
+		{"H200", h200, projQWorkgroupDefault, 4, 128, 512},
+		{"H200, 256 asked", h200, 256, 4, 128, 256},
+		{"256 invocations", small, projQWorkgroupDefault, 4, 128, 256},
+		{"a workgroup of 128", narrow, projQWorkgroupDefault, 4, 128, 128},
+		{"8 KiB of shared memory", tight, projQWorkgroupDefault, 4, 128, 256},
+		{"nothing fits", tight, projQWorkgroupDefault, 16, 128, 0},
 	} {
 		wg, err := projQWorkgroup(c.lim, c.want, c.g, c.d)
 		if c.wg == 0 {
@@ -510,7 +511,7 @@ func TestProjQWorkgroup(t *testing.T) {
 	m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16}, kv)
 	defer m.Close()
 	stepHATA(t, rng, "encode workgroup", kv, s.Hq, ref.Budget{K: 140}, want, m)
-	wg, err := projQWorkgroup(ctx.Info.Limits, encodeQWorkgroup, s.Hq/s.Hkv, s.D)
+	wg, err := projQWorkgroup(ctx.Info.Limits, projQWorkgroupDefault, s.Hq/s.Hkv, s.D)
 	if err != nil {
 		t.Fatal(err)
 	}
