@@ -42,9 +42,9 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=2,targetworkgroups=528'
   echo "sweep exit $?"
   # The baselines' options (session 8): Loki's float32 rotated keys and its
-  # rotation with 512 lanes (session 21, not yet measured), the
+  # rotation with 256 lanes (512 since session 22), the
   # float-score select by a workgroup per row or by radix passes, traced.
-  timeout ${SWEEP_S:-60} bin/hata bench -method loki -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;lokif32=1;projworkgroup=512'
+  timeout ${SWEEP_S:-60} bin/hata bench -method loki -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;lokif32=1;projworkgroup=256'
   echo "sweep exit $?"
   timeout ${SWEEP_S:-60} bin/hata bench -method quest,topk -b 1,8 -n 32768,262144 -reps 50 -opt '-;rowselect=2;trace=1'
   echo "sweep exit $?"
