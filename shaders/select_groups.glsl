@@ -19,14 +19,26 @@ const uint TPL = PER;     // tokens per lane per tile (select.glsl's PER): 8 to 
 const uint GPL = TPL / 8; // groups of 8 tokens per lane
 
 // group_marks returns span_marks' (u, e) of the 8 tokens from gs, their keys
-// packed in v, as bits 0-7.
+// packed in v, as bits 0-7. Keys and T are below 2^15 (HATA's scores: at most
+// G*rbit < maxDirectBins; padding keys 0xffff), so a word's two keys are
+// compared at once: with bit 15 of each half set, (v | H) - T2 leaves bit 15
+// of a half clear exactly where its key < T (no borrow crosses the halves,
+// as T <= 0x7fff), and with e = v ^ T2, ((e & ~H) + ~H) | e sets bit 15 of
+// every half whose key != T. Word w's two flags, at bits 15 and 31, are
+// shifted to bits 2w and 16 + 2w, and the last step moves the second key's
+// to 2w + 1. (Against two compares a key, the select stage took 0.4 us less
+// on the H200 at B8/128K and B8/256K and the same elsewhere: run 261,
+// BENCHMARKS.md session 22.)
 uvec2 group_marks(uint gs, uint c1, uvec4 v, uint T) {
-    uvec2 ue = uvec2(0);
+    const uint H = 0x80008000u, T2 = T | T << 16;
+    uint lt = 0, ne = 0;
     [[unroll]] for (uint w = 0; w < 4; w++) {
-        const uint lo = v[w] & 0xffffu, hi = v[w] >> 16;
-        ue.x |= ((lo < T ? 1u : 0u) | (hi < T ? 2u : 0u)) << (2 * w);
-        ue.y |= ((lo == T ? 1u : 0u) | (hi == T ? 2u : 0u)) << (2 * w);
+        lt |= (~((v[w] | H) - T2) & H) >> (15 - 2 * w);
+        const uint e = v[w] ^ T2;
+        ne |= ((((e & ~H) + ~H) | e) & H) >> (15 - 2 * w);
     }
+    const uint eq = ~ne & 0x00550055u;
+    const uvec2 ue = uvec2((lt & 0x55u) | ((lt >> 15) & 0xaau), (eq & 0x55u) | ((eq >> 15) & 0xaau));
     return span_marks(gs, 8, c1, ue);
 }
 
