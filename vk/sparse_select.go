@@ -9,8 +9,12 @@ import (
 // shared histogram must fit in 16 KiB, the Vulkan minimum of shared memory.
 // HATA's scores need G*rbit + 1 bins (513 at G = 4, rbit = 128); wider key
 // ranges go through radix passes (select.glsl: 8-bit digits for uint16 keys,
-// 11, 11 and 10 bits for uint32 keys).
+// 11, 11 and 10 bits for uint32 keys). select_groups, which runs only after
+// a one-pass histogram, compares two uint16 keys at once and needs them and
+// the threshold below 2^15: the constant below does not compile otherwise.
 const maxDirectBins = 4096
+
+const _ = uint(1<<15 - maxDirectBins) // select_groups' marks: keys < 2^15
 
 // selectGroups returns the 8-token groups per lane (select_groups.glsl's
 // GPL, its PER / 8) with which the fused select takes a chunk of chunk tokens
