@@ -300,7 +300,7 @@ const (
 // other target shapes within 0.3 us, where 128, 64 and 1024 lanes were slower
 // (runs 251-252, session 21); with the slices added pairwise (session 22, run
 // 255) Loki's rotation at 512 lanes took 0.7-0.9 us less than at 256 and its
-// steps 0.6-1.0 us less at B1/256K and B8/32K (BENCHMARKS.md).
+// steps 0.6-1.4 us less at B1/256K and B8/32K (BENCHMARKS.md).
 const projQWorkgroupDefault = 512
 
 // projQKernel returns the query projection (hata_encode_q, its _trace entry

@@ -31,7 +31,8 @@ const envLarge = "HATA_VK_LARGE"
 // The proj cases run the query projection (HATA's encode, Loki's rotation)
 // with every form of its sum over slices of D (proj.glsl): one slice (32
 // lanes), two added in the last step (64), and the pairwise rounds down to
-// two (1024, or as many as the device allows; the default 512 is the rest).
+// two (1024, or as many as the device allows; the other cases run the
+// default, 512).
 func TestSparseAcceptance(t *testing.T) {
 	ctx := device(t)
 	large := os.Getenv(envLarge) == "1"
