@@ -60,8 +60,16 @@
 // histogram and the cumulative counts), into
 //	6 trace [rows][nchunks][TRACE_POINTS] uint, the clock's low word
 // (sparse_split.glsl's convention).
+// With KEY8 (KEY8_KEYS defined: hata_score_k8.comp, hata_score_k8_trace.comp;
+// and KEY16) the keys are one byte a token instead, min(S, 255),
+// four to a word (the first token in the low byte; 255 past the chunk): a
+// lane scores four consecutive tokens a round and writes their word, and
+// the select compares bytes (select_groups' KEY8). Exact where the select's
+// threshold is below 255; the host runs the step again with two-byte keys
+// where it is not (SparseOptions.KeyBytes). The histograms count S itself.
 // Dispatch: (nchunks = ceil(N / chunk_len), rows, 1); chunk_len and
-// key_stride even. Included by hata_score.comp and hata_score_trace.comp.
+// key_stride even (KEY8: multiples of 4). Included by hata_score.comp and
+// hata_score_trace.comp.
 
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -77,10 +85,15 @@ layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative 
 layout(constant_id = 6) const bool ENCODE = false; // encode the query codes here
 layout(constant_id = 7) const uint D = 128;        // head dimension (ENCODE)
 layout(constant_id = 8) const bool PLAN = false;   // CUM: the last workgroup of a row writes the select's plan
+#ifdef KEY8_KEYS
+const bool KEY8 = true; // KEY16's rows as one-byte keys min(S, 255), four a word (hata_score_k8*.comp)
+#else
+const bool KEY8 = false;
+#endif
 
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
-const uint UNR = 2; // token pairs per lane per round (4: 61 registers, slower on the H200)
+const uint UNR = 2; // token pairs per lane per round (4: 61 registers, slower on the H200; KEY8 packs 2)
 
 #include "ham_planes.glsl"
 
@@ -229,25 +242,34 @@ void main() {
     HAM_PLANES(q, pa, px, base)
     TRACE_AT(1)
 
-    // UNR token pairs per lane per round, all their loads issued first.
-    for (uint tb = c0 + 2 * li; tb < c1; tb += 2 * WG * UNR) {
+    // UNR token pairs per lane per round, all their loads issued first:
+    // pairs 2*WG tokens apart, or (KEY8) consecutive, four tokens a lane.
+#ifdef KEY8_KEYS
+    const uint lstep = 2, lane0 = 4 * li;      // from a lane's pair to its next; its first token
+#else
+    const uint lstep = 2 * WG, lane0 = 2 * li;
+#endif
+    for (uint tb = c0 + lane0; tb < c1; tb += 2 * WG * UNR) {
         uvec4 ka[UNR * WV], kb[UNR * WV];
         [[unroll]] for (uint u = 0; u < UNR; u++) {
-            const uint t = tb + 2 * WG * u;
+            const uint t = tb + lstep * u;
             const uint base = (row * pc.cap + t) * WV;
             [[unroll]] for (uint w = 0; w < WV; w++) {
                 ka[u * WV + w] = t < c1 ? kc[base + w] : uvec4(0);
                 kb[u * WV + w] = t + 1 < c1 ? kc[base + WV + w] : uvec4(0);
             }
         }
+        uint k8 = 0; // KEY8: the lane's four keys
         [[unroll]] for (uint u = 0; u < UNR; u++) {
-            const uint t = tb + 2 * WG * u;
+            const uint t = tb + lstep * u;
             if (t < c1) {
                 const bool two = t + 1 < c1;
                 uint s0, s1;
                 HAM_SCORE2(s0, s1, pa, px, base, ka, kb, u)
                 const uint o = row * pc.key_stride + t;
-                if (KEY16) {
+                if (KEY8) {
+                    k8 |= (min(s0, 255u) | (two ? min(s1, 255u) : 255u) << 8) << (16 * u);
+                } else if (KEY16) {
                     keys[o / 2] = s0 | (two ? s1 << 16 : 0xffff0000u);
                 } else {
                     keys[o] = s0;
@@ -258,7 +280,15 @@ void main() {
                     if (two && t + 1 >= pc.sink_end && t + 1 < pc.recent_start) atomicAdd(sh_hist[s1], 1);
                 }
             }
+#ifdef KEY8_KEYS
+            else {
+                k8 |= 0xffffu << (16 * u);
+            }
+#endif
         }
+#ifdef KEY8_KEYS
+        if (KEY16) keys[(row * pc.key_stride + tb) / 4] = k8; // (KEY8 runs with KEY16)
+#endif
     }
 
     TRACE_AT(2)

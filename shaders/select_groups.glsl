@@ -8,12 +8,27 @@
 // is select_write's, bit for bit. vk's selectGroups picks GPL from the chunk
 // (BENCHMARKS.md has what the H200 measured).
 //
-// Bindings: select.glsl's 0-3 (keys as uint16 pairs, hist with the
-// cumulative chunk histograms, the unused ccnt, sel).
+// With KEY8 (KEY8_KEYS defined: select_groups_k8.comp, select_groups_k8_trace.comp)
+// the keys are hata_score's one-byte keys (its KEY8: min(S, 255),
+// four a word), a group's eight in one 8-byte load; the marks are exact
+// where T < 255 (the host runs the step again with uint16 keys where a row's
+// T is not).
+//
+// Bindings: select.glsl's 0-3 (keys as uint16 pairs or, KEY8, bytes; hist
+// with the cumulative chunk histograms, the unused ccnt, sel).
 // Dispatch: (nchunks, rows, 1), pc.cum = 1; KEY16; chunk_len and key_stride
 // multiples of 8.
 #define SELECT_CUM // runs with pc.cum = 1 only
 #include "select.glsl"
+
+#ifdef KEY8_KEYS
+const bool KEY8 = true; // one-byte keys (hata_score's KEY8): select_groups_k8*.comp
+layout(std430, set = 0, binding = 0) readonly buffer Keys2 { uvec2 keys2[]; }; // a group's eight keys
+#define KEYS8(i) keys2[i]
+#else
+const bool KEY8 = false;
+#define KEYS8(i) uvec2(0u)
+#endif
 
 const uint TPL = PER;     // tokens per lane per tile (select.glsl's PER): 8 to 64, a multiple of 8
 const uint GPL = TPL / 8; // groups of 8 tokens per lane
@@ -42,6 +57,27 @@ uvec2 group_marks(uint gs, uint c1, uvec4 v, uint T) {
     return span_marks(gs, 8, c1, ue);
 }
 
+// group_marks8 is group_marks for eight one-byte keys (v): bytes 0 and 2,
+// then 1 and 3, of a word taken as two 16-bit halves and compared as
+// group_marks compares them (keys <= 255, T <= 0x7fff), their flags
+// gathered into token order.
+uvec2 group_marks8(uint gs, uint c1, uvec2 v, uint T) {
+    const uint H = 0x80008000u, T2 = T | T << 16;
+    uint lt = 0, ne = 0;
+    [[unroll]] for (uint w = 0; w < 2; w++) {
+        [[unroll]] for (uint b = 0; b < 2; b++) {
+            const uint x = (v[w] >> (8 * b)) & 0x00ff00ffu; // tokens 4w+b, 4w+b+2
+            const uint sh = 15 - (4 * w + b);               // their flags to bits 4w+b, 16+4w+b
+            lt |= (~((x | H) - T2) & H) >> sh;
+            const uint e = x ^ T2;
+            ne |= ((((e & ~H) + ~H) | e) & H) >> sh;
+        }
+    }
+    lt &= 0x00330033u;
+    const uint eq = ~ne & 0x00330033u;
+    return span_marks(gs, 8, c1, uvec2((lt & 0x33u) | ((lt >> 14) & 0xccu), (eq & 0x33u) | ((eq >> 14) & 0xccu)));
+}
+
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
@@ -54,15 +90,19 @@ void main() {
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * TPL) {
         const uint t0 = tb + li * TPL;
-        uvec4 kv[GPL];
+        uvec4 kv[GPL]; // KEY8: the group's keys in .xy
         [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
             const uint gs = t0 + 8 * gi;
-            kv[gi] = gs < c1 ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu);
+            if (KEY8) {
+                kv[gi] = uvec4(gs < c1 ? KEYS8((row * pc.key_stride + gs) / 8) : uvec2(0xffffffffu), 0u, 0u);
+            } else {
+                kv[gi] = gs < c1 ? keys4[(row * pc.key_stride + gs) / 8] : uvec4(0xffffffffu);
+            }
         }
         // Token j of group gi is bit 8*gi + j of the lane's 64 (um.x, um.y).
         uvec2 um = uvec2(0), em = uvec2(0);
         [[unroll]] for (uint gi = 0; gi < GPL; gi++) {
-            const uvec2 m = group_marks(t0 + 8 * gi, c1, kv[gi], T);
+            const uvec2 m = KEY8 ? group_marks8(t0 + 8 * gi, c1, kv[gi].xy, T) : group_marks(t0 + 8 * gi, c1, kv[gi], T);
             if (gi < 4) {
                 um.x |= m.x << (8 * gi);
                 em.x |= m.y << (8 * gi);

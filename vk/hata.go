@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/hata-go/hata/ref"
@@ -67,6 +68,14 @@ type HATA struct {
 
 	lastScoreTrace  Range // the last recorded step's hata_score trace (ScoreTrace), or empty
 	lastEncodeTrace Range // the last recorded step's hata_encode_q trace (EncodeTrace), or empty
+
+	// One-byte keys (SparseOptions.KeyBytes = 1): the last planned step's
+	// thresholds where it used them (select_plan.glsl's thr), else empty;
+	// key16 forces uint16 keys for the step being run again; keyFallbacks
+	// counts the steps run again.
+	lastKeyThr   Range
+	key16        bool
+	keyFallbacks int
 }
 
 var (
@@ -218,6 +227,7 @@ type hataStep struct {
 	sel           *selectPlan
 	fusedHist     bool
 	key16         bool
+	key8          bool // one-byte keys (hata_score_k8, select_groups_k8)
 	scoreChunk    int
 	trace         Range // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
 	encodeTrace   Range // SparseOptions.Trace: hata_encode_q's [rows][words][encodeTracePoints], else empty
@@ -288,24 +298,29 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		// cannot run (stepKernel), the fused chain keeps its own chunks.
 		h.scoreChunk = roundUp(cmp.Or(m.opt.ScoreChunk, oneKernelChunk), 8)
 	}
+	// The select's plan (SparseOptions.SelectPlan) where the separate
+	// select reads the score kernel's chunk counts, and with it one-byte
+	// keys (SparseOptions.KeyBytes) where select_groups runs.
+	plan := h.fusedHist && m.opt.Variant != VariantTwoKernel && m.opt.Variant != VariantOneKernel &&
+		(m.opt.SelectPlan == PlanOn || m.opt.SelectPlan == PlanAuto && planSelect(h.scoreChunk))
+	h.key8 = plan && m.opt.KeyBytes == 1 && !m.key16 && selectGroups(h.scoreChunk) > 0 && h.scoreChunk%8 == 0 && m.cap%8 == 0
 	scoreShader, scoreBindings := "hata_score", 6
+	if h.key8 {
+		scoreShader = "hata_score_k8"
+	}
 	if m.opt.Trace { // its entry point with the clock readings, and their buffer
-		scoreShader, scoreBindings = "hata_score_trace", 7
+		scoreShader, scoreBindings = scoreShader+"_trace", 7
 		if h.trace, err = m.traceBuffer("score trace", s.rows*((m.n+h.scoreChunk-1)/h.scoreChunk), scoreTracePoints); err != nil {
 			return nil, err
 		}
 	}
-	// The select's plan (SparseOptions.SelectPlan) where the separate
-	// select reads the score kernel's chunk counts.
-	plan := h.fusedHist && m.opt.Variant != VariantTwoKernel && m.opt.Variant != VariantOneKernel &&
-		(m.opt.SelectPlan == PlanOn || m.opt.SelectPlan == PlanAuto && planSelect(h.scoreChunk))
 	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
 		b32(h.fusedHist), b32(encode), uint32(m.d), b32(plan)); err != nil {
 		return nil, err
 	}
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
 	spec := selectSpec{
-		keys: h.keys, key16: h.key16, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
+		keys: h.keys, key16: h.key16, key8: h.key8, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
 		kk: k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
 		prebuilt: h.fusedHist, sel: s.sel, k: k,
 	}
@@ -381,6 +396,10 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		return nil, err
 	}
 	m.lastHq = h.hq
+	m.lastKeyThr = Range{}
+	if h.key8 {
+		m.lastKeyThr = h.sel.planThr
+	}
 	p := &stepPlan{
 		s:      h.step,
 		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace, h.encodeTrace},
@@ -421,8 +440,40 @@ func (m *HATA) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 	if m.normWeighted {
 		return m.decodeNormWeighted(q, budget, true)
 	}
+	res, err := m.sparseCore.Decode(q, budget)
+	if err != nil {
+		return nil, err
+	}
+	if again, err := m.keysFellShort(); err != nil || !again {
+		return res, err
+	}
+	m.key16 = true // once: this step again with uint16 keys
+	defer func() { m.key16 = false }()
 	return m.sparseCore.Decode(q, budget)
 }
+
+// keysFellShort reports whether the step just run used one-byte keys and a
+// row's threshold reached 255, where they are not exact (counted in
+// keyFallbacks): its thresholds are read back from the plan.
+func (m *HATA) keysFellShort() (bool, error) {
+	if m.lastKeyThr.Buf == nil {
+		return false, nil
+	}
+	thr, err := m.readWords(m.lastKeyThr.Buf, m.lastKeyThr.Off, int(m.lastKeyThr.Size/4))
+	if err != nil {
+		return false, err
+	}
+	if slices.Max(thr) < 255 {
+		return false, nil
+	}
+	m.keyFallbacks++
+	return true, nil
+}
+
+// KeyFallbacks returns how many steps used one-byte keys
+// (SparseOptions.KeyBytes = 1) and were run again with uint16 keys, a row's
+// threshold having reached 255.
+func (m *HATA) KeyFallbacks() int { return m.keyFallbacks }
 
 // Step runs one decode step without reading anything back (for timing it:
 // Timings gives the stages). The output stays on the device.
@@ -431,6 +482,15 @@ func (m *HATA) Step(q []float32, budget ref.Budget) (Timings, error) {
 		_, err := m.decodeNormWeighted(q, budget, false)
 		return m.timings, err
 	}
+	t, err := m.sparseCore.Step(q, budget)
+	if err != nil {
+		return Timings{}, err
+	}
+	if again, err := m.keysFellShort(); err != nil || !again {
+		return t, err
+	}
+	m.key16 = true // once: this step again with uint16 keys (its timings)
+	defer func() { m.key16 = false }()
 	return m.sparseCore.Step(q, budget)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -474,5 +475,72 @@ func TestHATASelectPlan(t *testing.T) {
 			t.Errorf("%s: %d of %d score kernels planned, want the plan %v", where, planned, scored, c.plan)
 		}
 		m.Close()
+	}
+}
+
+// TestHATAOneByteKeys holds HATA with one-byte keys (SparseOptions.KeyBytes
+// = 1: hata_score_k8's min(S, 255), four a word, and select_groups_k8) to
+// ref over chunks of 4096 tokens and of 2056 (neither a whole number of the
+// score kernel's rounds of four tokens a lane), a last chunk cut short and
+// windows: exact with them where every row's threshold stays below 255 (no
+// step run again), and where it reaches 255 (every token, or most) exact
+// because the step is run again with uint16 keys (KeyFallbacks counts it).
+// Chunks of 2048 tokens (select_write_cum) and the twokernel variant keep
+// uint16 keys; a KeyBytes of 3 is an error.
+func TestHATAOneByteKeys(t *testing.T) {
+	ctx := device(t)
+	rng, s, w, kv := chunkedHATAInputs(11)
+	for _, c := range []struct {
+		variant string
+		chunk   int
+		win     ref.Windows
+		k8      bool // the one-byte kernels run
+	}{
+		{VariantFused, 4096, ref.Windows{}, true},
+		{VariantFused, 2056, ref.Windows{Sink: 3, Recent: 70}, true},
+		{VariantThreeKernel, 4096, ref.Windows{Sink: 1}, true},
+		{VariantFused, 2048, ref.Windows{}, false},
+		{VariantTwoKernel, 4096, ref.Windows{}, false},
+	} {
+		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, KeyBytes: 1}, kv)
+		where := fmt.Sprintf("one-byte keys %s chunk %d windows %+v", c.variant, c.chunk, c.win)
+		for _, b := range []ref.Budget{{K: 1}, {K: 20}, {Ratio: 0.0156}} {
+			stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
+			if n := m.KeyFallbacks(); n != 0 {
+				t.Errorf("%s budget %v: %d steps run again, want none (thresholds far below 255)", where, b, n)
+			}
+		}
+		for i, b := range []ref.Budget{{Ratio: 0.9}, ref.Full} {
+			stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
+			if n, wantN := m.KeyFallbacks(), i+1; c.k8 && n != wantN {
+				t.Errorf("%s budget %v: %d steps run again, want %d (a threshold at 255 or more)", where, b, n, wantN)
+			}
+		}
+		ran := map[string]bool{}
+		for k := range m.sets {
+			ran[k.k.spec.Shader] = true
+		}
+		if ran["hata_score_k8"] != c.k8 || ran["select_groups_k8"] != c.k8 {
+			t.Errorf("%s: kernels %v, want the one-byte ones %v", where, ran, c.k8)
+		}
+		if !c.k8 && m.KeyFallbacks() != 0 {
+			t.Errorf("%s: %d steps run again without one-byte keys", where, m.KeyFallbacks())
+		}
+		m.Close()
+	}
+	if ctx.Info.ShaderClock { // the traced entry points, where the device has the clock
+		m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, ScoreChunk: 4096, KeyBytes: 1, Trace: true}, kv)
+		stepHATA(t, rng, "one-byte keys traced", kv, s.Hq, ref.Budget{K: 20}, want, m)
+		ran := map[string]bool{}
+		for k := range m.sets {
+			ran[k.k.spec.Shader] = true
+		}
+		if !ran["hata_score_k8_trace"] || !ran["select_groups_k8_trace"] {
+			t.Errorf("one-byte keys traced: kernels %v, want hata_score_k8_trace and select_groups_k8_trace", ran)
+		}
+		m.Close()
+	}
+	if _, err := ctx.SparseFactory(SparseOptions{KeyBytes: 3})("hata", 2, 64, ref.Options{W: w}); err == nil || !strings.Contains(err.Error(), "key bytes 3") {
+		t.Errorf("KeyBytes 3: %v, want an error naming it", err)
 	}
 }

@@ -124,6 +124,15 @@ type SparseOptions struct {
 	// loki_rotate_q's for loki; 0: 512 (projQWorkgroupDefault). A power of
 	// two from 32 to 1024, halved where the device's limits need it.
 	ProjWorkgroup int
+	// KeyBytes is the bytes of the scores HATA's (and lsh's) fused select
+	// reads: 0 or 2, uint16; 1, one byte, min(S, 255), where the select's
+	// plan and select_groups run (chunks over 2048 tokens), else uint16.
+	// One-byte keys are exact where a row's threshold is below 255; a step
+	// where one is not is run again with uint16 keys (HATA.KeyFallbacks
+	// counts them). A lab of them took 2 us off B8/128K and 5.5-6 off
+	// B8/256K on the H200 (BENCHMARKS.md session 22, run 264); this form is
+	// not yet measured there, so uint16 stays the default.
+	KeyBytes int
 	// Merge chooses how the attention's S split partials are merged: in
 	// sparse_split's last workgroup of each row (MergeFold) or by
 	// sparse_merge in a dispatch of its own (MergeSeparate); the default,
@@ -531,6 +540,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	}
 	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
+	}
+	if o.KeyBytes != 0 && o.KeyBytes != 1 && o.KeyBytes != 2 {
+		return nil, fmt.Errorf("vk %s: key bytes %d: want 1 or 2, or 0 for the default", name, o.KeyBytes)
 	}
 	if w := o.ProjWorkgroup; w != 0 && (w < 32 || w > 1024 || w&(w-1) != 0) {
 		return nil, fmt.Errorf("vk %s: projection workgroup %d: want a power of two from 32 to 1024, or 0 for the default", name, w)

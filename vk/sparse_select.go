@@ -44,6 +44,7 @@ func selectGroups(chunk int) int {
 type selectSpec struct {
 	keys      Range
 	key16     bool // keys are packed uint16
+	key8      bool // with key16 and plan: hata_score's one-byte keys (select_groups_k8)
 	keyStride int  // row stride of keys, in keys
 	page      int  // tokens per key (Quest's page size), >= 1
 	rows, n   int
@@ -95,6 +96,7 @@ type selectPlan struct {
 	attend            *Kernel // select_attend, or nil
 	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
 	planCtr           Range   // with plan: select_plan.glsl's ctr (left 0 by every step)
+	planThr           Range   // with plan: select_plan.glsl's thr, every row's threshold T
 }
 
 // radixCum reports whether s selects by radix passes over chunks, whose last
@@ -147,6 +149,9 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		p.histBytes = 0 // its histograms are in shared memory
 	}
 	histBytes := max(p.histBytes, 4) // bound by every select kernel
+	if s.key8 && (!s.key16 || !s.plan || selectGroups(s.cumChunk) == 0 || s.cumChunk%8 != 0 || s.keyStride%8 != 0) {
+		return nil, c.errorf("one-byte keys need the select's plan and select_groups")
+	}
 	if s.plan && (s.cumChunk == 0 || s.attendG > 0) {
 		return nil, c.errorf("the select's plan needs the score kernel's chunk counts and a separate select")
 	}
@@ -178,6 +183,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	p.hist, p.cnt = hist.Range(0, histBytes), cnt.Range(0, uint64(s.rows*p.nchunks)*8)
 	if s.plan {
 		p.planCtr = hist.Range(planAt, uint64(s.rows)*4)
+		p.planThr = hist.Range(planAt+uint64(s.rows)*4, uint64(s.rows)*4)
 		if p.planCtr != c.planZeroed { // new: zero it (every step leaves it zero)
 			if err := c.zeroNow(p.planCtr); err != nil {
 				return nil, c.errorf("zeroing the select plan's counters: %v", err)
@@ -236,7 +242,11 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		// HATA's fused select over long chunks: whole chunks per tile,
 		// groups without a taken key skipped.
 		per := uint32(8 * selectGroups(s.cumChunk))
-		if p.writeK, err = c.kernel("select_groups"+suffix, bindings, selectPush{}, selectWorkgroup, k16, per); err != nil {
+		name := "select_groups"
+		if s.key8 {
+			name = "select_groups_k8"
+		}
+		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, selectWorkgroup, k16, per); err != nil {
 			return nil, err
 		}
 	default:

@@ -94,6 +94,10 @@ type Tuning struct {
 	// lsh but their twokernel, threekernel and onekernel variants (which
 	// encode inside another kernel), and loki.
 	ProjWorkgroup int
+	// KeyBytes = 1 has hata_score write one-byte keys where the select's
+	// plan and select_groups run (SparseOptions.KeyBytes); 0 keeps uint16.
+	// The fused and threekernel variants of hata and lsh.
+	KeyBytes int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -134,6 +138,8 @@ var tuningKeys = []tuningKey{
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 	{"projworkgroup", func(t *Tuning) *int { return &t.ProjWorkgroup }, []string{"hata", "lsh", "loki"},
 		[]string{"hata/twokernel", "hata/threekernel", "hata/onekernel", "lsh/twokernel", "lsh/threekernel", "lsh/onekernel"}},
+	{"keybytes", func(t *Tuning) *int { return &t.KeyBytes }, []string{"hata", "lsh"},
+		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 }
 
 // tuningChoices are the keys whose values choose among a few meanings, not
@@ -146,6 +152,7 @@ var tuningChoices = map[string]struct {
 	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
 	"lokif32":   {1, "1 (float32 rotated keys)"},
 	"plan":      {2, "1 (the select's plan from the score kernel), 2 (none)"},
+	"keybytes":  {2, "1 (one-byte keys), 2 (uint16 keys)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -254,6 +261,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.SelectPlan = PlanMode(t.Plan)
 	}
 	o.ProjWorkgroup = cmp.Or(t.ProjWorkgroup, o.ProjWorkgroup)
+	o.KeyBytes = cmp.Or(t.KeyBytes, o.KeyBytes)
 	return o
 }
 

@@ -52,20 +52,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup"},
+		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup"},
+		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan"},
+		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan"},
-		"loki":             {"scoreworkgroup", "queuegroups", "plan"},
-		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
+		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes"},
+		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
 	}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
