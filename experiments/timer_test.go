@@ -12,8 +12,9 @@ import (
 // TestTimerTuning checks the tuning argument of the timers: the CPU timer,
 // which has no kernel parameters, refuses a non-zero one and times with the
 // zero one; the Vulkan timer (where a device opens) refuses a key the method
-// does not use, naming it, before building anything, and reports the step's
-// levels of dependent dispatches (the CPU timer none).
+// does not use, naming it, before building anything, reports the step's
+// levels of dependent dispatches (the CPU timer none), and refuses to time
+// one-byte keys where a step ran again with uint16 keys.
 func TestTimerTuning(t *testing.T) {
 	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 64, D: 16}
 	budget := ref.Budget{K: 8}
@@ -44,5 +45,16 @@ func TestTimerTuning(t *testing.T) {
 	}
 	if tm, err := (CPU{}).Time("hata", hs, ref.Budget{K: 16}, 1, vk.Tuning{}); err != nil || tm.Levels != 0 {
 		t.Errorf("CPU.Time(hata).Levels = %d, %v; want 0", tm.Levels, err)
+	}
+	// One-byte keys (keybytes=1, where select_groups runs: chunks of 4096)
+	// time a step only where no step ran again with uint16 keys: at the
+	// whole cache every row's threshold passes 255, and the timer refuses.
+	ks := ref.Shape{B: 1, Hq: 4, Hkv: 1, N: 8192, D: 64}
+	k8 := vk.Tuning{KeyBytes: 1, ScoreChunk: 4096}
+	if _, err := v.Time("hata", ks, ref.Budget{K: 16}, 2, k8); err != nil {
+		t.Errorf("Vulkan.Time(hata) with %s at 16 tokens: %v", k8, err)
+	}
+	if _, err := v.Time("hata", ks, ref.Full, 2, k8); err == nil || !strings.Contains(err.Error(), "uint16 keys") {
+		t.Errorf("Vulkan.Time(hata) with %s at the whole cache = %v, want an error saying steps ran again with uint16 keys", k8, err)
 	}
 }

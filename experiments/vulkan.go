@@ -241,6 +241,13 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		totals = append(totals, total)
 	}
 	v.Ctx.SetSpanTiming(false)
+	// A step run again with uint16 keys (vk.SparseOptions.KeyBytes = 1, a
+	// threshold at 255 or more) reports only its second run's times.
+	for _, m := range ms {
+		if f, ok := m.(interface{ KeyFallbacks() int }); ok && f.KeyFallbacks() > 0 {
+			return Timing{}, fmt.Errorf("vk %s: %d steps ran again with uint16 keys (a threshold reached 255), so their times are not one step's: time keybytes=1 at a smaller budget", method, f.KeyFallbacks())
+		}
+	}
 	size := min(uint64(1<<30), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
 	if v.Ctx.Info.Type == vk.DeviceCPU {
 		size = 64 << 20
