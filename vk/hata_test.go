@@ -355,10 +355,7 @@ func TestHATAOneKernelChunks(t *testing.T) {
 			}
 		}
 		if c.sel != "" {
-			ran := map[string]bool{}
-			for k := range m.sets {
-				ran[k.k.spec.Shader] = true
-			}
+			ran := builtShaders(m.sparseCore)
 			for _, name := range []string{"select_groups", "select_write_cum", "select_write"} {
 				if ran[name] != (name == c.sel) {
 					t.Errorf("%s: %s ran: %v, want %v", where, name, ran[name], name == c.sel)
@@ -485,8 +482,10 @@ func TestHATASelectPlan(t *testing.T) {
 // windows: exact with them where every row's threshold stays below 255 (no
 // step run again), and where it reaches 255 (every token, or most) exact
 // because the step is run again with uint16 keys (KeyFallbacks counts it).
-// Chunks of 2048 tokens (select_write_cum) and the twokernel variant keep
-// uint16 keys; a KeyBytes of 3 is an error.
+// The threekernel variant (its score kernel encodes) takes them too; chunks
+// of 2048 tokens (select_write_cum) and the twokernel variant keep uint16
+// keys; traced (where the device has the clock) the _trace entry points
+// run; a KeyBytes of 3 is an error.
 func TestHATAOneByteKeys(t *testing.T) {
 	ctx := device(t)
 	rng, s, w, kv := chunkedHATAInputs(11)
@@ -516,10 +515,7 @@ func TestHATAOneByteKeys(t *testing.T) {
 				t.Errorf("%s budget %v: %d steps run again, want %d (a threshold at 255 or more)", where, b, n, wantN)
 			}
 		}
-		ran := map[string]bool{}
-		for k := range m.sets {
-			ran[k.k.spec.Shader] = true
-		}
+		ran := builtShaders(m.sparseCore)
 		if ran["hata_score_k8"] != c.k8 || ran["select_groups_k8"] != c.k8 {
 			t.Errorf("%s: kernels %v, want the one-byte ones %v", where, ran, c.k8)
 		}
@@ -531,10 +527,7 @@ func TestHATAOneByteKeys(t *testing.T) {
 	if ctx.Info.ShaderClock { // the traced entry points, where the device has the clock
 		m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, ScoreChunk: 4096, KeyBytes: 1, Trace: true}, kv)
 		stepHATA(t, rng, "one-byte keys traced", kv, s.Hq, ref.Budget{K: 20}, want, m)
-		ran := map[string]bool{}
-		for k := range m.sets {
-			ran[k.k.spec.Shader] = true
-		}
+		ran := builtShaders(m.sparseCore)
 		if !ran["hata_score_k8_trace"] || !ran["select_groups_k8_trace"] {
 			t.Errorf("one-byte keys traced: kernels %v, want hata_score_k8_trace and select_groups_k8_trace", ran)
 		}

@@ -384,10 +384,7 @@ func TestSelectKernels(t *testing.T) {
 		if _, err := m.Decode(reftest.Dyadic(rng, s.B*s.Hq*s.D), ref.Budget{K: 40}); err != nil {
 			t.Fatalf("%s/%s: %v", c.name, c.variant, err)
 		}
-		ran := map[string]bool{}
-		for k := range coreOf(m).sets {
-			ran[k.k.spec.Shader] = true
-		}
+		ran := builtShaders(coreOf(m))
 		for _, name := range all {
 			if want := slices.Contains(c.ran, name); ran[name] != want {
 				t.Errorf("%s/%s: %s ran: %v, want %v", c.name, c.variant, name, ran[name], want)

@@ -507,3 +507,13 @@ func TestBenchMethod(t *testing.T) {
 		t.Error("BenchMethod(topk, naive) succeeded; topk has no variants")
 	}
 }
+
+// builtShaders returns the shaders of the kernels c has bound descriptor
+// sets for: the kernels its steps have run.
+func builtShaders(c *sparseCore) map[string]bool {
+	ran := map[string]bool{}
+	for k := range c.sets {
+		ran[k.k.spec.Shader] = true
+	}
+	return ran
+}

@@ -115,10 +115,7 @@ func TestAttentionTrace(t *testing.T) {
 			t.Errorf("%+v: score summary %+v (%s)", o, ss, ss)
 		}
 		t.Logf("%+v: hata_score %s", o, ss)
-		ran := map[string]bool{}
-		for k := range m.sets {
-			ran[k.k.spec.Shader] = true
-		}
+		ran := builtShaders(m.sparseCore)
 		write := "select_write_trace"
 		if o.Variant != VariantNaive {
 			write = "select_write_cum_trace" // the fused chain's
@@ -183,10 +180,7 @@ func TestSelectRowsTrace(t *testing.T) {
 		} else {
 			t.Logf("%s: select_rows %s", name, sum)
 		}
-		ran := map[string]bool{}
-		for k := range c.sets {
-			ran[k.k.spec.Shader] = true
-		}
+		ran := builtShaders(c)
 		if !ran["select_rows_trace"] {
 			t.Errorf("%s: select_rows_trace did not run (ran %v)", name, ran)
 		}
