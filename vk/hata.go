@@ -444,8 +444,12 @@ func (m *HATA) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if again, err := m.keysFellShort(); err != nil || !again {
-		return res, err
+	again, err := m.keysFellShort()
+	if err != nil {
+		return nil, err
+	}
+	if !again {
+		return res, nil
 	}
 	m.key16 = true // once: this step again with uint16 keys
 	defer func() { m.key16 = false }()
@@ -463,7 +467,7 @@ func (m *HATA) keysFellShort() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if slices.Max(thr) < 255 {
+	if len(thr) == 0 || slices.Max(thr) < 255 {
 		return false, nil
 	}
 	m.keyFallbacks++
@@ -486,8 +490,12 @@ func (m *HATA) Step(q []float32, budget ref.Budget) (Timings, error) {
 	if err != nil {
 		return Timings{}, err
 	}
-	if again, err := m.keysFellShort(); err != nil || !again {
-		return t, err
+	again, err := m.keysFellShort()
+	if err != nil {
+		return Timings{}, err
+	}
+	if !again {
+		return t, nil
 	}
 	m.key16 = true // once: this step again with uint16 keys (its timings)
 	defer func() { m.key16 = false }()
