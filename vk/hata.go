@@ -20,11 +20,15 @@ import (
 //	        (fused: uint16 scores, the per-row histogram of S and each chunk's
 //	        cumulative histogram built on the fly; with the select's plan,
 //	        SparseOptions.SelectPlan, the last workgroup of each row also
-//	        resolves the threshold and every chunk's first output slot)
+//	        resolves the threshold and every chunk's first output slot;
+//	        with SparseOptions.KeyBytes = 1 there, hata_score_k8's one-byte
+//	        scores min(S, 255), the step run again with uint16 ones where a
+//	        row's threshold reaches 255)
 //	select  naive: select_hist (a histogram pass over the scores), select_count
 //	        and select_write; fused: select_write alone, or select_groups over
 //	        score chunks longer than one of select_write's tiles (selectGroups),
-//	        either searching the histogram itself or reading the plan;
+//	        either searching the histogram itself or reading the plan
+//	        (select_groups_k8 over one-byte scores);
 //	        twokernel: select_attend, which also attends ("select+attend").
 //	        The k smallest S, ties to the
 //	        smaller index, with the sink/recent windows forced in
