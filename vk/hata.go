@@ -75,10 +75,10 @@ type HATA struct {
 
 	// One-byte keys (SparseOptions.KeyBytes = 1): the last planned step's
 	// thresholds where it used them (select_plan.glsl's thr), else empty;
-	// key16 forces uint16 keys for the step being run again; keyFallbacks
-	// counts the steps run again.
+	// noKey8 refuses them for the step being run again (keyFallback);
+	// keyFallbacks counts the steps run again.
 	lastKeyThr   Range
-	key16        bool
+	noKey8       bool
 	keyFallbacks int
 }
 
@@ -307,7 +307,24 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	// keys (SparseOptions.KeyBytes) where select_groups runs.
 	plan := h.fusedHist && m.opt.Variant != VariantTwoKernel && m.opt.Variant != VariantOneKernel &&
 		(m.opt.SelectPlan == PlanOn || m.opt.SelectPlan == PlanAuto && planSelect(h.scoreChunk))
-	h.key8 = plan && m.opt.KeyBytes == 1 && !m.key16 && selectGroups(h.scoreChunk) > 0 && h.scoreChunk%8 == 0 && m.cap%8 == 0
+	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
+	spec := selectSpec{
+		keys: h.keys, key16: h.key16, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
+		kk: k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
+		prebuilt: h.fusedHist, sel: s.sel, k: k,
+	}
+	if h.fusedHist {
+		spec.cumChunk = h.scoreChunk // hata_score writes the chunk counts: no select_count
+		spec.plan = plan
+		if m.opt.Variant == VariantTwoKernel {
+			spec.attendG = g // select and attend in one dispatch
+		}
+	}
+	if nb <= maxDirectBins {
+		spec.directBins = nb
+	}
+	h.key8 = plan && m.opt.KeyBytes == 1 && !m.noKey8 && spec.groupsSelect()
+	spec.key8 = h.key8
 	scoreShader, scoreBindings := "hata_score", 6
 	if h.key8 {
 		scoreShader = "hata_score_k8"
@@ -321,22 +338,6 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
 		b32(h.fusedHist), b32(encode), uint32(m.d), b32(plan)); err != nil {
 		return nil, err
-	}
-	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
-	spec := selectSpec{
-		keys: h.keys, key16: h.key16, key8: h.key8, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,
-		kk: k - forced, sinkEnd: sinkEnd, recentEnd: recentStart,
-		prebuilt: h.fusedHist, sel: s.sel, k: k,
-	}
-	if h.fusedHist {
-		spec.cumChunk = h.scoreChunk // hata_score writes the chunk counts: no select_count
-		spec.plan = plan
-		if m.opt.Variant == VariantTwoKernel {
-			spec.attendG = g // select and attend in one dispatch
-		}
-	}
-	if nb <= maxDirectBins {
-		spec.directBins = nb
 	}
 	if h.sel, err = m.prepareSelect(spec); err != nil {
 		return nil, err
@@ -444,20 +445,28 @@ func (m *HATA) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 	if m.normWeighted {
 		return m.decodeNormWeighted(q, budget, true)
 	}
-	res, err := m.sparseCore.Decode(q, budget)
+	return keyFallback(m, func() (*ref.Result, error) { return m.sparseCore.Decode(q, budget) })
+}
+
+// keyFallback returns step's result, or where the step used one-byte keys
+// and a row's threshold reached 255 (keysFellShort), the result of step run
+// once more with uint16 keys.
+func keyFallback[T any](m *HATA, step func() (T, error)) (T, error) {
+	var zero T
+	r, err := step()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	again, err := m.keysFellShort()
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	if !again {
-		return res, nil
+		return r, nil
 	}
-	m.key16 = true // once: this step again with uint16 keys
-	defer func() { m.key16 = false }()
-	return m.sparseCore.Decode(q, budget)
+	m.noKey8 = true
+	defer func() { m.noKey8 = false }()
+	return step()
 }
 
 // keysFellShort reports whether the step just run used one-byte keys and a
@@ -490,20 +499,7 @@ func (m *HATA) Step(q []float32, budget ref.Budget) (Timings, error) {
 		_, err := m.decodeNormWeighted(q, budget, false)
 		return m.timings, err
 	}
-	t, err := m.sparseCore.Step(q, budget)
-	if err != nil {
-		return Timings{}, err
-	}
-	again, err := m.keysFellShort()
-	if err != nil {
-		return Timings{}, err
-	}
-	if !again {
-		return t, nil
-	}
-	m.key16 = true // once: this step again with uint16 keys (its timings)
-	defer func() { m.key16 = false }()
-	return m.sparseCore.Step(q, budget)
+	return keyFallback(m, func() (Timings, error) { return m.sparseCore.Step(q, budget) })
 }
 
 // decodeNormWeighted scores on the GPU, ranks on the host by

@@ -99,6 +99,13 @@ type selectPlan struct {
 	planThr           Range   // with plan: select_plan.glsl's thr, every row's threshold T
 }
 
+// groupsSelect reports whether s's write is select_groups (where it does
+// not also attend): HATA's fused select over chunks of uint16 keys longer
+// than one of select_write's tiles, 8-aligned for its 16-byte key loads.
+func (s *selectSpec) groupsSelect() bool {
+	return selectGroups(s.cumChunk) > 0 && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0
+}
+
 // radixCum reports whether s selects by radix passes over chunks, whose last
 // select_hist writes every chunk's counts below each last digit
 // (select.glsl's rc), so that no select_count runs (pc.cum with pc.radix).
@@ -149,7 +156,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		p.histBytes = 0 // its histograms are in shared memory
 	}
 	histBytes := max(p.histBytes, 4) // bound by every select kernel
-	if s.key8 && (!s.key16 || !s.plan || selectGroups(s.cumChunk) == 0 || s.cumChunk%8 != 0 || s.keyStride%8 != 0) {
+	if s.key8 && (!s.plan || !s.groupsSelect()) {
 		return nil, c.errorf("one-byte keys need the select's plan and select_groups")
 	}
 	if s.plan && (s.cumChunk == 0 || s.attendG > 0) {
@@ -238,7 +245,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	}
 	switch {
 	case p.attend != nil:
-	case selectGroups(s.cumChunk) > 0 && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0:
+	case s.groupsSelect():
 		// HATA's fused select over long chunks: whole chunks per tile,
 		// groups without a taken key skipped.
 		per := uint32(8 * selectGroups(s.cumChunk))
