@@ -1,10 +1,6 @@
 package vk
 
-import (
-	"cmp"
-
-	"github.com/hata-go/hata/ref"
-)
+import "github.com/hata-go/hata/ref"
 
 // Loki is low-rank-key top-k attention on the GPU (the vk implementation of
 // ref.Loki). The basis P: [Hkv][D][D] (given, or fitted at Prefill on the
@@ -158,7 +154,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	rot, err := m.projQKernel("loki_rotate_q", 3, s.g, m.channels, cmp.Or(m.opt.ProjWorkgroup, projQWorkgroupDefault))
+	rot, err := m.projQKernel("loki_rotate_q", 3, s.g, m.channels)
 	if err != nil {
 		return nil, err
 	}

@@ -314,10 +314,10 @@ const projQWorkgroupDefault = 512
 
 // projQKernel returns the query projection (hata_encode_q, its _trace entry
 // point with a fourth binding, or loki_rotate_q) for group size g and ncol
-// columns with wg lanes (projQWorkgroupDefault or the option's), or fewer
-// where the device needs (projQWorkgroup).
-func (c *sparseCore) projQKernel(shader string, bindings, g, ncol, wg int) (*Kernel, error) {
-	wg, err := projQWorkgroup(c.ctx.Info.Limits, wg, g, c.d)
+// columns with SparseOptions.ProjWorkgroup lanes (projQWorkgroupDefault by
+// default), or fewer where the device needs (projQWorkgroup).
+func (c *sparseCore) projQKernel(shader string, bindings, g, ncol int) (*Kernel, error) {
+	wg, err := projQWorkgroup(c.ctx.Info.Limits, cmp.Or(c.opt.ProjWorkgroup, projQWorkgroupDefault), g, c.d)
 	if err != nil {
 		return nil, c.errorf("%s: %v", shader, err)
 	}
