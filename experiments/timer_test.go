@@ -46,9 +46,12 @@ func TestTimerTuning(t *testing.T) {
 	if tm, err := (CPU{}).Time("hata", hs, ref.Budget{K: 16}, 1, vk.Tuning{}); err != nil || tm.Levels != 0 {
 		t.Errorf("CPU.Time(hata).Levels = %d, %v; want 0", tm.Levels, err)
 	}
-	// One-byte keys (keybytes=1, where select_groups runs: chunks of 4096)
-	// time a step only where no step ran again with uint16 keys: at the
-	// whole cache every row's threshold passes 255, and the timer refuses.
+	// One-byte keys on every step (keybytes=1, where select_groups runs:
+	// chunks of 4096) time a step only where no timed step ran again with
+	// uint16 keys: at the whole cache every row's threshold passes 255, and
+	// the timer refuses. By default a warm-up step of each of the 64 copies
+	// (the timer's, of this 2 MB cache) runs again and the timed steps, 70
+	// so that every copy has some, keep uint16 keys.
 	ks := ref.Shape{B: 1, Hq: 4, Hkv: 1, N: 8192, D: 64}
 	k8 := vk.Tuning{KeyBytes: 1, ScoreChunk: 4096}
 	if _, err := v.Time("hata", ks, ref.Budget{K: 16}, 2, k8); err != nil {
@@ -56,5 +59,8 @@ func TestTimerTuning(t *testing.T) {
 	}
 	if _, err := v.Time("hata", ks, ref.Full, 2, k8); err == nil || !strings.Contains(err.Error(), "uint16 keys") {
 		t.Errorf("Vulkan.Time(hata) with %s at the whole cache = %v, want an error saying steps ran again with uint16 keys", k8, err)
+	}
+	if _, err := v.Time("hata", ks, ref.Full, 70, vk.Tuning{ScoreChunk: 4096}); err != nil {
+		t.Errorf("Vulkan.Time(hata) with scorechunk=4096 at the whole cache: %v", err)
 	}
 }

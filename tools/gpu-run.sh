@@ -39,8 +39,8 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 8 -n 131072,262144 -reps 50 \
     -opt '-;scorechunk=8192;scorechunk=16384;mintokens=64;sepmerge=1;sepmerge=2'
   echo "sweep exit $?"
-  # One-byte keys (session 22: off by default until this measures them).
-  timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;keybytes=1;-;keybytes=1'
+  # Two-byte keys against the default one-byte keys (session 23).
+  timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;keybytes=2;-;keybytes=2'
   echo "sweep exit $?"
   timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=2,targetworkgroups=528'
   echo "sweep exit $?"

@@ -21,9 +21,10 @@ import (
 //	        cumulative histogram built on the fly; with the select's plan,
 //	        SparseOptions.SelectPlan, the last workgroup of each row also
 //	        resolves the threshold and every chunk's first output slot;
-//	        with SparseOptions.KeyBytes = 1 there, hata_score_k8's one-byte
-//	        scores min(S, 255), the step run again with uint16 ones where a
-//	        row's threshold reaches 255)
+//	        there hata_score_k8's one-byte scores min(S, 255) by default
+//	        (SparseOptions.KeyBytes), the step run again with uint16 ones
+//	        where a row's threshold reaches 255, and every later step of the
+//	        cache too)
 //	select  naive: select_hist (a histogram pass over the scores), select_count
 //	        and select_write; fused: select_write alone, or select_groups over
 //	        score chunks longer than one of select_write's tiles (selectGroups),
@@ -73,12 +74,15 @@ type HATA struct {
 	lastScoreTrace  Range // the last recorded step's hata_score trace (ScoreTrace), or empty
 	lastEncodeTrace Range // the last recorded step's hata_encode_q trace (EncodeTrace), or empty
 
-	// One-byte keys (SparseOptions.KeyBytes = 1): the last planned step's
+	// One-byte keys (SparseOptions.KeyBytes): the last planned step's
 	// thresholds where it used them (select_plan.glsl's thr), else empty;
 	// noKey8 refuses them for the step being run again (keyFallback);
+	// key16Cache (the default, KeyBytes 0) for every later step of this
+	// cache, until the next prefill, once a step was run again;
 	// keyFallbacks counts the steps run again.
 	lastKeyThr   Range
 	noKey8       bool
+	key16Cache   bool
 	keyFallbacks int
 }
 
@@ -135,6 +139,7 @@ func (m *HATA) Prefill(kv *ref.KV) error {
 	if err := m.sparseCore.Prefill(kv); err != nil {
 		return err
 	}
+	m.key16Cache = false
 	m.knorm = nil
 	if m.normWeighted {
 		m.knorm = make([][]float64, len(kv.K))
@@ -158,7 +163,11 @@ func (m *HATA) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	if err := m.checkShape(hkv, d); err != nil {
 		return err
 	}
-	return m.sparseCore.PrefillRandom(b, hkv, n, d, seed)
+	if err := m.sparseCore.PrefillRandom(b, hkv, n, d, seed); err != nil {
+		return err
+	}
+	m.key16Cache = false
+	return nil
 }
 
 // Append implements ref.Method: the new key of every row is encoded on the
@@ -323,7 +332,8 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	if nb <= maxDirectBins {
 		spec.directBins = nb
 	}
-	h.key8 = plan && m.opt.KeyBytes == 1 && !m.noKey8 && spec.groupsSelect()
+	h.key8 = plan && spec.groupsSelect() && !m.noKey8 &&
+		(m.opt.KeyBytes == 1 || m.opt.KeyBytes == 0 && !m.key16Cache)
 	spec.key8 = h.key8
 	scoreShader, scoreBindings := "hata_score", 6
 	if h.key8 {
@@ -450,7 +460,8 @@ func (m *HATA) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 
 // keyFallback returns step's result, or where the step used one-byte keys
 // and a row's threshold reached 255 (keysFellShort), the result of step run
-// once more with uint16 keys.
+// once more with uint16 keys; by default (KeyBytes 0) every later step of
+// this cache then keeps uint16 keys.
 func keyFallback[T any](m *HATA, step func() (T, error)) (T, error) {
 	var zero T
 	r, err := step()
@@ -464,6 +475,7 @@ func keyFallback[T any](m *HATA, step func() (T, error)) (T, error) {
 	if !again {
 		return r, nil
 	}
+	m.key16Cache = m.opt.KeyBytes == 0
 	m.noKey8 = true
 	defer func() { m.noKey8 = false }()
 	return step()

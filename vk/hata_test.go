@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hata-go/hata/ref"
@@ -28,14 +27,19 @@ func (c hataCase) String() string {
 		c.b, c.hkv, c.g, c.n, c.d, c.rbit, c.storage, c.variant, c.win, c.budget, c.chunk)
 }
 
-// gpuScores reads back the Hamming scores of the last decode: [rows][N].
+// gpuScores reads back the Hamming scores of the last decode: [rows][N];
+// where that step used one-byte keys (SparseOptions.KeyBytes), min(S, 255).
 func gpuScores(t *testing.T, m *HATA) [][]int32 {
 	t.Helper()
 	buf := m.scratch["scores"]
 	out := make([][]int32, m.rows())
 	key16 := m.opt.Variant != VariantNaive && (m.lastHq/m.hkv)*m.w.Rbit <= 65535
+	key8 := m.lastKeyThr.Buf != nil
 	words := m.rows() * m.cap
-	if key16 {
+	switch {
+	case key8:
+		words /= 4
+	case key16:
 		words /= 2
 	}
 	w, err := m.readWords(buf, 0, words)
@@ -45,11 +49,14 @@ func gpuScores(t *testing.T, m *HATA) [][]int32 {
 	for r := range out {
 		out[r] = make([]int32, m.n)
 		for i := range m.n {
-			if key16 {
-				h := unsafe.Slice((*uint16)(unsafe.Pointer(&w[0])), 2*len(w))
-				out[r][i] = int32(h[r*m.cap+i])
-			} else {
-				out[r][i] = int32(w[r*m.cap+i])
+			j := r*m.cap + i
+			switch {
+			case key8:
+				out[r][i] = int32(w[j/4] >> (8 * (j % 4)) & 0xff)
+			case key16:
+				out[r][i] = int32(w[j/2] >> (16 * (j % 2)) & 0xffff)
+			default:
+				out[r][i] = int32(w[j])
 			}
 		}
 	}
@@ -102,6 +109,13 @@ func runHATACase(t *testing.T, ctx *Context, c hataCase, seed uint64) {
 		}
 		kc := w.EncodeKeys(cache)
 		wantS := ref.HammingScores(wq, kc, c.b, c.hkv*c.g, c.hkv, cache.N, w.Words())
+		if got.lastKeyThr.Buf != nil { // one-byte keys
+			for _, r := range wantS {
+				for i := range r {
+					r[i] = min(r[i], 255)
+				}
+			}
+		}
 		if d := cmp.Diff(wantS, gpuScores(t, got)); d != "" {
 			t.Fatalf("%s: scores differ from ref.HammingScores (-ref +got):\n%s", where, d)
 		}
@@ -127,6 +141,7 @@ func runHATACase(t *testing.T, ctx *Context, c hataCase, seed uint64) {
 // TestHATAKernels holds each HATA kernel to ref bit for bit: the query and
 // key codes (prefill, append, and the re-encode when the cache grows: the
 // capacity is reserved tight), the GQA-summed Hamming scores (uint16 fused,
+// one byte, min(S, 255), where the select's plan and select_groups run,
 // uint32 naive), the selection with and without windows, for rbit 32 to 256
 // (codes padded to 4 words), group sizes 1 to 8, N = 1, 7, 63 (the capacity
 // edge), (1<<12)+11 and 40011, and scores chunks of 62 and 20480 tokens.
@@ -461,7 +476,7 @@ func TestHATASelectPlan(t *testing.T) {
 		}
 		planned, scored := 0, 0
 		for k := range m.sets {
-			if sp := k.k.spec; sp.Shader == "hata_score" {
+			if sp := k.k.spec; sp.Shader == "hata_score" || sp.Shader == "hata_score_k8" {
 				scored++
 				if len(sp.Spec) > 8 && sp.Spec[8] == 1 {
 					planned++
@@ -485,7 +500,9 @@ func TestHATASelectPlan(t *testing.T) {
 // The threekernel variant (its score kernel encodes) takes them too; chunks
 // of 2048 tokens (select_write_cum) and the twokernel variant keep uint16
 // keys; traced (where the device has the clock) the _trace entry points
-// run; a KeyBytes of 3 is an error.
+// run; by default (KeyBytes 0) a cache keeps uint16 keys from its first
+// step run again until its next prefill, and KeyBytes 2 never takes one-byte
+// keys; a KeyBytes of 3 is an error.
 func TestHATAOneByteKeys(t *testing.T) {
 	ctx := device(t)
 	rng, s, w, kv := chunkedHATAInputs(11)
@@ -521,6 +538,42 @@ func TestHATAOneByteKeys(t *testing.T) {
 		}
 		if !c.k8 && m.KeyFallbacks() != 0 {
 			t.Errorf("%s: %d steps run again without one-byte keys", where, m.KeyFallbacks())
+		}
+		m.Close()
+	}
+	// The default (KeyBytes 0): one-byte keys until a step is run again,
+	// uint16 keys for every later step of the cache, one-byte keys again
+	// after the next prefill; KeyBytes 2: uint16 keys on every step.
+	for _, kb := range []int{0, 2} {
+		m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, ScoreChunk: 4096, KeyBytes: kb}, kv)
+		for i, c := range []struct {
+			b       ref.Budget
+			k8      bool // the step ran (last) with one-byte keys
+			prefill bool // the cache is prefilled again first
+		}{
+			{ref.Budget{K: 20}, kb == 0, false},
+			{ref.Full, false, false}, // run again (KeyBytes 0)
+			{ref.Budget{K: 20}, false, false},
+			{ref.Full, false, false},
+			{ref.Budget{K: 20}, kb == 0, true},
+		} {
+			where := fmt.Sprintf("KeyBytes %d step %d budget %v", kb, i, c.b)
+			if c.prefill {
+				if err := m.Prefill(kv); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stepHATA(t, rng, where, kv, s.Hq, c.b, want, m)
+			if got := m.lastKeyThr.Buf != nil; got != c.k8 {
+				t.Errorf("%s: one-byte keys %v, want %v", where, got, c.k8)
+			}
+			wantN := 0
+			if kb == 0 {
+				wantN = min(i, 1)
+			}
+			if n := m.KeyFallbacks(); n != wantN {
+				t.Errorf("%s: %d steps run again, want %d", where, n, wantN)
+			}
 		}
 		m.Close()
 	}

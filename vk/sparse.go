@@ -125,13 +125,15 @@ type SparseOptions struct {
 	// two from 32 to 1024, halved where the device's limits need it.
 	ProjWorkgroup int
 	// KeyBytes is the bytes of the scores HATA's (and lsh's) fused select
-	// reads: 0 or 2, uint16; 1, one byte, min(S, 255), where the select's
-	// plan and select_groups run (chunks over 2048 tokens), else uint16.
+	// reads where the select's plan and select_groups run (chunks over 2048
+	// tokens; elsewhere uint16): one byte a token, min(S, 255), or uint16.
 	// One-byte keys are exact where a row's threshold is below 255; a step
 	// where one is not is run again with uint16 keys (HATA.KeyFallbacks
-	// counts them). A lab of them took 2 us off B8/128K and 5.5-6 off
-	// B8/256K on the H200 (BENCHMARKS.md session 22, run 264); this form is
-	// not yet measured there, so uint16 stays the default.
+	// counts them). 0, the default: one byte, and after a step run again
+	// uint16 for every later step of the cache, until the next prefill;
+	// 1: one byte on every step (each one short run again); 2: uint16. One
+	// byte took 3.5-4.4 us off B8/128K and B8/256K on the H200, 0.5-1.2 off
+	// B8/32K and B1/256K, and nothing elsewhere (BENCHMARKS.md, run 265).
 	KeyBytes int
 	// Merge chooses how the attention's S split partials are merged: in
 	// sparse_split's last workgroup of each row (MergeFold) or by

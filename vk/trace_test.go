@@ -16,7 +16,8 @@ import (
 // kernel computes the same), and checks that every workgroup of every
 // buffer wrote its clock readings in order (the trace is poisoned before the
 // step when validating, and Summary refuses a workgroup whose readings stand
-// still), for the fused and the naive chain and both merges, the attention's,
+// still), for the fused and the naive chain, both merges and both key
+// widths of select_groups, the attention's,
 // hata_encode_q's, hata_score's and the select write's (EncodeTrace,
 // ScoreTrace, SelectTrace, Traces); and
 // that an untraced method refuses to report.
@@ -30,7 +31,8 @@ func TestAttentionTrace(t *testing.T) {
 		{Storage: F16, Trace: true, Split: SplitPolicy{Splits: 3}, Merge: MergeFold},
 		{Storage: F16, Trace: true, Split: SplitPolicy{Splits: 5}, Merge: MergeSeparate},
 		{Storage: F32, Trace: true, Variant: VariantNaive, Split: SplitPolicy{Splits: 2}},
-		{Storage: F16, Trace: true, ScoreChunk: 16384, Split: SplitPolicy{Splits: 2}}, // select_groups
+		{Storage: F16, Trace: true, ScoreChunk: 16384, Split: SplitPolicy{Splits: 2}},              // select_groups_k8
+		{Storage: F16, Trace: true, ScoreChunk: 16384, KeyBytes: 2, Split: SplitPolicy{Splits: 2}}, // select_groups
 	} {
 		o.Reserve = 3
 		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, o)
@@ -121,7 +123,10 @@ func TestAttentionTrace(t *testing.T) {
 			write = "select_write_cum_trace" // the fused chain's
 		}
 		if selectGroups(o.ScoreChunk) > 0 {
-			write = "select_groups_trace"
+			write = "select_groups_k8_trace" // one-byte keys by default where select_groups runs
+			if o.KeyBytes == 2 {
+				write = "select_groups_trace"
+			}
 		}
 		if !ran[write] {
 			t.Errorf("%+v: %s did not run (ran %v)", o, write, ran)

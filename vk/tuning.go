@@ -94,9 +94,10 @@ type Tuning struct {
 	// lsh but their twokernel, threekernel and onekernel variants (which
 	// encode inside another kernel), and loki.
 	ProjWorkgroup int
-	// KeyBytes = 1 has hata_score write one-byte keys where the select's
-	// plan and select_groups run (SparseOptions.KeyBytes); 0 keeps uint16.
-	// The fused and threekernel variants of hata and lsh.
+	// KeyBytes is SparseOptions.KeyBytes: 1 has hata_score write one-byte
+	// keys on every step where the select's plan and select_groups run, 2
+	// uint16 keys; 0 keeps the default (one byte until a step of the cache
+	// needs uint16). The fused and threekernel variants of hata and lsh.
 	KeyBytes int
 }
 
@@ -152,7 +153,7 @@ var tuningChoices = map[string]struct {
 	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
 	"lokif32":   {1, "1 (float32 rotated keys)"},
 	"plan":      {2, "1 (the select's plan from the score kernel), 2 (none)"},
-	"keybytes":  {2, "1 (one-byte keys), 2 (uint16 keys)"},
+	"keybytes":  {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
