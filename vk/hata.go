@@ -198,10 +198,13 @@ func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
 
 // hataMaxChunk bounds the default score chunk of HATA (scoreChunk), and
 // hataWavesChunk is the chunk where even hataMaxChunk makes a grid of more
-// than one wave (hataScoreChunk).
+// than one wave (hataScoreChunk); with one-byte keys the fused chain's
+// chunks go up to hataKey8MaxChunk, and never below hataMinChunk.
 const (
-	hataMaxChunk   = 16384
-	hataWavesChunk = 8192
+	hataMaxChunk     = 16384
+	hataWavesChunk   = 8192
+	hataKey8MaxChunk = 32768
+	hataMinChunk     = 1024
 )
 
 // hataScoreChunk returns the tokens per workgroup of HATA's score kernel,
@@ -220,13 +223,30 @@ const (
 // workgroup and twokernel attends a chunk per workgroup, and with 8192 at
 // B8/256K they took 210.3-210.7 and 213.9-214.5 us against 193.3 and 193.5
 // (runs 240 and 243 against 237).
-func (c *sparseCore) hataScoreChunk(n, rows int) int {
+//
+// Where the step takes one-byte keys (key8: SparseOptions.KeyBytes) the
+// fused chain's one wave goes up to hataKey8MaxChunk: B8/256K on the H200
+// took 153.4-153.7 us with chunks of 32768 against 154.7-155.4 with 8192,
+// Llama-2-7B's B2/256K and B8/64K 0.4-1.6 us less and B4/128K even, while
+// with uint16 keys 32768 was 1.8-3.0 us slower (run 267, BENCHMARKS.md
+// session 23). And the fused chain's chunks are at least hataMinChunk: 1024
+// against waveChunk's floor of 512 took 0.4-1.1 us off B1/16K, B1/32K and
+// B2/16K and was even at B1/8K and B2/8K (run 267).
+func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 	ch := c.opt.ScoreChunk
 	if ch == 0 {
-		ch = c.waveChunk(n, rows, hataMaxChunk, hataScorePerCU)
+		fused := c.opt.Variant == VariantFused
+		maxChunk := hataMaxChunk
+		if fused && key8 {
+			maxChunk = hataKey8MaxChunk
+		}
+		ch = c.waveChunk(n, rows, maxChunk, hataScorePerCU)
 		wave := hataScorePerCU * max(c.ctx.Info.ComputeUnits, 1)
-		if c.opt.Variant == VariantFused && ch == hataMaxChunk && rows*((n+ch-1)/ch) > wave {
+		if fused && ch >= hataMaxChunk && rows*((n+ch-1)/ch) > wave {
 			ch = hataWavesChunk
+		}
+		if fused {
+			ch = max(ch, hataMinChunk)
 		}
 	}
 	return c.gridChunk(n, ch)
@@ -301,11 +321,11 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 			return nil, err
 		}
 	}
-	// Chunks up to 16384 tokens: one wave of the score and select kernels
-	// where 4096 needed four (B8/128K on the H200: select 26.1 us instead
-	// of 32.7, the step 115.6 instead of 121.8; BENCHMARKS.md); the other
-	// methods' score kernels keep 4096.
-	h.scoreChunk = m.hataScoreChunk(m.n, s.rows)
+	// Chunks up to 16384 tokens (32768 with one-byte keys): one wave of the
+	// score and select kernels where 4096 needed four (B8/128K on the H200:
+	// select 26.1 us instead of 32.7, the step 115.6 instead of 121.8;
+	// BENCHMARKS.md); the other methods' score kernels keep 4096.
+	h.scoreChunk = m.hataScoreChunk(m.n, s.rows, m.oneByteKeys())
 	if m.opt.Variant == VariantOneKernel && h.fusedHist && len(m.kv.k) == 1 {
 		// hata_step's items (a multiple of 8: 16-byte key loads); where it
 		// cannot run (stepKernel), the fused chain keeps its own chunks.
@@ -332,8 +352,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	if nb <= maxDirectBins {
 		spec.directBins = nb
 	}
-	h.key8 = plan && spec.groupsSelect() && !m.noKey8 &&
-		(m.opt.KeyBytes == 1 || m.opt.KeyBytes == 0 && !m.key16Cache)
+	h.key8 = plan && spec.groupsSelect() && m.oneByteKeys()
 	spec.key8 = h.key8
 	scoreShader, scoreBindings := "hata_score", 6
 	if h.key8 {
@@ -456,6 +475,14 @@ func (m *HATA) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 		return m.decodeNormWeighted(q, budget, true)
 	}
 	return keyFallback(m, func() (*ref.Result, error) { return m.sparseCore.Decode(q, budget) })
+}
+
+// oneByteKeys reports whether the next step takes one-byte keys where the
+// select's plan and select_groups run (SparseOptions.KeyBytes): not when
+// run again after one fell short (noKey8), nor by default once a step of
+// this cache was (key16Cache).
+func (m *HATA) oneByteKeys() bool {
+	return !m.noKey8 && (m.opt.KeyBytes == 1 || m.opt.KeyBytes == 0 && !m.key16Cache)
 }
 
 // keyFallback returns step's result, or where the step used one-byte keys

@@ -430,39 +430,59 @@ func TestScoreChunk(t *testing.T) {
 // (the H200): scoreChunk's wherever its chunks make one wave, including
 // hataMaxChunk's where they just fit (B8/128K: 512 workgroups for 528
 // places), and hataWavesChunk where even hataMaxChunk makes more (B8/256K,
-// and Llama-2-7B's 32 KV heads at B2/256K, B4/128K and B8/64K); but not
-// over SparseOptions.ScoreChunk, nor below the grid's limit, nor for the
+// and Llama-2-7B's 32 KV heads at B2/256K, B4/128K and B8/64K); with
+// one-byte keys up to hataKey8MaxChunk in one wave (B8/256K, B8/192K, those
+// three Llama-2-7B shapes), hataWavesChunk past it (Llama-2-7B B8/256K);
+// never below hataMinChunk (B1/8K to B1/64K); but not over
+// SparseOptions.ScoreChunk, nor below the grid's limit, nor for the
 // variants but the fused chain.
 func TestHATAScoreChunk(t *testing.T) {
 	c := h200Core(SparseOptions{Variant: VariantFused}, 65535)
 	for _, tc := range []struct {
-		what          string
-		n, rows, want int
+		what         string
+		n, rows      int
+		want, wantK8 int // uint16 keys, one-byte keys
 	}{
-		{"B8/32K", 32768, 64, 4096},
-		{"B1/256K", 262144, 8, 3976},
-		{"B8/128K", 131072, 64, hataMaxChunk},
-		{"B4/256K", 262144, 32, hataMaxChunk},
-		{"B8/256K", 262144, 64, hataWavesChunk},
-		{"Llama-2 B1/256K", 262144, 32, hataMaxChunk},
-		{"Llama-2 B2/256K", 262144, 64, hataWavesChunk},
-		{"Llama-2 B4/128K", 131072, 128, hataWavesChunk},
-		{"Llama-2 B8/64K", 65536, 256, hataWavesChunk},
-		{"Llama-2 B8/256K", 262144, 256, hataWavesChunk},
+		{"B1/8K", 8192, 8, hataMinChunk, hataMinChunk},
+		{"B1/32K", 32768, 8, hataMinChunk, hataMinChunk},
+		{"B1/64K", 65536, 8, hataMinChunk, hataMinChunk}, // 64 a row, as 1000 made
+		{"B8/32K", 32768, 64, 4096, 4096},
+		{"B1/256K", 262144, 8, 3976, 3976},
+		{"B8/128K", 131072, 64, hataMaxChunk, hataMaxChunk},
+		{"B4/256K", 262144, 32, hataMaxChunk, hataMaxChunk},
+		{"B8/192K", 196608, 64, hataWavesChunk, 24576},
+		{"B8/256K", 262144, 64, hataWavesChunk, hataKey8MaxChunk},
+		{"Llama-2 B1/256K", 262144, 32, hataMaxChunk, hataMaxChunk},
+		{"Llama-2 B2/256K", 262144, 64, hataWavesChunk, hataKey8MaxChunk},
+		{"Llama-2 B4/128K", 131072, 128, hataWavesChunk, hataKey8MaxChunk},
+		{"Llama-2 B8/64K", 65536, 256, hataWavesChunk, hataKey8MaxChunk},
+		{"Llama-2 B8/256K", 262144, 256, hataWavesChunk, hataWavesChunk},
 	} {
-		if got := c.hataScoreChunk(tc.n, tc.rows); got != tc.want {
-			t.Errorf("%s (N %d, %d rows): chunk %d, want %d", tc.what, tc.n, tc.rows, got, tc.want)
+		for _, key8 := range []bool{false, true} {
+			want := tc.want
+			if key8 {
+				want = tc.wantK8
+			}
+			if got := c.hataScoreChunk(tc.n, tc.rows, key8); got != want {
+				t.Errorf("%s (N %d, %d rows), one-byte keys %v: chunk %d, want %d", tc.what, tc.n, tc.rows, key8, got, want)
+			}
 		}
 	}
-	if got := h200Core(SparseOptions{Variant: VariantFused, ScoreChunk: 16384}, 65535).hataScoreChunk(262144, 64); got != 16384 {
+	if got := h200Core(SparseOptions{Variant: VariantFused, ScoreChunk: 16384}, 65535).hataScoreChunk(262144, 64, true); got != 16384 {
 		t.Errorf("ScoreChunk 16384 at B8/256K: chunk %d", got)
 	}
+	if got := h200Core(SparseOptions{Variant: VariantFused, ScoreChunk: 512}, 65535).hataScoreChunk(32768, 8, true); got != 512 {
+		t.Errorf("ScoreChunk 512 at B1/32K: chunk %d", got)
+	}
 	for _, v := range []string{VariantTwoKernel, VariantThreeKernel, VariantNaive} {
-		if got := h200Core(SparseOptions{Variant: v}, 65535).hataScoreChunk(262144, 64); got != hataMaxChunk {
+		if got := h200Core(SparseOptions{Variant: v}, 65535).hataScoreChunk(262144, 64, true); got != hataMaxChunk {
 			t.Errorf("%s at B8/256K: chunk %d, want %d", v, got, hataMaxChunk)
 		}
+		if got := h200Core(SparseOptions{Variant: v}, 65535).hataScoreChunk(32768, 8, true); got != 512 {
+			t.Errorf("%s at B1/32K: chunk %d, want waveChunk's 512", v, got)
+		}
 	}
-	if got := h200Core(SparseOptions{Variant: VariantFused}, 16).hataScoreChunk(262144, 64); got != 16384 {
+	if got := h200Core(SparseOptions{Variant: VariantFused}, 16).hataScoreChunk(262144, 64, false); got != 16384 {
 		t.Errorf("a grid of at most 16 workgroups across at B8/256K: chunk %d, want 16384", got)
 	}
 }
