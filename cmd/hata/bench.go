@@ -32,7 +32,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	batches := fs.String("b", "1,8", "batch sizes, comma separated")
 	ns := fs.String("n", "32768,131072", "context lengths, comma separated")
 	budgetX := fs.Float64("budget", 0.0156, "X >= 1: k tokens; 0 < X < 1: ratio of N")
-	reps := fs.Int("reps", 50, "timed decode steps per point (the median is reported), after a warm-up of 5 steps and 300 ms and, on a GPU, 250 ms of copies that raise its clocks")
+	reps := fs.Int("reps", 50, "timed decode steps per point (the median is reported), after a warm-up of at least 5 steps, one of every copy of the cache, and 300 ms and, on a GPU, 250 ms of copies that raise its clocks")
 	hq := fs.Int("hq", 32, "query heads (Llama-3.1-8B: 32)")
 	hkv := fs.Int("hkv", 8, "KV heads (Llama-3.1-8B: 8; Llama-2-7B: 32)")
 	d := fs.Int("d", 128, "head dimension")
