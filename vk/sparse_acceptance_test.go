@@ -32,9 +32,11 @@ const envLarge = "HATA_VK_LARGE"
 // with every form of its sum over slices of D (proj.glsl): one slice (32
 // lanes), two added in the last step (64), and the pairwise rounds down to
 // two (1024, or as many as the device allows; the other cases run the
-// default, 512). f16-keybytes1 asks for one-byte keys (SparseOptions.KeyBytes),
-// which run only where the select's chunks exceed 2048 tokens (the large
-// shapes on a GPU; on lavapipe TestHATAOneByteKeys holds them).
+// default, 512). One-byte keys (SparseOptions.KeyBytes) run only where the
+// select's chunks exceed 2048 tokens (the large shapes on a GPU; on
+// lavapipe TestHATAOneByteKeys holds them): by default until a step of a
+// cache falls short, on every step in f16-keybytes1, and never in
+// f16-keybytes2 (uint16 keys, the default until session 23).
 func TestSparseAcceptance(t *testing.T) {
 	ctx := device(t)
 	large := os.Getenv(envLarge) == "1"
@@ -59,6 +61,7 @@ func TestSparseAcceptance(t *testing.T) {
 		{"f16-proj64", SparseOptions{Storage: F16, ProjWorkgroup: 64}, []string{"hata", "loki"}, []int{128}},
 		{"f32-proj1024", SparseOptions{ProjWorkgroup: 1024}, []string{"hata", "loki"}, []int{64, 128}},
 		{"f16-keybytes1", SparseOptions{Storage: F16, KeyBytes: 1}, []string{"hata", "lsh"}, []int{64, 128}},
+		{"f16-keybytes2", SparseOptions{Storage: F16, KeyBytes: 2}, []string{"hata"}, []int{128}},
 	} {
 		c.opt.LokiF32Keys = true
 		t.Run(c.name, func(t *testing.T) {
