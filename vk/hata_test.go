@@ -490,6 +490,60 @@ func TestHATASelectPlan(t *testing.T) {
 	}
 }
 
+// TestHATAZeroScores holds HATA to ref where the threshold is the score 0:
+// every third token's key is the query (the same in the G heads of its
+// group), so its code is theirs and S = 0, and a budget below a third of
+// the tokens takes only zero scores (T = 0, the lowest bin, in every
+// select's search and counts), ties to the smaller index; a budget past it
+// (T > 0) for contrast. Over the fused chain with the select's plan and
+// one-byte or uint16 keys (select_groups), without the plan
+// (select_write_cum), the onekernel variant and the naive chain, with and
+// without windows.
+func TestHATAZeroScores(t *testing.T) {
+	ctx := device(t)
+	rng, s, w, kv := chunkedHATAInputs(12)
+	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+	g := s.Hq / s.Hkv
+	for r := range s.B * s.Hkv { // the G heads of row r: its first head's query
+		head := q[r*g*s.D : (r*g+1)*s.D]
+		for h := 1; h < g; h++ {
+			copy(q[(r*g+h)*s.D:(r*g+h+1)*s.D], head)
+		}
+		for tok := 0; tok < s.N; tok += 3 {
+			copy(kv.K[r][tok*s.D:(tok+1)*s.D], head)
+		}
+	}
+	wq := w.EncodeQueries(q, s.B, s.Hq)
+	for r, row := range ref.HammingScores(wq, w.EncodeKeys(kv), s.B, s.Hq, s.Hkv, s.N, w.Words()) {
+		zeros := 0
+		for _, v := range row {
+			if v == 0 {
+				zeros++
+			}
+		}
+		if zeros < (s.N+2)/3 {
+			t.Fatalf("row %d: %d zero scores, want at least %d (every third token's key is the query)", r, zeros, (s.N+2)/3)
+		}
+	}
+	for _, c := range []struct {
+		o   SparseOptions
+		win ref.Windows
+	}{
+		{SparseOptions{Storage: F16, ScoreChunk: 4096}, ref.Windows{}},
+		{SparseOptions{Storage: F16, ScoreChunk: 4096}, ref.Windows{Sink: 3, Recent: 70}},
+		{SparseOptions{Storage: F16, ScoreChunk: 4096, KeyBytes: 2}, ref.Windows{Sink: 1}},
+		{SparseOptions{Storage: F16, ScoreChunk: 2048}, ref.Windows{Recent: 5}},
+		{SparseOptions{Storage: F16, Variant: VariantOneKernel}, ref.Windows{}},
+		{SparseOptions{Storage: F16, Variant: VariantNaive}, ref.Windows{Sink: 2}},
+	} {
+		m, want := prefilledHATAs(t, ctx, w, c.win, c.o, kv)
+		for _, b := range []ref.Budget{{K: 1}, {K: 100}, {K: 2000}, {K: 4000}} {
+			decodeStep(t, fmt.Sprintf("zero scores %s chunk %d keybytes %d windows %+v budget %v", c.o.Variant, c.o.ScoreChunk, c.o.KeyBytes, c.win, b), "hata", q, kv, b, want, m, true)
+		}
+		m.Close()
+	}
+}
+
 // TestHATAOneByteKeys holds HATA with one-byte keys (SparseOptions.KeyBytes
 // = 1: hata_score_k8's min(S, 255), four a word, and select_groups_k8) to
 // ref over chunks of 4096 tokens and of 2056 (neither a whole number of the
