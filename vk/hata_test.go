@@ -495,7 +495,9 @@ func TestHATASelectPlan(t *testing.T) {
 // group), so its code is theirs and S = 0, and a budget below a third of
 // the tokens takes only zero scores (T = 0, the lowest bin, in every
 // select's search and counts), ties to the smaller index; a budget past it
-// (T > 0) for contrast. Over the fused chain with the select's plan and
+// (T > 0) for contrast, and one of all but 50 tokens, whose threshold is
+// among the scores of the keys that are the query negated (the next token
+// after each of the others: S near G*rbit, one-byte keys run again). Over the fused chain with the select's plan and
 // one-byte or uint16 keys (select_groups), without the plan
 // (select_write_cum), the onekernel variant and the naive chain, with and
 // without windows.
@@ -511,6 +513,11 @@ func TestHATAZeroScores(t *testing.T) {
 		}
 		for tok := 0; tok < s.N; tok += 3 {
 			copy(kv.K[r][tok*s.D:(tok+1)*s.D], head)
+			if tok+1 < s.N { // the next key the query negated: S near its top, G*rbit
+				for d, v := range head {
+					kv.K[r][(tok+1)*s.D+d] = -v
+				}
+			}
 		}
 	}
 	wq := w.EncodeQueries(q, s.B, s.Hq)
@@ -537,8 +544,11 @@ func TestHATAZeroScores(t *testing.T) {
 		{SparseOptions{Storage: F16, Variant: VariantNaive}, ref.Windows{Sink: 2}},
 	} {
 		m, want := prefilledHATAs(t, ctx, w, c.win, c.o, kv)
-		for _, b := range []ref.Budget{{K: 1}, {K: 100}, {K: 2000}, {K: 4000}} {
+		for _, b := range []ref.Budget{{K: 1}, {K: 100}, {K: 2000}, {K: 4000}, {K: s.N - 50}} {
 			decodeStep(t, fmt.Sprintf("zero scores %s chunk %d keybytes %d windows %+v budget %v", c.o.Variant, c.o.ScoreChunk, c.o.KeyBytes, c.win, b), "hata", q, kv, b, want, m, true)
+		}
+		if k8 := c.o.Variant == "" && c.o.ScoreChunk == 4096 && c.o.KeyBytes == 0; k8 && m.KeyFallbacks() != 1 || !k8 && m.KeyFallbacks() != 0 {
+			t.Errorf("zero scores %+v: %d steps run again with uint16 keys, want 1 with one-byte keys (the last budget's), else 0", c.o, m.KeyFallbacks())
 		}
 		m.Close()
 	}
