@@ -35,9 +35,9 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
       -opt '-;mintokens=64;tile=2;scorechunk=4096;sepmerge=1;sepmerge=2;projworkgroup=256;trace=1'
     echo "sweep exit $?"
   done
-  # The chunk rule past one wave (session 20: 8192 at B8/256K, 16384 at B8/128K).
+  # The chunk rule past one wave (session 20: 8192 at B8/256K, 16384 at B8/128K; session 23: 32768 at B8/256K with one-byte keys).
   timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 8 -n 131072,262144 -reps 50 \
-    -opt '-;scorechunk=8192;scorechunk=16384;mintokens=64;sepmerge=1;sepmerge=2'
+    -opt '-;scorechunk=8192;scorechunk=16384;scorechunk=32768;mintokens=64;sepmerge=1;sepmerge=2'
   echo "sweep exit $?"
   # Two-byte keys against the default one-byte keys (session 23).
   timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;keybytes=2;-;keybytes=2'
