@@ -527,8 +527,8 @@ func (m *HATA) keysFellShort() (bool, error) {
 }
 
 // KeyFallbacks returns how many steps used one-byte keys
-// (SparseOptions.KeyBytes = 1) and were run again with uint16 keys, a row's
-// threshold having reached 255.
+// (SparseOptions.KeyBytes 0 or 1) and were run again with uint16 keys, a
+// row's threshold having reached 255.
 func (m *HATA) KeyFallbacks() int { return m.keyFallbacks }
 
 // Step runs one decode step without reading anything back (for timing it:
