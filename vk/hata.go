@@ -325,7 +325,8 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	// score and select kernels where 4096 needed four (B8/128K on the H200:
 	// select 26.1 us instead of 32.7, the step 115.6 instead of 121.8;
 	// BENCHMARKS.md); the other methods' score kernels keep 4096.
-	h.scoreChunk = m.hataScoreChunk(m.n, s.rows, m.oneByteKeys())
+	key8 := m.key8Chunks(h.fusedHist)
+	h.scoreChunk = m.hataScoreChunk(m.n, s.rows, key8)
 	if m.opt.Variant == VariantOneKernel && h.fusedHist && len(m.kv.k) == 1 {
 		// hata_step's items (a multiple of 8: 16-byte key loads); where it
 		// cannot run (stepKernel), the fused chain keeps its own chunks.
@@ -352,7 +353,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	if nb <= maxDirectBins {
 		spec.directBins = nb
 	}
-	h.key8 = plan && spec.groupsSelect() && m.oneByteKeys()
+	h.key8 = key8 && plan && spec.groupsSelect()
 	spec.key8 = h.key8
 	scoreShader, scoreBindings := "hata_score", 6
 	if h.key8 {
@@ -483,6 +484,15 @@ func (m *HATA) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 // this cache was (key16Cache).
 func (m *HATA) oneByteKeys() bool {
 	return !m.noKey8 && (m.opt.KeyBytes == 1 || m.opt.KeyBytes == 0 && !m.key16Cache)
+}
+
+// key8Chunks reports whether the next step's score chunks are chosen for
+// one-byte keys (hataScoreChunk's key8): where it takes them (oneByteKeys)
+// and the select's plan they need can run, over a one-pass histogram
+// (fusedHist) and not turned off; the step takes them where the plan then
+// runs with select_groups (prepare).
+func (m *HATA) key8Chunks(fusedHist bool) bool {
+	return fusedHist && m.opt.SelectPlan != PlanOff && m.oneByteKeys()
 }
 
 // keyFallback returns step's result, or where the step used one-byte keys

@@ -105,7 +105,7 @@ func TestAttentionTrace(t *testing.T) {
 			t.Logf("%+v: select %s", o, sum)
 		}
 		st := trs[0]
-		chunk := m.hataScoreChunk(s.N, s.B*s.Hkv, m.oneByteKeys())
+		chunk := m.hataScoreChunk(s.N, s.B*s.Hkv, m.key8Chunks(true)) // (key8 matters to the fused chain alone)
 		if rows := s.B * s.Hkv; len(st.Points) != rows*((s.N+chunk-1)/chunk) {
 			t.Errorf("%+v: %d traced score workgroups, want %d rows x %d chunks", o, len(st.Points), rows, (s.N+chunk-1)/chunk)
 		}

@@ -432,7 +432,9 @@ func TestScoreChunk(t *testing.T) {
 // places), and hataWavesChunk where even hataMaxChunk makes more (B8/256K,
 // and Llama-2-7B's 32 KV heads at B2/256K, B4/128K and B8/64K); with
 // one-byte keys up to hataKey8MaxChunk in one wave (B8/256K, B8/192K, those
-// three Llama-2-7B shapes), hataWavesChunk past it (Llama-2-7B B8/256K);
+// three Llama-2-7B shapes), hataWavesChunk past it (Llama-2-7B B8/256K),
+// and only where a step can take them (key8Chunks: not with uint16 keys,
+// the plan off or no one-pass histogram);
 // never below hataMinChunk (B1/8K to B1/64K); but not over
 // SparseOptions.ScoreChunk, nor below the grid's limit, nor for the
 // variants but the fused chain.
@@ -480,6 +482,23 @@ func TestHATAScoreChunk(t *testing.T) {
 		}
 		if got := h200Core(SparseOptions{Variant: v}, 65535).hataScoreChunk(32768, 8, true); got != 512 {
 			t.Errorf("%s at B1/32K: chunk %d, want waveChunk's 512", v, got)
+		}
+	}
+	// The chunks assume one-byte keys only where a step can take them.
+	for _, c := range []struct {
+		o         SparseOptions
+		fusedHist bool
+		want      int
+	}{
+		{SparseOptions{Variant: VariantFused}, true, hataKey8MaxChunk},
+		{SparseOptions{Variant: VariantFused, KeyBytes: 1}, true, hataKey8MaxChunk},
+		{SparseOptions{Variant: VariantFused, KeyBytes: 2}, true, hataWavesChunk},
+		{SparseOptions{Variant: VariantFused, SelectPlan: PlanOff}, true, hataWavesChunk},
+		{SparseOptions{Variant: VariantFused}, false, hataWavesChunk}, // no one-pass histogram
+	} {
+		m := &HATA{sparseCore: h200Core(c.o, 65535)}
+		if got := m.hataScoreChunk(262144, 64, m.key8Chunks(c.fusedHist)); got != c.want {
+			t.Errorf("B8/256K, %+v, one-pass histogram %v: chunk %d, want %d", c.o, c.fusedHist, got, c.want)
 		}
 	}
 	if got := h200Core(SparseOptions{Variant: VariantFused}, 16).hataScoreChunk(262144, 64, false); got != 16384 {
