@@ -167,6 +167,8 @@ func TestOutOfRange(t *testing.T) {
 		{text: "kind = \"rbit\"\nrbits = [32, 48]\n", line: 2, key: "rbits"},
 		{text: "kind = \"speed\"\nns = [1024, 0]\n", line: 2, key: "ns"},
 		{text: "kind = \"breakdown\"\nb = 0\n", line: 2, key: "b"},
+		{text: "kind = \"speed\"\n\nrbit = 100\n", line: 3, key: "rbit"},
+		{text: "kind = \"breakdown\"\nrbit = 2048\n", line: 2, key: "rbit"},
 		{text: "kind = \"training\"\neval_every = 0\n", line: 2, key: "eval_every"},
 		{text: "kind = \"budget\"\ninput = \"trace\"\n", line: 0, key: "trace.dir"}, // a default out of range: no line
 		// An override out of range is reported at the flag.

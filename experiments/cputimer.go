@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -11,23 +12,25 @@ import (
 	"github.com/hata-go/hata/vk"
 )
 
-// timerRbit is the hash width of the timed hashing methods (the paper's 128).
-const timerRbit = 128
-
 // Time implements Timer with wall-clock medians on the CPU (Timing.Clock is
 // "cpu-wallclock", never a GPU timestamp): it makes Gaussian inputs of shape
 // (seeded, so every run times the same data), prefills method, runs one
 // warm-up decode and then reps timed ones. Hashing methods use random
-// weights of 128 bits (timing does not depend on their values). For hata and
-// lsh the four stages of HATA.md's decode step are also timed one by one with
-// the ref functions they are made of. The CPU backend has no kernel variants:
-// a "/variant" suffix is an error, and so is a non-zero tuning.
+// weights of tuning.Rbit bits, 128 by default (timing does not depend on
+// their values). For hata and lsh the four stages of HATA.md's decode step
+// are also timed one by one with the ref functions they are made of. The CPU
+// backend has no kernel variants or kernel parameters: a "/variant" suffix is
+// an error, and so is a non-zero field of tuning other than Rbit.
 func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error) {
 	name, variant, _ := strings.Cut(method, "/")
 	if variant != "" {
 		return Timing{}, fmt.Errorf("cpu timer: %q: the CPU backend has no kernel variants", method)
 	}
-	if tuning != (vk.Tuning{}) {
+	if err := tuning.Check(method); err != nil {
+		return Timing{}, fmt.Errorf("cpu timer: %w", err)
+	}
+	rbit := cmp.Or(tuning.Rbit, 128)
+	if tuning != (vk.Tuning{Rbit: tuning.Rbit}) {
 		return Timing{}, fmt.Errorf("cpu timer: %s: the CPU backend has no kernel parameters to tune (%s)", method, tuning)
 	}
 	if err := shape.Validate(); err != nil {
@@ -54,10 +57,10 @@ func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int, tun
 	if err != nil {
 		return Timing{}, fmt.Errorf("cpu timer: %w", err)
 	}
-	opts := ref.Options{Rbit: timerRbit, Seed: 1}
+	opts := ref.Options{Rbit: rbit, Seed: 1}
 	var w *ref.HashWeights
 	if name == "hata" || name == "lsh" {
-		if w, err = ref.RandomHashWeights(s.Hkv, s.D, timerRbit, 1); err != nil {
+		if w, err = ref.RandomHashWeights(s.Hkv, s.D, rbit, 1); err != nil {
 			return Timing{}, fmt.Errorf("cpu timer: %w", err)
 		}
 		opts.W = w
@@ -77,7 +80,7 @@ func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int, tun
 	if err != nil {
 		return Timing{}, fmt.Errorf("cpu timer: %s decode: %w", name, err)
 	}
-	t := Timing{Clock: "cpu-wallclock", Median: total, Bytes: modelBytes(name, s, k, timerRbit)}
+	t := Timing{Clock: "cpu-wallclock", Median: total, Bytes: modelBytes(name, s, k, rbit)}
 	if w != nil {
 		if t.Stages, err = hataStages(w, q, kv, s, k, reps); err != nil {
 			return Timing{}, fmt.Errorf("cpu timer: %s stages: %w", name, err)

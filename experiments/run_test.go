@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -460,6 +461,27 @@ budget = 0.1
 	}
 	if _, err := os.Stat(filepath.Join(dir, "speed.png")); err != nil {
 		t.Error(err)
+	}
+	// rbit: hata's codes are rows*n*rbit/8 bytes of its step's; the other
+	// methods' bytes do not change.
+	dir256, _, _, err := runTiny(t, context.Background(), speed, t.TempDir(), Overrides{Set: []string{"rbit=256"}}, runHooks{backends: []Backend{CPU{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb256, _ := ReadCSV(filepath.Join(dir256, "speed.csv"))
+	for i := range tb.Rows {
+		m, n := tb.Str(i, "method"), int64(tb.Float(i, "n"))
+		want := int64(tb.Float(i, "bytes"))
+		if m == "hata" {
+			want += 1 * 2 * n * (256 - 128) / 8 // B*Hkv rows
+		}
+		j := slices.IndexFunc(tb256.Rows, func(r []string) bool { return r[0] == m && r[2] == tb.Str(i, "n") })
+		if j < 0 {
+			t.Fatalf("%s N=%d: no row at rbit 256", m, n)
+		}
+		if got := int64(tb256.Float(j, "bytes")); got != want {
+			t.Errorf("%s N=%d at rbit 256: %d bytes, want %d", m, n, got, want)
+		}
 	}
 
 	// The CPU has no kernel variants: those points fail, the rest assemble.

@@ -15,12 +15,17 @@ import (
 	"github.com/hata-go/hata/vk"
 )
 
-// Shape is the attention layer the timing kinds use. Defaults are
-// Llama-3.1-8B's: Hq 32, Hkv 8, D 128.
+// Shape is the attention layer the timing kinds use, and the hash width of
+// the hashing methods timed on it. Defaults are Llama-3.1-8B's, Hq 32, Hkv
+// 8, D 128, and the paper's rbit 128.
 type Shape struct {
 	Hq  int `toml:"hq" json:"hq"`
 	Hkv int `toml:"hkv" json:"hkv"`
 	D   int `toml:"d" json:"d"`
+	// Rbit is the bits of hata's and lsh's codes (random weights: the
+	// timing does not depend on their values), a multiple of 32 up to
+	// vk.MaxTuningRbit; the other methods ignore it.
+	Rbit int `toml:"rbit" json:"rbit"`
 }
 
 func (s Shape) validate() error {
@@ -31,8 +36,19 @@ func (s Shape) validate() error {
 		return badKey("hkv", "%d, want >= 1 and a divisor of hq=%d", s.Hkv, s.Hq)
 	case s.D < 2 || s.D%2 != 0:
 		return badKey("d", "%d, want an even number >= 2", s.D)
+	case s.Rbit < 32 || s.Rbit%32 != 0 || s.Rbit > vk.MaxTuningRbit:
+		return badKey("rbit", "%d, want a multiple of 32 in [32, %d]", s.Rbit, vk.MaxTuningRbit)
 	}
 	return nil
+}
+
+// tuning returns the timer's parameters for method (name or name/variant)
+// on s: the hash width for hata and lsh, nothing for the others.
+func (s Shape) tuning(method string) vk.Tuning {
+	if name, _, _ := strings.Cut(method, "/"); name == "hata" || name == "lsh" {
+		return vk.Tuning{Rbit: s.Rbit}
+	}
+	return vk.Tuning{}
 }
 
 // SpeedConfig is the decode-step latency sweep (the paper's Fig. 5): one
@@ -58,7 +74,7 @@ type SpeedConfig struct {
 
 func defaultSpeed() *SpeedConfig {
 	return &SpeedConfig{
-		Common: Common{Kind: "speed"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128},
+		Common: Common{Kind: "speed"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128, Rbit: 128},
 		Methods: []string{"dense", "hata", "loki", "quest"},
 		Batches: []int{1, 8},
 		Ns:      []int{8192, 16384, 32768, 65536, 131072, 262144},
@@ -151,7 +167,7 @@ func timePoint(w *worker, sh Shape, reps int, tp timingPoint) ([][]string, error
 	if err != nil {
 		return nil, err
 	}
-	t, err := timer.Time(tp.Method, shape, budget, reps, vk.Tuning{})
+	t, err := timer.Time(tp.Method, shape, budget, reps, sh.tuning(tp.Method))
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +294,7 @@ type BreakdownConfig struct {
 
 func defaultBreakdown() *BreakdownConfig {
 	return &BreakdownConfig{
-		Common: Common{Kind: "breakdown"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128},
+		Common: Common{Kind: "breakdown"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128, Rbit: 128},
 		Variants: []string{"hata/naive", "hata/fused-score", "hata/fused-attend", "hata/fused-encode"},
 		B:        1, Ns: []int{32768, 131072}, Budget: 0.0156, Reps: 50,
 	}

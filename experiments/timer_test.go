@@ -11,7 +11,7 @@ import (
 
 // TestTimerTuning checks the tuning argument of the timers: the CPU timer,
 // which has no kernel parameters, refuses a non-zero one and times with the
-// zero one; the Vulkan timer (where a device opens) refuses a key the method
+// zero one; both time hata at the hash width Tuning.Rbit sets; the Vulkan timer (where a device opens) refuses a key the method
 // does not use, naming it, before building anything, reports the step's
 // levels of dependent dispatches (the CPU timer none), and refuses to time
 // one-byte keys where a step ran again with uint16 keys.
@@ -23,6 +23,24 @@ func TestTimerTuning(t *testing.T) {
 	}
 	if tm, err := (CPU{}).Time("dense", s, budget, 1, vk.Tuning{}); err != nil || tm.Median <= 0 {
 		t.Errorf("CPU.Time with the zero tuning = %+v, %v; want a positive median", tm, err)
+	}
+	// The hash width (Tuning.Rbit): the codes a step of hata reads are
+	// rows*N*rbit/8 bytes, on both timers; dense has none and refuses it.
+	hs := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 512, D: 64}
+	wider := int64(hs.B*hs.Hkv*hs.N) * (256 - 128) / 8
+	bytesAt := func(tm Timer, rbit int) int64 {
+		t.Helper()
+		got, err := tm.Time("hata", hs, ref.Budget{K: 16}, 1, vk.Tuning{Rbit: rbit})
+		if err != nil {
+			t.Fatalf("%T.Time(hata) with rbit=%d: %v", tm, rbit, err)
+		}
+		return got.Bytes
+	}
+	if b128, b256 := bytesAt(CPU{}, 0), bytesAt(CPU{}, 256); b256-b128 != wider {
+		t.Errorf("CPU.Time(hata): %d bytes at rbit 128, %d at 256; want %d more", b128, b256, wider)
+	}
+	if _, err := (CPU{}).Time("dense", s, budget, 1, vk.Tuning{Rbit: 256}); err == nil || !strings.Contains(err.Error(), "rbit") {
+		t.Errorf("CPU.Time(dense) with rbit=256 = %v, want an error naming rbit", err)
 	}
 	v, err := OpenVulkan("")
 	if err != nil {
@@ -39,9 +57,14 @@ func TestTimerTuning(t *testing.T) {
 	// and the attention (and its merge, where it is a dispatch of its own)
 	// one after another; the CPU has no dispatches. (vk's TestBatchLevels
 	// checks the count itself; a Vulkan Time takes seconds on lavapipe.)
-	hs := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 512, D: 64}
-	if tm, err := v.Time("hata", hs, ref.Budget{K: 16}, 2, vk.Tuning{}); err != nil || tm.Levels < 4 || tm.Levels > 5 {
+	// (At rbit 256, whose bytes are MustMove's: a Vulkan Time takes seconds
+	// on lavapipe.)
+	tm, err := v.Time("hata", hs, ref.Budget{K: 16}, 2, vk.Tuning{Rbit: 256})
+	if err != nil || tm.Levels < 4 || tm.Levels > 5 {
 		t.Errorf("Vulkan.Time(hata).Levels = %d, %v; want 4 or 5", tm.Levels, err)
+	}
+	if want := MustMove("hata", hs, Traffic{K: 16, Rbit: 256}); tm.Bytes != want || want-MustMove("hata", hs, Traffic{K: 16}) != wider {
+		t.Errorf("Vulkan.Time(hata) with rbit=256: %d bytes, want %d (%d more than at rbit 128)", tm.Bytes, want, wider)
 	}
 	if tm, err := (CPU{}).Time("hata", hs, ref.Budget{K: 16}, 1, vk.Tuning{}); err != nil || tm.Levels != 0 {
 		t.Errorf("CPU.Time(hata).Levels = %d, %v; want 0", tm.Levels, err)

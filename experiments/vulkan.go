@@ -128,7 +128,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	if err != nil {
 		return Timing{}, err
 	}
-	bytes := MustMove(name, s, Traffic{K: k, ElemSize: 2})
+	bytes := MustMove(name, s, Traffic{K: k, ElemSize: 2, Rbit: tuning.Rbit})
 	cacheBytes := int64(2 * s.B * s.Hkv * s.N * s.D * 2)
 	copies := int(max(1, (l2Bytes+cacheBytes-1)/cacheBytes))
 	ms := make([]benchable, 0, copies)

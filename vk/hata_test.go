@@ -181,10 +181,14 @@ func TestHATAKernels(t *testing.T) {
 
 // TestHATAWideScores forces the radix path of the fused variant: G*rbit >=
 // 4096 does not fit a one-pass histogram, so the uint16 scores go through
-// two 8-bit passes.
+// two 8-bit passes; there with 16 heads a group, and with the widest codes
+// a benchmark may time (vk.MaxTuningRbit, 32 words: hata_score's query
+// codes in 8 uvec4 a head), and those codes one pass fits at G = 2.
 func TestHATAWideScores(t *testing.T) {
 	ctx := device(t)
 	runHATACase(t, ctx, hataCase{b: 1, hkv: 1, g: 16, n: 200, d: 64, rbit: 256, budget: ref.Budget{K: 17}, variant: VariantFused}, 99)
+	runHATACase(t, ctx, hataCase{b: 1, hkv: 2, g: 4, n: 300, d: 64, rbit: MaxTuningRbit, budget: ref.Budget{K: 17}, variant: VariantFused, chunk: 62}, 98)
+	runHATACase(t, ctx, hataCase{b: 2, hkv: 1, g: 2, n: 300, d: 64, rbit: MaxTuningRbit, budget: ref.Budget{Ratio: 0.1}, variant: VariantFused}, 97)
 }
 
 // TestHATANormWeighted checks the norm-weighted variant (GPU scores, host

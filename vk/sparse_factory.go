@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/hata-go/hata/ref"
@@ -62,8 +63,8 @@ func (c *Context) newSparseMethod(name string, hkv, d int, ro ref.Options, o Spa
 
 // benchSparse is BenchMethod for the top-k methods: fp16 K/V, the kernel
 // variant (hata, lsh: "fused" or "naive"), the kernel parameters t, and for
-// hata random weights of 128 bits (the timing does not depend on their
-// values).
+// hata random weights of t.Rbit bits, 128 by default (the timing does not
+// depend on their values; lsh draws its own of as many bits).
 func (c *Context) benchSparse(name, variant string, hkv, d int, t Tuning) (ref.Method, error) {
 	if variant != "" && variant != VariantHalves && name != "hata" && name != "lsh" {
 		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
@@ -71,9 +72,9 @@ func (c *Context) benchSparse(name, variant string, hkv, d int, t Tuning) (ref.M
 	if variant == VariantHalves && t.Trace != 0 {
 		return nil, fmt.Errorf("vk: %s/%s has no traces: trace each half's kernels without it", name, variant)
 	}
-	var ro ref.Options
+	ro := ref.Options{Rbit: cmp.Or(t.Rbit, 128)}
 	if name == "hata" {
-		w, err := ref.RandomHashWeights(hkv, d, 128, 1)
+		w, err := ref.RandomHashWeights(hkv, d, ro.Rbit, 1)
 		if err != nil {
 			return nil, err
 		}

@@ -99,6 +99,14 @@ type Tuning struct {
 	// uint16 keys; 0 keeps the default (one byte until a step of the cache
 	// needs uint16). The fused and threekernel variants of hata and lsh.
 	KeyBytes int
+	// Rbit is the hash width of hata and lsh in bits, a multiple of 32 up
+	// to 1024 (0: the paper's 128): the random weights BenchMethod draws
+	// are [Hkv][D][Rbit] (ref.RandomHashWeights; lsh's ref.Options.Rbit).
+	// Not a parameter of the kernels but of the method, timed as one so
+	// that widths can be put side by side: the score reads Rbit/8 bytes a
+	// token, and its histogram has G*Rbit+1 bins. Every variant of hata and
+	// lsh.
+	Rbit int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -141,7 +149,11 @@ var tuningKeys = []tuningKey{
 		[]string{"hata/twokernel", "hata/threekernel", "hata/onekernel", "lsh/twokernel", "lsh/threekernel", "lsh/onekernel"}},
 	{"keybytes", func(t *Tuning) *int { return &t.KeyBytes }, []string{"hata", "lsh"},
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
+	{"rbit", func(t *Tuning) *int { return &t.Rbit }, []string{"hata", "lsh"}, nil},
 }
+
+// MaxTuningRbit is the widest hash Tuning.Rbit accepts.
+const MaxTuningRbit = 1024
 
 // tuningChoices are the keys whose values choose among a few meanings, not
 // counts: the largest value, and what the values mean (Check's error).
@@ -210,6 +222,8 @@ func (t Tuning) Check(method string) error {
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
 		case tuningChoices[k.key].max > 0 && v > tuningChoices[k.key].max:
 			return fmt.Errorf("vk: tuning key %s=%d: want %s or 0 (the default)", k.key, v, tuningChoices[k.key].want)
+		case k.key == "rbit" && (v%32 != 0 || v > MaxTuningRbit):
+			return fmt.Errorf("vk: tuning key rbit=%d: want a multiple of 32 up to %d, or 0 (the default, 128)", v, MaxTuningRbit)
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||
 			variant != "" && slices.Contains(k.except, name+"/"+variant)):
 			return fmt.Errorf("vk: tuning key %s: %s does not use it (used by %s)", k.key, method, strings.Join(k.methods, ", "))
@@ -242,7 +256,7 @@ func (t Tuning) applyMerge(m MergeMode) MergeMode {
 }
 
 // applySparse returns o with the non-zero fields of t that the top-k
-// methods use.
+// methods' kernels use (Rbit, the method's, is benchSparse's).
 func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.Tile = cmp.Or(t.Tile, o.Tile)
 	o.Workgroup = cmp.Or(t.Workgroup, o.Workgroup)

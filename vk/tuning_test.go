@@ -1,6 +1,8 @@
 package vk
 
 import (
+	"cmp"
+	"fmt"
 	"io"
 	"reflect"
 	"slices"
@@ -52,8 +54,8 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
@@ -62,11 +64,13 @@ func TestTuningKeys(t *testing.T) {
 		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
-		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes"},
-		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit"},
+		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 	}
+	// The smallest valid value of the keys for which 1 is not one.
+	validOne := map[string]int{"rbit": 32}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
 			t.Errorf("method %s missing from the test's table", m)
@@ -78,7 +82,7 @@ func TestTuningKeys(t *testing.T) {
 		}
 		for _, key := range keys {
 			var one Tuning
-			one.Set(key, 1)
+			one.Set(key, cmp.Or(validOne[key], 1))
 			err := one.Check(m)
 			if !slices.Contains(unused[m], key) {
 				if err != nil {
@@ -93,6 +97,14 @@ func TestTuningKeys(t *testing.T) {
 	}
 	if err := (Tuning{Tile: -1}).Check("dense"); err == nil || !strings.Contains(err.Error(), "tile=-1") {
 		t.Errorf("Check(dense) with tile=-1 = %v, want an error naming tile=-1", err)
+	}
+	for _, r := range []int{16, 33, MaxTuningRbit + 32} {
+		if err := (Tuning{Rbit: r}).Check("hata"); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("rbit=%d", r)) {
+			t.Errorf("Check(hata) with rbit=%d = %v, want an error naming rbit=%d", r, err, r)
+		}
+	}
+	if err := (Tuning{Rbit: MaxTuningRbit}).Check("lsh/naive"); err != nil {
+		t.Errorf("Check(lsh/naive) with rbit=%d = %v, want nil", MaxTuningRbit, err)
 	}
 	if err := (Tuning{Tile: 2}).Check("magicpig"); err == nil || !strings.Contains(err.Error(), "magicpig") {
 		t.Errorf("Check(magicpig) with tile=2 = %v, want an error naming magicpig", err)
@@ -261,6 +273,17 @@ func TestBenchMethodTuning(t *testing.T) {
 	}
 	if len(scoreSpec) == 0 || slices.ContainsFunc(scoreSpec, func(x uint32) bool { return x != uint32(swg) }) {
 		t.Errorf("hata with scoreworkgroup=%d: hata_score's workgroup (id 0) %v, want %d", swg, scoreSpec, swg)
+	}
+
+	// rbit: the bits of the weights hata draws and of lsh's, 128 by
+	// default, and of the codes the step scored (a decode has run).
+	for _, name := range []string{"hata", "lsh"} {
+		for _, c := range []struct{ rbit, want int }{{0, 128}, {256, 256}, {32, 32}} {
+			m := build(name, Tuning{Rbit: c.rbit}).(*HATA)
+			if m.w.Rbit != c.want || m.words != c.want/32 {
+				t.Errorf("%s with rbit=%d: weights of %d bits, codes of %d words; want %d bits, %d words", name, c.rbit, m.w.Rbit, m.words, c.want, c.want/32)
+			}
+		}
 	}
 
 	// projworkgroup: the query projections' workgroup (id 0), HATA's encode

@@ -85,6 +85,8 @@ func TestBenchOptUsage(t *testing.T) {
 		{[]string{"-method", "quest", "-opt", "sepmerge=3"}, []string{"sepmerge=3"}},
 		{[]string{"-method", "h2o", "-opt", "selectchunk=512"}, []string{"selectchunk", "h2o"}},
 		{[]string{"-method", "magicpig", "-opt", "tile=2"}, []string{"magicpig"}},
+		{[]string{"-method", "dense,hata", "-opt", "-;rbit=256"}, []string{"rbit", "dense"}},
+		{[]string{"-method", "hata", "-opt", "rbit=48"}, []string{"rbit=48", "multiple of 32"}},
 		{[]string{"-opt", "tile=two"}, []string{"-opt", "tile", `"two"`}},
 		{[]string{"-method", "dense", "-opt", "-;tile=2", "-tracecsv", "t.csv"}, []string{"-tracecsv", "t.csv", "trace=1"}},
 		{[]string{"-method", "dense", "-opt", "trace=1", "-tracecsv", "no/such/dir/t.csv"}, []string{"-tracecsv", "no/such/dir", "does not exist"}},
