@@ -18,7 +18,9 @@ import (
 // warm-up decode and then reps timed ones. Hashing methods use random
 // weights of tuning.Rbit bits, 128 by default (timing does not depend on
 // their values). For hata and lsh the four stages of HATA.md's decode step
-// are also timed one by one with the ref functions they are made of. The CPU
+// are also timed one by one with the ref functions they are made of. Its
+// bytes are MustMove's over an fp16 cache, as the GPU timer's are (ref
+// computes in float32; the row's GB/s is what a GPU would need). The CPU
 // backend has no kernel variants or kernel parameters: a "/variant" suffix is
 // an error, and so is a non-zero field of tuning other than Rbit.
 func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error) {
@@ -80,7 +82,7 @@ func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int, tun
 	if err != nil {
 		return Timing{}, fmt.Errorf("cpu timer: %s decode: %w", name, err)
 	}
-	t := Timing{Clock: "cpu-wallclock", Median: total, Bytes: modelBytes(name, s, k, rbit)}
+	t := Timing{Clock: "cpu-wallclock", Median: total, Bytes: MustMove(name, s, Traffic{K: k, ElemSize: 2, Rbit: rbit})}
 	if w != nil {
 		if t.Stages, err = hataStages(w, q, kv, s, k, reps); err != nil {
 			return Timing{}, fmt.Errorf("cpu timer: %s stages: %w", name, err)
@@ -138,35 +140,4 @@ func medianTime(reps int, f func() error) (time.Duration, error) {
 		return ts[reps/2], nil
 	}
 	return (ts[reps/2-1] + ts[reps/2]) / 2, nil
-}
-
-// modelBytes is the memory traffic of one decode step of method over an
-// fp16 cache (2 bytes per element), as a GPU implementation reads it: the
-// side data the method scores (hash codes, PCA channels, page bounds) plus
-// the k selected key and value rows per (batch, KV head), plus the queries
-// and outputs. 0 for a method without a model (magicpig runs on the host in
-// its paper). It is a model, not a measurement; the speed rows use it for GB/s.
-func modelBytes(method string, s ref.Shape, k, rbit int) int64 {
-	b, hkv, n, d := int64(s.B), int64(s.Hkv), int64(s.N), int64(s.D)
-	rows := b * hkv
-	io := 2 * b * int64(s.Hq) * d * 2     // q in, out
-	sparse := 2 * rows * int64(k) * d * 2 // the k selected K and V rows
-	switch method {
-	case "dense":
-		return 2*rows*n*d*2 + io
-	case "hata", "lsh":
-		return rows*n*int64(rbit)/8 + sparse + io
-	case "topk":
-		return rows*n*d*2 + sparse + io // every key scored exactly
-	case "loki":
-		return rows*n*32*2 + sparse + io // the 32 leading PCA channels of every key
-	case "quest":
-		pages := (n + 31) / 32
-		return 2*rows*pages*d*2 + sparse + io // per-page min and max
-	case "streaming":
-		return sparse + io
-	case "h2o":
-		return rows*n*4 + sparse + io // plus the accumulated scores (float32)
-	}
-	return 0
 }
