@@ -23,8 +23,14 @@
 // ref's. On the H200 hata_score's stage took 2-9 us less with it (BENCHMARKS.md,
 // session 9, runs 93-95).
 //
-// Include after the specialization constants G (query heads per KV head) and
-// WV (uvec4 per code). The planes are macros, not functions, so that their
+// Key codes of 32 and 64 bits are not padded (CPV > 1): a uvec4 of the key
+// codes holds four or two of them, so the score reads rbit/8 bytes a token;
+// the query codes stay one uvec4 (WV = 1) with zero words past the code,
+// and the planes' words there are zero, which the compiler folds away.
+//
+// Include after the specialization constants G (query heads per KV head),
+// WV (uvec4 per code) and CPV (key codes per uvec4: 1, or with WV = 1 2 for
+// rbit 64 and 4 for rbit 32). The planes are macros, not functions, so that their
 // arrays keep the includer's types (an array parameter sized by another
 // specialization-constant expression is another SPIR-V type: see
 // reduce_scatter.glsl):
@@ -35,6 +41,10 @@
 //	HAM_SCORE2(s0, s1, pa, px, base, ka, kb, i)  sets uint s0 and s1 to S
 //	                              of the key codes ka[i*WV .. i*WV + WV) and
 //	                              kb[...] (uvec4; a lane's pair of tokens)
+//	HAM_LOAD2(kc, rt, t, c1, ka, kb, i)  loads those codes: of tokens t and
+//	                              t + 1 (t even) at position rt = row*cap + t
+//	                              of the key codes kc [rows][cap] (cap a
+//	                              multiple of 4), zero from c1 on
 
 const uint NP = G < 2 ? 1 : (G < 4 ? 2 : (G < 8 ? 3 : (G < 16 ? 4 : (G < 32 ? 5 : (G < 64 ? 6 : 7)))));
 const uint J0 = G % 2 == 0 ? 1 : 0; // the first plane that depends on the key
@@ -74,8 +84,9 @@ uint ham_count(uvec4 a, uvec4 x, uvec4 k) {
                 if (j_ < J0) {                                                 \
                     base += uint(bitCount(c_[j_]));                            \
                 } else {                                                       \
-                    pa[(j_ - J0) * WV + v_][e_] = c_[j_];                      \
-                    px[(j_ - J0) * WV + v_][e_] = c_[j_] ^ b_;                 \
+                    const bool in_ = CPV == 1 || e_ < 4 / CPV; /* a word of the code */ \
+                    pa[(j_ - J0) * WV + v_][e_] = in_ ? c_[j_] : 0u;           \
+                    px[(j_ - J0) * WV + v_][e_] = in_ ? c_[j_] ^ b_ : 0u;      \
                 }                                                              \
             }                                                                  \
         }                                                                      \
@@ -94,4 +105,17 @@ uint ham_count(uvec4 a, uvec4 x, uvec4 k) {
             s0 += n0_ << (j_ + J0);                                            \
             s1 += n1_ << (j_ + J0);                                            \
         }                                                                      \
+    }
+
+#define HAM_LOAD2(kc, rt, t, c1, ka, kb, i)                                    \
+    if (CPV == 1) {                                                            \
+        [[unroll]] for (uint w_ = 0; w_ < WV; w_++) {                          \
+            (ka)[(i) * WV + w_] = (t) < (c1) ? (kc)[(rt) * WV + w_] : uvec4(0); \
+            (kb)[(i) * WV + w_] = (t) + 1 < (c1) ? (kc)[((rt) + 1) * WV + w_] : uvec4(0); \
+        }                                                                      \
+    } else {                                                                   \
+        uvec4 x_ = (t) < (c1) ? (kc)[(rt) / CPV] : uvec4(0);                   \
+        if (CPV == 4 && ((rt) & 2u) != 0) x_ = x_.zwxy; /* the pair's half */  \
+        (ka)[(i) * WV] = CPV == 2 ? uvec4(x_.xy, 0, 0) : uvec4(x_.x, 0, 0, 0); \
+        (kb)[(i) * WV] = (t) + 1 >= (c1) ? uvec4(0) : (CPV == 2 ? uvec4(x_.zw, 0, 0) : uvec4(x_.y, 0, 0, 0)); \
     }

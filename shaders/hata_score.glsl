@@ -7,7 +7,9 @@
 //	              (sink_end <= t < recent_start)
 //
 // Codes are read as uvec4: a code is WV uvec4 (rbit/32 words padded with
-// zeros to a multiple of 4, and zero XOR zero adds nothing). popcount is
+// zeros to a multiple of 4, and zero XOR zero adds nothing), or for rbit 32
+// and 64 a key code is one or two words, CPV of them a uvec4 (the query
+// codes stay padded). popcount is
 // 32-bit bitCount (spirv-val rejects 64-bit). The G bit counts per word are
 // counted on bit planes of the query group instead (ham_planes.glsl: at G
 // = 4 two per word, not four). A lane scores two consecutive
@@ -48,7 +50,7 @@
 //	        or written by the chunk-0 workgroups with ENCODE
 //	4 q     [rows*G][D] float32 query heads (read with ENCODE only)
 //	5 W     [Hkv][D][ldw] float32 hash weights (read with ENCODE only)
-//	1 kcode [rows][cap][WV] uvec4
+//	1 kcode [rows][cap][WV] uvec4; CPV > 1: [rows][cap/CPV] uvec4
 //	2 keys  KEY16: [rows][key_stride/2] uint (two uint16 each); else [rows][key_stride] uint
 //	3 hist  [rows][NB] uint, zeroed before the dispatch (HIST); with CUM
 //	        followed by cum [rows][nchunks][NB] uint (written whole), and
@@ -85,6 +87,7 @@ layout(constant_id = 5) const bool CUM = false;  // also the chunk's cumulative 
 layout(constant_id = 6) const bool ENCODE = false; // encode the query codes here
 layout(constant_id = 7) const uint D = 128;        // head dimension (ENCODE)
 layout(constant_id = 8) const bool PLAN = false;   // CUM: the last workgroup of a row writes the select's plan
+layout(constant_id = 9) const uint CPV = 1;        // key codes per uvec4 of kc (ham_planes.glsl): 1, 2 (rbit 64) or 4 (rbit 32)
 #ifdef KEY8_KEYS
 const bool KEY8 = true; // KEY16's rows as one-byte keys min(S, 255), four a word (hata_score_k8*.comp)
 #else
@@ -253,11 +256,7 @@ void main() {
         uvec4 ka[UNR * WV], kb[UNR * WV];
         [[unroll]] for (uint u = 0; u < UNR; u++) {
             const uint t = tb + lstep * u;
-            const uint base = (row * pc.cap + t) * WV;
-            [[unroll]] for (uint w = 0; w < WV; w++) {
-                ka[u * WV + w] = t < c1 ? kc[base + w] : uvec4(0);
-                kb[u * WV + w] = t + 1 < c1 ? kc[base + WV + w] : uvec4(0);
-            }
+            HAM_LOAD2(kc, row * pc.cap + t, t, c1, ka, kb, u)
         }
         uint k8 = 0; // KEY8: the lane's four keys
         [[unroll]] for (uint u = 0; u < UNR; u++) {

@@ -66,7 +66,7 @@
 //	0 q     [rows*G][D] float32 query heads (b*Hq + h*G + g = r*G + g)
 //	1 W     [Hkv][D][ldw] float32 hash weights (W head = r % hkv)
 //	2 qc    [rows*G][WV*4] uint query codes (written here; read back by Codes)
-//	3 kc    [rows][cap][WV] uvec4 key codes
+//	3 kc    [rows][cap][WV] uvec4 key codes; CPV > 1: [rows][cap/CPV] uvec4
 //	4 keys  [rows][key_stride/2] uint: the scores as packed uint16 (low half
 //	        the even token)
 //	5 hist  [rows][NB] uint, then cum [rows][NC][NB] uint
@@ -94,6 +94,7 @@ layout(constant_id = 4) const uint TILE = 4;    // sparse_split's entries per sl
 layout(constant_id = 5) const uint WV = 1;      // uvec4 per code
 layout(constant_id = 6) const uint NB = 2;      // histogram bins, > G*rbit, <= 16*WG
 layout(constant_id = 7) const bool POLL_ALL = false; // every lane polls in wait_done (CPU devices)
+layout(constant_id = 8) const uint CPV = 1;     // key codes per uvec4 of kc (ham_planes.glsl): 1, 2 (rbit 64) or 4 (rbit 32)
 const bool FUSED = true;                        // split_softmax.glsl: the last split merges
 const bool REDUCE_SCATTER = true;               // split_softmax.glsl: sparse_split.glsl's reduction
 const bool MERGE_HEADS = true;    // split_softmax.glsl: sparse_split's merge (a cache in several buffers attends with it, bit for bit)
@@ -234,11 +235,7 @@ void encode_word(uint row, uint p) {
 #define SCORE_LOAD(rb, a, b)                                                   \
     [[unroll]] for (uint u = 0; u < UNR; u++) {                                \
         const uint t = (rb) + 2 * li + 2 * WG * u;                             \
-        const uint base = (row * pc.cap + t) * WV;                             \
-        [[unroll]] for (uint v = 0; v < WV; v++) {                             \
-            a[u * WV + v] = t < c1 ? kc[base + v] : uvec4(0);                  \
-            b[u * WV + v] = t + 1 < c1 ? kc[base + WV + v] : uvec4(0);         \
-        }                                                                      \
+        HAM_LOAD2(kc, row * pc.cap + t, t, c1, a, b, u)                        \
     }
 
 void score_chunk(uint row, uint c) {

@@ -44,7 +44,8 @@ import (
 // The onekernel variant runs encode, score, select and attend as work items
 // of one dispatch, hata_step (hata_onekernel.go).
 //
-// Key codes [B*Hkv][Cap][Rbit/32 rounded up to a multiple of 4] are encoded
+// Key codes [B*Hkv][Cap][ks] (keyCodeStride: Rbit/32 words for rbit 32 and
+// 64, else rounded up to a multiple of 4) are encoded
 // on the device from the stored keys (hata_encode_k_*) at Prefill (all N) and
 // Append (the new key of every row), and rebuilt when the cache grows. They
 // are read back only by Codes. The norm-weighted variant (ref.Options
@@ -65,7 +66,8 @@ type HATA struct {
 	w            *ref.HashWeights
 	windows      ref.Windows
 	normWeighted bool
-	words, ws    int // Rbit/32, and the code stride (a multiple of 4 words)
+	words, ws    int // Rbit/32, and the query codes' stride (a multiple of 4 words)
+	ks           int // the key codes' stride in words: keyCodeStride
 
 	wbuf   *Buffer     // W: [Hkv][D][Rbit] float32
 	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
@@ -107,7 +109,7 @@ func (c *Context) NewHATA(name string, w *ref.HashWeights, win ref.Windows, norm
 	if err != nil {
 		return nil, err
 	}
-	m := &HATA{sparseCore: core, w: w, windows: win, normWeighted: normWeighted, words: w.Words(), ws: roundUp(w.Words(), 4)}
+	m := &HATA{sparseCore: core, w: w, windows: win, normWeighted: normWeighted, words: w.Words(), ws: roundUp(w.Words(), 4), ks: keyCodeStride(w.Words())}
 	m.wbuf, err = c.NewBuffer("vk "+name+" W", uint64(4*len(w.W)), DeviceLocal)
 	if err != nil {
 		return nil, err
@@ -184,16 +186,37 @@ func (m *HATA) Append(k, v []float32) error {
 	return nil
 }
 
-// sizeSide implements sideState: the key codes [rows][Cap][ws].
+// keyCodeStride returns the words between two key codes of words words:
+// as many for one and two (rbit 32 and 64: four or two codes a uvec4, so
+// that the score reads rbit/8 bytes a token), else words rounded up to a
+// multiple of 4 (the kernels read a code as whole uvec4, padded with zeros).
+// Caches hold a multiple of 64 tokens a row, so a row's codes start on a
+// uvec4 either way.
+func keyCodeStride(words int) int {
+	if words <= 2 {
+		return words
+	}
+	return roundUp(words, 4)
+}
+
+// codesPerVec4 returns CPV of hata_score and hata_step (ham_planes.glsl):
+// the key codes in a uvec4, 1 where a code takes one or more.
+func (m *HATA) codesPerVec4() uint32 { return uint32(max(1, 4/m.ks)) }
+
+// keyCodes returns the key codes [rows][Cap][ks] words.
+func (m *HATA) keyCodes() Range {
+	return m.scratch["key codes"].Range(0, uint64(m.rows()*m.cap*m.ks)*4)
+}
+
+// sizeSide implements sideState: the key codes [rows][Cap][ks].
 func (m *HATA) sizeSide() error {
-	_, err := m.buf("key codes", uint64(m.rows()*m.cap*m.ws)*4, DeviceLocal)
+	_, err := m.buf("key codes", uint64(m.rows()*m.cap*m.ks)*4, DeviceLocal)
 	return err
 }
 
 // buildSide implements sideState: hata_encode_k over tokens [t0, t1).
 func (m *HATA) buildSide(b *Batch, t0, t1 int) error {
-	codes := m.scratch["key codes"].Range(0, uint64(m.rows()*m.cap*m.ws)*4)
-	return m.recordProjK(b, "hata_encode_k", m.wbuf, []kvGroup{{k: codes, rows: m.rows()}}, m.w.Rbit, m.w.Rbit, m.ws, t0, t1)
+	return m.recordProjK(b, "hata_encode_k", m.wbuf, []kvGroup{{k: m.keyCodes(), rows: m.rows()}}, m.w.Rbit, m.w.Rbit, m.ks, t0, t1)
 }
 
 // hataMaxChunk bounds the default score chunk of HATA (scoreChunk), and
@@ -366,7 +389,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 		}
 	}
 	if h.score, err = m.kernel(scoreShader, scoreBindings, hataScorePush{}, uint32(swg), uint32(m.ws/4), uint32(g), b32(h.key16), bins,
-		b32(h.fusedHist), b32(encode), uint32(m.d), b32(plan)); err != nil {
+		b32(h.fusedHist), b32(encode), uint32(m.d), b32(plan), m.codesPerVec4()); err != nil {
 		return nil, err
 	}
 	if h.sel, err = m.prepareSelect(spec); err != nil {
@@ -403,8 +426,7 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 			b.Barrier()
 		}
 	}
-	codes := m.scratch["key codes"]
-	bufs := []Range{h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4), h.keys, h.sel.hist, h.q, m.wbuf.Whole()}
+	bufs := []Range{h.qcodes, m.keyCodes(), h.keys, h.sel.hist, h.q, m.wbuf.Whole()}
 	if h.trace.Buf != nil {
 		bufs = append(bufs, h.trace)
 	}
@@ -633,14 +655,14 @@ func (m *HATA) Codes() (qcodes, kcodes []uint32, err error) {
 	for v := range nq {
 		qcodes = append(qcodes, qw[v*m.ws:v*m.ws+m.words]...)
 	}
-	kw, err := m.readWords(m.scratch["key codes"], 0, m.rows()*m.cap*m.ws)
+	kw, err := m.readWords(m.scratch["key codes"], 0, m.rows()*m.cap*m.ks)
 	if err != nil {
 		return nil, nil, err
 	}
 	kcodes = make([]uint32, 0, m.rows()*m.n*m.words)
 	for r := range m.rows() {
 		for t := range m.n {
-			o := (r*m.cap + t) * m.ws
+			o := (r*m.cap + t) * m.ks
 			kcodes = append(kcodes, kw[o:o+m.words]...)
 		}
 	}

@@ -64,7 +64,8 @@ func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
 	}
 	k, err := m.kernel(shader, 14, hataStepPush{},
 		uint32(wg), uint32(tpt), uint32(m.d), uint32(h.g), uint32(m.tile()), uint32(m.ws/4), uint32(nb),
-		b32(info.Type == DeviceCPU)) // POLL_ALL: lavapipe needs every lane to poll (hata_step.glsl)
+		b32(info.Type == DeviceCPU), // POLL_ALL: lavapipe needs every lane to poll (hata_step.glsl)
+		m.codesPerVec4())
 	if err != nil {
 		return nil, err
 	}
@@ -96,8 +97,7 @@ func (m *HATA) stepItems(h *hataStep, splits int) [4]int {
 // long polls or many items per workgroup reach (hata_step.glsl).
 func (m *HATA) recordStep(b *Batch, h *hataStep, o *oneKernel, a *attention) error {
 	b.Stage("step")
-	codes := m.scratch["key codes"]
-	set, err := m.set(o.k, h.q, m.wbuf.Whole(), h.qcodes, codes.Range(0, uint64(m.rows()*m.cap*m.ws)*4),
+	set, err := m.set(o.k, h.q, m.wbuf.Whole(), h.qcodes, m.keyCodes(),
 		h.keys, h.sel.hist, h.sel.sel, m.kv.k[0].Whole(), m.kv.v[0].Whole(), a.po, a.pml, a.out, a.cnt, o.ctr)
 	if err != nil {
 		return err

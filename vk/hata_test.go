@@ -191,6 +191,28 @@ func TestHATAWideScores(t *testing.T) {
 	runHATACase(t, ctx, hataCase{b: 2, hkv: 1, g: 2, n: 300, d: 64, rbit: MaxTuningRbit, budget: ref.Budget{Ratio: 0.1}, variant: VariantFused}, 97)
 }
 
+// TestHATANarrowCodes holds the key codes of 32 and 64 bits, four and two
+// to a uvec4 in the cache (keyCodeStride), to ref bit for bit in every
+// kernel variant: codes, scores, selection and output, over rows of several
+// chunks whose last is cut short at an odd token (the pair it ends with is
+// half past the chunk), with windows, and with chunks over 2048 tokens,
+// where the select's plan and one-byte keys run.
+func TestHATANarrowCodes(t *testing.T) {
+	ctx := device(t)
+	for _, rbit := range []int{32, 64} {
+		if ks := keyCodeStride(rbit / 32); ks != rbit/32 {
+			t.Fatalf("rbit %d: key codes %d words apart, want %d", rbit, ks, rbit/32)
+		}
+		for i, v := range []string{VariantFused, VariantNaive, VariantTwoKernel, VariantThreeKernel, VariantOneKernel} {
+			seed := uint64(100*rbit + i)
+			runHATACase(t, ctx, hataCase{b: 2, hkv: 2, g: 4, n: 3*62 + 1, d: 64, rbit: rbit, budget: ref.Budget{K: 19},
+				win: ref.Windows{Sink: 3, Recent: 5}, variant: v, chunk: 62, storage: F16}, seed)
+			runHATACase(t, ctx, hataCase{b: 1, hkv: 2, g: 2, n: 3*2056 + 7, d: 64, rbit: rbit, budget: ref.Budget{Ratio: 0.0156},
+				variant: v, chunk: 2056}, seed+50)
+		}
+	}
+}
+
 // TestHATANormWeighted checks the norm-weighted variant (GPU scores, host
 // ranking) against ref's: the same selection, and the output.
 func TestHATANormWeighted(t *testing.T) {
