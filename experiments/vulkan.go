@@ -3,6 +3,7 @@ package experiments
 import (
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -112,8 +113,52 @@ var stageOf = map[string]string{
 // that every timed step reads from memory, not from L2.
 const l2Bytes = 128 << 20
 
+// EnvL2Flush names the environment variable that, set to 0, turns off the
+// timer's L2 flush before every timed step (newL2Flush), to measure what the
+// flush changes; any other value, or none, keeps it.
+const EnvL2Flush = "HATA_BENCH_L2FLUSH"
+
+// l2Flush is the timer's vk.L2Flush, or nil where it is off.
+type l2Flush struct{ f *vk.L2Flush }
+
+// newL2Flush returns the flush Time runs before every timed step: a read of
+// 4*l2Bytes (at most maxStorageBufferRange; 1 MiB on a CPU device, which has
+// no GPU cache to empty and whose times are only the pipeline's). Caches
+// replicated past l2Bytes keep a step's cache rows out of L2 but not what
+// every step reads again: a sparse step moves a few megabytes (B1/32K's
+// HATA 6.3 MB) with the same query each time, and its codes, selected K/V
+// rows and W could stay in L2 from one timed step to the next, where in a
+// model the other layers run in between.
+func (v *Vulkan) newL2Flush() (l2Flush, error) {
+	if os.Getenv(EnvL2Flush) == "0" {
+		return l2Flush{}, nil
+	}
+	size := min(uint64(4*l2Bytes), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	if v.Ctx.Info.Type == vk.DeviceCPU {
+		size = 1 << 20
+	}
+	f, err := v.Ctx.NewL2Flush(size)
+	return l2Flush{f}, err
+}
+
+// run flushes, where the flush is on.
+func (l l2Flush) run() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Run()
+}
+
+// close frees the flush's buffers.
+func (l l2Flush) close() {
+	if l.f != nil {
+		l.f.Close()
+	}
+}
+
 // Time implements Timer with GPU timestamps: the median over reps decode
-// steps (after a warm-up of at least 5 steps, one a copy, and 300 ms) of the kernel stages of one step, the upload
+// steps (after a warm-up of at least 5 steps, one a copy, and 300 ms; each
+// timed step after a read that evicts L2, newL2Flush) of the kernel stages of one step, the upload
 // of q (which ends with a compute kernel writing it, as a model's query
 // projection does: vk's queryUpload) and the readback of the output left out; the stages are timed with a
 // timestamp each, the total (Median) in another reps steps with timestamps
@@ -179,12 +224,20 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	// Steps run again with uint16 keys (vk.SparseOptions.KeyBytes): by
 	// default only a warm-up step's, after which the cache keeps uint16.
 	fellShort := keyFallbacks(ms)
+	flush, err := v.newL2Flush()
+	if err != nil {
+		return Timing{}, err
+	}
+	defer flush.close()
 	stages := map[string][]float64{}
 	traces := map[string][]vk.TraceSummary{} // by kernel
 	var traced []string                      // the kernels, in the step's order
 	var raw []vk.KernelTrace                 // the last step's readings
 	for i := range reps {
 		m := ms[i%len(ms)]
+		if err := flush.run(); err != nil {
+			return Timing{}, err
+		}
 		if _, err := m.Decode(q, budget); err != nil {
 			return Timing{}, err
 		}
@@ -231,6 +284,9 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	levels := 0
 	for i := range reps {
 		m := ms[i%len(ms)]
+		if err := flush.run(); err != nil {
+			return Timing{}, err
+		}
 		if _, err := m.Decode(q, budget); err != nil {
 			return Timing{}, err
 		}

@@ -314,3 +314,58 @@ func TestWarmClocks(t *testing.T) {
 		t.Errorf("WarmClocks(0) = %v, want an error naming the duration", err)
 	}
 }
+
+// TestL2Flush checks that an L2Flush reads its whole buffer once per Run
+// (the XOR of the read kernel's subgroup results is the source's), runs
+// again, refuses sizes it cannot bind, and closes twice.
+func TestL2Flush(t *testing.T) {
+	c := device(t)
+	const size = 1<<20 + 5*16
+	f, err := c.NewL2Flush(size + 7) // rounded down to 16
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.src.size != size {
+		t.Fatalf("flush buffer of %d bytes, want %d", f.src.size, size)
+	}
+	src := make([]byte, size)
+	rng := rand.New(rand.NewPCG(3, 5))
+	for i := 0; i < size; i += 4 {
+		binary.LittleEndian.PutUint32(src[i:], rng.Uint32())
+	}
+	var want [4]uint32
+	for i := 0; i < size; i += 4 {
+		want[i/4%4] ^= binary.LittleEndian.Uint32(src[i:])
+	}
+	if err := c.Write(Region{Dst: f.src, Data: src}); err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 {
+		if err := c.Write(Region{Dst: f.dst, Data: make([]byte, f.dst.size)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Run(); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		xors := make([]byte, f.dst.size)
+		if err := c.Read(f.dst, 0, xors); err != nil {
+			t.Fatal(err)
+		}
+		var got [4]uint32
+		for i := 0; i < len(xors); i += 4 {
+			got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
+		}
+		if got != want {
+			t.Errorf("run %d: XOR of the subgroups' results %x, want the source's %x", run, got, want)
+		}
+	}
+	for _, bad := range []uint64{8, uint64(c.Info.Limits.MaxStorageBufferRange) + 16} {
+		if g, err := c.NewL2Flush(bad); err == nil {
+			g.Close()
+			t.Errorf("NewL2Flush(%d): want an error", bad)
+		}
+	}
+	f.Close()
+	f.Close()
+}

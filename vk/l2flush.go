@@ -1,0 +1,79 @@
+package vk
+
+import "fmt"
+
+// L2Flush evicts the device's last-level cache between two submissions: Run
+// submits one dispatch of the read kernel (read.comp, ReadBandwidth's) over
+// a device-local buffer of its size and waits for it. The benchmarks run it
+// before every timed decode step, so that no step finds in the cache what
+// the steps before it left there (their key codes, selected K/V rows, hash
+// weights, histograms): in a model, the other layers run between two decode
+// steps of one layer, and their weights pass through the cache. Reads only,
+// so that no dirty line is written back during the next step.
+type L2Flush struct {
+	k        *Kernel
+	set      *Set
+	src, dst *Buffer
+	b        *Batch
+	push     readPush
+	groups   uint32
+}
+
+// NewL2Flush returns an L2Flush that reads size bytes (rounded down to 16;
+// at most maxStorageBufferRange). Make size a few times the last-level
+// cache: Vulkan does not report its size (the H200's is 60 MB, an MI300X's
+// Infinity Cache 256 MB).
+func (c *Context) NewL2Flush(size uint64) (*L2Flush, error) {
+	size &^= 15
+	if size == 0 || size > uint64(c.Info.Limits.MaxStorageBufferRange) || size/16 > 1<<32-1 {
+		return nil, fmt.Errorf("vk: L2 flush of %d bytes: want 16 <= size <= maxStorageBufferRange (%d)", size, c.Info.Limits.MaxStorageBufferRange)
+	}
+	k, err := c.SharedKernel(KernelSpec{Shader: "read", Bindings: 2, Push: readPush{}, Spec: []uint32{copyWorkgroup, readUnroll}})
+	if err != nil {
+		return nil, err
+	}
+	f := &L2Flush{k: k, push: readPush{N: uint32(size / 16)}, groups: c.copyGroups(size / 16)}
+	// read.comp writes one uvec4 per subgroup: room for subgroups of one lane.
+	if f.src, err = c.NewBuffer("L2 flush source", size, DeviceLocal); err == nil {
+		f.dst, err = c.NewBuffer("L2 flush subgroup results", uint64(f.groups)*copyWorkgroup*16, DeviceLocal)
+	}
+	if err == nil {
+		f.set, err = k.NewSet(f.src.Whole(), f.dst.Whole())
+	}
+	if err == nil {
+		f.b, err = c.NewBatch()
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Run reads the whole buffer on the device and returns when it is done.
+func (f *L2Flush) Run() error {
+	if err := f.b.Begin(); err != nil {
+		return err
+	}
+	f.b.Dispatch(f.k, f.set, f.push, f.groups, 1, 1)
+	_, err := f.b.Submit()
+	return err
+}
+
+// Close frees the buffers. The read kernel is the context's.
+func (f *L2Flush) Close() error {
+	if f.b != nil {
+		f.b.Free()
+	}
+	if f.set != nil {
+		f.set.Free()
+	}
+	if f.dst != nil {
+		f.dst.Free()
+	}
+	if f.src != nil {
+		f.src.Free()
+	}
+	*f = L2Flush{}
+	return nil
+}
