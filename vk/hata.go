@@ -228,6 +228,7 @@ const (
 	hataWavesChunk   = 8192
 	hataKey8MaxChunk = 32768
 	hataMinChunk     = 1024
+	hataPlanChunk    = 4096
 )
 
 // hataScoreChunk returns the tokens per workgroup of HATA's score kernel,
@@ -255,6 +256,16 @@ const (
 // session 23). And the fused chain's chunks are at least hataMinChunk: 1024
 // against waveChunk's floor of 512 took 0.4-1.1 us off B1/16K, B1/32K and
 // B2/16K and was even at B1/8K and B2/8K (run 267).
+//
+// With one-byte keys, where that leaves chunks too short for the select's
+// plan (planSelect) and chunks of hataPlanChunk still make a workgroup for
+// every compute unit, the fused chain takes hataPlanChunk, and with it the
+// plan: with every step after an L2 flush (BENCHMARKS.md session 24, runs
+// 280-281) steps on the H200 took 0.9-1.2 us less at B1/128K, B2/64K,
+// B4/32K and B8/16K, 0.2-0.8 at B1/80K, B1/96K, B2/48K and Llama-2-7B's
+// B1/32K; at B1/32K (64 workgroups) it was 1.4 slower, at B1/64K (128)
+// 0.2-0.3 faster. (Session 18 had found the plan 0-1.4 us slower at these
+// shapes, with uint16 keys and every step's data left in L2 by the last.)
 func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 	ch := c.opt.ScoreChunk
 	if ch == 0 {
@@ -270,6 +281,9 @@ func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 		}
 		if fused {
 			ch = max(ch, hataMinChunk)
+			if cu := max(c.ctx.Info.ComputeUnits, 1); key8 && !planSelect(ch) && rows*((n+hataPlanChunk-1)/hataPlanChunk) >= cu {
+				ch = hataPlanChunk
+			}
 		}
 	}
 	return c.gridChunk(n, ch)

@@ -28,8 +28,8 @@ func TestAttentionTrace(t *testing.T) {
 	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
 	kv := reftest.DyadicKV(rng, s, true)
 	for _, o := range []SparseOptions{
-		{Storage: F16, Trace: true, Split: SplitPolicy{Splits: 3}, Merge: MergeFold},
-		{Storage: F16, Trace: true, Split: SplitPolicy{Splits: 5}, Merge: MergeSeparate},
+		{Storage: F16, Trace: true, ScoreChunk: 256, Split: SplitPolicy{Splits: 3}, Merge: MergeFold},     // select_write_cum
+		{Storage: F16, Trace: true, ScoreChunk: 256, Split: SplitPolicy{Splits: 5}, Merge: MergeSeparate}, // (no plan: chunks <= 2048)
 		{Storage: F32, Trace: true, Variant: VariantNaive, Split: SplitPolicy{Splits: 2}},
 		{Storage: F16, Trace: true, ScoreChunk: 16384, Split: SplitPolicy{Splits: 2}},              // select_groups_k8
 		{Storage: F16, Trace: true, ScoreChunk: 16384, KeyBytes: 2, Split: SplitPolicy{Splits: 2}}, // select_groups

@@ -260,14 +260,15 @@ func TestBenchMethodTuning(t *testing.T) {
 		t.Errorf("topk with %s: sparse_split's workgroup (id 0) %v, want %d", tu, wgSpec, wgs)
 	}
 
-	// hata's scoreSpec workgroup.
+	// hata's scoreSpec workgroup (hata_score, or hata_score_k8 where the
+	// step takes one-byte keys).
 	swg := 2 * int(ctx.Info.MaxSubgroupSize)
 	if swg == scoreWorkgroup {
 		swg *= 2
 	}
 	var scoreSpec []uint32
 	for k := range coreOf(build("hata", Tuning{ScoreWorkgroup: swg})).sets {
-		if k.k.spec.Shader == "hata_score" {
+		if k.k.spec.Shader == "hata_score" || k.k.spec.Shader == "hata_score_k8" {
 			scoreSpec = append(scoreSpec, k.k.spec.Spec[0])
 		}
 	}
@@ -457,7 +458,10 @@ func TestScoreChunk(t *testing.T) {
 // one-byte keys up to hataKey8MaxChunk in one wave (B8/256K, B8/192K, those
 // three Llama-2-7B shapes), hataWavesChunk past it (Llama-2-7B B8/256K),
 // and only where a step can take them (key8Chunks: not with uint16 keys,
-// the plan off or no one-pass histogram);
+// the plan off or no one-pass histogram), and hataPlanChunk where shorter
+// chunks would run no plan and hataPlanChunk still fills every compute
+// unit (B1/80K, B1/128K, B2/48K, B4/32K, B8/16K, Llama-2-7B's B1/32K; not
+// B1/64K, 128 workgroups);
 // never below hataMinChunk (B1/8K to B1/64K); but not over
 // SparseOptions.ScoreChunk, nor below the grid's limit, nor for the
 // variants but the fused chain.
@@ -470,13 +474,20 @@ func TestHATAScoreChunk(t *testing.T) {
 	}{
 		{"B1/8K", 8192, 8, hataMinChunk, hataMinChunk},
 		{"B1/32K", 32768, 8, hataMinChunk, hataMinChunk},
-		{"B1/64K", 65536, 8, hataMinChunk, hataMinChunk}, // 64 a row, as 1000 made
+		{"B1/64K", 65536, 8, hataMinChunk, hataMinChunk}, // 64 a row, as 1000 made; 4096 would make 128 < 132 workgroups
+		{"B1/80K", 81920, 8, 1248, hataPlanChunk},
+		{"B1/128K", 131072, 8, 1992, hataPlanChunk},
+		{"B2/48K", 49152, 16, 1496, hataPlanChunk},
+		{"B4/32K", 32768, 32, 2048, hataPlanChunk},
+		{"B8/16K", 16384, 64, 2048, hataPlanChunk},
 		{"B8/32K", 32768, 64, 4096, 4096},
+		{"B1/192K", 196608, 8, 2984, 2984}, // the plan runs already
 		{"B1/256K", 262144, 8, 3976, 3976},
 		{"B8/128K", 131072, 64, hataMaxChunk, hataMaxChunk},
 		{"B4/256K", 262144, 32, hataMaxChunk, hataMaxChunk},
 		{"B8/192K", 196608, 64, hataWavesChunk, 24576},
 		{"B8/256K", 262144, 64, hataWavesChunk, hataKey8MaxChunk},
+		{"Llama-2 B1/32K", 32768, 32, 2048, hataPlanChunk},
 		{"Llama-2 B1/256K", 262144, 32, hataMaxChunk, hataMaxChunk},
 		{"Llama-2 B2/256K", 262144, 64, hataWavesChunk, hataKey8MaxChunk},
 		{"Llama-2 B4/128K", 131072, 128, hataWavesChunk, hataKey8MaxChunk},
