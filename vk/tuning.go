@@ -34,6 +34,11 @@ type Tuning struct {
 	// MinTokens is the fewest tokens (or selected entries) per split when
 	// Splits is 0: SplitPolicy.MinTokens. Every method uses it.
 	MinTokens int
+	// FillTokens is the entries per split toward which the split fill
+	// shrinks splits while they fit the waves (SplitPolicy.FillTokens: the
+	// top-k methods' default, where MinTokens keeps its own; dense has no
+	// fill unless it is set). Every method uses it.
+	FillTokens int
 	// FillMaxSplits bounds the splits per row that the top-k methods'
 	// split fill makes (SplitPolicy.FillMaxSplits: 64, and 32 for hata's
 	// and lsh's onekernel variant), where MinTokens keeps its default.
@@ -130,6 +135,7 @@ var tuningKeys = []tuningKey{
 	{"splits", func(t *Tuning) *int { return &t.Splits }, Methods, nil},
 	{"targetworkgroups", func(t *Tuning) *int { return &t.TargetWorkgroups }, Methods, nil},
 	{"mintokens", func(t *Tuning) *int { return &t.MinTokens }, Methods, nil},
+	{"filltokens", func(t *Tuning) *int { return &t.FillTokens }, Methods, nil},
 	{"fillmaxsplits", func(t *Tuning) *int { return &t.FillMaxSplits }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"},
 		[]string{"hata/twokernel", "lsh/twokernel"}},
 	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "quest", "h2o"}, nil},
@@ -285,6 +291,7 @@ func (t Tuning) applySplit(p SplitPolicy) SplitPolicy {
 	p.Splits = cmp.Or(t.Splits, p.Splits)
 	p.TargetWorkgroups = cmp.Or(t.TargetWorkgroups, p.TargetWorkgroups)
 	p.MinTokens = cmp.Or(t.MinTokens, p.MinTokens)
+	p.FillTokens = cmp.Or(t.FillTokens, p.FillTokens)
 	p.FillMaxSplits = cmp.Or(t.FillMaxSplits, p.FillMaxSplits)
 	return p
 }

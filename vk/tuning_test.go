@@ -176,6 +176,7 @@ func TestBenchMethodTuning(t *testing.T) {
 		{Tuning{MinTokens: 100}, 2},          // ceil(200/100)
 		{Tuning{TargetWorkgroups: 2}, 1},     // 2 workgroups over 2 rows
 		{Tuning{Splits: 5, MinTokens: 1}, 5}, // Splits wins
+		{Tuning{TargetWorkgroups: 64, FillTokens: 8}, 25}, // ceil(200/8), within 32 a row
 	} {
 		if c.want == def {
 			t.Fatalf("the default plan has %d splits, as %s should: the test cannot tell them apart", def, c.tu)
