@@ -103,11 +103,11 @@ type SplitPolicy struct {
 	// FillTokens, when above 0 and below MinTokens: where MinTokens gives
 	// two or more splits, they shrink toward FillTokens tokens as long as
 	// the workgroups (rows*S) stay within the waves of TargetWorkgroups and
-	// a row has at most FillMaxSplits of them. The top-k methods use 64: on
-	// the H200 HATA's step took 0.9-1.8 us less at B1/64K, B1/128K,
-	// B2/32K-128K, B4/32K-64K and B8/32K, Quest's and exact top-k's 1.5-2.9 us less
-	// at B1/128K (run 98); one split stays one, since a second adds
-	// the merge (12.1 against 9.3 us at B1/8K, run 40; BENCHMARKS.md).
+	// a row has at most FillMaxSplits of them. The top-k methods use
+	// sparseFillTokens (16; 64 from session 7 to 23, which on the H200 took
+	// HATA's step 0.9-1.8 us below no fill at B1/64K, B1/128K, B2/32K-128K,
+	// B4/32K-64K and B8/32K, run 98); one split stays one, since a second
+	// adds the merge (12.1 against 9.3 us at B1/8K, run 40; BENCHMARKS.md).
 	// 0 (dense): off.
 	FillTokens int
 	// FillMaxSplits bounds the splits per row that FillTokens makes; 0:

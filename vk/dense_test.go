@@ -47,16 +47,17 @@ func TestSplitPlan(t *testing.T) {
 		t.Errorf("Plan(32768, 1024 rows, 132 SMs) = %d splits, want 1", s)
 	}
 	// The top-k methods' split of the selection (H200, 528 workgroups a
-	// wave): splits of 64 where those of 128 are two or more, within the
-	// wave and at most fillMaxSplits (64) a row: B1/32K (8 rows, k = 511)
-	// 8, B1/128K 32, B1/192K 48, B1/256K 64, B8/32K 8 (512 workgroups),
-	// B2/128K 32 (512), B2/256K 33 (the wave: 528); B8/128K 8 (512), four
-	// rows of 8000 entries 64 (the cap; the wave allows 132), and B1/8K's
-	// one split stays one (no merge).
-	sparse := SplitPolicy{TargetWorkgroups: 528, MinTokens: 128, FillTokens: 64}
+	// wave): splits of sparseFillTokens (16) where those of 128 are two or
+	// more, within the wave and at most fillMaxSplits (64) a row: B1/32K (8
+	// rows, k = 511) 32, B1/64K 64, B1/128K to B1/256K 64 (the cap), B8/32K
+	// 8 (512 workgroups), B2/128K and B2/256K 33 (the wave: 528), B8/128K 8
+	// (512), B4/32K 16 (the wave), four rows of 8000 entries 64 (the cap;
+	// the wave allows 132), B1/16K 16, and B1/8K's one split stays one (no
+	// merge).
+	sparse := SplitPolicy{TargetWorkgroups: 528, MinTokens: 128, FillTokens: sparseFillTokens}
 	for _, c := range []struct{ k, rows, want int }{
-		{511, 8, 8}, {2044, 8, 32}, {3067, 8, 48}, {4089, 8, 64}, {511, 64, 8}, {2044, 16, 32},
-		{4089, 16, 33}, {2044, 64, 8}, {8000, 4, 64}, {255, 8, 4}, {127, 8, 1}, {1022, 32, 16}, {1022, 8, 16},
+		{511, 8, 32}, {1022, 8, 64}, {2044, 8, 64}, {3067, 8, 64}, {4089, 8, 64}, {511, 64, 8}, {2044, 16, 33},
+		{4089, 16, 33}, {2044, 64, 8}, {8000, 4, 64}, {255, 8, 16}, {127, 8, 1}, {1022, 32, 16},
 	} {
 		if s, _ := sparse.Plan(c.k, c.rows, 132, 65535); s != c.want {
 			t.Errorf("%+v.Plan(%d, %d rows, 132 SMs) = %d splits, want %d", sparse, c.k, c.rows, s, c.want)

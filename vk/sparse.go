@@ -85,7 +85,8 @@ type SparseOptions struct {
 	Variant string
 	// Split chooses the splits of the sparse attention over the k selected
 	// tokens (flash-decoding; the twokernel variant splits by select chunk).
-	// MinTokens defaults to 128 here (32 for dense), FillTokens to 64.
+	// MinTokens defaults to 128 here (32 for dense), FillTokens to
+	// sparseFillTokens (64 for the onekernel variant).
 	Split SplitPolicy
 	// Reserve is the token capacity allocated beyond the prefill's N, so that
 	// Append does not reallocate; default 256. Capacity doubles when full.
@@ -212,6 +213,18 @@ const (
 
 // valid reports whether m is one of the modes.
 func (m PlanMode) valid() bool { return m >= PlanAuto && m <= PlanOff }
+
+// sparseFillTokens is the top-k methods' SplitPolicy.FillTokens. 16 since
+// session 24: with every step after an L2 flush (run 284, two alternations)
+// HATA's step took 2.1-2.8 us less than with 64 at B1/32K, B1/64K, B2/16K,
+// B2/32K and B4/16K (B1/32K 33.6-33.7 us against 36.0-36.3: 32 splits a row
+// instead of 8, the merge then a dispatch of its own), 0.4-0.9 less at
+// B1/16K, B1/128K and B4/32K, and was even at B1/8K, B1/256K, B8/8K and
+// B8/32K; Quest's and the exact top-k's 2.8 us less at B1/32K and 0.3-0.7
+// at B1/128K. With 64 (session 7's rule) a B1/32K row of 511 entries had 8
+// splits, 64 workgroups in all, each slot walking four tiles of gathers,
+// which the L2 had hidden before the flush.
+const sparseFillTokens = 16
 
 // planSelect is PlanAuto's rule: plan where the fused select runs
 // select_groups (chunks longer than one of select_write's tiles). The
@@ -523,7 +536,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	}
 	if o.Split.MinTokens == 0 && o.Split.Splits == 0 {
 		// Fewer, longer splits than dense's 32 tokens: the row's merge reads
-		// every split's partials. 128 entries per split, shrinking to 64
+		// every split's partials. 128 entries per split, shrinking to 16
 		// within a wave and 64 splits a row (FillTokens, fillMaxSplits), and
 		// one split where 128 entries hold the row: on the H200 128
 		// everywhere was slower at B1/64K-128K, B2, B4 and B8/32K, and at
@@ -531,7 +544,10 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		// hata bench -opt mintokens).
 		o.Split.MinTokens = 128
 		if o.Split.FillTokens == 0 {
-			o.Split.FillTokens = 64
+			o.Split.FillTokens = sparseFillTokens
+			if o.Variant == VariantOneKernel {
+				o.Split.FillTokens = 64 // its attention items were measured so (runs 237, 243)
+			}
 		}
 		if o.Split.FillMaxSplits == 0 && o.Variant == VariantOneKernel {
 			// hata_step's attention items: 64 splits a row at B1/256K took

@@ -173,9 +173,9 @@ func TestBenchMethodTuning(t *testing.T) {
 		want int
 	}{
 		{Tuning{Splits: fixed}, fixed},
-		{Tuning{MinTokens: 100}, 2},          // ceil(200/100)
-		{Tuning{TargetWorkgroups: 2}, 1},     // 2 workgroups over 2 rows
-		{Tuning{Splits: 5, MinTokens: 1}, 5}, // Splits wins
+		{Tuning{MinTokens: 100}, 2},                       // ceil(200/100)
+		{Tuning{TargetWorkgroups: 2}, 1},                  // 2 workgroups over 2 rows
+		{Tuning{Splits: 5, MinTokens: 1}, 5},              // Splits wins
 		{Tuning{TargetWorkgroups: 64, FillTokens: 8}, 25}, // ceil(200/8), within 32 a row
 	} {
 		if c.want == def {
@@ -369,6 +369,10 @@ func TestMergeAuto(t *testing.T) {
 		{"B8/128K", 64, 8, 256, false},
 		{"B4/256K", 32, 16, 256, false},
 		{"B1/32K", 8, 8, 64, false},
+		// Since session 24 (splits of 16 within a wave, sparseFillTokens).
+		{"B1/32K, 16 a split", 8, 32, 16, true},
+		{"B1/128K, 32 a split", 8, 64, 32, true},
+		{"B4/32K, 32 a split", 32, 16, 32, true},
 		// Before run 98 (splits of 128).
 		{"B8/32K, 128 a split", 64, 4, 128, true},
 		{"B1/128K, 128 a split", 8, 16, 128, false},
