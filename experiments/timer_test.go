@@ -11,7 +11,8 @@ import (
 
 // TestTimerTuning checks the tuning argument of the timers: the CPU timer,
 // which has no kernel parameters, refuses a non-zero one and times with the
-// zero one; both time hata at the hash width Tuning.Rbit sets; the Vulkan timer (where a device opens) refuses a key the method
+// zero one; both time hata at the hash width Tuning.Rbit sets; the Vulkan
+// timer (where a device opens) refuses a key the method
 // does not use, naming it, before building anything, reports the step's
 // levels of dependent dispatches (the CPU timer none), and refuses to time
 // one-byte keys where a step ran again with uint16 keys.

@@ -19,14 +19,14 @@ type L2Flush struct {
 	groups   uint32
 }
 
-// NewL2Flush returns an L2Flush that reads size bytes (rounded down to 16;
+// NewL2Flush returns an L2Flush that reads asked bytes (rounded down to 16;
 // at most maxStorageBufferRange). Make size a few times the last-level
 // cache: Vulkan does not report its size (the H200's is 60 MB, an MI300X's
 // Infinity Cache 256 MB).
-func (c *Context) NewL2Flush(size uint64) (*L2Flush, error) {
-	size &^= 15
+func (c *Context) NewL2Flush(asked uint64) (*L2Flush, error) {
+	size := asked &^ 15
 	if size == 0 || size > uint64(c.Info.Limits.MaxStorageBufferRange) || size/16 > 1<<32-1 {
-		return nil, fmt.Errorf("vk: L2 flush of %d bytes: want 16 <= size <= maxStorageBufferRange (%d)", size, c.Info.Limits.MaxStorageBufferRange)
+		return nil, fmt.Errorf("vk: L2 flush of %d bytes: want 16 <= size <= maxStorageBufferRange (%d)", asked, c.Info.Limits.MaxStorageBufferRange)
 	}
 	k, err := c.SharedKernel(KernelSpec{Shader: "read", Bindings: 2, Push: readPush{}, Spec: []uint32{copyWorkgroup, readUnroll}})
 	if err != nil {
