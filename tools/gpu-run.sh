@@ -42,6 +42,15 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   # Two-byte keys against the default one-byte keys (session 23).
   timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;keybytes=2;-;keybytes=2'
   echo "sweep exit $?"
+  # Session 24: the split fill's entries (16 by default), chunks of 4096 at B1
+  # (the plan's rule), and the hash widths (32 and 64 bits unpadded).
+  timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 1,2 -n 32768,65536,131072 -reps 50 -opt '-;filltokens=64;filltokens=32;scorechunk=4096'
+  echo "sweep exit $?"
+  timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;rbit=32;rbit=64;rbit=256'
+  echo "sweep exit $?"
+  # What the L2 flush before every timed step changes (session 24).
+  REPS=1 timeout ${SWEEP_S:-60} bash tools/lab-ab.sh env:HATA_BENCH_L2FLUSH=0 "$out/flush-ab.log" -method hata,quest -b 1 -n 32768,131072 -reps 50
+  echo "sweep exit $?"
   timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=2,targetworkgroups=528'
   echo "sweep exit $?"
   # The baselines' options (session 8): Loki's float32 rotated keys and its
