@@ -733,22 +733,27 @@ func TestDenseTileRule(t *testing.T) {
 
 // TestSparseSplitDefaults checks the split policy that newSparseCore gives
 // the top-k methods on a device of 132 compute units (the H200): 128
-// entries a split filled toward 64, up to 64 splits a row (B1/256K's 4089
-// entries over 8 rows: 64), 32 for HATA's onekernel variant, and a
-// FillMaxSplits set by the caller, or by a benchmark's Tuning, kept.
+// entries a split filled toward sparseFillTokens (16; 64 for HATA's
+// onekernel variant: B1/32K's 511 entries over 8 rows in 32 splits, or 8),
+// up to 64 splits a row (B1/256K's 4089 entries over 8 rows: 64), 32 for
+// the onekernel variant, and a FillMaxSplits set by the caller, or by a
+// benchmark's Tuning, kept.
 func TestSparseSplitDefaults(t *testing.T) {
 	ctx := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132, SubgroupOps: SubgroupArithmetic}}
 	for _, c := range []struct {
-		variant string
-		fill    int // SparseOptions' FillMaxSplits
-		want    int
-	}{{"", 0, 64}, {VariantThreeKernel, 0, 64}, {VariantOneKernel, 0, 32}, {VariantOneKernel, 48, 48}, {"", 40, 40}} {
+		variant       string
+		fill          int // SparseOptions' FillMaxSplits
+		want, want32K int // splits at B1/256K and B1/32K
+	}{{"", 0, 64, 32}, {VariantThreeKernel, 0, 64, 32}, {VariantOneKernel, 0, 32, 8}, {VariantOneKernel, 48, 48, 8}, {"", 40, 40, 32}} {
 		core, err := newSparseCore(ctx, "hata", 128, SparseOptions{Storage: F16, Variant: c.variant, Split: SplitPolicy{FillMaxSplits: c.fill}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if s, _ := core.opt.Split.Plan(4089, 8, 132, 65535); s != c.want {
 			t.Errorf("variant %q, FillMaxSplits %d: %+v gives %d splits at B1/256K, want %d", c.variant, c.fill, core.opt.Split, s, c.want)
+		}
+		if s, _ := core.opt.Split.Plan(511, 8, 132, 65535); s != c.want32K {
+			t.Errorf("variant %q, FillMaxSplits %d: %+v gives %d splits at B1/32K, want %d", c.variant, c.fill, core.opt.Split, s, c.want32K)
 		}
 	}
 	o := Tuning{FillMaxSplits: 40}.applySparse(SparseOptions{Storage: F16, Variant: VariantOneKernel})
