@@ -361,7 +361,7 @@ func TestMergeAuto(t *testing.T) {
 		rows, splits, length int
 		want                 bool
 	}{
-		// The H200's plans since run 98 (splits of 64 within a wave).
+		// The H200's plans from run 98 to session 23 (splits of 64 within a wave).
 		{"B8/32K", 64, 8, 64, true},
 		{"B1/256K", 8, 32, 128, true},
 		{"B4/64K", 32, 16, 64, true},
