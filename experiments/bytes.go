@@ -6,7 +6,7 @@ import "github.com/hata-go/hata/ref"
 type Traffic struct {
 	K        int // selected tokens per (batch, KV head)
 	ElemSize int // bytes per cached K/V element: 2 for fp16, 4 for fp32
-	Rbit     int // hata, lsh: code bits; default 128
+	Rbit     int // hata, lsh: code bits; default ref.DefaultRbit (128)
 	Channels int // loki: channels scored; default 32
 	PageSize int // quest: tokens per page; default 32
 }
@@ -30,7 +30,7 @@ type Traffic struct {
 // read once per decode step by quest_score for all the heads of a group).
 func MustMove(method string, s ref.Shape, t Traffic) int64 {
 	if t.Rbit == 0 {
-		t.Rbit = 128
+		t.Rbit = ref.DefaultRbit
 	}
 	if t.Channels == 0 {
 		t.Channels = 32

@@ -31,7 +31,7 @@ func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int, tun
 	if err := tuning.Check(method); err != nil {
 		return Timing{}, fmt.Errorf("cpu timer: %w", err)
 	}
-	rbit := cmp.Or(tuning.Rbit, 128)
+	rbit := cmp.Or(tuning.Rbit, ref.DefaultRbit)
 	if tuning != (vk.Tuning{Rbit: tuning.Rbit}) {
 		return Timing{}, fmt.Errorf("cpu timer: %s: the CPU backend has no kernel parameters to tune (%s)", method, tuning)
 	}

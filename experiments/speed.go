@@ -74,7 +74,7 @@ type SpeedConfig struct {
 
 func defaultSpeed() *SpeedConfig {
 	return &SpeedConfig{
-		Common: Common{Kind: "speed"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128, Rbit: 128},
+		Common: Common{Kind: "speed"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128, Rbit: ref.DefaultRbit},
 		Methods: []string{"dense", "hata", "loki", "quest"},
 		Batches: []int{1, 8},
 		Ns:      []int{8192, 16384, 32768, 65536, 131072, 262144},
@@ -294,7 +294,7 @@ type BreakdownConfig struct {
 
 func defaultBreakdown() *BreakdownConfig {
 	return &BreakdownConfig{
-		Common: Common{Kind: "breakdown"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128, Rbit: 128},
+		Common: Common{Kind: "breakdown"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128, Rbit: ref.DefaultRbit},
 		Variants: []string{"hata/naive", "hata/fused-score", "hata/fused-attend", "hata/fused-encode"},
 		B:        1, Ns: []int{32768, 131072}, Budget: 0.0156, Reps: 50,
 	}

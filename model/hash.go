@@ -36,7 +36,7 @@ type HashTraining struct {
 func (m *Model) TrainHash(seqs [][]int, layers []int, o HashTraining) (map[int]*ref.HashWeights, error) {
 	c := m.Config
 	if o.Rbit == 0 {
-		o.Rbit = 128
+		o.Rbit = ref.DefaultRbit
 	}
 	if o.Positions == 0 {
 		o.Positions = 8

@@ -1,6 +1,7 @@
 package ref
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 )
@@ -8,12 +9,16 @@ import (
 // MethodNames lists every method New knows, in the order of the paper's tables.
 var MethodNames = []string{"dense", "topk", "hata", "lsh", "loki", "quest", "streaming", "h2o", "magicpig"}
 
+// DefaultRbit is the hash width, in bits, wherever none is given: the
+// paper's 128 (HATA.md), near-lossless in its Fig. 8.
+const DefaultRbit = 128
+
 // Options configures the methods New builds. The zero value of every field
 // means the documented default.
 type Options struct {
 	// Hashing (hata, lsh).
 	W            *HashWeights // hata: the trained weights, [Hkv][D][Rbit], required; lsh: optional random ones
-	Rbit         int          // lsh: bits of the random projection; default 128
+	Rbit         int          // lsh: bits of the random projection; default DefaultRbit
 	Seed         uint64       // lsh, magicpig: seed of the random projections
 	Windows      Windows      // hata, lsh: sink/recent tokens forced in, inside k
 	NormWeighted bool         // hata, lsh: the norm-weighted score variant
@@ -64,11 +69,7 @@ func New(name string, hkv, d int, o Options) (Method, error) {
 			}
 			return &HATA{W: o.W, Windows: o.Windows, NormWeighted: o.NormWeighted, name: "lsh"}, nil
 		}
-		rbit := o.Rbit
-		if rbit == 0 {
-			rbit = 128
-		}
-		m, err := NewLSH(hkv, d, rbit, o.Seed, o.Windows)
+		m, err := NewLSH(hkv, d, cmp.Or(o.Rbit, DefaultRbit), o.Seed, o.Windows)
 		if err != nil {
 			return nil, err
 		}

@@ -34,12 +34,8 @@ func (c *Context) newSparseMethod(name string, hkv, d int, ro ref.Options, o Spa
 			return nil, fmt.Errorf("hata: needs trained hash weights (-w W.npy or hash_weight_layer_NN.pt); use lsh for random ones")
 		}
 		if w == nil {
-			rbit := ro.Rbit
-			if rbit == 0 {
-				rbit = 128
-			}
 			var err error
-			if w, err = ref.RandomHashWeights(hkv, d, rbit, ro.Seed); err != nil {
+			if w, err = ref.RandomHashWeights(hkv, d, cmp.Or(ro.Rbit, ref.DefaultRbit), ro.Seed); err != nil {
 				return nil, err
 			}
 		}
@@ -72,7 +68,7 @@ func (c *Context) benchSparse(name, variant string, hkv, d int, t Tuning) (ref.M
 	if variant == VariantHalves && t.Trace != 0 {
 		return nil, fmt.Errorf("vk: %s/%s has no traces: trace each half's kernels without it", name, variant)
 	}
-	ro := ref.Options{Rbit: cmp.Or(t.Rbit, 128)}
+	ro := ref.Options{Rbit: cmp.Or(t.Rbit, ref.DefaultRbit)}
 	if name == "hata" {
 		w, err := ref.RandomHashWeights(hkv, d, ro.Rbit, 1)
 		if err != nil {

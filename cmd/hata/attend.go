@@ -42,7 +42,7 @@ func runAttend(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.indices, "indices", "", "selected tokens .npy [B,Hkv,k] int32, ascending (dense: all N; magicpig: padded with -1)")
 	fs.StringVar(&f.qcodes, "qcodes", "", "query codes .npy [B,Hq,rbit/32] uint32 (hata, lsh)")
 	fs.StringVar(&f.kcodes, "kcodes", "", "key codes .npy [B,Hkv,N,rbit/32] uint32 (hata, lsh)")
-	fs.IntVar(&f.rbit, "rbit", 128, "lsh: bits of the random projection")
+	fs.IntVar(&f.rbit, "rbit", ref.DefaultRbit, "lsh: bits of the random projection")
 	fs.Uint64Var(&f.seed, "seed", 1, "lsh, magicpig: seed of the random projections")
 	fs.IntVar(&f.sink, "sink", 0, "hata, lsh: first tokens always selected (inside k)")
 	fs.IntVar(&f.recent, "recent", 0, "hata, lsh: last tokens always selected (inside k)")

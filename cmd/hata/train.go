@@ -29,7 +29,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hata train", flag.ContinueOnError)
 	out := fs.String("out", "", "output directory for hash_weight_layer_LL.npy (required)")
 	layersFlag := fs.String("layers", "all", "layers to train: all, or a comma list such as 2,3,16")
-	rbit := fs.Int("rbit", 128, "hash bits, a multiple of 32")
+	rbit := fs.Int("rbit", ref.DefaultRbit, "hash bits, a multiple of 32")
 	positions := fs.Int("positions", 8, "query positions sampled per prompt (HATA.md: m uniform in [N/2, N))")
 	cfg := ref.DefaultTrainConfig()
 	fs.IntVar(&cfg.Steps, "steps", cfg.Steps, "full-batch SGD steps")

@@ -98,7 +98,7 @@ func Run(t *testing.T, newMethod Factory, cfg Config) {
 		cfg.Dims = []int{64, 128}
 	}
 	if cfg.Rbit == 0 {
-		cfg.Rbit = 128
+		cfg.Rbit = ref.DefaultRbit
 	}
 	for _, name := range cfg.Names {
 		for _, d := range cfg.Dims {
