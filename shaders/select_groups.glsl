@@ -33,24 +33,34 @@ const bool KEY8 = false;
 const uint TPL = PER;     // tokens per lane per tile (select.glsl's PER): 8 to 64, a multiple of 8
 const uint GPL = TPL / 8; // groups of 8 tokens per lane
 
+// halves_lt and halves_ne compare the two 16-bit halves of x, each below
+// 2^15 (or the padding 0xffff), with T (<= 0x7fff) in both halves of T2 at
+// once, and return their flags at bits 15 and 31: where a half < T, and
+// where it != T. With bit 15 of each half set, (x | H) - T2 leaves bit 15 of
+// a half clear exactly where its key < T (no borrow crosses the halves, as
+// T <= 0x7fff), and with e = x ^ T2, ((e & ~H) + ~H) | e sets bit 15 of
+// every half whose key != T. (Against two compares a key, the select stage
+// took 0.4 us less on the H200 at B8/128K and B8/256K and the same
+// elsewhere: run 261, BENCHMARKS.md session 22.)
+const uint HALVES_H = 0x80008000u;
+uint halves_lt(uint x, uint T2) { return ~((x | HALVES_H) - T2) & HALVES_H; }
+uint halves_ne(uint x, uint T2) {
+    const uint e = x ^ T2;
+    return (((e & ~HALVES_H) + ~HALVES_H) | e) & HALVES_H;
+}
+
 // group_marks returns span_marks' (u, e) of the 8 tokens from gs, their keys
 // packed in v, as bits 0-7. Keys and T are below 2^15 (HATA's scores: at most
 // G*rbit < maxDirectBins; padding keys 0xffff), so a word's two keys are
-// compared at once: with bit 15 of each half set, (v | H) - T2 leaves bit 15
-// of a half clear exactly where its key < T (no borrow crosses the halves,
-// as T <= 0x7fff), and with e = v ^ T2, ((e & ~H) + ~H) | e sets bit 15 of
-// every half whose key != T. Word w's two flags, at bits 15 and 31, are
-// shifted to bits 2w and 16 + 2w, and the last step moves the second key's
-// to 2w + 1. (Against two compares a key, the select stage took 0.4 us less
-// on the H200 at B8/128K and B8/256K and the same elsewhere: run 261,
-// BENCHMARKS.md session 22.)
+// compared at once (halves_lt, halves_ne). Word w's two flags, at bits 15 and 31,
+// are shifted to bits 2w and 16 + 2w, and the last step moves the second
+// key's to 2w + 1.
 uvec2 group_marks(uint gs, uint c1, uvec4 v, uint T) {
-    const uint H = 0x80008000u, T2 = T | T << 16;
+    const uint T2 = T | T << 16;
     uint lt = 0, ne = 0;
     [[unroll]] for (uint w = 0; w < 4; w++) {
-        lt |= (~((v[w] | H) - T2) & H) >> (15 - 2 * w);
-        const uint e = v[w] ^ T2;
-        ne |= ((((e & ~H) + ~H) | e) & H) >> (15 - 2 * w);
+        lt |= halves_lt(v[w], T2) >> (15 - 2 * w);
+        ne |= halves_ne(v[w], T2) >> (15 - 2 * w);
     }
     const uint eq = ~ne & 0x00550055u;
     const uvec2 ue = uvec2((lt & 0x55u) | ((lt >> 15) & 0xaau), (eq & 0x55u) | ((eq >> 15) & 0xaau));
@@ -62,15 +72,14 @@ uvec2 group_marks(uint gs, uint c1, uvec4 v, uint T) {
 // group_marks compares them (keys <= 255, T <= 0x7fff), their flags
 // gathered into token order.
 uvec2 group_marks8(uint gs, uint c1, uvec2 v, uint T) {
-    const uint H = 0x80008000u, T2 = T | T << 16;
+    const uint T2 = T | T << 16;
     uint lt = 0, ne = 0;
     [[unroll]] for (uint w = 0; w < 2; w++) {
         [[unroll]] for (uint b = 0; b < 2; b++) {
             const uint x = (v[w] >> (8 * b)) & 0x00ff00ffu; // tokens 4w+b, 4w+b+2
             const uint sh = 15 - (4 * w + b);               // their flags to bits 4w+b, 16+4w+b
-            lt |= (~((x | H) - T2) & H) >> sh;
-            const uint e = x ^ T2;
-            ne |= ((((e & ~H) + ~H) | e) & H) >> sh;
+            lt |= halves_lt(x, T2) >> sh;
+            ne |= halves_ne(x, T2) >> sh;
         }
     }
     lt &= 0x00330033u;
