@@ -765,3 +765,68 @@ func TestSparseSplitDefaults(t *testing.T) {
 		t.Errorf("fillmaxsplits=40: %+v gives %d splits at B1/256K, want 40", core.opt.Split, s)
 	}
 }
+
+// TestSparseTileRule checks sparseTile at its bounds and at the shapes the
+// H200 measured (Llama-3.1-8B, 1.56%; session 25, runs 288-289: tile 2 where
+// a slot walks at most 16 entries of a split, 4 where it walks 32 or more),
+// with newSparseCore's split policy on 132 compute units and sparse_split's
+// 4 slots there (128 lanes, 32 a token), and that a HATA whose rule gives
+// another tile at another budget switches its attention kernel and stays
+// exact: the rule is replaced by one that switches at 8 entries per split,
+// which lavapipe (a CPU device, tile 1 by the real rule) would otherwise
+// never do.
+func TestSparseTileRule(t *testing.T) {
+	for _, c := range []struct {
+		dev                   DeviceType
+		splitLen, nslot, want int
+	}{
+		{DeviceDiscrete, 1, 4, 2}, {DeviceDiscrete, 64, 4, 2}, {DeviceDiscrete, 65, 4, 4}, {DeviceDiscrete, 127, 4, 4},
+		{DeviceIntegrated, 16, 1, 2}, {DeviceIntegrated, 17, 1, 4}, {DeviceCPU, 1, 4, 1}, {DeviceCPU, 1024, 4, 1},
+	} {
+		if got := sparseTile(c.dev, c.splitLen, c.nslot); got != c.want {
+			t.Errorf("sparseTile(%v, %d, %d) = %d, want %d", c.dev, c.splitLen, c.nslot, got, c.want)
+		}
+	}
+	h200 := &Context{Info: DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132, SubgroupOps: SubgroupArithmetic}}
+	core, err := newSparseCore(h200, "hata", 128, SparseOptions{Storage: F16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ b, n, want int }{
+		{1, 8192, 4}, {1, 16384, 2}, {1, 32768, 2}, {1, 131072, 2}, {1, 262144, 2},
+		{2, 65536, 2}, {4, 32768, 2}, {4, 65536, 2}, {8, 8192, 4}, {8, 16384, 2}, {8, 32768, 2},
+		{8, 65536, 4}, {8, 131072, 4},
+	} {
+		k := int(0.0156 * float64(c.n))
+		_, l := core.opt.Split.Plan(k, c.b*8, 132, 65535)
+		if got := sparseTile(DeviceDiscrete, l, 4); got != c.want {
+			t.Errorf("B%d/N=%d on the H200: splits of %d entries get tile %d, want %d", c.b, c.n, l, got, c.want)
+		}
+	}
+
+	ctx := device(t)
+	defer func(r func(DeviceType, int, int) int) { sparseTileRule = r }(sparseTileRule)
+	sparseTileRule = func(_ DeviceType, splitLen, _ int) int {
+		if splitLen <= 8 {
+			return 2
+		}
+		return 3
+	}
+	rng := rand.New(rand.NewPCG(5, 9))
+	s := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 120, D: 64}
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	kv := reftest.DyadicKV(rng, s, true)
+	m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Split: SplitPolicy{Splits: 2}}, kv)
+	defer m.Close()
+	for _, c := range []struct{ k, tile int }{{12, 2}, {40, 3}, {16, 2}} { // splits of 6, 20 and 8 entries
+		b := ref.Budget{K: c.k}
+		stepHATA(t, rng, fmt.Sprintf("budget %v", b), kv, s.Hq, b, want, m)
+		a := m.lastAttend
+		if a == nil || a.split == nil {
+			t.Fatalf("budget %v: no sparse_split in the last step", b)
+		}
+		if got := a.split.spec.Spec[5]; got != uint32(c.tile) {
+			t.Errorf("budget %v (splits of %d entries): sparse_split's TILE (id 5) %d, want %d", b, a.length, got, c.tile)
+		}
+	}
+}

@@ -317,11 +317,11 @@ func prefilledHATAs(t *testing.T, ctx *Context, w *ref.HashWeights, win ref.Wind
 	return m, want
 }
 
-// TestSparseTiles runs the attention with the GPU's tile of 4 entries per
-// slot (lavapipe's default is 1), indexed and gathered, over splits of every
-// length from 1 to over a tile, its merge folded into the last split of a
-// row or (MergeSeparate, and always when gathered) a dispatch of its own,
-// against ref.
+// TestSparseTiles runs the attention with the GPU's tiles of 2 and 4
+// entries per slot (lavapipe's default is 1), indexed and gathered, over
+// splits of every length from 1 to over a tile, its merge folded into the
+// last split of a row or (MergeSeparate, and always when gathered) a
+// dispatch of its own, against ref.
 func TestSparseTiles(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(4, 4))
@@ -332,16 +332,18 @@ func TestSparseTiles(t *testing.T) {
 		variant string
 		merge   MergeMode
 	}{{VariantFused, MergeFold}, {VariantFused, MergeSeparate}, {VariantNaive, MergeFold}} {
-		for _, splits := range []int{1, 3, 40} {
-			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: c.variant, Split: SplitPolicy{Splits: splits}, Tile: 4, Merge: c.merge}, kv)
-			for _, b := range []ref.Budget{{K: 1}, {K: 37}, ref.Full} {
-				where := fmt.Sprintf("tile 4 %s merge mode %d S=%d budget %v", c.variant, c.merge, splits, b)
-				stepHATA(t, rng, where, kv, s.Hq, b, want, m)
-				if merged := slices.ContainsFunc(m.Timings().Stages, func(st Stage) bool { return st.Name == "merge" }); merged != (c.merge == MergeSeparate || c.variant == VariantNaive) {
-					t.Errorf("%s: stages %v", where, stageNames(m.Timings()))
+		for _, tile := range []int{2, 4} {
+			for _, splits := range []int{1, 3, 40} {
+				m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: c.variant, Split: SplitPolicy{Splits: splits}, Tile: tile, Merge: c.merge}, kv)
+				for _, b := range []ref.Budget{{K: 1}, {K: 37}, ref.Full} {
+					where := fmt.Sprintf("tile %d %s merge mode %d S=%d budget %v", tile, c.variant, c.merge, splits, b)
+					stepHATA(t, rng, where, kv, s.Hq, b, want, m)
+					if merged := slices.ContainsFunc(m.Timings().Stages, func(st Stage) bool { return st.Name == "merge" }); merged != (c.merge == MergeSeparate || c.variant == VariantNaive) {
+						t.Errorf("%s: stages %v", where, stageNames(m.Timings()))
+					}
 				}
+				m.Close()
 			}
-			m.Close()
 		}
 	}
 }

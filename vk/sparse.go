@@ -108,7 +108,8 @@ type SparseOptions struct {
 	// kernel's shared memory would not fit.
 	Workgroup int
 	// Tile is the entries each slot of sparse_split loads ahead (its TILE);
-	// 0: 4 on GPUs, 1 on CPU devices (LLVM compiles unrolled tiles slowly).
+	// 0: on GPUs 2 where a slot walks at most 16 entries of a split, else 4
+	// (sparseTile), 1 on CPU devices (LLVM compiles unrolled tiles slowly).
 	Tile int
 	// LanesPerToken is sparse_split's TPT, the lanes that share one K/V row
 	// (a power of two, at most the smallest subgroup size, dividing the
@@ -994,7 +995,7 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 	}
 	var err error
 	if splits == 0 {
-		if a.split, err = c.sparseKernel(s.g, !gather, !separate); err != nil {
+		if a.split, err = c.sparseKernel(s.g, a.length, !gather, !separate); err != nil {
 			return nil, err
 		}
 	}
@@ -1057,11 +1058,12 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 
 // sparseKernel returns sparse_split for group size g, reading the K/V rows
 // through the index list (indexed) or in order, and merging the splits in
-// its last workgroup of a row (fused) or leaving them to sparse_merge: lanes
-// per token TPT as SparseOptions.LanesPerToken says (the f16h entry point
-// when they need fp16's 8-byte vectors), the workgroup halved while its
-// shared memory does not fit.
-func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
+// its last workgroup of a row (fused) or leaving them to sparse_merge, over
+// splits of splitLen entries: lanes per token TPT as
+// SparseOptions.LanesPerToken says (the f16h entry point when they need
+// fp16's 8-byte vectors), the workgroup halved while its shared memory does
+// not fit, and its TILE SparseOptions.Tile or sparseTile's rule.
+func (c *sparseCore) sparseKernel(g, splitLen int, indexed, fused bool) (*Kernel, error) {
 	info := c.ctx.Info
 	tpt, shader, err := c.sparseLanes("sparse_split")
 	if err != nil {
@@ -1080,8 +1082,37 @@ func (c *sparseCore) sparseKernel(g int, indexed, fused bool) (*Kernel, error) {
 		shader += "_trace"
 		bindings = 9
 	}
+	tile := c.opt.Tile
+	if tile == 0 {
+		tile = sparseTileRule(info.Type, splitLen, wg/tpt)
+	}
 	return c.kernel(shader, bindings, sparsePush{},
-		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(c.tile()), b32(fused))
+		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(tile), b32(fused))
+}
+
+// sparseTileRule is the tile rule of SparseOptions.Tile = 0; a variable so
+// that a test can make lavapipe (a CPU device, tile 1) switch tiles between
+// steps.
+var sparseTileRule = sparseTile
+
+// sparseTile returns sparse_split's TILE for splits of splitLen entries
+// walked by nslot slots on a device of type dev: on a GPU 2 where a slot
+// walks at most 16 entries, else 4; on a CPU 1 (as tile()). Measured on the
+// H200 with every step after an L2 flush (session 25, runs 288-289): where a
+// slot walks 4-8 entries (the split fill's short splits at B1/16K-128K,
+// B2/16K-64K, B4/16K-32K and B8/16K) tile 2 took HATA's step 0.7-1.6 us
+// shorter than 4, Quest's, Loki's and the exact top-k's 0.6-1.5; at 16
+// entries (B1/196K-256K, B4/64K, B8/32K) 0.8 us shorter to even; at 32 and
+// more (every 8K shape, whose rows take one split of 127 entries, B8/64K
+// and B8/128K) 4 was 1.5-4.8 us faster.
+func sparseTile(dev DeviceType, splitLen, nslot int) int {
+	switch {
+	case dev == DeviceCPU:
+		return 1
+	case splitLen <= 16*nslot:
+		return 2
+	}
+	return 4
 }
 
 // sparseLanes returns the lanes per token of the sparse attention and the
@@ -1105,9 +1136,10 @@ func (c *sparseCore) sparseLanes(family string) (tpt int, shader string, err err
 	return tpt, shader, nil
 }
 
-// tile returns the TILE of the attention kernels (sparse_split,
-// select_attend): SparseOptions.Tile, or 4 on GPUs and 1 on CPU devices (no
-// latency to hide there, and LLVM compiles the unrolled tile slowly).
+// tile returns the TILE of the attention kernels whose splits are not known
+// when they are built (select_attend, hata_step): SparseOptions.Tile, or 4 on
+// GPUs and 1 on CPU devices (no latency to hide there, and LLVM compiles the
+// unrolled tile slowly). sparse_split's is sparseTile's.
 func (c *sparseCore) tile() int {
 	if c.opt.Tile != 0 {
 		return c.opt.Tile
