@@ -1098,13 +1098,13 @@ var sparseTileRule = sparseTile
 // sparseTile returns sparse_split's TILE for splits of splitLen entries
 // walked by nslot slots on a device of type dev: on a GPU 2 where a slot
 // walks at most 16 entries, else 4; on a CPU 1 (as tile()). Measured on the
-// H200 with every step after an L2 flush (session 25, runs 288-289): where a
+// H200 with every step after an L2 flush (session 25, runs 288-290): where a
 // slot walks 4-8 entries (the split fill's short splits at B1/16K-128K,
-// B2/16K-64K, B4/16K-32K and B8/16K) tile 2 took HATA's step 0.7-1.6 us
-// shorter than 4, Quest's, Loki's and the exact top-k's 0.6-1.5; at 16
-// entries (B1/196K-256K, B4/64K, B8/32K) 0.8 us shorter to even; at 32 and
+// B2/16K-64K, B4/16K-32K and B8/16K) tile 2 took HATA's step 0.5-2.3 us
+// shorter than 4, Quest's, Loki's and the exact top-k's up to 2.3; at 16
+// entries (B1/192K-256K, B4/64K, B8/32K) 1.2 us shorter to even; at 32 and
 // more (every 8K shape, whose rows take one split of 127 entries, B8/64K
-// and B8/128K) 4 was 1.5-4.8 us faster.
+// and B8/128K) 4 was 1.4-4.8 us faster (BENCHMARKS.md).
 func sparseTile(dev DeviceType, splitLen, nslot int) int {
 	switch {
 	case dev == DeviceCPU:
