@@ -72,6 +72,13 @@ type Timing struct {
 	// their time, one "kernel: summary" per kernel in the step's order (the
 	// median over the steps of vk.TraceSummary); nil otherwise.
 	Trace []string
+	// Spans, when the point was timed with its kernels traced, is the sum of
+	// the traced kernels' spans (each the median over the steps of its
+	// first workgroup's start to its last one's end): Median less Spans is
+	// what the step spends between its kernels, its dispatch boundaries and
+	// any kernel not traced (BENCHMARKS.md's account of the targets); 0
+	// otherwise.
+	Spans time.Duration
 	// Raw, when the point was timed with its kernels traced, is the clock
 	// readings of the last timed step's traced kernels, in the step's order
 	// (hata bench -tracecsv); nil otherwise.

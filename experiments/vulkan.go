@@ -320,7 +320,9 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		out.Stages[col] = time.Duration(median(xs))
 	}
 	for _, k := range traced {
-		out.Trace = append(out.Trace, k+": "+vk.MedianSummary(traces[k]).String())
+		sum := vk.MedianSummary(traces[k])
+		out.Trace = append(out.Trace, k+": "+sum.String())
+		out.Spans += time.Duration(sum.Span) // the device clock's ticks are nanoseconds
 	}
 	return out, nil
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/csv"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,6 +163,19 @@ func TestBenchTrace(t *testing.T) {
 	attn := strings.Index(out, "# trace hata B=1 N=1024 trace=1: sparse_split: ")
 	if score < 0 || sel < score || attn < sel || !strings.Contains(out, "histogram") || !strings.Contains(out, "threshold") {
 		t.Errorf("want hata_score's trace line, then the select's, then sparse_split's:\n%s", out)
+	}
+	// Then what the step spends between its kernels: its median less the
+	// spans, per level.
+	between := regexp.MustCompile(`# trace hata B=1 N=1024 trace=1: between the kernels (-?[0-9.]+) us, (-?[0-9.]+) a level over ([0-9]+) levels \(the step ([0-9.]+) us less its traced kernels' spans, ([0-9.]+):`).FindStringSubmatch(out)
+	if between == nil || strings.Index(out, between[0]) < attn {
+		t.Fatalf("no line of the time between the kernels after the traces:\n%s", out)
+	}
+	x := make([]float64, 5)
+	for i := range x {
+		x[i], _ = strconv.ParseFloat(between[i+1], 64)
+	}
+	if spans := x[3] - x[0]; x[4] <= 0 || math.Abs(spans-x[4]) > 0.11 || math.Abs(x[1]*x[2]-x[0]) > 0.05*x[2]+0.06 {
+		t.Errorf("between %v us, %v a level over %v levels, step %v less spans %v: do not add up", x[0], x[1], x[2], x[3], x[4])
 	}
 }
 
