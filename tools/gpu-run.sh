@@ -48,6 +48,13 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   echo "sweep exit $?"
   timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;rbit=32;rbit=64;rbit=256'
   echo "sweep exit $?"
+  # Session 25: sparse_split's tile (2 where a slot walks at most 16 entries,
+  # else 4) against 4, and every kernel traced (the targets' account: the
+  # last trace line of a row is the time between its kernels).
+  timeout ${SWEEP_S:-60} bin/hata bench -method hata,quest -b 1,8 -n 16384,32768,131072 -reps 50 -opt '-;tile=4'
+  echo "sweep exit $?"
+  timeout ${SWEEP_S:-60} bin/hata bench -method hata -b 1,8 -n 32768,131072,262144 -reps 50 -opt trace=1
+  echo "sweep exit $?"
   # What the L2 flush before every timed step changes (session 24).
   REPS=1 timeout ${SWEEP_S:-60} bash tools/lab-ab.sh env:HATA_BENCH_L2FLUSH=0 "$out/flush-ab.log" -method hata,quest -b 1 -n 32768,131072 -reps 50
   echo "sweep exit $?"
