@@ -166,7 +166,7 @@ func TestBenchTrace(t *testing.T) {
 	}
 	// Then what the step spends between its kernels: its median less the
 	// spans, per level.
-	between := regexp.MustCompile(`# trace hata B=1 N=1024 trace=1: between the kernels (-?[0-9.]+) us, (-?[0-9.]+) a level over ([0-9]+) levels \(the step ([0-9.]+) us less its traced kernels' spans, ([0-9.]+):`).FindStringSubmatch(out)
+	between := regexp.MustCompile(`# trace hata B=1 N=1024 trace=1: between the kernels (-?[0-9.]+) us, (-?[0-9.]+) a level over ([0-9]+) levels \(the step ([0-9.]+) us less the spans of its 4 traced kernels, ([0-9.]+):`).FindStringSubmatch(out)
 	if between == nil || strings.Index(out, between[0]) < attn {
 		t.Fatalf("no line of the time between the kernels after the traces:\n%s", out)
 	}
