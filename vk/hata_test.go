@@ -473,20 +473,27 @@ func TestHATASelectPlan(t *testing.T) {
 		win     ref.Windows
 		mode    PlanMode
 		plan    bool // the plan runs
+		selWG   int  // SelectWorkgroup; 0: the default
 	}{
-		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true},
-		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, PlanOn, true},
-		{VariantFused, 2056, ref.Windows{}, PlanOn, true},
-		{VariantFused, 2048, ref.Windows{Sink: 1}, PlanOn, true},
-		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true},
-		{VariantFused, 16, ref.Windows{Sink: 2, Recent: 9}, PlanOn, true}, // 563 chunks a row
-		{VariantThreeKernel, 4096, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true},
-		{VariantFused, 2056, ref.Windows{Sink: 1}, PlanAuto, true},
-		{VariantFused, 2048, ref.Windows{Sink: 1}, PlanAuto, false},
-		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, PlanOff, false},
+		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true, 0},
+		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, PlanOn, true, 0},
+		{VariantFused, 2056, ref.Windows{}, PlanOn, true, 0},
+		{VariantFused, 2048, ref.Windows{Sink: 1}, PlanOn, true, 0},
+		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true, 0},
+		{VariantFused, 16, ref.Windows{Sink: 2, Recent: 9}, PlanOn, true, 0}, // 563 chunks a row
+		{VariantThreeKernel, 4096, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true, 0},
+		{VariantFused, 2056, ref.Windows{Sink: 1}, PlanAuto, true, 0},
+		{VariantFused, 2048, ref.Windows{Sink: 1}, PlanAuto, false, 0},
+		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, PlanOff, false, 0},
+		// Other select workgroups: select_groups in tiles of 4096 tokens
+		// (64 lanes, 8 groups each: four tiles a chunk) and of 8192 (512
+		// lanes, 2 groups), select_write_cum in tiles of 4096 (512 lanes).
+		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, PlanOn, true, 64},
+		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, PlanOn, true, 512},
+		{VariantFused, 2048, ref.Windows{Sink: 1}, PlanOff, false, 512},
 	} {
-		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.mode}, kv)
-		where := fmt.Sprintf("plan mode %d %s chunk %d windows %+v", c.mode, c.variant, c.chunk, c.win)
+		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.mode, SelectWorkgroup: c.selWG}, kv)
+		where := fmt.Sprintf("plan mode %d %s chunk %d windows %+v select workgroup %d", c.mode, c.variant, c.chunk, c.win, c.selWG)
 		for _, b := range []ref.Budget{{K: 1}, {K: max(1, c.win.Sink+c.win.Recent)}, {K: 140}, {Ratio: 0.0156}, ref.Full} {
 			stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
 		}

@@ -121,6 +121,16 @@ type SparseOptions struct {
 	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
 	// multiple of the largest subgroup size.
 	ScoreWorkgroup int
+	// SelectWorkgroup is the workgroup size of the select's histogram,
+	// count and write kernels (select_hist, select_count, select_write,
+	// select_write_cum, select_groups), every top-k method's exact select
+	// but select_rows and select_attend; 0: 256. A multiple of the largest
+	// subgroup size, and at least a sixteenth of the select's histogram
+	// bins (its search holds 16 bins a lane: 128 for the radix select's
+	// 2048). Which kernel runs and the plan's rule keep the default's tile
+	// of 2048 tokens; select_groups takes as many 8-token groups a lane as
+	// its chunk needs at this size, at most 8.
+	SelectWorkgroup int
 	// ProjWorkgroup is the query projection's workgroup size (proj.glsl's
 	// 32 columns by WG/32 slices of D): hata_encode_q's for hata and lsh,
 	// loki_rotate_q's for loki; 0: 512 (projQWorkgroupDefault). A power of
@@ -573,6 +583,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		checkWorkgroup(ctx.Info, "workgroup", o.Workgroup),
 		checkLanes(ctx.Info, o.LanesPerToken),
 		checkWorkgroup(ctx.Info, "score workgroup", o.ScoreWorkgroup),
+		checkWorkgroup(ctx.Info, "select workgroup", o.SelectWorkgroup),
 	} {
 		if err != nil {
 			return nil, fmt.Errorf("vk %s: %w", name, err)

@@ -30,12 +30,23 @@ const _ = uint(1<<15 - maxDirectBins) // select_groups' marks: keys < 2^15
 // select_write's 12.5-12.7 in two tiles, the step 1.1-1.7 us less (run 108,
 // BENCHMARKS.md).
 func selectGroups(chunk int) int {
-	tile := selectWorkgroup * selectPer
-	if chunk <= tile {
+	if chunk <= selectWorkgroup*selectPer {
 		return 0
 	}
-	return min((chunk+tile-1)/tile, 8)
+	return groupsPerLane(chunk, selectWorkgroup)
 }
+
+// groupsPerLane returns select_groups' 8-token groups per lane (its GPL)
+// for chunks of chunk tokens in workgroups of wg lanes: the fewest that
+// hold the chunk in one tile, at least 1 and at most 8 (longer chunks take
+// several tiles).
+func groupsPerLane(chunk, wg int) int {
+	return min(max((chunk+8*wg-1)/(8*wg), 1), 8)
+}
+
+// maxBinsPerLane is wg_scan.glsl's MAXPER: the histogram bins a lane of
+// the select's search (find_bin_at) holds.
+const maxBinsPerLane = 16
 
 // selectSpec describes one exact top-k selection over a key buffer
 // (select.glsl): the kk smallest keys of the tokens [0, n) that no window
@@ -216,13 +227,17 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		return p, err
 	}
 	k16 := b32(s.key16)
+	wg := cmp.Or(c.opt.SelectWorkgroup, selectWorkgroup)
+	if p.nbins > maxBinsPerLane*wg {
+		return nil, c.errorf("select workgroup %d: its histogram search holds %d bins a lane, and the select's histogram has %d bins: want a workgroup of at least %d", wg, maxBinsPerLane, p.nbins, (p.nbins+maxBinsPerLane-1)/maxBinsPerLane)
+	}
 	if !s.prebuilt {
-		if p.hk, err = c.kernel("select_hist", 4, selectPush{}, selectWorkgroup, k16, selectPer, uint32(p.nbins)); err != nil {
+		if p.hk, err = c.kernel("select_hist", 4, selectPush{}, uint32(wg), k16, selectPer, uint32(p.nbins)); err != nil {
 			return nil, err
 		}
 	}
 	if s.cumChunk == 0 && !s.radixCum() {
-		if p.count, err = c.kernel("select_count", 4, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
+		if p.count, err = c.kernel("select_count", 4, selectPush{}, uint32(wg), k16, selectPer); err != nil {
 			return nil, err
 		}
 	}
@@ -248,12 +263,12 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	case s.groupsSelect():
 		// HATA's fused select over long chunks: whole chunks per tile,
 		// groups without a taken key skipped.
-		per := uint32(8 * selectGroups(s.cumChunk))
+		per := uint32(8 * groupsPerLane(s.cumChunk, wg))
 		name := "select_groups"
 		if s.key8 {
 			name = "select_groups_k8"
 		}
-		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, selectWorkgroup, k16, per); err != nil {
+		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, uint32(wg), k16, per); err != nil {
 			return nil, err
 		}
 	default:
@@ -261,7 +276,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		if s.cumChunk > 0 {
 			name = "select_write_cum" // without select_count's resolved states
 		}
-		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, selectWorkgroup, k16, selectPer); err != nil {
+		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, uint32(wg), k16, selectPer); err != nil {
 			return nil, err
 		}
 	}

@@ -24,6 +24,7 @@ type selectCase struct {
 	win        ref.Windows
 	chunk      int  // SelectChunk; 0: the default
 	perRow     bool // select_rows: one workgroup per row
+	wg         int  // SelectWorkgroup; 0: the default
 }
 
 // runSelect uploads c.keys, runs the select kernels (select_hist passes,
@@ -31,7 +32,7 @@ type selectCase struct {
 // and returns the selection read back.
 func runSelect(t *testing.T, ctx *Context, c selectCase) [][]int32 {
 	t.Helper()
-	core, err := newSparseCore(ctx, "select test", 64, SparseOptions{SelectChunk: c.chunk})
+	core, err := newSparseCore(ctx, "select test", 64, SparseOptions{SelectChunk: c.chunk, SelectWorkgroup: c.wg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +227,61 @@ func TestSelectMatchesRef(t *testing.T) {
 	}
 }
 
+// TestSelectWorkgroups holds the select kernels to ref at workgroups other
+// than the default 256 (SparseOptions.SelectWorkgroup): 64, 128 and 512
+// lanes over one-pass histograms and radix passes of uint16 and uint32
+// keys, chunks unaligned (61: one key load per token), aligned (64) and the
+// default, with ties and windows; and checks that a workgroup too small for
+// the histogram search (64 lanes hold 1024 bins, the uint32 radix passes
+// have 2048) is refused with an error that names it.
+func TestSelectWorkgroups(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(23, 5))
+	const rows, n = 3, 1<<12 + 11
+	for _, m := range []struct {
+		name       string
+		key16      bool
+		directBins int
+		max        uint32
+	}{{"direct513", true, 513, 513}, {"radix16", true, 0, 1 << 16}, {"radix32", false, 0, 0}} {
+		for _, wg := range []int{64, 128, 512} {
+			for _, c := range []struct {
+				chunk, k int
+				win      ref.Windows
+			}{{61, 7, ref.Windows{}}, {64, n - 1, ref.Windows{}}, {0, 300, ref.Windows{Sink: 2, Recent: 3}}} {
+				sc := selectCase{key16: m.key16, directBins: m.directBins, n: n, k: c.k, win: c.win, chunk: c.chunk, wg: wg}
+				sc.keys = make([][]uint32, rows)
+				for r := range sc.keys {
+					sc.keys[r] = make([]uint32, n)
+					for i := range sc.keys[r] {
+						x := uint32(200 + rng.IntN(40)) // ties
+						if m.max == 0 {
+							x = rng.Uint32()
+						}
+						sc.keys[r][i] = x
+					}
+				}
+				sc.name = fmt.Sprintf("%s workgroup %d N=%d k=%d windows %+v chunk %d", m.name, wg, n, c.k, c.win, c.chunk)
+				if m.name == "radix32" && wg == 64 {
+					core, err := newSparseCore(ctx, "select test", 64, SparseOptions{SelectWorkgroup: wg})
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, err = core.prepareSelect(selectSpec{keyStride: n, rows: rows, n: n, kk: c.k, recentEnd: n, k: c.k})
+					core.close()
+					if err == nil || !strings.Contains(err.Error(), "select workgroup 64") || !strings.Contains(err.Error(), "2048 bins") {
+						t.Errorf("%s: %v, want an error naming select workgroup 64 and the 2048 bins", sc.name, err)
+					}
+					break
+				}
+				if d := cmp.Diff(wantSelect(sc), runSelect(t, ctx, sc)); d != "" {
+					t.Fatalf("%s: selection differs from ref (-ref +got):\n%s", sc.name, d)
+				}
+			}
+		}
+	}
+}
+
 // TestSelectPages checks keys shared by pages of tokens (Quest's reading):
 // the selection equals ref's over the per-token keys, pages cut at k, with
 // the radix select over chunks and with select_rows (4, 8, 16 and 32 keys
@@ -329,6 +385,15 @@ func TestSelectGroupsRule(t *testing.T) {
 	for chunk, want := range map[int]int{0: 0, 512: 0, 2048: 0, 2056: 2, 3976: 2, 4096: 2, 4104: 3, 8192: 4, 16384: 8, 32768: 8} {
 		if got := selectGroups(chunk); got != want {
 			t.Errorf("selectGroups(%d) = %d, want %d", chunk, got, want)
+		}
+	}
+	// At other workgroups (SparseOptions.SelectWorkgroup): the groups that
+	// hold a chunk in one tile, at least one, at most 8.
+	for _, c := range []struct{ chunk, wg, want int }{
+		{16384, 64, 8}, {4096, 512, 1}, {4104, 512, 2}, {16384, 512, 4}, {16384, 1024, 2}, {2056, 64, 5}, {1, 64, 1},
+	} {
+		if got := groupsPerLane(c.chunk, c.wg); got != c.want {
+			t.Errorf("groupsPerLane(%d, %d) = %d, want %d", c.chunk, c.wg, got, c.want)
 		}
 	}
 }

@@ -64,6 +64,11 @@ type Tuning struct {
 	// ScoreWorkgroup is hata_score's workgroup size:
 	// SparseOptions.ScoreWorkgroup. hata and lsh only.
 	ScoreWorkgroup int
+	// SelectWorkgroup is the workgroup size of the select's histogram,
+	// count and write kernels: SparseOptions.SelectWorkgroup. topk, loki,
+	// quest (where the radix select runs), hata and lsh but their
+	// twokernel and onekernel variants.
+	SelectWorkgroup int
 	// SepMerge = 1 runs the attention's log-sum-exp merge as a dispatch of
 	// its own (DenseOptions.Merge, SparseOptions.Merge = MergeSeparate), 2
 	// in the split kernel's last workgroup of a row (MergeFold); 0 keeps the
@@ -142,6 +147,8 @@ var tuningKeys = []tuningKey{
 	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}, nil},
 	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods, nil},
 	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}, nil},
+	{"selectworkgroup", func(t *Tuning) *int { return &t.SelectWorkgroup }, []string{"topk", "hata", "lsh", "loki", "quest"},
+		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, Methods,
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 	{"trace", func(t *Tuning) *int { return &t.Trace }, Methods,
@@ -271,6 +278,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	o.SelectChunk = cmp.Or(t.SelectChunk, o.SelectChunk)
 	o.LanesPerToken = cmp.Or(t.TPT, o.LanesPerToken)
 	o.ScoreWorkgroup = cmp.Or(t.ScoreWorkgroup, o.ScoreWorkgroup)
+	o.SelectWorkgroup = cmp.Or(t.SelectWorkgroup, o.SelectWorkgroup)
 	o.QueueGroups = cmp.Or(t.QueueGroups, o.QueueGroups)
 	o.Trace = o.Trace || t.Trace != 0
 	o.Merge = t.applyMerge(o.Merge)

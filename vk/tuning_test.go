@@ -54,20 +54,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup"},
-		"hata/onekernel":   {"selectchunk", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
 		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
 		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit"},
 		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 	}
 	// The smallest valid value of the keys for which 1 is not one.
 	validOne := map[string]int{"rbit": 32}
@@ -275,6 +275,27 @@ func TestBenchMethodTuning(t *testing.T) {
 	}
 	if len(scoreSpec) == 0 || slices.ContainsFunc(scoreSpec, func(x uint32) bool { return x != uint32(swg) }) {
 		t.Errorf("hata with scoreworkgroup=%d: hata_score's workgroup (id 0) %v, want %d", swg, scoreSpec, swg)
+	}
+
+	// selectworkgroup: the select's kernels (id 0), the radix select's for
+	// topk (with selectchunk, so that no select_rows runs; 2048 bins want
+	// 128 lanes or more) and the fused select's for hata (multiples of the
+	// subgroup sizes here, 8 and 32, and not the default 256).
+	for _, c := range []struct {
+		method string
+		tu     Tuning
+	}{{"topk", Tuning{SelectChunk: 50, SelectWorkgroup: 512}}, {"hata", Tuning{SelectWorkgroup: 64}}} {
+		var spec []uint32
+		var names []string
+		for k := range coreOf(build(c.method, c.tu)).sets {
+			if sh := k.k.spec.Shader; strings.HasPrefix(sh, "select_") {
+				spec = append(spec, k.k.spec.Spec[0])
+				names = append(names, sh)
+			}
+		}
+		if len(spec) == 0 || slices.ContainsFunc(spec, func(x uint32) bool { return x != uint32(c.tu.SelectWorkgroup) }) {
+			t.Errorf("%s with %s: the select kernels %v have workgroups (id 0) %v, want %d", c.method, c.tu, names, spec, c.tu.SelectWorkgroup)
+		}
 	}
 
 	// rbit: the bits of the weights hata draws and of lsh's, 128 by
