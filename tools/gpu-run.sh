@@ -58,6 +58,9 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   # The select kernels' workgroup (256 since session 2; the key since session 25).
   timeout ${SWEEP_S:-60} bin/hata bench -method hata,quest,topk -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;selectworkgroup=128;selectworkgroup=512'
   echo "sweep exit $?"
+  # Quest's score workgroup (128 since session 6; scoreworkgroup since session 25).
+  timeout ${SWEEP_S:-60} bin/hata bench -method quest -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;scoreworkgroup=64;scoreworkgroup=256;scoreworkgroup=512'
+  echo "sweep exit $?"
   # What the L2 flush before every timed step changes (session 24).
   REPS=1 timeout ${SWEEP_S:-60} bash tools/lab-ab.sh env:HATA_BENCH_L2FLUSH=0 "$out/flush-ab.log" -method hata,quest -b 1 -n 32768,131072 -reps 50
   echo "sweep exit $?"

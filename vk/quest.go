@@ -1,6 +1,8 @@
 package vk
 
 import (
+	"cmp"
+
 	"github.com/hata-go/hata/ref"
 )
 
@@ -114,13 +116,14 @@ func (m *Quest) buildSide(b *Batch, t0, t1 int) error {
 }
 
 // scoreKernel returns quest_score for group size g and the pages per
-// workgroup step (NSLOT*TILE): TPT lanes per page, the largest power of two
+// workgroup step (NSLOT*TILE): SparseOptions.ScoreWorkgroup lanes (0:
+// questScoreWorkgroup), TPT lanes per page, the largest power of two
 // up to the smallest subgroup and 32 dividing a page row's 16-byte vectors
 // (lanesPerToken); an error when q's shared copy (G*D floats) does not fit.
 func (m *Quest) scoreKernel(g int) (*Kernel, int, error) {
 	info := m.ctx.Info
 	tpt := lanesPerToken(info, m.d/m.opt.Storage.vec())
-	wg := questScoreWorkgroup
+	wg := cmp.Or(m.opt.ScoreWorkgroup, questScoreWorkgroup)
 	if shared := g * m.d * 4; shared > int(info.Limits.MaxComputeSharedMemorySize) || wg%int(info.MaxSubgroupSize) != 0 {
 		return nil, 0, m.errorf("quest_score: G=%d D=%d needs %d bytes of shared memory (the device has %d) and a workgroup of %d lanes, a multiple of the subgroup size %d",
 			g, m.d, shared, info.Limits.MaxComputeSharedMemorySize, wg, info.MaxSubgroupSize)

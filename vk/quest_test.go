@@ -19,7 +19,8 @@ import (
 // max are nearly always -2 and 2. The shapes have N not a multiple of the
 // page, pages not a multiple of quest_bounds's pages per workgroup nor of
 // quest_score's pages per step, and (ScoreChunk) several quest_score
-// workgroups per row, the last one partial.
+// workgroups per row, the last one partial; and quest_score at 64 and 256
+// lanes (ScoreWorkgroup) besides its default 128.
 func TestQuestBoundsScores(t *testing.T) {
 	ctx := device(t)
 	for _, st := range []Storage{F32, F16} {
@@ -27,14 +28,17 @@ func TestQuestBoundsScores(t *testing.T) {
 			s          ref.Shape
 			page       int
 			scoreChunk int // tokens per quest_score workgroup; 0: the default
+			wg         int // quest_score's workgroup (ScoreWorkgroup); 0: the default
 		}{
-			{ref.Shape{B: 1, Hq: 4, Hkv: 1, N: 991, D: 128}, 3, 3 * 128}, // 331 pages, 3 chunks of 128
-			{ref.Shape{B: 2, Hq: 6, Hkv: 2, N: 16*37 + 5, D: 64}, 16, 16 * 9},
-			{ref.Shape{B: 1, Hq: 2, Hkv: 2, N: 450, D: 64}, 7, 0},
-			{ref.Shape{B: 2, Hq: 2, Hkv: 2, N: 1, D: 128}, 32, 0},
+			{ref.Shape{B: 1, Hq: 4, Hkv: 1, N: 991, D: 128}, 3, 3 * 128, 0}, // 331 pages, 3 chunks of 128
+			{ref.Shape{B: 2, Hq: 6, Hkv: 2, N: 16*37 + 5, D: 64}, 16, 16 * 9, 0},
+			{ref.Shape{B: 1, Hq: 2, Hkv: 2, N: 450, D: 64}, 7, 0, 0},
+			{ref.Shape{B: 2, Hq: 2, Hkv: 2, N: 1, D: 128}, 32, 0, 0},
+			{ref.Shape{B: 1, Hq: 4, Hkv: 1, N: 991, D: 128}, 3, 3 * 128, 256},
+			{ref.Shape{B: 2, Hq: 6, Hkv: 2, N: 16*37 + 5, D: 64}, 16, 0, 64},
 		} {
 			s := c.s
-			where := fmt.Sprintf("%s %v page %d scorechunk %d", st, s, c.page, c.scoreChunk)
+			where := fmt.Sprintf("%s %v page %d scorechunk %d workgroup %d", st, s, c.page, c.scoreChunk, c.wg)
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(st)+40))
 			random := func(n int) []float32 {
 				x := make([]float32, n)
@@ -54,7 +58,7 @@ func TestQuestBoundsScores(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ctx.NewQuest(s.D, c.page, SparseOptions{Storage: st, ScoreChunk: c.scoreChunk})
+			got, err := ctx.NewQuest(s.D, c.page, SparseOptions{Storage: st, ScoreChunk: c.scoreChunk, ScoreWorkgroup: c.wg})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -118,8 +118,9 @@ type SparseOptions struct {
 	// smallest subgroup and 32 (32 at D=128 on 32-wide subgroups), else
 	// the largest count up to 32 dividing the 16-byte vectors.
 	LanesPerToken int
-	// ScoreWorkgroup is hata_score's workgroup size (hata, lsh); 0: 256. A
-	// multiple of the largest subgroup size.
+	// ScoreWorkgroup is the score kernel's workgroup size: hata_score's
+	// (hata, lsh; 0: 256) and quest_score's (quest; 0: 128). A multiple of
+	// the largest subgroup size.
 	ScoreWorkgroup int
 	// SelectWorkgroup is the workgroup size of the select's histogram,
 	// count and write kernels (select_hist, select_count, select_write,

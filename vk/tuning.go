@@ -61,8 +61,8 @@ type Tuning struct {
 	// SparseOptions.LanesPerToken. Every method uses it (hata/twokernel's
 	// select_attend keeps its own).
 	TPT int
-	// ScoreWorkgroup is hata_score's workgroup size:
-	// SparseOptions.ScoreWorkgroup. hata and lsh only.
+	// ScoreWorkgroup is the score kernel's workgroup size (hata_score's,
+	// quest_score's): SparseOptions.ScoreWorkgroup. hata, lsh and quest.
 	ScoreWorkgroup int
 	// SelectWorkgroup is the workgroup size of the select's histogram,
 	// count and write kernels: SparseOptions.SelectWorkgroup. topk, loki,
@@ -146,7 +146,7 @@ var tuningKeys = []tuningKey{
 	{"scorechunk", func(t *Tuning) *int { return &t.ScoreChunk }, []string{"topk", "hata", "lsh", "loki", "quest", "h2o"}, nil},
 	{"selectchunk", func(t *Tuning) *int { return &t.SelectChunk }, []string{"topk", "hata/naive", "lsh/naive", "loki", "quest"}, nil},
 	{"tpt", func(t *Tuning) *int { return &t.TPT }, Methods, nil},
-	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh"}, nil},
+	{"scoreworkgroup", func(t *Tuning) *int { return &t.ScoreWorkgroup }, []string{"hata", "lsh", "quest"}, nil},
 	{"selectworkgroup", func(t *Tuning) *int { return &t.SelectWorkgroup }, []string{"topk", "hata", "lsh", "loki", "quest"},
 		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 	{"sepmerge", func(t *Tuning) *int { return &t.SepMerge }, Methods,

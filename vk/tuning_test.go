@@ -65,7 +65,7 @@ func TestTuningKeys(t *testing.T) {
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
 		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit"},
-		"quest":            {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 	}
@@ -275,6 +275,18 @@ func TestBenchMethodTuning(t *testing.T) {
 	}
 	if len(scoreSpec) == 0 || slices.ContainsFunc(scoreSpec, func(x uint32) bool { return x != uint32(swg) }) {
 		t.Errorf("hata with scoreworkgroup=%d: hata_score's workgroup (id 0) %v, want %d", swg, scoreSpec, swg)
+	}
+	// quest's quest_score: 128 lanes by default, 256 with the key.
+	questScore := func(tu Tuning) (spec []uint32) {
+		for k := range coreOf(build("quest", tu)).sets {
+			if strings.HasPrefix(k.k.spec.Shader, "quest_score_") {
+				spec = append(spec, k.k.spec.Spec[0])
+			}
+		}
+		return spec
+	}
+	if def, got := questScore(Tuning{}), questScore(Tuning{ScoreWorkgroup: 256}); !slices.Equal(def, []uint32{questScoreWorkgroup}) || !slices.Equal(got, []uint32{256}) {
+		t.Errorf("quest: quest_score's workgroup (id 0) %v by default and %v with scoreworkgroup=256, want [%d] and [256]", def, got, questScoreWorkgroup)
 	}
 
 	// selectworkgroup: the select's kernels (id 0), the radix select's for
