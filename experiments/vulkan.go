@@ -115,8 +115,12 @@ const l2Bytes = 128 << 20
 
 // EnvL2Flush names the environment variable that, set to 0, turns off the
 // timer's L2 flush before every timed step (newL2Flush), to measure what the
-// flush changes; any other value, or none, keeps it.
+// flush changes; any other value, or none, keeps it (L2FlushOn).
 const EnvL2Flush = "HATA_BENCH_L2FLUSH"
+
+// L2FlushOn reports whether the Vulkan timer flushes L2 before every timed
+// step: unless $HATA_BENCH_L2FLUSH is 0.
+func L2FlushOn() bool { return os.Getenv(EnvL2Flush) != "0" }
 
 // l2Flush is the timer's vk.L2Flush, or nil where it is off.
 type l2Flush struct{ f *vk.L2Flush }
@@ -130,7 +134,7 @@ type l2Flush struct{ f *vk.L2Flush }
 // rows and W could stay in L2 from one timed step to the next, where in a
 // model the other layers run in between.
 func (v *Vulkan) newL2Flush() (l2Flush, error) {
-	if os.Getenv(EnvL2Flush) == "0" {
+	if !L2FlushOn() {
 		return l2Flush{}, nil
 	}
 	size := min(uint64(4*l2Bytes), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))

@@ -275,13 +275,14 @@ func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 			maxChunk = hataKey8MaxChunk
 		}
 		ch = c.waveChunk(n, rows, maxChunk, hataScorePerCU)
-		wave := hataScorePerCU * max(c.ctx.Info.ComputeUnits, 1)
+		cu := max(c.ctx.Info.ComputeUnits, 1)
+		wave := hataScorePerCU * cu
 		if fused && ch >= hataMaxChunk && rows*((n+ch-1)/ch) > wave {
 			ch = hataWavesChunk
 		}
 		if fused {
 			ch = max(ch, hataMinChunk)
-			if cu := max(c.ctx.Info.ComputeUnits, 1); key8 && !planSelect(ch) && rows*((n+hataPlanChunk-1)/hataPlanChunk) >= cu {
+			if key8 && !planSelect(ch) && rows*((n+hataPlanChunk-1)/hataPlanChunk) >= cu {
 				ch = hataPlanChunk
 			}
 		}

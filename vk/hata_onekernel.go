@@ -10,7 +10,7 @@ import (
 // each item waiting only for the items of its own row that it reads (see the
 // shader for the queue and why it cannot deadlock). It needs what the fused
 // chain's kernels need plus: the histogram in one pass with at most 16 bins
-// per lane (G*rbit+1 <= 16*WG), the cache in one buffer, the shared memory
+// per lane (G*rbit+1 <= maxBinsPerLane*WG), the cache in one buffer, the shared memory
 // of all four stages at once and 14 storage buffers; where any of these
 // fails, the step runs the fused chain instead.
 
@@ -49,7 +49,7 @@ func (m *HATA) stepKernel(h *hataStep) (*oneKernel, error) {
 	}
 	wg := cmp.Or(m.opt.Workgroup, sparseWorkgroup)
 	nb := h.g*m.w.Rbit + 1
-	if wg%32 != 0 || wg%int(info.MaxSubgroupSize) != 0 || nb > 16*wg {
+	if wg%32 != 0 || wg%int(info.MaxSubgroupSize) != 0 || nb > maxBinsPerLane*wg {
 		return nil, nil
 	}
 	tpt, shader, err := m.sparseLanes("hata_step")

@@ -45,8 +45,10 @@ func groupsPerLane(chunk, wg int) int {
 }
 
 // maxBinsPerLane is wg_scan.glsl's MAXPER: the histogram bins a lane of
-// the select's search (find_bin_at) holds.
+// the select's search (find_bin_at) holds, and of hata_step's.
 const maxBinsPerLane = 16
+
+const _ = uint(maxBinsPerLane*selectWorkgroup - maxDirectBins) // the default workgroup searches a one-pass histogram
 
 // selectSpec describes one exact top-k selection over a key buffer
 // (select.glsl): the kk smallest keys of the tokens [0, n) that no window
