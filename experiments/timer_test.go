@@ -88,3 +88,35 @@ func TestTimerTuning(t *testing.T) {
 		t.Errorf("Vulkan.Time(hata) with scorechunk=4096 at the whole cache: %v", err)
 	}
 }
+
+// TestFlushModes checks $HATA_BENCH_L2FLUSH: unset evicts L2 and the TLBs,
+// l2 only L2, 0 nothing, and any other value is refused, naming it, by
+// Flush and by the Vulkan timer (where a device opens) before it builds
+// anything. (TestTimerTuning times steps after the default flush.)
+func TestFlushModes(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want FlushMode
+	}{{"", FlushPages}, {"l2", FlushL2}, {"0", FlushNone}} {
+		t.Setenv(EnvL2Flush, c.env)
+		if got, err := Flush(); err != nil || got != c.want {
+			t.Errorf("$%s=%q: Flush() = %v, %v; want %v", EnvL2Flush, c.env, got, err, c.want)
+		}
+	}
+	t.Setenv(EnvL2Flush, "yes")
+	if _, err := Flush(); err == nil || !strings.Contains(err.Error(), `"yes"`) {
+		t.Errorf(`$%s="yes": Flush() error %v, want one naming "yes"`, EnvL2Flush, err)
+	}
+	v, err := OpenVulkan("")
+	if err != nil {
+		if os.Getenv("HATA_VK_REQUIRE") == "1" {
+			t.Fatal(err)
+		}
+		t.Skipf("no Vulkan device: %v", err)
+	}
+	defer v.Close()
+	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 256, D: 16}
+	if _, err := v.Time("hata", s, ref.Budget{K: 8}, 1, vk.Tuning{}); err == nil || !strings.Contains(err.Error(), `"yes"`) {
+		t.Errorf(`Vulkan.Time with $%s="yes" = %v, want an error naming "yes"`, EnvL2Flush, err)
+	}
+}

@@ -113,36 +113,92 @@ var stageOf = map[string]string{
 // that every timed step reads from memory, not from L2.
 const l2Bytes = 128 << 20
 
-// EnvL2Flush names the environment variable that, set to 0, turns off the
-// timer's L2 flush before every timed step (newL2Flush), to measure what the
-// flush changes; any other value, or none, keeps it (L2FlushOn).
+// EnvL2Flush names the environment variable that chooses what the Vulkan
+// timer evicts before every timed step (Flush): unset, L2 and the address
+// translations (FlushPages); "l2", L2 only (FlushL2, the timer of sessions
+// 24-25); "0", nothing (FlushNone), to measure what the flush changes.
 const EnvL2Flush = "HATA_BENCH_L2FLUSH"
 
-// L2FlushOn reports whether the Vulkan timer flushes L2 before every timed
-// step: unless $HATA_BENCH_L2FLUSH is 0.
-func L2FlushOn() bool { return os.Getenv(EnvL2Flush) != "0" }
+// FlushMode is what the Vulkan timer evicts before every timed step.
+type FlushMode int
+
+const (
+	// FlushNone evicts nothing: a step may find in L2 and in the TLBs what
+	// the step before it left there.
+	FlushNone FlushMode = iota
+	// FlushL2 reads 512 MiB of other memory (newL2Flush), which evicts L2.
+	FlushL2
+	// FlushPages also loads 16 bytes of every 64 KiB of 48 GiB more
+	// (flushPages; vk.L2Flush.AddPages), which evicts the address
+	// translations of the step's buffers from the GPU's TLBs. The default.
+	FlushPages
+)
+
+// Flush returns the flush $HATA_BENCH_L2FLUSH asks for, or an error naming
+// a value it does not know.
+func Flush() (FlushMode, error) {
+	switch v := os.Getenv(EnvL2Flush); v {
+	case "":
+		return FlushPages, nil
+	case "l2":
+		return FlushL2, nil
+	case "0":
+		return FlushNone, nil
+	default:
+		return 0, fmt.Errorf("$%s=%q: want unset (evict L2 and the TLBs), l2 (L2 only) or 0 (nothing)", EnvL2Flush, v)
+	}
+}
+
+// flushPages is the memory whose pages FlushPages touches on a GPU: beyond
+// the H200's translation reach (32, 48 and 96 GiB left the same steps, run
+// 301) and what a Llama-3.1-8B's weights and other 31 layers' caches
+// occupy at the shapes (33 GB at B1/128K). At most half of the
+// largest device-local heap; 4 MiB on a CPU device, which has no TLBs to
+// empty (so that CI runs the code).
+const flushPages = 48 << 30
 
 // l2Flush is the timer's vk.L2Flush, or nil where it is off.
 type l2Flush struct{ f *vk.L2Flush }
 
-// newL2Flush returns the flush Time runs before every timed step: a read of
-// 4*l2Bytes (at most maxStorageBufferRange; 1 MiB on a CPU device, which has
-// no GPU cache to empty and whose times are only the pipeline's). Caches
-// replicated past l2Bytes keep a step's cache rows out of L2 but not what
-// every step reads again: a sparse step moves a few megabytes (B1/32K's
+// newL2Flush returns the flush Time runs before every timed step (mode):
+// a read of 4*l2Bytes (at most maxStorageBufferRange; 1 MiB on a CPU
+// device, which has no GPU cache to empty and whose times are only the
+// pipeline's), and with FlushPages a load in every 64 KiB of flushPages.
+// Caches replicated past l2Bytes keep a step's cache rows out of L2 but not
+// what every step reads again: a sparse step moves a few megabytes (B1/32K's
 // HATA 6.3 MB) with the same query each time, and its codes, selected K/V
 // rows and W could stay in L2 from one timed step to the next, where in a
-// model the other layers run in between.
-func (v *Vulkan) newL2Flush() (l2Flush, error) {
-	if !L2FlushOn() {
+// model the other layers run in between. Nor do they keep the translations
+// of the cache's pages out of the TLBs, which a sparse attention's gathers
+// touch everywhere: in a model the other layers' caches and weights pass
+// through them, and a step that finds them cold takes up to three times as
+// long at B8 (session 26, runs 299-301).
+func (v *Vulkan) newL2Flush(mode FlushMode) (l2Flush, error) {
+	if mode == FlushNone {
 		return l2Flush{}, nil
 	}
 	size := min(uint64(4*l2Bytes), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	var heap uint64 // the largest device-local heap
+	for _, h := range v.Ctx.Info.Heaps {
+		if h.DeviceLocal {
+			heap = max(heap, h.Size)
+		}
+	}
+	pages := min(uint64(flushPages), heap/2)
 	if v.Ctx.Info.Type == vk.DeviceCPU {
-		size = 1 << 20
+		size, pages = 1<<20, 4<<20
 	}
 	f, err := v.Ctx.NewL2Flush(size)
-	return l2Flush{f}, err
+	if err != nil {
+		return l2Flush{}, err
+	}
+	if mode == FlushPages {
+		if err := f.AddPages(pages); err != nil {
+			f.Close()
+			return l2Flush{}, fmt.Errorf("the timer's flush of the TLBs: %w", err)
+		}
+	}
+	return l2Flush{f}, nil
 }
 
 // run flushes, where the flush is on.
@@ -162,7 +218,7 @@ func (l l2Flush) close() {
 
 // Time implements Timer with GPU timestamps: the median over reps decode
 // steps (after a warm-up of at least 5 steps, one a copy, and 300 ms; each
-// timed step after a read that evicts L2, newL2Flush) of the kernel stages of one step, the upload
+// timed step after reads that evict L2 and the TLBs, newL2Flush) of the kernel stages of one step, the upload
 // of q (which ends with a compute kernel writing it, as a model's query
 // projection does: vk's queryUpload) and the readback of the output left out; the stages are timed with a
 // timestamp each, the total (Median) in another reps steps with timestamps
@@ -173,6 +229,10 @@ func (l l2Flush) close() {
 // measured in the same call.
 func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error) {
 	name, variant, _ := strings.Cut(method, "/")
+	mode, err := Flush()
+	if err != nil {
+		return Timing{}, err
+	}
 	k, err := budget.Tokens(s.N)
 	if err != nil {
 		return Timing{}, err
@@ -228,7 +288,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	// Steps run again with uint16 keys (vk.SparseOptions.KeyBytes): by
 	// default only a warm-up step's, after which the cache keeps uint16.
 	fellShort := keyFallbacks(ms)
-	flush, err := v.newL2Flush()
+	flush, err := v.newL2Flush(mode)
 	if err != nil {
 		return Timing{}, err
 	}

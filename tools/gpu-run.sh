@@ -61,8 +61,11 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   # Quest's score workgroup (128 since session 6; scoreworkgroup since session 25).
   timeout ${SWEEP_S:-60} bin/hata bench -method quest -b 1,8 -n 32768,131072,262144 -reps 50 -opt '-;scoreworkgroup=64;scoreworkgroup=256;scoreworkgroup=512'
   echo "sweep exit $?"
-  # What the L2 flush before every timed step changes (session 24).
+  # What the flush before every timed step changes: none against L2 only
+  # (session 24), L2 only against L2 and the TLBs (session 26, the default).
   REPS=1 timeout ${SWEEP_S:-60} bash tools/lab-ab.sh env:HATA_BENCH_L2FLUSH=0 "$out/flush-ab.log" -method hata,quest -b 1 -n 32768,131072 -reps 50
+  echo "sweep exit $?"
+  REPS=1 timeout ${SWEEP_S:-60} bash tools/lab-ab.sh env:HATA_BENCH_L2FLUSH=l2 "$out/flush-tlb-ab.log" -method hata,quest,dense -b 1,8 -n 32768,131072 -reps 50
   echo "sweep exit $?"
   timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=2,targetworkgroups=528'
   echo "sweep exit $?"

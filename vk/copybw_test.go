@@ -334,10 +334,7 @@ func TestL2Flush(t *testing.T) {
 	for i := 0; i < size; i += 4 {
 		binary.LittleEndian.PutUint32(src[i:], rng.Uint32())
 	}
-	var want [4]uint32
-	for i := 0; i < size; i += 4 {
-		want[i/4%4] ^= binary.LittleEndian.Uint32(src[i:])
-	}
+	want := xorLanes(src)
 	if err := c.Write(Region{Dst: f.src, Data: src}); err != nil {
 		t.Fatal(err)
 	}
@@ -352,11 +349,7 @@ func TestL2Flush(t *testing.T) {
 		if err := c.Read(f.dst, 0, xors); err != nil {
 			t.Fatal(err)
 		}
-		var got [4]uint32
-		for i := 0; i < len(xors); i += 4 {
-			got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
-		}
-		if got != want {
+		if got := xorLanes(xors); got != want {
 			t.Errorf("run %d: XOR of the subgroups' results %x, want the source's %x", run, got, want)
 		}
 	}
@@ -368,4 +361,71 @@ func TestL2Flush(t *testing.T) {
 	}
 	f.Close()
 	f.Close()
+}
+
+// xorLanes returns the XOR of b's uvec4 elements, lane by lane (len(b) a
+// multiple of 16).
+func xorLanes(b []byte) [4]uint32 {
+	var x [4]uint32
+	for i := 0; i < len(b); i += 4 {
+		x[i/4%4] ^= binary.LittleEndian.Uint32(b[i:])
+	}
+	return x
+}
+
+// TestL2FlushPages checks that AddPages' buffers are touched once every 64
+// KiB, and nowhere else, by every Run: with random words everywhere, the XOR
+// of touch.comp's subgroup results is that of the words at multiples of
+// 64 KiB. Two calls add two buffers, the second's size rounded down.
+func TestL2FlushPages(t *testing.T) {
+	c := device(t)
+	f, err := c.NewL2Flush(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, size := range []uint64{2 * touchStride, 5*touchStride + 100} {
+		if err := f.AddPages(size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(f.pages) != 2 || f.pages[0].buf.size != 2*touchStride || f.pages[1].buf.size != 5*touchStride {
+		t.Fatalf("%d page buffers, want 2 of %d and %d bytes", len(f.pages), 2*touchStride, 5*touchStride)
+	}
+	rng := rand.New(rand.NewPCG(7, 9))
+	want := make([][4]uint32, len(f.pages))
+	for p, pg := range f.pages {
+		src := make([]byte, pg.buf.size)
+		for i := 0; i < len(src); i += 4 {
+			binary.LittleEndian.PutUint32(src[i:], rng.Uint32())
+		}
+		for off := 0; off < len(src); off += touchStride {
+			w := xorLanes(src[off : off+16])
+			for l := range w {
+				want[p][l] ^= w[l]
+			}
+		}
+		if err := c.Write(Region{Dst: pg.buf, Data: src}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for run := range 2 {
+		for _, pg := range f.pages {
+			if err := c.Write(Region{Dst: pg.dst, Data: make([]byte, pg.dst.size)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.Run(); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		for p, pg := range f.pages {
+			xors := make([]byte, pg.dst.size)
+			if err := c.Read(pg.dst, 0, xors); err != nil {
+				t.Fatal(err)
+			}
+			if got := xorLanes(xors); got != want[p] {
+				t.Errorf("run %d, buffer %d: XOR of the subgroups' results %x, want the touched words' %x", run, p, got, want[p])
+			}
+		}
+	}
 }

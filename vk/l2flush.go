@@ -17,7 +17,28 @@ type L2Flush struct {
 	b        *Batch
 	push     readPush
 	groups   uint32
+	pages    []touchedPages // AddPages' buffers
 }
+
+// touchedPages is one buffer of L2Flush.AddPages, with its set of
+// touch.comp and the push constants that touch its every page.
+type touchedPages struct {
+	k    *Kernel
+	buf  *Buffer
+	dst  *Buffer
+	set  *Set
+	push touchPush
+}
+
+// touchPush mirrors touch.comp's push constants.
+type touchPush struct {
+	N, Step uint32 // loads, uvec4 elements between two
+}
+
+// touchStride is the bytes between two of AddPages' loads: the smallest
+// page a GPU's driver maps device-local memory with (64 KiB on NVIDIA's,
+// beside its 2 MiB pages), so that every page is touched however mapped.
+const touchStride = 64 << 10
 
 // NewL2Flush returns an L2Flush that reads asked bytes (rounded down to 16;
 // at most maxStorageBufferRange). Make size a few times the last-level
@@ -50,18 +71,71 @@ func (c *Context) NewL2Flush(asked uint64) (*L2Flush, error) {
 	return f, nil
 }
 
-// Run reads the whole buffer on the device and returns when it is done.
+// AddPages adds to the flush total bytes of device-local memory of its own,
+// in buffers of at most maxStorageBufferRange, whose every 64 KiB Run then
+// loads 16 bytes of (touch.comp): a sparse read that evicts from the GPU's
+// translation caches (TLBs) what a step left there, as the other layers of
+// a model do, whose KV caches the step's own do not share pages with.
+func (f *L2Flush) AddPages(total uint64) error {
+	c := f.k.ctx
+	k, err := c.SharedKernel(KernelSpec{Shader: "touch", Bindings: 2, Push: touchPush{}, Spec: []uint32{copyWorkgroup}})
+	if err != nil {
+		return err
+	}
+	chunk := uint64(c.Info.Limits.MaxStorageBufferRange) &^ (touchStride - 1)
+	if m := c.Info.Limits.MaxMemoryAllocationSize; m > 0 {
+		chunk = min(chunk, m&^(touchStride-1))
+	}
+	for left := total &^ (touchStride - 1); left > 0; {
+		size := min(left, chunk)
+		left -= size
+		n := size / touchStride
+		p := touchedPages{k: k, push: touchPush{N: uint32(n), Step: touchStride / 16}}
+		groups := c.copyGroups(n)
+		p.buf, err = c.NewBuffer(fmt.Sprintf("L2 flush pages %d", len(f.pages)), size, DeviceLocal)
+		if err == nil {
+			p.dst, err = c.NewBuffer("L2 flush pages' subgroup results", uint64(groups)*copyWorkgroup*16, DeviceLocal)
+		}
+		if err == nil {
+			p.set, err = k.NewSet(p.buf.Whole(), p.dst.Whole())
+		}
+		if err != nil {
+			p.free()
+			return err
+		}
+		f.pages = append(f.pages, p)
+	}
+	return nil
+}
+
+// free frees p's set and buffers.
+func (p *touchedPages) free() {
+	if p.set != nil {
+		p.set.Free()
+	}
+	p.dst.Free()
+	p.buf.Free()
+}
+
+// Run reads the whole buffer, and touches AddPages' pages, on the device
+// and returns when it is done.
 func (f *L2Flush) Run() error {
 	if err := f.b.Begin(); err != nil {
 		return err
 	}
 	f.b.Dispatch(f.k, f.set, f.push, f.groups, 1, 1)
+	for _, p := range f.pages {
+		f.b.Dispatch(p.k, p.set, p.push, p.k.ctx.copyGroups(uint64(p.push.N)), 1, 1)
+	}
 	_, err := f.b.Submit()
 	return err
 }
 
 // Close frees the buffers. The read kernel is the context's.
 func (f *L2Flush) Close() error {
+	for i := range f.pages {
+		f.pages[i].free()
+	}
 	if f.b != nil {
 		f.b.Free()
 	}

@@ -108,10 +108,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
 	fmt.Fprintf(stdout, "# median_us: the kernels timed as one span; stage columns: %d more steps with a timestamp per stage, each timestamp included (so they may add up to more)\n", *reps)
-	if !experiments.L2FlushOn() {
-		fmt.Fprintf(stdout, "# no L2 flush before the timed steps ($%s=0): a step may find in L2 what the step before it read\n", experiments.EnvL2Flush)
-	} else {
-		fmt.Fprintf(stdout, "# every timed step follows a read of 512 MiB (1 MiB on a CPU device, less where a GPU binds less) that evicts L2, as a model's other layers would ($%s=0: none)\n", experiments.EnvL2Flush)
+	mode, err := experiments.Flush()
+	if err != nil {
+		return err
+	}
+	switch mode {
+	case experiments.FlushNone:
+		fmt.Fprintf(stdout, "# no flush before the timed steps ($%s=0): a step may find in L2 and in the TLBs what the step before it left\n", experiments.EnvL2Flush)
+	case experiments.FlushL2:
+		fmt.Fprintf(stdout, "# every timed step follows a read of 512 MiB (1 MiB on a CPU device, less where a GPU binds less) that evicts L2, but not the TLBs ($%s=l2)\n", experiments.EnvL2Flush)
+	default:
+		fmt.Fprintf(stdout, "# every timed step follows a read of 512 MiB (1 MiB on a CPU device, less where a GPU binds less) that evicts L2 and a load in every 64 KiB of 48 GiB (at most half the GPU's memory) that evicts the TLBs, as a model's other layers would ($%s=l2: L2 only, 0: none)\n", experiments.EnvL2Flush)
 	}
 	// The latency roofline beside the bandwidth one: what a dependent
 	// dispatch costs when it moves nothing, on one workgroup and on enough
