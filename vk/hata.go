@@ -413,7 +413,8 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	return h, nil
 }
 
-// recordScores records "encode" (unless hata_score encodes) and "score".
+// recordScores records "encode" (unless hata_score encodes) and "score",
+// the cache's translation prefetch beside the score kernel.
 // zeroed: the histograms were cleared in the upload stage (stepPlan.zero).
 func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 	m.lastEncodeTrace = h.encodeTrace // empty where nothing traces the encode
@@ -456,6 +457,9 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 		Hkv: uint32(m.hkv), Ldw: uint32(m.w.Rbit), Rbit: uint32(m.w.Rbit),
 		KK: uint32(h.sel.kk), KStride: uint32(h.sel.k),
 	}, uint32((m.n+h.scoreChunk-1)/h.scoreChunk), uint32(h.rows), 1)
+	if err := m.recordPrefetch(b); err != nil {
+		return err
+	}
 	b.Barrier()
 	return nil
 }

@@ -132,6 +132,15 @@ type SparseOptions struct {
 	// of 2048 tokens; select_groups takes as many 8-token groups a lane as
 	// its chunk needs at this size, at most 8.
 	SelectWorkgroup int
+	// NoPrefetch leaves out the translation prefetch (prefetch.go): loads
+	// a PrefetchStride apart over the whole K/V cache, beside the score
+	// kernel of hata, lsh, quest, topk and loki (not their variants that
+	// score inside another kernel), which walk the page tables the
+	// attention's gathers would otherwise wait for where the TLBs are cold.
+	NoPrefetch bool
+	// PrefetchStride is the bytes between two of the prefetch's loads, a
+	// power of two from 64; 0: 1 MiB (prefetchStride).
+	PrefetchStride uint64
 	// ProjWorkgroup is the query projection's workgroup size (proj.glsl's
 	// 32 columns by WG/32 slices of D): hata_encode_q's for hata and lsh,
 	// loki_rotate_q's for loki; 0: 512 (projQWorkgroupDefault). A power of
@@ -495,7 +504,8 @@ type sparseCore struct {
 	// cacheLimit bytes; every kernel that reads it is dispatched once per
 	// buffer (its push constant row0). nil before Prefill.
 	kv     *kvStore
-	maxBuf uint64 // tests lower it to force several buffers; 0: the device's limits
+	pf     *kvPrefetch // the translation prefetch of kv's buffers, or nil (SparseOptions.NoPrefetch)
+	maxBuf uint64      // tests lower it to force several buffers; 0: the device's limits
 	// maxSideBuf, set by tests, bounds the side buffers kept in runs of rows
 	// (sizeSideRuns: Loki's rotated keys) below cacheLimit; 0: cacheLimit.
 	maxSideBuf uint64
@@ -585,6 +595,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		checkLanes(ctx.Info, o.LanesPerToken),
 		checkWorkgroup(ctx.Info, "score workgroup", o.ScoreWorkgroup),
 		checkWorkgroup(ctx.Info, "select workgroup", o.SelectWorkgroup),
+		checkPrefetchStride(o.PrefetchStride),
 	} {
 		if err != nil {
 			return nil, fmt.Errorf("vk %s: %w", name, err)
@@ -732,6 +743,9 @@ func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 		return c.errorf("K/V cache [B=%d][Hkv=%d][Cap=%d][D=%d] %s: %v", b, hkv, cp, c.d, c.opt.Storage, err)
 	}
 	c.kv = kv
+	if c.pf, err = c.newKVPrefetch(kv); err != nil {
+		return c.errorf("the cache's translation prefetch: %v", err)
+	}
 	if c.side != nil {
 		return c.side.sizeSide()
 	}
@@ -750,7 +764,8 @@ func (c *sparseCore) hasCache() bool { return c.kv != nil }
 func (c *sparseCore) freeCache() {
 	c.dropSets()
 	c.kv.free()
-	c.kv, c.n, c.cap = nil, 0, 0
+	c.pf.free()
+	c.kv, c.pf, c.n, c.cap = nil, nil, 0, 0
 }
 
 // buildAll records and runs the side state of tokens [0, n).

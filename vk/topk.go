@@ -136,12 +136,16 @@ func (c *sparseCore) recordLogits(b *Batch, k *Kernel, push logitsPush, q Range,
 
 // recordSoftmax records the score pipeline of q: [rows*G][dk] float32 against
 // keys: [rows][Cap][dk] (the cache, or Loki's rotated keys), with the first
-// histogram pass of sp (floatSelect of ss) when ss.hist0.
+// histogram pass of sp (floatSelect of ss) when ss.hist0, and the cache's
+// translation prefetch beside score_logits.
 func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, sp *selectPlan, q Range, keys []kvGroup, idx Range) error {
 	if err := c.recordLogits(b, ss.logits, logitsPush{
 		N: uint32(c.n), Cap: uint32(c.cap), KStride: uint32(s.k), ChunkLen: uint32(ss.chunk), NChunks: uint32(ss.nchunks),
 		XStride: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))),
 	}, q, keys, idx, ss.x, ss.pml); err != nil {
+		return err
+	}
+	if err := c.recordPrefetch(b); err != nil {
 		return err
 	}
 	b.Barrier()

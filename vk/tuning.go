@@ -117,6 +117,14 @@ type Tuning struct {
 	// token, and its histogram has G*Rbit+1 bins. Every variant of hata and
 	// lsh.
 	Rbit int
+	// NoPrefetch, 1, leaves out the translation prefetch beside the score
+	// kernel (SparseOptions.NoPrefetch). hata and lsh but their onekernel
+	// variant, quest, topk and loki.
+	NoPrefetch int
+	// PrefetchKiB is the KiB between two of the translation prefetch's
+	// loads, a power of two (SparseOptions.PrefetchStride; 0: 1024). The
+	// methods of NoPrefetch.
+	PrefetchKiB int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -163,6 +171,10 @@ var tuningKeys = []tuningKey{
 	{"keybytes", func(t *Tuning) *int { return &t.KeyBytes }, []string{"hata", "lsh"},
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 	{"rbit", func(t *Tuning) *int { return &t.Rbit }, []string{"hata", "lsh"}, nil},
+	{"noprefetch", func(t *Tuning) *int { return &t.NoPrefetch }, []string{"hata", "lsh", "quest", "topk", "loki"},
+		[]string{"hata/onekernel", "lsh/onekernel"}},
+	{"prefetchkib", func(t *Tuning) *int { return &t.PrefetchKiB }, []string{"hata", "lsh", "quest", "topk", "loki"},
+		[]string{"hata/onekernel", "lsh/onekernel"}},
 }
 
 // MaxTuningRbit is the widest hash Tuning.Rbit accepts.
@@ -174,11 +186,12 @@ var tuningChoices = map[string]struct {
 	max  int
 	want string
 }{
-	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
-	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
-	"lokif32":   {1, "1 (float32 rotated keys)"},
-	"plan":      {2, "1 (the select's plan from the score kernel), 2 (none)"},
-	"keybytes":  {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
+	"sepmerge":   {2, "1 (a merge dispatch), 2 (the folded merge)"},
+	"rowselect":  {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
+	"lokif32":    {1, "1 (float32 rotated keys)"},
+	"plan":       {2, "1 (the select's plan from the score kernel), 2 (none)"},
+	"keybytes":   {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
+	"noprefetch": {1, "1 (no translation prefetch)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -235,6 +248,8 @@ func (t Tuning) Check(method string) error {
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
 		case tuningChoices[k.key].max > 0 && v > tuningChoices[k.key].max:
 			return fmt.Errorf("vk: tuning key %s=%d: want %s or 0 (the default)", k.key, v, tuningChoices[k.key].want)
+		case k.key == "prefetchkib" && v&(v-1) != 0:
+			return fmt.Errorf("vk: tuning key prefetchkib=%d: want a power of two, or 0 (the default, 1024)", v)
 		case k.key == "rbit" && (v%32 != 0 || v > MaxTuningRbit):
 			return fmt.Errorf("vk: tuning key rbit=%d: want a multiple of 32 up to %d, or 0 (the default, 128)", v, MaxTuningRbit)
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||
@@ -291,6 +306,8 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	}
 	o.ProjWorkgroup = cmp.Or(t.ProjWorkgroup, o.ProjWorkgroup)
 	o.KeyBytes = cmp.Or(t.KeyBytes, o.KeyBytes)
+	o.NoPrefetch = o.NoPrefetch || t.NoPrefetch != 0
+	o.PrefetchStride = cmp.Or(uint64(t.PrefetchKiB)<<10, o.PrefetchStride)
 	return o
 }
 

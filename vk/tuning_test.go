@@ -48,26 +48,29 @@ func TestTuningKeys(t *testing.T) {
 	if s := (Tuning{}).String(); s != "" {
 		t.Errorf("Tuning{}.String() = %q, want empty", s)
 	}
+	if err := (Tuning{PrefetchKiB: 3}).Check("hata"); err == nil || !strings.Contains(err.Error(), "prefetchkib=3") {
+		t.Errorf("Check(hata) with prefetchkib=3 = %v, want an error naming prefetchkib=3", err)
+	}
 	if err := all.Set("tiles", 2); err == nil || !strings.Contains(err.Error(), `"tiles"`) {
 		t.Errorf(`Set("tiles", 2) = %v, want an error naming the key`, err)
 	}
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "noprefetch", "prefetchkib"},
 		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup"},
-		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
+		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "noprefetch", "prefetchkib"},
 		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
 		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
 		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit"},
 		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "noprefetch", "prefetchkib"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "noprefetch", "prefetchkib"},
 	}
 	// The smallest valid value of the keys for which 1 is not one.
 	validOne := map[string]int{"rbit": 32}
