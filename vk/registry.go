@@ -14,6 +14,7 @@ var pushStructs = map[string]any{
 	"dense_merge":            mergePush{},
 	"copy":                   copyPush{},
 	"read":                   readPush{},
+	"touch":                  touchPush{},
 	"chain":                  chainPush{},
 	"fill_random":            randomPush{},
 	"gather_read":            gatherReadPush{},
