@@ -389,13 +389,13 @@ func TestL2FlushPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(f.pages) != 2 || f.pages[0].buf.size != 2*touchStride || f.pages[1].buf.size != 5*touchStride {
+	if len(f.pages) != 2 || f.pages[0].size != 2*touchStride || f.pages[1].size != 5*touchStride || len(f.touch.runs) != 2 {
 		t.Fatalf("%d page buffers, want 2 of %d and %d bytes", len(f.pages), 2*touchStride, 5*touchStride)
 	}
 	rng := rand.New(rand.NewPCG(7, 9))
 	want := make([][4]uint32, len(f.pages))
 	for p, pg := range f.pages {
-		src := make([]byte, pg.buf.size)
+		src := make([]byte, pg.size)
 		for i := 0; i < len(src); i += 4 {
 			binary.LittleEndian.PutUint32(src[i:], rng.Uint32())
 		}
@@ -405,22 +405,20 @@ func TestL2FlushPages(t *testing.T) {
 				want[p][l] ^= w[l]
 			}
 		}
-		if err := c.Write(Region{Dst: pg.buf, Data: src}); err != nil {
+		if err := c.Write(Region{Dst: pg, Data: src}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for run := range 2 {
-		for _, pg := range f.pages {
-			if err := c.Write(Region{Dst: pg.dst, Data: make([]byte, pg.dst.size)}); err != nil {
-				t.Fatal(err)
-			}
+		if err := c.Write(Region{Dst: f.touch.dst, Data: make([]byte, f.touch.dst.size)}); err != nil {
+			t.Fatal(err)
 		}
 		if err := f.Run(); err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
-		for p, pg := range f.pages {
-			xors := make([]byte, pg.dst.size)
-			if err := c.Read(pg.dst, 0, xors); err != nil {
+		for p, r := range f.touch.runs {
+			xors := make([]byte, r.dst.Size)
+			if err := c.Read(r.dst.Buf, r.dst.Off, xors); err != nil {
 				t.Fatal(err)
 			}
 			if got := xorLanes(xors); got != want[p] {

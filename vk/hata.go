@@ -457,9 +457,7 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 		Hkv: uint32(m.hkv), Ldw: uint32(m.w.Rbit), Rbit: uint32(m.w.Rbit),
 		KK: uint32(h.sel.kk), KStride: uint32(h.sel.k),
 	}, uint32((m.n+h.scoreChunk-1)/h.scoreChunk), uint32(h.rows), 1)
-	if err := m.recordPrefetch(b); err != nil {
-		return err
-	}
+	m.recordPrefetch(b)
 	b.Barrier()
 	return nil
 }

@@ -1,6 +1,9 @@
 package vk
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // kvStore is a K/V cache [rows][Cap][D] kept in buffers of whole rows:
 // buffers k[i], v[i] hold rows [i*rowsPer, min((i+1)*rowsPer, rows)), as
@@ -48,6 +51,9 @@ func (s *kvStore) rowAt(r int) (k, v *Buffer, off uint64) {
 	i := r / s.rowsPer
 	return s.k[i], s.v[i], uint64(r-i*s.rowsPer) * s.rowBytes
 }
+
+// allBuffers returns the K buffers, then the V buffers.
+func (s *kvStore) allBuffers() []*Buffer { return slices.Concat(s.k, s.v) }
 
 // groups returns the cache in row order as runs of at most maxRows rows
 // (the rows one dispatch may cover, maxComputeWorkGroupCount[1]) inside one

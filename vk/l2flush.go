@@ -17,22 +17,8 @@ type L2Flush struct {
 	b        *Batch
 	push     readPush
 	groups   uint32
-	pages    []touchedPages // AddPages' buffers
-}
-
-// touchedPages is one buffer of L2Flush.AddPages, with its set of
-// touch.comp and the push constants that touch its every page.
-type touchedPages struct {
-	k    *Kernel
-	buf  *Buffer
-	dst  *Buffer
-	set  *Set
-	push touchPush
-}
-
-// touchPush mirrors touch.comp's push constants.
-type touchPush struct {
-	N, Step uint32 // loads, uvec4 elements between two
+	pages    []*Buffer // AddPages' buffers
+	touch    *touches  // of pages
 }
 
 // touchStride is the bytes between two of AddPages' loads: the smallest
@@ -71,17 +57,14 @@ func (c *Context) NewL2Flush(asked uint64) (*L2Flush, error) {
 	return f, nil
 }
 
-// AddPages adds to the flush total bytes of device-local memory of its own,
-// in buffers of at most maxStorageBufferRange, whose every 64 KiB Run then
-// loads 16 bytes of (touch.comp): a sparse read that evicts from the GPU's
-// translation caches (TLBs) what a step left there, as the other layers of
-// a model do, whose KV caches the step's own do not share pages with.
+// AddPages adds to the flush total bytes (rounded down to 64 KiB) of
+// device-local memory of its own, in buffers of at most
+// maxStorageBufferRange, whose every 64 KiB Run then loads 16 bytes of
+// (touch.comp): a sparse read that evicts from the GPU's translation caches
+// (TLBs) what a step left there, as the other layers of a model do, whose
+// KV caches and weights the step's own do not share pages with.
 func (f *L2Flush) AddPages(total uint64) error {
 	c := f.k.ctx
-	k, err := c.SharedKernel(KernelSpec{Shader: "touch", Bindings: 2, Push: touchPush{}, Spec: []uint32{copyWorkgroup}})
-	if err != nil {
-		return err
-	}
 	chunk := uint64(c.Info.Limits.MaxStorageBufferRange) &^ (touchStride - 1)
 	if m := c.Info.Limits.MaxMemoryAllocationSize; m > 0 {
 		chunk = min(chunk, m&^(touchStride-1))
@@ -89,32 +72,19 @@ func (f *L2Flush) AddPages(total uint64) error {
 	for left := total &^ (touchStride - 1); left > 0; {
 		size := min(left, chunk)
 		left -= size
-		n := size / touchStride
-		p := touchedPages{k: k, push: touchPush{N: uint32(n), Step: touchStride / 16}}
-		groups := c.copyGroups(n)
-		p.buf, err = c.NewBuffer(fmt.Sprintf("L2 flush pages %d", len(f.pages)), size, DeviceLocal)
-		if err == nil {
-			p.dst, err = c.NewBuffer("L2 flush pages' subgroup results", uint64(groups)*copyWorkgroup*16, DeviceLocal)
-		}
-		if err == nil {
-			p.set, err = k.NewSet(p.buf.Whole(), p.dst.Whole())
-		}
+		b, err := c.NewBuffer(fmt.Sprintf("L2 flush pages %d", len(f.pages)), size, DeviceLocal)
 		if err != nil {
-			p.free()
 			return err
 		}
-		f.pages = append(f.pages, p)
+		f.pages = append(f.pages, b)
 	}
+	t, err := c.newTouches("L2 flush pages' subgroup results", f.pages, touchStride)
+	if err != nil {
+		return err
+	}
+	f.touch.free()
+	f.touch = t
 	return nil
-}
-
-// free frees p's set and buffers.
-func (p *touchedPages) free() {
-	if p.set != nil {
-		p.set.Free()
-	}
-	p.dst.Free()
-	p.buf.Free()
 }
 
 // Run reads the whole buffer, and touches AddPages' pages, on the device
@@ -124,8 +94,8 @@ func (f *L2Flush) Run() error {
 		return err
 	}
 	f.b.Dispatch(f.k, f.set, f.push, f.groups, 1, 1)
-	for _, p := range f.pages {
-		f.b.Dispatch(p.k, p.set, p.push, p.k.ctx.copyGroups(uint64(p.push.N)), 1, 1)
+	if f.touch != nil {
+		f.touch.record(f.b)
 	}
 	_, err := f.b.Submit()
 	return err
@@ -133,8 +103,9 @@ func (f *L2Flush) Run() error {
 
 // Close frees the buffers. The read kernel is the context's.
 func (f *L2Flush) Close() error {
-	for i := range f.pages {
-		f.pages[i].free()
+	f.touch.free()
+	for _, p := range f.pages {
+		p.Free()
 	}
 	if f.b != nil {
 		f.b.Free()

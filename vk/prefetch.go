@@ -3,7 +3,6 @@ package vk
 import (
 	"cmp"
 	"fmt"
-	"slices"
 )
 
 // The translation prefetch (session 26). A sparse attention gathers its
@@ -18,83 +17,31 @@ import (
 // between them, do those walks while the score streams its codes instead:
 // HATA's step at B8/128K 190 us instead of 237, at B1/128K 49.3 instead of
 // 51.5 (BENCHMARKS.md, session 26, run 304). A load every 2 MiB warmed half
-// the translations and one every 512 KiB cost more than it saved (run 302,
-// run 304), so the H200's TLBs cover about 1 MiB an entry.
+// the translations (so the H200's TLBs cover about 1 MiB an entry), one
+// every 512 KiB all of them at a higher cost, more than it saved at batch 1
+// (runs 302 and 304).
 
 // prefetchStride is SparseOptions.PrefetchStride's default: the bytes
 // between two loads of the translation prefetch.
 const prefetchStride = 1 << 20
 
-// kvPrefetch is a cache's translation prefetch: one touch.comp dispatch
-// over each K and V buffer, each writing its subgroups' XORs (which keep
-// the loads alive) to its own range of dst.
-type kvPrefetch struct {
-	k    *Kernel
-	dst  *Buffer
-	runs []prefetchRun
-}
-
-// prefetchRun is one dispatch of a kvPrefetch.
-type prefetchRun struct {
-	src, dst Range
-	push     touchPush
-	groups   uint32
-}
-
-// newKVPrefetch returns the prefetch of kv's buffers, a load every stride
-// bytes (a multiple of 16), or nil where off.
-func (c *sparseCore) newKVPrefetch(kv *kvStore) (*kvPrefetch, error) {
+// newKVPrefetch returns the translation prefetch of kv's buffers (touches
+// a load every SparseOptions.PrefetchStride), or nil where off.
+func (c *sparseCore) newKVPrefetch(kv *kvStore) (*touches, error) {
 	if c.opt.NoPrefetch {
 		return nil, nil
 	}
-	k, err := c.ctx.SharedKernel(KernelSpec{Shader: "touch", Bindings: 2, Push: touchPush{}, Spec: []uint32{copyWorkgroup}})
-	if err != nil {
-		return nil, err
-	}
-	stride := cmp.Or(c.opt.PrefetchStride, prefetchStride)
-	align := max(c.ctx.Info.Limits.MinStorageBufferOffsetAlignment, 16)
-	p := &kvPrefetch{k: k}
-	var total uint64
-	for _, src := range slices.Concat(kv.k, kv.v) {
-		n := (src.Size() + stride - 1) / stride
-		groups := c.ctx.copyGroups(n)
-		size := (uint64(groups)*copyWorkgroup*16 + align - 1) / align * align // a uvec4 a subgroup of one lane at most
-		p.runs = append(p.runs, prefetchRun{src: src.Whole(), dst: Range{Off: total, Size: size},
-			push: touchPush{N: uint32(n), Step: uint32(stride / 16)}, groups: groups})
-		total += size
-	}
-	if p.dst, err = c.ctx.NewBuffer("vk "+c.name+" prefetch results", total, DeviceLocal); err != nil {
-		return nil, err
-	}
-	for i := range p.runs {
-		p.runs[i].dst.Buf = p.dst
-	}
-	return p, nil
-}
-
-// free frees the prefetch's results buffer (nil-safe).
-func (p *kvPrefetch) free() {
-	if p != nil {
-		p.dst.Free()
-	}
+	return c.ctx.newTouches("vk "+c.name+" prefetch results", kv.allBuffers(), cmp.Or(c.opt.PrefetchStride, prefetchStride))
 }
 
 // recordPrefetch records the cache's translation prefetch with no barrier
 // after it, so that it runs beside the kernel recorded with it: HATA's,
 // Quest's, the exact top-k's and Loki's score kernels. Its time is that
 // stage's.
-func (c *sparseCore) recordPrefetch(b *Batch) error {
-	if c.pf == nil {
-		return nil
+func (c *sparseCore) recordPrefetch(b *Batch) {
+	if c.pf != nil {
+		c.pf.record(b)
 	}
-	for _, r := range c.pf.runs {
-		set, err := c.set(c.pf.k, r.src, r.dst)
-		if err != nil {
-			return err
-		}
-		b.Dispatch(c.pf.k, set, r.push, r.groups, 1, 1)
-	}
-	return nil
 }
 
 // checkPrefetchStride returns an error unless stride is 0 (the default) or

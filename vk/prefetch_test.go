@@ -48,7 +48,7 @@ func TestKVPrefetch(t *testing.T) {
 			if _, err := m.(benchAPI).Step(q, ref.Budget{K: 16}); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			for i, buf := range append(append([]*Buffer{}, c.kv.k...), c.kv.v...) {
+			for i, buf := range c.kv.allBuffers() {
 				src := make([]byte, buf.size)
 				if err := ctx.Read(buf, 0, src); err != nil {
 					t.Fatal(err)

@@ -187,9 +187,7 @@ func (m *Quest) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 			}
 			b.Dispatch(score, set, questScorePush{Pages: uint32(pages), PCap: uint32(pcap), PStride: uint32(pcap), Chunk: uint32(chunk)},
 				uint32((pages+chunk-1)/chunk), uint32(s.rows), 1)
-			if err := m.recordPrefetch(b); err != nil {
-				return err
-			}
+			m.recordPrefetch(b)
 			b.Barrier()
 			b.Stage("select")
 			return m.recordSelect(b, sp)

@@ -504,8 +504,8 @@ type sparseCore struct {
 	// cacheLimit bytes; every kernel that reads it is dispatched once per
 	// buffer (its push constant row0). nil before Prefill.
 	kv     *kvStore
-	pf     *kvPrefetch // the translation prefetch of kv's buffers, or nil (SparseOptions.NoPrefetch)
-	maxBuf uint64      // tests lower it to force several buffers; 0: the device's limits
+	pf     *touches // the translation prefetch of kv's buffers, or nil (SparseOptions.NoPrefetch)
+	maxBuf uint64   // tests lower it to force several buffers; 0: the device's limits
 	// maxSideBuf, set by tests, bounds the side buffers kept in runs of rows
 	// (sizeSideRuns: Loki's rotated keys) below cacheLimit; 0: cacheLimit.
 	maxSideBuf uint64

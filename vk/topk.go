@@ -145,9 +145,7 @@ func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, sp *sel
 	}, q, keys, idx, ss.x, ss.pml); err != nil {
 		return err
 	}
-	if err := c.recordPrefetch(b); err != nil {
-		return err
-	}
+	c.recordPrefetch(b)
 	b.Barrier()
 	hist := ss.s // bound, unread without HIST
 	if ss.hist0 {
