@@ -160,10 +160,19 @@ const flushPages = 48 << 30
 // l2Flush is the timer's vk.L2Flush, or nil where it is off.
 type l2Flush struct{ f *vk.L2Flush }
 
+// L2FlushBytes returns the bytes the timer's flush reads to empty L2:
+// 4*l2Bytes, at most maxStorageBufferRange; 1 MiB on a CPU device, which
+// has no GPU cache to empty and whose times are only the pipeline's.
+func (v *Vulkan) L2FlushBytes() uint64 {
+	if v.Ctx.Info.Type == vk.DeviceCPU {
+		return 1 << 20
+	}
+	return min(uint64(4*l2Bytes), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+}
+
 // newL2Flush returns the flush Time runs before every timed step (mode):
-// a read of 4*l2Bytes (at most maxStorageBufferRange; 1 MiB on a CPU
-// device, which has no GPU cache to empty and whose times are only the
-// pipeline's), and with FlushPages a load in every 64 KiB of flushPages.
+// a read of L2FlushBytes, and with FlushPages a load in every 64 KiB of
+// flushPages.
 // Caches replicated past l2Bytes keep a step's cache rows out of L2 but not
 // what every step reads again: a sparse step moves a few megabytes (B1/32K's
 // HATA 6.3 MB) with the same query each time, and its codes, selected K/V
@@ -177,7 +186,7 @@ func (v *Vulkan) newL2Flush(mode FlushMode) (l2Flush, error) {
 	if mode == FlushNone {
 		return l2Flush{}, nil
 	}
-	size := min(uint64(4*l2Bytes), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	size := v.L2FlushBytes()
 	var heap uint64 // the largest device-local heap
 	for _, h := range v.Ctx.Info.Heaps {
 		if h.DeviceLocal {
@@ -186,7 +195,7 @@ func (v *Vulkan) newL2Flush(mode FlushMode) (l2Flush, error) {
 	}
 	pages := min(uint64(flushPages), heap/2)
 	if v.Ctx.Info.Type == vk.DeviceCPU {
-		size, pages = 1<<20, 4<<20
+		pages = 4 << 20
 	}
 	f, err := v.Ctx.NewL2Flush(size)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,60 @@ func TestDispatchFloor(t *testing.T) {
 	}
 	if _, err := c.DispatchFloor(0, 4, 1); err == nil {
 		t.Error("DispatchFloor(0 dispatches): want an error")
+	}
+}
+
+// TestColdDispatchFloor runs the chain of dependent dispatches after a
+// flush and without, of one pipeline and of distinct ones (copy.comp at 16,
+// 32, ..., 16n lanes, each in the context's kernels: one per dispatch, not
+// one for all), and refuses chains it cannot build; the times are logged
+// (on a GPU run they are the measurement; no timed assertion).
+func TestColdDispatchFloor(t *testing.T) {
+	c := device(t)
+	const n = 4
+	copies := func() []uint32 { // the copy kernels' workgroups the context holds
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		var wgs []uint32
+		for _, k := range c.kernels {
+			if k.spec.Shader == "copy" {
+				wgs = append(wgs, k.Workgroup())
+			}
+		}
+		slices.Sort(wgs)
+		return wgs
+	}
+	before := copies()
+	for _, flush := range []uint64{1 << 20, 0} {
+		for _, distinct := range []bool{false, true} {
+			ns, err := c.ColdDispatchFloor(n, distinct, flush, 3)
+			if err != nil {
+				t.Fatalf("flush %d, distinct %v: %v", flush, distinct, err)
+			}
+			if ns <= 0 {
+				t.Fatalf("flush %d, distinct %v: %v ns a dispatch, want > 0", flush, distinct, ns)
+			}
+			t.Logf("%s: flush %d bytes, distinct kernels %v: %.1f us a dependent dispatch", c.Info.Name, flush, distinct, ns/1e3)
+		}
+	}
+	var added []uint32
+	for _, wg := range copies() {
+		if !slices.Contains(before, wg) {
+			added = append(added, wg)
+		}
+	}
+	for _, wg := range []uint32{16, 32, 48, 64} {
+		if !slices.Contains(copies(), wg) {
+			t.Errorf("no copy kernel of %d lanes after the distinct chains; the context's copies have %v", wg, copies())
+		}
+	}
+	if len(added) > n {
+		t.Errorf("the chains added copy kernels of %v lanes, want at most the %d distinct ones", added, n)
+	}
+	for _, bad := range []int{0, 9} {
+		if _, err := c.ColdDispatchFloor(bad, true, 0, 1); err == nil {
+			t.Errorf("ColdDispatchFloor(%d dispatches): want an error", bad)
+		}
 	}
 }
 

@@ -131,6 +131,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# dependent-dispatch floor (64 barrier-separated copy dispatches of 16 B per invocation, median of 20): %.2f us with 1 workgroup, %.2f us with %d workgroups of 256\n",
 		one/1e3, full/1e3, wide)
+	// The same after the timer's L2 flush, where every stage of a timed step
+	// runs: of one kernel, and of as many distinct kernels, each cold.
+	var floors [4]float64
+	for i, flush := range []uint64{v.L2FlushBytes(), 0} {
+		for j, distinct := range []bool{false, true} {
+			if floors[2*i+j], err = v.Ctx.ColdDispatchFloor(8, distinct, flush, 20); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "# dependent dispatches after the L2 flush (8 one-workgroup copies, median of 20): %.2f us a level of one kernel, %.2f of 8 distinct kernels; without the flush %.2f and %.2f\n",
+		floors[0]/1e3, floors[1]/1e3, floors[2]/1e3, floors[3]/1e3)
 	// The read-only roofline, for the kernels that only stream their cache
 	// (dense attention), beside each row's copy bandwidth.
 	rsize := min(uint64(1<<30), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))

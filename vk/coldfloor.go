@@ -1,0 +1,99 @@
+package vk
+
+import (
+	"fmt"
+	"slices"
+)
+
+// ColdDispatchFloor measures what a dependent dispatch costs right after an
+// L2 flush, as every stage of a timed decode step pays it (the benchmarks
+// flush before every step): a chain of n one-workgroup copy dispatches of
+// 4 KiB each, a barrier between consecutive ones (DispatchFloor's chain),
+// submitted reps times, each after an L2Flush of flushBytes has run (0: no
+// flush, the chain's code and data warm from the run before). With distinct
+// every dispatch of the chain is a pipeline of its own (copy.comp at
+// workgroup sizes 16, 32, ..., 16n, n <= 8), so that each kernel's code is
+// its own, and cold after the flush, as a step's kernels are; else one
+// pipeline runs them all. It returns the median over reps chains of the
+// chain's time divided by n, in nanoseconds. Session 26 found a step's
+// kernels slower after the flush even where their data was in L2 (the
+// threshold round 3.6 us instead of 1.9) and quick again after another
+// instance's step with the same pipelines: this says whether the kernels'
+// code is what they fetch again.
+func (c *Context) ColdDispatchFloor(n int, distinct bool, flushBytes uint64, reps int) (float64, error) {
+	if n < 1 || n > 8 || reps < 1 {
+		return 0, fmt.Errorf("vk: cold dispatch floor: %d dispatches, reps %d: want 1 to 8 dispatches and reps >= 1", n, reps)
+	}
+	const elems = 256 // uvec4 elements a dispatch copies: 4 KiB
+	var flush *L2Flush
+	if flushBytes > 0 {
+		var err error
+		if flush, err = c.NewL2Flush(flushBytes); err != nil {
+			return 0, err
+		}
+		defer flush.Close()
+	}
+	bufs := make([]*Buffer, 2)
+	for i := range bufs {
+		b, err := c.NewBuffer(fmt.Sprintf("cold dispatch floor %d", i), elems*16, DeviceLocal)
+		if err != nil {
+			return 0, err
+		}
+		defer b.Free()
+		bufs[i] = b
+	}
+	// Dispatch i reads what dispatch i-1 wrote: sets[i] copies bufs[i%2]
+	// to bufs[1-i%2] with kernel ks[i].
+	ks := make([]*Kernel, n)
+	sets := make([]*Set, n)
+	for i := range n {
+		wg := uint32(16 * n) // one pipeline for the whole chain
+		if distinct {
+			wg = uint32(16 * (i + 1))
+		}
+		k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{wg}})
+		if err != nil {
+			return 0, err
+		}
+		ks[i] = k
+		if sets[i], err = k.NewSet(bufs[i%2].Whole(), bufs[1-i%2].Whole()); err != nil {
+			return 0, err
+		}
+		defer sets[i].Free()
+	}
+	b, err := c.NewBatch()
+	if err != nil {
+		return 0, err
+	}
+	defer b.Free()
+	var times []float64
+	for range reps + 1 { // the first warms the pipelines up
+		if flush != nil {
+			if err := flush.Run(); err != nil {
+				return 0, err
+			}
+		}
+		if err := b.Begin(); err != nil {
+			return 0, err
+		}
+		b.Stage("chain")
+		for i := range n {
+			if i > 0 {
+				b.Barrier()
+			}
+			b.Dispatch(ks[i], sets[i], copyPush{N: elems}, 1, 1, 1)
+		}
+		b.Stage("end")
+		t, err := b.Submit()
+		if err != nil {
+			return 0, err
+		}
+		times = append(times, t.Get("chain"))
+	}
+	times = times[1:]
+	slices.Sort(times)
+	if times[len(times)/2] <= 0 {
+		return 0, fmt.Errorf("vk: cold dispatch floor: the device reported no time (timestamps unsupported?)")
+	}
+	return times[len(times)/2] / float64(n), nil
+}
