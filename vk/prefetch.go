@@ -44,11 +44,15 @@ func (c *sparseCore) recordPrefetch(b *Batch) {
 	}
 }
 
+// maxPrefetchStride bounds SparseOptions.PrefetchStride, so that
+// touch.comp's step in uvec4 elements fits its uint.
+const maxPrefetchStride = 1 << 30
+
 // checkPrefetchStride returns an error unless stride is 0 (the default) or
-// a power of two from 64 bytes up.
+// a power of two from 64 bytes to 1 GiB.
 func checkPrefetchStride(stride uint64) error {
-	if stride != 0 && (stride < 64 || stride&(stride-1) != 0) {
-		return fmt.Errorf("prefetch stride %d: want a power of two from 64 bytes, or 0 for the default (%d)", stride, prefetchStride)
+	if stride != 0 && (stride < 64 || stride > maxPrefetchStride || stride&(stride-1) != 0) {
+		return fmt.Errorf("prefetch stride %d: want a power of two from 64 bytes to 1 GiB, or 0 for the default (%d)", stride, prefetchStride)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/hata-go/hata/ref"
@@ -10,9 +11,15 @@ import (
 // kernels), quest, topk and loki loads the words PrefetchStride apart of
 // every K and V buffer of a cache cut into several (the XOR of touch.comp's
 // subgroup results is theirs), and NoPrefetch leaves it out. (The outputs
-// with it are the acceptance suite's, which runs with the default.)
+// with it are the acceptance suite's, which runs with the default.) Strides
+// that are no power of two from 64 bytes to 1 GiB are refused.
 func TestKVPrefetch(t *testing.T) {
 	ctx := device(t)
+	for _, bad := range []uint64{32, 100, 2 << 30} {
+		if _, err := ctx.SparseFactory(SparseOptions{PrefetchStride: bad})("topk", 2, 64, ref.Options{}); err == nil || !strings.Contains(err.Error(), "prefetch stride") {
+			t.Errorf("PrefetchStride %d: %v, want an error naming the prefetch stride", bad, err)
+		}
+	}
 	const b, hkv, hq, n, d, stride = 1, 4, 8, 100, 64, 512
 	q := make([]float32, b*hq*d)
 	for i := range q {

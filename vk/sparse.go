@@ -134,12 +134,12 @@ type SparseOptions struct {
 	SelectWorkgroup int
 	// NoPrefetch leaves out the translation prefetch (prefetch.go): loads
 	// a PrefetchStride apart over the whole K/V cache, beside the score
-	// kernel of hata, lsh, quest, topk and loki (not their variants that
-	// score inside another kernel), which walk the page tables the
+	// kernel of hata, lsh, quest, topk and loki (not the onekernel variant
+	// of hata and lsh, which has none), which walk the page tables the
 	// attention's gathers would otherwise wait for where the TLBs are cold.
 	NoPrefetch bool
 	// PrefetchStride is the bytes between two of the prefetch's loads, a
-	// power of two from 64; 0: 1 MiB (prefetchStride).
+	// power of two from 64 to 1 GiB; 0: 1 MiB (prefetchStride).
 	PrefetchStride uint64
 	// ProjWorkgroup is the query projection's workgroup size (proj.glsl's
 	// 32 columns by WG/32 slices of D): hata_encode_q's for hata and lsh,

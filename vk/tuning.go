@@ -122,8 +122,8 @@ type Tuning struct {
 	// variant, quest, topk and loki.
 	NoPrefetch int
 	// PrefetchKiB is the KiB between two of the translation prefetch's
-	// loads, a power of two (SparseOptions.PrefetchStride; 0: 1024). The
-	// methods of NoPrefetch.
+	// loads, a power of two up to 1048576 (SparseOptions.PrefetchStride;
+	// 0: 1024). The methods of NoPrefetch.
 	PrefetchKiB int
 }
 
@@ -248,8 +248,8 @@ func (t Tuning) Check(method string) error {
 			return fmt.Errorf("vk: tuning key %s=%d: want a positive value, or 0 for the default", k.key, v)
 		case tuningChoices[k.key].max > 0 && v > tuningChoices[k.key].max:
 			return fmt.Errorf("vk: tuning key %s=%d: want %s or 0 (the default)", k.key, v, tuningChoices[k.key].want)
-		case k.key == "prefetchkib" && v&(v-1) != 0:
-			return fmt.Errorf("vk: tuning key prefetchkib=%d: want a power of two, or 0 (the default, 1024)", v)
+		case k.key == "prefetchkib" && (v&(v-1) != 0 || v > maxPrefetchStride>>10):
+			return fmt.Errorf("vk: tuning key prefetchkib=%d: want a power of two up to %d, or 0 (the default, 1024)", v, maxPrefetchStride>>10)
 		case k.key == "rbit" && (v%32 != 0 || v > MaxTuningRbit):
 			return fmt.Errorf("vk: tuning key rbit=%d: want a multiple of 32 up to %d, or 0 (the default, 128)", v, MaxTuningRbit)
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||

@@ -48,8 +48,10 @@ func TestTuningKeys(t *testing.T) {
 	if s := (Tuning{}).String(); s != "" {
 		t.Errorf("Tuning{}.String() = %q, want empty", s)
 	}
-	if err := (Tuning{PrefetchKiB: 3}).Check("hata"); err == nil || !strings.Contains(err.Error(), "prefetchkib=3") {
-		t.Errorf("Check(hata) with prefetchkib=3 = %v, want an error naming prefetchkib=3", err)
+	for _, bad := range []int{3, 2 << 20} {
+		if err := (Tuning{PrefetchKiB: bad}).Check("hata"); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("prefetchkib=%d", bad)) {
+			t.Errorf("Check(hata) with prefetchkib=%d = %v, want an error naming it", bad, err)
+		}
 	}
 	if err := all.Set("tiles", 2); err == nil || !strings.Contains(err.Error(), `"tiles"`) {
 		t.Errorf(`Set("tiles", 2) = %v, want an error naming the key`, err)
