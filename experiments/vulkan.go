@@ -204,7 +204,7 @@ func (v *Vulkan) newL2Flush(mode FlushMode) (l2Flush, error) {
 	if mode == FlushPages {
 		if err := f.AddPages(pages); err != nil {
 			f.Close()
-			return l2Flush{}, fmt.Errorf("the timer's flush of the TLBs: %w", err)
+			return l2Flush{}, fmt.Errorf("the timer's flush of the TLBs (%d MiB; $%s=l2 flushes L2 alone): %w", pages>>20, EnvL2Flush, err)
 		}
 	}
 	return l2Flush{f}, nil
