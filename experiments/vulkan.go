@@ -149,30 +149,36 @@ func Flush() (FlushMode, error) {
 	}
 }
 
-// flushPages is the memory whose pages FlushPages touches on a GPU: beyond
-// the H200's translation reach (32, 48 and 96 GiB left the same steps, run
-// 301) and what a Llama-3.1-8B's weights and other 31 layers' caches
-// occupy at the shapes (33 GB at B1/128K). At most half of the
-// largest device-local heap; 4 MiB on a CPU device, which has no TLBs to
-// empty (so that CI runs the code).
+// flushPages is the memory whose pages FlushPages touches on a GPU
+// (FlushSizes): beyond the H200's translation reach (32, 48 and 96 GiB
+// left the same steps, run 301) and what a Llama-3.1-8B's weights and other
+// 31 layers' caches occupy at the shapes (33 GB at B1/128K).
 const flushPages = 48 << 30
 
 // l2Flush is the timer's vk.L2Flush, or nil where it is off.
 type l2Flush struct{ f *vk.L2Flush }
 
-// L2FlushBytes returns the bytes the timer's flush reads to empty L2:
-// 4*l2Bytes, at most maxStorageBufferRange; 1 MiB on a CPU device, which
-// has no GPU cache to empty and whose times are only the pipeline's.
-func (v *Vulkan) L2FlushBytes() uint64 {
+// FlushSizes returns what the timer's flush reads to empty L2, 4*l2Bytes
+// at most maxStorageBufferRange, and the memory whose pages FlushPages
+// touches, flushPages at most half the largest device-local heap; on a CPU
+// device, which has no GPU cache or TLBs to empty and whose times are only
+// the pipeline's, 1 MiB and 4 MiB (so that CI runs the code).
+func (v *Vulkan) FlushSizes() (l2, pages uint64) {
 	if v.Ctx.Info.Type == vk.DeviceCPU {
-		return 1 << 20
+		return 1 << 20, 4 << 20
 	}
-	return min(uint64(4*l2Bytes), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	var heap uint64 // the largest device-local heap
+	for _, h := range v.Ctx.Info.Heaps {
+		if h.DeviceLocal {
+			heap = max(heap, h.Size)
+		}
+	}
+	return min(uint64(4*l2Bytes), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange)), min(uint64(flushPages), heap/2)
 }
 
 // newL2Flush returns the flush Time runs before every timed step (mode):
-// a read of L2FlushBytes, and with FlushPages a load in every 64 KiB of
-// flushPages.
+// a read of FlushSizes' first, and with FlushPages a load in every 64 KiB
+// of its second.
 // Caches replicated past l2Bytes keep a step's cache rows out of L2 but not
 // what every step reads again: a sparse step moves a few megabytes (B1/32K's
 // HATA 6.3 MB) with the same query each time, and its codes, selected K/V
@@ -186,17 +192,7 @@ func (v *Vulkan) newL2Flush(mode FlushMode) (l2Flush, error) {
 	if mode == FlushNone {
 		return l2Flush{}, nil
 	}
-	size := v.L2FlushBytes()
-	var heap uint64 // the largest device-local heap
-	for _, h := range v.Ctx.Info.Heaps {
-		if h.DeviceLocal {
-			heap = max(heap, h.Size)
-		}
-	}
-	pages := min(uint64(flushPages), heap/2)
-	if v.Ctx.Info.Type == vk.DeviceCPU {
-		pages = 4 << 20
-	}
+	size, pages := v.FlushSizes()
 	f, err := v.Ctx.NewL2Flush(size)
 	if err != nil {
 		return l2Flush{}, err

@@ -1,9 +1,6 @@
 package vk
 
-import (
-	"fmt"
-	"slices"
-)
+import "fmt"
 
 // ColdDispatchFloor measures what a dependent dispatch costs right after an
 // L2 flush, as every stage of a timed decode step pays it (the benchmarks
@@ -66,16 +63,11 @@ func (c *Context) ColdDispatchFloor(n int, distinct bool, flushBytes uint64, rep
 		return 0, err
 	}
 	defer b.Free()
-	var times []float64
-	for range reps + 1 { // the first warms the pipelines up
-		if flush != nil {
-			if err := flush.Run(); err != nil {
-				return 0, err
-			}
-		}
-		if err := b.Begin(); err != nil {
-			return 0, err
-		}
+	var before func() error
+	if flush != nil {
+		before = flush.Run
+	}
+	med, err := medianRunAfter(b, reps, "chain", before, func(b *Batch) {
 		b.Stage("chain")
 		for i := range n {
 			if i > 0 {
@@ -84,16 +76,12 @@ func (c *Context) ColdDispatchFloor(n int, distinct bool, flushBytes uint64, rep
 			b.Dispatch(ks[i], sets[i], copyPush{N: elems}, 1, 1, 1)
 		}
 		b.Stage("end")
-		t, err := b.Submit()
-		if err != nil {
-			return 0, err
-		}
-		times = append(times, t.Get("chain"))
+	})
+	if err != nil {
+		return 0, err
 	}
-	times = times[1:]
-	slices.Sort(times)
-	if times[len(times)/2] <= 0 {
+	if med <= 0 {
 		return 0, fmt.Errorf("vk: cold dispatch floor: the device reported no time (timestamps unsupported?)")
 	}
-	return times[len(times)/2] / float64(n), nil
+	return med / float64(n), nil
 }

@@ -353,8 +353,20 @@ func (c *Context) copyGroups(elems uint64) uint32 {
 // time of its stage named stage, in nanoseconds (0 when the device has no
 // timestamps).
 func medianRun(b *Batch, reps int, stage string, record func(b *Batch)) (float64, error) {
+	return medianRunAfter(b, reps, stage, nil, record)
+}
+
+// medianRunAfter is medianRun with before, where not nil, run before each
+// of the reps+1 command buffers (ColdDispatchFloor's L2 flush, a submission
+// of its own).
+func medianRunAfter(b *Batch, reps int, stage string, before func() error, record func(b *Batch)) (float64, error) {
 	var times []float64
 	for range reps + 1 {
+		if before != nil {
+			if err := before(); err != nil {
+				return 0, err
+			}
+		}
 		if err := b.Begin(); err != nil {
 			return 0, err
 		}

@@ -112,13 +112,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	flushL2, flushPages := v.FlushSizes()
 	switch mode {
 	case experiments.FlushNone:
 		fmt.Fprintf(stdout, "# no flush before the timed steps ($%s=0): a step may find in L2 and in the TLBs what the step before it left\n", experiments.EnvL2Flush)
 	case experiments.FlushL2:
-		fmt.Fprintf(stdout, "# every timed step follows a read of 512 MiB (1 MiB on a CPU device, less where a GPU binds less) that evicts L2, but not the TLBs ($%s=l2)\n", experiments.EnvL2Flush)
+		fmt.Fprintf(stdout, "# every timed step follows a read of %d MiB that evicts L2, but not the TLBs ($%s=l2)\n", flushL2>>20, experiments.EnvL2Flush)
 	default:
-		fmt.Fprintf(stdout, "# every timed step follows a read of 512 MiB (1 MiB on a CPU device, less where a GPU binds less) that evicts L2 and a load in every 64 KiB of 48 GiB (at most half the GPU's memory) that evicts the TLBs, as a model's other layers would ($%s=l2: L2 only, 0: none)\n", experiments.EnvL2Flush)
+		fmt.Fprintf(stdout, "# every timed step follows a read of %d MiB that evicts L2 and a load in every 64 KiB of %d MiB more that evicts the TLBs, as a model's other layers would ($%s=l2: L2 only, 0: none)\n", flushL2>>20, flushPages>>20, experiments.EnvL2Flush)
 	}
 	// The latency roofline beside the bandwidth one: what a dependent
 	// dispatch costs when it moves nothing, on one workgroup and on enough
@@ -134,7 +135,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	// The same after the timer's L2 flush, where every stage of a timed step
 	// runs: of one kernel, and of as many distinct kernels, each cold.
 	var floors [4]float64
-	for i, flush := range []uint64{v.L2FlushBytes(), 0} {
+	for i, flush := range []uint64{flushL2, 0} {
 		for j, distinct := range []bool{false, true} {
 			if floors[2*i+j], err = v.Ctx.ColdDispatchFloor(8, distinct, flush, 20); err != nil {
 				return err
