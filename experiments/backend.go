@@ -29,6 +29,9 @@ type DeviceInfo struct {
 	Name   string `json:"name"`   // e.g. "NVIDIA H200", "CPU amd64 x2"
 	Driver string `json:"driver"` // driver version, or the Go version for the CPU
 	API    string `json:"api"`    // e.g. "Vulkan 1.3.280", "Go (package ref)"
+	// Memory says how the backend allocates its buffers where that changes
+	// the times (Vulkan: dedicated allocations or plain ones, session 27).
+	Memory string `json:"memory,omitempty"`
 }
 
 // Timer is implemented by backends that can time a decode step (speed and

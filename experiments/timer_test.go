@@ -120,3 +120,22 @@ func TestFlushModes(t *testing.T) {
 		t.Errorf(`Vulkan.Time with $%s="yes" = %v, want an error naming "yes"`, EnvL2Flush, err)
 	}
 }
+
+// TestDeviceMemory checks that the Vulkan backend's device record says how
+// its buffers are allocated, as $HATA_VK_DEDICATED chose.
+func TestDeviceMemory(t *testing.T) {
+	for env, want := range map[string]string{"": "dedicated allocations", "0": "plain allocations"} {
+		t.Setenv(vk.EnvDedicated, env)
+		v, err := OpenVulkan("")
+		if err != nil {
+			if os.Getenv("HATA_VK_REQUIRE") == "1" {
+				t.Fatal(err)
+			}
+			t.Skipf("no Vulkan device: %v", err)
+		}
+		if got := v.Device().Memory; !strings.HasPrefix(got, want) {
+			t.Errorf("$%s=%q: Device().Memory = %q, want it to start %q", vk.EnvDedicated, env, got, want)
+		}
+		v.Close()
+	}
+}

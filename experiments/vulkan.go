@@ -73,7 +73,11 @@ func (v *Vulkan) Name() string {
 // Device implements Backend.
 func (v *Vulkan) Device() DeviceInfo {
 	i := v.Ctx.Info
-	return DeviceInfo{Name: i.Name, Driver: i.DriverName + " " + i.DriverInfo, API: "Vulkan " + i.APIString()}
+	mem := "plain allocations ($" + vk.EnvDedicated + "=0)"
+	if v.Ctx.Dedicated() {
+		mem = "dedicated allocations for buffers of 2 MiB and more"
+	}
+	return DeviceInfo{Name: i.Name, Driver: i.DriverName + " " + i.DriverInfo, API: "Vulkan " + i.APIString(), Memory: mem}
 }
 
 // NewMethod implements Backend with the GPU kernels.

@@ -31,6 +31,9 @@ const (
 	// built-in SPIR-V of those kernels (Options.SPIRVDir) when the options
 	// name none.
 	EnvSPIRV = "HATA_VK_SPIRV"
+	// EnvDedicated = 0 turns on Options.NoDedicated for every context
+	// opened, whatever the options say (the A/B of session 27).
+	EnvDedicated = "HATA_VK_DEDICATED"
 )
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
@@ -66,6 +69,14 @@ type Options struct {
 	// must keep the kernel's interface. "" means $HATA_VK_SPIRV. OpenWith
 	// fails when the directory does not exist.
 	SPIRVDir string
+	// NoDedicated allocates every buffer's memory as a plain allocation.
+	// By default a device-local buffer of 2 MiB or more gets a dedicated
+	// allocation of its own (VkMemoryDedicatedAllocateInfo), which NVIDIA's
+	// driver maps with large pages: on the H200 a load every MiB of a cold
+	// 4 GiB buffer took 108 us with plain allocations, its page walks one
+	// after another, and 19 us with dedicated ones (session 27, run 306).
+	// Also on when $HATA_VK_DEDICATED=0.
+	NoDedicated bool
 }
 
 // ErrNoKernelStats is returned (wrapped, naming the device) by Kernel.Stats
@@ -86,16 +97,17 @@ type Context struct {
 	// Info describes the device in use.
 	Info DeviceInfo
 
-	in       *instance
-	pd       vulkan.PhysicalDevice
-	dev      vulkan.Device
-	fns      *vkc.Device // the calls made in C (see package vkc)
-	queue    vulkan.Queue
-	queue2   vulkan.Queue // the compute family's second queue, or nil (QueueOverlap)
-	memTypes []memType
-	poison   bool
-	statsErr error  // why Kernel.Stats cannot answer (no "vk: " prefix); nil: pipelines capture their statistics
-	spirvDir string // Options.SPIRVDir: replacement kernels, "" for none
+	in        *instance
+	pd        vulkan.PhysicalDevice
+	dev       vulkan.Device
+	fns       *vkc.Device // the calls made in C (see package vkc)
+	queue     vulkan.Queue
+	queue2    vulkan.Queue // the compute family's second queue, or nil (QueueOverlap)
+	memTypes  []memType
+	poison    bool
+	statsErr  error  // why Kernel.Stats cannot answer (no "vk: " prefix); nil: pipelines capture their statistics
+	spirvDir  string // Options.SPIRVDir: replacement kernels, "" for none
+	dedicated bool   // large device-local buffers get dedicated allocations (Options.NoDedicated)
 
 	queueMu  sync.Mutex // vkQueueSubmit needs the queue externally synchronised
 	queue2Mu sync.Mutex // and queue2
@@ -319,6 +331,7 @@ func open(in *instance, o Options) (*Context, error) {
 		kernels:    map[string]*Kernel{},
 		replaced:   map[string]bool{},
 		spirvDir:   cmp.Or(o.SPIRVDir, os.Getenv(EnvSPIRV)),
+		dedicated:  !o.NoDedicated && (os.Getenv(EnvDedicated) == "" || envOn(EnvDedicated)),
 	}
 	if c.spirvDir != "" {
 		st, err := os.Stat(c.spirvDir)

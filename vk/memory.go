@@ -47,6 +47,8 @@ type Buffer struct {
 	mem      vulkan.DeviceMemory
 	ptr      unsafe.Pointer
 	coherent bool
+	// dedicated: the memory is a dedicated allocation (NewBuffer).
+	dedicated bool
 }
 
 // Range is a byte range of a buffer: a binding of a kernel, or a copy's end.
@@ -59,7 +61,27 @@ type Range struct {
 // at least 4) of the given kind. name is used in error messages. An
 // allocation that does not fit fails with an error naming the size, the
 // memory type and its heap, wrapping ErrOutOfMemory.
+//
+// A device-local buffer of at least dedicatedMin bytes gets a dedicated
+// allocation (VkMemoryDedicatedAllocateInfo) unless Options.NoDedicated:
+// on the H200 the driver then maps it with pages whose translations cover
+// far more than the 1 MiB a TLB entry of other memory does (session 27).
 func (c *Context) NewBuffer(name string, size uint64, kind MemoryKind) (*Buffer, error) {
+	return c.newBuffer(name, size, kind, c.dedicated && kind == DeviceLocal && size >= dedicatedMin)
+}
+
+// Dedicated reports whether NewBuffer gives device-local buffers of 2 MiB
+// or more dedicated allocations (not Options.NoDedicated).
+func (c *Context) Dedicated() bool { return c.dedicated }
+
+// dedicatedMin is the smallest buffer NewBuffer allocates as dedicated:
+// NVIDIA's large page (2 MiB). A smaller buffer spans at most two
+// translations however mapped, and a dedicated allocation may round it up
+// to a large page of memory.
+const dedicatedMin = 2 << 20
+
+// newBuffer is NewBuffer with the choice of a dedicated allocation.
+func (c *Context) newBuffer(name string, size uint64, kind MemoryKind, dedicated bool) (*Buffer, error) {
 	size = max(4, (size+3)&^3)
 	b := &Buffer{ctx: c, name: name, kind: kind, size: size}
 	if idx, err := c.memoryType(^uint32(0), kind); err == nil && size > c.Info.Heaps[c.memTypes[idx].heap].Size {
@@ -93,17 +115,17 @@ func (c *Context) NewBuffer(name string, size uint64, kind MemoryKind) (*Buffer,
 		vulkan.DestroyBuffer(c.dev, b.buf, nil)
 		return nil, b.allocErr(fmt.Errorf("larger than maxMemoryAllocationSize %s", bytesString(c.Info.Limits.MaxMemoryAllocationSize)), idx)
 	}
-	var mem vulkan.DeviceMemory
-	r = vulkan.AllocateMemory(c.dev, &vulkan.MemoryAllocateInfo{
-		SType:           vulkan.StructureTypeMemoryAllocateInfo,
-		AllocationSize:  req.Size,
-		MemoryTypeIndex: uint32(idx),
-	}, nil, &mem)
-	if err := vkc.Check("vkAllocateMemory", int32(r)); err != nil {
+	var to unsafe.Pointer // the buffer a dedicated allocation is for
+	if dedicated {
+		to = unsafe.Pointer(b.buf)
+	}
+	mem, err := c.fns.AllocateMemory(uint64(req.Size), uint32(idx), to)
+	if err != nil {
 		vulkan.DestroyBuffer(c.dev, b.buf, nil)
 		return nil, b.allocErr(err, idx)
 	}
-	b.mem = mem
+	b.mem = vulkan.DeviceMemory(mem)
+	b.dedicated = dedicated
 	b.coherent = c.memTypes[idx].flags&vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCoherentBit) != 0
 	if err := vkc.Check("vkBindBufferMemory", int32(vulkan.BindBufferMemory(c.dev, b.buf, b.mem, 0))); err != nil {
 		b.destroy()

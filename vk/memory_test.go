@@ -180,3 +180,77 @@ func TestValidationRecorded(t *testing.T) {
 	}
 	t.Logf("recorded as intended: %s", msgs)
 }
+
+// TestDedicated checks which buffers NewBuffer gives a dedicated allocation
+// (device-local ones of dedicatedMin bytes or more, unless
+// Options.NoDedicated or $HATA_VK_DEDICATED=0 says none), that data goes
+// through one (under validation where it is on, which checks the binding
+// against the allocation), and that the TLB flush's pages never get one.
+func TestDedicated(t *testing.T) {
+	device(t)
+	open := func(o Options) *Context {
+		t.Helper()
+		o.Device, o.Validate = testCtx.Info.Name, envValidate()
+		c, err := OpenWith(o)
+		if err != nil {
+			t.Fatalf("OpenWith: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	t.Setenv(EnvDedicated, "")
+	for _, no := range []bool{false, true} {
+		c := open(Options{NoDedicated: no})
+		for _, tc := range []struct {
+			kind MemoryKind
+			size uint64
+			want bool
+		}{
+			{DeviceLocal, dedicatedMin - 4, false},
+			{DeviceLocal, dedicatedMin, !no},
+			{DeviceLocal, 3*dedicatedMin + 12, !no},
+			{Upload, 2 * dedicatedMin, false},
+			{Readback, 2 * dedicatedMin, false},
+		} {
+			b, err := c.NewBuffer("dedicated test", tc.size, tc.kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.dedicated != tc.want {
+				t.Errorf("NoDedicated %v: %s buffer of %d bytes: dedicated %v, want %v", no, tc.kind, tc.size, b.dedicated, tc.want)
+			}
+			data := make([]byte, tc.size)
+			for i := range data {
+				data[i] = byte(i*7 + int(tc.size))
+			}
+			got := make([]byte, tc.size)
+			if err := c.Write(Region{Dst: b, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Read(b, 0, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Errorf("NoDedicated %v: %s buffer of %d bytes: read back differs from what was written", no, tc.kind, tc.size)
+			}
+			b.Free()
+		}
+		f, err := c.NewL2Flush(4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.AddPages(dedicatedMin); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.pages) != 1 || f.pages[0].dedicated {
+			t.Errorf("NoDedicated %v: the TLB flush's pages: %d buffers, the first dedicated; want one plain", no, len(f.pages))
+		}
+		f.Close()
+	}
+	for env, want := range map[string]bool{"0": false, "off": false, "1": true} {
+		t.Setenv(EnvDedicated, env)
+		if c := open(Options{}); c.dedicated != want {
+			t.Errorf("$%s=%s: dedicated allocations %v, want %v", EnvDedicated, env, c.dedicated, want)
+		}
+	}
+}

@@ -121,6 +121,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	default:
 		fmt.Fprintf(stdout, "# every timed step follows a read of %d MiB that evicts L2 and a load in every 64 KiB of %d MiB more that evicts the TLBs, as a model's other layers would ($%s=l2: L2 only, 0: none)\n", flushL2>>20, flushPages>>20, experiments.EnvL2Flush)
 	}
+	if v.Ctx.Dedicated() {
+		fmt.Fprintf(stdout, "# buffers of 2 MiB and more (the K/V cache, ...) in dedicated allocations, which the driver may map with large pages ($%s=0: plain ones)\n", vk.EnvDedicated)
+	} else {
+		fmt.Fprintf(stdout, "# every buffer in a plain allocation, none dedicated ($%s=0)\n", vk.EnvDedicated)
+	}
 	// The latency roofline beside the bandwidth one: what a dependent
 	// dispatch costs when it moves nothing, on one workgroup and on enough
 	// of them to occupy every compute unit.

@@ -105,6 +105,7 @@ typedef struct {
 	PFN_vkCmdCopyBuffer copy;
 	PFN_vkQueueSubmit submit;
 	PFN_vkInvalidateMappedMemoryRanges invalidate;
+	PFN_vkAllocateMemory allocMem;
 	// VK_KHR_pipeline_executable_properties, NULL until vkc_load_executables.
 	PFN_vkGetPipelineExecutablePropertiesKHR execProps;
 	PFN_vkGetPipelineExecutableStatisticsKHR execStats;
@@ -130,7 +131,8 @@ static vkc_dev* vkc_load_device(PFN_vkGetInstanceProcAddr gipa, VkInstance inst,
 	d->copy = (PFN_vkCmdCopyBuffer)gdpa(dev, "vkCmdCopyBuffer");
 	d->submit = (PFN_vkQueueSubmit)gdpa(dev, "vkQueueSubmit");
 	d->invalidate = (PFN_vkInvalidateMappedMemoryRanges)gdpa(dev, "vkInvalidateMappedMemoryRanges");
-	if (!d->createDSL || !d->createPL || !d->createDP || !d->allocDS || !d->updateDS || !d->createSM ||
+	d->allocMem = (PFN_vkAllocateMemory)gdpa(dev, "vkAllocateMemory");
+	if (!d->allocMem || !d->createDSL || !d->createPL || !d->createDP || !d->allocDS || !d->updateDS || !d->createSM ||
 		!d->createCP || !d->begin || !d->barrier || !d->waitEvents || !d->copy || !d->submit || !d->invalidate) {
 		free(d);
 		return NULL;
@@ -312,6 +314,18 @@ static void vkc_copy(vkc_dev* d, VkCommandBuffer cb, VkBuffer src, VkBuffer dst,
 static VkResult vkc_submit(vkc_dev* d, VkQueue q, VkCommandBuffer cb, VkFence fence) {
 	VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &cb};
 	return d->submit(q, 1, &si, fence);
+}
+
+// vkc_alloc_mem allocates size bytes of memory type index, dedicated to
+// buffer (VkMemoryDedicatedAllocateInfo, core in Vulkan 1.1) unless buffer
+// is VK_NULL_HANDLE.
+static VkResult vkc_alloc_mem(vkc_dev* d, uint64_t size, uint32_t index, VkBuffer buffer, VkDeviceMemory* out) {
+	VkMemoryDedicatedAllocateInfo ded = {.sType = VK_STRUCTURE_TYPE_MEMORY_DEDICATED_ALLOCATE_INFO, .buffer = buffer};
+	VkMemoryAllocateInfo ai = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .pNext = buffer != VK_NULL_HANDLE ? &ded : NULL,
+		.allocationSize = size, .memoryTypeIndex = index,
+	};
+	return d->allocMem(d->dev, &ai, NULL, out);
 }
 
 static VkResult vkc_invalidate(vkc_dev* d, VkDeviceMemory mem) {
@@ -549,6 +563,15 @@ func (d *Device) QueueSubmit(queue, cb, fence unsafe.Pointer) error {
 // InvalidateMappedMemory invalidates the whole of mapped memory mem.
 func (d *Device) InvalidateMappedMemory(mem unsafe.Pointer) error {
 	return Check("vkInvalidateMappedMemoryRanges", int32(C.vkc_invalidate(d.p, C.VkDeviceMemory(mem))))
+}
+
+// AllocateMemory allocates size bytes of memory type index. With buffer
+// not nil the memory is dedicated to that buffer (VkMemoryDedicatedAllocateInfo,
+// Vulkan 1.1): bind it there, at offset 0, and nowhere else.
+func (d *Device) AllocateMemory(size uint64, index uint32, buffer unsafe.Pointer) (unsafe.Pointer, error) {
+	var out C.VkDeviceMemory
+	r := C.vkc_alloc_mem(d.p, C.uint64_t(size), C.uint32_t(index), C.VkBuffer(buffer), &out)
+	return unsafe.Pointer(out), Check("vkAllocateMemory", int32(r))
 }
 
 // LoadPipelineExecutables resolves vkGetPipelineExecutablePropertiesKHR and
