@@ -67,11 +67,12 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   echo "sweep exit $?"
   REPS=1 timeout ${SWEEP_S:-60} bash tools/lab-ab.sh env:HATA_BENCH_L2FLUSH=l2 "$out/flush-tlb-ab.log" -method hata,quest,dense -b 1,8 -n 32768,131072 -reps 50
   echo "sweep exit $?"
-  # The translation prefetch (session 26): on (1 MiB apart), off, 2 MiB apart; and off
-  # with warm TLBs, where it was not yet timed.
-  timeout ${SWEEP_S:-60} bin/hata bench -method hata,quest,topk,loki -b 1,8 -n 32768,131072 -reps 50 -opt '-;noprefetch=1;prefetchkib=2048'
+  # The translation prefetch (session 26) over dedicated allocations, the
+  # default since session 27, where it is off by default: on, and on 2 MiB
+  # apart; then the default against plain allocations, with the prefetch.
+  timeout ${SWEEP_S:-60} bin/hata bench -method hata,quest,topk,loki -b 1,8 -n 32768,131072 -reps 50 -opt '-;prefetch=1;prefetch=1,prefetchkib=2048'
   echo "sweep exit $?"
-  HATA_BENCH_L2FLUSH=l2 timeout ${SWEEP_S:-60} bin/hata bench -method hata,quest -b 1,8 -n 32768,131072 -reps 50 -opt '-;noprefetch=1;-;noprefetch=1'
+  REPS=1 timeout ${SWEEP_S:-60} bash tools/lab-ab.sh env:HATA_VK_DEDICATED=0 "$out/dedicated-ab.log" -method hata,quest,dense -b 1,8 -n 32768,131072 -reps 50
   echo "sweep exit $?"
   timeout ${SWEEP_S:-60} bin/hata bench -method dense -b 1,8 -n 32768,131072 -reps 50 -opt '-;sepmerge=1;tile=2,targetworkgroups=528'
   echo "sweep exit $?"

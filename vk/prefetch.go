@@ -19,7 +19,9 @@ import (
 // 51.5 (BENCHMARKS.md, session 26, run 304). A load every 2 MiB warmed half
 // the translations (so the H200's TLBs cover about 1 MiB an entry), one
 // every 512 KiB all of them at a higher cost, more than it saved at batch 1
-// (runs 302 and 304).
+// (runs 302 and 304). Since session 27 a cache's buffers are dedicated
+// allocations, whose walks are about ten times cheaper (prefetchOn), and
+// the prefetch runs only over a cache in plain ones.
 
 // prefetchStride is SparseOptions.PrefetchStride's default: the bytes
 // between two loads of the translation prefetch.
@@ -28,10 +30,33 @@ const prefetchStride = 1 << 20
 // newKVPrefetch returns the translation prefetch of kv's buffers (touches
 // a load every SparseOptions.PrefetchStride), or nil where off.
 func (c *sparseCore) newKVPrefetch(kv *kvStore) (*touches, error) {
-	if c.opt.NoPrefetch {
+	if !prefetchOn(c.opt.Prefetch, kv.allBuffers()) {
 		return nil, nil
 	}
 	return c.ctx.newTouches("vk "+c.name+" prefetch results", kv.allBuffers(), cmp.Or(c.opt.PrefetchStride, prefetchStride))
+}
+
+// prefetchOn is SparseOptions.Prefetch's rule over a cache held in bufs:
+// PrefetchAuto prefetches unless every buffer is a dedicated allocation.
+// Over dedicated buffers, whose translations the H200 walks about ten
+// times faster (session 27, run 308: 17 us for a load every MiB of 4 GiB
+// after the TLB flush, against 106 in plain allocations), the prefetch
+// beside the score kernel made HATA's steps 0.2-2.4 us longer (B8/128K
+// 97.1-97.4 us against 94.7-95.0, B1/256K 48.5-48.6 against 46.0-46.2) and
+// Quest's 0.3-0.7 us shorter (two alternations each).
+func prefetchOn(m PrefetchMode, bufs []*Buffer) bool {
+	switch m {
+	case PrefetchOn:
+		return true
+	case PrefetchOff:
+		return false
+	}
+	for _, b := range bufs {
+		if !b.dedicated {
+			return true
+		}
+	}
+	return false
 }
 
 // recordPrefetch records the cache's translation prefetch with no barrier

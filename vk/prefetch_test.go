@@ -10,7 +10,9 @@ import (
 // TestKVPrefetch checks the translation prefetch: a step of lsh (HATA's
 // kernels), quest, topk and loki loads the words PrefetchStride apart of
 // every K and V buffer of a cache cut into several (the XOR of touch.comp's
-// subgroup results is theirs), and NoPrefetch leaves it out. (The outputs
+// subgroup results is theirs) under PrefetchAuto (the cache's buffers are
+// too small for dedicated allocations) and PrefetchOn, and PrefetchOff
+// leaves it out. (The outputs
 // with it are the acceptance suite's, which runs with the default.) Strides
 // that are no power of two from 64 bytes to 1 GiB are refused.
 func TestKVPrefetch(t *testing.T) {
@@ -26,8 +28,9 @@ func TestKVPrefetch(t *testing.T) {
 		q[i] = RandomValue(9, uint32(i))
 	}
 	for _, name := range []string{"lsh", "quest", "topk", "loki"} {
-		for _, off := range []bool{false, true} {
-			m, err := ctx.SparseFactory(SparseOptions{Storage: F16, Reserve: 1, PrefetchStride: stride, NoPrefetch: off})(name, hkv, d, ref.Options{})
+		for _, mode := range []PrefetchMode{PrefetchAuto, PrefetchOn, PrefetchOff} {
+			off := mode == PrefetchOff
+			m, err := ctx.SparseFactory(SparseOptions{Storage: F16, Reserve: 1, PrefetchStride: stride, Prefetch: mode})(name, hkv, d, ref.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -39,10 +42,10 @@ func TestKVPrefetch(t *testing.T) {
 			}
 			if off {
 				if c.pf != nil {
-					t.Errorf("%s with NoPrefetch: a prefetch of %d dispatches", name, len(c.pf.runs))
+					t.Errorf("%s with PrefetchOff: a prefetch of %d dispatches", name, len(c.pf.runs))
 				}
 				if _, err := m.(benchAPI).Step(q, ref.Budget{K: 16}); err != nil {
-					t.Fatalf("%s with NoPrefetch: %v", name, err)
+					t.Fatalf("%s with PrefetchOff: %v", name, err)
 				}
 				continue
 			}
@@ -78,5 +81,34 @@ func TestKVPrefetch(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPrefetchRule checks PrefetchAuto's rule: a prefetch over a cache with
+// any buffer in a plain allocation, none over one all dedicated, whatever
+// the buffers for PrefetchOn and PrefetchOff.
+func TestPrefetchRule(t *testing.T) {
+	plain, ded := &Buffer{}, &Buffer{dedicated: true}
+	for _, c := range []struct {
+		mode PrefetchMode
+		bufs []*Buffer
+		want bool
+	}{
+		{PrefetchAuto, []*Buffer{plain, plain}, true},
+		{PrefetchAuto, []*Buffer{ded, plain}, true},
+		{PrefetchAuto, []*Buffer{ded, ded}, false},
+		{PrefetchOn, []*Buffer{ded, ded}, true},
+		{PrefetchOff, []*Buffer{plain}, false},
+	} {
+		var kinds []bool
+		for _, b := range c.bufs {
+			kinds = append(kinds, b.dedicated)
+		}
+		if got := prefetchOn(c.mode, c.bufs); got != c.want {
+			t.Errorf("mode %d over buffers dedicated %v: prefetch %v, want %v", c.mode, kinds, got, c.want)
+		}
+	}
+	if _, err := device(t).SparseFactory(SparseOptions{Prefetch: 3})("quest", 2, 64, ref.Options{}); err == nil || !strings.Contains(err.Error(), "Prefetch 3") {
+		t.Errorf("Prefetch 3: %v, want an error naming it", err)
 	}
 }

@@ -132,12 +132,15 @@ type SparseOptions struct {
 	// of 2048 tokens; select_groups takes as many 8-token groups a lane as
 	// its chunk needs at this size, at most 8.
 	SelectWorkgroup int
-	// NoPrefetch leaves out the translation prefetch (prefetch.go): loads
-	// a PrefetchStride apart over the whole K/V cache, beside the score
+	// Prefetch is the translation prefetch (prefetch.go): loads a
+	// PrefetchStride apart over the whole K/V cache, beside the score
 	// kernel of hata, lsh, quest, topk and loki (not the onekernel variant
 	// of hata and lsh, which has none), which walk the page tables the
 	// attention's gathers would otherwise wait for where the TLBs are cold.
-	NoPrefetch bool
+	// PrefetchAuto (the default) prefetches over a cache held in plain
+	// allocations only, not in dedicated ones, whose walks cost less than
+	// the prefetch (Options.NoDedicated).
+	Prefetch PrefetchMode
 	// PrefetchStride is the bytes between two of the prefetch's loads, a
 	// power of two from 64 to 1 GiB; 0: 1 MiB (prefetchStride).
 	PrefetchStride uint64
@@ -234,6 +237,20 @@ const (
 
 // valid reports whether m is one of the modes.
 func (m PlanMode) valid() bool { return m >= PlanAuto && m <= PlanOff }
+
+// PrefetchMode is SparseOptions.Prefetch: whether the translation prefetch
+// runs beside the score kernel.
+type PrefetchMode int
+
+// The modes of PrefetchMode.
+const (
+	PrefetchAuto PrefetchMode = iota // where the cache is not in dedicated allocations
+	PrefetchOn                       // always
+	PrefetchOff                      // never
+)
+
+// valid reports whether m is one of the modes.
+func (m PrefetchMode) valid() bool { return m >= PrefetchAuto && m <= PrefetchOff }
 
 // sparseFillTokens is the top-k methods' SplitPolicy.FillTokens. 16 since
 // session 24: with every step after an L2 flush (run 284, two alternations)
@@ -504,7 +521,7 @@ type sparseCore struct {
 	// cacheLimit bytes; every kernel that reads it is dispatched once per
 	// buffer (its push constant row0). nil before Prefill.
 	kv     *kvStore
-	pf     *touches // the translation prefetch of kv's buffers, or nil (SparseOptions.NoPrefetch)
+	pf     *touches // the translation prefetch of kv's buffers, or nil (SparseOptions.Prefetch)
 	maxBuf uint64   // tests lower it to force several buffers; 0: the device's limits
 	// maxSideBuf, set by tests, bounds the side buffers kept in runs of rows
 	// (sizeSideRuns: Loki's rotated keys) below cacheLimit; 0: cacheLimit.
@@ -587,8 +604,8 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if w := o.ProjWorkgroup; w != 0 && (w < 32 || w > 1024 || w&(w-1) != 0) {
 		return nil, fmt.Errorf("vk %s: projection workgroup %d: want a power of two from 32 to 1024, or 0 for the default", name, w)
 	}
-	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() {
-		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan)
+	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() || !o.Prefetch.valid() {
+		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d, Prefetch %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan, o.Prefetch)
 	}
 	for _, err := range []error{
 		checkWorkgroup(ctx.Info, "workgroup", o.Workgroup),

@@ -117,13 +117,15 @@ type Tuning struct {
 	// token, and its histogram has G*Rbit+1 bins. Every variant of hata and
 	// lsh.
 	Rbit int
-	// NoPrefetch, 1, leaves out the translation prefetch beside the score
-	// kernel (SparseOptions.NoPrefetch). hata and lsh but their onekernel
+	// Prefetch = 1 runs the translation prefetch beside the score kernel
+	// whatever the cache's allocations (SparseOptions.Prefetch =
+	// PrefetchOn), 2 never (PrefetchOff; session 26's noprefetch=1); 0
+	// keeps the default, PrefetchAuto. hata and lsh but their onekernel
 	// variant, quest, topk and loki.
-	NoPrefetch int
+	Prefetch int
 	// PrefetchKiB is the KiB between two of the translation prefetch's
 	// loads, a power of two up to 1048576 (SparseOptions.PrefetchStride;
-	// 0: 1024). The methods of NoPrefetch.
+	// 0: 1024). The methods of Prefetch.
 	PrefetchKiB int
 }
 
@@ -171,7 +173,7 @@ var tuningKeys = []tuningKey{
 	{"keybytes", func(t *Tuning) *int { return &t.KeyBytes }, []string{"hata", "lsh"},
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 	{"rbit", func(t *Tuning) *int { return &t.Rbit }, []string{"hata", "lsh"}, nil},
-	{"noprefetch", func(t *Tuning) *int { return &t.NoPrefetch }, []string{"hata", "lsh", "quest", "topk", "loki"},
+	{"prefetch", func(t *Tuning) *int { return &t.Prefetch }, []string{"hata", "lsh", "quest", "topk", "loki"},
 		[]string{"hata/onekernel", "lsh/onekernel"}},
 	{"prefetchkib", func(t *Tuning) *int { return &t.PrefetchKiB }, []string{"hata", "lsh", "quest", "topk", "loki"},
 		[]string{"hata/onekernel", "lsh/onekernel"}},
@@ -186,12 +188,12 @@ var tuningChoices = map[string]struct {
 	max  int
 	want string
 }{
-	"sepmerge":   {2, "1 (a merge dispatch), 2 (the folded merge)"},
-	"rowselect":  {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
-	"lokif32":    {1, "1 (float32 rotated keys)"},
-	"plan":       {2, "1 (the select's plan from the score kernel), 2 (none)"},
-	"keybytes":   {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
-	"noprefetch": {1, "1 (no translation prefetch)"},
+	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
+	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
+	"lokif32":   {1, "1 (float32 rotated keys)"},
+	"plan":      {2, "1 (the select's plan from the score kernel), 2 (none)"},
+	"keybytes":  {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
+	"prefetch":  {2, "1 (the translation prefetch over any cache), 2 (none)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -306,7 +308,9 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	}
 	o.ProjWorkgroup = cmp.Or(t.ProjWorkgroup, o.ProjWorkgroup)
 	o.KeyBytes = cmp.Or(t.KeyBytes, o.KeyBytes)
-	o.NoPrefetch = o.NoPrefetch || t.NoPrefetch != 0
+	if t.Prefetch != 0 {
+		o.Prefetch = PrefetchMode(t.Prefetch)
+	}
 	o.PrefetchStride = cmp.Or(uint64(t.PrefetchKiB)<<10, o.PrefetchStride)
 	return o
 }
