@@ -3,6 +3,7 @@ package vk
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -480,5 +481,40 @@ func TestL2FlushPages(t *testing.T) {
 				t.Errorf("run %d, buffer %d: XOR of the subgroups' results %x, want the touched words' %x", run, p, got, want[p])
 			}
 		}
+	}
+}
+
+// TestPageWalkCost checks that the page walk probe runs over plain and
+// dedicated memory after a flush of the TLBs, frees all it allocated, and
+// refuses less than a MiB. (Its numbers are the device's: lavapipe has no
+// TLBs to miss.)
+func TestPageWalkCost(t *testing.T) {
+	c := device(t)
+	f, err := c.NewL2Flush(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.AddPages(4 << 20); err != nil {
+		t.Fatal(err)
+	}
+	live := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.live)
+	}
+	before := live()
+	plain, ded, err := c.PageWalkCost(f, 2*dedicatedMin, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.IsNaN(plain) || math.IsNaN(ded) || math.IsInf(plain, 0) || math.IsInf(ded, 0) {
+		t.Errorf("PageWalkCost = %v, %v ns a MiB, want finite numbers", plain, ded)
+	}
+	if n := live(); n != before {
+		t.Errorf("PageWalkCost left %d objects of the context's more than before it", n-before)
+	}
+	if _, _, err := c.PageWalkCost(f, 1<<19, 3); err == nil || !strings.Contains(err.Error(), "1 MiB") {
+		t.Errorf("PageWalkCost over 512 KiB: %v, want an error asking for at least 1 MiB", err)
 	}
 }

@@ -149,6 +149,29 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# dependent dispatches after the L2 flush (8 one-workgroup copies, median of 20): %.2f us a level of one kernel, %.2f of 8 distinct kernels; without the flush %.2f and %.2f\n",
 		floors[0]/1e3, floors[1]/1e3, floors[2]/1e3, floors[3]/1e3)
+	// What the TLB flush costs a kernel that gathers from a cache, in the
+	// allocations the cache has and in the others (session 27).
+	if mode == experiments.FlushPages {
+		size := uint64(4 << 30)
+		if v.Ctx.Info.Type == vk.DeviceCPU {
+			size = 8 << 20
+		}
+		f, err := v.Ctx.NewL2Flush(flushL2)
+		if err != nil {
+			return err
+		}
+		err = f.AddPages(flushPages)
+		var plain, ded float64
+		if err == nil {
+			plain, ded, err = v.Ctx.PageWalkCost(f, size, 20)
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "# page walks (a 16-byte load every MiB of %d MiB after the flush, less the same loads warm, median of 20): %.1f ns a MiB in plain allocations, %.1f in dedicated ones\n",
+			size>>20, plain, ded)
+	}
 	// The read-only roofline, for the kernels that only stream their cache
 	// (dense attention), beside each row's copy bandwidth.
 	rsize := min(uint64(1<<30), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
