@@ -152,7 +152,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	// What the TLB flush costs a kernel that gathers from a cache, in the
 	// allocations the cache has and in the others (session 27).
 	if mode == experiments.FlushPages {
-		size := uint64(4 << 30)
+		size := min(4<<30, flushPages/4) // beside the flush's pages, at most 5/8 of the largest heap
 		if v.Ctx.Info.Type == vk.DeviceCPU {
 			size = 8 << 20
 		}
