@@ -2,24 +2,43 @@ package vk
 
 import "fmt"
 
+// ChainKernels is what ColdDispatchFloor's chain of dispatches runs.
+type ChainKernels int
+
+// The chains of ColdDispatchFloor.
+const (
+	// ChainOne runs every dispatch with one pipeline (copy.comp at 16n
+	// lanes, the context's).
+	ChainOne ChainKernels = iota
+	// ChainCopies runs each dispatch with a pipeline of its own, all of
+	// the same kernel at the same size (copy.comp at 16n lanes, built n
+	// times and freed after): what switching pipelines costs where their
+	// code is the same.
+	ChainCopies
+	// ChainSizes runs each dispatch with a distinct kernel (copy.comp at
+	// 16, 32, ..., 16n lanes, the context's): code of its own, as a step's
+	// kernels have.
+	ChainSizes
+)
+
 // ColdDispatchFloor measures what a dependent dispatch costs right after an
 // L2 flush, as every stage of a timed decode step pays it (the benchmarks
 // flush before every step): a chain of n one-workgroup copy dispatches of
 // 4 KiB each, a barrier between consecutive ones (DispatchFloor's chain),
 // submitted reps times, each after an L2Flush of flushBytes has run (0: no
-// flush, the chain's code and data warm from the run before). With distinct
-// every dispatch of the chain is a pipeline of its own (copy.comp at
-// workgroup sizes 16, 32, ..., 16n, n <= 8), so that each kernel's code is
-// its own, and cold after the flush, as a step's kernels are; else one
-// pipeline runs them all. It returns the median over reps chains of the
-// chain's time divided by n, in nanoseconds. Session 26 found a step's
-// kernels slower after the flush even where their data was in L2 (the
-// threshold round 3.6 us instead of 1.9) and quick again after another
-// instance's step with the same pipelines: this says whether the kernels'
-// code is what they fetch again.
-func (c *Context) ColdDispatchFloor(n int, distinct bool, flushBytes uint64, reps int) (float64, error) {
-	if n < 1 || n > 8 || reps < 1 {
-		return 0, fmt.Errorf("vk: cold dispatch floor: %d dispatches, reps %d: want 1 to 8 dispatches and reps >= 1", n, reps)
+// flush, the chain's code and data warm from the run before), with the
+// pipelines kernels says (n <= 8). It returns the median over reps chains
+// of the chain's time divided by n, in nanoseconds. Session 26 found a
+// step's kernels slower after the flush even where their data was in L2
+// (the threshold round 3.6 us instead of 1.9) and quick again after another
+// instance's step with the same pipelines; on the H200 a level of distinct
+// kernels cost 0.4-0.7 us more after the flush, one kernel's nothing more,
+// and even warm distinct kernels 0.7 us more than one (session 27, runs
+// 306-310). ChainCopies says whether that is the pipeline switch or the
+// code.
+func (c *Context) ColdDispatchFloor(n int, kernels ChainKernels, flushBytes uint64, reps int) (float64, error) {
+	if n < 1 || n > 8 || reps < 1 || kernels < ChainOne || kernels > ChainSizes {
+		return 0, fmt.Errorf("vk: cold dispatch floor: %d dispatches, kernels %d, reps %d: want 1 to 8 dispatches, kernels ChainOne to ChainSizes and reps >= 1", n, kernels, reps)
 	}
 	const elems = 256 // uvec4 elements a dispatch copies: 4 KiB
 	var flush *L2Flush
@@ -44,11 +63,20 @@ func (c *Context) ColdDispatchFloor(n int, distinct bool, flushBytes uint64, rep
 	ks := make([]*Kernel, n)
 	sets := make([]*Set, n)
 	for i := range n {
-		wg := uint32(16 * n) // one pipeline for the whole chain
-		if distinct {
+		wg := uint32(16 * n) // one size for the whole chain
+		if kernels == ChainSizes {
 			wg = uint32(16 * (i + 1))
 		}
-		k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{wg}})
+		spec := KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{wg}}
+		var k *Kernel
+		var err error
+		if kernels == ChainCopies {
+			if k, err = c.NewKernel(spec); err == nil {
+				defer k.Free()
+			}
+		} else {
+			k, err = c.SharedKernel(spec)
+		}
 		if err != nil {
 			return 0, err
 		}

@@ -210,10 +210,12 @@ func TestDispatchFloor(t *testing.T) {
 }
 
 // TestColdDispatchFloor runs the chain of dependent dispatches after a
-// flush and without, of one pipeline and of distinct ones (copy.comp at 16,
-// 32, ..., 16n lanes, each in the context's kernels: one per dispatch, not
-// one for all), and refuses chains it cannot build; the times are logged
-// (on a GPU run they are the measurement; no timed assertion).
+// flush and without, of one pipeline, of copies of one (built and freed by
+// the chain: the context's objects are as many after it as before) and of
+// distinct kernels (copy.comp at 16, 32, ..., 16n lanes, each in the
+// context's kernels: one per dispatch, not one for all), and refuses chains
+// it cannot build; the times are logged (on a GPU run they are the
+// measurement; no timed assertion).
 func TestColdDispatchFloor(t *testing.T) {
 	c := device(t)
 	const n = 4
@@ -229,17 +231,26 @@ func TestColdDispatchFloor(t *testing.T) {
 		slices.Sort(wgs)
 		return wgs
 	}
+	live := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.live)
+	}
 	before := copies()
 	for _, flush := range []uint64{1 << 20, 0} {
-		for _, distinct := range []bool{false, true} {
-			ns, err := c.ColdDispatchFloor(n, distinct, flush, 3)
+		for _, kernels := range []ChainKernels{ChainOne, ChainCopies, ChainSizes} {
+			objects := live()
+			ns, err := c.ColdDispatchFloor(n, kernels, flush, 3)
 			if err != nil {
-				t.Fatalf("flush %d, distinct %v: %v", flush, distinct, err)
+				t.Fatalf("flush %d, kernels %d: %v", flush, kernels, err)
 			}
 			if ns <= 0 {
-				t.Fatalf("flush %d, distinct %v: %v ns a dispatch, want > 0", flush, distinct, ns)
+				t.Fatalf("flush %d, kernels %d: %v ns a dispatch, want > 0", flush, kernels, ns)
 			}
-			t.Logf("%s: flush %d bytes, distinct kernels %v: %.1f us a dependent dispatch", c.Info.Name, flush, distinct, ns/1e3)
+			if kernels == ChainCopies && live() != objects {
+				t.Errorf("the chain of copies left %d objects in the context, want as many as before it (%d)", live(), objects)
+			}
+			t.Logf("%s: flush %d bytes, kernels %d: %.1f us a dependent dispatch", c.Info.Name, flush, kernels, ns/1e3)
 		}
 	}
 	var added []uint32
@@ -257,9 +268,12 @@ func TestColdDispatchFloor(t *testing.T) {
 		t.Errorf("the chains added copy kernels of %v lanes, want at most the %d distinct ones", added, n)
 	}
 	for _, bad := range []int{0, 9} {
-		if _, err := c.ColdDispatchFloor(bad, true, 0, 1); err == nil {
+		if _, err := c.ColdDispatchFloor(bad, ChainSizes, 0, 1); err == nil {
 			t.Errorf("ColdDispatchFloor(%d dispatches): want an error", bad)
 		}
+	}
+	if _, err := c.ColdDispatchFloor(2, ChainSizes+1, 0, 1); err == nil || !strings.Contains(err.Error(), "kernels 3") {
+		t.Errorf("ColdDispatchFloor with kernels %d: %v, want an error naming them", ChainSizes+1, err)
 	}
 }
 
