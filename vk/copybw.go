@@ -203,10 +203,10 @@ func (c *Context) gatherPlan(rowBytes, span uint64) (gatherRun, error) {
 	if rowBytes < 16 || rowBytes > 16*copyWorkgroup || rowBytes&(rowBytes-1) != 0 {
 		return gatherRun{}, fmt.Errorf("row bytes: want a power of two from 16 to %d", 16*copyWorkgroup)
 	}
-	limit := c.gatherLimit() &^ (rowBytes - 1)
+	limit := c.bufferLimit() &^ (rowBytes - 1)
 	if span < rowBytes || limit == 0 || span > gatherMaxBufs*limit {
 		return gatherRun{}, fmt.Errorf("span: want from one row to %d buffers of %d bytes (maxStorageBufferRange, maxMemoryAllocationSize)",
-			gatherMaxBufs, c.gatherLimit())
+			gatherMaxBufs, c.bufferLimit())
 	}
 	nbuf := int((span + limit - 1) / limit)
 	r := gatherRun{rowBytes: rowBytes, size: span / uint64(nbuf) &^ (rowBytes - 1), nbuf: nbuf, seed: 0x9e3779b9}
@@ -216,10 +216,11 @@ func (c *Context) gatherPlan(rowBytes, span uint64) (gatherRun, error) {
 	return r, nil
 }
 
-// gatherLimit returns the most bytes of one of GatherBandwidth's buffers,
-// the smaller of maxStorageBufferRange and maxMemoryAllocationSize (as a
-// cache buffer's).
-func (c *Context) gatherLimit() uint64 {
+// bufferLimit returns the most bytes one buffer may hold where it is bound
+// whole and has an allocation of its own: the smaller of
+// maxStorageBufferRange and maxMemoryAllocationSize (GatherBandwidth's
+// buffers, the TLB flush's pages, PageWalkCost's memory).
+func (c *Context) bufferLimit() uint64 {
 	l := c.Info.Limits
 	return min(l.MaxStorageBufferRange, cmp.Or(l.MaxMemoryAllocationSize, l.MaxStorageBufferRange))
 }

@@ -125,7 +125,7 @@ func TestGatherBandwidth(t *testing.T) {
 		t.Errorf("XOR of the subgroups' results %x, want that of the rows hashed %x", got, want)
 	}
 
-	limit := c.gatherLimit() &^ 255
+	limit := c.bufferLimit() &^ 255
 	for _, tc := range []struct {
 		span uint64
 		nbuf int

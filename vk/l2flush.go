@@ -70,10 +70,7 @@ func (c *Context) NewL2Flush(asked uint64) (*L2Flush, error) {
 // it, 166.9 after plain pages; session 27, run 307).
 func (f *L2Flush) AddPages(total uint64) error {
 	c := f.k.ctx
-	chunk := uint64(c.Info.Limits.MaxStorageBufferRange) &^ (touchStride - 1)
-	if m := c.Info.Limits.MaxMemoryAllocationSize; m > 0 {
-		chunk = min(chunk, m&^(touchStride-1))
-	}
+	chunk := c.bufferLimit() &^ (touchStride - 1)
 	for left := total &^ (touchStride - 1); left > 0; {
 		size := min(left, chunk)
 		left -= size

@@ -13,16 +13,13 @@ import "fmt"
 // divided by the MiB touched: nanoseconds a MiB. flush must evict the TLBs
 // (L2Flush.AddPages) for the difference to be the walks' (and the loads'
 // own misses of L2). On the H200, about 25 ns a MiB plain and 3 dedicated
-// (run 308).
+// (runs 308 and 310).
 func (c *Context) PageWalkCost(flush *L2Flush, size uint64, reps int) (plain, dedicated float64, err error) {
 	const stride = 1 << 20
 	if size < stride || reps < 1 {
 		return 0, 0, fmt.Errorf("vk: page walk cost over %d bytes, reps %d: want at least 1 MiB and reps >= 1", size, reps)
 	}
-	chunk := uint64(c.Info.Limits.MaxStorageBufferRange) &^ (stride - 1)
-	if m := c.Info.Limits.MaxMemoryAllocationSize; m > 0 {
-		chunk = min(chunk, m&^(stride-1))
-	}
+	chunk := c.bufferLimit() &^ (stride - 1)
 	b, err := c.NewBatch()
 	if err != nil {
 		return 0, 0, err
