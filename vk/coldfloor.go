@@ -34,11 +34,12 @@ const (
 // instance's step with the same pipelines. On the H200 (session 27, runs
 // 306-312) a level of one pipeline costs 0.02-0.14 us more after the flush
 // than without, and so does a level of 8 pipelines of the same kernel: a
-// pipeline switch costs nothing measurable. The distinct kernels' level
-// costs 0.5 us more after the flush and 0.7 more than one pipeline's even
-// without it, but their smaller workgroups copy the same 4 KiB in more
-// rounds a lane (16 at 16 lanes, 2 at 128), so that is their loads, not
-// their code.
+// pipeline switch costs nothing measurable, and copy.comp's code (a few
+// instructions; a step's kernels run through kilobytes) at most 0.1 us a
+// dispatch. The distinct kernels' level costs 0.5 us more after the flush
+// and 0.7 more than one pipeline's even without it, but their smaller
+// workgroups copy the same 4 KiB in more rounds a lane (16 at 16 lanes, 2
+// at 128), so that is their loads, not their code.
 func (c *Context) ColdDispatchFloor(n int, kernels ChainKernels, flushBytes uint64, reps int) (float64, error) {
 	if n < 1 || n > 8 || reps < 1 || kernels < ChainOne || kernels > ChainSizes {
 		return 0, fmt.Errorf("vk: cold dispatch floor: %d dispatches, kernels %d, reps %d: want 1 to 8 dispatches, kernels ChainOne to ChainSizes and reps >= 1", n, kernels, reps)
