@@ -44,6 +44,13 @@
 // naming the buffer, the size, the memory type and heap, wrapping
 // ErrOutOfMemory.
 //
+// Every buffer has an allocation of its own, and a device-local one of 2 MiB
+// or more a dedicated allocation (VkMemoryDedicatedAllocateInfo), unless
+// Options.NoDedicated or $HATA_VK_DEDICATED=0: NVIDIA's driver maps those
+// with large pages, whose translations a cold TLB walks about ten times
+// faster than plain ones (on the H200 3 against 26 ns a MiB of cache,
+// Context.PageWalkCost; BENCHMARKS.md, session 27).
+//
 // A storage-buffer binding may cover at most maxStorageBufferRange bytes (128
 // MiB on lavapipe, 4 GiB on an H200), and one allocation at most
 // maxMemoryAllocationSize (4 GiB on an H200). Every method therefore keeps
