@@ -19,6 +19,14 @@ const (
 	// 16, 32, ..., 16n lanes, the context's): code of its own, as a step's
 	// kernels have.
 	ChainSizes
+	// ChainLarge runs each dispatch with a distinct kernel of kilobytes of
+	// code, all at 16n lanes (bigcode.comp, the same copy after 128
+	// unrolled rounds of arithmetic whose constants differ by kernel, the
+	// context's): what a kernel as large as a step's pays to fetch its code
+	// after the flush, against the chain without it. Warm, its rounds make
+	// each level longer than ChainOne's; the flush's difference is the
+	// measurement.
+	ChainLarge
 )
 
 // ColdDispatchFloor measures what a dependent dispatch costs right after an
@@ -41,8 +49,8 @@ const (
 // workgroups copy the same 4 KiB in more rounds a lane (16 at 16 lanes, 2
 // at 128), so that is their loads, not their code.
 func (c *Context) ColdDispatchFloor(n int, kernels ChainKernels, flushBytes uint64, reps int) (float64, error) {
-	if n < 1 || n > 8 || reps < 1 || kernels < ChainOne || kernels > ChainSizes {
-		return 0, fmt.Errorf("vk: cold dispatch floor: %d dispatches, kernels %d, reps %d: want 1 to 8 dispatches, kernels ChainOne to ChainSizes and reps >= 1", n, kernels, reps)
+	if n < 1 || n > 8 || reps < 1 || kernels < ChainOne || kernels > ChainLarge {
+		return 0, fmt.Errorf("vk: cold dispatch floor: %d dispatches, kernels %d, reps %d: want 1 to 8 dispatches, kernels ChainOne to ChainLarge and reps >= 1", n, kernels, reps)
 	}
 	const elems = 256 // uvec4 elements a dispatch copies: 4 KiB
 	var flush *L2Flush
@@ -72,6 +80,9 @@ func (c *Context) ColdDispatchFloor(n int, kernels ChainKernels, flushBytes uint
 			wg = uint32(16 * (i + 1))
 		}
 		spec := KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{wg}}
+		if kernels == ChainLarge {
+			spec = KernelSpec{Shader: "bigcode", Bindings: 2, Push: copyPush{}, Spec: []uint32{wg, uint32(i + 1)}}
+		}
 		var k *Kernel
 		var err error
 		if kernels == ChainCopies {

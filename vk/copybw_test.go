@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -238,7 +239,7 @@ func TestColdDispatchFloor(t *testing.T) {
 	}
 	before := copies()
 	for _, flush := range []uint64{1 << 20, 0} {
-		for _, kernels := range []ChainKernels{ChainOne, ChainCopies, ChainSizes} {
+		for _, kernels := range []ChainKernels{ChainOne, ChainCopies, ChainSizes, ChainLarge} {
 			objects := live()
 			ns, err := c.ColdDispatchFloor(n, kernels, flush, 3)
 			if err != nil {
@@ -272,8 +273,67 @@ func TestColdDispatchFloor(t *testing.T) {
 			t.Errorf("ColdDispatchFloor(%d dispatches): want an error", bad)
 		}
 	}
-	if _, err := c.ColdDispatchFloor(2, ChainSizes+1, 0, 1); err == nil || !strings.Contains(err.Error(), "kernels 3") {
-		t.Errorf("ColdDispatchFloor with kernels %d: %v, want an error naming them", ChainSizes+1, err)
+	if _, err := c.ColdDispatchFloor(2, ChainLarge+1, 0, 1); err == nil || !strings.Contains(err.Error(), "kernels 4") {
+		t.Errorf("ColdDispatchFloor with kernels %d: %v, want an error naming them", ChainLarge+1, err)
+	}
+}
+
+// TestBigcode checks that bigcode.comp, ColdDispatchFloor's large kernel,
+// copies as copy.comp does whatever its salt: its 128 rounds change the
+// code, not the result.
+func TestBigcode(t *testing.T) {
+	c := device(t)
+	const elems = 1000
+	src := make([]byte, elems*16)
+	rng := rand.New(rand.NewPCG(11, 12))
+	for i := 0; i < len(src); i += 4 {
+		binary.LittleEndian.PutUint32(src[i:], rng.Uint32())
+	}
+	in, err := c.NewBuffer("bigcode src", uint64(len(src)), DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Free()
+	out, err := c.NewBuffer("bigcode dst", uint64(len(src)), DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Free()
+	if err := c.Write(Region{Dst: in, Data: src}); err != nil {
+		t.Fatal(err)
+	}
+	for _, salt := range []uint32{1, 7} {
+		k, err := c.SharedKernel(KernelSpec{Shader: "bigcode", Bindings: 2, Push: copyPush{}, Spec: []uint32{64, salt}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := k.NewSet(in.Whole(), out.Whole())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Write(Region{Dst: out, Data: make([]byte, len(src))}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		b.Dispatch(k, set, copyPush{N: elems}, 3, 1, 1)
+		if _, err := b.Submit(); err != nil {
+			t.Fatal(err)
+		}
+		b.Free()
+		set.Free()
+		got := make([]byte, len(src))
+		if err := c.Read(out, 0, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, src) {
+			t.Errorf("bigcode with salt %d: the copy differs from its source", salt)
+		}
 	}
 }
 

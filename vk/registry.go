@@ -13,6 +13,7 @@ var pushStructs = map[string]any{
 	"dense_split_f16h_trace": densePush{},
 	"dense_merge":            mergePush{},
 	"copy":                   copyPush{},
+	"bigcode":                copyPush{},
 	"read":                   readPush{},
 	"touch":                  touchPush{},
 	"chain":                  chainPush{},
