@@ -1,7 +1,6 @@
 package vk
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -283,55 +282,17 @@ func TestColdDispatchFloor(t *testing.T) {
 // code, not the result.
 func TestBigcode(t *testing.T) {
 	c := device(t)
-	const elems = 1000
-	src := make([]byte, elems*16)
+	src := make([]uint32, 4*1000)
 	rng := rand.New(rand.NewPCG(11, 12))
-	for i := 0; i < len(src); i += 4 {
-		binary.LittleEndian.PutUint32(src[i:], rng.Uint32())
-	}
-	in, err := c.NewBuffer("bigcode src", uint64(len(src)), DeviceLocal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Free()
-	out, err := c.NewBuffer("bigcode dst", uint64(len(src)), DeviceLocal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Free()
-	if err := c.Write(Region{Dst: in, Data: src}); err != nil {
-		t.Fatal(err)
+	for i := range src {
+		src[i] = rng.Uint32()
 	}
 	for _, salt := range []uint32{1, 7} {
-		k, err := c.SharedKernel(KernelSpec{Shader: "bigcode", Bindings: 2, Push: copyPush{}, Spec: []uint32{64, salt}})
+		got, err := runCopy(t, c, KernelSpec{Shader: "bigcode", Bindings: 2, Push: copyPush{}, Spec: []uint32{64, salt}}, src)
 		if err != nil {
 			t.Fatal(err)
 		}
-		set, err := k.NewSet(in.Whole(), out.Whole())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Write(Region{Dst: out, Data: make([]byte, len(src))}); err != nil {
-			t.Fatal(err)
-		}
-		b, err := c.NewBatch()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Begin(); err != nil {
-			t.Fatal(err)
-		}
-		b.Dispatch(k, set, copyPush{N: elems}, 3, 1, 1)
-		if _, err := b.Submit(); err != nil {
-			t.Fatal(err)
-		}
-		b.Free()
-		set.Free()
-		got := make([]byte, len(src))
-		if err := c.Read(out, 0, got); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, src) {
+		if !slices.Equal(got, src) {
 			t.Errorf("bigcode with salt %d: the copy differs from its source", salt)
 		}
 	}

@@ -25,9 +25,14 @@ void main() {
 }
 `
 
-// runCopy runs the context's copy kernel (built anew, so from its SPIR-V
-// directory when it has one) over n uvec4 of src and returns dst.
-func runCopy(t *testing.T, c *Context, src []uint32) ([]uint32, error) {
+// copySpec is the copy kernel runCopy runs in these tests.
+var copySpec = KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{64}}
+
+// runCopy runs a kernel of copy.comp's interface, spec (built anew, so from
+// the context's SPIR-V directory when it has one), over the uvec4 of src,
+// into a destination cleared first, and returns the destination. An error
+// is the kernel's build's.
+func runCopy(t *testing.T, c *Context, spec KernelSpec, src []uint32) ([]uint32, error) {
 	t.Helper()
 	size := uint64(4 * len(src))
 	in, err := c.NewBuffer("copy source", size, DeviceLocal)
@@ -44,10 +49,10 @@ func runCopy(t *testing.T, c *Context, src []uint32) ([]uint32, error) {
 	for i, v := range src {
 		binary.LittleEndian.PutUint32(data[4*i:], v)
 	}
-	if err := c.Write(Region{Dst: in, Data: data}); err != nil {
+	if err := c.Write(Region{Dst: in, Data: data}, Region{Dst: out, Data: make([]byte, size)}); err != nil {
 		t.Fatal(err)
 	}
-	k, err := c.NewKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{64}})
+	k, err := c.NewKernel(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +122,7 @@ func TestSPIRVDir(t *testing.T) {
 	if c.SPIRVDir() != dir || len(c.ReplacedKernels()) != 0 {
 		t.Errorf("before any kernel: SPIRVDir %q, replaced %v; want %q and none", c.SPIRVDir(), c.ReplacedKernels(), dir)
 	}
-	got, err := runCopy(t, c, src)
+	got, err := runCopy(t, c, copySpec, src)
 	if err != nil {
 		t.Fatalf("the replaced copy kernel: %v", err)
 	}
@@ -134,7 +139,7 @@ func TestSPIRVDir(t *testing.T) {
 		t.Errorf("ReplacedKernels = %v, want [copy]", r)
 	}
 	// Without the directory the same run copies.
-	got, err = runCopy(t, device(t), src)
+	got, err = runCopy(t, device(t), copySpec, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +168,7 @@ func TestSPIRVDir(t *testing.T) {
 		if err := tc.make(path); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := runCopy(t, c, src); err == nil || !strings.Contains(err.Error(), "copy") {
+		if _, err := runCopy(t, c, copySpec, src); err == nil || !strings.Contains(err.Error(), "copy") {
 			t.Errorf("%s as copy.spv: error %v, want one naming the kernel", tc.name, err)
 		}
 	}
