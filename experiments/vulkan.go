@@ -180,9 +180,9 @@ func (v *Vulkan) FlushSizes() (l2, pages uint64) {
 	return min(uint64(4*l2Bytes), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange)), min(uint64(flushPages), heap/2)
 }
 
-// newL2Flush returns the flush Time runs before every timed step (mode):
-// a read of FlushSizes' first, and with FlushPages a load in every 64 KiB
-// of its second.
+// NewFlush returns the flush Time runs before every timed step (mode), nil
+// for FlushNone: a read of FlushSizes' first, and with FlushPages a load in
+// every 64 KiB of its second. The caller closes it.
 // Caches replicated past l2Bytes keep a step's cache rows out of L2 but not
 // what every step reads again: a sparse step moves a few megabytes (B1/32K's
 // HATA 6.3 MB) with the same query each time, and its codes, selected K/V
@@ -192,22 +192,28 @@ func (v *Vulkan) FlushSizes() (l2, pages uint64) {
 // touch everywhere: in a model the other layers' caches and weights pass
 // through them, and a step that finds them cold takes up to three times as
 // long at B8 (session 26, runs 299-301).
-func (v *Vulkan) newL2Flush(mode FlushMode) (l2Flush, error) {
+func (v *Vulkan) NewFlush(mode FlushMode) (*vk.L2Flush, error) {
 	if mode == FlushNone {
-		return l2Flush{}, nil
+		return nil, nil
 	}
 	size, pages := v.FlushSizes()
 	f, err := v.Ctx.NewL2Flush(size)
 	if err != nil {
-		return l2Flush{}, err
+		return nil, err
 	}
 	if mode == FlushPages {
 		if err := f.AddPages(pages); err != nil {
 			f.Close()
-			return l2Flush{}, fmt.Errorf("the timer's flush of the TLBs (%d MiB; $%s=l2 flushes L2 alone): %w", pages>>20, EnvL2Flush, err)
+			return nil, fmt.Errorf("the timer's flush of the TLBs (%d MiB; $%s=l2 flushes L2 alone): %w", pages>>20, EnvL2Flush, err)
 		}
 	}
-	return l2Flush{f}, nil
+	return f, nil
+}
+
+// newL2Flush is NewFlush as Time holds it.
+func (v *Vulkan) newL2Flush(mode FlushMode) (l2Flush, error) {
+	f, err := v.NewFlush(mode)
+	return l2Flush{f}, err
 }
 
 // run flushes, where the flush is on.

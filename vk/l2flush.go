@@ -70,16 +70,11 @@ func (c *Context) NewL2Flush(asked uint64) (*L2Flush, error) {
 // it, 166.9 after plain pages; session 27, run 307).
 func (f *L2Flush) AddPages(total uint64) error {
 	c := f.k.ctx
-	chunk := c.bufferLimit() &^ (touchStride - 1)
-	for left := total &^ (touchStride - 1); left > 0; {
-		size := min(left, chunk)
-		left -= size
-		b, err := c.newBuffer(fmt.Sprintf("L2 flush pages %d", len(f.pages)), size, DeviceLocal, false)
-		if err != nil {
-			return err
-		}
-		f.pages = append(f.pages, b)
+	pages, err := c.newBuffers("L2 flush pages", total, touchStride, false)
+	if err != nil {
+		return err
 	}
+	f.pages = append(f.pages, pages...)
 	t, err := c.newTouches("L2 flush pages' subgroup results", f.pages, touchStride)
 	if err != nil {
 		return err

@@ -146,6 +146,31 @@ func (c *Context) newBuffer(name string, size uint64, kind MemoryKind, dedicated
 	return b, nil
 }
 
+// newBuffers allocates total bytes (rounded down to a multiple of align, a
+// power of two) of device-local memory as buffers of at most bufferLimit
+// bytes, each a multiple of align and named name and its index; dedicated
+// allocations where dedicated is set and a buffer has dedicatedMin bytes or
+// more. On error nothing stays allocated. (The TLB flush's pages and
+// PageWalkCost's memory: memory touched whole, in as few buffers as the
+// limits allow.)
+func (c *Context) newBuffers(name string, total, align uint64, dedicated bool) ([]*Buffer, error) {
+	chunk := c.bufferLimit() &^ (align - 1)
+	var bufs []*Buffer
+	for left := total &^ (align - 1); left > 0; {
+		size := min(left, chunk)
+		left -= size
+		b, err := c.newBuffer(fmt.Sprintf("%s %d", name, len(bufs)), size, DeviceLocal, dedicated && size >= dedicatedMin)
+		if err != nil {
+			for _, b := range bufs {
+				b.Free()
+			}
+			return nil, err
+		}
+		bufs = append(bufs, b)
+	}
+	return bufs, nil
+}
+
 // allocErr describes a failed allocation of b from memory type idx (-1: not
 // chosen yet); out-of-memory failures wrap ErrOutOfMemory.
 func (b *Buffer) allocErr(err error, idx int) error {

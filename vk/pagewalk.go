@@ -19,7 +19,6 @@ func (c *Context) PageWalkCost(flush *L2Flush, size uint64, reps int) (plain, de
 	if size < stride || reps < 1 {
 		return 0, 0, fmt.Errorf("vk: page walk cost over %d bytes, reps %d: want at least 1 MiB and reps >= 1", size, reps)
 	}
-	chunk := c.bufferLimit() &^ (stride - 1)
 	b, err := c.NewBatch()
 	if err != nil {
 		return 0, 0, err
@@ -27,21 +26,14 @@ func (c *Context) PageWalkCost(flush *L2Flush, size uint64, reps int) (plain, de
 	defer b.Free()
 	var out [2]float64
 	for i, ded := range []bool{false, true} {
-		var bufs []*Buffer
+		bufs, err := c.newBuffers("page walk cost", size, stride, ded)
+		if err != nil {
+			return 0, 0, err
+		}
 		free := func() {
 			for _, buf := range bufs {
 				buf.Free()
 			}
-		}
-		for left := size &^ (stride - 1); left > 0; {
-			n := min(left, chunk)
-			left -= n
-			buf, err := c.newBuffer(fmt.Sprintf("page walk cost %d", len(bufs)), n, DeviceLocal, ded && n >= dedicatedMin)
-			if err != nil {
-				free()
-				return 0, 0, err
-			}
-			bufs = append(bufs, buf)
 		}
 		t, err := c.newTouches("page walk cost results", bufs, stride)
 		if err != nil {

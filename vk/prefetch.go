@@ -30,10 +30,11 @@ const prefetchStride = 1 << 20
 // newKVPrefetch returns the translation prefetch of kv's buffers (touches
 // a load every SparseOptions.PrefetchStride), or nil where off.
 func (c *sparseCore) newKVPrefetch(kv *kvStore) (*touches, error) {
-	if !prefetchOn(c.opt.Prefetch, kv.allBuffers()) {
+	bufs := kv.allBuffers()
+	if !prefetchOn(c.opt.Prefetch, bufs) {
 		return nil, nil
 	}
-	return c.ctx.newTouches("vk "+c.name+" prefetch results", kv.allBuffers(), cmp.Or(c.opt.PrefetchStride, prefetchStride))
+	return c.ctx.newTouches("vk "+c.name+" prefetch results", bufs, cmp.Or(c.opt.PrefetchStride, prefetchStride))
 }
 
 // prefetchOn is SparseOptions.Prefetch's rule over a cache held in bufs:

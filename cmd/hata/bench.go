@@ -156,15 +156,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if v.Ctx.Info.Type == vk.DeviceCPU {
 			size = 8 << 20
 		}
-		f, err := v.Ctx.NewL2Flush(flushL2)
+		f, err := v.NewFlush(mode)
 		if err != nil {
 			return err
 		}
-		err = f.AddPages(flushPages)
-		var plain, ded float64
-		if err == nil {
-			plain, ded, err = v.Ctx.PageWalkCost(f, size, 20)
-		}
+		plain, ded, err := v.Ctx.PageWalkCost(f, size, 20)
 		f.Close()
 		if err != nil {
 			return err
