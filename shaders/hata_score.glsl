@@ -14,8 +14,10 @@
 // counted on bit planes of the query group instead (ham_planes.glsl: at G
 // = 4 two per word, not four). A lane scores two consecutive
 // tokens per step (32 contiguous bytes of codes for rbit=128), UNR steps per
-// round with every load of the round issued before the arithmetic, and stores
-// both scores in one uint when KEY16 (S <= G*rbit <= 65535: low half the even
+// round with every load of the round issued before the arithmetic, and the
+// next round's loads issued before this round's arithmetic (the first
+// round's before the query codes), so that two rounds are in flight a lane;
+// it stores both scores in one uint when KEY16 (S <= G*rbit <= 65535: low half the even
 // token), so the select kernels read N*2 bytes per row; otherwise one uint
 // per token (the "naive" variant). With HIST the workgroup counts its tokens
 // in a shared histogram of NB bins (NB > G*rbit) and adds the non-zero bins
@@ -36,7 +38,13 @@
 //
 // The bit planes are ham_planes.glsl's. With them and UNR = 2 (32 registers
 // instead of 61) the score stage took 1.8-10 us less on the H200
-// (BENCHMARKS.md, runs 93-95).
+// (BENCHMARKS.md, runs 93-95). With the next round in flight (AHEAD, for
+// codes of at most 128 bits; 63 registers,
+// still four workgroups of 256 lanes a compute unit) HATA's steps took
+// 0.3-2.0 us less at B1/128K, B1/256K, B8/32K, B8/128K and B8/256K, from
+// cold caches; UNR = 4 instead (58 registers, the same bytes in flight) took
+// 2.5-12 us more, and the first round's loads alone before the query codes
+// nothing (BENCHMARKS.md session 28, runs 315-316).
 //
 // With ENCODE (the fused variant) there is no hata_encode_q dispatch before
 // it: every workgroup first computes the query codes of its row's G heads
@@ -97,6 +105,7 @@ const bool KEY8 = false;
 const uint WG = gl_WorkGroupSize.x;
 const bool HIST = NB > 1;
 const uint UNR = 2; // token pairs per lane per round (4: 61 registers, slower on the H200; KEY8 packs 2)
+const bool AHEAD = WV == 1; // the next round's codes in flight (rbit <= 128: wider codes would double registers already many)
 
 #include "ham_planes.glsl"
 
@@ -227,6 +236,22 @@ void main() {
     const uint c1 = chunk_end(c0);
     TRACE_AT(0)
 
+    // UNR token pairs per lane per round: pairs 2*WG tokens apart, or (KEY8)
+    // consecutive, four tokens a lane.
+#ifdef KEY8_KEYS
+    const uint lstep = 2, lane0 = 4 * li;      // from a lane's pair to its next; its first token
+#else
+    const uint lstep = 2 * WG, lane0 = 2 * li;
+#endif
+    const uint rstep = 2 * WG * UNR; // tokens a round
+    uvec4 na[UNR * WV], nb[UNR * WV]; // AHEAD: the next round's codes, requested ahead
+    if (AHEAD) {
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = c0 + lane0 + lstep * u;
+            HAM_LOAD2(kc, row * pc.cap + t, t, c1, na, nb, u)
+        }
+    }
+
     uvec4 q[G * WV];
     if (ENCODE) {
         encode_query(row, li);
@@ -245,18 +270,23 @@ void main() {
     HAM_PLANES(q, pa, px, base)
     TRACE_AT(1)
 
-    // UNR token pairs per lane per round, all their loads issued first:
-    // pairs 2*WG tokens apart, or (KEY8) consecutive, four tokens a lane.
-#ifdef KEY8_KEYS
-    const uint lstep = 2, lane0 = 4 * li;      // from a lane's pair to its next; its first token
-#else
-    const uint lstep = 2 * WG, lane0 = 2 * li;
-#endif
-    for (uint tb = c0 + lane0; tb < c1; tb += 2 * WG * UNR) {
+    // AHEAD: a round's codes were requested a round ahead; request the next
+    // round's (zeros past the chunk) before this round's arithmetic.
+    for (uint tb = c0 + lane0; tb < c1; tb += rstep) {
         uvec4 ka[UNR * WV], kb[UNR * WV];
+        if (AHEAD) {
+            [[unroll]] for (uint u = 0; u < UNR * WV; u++) {
+                ka[u] = na[u];
+                kb[u] = nb[u];
+            }
+        }
         [[unroll]] for (uint u = 0; u < UNR; u++) {
-            const uint t = tb + lstep * u;
-            HAM_LOAD2(kc, row * pc.cap + t, t, c1, ka, kb, u)
+            const uint t = tb + (AHEAD ? rstep : 0) + lstep * u;
+            if (AHEAD) {
+                HAM_LOAD2(kc, row * pc.cap + t, t, c1, na, nb, u)
+            } else {
+                HAM_LOAD2(kc, row * pc.cap + t, t, c1, ka, kb, u)
+            }
         }
         uint k8 = 0; // KEY8: the lane's four keys
         [[unroll]] for (uint u = 0; u < UNR; u++) {
