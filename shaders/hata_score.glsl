@@ -41,10 +41,11 @@
 // (BENCHMARKS.md, runs 93-95). With the next round in flight (AHEAD, for
 // codes of at most 128 bits; 63 registers,
 // still four workgroups of 256 lanes a compute unit) HATA's steps took
-// 0.3-2.0 us less at B1/128K, B1/256K, B8/32K, B8/128K and B8/256K, from
-// cold caches; UNR = 4 instead (58 registers, the same bytes in flight) took
-// 2.5-12 us more, and the first round's loads alone before the query codes
-// nothing (BENCHMARKS.md session 28, runs 315-316).
+// 0.2-2.4 us less at B1/128K, B1/256K, B8/32K, B8/128K and B8/256K, from
+// cold caches, and the same at B1/32K; UNR = 4 instead (58 registers, the
+// same bytes in flight) took 2.5-12 us more, and the first round's loads
+// alone before the query codes nothing (BENCHMARKS.md session 28, runs
+// 315, 316 and 320).
 //
 // With ENCODE (the fused variant) there is no hata_encode_q dispatch before
 // it: every workgroup first computes the query codes of its row's G heads
