@@ -17,9 +17,9 @@
 // round with every load of the round issued before the arithmetic, and the
 // next round's loads issued before this round's arithmetic (the first
 // round's before the query codes), so that two rounds are in flight a lane;
-// it stores both scores in one uint when KEY16 (S <= G*rbit <= 65535: low half the even
-// token), so the select kernels read N*2 bytes per row; otherwise one uint
-// per token (the "naive" variant). With HIST the workgroup counts its tokens
+// it stores both scores in one uint when KEY16 (S <= G*rbit <= 65535: low
+// half the even token), so the select kernels read N*2 bytes per row;
+// otherwise one uint per token (the "naive" variant). With HIST the workgroup counts its tokens
 // in a shared histogram of NB bins (NB > G*rbit) and adds the non-zero bins
 // to the global one with atomicAdd, so that no extra pass over the scores
 // is needed to find the selection threshold. With CUM (and HIST) it also
@@ -39,13 +39,12 @@
 // The bit planes are ham_planes.glsl's. With them and UNR = 2 (32 registers
 // instead of 61) the score stage took 1.8-10 us less on the H200
 // (BENCHMARKS.md, runs 93-95). With the next round in flight (AHEAD, for
-// codes of at most 128 bits; 63 registers,
-// still four workgroups of 256 lanes a compute unit) HATA's steps took
-// 0.2-2.4 us less at B1/128K, B1/256K, B8/32K, B8/128K and B8/256K, from
-// cold caches, and the same at B1/32K; UNR = 4 instead (58 registers, the
-// same bytes in flight) took 2.5-12 us more, and the first round's loads
-// alone before the query codes nothing (BENCHMARKS.md session 28, runs
-// 315, 316 and 320).
+// codes of at most 128 bits; 63 registers, still four workgroups of 256
+// lanes a compute unit) HATA's steps took 0.2-2.4 us less at B1/128K,
+// B1/256K, B8/32K, B8/128K and B8/256K, from cold caches, and the same at
+// B1/32K; UNR = 4 instead (58 registers, the same bytes in flight) took
+// 2.5-12 us more, and the first round's loads alone before the query codes
+// nothing (BENCHMARKS.md session 28, runs 315, 316 and 320).
 //
 // With ENCODE (the fused variant) there is no hata_encode_q dispatch before
 // it: every workgroup first computes the query codes of its row's G heads
