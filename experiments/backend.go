@@ -32,6 +32,10 @@ type DeviceInfo struct {
 	// Memory says how the backend allocates its buffers where that changes
 	// the times (Vulkan: dedicated allocations or plain ones, session 27).
 	Memory string `json:"memory,omitempty"`
+	// Timer says what precedes every timed step where the backend times on
+	// a GPU (Vulkan: the flush, $HATA_BENCH_L2FLUSH, and another instance's
+	// step, $HATA_BENCH_TWIN).
+	Timer string `json:"timer,omitempty"`
 }
 
 // Timer is implemented by backends that can time a decode step (speed and

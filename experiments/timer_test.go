@@ -139,3 +139,60 @@ func TestDeviceMemory(t *testing.T) {
 		v.Close()
 	}
 }
+
+// TestTwin checks $HATA_BENCH_TWIN: unset and 0 run no other step, 1 one
+// of another instance after every flush and before every timed step (and
+// twinWarmup before them), counted through twinStepped, and any other value
+// is refused, naming it, by Twin and by the Vulkan timer (where a device
+// opens) before it builds anything; the device record says which.
+func TestTwin(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want bool
+	}{{"", false}, {"0", false}, {"1", true}} {
+		t.Setenv(EnvTwin, c.env)
+		if got, err := Twin(); err != nil || got != c.want {
+			t.Errorf("$%s=%q: Twin() = %v, %v; want %v", EnvTwin, c.env, got, err, c.want)
+		}
+	}
+	t.Setenv(EnvTwin, "yes")
+	if _, err := Twin(); err == nil || !strings.Contains(err.Error(), `"yes"`) {
+		t.Errorf(`$%s="yes": Twin() error %v, want one naming "yes"`, EnvTwin, err)
+	}
+	v, err := OpenVulkan("")
+	if err != nil {
+		if os.Getenv("HATA_VK_REQUIRE") == "1" {
+			t.Fatal(err)
+		}
+		t.Skipf("no Vulkan device: %v", err)
+	}
+	defer v.Close()
+	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 256, D: 16}
+	if _, err := v.Time("hata", s, ref.Budget{K: 8}, 1, vk.Tuning{}); err == nil || !strings.Contains(err.Error(), `"yes"`) {
+		t.Errorf(`Vulkan.Time with $%s="yes" = %v, want an error naming "yes"`, EnvTwin, err)
+	}
+	// A 4 MiB cache: Time replicates smaller ones to 128 MiB, and
+	// lavapipe runs every copy's warm-up step.
+	s = ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 16384, D: 64}
+	steps := 0
+	twinStepped = func() { steps++ }
+	defer func() { twinStepped = nil }()
+	const reps = 3
+	for _, c := range []struct {
+		env   string
+		steps int
+		timer string
+	}{{"0", 0, "a flush of L2 and the TLBs"}, {"1", twinWarmup + 2*reps, "a flush of L2 and the TLBs, then another instance's step ($HATA_BENCH_TWIN=1)"}} {
+		t.Setenv(EnvTwin, c.env)
+		steps = 0
+		if tm, err := v.Time("hata", s, ref.Budget{K: 8}, reps, vk.Tuning{}); err != nil || tm.Median <= 0 {
+			t.Errorf("$%s=%s: Vulkan.Time(hata) = %+v, %v; want a positive median", EnvTwin, c.env, tm, err)
+		}
+		if steps != c.steps {
+			t.Errorf("$%s=%s: the other instance stepped %d times, want %d", EnvTwin, c.env, steps, c.steps)
+		}
+		if got := v.Device().Timer; got != c.timer {
+			t.Errorf("$%s=%s: Device().Timer = %q, want %q", EnvTwin, c.env, got, c.timer)
+		}
+	}
+}

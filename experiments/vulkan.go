@@ -77,7 +77,30 @@ func (v *Vulkan) Device() DeviceInfo {
 	if v.Ctx.Dedicated() {
 		mem = "dedicated allocations for buffers of 2 MiB and more"
 	}
-	return DeviceInfo{Name: i.Name, Driver: i.DriverName + " " + i.DriverInfo, API: "Vulkan " + i.APIString(), Memory: mem}
+	return DeviceInfo{Name: i.Name, Driver: i.DriverName + " " + i.DriverInfo, API: "Vulkan " + i.APIString(), Memory: mem, Timer: timerInfo()}
+}
+
+// timerInfo describes what precedes every timed step ($HATA_BENCH_L2FLUSH,
+// $HATA_BENCH_TWIN) for DeviceInfo.Timer.
+func timerInfo() string {
+	var s string
+	switch mode, err := Flush(); {
+	case err != nil:
+		return err.Error()
+	case mode == FlushNone:
+		s = "no flush ($" + EnvL2Flush + "=0)"
+	case mode == FlushL2:
+		s = "an L2 flush ($" + EnvL2Flush + "=l2)"
+	default:
+		s = "a flush of L2 and the TLBs"
+	}
+	switch twin, err := Twin(); {
+	case err != nil:
+		return err.Error()
+	case twin:
+		s += ", then another instance's step ($" + EnvTwin + "=1)"
+	}
+	return s
 }
 
 // NewMethod implements Backend with the GPU kernels.
@@ -152,6 +175,34 @@ func Flush() (FlushMode, error) {
 		return 0, fmt.Errorf("$%s=%q: want unset (evict L2 and the TLBs), l2 (L2 only) or 0 (nothing)", EnvL2Flush, v)
 	}
 }
+
+// EnvTwin names the environment variable that, set to 1, has the Vulkan
+// timer run a step of another instance of the method after every flush and
+// before every timed step (Twin): the same shape and kernels, its own cache
+// and buffers. What that gives back is what a cold step waits for that the
+// two instances share, above all the kernels' machine code, which the flush
+// evicts from L2 too: on the H200 3.9-6.0 us of HATA's B1/32K and B1/128K
+// steps (BENCHMARKS.md, session 28). Where the other instance's own step
+// moves about as much as L2 holds it evicts that again, and shows nothing.
+// A diagnostic, not a model's regime: results.json records it (DeviceInfo.Timer).
+const EnvTwin = "HATA_BENCH_TWIN"
+
+// Twin reports whether $HATA_BENCH_TWIN asks for the other instance's step
+// ("1"; unset or "0": no), or an error naming a value it does not know.
+func Twin() (bool, error) {
+	switch v := os.Getenv(EnvTwin); v {
+	case "", "0":
+		return false, nil
+	case "1":
+		return true, nil
+	default:
+		return false, fmt.Errorf("$%s=%q: want unset or 0 (no other step) or 1 (another instance's step after every flush)", EnvTwin, v)
+	}
+}
+
+// twinStepped, where a test sets it, is called after every step of Time's
+// other instance ($HATA_BENCH_TWIN=1).
+var twinStepped func()
 
 // flushPages is the memory whose pages FlushPages touches on a GPU
 // (FlushSizes): beyond the H200's translation reach (32, 48 and 96 GiB
@@ -231,9 +282,80 @@ func (l l2Flush) close() {
 	}
 }
 
+// twinStep is Time's other instance of the timed method ($HATA_BENCH_TWIN=1,
+// newTwin): a nil one steps nothing.
+type twinStep struct {
+	m      benchable
+	q      []float32 // [B][Hq][D]: the timed steps' queries
+	budget ref.Budget
+}
+
+// twinWarmup is the steps newTwin runs its instance before the timed steps
+// (its pipelines and its choice of key bytes settled).
+const twinWarmup = 3
+
+// newTwin returns the other instance Time steps after every flush where on
+// ($HATA_BENCH_TWIN=1), nil where not: method at shape s with tuning, its own
+// cache filled with other random values (seed 2; the timed copies take odd
+// seeds), run twinWarmup steps with q at budget.
+func (v *Vulkan) newTwin(on bool, method string, s ref.Shape, q []float32, budget ref.Budget, tuning vk.Tuning) (*twinStep, error) {
+	if !on {
+		return nil, nil
+	}
+	name, variant, _ := strings.Cut(method, "/")
+	m, err := v.Ctx.BenchMethod(name, variant, s.Hkv, s.D, tuning)
+	if err != nil {
+		return nil, fmt.Errorf("$%s=1: another instance of %s: %w", EnvTwin, method, err)
+	}
+	bm, ok := m.(benchable)
+	if !ok {
+		if c, ok := m.(io.Closer); ok {
+			c.Close()
+		}
+		return nil, fmt.Errorf("$%s=1: vk %s: no device-side prefill to benchmark it with", EnvTwin, method)
+	}
+	t := &twinStep{m: bm, q: q, budget: budget}
+	if err := bm.PrefillRandom(s.B, s.Hkv, s.N, s.D, 2); err != nil {
+		t.close()
+		return nil, fmt.Errorf("$%s=1: another instance of %s: %w", EnvTwin, method, err)
+	}
+	for range twinWarmup {
+		if err := t.step(); err != nil {
+			t.close()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// step runs one decode step of the other instance (none where t is nil).
+func (t *twinStep) step() error {
+	if t == nil {
+		return nil
+	}
+	if _, err := t.m.Decode(t.q, t.budget); err != nil {
+		return fmt.Errorf("$%s=1: the other instance's step: %w", EnvTwin, err)
+	}
+	if twinStepped != nil {
+		twinStepped()
+	}
+	return nil
+}
+
+// close frees the other instance (none where t is nil).
+func (t *twinStep) close() {
+	if t == nil {
+		return
+	}
+	if c, ok := t.m.(io.Closer); ok {
+		c.Close()
+	}
+}
+
 // Time implements Timer with GPU timestamps: the median over reps decode
 // steps (after a warm-up of at least 5 steps, one a copy, and 300 ms; each
-// timed step after reads that evict L2 and the TLBs, newL2Flush) of the kernel stages of one step, the upload
+// timed step after reads that evict L2 and the TLBs, newL2Flush, and with
+// $HATA_BENCH_TWIN=1 another instance's step, newTwin) of the kernel stages of one step, the upload
 // of q (which ends with a compute kernel writing it, as a model's query
 // projection does: vk's queryUpload) and the readback of the output left out; the stages are timed with a
 // timestamp each, the total (Median) in another reps steps with timestamps
@@ -245,6 +367,10 @@ func (l l2Flush) close() {
 func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error) {
 	name, variant, _ := strings.Cut(method, "/")
 	mode, err := Flush()
+	if err != nil {
+		return Timing{}, err
+	}
+	twinOn, err := Twin()
 	if err != nil {
 		return Timing{}, err
 	}
@@ -303,6 +429,14 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	// Steps run again with uint16 keys (vk.SparseOptions.KeyBytes): by
 	// default only a warm-up step's, after which the cache keeps uint16.
 	fellShort := keyFallbacks(ms)
+	twin, err := v.newTwin(twinOn, method, s, q, budget, tuning)
+	if err != nil {
+		return Timing{}, err
+	}
+	if twin != nil {
+		defer twin.close()
+		fellShort = keyFallbacks(ms)
+	}
 	flush, err := v.newL2Flush(mode)
 	if err != nil {
 		return Timing{}, err
@@ -315,6 +449,9 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	for i := range reps {
 		m := ms[i%len(ms)]
 		if err := flush.run(); err != nil {
+			return Timing{}, err
+		}
+		if err := twin.step(); err != nil {
 			return Timing{}, err
 		}
 		if _, err := m.Decode(q, budget); err != nil {
@@ -364,6 +501,9 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	for i := range reps {
 		m := ms[i%len(ms)]
 		if err := flush.run(); err != nil {
+			return Timing{}, err
+		}
+		if err := twin.step(); err != nil {
 			return Timing{}, err
 		}
 		if _, err := m.Decode(q, budget); err != nil {

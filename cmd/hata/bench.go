@@ -121,6 +121,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	default:
 		fmt.Fprintf(stdout, "# every timed step follows a read of %d MiB that evicts L2 and a load in every 64 KiB of %d MiB more that evicts the TLBs, as a model's other layers would ($%s=l2: L2 only, 0: none)\n", flushL2>>20, flushPages>>20, experiments.EnvL2Flush)
 	}
+	twin, err := experiments.Twin()
+	if err != nil {
+		return err
+	}
+	if twin {
+		fmt.Fprintf(stdout, "# after every flush another instance of the method (the same kernels, its own cache and buffers) runs a step before the timed one ($%s=1): a diagnostic of what a cold step waits for that the two share, the kernels' code among it\n", experiments.EnvTwin)
+	}
 	if v.Ctx.Dedicated() {
 		fmt.Fprintf(stdout, "# buffers of 2 MiB and more (the K/V cache, ...) in dedicated allocations, which the driver may map with large pages ($%s=0: plain ones)\n", vk.EnvDedicated)
 	} else {
