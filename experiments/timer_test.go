@@ -94,18 +94,26 @@ func TestTimerTuning(t *testing.T) {
 // Flush and by the Vulkan timer (where a device opens) before it builds
 // anything. (TestTimerTuning times steps after the default flush.)
 func TestFlushModes(t *testing.T) {
-	for _, c := range []struct {
-		env  string
-		want FlushMode
-	}{{"", FlushPages}, {"l2", FlushL2}, {"0", FlushNone}} {
-		t.Setenv(EnvL2Flush, c.env)
-		if got, err := Flush(); err != nil || got != c.want {
-			t.Errorf("$%s=%q: Flush() = %v, %v; want %v", EnvL2Flush, c.env, got, err, c.want)
+	v := checkTimerEnv(t, EnvL2Flush, Flush, map[string]FlushMode{"": FlushPages, "l2": FlushL2, "0": FlushNone})
+	v.Close()
+}
+
+// checkTimerEnv checks a variable of the Vulkan timer: parse returns want[v]
+// with env set to each v, and refuses "yes", naming it, as the Vulkan timer
+// does (where a device opens; the test is skipped where none does) before it
+// builds anything. It returns the backend, which the caller closes, with env
+// reset to "".
+func checkTimerEnv[T comparable](t *testing.T, env string, parse func() (T, error), want map[string]T) *Vulkan {
+	t.Helper()
+	for v, w := range want {
+		t.Setenv(env, v)
+		if got, err := parse(); err != nil || got != w {
+			t.Errorf("$%s=%q: %v, %v; want %v", env, v, got, err, w)
 		}
 	}
-	t.Setenv(EnvL2Flush, "yes")
-	if _, err := Flush(); err == nil || !strings.Contains(err.Error(), `"yes"`) {
-		t.Errorf(`$%s="yes": Flush() error %v, want one naming "yes"`, EnvL2Flush, err)
+	t.Setenv(env, "yes")
+	if _, err := parse(); err == nil || !strings.Contains(err.Error(), `"yes"`) {
+		t.Errorf(`$%s="yes": error %v, want one naming "yes"`, env, err)
 	}
 	v, err := OpenVulkan("")
 	if err != nil {
@@ -114,11 +122,12 @@ func TestFlushModes(t *testing.T) {
 		}
 		t.Skipf("no Vulkan device: %v", err)
 	}
-	defer v.Close()
 	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 256, D: 16}
 	if _, err := v.Time("hata", s, ref.Budget{K: 8}, 1, vk.Tuning{}); err == nil || !strings.Contains(err.Error(), `"yes"`) {
-		t.Errorf(`Vulkan.Time with $%s="yes" = %v, want an error naming "yes"`, EnvL2Flush, err)
+		t.Errorf(`Vulkan.Time with $%s="yes" = %v, want an error naming "yes"`, env, err)
 	}
+	t.Setenv(env, "")
+	return v
 }
 
 // TestDeviceMemory checks that the Vulkan backend's device record says how
@@ -146,34 +155,11 @@ func TestDeviceMemory(t *testing.T) {
 // is refused, naming it, by Twin and by the Vulkan timer (where a device
 // opens) before it builds anything; the device record says which.
 func TestTwin(t *testing.T) {
-	for _, c := range []struct {
-		env  string
-		want bool
-	}{{"", false}, {"0", false}, {"1", true}} {
-		t.Setenv(EnvTwin, c.env)
-		if got, err := Twin(); err != nil || got != c.want {
-			t.Errorf("$%s=%q: Twin() = %v, %v; want %v", EnvTwin, c.env, got, err, c.want)
-		}
-	}
-	t.Setenv(EnvTwin, "yes")
-	if _, err := Twin(); err == nil || !strings.Contains(err.Error(), `"yes"`) {
-		t.Errorf(`$%s="yes": Twin() error %v, want one naming "yes"`, EnvTwin, err)
-	}
-	v, err := OpenVulkan("")
-	if err != nil {
-		if os.Getenv("HATA_VK_REQUIRE") == "1" {
-			t.Fatal(err)
-		}
-		t.Skipf("no Vulkan device: %v", err)
-	}
+	v := checkTimerEnv(t, EnvTwin, Twin, map[string]bool{"": false, "0": false, "1": true})
 	defer v.Close()
-	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 256, D: 16}
-	if _, err := v.Time("hata", s, ref.Budget{K: 8}, 1, vk.Tuning{}); err == nil || !strings.Contains(err.Error(), `"yes"`) {
-		t.Errorf(`Vulkan.Time with $%s="yes" = %v, want an error naming "yes"`, EnvTwin, err)
-	}
 	// A 4 MiB cache: Time replicates smaller ones to 128 MiB, and
 	// lavapipe runs every copy's warm-up step.
-	s = ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 16384, D: 64}
+	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 16384, D: 64}
 	steps := 0
 	twinStepped = func() { steps++ }
 	defer func() { twinStepped = nil }()
