@@ -435,7 +435,6 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	}
 	if twin != nil {
 		defer twin.close()
-		fellShort = keyFallbacks(ms)
 	}
 	flush, err := v.newL2Flush(mode)
 	if err != nil {
