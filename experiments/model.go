@@ -422,9 +422,7 @@ func (t *tracker) track(f model.Factory) model.Factory {
 // close closes every open method that holds resources.
 func (t *tracker) close() {
 	for _, m := range t.open {
-		if c, ok := m.(io.Closer); ok {
-			c.Close()
-		}
+		closeMethod(m)
 	}
 	t.open = t.open[:0]
 }

@@ -302,23 +302,11 @@ func (v *Vulkan) newTwin(on bool, method string, s ref.Shape, q []float32, budge
 	if !on {
 		return nil, nil
 	}
-	name, variant, _ := strings.Cut(method, "/")
-	m, err := v.Ctx.BenchMethod(name, variant, s.Hkv, s.D, tuning)
+	m, err := v.newBenchable(method, s, tuning, 2)
 	if err != nil {
 		return nil, fmt.Errorf("$%s=1: another instance of %s: %w", EnvTwin, method, err)
 	}
-	bm, ok := m.(benchable)
-	if !ok {
-		if c, ok := m.(io.Closer); ok {
-			c.Close()
-		}
-		return nil, fmt.Errorf("$%s=1: vk %s: no device-side prefill to benchmark it with", EnvTwin, method)
-	}
-	t := &twinStep{m: bm, q: q, budget: budget}
-	if err := bm.PrefillRandom(s.B, s.Hkv, s.N, s.D, 2); err != nil {
-		t.close()
-		return nil, fmt.Errorf("$%s=1: another instance of %s: %w", EnvTwin, method, err)
-	}
+	t := &twinStep{m: m, q: q, budget: budget}
 	for range twinWarmup {
 		if err := t.step(); err != nil {
 			t.close()
@@ -344,10 +332,35 @@ func (t *twinStep) step() error {
 
 // close frees the other instance (none where t is nil).
 func (t *twinStep) close() {
-	if t == nil {
-		return
+	if t != nil {
+		closeMethod(t.m)
 	}
-	if c, ok := t.m.(io.Closer); ok {
+}
+
+// newBenchable builds method (a name, or name/variant) with tuning for
+// Time: its K/V cache of shape s filled on the device with random values
+// of seed. On error nothing stays allocated.
+func (v *Vulkan) newBenchable(method string, s ref.Shape, tuning vk.Tuning, seed uint32) (benchable, error) {
+	name, variant, _ := strings.Cut(method, "/")
+	m, err := v.Ctx.BenchMethod(name, variant, s.Hkv, s.D, tuning)
+	if err != nil {
+		return nil, err
+	}
+	bm, ok := m.(benchable)
+	if !ok {
+		closeMethod(m)
+		return nil, fmt.Errorf("vk %s: no device-side prefill to benchmark it with", method)
+	}
+	if err := bm.PrefillRandom(s.B, s.Hkv, s.N, s.D, seed); err != nil {
+		closeMethod(bm)
+		return nil, err
+	}
+	return bm, nil
+}
+
+// closeMethod frees m's device memory where it holds any (io.Closer).
+func closeMethod(m any) {
+	if c, ok := m.(io.Closer); ok {
 		c.Close()
 	}
 }
@@ -365,7 +378,7 @@ func (t *twinStep) close() {
 // vk.Tuning: the defaults; see vk.Context.BenchMethod). The copy bandwidth is
 // measured in the same call.
 func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error) {
-	name, variant, _ := strings.Cut(method, "/")
+	name, _, _ := strings.Cut(method, "/")
 	mode, err := Flush()
 	if err != nil {
 		return Timing{}, err
@@ -384,27 +397,15 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	ms := make([]benchable, 0, copies)
 	defer func() {
 		for _, m := range ms {
-			if c, ok := m.(io.Closer); ok {
-				c.Close()
-			}
+			closeMethod(m)
 		}
 	}()
 	for i := range copies {
-		m, err := v.Ctx.BenchMethod(name, variant, s.Hkv, s.D, tuning)
+		m, err := v.newBenchable(method, s, tuning, uint32(2*i+1))
 		if err != nil {
 			return Timing{}, err
 		}
-		bm, ok := m.(benchable)
-		if !ok {
-			if c, ok := m.(io.Closer); ok {
-				c.Close()
-			}
-			return Timing{}, fmt.Errorf("vk %s: no device-side prefill to benchmark it with", method)
-		}
-		ms = append(ms, bm)
-		if err := bm.PrefillRandom(s.B, s.Hkv, s.N, s.D, uint32(2*i+1)); err != nil {
-			return Timing{}, err
-		}
+		ms = append(ms, m)
 	}
 	q := make([]float32, s.B*s.Hq*s.D)
 	for i := range q {
