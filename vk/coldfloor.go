@@ -25,8 +25,8 @@ const (
 	// context's): what a kernel as large as a step's pays to fetch its code
 	// after the flush, against the chain without it. Warm, its rounds make
 	// each level longer than ChainOne's; the flush's difference is the
-	// measurement. On the H200 (27 KB of machine code a kernel): 16.4 us
-	// a level after the flush, 8.5 without, 15.9 after the L2 flush alone
+	// measurement. On the H200 (27 KB of machine code a kernel): 16.4 and
+	// 15.9 us a level after the L2 flush in two runs, 8.5 without
 	// (BENCHMARKS.md session 28, runs 315 and 317).
 	ChainLarge
 )
@@ -35,9 +35,9 @@ const (
 // L2 flush, as every stage of a timed decode step pays it (the benchmarks
 // flush before every step): a chain of n one-workgroup copy dispatches of
 // 4 KiB each, a barrier between consecutive ones (DispatchFloor's chain),
-// submitted reps times, each after an L2Flush of flushBytes has run (0: no
-// flush, the chain's code and data warm from the run before), with the
-// pipelines kernels says (n <= 8). It returns the median over reps chains
+// submitted reps times, each after flush has run (nil: no flush, the
+// chain's code and data warm from the run before), with the pipelines
+// kernels says (n <= 8). It returns the median over reps chains
 // of the chain's time divided by n, in nanoseconds. Session 26 found a
 // step's kernels slower after the flush even where their data was in L2
 // (the threshold round 3.6 us instead of 1.9) and quick again after another
@@ -50,19 +50,11 @@ const (
 // and 0.7 more than one pipeline's even without it, but their smaller
 // workgroups copy the same 4 KiB in more rounds a lane (16 at 16 lanes, 2
 // at 128), so that is their loads, not their code.
-func (c *Context) ColdDispatchFloor(n int, kernels ChainKernels, flushBytes uint64, reps int) (float64, error) {
+func (c *Context) ColdDispatchFloor(n int, kernels ChainKernels, flush *L2Flush, reps int) (float64, error) {
 	if n < 1 || n > 8 || reps < 1 || kernels < ChainOne || kernels > ChainLarge {
 		return 0, fmt.Errorf("vk: cold dispatch floor: %d dispatches, kernels %d, reps %d: want 1 to 8 dispatches, kernels ChainOne to ChainLarge and reps >= 1", n, kernels, reps)
 	}
 	const elems = 256 // uvec4 elements a dispatch copies: 4 KiB
-	var flush *L2Flush
-	if flushBytes > 0 {
-		var err error
-		if flush, err = c.NewL2Flush(flushBytes); err != nil {
-			return 0, err
-		}
-		defer flush.Close()
-	}
 	bufs := make([]*Buffer, 2)
 	for i := range bufs {
 		b, err := c.NewBuffer(fmt.Sprintf("cold dispatch floor %d", i), elems*16, DeviceLocal)

@@ -237,20 +237,25 @@ func TestColdDispatchFloor(t *testing.T) {
 		return len(c.live)
 	}
 	before := copies()
-	for _, flush := range []uint64{1 << 20, 0} {
+	l2, err := c.NewL2Flush(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	for _, flush := range []*L2Flush{l2, nil} {
 		for _, kernels := range []ChainKernels{ChainOne, ChainCopies, ChainSizes, ChainLarge} {
 			objects := live()
 			ns, err := c.ColdDispatchFloor(n, kernels, flush, 3)
 			if err != nil {
-				t.Fatalf("flush %d, kernels %d: %v", flush, kernels, err)
+				t.Fatalf("flush %t, kernels %d: %v", flush != nil, kernels, err)
 			}
 			if ns <= 0 {
-				t.Fatalf("flush %d, kernels %d: %v ns a dispatch, want > 0", flush, kernels, ns)
+				t.Fatalf("flush %t, kernels %d: %v ns a dispatch, want > 0", flush != nil, kernels, ns)
 			}
 			if kernels == ChainCopies && live() != objects {
 				t.Errorf("the chain of copies left %d objects in the context, want as many as before it (%d)", live(), objects)
 			}
-			t.Logf("%s: flush %d bytes, kernels %d: %.1f us a dependent dispatch", c.Info.Name, flush, kernels, ns/1e3)
+			t.Logf("%s: flush %t, kernels %d: %.1f us a dependent dispatch", c.Info.Name, flush != nil, kernels, ns/1e3)
 		}
 	}
 	var added []uint32
@@ -268,11 +273,11 @@ func TestColdDispatchFloor(t *testing.T) {
 		t.Errorf("the chains added copy kernels of %v lanes, want at most the %d distinct ones", added, n)
 	}
 	for _, bad := range []int{0, 9} {
-		if _, err := c.ColdDispatchFloor(bad, ChainSizes, 0, 1); err == nil {
+		if _, err := c.ColdDispatchFloor(bad, ChainSizes, nil, 1); err == nil {
 			t.Errorf("ColdDispatchFloor(%d dispatches): want an error", bad)
 		}
 	}
-	if _, err := c.ColdDispatchFloor(2, ChainLarge+1, 0, 1); err == nil || !strings.Contains(err.Error(), "kernels 4") {
+	if _, err := c.ColdDispatchFloor(2, ChainLarge+1, nil, 1); err == nil || !strings.Contains(err.Error(), "kernels 4") {
 		t.Errorf("ColdDispatchFloor with kernels %d: %v, want an error naming them", ChainLarge+1, err)
 	}
 }

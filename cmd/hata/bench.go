@@ -144,16 +144,23 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "# dependent-dispatch floor (64 barrier-separated copy dispatches of 16 B per invocation, median of 20): %.2f us with 1 workgroup, %.2f us with %d workgroups of 256\n",
 		one/1e3, full/1e3, wide)
-	// The same after the timer's L2 flush, where every stage of a timed step
-	// runs: of one kernel, and of as many distinct kernels, each cold.
+	// The same after the timer's L2 read (one flush for the four chains),
+	// where every stage of a timed step runs: of one kernel, and of as many
+	// distinct kernels, each cold.
+	cold, err := v.Ctx.NewL2Flush(flushL2)
+	if err != nil {
+		return err
+	}
 	var floors [2][4]float64
-	for i, flush := range []uint64{flushL2, 0} {
+	for i, flush := range []*vk.L2Flush{cold, nil} {
 		for j, kernels := range []vk.ChainKernels{vk.ChainOne, vk.ChainCopies, vk.ChainSizes, vk.ChainLarge} {
 			if floors[i][j], err = v.Ctx.ColdDispatchFloor(8, kernels, flush, 20); err != nil {
+				cold.Close()
 				return err
 			}
 		}
 	}
+	cold.Close()
 	fmt.Fprintf(stdout, "# dependent dispatches after the L2 flush (8 one-workgroup copies, median of 20): %.2f us a level of one pipeline, %.2f of 8 pipelines of the same kernel, %.2f of 8 distinct kernels, %.2f of 8 distinct kernels of kilobytes of code (bigcode); without the flush %.2f, %.2f, %.2f and %.2f\n",
 		floors[0][0]/1e3, floors[0][1]/1e3, floors[0][2]/1e3, floors[0][3]/1e3, floors[1][0]/1e3, floors[1][1]/1e3, floors[1][2]/1e3, floors[1][3]/1e3)
 	// What the TLB flush costs a kernel that gathers from a cache, in the
