@@ -231,11 +231,6 @@ func TestColdDispatchFloor(t *testing.T) {
 		slices.Sort(wgs)
 		return wgs
 	}
-	live := func() int {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.live)
-	}
 	before := copies()
 	l2, err := c.NewL2Flush(1 << 20)
 	if err != nil {
@@ -244,7 +239,7 @@ func TestColdDispatchFloor(t *testing.T) {
 	defer l2.Close()
 	for _, flush := range []*L2Flush{l2, nil} {
 		for _, kernels := range []ChainKernels{ChainOne, ChainCopies, ChainSizes, ChainLarge} {
-			objects := live()
+			objects := liveObjects(c)
 			ns, err := c.ColdDispatchFloor(n, kernels, flush, 3)
 			if err != nil {
 				t.Fatalf("flush %t, kernels %d: %v", flush != nil, kernels, err)
@@ -252,8 +247,8 @@ func TestColdDispatchFloor(t *testing.T) {
 			if ns <= 0 {
 				t.Fatalf("flush %t, kernels %d: %v ns a dispatch, want > 0", flush != nil, kernels, ns)
 			}
-			if kernels == ChainCopies && live() != objects {
-				t.Errorf("the chain of copies left %d objects in the context, want as many as before it (%d)", live(), objects)
+			if kernels == ChainCopies && liveObjects(c) != objects {
+				t.Errorf("the chain of copies left %d objects in the context, want as many as before it (%d)", liveObjects(c), objects)
 			}
 			t.Logf("%s: flush %t, kernels %d: %.1f us a dependent dispatch", c.Info.Name, flush != nil, kernels, ns/1e3)
 		}
@@ -538,12 +533,7 @@ func TestPageWalkCost(t *testing.T) {
 	if err := f.AddPages(4 << 20); err != nil {
 		t.Fatal(err)
 	}
-	live := func() int {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.live)
-	}
-	before := live()
+	before := liveObjects(c)
 	plain, ded, err := c.PageWalkCost(f, 2*dedicatedMin, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -551,10 +541,18 @@ func TestPageWalkCost(t *testing.T) {
 	if math.IsNaN(plain) || math.IsNaN(ded) || math.IsInf(plain, 0) || math.IsInf(ded, 0) {
 		t.Errorf("PageWalkCost = %v, %v ns a MiB, want finite numbers", plain, ded)
 	}
-	if n := live(); n != before {
+	if n := liveObjects(c); n != before {
 		t.Errorf("PageWalkCost left %d objects of the context's more than before it", n-before)
 	}
 	if _, _, err := c.PageWalkCost(f, 1<<19, 3); err == nil || !strings.Contains(err.Error(), "1 MiB") {
 		t.Errorf("PageWalkCost over 512 KiB: %v, want an error asking for at least 1 MiB", err)
 	}
+}
+
+// liveObjects returns how many objects c holds (buffers, kernels, sets,
+// batches), to check that a probe frees what it allocates.
+func liveObjects(c *Context) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.live)
 }
