@@ -689,3 +689,59 @@ func TestHATAOneByteKeys(t *testing.T) {
 		t.Errorf("KeyBytes 3: %v, want an error naming it", err)
 	}
 }
+
+// TestHATASelectSplit holds HATA with SparseOptions.SelectSplit on (the
+// select and the attention as one dispatch, select_split) to ref: exact
+// selections and outputs within ref's tolerance over chunks of 4096 and
+// 2056 tokens, windows, the fused and threekernel variants, the merge
+// folded and apart, budgets from one token to all of them (where a row's
+// threshold reaches 255 the step is run again with uint16 keys, which
+// select_split does not take: the select and sparse_split then run). It
+// checks that select_split ran where it should ("select+attend" in place of
+// the "select" and "attend" stages, and no select_groups_k8), that the
+// default (SelectSplitAuto) and SelectSplitOff do not run it, and that a
+// mode past SelectSplitOff is an error.
+func TestHATASelectSplit(t *testing.T) {
+	ctx := device(t)
+	rng, s, w, kv := chunkedHATAInputs(12)
+	for _, c := range []struct {
+		o     SparseOptions
+		win   ref.Windows
+		split bool // select_split runs
+	}{
+		{SparseOptions{Variant: VariantFused, ScoreChunk: 4096, SelectSplit: SelectSplitOn}, ref.Windows{}, true},
+		{SparseOptions{Variant: VariantFused, ScoreChunk: 2056, SelectSplit: SelectSplitOn, Merge: MergeSeparate}, ref.Windows{Sink: 3, Recent: 70}, true},
+		{SparseOptions{Variant: VariantFused, ScoreChunk: 4096, SelectSplit: SelectSplitOn, Merge: MergeFold, Split: SplitPolicy{Splits: 7}}, ref.Windows{Sink: 1}, true},
+		{SparseOptions{Variant: VariantThreeKernel, ScoreChunk: 4096, SelectSplit: SelectSplitOn}, ref.Windows{Recent: 9}, true},
+		{SparseOptions{Variant: VariantFused, ScoreChunk: 4096}, ref.Windows{}, false},
+		{SparseOptions{Variant: VariantFused, ScoreChunk: 4096, SelectSplit: SelectSplitOff}, ref.Windows{}, false},
+	} {
+		c.o.Storage, c.o.KeyBytes = F16, 1
+		m, want := prefilledHATAs(t, ctx, w, c.win, c.o, kv)
+		where := fmt.Sprintf("select split %d %s chunk %d merge %d splits %d windows %+v", c.o.SelectSplit, c.o.Variant, c.o.ScoreChunk, c.o.Merge, c.o.Split.Splits, c.win)
+		for _, b := range []ref.Budget{{K: 1}, {K: 20}, {Ratio: 0.0156}, {K: 700}} {
+			stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
+			st := stageNames(m.Timings())
+			if got := slices.Contains(st, "select+attend"); got != c.split || slices.Contains(st, "select") == c.split {
+				t.Errorf("%s budget %v: stages %v, want select+attend %v", where, b, st, c.split)
+			}
+		}
+		if n := m.KeyFallbacks(); n != 0 {
+			t.Errorf("%s: %d steps run again, want none (thresholds far below 255)", where, n)
+		}
+		for i, b := range []ref.Budget{{Ratio: 0.9}, ref.Full} { // run again with uint16 keys
+			stepHATA(t, rng, fmt.Sprintf("%s budget %v", where, b), kv, s.Hq, b, want, m)
+			if n := m.KeyFallbacks(); n != i+1 {
+				t.Errorf("%s budget %v: %d steps run again, want %d", where, b, n, i+1)
+			}
+		}
+		ran := builtShaders(m.sparseCore)
+		if (ran["select_split_f16"] || ran["select_split_f16h"]) != c.split || ran["select_groups_k8"] == c.split {
+			t.Errorf("%s: kernels %v, want select_split %v", where, ran, c.split)
+		}
+		m.Close()
+	}
+	if _, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{SelectSplit: SelectSplitOff + 1}); err == nil || !strings.Contains(err.Error(), "SelectSplit 3") {
+		t.Errorf("SelectSplit 3: error %v, want one naming it", err)
+	}
+}
