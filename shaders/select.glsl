@@ -70,7 +70,6 @@ layout(push_constant) uniform PushConstants {
     float scale;       // select_attend: 1/sqrt(D)
     uint splits;       // select_attend: S = nchunks (split_softmax.glsl's name)
     uint plan;         // SELECT_CUM kernels: 1 = T and the chunk's start from hata_score's plan (select_plan.glsl)
-    uint split_len;    // select_split: entries per split
 } pc;
 
 layout(std430, set = 0, binding = 0) readonly buffer Keys { uint keys[]; };

@@ -17,8 +17,7 @@
 // Bindings: select.glsl's 0-3 (keys as uint16 pairs or, KEY8, bytes; hist
 // with the cumulative chunk histograms, the unused ccnt, sel).
 // Dispatch: (nchunks, rows, 1), pc.cum = 1; KEY16; chunk_len and key_stride
-// multiples of 8. With SELECT_GROUPS_LIB defined it declares the marks
-// (group_marks, group_marks8) without its main: select_split.glsl's.
+// multiples of 8.
 #define SELECT_CUM // runs with pc.cum = 1 only
 #include "select.glsl"
 
@@ -88,7 +87,6 @@ uvec2 group_marks8(uint gs, uint c1, uvec2 v, uint T) {
     return span_marks(gs, 8, c1, uvec2((lt & 0x33u) | ((lt >> 14) & 0xccu), (eq & 0x33u) | ((eq >> 14) & 0xccu)));
 }
 
-#ifndef SELECT_GROUPS_LIB // select_split.glsl takes the marks above, not this kernel
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
@@ -126,4 +124,3 @@ void main() {
     }
     TRACE_AT(3)
 }
-#endif // SELECT_GROUPS_LIB

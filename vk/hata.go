@@ -470,7 +470,6 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		return nil, err
 	}
 	m.lastHq = h.hq
-	split := m.opt.Variant != VariantOneKernel && m.opt.SelectSplit != SelectSplitOff && m.selectSplitFits(h.sel) && selectSplitOn(m.opt.SelectSplit)
 	m.lastKeyThr = Range{}
 	if h.key8 {
 		m.lastKeyThr = h.sel.planThr
@@ -484,28 +483,12 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 			if err := m.recordScores(b, h, true); err != nil {
 				return err
 			}
-			if h.sel.attend != nil || split {
-				return nil // select_attend or select_split selects, in p.attend
+			if h.sel.attend != nil {
+				return nil // select_attend selects, in p.attend
 			}
 			b.Stage("select")
 			return m.recordSelect(b, h.sel)
 		},
-	}
-	if split {
-		p.attend = func(b *Batch, a *attention) error {
-			k, err := m.selectSplitKernel(h.sel, a, h.g)
-			if err != nil {
-				return err
-			}
-			if k == nil { // its shared memory does not fit: the select, then the attention
-				b.Stage("select")
-				if err := m.recordSelect(b, h.sel); err != nil {
-					return err
-				}
-				return m.recordAttention(b, h.step, a)
-			}
-			return m.recordSelectSplit(b, k, h.sel, h.step, a)
-		}
 	}
 	if h.sel.attend != nil {
 		p.splits = h.sel.nchunks
@@ -524,10 +507,6 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}
 	return p, nil
 }
-
-// selectSplitOn is SparseOptions.SelectSplit's rule where select_split
-// can run: SelectSplitAuto leaves it off until it is measured.
-func selectSplitOn(mode SelectSplitMode) bool { return mode == SelectSplitOn }
 
 // Decode implements ref.Method: one decode step on the GPU, returning the
 // output and the selection (read back with it).

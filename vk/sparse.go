@@ -184,16 +184,6 @@ type SparseOptions struct {
 	// rule, PlanOn wherever the separate select reads the score kernel's
 	// chunk counts, PlanOff never. The fused and threekernel variants.
 	SelectPlan PlanMode
-	// SelectSplit chooses whether HATA's (and lsh's) fused select and its
-	// attention run as one dispatch, select_split, split by entries as
-	// sparse_split is: every workgroup finds its entries of the selection
-	// from the score kernel's plan and its chunk's keys itself, instead of
-	// reading them from the select's output behind a barrier
-	// (select_split.glsl). SelectSplitAuto by selectSplitOn's rule,
-	// SelectSplitOn wherever it can run (the fused and threekernel
-	// variants with the plan, one-byte keys, the cache one buffer and no
-	// trace), SelectSplitOff never.
-	SelectSplit SelectSplitMode
 	// RowSelect chooses how topk, loki and quest select from their float
 	// scores: RowSelectAuto by rowSelect's rule (select_rows up to 8192 keys
 	// a row, unless SelectChunk is set), RowSelectOn by one workgroup per row
@@ -247,20 +237,6 @@ const (
 
 // valid reports whether m is one of the modes.
 func (m PlanMode) valid() bool { return m >= PlanAuto && m <= PlanOff }
-
-// SelectSplitMode is SparseOptions.SelectSplit: whether HATA's select and
-// attention run as one dispatch (select_split).
-type SelectSplitMode int
-
-// The modes of SelectSplitMode.
-const (
-	SelectSplitAuto SelectSplitMode = iota // selectSplitOn's rule
-	SelectSplitOn                          // wherever it can run
-	SelectSplitOff                         // never
-)
-
-// valid reports whether m is one of the modes.
-func (m SelectSplitMode) valid() bool { return m >= SelectSplitAuto && m <= SelectSplitOff }
 
 // PrefetchMode is SparseOptions.Prefetch: whether the translation prefetch
 // runs beside the score kernel.
@@ -628,8 +604,8 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if w := o.ProjWorkgroup; w != 0 && (w < 32 || w > 1024 || w&(w-1) != 0) {
 		return nil, fmt.Errorf("vk %s: projection workgroup %d: want a power of two from 32 to 1024, or 0 for the default", name, w)
 	}
-	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() || !o.Prefetch.valid() || !o.SelectSplit.valid() {
-		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d, Prefetch %d, SelectSplit %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan, o.Prefetch, o.SelectSplit)
+	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() || !o.Prefetch.valid() {
+		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d, Prefetch %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan, o.Prefetch)
 	}
 	for _, err := range []error{
 		checkWorkgroup(ctx.Info, "workgroup", o.Workgroup),
@@ -1319,12 +1295,6 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 		}, uint32(a.splits), uint32(g.rows), 1)
 	}
 	b.Barrier()
-	return c.recordMerge(b, s, a)
-}
-
-// recordMerge records a's merge dispatch ("merge", sparse_merge) where the
-// splits are merged apart; nothing where they fold.
-func (c *sparseCore) recordMerge(b *Batch, s *step, a *attention) error {
 	if a.merge == nil {
 		return nil
 	}
@@ -1582,11 +1552,10 @@ type (
 	selectPush struct {
 		N, KK, SinkEnd, RecentStart, ChunkLen, NChunks, KeyStride, Page, KStride, Pass, Radix, NBins, Cum uint32
 		// select_attend only: K/V row stride, 1/sqrt(D), S = NChunks
-		Cap      uint32
-		Scale    float32
-		Splits   uint32
-		Plan     uint32 // 1: T and the chunk starts from hata_score's plan (select_plan.glsl)
-		SplitLen uint32 // select_split only: entries per split
+		Cap    uint32
+		Scale  float32
+		Splits uint32
+		Plan   uint32 // 1: T and the chunk starts from hata_score's plan (select_plan.glsl)
 	}
 	// sparsePush mirrors sparse_split.glsl.
 	sparsePush struct {

@@ -392,55 +392,6 @@ func (c *sparseCore) recordSelectAttend(b *Batch, p *selectPlan, s *step, a *att
 	return nil
 }
 
-// selectSplitFits reports whether select_split can take p's select and the
-// attention after it: HATA's fused select with the plan over one-byte keys
-// (select_groups_k8's), the cache one buffer (the kernel binds it whole),
-// and no trace (it has no traced entry point).
-func (c *sparseCore) selectSplitFits(p *selectPlan) bool {
-	return p.plan && p.key8 && p.attend == nil && p.writeK != nil && len(c.kv.k) == 1 && !c.opt.Trace
-}
-
-// selectSplitKernel returns select_split for the attention a of group size
-// g after p's select, with sparse_split's lanes per token, workgroup and
-// tile rule, or nil where its shared memory does not fit.
-func (c *sparseCore) selectSplitKernel(p *selectPlan, a *attention, g int) (*Kernel, error) {
-	info := c.ctx.Info
-	tpt, shader, err := c.sparseLanes("select_split")
-	if err != nil {
-		return nil, err
-	}
-	wg := cmp.Or(c.opt.Workgroup, sparseWorkgroup)
-	shared := listMergeShared(wg/tpt, c.d, g) + 4*wg + 64 // the list and the slots' merge, the select's scan
-	if shared > int(info.Limits.MaxComputeSharedMemorySize) || wg%tpt != 0 {
-		return nil, nil
-	}
-	tile := c.opt.Tile
-	if tile == 0 {
-		tile = sparseTileRule(info.Type, a.length, wg/tpt)
-	}
-	return c.kernel(shader, 11, selectPush{}, uint32(wg), b32(p.key16), uint32(8*groupsPerLane(p.chunk, wg)),
-		uint32(tpt), uint32(c.d), uint32(g), uint32(tile), b32(a.merge == nil))
-}
-
-// recordSelectSplit records select_split ("select+attend", k from
-// selectSplitKernel): p's select and the attention over it into a, split
-// as a is, then a's merge where it runs apart.
-func (c *sparseCore) recordSelectSplit(b *Batch, k *Kernel, p *selectPlan, s *step, a *attention) error {
-	b.Stage("select+attend")
-	set, err := c.set(k, p.keys, p.hist, p.cnt, p.sel, s.q, c.kv.k[0].Whole(), c.kv.v[0].Whole(), a.po, a.pml, a.out, a.cnt)
-	if err != nil {
-		return err
-	}
-	b.Dispatch(k, set, selectPush{
-		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
-		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
-		Page: uint32(p.page), KStride: uint32(p.k), NBins: uint32(p.nbins), Cum: 1, Plan: 1,
-		Cap: uint32(c.cap), Scale: float32(1 / math.Sqrt(float64(c.d))), Splits: uint32(a.splits), SplitLen: uint32(a.length),
-	}, uint32(a.splits), uint32(p.rows), 1)
-	b.Barrier()
-	return c.recordMerge(b, s, a)
-}
-
 // zeroHist records the clearing of the histograms (not of the cumulative
 // chunk histograms, which the score kernel writes whole); it must precede
 // the first pass (the score kernel, when prebuilt).

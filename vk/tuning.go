@@ -127,11 +127,6 @@ type Tuning struct {
 	// loads, a power of two up to 1048576 (SparseOptions.PrefetchStride;
 	// 0: 1024). The methods of Prefetch.
 	PrefetchKiB int
-	// SelectSplit = 1 runs HATA's select and attention as one dispatch
-	// where it can (SparseOptions.SelectSplit = SelectSplitOn,
-	// select_split), 2 never; 0 keeps the rule. The fused and threekernel
-	// variants of hata and lsh.
-	SelectSplit int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -182,8 +177,6 @@ var tuningKeys = []tuningKey{
 		[]string{"hata/onekernel", "lsh/onekernel"}},
 	{"prefetchkib", func(t *Tuning) *int { return &t.PrefetchKiB }, []string{"hata", "lsh", "quest", "topk", "loki"},
 		[]string{"hata/onekernel", "lsh/onekernel"}},
-	{"selectsplit", func(t *Tuning) *int { return &t.SelectSplit }, []string{"hata", "lsh"},
-		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 }
 
 // MaxTuningRbit is the widest hash Tuning.Rbit accepts.
@@ -195,13 +188,12 @@ var tuningChoices = map[string]struct {
 	max  int
 	want string
 }{
-	"sepmerge":    {2, "1 (a merge dispatch), 2 (the folded merge)"},
-	"rowselect":   {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
-	"lokif32":     {1, "1 (float32 rotated keys)"},
-	"plan":        {2, "1 (the select's plan from the score kernel), 2 (none)"},
-	"keybytes":    {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
-	"prefetch":    {2, "1 (the translation prefetch over any cache), 2 (none)"},
-	"selectsplit": {2, "1 (the select and the attention in one dispatch, select_split), 2 (apart)"},
+	"sepmerge":  {2, "1 (a merge dispatch), 2 (the folded merge)"},
+	"rowselect": {2, "1 (a workgroup per row), 2 (the radix select over chunks)"},
+	"lokif32":   {1, "1 (float32 rotated keys)"},
+	"plan":      {2, "1 (the select's plan from the score kernel), 2 (none)"},
+	"keybytes":  {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
+	"prefetch":  {2, "1 (the translation prefetch over any cache), 2 (none)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -320,9 +312,6 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.Prefetch = PrefetchMode(t.Prefetch)
 	}
 	o.PrefetchStride = cmp.Or(uint64(t.PrefetchKiB)<<10, o.PrefetchStride)
-	if t.SelectSplit != 0 {
-		o.SelectSplit = SelectSplitMode(t.SelectSplit)
-	}
 	return o
 }
 
