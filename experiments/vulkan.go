@@ -153,7 +153,7 @@ const (
 	// FlushNone evicts nothing: a step may find in L2 and in the TLBs what
 	// the step before it left there.
 	FlushNone FlushMode = iota
-	// FlushL2 reads 512 MiB of other memory (newL2Flush), which evicts L2.
+	// FlushL2 reads 512 MiB of other memory (NewFlush), which evicts L2.
 	FlushL2
 	// FlushPages also loads 16 bytes of every 64 KiB of 48 GiB more
 	// (flushPages; vk.L2Flush.AddPages), which evicts the address
@@ -210,9 +210,6 @@ var twinStepped func()
 // 31 layers' caches occupy at the shapes (33 GB at B1/128K).
 const flushPages = 48 << 30
 
-// l2Flush is the timer's vk.L2Flush, or nil where it is off.
-type l2Flush struct{ f *vk.L2Flush }
-
 // FlushSizes returns what the timer's flush reads to empty L2, 4*l2Bytes
 // at most maxStorageBufferRange, and the memory whose pages FlushPages
 // touches, flushPages at most half the largest device-local heap; on a CPU
@@ -232,7 +229,7 @@ func (v *Vulkan) FlushSizes() (l2, pages uint64) {
 }
 
 // NewFlush returns the flush Time runs before every timed step (mode), nil
-// for FlushNone: a read of FlushSizes' first, and with FlushPages a load in
+// for FlushNone (whose Run and Close do nothing): a read of FlushSizes' first, and with FlushPages a load in
 // every 64 KiB of its second. The caller closes it.
 // Caches replicated past l2Bytes keep a step's cache rows out of L2 but not
 // what every step reads again: a sparse step moves a few megabytes (B1/32K's
@@ -259,27 +256,6 @@ func (v *Vulkan) NewFlush(mode FlushMode) (*vk.L2Flush, error) {
 		}
 	}
 	return f, nil
-}
-
-// newL2Flush is NewFlush as Time holds it.
-func (v *Vulkan) newL2Flush(mode FlushMode) (l2Flush, error) {
-	f, err := v.NewFlush(mode)
-	return l2Flush{f}, err
-}
-
-// run flushes, where the flush is on.
-func (l l2Flush) run() error {
-	if l.f == nil {
-		return nil
-	}
-	return l.f.Run()
-}
-
-// close frees the flush's buffers.
-func (l l2Flush) close() {
-	if l.f != nil {
-		l.f.Close()
-	}
 }
 
 // twinStep is Time's other instance of the timed method ($HATA_BENCH_TWIN=1,
@@ -367,7 +343,7 @@ func closeMethod(m any) {
 
 // Time implements Timer with GPU timestamps: the median over reps decode
 // steps (after a warm-up of at least 5 steps, one a copy, and 300 ms; each
-// timed step after reads that evict L2 and the TLBs, newL2Flush, and with
+// timed step after reads that evict L2 and the TLBs, NewFlush, and with
 // $HATA_BENCH_TWIN=1 another instance's step, newTwin) of the kernel stages of one step, the upload
 // of q (which ends with a compute kernel writing it, as a model's query
 // projection does: vk's queryUpload) and the readback of the output left out; the stages are timed with a
@@ -434,21 +410,19 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	if err != nil {
 		return Timing{}, err
 	}
-	if twin != nil {
-		defer twin.close()
-	}
-	flush, err := v.newL2Flush(mode)
+	defer twin.close()
+	flush, err := v.NewFlush(mode)
 	if err != nil {
 		return Timing{}, err
 	}
-	defer flush.close()
+	defer flush.Close()
 	stages := map[string][]float64{}
 	traces := map[string][]vk.TraceSummary{} // by kernel
 	var traced []string                      // the kernels, in the step's order
 	var raw []vk.KernelTrace                 // the last step's readings
 	for i := range reps {
 		m := ms[i%len(ms)]
-		if err := flush.run(); err != nil {
+		if err := flush.Run(); err != nil {
 			return Timing{}, err
 		}
 		if err := twin.step(); err != nil {
@@ -500,7 +474,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	levels := 0
 	for i := range reps {
 		m := ms[i%len(ms)]
-		if err := flush.run(); err != nil {
+		if err := flush.Run(); err != nil {
 			return Timing{}, err
 		}
 		if err := twin.step(); err != nil {

@@ -100,11 +100,7 @@ func (c *Context) ColdDispatchFloor(n int, kernels ChainKernels, flush *L2Flush,
 		return 0, err
 	}
 	defer b.Free()
-	var before func() error
-	if flush != nil {
-		before = flush.Run
-	}
-	med, err := medianRunAfter(b, reps, "chain", before, func(b *Batch) {
+	med, err := medianRunAfter(b, reps, "chain", flush.Run, func(b *Batch) {
 		b.Stage("chain")
 		for i := range n {
 			if i > 0 {

@@ -408,8 +408,16 @@ func TestWarmClocks(t *testing.T) {
 
 // TestL2Flush checks that an L2Flush reads its whole buffer once per Run
 // (the XOR of the read kernel's subgroup results is the source's), runs
-// again, refuses sizes it cannot bind, and closes twice.
+// again, refuses sizes it cannot bind, and closes twice; and that a nil one
+// (no flush) runs and closes as nothing.
 func TestL2Flush(t *testing.T) {
+	var none *L2Flush
+	if err := none.Run(); err != nil {
+		t.Errorf("nil L2Flush: Run() = %v, want nil", err)
+	}
+	if err := none.Close(); err != nil {
+		t.Errorf("nil L2Flush: Close() = %v, want nil", err)
+	}
 	c := device(t)
 	const size = 1<<20 + 5*16
 	f, err := c.NewL2Flush(size + 7) // rounded down to 16
