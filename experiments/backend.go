@@ -90,6 +90,11 @@ type Timing struct {
 	// readings of the last timed step's traced kernels, in the step's order
 	// (hata bench -tracecsv); nil otherwise.
 	Raw []vk.KernelTrace
+	// Twin, where another instance stepped before every timed step
+	// ($HATA_BENCH_TWIN), says which of the timed step's kernels that
+	// instance's step ran too (the only ones whose code it warms); ""
+	// otherwise.
+	Twin string
 }
 
 // backends holds the openers of device specs by prefix ("cpu", "vk").

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -151,12 +152,21 @@ func TestDeviceMemory(t *testing.T) {
 
 // TestTwin checks $HATA_BENCH_TWIN: unset and 0 run no other step, 1 one
 // of another instance after every flush and before every timed step (and
-// twinWarmup before them), counted through twinStepped, and any other value
-// is refused, naming it, by Twin and by the Vulkan timer (where a device
-// opens) before it builds anything; the device record says which.
+// twinWarmup before them, and one more where Time compares the two steps'
+// kernels), counted through twinStepped, B/N the same with the other
+// instance at B batch rows and N tokens, and any other value is refused,
+// naming it, by Twin and by the Vulkan timer (where a device opens) before
+// it builds anything; the device record says which, and Timing.Twin which
+// kernels the two steps share: at the same shape all of them.
 func TestTwin(t *testing.T) {
-	v := checkTimerEnv(t, EnvTwin, Twin, map[string]bool{"": false, "0": false, "1": true})
+	v := checkTimerEnv(t, EnvTwin, Twin, map[string]TwinShape{"": {}, "0": {}, "1": {On: true}, "2/512": {On: true, B: 2, N: 512}})
 	defer v.Close()
+	for _, bad := range []string{"2/", "/512", "0/512", "2/0", "2/x", "1/2/3"} {
+		t.Setenv(EnvTwin, bad)
+		if _, err := Twin(); err == nil || !strings.Contains(err.Error(), strconv.Quote(bad)) {
+			t.Errorf("$%s=%q: error %v, want one naming the value", EnvTwin, bad, err)
+		}
+	}
 	// A 4 MiB cache: Time replicates smaller ones to 128 MiB, and
 	// lavapipe runs every copy's warm-up step.
 	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 16384, D: 64}
@@ -168,10 +178,18 @@ func TestTwin(t *testing.T) {
 		env   string
 		steps int
 		timer string
-	}{{"0", 0, "a flush of L2 and the TLBs"}, {"1", twinWarmup + 2*reps, "a flush of L2 and the TLBs, then another instance's step ($HATA_BENCH_TWIN=1)"}} {
+		twin  string // Timing.Twin's start
+	}{
+		{"0", 0, "a flush of L2 and the TLBs", ""},
+		{"1", twinWarmup + 1 + 2*reps, "a flush of L2 and the TLBs, then another instance's step ($HATA_BENCH_TWIN=1)",
+			"the other instance runs 5 of the timed step's 5 kernels: copy spec="},
+		{"2/512", twinWarmup + 1 + 2*reps, "a flush of L2 and the TLBs, then a step of another instance of B=2 N=512 ($HATA_BENCH_TWIN=2/512)",
+			"the other instance runs "},
+	} {
 		t.Setenv(EnvTwin, c.env)
 		steps = 0
-		if tm, err := v.Time("hata", s, ref.Budget{K: 8}, reps, vk.Tuning{}); err != nil || tm.Median <= 0 {
+		tm, err := v.Time("hata", s, ref.Budget{K: 8}, reps, vk.Tuning{})
+		if err != nil || tm.Median <= 0 {
 			t.Errorf("$%s=%s: Vulkan.Time(hata) = %+v, %v; want a positive median", EnvTwin, c.env, tm, err)
 		}
 		if steps != c.steps {
@@ -179,6 +197,13 @@ func TestTwin(t *testing.T) {
 		}
 		if got := v.Device().Timer; got != c.timer {
 			t.Errorf("$%s=%s: Device().Timer = %q, want %q", EnvTwin, c.env, got, c.timer)
+		}
+		if !strings.HasPrefix(tm.Twin, c.twin) || (c.twin == "") != (tm.Twin == "") {
+			t.Errorf("$%s=%s: Timing.Twin = %q, want it to start %q", EnvTwin, c.env, tm.Twin, c.twin)
+		}
+		t.Logf("$%s=%s: %s", EnvTwin, c.env, tm.Twin)
+		if c.env == "1" && !strings.HasSuffix(tm.Twin, "the timed step's alone: none; the other's alone: none") {
+			t.Errorf("$%s=%s: Timing.Twin = %q, want no kernel of one step alone", EnvTwin, c.env, tm.Twin)
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package experiments
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,8 +99,8 @@ func timerInfo() string {
 	switch twin, err := Twin(); {
 	case err != nil:
 		return err.Error()
-	case twin:
-		s += ", then another instance's step ($" + EnvTwin + "=1)"
+	case twin.On:
+		s += ", then " + twin.String()
 	}
 	return s
 }
@@ -183,21 +185,53 @@ func Flush() (FlushMode, error) {
 // two instances share, above all the kernels' machine code, which the flush
 // evicts from L2 too: on the H200 3.9-6.0 us of HATA's B1/32K and B1/128K
 // steps (BENCHMARKS.md, session 28). Where the other instance's own step
-// moves about as much as L2 holds it evicts that again, and shows nothing.
-// A diagnostic, not a model's regime: results.json records it (DeviceInfo.Timer).
+// moves about as much as L2 holds it evicts that again, and shows nothing;
+// set to B/N ("8/512") the other instance holds B batch rows of N tokens
+// instead, whose step moves little, so that it warms the code of a large
+// step too, where its kernels are the timed step's: `hata bench` says which
+// are (Timing.Twin), and -opt can pin the choices N changes (the tile, the
+// merge). A diagnostic, not a model's regime: results.json records it
+// (DeviceInfo.Timer).
 const EnvTwin = "HATA_BENCH_TWIN"
 
-// Twin reports whether $HATA_BENCH_TWIN asks for the other instance's step
-// ("1"; unset or "0": no), or an error naming a value it does not know.
-func Twin() (bool, error) {
-	switch v := os.Getenv(EnvTwin); v {
-	case "", "0":
-		return false, nil
-	case "1":
-		return true, nil
-	default:
-		return false, fmt.Errorf("$%s=%q: want unset or 0 (no other step) or 1 (another instance's step after every flush)", EnvTwin, v)
+// TwinShape is what $HATA_BENCH_TWIN asks for (Twin): whether another
+// instance steps before every timed step, and its batch rows and tokens
+// where they are not the timed shape's.
+type TwinShape struct {
+	On   bool
+	B, N int // both 0: the timed step's
+}
+
+// String says what the timer runs after its flush, for DeviceInfo.Timer and
+// the bench's header ("" where nothing).
+func (t TwinShape) String() string {
+	switch {
+	case !t.On:
+		return ""
+	case t.B == 0:
+		return "another instance's step ($" + EnvTwin + "=1)"
 	}
+	return fmt.Sprintf("a step of another instance of B=%d N=%d ($%s=%d/%d)", t.B, t.N, EnvTwin, t.B, t.N)
+}
+
+// Twin reports what $HATA_BENCH_TWIN asks for: unset or "0" no other
+// instance, "1" one of the timed shape, "B/N" one of B batch rows and N
+// tokens (both positive); or an error naming a value it does not know.
+func Twin() (TwinShape, error) {
+	v := os.Getenv(EnvTwin)
+	switch v {
+	case "", "0":
+		return TwinShape{}, nil
+	case "1":
+		return TwinShape{On: true}, nil
+	}
+	bs, ns, ok := strings.Cut(v, "/")
+	b, errB := strconv.Atoi(bs)
+	n, errN := strconv.Atoi(ns)
+	if !ok || errB != nil || errN != nil || b < 1 || n < 1 {
+		return TwinShape{}, fmt.Errorf("$%s=%q: want unset or 0 (no other step), 1 (another instance's step after every flush) or B/N (one of B batch rows and N tokens, \"8/512\")", EnvTwin, v)
+	}
+	return TwinShape{On: true, B: b, N: n}, nil
 }
 
 // twinStepped, where a test sets it, is called after every step of Time's
@@ -270,17 +304,23 @@ type twinStep struct {
 // (its pipelines and its choice of key bytes settled).
 const twinWarmup = 3
 
-// newTwin returns the other instance Time steps after every flush where on
-// ($HATA_BENCH_TWIN=1), nil where not: method at shape s with tuning, its own
-// cache filled with other random values (seed 2; the timed copies take odd
-// seeds), run twinWarmup steps with q at budget.
-func (v *Vulkan) newTwin(on bool, method string, s ref.Shape, q []float32, budget ref.Budget, tuning vk.Tuning) (*twinStep, error) {
-	if !on {
+// newTwin returns the other instance Time steps after every flush where
+// tw asks for one, nil where not: method at shape s (with tw's B and N
+// where set) with tuning, its own cache filled with other random values
+// (seed 2; the timed copies take odd seeds), run twinWarmup steps with q
+// (the timed steps' queries, or as many random ones as its batch needs)
+// at budget.
+func (v *Vulkan) newTwin(tw TwinShape, method string, s ref.Shape, q []float32, budget ref.Budget, tuning vk.Tuning) (*twinStep, error) {
+	if !tw.On {
 		return nil, nil
+	}
+	if tw.B > 0 {
+		s.B, s.N = tw.B, tw.N
+		q = randomQuery(s)
 	}
 	m, err := v.newBenchable(method, s, tuning, 2)
 	if err != nil {
-		return nil, fmt.Errorf("$%s=1: another instance of %s: %w", EnvTwin, method, err)
+		return nil, fmt.Errorf("$%s: another instance of %s: %w", EnvTwin, method, err)
 	}
 	t := &twinStep{m: m, q: q, budget: budget}
 	for range twinWarmup {
@@ -292,13 +332,57 @@ func (v *Vulkan) newTwin(on bool, method string, s ref.Shape, q []float32, budge
 	return t, nil
 }
 
+// randomQuery returns the queries Time steps with at shape s: [B][Hq][D],
+// each from vk.RandomValue.
+func randomQuery(s ref.Shape) []float32 {
+	q := make([]float32, s.B*s.Hq*s.D)
+	for i := range q {
+		q[i] = vk.RandomValue(12345, uint32(i))
+	}
+	return q
+}
+
+// twinKernels says which kernels the timed instance m and the other one
+// share, from one step of each (vk.Context.Recorded before and after):
+// only those the other's step warms. Every kernel's step-one dispatches
+// count; the readings are labels, "shader spec=...".
+func (v *Vulkan) twinKernels(t *twinStep, m benchable, q []float32, budget ref.Budget) (string, error) {
+	r0 := v.Ctx.Recorded()
+	if err := t.step(); err != nil {
+		return "", err
+	}
+	r1 := v.Ctx.Recorded()
+	if _, err := m.Decode(q, budget); err != nil {
+		return "", err
+	}
+	r2 := v.Ctx.Recorded()
+	var both, timed, other []string
+	for k := range r2 {
+		inT, inO := r2[k] > r1[k], r1[k] > r0[k]
+		switch {
+		case inT && inO:
+			both = append(both, k)
+		case inT:
+			timed = append(timed, k)
+		case inO:
+			other = append(other, k)
+		}
+	}
+	list := func(ks []string) string {
+		slices.Sort(ks)
+		return cmp.Or(strings.Join(ks, "; "), "none")
+	}
+	return fmt.Sprintf("the other instance runs %d of the timed step's %d kernels: %s; the timed step's alone: %s; the other's alone: %s",
+		len(both), len(both)+len(timed), list(both), list(timed), list(other)), nil
+}
+
 // step runs one decode step of the other instance (none where t is nil).
 func (t *twinStep) step() error {
 	if t == nil {
 		return nil
 	}
 	if _, err := t.m.Decode(t.q, t.budget); err != nil {
-		return fmt.Errorf("$%s=1: the other instance's step: %w", EnvTwin, err)
+		return fmt.Errorf("$%s: the other instance's step: %w", EnvTwin, err)
 	}
 	if twinStepped != nil {
 		twinStepped()
@@ -344,7 +428,7 @@ func closeMethod(m any) {
 // Time implements Timer with GPU timestamps: the median over reps decode
 // steps (after a warm-up of at least 5 steps, one a copy, and 300 ms; each
 // timed step after reads that evict L2 and the TLBs, NewFlush, and with
-// $HATA_BENCH_TWIN=1 another instance's step, newTwin) of the kernel stages of one step, the upload
+// $HATA_BENCH_TWIN another instance's step, newTwin) of the kernel stages of one step, the upload
 // of q (which ends with a compute kernel writing it, as a model's query
 // projection does: vk's queryUpload) and the readback of the output left out; the stages are timed with a
 // timestamp each, the total (Median) in another reps steps with timestamps
@@ -359,7 +443,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	if err != nil {
 		return Timing{}, err
 	}
-	twinOn, err := Twin()
+	tw, err := Twin()
 	if err != nil {
 		return Timing{}, err
 	}
@@ -383,10 +467,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		}
 		ms = append(ms, m)
 	}
-	q := make([]float32, s.B*s.Hq*s.D)
-	for i := range q {
-		q[i] = vk.RandomValue(12345, uint32(i))
-	}
+	q := randomQuery(s)
 	// Warm up for at least 5 steps, one of every copy, and 300 ms:
 	// pipelines, buffers, the GPU's clocks, which idle low while the host
 	// prepares the data, and each copy's choice of key bytes.
@@ -406,11 +487,17 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	// Steps run again with uint16 keys (vk.SparseOptions.KeyBytes): by
 	// default only a warm-up step's, after which the cache keeps uint16.
 	fellShort := keyFallbacks(ms)
-	twin, err := v.newTwin(twinOn, method, s, q, budget, tuning)
+	twin, err := v.newTwin(tw, method, s, q, budget, tuning)
 	if err != nil {
 		return Timing{}, err
 	}
 	defer twin.close()
+	var twinKernels string
+	if twin != nil {
+		if twinKernels, err = v.twinKernels(twin, ms[0], q, budget); err != nil {
+			return Timing{}, err
+		}
+	}
 	flush, err := v.NewFlush(mode)
 	if err != nil {
 		return Timing{}, err
@@ -508,7 +595,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		return Timing{}, err
 	}
 	out := Timing{Clock: "gpu-timestamp", Median: time.Duration(median(totals)), Stages: map[string]time.Duration{},
-		Bytes: bytes, CopyGBps: copyBW / 1e9, Levels: levels, Raw: raw}
+		Bytes: bytes, CopyGBps: copyBW / 1e9, Levels: levels, Raw: raw, Twin: twinKernels}
 	for col, xs := range stages {
 		out.Stages[col] = time.Duration(median(xs))
 	}

@@ -4,7 +4,7 @@
 # side A (built-in) and side B (the experiment), alternating, so that both
 # sides meet the same GPU, and appends each run's table to OUTLOG under a line
 # "### rep R A (built-in)" or "### rep R B (EXPERIMENT)"; the header comments
-# of the first run only (then only traces and the line naming the kernels a
+# of the first run only (then only traces, the other instance's kernels and the line naming the kernels a
 # SPIR-V directory replaced). Compare rows whose copy_GB/s agree;
 # tools/ab-summary.sh OUTLOG prints each row's range over the reps, per side.
 # EXPERIMENT is one of
@@ -46,7 +46,7 @@ for rep in $(seq "${REPS:-2}"); do
       env -u HATA_VK_SPIRV "${benv[@]}" "$bbin" bench "$@" > "$out.tmp" 2>&1 || status=1
     fi
     # After the first run: its rows, its traces and which kernels it replaced.
-    if [ "$rep$side" = 1A ]; then cat "$out.tmp"; else awk '!/^# / || /^# (trace|kernels built)/' "$out.tmp"; fi
+    if [ "$rep$side" = 1A ]; then cat "$out.tmp"; else awk '!/^# / || /^# (trace|twin|kernels built)/' "$out.tmp"; fi
   done
 done >> "$out"
 rm -f "$out.tmp"

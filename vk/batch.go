@@ -259,6 +259,7 @@ func (b *Batch) Dispatch(k *Kernel, set *Set, push any, x, y, z uint32) {
 		vulkan.CmdPushConstants(b.cb, k.layout, vulkan.ShaderStageFlags(vulkan.ShaderStageComputeBit), 0, k.pushSize, p.UnsafePointer())
 	}
 	vulkan.CmdDispatch(b.cb, x, y, z)
+	k.recorded.Add(1)
 	if !b.level && !b.inHostStage() { // a host stage's dispatches open no level
 		b.levels++
 		b.level = true

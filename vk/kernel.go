@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hata-go/hata/shaders"
@@ -51,10 +54,21 @@ type Kernel struct {
 	module   vulkan.ShaderModule
 	pipe     vulkan.Pipeline
 	shared   bool
+	recorded atomic.Uint64 // dispatches of it recorded (Batch.Dispatch): Context.Recorded
 }
 
 // Name returns the shader's name.
 func (k *Kernel) Name() string { return k.spec.Shader }
+
+// Label names the kernel as `hata bench -kernelstats` does: its shader and
+// its specialization constants, "dense_split_f16 spec=128,16,128,4,5,1".
+func (k *Kernel) Label() string {
+	spec := make([]string, len(k.spec.Spec))
+	for i, v := range k.spec.Spec {
+		spec[i] = strconv.FormatUint(uint64(v), 10)
+	}
+	return k.spec.Shader + " spec=" + strings.Join(spec, ",")
+}
 
 // Workgroup returns the workgroup size (specialization constant 0).
 func (k *Kernel) Workgroup() uint32 { return k.spec.Spec[0] }

@@ -80,6 +80,7 @@ type KernelStat struct {
 	Shader      string   // KernelSpec.Shader
 	Workgroup   uint32   // specialization constant 0
 	Spec        []uint32 // KernelSpec.Spec
+	Label       string   // Kernel.Label: "shader spec=..."
 	Executables []ExecutableStats
 }
 
@@ -142,7 +143,25 @@ func (c *Context) KernelStats() ([]KernelStat, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, KernelStat{Shader: k.spec.Shader, Workgroup: k.Workgroup(), Spec: slices.Clone(k.spec.Spec), Executables: exes})
+		out = append(out, KernelStat{Shader: k.spec.Shader, Workgroup: k.Workgroup(), Spec: slices.Clone(k.spec.Spec), Label: k.Label(), Executables: exes})
 	}
 	return out, nil
+}
+
+// Recorded returns, for every kernel the context holds now (as KernelStats
+// lists them), the dispatches of it recorded into batches so far, by
+// Kernel.Label (kernels of one label add up). Two readings around a step
+// say which kernels it dispatched: `hata bench` compares the timed step's
+// with the other instance's ($HATA_BENCH_TWIN), whose steps warm only the
+// code of the kernels the two share.
+func (c *Context) Recorded() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]uint64{}
+	for r := range c.live {
+		if k, ok := r.(*Kernel); ok {
+			out[k.Label()] += k.recorded.Load()
+		}
+	}
+	return out
 }

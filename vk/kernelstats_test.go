@@ -3,6 +3,7 @@ package vk
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -164,5 +165,39 @@ func closeSilent(t *testing.T, c *Context) {
 	c.Close()
 	if msgs := c.ValidationMessages(0); len(msgs) > 0 {
 		t.Errorf("%d validation messages:\n%s", len(msgs), strings.Join(msgs, "\n"))
+	}
+}
+
+// TestRecorded checks that Context.Recorded counts the dispatches recorded
+// of each kernel by its label: a chain of 3 copies run 2 times after a
+// warm-up records 9 of the copy kernel, and no other kernel's count moves.
+func TestRecorded(t *testing.T) {
+	c := device(t)
+	if _, err := c.DispatchFloor(1, 1, 1); err != nil { // makes the shared copy kernel
+		t.Fatal(err)
+	}
+	k, err := c.SharedKernel(KernelSpec{Shader: "copy", Bindings: 2, Push: copyPush{}, Spec: []uint32{copyWorkgroup}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := k.Label(), fmt.Sprintf("copy spec=%d", copyWorkgroup); got != want {
+		t.Errorf("Label() = %q, want %q", got, want)
+	}
+	before := c.Recorded()
+	if _, err := c.DispatchFloor(3, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	after := c.Recorded()
+	for l, n := range after {
+		want := before[l]
+		if l == k.Label() {
+			want += 9
+		}
+		if n != want {
+			t.Errorf("Recorded()[%q] = %d after the chain, want %d (before it %d)", l, n, want, before[l])
+		}
+	}
+	if _, ok := after[k.Label()]; !ok {
+		t.Errorf("Recorded() has no %q: %v", k.Label(), after)
 	}
 }

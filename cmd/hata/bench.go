@@ -125,8 +125,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if twin {
-		fmt.Fprintf(stdout, "# after every flush another instance of the method (the same kernels, its own cache and buffers) runs a step before the timed one ($%s=1): a diagnostic of what a cold step waits for that the two share, the kernels' code among it\n", experiments.EnvTwin)
+	if twin.On {
+		fmt.Fprintf(stdout, "# after every flush %s runs before the timed one (its own cache and buffers): a diagnostic of what a cold step waits for that the two share, the kernels' code among it\n", twin)
 	}
 	if v.Ctx.Dedicated() {
 		fmt.Fprintf(stdout, "# buffers of 2 MiB and more (the K/V cache, ...) in dedicated allocations, which the driver may map with large pages ($%s=0: plain ones)\n", vk.EnvDedicated)
@@ -270,6 +270,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 					fmt.Fprintf(stdout, row, m, b, n, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"), stage("merge"),
 						f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps),
 						t.Levels, floor, speedup, opt)
+					if t.Twin != "" {
+						fmt.Fprintf(stdout, "# twin %s B=%d N=%d %s: %s\n", m, b, n, opt, t.Twin)
+					}
 					for _, tr := range t.Trace {
 						fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: %s\n", m, b, n, opt, tr)
 					}
@@ -349,10 +352,6 @@ func printKernelStats(ctx *vk.Context, stdout, stderr io.Writer) {
 	}
 	fmt.Fprintf(stdout, "# kernel statistics (VK_KHR_pipeline_executable_properties): shader, spec constants (id 0 = workgroup size), then name=value as the driver reports them\n")
 	for _, k := range stats {
-		spec := make([]string, len(k.Spec))
-		for i, x := range k.Spec {
-			spec[i] = strconv.FormatUint(uint64(x), 10)
-		}
 		var parts []string
 		for _, e := range k.Executables {
 			var kv []string
@@ -365,7 +364,7 @@ func printKernelStats(ctx *vk.Context, stdout, stderr io.Writer) {
 			}
 			parts = append(parts, p)
 		}
-		fmt.Fprintf(stdout, "kernel %s spec=%s: %s\n", k.Shader, strings.Join(spec, ","), strings.Join(parts, "; "))
+		fmt.Fprintf(stdout, "kernel %s: %s\n", k.Label, strings.Join(parts, "; "))
 	}
 }
 
