@@ -343,9 +343,10 @@ func randomQuery(s ref.Shape) []float32 {
 }
 
 // twinKernels says which kernels the timed instance m and the other one
-// share, from one step of each (vk.Context.Recorded before and after):
-// only those the other's step warms. Every kernel's step-one dispatches
-// count; the readings are labels, "shader spec=...".
+// share, from one step of each (vk.Context.Recorded before and after): the
+// other's step warms the code of those only. A kernel is a step's where the
+// step recorded a dispatch of it; each is named by its label, "shader
+// spec=...".
 func (v *Vulkan) twinKernels(t *twinStep, m benchable, q []float32, budget ref.Budget) (string, error) {
 	r0 := v.Ctx.Recorded()
 	if err := t.step(); err != nil {
