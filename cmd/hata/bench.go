@@ -22,6 +22,16 @@ func init() {
 	commands["bench"] = command{"time one decode step on the GPU (GPU timestamps, bytes, bandwidth, roofline)", runBench}
 }
 
+// benchEnv is the environment hata bench reads, for its usage (README.md
+// and BENCHMARKS.md say what each was for).
+var benchEnv = `environment:
+  $` + experiments.EnvL2Flush + `  unset: every timed step after a flush of L2 and the TLBs; l2: L2 only; 0: none
+  $` + experiments.EnvTwin + `     1: a step of another instance of the method after every flush; B/N: one of B rows and N tokens (a "# twin" line names the kernels the two share)
+  $` + vk.EnvDedicated + `   0: every buffer in a plain allocation (default: those of 2 MiB and more dedicated)
+  $` + vk.EnvSPIRV + `       a directory whose <kernel>.spv replace the built-in kernels (tools/lab-ab.sh)
+  $` + vk.EnvDevice + `      the default Vulkan device (as -vkdevice)
+`
+
 // runBench implements hata bench: every (method, B, N) point timed with
 // experiments.Vulkan's Timer, once per -opt set of kernel parameters, and
 // printed with the bytes it must move, the bandwidth it achieved and the copy
@@ -42,6 +52,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	var optFlags listFlag
 	fs.Var(&optFlags, "opt", "kernel parameters to time every point with, key=value pairs separated by commas; repeat the flag or separate sets with ; "+
 		"to time each point once per set (- for the defaults, which no -opt means). Keys: "+strings.Join(vk.TuningKeys(), ", ")+" (see vk.Tuning)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: hata bench [-method m,...] [-b 1,8] [-n 32768,...] [-opt k=v,...;...] [flags]")
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, benchEnv)
+	}
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hata-go/hata/experiments"
 	"github.com/hata-go/hata/vk"
 )
 
@@ -102,6 +103,21 @@ func TestBenchOptUsage(t *testing.T) {
 			if !strings.Contains(e, w) {
 				t.Errorf("bench %q: stderr %q, want it to name %s", c.args, e, w)
 			}
+		}
+	}
+}
+
+// TestBenchHelp checks that hata bench -h lists, after its flags, every
+// environment variable the bench reads, and exits 0.
+func TestBenchHelp(t *testing.T) {
+	st, _, e := hata("bench", "-h")
+	if st != 0 {
+		t.Errorf("bench -h: status %d, want 0 (stderr %q)", st, e)
+	}
+	for _, w := range []string{"-opt", "environment:", "$" + experiments.EnvL2Flush, "$" + experiments.EnvTwin, "B/N",
+		"$" + vk.EnvDedicated, "$" + vk.EnvSPIRV, "$" + vk.EnvDevice} {
+		if !strings.Contains(e, w) {
+			t.Errorf("bench -h: stderr %q, want it to name %s", e, w)
 		}
 	}
 }
