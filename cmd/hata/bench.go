@@ -26,7 +26,7 @@ func init() {
 // and BENCHMARKS.md say what each was for).
 var benchEnv = `environment:
   $` + experiments.EnvL2Flush + `  unset: every timed step after a flush of L2 and the TLBs; l2: L2 only; 0: none
-  $` + experiments.EnvTwin + `     1: a step of another instance of the method after every flush; B/N: one of B rows and N tokens (a "# twin" line names the kernels the two share)
+  $` + experiments.EnvTwin + `     1: a step of another instance of the method after every flush; B/N: one of B rows and N tokens (hata bench names the kernels the two share)
   $` + vk.EnvDedicated + `   0: every buffer in a plain allocation (default: those of 2 MiB and more dedicated)
   $` + vk.EnvSPIRV + `       a directory whose <kernel>.spv replace the built-in kernels (tools/lab-ab.sh)
   $` + vk.EnvDevice + `      the default Vulkan device (as -vkdevice)

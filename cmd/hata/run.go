@@ -37,6 +37,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: hata run CONFIG.toml [-shard i/n] [-vkdevice 0,1] [-set key=value]... [-out DIR]")
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, "speed experiments on a GPU time their steps as hata bench does and read the same ", benchEnv)
 	}
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
