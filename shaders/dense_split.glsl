@@ -23,6 +23,16 @@
 // to 0 (split_fold in split_softmax.glsl); with S == 1 the split writes o / l
 // directly. Without FUSED, dense_merge.comp merges in a dispatch of its own.
 //
+// With PIECES the dispatch is (P, 1, 1) instead: the rows' tokens taken one
+// row after another, rows*N of them, are cut into P pieces of split_len
+// tokens, one a workgroup, so that every slot of the GPU gets as many
+// tokens where S splits a row would leave some empty (the H200's 132 compute
+// units hold 3 workgroups each, 396, and 64 rows of 6 splits fill 384:
+// BENCHMARKS.md, session 30). A piece that crosses the end of a row does the
+// part in each row in turn; a row's partials are those of the pieces that
+// hold its tokens, 1 to pc.splits of them (the stride of po and pml), and
+// its last piece to finish merges them (FUSED; PIECES is only built so).
+//
 // Inside the workgroup, TPT lanes of one subgroup share a token ("slot"): lane
 // i holds elements (j*TPT + i)*KV_VEC .. +KV_VEC of the row for j < VPL, so the
 // TPT lanes of a slot read TPT consecutive 16-byte vectors. The dot product is
@@ -48,7 +58,8 @@
 //	5 out [B][Hq][D] float32, the output (written only with FUSED)
 //	6 cnt [B*Hkv] uint32, finished splits per cache row (FUSED and S > 1;
 //	      all 0 before the dispatch, and left 0 after it)
-// Dispatch: (S, rows of this chunk, 1) workgroups.
+// Dispatch: (S, rows of this chunk, 1) workgroups; with PIECES (P, 1, 1),
+// P = ceil(rows * N / split_len) for the rows of this chunk.
 
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -64,6 +75,7 @@ layout(constant_id = 2) const uint D = 128;  // head dimension, a multiple of TP
 layout(constant_id = 3) const uint G = 1;    // query heads per KV head
 layout(constant_id = 4) const uint TILE = 4; // tokens per slot between rescales
 layout(constant_id = 5) const bool FUSED = true; // the last workgroup of a row merges
+layout(constant_id = 6) const bool PIECES = false; // pieces of rows*N tokens, not S splits a row
 const bool REDUCE_SCATTER = false;           // split_softmax.glsl: the butterfly (faster here, BENCHMARKS.md)
 const bool MERGE_HEADS = false;   // split_softmax.glsl: one head at a time (faster here, BENCHMARKS.md)
 const uint IDX_VEC4 = 0;          // split_softmax.glsl: no index list in sh_o
@@ -73,9 +85,10 @@ layout(push_constant) uniform PushConstants {
     uint cap;       // row stride of K and V, in tokens
     uint hkv;       // KV heads
     uint row_base;  // cache row at offset 0 of the K/V bindings
-    uint split_len; // tokens per split
-    uint splits;    // S
+    uint split_len; // tokens per split (PIECES: per piece)
+    uint splits;    // S (PIECES: the most pieces a row's tokens are in, po's stride)
     float scale;    // 1/sqrt(D)
+    uint rows;      // cache rows of this chunk (PIECES)
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict readonly buffer Q { float q[]; };
@@ -86,6 +99,7 @@ layout(std430, set = 0, binding = 4) restrict coherent buffer PML { vec2 pml[]; 
 layout(std430, set = 0, binding = 5) restrict writeonly buffer Out { vec4 out_[]; };
 layout(std430, set = 0, binding = 6) restrict coherent buffer Cnt { uint cnt[]; };
 
+#define SPLIT_COUNT nsplits // split()'s: the partials of the row at hand
 #include "split_softmax.glsl"
 
 #define TRACE_BINDING 7
@@ -93,11 +107,14 @@ layout(std430, set = 0, binding = 6) restrict coherent buffer Cnt { uint cnt[]; 
 #define TRACE_WG ((pc.row_base + gl_WorkGroupID.y) * gl_NumWorkGroups.x + gl_WorkGroupID.x)
 #include "trace.glsl"
 
-void main() {
+// split(rl, s, nsplits, t0, t1): partial s of the nsplits of cache row rl of
+// this chunk, over its tokens [t0, t1): the partials (m, l, o) of the row's G
+// query heads, written to po and pml (or, FUSED with one partial, to out_),
+// and with FUSED the merge of the row's partials by whichever of them ends
+// last.
+void split(const uint rl, const uint s, const uint nsplits, const uint t0, const uint t1) {
     const uint lane = gl_SubgroupInvocationID % TPT;
     const uint slot = gl_SubgroupID * (gl_SubgroupSize / TPT) + gl_SubgroupInvocationID / TPT;
-    const uint s = gl_WorkGroupID.x;
-    const uint rl = gl_WorkGroupID.y;    // row within the bound chunk
     const uint row = pc.row_base + rl;   // b*Hkv + h
     const uint b = row / pc.hkv;
     const uint h = row % pc.hkv;
@@ -106,8 +123,6 @@ void main() {
     TRACE_AT(0)
     SPLIT_INIT(qrow, lane) // this lane's slice of the G query heads, pre-scaled; m, l, o
 
-    const uint t0 = s * pc.split_len;
-    const uint t1 = min(t0 + pc.split_len, pc.n);
     const uint rowv = rl * pc.cap * DV + lane; // this lane's first vector of the row
     // Every slot runs the same trip count, so the shuffles below are in
     // uniform control flow; tokens past t1 are masked (zero vectors, p = 0).
@@ -154,6 +169,27 @@ void main() {
     const uint li = gl_LocalInvocationIndex;
     SPLIT_MERGE(qrow, s, lane, slot, li)
     TRACE_AT(3)
-    split_fold(row, qrow);
+    split_fold_n(row, qrow, nsplits);
     TRACE_AT(4)
+}
+
+void main() {
+    if (!PIECES) {
+        const uint s = gl_WorkGroupID.x;
+        const uint t0 = s * pc.split_len;
+        split(gl_WorkGroupID.y, s, pc.splits, t0, min(t0 + pc.split_len, pc.n));
+        return;
+    }
+    // Tokens f of the chunk's rows one after another: row f / N, token f % N
+    // (rows * N < 2^32: a chunk's K fits one binding).
+    const uint f1 = min((gl_WorkGroupID.x + 1) * pc.split_len, pc.rows * pc.n);
+    for (uint f = gl_WorkGroupID.x * pc.split_len; f < f1;) { // uniform: the same bounds in every lane
+        const uint rl = f / pc.n;
+        const uint t0 = f - rl * pc.n;
+        const uint t1 = min(pc.n, t0 + (f1 - f));
+        const uint first = rl * pc.n / pc.split_len;            // the row's first piece
+        const uint last = (rl * pc.n + pc.n - 1) / pc.split_len; // and its last
+        split(rl, gl_WorkGroupID.x - first, last - first + 1, t0, t1);
+        f += t1 - t0;
+    }
 }

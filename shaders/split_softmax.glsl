@@ -30,7 +30,11 @@
 //	out_ [B*Hq][D/4] vec4                 the output (written when FUSED)
 //	cnt  [rows] uint, coherent            finished splits per row (FUSED)
 //
-// and pc.scale, pc.splits. In main():
+// and pc.scale, pc.splits (S, the partials a row's heads have in po and pml,
+// and with FUSED how many of them split_fold merges, unless SPLIT_COUNT is
+// defined first: then pc.splits is the stride and SPLIT_COUNT, an expression
+// evaluated where SPLIT_MERGE runs, the partials of the row at hand; see
+// dense_split.glsl's PIECES). In main():
 //
 //	SPLIT_INIT(qrow, lane)       declares qf, m, l, o
 //	... per tile: load KV_T kc[TILE * VPL], vc[TILE * VPL] (entry i of the
@@ -42,12 +46,17 @@
 //	                                      (FUSED and S == 1: out_)
 //	split_fold(row, qrow)        FUSED and S > 1: the last split of the row
 //	                             merges the S partials into out_
+//	split_fold_n(row, qrow, n)   the same for a row of n partials (stride S)
 //
 // Lanes: TPT lanes of one subgroup share a token ("slot"), lane i holding
 // the 16-byte vectors i, i+TPT, ... of a row (elements (j*TPT + i)*KV_VEC ..
 // +KV_VEC for j < VPL); dot products are finished with subgroup shuffles (a
 // reduce-scatter, SPLIT_TILE), so every slot must run SPLIT_TILE the same
 // number of times (uniform control flow; entries past end are masked, p = 0).
+
+#ifndef SPLIT_COUNT
+#define SPLIT_COUNT pc.splits
+#endif
 
 const uint EPL = D / TPT;                    // elements per lane
 const uint VPL = EPL / KV_VEC;               // 16-byte vectors per lane per row
@@ -270,7 +279,7 @@ const uint SH = RS_SH;  // slot-lane bits below the halving ones
     }                                                                          \
     barrier();                                                                 \
     {                                                                          \
-        const bool direct = FUSED && pc.splits == 1;                           \
+        const bool direct = FUSED && (SPLIT_COUNT) == 1;                       \
         for (uint i = (li); i < G * D4; i += gl_WorkGroupSize.x) {             \
             const uint g = i / D4, c = i % D4;                                 \
             float mw = NEG;                                                    \
@@ -311,7 +320,7 @@ const uint SH = RS_SH;  // slot-lane bits below the halving ones
         const uint pr = ((qrow) + g) * pc.splits + (s); /* partial row */     \
         float lw = 0.0;                                                        \
         [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) lw += sh_l[sl * G + g] * exp(sh_m[sl * G + g] - mw); \
-        const bool direct = FUSED && pc.splits == 1;                           \
+        const bool direct = FUSED && (SPLIT_COUNT) == 1;                       \
         for (uint i = (li); i < D4; i += gl_WorkGroupSize.x) {                 \
             vec4 acc = vec4(0.0);                                              \
             [[unroll]] for (uint sl = 0; sl < NSLOT; sl++) acc += sh_o[sl * D4 + i]; \
@@ -354,11 +363,11 @@ const uint MERGE_U = OHEADS > 1 ? (12 + G - 1) / G : (16 + G - 1) / G;
 // waits for M (an earlier form found M and L in a pass of its own, a
 // dependent round of loads more); the groups are then combined through
 // sh_m, sh_l and sh_o with the same rule.
-void split_fold(const uint row, const uint qrow) {
-    if (!FUSED || pc.splits == 1) return;
+void split_fold_n(const uint row, const uint qrow, const uint S) {
+    if (!FUSED || S == 1) return;
     const uint li = gl_LocalInvocationIndex;
     const uint WG = gl_WorkGroupSize.x;
-    const uint S = pc.splits;
+    const uint stride = pc.splits; // a head's partials in po and pml
     LAST_OF(cnt[row], S) // the po, pml writes released
     if (!sh_last) return; // uniform over the workgroup
     if (li == 0) cnt[row] = 0;
@@ -382,7 +391,7 @@ void split_fold(const uint row, const uint qrow) {
                 [[unroll]] for (uint g = 0; g < G; g++) {
                     [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
                         const uint s = s0 + u * groups;
-                        const uint pr = (qrow + g) * S + s;
+                        const uint pr = (qrow + g) * stride + s;
                         v[g * MERGE_U + u] = s < S ? po[pr * D4 + i4] : vec4(0.0);
                         ml[g * MERGE_U + u] = s < S ? pml[pr] : vec2(NEG, 0.0);
                     }
@@ -428,3 +437,6 @@ void split_fold(const uint row, const uint qrow) {
         }
     }
 }
+
+// split_fold(row, qrow): split_fold_n for a row of pc.splits partials.
+void split_fold(const uint row, const uint qrow) { split_fold_n(row, qrow, pc.splits); }

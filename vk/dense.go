@@ -72,7 +72,31 @@ type DenseOptions struct {
 	// cost time (5-8% on the H200, run 133, BENCHMARKS.md): a traced step
 	// says what its phases take, not what an untraced step takes.
 	Trace bool
+	// Pieces, on (PiecesOn) and where the merge is folded and the step is
+	// not traced, cuts the rows' tokens, one row after another, into pieces
+	// of equal length, one per workgroup, as many as the plan's waves of
+	// Split.TargetWorkgroups hold, instead of S equal splits of every row
+	// (SplitPolicy.pieces): where rows*S leaves some of a wave's slots
+	// empty, a piece may then span the end of one row and the start of the
+	// next. On the H200 the 12 of 132 compute units that hold two of B8's
+	// 384 split workgroups instead of three end 40-120 us before the rest
+	// (BENCHMARKS.md, session 30). PiecesAuto (the default) is off.
+	Pieces PiecesMode
 }
+
+// PiecesMode is DenseOptions.Pieces.
+type PiecesMode int
+
+// The modes of PiecesMode.
+const (
+	// PiecesAuto: the default, which is off.
+	PiecesAuto PiecesMode = iota
+	// PiecesOff: S equal splits of every row.
+	PiecesOff
+	// PiecesOn: equal pieces of all the rows' tokens where the merge is
+	// folded and the step not traced.
+	PiecesOn
+)
 
 // denseSeparateMergeSplits is the fewest splits per row for which MergeAuto
 // merges dense's partials in a dispatch of its own.
@@ -168,6 +192,29 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 	return (n + splitLen - 1) / splitLen, splitLen
 }
 
+// pieces returns DenseOptions.Pieces' plan for n tokens over rows cache rows,
+// where Plan gave splits of each: pieces of pieceLen tokens of all the rows'
+// tokens taken one row after another, as many as the waves that rows*splits
+// fills of TargetWorkgroups (as Plan defaults it) hold, but none shorter
+// than MinTokens (or n); and stride, the most pieces one row's tokens can be
+// in (the partials a row can have). Row r's tokens [r*n, (r+1)*n) are in
+// pieces r*n/pieceLen to ((r+1)*n-1)/pieceLen; pieceLen <= n, since the
+// waves hold at least rows*splits workgroups.
+func (p SplitPolicy) pieces(n, rows, splits, cu int) (stride, pieceLen int) {
+	target := p.TargetWorkgroups
+	if target <= 0 {
+		target = 256
+		if cu > 0 {
+			target = 4 * cu
+		}
+	}
+	minTok := cmp.Or(p.MinTokens, 32)
+	rows = max(rows, 1)
+	waves := (rows*max(splits, 1) + target - 1) / target
+	pieceLen = max((rows*n+waves*target-1)/(waves*target), min(minTok, n), 1)
+	return (n+pieceLen-1)/pieceLen + 1, pieceLen
+}
+
 // Dense is dense decode attention with GQA on the GPU (flash-decoding): the
 // vk implementation of ref.DenseMethod.
 //
@@ -205,8 +252,9 @@ type Dense struct {
 	// before Prefill.
 	kv *kvStore
 
-	hq, splits, splitLen int // the decode shape the buffers below are sized for
-	tile                 int // the split kernel's TILE (DenseOptions.Tile, or denseTile's)
+	hq, splits, splitLen int  // the decode shape the buffers below are sized for (pieces: splits is the most pieces a row is in, splitLen a piece's tokens)
+	pieces               bool // the split kernel takes pieces of all the rows' tokens (DenseOptions.Pieces)
+	tile                 int  // the split kernel's TILE (DenseOptions.Tile, or denseTile's)
 	q, qUp               *Buffer
 	po, pml              *Buffer
 	out, outRB           *Buffer
@@ -248,6 +296,9 @@ func (c *Context) NewDense(o DenseOptions) (*Dense, error) {
 	}
 	if !o.Merge.valid() {
 		return nil, fmt.Errorf("vk dense: Merge mode %d: want MergeAuto (0), MergeFold (1) or MergeSeparate (2)", o.Merge)
+	}
+	if o.Pieces < PiecesAuto || o.Pieces > PiecesOn {
+		return nil, fmt.Errorf("vk dense: Pieces mode %d: want PiecesAuto (0), PiecesOff (1) or PiecesOn (2)", o.Pieces)
 	}
 	if o.Tile < 0 || o.Tile > maxDenseTile {
 		return nil, fmt.Errorf("vk dense: Tile %d: want 1 to %d, or 0 for the rule by split length (each slot holds two tiles of K and V rows in registers)", o.Tile, maxDenseTile)
@@ -389,6 +440,10 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 	g := hq / m.hkv
 	for c, set := range m.splitSets {
 		base, nr := m.splitGroups[c].row0, m.splitGroups[c].rows
+		x, y := m.splits, nr
+		if m.pieces {
+			x, y = (nr*m.n+m.splitLen-1)/m.splitLen, 1
+		}
 		b.Dispatch(m.split, set, densePush{
 			N:        uint32(m.n),
 			Cap:      uint32(m.cap),
@@ -397,7 +452,8 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 			SplitLen: uint32(m.splitLen),
 			Splits:   uint32(m.splits),
 			Scale:    float32(1 / math.Sqrt(float64(m.d))),
-		}, uint32(m.splits), uint32(nr), 1)
+			Rows:     uint32(nr),
+		}, uint32(x), uint32(y), 1)
 	}
 	b.Barrier()
 	if m.merge != nil {
@@ -427,9 +483,10 @@ type densePush struct {
 	Cap      uint32  // row stride of K and V, in tokens
 	Hkv      uint32  // KV heads
 	RowBase  uint32  // cache row at offset 0 of the K/V bindings
-	SplitLen uint32  // tokens per split
-	Splits   uint32  // S
+	SplitLen uint32  // tokens per split (pieces: per piece)
+	Splits   uint32  // S (pieces: the most pieces a row's tokens are in)
 	Scale    float32 // 1/sqrt(D)
+	Rows     uint32  // cache rows of this dispatch (pieces)
 }
 
 // mergeWorkgroup is the merge kernel's workgroup size: a power of two, at
@@ -455,6 +512,18 @@ func (m *Dense) prepare(hq int) error {
 	splits, splitLen := m.opt.Split.Plan(m.n, rows, c.Info.ComputeUnits, maxSplits)
 	g := hq / m.hkv
 	separate := m.opt.Merge.separate(denseMergeSeparately(c.Info, splits))
+	pieces := m.opt.Pieces == PiecesOn && !separate && !m.opt.Trace
+	if pieces {
+		uniform, uniformLen := splits, splitLen
+		splits, splitLen = m.opt.Split.pieces(m.n, rows, splits, c.Info.ComputeUnits)
+		most := 0 // the most pieces of one dispatch
+		for _, gr := range m.kv.groups(int(lim.MaxComputeWorkGroupCount[1])) {
+			most = max(most, (gr.rows*m.n+splitLen-1)/splitLen)
+		}
+		if splits > maxSplits || most > int(lim.MaxComputeWorkGroupCount[0]) {
+			pieces, splits, splitLen = false, uniform, uniformLen
+		}
+	}
 	if separate && (hq > int(lim.MaxComputeWorkGroupCount[0]) || m.b > int(lim.MaxComputeWorkGroupCount[1])) {
 		return fmt.Errorf("vk dense: merge grid Hq=%d x B=%d over maxComputeWorkGroupCount %v", hq, m.b, lim.MaxComputeWorkGroupCount)
 	}
@@ -462,9 +531,9 @@ func (m *Dense) prepare(hq int) error {
 	if tile == 0 {
 		tile = denseTileRule(c.Info.Type, splitLen)
 	}
-	newKernels := m.split == nil || hq != m.hq || separate != (m.merge != nil) || tile != m.tile
+	newKernels := m.split == nil || hq != m.hq || separate != (m.merge != nil) || tile != m.tile || pieces != m.pieces
 	if newKernels {
-		split, err := m.splitKernel(g, tile, separate)
+		split, err := m.splitKernel(g, tile, separate, pieces)
 		if err != nil {
 			return err
 		}
@@ -538,7 +607,7 @@ func (m *Dense) prepare(hq int) error {
 			return fmt.Errorf("vk dense: zeroing the split counters: %w", err)
 		}
 	}
-	if changed || newKernels || m.splitSets == nil || hq != m.hq || splits != m.splits {
+	if changed || newKernels || m.splitSets == nil || hq != m.hq || splits != m.splits || pieces != m.pieces {
 		m.freeSets()
 		// One set per run of rows inside one buffer of the cache, at most
 		// maxComputeWorkGroupCount[1] rows each.
@@ -565,7 +634,7 @@ func (m *Dense) prepare(hq int) error {
 			m.mergeSet = set
 		}
 	}
-	m.hq, m.splits, m.splitLen, m.tile = hq, splits, splitLen, tile
+	m.hq, m.splits, m.splitLen, m.tile, m.pieces = hq, splits, splitLen, tile, pieces
 	return nil
 }
 
@@ -625,8 +694,9 @@ func listMergeShared(nslot, d, g int) int {
 // splitKernel returns the split kernel for group size g and tile tile: lanes
 // per token TPT the largest power of two <= min(smallest subgroup, 32)
 // dividing D/KV_VEC, and the workgroup halved until its shared memory fits;
-// the merge folded in unless separate.
-func (m *Dense) splitKernel(g, tile int, separate bool) (*Kernel, error) {
+// the merge folded in unless separate; pieces of all the rows' tokens with
+// pieces, splits of each row without.
+func (m *Dense) splitKernel(g, tile int, separate, pieces bool) (*Kernel, error) {
 	info := m.ctx.Info
 	tpt, shader, err := splitLanes(info, "dense_split", m.d, m.opt.Storage, m.opt.LanesPerToken)
 	if err != nil {
@@ -652,7 +722,7 @@ func (m *Dense) splitKernel(g, tile int, separate bool) (*Kernel, error) {
 		Shader:   shader,
 		Bindings: bindings,
 		Push:     densePush{},
-		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(tile), b32(!separate)},
+		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(tile), b32(!separate), b32(pieces)},
 	})
 }
 

@@ -195,6 +195,93 @@ func TestDenseSplitsAndChunks(t *testing.T) {
 	}
 }
 
+// TestDensePieces holds dense with DenseOptions.Pieces on (equal pieces of
+// all the rows' tokens, some spanning the end of one row and the start of
+// the next) to ref.Dense: pieces shorter than a row, as long as one, rows in
+// up to 6 pieces, a cache bound two rows or one row a dispatch, several
+// tiles and group sizes, and two decode steps each, whose counters the
+// folded merge must leave 0. It checks the plan too: pieces of
+// SplitPolicy.pieces' length (the kernel really took pieces), and S splits
+// of every row where pieces cannot run (the merge apart, or traced).
+func TestDensePieces(t *testing.T) {
+	ctx := device(t)
+	for i, c := range []denseCase{
+		{b: 2, hkv: 3, g: 2, n: 50, d: 64, storage: F32, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 7, MinTokens: 1}}},
+		{b: 2, hkv: 2, g: 4, n: 100, d: 128, storage: F16, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 3, MinTokens: 1}}},
+		{b: 1, hkv: 4, g: 1, n: 33, d: 64, storage: F32, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 4}}}, // a piece a row
+		{b: 1, hkv: 2, g: 4, n: 1<<10 + 11, d: 128, storage: F16, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 7}}},
+		{b: 1, hkv: 2, g: 5, n: 1<<10 + 11, d: 64, storage: F32, opt: DenseOptions{Tile: 3, Split: SplitPolicy{TargetWorkgroups: 11}}},
+		{b: 3, hkv: 2, g: 1, n: 70, d: 128, storage: F16, maxRange: 2 * 384 * 128 * 2, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 5, MinTokens: 1}}}, // two rows a dispatch
+		{b: 2, hkv: 3, g: 2, n: 50, d: 64, storage: F32, maxRange: 512 * 64 * 4, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 4, MinTokens: 1}}}, // one row a dispatch
+		{b: 2, hkv: 2, g: 4, n: 300, d: 96, storage: F32, opt: DenseOptions{Workgroup: 64, Tile: 2, Split: SplitPolicy{TargetWorkgroups: 9}}},
+		{b: 2, hkv: 2, g: 4, n: 1<<10 + 11, d: 128, storage: F16}, // the device's target
+	} {
+		c.opt.Pieces, c.opt.Merge = PiecesOn, MergeFold
+		rng := rand.New(rand.NewPCG(uint64(500+i), 7))
+		kv := randomKV(rng, c.b, c.hkv, c.n, c.d, c.storage)
+		opt := c.opt
+		opt.Storage = c.storage
+		m, err := ctx.NewDense(opt)
+		if err != nil {
+			t.Fatalf("%v: NewDense: %v", c, err)
+		}
+		if c.maxRange > 0 {
+			m.maxRange = c.maxRange
+		}
+		if err := m.Prefill(kv); err != nil {
+			t.Fatalf("%v: Prefill: %v", c, err)
+		}
+		for step := range 2 {
+			q := normal(rng, c.b*c.hkv*c.g*c.d, 2)
+			res, err := m.Decode(q, ref.Full)
+			if err != nil {
+				t.Fatalf("%v: Decode: %v", c, err)
+			}
+			rows := c.b * c.hkv
+			uniform, _ := m.opt.Split.Plan(c.n, rows, ctx.Info.ComputeUnits, 1<<20) // NewDense's defaults
+			stride, pieceLen := m.opt.Split.pieces(c.n, rows, uniform, ctx.Info.ComputeUnits)
+			where := fmt.Sprintf("%v pieces step %d (%d pieces of %d tokens, stride %d, %d dispatches)", c, step, (rows*c.n+pieceLen-1)/pieceLen, pieceLen, stride, len(m.splitSets))
+			if !m.pieces || m.splitLen != pieceLen || m.splits != stride {
+				t.Fatalf("%s: the step ran pieces %v of %d tokens, stride %d", where, m.pieces, m.splitLen, m.splits)
+			}
+			checkDense(t, where, res.Out, q, kv)
+			checkCounters(t, where, ctx, m.cnt)
+		}
+		m.Close()
+	}
+	// Where the merge is apart, or the step traced, pieces do not run.
+	for _, opt := range []DenseOptions{{Pieces: PiecesOn, Merge: MergeSeparate}, {Pieces: PiecesOn, Trace: true}, {Pieces: PiecesOff}, {}} {
+		if opt.Trace && !ctx.Info.ShaderClock {
+			continue
+		}
+		c := denseCase{b: 2, hkv: 2, g: 4, n: 100, d: 64, storage: F32, opt: opt}
+		c.opt.Split.TargetWorkgroups = 3
+		rng := rand.New(rand.NewPCG(600, 7))
+		kv := randomKV(rng, c.b, c.hkv, c.n, c.d, c.storage)
+		c.opt.Storage = c.storage
+		m, err := ctx.NewDense(c.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		q := normal(rng, c.b*c.hkv*c.g*c.d, 2)
+		res, err := m.Decode(q, ref.Full)
+		if err != nil {
+			t.Fatalf("%+v: %v", opt, err)
+		}
+		if m.pieces {
+			t.Errorf("%+v: the step ran pieces", opt)
+		}
+		checkDense(t, fmt.Sprintf("%v %+v", c, opt), res.Out, q, kv)
+		m.Close()
+	}
+	if _, err := ctx.NewDense(DenseOptions{Pieces: PiecesOn + 1}); err == nil || !strings.Contains(err.Error(), "Pieces") {
+		t.Errorf("NewDense(Pieces %d) = %v, want an error naming Pieces", PiecesOn+1, err)
+	}
+}
+
 // TestDenseAppend prefills, then appends tokens one at a time past the
 // capacity (so the cache grows on the device twice), decoding along the way,
 // and compares every step with ref.DenseMethod after the same appends; in

@@ -127,6 +127,11 @@ type Tuning struct {
 	// loads, a power of two up to 1048576 (SparseOptions.PrefetchStride;
 	// 0: 1024). The methods of Prefetch.
 	PrefetchKiB int
+	// Pieces = 2 has dense cut all the rows' tokens into equal pieces, one
+	// per workgroup, where its merge is folded (DenseOptions.Pieces =
+	// PiecesOn), 1 S splits of every row (PiecesOff); 0 keeps the default,
+	// PiecesAuto (off). dense.
+	Pieces int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -177,6 +182,7 @@ var tuningKeys = []tuningKey{
 		[]string{"hata/onekernel", "lsh/onekernel"}},
 	{"prefetchkib", func(t *Tuning) *int { return &t.PrefetchKiB }, []string{"hata", "lsh", "quest", "topk", "loki"},
 		[]string{"hata/onekernel", "lsh/onekernel"}},
+	{"pieces", func(t *Tuning) *int { return &t.Pieces }, []string{"dense"}, nil},
 }
 
 // MaxTuningRbit is the widest hash Tuning.Rbit accepts.
@@ -194,6 +200,7 @@ var tuningChoices = map[string]struct {
 	"plan":      {2, "1 (the select's plan from the score kernel), 2 (none)"},
 	"keybytes":  {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
 	"prefetch":  {2, "1 (the translation prefetch over any cache), 2 (none)"},
+	"pieces":    {2, "1 (S splits of every row), 2 (equal pieces of all the rows' tokens)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -270,6 +277,12 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Split = t.applySplit(o.Split)
 	o.Merge = t.applyMerge(o.Merge)
 	o.Trace = o.Trace || t.Trace != 0
+	switch t.Pieces {
+	case 1:
+		o.Pieces = PiecesOff
+	case 2:
+		o.Pieces = PiecesOn
+	}
 	return o
 }
 

@@ -60,19 +60,19 @@ func TestTuningKeys(t *testing.T) {
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
 		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
-		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes"},
-		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup"},
-		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "prefetch", "prefetchkib"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
-		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes"},
-		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit"},
-		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces"},
+		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
+		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
+		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "pieces"},
+		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup", "pieces"},
+		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "prefetch", "prefetchkib", "pieces"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces"},
+		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces"},
+		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit", "pieces"},
+		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces"},
 	}
 	// The smallest valid value of the keys for which 1 is not one.
 	validOne := map[string]int{"rbit": 32}
