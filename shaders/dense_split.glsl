@@ -169,7 +169,7 @@ void split(const uint rl, const uint s, const uint nsplits, const uint t0, const
     const uint li = gl_LocalInvocationIndex;
     SPLIT_MERGE(qrow, s, lane, slot, li)
     TRACE_AT(3)
-    split_fold_n(row, qrow, nsplits);
+    split_fold(row, qrow, nsplits);
     TRACE_AT(4)
 }
 

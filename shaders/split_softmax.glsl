@@ -30,11 +30,12 @@
 //	out_ [B*Hq][D/4] vec4                 the output (written when FUSED)
 //	cnt  [rows] uint, coherent            finished splits per row (FUSED)
 //
-// and pc.scale, pc.splits (S, the partials a row's heads have in po and pml,
-// and with FUSED how many of them split_fold merges, unless SPLIT_COUNT is
-// defined first: then pc.splits is the stride and SPLIT_COUNT, an expression
-// evaluated where SPLIT_MERGE runs, the partials of the row at hand; see
-// dense_split.glsl's PIECES). In main():
+// and pc.scale, pc.splits (S: the partials of a head in po and pml, and
+// with FUSED how many of them split_fold merges). An includer that defines
+// SPLIT_COUNT first (dense_split.glsl's PIECES) gives each row a count of
+// its own: SPLIT_COUNT, an expression evaluated where SPLIT_MERGE runs, is
+// the row's partials there, split_fold takes it as a third argument, and
+// pc.splits is only the stride. In main():
 //
 //	SPLIT_INIT(qrow, lane)       declares qf, m, l, o
 //	... per tile: load KV_T kc[TILE * VPL], vc[TILE * VPL] (entry i of the
@@ -45,8 +46,8 @@
 //	SPLIT_MERGE(qrow, s, lane, slot, li)  merges the slots, writes po, pml
 //	                                      (FUSED and S == 1: out_)
 //	split_fold(row, qrow)        FUSED and S > 1: the last split of the row
-//	                             merges the S partials into out_
-//	split_fold_n(row, qrow, n)   the same for a row of n partials (stride S)
+//	                             merges the S partials into out_ (with
+//	                             SPLIT_COUNT: split_fold(row, qrow, count))
 //
 // Lanes: TPT lanes of one subgroup share a token ("slot"), lane i holding
 // the 16-byte vectors i, i+TPT, ... of a row (elements (j*TPT + i)*KV_VEC ..
@@ -54,7 +55,9 @@
 // reduce-scatter, SPLIT_TILE), so every slot must run SPLIT_TILE the same
 // number of times (uniform control flow; entries past end are masked, p = 0).
 
-#ifndef SPLIT_COUNT
+#ifdef SPLIT_COUNT
+#define SPLIT_OWN_COUNT // split_fold(row, qrow, count): the includer's counts
+#else
 #define SPLIT_COUNT pc.splits
 #endif
 
@@ -363,11 +366,20 @@ const uint MERGE_U = OHEADS > 1 ? (12 + G - 1) / G : (16 + G - 1) / G;
 // waits for M (an earlier form found M and L in a pass of its own, a
 // dependent round of loads more); the groups are then combined through
 // sh_m, sh_l and sh_o with the same rule.
-void split_fold_n(const uint row, const uint qrow, const uint S) {
+#ifdef SPLIT_OWN_COUNT
+void split_fold(const uint row, const uint qrow, const uint S) { // S of the row's, pc.splits the stride
     if (!FUSED || S == 1) return;
     const uint li = gl_LocalInvocationIndex;
     const uint WG = gl_WorkGroupSize.x;
-    const uint stride = pc.splits; // a head's partials in po and pml
+#define SPLIT_STRIDE pc.splits
+#else
+void split_fold(const uint row, const uint qrow) {
+    if (!FUSED || pc.splits == 1) return;
+    const uint li = gl_LocalInvocationIndex;
+    const uint WG = gl_WorkGroupSize.x;
+    const uint S = pc.splits;
+#define SPLIT_STRIDE S
+#endif
     LAST_OF(cnt[row], S) // the po, pml writes released
     if (!sh_last) return; // uniform over the workgroup
     if (li == 0) cnt[row] = 0;
@@ -391,7 +403,7 @@ void split_fold_n(const uint row, const uint qrow, const uint S) {
                 [[unroll]] for (uint g = 0; g < G; g++) {
                     [[unroll]] for (uint u = 0; u < MERGE_U; u++) {
                         const uint s = s0 + u * groups;
-                        const uint pr = (qrow + g) * stride + s;
+                        const uint pr = (qrow + g) * SPLIT_STRIDE + s;
                         v[g * MERGE_U + u] = s < S ? po[pr * D4 + i4] : vec4(0.0);
                         ml[g * MERGE_U + u] = s < S ? pml[pr] : vec2(NEG, 0.0);
                     }
@@ -437,6 +449,3 @@ void split_fold_n(const uint row, const uint qrow, const uint S) {
         }
     }
 }
-
-// split_fold(row, qrow): split_fold_n for a row of pc.splits partials.
-void split_fold(const uint row, const uint qrow) { split_fold_n(row, qrow, pc.splits); }

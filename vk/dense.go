@@ -79,8 +79,15 @@ type DenseOptions struct {
 	// (SplitPolicy.pieces): where rows*S leaves some of a wave's slots
 	// empty, a piece may then span the end of one row and the start of the
 	// next. On the H200 the 12 of 132 compute units that hold two of B8's
-	// 384 split workgroups instead of three end 40-120 us before the rest
-	// (BENCHMARKS.md, session 30). PiecesAuto (the default) is off.
+	// 384 split workgroups instead of three end 40-120 us before the rest,
+	// and one row of B8/32K's tokens in 396 splits ran 3.6-4.6 us faster
+	// than in 384 (BENCHMARKS.md, session 30, runs 337-338). But the pieces
+	// kernel holds 203 registers at tile 5 (168 without), so two
+	// workgroups share a compute unit instead of three: it was 28% slower
+	// at B8/32K and B8/128K, 1 us slower at B4/32K (tile 4, 167 registers)
+	// and 3.4% faster only where S splits a row fill two thirds of the
+	// slots (Llama-2-7B's B8/32K, 256 rows of one split: 954 us against
+	// 987-991; run 339). So PiecesAuto (the default) is off.
 	Pieces PiecesMode
 }
 
