@@ -212,7 +212,7 @@ func TestDensePieces(t *testing.T) {
 		{b: 1, hkv: 2, g: 4, n: 1<<10 + 11, d: 128, storage: F16, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 7}}},
 		{b: 1, hkv: 2, g: 5, n: 1<<10 + 11, d: 64, storage: F32, opt: DenseOptions{Tile: 3, Split: SplitPolicy{TargetWorkgroups: 11}}},
 		{b: 3, hkv: 2, g: 1, n: 70, d: 128, storage: F16, maxRange: 2 * 384 * 128 * 2, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 5, MinTokens: 1}}}, // two rows a dispatch
-		{b: 2, hkv: 3, g: 2, n: 50, d: 64, storage: F32, maxRange: 512 * 64 * 4, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 4, MinTokens: 1}}}, // one row a dispatch
+		{b: 2, hkv: 3, g: 2, n: 50, d: 64, storage: F32, maxRange: 512 * 64 * 4, opt: DenseOptions{Split: SplitPolicy{TargetWorkgroups: 4, MinTokens: 1}}},       // one row a dispatch
 		{b: 2, hkv: 2, g: 4, n: 300, d: 96, storage: F32, opt: DenseOptions{Workgroup: 64, Tile: 2, Split: SplitPolicy{TargetWorkgroups: 9}}},
 		{b: 2, hkv: 2, g: 4, n: 1<<10 + 11, d: 128, storage: F16}, // the device's target
 	} {
