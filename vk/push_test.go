@@ -70,11 +70,13 @@ func TestCheckPushLayoutCatchesDrift(t *testing.T) {
 	type swapped struct { // Scale moved first
 		Scale                                  float32
 		N, Cap, Hkv, RowBase, SplitLen, Splits uint32
+		Rows                                   uint32
 	}
 	type short struct{ N, Cap, Hkv, RowBase, SplitLen, Splits uint32 }
 	type intScale struct {
 		N, Cap, Hkv, RowBase, SplitLen, Splits uint32
 		Scale                                  uint32
+		Rows                                   uint32
 	}
 	for _, c := range []struct {
 		v    any
