@@ -235,7 +235,7 @@ func Twin() (TwinShape, error) {
 }
 
 // twinStepped, where a test sets it, is called after every step of Time's
-// other instance ($HATA_BENCH_TWIN=1).
+// other instance ($HATA_BENCH_TWIN).
 var twinStepped func()
 
 // flushPages is the memory whose pages FlushPages touches on a GPU
@@ -292,7 +292,7 @@ func (v *Vulkan) NewFlush(mode FlushMode) (*vk.L2Flush, error) {
 	return f, nil
 }
 
-// twinStep is Time's other instance of the timed method ($HATA_BENCH_TWIN=1,
+// twinStep is Time's other instance of the timed method ($HATA_BENCH_TWIN,
 // newTwin): a nil one steps nothing.
 type twinStep struct {
 	m      benchable

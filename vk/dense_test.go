@@ -130,19 +130,8 @@ func runDenseCase(t *testing.T, ctx *Context, c denseCase, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	kv := randomKV(rng, c.b, c.hkv, c.n, c.d, c.storage)
 	q := normal(rng, c.b*c.hkv*c.g*c.d, 2)
-	opt := c.opt
-	opt.Storage = c.storage
-	m, err := ctx.NewDense(opt)
-	if err != nil {
-		t.Fatalf("%v: NewDense: %v", c, err)
-	}
+	m := prefillDense(t, ctx, c, kv)
 	defer m.Close()
-	if c.maxRange > 0 {
-		m.maxRange = c.maxRange
-	}
-	if err := m.Prefill(kv); err != nil {
-		t.Fatalf("%v: Prefill: %v", c, err)
-	}
 	res, err := m.Decode(q, ref.Full)
 	if err != nil {
 		t.Fatalf("%v: Decode: %v", c, err)
@@ -151,6 +140,26 @@ func runDenseCase(t *testing.T, ctx *Context, c denseCase, seed uint64) {
 		t.Errorf("%v: dense Decode returned a selection", c)
 	}
 	checkDense(t, c.String()+fmt.Sprintf(" (S=%d, %d chunks)", m.splits, len(m.splitSets)), res.Out, q, kv)
+}
+
+// prefillDense returns a Dense of c's options and storage, bound in buffers
+// of c.maxRange where set, prefilled with kv. The caller closes it.
+func prefillDense(t *testing.T, ctx *Context, c denseCase, kv *ref.KV) *Dense {
+	t.Helper()
+	opt := c.opt
+	opt.Storage = c.storage
+	m, err := ctx.NewDense(opt)
+	if err != nil {
+		t.Fatalf("%v: NewDense: %v", c, err)
+	}
+	if c.maxRange > 0 {
+		m.maxRange = c.maxRange
+	}
+	if err := m.Prefill(kv); err != nil {
+		m.Close()
+		t.Fatalf("%v: Prefill: %v", c, err)
+	}
+	return m
 }
 
 // TestDenseMatchesRef sweeps shapes that are not multiples of anything (N in
@@ -219,18 +228,7 @@ func TestDensePieces(t *testing.T) {
 		c.opt.Pieces, c.opt.Merge = PiecesOn, MergeFold
 		rng := rand.New(rand.NewPCG(uint64(500+i), 7))
 		kv := randomKV(rng, c.b, c.hkv, c.n, c.d, c.storage)
-		opt := c.opt
-		opt.Storage = c.storage
-		m, err := ctx.NewDense(opt)
-		if err != nil {
-			t.Fatalf("%v: NewDense: %v", c, err)
-		}
-		if c.maxRange > 0 {
-			m.maxRange = c.maxRange
-		}
-		if err := m.Prefill(kv); err != nil {
-			t.Fatalf("%v: Prefill: %v", c, err)
-		}
+		m := prefillDense(t, ctx, c, kv)
 		for step := range 2 {
 			q := normal(rng, c.b*c.hkv*c.g*c.d, 2)
 			res, err := m.Decode(q, ref.Full)
@@ -258,14 +256,7 @@ func TestDensePieces(t *testing.T) {
 		c.opt.Split.TargetWorkgroups = 3
 		rng := rand.New(rand.NewPCG(600, 7))
 		kv := randomKV(rng, c.b, c.hkv, c.n, c.d, c.storage)
-		c.opt.Storage = c.storage
-		m, err := ctx.NewDense(c.opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Prefill(kv); err != nil {
-			t.Fatal(err)
-		}
+		m := prefillDense(t, ctx, c, kv)
 		q := normal(rng, c.b*c.hkv*c.g*c.d, 2)
 		res, err := m.Decode(q, ref.Full)
 		if err != nil {
