@@ -20,8 +20,9 @@ import (
 //	        token carrying its page's key, which is ref's rule (pages best
 //	        first, ties to the smaller page, the last page cut to its first
 //	        tokens): select_rows (one workgroup per row over the page keys,
-//	        each weighted by its tokens) up to rowsAutoMaxKeys pages, else
-//	        the radix select over tokens; SparseOptions.RowSelect
+//	        each weighted by its tokens) wherever a row's pages fit one
+//	        workgroup (32768), else the radix select over tokens;
+//	        SparseOptions.RowSelect
 //	attend  as HATA's fused variant (the merge folded in)
 //
 // SparseOptions.ScoreChunk, if set, is the tokens (rounded to whole pages and

@@ -186,10 +186,11 @@ type SparseOptions struct {
 	SelectPlan PlanMode
 	// RowSelect chooses how topk, loki and quest select from their float
 	// scores: RowSelectAuto by rowSelect's rule (select_rows up to 8192 keys
-	// a row, unless SelectChunk is set), RowSelectOn by one workgroup per row
-	// (select_rows, one dispatch; a decode whose rows do not fit one is an
-	// error), RowSelectOff by the radix select over chunks (three histogram
-	// passes, counts and the write: five dispatches).
+	// a row, Quest's pages wherever a row's fit one workgroup, unless
+	// SelectChunk is set), RowSelectOn by one workgroup per row (select_rows,
+	// one dispatch; a decode whose rows do not fit one is an error),
+	// RowSelectOff by the radix select over chunks (three histogram passes,
+	// counts and the write: five dispatches).
 	RowSelect RowSelectMode
 	// QueueGroups is the workgroups per compute unit of the onekernel
 	// variant's one dispatch (hata, lsh); 0: 8. More than fit at once is

@@ -330,19 +330,25 @@ func rowsKeysPerLane(n, page int) int {
 	return kpt
 }
 
-// rowsAutoMaxKeys is the most keys a row may have for RowSelectAuto to
-// select it with select_rows: up to 8 keys per lane it took 19-26 us on the
-// H200 for Quest's pages at B1/32K to B8/256K, where the radix select over
-// chunks took 36-298 us; with 32 keys per lane (the exact top-k's 32K
-// tokens) it took 48-50 us, against 42-53 (runs 80-83, BENCHMARKS.md).
+// rowsAutoMaxKeys is the most keys a row of one key per token may have for
+// RowSelectAuto to select it with select_rows: up to 8 keys per lane it took
+// 19-26 us on the H200 for Quest's pages at B1/32K to B8/256K, where the
+// radix select over chunks took 36-298 us; with 32 keys per lane (the exact
+// top-k's 32K tokens) it took 48-50 us, against 42-53 (runs 80-83,
+// BENCHMARKS.md). Keys of pages (Quest's) are not held to it: the radix
+// select runs over their tokens, page times as many keys as select_rows
+// reads, and at 16 keys per lane (384K and 512K tokens in pages of 32)
+// select_rows took 36.2-39.0 us at B1 and B8 against the radix select's
+// 52.5-282.8 (run 340, session 31).
 const rowsAutoMaxKeys = 8 * rowsWorkgroup
 
 // rowSelect says whether the float-score methods select with select_rows
 // (one workgroup per row) over n tokens with a key per page tokens:
 // RowSelectOn wherever it fits (an error where it does not), RowSelectOff
-// never, RowSelectAuto where it fits up to rowsAutoMaxKeys keys a row and no
-// SelectChunk is set (a chunk is the radix select's: a setting no kernel
-// reads would be claimed by every benchmark row that set it).
+// never, RowSelectAuto where it fits and no SelectChunk is set (a chunk is
+// the radix select's: a setting no kernel reads would be claimed by every
+// benchmark row that set it), for one key per token up to rowsAutoMaxKeys
+// keys a row.
 func (c *sparseCore) rowSelect(n, page int) (bool, error) {
 	switch c.opt.RowSelect {
 	case RowSelectOff:
@@ -354,7 +360,7 @@ func (c *sparseCore) rowSelect(n, page int) (bool, error) {
 		}
 		return true, nil
 	}
-	return c.opt.SelectChunk == 0 && c.rowsFit(n, page) && (n+page-1)/page <= rowsAutoMaxKeys, nil
+	return c.opt.SelectChunk == 0 && c.rowsFit(n, page) && (page > 1 || n <= rowsAutoMaxKeys), nil
 }
 
 // selectAttendKernel returns select_attend for group size g, or nil when its

@@ -285,11 +285,12 @@ func TestSelectWorkgroups(t *testing.T) {
 // TestSelectPages checks keys shared by pages of tokens (Quest's reading):
 // the selection equals ref's over the per-token keys, pages cut at k, with
 // the radix select over chunks and with select_rows (4, 8, 16 and 32 keys
-// per lane: rows of 1250 to 20000 keys).
+// per lane: rows of 1250 to 30000 keys; pages past rowsAutoMaxKeys, which
+// RowSelectAuto gives select_rows since session 31, at 16 and 32).
 func TestSelectPages(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(17, 4))
-	for _, c := range []struct{ n, page, k int }{{7, 32, 3}, {100, 32, 40}, {523, 7, 100}, {523, 32, 523}, {65, 1, 9}, {40000, 32, 625}, {9000, 5, 333}, {12000, 1, 50}, {20000, 1, 700}} {
+	for _, c := range []struct{ n, page, k int }{{7, 32, 3}, {100, 32, 40}, {523, 7, 100}, {523, 32, 523}, {65, 1, 9}, {40000, 32, 625}, {9000, 5, 333}, {12000, 1, 50}, {20000, 1, 700}, {24001, 2, 900}, {90000, 3, 4000}} {
 		pages := (c.n + c.page - 1) / c.page
 		keys := make([][]uint32, 2)
 		for r := range keys {
@@ -320,9 +321,10 @@ func uniq(xs ...int) []int {
 }
 
 // TestRowsKeysPerLane pins select_rows' keys per lane and the RowSelect
-// modes' rules (rowsAutoMaxKeys; an explicit SelectChunk keeps the radix
-// select; RowSelectOn where a row does not fit is an error) on a device
-// that fits it.
+// modes' rules (rowsAutoMaxKeys for one key per token, Quest's pages
+// wherever they fit; an explicit SelectChunk keeps the radix select;
+// RowSelectOn where a row does not fit is an error) on a device that fits
+// it.
 func TestRowsKeysPerLane(t *testing.T) {
 	for _, c := range []struct{ n, page, want int }{
 		{1, 1, 4}, {4096, 1, 4}, {4097, 1, 8}, {8192, 1, 8}, {8193, 1, 16}, {32768, 1, 32},
@@ -343,6 +345,8 @@ func TestRowsKeysPerLane(t *testing.T) {
 		wantErr     bool
 	}{
 		{RowSelectAuto, 0, 262144, 32, true, false}, {RowSelectAuto, 0, 8192, 1, true, false},
+		{RowSelectAuto, 0, 393216, 32, true, false}, {RowSelectAuto, 0, 1 << 20, 32, true, false},
+		{RowSelectAuto, 0, 1<<20 + 1, 32, false, false}, {RowSelectAuto, 0, 8193, 1, false, false},
 		{RowSelectAuto, 0, 32768, 1, false, false}, {RowSelectAuto, 2048, 8192, 1, false, false},
 		{RowSelectOn, 0, 32768, 1, true, false}, {RowSelectOn, 2048, 8192, 1, true, false},
 		{RowSelectOn, 0, 32769, 1, false, true}, {RowSelectOff, 0, 1024, 32, false, false},
