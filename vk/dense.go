@@ -87,7 +87,12 @@ type DenseOptions struct {
 	// at B8/32K and B8/128K, 1 us slower at B4/32K (tile 4, 167 registers)
 	// and 3.4% faster only where S splits a row fill two thirds of the
 	// slots (Llama-2-7B's B8/32K, 256 rows of one split: 954 us against
-	// 987-991; run 339). So PiecesAuto (the default) is off.
+	// 987-991; run 339). With the registers of the splits (run 344, B8/32K)
+	// it gains too little: at tile 4 (167 registers either way) 267.4 us
+	// against the splits' 268.4 and tile 5's 266.1, and a piece's two
+	// segments written out (lab-340: 168 registers at tile 5, twice the
+	// code) took 275.9, since a piece that crosses a row pays a split's
+	// first tile and merge twice. So PiecesAuto (the default) is off.
 	Pieces PiecesMode
 }
 
