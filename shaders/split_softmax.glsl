@@ -130,6 +130,13 @@ const uint RS_VALUES = TV;
 #include "last_workgroup.glsl" // LAST_OF (split_fold)
 const uint RH = RS_RH;  // values a lane holds after the reduce-scatter
 const uint SH = RS_SH;  // slot-lane bits below the halving ones
+// RS_ONE: after the reduce-scatter every lane holds exactly one of the TV
+// logits (RH = 1, no padding) and G is a power of two, so SPLIT_TILE finds
+// each head's max with log2(TILE) xor shuffles and G shuffles instead of
+// gathering all TV logits into every lane (TV shuffles and TV maxima).
+// (Lab-345, session 31: the attention's arithmetic is 1.3-4.7 us of its
+// stage at the target shapes, 8 at B8/256K.)
+const bool RS_ONE = RH == 1 && TV == RS_VP && (G & (G - 1)) == 0;
 
 // SPLIT_TILE(base, end, slot): the tile's logits (dot products finished
 // across the slot's lanes), one rescale of m, l, o per head to the tile's
@@ -153,14 +160,26 @@ const uint SH = RS_SH;  // slot-lane bits below the halving ones
             const uint ln_ = gl_SubgroupInvocationID % TPT;                    \
             const uint s0_ = gl_SubgroupInvocationID - ln_; /* the slot's lane 0 */ \
             reduce_scatter(x, ln_);                                            \
-            /* every logit, from the lane holding it */                        \
-            [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(x[v % RH], s0_ + ((v / RH) << SH)); \
-            float mt[G];                                                       \
-            [[unroll]] for (uint g = 0; g < G; g++) {                          \
-                mt[g] = m[g];                                                  \
-                [[unroll]] for (uint i = 0; i < TILE; i++) {                   \
-                    if ((base) + i * NSLOT + (slot) < (end)) mt[g] = max(mt[g], xa[i * G + g]); \
+            float mt[G]; /* each head's max over m and the tile's logits */    \
+            if (RS_ONE) {                                                      \
+                /* lane ln_ holds value ln_ >> SH alone: the lanes of a head */ \
+                /* differ in the bits from G << SH up, so two xor rounds (at */ \
+                /* TILE 4) give each its head's max, and one shuffle a head  */ \
+                /* brings it to every lane (max is exact in any order)       */ \
+                float tm_ = (base) + ((ln_ >> SH) / G) * NSLOT + (slot) < (end) ? x[0] : NEG; \
+                [[unroll]] for (uint off_ = G << SH; off_ < TPT; off_ <<= 1) tm_ = max(tm_, subgroupShuffleXor(tm_, off_)); \
+                [[unroll]] for (uint g = 0; g < G; g++) mt[g] = max(m[g], subgroupShuffle(tm_, s0_ + (g << SH))); \
+            } else {                                                           \
+                /* every logit, from the lane holding it */                    \
+                [[unroll]] for (uint v = 0; v < TV; v++) xa[v] = subgroupShuffle(x[v % RH], s0_ + ((v / RH) << SH)); \
+                [[unroll]] for (uint g = 0; g < G; g++) {                      \
+                    mt[g] = m[g];                                              \
+                    [[unroll]] for (uint i = 0; i < TILE; i++) {               \
+                        if ((base) + i * NSLOT + (slot) < (end)) mt[g] = max(mt[g], xa[i * G + g]); \
+                    }                                                          \
                 }                                                              \
+            }                                                                  \
+            [[unroll]] for (uint g = 0; g < G; g++) {                          \
                 const float alpha = exp(m[g] - mt[g]);                         \
                 l[g] *= alpha;                                                 \
                 [[unroll]] for (uint e = 0; e < EPL; e++) o[g * EPL + e] *= alpha; \
