@@ -321,7 +321,10 @@ func prefilledHATAs(t *testing.T, ctx *Context, w *ref.HashWeights, win ref.Wind
 // entries per slot (lavapipe's default is 1), indexed and gathered, over
 // splits of every length from 1 to over a tile, its merge folded into the
 // last split of a row or (MergeSeparate, and always when gathered) a
-// dispatch of its own, against ref.
+// dispatch of its own, against ref. Then with every logit far below zero
+// (-105 to -135): a tile's entries past its split's end are zero vectors
+// whose logit is 0, and a max that took them in would underflow every
+// weight of the tile, so the output would be NaN or zero instead of ref's.
 func TestSparseTiles(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(4, 4))
@@ -344,6 +347,26 @@ func TestSparseTiles(t *testing.T) {
 				}
 				m.Close()
 			}
+		}
+	}
+	neg := &ref.KV{B: kv.B, Hkv: kv.Hkv, N: kv.N, D: kv.D, K: make([][]float32, len(kv.K)), V: kv.V}
+	for r := range neg.K {
+		neg.K[r] = make([]float32, len(kv.K[r])) // [N][D]
+		for i := range neg.K[r] {
+			neg.K[r][i] = 2 + float32(rng.IntN(3)-1)/4 // 1.75, 2 or 2.25: q.k/8 in [-135, -105]
+		}
+	}
+	q := make([]float32, s.B*s.Hq*s.D)
+	for i := range q {
+		q[i] = -7.5
+	}
+	for _, tile := range []int{2, 4} {
+		for _, splits := range []int{3, 40} {
+			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Split: SplitPolicy{Splits: splits}, Tile: tile}, neg)
+			for _, b := range []ref.Budget{{K: 37}, ref.Full} {
+				decodeStep(t, fmt.Sprintf("negative logits, tile %d S=%d budget %v", tile, splits, b), "hata", q, neg, b, want, m, true)
+			}
+			m.Close()
 		}
 	}
 }
