@@ -134,8 +134,9 @@ const uint SH = RS_SH;  // slot-lane bits below the halving ones
 // logits (RH = 1, no padding) and G is a power of two, so SPLIT_TILE finds
 // each head's max with log2(TILE) xor shuffles and G shuffles instead of
 // gathering all TV logits into every lane (TV shuffles and TV maxima).
-// (Lab-345, session 31: the attention's arithmetic is 1.3-4.7 us of its
-// stage at the target shapes, 8 at B8/256K.)
+// (Lab-345, session 31: the attention's arithmetic is 1.3-4.8 us of its
+// stage at the target shapes, 8-9 at B8/256K; this took 3.0-4.3 us off
+// B8/256K and cost HATA's B8/128K 0.5, BENCHMARKS.md.)
 const bool RS_ONE = RH == 1 && TV == RS_VP && (G & (G - 1)) == 0;
 
 // SPLIT_TILE(base, end, slot): the tile's logits (dot products finished
