@@ -91,8 +91,9 @@ type DenseOptions struct {
 	// it gains too little: at tile 4 (167 registers either way) 267.4 us
 	// against the splits' 268.4 and tile 5's 266.1, and a piece's two
 	// segments written out (lab-340: 168 registers at tile 5, twice the
-	// code) took 275.9, since a piece that crosses a row pays a split's
-	// first tile and merge twice. So PiecesAuto (the default) is off.
+	// code) took 275.9: a piece that crosses a row runs a second segment,
+	// with its own first loads and slots' merge (the likely cost, not
+	// traced). So PiecesAuto (the default) is off.
 	Pieces PiecesMode
 }
 

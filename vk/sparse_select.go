@@ -338,8 +338,9 @@ func rowsKeysPerLane(n, page int) int {
 // BENCHMARKS.md). Keys of pages (Quest's) are not held to it: the radix
 // select runs over their tokens, page times as many keys as select_rows
 // reads, and at 16 keys per lane (384K and 512K tokens in pages of 32)
-// select_rows took 36.2-39.0 us at B1 and B8 against the radix select's
-// 52.5-282.8 (run 340, session 31).
+// select_rows took 34.8-39.0 us at B1 and B8 against the radix select's
+// 52.5-282.8, at 32 (1M tokens) 69.0-69.5 against 91.6-535.5 (runs
+// 340-341, session 31).
 const rowsAutoMaxKeys = 8 * rowsWorkgroup
 
 // rowSelect says whether the float-score methods select with select_rows
