@@ -321,10 +321,14 @@ func prefilledHATAs(t *testing.T, ctx *Context, w *ref.HashWeights, win ref.Wind
 // entries per slot (lavapipe's default is 1), indexed and gathered, over
 // splits of every length from 1 to over a tile, its merge folded into the
 // last split of a row or (MergeSeparate, and always when gathered) a
-// dispatch of its own, against ref. Then with every logit far below zero
-// (-105 to -135): a tile's entries past its split's end are zero vectors
-// whose logit is 0, and a max that took them in would underflow every
-// weight of the tile, so the output would be NaN or zero instead of ref's.
+// dispatch of its own, against ref. Then, at G = 2 and 1 (one and two xor
+// rounds of split_softmax's RS_ONE maxima, with and without lanes holding
+// the same logit), with the logits of every other head far below zero
+// (-105 to -135) and the rest a little above: a tile's entries past its
+// split's end are zero vectors whose logit is 0, and a max that took them
+// in would underflow every weight of the tile, as would one taken from
+// another head's lanes, so the output would be NaN or zero instead of
+// ref's.
 func TestSparseTiles(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(4, 4))
@@ -349,24 +353,49 @@ func TestSparseTiles(t *testing.T) {
 			}
 		}
 	}
-	neg := &ref.KV{B: kv.B, Hkv: kv.Hkv, N: kv.N, D: kv.D, K: make([][]float32, len(kv.K)), V: kv.V}
-	for r := range neg.K {
-		neg.K[r] = make([]float32, len(kv.K[r])) // [N][D]
-		for i := range neg.K[r] {
-			neg.K[r][i] = 2 + float32(rng.IntN(3)-1)/4 // 1.75, 2 or 2.25: q.k/8 in [-135, -105]
-		}
-	}
-	q := make([]float32, s.B*s.Hq*s.D)
-	for i := range q {
-		q[i] = -7.5
-	}
-	for _, tile := range []int{2, 4} {
-		for _, splits := range []int{3, 40} {
-			m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Split: SplitPolicy{Splits: splits}, Tile: tile}, neg)
-			for _, b := range []ref.Budget{{K: 37}, ref.Full} {
-				decodeStep(t, fmt.Sprintf("negative logits, tile %d S=%d budget %v", tile, splits, b), "hata", q, neg, b, want, m, true)
+	// Keys of 1.75, 2 or 2.25 in every element (with the queries below of
+	// -7.5, q.k/8 in [-135, -105]), and with mixed each token's sign drawn
+	// (logits in [-135, 135]: a max over part of a tile's tokens would
+	// overflow the others' weights).
+	far := func(mixed bool) *ref.KV {
+		f := &ref.KV{B: kv.B, Hkv: kv.Hkv, N: kv.N, D: kv.D, K: make([][]float32, len(kv.K)), V: kv.V}
+		for r := range f.K {
+			f.K[r] = make([]float32, len(kv.K[r])) // [N][D]
+			for tok := range kv.N {
+				sign := float32(1)
+				if mixed && rng.IntN(2) == 0 {
+					sign = -1
+				}
+				for e := range s.D {
+					f.K[r][tok*s.D+e] = sign * (2 + float32(rng.IntN(3)-1)/4)
+				}
 			}
-			m.Close()
+		}
+		return f
+	}
+	for _, c := range []struct {
+		hq    int
+		mixed bool
+	}{{s.Hq, false}, {s.Hkv, false}, {s.Hq, true}, {s.Hkv, true}} { // G = 2, and 1
+		hq, neg := c.hq, far(c.mixed)
+		// [B][hq][D]: even heads' logits in [-135, -105], odd heads' in
+		// [3.5, 4.5], so that a head's weights taken against another head's
+		// max overflow or underflow too.
+		q := make([]float32, s.B*hq*s.D)
+		for i := range q {
+			q[i] = -7.5
+			if i/s.D%2 == 1 {
+				q[i] = 0.25
+			}
+		}
+		for _, tile := range []int{2, 4} {
+			for _, splits := range []int{3, 40} {
+				m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Split: SplitPolicy{Splits: splits}, Tile: tile}, neg)
+				for _, b := range []ref.Budget{{K: 37}, ref.Full} {
+					decodeStep(t, fmt.Sprintf("logits far apart, G=%d mixed signs %v tile %d S=%d budget %v", hq/s.Hkv, c.mixed, tile, splits, b), "hata", q, neg, b, want, m, true)
+				}
+				m.Close()
+			}
 		}
 	}
 }
