@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -205,5 +206,40 @@ func TestTwin(t *testing.T) {
 		if c.env == "1" && !strings.HasSuffix(tm.Twin, "the timed step's alone: none; the other's alone: none") {
 			t.Errorf("$%s=%s: Timing.Twin = %q, want no kernel of one step alone", EnvTwin, c.env, tm.Twin)
 		}
+	}
+}
+
+// brokenStep is a benchable whose decode returns out and sel, as a kernel
+// broken on the benchmark's device might.
+type brokenStep struct {
+	ref.Method
+	out []float32
+	sel [][]int32
+}
+
+func (b brokenStep) Decode([]float32, ref.Budget) (*ref.Result, error) {
+	return &ref.Result{Out: b.out, Selected: b.sel}, nil
+}
+func (brokenStep) PrefillRandom(int, int, int, int, uint32) error { return nil }
+func (brokenStep) Timings() vk.Timings                            { return vk.Timings{} }
+
+// TestCheckedStep checks that a timed step's result is held to
+// ref.CheckResult, with an error that names the method, the shape and what
+// is wrong, and that a good step passes.
+func TestCheckedStep(t *testing.T) {
+	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 8, D: 2}
+	q := make([]float32, s.B*s.Hq*s.D)
+	good := brokenStep{out: make([]float32, 4), sel: [][]int32{{1, 4}}}
+	if err := checkedStep(good, "hata", s, q, ref.Budget{K: 2}, 2); err != nil {
+		t.Fatalf("a good step: %v", err)
+	}
+	nan := brokenStep{out: []float32{0, 0, float32(math.NaN()), 0}, sel: [][]int32{{1, 4}}}
+	err := checkedStep(nan, "hata", s, q, ref.Budget{K: 2}, 2)
+	if err == nil || !strings.Contains(err.Error(), "vk hata B=1 N=8") || !strings.Contains(err.Error(), "NaN at row 1") {
+		t.Errorf("a NaN output: %v, want an error naming the method, the shape and the NaN's row", err)
+	}
+	lost := brokenStep{out: make([]float32, 4), sel: [][]int32{{4, 4}}}
+	if err := checkedStep(lost, "quest", s, q, ref.Budget{K: 2}, 2); err == nil || !strings.Contains(err.Error(), "not strictly ascending") {
+		t.Errorf("a repeated token: %v, want an error naming it", err)
 	}
 }

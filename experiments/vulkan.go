@@ -516,7 +516,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		if err := twin.step(); err != nil {
 			return Timing{}, err
 		}
-		if _, err := m.Decode(q, budget); err != nil {
+		if err := checkedStep(m, method, s, q, budget, k); err != nil {
 			return Timing{}, err
 		}
 		if tuning.Trace != 0 {
@@ -568,7 +568,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		if err := twin.step(); err != nil {
 			return Timing{}, err
 		}
-		if _, err := m.Decode(q, budget); err != nil {
+		if err := checkedStep(m, method, s, q, budget, k); err != nil {
 			return Timing{}, err
 		}
 		var total float64
@@ -636,6 +636,21 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// checkedStep runs one timed decode step of m and checks what it returned
+// (ref.CheckResult: finite outputs, selections of k unique ascending tokens a
+// row), so that a kernel broken on the benchmark's device or shape, which no
+// test there may have run, fails its row instead of timing wrong work.
+func checkedStep(m benchable, method string, s ref.Shape, q []float32, budget ref.Budget, k int) error {
+	res, err := m.Decode(q, budget)
+	if err != nil {
+		return err
+	}
+	if err := ref.CheckResult(res, s, k); err != nil {
+		return fmt.Errorf("vk %s B=%d N=%d: a timed step's %w; its times are not reported", method, s.B, s.N, err)
+	}
+	return nil
 }
 
 // keyFallbacks returns how many steps the methods ms ran again with uint16

@@ -3,6 +3,7 @@ package ref
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -293,5 +294,45 @@ func TestMetrics(t *testing.T) {
 	e, err := RelL2([]float32{3, 4}, []float32{0, 5})
 	if err != nil || math.Abs(e-math.Sqrt(10)/5) > 1e-15 {
 		t.Errorf("RelL2 = %v, %v; want sqrt(10)/5", e, err)
+	}
+}
+
+// TestCheckResult holds ref.CheckResult to what it promises: a step of the
+// right shape with finite outputs and well-formed selections passes; a NaN
+// or an infinity in the output, an output of the wrong length, and
+// selections with a row short, a token repeated, out of order or out of
+// range each fail with an error that names the row.
+func TestCheckResult(t *testing.T) {
+	s := Shape{B: 1, Hq: 4, Hkv: 2, N: 10, D: 2}
+	good := func() *Result {
+		return &Result{Out: make([]float32, s.B*s.Hq*s.D), Selected: [][]int32{{0, 3, 9}, {1, 2, 5}}}
+	}
+	if err := CheckResult(good(), s, 3); err != nil {
+		t.Fatalf("a good step: %v", err)
+	}
+	dense := good()
+	dense.Selected = nil
+	if err := CheckResult(dense, s, 3); err != nil {
+		t.Errorf("a step without a selection (dense): %v", err)
+	}
+	for _, c := range []struct {
+		name  string
+		spoil func(r *Result)
+		want  string
+	}{
+		{"NaN", func(r *Result) { r.Out[5] = float32(math.NaN()) }, "row 2 (b*Hq+h) channel 1"},
+		{"Inf", func(r *Result) { r.Out[0] = float32(math.Inf(-1)) }, "row 0 (b*Hq+h) channel 0"},
+		{"short output", func(r *Result) { r.Out = r.Out[1:] }, "7 values, want B*Hq*D = 8"},
+		{"short row", func(r *Result) { r.Selected[1] = r.Selected[1][:2] }, "selected row 1: 2 tokens"},
+		{"repeated", func(r *Result) { r.Selected[0][1] = 0 }, "selected row 0: not strictly ascending"},
+		{"out of order", func(r *Result) { r.Selected[1] = []int32{2, 1, 5} }, "selected row 1: not strictly ascending"},
+		{"out of range", func(r *Result) { r.Selected[0][2] = 10 }, "selected row 0: token 10 outside [0, 10)"},
+		{"rows", func(r *Result) { r.Selected = r.Selected[:1] }, "1 rows, want B*Hkv = 2"},
+	} {
+		r := good()
+		c.spoil(r)
+		if err := CheckResult(r, s, 3); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package ref
 
 import (
 	"cmp"
+	"fmt"
+	"math"
 	"slices"
 )
 
@@ -86,4 +88,47 @@ func selectBy(n, k int, w Windows, better func(a, b int32) int) []int32 {
 	picked = append(picked, rest[:k-len(picked)]...)
 	slices.Sort(picked)
 	return picked
+}
+
+// CheckSelection reports whether sel has rows rows, each of exactly k unique
+// ascending tokens in [0, n): the shape of every selection but MagicPIG's
+// (Result.Selected), whatever computed it.
+func CheckSelection(sel [][]int32, rows, n, k int) error {
+	if len(sel) != rows {
+		return fmt.Errorf("selected: %d rows, want B*Hkv = %d", len(sel), rows)
+	}
+	for r, row := range sel {
+		if len(row) != k {
+			return fmt.Errorf("selected row %d: %d tokens, want k = %d", r, len(row), k)
+		}
+		for i, t := range row {
+			if t < 0 || int(t) >= n {
+				return fmt.Errorf("selected row %d: token %d outside [0, %d)", r, t, n)
+			}
+			if i > 0 && t <= row[i-1] {
+				return fmt.Errorf("selected row %d: not strictly ascending at %d: %d after %d", r, i, t, row[i-1])
+			}
+		}
+	}
+	return nil
+}
+
+// CheckResult reports whether res is a well-formed decode step of shape s
+// with budget k tokens a row: an output of B*Hq*D finite numbers and, where
+// the method selects (Selected not nil), CheckSelection's rows. It says
+// nothing of whether the numbers are the right ones; a broken kernel's NaN,
+// or a select that lost or repeated tokens, is what it catches.
+func CheckResult(res *Result, s Shape, k int) error {
+	if want := s.B * s.Hq * s.D; len(res.Out) != want {
+		return fmt.Errorf("output: %d values, want B*Hq*D = %d", len(res.Out), want)
+	}
+	for i, x := range res.Out { // [B][Hq][D]
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("output: %v at row %d (b*Hq+h) channel %d", x, i/s.D, i%s.D)
+		}
+	}
+	if res.Selected == nil {
+		return nil
+	}
+	return CheckSelection(res.Selected, s.B*s.Hkv, s.N, k)
 }

@@ -81,7 +81,7 @@ func TestLokiHalfKeys(t *testing.T) {
 		for r, row := range scores {
 			want[r] = ref.SelectLargest(row, k, ref.Windows{})
 		}
-		if err := reftest.CheckSelection(rg.Selected, c.b*c.hkv, kv.N, k); err != nil {
+		if err := ref.CheckSelection(rg.Selected, c.b*c.hkv, kv.N, k); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		checkScored(t, name, want, scores, rg, m)

@@ -41,7 +41,7 @@ func decodeStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref
 func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.Budget, want, got ref.Method, rw, rg *ref.Result, exact bool) {
 	t.Helper()
 	k, _ := b.Tokens(kv.N)
-	if err := reftest.CheckSelection(rg.Selected, kv.B*kv.Hkv, kv.N, k); err != nil {
+	if err := ref.CheckSelection(rg.Selected, kv.B*kv.Hkv, kv.N, k); err != nil {
 		t.Fatalf("%s: %v", where, err)
 	}
 	if exact {
@@ -280,7 +280,7 @@ func TestSparsePrefillRandom(t *testing.T) {
 				// Random (non-dyadic) keys: a code bit may flip where the
 				// projection is within float32 rounding of 0, so the
 				// selection is checked for shape and the output only.
-				if err := reftest.CheckSelection(rg.Selected, b*hkv, n, 20); err != nil {
+				if err := ref.CheckSelection(rg.Selected, b*hkv, n, 20); err != nil {
 					t.Fatal(err)
 				}
 				want64, _ := ref.Sparse(q, kv, rg.Selected)

@@ -183,7 +183,7 @@ func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.
 	}
 	if rw.Selected != nil {
 		k, _ := b.Tokens(kv.N)
-		if err := CheckSelection(rg.Selected, s.B*s.Hkv, kv.N, k); err != nil {
+		if err := ref.CheckSelection(rg.Selected, s.B*s.Hkv, kv.N, k); err != nil {
 			t.Fatalf("%s: %v", where, err)
 		}
 		if integerRanked[name] {
@@ -232,28 +232,6 @@ func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.
 	if err := CheckClose(rg.Out, want64, want32, kv.D); err != nil {
 		t.Errorf("%s: output: %v", where, err)
 	}
-}
-
-// CheckSelection reports whether sel has rows rows, each of exactly k unique
-// ascending tokens in [0, n).
-func CheckSelection(sel [][]int32, rows, n, k int) error {
-	if len(sel) != rows {
-		return fmt.Errorf("selected: %d rows, want B*Hkv = %d", len(sel), rows)
-	}
-	for r, row := range sel {
-		if len(row) != k {
-			return fmt.Errorf("selected row %d: %d tokens, want k = %d", r, len(row), k)
-		}
-		for i, t := range row {
-			if t < 0 || int(t) >= n {
-				return fmt.Errorf("selected row %d: token %d outside [0, %d)", r, t, n)
-			}
-			if i > 0 && t <= row[i-1] {
-				return fmt.Errorf("selected row %d: not strictly ascending at %d: %d after %d", r, i, t, row[i-1])
-			}
-		}
-	}
-	return nil
 }
 
 // CheckNearTies reports whether every token in which got's selection differs
