@@ -180,17 +180,7 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 	}
 	s := p.Splits
 	if s <= 0 {
-		target := p.TargetWorkgroups
-		if target <= 0 {
-			target = 256
-			if cu > 0 {
-				target = 4 * cu
-			}
-		}
-		minTok := p.MinTokens
-		if minTok <= 0 {
-			minTok = 32
-		}
+		target, minTok := p.defaults(cu)
 		// Whole waves: the workgroups rows*S fill ceil(rows/target) waves
 		// of target workgroups without a partial last wave.
 		rows = max(rows, 1)
@@ -205,6 +195,29 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 	return (n + splitLen - 1) / splitLen, splitLen
 }
 
+// defaults returns TargetWorkgroups and MinTokens, or where unset (0 or
+// less) their defaults on a device of cu compute units: 4 workgroups a
+// compute unit (256 where cu is unknown) and 32 tokens. Plan and pieces
+// take both from here.
+func (p SplitPolicy) defaults(cu int) (target, minTok int) {
+	target, minTok = p.TargetWorkgroups, p.MinTokens
+	if target <= 0 {
+		target = 256
+		if cu > 0 {
+			target = 4 * cu
+		}
+	}
+	if minTok <= 0 {
+		minTok = 32
+	}
+	return target, minTok
+}
+
+// pieceCount is the pieces of pieceLen tokens that rows rows of n tokens
+// each, taken one after another, are cut into: the grid of a pieces
+// dispatch (Decode) and what prepare checks against the device's limit.
+func pieceCount(rows, n, pieceLen int) int { return (rows*n + pieceLen - 1) / pieceLen }
+
 // pieces returns DenseOptions.Pieces' plan for n tokens over rows cache rows,
 // where Plan gave splits of each: pieces of pieceLen tokens of all the rows'
 // tokens taken one row after another, as many as the waves that rows*splits
@@ -214,14 +227,7 @@ func (p SplitPolicy) Plan(n, rows, cu, maxSplits int) (splits, splitLen int) {
 // pieces r*n/pieceLen to ((r+1)*n-1)/pieceLen; pieceLen <= n, since the
 // waves hold at least rows*splits workgroups.
 func (p SplitPolicy) pieces(n, rows, splits, cu int) (stride, pieceLen int) {
-	target := p.TargetWorkgroups
-	if target <= 0 {
-		target = 256
-		if cu > 0 {
-			target = 4 * cu
-		}
-	}
-	minTok := cmp.Or(p.MinTokens, 32)
+	target, minTok := p.defaults(cu)
 	rows = max(rows, 1)
 	waves := (rows*max(splits, 1) + target - 1) / target
 	pieceLen = max((rows*n+waves*target-1)/(waves*target), min(minTok, n), 1)
@@ -455,7 +461,7 @@ func (m *Dense) Decode(q []float32, _ ref.Budget) (*ref.Result, error) {
 		base, nr := m.splitGroups[c].row0, m.splitGroups[c].rows
 		x, y := m.splits, nr
 		if m.pieces {
-			x, y = (nr*m.n+m.splitLen-1)/m.splitLen, 1
+			x, y = pieceCount(nr, m.n, m.splitLen), 1
 		}
 		b.Dispatch(m.split, set, densePush{
 			N:        uint32(m.n),
@@ -531,7 +537,7 @@ func (m *Dense) prepare(hq int) error {
 		splits, splitLen = m.opt.Split.pieces(m.n, rows, splits, c.Info.ComputeUnits)
 		most := 0 // the most pieces of one dispatch
 		for _, gr := range m.kv.groups(int(lim.MaxComputeWorkGroupCount[1])) {
-			most = max(most, (gr.rows*m.n+splitLen-1)/splitLen)
+			most = max(most, pieceCount(gr.rows, m.n, splitLen))
 		}
 		if splits > maxSplits || most > int(lim.MaxComputeWorkGroupCount[0]) {
 			pieces, splits, splitLen = false, uniform, uniformLen

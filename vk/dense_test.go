@@ -238,7 +238,7 @@ func TestDensePieces(t *testing.T) {
 			rows := c.b * c.hkv
 			uniform, _ := m.opt.Split.Plan(c.n, rows, ctx.Info.ComputeUnits, 1<<20) // NewDense's defaults
 			stride, pieceLen := m.opt.Split.pieces(c.n, rows, uniform, ctx.Info.ComputeUnits)
-			where := fmt.Sprintf("%v pieces step %d (%d pieces of %d tokens, stride %d, %d dispatches)", c, step, (rows*c.n+pieceLen-1)/pieceLen, pieceLen, stride, len(m.splitSets))
+			where := fmt.Sprintf("%v pieces step %d (%d pieces of %d tokens, stride %d, %d dispatches)", c, step, pieceCount(rows, c.n, pieceLen), pieceLen, stride, len(m.splitSets))
 			if !m.pieces || m.splitLen != pieceLen || m.splits != stride {
 				t.Fatalf("%s: the step ran pieces %v of %d tokens, stride %d", where, m.pieces, m.splitLen, m.splits)
 			}
