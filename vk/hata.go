@@ -73,6 +73,7 @@ type HATA struct {
 	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
 	lastHq int
 
+	lastWarm        int   // the warm dispatches the last planned step recorded (recordWarm)
 	lastScoreTrace  Range // the last recorded step's hata_score trace (ScoreTrace), or empty
 	lastEncodeTrace Range // the last recorded step's hata_encode_q trace (EncodeTrace), or empty
 
@@ -300,8 +301,9 @@ type hataStep struct {
 	key16         bool
 	key8          bool // one-byte keys (hata_score_k8, select_groups_k8)
 	scoreChunk    int
-	trace         Range // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
-	encodeTrace   Range // SparseOptions.Trace: hata_encode_q's [rows][words][encodeTracePoints], else empty
+	trace         Range     // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
+	encodeTrace   Range     // SparseOptions.Trace: hata_encode_q's [rows][words][encodeTracePoints], else empty
+	warm          *warmStep // the warm workgroups' kernels and buffers (prepareWarm), or nil: none
 }
 
 // prepare sizes and builds everything one decode step with budget k needs.
@@ -414,7 +416,8 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 }
 
 // recordScores records "encode" (unless hata_score encodes) and "score",
-// the cache's translation prefetch beside the score kernel.
+// the cache's translation prefetch and the warm workgroups (recordWarm)
+// beside the score kernel.
 // zeroed: the histograms were cleared in the upload stage (stepPlan.zero).
 func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 	m.lastEncodeTrace = h.encodeTrace // empty where nothing traces the encode
@@ -457,6 +460,7 @@ func (m *HATA) recordScores(b *Batch, h *hataStep, zeroed bool) error {
 		Hkv: uint32(m.hkv), Ldw: uint32(m.w.Rbit), Rbit: uint32(m.w.Rbit),
 		KK: uint32(h.sel.kk), KStride: uint32(h.sel.k),
 	}, uint32((m.n+h.scoreChunk-1)/h.scoreChunk), uint32(h.rows), 1)
+	m.recordWarm(b, h)
 	m.recordPrefetch(b)
 	b.Barrier()
 	return nil
@@ -471,14 +475,16 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}
 	m.lastHq = h.hq
 	m.lastKeyThr = Range{}
+	m.lastWarm = 0
 	if h.key8 {
 		m.lastKeyThr = h.sel.planThr
 	}
 	p := &stepPlan{
-		s:      h.step,
-		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace, h.encodeTrace},
-		gather: m.opt.Variant == VariantNaive,
-		zero:   []Range{h.sel.zeroRange()},
+		s:       h.step,
+		poison:  []Range{h.qcodes, h.keys, h.sel.cnt, h.trace, h.encodeTrace},
+		gather:  m.opt.Variant == VariantNaive,
+		zero:    []Range{h.sel.zeroRange()},
+		prepare: func(a *attention) error { return m.prepareWarm(h, a) },
 		rec: func(b *Batch) error {
 			if err := m.recordScores(b, h, true); err != nil {
 				return err

@@ -167,6 +167,13 @@ type SparseOptions struct {
 	// The variants whose own kernel attends (twokernel, onekernel) and the
 	// naive one (always separate) ignore it.
 	Merge MergeMode
+	// Warm chooses whether HATA's (and lsh's) step runs, beside its score
+	// kernel, one workgroup of the select's write, and where the merge runs
+	// apart of the attention's split and the merge, on buffers of their own,
+	// so that their machine code is fetched while the score runs (WarmMode):
+	// WarmAuto by warmRule's rule, WarmOn wherever the step has such
+	// kernels, WarmOff never. The fused and threekernel variants, untraced.
+	Warm WarmMode
 	// Trace, for benchmarks, builds sparse_split, the select's write kernel
 	// (select_write, select_groups or select_rows) and HATA's hata_encode_q
 	// and hata_score with a read of the device clock at each phase of every
@@ -605,8 +612,8 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if w := o.ProjWorkgroup; w != 0 && (w < 32 || w > 1024 || w&(w-1) != 0) {
 		return nil, fmt.Errorf("vk %s: projection workgroup %d: want a power of two from 32 to 1024, or 0 for the default", name, w)
 	}
-	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() || !o.Prefetch.valid() {
-		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d, Prefetch %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan, o.Prefetch)
+	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() || !o.Prefetch.valid() || !o.Warm.valid() {
+		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d, Prefetch %d, Warm %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan, o.Prefetch, o.Warm)
 	}
 	for _, err := range []error{
 		checkWorkgroup(ctx.Info, "workgroup", o.Workgroup),
@@ -1289,11 +1296,7 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 		if err != nil {
 			return err
 		}
-		b.Dispatch(a.split, set, sparsePush{
-			K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(cp),
-			SplitLen: uint32(a.length), Splits: uint32(a.splits),
-			Scale: float32(1 / math.Sqrt(float64(c.d))), Row0: uint32(g.row0),
-		}, uint32(a.splits), uint32(g.rows), 1)
+		b.Dispatch(a.split, set, c.splitPush(s, a, cp, g.row0), uint32(a.splits), uint32(g.rows), 1)
 	}
 	b.Barrier()
 	if a.merge == nil {
@@ -1309,6 +1312,16 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 	return nil
 }
 
+// splitPush returns sparse_split's push constants for the attention a of s
+// over a cache of row stride cp whose bound buffers start at cache row row0.
+func (c *sparseCore) splitPush(s *step, a *attention, cp, row0 int) sparsePush {
+	return sparsePush{
+		K: uint32(s.k), KStride: uint32(s.k), Cap: uint32(cp),
+		SplitLen: uint32(a.length), Splits: uint32(a.splits),
+		Scale: float32(1 / math.Sqrt(float64(c.d))), Row0: uint32(row0),
+	}
+}
+
 // stepPlan is what a method hands to run: how to select, and what to poison.
 type stepPlan struct {
 	s       *step
@@ -1317,6 +1330,11 @@ type stepPlan struct {
 	// rec records the method's selection stages ("encode", "score",
 	// "select"), leaving the ascending selection in s.sel.
 	rec func(b *Batch) error
+	// prepare, when set, is called with the step's attention once run has
+	// prepared it and allocated its own buffers, before anything is
+	// recorded (HATA's warm workgroups, SparseOptions.Warm, size their
+	// buffers by it and zero them).
+	prepare func(a *attention) error
 	// zero: ranges filled with 0 in the "upload" stage, before its barrier,
 	// so that a buffer rec accumulates into needs no barrier of its own.
 	zero []Range
@@ -1391,6 +1409,11 @@ func (c *sparseCore) run(q []float32, p *stepPlan, readback bool) (*ref.Result, 
 			return nil, err
 		}
 		if selRB, err = c.buf("selection readback", s.sel.Size, Readback); err != nil {
+			return nil, err
+		}
+	}
+	if p.prepare != nil { // after the buffers above, whose allocation frees the cached sets
+		if err := p.prepare(a); err != nil {
 			return nil, err
 		}
 	}

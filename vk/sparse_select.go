@@ -413,15 +413,20 @@ func (p *selectPlan) zeroRange() Range {
 	return p.hist.Buf.Range(p.hist.Off, p.histBytes)
 }
 
-// record records the histogram passes (unless prebuilt), the counts and the
-// write, with barriers between them.
-func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
-	push := selectPush{
+// push returns the push constants of p's kernels (Pass 0).
+func (p *selectPlan) push() selectPush {
+	return selectPush{
 		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
 		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
 		Page: uint32(p.page), KStride: uint32(p.k), Radix: b32(p.directBins == 0), NBins: uint32(p.nbins),
 		Cum: b32(p.cumChunk > 0 || p.radixCum()), Plan: b32(p.plan),
 	}
+}
+
+// record records the histogram passes (unless prebuilt), the counts and the
+// write, with barriers between them.
+func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
+	push := p.push()
 	c.lastSelectTrace = p.trace
 	grid := func(k *Kernel, push selectPush) error {
 		bufs := []Range{p.keys, p.hist, p.cnt, p.sel}

@@ -132,6 +132,12 @@ type Tuning struct {
 	// PiecesOn), 1 S splits of every row (PiecesOff); 0 keeps the default,
 	// PiecesAuto (off). dense.
 	Pieces int
+	// Warm = 1 runs one workgroup of the select, and where the merge runs
+	// apart of the attention and the merge, beside the score kernel on
+	// buffers of their own (SparseOptions.Warm = WarmOn), 2 never
+	// (WarmOff); 0 keeps the default, WarmAuto. hata and lsh but their
+	// twokernel, onekernel and naive variants.
+	Warm int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -183,6 +189,8 @@ var tuningKeys = []tuningKey{
 	{"prefetchkib", func(t *Tuning) *int { return &t.PrefetchKiB }, []string{"hata", "lsh", "quest", "topk", "loki"},
 		[]string{"hata/onekernel", "lsh/onekernel"}},
 	{"pieces", func(t *Tuning) *int { return &t.Pieces }, []string{"dense"}, nil},
+	{"warm", func(t *Tuning) *int { return &t.Warm }, []string{"hata", "lsh"},
+		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 }
 
 // MaxTuningRbit is the widest hash Tuning.Rbit accepts.
@@ -201,6 +209,7 @@ var tuningChoices = map[string]struct {
 	"keybytes":  {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
 	"prefetch":  {2, "1 (the translation prefetch over any cache), 2 (none)"},
 	"pieces":    {2, "1 (S splits of every row), 2 (equal pieces of all the rows' tokens)"},
+	"warm":      {2, "1 (the later kernels' warm workgroups beside the score), 2 (none)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -325,6 +334,9 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.Prefetch = PrefetchMode(t.Prefetch)
 	}
 	o.PrefetchStride = cmp.Or(uint64(t.PrefetchKiB)<<10, o.PrefetchStride)
+	if t.Warm != 0 {
+		o.Warm = WarmMode(t.Warm)
+	}
 	return o
 }
 

@@ -59,20 +59,20 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces"},
+		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "warm"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
-		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "pieces"},
+		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "pieces", "warm"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup", "pieces"},
-		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "prefetch", "prefetchkib", "pieces"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces"},
+		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "prefetch", "prefetchkib", "pieces", "warm"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces"},
-		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit", "pieces"},
-		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm"},
+		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit", "pieces", "warm"},
+		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm"},
 	}
 	// The smallest valid value of the keys for which 1 is not one.
 	validOne := map[string]int{"rbit": 32}

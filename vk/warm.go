@@ -1,0 +1,193 @@
+package vk
+
+// WarmMode is SparseOptions.Warm: whether HATA's (and lsh's) step runs,
+// beside its score kernel, one workgroup of each kernel that follows the
+// score, on buffers of its own, so that their machine code is fetched while
+// the score runs instead of when their own level starts.
+//
+// After the timer's L2 flush (in a model: the other layers' weights) a
+// kernel's first workgroups wait for its machine code from memory, block by
+// block as they reach it: about 0.3 us a KB on the H200, for a step's
+// select (17 KB at B1/128K), attention (10 KB) and merge (6 KB) kernels
+// (BENCHMARKS.md, session 28). The warm workgroups wait for the same code in
+// the score's level, which is long enough to hide them from about a million
+// codes a step (warmRule); their results are thrown away.
+type WarmMode int
+
+// The modes of WarmMode.
+const (
+	WarmAuto WarmMode = iota // by warmRule
+	WarmOn                   // wherever the step has such kernels
+	WarmOff                  // never
+)
+
+// valid reports whether m is one of the modes.
+func (m WarmMode) valid() bool { return m >= WarmAuto && m <= WarmOff }
+
+// warmMinCodes is warmRule's threshold: the codes a step's score kernel
+// reads (rows times tokens) from which the warm workgroups pay. On the H200
+// at B1/32K (262144 codes) they outlasted the 4-us score and lengthened its
+// level; at B1/128K (1M codes) they took 1.8 us off the step (run 318, a
+// lab of session 28, and run 353).
+const warmMinCodes = 1 << 20
+
+// warmRule is WarmAuto's rule: warm where the score kernel reads at least
+// warmMinCodes codes.
+func warmRule(rows, n int) bool { return rows*n >= warmMinCodes }
+
+// warmOn reports whether the step h warms, by SparseOptions.Warm.
+func (m *HATA) warmOn(h *hataStep) bool {
+	switch m.opt.Warm {
+	case WarmOff:
+		return false
+	case WarmAuto:
+		if !warmRule(h.rows, m.n) {
+			return false
+		}
+	}
+	return !m.opt.Trace // traced kernels write their clocks by workgroup: not warmed
+}
+
+// warmSelect reports whether p's write kernel can be warmed: the fused
+// select (select_write_cum or select_groups, SELECT_CUM in select.glsl),
+// whose only inputs are the keys and the histogram buffer, and which
+// writes nothing but the selection.
+func warmSelect(p *selectPlan) bool {
+	return p.writeK != nil && p.attend == nil && !p.perRow && p.prebuilt && p.cumChunk > 0 && p.count == nil
+}
+
+// warmAttend reports whether a's kernels can be warmed: sparse_split over
+// an index list with the merge apart (the folded merge's counters count
+// the row's workgroups, which a warm one would upset), and sparse_merge.
+func warmAttend(a *attention) bool {
+	return a != nil && a.split != nil && a.merge != nil && a.gather == nil
+}
+
+// warmStep is what a step's warm workgroups run (prepareWarm): the
+// select's write kernel and its buffers, and the attention's split and
+// merge kernels and theirs, or nil where that kernel is not warmed.
+type warmStep struct {
+	sel, split, merge          *Kernel
+	selPush                    selectPush
+	splitPush                  sparsePush
+	mergePush                  mergePush
+	selSet, splitSet, mergeSet *Set
+}
+
+// prepareWarm sets h.warm to the warm workgroups of step h whose attention
+// is a, where SparseOptions.Warm asks for them: one workgroup (a grid of
+// one row and one chunk or split) of each kernel that follows the score
+// kernel and can be warmed (warmSelect, warmAttend). Each reads zeros where
+// the step's own kernel reads what an earlier kernel of the step writes:
+// the select's keys, histograms and plan (threshold 0 and nothing to take
+// beyond the windows' tokens, written from slot 0; without the plan, a zero
+// histogram's last bin, every token of the chunk), the attention's index
+// list (token 0, every entry) and the merge's partials. They read the
+// step's q and K/V, which no kernel of the step writes. Each writes into a
+// region of its own of a scratch buffer that nothing reads. So the step's
+// results are those of a step without them, bit for bit
+// (TestWarmSameResults), and the validation layer finds no hazard. The
+// zeros are zeroed when allocated, before the step is recorded, and
+// nothing writes them after.
+func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
+	h.warm = nil
+	if !m.warmOn(h) {
+		return nil
+	}
+	p := h.sel
+	sel, att := warmSelect(p), warmAttend(a)
+	if !sel && !att {
+		return nil
+	}
+	align := max(m.ctx.Info.Limits.MinStorageBufferOffsetAlignment, 16)
+	up := func(x uint64) uint64 { return (x + align - 1) / align * align }
+	d4 := uint64(m.d) * 4 // bytes of a row of o
+	// Zeros: every binding reads from offset 0 as much as it reads of row 0
+	// and chunk 0. The select's keys: chunk tokens of at most 4 bytes; its
+	// histograms: select_plan.glsl's layout for one row (the histogram,
+	// the chunk histograms, ctr, thr and the chunks' plan).
+	keys := 4*uint64(p.chunk) + 64
+	zeros := uint64(16)
+	if sel {
+		zeros = max(zeros, keys, 4*uint64(p.nbins*(1+p.nchunks)+2+2*p.nchunks))
+	}
+	if att {
+		zeros = max(zeros, 4*uint64(a.length), uint64(a.splits)*d4, uint64(a.splits)*8)
+	}
+	// Outputs, a region each, in this order: the selection; the split's
+	// partial o, (m, l), out and counters; the merge's out.
+	var sizes []uint64
+	if sel {
+		sizes = append(sizes, 4*uint64(p.chunk))
+	}
+	if att {
+		g := uint64(h.g)
+		sizes = append(sizes, g*uint64(a.splits)*d4, g*uint64(a.splits)*8, g*d4, 16, d4)
+	}
+	var outBytes uint64
+	for _, sz := range sizes {
+		outBytes += up(sz)
+	}
+	oldZ := m.scratch["warm zeros"]
+	z, err := m.buf("warm zeros", up(zeros), DeviceLocal)
+	if err != nil {
+		return err
+	}
+	if z != oldZ { // new: zero it
+		if err := m.zeroNow(z.Whole()); err != nil {
+			m.scratch["warm zeros"].Free()
+			delete(m.scratch, "warm zeros")
+			return m.errorf("zeroing the warm workgroups' inputs: %v", err)
+		}
+	}
+	out, err := m.buf("warm outputs", outBytes, DeviceLocal)
+	if err != nil {
+		return err
+	}
+	zr := func(size uint64) Range { return z.Range(0, up(max(size, 16))) }
+	var off uint64
+	next := func() Range { // the next output region
+		r := out.Range(off, up(sizes[0]))
+		off, sizes = off+up(sizes[0]), sizes[1:]
+		return r
+	}
+	w := &warmStep{}
+	if sel {
+		w.sel, w.selPush = p.writeK, p.push()
+		if w.selSet, err = m.set(p.writeK, zr(keys), z.Whole(), zr(16), next()); err != nil {
+			return err
+		}
+	}
+	if att {
+		g := m.groups()[0]
+		w.split, w.splitPush = a.split, m.splitPush(h.step, a, m.cap, 0)
+		if w.splitSet, err = m.set(a.split, h.q, zr(4*uint64(a.length)), g.k, g.v, next(), next(), next(), next()); err != nil {
+			return err
+		}
+		w.merge, w.mergePush = a.merge, mergePush{Splits: uint32(a.splits)}
+		if w.mergeSet, err = m.set(a.merge, zr(uint64(a.splits)*d4), zr(uint64(a.splits)*8), next()); err != nil {
+			return err
+		}
+	}
+	h.warm = w
+	return nil
+}
+
+// recordWarm records h's warm workgroups (prepareWarm), with no barrier
+// after them, so that they run beside the kernel recorded before them: the
+// score kernel.
+func (m *HATA) recordWarm(b *Batch, h *hataStep) {
+	w := h.warm
+	if w == nil {
+		return
+	}
+	if w.sel != nil {
+		b.Dispatch(w.sel, w.selSet, w.selPush, 1, 1, 1)
+		m.lastWarm++
+	}
+	if w.split != nil {
+		b.Dispatch(w.split, w.splitSet, w.splitPush, 1, 1, 1)
+		b.Dispatch(w.merge, w.mergeSet, w.mergePush, 1, 1, 1)
+		m.lastWarm += 2
+	}
+}

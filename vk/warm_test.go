@@ -1,0 +1,142 @@
+package vk
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/ref/reftest"
+)
+
+// TestWarmSameResults holds HATA's steps with the warm workgroups
+// (SparseOptions.Warm = WarmOn) to the same steps without them, bit for
+// bit, and to ref: with the select's plan and one-byte keys
+// (select_groups_k8), without the plan (select_write_cum searching a zero
+// histogram, which takes every token of its chunk), with it over
+// select_write_cum, in the threekernel variant, with the merge apart (the
+// attention and the merge warmed) and folded (not), with windows whose
+// tokens the warm select writes, over two steps each (the second reuses
+// the warm buffers). Each case also checks how many warm dispatches the
+// step recorded, so that a case that warms nothing fails. Run with
+// HATA_VK_VALIDATE=1 it also shows that the warm dispatches share no
+// buffer range with the score's level that either writes.
+func TestWarmSameResults(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(61, 3))
+	sh := ref.Shape{B: 2, Hq: 8, Hkv: 2, N: 5000, D: 64}
+	w := reftest.DyadicHashWeights(rng, sh.Hkv, sh.D, 128)
+	kv := reftest.DyadicKV(rng, sh, true)
+	win := ref.Windows{Sink: 4, Recent: 8}
+	qs := [][]float32{reftest.Dyadic(rng, sh.B*sh.Hq*sh.D), reftest.Dyadic(rng, sh.B*sh.Hq*sh.D)}
+	for _, c := range []struct {
+		variant string
+		chunk   int
+		plan    PlanMode
+		merge   MergeMode
+		warmed  int // warm dispatches a step records
+	}{
+		{VariantFused, 4096, PlanAuto, MergeSeparate, 3},
+		{VariantFused, 4096, PlanAuto, MergeFold, 1},
+		{VariantFused, 1024, PlanAuto, MergeSeparate, 3},
+		{VariantFused, 1024, PlanOn, MergeSeparate, 3},
+		{VariantThreeKernel, 4096, PlanAuto, MergeSeparate, 3},
+		{VariantNaive, 1024, PlanAuto, MergeAuto, 0},
+	} {
+		var ms [2]*HATA
+		for i, mode := range []WarmMode{WarmOff, WarmOn} {
+			o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.plan, Merge: c.merge, Warm: mode}
+			m, err := ctx.NewHATA("hata", w, win, false, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if err := m.Prefill(kv); err != nil {
+				t.Fatal(err)
+			}
+			ms[i] = m
+		}
+		want := ref.NewHATA(w, win, false)
+		if err := want.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []ref.Budget{{K: 300}, {K: 40}} {
+			for step, q := range qs {
+				where := fmt.Sprintf("%s chunk %d plan %d merge %d budget %v step %d", c.variant, c.chunk, c.plan, c.merge, b, step)
+				off, err := ms[0].Decode(q, b)
+				if err != nil {
+					t.Fatalf("%s, warm off: %v", where, err)
+				}
+				if ms[0].lastWarm != 0 {
+					t.Errorf("%s, warm off: %d warm dispatches, want 0", where, ms[0].lastWarm)
+				}
+				on, err := ms[1].Decode(q, b)
+				if err != nil {
+					t.Fatalf("%s, warm on: %v", where, err)
+				}
+				if ms[1].lastWarm != c.warmed {
+					t.Errorf("%s, warm on: %d warm dispatches, want %d", where, ms[1].lastWarm, c.warmed)
+				}
+				if d := cmp.Diff(off.Selected, on.Selected); d != "" {
+					t.Errorf("%s: the selection with warm workgroups differs (-off +on):\n%s", where, d)
+				}
+				for i := range off.Out {
+					if math.Float32bits(off.Out[i]) != math.Float32bits(on.Out[i]) {
+						t.Errorf("%s: out[%d] = %v with warm workgroups, %v without", where, i, on.Out[i], off.Out[i])
+						break
+					}
+				}
+				rw, err := want.Decode(q, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkStep(t, where, "hata", q, kv, b, want, ms[1], rw, on, true)
+			}
+		}
+	}
+}
+
+// TestWarmRule checks WarmAuto's rule at its threshold, that the modes
+// reach the step (a step under the threshold warms under WarmOn only, one
+// over it under WarmAuto and WarmOn), and that a mode out of range is an
+// error naming it.
+func TestWarmRule(t *testing.T) {
+	for _, c := range []struct {
+		rows, n int
+		want    bool
+	}{{8, 131072, true}, {64, 32768, true}, {8, 32768, false}, {1, warmMinCodes - 1, false}, {1, warmMinCodes, true}} {
+		if got := warmRule(c.rows, c.n); got != c.want {
+			t.Errorf("warmRule(%d rows, %d tokens) = %v, want %v", c.rows, c.n, got, c.want)
+		}
+	}
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(62, 3))
+	for _, c := range []struct {
+		n    int
+		mode WarmMode
+		want int
+	}{{3000, WarmAuto, 0}, {3000, WarmOn, 3}, {3000, WarmOff, 0}, {warmMinCodes/2 + 8, WarmAuto, 3}, {warmMinCodes/2 + 8, WarmOff, 0}} {
+		sh := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: c.n, D: 32}
+		w := reftest.DyadicHashWeights(rng, sh.Hkv, sh.D, 32)
+		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Merge: MergeSeparate, Warm: c.mode, Reserve: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.PrefillRandom(sh.B, sh.Hkv, sh.N, sh.D, 5); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Step(reftest.Dyadic(rng, sh.Hq*sh.D), ref.Budget{K: 64}); err != nil {
+			t.Fatal(err)
+		}
+		if m.lastWarm != c.want {
+			t.Errorf("N=%d, 2 rows, Warm %d: %d warm dispatches, want %d", c.n, c.mode, m.lastWarm, c.want)
+		}
+		m.Close()
+	}
+	if _, err := ctx.SparseFactory(SparseOptions{Warm: 3})("hata", 2, 64, ref.Options{W: reftest.DyadicHashWeights(rng, 2, 64, 32)}); err == nil || !strings.Contains(err.Error(), "Warm 3") {
+		t.Errorf("Warm 3: %v, want an error naming it", err)
+	}
+}
