@@ -10,8 +10,10 @@ package vk
 // block as they reach it: about 0.3 us a KB on the H200, for a step's
 // select (17 KB at B1/128K), attention (10 KB) and merge (6 KB) kernels
 // (BENCHMARKS.md, session 28). The warm workgroups wait for the same code in
-// the score's level, which is long enough to hide them from about a million
-// codes a step (warmRule); their results are thrown away.
+// the score's level, which hides them from about a million codes a step
+// where the score's grid leaves them room (warmRule); their results are
+// thrown away. On the H200 that took 1.8-2.5 us off HATA's steps at
+// B1/128K, B8/16K, B8/32K, B8/128K and B8/256K (run 353).
 type WarmMode int
 
 // The modes of WarmMode.
@@ -25,27 +27,43 @@ const (
 func (m WarmMode) valid() bool { return m >= WarmAuto && m <= WarmOff }
 
 // warmMinCodes is warmRule's threshold: the codes a step's score kernel
-// reads (rows times tokens) from which the warm workgroups pay. On the H200
-// at B1/32K (262144 codes) they outlasted the 4-us score and lengthened its
-// level; at B1/128K (1M codes) they took 1.8 us off the step (run 318, a
-// lab of session 28, and run 353).
+// reads (rows times tokens) from which its level hides the warm workgroups,
+// which wait for their own code from memory. On the H200 (run 353) the
+// score stage took 4.2-4.5 us longer at 0.5M codes and below (B1/32K,
+// B1/64K, B8/8K: 7.4-8.7 us levels) and no longer from 1M (B1/128K,
+// B8/16K: 13.1-13.2 us).
 const warmMinCodes = 1 << 20
 
-// warmRule is WarmAuto's rule: warm where the score kernel reads at least
-// warmMinCodes codes.
-func warmRule(rows, n int) bool { return rows*n >= warmMinCodes }
-
-// warmOn reports whether the step h warms, by SparseOptions.Warm.
-func (m *HATA) warmOn(h *hataStep) bool {
-	switch m.opt.Warm {
-	case WarmOff:
+// warmRule is WarmAuto's rule for a step whose score kernel reads codes
+// codes in groups workgroups, wave of which run at once (hataScorePerCU a
+// compute unit; 0: not known), beside warms warm workgroups: warm from
+// warmMinCodes codes, where the score's last wave leaves a slot for each
+// warm workgroup. Where the score's grid fills its last wave, a warm
+// workgroup takes the place of one of its workgroups, which then starts a
+// workgroup's time late: on the H200 B1/256K (528 workgroups, 4 on each of
+// 132 units) took 48.1-48.2 us with them against 45.6-45.9 without, its
+// score stage 21.6-21.9 against 17.2-17.4 (run 353). Where the rule warms,
+// the steps took 1.8-2.5 us less: B1/128K 34.9-35.1 against 37.3-37.7,
+// B8/16K 35.4-35.5 against 37.4-37.8, B8/32K 44.0-44.1 against 45.8-46.2,
+// B8/128K 92.6-93.0 against 94.5-94.9 (the select only: the merge is
+// folded there), B8/256K 153.7-154.0 against 155.5-155.9.
+func warmRule(codes, groups, wave, warms int) bool {
+	if codes < warmMinCodes {
 		return false
-	case WarmAuto:
-		if !warmRule(h.rows, m.n) {
-			return false
-		}
 	}
-	return !m.opt.Trace // traced kernels write their clocks by workgroup: not warmed
+	return wave <= 0 || (wave-groups%wave)%wave >= warms
+}
+
+// warmOn reports whether a step of SparseOptions.Warm's mode warms warms
+// workgroups beside a score kernel of groups workgroups over codes codes.
+func (m *HATA) warmOn(codes, groups, warms int) bool {
+	switch {
+	case m.opt.Warm == WarmOff || m.opt.Trace: // traced kernels write their clocks by workgroup: not warmed
+		return false
+	case m.opt.Warm == WarmAuto:
+		return warmRule(codes, groups, hataScorePerCU*m.ctx.Info.ComputeUnits, warms)
+	}
+	return true
 }
 
 // warmSelect reports whether p's write kernel can be warmed: the fused
@@ -91,12 +109,16 @@ type warmStep struct {
 // nothing writes them after.
 func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 	h.warm = nil
-	if !m.warmOn(h) {
-		return nil
-	}
 	p := h.sel
 	sel, att := warmSelect(p), warmAttend(a)
-	if !sel && !att {
+	warms := 0
+	if sel {
+		warms++
+	}
+	if att {
+		warms += 2
+	}
+	if warms == 0 || !m.warmOn(h.rows*m.n, h.rows*((m.n+h.scoreChunk-1)/h.scoreChunk), warms) {
 		return nil
 	}
 	align := max(m.ctx.Info.Limits.MinStorageBufferOffsetAlignment, 16)
