@@ -24,7 +24,10 @@ import (
 //	        there hata_score_k8's one-byte scores min(S, 255) by default
 //	        (SparseOptions.KeyBytes), the step run again with uint16 ones
 //	        where a row's threshold reaches 255, and every later step of the
-//	        cache too)
+//	        cache too); beside it, by SparseOptions.Warm, one workgroup of
+//	        the select's write and of the separate merge's attention and
+//	        merge on zeroed buffers of their own, whose code is then
+//	        fetched while the score runs (warm.go)
 //	select  naive: select_hist (a histogram pass over the scores), select_count
 //	        and select_write; fused: select_write alone, or select_groups over
 //	        score chunks longer than one of select_write's tiles (selectGroups),

@@ -118,7 +118,7 @@ func TestWarmRule(t *testing.T) {
 		{8 * 262144, 526, 528, 3, false},
 		{8 * 262144, 525, 528, 3, true},
 		{8 * 262144, 527, 528, 1, true},
-		{64 * 262144, 1024, 528, 3, true}, // B8/256K: room in the second wave
+		{64 * 262144, 1024, 528, 3, true}, // two waves, room in the second
 		{64 * 262144, 1056, 528, 1, false},
 		{warmMinCodes, 528, 0, 3, true},
 	} {
