@@ -270,6 +270,11 @@ const (
 // B1/32K; at B1/32K (64 workgroups) it was 1.4 slower, at B1/64K (128)
 // 0.2-0.3 faster. (Session 18 had found the plan 0-1.4 us slower at these
 // shapes, with uint16 keys and every step's data left in L2 by the last.)
+//
+// Where the warm workgroups may run (SparseOptions.Warm, from warmMinCodes
+// codes) and the grid would fill its one wave within warmSlots of the end,
+// the chunk grows until warmSlots are left (warmChunk), so that warmRule
+// finds room for them.
 func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 	ch := c.opt.ScoreChunk
 	if ch == 0 {
@@ -288,6 +293,9 @@ func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 			ch = max(ch, hataMinChunk)
 			if key8 && !planSelect(ch) && rows*((n+hataPlanChunk-1)/hataPlanChunk) >= cu {
 				ch = hataPlanChunk
+			}
+			if c.opt.Warm != WarmOff && !c.opt.Trace && rows*n >= warmMinCodes {
+				ch = warmChunk(n, rows, ch, wave)
 			}
 		}
 	}

@@ -505,7 +505,9 @@ func TestScoreChunk(t *testing.T) {
 // chunks would run no plan and hataPlanChunk still fills every compute
 // unit (B1/80K, B1/128K, B2/48K, B4/32K, B8/16K, Llama-2-7B's B1/32K; not
 // B1/64K, 128 workgroups);
-// never below hataMinChunk (B1/8K to B1/64K); but not over
+// never below hataMinChunk (B1/8K to B1/64K); a little longer where the
+// grid would fill its wave and the warm workgroups run (B1/128K with
+// uint16 keys, B1/192K, B1/256K: warmChunk, TestWarmChunk); but not over
 // SparseOptions.ScoreChunk, nor below the grid's limit, nor for the
 // variants but the fused chain.
 func TestHATAScoreChunk(t *testing.T) {
@@ -519,13 +521,13 @@ func TestHATAScoreChunk(t *testing.T) {
 		{"B1/32K", 32768, 8, hataMinChunk, hataMinChunk},
 		{"B1/64K", 65536, 8, hataMinChunk, hataMinChunk}, // 64 a row, as 1000 made; 4096 would make 128 < 132 workgroups
 		{"B1/80K", 81920, 8, 1248, hataPlanChunk},
-		{"B1/128K", 131072, 8, 1992, hataPlanChunk},
+		{"B1/128K", 131072, 8, 2024, hataPlanChunk}, // uint16: 520 workgroups, not 1992's 528 (warmChunk)
 		{"B2/48K", 49152, 16, 1496, hataPlanChunk},
 		{"B4/32K", 32768, 32, 2048, hataPlanChunk},
 		{"B8/16K", 16384, 64, 2048, hataPlanChunk},
 		{"B8/32K", 32768, 64, 4096, 4096},
-		{"B1/192K", 196608, 8, 2984, 2984}, // the plan runs already
-		{"B1/256K", 262144, 8, 3976, 3976},
+		{"B1/192K", 196608, 8, 3032, 3032}, // the plan runs already; 520 workgroups, not 2984's 528 (warmChunk)
+		{"B1/256K", 262144, 8, 4040, 4040}, // 520, not 3976's 528 (warmChunk)
 		{"B8/128K", 131072, 64, hataMaxChunk, hataMaxChunk},
 		{"B4/256K", 262144, 32, hataMaxChunk, hataMaxChunk},
 		{"B8/192K", 196608, 64, hataWavesChunk, 24576},

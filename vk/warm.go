@@ -54,6 +54,24 @@ func warmRule(codes, groups, wave, warms int) bool {
 	return wave <= 0 || (wave-groups%wave)%wave >= warms
 }
 
+// warmSlots is the most warm workgroups a step runs: the select's, the
+// attention's split and the merge.
+const warmSlots = 3
+
+// warmChunk returns chunk, or where the score grid of rows*ceil(n/chunk)
+// workgroups fills its one wave of wave within warmSlots of the end, the
+// shortest chunk (a multiple of 8) whose grid leaves warmSlots slots free:
+// on the H200 B1/256K's chunks of 3976 tokens made 528 workgroups, the
+// whole wave, where warmRule cannot warm; chunks of 4040 make 520.
+func warmChunk(n, rows, chunk, wave int) int {
+	g := rows * ((n + chunk - 1) / chunk)
+	per := (wave - warmSlots) / rows // chunks a row that leave the slots
+	if wave <= 0 || g > wave || wave-g >= warmSlots || per < 1 {
+		return chunk
+	}
+	return ((n+per-1)/per + 7) &^ 7
+}
+
 // warmOn reports whether a step of SparseOptions.Warm's mode warms warms
 // workgroups beside a score kernel of groups workgroups over codes codes.
 func (m *HATA) warmOn(codes, groups, warms int) bool {

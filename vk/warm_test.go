@@ -160,3 +160,43 @@ func TestWarmRule(t *testing.T) {
 		t.Errorf("Warm 3: %v, want an error naming it", err)
 	}
 }
+
+// TestWarmChunk checks that HATA's score chunk grows where its grid would
+// fill its one wave within warmSlots of the end, so that the warm
+// workgroups find room (warmChunk), and that grids with room, over one
+// wave, or of an unknown wave keep their chunks; and that hataScoreChunk
+// applies it on the H200's 132 compute units at B1/256K (528 workgroups of
+// 3976 tokens, 520 of 4040) under WarmAuto and WarmOn, not under WarmOff,
+// traced, or with fewer than warmMinCodes codes, and leaves B8/32K's.
+func TestWarmChunk(t *testing.T) {
+	for _, c := range []struct{ n, rows, chunk, wave, want int }{
+		{262144, 8, 3976, 528, 4040},  // 528 -> 520 workgroups
+		{262144, 8, 4096, 528, 4096},  // 512: room
+		{1 << 20, 8, 8000, 528, 8000}, // 1056: over one wave
+		{10000, 2, 200, 104, 200},     // 100 of 104: room for 4
+		{10000, 2, 196, 104, 200},     // 104 -> 100
+		{10000, 2, 196, 0, 196},       // no wave known
+	} {
+		if got := warmChunk(c.n, c.rows, c.chunk, c.wave); got != c.want {
+			t.Errorf("warmChunk(N=%d, %d rows, chunk %d, wave %d) = %d, want %d", c.n, c.rows, c.chunk, c.wave, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		mode       WarmMode
+		trace      bool
+		b, n, want int
+	}{
+		{WarmAuto, false, 1, 262144, 4040},
+		{WarmOn, false, 1, 262144, 4040},
+		{WarmOff, false, 1, 262144, 3976},
+		{WarmAuto, true, 1, 262144, 3976},
+		{WarmAuto, false, 8, 32768, 4096},
+		{WarmAuto, false, 1, 65536, 1024}, // 0.5M codes: 512 workgroups of 1024 tokens
+	} {
+		core := &sparseCore{ctx: &Context{Info: DeviceInfo{ComputeUnits: 132, Limits: Limits{MaxComputeWorkGroupCount: [3]uint32{65535, 65535, 65535}}}}}
+		core.opt.Variant, core.opt.Warm, core.opt.Trace = VariantFused, c.mode, c.trace
+		if got := core.hataScoreChunk(c.n, c.b*8, true); got != c.want {
+			t.Errorf("B%d N=%d, Warm %d, trace %v: score chunk %d, want %d", c.b, c.n, c.mode, c.trace, got, c.want)
+		}
+	}
+}
