@@ -13,7 +13,9 @@ package vk
 // the score's level, which hides them from about a million codes a step
 // where the score's grid leaves them room (warmRule); their results are
 // thrown away. On the H200 that took 1.8-2.5 us off HATA's steps at
-// B1/128K, B8/16K, B8/32K, B8/128K and B8/256K (run 353).
+// B1/128K, B8/16K, B8/32K, B8/128K and B8/256K (run 353), and with score
+// chunks that leave them room (warmChunk) 1.3-1.5 us off B1/192K and
+// B1/256K (run 356).
 type WarmMode int
 
 // The modes of WarmMode.
