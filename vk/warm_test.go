@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -197,6 +198,65 @@ func TestWarmChunk(t *testing.T) {
 		core.opt.Variant, core.opt.Warm, core.opt.Trace = VariantFused, c.mode, c.trace
 		if got := core.hataScoreChunk(c.n, c.b*8, true); got != c.want {
 			t.Errorf("B%d N=%d, Warm %d, trace %v: score chunk %d, want %d", c.b, c.n, c.mode, c.trace, got, c.want)
+		}
+	}
+}
+
+// TestWarmLargeSameResults holds HATA's steps at shapes where WarmAuto's
+// rule warms on a GPU like the H200 (a million codes and more: B1/256K,
+// whose score chunks warmChunk lengthens, and B8/32K, the merge apart at
+// both) to the same steps with the warm workgroups off, bit for bit, with
+// valid selections, and the warm dispatches the step recorded checked
+// against warmRule on this device's wave. Only with HATA_VK_LARGE=1 on a GPU
+// (caches of 0.5-1 GB).
+func TestWarmLargeSameResults(t *testing.T) {
+	ctx := device(t)
+	if ctx.Info.Type == DeviceCPU || os.Getenv(envLarge) != "1" {
+		t.Skipf("needs a GPU and %s=1", envLarge)
+	}
+	rng := rand.New(rand.NewPCG(63, 3))
+	const hq, hkv, d = 32, 8, 128
+	w := reftest.DyadicHashWeights(rng, hkv, d, 128)
+	for _, sh := range []struct{ b, n int }{{1, 262144}, {8, 32768}} {
+		q := reftest.Dyadic(rng, sh.b*hq*d)
+		b := ref.Budget{K: sh.n / 64}
+		var res [2]*ref.Result
+		for i, mode := range []WarmMode{WarmOff, WarmAuto} {
+			m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Warm: mode, Reserve: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.PrefillRandom(sh.b, hkv, sh.n, d, 7); err != nil {
+				t.Fatal(err)
+			}
+			if res[i], err = m.Decode(q, b); err != nil {
+				t.Fatalf("B%d N=%d Warm %d: %v", sh.b, sh.n, mode, err)
+			}
+			if err := ref.CheckSelection(res[i].Selected, sh.b*hkv, sh.n, b.K); err != nil {
+				t.Errorf("B%d N=%d Warm %d: %v", sh.b, sh.n, mode, err)
+			}
+			if mode == WarmAuto { // the rule on this device's wave (the H200: 3 at both shapes)
+				rows := sh.b * hkv
+				ch := m.hataScoreChunk(sh.n, rows, m.lastKeyThr.Buf != nil)
+				want := 0
+				if a := m.lastAttend; a != nil && a.merge != nil && warmRule(rows*sh.n, rows*((sh.n+ch-1)/ch), hataScorePerCU*ctx.Info.ComputeUnits, 3) {
+					want = 3
+				}
+				if m.lastWarm != want {
+					t.Errorf("B%d N=%d: %d warm dispatches, want %d (score chunk %d)", sh.b, sh.n, m.lastWarm, want, ch)
+				}
+				t.Logf("B%d N=%d: %d warm dispatches, score chunk %d", sh.b, sh.n, m.lastWarm, ch)
+			}
+			m.Close()
+		}
+		if d := cmp.Diff(res[0].Selected, res[1].Selected); d != "" {
+			t.Errorf("B%d N=%d: the selection with warm workgroups differs (-off +auto):\n%s", sh.b, sh.n, d)
+		}
+		for i := range res[0].Out {
+			if math.Float32bits(res[0].Out[i]) != math.Float32bits(res[1].Out[i]) {
+				t.Errorf("B%d N=%d: out[%d] = %v with warm workgroups, %v without", sh.b, sh.n, i, res[1].Out[i], res[0].Out[i])
+				break
+			}
 		}
 	}
 }
