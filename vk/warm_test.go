@@ -177,6 +177,7 @@ func TestWarmChunk(t *testing.T) {
 		{10000, 2, 200, 104, 200},     // 100 of 104: room for 4
 		{10000, 2, 196, 104, 200},     // 104 -> 100
 		{10000, 2, 196, 0, 196},       // no wave known
+		{10000, 1, 1001, 13, 1001},    // 10 of 13: room for exactly 3
 	} {
 		if got := warmChunk(c.n, c.rows, c.chunk, c.wave); got != c.want {
 			t.Errorf("warmChunk(N=%d, %d rows, chunk %d, wave %d) = %d, want %d", c.n, c.rows, c.chunk, c.wave, got, c.want)
