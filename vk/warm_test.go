@@ -19,8 +19,8 @@ import (
 // (select_groups_k8), without the plan (select_write_cum searching a zero
 // histogram, which takes every token of its chunk), with it over
 // select_write_cum, in the threekernel variant, with the merge apart (the
-// attention and the merge warmed) and folded (not), with windows whose
-// tokens the warm select writes, over two steps each (the second reuses
+// attention and the merge warmed) and folded (not), the cache in one
+// buffer and in two, with windows whose tokens the warm select writes, over two steps each (the second reuses
 // the warm buffers). Each case also checks how many warm dispatches the
 // step recorded, so that a case that warms nothing fails. Run with
 // HATA_VK_VALIDATE=1 it also shows that the warm dispatches share no
@@ -39,24 +39,32 @@ func TestWarmSameResults(t *testing.T) {
 		plan    PlanMode
 		merge   MergeMode
 		warmed  int // warm dispatches a step records
+		bufs    int // the cache in this many buffers (0: one)
 	}{
-		{VariantFused, 4096, PlanAuto, MergeSeparate, 3},
-		{VariantFused, 4096, PlanAuto, MergeFold, 1},
-		{VariantFused, 1024, PlanAuto, MergeSeparate, 3},
-		{VariantFused, 1024, PlanOn, MergeSeparate, 3},
-		{VariantThreeKernel, 4096, PlanAuto, MergeSeparate, 3},
-		{VariantNaive, 1024, PlanAuto, MergeAuto, 0},
+		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 0},
+		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 2},
+		{VariantFused, 4096, PlanAuto, MergeFold, 1, 0},
+		{VariantFused, 1024, PlanAuto, MergeSeparate, 3, 0},
+		{VariantFused, 1024, PlanOn, MergeSeparate, 3, 0},
+		{VariantThreeKernel, 4096, PlanAuto, MergeSeparate, 3, 0},
+		{VariantNaive, 1024, PlanAuto, MergeAuto, 0, 0},
 	} {
 		var ms [2]*HATA
 		for i, mode := range []WarmMode{WarmOff, WarmOn} {
-			o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.plan, Merge: c.merge, Warm: mode}
+			o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.plan, Merge: c.merge, Warm: mode, Reserve: 3}
 			m, err := ctx.NewHATA("hata", w, win, false, o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close()
+			if c.bufs > 0 { // the warm split reads the first buffer's rows
+				m.maxBuf = uint64(sh.B*sh.Hkv/c.bufs) * uint64(roundUp(sh.N+3, 64)*sh.D*F16.bytes())
+			}
 			if err := m.Prefill(kv); err != nil {
 				t.Fatal(err)
+			}
+			if got := len(m.kv.k); got != max(c.bufs, 1) {
+				t.Fatalf("the cache in %d buffers, want %d", got, max(c.bufs, 1))
 			}
 			ms[i] = m
 		}
@@ -66,7 +74,7 @@ func TestWarmSameResults(t *testing.T) {
 		}
 		for _, b := range []ref.Budget{{K: 300}, {K: 40}} {
 			for step, q := range qs {
-				where := fmt.Sprintf("%s chunk %d plan %d merge %d budget %v step %d", c.variant, c.chunk, c.plan, c.merge, b, step)
+				where := fmt.Sprintf("%s chunk %d plan %d merge %d cache buffers %d budget %v step %d", c.variant, c.chunk, c.plan, c.merge, max(c.bufs, 1), b, step)
 				off, err := ms[0].Decode(q, b)
 				if err != nil {
 					t.Fatalf("%s, warm off: %v", where, err)
