@@ -294,7 +294,7 @@ func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 			if key8 && !planSelect(ch) && rows*((n+hataPlanChunk-1)/hataPlanChunk) >= cu {
 				ch = hataPlanChunk
 			}
-			if c.opt.Warm != WarmOff && !c.opt.Trace && rows*n >= warmMinCodes {
+			if !c.warmOff() && rows*n >= warmMinCodes {
 				ch = warmChunk(n, rows, ch, wave)
 			}
 		}
@@ -312,9 +312,9 @@ type hataStep struct {
 	key16         bool
 	key8          bool // one-byte keys (hata_score_k8, select_groups_k8)
 	scoreChunk    int
-	trace         Range     // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
-	encodeTrace   Range     // SparseOptions.Trace: hata_encode_q's [rows][words][encodeTracePoints], else empty
-	warm          *warmStep // the warm workgroups' kernels and buffers (prepareWarm), or nil: none
+	trace         Range          // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
+	encodeTrace   Range          // SparseOptions.Trace: hata_encode_q's [rows][words][encodeTracePoints], else empty
+	warm          []warmDispatch // the warm workgroups (prepareWarm), or none
 }
 
 // prepare sizes and builds everything one decode step with budget k needs.

@@ -717,6 +717,27 @@ func (c *sparseCore) zeroNow(r Range) error {
 	return err
 }
 
+// zeroedBuf is buf for a device-local scratch buffer whose users need it to
+// hold zeros: a new one is zeroed at once (and dropped again where that
+// fails); one returned again holds what its users left in it (the split
+// counters, which every dispatch leaves zero; the warm workgroups' inputs,
+// which nothing writes).
+func (c *sparseCore) zeroedBuf(name string, size uint64) (*Buffer, error) {
+	old := c.scratch[name]
+	b, err := c.buf(name, size, DeviceLocal)
+	if err != nil {
+		return nil, err
+	}
+	if b != old {
+		if err := c.zeroNow(b.Whole()); err != nil {
+			c.scratch[name].Free()
+			delete(c.scratch, name)
+			return nil, c.errorf("zeroing the %s: %v", name, err)
+		}
+	}
+	return b, nil
+}
+
 func (c *sparseCore) getBatch() (*Batch, error) {
 	if c.batch == nil {
 		b, err := c.ctx.NewBatch()
@@ -1059,17 +1080,9 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 			return nil, err
 		}
 	}
-	oldCnt := c.scratch["split counters"]
-	cnt, err := c.buf("split counters", uint64(s.rows)*4, DeviceLocal)
+	cnt, err := c.zeroedBuf("split counters", uint64(s.rows)*4) // every dispatch leaves it zero
 	if err != nil {
 		return nil, err
-	}
-	if cnt != oldCnt { // new: zero it (every dispatch leaves it zero)
-		if err := c.zeroNow(cnt.Whole()); err != nil {
-			c.scratch["split counters"].Free()
-			delete(c.scratch, "split counters")
-			return nil, c.errorf("zeroing the split counters: %v", err)
-		}
 	}
 	po, err := c.buf("partial o", uint64(a.splits)*qBytes, DeviceLocal)
 	if err != nil {

@@ -74,11 +74,16 @@ func warmChunk(n, rows, chunk, wave int) int {
 	return ((n+per-1)/per + 7) &^ 7
 }
 
+// warmOff reports whether SparseOptions rule the warm workgroups out:
+// WarmOff, or a traced step (traced kernels write their clocks by
+// workgroup).
+func (c *sparseCore) warmOff() bool { return c.opt.Warm == WarmOff || c.opt.Trace }
+
 // warmOn reports whether a step of SparseOptions.Warm's mode warms warms
 // workgroups beside a score kernel of groups workgroups over codes codes.
 func (m *HATA) warmOn(codes, groups, warms int) bool {
 	switch {
-	case m.opt.Warm == WarmOff || m.opt.Trace: // traced kernels write their clocks by workgroup: not warmed
+	case m.warmOff():
 		return false
 	case m.opt.Warm == WarmAuto:
 		return warmRule(codes, groups, hataScorePerCU*m.ctx.Info.ComputeUnits, warms)
@@ -101,15 +106,12 @@ func warmAttend(a *attention) bool {
 	return a != nil && a.split != nil && a.merge != nil && a.gather == nil
 }
 
-// warmStep is what a step's warm workgroups run (prepareWarm): the
-// select's write kernel and its buffers, and the attention's split and
-// merge kernels and theirs, or nil where that kernel is not warmed.
-type warmStep struct {
-	sel, split, merge          *Kernel
-	selPush                    selectPush
-	splitPush                  sparsePush
-	mergePush                  mergePush
-	selSet, splitSet, mergeSet *Set
+// warmDispatch is one warm workgroup of a step (prepareWarm): its kernel,
+// its buffers and its push constants.
+type warmDispatch struct {
+	k    *Kernel
+	set  *Set
+	push any
 }
 
 // prepareWarm sets h.warm to the warm workgroups of step h whose attention
@@ -125,8 +127,8 @@ type warmStep struct {
 // region of its own of a scratch buffer that nothing reads. So the step's
 // results are those of a step without them, bit for bit
 // (TestWarmSameResults), and the validation layer finds no hazard. The
-// zeros are zeroed when allocated, before the step is recorded, and
-// nothing writes them after.
+// inputs are zeroed when allocated (zeroedBuf), before the step is
+// recorded, and nothing writes them after.
 func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 	h.warm = nil
 	p := h.sel
@@ -170,17 +172,9 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 	for _, sz := range sizes {
 		outBytes += up(sz)
 	}
-	oldZ := m.scratch["warm zeros"]
-	z, err := m.buf("warm zeros", up(zeros), DeviceLocal)
+	z, err := m.zeroedBuf("warm inputs", up(zeros)) // nothing writes it
 	if err != nil {
 		return err
-	}
-	if z != oldZ { // new: zero it
-		if err := m.zeroNow(z.Whole()); err != nil {
-			m.scratch["warm zeros"].Free()
-			delete(m.scratch, "warm zeros")
-			return m.errorf("zeroing the warm workgroups' inputs: %v", err)
-		}
 	}
 	out, err := m.buf("warm outputs", outBytes, DeviceLocal)
 	if err != nil {
@@ -193,25 +187,29 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 		off, sizes = off+up(sizes[0]), sizes[1:]
 		return r
 	}
-	w := &warmStep{}
+	var ws []warmDispatch
+	add := func(k *Kernel, push any, rs ...Range) error {
+		set, err := m.set(k, rs...)
+		if err == nil {
+			ws = append(ws, warmDispatch{k, set, push})
+		}
+		return err
+	}
 	if sel {
-		w.sel, w.selPush = p.writeK, p.push()
-		if w.selSet, err = m.set(p.writeK, zr(keys), z.Whole(), zr(16), next()); err != nil {
+		if err := add(p.writeK, p.push(), zr(keys), z.Whole(), zr(16), next()); err != nil {
 			return err
 		}
 	}
 	if att {
 		g := m.groups()[0]
-		w.split, w.splitPush = a.split, m.splitPush(h.step, a, m.cap, 0)
-		if w.splitSet, err = m.set(a.split, h.q, zr(4*uint64(a.length)), g.k, g.v, next(), next(), next(), next()); err != nil {
+		if err := add(a.split, m.splitPush(h.step, a, m.cap, 0), h.q, zr(4*uint64(a.length)), g.k, g.v, next(), next(), next(), next()); err != nil {
 			return err
 		}
-		w.merge, w.mergePush = a.merge, mergePush{Splits: uint32(a.splits)}
-		if w.mergeSet, err = m.set(a.merge, zr(uint64(a.splits)*d4), zr(uint64(a.splits)*8), next()); err != nil {
+		if err := add(a.merge, mergePush{Splits: uint32(a.splits)}, zr(uint64(a.splits)*d4), zr(uint64(a.splits)*8), next()); err != nil {
 			return err
 		}
 	}
-	h.warm = w
+	h.warm = ws
 	return nil
 }
 
@@ -219,17 +217,8 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 // after them, so that they run beside the kernel recorded before them: the
 // score kernel.
 func (m *HATA) recordWarm(b *Batch, h *hataStep) {
-	w := h.warm
-	if w == nil {
-		return
+	for _, w := range h.warm {
+		b.Dispatch(w.k, w.set, w.push, 1, 1, 1)
 	}
-	if w.sel != nil {
-		b.Dispatch(w.sel, w.selSet, w.selPush, 1, 1, 1)
-		m.lastWarm++
-	}
-	if w.split != nil {
-		b.Dispatch(w.split, w.splitSet, w.splitPush, 1, 1, 1)
-		b.Dispatch(w.merge, w.mergeSet, w.mergePush, 1, 1, 1)
-		m.lastWarm += 2
-	}
+	m.lastWarm += len(h.warm)
 }
