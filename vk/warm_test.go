@@ -89,15 +89,7 @@ func TestWarmSameResults(t *testing.T) {
 				if ms[1].lastWarm != c.warmed {
 					t.Errorf("%s, warm on: %d warm dispatches, want %d", where, ms[1].lastWarm, c.warmed)
 				}
-				if d := cmp.Diff(off.Selected, on.Selected); d != "" {
-					t.Errorf("%s: the selection with warm workgroups differs (-off +on):\n%s", where, d)
-				}
-				for i := range off.Out {
-					if math.Float32bits(off.Out[i]) != math.Float32bits(on.Out[i]) {
-						t.Errorf("%s: out[%d] = %v with warm workgroups, %v without", where, i, on.Out[i], off.Out[i])
-						break
-					}
-				}
+				checkSameResult(t, where, off, on)
 				rw, err := want.Decode(q, b)
 				if err != nil {
 					t.Fatal(err)
@@ -258,14 +250,21 @@ func TestWarmLargeSameResults(t *testing.T) {
 			}
 			m.Close()
 		}
-		if d := cmp.Diff(res[0].Selected, res[1].Selected); d != "" {
-			t.Errorf("B%d N=%d: the selection with warm workgroups differs (-off +auto):\n%s", sh.b, sh.n, d)
-		}
-		for i := range res[0].Out {
-			if math.Float32bits(res[0].Out[i]) != math.Float32bits(res[1].Out[i]) {
-				t.Errorf("B%d N=%d: out[%d] = %v with warm workgroups, %v without", sh.b, sh.n, i, res[1].Out[i], res[0].Out[i])
-				break
-			}
+		checkSameResult(t, fmt.Sprintf("B%d N=%d", sh.b, sh.n), res[0], res[1])
+	}
+}
+
+// checkSameResult checks that the step with the warm workgroups (on) selected
+// the same tokens as the one without (off) and wrote the same output bits.
+func checkSameResult(t *testing.T, where string, off, on *ref.Result) {
+	t.Helper()
+	if d := cmp.Diff(off.Selected, on.Selected); d != "" {
+		t.Errorf("%s: the selection with warm workgroups differs (-off +on):\n%s", where, d)
+	}
+	for i := range off.Out {
+		if math.Float32bits(off.Out[i]) != math.Float32bits(on.Out[i]) {
+			t.Errorf("%s: out[%d] = %v with warm workgroups, %v without", where, i, on.Out[i], off.Out[i])
+			return
 		}
 	}
 }
