@@ -100,10 +100,11 @@ func warmSelect(p *selectPlan) bool {
 }
 
 // warmAttend reports whether a's kernels can be warmed: sparse_split over
-// an index list with the merge apart (the folded merge's counters count
-// the row's workgroups, which a warm one would upset), and sparse_merge.
+// an index list, and sparse_merge where the merge is apart. Where it is
+// folded, the warm split counts on a counter of its own (prepareWarm), as
+// the step's counters count the row's workgroups.
 func warmAttend(a *attention) bool {
-	return a != nil && a.split != nil && a.merge != nil && a.gather == nil
+	return a != nil && a.split != nil && a.gather == nil
 }
 
 // warmDispatch is one warm workgroup of a step (prepareWarm): its kernel,
@@ -124,7 +125,7 @@ type warmDispatch struct {
 // histogram's last bin, every token of the chunk), the attention's index
 // list (token 0, every entry) and the merge's partials. They read the
 // step's q and K/V, which no kernel of the step writes. Each writes into a
-// region of its own of a scratch buffer that nothing reads. So the step's
+// region of its own of a scratch buffer that nothing else reads. So the step's
 // results are those of a step without them, bit for bit
 // (TestWarmSameResults), and the validation layer finds no hazard. The
 // inputs are zeroed when allocated (zeroedBuf), before the step is
@@ -138,7 +139,10 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 		warms++
 	}
 	if att {
-		warms += 2
+		warms++
+		if a.merge != nil {
+			warms++
+		}
 	}
 	if warms == 0 || !m.warmOn(h.rows*m.n, h.rows*((m.n+h.scoreChunk-1)/h.scoreChunk), warms) {
 		return nil
@@ -166,7 +170,14 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 	}
 	if att {
 		g := uint64(h.g)
-		sizes = append(sizes, g*uint64(a.splits)*d4, g*uint64(a.splits)*8, g*d4, 16, d4)
+		// Where the merge is folded, the warm split's counter (zeroed
+		// with the outputs when allocated) makes its one workgroup the
+		// row's last every S-th step: then it folds its own partials
+		// into its own out, so the fold's code is fetched too.
+		sizes = append(sizes, g*uint64(a.splits)*d4, g*uint64(a.splits)*8, g*d4, 16)
+		if a.merge != nil {
+			sizes = append(sizes, d4)
+		}
 	}
 	var outBytes uint64
 	for _, sz := range sizes {
@@ -176,7 +187,7 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 	if err != nil {
 		return err
 	}
-	out, err := m.buf("warm outputs", outBytes, DeviceLocal)
+	out, err := m.zeroedBuf("warm outputs", outBytes) // the warm split's counter starts at 0
 	if err != nil {
 		return err
 	}
@@ -205,8 +216,10 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 		if err := add(a.split, m.splitPush(h.step, a, m.cap, 0), h.q, zr(4*uint64(a.length)), g.k, g.v, next(), next(), next(), next()); err != nil {
 			return err
 		}
-		if err := add(a.merge, mergePush{Splits: uint32(a.splits)}, zr(uint64(a.splits)*d4), zr(uint64(a.splits)*8), next()); err != nil {
-			return err
+		if a.merge != nil {
+			if err := add(a.merge, mergePush{Splits: uint32(a.splits)}, zr(uint64(a.splits)*d4), zr(uint64(a.splits)*8), next()); err != nil {
+				return err
+			}
 		}
 	}
 	h.warm = ws

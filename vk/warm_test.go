@@ -40,18 +40,20 @@ func TestWarmSameResults(t *testing.T) {
 		merge   MergeMode
 		warmed  int // warm dispatches a step records
 		bufs    int // the cache in this many buffers (0: one)
+		splits  int // the attention's splits (0: the policy's); 2 with the merge folded has the warm split fold every other step
 	}{
-		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 0},
-		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 2},
-		{VariantFused, 4096, PlanAuto, MergeFold, 1, 0},
-		{VariantFused, 1024, PlanAuto, MergeSeparate, 3, 0},
-		{VariantFused, 1024, PlanOn, MergeSeparate, 3, 0},
-		{VariantThreeKernel, 4096, PlanAuto, MergeSeparate, 3, 0},
-		{VariantNaive, 1024, PlanAuto, MergeAuto, 0, 0},
+		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 0, 0},
+		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 2, 0},
+		{VariantFused, 4096, PlanAuto, MergeFold, 2, 0, 0},
+		{VariantFused, 4096, PlanAuto, MergeFold, 2, 0, 2},
+		{VariantFused, 1024, PlanAuto, MergeSeparate, 3, 0, 0},
+		{VariantFused, 1024, PlanOn, MergeSeparate, 3, 0, 0},
+		{VariantThreeKernel, 4096, PlanAuto, MergeSeparate, 3, 0, 0},
+		{VariantNaive, 1024, PlanAuto, MergeAuto, 0, 0, 0},
 	} {
 		var ms [2]*HATA
 		for i, mode := range []WarmMode{WarmOff, WarmOn} {
-			o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.plan, Merge: c.merge, Warm: mode, Reserve: 3}
+			o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.plan, Merge: c.merge, Warm: mode, Reserve: 3, Split: SplitPolicy{Splits: c.splits}}
 			m, err := ctx.NewHATA("hata", w, win, false, o)
 			if err != nil {
 				t.Fatal(err)
