@@ -76,7 +76,7 @@ type HATA struct {
 	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
 	lastHq int
 
-	lastWarm        int   // the warm dispatches the last planned step recorded (recordWarm)
+	lastWarm        int   // the warm dispatches the last planned step recorded (recordWarm, or beside the select)
 	lastScoreTrace  Range // the last recorded step's hata_score trace (ScoreTrace), or empty
 	lastEncodeTrace Range // the last recorded step's hata_encode_q trace (EncodeTrace), or empty
 
@@ -271,8 +271,8 @@ const (
 // 0.2-0.3 faster. (Session 18 had found the plan 0-1.4 us slower at these
 // shapes, with uint16 keys and every step's data left in L2 by the last.)
 //
-// Where the warm workgroups may run (SparseOptions.Warm, from warmMinCodes
-// codes) and the grid would fill its one wave within warmSlots of the end,
+// Where the warm workgroups may run beside the score (SparseOptions.Warm,
+// from warmMinCodes codes) and the grid would fill its one wave within warmSlots of the end,
 // the chunk grows until warmSlots are left (warmChunk), so that warmRule
 // finds room for them.
 func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
@@ -294,7 +294,7 @@ func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 			if key8 && !planSelect(ch) && rows*((n+hataPlanChunk-1)/hataPlanChunk) >= cu {
 				ch = hataPlanChunk
 			}
-			if !c.warmOff() && rows*n >= warmMinCodes {
+			if !c.warmOff() && c.opt.Warm != WarmLate && rows*n >= warmMinCodes {
 				ch = warmChunk(n, rows, ch, wave)
 			}
 		}
@@ -504,7 +504,9 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 				return nil // select_attend selects, in p.attend
 			}
 			b.Stage("select")
-			return m.recordSelect(b, h.sel)
+			err := m.recordSelect(b, h.sel)
+			m.lastWarm += h.sel.warmed
+			return err
 		},
 	}
 	if h.sel.attend != nil {

@@ -168,11 +168,13 @@ type SparseOptions struct {
 	// naive one (always separate) ignore it.
 	Merge MergeMode
 	// Warm chooses whether HATA's (and lsh's) step runs, beside its score
-	// kernel, one workgroup of the select's write, and where the merge runs
-	// apart of the attention's split and the merge, on buffers of their own,
-	// so that their machine code is fetched while the score runs (WarmMode):
-	// WarmAuto by warmRule's rule, WarmOn wherever the step has such
-	// kernels, WarmOff never. The fused and threekernel variants, untraced.
+	// kernel, one workgroup of the select's write, of the attention's split
+	// and, where the merge runs apart, of the merge, on buffers of their
+	// own, so that their machine code is fetched while the score runs; or
+	// the split's and the merge's beside the select's write (WarmMode):
+	// WarmAuto by warmRule's rule, WarmOn beside the score and WarmLate
+	// beside the select wherever the step has such kernels, WarmOff never.
+	// The fused and threekernel variants, untraced.
 	Warm WarmMode
 	// Trace, for benchmarks, builds sparse_split, the select's write kernel
 	// (select_write, select_groups or select_rows) and HATA's hata_encode_q

@@ -101,6 +101,8 @@ type selectSpec struct {
 // selectPlan is a selectSpec with its kernels and buffers.
 type selectPlan struct {
 	selectSpec
+	warm              []warmDispatch // dispatched beside the write, no barrier between (HATA's warm attention, prepareWarm)
+	warmed            int            // of warm, dispatched by the last recordSelect
 	passes, nbins     int
 	chunk, nchunks    int
 	hist, cnt         Range
@@ -424,9 +426,11 @@ func (p *selectPlan) push() selectPush {
 }
 
 // record records the histogram passes (unless prebuilt), the counts and the
-// write, with barriers between them.
+// write (beside it p.warm, with no barrier between), with barriers between
+// them.
 func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 	push := p.push()
+	p.warmed = 0
 	c.lastSelectTrace = p.trace
 	grid := func(k *Kernel, push selectPush) error {
 		bufs := []Range{p.keys, p.hist, p.cnt, p.sel}
@@ -438,6 +442,12 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 			return err
 		}
 		b.Dispatch(k, set, push, uint32(p.nchunks), uint32(p.rows), 1)
+		if k == p.writeK {
+			for _, w := range p.warm {
+				b.Dispatch(w.k, w.set, w.push, 1, 1, 1)
+				p.warmed++
+			}
+		}
 		b.Barrier()
 		return nil
 	}

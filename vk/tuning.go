@@ -132,11 +132,12 @@ type Tuning struct {
 	// PiecesOn), 1 S splits of every row (PiecesOff); 0 keeps the default,
 	// PiecesAuto (off). dense.
 	Pieces int
-	// Warm = 1 runs one workgroup of the select, and where the merge runs
-	// apart of the attention and the merge, beside the score kernel on
+	// Warm = 1 runs one workgroup of the select, of the attention and,
+	// where the merge runs apart, of the merge, beside the score kernel on
 	// buffers of their own (SparseOptions.Warm = WarmOn), 2 never
-	// (WarmOff); 0 keeps the default, WarmAuto. hata and lsh but their
-	// twokernel, onekernel and naive variants.
+	// (WarmOff), 3 the attention's and the merge's beside the select's
+	// write (WarmLate); 0 keeps the default, WarmAuto. hata and lsh but
+	// their twokernel, onekernel and naive variants.
 	Warm int
 }
 
@@ -209,7 +210,7 @@ var tuningChoices = map[string]struct {
 	"keybytes":  {2, "1 (one-byte keys on every step), 2 (uint16 keys)"},
 	"prefetch":  {2, "1 (the translation prefetch over any cache), 2 (none)"},
 	"pieces":    {2, "1 (S splits of every row), 2 (equal pieces of all the rows' tokens)"},
-	"warm":      {2, "1 (the later kernels' warm workgroups beside the score), 2 (none)"},
+	"warm":      {3, "1 (the later kernels' warm workgroups beside the score), 2 (none), 3 (the attention's beside the select)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:

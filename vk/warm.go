@@ -1,32 +1,47 @@
 package vk
 
-// WarmMode is SparseOptions.Warm: whether HATA's (and lsh's) step runs,
-// beside its score kernel, one workgroup of each kernel that follows the
-// score, on buffers of its own, so that their machine code is fetched while
-// the score runs instead of when their own level starts.
+// WarmMode is SparseOptions.Warm: whether HATA's (and lsh's) step runs one
+// workgroup of each kernel that follows its score kernel, on buffers of
+// its own, in an earlier level, so that their machine code is fetched
+// there instead of when their own level starts: beside the score kernel,
+// or (the attention's only) beside the select's write.
 //
 // After the timer's L2 flush (in a model: the other layers' weights) a
 // kernel's first workgroups wait for its machine code from memory, block by
 // block as they reach it: about 0.3 us a KB on the H200, for a step's
 // select (17 KB at B1/128K), attention (10 KB) and merge (6 KB) kernels
-// (BENCHMARKS.md, session 28). The warm workgroups wait for the same code in
-// the score's level, which hides them from about a million codes a step
-// where the score's grid leaves them room (warmRule); their results are
-// thrown away. On the H200 that took 1.8-2.5 us off HATA's steps at
-// B1/128K, B8/16K, B8/32K, B8/128K and B8/256K (run 353), and with score
-// chunks that leave them room (warmChunk) 1.3-1.5 us off B1/192K and
-// B1/256K (run 356).
+// (BENCHMARKS.md, session 28). A warm workgroup waits for the same code in
+// an earlier level, which hides it where that level is long enough; its
+// results are thrown away. Beside the score (warmRule: from about a million
+// codes a step, where the score's grid leaves them room) that took 1.8-2.5
+// us off HATA's steps on the H200 at B1/128K, B8/16K, B8/32K, B8/128K and
+// B8/256K (run 353), with score chunks that leave them room (warmChunk)
+// 1.3-1.5 us off B1/192K and B1/256K (run 356), and with the folded split
+// warmed too 0.7 off B8/128K (run 361). Below a million codes the score's
+// level is shorter than the warm workgroups; there the attention's are
+// warmed beside the select's write instead (WarmLate), at batch 1: 1.0-1.9
+// us off B1/8K, B1/32K and B1/64K (run 363).
 type WarmMode int
 
 // The modes of WarmMode.
 const (
 	WarmAuto WarmMode = iota // by warmRule
-	WarmOn                   // wherever the step has such kernels
+	WarmOn                   // beside the score, wherever the step has such kernels
 	WarmOff                  // never
+	WarmLate                 // the attention's beside the select's write, wherever the step has them
 )
 
 // valid reports whether m is one of the modes.
-func (m WarmMode) valid() bool { return m >= WarmAuto && m <= WarmOff }
+func (m WarmMode) valid() bool { return m >= WarmAuto && m <= WarmLate }
+
+// warmPlace is where a step's warm workgroups run (warmRule).
+type warmPlace int
+
+const (
+	warmNowhere  warmPlace = iota
+	warmAtScore            // the select's, the attention's and the merge's beside the score
+	warmAtSelect           // the attention's and the merge's beside the select's write
+)
 
 // warmMinCodes is warmRule's threshold: the codes a step's score kernel
 // reads (rows times tokens) from which its level hides the warm workgroups,
@@ -36,24 +51,46 @@ func (m WarmMode) valid() bool { return m >= WarmAuto && m <= WarmOff }
 // B8/16K: 13.1-13.2 us).
 const warmMinCodes = 1 << 20
 
+// warmLateRows is the most rows (batch times KV heads) at which warmRule
+// warms the attention beside the select's write below warmMinCodes: one
+// batch row of 8 KV heads. On the H200 (run 363) that took 1.0-1.9 us off
+// B1/8K, B1/32K and B1/64K and added 0.3-0.4 to B8/8K (its select level
+// 1.7 us longer, its attention 1.5 shorter).
+const warmLateRows = 8
+
+// warmLen is the most keys the warm select reads and the most entries the
+// warm split attends: enough that each runs its code, which is what it is
+// for. On the H200 (run 363) whole chunks and splits beside the select
+// lengthened B1/8K's select level by 3.8 us and 64 entries by 1.5; beside
+// the score the two gave the same step times.
+const warmLen = 64
+
 // warmRule is WarmAuto's rule for a step whose score kernel reads codes
 // codes in groups workgroups, wave of which run at once (hataScorePerCU a
-// compute unit; 0: not known), beside warms warm workgroups: warm from
-// warmMinCodes codes, where the score's last wave leaves a slot for each
-// warm workgroup. Where the score's grid fills its last wave, a warm
-// workgroup takes the place of one of its workgroups, which then starts a
-// workgroup's time late: on the H200 B1/256K (528 workgroups, 4 on each of
-// 132 units) took 48.1-48.2 us with them against 45.6-45.9 without, its
-// score stage 21.6-21.9 against 17.2-17.4 (run 353). Where the rule warms,
-// the steps took 1.8-2.5 us less: B1/128K 34.9-35.1 against 37.3-37.7,
-// B8/16K 35.4-35.5 against 37.4-37.8, B8/32K 44.0-44.1 against 45.8-46.2,
-// B8/128K 92.6-93.0 against 94.5-94.9 (the select only: the merge is
-// folded there), B8/256K 153.7-154.0 against 155.5-155.9.
-func warmRule(codes, groups, wave, warms int) bool {
-	if codes < warmMinCodes {
-		return false
+// compute unit; 0: not known), over rows rows, beside warms warm
+// workgroups: beside the score from warmMinCodes codes, where the score's
+// last wave leaves a slot for each warm workgroup; below that, the
+// attention's beside the select's write up to warmLateRows rows. Where the
+// score's grid fills its last wave, a warm workgroup takes the place of one
+// of its workgroups, which then starts a workgroup's time late: on the
+// H200 B1/256K (528 workgroups, 4 on each of 132 units) took 48.1-48.2 us
+// with them against 45.6-45.9 without, its score stage 21.6-21.9 against
+// 17.2-17.4 (run 353). Where the rule warms beside the score, the steps
+// took 1.8-2.5 us less: B1/128K 34.9-35.1 against 37.3-37.7, B8/16K
+// 35.4-35.5 against 37.4-37.8, B8/32K 44.0-44.1 against 45.8-46.2, B8/128K
+// 92.6-93.0 against 94.5-94.9 (the select only: the merge is folded there;
+// 91.5-91.6 against 92.2-92.4 with the folded split too, run 361), B8/256K
+// 153.7-154.0 against 155.5-155.9.
+func warmRule(codes, groups, wave, warms, rows int) warmPlace {
+	switch {
+	case codes < warmMinCodes && rows <= warmLateRows:
+		return warmAtSelect
+	case codes < warmMinCodes:
+		return warmNowhere
+	case wave <= 0 || (wave-groups%wave)%wave >= warms:
+		return warmAtScore
 	}
-	return wave <= 0 || (wave-groups%wave)%wave >= warms
+	return warmNowhere
 }
 
 // warmSlots is the most warm workgroups a step runs: the select's, the
@@ -79,16 +116,19 @@ func warmChunk(n, rows, chunk, wave int) int {
 // workgroup).
 func (c *sparseCore) warmOff() bool { return c.opt.Warm == WarmOff || c.opt.Trace }
 
-// warmOn reports whether a step of SparseOptions.Warm's mode warms warms
-// workgroups beside a score kernel of groups workgroups over codes codes.
-func (m *HATA) warmOn(codes, groups, warms int) bool {
+// warmWhere is where a step of SparseOptions.Warm's mode runs its warm
+// workgroups, warms of them beside a score kernel of groups workgroups over
+// codes codes of rows rows.
+func (m *HATA) warmWhere(codes, groups, warms, rows int) warmPlace {
 	switch {
 	case m.warmOff():
-		return false
+		return warmNowhere
 	case m.opt.Warm == WarmAuto:
-		return warmRule(codes, groups, hataScorePerCU*m.ctx.Info.ComputeUnits, warms)
+		return warmRule(codes, groups, hataScorePerCU*m.ctx.Info.ComputeUnits, warms, rows)
+	case m.opt.Warm == WarmLate:
+		return warmAtSelect
 	}
-	return true
+	return warmAtScore
 }
 
 // warmSelect reports whether p's write kernel can be warmed: the fused
@@ -115,15 +155,17 @@ type warmDispatch struct {
 	push any
 }
 
-// prepareWarm sets h.warm to the warm workgroups of step h whose attention
-// is a, where SparseOptions.Warm asks for them: one workgroup (a grid of
-// one row and one chunk or split) of each kernel that follows the score
-// kernel and can be warmed (warmSelect, warmAttend). Each reads zeros where
-// the step's own kernel reads what an earlier kernel of the step writes:
-// the select's keys, histograms and plan (threshold 0 and nothing to take
-// beyond the windows' tokens, written from slot 0; without the plan, a zero
-// histogram's last bin, every token of the chunk), the attention's index
-// list (token 0, every entry) and the merge's partials. They read the
+// prepareWarm sets the warm workgroups of step h whose attention is a,
+// where SparseOptions.Warm asks for them (warmWhere): h.warm, beside the
+// score kernel, one workgroup (a grid of one row and one chunk or split) of
+// each kernel that follows it and can be warmed (warmSelect, warmAttend);
+// or h.sel.warm, beside the select's write, the attention's. Each reads
+// zeros where the step's own kernel reads what an earlier kernel of the
+// step writes: the select's keys, histograms and plan (threshold 0 and
+// nothing to take beyond the windows' tokens, written from slot 0; without
+// the plan, a zero histogram's last bin, every token of the chunk, cut to
+// warmLen tokens), the attention's index list (token 0, every entry of a
+// split cut to warmLen entries) and the merge's partials. They read the
 // step's q and K/V, which no kernel of the step writes. Each writes into a
 // region of its own of a scratch buffer that nothing else reads. So the step's
 // results are those of a step without them, bit for bit
@@ -131,8 +173,8 @@ type warmDispatch struct {
 // inputs are zeroed when allocated (zeroedBuf), before the step is
 // recorded, and nothing writes them after.
 func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
-	h.warm = nil
 	p := h.sel
+	h.warm, p.warm = nil, nil
 	sel, att := warmSelect(p), warmAttend(a)
 	warms := 0
 	if sel {
@@ -144,7 +186,15 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 			warms++
 		}
 	}
-	if warms == 0 || !m.warmOn(h.rows*m.n, h.rows*((m.n+h.scoreChunk-1)/h.scoreChunk), warms) {
+	place := warmNowhere
+	if warms > 0 {
+		place = m.warmWhere(h.rows*m.n, h.rows*((m.n+h.scoreChunk-1)/h.scoreChunk), warms, h.rows)
+	}
+	if place == warmAtSelect {
+		sel = false // the select's own level is the one that hides them
+		att = att && p.attend == nil && p.writeK != nil
+	}
+	if place == warmNowhere || !sel && !att {
 		return nil
 	}
 	align := max(m.ctx.Info.Limits.MinStorageBufferOffsetAlignment, 16)
@@ -207,13 +257,17 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 		return err
 	}
 	if sel {
-		if err := add(p.writeK, p.push(), zr(keys), z.Whole(), zr(16), next()); err != nil {
+		push := p.push()
+		push.ChunkLen = uint32(min(p.chunk, warmLen))
+		if err := add(p.writeK, push, zr(keys), z.Whole(), zr(16), next()); err != nil {
 			return err
 		}
 	}
 	if att {
 		g := m.groups()[0]
-		if err := add(a.split, m.splitPush(h.step, a, m.cap, 0), h.q, zr(4*uint64(a.length)), g.k, g.v, next(), next(), next(), next()); err != nil {
+		push := m.splitPush(h.step, a, m.cap, 0)
+		push.SplitLen = uint32(min(a.length, warmLen))
+		if err := add(a.split, push, h.q, zr(4*uint64(a.length)), g.k, g.v, next(), next(), next(), next()); err != nil {
 			return err
 		}
 		if a.merge != nil {
@@ -222,7 +276,11 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 			}
 		}
 	}
-	h.warm = ws
+	if place == warmAtSelect {
+		p.warm = ws
+	} else {
+		h.warm = ws
+	}
 	return nil
 }
 

@@ -13,15 +13,17 @@ import (
 	"github.com/hata-go/hata/ref/reftest"
 )
 
-// TestWarmSameResults holds HATA's steps with the warm workgroups
-// (SparseOptions.Warm = WarmOn) to the same steps without them, bit for
-// bit, and to ref: with the select's plan and one-byte keys
-// (select_groups_k8), without the plan (select_write_cum searching a zero
-// histogram, which takes every token of its chunk), with it over
-// select_write_cum, in the threekernel variant, with the merge apart (the
-// attention and the merge warmed) and folded (not), the cache in one
-// buffer and in two, with windows whose tokens the warm select writes, over two steps each (the second reuses
-// the warm buffers). Each case also checks how many warm dispatches the
+// TestWarmSameResults holds HATA's steps with the warm workgroups beside
+// the score (SparseOptions.Warm = WarmOn) and beside the select's write
+// (WarmLate) to the same steps without them, bit for bit, and to ref: with
+// the select's plan and one-byte keys (select_groups_k8), without the plan
+// (select_write_cum searching a zero histogram, which takes every token of
+// its chunk), with it over select_write_cum, in the threekernel variant,
+// with the merge apart (the split and the merge warmed) and folded (the
+// split, on a counter of its own; with two splits it folds every other
+// step), the cache in one buffer and in two, with windows whose tokens the
+// warm select writes, over two steps each (the second reuses the warm
+// buffers). Each case also checks how many warm dispatches the
 // step recorded, so that a case that warms nothing fails. Run with
 // HATA_VK_VALIDATE=1 it also shows that the warm dispatches share no
 // buffer range with the score's level that either writes.
@@ -38,21 +40,23 @@ func TestWarmSameResults(t *testing.T) {
 		chunk   int
 		plan    PlanMode
 		merge   MergeMode
-		warmed  int // warm dispatches a step records
+		warmed  int // warm dispatches a step records beside the score (WarmOn)
+		late    int // and beside the select (WarmLate)
 		bufs    int // the cache in this many buffers (0: one)
 		splits  int // the attention's splits (0: the policy's); 2 with the merge folded has the warm split fold every other step
 	}{
-		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 0, 0},
-		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 2, 0},
-		{VariantFused, 4096, PlanAuto, MergeFold, 2, 0, 0},
-		{VariantFused, 4096, PlanAuto, MergeFold, 2, 0, 2},
-		{VariantFused, 1024, PlanAuto, MergeSeparate, 3, 0, 0},
-		{VariantFused, 1024, PlanOn, MergeSeparate, 3, 0, 0},
-		{VariantThreeKernel, 4096, PlanAuto, MergeSeparate, 3, 0, 0},
-		{VariantNaive, 1024, PlanAuto, MergeAuto, 0, 0, 0},
+		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 2, 0, 0},
+		{VariantFused, 4096, PlanAuto, MergeSeparate, 3, 2, 2, 0},
+		{VariantFused, 4096, PlanAuto, MergeFold, 2, 1, 0, 0},
+		{VariantFused, 4096, PlanAuto, MergeFold, 2, 1, 0, 2},
+		{VariantFused, 1024, PlanAuto, MergeSeparate, 3, 2, 0, 0},
+		{VariantFused, 1024, PlanOn, MergeSeparate, 3, 2, 0, 0},
+		{VariantThreeKernel, 4096, PlanAuto, MergeSeparate, 3, 2, 0, 0},
+		{VariantNaive, 1024, PlanAuto, MergeAuto, 0, 0, 0, 0},
 	} {
-		var ms [2]*HATA
-		for i, mode := range []WarmMode{WarmOff, WarmOn} {
+		modes := []WarmMode{WarmOff, WarmOn, WarmLate}
+		var ms [3]*HATA
+		for i, mode := range modes {
 			o := SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, SelectPlan: c.plan, Merge: c.merge, Warm: mode, Reserve: 3, Split: SplitPolicy{Splits: c.splits}}
 			m, err := ctx.NewHATA("hata", w, win, false, o)
 			if err != nil {
@@ -76,7 +80,7 @@ func TestWarmSameResults(t *testing.T) {
 		}
 		for _, b := range []ref.Budget{{K: 300}, {K: 40}} {
 			for step, q := range qs {
-				where := fmt.Sprintf("%s chunk %d plan %d merge %d cache buffers %d budget %v step %d", c.variant, c.chunk, c.plan, c.merge, max(c.bufs, 1), b, step)
+				where := fmt.Sprintf("%s chunk %d plan %d merge %d splits %d cache buffers %d budget %v step %d", c.variant, c.chunk, c.plan, c.merge, c.splits, max(c.bufs, 1), b, step)
 				off, err := ms[0].Decode(q, b)
 				if err != nil {
 					t.Fatalf("%s, warm off: %v", where, err)
@@ -84,59 +88,70 @@ func TestWarmSameResults(t *testing.T) {
 				if ms[0].lastWarm != 0 {
 					t.Errorf("%s, warm off: %d warm dispatches, want 0", where, ms[0].lastWarm)
 				}
-				on, err := ms[1].Decode(q, b)
-				if err != nil {
-					t.Fatalf("%s, warm on: %v", where, err)
-				}
-				if ms[1].lastWarm != c.warmed {
-					t.Errorf("%s, warm on: %d warm dispatches, want %d", where, ms[1].lastWarm, c.warmed)
-				}
-				checkSameResult(t, where, off, on)
 				rw, err := want.Decode(q, b)
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkStep(t, where, "hata", q, kv, b, want, ms[1], rw, on, true)
+				for i, n := range []int{c.warmed, c.late} {
+					m, at := ms[i+1], fmt.Sprintf("%s, Warm %d", where, modes[i+1])
+					on, err := m.Decode(q, b)
+					if err != nil {
+						t.Fatalf("%s: %v", at, err)
+					}
+					if m.lastWarm != n {
+						t.Errorf("%s: %d warm dispatches, want %d", at, m.lastWarm, n)
+					}
+					checkSameResult(t, at, off, on)
+					checkStep(t, at, "hata", q, kv, b, want, m, rw, on, true)
+				}
 			}
 		}
 	}
 }
 
-// TestWarmRule checks WarmAuto's rule at its threshold of codes and at the
-// score grid's last wave (full, with room for fewer warm workgroups than
-// the step has, and for all of them, over one wave and two, and where the
-// wave is not known), that the modes reach the step (a step under the
-// threshold warms under WarmOn only, one over it under WarmAuto too where
-// the device's wave leaves room: with chunks of 4096, 258 workgroups, so on
-// most CPU counts), and that a mode out of range is an error
-// naming it.
+// TestWarmRule checks WarmAuto's rule at its threshold of codes (below it
+// beside the select at warmLateRows rows and fewer, nowhere at more), and
+// at the score grid's last wave (full, with room for fewer warm workgroups
+// than the step has, and for all of them, over one wave and two, and where
+// the wave is not known); that the modes reach the step (two rows under the
+// threshold warm the split and the merge beside the select under WarmAuto
+// and WarmLate, all three beside the score under WarmOn, ten rows nothing
+// under WarmAuto; two rows over it warm beside the score under WarmAuto
+// where the device's wave leaves room: with chunks of 4096, 258
+// workgroups, so on most CPU counts); and that a mode out of range is an
+// error naming it.
 func TestWarmRule(t *testing.T) {
 	for _, c := range []struct {
-		codes, groups, wave, warms int
-		want                       bool
+		codes, groups, wave, warms, rows int
+		want                             warmPlace
 	}{
-		{warmMinCodes - 1, 256, 528, 3, false},
-		{warmMinCodes, 256, 528, 3, true},
-		{8 * 262144, 528, 528, 3, false}, // H200, B1/256K: the wave full
-		{8 * 262144, 526, 528, 3, false},
-		{8 * 262144, 525, 528, 3, true},
-		{8 * 262144, 527, 528, 1, true},
-		{64 * 262144, 1024, 528, 3, true}, // two waves, room in the second
-		{64 * 262144, 1056, 528, 1, false},
-		{warmMinCodes, 528, 0, 3, true},
+		{warmMinCodes - 1, 256, 528, 3, 8, warmAtSelect},
+		{warmMinCodes - 1, 256, 528, 3, 9, warmNowhere},
+		{warmMinCodes / 2, 512, 528, 3, 64, warmNowhere}, // H200, B8/8K
+		{warmMinCodes, 256, 528, 3, 8, warmAtScore},
+		{8 * 262144, 528, 528, 3, 8, warmNowhere}, // H200, B1/256K: the wave full
+		{8 * 262144, 526, 528, 3, 8, warmNowhere},
+		{8 * 262144, 525, 528, 3, 8, warmAtScore},
+		{8 * 262144, 527, 528, 1, 8, warmAtScore},
+		{64 * 262144, 1024, 528, 3, 64, warmAtScore}, // two waves, room in the second
+		{64 * 262144, 1056, 528, 1, 64, warmNowhere},
+		{warmMinCodes, 528, 0, 3, 8, warmAtScore},
 	} {
-		if got := warmRule(c.codes, c.groups, c.wave, c.warms); got != c.want {
-			t.Errorf("warmRule(%d codes, %d workgroups, wave %d, %d warm) = %v, want %v", c.codes, c.groups, c.wave, c.warms, got, c.want)
+		if got := warmRule(c.codes, c.groups, c.wave, c.warms, c.rows); got != c.want {
+			t.Errorf("warmRule(%d codes, %d workgroups, wave %d, %d warm, %d rows) = %v, want %v", c.codes, c.groups, c.wave, c.warms, c.rows, got, c.want)
 		}
 	}
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(62, 3))
 	for _, c := range []struct {
-		n    int
+		b, n int
 		mode WarmMode
 		want int
-	}{{3000, WarmAuto, 0}, {3000, WarmOn, 3}, {3000, WarmOff, 0}, {warmMinCodes/2 + 8, WarmAuto, 3}, {warmMinCodes/2 + 8, WarmOff, 0}} {
-		sh := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: c.n, D: 32}
+	}{
+		{1, 3000, WarmAuto, 2}, {1, 3000, WarmOn, 3}, {1, 3000, WarmLate, 2}, {1, 3000, WarmOff, 0}, {5, 3000, WarmAuto, 0},
+		{1, warmMinCodes/2 + 8, WarmAuto, 3}, {1, warmMinCodes/2 + 8, WarmOff, 0},
+	} {
+		sh := ref.Shape{B: c.b, Hq: 4, Hkv: 2, N: c.n, D: 32}
 		w := reftest.DyadicHashWeights(rng, sh.Hkv, sh.D, 32)
 		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Merge: MergeSeparate, Warm: c.mode, ScoreChunk: 4096, Reserve: 1})
 		if err != nil {
@@ -145,22 +160,23 @@ func TestWarmRule(t *testing.T) {
 		if err := m.PrefillRandom(sh.B, sh.Hkv, sh.N, sh.D, 5); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Step(reftest.Dyadic(rng, sh.Hq*sh.D), ref.Budget{K: 64}); err != nil {
+		if _, err := m.Step(reftest.Dyadic(rng, sh.B*sh.Hq*sh.D), ref.Budget{K: 64}); err != nil {
 			t.Fatal(err)
 		}
-		if c.mode == WarmAuto && c.want > 0 { // where this device's wave leaves room (lavapipe: 4 a CPU)
-			groups := sh.B * sh.Hkv * ((c.n + 4095) / 4096)
-			if !warmRule(sh.B*sh.Hkv*c.n, groups, hataScorePerCU*ctx.Info.ComputeUnits, c.want) {
+		rows := sh.B * sh.Hkv
+		if c.mode == WarmAuto && rows*c.n >= warmMinCodes { // where this device's wave leaves room (lavapipe: 4 a CPU)
+			groups := rows * ((c.n + 4095) / 4096)
+			if warmRule(rows*c.n, groups, hataScorePerCU*ctx.Info.ComputeUnits, c.want, rows) != warmAtScore {
 				c.want = 0
 			}
 		}
 		if m.lastWarm != c.want {
-			t.Errorf("N=%d, 2 rows, Warm %d: %d warm dispatches, want %d", c.n, c.mode, m.lastWarm, c.want)
+			t.Errorf("N=%d, %d rows, Warm %d: %d warm dispatches, want %d", c.n, rows, c.mode, m.lastWarm, c.want)
 		}
 		m.Close()
 	}
-	if _, err := ctx.SparseFactory(SparseOptions{Warm: 3})("hata", 2, 64, ref.Options{W: reftest.DyadicHashWeights(rng, 2, 64, 32)}); err == nil || !strings.Contains(err.Error(), "Warm 3") {
-		t.Errorf("Warm 3: %v, want an error naming it", err)
+	if _, err := ctx.SparseFactory(SparseOptions{Warm: 4})("hata", 2, 64, ref.Options{W: reftest.DyadicHashWeights(rng, 2, 64, 32)}); err == nil || !strings.Contains(err.Error(), "Warm 4") {
+		t.Errorf("Warm 4: %v, want an error naming it", err)
 	}
 }
 
@@ -206,9 +222,10 @@ func TestWarmChunk(t *testing.T) {
 }
 
 // TestWarmLargeSameResults holds HATA's steps at shapes where WarmAuto's
-// rule warms on a GPU like the H200 (a million codes and more: B1/256K,
-// whose score chunks warmChunk lengthens, and B8/32K, the merge apart at
-// both) to the same steps with the warm workgroups off, bit for bit, with
+// rule warms on a GPU like the H200 (beside the score from a million codes:
+// B1/256K, whose score chunks warmChunk lengthens, and B8/32K; beside the
+// select below it: B1/32K; the merge apart at all three) to the same steps
+// with the warm workgroups off, bit for bit, with
 // valid selections, and the warm dispatches the step recorded checked
 // against warmRule on this device's wave. Only with HATA_VK_LARGE=1 on a GPU
 // (caches of 0.5-1 GB).
@@ -220,7 +237,7 @@ func TestWarmLargeSameResults(t *testing.T) {
 	rng := rand.New(rand.NewPCG(63, 3))
 	const hq, hkv, d = 32, 8, 128
 	w := reftest.DyadicHashWeights(rng, hkv, d, 128)
-	for _, sh := range []struct{ b, n int }{{1, 262144}, {8, 32768}} {
+	for _, sh := range []struct{ b, n int }{{1, 262144}, {8, 32768}, {1, 32768}} {
 		q := reftest.Dyadic(rng, sh.b*hq*d)
 		b := ref.Budget{K: sh.n / 64}
 		var res [2]*ref.Result
@@ -241,9 +258,16 @@ func TestWarmLargeSameResults(t *testing.T) {
 			if mode == WarmAuto { // the rule on this device's wave (the H200: 3 at both shapes)
 				rows := sh.b * hkv
 				ch := m.hataScoreChunk(sh.n, rows, m.lastKeyThr.Buf != nil)
+				warms := 2 // the select's and the split's, beside the score
+				if a := m.lastAttend; a != nil && a.merge != nil {
+					warms++
+				}
 				want := 0
-				if a := m.lastAttend; a != nil && a.merge != nil && warmRule(rows*sh.n, rows*((sh.n+ch-1)/ch), hataScorePerCU*ctx.Info.ComputeUnits, 3) {
-					want = 3
+				switch warmRule(rows*sh.n, rows*((sh.n+ch-1)/ch), hataScorePerCU*ctx.Info.ComputeUnits, warms, rows) {
+				case warmAtScore:
+					want = warms
+				case warmAtSelect:
+					want = warms - 1
 				}
 				if m.lastWarm != want {
 					t.Errorf("B%d N=%d: %d warm dispatches, want %d (score chunk %d)", sh.b, sh.n, m.lastWarm, want, ch)
