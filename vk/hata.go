@@ -76,9 +76,12 @@ type HATA struct {
 	knorm  [][]float64 // knorm: [B*Hkv] rows of [N], ||k_t|| for the norm-weighted scores
 	lastHq int
 
-	lastWarm        int   // the warm dispatches the last planned step recorded (recordWarm, or beside the select)
-	lastScoreTrace  Range // the last recorded step's hata_score trace (ScoreTrace), or empty
-	lastEncodeTrace Range // the last recorded step's hata_encode_q trace (EncodeTrace), or empty
+	lastWarm        int      // the warm dispatches the last planned step recorded (recordWarm, or beside the select)
+	warmOut         *Buffer  // the warm outputs the last step laid out (prepareWarm)
+	warmLayout      []uint64 // and their regions' sizes
+	warmCnt         Range    // the warm split's counter in them
+	lastScoreTrace  Range    // the last recorded step's hata_score trace (ScoreTrace), or empty
+	lastEncodeTrace Range    // the last recorded step's hata_encode_q trace (EncodeTrace), or empty
 
 	// One-byte keys (SparseOptions.KeyBytes): the last planned step's
 	// thresholds where it used them (select_plan.glsl's thr), else empty;
@@ -491,11 +494,10 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		m.lastKeyThr = h.sel.planThr
 	}
 	p := &stepPlan{
-		s:       h.step,
-		poison:  []Range{h.qcodes, h.keys, h.sel.cnt, h.trace, h.encodeTrace},
-		gather:  m.opt.Variant == VariantNaive,
-		zero:    []Range{h.sel.zeroRange()},
-		prepare: func(a *attention) error { return m.prepareWarm(h, a) },
+		s:      h.step,
+		poison: []Range{h.qcodes, h.keys, h.sel.cnt, h.trace, h.encodeTrace},
+		gather: m.opt.Variant == VariantNaive,
+		zero:   []Range{h.sel.zeroRange()},
 		rec: func(b *Batch) error {
 			if err := m.recordScores(b, h, true); err != nil {
 				return err
@@ -508,6 +510,13 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 			m.lastWarm += h.sel.warmed
 			return err
 		},
+	}
+	p.prepare = func(a *attention) error {
+		zero, err := m.prepareWarm(h, a)
+		if zero.Buf != nil {
+			p.zero = append(p.zero, zero)
+		}
+		return err
 	}
 	if h.sel.attend != nil {
 		p.splits = h.sel.nchunks

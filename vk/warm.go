@@ -1,5 +1,7 @@
 package vk
 
+import "slices"
+
 // WarmMode is SparseOptions.Warm: whether HATA's (and lsh's) step runs one
 // workgroup of each kernel that follows its score kernel, on buffers of
 // its own, in an earlier level, so that their machine code is fetched
@@ -167,12 +169,14 @@ type warmDispatch struct {
 // warmLen tokens), the attention's index list (token 0, every entry of a
 // split cut to warmLen entries) and the merge's partials. They read the
 // step's q and K/V, which no kernel of the step writes. Each writes into a
-// region of its own of a scratch buffer that nothing else reads. So the step's
-// results are those of a step without them, bit for bit
+// region of its own of a scratch buffer that nothing else reads. So the
+// step's results are those of a step without them, bit for bit
 // (TestWarmSameResults), and the validation layer finds no hazard. The
 // inputs are zeroed when allocated (zeroedBuf), before the step is
-// recorded, and nothing writes them after.
-func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
+// recorded, and nothing writes them after. The outputs are zeroed in the
+// step's upload stage wherever their layout is new (a new buffer, or
+// regions of other sizes): zero is that range, or empty.
+func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	p := h.sel
 	h.warm, p.warm = nil, nil
 	sel, att := warmSelect(p), warmAttend(a)
@@ -195,7 +199,7 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 		att = att && p.attend == nil && p.writeK != nil
 	}
 	if place == warmNowhere || !sel && !att {
-		return nil
+		return Range{}, nil
 	}
 	align := max(m.ctx.Info.Limits.MinStorageBufferOffsetAlignment, 16)
 	up := func(x uint64) uint64 { return (x + align - 1) / align * align }
@@ -221,9 +225,10 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 	if att {
 		g := uint64(h.g)
 		// Where the merge is folded, the warm split's counter (zeroed
-		// with the outputs when allocated) makes its one workgroup the
-		// row's last every S-th step: then it folds its own partials
-		// into its own out, so the fold's code is fetched too.
+		// with the outputs where their layout is new) makes its one
+		// workgroup the row's last every S-th step: then it folds its
+		// own partials into its own out, so the fold's code is fetched
+		// too.
 		sizes = append(sizes, g*uint64(a.splits)*d4, g*uint64(a.splits)*8, g*d4, 16)
 		if a.merge != nil {
 			sizes = append(sizes, d4)
@@ -235,11 +240,15 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 	}
 	z, err := m.zeroedBuf("warm inputs", up(zeros)) // nothing writes it
 	if err != nil {
-		return err
+		return Range{}, err
 	}
-	out, err := m.zeroedBuf("warm outputs", outBytes) // the warm split's counter starts at 0
+	out, err := m.buf("warm outputs", outBytes, DeviceLocal)
 	if err != nil {
-		return err
+		return Range{}, err
+	}
+	if out != m.warmOut || !slices.Equal(sizes, m.warmLayout) {
+		zero = out.Whole() // the warm split's counter starts at 0
+		m.warmOut, m.warmLayout = out, slices.Clone(sizes)
 	}
 	zr := func(size uint64) Range { return z.Range(0, up(max(size, 16))) }
 	var off uint64
@@ -260,19 +269,21 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 		push := p.push()
 		push.ChunkLen = uint32(min(p.chunk, warmLen))
 		if err := add(p.writeK, push, zr(keys), z.Whole(), zr(16), next()); err != nil {
-			return err
+			return Range{}, err
 		}
 	}
 	if att {
 		g := m.groups()[0]
 		push := m.splitPush(h.step, a, m.cap, 0)
 		push.SplitLen = uint32(min(a.length, warmLen))
-		if err := add(a.split, push, h.q, zr(4*uint64(a.length)), g.k, g.v, next(), next(), next(), next()); err != nil {
-			return err
+		po, pml, o, cnt := next(), next(), next(), next()
+		if err := add(a.split, push, h.q, zr(4*uint64(a.length)), g.k, g.v, po, pml, o, cnt); err != nil {
+			return Range{}, err
 		}
+		m.warmCnt = cnt
 		if a.merge != nil {
 			if err := add(a.merge, mergePush{Splits: uint32(a.splits)}, zr(uint64(a.splits)*d4), zr(uint64(a.splits)*8), next()); err != nil {
-				return err
+				return Range{}, err
 			}
 		}
 	}
@@ -281,7 +292,7 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) error {
 	} else {
 		h.warm = ws
 	}
-	return nil
+	return zero, nil
 }
 
 // recordWarm records h's warm workgroups (prepareWarm), with no barrier

@@ -1,10 +1,12 @@
 package vk
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +80,7 @@ func TestWarmSameResults(t *testing.T) {
 		if err := want.Prefill(kv); err != nil {
 			t.Fatal(err)
 		}
+		var folds [2]int // the warm splits counted on the outputs' layout, WarmOn and WarmLate
 		for _, b := range []ref.Budget{{K: 300}, {K: 40}} {
 			for step, q := range qs {
 				where := fmt.Sprintf("%s chunk %d plan %d merge %d splits %d cache buffers %d budget %v step %d", c.variant, c.chunk, c.plan, c.merge, c.splits, max(c.bufs, 1), b, step)
@@ -94,12 +97,20 @@ func TestWarmSameResults(t *testing.T) {
 				}
 				for i, n := range []int{c.warmed, c.late} {
 					m, at := ms[i+1], fmt.Sprintf("%s, Warm %d", where, modes[i+1])
+					out, layout := m.warmOut, slices.Clone(m.warmLayout)
 					on, err := m.Decode(q, b)
 					if err != nil {
 						t.Fatalf("%s: %v", at, err)
 					}
 					if m.lastWarm != n {
 						t.Errorf("%s: %d warm dispatches, want %d", at, m.lastWarm, n)
+					}
+					if c.merge == MergeFold && n > 0 {
+						if m.warmOut != out || !slices.Equal(m.warmLayout, layout) {
+							folds[i] = 0 // the outputs laid out anew, zeroed
+						}
+						folds[i]++
+						checkWarmCounter(t, at, m, folds[i])
 					}
 					checkSameResult(t, at, off, on)
 					checkStep(t, at, "hata", q, kv, b, want, m, rw, on, true)
@@ -277,6 +288,25 @@ func TestWarmLargeSameResults(t *testing.T) {
 			m.Close()
 		}
 		checkSameResult(t, fmt.Sprintf("B%d N=%d", sh.b, sh.n), res[0], res[1])
+	}
+}
+
+// checkWarmCounter checks the folded warm split's counter after m's step:
+// the steps laid out alike so far (steps), modulo the attention's splits,
+// since each S-th one is its row's last, folds and resets it (split_fold),
+// and with one split nothing counts.
+func checkWarmCounter(t *testing.T, where string, m *HATA, steps int) {
+	t.Helper()
+	var w [4]byte
+	if err := m.ctx.Read(m.warmCnt.Buf, m.warmCnt.Off, w[:]); err != nil {
+		t.Fatalf("%s: reading the warm counter: %v", where, err)
+	}
+	want := 0
+	if s := m.lastAttend.splits; s > 1 {
+		want = steps % s
+	}
+	if got := int(binary.LittleEndian.Uint32(w[:])); got != want {
+		t.Errorf("%s: the warm split's counter is %d after %d steps of %d splits, want %d", where, got, steps, m.lastAttend.splits, want)
 	}
 }
 
