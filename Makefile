@@ -3,7 +3,7 @@ GO      ?= go
 export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/hata
 
-.PHONY: all deps build test demo figures data vet fmt-check
+.PHONY: all deps build test demo figures data vet lint fmt-check
 
 all: build
 
@@ -38,6 +38,11 @@ data:
 # vet: go vet over every package.
 vet:
 	$(GO) vet ./...
+
+# lint: staticcheck (pinned; fetched through the Go module proxy) with
+# staticcheck.conf's checks. Not part of test.
+lint:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # fmt-check: fail when gofmt would change a file.
 fmt-check:

@@ -51,7 +51,7 @@ type Timer interface {
 	Time(method string, shape ref.Shape, budget ref.Budget, reps int, tuning vk.Tuning) (Timing, error)
 }
 
-// Stage names of a decode step, in order: the columns of the speed rows.
+// Stages are the stage names of a decode step, in order: the columns of the speed rows.
 // A timer reports the stages it can separate; the rest of the step is "other".
 var Stages = []string{"encode", "score", "select", "attend", "merge"}
 

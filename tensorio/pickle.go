@@ -38,7 +38,6 @@ type (
 		index      map[any]int // position of each simple (comparable) key
 	}
 	pkGlobal struct{ module, name string }
-	pkMark   struct{}
 	// pkObject is the opaque result of calling or instantiating a global the
 	// interpreter does not know.
 	pkObject struct{ class pkGlobal }
