@@ -25,13 +25,15 @@ import (
 //	        (SparseOptions.KeyBytes), the step run again with uint16 ones
 //	        where a row's threshold reaches 255, and every later step of the
 //	        cache too); beside it, by SparseOptions.Warm, one workgroup of
-//	        the select's write and of the separate merge's attention and
-//	        merge on zeroed buffers of their own, whose code is then
-//	        fetched while the score runs (warm.go)
+//	        the select's write, of the attention's split and (where it runs
+//	        apart) of the merge on zeroed buffers of their own, whose code
+//	        is then fetched while the score runs (warm.go)
 //	select  naive: select_hist (a histogram pass over the scores), select_count
 //	        and select_write; fused: select_write alone, or select_groups over
 //	        score chunks longer than one of select_write's tiles (selectGroups),
-//	        either searching the histogram itself or reading the plan
+//	        either searching the histogram itself or reading the plan;
+//	        beside the write, where SparseOptions.Warm places them there
+//	        (a short score level), the warm split and merge
 //	        (select_groups_k8 over one-byte scores);
 //	        twokernel: select_attend, which also attends ("select+attend").
 //	        The k smallest S, ties to the
@@ -275,9 +277,9 @@ const (
 // shapes, with uint16 keys and every step's data left in L2 by the last.)
 //
 // Where the warm workgroups may run beside the score (SparseOptions.Warm,
-// from warmMinCodes codes) and the grid would fill its one wave within warmSlots of the end,
-// the chunk grows until warmSlots are left (warmChunk), so that warmRule
-// finds room for them.
+// from warmMinCodes codes) and the grid would fill its one wave within
+// warmSlots of the end, the chunk grows until warmSlots are left
+// (warmChunk), so that warmRule finds room for them.
 func (c *sparseCore) hataScoreChunk(n, rows int, key8 bool) int {
 	ch := c.opt.ScoreChunk
 	if ch == 0 {
@@ -317,7 +319,7 @@ type hataStep struct {
 	scoreChunk    int
 	trace         Range          // SparseOptions.Trace: hata_score's [rows][nchunks][scoreTracePoints] clock readings, else empty
 	encodeTrace   Range          // SparseOptions.Trace: hata_encode_q's [rows][words][encodeTracePoints], else empty
-	warm          []warmDispatch // the warm workgroups (prepareWarm), or none
+	warm          []warmDispatch // the warm workgroups beside the score (prepareWarm), or none; those beside the select are in sel.warm
 }
 
 // prepare sizes and builds everything one decode step with budget k needs.
@@ -529,6 +531,7 @@ func (m *HATA) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 		}
 		if o != nil { // one dispatch does all: no stages before the attention's
 			p.rec = nil
+			p.prepare = nil // nor any level to warm beside
 			p.zero = append(p.zero, o.ctr)
 			p.attend = func(b *Batch, a *attention) error { return m.recordStep(b, h, o, a) }
 		}

@@ -615,7 +615,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 		return nil, fmt.Errorf("vk %s: projection workgroup %d: want a power of two from 32 to 1024, or 0 for the default", name, w)
 	}
 	if !o.Merge.valid() || !o.RowSelect.valid() || !o.SelectPlan.valid() || !o.Prefetch.valid() || !o.Warm.valid() {
-		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d, Prefetch %d, Warm %d (each 0 for its rule, 1 or 2)", name, o.Merge, o.RowSelect, o.SelectPlan, o.Prefetch, o.Warm)
+		return nil, fmt.Errorf("vk %s: mode out of range: Merge %d, RowSelect %d, SelectPlan %d, Prefetch %d, Warm %d (each 0 for its rule, 1 or 2; Warm also 3)", name, o.Merge, o.RowSelect, o.SelectPlan, o.Prefetch, o.Warm)
 	}
 	for _, err := range []error{
 		checkWorkgroup(ctx.Info, "workgroup", o.Workgroup),

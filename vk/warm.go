@@ -246,10 +246,11 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	if err != nil {
 		return Range{}, err
 	}
-	if out != m.warmOut || !slices.Equal(sizes, m.warmLayout) {
+	layout := slices.Clone(sizes)
+	if out != m.warmOut || !slices.Equal(layout, m.warmLayout) {
 		zero = out.Whole() // the warm split's counter starts at 0
-		m.warmOut, m.warmLayout = out, slices.Clone(sizes)
 	}
+	m.warmOut = nil // forgotten until the warm workgroups are prepared (below): a failure in between zeroes again
 	zr := func(size uint64) Range { return z.Range(0, up(max(size, 16))) }
 	var off uint64
 	next := func() Range { // the next output region
@@ -273,11 +274,11 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 		}
 	}
 	if att {
-		g := m.groups()[0]
+		kv := m.groups()[0]
 		push := m.splitPush(h.step, a, m.cap, 0)
 		push.SplitLen = uint32(min(a.length, warmLen))
 		po, pml, o, cnt := next(), next(), next(), next()
-		if err := add(a.split, push, h.q, zr(4*uint64(a.length)), g.k, g.v, po, pml, o, cnt); err != nil {
+		if err := add(a.split, push, h.q, zr(4*uint64(a.length)), kv.k, kv.v, po, pml, o, cnt); err != nil {
 			return Range{}, err
 		}
 		m.warmCnt = cnt
@@ -292,6 +293,7 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	} else {
 		h.warm = ws
 	}
+	m.warmOut, m.warmLayout = out, layout
 	return zero, nil
 }
 

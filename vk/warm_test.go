@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 
@@ -24,11 +23,15 @@ import (
 // with the merge apart (the split and the merge warmed) and folded (the
 // split, on a counter of its own; with two splits it folds every other
 // step), the cache in one buffer and in two, with windows whose tokens the
-// warm select writes, over two steps each (the second reuses the warm
-// buffers). Each case also checks how many warm dispatches the
-// step recorded, so that a case that warms nothing fails. Run with
+// warm select writes, over three steps at each of three budgets (the later
+// steps reuse the warm buffers; the budgets take the default splits from 2
+// to 1 and back, so that the folded warm split's counter, 1 after three
+// steps, must start again at 0). Each case also checks how many warm
+// dispatches the step recorded, so that a case that warms nothing fails,
+// and after each folded step the warm split's counter. Run with
 // HATA_VK_VALIDATE=1 it also shows that the warm dispatches share no
-// buffer range with the score's level that either writes.
+// buffer range with the score's level or the select's write that either
+// writes.
 func TestWarmSameResults(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(61, 3))
@@ -36,7 +39,7 @@ func TestWarmSameResults(t *testing.T) {
 	w := reftest.DyadicHashWeights(rng, sh.Hkv, sh.D, 128)
 	kv := reftest.DyadicKV(rng, sh, true)
 	win := ref.Windows{Sink: 4, Recent: 8}
-	qs := [][]float32{reftest.Dyadic(rng, sh.B*sh.Hq*sh.D), reftest.Dyadic(rng, sh.B*sh.Hq*sh.D)}
+	qs := [][]float32{reftest.Dyadic(rng, sh.B*sh.Hq*sh.D), reftest.Dyadic(rng, sh.B*sh.Hq*sh.D), reftest.Dyadic(rng, sh.B*sh.Hq*sh.D)}
 	for _, c := range []struct {
 		variant string
 		chunk   int
@@ -80,8 +83,8 @@ func TestWarmSameResults(t *testing.T) {
 		if err := want.Prefill(kv); err != nil {
 			t.Fatal(err)
 		}
-		var folds [2]int // the warm splits counted on the outputs' layout, WarmOn and WarmLate
-		for _, b := range []ref.Budget{{K: 300}, {K: 40}} {
+		var folds, splits [2]int // WarmOn's and WarmLate's steps at the same splits so far, and those splits
+		for _, b := range []ref.Budget{{K: 300}, {K: 40}, {K: 300}} {
 			for step, q := range qs {
 				where := fmt.Sprintf("%s chunk %d plan %d merge %d splits %d cache buffers %d budget %v step %d", c.variant, c.chunk, c.plan, c.merge, c.splits, max(c.bufs, 1), b, step)
 				off, err := ms[0].Decode(q, b)
@@ -97,7 +100,6 @@ func TestWarmSameResults(t *testing.T) {
 				}
 				for i, n := range []int{c.warmed, c.late} {
 					m, at := ms[i+1], fmt.Sprintf("%s, Warm %d", where, modes[i+1])
-					out, layout := m.warmOut, slices.Clone(m.warmLayout)
 					on, err := m.Decode(q, b)
 					if err != nil {
 						t.Fatalf("%s: %v", at, err)
@@ -106,8 +108,8 @@ func TestWarmSameResults(t *testing.T) {
 						t.Errorf("%s: %d warm dispatches, want %d", at, m.lastWarm, n)
 					}
 					if c.merge == MergeFold && n > 0 {
-						if m.warmOut != out || !slices.Equal(m.warmLayout, layout) {
-							folds[i] = 0 // the outputs laid out anew, zeroed
+						if s := m.lastAttend.splits; s != splits[i] {
+							folds[i], splits[i] = 0, s // laid out anew: the counter zeroed
 						}
 						folds[i]++
 						checkWarmCounter(t, at, m, folds[i])
@@ -155,16 +157,18 @@ func TestWarmRule(t *testing.T) {
 	ctx := device(t)
 	rng := rand.New(rand.NewPCG(62, 3))
 	for _, c := range []struct {
-		b, n int
-		mode WarmMode
-		want int
+		b, n    int
+		mode    WarmMode
+		want    int
+		variant string // "": the fused chain
 	}{
-		{1, 3000, WarmAuto, 2}, {1, 3000, WarmOn, 3}, {1, 3000, WarmLate, 2}, {1, 3000, WarmOff, 0}, {5, 3000, WarmAuto, 0},
-		{1, warmMinCodes/2 + 8, WarmAuto, 3}, {1, warmMinCodes/2 + 8, WarmOff, 0},
+		{1, 3000, WarmAuto, 2, ""}, {1, 3000, WarmOn, 3, ""}, {1, 3000, WarmLate, 2, ""}, {1, 3000, WarmOff, 0, ""}, {5, 3000, WarmAuto, 0, ""},
+		{1, warmMinCodes/2 + 8, WarmAuto, 3, ""}, {1, warmMinCodes/2 + 8, WarmOff, 0, ""},
+		{1, 3000, WarmOn, 0, VariantOneKernel}, // one dispatch: no level to warm beside, nor buffers for it
 	} {
 		sh := ref.Shape{B: c.b, Hq: 4, Hkv: 2, N: c.n, D: 32}
 		w := reftest.DyadicHashWeights(rng, sh.Hkv, sh.D, 32)
-		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Merge: MergeSeparate, Warm: c.mode, ScoreChunk: 4096, Reserve: 1})
+		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: c.variant, Merge: MergeSeparate, Warm: c.mode, ScoreChunk: 4096, Reserve: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +186,10 @@ func TestWarmRule(t *testing.T) {
 			}
 		}
 		if m.lastWarm != c.want {
-			t.Errorf("N=%d, %d rows, Warm %d: %d warm dispatches, want %d", c.n, rows, c.mode, m.lastWarm, c.want)
+			t.Errorf("N=%d, %d rows, Warm %d %s: %d warm dispatches, want %d", c.n, rows, c.mode, c.variant, m.lastWarm, c.want)
+		}
+		if _, ok := m.scratch["warm inputs"]; ok != (c.want > 0) {
+			t.Errorf("N=%d, %d rows, Warm %d %s: warm buffers allocated %v, want %v", c.n, rows, c.mode, c.variant, ok, c.want > 0)
 		}
 		m.Close()
 	}
@@ -269,7 +276,7 @@ func TestWarmLargeSameResults(t *testing.T) {
 			if mode == WarmAuto { // the rule on this device's wave (the H200: 3 at both shapes)
 				rows := sh.b * hkv
 				ch := m.hataScoreChunk(sh.n, rows, m.lastKeyThr.Buf != nil)
-				warms := 2 // the select's and the split's, beside the score
+				warms := 2 // the select's (select_groups with the plan at all three shapes) and the split's, beside the score
 				if a := m.lastAttend; a != nil && a.merge != nil {
 					warms++
 				}
