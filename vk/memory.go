@@ -416,3 +416,11 @@ func (c *Context) staging(buf **Buffer, name string, kind MemoryKind, want uint6
 	*buf = nb
 	return nil
 }
+
+// bindAlign rounds x up to a multiple of the offset alignment a storage
+// buffer binding needs (minStorageBufferOffsetAlignment, and at least 16
+// bytes), so that regions of that size laid end to end can each be bound.
+func (c *Context) bindAlign(x uint64) uint64 {
+	a := max(c.Info.Limits.MinStorageBufferOffsetAlignment, 16)
+	return (x + a - 1) / a * a
+}

@@ -443,10 +443,7 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 		}
 		b.Dispatch(k, set, push, uint32(p.nchunks), uint32(p.rows), 1)
 		if k == p.writeK {
-			for _, w := range p.warm {
-				b.Dispatch(w.k, w.set, w.push, 1, 1, 1)
-				p.warmed++
-			}
+			p.warmed = dispatchWarm(b, p.warm)
 		}
 		b.Barrier()
 		return nil

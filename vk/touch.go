@@ -34,12 +34,11 @@ func (c *Context) newTouches(name string, srcs []*Buffer, stride uint64) (*touch
 		return nil, err
 	}
 	t := &touches{k: k}
-	align := max(c.Info.Limits.MinStorageBufferOffsetAlignment, 16)
 	var total uint64
 	for _, src := range srcs {
 		n := (src.Size() + stride - 1) / stride
 		groups := c.copyGroups(n)
-		size := (uint64(groups)*copyWorkgroup*16 + align - 1) / align * align // a uvec4 a subgroup of one lane at most
+		size := c.bindAlign(uint64(groups) * copyWorkgroup * 16) // a uvec4 a subgroup of one lane at most
 		t.runs = append(t.runs, touchRun{dst: Range{Off: total, Size: size}, push: touchPush{N: uint32(n), Step: uint32(stride / 16)}, groups: groups})
 		total += size
 	}

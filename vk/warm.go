@@ -201,8 +201,7 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	if place == warmNowhere || !sel && !att {
 		return Range{}, nil
 	}
-	align := max(m.ctx.Info.Limits.MinStorageBufferOffsetAlignment, 16)
-	up := func(x uint64) uint64 { return (x + align - 1) / align * align }
+	up := m.ctx.bindAlign
 	d4 := uint64(m.d) * 4 // bytes of a row of o
 	// Zeros: every binding reads from offset 0 as much as it reads of row 0
 	// and chunk 0. The select's keys: chunk tokens of at most 4 bytes; its
@@ -246,16 +245,15 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	if err != nil {
 		return Range{}, err
 	}
-	layout := slices.Clone(sizes)
-	if out != m.warmOut || !slices.Equal(layout, m.warmLayout) {
+	if out != m.warmOut || !slices.Equal(sizes, m.warmLayout) {
 		zero = out.Whole() // the warm split's counter starts at 0
 	}
-	m.warmOut = nil // forgotten until the warm workgroups are prepared (below): a failure in between zeroes again
 	zr := func(size uint64) Range { return z.Range(0, up(max(size, 16))) }
 	var off uint64
-	next := func() Range { // the next output region
-		r := out.Range(off, up(sizes[0]))
-		off, sizes = off+up(sizes[0]), sizes[1:]
+	i := 0
+	next := func() Range { // the next output region, sizes[i]
+		r := out.Range(off, up(sizes[i]))
+		off, i = off+r.Size, i+1
 		return r
 	}
 	var ws []warmDispatch
@@ -293,16 +291,24 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	} else {
 		h.warm = ws
 	}
-	m.warmOut, m.warmLayout = out, layout
+	// Remembered only now: where anything above failed, the next step
+	// compares with the last layout that was prepared (and zeroed).
+	m.warmOut, m.warmLayout = out, sizes
 	return zero, nil
 }
 
-// recordWarm records h's warm workgroups (prepareWarm), with no barrier
-// after them, so that they run beside the kernel recorded before them: the
-// score kernel.
+// recordWarm records h's warm workgroups (prepareWarm) beside the kernel
+// recorded before them, the score kernel.
 func (m *HATA) recordWarm(b *Batch, h *hataStep) {
-	for _, w := range h.warm {
+	m.lastWarm += dispatchWarm(b, h.warm)
+}
+
+// dispatchWarm records ws, a workgroup each, with no barrier after them,
+// so that they run beside the kernel recorded before them; it returns how
+// many it recorded.
+func dispatchWarm(b *Batch, ws []warmDispatch) int {
+	for _, w := range ws {
 		b.Dispatch(w.k, w.set, w.push, 1, 1, 1)
 	}
-	m.lastWarm += len(h.warm)
+	return len(ws)
 }
