@@ -123,24 +123,30 @@ func TestWarmSameResults(t *testing.T) {
 }
 
 // TestWarmRule checks WarmAuto's rule at its threshold of codes (below it
-// beside the select at warmLateRows rows and fewer, nowhere at more), and
+// beside the select at warmLateRows rows and fewer or from warmLateTokens
+// tokens a row, nowhere else), and
 // at the score grid's last wave (full, with room for fewer warm workgroups
 // than the step has, and for all of them, over one wave and two, and where
 // the wave is not known); that the modes reach the step (two rows under the
 // threshold warm the split and the merge beside the select under WarmAuto
-// and WarmLate, all three beside the score under WarmOn, ten rows nothing
-// under WarmAuto; two rows over it warm beside the score under WarmAuto
-// where the device's wave leaves room: with chunks of 4096, 258
-// workgroups, so on most CPU counts); and that a mode out of range is an
-// error naming it.
+// and WarmLate, all three beside the score under WarmOn; ten rows nothing
+// under WarmAuto, but the two where a row holds warmLateTokens; two rows
+// over it warm beside the score under WarmAuto where the device's wave
+// leaves room: with chunks of 4096, 258 workgroups, so on most CPU
+// counts); and that a mode out of range is an error naming it.
 func TestWarmRule(t *testing.T) {
 	for _, c := range []struct {
 		codes, groups, wave, warms, rows int
 		want                             warmPlace
 	}{
 		{warmMinCodes - 1, 256, 528, 3, 8, warmAtSelect},
-		{warmMinCodes - 1, 256, 528, 3, 9, warmNowhere},
+		{9 * (warmLateTokens - 1), 256, 528, 3, 9, warmNowhere},
+		{warmMinCodes - 1, 256, 528, 3, 9, warmAtSelect},
 		{warmMinCodes / 2, 512, 528, 3, 64, warmNowhere}, // H200, B8/8K
+		{16 * 8192, 128, 528, 3, 16, warmNowhere},        // B2/8K
+		{16 * 16384, 256, 528, 3, 16, warmAtSelect},      // B2/16K
+		{32 * 16384, 512, 528, 3, 32, warmAtSelect},      // B4/16K
+		{32 * 16383, 512, 528, 3, 32, warmNowhere},
 		{warmMinCodes, 256, 528, 3, 8, warmAtScore},
 		{8 * 262144, 528, 528, 3, 8, warmNowhere}, // H200, B1/256K: the wave full
 		{8 * 262144, 526, 528, 3, 8, warmNowhere},
@@ -163,6 +169,7 @@ func TestWarmRule(t *testing.T) {
 		variant string // "": the fused chain
 	}{
 		{1, 3000, WarmAuto, 2, ""}, {1, 3000, WarmOn, 3, ""}, {1, 3000, WarmLate, 2, ""}, {1, 3000, WarmOff, 0, ""}, {5, 3000, WarmAuto, 0, ""},
+		{5, warmLateTokens + 8, WarmAuto, 2, ""}, // ten rows, a row long enough
 		{1, warmMinCodes/2 + 8, WarmAuto, 3, ""}, {1, warmMinCodes/2 + 8, WarmOff, 0, ""},
 		{1, 3000, WarmOn, 0, VariantOneKernel}, // one dispatch: no level to warm beside, nor buffers for it
 	} {
