@@ -10,8 +10,10 @@
 # keeps one copy of them: three builds took 4.6 MB where one takes 4.3, so
 # several labs fit a device call's carry limit where two plain builds do not.
 # Each lab is built in a git worktree of HEAD in a temporary folder: the
-# checkout itself is never patched. Its Go files and shaders must be
-# committed, so that the built-in and the labs are built from the same code.
+# checkout itself is never patched. A patch that changes shaders/ carries
+# their sources; `make shaders` compiles them there (glslc, spirv-val). Its
+# Go files and shaders must be committed, so that the built-in and the labs
+# are built from the same code.
 set -euo pipefail
 usage="usage: tools/go-labs.sh OUT.tar.xz PATCH..."
 out=${1:?$usage}
@@ -45,8 +47,17 @@ for n in "${!names[@]}"; do
     echo "go-labs: ${names[$n]} does not apply to HEAD ($commit)" >&2
     exit 1
   fi
+  # A patch of shaders carries their sources only: compile them, so that
+  # the build embeds the lab's SPIR-V; then put HEAD's back.
+  shaders=$(git -C "$tmp/src" status --porcelain -- shaders | wc -l)
+  if [ "$shaders" -gt 0 ]; then
+    make -C "$tmp/src" -s shaders >/dev/null
+  fi
   build "$n" "$commit+${n#hata-}"
   git -C "$tmp/src" apply -R "$p"
+  if [ "$shaders" -gt 0 ]; then
+    git -C "$tmp/src" checkout -q -- shaders
+  fi
 done
 mkdir -p "$(dirname "$out")"
 (cd "$tmp/out" && tar cf - *) | xz -9 -T2 > "$out.tmp"
