@@ -23,7 +23,7 @@ import "slices"
 // level is shorter than the warm workgroups; there the attention's are
 // warmed beside the select's write instead (WarmLate), at batch 1 and from
 // 16K tokens a row: 1.0-1.9 us off B1/8K, B1/32K and B1/64K (run 363),
-// 1.4-1.6 off B2/16K, B2/32K and B4/16K (run 366).
+// 1.4-1.8 off B2/16K, B2/32K and B4/16K (run 367).
 type WarmMode int
 
 // The modes of WarmMode.
@@ -58,7 +58,7 @@ const warmMinCodes = 1 << 20
 // beside the select's write below warmMinCodes: at one batch row of 8 KV
 // heads or fewer rows, or where a row holds warmLateTokens tokens or more.
 // On the H200 that took 1.0-1.9 us off B1/8K, B1/32K and B1/64K (run 363)
-// and 1.4-1.6 off B2/16K, B2/32K and B4/16K (run 366), and added 0.3-0.4 to
+// and 1.4-1.8 off B2/16K, B2/32K and B4/16K (run 367), and added 0.3-0.4 to
 // B8/8K (run 363; its select level 1.7 us longer, its attention 1.5
 // shorter) and 0.1-0.5 to B2/8K and B4/8K (run 366).
 const (
