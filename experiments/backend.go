@@ -77,7 +77,8 @@ type Timing struct {
 	// Trace, when the point was timed with its kernels traced (the vk
 	// tuning key trace), says where each traced kernel's workgroups spent
 	// their time, one "kernel: summary" per kernel in the step's order (the
-	// median over the steps of vk.TraceSummary); nil otherwise.
+	// median over the steps of vk.TraceSummary), then the warm workgroups'
+	// ("warm select: ...", vk.HATA.WarmTraces); nil otherwise.
 	Trace []string
 	// Spans, when the point was timed with its kernels traced, is the sum of
 	// the traced kernels' spans (each the median over the steps of its
@@ -86,6 +87,9 @@ type Timing struct {
 	// any kernel not traced (BENCHMARKS.md's account of the targets); 0
 	// otherwise.
 	Spans time.Duration
+	// Spanned is the kernels whose spans Spans sums: the step's traced
+	// kernels, not the warm workgroups that run beside them.
+	Spanned int
 	// Raw, when the point was timed with its kernels traced, is the clock
 	// readings of the last timed step's traced kernels, in the step's order
 	// (hata bench -tracecsv); nil otherwise.

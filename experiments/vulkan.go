@@ -506,6 +506,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	defer flush.Close()
 	stages := map[string][]float64{}
 	traces := map[string][]vk.TraceSummary{} // by kernel
+	warmStarts := map[string][]float64{}     // a warm workgroup's start after the step's first traced kernel's, ns
 	var traced []string                      // the kernels, in the step's order
 	var raw []vk.KernelTrace                 // the last step's readings
 	for i := range reps {
@@ -526,11 +527,14 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 			if err != nil {
 				return Timing{}, fmt.Errorf("vk %s: %w", method, err)
 			}
-			for _, sum := range sums {
+			for i, sum := range sums {
 				if _, ok := traces[sum.Kernel]; !ok {
 					traced = append(traced, sum.Kernel)
 				}
 				traces[sum.Kernel] = append(traces[sum.Kernel], sum)
+				if strings.HasPrefix(sum.Kernel, warmTrace) {
+					warmStarts[sum.Kernel] = append(warmStarts[sum.Kernel], startAfter(raw[i], raw[0]))
+				}
 			}
 		}
 		t := m.Timings()
@@ -602,14 +606,42 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	}
 	for _, k := range traced {
 		sum := vk.MedianSummary(traces[k])
-		out.Trace = append(out.Trace, k+": "+sum.String())
-		out.Spans += time.Duration(sum.Span) // the device clock's ticks are nanoseconds
+		line := k + ": " + sum.String()
+		if xs := warmStarts[k]; len(xs) > 0 {
+			line += fmt.Sprintf("; started %.1f us after %s's first workgroup", median(xs)/1e3, traced[0])
+		}
+		out.Trace = append(out.Trace, line)
+		if !strings.HasPrefix(k, warmTrace) { // a warm workgroup runs beside the step's kernels
+			out.Spans += time.Duration(sum.Span) // the device clock's ticks are nanoseconds
+			out.Spanned++
+		}
 	}
 	return out, nil
 }
 
+// warmTrace begins the kernel names of vk.HATA.WarmTraces.
+const warmTrace = "warm "
+
+// startAfter returns how long after first's earliest workgroup start t's
+// first workgroup started, in the clock's ticks (nanoseconds; readings of
+// one step, differences modulo 2^32 as vk.KernelTrace.Summary takes them).
+func startAfter(t, first vk.KernelTrace) float64 {
+	if len(t.Points) == 0 || len(t.Points[0]) == 0 || len(first.Points) == 0 || len(first.Points[0]) == 0 {
+		return 0
+	}
+	ref := first.Points[0][0]
+	earliest := int32(0)
+	for _, p := range first.Points {
+		if len(p) > 0 {
+			earliest = min(earliest, int32(p[0]-ref))
+		}
+	}
+	return float64(int64(int32(t.Points[0][0]-ref)) - int64(earliest))
+}
+
 // kernelTraces returns the clock readings of m's last step's traced kernels
-// (a vk method built with DenseOptions.Trace or SparseOptions.Trace) and
+// (a vk method built with DenseOptions.Trace or SparseOptions.Trace), then
+// those of its warm workgroups where it has them (vk.HATA.WarmTraces), and
 // their summaries.
 func kernelTraces(m ref.Method) ([]vk.KernelTrace, []vk.TraceSummary, error) {
 	tm, ok := m.(interface {
@@ -621,6 +653,15 @@ func kernelTraces(m ref.Method) ([]vk.KernelTrace, []vk.TraceSummary, error) {
 	trs, err := tm.Traces()
 	if err != nil {
 		return nil, nil, err
+	}
+	if wm, ok := m.(interface {
+		WarmTraces() ([]vk.KernelTrace, error)
+	}); ok {
+		ws, err := wm.WarmTraces()
+		if err != nil {
+			return nil, nil, err
+		}
+		trs = append(trs, ws...)
 	}
 	sums := make([]vk.TraceSummary, len(trs))
 	for i, tr := range trs {

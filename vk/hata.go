@@ -82,6 +82,8 @@ type HATA struct {
 	warmOut         *Buffer  // the warm outputs the last step laid out (prepareWarm)
 	warmLayout      []uint64 // and their regions' sizes
 	warmCnt         Range    // the warm split's counter in them
+	warmSelTrace    Range    // SparseOptions.Trace: the warm select's clock readings in them, else empty
+	warmSplitTrace  Range    // and the warm split's
 	lastScoreTrace  Range    // the last recorded step's hata_score trace (ScoreTrace), or empty
 	lastEncodeTrace Range    // the last recorded step's hata_encode_q trace (EncodeTrace), or empty
 

@@ -174,14 +174,16 @@ type SparseOptions struct {
 	// the split's and the merge's beside the select's write (WarmMode):
 	// WarmAuto by warmRule's rule, WarmOn beside the score and WarmLate
 	// beside the select wherever the step has such kernels, WarmOff never.
-	// The fused and threekernel variants, untraced.
+	// The fused and threekernel variants, traced or not (traced, the warm
+	// select and split are traced too: HATA.WarmTraces).
 	Warm WarmMode
 	// Trace, for benchmarks, builds sparse_split, the select's write kernel
 	// (select_write, select_groups or select_rows) and HATA's hata_encode_q
 	// and hata_score with a read of the device clock at each phase of every
 	// workgroup (the *_trace entry points), so that AttentionTrace,
 	// SelectTrace, HATA.EncodeTrace, HATA.ScoreTrace and Traces can say where
-	// those kernels' time goes. It needs
+	// those kernels' time goes, and HATA.WarmTraces where the warm
+	// workgroups' does (Warm). It needs
 	// DeviceInfo.ShaderClock; the variants whose own kernel attends
 	// (twokernel, onekernel) are not traced.
 	Trace bool

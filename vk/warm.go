@@ -120,10 +120,11 @@ func warmChunk(n, rows, chunk, wave int) int {
 	return ((n+per-1)/per + 7) &^ 7
 }
 
-// warmOff reports whether SparseOptions rule the warm workgroups out:
-// WarmOff, or a traced step (traced kernels write their clocks by
-// workgroup).
-func (c *sparseCore) warmOff() bool { return c.opt.Warm == WarmOff || c.opt.Trace }
+// warmOff reports whether SparseOptions rule the warm workgroups out
+// (WarmOff). A traced step warms as an untraced one does: its warm
+// workgroups run the traced kernels, whose readings go to the warm
+// outputs (HATA.WarmTraces).
+func (c *sparseCore) warmOff() bool { return c.opt.Warm == WarmOff }
 
 // warmWhere is where a step of SparseOptions.Warm's mode runs its warm
 // workgroups, warms of them beside a score kernel of groups workgroups over
@@ -186,6 +187,7 @@ type warmDispatch struct {
 func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	p := h.sel
 	h.warm, p.warm = nil, nil
+	m.warmSelTrace, m.warmSplitTrace = Range{}, Range{}
 	sel, att := warmSelect(p), warmAttend(a)
 	warms := 0
 	if sel {
@@ -222,11 +224,17 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	if att {
 		zeros = max(zeros, 4*uint64(a.length), uint64(a.splits)*d4, uint64(a.splits)*8)
 	}
-	// Outputs, a region each, in this order: the selection; the split's
-	// partial o, (m, l), out and counters; the merge's out.
+	// Outputs, a region each, in this order: the selection and, traced,
+	// its clock readings; the split's partial o, (m, l), out, counters
+	// and, traced, its readings; the merge's out. A warm workgroup is its
+	// grid's workgroup 0: its readings are the first of a trace's.
+	selTrace, splitTrace := 4*uint64(selectTracePoints), 4*uint64(tracePoints)
 	var sizes []uint64
 	if sel {
 		sizes = append(sizes, 4*uint64(p.chunk))
+		if p.trace.Buf != nil {
+			sizes = append(sizes, selTrace)
+		}
 	}
 	if att {
 		g := uint64(h.g)
@@ -236,6 +244,9 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 		// own partials into its own out, so the fold's code is fetched
 		// too.
 		sizes = append(sizes, g*uint64(a.splits)*d4, g*uint64(a.splits)*8, g*d4, 16)
+		if a.trace.Buf != nil {
+			sizes = append(sizes, splitTrace)
+		}
 		if a.merge != nil {
 			sizes = append(sizes, d4)
 		}
@@ -271,10 +282,18 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 		}
 		return err
 	}
+	// traceOf returns the readings' region r cut to size bytes, what
+	// WarmTraces reads.
+	traceOf := func(r Range, size uint64) Range { return Range{Buf: r.Buf, Off: r.Off, Size: size} }
 	if sel {
 		push := p.push()
 		push.ChunkLen = uint32(min(p.chunk, warmLen))
-		if err := add(p.writeK, push, zr(keys), z.Whole(), zr(16), next()); err != nil {
+		rs := []Range{zr(keys), z.Whole(), zr(16), next()}
+		if p.trace.Buf != nil {
+			m.warmSelTrace = traceOf(next(), selTrace)
+			rs = append(rs, m.warmSelTrace)
+		}
+		if err := add(p.writeK, push, rs...); err != nil {
 			return Range{}, err
 		}
 	}
@@ -283,7 +302,12 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 		push := m.splitPush(h.step, a, m.cap, 0)
 		push.SplitLen = uint32(min(a.length, warmLen))
 		po, pml, o, cnt := next(), next(), next(), next()
-		if err := add(a.split, push, h.q, zr(4*uint64(a.length)), kv.k, kv.v, po, pml, o, cnt); err != nil {
+		rs := []Range{h.q, zr(4 * uint64(a.length)), kv.k, kv.v, po, pml, o, cnt}
+		if a.trace.Buf != nil {
+			m.warmSplitTrace = traceOf(next(), splitTrace)
+			rs = append(rs, m.warmSplitTrace)
+		}
+		if err := add(a.split, push, rs...); err != nil {
 			return Range{}, err
 		}
 		m.warmCnt = cnt
@@ -318,4 +342,26 @@ func dispatchWarm(b *Batch, ws []warmDispatch) int {
 		b.Dispatch(w.k, w.set, w.push, 1, 1, 1)
 	}
 	return len(ws)
+}
+
+// WarmTraces returns the clock readings of the last step's warm workgroups
+// (SparseOptions.Trace and Warm): the select's write ("warm select") and
+// the attention's split ("warm sparse_split"), one workgroup each, those
+// that ran; none where the step warmed nothing. Their clock is the step's
+// kernels', so a reading says in which level a warm workgroup ran and how
+// long it waited for what. They are not among Traces, whose kernels run one
+// after another.
+func (m *HATA) WarmTraces() ([]KernelTrace, error) {
+	if !m.opt.Trace {
+		return nil, m.errorf("WarmTraces: built without SparseOptions.Trace")
+	}
+	out, err := appendTrace(nil, m.warmSelTrace, func() (KernelTrace, error) {
+		return m.readTrace("WarmTraces", "warm select", SelectTracePhases, m.warmSelTrace)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return appendTrace(out, m.warmSplitTrace, func() (KernelTrace, error) {
+		return m.readTrace("WarmTraces", "warm sparse_split", TracePhases, m.warmSplitTrace)
+	})
 }

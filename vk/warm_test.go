@@ -210,8 +210,8 @@ func TestWarmRule(t *testing.T) {
 // workgroups find room (warmChunk), and that grids with room, over one
 // wave, or of an unknown wave keep their chunks; and that hataScoreChunk
 // applies it on the H200's 132 compute units at B1/256K (528 workgroups of
-// 3976 tokens, 520 of 4040) under WarmAuto and WarmOn, not under WarmOff,
-// traced, or with fewer than warmMinCodes codes, and leaves B8/32K's.
+// 3976 tokens, 520 of 4040) under WarmAuto and WarmOn, traced or not, not
+// under WarmOff or with fewer than warmMinCodes codes, and leaves B8/32K's.
 func TestWarmChunk(t *testing.T) {
 	for _, c := range []struct{ n, rows, chunk, wave, want int }{
 		{262144, 8, 3976, 528, 4040},  // 528 -> 520 workgroups
@@ -234,7 +234,8 @@ func TestWarmChunk(t *testing.T) {
 		{WarmAuto, false, 1, 262144, 4040},
 		{WarmOn, false, 1, 262144, 4040},
 		{WarmOff, false, 1, 262144, 3976},
-		{WarmAuto, true, 1, 262144, 3976},
+		{WarmAuto, true, 1, 262144, 4040}, // a traced step warms too
+		{WarmOff, true, 1, 262144, 3976},
 		{WarmAuto, false, 8, 32768, 4096},
 		{WarmAuto, false, 1, 65536, 1024}, // 0.5M codes: 512 workgroups of 1024 tokens
 	} {
@@ -336,5 +337,101 @@ func checkSameResult(t *testing.T, where string, off, on *ref.Result) {
 			t.Errorf("%s: out[%d] = %v with warm workgroups, %v without", where, i, on.Out[i], off.Out[i])
 			return
 		}
+	}
+}
+
+// TestWarmTraces runs traced steps (SparseOptions.Trace) with the warm
+// workgroups beside the score (WarmOn) and beside the select (WarmLate),
+// with the plan and without, the merge apart and folded: the results are
+// those of an untraced step without them, bit for bit; WarmTraces reports
+// one workgroup of each warm kernel that is traced (the select's write and
+// the split; the merge is not), with its readings in order, and each
+// started before the step's own kernel of that name (it ran in an earlier
+// level); and a step without warm workgroups reports none, an untraced
+// method an error.
+func TestWarmTraces(t *testing.T) {
+	ctx := clockDevice(t)
+	rng := rand.New(rand.NewPCG(63, 3))
+	sh := ref.Shape{B: 2, Hq: 8, Hkv: 2, N: 5000, D: 64}
+	w := reftest.DyadicHashWeights(rng, sh.Hkv, sh.D, 128)
+	kv := reftest.DyadicKV(rng, sh, true)
+	q := reftest.Dyadic(rng, sh.B*sh.Hq*sh.D)
+	b := ref.Budget{K: 300}
+	step := func(o SparseOptions) (*HATA, *ref.Result) {
+		t.Helper()
+		o.Storage, o.Reserve = F16, 3
+		m, err := ctx.NewHATA("hata", w, ref.Windows{Sink: 4, Recent: 8}, false, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		r, err := m.Decode(q, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, r
+	}
+	for _, c := range []struct {
+		chunk int
+		plan  PlanMode
+		merge MergeMode
+		mode  WarmMode
+		want  []string // the warm traces, in order
+	}{
+		{4096, PlanAuto, MergeSeparate, WarmOn, []string{"warm select", "warm sparse_split"}},
+		{4096, PlanAuto, MergeSeparate, WarmLate, []string{"warm sparse_split"}},
+		{1024, PlanOn, MergeSeparate, WarmOn, []string{"warm select", "warm sparse_split"}},
+		{4096, PlanAuto, MergeFold, WarmOn, []string{"warm select", "warm sparse_split"}},
+		{4096, PlanAuto, MergeSeparate, WarmOff, nil},
+	} {
+		at := fmt.Sprintf("chunk %d plan %d merge %d Warm %d", c.chunk, c.plan, c.merge, c.mode)
+		o := SparseOptions{ScoreChunk: c.chunk, SelectPlan: c.plan, Merge: c.merge}
+		_, off := step(o)
+		o.Trace, o.Warm = true, c.mode
+		m, on := step(o)
+		checkSameResult(t, at, off, on)
+		ws, err := m.WarmTraces()
+		if err != nil {
+			t.Fatalf("%s: %v", at, err)
+		}
+		var got []string
+		for _, wt := range ws {
+			got = append(got, wt.Kernel)
+		}
+		if d := cmp.Diff(c.want, got); d != "" {
+			t.Errorf("%s: warm traces (-want +got):\n%s", at, d)
+			continue
+		}
+		sel, err := m.SelectTrace()
+		if err != nil {
+			t.Fatalf("%s: %v", at, err)
+		}
+		att, err := m.AttentionTrace()
+		if err != nil {
+			t.Fatalf("%s: %v", at, err)
+		}
+		for _, wt := range ws {
+			if _, err := wt.Summary(); err != nil || len(wt.Points) != 1 {
+				t.Errorf("%s: %s: %d workgroups (%v), want 1 with its readings in order", at, wt.Kernel, len(wt.Points), err)
+				continue
+			}
+			own := sel
+			if wt.Kernel == "warm sparse_split" {
+				own = att
+			}
+			for i, p := range own.Points {
+				if d := int32(p[0] - wt.Points[0][0]); d <= 0 {
+					t.Errorf("%s: %s started %d ticks after %s's workgroup %d, want before it", at, wt.Kernel, -d, own.Kernel, i)
+					break
+				}
+			}
+		}
+	}
+	m, _ := step(SparseOptions{})
+	if _, err := m.WarmTraces(); err == nil || !strings.Contains(err.Error(), "Trace") {
+		t.Errorf("an untraced method's WarmTraces: %v, want an error naming Trace", err)
 	}
 }

@@ -294,7 +294,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 					if t.Spans > 0 && t.Levels > 0 {
 						between := (t.Median - t.Spans).Seconds() * 1e6
 						fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: between the kernels %s us, %s a level over %d levels (the step %s us less the spans of its %d traced kernels, %s: dispatch boundaries and any kernel not traced)\n",
-							m, b, n, opt, f1(between), f1(between/float64(t.Levels)), t.Levels, f1(us), len(t.Trace), f1(t.Spans.Seconds()*1e6))
+							m, b, n, opt, f1(between), f1(between/float64(t.Levels)), t.Levels, f1(us), t.Spanned, f1(t.Spans.Seconds()*1e6))
 					}
 					for _, kt := range t.Raw {
 						traceRows = append(traceRows, traceCSVRows(m, b, n, opt, kt)...)

@@ -154,7 +154,8 @@ func TestBenchOpt(t *testing.T) {
 
 // TestBenchTrace checks that -opt trace=1 prints, after a top-k method's
 // row, where its traced attention spent its time (on a device with a shader
-// clock; lavapipe has one).
+// clock; lavapipe has one); for HATA every traced kernel's line in the
+// step's order, its warm split's, and the time between its own kernels.
 func TestBenchTrace(t *testing.T) {
 	needVulkan(t)
 	st, out, e := hata("bench", "-method", "streaming", "-b", "1", "-n", "1024", "-hq", "8", "-hkv", "2", "-d", "64", "-reps", "2",
@@ -180,10 +181,16 @@ func TestBenchTrace(t *testing.T) {
 	if score < 0 || sel < score || attn < sel || !strings.Contains(out, "histogram") || !strings.Contains(out, "threshold") {
 		t.Errorf("want hata_score's trace line, then the select's, then sparse_split's:\n%s", out)
 	}
+	// Then the warm split's (below a million codes at 2 rows it runs beside
+	// the select): one workgroup, and where it started in the step.
+	warm := strings.Index(out, "# trace hata B=1 N=1024 trace=1: warm sparse_split: 1 workgroups")
+	if warm < attn || !strings.Contains(out[warm:], "after hata_encode_q's first workgroup") {
+		t.Errorf("want the warm split's trace line, with its start, after sparse_split's:\n%s", out)
+	}
 	// Then what the step spends between its kernels: its median less the
-	// spans, per level.
+	// spans of the step's own four, per level.
 	between := regexp.MustCompile(`# trace hata B=1 N=1024 trace=1: between the kernels (-?[0-9.]+) us, (-?[0-9.]+) a level over ([0-9]+) levels \(the step ([0-9.]+) us less the spans of its 4 traced kernels, ([0-9.]+):`).FindStringSubmatch(out)
-	if between == nil || strings.Index(out, between[0]) < attn {
+	if between == nil || strings.Index(out, between[0]) < max(attn, warm) {
 		t.Fatalf("no line of the time between the kernels after the traces:\n%s", out)
 	}
 	x := make([]float64, 5)
