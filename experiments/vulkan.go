@@ -533,7 +533,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 				}
 				traces[sum.Kernel] = append(traces[sum.Kernel], sum)
 				if strings.HasPrefix(sum.Kernel, warmTrace) {
-					warmStarts[sum.Kernel] = append(warmStarts[sum.Kernel], startAfter(raw[i], raw[0]))
+					warmStarts[sum.Kernel] = append(warmStarts[sum.Kernel], float64(raw[i].StartAfter(raw[0])))
 				}
 			}
 		}
@@ -621,23 +621,6 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 
 // warmTrace begins the kernel names of vk.HATA.WarmTraces.
 const warmTrace = "warm "
-
-// startAfter returns how long after first's earliest workgroup start t's
-// first workgroup started, in the clock's ticks (nanoseconds; readings of
-// one step, differences modulo 2^32 as vk.KernelTrace.Summary takes them).
-func startAfter(t, first vk.KernelTrace) float64 {
-	if len(t.Points) == 0 || len(t.Points[0]) == 0 || len(first.Points) == 0 || len(first.Points[0]) == 0 {
-		return 0
-	}
-	ref := first.Points[0][0]
-	earliest := int32(0)
-	for _, p := range first.Points {
-		if len(p) > 0 {
-			earliest = min(earliest, int32(p[0]-ref))
-		}
-	}
-	return float64(int64(int32(t.Points[0][0]-ref)) - int64(earliest))
-}
 
 // kernelTraces returns the clock readings of m's last step's traced kernels
 // (a vk method built with DenseOptions.Trace or SparseOptions.Trace), then

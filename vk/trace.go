@@ -212,21 +212,34 @@ func (t KernelTrace) Offsets() [][]int64 {
 	if len(t.Points) == 0 || len(t.Points[0]) == 0 {
 		return nil
 	}
-	ref := t.Points[0][0]
-	first := int64(0)
-	for _, p := range t.Points {
-		if len(p) > 0 {
-			first = min(first, int64(int32(p[0]-ref)))
-		}
-	}
+	first := t.start()
 	out := make([][]int64, len(t.Points))
 	for w, p := range t.Points {
 		out[w] = make([]int64, len(p))
 		for i, x := range p {
-			out[w][i] = int64(int32(x-ref)) - first
+			out[w][i] = int64(int32(x - first))
 		}
 	}
 	return out
+}
+
+// StartAfter returns how long after u's earliest workgroup start t's
+// earliest one came, in the clock's ticks (readings of one step,
+// differences modulo 2^32): where in a step a kernel that runs beside
+// others started (HATA.WarmTraces). Both must hold a reading.
+func (t KernelTrace) StartAfter(u KernelTrace) int64 { return int64(int32(t.start() - u.start())) }
+
+// start returns the earliest workgroup start of t, whose workgroup 0 holds
+// a reading: the one furthest before workgroup 0's, modulo 2^32.
+func (t KernelTrace) start() uint32 {
+	ref := t.Points[0][0]
+	earliest := int32(0)
+	for _, p := range t.Points {
+		if len(p) > 0 {
+			earliest = min(earliest, int32(p[0]-ref))
+		}
+	}
+	return ref + uint32(earliest)
 }
 
 // TraceSummary is a KernelTrace in a few numbers, in the clock's ticks.

@@ -289,9 +289,10 @@ func TestDenseTrace(t *testing.T) {
 	}
 }
 
-// TestTraceOffsets pins Offsets and Summary's start skew and span on
-// readings that wrap past 2^32 (the clock's low word) and a workgroup that
-// starts before workgroup 0: both are relative to the earliest start.
+// TestTraceOffsets pins Offsets, Summary's start skew and span, and
+// StartAfter on readings that wrap past 2^32 (the clock's low word) and a
+// workgroup that starts before workgroup 0: all are relative to the
+// earliest start.
 func TestTraceOffsets(t *testing.T) {
 	const top = 1 << 32
 	tr := KernelTrace{Kernel: "k", Phases: []string{"a", "b"}, Points: [][]uint32{
@@ -315,5 +316,18 @@ func TestTraceOffsets(t *testing.T) {
 	}
 	if (KernelTrace{}).Offsets() != nil {
 		t.Error("Offsets of no workgroups: want nil")
+	}
+	// StartAfter: from the earliest start of the other (top-20, past the
+	// wrap from tr's earliest, top-16, and from 3) to tr's.
+	for _, c := range []struct {
+		u    KernelTrace
+		want int64
+	}{
+		{KernelTrace{Points: [][]uint32{{top - 20, 0}}}, 4},
+		{KernelTrace{Points: [][]uint32{{5, 9}, {3, 9}}}, -19},
+	} {
+		if got := tr.StartAfter(c.u); got != c.want {
+			t.Errorf("StartAfter(%v) = %d, want %d", c.u.Points, got, c.want)
+		}
 	}
 }
