@@ -57,6 +57,7 @@ for n in "${!names[@]}"; do
   git -C "$tmp/src" apply -R "$p"
   if [ "$shaders" -gt 0 ]; then
     git -C "$tmp/src" checkout -q -- shaders
+    git -C "$tmp/src" clean -fq -- shaders # the SPIR-V of a shader the patch added
   fi
 done
 mkdir -p "$(dirname "$out")"
