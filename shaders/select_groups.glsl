@@ -19,6 +19,7 @@
 // Dispatch: (nchunks, rows, 1), pc.cum = 1; KEY16; chunk_len and key_stride
 // multiples of 8.
 #define SELECT_CUM // runs with pc.cum = 1 only
+#define SELECT_BINS_SPEC // constant 3: bins a lane in the threshold's search (select.glsl)
 #include "select.glsl"
 
 #ifdef KEY8_KEYS

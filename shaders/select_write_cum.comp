@@ -4,4 +4,5 @@
 // select_count's resolved states (select.glsl). See select_write.glsl.
 #extension GL_GOOGLE_include_directive : require
 #define SELECT_CUM
+#define SELECT_BINS_SPEC // constant 3: bins a lane in the threshold's search
 #include "select_write.glsl"

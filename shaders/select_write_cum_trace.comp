@@ -5,4 +5,5 @@
 #extension GL_GOOGLE_include_directive : require
 #define TRACE
 #define SELECT_CUM
+#define SELECT_BINS_SPEC // constant 3: bins a lane in the threshold's search
 #include "select_write.glsl"

@@ -31,7 +31,16 @@ uint wg_sum(uint v) {
 }
 
 // MAXPER bounds the bins each lane holds in find_bin_at: nbins <= MAXPER*WG.
+// An includer that knows its bins defines BIN_PER (a constant expression),
+// so that the search's unrolled loads and compares are no more than its
+// bins need: HATA's select with 16 bins a lane where its 513 need 3 took 3.6
+// us instead of 1.9 to resolve its threshold from cold code on the H200
+// (BENCHMARKS.md, session 35, run 375).
+#ifdef BIN_PER
+const uint MAXPER = BIN_PER;
+#else
 const uint MAXPER = 16;
+#endif
 shared uvec2 sh_res;
 
 // HIST_AT(i) is bin i of the histograms find_bin_at searches: the buffer

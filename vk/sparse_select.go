@@ -48,6 +48,16 @@ func groupsPerLane(chunk, wg int) int {
 // the select's search (find_bin_at) holds, and of hata_step's.
 const maxBinsPerLane = 16
 
+// binsPerLane is the specialization constant 3 of HATA's fused select
+// kernels (select_write_cum, select_groups; select.glsl's BINS_PER): the
+// bins a lane of wg holds in the threshold's search, ceil(nbins / wg), so
+// that its unrolled loads and compares are no more than nbins needs. With
+// maxBinsPerLane there instead, HATA's select took 3.6 us to resolve its
+// threshold from cold code on the H200 instead of 1.9, and its steps
+// 0.4-1.7 us longer at B1/32K, B8/32K and B1/256K (BENCHMARKS.md, session
+// 35, runs 375 and 377).
+func binsPerLane(nbins, wg int) uint32 { return uint32(max((nbins+wg-1)/wg, 1)) }
+
 const _ = uint(maxBinsPerLane*selectWorkgroup - maxDirectBins) // the default workgroup searches a one-pass histogram
 
 // selectSpec describes one exact top-k selection over a key buffer
@@ -272,15 +282,15 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		if s.key8 {
 			name = "select_groups_k8"
 		}
-		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, uint32(wg), k16, per); err != nil {
+		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, uint32(wg), k16, per, binsPerLane(p.nbins, wg)); err != nil {
+			return nil, err
+		}
+	case s.cumChunk > 0: // without select_count's resolved states
+		if p.writeK, err = c.kernel("select_write_cum"+suffix, bindings, selectPush{}, uint32(wg), k16, selectPer, binsPerLane(p.nbins, wg)); err != nil {
 			return nil, err
 		}
 	default:
-		name := "select_write"
-		if s.cumChunk > 0 {
-			name = "select_write_cum" // without select_count's resolved states
-		}
-		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, uint32(wg), k16, selectPer); err != nil {
+		if p.writeK, err = c.kernel("select_write"+suffix, bindings, selectPush{}, uint32(wg), k16, selectPer); err != nil {
 			return nil, err
 		}
 	}
