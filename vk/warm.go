@@ -21,9 +21,10 @@ import "slices"
 // 1.3-1.5 us off B1/192K and B1/256K (run 356), and with the folded split
 // warmed too 0.7 off B8/128K (run 361). Below a million codes the score's
 // level is shorter than the warm workgroups; there the attention's are
-// warmed beside the select's write instead (WarmLate), at batch 1 and from
-// 16K tokens a row: 1.0-1.9 us off B1/8K, B1/32K and B1/64K (run 363),
-// 1.4-1.8 off B2/16K, B2/32K and B4/16K (run 367).
+// warmed beside the select's write instead (WarmLate), from 16K tokens a
+// row: 1.0-1.9 us off B1/32K and B1/64K (run 363), 1.4-1.8 off B2/16K,
+// B2/32K and B4/16K (run 367), 0.4-1.6 off B1/16K-64K since the select's
+// search holds only its bins (run 380).
 type WarmMode int
 
 // The modes of WarmMode.
@@ -54,17 +55,18 @@ const (
 // B8/16K: 13.1-13.2 us).
 const warmMinCodes = 1 << 20
 
-// warmLateRows and warmLateTokens say where warmRule warms the attention
-// beside the select's write below warmMinCodes: at one batch row of 8 KV
-// heads or fewer rows, or where a row holds warmLateTokens tokens or more.
-// On the H200 that took 1.0-1.9 us off B1/8K, B1/32K and B1/64K (run 363)
+// warmLateTokens says where warmRule warms the attention beside the
+// select's write below warmMinCodes: where a row holds warmLateTokens tokens
+// or more. On the H200 that took 1.0-1.9 us off B1/32K and B1/64K (run 363)
 // and 1.4-1.8 off B2/16K, B2/32K and B4/16K (run 367), and added 0.3-0.4 to
 // B8/8K (run 363; its select level 1.7 us longer, its attention 1.5
-// shorter) and 0.1-0.5 to B2/8K and B4/8K (run 366).
-const (
-	warmLateRows   = 8
-	warmLateTokens = 16384
-)
+// shorter) and 0.1-0.5 to B2/8K and B4/8K (run 366). B1/8K gained 1.0-1.9
+// too until the select's search held only its bins (b5ae373): with the
+// select 1.5 us shorter the warm split outlasts its level, and the step
+// took 32.6 us against 31.7-31.9 unwarmed (run 380; B1/16K 31.8-32.0
+// against 32.6-32.8, B1/32K 29.2-29.3 against 30.9, B1/64K 32.1-32.3
+// against 32.7-32.9).
+const warmLateTokens = 16384
 
 // warmLen is the most keys the warm select reads and the most entries the
 // warm split attends: enough that each runs its code, which is what it is
@@ -78,8 +80,8 @@ const warmLen = 64
 // compute unit; 0: not known), over rows rows, beside warms warm
 // workgroups: beside the score from warmMinCodes codes, where the score's
 // last wave leaves a slot for each warm workgroup; below that, the
-// attention's beside the select's write up to warmLateRows rows or from
-// warmLateTokens tokens a row. Where the
+// attention's beside the select's write from warmLateTokens tokens a row.
+// Where the
 // score's grid fills its last wave, a warm workgroup takes the place of one
 // of its workgroups, which then starts a workgroup's time late: on the
 // H200 B1/256K (528 workgroups, 4 on each of 132 units) took 48.1-48.2 us
@@ -92,7 +94,7 @@ const warmLen = 64
 // 153.7-154.0 against 155.5-155.9.
 func warmRule(codes, groups, wave, warms, rows int) warmPlace {
 	switch {
-	case codes < warmMinCodes && (rows <= warmLateRows || codes/rows >= warmLateTokens):
+	case codes < warmMinCodes && codes/rows >= warmLateTokens:
 		return warmAtSelect
 	case codes < warmMinCodes:
 		return warmNowhere

@@ -123,14 +123,13 @@ func TestWarmSameResults(t *testing.T) {
 }
 
 // TestWarmRule checks WarmAuto's rule at its threshold of codes (below it
-// beside the select at warmLateRows rows and fewer or from warmLateTokens
-// tokens a row, nowhere else), and
+// beside the select from warmLateTokens tokens a row, nowhere else), and
 // at the score grid's last wave (full, with room for fewer warm workgroups
 // than the step has, and for all of them, over one wave and two, and where
 // the wave is not known); that the modes reach the step (two rows under the
-// threshold warm the split and the merge beside the select under WarmAuto
-// and WarmLate, all three beside the score under WarmOn; ten rows nothing
-// under WarmAuto, but the two where a row holds warmLateTokens; two rows
+// threshold warm the split and the merge beside the select under WarmLate,
+// all three beside the score under WarmOn, and nothing under WarmAuto but
+// where a row holds warmLateTokens, two rows or ten; two rows
 // over it warm beside the score under WarmAuto where the device's wave
 // leaves room: with chunks of 4096, 258 workgroups, so on most CPU
 // counts); and that a mode out of range is an error naming it.
@@ -140,6 +139,9 @@ func TestWarmRule(t *testing.T) {
 		want                             warmPlace
 	}{
 		{warmMinCodes - 1, 256, 528, 3, 8, warmAtSelect},
+		{8 * 8192, 64, 528, 3, 8, warmNowhere},    // H200, B1/8K (run 380)
+		{8 * 16384, 128, 528, 3, 8, warmAtSelect}, // B1/16K
+		{8 * (warmLateTokens - 1), 128, 528, 3, 8, warmNowhere},
 		{9 * (warmLateTokens - 1), 256, 528, 3, 9, warmNowhere},
 		{warmMinCodes - 1, 256, 528, 3, 9, warmAtSelect},
 		{warmMinCodes / 2, 512, 528, 3, 64, warmNowhere}, // H200, B8/8K
@@ -168,7 +170,8 @@ func TestWarmRule(t *testing.T) {
 		want    int
 		variant string // "": the fused chain
 	}{
-		{1, 3000, WarmAuto, 2, ""}, {1, 3000, WarmOn, 3, ""}, {1, 3000, WarmLate, 2, ""}, {1, 3000, WarmOff, 0, ""}, {5, 3000, WarmAuto, 0, ""},
+		{1, 3000, WarmAuto, 0, ""}, {1, 3000, WarmOn, 3, ""}, {1, 3000, WarmLate, 2, ""}, {1, 3000, WarmOff, 0, ""}, {5, 3000, WarmAuto, 0, ""},
+		{1, warmLateTokens + 8, WarmAuto, 2, ""}, // two rows, a row long enough
 		{5, warmLateTokens + 8, WarmAuto, 2, ""}, // ten rows, a row long enough
 		{1, warmMinCodes/2 + 8, WarmAuto, 3, ""}, {1, warmMinCodes/2 + 8, WarmOff, 0, ""},
 		{1, 3000, WarmOn, 0, VariantOneKernel}, // one dispatch: no level to warm beside, nor buffers for it
