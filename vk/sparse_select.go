@@ -54,7 +54,7 @@ const maxBinsPerLane = 16
 // that its unrolled loads and compares are no more than nbins needs. With
 // maxBinsPerLane there instead, HATA's select took 3.6 us to resolve its
 // threshold from cold code on the H200 instead of 1.9, and its steps took
-// 1.8-2.0 us longer at B1/32K and 0.2-0.5 at B8/32K and B1/256K
+// 1.8-2.0 us longer at B1/32K and 0.1-0.7 at B8/32K and B1/256K
 // (BENCHMARKS.md, session 35, runs 375 and 377).
 func binsPerLane(nbins, wg int) uint32 { return uint32(max((nbins+wg-1)/wg, 1)) }
 
