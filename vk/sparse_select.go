@@ -53,9 +53,10 @@ const maxBinsPerLane = 16
 // bins a lane of wg holds in the threshold's search, ceil(nbins / wg), so
 // that its unrolled loads and compares are no more than nbins needs. With
 // maxBinsPerLane there instead, HATA's select took 3.6 us to resolve its
-// threshold from cold code on the H200 instead of 1.9, and its steps took
-// 1.8-2.0 us longer at B1/32K and 0.1-0.7 at B8/32K and B1/256K
-// (BENCHMARKS.md, session 35, runs 375 and 377).
+// threshold from cold code on the H200 instead of 1.9, and B1/32K's step
+// took 1.8-2.0 us longer (BENCHMARKS.md, session 35, runs 375 and 377;
+// with the score's plan, SparseOptions.SelectPlan, the select runs no
+// search).
 func binsPerLane(nbins, wg int) uint32 { return uint32(max((nbins+wg-1)/wg, 1)) }
 
 const _ = uint(maxBinsPerLane*selectWorkgroup - maxDirectBins) // the default workgroup searches a one-pass histogram
