@@ -13,7 +13,12 @@ void main() {
     const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
     const uint c1 = chunk_end(c0);
     for (uint b = li; b < pc.nbins; b += WG) sh_hist[b] = 0;
-    const uvec2 pk = resolve(row, pc.pass, false); // barriers inside
+    // Every lane's zeros before any lane's adds: resolve's search has
+    // barriers, but pass 0 (the first radix digit, and HATA's naive one-pass
+    // histogram) runs no search, and without this barrier a lane's adds could
+    // be wiped by another lane's zeroing.
+    barrier();
+    const uvec2 pk = resolve(row, pc.pass, false);
     const uint p = pc.pass, sh = shift(p), w = width(p);
     // The last radix pass with pc.cum also writes the chunk's rc (select.glsl).
     const bool rc = pc.cum != 0 && pc.radix != 0 && p == passes() - 1;
