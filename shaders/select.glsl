@@ -91,9 +91,11 @@ layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[];
 #define TRACE_WG (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x)
 #include "trace.glsl"
 
-// With SELECT_BINS_SPEC (HATA's fused select: select_write_cum,
-// select_groups) specialization constant 3 is the bins a lane holds in the
-// histogram search, ceil(nbins / WG) (wg_scan.glsl's MAXPER; 16 otherwise).
+// With SELECT_BINS_SPEC (the kernels that search: select_write_cum,
+// select_groups, select_count, select_write) specialization constant 3 is
+// the bins a lane holds in the histogram search, ceil(nbins / WG)
+// (wg_scan.glsl's MAXPER; 16 otherwise). select_hist, whose constant 3 is
+// its shared histogram's bins, derives BIN_PER from that.
 #ifdef SELECT_BINS_SPEC
 layout(constant_id = 3) const uint BINS_PER = 16;
 #define BIN_PER BINS_PER

@@ -1,6 +1,7 @@
 #version 450
 // select_count: per chunk, the tokens surely taken (forced, or key < T) and
 // the candidates (key == T): select.glsl, step 2. Dispatch: (nchunks, rows, 1).
+#define SELECT_BINS_SPEC // constant 3: bins a lane in the threshold's search
 #include "select.glsl"
 
 void main() {

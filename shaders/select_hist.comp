@@ -1,9 +1,11 @@
 #version 450
 // select_hist: one histogram pass of the selection (select.glsl, step 1).
 // Dispatch: (nchunks, rows, 1).
-#include "select.glsl"
-
 layout(constant_id = 3) const uint NB = 256; // bins of the shared histogram, >= nbins
+// The search (resolve's, for passes after the first) holds the bins NB
+// needs a lane, not wg_scan.glsl's 16.
+#define BIN_PER ((NB + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x)
+#include "select.glsl"
 
 shared uint sh_hist[NB];
 

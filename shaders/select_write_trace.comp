@@ -4,4 +4,5 @@
 #extension GL_EXT_shader_realtime_clock : require
 #extension GL_GOOGLE_include_directive : require
 #define TRACE
+#define SELECT_BINS_SPEC // constant 3: bins a lane in the threshold's search
 #include "select_write.glsl"

@@ -48,15 +48,18 @@ func groupsPerLane(chunk, wg int) int {
 // the select's search (find_bin_at) holds, and of hata_step's.
 const maxBinsPerLane = 16
 
-// binsPerLane is the specialization constant 3 of HATA's fused select
-// kernels (select_write_cum, select_groups; select.glsl's BINS_PER): the
-// bins a lane of wg holds in the threshold's search, ceil(nbins / wg), so
-// that its unrolled loads and compares are no more than nbins needs. With
-// maxBinsPerLane there instead, HATA's select took 3.6 us to resolve its
-// threshold from cold code on the H200 instead of 1.9, and B1/32K's step
-// took 1.8-2.0 us longer (BENCHMARKS.md, session 35, runs 375 and 377;
-// with the score's plan, SparseOptions.SelectPlan, the select runs no
-// search).
+// binsPerLane is the specialization constant 3 of the select kernels that
+// search a histogram (select.glsl's BINS_PER: select_write_cum,
+// select_groups, select_count, select_write; select_hist derives it from
+// its own constant 3): the bins a lane of wg holds in the threshold's
+// search, ceil(nbins / wg), so that its unrolled loads and compares are no
+// more than nbins needs. With maxBinsPerLane there instead, HATA's select
+// took 3.6 us to resolve its threshold from cold code on the H200 instead
+// of 1.9, and B1/32K's step took 1.8-2.0 us longer (BENCHMARKS.md, session
+// 35, runs 375 and 377; with the score's plan, SparseOptions.SelectPlan,
+// the select runs no search); the radix select's kernels (the exact
+// top-k's and Loki's past select_rows, HATA's naive variant), 1.2-2.6 us
+// each step (session 36, run 382).
 func binsPerLane(nbins, wg int) uint32 { return uint32(max((nbins+wg-1)/wg, 1)) }
 
 const _ = uint(maxBinsPerLane*selectWorkgroup - maxDirectBins) // the default workgroup searches a one-pass histogram
@@ -252,7 +255,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		}
 	}
 	if s.cumChunk == 0 && !s.radixCum() {
-		if p.count, err = c.kernel("select_count", 4, selectPush{}, uint32(wg), k16, selectPer); err != nil {
+		if p.count, err = c.kernel("select_count", 4, selectPush{}, uint32(wg), k16, selectPer, binsPerLane(p.nbins, wg)); err != nil {
 			return nil, err
 		}
 	}
@@ -291,7 +294,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	default:
-		if p.writeK, err = c.kernel("select_write"+suffix, bindings, selectPush{}, uint32(wg), k16, selectPer); err != nil {
+		if p.writeK, err = c.kernel("select_write"+suffix, bindings, selectPush{}, uint32(wg), k16, selectPer, binsPerLane(p.nbins, wg)); err != nil {
 			return nil, err
 		}
 	}
