@@ -243,6 +243,9 @@ void score_chunk(uint row, uint c) {
     const uint c0 = c * pc.chunk_len;
     const uint c1 = chunk_end(c0);
     for (uint b = li; b < NB; b += WG) sh_hist[b] = 0;
+    // The zeros are ordered before the adds below by wait_done's workgroup
+    // controlBarrier, which every path runs; a wait made conditional would
+    // need a barrier() here (select_hist.comp lacked one, 26ac155).
     // Rounds of UNR token pairs per lane, the loads of the next round issued
     // before the arithmetic of this one; the first round's loads are issued
     // before the wait for the query codes. Uniform trip count.

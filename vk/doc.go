@@ -92,6 +92,24 @@
 //     poisons outputs with NaN when validating (Options.Poison), so fill your
 //     outputs with b.Fill(r, NaNBits) when ctx.Poisons().
 //
+// Two things the kernels assume of subgroups, which Vulkan 1.2 does not
+// promise but the drivers they have run on (NVIDIA's, lavapipe) do, for
+// workgroups whose size is a multiple of the subgroup size (which the host
+// checks): subgroups are full, and lane i of subgroup s is invocation
+// s*gl_SubgroupSize + i (gl_LocalInvocationIndex). wg_scan.glsl's prefix
+// sums run in subgroup order over work handed out by
+// gl_LocalInvocationIndex, and the attention's slots are numbered by
+// subgroup. On a driver that broke either, the select and attention tests
+// would fail. VK_EXT_subgroup_size_control's REQUIRE_FULL_SUBGROUPS would
+// make the first a request; no pipeline sets it yet.
+//
+// A workgroup's shared memory is ordered by barriers alone: a kernel that
+// zeroes a shared histogram before adding to it needs a barrier between the
+// two on every path, not only inside a search that some passes skip
+// (select_hist lacked one on its first pass until 26ac155; on the H200 that
+// wrote wrong selections once the kernel's search got shorter, and lavapipe
+// never showed it).
+//
 // lavapipe ends every loop of an invocation, without an error, once all its
 // loops together have iterated 65535 times (gallivm's guard against hung
 // shaders, LP_MAX_TGSI_LOOP_ITERATIONS): a kernel whose invocations loop
