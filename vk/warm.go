@@ -15,16 +15,18 @@ import "slices"
 // (BENCHMARKS.md, session 28). A warm workgroup waits for the same code in
 // an earlier level, which hides it where that level is long enough; its
 // results are thrown away. Beside the score (warmRule: from about a million
-// codes a step, where the score's grid leaves them room) that took 1.8-2.5
-// us off HATA's steps on the H200 at B1/128K, B8/16K, B8/32K, B8/128K and
-// B8/256K (run 353), with score chunks that leave them room (warmChunk)
-// 1.3-1.5 us off B1/192K and B1/256K (run 356), and with the folded split
-// warmed too 0.7 off B8/128K (run 361). Below a million codes the score's
-// level is shorter than the warm workgroups; there the attention's are
-// warmed beside the select's write instead (WarmLate), from 16K tokens a
-// row: 1.0-1.9 us off B1/32K and B1/64K (run 363), 1.4-1.8 off B2/16K,
-// B2/32K and B4/16K (run 367), 0.4-1.6 off B1/16K-64K since the select's
-// search holds only its bins (run 380).
+// codes a step, or chunks of 4096 tokens, where the score's grid leaves
+// them room) that took 1.8-2.5 us off HATA's steps on the H200 at B1/128K,
+// B8/16K, B8/32K, B8/128K and B8/256K (run 353), with score chunks that
+// leave them room (warmChunk) 1.3-1.5 us off B1/192K and B1/256K (run
+// 356), with the folded split warmed too 0.7 off B8/128K (run 361), and
+// below a million codes where the chunks are long 2.6-4.1 off B1/80K,
+// B1/96K, B2/48K, B4/24K and B8/12K (run 391). Where the score's level is
+// shorter than the warm workgroups, the attention's are warmed beside the
+// select's write instead (WarmLate), from 16K tokens a row: 1.0-1.9 us off
+// B1/32K and B1/64K (run 363), 1.4-1.8 off B2/16K, B2/32K and B4/16K (run
+// 367), 0.4-1.6 off B1/16K-64K since the select's search holds only its
+// bins (run 380).
 type WarmMode int
 
 // The modes of WarmMode.
@@ -55,6 +57,21 @@ const (
 // B8/16K: 13.1-13.2 us).
 const warmMinCodes = 1 << 20
 
+// warmLongChunk is warmRule's other threshold: score chunks of
+// warmLongChunk tokens or more make a level that hides the warm workgroups
+// below warmMinCodes too. Such chunks come of the select's plan
+// (hataPlanChunk) in few workgroups, each streaming its chunk alone: on
+// the H200 B4/24K (192 workgroups of 4096 tokens, 0.75M codes) took
+// 32.2-32.7 us with the select warmed beside the score against 36.9-37.1
+// with the attention warmed beside the select, its score stage 12.2-12.5
+// either way (run 390); with chunks of 1024 (B1/16K-64K, B2/16K, B4/16K)
+// the score's stage grew 2.3-3.1 us (runs 383 and 390). Run 391 (this rule
+// against the one before it): B1/80K 32.4-32.5 against 36.2-36.3, B1/96K
+// 32.7-33.0 against 36.8, B2/48K 32.4-32.6 against 36.5-36.8, B4/24K
+// 32.6-32.8 against 36.7-36.8, B8/12K 32.4-32.5 against 35.0-35.1; B1/64K,
+// B2/24K, B4/48K and B8/16K, which it does not change, within 0.3 us.
+const warmLongChunk = hataPlanChunk
+
 // warmLateTokens says where warmRule warms the attention beside the
 // select's write below warmMinCodes: where a row holds warmLateTokens tokens
 // or more. On the H200 that took 1.0-1.9 us off B1/32K and B1/64K (run 363)
@@ -76,11 +93,12 @@ const warmLateTokens = 16384
 const warmLen = 64
 
 // warmRule is WarmAuto's rule for a step whose score kernel reads codes
-// codes in groups workgroups, wave of which run at once (hataScorePerCU a
-// compute unit; 0: not known), over rows rows, beside warms warm
-// workgroups: beside the score from warmMinCodes codes, where the score's
-// last wave leaves a slot for each warm workgroup; below that, the
-// attention's beside the select's write from warmLateTokens tokens a row.
+// codes in groups workgroups of chunk tokens, wave of which run at once
+// (hataScorePerCU a compute unit; 0: not known), over rows rows, beside
+// warms warm workgroups: beside the score from warmMinCodes codes or
+// chunks of warmLongChunk tokens, where the score's last wave leaves a slot
+// for each warm workgroup; below that, the attention's beside the select's
+// write from warmLateTokens tokens a row.
 // Where the
 // score's grid fills its last wave, a warm workgroup takes the place of one
 // of its workgroups, which then starts a workgroup's time late: on the
@@ -92,11 +110,14 @@ const warmLen = 64
 // 92.6-93.0 against 94.5-94.9 (the select only: the merge is folded there;
 // 91.5-91.6 against 92.2-92.4 with the folded split too, run 361), B8/256K
 // 153.7-154.0 against 155.5-155.9.
-func warmRule(codes, groups, wave, warms, rows int) warmPlace {
+func warmRule(codes, chunk, groups, wave, warms, rows int) warmPlace {
+	// A score level too short to hide them: few codes, and workgroups that
+	// stream short chunks (or rows shorter than a chunk).
+	short := codes < warmMinCodes && min(chunk, codes/rows) < warmLongChunk
 	switch {
-	case codes < warmMinCodes && codes/rows >= warmLateTokens:
+	case short && codes/rows >= warmLateTokens:
 		return warmAtSelect
-	case codes < warmMinCodes:
+	case short:
 		return warmNowhere
 	case wave <= 0 || (wave-groups%wave)%wave >= warms:
 		return warmAtScore
@@ -129,14 +150,14 @@ func warmChunk(n, rows, chunk, wave int) int {
 func (c *sparseCore) warmOff() bool { return c.opt.Warm == WarmOff }
 
 // warmWhere is where a step of SparseOptions.Warm's mode runs its warm
-// workgroups, warms of them beside a score kernel of groups workgroups over
-// codes codes of rows rows.
-func (m *HATA) warmWhere(codes, groups, warms, rows int) warmPlace {
+// workgroups, warms of them beside a score kernel of groups workgroups of
+// chunk tokens over codes codes of rows rows.
+func (m *HATA) warmWhere(codes, chunk, groups, warms, rows int) warmPlace {
 	switch {
 	case m.warmOff():
 		return warmNowhere
 	case m.opt.Warm == WarmAuto:
-		return warmRule(codes, groups, hataScorePerCU*m.ctx.Info.ComputeUnits, warms, rows)
+		return warmRule(codes, chunk, groups, hataScorePerCU*m.ctx.Info.ComputeUnits, warms, rows)
 	case m.opt.Warm == WarmLate:
 		return warmAtSelect
 	}
@@ -203,7 +224,7 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 	}
 	place := warmNowhere
 	if warms > 0 {
-		place = m.warmWhere(h.rows*m.n, h.rows*((m.n+h.scoreChunk-1)/h.scoreChunk), warms, h.rows)
+		place = m.warmWhere(h.rows*m.n, h.scoreChunk, h.rows*((m.n+h.scoreChunk-1)/h.scoreChunk), warms, h.rows)
 	}
 	if place == warmAtSelect {
 		sel = false // the select's own level is the one that hides them

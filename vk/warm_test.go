@@ -135,31 +135,37 @@ func TestWarmSameResults(t *testing.T) {
 // counts); and that a mode out of range is an error naming it.
 func TestWarmRule(t *testing.T) {
 	for _, c := range []struct {
-		codes, groups, wave, warms, rows int
-		want                             warmPlace
+		codes, chunk, groups, wave, warms, rows int
+		want                                    warmPlace
 	}{
-		{warmMinCodes - 1, 256, 528, 3, 8, warmAtSelect},
-		{8 * 8192, 64, 528, 3, 8, warmNowhere},    // H200, B1/8K (run 380)
-		{8 * 16384, 128, 528, 3, 8, warmAtSelect}, // B1/16K
-		{8 * (warmLateTokens - 1), 128, 528, 3, 8, warmNowhere},
-		{9 * (warmLateTokens - 1), 256, 528, 3, 9, warmNowhere},
-		{warmMinCodes - 1, 256, 528, 3, 9, warmAtSelect},
-		{warmMinCodes / 2, 512, 528, 3, 64, warmNowhere}, // H200, B8/8K
-		{16 * 8192, 128, 528, 3, 16, warmNowhere},        // B2/8K
-		{16 * 16384, 256, 528, 3, 16, warmAtSelect},      // B2/16K
-		{32 * 16384, 512, 528, 3, 32, warmAtSelect},      // B4/16K
-		{32 * 16383, 512, 528, 3, 32, warmNowhere},
-		{warmMinCodes, 256, 528, 3, 8, warmAtScore},
-		{8 * 262144, 528, 528, 3, 8, warmNowhere}, // H200, B1/256K: the wave full
-		{8 * 262144, 526, 528, 3, 8, warmNowhere},
-		{8 * 262144, 525, 528, 3, 8, warmAtScore},
-		{8 * 262144, 527, 528, 1, 8, warmAtScore},
-		{64 * 262144, 1024, 528, 3, 64, warmAtScore}, // two waves, room in the second
-		{64 * 262144, 1056, 528, 1, 64, warmNowhere},
-		{warmMinCodes, 528, 0, 3, 8, warmAtScore},
+		{warmMinCodes - 1, 1024, 256, 528, 3, 8, warmAtSelect},
+		{8 * 8192, 1024, 64, 528, 3, 8, warmNowhere},    // H200, B1/8K (run 380)
+		{8 * 16384, 1024, 128, 528, 3, 8, warmAtSelect}, // B1/16K
+		{8 * (warmLateTokens - 1), 1024, 128, 528, 3, 8, warmNowhere},
+		{9 * (warmLateTokens - 1), 1024, 256, 528, 3, 9, warmNowhere},
+		{warmMinCodes - 1, 1024, 256, 528, 3, 9, warmAtSelect},
+		{warmMinCodes / 2, 1024, 512, 528, 3, 64, warmNowhere}, // H200, B8/8K
+		{16 * 8192, 1024, 128, 528, 3, 16, warmNowhere},        // B2/8K
+		{16 * 16384, 1024, 256, 528, 3, 16, warmAtSelect},      // B2/16K
+		{32 * 16384, 1024, 512, 528, 3, 32, warmAtSelect},      // B4/16K
+		{32 * 16383, 1024, 512, 528, 3, 32, warmNowhere},
+		{32 * 24576, 4096, 192, 528, 3, 32, warmAtScore}, // B4/24K: the plan's chunks (run 390)
+		{8 * 81920, 4096, 160, 528, 3, 8, warmAtScore},   // B1/80K
+		{64 * 12288, 4096, 192, 528, 3, 64, warmAtScore}, // B8/12K
+		{32 * 24576, warmLongChunk - 8, 192, 528, 3, 32, warmAtSelect},
+		{32 * 24576, 4096, 527, 528, 3, 32, warmNowhere}, // long chunks, the wave full
+		{8 * 3000, 4096, 8, 528, 3, 8, warmNowhere},      // rows shorter than a chunk
+		{warmMinCodes, 2048, 256, 528, 3, 8, warmAtScore},
+		{8 * 262144, 3976, 528, 528, 3, 8, warmNowhere}, // H200, B1/256K: the wave full
+		{8 * 262144, 3976, 526, 528, 3, 8, warmNowhere},
+		{8 * 262144, 3976, 525, 528, 3, 8, warmAtScore},
+		{8 * 262144, 3976, 527, 528, 1, 8, warmAtScore},
+		{64 * 262144, 16384, 1024, 528, 3, 64, warmAtScore}, // two waves, room in the second
+		{64 * 262144, 16384, 1056, 528, 1, 64, warmNowhere},
+		{warmMinCodes, 2048, 528, 0, 3, 8, warmAtScore},
 	} {
-		if got := warmRule(c.codes, c.groups, c.wave, c.warms, c.rows); got != c.want {
-			t.Errorf("warmRule(%d codes, %d workgroups, wave %d, %d warm, %d rows) = %v, want %v", c.codes, c.groups, c.wave, c.warms, c.rows, got, c.want)
+		if got := warmRule(c.codes, c.chunk, c.groups, c.wave, c.warms, c.rows); got != c.want {
+			t.Errorf("warmRule(%d codes, chunks of %d, %d workgroups, wave %d, %d warm, %d rows) = %v, want %v", c.codes, c.chunk, c.groups, c.wave, c.warms, c.rows, got, c.want)
 		}
 	}
 	ctx := device(t)
@@ -169,16 +175,23 @@ func TestWarmRule(t *testing.T) {
 		mode    WarmMode
 		want    int
 		variant string // "": the fused chain
+		chunk   int    // the score's chunks; 0: 2048
 	}{
-		{1, 3000, WarmAuto, 0, ""}, {1, 3000, WarmOn, 3, ""}, {1, 3000, WarmLate, 2, ""}, {1, 3000, WarmOff, 0, ""}, {5, 3000, WarmAuto, 0, ""},
-		{1, warmLateTokens + 8, WarmAuto, 2, ""}, // two rows, a row long enough
-		{5, warmLateTokens + 8, WarmAuto, 2, ""}, // ten rows, a row long enough
-		{1, warmMinCodes/2 + 8, WarmAuto, 3, ""}, {1, warmMinCodes/2 + 8, WarmOff, 0, ""},
-		{1, 3000, WarmOn, 0, VariantOneKernel}, // one dispatch: no level to warm beside, nor buffers for it
+		{1, 3000, WarmAuto, 0, "", 0}, {1, 3000, WarmOn, 3, "", 0}, {1, 3000, WarmLate, 2, "", 0}, {1, 3000, WarmOff, 0, "", 0}, {5, 3000, WarmAuto, 0, "", 0},
+		{1, 3000, WarmAuto, 0, "", 4096},               // a row shorter than a chunk
+		{1, warmLateTokens + 8, WarmAuto, 2, "", 0},    // two rows, a row long enough
+		{5, warmLateTokens + 8, WarmAuto, 2, "", 0},    // ten rows, a row long enough
+		{1, warmLateTokens + 8, WarmAuto, 3, "", 4096}, // chunks long enough
+		{1, warmMinCodes/2 + 8, WarmAuto, 3, "", 0}, {1, warmMinCodes/2 + 8, WarmOff, 0, "", 0},
+		{1, 3000, WarmOn, 0, VariantOneKernel, 0}, // one dispatch: no level to warm beside, nor buffers for it
 	} {
 		sh := ref.Shape{B: c.b, Hq: 4, Hkv: 2, N: c.n, D: 32}
 		w := reftest.DyadicHashWeights(rng, sh.Hkv, sh.D, 32)
-		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: c.variant, Merge: MergeSeparate, Warm: c.mode, ScoreChunk: 4096, Reserve: 1})
+		chunk := c.chunk
+		if chunk == 0 {
+			chunk = 2048
+		}
+		m, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, Variant: c.variant, Merge: MergeSeparate, Warm: c.mode, ScoreChunk: chunk, Reserve: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,9 +202,9 @@ func TestWarmRule(t *testing.T) {
 			t.Fatal(err)
 		}
 		rows := sh.B * sh.Hkv
-		if c.mode == WarmAuto && rows*c.n >= warmMinCodes { // where this device's wave leaves room (lavapipe: 4 a CPU)
-			groups := rows * ((c.n + 4095) / 4096)
-			if warmRule(rows*c.n, groups, hataScorePerCU*ctx.Info.ComputeUnits, c.want, rows) != warmAtScore {
+		if c.mode == WarmAuto && c.want == 3 { // beside the score where this device's wave leaves room (lavapipe: 4 a CPU)
+			groups := rows * ((c.n + chunk - 1) / chunk)
+			if warmRule(rows*c.n, chunk, groups, hataScorePerCU*ctx.Info.ComputeUnits, c.want, rows) != warmAtScore {
 				c.want = 0
 			}
 		}
@@ -292,7 +305,7 @@ func TestWarmLargeSameResults(t *testing.T) {
 					warms++
 				}
 				want := 0
-				switch warmRule(rows*sh.n, rows*((sh.n+ch-1)/ch), hataScorePerCU*ctx.Info.ComputeUnits, warms, rows) {
+				switch warmRule(rows*sh.n, ch, rows*((sh.n+ch-1)/ch), hataScorePerCU*ctx.Info.ComputeUnits, warms, rows) {
 				case warmAtScore:
 					want = warms
 				case warmAtSelect:
