@@ -58,8 +58,9 @@ const maxBinsPerLane = 16
 // of 1.9, and B1/32K's step took 1.8-2.0 us longer (BENCHMARKS.md, session
 // 35, runs 375 and 377; with the score's plan, SparseOptions.SelectPlan,
 // the select runs no search); the radix select's kernels (the exact
-// top-k's and Loki's past select_rows, HATA's naive variant), 1.2-2.6 us
-// each step (session 36, run 382).
+// top-k's and Loki's past select_rows, HATA's naive variant) 1.0-2.7 us
+// of their select stages, and hata/naive's about 20 at B8/256K (session
+// 36, runs 382 and 385).
 func binsPerLane(nbins, wg int) uint32 { return uint32(max((nbins+wg-1)/wg, 1)) }
 
 const _ = uint(maxBinsPerLane*selectWorkgroup - maxDirectBins) // the default workgroup searches a one-pass histogram
