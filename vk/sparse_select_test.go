@@ -3,6 +3,7 @@ package vk
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -303,6 +304,59 @@ func TestSelectPages(t *testing.T) {
 			sc := selectCase{name: fmt.Sprintf("N=%d page=%d k=%d rows %v", c.n, c.page, c.k, perRow), keys: keys, page: c.page, n: c.n, k: c.k, chunk: 64, perRow: perRow}
 			if d := cmp.Diff(wantSelect(sc), runSelect(t, ctx, sc)); d != "" {
 				t.Errorf("%s: selection differs from ref (-ref +got):\n%s", sc.name, d)
+			}
+		}
+	}
+}
+
+// TestSelectLarge holds the select kernels over chunks to ref at a
+// benchmark's scale, with HATA_VK_LARGE=1 (on a GPU; lavapipe takes about a
+// minute): 64 rows (batch 8 of Llama-3.1-8B's 8 KV heads) of 131083 tokens
+// in the default chunks (2048 workgroups a kernel), k = 2044 (1.56%), with
+// and without windows, through the one-pass histogram over uint32 keys
+// (HATA's naive variant) and uint16 keys, and the radix passes over uint16
+// and uint32 keys (the exact top-k's and Loki's); each case three times, as
+// a race may lose only now and then. On the H200, select_hist's first pass
+// lost counts at this scale when its zeroing of the shared histogram had no
+// barrier before the adds (26ac155: hata/naive's batch 8 wrote selections
+// out of order once select_count's search got shorter); lavapipe's small
+// rows never showed it.
+func TestSelectLarge(t *testing.T) {
+	if os.Getenv(envLarge) != "1" {
+		t.Skipf("needs %s=1", envLarge)
+	}
+	ctx := device(t)
+	const rows, n, k = 64, 1<<17 + 11, 2044
+	for i, m := range []struct {
+		name       string
+		key16      bool
+		directBins int
+	}{{"direct513-u32", false, 513}, {"direct513-u16", true, 513}, {"radix16", true, 0}, {"radix32", false, 0}} {
+		for _, w := range []ref.Windows{{}, {Sink: 4, Recent: 64}} {
+			rng := rand.New(rand.NewPCG(uint64(i), 41))
+			c := selectCase{name: fmt.Sprintf("%s windows %+v", m.name, w), key16: m.key16, directBins: m.directBins, n: n, k: k, win: w}
+			c.keys = make([][]uint32, rows)
+			for r := range c.keys {
+				c.keys[r] = make([]uint32, n)
+				for t := range c.keys[r] {
+					switch {
+					case m.directBins > 0: // Hamming-like: G*rbit = 512, most near the middle
+						c.keys[r][t] = uint32(200 + rng.IntN(113))
+					case m.key16:
+						c.keys[r][t] = rng.Uint32() & 0xffff
+					default:
+						c.keys[r][t] = rng.Uint32()
+					}
+				}
+			}
+			want := wantSelect(c)
+			for rep := range 3 {
+				got := runSelect(t, ctx, c)
+				for r := range want {
+					if d := cmp.Diff(want[r], got[r]); d != "" {
+						t.Fatalf("%s, run %d: row %d's selection differs from ref (-ref +got):\n%s", c.name, rep, r, d)
+					}
+				}
 			}
 		}
 	}
