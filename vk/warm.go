@@ -305,15 +305,12 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 		}
 		return err
 	}
-	// traceOf returns the readings' region r cut to size bytes, what
-	// WarmTraces reads.
-	traceOf := func(r Range, size uint64) Range { return Range{Buf: r.Buf, Off: r.Off, Size: size} }
 	if sel {
 		push := p.push()
 		push.ChunkLen = uint32(min(p.chunk, warmLen))
 		rs := []Range{zr(keys), z.Whole(), zr(16), next()}
 		if p.trace.Buf != nil {
-			m.warmSelTrace = traceOf(next(), selTrace)
+			m.warmSelTrace = out.Range(next().Off, selTrace) // the readings WarmTraces reads, not the region's padding
 			rs = append(rs, m.warmSelTrace)
 		}
 		if err := add(p.writeK, push, rs...); err != nil {
@@ -327,7 +324,7 @@ func (m *HATA) prepareWarm(h *hataStep, a *attention) (zero Range, err error) {
 		po, pml, o, cnt := next(), next(), next(), next()
 		rs := []Range{h.q, zr(4 * uint64(a.length)), kv.k, kv.v, po, pml, o, cnt}
 		if a.trace.Buf != nil {
-			m.warmSplitTrace = traceOf(next(), splitTrace)
+			m.warmSplitTrace = out.Range(next().Off, splitTrace)
 			rs = append(rs, m.warmSplitTrace)
 		}
 		if err := add(a.split, push, rs...); err != nil {
