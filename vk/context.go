@@ -34,6 +34,9 @@ const (
 	// EnvDedicated = 0 turns on Options.NoDedicated for every context
 	// opened, whatever the options say (the A/B of session 27).
 	EnvDedicated = "HATA_VK_DEDICATED"
+	// EnvFullSubgroups = 0 turns on Options.NoFullSubgroups for every
+	// context opened, whatever the options say (an A/B of the request).
+	EnvFullSubgroups = "HATA_VK_FULLSUBGROUPS"
 )
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
@@ -77,6 +80,14 @@ type Options struct {
 	// after another, and 19 us with dedicated ones (session 27, run 306).
 	// Also on when $HATA_VK_DEDICATED=0.
 	NoDedicated bool
+	// NoFullSubgroups creates every pipeline without requiring full
+	// subgroups. By default, on a device with DeviceInfo.FullSubgroups,
+	// every kernel whose workgroup is a multiple of the largest subgroup
+	// size is created with VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_
+	// SUBGROUPS_BIT, so that the kernels' assumption of full subgroups
+	// (doc.go) is a request the driver must honour, not a property of the
+	// drivers they were tested on. Also on when $HATA_VK_FULLSUBGROUPS=0.
+	NoFullSubgroups bool
 }
 
 // ErrNoKernelStats is returned (wrapped, naming the device) by Kernel.Stats
@@ -108,6 +119,7 @@ type Context struct {
 	statsErr  error  // why Kernel.Stats cannot answer (no "vk: " prefix); nil: pipelines capture their statistics
 	spirvDir  string // Options.SPIRVDir: replacement kernels, "" for none
 	dedicated bool   // large device-local buffers get dedicated allocations (Options.NoDedicated)
+	fullSG    bool   // pipelines may require full subgroups (DeviceInfo.FullSubgroups, Options.NoFullSubgroups)
 
 	queueMu  sync.Mutex // vkQueueSubmit needs the queue externally synchronised
 	queue2Mu sync.Mutex // and queue2
@@ -332,6 +344,7 @@ func open(in *instance, o Options) (*Context, error) {
 		replaced:   map[string]bool{},
 		spirvDir:   cmp.Or(o.SPIRVDir, os.Getenv(EnvSPIRV)),
 		dedicated:  !o.NoDedicated && (os.Getenv(EnvDedicated) == "" || envOn(EnvDedicated)),
+		fullSG:     infos[pick].FullSubgroups && !o.NoFullSubgroups && (os.Getenv(EnvFullSubgroups) == "" || envOn(EnvFullSubgroups)),
 	}
 	if c.spirvDir != "" {
 		st, err := os.Stat(c.spirvDir)
@@ -373,6 +386,7 @@ func open(in *instance, o Options) (*Context, error) {
 		ShaderFloat16: d.Float16, ShaderInt8: d.Int8,
 		PipelineExecutableInfo: c.statsErr == nil,
 		ShaderDeviceClock:      d.ShaderClock,
+		ComputeFullSubgroups:   c.fullSG,
 	}, d.APIVersion >= vulkan.MakeVersion(1, 3, 0))
 	if err != nil {
 		return nil, err

@@ -128,6 +128,12 @@ type DeviceInfo struct {
 	// by every workgroup (VK_KHR_shader_clock's shaderDeviceClock), which
 	// SparseOptions.Trace needs; Open enables it wherever it exists.
 	ShaderClock bool
+	// FullSubgroups reports that pipelines can require full subgroups
+	// (Vulkan 1.3's computeFullSubgroups, VK_PIPELINE_SHADER_STAGE_CREATE_
+	// REQUIRE_FULL_SUBGROUPS_BIT). Open enables it wherever the device is
+	// 1.3 and has it, and every kernel whose workgroup is a multiple of the
+	// largest subgroup size then requests full subgroups (doc.go says why).
+	FullSubgroups bool
 
 	// ComputeUnits is the number of streaming multiprocessors (NVIDIA) or
 	// compute units (AMD), the CPU count for a CPU device, or 0 when the
@@ -185,8 +191,8 @@ func DescribeDevices(w io.Writer) error {
 		fmt.Fprintf(w, "   api %s, driver %s %s\n", d.APIString(), d.DriverName, d.DriverInfo)
 		fmt.Fprintf(w, "   subgroup %d (min %d, max %d), ops [%s], compute units %d, compute queues %d\n",
 			d.SubgroupSize, d.MinSubgroupSize, d.MaxSubgroupSize, d.SubgroupOps, d.ComputeUnits, d.ComputeQueues)
-		fmt.Fprintf(w, "   16-bit storage %v, 8-bit storage %v, float16 %v, int8 %v, int64 %v, kernel statistics %v, shader clock %v\n",
-			d.StorageBuffer16Bit, d.StorageBuffer8Bit, d.Float16, d.Int8, d.Int64, d.KernelStats, d.ShaderClock)
+		fmt.Fprintf(w, "   16-bit storage %v, 8-bit storage %v, float16 %v, int8 %v, int64 %v, kernel statistics %v, shader clock %v, full subgroups %v\n",
+			d.StorageBuffer16Bit, d.StorageBuffer8Bit, d.Float16, d.Int8, d.Int64, d.KernelStats, d.ShaderClock, d.FullSubgroups)
 		l := d.Limits
 		fmt.Fprintf(w, "   maxStorageBufferRange %s, maxMemoryAllocationSize %s, shared memory %d B\n",
 			bytesString(l.MaxStorageBufferRange), bytesString(l.MaxMemoryAllocationSize), l.MaxComputeSharedMemorySize)
@@ -301,6 +307,7 @@ func describe(inst vulkan.Instance, pd vulkan.PhysicalDevice, index int) DeviceI
 		Int64:              p.Features.ShaderInt64,
 		KernelStats:        p.Features.PipelineExecutableInfo,
 		ShaderClock:        p.Features.ShaderDeviceClock,
+		FullSubgroups:      p.Features.ComputeFullSubgroups && p.APIVersion >= vulkan.MakeVersion(1, 3, 0),
 		TimestampValidBits: p.TimestampValidBits,
 		memTypes:           p.MemoryTypes,
 	}

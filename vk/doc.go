@@ -100,8 +100,14 @@
 // sums run in subgroup order over work handed out by
 // gl_LocalInvocationIndex, and the attention's slots are numbered by
 // subgroup. On a driver that broke either, the select and attention tests
-// would fail. VK_EXT_subgroup_size_control's REQUIRE_FULL_SUBGROUPS would
-// make the first a request; no pipeline sets it yet.
+// would fail. The first is a request wherever the device can make it: on a
+// Vulkan 1.3 device with computeFullSubgroups (DeviceInfo.FullSubgroups)
+// every kernel whose workgroup is a multiple of the largest subgroup size is
+// created with VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT
+// (Kernel.FullSubgroups; Options.NoFullSubgroups or $HATA_VK_FULLSUBGROUPS=0
+// turn it off). The H200's driver and lavapipe have it. The second no
+// flag requests; on a device with varying subgroup sizes (Intel's 8-32) it
+// is the driver's to keep.
 //
 // A workgroup's shared memory is ordered by barriers alone: a kernel that
 // zeroes a shared histogram before adding to it needs a barrier between the

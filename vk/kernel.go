@@ -45,16 +45,17 @@ func (s KernelSpec) key() string {
 
 // Kernel is a compute pipeline.
 type Kernel struct {
-	ctx      *Context
-	spec     KernelSpec
-	pushType reflect.Type // nil: no push constants
-	pushSize uint32
-	dsl      vulkan.DescriptorSetLayout
-	layout   vulkan.PipelineLayout
-	module   vulkan.ShaderModule
-	pipe     vulkan.Pipeline
-	shared   bool
-	recorded atomic.Uint64 // dispatches of it recorded (Batch.Dispatch): Context.Recorded
+	ctx           *Context
+	spec          KernelSpec
+	pushType      reflect.Type // nil: no push constants
+	pushSize      uint32
+	dsl           vulkan.DescriptorSetLayout
+	layout        vulkan.PipelineLayout
+	module        vulkan.ShaderModule
+	pipe          vulkan.Pipeline
+	shared        bool
+	fullSubgroups bool          // created requiring full subgroups (Context's fullSG)
+	recorded      atomic.Uint64 // dispatches of it recorded (Batch.Dispatch): Context.Recorded
 }
 
 // Name returns the shader's name.
@@ -72,6 +73,11 @@ func (k *Kernel) Label() string {
 
 // Workgroup returns the workgroup size (specialization constant 0).
 func (k *Kernel) Workgroup() uint32 { return k.spec.Spec[0] }
+
+// FullSubgroups reports whether the kernel's pipeline requires full
+// subgroups: the device has DeviceInfo.FullSubgroups, Options.NoFullSubgroups
+// is off and the workgroup is a multiple of the largest subgroup size.
+func (k *Kernel) FullSubgroups() bool { return k.fullSubgroups }
 
 // SharedKernel returns the context's kernel for s, creating it on first use.
 // The context owns it: do not Free it.
@@ -194,7 +200,12 @@ func (k *Kernel) build(code []uint32) error {
 	if k.ctx.statsErr == nil {
 		flags = vkc.PipelineCreateCaptureStatistics
 	}
-	pipe, err := f.CreateComputePipeline(module, layout, k.spec.Spec, flags)
+	var stage uint32
+	if k.ctx.fullSG && k.spec.Spec[0]%max(k.ctx.Info.MaxSubgroupSize, 1) == 0 {
+		stage = vkc.ShaderStageRequireFullSubgroups
+		k.fullSubgroups = true
+	}
+	pipe, err := f.CreateComputePipeline(module, layout, k.spec.Spec, flags, stage)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package vk
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -338,21 +337,6 @@ func checkWarmCounter(t *testing.T, where string, m *HATA, steps int) {
 	}
 	if got := int(binary.LittleEndian.Uint32(w[:])); got != want {
 		t.Errorf("%s: the warm split's counter is %d after %d steps of %d splits, want %d", where, got, steps, m.lastAttend.splits, want)
-	}
-}
-
-// checkSameResult checks that the step with the warm workgroups (on) selected
-// the same tokens as the one without (off) and wrote the same output bits.
-func checkSameResult(t *testing.T, where string, off, on *ref.Result) {
-	t.Helper()
-	if d := cmp.Diff(off.Selected, on.Selected); d != "" {
-		t.Errorf("%s: the selection with warm workgroups differs (-off +on):\n%s", where, d)
-	}
-	for i := range off.Out {
-		if math.Float32bits(off.Out[i]) != math.Float32bits(on.Out[i]) {
-			t.Errorf("%s: out[%d] = %v with warm workgroups, %v without", where, i, on.Out[i], off.Out[i])
-			return
-		}
 	}
 }
 

@@ -272,7 +272,7 @@ static VkResult vkc_create_module(vkc_dev* d, const uint32_t* code, size_t bytes
 }
 
 static VkResult vkc_create_pipeline(vkc_dev* d, VkShaderModule module, VkPipelineLayout layout,
-		const uint32_t* spec, uint32_t n, uint32_t flags, VkPipeline* out) {
+		const uint32_t* spec, uint32_t n, uint32_t flags, uint32_t stageFlags, VkPipeline* out) {
 	VkSpecializationMapEntry e[32];
 	if (n > 32) return VK_ERROR_TOO_MANY_OBJECTS;
 	for (uint32_t i = 0; i < n; i++)
@@ -281,7 +281,7 @@ static VkResult vkc_create_pipeline(vkc_dev* d, VkShaderModule module, VkPipelin
 	VkComputePipelineCreateInfo ci = {
 		.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO, .flags = flags,
 		.stage = {
-			.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+			.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .flags = stageFlags, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
 			.module = module, .pName = "main", .pSpecializationInfo = n ? &si : NULL,
 		},
 		.layout = layout,
@@ -517,16 +517,26 @@ func (d *Device) CreateShaderModule(code []uint32) (unsafe.Pointer, error) {
 // its feature enabled).
 const PipelineCreateCaptureStatistics = uint32(C.VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR)
 
+// ShaderStageRequireFullSubgroups is
+// VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT, the stage flag
+// of CreateComputePipeline that makes the driver launch every subgroup with
+// all its invocations active (legal only with Vulkan 1.3's
+// computeFullSubgroups feature enabled, and a workgroup whose size is a
+// multiple of the subgroup size).
+const ShaderStageRequireFullSubgroups = uint32(C.VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT)
+
 // CreateComputePipeline makes the pipeline of entry point "main" of module
-// with layout, specialization constant i = spec[i] (4 bytes each, at most 32)
-// and VkPipelineCreateFlags flags (0, or PipelineCreateCaptureStatistics).
-func (d *Device) CreateComputePipeline(module, layout unsafe.Pointer, spec []uint32, flags uint32) (unsafe.Pointer, error) {
+// with layout, specialization constant i = spec[i] (4 bytes each, at most 32),
+// VkPipelineCreateFlags flags (0, or PipelineCreateCaptureStatistics) and
+// VkPipelineShaderStageCreateFlags stageFlags (0, or
+// ShaderStageRequireFullSubgroups).
+func (d *Device) CreateComputePipeline(module, layout unsafe.Pointer, spec []uint32, flags, stageFlags uint32) (unsafe.Pointer, error) {
 	var sp *C.uint32_t
 	if len(spec) > 0 {
 		sp = (*C.uint32_t)(unsafe.Pointer(&spec[0]))
 	}
 	var out C.VkPipeline
-	r := C.vkc_create_pipeline(d.p, C.VkShaderModule(module), C.VkPipelineLayout(layout), sp, C.uint32_t(len(spec)), C.uint32_t(flags), &out)
+	r := C.vkc_create_pipeline(d.p, C.VkShaderModule(module), C.VkPipelineLayout(layout), sp, C.uint32_t(len(spec)), C.uint32_t(flags), C.uint32_t(stageFlags), &out)
 	return unsafe.Pointer(out), Check("vkCreateComputePipelines", int32(r))
 }
 
