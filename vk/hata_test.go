@@ -427,18 +427,19 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		chunk   int
 		win     ref.Windows
 		sel     string // the fused chain's select kernel
+		selWG   uint32 // its workgroup (groupsWorkgroup)
 	}{
-		{VariantOneKernel, 64, ref.Windows{}, ""},
-		{VariantOneKernel, 1000, ref.Windows{Sink: 3, Recent: 70}, ""},
-		{VariantOneKernel, 8192, ref.Windows{Sink: 1}, ""},
-		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, "select_groups"},
-		{VariantFused, 16384, ref.Windows{Sink: 13, Recent: 8000}, "select_groups"},
-		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_groups"},
-		{VariantFused, 6000, ref.Windows{Sink: 2, Recent: 40}, "select_groups"}, // 3 groups per lane
-		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, "select_groups"},
-		{VariantFused, 2056, ref.Windows{Recent: 9}, "select_groups"},
-		{VariantFused, 2048, ref.Windows{Sink: 1}, "select_write_cum"},
-		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write_cum"},
+		{VariantOneKernel, 64, ref.Windows{}, "", 0},
+		{VariantOneKernel, 1000, ref.Windows{Sink: 3, Recent: 70}, "", 0},
+		{VariantOneKernel, 8192, ref.Windows{Sink: 1}, "", 0},
+		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, "select_groups", 512}, // one chunk of 9008: 3 groups a lane of 512
+		{VariantFused, 16384, ref.Windows{Sink: 13, Recent: 8000}, "select_groups", 512},
+		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_groups", 256},
+		{VariantFused, 6000, ref.Windows{Sink: 2, Recent: 40}, "select_groups", 256}, // 3 groups per lane
+		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, "select_groups", 256},
+		{VariantFused, 2056, ref.Windows{Recent: 9}, "select_groups", 256},
+		{VariantFused, 2048, ref.Windows{Sink: 1}, "select_write_cum", 256},
+		{VariantFused, 62, ref.Windows{Sink: 3, Recent: 70}, "select_write_cum", 256},
 	} {
 		m, want := prefilledHATAs(t, ctx, w, c.win, SparseOptions{Storage: F16, Variant: c.variant, ScoreChunk: c.chunk, Tile: 4}, kv)
 		where := fmt.Sprintf("%s chunk %d windows %+v", c.variant, c.chunk, c.win)
@@ -454,6 +455,11 @@ func TestHATAOneKernelChunks(t *testing.T) {
 			for _, name := range []string{"select_groups", "select_write_cum", "select_write"} {
 				if ran[name] != (name == c.sel) {
 					t.Errorf("%s: %s ran: %v, want %v", where, name, ran[name], name == c.sel)
+				}
+			}
+			for k := range m.sets {
+				if k.k.spec.Shader == c.sel && k.k.Workgroup() != c.selWG {
+					t.Errorf("%s: %s in workgroups of %d, want %d", where, c.sel, k.k.Workgroup(), c.selWG)
 				}
 			}
 		}

@@ -125,7 +125,8 @@ type SparseOptions struct {
 	// SelectWorkgroup is the workgroup size of the select's histogram,
 	// count and write kernels (select_hist, select_count, select_write,
 	// select_write_cum, select_groups), every top-k method's exact select
-	// but select_rows and select_attend; 0: 256. A multiple of the largest
+	// but select_rows and select_attend; 0: 256 (select_groups over chunks
+	// of 8193-16384 tokens 512: groupsWorkgroup). A multiple of the largest
 	// subgroup size, and at least a sixteenth of the select's histogram
 	// bins (its search holds 16 bins a lane: 128 for the radix select's
 	// 2048). Which kernel runs and the plan's rule keep the default's tile

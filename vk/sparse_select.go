@@ -44,6 +44,33 @@ func groupsPerLane(chunk, wg int) int {
 	return min(max((chunk+8*wg-1)/(8*wg), 1), 8)
 }
 
+// groupsWideLane is the most 8-token groups a lane of select_groups takes
+// in groupsWorkgroup's wider workgroups.
+const groupsWideLane = 4
+
+// groupsWorkgroup returns the default workgroup of select_groups (HATA's
+// fused select) for chunks of chunk tokens: selectWorkgroup, or twice that
+// where selectWorkgroup's lanes would take more than groupsWideLane groups
+// each and twice as many lanes take at most groupsWideLane (chunks of
+// 8193-16384 tokens), if the device allows such a workgroup. On the H200
+// (run 400, BENCHMARKS.md session 37) chunks of 16384 in 512 lanes of 4
+// groups took the select stage 1.5-1.7 us less than in 256 lanes of 8,
+// B8/128K 90.0-90.2 us against 91.4-91.6 and B4/256K 90.8-91.0 against
+// 92.2-92.4. At B8/256K, chunks of 32768 (8 groups a lane either way: one
+// tile of 512 lanes or two of 256), the select was 2.0 us shorter but the
+// score's level, where the warm select runs, 6.8 longer: 158.6-158.8
+// against 153.8-154.0; those chunks keep selectWorkgroup.
+func (c *sparseCore) groupsWorkgroup(chunk int) int {
+	wg, info := 2*selectWorkgroup, c.ctx.Info
+	switch {
+	case groupsPerLane(chunk, selectWorkgroup) <= groupsWideLane, groupsPerLane(chunk, wg) > groupsWideLane,
+		uint32(wg) > info.Limits.MaxComputeWorkGroupInvocations, uint32(wg) > info.Limits.MaxComputeWorkGroupSize[0],
+		wg%int(max(info.MaxSubgroupSize, 1)) != 0:
+		return selectWorkgroup
+	}
+	return wg
+}
+
 // maxBinsPerLane is wg_scan.glsl's MAXPER: the histogram bins a lane of
 // the select's search (find_bin_at) holds, and of hata_step's.
 const maxBinsPerLane = 16
@@ -282,12 +309,16 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	case s.groupsSelect():
 		// HATA's fused select over long chunks: whole chunks per tile,
 		// groups without a taken key skipped.
-		per := uint32(8 * groupsPerLane(s.cumChunk, wg))
+		gwg := wg
+		if c.opt.SelectWorkgroup == 0 {
+			gwg = c.groupsWorkgroup(s.cumChunk)
+		}
+		per := uint32(8 * groupsPerLane(s.cumChunk, gwg))
 		name := "select_groups"
 		if s.key8 {
 			name = "select_groups_k8"
 		}
-		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, uint32(wg), k16, per, binsPerLane(p.nbins, wg)); err != nil {
+		if p.writeK, err = c.kernel(name+suffix, bindings, selectPush{}, uint32(gwg), k16, per, binsPerLane(p.nbins, gwg)); err != nil {
 			return nil, err
 		}
 	case s.cumChunk > 0: // without select_count's resolved states

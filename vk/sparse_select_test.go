@@ -516,3 +516,36 @@ func TestSelectKernels(t *testing.T) {
 		m.(interface{ Close() error }).Close()
 	}
 }
+
+// TestGroupsWorkgroup checks select_groups' default workgroup: 512 lanes
+// only for chunks that would give 256 lanes more than 4 groups each and 512
+// lanes at most 4 (8193-16384 tokens), and only where the device allows 512
+// lanes in a multiple of its largest subgroup.
+func TestGroupsWorkgroup(t *testing.T) {
+	info := DeviceInfo{MaxSubgroupSize: 32, Limits: Limits{MaxComputeWorkGroupInvocations: 1024, MaxComputeWorkGroupSize: [3]uint32{1024, 1024, 64}}}
+	for _, c := range []struct {
+		chunk int
+		info  func(*DeviceInfo)
+		want  int
+	}{
+		{2056, nil, 256},
+		{8192, nil, 256}, // 4 groups a lane of 256
+		{8200, nil, 512}, // 5 of 256, 3 of 512
+		{12288, nil, 512},
+		{16384, nil, 512},
+		{16392, nil, 256}, // 5 groups a lane of 512
+		{32768, nil, 256},
+		{16384, func(d *DeviceInfo) { d.Limits.MaxComputeWorkGroupInvocations = 256 }, 256},
+		{16384, func(d *DeviceInfo) { d.Limits.MaxComputeWorkGroupSize[0] = 384 }, 256},
+		{16384, func(d *DeviceInfo) { d.MaxSubgroupSize = 1024 }, 256},
+	} {
+		d := info
+		if c.info != nil {
+			c.info(&d)
+		}
+		core := &sparseCore{ctx: &Context{Info: d}}
+		if got := core.groupsWorkgroup(c.chunk); got != c.want {
+			t.Errorf("groupsWorkgroup(%d) with %+v = %d, want %d", c.chunk, d.Limits, got, c.want)
+		}
+	}
+}
