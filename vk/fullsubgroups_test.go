@@ -23,16 +23,7 @@ func TestFullSubgroups(t *testing.T) {
 	if !testCtx.Info.FullSubgroups {
 		t.Skipf("device %q cannot require full subgroups (Vulkan 1.3's computeFullSubgroups)", testCtx.Info.Name)
 	}
-	open := func(no bool) *Context {
-		t.Helper()
-		c, err := OpenWith(Options{Device: testCtx.Info.Name, Validate: envValidate(), Poison: true, NoFullSubgroups: no})
-		if err != nil {
-			t.Fatalf("OpenWith(NoFullSubgroups %v): %v", no, err)
-		}
-		t.Cleanup(func() { closeSilent(t, c) })
-		return c
-	}
-	on, off := open(false), open(true)
+	on, off := testContext(t, Options{}), testContext(t, Options{NoFullSubgroups: true})
 	q := benchQuery(11)
 	for _, name := range Methods {
 		a, b := benchStep(t, on, name, Tuning{}, q), benchStep(t, off, name, Tuning{}, q)

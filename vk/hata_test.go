@@ -417,8 +417,10 @@ func chunkedHATAInputs(seed uint64) (*rand.Rand, ref.Shape, *ref.HashWeights, *r
 // the attention (Tile 4), with budgets from one token to all of them; and
 // the fused chain's two selects over the same chunks: select_groups (whole
 // chunks per tile, 8-token groups; chunks longer than one of select_write's
-// tiles of 2048 tokens, with 2, 3, 4 and 8 groups per lane, a chunk's tile
-// cut short) and select_write (2048 tokens and fewer).
+// tiles of 2048 tokens, with 2, 3 and 4 groups per lane of 256 and 4 of
+// 512 (groupsWorkgroup: chunks of 8193-16384), 8 of 256 in two tiles
+// (chunks of 32768), a chunk's tile cut short) and select_write (2048
+// tokens and fewer), each in the workgroup the default gives it.
 func TestHATAOneKernelChunks(t *testing.T) {
 	ctx := device(t)
 	rng, s, w, kv := chunkedHATAInputs(9)
@@ -432,8 +434,9 @@ func TestHATAOneKernelChunks(t *testing.T) {
 		{VariantOneKernel, 64, ref.Windows{}, "", 0},
 		{VariantOneKernel, 1000, ref.Windows{Sink: 3, Recent: 70}, "", 0},
 		{VariantOneKernel, 8192, ref.Windows{Sink: 1}, "", 0},
-		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, "select_groups", 512}, // one chunk of 9008: 3 groups a lane of 512
+		{VariantFused, 16384, ref.Windows{Sink: 3, Recent: 70}, "select_groups", 512}, // 4 groups a lane of 512 (8 of 256), the row one chunk cut short
 		{VariantFused, 16384, ref.Windows{Sink: 13, Recent: 8000}, "select_groups", 512},
+		{VariantFused, 32768, ref.Windows{Sink: 2, Recent: 9}, "select_groups", 256}, // 8 groups a lane of 256, two tiles
 		{VariantFused, 8192, ref.Windows{Sink: 1}, "select_groups", 256},
 		{VariantFused, 6000, ref.Windows{Sink: 2, Recent: 40}, "select_groups", 256}, // 3 groups per lane
 		{VariantFused, 4096, ref.Windows{Sink: 5, Recent: 33}, "select_groups", 256},

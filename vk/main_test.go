@@ -65,6 +65,22 @@ func device(t *testing.T) *Context {
 	return testCtx
 }
 
+// testContext opens a context of its own on the test device with o's
+// options, its Device, Validate ($HATA_VK_VALIDATE) and Poison set as the
+// shared one's, and closes it when the test ends, failing the test on any
+// validation message it recorded.
+func testContext(t *testing.T, o Options) *Context {
+	t.Helper()
+	device(t)
+	o.Device, o.Validate, o.Poison = testCtx.Info.Name, envValidate(), true
+	c, err := OpenWith(o)
+	if err != nil {
+		t.Fatalf("OpenWith(%+v): %v", o, err)
+	}
+	t.Cleanup(func() { closeSilent(t, c) })
+	return c
+}
+
 // sparse32 is reftest.Sparse32 (the float32 calibration of CheckClose) over a
 // selection the kernels under test made: a token outside the cache fails the
 // test with the row and token, instead of panicking in the reference.

@@ -545,7 +545,8 @@ func TestGroupsWorkgroup(t *testing.T) {
 		}
 		core := &sparseCore{ctx: &Context{Info: d}}
 		if got := core.groupsWorkgroup(c.chunk); got != c.want {
-			t.Errorf("groupsWorkgroup(%d) with %+v = %d, want %d", c.chunk, d.Limits, got, c.want)
+			t.Errorf("groupsWorkgroup(%d) with %d invocations, a size of %d and subgroups of up to %d = %d, want %d",
+				c.chunk, d.Limits.MaxComputeWorkGroupInvocations, d.Limits.MaxComputeWorkGroupSize[0], d.MaxSubgroupSize, got, c.want)
 		}
 	}
 }

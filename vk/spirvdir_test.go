@@ -104,21 +104,12 @@ func TestSPIRVDir(t *testing.T) {
 	if out, err := exec.Command(glslc, "--target-env=vulkan1.2", "-o", filepath.Join(dir, "copy.spv"), filepath.Join(dir, "invert.comp")).CombinedOutput(); err != nil {
 		t.Fatalf("glslc: %v\n%s", err, out)
 	}
-	open := func(dir string) *Context {
-		t.Helper()
-		c, err := OpenWith(Options{Device: testCtx.Info.Name, Validate: envValidate(), Poison: true, SPIRVDir: dir})
-		if err != nil {
-			t.Fatalf("OpenWith(SPIRVDir %s): %v", dir, err)
-		}
-		t.Cleanup(func() { closeSilent(t, c) })
-		return c
-	}
 	src := make([]uint32, 1024)
 	for i := range src {
 		src[i] = uint32(i) * 2654435761
 	}
 
-	c := open(dir)
+	c := testContext(t, Options{SPIRVDir: dir})
 	if c.SPIRVDir() != dir || len(c.ReplacedKernels()) != 0 {
 		t.Errorf("before any kernel: SPIRVDir %q, replaced %v; want %q and none", c.SPIRVDir(), c.ReplacedKernels(), dir)
 	}
@@ -154,7 +145,7 @@ func TestSPIRVDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c = open(bad)
+	c = testContext(t, Options{SPIRVDir: bad})
 	for _, tc := range []struct {
 		name string
 		make func(path string) error
