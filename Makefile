@@ -16,9 +16,14 @@ build: deps
 	$(GO) build -o $(BIN) ./cmd/hata
 
 # test: everything CI checks: formatting, vet, fresh SPIR-V, and every test,
-# the Vulkan ones on lavapipe with the validation layer turned into failures.
+# the Vulkan ones on lavapipe with the validation layer turned into failures;
+# then the kernels' tests against ref again in subgroups of 4 lanes instead
+# of lavapipe's 8 (LP_NATIVE_VECTOR_WIDTH=128), since GPUs run subgroups of
+# 4 to 128 lanes and the kernels must hold to ref at any of them.
+SG4_TESTS := TestSubgroupSize|TestSparseAcceptance|TestHATAKernels|TestHATAOneKernelChunks|TestSelectMatchesRef|TestDenseMatchesRef|TestQuestBoundsScores|TestFullSubgroups
 test: deps fmt-check vet shaders-check
 	HATA_VK_VALIDATE=1 $(GO) test -timeout 9m ./...
+	LP_NATIVE_VECTOR_WIDTH=128 HATA_VK_SUBGROUP=4 HATA_VK_VALIDATE=1 $(GO) test -timeout 5m -count=1 -run '$(SG4_TESTS)' ./vk
 
 # demo: configs/quick.toml on the embedded synthetic data, on Vulkan if a device
 # is present (lavapipe included), else on the pure-Go reference.

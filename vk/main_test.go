@@ -14,6 +14,12 @@ import (
 // skipping (CI sets it).
 const EnvRequire = "HATA_VK_REQUIRE"
 
+// EnvSubgroup = N makes TestSubgroupSize check that the test device runs
+// subgroups of N lanes. make test reruns the kernels' tests with lavapipe's
+// subgroups of 4 lanes (LP_NATIVE_VECTOR_WIDTH=128) and sets it, so that the
+// rerun cannot pass on the default 8 without saying so.
+const EnvSubgroup = "HATA_VK_SUBGROUP"
+
 // lavapipeICD is Mesa's CPU driver; TestMain pins the loader to it unless the
 // environment chooses a device or driver, so tests are deterministic on
 // machines with several drivers.
@@ -91,4 +97,17 @@ func sparse32(t *testing.T, q []float32, kv *ref.KV, selected [][]int32) []float
 		t.Fatalf("float32 attention over the selection: %v", err)
 	}
 	return out
+}
+
+// TestSubgroupSize checks the test device's subgroup size against
+// $HATA_VK_SUBGROUP where it is set (see EnvSubgroup).
+func TestSubgroupSize(t *testing.T) {
+	want := os.Getenv(EnvSubgroup)
+	if want == "" {
+		t.Skipf("%s is not set", EnvSubgroup)
+	}
+	ctx := device(t)
+	if got := fmt.Sprint(ctx.Info.SubgroupSize); got != want || ctx.Info.MinSubgroupSize != ctx.Info.MaxSubgroupSize {
+		t.Fatalf("device %q runs subgroups of %d lanes (%d to %d), want %s (%s)", ctx.Info.Name, ctx.Info.SubgroupSize, ctx.Info.MinSubgroupSize, ctx.Info.MaxSubgroupSize, want, EnvSubgroup)
+	}
 }
