@@ -17,13 +17,17 @@ build: deps
 
 # test: everything CI checks: formatting, vet, fresh SPIR-V, and every test,
 # the Vulkan ones on lavapipe with the validation layer turned into failures;
-# then the kernels' tests against ref again in subgroups of 4 lanes instead
-# of lavapipe's 8 (LP_NATIVE_VECTOR_WIDTH=128), since GPUs run subgroups of
-# 4 to 128 lanes and the kernels must hold to ref at any of them.
-SG4_TESTS := TestSubgroupSize|TestSparseAcceptance|TestHATAKernels|TestHATAOneKernelChunks|TestSelectMatchesRef|TestDenseMatchesRef|TestQuestBoundsScores|TestFullSubgroups
+# then the kernels' tests against ref again in lavapipe's subgroups of 4 and
+# 16 lanes instead of 8 (LP_NATIVE_VECTOR_WIDTH 128 and 512; gallivm goes no
+# wider), since GPUs run subgroups of 4 to 128 lanes and the kernels must
+# hold to ref at any of them. HATA_VK_SUBGROUP makes TestSubgroupSize fail
+# where the width did not take effect.
+SG_TESTS   := TestSubgroupSize|TestHATAKernels|TestSelectMatchesRef|TestDenseMatchesRef|TestQuestBoundsScores|TestFullSubgroups|TestReadBandwidth|TestGatherBandwidth
+SG4_TESTS  := $(SG_TESTS)|TestSparseAcceptance|TestHATAOneKernelChunks
 test: deps fmt-check vet shaders-check
 	HATA_VK_VALIDATE=1 $(GO) test -timeout 9m ./...
 	LP_NATIVE_VECTOR_WIDTH=128 HATA_VK_SUBGROUP=4 HATA_VK_VALIDATE=1 $(GO) test -timeout 5m -count=1 -run '$(SG4_TESTS)' ./vk
+	LP_NATIVE_VECTOR_WIDTH=512 HATA_VK_SUBGROUP=16 HATA_VK_VALIDATE=1 $(GO) test -timeout 5m -count=1 -run '$(SG_TESTS)' ./vk
 
 # demo: configs/quick.toml on the embedded synthetic data, on Vulkan if a device
 # is present (lavapipe included), else on the pure-Go reference.
