@@ -83,6 +83,16 @@ all=dense,hata,hata/halves,hata/twokernel,hata/onekernel,hata/naive,loki,quest,t
   echo "sweep exit $?"
   timeout ${SWEEP_S:-60} bin/hata bench -method quest,topk -b 1,8 -n 32768,262144 -reps 50 -opt '-;rowselect=2;trace=1'
   echo "sweep exit $?"
+  # Session 37: fourteen kernel parameters at the four targets (run 399
+  # found select_groups' lanes gone stale at B8/128K), and the pipelines
+  # without the full-subgroup request.
+  o='-;sepmerge=1;sepmerge=2;tile=2;tile=4;tpt=8;tpt=16;scoreworkgroup=128;scoreworkgroup=512;selectworkgroup=128;selectworkgroup=512;projworkgroup=256;projworkgroup=1024;filltokens=8;filltokens=32'
+  timeout $((2 * ${SWEEP_S:-60})) bin/hata bench -method hata -b 1 -n 131072,262144 -reps 50 -opt "$o"
+  echo "sweep exit $?"
+  timeout $((2 * ${SWEEP_S:-60})) bin/hata bench -method hata -b 8 -n 32768,131072 -reps 50 -opt "$o"
+  echo "sweep exit $?"
+  REPS=1 timeout ${SWEEP_S:-60} bash tools/lab-ab.sh env:HATA_VK_FULLSUBGROUPS=0 "$out/fullsubgroups-ab.log" -method hata,dense -b 1,8 -n 32768,131072 -reps 50
+  echo "sweep exit $?"
 } > "$out/sweep.log" 2>&1
 # The acceptance suite and kernel tests of every GPU method, large shapes included.
 if [ "${TEST_S:-330}" != 0 ]; then
