@@ -41,6 +41,12 @@ const (
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
 
+// subgroupExt makes Open enable full subgroups through
+// VK_EXT_subgroup_size_control, as on a device before Vulkan 1.3, whatever
+// the device's version: the tests' way to run that path on a 1.3 device
+// that also offers the extension (TestFullSubgroupsExtension).
+var subgroupExt bool
+
 // ErrNoValidationLayer is returned (wrapped) by OpenWith when Options.Validate
 // asks for the Khronos validation layer and the loader does not have it.
 var ErrNoValidationLayer = errors.New("the Khronos validation layer is not installed (Debian: apt install vulkan-validationlayers)")
@@ -380,6 +386,11 @@ func open(in *instance, o Options) (*Context, error) {
 	if d.ShaderClock {
 		exts = append(exts, vkc.ExtShaderClock)
 	}
+	// Full subgroups: Vulkan 1.3's feature, or before 1.3 the extension's.
+	v13 := d.APIVersion >= vulkan.MakeVersion(1, 3, 0) && !subgroupExt
+	if c.fullSG && !v13 {
+		exts = append(exts, vkc.ExtSubgroupSizeControl)
+	}
 	chain, err := vkc.FeatureChain(vkc.Features{
 		ShaderInt64: d.Int64, ShaderInt16: d.Int16,
 		StorageBuffer16BitAccess: d.StorageBuffer16Bit, StorageBuffer8BitAccess: d.StorageBuffer8Bit,
@@ -387,7 +398,7 @@ func open(in *instance, o Options) (*Context, error) {
 		PipelineExecutableInfo: c.statsErr == nil,
 		ShaderDeviceClock:      d.ShaderClock,
 		ComputeFullSubgroups:   c.fullSG,
-	}, d.APIVersion >= vulkan.MakeVersion(1, 3, 0))
+	}, v13)
 	if err != nil {
 		return nil, err
 	}

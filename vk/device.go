@@ -129,10 +129,12 @@ type DeviceInfo struct {
 	// SparseOptions.Trace needs; Open enables it wherever it exists.
 	ShaderClock bool
 	// FullSubgroups reports that pipelines can require full subgroups
-	// (Vulkan 1.3's computeFullSubgroups, VK_PIPELINE_SHADER_STAGE_CREATE_
-	// REQUIRE_FULL_SUBGROUPS_BIT). Open enables it wherever the device is
-	// 1.3 and has it, and every kernel whose workgroup is a multiple of the
-	// largest subgroup size then requests full subgroups (doc.go says why).
+	// (computeFullSubgroups: Vulkan 1.3's, or before 1.3
+	// VK_EXT_subgroup_size_control's; VK_PIPELINE_SHADER_STAGE_CREATE_
+	// REQUIRE_FULL_SUBGROUPS_BIT). Open enables it wherever the device has
+	// it (with the extension before 1.3), and every kernel whose workgroup
+	// is a multiple of the largest subgroup size then requests full
+	// subgroups (doc.go says why).
 	FullSubgroups bool
 
 	// ComputeUnits is the number of streaming multiprocessors (NVIDIA) or
@@ -307,7 +309,7 @@ func describe(inst vulkan.Instance, pd vulkan.PhysicalDevice, index int) DeviceI
 		Int64:              p.Features.ShaderInt64,
 		KernelStats:        p.Features.PipelineExecutableInfo,
 		ShaderClock:        p.Features.ShaderDeviceClock,
-		FullSubgroups:      p.Features.ComputeFullSubgroups && p.APIVersion >= vulkan.MakeVersion(1, 3, 0),
+		FullSubgroups:      p.Features.ComputeFullSubgroups,
 		TimestampValidBits: p.TimestampValidBits,
 		memTypes:           p.MemoryTypes,
 	}

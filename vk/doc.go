@@ -101,7 +101,8 @@
 // gl_LocalInvocationIndex, and the attention's slots are numbered by
 // subgroup. On a driver that broke either, the select and attention tests
 // would fail. The first is a request wherever the device can make it: on a
-// Vulkan 1.3 device with computeFullSubgroups (DeviceInfo.FullSubgroups)
+// device with computeFullSubgroups (Vulkan 1.3's, or before 1.3
+// VK_EXT_subgroup_size_control's; DeviceInfo.FullSubgroups)
 // every kernel whose workgroup is a multiple of the largest subgroup size is
 // created with VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT
 // (Kernel.FullSubgroups; Options.NoFullSubgroups or $HATA_VK_FULLSUBGROUPS=0

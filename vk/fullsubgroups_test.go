@@ -107,3 +107,42 @@ func checkSameResult(t *testing.T, where string, off, on *ref.Result) {
 		}
 	}
 }
+
+// TestFullSubgroupsExtension opens a context that enables full subgroups
+// through VK_EXT_subgroup_size_control, as on a device before Vulkan 1.3
+// (subgroupExt), and checks that HATA's and dense's kernels require them
+// there and give the same bits as on the shared context. Under
+// HATA_VK_VALIDATE=1 the validation layer checks the extension's path (its
+// feature structure, the extension enabled) as it does 1.3's.
+func TestFullSubgroupsExtension(t *testing.T) {
+	device(t)
+	if !testCtx.Info.FullSubgroups {
+		t.Skipf("device %q cannot require full subgroups", testCtx.Info.Name)
+	}
+	subgroupExt = true
+	ext := func() *Context { defer func() { subgroupExt = false }(); return testContext(t, Options{}) }()
+	q := benchQuery(12)
+	for _, name := range []string{"hata", "dense"} {
+		got, err := benchStep(t, ext, name, Tuning{}, q).Decode(q, ref.Budget{K: 40})
+		if err != nil {
+			t.Fatalf("%s through the extension: %v", name, err)
+		}
+		want, err := benchStep(t, testCtx, name, Tuning{}, q).Decode(q, ref.Budget{K: 40})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSameResult(t, name+", full subgroups through the extension", want, got)
+	}
+	n := 0
+	for _, k := range builtKernels(ext) {
+		if k.Workgroup()%ext.Info.MaxSubgroupSize == 0 {
+			n++
+			if !k.FullSubgroups() {
+				t.Errorf("%s: FullSubgroups() = false through the extension", k.Label())
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no kernel built through the extension")
+	}
+}

@@ -421,6 +421,10 @@ func CreateInstance(api uint32, layers, exts []string, next unsafe.Pointer) (uns
 // pipeline's executables and their compiler statistics.
 const ExtPipelineExecutableProperties = "VK_KHR_pipeline_executable_properties"
 
+// ExtSubgroupSizeControl is the device extension that, before Vulkan 1.3,
+// offers computeFullSubgroups (FeatureChain's structure for it).
+const ExtSubgroupSizeControl = "VK_EXT_subgroup_size_control"
+
 // ExtShaderClock is the device extension whose shaderDeviceClock feature
 // lets kernels read a clock shared by every workgroup (traces).
 const ExtShaderClock = "VK_KHR_shader_clock"

@@ -192,7 +192,9 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 
 // vkc_feature_chain allocates the pNext chain of VkDeviceCreateInfo enabling
 // the given features: VkPhysicalDeviceFeatures2 -> Vulkan11Features ->
-// Vulkan12Features [-> Vulkan13Features when v13] [->
+// Vulkan12Features [-> Vulkan13Features when v13, else ->
+// SubgroupSizeControlFeatures when f->subgroupSizeControl or
+// f->computeFullSubgroups] [->
 // PipelineExecutablePropertiesFeaturesKHR when f->pipelineExecutableInfo]
 // [-> ShaderClockFeaturesKHR (shaderDeviceClock) when f->shaderDeviceClock];
 // the device must then enable their extensions. The device must support
@@ -204,7 +206,8 @@ static void* vkc_feature_chain(const vkc_props* f, int v13) {
 	VkPhysicalDeviceVulkan13Features* f13 = calloc(1, sizeof(*f13));
 	VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR* pep = calloc(1, sizeof(*pep));
 	VkPhysicalDeviceShaderClockFeaturesKHR* clk = calloc(1, sizeof(*clk));
-	if (!f2 || !f11 || !f12 || !f13 || !pep || !clk) { free(f2); free(f11); free(f12); free(f13); free(pep); free(clk); return NULL; }
+	VkPhysicalDeviceSubgroupSizeControlFeatures* sgc = calloc(1, sizeof(*sgc));
+	if (!f2 || !f11 || !f12 || !f13 || !pep || !clk || !sgc) { free(f2); free(f11); free(f12); free(f13); free(pep); free(clk); free(sgc); return NULL; }
 	f2->sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
 	f2->pNext = f11;
 	f2->features.shaderInt64 = f->shaderInt64 ? VK_TRUE : VK_FALSE;
@@ -223,6 +226,13 @@ static void* vkc_feature_chain(const vkc_props* f, int v13) {
 	pep->pipelineExecutableInfo = VK_TRUE;
 	VkBaseOutStructure* tail = (VkBaseOutStructure*)f12;
 	if (v13) { f12->pNext = f13; tail = (VkBaseOutStructure*)f13; } else free(f13);
+	// Before 1.3, VK_EXT_subgroup_size_control's structure (the same one,
+	// promoted) carries the two features; the device must enable the
+	// extension.
+	sgc->sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES;
+	sgc->subgroupSizeControl = f->subgroupSizeControl ? VK_TRUE : VK_FALSE;
+	sgc->computeFullSubgroups = f->computeFullSubgroups ? VK_TRUE : VK_FALSE;
+	if (!v13 && (f->subgroupSizeControl || f->computeFullSubgroups)) { tail->pNext = (VkBaseOutStructure*)sgc; tail = (VkBaseOutStructure*)sgc; } else free(sgc);
 	if (f->pipelineExecutableInfo) { tail->pNext = (VkBaseOutStructure*)pep; tail = (VkBaseOutStructure*)pep; } else free(pep);
 	clk->sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR;
 	clk->shaderDeviceClock = VK_TRUE;
@@ -403,7 +413,9 @@ func Query(inst, pd unsafe.Pointer) (Props, error) {
 type Chain struct{ p unsafe.Pointer }
 
 // FeatureChain returns the pNext chain enabling f (VkPhysicalDeviceFeatures2
-// and the Vulkan 1.1/1.2 feature structures, plus 1.3's when v13, plus
+// and the Vulkan 1.1/1.2 feature structures, plus 1.3's when v13, else
+// VkPhysicalDeviceSubgroupSizeControlFeatures where f asks for its features,
+// for which CreateDevice must enable ExtSubgroupSizeControl, plus
 // VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR when
 // f.PipelineExecutableInfo, for which CreateDevice must enable
 // ExtPipelineExecutableProperties, and VkPhysicalDeviceShaderClockFeaturesKHR
