@@ -41,12 +41,6 @@ const (
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
 
-// subgroupExt makes Open enable full subgroups through
-// VK_EXT_subgroup_size_control, as on a device before Vulkan 1.3, whatever
-// the device's version: the tests' way to run that path on a 1.3 device
-// that also offers the extension (TestFullSubgroupsExtension).
-var subgroupExt bool
-
 // ErrNoValidationLayer is returned (wrapped) by OpenWith when Options.Validate
 // asks for the Khronos validation layer and the loader does not have it.
 var ErrNoValidationLayer = errors.New("the Khronos validation layer is not installed (Debian: apt install vulkan-validationlayers)")
@@ -94,6 +88,12 @@ type Options struct {
 	// (doc.go) is a request the driver must honour, not a property of the
 	// drivers they were tested on. Also on when $HATA_VK_FULLSUBGROUPS=0.
 	NoFullSubgroups bool
+
+	// subgroupExt enables full subgroups through
+	// VK_EXT_subgroup_size_control, as on a device before Vulkan 1.3,
+	// whatever the device's version: the tests' way to run that path on a
+	// 1.3 device that also offers the extension (TestFullSubgroupsExtension).
+	subgroupExt bool
 }
 
 // ErrNoKernelStats is returned (wrapped, naming the device) by Kernel.Stats
@@ -387,7 +387,7 @@ func open(in *instance, o Options) (*Context, error) {
 		exts = append(exts, vkc.ExtShaderClock)
 	}
 	// Full subgroups: Vulkan 1.3's feature, or before 1.3 the extension's.
-	v13 := d.APIVersion >= vulkan.MakeVersion(1, 3, 0) && !subgroupExt
+	v13 := d.APIVersion >= vulkan.MakeVersion(1, 3, 0) && !o.subgroupExt
 	if c.fullSG && !v13 {
 		exts = append(exts, vkc.ExtSubgroupSizeControl)
 	}

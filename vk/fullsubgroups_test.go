@@ -40,26 +40,13 @@ func TestFullSubgroups(t *testing.T) {
 		b.(io.Closer).Close()
 	}
 
-	maxSG := on.Info.MaxSubgroupSize
-	requested := 0
-	for _, k := range builtKernels(on) {
-		want := k.Workgroup()%maxSG == 0
-		if k.FullSubgroups() != want {
-			t.Errorf("%s: FullSubgroups() = %v with a workgroup of %d and subgroups of up to %d, want %v", k.Label(), k.FullSubgroups(), k.Workgroup(), maxSG, want)
-		}
-		if want {
-			requested++
-		}
-	}
-	if requested == 0 {
-		t.Error("no kernel of any method required full subgroups")
-	}
+	checkFullSubgroups(t, "", on)
 	for _, k := range builtKernels(off) {
 		if k.FullSubgroups() {
 			t.Errorf("%s: FullSubgroups() = true on a context opened with NoFullSubgroups", k.Label())
 		}
 	}
-	if maxSG > 1 {
+	if maxSG := on.Info.MaxSubgroupSize; maxSG > 1 {
 		k, err := on.NewKernel(KernelSpec{Shader: "touch", Bindings: 2, Push: touchPush{}, Spec: []uint32{maxSG / 2}})
 		if err != nil {
 			t.Fatalf("a workgroup of %d: %v", maxSG/2, err)
@@ -110,7 +97,7 @@ func checkSameResult(t *testing.T, where string, off, on *ref.Result) {
 
 // TestFullSubgroupsExtension opens a context that enables full subgroups
 // through VK_EXT_subgroup_size_control, as on a device before Vulkan 1.3
-// (subgroupExt), and checks that HATA's and dense's kernels require them
+// (Options.subgroupExt), and checks that HATA's and dense's kernels require them
 // there and give the same bits as on the shared context. Under
 // HATA_VK_VALIDATE=1 the validation layer checks the extension's path (its
 // feature structure, the extension enabled) as it does 1.3's.
@@ -119,8 +106,7 @@ func TestFullSubgroupsExtension(t *testing.T) {
 	if !testCtx.Info.FullSubgroups {
 		t.Skipf("device %q cannot require full subgroups", testCtx.Info.Name)
 	}
-	subgroupExt = true
-	ext := func() *Context { defer func() { subgroupExt = false }(); return testContext(t, Options{}) }()
+	ext := testContext(t, Options{subgroupExt: true})
 	q := benchQuery(12)
 	for _, name := range []string{"hata", "dense"} {
 		got, err := benchStep(t, ext, name, Tuning{}, q).Decode(q, ref.Budget{K: 40})
@@ -133,16 +119,25 @@ func TestFullSubgroupsExtension(t *testing.T) {
 		}
 		checkSameResult(t, name+", full subgroups through the extension", want, got)
 	}
-	n := 0
-	for _, k := range builtKernels(ext) {
-		if k.Workgroup()%ext.Info.MaxSubgroupSize == 0 {
-			n++
-			if !k.FullSubgroups() {
-				t.Errorf("%s: FullSubgroups() = false through the extension", k.Label())
-			}
+	checkFullSubgroups(t, " through the extension", ext)
+}
+
+// checkFullSubgroups checks that every kernel c built requires full
+// subgroups exactly where its workgroup is a multiple of the largest
+// subgroup size, and that some kernel does.
+func checkFullSubgroups(t *testing.T, where string, c *Context) {
+	t.Helper()
+	maxSG, requested := c.Info.MaxSubgroupSize, 0
+	for _, k := range builtKernels(c) {
+		want := k.Workgroup()%maxSG == 0
+		if k.FullSubgroups() != want {
+			t.Errorf("%s%s: FullSubgroups() = %v with a workgroup of %d and subgroups of up to %d, want %v", k.Label(), where, k.FullSubgroups(), k.Workgroup(), maxSG, want)
+		}
+		if want {
+			requested++
 		}
 	}
-	if n == 0 {
-		t.Error("no kernel built through the extension")
+	if requested == 0 {
+		t.Errorf("no kernel required full subgroups%s", where)
 	}
 }

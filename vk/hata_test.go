@@ -460,8 +460,8 @@ func TestHATAOneKernelChunks(t *testing.T) {
 					t.Errorf("%s: %s ran: %v, want %v", where, name, ran[name], name == c.sel)
 				}
 			}
-			want, lim := c.selWG, ctx.Info.Limits
-			if want > lim.MaxComputeWorkGroupInvocations || want > lim.MaxComputeWorkGroupSize[0] {
+			want := c.selWG
+			if !workgroupFits(ctx.Info, int(want)) {
 				want = selectWorkgroup // a device without 512 lanes keeps 256
 			}
 			for k := range m.sets {

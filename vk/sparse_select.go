@@ -61,14 +61,20 @@ const groupsWideLane = 4
 // score's level, where the warm select runs, 6.8 longer: 158.6-158.8
 // against 153.8-154.0; those chunks keep selectWorkgroup.
 func (c *sparseCore) groupsWorkgroup(chunk int) int {
-	wg, info := 2*selectWorkgroup, c.ctx.Info
-	switch {
-	case groupsPerLane(chunk, selectWorkgroup) <= groupsWideLane, groupsPerLane(chunk, wg) > groupsWideLane,
-		uint32(wg) > info.Limits.MaxComputeWorkGroupInvocations, uint32(wg) > info.Limits.MaxComputeWorkGroupSize[0],
-		wg%int(max(info.MaxSubgroupSize, 1)) != 0:
+	wg := 2 * selectWorkgroup
+	if groupsPerLane(chunk, selectWorkgroup) <= groupsWideLane || groupsPerLane(chunk, wg) > groupsWideLane || !workgroupFits(c.ctx.Info, wg) {
 		return selectWorkgroup
 	}
 	return wg
+}
+
+// workgroupFits reports whether the device runs workgroups of wg lanes
+// along x: within its workgroup size and invocations, and a multiple of its
+// largest subgroup size.
+func workgroupFits(info DeviceInfo, wg int) bool {
+	l := info.Limits
+	return uint32(wg) <= l.MaxComputeWorkGroupInvocations && uint32(wg) <= l.MaxComputeWorkGroupSize[0] &&
+		wg%int(max(info.MaxSubgroupSize, 1)) == 0
 }
 
 // maxBinsPerLane is wg_scan.glsl's MAXPER: the histogram bins a lane of
@@ -360,11 +366,8 @@ func (c *sparseCore) radixSelectChunk(n, rows int) int {
 // the subgroup operations the kernel uses.
 func (c *sparseCore) rowsFit(n, page int) bool {
 	info := c.ctx.Info
-	l := info.Limits
 	const ops = SubgroupArithmetic // wg_scan
-	return (n+page-1)/page <= rowsWorkgroup*rowsKPT && l.MaxComputeWorkGroupInvocations >= rowsWorkgroup &&
-		l.MaxComputeWorkGroupSize[0] >= rowsWorkgroup && rowsWorkgroup%int(max(info.MaxSubgroupSize, 1)) == 0 &&
-		info.SubgroupOps&ops == ops
+	return (n+page-1)/page <= rowsWorkgroup*rowsKPT && workgroupFits(info, rowsWorkgroup) && info.SubgroupOps&ops == ops
 }
 
 // rowsKeysPerLane is select_rows' keys per lane (its KPT) for n tokens with
