@@ -316,24 +316,40 @@ func (m MergeMode) separate(auto bool) bool {
 	return m == MergeSeparate || m == MergeAuto && auto
 }
 
-// separateMergeMaxLen is the longest split (in entries) for which MergeAuto
-// merges in a dispatch of its own.
-const separateMergeMaxLen = 128
+// MergeAuto's bounds on the splits it merges in a dispatch of their own:
+// separateMergeMaxLen entries a split at most, and where a row has at most
+// foldMaxSplits splits, separateMergeShortLen.
+const (
+	separateMergeMaxLen   = 128
+	separateMergeShortLen = 64
+	foldMaxSplits         = 16
+)
 
 // mergeSeparately is MergeAuto's rule: merge in a dispatch of its own when
-// the attention has splits of at most separateMergeMaxLen entries, at least
-// two per row, and more split workgroups (rows*splits) than compute units;
-// fold otherwise, and always on CPU devices. On the H200 (runs 57-58,
-// BENCHMARKS.md) the separate merge was 1.0-2.8 us faster at every shape of
-// batch 1-8 and 16K-256K tokens that meets the rule (B8/32K, B1/256K, B2 and
-// B4 from 64K-128K on) and 0.7-3.5 us slower at every one that does not: a
+// the attention has at least two splits a row, more split workgroups
+// (rows*splits) than compute units, and splits of at most
+// separateMergeMaxLen entries, or of at most separateMergeShortLen where a
+// row has foldMaxSplits splits or fewer; fold otherwise, and always on CPU
+// devices. On the H200 (runs 57-58, BENCHMARKS.md) the separate merge was
+// 1.0-2.8 us faster at the shapes of batch 1-8 and 16K-256K tokens with
+// splits of at most 128 entries and 0.7-3.5 us slower at the others: a
 // folded merge costs its row's last workgroup a fence, an atomic and two
 // dependent reads on a busy GPU (4-10 us in the ablations of run 56), which
-// short splits cannot hide and a dispatch (2.3-2.9 us) undercuts when
-// there are many of them; with fewer workgroups or longer splits the fold is
-// cheaper than the extra dispatch.
+// short splits cannot hide and a dispatch (2.3-2.9 us) undercuts when there
+// are many of them; with fewer workgroups or longer splits the fold is
+// cheaper than the extra dispatch. Since session 24's plans give 8-16
+// splits a row at batch 4 and 8, the fold wins there from 65 entries a
+// split (session 38, runs 406-407: B8/48K 1.1 us and B8/64K 2.0 faster
+// folded, B4/128K 1.0, Quest's B8/64K 0.8, B4/80K-96K and B8/40K even to
+// 0.3), while batch 2's 33 splits of 109-124 entries (B2/224K-256K) still
+// merge 0.6-1.9 us faster apart, as do 8-16 splits of 64 entries (B8/32K,
+// B4/64K: even to 0.4).
 func mergeSeparately(info DeviceInfo, rows, splits, length int) bool {
-	return info.Type != DeviceCPU && splits >= 2 && length <= separateMergeMaxLen && rows*splits > info.ComputeUnits
+	maxLen := separateMergeMaxLen
+	if splits <= foldMaxSplits {
+		maxLen = separateMergeShortLen
+	}
+	return info.Type != DeviceCPU && splits >= 2 && length <= maxLen && rows*splits > info.ComputeUnits
 }
 
 // The variants of SparseOptions.Variant.

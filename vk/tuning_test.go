@@ -411,10 +411,22 @@ func TestMergeAuto(t *testing.T) {
 		{"B1/32K, 16 a split", 8, 32, 16, true},
 		{"B1/128K, 32 a split", 8, 64, 32, true},
 		{"B4/32K, 32 a split", 32, 16, 32, true},
-		// Before run 98 (splits of 128).
-		{"B8/32K, 128 a split", 64, 4, 128, true},
+		// Before run 98 (splits of 128): B8/32K merged apart then; from
+		// session 38 a row of 16 splits or fewer folds past 64 entries.
+		{"B8/32K, 128 a split", 64, 4, 128, false},
 		{"B1/128K, 128 a split", 8, 16, 128, false},
 		{"one split", 200, 1, 100, false},
+		// Session 38 (runs 406-407): 8-16 splits fold from 65 entries,
+		// batch 2's 33 splits stay apart to 128.
+		{"B8/64K", 64, 8, 128, false},
+		{"B8/48K", 64, 8, 96, false},
+		{"B4/128K", 32, 16, 128, false},
+		{"B4/96K", 32, 16, 96, false},
+		{"16 splits of 65", 32, 16, 65, false},
+		{"B2/256K", 16, 33, 124, true},
+		{"B2/224K", 16, 33, 109, true},
+		{"17 splits of 128", 16, 17, 128, true},
+		{"17 splits of 129", 16, 17, 129, false},
 	} {
 		if got := mergeSeparately(gpu, c.rows, c.splits, c.length); got != c.want {
 			t.Errorf("%s (%d rows x %d splits of %d): separately %v, want %v", c.what, c.rows, c.splits, c.length, got, c.want)
