@@ -22,7 +22,7 @@ build: deps
 # wider), since GPUs run subgroups of 4 to 128 lanes and the kernels must
 # hold to ref at any of them. HATA_VK_SUBGROUP makes TestSubgroupSize fail
 # where the width did not take effect.
-SG_TESTS   := TestSubgroupSize|TestHATAKernels|TestSelectMatchesRef|TestDenseMatchesRef|TestQuestBoundsScores|TestFullSubgroups|TestReadBandwidth|TestGatherBandwidth
+SG_TESTS   := TestSubgroupSize|TestCheckSubgroups|TestHATAKernels|TestSelectMatchesRef|TestDenseMatchesRef|TestQuestBoundsScores|TestFullSubgroups|TestReadBandwidth|TestGatherBandwidth
 SG4_TESTS  := $(SG_TESTS)|TestSparseAcceptance|TestHATAOneKernelChunks
 test: deps fmt-check vet shaders-check
 	HATA_VK_VALIDATE=1 $(GO) test -timeout 9m ./...

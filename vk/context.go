@@ -323,8 +323,21 @@ func OpenWith(o Options) (*Context, error) {
 		in.destroy()
 		return nil, err
 	}
+	key := fmt.Sprintf("%d/%s/%v/%v", c.Info.Index, c.Info.Name, c.fullSG, o.subgroupExt)
+	if _, done := subgroupsChecked.Load(key); !done {
+		if err := c.CheckSubgroups(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		subgroupsChecked.Store(key, true)
+	}
 	return c, nil
 }
+
+// subgroupsChecked holds the devices (index, name and how their kernels
+// request full subgroups) that passed CheckSubgroups in this process:
+// OpenWith checks each once.
+var subgroupsChecked sync.Map
 
 func open(in *instance, o Options) (*Context, error) {
 	infos, pds, err := in.devices()

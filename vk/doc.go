@@ -100,7 +100,10 @@
 // sums run in subgroup order over work handed out by
 // gl_LocalInvocationIndex, and the attention's slots are numbered by
 // subgroup. On a driver that broke either, the select and attention tests
-// would fail. The first is a request wherever the device can make it: on a
+// would fail, and so Open checks both on the device before it returns
+// (Context.CheckSubgroups: a probe kernel at every such workgroup size up
+// to 1024), refusing a device that breaks them with an error that names
+// the workgroup size and the invocation. The first is a request wherever the device can make it: on a
 // device with computeFullSubgroups (Vulkan 1.3's, or before 1.3
 // VK_EXT_subgroup_size_control's; DeviceInfo.FullSubgroups)
 // every kernel whose workgroup is a multiple of the largest subgroup size is
@@ -108,7 +111,10 @@
 // (Kernel.FullSubgroups; Options.NoFullSubgroups or $HATA_VK_FULLSUBGROUPS=0
 // turn it off). The H200's driver and lavapipe have it. The second no
 // flag requests; on a device with varying subgroup sizes (Intel's 8-32) it
-// is the driver's to keep.
+// is the driver's to keep, and Open's check is what would catch a driver
+// that does not (for the probe's pipelines; a driver could still number
+// another pipeline's lanes otherwise, which no check short of the kernels'
+// tests would see).
 //
 // A workgroup's shared memory is ordered by barriers alone: a kernel that
 // zeroes a shared histogram before adding to it needs a barrier between the

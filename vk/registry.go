@@ -16,6 +16,7 @@ var pushStructs = map[string]any{
 	"bigcode":                copyPush{},
 	"read":                   readPush{},
 	"touch":                  touchPush{},
+	"lane_order":             nil,
 	"chain":                  chainPush{},
 	"fill_random":            randomPush{},
 	"gather_read":            gatherReadPush{},

@@ -1,0 +1,93 @@
+package vk
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// CheckSubgroups checks, on the device, the two things the kernels assume of
+// subgroups in a workgroup whose size is a multiple of the largest subgroup
+// size (doc.go): every subgroup is full, and lane i of subgroup s is
+// invocation s*gl_SubgroupSize + i (gl_LocalInvocationIndex). It runs
+// lane_order.comp, built as every kernel is (requiring full subgroups where
+// the context does), at each such size from the largest subgroup size,
+// doubled, up to 1024 or the device's limit, over enough workgroups to fill
+// the device twice, and returns an error naming the first workgroup size,
+// invocation and value out of place. Vulkan 1.3 promises neither without
+// VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT and the
+// second not even with it; NVIDIA's driver and lavapipe keep both. Open
+// and OpenWith call it (once a process for each device and way of
+// requesting full subgroups), so that a driver that breaks them fails to
+// open, with this error, instead of computing wrong selections.
+func (c *Context) CheckSubgroups() error {
+	sg := max(c.Info.MaxSubgroupSize, 1)
+	lim := c.Info.Limits
+	top := min(uint32(1024), lim.MaxComputeWorkGroupSize[0], lim.MaxComputeWorkGroupInvocations)
+	if sg > top {
+		return nil // no workgroup the kernels assume anything of
+	}
+	groups := uint32(min(max(2*c.Info.ComputeUnits, 4), 256))
+	out, err := c.NewBuffer("subgroup check", uint64(groups*top)*16, Readback)
+	if err != nil {
+		return err
+	}
+	defer out.Free()
+	b, err := c.NewBatch()
+	if err != nil {
+		return err
+	}
+	defer b.Free()
+	for wg := sg; wg <= top; wg *= 2 {
+		if err := c.checkLanes(b, out, wg, groups); err != nil {
+			return fmt.Errorf("vk: device %d %q: %w; the kernels assume it (vk/doc.go)", c.Info.Index, c.Info.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkLanes runs lane_order.comp in groups workgroups of wg invocations,
+// its results in out, and checks them.
+func (c *Context) checkLanes(b *Batch, out *Buffer, wg, groups uint32) error {
+	k, err := c.NewKernel(KernelSpec{Shader: "lane_order", Bindings: 1, Spec: []uint32{wg}})
+	if err != nil {
+		return err
+	}
+	defer k.Free()
+	set, err := k.NewSet(out.Range(0, uint64(groups*wg)*16))
+	if err != nil {
+		return err
+	}
+	defer set.Free()
+	if err := b.Begin(); err != nil {
+		return err
+	}
+	b.Dispatch(k, set, nil, groups, 1, 1)
+	if _, err := b.Submit(); err != nil {
+		return err
+	}
+	full := ""
+	if k.FullSubgroups() {
+		full = ", requiring full subgroups"
+	}
+	return laneOrderError(out.Bytes(), wg, groups, full)
+}
+
+// laneOrderError checks lane_order.comp's results res (groups*wg of
+// (place, lanes, size, 0), uint32 little-endian) and returns an error naming
+// the first invocation whose subgroup numbers it otherwise than
+// gl_LocalInvocationIndex, or whose subgroup ran fewer lanes than its size;
+// nil when every one is in place. full is said after the workgroup size.
+func laneOrderError(res []byte, wg, groups uint32, full string) error {
+	for i := range groups * wg {
+		w := func(j uint32) uint32 { return binary.LittleEndian.Uint32(res[16*i+4*j:]) }
+		place, lanes, size := w(0), w(1), max(w(2), 1)
+		if li := i % wg; place != li {
+			return fmt.Errorf("in workgroups of %d%s, invocation %d of workgroup %d is lane %d of subgroup %d (subgroups of %d lanes), numbered %d",
+				wg, full, li, i/wg, place%size, place/size, size, place)
+		}
+		if lanes != size {
+			return fmt.Errorf("in workgroups of %d%s, invocation %d of workgroup %d ran in a subgroup of %d lanes of %d: not full", wg, full, i%wg, i/wg, lanes, size)
+		}
+	}
+	return nil
+}
