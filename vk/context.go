@@ -323,7 +323,7 @@ func OpenWith(o Options) (*Context, error) {
 		in.destroy()
 		return nil, err
 	}
-	key := fmt.Sprintf("%d/%s/%v/%v", c.Info.Index, c.Info.Name, c.fullSG, o.subgroupExt)
+	key := fmt.Sprintf("%d/%s/%v/%v/%s", c.Info.Index, c.Info.Name, c.fullSG, o.subgroupExt, c.spirvDir)
 	if _, done := subgroupsChecked.Load(key); !done {
 		if err := c.CheckSubgroups(); err != nil {
 			c.Close()
@@ -334,9 +334,10 @@ func OpenWith(o Options) (*Context, error) {
 	return c, nil
 }
 
-// subgroupsChecked holds the devices (index, name and how their kernels
-// request full subgroups) that passed CheckSubgroups in this process:
-// OpenWith checks each once.
+// subgroupsChecked holds the devices (index, name, how their kernels
+// request full subgroups, and the SPIR-V directory, which may replace the
+// probe) that passed CheckSubgroups in this process: OpenWith checks each
+// once.
 var subgroupsChecked sync.Map
 
 func open(in *instance, o Options) (*Context, error) {

@@ -2,6 +2,10 @@ package vk
 
 import (
 	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +70,47 @@ func TestLaneOrderError(t *testing.T) {
 	want = "in workgroups of 16, invocation 3 of workgroup 2 ran in a subgroup of 7 lanes of 8: not full"
 	if err == nil || err.Error() != want {
 		t.Errorf("a subgroup short of a lane: %v, want %q", err, want)
+	}
+}
+
+// disorderedLanes is lane_order.comp with every pair of lanes swapped: what
+// a driver that numbered a subgroup's lanes otherwise would report.
+const disorderedLanes = `#version 450
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+layout(local_size_x_id = 0) in;
+layout(set = 0, binding = 0) writeonly buffer Out { uvec4 out_[]; };
+void main() {
+    const uint i = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationIndex;
+    out_[i] = uvec4((gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID) ^ 1u, subgroupAdd(1u), gl_SubgroupSize, 0u);
+}
+`
+
+// TestOpenChecksSubgroups checks that OpenWith runs the subgroup check and
+// fails with its error: a SPIR-V directory replaces the probe by one that
+// reports its lanes swapped in pairs (compiled here with glslc; the test
+// skips without it, which CI installs).
+func TestOpenChecksSubgroups(t *testing.T) {
+	device(t)
+	glslc, err := exec.LookPath("glslc")
+	if err != nil {
+		t.Skip("no glslc to compile a replacement probe (Debian: apt install glslc)")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "lane_order.comp")
+	if err := os.WriteFile(src, []byte(disorderedLanes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(glslc, "--target-env=vulkan1.2", "-o", filepath.Join(dir, "lane_order.spv"), src).CombinedOutput(); err != nil {
+		t.Fatalf("glslc: %v\n%s", err, out)
+	}
+	c, err := OpenWith(Options{Device: fmt.Sprint(testCtx.Info.Index), SPIRVDir: dir, Validate: envValidate()})
+	if err == nil {
+		c.Close()
+		t.Fatal("OpenWith with a probe that swaps lanes: no error")
+	}
+	want := fmt.Sprintf("invocation 0 of workgroup 0 is lane 1 of subgroup 0 (subgroups of %d lanes), numbered 1", testCtx.Info.MaxSubgroupSize)
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("OpenWith with a probe that swaps lanes: %v, want it to say %q", err, want)
 	}
 }
