@@ -73,20 +73,22 @@ func (c *Context) checkLanes(b *Batch, out *Buffer, wg, groups uint32) error {
 }
 
 // laneOrderError checks lane_order.comp's results res (groups*wg of
-// (place, lanes, size, 0), uint32 little-endian) and returns an error naming
-// the first invocation whose subgroup numbers it otherwise than
-// gl_LocalInvocationIndex, or whose subgroup ran fewer lanes than its size;
-// nil when every one is in place. full is said after the workgroup size.
+// (place, subgroups, size, 0), uint32 little-endian) and returns an error
+// naming the first invocation whose subgroup numbers it otherwise than
+// gl_LocalInvocationIndex, or whose workgroup's subgroups hold more lanes
+// than it has invocations (with every invocation in place, some subgroup is
+// then not full); nil when every one is in place in full subgroups. full is
+// said after the workgroup size.
 func laneOrderError(res []byte, wg, groups uint32, full string) error {
 	for i := range groups * wg {
 		w := func(j uint32) uint32 { return binary.LittleEndian.Uint32(res[16*i+4*j:]) }
-		place, lanes, size := w(0), w(1), max(w(2), 1)
+		place, subgroups, size := w(0), w(1), max(w(2), 1)
 		if li := i % wg; place != li {
 			return fmt.Errorf("in workgroups of %d%s, invocation %d of workgroup %d is lane %d of subgroup %d (subgroups of %d lanes), numbered %d",
 				wg, full, li, i/wg, place%size, place/size, size, place)
 		}
-		if lanes != size {
-			return fmt.Errorf("in workgroups of %d%s, invocation %d of workgroup %d ran in a subgroup of %d lanes of %d: not full", wg, full, i%wg, i/wg, lanes, size)
+		if subgroups*size != wg {
+			return fmt.Errorf("in workgroups of %d%s, workgroup %d runs %d subgroups of %d lanes: not full", wg, full, i/wg, subgroups, size)
 		}
 	}
 	return nil

@@ -43,31 +43,31 @@ func TestCheckSubgroups(t *testing.T) {
 }
 
 // TestLaneOrderError checks the check's verdicts on results made up here:
-// in place, one pair of lanes swapped, one subgroup short of lanes.
+// in place, one pair of lanes swapped, more subgroups than full ones.
 func TestLaneOrderError(t *testing.T) {
 	const wg, groups, sg = 16, 3, 8
 	res := make([]byte, wg*groups*16)
-	put := func(i, place, lanes uint32) {
+	put := func(i, place, subgroups uint32) {
 		binary.LittleEndian.PutUint32(res[16*i:], place)
-		binary.LittleEndian.PutUint32(res[16*i+4:], lanes)
+		binary.LittleEndian.PutUint32(res[16*i+4:], subgroups)
 		binary.LittleEndian.PutUint32(res[16*i+8:], sg)
 	}
 	for i := range uint32(wg * groups) {
-		put(i, i%wg, sg)
+		put(i, i%wg, wg/sg)
 	}
 	if err := laneOrderError(res, wg, groups, ""); err != nil {
 		t.Fatalf("every lane in place: %v", err)
 	}
-	put(wg+9, 1, sg) // workgroup 1's invocation 9 is lane 1 of subgroup 0
+	put(wg+9, 1, wg/sg) // workgroup 1's invocation 9 is lane 1 of subgroup 0
 	err := laneOrderError(res, wg, groups, ", requiring full subgroups")
 	want := "in workgroups of 16, requiring full subgroups, invocation 9 of workgroup 1 is lane 1 of subgroup 0 (subgroups of 8 lanes), numbered 1"
 	if err == nil || err.Error() != want {
 		t.Errorf("a lane out of place: %v, want %q", err, want)
 	}
-	put(wg+9, 9, sg)
-	put(2*wg+3, 3, sg-1)
+	put(wg+9, 9, wg/sg)
+	put(2*wg+3, 3, wg/sg+1)
 	err = laneOrderError(res, wg, groups, "")
-	want = "in workgroups of 16, invocation 3 of workgroup 2 ran in a subgroup of 7 lanes of 8: not full"
+	want = "in workgroups of 16, workgroup 2 runs 3 subgroups of 8 lanes: not full"
 	if err == nil || err.Error() != want {
 		t.Errorf("a subgroup short of a lane: %v, want %q", err, want)
 	}
@@ -77,12 +77,11 @@ func TestLaneOrderError(t *testing.T) {
 // a driver that numbered a subgroup's lanes otherwise would report.
 const disorderedLanes = `#version 450
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_arithmetic : require
 layout(local_size_x_id = 0) in;
 layout(set = 0, binding = 0) writeonly buffer Out { uvec4 out_[]; };
 void main() {
     const uint i = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationIndex;
-    out_[i] = uvec4((gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID) ^ 1u, subgroupAdd(1u), gl_SubgroupSize, 0u);
+    out_[i] = uvec4((gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID) ^ 1u, gl_NumSubgroups, gl_SubgroupSize, 0u);
 }
 `
 
