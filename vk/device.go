@@ -210,7 +210,18 @@ func DescribeDevices(w io.Writer) error {
 		}
 		if d.usable != nil {
 			fmt.Fprintf(w, "   not usable: %v\n", d.usable)
+			continue
 		}
+		// Opening it runs CheckSubgroups: say what the kernels would meet.
+		c, err := OpenWith(Options{Device: strconv.Itoa(d.Index)})
+		if err != nil {
+			fmt.Fprintf(w, "   does not open: %v\n", err)
+			continue
+		}
+		if lo, hi := c.subgroupCheckSizes(); lo <= hi {
+			fmt.Fprintf(w, "   subgroup check passed: full subgroups, lanes in invocation order, in workgroups of %d to %d\n", lo, hi)
+		}
+		c.Close()
 	}
 	if perr != nil {
 		fmt.Fprintf(w, "no default device: %v\n", perr)

@@ -80,7 +80,7 @@ func TestDevices(t *testing.T) {
 	if err := DescribeDevices(&buf); err != nil {
 		t.Fatalf("DescribeDevices: %v", err)
 	}
-	for _, want := range []string{ctx.Info.Name, "maxStorageBufferRange", "subgroup", "heap 0", "timestamps"} {
+	for _, want := range []string{ctx.Info.Name, "maxStorageBufferRange", "subgroup", "heap 0", "timestamps", "subgroup check passed"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("DescribeDevices output lacks %q:\n%s", want, buf.String())
 		}

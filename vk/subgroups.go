@@ -20,9 +20,7 @@ import (
 // requesting full subgroups), so that a driver that breaks them fails to
 // open, with this error, instead of computing wrong selections.
 func (c *Context) CheckSubgroups() error {
-	sg := max(c.Info.MaxSubgroupSize, 1)
-	lim := c.Info.Limits
-	top := min(uint32(1024), lim.MaxComputeWorkGroupSize[0], lim.MaxComputeWorkGroupInvocations)
+	sg, top := c.subgroupCheckSizes()
 	if sg > top {
 		return nil // no workgroup the kernels assume anything of
 	}
@@ -43,6 +41,14 @@ func (c *Context) CheckSubgroups() error {
 		}
 	}
 	return nil
+}
+
+// subgroupCheckSizes returns the smallest and largest workgroup sizes
+// CheckSubgroups probes (every doubling of the first up to the second): the
+// largest subgroup size, and 1024 or the device's limit.
+func (c *Context) subgroupCheckSizes() (lo, hi uint32) {
+	lim := c.Info.Limits
+	return max(c.Info.MaxSubgroupSize, 1), min(1024, lim.MaxComputeWorkGroupSize[0], lim.MaxComputeWorkGroupInvocations)
 }
 
 // checkLanes runs lane_order.comp in groups workgroups of wg invocations,
