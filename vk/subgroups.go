@@ -71,6 +71,9 @@ func (c *Context) checkLanes(b *Batch, out *Buffer, wg, groups uint32) error {
 	if _, err := b.Submit(); err != nil {
 		return err
 	}
+	if err := out.invalidate(); err != nil { // a readback memory type need not be coherent
+		return err
+	}
 	full := ""
 	if k.FullSubgroups() {
 		full = ", requiring full subgroups"
