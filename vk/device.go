@@ -218,8 +218,8 @@ func DescribeDevices(w io.Writer) error {
 			fmt.Fprintf(w, "   does not open: %v\n", err)
 			continue
 		}
-		if lo, hi := c.subgroupCheckSizes(); lo <= hi {
-			fmt.Fprintf(w, "   subgroup check passed: full subgroups, lanes in invocation order, in workgroups of %d to %d\n", lo, hi)
+		if sizes := c.subgroupCheckSizes(); len(sizes) > 0 {
+			fmt.Fprintf(w, "   subgroup check passed: full subgroups, lanes in invocation order, in workgroups of %d to %d\n", sizes[0], sizes[len(sizes)-1])
 		}
 		c.Close()
 	}

@@ -59,7 +59,9 @@ const groupsWideLane = 4
 // 92.2-92.4. At B8/256K, chunks of 32768 (8 groups a lane either way: one
 // tile of 512 lanes or two of 256), the select was 2.0 us shorter but the
 // score's level, where the warm select runs, 6.8 longer: 158.6-158.8
-// against 153.8-154.0; those chunks keep selectWorkgroup.
+// against 153.8-154.0 (traced in run 403 the score's level was the same
+// either way and the select's 512-lane workgroups ran in two waves); those
+// chunks keep selectWorkgroup.
 func (c *sparseCore) groupsWorkgroup(chunk int) int {
 	wg := 2 * selectWorkgroup
 	if groupsPerLane(chunk, selectWorkgroup) <= groupsWideLane || groupsPerLane(chunk, wg) > groupsWideLane || !workgroupFits(c.ctx.Info, wg) {

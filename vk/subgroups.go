@@ -20,50 +20,49 @@ import (
 // requesting full subgroups), so that a driver that breaks them fails to
 // open, with this error, instead of computing wrong selections.
 func (c *Context) CheckSubgroups() error {
-	sg, top := c.subgroupCheckSizes()
-	if sg > top {
-		return nil // no workgroup the kernels assume anything of
-	}
 	groups := uint32(min(max(2*c.Info.ComputeUnits, 4), 256))
-	out, err := c.NewBuffer("subgroup check", uint64(groups*top)*16, Readback)
-	if err != nil {
-		return err
-	}
-	defer out.Free()
-	b, err := c.NewBatch()
-	if err != nil {
-		return err
-	}
-	defer b.Free()
-	for wg := sg; wg <= top; wg *= 2 {
-		if err := c.checkLanes(b, out, wg, groups); err != nil {
+	for _, wg := range c.subgroupCheckSizes() {
+		if err := c.checkLanes(wg, groups); err != nil {
 			return fmt.Errorf("vk: device %d %q: %w; the kernels assume it (vk/doc.go)", c.Info.Index, c.Info.Name, err)
 		}
 	}
 	return nil
 }
 
-// subgroupCheckSizes returns the smallest and largest workgroup sizes
-// CheckSubgroups probes (every doubling of the first up to the second): the
-// largest subgroup size, and 1024 or the device's limit.
-func (c *Context) subgroupCheckSizes() (lo, hi uint32) {
-	lim := c.Info.Limits
-	return max(c.Info.MaxSubgroupSize, 1), min(1024, lim.MaxComputeWorkGroupSize[0], lim.MaxComputeWorkGroupInvocations)
+// subgroupCheckSizes returns the workgroup sizes CheckSubgroups probes: the
+// largest subgroup size and its doublings up to 1024, while the device runs
+// them (workgroupFits); none where it runs no such workgroup.
+func (c *Context) subgroupCheckSizes() []uint32 {
+	var sizes []uint32
+	for wg := max(c.Info.MaxSubgroupSize, 1); wg <= 1024 && workgroupFits(c.Info, int(wg)); wg *= 2 {
+		sizes = append(sizes, wg)
+	}
+	return sizes
 }
 
-// checkLanes runs lane_order.comp in groups workgroups of wg invocations,
-// its results in out, and checks them.
-func (c *Context) checkLanes(b *Batch, out *Buffer, wg, groups uint32) error {
+// checkLanes runs lane_order.comp in groups workgroups of wg invocations
+// and checks its results.
+func (c *Context) checkLanes(wg, groups uint32) error {
 	k, err := c.NewKernel(KernelSpec{Shader: "lane_order", Bindings: 1, Spec: []uint32{wg}})
 	if err != nil {
 		return err
 	}
 	defer k.Free()
-	set, err := k.NewSet(out.Range(0, uint64(groups*wg)*16))
+	out, err := c.NewBuffer("subgroup check", uint64(groups*wg)*16, Readback)
+	if err != nil {
+		return err
+	}
+	defer out.Free()
+	set, err := k.NewSet(out.Whole())
 	if err != nil {
 		return err
 	}
 	defer set.Free()
+	b, err := c.NewBatch()
+	if err != nil {
+		return err
+	}
+	defer b.Free()
 	if err := b.Begin(); err != nil {
 		return err
 	}
