@@ -375,7 +375,7 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 				return nil, err
 			}
 		}
-		if h.encode, err = m.projQKernel(encodeShader, encodeBindings, g, m.w.Rbit); err != nil {
+		if h.encode, err = m.projQKernel(encodeShader, encodeBindings, g, m.w.Rbit, m.ws*s.rows); err != nil {
 			return nil, err
 		}
 	}

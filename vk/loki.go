@@ -154,7 +154,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	rot, err := m.projQKernel("loki_rotate_q", 3, s.g, m.channels)
+	rot, err := m.projQKernel("loki_rotate_q", 3, s.g, m.channels, (m.cp+31)/32*s.rows)
 	if err != nil {
 		return nil, err
 	}

@@ -394,12 +394,46 @@ const (
 // steps 0.6-1.4 us less at B1/256K and B8/32K (BENCHMARKS.md).
 const projQWorkgroupDefault = 512
 
+// projQLanesPerCU is the lanes a compute unit runs at once (the H200's 64
+// warps of 32), and projQMinLanes the fewest lanes projQWave gives the
+// query projection.
+const (
+	projQLanesPerCU = 2048
+	projQMinLanes   = 128
+)
+
+// projQWave is the default lanes of the query projection (proj.glsl's
+// PROJ_Q) over a grid of workgroups: projQWorkgroupDefault, halved while the
+// grid's lanes exceed what the device's compute units run at once
+// (projQLanesPerCU each), down to projQMinLanes. On the H200 Llama-2-7B's
+// shapes at batch 8 (32 KV heads: 1024 workgroups of HATA's encode) took
+// 1.1-1.8 us less with 256 or 128 lanes than with 512 (the encode's stage
+// 6.8-7.0 us against 8.4), batch 4's 512 workgroups were as fast with 512
+// lanes, and Llama-3.1-8B's batch 8 (256 workgroups) was 0.6-1.6 us slower
+// with fewer (run 415, BENCHMARKS.md session 39). A CPU device keeps the
+// default, which its tests then cover.
+func projQWave(info DeviceInfo, workgroups int) int {
+	wg := projQWorkgroupDefault
+	if info.Type == DeviceCPU || info.ComputeUnits <= 0 {
+		return wg
+	}
+	for wg > projQMinLanes && workgroups*wg > projQLanesPerCU*info.ComputeUnits {
+		wg /= 2
+	}
+	return wg
+}
+
 // projQKernel returns the query projection (hata_encode_q, its _trace entry
 // point with a fourth binding, or loki_rotate_q) for group size g and ncol
-// columns with SparseOptions.ProjWorkgroup lanes (projQWorkgroupDefault by
-// default), or fewer where the device needs (projQWorkgroup).
-func (c *sparseCore) projQKernel(shader string, bindings, g, ncol int) (*Kernel, error) {
-	wg, err := projQWorkgroup(c.ctx.Info.Limits, cmp.Or(c.opt.ProjWorkgroup, projQWorkgroupDefault), g, c.d)
+// columns over a grid of workgroups, with SparseOptions.ProjWorkgroup lanes
+// (by default projQWave's), or fewer where the device needs
+// (projQWorkgroup).
+func (c *sparseCore) projQKernel(shader string, bindings, g, ncol, workgroups int) (*Kernel, error) {
+	want := c.opt.ProjWorkgroup
+	if want == 0 {
+		want = projQWave(c.ctx.Info, workgroups)
+	}
+	wg, err := projQWorkgroup(c.ctx.Info.Limits, want, g, c.d)
 	if err != nil {
 		return nil, c.errorf("%s: %v", shader, err)
 	}

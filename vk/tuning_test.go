@@ -601,8 +601,8 @@ func TestHATAScoreChunk(t *testing.T) {
 // Loki's rotation): 512 by default, or the count asked, where the device
 // allows it (the H200's limits), halved to the device's workgroup size, its
 // invocations or its shared memory, and an error where even 32 lanes'
-// shared memory does not fit; and that HATA's encode kernel is built with
-// them.
+// shared memory does not fit; projQWave's default by the grid's lanes; and
+// that HATA's encode kernel is built with them.
 func TestProjQWorkgroup(t *testing.T) {
 	h200 := Limits{MaxComputeSharedMemorySize: 48 << 10, MaxComputeWorkGroupSize: [3]uint32{1024, 1024, 64}, MaxComputeWorkGroupInvocations: 1024}
 	small := h200
@@ -633,6 +633,31 @@ func TestProjQWorkgroup(t *testing.T) {
 		}
 		if err != nil || wg != c.wg {
 			t.Errorf("%s: %d lanes (%v), want %d", c.what, wg, err, c.wg)
+		}
+	}
+
+	// projQWave: the default halved while the grid's lanes exceed the
+	// H200's 132 compute units of 2048, down to 128; a CPU device, or one
+	// whose units are not known, keeps the default.
+	gpu := DeviceInfo{Type: DeviceDiscrete, ComputeUnits: 132}
+	for _, c := range []struct {
+		what       string
+		info       DeviceInfo
+		workgroups int
+		wg         int
+	}{
+		{"Llama-3.1-8B B8 (256 workgroups)", gpu, 256, 512},
+		{"Llama-2-7B B4 (512 workgroups)", gpu, 512, 512},
+		{"a wave of 512 lanes", gpu, 528, 512},
+		{"one workgroup past a wave of 512 lanes", gpu, 529, 256},
+		{"Llama-2-7B B8 (1024 workgroups)", gpu, 1024, 256},
+		{"2048 workgroups", gpu, 2048, 128},
+		{"no fewer than 128 lanes", gpu, 1 << 16, 128},
+		{"a CPU device", DeviceInfo{Type: DeviceCPU, ComputeUnits: 2}, 1024, projQWorkgroupDefault},
+		{"compute units not known", DeviceInfo{Type: DeviceDiscrete}, 1024, projQWorkgroupDefault},
+	} {
+		if wg := projQWave(c.info, c.workgroups); wg != c.wg {
+			t.Errorf("projQWave, %s: %d lanes, want %d", c.what, wg, c.wg)
 		}
 	}
 
