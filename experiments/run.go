@@ -69,15 +69,27 @@ func resultsDir(out, name string, sh Shard) string {
 	return filepath.Join(out, name)
 }
 
-func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.Writer, hooks runHooks) (string, error) {
+// runExperiment runs exp's points that its results directory lacks and
+// assembles the directory (RunContext). A run that created the directory
+// and fails before finishing a point removes it again (removeNewResults).
+func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.Writer, hooks runHooks) (dir string, err error) {
 	c := exp.common()
-	dir := resultsDir(ov.Out, c.Name, ov.Shard)
+	dir = resultsDir(ov.Out, c.Name, ov.Shard)
 	resolved, hash, err := identity(exp)
 	if err != nil {
 		return "", err
 	}
-	if err := checkConfig(dir, resolved, hash); err != nil {
+	created, err := checkConfig(dir, resolved, hash)
+	if err != nil {
 		return "", err
+	}
+	if created {
+		newDir := dir // the results dir, whatever a return sets dir to
+		defer func() {
+			if err != nil {
+				removeNewResults(newDir)
+			}
+		}()
 	}
 	bes := hooks.backends
 	if bes == nil {
@@ -134,7 +146,7 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 			defer wg.Done()
 			for p := range queue {
 				start := time.Now()
-				rows, err := exp.run(ctx, e, w, p)
+				rows, err := runPoint(ctx, exp, e, w, p)
 				if err == nil {
 					err = checkRows(exp.columns(), rows)
 				}
@@ -185,6 +197,18 @@ feed:
 		return dir, fmt.Errorf("%s: %d of %d points failed:\n%w", c.Name, len(failures), len(todo), errors.Join(failures...))
 	}
 	return dir, nil
+}
+
+// runPoint runs one point of exp, its panics (a bug, or an allocation no
+// check foresaw) returned as the point's error: a worker's goroutine is
+// outside main's recover, and the other points still finish.
+func runPoint(ctx context.Context, exp experiment, e *env, w *worker, p point) (rows [][]string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			rows, err = nil, fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return exp.run(ctx, e, w, p)
 }
 
 // samplesOf returns how many prefilled methods a worker keeps: the

@@ -588,3 +588,104 @@ func TestGitCommit(t *testing.T) {
 		t.Errorf("gitCommit() without a link-time commit = %q, want %q", got, want)
 	}
 }
+
+// broken is a backend whose methods cannot be made: with panics set,
+// NewMethod panics instead of returning an error.
+type broken struct {
+	counting
+	panics bool
+}
+
+func (b broken) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
+	if b.panics {
+		panic("broken backend")
+	}
+	return nil, errors.New("broken backend")
+}
+
+// TestForeignResultsDir: a results directory without config.json that holds
+// anything but empty directories is refused by run and merge, and the
+// user's file in it is left as it was; one that holds only an empty points/
+// (a run stopped before its config was written) is taken.
+func TestForeignResultsDir(t *testing.T) {
+	out := t.TempDir()
+	dir := filepath.Join(out, "tiny")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	user := filepath.Join(dir, "budget.csv")
+	if err := os.WriteFile(user, []byte("a,b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, n, _, err := runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{})
+	if err == nil || !strings.Contains(err.Error(), user) || !strings.Contains(err.Error(), "not a results directory") {
+		t.Errorf("run into a directory holding a user's file: %v, want an error naming %s", err, user)
+	}
+	if n != 0 {
+		t.Errorf("%d decode steps ran in a refused directory", n)
+	}
+	if err := Merge(dir, io.Discard, t.TempDir()); err == nil {
+		t.Error("merge of a non-results directory: no error")
+	}
+	shard, _, _, err := runTiny(t, context.Background(), tiny, t.TempDir(), Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Merge(dir, io.Discard, shard); err == nil || !strings.Contains(err.Error(), user) {
+		t.Errorf("merge into a directory holding a user's file: %v, want an error naming %s", err, user)
+	}
+	if b := readFile(t, user); string(b) != "a,b\n" {
+		t.Errorf("the user's file now holds %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, configFile)); err == nil {
+		t.Errorf("a refused directory got a %s", configFile)
+	}
+
+	stopped := filepath.Join(t.TempDir(), "tiny")
+	if err := os.MkdirAll(filepath.Join(stopped, pointsDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := runTiny(t, context.Background(), tiny, filepath.Dir(stopped), Overrides{}, runHooks{}); err != nil {
+		t.Errorf("run into a directory holding only an empty %s/: %v", pointsDir, err)
+	}
+}
+
+// TestFailedRunLeavesNothing: a run that creates its results directory and
+// finishes no point (every point's method fails, or panics) removes the
+// directory, so that the same config, corrected, runs under the same name;
+// a panic in a point is that point's error, not a crash. A directory that
+// holds a finished point is kept when later points fail.
+func TestFailedRunLeavesNothing(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		out := t.TempDir()
+		bad := runHooks{backends: []Backend{broken{panics: panics}}}
+		_, _, _, err := runTiny(t, context.Background(), tiny, out, Overrides{}, bad)
+		want := "broken backend"
+		if panics {
+			want = "internal error: broken backend"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("panics %v: %v, want an error with %q", panics, err, want)
+		}
+		if _, err := os.Stat(filepath.Join(out, "tiny")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("panics %v: the failed run's directory is left (%v)", panics, err)
+		}
+		if _, _, _, err := runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{}); err != nil {
+			t.Errorf("panics %v: the run after a failed one: %v", panics, err)
+		}
+	}
+
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, _, _, err := runTiny(t, ctx, tiny, out, Overrides{}, runHooks{afterPoint: func(n int) { cancel() }})
+	if err == nil {
+		t.Fatal("cancelled run: no error")
+	}
+	if _, _, _, err := runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{backends: []Backend{broken{}}}); err == nil {
+		t.Fatal("failing run: no error")
+	}
+	if pts, _, err := readPoints(dir); err != nil || len(pts) == 0 {
+		t.Errorf("a directory with finished points: %d points left (%v)", len(pts), err)
+	}
+}

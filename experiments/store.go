@@ -129,39 +129,74 @@ func ReadCSV(path string) (*Table, error) {
 }
 
 // checkConfig makes dir the results directory of the config with identity
-// hash, writing config.json if the directory is new. A directory holding
-// another config's results is an error: results are never mixed.
-func checkConfig(dir string, resolved []byte, hash string) error {
+// hash, writing config.json if the directory is new; created says it was
+// (nothing of dir's was there before but, at most, empty directories). A
+// directory holding another config's results is an error, and so is one
+// without config.json that holds anything (a user's files, or results this
+// program did not write): results are never mixed and nothing a user wrote
+// is overwritten.
+func checkConfig(dir string, resolved []byte, hash string) (created bool, err error) {
 	path := filepath.Join(dir, configFile)
 	old, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		pts, _, err := readPoints(dir)
-		if err != nil {
-			return err
-		}
-		if len(pts) > 0 {
-			return fmt.Errorf("%s has %d finished points but no %s: not a results directory this program wrote; use another -out or name", dir, len(pts), configFile)
+		if held, err := foreignEntry(dir); err != nil {
+			return false, err
+		} else if held != "" {
+			return false, fmt.Errorf("%s holds %s but no %s: not a results directory this program wrote; use another -out or name, or remove it", dir, held, configFile)
 		}
 		if err := os.MkdirAll(filepath.Join(dir, pointsDir), 0o755); err != nil {
-			return err
+			return false, err
 		}
-		return writeFileAtomic(path, append(resolved, '\n'))
+		return true, writeFileAtomic(path, append(resolved, '\n'))
 	case err != nil:
-		return err
+		return false, err
 	}
 	oldExp, err := decodeResolved(old)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	_, oldHash, err := identity(oldExp)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if oldHash != hash {
-		return &ConfigChangedError{Dir: dir, Old: oldHash, New: hash}
+		return false, &ConfigChangedError{Dir: dir, Old: oldHash, New: hash}
 	}
-	return os.MkdirAll(filepath.Join(dir, pointsDir), 0o755)
+	return false, os.MkdirAll(filepath.Join(dir, pointsDir), 0o755)
+}
+
+// foreignEntry returns the first entry of dir (a path) that a new results
+// directory may not hold, or "" where dir is absent or holds only empty
+// directories and temporary files of interrupted writes (a run stopped
+// before it wrote config.json leaves an empty points/).
+func foreignEntry(dir string) (string, error) {
+	held := ""
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && path == dir:
+			return filepath.SkipAll
+		case err != nil:
+			return err
+		case d.IsDir() || strings.HasPrefix(d.Name(), tempPrefix):
+			return nil
+		}
+		held = path
+		return filepath.SkipAll
+	})
+	return held, err
+}
+
+// removeNewResults removes the results directory dir that checkConfig
+// created for a run that failed before finishing any point, so that a
+// corrected config can run under the same name: it holds only what the run
+// wrote (config.json, an empty points/, a CSV without rows, results.json,
+// figures, trained weights). A directory with a finished point is kept.
+func removeNewResults(dir string) {
+	if pts, _, err := readPoints(dir); err != nil || len(pts) > 0 {
+		return
+	}
+	os.RemoveAll(dir)
 }
 
 // ConfigChangedError is returned when a results directory holds the points of
