@@ -202,14 +202,47 @@ func loadVulkan() error {
 // envValidate reports whether $HATA_VK_VALIDATE asks for validation.
 func envValidate() bool { return envOn(EnvValidate) }
 
-// envOn reports whether the environment variable name is set to anything but
-// "", 0, false, no or off.
+// envOn reports whether the environment variable name is set to 1, true,
+// yes or on (checkEnvSwitches refuses other values than those, 0, false, no
+// and off before a context opens).
 func envOn(name string) bool {
-	switch strings.ToLower(os.Getenv(name)) {
-	case "", "0", "false", "no", "off":
-		return false
+	on, _ := envSwitch(name, false)
+	return on
+}
+
+// envDefaultOn reports whether the switch name is on, unset counting as on.
+func envDefaultOn(name string) bool {
+	on, _ := envSwitch(name, true)
+	return on
+}
+
+// envSwitch returns the switch the environment variable name sets: def
+// where it is unset or empty, true for 1, true, yes or on, false for 0,
+// false, no or off (in any case), and an error naming the variable for
+// anything else.
+func envSwitch(name string, def bool) (bool, error) {
+	switch v := os.Getenv(name); strings.ToLower(v) {
+	case "":
+		return def, nil
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off":
+		return false, nil
+	default:
+		return def, fmt.Errorf("vk: $%s=%q: want 1 or 0 (true/false, yes/no, on/off)", name, v)
 	}
-	return true
+}
+
+// checkEnvSwitches returns an error naming the first of the switches a
+// context reads from the environment that is set to something envSwitch
+// does not take.
+func checkEnvSwitches() error {
+	for _, name := range []string{EnvValidate, EnvKernelStats, EnvDedicated, EnvFullSubgroups} {
+		if _, err := envSwitch(name, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // newInstance creates a Vulkan 1.3 instance, with the validation layer and a
@@ -314,6 +347,9 @@ func EnvOptions(sel string) Options {
 
 // OpenWith opens a device as o says.
 func OpenWith(o Options) (*Context, error) {
+	if err := checkEnvSwitches(); err != nil {
+		return nil, err
+	}
 	in, err := newInstance(o.Validate)
 	if err != nil {
 		return nil, err
@@ -363,8 +399,8 @@ func open(in *instance, o Options) (*Context, error) {
 		kernels:    map[string]*Kernel{},
 		replaced:   map[string]bool{},
 		spirvDir:   cmp.Or(o.SPIRVDir, os.Getenv(EnvSPIRV)),
-		dedicated:  !o.NoDedicated && (os.Getenv(EnvDedicated) == "" || envOn(EnvDedicated)),
-		fullSG:     infos[pick].FullSubgroups && !o.NoFullSubgroups && (os.Getenv(EnvFullSubgroups) == "" || envOn(EnvFullSubgroups)),
+		dedicated:  !o.NoDedicated && envDefaultOn(EnvDedicated),
+		fullSG:     infos[pick].FullSubgroups && !o.NoFullSubgroups && envDefaultOn(EnvFullSubgroups),
 	}
 	if c.spirvDir != "" {
 		st, err := os.Stat(c.spirvDir)

@@ -87,3 +87,35 @@ func TestDevices(t *testing.T) {
 	}
 	t.Logf("\n%s", buf.String())
 }
+
+// TestEnvSwitches: the environment's switches take 1/0, true/false, yes/no
+// and on/off in any case, an unset one its default, and OpenWith refuses
+// any other value, naming the variable, before it opens anything.
+func TestEnvSwitches(t *testing.T) {
+	for _, c := range []struct {
+		v       string
+		def, on bool
+	}{
+		{"", true, true}, {"", false, false}, {"1", false, true}, {"On", false, true},
+		{"YES", false, true}, {"true", false, true}, {"0", true, false}, {"off", true, false},
+		{"No", true, false}, {"FALSE", true, false},
+	} {
+		t.Setenv(EnvDedicated, c.v)
+		if on, err := envSwitch(EnvDedicated, c.def); err != nil || on != c.on {
+			t.Errorf("$%s=%q, default %v: %v (%v), want %v", EnvDedicated, c.v, c.def, on, err, c.on)
+		}
+	}
+	for _, name := range []string{EnvValidate, EnvKernelStats, EnvDedicated, EnvFullSubgroups} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, "maybe")
+			c, err := OpenWith(Options{})
+			if err == nil {
+				c.Close()
+				t.Fatalf("$%s=maybe: opened", name)
+			}
+			if !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "maybe") {
+				t.Errorf("$%s=maybe: %v, want an error naming both", name, err)
+			}
+		})
+	}
+}
