@@ -8,20 +8,22 @@ import (
 
 // Config is the model's config.json, as train/train.py writes it.
 type Config struct {
-	Dim        int     `json:"dim"`         // residual width
-	NLayers    int     `json:"n_layers"`    // decoder layers
-	NHeads     int     `json:"n_heads"`     // query heads Hq
-	NKVHeads   int     `json:"n_kv_heads"`  // key/value heads Hkv; Hq is a multiple
-	HeadDim    int     `json:"head_dim"`    // D, 128 as in the paper's models
-	HiddenDim  int     `json:"hidden_dim"`  // SwiGLU inner width
-	VocabSize  int     `json:"vocab_size"`  // 256 bytes + specials
-	RopeTheta  float64 `json:"rope_theta"`  // RoPE base
-	MaxSeqLen  int     `json:"max_seq_len"` // training context
-	NormEps    float64 `json:"norm_eps"`    // RMSNorm epsilon
-	Tied       bool    `json:"tied"`        // output head = token embedding
-	Tokenizer  string  `json:"tokenizer"`   // "bytes"
-	BOSTokenID int     `json:"bos_token_id"`
-	EOSTokenID int     `json:"eos_token_id"`
+	Architecture string  `json:"architecture"` // "llama" (or absent)
+	DType        string  `json:"dtype"`        // the weights' type as trained: bfloat16, float16 or float32 (or absent)
+	Dim          int     `json:"dim"`          // residual width
+	NLayers      int     `json:"n_layers"`     // decoder layers
+	NHeads       int     `json:"n_heads"`      // query heads Hq
+	NKVHeads     int     `json:"n_kv_heads"`   // key/value heads Hkv; Hq is a multiple
+	HeadDim      int     `json:"head_dim"`     // D, 128 as in the paper's models
+	HiddenDim    int     `json:"hidden_dim"`   // SwiGLU inner width
+	VocabSize    int     `json:"vocab_size"`   // 256 bytes + specials
+	RopeTheta    float64 `json:"rope_theta"`   // RoPE base
+	MaxSeqLen    int     `json:"max_seq_len"`  // training context
+	NormEps      float64 `json:"norm_eps"`     // RMSNorm epsilon
+	Tied         bool    `json:"tied"`         // output head = token embedding
+	Tokenizer    string  `json:"tokenizer"`    // "bytes"
+	BOSTokenID   int     `json:"bos_token_id"`
+	EOSTokenID   int     `json:"eos_token_id"`
 }
 
 // LoadConfig reads and validates a config.json.
@@ -57,6 +59,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: tokenizer %q, want \"bytes\" (the only one this package reads)", c.Tokenizer)
 	case c.VocabSize < 256 || c.BOSTokenID < 256 || c.BOSTokenID >= c.VocabSize || c.EOSTokenID < 256 || c.EOSTokenID >= c.VocabSize:
 		return fmt.Errorf("config: vocab_size=%d bos=%d eos=%d, want the 256 bytes then the specials", c.VocabSize, c.BOSTokenID, c.EOSTokenID)
+	case c.Architecture != "" && c.Architecture != "llama":
+		return fmt.Errorf("config: architecture %q, want \"llama\" (the only one this package runs)", c.Architecture)
+	case c.DType != "" && c.DType != "bfloat16" && c.DType != "float16" && c.DType != "float32":
+		return fmt.Errorf("config: dtype %q, want bfloat16, float16 or float32", c.DType)
 	case c.MaxSeqLen < 1:
 		return fmt.Errorf("config: max_seq_len=%d, want >= 1", c.MaxSeqLen)
 	}

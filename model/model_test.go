@@ -415,6 +415,37 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// TestConfigArchitectureDType: config.json's architecture and dtype, where
+// present, must be ones this package runs; an unknown one is an error that
+// names the file and the value, not a model run as if it were a llama.
+func TestConfigArchitectureDType(t *testing.T) {
+	base := `"dim": 4, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, "head_dim": 2, "hidden_dim": 6,
+		"vocab_size": 258, "rope_theta": 10000, "max_seq_len": 16, "norm_eps": 1e-5, "tied": true,
+		"tokenizer": "bytes", "bos_token_id": 256, "eos_token_id": 257`
+	for _, c := range []struct {
+		extra string
+		want  string // "" where it loads
+	}{
+		{``, ""},
+		{`, "architecture": "llama", "dtype": "bfloat16"`, ""},
+		{`, "dtype": "float32"`, ""},
+		{`, "architecture": "mistral"`, `architecture "mistral"`},
+		{`, "dtype": "int4"`, `dtype "int4"`},
+	} {
+		path := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(path, []byte("{"+base+c.extra+"}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadConfig(path)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("config with%s: %v", c.extra, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path)):
+			t.Errorf("config with%s: %v, want an error naming %s and %s", c.extra, err, path, c.want)
+		}
+	}
+}
+
 // TestTrainHashRoundTrip trains a layer's hash weights on a short sequence for
 // a few steps, saves and reloads them, and checks shapes and contents.
 func TestTrainHashRoundTrip(t *testing.T) {
