@@ -147,8 +147,9 @@ type SparseOptions struct {
 	PrefetchStride uint64
 	// ProjWorkgroup is the query projection's workgroup size (proj.glsl's
 	// 32 columns by WG/32 slices of D): hata_encode_q's for hata and lsh,
-	// loki_rotate_q's for loki; 0: 512 (projQWorkgroupDefault). A power of
-	// two from 32 to 1024, halved where the device's limits need it.
+	// loki_rotate_q's for loki; 0: 512 (projQWorkgroupDefault), halved on
+	// a GPU while the grid exceeds one wave (projQWave). A power of two
+	// from 32 to 1024, halved where the device's limits need it.
 	ProjWorkgroup int
 	// KeyBytes is the bytes of the scores HATA's (and lsh's) fused select
 	// reads where the select's plan and select_groups run (chunks over 2048
