@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hata-go/hata/ref"
@@ -27,6 +29,8 @@ type attendFlags struct {
 	lokiChannels, pageSize, magicK, magicL int
 }
 
+// runAttend implements hata attend: one decode step of one layer, from .npy
+// inputs to .npy outputs, all written or none.
 func runAttend(args []string, stdout, stderr io.Writer) error {
 	var f attendFlags
 	fs := flag.NewFlagSet("hata attend", flag.ContinueOnError)
@@ -59,6 +63,9 @@ func runAttend(args []string, stdout, stderr io.Writer) error {
 		return usagef("unexpected arguments %q", pos)
 	}
 	if err := f.check(); err != nil {
+		return err
+	}
+	if err := f.checkOutputs(); err != nil {
 		return err
 	}
 	backend, closeBackend, err := openBackend(f.device, f.vkdevice)
@@ -122,22 +129,81 @@ func (f *attendFlags) check() error {
 	if f.sink < 0 || f.recent < 0 || f.lokiChannels < 1 || f.pageSize < 1 || f.magicK < 1 || f.magicL < 1 {
 		return usagef("-sink, -recent must be >= 0 and -loki-channels, -page, -magicpig-k, -magicpig-l >= 1")
 	}
-	outs := map[string]string{}
-	for _, p := range []struct{ name, v string }{{"o", f.out}, {"indices", f.indices}, {"qcodes", f.qcodes}, {"kcodes", f.kcodes}} {
-		if p.v == "" {
+	return nil
+}
+
+// checkOutputs checks every output path before anything is computed or
+// written: no output may be an input or another output (compared as files, so
+// ./q.npy, a symlink or a hard link to q.npy count as q.npy), and each must be
+// a regular file or a new name in an existing directory.
+func (f *attendFlags) checkOutputs() error {
+	ins := []struct{ name, path string }{{"q", f.q}, {"k", f.k}, {"v", f.v}, {"w", f.w}}
+	outs := []struct{ name, path string }{{"o", f.out}, {"indices", f.indices}, {"qcodes", f.qcodes}, {"kcodes", f.kcodes}}
+	for i, o := range outs {
+		if o.path == "" {
 			continue
 		}
-		if other, dup := outs[p.v]; dup {
-			return usagef("-%s and -%s name the same file %s", other, p.name, p.v)
-		}
-		for _, in := range []string{f.q, f.k, f.v, f.w} {
-			if in == p.v {
-				return usagef("-%s %s would overwrite an input", p.name, p.v)
+		for _, in := range ins {
+			if in.path != "" && sameFile(o.path, in.path) {
+				return usagef("-%s %s would overwrite an input, -%s %s", o.name, o.path, in.name, in.path)
 			}
 		}
-		outs[p.v] = p.name
+		for _, prev := range outs[:i] {
+			if prev.path != "" && sameFile(o.path, prev.path) {
+				return usagef("-%s %s and -%s %s name the same file", prev.name, prev.path, o.name, o.path)
+			}
+		}
+		if err := checkDestination("-"+o.name, o.path); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// checkDestination reports whether a file can be written at path by renaming a
+// temporary file over it: path must be an existing regular file or a new name
+// in an existing directory. flag names the flag in the error.
+func checkDestination(flag, path string) error {
+	info, err := os.Stat(path)
+	switch {
+	case err == nil && info.IsDir():
+		return usagef("%s %s: is a directory", flag, path)
+	case err == nil && !info.Mode().IsRegular():
+		return usagef("%s %s: not a regular file", flag, path)
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	return nil
+}
+
+// sameFile reports whether paths a and b name the same file: the same path
+// once made absolute and cleaned, the same existing file (through symlinks or
+// hard links), or the same name in the same directory for files not yet made.
+func sameFile(a, b string) bool {
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	if absA == absB {
+		return true
+	}
+	infoA, errA := os.Stat(absA)
+	infoB, errB := os.Stat(absB)
+	if errA == nil && errB == nil {
+		return os.SameFile(infoA, infoB)
+	}
+	if filepath.Base(absA) != filepath.Base(absB) {
+		return false
+	}
+	dirA, errA := os.Stat(filepath.Dir(absA))
+	dirB, errB := os.Stat(filepath.Dir(absB))
+	return errA == nil && errB == nil && os.SameFile(dirA, dirB)
 }
 
 // attendInputs are the validated tensors of one decode step.
@@ -303,23 +369,33 @@ type staged struct {
 	tmp, final []string
 }
 
+// add writes the file that will become path with write, under a new temporary
+// name in path's directory (so that no file of the user's is touched before
+// commit).
 func (s *staged) add(path string, write func(tmp string) error) error {
-	tmp := fmt.Sprintf("%s.tmp-hata-%d", path, len(s.tmp))
-	s.tmp, s.final = append(s.tmp, tmp), append(s.final, path)
-	if err := write(tmp); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-hata-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	f.Close()
+	s.tmp, s.final = append(s.tmp, f.Name()), append(s.final, path)
+	if err := write(f.Name()); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }
 
+// float32 stages x: shape as a float32 .npy file at path.
 func (s *staged) float32(path string, shape []int, x []float32) error {
 	return s.add(path, func(tmp string) error { return tensorio.WriteNPYFloat32(tmp, shape, x) })
 }
 
+// int32 stages x: shape as an int32 .npy file at path.
 func (s *staged) int32(path string, shape []int, x []int32) error {
 	return s.add(path, func(tmp string) error { return tensorio.WriteNPYInt32(tmp, shape, x) })
 }
 
+// uint32 stages x: shape as a uint32 .npy file at path.
 func (s *staged) uint32(path string, shape []int, x []uint32) error {
 	return s.add(path, func(tmp string) error { return tensorio.WriteNPYUint32(tmp, shape, x) })
 }

@@ -230,3 +230,87 @@ func TestAttendBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestAttendOutputPaths checks that an output naming an input or another
+// output in any spelling (./, .., symlink, hard link), or naming a directory,
+// is refused before anything is written: the inputs and an existing output
+// keep their bytes and no temporary file is left.
+func TestAttendOutputPaths(t *testing.T) {
+	dir := t.TempDir()
+	s := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 20, D: 16}
+	q, k, v, w := attendFiles(t, dir, s, 32)
+	out := filepath.Join(dir, "out.npy")
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link, hard := filepath.Join(dir, "link.npy"), filepath.Join(dir, "hard.npy")
+	if err := os.Symlink(q, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(k, hard); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, []byte("the user's own file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]byte{}
+	for _, p := range []string{q, k, v, w, out} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[p] = b
+	}
+	base := func(extra ...string) []string {
+		return append([]string{"attend", "-method", "hata", "-w", w, "-q", q, "-k", k, "-v", v}, extra...)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string // substrings of the message
+	}{
+		{"./input", base("-o", dir+"/./q.npy"), []string{"-o", "q.npy", "overwrite"}},
+		{"dir/../input", base("-o", sub+"/../k.npy"), []string{"-o", "k.npy", "overwrite"}},
+		{"symlink to input", base("-o", link), []string{"-o", "link.npy", "overwrite", "q.npy"}},
+		{"hard link to input", base("-o", out, "-indices", hard), []string{"-indices", "hard.npy", "overwrite", "k.npy"}},
+		{"codes over input", base("-o", out, "-kcodes", dir+"/./v.npy"), []string{"-kcodes", "v.npy", "overwrite"}},
+		{"two outputs", base("-o", out, "-qcodes", dir+"/./out.npy"), []string{"-o", "-qcodes", "same file"}},
+		{"indices a directory", base("-o", out, "-indices", sub), []string{"-indices", sub, "is a directory"}},
+		{"output the current directory", base("-o", dir+"/."), []string{"-o", "is a directory"}},
+		{"no such directory", base("-o", filepath.Join(dir, "nope", "out.npy")), []string{"-o", "nope"}},
+	} {
+		st, _, stderr := hata(c.args...)
+		if st == 0 || st == 3 {
+			t.Errorf("%s: status %d, want 1 or 2 (stderr %q)", c.name, st, stderr)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%s: message %q does not mention %q", c.name, stderr, w)
+			}
+		}
+		for p, b := range before {
+			if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, b) {
+				t.Fatalf("%s: %s was changed (err %v)", c.name, p, err)
+			}
+		}
+		if matches, _ := filepath.Glob(filepath.Join(dir, "*.tmp*")); len(matches) > 0 {
+			t.Fatalf("%s: temporary files left behind: %v", c.name, matches)
+		}
+	}
+
+	// A file of the user's named like a temporary file is not touched.
+	mine := out + ".tmp-hata-0"
+	if err := os.WriteFile(mine, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, e := hata(base("-o", out, "-indices", filepath.Join(dir, "idx.npy"))...); st != 0 {
+		t.Fatalf("hata attend: status %d: %s", st, e)
+	}
+	if b, err := os.ReadFile(mine); err != nil || string(b) != "mine" {
+		t.Errorf("%s: %q, %v; want the user's file untouched", mine, b, err)
+	}
+	if got := readF32(t, out); len(got.F32) != s.B*s.Hq*s.D {
+		t.Errorf("out has %d values, want %d", len(got.F32), s.B*s.Hq*s.D)
+	}
+}

@@ -1,17 +1,19 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
-	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/hata-go/hata/model"
 	"github.com/hata-go/hata/ref"
+	"github.com/hata-go/hata/tensorio"
 )
 
 func init() {
@@ -68,14 +70,41 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("-budget: %v", err)
 	}
+	switch {
+	case *maxTok < 1:
+		return usagef("-n %d: want >= 1", *maxTok)
+	case !(*temp >= 0) || math.IsInf(*temp, 0):
+		return usagef("-temp %v: want a finite value >= 0", *temp)
+	case *denseLayers < -1:
+		return usagef("-dense-layers %d: want -1 (none), 0 (the paper's %d) or a number of layers", *denseLayers, model.PaperDenseLayers)
+	}
 	m, err := model.Load(*dir)
 	if err != nil {
 		return err
+	}
+	nl := m.Config.NLayers
+	if *denseLayers > nl {
+		return usagef("-dense-layers %d: the model %s has %d layers", *denseLayers, *dir, nl)
+	}
+	if n := len(m.Encode(prompt)); n > m.Config.MaxSeqLen {
+		return fmt.Errorf("the prompt is %d tokens (its bytes and BOS), more than the max_seq_len of %d of the model %s", n, m.Config.MaxSeqLen, *dir)
 	}
 	var ws map[int]*ref.HashWeights
 	if *method == "hata" {
 		if ws, err = m.LoadHashWeights(*wdir); err != nil {
 			return err
+		}
+		dense := *denseLayers
+		switch dense {
+		case 0:
+			dense = model.PaperDenseLayers
+		case -1:
+			dense = 0
+		}
+		for l := dense; l < nl; l++ {
+			if ws[l] == nil {
+				return fmt.Errorf("-w %s has no hash weights for layer %d, which -dense-layers %d leaves sparse (layers %d..%d)", *wdir, l, *denseLayers, dense, nl-1)
+			}
 		}
 	}
 	be, closeBackend, err := openBackend(*device, *vkdev)
@@ -83,7 +112,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeBackend()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := interruptible()
 	defer stop()
 	opts := model.GenerateOptions{
 		DecodeConfig: model.DecodeConfig{DenseLayers: *denseLayers, Budget: budget},
@@ -134,9 +163,84 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := m.WriteTraces(*out, prompt, layers); err != nil {
+	if _, _, err := newDirMode("-out", *out); err != nil { // before the prefill, which can take minutes
+		return err
+	}
+	tr, err := m.Traces(m.Encode(prompt), layers)
+	if err != nil {
+		return err
+	}
+	meta := &tensorio.TraceMeta{Model: m.Name, Prompt: prompt, RopeTheta: m.Config.RopeTheta}
+	err = writeNewDir("-out", *out, func(tmp string) error { return tensorio.WriteTrace(tmp, meta, tr) })
+	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, *out)
+	return nil
+}
+
+// newDirMode checks that a new directory can be made at path: nothing is
+// there, or an empty directory is (empty is then true; it will be replaced).
+// It returns the permissions the new directory should have: the empty one's,
+// else 0755. flag names the flag in the error.
+func newDirMode(flag, path string) (mode os.FileMode, empty bool, err error) {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return 0o755, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("%s %s: %w", flag, path, err)
+	case !info.IsDir():
+		return 0, false, usagef("%s %s: exists and is not a directory", flag, path)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	if len(entries) > 0 {
+		return 0, false, usagef("%s %s: directory exists and is not empty (remove it or name a new one)", flag, path)
+	}
+	return info.Mode().Perm(), true, nil
+}
+
+// writeNewDir makes the directory path, all or nothing: write fills a
+// temporary directory beside it, which is then renamed to path. path must be
+// new or an empty directory (newDirMode); on any error nothing is left behind,
+// not even the parent directories this made.
+func writeNewDir(flag, path string, write func(tmp string) error) error {
+	mode, wasEmpty, err := newDirMode(flag, path)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	undo, err := makeDirs(filepath.Dir(abs))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(abs), "."+filepath.Base(abs)+".tmp-hata-*")
+	if err == nil {
+		err = os.Chmod(tmp, mode)
+	}
+	if err == nil {
+		err = write(tmp)
+	}
+	if err == nil && wasEmpty {
+		err = os.Remove(abs) // os.Rename replaces no directory; this fails if it is no longer empty
+	}
+	if err == nil {
+		if err = os.Rename(tmp, abs); err != nil && wasEmpty {
+			os.Mkdir(abs, mode)
+		}
+	}
+	if err != nil {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+		undo()
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	}
 	return nil
 }

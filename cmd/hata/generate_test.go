@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,5 +49,107 @@ func TestGenerateAndTraces(t *testing.T) {
 	}
 	if lt.N != len("In the beginning")+1 || lt.D != 128 || lt.KPre == nil {
 		t.Errorf("layer 3 trace: N=%d D=%d KPre=%v; want N = prompt bytes + BOS, D=128, pre-RoPE keys", lt.N, lt.D, lt.KPre != nil)
+	}
+}
+
+// TestGenerateBadFlags checks that flag values generate cannot honour exit
+// non-zero with a message naming the flag and the limit, before any text.
+func TestGenerateBadFlags(t *testing.T) {
+	long := filepath.Join(t.TempDir(), "long.txt")
+	if err := os.WriteFile(long, bytes.Repeat([]byte("a"), 4096), 0o644); err != nil { // 4097 tokens with BOS
+		t.Fatal(err)
+	}
+	hash := filepath.Join(weightsDir, "hash")
+	for _, c := range []struct {
+		name   string
+		args   []string
+		status int
+		want   []string // substrings of the message
+	}{
+		{"dense layers past the model", []string{"-dense-layers", "100"}, 2, []string{"-dense-layers 100", "6 layers"}},
+		{"dense layers negative", []string{"-dense-layers", "-5"}, 2, []string{"-dense-layers -5", "-1"}},
+		{"sparse layer without weights", []string{"-method", "hata", "-w", hash, "-dense-layers", "-1"}, 1, []string{"-w", "layer 0", "-dense-layers -1"}},
+		{"n zero", []string{"-n", "0"}, 2, []string{"-n 0", "want >= 1"}},
+		{"n negative", []string{"-n", "-5"}, 2, []string{"-n -5", "want >= 1"}},
+		{"temperature NaN", []string{"-temp", "NaN"}, 2, []string{"-temp NaN"}},
+		{"prompt past max_seq_len", []string{"-n", "1", "-prompt-file", long}, 1, []string{"4097 tokens", "max_seq_len of 4096"}},
+	} {
+		args := append([]string{"generate", "-model", weightsDir}, c.args...)
+		if c.name != "prompt past max_seq_len" {
+			args = append(args, "Hello")
+		}
+		st, out, e := hata(args...)
+		if st != c.status || out != "" {
+			t.Errorf("%s: status %d, stdout %q; want %d and no text (stderr %q)", c.name, st, out, c.status, e)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(e, w) {
+				t.Errorf("%s: message %q does not mention %q", c.name, e, w)
+			}
+		}
+	}
+	// -dense-layers equal to the model's layers is every layer dense.
+	if st, _, e := hata("generate", "-model", weightsDir, "-method", "hata", "-w", hash, "-dense-layers", "6", "-n", "2", "Hello"); st != 0 {
+		t.Errorf("-dense-layers 6: status %d: %s", st, e)
+	}
+}
+
+// TestTracesOutDir checks that hata traces never writes into a directory that
+// holds anything: an existing trace is refused and left as it was, an empty
+// directory is filled, and a failed run leaves no directory behind.
+func TestTracesOutDir(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "trace")
+	if st, _, e := hata("traces", "-model", weightsDir, "-out", out, "-layers", "2", "first prompt"); st != 0 {
+		t.Fatalf("hata traces: status %d: %s", st, e)
+	}
+	meta, err := os.ReadFile(filepath.Join(out, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, e := hata("traces", "-model", weightsDir, "-out", out, "-layers", "3", "second prompt")
+	if st == 0 || !strings.Contains(e, out) || !strings.Contains(e, "not empty") {
+		t.Errorf("traces into an existing trace: status %d, %q; want a failure naming %s as not empty", st, e, out)
+	}
+	if again, _ := os.ReadFile(filepath.Join(out, "meta.json")); !bytes.Equal(again, meta) {
+		t.Errorf("meta.json changed: %s", again)
+	}
+	if _, err := os.Stat(filepath.Join(out, "layer_03_q.npy")); err == nil {
+		t.Errorf("layer 3 was written into the existing trace")
+	}
+
+	file := filepath.Join(root, "file")
+	os.WriteFile(file, []byte("mine"), 0o644)
+	if st, _, e := hata("traces", "-model", weightsDir, "-out", file, "-layers", "2", "x"); st == 0 || !strings.Contains(e, "not a directory") {
+		t.Errorf("traces into a file: status %d, %q; want a failure saying it is not a directory", st, e)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "mine" {
+		t.Errorf("%s changed: %q", file, b)
+	}
+
+	nested := filepath.Join(root, "a", "b", "trace")
+	if st, _, e := hata("traces", "-model", weightsDir, "-out", nested, "-layers", "9", "x"); st == 0 || !strings.Contains(e, "layer 9") {
+		t.Errorf("traces of a missing layer: status %d, %q; want a failure naming layer 9", st, e)
+	}
+	if _, err := os.Stat(filepath.Join(root, "a")); err == nil {
+		t.Errorf("a failed run left %s behind", filepath.Join(root, "a"))
+	}
+
+	// A failure while writing removes the temporary directory and the
+	// parents it made.
+	err = writeNewDir("-out", nested, func(tmp string) error {
+		if err := os.WriteFile(filepath.Join(tmp, "layer_00_q.npy"), []byte("part"), 0o644); err != nil {
+			return err
+		}
+		return errors.New("disk full")
+	})
+	if err == nil || !strings.Contains(err.Error(), "disk full") || !strings.Contains(err.Error(), nested) {
+		t.Errorf("writeNewDir with a failing write: %v; want the failure, naming %s", err, nested)
+	}
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if e.Name() != "trace" && e.Name() != "file" {
+			t.Errorf("a failed write left %s in %s", e.Name(), root)
+		}
 	}
 }

@@ -16,14 +16,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // command is one subcommand of hata.
@@ -133,4 +136,23 @@ func oneOf(flagName, v string, allowed []string) error {
 		}
 	}
 	return usagef("-%s %q: want one of %s", flagName, v, strings.Join(allowed, ", "))
+}
+
+// interruptible returns a context that the first Ctrl-C (or SIGTERM)
+// cancels, so that the command stops cleanly; the signals' default handling
+// is back before the context is done, so a second Ctrl-C ends the process at
+// once. stop releases the signals.
+func interruptible() (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sig:
+		case <-ctx.Done():
+		}
+		signal.Stop(sig)
+		cancel()
+	}()
+	return ctx, cancel
 }

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/hata-go/hata/experiments"
 )
@@ -54,10 +50,13 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if *vkdev != "" {
 		for _, d := range strings.Split(*vkdev, ",") {
-			ov.Devices = append(ov.Devices, "vk:"+strings.TrimSpace(d))
+			if d = strings.TrimSpace(d); d == "" {
+				return usagef("-vkdevice %q: an empty device in the list", *vkdev)
+			}
+			ov.Devices = append(ov.Devices, "vk:"+d)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	dir, err := experiments.RunContext(ctx, pos[0], ov, stderr)
 	if err != nil {

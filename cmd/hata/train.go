@@ -1,17 +1,16 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hata-go/hata/ref"
@@ -24,7 +23,9 @@ func init() {
 
 // runTrain implements hata train: for every layer of the traces, sample
 // labelled (q, k) pairs from every prompt, fit one W per KV head, and write
-// OUT/hash_weight_layer_LL.npy [Hkv,D,Rbit] float32.
+// OUT/hash_weight_layer_LL.npy [Hkv,D,Rbit] float32. Every input is checked
+// before training, and the files are written only once every layer is
+// trained, all or none (an interrupted run writes nothing).
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hata train", flag.ContinueOnError)
 	out := fs.String("out", "", "output directory for hash_weight_layer_LL.npy (required)")
@@ -52,6 +53,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return usagef("-rbit %d: want a positive multiple of 32", *rbit)
 	case *positions < 1 || cfg.Steps < 1:
 		return usagef("-positions and -steps must be >= 1")
+	case !(cfg.LR > 0) || math.IsInf(cfg.LR, 0):
+		return usagef("-lr %v: want a finite learning rate > 0", cfg.LR)
 	}
 	traces := make([]*tensorio.Trace, len(dirs))
 	for i, d := range dirs {
@@ -63,24 +66,98 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	paths := make([]string, len(layers))
+	for i, l := range layers {
+		paths[i] = filepath.Join(*out, fmt.Sprintf("hash_weight_layer_%02d.npy", l))
+	}
+	if err := checkTrainOut(*out, paths); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	for _, l := range layers { // every tensor read and checked before hours of training
+		if err := checkLayer(l, traces); err != nil {
+			return err
+		}
+	}
+	ctx, stop := interruptible()
 	defer stop()
-	cfg.Stop = func() bool { return ctx.Err() != nil } // layers already written stay
-	for _, l := range layers {
-		w, err := trainLayer(l, traces, *rbit, *positions, cfg, stderr)
-		if err != nil {
+	cfg.Stop = func() bool { return ctx.Err() != nil }
+	ws := make([]*ref.HashWeights, len(layers))
+	for i, l := range layers {
+		if ws[i], err = trainLayer(l, traces, *rbit, *positions, cfg, stderr); err != nil {
+			if errors.Is(err, ref.ErrStopped) {
+				return fmt.Errorf("layer %d: %w: nothing written to %s", l, err, *out)
+			}
 			return err
 		}
-		path := filepath.Join(*out, fmt.Sprintf("hash_weight_layer_%02d.npy", l))
-		if err := tensorio.WriteNPYFloat32(path, []int{w.Hkv, w.D, w.Rbit}, w.W); err != nil {
-			return err
+	}
+	undo, err := makeDirs(*out)
+	if err != nil {
+		return fmt.Errorf("-out %s: %w", *out, err)
+	}
+	var st staged
+	for i, w := range ws {
+		if err = st.float32(paths[i], []int{w.Hkv, w.D, w.Rbit}, w.W); err != nil {
+			break
 		}
-		fmt.Fprintf(stdout, "%s [%d %d %d]\n", path, w.Hkv, w.D, w.Rbit)
+	}
+	if err == nil {
+		err = st.commit()
+	}
+	if err != nil {
+		st.abort()
+		undo()
+		return err
+	}
+	for i, w := range ws {
+		fmt.Fprintf(stdout, "%s [%d %d %d]\n", paths[i], w.Hkv, w.D, w.Rbit)
 	}
 	return nil
+}
+
+// checkTrainOut checks, before any training, that the weight files can be
+// written: out is a directory or does not exist yet, and no file of paths (in
+// out) is a directory.
+func checkTrainOut(out string, paths []string) error {
+	info, err := os.Stat(out)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("-out %s: %w", out, err)
+	case !info.IsDir():
+		return usagef("-out %s: exists and is not a directory", out)
+	}
+	for _, p := range paths {
+		if err := checkDestination("-out", p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeDirs makes dir and any missing parents, like os.MkdirAll, and returns
+// a function that removes the directories it made, if they are still empty.
+func makeDirs(dir string) (undo func(), err error) {
+	var made []string // innermost first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		made = append(made, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	undo = func() {
+		for _, d := range made {
+			os.Remove(d)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		undo()
+		return nil, err
+	}
+	return undo, nil
 }
 
 // pickLayers resolves -layers against the layers every trace holds.
@@ -118,6 +195,35 @@ func pickLayers(spec string, traces []*tensorio.Trace) ([]int, error) {
 	return want, nil
 }
 
+// checkLayer loads layer l of every trace, one at a time, which checks its
+// tensors, and checks that every trace has the first one's heads and head
+// dimension.
+func checkLayer(l int, traces []*tensorio.Trace) error {
+	var first *tensorio.LayerTrace
+	for _, t := range traces {
+		lt, err := t.Layer(l)
+		if err != nil {
+			return err
+		}
+		if first == nil {
+			first = lt
+		} else if err := sameHeads(l, t, lt, first); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameHeads reports, as an error naming trace t, whether its layer l (lt) has
+// other heads or another head dimension than the first trace's (first).
+func sameHeads(l int, t *tensorio.Trace, lt, first *tensorio.LayerTrace) error {
+	if lt.Hq != first.Hq || lt.Hkv != first.Hkv || lt.D != first.D {
+		return fmt.Errorf("trace %s layer %d has Hq=%d Hkv=%d D=%d, but the first trace has Hq=%d Hkv=%d D=%d",
+			t.Dir, l, lt.Hq, lt.Hkv, lt.D, first.Hq, first.Hkv, first.D)
+	}
+	return nil
+}
+
 // trainLayer pools the pairs of every prompt for each KV head of layer l and
 // trains the layer's W, reporting progress on stderr.
 func trainLayer(l int, traces []*tensorio.Trace, rbit, positions int, cfg ref.TrainConfig, stderr io.Writer) (*ref.HashWeights, error) {
@@ -132,9 +238,8 @@ func trainLayer(l int, traces []*tensorio.Trace, rbit, positions int, cfg ref.Tr
 		if first == nil {
 			first = lt
 			sets = make([]*ref.TrainPairs, lt.Hkv)
-		} else if lt.Hq != first.Hq || lt.Hkv != first.Hkv || lt.D != first.D {
-			return nil, fmt.Errorf("trace %s layer %d has Hq=%d Hkv=%d D=%d, but the first trace has Hq=%d Hkv=%d D=%d",
-				t.Dir, l, lt.Hq, lt.Hkv, lt.D, first.Hq, first.Hkv, first.D)
+		} else if err := sameHeads(l, t, lt, first); err != nil {
+			return nil, err
 		}
 		s := ref.Shape{B: 1, Hq: lt.Hq, Hkv: lt.Hkv, N: lt.N, D: lt.D}
 		for h := range lt.Hkv {

@@ -47,3 +47,109 @@ func TestTrainWritesWeights(t *testing.T) {
 		t.Errorf("W is [%d %d %d], want [1 16 32]", w.Hkv, w.D, w.Rbit)
 	}
 }
+
+// writeRandomTrace writes layers of a small random trace (Hq=2, Hkv=1, N=40,
+// D=16) into dir.
+func writeRandomTrace(t *testing.T, dir string, layers ...int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 7))
+	randn := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	for _, l := range layers {
+		lt := &tensorio.LayerTrace{Hq: 2, Hkv: 1, N: 40, D: 16, Q: randn(2 * 40 * 16), K: randn(40 * 16), V: randn(40 * 16)}
+		if err := tensorio.WriteTraceLayer(dir, l, lt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTrainAllOrNothing checks that hata train writes every layer's weights
+// or none: bad flags, a bad trace in a later layer or a destination that is a
+// directory fail before anything is written, leave an existing -out as it
+// was and make no new -out; a successful run replaces only its own layers.
+func TestTrainAllOrNothing(t *testing.T) {
+	good, bad := t.TempDir(), t.TempDir()
+	writeRandomTrace(t, good, 3, 4)
+	writeRandomTrace(t, bad, 3, 4)
+	k4 := filepath.Join(bad, "layer_04_k.npy")
+	raw, err := os.ReadFile(k4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(k4, raw[:len(raw)-40], 0o644)
+
+	root := t.TempDir()
+	out := filepath.Join(root, "w")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w3, other := filepath.Join(out, "hash_weight_layer_03.npy"), filepath.Join(out, "notes.txt")
+	os.WriteFile(w3, []byte("old weights"), 0o644)
+	os.WriteFile(other, []byte("mine"), 0o644)
+	unchanged := func(name string) {
+		t.Helper()
+		entries, _ := os.ReadDir(out)
+		if len(entries) != 2 {
+			t.Errorf("%s: -out holds %d entries, want the 2 it had", name, len(entries))
+		}
+		if b, _ := os.ReadFile(w3); string(b) != "old weights" {
+			t.Errorf("%s: %s was replaced", name, w3)
+		}
+	}
+	fresh := filepath.Join(root, "new", "w")
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string // substrings of the message
+	}{
+		{"truncated later layer", []string{"-out", out, bad}, []string{"layer_04_k.npy"}},
+		{"truncated later layer, new -out", []string{"-out", fresh, bad}, []string{"layer_04_k.npy"}},
+		{"lr NaN", []string{"-out", fresh, "-lr", "NaN", good}, []string{"-lr NaN"}},
+		{"lr negative", []string{"-out", fresh, "-lr", "-1", good}, []string{"-lr -1"}},
+		{"lr zero", []string{"-out", fresh, "-lr", "0", good}, []string{"-lr 0"}},
+		{"-out a file", []string{"-out", other, good}, []string{other, "not a directory"}},
+	} {
+		args := append([]string{"train", "-rbit", "32", "-steps", "2", "-positions", "2"}, c.args...)
+		st, _, e := hata(args...)
+		if st == 0 || st == 3 {
+			t.Errorf("%s: status %d, want 1 or 2 (stderr %q)", c.name, st, e)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(e, w) {
+				t.Errorf("%s: message %q does not mention %q", c.name, e, w)
+			}
+		}
+		unchanged(c.name)
+		if _, err := os.Stat(filepath.Join(root, "new")); err == nil {
+			t.Fatalf("%s: a failed run made %s", c.name, filepath.Join(root, "new"))
+		}
+	}
+
+	w4 := filepath.Join(out, "hash_weight_layer_04.npy")
+	os.Mkdir(w4, 0o755)
+	if st, _, e := hata("train", "-rbit", "32", "-steps", "2", "-positions", "2", "-out", out, good); st == 0 || !strings.Contains(e, w4) || !strings.Contains(e, "is a directory") {
+		t.Errorf("a layer's file is a directory: status %d, %q; want a failure naming %s", st, e, w4)
+	}
+	os.Remove(w4)
+	unchanged("a layer's file is a directory")
+
+	if st, _, e := hata("train", "-rbit", "32", "-steps", "2", "-positions", "2", "-out", out, good); st != 0 {
+		t.Fatalf("hata train: status %d: %s", st, e)
+	}
+	for _, l := range []string{"03", "04"} {
+		if _, err := tensorio.ReadHashWeights(filepath.Join(out, "hash_weight_layer_"+l+".npy")); err != nil {
+			t.Errorf("layer %s: %v", l, err)
+		}
+	}
+	if b, _ := os.ReadFile(other); string(b) != "mine" {
+		t.Errorf("%s changed: %q", other, b)
+	}
+	if matches, _ := filepath.Glob(filepath.Join(out, "*tmp*")); len(matches) > 0 {
+		t.Errorf("temporary files left behind: %v", matches)
+	}
+}
