@@ -86,8 +86,8 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if *denseLayers > nl {
 		return usagef("-dense-layers %d: the model %s has %d layers", *denseLayers, *dir, nl)
 	}
-	if n := len(m.Encode(prompt)); n > m.Config.MaxSeqLen {
-		return fmt.Errorf("the prompt is %d tokens (its bytes and BOS), more than the max_seq_len of %d of the model %s", n, m.Config.MaxSeqLen, *dir)
+	if err := checkPromptLen(m, prompt, *dir); err != nil {
+		return err
 	}
 	var ws map[int]*ref.HashWeights
 	if *method == "hata" {
@@ -163,6 +163,9 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkPromptLen(m, prompt, *dir); err != nil {
+		return err
+	}
 	if _, _, err := newDirMode("-out", *out); err != nil { // before the prefill, which can take minutes
 		return err
 	}
@@ -176,6 +179,15 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, *out)
+	return nil
+}
+
+// checkPromptLen returns an error where prompt, as m's tokens, is longer than
+// the context m was trained for (its max_seq_len); dir names the model.
+func checkPromptLen(m *model.Model, prompt, dir string) error {
+	if n := len(m.Encode(prompt)); n > m.Config.MaxSeqLen {
+		return fmt.Errorf("the prompt is %d tokens (its bytes and BOS), more than the max_seq_len of %d of the model %s", n, m.Config.MaxSeqLen, dir)
+	}
 	return nil
 }
 

@@ -127,6 +127,18 @@ func TestTracesOutDir(t *testing.T) {
 		t.Errorf("%s changed: %q", file, b)
 	}
 
+	long := filepath.Join(t.TempDir(), "long.txt")
+	if err := os.WriteFile(long, bytes.Repeat([]byte("a"), 4096), 0o644); err != nil { // 4097 tokens with BOS
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(root, "fresh")
+	if st, _, e := hata("traces", "-model", weightsDir, "-out", fresh, "-layers", "2", "-prompt-file", long); st == 0 || !strings.Contains(e, "max_seq_len of 4096") {
+		t.Errorf("traces of a prompt past max_seq_len: status %d, %q; want a failure naming max_seq_len", st, e)
+	}
+	if _, err := os.Stat(fresh); err == nil {
+		t.Errorf("traces of a prompt past max_seq_len made %s", fresh)
+	}
+
 	nested := filepath.Join(root, "a", "b", "trace")
 	if st, _, e := hata("traces", "-model", weightsDir, "-out", nested, "-layers", "9", "x"); st == 0 || !strings.Contains(e, "layer 9") {
 		t.Errorf("traces of a missing layer: status %d, %q; want a failure naming layer 9", st, e)
