@@ -58,7 +58,11 @@ func (c *BudgetConfig) validate() error {
 	if err := c.BudgetSweep.validate(); err != nil {
 		return err
 	}
-	return c.Hash.validate() // now with hash.weights, which must exist
+	if err := c.Hash.validate(); err != nil { // now with hash.weights, which must exist
+		return err
+	}
+	training := slices.Contains(c.Methods, "hata") && c.Hash.Weights == ""
+	return c.Input.checkSizes(c.Methods, c.Options, factor{"options.rbit", c.Options.Rbit, 128}, training, c.Hash)
 }
 
 // validate checks the sweep's keys but whether hash.weights exists, which

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -102,6 +104,113 @@ func (e *keyError) ConfigKey() string { return e.key }
 
 func badKey(key, format string, args ...any) error {
 	return &keyError{key: key, msg: fmt.Sprintf(format, args...)}
+}
+
+// MaxTensorBytes is the most that one host tensor of an experiment point, or
+// of a step hata bench times, may take: 16 GiB. Validation computes from the
+// config the size of every large tensor a point allocates on the host (the
+// synthetic K/V cache, the queries, the attention probabilities, the
+// hash-training pairs, MagicPIG's tables, ...) and refuses a config with one
+// over the limit, naming the key at fault, so that a value out of proportion
+// (a typo in synth.n, say) is an error when the config loads instead of a Go
+// out-of-memory crash during the run. 16 GiB is twice the largest tensor of
+// the shipped configs and of the paper's shapes run on the CPU (the speed
+// sweep's K cache at B=8, N=256K, Hkv=8, D=128 in float32: 8 GiB). A point
+// holds a few such tensors at once, so its memory is a small multiple of the
+// limit; a run that needs more than the machine has still fails, as the
+// machine's allocator decides.
+const MaxTensorBytes = 16 << 30
+
+// factor is one dimension of a tensor: the key (or flag) that sets it, its
+// value, and the value it usually has. Of the factors of a tensor over the
+// limit, the one furthest above its usual value is the key reported.
+type factor struct {
+	key   string
+	n     int
+	usual int
+}
+
+// tensor is a large host allocation of a point: its name and layout, e.g.
+// "the K cache [B][Hkv][N][D] of float32", the bits of one element, and its
+// dimensions.
+type tensor struct {
+	name string
+	bits uint64
+	dims []factor
+}
+
+// bytes returns the tensor's size in bytes, math.MaxUint64 when that does
+// not fit in 64 bits. A negative dimension counts as 0.
+func (t tensor) bytes() uint64 {
+	s := t.bits
+	for _, f := range t.dims {
+		hi, lo := bits.Mul64(s, uint64(max(f.n, 0)))
+		if hi != 0 {
+			return math.MaxUint64
+		}
+		s = lo
+	}
+	return (s + 7) / 8
+}
+
+// check reports a tensor over MaxTensorBytes as a keyError naming the factor
+// furthest above its usual value, with the other factors and the size.
+func (t tensor) check() error {
+	if t.bytes() <= MaxTensorBytes {
+		return nil
+	}
+	blame, worst := 0, 0.0
+	size := float64(t.bits) / 8
+	for i, f := range t.dims {
+		size *= float64(f.n)
+		if r := float64(f.n) / float64(max(f.usual, 1)); r > worst {
+			blame, worst = i, r
+		}
+	}
+	f := t.dims[blame]
+	var others []string
+	seen := map[string]bool{f.key: true}
+	for _, o := range t.dims {
+		if seen[o.key] {
+			continue // the blamed key, or one that is two dimensions (D of [D][D])
+		}
+		seen[o.key] = true
+		if strings.HasPrefix(o.key, "-") { // a flag, as the command line writes it
+			others = append(others, fmt.Sprintf("%s %d", o.key, o.n))
+		} else {
+			others = append(others, fmt.Sprintf("%s=%d", o.key, o.n))
+		}
+	}
+	with := ""
+	if len(others) > 0 {
+		with = " with " + strings.Join(others, ", ")
+	}
+	return badKey(f.key, "%d%s: %s would take %s, more than the %s limit of one tensor",
+		f.n, with, t.name, fmtSize(size), fmtSize(MaxTensorBytes))
+}
+
+// checkTensors reports the first of ts over MaxTensorBytes (see tensor.check).
+func checkTensors(ts ...tensor) error {
+	for _, t := range ts {
+		if err := t.check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fmtSize formats a size in bytes with a binary unit, e.g. "76.3 GiB".
+func fmtSize(b float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	u := 0
+	for b >= 1024 && u < len(units)-1 {
+		b /= 1024
+		u++
+	}
+	if b == math.Trunc(b) && b < 1e6 {
+		return fmt.Sprintf("%.0f %s", b, units[u])
+	}
+	return fmt.Sprintf("%.3g %s", b, units[u])
 }
 
 // prefixKey qualifies the key of a validation error from a sub-table (synth's

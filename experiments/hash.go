@@ -39,10 +39,18 @@ func defaultHashSource() HashSource {
 	return HashSource{Positions: 8, Steps: d.Steps, LR: d.LR, Seed: 1}
 }
 
+// maxHashPositions is the most query positions per KV head that
+// hash.positions may ask for (the paper's setting is 8). Each gives about
+// G*N labelled pairs: where the training sequence's shape is known when the
+// config loads (a synthetic input), the pairs' size is checked against
+// MaxTensorBytes then; otherwise trainWeights checks it before drawing them.
+const maxHashPositions = 1 << 16
+
+// validate checks the training keys and that hash.weights exists.
 func (h HashSource) validate() error {
 	switch {
-	case h.Positions < 1:
-		return badKey("hash.positions", "%d, want >= 1", h.Positions)
+	case h.Positions < 1 || h.Positions > maxHashPositions:
+		return badKey("hash.positions", "%d, want in [1, %d]", h.Positions, maxHashPositions)
 	case h.Steps < 0 || h.Steps > 100000:
 		return badKey("hash.steps", "%d, want in [0, 100000]", h.Steps)
 	case !(h.LR > 0 && h.LR < 100):
@@ -176,6 +184,11 @@ func (s *accState) loadOrTrain(ctx context.Context, e *env, file, path string, r
 // each step, averaged over the KV heads, once every head has reached it. The
 // run stops at the next step (with ctx's error) once ctx is cancelled.
 func trainWeights(ctx context.Context, t *trainSet, h HashSource, rbit, steps int, progress func(step int, terms ref.LossTerms)) (*ref.HashWeights, error) {
+	pairs := tensor{"hash training's pairs [Hq][hash.positions][N] of 16 bytes", 128,
+		[]factor{{"Hq", t.shape.Hq, 32}, {"hash.positions", h.Positions, 8}, {"N", t.shape.N, 4096}}}
+	if err := pairs.check(); err != nil {
+		return nil, fmt.Errorf("training data: %w", err)
+	}
 	sets := make([]*ref.TrainPairs, t.shape.Hkv)
 	for g := range sets {
 		rng := rand.New(rand.NewPCG(h.Seed, uint64(g)))

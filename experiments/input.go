@@ -103,6 +103,65 @@ func (in *Input) validate() error {
 	return nil
 }
 
+// synthFactors are the dimensions of a synthetic input, as factors of its
+// tensors: batch, query heads, KV heads, tokens, head dimension, and the
+// tokens of the training sequence (train.n, or synth.n when that is 0).
+func (in *Input) synthFactors() (b, hq, hkv, n, d, nt factor) {
+	s := in.Synth
+	b, hq, hkv = factor{"synth.b", s.B, 1}, factor{"synth.hq", s.Hq, 32}, factor{"synth.hkv", s.Hkv, 8}
+	n, d = factor{"synth.n", s.N, 4096}, factor{"synth.d", s.D, 128}
+	nt = n
+	if in.Train.N > 0 {
+		nt = factor{"train.n", in.Train.N, 4096}
+	}
+	return b, hq, hkv, n, d, nt
+}
+
+// checkSizes checks the sizes of the large host tensors that a point of an
+// accuracy kind makes on a synthetic input (see MaxTensorBytes): those of
+// every such point (the cache, queries and probabilities of a step, the
+// generator's key subspace, the training sequence's queries) and those of
+// the methods it runs. rbit is the widest hash of the sweep and the key that
+// sets it; training says whether hata's weights are trained here (with hash's
+// keys). A trace input's sizes are the trace's: it has nothing to check here.
+func (in *Input) checkSizes(methods []string, opts MethodOptions, rbit factor, training bool, hash HashSource) error {
+	if in.Input != "synth" {
+		return nil
+	}
+	b, hq, hkv, n, d, nt := in.synthFactors()
+	ts := []tensor{
+		{"the K cache [B][Hkv][N][D] of float32", 32, []factor{b, hkv, n, d}},
+		{"the queries [B][Hq][D] of float32", 32, []factor{b, hq, d}},
+		{"the attention probabilities [B][Hq][N] of float64", 64, []factor{b, hq, n}},
+		{"the key subspace [Hkv][D][Rank] of float64", 64, []factor{hkv, d, {"synth.rank", in.Synth.Rank, 64}}},
+		{"the training sequence's queries [Hq][N][D] of float32", 32, []factor{hq, nt, d}},
+	}
+	if slices.Contains(methods, "hata") || slices.Contains(methods, "lsh") {
+		ts = append(ts, tensor{"the key codes [B][Hkv][N][Rbit] of bits", 1, []factor{b, hkv, n, rbit}})
+	}
+	if training {
+		ts = append(ts,
+			tensor{"hash training's pairs [Hq][hash.positions][N] of 16 bytes", 128, []factor{hq, {"hash.positions", hash.Positions, 8}, nt}},
+			tensor{"hash training's relaxed codes [N][Rbit] of float64", 64, []factor{nt, rbit}})
+	}
+	if slices.Contains(methods, "magicpig") {
+		l := factor{"options.magicpig_l", opts.MagicPIGL, 150}
+		ts = append(ts,
+			tensor{"MagicPIG's key codes [B][Hkv][N][L] of uint32", 32, []factor{b, hkv, n, l}},
+			tensor{"MagicPIG's projections [D][L][K] of float32", 32, []factor{d, l, {"options.magicpig_k", opts.MagicPIGK, 10}}})
+	}
+	if slices.Contains(methods, "loki") {
+		c := factor{"options.loki_channels", opts.LokiChannels, 32}
+		if c.n > d.n {
+			c = d // Loki scores at most D channels
+		}
+		ts = append(ts,
+			tensor{"Loki's basis [Hkv][D][D] of float64", 64, []factor{hkv, d, d}},
+			tensor{"Loki's rotated keys [B][Hkv][N][C] of float64", 64, []factor{b, hkv, n, c}})
+	}
+	return checkTensors(ts...)
+}
+
 // evalStep is one decode step with its dense reference.
 type evalStep struct {
 	q     []float32 // q: [B][Hq][D], post-RoPE

@@ -92,10 +92,35 @@ func (s ModelSource) validate() error {
 		return badKey("model.dense_layers", "%d, want >= 0", s.DenseLayers)
 	case s.TrainWindows < 1 || s.TrainWindows > 1000:
 		return badKey("model.train_windows", "%d, want in [1, 1000]", s.TrainWindows)
-	case s.TrainTokens < 16:
-		return badKey("model.train_tokens", "%d, want >= 16", s.TrainTokens)
+	case s.TrainTokens < 16 || s.TrainTokens > maxModelTokens:
+		return badKey("model.train_tokens", "%d, want in [16, %d]", s.TrainTokens, maxModelTokens)
 	}
 	return nil
+}
+
+// maxModelTokens is the longest sequence a model kind may prefill or decode
+// (contexts, trace.tokens, length, prompt_bytes, model.train_tokens): 1M
+// tokens, 256 times the small model's trained context. The model's own
+// dimensions are only known once its checkpoint is read, when the run
+// starts; at 1M tokens the small model's largest prefill tensor (its MLP's
+// activations) takes 6 GiB.
+const maxModelTokens = 1 << 20
+
+// maxDecodeTokens is the most tokens a model kind may decode one step at a
+// time after a prompt (tokens, warmup).
+const maxDecodeTokens = 100000
+
+// checkHashTraining checks, when hata's weights are trained here (hash.dir
+// empty), the size of one KV head's training pairs: at least
+// model.train_windows × hash.positions × model.train_tokens pairs of 16
+// bytes (times the model's query heads per KV head, which the checkpoint
+// says).
+func (s ModelSource) checkHashTraining(h ModelHash) error {
+	if h.Dir != "" {
+		return nil
+	}
+	return tensor{"hash training's pairs of one KV head [windows][positions][tokens] of 16 bytes (at least)", 128, []factor{
+		{"model.train_windows", s.TrainWindows, 4}, {"hash.positions", h.Positions, 8}, {"model.train_tokens", s.TrainTokens, 1024}}}.check()
 }
 
 // denseLayers is DenseLayers in model.DecodeConfig's convention (0 there

@@ -81,7 +81,7 @@ func (c *NIAHConfig) validate() error {
 	if err := validateRatios("budgets", c.Budgets); err != nil {
 		return err
 	}
-	if err := validateInts("contexts", c.Contexts, niahMinContext, 1<<20); err != nil {
+	if err := validateInts("contexts", c.Contexts, niahMinContext, maxModelTokens); err != nil {
 		return err
 	}
 	if len(c.Depths) == 0 {
@@ -98,7 +98,10 @@ func (c *NIAHConfig) validate() error {
 	if err := c.Options.validate(); err != nil {
 		return err
 	}
-	return c.Hash.validate()
+	if err := c.Hash.validate(); err != nil {
+		return err
+	}
+	return c.Model.checkHashTraining(c.Hash)
 }
 
 // niahPoint is one cell of the grid.

@@ -76,21 +76,24 @@ func (c *PerplexityConfig) validate() error {
 	switch {
 	case c.Windows < 1 || c.Windows > 10000:
 		return badKey("windows", "%d, want in [1, 10000]", c.Windows)
-	case c.Length < 3:
-		return badKey("length", "%d, want >= 3", c.Length)
+	case c.Length < 3 || c.Length > maxModelTokens:
+		return badKey("length", "%d, want in [3, %d]", c.Length, maxModelTokens)
 	case c.Prefix < 0 || c.Prefix > c.Length-2:
 		return badKey("prefix", "%d, want in [0, length-2 = %d] (0: length/2)", c.Prefix, c.Length-2)
 	case c.Prompts < 0 || c.Prompts > 10000:
 		return badKey("prompts", "%d, want in [0, 10000] (0: no greedy agreement)", c.Prompts)
-	case c.Prompts > 0 && c.PromptBytes < 1:
-		return badKey("prompt_bytes", "%d, want >= 1", c.PromptBytes)
-	case c.Prompts > 0 && c.Tokens < 1:
-		return badKey("tokens", "%d, want >= 1", c.Tokens)
+	case c.Prompts > 0 && (c.PromptBytes < 1 || c.PromptBytes > maxModelTokens):
+		return badKey("prompt_bytes", "%d, want in [1, %d]", c.PromptBytes, maxModelTokens)
+	case c.Prompts > 0 && (c.Tokens < 1 || c.Tokens > maxDecodeTokens):
+		return badKey("tokens", "%d, want in [1, %d]", c.Tokens, maxDecodeTokens)
 	}
 	if err := c.Options.validate(); err != nil {
 		return err
 	}
-	return c.Hash.validate()
+	if err := c.Hash.validate(); err != nil {
+		return err
+	}
+	return c.Model.checkHashTraining(c.Hash)
 }
 
 // methodPoint is one method at every budget.

@@ -72,21 +72,24 @@ func (c *ThroughputConfig) validate() error {
 	if err := validateRatios("budget", []float64{c.Budget}); err != nil {
 		return err
 	}
-	if err := validateInts("contexts", c.Contexts, 1, 1<<20); err != nil {
+	if err := validateInts("contexts", c.Contexts, 1, maxModelTokens); err != nil {
 		return err
 	}
 	switch {
-	case c.Warmup < 0 || c.Warmup > 100000:
-		return badKey("warmup", "%d, want in [0, 100000]", c.Warmup)
-	case c.Tokens < 1 || c.Tokens > 100000:
-		return badKey("tokens", "%d, want in [1, 100000]", c.Tokens)
+	case c.Warmup < 0 || c.Warmup > maxDecodeTokens:
+		return badKey("warmup", "%d, want in [0, %d]", c.Warmup, maxDecodeTokens)
+	case c.Tokens < 1 || c.Tokens > maxDecodeTokens:
+		return badKey("tokens", "%d, want in [1, %d]", c.Tokens, maxDecodeTokens)
 	case c.Offset < 0:
 		return badKey("offset", "%d, want >= 0", c.Offset)
 	}
 	if err := c.Options.validate(); err != nil {
 		return err
 	}
-	return c.Hash.validate()
+	if err := c.Hash.validate(); err != nil {
+		return err
+	}
+	return c.Model.checkHashTraining(c.Hash)
 }
 
 // throughputPoint is one method at one context length.

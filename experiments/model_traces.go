@@ -43,8 +43,8 @@ func (t ModelTrace) validate(samples int) error {
 	switch {
 	case t.Layer < 0:
 		return badKey("trace.layer", "%d, want >= 0", t.Layer)
-	case t.Tokens < 4 || t.Tokens > 1<<20:
-		return badKey("trace.tokens", "%d, want in [4, 1048576]", t.Tokens)
+	case t.Tokens < 4 || t.Tokens > maxModelTokens:
+		return badKey("trace.tokens", "%d, want in [4, %d]", t.Tokens, maxModelTokens)
 	case t.Offset < 0:
 		return badKey("trace.offset", "%d, want >= 0", t.Offset)
 	case t.TrainOffset < 0:

@@ -60,7 +60,16 @@ func (c *RbitConfig) validate() error {
 	if err := c.Input.validate(); err != nil {
 		return err
 	}
-	return c.RbitSweep.validate()
+	if err := c.RbitSweep.validate(); err != nil {
+		return err
+	}
+	methods := []string{"lsh"}
+	training := slices.Contains(c.Hashing, "trained")
+	if training {
+		methods = append(methods, "hata")
+	}
+	rbit := factor{"rbits", slices.Max(c.Rbits), 128}
+	return c.Input.checkSizes(methods, c.Options, rbit, training, c.Hash)
 }
 
 // validate checks the sweep's keys.

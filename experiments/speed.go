@@ -28,14 +28,27 @@ type Shape struct {
 	Rbit int `toml:"rbit" json:"rbit"`
 }
 
+// MaxBatch, MaxTokens, MaxHeads and MaxHeadDim bound the shape of a timed
+// step: its batch, context length, query heads and head dimension. The
+// heads and the head dimension may be 32 and 8 times those of the paper's
+// models (32 query heads, D 128); together the bounds keep every size
+// computed from a shape far from overflowing (the fp16 K and V caches of the
+// largest shape take 2*1024*1024*2^24*1024*2 = 2^56 bytes).
+const (
+	MaxBatch   = 1024
+	MaxTokens  = 1 << 24
+	MaxHeads   = 1024
+	MaxHeadDim = 1024
+)
+
 func (s Shape) validate() error {
 	switch {
-	case s.Hq < 1:
-		return badKey("hq", "%d, want >= 1", s.Hq)
+	case s.Hq < 1 || s.Hq > MaxHeads:
+		return badKey("hq", "%d, want in [1, %d]", s.Hq, MaxHeads)
 	case s.Hkv < 1 || s.Hq%s.Hkv != 0:
 		return badKey("hkv", "%d, want >= 1 and a divisor of hq=%d", s.Hkv, s.Hq)
-	case s.D < 2 || s.D%2 != 0:
-		return badKey("d", "%d, want an even number >= 2", s.D)
+	case s.D < 2 || s.D%2 != 0 || s.D > MaxHeadDim:
+		return badKey("d", "%d, want an even number in [2, %d]", s.D, MaxHeadDim)
 	case s.Rbit < 32 || s.Rbit%32 != 0 || s.Rbit > vk.MaxTuningRbit:
 		return badKey("rbit", "%d, want a multiple of 32 in [32, %d]", s.Rbit, vk.MaxTuningRbit)
 	}
@@ -94,7 +107,86 @@ func validateInts(key string, xs []int, lo, hi int) error {
 	return nil
 }
 
+// StepKeys name the parameters of a timed decode step where they are set,
+// for errors: the config keys of the speed and breakdown kinds, the flags of
+// hata bench.
+type StepKeys struct{ B, Hq, Hkv, N, D, Rbit string }
+
+// CheckStepSize reports whether timing method (a name of ref.MethodNames,
+// optionally name/variant) on shape s, with hash width rbit for hata and lsh,
+// keeps each of its host tensors within MaxTensorBytes. On a GPU (onDevice)
+// the host holds the queries and the methods' host-side state (the hash
+// weights, Loki's basis, H2O's score history); on the CPU backend also the
+// K/V cache and what the methods derive from it. The memory of a GPU is its
+// driver's to refuse: package vk reports a cache it cannot allocate as the
+// point's error. The error, like a config's, has a method ConfigKey that
+// returns the key of keys at fault, and reads "key: value with ...".
+func CheckStepSize(method string, s ref.Shape, rbit int, onDevice bool, keys StepKeys) error {
+	b, hq, hkv := factor{keys.B, s.B, 1}, factor{keys.Hq, s.Hq, 32}, factor{keys.Hkv, s.Hkv, 8}
+	n, d, r := factor{keys.N, s.N, 8192}, factor{keys.D, s.D, 128}, factor{keys.Rbit, rbit, 128}
+	name, _, _ := strings.Cut(method, "/")
+	ts := []tensor{{"the queries [B][Hq][D] of float32", 32, []factor{b, hq, d}}}
+	switch name {
+	case "hata", "lsh":
+		ts = append(ts, tensor{"the hash weights [Hkv][D][Rbit] of float32", 32, []factor{hkv, d, r}})
+	case "loki":
+		ts = append(ts, tensor{"Loki's basis [Hkv][D][D] of float64", 64, []factor{hkv, d, d}})
+	case "h2o":
+		ts = append(ts, tensor{"H2O's score history [B][Hkv][N] of float64", 64, []factor{b, hkv, n}})
+	}
+	if !onDevice {
+		ts = append(ts, tensor{"the K cache [B][Hkv][N][D] of float32", 32, []factor{b, hkv, n, d}})
+		switch name {
+		case "hata", "lsh":
+			ts = append(ts, tensor{"the key codes [B][Hkv][N][Rbit] of bits", 1, []factor{b, hkv, n, r}})
+		case "loki":
+			ts = append(ts,
+				tensor{"Loki's attention probabilities [B][Hq][N] of float64", 64, []factor{b, hq, n}},
+				tensor{"Loki's rotated keys [B][Hkv][N][32 channels] of float64", 64 * 32, []factor{b, hkv, n}})
+		case "magicpig":
+			ts = append(ts, tensor{"MagicPIG's key codes [B][Hkv][N][150 tables] of uint32", 32 * 150, []factor{b, hkv, n}})
+		}
+	}
+	return checkTensors(ts...)
+}
+
+// onDevice reports whether every device of c is a GPU (a "vk" spec): then
+// the timed caches live in device memory. Any other ("cpu", or "auto",
+// which may fall back to the CPU) holds them on the host.
+func (c *Common) onDevice() bool {
+	for _, dev := range c.Devices {
+		if dev != "vk" && !strings.HasPrefix(dev, "vk:") {
+			return false
+		}
+	}
+	return len(c.Devices) > 0
+}
+
+// checkSizes checks the host tensors of the sweep's largest step of every
+// method (see CheckStepSize): the largest of batches at the largest of ns.
+func (c *SpeedConfig) checkSizes(keys StepKeys) error {
+	s := ref.Shape{B: slices.Max(c.Batches), Hq: c.Hq, Hkv: c.Hkv, N: slices.Max(c.Ns), D: c.D}
+	for _, m := range c.Methods {
+		if err := CheckStepSize(m, s, c.Rbit, c.onDevice(), keys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// speedKeys are the keys of the speed kind's step parameters.
+var speedKeys = StepKeys{B: "batches", Hq: "hq", Hkv: "hkv", N: "ns", D: "d", Rbit: "rbit"}
+
 func (c *SpeedConfig) validate() error {
+	if err := c.validateValues(); err != nil {
+		return err
+	}
+	return c.checkSizes(speedKeys)
+}
+
+// validateValues checks each key's values, not yet the sizes they make
+// together.
+func (c *SpeedConfig) validateValues() error {
 	if err := c.Shape.validate(); err != nil {
 		return err
 	}
@@ -107,10 +199,10 @@ func (c *SpeedConfig) validate() error {
 			return badKey("methods", "%q, want distinct names of %s (optionally name/variant)", m, strings.Join(ref.MethodNames, ", "))
 		}
 	}
-	if err := validateInts("batches", c.Batches, 1, 1024); err != nil {
+	if err := validateInts("batches", c.Batches, 1, MaxBatch); err != nil {
 		return err
 	}
-	if err := validateInts("ns", c.Ns, 1, 1<<24); err != nil {
+	if err := validateInts("ns", c.Ns, 1, MaxTokens); err != nil {
 		return err
 	}
 	if err := validateBudgets("budget", []float64{c.Budget}); err != nil {
@@ -301,18 +393,21 @@ func defaultBreakdown() *BreakdownConfig {
 }
 
 func (c *BreakdownConfig) validate() error {
-	s := SpeedConfig{Shape: c.Shape, Methods: c.Variants, Batches: []int{c.B}, Ns: c.Ns, Budget: c.Budget, Reps: c.Reps}
-	err := s.validate()
+	s := SpeedConfig{Common: c.Common, Shape: c.Shape, Methods: c.Variants, Batches: []int{c.B}, Ns: c.Ns, Budget: c.Budget, Reps: c.Reps}
+	err := s.validateValues()
 	var k interface{ ConfigKey() string }
 	if err != nil && errors.As(err, &k) {
 		switch k.ConfigKey() {
 		case "methods":
 			return badKey("variants", "%s", strings.TrimPrefix(err.Error(), "methods: "))
 		case "batches":
-			return badKey("b", "%d, want in [1, 1024]", c.B)
+			return badKey("b", "%d, want in [1, %d]", c.B, MaxBatch)
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.checkSizes(StepKeys{B: "b", Hq: "hq", Hkv: "hkv", N: "ns", D: "d", Rbit: "rbit"})
 }
 
 func (c *BreakdownConfig) points() []point {

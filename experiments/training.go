@@ -69,7 +69,11 @@ func (c *TrainingConfig) validate() error {
 	if c.Hash.Weights != "" {
 		return badKey("hash.weights", "the training curve trains; it takes no weights file")
 	}
-	return c.Hash.validate()
+	if err := c.Hash.validate(); err != nil {
+		return err
+	}
+	rbit := factor{"rbits", slices.Max(c.Rbits), 128}
+	return c.Input.checkSizes([]string{"hata"}, c.Options, rbit, true, c.Hash)
 }
 
 // trainingPoint is one checkpoint of one rbit: train Step steps, report the

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"encoding/csv"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -96,6 +97,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if *reps < 1 || *hq < 1 || *hkv < 1 || *hq%*hkv != 0 || *d < 1 {
 		return usagef("want -reps >= 1, -hq a multiple of -hkv, and positive sizes")
+	}
+	if err := checkBenchShape(ml, opts, bs, nl, *hq, *hkv, *d); err != nil {
+		return err
 	}
 	if *traceCSV != "" {
 		if !slices.ContainsFunc(opts, func(t vk.Tuning) bool { return t.Trace != 0 }) {
@@ -319,6 +323,40 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d points failed", len(failed), len(bs)*len(nl)*len(ml)*len(opts))
+	}
+	return nil
+}
+
+// checkBenchShape checks the shape flags against the bounds of a timed
+// step, before anything is printed or allocated: each of -b, -n, -hq and -d
+// within its largest value (experiments.MaxBatch, ...), and every host tensor
+// of each method's largest step, with each -opt set's hash width, within
+// experiments.MaxTensorBytes (experiments.CheckStepSize). The usage error
+// names the flag at fault.
+func checkBenchShape(methods []string, opts []vk.Tuning, bs, ns []int, hq, hkv, d int) error {
+	for _, f := range []struct {
+		name   string
+		values []int
+		most   int
+	}{{"b", bs, experiments.MaxBatch}, {"n", ns, experiments.MaxTokens},
+		{"hq", []int{hq}, experiments.MaxHeads}, {"d", []int{d}, experiments.MaxHeadDim}} {
+		if x := slices.Max(f.values); x > f.most {
+			return usagef("-%s %d: want at most %d", f.name, x, f.most)
+		}
+	}
+	s := ref.Shape{B: slices.Max(bs), Hq: hq, Hkv: hkv, N: slices.Max(ns), D: d}
+	keys := experiments.StepKeys{B: "-b", Hq: "-hq", Hkv: "-hkv", N: "-n", D: "-d", Rbit: "-opt rbit"}
+	for _, m := range methods {
+		for _, t := range opts {
+			err := experiments.CheckStepSize(m, s, cmp.Or(t.Rbit, ref.DefaultRbit), true, keys)
+			var k interface{ ConfigKey() string }
+			if errors.As(err, &k) { // "-d: 512 with ...": say "-d 512 with ..."
+				return usagef("%s %s", k.ConfigKey(), strings.TrimPrefix(err.Error(), k.ConfigKey()+": "))
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -107,6 +107,36 @@ func TestBenchOptUsage(t *testing.T) {
 	}
 }
 
+// TestBenchShapeUsage checks that shape flags past the bounds of a timed
+// step, or that make a host tensor of it larger than
+// experiments.MaxTensorBytes, are usage errors naming the flag, before
+// anything is printed or any device opened (no Vulkan needed).
+func TestBenchShapeUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-method", "hata", "-d", "1000000000000"}, []string{"-d 1000000000000", "at most 1024"}},
+		{[]string{"-d", "100000000"}, []string{"-d 100000000", "at most 1024"}},
+		{[]string{"-hq", "4000000000"}, []string{"-hq 4000000000", "at most 1024"}},
+		{[]string{"-b", "1,2000"}, []string{"-b 2000", "at most 1024"}},
+		{[]string{"-n", "1024,99999999"}, []string{"-n 99999999", "at most 16777216"}},
+		{[]string{"-method", "dense,h2o", "-b", "1024", "-n", "16777216"},
+			[]string{"-n 16777216 with -b 1024, -hkv 8", "H2O's score history", "16 GiB limit"}},
+	} {
+		st, out, e := hata(append([]string{"bench"}, c.args...)...)
+		if st != 2 || out != "" {
+			t.Errorf("bench %q: status %d, stdout %q, want 2 and nothing (stderr %q)", c.args, st, out, e)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(e, w) {
+				t.Errorf("bench %q: stderr %q, want it to say %s", c.args, e, w)
+			}
+		}
+	}
+}
+
 // TestBenchHelp checks that hata bench -h lists, after its flags, every
 // environment variable the bench reads, and exits 0.
 func TestBenchHelp(t *testing.T) {

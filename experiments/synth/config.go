@@ -143,6 +143,11 @@ func finite(xs ...float64) bool {
 	return true
 }
 
+// MaxNeedles is the most needles a layer may have: far more than any
+// retrieval test plants, few enough that Validate's check of their positions
+// stays cheap whatever N is.
+const MaxNeedles = 1 << 16
+
 // Validate reports the first value out of range, as a *KeyError naming its key.
 func (c Config) Validate() error {
 	switch {
@@ -180,8 +185,10 @@ func (c Config) Validate() error {
 		return bad("sinks", "%d sinks need outlier_pairs >= 1 and query_bias > 0 (the sink direction lives there)", c.Sinks)
 	case !finite(c.SinkBoost) || c.SinkBoost < 0:
 		return bad("sink_boost", "%v, want >= 0", c.SinkBoost)
-	case c.Needles < 0 || c.Sinks+c.Needles > c.N:
+	case c.Needles < 0 || c.Needles > c.N-c.Sinks: // sinks <= n: no overflow
 		return bad("needles", "%d, want >= 0 and sinks+needles <= n=%d", c.Needles, c.N)
+	case c.Needles > MaxNeedles:
+		return bad("needles", "%d, want at most %d", c.Needles, MaxNeedles)
 	case len(c.NeedlePositions) != 0 && len(c.NeedlePositions) != c.Needles:
 		return bad("needle_positions", "%d positions for %d needles", len(c.NeedlePositions), c.Needles)
 	case !finite(c.NeedleBoost) || c.NeedleBoost < 0:
