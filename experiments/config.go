@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -348,7 +349,8 @@ func parse(path, src string, ov Overrides) (experiment, error) {
 
 // validateCommon checks the keys every kind has.
 func validateCommon(c *Common) error {
-	if c.Name == "" || strings.ContainsAny(c.Name, `/\`) || c.Name == "." || c.Name == ".." {
+	if c.Name == "" || strings.ContainsAny(c.Name, `/\`) || c.Name == "." || c.Name == ".." ||
+		strings.ContainsFunc(c.Name, unicode.IsControl) {
 		return badKey("name", "%q, want a plain directory name", c.Name)
 	}
 	for _, d := range c.Devices {
@@ -413,11 +415,23 @@ func tomlError(file, src string, err error) error {
 	return &ConfigError{File: file, Msg: err.Error()}
 }
 
+// tomlMessage is a decoding error's message without its position (a -set
+// value is one line of its own).
+func tomlMessage(err error) string {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return pe.Message
+	}
+	return err.Error()
+}
+
 // decodeErr matches BurntSushi/toml's decoding errors that carry the key.
 var decodeErr = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 
 // overrideSource turns -set assignments into a TOML document, quoting a value
-// that is not valid TOML on its own.
+// that is not valid TOML on its own (a bare string, name=fig5-h200). A value
+// that opens an array, an inline table or a string but does not parse is an
+// error that quotes it, not a string it was never meant to be.
 func overrideSource(set []string) (string, error) {
 	var b strings.Builder
 	for _, s := range set {
@@ -429,6 +443,9 @@ func overrideSource(set []string) (string, error) {
 		line := k + " = " + v
 		var probe map[string]any
 		if _, err := toml.Decode(line, &probe); err != nil {
+			if strings.ContainsAny(v[:min(len(v), 1)], `[{"'`) {
+				return "", &ConfigError{File: "flag -set", Key: k, Msg: fmt.Sprintf("%q is not a TOML value: %v", v, tomlMessage(err))}
+			}
 			line = k + " = " + strconv.Quote(v)
 		}
 		b.WriteString(line + "\n")

@@ -153,7 +153,21 @@ needel_boost = 3
 		{name: "badkind.toml", text: "\nkind = \"budgt\"\n", line: 2, key: "kind"},
 		{name: "syntax.toml", text: "kind = \"budget\"\nsamples = = 3\n", line: 2, key: "samples"},
 		{name: "type.toml", text: "kind = \"budget\"\n\nsamples = \"four\"\n", line: 3, key: "samples"},
+		// A -set value that opens an array (or a table, or a string) but does
+		// not parse is that error, not a string of the key's wrong type.
+		{name: "ok.toml", text: "kind = \"budget\"\n", set: []string{"budgets=[0.1,"}, flag: true, key: "budgets"},
+		{name: "ok.toml", text: "kind = \"budget\"\n", set: []string{`name="fig`}, flag: true, key: "name"},
+		// A name with a control character would make a directory of that name.
+		{name: "ok.toml", text: "kind = \"budget\"\n", set: []string{`name="a\nb"`}, flag: true, line: 1, key: "name"},
 	})
+	// A bare string is still quoted for the user.
+	if exp, err := Load(writeConfig(t, "ok.toml", "kind = \"budget\"\n"), Overrides{Set: []string{"name=fig5-h200"}}); err != nil || exp.common().Name != "fig5-h200" {
+		t.Errorf("-set name=fig5-h200: %v", err)
+	}
+	_, err := Load(writeConfig(t, "ok.toml", "kind = \"budget\"\n"), Overrides{Set: []string{"budgets=[0.1,"}})
+	if err == nil || !strings.Contains(err.Error(), "not a TOML value") || strings.Contains(err.Error(), "type string") {
+		t.Errorf("-set budgets=[0.1,: %v, want it called not a TOML value", err)
+	}
 }
 
 func TestOutOfRange(t *testing.T) {
