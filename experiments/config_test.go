@@ -180,6 +180,8 @@ func TestOutOfRange(t *testing.T) {
 		{text: "kind = \"budget\"\ntrain.seed = 1001\n", line: 2, key: "train.seed"},
 		{text: "kind = \"rbit\"\nrbits = [32, 48]\n", line: 2, key: "rbits"},
 		{text: "kind = \"speed\"\nns = [1024, 0]\n", line: 2, key: "ns"},
+		{text: "kind = \"speed\"\nmethods = [\"dense\", \"dense/bogus\"]\n", line: 2, key: "methods"},
+		{text: "kind = \"breakdown\"\nvariants = [\"hata/naive\", \"hata/bogus\"]\n", line: 2, key: "variants"},
 		{text: "kind = \"breakdown\"\nb = 0\n", line: 2, key: "b"},
 		{text: "kind = \"speed\"\n\nrbit = 100\n", line: 3, key: "rbit"},
 		{text: "kind = \"breakdown\"\nrbit = 2048\n", line: 2, key: "rbit"},

@@ -486,7 +486,7 @@ budget = 0.1
 
 	// The CPU has no kernel variants: those points fail, the rest assemble.
 	bd := `kind = "breakdown"
-variants = ["hata", "hata/fused-score"]
+variants = ["hata", "hata/fused"]
 ns = [256]
 reps = 3
 hq = 4

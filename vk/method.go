@@ -2,6 +2,8 @@ package vk
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/hata-go/hata/ref"
 )
@@ -43,6 +45,9 @@ func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o re
 // filled on the device. A non-zero field of t that the method does not use is
 // an error (Tuning.Check).
 func (c *Context) BenchMethod(name, variant string, hkv, d int, t Tuning) (ref.Method, error) {
+	if err := CheckVariant(name, variant); err != nil {
+		return nil, err
+	}
 	method := name
 	if variant != "" {
 		method += "/" + variant
@@ -53,8 +58,27 @@ func (c *Context) BenchMethod(name, variant string, hkv, d int, t Tuning) (ref.M
 	if name != "dense" {
 		return c.benchSparse(name, variant, hkv, d, t)
 	}
-	if variant != "" {
-		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
-	}
 	return c.Factory(t.applyDense(DenseOptions{Storage: F16}))(name, hkv, d, ref.Options{})
+}
+
+// CheckVariant reports whether BenchMethod has the kernel variant variant
+// of method name ("" is every method's default kernels): hata and lsh have
+// fused, twokernel, threekernel, onekernel, naive and halves, the other
+// top-k methods halves only, dense none. It needs no device, so a command
+// can refuse a variant before it opens one.
+func CheckVariant(name, variant string) error {
+	have := []string{VariantHalves}
+	switch name {
+	case "dense":
+		have = nil
+	case "hata", "lsh":
+		have = []string{VariantFused, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, VariantNaive, VariantHalves}
+	}
+	if variant == "" || slices.Contains(have, variant) {
+		return nil
+	}
+	if len(have) == 0 {
+		return fmt.Errorf("vk: %s has no kernel variant %q (it has none)", name, variant)
+	}
+	return fmt.Errorf("vk: %s has no kernel variant %q (have %s)", name, variant, strings.Join(have, ", "))
 }

@@ -62,9 +62,6 @@ func (c *Context) newSparseMethod(name string, hkv, d int, ro ref.Options, o Spa
 // hata random weights of t.Rbit bits, 128 by default (the timing does not
 // depend on their values; lsh draws its own of as many bits).
 func (c *Context) benchSparse(name, variant string, hkv, d int, t Tuning) (ref.Method, error) {
-	if variant != "" && variant != VariantHalves && name != "hata" && name != "lsh" {
-		return nil, fmt.Errorf("vk: %s has no kernel variant %q", name, variant)
-	}
 	if variant == VariantHalves && t.Trace != 0 {
 		return nil, fmt.Errorf("vk: %s/%s has no traces: trace each half's kernels without it", name, variant)
 	}

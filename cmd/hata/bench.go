@@ -79,9 +79,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	ml := strings.Split(*methods, ",")
 	for _, m := range ml {
-		name, _, _ := strings.Cut(m, "/")
+		name, variant, _ := strings.Cut(m, "/")
 		if err := oneOf("method", name, ref.MethodNames); err != nil {
 			return err
+		}
+		if err := vk.CheckVariant(name, variant); err != nil {
+			return usagef("-method %s: %v", m, err)
 		}
 	}
 	opts, err := parseOpts(optFlags)

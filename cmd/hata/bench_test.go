@@ -121,6 +121,9 @@ func TestBenchShapeUsage(t *testing.T) {
 		{[]string{"-hq", "4000000000"}, []string{"-hq 4000000000", "at most 1024"}},
 		{[]string{"-b", "1,2000"}, []string{"-b 2000", "at most 1024"}},
 		{[]string{"-n", "1024,99999999"}, []string{"-n 99999999", "at most 16777216"}},
+		{[]string{"-method", "dense/bogus"}, []string{"-method dense/bogus", "no kernel variant"}},
+		{[]string{"-method", "hata,quest/naive"}, []string{"-method quest/naive", "have halves"}},
+		{[]string{"-method", "hata/bogus"}, []string{"-method hata/bogus", "onekernel"}},
 		{[]string{"-method", "dense,h2o", "-b", "1024", "-n", "16777216"},
 			[]string{"-n 16777216 with -b 1024, -hkv 8", "H2O's score history", "16 GiB limit"}},
 	} {
