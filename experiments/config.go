@@ -402,7 +402,11 @@ func undecoded(file, src string, md toml.MetaData, kind string) error {
 func tomlError(file, src string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &ConfigError{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		line, key := pe.Position.Line, pe.LastKey
+		if strings.Contains(pe.Message, "table name") {
+			line, key = headerLine(src, line) // the parser is past the header's line
+		}
+		return &ConfigError{File: file, Line: line, Key: key, Msg: pe.Message}
 	}
 	// Type mismatches come as plain errors: toml: line N (last key "k"): msg.
 	if m := decodeErr.FindStringSubmatch(err.Error()); m != nil {
@@ -413,6 +417,19 @@ func tomlError(file, src string, err error) error {
 		return &ConfigError{File: file, Line: line, Key: m[2], Msg: m[3]}
 	}
 	return &ConfigError{File: file, Msg: err.Error()}
+}
+
+// headerLine returns the last line at or before line of the TOML text src
+// that opens a table header ("[..."), and the header's name as written; line
+// and "" when none does.
+func headerLine(src string, line int) (int, string) {
+	lines := strings.Split(src, "\n")
+	for l := min(line, len(lines)); l >= 1; l-- {
+		if t := strings.TrimSpace(lines[l-1]); strings.HasPrefix(t, "[") {
+			return l, strings.Trim(t, "[] \t")
+		}
+	}
+	return line, ""
 }
 
 // tomlMessage is a decoding error's message without its position (a -set

@@ -152,6 +152,9 @@ needel_boost = 3
 		{name: "nokind.toml", text: "name = \"x\"\n", line: 0, key: "kind"},
 		{name: "badkind.toml", text: "\nkind = \"budgt\"\n", line: 2, key: "kind"},
 		{name: "syntax.toml", text: "kind = \"budget\"\nsamples = = 3\n", line: 2, key: "samples"},
+		// An unclosed header is reported at its own line, by its name (the
+		// parser stops on the next line, in the table before).
+		{name: "header.toml", text: "kind = \"budget\"\n[synth]\nn = 256\n[train\nn = 256\n", line: 4, key: "train"},
 		{name: "type.toml", text: "kind = \"budget\"\n\nsamples = \"four\"\n", line: 3, key: "samples"},
 		// A -set value that opens an array (or a table, or a string) but does
 		// not parse is that error, not a string of the key's wrong type.
