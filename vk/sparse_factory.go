@@ -62,6 +62,9 @@ func (c *Context) newSparseMethod(name string, hkv, d int, ro ref.Options, o Spa
 // hata random weights of t.Rbit bits, 128 by default (the timing does not
 // depend on their values; lsh draws its own of as many bits).
 func (c *Context) benchSparse(name, variant string, hkv, d int, t Tuning) (ref.Method, error) {
+	if err := checkDim(d, F16); err != nil { // before hash weights of that D are drawn
+		return nil, fmt.Errorf("vk %s: %w", name, err)
+	}
 	if variant == VariantHalves && t.Trace != 0 {
 		return nil, fmt.Errorf("vk: %s/%s has no traces: trace each half's kernels without it", name, variant)
 	}
