@@ -214,14 +214,7 @@ func TestAttendBadInput(t *testing.T) {
 		{"output overwrites input", base("-o", q), []string{"overwrite"}},
 	} {
 		st, _, stderr := hata(c.args...)
-		if st == 0 || st == 3 {
-			t.Errorf("%s: status %d, want 1 or 2 (stderr %q)", c.name, st, stderr)
-		}
-		for _, w := range c.want {
-			if !strings.Contains(stderr, w) {
-				t.Errorf("%s: message %q does not mention %q", c.name, stderr, w)
-			}
-		}
+		wantFailure(t, c.name, st, stderr, c.want)
 		if _, err := os.Stat(out); err == nil {
 			t.Fatalf("%s: an output file was written", c.name)
 		}
@@ -281,14 +274,7 @@ func TestAttendOutputPaths(t *testing.T) {
 		{"no such directory", base("-o", filepath.Join(dir, "nope", "out.npy")), []string{"-o", "nope"}},
 	} {
 		st, _, stderr := hata(c.args...)
-		if st == 0 || st == 3 {
-			t.Errorf("%s: status %d, want 1 or 2 (stderr %q)", c.name, st, stderr)
-		}
-		for _, w := range c.want {
-			if !strings.Contains(stderr, w) {
-				t.Errorf("%s: message %q does not mention %q", c.name, stderr, w)
-			}
-		}
+		wantFailure(t, c.name, st, stderr, c.want)
 		for p, b := range before {
 			if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, b) {
 				t.Fatalf("%s: %s was changed (err %v)", c.name, p, err)
@@ -312,5 +298,20 @@ func TestAttendOutputPaths(t *testing.T) {
 	}
 	if got := readF32(t, out); len(got.F32) != s.B*s.Hq*s.D {
 		t.Errorf("out has %d values, want %d", len(got.F32), s.B*s.Hq*s.D)
+	}
+}
+
+// wantFailure checks that a command named name failed as a user's error
+// does (status 1 or 2; 3 is a crash) with a message on stderr that mentions
+// every string of want.
+func wantFailure(t *testing.T, name string, status int, stderr string, want []string) {
+	t.Helper()
+	if status == 0 || status == 3 {
+		t.Errorf("%s: status %d, want 1 or 2 (stderr %q)", name, status, stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("%s: message %q does not mention %q", name, stderr, w)
+		}
 	}
 }
