@@ -62,9 +62,22 @@ func (p point) label() string {
 type env struct {
 	dir    string
 	stderr io.Writer
+	// made makes dir a results directory (config.json, points/) the
+	// first time anything is to be written into it (nil: dir is made).
+	made func() error
 
 	mu   sync.Mutex
 	data any // the kind's shared state, built on first use
+}
+
+// makeDir makes the results directory before the first file of a run is
+// written into it: a run that fails before it has anything to keep leaves
+// no directory, and never removes one that another run may be filling.
+func (e *env) makeDir() error {
+	if e.made == nil {
+		return nil
+	}
+	return e.made()
 }
 
 // state returns the kind's shared state, built by init on the first call

@@ -172,6 +172,9 @@ func (s *accState) loadOrTrain(ctx context.Context, e *env, file, path string, r
 	if err != nil {
 		return nil, err
 	}
+	if err := e.makeDir(); err != nil {
+		return nil, err
+	}
 	if err := tensorio.WriteNPYFloat32(cache, []int{w.Hkv, w.D, w.Rbit}, w.W); err != nil {
 		return nil, err
 	}

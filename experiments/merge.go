@@ -54,7 +54,7 @@ func Merge(out string, stderr io.Writer, dirs ...string) error {
 			}
 		}
 	}
-	if _, err := checkConfig(out, bytes.TrimSpace(resolved), hash); err != nil {
+	if err := checkConfig(out, bytes.TrimSpace(resolved), hash, true); err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
 	have, _, err := readPoints(out)

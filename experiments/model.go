@@ -221,7 +221,7 @@ func (s *modelState) load(e *env) (*model.Model, []byte, error) {
 		if s.needsTrainText() {
 			files = append(files, s.src.TrainText)
 		}
-		if s.loadErr = checkInputs(e.dir, s.src.Dir, files); s.loadErr != nil {
+		if s.loadErr = checkInputs(e, s.src.Dir, files); s.loadErr != nil {
 			return
 		}
 		if s.m, s.loadErr = model.Load(s.src.Dir); s.loadErr != nil {
@@ -319,6 +319,9 @@ func (s *modelState) loadOrTrainHash(ctx context.Context, e *env) (map[int]*ref.
 	}
 	// Written into a temporary directory renamed into place, so an
 	// interrupted run leaves the cache whole or absent.
+	if err := e.makeDir(); err != nil {
+		return nil, err
+	}
 	tmp, err := os.MkdirTemp(e.dir, tempPrefix+"hash-")
 	if err != nil {
 		return nil, err
@@ -465,11 +468,12 @@ const inputsFile = "inputs.json"
 // checkInputs guards a model run's results against a changed checkpoint or
 // text: on the first run it records the SHA-256 of the checkpoint's files
 // (config.json and *.safetensors of modelDir) and of files in
-// <dir>/inputs.json; a later run (a resume) whose files hash differently is
-// refused, since its points would mix two models. The config's identity
-// cannot see this: the paths stay the same when a better checkpoint is
-// dropped in.
-func checkInputs(dir, modelDir string, files []string) error {
+// <dir>/inputs.json (e's results directory); a later run (a resume) whose
+// files hash differently is refused, since its points would mix two models.
+// The config's identity cannot see this: the paths stay the same when a
+// better checkpoint is dropped in.
+func checkInputs(e *env, modelDir string, files []string) error {
+	dir := e.dir
 	shards, err := filepath.Glob(filepath.Join(modelDir, "*.safetensors"))
 	if err != nil {
 		return err
@@ -489,6 +493,9 @@ func checkInputs(dir, modelDir string, files []string) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		b, err := json.MarshalIndent(sums, "", "  ")
 		if err != nil {
+			return err
+		}
+		if err := e.makeDir(); err != nil {
 			return err
 		}
 		return writeFileAtomic(path, append(b, '\n'))

@@ -77,7 +77,7 @@ func prepareTraces(e *env, files ModelFiles, t ModelTrace, needTrain bool, hashF
 	if needTrain {
 		inputs = append(inputs, files.TrainText)
 	}
-	if err := checkInputs(e.dir, files.Dir, inputs); err != nil {
+	if err := checkInputs(e, files.Dir, inputs); err != nil {
 		return err
 	}
 	type job struct {
@@ -113,6 +113,9 @@ func prepareTraces(e *env, files ModelFiles, t ModelTrace, needTrain bool, hashF
 			return fmt.Errorf("%s: %d bytes, a prompt of %d tokens from offset %d needs %d", j.text, len(text), t.Tokens, j.offset, end)
 		}
 		fmt.Fprintf(e.stderr, "%s: tracing layer %d of %s on %d tokens of %s ...\n", filepath.Base(e.dir), t.Layer, files.Dir, t.Tokens, j.text)
+		if err := e.makeDir(); err != nil {
+			return err
+		}
 		if err := m.WriteTraces(j.dir, string(text[j.offset:j.offset+t.Tokens-1]), []int{t.Layer}); err != nil {
 			return err
 		}
@@ -122,7 +125,7 @@ func prepareTraces(e *env, files ModelFiles, t ModelTrace, needTrain bool, hashF
 
 // traceStateOf returns the run's modelTraceState with the traces prepared.
 func traceStateOf(e *env, prepare func() error) (*modelTraceState, error) {
-	st := e.state(func() any { return &modelTraceState{inner: &env{dir: e.dir, stderr: e.stderr}} }).(*modelTraceState)
+	st := e.state(func() any { return &modelTraceState{inner: &env{dir: e.dir, stderr: e.stderr, made: e.made}} }).(*modelTraceState)
 	st.once.Do(func() { st.err = prepare() })
 	return st, st.err
 }

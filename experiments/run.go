@@ -70,26 +70,18 @@ func resultsDir(out, name string, sh Shard) string {
 }
 
 // runExperiment runs exp's points that its results directory lacks and
-// assembles the directory (RunContext). A run that created the directory
-// and fails before finishing a point removes it again (removeNewResults).
-func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.Writer, hooks runHooks) (dir string, err error) {
+// assembles the directory (RunContext). The directory is made when the run
+// first has something to write into it (env.makeDir): a run that fails
+// before that leaves none, so the corrected config runs under the same name.
+func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.Writer, hooks runHooks) (string, error) {
 	c := exp.common()
-	dir = resultsDir(ov.Out, c.Name, ov.Shard)
+	dir := resultsDir(ov.Out, c.Name, ov.Shard)
 	resolved, hash, err := identity(exp)
 	if err != nil {
 		return "", err
 	}
-	created, err := checkConfig(dir, resolved, hash)
-	if err != nil {
+	if err := checkConfig(dir, resolved, hash, false); err != nil {
 		return "", err
-	}
-	if created {
-		newDir := dir // the results dir, whatever a return sets dir to
-		defer func() {
-			if err != nil {
-				removeNewResults(newDir)
-			}
-		}()
 	}
 	bes := hooks.backends
 	if bes == nil {
@@ -124,7 +116,7 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 		}
 	}
 	prog := newProgress(stderr, c.Name, inShard, inShard-len(todo))
-	e := &env{dir: dir, stderr: stderr}
+	e := &env{dir: dir, stderr: stderr, made: sync.OnceValue(func() error { return checkConfig(dir, resolved, hash, true) })}
 	defer func() {
 		if st, ok := e.state(func() any { return nil }).(*accState); ok {
 			st.in.release()
@@ -149,6 +141,9 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 				rows, err := runPoint(ctx, exp, e, w, p)
 				if err == nil {
 					err = checkRows(exp.columns(), rows)
+				}
+				if err == nil {
+					err = e.makeDir()
 				}
 				if err == nil {
 					params, _ := json.Marshal(p.Params)
@@ -190,8 +185,10 @@ feed:
 	for i, b := range bes {
 		devices[i] = DeviceRecord{Spec: b.Name(), DeviceInfo: b.Device()}
 	}
-	if err := assemble(dir, exp, hash, ov.Shard, devices, stderr); err != nil {
-		failures = append(failures, err)
+	if _, err := os.Stat(filepath.Join(dir, configFile)); err == nil { // a results directory, made now or before
+		if err := assemble(dir, exp, hash, ov.Shard, devices, stderr); err != nil {
+			failures = append(failures, err)
+		}
 	}
 	if len(failures) > 0 {
 		return dir, fmt.Errorf("%s: %d of %d points failed:\n%w", c.Name, len(failures), len(todo), errors.Join(failures...))

@@ -641,6 +641,23 @@ func TestForeignResultsDir(t *testing.T) {
 		t.Errorf("a refused directory got a %s", configFile)
 	}
 
+	// A user's file named as this program's temporary files are is the
+	// user's all the same, outside points/.
+	hidden := filepath.Join(t.TempDir(), "tiny")
+	if err := os.MkdirAll(hidden, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(hidden, tempPrefix+"notes.txt")
+	if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := runTiny(t, context.Background(), tiny, filepath.Dir(hidden), Overrides{}, runHooks{}); err == nil || !strings.Contains(err.Error(), notes) {
+		t.Errorf("run into a directory holding %s: %v, want an error naming it", notes, err)
+	}
+	if b, err := os.ReadFile(notes); err != nil || string(b) != "mine" {
+		t.Errorf("%s: %q (%v), want the user's file as it was", notes, b, err)
+	}
+
 	stopped := filepath.Join(t.TempDir(), "tiny")
 	if err := os.MkdirAll(filepath.Join(stopped, pointsDir), 0o755); err != nil {
 		t.Fatal(err)
@@ -650,16 +667,21 @@ func TestForeignResultsDir(t *testing.T) {
 	}
 }
 
-// TestFailedRunLeavesNothing: a run that creates its results directory and
-// finishes no point (every point's method fails, or panics) removes the
-// directory, so that the same config, corrected, runs under the same name;
-// a panic in a point is that point's error, not a crash. A directory that
-// holds a finished point is kept when later points fail.
+// TestFailedRunLeavesNothing: a run that finishes no point (every point's
+// method fails, or panics) makes no results directory, so that the same
+// config, corrected, runs under the same name; a panic in a point is that
+// point's error, not a crash. A failing run never removes a directory (one
+// with finished points, or one another run is filling).
 func TestFailedRunLeavesNothing(t *testing.T) {
+	// Without hata no weights are trained: nothing is written before a
+	// point is. (With it the trained weights are kept for a re-run, in a
+	// results directory of their own.)
+	noHash := Overrides{Set: []string{`methods=["topk", "dense"]`}}
+	corrected := Overrides{Set: []string{`methods=["topk", "dense"]`, "samples=1"}} // another config
 	for _, panics := range []bool{false, true} {
 		out := t.TempDir()
 		bad := runHooks{backends: []Backend{broken{panics: panics}}}
-		_, _, _, err := runTiny(t, context.Background(), tiny, out, Overrides{}, bad)
+		_, _, _, err := runTiny(t, context.Background(), tiny, out, noHash, bad)
 		want := "broken backend"
 		if panics {
 			want = "internal error: broken backend"
@@ -670,8 +692,8 @@ func TestFailedRunLeavesNothing(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, "tiny")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("panics %v: the failed run's directory is left (%v)", panics, err)
 		}
-		if _, _, _, err := runTiny(t, context.Background(), tiny, out, Overrides{}, runHooks{}); err != nil {
-			t.Errorf("panics %v: the run after a failed one: %v", panics, err)
+		if _, _, _, err := runTiny(t, context.Background(), tiny, out, corrected, runHooks{}); err != nil {
+			t.Errorf("panics %v: the corrected config after a failed run: %v", panics, err)
 		}
 	}
 

@@ -16,7 +16,8 @@ import (
 
 // The layout of a results directory <out>/<name>:
 //
-//	config.json         the resolved config, written first; its identity hash
+//	config.json         the resolved config, written first (when the run first
+//	                    has something to keep: env.makeDir); its identity hash
 //	                    guards the directory against another config's points
 //	points/<key>.json   one finished point each: parameters, rows, device
 //	<kind>.csv          the rows of every finished point, in sweep order
@@ -128,48 +129,53 @@ func ReadCSV(path string) (*Table, error) {
 	return &Table{Columns: recs[0], Rows: recs[1:]}, nil
 }
 
-// checkConfig makes dir the results directory of the config with identity
-// hash, writing config.json if the directory is new; created says it was
-// (nothing of dir's was there before but, at most, empty directories). A
-// directory holding another config's results is an error, and so is one
-// without config.json that holds anything (a user's files, or results this
-// program did not write): results are never mixed and nothing a user wrote
-// is overwritten.
-func checkConfig(dir string, resolved []byte, hash string) (created bool, err error) {
+// checkConfig checks that dir may hold the results of the config with
+// identity hash and, with make, makes it their directory (config.json, and
+// points/) where it is not yet. A directory holding another config's
+// results is an error, and so is one without config.json that holds
+// anything (a user's files, or results this program did not write): results
+// are never mixed and nothing a user wrote is overwritten.
+func checkConfig(dir string, resolved []byte, hash string, make bool) error {
 	path := filepath.Join(dir, configFile)
 	old, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if held, err := foreignEntry(dir); err != nil {
-			return false, err
+			return err
 		} else if held != "" {
-			return false, fmt.Errorf("%s holds %s but no %s: not a results directory this program wrote; use another -out or name, or remove it", dir, held, configFile)
+			return fmt.Errorf("%s holds %s but no %s: not a results directory this program wrote; use another -out or name, or remove it", dir, held, configFile)
+		}
+		if !make {
+			return nil
 		}
 		if err := os.MkdirAll(filepath.Join(dir, pointsDir), 0o755); err != nil {
-			return false, err
+			return err
 		}
-		return true, writeFileAtomic(path, append(resolved, '\n'))
+		return writeFileAtomic(path, append(resolved, '\n'))
 	case err != nil:
-		return false, err
+		return err
 	}
 	oldExp, err := decodeResolved(old)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	_, oldHash, err := identity(oldExp)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if oldHash != hash {
-		return false, &ConfigChangedError{Dir: dir, Old: oldHash, New: hash}
+		return &ConfigChangedError{Dir: dir, Old: oldHash, New: hash}
 	}
-	return false, os.MkdirAll(filepath.Join(dir, pointsDir), 0o755)
+	if !make {
+		return nil
+	}
+	return os.MkdirAll(filepath.Join(dir, pointsDir), 0o755)
 }
 
 // foreignEntry returns the first entry of dir (a path) that a new results
 // directory may not hold, or "" where dir is absent or holds only empty
-// directories and temporary files of interrupted writes (a run stopped
-// before it wrote config.json leaves an empty points/).
+// directories and, in points/, temporary files of interrupted writes (a run
+// stopped before it wrote config.json leaves an empty points/).
 func foreignEntry(dir string) (string, error) {
 	held := ""
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -178,25 +184,13 @@ func foreignEntry(dir string) (string, error) {
 			return filepath.SkipAll
 		case err != nil:
 			return err
-		case d.IsDir() || strings.HasPrefix(d.Name(), tempPrefix):
+		case d.IsDir() || strings.HasPrefix(d.Name(), tempPrefix) && filepath.Dir(path) == filepath.Join(dir, pointsDir):
 			return nil
 		}
 		held = path
 		return filepath.SkipAll
 	})
 	return held, err
-}
-
-// removeNewResults removes the results directory dir that checkConfig
-// created for a run that failed before finishing any point, so that a
-// corrected config can run under the same name: it holds only what the run
-// wrote (config.json, an empty points/, a CSV without rows, results.json,
-// figures, trained weights). A directory with a finished point is kept.
-func removeNewResults(dir string) {
-	if pts, _, err := readPoints(dir); err != nil || len(pts) > 0 {
-		return
-	}
-	os.RemoveAll(dir)
 }
 
 // ConfigChangedError is returned when a results directory holds the points of
