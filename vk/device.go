@@ -179,6 +179,9 @@ func Devices() ([]DeviceInfo, error) {
 // device to w, one block per device, marking the one Open("") would pick; it
 // is the `hata devices` command.
 func DescribeDevices(w io.Writer) error {
+	if err := checkEnvSwitches(); err != nil {
+		return err
+	}
 	infos, err := Devices()
 	if err != nil {
 		return err
@@ -224,7 +227,7 @@ func DescribeDevices(w io.Writer) error {
 		c.Close()
 	}
 	if perr != nil {
-		fmt.Fprintf(w, "no default device: %v\n", perr)
+		return fmt.Errorf("no default device: %w", perr)
 	}
 	return nil
 }

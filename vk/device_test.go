@@ -3,6 +3,7 @@ package vk
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -116,6 +117,19 @@ func TestEnvSwitches(t *testing.T) {
 			if !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "maybe") {
 				t.Errorf("$%s=maybe: %v, want an error naming both", name, err)
 			}
+			if err := DescribeDevices(io.Discard); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("$%s=maybe: DescribeDevices: %v, want an error naming it", name, err)
+			}
 		})
+	}
+	// A $HATA_VK_DEVICE that names no device: hata devices lists them all
+	// and fails.
+	if _, err := Devices(); err != nil {
+		t.Skipf("no Vulkan devices: %v", err)
+	}
+	t.Setenv(EnvDevice, "no such device")
+	var buf bytes.Buffer
+	if err := DescribeDevices(&buf); err == nil || !strings.Contains(err.Error(), "no default device") || !strings.Contains(buf.String(), "api ") {
+		t.Errorf("$%s names no device: %v, listing %q; want the devices listed and an error", EnvDevice, err, buf.String())
 	}
 }
