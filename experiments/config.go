@@ -403,8 +403,8 @@ func tomlError(file, src string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		line, key := pe.Position.Line, pe.LastKey
-		if strings.Contains(pe.Message, "table name") {
-			line, key = headerLine(src, line) // the parser is past the header's line
+		if l, name, ok := openHeader(src, line); ok {
+			line, key = l, name // the parser is past the header's line, in the table before
 		}
 		return &ConfigError{File: file, Line: line, Key: key, Msg: pe.Message}
 	}
@@ -419,17 +419,24 @@ func tomlError(file, src string, err error) error {
 	return &ConfigError{File: file, Msg: err.Error()}
 }
 
-// headerLine returns the last line at or before line of the TOML text src
-// that opens a table header ("[..."), and the header's name as written; line
-// and "" when none does.
-func headerLine(src string, line int) (int, string) {
+// openHeader returns the line, at line or the one before it in the TOML
+// text src, that opens a table header ("[" or "[[") without closing it, and
+// the header's name as written; ok is false when neither does.
+func openHeader(src string, line int) (l int, name string, ok bool) {
 	lines := strings.Split(src, "\n")
-	for l := min(line, len(lines)); l >= 1; l-- {
-		if t := strings.TrimSpace(lines[l-1]); strings.HasPrefix(t, "[") {
-			return l, strings.Trim(t, "[] \t")
+	for l = min(line, len(lines)); l >= max(line-1, 1); l-- {
+		t := strings.TrimSpace(lines[l-1])
+		if closing := "]"; strings.HasPrefix(t, "[") {
+			if strings.HasPrefix(t, "[[") {
+				closing = "]]"
+			}
+			if strings.HasSuffix(t, closing) {
+				continue
+			}
+			return l, strings.Trim(t, "[]\"' \t"), true
 		}
 	}
-	return line, ""
+	return line, "", false
 }
 
 // tomlMessage is a decoding error's message without its position (a -set

@@ -155,6 +155,8 @@ needel_boost = 3
 		// An unclosed header is reported at its own line, by its name (the
 		// parser stops on the next line, in the table before).
 		{name: "header.toml", text: "kind = \"budget\"\n[synth]\nn = 256\n[train\nn = 256\n", line: 4, key: "train"},
+		{name: "array.toml", text: "kind = \"budget\"\n[synth]\nn = 256\n[[hash]\nsteps = 2\n", line: 4, key: "hash"},
+		{name: "quoted.toml", text: "kind = \"budget\"\n[synth]\nn = 256\n[\"train\nn = 2\n", line: 4, key: "train"},
 		{name: "type.toml", text: "kind = \"budget\"\n\nsamples = \"four\"\n", line: 3, key: "samples"},
 		// A -set value that opens an array (or a table, or a string) but does
 		// not parse is that error, not a string of the key's wrong type.
