@@ -169,9 +169,17 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 	if _, _, err := newDirMode("-out", *out); err != nil { // before the prefill, which can take minutes
 		return err
 	}
+	// The first Ctrl-C waits for the prefill (it cannot stop it) and then
+	// stops before anything is written; once the write has begun it is
+	// finished, so that the temporary directory is renamed or removed.
+	ctx, stop := interruptible()
+	defer stop()
 	tr, err := m.Traces(m.Encode(prompt), layers)
 	if err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: nothing written to %s", *out)
 	}
 	meta := &tensorio.TraceMeta{Model: m.Name, Prompt: prompt, RopeTheta: m.Config.RopeTheta}
 	err = writeNewDir("-out", *out, func(tmp string) error { return tensorio.WriteTrace(tmp, meta, tr) })
