@@ -39,18 +39,19 @@ func defaultHashSource() HashSource {
 	return HashSource{Positions: 8, Steps: d.Steps, LR: d.LR, Seed: 1}
 }
 
-// maxHashPositions is the most query positions per KV head that
-// hash.positions may ask for (the paper's setting is 8). Each gives about
+// MaxHashPositions is the most query positions per KV head that
+// hash.positions (and hata train's -positions) may ask for (the paper's
+// setting is 8). Each gives about
 // G*N labelled pairs: where the training sequence's shape is known when the
 // config loads (a synthetic input), the pairs' size is checked against
 // MaxTensorBytes then; otherwise trainWeights checks it before drawing them.
-const maxHashPositions = 1 << 16
+const MaxHashPositions = 1 << 16
 
 // validate checks the training keys and that hash.weights exists.
 func (h HashSource) validate() error {
 	switch {
-	case h.Positions < 1 || h.Positions > maxHashPositions:
-		return badKey("hash.positions", "%d, want in [1, %d]", h.Positions, maxHashPositions)
+	case h.Positions < 1 || h.Positions > MaxHashPositions:
+		return badKey("hash.positions", "%d, want in [1, %d]", h.Positions, MaxHashPositions)
 	case h.Steps < 0 || h.Steps > 100000:
 		return badKey("hash.steps", "%d, want in [0, 100000]", h.Steps)
 	case !(h.LR > 0 && h.LR < 100):

@@ -45,10 +45,11 @@ func defaultMethodOptions() MethodOptions {
 		SinkTokens: 4, MagicPIGK: 10, MagicPIGL: 150}
 }
 
-// maxMagicPIGTables is the most hash tables options.magicpig_l may ask for:
-// far above the paper's 150, low enough that MagicPIG's projections and key
-// codes on a trace input, whose shape validation does not know, stay small.
-const maxMagicPIGTables = 4096
+// MaxMagicPIGTables is the most hash tables options.magicpig_l (and hata
+// attend's -magicpig-l) may ask for: far above the paper's 150, low enough
+// that MagicPIG's projections and key codes on a trace input, whose shape
+// validation does not know, stay small.
+const MaxMagicPIGTables = 4096
 
 // validate checks the options (keys under "options.").
 func (o MethodOptions) validate() error {
@@ -69,8 +70,8 @@ func (o MethodOptions) validate() error {
 		return badKey("options.sink_tokens", "%d, want >= 0", o.SinkTokens)
 	case o.MagicPIGK < 1 || o.MagicPIGK > 32:
 		return badKey("options.magicpig_k", "%d, want in [1, 32]", o.MagicPIGK)
-	case o.MagicPIGL < 1 || o.MagicPIGL > maxMagicPIGTables:
-		return badKey("options.magicpig_l", "%d, want in [1, %d]", o.MagicPIGL, maxMagicPIGTables)
+	case o.MagicPIGL < 1 || o.MagicPIGL > MaxMagicPIGTables:
+		return badKey("options.magicpig_l", "%d, want in [1, %d]", o.MagicPIGL, MaxMagicPIGTables)
 	}
 	return nil
 }

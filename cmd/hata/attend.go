@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hata-go/hata/experiments"
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/tensorio"
+	"github.com/hata-go/hata/vk"
 )
 
 func init() {
@@ -123,11 +125,14 @@ func (f *attendFlags) check() error {
 	if _, err := ref.ParseBudget(f.budget); err != nil {
 		return usagef("-budget: %v", err)
 	}
-	if f.rbit < 32 || f.rbit%32 != 0 {
-		return usagef("-rbit %d: want a positive multiple of 32", f.rbit)
+	if f.rbit < 32 || f.rbit%32 != 0 || f.rbit > vk.MaxTuningRbit {
+		return usagef("-rbit %d: want a multiple of 32 in [32, %d]", f.rbit, vk.MaxTuningRbit)
 	}
 	if f.sink < 0 || f.recent < 0 || f.lokiChannels < 1 || f.pageSize < 1 || f.magicK < 1 || f.magicL < 1 {
 		return usagef("-sink, -recent must be >= 0 and -loki-channels, -page, -magicpig-k, -magicpig-l >= 1")
+	}
+	if f.magicK > 32 || f.magicL > experiments.MaxMagicPIGTables {
+		return usagef("-magicpig-k %d, -magicpig-l %d: want at most 32 bits a table and %d tables", f.magicK, f.magicL, experiments.MaxMagicPIGTables)
 	}
 	return nil
 }

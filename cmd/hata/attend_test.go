@@ -207,6 +207,8 @@ func TestAttendBadInput(t *testing.T) {
 		{"rbit", base("-w", w33), []string{"w33.npy", "33"}},
 		{"W heads", base("-w", wHead), []string{"whead.npy", "[4 16 32]"}},
 		{"budget 0", base("-budget", "0"), []string{"budget"}},
+		{"lsh rbit past 1024", base("-method", "lsh", "-rbit", "1000000000"), []string{"-rbit 1000000000"}},
+		{"magicpig tables", []string{"attend", "-method", "magicpig", "-magicpig-l", "100000000", "-q", q, "-k", k, "-v", v, "-o", out}, []string{"-magicpig-l 100000000"}},
 		{"budget negative", base("-budget", "-3"), []string{"budget"}},
 		{"missing file", base("-v", filepath.Join(dir, "nope.npy")), []string{"nope.npy"}},
 		{"hata without W", []string{"attend", "-method", "hata", "-q", q, "-k", k, "-v", v, "-o", out}, []string{"-w"}},

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hata-go/hata/experiments"
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/tensorio"
+	"github.com/hata-go/hata/vk"
 )
 
 func init() {
@@ -49,10 +51,10 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return usagef("no trace directories given (layer_LL_{q,k,v}.npy, see README)")
 	case *out == "":
 		return usagef("-out is required")
-	case *rbit < 32 || *rbit%32 != 0:
-		return usagef("-rbit %d: want a positive multiple of 32", *rbit)
-	case *positions < 1 || cfg.Steps < 1:
-		return usagef("-positions and -steps must be >= 1")
+	case *rbit < 32 || *rbit%32 != 0 || *rbit > vk.MaxTuningRbit:
+		return usagef("-rbit %d: want a multiple of 32 in [32, %d]", *rbit, vk.MaxTuningRbit)
+	case *positions < 1 || *positions > experiments.MaxHashPositions || cfg.Steps < 1:
+		return usagef("-positions %d, -steps %d: want -positions in [1, %d] and -steps >= 1", *positions, cfg.Steps, experiments.MaxHashPositions)
 	case !(cfg.LR > 0) || math.IsInf(cfg.LR, 0):
 		return usagef("-lr %v: want a finite learning rate > 0", cfg.LR)
 	}

@@ -112,6 +112,8 @@ func TestTrainAllOrNothing(t *testing.T) {
 		{"lr NaN", []string{"-out", fresh, "-lr", "NaN", good}, []string{"-lr NaN"}},
 		{"lr negative", []string{"-out", fresh, "-lr", "-1", good}, []string{"-lr -1"}},
 		{"lr zero", []string{"-out", fresh, "-lr", "0", good}, []string{"-lr 0"}},
+		{"rbit past 1024", []string{"-out", fresh, "-rbit", "3200000000", good}, []string{"-rbit 3200000000"}},
+		{"positions past the limit", []string{"-out", fresh, "-positions", "100000000", good}, []string{"-positions 100000000"}},
 		{"-out a file", []string{"-out", other, good}, []string{other, "not a directory"}},
 	} {
 		args := append([]string{"train", "-rbit", "32", "-steps", "2", "-positions", "2"}, c.args...)
