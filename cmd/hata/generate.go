@@ -21,15 +21,27 @@ func init() {
 	commands["traces"] = command{"dump the per-layer q/k/v of a prompt from the project's small model", runTraces}
 }
 
+// maxPromptBytes bounds what promptOf reads of a -prompt-file (a device
+// such as /dev/zero never ends); the model's max_seq_len is checked later.
+const maxPromptBytes = 64 << 20
+
 // promptOf returns the prompt from the positional arguments or -prompt-file.
 func promptOf(pos []string, file string) (string, error) {
 	switch {
 	case file != "" && len(pos) > 0:
 		return "", usagef("give the prompt as an argument or with -prompt-file, not both")
 	case file != "":
-		b, err := os.ReadFile(file)
+		f, err := os.Open(file)
 		if err != nil {
 			return "", err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxPromptBytes+1))
+		if err != nil {
+			return "", err
+		}
+		if len(b) > maxPromptBytes {
+			return "", usagef("-prompt-file %s: over %d MiB, far past any model's context (a byte a token)", file, maxPromptBytes>>20)
 		}
 		return string(b), nil
 	case len(pos) == 0:

@@ -73,9 +73,10 @@ func TestGenerateBadFlags(t *testing.T) {
 		{"n negative", []string{"-n", "-5"}, 2, []string{"-n -5", "want >= 1"}},
 		{"temperature NaN", []string{"-temp", "NaN"}, 2, []string{"-temp NaN"}},
 		{"prompt past max_seq_len", []string{"-n", "1", "-prompt-file", long}, 1, []string{"4097 tokens", "max_seq_len of 4096"}},
+		{"endless prompt file", []string{"-n", "1", "-prompt-file", "/dev/zero"}, 2, []string{"-prompt-file /dev/zero", "64 MiB"}},
 	} {
 		args := append([]string{"generate", "-model", weightsDir}, c.args...)
-		if c.name != "prompt past max_seq_len" {
+		if !strings.Contains(c.args[len(c.args)-2], "-prompt-file") {
 			args = append(args, "Hello")
 		}
 		st, out, e := hata(args...)
