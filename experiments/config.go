@@ -304,6 +304,9 @@ func parse(path, src string, ov Overrides) (experiment, error) {
 	if err := undecoded(path, src, md, head.Kind); err != nil {
 		return nil, err
 	}
+	if err := negativeSeed(path, src); err != nil {
+		return nil, err
+	}
 	where := func(key string) (string, int) { return path, keyLine(src, strings.Split(key, ".")) }
 	if len(ov.Set) > 0 {
 		osrc, err := overrideSource(ov.Set)
@@ -315,6 +318,9 @@ func parse(path, src string, ov Overrides) (experiment, error) {
 			return nil, tomlError("flag -set", osrc, err)
 		}
 		if err := undecoded("flag -set", osrc, omd, head.Kind); err != nil {
+			return nil, err
+		}
+		if err := negativeSeed("flag -set", osrc); err != nil {
 			return nil, err
 		}
 		if exp.common().Kind != head.Kind {
@@ -437,6 +443,34 @@ func openHeader(src string, line int) (l int, name string, ok bool) {
 		}
 	}
 	return line, "", false
+}
+
+// negativeSeed reports a negative value of a seed key (seed, sample_seed)
+// in the TOML text src of file: the seeds are unsigned, and BurntSushi/toml
+// would store -1 as 2^64-1 without a word.
+func negativeSeed(file, src string) error {
+	var doc map[string]any
+	if _, err := toml.Decode(src, &doc); err != nil {
+		return tomlError(file, src, err)
+	}
+	var walk func(prefix []string, m map[string]any) error
+	walk = func(prefix []string, m map[string]any) error {
+		for k, v := range m {
+			key := append(slices.Clone(prefix), k)
+			switch v := v.(type) {
+			case map[string]any:
+				if err := walk(key, v); err != nil {
+					return err
+				}
+			case int64:
+				if v < 0 && strings.HasSuffix(k, "seed") {
+					return &ConfigError{File: file, Line: keyLine(src, key), Key: strings.Join(key, "."), Msg: fmt.Sprintf("%d, want a seed >= 0", v)}
+				}
+			}
+		}
+		return nil
+	}
+	return walk(nil, doc)
 }
 
 // tomlMessage is a decoding error's message without its position (a -set
