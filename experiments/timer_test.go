@@ -162,7 +162,7 @@ func TestDeviceMemory(t *testing.T) {
 func TestTwin(t *testing.T) {
 	v := checkTimerEnv(t, EnvTwin, Twin, map[string]TwinShape{"": {}, "0": {}, "1": {On: true}, "2/512": {On: true, B: 2, N: 512}})
 	defer v.Close()
-	for _, bad := range []string{"2/", "/512", "0/512", "2/0", "2/x", "1/2/3"} {
+	for _, bad := range []string{"2/", "/512", "0/512", "2/0", "2/x", "1/2/3", "99999999/64", "1/99999999"} {
 		t.Setenv(EnvTwin, bad)
 		if _, err := Twin(); err == nil || !strings.Contains(err.Error(), strconv.Quote(bad)) {
 			t.Errorf("$%s=%q: error %v, want one naming the value", EnvTwin, bad, err)

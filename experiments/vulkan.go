@@ -228,8 +228,8 @@ func Twin() (TwinShape, error) {
 	bs, ns, ok := strings.Cut(v, "/")
 	b, errB := strconv.Atoi(bs)
 	n, errN := strconv.Atoi(ns)
-	if !ok || errB != nil || errN != nil || b < 1 || n < 1 {
-		return TwinShape{}, fmt.Errorf("$%s=%q: want unset or 0 (no other step), 1 (another instance's step after every flush) or B/N (one of B batch rows and N tokens, \"8/512\")", EnvTwin, v)
+	if !ok || errB != nil || errN != nil || b < 1 || n < 1 || b > MaxBatch || n > MaxTokens {
+		return TwinShape{}, fmt.Errorf("$%s=%q: want unset or 0 (no other step), 1 (another instance's step after every flush) or B/N (one of B <= %d batch rows and N <= %d tokens, \"8/512\")", EnvTwin, v, MaxBatch, MaxTokens)
 	}
 	return TwinShape{On: true, B: b, N: n}, nil
 }
