@@ -53,6 +53,12 @@ func TestBudgetTokens(t *testing.T) {
 			t.Errorf("ParseBudget(%v) = nil error, want an error", x)
 		}
 	}
+	// Past int32, the error says so, not that the budget is fractional.
+	for _, x := range []float64{1e10, 1e308} {
+		if _, err := ParseBudget(x); err == nil || !strings.Contains(err.Error(), "at most") {
+			t.Errorf("ParseBudget(%v) = %v, want an error giving the largest budget", x, err)
+		}
+	}
 }
 
 func TestEncodeByHand(t *testing.T) {

@@ -55,8 +55,10 @@ func ParseBudget(x float64) (Budget, error) {
 		return Budget{}, fmt.Errorf("budget %v: want k >= 1 or a ratio in (0, 1)", x)
 	case x < 1:
 		return Budget{Ratio: x}, nil
-	case x != math.Trunc(x) || x > math.MaxInt32:
+	case x != math.Trunc(x):
 		return Budget{}, fmt.Errorf("budget %v: an absolute budget must be a whole number of tokens", x)
+	case x > math.MaxInt32:
+		return Budget{}, fmt.Errorf("budget %v: an absolute budget of at most %d tokens", x, math.MaxInt32)
 	}
 	return Budget{K: int(x)}, nil
 }
