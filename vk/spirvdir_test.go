@@ -93,17 +93,8 @@ func runCopy(t *testing.T, c *Context, spec KernelSpec, src []uint32) ([]uint32,
 // the kernel, and a missing directory fails OpenWith naming the variable.
 func TestSPIRVDir(t *testing.T) {
 	device(t)
-	glslc, err := exec.LookPath("glslc")
-	if err != nil {
-		t.Skip("no glslc to compile a replacement kernel (Debian: apt install glslc)")
-	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "invert.comp"), []byte(invertCopy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(glslc, "--target-env=vulkan1.2", "-o", filepath.Join(dir, "copy.spv"), filepath.Join(dir, "invert.comp")).CombinedOutput(); err != nil {
-		t.Fatalf("glslc: %v\n%s", err, out)
-	}
+	compileKernel(t, dir, "copy", invertCopy)
 	src := make([]uint32, 1024)
 	for i := range src {
 		src[i] = uint32(i) * 2654435761
@@ -170,5 +161,24 @@ func TestSPIRVDir(t *testing.T) {
 		t.Errorf("OpenWith(SPIRVDir %s): no error", missing)
 	} else if !strings.Contains(err.Error(), EnvSPIRV) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("OpenWith(SPIRVDir %s): %v, want an error naming the directory and $%s", missing, err, EnvSPIRV)
+	}
+}
+
+// compileKernel compiles the GLSL compute shader src with glslc into
+// dir/<name>.spv, a replacement for the built-in kernel name in a SPIR-V
+// directory (Options.SPIRVDir); the test skips where glslc is missing (CI
+// installs it).
+func compileKernel(t *testing.T, dir, name, src string) {
+	t.Helper()
+	glslc, err := exec.LookPath("glslc")
+	if err != nil {
+		t.Skipf("no glslc to compile a replacement %s kernel (Debian: apt install glslc)", name)
+	}
+	comp := filepath.Join(dir, name+".comp")
+	if err := os.WriteFile(comp, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(glslc, "--target-env=vulkan1.2", "-o", filepath.Join(dir, name+".spv"), comp).CombinedOutput(); err != nil {
+		t.Fatalf("glslc: %v\n%s", err, out)
 	}
 }

@@ -3,9 +3,6 @@ package vk
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,18 +78,8 @@ void main() {
 // skips without it, which CI installs).
 func TestOpenChecksSubgroups(t *testing.T) {
 	device(t)
-	glslc, err := exec.LookPath("glslc")
-	if err != nil {
-		t.Skip("no glslc to compile a replacement probe (Debian: apt install glslc)")
-	}
 	dir := t.TempDir()
-	src := filepath.Join(dir, "lane_order.comp")
-	if err := os.WriteFile(src, []byte(disorderedLanes), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(glslc, "--target-env=vulkan1.2", "-o", filepath.Join(dir, "lane_order.spv"), src).CombinedOutput(); err != nil {
-		t.Fatalf("glslc: %v\n%s", err, out)
-	}
+	compileKernel(t, dir, "lane_order", disorderedLanes)
 	c, err := OpenWith(Options{Device: fmt.Sprint(testCtx.Info.Index), SPIRVDir: dir, Validate: envValidate()})
 	if err == nil {
 		c.Close()
