@@ -41,10 +41,10 @@ func defaultHashSource() HashSource {
 
 // MaxHashPositions is the most query positions per KV head that
 // hash.positions (and hata train's -positions) may ask for (the paper's
-// setting is 8). Each gives about
-// G*N labelled pairs: where the training sequence's shape is known when the
-// config loads (a synthetic input), the pairs' size is checked against
-// MaxTensorBytes then; otherwise trainWeights checks it before drawing them.
+// setting is 8). Each gives about G*N labelled pairs: where the training
+// sequence's shape is known when the config loads (a synthetic input), the
+// pairs' size (hashPairs) is checked against MaxTensorBytes then; otherwise
+// trainWeights checks it before drawing them.
 const MaxHashPositions = 1 << 16
 
 // validate checks the training keys and that hash.weights exists.
@@ -182,15 +182,21 @@ func (s *accState) loadOrTrain(ctx context.Context, e *env, file, path string, r
 	return w, nil
 }
 
+// hashPairs is the tensor of labelled pairs that training the hash draws
+// from a sequence of hq query heads and n tokens at positions query
+// positions: 16 bytes each.
+func hashPairs(hq, n factor, positions int) tensor {
+	return tensor{"hash training's pairs [Hq][hash.positions][N] of 16 bytes", 128,
+		[]factor{hq, {"hash.positions", positions, 8}, n}}
+}
+
 // trainWeights trains a layer's weights on t: per KV head, ref.Samples draws
 // h.Positions query positions (rng seeded by h.Seed and the head), and
 // ref.TrainLayer runs steps SGD steps. progress receives the loss terms at
 // each step, averaged over the KV heads, once every head has reached it. The
 // run stops at the next step (with ctx's error) once ctx is cancelled.
 func trainWeights(ctx context.Context, t *trainSet, h HashSource, rbit, steps int, progress func(step int, terms ref.LossTerms)) (*ref.HashWeights, error) {
-	pairs := tensor{"hash training's pairs [Hq][hash.positions][N] of 16 bytes", 128,
-		[]factor{{"Hq", t.shape.Hq, 32}, {"hash.positions", h.Positions, 8}, {"N", t.shape.N, 4096}}}
-	if err := pairs.check(); err != nil {
+	if err := hashPairs(factor{"Hq", t.shape.Hq, 32}, factor{"N", t.shape.N, 4096}, h.Positions).check(); err != nil {
 		return nil, fmt.Errorf("training data: %w", err)
 	}
 	sets := make([]*ref.TrainPairs, t.shape.Hkv)

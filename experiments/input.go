@@ -141,7 +141,7 @@ func (in *Input) checkSizes(methods []string, opts MethodOptions, rbit factor, t
 	}
 	if training {
 		ts = append(ts,
-			tensor{"hash training's pairs [Hq][hash.positions][N] of 16 bytes", 128, []factor{hq, {"hash.positions", hash.Positions, 8}, nt}},
+			hashPairs(hq, nt, hash.Positions),
 			tensor{"hash training's relaxed codes [N][Rbit] of float64", 64, []factor{nt, rbit}})
 	}
 	if slices.Contains(methods, "magicpig") {

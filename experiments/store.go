@@ -130,12 +130,12 @@ func ReadCSV(path string) (*Table, error) {
 }
 
 // checkConfig checks that dir may hold the results of the config with
-// identity hash and, with make, makes it their directory (config.json, and
+// identity hash and, with create, makes it their directory (config.json, and
 // points/) where it is not yet. A directory holding another config's
 // results is an error, and so is one without config.json that holds
 // anything (a user's files, or results this program did not write): results
 // are never mixed and nothing a user wrote is overwritten.
-func checkConfig(dir string, resolved []byte, hash string, make bool) error {
+func checkConfig(dir string, resolved []byte, hash string, create bool) error {
 	path := filepath.Join(dir, configFile)
 	old, err := os.ReadFile(path)
 	switch {
@@ -145,7 +145,7 @@ func checkConfig(dir string, resolved []byte, hash string, make bool) error {
 		} else if held != "" {
 			return fmt.Errorf("%s holds %s but no %s: not a results directory this program wrote; use another -out or name, or remove it", dir, held, configFile)
 		}
-		if !make {
+		if !create {
 			return nil
 		}
 		if err := os.MkdirAll(filepath.Join(dir, pointsDir), 0o755); err != nil {
@@ -166,7 +166,7 @@ func checkConfig(dir string, resolved []byte, hash string, make bool) error {
 	if oldHash != hash {
 		return &ConfigChangedError{Dir: dir, Old: oldHash, New: hash}
 	}
-	if !make {
+	if !create {
 		return nil
 	}
 	return os.MkdirAll(filepath.Join(dir, pointsDir), 0o755)
