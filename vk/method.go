@@ -72,7 +72,7 @@ func CheckVariant(name, variant string) error {
 	case "dense":
 		have = nil
 	case "hata", "lsh":
-		have = []string{VariantFused, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, VariantNaive, VariantHalves}
+		have = append(slices.Clone(sparseVariants), VariantHalves)
 	}
 	if variant == "" || slices.Contains(have, variant) {
 		return nil

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/hata-go/hata/ref"
@@ -366,6 +368,9 @@ const (
 	VariantNaive     = "naive"
 )
 
+// sparseVariants are the kernel chains SparseOptions.Variant names.
+var sparseVariants = []string{VariantFused, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, VariantNaive}
+
 // Workgroup sizes of the top-k kernels: multiples of every subgroup size the
 // devices here have (8 on lavapipe, 32 on NVIDIA).
 const (
@@ -627,12 +632,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 	if err := checkDim(d, o.Storage); err != nil {
 		return nil, fmt.Errorf("vk %s: %w", name, err)
 	}
-	switch o.Variant {
-	case "":
-		o.Variant = VariantFused
-	case VariantFused, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, VariantNaive:
-	default:
-		return nil, fmt.Errorf("vk %s: variant %q: want %q, %q, %q, %q or %q", name, o.Variant, VariantFused, VariantTwoKernel, VariantThreeKernel, VariantOneKernel, VariantNaive)
+	o.Variant = cmp.Or(o.Variant, VariantFused)
+	if !slices.Contains(sparseVariants, o.Variant) {
+		return nil, fmt.Errorf("vk %s: variant %q: want one of %s", name, o.Variant, strings.Join(sparseVariants, ", "))
 	}
 	if o.Reserve == 0 {
 		o.Reserve = 256
