@@ -35,11 +35,19 @@ type GenerateStats struct {
 	// AttendedFraction is the mean fraction of each sparse layer's cache the
 	// decode steps read (1 for dense attention).
 	AttendedFraction float64
+	// ContextFull says that generation stopped short of MaxTokens because
+	// the sequence reached the model's max_seq_len.
+	ContextFull bool
 }
 
-// Generate continues prompt (BOS is prepended) until MaxTokens tokens or EOS,
-// decoding through the Methods of o.DecodeConfig, and returns the generated
-// text (bytes; special tokens dropped). ctx is checked before every step.
+// Generate continues prompt (BOS is prepended) until MaxTokens tokens, EOS or
+// the model's context, decoding through the Methods of o.DecodeConfig, and
+// returns the generated text (bytes; special tokens dropped). Every token the
+// model reads sits at a position below Config.MaxSeqLen, the context it was
+// trained for, so a prompt of P tokens is continued by at most
+// MaxSeqLen - P + 1 tokens (the last one is predicted, never read), as
+// llama2.c bounds its steps; a longer prompt is an error. ctx is checked
+// before every step.
 func (m *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) (string, GenerateStats, error) {
 	var st GenerateStats
 	maxTok := o.MaxTokens
@@ -51,6 +59,12 @@ func (m *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) 
 	}
 	toks := m.Encode(prompt)
 	st.PromptTokens = len(toks)
+	room := m.Config.MaxSeqLen - len(toks) + 1
+	if room < 1 {
+		return "", st, fmt.Errorf("generate: the prompt is %d tokens (its bytes and BOS), more than the max_seq_len of %d", len(toks), m.Config.MaxSeqLen)
+	}
+	asked := maxTok
+	maxTok = min(maxTok, room)
 	pre := toks
 	if !o.PrefillAll && len(toks) > 1 {
 		pre = toks[:len(toks)-1]
@@ -91,6 +105,7 @@ func (m *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) 
 		}
 	}
 	st.Tokens = len(out)
+	st.ContextFull = len(out) == maxTok && maxTok < asked
 	st.DecodeSeconds = time.Since(t0).Seconds()
 	if st.DecodeSeconds > 0 {
 		st.TokensPerSecond = float64(st.Tokens) / st.DecodeSeconds

@@ -236,6 +236,37 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
+// TestGenerateContext checks that generation stops at the model's
+// max_seq_len: a prompt of P tokens is continued by at most max_seq_len-P+1
+// tokens, the stats say so, and a prompt past max_seq_len is an error.
+func TestGenerateContext(t *testing.T) {
+	m := *testModel(t) // a copy: its Config is changed below
+	ctx := context.Background()
+	o := GenerateOptions{MaxTokens: 12} // greedy: 12 bytes without EOS (TestGenerate)
+	for _, c := range []struct {
+		maxSeqLen, want int
+		full            bool
+	}{
+		{16 + 11, 12, false}, // room for 12: not cut
+		{16 + 4, 5, true},
+		{16, 1, true},
+	} {
+		m.Config.MaxSeqLen = c.maxSeqLen
+		text, st, err := m.Generate(ctx, "Fellow citizens", o)
+		if err != nil {
+			t.Fatalf("max_seq_len %d: %v", c.maxSeqLen, err)
+		}
+		if len(text) != c.want || st.Tokens != c.want || st.ContextFull != c.full {
+			t.Errorf("max_seq_len %d, a 16-token prompt: %q, %d tokens, ContextFull %v; want %d tokens, ContextFull %v",
+				c.maxSeqLen, text, st.Tokens, st.ContextFull, c.want, c.full)
+		}
+	}
+	m.Config.MaxSeqLen = 15
+	if _, _, err := m.Generate(ctx, "Fellow citizens", o); err == nil || !strings.Contains(err.Error(), "max_seq_len of 15") {
+		t.Errorf("a 16-token prompt at max_seq_len 15: %v, want an error naming max_seq_len", err)
+	}
+}
+
 // TestNIAHPrompt checks the prompt's length, the needle's place at a word
 // boundary and the question at the end.
 func TestNIAHPrompt(t *testing.T) {

@@ -59,7 +59,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	budgetX := fs.Float64("budget", 0.0156, "X >= 1: k tokens; 0 < X < 1: ratio of N")
 	device := fs.String("device", "cpu", "cpu or vulkan")
 	vkdev := fs.String("vkdevice", "", "Vulkan device NAME substring or INDEX")
-	maxTok := fs.Int("n", 128, "tokens to generate at most")
+	maxTok := fs.Int("n", 128, "tokens to generate at most (fewer where the prompt nears the model's max_seq_len)")
 	temp := fs.Float64("temp", 0, "sampling temperature; 0 is greedy")
 	seed := fs.Uint64("seed", 1, "sampling seed (and lsh's random projections)")
 	denseLayers := fs.Int("dense-layers", 0, "leading layers kept dense: 0 is the paper's 2, -1 none")
@@ -138,8 +138,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, text)
-	fmt.Fprintf(stderr, "%s on %s: %d prompt tokens, %d generated, prefill %.2fs, decode %.1f tokens/s, %.1f%% of each sparse layer's cache read\n",
-		*method, *device, st.PromptTokens, st.Tokens, st.PrefillSeconds, st.TokensPerSecond, 100*st.AttendedFraction)
+	var full string
+	if st.ContextFull {
+		full = fmt.Sprintf(" (stopped at the model's max_seq_len of %d, short of -n %d)", m.Config.MaxSeqLen, *maxTok)
+	}
+	fmt.Fprintf(stderr, "%s on %s: %d prompt tokens, %d generated%s, prefill %.2fs, decode %.1f tokens/s, %.1f%% of each sparse layer's cache read\n",
+		*method, *device, st.PromptTokens, st.Tokens, full, st.PrefillSeconds, st.TokensPerSecond, 100*st.AttendedFraction)
 	return nil
 }
 
