@@ -44,6 +44,7 @@ func TestTooLarge(t *testing.T) {
 			want: []string{"16 GiB,", limit}},
 		{text: "kind = \"rbit\"\n[synth]\nn = 20000000\n", line: 3, key: "synth.n", want: []string{limit}},
 		{text: "kind = \"training\"\n\n[train]\nn = 20000000\n", line: 4, key: "train.n", want: []string{limit}},
+		{text: "kind = \"training\"\n\n[train]\nn = 2\n", line: 4, key: "train.n", want: []string{"2: the training sequence", "sinks"}},
 		// The methods' tensors: hash training, MagicPIG.
 		{text: "kind = \"budget\"\nhash.positions = 65536\n[synth]\nn = 8192\n", line: 2, key: "hash.positions",
 			want: []string{"hash training's pairs", "256 GiB", limit}},

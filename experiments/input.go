@@ -79,6 +79,13 @@ func (in *Input) validate() error {
 		if in.Train.N < 0 {
 			return badKey("train.n", "%d, want >= 0", in.Train.N)
 		}
+		if in.Train.N > 0 { // the training sequence: synth's settings, one row of train.n tokens (buildTrain)
+			c := in.Synth
+			c.B, c.N = 1, in.Train.N
+			if err := c.Validate(); err != nil {
+				return badKey("train.n", "%d: the training sequence (synth's settings with n = train.n): %v", in.Train.N, err)
+			}
+		}
 	case "trace":
 		if in.Trace.Dir == "" {
 			return badKey("trace.dir", "required with input = \"trace\"")
