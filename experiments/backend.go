@@ -101,6 +101,46 @@ type Timing struct {
 	Twin string
 }
 
+// methodChecker is implemented by backends that cannot run every method: a
+// Vulkan device has no kernels of magicpig ("auto" computes it on the CPU,
+// but cannot time it there).
+type methodChecker interface {
+	// CheckMethod returns an error where the backend cannot run method (a
+	// name of ref.MethodNames, for Timer.Time perhaps with a "/variant"):
+	// built by NewMethod, or timed by Time where timed is set.
+	CheckMethod(method string, timed bool) error
+}
+
+// methodLister is implemented by the experiments whose config names the
+// methods its points run (key "methods"); timed says that they run through
+// Timer.Time.
+type methodLister interface {
+	methodNames() (names []string, timed bool)
+}
+
+// checkMethods returns an error, before any point runs, where a backend of
+// bes cannot run one of the methods exp names, so that a run does not fail
+// every such point one by one.
+func checkMethods(exp experiment, bes []Backend) error {
+	l, ok := exp.(methodLister)
+	if !ok {
+		return nil
+	}
+	names, timed := l.methodNames()
+	for _, b := range bes {
+		mc, ok := b.(methodChecker)
+		if !ok {
+			continue
+		}
+		for _, m := range names {
+			if err := mc.CheckMethod(m, timed); err != nil {
+				return fmt.Errorf("methods: device %s cannot run %s: %w", b.Name(), m, err)
+			}
+		}
+	}
+	return nil
+}
+
 // backends holds the openers of device specs by prefix ("cpu", "vk").
 var (
 	backendsMu sync.Mutex

@@ -38,6 +38,8 @@ type BudgetSweep struct {
 	Hash HashSource `toml:"hash" json:"hash"`
 }
 
+func (s *BudgetSweep) methodNames() ([]string, bool) { return s.Methods, false }
+
 func defaultBudget() *BudgetConfig {
 	return &BudgetConfig{
 		Common: Common{Kind: "budget"},

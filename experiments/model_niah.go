@@ -55,6 +55,8 @@ type NIAHConfig struct {
 	Hash ModelHash `toml:"hash" json:"hash"`
 }
 
+func (c *NIAHConfig) methodNames() ([]string, bool) { return c.Methods, false }
+
 func defaultNIAH() *NIAHConfig {
 	return &NIAHConfig{
 		Common: Common{Kind: "niah"}, Model: defaultModelSource(),

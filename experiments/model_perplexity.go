@@ -53,6 +53,8 @@ type PerplexityConfig struct {
 	Hash ModelHash `toml:"hash" json:"hash"`
 }
 
+func (c *PerplexityConfig) methodNames() ([]string, bool) { return c.Methods, false }
+
 func defaultPerplexity() *PerplexityConfig {
 	return &PerplexityConfig{
 		Common: Common{Kind: "perplexity"}, Model: defaultModelSource(),

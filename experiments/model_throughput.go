@@ -51,6 +51,8 @@ type ThroughputConfig struct {
 	Hash ModelHash `toml:"hash" json:"hash"`
 }
 
+func (c *ThroughputConfig) methodNames() ([]string, bool) { return c.Methods, false }
+
 func defaultThroughput() *ThroughputConfig {
 	return &ThroughputConfig{
 		Common: Common{Kind: "throughput"}, Model: defaultModelSource(),

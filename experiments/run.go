@@ -95,6 +95,9 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 		}
 		defer closeBackends(bes)
 	}
+	if err := checkMethods(exp, bes); err != nil {
+		return "", err
+	}
 
 	all := exp.points()
 	var todo []point

@@ -711,3 +711,51 @@ func TestFailedRunLeavesNothing(t *testing.T) {
 		t.Errorf("a directory with finished points: %d points left (%v)", len(pts), err)
 	}
 }
+
+// gpuLike is the counting backend with the Vulkan backend's rule of the
+// methods it can run (Vulkan.CheckMethod, which needs no device).
+type gpuLike struct {
+	counting
+	rule *Vulkan
+}
+
+func (g gpuLike) CheckMethod(method string, timed bool) error { return g.rule.CheckMethod(method, timed) }
+
+// TestMethodsCheckedFirst checks that a run whose devices include a GPU
+// without kernels for one of its methods (magicpig) fails before any point
+// runs and before its results directory is made, naming the device, the
+// method and what to do; that "auto" (the CPU fallback) runs it; and that a
+// timed kind refuses it even there.
+func TestMethodsCheckedFirst(t *testing.T) {
+	var n atomic.Int64
+	cpu := counting{decodes: &n}
+	out := t.TempDir()
+	vkOnly := gpuLike{counting{name: "vk:0", decodes: &n}, &Vulkan{spec: "vk:0"}}
+	set := Overrides{Set: []string{"methods=['topk','magicpig']", "budgets=[0.05]"}}
+	dir, _, _, err := runTiny(t, context.Background(), tiny, out, set, runHooks{backends: []Backend{cpu, vkOnly}})
+	if err == nil || !strings.Contains(err.Error(), "device vk:0 cannot run magicpig") || !strings.Contains(err.Error(), `devices = ["auto"]`) {
+		t.Errorf("magicpig on a GPU: %v, want an error naming the device, the method and devices = [\"auto\"]", err)
+	}
+	if n.Load() != 0 {
+		t.Errorf("magicpig on a GPU: %d decode steps ran before the error", n.Load())
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("magicpig on a GPU: %s was made (%v)", dir, err)
+	}
+	auto := gpuLike{counting{name: "vk:0+cpu", decodes: &n}, &Vulkan{spec: "vk:0", cpuFallback: true}}
+	if _, _, _, err := runTiny(t, context.Background(), tiny, out, set, runHooks{backends: []Backend{auto}}); err != nil {
+		t.Errorf("magicpig with the CPU fallback: %v", err)
+	}
+	if n.Load() == 0 {
+		t.Error("magicpig with the CPU fallback: no decode step ran")
+	}
+	speed := "kind = \"speed\"\nmethods = [\"dense\", \"magicpig\"]\n"
+	exp, err := parse("speed.toml", speed, Overrides{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = runExperiment(context.Background(), exp, Overrides{Out: out}, io.Discard, runHooks{backends: []Backend{auto}})
+	if err == nil || !strings.Contains(err.Error(), "no GPU kernels to time") {
+		t.Errorf("timing magicpig on a GPU with the CPU fallback: %v, want an error", err)
+	}
+}

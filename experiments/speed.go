@@ -85,6 +85,8 @@ type SpeedConfig struct {
 	Reps int `toml:"reps" json:"reps"`
 }
 
+func (c *SpeedConfig) methodNames() ([]string, bool) { return c.Methods, true }
+
 func defaultSpeed() *SpeedConfig {
 	return &SpeedConfig{
 		Common: Common{Kind: "speed"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128, Rbit: ref.DefaultRbit},
@@ -387,6 +389,8 @@ type BreakdownConfig struct {
 	// Reps is the number of timed steps per point. Default 50.
 	Reps int `toml:"reps" json:"reps"`
 }
+
+func (c *BreakdownConfig) methodNames() ([]string, bool) { return c.Variants, true }
 
 func defaultBreakdown() *BreakdownConfig {
 	return &BreakdownConfig{

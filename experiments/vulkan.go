@@ -113,6 +113,19 @@ func (v *Vulkan) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, 
 	return v.Ctx.NewMethod(name, hkv, d, o)
 }
 
+// CheckMethod implements methodChecker: every method of vk.Methods, and
+// with the CPU fallback ("auto") every other one unless timed.
+func (v *Vulkan) CheckMethod(method string, timed bool) error {
+	name, _, _ := strings.Cut(method, "/")
+	switch {
+	case slices.Contains(vk.Methods, name), v.cpuFallback && !timed:
+		return nil
+	case timed:
+		return fmt.Errorf("it has no GPU kernels to time (GPU methods: %s); time it with devices = [\"cpu\"]", strings.Join(vk.Methods, " "))
+	}
+	return fmt.Errorf("it has no GPU kernels (GPU methods: %s); devices = [\"auto\"] runs it on the CPU beside the others, or run it with devices = [\"cpu\"]", strings.Join(vk.Methods, " "))
+}
+
 // Close releases the device.
 func (v *Vulkan) Close() error { return v.Ctx.Close() }
 
