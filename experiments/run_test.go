@@ -719,7 +719,9 @@ type gpuLike struct {
 	rule *Vulkan
 }
 
-func (g gpuLike) CheckMethod(method string, timed bool) error { return g.rule.CheckMethod(method, timed) }
+func (g gpuLike) CheckMethod(method string, timed bool) error {
+	return g.rule.CheckMethod(method, timed)
+}
 
 // TestMethodsCheckedFirst checks that a run whose devices include a GPU
 // without kernels for one of its methods (magicpig) fails before any point
