@@ -122,141 +122,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer v.Close()
-	dev := v.Device()
-	fmt.Fprintf(stdout, "# %s, driver %s, %s; one decode step of one layer, Hq=%d Hkv=%d d=%d, fp16 K/V, budget %v\n",
-		dev.Name, dev.Driver, dev.API, *hq, *hkv, *d, budget)
-	if dir := v.Ctx.SPIRVDir(); dir != "" {
-		fmt.Fprintf(stdout, "# experimental kernels: the .spv files of %s replace the built-in kernels of the same name ($%s)\n", dir, vk.EnvSPIRV)
-	}
-	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", *reps)
-	fmt.Fprintf(stdout, "# median_us: the kernels timed as one span; stage columns: %d more steps with a timestamp per stage, each timestamp included (so they may add up to more)\n", *reps)
-	mode, err := experiments.Flush()
+	one, read, err := printBenchHeader(v, stdout, ref.Shape{Hq: *hq, Hkv: *hkv, D: *d}, budget, *reps)
 	if err != nil {
 		return err
 	}
-	flushL2, flushPages := v.FlushSizes()
-	switch mode {
-	case experiments.FlushNone:
-		fmt.Fprintf(stdout, "# no flush before the timed steps ($%s=0): a step may find in L2 and in the TLBs what the step before it left\n", experiments.EnvL2Flush)
-	case experiments.FlushL2:
-		fmt.Fprintf(stdout, "# every timed step follows a read of %d MiB that evicts L2, but not the TLBs ($%s=l2)\n", flushL2>>20, experiments.EnvL2Flush)
-	default:
-		fmt.Fprintf(stdout, "# every timed step follows a read of %d MiB that evicts L2 and a load in every 64 KiB of %d MiB more that evicts the TLBs, as a model's other layers would ($%s=l2: L2 only, 0: none)\n", flushL2>>20, flushPages>>20, experiments.EnvL2Flush)
-	}
-	twin, err := experiments.Twin()
-	if err != nil {
-		return err
-	}
-	if twin.On {
-		fmt.Fprintf(stdout, "# after every flush %s runs before the timed one (its own cache and buffers): a diagnostic of what a cold step waits for that the two share, the kernels' code among it\n", twin)
-	}
-	if v.Ctx.Dedicated() {
-		fmt.Fprintf(stdout, "# buffers of 2 MiB and more (the K/V cache, ...) in dedicated allocations, which the driver may map with large pages ($%s=0: plain ones)\n", vk.EnvDedicated)
-	} else {
-		fmt.Fprintf(stdout, "# every buffer in a plain allocation, none dedicated ($%s=0)\n", vk.EnvDedicated)
-	}
-	// The latency roofline beside the bandwidth one: what a dependent
-	// dispatch costs when it moves nothing, on one workgroup and on enough
-	// of them to occupy every compute unit.
-	wide := uint32(max(v.Ctx.Info.ComputeUnits, 1)) * 4
-	one, err1 := v.Ctx.DispatchFloor(64, 1, 20)
-	full, err2 := v.Ctx.DispatchFloor(64, wide, 20)
-	if err := cmp.Or(err1, err2); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "# dependent-dispatch floor (64 barrier-separated copy dispatches of 16 B per invocation, median of 20): %.2f us with 1 workgroup, %.2f us with %d workgroups of 256\n",
-		one/1e3, full/1e3, wide)
-	// The same after the timer's L2 read (one flush for the four chains),
-	// where every stage of a timed step runs: of one kernel, and of as many
-	// distinct kernels, each cold.
-	cold, err := v.Ctx.NewL2Flush(flushL2)
-	if err != nil {
-		return err
-	}
-	var floors [2][4]float64
-	for i, flush := range []*vk.L2Flush{cold, nil} {
-		for j, kernels := range []vk.ChainKernels{vk.ChainOne, vk.ChainCopies, vk.ChainSizes, vk.ChainLarge} {
-			if floors[i][j], err = v.Ctx.ColdDispatchFloor(8, kernels, flush, 20); err != nil {
-				cold.Close()
-				return err
-			}
-		}
-	}
-	cold.Close()
-	fmt.Fprintf(stdout, "# dependent dispatches after the L2 flush (8 one-workgroup copies, median of 20): %.2f us a level of one pipeline, %.2f of 8 pipelines of the same kernel, %.2f of 8 distinct kernels, %.2f of 8 distinct kernels of kilobytes of code (bigcode); without the flush %.2f, %.2f, %.2f and %.2f\n",
-		floors[0][0]/1e3, floors[0][1]/1e3, floors[0][2]/1e3, floors[0][3]/1e3, floors[1][0]/1e3, floors[1][1]/1e3, floors[1][2]/1e3, floors[1][3]/1e3)
-	// What the TLB flush costs a kernel that gathers from a cache, in the
-	// allocations the cache has and in the others (session 27).
-	if mode == experiments.FlushPages {
-		size := min(4<<30, flushPages/4) // beside the flush's pages, at most 5/8 of the largest heap
-		if v.Ctx.Info.Type == vk.DeviceCPU {
-			size = 8 << 20
-		}
-		f, err := v.NewFlush(mode)
-		if err != nil {
-			return err
-		}
-		plain, ded, err := v.Ctx.PageWalkCost(f, size, 20)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "# page walks (a 16-byte load every MiB of %d MiB after the flush, less the same loads warm, median of 20): %.1f ns a MiB in plain allocations, %.1f in dedicated ones\n",
-			size>>20, plain, ded)
-	}
-	// The read-only roofline, for the kernels that only stream their cache
-	// (dense attention), beside each row's copy bandwidth.
-	rsize := min(uint64(1<<30), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
-	if v.Ctx.Info.Type == vk.DeviceCPU {
-		rsize = 64 << 20
-	}
-	read, err := v.Ctx.ReadBandwidth(rsize, 20)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "# read-only bandwidth (read kernel over %d MiB, 16-byte loads, median of 20): %.0f GB/s\n", rsize>>20, read/1e9)
-	// The top-k methods' roofline: their attention reads a K row and a V
-	// row of 2*d bytes (float16) per selected token, at random.
-	if row := uint64(2 * *d); row >= 16 && row <= 4096 && row&(row-1) == 0 {
-		gather, _, err := v.Ctx.GatherBandwidth(row, rsize, 20)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "# random-gather bandwidth (%d-byte rows at random over %d MiB, median of 20): %.0f GB/s\n", row, rsize>>20, gather/1e9)
-	}
-	// And what one dependent load costs inside a kernel (on an idle device),
-	// from the last-level cache and from memory.
-	flush := min(256<<20, uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
-	l2, err1 := v.Ctx.LoadLatency(1<<20, 0, 20)
-	mem, err2 := v.Ctx.LoadLatency(1<<20, flush, 20)
-	busy, err3 := v.Ctx.LoadedLatency(flush, 20)
-	if err := cmp.Or(err1, err2, err3); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "# dependent-load latency (one invocation following a chain, links 4 KiB + 128 B apart, median of 20): %.0f ns from the last-level cache, %.0f ns from memory (%d MiB filled before each chain), %.0f ns while the other workgroups copy %d MiB\n",
-		l2, mem, flush>>20, busy, flush>>20)
-	// Whether kernels from two queues run side by side: the question behind
-	// splitting a step's rows over two queues (BENCHMARKS.md, session 9).
-	chain := 256
-	if v.Ctx.Info.Type == vk.DeviceCPU {
-		chain = 16 // lavapipe: a dispatch costs tens of microseconds
-	}
-	ov, err := v.Ctx.QueueOverlap(chain, 10)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "# two chains of %d dependent 1-workgroup dispatches (host wall time, median of 10): %s\n", chain, ov)
 	// Fixed-width rows, printed as each point finishes, so a run cut short
 	// still shows what it measured; the rows of one method and point are
 	// adjacent, one per -opt set (the last column, "-" for the defaults).
-	// speedup is over the fastest dense row of the same B and N above.
-	// floor_us: the step's latency and bandwidth roofline, its levels of
-	// dependent dispatches at the one-workgroup floor plus its bytes at the
-	// read-only bandwidth (BENCHMARKS.md's floor): no step with this chain
-	// of dispatches moving these bytes runs faster on this device.
-	fmt.Fprintf(stdout, "# floor_us: levels (dispatches one after another in a step) x %.2f us + MB at %.0f GB/s\n", one/1e3, read/1e9)
-	const row = "%-11s %2v %7v %6v %10v %8v %8v %8v %8v %7v %9v %7v %9v %7v %6v %8v %8v %s\n"
-	fmt.Fprintf(stdout, row, "method", "B", "N", "k", "median_us", "encode", "score", "select", "attend", "merge", "MB", "GB/s", "copy_GB/s", "of_copy", "levels", "floor_us", "speedup", "opt")
+	// speedup is over the fastest dense row of the same B and N above;
+	// floor_us is printBenchHeader's.
+	fmt.Fprintf(stdout, benchRow, "method", "B", "N", "k", "median_us", "encode", "score", "select", "attend", "merge", "MB", "GB/s", "copy_GB/s", "of_copy", "levels", "floor_us", "speedup", "opt")
 	var failed []string
 	for _, b := range bs {
 		for _, n := range nl {
@@ -269,40 +144,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 					t, err := v.Time(m, s, budget, *reps, tuning)
 					if err != nil {
 						failed = append(failed, fmt.Sprintf("%s B=%d N=%d opt %s: %v", m, b, n, opt, err))
-						fmt.Fprintf(stdout, row, m, b, n, k, "failed", "", "", "", "", "", "", "", "", "", "", "", "", opt)
+						fmt.Fprintf(stdout, benchRow, m, b, n, k, "failed", "", "", "", "", "", "", "", "", "", "", "", "", opt)
 						continue
 					}
 					us := t.Median.Seconds() * 1e6
 					if m == "dense" && (dense == 0 || us < dense) {
 						dense = us
 					}
-					stage := func(n string) string {
-						if x, ok := t.Stages[n]; ok {
-							return strconv.FormatFloat(x.Seconds()*1e6, 'f', 1, 64)
-						}
-						return "-"
-					}
-					gbps := float64(t.Bytes) / t.Median.Seconds() / 1e9
-					speedup := "-"
-					if dense > 0 {
-						speedup = strconv.FormatFloat(dense/us, 'f', 2, 64) + "x"
-					}
-					f1 := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
-					floor := f1((float64(t.Levels)*one + float64(t.Bytes)/read*1e9) / 1e3)
-					fmt.Fprintf(stdout, row, m, b, n, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"), stage("merge"),
-						f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps),
-						t.Levels, floor, speedup, opt)
-					if t.Twin != "" {
-						fmt.Fprintf(stdout, "# twin %s B=%d N=%d %s: %s\n", m, b, n, opt, t.Twin)
-					}
-					for _, tr := range t.Trace {
-						fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: %s\n", m, b, n, opt, tr)
-					}
-					if t.Spans > 0 && t.Levels > 0 {
-						between := (t.Median - t.Spans).Seconds() * 1e6
-						fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: between the kernels %s us, %s a level over %d levels (the step %s us less the spans of its %d traced kernels, %s: dispatch boundaries and any kernel not traced)\n",
-							m, b, n, opt, f1(between), f1(between/float64(t.Levels)), t.Levels, f1(us), t.Spanned, f1(t.Spans.Seconds()*1e6))
-					}
+					printBenchRow(stdout, m, s, k, opt, t, dense, one, read)
 					for _, kt := range t.Raw {
 						traceRows = append(traceRows, traceCSVRows(m, b, n, opt, kt)...)
 					}
@@ -328,6 +177,186 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d of %d points failed", len(failed), len(bs)*len(nl)*len(ml)*len(opts))
 	}
 	return nil
+}
+
+// printBenchHeader prints hata bench's header: the device, the timer's
+// settings, and the rooflines measured now, on this device, that every row
+// is read against (the dependent-dispatch floors, the page walks, the read
+// and gather bandwidths, the load latencies, whether two queues overlap). It
+// returns the one-workgroup dispatch floor in ns and the read-only bandwidth
+// in bytes/s, each row's floor_us. s gives the heads and the head dimension
+// (its B and N are unused).
+func printBenchHeader(v *experiments.Vulkan, stdout io.Writer, s ref.Shape, budget ref.Budget, reps int) (one, read float64, err error) {
+	dev := v.Device()
+	fmt.Fprintf(stdout, "# %s, driver %s, %s; one decode step of one layer, Hq=%d Hkv=%d d=%d, fp16 K/V, budget %v\n",
+		dev.Name, dev.Driver, dev.API, s.Hq, s.Hkv, s.D, budget)
+	if dir := v.Ctx.SPIRVDir(); dir != "" {
+		fmt.Fprintf(stdout, "# experimental kernels: the .spv files of %s replace the built-in kernels of the same name ($%s)\n", dir, vk.EnvSPIRV)
+	}
+	fmt.Fprintf(stdout, "# GPU timestamps: median of %d steps after a 300 ms warm-up; bytes = what must move (experiments.MustMove); copy = copy-kernel bandwidth in this run\n", reps)
+	fmt.Fprintf(stdout, "# median_us: the kernels timed as one span; stage columns: %d more steps with a timestamp per stage, each timestamp included (so they may add up to more)\n", reps)
+	mode, err := experiments.Flush()
+	if err != nil {
+		return 0, 0, err
+	}
+	flushL2, flushPages := v.FlushSizes()
+	switch mode {
+	case experiments.FlushNone:
+		fmt.Fprintf(stdout, "# no flush before the timed steps ($%s=0): a step may find in L2 and in the TLBs what the step before it left\n", experiments.EnvL2Flush)
+	case experiments.FlushL2:
+		fmt.Fprintf(stdout, "# every timed step follows a read of %d MiB that evicts L2, but not the TLBs ($%s=l2)\n", flushL2>>20, experiments.EnvL2Flush)
+	default:
+		fmt.Fprintf(stdout, "# every timed step follows a read of %d MiB that evicts L2 and a load in every 64 KiB of %d MiB more that evicts the TLBs, as a model's other layers would ($%s=l2: L2 only, 0: none)\n", flushL2>>20, flushPages>>20, experiments.EnvL2Flush)
+	}
+	twin, err := experiments.Twin()
+	if err != nil {
+		return 0, 0, err
+	}
+	if twin.On {
+		fmt.Fprintf(stdout, "# after every flush %s runs before the timed one (its own cache and buffers): a diagnostic of what a cold step waits for that the two share, the kernels' code among it\n", twin)
+	}
+	if v.Ctx.Dedicated() {
+		fmt.Fprintf(stdout, "# buffers of 2 MiB and more (the K/V cache, ...) in dedicated allocations, which the driver may map with large pages ($%s=0: plain ones)\n", vk.EnvDedicated)
+	} else {
+		fmt.Fprintf(stdout, "# every buffer in a plain allocation, none dedicated ($%s=0)\n", vk.EnvDedicated)
+	}
+	// The latency roofline beside the bandwidth one: what a dependent
+	// dispatch costs when it moves nothing, on one workgroup and on enough
+	// of them to occupy every compute unit.
+	wide := uint32(max(v.Ctx.Info.ComputeUnits, 1)) * 4
+	one, err1 := v.Ctx.DispatchFloor(64, 1, 20)
+	full, err2 := v.Ctx.DispatchFloor(64, wide, 20)
+	if err := cmp.Or(err1, err2); err != nil {
+		return 0, 0, err
+	}
+	fmt.Fprintf(stdout, "# dependent-dispatch floor (64 barrier-separated copy dispatches of 16 B per invocation, median of 20): %.2f us with 1 workgroup, %.2f us with %d workgroups of 256\n",
+		one/1e3, full/1e3, wide)
+	// The same after the timer's L2 read (one flush for the four chains),
+	// where every stage of a timed step runs: of one kernel, and of as many
+	// distinct kernels, each cold.
+	cold, err := v.Ctx.NewL2Flush(flushL2)
+	if err != nil {
+		return 0, 0, err
+	}
+	var floors [2][4]float64
+	for i, flush := range []*vk.L2Flush{cold, nil} {
+		for j, kernels := range []vk.ChainKernels{vk.ChainOne, vk.ChainCopies, vk.ChainSizes, vk.ChainLarge} {
+			if floors[i][j], err = v.Ctx.ColdDispatchFloor(8, kernels, flush, 20); err != nil {
+				cold.Close()
+				return 0, 0, err
+			}
+		}
+	}
+	cold.Close()
+	fmt.Fprintf(stdout, "# dependent dispatches after the L2 flush (8 one-workgroup copies, median of 20): %.2f us a level of one pipeline, %.2f of 8 pipelines of the same kernel, %.2f of 8 distinct kernels, %.2f of 8 distinct kernels of kilobytes of code (bigcode); without the flush %.2f, %.2f, %.2f and %.2f\n",
+		floors[0][0]/1e3, floors[0][1]/1e3, floors[0][2]/1e3, floors[0][3]/1e3, floors[1][0]/1e3, floors[1][1]/1e3, floors[1][2]/1e3, floors[1][3]/1e3)
+	// What the TLB flush costs a kernel that gathers from a cache, in the
+	// allocations the cache has and in the others (session 27).
+	if mode == experiments.FlushPages {
+		size := min(4<<30, flushPages/4) // beside the flush's pages, at most 5/8 of the largest heap
+		if v.Ctx.Info.Type == vk.DeviceCPU {
+			size = 8 << 20
+		}
+		f, err := v.NewFlush(mode)
+		if err != nil {
+			return 0, 0, err
+		}
+		plain, ded, err := v.Ctx.PageWalkCost(f, size, 20)
+		f.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		fmt.Fprintf(stdout, "# page walks (a 16-byte load every MiB of %d MiB after the flush, less the same loads warm, median of 20): %.1f ns a MiB in plain allocations, %.1f in dedicated ones\n",
+			size>>20, plain, ded)
+	}
+	// The read-only roofline, for the kernels that only stream their cache
+	// (dense attention), beside each row's copy bandwidth.
+	rsize := min(uint64(1<<30), uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	if v.Ctx.Info.Type == vk.DeviceCPU {
+		rsize = 64 << 20
+	}
+	if read, err = v.Ctx.ReadBandwidth(rsize, 20); err != nil {
+		return 0, 0, err
+	}
+	fmt.Fprintf(stdout, "# read-only bandwidth (read kernel over %d MiB, 16-byte loads, median of 20): %.0f GB/s\n", rsize>>20, read/1e9)
+	// The top-k methods' roofline: their attention reads a K row and a V
+	// row of 2*d bytes (float16) per selected token, at random.
+	if row := uint64(2 * s.D); row >= 16 && row <= 4096 && row&(row-1) == 0 {
+		gather, _, err := v.Ctx.GatherBandwidth(row, rsize, 20)
+		if err != nil {
+			return 0, 0, err
+		}
+		fmt.Fprintf(stdout, "# random-gather bandwidth (%d-byte rows at random over %d MiB, median of 20): %.0f GB/s\n", row, rsize>>20, gather/1e9)
+	}
+	// And what one dependent load costs inside a kernel (on an idle device),
+	// from the last-level cache and from memory.
+	flush := min(256<<20, uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	l2, err1 := v.Ctx.LoadLatency(1<<20, 0, 20)
+	mem, err2 := v.Ctx.LoadLatency(1<<20, flush, 20)
+	busy, err3 := v.Ctx.LoadedLatency(flush, 20)
+	if err := cmp.Or(err1, err2, err3); err != nil {
+		return 0, 0, err
+	}
+	fmt.Fprintf(stdout, "# dependent-load latency (one invocation following a chain, links 4 KiB + 128 B apart, median of 20): %.0f ns from the last-level cache, %.0f ns from memory (%d MiB filled before each chain), %.0f ns while the other workgroups copy %d MiB\n",
+		l2, mem, flush>>20, busy, flush>>20)
+	// Whether kernels from two queues run side by side: the question behind
+	// splitting a step's rows over two queues (BENCHMARKS.md, session 9).
+	chain := 256
+	if v.Ctx.Info.Type == vk.DeviceCPU {
+		chain = 16 // lavapipe: a dispatch costs tens of microseconds
+	}
+	ov, err := v.Ctx.QueueOverlap(chain, 10)
+	if err != nil {
+		return 0, 0, err
+	}
+	fmt.Fprintf(stdout, "# two chains of %d dependent 1-workgroup dispatches (host wall time, median of 10): %s\n", chain, ov)
+	// floor_us: the step's latency and bandwidth roofline, its levels of
+	// dependent dispatches at the one-workgroup floor plus its bytes at the
+	// read-only bandwidth (BENCHMARKS.md's floor): no step with this chain
+	// of dispatches moving these bytes runs faster on this device.
+	fmt.Fprintf(stdout, "# floor_us: levels (dispatches one after another in a step) x %.2f us + MB at %.0f GB/s\n", one/1e3, read/1e9)
+	return one, read, nil
+}
+
+// benchRow is the format of hata bench's fixed-width rows: method, B, N, k,
+// median_us, the five stages, MB, GB/s, copy_GB/s, of_copy, levels,
+// floor_us, speedup, opt.
+const benchRow = "%-11s %2v %7v %6v %10v %8v %8v %8v %8v %7v %9v %7v %9v %7v %6v %8v %8v %s\n"
+
+// printBenchRow prints the row of method m timed as t at shape s (k tokens
+// selected, kernel parameters opt), and its trace lines:
+// speedup over dense (the fastest dense row of the shape so far, 0 if none),
+// floor_us from the dispatch floor one (ns) and the read bandwidth read
+// (bytes/s) of printBenchHeader.
+func printBenchRow(stdout io.Writer, m string, s ref.Shape, k int, opt string, t experiments.Timing, dense, one, read float64) {
+	us := t.Median.Seconds() * 1e6
+	stage := func(n string) string {
+		if x, ok := t.Stages[n]; ok {
+			return strconv.FormatFloat(x.Seconds()*1e6, 'f', 1, 64)
+		}
+		return "-"
+	}
+	gbps := float64(t.Bytes) / t.Median.Seconds() / 1e9
+	speedup := "-"
+	if dense > 0 {
+		speedup = strconv.FormatFloat(dense/us, 'f', 2, 64) + "x"
+	}
+	f1 := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+	floor := f1((float64(t.Levels)*one + float64(t.Bytes)/read*1e9) / 1e3)
+	fmt.Fprintf(stdout, benchRow, m, s.B, s.N, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"), stage("merge"),
+		f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps),
+		t.Levels, floor, speedup, opt)
+	if t.Twin != "" {
+		fmt.Fprintf(stdout, "# twin %s B=%d N=%d %s: %s\n", m, s.B, s.N, opt, t.Twin)
+	}
+	for _, tr := range t.Trace {
+		fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: %s\n", m, s.B, s.N, opt, tr)
+	}
+	if t.Spans > 0 && t.Levels > 0 {
+		between := (t.Median - t.Spans).Seconds() * 1e6
+		fmt.Fprintf(stdout, "# trace %s B=%d N=%d %s: between the kernels %s us, %s a level over %d levels (the step %s us less the spans of its %d traced kernels, %s: dispatch boundaries and any kernel not traced)\n",
+			m, s.B, s.N, opt, f1(between), f1(between/float64(t.Levels)), t.Levels, f1(us), t.Spanned, f1(t.Spans.Seconds()*1e6))
+	}
 }
 
 // checkBenchShape checks the shape flags against the bounds of a timed
