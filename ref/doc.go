@@ -5,7 +5,7 @@
 // reading: one file per concept of the paper, plain loops, and a shape comment on
 // every tensor.
 //
-// Conventions (see ../shared/HATA.md and PAPER.md):
+// Conventions (see HATA.md and PAPER.md at the repository root):
 //
 //	B    batch                     Hq   query heads
 //	Hkv  key/value heads           G    = Hq/Hkv, the GQA group size
