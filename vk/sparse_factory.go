@@ -52,7 +52,7 @@ func (c *Context) newSparseMethod(name string, hkv, d int, ro ref.Options, o Spa
 	case "h2o":
 		return c.NewH2O(d, o)
 	case "magicpig":
-		return nil, fmt.Errorf("vk: magicpig has no GPU kernels: it stays on the CPU (ref.MagicPIG; the paper runs it on the CPU too), use the ref backend")
+		return nil, fmt.Errorf("vk: magicpig has no GPU kernels (the paper runs it on the CPU too): run it on the CPU (hata attend -device cpu; a config's devices = [\"cpu\"] or [\"auto\"])")
 	}
 	return nil, fmt.Errorf("vk: method %q has no GPU kernels (have %v)", name, Methods)
 }

@@ -83,6 +83,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if err := oneOf("method", name, ref.MethodNames); err != nil {
 			return err
 		}
+		if !slices.Contains(vk.Methods, name) {
+			return usagef("-method %s: it has no GPU kernels to time (GPU methods: %s)", m, strings.Join(vk.Methods, ", "))
+		}
 		if err := vk.CheckVariant(name, variant); err != nil {
 			return usagef("-method %s: %v", m, err)
 		}
@@ -278,7 +281,7 @@ func printBenchHeader(v *experiments.Vulkan, stdout io.Writer, s ref.Shape, budg
 	if read, err = v.Ctx.ReadBandwidth(rsize, 20); err != nil {
 		return 0, 0, err
 	}
-	fmt.Fprintf(stdout, "# read-only bandwidth (read kernel over %d MiB, 16-byte loads, median of 20): %.0f GB/s\n", rsize>>20, read/1e9)
+	fmt.Fprintf(stdout, "# read-only bandwidth (read kernel over %d MiB, 16-byte loads, median of 20): %s GB/s\n", rsize>>20, fmtGBps(read))
 	// The top-k methods' roofline: their attention reads a K row and a V
 	// row of 2*d bytes (float16) per selected token, at random.
 	if row := uint64(2 * s.D); row >= 16 && row <= 4096 && row&(row-1) == 0 {
@@ -286,7 +289,7 @@ func printBenchHeader(v *experiments.Vulkan, stdout io.Writer, s ref.Shape, budg
 		if err != nil {
 			return 0, 0, err
 		}
-		fmt.Fprintf(stdout, "# random-gather bandwidth (%d-byte rows at random over %d MiB, median of 20): %.0f GB/s\n", row, rsize>>20, gather/1e9)
+		fmt.Fprintf(stdout, "# random-gather bandwidth (%d-byte rows at random over %d MiB, median of 20): %s GB/s\n", row, rsize>>20, fmtGBps(gather))
 	}
 	// And what one dependent load costs inside a kernel (on an idle device),
 	// from the last-level cache and from memory.
@@ -314,8 +317,17 @@ func printBenchHeader(v *experiments.Vulkan, stdout io.Writer, s ref.Shape, budg
 	// dependent dispatches at the one-workgroup floor plus its bytes at the
 	// read-only bandwidth (BENCHMARKS.md's floor): no step with this chain
 	// of dispatches moving these bytes runs faster on this device.
-	fmt.Fprintf(stdout, "# floor_us: levels (dispatches one after another in a step) x %.2f us + MB at %.0f GB/s\n", one/1e3, read/1e9)
+	fmt.Fprintf(stdout, "# floor_us: levels (dispatches one after another in a step) x %.2f us + MB at %s GB/s\n", one/1e3, fmtGBps(read))
 	return one, read, nil
+}
+
+// fmtGBps formats a bandwidth in bytes/s as GB/s: whole GB/s on a GPU, two
+// decimals below 10 GB/s (lavapipe's, which %.0f printed as 0).
+func fmtGBps(b float64) string {
+	if b < 10e9 {
+		return strconv.FormatFloat(b/1e9, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(b/1e9, 'f', 0, 64)
 }
 
 // benchRow is the format of hata bench's fixed-width rows: method, B, N, k,

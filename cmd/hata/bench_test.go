@@ -74,8 +74,8 @@ func TestParseOpts(t *testing.T) {
 }
 
 // TestBenchOptUsage checks that hata bench refuses, with status 2 and before
-// opening a device, an -opt key that one of the methods does not use, a
-// malformed -opt, and a -tracecsv without trace=1 or into a directory that
+// opening a device, a method without GPU kernels, an -opt key that one of
+// the methods does not use, a malformed -opt, and a -tracecsv without trace=1 or into a directory that
 // is not there.
 func TestBenchOptUsage(t *testing.T) {
 	for _, c := range []struct {
@@ -88,6 +88,7 @@ func TestBenchOptUsage(t *testing.T) {
 		{[]string{"-method", "quest", "-opt", "sepmerge=3"}, []string{"sepmerge=3"}},
 		{[]string{"-method", "h2o", "-opt", "selectchunk=512"}, []string{"selectchunk", "h2o"}},
 		{[]string{"-method", "magicpig", "-opt", "tile=2"}, []string{"magicpig"}},
+		{[]string{"-method", "magicpig"}, []string{"magicpig", "no GPU kernels"}},
 		{[]string{"-method", "dense,hata", "-opt", "-;rbit=256"}, []string{"rbit", "dense"}},
 		{[]string{"-method", "hata", "-opt", "rbit=48"}, []string{"rbit=48", "multiple of 32"}},
 		{[]string{"-opt", "tile=two"}, []string{"-opt", "tile", `"two"`}},
