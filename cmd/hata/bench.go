@@ -330,10 +330,10 @@ func fmtGBps(b float64) string {
 	return strconv.FormatFloat(b/1e9, 'f', 0, 64)
 }
 
-// benchRow is the format of hata bench's fixed-width rows: method, B, N, k,
-// median_us, the five stages, MB, GB/s, copy_GB/s, of_copy, levels,
-// floor_us, speedup, opt.
-const benchRow = "%-11s %2v %7v %6v %10v %8v %8v %8v %8v %7v %9v %7v %9v %7v %6v %8v %8v %s\n"
+// benchRow is the format of hata bench's fixed-width rows, the method's
+// column wide enough for hata/threekernel: method, B, N, k, median_us, the
+// five stages, MB, GB/s, copy_GB/s, of_copy, levels, floor_us, speedup, opt.
+const benchRow = "%-16s %2v %7v %6v %10v %8v %8v %8v %8v %7v %9v %7v %9v %7v %6v %8v %8v %s\n"
 
 // printBenchRow prints the row of method m timed as t at shape s (k tokens
 // selected, kernel parameters opt), and its trace lines:
