@@ -106,11 +106,12 @@ func validateMethods(key string, methods []string) error {
 	return nil
 }
 
-// validateBudgets checks a list of budgets: ratios in (0, 1] or whole token
-// counts >= 1.
+// validateBudgets checks a list of budgets: ratios in (0, 1), whole token
+// counts >= 2, or 1, the whole cache (on the command line, -budget 1 is one
+// token).
 func validateBudgets(key string, budgets []float64) error {
 	if len(budgets) == 0 {
-		return badKey(key, "empty, want ratios in (0, 1) or token counts >= 1")
+		return badKey(key, "empty, want ratios in (0, 1), token counts >= 2, or 1 (the whole cache)")
 	}
 	for i, b := range budgets {
 		if b == 1 {

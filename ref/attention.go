@@ -114,8 +114,9 @@ func Sparse(q []float32, kv *KV, selected [][]int32) ([]float32, error) {
 }
 
 // CheckSparse checks the inputs of Sparse and returns Hq: q is [B][Hq][D]
-// with Hq a multiple of Hkv and finite, and selected is nil or B*Hkv non-empty
-// rows of tokens in [0, N). Other evaluations of the same attention (the
+// with Hq a multiple of Hkv, and selected is nil or B*Hkv non-empty rows of
+// tokens in [0, N). q's values are not checked: a NaN or infinite query gives
+// a NaN output (hata attend checks its input tensors before any method). Other evaluations of the same attention (the
 // acceptance suite's float32 one) check their inputs with it.
 func CheckSparse(q []float32, kv *KV, selected [][]int32) (int, error) {
 	hq, err := headCount(q, kv)
