@@ -53,6 +53,12 @@ func TestBudgetTokens(t *testing.T) {
 			t.Errorf("ParseBudget(%v) = nil error, want an error", x)
 		}
 	}
+	// No cached token: no budget can be capped at n.
+	for _, b := range []Budget{{K: 3}, {Ratio: 0.5}, Full} {
+		if k, err := b.Tokens(0); err == nil {
+			t.Errorf("%v.Tokens(0) = %d, nil; want an error", b, k)
+		}
+	}
 	// Past int32, the error says so, not that the budget is fractional.
 	for _, x := range []float64{1e10, 1e308} {
 		if _, err := ParseBudget(x); err == nil || !strings.Contains(err.Error(), "at most") {

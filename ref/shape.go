@@ -68,10 +68,13 @@ func ParseBudget(x float64) (Budget, error) {
 //	k = K                 for an absolute budget
 //	k = floor(n * Ratio)  for a ratio
 //
-// then caps k at n and raises it to at least 1 (HATA.md, "Budget").
+// then caps k at n and raises it to at least 1 (HATA.md, "Budget"); n must be
+// at least 1.
 func (b Budget) Tokens(n int) (int, error) {
 	var k int
 	switch {
+	case n < 1:
+		return 0, fmt.Errorf("budget %v of %d cached tokens: want at least one token", b, n)
 	case b.K > 0 && b.Ratio == 0:
 		k = b.K
 	case b.K == 0 && b.Ratio > 0 && b.Ratio <= 1:
