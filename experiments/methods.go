@@ -198,7 +198,7 @@ type metrics struct {
 	K      int     // budget in tokens at the first step
 	N      int     // cached tokens at the first step
 	Recall float64 // |selected ∩ oracle top-k| / k (ref.Recall)
-	Mass   float64 // dense attention mass on the selected tokens (ref.MassRecall)
+	Mass   float64 // dense attention mass on the tokens each head attended to (ref.MassRecall)
 	RelL2  float64 // ||out - dense|| / ||dense|| (ref.RelL2)
 	Read   float64 // mean selected tokens per row / N (1 for dense)
 }
@@ -224,7 +224,13 @@ func evaluate(ctx context.Context, in *inputs, w *worker, name, methodKey string
 		if err != nil {
 			return metrics{}, fmt.Errorf("%s decode: %w", name, err)
 		}
-		one, err := score(st, res, budget)
+		var heads [][]int32 // each query head's own tokens, where its row's differ (MagicPIG)
+		if hs, ok := m.(ref.HeadSelector); ok {
+			if heads, err = hs.HeadSelected(); err != nil {
+				return metrics{}, fmt.Errorf("%s step %d: %w", name, i, err)
+			}
+		}
+		one, err := score(st, res, heads, budget)
 		if err != nil {
 			return metrics{}, fmt.Errorf("%s step %d: %w", name, i, err)
 		}
@@ -241,8 +247,11 @@ func evaluate(ctx context.Context, in *inputs, w *worker, name, methodKey string
 	return sum, nil
 }
 
-// score measures one decode result against the dense reference of st.
-func score(st *evalStep, res *ref.Result, budget ref.Budget) (metrics, error) {
+// score measures one decode result against the dense reference of st. heads,
+// when not nil, are the tokens each query head attended to ([B*Hq] rows,
+// ref.HeadSelector) where res.Selected is its row's union: the mass is then
+// each head's own; the recall and the fraction read stay the row's.
+func score(st *evalStep, res *ref.Result, heads [][]int32, budget ref.Budget) (metrics, error) {
 	s := st.shape
 	k, err := budget.Tokens(s.N)
 	if err != nil {
@@ -262,7 +271,11 @@ func score(st *evalStep, res *ref.Result, budget ref.Budget) (metrics, error) {
 	if out.Recall, err = ref.Recall(res.Selected, oracle); err != nil {
 		return metrics{}, err
 	}
-	if out.Mass, err = ref.MassRecall(st.p, res.Selected, s.B, s.Hq, s.Hkv, s.N); err != nil {
+	mass := res.Selected
+	if heads != nil {
+		mass = heads
+	}
+	if out.Mass, err = ref.MassRecall(st.p, mass, s.B, s.Hq, s.Hkv, s.N); err != nil {
 		return metrics{}, err
 	}
 	var read int

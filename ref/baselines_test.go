@@ -1078,6 +1078,29 @@ func TestMagicPIGEstimator(t *testing.T) {
 			}
 		}
 	}
+	// Each head's own set: the windows and its samples, ascending; the
+	// union of a group's is its row.
+	heads, err := m.HeadSelected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, set := range heads {
+		want := slices.Concat([]int32{0, 1, 2, 3}, sampled[h])
+		for tk := int32(n - 64); tk < int32(n); tk++ {
+			want = append(want, tk)
+		}
+		slices.Sort(want)
+		if d := cmp.Diff(want, set); d != "" {
+			t.Errorf("head %d: HeadSelected (-windows and samples +got):\n%s", h, d)
+		}
+	}
+	for r, row := range res.Selected {
+		union := slices.Concat(heads[r*g : (r+1)*g]...)
+		slices.Sort(union)
+		if d := cmp.Diff(row, slices.Compact(union)); d != "" {
+			t.Errorf("row %d: the union of its heads' sets is not Selected (-Selected +union):\n%s", r, d)
+		}
+	}
 }
 
 // TestMagicPIGFallback: 32-bit tables and 2 hits needed out of 2 tables make
@@ -1096,6 +1119,9 @@ func TestMagicPIGFallback(t *testing.T) {
 	}
 	if d := cmp.Diff([][]int32{{0}, {0}, {0}, {0}}, res.Selected); d != "" {
 		t.Errorf("fallback selection (-want +got):\n%s", d)
+	}
+	if heads, err := m.HeadSelected(); err != nil || len(heads) != s.B*s.Hq || slices.ContainsFunc(heads, func(h []int32) bool { return !slices.Equal(h, []int32{0}) }) {
+		t.Errorf("fallback HeadSelected = %v, %v; want token 0 for each of %d heads", heads, err, s.B*s.Hq)
 	}
 	for b := range s.B {
 		for h := range s.Hq {

@@ -378,6 +378,26 @@ func weightedAttention(kv *KV, b, h int, tokens []int32, logw []float64, out []f
 	}
 }
 
+// HeadSelected implements HeadSelector: each query head's tokens of the last
+// Decode, its row's windows and its own samples (token 0 alone where both are
+// empty), [B*Hq] rows ascending.
+func (m *MagicPIG) HeadSelected() ([][]int32, error) {
+	if m.sampled == nil {
+		return nil, fmt.Errorf("magicpig: nothing attended before the first Decode")
+	}
+	win := m.windows(m.kv.N)
+	heads := make([][]int32, len(m.sampled))
+	for bh, s := range m.sampled {
+		if len(win) == 0 && len(s) == 0 {
+			heads[bh] = []int32{0} // the head's fallback (Decode)
+			continue
+		}
+		heads[bh] = append(append([]int32(nil), win...), s...) // disjoint: samples exclude the windows
+		slices.Sort(heads[bh])
+	}
+	return heads, nil
+}
+
 // Sampled returns each query head's sampled tokens C_h of the last Decode
 // (windows excluded), [B*Hq] rows ascending: the per-head detail behind the
 // union in Result.Selected.

@@ -39,6 +39,16 @@ type Result struct {
 	Selected [][]int32
 }
 
+// HeadSelector is implemented by the methods whose query heads attend to
+// different tokens of their row (MagicPIG: each head its own samples).
+// Result.Selected is then each row's union of its heads' sets, the tokens
+// whose keys and values the row reads.
+type HeadSelector interface {
+	// HeadSelected returns the tokens each query head attended to in the
+	// last Decode: [B*Hq] rows b*Hq+h, ascending.
+	HeadSelected() ([][]int32, error)
+}
+
 // Coder is implemented by the hashing methods (hata, lsh): the binary codes
 // behind the last Decode.
 type Coder interface {

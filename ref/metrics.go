@@ -33,17 +33,22 @@ func Recall(selected, oracle [][]int32) (float64, error) {
 }
 
 // MassRecall returns the mean, over query heads, of the true dense softmax mass
-// that falls on the tokens selected for the head's group:
+// that falls on the tokens the head attended to:
 //
 //	mass = mean_{b,h} sum_{t in selected[b][h/G]} p[b][h][t]
 //
-// p: [B][Hq][N] from Probabilities; selected: [B*Hkv] rows. 1 means the method
-// kept every bit of attention; dense attention has mass 1 by definition.
+// p: [B][Hq][N] from Probabilities; selected: [B*Hkv] rows, one set for the
+// G heads of a group (Result.Selected), or [B*Hq] rows, one set per head
+// (HeadSelector; the two agree when Hq = Hkv). 1 means the method kept every
+// bit of attention; dense attention has mass 1 by definition.
 func MassRecall(p []float64, selected [][]int32, b, hq, hkv, n int) (float64, error) {
-	if len(p) != b*hq*n || len(selected) != b*hkv {
-		return 0, fmt.Errorf("mass recall: len(p)=%d want %d, %d selected rows want %d", len(p), b*hq*n, len(selected), b*hkv)
+	if len(p) != b*hq*n || len(selected) != b*hkv && len(selected) != b*hq {
+		return 0, fmt.Errorf("mass recall: len(p)=%d want %d, %d selected rows want %d (B*Hkv) or %d (B*Hq)", len(p), b*hq*n, len(selected), b*hkv, b*hq)
 	}
 	g := hq / hkv
+	if len(selected) == b*hq {
+		g, hkv = 1, hq // a set per head
+	}
 	var sum float64
 	for bb := range b {
 		for h := range hq {

@@ -301,7 +301,15 @@ func TestMetrics(t *testing.T) {
 	p := []float64{0.5, 0.25, 0.25, 0.1, 0.1, 0.8}
 	m, err := MassRecall(p, [][]int32{{0, 2}}, 1, 2, 1, 3)
 	if err != nil || math.Abs(m-0.825) > 1e-15 {
-		t.Errorf("MassRecall = %v, %v; want 0.8", m, err)
+		t.Errorf("MassRecall = %v, %v; want 0.825", m, err)
+	}
+	// A set per head (HeadSelector): head 0 keeps {0, 2} (0.75), head 1 {2} (0.8).
+	m, err = MassRecall(p, [][]int32{{0, 2}, {2}}, 1, 2, 1, 3)
+	if err != nil || math.Abs(m-0.775) > 1e-15 {
+		t.Errorf("MassRecall with a set per head = %v, %v; want 0.775", m, err)
+	}
+	if _, err := MassRecall(p, [][]int32{{0}, {1}, {2}}, 1, 2, 1, 3); err == nil {
+		t.Error("MassRecall of 3 rows for 1 KV head and 2 query heads: no error")
 	}
 	e, err := RelL2([]float32{3, 4}, []float32{0, 5})
 	if err != nil || math.Abs(e-math.Sqrt(10)/5) > 1e-15 {
