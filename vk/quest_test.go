@@ -2,8 +2,12 @@ package vk
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/ref/reftest"
@@ -151,6 +155,69 @@ func checkQuestBounds(t *testing.T, where string, m *Quest, kv *ref.KV) {
 				}
 				if g := dev[1][j*kv.D+d]; g != mx {
 					t.Fatalf("%s: row %d page %d channel %d: hi %v on the device, want %v", where, r, j, d, g, mx)
+				}
+			}
+		}
+	}
+}
+
+// TestQuestNaNPages holds the select's rule that a NaN score ranks last
+// (select_key.glsl's desc_key; ref's byLarger) to ref on the GPU: a page
+// whose keys are +Inf in channel 0, where every query head of its group has
+// q = 0, scores 0*Inf = NaN in every implementation, while the other pages
+// score finite dyadic sums, exact in float32. The NaN page sits first, in
+// the middle and last, and the budget takes two pages, or every finite
+// token, so that a NaN page ranked first (or among the finite ones) changes
+// the selection.
+func TestQuestNaNPages(t *testing.T) {
+	ctx := device(t)
+	const page = 7
+	s := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 20*page + 3, D: 64}
+	for _, st := range []Storage{F32, F16} {
+		for _, nanPage := range []int{0, 9, 20} {
+			rng := rand.New(rand.NewPCG(uint64(nanPage), uint64(st)+70))
+			kv := reftest.DyadicKV(rng, s, st == F16)
+			for r := range s.B * s.Hkv {
+				for tk := nanPage * page; tk < min((nanPage+1)*page, s.N); tk++ {
+					kv.K[r][tk*s.D] = float32(math.Inf(1))
+				}
+			}
+			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+			for h := range s.B * s.Hq {
+				q[h*s.D] = 0
+			}
+			finite := s.N - (min((nanPage+1)*page, s.N) - nanPage*page)
+			for _, k := range []int{2 * page, finite} {
+				where := fmt.Sprintf("%s, page %d of +Inf keys, k=%d", st, nanPage, k)
+				want, err := ref.NewQuest(page)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := ctx.NewQuest(s.D, page, SparseOptions{Storage: st})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range []ref.Method{want, got} {
+					if err := m.Prefill(kv); err != nil {
+						t.Fatalf("%s: Prefill: %v", where, err)
+					}
+				}
+				rw, err := want.Decode(q, ref.Budget{K: k})
+				if err != nil {
+					t.Fatalf("%s: ref: %v", where, err)
+				}
+				rg, err := got.Decode(q, ref.Budget{K: k})
+				if err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				got.Close()
+				for r, row := range rw.Selected {
+					if slices.ContainsFunc(row, func(tk int32) bool { return int(tk)/page == nanPage }) {
+						t.Fatalf("%s: ref selected a token of the NaN page in row %d: %v", where, r, row)
+					}
+				}
+				if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
+					t.Errorf("%s: selection differs from ref, whose NaN page ranks last (-ref +got):\n%s", where, d)
 				}
 			}
 		}
