@@ -754,3 +754,50 @@ func TestHATAOneByteKeys(t *testing.T) {
 		t.Errorf("KeyBytes 3: %v, want an error naming it", err)
 	}
 }
+
+// TestHATAZeroProjections holds every chain's query encode to ref where
+// projections are exactly 0, which must give bit 0 (HATA.md: strictly
+// positive): one query head is the zero vector (every bit 0), another the
+// unit vector e_0, whose projection on column j is W[0][j], zero for the
+// dyadic grid's zero entries, and one key is the zero vector. The encode
+// runs in hata_encode_q (fused, naive), inside the score kernel (twokernel,
+// threekernel) and inside hata_step (onekernel); its codes (ref.Coder) and
+// the selection must equal ref's.
+func TestHATAZeroProjections(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(8, 41))
+	s := ref.Shape{B: 1, Hq: 4, Hkv: 2, N: 300, D: 64}
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	zeros := 0
+	for j := range w.Rbit {
+		if w.W[j] == 0 { // W[head 0][0][j]: e_0's projection on column j
+			zeros++
+		}
+	}
+	if zeros == 0 {
+		t.Fatal("no zero in W[0][0][:]: e_0 projects to no exact 0 and the test cannot fail")
+	}
+	kv := reftest.DyadicKV(rng, s, true)
+	clear(kv.K[0][5*s.D : 6*s.D]) // token 5 of row 0: the zero key
+	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+	clear(q[0:s.D]) // head 0: the zero vector
+	clear(q[s.D : 2*s.D])
+	q[s.D] = 1 // head 1: e_0
+	wantQ := w.EncodeQueries(q, s.B, s.Hq)
+	wantK := slices.Concat(w.EncodeKeys(kv)...) // [B*Hkv][N][words], flat as Codes gives them
+	for _, v := range []string{VariantFused, VariantNaive, VariantTwoKernel, VariantThreeKernel, VariantOneKernel} {
+		m, want := prefilledHATAs(t, ctx, w, ref.Windows{}, SparseOptions{Storage: F16, Variant: v}, kv)
+		decodeStep(t, "zero projections "+v, "hata", q, kv, ref.Budget{K: 20}, want, m, true)
+		gotQ, gotK, err := m.Codes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(wantQ, gotQ); d != "" {
+			t.Errorf("%s: query codes differ from ref (-ref +got):\n%s", v, d)
+		}
+		if d := cmp.Diff(wantK, gotK); d != "" {
+			t.Errorf("%s: key codes differ from ref (-ref +got):\n%s", v, d)
+		}
+		m.Close()
+	}
+}
