@@ -317,19 +317,16 @@ func (m *MagicPIG) Decode(q []float32, budget Budget) (*Result, error) {
 		}
 		weightedAttention(kv, b, h/g, tokens, logw, out[bh*d:(bh+1)*d])
 	})
-	selected := make([][]int32, kv.B*kv.Hkv)
+	heads, err := m.HeadSelected()
+	if err != nil {
+		return nil, err
+	}
+	selected := make([][]int32, kv.B*kv.Hkv) // each row: the union of its heads' sets
 	for r := range selected {
 		b, gh := r/kv.Hkv, r%kv.Hkv
 		in := make([]bool, n)
-		for _, t := range win {
-			in[t] = true
-		}
-		for h := gh * g; h < (gh+1)*g; h++ {
-			s := m.sampled[b*hq+h]
-			if len(win) == 0 && len(s) == 0 {
-				in[0] = true // the head's fallback
-			}
-			for _, t := range s {
+		for _, set := range heads[b*hq+gh*g : b*hq+(gh+1)*g] {
+			for _, t := range set {
 				in[t] = true
 			}
 		}
