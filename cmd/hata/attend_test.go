@@ -21,18 +21,20 @@ func hata(args ...string) (int, string, string) {
 	return st, out.String(), errb.String()
 }
 
+// randn returns n standard normal values drawn from rng.
+func randn(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
 // attendFiles writes a random decode step of shape s into dir and returns the
 // paths of q, k, v and a W of rbit bits.
 func attendFiles(t *testing.T, dir string, s ref.Shape, rbit int) (q, k, v, w string) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(9, 9))
-	randn := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return x
-	}
 	q, k, v, w = filepath.Join(dir, "q.npy"), filepath.Join(dir, "k.npy"), filepath.Join(dir, "v.npy"), filepath.Join(dir, "W.npy")
 	for _, f := range []struct {
 		path  string
@@ -44,7 +46,7 @@ func attendFiles(t *testing.T, dir string, s ref.Shape, rbit int) (q, k, v, w st
 		for _, x := range f.shape {
 			n *= x
 		}
-		if err := tensorio.WriteNPYFloat32(f.path, f.shape, randn(n)); err != nil {
+		if err := tensorio.WriteNPYFloat32(f.path, f.shape, randn(rng, n)); err != nil {
 			t.Fatal(err)
 		}
 	}

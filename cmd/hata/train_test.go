@@ -53,15 +53,8 @@ func TestTrainWritesWeights(t *testing.T) {
 func writeRandomTrace(t *testing.T, dir string, layers ...int) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(7, 7))
-	randn := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return x
-	}
 	for _, l := range layers {
-		lt := &tensorio.LayerTrace{Hq: 2, Hkv: 1, N: 40, D: 16, Q: randn(2 * 40 * 16), K: randn(40 * 16), V: randn(40 * 16)}
+		lt := &tensorio.LayerTrace{Hq: 2, Hkv: 1, N: 40, D: 16, Q: randn(rng, 2*40*16), K: randn(rng, 40*16), V: randn(rng, 40*16)}
 		if err := tensorio.WriteTraceLayer(dir, l, lt); err != nil {
 			t.Fatal(err)
 		}
