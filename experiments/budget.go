@@ -27,7 +27,8 @@ type BudgetSweep struct {
 	// h2o magicpig topk (topk is the exact oracle, the upper bound).
 	Methods []string `toml:"methods" json:"methods"`
 	// Budgets are ratios of N in (0, 1), token counts >= 2, or 1 (the whole
-	// cache, where hata attend's -budget 1 is one token). Default 0.4%, 0.78%, 1.56%, 3.125%, 6.25%, 12.5% of N.
+	// cache, where hata attend's -budget 1 is one token). Default 0.4%,
+	// 0.78%, 1.56%, 3.125%, 6.25%, 12.5% of N.
 	Budgets []float64 `toml:"budgets" json:"budgets"`
 	// Options are the methods' parameters.
 	Options MethodOptions `toml:"options" json:"options"`

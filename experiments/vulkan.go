@@ -107,10 +107,16 @@ func timerInfo() string {
 
 // NewMethod implements Backend with the GPU kernels.
 func (v *Vulkan) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
-	if v.cpuFallback && !slices.Contains(vk.Methods, name) {
+	if v.onCPU(name) {
 		return ref.New(name, hkv, d, o)
 	}
 	return v.Ctx.NewMethod(name, hkv, d, o)
+}
+
+// onCPU reports whether NewMethod builds method name on the CPU reference:
+// with the CPU fallback ("auto"), the methods without GPU kernels.
+func (v *Vulkan) onCPU(name string) bool {
+	return v.cpuFallback && !slices.Contains(vk.Methods, name)
 }
 
 // CheckMethod implements methodChecker: every method of vk.Methods, and
@@ -118,7 +124,7 @@ func (v *Vulkan) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, 
 func (v *Vulkan) CheckMethod(method string, timed bool) error {
 	name, _, _ := strings.Cut(method, "/")
 	switch {
-	case slices.Contains(vk.Methods, name), v.cpuFallback && !timed:
+	case slices.Contains(vk.Methods, name), v.onCPU(name) && !timed:
 		return nil
 	case timed:
 		return fmt.Errorf("it has no GPU kernels to time (GPU methods: %s); time it with devices = [\"cpu\"]", strings.Join(vk.Methods, " "))
