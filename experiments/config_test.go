@@ -245,3 +245,69 @@ func TestParseShard(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryRangeCheck sets each checked key, one at a time, to a value out of
+// its range through -set and wants the ConfigError to name that key: every
+// branch of the configs' range checks (synth's, the method options', the
+// hash's, the model kinds') is reached, so none can name the wrong key or
+// let a bad value through unnoticed.
+func TestEveryRangeCheck(t *testing.T) {
+	budget, model := "kind = \"budget\"\n", "kind = \"model_budget\"\nsamples = 2\n"
+	for _, tc := range []struct {
+		text, set, key string
+	}{
+		{budget, "synth.b=0", "synth.b"},
+		{budget, "synth.hq=0", "synth.hq"},
+		{budget, "synth.n=0", "synth.n"},
+		{budget, "synth.theta=1", "synth.theta"},
+		{budget, "synth.rank=0", "synth.rank"},
+		{budget, "synth.rank=129", "synth.rank"},
+		{budget, "synth.rank_decay=0", "synth.rank_decay"},
+		{budget, "synth.rank_decay=1.5", "synth.rank_decay"},
+		{budget, "synth.low_freq_tilt=9", "synth.low_freq_tilt"},
+		{budget, "synth.noise=-1", "synth.noise"},
+		{budget, "synth.outlier_pairs=33", "synth.outlier_pairs"},
+		{budget, "synth.outlier_scale=-1", "synth.outlier_scale"},
+		{budget, "synth.query_bias=-1", "synth.query_bias"},
+		{budget, "synth.key_norm=-1", "synth.key_norm"},
+		{budget, "synth.sinks=-1", "synth.sinks"},
+		{budget, "synth.sinks=1,synth.outlier_pairs=0", "synth.sinks"},
+		{budget, "synth.sink_boost=-1", "synth.sink_boost"},
+		{budget, "synth.needles=-1", "synth.needles"},
+		{budget, "synth.needles=70000,synth.n=200000", "synth.needles"},
+		{budget, "synth.needle_boost=-1", "synth.needle_boost"},
+		{budget, "synth.recency_window=-1", "synth.recency_window"},
+		{budget, "synth.recency_boost=-1", "synth.recency_boost"},
+		{budget, "synth.needles=1,synth.needle_positions=[1.0]", "synth.needle_positions"},
+		{budget, "options.sink=-1", "options.sink"},
+		{budget, "options.recent=-1", "options.recent"},
+		{budget, "options.loki_channels=0", "options.loki_channels"},
+		{budget, `options.loki_basis="pca"`, "options.loki_basis"},
+		{budget, "options.page_size=0", "options.page_size"},
+		{budget, "options.sink_tokens=-1", "options.sink_tokens"},
+		{budget, "options.magicpig_k=33", "options.magicpig_k"},
+		{budget, "methods=[]", "methods"},
+		{budget, `methods=["hata","hata"]`, "methods"},
+		{budget, "budgets=[]", "budgets"},
+		{budget, "hash.steps=-1", "hash.steps"},
+		{budget, "hash.lr=0", "hash.lr"},
+		{budget, "hash.positions=0", "hash.positions"},
+		{budget, `hash.weights="no/such/w.npy"`, "hash.weights"},
+		{model, `model.dir=""`, "model.dir"},
+		{model, `model.heldout=""`, "model.heldout"},
+		{model, `model.train_text=""`, "model.train_text"},
+		{model, "model.dense_layers=-1", "model.dense_layers"},
+		{model, "model.train_windows=0", "model.train_windows"},
+		{model, "trace.layer=-1", "trace.layer"},
+		{model, "trace.tokens=3", "trace.tokens"},
+		{model, "trace.offset=-1", "trace.offset"},
+		{model, "trace.train_offset=-1", "trace.train_offset"},
+		{"kind = \"throughput\"\n", "offset=-1", "offset"},
+	} {
+		_, err := parse("c.toml", tc.text, Overrides{Set: strings.Split(tc.set, ",")})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("-set %s: err = %v, want a ConfigError for key %q", tc.set, err, tc.key)
+		}
+	}
+}
