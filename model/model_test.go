@@ -448,7 +448,8 @@ func TestLoadErrors(t *testing.T) {
 
 // TestConfigArchitectureDType: config.json's architecture and dtype, where
 // present, must be ones this package runs; an unknown one is an error that
-// names the file and the value, not a model run as if it were a llama.
+// names the file and the value, not a model run as if it were a llama. So is
+// every other field out of its range.
 func TestConfigArchitectureDType(t *testing.T) {
 	base := `"dim": 4, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, "head_dim": 2, "hidden_dim": 6,
 		"vocab_size": 258, "rope_theta": 10000, "max_seq_len": 16, "norm_eps": 1e-5, "tied": true,
@@ -462,6 +463,20 @@ func TestConfigArchitectureDType(t *testing.T) {
 		{`, "dtype": "float32"`, ""},
 		{`, "architecture": "mistral"`, `architecture "mistral"`},
 		{`, "dtype": "int4"`, `dtype "int4"`},
+		// Every other check (a later key replaces the base's).
+		{`, "dim": 0`, "dim=0"},
+		{`, "n_layers": 0`, "n_layers=0"},
+		{`, "hidden_dim": -1`, "hidden_dim=-1"},
+		{`, "n_kv_heads": 0`, "n_kv_heads=0"},
+		{`, "n_heads": 3, "n_kv_heads": 2`, "n_heads=3 n_kv_heads=2"},
+		{`, "head_dim": 3`, "head_dim=3"},
+		{`, "rope_theta": 1`, "rope_theta=1"},
+		{`, "norm_eps": 0`, "norm_eps=0"},
+		{`, "tokenizer": "sentencepiece"`, `tokenizer "sentencepiece"`},
+		{`, "vocab_size": 200`, "vocab_size=200"},
+		{`, "bos_token_id": 258`, "bos=258"},
+		{`, "eos_token_id": 65`, "eos=65"},
+		{`, "max_seq_len": 0`, "max_seq_len=0"},
 	} {
 		path := filepath.Join(t.TempDir(), "config.json")
 		if err := os.WriteFile(path, []byte("{"+base+c.extra+"}"), 0o644); err != nil {
