@@ -356,3 +356,25 @@ func TestCheckResult(t *testing.T) {
 		}
 	}
 }
+
+func TestShapeValidate(t *testing.T) {
+	good := Shape{B: 2, Hq: 8, Hkv: 2, N: 5, D: 4}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("%v: %v", good, err)
+	}
+	for _, c := range []struct {
+		s    Shape
+		want string
+	}{
+		{Shape{B: 0, Hq: 8, Hkv: 2, N: 5, D: 4}, "B=0"},
+		{Shape{B: 2, Hq: 0, Hkv: 2, N: 5, D: 4}, "Hq=0"},
+		{Shape{B: 2, Hq: 8, Hkv: 0, N: 5, D: 4}, "Hkv=0"},
+		{Shape{B: 2, Hq: 8, Hkv: 3, N: 5, D: 4}, "Hq=8 is not a multiple of Hkv=3"},
+		{Shape{B: 2, Hq: 8, Hkv: 2, N: 0, D: 4}, "N=0"},
+		{Shape{B: 2, Hq: 8, Hkv: 2, N: 5, D: -1}, "D=-1"},
+	} {
+		if err := c.s.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error naming %s", c.s, err, c.want)
+		}
+	}
+}
