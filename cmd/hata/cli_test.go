@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tinyRun is a sweep of 2 methods x 2 budgets x 2 samples on a small
+// synthetic layer: seconds on one core.
+const tinyRun = `kind = "budget"
+name = "cli"
+methods = ["dense", "topk"]
+budgets = [0.05, 0.25]
+samples = 2
+[synth]
+hq = 4
+hkv = 2
+d = 32
+n = 256
+rank = 16
+`
+
+// TestRunShardsMerge is the README's sharded sweep through the command line:
+// hata run prints the directory it wrote, two shards of the same config
+// merged with hata merge give the unsharded run's CSV, and a merge with a
+// shard missing fails (status 1) saying so.
+func TestRunShardsMerge(t *testing.T) {
+	root := t.TempDir()
+	cfg := filepath.Join(root, "cli.toml")
+	if err := os.WriteFile(cfg, []byte(tinyRun), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "results")
+	status, stdout, stderr := hata("run", cfg, "-out", out)
+	if status != 0 || strings.TrimSpace(stdout) != filepath.Join(out, "cli") {
+		t.Fatalf("hata run: status %d, stdout %q, stderr %q; want 0 and %s", status, stdout, stderr, filepath.Join(out, "cli"))
+	}
+	want, err := os.ReadFile(filepath.Join(out, "cli", "budget.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shards []string
+	for _, s := range []string{"0/2", "1/2"} {
+		status, stdout, stderr := hata("run", cfg, "-shard", s, "-out", out)
+		if status != 0 {
+			t.Fatalf("hata run -shard %s: status %d, stderr %q", s, status, stderr)
+		}
+		shards = append(shards, strings.TrimSpace(stdout))
+	}
+	merged := filepath.Join(root, "merged")
+	if status, _, stderr := hata("merge", "-out", merged, shards[0]); status != 1 || !strings.Contains(stderr, "missing") {
+		t.Errorf("hata merge of one shard of two: status %d, stderr %q; want 1 and the points missing", status, stderr)
+	}
+	status, stdout, stderr = hata("merge", "-out", merged, shards[0], shards[1])
+	if status != 0 || strings.TrimSpace(stdout) != merged {
+		t.Fatalf("hata merge: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(merged, "budget.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("merged shards' CSV:\n%s\nwant the unsharded run's:\n%s", got, want)
+	}
+}
+
+// TestUsage: the exit statuses README promises for how hata is called.
+func TestUsage(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		status int
+		stderr string
+	}{
+		{nil, 2, "usage: hata COMMAND"},
+		{[]string{"help"}, 0, "merge"},
+		{[]string{"atend"}, 2, `unknown command "atend"`},
+		{[]string{"run"}, 2, "hata run"},
+		{[]string{"run", "a.toml", "b.toml"}, 2, "hata run"},
+		{[]string{"run", "no/such/config.toml"}, 1, "no/such/config.toml"},
+		{[]string{"merge", "-out", "x"}, 2, "at least one shard"},
+		{[]string{"merge", "somedir"}, 2, "need -out"},
+		{[]string{"devices", "extra"}, 2, "unexpected arguments"},
+		{[]string{"run", "-bogus"}, 2, "-bogus"},
+	} {
+		status, _, stderr := hata(c.args...)
+		if status != c.status || !strings.Contains(stderr, c.stderr) {
+			t.Errorf("hata %q: status %d, stderr %q; want %d and %q", c.args, status, stderr, c.status, c.stderr)
+		}
+	}
+}
+
+// TestDevices: hata devices lists the device every Vulkan test runs on,
+// marks the default and prints the subgroup check's verdict.
+func TestDevices(t *testing.T) {
+	needVulkan(t)
+	status, stdout, stderr := hata("devices")
+	if status != 0 || !strings.Contains(stdout, "0: ") || !strings.Contains(stdout, "<- default") || !strings.Contains(stdout, "subgroup") {
+		t.Errorf("hata devices: status %d, stderr %q, stdout:\n%s", status, stderr, stdout)
+	}
+}
