@@ -148,6 +148,41 @@ func TestTorchTensor(t *testing.T) {
 	}
 }
 
+// dictPickle returns a data.pkl of a dict from each key to a tensor of
+// tensorPickle's form (torch.save of a state dict), all of one storage.
+func dictPickle(keys []string, storage string, numel int64, size, stride []int64) []byte {
+	body := tensorPickle(storage, numel, 0, size, stride)
+	body = body[2 : len(body)-1] // without the protocol and STOP
+	p := &pickleBuilder{}
+	p.op(0x80, 2, '}', '(')
+	for _, k := range keys {
+		p.str(k).op(body...)
+	}
+	return p.op('u', '.').b
+}
+
+// TestTorchStateDict: a file torch.save wrote from a dict of one tensor
+// ({"weight": W}) reads as that tensor; a dict of two is an error that
+// says how many tensors it holds.
+func TestTorchStateDict(t *testing.T) {
+	_, vals := validTorch(t)
+	size, stride := []int64{2, 3, 32}, []int64{96, 32, 1}
+	a, err := decodeTorch(torchZip(t, "sd", map[string][]byte{
+		"data.pkl": dictPickle([]string{"weight"}, "BFloat16Storage", 192, size, stride),
+		"data/0":   bf16bytes(vals),
+	}))
+	if want := (&Array{Shape: []int{2, 3, 32}, Dtype: BFloat16, F32: vals}); err != nil || !cmp.Equal(a, want) {
+		t.Errorf("a dict of one tensor: %v, (-want +got)\n%s", err, cmp.Diff(want, a))
+	}
+	_, err = decodeTorch(torchZip(t, "sd", map[string][]byte{
+		"data.pkl": dictPickle([]string{"a", "b"}, "BFloat16Storage", 192, size, stride),
+		"data/0":   bf16bytes(vals),
+	}))
+	if err == nil || !strings.Contains(err.Error(), "a dict with 2 tensors among 2 entries") {
+		t.Errorf("a dict of two tensors: err = %v, want one saying it holds 2", err)
+	}
+}
+
 func TestTorchErrors(t *testing.T) {
 	_, vals := validTorch(t)
 	data := bf16bytes(vals)
