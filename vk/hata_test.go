@@ -214,7 +214,8 @@ func TestHATANarrowCodes(t *testing.T) {
 }
 
 // TestHATANormWeighted checks the norm-weighted variant (GPU scores, host
-// ranking) against ref's: the same selection, and the output.
+// ranking) against ref's: the same selection, and the output, after a
+// prefill and after each of two rounds of appends.
 func TestHATANormWeighted(t *testing.T) {
 	ctx := device(t)
 	for i, name := range []string{"hata", "lsh"} {
@@ -237,18 +238,36 @@ func TestHATANormWeighted(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, b := range []ref.Budget{{K: 1}, {K: 13}, ref.Full} {
-			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
-			rw, _ := want.Decode(q, b)
-			rg, err := got.Decode(q, b)
-			if err != nil {
-				t.Fatalf("%s budget %v: %v", name, b, err)
+		// Two rounds of appends, each followed by the same decodes: an
+		// appended key's norm weighs its score as a prefilled one's does.
+		for step := range 3 {
+			for _, b := range []ref.Budget{{K: 1}, {K: 13}, ref.Full} {
+				q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+				rw, _ := want.Decode(q, b)
+				rg, err := got.Decode(q, b)
+				if err != nil {
+					t.Fatalf("%s step %d budget %v: %v", name, step, b, err)
+				}
+				if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
+					t.Errorf("%s norm-weighted step %d budget %v: selection differs (-ref +got):\n%s", name, step, b, d)
+				}
+				if err := reftest.CheckClose(rg.Out, rw.Out, sparse32(t, q, kv, rg.Selected), s.D); err != nil {
+					t.Errorf("%s norm-weighted step %d budget %v: output: %v", name, step, b, err)
+				}
 			}
-			if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
-				t.Errorf("%s norm-weighted budget %v: selection differs (-ref +got):\n%s", name, b, d)
-			}
-			if err := reftest.CheckClose(rg.Out, rw.Out, sparse32(t, q, kv, rg.Selected), s.D); err != nil {
-				t.Errorf("%s norm-weighted budget %v: output: %v", name, b, err)
+			// Four keys of larger norms, so that they rank by it: two of
+			// them before the recent window, which would force them in.
+			for range 4 {
+				k := reftest.Dyadic(rng, s.B*s.Hkv*s.D)
+				for i := range k {
+					k[i] *= 4
+				}
+				v := reftest.Dyadic(rng, s.B*s.Hkv*s.D)
+				for _, a := range []interface{ Append(k, v []float32) error }{want, got, kv} {
+					if err := a.Append(k, v); err != nil {
+						t.Fatalf("%s step %d: Append: %v", name, step, err)
+					}
+				}
 			}
 		}
 	}
