@@ -523,52 +523,26 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		return Timing{}, err
 	}
 	defer flush.Close()
+	steps := &timedSteps{ms: ms, flush: flush, twin: twin, method: method, s: s, q: q, budget: budget, k: k}
 	stages := map[string][]float64{}
-	traces := map[string][]vk.TraceSummary{} // by kernel
-	warmStarts := map[string][]float64{}     // a warm workgroup's start after the step's first traced kernel's, ns
-	var traced []string                      // the kernels, in the step's order
-	var raw []vk.KernelTrace                 // the last step's readings
+	traces := newTraceLog()
 	for i := range reps {
-		m := ms[i%len(ms)]
-		if err := flush.Run(); err != nil {
-			return Timing{}, err
-		}
-		if err := twin.step(); err != nil {
-			return Timing{}, err
-		}
-		if err := checkedStep(m, method, s, q, budget, k); err != nil {
+		m, err := steps.run(i)
+		if err != nil {
 			return Timing{}, err
 		}
 		if tuning.Trace != 0 {
-			var sums []vk.TraceSummary
-			var err error
-			raw, sums, err = kernelTraces(m)
-			if err != nil {
+			if err := traces.add(m); err != nil {
 				return Timing{}, fmt.Errorf("vk %s: %w", method, err)
-			}
-			for i, sum := range sums {
-				if _, ok := traces[sum.Kernel]; !ok {
-					traced = append(traced, sum.Kernel)
-				}
-				traces[sum.Kernel] = append(traces[sum.Kernel], sum)
-				if strings.HasPrefix(sum.Kernel, warmTrace) {
-					warmStarts[sum.Kernel] = append(warmStarts[sum.Kernel], float64(raw[i].StartAfter(raw[0])))
-				}
 			}
 		}
 		t := m.Timings()
 		if !t.Supported {
 			return Timing{}, fmt.Errorf("vk: %s has no GPU timestamps", v.Ctx.Info.Name)
 		}
-		per := map[string]float64{}
-		for _, st := range t.Stages {
-			col, known := stageOf[st.Name]
-			if !known {
-				return Timing{}, fmt.Errorf("vk %s: unknown stage %q", method, st.Name)
-			}
-			if col != "" {
-				per[col] += st.Ns
-			}
+		per, err := stageColumns(t, method)
+		if err != nil {
+			return Timing{}, err
 		}
 		for col, ns := range per {
 			stages[col] = append(stages[col], ns)
@@ -584,19 +558,13 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	var totals []float64
 	levels := 0
 	for i := range reps {
-		m := ms[i%len(ms)]
-		if err := flush.Run(); err != nil {
+		m, err := steps.run(i)
+		if err != nil {
 			return Timing{}, err
 		}
-		if err := twin.step(); err != nil {
-			return Timing{}, err
-		}
-		if err := checkedStep(m, method, s, q, budget, k); err != nil {
-			return Timing{}, err
-		}
-		var total float64
 		tm := m.Timings()
 		levels = tm.Levels
+		var total float64
 		for _, st := range tm.Stages {
 			if stageOf[st.Name] != "" {
 				total += st.Ns
@@ -619,23 +587,107 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		return Timing{}, err
 	}
 	out := Timing{Clock: "gpu-timestamp", Median: time.Duration(median(totals)), Stages: map[string]time.Duration{},
-		Bytes: bytes, CopyGBps: copyBW / 1e9, Levels: levels, Raw: raw, Twin: twinKernels}
+		Bytes: bytes, CopyGBps: copyBW / 1e9, Levels: levels, Raw: traces.raw, Twin: twinKernels}
 	for col, xs := range stages {
 		out.Stages[col] = time.Duration(median(xs))
 	}
-	for _, k := range traced {
-		sum := vk.MedianSummary(traces[k])
-		line := k + ": " + sum.String()
-		if xs := warmStarts[k]; len(xs) > 0 {
-			line += fmt.Sprintf("; started %.1f us after %s's first workgroup", median(xs)/1e3, traced[0])
+	out.Trace, out.Spans, out.Spanned = traces.lines()
+	return out, nil
+}
+
+// timedSteps runs Time's timed steps: each after the flush (which empties
+// L2 and the TLBs) and the twin's step, on the method's copies in turn, and
+// checked.
+type timedSteps struct {
+	ms     []benchable
+	flush  *vk.L2Flush // nil: no flush
+	twin   *twinStep   // nil: no twin
+	method string
+	s      ref.Shape
+	q      []float32 // [B][Hq][D]
+	budget ref.Budget
+	k      int // tokens a row the budget selects
+}
+
+// run runs timed step i and returns the copy that ran it.
+func (t *timedSteps) run(i int) (benchable, error) {
+	m := t.ms[i%len(t.ms)]
+	if err := t.flush.Run(); err != nil {
+		return nil, err
+	}
+	if err := t.twin.step(); err != nil {
+		return nil, err
+	}
+	return m, checkedStep(m, t.method, t.s, t.q, t.budget, t.k)
+}
+
+// stageColumns adds a step's stage times (ns) into the CSV's stage columns
+// (stageOf), leaving out the stages that are not the step's (the upload, the
+// readback); an unknown stage is an error.
+func stageColumns(t vk.Timings, method string) (map[string]float64, error) {
+	per := map[string]float64{}
+	for _, st := range t.Stages {
+		col, known := stageOf[st.Name]
+		if !known {
+			return nil, fmt.Errorf("vk %s: unknown stage %q", method, st.Name)
 		}
-		out.Trace = append(out.Trace, line)
-		if !strings.HasPrefix(k, warmTrace) { // a warm workgroup runs beside the step's kernels
-			out.Spans += time.Duration(sum.Span) // the device clock's ticks are nanoseconds
-			out.Spanned++
+		if col != "" {
+			per[col] += st.Ns
 		}
 	}
-	return out, nil
+	return per, nil
+}
+
+// traceLog gathers the kernel traces of Time's timed steps (bench -opt
+// trace=1), kernel by kernel.
+type traceLog struct {
+	order      []string                     // the kernels, in the step's order
+	sums       map[string][]vk.TraceSummary // by kernel, a summary a step
+	warmStarts map[string][]float64         // a warm workgroup's start after the step's first traced kernel's, ns
+	raw        []vk.KernelTrace             // the last step's readings
+}
+
+func newTraceLog() *traceLog {
+	return &traceLog{sums: map[string][]vk.TraceSummary{}, warmStarts: map[string][]float64{}}
+}
+
+// add records the traces of m's last step.
+func (l *traceLog) add(m benchable) error {
+	raw, sums, err := kernelTraces(m)
+	if err != nil {
+		return err
+	}
+	l.raw = raw
+	for i, sum := range sums {
+		if _, ok := l.sums[sum.Kernel]; !ok {
+			l.order = append(l.order, sum.Kernel)
+		}
+		l.sums[sum.Kernel] = append(l.sums[sum.Kernel], sum)
+		if strings.HasPrefix(sum.Kernel, warmTrace) {
+			l.warmStarts[sum.Kernel] = append(l.warmStarts[sum.Kernel], float64(raw[i].StartAfter(raw[0])))
+		}
+	}
+	return nil
+}
+
+// lines returns a line per traced kernel (the medians over the steps, and
+// for a warm workgroup when it started), and the sum of the step's own
+// kernels' median spans with their count (the warm workgroups, which run
+// beside them, left out).
+func (l *traceLog) lines() (lines []string, spans time.Duration, spanned int) {
+	for _, k := range l.order {
+		sum := vk.MedianSummary(l.sums[k])
+		line := k + ": " + sum.String()
+		if xs := l.warmStarts[k]; len(xs) > 0 {
+			line += fmt.Sprintf("; started %.1f us after %s's first workgroup", median(xs)/1e3, l.order[0])
+		}
+		lines = append(lines, line)
+		if !strings.HasPrefix(k, warmTrace) {
+			spans += time.Duration(sum.Span) // the device clock's ticks are nanoseconds
+			spanned++
+		}
+	}
+	return lines, spans, spanned
 }
 
 // warmTrace begins the kernel names of vk.HATA.WarmTraces.
