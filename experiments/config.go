@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -70,6 +72,33 @@ func newExperiment(kind string) (experiment, error) {
 		return defaultModelRbit(), nil
 	}
 	return nil, fmt.Errorf("kind %q: want one of %s", kind, strings.Join(Kinds, ", "))
+}
+
+// WriteDefaults writes every key of kind (one of Kinds) with its default
+// value, as a TOML config that runs as it is: what a config of that kind
+// holds when it sets nothing but its kind. name is left out (it defaults to
+// the config file's base name). The keys' meanings are the doc comments of
+// the kind's Go type, which the header names.
+func WriteDefaults(w io.Writer, kind string) error {
+	exp, err := newExperiment(kind)
+	if err != nil {
+		return err
+	}
+	c := exp.common()
+	c.Devices = []string{"cpu"}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(exp); err != nil {
+		return fmt.Errorf("kind %q: %w", kind, err)
+	}
+	typ := reflect.TypeOf(exp).Elem().Name()
+	fmt.Fprintf(w, "# Every key of kind %q with its default (hata run -defaults %s).\n", kind, kind)
+	fmt.Fprintf(w, "# What each means: go doc github.com/hata-go/hata/experiments.%s, and the types it holds.\n", typ)
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		if line != `name = ""`+"\n" {
+			io.WriteString(w, line)
+		}
+	}
+	return nil
 }
 
 // ConfigError is a config problem with the place it comes from: the file (or

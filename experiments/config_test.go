@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -309,5 +310,34 @@ func TestEveryRangeCheck(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Key != tc.key {
 			t.Errorf("-set %s: err = %v, want a ConfigError for key %q", tc.set, err, tc.key)
 		}
+	}
+}
+
+// TestWriteDefaults: the defaults of every kind, written as TOML, load back
+// as a config equal to the kind's defaults (name from the file's name,
+// devices ["cpu"]), so that what hata run -defaults prints is every key
+// there is, spelled as the parser takes it.
+func TestWriteDefaults(t *testing.T) {
+	for _, kind := range Kinds {
+		var b strings.Builder
+		if err := WriteDefaults(&b, kind); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if !strings.Contains(b.String(), "kind = \""+kind+"\"") || strings.Contains(b.String(), "name = ") {
+			t.Errorf("%s: the defaults name their kind and leave name out:\n%s", kind, b.String())
+		}
+		got, err := parse(kind+".toml", b.String(), Overrides{})
+		if err != nil {
+			t.Errorf("%s: the written defaults do not load: %v\n%s", kind, err, b.String())
+			continue
+		}
+		want, _ := newExperiment(kind)
+		want.common().Name, want.common().Devices = kind, []string{"cpu"}
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%s: the written defaults load as another config:\n%+v\nwant\n%+v", kind, got, want)
+		}
+	}
+	if err := WriteDefaults(io.Discard, "bugdet"); err == nil || !strings.Contains(err.Error(), "want one of") {
+		t.Errorf("WriteDefaults(bugdet): %v, want an error listing the kinds", err)
 	}
 }

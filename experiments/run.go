@@ -188,13 +188,15 @@ feed:
 	for i, b := range bes {
 		devices[i] = DeviceRecord{Spec: b.Name(), DeviceInfo: b.Device()}
 	}
+	var assembled error // the CSV, figures and results.json from the points there are
 	if _, err := os.Stat(filepath.Join(dir, configFile)); err == nil { // a results directory, made now or before
-		if err := assemble(dir, exp, hash, ov.Shard, devices, stderr); err != nil {
-			failures = append(failures, err)
-		}
+		assembled = assemble(dir, exp, hash, ov.Shard, devices, stderr)
 	}
-	if len(failures) > 0 {
-		return dir, fmt.Errorf("%s: %d of %d points failed:\n%w", c.Name, len(failures), len(todo), errors.Join(failures...))
+	switch {
+	case len(failures) > 0:
+		return dir, fmt.Errorf("%s: %d of %d points failed:\n%w", c.Name, len(failures), len(todo), errors.Join(append(failures, assembled)...))
+	case assembled != nil:
+		return dir, fmt.Errorf("%s: every point is done (kept in %s), but assembling the results failed: %w", c.Name, filepath.Join(dir, "points"), assembled)
 	}
 	return dir, nil
 }

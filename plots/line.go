@@ -70,6 +70,7 @@ func (l Line) Plot() (*plot.Plot, error) {
 	for _, n := range l.Names {
 		sl.of(n)
 	}
+	drawn := 0 // series with a point on the panel
 	for _, s := range l.Series {
 		if len(s.X) != len(s.Y) {
 			return nil, fmt.Errorf("plots: series %q has %d x and %d y values", s.Name, len(s.X), len(s.Y))
@@ -88,6 +89,7 @@ func (l Line) Plot() (*plot.Plot, error) {
 		if len(xys) == 0 {
 			continue
 		}
+		drawn++
 		line, points, err := plotter.NewLinePoints(xys)
 		if err != nil {
 			return nil, fmt.Errorf("plots: series %q: %w", s.Name, err)
@@ -110,6 +112,14 @@ func (l Line) Plot() (*plot.Plot, error) {
 	}
 	if l.YMax > l.YMin {
 		p.Y.Min, p.Y.Max = l.YMin, l.YMax
+	}
+	if drawn == 0 {
+		// Nothing to draw (a speed sweep of dense alone has no speedups): an
+		// empty panel that says so, on linear axes, since a log axis
+		// without a point has no range to draw.
+		p.Title.Text += " (no data)"
+		p.X.Scale, p.Y.Scale = plot.LinearScale{}, plot.LinearScale{}
+		p.X.Tick.Marker, p.Y.Tick.Marker = plot.DefaultTicks{}, plot.DefaultTicks{}
 	}
 	return p, nil
 }

@@ -120,6 +120,25 @@ func TestLogAxisRejectsNonPositive(t *testing.T) {
 	}
 }
 
+// TestEmptyLogPanel: a panel with no point to draw (every series empty or
+// missing) on log axes encodes as an empty panel titled so, instead of
+// failing the figure (gonum/plot's log scale has no range without a point).
+func TestEmptyLogPanel(t *testing.T) {
+	for _, series := range [][]Series{nil, {{Name: "hata", X: []float64{1}, Y: []float64{math.NaN()}}}} {
+		l := Line{Title: "speedup", LogX: true, LogY: true, XTicks: []float64{1024, 4096}, Series: series}
+		p, err := l.Plot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(p.Title.Text, "no data") {
+			t.Errorf("title %q: want it to say the panel has no data", p.Title.Text)
+		}
+		if _, err := (Figure{Panels: []*plot.Plot{p}}).Encode("png"); err != nil {
+			t.Errorf("%d series: an empty log panel does not encode: %v", len(series), err)
+		}
+	}
+}
+
 func TestStackedEncodes(t *testing.T) {
 	s := Stacked{Title: "breakdown", YLabel: "µs", Categories: []string{"naive", "fused"},
 		Layers: []Series{{Name: "encode", Y: []float64{10, 8}}, {Name: "score", Y: []float64{50, 20}}}}

@@ -84,6 +84,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"merge", "somedir"}, 2, "need -out"},
 		{[]string{"devices", "extra"}, 2, "unexpected arguments"},
 		{[]string{"run", "-bogus"}, 2, "-bogus"},
+		{[]string{"run", "-defaults", "bugdet"}, 2, `kind "bugdet": want one of budget`},
+		{[]string{"run", "-defaults", "budget", "c.toml"}, 2, "takes no config file"},
 	} {
 		status, _, stderr := hata(c.args...)
 		if status != c.status || !strings.Contains(stderr, c.stderr) {
@@ -99,5 +101,25 @@ func TestDevices(t *testing.T) {
 	status, stdout, stderr := hata("devices")
 	if status != 0 || !strings.Contains(stdout, "0: ") || !strings.Contains(stdout, "<- default") || !strings.Contains(stdout, "subgroup") {
 		t.Errorf("hata devices: status %d, stderr %q, stdout:\n%s", status, stderr, stdout)
+	}
+}
+
+// TestRunDefaults: hata run -defaults KIND prints a config of every key of
+// the kind, which hata run then runs as it is (here a speed sweep cut to one
+// small point through -set, on the CPU's timer).
+func TestRunDefaults(t *testing.T) {
+	status, stdout, stderr := hata("run", "-defaults", "speed")
+	if status != 0 || !strings.Contains(stdout, `kind = "speed"`) || !strings.Contains(stdout, "reps = 50") {
+		t.Fatalf("hata run -defaults speed: status %d, stderr %q, stdout:\n%s", status, stderr, stdout)
+	}
+	root := t.TempDir()
+	cfg := filepath.Join(root, "speed.toml")
+	if err := os.WriteFile(cfg, []byte(stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	status, _, stderr = hata("run", cfg, "-out", root, "-set", "methods=[\"dense\"]", "-set", "batches=[1]", "-set", "ns=[64]",
+		"-set", "hq=2", "-set", "hkv=1", "-set", "d=8", "-set", "reps=2")
+	if status != 0 {
+		t.Errorf("hata run of the printed defaults: status %d, stderr %q", status, stderr)
 	}
 }

@@ -30,14 +30,25 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	vkdev := fs.String("vkdevice", "", "Vulkan devices to spread the points over: a comma list of indices or names (replaces the config's devices)")
 	fs.Var(&sets, "set", "override a config key in TOML syntax, e.g. -set synth.n=8192 (repeatable)")
 	fs.StringVar(&ov.Out, "out", "results", "results root: the run writes OUT/<name>/")
+	defaults := fs.String("defaults", "", "print every key of this kind ("+strings.Join(experiments.Kinds, ", ")+") with its default, as a config, and exit")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: hata run CONFIG.toml [-shard i/n] [-vkdevice 0,1] [-set key=value]... [-out DIR]")
+		fmt.Fprintln(stderr, "       hata run -defaults KIND")
 		fs.PrintDefaults()
 		fmt.Fprint(stderr, "speed experiments on a GPU time their steps as hata bench does and read the same ", benchEnv)
 	}
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
+	}
+	if *defaults != "" {
+		if len(pos) > 0 {
+			return usagef("-defaults takes no config file, got %q", pos)
+		}
+		if err := experiments.WriteDefaults(stdout, *defaults); err != nil {
+			return usagef("-defaults: %v", err)
+		}
+		return nil
 	}
 	if len(pos) != 1 {
 		return usagef("want exactly one config file, got %d arguments", len(pos))
