@@ -188,7 +188,8 @@ feed:
 	for i, b := range bes {
 		devices[i] = DeviceRecord{Spec: b.Name(), DeviceInfo: b.Device()}
 	}
-	var assembled error                                                // the CSV, figures and results.json from the points there are
+	// The CSV, figures and results.json, from the points there are.
+	var assembled error
 	if _, err := os.Stat(filepath.Join(dir, configFile)); err == nil { // a results directory, made now or before
 		assembled = assemble(dir, exp, hash, ov.Shard, devices, stderr)
 	}
