@@ -66,9 +66,16 @@ func writeRandomTrace(t *testing.T, dir string, layers ...int) {
 // directory fail before anything is written, leave an existing -out as it
 // was and make no new -out; a successful run replaces only its own layers.
 func TestTrainAllOrNothing(t *testing.T) {
-	good, bad := t.TempDir(), t.TempDir()
+	good, bad, wide := t.TempDir(), t.TempDir(), t.TempDir()
 	writeRandomTrace(t, good, 3, 4)
 	writeRandomTrace(t, bad, 3, 4)
+	// A second prompt's trace whose layer 4 has other heads than good's.
+	writeRandomTrace(t, wide, 3)
+	rng := rand.New(rand.NewPCG(8, 8))
+	if err := tensorio.WriteTraceLayer(wide, 4, &tensorio.LayerTrace{Hq: 4, Hkv: 2, N: 40, D: 16,
+		Q: randn(rng, 4*40*16), K: randn(rng, 2*40*16), V: randn(rng, 2*40*16)}); err != nil {
+		t.Fatal(err)
+	}
 	k4 := filepath.Join(bad, "layer_04_k.npy")
 	raw, err := os.ReadFile(k4)
 	if err != nil {
@@ -102,6 +109,7 @@ func TestTrainAllOrNothing(t *testing.T) {
 	}{
 		{"truncated later layer", []string{"-out", out, bad}, []string{"layer_04_k.npy"}},
 		{"truncated later layer, new -out", []string{"-out", fresh, bad}, []string{"layer_04_k.npy"}},
+		{"traces of other heads", []string{"-out", out, good, wide}, []string{"trace " + wide + " layer 4 has Hq=4 Hkv=2 D=16", "the first trace has Hq=2 Hkv=1 D=16"}},
 		{"lr NaN", []string{"-out", fresh, "-lr", "NaN", good}, []string{"-lr NaN"}},
 		{"lr negative", []string{"-out", fresh, "-lr", "-1", good}, []string{"-lr -1"}},
 		{"lr zero", []string{"-out", fresh, "-lr", "0", good}, []string{"-lr 0"}},
