@@ -394,3 +394,36 @@ func orthoError(w []float32, d, r int) float64 {
 	}
 	return worst
 }
+
+// TestReadHashWeightsErrors: every way a weights file can be wrong is an
+// error naming the file and what is wrong.
+func TestReadHashWeightsErrors(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	nan := make([]float32, 2*4*32)
+	nan[7] = float32(math.NaN())
+	for _, err := range []error{
+		WriteNPYFloat32(p("w2d.npy"), []int{4, 32}, make([]float32, 4*32)),
+		WriteNPYFloat32(p("w48.npy"), []int{1, 4, 48}, make([]float32, 4*48)),
+		WriteNPYFloat32(p("wnan.npy"), []int{2, 4, 32}, nan),
+		WriteNPYInt32(p("wint.npy"), []int{1, 4, 32}, make([]int32, 4*32)),
+		os.WriteFile(p("w.bin"), []byte("weights"), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ file, want string }{
+		{"w2d.npy", "shape [4 32], want [Hkv, D, Rbit]"},
+		{"w48.npy", "48"},
+		{"wnan.npy", "NaN"},
+		{"wint.npy", "dtype int32, want a floating type"},
+		{"w.bin", `must be .npy or .pt`},
+		{"missing.npy", "no such file"},
+	} {
+		_, err := ReadHashWeights(p(c.file))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.file) {
+			t.Errorf("ReadHashWeights(%s): %v, want an error naming the file and %q", c.file, err, c.want)
+		}
+	}
+}
