@@ -118,10 +118,28 @@ type methodLister interface {
 	methodNames() (names []string, timed bool)
 }
 
+// exclusive is implemented by the experiments that measure time (speed,
+// breakdown, throughput): two of their points on one device at once would
+// slow each other down, so every device may run one worker.
+type exclusive interface {
+	measuresTime()
+}
+
 // checkMethods returns an error, before any point runs, where a backend of
 // bes cannot run one of the methods exp names, so that a run does not fail
-// every such point one by one.
+// every such point one by one; and, where exp measures time, where two of
+// bes are one device.
 func checkMethods(exp experiment, bes []Backend) error {
+	if _, ok := exp.(exclusive); ok {
+		seen := map[string]string{} // device key -> the spec that opened it
+		for _, b := range bes {
+			k := deviceKey(b)
+			if first, dup := seen[k]; dup {
+				return fmt.Errorf("devices: %s and %s are one device (%s): this kind measures time, and two points at once on one device would slow each other down; list each device once", first, b.Name(), b.Device().Name)
+			}
+			seen[k] = b.Name()
+		}
+	}
 	l, ok := exp.(methodLister)
 	if !ok {
 		return nil
@@ -205,4 +223,22 @@ func (CPU) Device() DeviceInfo {
 // NewMethod implements Backend with ref.New.
 func (CPU) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
 	return ref.New(name, hkv, d, o)
+}
+
+// CheckMethod implements methodChecker: the reference runs every method,
+// but none of the GPU's kernel variants ("hata/naive").
+func (CPU) CheckMethod(method string, _ bool) error {
+	if _, variant, ok := strings.Cut(method, "/"); ok {
+		return fmt.Errorf("the CPU reference has no kernel variants (%q is the GPU's); run it on a GPU (-vkdevice 0)", variant)
+	}
+	return nil
+}
+
+// deviceKey returns what identifies the device b runs on: "cpu" for the
+// reference, "vk#N" for Vulkan device N whatever spec named it.
+func deviceKey(b Backend) string {
+	if v, ok := b.(*Vulkan); ok {
+		return fmt.Sprintf("vk#%d", v.Ctx.Info.Index)
+	}
+	return b.Device().Name
 }

@@ -53,6 +53,8 @@ type ThroughputConfig struct {
 
 func (c *ThroughputConfig) methodNames() ([]string, bool) { return c.Methods, false }
 
+func (c *ThroughputConfig) measuresTime() {}
+
 func defaultThroughput() *ThroughputConfig {
 	return &ThroughputConfig{
 		Common: Common{Kind: "throughput"}, Model: defaultModelSource(),

@@ -484,7 +484,7 @@ budget = 0.1
 		}
 	}
 
-	// The CPU has no kernel variants: those points fail, the rest assemble.
+	// The CPU has no kernel variants: the run fails before any point.
 	bd := `kind = "breakdown"
 variants = ["hata", "hata/fused"]
 ns = [256]
@@ -493,12 +493,20 @@ hq = 4
 hkv = 2
 d = 32
 `
-	dir, _, _, err = runTiny(t, context.Background(), bd, t.TempDir(), Overrides{}, runHooks{backends: []Backend{CPU{}}})
-	if err == nil || !strings.Contains(err.Error(), "no kernel variants") {
-		t.Errorf("breakdown with a variant on the CPU: err = %v, want the variant's point to fail", err)
+	bdRoot := t.TempDir()
+	_, decodes, _, err := runTiny(t, context.Background(), bd, bdRoot, Overrides{}, runHooks{backends: []Backend{CPU{}}})
+	if err == nil || !strings.Contains(err.Error(), `device cpu cannot run hata/fused: the CPU reference has no kernel variants ("fused"`) {
+		t.Errorf("breakdown with a variant on the CPU: err = %v, want it refused before any point", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "breakdown.png")); err != nil {
-		t.Errorf("breakdown figure of the points that ran: %v", err)
+	if entries, _ := os.ReadDir(bdRoot); decodes != 0 || len(entries) != 0 {
+		t.Errorf("breakdown with a variant on the CPU: %d decodes, %d entries in the results root; want none", decodes, len(entries))
+	}
+
+	// A timed kind on one device listed twice: two points at once would
+	// slow each other down.
+	_, _, _, err = runTiny(t, context.Background(), strings.Replace(bd, `"hata/fused"`, `"dense"`, 1), t.TempDir(), Overrides{}, runHooks{backends: []Backend{CPU{}, CPU{}}})
+	if err == nil || !strings.Contains(err.Error(), "devices: cpu and cpu are one device") {
+		t.Errorf("breakdown on the CPU listed twice: err = %v, want it refused", err)
 	}
 
 	// A backend without a Timer cannot run a speed sweep.

@@ -87,6 +87,8 @@ type SpeedConfig struct {
 
 func (c *SpeedConfig) methodNames() ([]string, bool) { return c.Methods, true }
 
+func (c *SpeedConfig) measuresTime() {}
+
 func defaultSpeed() *SpeedConfig {
 	return &SpeedConfig{
 		Common: Common{Kind: "speed"}, Shape: Shape{Hq: 32, Hkv: 8, D: 128, Rbit: ref.DefaultRbit},
@@ -391,6 +393,8 @@ type BreakdownConfig struct {
 }
 
 func (c *BreakdownConfig) methodNames() ([]string, bool) { return c.Variants, true }
+
+func (c *BreakdownConfig) measuresTime() {}
 
 func defaultBreakdown() *BreakdownConfig {
 	return &BreakdownConfig{

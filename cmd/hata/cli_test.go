@@ -123,3 +123,23 @@ func TestRunDefaults(t *testing.T) {
 		t.Errorf("hata run of the printed defaults: status %d, stderr %q", status, stderr)
 	}
 }
+
+// TestTimedOneDeviceTwice: a speed sweep over one Vulkan device named twice
+// (by index and by name) is refused before any point: two timed points at
+// once on one device would slow each other down.
+func TestTimedOneDeviceTwice(t *testing.T) {
+	needVulkan(t)
+	root := t.TempDir()
+	_, defaults, _ := hata("run", "-defaults", "speed")
+	cfg := filepath.Join(root, "speed.toml")
+	if err := os.WriteFile(cfg, []byte(defaults), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	status, _, stderr := hata("run", cfg, "-out", root, "-vkdevice", "0,0", "-set", `methods=["dense"]`, "-set", "ns=[64]")
+	if status != 1 || !strings.Contains(stderr, "devices: vk:0 and vk:0 are one device") {
+		t.Errorf("speed on -vkdevice 0,0: status %d, stderr %q; want 1 and a refusal", status, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(root, "speed")); err == nil {
+		t.Error("the refused run made its results directory")
+	}
+}
