@@ -110,6 +110,17 @@ func (l Line) Plot() (*plot.Plot, error) {
 			}
 		}
 	}
+	// A log axis through one value (a single budget, every time equal) has
+	// no range; gonum/plot would widen it by 1 either way, below 0 for a
+	// value under 1. Widen it by a factor of 2 instead.
+	for _, a := range []struct {
+		log bool
+		ax  *plot.Axis
+	}{{l.LogX, &p.X}, {l.LogY, &p.Y}} {
+		if a.log && drawn > 0 && a.ax.Min == a.ax.Max {
+			a.ax.Min, a.ax.Max = a.ax.Min/2, a.ax.Max*2
+		}
+	}
 	if l.YMax > l.YMin {
 		p.Y.Min, p.Y.Max = l.YMin, l.YMax
 	}

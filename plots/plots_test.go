@@ -139,6 +139,24 @@ func TestEmptyLogPanel(t *testing.T) {
 	}
 }
 
+// TestLogAxisOneValue: a log axis through a single value under 1 (one
+// budget of 0.1%, one time of 0.5 us) draws; gonum/plot alone widens such a
+// range by 1 either way, below 0.
+func TestLogAxisOneValue(t *testing.T) {
+	l := Line{Title: "recall", LogX: true, LogY: true, XTicks: []float64{0.001},
+		Series: []Series{{Name: "hata", X: []float64{0.001}, Y: []float64{0.5}}, {Name: "quest", X: []float64{0.001}, Y: []float64{0.5}}}}
+	p, err := l.Plot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.X.Min <= 0 || p.Y.Min <= 0 || p.X.Min >= p.X.Max || p.Y.Min >= p.Y.Max {
+		t.Errorf("axes [%g, %g] x [%g, %g]: want positive ranges around the one value", p.X.Min, p.X.Max, p.Y.Min, p.Y.Max)
+	}
+	if _, err := (Figure{Panels: []*plot.Plot{p}}).Encode("png"); err != nil {
+		t.Errorf("a log axis through one value does not draw: %v", err)
+	}
+}
+
 func TestStackedEncodes(t *testing.T) {
 	s := Stacked{Title: "breakdown", YLabel: "µs", Categories: []string{"naive", "fused"},
 		Layers: []Series{{Name: "encode", Y: []float64{10, 8}}, {Name: "score", Y: []float64{50, 20}}}}
