@@ -338,13 +338,9 @@ func parse(path, src string, ov Overrides) (experiment, error) {
 	}
 	where := func(key string) (string, int) { return path, keyLine(src, strings.Split(key, ".")) }
 	if len(ov.Set) > 0 {
-		osrc, err := overrideSource(ov.Set)
+		osrc, omd, err := decodeOverrides(ov.Set, exp)
 		if err != nil {
 			return nil, err
-		}
-		omd, err := toml.Decode(osrc, exp)
-		if err != nil {
-			return nil, tomlError("flag -set", osrc, err)
 		}
 		if err := undecoded("flag -set", osrc, omd, head.Kind); err != nil {
 			return nil, err
@@ -516,11 +512,13 @@ func tomlMessage(err error) string {
 var decodeErr = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 
 // overrideSource turns -set assignments into a TOML document, quoting a value
-// that is not valid TOML on its own (a bare string, name=fig5-h200). A value
-// that opens an array, an inline table or a string but does not parse is an
-// error that quotes it, not a string it was never meant to be.
-func overrideSource(set []string) (string, error) {
-	var b strings.Builder
+// that is not valid TOML on its own (a bare string, name=fig5-h200), and the
+// bare values of the keys in quote. A value that opens an array, an inline
+// table or a string but does not parse is an error that quotes it, not a
+// string it was never meant to be. A key set twice takes its last value.
+func overrideSource(set []string, quote map[string]bool) (string, error) {
+	var keys []string
+	lines := map[string]string{}
 	for _, s := range set {
 		k, v, ok := strings.Cut(s, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
@@ -529,15 +527,51 @@ func overrideSource(set []string) (string, error) {
 		}
 		line := k + " = " + v
 		var probe map[string]any
-		if _, err := toml.Decode(line, &probe); err != nil {
-			if strings.ContainsAny(v[:min(len(v), 1)], `[{"'`) {
+		if _, err := toml.Decode(line, &probe); err != nil || (quote[k] && bare(v)) {
+			if err != nil && !bare(v) {
 				return "", &ConfigError{File: "flag -set", Key: k, Msg: fmt.Sprintf("%q is not a TOML value: %v", v, tomlMessage(err))}
 			}
 			line = k + " = " + strconv.Quote(v)
 		}
-		b.WriteString(line + "\n")
+		if _, seen := lines[k]; !seen {
+			keys = append(keys, k)
+		}
+		lines[k] = line // a key set again: the last value wins, as flags do
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(lines[k] + "\n")
 	}
 	return b.String(), nil
+}
+
+// bare reports whether the -set value v is not written as a TOML array,
+// table or string (it does not open with one of [{"').
+func bare(v string) bool { return !strings.ContainsAny(v[:min(len(v), 1)], `[{"'`) }
+
+// decodeOverrides decodes the -set values into exp and returns their TOML
+// text and metadata. A bare value the TOML reads as a number, a date or a
+// boolean where the key is a string (-set name=2024) is taken as that
+// string, as a bare word already is (-set name=fig5-h200).
+func decodeOverrides(set []string, exp experiment) (string, toml.MetaData, error) {
+	quote := map[string]bool{}
+	for {
+		osrc, err := overrideSource(set, quote)
+		if err != nil {
+			return "", toml.MetaData{}, err
+		}
+		md, err := toml.Decode(osrc, exp)
+		if err == nil {
+			return osrc, md, nil
+		}
+		cerr := tomlError("flag -set", osrc, err)
+		var ce *ConfigError
+		if errors.As(cerr, &ce) && strings.HasSuffix(ce.Msg, "destination has type string") && !quote[ce.Key] {
+			quote[ce.Key] = true // decoding again sets every key again
+			continue
+		}
+		return "", toml.MetaData{}, cerr
+	}
 }
 
 // keyLine returns the 1-based line where the dotted key is assigned in the

@@ -166,6 +166,27 @@ needel_boost = 3
 		// A name with a control character would make a directory of that name.
 		{name: "ok.toml", text: "kind = \"budget\"\n", set: []string{`name="a\nb"`}, flag: true, line: 1, key: "name"},
 	})
+	// A key set twice takes the last value, as flags do; a bare value that
+	// TOML reads as a number or a date is a string where the key is one.
+	for _, c := range []struct {
+		set  []string
+		name string
+	}{
+		{[]string{"name=a", "name=b"}, "b"},
+		{[]string{"name=2024"}, "2024"},
+		{[]string{"name=2024-06-01", "samples=3"}, "2024-06-01"},
+		{[]string{"name=true"}, "true"},
+	} {
+		exp, err := Load(writeConfig(t, "ok.toml", "kind = \"budget\"\n"), Overrides{Set: c.set})
+		if err != nil || exp.common().Name != c.name {
+			t.Errorf("-set %q: %v, name %q; want name %q", c.set, err, exp.common().Name, c.name)
+		}
+	}
+	if exp, err := Load(writeConfig(t, "ok.toml", "kind = \"budget\"\n"), Overrides{Set: []string{"samples=2", "samples=3"}}); err != nil || exp.(*BudgetConfig).Samples != 3 {
+		t.Errorf("-set samples=2 -set samples=3: %v; want samples 3", err)
+	}
+	// A number where the key is a number is not quoted: samples="x" stays an error.
+	checkConfigErrs(t, []configErrCase{{text: "kind = \"budget\"\n", set: []string{"samples=two"}, flag: true, line: 1, key: "samples"}})
 	// A bare string is still quoted for the user.
 	if exp, err := Load(writeConfig(t, "ok.toml", "kind = \"budget\"\n"), Overrides{Set: []string{"name=fig5-h200"}}); err != nil || exp.common().Name != "fig5-h200" {
 		t.Errorf("-set name=fig5-h200: %v", err)
