@@ -94,3 +94,17 @@ func TestEvaluateMagicPIGPerHead(t *testing.T) {
 		t.Errorf("evaluate's mass %v, want each head's own %v (the unions': %v)", got.Mass, perHead, union)
 	}
 }
+
+func TestBudgetsLabel(t *testing.T) {
+	for _, c := range []struct {
+		bs   []float64
+		want string
+	}{
+		{[]float64{0.0156}, "1.56% of N"}, {[]float64{1}, "the whole cache"}, {[]float64{2}, "2 tokens"},
+		{[]float64{512}, "512 tokens"}, {[]float64{0.01, 0.02}, "see legend"},
+	} {
+		if got := budgetsLabel(c.bs); got != c.want {
+			t.Errorf("budgetsLabel(%v) = %q, want %q", c.bs, got, c.want)
+		}
+	}
+}

@@ -197,13 +197,16 @@ func (c *RbitConfig) figures(t *Table) ([]figure, error) {
 	return linePanels("rbit", panels, ticks, true, 2, "hashing")
 }
 
-// budgetsLabel formats budgets for a title: ratios as percentages.
+// budgetsLabel formats budgets for a title: ratios as percentages, 1 as the
+// whole cache (a config's budget 1), counts as tokens.
 func budgetsLabel(bs []float64) string {
-	if len(bs) != 1 {
+	switch {
+	case len(bs) != 1:
 		return "see legend"
-	}
-	if bs[0] < 1 {
+	case bs[0] < 1:
 		return fmt.Sprintf("%.3g%% of N", 100*bs[0])
+	case bs[0] == 1:
+		return "the whole cache"
 	}
 	return fmt.Sprintf("%g tokens", bs[0])
 }
