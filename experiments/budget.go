@@ -64,6 +64,11 @@ func (c *BudgetConfig) validate() error {
 	if err := c.Hash.validate(); err != nil { // now with hash.weights, which must exist
 		return err
 	}
+	if slices.Contains(c.Methods, "hata") {
+		if err := c.Input.checkWeightsFile("hash.weights", c.Hash.Weights, c.Options.Rbit); err != nil {
+			return err
+		}
+	}
 	training := slices.Contains(c.Methods, "hata") && c.Hash.Weights == ""
 	return c.Input.checkSizes(c.Methods, c.Options, factor{"options.rbit", c.Options.Rbit, 128}, training, c.Hash)
 }

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hata-go/hata/tensorio"
 )
 
 // writeConfig writes a config file named name into a temporary directory.
@@ -360,5 +362,40 @@ func TestWriteDefaults(t *testing.T) {
 	}
 	if err := WriteDefaults(io.Discard, "bugdet"); err == nil || !strings.Contains(err.Error(), "want one of") {
 		t.Errorf("WriteDefaults(bugdet): %v, want an error listing the kinds", err)
+	}
+}
+
+// TestWeightsFileChecked: a weights file of another shape or width than the
+// synthetic layer's is a key error when the config loads, before any point.
+func TestWeightsFileChecked(t *testing.T) {
+	dir := t.TempDir()
+	w := filepath.Join(dir, "w.npy") // [Hkv=2][D=16][Rbit=64]
+	if err := tensorio.WriteNPYFloat32(w, []int{2, 16, 64}, make([]float32, 2*16*64)); err != nil {
+		t.Fatal(err)
+	}
+	base := "kind = \"budget\"\nmethods = [\"hata\"]\n[synth]\nhq = 4\nhkv = 2\nd = 16\nn = 256\nrank = 8\n[options]\nrbit = 64\n[hash]\nweights = \"" + w + "\"\n"
+	if _, err := parse("ok.toml", base, Overrides{}); err != nil {
+		t.Fatalf("weights of the layer's shape: %v", err)
+	}
+	for _, c := range []struct{ text, key, want string }{
+		{strings.Replace(base, "hkv = 2", "hkv = 1", 1), "hash.weights", "synth.hkv=1 synth.d=16"},
+		{strings.Replace(base, "rbit = 64", "rbit = 128", 1), "hash.weights", "has rbit 64, the experiment uses 128"},
+		{strings.Replace(base, w, filepath.Join(dir, "none.npy"), 1), "hash.weights", "none.npy"},
+	} {
+		_, err := parse("c.toml", c.text, Overrides{})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Key != c.key || !strings.Contains(ce.Msg, c.want) {
+			t.Errorf("err = %v, want a ConfigError for %s saying %q", err, c.key, c.want)
+		}
+	}
+	// The rbit ablation's files, by width.
+	rb := "kind = \"rbit\"\nrbits = [64]\nweights_by_rbit = { \"64\" = \"" + w + "\" }\n[synth]\nhq = 4\nhkv = 2\nd = 16\nn = 256\nrank = 8\n"
+	if _, err := parse("ok.toml", rb, Overrides{}); err != nil {
+		t.Fatalf("rbit weights of the layer's shape: %v", err)
+	}
+	_, err := parse("c.toml", strings.Replace(rb, "d = 16", "d = 32", 1), Overrides{})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Key != "weights_by_rbit" || !strings.Contains(ce.Msg, "synth.d=32") {
+		t.Errorf("rbit weights of another D: %v, want a ConfigError for weights_by_rbit", err)
 	}
 }

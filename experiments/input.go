@@ -31,6 +31,29 @@ type Input struct {
 	Train TrainData `toml:"train" json:"train"`
 }
 
+// checkWeightsFile checks, when the config loads, that the hash weights file
+// path (key names it; "" is none) holds rbit bits and, with the synthetic
+// input, synth's KV heads and head dimension, so that a mismatch is a key
+// error and not a failure of every hata point after the others ran. A trace
+// input's shape is known only once the trace is read; the run checks it
+// then.
+func (in *Input) checkWeightsFile(key, path string, rbit int) error {
+	if path == "" {
+		return nil
+	}
+	w, err := tensorio.ReadHashWeights(path)
+	if err != nil {
+		return badKey(key, "%v", err)
+	}
+	if w.Rbit != rbit {
+		return badKey(key, "%s has rbit %d, the experiment uses %d", path, w.Rbit, rbit)
+	}
+	if s := in.Synth; in.Input == "synth" && (w.Hkv != s.Hkv || w.D != s.D) {
+		return badKey(key, "%s is [Hkv=%d D=%d Rbit=%d], the synthetic layer has synth.hkv=%d synth.d=%d", path, w.Hkv, w.D, w.Rbit, s.Hkv, s.D)
+	}
+	return nil
+}
+
 // TraceInput selects the decode steps of a trace: the query at position m
 // attends to the keys 0..m of the same layer (B = 1, N = m+1).
 type TraceInput struct {

@@ -67,6 +67,11 @@ func (c *RbitConfig) validate() error {
 	training := slices.Contains(c.Hashing, "trained")
 	if training {
 		methods = append(methods, "hata")
+		for _, r := range c.Rbits {
+			if err := c.Input.checkWeightsFile("weights_by_rbit", c.WeightsByRbit[strconv.Itoa(r)], r); err != nil {
+				return err
+			}
+		}
 	}
 	rbit := factor{"rbits", slices.Max(c.Rbits), 128}
 	return c.Input.checkSizes(methods, c.Options, rbit, training, c.Hash)
