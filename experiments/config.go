@@ -93,12 +93,40 @@ func WriteDefaults(w io.Writer, kind string) error {
 	typ := reflect.TypeOf(exp).Elem().Name()
 	fmt.Fprintf(w, "# Every key of kind %q with its default (hata run -defaults %s).\n", kind, kind)
 	fmt.Fprintf(w, "# What each means: go doc github.com/hata-go/hata/experiments.%s, and the types it holds.\n", typ)
+	if empty := emptyKeys(reflect.ValueOf(exp).Elem(), ""); len(empty) > 0 {
+		fmt.Fprintf(w, "# Empty by default, so not written below: %s.\n", strings.Join(empty, ", "))
+	}
 	for _, line := range strings.SplitAfter(buf.String(), "\n") {
 		if line != `name = ""`+"\n" {
 			io.WriteString(w, line)
 		}
 	}
 	return nil
+}
+
+// emptyKeys returns the TOML keys under prefix of the struct v whose value is
+// a nil slice or map, which the TOML encoder leaves out.
+func emptyKeys(v reflect.Value, prefix string) []string {
+	var keys []string
+	t := v.Type()
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "" && fv.Kind() == reflect.Struct:
+			keys = append(keys, emptyKeys(fv, prefix)...) // embedded: its keys are the parent's
+		case name == "":
+		case fv.Kind() == reflect.Struct:
+			keys = append(keys, emptyKeys(fv, prefix+name+".")...)
+		case (fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && fv.IsNil():
+			keys = append(keys, prefix+name)
+		}
+	}
+	return keys
 }
 
 // ConfigError is a config problem with the place it comes from: the file (or

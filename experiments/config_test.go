@@ -303,6 +303,8 @@ func TestEveryRangeCheck(t *testing.T) {
 		{budget, "synth.recency_window=-1", "synth.recency_window"},
 		{budget, "synth.recency_boost=-1", "synth.recency_boost"},
 		{budget, "synth.needles=1,synth.needle_positions=[1.0]", "synth.needle_positions"},
+		{budget, "synth.needles=2,synth.needle_positions=[0.001,0.5]", "synth.needle_positions"}, // among the sinks
+		{budget, "synth.n=8", "synth.needles"},                                                   // spread evenly, among the sinks
 		{budget, "options.sink=-1", "options.sink"},
 		{budget, "options.recent=-1", "options.recent"},
 		{budget, "options.loki_channels=0", "options.loki_channels"},
@@ -353,6 +355,21 @@ func TestWriteDefaults(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: the written defaults do not load: %v\n%s", kind, err, b.String())
 			continue
+		}
+		// The keys left empty, which the header names, are keys of the kind.
+		if _, list, ok := strings.Cut(b.String(), "not written below: "); ok {
+			list, _, _ = strings.Cut(list, ".\n")
+			for _, k := range strings.Split(list, ", ") {
+				v := "[]"
+				if k == "weights_by_rbit" {
+					v = "{}"
+				}
+				if _, err := parse(kind+".toml", b.String(), Overrides{Set: []string{k + "=" + v}}); err != nil {
+					t.Errorf("%s: the header names %s, which -set %s=%s refuses: %v", kind, k, k, v, err)
+				}
+			}
+		} else if kind == "budget" {
+			t.Errorf("budget: the header does not name the keys left empty (synth.needle_positions, trace.positions)")
 		}
 		want, _ := newExperiment(kind)
 		want.common().Name, want.common().Devices = kind, []string{"cpu"}

@@ -224,11 +224,17 @@ func (c Config) needlePositions() ([]int, error) {
 			f = c.NeedlePositions[i]
 		}
 		pos[i] = min(int(math.Floor(f*float64(c.N))), c.N-1)
+		// Unset positions spread the needles evenly: then the fault is
+		// needles, n or sinks, keys the user wrote, not the one left out.
+		key, spread := "needle_positions", ""
+		if len(c.NeedlePositions) == 0 {
+			key, spread = "needles", fmt.Sprintf(" (%d needles spread evenly over n=%d tokens: fewer needles, a larger n or fewer sinks)", c.Needles, c.N)
+		}
 		if pos[i] < c.Sinks {
-			return nil, bad("needle_positions", "needle %d at token %d falls among the %d sinks", i, pos[i], c.Sinks)
+			return nil, bad(key, "needle %d at token %d falls among the %d sinks%s", i, pos[i], c.Sinks, spread)
 		}
 		if seen[pos[i]] {
-			return nil, bad("needle_positions", "two needles at token %d (n=%d)", pos[i], c.N)
+			return nil, bad(key, "two needles at token %d (n=%d)%s", pos[i], c.N, spread)
 		}
 		seen[pos[i]] = true
 	}
