@@ -40,7 +40,9 @@ func Run(cfgPath string, ov Overrides, outRoot string) (outDir string, err error
 // missing points. A directory that holds another config's results is refused
 // with a *ConfigChangedError. When ctx is cancelled RunContext returns ctx's
 // error without assembling. Points that fail are reported together in the
-// error, after the others are finished and assembled.
+// error, after the others are finished and assembled. A shard that holds
+// no point of the sweep (a job array with more tasks than points) makes no
+// directory and returns "" and no error.
 func RunContext(ctx context.Context, path string, ov Overrides, stderr io.Writer) (string, error) {
 	exp, err := Load(path, ov)
 	if err != nil {
@@ -117,6 +119,10 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 		if _, ok := done[p.key(hash)]; !ok {
 			todo = append(todo, p)
 		}
+	}
+	if inShard == 0 { // a job array with more tasks than the sweep has points
+		fmt.Fprintf(stderr, "%s: shard %s holds none of the sweep's %d points: nothing to run, no results directory made\n", c.Name, ov.Shard, len(all))
+		return "", nil
 	}
 	prog := newProgress(stderr, c.Name, inShard, inShard-len(todo))
 	e := &env{dir: dir, stderr: stderr, made: sync.OnceValue(func() error { return checkConfig(dir, resolved, hash, true) })}

@@ -50,6 +50,15 @@ func TestRunShardsMerge(t *testing.T) {
 		}
 		shards = append(shards, strings.TrimSpace(stdout))
 	}
+	// A shard past the sweep's 4 points (a job array of more tasks) runs
+	// nothing, makes no directory and prints none.
+	status, stdout, stderr = hata("run", cfg, "-shard", "9/10", "-out", out)
+	if status != 0 || stdout != "" || !strings.Contains(stderr, "shard 9/10 holds none of the sweep's 4 points") {
+		t.Errorf("hata run -shard 9/10 of 4 points: status %d, stdout %q, stderr %q; want 0, nothing, and a note", status, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "cli.shard-9-of-10")); err == nil {
+		t.Error("an empty shard made its directory")
+	}
 	merged := filepath.Join(root, "merged")
 	if status, _, stderr := hata("merge", "-out", merged, shards[0]); status != 1 || !strings.Contains(stderr, "missing") {
 		t.Errorf("hata merge of one shard of two: status %d, stderr %q; want 1 and the points missing", status, stderr)

@@ -73,7 +73,9 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, dir)
+	if dir != "" { // "": an empty shard, which made no directory
+		fmt.Fprintln(stdout, dir)
+	}
 	return nil
 }
 
