@@ -245,6 +245,31 @@ func TestShardMergeAndDevices(t *testing.T) {
 	if got := readFile(t, filepath.Join(merged, "budget.csv")); !bytes.Equal(got, want) {
 		t.Errorf("merged shards:\n%s\nwant the unsharded CSV\n%s", got, want)
 	}
+	// The hash weights the shards trained are kept, for a resume in merged.
+	if got, want := readFile(t, filepath.Join(merged, "W.npy")), readFile(t, filepath.Join(full, "W.npy")); !bytes.Equal(got, want) {
+		t.Errorf("merged W.npy differs from the unsharded run's (%d and %d bytes)", len(got), len(want))
+	}
+
+	// Shards that read other model inputs (a model kind's inputs.json) do
+	// not merge; shards that read the same do, and merged keeps the record.
+	for i, sums := range []string{`{"weights/model.safetensors": "aa"}`, `{"weights/model.safetensors": "aa"}`, `{"weights/model.safetensors": "bb"}`} {
+		if err := os.WriteFile(filepath.Join(shards[i], inputsFile), []byte(sums), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	merged3 := filepath.Join(root, "merged3")
+	if err := Merge(merged3, io.Discard, shards...); err == nil || !strings.Contains(err.Error(), "read different model inputs") {
+		t.Errorf("Merge of shards of other inputs: err = %v, want a refusal", err)
+	}
+	if _, err := os.Stat(merged3); err == nil {
+		t.Errorf("a refused merge made %s", merged3)
+	}
+	if err := Merge(merged3, io.Discard, shards[0], shards[1]); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("Merge of two shards of the same inputs: %v, want only points missing", err)
+	}
+	if got := string(readFile(t, filepath.Join(merged3, inputsFile))); got != `{"weights/model.safetensors": "aa"}` {
+		t.Errorf("merged inputs.json = %q, want the shards'", got)
+	}
 
 	// Shards of another config do not merge.
 	other, _, _, err := runTiny(t, context.Background(), tiny, filepath.Join(root, "other"), Overrides{Set: []string{"samples=1"}, Shard: Shard{0, 3}}, runHooks{})
