@@ -269,11 +269,22 @@ type Record struct {
 // assemble builds <kind>.csv from the stored points of dir (every point of
 // the sweep that has a file, in sweep order), draws the figures and writes
 // results.json. sh selects which points count as expected (missing).
+// results.json's devices are devices and those its previous version named
+// (the runs before a resume, which computed some of the points).
 func assemble(dir string, exp experiment, hash string, sh Shard, devices []DeviceRecord, stderr io.Writer) error {
 	c := exp.common()
 	stored, _, err := readPoints(dir)
 	if err != nil {
 		return err
+	}
+	var before Record
+	if b, err := os.ReadFile(filepath.Join(dir, resultsFile)); err == nil && json.Unmarshal(b, &before) == nil {
+		devices = slices.Clone(devices)
+		for _, d := range before.Devices {
+			if !slices.Contains(devices, d) {
+				devices = append(devices, d)
+			}
+		}
 	}
 	t := &Table{Columns: exp.columns()}
 	rec := Record{Name: c.Name, Kind: c.Kind, Description: c.Description, ConfigHash: hash,

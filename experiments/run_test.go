@@ -3,6 +3,7 @@ package experiments
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"image/png"
 	"io"
@@ -792,5 +793,35 @@ func TestMethodsCheckedFirst(t *testing.T) {
 	_, err = runExperiment(context.Background(), exp, Overrides{Out: out}, io.Discard, runHooks{backends: []Backend{auto}})
 	if err == nil || !strings.Contains(err.Error(), "no GPU kernels to time") {
 		t.Errorf("timing magicpig on a GPU with the CPU fallback: %v, want an error", err)
+	}
+}
+
+// TestResumeKeepsDevices: a resumed run's results.json names the devices of
+// the runs before it too, which computed some of its points.
+func TestResumeKeepsDevices(t *testing.T) {
+	root := t.TempDir()
+	dir, _, _, err := runTiny(t, context.Background(), tiny, root, Overrides{}, runHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, resultsFile)
+	var rec Record
+	readJSON(t, path, &rec)
+	earlier := DeviceRecord{Spec: "vk:0", DeviceInfo: DeviceInfo{Name: "an earlier run's GPU"}}
+	rec.Devices = append(rec.Devices, earlier)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := runTiny(t, context.Background(), tiny, root, Overrides{}, runHooks{}); err != nil {
+		t.Fatal(err)
+	}
+	var after Record
+	readJSON(t, path, &after)
+	if len(after.Devices) != 2 || after.Devices[0].Spec != "cpu" || after.Devices[1] != earlier {
+		t.Errorf("results.json devices after a resume: %+v, want this run's cpu and the earlier run's vk:0", after.Devices)
 	}
 }
