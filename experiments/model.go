@@ -206,8 +206,42 @@ func modelStateOf(e *env, src ModelSource, hash ModelHash, opts MethodOptions, m
 // needsTrainText reports whether the run reads the training text: to train
 // hata's hash or to calibrate Loki.
 func (s *modelState) needsTrainText() bool {
-	return slices.Contains(s.methods, "hata") && s.hash.Dir == "" ||
-		slices.Contains(s.methods, "loki") && s.opts.LokiBasis == "calibration"
+	return readsTrainText(s.methods, s.hash.Dir != "", s.opts)
+}
+
+// readsTrainText reports whether a model kind running methods reads the
+// training text: hata without weights given (haveWeights) trains its hash on
+// it, and Loki with loki_basis = "calibration" fits its basis on it.
+func readsTrainText(methods []string, haveWeights bool, opts MethodOptions) bool {
+	return slices.Contains(methods, "hata") && !haveWeights ||
+		slices.Contains(methods, "loki") && opts.LokiBasis == "calibration"
+}
+
+// fileReader is implemented by the model kinds: the files their points read
+// (the checkpoint, the held-out text, and the training text where train is
+// set), which RunContext checks before any point runs.
+type fileReader interface {
+	readsFiles() (f ModelFiles, train bool)
+}
+
+// check returns an error naming the first of the files a model kind reads
+// (the training text only where train is set) that cannot be opened, and
+// what makes it: every point would fail on it.
+func (f ModelFiles) check(train bool) error {
+	files := []struct{ key, path, hint string }{
+		{"model.dir", filepath.Join(f.Dir, "config.json"), "the checkpoint: weights/ in the repository, or train/train.py's output"},
+		{"model.heldout", f.Heldout, "the held-out text: train/heldout.txt in the repository"},
+	}
+	if train {
+		files = append(files, struct{ key, path, hint string }{"model.train_text", f.TrainText,
+			"the training text: `make data` builds it with train/prepare_data.sh; hata with trained weights (hash.dir or hash.weights) and loki_basis = \"prefill\" do not read it"})
+	}
+	for _, x := range files {
+		if _, err := os.Stat(x.path); err != nil {
+			return fmt.Errorf("%s: %w (%s)", x.key, err, x.hint)
+		}
+	}
+	return nil
 }
 
 // load reads the model and the held-out text, once, after checking that a

@@ -126,6 +126,10 @@ func (c *NIAHConfig) columns() []string {
 	return []string{"method", "budget", "context", "depth", "trials", "correct", "accuracy", "digit_accuracy", "read_frac", "device"}
 }
 
+func (c *NIAHConfig) readsFiles() (ModelFiles, bool) {
+	return c.Model.ModelFiles, readsTrainText(c.Methods, c.Hash.Dir != "", c.Options)
+}
+
 func (c *NIAHConfig) run(ctx context.Context, e *env, w *worker, p point) ([][]string, error) {
 	np := p.Params.(niahPoint)
 	st := modelStateOf(e, c.Model, c.Hash, c.Options, c.Methods)

@@ -116,6 +116,10 @@ func (c *PerplexityConfig) columns() []string {
 		"prompts", "tokens", "greedy_agreement", "first_divergence", "read_frac", "device"}
 }
 
+func (c *PerplexityConfig) readsFiles() (ModelFiles, bool) {
+	return c.Model.ModelFiles, readsTrainText(c.Methods, c.Hash.Dir != "", c.Options)
+}
+
 func (c *PerplexityConfig) run(ctx context.Context, e *env, w *worker, p point) ([][]string, error) {
 	name := p.Params.(methodPoint).Method
 	st := modelStateOf(e, c.Model, c.Hash, c.Options, c.Methods)

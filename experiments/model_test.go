@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -347,5 +348,40 @@ func readJSON(t *testing.T, path string, v any) {
 	t.Helper()
 	if err := json.Unmarshal(readFile(t, path), v); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestModelFilesCheckedFirst: a model kind whose training text (or
+// checkpoint, or held-out text) is missing fails before any point, naming
+// the key and what makes the file, and leaves no results directory; the
+// same kind that does not read the training text runs without it.
+func TestModelFilesCheckedFirst(t *testing.T) {
+	for _, c := range []struct{ old, new, key string }{
+		{`train_text = "../train/README.md"`, `train_text = "../no/train.txt"`, "model.train_text: stat ../no/train.txt"},
+		{`dir = "../weights"`, `dir = "../no-weights"`, "model.dir: stat ../no-weights/config.json"},
+		{`heldout = "../train/heldout.txt"`, `heldout = "../no/heldout.txt"`, "model.heldout"},
+	} {
+		root := t.TempDir()
+		cfg := writeConfig(t, "p.toml", strings.Replace(tinyPerplexity, c.old, c.new, 1))
+		_, err := RunContext(context.Background(), cfg, Overrides{Out: root}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: err = %v, want one naming %q", c.new, err, c.key)
+		}
+		if entries, _ := os.ReadDir(root); len(entries) != 0 {
+			t.Errorf("%s: the failed run left %d entries in its results root", c.new, len(entries))
+		}
+	}
+	// Trained weights given and Loki's basis from the prefill: the training
+	// text is not read, so its absence is no error.
+	text := strings.Replace(tinyPerplexity, `train_text = "../train/README.md"`, `train_text = "../no/train.txt"`, 1)
+	text = strings.Replace(strings.Replace(text, `dir = ""`, `dir = "../weights/hash"`, 1), `loki_basis = "calibration"`, `loki_basis = "prefill"`, 1)
+	text = strings.Replace(text, "rbit = 32", "rbit = 128", 1)
+	exp, err := parse("p.toml", text, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, train := exp.(fileReader).readsFiles()
+	if train || f.check(train) != nil {
+		t.Errorf("perplexity with weights and loki_basis = prefill: reads the training text %v, check %v; want neither", train, f.check(train))
 	}
 }

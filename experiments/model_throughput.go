@@ -141,6 +141,10 @@ func (s *modelState) prefill(text []byte, offset, n int) (*model.Prefilled, floa
 	return cell.pre, cell.seconds, cell.err
 }
 
+func (c *ThroughputConfig) readsFiles() (ModelFiles, bool) {
+	return c.Model.ModelFiles, readsTrainText(c.Methods, c.Hash.Dir != "", c.Options)
+}
+
 func (c *ThroughputConfig) run(ctx context.Context, e *env, w *worker, p point) ([][]string, error) {
 	tp := p.Params.(throughputPoint)
 	st := modelStateOf(e, c.Model, c.Hash, c.Options, c.Methods)

@@ -220,9 +220,12 @@ func (c *ModelBudgetConfig) columns() []string                  { return c.inner
 func (c *ModelBudgetConfig) finish(t *Table)                    { c.inner("").finish(t) }
 func (c *ModelBudgetConfig) figures(t *Table) ([]figure, error) { return c.inner("").figures(t) }
 
+func (c *ModelBudgetConfig) readsFiles() (ModelFiles, bool) {
+	return c.Model, readsTrainText(c.Methods, c.Hash.Weights != "", c.Options)
+}
+
 func (c *ModelBudgetConfig) run(ctx context.Context, e *env, w *worker, p point) ([][]string, error) {
-	needTrain := slices.Contains(c.Methods, "hata") && c.Hash.Weights == "" ||
-		slices.Contains(c.Methods, "loki") && c.Options.LokiBasis == "calibration"
+	_, needTrain := c.readsFiles()
 	st, err := traceStateOf(e, func() error {
 		var hf []string
 		if c.Hash.Weights != "" && slices.Contains(c.Methods, "hata") {
@@ -272,13 +275,20 @@ func (c *ModelRbitConfig) columns() []string                  { return c.inner("
 func (c *ModelRbitConfig) finish(t *Table)                    { c.inner("").finish(t) }
 func (c *ModelRbitConfig) figures(t *Table) ([]figure, error) { return c.inner("").figures(t) }
 
-func (c *ModelRbitConfig) run(ctx context.Context, e *env, w *worker, p point) ([][]string, error) {
-	needTrain := false
+// readsFiles implements fileReader: the training text where an rbit's
+// trained weights are not given.
+func (c *ModelRbitConfig) readsFiles() (ModelFiles, bool) {
+	train := false
 	if slices.Contains(c.Hashing, "trained") {
 		for _, r := range c.Rbits {
-			needTrain = needTrain || c.WeightsByRbit[strconv.Itoa(r)] == ""
+			train = train || c.WeightsByRbit[strconv.Itoa(r)] == ""
 		}
 	}
+	return c.Model, train
+}
+
+func (c *ModelRbitConfig) run(ctx context.Context, e *env, w *worker, p point) ([][]string, error) {
+	_, needTrain := c.readsFiles()
 	st, err := traceStateOf(e, func() error {
 		var hf []string
 		for _, r := range c.Rbits {

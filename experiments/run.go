@@ -100,6 +100,12 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 	if err := checkMethods(exp, bes); err != nil {
 		return "", err
 	}
+	if fr, ok := exp.(fileReader); ok { // a model kind: every point reads its files
+		f, train := fr.readsFiles()
+		if err := f.check(train); err != nil {
+			return "", err
+		}
+	}
 
 	all := exp.points()
 	var todo []point
