@@ -75,7 +75,7 @@ func newExperiment(kind string) (experiment, error) {
 }
 
 // WriteDefaults writes every key of kind (one of Kinds) with its default
-// value, as a TOML config that runs as it is: what a config of that kind
+// value, as a TOML config that loads as it is: what a config of that kind
 // holds when it sets nothing but its kind. name is left out (it defaults to
 // the config file's base name). The keys' meanings are the doc comments of
 // the kind's Go type, which the header names.
