@@ -18,7 +18,8 @@ import (
 // warm-up decode and then reps timed ones. Hashing methods use random
 // weights of tuning.Rbit bits, 128 by default (timing does not depend on
 // their values). For hata and lsh the four stages of HATA.md's decode step
-// are also timed one by one with the ref functions they are made of. Its
+// are also timed one by one with the ref functions they are made of, each
+// after a warm-up run of its own. Its
 // bytes are MustMove's over an fp16 cache, as the GPU timer's are (ref
 // computes in float32; the row's GB/s is what a GPU would need). The CPU
 // backend has no kernel variants or kernel parameters: a "/variant" suffix is
@@ -75,10 +76,7 @@ func (CPU) Time(method string, shape ref.Shape, budget ref.Budget, reps int, tun
 		return Timing{}, fmt.Errorf("cpu timer: %s prefill: %w", name, err)
 	}
 	step := func() error { _, err := m.Decode(q, budget); return err }
-	if err := step(); err != nil { // warm-up
-		return Timing{}, fmt.Errorf("cpu timer: %s decode: %w", name, err)
-	}
-	total, err := medianTime(reps, step)
+	total, err := medianTime(reps, step) // after a warm-up step
 	if err != nil {
 		return Timing{}, fmt.Errorf("cpu timer: %s decode: %w", name, err)
 	}
@@ -125,8 +123,13 @@ func hataStages(w *ref.HashWeights, q []float32, kv *ref.KV, s ref.Shape, k, rep
 	return st, nil
 }
 
-// medianTime runs f reps times and returns the median wall-clock duration.
+// medianTime runs f once untimed (its first run pays for allocations and
+// cold caches the others do not), then reps times, and returns the median
+// wall-clock duration.
 func medianTime(reps int, f func() error) (time.Duration, error) {
+	if err := f(); err != nil {
+		return 0, err
+	}
 	ts := make([]time.Duration, reps)
 	for i := range ts {
 		start := time.Now()
