@@ -124,6 +124,11 @@ func (in *Input) validate() error {
 		if len(in.Trace.Positions) > 0 && len(in.Trace.Positions) != in.Samples {
 			return badKey("trace.positions", "%d positions for samples = %d", len(in.Trace.Positions), in.Samples)
 		}
+		for i, m := range in.Trace.Positions {
+			if slices.Contains(in.Trace.Positions[:i], m) {
+				return badKey("trace.positions", "%d listed twice: a point would average the same step twice", m)
+			}
+		}
 	default:
 		return badKey("input", "%q, want \"synth\" or \"trace\"", in.Input)
 	}
@@ -263,17 +268,27 @@ func readLayer(dir string, layer int) (*tensorio.LayerTrace, error) {
 	return t.Layer(layer)
 }
 
-// positions returns the decode positions of a trace of n tokens.
-func (s *inputs) positions(n int) []int {
+// positions returns the decode positions of a trace of n tokens, or an
+// error where they are not samples distinct positions of it: a point would
+// average the same step twice and report more samples than it has.
+func (s *inputs) positions(n int) ([]int, error) {
 	if len(s.in.Trace.Positions) > 0 {
-		return s.in.Trace.Positions
+		for _, m := range s.in.Trace.Positions {
+			if m >= n {
+				return nil, fmt.Errorf("trace.positions: %d, but the trace has N=%d tokens", m, n)
+			}
+		}
+		return s.in.Trace.Positions, nil
+	}
+	if half := n - n/2; s.in.Samples > half {
+		return nil, fmt.Errorf("samples = %d: the second half of the trace's %d tokens holds %d decode positions; set samples <= %d, or trace.positions", s.in.Samples, n, half, half)
 	}
 	pos := make([]int, s.in.Samples)
 	for i := range pos {
 		// Evenly over [n/2, n), the last at n-1.
 		pos[i] = n/2 + (i+1)*(n-n/2)/len(pos) - 1
 	}
-	return pos
+	return pos, nil
 }
 
 // step returns evaluation step i.
@@ -314,10 +329,11 @@ func (s *inputs) buildStep(i int) (*evalStep, error) {
 		if err != nil {
 			return nil, err
 		}
-		pos := s.positions(lt.N)[i]
-		if pos >= lt.N {
-			return nil, fmt.Errorf("trace position %d: the trace has N=%d tokens", pos, lt.N)
+		ps, err := s.positions(lt.N)
+		if err != nil {
+			return nil, err
 		}
+		pos := ps[i]
 		n, d := pos+1, lt.D
 		q = make([]float32, lt.Hq*d) // q: [1][Hq][D], the query at pos
 		for h := range lt.Hq {

@@ -52,10 +52,16 @@ func (t ModelTrace) validate(samples int) error {
 	case len(t.Positions) > 0 && len(t.Positions) != samples:
 		return badKey("trace.positions", "%d positions for samples = %d", len(t.Positions), samples)
 	}
-	for _, m := range t.Positions {
+	for i, m := range t.Positions {
 		if m < 0 || m >= t.Tokens {
 			return badKey("trace.positions", "%d, want in [0, trace.tokens-1 = %d]", m, t.Tokens-1)
 		}
+		if slices.Contains(t.Positions[:i], m) {
+			return badKey("trace.positions", "%d listed twice: a point would average the same step twice", m)
+		}
+	}
+	if half := t.Tokens - t.Tokens/2; len(t.Positions) == 0 && samples > half {
+		return badKey("samples", "%d, but the second half of trace.tokens = %d holds %d decode positions; set samples <= %d, or trace.positions", samples, t.Tokens, half, half)
 	}
 	return nil
 }

@@ -396,6 +396,12 @@ loki_channels = 8
 			t.Errorf("absolute budget 32: k = %s", tb.Str(i, "k"))
 		}
 	}
+	// More samples than the trace's second half has positions (150 of 300
+	// tokens): each would be a step averaged twice.
+	_, _, _, err = runTiny(t, context.Background(), strings.Replace(text, "samples = 2", "samples = 151", 1), t.TempDir(), Overrides{}, runHooks{})
+	if err == nil || !strings.Contains(err.Error(), "samples = 151: the second half of the trace's 300 tokens holds 150 decode positions") {
+		t.Errorf("samples past the trace's positions: err = %v, want one saying how many it holds", err)
+	}
 }
 
 func TestRbitAndTrainingKinds(t *testing.T) {
