@@ -65,6 +65,8 @@ type TraceInput struct {
 	Layer int `toml:"layer" json:"layer"`
 	// Positions are the decode query positions; empty spreads Samples
 	// positions evenly over the second half of the trace, ending at N-1.
+	// Each step attends to its own m+1 keys, so a row's n and k columns
+	// are those of the first position's step.
 	Positions []int `toml:"positions" json:"positions"`
 }
 
