@@ -14,7 +14,10 @@
 //	           j%32; each code is ostride words, those past NCOL/32 zero
 //	otherwise: out[j] = p[j] for j < NCOL and 0 for NCOL <= j < ostride,
 //	           PROJ_OUT_F16: rounded to float16 (packHalf2x16), two to a
-//	           uint, ostride even (in halves)
+//	           uint, ostride even (in halves), clamped to float16's finite
+//	           range ±65504 first (a rotated key past it saturates instead
+//	           of becoming Inf; vk.Loki stores float32 keys where a
+//	           prefilled key could reach it)
 //
 // (HATA.md: codes; ref.HashWeights.Encode. Loki: the first c channels of
 // x P; ref.Loki.rotate.) With the acceptance suite's dyadic inputs every
@@ -171,6 +174,7 @@ shared uint sh_code[VPW * WORDS];
 #endif
 #if defined(PROJ_OUT_F16)
 shared float sh_out[VPW * NCOL]; // the workgroup's p, packed two to a word at the end
+const float HALF_MAX = 65504.0;  // float16's largest finite value
 #endif
 
 void main() {
@@ -226,7 +230,7 @@ void main() {
         const uint i = e / ow, j = 2 * (e % ow);
         const float a = j < NCOL ? sh_out[i * NCOL + j] : 0.0;
         const float b = j + 1 < NCOL ? sh_out[i * NCOL + j + 1] : 0.0;
-        if (i < nv) out_[(krow * pc.cap + first + i) * ow + e % ow] = packHalf2x16(vec2(a, b));
+        if (i < nv) out_[(krow * pc.cap + first + i) * ow + e % ow] = packHalf2x16(clamp(vec2(a, b), -HALF_MAX, HALF_MAX));
     }
 #else
     // Padding columns NCOL <= j < ostride are zero.

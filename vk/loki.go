@@ -1,14 +1,20 @@
 package vk
 
-import "github.com/hata-go/hata/ref"
+import (
+	"math"
+
+	"github.com/hata-go/hata/ref"
+)
 
 // Loki is low-rank-key top-k attention on the GPU (the vk implementation of
 // ref.Loki). The basis P: [Hkv][D][D] (given, or fitted at Prefill on the
 // host with ref.FitLokiBasis, as ref does) lives on the device in float32.
 // Keys are rotated once, as they enter the cache (the first c channels of
 // k P, stored [B*Hkv][Cap][c rounded up to 16 bytes] in float16 by
-// loki_rotate_kh, or with SparseOptions.LokiF32Keys in float32 by
-// loki_rotate_k); per decode step:
+// loki_rotate_kh, or in float32 by loki_rotate_k with
+// SparseOptions.LokiF32Keys or where a prefilled key could rotate past
+// float16's range, setKeys; a key appended later that does is clamped to
+// ±65504); per decode step:
 //
 //	encode  loki_rotate_q: q' = q P[:, :c]
 //	score   the oracle's pipeline (TopK) on q' and the rotated keys with
@@ -22,7 +28,7 @@ import "github.com/hata-go/hata/ref"
 type Loki struct {
 	*sparseCore
 	channels, cp int       // c, and the rotated row stride (c rounded up to 16 bytes)
-	keys         Storage   // of the rotated keys: F16, or F32 (SparseOptions.LokiF32Keys)
+	keys         Storage   // of the rotated keys: F16, or F32 (setKeys)
 	basis        []float64 // the given basis [Hkv][D][D], or nil
 	pbuf         *Buffer   // P in use: [Hkv][D][D] float32
 	pHkv         int       // heads of pbuf
@@ -102,7 +108,58 @@ func (m *Loki) prefillBasis(kv *ref.KV, p []float64) error {
 	if err := m.setBasis(kv.Hkv, p); err != nil {
 		return err
 	}
+	m.setKeys(rotatedBound(kv, p, m.channels))
 	return m.sparseCore.Prefill(kv)
+}
+
+// halfMax is float16's largest finite value.
+const halfMax = 65504
+
+// setKeys chooses the storage of the rotated keys of the cache about to be
+// built: float16 (half the bytes the score reads) unless
+// SparseOptions.LokiF32Keys asks for float32, or a rotated channel may
+// reach bound >= halfMax, past which float16 holds only Inf (the rotation
+// clamps it to ±halfMax, proj.glsl, but the scores would no longer be
+// Loki's).
+func (m *Loki) setKeys(bound float64) {
+	m.keys = F16
+	if m.opt.LokiF32Keys || bound >= halfMax {
+		m.keys = F32
+	}
+	m.cp = roundUp(m.channels, m.keys.vec())
+}
+
+// rotatedBound returns a bound on the rotated channels of kv's keys under
+// the basis p: [Hkv][D][D] (columns the directions): per head the largest
+// key norm times the largest norm of the first c columns, the largest over
+// the heads (|k·p_j| <= ||k|| ||p_j||).
+func rotatedBound(kv *ref.KV, p []float64, c int) float64 {
+	d := kv.D
+	var bound float64
+	for h := range kv.Hkv {
+		var pn float64
+		for j := range c {
+			var s float64
+			for i := range d {
+				x := p[h*d*d+i*d+j]
+				s += x * x
+			}
+			pn = max(pn, s)
+		}
+		var kn float64
+		for b := range kv.B {
+			row := kv.K[b*kv.Hkv+h]
+			for t := range kv.N {
+				var s float64
+				for _, x := range row[t*d : (t+1)*d] {
+					s += float64(x) * float64(x)
+				}
+				kn = max(kn, s)
+			}
+		}
+		bound = max(bound, math.Sqrt(pn*kn))
+	}
+	return bound
 }
 
 // PrefillRandom fills the cache on the device (see Dense.PrefillRandom) and
@@ -122,6 +179,7 @@ func (m *Loki) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	if err := m.setBasis(hkv, p); err != nil {
 		return err
 	}
+	m.setKeys(0) // N(0, 1) keys: their rotated channels are far below float16's range
 	return m.sparseCore.PrefillRandom(b, hkv, n, d, seed)
 }
 

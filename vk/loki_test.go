@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/ref/reftest"
 )
@@ -150,4 +151,100 @@ func halfStep(x float64) float64 {
 	}
 	_, e := math.Frexp(a) // a = f * 2^e, f in [0.5, 1)
 	return math.Ldexp(1, e-11)
+}
+
+// TestLokiLargeKeys: keys whose rotated channels pass float16's range
+// (entries of ±2^17 in a float32 cache, so norms of 2^19) are rotated into
+// float32 keys at Prefill, where float16 would hold only Inf and the
+// selection would fall to the lowest token indices; Loki then selects as
+// ref.Loki does. A key appended later past that range, into a cache of
+// float16 keys, is clamped to ±65504 by the rotation: the step stays
+// finite and well formed.
+func TestLokiLargeKeys(t *testing.T) {
+	ctx := device(t)
+	const hkv, g, n, d, c = 1, 2, 32, 16, 8
+	rng := rand.New(rand.NewPCG(3, 3))
+	basis := make([]float64, hkv*d*d) // the identity: the rotated keys are the first c channels, exactly
+	for i := range d {
+		basis[i*d+i] = 1
+	}
+	big := func(m int) []float32 {
+		x := make([]float32, m)
+		for i := range x {
+			x[i] = float32(1 << 17)
+			if rng.IntN(2) == 0 {
+				x[i] = -x[i]
+			}
+		}
+		return x
+	}
+	kv, err := ref.NewKV(1, hkv, n, d, big(n*d), reftest.Dyadic(rng, n*d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := reftest.Dyadic(rng, hkv*g*d)
+	m, err := ctx.NewLoki(hkv, d, c, basis, SparseOptions{Storage: F32, Reserve: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	want, err := ref.NewLoki(hkv, d, c, basis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []ref.Method{m, want} {
+		if err := x.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.keys != F32 {
+		t.Errorf("rotated keys of norm 2^19 in %s, want f32", m.keys)
+	}
+	budget := ref.Budget{K: 4}
+	rw, err := want.Decode(q, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rg, err := m.Decode(q, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
+		t.Errorf("large keys: selection differs from ref.Loki's (-ref +got):\n%s", d)
+	}
+	checkOutput(t, "large keys", q, kv, rg)
+
+	// Ordinary keys choose float16 again; then keys past its range are
+	// appended. Clamped, each still ranks where ref's float64 puts it (far
+	// above or below every ordinary key, by the sign of q·k), where Inf
+	// would have made the scores NaN.
+	small := reftest.DyadicKV(rng, ref.Shape{B: 1, Hkv: hkv, N: n, D: d}, false)
+	for _, x := range []ref.Method{m, want} {
+		if err := x.Prefill(small); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.keys != F16 {
+		t.Errorf("ordinary keys after large ones in %s, want f16", m.keys)
+	}
+	for i := range 3 {
+		k, v := big(d), reftest.Dyadic(rng, d)
+		for _, x := range []interface{ Append(k, v []float32) error }{m, want, small} {
+			if err := x.Append(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rw, err := want.Decode(q, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rg, err := m.Decode(q, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
+			t.Errorf("float16 keys after %d appended past their range: selection differs from ref.Loki's (-ref +got):\n%s", i+1, d)
+		}
+		checkOutput(t, "appended large keys", q, small, rg)
+	}
 }
