@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hata-go/hata/experiments"
@@ -29,6 +32,16 @@ type attendFlags struct {
 	seed                                   uint64
 	normWeighted                           bool
 	lokiChannels, pageSize, magicK, magicL int
+	given                                  map[string]bool // the flags on the command line
+}
+
+// methodFlags are the flags only some methods read, with those methods: a
+// flag given for another method is a usage error, not a setting silently
+// ignored.
+var methodFlags = map[string][]string{
+	"sink": {"hata", "lsh", "streaming", "magicpig"}, "recent": {"hata", "lsh", "magicpig"},
+	"normweighted": {"hata", "lsh"}, "rbit": {"lsh"}, "seed": {"lsh", "magicpig"},
+	"loki-channels": {"loki"}, "page": {"quest"}, "magicpig-k": {"magicpig"}, "magicpig-l": {"magicpig"},
 }
 
 // runAttend implements hata attend: one decode step of one layer, from .npy
@@ -50,8 +63,8 @@ func runAttend(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.kcodes, "kcodes", "", "key codes .npy [B,Hkv,N,rbit/32] uint32 (hata, lsh)")
 	fs.IntVar(&f.rbit, "rbit", ref.DefaultRbit, "lsh: bits of the random projection")
 	fs.Uint64Var(&f.seed, "seed", 1, "lsh, magicpig: seed of the random projections")
-	fs.IntVar(&f.sink, "sink", 0, "hata, lsh: first tokens always selected (inside k)")
-	fs.IntVar(&f.recent, "recent", 0, "hata, lsh: last tokens always selected (inside k)")
+	fs.IntVar(&f.sink, "sink", 0, "hata, lsh: first tokens always selected (inside k); streaming, magicpig: attention sinks (their default 4)")
+	fs.IntVar(&f.recent, "recent", 0, "hata, lsh: last tokens always selected (inside k); magicpig: last tokens attended exactly (its default 64)")
 	fs.BoolVar(&f.normWeighted, "normweighted", false, "hata, lsh: rank by ||k||*sum(1-2*Ham/rbit) (the authors' eval scripts) instead of Hamming distance")
 	fs.IntVar(&f.lokiChannels, "loki-channels", 32, "loki: leading PCA channels scored")
 	fs.IntVar(&f.pageSize, "page", 32, "quest: tokens per page")
@@ -64,6 +77,8 @@ func runAttend(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %q", pos)
 	}
+	f.given = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
 	if err := f.check(); err != nil {
 		return err
 	}
@@ -85,6 +100,14 @@ func runAttend(args []string, stdout, stderr io.Writer) error {
 		W: in.w, Rbit: f.rbit, Seed: f.seed, Windows: ref.Windows{Sink: f.sink, Recent: f.recent},
 		NormWeighted: f.normWeighted, LokiChannels: f.lokiChannels, PageSize: f.pageSize,
 		MagicPIGK: f.magicK, MagicPIGL: f.magicL,
+	}
+	// ref reads 0 as "the default" in these; -sink 0 means none.
+	none := func(n int) int { return cmp.Or(n, -1) }
+	if f.given["sink"] {
+		opts.SinkTokens, opts.MagicPIGSink = none(f.sink), none(f.sink)
+	}
+	if f.given["recent"] {
+		opts.MagicPIGLocal = none(f.recent)
 	}
 	m, err := backend.NewMethod(f.method, in.kv.Hkv, in.kv.D, opts)
 	if err != nil {
@@ -121,6 +144,11 @@ func (f *attendFlags) check() error {
 	}
 	if (f.qcodes != "" || f.kcodes != "") && f.method != "hata" && f.method != "lsh" {
 		return usagef("-qcodes and -kcodes exist for the hashing methods (hata, lsh) only, not %s", f.method)
+	}
+	for _, name := range slices.Sorted(maps.Keys(methodFlags)) {
+		if methods := methodFlags[name]; f.given[name] && !slices.Contains(methods, f.method) {
+			return usagef("-%s is read by %s only, not %s", name, strings.Join(methods, ", "), f.method)
+		}
 	}
 	if _, err := ref.ParseBudget(f.budget); err != nil {
 		return usagef("-budget: %v", err)

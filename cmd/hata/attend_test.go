@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -316,6 +317,61 @@ func wantFailure(t *testing.T, name string, status int, stderr string, want []st
 	for _, w := range want {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("%s: message %q does not mention %q", name, stderr, w)
+		}
+	}
+}
+
+// TestAttendMethodFlags: a flag only some methods read, given for another,
+// is a usage error naming the methods that read it; -sink sets StreamingLLM's
+// and MagicPIG's sinks (-sink 0: none) and -recent MagicPIG's local window.
+func TestAttendMethodFlags(t *testing.T) {
+	dir := t.TempDir()
+	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 40, D: 16}
+	q, k, v, _ := attendFiles(t, dir, s, 32)
+	out, idx := filepath.Join(dir, "out.npy"), filepath.Join(dir, "idx.npy")
+	run := func(method string, extra ...string) (int, string) {
+		st, _, stderr := hata(append([]string{"attend", "-method", method, "-q", q, "-k", k, "-v", v, "-o", out, "-indices", idx}, extra...)...)
+		return st, stderr
+	}
+	for _, c := range []struct {
+		method string
+		flag   []string
+		want   string
+	}{
+		{"topk", []string{"-sink", "1"}, "-sink is read by hata, lsh, streaming, magicpig only, not topk"},
+		{"streaming", []string{"-recent", "4"}, "-recent is read by hata, lsh, magicpig only, not streaming"},
+		{"topk", []string{"-page", "8"}, "-page is read by quest only, not topk"},
+		{"quest", []string{"-loki-channels", "8"}, "-loki-channels is read by loki only"},
+		{"dense", []string{"-normweighted"}, "-normweighted is read by hata, lsh only"},
+		{"loki", []string{"-magicpig-l", "4"}, "-magicpig-l is read by magicpig only"},
+		{"topk", []string{"-rbit", "64"}, "-rbit is read by lsh only"},
+		{"quest", []string{"-seed", "3"}, "-seed is read by lsh, magicpig only"},
+	} {
+		st, stderr := run(c.method, c.flag...)
+		if st != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("-method %s %v: status %d, %q; want 2 and %q", c.method, c.flag, st, stderr, c.want)
+		}
+	}
+	indices := func() []int32 {
+		a, err := tensorio.ReadNPY(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.I32
+	}
+	for _, c := range []struct {
+		flag []string
+		want []int32
+	}{
+		{nil, []int32{0, 1}},                      // 4 sinks by default fill a budget of 2
+		{[]string{"-sink", "1"}, []int32{0, 39}},  // one sink, one recent token
+		{[]string{"-sink", "0"}, []int32{38, 39}}, // no sink
+	} {
+		if st, stderr := run("streaming", append([]string{"-budget", "2"}, c.flag...)...); st != 0 {
+			t.Fatalf("streaming %v: status %d: %s", c.flag, st, stderr)
+		}
+		if got := indices(); !slices.Equal(got, c.want) {
+			t.Errorf("streaming -budget 2 %v: selected %v, want %v", c.flag, got, c.want)
 		}
 	}
 }
