@@ -343,13 +343,14 @@ func (m *Dense) Cap() int { return m.cap }
 // "readback".
 func (m *Dense) Timings() Timings { return m.timings }
 
-// checkDim reports whether the kernels support head dimension d in storage s.
+// checkDim reports whether the kernels support head dimension d in storage
+// s; the caller names the method.
 func checkDim(d int, s Storage) error {
 	if d < 1 || d%s.vec() != 0 {
-		return fmt.Errorf("vk dense: head dim D=%d: the %s kernels read 16-byte vectors, so D must be a positive multiple of %d", d, s, s.vec())
+		return fmt.Errorf("head dim D=%d: the %s kernels read 16-byte vectors, so D must be a positive multiple of %d", d, s, s.vec())
 	}
 	if d > 4*mergeWorkgroup {
-		return fmt.Errorf("vk dense: head dim D=%d over the merge kernel's %d", d, 4*mergeWorkgroup)
+		return fmt.Errorf("head dim D=%d: the kernels' merge of the attention's splits holds at most D=%d", d, 4*mergeWorkgroup)
 	}
 	return nil
 }
@@ -361,7 +362,7 @@ func (m *Dense) Prefill(kv *ref.KV) error {
 		return fmt.Errorf("vk dense: prefill: bad cache %v", kv)
 	}
 	if err := checkDim(kv.D, m.opt.Storage); err != nil {
-		return err
+		return fmt.Errorf("vk dense: %w", err)
 	}
 	m.freeCache()
 	m.b, m.hkv, m.d, m.n = kv.B, kv.Hkv, kv.D, kv.N

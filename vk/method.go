@@ -30,7 +30,7 @@ func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o re
 		switch name {
 		case "dense":
 			if err := checkDim(d, dense.Storage); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("vk dense: %w", err)
 			}
 			return c.NewDense(dense)
 		}

@@ -102,7 +102,7 @@ func (m *Dense) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 		return fmt.Errorf("vk dense: prefill random: B=%d Hkv=%d N=%d, want >= 1", b, hkv, n)
 	}
 	if err := checkDim(d, m.opt.Storage); err != nil {
-		return err
+		return fmt.Errorf("vk dense: %w", err)
 	}
 	m.freeCache()
 	m.b, m.hkv, m.d, m.n = b, hkv, d, n

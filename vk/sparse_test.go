@@ -441,7 +441,12 @@ func TestSparseErrors(t *testing.T) {
 		wantErr(fmt.Sprintf("projection workgroup %d", pw), err, fmt.Sprintf("projection workgroup %d", pw))
 	}
 	_, err = ctx.NewMethod("topk", 2, 6, ref.Options{})
+	wantErr("topk with D=6", err, "vk topk: head dim D=6")
 	wantErr("topk with D=6", err, "multiple of 4")
+	_, err = ctx.NewMethod("quest", 2, 520, ref.Options{})
+	wantErr("quest with D=520", err, "vk quest: head dim D=520: the kernels' merge of the attention's splits holds at most D=512")
+	_, err = ctx.NewMethod("dense", 2, 520, ref.Options{})
+	wantErr("dense with D=520", err, "vk dense: head dim D=520")
 	_, err = ctx.NewMethod("quest", 2, 64, ref.Options{PageSize: -1})
 	wantErr("quest with page -1", err, "page size")
 	for _, name := range sparseMethods {
