@@ -200,19 +200,25 @@ func TestLokiLargeKeys(t *testing.T) {
 	if m.keys != F32 {
 		t.Errorf("rotated keys of norm 2^19 in %s, want f32", m.keys)
 	}
+	// step decodes q on both and holds the GPU's selection to ref's and its
+	// output to attention over its selection of cache.
 	budget := ref.Budget{K: 4}
-	rw, err := want.Decode(q, budget)
-	if err != nil {
-		t.Fatal(err)
+	step := func(where string, cache *ref.KV) {
+		t.Helper()
+		rw, err := want.Decode(q, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rg, err := m.Decode(q, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
+			t.Errorf("%s: selection differs from ref.Loki's (-ref +got):\n%s", where, d)
+		}
+		checkOutput(t, where, q, cache, rg)
 	}
-	rg, err := m.Decode(q, budget)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
-		t.Errorf("large keys: selection differs from ref.Loki's (-ref +got):\n%s", d)
-	}
-	checkOutput(t, "large keys", q, kv, rg)
+	step("large keys", kv)
 
 	// Ordinary keys choose float16 again; then keys past its range are
 	// appended. Clamped, each still ranks where ref's float64 puts it (far
@@ -234,17 +240,6 @@ func TestLokiLargeKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rw, err := want.Decode(q, budget)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rg, err := m.Decode(q, budget)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := cmp.Diff(rw.Selected, rg.Selected); d != "" {
-			t.Errorf("float16 keys after %d appended past their range: selection differs from ref.Loki's (-ref +got):\n%s", i+1, d)
-		}
-		checkOutput(t, "appended large keys", q, small, rg)
+		step(fmt.Sprintf("float16 keys after %d appended past their range", i+1), small)
 	}
 }
