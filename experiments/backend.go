@@ -125,11 +125,11 @@ type exclusive interface {
 	measuresTime()
 }
 
-// checkMethods returns an error, before any point runs, where a backend of
+// checkDevices returns an error, before any point runs, where a backend of
 // bes cannot run one of the methods exp names, so that a run does not fail
 // every such point one by one; and, where exp measures time, where two of
 // bes are one device.
-func checkMethods(exp experiment, bes []Backend) error {
+func checkDevices(exp experiment, bes []Backend) error {
 	if _, ok := exp.(exclusive); ok {
 		seen := map[string]string{} // device key -> the spec that opened it
 		for _, b := range bes {

@@ -97,7 +97,7 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 		}
 		defer closeBackends(bes)
 	}
-	if err := checkMethods(exp, bes); err != nil {
+	if err := checkDevices(exp, bes); err != nil {
 		return "", err
 	}
 	if fr, ok := exp.(fileReader); ok { // a model kind: every point reads its files
