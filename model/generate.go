@@ -92,7 +92,7 @@ func (m *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) 
 		if err := ctx.Err(); err != nil {
 			return Decode(out), st, err
 		}
-		next := sample(logits, o.Temperature, rng)
+		next := sample(logits, o.Temperature, rng, m.Config.BOSTokenID)
 		if next == m.Config.EOSTokenID {
 			break
 		}
@@ -117,18 +117,27 @@ func (m *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) 
 	return Decode(out), st, nil
 }
 
-// sample draws the next token: argmax at temperature 0, else a draw from
-// softmax(logits / temperature).
-func sample(logits []float32, temperature float64, rng *rand.Rand) int {
-	if temperature == 0 {
-		return argmax(logits)
+// sample draws the next token, never bos (a sequence's start, which a
+// continuation cannot contain): argmax at temperature 0, else a draw from
+// softmax(logits / temperature) over the other tokens.
+func sample(logits []float32, temperature float64, rng *rand.Rand, bos int) int {
+	best := -1 // argmax but bos
+	for i, v := range logits {
+		if i != bos && (best < 0 || v > logits[best]) {
+			best = i
+		}
 	}
-	mx := float64(logits[argmax(logits)])
+	if temperature == 0 {
+		return best
+	}
+	mx := float64(logits[best])
 	p := make([]float64, len(logits))
 	var z float64
 	for i, v := range logits {
-		p[i] = math.Exp((float64(v) - mx) / temperature)
-		z += p[i]
+		if i != bos {
+			p[i] = math.Exp((float64(v) - mx) / temperature)
+			z += p[i]
+		}
 	}
 	u := rng.Float64() * z
 	for i, w := range p {
@@ -137,5 +146,5 @@ func sample(logits []float32, temperature float64, rng *rand.Rand) int {
 		}
 		u -= w
 	}
-	return argmax(logits)
+	return best
 }

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -560,6 +561,24 @@ func TestTrainHashAnswers(t *testing.T) {
 	} {
 		if _, err := m.TrainHash(seqs, []int{4}, bad); err == nil || !strings.Contains(err.Error(), "answer") {
 			t.Errorf("TrainHash(%+v): error %v, want one about the answer sequences", bad.AnswerLen, err)
+		}
+	}
+}
+
+// TestSampleNeverBOS: the sampler never draws the BOS token, which a
+// continuation cannot contain (the helper audit's 16 tokens counted, 15
+// printed), greedy or at any temperature.
+func TestSampleNeverBOS(t *testing.T) {
+	logits := []float32{0.5, 1, 0.25, 9} // token 3 is BOS and the most likely
+	rng := rand.New(rand.NewPCG(1, 1))
+	if got := sample(logits, 0, rng, 3); got != 1 {
+		t.Errorf("greedy with BOS the argmax: %d, want 1", got)
+	}
+	for _, temp := range []float64{1, 1e6} {
+		for range 2000 {
+			if got := sample(logits, temp, rng, 3); got == 3 {
+				t.Fatalf("temperature %g drew BOS", temp)
+			}
 		}
 	}
 }
