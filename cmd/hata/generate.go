@@ -182,7 +182,7 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 	if err := checkPromptLen(m, prompt, *dir); err != nil {
 		return err
 	}
-	if _, _, err := newDirMode("-out", *out); err != nil { // before the prefill, which can take minutes
+	if _, _, _, err := newDirMode("-out", *out); err != nil { // before the prefill, which can take minutes
 		return err
 	}
 	// The first Ctrl-C waits for the prefill (it cannot stop it) and then
@@ -216,27 +216,67 @@ func checkPromptLen(m *model.Model, prompt, dir string) error {
 }
 
 // newDirMode checks that a new directory can be made at path: nothing is
-// there, or an empty directory is (empty is then true; it will be replaced).
-// It returns the permissions the new directory should have: the empty one's,
-// else 0755. flag names the flag in the error.
-func newDirMode(flag, path string) (mode os.FileMode, empty bool, err error) {
-	info, err := os.Stat(path)
+// there, or an empty directory is (empty is then true; it will be replaced),
+// and the directory it goes in can be written. It returns where the new
+// directory goes (abs: path made absolute, or where a symlink at path points,
+// so that the link keeps pointing at it) and the permissions it should have:
+// the empty one's, else 0755. Where the working directory is path or below
+// it, replacing path would leave the shell in a removed directory: an error.
+// flag names the flag in the error.
+func newDirMode(flag, path string) (abs string, mode os.FileMode, empty bool, err error) {
+	if abs, err = filepath.Abs(path); err != nil {
+		return "", 0, false, err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if real, err := filepath.EvalSymlinks(wd); err == nil {
+			wd = real
+		}
+		if rel, err := filepath.Rel(abs, wd); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return "", 0, false, usagef("%s %s: is the working directory or holds it, which the new directory would replace; name another", flag, path)
+		}
+	}
+	if err := checkWritable(flag, path, filepath.Dir(abs)); err != nil {
+		return "", 0, false, err
+	}
+	info, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return 0o755, false, nil
+		return abs, 0o755, false, nil
 	case err != nil:
-		return 0, false, fmt.Errorf("%s %s: %w", flag, path, err)
+		return "", 0, false, fmt.Errorf("%s %s: %w", flag, path, err)
 	case !info.IsDir():
-		return 0, false, usagef("%s %s: exists and is not a directory", flag, path)
+		return "", 0, false, usagef("%s %s: exists and is not a directory", flag, path)
 	}
-	entries, err := os.ReadDir(path)
+	entries, err := os.ReadDir(abs)
 	if err != nil {
-		return 0, false, fmt.Errorf("%s %s: %w", flag, path, err)
+		return "", 0, false, fmt.Errorf("%s %s: %w", flag, path, err)
 	}
 	if len(entries) > 0 {
-		return 0, false, usagef("%s %s: directory exists and is not empty (remove it or name a new one)", flag, path)
+		return "", 0, false, usagef("%s %s: directory exists and is not empty (remove it or name a new one)", flag, path)
 	}
-	return info.Mode().Perm(), true, nil
+	return abs, info.Mode().Perm(), true, nil
+}
+
+// checkWritable returns an error where no file can be made in dir, or, where
+// dir does not exist yet, in the nearest directory above it that does (a
+// read-only file system, another user's directory): checked before work
+// that takes minutes, not found at its end. flag and path name the flag and
+// its value in the error.
+func checkWritable(flag, path, dir string) error {
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	probe, err := os.MkdirTemp(dir, ".hata-write-check-*")
+	if err != nil {
+		return fmt.Errorf("%s %s: cannot write in %s: %w", flag, path, dir, err)
+	}
+	return os.Remove(probe)
 }
 
 // writeNewDir makes the directory path, all or nothing: write fills a
@@ -244,11 +284,7 @@ func newDirMode(flag, path string) (mode os.FileMode, empty bool, err error) {
 // new or an empty directory (newDirMode); on any error nothing is left behind,
 // not even the parent directories this made.
 func writeNewDir(flag, path string, write func(tmp string) error) error {
-	mode, wasEmpty, err := newDirMode(flag, path)
-	if err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(path)
+	abs, mode, wasEmpty, err := newDirMode(flag, path)
 	if err != nil {
 		return err
 	}

@@ -166,3 +166,60 @@ func TestTracesOutDir(t *testing.T) {
 		}
 	}
 }
+
+// TestOutDirChecks: traces and train check their -out before the work (the
+// prefill, the training) and not at its end: a directory that cannot be
+// written fails at once (here under /proc, where nothing can be made, even
+// by root). traces writes through a symlink at -out into where it points,
+// keeping the link, and refuses the working directory, which replacing
+// would leave the shell in a removed directory.
+func TestOutDirChecks(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("no /proc")
+	}
+	weights, err := filepath.Abs(weightsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := t.TempDir()
+	writeRandomTrace(t, trace, 2)
+	for _, args := range [][]string{
+		{"traces", "-model", weights, "-out", "/proc/hata-x/t", "-layers", "2", "abc"},
+		{"train", "-out", "/proc/hata-x", "-rbit", "32", "-steps", "2", "-positions", "2", trace},
+	} {
+		st, _, e := hata(args...)
+		if st != 1 || !strings.Contains(e, "cannot write in /proc") {
+			t.Errorf("hata %s -out under /proc: status %d, %q; want 1 and a refusal naming /proc", args[0], st, e)
+		}
+	}
+
+	root := t.TempDir()
+	real, link := filepath.Join(root, "real"), filepath.Join(root, "link")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, e := hata("traces", "-model", weights, "-out", link, "-layers", "2", "abc"); st != 0 {
+		t.Fatalf("traces -out a symlink: status %d: %s", st, e)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("traces -out a symlink replaced the link (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(real, "layer_02_q.npy")); err != nil {
+		t.Errorf("traces -out a symlink: the trace is not where the link points: %v", err)
+	}
+
+	wd := filepath.Join(root, "wd")
+	if err := os.Mkdir(wd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	for _, out := range []string{".", wd, root} {
+		st, _, e := hata("traces", "-model", weights, "-out", out, "-layers", "2", "abc")
+		if st != 2 || !strings.Contains(e, "is the working directory or holds it") {
+			t.Errorf("traces -out %s from %s: status %d, %q; want 2 and a refusal", out, wd, st, e)
+		}
+	}
+}

@@ -117,13 +117,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 }
 
 // checkTrainOut checks, before any training, that the weight files can be
-// written: out is a directory or does not exist yet, and no file of paths (in
-// out) is a directory.
+// written: out is a directory or does not exist yet, no file of paths (in
+// out) is a directory, and out (or the directory it will be made in) can be
+// written.
 func checkTrainOut(out string, paths []string) error {
 	info, err := os.Stat(out)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return nil
+		return checkWritable("-out", out, out) // before the training, which can take hours
 	case err != nil:
 		return fmt.Errorf("-out %s: %w", out, err)
 	case !info.IsDir():
@@ -134,7 +135,7 @@ func checkTrainOut(out string, paths []string) error {
 			return err
 		}
 	}
-	return nil
+	return checkWritable("-out", out, out)
 }
 
 // makeDirs makes dir and any missing parents, like os.MkdirAll, and returns
