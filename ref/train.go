@@ -64,6 +64,14 @@ func (p *TrainPairs) validate() error {
 	if len(p.Pairs) == 0 {
 		return fmt.Errorf("train pairs: no pairs")
 	}
+	positive := false
+	for _, pr := range p.Pairs {
+		positive = positive || pr.S > 0
+	}
+	if !positive {
+		// Samples labels floor(0.1*m) keys positive: none below m = 10.
+		return fmt.Errorf("train pairs: no pair is labelled positive (every key -1), so the loss has nothing to pull together: the query positions are too early (below 10 with Samples' labels; use sequences of 20 tokens or more)")
+	}
 	u := int32(p.Vectors())
 	for i, pr := range p.Pairs {
 		if pr.Q < 0 || pr.Q >= u || pr.K < 0 || pr.K >= u {

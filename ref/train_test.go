@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -456,7 +457,13 @@ func TestTrainLearns(t *testing.T) {
 // TestTrainStop checks that a Stop that fires ends training with ErrStopped
 // after the steps it allowed, through TrainLayer's wrapping too.
 func TestTrainStop(t *testing.T) {
-	p := &TrainPairs{D: 2, X: []float32{1, 0, 0, 1}, Pairs: []TrainPair{{Q: 0, K: 1, S: -1}}}
+	// Pairs all labelled -1 train nothing: an error that says why.
+	neg := &TrainPairs{D: 2, X: []float32{1, 0, 0, 1}, Pairs: []TrainPair{{Q: 0, K: 1, S: -1}}}
+	if _, err := Train(neg, 32, DefaultTrainConfig(), nil); err == nil || !strings.Contains(err.Error(), "no pair is labelled positive") {
+		t.Errorf("Train on pairs all labelled -1: %v, want an error saying none is positive", err)
+	}
+
+	p := &TrainPairs{D: 2, X: []float32{1, 0, 0, 1}, Pairs: []TrainPair{{Q: 0, K: 1, S: -1}, {Q: 0, K: 0, S: 20}}}
 	steps := 0
 	cfg := DefaultTrainConfig()
 	cfg.Stop = func() bool { steps++; return steps > 3 }
