@@ -8,6 +8,7 @@ type Traffic struct {
 	ElemSize int // bytes per cached K/V element: 2 for fp16, 4 for fp32
 	Rbit     int // hata, lsh: code bits; default ref.DefaultRbit (128)
 	Channels int // loki: channels scored; default 32
+	KeyElem  int // loki: bytes per rotated key element; default ElemSize (vk's lokif32=1: 4)
 	PageSize int // quest: tokens per page; default 32
 }
 
@@ -18,7 +19,7 @@ type Traffic struct {
 //
 //	dense      2*B*Hkv*N*D*e                          (all of K and V)
 //	hata, lsh  B*Hkv*N*Rbit/8 + 2*B*Hkv*k*D*e         (codes + selected K/V)
-//	loki       B*Hkv*N*C*e + 2*B*Hkv*k*D*e            (C rotated key channels + selected K/V)
+//	loki       B*Hkv*N*C*r + 2*B*Hkv*k*D*e            (C rotated key channels of r = KeyElem bytes + selected K/V)
 //	quest      2*B*Hkv*ceil(N/P)*D*e + 2*B*Hkv*k*D*e  (page min/max + selected K/V)
 //	topk       B*Hkv*N*D*e + 2*B*Hkv*k*D*e            (all of K + selected K/V)
 //	streaming, h2o  2*B*Hkv*k*D*e                      (selected K/V; positions or host scores pick them)
@@ -41,6 +42,9 @@ func MustMove(method string, s ref.Shape, t Traffic) int64 {
 	if t.ElemSize == 0 {
 		t.ElemSize = 2
 	}
+	if t.KeyElem == 0 {
+		t.KeyElem = t.ElemSize
+	}
 	rows := int64(s.B * s.Hkv)
 	n, d, e, k := int64(s.N), int64(s.D), int64(t.ElemSize), int64(t.K)
 	io := 2 * int64(s.B*s.Hq*s.D) * 4
@@ -51,7 +55,7 @@ func MustMove(method string, s ref.Shape, t Traffic) int64 {
 	case "hata", "lsh":
 		return rows*n*int64(t.Rbit)/8 + selected + io
 	case "loki":
-		return rows*n*int64(t.Channels)*e + selected + io
+		return rows*n*int64(t.Channels)*int64(t.KeyElem) + selected + io
 	case "quest":
 		pages := (n + int64(t.PageSize) - 1) / int64(t.PageSize)
 		return 2*rows*pages*d*e + selected + io

@@ -26,6 +26,8 @@ func TestMustMove(t *testing.T) {
 		{"hata", b8, Traffic{K: 511}, 33554432 + sel16 + io},
 		// 32 rotated channels in fp16: 64*32768*32*2
 		{"loki", b8, Traffic{K: 511}, 134217728 + sel16 + io},
+		// float32 rotated keys (vk's lokif32=1) over an fp16 cache: twice the channels' bytes
+		{"loki", b8, Traffic{K: 511, KeyElem: 4}, 2*134217728 + sel16 + io},
 		// pages of 32: 1024 per row, lo and hi in fp16: 2*64*1024*128*2
 		{"quest", b8, Traffic{K: 511, ElemSize: 2, PageSize: 32}, 33554432 + sel16 + io},
 		// pages of 16: 2048 per row

@@ -329,6 +329,7 @@ func TestEveryRangeCheck(t *testing.T) {
 		{model, "trace.offset=-1", "trace.offset"},
 		{model, "trace.train_offset=-1", "trace.train_offset"},
 		{"kind = \"throughput\"\n", "offset=-1", "offset"},
+		{"kind = \"speed\"\n", `methods=["dense","hata/"]`, "methods"},
 		{model, "trace.positions=[5,5]", "trace.positions"},
 		{model, "trace.tokens=8,samples=5", "samples"},
 		{budget, `input="trace",trace.dir="t",samples=2,trace.positions=[7,7]`, "trace.positions"},

@@ -198,8 +198,8 @@ func (c *SpeedConfig) validateValues() error {
 		return badKey("methods", "empty")
 	}
 	for i, m := range c.Methods {
-		name, variant, _ := strings.Cut(m, "/")
-		if !slices.Contains(ref.MethodNames, name) || slices.Contains(c.Methods[:i], m) {
+		name, variant, slash := strings.Cut(m, "/")
+		if !slices.Contains(ref.MethodNames, name) || slices.Contains(c.Methods[:i], m) || slash && variant == "" {
 			return badKey("methods", "%q, want distinct names of %s (optionally name/variant)", m, strings.Join(ref.MethodNames, ", "))
 		}
 		if err := vk.CheckVariant(name, variant); err != nil {

@@ -243,3 +243,20 @@ func TestCheckedStep(t *testing.T) {
 		t.Errorf("a repeated token: %v, want an error naming it", err)
 	}
 }
+
+func TestCacheCopies(t *testing.T) {
+	for _, c := range []struct {
+		bytes int64
+		cpu   bool
+		want  int
+	}{
+		{33554432, false, 4}, // B1/8K at Llama-3.1-8B's heads: 32 MiB
+		{1 << 30, false, 1},  // past L2
+		{4096, false, 64},    // a tiny cache: capped, not 32768
+		{33554432, true, 1},  // lavapipe: one
+	} {
+		if got := cacheCopies(c.bytes, c.cpu); got != c.want {
+			t.Errorf("cacheCopies(%d, cpu %v) = %d, want %d", c.bytes, c.cpu, got, c.want)
+		}
+	}
+}

@@ -161,6 +161,23 @@ var stageOf = map[string]string{
 // that every timed step reads from memory, not from L2.
 const l2Bytes = 128 << 20
 
+// maxCacheCopies bounds the replication: the flush before every timed step
+// (the default timer, Flush) evicts L2 whatever the copies, and each copy
+// is a whole instance of the method, warmed once; without a bound a cache
+// of kilobytes made tens of thousands of them (a bench at N=16 never
+// printed its row).
+const maxCacheCopies = 64
+
+// cacheCopies returns how many copies of a K/V cache of cacheBytes the timer
+// cycles through: enough to exceed l2Bytes, at most maxCacheCopies, and one
+// on a CPU device (lavapipe), whose caches are the host's.
+func cacheCopies(cacheBytes int64, cpu bool) int {
+	if cpu {
+		return 1
+	}
+	return int(min(maxCacheCopies, max(1, (l2Bytes+cacheBytes-1)/cacheBytes)))
+}
+
 // EnvL2Flush names the environment variable that chooses what the Vulkan
 // timer evicts before every timed step (Flush): unset, L2 and the address
 // translations (FlushPages); "l2", L2 only (FlushL2, the timer of sessions
@@ -471,9 +488,12 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 	if err != nil {
 		return Timing{}, err
 	}
-	bytes := MustMove(name, s, Traffic{K: k, ElemSize: 2, Rbit: tuning.Rbit})
-	cacheBytes := int64(2 * s.B * s.Hkv * s.N * s.D * 2)
-	copies := int(max(1, (l2Bytes+cacheBytes-1)/cacheBytes))
+	traffic := Traffic{K: k, ElemSize: 2, Rbit: tuning.Rbit}
+	if tuning.LokiF32 == 1 {
+		traffic.KeyElem = 4 // float32 rotated keys
+	}
+	bytes := MustMove(name, s, traffic)
+	copies := cacheCopies(int64(2*s.B*s.Hkv*s.N*s.D*2), v.Ctx.Info.Type == vk.DeviceCPU)
 	ms := make([]benchable, 0, copies)
 	defer func() {
 		for _, m := range ms {

@@ -211,6 +211,7 @@ var tuningChoices = map[string]struct {
 	"prefetch":  {2, "1 (the translation prefetch over any cache), 2 (none)"},
 	"pieces":    {2, "1 (S splits of every row), 2 (equal pieces of all the rows' tokens)"},
 	"warm":      {3, "1 (the later kernels' warm workgroups beside the score), 2 (none), 3 (the attention's beside the select)"},
+	"trace":     {1, "1 (every kernel's phases traced)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -269,6 +270,8 @@ func (t Tuning) Check(method string) error {
 			return fmt.Errorf("vk: tuning key %s=%d: want %s or 0 (the default)", k.key, v, tuningChoices[k.key].want)
 		case k.key == "prefetchkib" && (v&(v-1) != 0 || v > maxPrefetchStride>>10):
 			return fmt.Errorf("vk: tuning key prefetchkib=%d: want a power of two up to %d, or 0 (the default, 1024)", v, maxPrefetchStride>>10)
+		case k.key == "projworkgroup" && v != 0 && (v&(v-1) != 0 || v < 32 || v > 1024):
+			return fmt.Errorf("vk: tuning key projworkgroup=%d: want a power of two from 32 to 1024, or 0 (the default)", v)
 		case k.key == "rbit" && (v%32 != 0 || v > MaxTuningRbit):
 			return fmt.Errorf("vk: tuning key rbit=%d: want a multiple of 32 up to %d, or 0 (the default, 128)", v, MaxTuningRbit)
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||

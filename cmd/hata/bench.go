@@ -79,9 +79,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	ml := strings.Split(*methods, ",")
 	for _, m := range ml {
-		name, variant, _ := strings.Cut(m, "/")
+		name, variant, slash := strings.Cut(m, "/")
 		if err := oneOf("method", name, ref.MethodNames); err != nil {
 			return err
+		}
+		if slash && variant == "" {
+			return usagef("-method %s: no variant after the slash (the default kernels are %s alone)", m, name)
 		}
 		if !slices.Contains(vk.Methods, name) {
 			return usagef("-method %s: it has no GPU kernels to time (GPU methods: %s)", m, strings.Join(vk.Methods, ", "))
@@ -354,9 +357,18 @@ func printBenchRow(stdout io.Writer, m string, s ref.Shape, k int, opt string, t
 		speedup = strconv.FormatFloat(dense/us, 'f', 2, 64) + "x"
 	}
 	f1 := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+	// small: one decimal from 10 up, three significant digits below, so
+	// that a small step's megabytes and lavapipe's bandwidths do not print
+	// as 0.0.
+	small := func(x float64) string {
+		if x < 10 {
+			return strconv.FormatFloat(x, 'g', 3, 64)
+		}
+		return f1(x)
+	}
 	floor := f1((float64(t.Levels)*one + float64(t.Bytes)/read*1e9) / 1e3)
 	fmt.Fprintf(stdout, benchRow, m, s.B, s.N, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"), stage("merge"),
-		f1(float64(t.Bytes)/1e6), f1(gbps), f1(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps),
+		small(float64(t.Bytes)/1e6), small(gbps), small(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps),
 		t.Levels, floor, speedup, opt)
 	if t.Twin != "" {
 		fmt.Fprintf(stdout, "# twin %s B=%d N=%d %s: %s\n", m, s.B, s.N, opt, t.Twin)
@@ -387,6 +399,9 @@ func checkBenchShape(methods []string, opts []vk.Tuning, bs, ns []int, hq, hkv, 
 		if x := slices.Max(f.values); x > f.most {
 			return usagef("-%s %d: want at most %d", f.name, x, f.most)
 		}
+	}
+	if d%8 != 0 {
+		return usagef("-d %d: the timed caches are float16, read in 16-byte vectors: want a multiple of 8", d)
 	}
 	s := ref.Shape{B: slices.Max(bs), Hq: hq, Hkv: hkv, N: slices.Max(ns), D: d}
 	keys := experiments.StepKeys{B: "-b", Hq: "-hq", Hkv: "-hkv", N: "-n", D: "-d", Rbit: "-opt rbit"}

@@ -94,6 +94,10 @@ func TestBenchOptUsage(t *testing.T) {
 		{[]string{"-opt", "tile=two"}, []string{"-opt", "tile", `"two"`}},
 		{[]string{"-method", "dense", "-opt", "-;tile=2", "-tracecsv", "t.csv"}, []string{"-tracecsv", "t.csv", "trace=1"}},
 		{[]string{"-method", "dense", "-opt", "trace=1", "-tracecsv", "no/such/dir/t.csv"}, []string{"-tracecsv", "no/such/dir", "does not exist"}},
+		// Found before the device (a helper audit found them as failed rows after the header).
+		{[]string{"-method", "hata", "-opt", "projworkgroup=16"}, []string{"projworkgroup=16", "power of two from 32 to 1024"}},
+		{[]string{"-method", "hata", "-opt", "trace=2"}, []string{"trace=2", "want 1"}},
+		{[]string{"-method", "hata/"}, []string{"-method hata/", "no variant after the slash"}},
 	} {
 		st, _, e := hata(append([]string{"bench"}, c.args...)...)
 		if st != 2 {
@@ -123,6 +127,7 @@ func TestBenchShapeUsage(t *testing.T) {
 		{[]string{"-b", "1,2000"}, []string{"-b 2000", "at most 1024"}},
 		{[]string{"-n", "1024,99999999"}, []string{"-n 99999999", "at most 16777216"}},
 		{[]string{"-method", "dense/bogus"}, []string{"-method dense/bogus", "no kernel variant"}},
+		{[]string{"-method", "dense", "-d", "63"}, []string{"-d 63", "multiple of 8"}},
 		{[]string{"-method", "hata,quest/naive"}, []string{"-method quest/naive", "have halves"}},
 		{[]string{"-method", "hata/bogus"}, []string{"-method hata/bogus", "onekernel"}},
 		{[]string{"-method", "dense,h2o", "-b", "1024", "-n", "16777216"},
