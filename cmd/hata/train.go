@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,14 +166,6 @@ func makeDirs(dir string) (undo func(), err error) {
 
 // pickLayers resolves -layers against the layers every trace holds.
 func pickLayers(spec string, traces []*tensorio.Trace) ([]int, error) {
-	has := func(t *tensorio.Trace, l int) bool {
-		for _, x := range t.Layers {
-			if x == l {
-				return true
-			}
-		}
-		return false
-	}
 	var want []int
 	if spec == "all" {
 		want = traces[0].Layers
@@ -182,12 +175,14 @@ func pickLayers(spec string, traces []*tensorio.Trace) ([]int, error) {
 			if err != nil || l < 0 {
 				return nil, usagef("-layers %q: %q is not a layer number", spec, f)
 			}
-			want = append(want, l)
+			if !slices.Contains(want, l) { // -layers 2,2 trains layer 2 once
+				want = append(want, l)
+			}
 		}
 	}
 	for _, l := range want {
 		for _, t := range traces {
-			if !has(t, l) {
+			if !slices.Contains(t.Layers, l) {
 				return nil, fmt.Errorf("trace %s has no layer %d (it has %v)", t.Dir, l, t.Layers)
 			}
 		}

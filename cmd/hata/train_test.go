@@ -35,9 +35,12 @@ func TestTrainWritesWeights(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "hash_weight_layer_07.npy")); err == nil {
 		t.Error("a W file was written for a failed run")
 	}
-	st, stdout, e := hata("train", "-out", out, "-rbit", "32", "-steps", "5", "-positions", "2", dir)
+	st, stdout, e := hata("train", "-out", out, "-rbit", "32", "-steps", "5", "-positions", "2", "-layers", "3,3", dir)
 	if st != 0 {
 		t.Fatalf("hata train: status %d: %s", st, e)
+	}
+	if n := strings.Count(stdout, "hash_weight_layer_03.npy"); n != 1 {
+		t.Errorf("-layers 3,3 trained and wrote layer 3 %d times, want once (stdout %q)", n, stdout)
 	}
 	w, err := tensorio.ReadHashWeights(filepath.Join(out, "hash_weight_layer_03.npy"))
 	if err != nil {
