@@ -75,6 +75,14 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := oneOf("method", *method, ref.MethodNames); err != nil {
 		return err
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	switch {
+	case given["w"] && *method != "hata": // as hata attend refuses a method's flag given with another
+		return usagef("-w is read by hata only, not %s (lsh draws random weights from -seed)", *method)
+	case given["budget"] && *method == "dense":
+		return usagef("-budget is read by the sparse methods, not dense, which reads every token")
+	}
 	if err := oneOf("device", *device, []string{"cpu", "vulkan"}); err != nil {
 		return err
 	}
@@ -101,17 +109,17 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := checkPromptLen(m, prompt, *dir); err != nil {
 		return err
 	}
+	dense := *denseLayers // the layers kept dense
+	switch dense {
+	case 0:
+		dense = model.PaperDenseLayers
+	case -1:
+		dense = 0
+	}
 	var ws map[int]*ref.HashWeights
-	if *method == "hata" {
+	if *method == "hata" && dense < nl {
 		if ws, err = m.LoadHashWeights(*wdir); err != nil {
 			return err
-		}
-		dense := *denseLayers
-		switch dense {
-		case 0:
-			dense = model.PaperDenseLayers
-		case -1:
-			dense = 0
 		}
 		for l := dense; l < nl; l++ {
 			if ws[l] == nil {
@@ -142,8 +150,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if st.ContextFull {
 		full = fmt.Sprintf(" (stopped at the model's max_seq_len of %d, short of -n %d)", m.Config.MaxSeqLen, *maxTok)
 	}
-	fmt.Fprintf(stderr, "%s on %s: %d prompt tokens, %d generated%s, prefill %.2fs, decode %.1f tokens/s, %.1f%% of each sparse layer's cache read\n",
-		*method, *device, st.PromptTokens, st.Tokens, full, st.PrefillSeconds, st.TokensPerSecond, 100*st.AttendedFraction)
+	read := fmt.Sprintf("%.1f%% of each sparse layer's cache read", 100*st.AttendedFraction)
+	if dense >= nl {
+		read = fmt.Sprintf("no sparse layer (-dense-layers %d keeps all %d dense)", *denseLayers, nl)
+	}
+	fmt.Fprintf(stderr, "%s on %s: %d prompt tokens, %d generated%s, prefill %.2fs, decode %.1f tokens/s, %s\n",
+		*method, *device, st.PromptTokens, st.Tokens, full, st.PrefillSeconds, st.TokensPerSecond, read)
 	return nil
 }
 

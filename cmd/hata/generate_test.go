@@ -74,6 +74,8 @@ func TestGenerateBadFlags(t *testing.T) {
 		{"temperature NaN", []string{"-temp", "NaN"}, 2, []string{"-temp NaN"}},
 		{"prompt past max_seq_len", []string{"-n", "1", "-prompt-file", long}, 1, []string{"4097 tokens", "max_seq_len of 4096"}},
 		{"endless prompt file", []string{"-n", "1", "-prompt-file", "/dev/zero"}, 2, []string{"-prompt-file /dev/zero", "64 MiB"}},
+		{"weights for topk", []string{"-method", "topk", "-w", hash}, 2, []string{"-w is read by hata only, not topk"}},
+		{"a budget for dense", []string{"-budget", "0.1"}, 2, []string{"-budget is read by the sparse methods, not dense"}},
 	} {
 		args := append([]string{"generate", "-model", weightsDir}, c.args...)
 		if !strings.Contains(c.args[len(c.args)-2], "-prompt-file") {
@@ -89,8 +91,10 @@ func TestGenerateBadFlags(t *testing.T) {
 			}
 		}
 	}
-	// -dense-layers equal to the model's layers is every layer dense.
-	if st, _, e := hata("generate", "-model", weightsDir, "-method", "hata", "-w", hash, "-dense-layers", "6", "-n", "2", "Hello"); st != 0 {
+	// -dense-layers equal to the model's layers is every layer dense: no
+	// hash weights are read (a directory without them does), and the speed
+	// line says there is no sparse layer.
+	if st, _, e := hata("generate", "-model", weightsDir, "-method", "hata", "-w", t.TempDir(), "-dense-layers", "6", "-n", "2", "Hello"); st != 0 || !strings.Contains(e, "no sparse layer (-dense-layers 6 keeps all 6 dense)") {
 		t.Errorf("-dense-layers 6: status %d: %s", st, e)
 	}
 }
