@@ -32,9 +32,13 @@ import (
 // TraceMeta describes where a trace came from (meta.json). Other keys in the
 // file are ignored.
 type TraceMeta struct {
-	Model     string  `json:"model"`
-	Prompt    string  `json:"prompt"`
-	RopeTheta float64 `json:"rope_theta"`
+	Model  string `json:"model"`
+	Prompt string `json:"prompt"` // as text; JSON holds only valid UTF-8, see PromptBytes
+	// PromptBytes are the prompt's bytes where they are not valid UTF-8
+	// (the model reads bytes), which Prompt's JSON string would replace with
+	// U+FFFD; base64 in the file. Empty otherwise.
+	PromptBytes []byte  `json:"prompt_bytes,omitempty"`
+	RopeTheta   float64 `json:"rope_theta"`
 }
 
 // Trace is an opened trace: the layers it holds and where each tensor lives.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hata-go/hata/model"
 	"github.com/hata-go/hata/ref"
@@ -210,6 +211,9 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("interrupted: nothing written to %s", *out)
 	}
 	meta := &tensorio.TraceMeta{Model: m.Name, Prompt: prompt, RopeTheta: m.Config.RopeTheta}
+	if !utf8.ValidString(prompt) {
+		meta.PromptBytes = []byte(prompt)
+	}
 	err = writeNewDir("-out", *out, func(tmp string) error { return tensorio.WriteTrace(tmp, meta, tr) })
 	if err != nil {
 		return err

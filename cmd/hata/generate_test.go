@@ -227,3 +227,25 @@ func TestOutDirChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestTracesBytePrompt: a prompt that is not valid UTF-8 (the model reads
+// bytes) is kept in meta.json byte for byte (prompt_bytes), where the JSON
+// string alone would replace the invalid bytes.
+func TestTracesBytePrompt(t *testing.T) {
+	dir := t.TempDir()
+	prompt := "ab\xff\xfecd\x00e"
+	file, out := filepath.Join(dir, "p.txt"), filepath.Join(dir, "trace")
+	if err := os.WriteFile(file, []byte(prompt), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, e := hata("traces", "-model", weightsDir, "-out", out, "-layers", "2", "-prompt-file", file); st != 0 {
+		t.Fatalf("traces: status %d: %s", st, e)
+	}
+	tr, err := tensorio.ReadTrace(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Meta == nil || string(tr.Meta.PromptBytes) != prompt {
+		t.Errorf("meta.json's prompt_bytes = %+v, want the prompt's bytes %q", tr.Meta, prompt)
+	}
+}
