@@ -75,7 +75,7 @@ func TestTuningKeys(t *testing.T) {
 		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm"},
 	}
 	// The smallest valid value of the keys for which 1 is not one.
-	validOne := map[string]int{"rbit": 32}
+	validOne := map[string]int{"rbit": 32, "projworkgroup": 32}
 	for _, m := range Methods {
 		if _, ok := unused[m]; !ok {
 			t.Errorf("method %s missing from the test's table", m)
