@@ -28,8 +28,8 @@ type DecodeConfig struct {
 	Budget ref.Budget
 }
 
-// denseLayers resolves c.DenseLayers.
-func (c DecodeConfig) denseLayers() int {
+// Dense resolves c.DenseLayers: the number of leading layers kept dense.
+func (c DecodeConfig) Dense() int {
 	switch {
 	case c.DenseLayers == 0:
 		return PaperDenseLayers
@@ -224,7 +224,7 @@ func (p *Prefilled) Session(cfg DecodeConfig) (*Session, error) {
 	c := p.Model.Config
 	s := &Session{
 		Model: p.Model, Methods: make([]ref.Method, c.NLayers), Pos: len(p.Tokens),
-		budget: cfg.budget(), denseFrom: cfg.denseLayers(),
+		budget: cfg.budget(), denseFrom: cfg.Dense(),
 		x: make([]float32, c.Dim), xb: make([]float32, c.Dim),
 		q: make([]float32, c.NHeads*c.HeadDim), k: make([]float32, c.NKVHeads*c.HeadDim), v: make([]float32, c.NKVHeads*c.HeadDim),
 		hb: make([]float32, c.HiddenDim), hb2: make([]float32, c.HiddenDim), logits: make([]float32, c.VocabSize),

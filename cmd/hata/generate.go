@@ -110,13 +110,8 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := checkPromptLen(m, prompt, *dir); err != nil {
 		return err
 	}
-	dense := *denseLayers // the layers kept dense
-	switch dense {
-	case 0:
-		dense = model.PaperDenseLayers
-	case -1:
-		dense = 0
-	}
+	dc := model.DecodeConfig{DenseLayers: *denseLayers, Budget: budget}
+	dense := dc.Dense() // the layers kept dense
 	var ws map[int]*ref.HashWeights
 	if *method == "hata" && dense < nl {
 		if ws, err = m.LoadHashWeights(*wdir); err != nil {
@@ -136,7 +131,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := interruptible()
 	defer stop()
 	opts := model.GenerateOptions{
-		DecodeConfig: model.DecodeConfig{DenseLayers: *denseLayers, Budget: budget},
+		DecodeConfig: dc,
 		MaxTokens:    *maxTok, Temperature: *temp, Seed: *seed,
 	}
 	if *method != "dense" {
