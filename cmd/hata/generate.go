@@ -187,6 +187,11 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, l := range layers {
+		if l >= m.Config.NLayers {
+			return usagef("-layers %q: layer %d, and the model %s has %d (0..%d)", *layersFlag, l, *dir, m.Config.NLayers, m.Config.NLayers-1)
+		}
+	}
 	if err := checkPromptLen(m, prompt, *dir); err != nil {
 		return err
 	}

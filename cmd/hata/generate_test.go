@@ -145,8 +145,8 @@ func TestTracesOutDir(t *testing.T) {
 	}
 
 	nested := filepath.Join(root, "a", "b", "trace")
-	if st, _, e := hata("traces", "-model", weightsDir, "-out", nested, "-layers", "9", "x"); st == 0 || !strings.Contains(e, "layer 9") {
-		t.Errorf("traces of a missing layer: status %d, %q; want a failure naming layer 9", st, e)
+	if st, _, e := hata("traces", "-model", weightsDir, "-out", nested, "-layers", "9", "x"); st != 2 || !strings.Contains(e, "layer 9") || !strings.Contains(e, "has 6 (0..5)") {
+		t.Errorf("traces of a missing layer: status %d, %q; want a usage error (2) naming layer 9 and the model's 6 layers", st, e)
 	}
 	if _, err := os.Stat(filepath.Join(root, "a")); err == nil {
 		t.Errorf("a failed run left %s behind", filepath.Join(root, "a"))
