@@ -115,7 +115,10 @@ type Tuning struct {
 	// Not a parameter of the kernels but of the method, timed as one so
 	// that widths can be put side by side: the score reads Rbit/8 bytes a
 	// token, and its histogram has G*Rbit+1 bins. Every variant of hata and
-	// lsh.
+	// lsh. Where G*Rbit+1 passes maxDirectBins (4096: rbit 1024 at G 4) the
+	// fused select cannot hold the histogram, and the radix select's
+	// histogram passes run instead: two levels more (6 for the fused chain's
+	// 4 at B1/8K, say).
 	Rbit int
 	// Prefetch = 1 runs the translation prefetch beside the score kernel
 	// whatever the cache's allocations (SparseOptions.Prefetch =
