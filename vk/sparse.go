@@ -1431,6 +1431,7 @@ func (c *sparseCore) Decode(q []float32, budget ref.Budget) (*ref.Result, error)
 	}
 	res, err := c.run(q, p, true)
 	c.stepped, c.lastScores = err == nil, p.scores
+	c.lastScores.n = c.n // the tokens the scores cover (Scores)
 	return res, err
 }
 
@@ -1443,6 +1444,7 @@ func (c *sparseCore) Step(q []float32, budget ref.Budget) (Timings, error) {
 	}
 	_, err = c.run(q, p, false)
 	c.stepped, c.lastScores = err == nil, p.scores
+	c.lastScores.n = c.n
 	if err != nil {
 		return Timings{}, err
 	}

@@ -213,24 +213,29 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 func (m *TopK) Scores() ([][]float64, error) { return m.floatScores() }
 
 // scoreView is where a decode step left its float scores: [rows][stride]
-// float32, one per page tokens.
+// float32, one per page tokens, of the step's n tokens.
 type scoreView struct {
 	r            Range
 	stride, page int
+	// n is the tokens cached when the step ran (Decode and Step set it):
+	// the scores cover them, whatever Appends came since.
+	n int
 }
 
 // floatScores is Scores of the methods that rank by float scores on the GPU
-// (topk, loki, quest): the last step's scores, read back, one per token.
+// (topk, loki, quest): the last step's scores, read back, one per token it
+// saw (as ref's, not one per token cached since).
 func (c *sparseCore) floatScores() ([][]float64, error) {
 	if !c.stepped {
 		return nil, c.errorf("no scores before the first Decode")
 	}
-	return c.readScores(c.lastScores.r, c.lastScores.stride, c.lastScores.page)
+	v := c.lastScores
+	return c.readScores(v.r, v.stride, v.page, v.n)
 }
 
 // readScores reads [rows][stride] float32 scores, one per page tokens, and
-// returns every token's: [rows][N] float64.
-func (c *sparseCore) readScores(r Range, stride, page int) ([][]float64, error) {
+// returns those of the first n tokens: [rows][n] float64.
+func (c *sparseCore) readScores(r Range, stride, page, n int) ([][]float64, error) {
 	w, err := c.readWords(r.Buf, r.Off, c.rows()*stride)
 	if err != nil {
 		return nil, err
@@ -238,8 +243,8 @@ func (c *sparseCore) readScores(r Range, stride, page int) ([][]float64, error) 
 	f := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(w))), len(w))
 	out := make([][]float64, c.rows())
 	for row := range out {
-		out[row] = make([]float64, c.n)
-		for t := range c.n {
+		out[row] = make([]float64, n)
+		for t := range n {
 			out[row][t] = float64(f[row*stride+t/page])
 		}
 	}
