@@ -942,8 +942,9 @@ func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 
 // Append implements ref.Method: it writes k, v: [B][Hkv][D] as token N of
 // every row and builds its side state on the device; the capacity doubles
-// (on the device) when it is full.
-func (c *sparseCore) Append(k, v []float32) error {
+// (on the device) when it is full. On error the cache is left as it was
+// (keepCache).
+func (c *sparseCore) Append(k, v []float32) (err error) {
 	if !c.hasCache() {
 		return c.errorf("append before prefill")
 	}
@@ -954,7 +955,14 @@ func (c *sparseCore) Append(k, v []float32) error {
 	var old *kvStore // the cache before it grows
 	if c.n == c.cap {
 		old, c.kv = c.kv, nil
-		defer old.free()
+		oldCap := c.cap
+		defer func() {
+			if err != nil { // the new cache was never written: keep the old one
+				err = c.keepCache(old, oldCap, err)
+				return
+			}
+			old.free()
+		}()
 		if err := c.allocCache(c.b, c.hkv, c.n, 2*c.cap); err != nil {
 			return err
 		}
@@ -1003,6 +1011,28 @@ func (c *sparseCore) Append(k, v []float32) error {
 		return c.errorf("append: %v", err)
 	}
 	return nil
+}
+
+// keepCache puts back old, the cache of capacity cp that a growth which
+// failed with cause was to replace, with its translation prefetch and its
+// side state sized and rebuilt for it, and returns cause. Where that fails
+// too, no cache is left (the next call asks for a Prefill) and the error
+// says so.
+func (c *sparseCore) keepCache(old *kvStore, cp int, cause error) error {
+	b, hkv, n := c.b, c.hkv, c.n
+	c.freeCache() // the new cache, if any, its prefetch and the sets bound to them
+	c.b, c.hkv, c.n, c.cap, c.kv = b, hkv, n, cp, old
+	var err error
+	if c.pf, err = c.newKVPrefetch(old); err == nil && c.side != nil {
+		if err = c.side.sizeSide(); err == nil {
+			err = c.buildAll()
+		}
+	}
+	if err != nil {
+		c.freeCache()
+		return c.errorf("%v; keeping the cache of %d tokens failed too, and it is dropped (prefill again): %v", cause, n, err)
+	}
+	return cause
 }
 
 // step is one decode step's state, handed to the method's recording.
