@@ -356,7 +356,8 @@ func checkDim(d int, s Storage) error {
 }
 
 // Prefill implements ref.Method: it uploads kv to device-local K and V
-// buffers with room for Reserve more tokens.
+// buffers with room for Reserve more tokens. On error no cache is left (a
+// decode then fails as one before any prefill).
 func (m *Dense) Prefill(kv *ref.KV) error {
 	if kv == nil || kv.B < 1 || kv.Hkv < 1 || kv.N < 0 {
 		return fmt.Errorf("vk dense: prefill: bad cache %v", kv)
@@ -378,6 +379,7 @@ func (m *Dense) Prefill(kv *ref.KV) error {
 			Region{Dst: vb, Off: off, Data: m.encode(kv.V[r][:m.n*m.d])})
 	}
 	if err := m.ctx.Write(regions...); err != nil {
+		m.freeCache() // not a cache it never wrote
 		return fmt.Errorf("vk dense: prefill: %w", err)
 	}
 	return nil

@@ -109,7 +109,11 @@ func (m *Dense) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	if err := m.allocCache(roundUp(n+m.opt.Reserve, 64)); err != nil {
 		return err
 	}
-	return m.kv.fillRandom(m.ctx, m.opt.Storage == F16, seed)
+	if err := m.kv.fillRandom(m.ctx, m.opt.Storage == F16, seed); err != nil {
+		m.freeCache() // not a cache it never filled
+		return err
+	}
+	return nil
 }
 
 // RandomKV returns on the host the first n tokens of the cache PrefillRandom

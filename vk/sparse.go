@@ -894,8 +894,10 @@ func (c *sparseCore) buildAll() error {
 }
 
 // Prefill implements ref.Method: it uploads kv to a new cache with room for
-// Reserve more tokens and builds the method's side state on the device.
-func (c *sparseCore) Prefill(kv *ref.KV) error {
+// Reserve more tokens and builds the method's side state on the device. An
+// error after the checks of kv leaves no cache (a decode then fails as one
+// before any prefill).
+func (c *sparseCore) Prefill(kv *ref.KV) (err error) {
 	c.stepped = false
 	if kv == nil || kv.B < 1 || kv.Hkv < 1 || kv.N < 0 {
 		return c.errorf("prefill: bad cache %v", kv)
@@ -903,6 +905,7 @@ func (c *sparseCore) Prefill(kv *ref.KV) error {
 	if kv.D != c.d {
 		return c.errorf("prefill: cache has D=%d, the method was built for D=%d", kv.D, c.d)
 	}
+	defer c.dropOnError(&err) // the checks above leave the cache; what follows replaces it
 	if err := c.allocCache(kv.B, kv.Hkv, kv.N, roundUp(kv.N+c.opt.Reserve, 64)); err != nil {
 		return err
 	}
@@ -922,8 +925,9 @@ func (c *sparseCore) Prefill(kv *ref.KV) error {
 // PrefillRandom fills a new cache of b*hkv rows of n tokens on the device
 // with FillRandom (K from seed, V from seed+1, uniform in [-1, 1), the cache
 // RandomKV describes; see Dense.PrefillRandom) and builds the method's side
-// state on the device.
-func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) error {
+// state on the device. An error after the checks of the shape leaves no
+// cache.
+func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) (err error) {
 	c.stepped = false
 	if b < 1 || hkv < 1 || n < 1 {
 		return c.errorf("prefill random: B=%d Hkv=%d N=%d, want >= 1", b, hkv, n)
@@ -931,6 +935,7 @@ func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 	if d != c.d {
 		return c.errorf("prefill random: D=%d, the method was built for D=%d", d, c.d)
 	}
+	defer c.dropOnError(&err)
 	if err := c.allocCache(b, hkv, n, roundUp(n+c.opt.Reserve, 64)); err != nil {
 		return err
 	}
@@ -938,6 +943,14 @@ func (c *sparseCore) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 		return err
 	}
 	return c.buildAll()
+}
+
+// dropOnError frees the cache where *err is set: a prefill that failed
+// after allocating it leaves none, rather than one it never wrote.
+func (c *sparseCore) dropOnError(err *error) {
+	if *err != nil {
+		c.freeCache()
+	}
 }
 
 // Append implements ref.Method: it writes k, v: [B][Hkv][D] as token N of
