@@ -553,13 +553,17 @@ func (m *Dense) prepare(hq int) error {
 	if tile == 0 {
 		tile = denseTileRule(c.Info.Type, splitLen)
 	}
+	// The kernels, like the shape below, become m's only once every buffer
+	// and set is ready: a step that fails on the way leaves m's kernels
+	// those of m.hq, m.tile and m.pieces, which the next step compares with.
+	split, merge := m.split, m.merge
 	newKernels := m.split == nil || hq != m.hq || separate != (m.merge != nil) || tile != m.tile || pieces != m.pieces
 	if newKernels {
-		split, err := m.splitKernel(g, tile, separate, pieces)
-		if err != nil {
+		var err error
+		if split, err = m.splitKernel(g, tile, separate, pieces); err != nil {
 			return err
 		}
-		var merge *Kernel
+		merge = nil
 		if separate {
 			if m.d/4 > mergeWorkgroup {
 				return fmt.Errorf("vk dense: head dim D=%d over the merge kernel's %d", m.d, 4*mergeWorkgroup)
@@ -568,7 +572,6 @@ func (m *Dense) prepare(hq int) error {
 				return err
 			}
 		}
-		m.split, m.merge = split, merge
 	}
 	grow := func(buf **Buffer, name string, size uint64, kind MemoryKind) (bool, error) {
 		if *buf != nil && (*buf).size >= size {
@@ -641,21 +644,24 @@ func (m *Dense) prepare(hq int) error {
 			if m.opt.Trace {
 				ranges = append(ranges, m.trace.Range(0, m.traceBytes(splits)))
 			}
-			set, err := m.split.NewSet(ranges...)
+			set, err := split.NewSet(ranges...)
 			if err != nil {
+				m.freeSets() // not some of the groups' sets: the next step makes them all
 				return err
 			}
 			m.splitSets = append(m.splitSets, set)
 			m.splitGroups = append(m.splitGroups, g)
 		}
-		if m.merge != nil {
-			set, err := m.merge.NewSet(m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes))
+		if merge != nil {
+			set, err := merge.NewSet(m.po.Range(0, poBytes), m.pml.Range(0, pmlBytes), m.out.Range(0, qBytes))
 			if err != nil {
+				m.freeSets()
 				return err
 			}
 			m.mergeSet = set
 		}
 	}
+	m.split, m.merge = split, merge
 	m.hq, m.splits, m.splitLen, m.tile, m.pieces = hq, splits, splitLen, tile, pieces
 	return nil
 }
