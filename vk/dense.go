@@ -809,12 +809,19 @@ func (m *Dense) allocCache(cp int) error {
 	return nil
 }
 
-// grow moves the cache to capacity cp on the device.
-func (m *Dense) grow(cp int) error {
-	old := m.kv
+// grow moves the cache to capacity cp on the device. On error the cache
+// is left as it was: the new buffers are freed and the old ones kept.
+func (m *Dense) grow(cp int) (err error) {
+	old, oldCap := m.kv, m.cap
 	if err := m.allocCache(cp); err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil { // the copies never ran: the old cache is still the cache
+			m.kv.free()
+			m.kv, m.cap = old, oldCap
+		}
+	}()
 	var copies copyGroups
 	m.kv.moveRows(&copies, old, max(uint64(m.n*m.d)*uint64(m.opt.Storage.bytes()), 4))
 	if m.batch == nil {
