@@ -2,9 +2,11 @@
 # Installs the Debian packages that building and testing need, when missing:
 # the Vulkan loader and headers (vulkan-go's cgo), lavapipe (a CPU Vulkan
 # driver, so the GPU kernels are tested on any machine), glslc and spirv-tools
-# (shaders), and the Khronos validation layer (tests fail on its messages).
+# (shaders), the Khronos validation layer (tests fail on its messages), and
+# gcc with the C library's headers (libc6-dev, which gcc only recommends and
+# --no-install-recommends leaves out; the cgo of vk/internal/vkc includes them).
 set -euo pipefail
-pkgs=(libvulkan1 libvulkan-dev mesa-vulkan-drivers glslc spirv-tools vulkan-validationlayers gcc)
+pkgs=(libvulkan1 libvulkan-dev mesa-vulkan-drivers glslc spirv-tools vulkan-validationlayers gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
