@@ -4,9 +4,10 @@
 # driver, so the GPU kernels are tested on any machine), glslc and spirv-tools
 # (shaders), the Khronos validation layer (tests fail on its messages), and
 # gcc with the C library's headers (libc6-dev, which gcc only recommends and
-# --no-install-recommends leaves out; the cgo of vk/internal/vkc includes them).
+# --no-install-recommends leaves out; the cgo of vk/internal/vkc includes them),
+# and make (.ci/run calls this script before make, which a bare Debian lacks).
 set -euo pipefail
-pkgs=(libvulkan1 libvulkan-dev mesa-vulkan-drivers glslc spirv-tools vulkan-validationlayers gcc libc6-dev)
+pkgs=(libvulkan1 libvulkan-dev mesa-vulkan-drivers glslc spirv-tools vulkan-validationlayers gcc libc6-dev make)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
