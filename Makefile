@@ -1,4 +1,5 @@
-# Every target installs what it needs (tools/deps.sh) on a fresh Debian machine with Go.
+# Every target installs what it needs (tools/deps.sh) on a fresh Debian machine with Go,
+# but data (npm).
 GO      ?= go
 export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/hata
@@ -45,12 +46,12 @@ data:
 	@[ -f .data/train.txt ] || sh train/prepare_data.sh
 
 # vet: go vet over every package.
-vet:
+vet: deps
 	$(GO) vet ./...
 
 # lint: staticcheck (pinned; fetched through the Go module proxy) with
 # staticcheck.conf's checks. Not part of test.
-lint:
+lint: deps
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # fmt-check: fail when gofmt would change a file.
@@ -71,14 +72,14 @@ SHADER_GLSL := $(wildcard shaders/*.glsl)
 .PHONY: shaders shaders-check
 shaders: $(SHADER_SPV)
 
-shaders/%.spv: shaders/%.comp $(SHADER_GLSL)
+shaders/%.spv: shaders/%.comp $(SHADER_GLSL) | deps
 	$(GLSLC) --target-env=vulkan1.2 -O -o $@.tmp $<
 	$(SPIRV_VAL) --target-env vulkan1.2 $@.tmp
 	mv $@.tmp $@
 
 # shaders-check: recompile every shader into a temporary directory and fail if
 # any committed .spv differs from it, is missing, or has no .comp (CI runs it).
-shaders-check:
+shaders-check: deps
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && fail=0 && \
 	for c in $(SHADER_COMP); do \
 		n=$$(basename $$c .comp); \
