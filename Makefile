@@ -54,9 +54,9 @@ vet: deps
 lint: deps
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-# fmt-check: fail when gofmt would change a file.
+# fmt-check: fail when gofmt would change a file, or cannot parse one.
 fmt-check:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')) || { echo "fmt-check: gofmt failed (above)"; exit 1; }; \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # --- shaders (vk helper) ---
