@@ -19,6 +19,11 @@ usage="usage: tools/lab-ab.sh DIR|bin:PATH|env:VAR=V[,VAR=V] OUTLOG [hata bench 
 exp=${1:?$usage}
 out=${2:?$usage}
 shift 2
+case "$out" in
+-*) echo "lab-ab: OUTLOG $out looks like a hata bench flag (OUTLOG comes first)"$'\n'"$usage" >&2; exit 2 ;;
+esac
+reps=${REPS:-2}
+[[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "lab-ab: REPS=$reps: not a whole number of 1 or more" >&2; exit 2; }
 bbin=bin/hata
 benv=()
 case "$exp" in
@@ -35,8 +40,9 @@ env:*)
   ls "$exp"/*.spv >/dev/null 2>&1 || { echo "lab-ab: $exp holds no .spv file" >&2; exit 2; }
   benv=("HATA_VK_SPIRV=$exp") ;;
 esac
+: >> "$out" || { echo "lab-ab: $out: cannot append to it" >&2; exit 2; }
 status=0
-for rep in $(seq "${REPS:-2}"); do
+for rep in $(seq "$reps"); do
   for side in A B; do
     if [ "$side" = A ]; then
       echo "### rep $rep A (built-in)"
