@@ -41,19 +41,20 @@ env:*)
   benv=("HATA_VK_SPIRV=$exp") ;;
 esac
 : >> "$out" || { echo "lab-ab: $out: cannot append to it" >&2; exit 2; }
+run=$(mktemp) # one run's output (not OUTLOG.tmp, which may be the user's)
+trap 'rm -f "$run"' EXIT
 status=0
 for rep in $(seq "$reps"); do
   for side in A B; do
     if [ "$side" = A ]; then
       echo "### rep $rep A (built-in)"
-      env -u HATA_VK_SPIRV bin/hata bench "$@" > "$out.tmp" 2>&1 || status=1
+      env -u HATA_VK_SPIRV bin/hata bench "$@" > "$run" 2>&1 || status=1
     else
       echo "### rep $rep B ($exp)"
-      env -u HATA_VK_SPIRV "${benv[@]}" "$bbin" bench "$@" > "$out.tmp" 2>&1 || status=1
+      env -u HATA_VK_SPIRV "${benv[@]}" "$bbin" bench "$@" > "$run" 2>&1 || status=1
     fi
     # After the first run: its rows, its traces and which kernels it replaced.
-    if [ "$rep$side" = 1A ]; then cat "$out.tmp"; else awk '!/^# / || /^# (trace|twin|kernels built)/' "$out.tmp"; fi
+    if [ "$rep$side" = 1A ]; then cat "$run"; else awk '!/^# / || /^# (trace|twin|kernels built)/' "$run"; fi
   done
 done >> "$out"
-rm -f "$out.tmp"
 exit $status
