@@ -24,14 +24,17 @@ case "$out" in
 esac
 reps=${REPS:-2}
 [[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "lab-ab: REPS=$reps: not a whole number of 1 or more" >&2; exit 2; }
+[ -x bin/hata ] || { echo "lab-ab: no bin/hata here (side A): run from the repository root, after make build" >&2; exit 2; }
 bbin=bin/hata
 benv=()
 case "$exp" in
 bin:*)
   bbin=${exp#bin:}
-  [ -x "$bbin" ] || { echo "lab-ab: $bbin: not an executable" >&2; exit 2; } ;;
+  [[ -f "$bbin" && -x "$bbin" ]] || { echo "lab-ab: $bbin: not an executable" >&2; exit 2; }
+  [[ "$bbin" == */* ]] || bbin=./$bbin ;; # env would look a bare name up in $PATH
 env:*)
   IFS=, read -r -a benv <<< "${exp#env:}"
+  [ ${#benv[@]} -gt 0 ] || { echo "lab-ab: $exp: names no VAR=VALUE"$'\n'"$usage" >&2; exit 2; }
   for a in "${benv[@]}"; do
     [[ "$a" =~ ^[A-Za-z_][A-Za-z0-9_]*=.*$ ]] || { echo "lab-ab: $a: not VAR=VALUE" >&2; exit 2; }
   done ;;
