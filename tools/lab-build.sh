@@ -27,6 +27,9 @@ if grep -E '^(\+\+\+|---) ' "$patch" | grep -vE '^(\+\+\+|---) (a/|b/)?shaders/'
   exit 2
 fi
 glslc=${GLSLC:-glslc}
+for t in patch "$glslc" spirv-val; do
+  command -v "$t" >/dev/null || { echo "lab-build: $t not found (apt-get install patch; bash tools/deps.sh installs glslc and spirv-val)" >&2; exit 2; }
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/orig/shaders" "$tmp/lab/shaders"
