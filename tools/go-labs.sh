@@ -18,6 +18,10 @@ set -euo pipefail
 usage="usage: tools/go-labs.sh OUT.tar.xz PATCH..."
 out=${1:?$usage}
 shift
+case "$out" in
+*.tar.xz) ;;
+*) echo "go-labs: $out: OUT must end in .tar.xz (it comes before the patches)"$'\n'"$usage" >&2; exit 2 ;;
+esac
 [ $# -gt 0 ] || { echo "$usage" >&2; exit 2; }
 [ -d .git ] || [ -f .git ] || { echo "go-labs: run from the repository root" >&2; exit 2; }
 if [ -n "$(git status --porcelain -- '*.go' 'shaders/*' go.mod go.sum)" ]; then
