@@ -7,7 +7,9 @@
 #                                                      # device tool's 64 MiB (weights/ is 38 MB),
 #                                                      # and results name the binary's commit
 #   bash tools/gpu-run.sh OUTDIR                       # on the GPU machine
-# Writes OUTDIR/{devices,bench,sweep,test,figs}.log and results.tar.gz.
+# Writes OUTDIR/{devices,bench,sweep,test,figs}.log and results.tar.gz (and
+# model.log, and the sweep's A/B logs *-ab.log), and refuses an OUTDIR that
+# holds any of them.
 # Steps can be skipped with SWEEP_S=0, TEST_S=0, FIG5_S=0 / FIG9_S=0; each *_S is
 # also the step's time limit in seconds (the vk suite took about 190 s on the
 # H200 in session 9, runs 90 and 96; its limit is 330). MODEL_S>0
@@ -15,6 +17,12 @@
 # without Loki, whose calibration needs .data/).
 set -uo pipefail
 out=${1:?usage: tools/gpu-run.sh OUTDIR}
+# A second run into the same OUTDIR would overwrite the first's logs and
+# append to its A/B logs.
+for f in devices.log bench.log sweep.log test.log figs.log model.log results.tar.gz \
+  flush-ab.log flush-tlb-ab.log dedicated-ab.log fullsubgroups-ab.log; do
+  [ ! -e "$out/$f" ] || { echo "gpu-run: $out/$f exists (an earlier run's?); give another OUTDIR" >&2; exit 2; }
+done
 mkdir -p "$out"
 res=$(mktemp -d) # this run's results directories, returned as one archive
 bin/hata devices > "$out/devices.log" 2>&1
