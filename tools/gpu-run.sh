@@ -23,6 +23,8 @@ for f in devices.log bench.log sweep.log test.log figs.log model.log results.tar
   flush-ab.log flush-tlb-ab.log dedicated-ab.log fullsubgroups-ab.log; do
   [ ! -e "$out/$f" ] || { echo "gpu-run: $out/$f exists (an earlier run's?); give another OUTDIR" >&2; exit 2; }
 done
+[ -x bin/hata ] || { echo "gpu-run: no bin/hata (built elsewhere: see this script's header; run from the repository root)" >&2; exit 2; }
+[ "${TEST_S:-330}" = 0 ] || [ -x bin/vktest ] || { echo "gpu-run: no bin/vktest (built elsewhere: see this script's header), and TEST_S is not 0" >&2; exit 2; }
 mkdir -p "$out"
 res=$(mktemp -d) # this run's results directories, returned as one archive
 bin/hata devices > "$out/devices.log" 2>&1
