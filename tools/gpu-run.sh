@@ -27,6 +27,7 @@ done
 [ "${TEST_S:-330}" = 0 ] || [ -x bin/vktest ] || { echo "gpu-run: no bin/vktest (built elsewhere: see this script's header), and TEST_S is not 0" >&2; exit 2; }
 mkdir -p "$out"
 res=$(mktemp -d) # this run's results directories, returned as one archive
+trap 'rm -rf "$res"' EXIT
 bin/hata devices > "$out/devices.log" 2>&1
 # The target shapes first (the scarcest result), and B8/256K, whose
 # 4 GiB cache is kept in two buffers on the H200 (BENCHMARKS.md).
