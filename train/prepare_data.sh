@@ -21,6 +21,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/.data}
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # a relative $1 too: the work below is done in $tmp
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
