@@ -33,21 +33,26 @@ mkdir kjv
 dpkg -x bible-kjv_4.38_amd64.deb kjv
 dpkg -x bible-kjv-text_4.38_all.deb kjv
 
-: >"$out/train.txt"
-: >"$out/heldout.txt"
+# Built in $tmp and moved to $out only once checked, so that a failed or
+# wrong build leaves no train.txt behind (make data skips when it exists).
+mkdir new
+: >new/train.txt
+: >new/heldout.txt
 for f in $(cd package/data && LC_ALL=C ls *.txt); do
 	year=${f%%_*}
 	if [ "$year" -le 2000 ]; then dst=train.txt; else dst=heldout.txt; fi
-	cat "package/data/$f" >>"$out/$dst"
-	printf '\n\n' >>"$out/$dst"
+	cat "package/data/$f" >>"new/$dst"
+	printf '\n\n' >>"new/$dst"
 done
 # -l100000: one verse a line (no wrapping at the terminal width); the leading
 # spaces before verse numbers are stripped.
 COLUMNS=100000 kjv/usr/bin/bible -l100000 -p kjv/usr/lib "gen1:1-rev22:21" |
-	sed 's/^ *//' >>"$out/train.txt"
+	sed 's/^ *//' >>new/train.txt
 
-cd "$out"
+cd new
 sha256sum -c <<SUMS
 030442041d80b1dc78358cdc6d7f032dc7a1cef0c32f6d9733c79225d2298e51  train.txt
 82b8bb0a38740e16fb388b8db00fe78926f011754737a39dac0ba644bf6cd8ab  heldout.txt
 SUMS
+mv heldout.txt "$out/"
+mv train.txt "$out/"
