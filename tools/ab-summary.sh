@@ -12,7 +12,7 @@
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: tools/ab-summary.sh LOG..." >&2; exit 2; }
 for f in "$@"; do
-  [ -r "$f" ] || { echo "ab-summary: $f: not readable" >&2; exit 2; }
+  [[ -f "$f" && -r "$f" ]] || { echo "ab-summary: $f: not a readable file" >&2; exit 2; }
 done
 awk -v mincopy="${MINCOPY:-3900}" -v want="${COLS:-median_us,encode,score,select,attend,merge}" '
 BEGIN { nw = split(want, wcol, ",") }
