@@ -7,7 +7,8 @@ set -u
 out=${1:?usage: copy_sweep.sh OUT SECONDS}
 secs=${2:-200}
 mkdir -p "$out"
-cd "$(dirname "$0")"
+out=$(cd "$out" && pwd) # a relative OUT too: the runs below start in train/
+cd "$(dirname "$0")" || exit 1
 full="--dim 512 --layers 6 --heads 4 --kv-heads 2 --hidden 1536"
 run() { # name, then copy_check.py arguments
 	name=$1
