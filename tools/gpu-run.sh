@@ -14,7 +14,8 @@
 # also the step's time limit in seconds (the vk suite took about 190 s on the
 # H200 in session 9, runs 90 and 96; its limit is 330). MODEL_S>0
 # adds the whole-model decode throughput on the GPU (configs/model_throughput.toml,
-# without Loki, whose calibration needs .data/).
+# without Loki, whose calibration needs .data/). BENCH_S (default 110) is the
+# limit of each of the two bench runs, which always run (BENCH_S=0: no limit).
 set -uo pipefail
 out=${1:?usage: tools/gpu-run.sh OUTDIR}
 # A second run into the same OUTDIR would overwrite the first's logs and
