@@ -65,6 +65,6 @@ for n in "${!names[@]}"; do
   fi
 done
 mkdir -p "$(dirname "$out")"
-(cd "$tmp/out" && tar cf - *) | xz -9 -T2 > "$out.tmp"
-mv "$out.tmp" "$out"
+(cd "$tmp/out" && tar cf - *) | xz -9 -T2 > "$tmp/labs.tar.xz" # not OUT.tmp, which may be the user's
+mv "$tmp/labs.tar.xz" "$out"
 echo "go-labs: $(cd "$tmp/out" && ls | tr '\n' ' ')-> $out ($(du -h "$out" | cut -f1))"
