@@ -112,6 +112,9 @@ func (t Timings) String() string {
 // NewBatch creates a batch with its own command pool, command buffer, fence
 // and timestamp query pool.
 func (c *Context) NewBatch() (*Batch, error) {
+	if err := c.checkOpen(); err != nil {
+		return nil, fmt.Errorf("vk: batch: %w", err)
+	}
 	b := &Batch{ctx: c}
 	var pool vulkan.CommandPool
 	r := vulkan.CreateCommandPool(c.dev, &vulkan.CommandPoolCreateInfo{
@@ -164,6 +167,9 @@ func (c *Context) NewBatch() (*Batch, error) {
 
 // Begin starts recording, discarding anything recorded since the last Submit.
 func (b *Batch) Begin() error {
+	if b.pool == vulkan.NullCommandPool {
+		return fmt.Errorf("vk: batch: Begin on a freed batch (Batch.Free, or its context closed)")
+	}
 	if b.open {
 		vulkan.EndCommandBuffer(b.cb)
 	}
@@ -453,6 +459,7 @@ func (b *Batch) Free() {
 func (b *Batch) release() { b.destroy() }
 
 func (b *Batch) destroy() {
+	b.open = false // recording into, or submitting, the freed command buffer fails (ready, start)
 	dev := b.ctx.dev
 	destroyHandle(dev, &b.queries, vulkan.DestroyQueryPool)
 	destroyHandle(dev, &b.fence, vulkan.DestroyFence)

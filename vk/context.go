@@ -514,6 +514,18 @@ func (c *Context) ValidationMessages(n int) []string {
 	return out
 }
 
+// checkOpen fails on a closed context. Every call that reaches the device
+// through the context (allocations, kernels, batches, transfers) checks it
+// first: a Vulkan call on the destroyed device would abort the process.
+func (c *Context) checkOpen() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("vk: context is closed")
+	}
+	return nil
+}
+
 // track registers r to be freed at Close; it fails on a closed context.
 func (c *Context) track(r resource) error {
 	c.mu.Lock()

@@ -82,6 +82,9 @@ func (k *Kernel) FullSubgroups() bool { return k.fullSubgroups }
 // SharedKernel returns the context's kernel for s, creating it on first use.
 // The context owns it: do not Free it.
 func (c *Context) SharedKernel(s KernelSpec) (*Kernel, error) {
+	if err := c.checkOpen(); err != nil {
+		return nil, fmt.Errorf("vk: kernel %s: %w", s.Shader, err)
+	}
 	key := s.key()
 	c.mu.Lock()
 	k, ok := c.kernels[key]
@@ -113,6 +116,9 @@ func (c *Context) SharedKernel(s KernelSpec) (*Kernel, error) {
 func (c *Context) NewKernel(s KernelSpec) (*Kernel, error) {
 	fail := func(format string, a ...any) (*Kernel, error) {
 		return nil, fmt.Errorf("vk: kernel %s: %s", s.Shader, fmt.Sprintf(format, a...))
+	}
+	if err := c.checkOpen(); err != nil {
+		return fail("%v", err)
 	}
 	raw, err := c.spirv(s.Shader)
 	if err != nil {

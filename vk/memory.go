@@ -82,6 +82,9 @@ const dedicatedMin = 2 << 20
 
 // newBuffer is NewBuffer with the choice of a dedicated allocation.
 func (c *Context) newBuffer(name string, size uint64, kind MemoryKind, dedicated bool) (*Buffer, error) {
+	if err := c.checkOpen(); err != nil {
+		return nil, fmt.Errorf("vk: buffer %q: %w", name, err)
+	}
 	size = max(4, (size+3)&^3)
 	b := &Buffer{ctx: c, name: name, kind: kind, size: size}
 	if idx, err := c.memoryType(^uint32(0), kind); err == nil && size > c.Info.Heaps[c.memTypes[idx].heap].Size {
@@ -249,6 +252,9 @@ func (r Range) check() error {
 	if r.Buf == nil {
 		return fmt.Errorf("range of a nil buffer")
 	}
+	if r.Buf.buf == vulkan.NullBuffer {
+		return fmt.Errorf("buffer %q is freed (Buffer.Free, or its context closed)", r.Buf.name)
+	}
 	if r.Off > r.Buf.size || r.Size > r.Buf.size-r.Off {
 		return fmt.Errorf("range [%d, +%d) outside buffer %q of %d bytes", r.Off, r.Size, r.Buf.name, r.Buf.size)
 	}
@@ -298,6 +304,9 @@ const stagingMax = 64 << 20
 // Write copies every region's data into its buffer (any kind) through the
 // context's Upload staging buffer and vkCmdCopyBuffer, and waits.
 func (c *Context) Write(regions ...Region) error {
+	if err := c.checkOpen(); err != nil {
+		return fmt.Errorf("vk: write: %w", err)
+	}
 	var total uint64
 	for _, r := range regions {
 		if err := r.Dst.Range(r.Off, uint64(len(r.Data))).check(); err != nil {
@@ -359,6 +368,9 @@ type copyOp struct{ dst, src Range }
 // Read copies len(data) bytes at offset off of src into data, through the
 // context's Readback staging buffer, and waits.
 func (c *Context) Read(src *Buffer, off uint64, data []byte) error {
+	if err := c.checkOpen(); err != nil {
+		return fmt.Errorf("vk: read: %w", err)
+	}
 	if err := src.Range(off, uint64(len(data))).check(); err != nil {
 		return fmt.Errorf("vk: read: %w", err)
 	}
