@@ -547,13 +547,15 @@ func (c *Context) untrack(r resource) {
 
 // Close waits for the device to go idle and frees everything made from the
 // context that is still alive, newest first, then the device and instance.
-// Validation messages stay readable.
+// Validation messages stay readable. Only the first call closes; later ones,
+// and calls made while it runs, return nil at once.
 func (c *Context) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil
 	}
+	c.closed = true // from here on track fails, and a second Close returns
 	c.mu.Unlock()
 	vulkan.DeviceWaitIdle(c.dev)
 	c.mu.Lock()
@@ -568,7 +570,6 @@ func (c *Context) Close() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.closed = true
 	for _, p := range c.pools {
 		vulkan.DestroyDescriptorPool(c.dev, p, nil)
 	}
