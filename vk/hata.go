@@ -121,16 +121,29 @@ func (c *Context) NewHATA(name string, w *ref.HashWeights, win ref.Windows, norm
 		return nil, err
 	}
 	m := &HATA{sparseCore: core, w: w, windows: win, normWeighted: normWeighted, words: w.Words(), ws: roundUp(w.Words(), 4), ks: keyCodeStride(w.Words())}
-	m.wbuf, err = c.NewBuffer("vk "+name+" W", uint64(4*len(w.W)), DeviceLocal)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Write(Region{Dst: m.wbuf, Data: f32Bytes(w.W)}); err != nil {
-		m.wbuf.Free()
+	if err := m.uploadW(); err != nil {
 		return nil, err
 	}
 	core.side, core.planner = m, m
 	return m, nil
+}
+
+// uploadW puts W on the device, unless it is there: at NewHATA, and at the
+// first prefill after Close freed it.
+func (m *HATA) uploadW() error {
+	if m.wbuf != nil {
+		return nil
+	}
+	b, err := m.ctx.NewBuffer("vk "+m.name+" W", uint64(4*len(m.w.W)), DeviceLocal)
+	if err != nil {
+		return err
+	}
+	if err := m.ctx.Write(Region{Dst: b, Data: f32Bytes(m.w.W)}); err != nil {
+		b.Free()
+		return err
+	}
+	m.wbuf = b
+	return nil
 }
 
 func (m *HATA) checkShape(hkv, d int) error {
@@ -147,6 +160,9 @@ func (m *HATA) Prefill(kv *ref.KV) error {
 		return m.errorf("prefill: nil cache")
 	}
 	if err := m.checkShape(kv.Hkv, kv.D); err != nil {
+		return err
+	}
+	if err := m.uploadW(); err != nil {
 		return err
 	}
 	if err := m.sparseCore.Prefill(kv); err != nil {
@@ -174,6 +190,9 @@ func (m *HATA) PrefillRandom(b, hkv, n, d int, seed uint32) error {
 		return m.errorf("prefill random: the norm-weighted variant keeps key norms on the host; prefill it from a ref.KV")
 	}
 	if err := m.checkShape(hkv, d); err != nil {
+		return err
+	}
+	if err := m.uploadW(); err != nil {
 		return err
 	}
 	if err := m.sparseCore.PrefillRandom(b, hkv, n, d, seed); err != nil {

@@ -18,7 +18,8 @@ var Methods = []string{"dense", "topk", "hata", "lsh", "loki", "quest", "streami
 //	reftest.Run(t, ctx.NewMethod, reftest.Config{Names: vk.Methods})
 //
 // The methods implement io.Closer: Close frees their device memory (the
-// context frees whatever is left when it closes).
+// context frees whatever is left when it closes); a method prefilled again
+// after Close allocates it anew.
 func (c *Context) NewMethod(name string, hkv, d int, o ref.Options) (ref.Method, error) {
 	return c.Factory(DenseOptions{})(name, hkv, d, o)
 }
