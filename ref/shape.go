@@ -79,8 +79,8 @@ func (b Budget) Tokens(n int) (int, error) {
 		k = b.K
 	case b.K == 0 && b.Ratio > 0 && b.Ratio <= 1:
 		k = int(math.Floor(float64(n) * b.Ratio))
-	default:
-		return 0, fmt.Errorf("budget %+v: set exactly one of K >= 1 and Ratio in (0, 1]", b)
+	default: // both fields named: String shows only one of them
+		return 0, fmt.Errorf("budget K=%d Ratio=%g: set exactly one of K >= 1 and Ratio in (0, 1]", b.K, b.Ratio)
 	}
 	return max(1, min(k, n)), nil
 }
