@@ -17,8 +17,8 @@ type HashWeights struct {
 // NewHashWeights wraps w: [hkv][d][rbit] and checks its shape: rbit must be a
 // positive multiple of 32 and every entry finite.
 func NewHashWeights(hkv, d, rbit int, w []float32) (*HashWeights, error) {
-	if hkv < 1 || d < 1 || rbit < 32 || rbit%32 != 0 {
-		return nil, fmt.Errorf("hash weights: shape [%d %d %d]: want Hkv, D >= 1 and rbit a positive multiple of 32", hkv, d, rbit)
+	if err := checkHashShape(hkv, d, rbit); err != nil {
+		return nil, err
 	}
 	if len(w) != hkv*d*rbit {
 		return nil, fmt.Errorf("hash weights: len %d, want Hkv*D*Rbit = %d*%d*%d = %d", len(w), hkv, d, rbit, hkv*d*rbit)
@@ -34,12 +34,23 @@ func NewHashWeights(hkv, d, rbit int, w []float32) (*HashWeights, error) {
 // RandomHashWeights draws W with independent N(0, 1) entries from seed: the
 // untrained sign-random-projection LSH baseline, and HATA's initialisation.
 func RandomHashWeights(hkv, d, rbit int, seed uint64) (*HashWeights, error) {
+	if err := checkHashShape(hkv, d, rbit); err != nil { // before the allocation: a negative size panics
+		return nil, err
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x4841544148415441)) // "HATAHATA"
 	w := make([]float32, hkv*d*rbit)
 	for i := range w {
 		w[i] = float32(rng.NormFloat64())
 	}
 	return NewHashWeights(hkv, d, rbit, w)
+}
+
+// checkHashShape reports whether [hkv][d][rbit] is the shape of hash weights.
+func checkHashShape(hkv, d, rbit int) error {
+	if hkv < 1 || d < 1 || rbit < 32 || rbit%32 != 0 {
+		return fmt.Errorf("hash weights: shape [%d %d %d]: want Hkv, D >= 1 and rbit a positive multiple of 32", hkv, d, rbit)
+	}
+	return nil
 }
 
 // Words returns Rbit/32, the uint32 words of one code.
