@@ -34,6 +34,9 @@ func headCount(q []float32, kv *KV) (int, error) {
 	if kv == nil {
 		return 0, fmt.Errorf("decode before prefill: the method has no cache")
 	}
+	if err := kv.Validate(); err != nil {
+		return 0, err
+	}
 	if kv.B*kv.D == 0 || len(q)%(kv.B*kv.D) != 0 {
 		return 0, fmt.Errorf("q: len %d is not B*Hq*D for B=%d D=%d", len(q), kv.B, kv.D)
 	}

@@ -18,7 +18,13 @@ func NewDense() *DenseMethod { return &DenseMethod{} }
 func (m *DenseMethod) Name() string { return "dense" }
 
 // Prefill implements Method.
-func (m *DenseMethod) Prefill(kv *KV) error { m.kv = kv.Clone(); return nil }
+func (m *DenseMethod) Prefill(kv *KV) error {
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("dense: prefill: %w", err)
+	}
+	m.kv = kv.Clone()
+	return nil
+}
 
 // Append implements Method.
 func (m *DenseMethod) Append(k, v []float32) error {

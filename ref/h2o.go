@@ -66,6 +66,9 @@ func (m *H2O) Name() string { return "h2o" }
 
 // Prefill implements Method: it copies kv; every token starts with A = 0.
 func (m *H2O) Prefill(kv *KV) error {
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("h2o: prefill: %w", err)
+	}
 	m.kv = kv.Clone()
 	m.hist = NewH2OHistory(len(m.kv.K), m.kv.N)
 	m.scores = nil

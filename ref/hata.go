@@ -51,6 +51,9 @@ func (m *HATA) Name() string { return m.name }
 
 // Prefill implements Method: it copies kv and encodes every cached key.
 func (m *HATA) Prefill(kv *KV) error {
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("%s: prefill: %w", m.name, err)
+	}
 	if kv.Hkv != m.W.Hkv || kv.D != m.W.D {
 		return fmt.Errorf("%s: hash weights are [Hkv=%d D=%d Rbit=%d], cache has Hkv=%d D=%d",
 			m.name, m.W.Hkv, m.W.D, m.W.Rbit, kv.Hkv, kv.D)

@@ -30,6 +30,28 @@ func NewKV(b, hkv, n, d int, k, v []float32) (*KV, error) {
 	return c, nil
 }
 
+// Validate reports whether c is a cache that can be read: a shape of B, Hkv,
+// D >= 1 and N >= 0, and B*Hkv rows of K and of V, each of N*D values. NewKV
+// and Append keep it; every Prefill, and every function that reads a cache,
+// checks a KV built by hand with it first.
+func (c *KV) Validate() error {
+	if c == nil {
+		return fmt.Errorf("kv: nil cache")
+	}
+	if c.B < 1 || c.Hkv < 1 || c.N < 0 || c.D < 1 {
+		return fmt.Errorf("kv: bad shape B=%d Hkv=%d N=%d D=%d", c.B, c.Hkv, c.N, c.D)
+	}
+	if len(c.K) != c.B*c.Hkv || len(c.V) != c.B*c.Hkv {
+		return fmt.Errorf("kv: %d rows of K and %d of V, want B*Hkv = %d*%d = %d", len(c.K), len(c.V), c.B, c.Hkv, c.B*c.Hkv)
+	}
+	for r := range c.K {
+		if len(c.K[r]) != c.N*c.D || len(c.V[r]) != c.N*c.D {
+			return fmt.Errorf("kv: row %d holds %d values of K and %d of V, want N*D = %d*%d = %d", r, len(c.K[r]), len(c.V[r]), c.N, c.D, c.N*c.D)
+		}
+	}
+	return nil
+}
+
 // Key returns key t of batch b, KV head h: [D], aliasing the cache.
 func (c *KV) Key(b, h, t int) []float32 { return c.K[b*c.Hkv+h][t*c.D : (t+1)*c.D] }
 

@@ -84,6 +84,9 @@ func (m *Loki) Name() string { return "loki" }
 // Prefill implements Method: it copies kv, fits the basis if none was given, and
 // rotates every cached key.
 func (m *Loki) Prefill(kv *KV) error {
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("loki: prefill: %w", err)
+	}
 	m.basis = m.Basis
 	if m.basis == nil {
 		b, err := FitLokiBasis(kv)
@@ -221,6 +224,9 @@ func (m *Loki) Scores() ([][]float64, error) {
 // identity basis. Pass a cache of pre-RoPE keys to fit the basis the Loki paper
 // prefers.
 func FitLokiBasis(kv *KV) ([]float64, error) {
+	if err := kv.Validate(); err != nil {
+		return nil, err
+	}
 	d := kv.D
 	basis := make([]float64, kv.Hkv*d*d) // basis: [Hkv][D][D]
 	for h := range kv.Hkv {

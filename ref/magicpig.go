@@ -152,6 +152,9 @@ func (m *MagicPIG) windows(n int) []int32 {
 // Prefill implements Method: it copies kv, fixes each row's centering mean and
 // hashes every cached key.
 func (m *MagicPIG) Prefill(kv *KV) error {
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("magicpig: prefill: %w", err)
+	}
 	if len(m.proj) != kv.D*m.L*m.K {
 		return fmt.Errorf("magicpig: projections are for D=%d, the cache has D=%d", len(m.proj)/(m.L*m.K), kv.D)
 	}

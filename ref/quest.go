@@ -59,6 +59,9 @@ func (m *Quest) Name() string { return "quest" }
 
 // Prefill implements Method: it copies kv and builds the bounds of every page.
 func (m *Quest) Prefill(kv *KV) error {
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("quest: prefill: %w", err)
+	}
 	m.kv = kv.Clone()
 	m.lo = make([][]float32, len(m.kv.K))
 	m.hi = make([][]float32, len(m.kv.K))

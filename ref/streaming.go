@@ -39,7 +39,13 @@ func NewStreaming(sink int) *Streaming {
 func (m *Streaming) Name() string { return "streaming" }
 
 // Prefill implements Method.
-func (m *Streaming) Prefill(kv *KV) error { m.kv = kv.Clone(); return nil }
+func (m *Streaming) Prefill(kv *KV) error {
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("streaming: prefill: %w", err)
+	}
+	m.kv = kv.Clone()
+	return nil
+}
 
 // Append implements Method.
 func (m *Streaming) Append(k, v []float32) error {

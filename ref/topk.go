@@ -26,7 +26,13 @@ func NewTopK() *TopK { return &TopK{} }
 func (m *TopK) Name() string { return "topk" }
 
 // Prefill implements Method.
-func (m *TopK) Prefill(kv *KV) error { m.kv = kv.Clone(); return nil }
+func (m *TopK) Prefill(kv *KV) error {
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("topk: prefill: %w", err)
+	}
+	m.kv = kv.Clone()
+	return nil
+}
 
 // Append implements Method.
 func (m *TopK) Append(k, v []float32) error {

@@ -359,8 +359,8 @@ func checkDim(d int, s Storage) error {
 // buffers with room for Reserve more tokens. On error no cache is left (a
 // decode then fails as one before any prefill).
 func (m *Dense) Prefill(kv *ref.KV) error {
-	if kv == nil || kv.B < 1 || kv.Hkv < 1 || kv.N < 0 {
-		return fmt.Errorf("vk dense: prefill: bad cache %v", kv)
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("vk dense: prefill: %w", err)
 	}
 	if err := checkDim(kv.D, m.opt.Storage); err != nil {
 		return fmt.Errorf("vk dense: %w", err)

@@ -206,8 +206,8 @@ func (h *Halves) both(f func(m halfMethod, i int) error) error {
 
 // Prefill implements ref.Method: each half takes its rows.
 func (h *Halves) Prefill(kv *ref.KV) error {
-	if kv == nil {
-		return fmt.Errorf("vk %s halves: prefill: nil cache", h.name)
+	if err := kv.Validate(); err != nil {
+		return fmt.Errorf("vk %s halves: prefill: %v", h.name, err)
 	}
 	if kv.Hkv != h.hkv {
 		return fmt.Errorf("vk %s halves: prefill: Hkv=%d, the method was built for %d", h.name, kv.Hkv, h.hkv)

@@ -156,8 +156,8 @@ func (m *HATA) checkShape(hkv, d int) error {
 // Prefill implements ref.Method: the cache goes to the device and every key
 // is encoded there.
 func (m *HATA) Prefill(kv *ref.KV) error {
-	if kv == nil {
-		return m.errorf("prefill: nil cache")
+	if err := kv.Validate(); err != nil {
+		return m.errorf("prefill: %v", err)
 	}
 	if err := m.checkShape(kv.Hkv, kv.D); err != nil {
 		return err

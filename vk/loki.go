@@ -86,8 +86,8 @@ func (m *Loki) setBasis(hkv int, p []float64) error {
 // Prefill implements ref.Method: the basis is the given one or fitted on kv
 // (ref.FitLokiBasis), and every key is rotated on the device.
 func (m *Loki) Prefill(kv *ref.KV) error {
-	if kv == nil {
-		return m.errorf("prefill: nil cache")
+	if err := kv.Validate(); err != nil {
+		return m.errorf("prefill: %v", err)
 	}
 	p := m.basis
 	if p == nil {

@@ -899,8 +899,8 @@ func (c *sparseCore) buildAll() error {
 // before any prefill).
 func (c *sparseCore) Prefill(kv *ref.KV) (err error) {
 	c.stepped = false
-	if kv == nil || kv.B < 1 || kv.Hkv < 1 || kv.N < 0 {
-		return c.errorf("prefill: bad cache %v", kv)
+	if err := kv.Validate(); err != nil {
+		return c.errorf("prefill: %v", err)
 	}
 	if kv.D != c.d {
 		return c.errorf("prefill: cache has D=%d, the method was built for D=%d", kv.D, c.d)
