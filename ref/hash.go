@@ -63,7 +63,9 @@ func (w *HashWeights) Words() int { return w.Rbit / 32 }
 //
 // bit j lives in word j/32 at position j%32. The projection accumulates in
 // float64; an implementation in float32 may flip only bits whose projection is
-// within rounding of 0 (tests use inputs whose projections are exact).
+// within rounding of 0 (tests use inputs whose projections are exact). It
+// panics where h is not a KV head of w or x and code are shorter than D and
+// Rbit/32: a caller's bug, as a slice index past its end is.
 func (w *HashWeights) Encode(h int, x []float32, code []uint32) {
 	m := w.W[h*w.D*w.Rbit : (h+1)*w.D*w.Rbit] // m: [D][Rbit]
 	clear(code)
@@ -79,7 +81,8 @@ func (w *HashWeights) Encode(h int, x []float32, code []uint32) {
 }
 
 // EncodeQueries returns the codes of every query head, [B][Hq][Rbit/32]; query
-// head h uses the projection of its KV head h/G. q: [B][Hq][D].
+// head h uses the projection of its KV head h/G. q: [B][Hq][D]; hq must be a
+// multiple of w.Hkv (Shape.Validate), and it panics otherwise.
 func (w *HashWeights) EncodeQueries(q []float32, b, hq int) []uint32 {
 	g, nw := hq/w.Hkv, w.Words()
 	codes := make([]uint32, b*hq*nw)
@@ -90,7 +93,8 @@ func (w *HashWeights) EncodeQueries(q []float32, b, hq int) []uint32 {
 }
 
 // EncodeKeys returns the codes of every cached key of kv, one row per (batch,
-// KV head): [B*Hkv] rows, each [N][Rbit/32].
+// KV head): [B*Hkv] rows, each [N][Rbit/32]. kv must hold w's KV heads and
+// dimension and be a valid cache (KV.Validate); it panics otherwise.
 func (w *HashWeights) EncodeKeys(kv *KV) [][]uint32 {
 	nw := w.Words()
 	codes := make([][]uint32, kv.B*kv.Hkv)
@@ -103,7 +107,8 @@ func (w *HashWeights) EncodeKeys(kv *KV) [][]uint32 {
 	return codes
 }
 
-// Hamming returns the number of differing bits of two codes.
+// Hamming returns the number of differing bits of two codes of equal length
+// (it panics where b is shorter than a).
 func Hamming(a, b []uint32) int {
 	n := 0
 	for i := range a {

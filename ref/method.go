@@ -15,6 +15,13 @@ package ref
 // Decode may be called several times between appends (with different budgets,
 // for example); only H2O keeps history across calls, and it records each call as
 // one step of that history.
+//
+// Values are not checked for being finite (but Loki's, whose basis needs
+// finite keys): a NaN in q makes its head's output NaN, and a NaN key makes
+// dense attention's output NaN for its group and the selecting methods'
+// scores NaN, so that their selection is not the one the finite keys would
+// give. ref and vk agree on such inputs; tensorio.CheckFinite is the check
+// the command line runs on the tensors it reads.
 type Method interface {
 	// Name is the method's command-line name: dense, topk, hata, lsh, loki,
 	// quest, streaming, h2o or magicpig.

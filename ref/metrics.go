@@ -10,13 +10,17 @@ import (
 //
 //	recall = mean_r |selected_r ∩ oracle_r| / |oracle_r|
 //
-// selected and oracle are [B*Hkv] rows of token indices.
+// selected and oracle are [B*Hkv] rows of token indices; an empty oracle row
+// is an error (its recall would be 0/0).
 func Recall(selected, oracle [][]int32) (float64, error) {
 	if len(selected) != len(oracle) || len(oracle) == 0 {
 		return 0, fmt.Errorf("recall: %d selected rows, %d oracle rows", len(selected), len(oracle))
 	}
 	var sum float64
 	for r := range oracle {
+		if len(oracle[r]) == 0 {
+			return 0, fmt.Errorf("recall: oracle row %d is empty", r)
+		}
 		in := make(map[int32]bool, len(selected[r]))
 		for _, t := range selected[r] {
 			in[t] = true

@@ -298,6 +298,9 @@ func TestMetrics(t *testing.T) {
 	if err != nil || r != 0.75 {
 		t.Errorf("Recall = %v, %v; want 0.75", r, err)
 	}
+	if r, err := Recall([][]int32{{1}, {0}}, [][]int32{{1}, {}}); err == nil || !strings.Contains(err.Error(), "oracle row 1 is empty") {
+		t.Errorf("Recall with an empty oracle row = %v, %v; want an error naming row 1", r, err)
+	}
 	p := []float64{0.5, 0.25, 0.25, 0.1, 0.1, 0.8}
 	m, err := MassRecall(p, [][]int32{{0, 2}}, 1, 2, 1, 3)
 	if err != nil || math.Abs(m-0.825) > 1e-15 {

@@ -40,7 +40,9 @@ func (w Windows) forced(n, k int) []int32 {
 
 // SelectSmallest returns the ascending indices of the k smallest scores, ties
 // broken by the smaller token index, so that every implementation selects the
-// same set. Tokens forced by w are taken first and count inside k.
+// same set. Tokens forced by w are taken first and count inside k. k is
+// clamped to [1, len(scores)], as Budget.Tokens resolves budgets; scores must
+// not be empty.
 func SelectSmallest(scores []int32, k int, w Windows) []int32 {
 	return selectBy(len(scores), k, w, func(a, b int32) int {
 		return cmp.Or(cmp.Compare(scores[a], scores[b]), cmp.Compare(a, b))
@@ -49,7 +51,7 @@ func SelectSmallest(scores []int32, k int, w Windows) []int32 {
 
 // SelectLargest returns the ascending indices of the k largest scores, ties
 // broken by the smaller token index. Tokens forced by w are taken first and
-// count inside k. NaN scores rank last.
+// count inside k. NaN scores rank last. k is clamped as SelectSmallest's.
 func SelectLargest(scores []float64, k int, w Windows) []int32 {
 	return selectBy(len(scores), k, w, func(a, b int32) int {
 		sa, sb := scores[a], scores[b]

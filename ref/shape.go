@@ -15,6 +15,7 @@ type Shape struct {
 }
 
 // Group returns G = Hq/Hkv, the number of query heads that share one KV head.
+// Hkv must be positive (Validate checks it).
 func (s Shape) Group() int { return s.Hq / s.Hkv }
 
 // Validate reports whether s describes a decode step that can be computed.
