@@ -10,7 +10,9 @@ import (
 // Windows are the tokens forced into every selection: the first Sink tokens
 // (attention sinks) and the last Recent tokens. They count inside the budget k
 // (HATA.md, "Budget"); when Sink+Recent >= k the windows alone fill it, sinks
-// first.
+// first. A negative window here counts as none; vk.NewHATA refuses one, and
+// the options that take "negative: none" (Options.SinkTokens and the like)
+// are resolved before they reach a Windows.
 type Windows struct {
 	Sink, Recent int
 }
