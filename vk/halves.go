@@ -100,12 +100,12 @@ func (h *Halves) plan(b int) error {
 	case h.hkv >= 2 && !(h.name == "lsh" && h.ro.W == nil):
 		split = splitHeads
 	}
-	h.b = b
 	if split == h.split && h.ms[0] != nil {
+		h.b = b
 		return nil
 	}
 	h.close()
-	h.split = split
+	h.b, h.split = b, split
 	n := 2
 	if split == splitNone {
 		n = 1
@@ -273,7 +273,19 @@ func (h *Halves) Append(k, v []float32) error {
 	if err := h.check("append v", v); err != nil {
 		return err
 	}
-	return h.both(func(m halfMethod, i int) error { return m.Append(h.part(k, i), h.part(v, i)) })
+	var ok [2]bool
+	err := h.both(func(m halfMethod, i int) error {
+		err := m.Append(h.part(k, i), h.part(v, i))
+		ok[i] = err == nil
+		return err
+	})
+	if err != nil && h.ms[1] != nil && ok[0] != ok[1] {
+		// One half holds the token and the other not: rather than decode
+		// over halves of different lengths, drop both caches.
+		h.close()
+		return fmt.Errorf("%w; the other half appended its token, so both halves' caches are dropped (prefill again)", err)
+	}
+	return err
 }
 
 // Decode implements ref.Method: both halves at once, their outputs and
@@ -352,12 +364,14 @@ func (h *Halves) Codes() (qcodes, kcodes []uint32, err error) {
 	return append(qcodes, qb...), append(kcodes, kb...), nil
 }
 
-// Close frees the instances.
+// Close frees the instances; a later prefill makes them again.
 func (h *Halves) Close() error {
 	h.close()
 	return nil
 }
 
+// close frees the instances and forgets the cache's batch, so that a step
+// before the next prefill is refused as one before any prefill.
 func (h *Halves) close() {
 	for i, m := range h.ms {
 		if m != nil {
@@ -365,6 +379,7 @@ func (h *Halves) close() {
 		}
 		h.ms[i] = nil
 	}
+	h.b = 0
 }
 
 // kernelSpan returns the first kernel stage's start and the last one's end

@@ -1,6 +1,8 @@
 package vk
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,3 +133,80 @@ func TestHalvesSpanClock(t *testing.T) {
 		}
 	}
 }
+
+// TestHalvesAfterClose checks that Halves refuses a step after Close as one
+// before any prefill (its instances were nil, and the step panicked), and
+// that a prefill after Close makes them again.
+func TestHalvesAfterClose(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(3, 5))
+	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 40, D: 16}
+	o := ref.Options{W: reftest.DyadicHashWeights(rng, s.Hkv, s.D, 32)}
+	h, err := ctx.NewHalves("hata", s.Hkv, s.D, o, SparseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	want := ref.NewHATA(o.W, ref.Windows{}, false)
+	kv := reftest.DyadicKV(rng, s, false)
+	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+	if err := h.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if _, err := h.Decode(q, ref.Budget{K: 5}); err == nil || !strings.Contains(err.Error(), "before prefill") {
+		t.Errorf("Decode after Close: %v; want an error saying before prefill", err)
+	}
+	one := make([]float32, s.B*s.Hkv*s.D)
+	if err := h.Append(one, one); err == nil || !strings.Contains(err.Error(), "before prefill") {
+		t.Errorf("Append after Close: %v; want an error saying before prefill", err)
+	}
+	for _, m := range []ref.Method{want, h} {
+		if err := m.Prefill(kv); err != nil {
+			t.Fatalf("%T: Prefill after Close: %v", m, err)
+		}
+	}
+	decodeStep(t, "hata halves after Close", "hata", q, kv, ref.Budget{K: 5}, want, h, true)
+}
+
+// TestHalvesAppendOneHalfFails makes one half's Append fail while the other
+// succeeds (the Append that doubles both caches under a lowered
+// maxMemoryAllocationSize, which the larger half's key codes pass: 1024-bit
+// codes of 4 rows of 128 tokens take 64 KiB, the smaller half's 32): both
+// caches are dropped, with an error saying so, rather than decoding over
+// halves of different lengths.
+func TestHalvesAppendOneHalfFails(t *testing.T) {
+	device(t)
+	ctx := testContext(t, Options{})
+	rng := rand.New(rand.NewPCG(4, 6))
+	s := ref.Shape{B: 3, Hq: 4, Hkv: 2, N: 63, D: 16} // halves of 2 and 1 batches
+	o := ref.Options{W: reftest.DyadicHashWeights(rng, s.Hkv, s.D, 1024)}
+	h, err := ctx.NewHalves("hata", s.Hkv, s.D, o, SparseOptions{Reserve: 1, Prefetch: PrefetchOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Prefill(reftest.DyadicKV(rng, s, false)); err != nil {
+		t.Fatal(err)
+	}
+	one := reftest.Dyadic(rng, s.B*s.Hkv*s.D)
+	if err := h.Append(one, one); err != nil { // N = 64 = Cap
+		t.Fatal(err)
+	}
+	lim := &ctx.Info.Limits.MaxMemoryAllocationSize
+	saved := *lim
+	*lim = halvesFailLimit
+	err = h.Append(one, one)
+	*lim = saved
+	if err == nil || !strings.Contains(err.Error(), "both halves' caches are dropped") {
+		t.Fatalf("Append with one half failing: %v; want an error saying both caches are dropped", err)
+	}
+	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+	if _, err := h.Decode(q, ref.Budget{K: 5}); err == nil || !strings.Contains(err.Error(), "before prefill") {
+		t.Errorf("Decode after the failed Append: %v; want an error saying before prefill", err)
+	}
+}
+
+// halvesFailLimit is the allocation limit under which the doubling Append of
+// TestHalvesAppendOneHalfFails fails in one half only.
+const halvesFailLimit = 48 << 10
