@@ -373,7 +373,9 @@ type AgreementRow struct {
 
 // Agreement measures how closely greedy generation under each (method,
 // budget) follows greedy generation with dense attention. Every generated
-// token is produced by a decode step (the last prompt token is stepped).
+// token is produced by a decode step (the last prompt token is stepped),
+// except the first one of an empty prompt (BOS alone, which the dense
+// prefill reads), which both sides take from the prefill's logits.
 func (m *Model) Agreement(ctx context.Context, c AgreementConfig) ([]AgreementRow, error) {
 	ms, bs, err := runs(withoutDense(c.Methods), c.Budgets)
 	if err != nil {
@@ -407,8 +409,14 @@ func (m *Model) Agreement(ctx context.Context, c AgreementConfig) ([]AgreementRo
 			}
 			first := c.Tokens
 			for j := range c.Tokens {
-				logits, err := s.Step(forced[len(prompt)-1+j])
-				if err != nil {
+				// Step j feeds the token at position s.Pos: the last prompt
+				// token first, unless the prefill already read it (a prompt
+				// of BOS alone, which prefillFor prefills whole), where the
+				// first prediction is the prefill's, as greedyFrom's is.
+				var logits []float32
+				if j == 0 && len(pre.Tokens) == len(prompt) {
+					logits = pre.LastLogits()
+				} else if logits, err = s.Step(forced[s.Pos]); err != nil {
 					return nil, fmt.Errorf("agreement %s budget %s: %w", ms[i].Name, bs[i], err)
 				}
 				if argmax(logits) == denseToks[j] {
