@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -132,7 +133,9 @@ func (t *Table) set(i int, name, v string) {
 }
 
 // series groups rows by the value of column by (in order of first
-// appearance) and returns one plots.Series per group with x and y columns.
+// appearance) and returns one plots.Series per group with x and y columns,
+// its points in order of x (a line is drawn through its points in the order
+// given, and a sweep's values, hence its rows, may be listed in any order).
 func (t *Table) series(by, x, y string, keep func(i int) bool) []plots.Series {
 	var out []plots.Series
 	idx := map[string]int{}
@@ -149,6 +152,18 @@ func (t *Table) series(by, x, y string, keep func(i int) bool) []plots.Series {
 		}
 		out[j].X = append(out[j].X, t.Float(i, x))
 		out[j].Y = append(out[j].Y, t.Float(i, y))
+	}
+	for j, s := range out {
+		idx := make([]int, len(s.X))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(s.X[a], s.X[b]) })
+		xs, ys := make([]float64, len(idx)), make([]float64, len(idx))
+		for i, k := range idx {
+			xs[i], ys[i] = s.X[k], s.Y[k]
+		}
+		out[j].X, out[j].Y = xs, ys
 	}
 	return out
 }
