@@ -162,8 +162,9 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 				}
 				if err == nil {
 					params, _ := json.Marshal(p.Params)
+					info := w.backend.Device()
 					err = writePoint(dir, &pointFile{Key: p.key(hash), Index: p.Index, Params: params,
-						Columns: exp.columns(), Rows: rows, Device: w.backend.Name(), Seconds: time.Since(start).Seconds()})
+						Columns: exp.columns(), Rows: rows, Device: w.backend.Name(), DeviceInfo: &info, Seconds: time.Since(start).Seconds()})
 				}
 				if ctx.Err() != nil && err != nil {
 					continue // interrupted: the point is simply not done
@@ -275,8 +276,9 @@ type Record struct {
 // assemble builds <kind>.csv from the stored points of dir (every point of
 // the sweep that has a file, in sweep order), draws the figures and writes
 // results.json. sh selects which points count as expected (missing).
-// results.json's devices are devices and those its previous version named
-// (the runs before a resume, which computed some of the points).
+// results.json's devices are devices, those its previous version named
+// (the runs before a resume, which computed some of the points), and those
+// the point files name (the runs interrupted before they assembled).
 func assemble(dir string, exp experiment, hash string, sh Shard, devices []DeviceRecord, stderr io.Writer) error {
 	c := exp.common()
 	stored, _, err := readPoints(dir)
@@ -304,6 +306,11 @@ func assemble(dir string, exp experiment, hash string, sh Shard, devices []Devic
 			}
 			t.Rows = append(t.Rows, pf.Rows...)
 			rec.Done++
+			if pf.DeviceInfo != nil {
+				if d := (DeviceRecord{Spec: pf.Device, DeviceInfo: *pf.DeviceInfo}); !slices.Contains(rec.Devices, d) {
+					rec.Devices = append(slices.Clip(rec.Devices), d)
+				}
+			}
 		}
 		if sh.has(p.Index) {
 			rec.Points++

@@ -831,3 +831,45 @@ func TestResumeKeepsDevices(t *testing.T) {
 		t.Errorf("results.json devices after a resume: %+v, want this run's cpu and the earlier run's vk:0", after.Devices)
 	}
 }
+
+// otherDevice is the counting backend under another spec and device, as a
+// GPU's would be, to tell its points and results.json record apart from the
+// CPU's.
+type otherDevice struct{ counting }
+
+func (otherDevice) Name() string { return "vk:0" }
+
+func (otherDevice) Device() DeviceInfo {
+	return DeviceInfo{Name: "a GPU", Driver: "its driver", API: "Vulkan 1.3"}
+}
+
+// TestInterruptedRunKeepsDevices: a run interrupted before it assembled
+// (Ctrl-C) wrote no results.json, but the points it finished are in the
+// CSV a resumed run assembles: results.json names its device too.
+func TestInterruptedRunKeepsDevices(t *testing.T) {
+	root := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var n atomic.Int64
+	gpu := otherDevice{counting{decodes: &n}}
+	dir, _, _, err := runTiny(t, ctx, tiny, root, Overrides{}, runHooks{
+		backends:   []Backend{gpu},
+		afterPoint: func(n int) { cancel() },
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v, want context.Canceled", err)
+	}
+	if _, _, _, err := runTiny(t, context.Background(), tiny, root, Overrides{}, runHooks{}); err != nil {
+		t.Fatal(err)
+	}
+	csv := string(readFile(t, filepath.Join(dir, "budget.csv")))
+	if !strings.Contains(csv, ",vk:0\n") || !strings.Contains(csv, ",cpu\n") {
+		t.Fatalf("the resumed run's CSV has not points of both devices:\n%s", csv)
+	}
+	var rec Record
+	readJSON(t, filepath.Join(dir, resultsFile), &rec)
+	want := []DeviceRecord{{Spec: "cpu", DeviceInfo: CPU{}.Device()}, {Spec: "vk:0", DeviceInfo: gpu.Device()}}
+	if !slices.Equal(rec.Devices, want) {
+		t.Errorf("results.json devices %+v, want %+v: the interrupted run computed points of the CSV", rec.Devices, want)
+	}
+}

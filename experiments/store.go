@@ -50,7 +50,12 @@ type pointFile struct {
 	Columns []string        `json:"columns"`
 	Rows    [][]string      `json:"rows"`
 	Device  string          `json:"device"`
-	Seconds float64         `json:"seconds"`
+	// DeviceInfo describes the device that computed the point, so that
+	// results.json names it though the run that computed it was
+	// interrupted before it wrote results.json (nil in files written
+	// before it was recorded).
+	DeviceInfo *DeviceInfo `json:"device_info,omitempty"`
+	Seconds    float64     `json:"seconds"`
 }
 
 // writePoint stores a finished point.
