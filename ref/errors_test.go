@@ -1,6 +1,12 @@
 package ref
 
+// The tests of ref's refusals: a cache, budget or hash shape that cannot be
+// used is an error naming what is wrong, never a panic (in a worker
+// goroutine, none a caller could recover).
+
 import (
+	"math"
+	"strings"
 	"testing"
 )
 
@@ -57,6 +63,42 @@ func TestPrefillBadCache(t *testing.T) {
 		}
 		if _, err := FitLokiBasis(kv); err == nil {
 			t.Errorf("FitLokiBasis of a cache with %s: nil error", what)
+		}
+	}
+}
+
+// TestBudgetTokensError checks that Tokens' error for a budget it refuses
+// names both fields as set, not String's rendering of one of them (a ratio
+// of -0.5 read "budget 0", K=3 with a ratio of 0.5 "budget 0.5").
+func TestBudgetTokensError(t *testing.T) {
+	for _, c := range []struct {
+		b    Budget
+		want string
+	}{
+		{Budget{}, "K=0 Ratio=0"},
+		{Budget{K: -1}, "K=-1 Ratio=0"},
+		{Budget{Ratio: -0.5}, "K=0 Ratio=-0.5"},
+		{Budget{Ratio: 1.5}, "K=0 Ratio=1.5"},
+		{Budget{Ratio: math.NaN()}, "K=0 Ratio=NaN"},
+		{Budget{K: 3, Ratio: 0.5}, "K=3 Ratio=0.5"},
+	} {
+		_, err := c.b.Tokens(10)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Budget{K: %d, Ratio: %g}.Tokens(10) = %v, want an error naming %q", c.b.K, c.b.Ratio, err, c.want)
+		}
+	}
+}
+
+// TestRandomHashWeightsBadShape checks that RandomHashWeights (and NewLSH
+// through it) refuses every shape NewHashWeights refuses with its error,
+// before allocating: a negative rbit panicked in make.
+func TestRandomHashWeightsBadShape(t *testing.T) {
+	for _, s := range [][3]int{{1, 4, -32}, {1, -4, 32}, {-1, -4, 32}, {0, 4, 32}, {1, 4, 0}, {1, 4, 48}} {
+		if w, err := RandomHashWeights(s[0], s[1], s[2], 1); err == nil {
+			t.Errorf("RandomHashWeights(hkv=%d, d=%d, rbit=%d) = [%d][%d][%d] weights, want an error", s[0], s[1], s[2], w.Hkv, w.D, w.Rbit)
+		}
+		if _, err := NewLSH(s[0], s[1], s[2], 1, Windows{}); err == nil {
+			t.Errorf("NewLSH(hkv=%d, d=%d, rbit=%d): nil error", s[0], s[1], s[2])
 		}
 	}
 }
