@@ -164,7 +164,7 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 					params, _ := json.Marshal(p.Params)
 					info := w.backend.Device()
 					err = writePoint(dir, &pointFile{Key: p.key(hash), Index: p.Index, Params: params,
-						Columns: exp.columns(), Rows: rows, Device: w.backend.Name(), DeviceInfo: &info, Seconds: time.Since(start).Seconds()})
+						Columns: exp.columns(), Rows: rows, Device: w.backend.Name(), DeviceInfo: &info, Seconds: time.Since(start).Seconds(), Commit: gitCommit()})
 				}
 				if ctx.Err() != nil && err != nil {
 					continue // interrupted: the point is simply not done
@@ -263,14 +263,18 @@ type Record struct {
 	ConfigHash  string          `json:"config_hash"`
 	Config      json.RawMessage `json:"config"`
 	Devices     []DeviceRecord  `json:"devices"`
-	Commit      string          `json:"commit"`
-	Date        string          `json:"date"`
-	Shard       string          `json:"shard"`
-	Points      int             `json:"points"`  // points of the sweep (of the shard)
-	Done        int             `json:"done"`    // points with results
-	Missing     []int           `json:"missing"` // indices of points without results
-	CSV         string          `json:"csv"`
-	Figures     []string        `json:"figures"`
+	Commit      string          `json:"commit"` // the build that wrote this record
+	// Commits are the builds that computed the stored points, in the order
+	// of the points, where they are recorded: more than Commit's one when a
+	// resume or a merge joined runs of different builds.
+	Commits []string `json:"commits"`
+	Date    string   `json:"date"`
+	Shard   string   `json:"shard"`
+	Points  int      `json:"points"`  // points of the sweep (of the shard)
+	Done    int      `json:"done"`    // points with results
+	Missing []int    `json:"missing"` // indices of points without results
+	CSV     string   `json:"csv"`
+	Figures []string `json:"figures"`
 }
 
 // assemble builds <kind>.csv from the stored points of dir (every point of
@@ -297,7 +301,7 @@ func assemble(dir string, exp experiment, hash string, sh Shard, devices []Devic
 	t := &Table{Columns: exp.columns()}
 	rec := Record{Name: c.Name, Kind: c.Kind, Description: c.Description, ConfigHash: hash,
 		Devices: devices, Commit: gitCommit(), Date: time.Now().UTC().Format(time.RFC3339), Shard: sh.String(),
-		CSV: c.Kind + ".csv", Missing: []int{}}
+		CSV: c.Kind + ".csv", Missing: []int{}, Commits: []string{}}
 	for _, p := range exp.points() {
 		pf, ok := stored[p.key(hash)]
 		if ok {
@@ -310,6 +314,9 @@ func assemble(dir string, exp experiment, hash string, sh Shard, devices []Devic
 				if d := (DeviceRecord{Spec: pf.Device, DeviceInfo: *pf.DeviceInfo}); !slices.Contains(rec.Devices, d) {
 					rec.Devices = append(slices.Clip(rec.Devices), d)
 				}
+			}
+			if pf.Commit != "" && !slices.Contains(rec.Commits, pf.Commit) {
+				rec.Commits = append(rec.Commits, pf.Commit)
 			}
 		}
 		if sh.has(p.Index) {

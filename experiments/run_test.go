@@ -873,3 +873,29 @@ func TestInterruptedRunKeepsDevices(t *testing.T) {
 		t.Errorf("results.json devices %+v, want %+v: the interrupted run computed points of the CSV", rec.Devices, want)
 	}
 }
+
+// TestResumeAtAnotherCommit checks that results.json names every build
+// behind its CSV: a run interrupted after its first point at one commit and
+// resumed at another lists both in commits, in the order of the points,
+// and the later one as commit (the build that wrote the record).
+func TestResumeAtAnotherCommit(t *testing.T) {
+	old := buildCommit
+	defer func() { buildCommit = old }()
+	root := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	buildCommit = "1111111"
+	dir, _, _, err := runTiny(t, ctx, tiny, root, Overrides{}, runHooks{afterPoint: func(n int) { cancel() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v, want context.Canceled", err)
+	}
+	buildCommit = "2222222"
+	if _, _, _, err := runTiny(t, context.Background(), tiny, root, Overrides{}, runHooks{}); err != nil {
+		t.Fatal(err)
+	}
+	var rec Record
+	readJSON(t, filepath.Join(dir, resultsFile), &rec)
+	if want := []string{"1111111", "2222222"}; rec.Commit != "2222222" || !slices.Equal(rec.Commits, want) {
+		t.Errorf("results.json commit %q, commits %q; want 2222222 and %q", rec.Commit, rec.Commits, want)
+	}
+}

@@ -56,6 +56,10 @@ type pointFile struct {
 	// before it was recorded).
 	DeviceInfo *DeviceInfo `json:"device_info,omitempty"`
 	Seconds    float64     `json:"seconds"`
+	// Commit is the build that computed the point (gitCommit), so that
+	// results.json names every commit behind its CSV (empty in files
+	// written before it was recorded).
+	Commit string `json:"commit,omitempty"`
 }
 
 // writePoint stores a finished point.
