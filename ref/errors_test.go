@@ -102,3 +102,28 @@ func TestRandomHashWeightsBadShape(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetRatioExact checks that a ratio's k is floor(n*r) of the decimal
+// written, not of float64's product, which falls just below an integer for
+// some ratios (0.29*100 = 28.999999999999996), and that the paper's ratios
+// keep the k they had.
+func TestBudgetRatioExact(t *testing.T) {
+	for _, c := range []struct {
+		r    float64
+		n, k int
+	}{
+		{0.29, 100, 29},
+		{0.57, 100, 57},
+		{0.07, 100, 7},
+		{0.0156, 131072, 2044},
+		{0.0156, 32768, 511},
+		{1e-5, 300000, 3},
+		{0.5, 3, 1},
+		{0.001, 10, 1}, // raised to 1
+		{1, 7, 7},
+	} {
+		if k, err := (Budget{Ratio: c.r}).Tokens(c.n); err != nil || k != c.k {
+			t.Errorf("Budget{Ratio: %v}.Tokens(%d) = %d, %v; want %d", c.r, c.n, k, err, c.k)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package ref
 import (
 	"fmt"
 	"math"
+	"math/big"
+	"strconv"
 )
 
 // Shape is the size of one decode step of one attention layer.
@@ -70,7 +72,9 @@ func ParseBudget(x float64) (Budget, error) {
 //	k = floor(n * Ratio)  for a ratio
 //
 // then caps k at n and raises it to at least 1 (HATA.md, "Budget"); n must be
-// at least 1.
+// at least 1. The product is exact, of n and Ratio as the shortest decimal
+// that reads back as it (what was written: 0.29 of 100 tokens is 29, where
+// float64's product, 28.999999999999996, floors to 28).
 func (b Budget) Tokens(n int) (int, error) {
 	var k int
 	switch {
@@ -79,11 +83,22 @@ func (b Budget) Tokens(n int) (int, error) {
 	case b.K > 0 && b.Ratio == 0:
 		k = b.K
 	case b.K == 0 && b.Ratio > 0 && b.Ratio <= 1:
-		k = int(math.Floor(float64(n) * b.Ratio))
+		k = floorRatio(n, b.Ratio)
 	default: // both fields named: String shows only one of them
 		return 0, fmt.Errorf("budget K=%d Ratio=%g: set exactly one of K >= 1 and Ratio in (0, 1]", b.K, b.Ratio)
 	}
 	return max(1, min(k, n)), nil
+}
+
+// floorRatio returns floor(n*r) exactly, for r as the shortest decimal that
+// float64 reads back as r.
+func floorRatio(n int, r float64) int {
+	q, ok := new(big.Rat).SetString(strconv.FormatFloat(r, 'g', -1, 64))
+	if !ok { // not reached: FormatFloat's forms all parse
+		return int(math.Floor(float64(n) * r))
+	}
+	q.Mul(q, new(big.Rat).SetInt64(int64(n)))
+	return int(new(big.Int).Quo(q.Num(), q.Denom()).Int64())
 }
 
 // String formats the budget as the command line takes it.
