@@ -412,8 +412,15 @@ func (m *HATA) prepare(q []float32, budget ref.Budget, forRank bool) (*hataStep,
 	// The select's plan (SparseOptions.SelectPlan) where the separate
 	// select reads the score kernel's chunk counts, and with it one-byte
 	// keys (SparseOptions.KeyBytes) where select_groups runs.
+	// The plan's threshold search in hata_score's last workgroup holds
+	// maxBinsPerLane bins a lane (wg_scan.glsl's find_bin_at: nbins <=
+	// MAXPER*WG): where a small ScoreWorkgroup cannot hold the histogram,
+	// the select searches it itself (with a score workgroup of 32 at G=7,
+	// rbit 128, 897 bins, the plan's threshold was wrong and the selection
+	// out of order).
 	plan := h.fusedHist && m.opt.Variant != VariantTwoKernel && m.opt.Variant != VariantOneKernel &&
-		(m.opt.SelectPlan == PlanOn || m.opt.SelectPlan == PlanAuto && planSelect(h.scoreChunk))
+		(m.opt.SelectPlan == PlanOn || m.opt.SelectPlan == PlanAuto && planSelect(h.scoreChunk)) &&
+		int(bins) <= maxBinsPerLane*swg
 	sinkEnd, recentStart, forced := windows(m.windows, m.n, k)
 	spec := selectSpec{
 		keys: h.keys, key16: h.key16, keyStride: m.cap, page: 1, rows: s.rows, n: m.n,

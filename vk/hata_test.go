@@ -820,3 +820,32 @@ func TestHATAZeroProjections(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestHATAPlanSmallScoreWorkgroup holds the fused chain with the select's
+// plan on (SparseOptions.SelectPlan = PlanOn) and a score workgroup of 32
+// lanes to ref: at G=7 and rbit 128 the histogram has 897 bins, more than
+// the plan's search in hata_score (16 bins a lane, 512) holds, so the plan
+// must give way to the select's own search. Before, the selection came back
+// out of order (TestFuzzDiff seed 30060).
+func TestHATAPlanSmallScoreWorkgroup(t *testing.T) {
+	ctx := device(t)
+	rng := rand.New(rand.NewPCG(30060, 7))
+	s := ref.Shape{B: 1, Hq: 7, Hkv: 1, N: 257, D: 16}
+	w := reftest.DyadicHashWeights(rng, s.Hkv, s.D, 128)
+	want := ref.NewHATA(w, ref.Windows{}, false)
+	got, err := ctx.NewHATA("hata", w, ref.Windows{}, false, SparseOptions{Storage: F16, ScoreWorkgroup: 32, SelectPlan: PlanOn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	kv := reftest.DyadicKV(rng, s, true)
+	for _, m := range []ref.Method{want, got} {
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []int{1, 2, 30} {
+		q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+		decodeStep(t, fmt.Sprintf("k=%d", k), "hata", q, kv, ref.Budget{K: k}, want, got, true)
+	}
+}

@@ -197,7 +197,9 @@ type SparseOptions struct {
 	// loads them with its keys instead of searching the histogram and
 	// summing the chunk counts before its chunk: PlanAuto by planSelect's
 	// rule, PlanOn wherever the separate select reads the score kernel's
-	// chunk counts, PlanOff never. The fused and threekernel variants.
+	// chunk counts, PlanOff never; either only where hata_score's workgroup
+	// (ScoreWorkgroup) holds the histogram at 16 bins a lane. The fused and
+	// threekernel variants.
 	SelectPlan PlanMode
 	// RowSelect chooses how topk, loki and quest select from their float
 	// scores: RowSelectAuto by rowSelect's rule (select_rows up to 8192 keys
