@@ -178,9 +178,12 @@ func drawFuzzConfig(seed uint64, methods []string) fuzzConfig {
 	o.Tile = maybe(1, 2, 3, 4, 8, 16)
 	o.Workgroup = maybe(8, 16, 32, 64, 128, 256)
 	// sparse_split's TPT divides the row's 16-byte vectors (fp16: 8-byte
-	// ones), D/4 either way, and fits lavapipe's subgroups of 8.
+	// ones), D/4 either way, and fits lavapipe's subgroups of 8; each lane
+	// holds at most 16 of a row's values, since fewer lanes a token hold the
+	// whole row and G heads' sums in each, and NVIDIA's driver took over
+	// two minutes to compile one lane a token at D=64, G=7 (run 427).
 	var lanes []int
-	for l := 1; l <= min(8, d/4); l *= 2 {
+	for l := max(1, d/16); l <= min(8, d/4); l *= 2 {
 		lanes = append(lanes, l)
 	}
 	o.LanesPerToken = maybe(lanes...)

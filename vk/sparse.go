@@ -118,7 +118,10 @@ type SparseOptions struct {
 	// row's 16-byte vectors, or for fp16 its 8-byte ones); 0: for fp16,
 	// twice the row's 16-byte vectors when that many lanes fit in the
 	// smallest subgroup and 32 (32 at D=128 on 32-wide subgroups), else
-	// the largest count up to 32 dividing the 16-byte vectors.
+	// the largest count up to 32 dividing the 16-byte vectors. Few lanes a
+	// token at a large D put the whole row and G heads' sums in every lane:
+	// on the H200 NVIDIA's driver took over two minutes to compile one lane
+	// a token at D=64, G=7 (BENCHMARKS.md, session 42).
 	LanesPerToken int
 	// ScoreWorkgroup is the score kernel's workgroup size: hata_score's
 	// (hata, lsh; 0: 256) and quest_score's (quest; 0: 128). A multiple of
