@@ -430,22 +430,8 @@ func fuzzSteps(t *testing.T, c fuzzConfig, st *fuzzStats, rng *rand.Rand, want, 
 				st.inexact[c.key()]++
 			}
 			checkStep(t, where, c.name, q, cache, b, want, got, rw, rg, exact)
-			if wc, ok := want.(ref.Coder); ok {
-				gc, ok := got.(ref.Coder)
-				if !ok {
-					t.Fatalf("%s: no Codes", where)
-				}
-				wq, wk, err1 := wc.Codes()
-				gq, gk, err2 := gc.Codes()
-				if err1 != nil || err2 != nil {
-					t.Fatalf("%s: Codes: ref %v, got %v", where, err1, err2)
-				}
-				if d := cmp.Diff(wq, gq); d != "" {
-					t.Errorf("%s: query codes differ (-ref +got):\n%s", where, d)
-				}
-				if d := cmp.Diff(wk, gk); d != "" {
-					t.Errorf("%s: key codes differ (-ref +got):\n%s", where, d)
-				}
+			if err := reftest.CheckCodes(want, got); err != nil {
+				t.Errorf("%s: %v", where, err)
 			}
 			if t.Failed() {
 				return false

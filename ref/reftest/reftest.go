@@ -202,22 +202,8 @@ func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.
 			t.Errorf("%s: selected sets differ from ref (-ref +got):\n%s", where, d)
 		}
 	}
-	if wc, ok := want.(ref.Coder); ok {
-		gc, ok := got.(ref.Coder)
-		if !ok {
-			t.Fatalf("%s: ref's %s exposes hash codes (ref.Coder), the implementation does not", where, name)
-		}
-		wq, wk, err1 := wc.Codes()
-		gq, gk, err2 := gc.Codes()
-		if err1 != nil || err2 != nil {
-			t.Fatalf("%s: Codes: ref %v, got %v", where, err1, err2)
-		}
-		if d := cmp.Diff(wq, gq); d != "" {
-			t.Errorf("%s: query codes differ (-ref +got):\n%s", where, d)
-		}
-		if d := cmp.Diff(wk, gk); d != "" {
-			t.Errorf("%s: key codes differ (-ref +got):\n%s", where, d)
-		}
+	if err := CheckCodes(want, got); err != nil {
+		t.Errorf("%s: %s: %v", where, name, err)
 	}
 	// The output is judged against ref's attention over the implementation's
 	// own selection, so a legitimate near-tie swap does not fail it.
@@ -232,6 +218,35 @@ func checkStep(t *testing.T, where, name string, q []float32, kv *ref.KV, b ref.
 	if err := CheckClose(rg.Out, want64, want32, kv.D); err != nil {
 		t.Errorf("%s: output: %v", where, err)
 	}
+}
+
+// CheckCodes reports how got's hash codes of the last step (ref.Coder)
+// differ from want's, bit for bit, or nil where they agree or want exposes
+// none. got must expose them where want does.
+func CheckCodes(want, got ref.Method) error {
+	wc, ok := want.(ref.Coder)
+	if !ok {
+		return nil
+	}
+	gc, ok := got.(ref.Coder)
+	if !ok {
+		return fmt.Errorf("ref exposes hash codes (ref.Coder), the implementation does not")
+	}
+	wq, wk, err := wc.Codes()
+	if err != nil {
+		return fmt.Errorf("ref's Codes: %v", err)
+	}
+	gq, gk, err := gc.Codes()
+	if err != nil {
+		return fmt.Errorf("Codes: %v", err)
+	}
+	if d := cmp.Diff(wq, gq); d != "" {
+		return fmt.Errorf("query codes differ (-ref +got):\n%s", d)
+	}
+	if d := cmp.Diff(wk, gk); d != "" {
+		return fmt.Errorf("key codes differ (-ref +got):\n%s", d)
+	}
+	return nil
 }
 
 // CheckNearTies reports whether every token in which got's selection differs
