@@ -227,7 +227,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	qrr := qr.Range(0, qrBytes)
 	return &stepPlan{
 		s:      s,
-		scores: scoreView{r: ss.s, stride: m.cap, page: 1},
+		scores: scoreView{r: ss.s, stride: m.cap, page: 1, n: m.n},
 		poison: []Range{qrr, ss.x, ss.pml, ss.keys, ss.s, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("encode")

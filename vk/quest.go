@@ -176,7 +176,7 @@ func (m *Quest) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}
 	return &stepPlan{
 		s:      s,
-		scores: scoreView{r: sr, stride: pcap, page: m.page},
+		scores: scoreView{r: sr, stride: pcap, page: m.page, n: m.n},
 		poison: []Range{kr, sr, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("score")

@@ -851,7 +851,14 @@ func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 	if err != nil {
 		return c.errorf("K/V cache [B=%d][Hkv=%d][Cap=%d][D=%d] %s: %v", b, hkv, cp, c.d, c.opt.Storage, err)
 	}
+	return c.useCache(kv)
+}
+
+// useCache makes kv the cache of c's shape (b, hkv, n, cap), with its
+// translation prefetch and the method's side state sized for it.
+func (c *sparseCore) useCache(kv *kvStore) error {
 	c.kv = kv
+	var err error
 	if c.pf, err = c.newKVPrefetch(kv); err != nil {
 		return c.errorf("the cache's translation prefetch: %v", err)
 	}
@@ -1039,12 +1046,10 @@ func (c *sparseCore) Append(k, v []float32) (err error) {
 func (c *sparseCore) keepCache(old *kvStore, cp int, cause error) error {
 	b, hkv, n := c.b, c.hkv, c.n
 	c.freeCache() // the new cache, if any, its prefetch and the sets bound to them
-	c.b, c.hkv, c.n, c.cap, c.kv = b, hkv, n, cp, old
-	var err error
-	if c.pf, err = c.newKVPrefetch(old); err == nil && c.side != nil {
-		if err = c.side.sizeSide(); err == nil {
-			err = c.buildAll()
-		}
+	c.b, c.hkv, c.n, c.cap = b, hkv, n, cp
+	err := c.useCache(old)
+	if err == nil {
+		err = c.buildAll()
 	}
 	if err != nil {
 		c.freeCache()
@@ -1479,7 +1484,6 @@ func (c *sparseCore) Decode(q []float32, budget ref.Budget) (*ref.Result, error)
 	}
 	res, err := c.run(q, p, true)
 	c.stepped, c.lastScores = err == nil, p.scores
-	c.lastScores.n = c.n // the tokens the scores cover (Scores)
 	return res, err
 }
 
@@ -1492,7 +1496,6 @@ func (c *sparseCore) Step(q []float32, budget ref.Budget) (Timings, error) {
 	}
 	_, err = c.run(q, p, false)
 	c.stepped, c.lastScores = err == nil, p.scores
-	c.lastScores.n = c.n
 	if err != nil {
 		return Timings{}, err
 	}

@@ -194,7 +194,7 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}
 	return &stepPlan{
 		s:      s,
-		scores: scoreView{r: ss.s, stride: m.cap, page: 1},
+		scores: scoreView{r: ss.s, stride: m.cap, page: 1, n: m.n},
 		poison: []Range{ss.x, ss.pml, ss.keys, ss.s, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("score")
@@ -217,8 +217,8 @@ func (m *TopK) Scores() ([][]float64, error) { return m.floatScores() }
 type scoreView struct {
 	r            Range
 	stride, page int
-	// n is the tokens cached when the step ran (Decode and Step set it):
-	// the scores cover them, whatever Appends came since.
+	// n is the tokens cached when the step ran: the scores cover them,
+	// whatever Appends came since.
 	n int
 }
 
