@@ -53,11 +53,7 @@ func Merge(out string, stderr io.Writer, dirs ...string) error {
 		}
 		var rec Record
 		if b, err := os.ReadFile(filepath.Join(d, resultsFile)); err == nil && json.Unmarshal(b, &rec) == nil {
-			for _, dv := range rec.Devices {
-				if !slices.Contains(devices, dv) {
-					devices = append(devices, dv)
-				}
-			}
+			devices = union(devices, rec.Devices...)
 		}
 	}
 	inputs, err := sameInputs(append([]string{out}, dirs...))

@@ -141,6 +141,7 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	queue := make(chan point)
+	commit := gitCommit() // the build every point of this run records
 	var (
 		mu       sync.Mutex
 		failures []error
@@ -164,7 +165,7 @@ func runExperiment(ctx context.Context, exp experiment, ov Overrides, stderr io.
 					params, _ := json.Marshal(p.Params)
 					info := w.backend.Device()
 					err = writePoint(dir, &pointFile{Key: p.key(hash), Index: p.Index, Params: params,
-						Columns: exp.columns(), Rows: rows, Device: w.backend.Name(), DeviceInfo: &info, Seconds: time.Since(start).Seconds(), Commit: gitCommit()})
+						Columns: exp.columns(), Rows: rows, Device: w.backend.Name(), DeviceInfo: &info, Seconds: time.Since(start).Seconds(), Commit: commit})
 				}
 				if ctx.Err() != nil && err != nil {
 					continue // interrupted: the point is simply not done
@@ -277,6 +278,18 @@ type Record struct {
 	Figures []string `json:"figures"`
 }
 
+// union returns s with each of xs that it does not hold yet appended, in
+// order; s's backing array is never written (the caller's devices).
+func union[T comparable](s []T, xs ...T) []T {
+	s = slices.Clip(s)
+	for _, x := range xs {
+		if !slices.Contains(s, x) {
+			s = append(s, x)
+		}
+	}
+	return s
+}
+
 // assemble builds <kind>.csv from the stored points of dir (every point of
 // the sweep that has a file, in sweep order), draws the figures and writes
 // results.json. sh selects which points count as expected (missing).
@@ -291,12 +304,7 @@ func assemble(dir string, exp experiment, hash string, sh Shard, devices []Devic
 	}
 	var before Record
 	if b, err := os.ReadFile(filepath.Join(dir, resultsFile)); err == nil && json.Unmarshal(b, &before) == nil {
-		devices = slices.Clone(devices)
-		for _, d := range before.Devices {
-			if !slices.Contains(devices, d) {
-				devices = append(devices, d)
-			}
-		}
+		devices = union(devices, before.Devices...)
 	}
 	t := &Table{Columns: exp.columns()}
 	rec := Record{Name: c.Name, Kind: c.Kind, Description: c.Description, ConfigHash: hash,
@@ -311,12 +319,10 @@ func assemble(dir string, exp experiment, hash string, sh Shard, devices []Devic
 			t.Rows = append(t.Rows, pf.Rows...)
 			rec.Done++
 			if pf.DeviceInfo != nil {
-				if d := (DeviceRecord{Spec: pf.Device, DeviceInfo: *pf.DeviceInfo}); !slices.Contains(rec.Devices, d) {
-					rec.Devices = append(slices.Clip(rec.Devices), d)
-				}
+				rec.Devices = union(rec.Devices, DeviceRecord{Spec: pf.Device, DeviceInfo: *pf.DeviceInfo})
 			}
-			if pf.Commit != "" && !slices.Contains(rec.Commits, pf.Commit) {
-				rec.Commits = append(rec.Commits, pf.Commit)
+			if pf.Commit != "" {
+				rec.Commits = union(rec.Commits, pf.Commit)
 			}
 		}
 		if sh.has(p.Index) {
