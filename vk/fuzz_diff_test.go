@@ -83,13 +83,7 @@ type fuzzConfig struct {
 }
 
 func (c fuzzConfig) String() string {
-	v := c.name
-	if c.variant != "" {
-		v += "/" + c.variant
-	}
-	if c.halves {
-		v += "/halves"
-	}
+	v := c.key()
 	var opt string
 	if c.name == "dense" {
 		opt = fmt.Sprintf("%+v", c.do)
@@ -248,6 +242,8 @@ type fuzzStats struct {
 	refusals             map[string]int
 }
 
+// key names the method, its variant and whether it runs as Halves:
+// hata/naive/halves.
 func (c fuzzConfig) key() string {
 	k := c.name
 	if c.variant != "" {

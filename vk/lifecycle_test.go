@@ -185,12 +185,10 @@ func TestUseAfterClose(t *testing.T) {
 	const b, hq, hkv, n, d = 1, 4, 2, 40, 16
 	rng := rand.New(rand.NewPCG(1, 2))
 	kv, q := randomKV(rng, b, hkv, n, d, F32), normal(rng, b*hq*d, 1)
-	w, err := ref.RandomHashWeights(hkv, d, 32, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustRandomWeights(t, hkv, d)
 	ms := make([]ref.Method, len(Methods))
 	for i, name := range Methods {
+		var err error
 		if ms[i], err = ctx.NewMethod(name, hkv, d, ref.Options{W: w}); err != nil {
 			t.Fatalf("NewMethod(%s): %v", name, err)
 		}
@@ -292,10 +290,7 @@ func TestPrefillAfterClose(t *testing.T) {
 	const b, hq, hkv, n, d = 1, 4, 2, 40, 16
 	rng := rand.New(rand.NewPCG(3, 4))
 	kv, q := randomKV(rng, b, hkv, n, d, F32), normal(rng, b*hq*d, 1)
-	w, err := ref.RandomHashWeights(hkv, d, 32, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustRandomWeights(t, hkv, d)
 	for _, name := range Methods {
 		m, err := ctx.NewMethod(name, hkv, d, ref.Options{W: w})
 		if err != nil {
@@ -338,10 +333,7 @@ func TestPrefillBadCache(t *testing.T) {
 		"a row short":  short,
 		"rows missing": {B: b, Hkv: hkv, D: d, N: n, K: good.K[:1], V: good.V[:1]},
 	}
-	w, err := ref.RandomHashWeights(hkv, d, 32, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustRandomWeights(t, hkv, d)
 	for _, name := range Methods {
 		m, err := ctx.NewMethod(name, hkv, d, ref.Options{W: w})
 		if err != nil {
