@@ -15,8 +15,9 @@ import (
 // maxStages bounds the named stages of one batch (timestamp queries).
 const maxStages = 64
 
-// submitTimeout bounds the wait for one batch.
-const submitTimeout = 10 * time.Minute
+// submitTimeout bounds the wait for one batch (a variable so that a test can
+// make a wait time out).
+var submitTimeout = 10 * time.Minute
 
 // Batch records many commands (dispatches, copies, fills, barriers) into one
 // command buffer, submits it once and waits for it, timing every named stage
@@ -47,6 +48,10 @@ type Batch struct {
 	second  bool // submitted to the context's second queue (QueueOverlap)
 	levels  int  // Timings.Levels of what is recorded (and, until the next Begin, submitted)
 	level   bool // a dispatch was recorded since the last barrier (it opened a level)
+	// pending: submitted and not yet seen finished. A wait that timed out
+	// (or failed) leaves it set, so that Begin and Free wait again before
+	// they reset or destroy a command buffer the device may still run.
+	pending bool
 }
 
 // hostStages are the stages that move data between the host and the device
@@ -169,6 +174,9 @@ func (c *Context) NewBatch() (*Batch, error) {
 func (b *Batch) Begin() error {
 	if b.pool == vulkan.NullCommandPool {
 		return fmt.Errorf("vk: batch: Begin on a freed batch (Batch.Free, or its context closed)")
+	}
+	if err := b.settle(); err != nil {
+		return err
 	}
 	if b.open {
 		vulkan.EndCommandBuffer(b.cb)
@@ -365,7 +373,9 @@ func (c *Context) SetSpanTiming(on bool) { c.spanTiming.Store(on) }
 
 // Submit ends recording, submits the batch, waits for it and returns the
 // GPU time of each stage. Device writes are visible to the host afterwards
-// (Readback buffers need no further call).
+// (Readback buffers need no further call). A wait that times out (after
+// ten minutes) returns VK_TIMEOUT and leaves the batch submitted: the next
+// Begin or Free waits for it again before it touches the command buffer.
 func (b *Batch) Submit() (Timings, error) {
 	n, err := b.start()
 	if err != nil {
@@ -409,15 +419,39 @@ func (b *Batch) start() (n uint32, err error) {
 	mu.Lock()
 	err = c.fns.QueueSubmit(unsafe.Pointer(q), unsafe.Pointer(b.cb), unsafe.Pointer(b.fence))
 	mu.Unlock()
+	b.pending = err == nil
 	return n, err
+}
+
+// wait waits for the submitted batch's fence, at most submitTimeout, and
+// clears pending once it has signalled.
+func (b *Batch) wait() error {
+	fences := []vulkan.Fence{b.fence}
+	if err := vkc.Check("vkWaitForFences", int32(vulkan.WaitForFences(b.ctx.dev, 1, fences, vulkan.True, uint64(submitTimeout)))); err != nil {
+		return err
+	}
+	b.pending = false
+	return nil
+}
+
+// settle waits for a submission whose wait failed before (Submit returned a
+// timeout): its command buffer must not be reset while the device may still
+// run it.
+func (b *Batch) settle() error {
+	if !b.pending {
+		return nil
+	}
+	if err := b.wait(); err != nil {
+		return fmt.Errorf("vk: batch: the last submission has not finished: %w", err)
+	}
+	return nil
 }
 
 // finish waits for the batch that start submitted and returns the GPU time
 // of each of its n stages.
 func (b *Batch) finish(n uint32) (Timings, error) {
 	c := b.ctx
-	fences := []vulkan.Fence{b.fence}
-	if err := vkc.Check("vkWaitForFences", int32(vulkan.WaitForFences(c.dev, 1, fences, vulkan.True, uint64(submitTimeout)))); err != nil {
+	if err := b.wait(); err != nil {
 		return Timings{}, err
 	}
 	if b.queries == vulkan.NullQueryPool || n == 0 {
@@ -446,10 +480,14 @@ func (c *Context) ticksNs(from, to uint64) float64 {
 	return float64((to-from)&mask) * float64(c.Info.Limits.TimestampPeriod)
 }
 
-// Free destroys the batch; it must not be pending (Submit waits, so it never
-// is between calls).
+// Free destroys the batch. A submission whose wait timed out is waited for
+// first; if it still has not finished, the batch stays with its context,
+// whose Close waits for the device to go idle before it destroys it.
 func (b *Batch) Free() {
 	if b == nil || b.pool == vulkan.NullCommandPool {
+		return
+	}
+	if b.settle() != nil {
 		return
 	}
 	b.ctx.untrack(b)
@@ -459,7 +497,7 @@ func (b *Batch) Free() {
 func (b *Batch) release() { b.destroy() }
 
 func (b *Batch) destroy() {
-	b.open = false // recording into, or submitting, the freed command buffer fails (ready, start)
+	b.open, b.pending = false, false // recording into, or submitting, the freed command buffer fails (ready, start)
 	dev := b.ctx.dev
 	destroyHandle(dev, &b.queries, vulkan.DestroyQueryPool)
 	destroyHandle(dev, &b.fence, vulkan.DestroyFence)

@@ -7,6 +7,8 @@ package vk
 // one it did not write.
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/ref/reftest"
+	"github.com/hata-go/hata/vk/internal/vkc"
+	"github.com/vulkan-go/vulkan"
 )
 
 // TestSparseAppendGrowthFails makes the Append that doubles the cache fail,
@@ -457,5 +461,68 @@ func TestDensePrepareFails(t *testing.T) {
 			t.Fatalf("Decode (G=%d) after the failed one: %v", len(q)/(b*hkv*d), err)
 		}
 		checkDense(t, "after the failed decode", res.Out, q, kv)
+	}
+}
+
+// TestSubmitTimeout makes a batch's wait time out (submitTimeout 0) and
+// checks that the next Begin waits for that submission before it resets its
+// command buffer, which the device may still be running: the fence has
+// signalled when Begin returns, and the batch records and submits again.
+func TestSubmitTimeout(t *testing.T) {
+	ctx := testContext(t, Options{})
+	buf, err := ctx.NewBuffer("timeout", 64<<20, Readback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Free()
+	b, err := ctx.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Free()
+	old := submitTimeout
+	defer func() { submitTimeout = old }()
+	timedOut := false
+	for fills := 16; fills <= 1024 && !timedOut; fills *= 4 {
+		if err := b.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range fills {
+			b.Fill(buf.Whole(), uint32(i))
+			b.Barrier()
+		}
+		submitTimeout = 0
+		_, err := b.Submit()
+		submitTimeout = old
+		if err == nil {
+			continue // the device finished within the wait: more work
+		}
+		var ve *vkc.Error
+		if !errors.As(err, &ve) || ve.Result != vkc.Timeout {
+			t.Fatalf("Submit with no time to wait = %v, want VK_TIMEOUT", err)
+		}
+		timedOut = true
+	}
+	if !timedOut {
+		t.Skip("the device finished 1024 fills of 64 MiB within a wait of 0 ns")
+	}
+	if err := b.Begin(); err != nil {
+		t.Fatalf("Begin after a timed-out Submit: %v", err)
+	}
+	if r := vulkan.GetFenceStatus(ctx.dev, b.fence); r != vulkan.Success {
+		t.Errorf("Begin returned while the timed-out submission still ran (fence status %d)", r)
+	}
+	b.Fill(buf.Range(0, 16), 7)
+	if _, err := b.Submit(); err != nil {
+		t.Fatalf("Submit after the timed-out one: %v", err)
+	}
+	got := make([]byte, 16)
+	if err := ctx.Read(buf, 0, got); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 16; i += 4 {
+		if w := binary.LittleEndian.Uint32(got[i:]); w != 7 {
+			t.Fatalf("word %d after the second submission = %d, want 7", i/4, w)
+		}
 	}
 }
