@@ -564,10 +564,7 @@ func (m *Dense) prepare(hq int) error {
 			return err
 		}
 		merge = nil
-		if separate {
-			if m.d/4 > mergeWorkgroup {
-				return fmt.Errorf("vk dense: head dim D=%d over the merge kernel's %d", m.d, 4*mergeWorkgroup)
-			}
+		if separate { // checkDim, at every prefill, holds D within the merge's 4*mergeWorkgroup
 			if merge, err = c.SharedKernel(KernelSpec{Shader: "dense_merge", Bindings: 3, Push: mergePush{}, Spec: []uint32{mergeWorkgroup, uint32(m.d)}}); err != nil {
 				return err
 			}
