@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/csv"
 	"errors"
@@ -48,7 +49,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	hkv := fs.Int("hkv", 8, "KV heads (Llama-3.1-8B: 8; Llama-2-7B: 32)")
 	d := fs.Int("d", 128, "head dimension")
 	kernelStats := fs.Bool("kernelstats", false, "after the table, print every kernel's compiler statistics (registers, shared memory, ...; VK_KHR_pipeline_executable_properties), one line per kernel")
-	traceCSV := fs.String("tracecsv", "", "with -opt trace=1: write every traced point's clock readings, per workgroup of each traced kernel in its last timed step, to this CSV file (columns method,b,n,opt,kernel,workgroup,point,ns; ns from the kernel's earliest workgroup start)")
+	traceCSV := fs.String("tracecsv", "", "with -opt trace=1: write every traced point's clock readings, per workgroup of each traced kernel in its last timed step, to this CSV file, rewritten as each traced point finishes (columns method,b,n,opt,kernel,workgroup,point,ns; ns from the kernel's earliest workgroup start)")
 	vkdev := fs.String("vkdevice", "", "Vulkan device NAME substring or INDEX (default: $HATA_VK_DEVICE, else discrete > integrated > CPU)")
 	var optFlags listFlag
 	fs.Var(&optFlags, "opt", "kernel parameters to time every point with, key=value pairs separated by commas; repeat the flag or separate sets with ; "+
@@ -114,13 +115,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if !slices.ContainsFunc(opts, func(t vk.Tuning) bool { return t.Trace != 0 }) {
 			return usagef("-tracecsv %s: no -opt set traces the kernels (add trace=1 to one)", *traceCSV)
 		}
-		// The file is written once the last point is timed: a directory
-		// that is not there fails now, not after the run.
+		// The file is written once the first traced point is timed: a
+		// directory that is not there fails now, not after the point.
 		if fi, err := os.Stat(filepath.Dir(*traceCSV)); err != nil || !fi.IsDir() {
 			return usagef("-tracecsv %s: its directory %s does not exist", *traceCSV, filepath.Dir(*traceCSV))
 		}
 	}
-	var traceRows [][]string // -tracecsv's rows, written once the points are done
+	traces := newTraceCSV(*traceCSV) // rewritten as each traced point finishes
 	o := vk.EnvOptions(*vkdev)
 	o.KernelStats = *kernelStats
 	v, err := experiments.OpenVulkanWith(o)
@@ -157,10 +158,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 					if m == "dense" && (dense == 0 || us < dense) {
 						dense = us
 					}
-					printBenchRow(stdout, m, s, k, opt, t, dense, one, read)
-					for _, kt := range t.Raw {
-						traceRows = append(traceRows, traceCSVRows(m, b, n, opt, kt)...)
+					// The traces are on disk before the row is printed: a
+					// run cut short keeps those of every point it showed.
+					if err := traces.add(m, b, n, opt, t.Raw); err != nil {
+						return err
 					}
+					printBenchRow(stdout, m, s, k, opt, t, dense, one, read)
 				}
 			}
 		}
@@ -171,10 +174,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if dir := v.Ctx.SPIRVDir(); dir != "" {
 		fmt.Fprintf(stdout, "# kernels built from %s: %s\n", dir, cmp.Or(strings.Join(v.Ctx.ReplacedKernels(), ", "), "none"))
 	}
-	if *traceCSV != "" {
-		if err := writeTraceCSV(*traceCSV, traceRows); err != nil {
-			return err
-		}
+	if err := traces.close(); err != nil {
+		return err
 	}
 	for _, f := range failed {
 		fmt.Fprintln(stderr, f)
@@ -420,6 +421,55 @@ func checkBenchShape(methods []string, opts []vk.Tuning, bs, ns []int, hq, hkv, 
 	return nil
 }
 
+// traceCSV is -tracecsv's file: every traced point's readings, kept
+// encoded, and the file rewritten whole, atomically, as each traced point
+// finishes, so that it is always complete and holds every point timed so
+// far (a run cut short by Ctrl-C, SIGTERM or a failure keeps them).
+type traceCSV struct {
+	path    string       // "": no -tracecsv
+	buf     bytes.Buffer // the header and the rows so far
+	written bool         // the file holds buf
+}
+
+// newTraceCSV returns path's traceCSV, its rows none yet ("": no file).
+func newTraceCSV(path string) *traceCSV {
+	f := &traceCSV{path: path}
+	w := csv.NewWriter(&f.buf)
+	w.Write([]string{"method", "b", "n", "opt", "kernel", "workgroup", "point", "ns"})
+	w.Flush()
+	return f
+}
+
+// add appends the rows of a point's traced kernels (traceCSVRows) and, when
+// there are any, rewrites the file.
+func (f *traceCSV) add(method string, b, n int, opt string, kts []vk.KernelTrace) error {
+	if f.path == "" || len(kts) == 0 {
+		return nil
+	}
+	w := csv.NewWriter(&f.buf)
+	for _, kt := range kts {
+		w.WriteAll(traceCSVRows(method, b, n, opt, kt)) // into a buffer: no error
+	}
+	return f.write()
+}
+
+// close writes the file, with its header alone, if no point was traced.
+func (f *traceCSV) close() error {
+	if f.path == "" || f.written {
+		return nil
+	}
+	return f.write()
+}
+
+// write writes the file atomically: it is as it was or complete.
+func (f *traceCSV) write() error {
+	if err := atomicfile.WriteBytes(f.path, "."+filepath.Base(f.path)+".tmp-*", f.buf.Bytes()); err != nil {
+		return fmt.Errorf("-tracecsv: %w", err)
+	}
+	f.written = true
+	return nil
+}
+
 // traceCSVRows returns -tracecsv's rows of one traced kernel of a point:
 // method, b, n, opt, kernel, workgroup, point (start, or the phase the
 // reading ends), and the reading in the clock's ticks (nanoseconds on the
@@ -434,21 +484,6 @@ func traceCSVRows(method string, b, n int, opt string, kt vk.KernelTrace) [][]st
 		}
 	}
 	return rows
-}
-
-// writeTraceCSV writes -tracecsv's file, with its header, atomically: the
-// file is complete or not there.
-func writeTraceCSV(path string, rows [][]string) error {
-	err := atomicfile.Write(path, "."+filepath.Base(path)+".tmp-*", func(f io.Writer) error {
-		w := csv.NewWriter(f)
-		w.Write([]string{"method", "b", "n", "opt", "kernel", "workgroup", "point", "ns"})
-		w.WriteAll(rows) // flushes; its error is the writer's
-		return w.Error()
-	})
-	if err != nil {
-		return fmt.Errorf("-tracecsv: %w", err)
-	}
-	return nil
 }
 
 // printKernelStats writes the compiler statistics of every kernel ctx holds,

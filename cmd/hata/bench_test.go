@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"math"
@@ -243,15 +244,39 @@ func TestBenchTrace(t *testing.T) {
 	}
 }
 
+// snapshotWriter is a stdout that, when a line starting with prefix is
+// written to it, reads the file at path as it is then into got (once).
+type snapshotWriter struct {
+	bytes.Buffer
+	prefix, path string
+	got          []byte
+	err          error
+	done         bool
+}
+
+func (w *snapshotWriter) Write(p []byte) (int, error) {
+	if !w.done && bytes.HasPrefix(p, []byte(w.prefix)) {
+		w.got, w.err = os.ReadFile(w.path)
+		w.done = true
+	}
+	return w.Buffer.Write(p)
+}
+
 // TestBenchTraceCSV runs hata bench -tracecsv for dense and streaming, one
 // set traced and one not, and checks the file: its header, rows of the
 // traced set only, every workgroup of each traced kernel with its start and
-// each phase's end in order, and the earliest start at 0.
+// each phase's end in order, and the earliest start at 0. It checks too
+// that the file is written as the points finish, not at the end: when
+// streaming's first row is printed, the file already holds dense's traces,
+// complete, and nothing of streaming's (a run cut short there keeps them).
 func TestBenchTraceCSV(t *testing.T) {
 	needVulkan(t)
 	path := filepath.Join(t.TempDir(), "trace.csv")
-	st, _, e := hata("bench", "-method", "dense,streaming", "-b", "1", "-n", "1024", "-hq", "8", "-hkv", "2", "-d", "64", "-reps", "2",
-		"-opt", "-;splits=3,trace=1", "-tracecsv", path)
+	stdout := &snapshotWriter{prefix: "streaming ", path: path}
+	var stderr bytes.Buffer
+	st := run([]string{"bench", "-method", "dense,streaming", "-b", "1", "-n", "1024", "-hq", "8", "-hkv", "2", "-d", "64", "-reps", "2",
+		"-opt", "-;splits=3,trace=1", "-tracecsv", path}, stdout, &stderr)
+	e := stderr.String()
 	if st != 0 {
 		if strings.Contains(e, "VK_KHR_shader_clock") {
 			t.Skipf("no shader clock: %s", e)
@@ -302,5 +327,29 @@ func TestBenchTraceCSV(t *testing.T) {
 	}
 	if len(points) != 12 {
 		t.Errorf("%d traced workgroups, want 12", len(points))
+	}
+	if !stdout.done || stdout.err != nil {
+		t.Fatalf("the trace file when streaming's first row was printed: printed %v, read error %v; stdout:\n%s", stdout.done, stdout.err, stdout.String())
+	}
+	early, err := csv.NewReader(bytes.NewReader(stdout.got)).ReadAll()
+	if err == nil && len(early) == 0 {
+		err = errors.New("empty")
+	}
+	if err != nil {
+		t.Fatalf("the trace file when streaming's first row was printed: %v", err)
+	}
+	var dense []string
+	for _, r := range rows[1:] {
+		if r[0] == "dense" {
+			dense = append(dense, strings.Join(r, ","))
+		}
+	}
+	var got []string
+	for _, r := range early[1:] {
+		got = append(got, strings.Join(r, ","))
+	}
+	if !slices.Equal(early[0], rows[0]) || len(dense) == 0 || !slices.Equal(got, dense) {
+		t.Errorf("the trace file when streaming's first row was printed: header %v and %d rows, want the header %v and dense's %d rows of the final file",
+			early[0], len(got), rows[0], len(dense))
 	}
 }
