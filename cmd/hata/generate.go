@@ -76,8 +76,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := oneOf("method", *method, ref.MethodNames); err != nil {
 		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	given := givenFlags(fs)
 	switch {
 	case given["w"] && *method != "hata": // as hata attend refuses a method's flag given with another
 		return usagef("-w is read by hata only, not %s (lsh draws random weights from -seed)", *method)

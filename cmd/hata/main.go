@@ -127,6 +127,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, er
 	}
 }
 
+// givenFlags returns the names of the flags the command line set, once
+// fs has parsed it (flag.Visit): the way to tell a flag given its default
+// value from one left out.
+func givenFlags(fs *flag.FlagSet) map[string]bool {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return given
+}
+
 // oneOf reports whether v is one of the allowed values, as a usage error
 // listing them otherwise.
 func oneOf(flagName, v string, allowed []string) error {
