@@ -134,16 +134,12 @@ func sameInputs(dirs []string) ([]byte, error) {
 	var firstDir string
 	var want map[string]string
 	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, inputsFile))
+		b, sums, err := readInputsFile(d)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("merge: %w", err)
-		}
-		var sums map[string]string
-		if err := json.Unmarshal(b, &sums); err != nil {
-			return nil, fmt.Errorf("merge: %s: %w", filepath.Join(d, inputsFile), err)
 		}
 		if want == nil {
 			first, firstDir, want = b, d, sums

@@ -522,9 +522,10 @@ func checkInputs(e *env, modelDir string, files []string) error {
 		}
 		sums[filepath.ToSlash(f)] = sum
 	}
-	path := filepath.Join(dir, inputsFile)
-	old, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	_, was, err := readInputsFile(dir)
+	var notRead *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist): // the first run
 		b, err := json.MarshalIndent(sums, "", "  ")
 		if err != nil {
 			return err
@@ -532,14 +533,11 @@ func checkInputs(e *env, modelDir string, files []string) error {
 		if err := e.makeDir(); err != nil {
 			return err
 		}
-		return writeFileAtomic(path, append(b, '\n'))
-	}
-	if err != nil {
+		return writeFileAtomic(filepath.Join(dir, inputsFile), append(b, '\n'))
+	case errors.As(err, &notRead):
 		return err
-	}
-	var was map[string]string
-	if err := json.Unmarshal(old, &was); err != nil {
-		return fmt.Errorf("%s: %w (remove it to accept the current files)", path, err)
+	case err != nil: // read, but it does not parse
+		return fmt.Errorf("%w (remove it to accept the current files)", err)
 	}
 	var diff []string
 	for f, sum := range sums {
@@ -558,6 +556,22 @@ func checkInputs(e *env, modelDir string, files []string) error {
 			"give this run another name (-set name=...) or remove %s", dir, strings.Join(diff, ", "), dir)
 	}
 	return nil
+}
+
+// readInputsFile reads dir's inputs.json (checkInputs' record: file ->
+// SHA-256), returning its bytes as written and the sums. A directory without
+// one gives an error wrapping fs.ErrNotExist; the file's read errors are
+// os.ReadFile's (*fs.PathError), and one that does not parse is an error
+// naming the file.
+func readInputsFile(dir string) (raw []byte, sums map[string]string, err error) {
+	path := filepath.Join(dir, inputsFile)
+	if raw, err = os.ReadFile(path); err != nil {
+		return nil, nil, err
+	}
+	if err := json.Unmarshal(raw, &sums); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return raw, sums, nil
 }
 
 func sha256File(path string) (string, error) {

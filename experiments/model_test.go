@@ -324,6 +324,42 @@ func TestModelInputsChanged(t *testing.T) {
 	}
 }
 
+// TestCheckInputsRecord checks checkInputs on its record, inputs.json: the
+// first call writes it, a call over the same files passes, a changed file
+// is refused by name, a record that does not parse is an error naming it
+// with the way out, and one that cannot be read is that read's error.
+func TestCheckInputsRecord(t *testing.T) {
+	dir, text := t.TempDir(), filepath.Join(t.TempDir(), "text.txt")
+	os.WriteFile(text, []byte("one"), 0o644)
+	e := &env{dir: dir, stderr: io.Discard}
+	if err := checkInputs(e, "../weights", []string{text}); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	var sums map[string]string
+	if err := json.Unmarshal(readFile(t, filepath.Join(dir, inputsFile)), &sums); err != nil || len(sums) != 5 {
+		t.Errorf("the record after the first run: %v, err %v; want config.json, 3 shards and the text", sums, err)
+	}
+	if err := checkInputs(e, "../weights", []string{text}); err != nil {
+		t.Errorf("same files again: %v", err)
+	}
+	os.WriteFile(text, []byte("two"), 0o644)
+	if err := checkInputs(e, "../weights", []string{text}); err == nil || !strings.Contains(err.Error(), "text.txt changed") {
+		t.Errorf("changed text: err = %v, want one naming text.txt", err)
+	}
+	record := filepath.Join(dir, inputsFile)
+	os.WriteFile(record, []byte("{"), 0o644)
+	err := checkInputs(e, "../weights", []string{text})
+	if err == nil || !strings.Contains(err.Error(), record) || !strings.Contains(err.Error(), "remove it to accept the current files") {
+		t.Errorf("unparsable record: err = %v, want one naming %s and saying to remove it", err, record)
+	}
+	os.Remove(record)
+	os.Mkdir(record, 0o755)
+	err = checkInputs(e, "../weights", []string{text})
+	if err == nil || !strings.Contains(err.Error(), "is a directory") || strings.Contains(err.Error(), "remove it") {
+		t.Errorf("unreadable record: err = %v, want the read's error alone", err)
+	}
+}
+
 // TestModelConfigErrors checks the model kinds' own validation.
 func TestModelConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ text, key string }{
