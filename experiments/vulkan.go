@@ -560,7 +560,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		if !t.Supported {
 			return Timing{}, fmt.Errorf("vk: %s has no GPU timestamps", v.Ctx.Info.Name)
 		}
-		per, err := stageColumns(t, method)
+		per, _, err := stageColumns(t, method)
 		if err != nil {
 			return Timing{}, err
 		}
@@ -584,11 +584,9 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		}
 		tm := m.Timings()
 		levels = tm.Levels
-		var total float64
-		for _, st := range tm.Stages {
-			if stageOf[st.Name] != "" {
-				total += st.Ns
-			}
+		_, total, err := stageColumns(tm, method)
+		if err != nil {
+			return Timing{}, err
 		}
 		totals = append(totals, total)
 	}
@@ -643,19 +641,21 @@ func (t *timedSteps) run(i int) (benchable, error) {
 
 // stageColumns adds a step's stage times (ns) into the CSV's stage columns
 // (stageOf), leaving out the stages that are not the step's (the upload, the
-// readback); an unknown stage is an error.
-func stageColumns(t vk.Timings, method string) (map[string]float64, error) {
-	per := map[string]float64{}
+// readback), and returns them with their total, the step's kernel time (with
+// span timing, the span's); an unknown stage is an error.
+func stageColumns(t vk.Timings, method string) (per map[string]float64, total float64, err error) {
+	per = map[string]float64{}
 	for _, st := range t.Stages {
 		col, known := stageOf[st.Name]
 		if !known {
-			return nil, fmt.Errorf("vk %s: unknown stage %q", method, st.Name)
+			return nil, 0, fmt.Errorf("vk %s: unknown stage %q", method, st.Name)
 		}
 		if col != "" {
 			per[col] += st.Ns
+			total += st.Ns
 		}
 	}
-	return per, nil
+	return per, total, nil
 }
 
 // traceLog gathers the kernel traces of Time's timed steps (bench -opt
