@@ -191,9 +191,10 @@ func (m *Model) prefillFor(prompt []int, all bool) (*Prefilled, error) {
 	return m.Prefill(prompt[:len(prompt)-1])
 }
 
-// greedyFrom decodes steps tokens greedily from a prefill of prompt (or of
-// all of prompt but its last token, which is then stepped first) under cfg,
-// and returns them with the fraction of the sparse caches read.
+// greedyFrom decodes steps tokens greedily (greedy: never BOS, as Generate)
+// from a prefill of prompt (or of all of prompt but its last token, which is
+// then stepped first) under cfg, and returns them with the fraction of the
+// sparse caches read.
 func (m *Model) greedyFrom(pre *Prefilled, prompt []int, cfg DecodeConfig, steps int) ([]int, float64, error) {
 	s, err := pre.Session(cfg)
 	if err != nil {
@@ -207,7 +208,7 @@ func (m *Model) greedyFrom(pre *Prefilled, prompt []int, cfg DecodeConfig, steps
 	}
 	out := make([]int, 0, steps)
 	for len(out) < steps {
-		out = append(out, argmax(logits))
+		out = append(out, greedy(logits, m.Config.BOSTokenID))
 		if len(out) == steps {
 			break
 		}
@@ -419,7 +420,7 @@ func (m *Model) Agreement(ctx context.Context, c AgreementConfig) ([]AgreementRo
 				} else if logits, err = s.Step(forced[s.Pos]); err != nil {
 					return nil, fmt.Errorf("agreement %s budget %s: %w", ms[i].Name, bs[i], err)
 				}
-				if argmax(logits) == denseToks[j] {
+				if greedy(logits, m.Config.BOSTokenID) == denseToks[j] {
 					rows[i].Agreement++
 				} else if first == c.Tokens {
 					first = j

@@ -117,16 +117,24 @@ func (m *Model) Generate(ctx context.Context, prompt string, o GenerateOptions) 
 	return Decode(out), st, nil
 }
 
-// sample draws the next token, never bos (a sequence's start, which a
-// continuation cannot contain): argmax at temperature 0, else a draw from
-// softmax(logits / temperature) over the other tokens.
-func sample(logits []float32, temperature float64, rng *rand.Rand, bos int) int {
-	best := -1 // argmax but bos
+// greedy is the greedy choice of the next token: the argmax of logits over
+// every token but bos (a sequence's start, which a continuation cannot
+// contain), ties to the smaller id. Generate at temperature 0, NIAH and
+// Agreement decode with it.
+func greedy(logits []float32, bos int) int {
+	best := -1
 	for i, v := range logits {
 		if i != bos && (best < 0 || v > logits[best]) {
 			best = i
 		}
 	}
+	return best
+}
+
+// sample draws the next token, never bos: greedy at temperature 0, else a
+// draw from softmax(logits / temperature) over the other tokens.
+func sample(logits []float32, temperature float64, rng *rand.Rand, bos int) int {
+	best := greedy(logits, bos)
 	if temperature == 0 {
 		return best
 	}

@@ -582,3 +582,56 @@ func TestSampleNeverBOS(t *testing.T) {
 		}
 	}
 }
+
+// TestGreedyNeverBOS: NIAH's and Agreement's greedy decoding never picks
+// the BOS token, as Generate's sampler does not (TestSampleNeverBOS). The
+// model is the committed one with lm_head's BOS row set to twice the row of
+// dense's first greedy token, so that BOS is the argmax of the first step's
+// logits and every other logit is as it was: greedyFrom must decode the
+// unchanged model's tokens, and Agreement must find topk at the full budget
+// (dense attention) agreeing with dense at every step.
+func TestGreedyNeverBOS(t *testing.T) {
+	m := testModel(t)
+	bos, d := m.Config.BOSTokenID, m.Config.Dim
+	prompt := m.Encode("Fellow citizens of the Senate")
+	pre, err := m.prefillFor(prompt, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := m.greedyFrom(pre, prompt, DecodeConfig{}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := *m // lm_head's own copy: when tied it aliases the embedding
+	b.Head = append([]float32(nil), m.Head...)
+	for i := range d {
+		b.Head[bos*d+i] = 2 * m.Head[want[0]*d+i]
+	}
+	all, err := b.prefillFor(prompt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := all.LastLogits(); argmax(first) != bos {
+		t.Fatalf("the first logits' argmax is %d (logit %v), want BOS %d (logit %v): the test does not test", argmax(first), first[argmax(first)], bos, first[bos])
+	}
+	pre, err = b.prefillFor(prompt, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := b.greedyFrom(pre, prompt, DecodeConfig{}, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalInts(got, want) {
+		t.Errorf("greedy tokens with BOS the argmax: %v, want %v (BOS is %d)", got, want, bos)
+	}
+	ag, err := b.Agreement(context.Background(), AgreementConfig{Prompts: []string{"Fellow citizens of the Senate"}, Tokens: 6,
+		Methods: []MethodSpec{{Name: "topk", Factory: b.RefFactory("topk", ref.Options{}, nil)}}, Budgets: []ref.Budget{ref.Full}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ag) != 1 || ag[0].Agreement != 1 || ag[0].FirstDivergence != 6 {
+		t.Errorf("agreement of topk at the full budget with BOS the argmax: %+v, want 1 and 6", ag)
+	}
+}
