@@ -196,8 +196,22 @@ func TestTraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Layers) != 1 || back.Layers[0] != 2 || back.Meta == nil || back.Meta.Prompt != shortPrompt {
+	if len(back.Layers) != 1 || back.Layers[0] != 2 || back.Meta == nil || back.Meta.Prompt != shortPrompt || back.Meta.PromptBytes != nil {
 		t.Errorf("ReadTrace of WriteTraces: layers %v meta %+v", back.Layers, back.Meta)
+	}
+	// A prompt cut mid-character, as the experiments' windows of held-out
+	// text can be, keeps its bytes in meta.json, as hata traces's do
+	// (TestTracesBytePrompt).
+	cut := "caf\xc3"
+	dir = t.TempDir()
+	if err := m.WriteTraces(dir, cut, []int{2}); err != nil {
+		t.Fatal(err)
+	}
+	if back, err = tensorio.ReadTrace(dir); err != nil {
+		t.Fatal(err)
+	}
+	if back.Meta == nil || string(back.Meta.PromptBytes) != cut {
+		t.Errorf("WriteTraces of %q: meta %+v, want prompt_bytes the prompt's bytes", cut, back.Meta)
 	}
 }
 

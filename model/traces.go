@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/hata-go/hata/tensorio"
 )
@@ -40,15 +41,25 @@ func (m *Model) Traces(tokens []int, layers []int) (map[int]*tensorio.LayerTrace
 }
 
 // WriteTraces writes the traces of prompt (BOS prepended) for layers (nil: all)
-// into dir with tensorio.WriteTrace, with meta.json naming the model, the
-// prompt and RoPE's theta.
+// into dir with tensorio.WriteTrace, with meta.json as TraceMeta gives it.
 func (m *Model) WriteTraces(dir, prompt string, layers []int) error {
 	tr, err := m.Traces(m.Encode(prompt), layers)
 	if err != nil {
 		return err
 	}
+	return tensorio.WriteTrace(dir, m.TraceMeta(prompt), tr)
+}
+
+// TraceMeta returns the meta.json of a trace of prompt: the model, the
+// prompt, and RoPE's theta; where the prompt is not valid UTF-8 (the model
+// reads bytes: a window of text cut mid-character, a binary file), its
+// bytes too, which the JSON string would replace with U+FFFD.
+func (m *Model) TraceMeta(prompt string) *tensorio.TraceMeta {
 	meta := &tensorio.TraceMeta{Model: m.Name, Prompt: prompt, RopeTheta: m.Config.RopeTheta}
-	return tensorio.WriteTrace(dir, meta, tr)
+	if !utf8.ValidString(prompt) {
+		meta.PromptBytes = []byte(prompt)
+	}
+	return meta
 }
 
 // sortedLayers returns the keys of a trace map in order.

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/hata-go/hata/model"
 	"github.com/hata-go/hata/ref"
@@ -209,11 +208,7 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted: nothing written to %s", *out)
 	}
-	meta := &tensorio.TraceMeta{Model: m.Name, Prompt: prompt, RopeTheta: m.Config.RopeTheta}
-	if !utf8.ValidString(prompt) {
-		meta.PromptBytes = []byte(prompt)
-	}
-	err = writeNewDir("-out", *out, func(tmp string) error { return tensorio.WriteTrace(tmp, meta, tr) })
+	err = writeNewDir("-out", *out, func(tmp string) error { return tensorio.WriteTrace(tmp, m.TraceMeta(prompt), tr) })
 	if err != nil {
 		return err
 	}
