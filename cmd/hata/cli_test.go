@@ -95,6 +95,10 @@ func TestUsage(t *testing.T) {
 		{[]string{"run", "-bogus"}, 2, "-bogus"},
 		{[]string{"run", "-defaults", "bugdet"}, 2, `kind "bugdet": want one of budget`},
 		{[]string{"run", "-defaults", "budget", "c.toml"}, 2, "takes no config file"},
+		// The prompt commands' usage says the prompt is the arguments.
+		{[]string{"generate", "-h"}, 0, "usage: hata generate [-method m] [-budget X] [flags] PROMPT..."},
+		{[]string{"traces", "-h"}, 0, "usage: hata traces -out DIR [-layers all|2,3] [-model DIR] PROMPT..."},
+		{[]string{"traces", "-out"}, 2, "usage: hata traces"},
 	} {
 		status, _, stderr := hata(c.args...)
 		if status != c.status || !strings.Contains(stderr, c.stderr) {
