@@ -340,7 +340,8 @@ func Open(sel string) (*Context, error) {
 
 // EnvOptions returns the options Open(sel) uses: Device sel, and Validate
 // when $HATA_VK_VALIDATE=1. (Every context also reads $HATA_VK_DEVICE when
-// Device is "" and $HATA_VK_KERNELSTATS.)
+// Device is "", $HATA_VK_SPIRV when SPIRVDir is "", and
+// $HATA_VK_KERNELSTATS, $HATA_VK_DEDICATED and $HATA_VK_FULLSUBGROUPS.)
 func EnvOptions(sel string) Options {
 	return Options{Device: sel, Validate: envValidate()}
 }

@@ -21,8 +21,8 @@ import (
 // of the output. The rows are independent, so the output and selection are
 // those of one instance. One row, and lsh at a batch of one without given
 // weights (its random projections are drawn per head count), run on one
-// instance; so does everything on a device with one compute queue, where
-// the halves take turns.
+// instance. On a device with one compute queue the second half's steps go
+// to that queue too, where the halves take turns.
 //
 // Timings reports one stage, "step": from the earlier of the two halves'
 // first kernel timestamps to the later of their last ones, on the device
