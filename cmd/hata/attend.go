@@ -55,7 +55,7 @@ func runAttend(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.q, "q", "", "queries .npy [B,Hq,d] float32|float16")
 	fs.StringVar(&f.k, "k", "", "keys .npy [B,Hkv,N,d] float32|float16 (post-RoPE)")
 	fs.StringVar(&f.v, "v", "", "values .npy [B,Hkv,N,d] float32|float16")
-	fs.StringVar(&f.w, "w", "", "hash weights [Hkv,d,rbit]: W.npy (float32|float16) or the authors' hash_weight_layer_NN.pt (hata)")
+	fs.StringVar(&f.w, "w", "", "hash weights [Hkv,d,rbit]: W.npy (float32|float16) or the authors' hash_weight_layer_NN.pt (hata; lsh: in place of random ones)")
 	fs.Float64Var(&f.budget, "budget", 0.0156, "X >= 1: k tokens; 0 < X < 1: ratio of N (k = floor(N*X), at least 1)")
 	fs.StringVar(&f.out, "o", "", "output .npy [B,Hq,d] float32 (required)")
 	fs.StringVar(&f.indices, "indices", "", "selected tokens .npy [B,Hkv,k] int32, ascending (dense: all N; magicpig: padded with -1)")
@@ -160,6 +160,13 @@ func (f *attendFlags) check() error {
 	}
 	if f.magicK > 32 || f.magicL > experiments.MaxMagicPIGTables {
 		return usagef("-magicpig-k %d, -magicpig-l %d: want at most 32 bits a table and %d tables", f.magicK, f.magicL, experiments.MaxMagicPIGTables)
+	}
+	// lsh takes -w's weights instead of drawing random ones, and then
+	// never reads what would draw them.
+	for _, name := range []string{"rbit", "seed"} {
+		if f.method == "lsh" && f.w != "" && f.given[name] {
+			return usagef("-%s is not read with -w: lsh takes the weights of -w instead of drawing them from -rbit and -seed", name)
+		}
 	}
 	return nil
 }

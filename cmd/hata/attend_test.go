@@ -322,12 +322,14 @@ func wantFailure(t *testing.T, name string, status int, stderr string, want []st
 }
 
 // TestAttendMethodFlags: a flag only some methods read, given for another,
-// is a usage error naming the methods that read it; -sink sets StreamingLLM's
-// and MagicPIG's sinks (-sink 0: none) and -recent MagicPIG's local window.
+// is a usage error naming the methods that read it, and so are lsh's -rbit
+// and -seed beside -w, whose weights lsh takes instead of drawing them;
+// -sink sets StreamingLLM's and MagicPIG's sinks (-sink 0: none) and -recent
+// MagicPIG's local window.
 func TestAttendMethodFlags(t *testing.T) {
 	dir := t.TempDir()
 	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 40, D: 16}
-	q, k, v, _ := attendFiles(t, dir, s, 32)
+	q, k, v, w := attendFiles(t, dir, s, 32)
 	out, idx := filepath.Join(dir, "out.npy"), filepath.Join(dir, "idx.npy")
 	run := func(method string, extra ...string) (int, string) {
 		st, _, stderr := hata(append([]string{"attend", "-method", method, "-q", q, "-k", k, "-v", v, "-o", out, "-indices", idx}, extra...)...)
@@ -346,11 +348,16 @@ func TestAttendMethodFlags(t *testing.T) {
 		{"loki", []string{"-magicpig-l", "4"}, "-magicpig-l is read by magicpig only"},
 		{"topk", []string{"-rbit", "64"}, "-rbit is read by lsh only"},
 		{"quest", []string{"-seed", "3"}, "-seed is read by lsh, magicpig only"},
+		{"lsh", []string{"-w", w, "-rbit", "64"}, "-rbit is not read with -w"},
+		{"lsh", []string{"-w", w, "-seed", "3"}, "-seed is not read with -w"},
 	} {
 		st, stderr := run(c.method, c.flag...)
 		if st != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("-method %s %v: status %d, %q; want 2 and %q", c.method, c.flag, st, stderr, c.want)
 		}
+	}
+	if st, stderr := run("lsh", "-w", w); st != 0 {
+		t.Errorf("lsh -w: status %d: %s", st, stderr)
 	}
 	indices := func() []int32 {
 		a, err := tensorio.ReadNPY(idx)
