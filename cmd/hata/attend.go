@@ -70,6 +70,7 @@ func runAttend(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.pageSize, "page", 32, "quest: tokens per page")
 	fs.IntVar(&f.magicK, "magicpig-k", 10, "magicpig: bits per SimHash table")
 	fs.IntVar(&f.magicL, "magicpig-l", 150, "magicpig: tables")
+	usageLine(fs, stderr, "usage: hata attend -q q.npy -k k.npy -v v.npy -o out.npy [-method m] [-w W] [-budget X] [flags]")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err

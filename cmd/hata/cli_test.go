@@ -107,6 +107,28 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestHelp: every command's -h exits 0 and opens with a usage line that
+// shows how the command is called, the positional arguments included (a
+// prompt for generate and traces: README's `hata generate ... "Four score
+// ..."`), before its flags.
+func TestHelp(t *testing.T) {
+	for _, c := range []struct{ cmd, usage string }{
+		{"attend", "usage: hata attend -q "},
+		{"bench", "usage: hata bench "},
+		{"devices", "usage: hata devices"},
+		{"generate", "usage: hata generate [-method m] [-budget X] [flags] PROMPT"},
+		{"merge", "usage: hata merge "},
+		{"run", "usage: hata run CONFIG.toml"},
+		{"traces", "usage: hata traces -out DIR [-layers all|2,3] [-model DIR] PROMPT"},
+		{"train", "usage: hata train "},
+	} {
+		status, _, stderr := hata(c.cmd, "-h")
+		if status != 0 || !strings.HasPrefix(stderr, c.usage) {
+			t.Errorf("hata %s -h: status %d, stderr %q; want 0 and a first line starting %q", c.cmd, status, stderr, c.usage)
+		}
+	}
+}
+
 // TestDevices: hata devices lists the device every Vulkan test runs on,
 // marks the default and prints the subgroup check's verdict.
 func TestDevices(t *testing.T) {

@@ -14,6 +14,7 @@ func init() {
 // runDevices implements hata devices.
 func runDevices(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hata devices", flag.ContinueOnError)
+	usageLine(fs, stderr, "usage: hata devices   (every Vulkan device the loader finds; no flags)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err

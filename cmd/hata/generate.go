@@ -64,10 +64,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "sampling seed (and lsh's random projections)")
 	denseLayers := fs.Int("dense-layers", 0, "leading layers kept dense: 0 is the paper's 2, -1 none")
 	promptFile := fs.String("prompt-file", "", "read the prompt from this file")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hata generate [-method m] [-budget X] [flags] PROMPT...   (or -prompt-file FILE)")
-		fs.PrintDefaults()
-	}
+	usageLine(fs, stderr, "usage: hata generate [-method m] [-budget X] [flags] PROMPT...   (or -prompt-file FILE)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -164,10 +161,7 @@ func runTraces(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "trace directory to write, new or empty (required)")
 	layersFlag := fs.String("layers", "all", "layers: all, or a comma list")
 	promptFile := fs.String("prompt-file", "", "read the prompt from this file")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hata traces -out DIR [-layers all|2,3] [-model DIR] PROMPT...   (or -prompt-file FILE)")
-		fs.PrintDefaults()
-	}
+	usageLine(fs, stderr, "usage: hata traces -out DIR [-layers all|2,3] [-model DIR] PROMPT...   (or -prompt-file FILE)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err

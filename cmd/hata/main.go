@@ -103,6 +103,15 @@ func usage(w io.Writer) {
 	}
 }
 
+// usageLine makes fs's -h print line (how the command is called, with its
+// positional arguments) before the flags, as every command's usage does.
+func usageLine(fs *flag.FlagSet, stderr io.Writer, line string) {
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, line)
+		fs.PrintDefaults()
+	}
+}
+
 // parseFlags parses args with fs, allowing flags after positional arguments
 // (hata run CONFIG -shard 0/4), and returns the positional ones.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {

@@ -83,10 +83,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 func runMerge(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hata merge", flag.ContinueOnError)
 	out := fs.String("out", "", "directory of the merged results (required)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hata merge -out results/NAME SHARD_DIR...")
-		fs.PrintDefaults()
-	}
+	usageLine(fs, stderr, "usage: hata merge -out results/NAME SHARD_DIR...")
 	dirs, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err

@@ -39,10 +39,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Steps, "steps", cfg.Steps, "full-batch SGD steps")
 	fs.Float64Var(&cfg.LR, "lr", cfg.LR, "learning rate")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the pair sampling and of W's N(0,1) initialisation")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hata train -out DIR [flags] TRACE_DIR...")
-		fs.PrintDefaults()
-	}
+	usageLine(fs, stderr, "usage: hata train -out DIR [flags] TRACE_DIR...")
 	dirs, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
