@@ -605,6 +605,32 @@ func TestQuestByHand(t *testing.T) {
 	}
 }
 
+// TestQuestNaNPage: a page whose keys hold a NaN has a NaN score, which
+// ranks after every other page wherever it stands (here first), as NaN
+// ranks in SelectLargest.
+func TestQuestNaNPage(t *testing.T) {
+	nan := float32(math.NaN())
+	// D=1, pages of 2: page 0 holds a NaN, pages 1-3 keys 1, 5 and 0.5.
+	keys := []float32{nan, 1, 1, 1, 5, 5, 0.5, 0.5}
+	kv, err := NewKV(1, 1, 8, 1, keys, make([]float32, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[int][]int32{2: {4, 5}, 4: {2, 3, 4, 5}, 6: {2, 3, 4, 5, 6, 7}, 7: {0, 2, 3, 4, 5, 6, 7}} {
+		m, _ := NewQuest(2)
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.Decode([]float32{1}, Budget{K: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff([][]int32{want}, res.Selected); d != "" {
+			t.Errorf("quest k=%d with a NaN page first (-want +got):\n%s", k, d)
+		}
+	}
+}
+
 // ---- StreamingLLM ----
 
 func TestStreamingByHand(t *testing.T) {
@@ -1128,6 +1154,38 @@ func TestMagicPIGFallback(t *testing.T) {
 			got := res.Out[(b*s.Hq+h)*s.D : (b*s.Hq+h+1)*s.D]
 			if d := cmp.Diff(kv.Value(b, h/2, 0), got); d != "" {
 				t.Errorf("b=%d head %d: fallback output is not value 0 (-want +got):\n%s", b, h, d)
+			}
+		}
+	}
+}
+
+// TestMagicPIGDegenerateAngles: a key equal to its row's mean (norm 0 once
+// centred) or a zero query has no angle to the query; MagicPIG takes the
+// angle as pi/2 there, so the sampling probability, and the output, stay
+// finite. One bit a table makes the zero-bit codes collide often enough
+// that such keys are sampled.
+func TestMagicPIGDegenerateAngles(t *testing.T) {
+	// Keys (1,0), (-1,0), (0,0), (0,2), (0,-2): their mean is (0,0), key 2's.
+	keys := []float32{1, 0, -1, 0, 0, 0, 0, 2, 0, -2}
+	kv, err := NewKV(1, 1, 5, 2, keys, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range [][]float32{{0.3, 0.7}, {0, 0}} {
+		m := mustMagicPIG(t, 2, MagicPIGConfig{K: 1, Sink: -1, Local: -1, Seed: 3})
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.Decode(q, Full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(res.Selected[0], 2) && q[0] != 0 {
+			t.Errorf("q=%v: key 2 (the mean) not sampled, so its angle is not tested: selected %v", q, res.Selected[0])
+		}
+		for i, x := range res.Out {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				t.Errorf("q=%v: output %d is %v, want finite (selected %v)", q, i, x, res.Selected[0])
 			}
 		}
 	}

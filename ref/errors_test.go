@@ -5,6 +5,7 @@ package ref
 // goroutine, none a caller could recover).
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -126,4 +127,71 @@ func TestBudgetRatioExact(t *testing.T) {
 			t.Errorf("Budget{Ratio: %v}.Tokens(%d) = %d, %v; want %d", c.r, c.n, k, err, c.k)
 		}
 	}
+}
+
+// TestRefusalsEachCondition reaches each condition of refusals that test
+// two things at once (a shape's two dimensions, NaN or Inf) one at a time,
+// and the boundary of a range check from both sides.
+func TestRefusalsEachCondition(t *testing.T) {
+	refuse := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: want an error", what)
+		}
+	}
+	accept := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	const hkv, n, d = 2, 6, 4
+	kv, err := NewKV(1, hkv, n, d, make([]float32, hkv*n*d), make([]float32, hkv*n*d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct{ hkv, d int }{{hkv + 1, d}, {hkv, d + 4}} {
+		hw, err := RandomHashWeights(w.hkv, w.d, 32, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refuse(fmt.Sprintf("HATA prefill with weights of Hkv=%d D=%d over a cache of Hkv=%d D=%d", w.hkv, w.d, hkv, d),
+			NewHATA(hw, Windows{}, false).Prefill(kv))
+	}
+	for _, x := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		w := make([]float32, 1*2*32)
+		w[5] = x
+		_, err := NewHashWeights(1, 2, 32, w)
+		refuse(fmt.Sprintf("NewHashWeights with an entry %v", x), err)
+	}
+	_, err = NewHashWeights(1, 1, 32, make([]float32, 32))
+	accept("NewHashWeights of D=1", err)
+	_, err = NewLoki(0, 4, 0, nil)
+	refuse("NewLoki with Hkv=0", err)
+	_, err = NewLoki(1, 1, 0, nil)
+	accept("NewLoki of D=1", err)
+	for _, x := range []float32{float32(math.NaN()), float32(math.Inf(1))} {
+		_, err := FitPCA([][]float32{{1, 2}, {3, x}, {0, 1}})
+		refuse(fmt.Sprintf("FitPCA with a sample holding %v", x), err)
+	}
+	h := NewH2O()
+	if err := h.Prefill(kv); err != nil {
+		t.Fatal(err)
+	}
+	refuse("H2O AccumulatePrompt with q one value longer than B*Hq*N*D", h.AccumulatePrompt(make([]float32, 2*hkv*n*d+1)))
+	q := make([]float32, hkv*d)
+	for _, tok := range []int32{-1, n} {
+		_, err := CheckSparse(q, kv, [][]int32{{0}, {tok}})
+		refuse(fmt.Sprintf("CheckSparse with token %d of N=%d", tok, n), err)
+	}
+	_, err = CheckSparse(q, kv, [][]int32{{0}, {n - 1}})
+	accept("CheckSparse with token N-1", err)
+	for _, s := range [][4]int{{0, 1, 1, 1}, {1, 0, 1, 1}, {1, 1, -1, 1}, {1, 1, 1, 0}} {
+		_, err := NewKV(s[0], s[1], s[2], s[3], nil, nil)
+		refuse(fmt.Sprintf("NewKV(B=%d, Hkv=%d, N=%d, D=%d)", s[0], s[1], s[2], s[3]), err)
+	}
+	_, err = NewKV(1, 1, 0, 1, nil, nil)
+	accept("NewKV of N=0 (an empty cache)", err)
+	_, err = NewTopK().Scores()
+	refuse("TopK.Scores before any Decode", err)
 }

@@ -3,6 +3,7 @@ package ref
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -118,6 +119,81 @@ func TestSelectTies(t *testing.T) {
 	}
 	if d := cmp.Diff([]int32{0, 1, 2, 4}, SelectLargest(f, 4, Windows{})); d != "" {
 		t.Errorf("SelectLargest(%v, 4): NaN must rank last (-want +got):\n%s", f, d)
+	}
+	// NaNs ahead of the ties, and k cutting three equal scores: the NaNs
+	// still rank last, and the tie goes to the smaller indices.
+	g := []float64{math.NaN(), 0.7, math.NaN(), 0.7, 0.7, 0.2}
+	for k, want := range map[int][]int32{1: {1}, 2: {1, 3}, 4: {1, 3, 4, 5}, 5: {0, 1, 3, 4, 5}} {
+		if d := cmp.Diff(want, SelectLargest(g, k, Windows{})); d != "" {
+			t.Errorf("SelectLargest(%v, %d) mismatch (-want +got):\n%s", g, k, d)
+		}
+	}
+}
+
+// largestOrder is the order SelectLargest and Quest's pages rank scores in
+// (larger first, NaN last, ties by the smaller index), written as a count of
+// the scores ahead of each one instead of as a comparison for a sort:
+// order[t] is the number of scores that rank before score t.
+func largestOrder(scores []float64) []int {
+	ahead := func(u, t int) bool {
+		su, st := scores[u], scores[t]
+		switch nu, nt := math.IsNaN(su), math.IsNaN(st); {
+		case nu != nt:
+			return nt
+		case nu || su == st:
+			return u < t
+		}
+		return su > st
+	}
+	order := make([]int, len(scores))
+	for t := range scores {
+		for u := range scores {
+			if u != t && ahead(u, t) {
+				order[t]++
+			}
+		}
+	}
+	return order
+}
+
+// TestLargestOrderRandom holds SelectLargest and byLarger (Quest's page
+// order) to largestOrder over rows long enough for the sorts' general paths
+// (not only their insertion sort of short runs), with many ties and NaNs.
+func TestLargestOrderRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for trial := range 20 {
+		n := 30 + rng.IntN(200)
+		scores := make([]float64, n)
+		for i := range scores {
+			switch r := rng.IntN(10); {
+			case r == 0:
+				scores[i] = math.NaN()
+			default:
+				scores[i] = float64(rng.IntN(8)) // ties
+			}
+		}
+		order := largestOrder(scores)
+		k := 1 + rng.IntN(n)
+		var want []int32
+		for i, o := range order {
+			if o < k {
+				want = append(want, int32(i))
+			}
+		}
+		if d := cmp.Diff(want, SelectLargest(scores, k, Windows{})); d != "" {
+			t.Errorf("trial %d: SelectLargest(k=%d) mismatch (-want +got):\n%s", trial, k, d)
+		}
+		idx := make([]int32, n)
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		slices.SortStableFunc(idx, func(a, b int32) int { return byLarger(scores[a], scores[b]) })
+		for rank, i := range idx {
+			if order[i] != rank {
+				t.Errorf("trial %d: byLarger's stable sort puts score %d (%v) at %d, want %d", trial, i, scores[i], rank, order[i])
+				break
+			}
+		}
 	}
 }
 
