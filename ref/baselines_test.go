@@ -858,6 +858,7 @@ func TestSamplingProbability(t *testing.T) {
 		{p: 1, l: 150, m: 2, want: 1},
 		{p: 0.5, l: 3, m: 4, want: 0},
 		{p: 0.5, l: 3, m: 0, want: 1},
+		{p: 0, l: 3, m: 0, want: 1}, // no hits needed: sampled even where no table can collide
 	} {
 		got := SamplingProbability(c.p, c.l, c.m)
 		if math.Abs(got-c.want) > 1e-9*c.want || (c.want == 0 && got != 0) {
