@@ -192,6 +192,22 @@ func TestRefusalsEachCondition(t *testing.T) {
 	}
 	_, err = NewKV(1, 1, 0, 1, nil, nil)
 	accept("NewKV of N=0 (an empty cache)", err)
+	_, err = NewKV(1, 1, 1, 1, []float32{1}, nil)
+	refuse("NewKV with V short", err)
+	_, err = NewKV(1, 1, 1, 1, nil, []float32{1})
+	refuse("NewKV with K short", err)
+	row := [][]float32{{1}}
+	for _, c := range []*KV{
+		{B: 0, Hkv: 1, N: 1, D: 1}, {B: 1, Hkv: 0, N: 1, D: 1}, {B: 1, Hkv: 1, N: -1, D: 1}, {B: 1, Hkv: 1, N: 1, D: 0, K: [][]float32{{}}, V: [][]float32{{}}},
+		{B: 1, Hkv: 1, N: 1, D: 1, K: row}, {B: 1, Hkv: 1, N: 1, D: 1, V: row},
+	} {
+		refuse(fmt.Sprintf("Validate of B=%d Hkv=%d N=%d D=%d with %d rows of K and %d of V", c.B, c.Hkv, c.N, c.D, len(c.K), len(c.V)), c.Validate())
+	}
+	accept("Validate of N=0", (&KV{B: 1, Hkv: 1, N: 0, D: 1, K: [][]float32{{}}, V: [][]float32{{}}}).Validate())
+	_, err = Recall([][]int32{{0}}, [][]int32{{0}, {1}})
+	refuse("Recall of 1 selected row against 2 oracle rows", err)
+	_, err = Recall(nil, nil)
+	refuse("Recall of no rows", err)
 	_, err = NewTopK().Scores()
 	refuse("TopK.Scores before any Decode", err)
 }
