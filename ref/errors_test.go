@@ -210,4 +210,26 @@ func TestRefusalsEachCondition(t *testing.T) {
 	refuse("Recall of no rows", err)
 	_, err = NewTopK().Scores()
 	refuse("TopK.Scores before any Decode", err)
+	for _, w := range []struct{ hkv, d int }{{hkv + 1, d}, {hkv, d + 4}} {
+		hw, err := RandomHashWeights(w.hkv, w.d, 32, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New("hata", hkv, d, Options{W: hw})
+		refuse(fmt.Sprintf("New(hata) with weights of Hkv=%d D=%d for Hkv=%d D=%d", w.hkv, w.d, hkv, d), err)
+	}
+	_, err = RoPE{D: 2, Theta: 10000}.Frequencies()
+	accept("RoPE of D=2", err)
+	_, err = RoPE{D: 4, Theta: 1}.Frequencies()
+	refuse("RoPE of theta 1", err)
+	for _, x := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if _, err := ParseBudget(x); err == nil || !strings.Contains(err.Error(), "want k >= 1 or a ratio") {
+			t.Errorf("ParseBudget(%v) = %v, want the error that names the two forms", x, err)
+		}
+	}
+	b, err := ParseBudget(math.MaxInt32)
+	accept("ParseBudget(MaxInt32)", err)
+	if b.K != math.MaxInt32 || b.String() != "2147483647" {
+		t.Errorf("ParseBudget(MaxInt32) = %+v (%q), want K = MaxInt32 printed as such", b, b.String())
+	}
 }

@@ -509,3 +509,118 @@ func TestSamplesAt(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainRefusals reaches each refusal of Train, its pairs and its config
+// one condition at a time, with the boundary accepted beside it: a pair
+// indexing vector -1 or U (Q or K alone), a NaN or infinite label or vector,
+// no positive label, each config field NaN, infinite or negative, Steps < 0,
+// Sigma = 0, Momentum = 1, rbit not a multiple of 32, and a W that diverges.
+func TestTrainRefusals(t *testing.T) {
+	good := func() *TrainPairs { // D=1, U=3, one positive
+		return &TrainPairs{D: 1, X: []float32{1, -1, 0.5}, Pairs: []TrainPair{{Q: 0, K: 2, S: 1}, {Q: 0, K: 1, S: -1}}}
+	}
+	cfg := DefaultTrainConfig()
+	cfg.Steps = 1
+	if _, err := Train(good(), 32, cfg, nil); err != nil {
+		t.Fatalf("Train of the good pairs: %v", err)
+	}
+	nan, inf := math.NaN(), math.Inf(1)
+	pairs := map[string]func(p *TrainPairs){
+		"D=0":               func(p *TrainPairs) { p.D = 0 },
+		"len(X) % D != 0":   func(p *TrainPairs) { p.D = 2 },
+		"no pairs":          func(p *TrainPairs) { p.Pairs = nil },
+		"no positive":       func(p *TrainPairs) { p.Pairs[0].S = 0 },
+		"Q=-1":              func(p *TrainPairs) { p.Pairs[1].Q = -1 },
+		"Q=U":               func(p *TrainPairs) { p.Pairs[1].Q = 3 },
+		"K=-1":              func(p *TrainPairs) { p.Pairs[1].K = -1 },
+		"K=U":               func(p *TrainPairs) { p.Pairs[1].K = 3 },
+		"label NaN":         func(p *TrainPairs) { p.Pairs[1].S = nan },
+		"label -Inf":        func(p *TrainPairs) { p.Pairs[1].S = -inf },
+		"vector NaN":        func(p *TrainPairs) { p.X[1] = float32(nan) },
+		"vector Inf":        func(p *TrainPairs) { p.X[1] = float32(inf) },
+		"ok: Q, K = U-1":    func(p *TrainPairs) { p.Pairs[1].Q, p.Pairs[1].K = 2, 2 },
+		"ok: D=1, 1 pair":   func(p *TrainPairs) { p.Pairs = p.Pairs[:1] },
+		"ok: label 0 too":   func(p *TrainPairs) { p.Pairs[1].S = 0 },
+		"ok: U=1 of D=3":    func(p *TrainPairs) { p.D, p.Pairs = 3, []TrainPair{{Q: 0, K: 0, S: 1}} },
+		"ok: tiny positive": func(p *TrainPairs) { p.Pairs[0].S = 1e-300 },
+	}
+	for name, mutate := range pairs {
+		p := good()
+		mutate(p)
+		_, err := Train(p, 32, cfg, nil)
+		if ok := strings.HasPrefix(name, "ok: "); ok != (err == nil) || err != nil && strings.Contains(err.Error(), "diverged") {
+			t.Errorf("Train with pairs %s: err = %v, want a refusal before training: %v", name, err, !ok)
+		}
+	}
+	configs := map[string]func(c *TrainConfig){
+		"LR NaN":             func(c *TrainConfig) { c.LR = nan },
+		"LR Inf":             func(c *TrainConfig) { c.LR = inf },
+		"LR < 0":             func(c *TrainConfig) { c.LR = -0.1 },
+		"Decorrelation -Inf": func(c *TrainConfig) { c.Decorrelation = -inf },
+		"Steps < 0":          func(c *TrainConfig) { c.Steps = -1 },
+		"Sigma = 0":          func(c *TrainConfig) { c.Sigma = 0 },
+		"Momentum = 1":       func(c *TrainConfig) { c.Momentum = 1 },
+		"ok: Steps = 0":      func(c *TrainConfig) { c.Steps = 0 },
+		"ok: Momentum 0.99":  func(c *TrainConfig) { c.Momentum = 0.99 },
+		"ok: LR = 0":         func(c *TrainConfig) { c.LR = 0 },
+	}
+	for name, mutate := range configs {
+		c := cfg
+		mutate(&c)
+		_, err := Train(good(), 32, c, nil)
+		if ok := strings.HasPrefix(name, "ok: "); ok != (err == nil) || err != nil && strings.Contains(err.Error(), "diverged") {
+			t.Errorf("Train with config %s: err = %v, want a refusal before training: %v", name, err, !ok)
+		}
+	}
+	for _, rbit := range []int{0, 16, 48} {
+		if _, err := Train(good(), rbit, cfg, nil); err == nil {
+			t.Errorf("Train with rbit %d: want an error", rbit)
+		}
+	}
+	wild := cfg
+	wild.LR, wild.Steps = 1e300, 3
+	if _, err := Train(good(), 32, wild, nil); err == nil || !strings.Contains(err.Error(), "diverged") {
+		t.Errorf("Train with LR 1e300: err = %v, want W diverged", err)
+	}
+}
+
+// TestSamplesOnePositive: at the query positions where floor(0.1*m) is 1
+// (m = 10..19) the one positive key is labelled 20, torch.linspace(20, 1, 1)
+// (not 20 - 19*0/0), and each key is added to X once however many positions
+// read it.
+func TestSamplesOnePositive(t *testing.T) {
+	s := Shape{B: 1, Hq: 2, Hkv: 1, N: 20, D: 4}
+	rng := rand.New(rand.NewPCG(8, 8))
+	q, k := randn(rng, s.Hq*s.N*s.D), randn(rng, s.Hkv*s.N*s.D)
+	p, err := SamplesAt(q, k, s, 0, []int{10, 19})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []float64
+	for _, pr := range p.Pairs {
+		if pr.S > 0 {
+			labels = append(labels, pr.S)
+		}
+	}
+	if want := []float64{20, 20, 20, 20}; !slices.Equal(labels, want) {
+		t.Errorf("positive labels at m = 10 and 19 for G=2 = %v, want %v", labels, want)
+	}
+	if u, want := p.Vectors(), 20+2*s.Group(); u != want {
+		t.Errorf("%d vectors, want 20 keys and 2 queries a position: %d", u, want)
+	}
+	for _, n := range []int{0, -1} {
+		if _, err := Samples(q, k, Shape{B: 1, Hq: 2, Hkv: 1, N: n, D: 4}, 0, 1, rng); err == nil {
+			t.Errorf("Samples with N=%d: want an error", n)
+		}
+	}
+	if _, err := Samples(q, k, s, 0, 0, rng); err == nil {
+		t.Error("Samples at 0 positions: want an error")
+	}
+	one := Shape{B: 1, Hq: 2, Hkv: 1, N: 1, D: 4}
+	if _, err := SamplesAt(q[:8], k[:4], one, 0, []int{0}); err != nil {
+		t.Errorf("SamplesAt m=0 of N=1: %v", err)
+	}
+	if _, err := Samples(q[:8], k[:4], one, 0, 1, rng); err != nil {
+		t.Errorf("Samples at 1 position of N=1: %v", err)
+	}
+}
