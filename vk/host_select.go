@@ -200,13 +200,17 @@ func (m *H2O) accumulate(h *h2oStep) error {
 	return nil
 }
 
-// Decode implements ref.Method: one step of H2O's history.
+// Decode implements ref.Method: one step of H2O's history. It runs its
+// plan itself (not through sparseCore.Decode, whose planner has no history
+// to accumulate), so it marks the step as run itself too: AttentionTrace
+// and Traces read a traced step's readings only after one.
 func (m *H2O) Decode(q []float32, budget ref.Budget) (*ref.Result, error) {
 	h, err := m.prepare(q, budget)
 	if err != nil {
 		return nil, err
 	}
 	res, err := m.run(q, h.plan, true)
+	m.stepped = err == nil
 	if err != nil {
 		return nil, err
 	}

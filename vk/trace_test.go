@@ -193,6 +193,49 @@ func TestSelectRowsTrace(t *testing.T) {
 	}
 }
 
+// TestH2OTrace runs H2O with SparseOptions.Trace against ref and checks
+// that its traced attention reads back after each step (Traces: H2O selects
+// on the host, so sparse_split's readings alone) and is well formed. H2O's
+// Decode runs its plan itself, and until it marked the step as run,
+// AttentionTrace said no traced step had run since the prefill (found by
+// TestFuzzDiff, seed 7 among hata, lsh, loki and h2o).
+func TestH2OTrace(t *testing.T) {
+	ctx := clockDevice(t)
+	rng := rand.New(rand.NewPCG(11, 11))
+	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 200, D: 64}
+	kv := reftest.DyadicKV(rng, s, false)
+	got, err := ctx.NewH2O(s.D, SparseOptions{Storage: F32, Trace: true, Split: SplitPolicy{Splits: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	want := ref.NewH2O()
+	for _, m := range []ref.Method{got, want} {
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := got.Traces(); err == nil {
+		t.Error("Traces before any step: no error")
+	}
+	for step := range 2 {
+		where := fmt.Sprintf("h2o traced, step %d", step)
+		decodeStep(t, where, "h2o", reftest.Dyadic(rng, s.B*s.Hq*s.D), kv, ref.Budget{K: 40}, want, got, true)
+		trs, err := got.Traces()
+		if err != nil {
+			t.Fatalf("%s: Traces: %v", where, err)
+		}
+		if len(trs) != 1 || trs[0].Kernel != "sparse_split" {
+			t.Fatalf("%s: Traces = %d traces, want sparse_split's", where, len(trs))
+		}
+		if sum, err := trs[0].Summary(); err != nil || sum.Span <= 0 {
+			t.Errorf("%s: attention trace summary %+v: %v", where, sum, err)
+		} else {
+			t.Logf("%s: %s", where, sum)
+		}
+	}
+}
+
 // clockDevice returns the shared test context, skipping the test where the
 // device has no device-scope shader clock (the traced kernels need it).
 func clockDevice(t *testing.T) *Context {
