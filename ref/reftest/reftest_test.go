@@ -101,14 +101,20 @@ func (b broken) Decode(q []float32, bud ref.Budget) (*ref.Result, error) {
 	return r, err
 }
 
+// smallStep returns the inputs of one small decode step on the dyadic grid
+// (B=1, Hq=2, Hkv=1, N=40, D=64; 64-bit hash weights), drawn from seed.
+func smallStep(seed uint64) (ref.Shape, *ref.KV, []float32, *ref.HashWeights) {
+	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 40, D: 64}
+	rng := rand.New(rand.NewPCG(seed, seed))
+	kv := DyadicKV(rng, s, false)
+	q := Dyadic(rng, s.B*s.Hq*s.D)
+	return s, kv, q, DyadicHashWeights(rng, 1, 64, 64)
+}
+
 // TestSuiteCatchesErrors runs the suite's checks on deliberately wrong
 // results; each must be reported.
 func TestSuiteCatchesErrors(t *testing.T) {
-	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 40, D: 64}
-	rng := rand.New(rand.NewPCG(3, 3))
-	kv := DyadicKV(rng, s, false)
-	q := Dyadic(rng, s.B*s.Hq*s.D)
-	w := DyadicHashWeights(rng, 1, 64, 64)
+	_, kv, q, w := smallStep(3)
 	for name, damage := range map[string]func(*ref.Result){
 		"output off by 1e-4": func(r *ref.Result) { r.Out[3] += 1e-4 },
 		"output NaN":         func(r *ref.Result) { r.Out[0] = float32(math.NaN()) },
@@ -190,11 +196,7 @@ func TestSparse32(t *testing.T) {
 // for hata (integer scores) and for a method that exposes no scores,
 // through CheckNearTies for topk (float scores).
 func TestSuiteCatchesConsistentSwaps(t *testing.T) {
-	s := ref.Shape{B: 1, Hq: 2, Hkv: 1, N: 40, D: 64}
-	rng := rand.New(rand.NewPCG(4, 4))
-	kv := DyadicKV(rng, s, false)
-	q := Dyadic(rng, s.B*s.Hq*s.D)
-	w := DyadicHashWeights(rng, 1, 64, 64)
+	s, kv, q, w := smallStep(4)
 	b := ref.Budget{K: 5}
 	for name, build := range map[string]func() ref.Method{
 		"hata": func() ref.Method { return ref.NewHATA(w, ref.Windows{}, false) },
