@@ -66,6 +66,10 @@ type Timing struct {
 	// Bytes is the memory traffic of one step (bytes read and written); 0
 	// when unknown. GB/s in the rows is Bytes/Median.
 	Bytes int64
+	// HostBytes is the part of Bytes read from host memory over the bus:
+	// the K/V cache's (CacheBytes) where the vk tuning key hostcache put
+	// the cache there; 0 otherwise.
+	HostBytes int64
 	// CopyGBps is the device's copy bandwidth (bytes read + written per
 	// second, in GB/s) measured in the same run: every row's roofline. 0 when
 	// the backend has none (the CPU).

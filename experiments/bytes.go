@@ -30,6 +30,28 @@ type Traffic struct {
 // fp16 values, and package vk stores them in the cache's type (quest_bounds,
 // read once per decode step by quest_score for all the heads of a group).
 func MustMove(method string, s ref.Shape, t Traffic) int64 {
+	side, cache, ok := stepBytes(method, s, t)
+	if !ok {
+		return 0
+	}
+	return side + cache + 2*int64(s.B*s.Hq*s.D)*4
+}
+
+// CacheBytes returns the part of MustMove read from the K/V cache itself:
+// all of it for dense, all of K and the selected V for topk, the selected
+// K/V for the others. With the cache in host memory (vk.Tuning.HostCache,
+// the paper's HATA-off) these are the bytes that cross the bus; the rest
+// (codes, page bounds, rotated keys, q and the output) stay in device
+// memory.
+func CacheBytes(method string, s ref.Shape, t Traffic) int64 {
+	_, cache, _ := stepBytes(method, s, t)
+	return cache
+}
+
+// stepBytes returns MustMove's bytes but the queries' and the outputs': those
+// of the method's side state (codes, page bounds, rotated keys), and those
+// of the K/V cache; ok is false for a method MustMove does not know.
+func stepBytes(method string, s ref.Shape, t Traffic) (side, cache int64, ok bool) {
 	if t.Rbit == 0 {
 		t.Rbit = ref.DefaultRbit
 	}
@@ -47,22 +69,21 @@ func MustMove(method string, s ref.Shape, t Traffic) int64 {
 	}
 	rows := int64(s.B * s.Hkv)
 	n, d, e, k := int64(s.N), int64(s.D), int64(t.ElemSize), int64(t.K)
-	io := 2 * int64(s.B*s.Hq*s.D) * 4
 	selected := 2 * rows * k * d * e
 	switch method {
 	case "dense":
-		return 2*rows*n*d*e + io
+		return 0, 2 * rows * n * d * e, true
 	case "hata", "lsh":
-		return rows*n*int64(t.Rbit)/8 + selected + io
+		return rows * n * int64(t.Rbit) / 8, selected, true
 	case "loki":
-		return rows*n*int64(t.Channels)*int64(t.KeyElem) + selected + io
+		return rows * n * int64(t.Channels) * int64(t.KeyElem), selected, true
 	case "quest":
 		pages := (n + int64(t.PageSize) - 1) / int64(t.PageSize)
-		return 2*rows*pages*d*e + selected + io
+		return 2 * rows * pages * d * e, selected, true
 	case "topk":
-		return rows*n*d*e + selected + io
+		return 0, rows*n*d*e + selected, true
 	case "streaming", "h2o":
-		return selected + io
+		return 0, selected, true
 	}
-	return 0
+	return 0, 0, false
 }

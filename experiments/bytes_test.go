@@ -46,3 +46,23 @@ func TestMustMove(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheBytes holds CacheBytes, the part of MustMove read from the K/V
+// cache, at the paper's B8/32K point: all of K and V for dense, all of K and
+// the selected rows for topk, the selected rows for the others.
+func TestCacheBytes(t *testing.T) {
+	b8 := ref.Shape{B: 8, Hq: 32, Hkv: 8, N: 32768, D: 128}
+	const sel16 = 16744448 // 2*64*511*128*2
+	for _, c := range []struct {
+		method string
+		want   int64
+	}{
+		{"dense", 1073741824}, {"topk", 536870912 + sel16},
+		{"hata", sel16}, {"lsh", sel16}, {"loki", sel16}, {"quest", sel16}, {"streaming", sel16}, {"h2o", sel16},
+		{"magicpig", 0},
+	} {
+		if got := CacheBytes(c.method, b8, Traffic{K: 511}); got != c.want {
+			t.Errorf("CacheBytes(%q) = %d, want %d", c.method, got, c.want)
+		}
+	}
+}

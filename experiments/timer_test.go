@@ -69,6 +69,14 @@ func TestTimerTuning(t *testing.T) {
 	if want := MustMove("hata", hs, Traffic{K: 16, Rbit: 256}); tm.Bytes != want || want-MustMove("hata", hs, Traffic{K: 16}) != wider {
 		t.Errorf("Vulkan.Time(hata) with rbit=256: %d bytes, want %d (%d more than at rbit 128)", tm.Bytes, want, wider)
 	}
+	if tm.HostBytes != 0 {
+		t.Errorf("Vulkan.Time(hata): %d bytes from host memory, want 0 (the cache in device memory)", tm.HostBytes)
+	}
+	// With the cache in host memory (hostcache=1) the selected rows cross
+	// the bus; the codes stay on the device.
+	if tm, err := v.Time("hata", hs, ref.Budget{K: 16}, 1, vk.Tuning{HostCache: 1}); err != nil || tm.HostBytes != CacheBytes("hata", hs, Traffic{K: 16}) || tm.HostBytes == 0 {
+		t.Errorf("Vulkan.Time(hata) with hostcache=1: %d bytes from host memory, %v; want %d", tm.HostBytes, err, CacheBytes("hata", hs, Traffic{K: 16}))
+	}
 	if tm, err := (CPU{}).Time("hata", hs, ref.Budget{K: 16}, 1, vk.Tuning{}); err != nil || tm.Levels != 0 {
 		t.Errorf("CPU.Time(hata).Levels = %d, %v; want 0", tm.Levels, err)
 	}

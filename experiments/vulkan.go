@@ -493,6 +493,10 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		traffic.KeyElem = 4 // float32 rotated keys
 	}
 	bytes := MustMove(name, s, traffic)
+	var hostBytes int64
+	if tuning.HostCache != 0 {
+		hostBytes = CacheBytes(name, s, traffic)
+	}
 	copies := cacheCopies(int64(2*s.B*s.Hkv*s.N*s.D*2), v.Ctx.Info.Type == vk.DeviceCPU)
 	ms := make([]benchable, 0, copies)
 	defer func() {
@@ -605,7 +609,7 @@ func (v *Vulkan) Time(method string, s ref.Shape, budget ref.Budget, reps int, t
 		return Timing{}, err
 	}
 	out := Timing{Clock: "gpu-timestamp", Median: time.Duration(median(totals)), Stages: map[string]time.Duration{},
-		Bytes: bytes, CopyGBps: copyBW / 1e9, Levels: levels, Raw: traces.raw, Twin: twinKernels}
+		Bytes: bytes, HostBytes: hostBytes, CopyGBps: copyBW / 1e9, Levels: levels, Raw: traces.raw, Twin: twinKernels}
 	for col, xs := range stages {
 		out.Stages[col] = time.Duration(median(xs))
 	}

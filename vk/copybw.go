@@ -94,15 +94,23 @@ const readUnroll = 4
 // roofline of a kernel that only streams its cache (dense attention), which
 // a copy's reads plus writes (CopyBandwidth) do not reach on every device.
 func (c *Context) ReadBandwidth(size uint64, reps int) (float64, error) {
-	bw, _, err := c.readBandwidth(size, readUnroll, reps, nil)
+	bw, _, err := c.readBandwidth(size, readUnroll, reps, DeviceLocal, nil)
 	return bw, err
 }
 
-// readBandwidth is ReadBandwidth with unroll loads in flight per invocation;
-// with fill it also fills the source (before the warm-up run, not timed) and
-// returns the subgroups' XORs of the last run, for the test to check that
-// every element was read once.
-func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, fill func(src *Buffer) error) (float64, []byte, error) {
+// HostReadBandwidth is ReadBandwidth over a Host buffer: what a kernel
+// streams from host memory over the bus, the roofline of dense attention
+// over a cache offloaded there (DenseOptions.HostCache).
+func (c *Context) HostReadBandwidth(size uint64, reps int) (float64, error) {
+	bw, _, err := c.readBandwidth(size, readUnroll, reps, Host, nil)
+	return bw, err
+}
+
+// readBandwidth is ReadBandwidth with unroll loads in flight per invocation
+// from a source buffer of memory kind; with fill it also fills the source
+// (before the warm-up run, not timed) and returns the subgroups' XORs of the
+// last run, for the test to check that every element was read once.
+func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, kind MemoryKind, fill func(src *Buffer) error) (float64, []byte, error) {
 	size &^= 15
 	if size == 0 || size > uint64(c.Info.Limits.MaxStorageBufferRange) || size/16 > math.MaxUint32 || reps < 1 {
 		return 0, nil, fmt.Errorf("vk: read bandwidth: size %d bytes, reps %d: want 16 <= size <= maxStorageBufferRange (%d) and reps >= 1",
@@ -118,7 +126,7 @@ func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, fill func(
 	if sg := c.Info.MinSubgroupSize; sg > 0 {
 		out /= uint64(sg)
 	}
-	src, err := c.NewBuffer("read bandwidth source", size, DeviceLocal)
+	src, err := c.NewBuffer("read bandwidth source", size, kind)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -161,6 +169,7 @@ type gatherRun struct {
 	groups   uint32 // workgroups of copyWorkgroup, a multiple of nbuf
 	iters    uint32 // rows each row slot reads, a multiple of readUnroll
 	seed     uint32
+	kind     MemoryKind // the source buffers' memory: DeviceLocal, or Host (HostGatherBandwidth)
 }
 
 // vecs returns the uvec4 of a row, which are the lanes of a row slot.
@@ -183,7 +192,20 @@ func (r gatherRun) bytes() uint64 {
 // timestamps, and the buffers the span took. With a span well above the
 // last-level cache, it is the roofline of a gather from a cache that large.
 func (c *Context) GatherBandwidth(rowBytes, span uint64, reps int) (float64, int, error) {
+	return c.gatherBandwidth(rowBytes, span, reps, DeviceLocal)
+}
+
+// HostGatherBandwidth is GatherBandwidth over Host buffers: random rows read
+// from host memory over the bus, the roofline of a top-k method's attention
+// over a cache offloaded there (SparseOptions.HostCache).
+func (c *Context) HostGatherBandwidth(rowBytes, span uint64, reps int) (float64, int, error) {
+	return c.gatherBandwidth(rowBytes, span, reps, Host)
+}
+
+// gatherBandwidth is GatherBandwidth from buffers of memory kind.
+func (c *Context) gatherBandwidth(rowBytes, span uint64, reps int, kind MemoryKind) (float64, int, error) {
 	r, err := c.gatherPlan(rowBytes, span)
+	r.kind = kind
 	if err == nil && reps < 1 {
 		err = fmt.Errorf("reps %d: want at least 1", reps)
 	}
@@ -241,7 +263,7 @@ func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer
 	}
 	ranges := make([]Range, gatherMaxBufs+1)
 	for i := range r.nbuf {
-		src, err := c.NewBuffer(fmt.Sprintf("gather bandwidth source %d", i), r.size, DeviceLocal)
+		src, err := c.NewBuffer(fmt.Sprintf("gather bandwidth source %d", i), r.size, r.kind)
 		if err != nil {
 			return 0, nil, err
 		}

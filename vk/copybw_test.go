@@ -43,24 +43,30 @@ func TestReadBandwidth(t *testing.T) {
 	for i := 0; i < size; i += 4 {
 		binary.LittleEndian.PutUint32(src[i:], rng.Uint32())
 	}
-	bw, xors, err := c.readBandwidth(size, readUnroll, 2, func(b *Buffer) error {
-		return c.Write(Region{Dst: b, Data: src})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bw <= 0 {
-		t.Errorf("ReadBandwidth = %v B/s, want > 0", bw)
-	}
-	var want, got [4]uint32
+	var want [4]uint32
 	for i := 0; i < size; i += 4 {
 		want[i/4%4] ^= binary.LittleEndian.Uint32(src[i:])
 	}
-	for i := 0; i < len(xors); i += 4 {
-		got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
-	}
-	if got != want {
-		t.Errorf("XOR of the subgroups' results %x, want the source's %x", got, want)
+	var bw float64
+	for _, kind := range []MemoryKind{Host, DeviceLocal} { // a source in host memory too: HostReadBandwidth
+		var xors []byte
+		var err error
+		bw, xors, err = c.readBandwidth(size, readUnroll, 2, kind, func(b *Buffer) error {
+			return c.Write(Region{Dst: b, Data: src})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bw <= 0 {
+			t.Errorf("%s source: read bandwidth = %v B/s, want > 0", kind, bw)
+		}
+		var got [4]uint32
+		for i := 0; i < len(xors); i += 4 {
+			got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
+		}
+		if got != want {
+			t.Errorf("%s source: XOR of the subgroups' results %x, want the source's %x", kind, got, want)
+		}
 	}
 	t.Logf("%s: read %.1f GB/s", c.Info.Name, bw/1e9)
 	if _, err := c.ReadBandwidth(8, 1); err == nil {
@@ -72,7 +78,7 @@ func TestReadBandwidth(t *testing.T) {
 	// On a GPU, the loads in flight per invocation side by side (logged).
 	big := min(uint64(1<<30), uint64(c.Info.Limits.MaxStorageBufferRange))
 	for _, u := range []uint32{1, 2, 4, 8} {
-		bw, _, err := c.readBandwidth(big, u, 20, nil)
+		bw, _, err := c.readBandwidth(big, u, 20, DeviceLocal, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,13 +104,7 @@ func TestGatherBandwidth(t *testing.T) {
 			binary.LittleEndian.PutUint32(src[i][j:], rng.Uint32())
 		}
 	}
-	_, xors, err := c.gatherRead(r, 1, func(i int, b *Buffer) error {
-		return c.Write(Region{Dst: b, Data: src[i]})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want, got [4]uint32
+	var want [4]uint32
 	slots := uint32(copyWorkgroup) / r.vecs()
 	for w := range r.groups {
 		buf := src[w%uint32(r.nbuf)]
@@ -118,11 +118,20 @@ func TestGatherBandwidth(t *testing.T) {
 			}
 		}
 	}
-	for i := 0; i < len(xors); i += 4 {
-		got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
-	}
-	if got != want {
-		t.Errorf("XOR of the subgroups' results %x, want that of the rows hashed %x", got, want)
+	for _, r.kind = range []MemoryKind{Host, DeviceLocal} { // sources in host memory too: HostGatherBandwidth
+		_, xors, err := c.gatherRead(r, 1, func(i int, b *Buffer) error {
+			return c.Write(Region{Dst: b, Data: src[i]})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [4]uint32
+		for i := 0; i < len(xors); i += 4 {
+			got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
+		}
+		if got != want {
+			t.Errorf("%s sources: XOR of the subgroups' results %x, want that of the rows hashed %x", r.kind, got, want)
+		}
 	}
 
 	limit := c.bufferLimit() &^ 255

@@ -58,6 +58,10 @@ type DenseOptions struct {
 	// Append does not reallocate; default 256. Capacity grows by doubling
 	// when it runs out.
 	Reserve int
+	// HostCache keeps K and V in host memory (a Host buffer), which the
+	// split kernel streams over the bus: dense attention over an offloaded
+	// cache, HATA-off's baseline (SparseOptions.HostCache).
+	HostCache bool
 	// Merge chooses how the S split partials are merged: in the split
 	// kernel's last workgroup of every cache row (MergeFold) or by
 	// dense_merge in a dispatch of its own, stage "merge", behind a pipeline
@@ -798,7 +802,7 @@ func (m *Dense) encode(x []float32) []byte {
 // the cache is left as it was.
 func (m *Dense) allocCache(cp int) error {
 	rowBytes := uint64(cp*m.d) * uint64(m.opt.Storage.bytes())
-	kv, err := newKVStore(m.ctx, "dense", m.b*m.hkv, rowBytes, min(m.maxRange, m.ctx.Info.Limits.MaxMemoryAllocationSize))
+	kv, err := newKVStore(m.ctx, "dense", m.b*m.hkv, rowBytes, min(m.maxRange, m.ctx.Info.Limits.MaxMemoryAllocationSize), cacheKind(m.opt.HostCache))
 	if err != nil {
 		return fmt.Errorf("vk dense: Cap=%d tokens x D=%d %s: %w", cp, m.d, m.opt.Storage, err)
 	}

@@ -18,10 +18,19 @@ type kvStore struct {
 	rowBytes uint64
 }
 
+// cacheKind returns the memory of a K/V cache: Host where the options say
+// HostCache, else DeviceLocal.
+func cacheKind(host bool) MemoryKind {
+	if host {
+		return Host
+	}
+	return DeviceLocal
+}
+
 // newKVStore allocates a store of rows rows of rowBytes bytes in buffers of
-// at most limit bytes, named name+" K cache" and name+" V cache". On error
-// nothing stays allocated.
-func newKVStore(ctx *Context, name string, rows int, rowBytes, limit uint64) (*kvStore, error) {
+// at most limit bytes of memory kind (DeviceLocal or Host), named name+" K
+// cache" and name+" V cache". On error nothing stays allocated.
+func newKVStore(ctx *Context, name string, rows int, rowBytes, limit uint64, kind MemoryKind) (*kvStore, error) {
 	if rowBytes > limit {
 		return nil, fmt.Errorf("one cache row is %s, over the %s a buffer may bind (maxStorageBufferRange, maxMemoryAllocationSize)",
 			bytesString(rowBytes), bytesString(limit))
@@ -29,11 +38,11 @@ func newKVStore(ctx *Context, name string, rows int, rowBytes, limit uint64) (*k
 	s := &kvStore{rows: rows, rowsPer: int(min(uint64(rows), limit/rowBytes)), rowBytes: rowBytes}
 	for r0 := 0; r0 < rows; r0 += s.rowsPer {
 		size := rowBytes * uint64(min(s.rowsPer, rows-r0))
-		k, err := ctx.NewBuffer(name+" K cache", size, DeviceLocal)
+		k, err := ctx.NewBuffer(name+" K cache", size, kind)
 		if err == nil {
 			s.k = append(s.k, k)
 			var v *Buffer
-			if v, err = ctx.NewBuffer(name+" V cache", size, DeviceLocal); err == nil {
+			if v, err = ctx.NewBuffer(name+" V cache", size, kind); err == nil {
 				s.v = append(s.v, v)
 			}
 		}

@@ -16,7 +16,10 @@ import (
 // through a PCIe BAR are fine) and the GPU copies from them; results come back
 // through a Readback buffer (host-visible, host-cached) filled by
 // vkCmdCopyBuffer. The host never reads device-local memory, even where it is
-// host-visible: on a discrete GPU that read crawls over PCIe uncached.
+// host-visible: on a discrete GPU that read crawls over PCIe uncached. The
+// one exception to the first clause is a K/V cache offloaded to host memory
+// (DenseOptions.HostCache, SparseOptions.HostCache: the paper's HATA-off),
+// whose kernels read it over the bus where it lies, a Host buffer.
 type MemoryKind int
 
 // The memory kinds.
@@ -24,11 +27,12 @@ const (
 	DeviceLocal MemoryKind = iota // GPU memory, not mapped
 	Upload                        // mapped, host-visible + coherent: host writes, GPU reads
 	Readback                      // mapped, host-visible (+cached when offered): GPU writes, host reads
+	Host                          // host memory, not mapped: the kernels read and write it over the bus
 )
 
-// String returns "device-local", "upload" or "readback".
+// String returns "device-local", "upload", "readback" or "host".
 func (k MemoryKind) String() string {
-	return [...]string{"device-local", "upload", "readback"}[k]
+	return [...]string{"device-local", "upload", "readback", "host"}[k]
 }
 
 // ErrOutOfMemory is wrapped by every error of an allocation that does not fit
@@ -49,6 +53,8 @@ type Buffer struct {
 	coherent bool
 	// dedicated: the memory is a dedicated allocation (NewBuffer).
 	dedicated bool
+	// memType is the index of the memory type its memory came from.
+	memType int
 }
 
 // Range is a byte range of a buffer: a binding of a kernel, or a copy's end.
@@ -128,13 +134,13 @@ func (c *Context) newBuffer(name string, size uint64, kind MemoryKind, dedicated
 		return nil, b.allocErr(err, idx)
 	}
 	b.mem = vulkan.DeviceMemory(mem)
-	b.dedicated = dedicated
+	b.dedicated, b.memType = dedicated, idx
 	b.coherent = c.memTypes[idx].flags&vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCoherentBit) != 0
 	if err := vkc.Check("vkBindBufferMemory", int32(vulkan.BindBufferMemory(c.dev, b.buf, b.mem, 0))); err != nil {
 		b.destroy()
 		return nil, fmt.Errorf("vk: buffer %q: %w", name, err)
 	}
-	if kind != DeviceLocal {
+	if kind == Upload || kind == Readback {
 		var p unsafe.Pointer
 		if err := vkc.Check("vkMapMemory", int32(vulkan.MapMemory(c.dev, b.mem, 0, vulkan.DeviceSize(vulkan.WholeSize), 0, &p))); err != nil {
 			b.destroy()
@@ -194,7 +200,11 @@ func (b *Buffer) allocErr(err error, idx int) error {
 
 // memoryType picks the memory type for kind among the allowed bits:
 // device-local for DeviceLocal; host-visible+coherent for Upload, preferring
-// host memory; host-visible for Readback, preferring host-cached+coherent.
+// host memory; host-visible for Readback, preferring host-cached+coherent;
+// host memory for Host, preferring it uncached (the GPU's reads then need not
+// snoop the CPU's caches), and host-visible memory of any sort where the
+// device has no memory that is not device-local (a CPU device, an
+// integrated GPU: there the host's memory is the device's).
 func (c *Context) memoryType(allowed uint32, kind MemoryKind) (int, error) {
 	const (
 		dl  = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyDeviceLocalBit)
@@ -211,6 +221,8 @@ func (c *Context) memoryType(allowed uint32, kind MemoryKind) (int, error) {
 		prefs = []pref{{want: hv | hc, avoid: dl}, {want: hv | hc}}
 	case Readback:
 		prefs = []pref{{want: hv | hca | hc}, {want: hv | hca}, {want: hv}}
+	case Host:
+		prefs = []pref{{want: hv | hc, avoid: dl | hca}, {want: hv, avoid: dl}, {want: hv}}
 	}
 	for _, p := range prefs {
 		for i, mt := range c.memTypes {
@@ -232,7 +244,7 @@ func (b *Buffer) Size() uint64 { return b.size }
 func (b *Buffer) Kind() MemoryKind { return b.kind }
 
 // Bytes returns the mapped memory of an Upload or Readback buffer (nil for
-// DeviceLocal). Read a Readback buffer only after the batch that filled it
+// DeviceLocal and Host). Read a Readback buffer only after the batch that filled it
 // has been submitted (Submit waits for it).
 func (b *Buffer) Bytes() []byte {
 	if b.ptr == nil {

@@ -211,6 +211,7 @@ func TestDedicated(t *testing.T) {
 			{DeviceLocal, 3*dedicatedMin + 12, !no},
 			{Upload, 2 * dedicatedMin, false},
 			{Readback, 2 * dedicatedMin, false},
+			{Host, 2 * dedicatedMin, false},
 		} {
 			b, err := c.NewBuffer("dedicated test", tc.size, tc.kind)
 			if err != nil {
@@ -251,6 +252,49 @@ func TestDedicated(t *testing.T) {
 		t.Setenv(EnvDedicated, env)
 		if c := open(Options{}); c.dedicated != want {
 			t.Errorf("$%s=%s: dedicated allocations %v, want %v", EnvDedicated, env, c.dedicated, want)
+		}
+	}
+}
+
+// TestMemoryTypes holds memoryType's choice of a type for each kind to the
+// memory types three kinds of device offer: a discrete GPU (NVIDIA's on
+// Linux: device memory, host memory uncached and cached, and the
+// device-local host-visible window of resizable BAR), lavapipe's one type
+// of everything, and an integrated GPU's device-local types only. Host
+// must land in the host's memory wherever the device has memory that is
+// not device-local, and in host-visible memory where it has none.
+func TestMemoryTypes(t *testing.T) {
+	const (
+		dl  = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyDeviceLocalBit)
+		hv  = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostVisibleBit)
+		hc  = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCoherentBit)
+		hca = vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCachedBit)
+	)
+	for _, tc := range []struct {
+		name  string
+		types []vulkan.MemoryPropertyFlags
+		want  map[MemoryKind]int
+	}{
+		{"discrete", []vulkan.MemoryPropertyFlags{0, dl, hv | hc, hv | hc | hca, dl | hv | hc},
+			map[MemoryKind]int{DeviceLocal: 1, Upload: 2, Readback: 3, Host: 2}},
+		{"discrete, cached host memory first", []vulkan.MemoryPropertyFlags{dl, hv | hc | hca, dl | hv | hc, hv | hc},
+			map[MemoryKind]int{DeviceLocal: 0, Upload: 1, Readback: 1, Host: 3}},
+		{"discrete, cached host memory only", []vulkan.MemoryPropertyFlags{dl, dl | hv | hc, hv | hc | hca},
+			map[MemoryKind]int{DeviceLocal: 0, Upload: 2, Readback: 2, Host: 2}},
+		{"lavapipe", []vulkan.MemoryPropertyFlags{dl | hv | hc | hca},
+			map[MemoryKind]int{DeviceLocal: 0, Upload: 0, Readback: 0, Host: 0}},
+		{"integrated", []vulkan.MemoryPropertyFlags{dl, dl | hv | hc, dl | hv | hc | hca},
+			map[MemoryKind]int{DeviceLocal: 0, Upload: 1, Readback: 2, Host: 1}},
+	} {
+		c := &Context{}
+		for _, f := range tc.types {
+			c.memTypes = append(c.memTypes, memType{flags: f})
+		}
+		for _, kind := range []MemoryKind{DeviceLocal, Upload, Readback, Host} {
+			got, err := c.memoryType(^uint32(0), kind)
+			if err != nil || got != tc.want[kind] {
+				t.Errorf("%s: %s memory: type %d (%v), want %d", tc.name, kind, got, err, tc.want[kind])
+			}
 		}
 	}
 }

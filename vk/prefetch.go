@@ -38,7 +38,10 @@ func (c *sparseCore) newKVPrefetch(kv *kvStore) (*touches, error) {
 }
 
 // prefetchOn is SparseOptions.Prefetch's rule over a cache held in bufs:
-// PrefetchAuto prefetches unless every buffer is a dedicated allocation.
+// PrefetchAuto prefetches unless every buffer is a dedicated allocation or
+// lies in host memory (SparseOptions.HostCache: a load of the prefetch's
+// there is a round trip over the bus, unmeasured against the walks it
+// would hide).
 // Over dedicated buffers, whose translations the H200 walks about ten
 // times faster (session 27, run 308: 17 us for a load every MiB of 4 GiB
 // after the TLB flush, against 106 in plain allocations), the prefetch
@@ -53,7 +56,7 @@ func prefetchOn(m PrefetchMode, bufs []*Buffer) bool {
 		return false
 	}
 	for _, b := range bufs {
-		if !b.dedicated {
+		if !b.dedicated && b.kind != Host {
 			return true
 		}
 	}

@@ -93,6 +93,14 @@ type SparseOptions struct {
 	// Reserve is the token capacity allocated beyond the prefill's N, so that
 	// Append does not reallocate; default 256. Capacity doubles when full.
 	Reserve int
+	// HostCache keeps the K/V cache in host memory (a Host buffer), which
+	// the kernels read over the bus where it lies: the paper's HATA-off,
+	// one layer's step with its cache offloaded. Everything else the step
+	// reads (hata's codes, Quest's page bounds, Loki's rotated keys, the
+	// scores) stays in device memory. On a device whose memory is the
+	// host's (a CPU device, an integrated GPU) it changes nothing but the
+	// memory type.
+	HostCache bool
 	// ScoreChunk is the tokens each workgroup of the score kernels covers;
 	// 0 chooses it so that the grid fills the device (see scoreChunk, and
 	// hataScoreChunk for hata and lsh).
@@ -145,7 +153,8 @@ type SparseOptions struct {
 	// attention's gathers would otherwise wait for where the TLBs are cold.
 	// PrefetchAuto (the default) prefetches over a cache held in plain
 	// allocations only, not in dedicated ones, whose walks cost less than
-	// the prefetch (Options.NoDedicated).
+	// the prefetch (Options.NoDedicated), nor in host memory (HostCache),
+	// where each of its loads crosses the bus.
 	Prefetch PrefetchMode
 	// PrefetchStride is the bytes between two of the prefetch's loads, a
 	// power of two from 64 to 1 GiB; 0: 1 MiB (prefetchStride).
@@ -847,7 +856,7 @@ type kvGroup struct {
 func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 	c.freeCache()
 	c.b, c.hkv, c.n, c.cap = b, hkv, n, cp
-	kv, err := newKVStore(c.ctx, "vk "+c.name, c.rows(), c.rowBytes(), c.cacheLimit())
+	kv, err := newKVStore(c.ctx, "vk "+c.name, c.rows(), c.rowBytes(), c.cacheLimit(), cacheKind(c.opt.HostCache))
 	if err != nil {
 		return c.errorf("K/V cache [B=%d][Hkv=%d][Cap=%d][D=%d] %s: %v", b, hkv, cp, c.d, c.opt.Storage, err)
 	}

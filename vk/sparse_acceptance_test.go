@@ -36,7 +36,9 @@ const envLarge = "HATA_VK_LARGE"
 // select's chunks exceed 2048 tokens (the large shapes on a GPU; on
 // lavapipe TestHATAOneByteKeys holds them): by default until a step of a
 // cache falls short, on every step in f16-keybytes1, and never in
-// f16-keybytes2 (uint16 keys, the default until session 23).
+// f16-keybytes2 (uint16 keys, the default until session 23). f16-hostcache
+// runs dense and every top-k method with its K/V cache in host memory
+// (HostCache).
 func TestSparseAcceptance(t *testing.T) {
 	ctx := device(t)
 	large := os.Getenv(envLarge) == "1"
@@ -62,6 +64,7 @@ func TestSparseAcceptance(t *testing.T) {
 		{"f32-proj1024", SparseOptions{ProjWorkgroup: 1024}, []string{"hata", "loki"}, []int{64, 128}},
 		{"f16-keybytes1", SparseOptions{Storage: F16, KeyBytes: 1}, []string{"hata", "lsh"}, []int{64, 128}},
 		{"f16-keybytes2", SparseOptions{Storage: F16, KeyBytes: 2}, []string{"hata"}, []int{128}},
+		{"f16-hostcache", SparseOptions{Storage: F16, HostCache: true}, append([]string{"dense"}, sparseMethods...), []int{128}},
 	} {
 		c.opt.LokiF32Keys = true
 		t.Run(c.name, func(t *testing.T) {

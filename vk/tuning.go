@@ -142,6 +142,10 @@ type Tuning struct {
 	// write (WarmLate); 0 keeps the default, WarmAuto. hata and lsh but
 	// their twokernel, onekernel and naive variants.
 	Warm int
+	// HostCache = 1 keeps the K/V cache in host memory, read by the kernels
+	// over the bus (DenseOptions.HostCache, SparseOptions.HostCache: the
+	// paper's HATA-off, one layer). Every method.
+	HostCache int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -195,6 +199,7 @@ var tuningKeys = []tuningKey{
 	{"pieces", func(t *Tuning) *int { return &t.Pieces }, []string{"dense"}, nil},
 	{"warm", func(t *Tuning) *int { return &t.Warm }, []string{"hata", "lsh"},
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
+	{"hostcache", func(t *Tuning) *int { return &t.HostCache }, Methods, nil},
 }
 
 // MaxTuningRbit is the widest hash Tuning.Rbit accepts.
@@ -215,6 +220,7 @@ var tuningChoices = map[string]struct {
 	"pieces":    {2, "1 (S splits of every row), 2 (equal pieces of all the rows' tokens)"},
 	"warm":      {3, "1 (the later kernels' warm workgroups beside the score), 2 (none), 3 (the attention's beside the select)"},
 	"trace":     {1, "1 (every kernel's phases traced)"},
+	"hostcache": {1, "1 (the K/V cache in host memory)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -293,6 +299,7 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Split = t.applySplit(o.Split)
 	o.Merge = t.applyMerge(o.Merge)
 	o.Trace = o.Trace || t.Trace != 0
+	o.HostCache = o.HostCache || t.HostCache != 0
 	switch t.Pieces {
 	case 1:
 		o.Pieces = PiecesOff
@@ -344,6 +351,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	if t.Warm != 0 {
 		o.Warm = WarmMode(t.Warm)
 	}
+	o.HostCache = o.HostCache || t.HostCache != 0
 	return o
 }
 

@@ -133,16 +133,24 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	hostRead := 0.0 // the host memory's read-only bandwidth, where a row puts its cache there
+	if slices.ContainsFunc(opts, func(t vk.Tuning) bool { return t.HostCache != 0 }) {
+		if hostRead, err = printHostHeader(v, stdout, *d); err != nil {
+			return err
+		}
+	}
 	// Fixed-width rows, printed as each point finishes, so a run cut short
 	// still shows what it measured; the rows of one method and point are
 	// adjacent, one per -opt set (the last column, "-" for the defaults).
-	// speedup is over the fastest dense row of the same B and N above;
+	// speedup is over the fastest dense row of the same B and N above whose
+	// cache lies in the same memory (device, or host with hostcache=1: so
+	// that HATA-off's rows read against dense over an offloaded cache);
 	// floor_us is printBenchHeader's.
 	fmt.Fprintf(stdout, benchRow, "method", "B", "N", "k", "median_us", "encode", "score", "select", "attend", "merge", "MB", "GB/s", "copy_GB/s", "of_copy", "levels", "floor_us", "speedup", "opt")
 	var failed []string
 	for _, b := range bs {
 		for _, n := range nl {
-			dense := 0.0
+			var dense [2]float64 // the fastest dense row with the cache in device memory, in host memory
 			for _, m := range ml {
 				for _, tuning := range opts {
 					opt := cmp.Or(tuning.String(), "-")
@@ -155,15 +163,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 						continue
 					}
 					us := t.Median.Seconds() * 1e6
-					if m == "dense" && (dense == 0 || us < dense) {
-						dense = us
+					host := min(tuning.HostCache, 1)
+					if m == "dense" && (dense[host] == 0 || us < dense[host]) {
+						dense[host] = us
 					}
 					// The traces are on disk before the row is printed: a
 					// run cut short keeps those of every point it showed.
 					if err := traces.add(m, b, n, opt, t.Raw); err != nil {
 						return err
 					}
-					printBenchRow(stdout, m, s, k, opt, t, dense, one, read)
+					printBenchRow(stdout, m, s, k, opt, t, dense[host], one, read, hostRead)
 				}
 			}
 		}
@@ -325,6 +334,33 @@ func printBenchHeader(v *experiments.Vulkan, stdout io.Writer, s ref.Shape, budg
 	return one, read, nil
 }
 
+// printHostHeader prints the rooflines of a K/V cache in host memory (the
+// rows of -opt hostcache=1, the paper's HATA-off): what a kernel streams from
+// host memory over the bus, and what it gathers from there in rows of a K
+// or V row (2*d bytes). It returns the streaming bandwidth in bytes/s, with
+// which those rows' floor_us counts their cache's bytes.
+func printHostHeader(v *experiments.Vulkan, stdout io.Writer, d int) (float64, error) {
+	size := uint64(1 << 30)
+	if v.Ctx.Info.Type == vk.DeviceCPU {
+		size = 64 << 20
+	}
+	size = min(size, uint64(v.Ctx.Info.Limits.MaxStorageBufferRange))
+	read, err := v.Ctx.HostReadBandwidth(size, 20)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(stdout, "# host memory (the K/V cache of hostcache=1 rows): read-only bandwidth over %d MiB %s GB/s", size>>20, fmtGBps(read))
+	if row := uint64(2 * d); row >= 16 && row <= 4096 && row&(row-1) == 0 {
+		gather, _, err := v.Ctx.HostGatherBandwidth(row, size, 20)
+		if err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(stdout, ", random gathers of %d-byte rows %s GB/s", row, fmtGBps(gather))
+	}
+	fmt.Fprintf(stdout, " (median of 20); floor_us counts those rows' cache bytes at the read-only one\n")
+	return read, nil
+}
+
 // fmtGBps formats a bandwidth in bytes/s as GB/s: whole GB/s on a GPU, two
 // decimals below 10 GB/s (lavapipe's, which %.0f printed as 0).
 func fmtGBps(b float64) string {
@@ -343,8 +379,9 @@ const benchRow = "%-16s %2v %7v %6v %10v %8v %8v %8v %8v %7v %9v %7v %9v %7v %6v
 // selected, kernel parameters opt), and its trace lines:
 // speedup over dense (the fastest dense row of the shape so far, 0 if none),
 // floor_us from the dispatch floor one (ns) and the read bandwidth read
-// (bytes/s) of printBenchHeader.
-func printBenchRow(stdout io.Writer, m string, s ref.Shape, k int, opt string, t experiments.Timing, dense, one, read float64) {
+// (bytes/s) of printBenchHeader, and of the bytes read from host memory
+// (Timing.HostBytes) at hostRead, printHostHeader's.
+func printBenchRow(stdout io.Writer, m string, s ref.Shape, k int, opt string, t experiments.Timing, dense, one, read, hostRead float64) {
 	us := t.Median.Seconds() * 1e6
 	stage := func(n string) string {
 		if x, ok := t.Stages[n]; ok {
@@ -367,7 +404,11 @@ func printBenchRow(stdout io.Writer, m string, s ref.Shape, k int, opt string, t
 		}
 		return f1(x)
 	}
-	floor := f1((float64(t.Levels)*one + float64(t.Bytes)/read*1e9) / 1e3)
+	floorNs := float64(t.Levels)*one + float64(t.Bytes-t.HostBytes)/read*1e9
+	if t.HostBytes > 0 {
+		floorNs += float64(t.HostBytes) / hostRead * 1e9
+	}
+	floor := f1(floorNs / 1e3)
 	fmt.Fprintf(stdout, benchRow, m, s.B, s.N, k, f1(us), stage("encode"), stage("score"), stage("select"), stage("attend"), stage("merge"),
 		small(float64(t.Bytes)/1e6), small(gbps), small(t.CopyGBps), fmt.Sprintf("%.0f%%", 100*gbps/t.CopyGBps),
 		t.Levels, floor, speedup, opt)

@@ -163,27 +163,44 @@ func TestBenchHelp(t *testing.T) {
 }
 
 // TestBenchOpt runs hata bench for dense and streaming with two -opt sets,
-// the defaults and one more, on whatever Vulkan device there is, and checks
-// one row per method and set, in order, each naming its set.
+// the defaults and one more with the cache in host memory (hostcache=1), on
+// whatever Vulkan device there is, and checks one row per method and set,
+// in order, each naming its set; the host memory's rooflines in the header;
+// and each streaming row's speedup over the dense row of its own set (the
+// cache in the same memory).
 func TestBenchOpt(t *testing.T) {
 	needVulkan(t)
 	// N=4096 x Hkv=8 x d=128: a 17 MB cache, replicated only 8 times past
 	// the timer's 128 MiB (a small N means hundreds of prefills).
 	st, out, e := hata("bench", "-method", "dense,streaming", "-b", "1", "-n", "4096", "-hq", "16", "-hkv", "8", "-d", "128", "-reps", "2",
-		"-opt", "-", "-opt", "splits=2,tile=2")
+		"-opt", "-", "-opt", "splits=2,tile=2,hostcache=1")
 	if st != 0 {
 		t.Fatalf("hata bench: status %d: %s", st, e)
 	}
+	if !strings.Contains(out, "\n# host memory (the K/V cache of hostcache=1 rows): read-only bandwidth") {
+		t.Errorf("no header line of the host memory's rooflines:\n%s", out)
+	}
 	var got [][2]string
+	dense := map[string]float64{} // each set's dense median
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) == 18 && (f[0] == "dense" || f[0] == "streaming") {
-			got = append(got, [2]string{f[0], f[17]})
+		if len(f) != 18 || f[0] != "dense" && f[0] != "streaming" {
+			continue
+		}
+		got = append(got, [2]string{f[0], f[17]})
+		us, err := strconv.ParseFloat(f[4], 64)
+		if err != nil {
+			t.Fatalf("row %q: median %q: %v", line, f[4], err)
+		}
+		if f[0] == "dense" {
+			dense[f[17]] = us
+		} else if want := strconv.FormatFloat(dense[f[17]]/us, 'f', 2, 64) + "x"; f[16] != want {
+			t.Errorf("row %q: speedup %s, want %s (over dense with the same opt set)", line, f[16], want)
 		}
 	}
 	var want [][2]string
 	for _, m := range []string{"dense", "streaming"} {
-		for _, o := range []string{"-", "tile=2,splits=2"} {
+		for _, o := range []string{"-", "tile=2,splits=2,hostcache=1"} {
 			want = append(want, [2]string{m, o})
 		}
 	}
