@@ -144,6 +144,13 @@ func checkDevices(exp experiment, bes []Backend) error {
 			seen[k] = b.Name()
 		}
 	}
+	if h, ok := exp.(interface{ hostCache() bool }); ok && h.hostCache() {
+		for _, b := range bes {
+			if _, cpu := b.(CPU); cpu {
+				return fmt.Errorf("host_cache: device %s keeps every cache in host memory already, and times no kernels that read it over a bus: time it on a GPU (-vkdevice 0)", b.Name())
+			}
+		}
+	}
 	l, ok := exp.(methodLister)
 	if !ok {
 		return nil

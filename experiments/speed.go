@@ -26,6 +26,11 @@ type Shape struct {
 	// timing does not depend on their values), a multiple of 32 up to
 	// vk.MaxTuningRbit; the other methods ignore it.
 	Rbit int `toml:"rbit" json:"rbit"`
+	// HostCache keeps every method's K/V cache in host memory, which the
+	// kernels read over the bus (vk.Tuning.HostCache: the paper's HATA-off
+	// for one layer); the speedups are then over dense over an offloaded
+	// cache too. The CPU backend refuses it (its cache is the host's).
+	HostCache bool `toml:"host_cache" json:"host_cache"`
 }
 
 // MaxBatch, MaxTokens, MaxHeads and MaxHeadDim bound the shape of a timed
@@ -55,13 +60,22 @@ func (s Shape) validate() error {
 	return nil
 }
 
+// hostCache reports whether the timed caches lie in host memory
+// (HostCache), which the CPU backend refuses before any point.
+func (s Shape) hostCache() bool { return s.HostCache }
+
 // tuning returns the timer's parameters for method (name or name/variant)
-// on s: the hash width for hata and lsh, nothing for the others.
+// on s: the hash width for hata and lsh, and for every method where the
+// cache is in host memory.
 func (s Shape) tuning(method string) vk.Tuning {
+	var t vk.Tuning
 	if name, _, _ := strings.Cut(method, "/"); name == "hata" || name == "lsh" {
-		return vk.Tuning{Rbit: s.Rbit}
+		t.Rbit = s.Rbit
 	}
-	return vk.Tuning{}
+	if s.HostCache {
+		t.HostCache = 1
+	}
+	return t
 }
 
 // SpeedConfig is the decode-step latency sweep (the paper's Fig. 5): one

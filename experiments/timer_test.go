@@ -268,3 +268,22 @@ func TestCacheCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestShapeTuning holds the timed kinds' parameters to their keys: rbit
+// for the hashing methods only, host_cache for every method.
+func TestShapeTuning(t *testing.T) {
+	for _, c := range []struct {
+		s      Shape
+		method string
+		want   vk.Tuning
+	}{
+		{Shape{Rbit: 256}, "dense", vk.Tuning{}},
+		{Shape{Rbit: 256}, "hata/naive", vk.Tuning{Rbit: 256}},
+		{Shape{Rbit: 128, HostCache: true}, "quest", vk.Tuning{HostCache: 1}},
+		{Shape{Rbit: 64, HostCache: true}, "lsh", vk.Tuning{Rbit: 64, HostCache: 1}},
+	} {
+		if got := c.s.tuning(c.method); got != c.want {
+			t.Errorf("%+v.tuning(%q) = %+v, want %+v", c.s, c.method, got, c.want)
+		}
+	}
+}
