@@ -91,6 +91,10 @@ func TestHostCache(t *testing.T) {
 		if len(bufs) == 0 {
 			t.Fatalf("%s: no cache buffers", name)
 		}
+		if i == 0 {
+			t.Logf("%s: host caches in memory type %d (flags %#x, heap %d; every memory type device-local: %v)", ctx.Info.Name, bufs[0].memType,
+				ctx.memTypes[bufs[0].memType].flags, ctx.memTypes[bufs[0].memType].heap, !hostOnly)
+		}
 		for _, b := range bufs {
 			dl := ctx.memTypes[b.memType].flags&vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyDeviceLocalBit) != 0
 			if b.Kind() != Host || hostOnly && dl {
