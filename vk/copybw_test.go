@@ -181,6 +181,15 @@ func TestGatherBandwidth(t *testing.T) {
 		}
 		t.Logf("gathers of %d-byte rows over 1 GiB: %.1f GB/s", row, bw/1e9)
 	}
+	// From host memory over the bus (a cache offloaded, HostCache): by row
+	// size, the rows a top-k method's attention reads there (logged).
+	for _, row := range []uint64{64, 128, 256, 512, 1024, 2048, 4096} {
+		bw, _, err := c.HostGatherBandwidth(row, 1<<30, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("gathers of %d-byte rows over 1 GiB of host memory: %.1f GB/s", row, bw/1e9)
+	}
 }
 
 // TestDispatchFloor checks that the dependent-dispatch measurement runs
