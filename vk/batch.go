@@ -34,6 +34,19 @@ var submitTimeout = 10 * time.Minute
 //
 // Recording methods do not return errors: the first one is kept and returned
 // by Submit, which then submits nothing.
+//
+// A wait that fails (Submit returning VK_TIMEOUT after submitTimeout, ten
+// minutes) leaves the batch stuck: the device may still run it, reading and
+// writing every buffer it was recorded with. Until it is seen finished (its
+// next Begin or Free, which wait for it again, or a free on its context
+// that finds its fence signalled), Buffer.Free, Set.Free and Kernel.Free on
+// its context hold the freed object's Vulkan handles instead of destroying
+// them (the object reads as freed at once), and destroy them once no batch
+// of the context is stuck, or at Context.Close after the device is idle.
+// The error paths that free what a failed step made (a cache that was to
+// grow, a prefill's cache, descriptor sets, scratch buffers) therefore need
+// not tell a timeout from any other error. The rule is conservative: while
+// one batch is stuck, a buffer it never used is held too.
 type Batch struct {
 	ctx     *Context
 	pool    vulkan.CommandPool
@@ -52,6 +65,9 @@ type Batch struct {
 	// (or failed) leaves it set, so that Begin and Free wait again before
 	// they reset or destroy a command buffer the device may still run.
 	pending bool
+	// stuck: a wait failed and the context holds what is freed until this
+	// batch, or its fence, is seen finished (Context.stuck, retire).
+	stuck bool
 }
 
 // hostStages are the stages that move data between the host and the device
@@ -374,8 +390,9 @@ func (c *Context) SetSpanTiming(on bool) { c.spanTiming.Store(on) }
 // Submit ends recording, submits the batch, waits for it and returns the
 // GPU time of each stage. Device writes are visible to the host afterwards
 // (Readback buffers need no further call). A wait that times out (after
-// ten minutes) returns VK_TIMEOUT and leaves the batch submitted: the next
-// Begin or Free waits for it again before it touches the command buffer.
+// ten minutes) returns VK_TIMEOUT and leaves the batch submitted and stuck:
+// the next Begin or Free waits for it again before it touches the command
+// buffer, and until then its context holds what is freed (see Batch).
 func (b *Batch) Submit() (Timings, error) {
 	n, err := b.start()
 	if err != nil {
@@ -424,14 +441,79 @@ func (b *Batch) start() (n uint32, err error) {
 }
 
 // wait waits for the submitted batch's fence, at most submitTimeout, and
-// clears pending once it has signalled.
+// clears pending once it has signalled. A wait that fails makes the batch
+// stuck; one that succeeds after that unsticks it.
 func (b *Batch) wait() error {
 	fences := []vulkan.Fence{b.fence}
 	if err := vkc.Check("vkWaitForFences", int32(vulkan.WaitForFences(b.ctx.dev, 1, fences, vulkan.True, uint64(submitTimeout)))); err != nil {
+		if !b.stuck {
+			b.stuck = true
+			b.ctx.stick(b)
+		}
 		return err
 	}
 	b.pending = false
+	if b.stuck {
+		b.stuck = false
+		b.ctx.unstick(b)
+	}
 	return nil
+}
+
+// stick records that b's wait failed: until b is seen finished, what is
+// freed on c is held (retire).
+func (c *Context) stick(b *Batch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stuck[b] = true
+}
+
+// unstick records that b, stuck before, has finished, and destroys what was
+// held where no batch is stuck any more.
+func (c *Context) unstick(b *Batch) {
+	c.mu.Lock()
+	delete(c.stuck, b)
+	rs := c.reap()
+	c.mu.Unlock()
+	for _, r := range rs {
+		r.release()
+	}
+}
+
+// retire destroys r, which holds the handles of a buffer, set or kernel just
+// freed, once no submission that a wait gave up on may still use it: at
+// once unless a batch of c is stuck, else when the last stuck batch is seen
+// finished (unstick, or a later retire that finds its fence signalled), or
+// at Close.
+func (c *Context) retire(r resource) {
+	c.mu.Lock()
+	c.held = append(c.held, r)
+	rs := c.reap()
+	c.mu.Unlock()
+	for _, r := range rs {
+		r.release()
+	}
+}
+
+// reap, called with c.mu held, forgets the stuck batches whose fences have
+// signalled and, where none is left, hands back what was held for the
+// caller to release once it has unlocked c.mu (Set's release locks it).
+// Only a stuck batch's fence is read here, from any goroutine: the batch's
+// own goroutine unsticks it, under c.mu, before it resets or destroys the
+// fence, and vkGetFenceStatus, like vkWaitForFences, needs no external
+// synchronisation of the fence.
+func (c *Context) reap() []resource {
+	for b := range c.stuck {
+		if vulkan.GetFenceStatus(c.dev, b.fence) == vulkan.Success {
+			delete(c.stuck, b)
+		}
+	}
+	if len(c.stuck) > 0 {
+		return nil
+	}
+	rs := c.held
+	c.held = nil
+	return rs
 }
 
 // settle waits for a submission whose wait failed before (Submit returned a

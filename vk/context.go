@@ -139,6 +139,11 @@ type Context struct {
 	replaced map[string]bool    // kernels built from spirvDir
 	finalLog []vkc.Message      // validation messages, kept after Close
 	finalN   int                // and their count
+	// stuck holds the batches whose last wait failed (a Submit that timed
+	// out) and that no one has seen finished since; while there are any,
+	// held keeps the handles of what was freed (retire, see Batch).
+	stuck map[*Batch]bool
+	held  []resource
 
 	spanTiming atomic.Bool // SetSpanTiming
 
@@ -397,6 +402,7 @@ func open(in *instance, o Options) (*Context, error) {
 		poison:     o.Poison || o.Validate,
 		stagingMax: stagingMax,
 		live:       map[resource]uint64{},
+		stuck:      map[*Batch]bool{},
 		kernels:    map[string]*Kernel{},
 		replaced:   map[string]bool{},
 		spirvDir:   cmp.Or(o.SPIRVDir, os.Getenv(EnvSPIRV)),
@@ -547,9 +553,10 @@ func (c *Context) untrack(r resource) {
 }
 
 // Close waits for the device to go idle and frees everything made from the
-// context that is still alive, newest first, then the device and instance.
-// Validation messages stay readable. Only the first call closes; later ones,
-// and calls made while it runs, return nil at once.
+// context that is still alive, newest first (after what was freed while a
+// batch was stuck, see Batch), then the device and instance. Validation
+// messages stay readable. Only the first call closes; later ones, and calls
+// made while it runs, return nil at once.
 func (c *Context) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -565,6 +572,9 @@ func (c *Context) Close() error {
 		rs = append(rs, r)
 	}
 	slices.SortFunc(rs, func(a, b resource) int { return cmp.Compare(c.live[b], c.live[a]) })
+	rs = append(c.held, rs...) // the device is idle: no batch is stuck
+	c.held = nil
+	clear(c.stuck)
 	c.mu.Unlock()
 	for _, r := range rs {
 		r.release()

@@ -150,6 +150,23 @@
 // HATA.ScoreTrace (Traces for all) and KernelTrace.Summary say where the
 // workgroups spent their time.
 //
+// # Timeouts
+//
+// Batch.Submit waits at most ten minutes for its batch. A wait that times
+// out returns VK_TIMEOUT and leaves the batch stuck: the device may still
+// run it, reading and writing the buffers it was recorded with. The batch's
+// next Begin or Free waits for it again before it touches the command
+// buffer, and until the batch is seen finished (there, or by a free that
+// finds its fence signalled) its context holds every buffer, descriptor set
+// and kernel freed on it instead of destroying it: the object reads as
+// freed at once, and its Vulkan handles are destroyed once no batch of the
+// context is stuck, or at Context.Close after the device is idle. The error
+// paths that free what a failed step made (the larger cache of a growth
+// that failed, a failed prefill's cache, scratch buffers and descriptor
+// sets) therefore need no case of their own for a timeout; a method's next
+// step waits for its batch before it records. The rule is conservative:
+// while one batch is stuck, what it never used is held too.
+//
 // # cgo
 //
 // Vulkan is reached through github.com/vulkan-go/vulkan for the calls whose

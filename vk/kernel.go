@@ -219,14 +219,17 @@ func (k *Kernel) build(code []uint32) error {
 	return nil
 }
 
-// Free destroys the kernel (not a SharedKernel's). Its descriptor sets must
-// have been freed.
+// Free destroys the kernel (not a SharedKernel's), or where a batch that
+// may still run it is stuck, has its context hold it until that batch is
+// seen finished (see Batch). Its descriptor sets must have been freed.
 func (k *Kernel) Free() {
 	if k == nil || k.shared || k.pipe == vulkan.NullPipeline && k.dsl == vulkan.NullDescriptorSetLayout {
 		return
 	}
 	k.ctx.untrack(k)
-	k.destroy()
+	dead := &Kernel{ctx: k.ctx, dsl: k.dsl, layout: k.layout, module: k.module, pipe: k.pipe}
+	k.dsl, k.layout, k.module, k.pipe = vulkan.NullDescriptorSetLayout, vulkan.NullPipelineLayout, vulkan.NullShaderModule, vulkan.NullPipeline
+	k.ctx.retire(dead)
 }
 
 func (k *Kernel) release() { k.destroy() }
@@ -342,13 +345,17 @@ func (k *Kernel) NewSet(ranges ...Range) (*Set, error) {
 	return s, nil
 }
 
-// Free returns the set to its pool.
+// Free returns the set to its pool, or where a batch that may still use it
+// is stuck, has its context hold it until that batch is seen finished (see
+// Batch).
 func (s *Set) Free() {
 	if s == nil || s.set == vulkan.NullDescriptorSet {
 		return
 	}
 	s.k.ctx.untrack(s)
-	s.destroy()
+	dead := &Set{k: s.k, pool: s.pool, set: s.set}
+	s.set = vulkan.NullDescriptorSet
+	s.k.ctx.retire(dead)
 }
 
 func (s *Set) release() { s.destroy() }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hata-go/hata/ref"
 	"github.com/hata-go/hata/ref/reftest"
@@ -524,5 +525,312 @@ func TestSubmitTimeout(t *testing.T) {
 		if w := binary.LittleEndian.Uint32(got[i:]); w != 7 {
 			t.Fatalf("word %d after the second submission = %d, want 7", i/4, w)
 		}
+	}
+}
+
+// noWait runs f with submitTimeout 0: the first batch f submits times out
+// unless the device has finished it by the time Submit waits.
+func noWait(f func() error) error {
+	old := submitTimeout
+	submitTimeout = 0
+	defer func() { submitTimeout = old }()
+	return f()
+}
+
+// isTimeout reports whether err wraps VK_TIMEOUT.
+func isTimeout(err error) bool {
+	var ve *vkc.Error
+	return errors.As(err, &ve) && ve.Result == vkc.Timeout
+}
+
+// heldCount returns the number of freed objects c holds for stuck batches.
+func (c *Context) heldCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.held)
+}
+
+// checkHeld fails the test where b, whose Submit timed out in a step that
+// then freed what it had made for b (where names the step), still runs but
+// its context holds nothing: those frees came after the timeout and before
+// now, when b had not finished either, so they must have been held (and
+// not destroyed under the device, which on lavapipe crashes the process).
+func checkHeld(t *testing.T, where string, ctx *Context, b *Batch) {
+	t.Helper()
+	if vulkan.GetFenceStatus(ctx.dev, b.fence) == vulkan.Success {
+		t.Logf("%s: the timed-out batch finished before the check", where)
+		return
+	}
+	if ctx.heldCount() == 0 {
+		t.Errorf("%s: the timed-out batch still runs, and its context holds nothing that was freed meanwhile", where)
+	}
+}
+
+// TestFreeWhileStuck checks the rule of a stuck batch (see Batch): a
+// buffer, a descriptor set and a kernel that a batch whose wait timed out
+// still uses, freed meanwhile, read as freed at once but are held by the
+// context; once a later free finds the batch's fence signalled, without
+// the batch's owner waiting again, they are destroyed; and the batch then
+// records and submits again.
+func TestFreeWhileStuck(t *testing.T) {
+	ctx := testContext(t, Options{})
+	const words = 4 << 20
+	buf, err := ctx.NewBuffer("stuck", 4*words, DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ctx.NewKernel(KernelSpec{Shader: "fill_random", Bindings: 1, Push: randomPush{}, Spec: []uint32{256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := k.NewSet(buf.Whole())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ctx.NewBatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Free()
+	if err := b.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		b.Dispatch(k, set, randomPush{N: words, Seed: uint32(i), Scale: 1}, 4096, 1, 1)
+		b.Barrier()
+	}
+	err = noWait(func() error { _, err := b.Submit(); return err })
+	if err == nil {
+		t.Skip("the device ran 4 fills of 16 MiB within a wait of 0 ns")
+	}
+	if !isTimeout(err) {
+		t.Fatalf("Submit with no time to wait = %v, want VK_TIMEOUT", err)
+	}
+	set.Free()
+	k.Free()
+	buf.Free()
+	checkHeld(t, "freeing the set, kernel and buffer", ctx, b)
+	if err := buf.Whole().check(); err == nil {
+		t.Errorf("the buffer freed while held does not read as freed")
+	}
+	if set.set != vulkan.NullDescriptorSet || k.pipe != vulkan.NullPipeline {
+		t.Errorf("the set or kernel freed while held does not read as freed")
+	}
+	for start := time.Now(); vulkan.GetFenceStatus(ctx.dev, b.fence) != vulkan.Success; time.Sleep(time.Millisecond) {
+		if time.Since(start) > time.Minute {
+			t.Fatal("the timed-out batch has not finished in a minute")
+		}
+	}
+	other, err := ctx.NewBuffer("other", 64, DeviceLocal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Free() // finds the fence signalled: everything held goes
+	if n := ctx.heldCount(); n != 0 {
+		t.Errorf("%d objects held after a free found the stuck batch finished", n)
+	}
+	small, err := ctx.NewBuffer("small", 64, Readback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Free()
+	if err := b.Begin(); err != nil {
+		t.Fatalf("Begin after the timed-out Submit: %v", err)
+	}
+	b.Fill(small.Whole(), 7)
+	if _, err := b.Submit(); err != nil {
+		t.Fatalf("Submit after the timed-out one: %v", err)
+	}
+	if w := binary.LittleEndian.Uint32(small.Bytes()); w != 7 {
+		t.Errorf("word 0 after the second submission = %d, want 7", w)
+	}
+}
+
+// TestDenseGrowTimeout makes the batch that copies a Dense's cache into
+// one of twice the capacity time out (submitTimeout 0). grow then keeps the
+// old cache and frees the new one, which the copy may still be writing:
+// the context must hold it until the copy is seen finished (on lavapipe,
+// destroying it at once crashed the test process). The cache must stay as
+// it was: an Append and a Decode after it agree with ref.Dense.
+func TestDenseGrowTimeout(t *testing.T) {
+	ctx := testContext(t, Options{})
+	const b, hkv, hq, d, seed = 1, 4, 8, 128, 5
+	var m *Dense
+	var n, oldCap int
+	var old *kvStore
+	var err error
+	for n = 1024; ; n *= 4 { // 4, 16, 64 MiB of cache to copy
+		if m, err = ctx.NewDense(DenseOptions{Reserve: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.PrefillRandom(b, hkv, n, d, seed); err != nil {
+			t.Fatal(err)
+		}
+		old, oldCap = m.kv, m.cap
+		if err = noWait(func() error { return m.grow(2 * m.cap) }); err != nil {
+			break
+		}
+		m.Close()
+		if n == 16384 {
+			t.Skip("the device copied 64 MiB of cache within a wait of 0 ns")
+		}
+	}
+	defer m.Close()
+	if !isTimeout(err) {
+		t.Fatalf("grow with no time to wait = %v, want VK_TIMEOUT", err)
+	}
+	t.Logf("the timed-out grow: %v", err)
+	checkHeld(t, "the timed-out grow", ctx, m.batch)
+	if m.kv != old || m.cap != oldCap {
+		t.Fatalf("after the timed-out grow: Cap=%d, a cache other than the old one; want the old cache of Cap=%d", m.cap, oldCap)
+	}
+	k, v := RandomKV(b, hkv, n, oldCap, d, seed)
+	kv, err := ref.NewKV(b, hkv, n, d, k, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 1))
+	nk, nv := normal(rng, b*hkv*d, 1), normal(rng, b*hkv*d, 1)
+	for _, c := range []interface{ Append(k, v []float32) error }{m, kv} {
+		if err := c.Append(nk, nv); err != nil {
+			t.Fatalf("Append after the timed-out grow: %v", err)
+		}
+	}
+	q := normal(rng, b*hq*d, 2)
+	res, err := m.Decode(q, ref.Full)
+	if err != nil {
+		t.Fatalf("Decode after the timed-out grow: %v", err)
+	}
+	checkDense(t, "after the timed-out grow", res.Out, q, kv)
+	if n := ctx.heldCount(); n != 0 {
+		t.Errorf("%d objects still held after the next decode waited for its batch", n)
+	}
+}
+
+// TestSparseGrowTimeout makes the Append that doubles a HATA's cache (the
+// copy of the old cache into the new and the key codes rebuilt for it) time
+// out (submitTimeout 0). Append then frees the new cache (keepCache), which
+// the batch may still be writing: the context must hold it. keepCache's
+// rebuild of the old cache's side state waits for that batch again, with
+// no time either: it keeps the old cache where the batch has finished by
+// then and drops it (saying so) where not, as on lavapipe. The method must
+// then work: a decode agrees with ref's (after a prefill again where the
+// cache was dropped), and so does one after Appends that grow the cache.
+func TestSparseGrowTimeout(t *testing.T) {
+	ctx := testContext(t, Options{})
+	const name = "hata"
+	rng := rand.New(rand.NewPCG(3, 17))
+	s := ref.Shape{B: 1, Hq: 8, Hkv: 4, N: 1023, D: 128} // Cap 1024: 4 MiB of cache to copy
+	o := ref.Options{W: reftest.DyadicHashWeights(rng, s.Hkv, s.D, 64), Seed: 3}
+	want, err := ref.New(name, s.Hkv, s.D, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ctx.SparseFactory(SparseOptions{Reserve: 1})(name, s.Hkv, s.D, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.(io.Closer).Close()
+	kv := reftest.DyadicKV(rng, s, false)
+	for _, m := range []ref.Method{want, got} {
+		if err := m.Prefill(kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := kv.Clone()
+	appendAll := func(ms ...interface{ Append(k, v []float32) error }) error {
+		k, v := reftest.Dyadic(rng, s.B*s.Hkv*s.D), reftest.Dyadic(rng, s.B*s.Hkv*s.D)
+		for _, m := range ms {
+			if err := m.Append(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := appendAll(want, got, cache); err != nil { // N = 1024 = Cap
+		t.Fatal(err)
+	}
+	c := coreOf(got)
+	if c.cap != 1024 {
+		t.Fatalf("capacity %d, want 1024", c.cap)
+	}
+	err = noWait(func() error { return appendAll(got) })
+	if err == nil {
+		t.Skip("the device grew the cache within a wait of 0 ns")
+	}
+	if !strings.Contains(err.Error(), "VK_TIMEOUT") {
+		t.Fatalf("Append with no time to wait = %v, want VK_TIMEOUT", err)
+	}
+	t.Logf("the timed-out Append: %v", err)
+	checkHeld(t, "the timed-out Append", ctx, c.batch)
+	switch {
+	case c.hasCache() && c.n == cache.N && c.cap == 1024:
+		t.Logf("the old cache was kept")
+	case !c.hasCache() && strings.Contains(err.Error(), "dropped"):
+		t.Logf("the old cache was dropped")
+		for _, m := range []ref.Method{want, got} {
+			if err := m.Prefill(cache); err != nil {
+				t.Fatalf("Prefill after the timed-out Append: %v", err)
+			}
+		}
+	default:
+		t.Fatalf("after the timed-out Append: cache %v N=%d Cap=%d, want the cache of N=%d Cap=1024, or none and an error saying so", c.hasCache(), c.n, c.cap, cache.N)
+	}
+	q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+	decodeStep(t, "after the timed-out Append", name, q, cache, ref.Budget{K: 9}, want, got, exactSelection[name])
+	for grown := 2 * c.cap; c.cap < grown; {
+		if err := appendAll(want, got, cache); err != nil {
+			t.Fatalf("Append after the timed-out one (N=%d Cap=%d): %v", c.n, c.cap, err)
+		}
+	}
+	decodeStep(t, "after growing", name, q, cache, ref.Budget{K: 9}, want, got, exactSelection[name])
+	if n := ctx.heldCount(); n != 0 {
+		t.Errorf("%d objects still held after the method's batch waited again", n)
+	}
+}
+
+// TestDensePrefillTimeout makes the transfer of a Dense's prefill time out
+// (submitTimeout 0). Prefill then frees the cache it allocated, which the
+// transfer may still be writing: the context must hold it. A decode after
+// it fails as one before any prefill, and a prefill after it (whose upload
+// first waits for the timed-out transfer, which may still be reading the
+// staging buffer) works.
+func TestDensePrefillTimeout(t *testing.T) {
+	ctx := testContext(t, Options{})
+	rng := rand.New(rand.NewPCG(7, 3))
+	q := normal(rng, 8*128, 2)
+	m, err := ctx.NewDense(DenseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var kv *ref.KV
+	for n := 1024; ; n *= 4 { // 4, 16, 64 MiB to upload
+		kv = randomKV(rng, 1, 4, n, 128, F32)
+		if err = noWait(func() error { return m.Prefill(kv) }); err != nil {
+			break
+		}
+		if n == 16384 {
+			t.Skip("the device ran the prefill's transfer of 64 MiB within a wait of 0 ns")
+		}
+	}
+	if !isTimeout(err) {
+		t.Fatalf("Prefill with no time to wait = %v, want VK_TIMEOUT", err)
+	}
+	t.Logf("the timed-out prefill: %v", err)
+	checkHeld(t, "the timed-out prefill", ctx, ctx.xfer)
+	if _, err := m.Decode(q, ref.Full); err == nil || !strings.Contains(err.Error(), "before prefill") {
+		t.Errorf("Decode after the timed-out Prefill: error %v, want one saying there was no prefill", err)
+	}
+	if err := m.Prefill(kv); err != nil {
+		t.Fatalf("Prefill after the timed-out one: %v", err)
+	}
+	res, err := m.Decode(q, ref.Full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDense(t, "after the timed-out prefill", res.Out, q, kv)
+	if n := ctx.heldCount(); n != 0 {
+		t.Errorf("%d objects still held after the transfer waited again", n)
 	}
 }

@@ -281,14 +281,18 @@ func (b *Buffer) invalidate() error {
 	return b.ctx.fns.InvalidateMappedMemory(unsafe.Pointer(b.mem))
 }
 
-// Free releases the buffer. It must not be in use by a pending batch (every
-// Submit waits, so between batches it never is).
+// Free releases the buffer. Submit waits for its batch, so between batches
+// no batch uses it; after a Submit that timed out one may, and the context
+// then holds the buffer's memory until that batch is seen finished (see
+// Batch). Either way the buffer reads as freed at once.
 func (b *Buffer) Free() {
 	if b == nil || b.buf == vulkan.NullBuffer {
 		return
 	}
 	b.ctx.untrack(b)
-	b.destroy()
+	dead := &Buffer{ctx: b.ctx, buf: b.buf, mem: b.mem, ptr: b.ptr}
+	b.buf, b.mem, b.ptr = vulkan.NullBuffer, vulkan.NullDeviceMemory, nil
+	b.ctx.retire(dead)
 }
 
 func (b *Buffer) release() { b.destroy() }
