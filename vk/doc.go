@@ -164,8 +164,10 @@
 // paths that free what a failed step made (the larger cache of a growth
 // that failed, a failed prefill's cache, scratch buffers and descriptor
 // sets) therefore need no case of their own for a timeout; a method's next
-// step waits for its batch before it records. The rule is conservative:
-// while one batch is stuck, what it never used is held too.
+// step waits for its batch before it records, and Context.Write waits for a
+// timed-out transfer before it rewrites the staging buffer that transfer
+// reads. The rule is conservative: while one batch is stuck, what it never
+// used is held too.
 //
 // # cgo
 //

@@ -341,6 +341,11 @@ func (c *Context) Write(regions ...Region) error {
 	if err := c.staging(&c.upload, "upload staging", Upload, total); err != nil {
 		return err
 	}
+	// The host rewrites the staging buffer before flush's Begin: a transfer
+	// whose wait timed out may still be reading it (into its own regions).
+	if err := c.xfer.settle(); err != nil {
+		return fmt.Errorf("vk: write: %w", err)
+	}
 	st := c.upload
 	var used uint64
 	var copies []copyOp
