@@ -1,13 +1,12 @@
 #version 450
-#extension GL_KHR_shader_subgroup_arithmetic : require
-#extension GL_KHR_shader_subgroup_basic : require
 // gather_read: the random-gather roofline kernel. It reads rows of VECS
 // uvec4 (16 * VECS bytes) at pseudo-random positions of up to eight source
 // buffers (a cache past maxStorageBufferRange is kept in several), as the
 // top-k methods' attention reads the K and V rows of its selected tokens,
-// and XORs what it read; each subgroup folds its lanes' XORs and its first
-// lane writes the result to dst[subgroup], so the kernel moves the gathered
-// rows and 16 bytes per subgroup.
+// and XORs what it read; each workgroup folds its invocations' XORs in
+// shared memory (fold_xor.glsl) and its first invocation writes the result
+// to dst[workgroup], so the kernel moves the gathered rows and 16 bytes per
+// workgroup.
 //
 // The VECS lanes of a row slot read one row together (lane l its uvec4 l);
 // workgroup w reads buffer w % nbuf (uniform in the workgroup), and row slot
@@ -66,6 +65,8 @@ uvec4 load(uint b, uint i) {
     return s7[i];
 }
 
+#include "fold_xor.glsl"
+
 void main() {
     const uint slots = gl_WorkGroupSize.x / VECS;
     uint b = gl_WorkGroupID.x % pc.nbuf;
@@ -82,11 +83,8 @@ void main() {
             acc ^= v[u];
         }
     }
-    acc = subgroupXor(acc);
-    // Lane 0, not subgroupElect(): the same lane in full subgroups, and
-    // lavapipe's subgroupElect() loses subgroups of 16 lanes
-    // (LP_NATIVE_VECTOR_WIDTH=512; make test's rerun).
-    if (gl_SubgroupInvocationID == 0) {
-        dst[gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID] = acc;
+    const uvec4 x = fold_xor(acc);
+    if (gl_LocalInvocationID.x == 0) {
+        dst[gl_WorkGroupID.x] = x;
     }
 }

@@ -1,12 +1,11 @@
 #version 450
-#extension GL_KHR_shader_subgroup_arithmetic : require
-#extension GL_KHR_shader_subgroup_basic : require
 // read: the read-only roofline kernel. Every invocation XORs the uvec4
 // elements src[i] of a grid-stride loop (16 bytes per load, unroll loads in
-// flight per step); each subgroup folds its lanes' XORs and its first lane
-// writes the result to dst[subgroup], so the kernel reads all of src and
-// writes 16 bytes per subgroup: what a decode kernel that only streams its
-// cache (dense attention) can reach, where the copy kernel (copy.comp) also
+// flight per step); each workgroup folds its invocations' XORs in shared
+// memory (fold_xor.glsl) and its first invocation writes the result to
+// dst[workgroup], so the kernel reads all of src and writes 16 bytes per
+// workgroup: what a decode kernel that only streams its cache (dense
+// attention) can reach, where the copy kernel (copy.comp) also
 // writes as much as it reads.
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint UNROLL = 4;
@@ -17,6 +16,8 @@ layout(set = 0, binding = 1) writeonly buffer Dst { uvec4 dst[]; };
 layout(push_constant) uniform PushConstants {
     uint n; // uvec4 elements to read
 } pc;
+
+#include "fold_xor.glsl"
 
 void main() {
     uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
@@ -35,11 +36,8 @@ void main() {
     for (; i < pc.n; i += stride) {
         acc ^= src[i];
     }
-    acc = subgroupXor(acc);
-    // Lane 0, not subgroupElect(): the same lane in full subgroups, and
-    // lavapipe's subgroupElect() loses subgroups of 16 lanes
-    // (LP_NATIVE_VECTOR_WIDTH=512; make test's rerun).
-    if (gl_SubgroupInvocationID == 0) {
-        dst[gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID] = acc;
+    const uvec4 x = fold_xor(acc);
+    if (gl_LocalInvocationID.x == 0) {
+        dst[gl_WorkGroupID.x] = x;
     }
 }

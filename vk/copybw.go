@@ -89,7 +89,7 @@ const readUnroll = 4
 // ReadBandwidth measures the device's read-only bandwidth: the read kernel
 // streams a device-local buffer of size bytes (16-byte loads, readUnroll in
 // flight per invocation, grid-stride loop over 16 workgroups per compute
-// unit) and writes 16 bytes per subgroup. It returns the bytes read and
+// unit) and writes 16 bytes per workgroup. It returns the bytes read and
 // written per second, the median of reps runs timed with GPU timestamps: the
 // roofline of a kernel that only streams its cache (dense attention), which
 // a copy's reads plus writes (CopyBandwidth) do not reach on every device.
@@ -108,7 +108,7 @@ func (c *Context) HostReadBandwidth(size uint64, reps int) (float64, error) {
 
 // readBandwidth is ReadBandwidth with unroll loads in flight per invocation
 // from a source buffer of memory kind; with fill it also fills the source
-// (before the warm-up run, not timed) and returns the subgroups' XORs of the
+// (before the warm-up run, not timed) and returns the workgroups' XORs of the
 // last run, for the test to check that every element was read once.
 func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, kind MemoryKind, fill func(src *Buffer) error) (float64, []byte, error) {
 	size &^= 15
@@ -121,17 +121,13 @@ func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, kind Memor
 		return 0, nil, err
 	}
 	groups := c.copyGroups(size / 16)
-	// One uvec4 per subgroup; subgroups of at least one lane.
-	out := uint64(groups) * copyWorkgroup * 16
-	if sg := c.Info.MinSubgroupSize; sg > 0 {
-		out /= uint64(sg)
-	}
+	out := uint64(groups) * 16 // one uvec4 per workgroup
 	src, err := c.NewBuffer("read bandwidth source", size, kind)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer src.Free()
-	dst, err := c.NewBuffer("read bandwidth subgroup results", out, DeviceLocal)
+	dst, err := c.NewBuffer("read bandwidth workgroup results", out, DeviceLocal)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -145,10 +141,7 @@ func (c *Context) readBandwidth(size uint64, unroll uint32, reps int, kind Memor
 	if err != nil {
 		return 0, nil, err
 	}
-	// What the subgroups write, at the default subgroup size (0.03% of 1 GiB
-	// on the H200).
-	written := uint64(groups) * copyWorkgroup / uint64(max(c.Info.SubgroupSize, 1)) * 16
-	return float64(size+written) / (med * 1e-9), xors, nil
+	return float64(size+out) / (med * 1e-9), xors, nil
 }
 
 // gatherReadPush mirrors gather_read.comp's push constants.
@@ -248,7 +241,7 @@ func (c *Context) bufferLimit() uint64 {
 }
 
 // gatherRead runs r reps+1 times (the first warms up) and returns the
-// median time of the last reps in nanoseconds and the subgroups' XORs of the
+// median time of the last reps in nanoseconds and the workgroups' XORs of the
 // last run; fill, if not nil, fills source buffer i before the first.
 func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer) error) (float64, []byte, error) {
 	k, err := c.SharedKernel(KernelSpec{Shader: "gather_read", Bindings: gatherMaxBufs + 1, Push: gatherReadPush{},
@@ -256,11 +249,7 @@ func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer
 	if err != nil {
 		return 0, nil, err
 	}
-	// One uvec4 per subgroup; subgroups of at least one lane.
-	out := uint64(r.groups) * copyWorkgroup * 16
-	if sg := c.Info.MinSubgroupSize; sg > 0 {
-		out /= uint64(sg)
-	}
+	out := uint64(r.groups) * 16 // one uvec4 per workgroup
 	ranges := make([]Range, gatherMaxBufs+1)
 	for i := range r.nbuf {
 		src, err := c.NewBuffer(fmt.Sprintf("gather bandwidth source %d", i), r.size, r.kind)
@@ -278,7 +267,7 @@ func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer
 	for i := r.nbuf; i < gatherMaxBufs; i++ {
 		ranges[i] = ranges[0]
 	}
-	dst, err := c.NewBuffer("gather bandwidth subgroup results", out, DeviceLocal)
+	dst, err := c.NewBuffer("gather bandwidth workgroup results", out, DeviceLocal)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -290,7 +279,7 @@ func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer
 
 // timeXors times the roofline kernels that XOR what they read (read.comp,
 // gather_read.comp): k over the ranges of its bindings, the last its
-// subgroups' results (zeroed before every run), in one dispatch of groups
+// workgroups' results (zeroed before every run), in one dispatch of groups
 // workgroups, reps+1 runs of which the first warms up. It returns the
 // median GPU time of the last reps in nanoseconds and, with readback, the
 // results buffer after the last; what names the measurement in errors.

@@ -32,7 +32,7 @@ func TestCopyBandwidth(t *testing.T) {
 
 // TestReadBandwidth runs the read-only roofline over random words whose
 // count is no multiple of the grid's stride or of its unrolled step, and
-// checks that the XOR of the subgroups' results is the XOR of every word of
+// checks that the XOR of the workgroups' results is the XOR of every word of
 // the source (a word skipped or read twice changes it), that the bandwidth
 // is positive, and that a size below one element is refused.
 func TestReadBandwidth(t *testing.T) {
@@ -65,7 +65,7 @@ func TestReadBandwidth(t *testing.T) {
 			got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
 		}
 		if got != want {
-			t.Errorf("%s source: XOR of the subgroups' results %x, want the source's %x", kind, got, want)
+			t.Errorf("%s source: XOR of the workgroups' results %x, want the source's %x", kind, got, want)
 		}
 	}
 	t.Logf("%s: read %.1f GB/s", c.Info.Name, bw/1e9)
@@ -87,7 +87,7 @@ func TestReadBandwidth(t *testing.T) {
 }
 
 // TestGatherBandwidth runs the random-gather roofline over three buffers of
-// random words and checks that the XOR of the subgroups' results is the XOR
+// random words and checks that the XOR of the workgroups' results is the XOR
 // of the rows the kernel's hash picks, as the host computes them (a row
 // missed, read from the wrong buffer or at a wrong offset changes it); then
 // that GatherBandwidth plans spans past one buffer's range in several and
@@ -130,7 +130,7 @@ func TestGatherBandwidth(t *testing.T) {
 			got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
 		}
 		if got != want {
-			t.Errorf("%s sources: XOR of the subgroups' results %x, want that of the rows hashed %x", r.kind, got, want)
+			t.Errorf("%s sources: XOR of the workgroups' results %x, want that of the rows hashed %x", r.kind, got, want)
 		}
 	}
 
@@ -425,7 +425,7 @@ func TestWarmClocks(t *testing.T) {
 }
 
 // TestL2Flush checks that an L2Flush reads its whole buffer once per Run
-// (the XOR of the read kernel's subgroup results is the source's), runs
+// (the XOR of the read kernel's workgroup results is the source's), runs
 // again, refuses sizes it cannot bind, and closes twice; and that a nil one
 // (no flush) runs and closes as nothing.
 func TestL2Flush(t *testing.T) {
@@ -467,7 +467,7 @@ func TestL2Flush(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := xorLanes(xors); got != want {
-			t.Errorf("run %d: XOR of the subgroups' results %x, want the source's %x", run, got, want)
+			t.Errorf("run %d: XOR of the workgroups' results %x, want the source's %x", run, got, want)
 		}
 	}
 	for _, bad := range []uint64{8, uint64(c.Info.Limits.MaxStorageBufferRange) + 16} {
