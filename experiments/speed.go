@@ -60,6 +60,15 @@ func (s Shape) validate() error {
 	return nil
 }
 
+// memoryNote is what the figures' titles add after the clock: where the
+// timed caches lie, if not in device memory.
+func (s Shape) memoryNote() string {
+	if s.HostCache {
+		return ", K/V in host memory"
+	}
+	return ""
+}
+
 // hostCache reports whether the timed caches lie in host memory
 // (HostCache), which the CPU backend refuses before any point.
 func (s Shape) hostCache() bool { return s.HostCache }
@@ -368,7 +377,7 @@ func (c *SpeedConfig) figures(t *Table) ([]figure, error) {
 	for _, n := range c.Ns {
 		ticks = append(ticks, float64(n))
 	}
-	clock := clockLabel(t)
+	clock := clockLabel(t) + c.memoryNote()
 	for _, b := range c.Batches {
 		bs := strconv.Itoa(b)
 		inB := func(i int) bool { return t.Str(i, "b") == bs }
@@ -472,7 +481,7 @@ func (c *BreakdownConfig) finish(t *Table) {
 func (c *BreakdownConfig) figures(t *Table) ([]figure, error) {
 	var fig plots.Figure
 	fig.Cols = min(len(c.Ns)+1, 3)
-	clock := clockLabel(t)
+	clock := clockLabel(t) + c.memoryNote()
 	stages := append(slices.Clone(Stages), "other")
 	for _, n := range c.Ns {
 		ns := strconv.Itoa(n)

@@ -287,3 +287,21 @@ func TestShapeTuning(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryNote checks that the speed figure's panel titles say
+// where the timed caches lie when host_cache is set, and only then.
+func TestMemoryNote(t *testing.T) {
+	tab := &Table{Columns: []string{"method", "b", "n", "clock", "median_us", "speedup"},
+		Rows: [][]string{{"dense", "1", "1024", "clock x", "10", "1"}, {"hata", "1", "1024", "clock x", "2", "5"}}}
+	for _, host := range []bool{false, true} {
+		c := &SpeedConfig{Shape: Shape{HostCache: host}, Batches: []int{1}, Ns: []int{1024}, Budget: 0.0156}
+		figs, err := c.figures(tab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		title := figs[0].Fig.Panels[0].Title.Text
+		if got := strings.Contains(title, "K/V in host memory"); got != host {
+			t.Errorf("host_cache %v: speed figure's title %q names host memory: %v", host, title, got)
+		}
+	}
+}
