@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -26,7 +27,9 @@ import (
 //	                        i-th runs seed S+i, so a failure's seed (in its
 //	                        subtest's name) reproduces it alone with
 //	                        HATA_VK_FUZZ=1 HATA_VK_FUZZ_SEED=seed (and the
-//	                        same HATA_VK_FUZZ_METHODS, which the draw reads)
+//	                        same HATA_VK_FUZZ_METHODS, which the draw reads,
+//	                        on a device of the same subgroup sizes, which
+//	                        bound the workgroups and lanes a token drawn)
 //	HATA_VK_FUZZ_TIME=D     stop starting configurations after the duration D
 //	HATA_VK_FUZZ_METHODS=.. only these methods (comma-separated; a hata or lsh
 //	                        entry may name its variant: hata/naive)
@@ -137,8 +140,38 @@ func (c fuzzConfig) String() string {
 
 func pick[T any](rng *rand.Rand, xs ...T) T { return xs[rng.IntN(len(xs))] }
 
-// drawFuzzConfig draws the configuration of seed, among methods (nil: all).
-func drawFuzzConfig(seed uint64, methods []string) fuzzConfig {
+// fuzzDevice is what the draws of workgroup sizes and lanes a token
+// respect of the device: a knob drawn outside it would be refused, not
+// tested (run 430: 32 of 371 configurations on the H200, most for a
+// workgroup of 8 or 16 lanes against its subgroups of 32).
+type fuzzDevice struct {
+	minSubgroup, maxSubgroup int // the subgroup sizes a kernel may run with
+	maxInvocations           int // maxComputeWorkGroupInvocations
+}
+
+// fuzzDeviceOf returns what the draws respect of info.
+func fuzzDeviceOf(info DeviceInfo) fuzzDevice {
+	return fuzzDevice{minSubgroup: int(max(info.MinSubgroupSize, 1)), maxSubgroup: int(max(info.MaxSubgroupSize, 1)),
+		maxInvocations: int(info.Limits.MaxComputeWorkGroupInvocations)}
+}
+
+// workgroups returns those of xs that are multiples of the largest subgroup
+// size and within the invocations (checkWorkgroup's rule). On lavapipe
+// (subgroups of 8) it keeps every size the draws offer, so that a seed
+// draws there what it drew before the draws knew the device.
+func (d fuzzDevice) workgroups(xs ...int) []int {
+	var ok []int
+	for _, x := range xs {
+		if x%d.maxSubgroup == 0 && x <= d.maxInvocations {
+			ok = append(ok, x)
+		}
+	}
+	return ok
+}
+
+// drawFuzzConfig draws the configuration of seed, among methods (nil: all),
+// with workgroup sizes and lanes a token that dev runs.
+func drawFuzzConfig(seed uint64, methods []string, dev fuzzDevice) fuzzConfig {
 	rng := rand.New(rand.NewPCG(seed, 0xf022))
 	c := fuzzConfig{seed: seed}
 	if len(methods) > 0 {
@@ -193,7 +226,7 @@ func drawFuzzConfig(seed uint64, methods []string) fuzzConfig {
 	// Options: each knob at its default two times in three.
 	o := SparseOptions{Storage: c.storage, Variant: c.variant, LokiF32Keys: true}
 	maybe := func(xs ...int) int {
-		if rng.IntN(3) != 0 {
+		if rng.IntN(3) != 0 || len(xs) == 0 {
 			return 0
 		}
 		return pick(rng, xs...)
@@ -207,20 +240,21 @@ func drawFuzzConfig(seed uint64, methods []string) fuzzConfig {
 	o.RowSelect = RowSelectMode(maybe(1, 2))
 	o.Merge = MergeMode(maybe(1, 2))
 	o.Tile = maybe(1, 2, 3, 4, 8, 16)
-	o.Workgroup = maybe(8, 16, 32, 64, 128, 256)
+	o.Workgroup = maybe(dev.workgroups(8, 16, 32, 64, 128, 256)...)
 	// sparse_split's TPT divides the row's 16-byte vectors (fp16: 8-byte
-	// ones), D/4 either way, and fits lavapipe's subgroups of 8; each lane
-	// holds at most 16 of a row's values, since fewer lanes a token hold the
-	// whole row and G heads' sums in each, and NVIDIA's driver took over
-	// two minutes to compile one lane a token at D=64, G=7 (run 427).
+	// ones), D/4 either way, and fits the smallest subgroup (lavapipe's 8);
+	// each lane holds at most 16 of a row's values, since fewer lanes a
+	// token hold the whole row and G heads' sums in each, and NVIDIA's
+	// driver took over two minutes to compile one lane a token at D=64, G=7
+	// (run 427).
 	var lanes []int
-	for l := max(1, d/16); l <= min(8, d/4); l *= 2 {
+	for l := max(1, d/16); l <= min(dev.minSubgroup, d/4); l *= 2 {
 		lanes = append(lanes, l)
 	}
 	o.LanesPerToken = maybe(lanes...)
-	o.ScoreWorkgroup = maybe(32, 64, 128, 256)
-	o.SelectWorkgroup = maybe(128, 256, 512)
-	o.ProjWorkgroup = maybe(32, 64, 128, 256, 512, 1024)
+	o.ScoreWorkgroup = maybe(dev.workgroups(32, 64, 128, 256)...)
+	o.SelectWorkgroup = maybe(dev.workgroups(128, 256, 512)...)
+	o.ProjWorkgroup = maybe(dev.workgroups(32, 64, 128, 256, 512, 1024)...)
 	o.QueueGroups = maybe(1, 2, 3)
 	o.Prefetch = PrefetchMode(maybe(1, 2))
 	o.Split.Splits = maybe(1, 2, 3, 5, 16)
@@ -363,13 +397,14 @@ func TestFuzzDiff(t *testing.T) {
 		methods = strings.Split(s, ",")
 	}
 	ctx := device(t)
+	dev := fuzzDeviceOf(ctx.Info)
 	st := fuzzStats{ran: map[string]int{}, refused: map[string]int{}, failed: map[string]int{}, inexact: map[string]int{}, nearZero: map[string]int{}, refusals: map[string]int{}}
 	for i := range count {
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			t.Logf("time is up after %d configurations", i)
 			break
 		}
-		c := drawFuzzConfig(base+uint64(i), methods)
+		c := drawFuzzConfig(base+uint64(i), methods, dev)
 		fmt.Fprintf(os.Stderr, "fuzz: %v\n", c)
 		ok := t.Run(fmt.Sprintf("seed=%d/%s", c.seed, strings.ReplaceAll(c.key(), "/", "-")), func(t *testing.T) {
 			runFuzzConfig(t, ctx, c, &st)
@@ -878,4 +913,50 @@ func refusalKind(err error) string {
 		return b.String()[:200]
 	}
 	return b.String()
+}
+
+// TestFuzzDraws checks the draws against the devices they are made for (no
+// device needed): on lavapipe's subgroups of 8 the draws still offer
+// workgroups of 8 and 16 and lanes a token up to 8, on the H200's 32 no
+// workgroup knob is drawn off a multiple of 32, on subgroups of 4 to 64
+// (an AMD GPU's range) none off a multiple of 64 and no lanes a token past
+// 4, and a seed draws the same configuration twice.
+func TestFuzzDraws(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		dev        fuzzDevice
+		wantSmall  bool // some workgroup of 8 or 16 drawn
+		wantLanes8 bool // some 8 lanes a token drawn
+	}{
+		{"lavapipe", fuzzDevice{8, 8, 1024}, true, true},
+		{"H200", fuzzDevice{32, 32, 1024}, false, true},
+		{"4-64 lanes", fuzzDevice{4, 64, 1024}, false, false},
+	} {
+		small, lanes8 := false, false
+		for seed := uint64(1); seed <= 3000; seed++ {
+			c := drawFuzzConfig(seed, nil, tc.dev)
+			if !reflect.DeepEqual(c, drawFuzzConfig(seed, nil, tc.dev)) {
+				t.Fatalf("%s: seed %d drew two configurations", tc.name, seed)
+			}
+			o := c.so
+			for _, w := range []struct {
+				what string
+				v    int
+			}{{"Workgroup", o.Workgroup}, {"ScoreWorkgroup", o.ScoreWorkgroup}, {"SelectWorkgroup", o.SelectWorkgroup},
+				{"ProjWorkgroup", o.ProjWorkgroup}, {"dense Workgroup", c.do.Workgroup}} {
+				if w.v%tc.dev.maxSubgroup != 0 || w.v > tc.dev.maxInvocations {
+					t.Fatalf("%s: seed %d drew %s %d", tc.name, seed, w.what, w.v)
+				}
+			}
+			if o.LanesPerToken > tc.dev.minSubgroup {
+				t.Fatalf("%s: seed %d drew %d lanes a token", tc.name, seed, o.LanesPerToken)
+			}
+			small = small || o.Workgroup == 8 || o.Workgroup == 16
+			lanes8 = lanes8 || o.LanesPerToken == 8
+		}
+		if small != tc.wantSmall || lanes8 != tc.wantLanes8 {
+			t.Errorf("%s: workgroups of 8 or 16 drawn %v, want %v; 8 lanes a token drawn %v, want %v",
+				tc.name, small, tc.wantSmall, lanes8, tc.wantLanes8)
+		}
+	}
 }
