@@ -4,7 +4,7 @@
 // host checks word by word. Their subgroup folds went wrong on lavapipe at
 // 16 lanes: subgroupElect() lost subgroups (session 37), and the lane-0
 // form that replaced it gave wrong XORs on one CI machine's CPU though not
-// on ours (session 45). A workgroup fold has no lane width to go wrong, and
+// on ours (session 44). A workgroup fold has no lane width to go wrong, and
 // costs a probe eight barriers after it has read its share.
 // Include it in a shader whose workgroup size is a power of two.
 
