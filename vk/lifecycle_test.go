@@ -77,15 +77,7 @@ func appendGrowthFails(t *testing.T, where, name string, seed int, pf PrefetchMo
 		}
 	}
 	cache := kv.Clone()
-	appendAll := func(ms ...interface{ Append(k, v []float32) error }) error {
-		k, v := reftest.Dyadic(rng, s.B*s.Hkv*s.D), reftest.Dyadic(rng, s.B*s.Hkv*s.D)
-		for _, m := range ms {
-			if err := m.Append(k, v); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	appendAll := func(ms ...appender) error { return appendDyadic(rng, s, ms...) }
 	if err := appendAll(want, got, cache); err != nil { // N = 64 = Cap
 		t.Fatalf("%s: Append: %v", where, err)
 	}
@@ -738,15 +730,7 @@ func TestSparseGrowTimeout(t *testing.T) {
 		}
 	}
 	cache := kv.Clone()
-	appendAll := func(ms ...interface{ Append(k, v []float32) error }) error {
-		k, v := reftest.Dyadic(rng, s.B*s.Hkv*s.D), reftest.Dyadic(rng, s.B*s.Hkv*s.D)
-		for _, m := range ms {
-			if err := m.Append(k, v); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	appendAll := func(ms ...appender) error { return appendDyadic(rng, s, ms...) }
 	if err := appendAll(want, got, cache); err != nil { // N = 1024 = Cap
 		t.Fatal(err)
 	}
@@ -833,4 +817,20 @@ func TestDensePrefillTimeout(t *testing.T) {
 	if n := ctx.heldCount(); n != 0 {
 		t.Errorf("%d objects still held after the transfer waited again", n)
 	}
+}
+
+// appender is what appendDyadic appends to: a method, or a ref.KV cache.
+type appender interface{ Append(k, v []float32) error }
+
+// appendDyadic appends one token of dyadic keys and values (B*Hkv rows of
+// D) drawn from rng, the same token to each of ms; it stops at the first
+// error.
+func appendDyadic(rng *rand.Rand, s ref.Shape, ms ...appender) error {
+	k, v := reftest.Dyadic(rng, s.B*s.Hkv*s.D), reftest.Dyadic(rng, s.B*s.Hkv*s.D)
+	for _, m := range ms {
+		if err := m.Append(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
