@@ -76,6 +76,8 @@ layout(constant_id = 3) const uint G = 1;    // query heads per KV head
 layout(constant_id = 4) const uint TILE = 4; // tokens per slot between rescales
 layout(constant_id = 5) const bool FUSED = true; // the last workgroup of a row merges
 layout(constant_id = 6) const bool PIECES = false; // pieces of rows*N tokens, not S splits a row
+layout(constant_id = 7) const bool KV_PAIRED = false; // a token's K and V side by side in one buffer (split_softmax.glsl's KV_RS)
+#define HAS_KV_PAIRED
 const bool REDUCE_SCATTER = false;           // split_softmax.glsl: the butterfly (faster here, BENCHMARKS.md)
 const bool MERGE_HEADS = false;   // split_softmax.glsl: one head at a time (faster here, BENCHMARKS.md)
 const uint IDX_VEC4 = 0;          // split_softmax.glsl: no index list in sh_o
@@ -123,7 +125,7 @@ void split(const uint rl, const uint s, const uint nsplits, const uint t0, const
     TRACE_AT(0)
     SPLIT_INIT(qrow, lane) // this lane's slice of the G query heads, pre-scaled; m, l, o
 
-    const uint rowv = rl * pc.cap * DV + lane; // this lane's first vector of the row
+    const uint rowv = rl * pc.cap * KV_RS + lane; // this lane's first vector of the row
     // Every slot runs the same trip count, so the shuffles below are in
     // uniform control flow; tokens past t1 are masked (zero vectors, p = 0).
     // The raw 16-byte vectors of the next tile's K and V rows are loaded
@@ -137,8 +139,8 @@ void split(const uint rl, const uint s, const uint nsplits, const uint t0, const
             kn[i * VPL + j] = KV_ZERO;                                         \
             vn[i * VPL + j] = KV_ZERO;                                         \
             if (tt < t1) { /* never read past the row: no robustness */       \
-                kn[i * VPL + j] = k[rowv + tt * DV + j * TPT];                 \
-                vn[i * VPL + j] = v[rowv + tt * DV + j * TPT];                 \
+                kn[i * VPL + j] = k[rowv + tt * KV_RS + j * TPT];              \
+                vn[i * VPL + j] = v[rowv + KV_VOFF + tt * KV_RS + j * TPT];    \
             }                                                                  \
         }                                                                      \
     }

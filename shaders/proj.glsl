@@ -63,6 +63,7 @@ layout(constant_id = 2) const uint NCOL = 128; // columns computed (rbit, or Lok
 layout(constant_id = 3) const uint G = 1;      // query heads per KV head
 #else
 layout(constant_id = 3) const uint VPW = 8;    // vectors per workgroup
+layout(constant_id = 4) const bool KV_PAIRED = false; // keys: a token's K and V side by side (SparseOptions.PairedKV)
 #endif
 
 const uint WG = gl_WorkGroupSize.x;
@@ -188,7 +189,7 @@ void main() {
         const uint i = e / DV, c = e % DV;
         float f[KV_VEC];
         if (i < nv) {
-            KV_LOAD(x_, (krow * pc.cap + first + i) * DV + c, f, 0)
+            KV_LOAD(x_, (krow * pc.cap + first + i) * (KV_PAIRED ? 2 * DV : DV) + c, f, 0)
         } else {
             [[unroll]] for (uint j = 0; j < KV_VEC; j++) f[j] = 0.0;
         }

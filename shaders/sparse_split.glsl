@@ -71,6 +71,8 @@ layout(constant_id = 3) const uint G = 1;        // query heads per KV head
 layout(constant_id = 4) const bool INDEXED = true;
 layout(constant_id = 5) const uint TILE = 4;     // entries per slot between rescales
 layout(constant_id = 6) const bool FUSED = true; // the last workgroup of a row merges
+layout(constant_id = 7) const bool KV_PAIRED = false; // a token's K and V side by side in one buffer (split_softmax.glsl's KV_RS)
+#define HAS_KV_PAIRED
 const bool REDUCE_SCATTER = true;                // split_softmax.glsl: the reduce-scatter (faster here, BENCHMARKS.md)
 const bool MERGE_HEADS = true;    // split_softmax.glsl: every head merged at once
 const uint MAXLEN = 1024;         // entries per split, at most
@@ -123,7 +125,7 @@ void main() {
     barrier();
     TRACE_AT(1)
 
-    const uint rowv = krow * pc.cap * DV + lane; // this lane's first vector of the row
+    const uint rowv = krow * pc.cap * KV_RS + lane; // this lane's first vector of the row
     SPLIT_LIST(len, slot)
     TRACE_AT(2)
 

@@ -64,6 +64,19 @@
 const uint EPL = D / TPT;                    // elements per lane
 const uint VPL = EPL / KV_VEC;               // 16-byte vectors per lane per row
 const uint DV = D / KV_VEC;                  // vectors per row
+// KV_RS is the vectors from one token's K (or V) row to the next, KV_VOFF
+// where a token's V row starts in the V binding past the K row's offset in
+// the K binding: DV and 0 for a cache of separate K and V buffers; 2*DV and
+// DV for a paired one (SparseOptions.PairedKV: a token's K and V side by
+// side, both bindings the same buffer), in an includer that declares the
+// specialization constant KV_PAIRED and defines HAS_KV_PAIRED.
+#ifdef HAS_KV_PAIRED
+const uint KV_RS = KV_PAIRED ? 2 * DV : DV;
+const uint KV_VOFF = KV_PAIRED ? DV : 0;
+#else
+const uint KV_RS = DV;
+const uint KV_VOFF = 0;
+#endif
 const uint D4 = D / 4;                       // vec4 of a row of po and out_
 const uint NSLOT = gl_WorkGroupSize.x / TPT; // tokens in flight per workgroup
 const float NEG = -1.0e30;                   // "no token yet": exp(NEG - x) == 0
@@ -235,14 +248,15 @@ const bool RS_ONE = RH == 1 && TV == RS_VP && (G & (G - 1)) == 0;
 // Every slot runs the same trip count (the shuffles need uniform control
 // flow: len uniform over the workgroup); entries past len are masked. Reads
 // the kernel's kb and vb (KV_T vectors of the cache) and rowv, the index of
-// the lane's first vector of the row's token 0.
+// the lane's first vector of the row's token 0 in kb (row * cap * KV_RS +
+// lane).
 #define SPLIT_LOAD_LIST(eb, len, slot) {                                       \
         [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
             const uint e_ = (eb) + i * NSLOT + (slot);                         \
             const uint t_ = e_ < (len) ? SH_IDX(e_) : 0;                       \
             [[unroll]] for (uint j = 0; j < VPL; j++) {                        \
-                kn[i * VPL + j] = e_ < (len) ? kb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
-                vn[i * VPL + j] = e_ < (len) ? vb[rowv + t_ * DV + j * TPT] : KV_ZERO; \
+                kn[i * VPL + j] = e_ < (len) ? kb[rowv + t_ * KV_RS + j * TPT] : KV_ZERO; \
+                vn[i * VPL + j] = e_ < (len) ? vb[rowv + KV_VOFF + t_ * KV_RS + j * TPT] : KV_ZERO; \
             }                                                                  \
         }                                                                      \
     }

@@ -62,6 +62,10 @@ type DenseOptions struct {
 	// split kernel streams over the bus: dense attention over an offloaded
 	// cache, HATA-off's baseline (SparseOptions.HostCache).
 	HostCache bool
+	// PairedKV keeps a token's K and V side by side in one buffer, as
+	// SparseOptions.PairedKV does (dense over the same layout as a paired
+	// HATA-off).
+	PairedKV bool
 	// Merge chooses how the S split partials are merged: in the split
 	// kernel's last workgroup of every cache row (MergeFold) or by
 	// dense_merge in a dispatch of its own, stage "merge", behind a pipeline
@@ -377,10 +381,7 @@ func (m *Dense) Prefill(kv *ref.KV) error {
 	rows := m.b * m.hkv
 	regions := make([]Region, 0, 2*rows)
 	for r := range rows {
-		kb, vb, off := m.kv.rowAt(r)
-		regions = append(regions,
-			Region{Dst: kb, Off: off, Data: m.encode(kv.K[r][:m.n*m.d])},
-			Region{Dst: vb, Off: off, Data: m.encode(kv.V[r][:m.n*m.d])})
+		regions = append(regions, m.kv.rowRegions(r, m.encode(kv.K[r][:m.n*m.d]), m.encode(kv.V[r][:m.n*m.d]))...)
 	}
 	if err := m.ctx.Write(regions...); err != nil {
 		m.freeCache() // not a cache it never wrote
@@ -406,11 +407,10 @@ func (m *Dense) Append(k, v []float32) error {
 	}
 	regions := make([]Region, 0, 2*m.b*m.hkv)
 	for r := range m.b * m.hkv {
-		kb, vb, off := m.kv.rowAt(r)
-		off += uint64(m.n*m.d) * uint64(m.opt.Storage.bytes())
+		kb, koff, vb, voff := m.kv.tokenAt(r, m.n)
 		regions = append(regions,
-			Region{Dst: kb, Off: off, Data: m.encode(k[r*m.d : (r+1)*m.d])},
-			Region{Dst: vb, Off: off, Data: m.encode(v[r*m.d : (r+1)*m.d])})
+			Region{Dst: kb, Off: koff, Data: m.encode(k[r*m.d : (r+1)*m.d])},
+			Region{Dst: vb, Off: voff, Data: m.encode(v[r*m.d : (r+1)*m.d])})
 	}
 	if err := m.ctx.Write(regions...); err != nil {
 		return fmt.Errorf("vk dense: append: %w", err)
@@ -751,7 +751,7 @@ func (m *Dense) splitKernel(g, tile int, separate, pieces bool) (*Kernel, error)
 		Shader:   shader,
 		Bindings: bindings,
 		Push:     densePush{},
-		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(tile), b32(!separate), b32(pieces)},
+		Spec:     []uint32{uint32(wg), uint32(tpt), uint32(m.d), uint32(g), uint32(tile), b32(!separate), b32(pieces), b32(m.opt.PairedKV)},
 	})
 }
 
@@ -801,8 +801,8 @@ func (m *Dense) encode(x []float32) []byte {
 // of as many rows as maxRange and maxMemoryAllocationSize allow. On error
 // the cache is left as it was.
 func (m *Dense) allocCache(cp int) error {
-	rowBytes := uint64(cp*m.d) * uint64(m.opt.Storage.bytes())
-	kv, err := newKVStore(m.ctx, "dense", m.b*m.hkv, rowBytes, min(m.maxRange, m.ctx.Info.Limits.MaxMemoryAllocationSize), cacheKind(m.opt.HostCache))
+	kv, err := newKVStore(m.ctx, "dense", m.b*m.hkv, cp, uint64(m.d)*uint64(m.opt.Storage.bytes()),
+		min(m.maxRange, m.ctx.Info.Limits.MaxMemoryAllocationSize), cacheKind(m.opt.HostCache), m.opt.PairedKV)
 	if err != nil {
 		return fmt.Errorf("vk dense: Cap=%d tokens x D=%d %s: %w", cp, m.d, m.opt.Storage, err)
 	}
@@ -824,7 +824,7 @@ func (m *Dense) grow(cp int) (err error) {
 		}
 	}()
 	var copies copyGroups
-	m.kv.moveRows(&copies, old, max(uint64(m.n*m.d)*uint64(m.opt.Storage.bytes()), 4))
+	m.kv.moveRows(&copies, old, m.n)
 	if m.batch == nil {
 		b, err := m.ctx.NewBatch()
 		if err != nil {

@@ -3,6 +3,7 @@ package vk
 import (
 	"io"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -33,61 +34,9 @@ func TestHostCache(t *testing.T) {
 	}
 	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 127, D: 64}
 	for i, name := range append([]string{"dense"}, sparseMethods...) {
-		rng := rand.New(rand.NewPCG(uint64(i), 11))
-		o := ref.Options{Seed: 5, PageSize: 8}
-		if name == "hata" {
-			w, err := ref.RandomHashWeights(s.Hkv, s.D, ref.DefaultRbit, 9)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o.W = w
-		}
-		var ms [2]ref.Method
-		for j, host := range []bool{false, true} {
-			m, err := ctx.SparseFactory(SparseOptions{Storage: F16, Reserve: 1, HostCache: host})(name, s.Hkv, s.D, o)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			defer m.(io.Closer).Close()
-			ms[j] = m
-		}
-		step := func(when string, budget ref.Budget) {
-			t.Helper()
-			q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
-			var rs [2]*ref.Result
-			for j, m := range ms {
-				r, err := m.Decode(q, budget)
-				if err != nil {
-					t.Fatalf("%s: Decode %s: %v", name, when, err)
-				}
-				rs[j] = r
-			}
-			if d := cmp.Diff(rs[0], rs[1]); d != "" {
-				t.Errorf("%s: decode %s: the host cache's result differs from the device cache's (-device +host):\n%s", name, when, d)
-			}
-		}
-		kv := reftest.DyadicKV(rng, s, true)
-		for _, m := range ms {
-			if err := m.Prefill(kv); err != nil {
-				t.Fatalf("%s: Prefill: %v", name, err)
-			}
-		}
-		step("after the prefill", ref.Budget{K: 13})
-		for n := s.N + 1; n <= s.N+3; n++ { // past Cap 128: the cache grows
-			k, v := reftest.Dyadic(rng, s.B*s.Hkv*s.D), reftest.Dyadic(rng, s.B*s.Hkv*s.D)
-			for _, m := range ms {
-				if err := m.Append(k, v); err != nil {
-					t.Fatalf("%s: Append to N=%d: %v", name, n, err)
-				}
-			}
-		}
-		step("after appends that grew the cache", ref.Budget{K: 17})
-		var bufs []*Buffer
-		if d, ok := ms[1].(*Dense); ok {
-			bufs = d.kv.allBuffers()
-		} else {
-			bufs = coreOf(ms[1]).kv.allBuffers()
-		}
+		ms := sameResults(t, ctx, name, s, uint64(i), SparseOptions{Storage: F16, Reserve: 1},
+			SparseOptions{Storage: F16, Reserve: 1, HostCache: true})
+		bufs := cacheOf(ms[1]).allBuffers()
 		if len(bufs) == 0 {
 			t.Fatalf("%s: no cache buffers", name)
 		}
@@ -101,6 +50,116 @@ func TestHostCache(t *testing.T) {
 				t.Errorf("%s: cache buffer %q is %s memory of type %d (device-local %v), want host memory (not device-local where the device has such: %v)",
 					name, b.Name(), b.Kind(), b.memType, dl, hostOnly)
 			}
+		}
+	}
+}
+
+// sameResults builds the method name twice, with options a and with b,
+// runs both through a prefill of shape s, a decode, appends that grow the
+// cache (Reserve 1: the copies from the old buffers to the new) and another
+// decode, from the seed's dyadic inputs, and wants the two runs' outputs
+// and selections bit for bit the same. It returns the two methods (closed
+// when the test ends).
+func sameResults(t *testing.T, ctx *Context, name string, s ref.Shape, seed uint64, a, b SparseOptions) [2]ref.Method {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 11))
+	o := ref.Options{Seed: 5, PageSize: 8}
+	if name == "hata" {
+		w, err := ref.RandomHashWeights(s.Hkv, s.D, ref.DefaultRbit, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.W = w
+	}
+	var ms [2]ref.Method
+	for j, opt := range []SparseOptions{a, b} {
+		m, err := ctx.SparseFactory(opt)(name, s.Hkv, s.D, o)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { m.(io.Closer).Close() })
+		ms[j] = m
+	}
+	step := func(when string, budget ref.Budget) {
+		t.Helper()
+		q := reftest.Dyadic(rng, s.B*s.Hq*s.D)
+		var rs [2]*ref.Result
+		for j, m := range ms {
+			r, err := m.Decode(q, budget)
+			if err != nil {
+				t.Fatalf("%s: Decode %s: %v", name, when, err)
+			}
+			rs[j] = r
+		}
+		if d := cmp.Diff(rs[0], rs[1]); d != "" {
+			t.Errorf("%s: decode %s: the results differ (-%+v +%+v):\n%s", name, when, a, b, d)
+		}
+	}
+	kv := reftest.DyadicKV(rng, s, true)
+	for _, m := range ms {
+		if err := m.Prefill(kv); err != nil {
+			t.Fatalf("%s: Prefill: %v", name, err)
+		}
+	}
+	step("after the prefill", ref.Budget{K: 13})
+	for n := s.N + 1; n <= s.N+3; n++ { // past Cap 128: the cache grows
+		k, v := reftest.Dyadic(rng, s.B*s.Hkv*s.D), reftest.Dyadic(rng, s.B*s.Hkv*s.D)
+		for _, m := range ms {
+			if err := m.Append(k, v); err != nil {
+				t.Fatalf("%s: Append to N=%d: %v", name, n, err)
+			}
+		}
+	}
+	step("after appends that grew the cache", ref.Budget{K: 17})
+	return ms
+}
+
+// cacheOf returns the K/V store of a GPU method (Dense or a top-k method).
+func cacheOf(m ref.Method) *kvStore {
+	if d, ok := m.(*Dense); ok {
+		return d.kv
+	}
+	return coreOf(m).kv
+}
+
+// TestPairedKV runs dense, hata and lsh (the fused chain) with a token's K
+// and V side by side in one buffer (PairedKV), in host memory, beside the
+// same method with separate K and V buffers in device memory, and wants
+// the results bit for bit the same (sameResults: a prefill, appends that
+// grow the cache, decodes): the same arithmetic over the same values, read
+// at other offsets. The paired cache must be one buffer per run, not two.
+// Every other method and variant, and the tuning key for them, must refuse
+// it.
+func TestPairedKV(t *testing.T) {
+	ctx := device(t)
+	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 127, D: 64}
+	for i, name := range []string{"dense", "hata", "lsh"} {
+		for _, st := range []Storage{F16, F32} {
+			ms := sameResults(t, ctx, name, s, uint64(i), SparseOptions{Storage: st, Reserve: 1},
+				SparseOptions{Storage: st, Reserve: 1, HostCache: true, PairedKV: true})
+			kv := cacheOf(ms[1])
+			if !kv.paired || len(kv.allBuffers()) != len(kv.k) || !strings.Contains(kv.k[0].Name(), "K/V cache") {
+				t.Errorf("%s %s: paired %v, %d buffers for %d runs (%q): want one paired buffer a run", name, st, kv.paired, len(kv.allBuffers()), len(kv.k), kv.k[0].Name())
+			}
+		}
+	}
+	w, err := ref.RandomHashWeights(2, 64, ref.DefaultRbit, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"topk", "loki", "quest", "streaming", "h2o", "hata/naive", "hata/twokernel", "hata/onekernel", "lsh/threekernel"} {
+		method, variant, _ := strings.Cut(name, "/")
+		_, err := ctx.SparseFactory(SparseOptions{PairedKV: true, Variant: variant})(method, 2, 64, ref.Options{W: w})
+		if err == nil || !strings.Contains(err.Error(), "PairedKV") {
+			t.Errorf("%s with PairedKV: error %v, want one that names PairedKV", name, err)
+		}
+		if err := (Tuning{PairedKV: 1}).Check(name); err == nil {
+			t.Errorf("Tuning{PairedKV: 1}.Check(%q): want an error", name)
+		}
+	}
+	for _, name := range []string{"dense", "hata", "lsh"} {
+		if err := (Tuning{PairedKV: 1, HostCache: 1}).Check(name); err != nil {
+			t.Errorf("Tuning{PairedKV: 1, HostCache: 1}.Check(%q): %v", name, err)
 		}
 	}
 }

@@ -11,11 +11,18 @@ import (
 // either limit is cut into several (the methods dispatch each kernel that
 // reads it once per buffer). Dense and every top-k method keep their cache in
 // one.
+//
+// A paired store (SparseOptions.PairedKV) keeps a token's K and V side by
+// side instead, [rows][Cap][2][D] in the buffers k[i], and v is k: both
+// bindings of a kernel are the same buffer, which reads V at D elements past
+// K (kv.glsl's KV_RS and KV_VOFF).
 type kvStore struct {
-	k, v     []*Buffer
+	k, v     []*Buffer // paired: v is k
 	rows     int
 	rowsPer  int
-	rowBytes uint64
+	rowBytes uint64 // bytes of a row in its buffer: Cap tokens of K (or V), or paired of both
+	tokBytes uint64 // bytes of one token's K (or V): D elements
+	paired   bool
 }
 
 // cacheKind returns the memory of a K/V cache: Host where the options say
@@ -27,17 +34,32 @@ func cacheKind(host bool) MemoryKind {
 	return DeviceLocal
 }
 
-// newKVStore allocates a store of rows rows of rowBytes bytes in buffers of
-// at most limit bytes of memory kind (DeviceLocal or Host), named name+" K
-// cache" and name+" V cache". On error nothing stays allocated.
-func newKVStore(ctx *Context, name string, rows int, rowBytes, limit uint64, kind MemoryKind) (*kvStore, error) {
+// newKVStore allocates a store of rows rows of capacity cp tokens of
+// tokBytes bytes (K's, or V's) in buffers of at most limit bytes of memory
+// kind (DeviceLocal or Host), named name+" K cache" and name+" V cache", or
+// paired name+" K/V cache". On error nothing stays allocated.
+func newKVStore(ctx *Context, name string, rows, cp int, tokBytes, limit uint64, kind MemoryKind, paired bool) (*kvStore, error) {
+	rowBytes := uint64(cp) * tokBytes
+	if paired {
+		rowBytes *= 2
+	}
 	if rowBytes > limit {
 		return nil, fmt.Errorf("one cache row is %s, over the %s a buffer may bind (maxStorageBufferRange, maxMemoryAllocationSize)",
 			bytesString(rowBytes), bytesString(limit))
 	}
-	s := &kvStore{rows: rows, rowsPer: int(min(uint64(rows), limit/rowBytes)), rowBytes: rowBytes}
+	s := &kvStore{rows: rows, rowsPer: int(min(uint64(rows), limit/rowBytes)), rowBytes: rowBytes, tokBytes: tokBytes, paired: paired}
 	for r0 := 0; r0 < rows; r0 += s.rowsPer {
 		size := rowBytes * uint64(min(s.rowsPer, rows-r0))
+		if paired {
+			k, err := ctx.NewBuffer(name+" K/V cache", size, kind)
+			if err != nil {
+				s.free()
+				return nil, err
+			}
+			s.k = append(s.k, k)
+			s.v = s.k
+			continue
+		}
 		k, err := ctx.NewBuffer(name+" K cache", size, kind)
 		if err == nil {
 			s.k = append(s.k, k)
@@ -55,14 +77,47 @@ func newKVStore(ctx *Context, name string, rows int, rowBytes, limit uint64, kin
 }
 
 // rowAt returns the buffers that hold row r and the row's byte offset in
-// them.
+// them (paired: the same buffer twice).
 func (s *kvStore) rowAt(r int) (k, v *Buffer, off uint64) {
 	i := r / s.rowsPer
 	return s.k[i], s.v[i], uint64(r-i*s.rowsPer) * s.rowBytes
 }
 
-// allBuffers returns the K buffers, then the V buffers.
-func (s *kvStore) allBuffers() []*Buffer { return slices.Concat(s.k, s.v) }
+// tokenAt returns where token t of row r lies: the buffer and byte offset
+// of its K and of its V.
+func (s *kvStore) tokenAt(r, t int) (kb *Buffer, koff uint64, vb *Buffer, voff uint64) {
+	kb, vb, off := s.rowAt(r)
+	if s.paired {
+		koff = off + 2*uint64(t)*s.tokBytes
+		return kb, koff, vb, koff + s.tokBytes
+	}
+	return kb, off + uint64(t)*s.tokBytes, vb, off + uint64(t)*s.tokBytes
+}
+
+// rowRegions returns the writes of the first tokens of row r: k and v, the
+// same number of tokens of tokBytes each (encoded), as two regions, or
+// paired as one whose tokens alternate K and V.
+func (s *kvStore) rowRegions(r int, k, v []byte) []Region {
+	kb, vb, off := s.rowAt(r)
+	if !s.paired {
+		return []Region{{Dst: kb, Off: off, Data: k}, {Dst: vb, Off: off, Data: v}}
+	}
+	kv := make([]byte, 0, len(k)+len(v))
+	for t := uint64(0); t < uint64(len(k)); t += s.tokBytes {
+		kv = append(kv, k[t:t+s.tokBytes]...)
+		kv = append(kv, v[t:t+s.tokBytes]...)
+	}
+	return []Region{{Dst: kb, Off: off, Data: kv}}
+}
+
+// allBuffers returns the K buffers, then the V buffers (paired: the
+// buffers once).
+func (s *kvStore) allBuffers() []*Buffer {
+	if s.paired {
+		return slices.Clone(s.k)
+	}
+	return slices.Concat(s.k, s.v)
+}
 
 // groups returns the cache in row order as runs of at most maxRows rows
 // (the rows one dispatch may cover, maxComputeWorkGroupCount[1]) inside one
@@ -73,19 +128,24 @@ func (s *kvStore) groups(maxRows int) []kvGroup {
 		kb, vb, off := s.rowAt(r0)
 		n := min(maxRows, s.rowsPer-r0%s.rowsPer, s.rows-r0)
 		size := uint64(n) * s.rowBytes
-		gs = append(gs, kvGroup{k: kb.Range(off, size), v: vb.Range(off, size), row0: r0, rows: n})
+		gs = append(gs, kvGroup{k: kb.Range(off, size), v: vb.Range(off, size), row0: r0, rows: n}) // paired: v is k
 		r0 += n
 	}
 	return gs
 }
 
 // fillRandom fills K from seed and V from seed+1 as FillRandom fills one
-// buffer holding the whole cache (RandomKV describes it).
+// buffer holding the whole cache (RandomKV describes it). A paired store
+// is filled from seed alone, its K and V alike: not RandomKV's cache (the
+// benchmarks' caches, whose values no test compares).
 func (s *kvStore) fillRandom(ctx *Context, f16 bool, seed uint32) error {
 	for i := range s.k {
 		first := uint64(i*s.rowsPer) * s.rowBytes / 4 // word index of the buffer in the whole cache
 		if err := ctx.fillRandom(s.k[i].Whole(), f16, seed, 1, first); err != nil {
 			return err
+		}
+		if s.paired {
+			continue
 		}
 		if err := ctx.fillRandom(s.v[i].Whole(), f16, seed+1, 1, first); err != nil {
 			return err
@@ -94,14 +154,20 @@ func (s *kvStore) fillRandom(ctx *Context, f16 bool, seed uint32) error {
 	return nil
 }
 
-// moveRows adds to g the copies of the first n bytes of every row of old
-// into s (the cache growing to a larger capacity).
-func (s *kvStore) moveRows(g *copyGroups, old *kvStore, n uint64) {
+// moveRows adds to g the copies of the first n tokens of every row of old
+// into s (the cache growing to a larger capacity; s and old alike paired
+// or not), at least 4 bytes a copy.
+func (s *kvStore) moveRows(g *copyGroups, old *kvStore, n int) {
+	size := max(uint64(n)*s.tokBytes, 4)
 	for r := range s.rows {
 		kb, vb, off := s.rowAt(r)
 		okb, ovb, ooff := old.rowAt(r)
-		g.add(kb, okb, CopyRegion{SrcOff: ooff, DstOff: off, Size: n})
-		g.add(vb, ovb, CopyRegion{SrcOff: ooff, DstOff: off, Size: n})
+		if s.paired {
+			g.add(kb, okb, CopyRegion{SrcOff: ooff, DstOff: off, Size: 2 * size})
+			continue
+		}
+		g.add(kb, okb, CopyRegion{SrcOff: ooff, DstOff: off, Size: size})
+		g.add(vb, ovb, CopyRegion{SrcOff: ooff, DstOff: off, Size: size})
 	}
 }
 
@@ -111,7 +177,9 @@ func (s *kvStore) free() {
 		return
 	}
 	freeAll(s.k)
-	freeAll(s.v)
+	if !s.paired {
+		freeAll(s.v)
+	}
 	s.k, s.v = nil, nil
 }
 

@@ -101,6 +101,16 @@ type SparseOptions struct {
 	// host's (a CPU device, an integrated GPU) it changes nothing but the
 	// memory type.
 	HostCache bool
+	// PairedKV keeps a token's K and V rows side by side in one buffer
+	// ([B*Hkv][Cap][2][D]), so that the attention reads a selected
+	// token's K and V as one run of 2*D elements (512 bytes at D=128 in
+	// fp16) instead of two runs of D from two buffers. Meant for a cache in
+	// host memory (HostCache): the bus reads rows of 256 bytes at random
+	// at about half the rate of rows of 512 and more (BENCHMARKS.md,
+	// session 44). hata's and lsh's fused chain only (the kernels that
+	// read the cache there: hata_encode_k, sparse_split); every other
+	// method and variant refuses it, and dense has DenseOptions.PairedKV.
+	PairedKV bool
 	// ScoreChunk is the tokens each workgroup of the score kernels covers;
 	// 0 chooses it so that the grid fills the device (see scoreChunk, and
 	// hataScoreChunk for hata and lsh).
@@ -485,7 +495,7 @@ func projQWorkgroup(lim Limits, want, g, d int) (int, error) {
 // buffer of the cache and one of the outputs both hold.
 func (c *sparseCore) recordProjK(b *Batch, shader string, w *Buffer, outs []kvGroup, ncol, ldw, ostride, t0, t1 int) error {
 	k, err := c.kernel(shader+"_"+c.opt.Storage.String(), 3, projPush{},
-		projWorkgroup, uint32(c.d), uint32(ncol), projVectors)
+		projWorkgroup, uint32(c.d), uint32(ncol), projVectors, b32(c.opt.PairedKV))
 	if err != nil {
 		return err
 	}
@@ -698,6 +708,9 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 			return nil, fmt.Errorf("vk %s: %w", name, err)
 		}
 	}
+	if o.PairedKV && (name != "hata" && name != "lsh" || o.Variant != VariantFused) {
+		return nil, fmt.Errorf("vk %s (variant %s): PairedKV: only hata's and lsh's fused chain read a paired K/V cache", name, o.Variant)
+	}
 	if ops := ctx.Info.SubgroupOps; ops&SubgroupArithmetic == 0 {
 		return nil, fmt.Errorf("vk %s: the select kernels need subgroup arithmetic in compute shaders; %s has [%s]", name, ctx.Info.Name, ops)
 	}
@@ -722,10 +735,8 @@ func (c *sparseCore) errorf(format string, a ...any) error {
 
 func (c *sparseCore) rows() int { return c.b * c.hkv }
 
-// rowBytes returns the bytes of one cache row of K (or V).
-func (c *sparseCore) rowBytes() uint64 {
-	return uint64(c.cap*c.d) * uint64(c.opt.Storage.bytes())
-}
+// tokBytes returns the bytes of one token's K (or V).
+func (c *sparseCore) tokBytes() uint64 { return uint64(c.d) * uint64(c.opt.Storage.bytes()) }
 
 // buf returns the scratch buffer called name with at least size bytes,
 // reallocating it (and dropping every cached descriptor set) when it is
@@ -856,7 +867,7 @@ type kvGroup struct {
 func (c *sparseCore) allocCache(b, hkv, n, cp int) error {
 	c.freeCache()
 	c.b, c.hkv, c.n, c.cap = b, hkv, n, cp
-	kv, err := newKVStore(c.ctx, "vk "+c.name, c.rows(), c.rowBytes(), c.cacheLimit(), cacheKind(c.opt.HostCache))
+	kv, err := newKVStore(c.ctx, "vk "+c.name, c.rows(), cp, c.tokBytes(), c.cacheLimit(), cacheKind(c.opt.HostCache), c.opt.PairedKV)
 	if err != nil {
 		return c.errorf("K/V cache [B=%d][Hkv=%d][Cap=%d][D=%d] %s: %v", b, hkv, cp, c.d, c.opt.Storage, err)
 	}
@@ -932,10 +943,7 @@ func (c *sparseCore) Prefill(kv *ref.KV) (err error) {
 	}
 	regions := make([]Region, 0, 2*c.rows())
 	for r := range c.rows() {
-		kb, vb, off := c.kv.rowAt(r)
-		regions = append(regions,
-			Region{Dst: kb, Off: off, Data: c.encode(kv.K[r][:c.n*c.d])},
-			Region{Dst: vb, Off: off, Data: c.encode(kv.V[r][:c.n*c.d])})
+		regions = append(regions, c.kv.rowRegions(r, c.encode(kv.K[r][:c.n*c.d]), c.encode(kv.V[r][:c.n*c.d]))...)
 	}
 	if err := c.ctx.Write(regions...); err != nil {
 		return c.errorf("prefill: %v", err)
@@ -1001,8 +1009,7 @@ func (c *sparseCore) Append(k, v []float32) (err error) {
 			return err
 		}
 	}
-	es := uint64(c.opt.Storage.bytes())
-	tokBytes := uint64(c.d) * es
+	tokBytes := c.tokBytes()
 	up, err := c.buf("append upload", 2*uint64(c.rows())*tokBytes, Upload)
 	if err != nil {
 		return err
@@ -1019,13 +1026,12 @@ func (c *sparseCore) Append(k, v []float32) (err error) {
 	rebuild := old != nil
 	var copies copyGroups   // one CopyRegions per pair of buffers
 	if rebuild && c.n > 0 { // move the cached tokens to the new rows
-		c.kv.moveRows(&copies, old, uint64(c.n)*tokBytes)
+		c.kv.moveRows(&copies, old, c.n)
 	}
 	for r := range c.rows() {
-		kb, vb, off := c.kv.rowAt(r)
-		dst := off + uint64(c.n)*tokBytes
-		copies.add(kb, up, CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: dst, Size: tokBytes})
-		copies.add(vb, up, CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: dst, Size: tokBytes})
+		kb, koff, vb, voff := c.kv.tokenAt(r, c.n)
+		copies.add(kb, up, CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: koff, Size: tokBytes})
+		copies.add(vb, up, CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: voff, Size: tokBytes})
 	}
 	copies.record(b)
 	b.Barrier()
@@ -1272,7 +1278,7 @@ func (c *sparseCore) sparseKernel(g, splitLen int, indexed, fused bool) (*Kernel
 		tile = sparseTileRule(info.Type, splitLen, wg/tpt)
 	}
 	return c.kernel(shader, bindings, sparsePush{},
-		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(tile), b32(fused))
+		uint32(wg), uint32(tpt), uint32(c.d), uint32(g), b32(indexed), uint32(tile), b32(fused), b32(c.opt.PairedKV))
 }
 
 // sparseTileRule is the tile rule of SparseOptions.Tile = 0; a variable so

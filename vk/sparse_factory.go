@@ -9,13 +9,14 @@ import (
 
 // SparseFactory returns a NewMethod (ref.New's signature) whose methods use
 // the options o: the top-k methods with o, dense with DenseOptions{Storage:
-// o.Storage, HostCache: o.HostCache}. It is a reftest.Factory:
+// o.Storage, HostCache: o.HostCache, PairedKV: o.PairedKV}. It is a
+// reftest.Factory:
 //
 //	reftest.Run(t, ctx.SparseFactory(vk.SparseOptions{Storage: vk.F16}), reftest.Config{FP16: true, ...})
 func (c *Context) SparseFactory(o SparseOptions) func(name string, hkv, d int, ro ref.Options) (ref.Method, error) {
 	return func(name string, hkv, d int, ro ref.Options) (ref.Method, error) {
 		if name == "dense" {
-			return c.Factory(DenseOptions{Storage: o.Storage, HostCache: o.HostCache})(name, hkv, d, ro)
+			return c.Factory(DenseOptions{Storage: o.Storage, HostCache: o.HostCache, PairedKV: o.PairedKV})(name, hkv, d, ro)
 		}
 		return c.newSparseMethod(name, hkv, d, ro, o)
 	}

@@ -146,6 +146,11 @@ type Tuning struct {
 	// over the bus (DenseOptions.HostCache, SparseOptions.HostCache: the
 	// paper's HATA-off, one layer). Every method.
 	HostCache int
+	// PairedKV = 1 keeps a token's K and V side by side in one buffer
+	// (DenseOptions.PairedKV, SparseOptions.PairedKV): with hostcache=1
+	// the attention gathers one 512-byte run a selected token instead of
+	// two of 256. dense, and hata's and lsh's fused chain.
+	PairedKV int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -200,6 +205,9 @@ var tuningKeys = []tuningKey{
 	{"warm", func(t *Tuning) *int { return &t.Warm }, []string{"hata", "lsh"},
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 	{"hostcache", func(t *Tuning) *int { return &t.HostCache }, Methods, nil},
+	{"pairedkv", func(t *Tuning) *int { return &t.PairedKV }, []string{"dense", "hata", "lsh"},
+		[]string{"hata/twokernel", "hata/threekernel", "hata/onekernel", "hata/naive", "hata/halves",
+			"lsh/twokernel", "lsh/threekernel", "lsh/onekernel", "lsh/naive", "lsh/halves"}},
 }
 
 // MaxTuningRbit is the widest hash Tuning.Rbit accepts.
@@ -221,6 +229,7 @@ var tuningChoices = map[string]struct {
 	"warm":      {3, "1 (the later kernels' warm workgroups beside the score), 2 (none), 3 (the attention's beside the select)"},
 	"trace":     {1, "1 (every kernel's phases traced)"},
 	"hostcache": {1, "1 (the K/V cache in host memory)"},
+	"pairedkv":  {1, "1 (a token's K and V side by side in one buffer)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -300,6 +309,7 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Merge = t.applyMerge(o.Merge)
 	o.Trace = o.Trace || t.Trace != 0
 	o.HostCache = o.HostCache || t.HostCache != 0
+	o.PairedKV = o.PairedKV || t.PairedKV != 0
 	switch t.Pieces {
 	case 1:
 		o.Pieces = PiecesOff
@@ -352,6 +362,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.Warm = WarmMode(t.Warm)
 	}
 	o.HostCache = o.HostCache || t.HostCache != 0
+	o.PairedKV = o.PairedKV || t.PairedKV != 0
 	return o
 }
 
