@@ -125,7 +125,7 @@ void split(const uint rl, const uint s, const uint nsplits, const uint t0, const
     TRACE_AT(0)
     SPLIT_INIT(qrow, lane) // this lane's slice of the G query heads, pre-scaled; m, l, o
 
-    const uint rowv = rl * pc.cap * KV_RS + lane; // this lane's first vector of the row
+    const uint rowv = rl * pc.cap * KV_RS + KV_POS(lane); // this lane's first vector of the row
     // Every slot runs the same trip count, so the shuffles below are in
     // uniform control flow; tokens past t1 are masked (zero vectors, p = 0).
     // The raw 16-byte vectors of the next tile's K and V rows are loaded
@@ -139,8 +139,8 @@ void split(const uint rl, const uint s, const uint nsplits, const uint t0, const
             kn[i * VPL + j] = KV_ZERO;                                         \
             vn[i * VPL + j] = KV_ZERO;                                         \
             if (tt < t1) { /* never read past the row: no robustness */       \
-                kn[i * VPL + j] = k[rowv + tt * KV_RS + j * TPT];              \
-                vn[i * VPL + j] = v[rowv + KV_VOFF + tt * KV_RS + j * TPT];    \
+                kn[i * VPL + j] = k[rowv + tt * KV_RS + KV_POS(j * TPT)];      \
+                vn[i * VPL + j] = v[rowv + KV_VOFF + tt * KV_RS + KV_POS(j * TPT)]; \
             }                                                                  \
         }                                                                      \
     }

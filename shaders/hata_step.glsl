@@ -365,7 +365,7 @@ void attend_split(uint row, uint s) {
     const uint len = min(i0 + pc.split_len, pc.k) - i0;
     for (uint i = li; i < len; i += WG) sh_o[i >> 2][i & 3] = uintBitsToFloat(sel[row * pc.kstride + i0 + i]); // the split's token indices
     barrier();
-    const uint rowv = row * pc.cap * KV_RS + lane; // KV_RS = DV here
+    const uint rowv = row * pc.cap * KV_RS + KV_POS(lane); // KV_RS = DV, KV_POS(c) = c here
     SPLIT_LIST(len, slot)
     SPLIT_MERGE(qrow, s, lane, slot, li)
     split_fold(row, qrow);

@@ -9,9 +9,14 @@
 // subnormals), so the fp16 path needs no 16-bit storage feature and its loads
 // stay 16 bytes wide; arithmetic is fp32 either way.
 
+// KV_CH is the KV_T vectors in 16 bytes: a paired cache (SparseOptions.PairedKV)
+// alternates 16-byte chunks of a token's K and V, so that the lanes that
+// read a token's K in one load touch all of its 2*D elements, and the
+// bus fetches them as one run (split_softmax.glsl's KV_POS).
 #if defined(KV_F16)
 #define KV_T uvec4
 #define KV_VEC 8
+#define KV_CH 1
 #define KV_ZERO uvec4(0)
 // KV_UNPACK(u, dst, at): dst[at .. at+8) = the 8 halves of the vector u.
 #define KV_UNPACK(u, dst, at) {                                             \
@@ -38,6 +43,7 @@
 // half the registers) of a token; the split kernels' "f16h" entry points.
 #define KV_T uvec2
 #define KV_VEC 4
+#define KV_CH 2
 #define KV_ZERO uvec2(0)
 // KV_UNPACK(u, dst, at): dst[at .. at+4) = the 4 halves of the vector u.
 #define KV_UNPACK(u, dst, at) {                                             \
@@ -55,6 +61,7 @@
 #elif defined(KV_F32)
 #define KV_T vec4
 #define KV_VEC 4
+#define KV_CH 1
 #define KV_ZERO vec4(0.0)
 // KV_UNPACK(u, dst, at): dst[at .. at+4) = the vector u.
 #define KV_UNPACK(u, dst, at) {                                             \

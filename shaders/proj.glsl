@@ -189,7 +189,9 @@ void main() {
         const uint i = e / DV, c = e % DV;
         float f[KV_VEC];
         if (i < nv) {
-            KV_LOAD(x_, (krow * pc.cap + first + i) * (KV_PAIRED ? 2 * DV : DV) + c, f, 0)
+            // paired: 16-byte chunks of K and V alternate (kv.glsl's KV_CH)
+            KV_LOAD(x_, KV_PAIRED ? (krow * pc.cap + first + i) * 2 * DV + (c / KV_CH) * 2 * KV_CH + c % KV_CH
+                                  : (krow * pc.cap + first + i) * DV + c, f, 0)
         } else {
             [[unroll]] for (uint j = 0; j < KV_VEC; j++) f[j] = 0.0;
         }

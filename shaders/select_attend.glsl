@@ -72,7 +72,7 @@ void main() {
     const uint out0 = write_start(row, c, T, rr);
 
     SPLIT_INIT(qrow, lane)
-    const uint rowv = row * pc.cap * KV_RS + lane; // this lane's first vector of the row (KV_RS = DV here)
+    const uint rowv = row * pc.cap * KV_RS + KV_POS(lane); // this lane's first vector of the row (KV_RS = DV, KV_POS(c) = c here)
 
     uint U = 0, E = 0; // surely taken and candidates in this chunk before the tile
     for (uint tb = c0; tb < c1; tb += WG * PER) {

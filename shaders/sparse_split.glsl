@@ -125,7 +125,7 @@ void main() {
     barrier();
     TRACE_AT(1)
 
-    const uint rowv = krow * pc.cap * KV_RS + lane; // this lane's first vector of the row
+    const uint rowv = krow * pc.cap * KV_RS + KV_POS(lane); // this lane's first vector of the row
     SPLIT_LIST(len, slot)
     TRACE_AT(2)
 

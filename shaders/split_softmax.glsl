@@ -64,18 +64,25 @@
 const uint EPL = D / TPT;                    // elements per lane
 const uint VPL = EPL / KV_VEC;               // 16-byte vectors per lane per row
 const uint DV = D / KV_VEC;                  // vectors per row
-// KV_RS is the vectors from one token's K (or V) row to the next, KV_VOFF
-// where a token's V row starts in the V binding past the K row's offset in
-// the K binding: DV and 0 for a cache of separate K and V buffers; 2*DV and
-// DV for a paired one (SparseOptions.PairedKV: a token's K and V side by
-// side, both bindings the same buffer), in an includer that declares the
-// specialization constant KV_PAIRED and defines HAS_KV_PAIRED.
+// Where the cache's vectors lie: vector c of token t's K row at
+// t * KV_RS + KV_POS(c) from the row's token 0 in the K binding, its V at
+// KV_VOFF past that in the V binding. A cache of separate K and V buffers:
+// KV_RS = DV, KV_POS(c) = c, KV_VOFF = 0. A paired one
+// (SparseOptions.PairedKV: both bindings the same buffer, a token's K and V
+// in 16-byte chunks alternating, kv.glsl's KV_CH vectors each): KV_RS =
+// 2*DV, KV_POS(c) = (c / KV_CH) * 2*KV_CH + c % KV_CH, KV_VOFF = KV_CH. An
+// includer that reads a paired cache declares the specialization constant
+// KV_PAIRED and defines HAS_KV_PAIRED. KV_POS(a + b) = KV_POS(a) + KV_POS(b)
+// where b is a multiple of KV_CH (TPT is, wherever KV_CH is 2: f16h's lanes
+// per token exceed the row's 16-byte vectors).
 #ifdef HAS_KV_PAIRED
 const uint KV_RS = KV_PAIRED ? 2 * DV : DV;
-const uint KV_VOFF = KV_PAIRED ? DV : 0;
+const uint KV_VOFF = KV_PAIRED ? KV_CH : 0;
+#define KV_POS(c) (KV_PAIRED ? ((c) / KV_CH) * (2 * KV_CH) + (c) % KV_CH : (c))
 #else
 const uint KV_RS = DV;
 const uint KV_VOFF = 0;
+#define KV_POS(c) (c)
 #endif
 const uint D4 = D / 4;                       // vec4 of a row of po and out_
 const uint NSLOT = gl_WorkGroupSize.x / TPT; // tokens in flight per workgroup
@@ -249,14 +256,14 @@ const bool RS_ONE = RH == 1 && TV == RS_VP && (G & (G - 1)) == 0;
 // flow: len uniform over the workgroup); entries past len are masked. Reads
 // the kernel's kb and vb (KV_T vectors of the cache) and rowv, the index of
 // the lane's first vector of the row's token 0 in kb (row * cap * KV_RS +
-// lane).
+// KV_POS(lane)).
 #define SPLIT_LOAD_LIST(eb, len, slot) {                                       \
         [[unroll]] for (uint i = 0; i < TILE; i++) {                           \
             const uint e_ = (eb) + i * NSLOT + (slot);                         \
             const uint t_ = e_ < (len) ? SH_IDX(e_) : 0;                       \
             [[unroll]] for (uint j = 0; j < VPL; j++) {                        \
-                kn[i * VPL + j] = e_ < (len) ? kb[rowv + t_ * KV_RS + j * TPT] : KV_ZERO; \
-                vn[i * VPL + j] = e_ < (len) ? vb[rowv + KV_VOFF + t_ * KV_RS + j * TPT] : KV_ZERO; \
+                kn[i * VPL + j] = e_ < (len) ? kb[rowv + t_ * KV_RS + KV_POS(j * TPT)] : KV_ZERO; \
+                vn[i * VPL + j] = e_ < (len) ? vb[rowv + KV_VOFF + t_ * KV_RS + KV_POS(j * TPT)] : KV_ZERO; \
             }                                                                  \
         }                                                                      \
     }

@@ -381,7 +381,7 @@ func (m *Dense) Prefill(kv *ref.KV) error {
 	rows := m.b * m.hkv
 	regions := make([]Region, 0, 2*rows)
 	for r := range rows {
-		regions = append(regions, m.kv.rowRegions(r, m.encode(kv.K[r][:m.n*m.d]), m.encode(kv.V[r][:m.n*m.d]))...)
+		regions = append(regions, m.kv.writes(r, 0, m.encode(kv.K[r][:m.n*m.d]), m.encode(kv.V[r][:m.n*m.d]))...)
 	}
 	if err := m.ctx.Write(regions...); err != nil {
 		m.freeCache() // not a cache it never wrote
@@ -407,10 +407,7 @@ func (m *Dense) Append(k, v []float32) error {
 	}
 	regions := make([]Region, 0, 2*m.b*m.hkv)
 	for r := range m.b * m.hkv {
-		kb, koff, vb, voff := m.kv.tokenAt(r, m.n)
-		regions = append(regions,
-			Region{Dst: kb, Off: koff, Data: m.encode(k[r*m.d : (r+1)*m.d])},
-			Region{Dst: vb, Off: voff, Data: m.encode(v[r*m.d : (r+1)*m.d])})
+		regions = append(regions, m.kv.writes(r, m.n, m.encode(k[r*m.d:(r+1)*m.d]), m.encode(v[r*m.d:(r+1)*m.d]))...)
 	}
 	if err := m.ctx.Write(regions...); err != nil {
 		return fmt.Errorf("vk dense: append: %w", err)

@@ -73,7 +73,11 @@ func sameResults(t *testing.T, ctx *Context, name string, s ref.Shape, seed uint
 	}
 	var ms [2]ref.Method
 	for j, opt := range []SparseOptions{a, b} {
-		m, err := ctx.SparseFactory(opt)(name, s.Hkv, s.D, o)
+		f := ctx.SparseFactory(opt)
+		if name == "dense" { // with the lanes a token too
+			f = ctx.Factory(DenseOptions{Storage: opt.Storage, HostCache: opt.HostCache, PairedKV: opt.PairedKV, LanesPerToken: opt.LanesPerToken})
+		}
+		m, err := f(name, s.Hkv, s.D, o)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -132,14 +136,25 @@ func cacheOf(m ref.Method) *kvStore {
 // it.
 func TestPairedKV(t *testing.T) {
 	ctx := device(t)
-	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 127, D: 64}
 	for i, name := range []string{"dense", "hata", "lsh"} {
-		for _, st := range []Storage{F16, F32} {
-			ms := sameResults(t, ctx, name, s, uint64(i), SparseOptions{Storage: st, Reserve: 1},
-				SparseOptions{Storage: st, Reserve: 1, HostCache: true, PairedKV: true})
+		for _, c := range []struct {
+			st    Storage
+			d     int
+			lanes int // LanesPerToken
+		}{
+			{F16, 64, 0}, {F32, 64, 0},
+			// fp16 read in 8-byte vectors (the f16h entry points, two to a
+			// 16-byte chunk of the paired layout): 8 lanes a token over a
+			// row of four 16-byte vectors; on a GPU with subgroups of 32
+			// the default lanes at D=64 take them too.
+			{F16, 32, 8},
+		} {
+			s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 127, D: c.d}
+			ms := sameResults(t, ctx, name, s, uint64(i), SparseOptions{Storage: c.st, Reserve: 1, LanesPerToken: c.lanes},
+				SparseOptions{Storage: c.st, Reserve: 1, LanesPerToken: c.lanes, HostCache: true, PairedKV: true})
 			kv := cacheOf(ms[1])
 			if !kv.paired || len(kv.allBuffers()) != len(kv.k) || !strings.Contains(kv.k[0].Name(), "K/V cache") {
-				t.Errorf("%s %s: paired %v, %d buffers for %d runs (%q): want one paired buffer a run", name, st, kv.paired, len(kv.allBuffers()), len(kv.k), kv.k[0].Name())
+				t.Errorf("%s %s D=%d: paired %v, %d buffers for %d runs (%q): want one paired buffer a run", name, c.st, c.d, kv.paired, len(kv.allBuffers()), len(kv.k), kv.k[0].Name())
 			}
 		}
 	}

@@ -13,9 +13,11 @@ import (
 // one.
 //
 // A paired store (SparseOptions.PairedKV) keeps a token's K and V side by
-// side instead, [rows][Cap][2][D] in the buffers k[i], and v is k: both
-// bindings of a kernel are the same buffer, which reads V at D elements past
-// K (kv.glsl's KV_RS and KV_VOFF).
+// side instead, in the buffers k[i] (v is k: both bindings of a kernel are
+// the same buffer): each token 2*D elements, 16-byte chunks of its K and of
+// its V alternating (pairChunks), so that the lanes that load a token's K
+// touch every byte of its K and V at once and the bus fetches them as one
+// run (split_softmax.glsl's KV_RS, KV_POS and KV_VOFF).
 type kvStore struct {
 	k, v     []*Buffer // paired: v is k
 	rows     int
@@ -83,31 +85,39 @@ func (s *kvStore) rowAt(r int) (k, v *Buffer, off uint64) {
 	return s.k[i], s.v[i], uint64(r-i*s.rowsPer) * s.rowBytes
 }
 
-// tokenAt returns where token t of row r lies: the buffer and byte offset
-// of its K and of its V.
-func (s *kvStore) tokenAt(r, t int) (kb *Buffer, koff uint64, vb *Buffer, voff uint64) {
-	kb, vb, off := s.rowAt(r)
-	if s.paired {
-		koff = off + 2*uint64(t)*s.tokBytes
-		return kb, koff, vb, koff + s.tokBytes
+// pairChunk is the bytes of K, then of V, that alternate in a paired
+// store's tokens (kv.glsl's KV_CH vectors).
+const pairChunk = 16
+
+// pairChunks appends to dst the bytes of k and v (encoded, of equal length,
+// a multiple of pairChunk) with their 16-byte chunks alternating, k's
+// first: a paired store's layout of whole tokens.
+func pairChunks(dst, k, v []byte) []byte {
+	for i := 0; i < len(k); i += pairChunk {
+		dst = append(dst, k[i:i+pairChunk]...)
+		dst = append(dst, v[i:i+pairChunk]...)
 	}
-	return kb, off + uint64(t)*s.tokBytes, vb, off + uint64(t)*s.tokBytes
+	return dst
 }
 
-// rowRegions returns the writes of the first tokens of row r: k and v, the
-// same number of tokens of tokBytes each (encoded), as two regions, or
-// paired as one whose tokens alternate K and V.
-func (s *kvStore) rowRegions(r int, k, v []byte) []Region {
-	kb, vb, off := s.rowAt(r)
+// tokenOff returns the buffers of row r and the byte offset of its token t:
+// of its K and its V, or paired of the token's 2*D elements.
+func (s *kvStore) tokenOff(r, t int) (kb, vb *Buffer, off uint64) {
+	kb, vb, off = s.rowAt(r)
+	if s.paired {
+		return kb, vb, off + 2*uint64(t)*s.tokBytes
+	}
+	return kb, vb, off + uint64(t)*s.tokBytes
+}
+
+// writes returns the writes of tokens from t on of row r: k and v, the same
+// whole tokens (encoded), as two regions, or paired as one (pairChunks).
+func (s *kvStore) writes(r, t int, k, v []byte) []Region {
+	kb, vb, off := s.tokenOff(r, t)
 	if !s.paired {
 		return []Region{{Dst: kb, Off: off, Data: k}, {Dst: vb, Off: off, Data: v}}
 	}
-	kv := make([]byte, 0, len(k)+len(v))
-	for t := uint64(0); t < uint64(len(k)); t += s.tokBytes {
-		kv = append(kv, k[t:t+s.tokBytes]...)
-		kv = append(kv, v[t:t+s.tokBytes]...)
-	}
-	return []Region{{Dst: kb, Off: off, Data: kv}}
+	return []Region{{Dst: kb, Off: off, Data: pairChunks(make([]byte, 0, len(k)+len(v)), k, v)}}
 }
 
 // allBuffers returns the K buffers, then the V buffers (paired: the

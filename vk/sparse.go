@@ -943,7 +943,7 @@ func (c *sparseCore) Prefill(kv *ref.KV) (err error) {
 	}
 	regions := make([]Region, 0, 2*c.rows())
 	for r := range c.rows() {
-		regions = append(regions, c.kv.rowRegions(r, c.encode(kv.K[r][:c.n*c.d]), c.encode(kv.V[r][:c.n*c.d]))...)
+		regions = append(regions, c.kv.writes(r, 0, c.encode(kv.K[r][:c.n*c.d]), c.encode(kv.V[r][:c.n*c.d]))...)
 	}
 	if err := c.ctx.Write(regions...); err != nil {
 		return c.errorf("prefill: %v", err)
@@ -1014,8 +1014,13 @@ func (c *sparseCore) Append(k, v []float32) (err error) {
 	if err != nil {
 		return err
 	}
-	copy(up.Bytes(), c.encode(k))
-	copy(up.Bytes()[uint64(c.rows())*tokBytes:], c.encode(v))
+	ke, ve := c.encode(k), c.encode(v)
+	if c.kv.paired { // [rows][2*D], each row's token paired (pairChunks)
+		pairChunks(up.Bytes()[:0], ke, ve)
+	} else { // [rows][D] of K, then of V
+		copy(up.Bytes(), ke)
+		copy(up.Bytes()[uint64(c.rows())*tokBytes:], ve)
+	}
 	b, err := c.getBatch()
 	if err != nil {
 		return err
@@ -1029,9 +1034,13 @@ func (c *sparseCore) Append(k, v []float32) (err error) {
 		c.kv.moveRows(&copies, old, c.n)
 	}
 	for r := range c.rows() {
-		kb, koff, vb, voff := c.kv.tokenAt(r, c.n)
-		copies.add(kb, up, CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: koff, Size: tokBytes})
-		copies.add(vb, up, CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: voff, Size: tokBytes})
+		kb, vb, off := c.kv.tokenOff(r, c.n)
+		if c.kv.paired {
+			copies.add(kb, up, CopyRegion{SrcOff: 2 * uint64(r) * tokBytes, DstOff: off, Size: 2 * tokBytes})
+			continue
+		}
+		copies.add(kb, up, CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: off, Size: tokBytes})
+		copies.add(vb, up, CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: off, Size: tokBytes})
 	}
 	copies.record(b)
 	b.Barrier()
