@@ -60,19 +60,19 @@ func TestTuningKeys(t *testing.T) {
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
 		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "warm"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm", "pairedkv"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
-		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "pieces", "warm"},
-		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup", "pieces"},
-		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "prefetch", "prefetchkib", "pieces", "warm"},
-		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm"},
+		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "pieces", "warm", "pairedkv"},
+		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup", "pieces", "pairedkv"},
+		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "prefetch", "prefetchkib", "pieces", "warm", "pairedkv"},
+		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm", "pairedkv"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
-		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm"},
-		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit", "pieces", "warm"},
-		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm"},
+		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm", "pairedkv"},
+		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit", "pieces", "warm", "pairedkv"},
+		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm", "pairedkv"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm", "pairedkv"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm", "pairedkv"},
 	}
 	// The smallest valid value of the keys for which 1 is not one.
 	validOne := map[string]int{"rbit": 32, "projworkgroup": 32}
