@@ -163,6 +163,7 @@ type gatherRun struct {
 	iters    uint32 // rows each row slot reads, a multiple of readUnroll
 	seed     uint32
 	kind     MemoryKind // the source buffers' memory: DeviceLocal, or Host (HostGatherBandwidth)
+	unroll   uint32     // rows in flight per lane, dividing readUnroll; 0: readUnroll
 }
 
 // vecs returns the uvec4 of a row, which are the lanes of a row slot.
@@ -245,7 +246,7 @@ func (c *Context) bufferLimit() uint64 {
 // last run; fill, if not nil, fills source buffer i before the first.
 func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer) error) (float64, []byte, error) {
 	k, err := c.SharedKernel(KernelSpec{Shader: "gather_read", Bindings: gatherMaxBufs + 1, Push: gatherReadPush{},
-		Spec: []uint32{copyWorkgroup, readUnroll, r.vecs()}})
+		Spec: []uint32{copyWorkgroup, cmp.Or(r.unroll, readUnroll), r.vecs()}})
 	if err != nil {
 		return 0, nil, err
 	}

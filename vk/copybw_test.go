@@ -1,6 +1,7 @@
 package vk
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -189,6 +190,29 @@ func TestGatherBandwidth(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("gathers of %d-byte rows over 1 GiB of host memory: %.1f GB/s", row, bw/1e9)
+	}
+	// What separates HATA-off's paired attention (33-35 GB/s, runs 434-436)
+	// from 512-byte host gathers (52): the span the rows are spread over (a
+	// row's selection lies within its own 32-64 MB), and the loads in
+	// flight, per lane and in all (logged).
+	for _, tc := range []struct {
+		span           uint64
+		unroll, groups uint32 // 0: the plan's
+	}{{32 << 20, 0, 0}, {128 << 20, 0, 0}, {1 << 30, 1, 0}, {1 << 30, 2, 0}, {1 << 30, 0, 4}, {1 << 30, 0, 16}} {
+		r, err := c.gatherPlan(512, tc.span)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.kind, r.unroll = Host, tc.unroll
+		if tc.groups != 0 { // a multiple of the buffers still
+			r.groups = max(r.groups/tc.groups/uint32(r.nbuf), 1) * uint32(r.nbuf)
+		}
+		ns, _, err := c.gatherRead(r, 20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("gathers of 512-byte rows over %d MiB of host memory, %d rows in flight a lane, %d workgroups: %.1f GB/s",
+			tc.span>>20, cmp.Or(r.unroll, readUnroll), r.groups, float64(r.bytes())/ns)
 	}
 }
 
