@@ -42,7 +42,9 @@ import (
 // size, sink tokens, Loki's channels, the norm-weighted score, budgets per
 // step, appends between steps (growing the capacity) and a second prefill;
 // every kernel knob of SparseOptions and DenseOptions, each at its default
-// two times in three, PrefetchStride among them; Trace one time in six
+// two times in three, PrefetchStride among them; the cache in host memory
+// one time in four (HostCache), and paired one time in three where the
+// method reads a paired cache (PairedKV); Trace one time in six
 // (then the traces must read back well formed: checkTraces); Loki's rotated
 // keys in float16 (the default) or float32 (LokiF32Keys), and one Loki
 // configuration in four keys of magnitude 2^14 to 2^15, whose rotations pass
@@ -324,6 +326,16 @@ func drawFuzzConfig(seed uint64, methods []string, dev fuzzDevice) fuzzConfig {
 		// stride is drawn.
 		c.so.PrefetchStride = uint64(pick(rng, 64, 128, 4096, 1<<16, 1<<20, 1<<30))
 		c.so.Prefetch = PrefetchOn
+	}
+	// Drawn after everything above (session 44): the cache in host memory,
+	// and paired where the method reads a paired cache (dense, and hata's
+	// and lsh's fused chain).
+	if rng.IntN(4) == 0 {
+		c.so.HostCache, c.do.HostCache = true, true
+	}
+	fused := (c.name == "hata" || c.name == "lsh") && (c.variant == "" || c.variant == VariantFused) && !c.halves
+	if (c.name == "dense" || fused) && rng.IntN(3) == 0 {
+		c.so.PairedKV, c.do.PairedKV = true, true
 	}
 	return c
 }
