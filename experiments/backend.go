@@ -144,11 +144,15 @@ func checkDevices(exp experiment, bes []Backend) error {
 			seen[k] = b.Name()
 		}
 	}
-	if h, ok := exp.(interface{ hostCache() bool }); ok && h.hostCache() {
+	if g, ok := exp.(interface{ gpuCache() string }); ok && g.gpuCache() != "" {
 		for _, b := range bes {
-			if _, cpu := b.(CPU); cpu {
+			if _, cpu := b.(CPU); !cpu {
+				continue
+			}
+			if g.gpuCache() == "host_cache" {
 				return fmt.Errorf("host_cache: device %s keeps every cache in host memory already, and times no kernels that read it over a bus: time it on a GPU (-vkdevice 0)", b.Name())
 			}
+			return fmt.Errorf("%s: device %s runs no GPU kernels, whose cache layout this is: time it on a GPU (-vkdevice 0)", g.gpuCache(), b.Name())
 		}
 	}
 	l, ok := exp.(methodLister)

@@ -541,15 +541,17 @@ d = 32
 		t.Errorf("breakdown on the CPU listed twice: err = %v, want it refused", err)
 	}
 
-	// A cache in host memory is a GPU's question: the CPU refuses it before
-	// any point, as it refuses variants.
-	hcRoot := t.TempDir()
-	_, decodes, _, err = runTiny(t, context.Background(), speed+"host_cache = true\n", hcRoot, Overrides{}, runHooks{backends: []Backend{CPU{}}})
-	if err == nil || !strings.Contains(err.Error(), "host_cache: device cpu") {
-		t.Errorf("speed with host_cache on the CPU: err = %v, want it refused naming host_cache", err)
-	}
-	if entries, _ := os.ReadDir(hcRoot); decodes != 0 || len(entries) != 0 {
-		t.Errorf("speed with host_cache on the CPU: %d decodes, %d entries in the results root; want none", decodes, len(entries))
+	// A cache in host memory, or paired, is a GPU's question: the CPU
+	// refuses it before any point, as it refuses variants.
+	for _, key := range []string{"host_cache", "paired_kv"} {
+		hcRoot := t.TempDir()
+		_, decodes, _, err = runTiny(t, context.Background(), speed+key+" = true\n", hcRoot, Overrides{}, runHooks{backends: []Backend{CPU{}}})
+		if err == nil || !strings.Contains(err.Error(), key+": device cpu") {
+			t.Errorf("speed with %s on the CPU: err = %v, want it refused naming %s", key, err, key)
+		}
+		if entries, _ := os.ReadDir(hcRoot); decodes != 0 || len(entries) != 0 {
+			t.Errorf("speed with %s on the CPU: %d decodes, %d entries in the results root; want none", key, decodes, len(entries))
+		}
 	}
 
 	// A backend without a Timer cannot run a speed sweep.

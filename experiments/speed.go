@@ -31,6 +31,12 @@ type Shape struct {
 	// for one layer); the speedups are then over dense over an offloaded
 	// cache too. The CPU backend refuses it (its cache is the host's).
 	HostCache bool `toml:"host_cache" json:"host_cache"`
+	// PairedKV keeps a token's K and V side by side in one buffer in the
+	// caches of the methods that read such a cache, dense and hata's and
+	// lsh's fused chain (vk.Tuning.PairedKV); the other methods and
+	// variants keep theirs as usual. Meant with host_cache. The CPU
+	// backend refuses it (it runs no kernels whose layout this is).
+	PairedKV bool `toml:"paired_kv" json:"paired_kv,omitempty"`
 }
 
 // MaxBatch, MaxTokens, MaxHeads and MaxHeadDim bound the shape of a timed
@@ -63,19 +69,33 @@ func (s Shape) validate() error {
 // memoryNote is what the figures' titles add after the clock: where the
 // timed caches lie, if not in device memory.
 func (s Shape) memoryNote() string {
+	var note string
 	if s.HostCache {
-		return ", K/V in host memory"
+		note = ", K/V in host memory"
+	}
+	if s.PairedKV {
+		note += ", K and V paired"
+	}
+	return note
+}
+
+// gpuCache returns the key of a cache option that only GPU kernels have
+// (host_cache, paired_kv), which the CPU backend refuses before any point,
+// or "" where none is set.
+func (s Shape) gpuCache() string {
+	switch {
+	case s.HostCache:
+		return "host_cache"
+	case s.PairedKV:
+		return "paired_kv"
 	}
 	return ""
 }
 
-// hostCache reports whether the timed caches lie in host memory
-// (HostCache), which the CPU backend refuses before any point.
-func (s Shape) hostCache() bool { return s.HostCache }
-
 // tuning returns the timer's parameters for method (name or name/variant)
-// on s: the hash width for hata and lsh, and for every method where the
-// cache is in host memory.
+// on s: the hash width for hata and lsh, for every method where the cache
+// is in host memory, and for those that read a paired cache where it is
+// paired.
 func (s Shape) tuning(method string) vk.Tuning {
 	var t vk.Tuning
 	if name, _, _ := strings.Cut(method, "/"); name == "hata" || name == "lsh" {
@@ -83,6 +103,9 @@ func (s Shape) tuning(method string) vk.Tuning {
 	}
 	if s.HostCache {
 		t.HostCache = 1
+	}
+	if s.PairedKV && (vk.Tuning{PairedKV: 1}).Check(method) == nil {
+		t.PairedKV = 1
 	}
 	return t
 }

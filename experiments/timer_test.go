@@ -270,7 +270,8 @@ func TestCacheCopies(t *testing.T) {
 }
 
 // TestShapeTuning holds the timed kinds' parameters to their keys: rbit
-// for the hashing methods only, host_cache for every method.
+// for the hashing methods only, host_cache for every method, paired_kv for
+// those that read a paired cache.
 func TestShapeTuning(t *testing.T) {
 	for _, c := range []struct {
 		s      Shape
@@ -281,6 +282,12 @@ func TestShapeTuning(t *testing.T) {
 		{Shape{Rbit: 256}, "hata/naive", vk.Tuning{Rbit: 256}},
 		{Shape{Rbit: 128, HostCache: true}, "quest", vk.Tuning{HostCache: 1}},
 		{Shape{Rbit: 64, HostCache: true}, "lsh", vk.Tuning{Rbit: 64, HostCache: 1}},
+		// paired_kv where the method reads a paired cache, only there.
+		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "hata", vk.Tuning{Rbit: 128, HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 128, PairedKV: true}, "dense", vk.Tuning{PairedKV: 1}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "quest", vk.Tuning{HostCache: 1}},
+		{Shape{Rbit: 128, PairedKV: true}, "hata/naive", vk.Tuning{Rbit: 128}},
+		{Shape{Rbit: 128, PairedKV: true}, "hata/fused", vk.Tuning{Rbit: 128, PairedKV: 1}},
 	} {
 		if got := c.s.tuning(c.method); got != c.want {
 			t.Errorf("%+v.tuning(%q) = %+v, want %+v", c.s, c.method, got, c.want)
@@ -289,19 +296,20 @@ func TestShapeTuning(t *testing.T) {
 }
 
 // TestMemoryNote checks that the speed figure's panel titles say
-// where the timed caches lie when host_cache is set, and only then.
+// where the timed caches lie and how, when host_cache and paired_kv are
+// set, and only then.
 func TestMemoryNote(t *testing.T) {
 	tab := &Table{Columns: []string{"method", "b", "n", "clock", "median_us", "speedup"},
 		Rows: [][]string{{"dense", "1", "1024", "clock x", "10", "1"}, {"hata", "1", "1024", "clock x", "2", "5"}}}
 	for _, host := range []bool{false, true} {
-		c := &SpeedConfig{Shape: Shape{HostCache: host}, Batches: []int{1}, Ns: []int{1024}, Budget: 0.0156}
+		c := &SpeedConfig{Shape: Shape{HostCache: host, PairedKV: host}, Batches: []int{1}, Ns: []int{1024}, Budget: 0.0156}
 		figs, err := c.figures(tab)
 		if err != nil {
 			t.Fatal(err)
 		}
 		title := figs[0].Fig.Panels[0].Title.Text
-		if got := strings.Contains(title, "K/V in host memory"); got != host {
-			t.Errorf("host_cache %v: speed figure's title %q names host memory: %v", host, title, got)
+		if got := strings.Contains(title, "K/V in host memory, K and V paired"); got != host {
+			t.Errorf("host_cache and paired_kv %v: speed figure's title %q names them: %v", host, title, got)
 		}
 	}
 }
