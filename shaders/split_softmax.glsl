@@ -70,7 +70,7 @@ const uint DV = D / KV_VEC;                  // vectors per row
 // KV_RS = DV, KV_POS(c) = c, KV_VOFF = 0. A paired one
 // (SparseOptions.PairedKV: both bindings the same buffer, a token's K and V
 // in 16-byte chunks alternating, kv.glsl's KV_CH vectors each): KV_RS =
-// 2*DV, KV_POS(c) = (c / KV_CH) * 2*KV_CH + c % KV_CH, KV_VOFF = KV_CH. An
+// 2*DV, KV_POS(c) = kv.glsl's KV_PAIR_POS(c), KV_VOFF = KV_CH. An
 // includer that reads a paired cache declares the specialization constant
 // KV_PAIRED and defines HAS_KV_PAIRED. KV_POS(a + b) = KV_POS(a) + KV_POS(b)
 // where b is a multiple of KV_CH (TPT is, wherever KV_CH is 2: f16h's lanes
@@ -78,7 +78,7 @@ const uint DV = D / KV_VEC;                  // vectors per row
 #ifdef HAS_KV_PAIRED
 const uint KV_RS = KV_PAIRED ? 2 * DV : DV;
 const uint KV_VOFF = KV_PAIRED ? KV_CH : 0;
-#define KV_POS(c) (KV_PAIRED ? ((c) / KV_CH) * (2 * KV_CH) + (c) % KV_CH : (c))
+#define KV_POS(c) (KV_PAIRED ? KV_PAIR_POS(c) : (c))
 #else
 const uint KV_RS = DV;
 const uint KV_VOFF = 0;

@@ -120,6 +120,29 @@ func (s *kvStore) writes(r, t int, k, v []byte) []Region {
 	return []Region{{Dst: kb, Off: off, Data: pairChunks(make([]byte, 0, len(k)+len(v)), k, v)}}
 }
 
+// appendCopies writes k and v, one token of every row ([rows][D] each,
+// encoded), into up (2*rows*tokBytes bytes at least) in the store's layout,
+// [rows][D] of K then of V, or paired [rows][2*D] (pairChunks), and adds
+// to g the copies that make them token t of every row.
+func (s *kvStore) appendCopies(g *copyGroups, up *Buffer, t int, k, v []byte) {
+	rows := uint64(s.rows)
+	if s.paired {
+		pairChunks(up.Bytes()[:0], k, v)
+	} else {
+		copy(up.Bytes(), k)
+		copy(up.Bytes()[rows*s.tokBytes:], v)
+	}
+	for r := range s.rows {
+		kb, vb, off := s.tokenOff(r, t)
+		if s.paired {
+			g.add(kb, up, CopyRegion{SrcOff: 2 * uint64(r) * s.tokBytes, DstOff: off, Size: 2 * s.tokBytes})
+			continue
+		}
+		g.add(kb, up, CopyRegion{SrcOff: uint64(r) * s.tokBytes, DstOff: off, Size: s.tokBytes})
+		g.add(vb, up, CopyRegion{SrcOff: (rows + uint64(r)) * s.tokBytes, DstOff: off, Size: s.tokBytes})
+	}
+}
+
 // allBuffers returns the K buffers, then the V buffers (paired: the
 // buffers once).
 func (s *kvStore) allBuffers() []*Buffer {

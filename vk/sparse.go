@@ -101,13 +101,14 @@ type SparseOptions struct {
 	// host's (a CPU device, an integrated GPU) it changes nothing but the
 	// memory type.
 	HostCache bool
-	// PairedKV keeps a token's K and V rows side by side in one buffer
-	// ([B*Hkv][Cap][2][D]), so that the attention reads a selected
-	// token's K and V as one run of 2*D elements (512 bytes at D=128 in
-	// fp16) instead of two runs of D from two buffers. Meant for a cache in
-	// host memory (HostCache): the bus reads rows of 256 bytes at random
-	// at about half the rate of rows of 512 and more (BENCHMARKS.md,
-	// session 44). hata's and lsh's fused chain only (the kernels that
+	// PairedKV keeps a token's K and V side by side in one buffer, 2*D
+	// elements a token with 16-byte chunks of its K and its V alternating,
+	// so that the attention reads a selected token's K and V from one run
+	// (512 bytes at D=128 in fp16) instead of two runs of D from two
+	// buffers. Meant for a cache in host memory (HostCache): the bus reads
+	// rows of 256 bytes at random at about half the rate of rows of 512
+	// and more, though the paired attention reached 33-35 GB/s, not the 52
+	// of 512-byte rows (BENCHMARKS.md, session 44). hata's and lsh's fused chain only (the kernels that
 	// read the cache there: hata_encode_k, sparse_split); every other
 	// method and variant refuses it, and dense has DenseOptions.PairedKV.
 	PairedKV bool
@@ -1009,17 +1010,9 @@ func (c *sparseCore) Append(k, v []float32) (err error) {
 			return err
 		}
 	}
-	tokBytes := c.tokBytes()
-	up, err := c.buf("append upload", 2*uint64(c.rows())*tokBytes, Upload)
+	up, err := c.buf("append upload", 2*uint64(c.rows())*c.tokBytes(), Upload)
 	if err != nil {
 		return err
-	}
-	ke, ve := c.encode(k), c.encode(v)
-	if c.kv.paired { // [rows][2*D], each row's token paired (pairChunks)
-		pairChunks(up.Bytes()[:0], ke, ve)
-	} else { // [rows][D] of K, then of V
-		copy(up.Bytes(), ke)
-		copy(up.Bytes()[uint64(c.rows())*tokBytes:], ve)
 	}
 	b, err := c.getBatch()
 	if err != nil {
@@ -1033,15 +1026,7 @@ func (c *sparseCore) Append(k, v []float32) (err error) {
 	if rebuild && c.n > 0 { // move the cached tokens to the new rows
 		c.kv.moveRows(&copies, old, c.n)
 	}
-	for r := range c.rows() {
-		kb, vb, off := c.kv.tokenOff(r, c.n)
-		if c.kv.paired {
-			copies.add(kb, up, CopyRegion{SrcOff: 2 * uint64(r) * tokBytes, DstOff: off, Size: 2 * tokBytes})
-			continue
-		}
-		copies.add(kb, up, CopyRegion{SrcOff: uint64(r) * tokBytes, DstOff: off, Size: tokBytes})
-		copies.add(vb, up, CopyRegion{SrcOff: uint64(c.rows()+r) * tokBytes, DstOff: off, Size: tokBytes})
-	}
+	c.kv.appendCopies(&copies, up, c.n, c.encode(k), c.encode(v))
 	copies.record(b)
 	b.Barrier()
 	c.n++
