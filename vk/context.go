@@ -37,6 +37,9 @@ const (
 	// EnvFullSubgroups = 0 turns on Options.NoFullSubgroups for every
 	// context opened, whatever the options say (an A/B of the request).
 	EnvFullSubgroups = "HATA_VK_FULLSUBGROUPS"
+	// EnvHostHugePages = 1 turns on Options.HostHugePages for every
+	// context opened, whatever the options say.
+	EnvHostHugePages = "HATA_VK_HOSTHUGEPAGES"
 )
 
 const validationLayer = "VK_LAYER_KHRONOS_validation"
@@ -88,6 +91,13 @@ type Options struct {
 	// (doc.go) is a request the driver must honour, not a property of the
 	// drivers they were tested on. Also on when $HATA_VK_FULLSUBGROUPS=0.
 	NoFullSubgroups bool
+	// HostHugePages backs every Host buffer (a K/V cache offloaded to host
+	// memory, DenseOptions.HostCache and SparseOptions.HostCache) with
+	// memory the process maps itself in transparent huge pages, which the
+	// device imports (VK_EXT_external_memory_host), instead of memory the
+	// driver allocates. OpenWith fails on a device that cannot import host
+	// memory. Also on when $HATA_VK_HOSTHUGEPAGES=1.
+	HostHugePages bool
 
 	// subgroupExt enables full subgroups through
 	// VK_EXT_subgroup_size_control, as on a device before Vulkan 1.3,
@@ -126,6 +136,7 @@ type Context struct {
 	spirvDir  string // Options.SPIRVDir: replacement kernels, "" for none
 	dedicated bool   // large device-local buffers get dedicated allocations (Options.NoDedicated)
 	fullSG    bool   // pipelines may require full subgroups (DeviceInfo.FullSubgroups, Options.NoFullSubgroups)
+	hostHuge  bool   // Host buffers are imported host memory in huge pages (Options.HostHugePages)
 
 	queueMu  sync.Mutex // vkQueueSubmit needs the queue externally synchronised
 	queue2Mu sync.Mutex // and queue2
@@ -242,7 +253,7 @@ func envSwitch(name string, def bool) (bool, error) {
 // context reads from the environment that is set to something envSwitch
 // does not take.
 func checkEnvSwitches() error {
-	for _, name := range []string{EnvValidate, EnvKernelStats, EnvDedicated, EnvFullSubgroups} {
+	for _, name := range []string{EnvValidate, EnvKernelStats, EnvDedicated, EnvFullSubgroups, EnvHostHugePages} {
 		if _, err := envSwitch(name, false); err != nil {
 			return err
 		}
@@ -408,6 +419,11 @@ func open(in *instance, o Options) (*Context, error) {
 		spirvDir:   cmp.Or(o.SPIRVDir, os.Getenv(EnvSPIRV)),
 		dedicated:  !o.NoDedicated && envDefaultOn(EnvDedicated),
 		fullSG:     infos[pick].FullSubgroups && !o.NoFullSubgroups && envDefaultOn(EnvFullSubgroups),
+		hostHuge:   o.HostHugePages || envOn(EnvHostHugePages),
+	}
+	if c.hostHuge && c.Info.HostImportAlignment == 0 {
+		return nil, fmt.Errorf("vk: device %d %q: Options.HostHugePages or $%s: the device cannot import host memory (no %s)",
+			c.Info.Index, c.Info.Name, EnvHostHugePages, vkc.ExtExternalMemoryHost)
 	}
 	if c.spirvDir != "" {
 		st, err := os.Stat(c.spirvDir)
@@ -442,6 +458,10 @@ func open(in *instance, o Options) (*Context, error) {
 	// at no cost to kernels that do not read it.
 	if d.ShaderClock {
 		exts = append(exts, vkc.ExtShaderClock)
+	}
+	// Imported host memory (newHostImport): wherever the device has it.
+	if d.HostImportAlignment > 0 {
+		exts = append(exts, vkc.ExtExternalMemoryHost)
 	}
 	// Full subgroups: Vulkan 1.3's feature, or before 1.3 the extension's.
 	v13 := d.APIVersion >= vulkan.MakeVersion(1, 3, 0) && !o.subgroupExt

@@ -164,6 +164,22 @@ type gatherRun struct {
 	seed     uint32
 	kind     MemoryKind // the source buffers' memory: DeviceLocal, or Host (HostGatherBandwidth)
 	unroll   uint32     // rows in flight per lane, dividing readUnroll; 0: readUnroll
+	alloc    sourceAlloc
+}
+
+// sourceAlloc says how a gather's source buffers are allocated.
+type sourceAlloc int
+
+const (
+	allocPlain     sourceAlloc = iota // NewBuffer
+	allocDedicated                    // a dedicated allocation each
+	allocImport                       // host memory the process maps, imported (newHostImport)
+	allocImportTHP                    // the same with transparent huge pages
+)
+
+// String names a for logs.
+func (a sourceAlloc) String() string {
+	return [...]string{"allocated", "dedicated", "imported", "imported in huge pages"}[a]
 }
 
 // vecs returns the uvec4 of a row, which are the lanes of a row slot.
@@ -253,7 +269,17 @@ func (c *Context) gatherRead(r gatherRun, reps int, fill func(i int, src *Buffer
 	out := uint64(r.groups) * 16 // one uvec4 per workgroup
 	ranges := make([]Range, gatherMaxBufs+1)
 	for i := range r.nbuf {
-		src, err := c.NewBuffer(fmt.Sprintf("gather bandwidth source %d", i), r.size, r.kind)
+		name := fmt.Sprintf("gather bandwidth source %d", i)
+		var src *Buffer
+		var err error
+		switch r.alloc {
+		case allocPlain:
+			src, err = c.NewBuffer(name, r.size, r.kind)
+		case allocDedicated:
+			src, err = c.newBuffer(name, r.size, r.kind, true)
+		default:
+			src, err = c.newHostImport(name, r.size, r.alloc == allocImportTHP)
+		}
 		if err != nil {
 			return 0, nil, err
 		}

@@ -1,7 +1,7 @@
 package vk
 
 import (
-	"cmp"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -119,7 +119,18 @@ func TestGatherBandwidth(t *testing.T) {
 			}
 		}
 	}
-	for _, r.kind = range []MemoryKind{Host, DeviceLocal} { // sources in host memory too: HostGatherBandwidth
+	// Sources in host memory too (HostGatherBandwidth), and host memory the
+	// process maps itself where the device can import it (newHostImport).
+	srcs := []struct {
+		kind  MemoryKind
+		alloc sourceAlloc
+	}{{Host, allocPlain}, {DeviceLocal, allocPlain}, {Host, allocDedicated}}
+	if c.Info.HostImportAlignment > 0 {
+		srcs = append(srcs, srcs[0], srcs[0])
+		srcs[3].alloc, srcs[4].alloc = allocImport, allocImportTHP
+	}
+	for _, sc := range srcs {
+		r.kind, r.alloc = sc.kind, sc.alloc
 		_, xors, err := c.gatherRead(r, 1, func(i int, b *Buffer) error {
 			return c.Write(Region{Dst: b, Data: src[i]})
 		})
@@ -131,9 +142,10 @@ func TestGatherBandwidth(t *testing.T) {
 			got[i/4%4] ^= binary.LittleEndian.Uint32(xors[i:])
 		}
 		if got != want {
-			t.Errorf("%s sources: XOR of the workgroups' results %x, want that of the rows hashed %x", r.kind, got, want)
+			t.Errorf("%s sources, %s: XOR of the workgroups' results %x, want that of the rows hashed %x", r.kind, r.alloc, got, want)
 		}
 	}
+	r.kind, r.alloc = DeviceLocal, allocPlain
 
 	limit := c.bufferLimit() &^ 255
 	for _, tc := range []struct {
@@ -191,28 +203,36 @@ func TestGatherBandwidth(t *testing.T) {
 		}
 		t.Logf("gathers of %d-byte rows over 1 GiB of host memory: %.1f GB/s", row, bw/1e9)
 	}
-	// What separates HATA-off's paired attention (33-35 GB/s, runs 434-436)
-	// from 512-byte host gathers (52): the span the rows are spread over (a
-	// row's selection lies within its own 32-64 MB), and the loads in
-	// flight, per lane and in all (logged).
+	// What separates HATA-off's paired attention at batch 8 (33-35 GB/s,
+	// runs 434-437, over caches of 4 and 8 GiB) from its batch 1 (48-50,
+	// caches up to 1 GiB) and from 512-byte host gathers over 1 GiB (54):
+	// the span, by how the memory is allocated (logged).
+	thp, _ := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	t.Logf("transparent huge pages: %s; import alignment %d", bytes.TrimSpace(thp), c.Info.HostImportAlignment)
 	for _, tc := range []struct {
-		span           uint64
-		unroll, groups uint32 // 0: the plan's
-	}{{32 << 20, 0, 0}, {128 << 20, 0, 0}, {1 << 30, 1, 0}, {1 << 30, 2, 0}, {1 << 30, 0, 4}, {1 << 30, 0, 16}} {
-		r, err := c.gatherPlan(512, tc.span)
+		row, span uint64
+		alloc     sourceAlloc
+	}{
+		{512, 1 << 30, allocPlain}, {512, 2 << 30, allocPlain}, {512, 4 << 30, allocPlain}, {512, 8 << 30, allocPlain},
+		{512, 4 << 30, allocDedicated}, {512, 8 << 30, allocDedicated},
+		{512, 1 << 30, allocImport}, {512, 4 << 30, allocImport},
+		{512, 1 << 30, allocImportTHP}, {512, 2 << 30, allocImportTHP}, {512, 4 << 30, allocImportTHP}, {512, 8 << 30, allocImportTHP},
+		{256, 4 << 30, allocPlain}, {256, 4 << 30, allocImportTHP},
+	} {
+		if tc.alloc >= allocImport && c.Info.HostImportAlignment == 0 {
+			continue
+		}
+		r, err := c.gatherPlan(tc.row, tc.span)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.kind, r.unroll = Host, tc.unroll
-		if tc.groups != 0 { // a multiple of the buffers still
-			r.groups = max(r.groups/tc.groups/uint32(r.nbuf), 1) * uint32(r.nbuf)
-		}
+		r.kind, r.alloc = Host, tc.alloc
 		ns, _, err := c.gatherRead(r, 20, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("gathers of 512-byte rows over %d MiB of host memory, %d rows in flight a lane, %d workgroups: %.1f GB/s",
-			tc.span>>20, cmp.Or(r.unroll, readUnroll), r.groups, float64(r.bytes())/ns)
+		t.Logf("gathers of %d-byte rows over %d MiB of host memory, %s, %d buffers: %.1f GB/s",
+			tc.row, tc.span>>20, tc.alloc, r.nbuf, float64(r.bytes())/ns)
 	}
 }
 

@@ -136,6 +136,10 @@ type DeviceInfo struct {
 	// is a multiple of the largest subgroup size then requests full
 	// subgroups (doc.go says why).
 	FullSubgroups bool
+	// HostImportAlignment is the alignment of host memory the device can
+	// import (VK_EXT_external_memory_host's minImportedHostPointerAlignment),
+	// or 0 where it cannot; Open enables the extension wherever it exists.
+	HostImportAlignment uint64
 
 	// ComputeUnits is the number of streaming multiprocessors (NVIDIA) or
 	// compute units (AMD), the CPU count for a CPU device, or 0 when the
@@ -310,22 +314,23 @@ func describe(inst vulkan.Instance, pd vulkan.PhysicalDevice, index int) DeviceI
 			MaxPushConstantsSize:            p.MaxPushConstantsSize,
 			TimestampPeriod:                 p.TimestampPeriod,
 		},
-		SubgroupSize:       p.SubgroupSize,
-		MinSubgroupSize:    p.MinSubgroupSize,
-		MaxSubgroupSize:    p.MaxSubgroupSize,
-		SubgroupOps:        SubgroupOps(p.SubgroupOps),
-		SubgroupCompute:    p.SubgroupStages&uint32(vulkan.ShaderStageComputeBit) != 0,
-		StorageBuffer16Bit: p.Features.StorageBuffer16BitAccess,
-		StorageBuffer8Bit:  p.Features.StorageBuffer8BitAccess,
-		Float16:            p.Features.ShaderFloat16,
-		Int8:               p.Features.ShaderInt8,
-		Int16:              p.Features.ShaderInt16,
-		Int64:              p.Features.ShaderInt64,
-		KernelStats:        p.Features.PipelineExecutableInfo,
-		ShaderClock:        p.Features.ShaderDeviceClock,
-		FullSubgroups:      p.Features.ComputeFullSubgroups,
-		TimestampValidBits: p.TimestampValidBits,
-		memTypes:           p.MemoryTypes,
+		SubgroupSize:        p.SubgroupSize,
+		MinSubgroupSize:     p.MinSubgroupSize,
+		MaxSubgroupSize:     p.MaxSubgroupSize,
+		SubgroupOps:         SubgroupOps(p.SubgroupOps),
+		SubgroupCompute:     p.SubgroupStages&uint32(vulkan.ShaderStageComputeBit) != 0,
+		StorageBuffer16Bit:  p.Features.StorageBuffer16BitAccess,
+		StorageBuffer8Bit:   p.Features.StorageBuffer8BitAccess,
+		Float16:             p.Features.ShaderFloat16,
+		Int8:                p.Features.ShaderInt8,
+		Int16:               p.Features.ShaderInt16,
+		Int64:               p.Features.ShaderInt64,
+		KernelStats:         p.Features.PipelineExecutableInfo,
+		ShaderClock:         p.Features.ShaderDeviceClock,
+		FullSubgroups:       p.Features.ComputeFullSubgroups,
+		HostImportAlignment: p.HostImportAlignment,
+		TimestampValidBits:  p.TimestampValidBits,
+		memTypes:            p.MemoryTypes,
 	}
 	for _, h := range p.Heaps {
 		d.Heaps = append(d.Heaps, Heap{Size: h.Size, DeviceLocal: h.Flags&uint32(vulkan.MemoryHeapDeviceLocalBit) != 0})

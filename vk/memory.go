@@ -3,6 +3,7 @@ package vk
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"github.com/hata-go/hata/vk/internal/vkc"
@@ -55,6 +56,9 @@ type Buffer struct {
 	dedicated bool
 	// memType is the index of the memory type its memory came from.
 	memType int
+	// hostMap is the process's own mapping that imported memory lies in
+	// (newHostImport), unmapped after the memory is freed; nil otherwise.
+	hostMap []byte
 }
 
 // Range is a byte range of a buffer: a binding of a kernel, or a copy's end.
@@ -73,6 +77,9 @@ type Range struct {
 // on the H200 the driver then maps it with pages whose translations cover
 // far more than the 1 MiB a TLB entry of other memory does (session 27).
 func (c *Context) NewBuffer(name string, size uint64, kind MemoryKind) (*Buffer, error) {
+	if kind == Host && c.hostHuge {
+		return c.newHostImport(name, size, true)
+	}
 	return c.newBuffer(name, size, kind, c.dedicated && kind == DeviceLocal && size >= dedicatedMin)
 }
 
@@ -304,6 +311,10 @@ func (b *Buffer) destroy() {
 	}
 	destroyHandle(b.ctx.dev, &b.buf, vulkan.DestroyBuffer)
 	destroyHandle(b.ctx.dev, &b.mem, vulkan.FreeMemory)
+	if b.hostMap != nil {
+		syscall.Munmap(b.hostMap) // fails only for a range never mapped
+		b.hostMap = nil
+	}
 }
 
 // Region is a piece of host data for Context.Write.

@@ -328,6 +328,44 @@ static VkResult vkc_alloc_mem(vkc_dev* d, uint64_t size, uint32_t index, VkBuffe
 	return d->allocMem(d->dev, &ai, NULL, out);
 }
 
+// vkc_host_buffer creates a storage buffer of size bytes that memory
+// imported from a host pointer may back (VkExternalMemoryBufferCreateInfo).
+static VkResult vkc_host_buffer(vkc_dev* d, uint64_t size, uint32_t usage, VkBuffer* out) {
+	PFN_vkCreateBuffer f = (PFN_vkCreateBuffer)d->gdpa(d->dev, "vkCreateBuffer");
+	if (!f) return VK_ERROR_INITIALIZATION_FAILED;
+	VkExternalMemoryBufferCreateInfo ext = {
+		.sType = VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO,
+		.handleTypes = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT,
+	};
+	VkBufferCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .pNext = &ext,
+		.size = size, .usage = usage, .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+	};
+	return f(d->dev, &ci, NULL, out);
+}
+
+// vkc_import_host imports size bytes of host memory at ptr as memory of
+// type index (VkImportMemoryHostPointerInfoEXT); *bits receives the memory
+// types that may import it, and with index past them nothing is allocated.
+static VkResult vkc_import_host(vkc_dev* d, void* ptr, uint64_t size, uint32_t index, uint32_t* bits, VkDeviceMemory* out) {
+	PFN_vkGetMemoryHostPointerPropertiesEXT f =
+		(PFN_vkGetMemoryHostPointerPropertiesEXT)d->gdpa(d->dev, "vkGetMemoryHostPointerPropertiesEXT");
+	if (!f) return VK_ERROR_EXTENSION_NOT_PRESENT;
+	VkMemoryHostPointerPropertiesEXT hp = {.sType = VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
+	VkResult r = f(d->dev, VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT, ptr, &hp);
+	*bits = hp.memoryTypeBits;
+	if (r != VK_SUCCESS || index >= 32 || !(hp.memoryTypeBits >> index & 1)) return r;
+	VkImportMemoryHostPointerInfoEXT imp = {
+		.sType = VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
+		.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT, .pHostPointer = ptr,
+	};
+	VkMemoryAllocateInfo ai = {
+		.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .pNext = &imp,
+		.allocationSize = size, .memoryTypeIndex = index,
+	};
+	return d->allocMem(d->dev, &ai, NULL, out);
+}
+
 static VkResult vkc_invalidate(vkc_dev* d, VkDeviceMemory mem) {
 	VkMappedMemoryRange r = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE, .memory = mem, .offset = 0, .size = VK_WHOLE_SIZE};
 	return d->invalidate(d->dev, 1, &r);
@@ -337,6 +375,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"unsafe"
 )
 
@@ -424,6 +463,10 @@ const ExtPipelineExecutableProperties = "VK_KHR_pipeline_executable_properties"
 // ExtSubgroupSizeControl is the device extension that, before Vulkan 1.3,
 // offers computeFullSubgroups (FeatureChain's structure for it).
 const ExtSubgroupSizeControl = "VK_EXT_subgroup_size_control"
+
+// ExtExternalMemoryHost is the device extension that imports host memory
+// the process allocated as device memory (Device.ImportHostMemory).
+const ExtExternalMemoryHost = "VK_EXT_external_memory_host"
 
 // ExtShaderClock is the device extension whose shaderDeviceClock feature
 // lets kernels read a clock shared by every workgroup (traces).
@@ -586,6 +629,40 @@ func (d *Device) AllocateMemory(size uint64, index uint32, buffer unsafe.Pointer
 	var out C.VkDeviceMemory
 	r := C.vkc_alloc_mem(d.p, C.uint64_t(size), C.uint32_t(index), C.VkBuffer(buffer), &out)
 	return unsafe.Pointer(out), Check("vkAllocateMemory", int32(r))
+}
+
+// HostBuffer creates a buffer of size bytes with the given usage flags that
+// ImportHostMemory's memory may back.
+func (d *Device) HostBuffer(size uint64, usage uint32) (unsafe.Pointer, error) {
+	var out C.VkBuffer
+	r := C.vkc_host_buffer(d.p, C.uint64_t(size), C.uint32_t(usage), &out)
+	return unsafe.Pointer(out), Check("vkCreateBuffer (external host memory)", int32(r))
+}
+
+// HostPointerTypes returns the memory types that may import the host memory
+// at ptr (vkGetMemoryHostPointerPropertiesEXT).
+func (d *Device) HostPointerTypes(ptr unsafe.Pointer) (uint32, error) {
+	var bits C.uint32_t
+	r := C.vkc_import_host(d.p, ptr, 0, 32, &bits, nil)
+	return uint32(bits), Check("vkGetMemoryHostPointerPropertiesEXT", int32(r))
+}
+
+// ImportHostMemory makes size bytes of host memory at ptr (allocated by the
+// process, not by Go: mmap'd, aligned to Props.HostImportAlignment, size a
+// multiple of it) device memory of type index, one of HostPointerTypes'.
+// The host memory must outlive the device memory. The device must have
+// enabled ExtExternalMemoryHost.
+func (d *Device) ImportHostMemory(ptr unsafe.Pointer, size uint64, index uint32) (unsafe.Pointer, error) {
+	var bits C.uint32_t
+	var out C.VkDeviceMemory
+	r := C.vkc_import_host(d.p, ptr, C.uint64_t(size), C.uint32_t(index), &bits, &out)
+	if err := Check("vkAllocateMemory (imported host memory)", int32(r)); err != nil {
+		return nil, err
+	}
+	if index >= 32 || uint32(bits)>>index&1 == 0 {
+		return nil, fmt.Errorf("vulkan: memory type %d cannot import this host memory (types %#x)", index, uint32(bits))
+	}
+	return unsafe.Pointer(out), nil
 }
 
 // LoadPipelineExecutables resolves vkGetPipelineExecutablePropertiesKHR and

@@ -33,6 +33,7 @@ typedef struct {
 	uint32_t subgroupSizeControl, computeFullSubgroups;
 	uint32_t pipelineExecutableInfo;
 	uint32_t shaderDeviceClock;
+	uint64_t hostImportAlignment;
 } vkc_props;
 
 static int vkc_has_ext(VkExtensionProperties* exts, uint32_t n, const char* name) {
@@ -131,6 +132,7 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	int s8Ext = v12 || vkc_has_ext(exts, n, "VK_KHR_8bit_storage");
 	int pepExt = vkc_has_ext(exts, n, "VK_KHR_pipeline_executable_properties");
 	int clkExt = vkc_has_ext(exts, n, "VK_KHR_shader_clock");
+	int hostExt = vkc_has_ext(exts, n, "VK_EXT_external_memory_host");
 	free(exts);
 
 	// Properties: 1.1 core structures, then the optional ones.
@@ -145,6 +147,8 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	if (sgcExt) { sgc.pNext = head; head = &sgc; }
 	if (smExt) { sm.pNext = head; head = &sm; }
 	if (amdExt) { amd.pNext = head; head = &amd; }
+	VkPhysicalDeviceExternalMemoryHostPropertiesEXT host = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+	if (hostExt) { host.pNext = head; head = &host; }
 	VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = head};
 	gp2(pd, &p2);
 
@@ -187,6 +191,7 @@ static int vkc_query(PFN_vkGetInstanceProcAddr gipa, VkInstance inst, VkPhysical
 	out->computeFullSubgroups = sgcExt ? sgcf.computeFullSubgroups : 0;
 	out->pipelineExecutableInfo = pepExt ? pep.pipelineExecutableInfo : 0;
 	out->shaderDeviceClock = clkExt ? clk.shaderDeviceClock : 0;
+	out->hostImportAlignment = hostExt ? host.minImportedHostPointerAlignment : 0;
 	return 0;
 }
 
@@ -303,7 +308,12 @@ type Props struct {
 	MaxMemoryAllocationSize          uint64 // largest single vkAllocateMemory
 	SMCount                          uint32 // NVIDIA streaming multiprocessors (VK_NV_shader_sm_builtins), else 0
 	AMDComputeUnits                  uint32 // AMD compute units (VK_AMD_shader_core_properties), else 0
-	Features                         Features
+	// HostImportAlignment is VK_EXT_external_memory_host's
+	// minImportedHostPointerAlignment, or 0 where the device lacks the
+	// extension: host memory the process allocated may back a buffer
+	// (Device.ImportHostMemory) when its address and size are multiples.
+	HostImportAlignment uint64
+	Features            Features
 }
 
 // Features are the optional device features the kernels may use; Open enables
@@ -387,6 +397,7 @@ func Query(inst, pd unsafe.Pointer) (Props, error) {
 		MaxMemoryAllocationSize: uint64(out.maxMemoryAllocationSize),
 		SMCount:                 uint32(out.smCount),
 		AMDComputeUnits:         uint32(out.amdComputeUnits),
+		HostImportAlignment:     uint64(out.hostImportAlignment),
 		Features: Features{
 			ShaderInt64:              b(out.shaderInt64),
 			ShaderInt16:              b(out.shaderInt16),
@@ -405,6 +416,7 @@ func Query(inst, pd unsafe.Pointer) (Props, error) {
 	p.SubgroupSize, p.SubgroupStages, p.SubgroupOps = p2.SubgroupSize, p2.SubgroupStages, p2.SubgroupOps
 	p.MinSubgroupSize, p.MaxSubgroupSize = p2.MinSubgroupSize, p2.MaxSubgroupSize
 	p.MaxMemoryAllocationSize, p.SMCount, p.AMDComputeUnits = p2.MaxMemoryAllocationSize, p2.SMCount, p2.AMDComputeUnits
+	p.HostImportAlignment = p2.HostImportAlignment
 	p.Features = p2.Features
 	return p, nil
 }
