@@ -106,7 +106,7 @@ func TestEnvSwitches(t *testing.T) {
 			t.Errorf("$%s=%q, default %v: %v (%v), want %v", EnvDedicated, c.v, c.def, on, err, c.on)
 		}
 	}
-	for _, name := range []string{EnvValidate, EnvKernelStats, EnvDedicated, EnvFullSubgroups} {
+	for _, name := range []string{EnvValidate, EnvKernelStats, EnvDedicated, EnvFullSubgroups, EnvHostHugePages} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, "maybe")
 			c, err := OpenWith(Options{})

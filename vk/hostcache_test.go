@@ -3,6 +3,8 @@ package vk
 import (
 	"io"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,6 +177,88 @@ func TestPairedKV(t *testing.T) {
 	for _, name := range []string{"dense", "hata", "lsh"} {
 		if err := (Tuning{PairedKV: 1, HostCache: 1}).Check(name); err != nil {
 			t.Errorf("Tuning{PairedKV: 1, HostCache: 1}.Check(%q): %v", name, err)
+		}
+	}
+}
+
+// TestAttendRows runs the top-k methods with their attention dispatched a
+// few cache rows at a time (SparseOptions.AttendRows: 1, and 4 of 6 rows,
+// two windows of 3), in host and in device memory, beside the same method
+// at once, and wants the results bit for bit the same (sameResults): each
+// row's workgroups do the same arithmetic whichever dispatch they are in.
+// It checks the windows' rule too: rows of 512 MiB of K and V, evened out.
+func TestAttendRows(t *testing.T) {
+	ctx := device(t)
+	s := ref.Shape{B: 3, Hq: 4, Hkv: 2, N: 127, D: 64}
+	names := append(slices.Clone(sparseMethods), "hata/naive", "hata/threekernel")
+	for i, name := range names {
+		method, variant, _ := strings.Cut(name, "/")
+		for _, c := range []struct {
+			rows, groups int
+			host         bool
+		}{{1, 6, true}, {4, 2, false}, {4, 2, true}} {
+			ms := sameResults(t, ctx, method, s, uint64(i), SparseOptions{Storage: F16, Reserve: 1, Variant: variant, HostCache: c.host},
+				SparseOptions{Storage: F16, Reserve: 1, Variant: variant, HostCache: c.host, AttendRows: c.rows})
+			if gs, windows := coreOf(ms[1]).attendGroups(); len(gs) != c.groups || !windows {
+				t.Errorf("%s AttendRows %d: %d groups (windows %v), want %d windows", name, c.rows, len(gs), windows, c.groups)
+			}
+			if gs, windows := coreOf(ms[0]).attendGroups(); len(gs) != 1 || windows {
+				t.Errorf("%s: %d groups (windows %v) of 6 rows by default, want one", name, len(gs), windows)
+			}
+		}
+	}
+	for _, c := range []struct {
+		n        int
+		tokBytes uint64
+		want     int
+	}{{131072, 256, 8}, {262144, 256, 4}, {32768, 256, 32}, {131072, 512, 4}, {1 << 30, 256, 1}, {0, 256, 1 << 20}} {
+		if got := windowRows(c.n, c.tokBytes); got != c.want {
+			t.Errorf("windowRows(%d, %d) = %d, want %d", c.n, c.tokBytes, got, c.want)
+		}
+	}
+	for _, c := range []struct{ rows, per, want int }{{64, 8, 8}, {64, 7, 7}, {64, 5, 5}, {6, 4, 3}, {7, 3, 3}, {8, 3, 3}, {10, 3, 3}, {9, 2, 2}} {
+		if got := evenRows(c.rows, c.per); got != c.want {
+			t.Errorf("evenRows(%d, %d) = %d, want %d", c.rows, c.per, got, c.want)
+		}
+	}
+	if _, err := ctx.SparseFactory(SparseOptions{AttendRows: -1})("quest", 2, 64, ref.Options{PageSize: 8}); err == nil {
+		t.Error("AttendRows -1: want an error")
+	}
+}
+
+// TestHostHugePages opens a context whose Host buffers are host memory the
+// process maps in transparent huge pages and the device imports
+// (Options.HostHugePages), and runs dense, hata and quest there with their
+// caches in that memory beside the same methods in device memory, wanting
+// the results bit for bit the same (sameResults) and every cache buffer
+// imported. A device that cannot import host memory must refuse the option
+// by name.
+func TestHostHugePages(t *testing.T) {
+	ctx := device(t)
+	if ctx.Info.HostImportAlignment == 0 {
+		t.Setenv(EnvHostHugePages, "1")
+		if c, err := OpenWith(Options{Device: strconv.Itoa(ctx.Info.Index)}); err == nil || !strings.Contains(err.Error(), "HostHugePages") {
+			if c != nil {
+				c.Close()
+			}
+			t.Fatalf("%s cannot import host memory: OpenWith with $%s=1: %v, want an error naming HostHugePages", ctx.Info.Name, EnvHostHugePages, err)
+		}
+		t.Skipf("%s cannot import host memory (no %s)", ctx.Info.Name, "VK_EXT_external_memory_host")
+	}
+	c := testContext(t, Options{HostHugePages: true})
+	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 127, D: 64}
+	for i, name := range []string{"dense", "hata", "quest"} {
+		ms := sameResults(t, c, name, s, uint64(i), SparseOptions{Storage: F16, Reserve: 1},
+			SparseOptions{Storage: F16, Reserve: 1, HostCache: true})
+		for _, b := range cacheOf(ms[1]).allBuffers() {
+			if b.Kind() != Host || b.hostMap == nil {
+				t.Errorf("%s: cache buffer %q: %s memory, imported %v: want imported host memory", name, b.Name(), b.Kind(), b.hostMap != nil)
+			}
+		}
+		for _, b := range cacheOf(ms[0]).allBuffers() {
+			if b.hostMap != nil {
+				t.Errorf("%s: device-memory cache buffer %q is imported host memory", name, b.Name())
+			}
 		}
 	}
 }

@@ -112,6 +112,19 @@ type SparseOptions struct {
 	// read the cache there: hata_encode_k, sparse_split); every other
 	// method and variant refuses it, and dense has DenseOptions.PairedKV.
 	PairedKV bool
+	// AttendRows is the most cache rows (batch row and KV head) each of
+	// the attention's dispatches reads, one after another with a barrier
+	// between, so that the rows its gathers are spread over at any time
+	// hold less of the cache. 0 (the default): with HostCache, as many rows
+	// as hold 512 MiB of K and V filled (hostWindow), split evenly; in
+	// device memory all of them. On the H200, host gathers of 512-byte rows
+	// read 54 GB/s over 1 GiB of host memory and 22 over 4 GiB, however the
+	// memory is allocated, and HATA-off at B8/128K took 1479 us 8 rows
+	// (512 MiB) at a time against 2058 at once; in device memory 8 rows at
+	// a time took 210 us against 90 (BENCHMARKS.md, session 45). Every
+	// method but the twokernel and onekernel variants of hata and lsh,
+	// whose attention runs inside the select's or the step's one dispatch.
+	AttendRows int
 	// ScoreChunk is the tokens each workgroup of the score kernels covers;
 	// 0 chooses it so that the grid fills the device (see scoreChunk, and
 	// hataScoreChunk for hata and lsh).
@@ -686,7 +699,7 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 			o.Split.FillMaxSplits = 32
 		}
 	}
-	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 {
+	if o.Reserve < 0 || o.ScoreChunk < 0 || o.SelectChunk < 0 || o.Tile < 0 || o.Tile > 16 || o.Workgroup < 0 || o.LanesPerToken < 0 || o.QueueGroups < 0 || o.AttendRows < 0 {
 		return nil, fmt.Errorf("vk %s: option out of range in %+v (negative, or Tile over 16)", name, o)
 	}
 	if o.KeyBytes != 0 && o.KeyBytes != 1 && o.KeyBytes != 2 {
@@ -1394,21 +1407,60 @@ func b32(b bool) uint32 {
 	return 0
 }
 
+// hostWindow is the bytes of K and V a cache in host memory is read in by
+// each of the attention's dispatches (SparseOptions.AttendRows): on the
+// H200 a window of 512 MiB beat 256 MiB and 1 GiB at B8/128K and B8/256K
+// (run 439).
+const hostWindow = 512 << 20
+
+// attendGroups returns the cache's groups of rows as the attention reads
+// them, one dispatch each (SparseOptions.AttendRows), and whether they are
+// windows of the cache that need a barrier between them.
+func (c *sparseCore) attendGroups() ([]kvGroup, bool) {
+	rows, most := c.rows(), int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[1])
+	per := c.opt.AttendRows
+	if per == 0 && c.opt.HostCache {
+		per = windowRows(c.n, c.tokBytes())
+	}
+	if per <= 0 || per >= min(rows, most) {
+		return c.groups(), false
+	}
+	return c.kv.groups(evenRows(rows, per)), true
+}
+
+// windowRows returns the cache rows of n tokens of tokBytes bytes each in
+// K and in V that fit hostWindow, at least one.
+func windowRows(n int, tokBytes uint64) int {
+	return int(max(hostWindow/(2*uint64(max(n, 1))*tokBytes), 1))
+}
+
+// evenRows returns the rows of each window when rows are read at most per
+// at a time: as many windows, evened out (64 rows at most 7 at a time: 10
+// windows of at most 7; 6 rows at most 4: two of 3).
+func evenRows(rows, per int) int {
+	windows := (rows + per - 1) / per
+	return (rows + windows - 1) / windows
+}
+
 // recordAttention records the attention of s over its selection: "gather"
 // (naive only), "attend" (sparse_split, with the merge folded in unless
 // naive or merged separately, SparseOptions.Merge) and "merge"
 // (sparse_merge, naive or merged separately).
 //
-// Both read the cache one buffer at a time (kvGroup); the attention after a
-// gather reads the gathered rows, one buffer.
+// Both read the cache one buffer at a time (kvGroup), or one window of its
+// rows at a time with a barrier between (attendGroups); the attention after
+// a gather reads the gathered rows, one buffer.
 func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
-	gs := c.groups()
+	gs, windows := c.attendGroups()
 	cp := c.cap
 	if a.gather != nil {
 		b.Stage("gather")
 		dv := c.d * c.opt.Storage.bytes() / 16
 		groups := min((s.k*dv+gatherWorkgroup-1)/gatherWorkgroup, 1024)
-		for _, g := range gs {
+		for i, g := range gs {
+			if i > 0 && windows {
+				b.Barrier()
+			}
 			set, err := c.set(a.gather, s.sel, g.k, g.v, a.kc, a.vc)
 			if err != nil {
 				return err
@@ -1417,10 +1469,13 @@ func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
 				uint32(groups), uint32(g.rows), 1)
 		}
 		b.Barrier()
-		gs, cp = []kvGroup{{k: a.kc, v: a.vc, row0: 0, rows: s.rows}}, s.k
+		gs, cp, windows = []kvGroup{{k: a.kc, v: a.vc, row0: 0, rows: s.rows}}, s.k, false
 	}
 	b.Stage("attend")
-	for _, g := range gs {
+	for i, g := range gs {
+		if i > 0 && windows {
+			b.Barrier()
+		}
 		bufs := []Range{s.q, s.sel, g.k, g.v, a.po, a.pml, a.out, a.cnt}
 		if a.trace.Buf != nil {
 			bufs = append(bufs, a.trace)

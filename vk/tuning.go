@@ -151,6 +151,11 @@ type Tuning struct {
 	// the attention gathers one 512-byte run a selected token instead of
 	// two of 256. dense, and hata's and lsh's fused chain.
 	PairedKV int
+	// AttendRows is SparseOptions.AttendRows: the most cache rows each of
+	// the attention's dispatches reads, a barrier between them (0: with
+	// hostcache=1 the rows of 512 MiB of K and V, else all). Every method
+	// but dense and the twokernel and onekernel variants of hata and lsh.
+	AttendRows int
 }
 
 // tuningKey is one field of Tuning: its key in Set and String, and the
@@ -208,6 +213,8 @@ var tuningKeys = []tuningKey{
 	{"pairedkv", func(t *Tuning) *int { return &t.PairedKV }, []string{"dense", "hata", "lsh"},
 		[]string{"hata/twokernel", "hata/threekernel", "hata/onekernel", "hata/naive", "hata/halves",
 			"lsh/twokernel", "lsh/threekernel", "lsh/onekernel", "lsh/naive", "lsh/halves"}},
+	{"attendrows", func(t *Tuning) *int { return &t.AttendRows }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"},
+		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 }
 
 // MaxTuningRbit is the widest hash Tuning.Rbit accepts.
@@ -363,6 +370,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 	}
 	o.HostCache = o.HostCache || t.HostCache != 0
 	o.PairedKV = o.PairedKV || t.PairedKV != 0
+	o.AttendRows = cmp.Or(t.AttendRows, o.AttendRows)
 	return o
 }
 

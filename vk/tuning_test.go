@@ -59,13 +59,13 @@ func TestTuningKeys(t *testing.T) {
 
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
-		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "warm"},
+		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "warm", "attendrows"},
 		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm", "pairedkv"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
-		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "pieces", "warm", "pairedkv"},
+		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "pieces", "warm", "pairedkv", "attendrows"},
 		"hata/threekernel": {"selectchunk", "queuegroups", "rowselect", "lokif32", "projworkgroup", "pieces", "pairedkv"},
-		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "prefetch", "prefetchkib", "pieces", "warm", "pairedkv"},
+		"hata/onekernel":   {"selectchunk", "selectworkgroup", "sepmerge", "trace", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "prefetch", "prefetchkib", "pieces", "warm", "pairedkv", "attendrows"},
 		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm", "pairedkv"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
 		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm", "pairedkv"},
