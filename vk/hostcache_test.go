@@ -186,7 +186,8 @@ func TestPairedKV(t *testing.T) {
 // two windows of 3), in host and in device memory, beside the same method
 // at once, and wants the results bit for bit the same (sameResults): each
 // row's workgroups do the same arithmetic whichever dispatch they are in.
-// It checks the windows' rule too: rows of 512 MiB of K and V, evened out.
+// It checks the windows' rule too: rows of 512 MiB of K and V, evened out,
+// for a cache in host memory of a method that selects single tokens.
 func TestAttendRows(t *testing.T) {
 	ctx := device(t)
 	s := ref.Shape{B: 3, Hq: 4, Hkv: 2, N: 127, D: 64}
@@ -204,6 +205,10 @@ func TestAttendRows(t *testing.T) {
 			}
 			if gs, windows := coreOf(ms[0]).attendGroups(); len(gs) != 1 || windows {
 				t.Errorf("%s: %d groups (windows %v) of 6 rows by default, want one", name, len(gs), windows)
+			}
+			want := c.host && method != "quest" && method != "streaming" // the default's windows, for caches past 512 MiB
+			if got := coreOf(ms[0]).hostWindows(); got != want || coreOf(ms[1]).hostWindows() {
+				t.Errorf("%s, host cache %v: windows by default %v, want %v; with AttendRows %d %v, want false", name, c.host, got, want, c.rows, coreOf(ms[1]).hostWindows())
 			}
 		}
 	}

@@ -115,15 +115,18 @@ type SparseOptions struct {
 	// AttendRows is the most cache rows (batch row and KV head) each of
 	// the attention's dispatches reads, one after another with a barrier
 	// between, so that the rows its gathers are spread over at any time
-	// hold less of the cache. 0 (the default): with HostCache, as many rows
-	// as hold 512 MiB of K and V filled (hostWindow), split evenly; in
-	// device memory all of them. On the H200, host gathers of 512-byte rows
-	// read 54 GB/s over 1 GiB of host memory and 22 over 4 GiB, however the
-	// memory is allocated, and HATA-off at B8/128K took 1479 us 8 rows
-	// (512 MiB) at a time against 2058 at once; in device memory 8 rows at
-	// a time took 210 us against 90 (BENCHMARKS.md, session 45). Every
-	// method but the twokernel and onekernel variants of hata and lsh,
-	// whose attention runs inside the select's or the step's one dispatch.
+	// hold less of the cache. 0 (the default): with HostCache, for the
+	// methods that select single tokens (all but quest and streaming, whose
+	// runs of tokens read at the bus's streaming rate from anywhere), as
+	// many rows as hold 512 MiB of K and V filled (hostWindow), split
+	// evenly; otherwise all of them. On the H200, host gathers of 512-byte
+	// rows read 54 GB/s over 1 GiB of host memory and 22 over 4 GiB,
+	// however the memory is allocated; HATA-off at B8/128K took 1675 us 8
+	// rows (512 MiB) at a time against 2340 at once, Quest-off 1440 against
+	// 1375; in device memory HATA 8 rows at a time took 210 us against 90
+	// (BENCHMARKS.md, session 45). Every method but the twokernel and
+	// onekernel variants of hata and lsh, whose attention runs inside the
+	// select's or the step's one dispatch.
 	AttendRows int
 	// ScoreChunk is the tokens each workgroup of the score kernels covers;
 	// 0 chooses it so that the grid fills the device (see scoreChunk, and
@@ -1419,13 +1422,21 @@ const hostWindow = 512 << 20
 func (c *sparseCore) attendGroups() ([]kvGroup, bool) {
 	rows, most := c.rows(), int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[1])
 	per := c.opt.AttendRows
-	if per == 0 && c.opt.HostCache {
+	if c.hostWindows() {
 		per = windowRows(c.n, c.tokBytes())
 	}
 	if per <= 0 || per >= min(rows, most) {
 		return c.groups(), false
 	}
 	return c.kv.groups(evenRows(rows, per)), true
+}
+
+// hostWindows reports whether the attention reads the cache in windows of
+// hostWindow by default: a cache in host memory (HostCache, AttendRows 0)
+// of a method that selects single tokens, not runs of them (quest's pages,
+// streaming's sink and recent window).
+func (c *sparseCore) hostWindows() bool {
+	return c.opt.AttendRows == 0 && c.opt.HostCache && c.name != "quest" && c.name != "streaming"
 }
 
 // windowRows returns the cache rows of n tokens of tokBytes bytes each in
