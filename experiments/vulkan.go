@@ -79,6 +79,9 @@ func (v *Vulkan) Device() DeviceInfo {
 	if v.Ctx.Dedicated() {
 		mem = "dedicated allocations for buffers of 2 MiB and more"
 	}
+	if v.Ctx.HostHugePages() {
+		mem += "; host buffers imported in transparent huge pages ($" + vk.EnvHostHugePages + "=1)"
+	}
 	return DeviceInfo{Name: i.Name, Driver: i.DriverName + " " + i.DriverInfo, API: "Vulkan " + i.APIString(), Memory: mem, Timer: timerInfo()}
 }
 

@@ -61,6 +61,16 @@
 // which holds up to 256K tokens of D=128 in fp32 on lavapipe. Tests lower
 // the limit to cut caches into 1- and 3-row buffers.
 //
+// A K/V cache in host memory (SparseOptions.HostCache, the paper's
+// HATA-off) is a Host buffer that the kernels read over the bus. Random
+// reads there slow with the span they spread over (on the H200 512-byte
+// rows read 54 GB/s over 1 GiB and 22 over 4 GiB), so the top-k methods'
+// attention reads such a cache a window of rows at a time
+// (SparseOptions.AttendRows). Options.HostHugePages or
+// $HATA_VK_HOSTHUGEPAGES=1 backs Host buffers with memory the process maps
+// in transparent huge pages and the device imports
+// (VK_EXT_external_memory_host), which on the H200 changed nothing.
+//
 // # Kernels
 //
 // Shaders are GLSL in package shaders (entry points *.comp, includes *.glsl),

@@ -251,6 +251,9 @@ func TestHostHugePages(t *testing.T) {
 		t.Skipf("%s cannot import host memory (no %s)", ctx.Info.Name, "VK_EXT_external_memory_host")
 	}
 	c := testContext(t, Options{HostHugePages: true})
+	if !c.HostHugePages() || ctx.HostHugePages() {
+		t.Errorf("HostHugePages() = %v with the option, %v without: want true and false", c.HostHugePages(), ctx.HostHugePages())
+	}
 	s := ref.Shape{B: 2, Hq: 4, Hkv: 2, N: 127, D: 64}
 	for i, name := range []string{"dense", "hata", "quest"} {
 		ms := sameResults(t, c, name, s, uint64(i), SparseOptions{Storage: F16, Reserve: 1},

@@ -87,6 +87,11 @@ func (c *Context) NewBuffer(name string, size uint64, kind MemoryKind) (*Buffer,
 // or more dedicated allocations (not Options.NoDedicated).
 func (c *Context) Dedicated() bool { return c.dedicated }
 
+// HostHugePages reports whether NewBuffer gives Host buffers memory this
+// process maps in transparent huge pages, imported by the device
+// (Options.HostHugePages).
+func (c *Context) HostHugePages() bool { return c.hostHuge }
+
 // dedicatedMin is the smallest buffer NewBuffer allocates as dedicated:
 // NVIDIA's large page (2 MiB). A smaller buffer spans at most two
 // translations however mapped, and a dedicated allocation may round it up

@@ -30,6 +30,7 @@ var benchEnv = `environment:
   $` + experiments.EnvL2Flush + `  unset: every timed step after a flush of L2 and the TLBs; l2: L2 only; 0: none
   $` + experiments.EnvTwin + `     1: a step of another instance of the method after every flush; B/N: one of B rows and N tokens (hata bench names the kernels the two share)
   $` + vk.EnvDedicated + `   0: every buffer in a plain allocation (default: those of 2 MiB and more dedicated)
+  $` + vk.EnvHostHugePages + ` 1: host buffers (hostcache=1 caches) from memory mapped in transparent huge pages, imported
   $` + vk.EnvSPIRV + `       a directory whose <kernel>.spv replace the built-in kernels (tools/lab-ab.sh)
   $` + vk.EnvDevice + `      the default Vulkan device (as -vkdevice)
 `
@@ -235,6 +236,9 @@ func printBenchHeader(v *experiments.Vulkan, stdout io.Writer, s ref.Shape, budg
 		fmt.Fprintf(stdout, "# buffers of 2 MiB and more (the K/V cache, ...) in dedicated allocations, which the driver may map with large pages ($%s=0: plain ones)\n", vk.EnvDedicated)
 	} else {
 		fmt.Fprintf(stdout, "# every buffer in a plain allocation, none dedicated ($%s=0)\n", vk.EnvDedicated)
+	}
+	if v.Ctx.HostHugePages() {
+		fmt.Fprintf(stdout, "# host buffers (hostcache=1 caches) in memory this process maps in transparent huge pages, imported by the device ($%s=1)\n", vk.EnvHostHugePages)
 	}
 	// The latency roofline beside the bandwidth one: what a dependent
 	// dispatch costs when it moves nothing, on one workgroup and on enough

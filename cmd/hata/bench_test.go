@@ -155,7 +155,7 @@ func TestBenchHelp(t *testing.T) {
 		t.Errorf("bench -h: status %d, want 0 (stderr %q)", st, e)
 	}
 	for _, w := range []string{"-opt", "environment:", "$" + experiments.EnvL2Flush, "$" + experiments.EnvTwin, "B/N",
-		"$" + vk.EnvDedicated, "$" + vk.EnvSPIRV, "$" + vk.EnvDevice} {
+		"$" + vk.EnvDedicated, "$" + vk.EnvHostHugePages, "$" + vk.EnvSPIRV, "$" + vk.EnvDevice} {
 		if !strings.Contains(e, w) {
 			t.Errorf("bench -h: stderr %q, want it to name %s", e, w)
 		}
