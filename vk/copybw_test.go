@@ -203,10 +203,11 @@ func TestGatherBandwidth(t *testing.T) {
 		}
 		t.Logf("gathers of %d-byte rows over 1 GiB of host memory: %.1f GB/s", row, bw/1e9)
 	}
-	// What separates HATA-off's paired attention at batch 8 (33-35 GB/s,
-	// runs 434-437, over caches of 4 and 8 GiB) from its batch 1 (48-50,
-	// caches up to 1 GiB) and from 512-byte host gathers over 1 GiB (54):
-	// the span, by how the memory is allocated (logged).
+	// Host gathers by span and by how the memory is allocated (logged):
+	// what set HATA-off's paired attention at batch 8 (33-35 GB/s over
+	// caches of 4 and 8 GiB) apart from its batch 1 (48-50, caches up to 1
+	// GiB), and why the attention reads such caches in windows (run 438:
+	// 54 GB/s over 1 GiB, 22 over 4, whatever the allocation).
 	thp, _ := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
 	t.Logf("transparent huge pages: %s; import alignment %d", bytes.TrimSpace(thp), c.Info.HostImportAlignment)
 	for _, tc := range []struct {

@@ -107,8 +107,9 @@ type SparseOptions struct {
 	// (512 bytes at D=128 in fp16) instead of two runs of D from two
 	// buffers. Meant for a cache in host memory (HostCache): the bus reads
 	// rows of 256 bytes at random at about half the rate of rows of 512
-	// and more, though the paired attention reached 33-35 GB/s, not the 52
-	// of 512-byte rows (BENCHMARKS.md, session 44). hata's and lsh's fused chain only (the kernels that
+	// and more (on the H200, HATA-off at B8/128K 1478 us paired against
+	// 1729 apart, both read in windows: AttendRows; BENCHMARKS.md,
+	// sessions 44-45). hata's and lsh's fused chain only (the kernels that
 	// read the cache there: hata_encode_k, sparse_split); every other
 	// method and variant refuses it, and dense has DenseOptions.PairedKV.
 	PairedKV bool
