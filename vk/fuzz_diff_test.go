@@ -44,7 +44,9 @@ import (
 // every kernel knob of SparseOptions and DenseOptions, each at its default
 // two times in three, PrefetchStride among them; the cache in host memory
 // one time in four (HostCache), and paired one time in three where the
-// method reads a paired cache (PairedKV); Trace one time in six
+// method reads a paired cache (PairedKV); the attention 1-4 cache rows a
+// dispatch one time in four where it is a dispatch of its own (AttendRows);
+// Trace one time in six
 // (then the traces must read back well formed: checkTraces); Loki's rotated
 // keys in float16 (the default) or float32 (LokiF32Keys), and one Loki
 // configuration in four keys of magnitude 2^14 to 2^15, whose rotations pass
@@ -336,6 +338,12 @@ func drawFuzzConfig(seed uint64, methods []string, dev fuzzDevice) fuzzConfig {
 	fused := (c.name == "hata" || c.name == "lsh") && (c.variant == "" || c.variant == VariantFused) && !c.halves
 	if (c.name == "dense" || fused) && rng.IntN(3) == 0 {
 		c.so.PairedKV, c.do.PairedKV = true, true
+	}
+	// Drawn after everything above (session 45): the attention a few cache
+	// rows at a time, where it is a dispatch of its own.
+	inside := c.variant == VariantTwoKernel || c.variant == VariantOneKernel
+	if c.name != "dense" && !inside && rng.IntN(4) == 0 {
+		c.so.AttendRows = 1 + rng.IntN(4)
 	}
 	return c
 }
