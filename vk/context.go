@@ -96,7 +96,9 @@ type Options struct {
 	// memory the process maps itself in transparent huge pages, which the
 	// device imports (VK_EXT_external_memory_host), instead of memory the
 	// driver allocates. OpenWith fails on a device that cannot import host
-	// memory. Also on when $HATA_VK_HOSTHUGEPAGES=1.
+	// memory. Also on when $HATA_VK_HOSTHUGEPAGES=1. On the H200 it changed
+	// neither host gathers nor HATA-off's step (BENCHMARKS.md, session 45);
+	// it is here for drivers that map host memory by its pages.
 	HostHugePages bool
 
 	// subgroupExt enables full subgroups through
