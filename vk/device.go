@@ -208,6 +208,11 @@ func DescribeDevices(w io.Writer) error {
 		fmt.Fprintf(w, "   workgroup count %v, size %v, invocations %d, push constants %d B\n",
 			l.MaxComputeWorkGroupCount, l.MaxComputeWorkGroupSize, l.MaxComputeWorkGroupInvocations, l.MaxPushConstantsSize)
 		fmt.Fprintf(w, "   timestamps: period %g ns, %d valid bits\n", l.TimestampPeriod, d.TimestampValidBits)
+		if d.HostImportAlignment > 0 {
+			fmt.Fprintf(w, "   imports host memory (VK_EXT_external_memory_host, $%s): %d-byte alignment\n", EnvHostHugePages, d.HostImportAlignment)
+		} else {
+			fmt.Fprintf(w, "   imports no host memory (no VK_EXT_external_memory_host: $%s cannot open it)\n", EnvHostHugePages)
+		}
 		for h, hp := range d.Heaps {
 			loc := "host"
 			if hp.DeviceLocal {

@@ -81,7 +81,7 @@ func TestDevices(t *testing.T) {
 	if err := DescribeDevices(&buf); err != nil {
 		t.Fatalf("DescribeDevices: %v", err)
 	}
-	for _, want := range []string{ctx.Info.Name, "maxStorageBufferRange", "subgroup", "heap 0", "timestamps", "subgroup check passed"} {
+	for _, want := range []string{ctx.Info.Name, "maxStorageBufferRange", "subgroup", "heap 0", "timestamps", "host memory", "subgroup check passed"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("DescribeDevices output lacks %q:\n%s", want, buf.String())
 		}
