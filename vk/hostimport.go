@@ -40,26 +40,42 @@ func (c *Context) newHostImport(name string, size uint64, huge bool) (*Buffer, e
 	if msize+align > uint64(^uint(0)>>1) {
 		return nil, b.allocErr(fmt.Errorf("larger than the address space"), -1)
 	}
+	mem, idx, err := b.importHost(msize, align, huge)
+	if err != nil {
+		b.destroy() // the buffer and the mapping, where made
+		return nil, b.allocErr(err, idx)
+	}
+	if err := b.bindMemory(mem, idx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// importHost maps msize bytes aligned to align for b (b.hostMap), touches
+// them (asking for huge pages first where huge), creates b's buffer and
+// imports the mapping as memory of the Host type it may take. It returns the
+// memory and its type (-1 before the type is chosen); on error the caller
+// destroys b.
+func (b *Buffer) importHost(msize, align uint64, huge bool) (unsafe.Pointer, int, error) {
+	c := b.ctx
 	m, err := syscall.Mmap(-1, 0, int(msize+align), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 	if err != nil {
-		return nil, b.allocErr(fmt.Errorf("mmap: %w", err), -1)
+		return nil, -1, fmt.Errorf("mmap: %w", err)
 	}
 	b.hostMap = m
 	off := (align - uint64(uintptr(unsafe.Pointer(&m[0])))%align) % align
 	host := m[off : off+msize]
 	if huge {
 		if err := syscall.Madvise(host, madvHugePage); err != nil {
-			b.destroy()
-			return nil, b.allocErr(fmt.Errorf("madvise(MADV_HUGEPAGE): %w", err), -1)
+			return nil, -1, fmt.Errorf("madvise(MADV_HUGEPAGE): %w", err)
 		}
 	}
 	for i := 0; i < len(host); i += 4096 {
 		host[i] = 0
 	}
-	buf, err := c.fns.HostBuffer(size, uint32(vulkan.BufferUsageStorageBufferBit|vulkan.BufferUsageTransferSrcBit|vulkan.BufferUsageTransferDstBit))
+	buf, err := c.fns.HostBuffer(b.size, uint32(vulkan.BufferUsageStorageBufferBit|vulkan.BufferUsageTransferSrcBit|vulkan.BufferUsageTransferDstBit))
 	if err != nil {
-		b.destroy()
-		return nil, b.allocErr(err, -1)
+		return nil, -1, err
 	}
 	b.buf = vulkan.Buffer(buf)
 	var req vulkan.MemoryRequirements
@@ -68,32 +84,15 @@ func (c *Context) newHostImport(name string, size uint64, huge bool) (*Buffer, e
 	ptr := unsafe.Pointer(&host[0])
 	bits, err := c.fns.HostPointerTypes(ptr)
 	if err != nil {
-		b.destroy()
-		return nil, b.allocErr(err, -1)
+		return nil, -1, err
 	}
 	idx, err := c.memoryType(bits&req.MemoryTypeBits, Host)
-	if err == nil && uint64(req.Size) > msize {
-		err = fmt.Errorf("the buffer needs %s, more than the %s mapped", bytesString(uint64(req.Size)), bytesString(msize))
-	}
 	if err != nil {
-		b.destroy()
-		return nil, b.allocErr(err, -1)
+		return nil, -1, err
+	}
+	if uint64(req.Size) > msize {
+		return nil, -1, fmt.Errorf("the buffer needs %s, more than the %s mapped", bytesString(uint64(req.Size)), bytesString(msize))
 	}
 	mem, err := c.fns.ImportHostMemory(ptr, msize, uint32(idx))
-	if err != nil {
-		b.destroy()
-		return nil, b.allocErr(err, idx)
-	}
-	b.mem = vulkan.DeviceMemory(mem)
-	b.memType = idx
-	b.coherent = c.memTypes[idx].flags&vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCoherentBit) != 0
-	if err := vkc.Check("vkBindBufferMemory", int32(vulkan.BindBufferMemory(c.dev, b.buf, b.mem, 0))); err != nil {
-		b.destroy()
-		return nil, fmt.Errorf("vk: buffer %q: %w", name, err)
-	}
-	if err := c.track(b); err != nil {
-		b.destroy()
-		return nil, err
-	}
-	return b, nil
+	return mem, idx, err
 }

@@ -145,26 +145,38 @@ func (c *Context) newBuffer(name string, size uint64, kind MemoryKind, dedicated
 		vulkan.DestroyBuffer(c.dev, b.buf, nil)
 		return nil, b.allocErr(err, idx)
 	}
-	b.mem = vulkan.DeviceMemory(mem)
-	b.dedicated, b.memType = dedicated, idx
+	b.dedicated = dedicated
+	if err := b.bindMemory(mem, idx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// bindMemory makes mem, allocated from memory type idx, b's memory: it binds
+// it to b's buffer, maps it where b's kind is Upload or Readback, and tracks
+// b for Close. On error it destroys b (its buffer, mem, and any mapping of
+// its own).
+func (b *Buffer) bindMemory(mem unsafe.Pointer, idx int) error {
+	c := b.ctx
+	b.mem, b.memType = vulkan.DeviceMemory(mem), idx
 	b.coherent = c.memTypes[idx].flags&vulkan.MemoryPropertyFlags(vulkan.MemoryPropertyHostCoherentBit) != 0
 	if err := vkc.Check("vkBindBufferMemory", int32(vulkan.BindBufferMemory(c.dev, b.buf, b.mem, 0))); err != nil {
 		b.destroy()
-		return nil, fmt.Errorf("vk: buffer %q: %w", name, err)
+		return fmt.Errorf("vk: buffer %q: %w", b.name, err)
 	}
-	if kind == Upload || kind == Readback {
+	if b.kind == Upload || b.kind == Readback {
 		var p unsafe.Pointer
 		if err := vkc.Check("vkMapMemory", int32(vulkan.MapMemory(c.dev, b.mem, 0, vulkan.DeviceSize(vulkan.WholeSize), 0, &p))); err != nil {
 			b.destroy()
-			return nil, fmt.Errorf("vk: buffer %q: %w", name, err)
+			return fmt.Errorf("vk: buffer %q: %w", b.name, err)
 		}
 		b.ptr = p
 	}
 	if err := c.track(b); err != nil {
 		b.destroy()
-		return nil, err
+		return err
 	}
-	return b, nil
+	return nil
 }
 
 // newBuffers allocates total bytes (rounded down to a multiple of align, a

@@ -344,17 +344,21 @@ static VkResult vkc_host_buffer(vkc_dev* d, uint64_t size, uint32_t usage, VkBuf
 	return f(d->dev, &ci, NULL, out);
 }
 
-// vkc_import_host imports size bytes of host memory at ptr as memory of
-// type index (VkImportMemoryHostPointerInfoEXT); *bits receives the memory
-// types that may import it, and with index past them nothing is allocated.
-static VkResult vkc_import_host(vkc_dev* d, void* ptr, uint64_t size, uint32_t index, uint32_t* bits, VkDeviceMemory* out) {
+// vkc_host_pointer_types sets *bits to the memory types that may import
+// the host memory at ptr (vkGetMemoryHostPointerPropertiesEXT).
+static VkResult vkc_host_pointer_types(vkc_dev* d, void* ptr, uint32_t* bits) {
 	PFN_vkGetMemoryHostPointerPropertiesEXT f =
 		(PFN_vkGetMemoryHostPointerPropertiesEXT)d->gdpa(d->dev, "vkGetMemoryHostPointerPropertiesEXT");
 	if (!f) return VK_ERROR_EXTENSION_NOT_PRESENT;
 	VkMemoryHostPointerPropertiesEXT hp = {.sType = VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
 	VkResult r = f(d->dev, VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT, ptr, &hp);
 	*bits = hp.memoryTypeBits;
-	if (r != VK_SUCCESS || index >= 32 || !(hp.memoryTypeBits >> index & 1)) return r;
+	return r;
+}
+
+// vkc_import_host imports size bytes of host memory at ptr as memory of
+// type index (VkImportMemoryHostPointerInfoEXT).
+static VkResult vkc_import_host(vkc_dev* d, void* ptr, uint64_t size, uint32_t index, VkDeviceMemory* out) {
 	VkImportMemoryHostPointerInfoEXT imp = {
 		.sType = VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT,
 		.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT, .pHostPointer = ptr,
@@ -375,7 +379,6 @@ import "C"
 
 import (
 	"errors"
-	"fmt"
 	"unsafe"
 )
 
@@ -643,26 +646,19 @@ func (d *Device) HostBuffer(size uint64, usage uint32) (unsafe.Pointer, error) {
 // at ptr (vkGetMemoryHostPointerPropertiesEXT).
 func (d *Device) HostPointerTypes(ptr unsafe.Pointer) (uint32, error) {
 	var bits C.uint32_t
-	r := C.vkc_import_host(d.p, ptr, 0, 32, &bits, nil)
+	r := C.vkc_host_pointer_types(d.p, ptr, &bits)
 	return uint32(bits), Check("vkGetMemoryHostPointerPropertiesEXT", int32(r))
 }
 
 // ImportHostMemory makes size bytes of host memory at ptr (allocated by the
 // process, not by Go: mmap'd, aligned to Props.HostImportAlignment, size a
-// multiple of it) device memory of type index, one of HostPointerTypes'.
-// The host memory must outlive the device memory. The device must have
-// enabled ExtExternalMemoryHost.
+// multiple of it) device memory of type index, which must be one of
+// HostPointerTypes(ptr). The host memory must outlive the device memory.
+// The device must have enabled ExtExternalMemoryHost.
 func (d *Device) ImportHostMemory(ptr unsafe.Pointer, size uint64, index uint32) (unsafe.Pointer, error) {
-	var bits C.uint32_t
 	var out C.VkDeviceMemory
-	r := C.vkc_import_host(d.p, ptr, C.uint64_t(size), C.uint32_t(index), &bits, &out)
-	if err := Check("vkAllocateMemory (imported host memory)", int32(r)); err != nil {
-		return nil, err
-	}
-	if index >= 32 || uint32(bits)>>index&1 == 0 {
-		return nil, fmt.Errorf("vulkan: memory type %d cannot import this host memory (types %#x)", index, uint32(bits))
-	}
-	return unsafe.Pointer(out), nil
+	r := C.vkc_import_host(d.p, ptr, C.uint64_t(size), C.uint32_t(index), &out)
+	return unsafe.Pointer(out), Check("vkAllocateMemory (imported host memory)", int32(r))
 }
 
 // LoadPipelineExecutables resolves vkGetPipelineExecutablePropertiesKHR and
