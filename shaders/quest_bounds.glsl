@@ -16,7 +16,8 @@
 // the page is read as its last token: min and max are idempotent).
 //
 // Bindings (set 0):
-//	0 K  [rows][cap][D] as KV_T vectors
+//	0 K  [rows][cap][D] as KV_T vectors; with KV_PAIRED (SparseOptions.PairedKV)
+//	     [rows][cap][2*D], a token's K and V in 16-byte chunks alternating
 //	1 lo [rows][pcap][D] as KV_T vectors
 //	2 hi [rows][pcap][D] as KV_T vectors
 // Dispatch: (ceil(pages / PPW), rows, 1).
@@ -28,8 +29,12 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint D = 128;
 layout(constant_id = 2) const uint PPW = 1; // pages per workgroup
+layout(constant_id = 3) const bool KV_PAIRED = false; // K in a paired cache
 
 const uint DV = D / KV_VEC;
+// Vector c of token t's key lies at t*KRS + KPOS(c) from the row's token 0.
+const uint KRS = KV_PAIRED ? 2 * DV : DV;
+#define KPOS(c) (KV_PAIRED ? KV_PAIR_POS(c) : (c))
 const uint WG = gl_WorkGroupSize.x;
 
 #if defined(KV_F16)
@@ -62,13 +67,13 @@ void main() {
         const uint t0 = j * pc.page;
         const uint t1 = min(t0 + pc.page, pc.n);
         if (t0 >= t1) continue;
-        const uint base = krow * pc.cap * DV + v;
+        const uint base = krow * pc.cap * KRS + KPOS(v);
         float mn[KV_VEC], mx[KV_VEC], a[KV_VEC];
-        KV_LOAD(kb, base + t0 * DV, mn, 0)
+        KV_LOAD(kb, base + t0 * KRS, mn, 0)
         [[unroll]] for (uint e = 0; e < KV_VEC; e++) mx[e] = mn[e];
         for (uint t = t0 + 1; t < t1; t += 4) {
             KV_T u[4];
-            [[unroll]] for (uint i = 0; i < 4; i++) u[i] = kb[base + min(t + i, t1 - 1) * DV];
+            [[unroll]] for (uint i = 0; i < 4; i++) u[i] = kb[base + min(t + i, t1 - 1) * KRS];
             [[unroll]] for (uint i = 0; i < 4; i++) {
                 KV_UNPACK(u[i], a, 0)
                 [[unroll]] for (uint e = 0; e < KV_VEC; e++) {

@@ -24,7 +24,9 @@
 //
 // Bindings (set 0):
 //	0 q   [rows*G][D] float32
-//	1 K   [rows][cap][D] as KV_T vectors
+//	1 K   [rows][cap][D] as KV_T vectors; with KV_PAIRED (the exact top-k's
+//	      and H2O's K in a paired cache, SparseOptions.PairedKV)
+//	      [rows][cap][2*D], a token's K and V in 16-byte chunks alternating
 //	2 idx [rows][kstride] uint32 (read only when INDEXED)
 //	3 x   [rows][G][xstride] float32
 //	4 pml [rows][G][nchunks] vec2
@@ -52,6 +54,11 @@ const float NEG = -1.0e30;
 // slower on the H200 with the next round prefetched (run 79); with few lanes
 // per token (Loki's 32 channels) fewer are faster (run 111).
 layout(constant_id = 5) const uint UNR = 4;
+// K in a paired cache: vector c of token t's key at t*KRS + KPOS(c) from the
+// row's token 0 (kv.glsl's KV_PAIR_POS); Loki's rotated keys are never.
+layout(constant_id = 6) const bool KV_PAIRED = false;
+const uint KRS = KV_PAIRED ? 2 * DV : DV;
+#define KPOS(c) (KV_PAIRED ? KV_PAIR_POS(c) : (c))
 
 // The round's logits, value v = g*UNR + u (head g, the slot's u-th token of
 // the round), padded with zeros to a power of two for the reduce-scatter.
@@ -98,7 +105,7 @@ vec2 fold(vec2 a, vec2 b) {
         }                                                                      \
         [[unroll]] for (uint u = 0; u < UNR; u++) {                            \
             const bool valid = (sb) + u < i1;                                  \
-            [[unroll]] for (uint j = 0; j < VPL; j++) kv[u * VPL + j] = valid ? kb[rowv + t_[u] * DV + j * TPT] : KV_ZERO; \
+            [[unroll]] for (uint j = 0; j < VPL; j++) kv[u * VPL + j] = valid ? kb[rowv + t_[u] * KRS + KPOS(j * TPT + lane)] : KV_ZERO; \
         }                                                                      \
     }
 
@@ -129,7 +136,7 @@ void main() {
         m[r] = NEG;
         l[r] = 0.0;
     }
-    const uint rowv = krow * pc.cap * DV + lane;
+    const uint rowv = krow * pc.cap * KRS;
     // Token u of a round at ib is i = ib + slot*UNR + u; the trip count is
     // the same for every slot (the shuffles need uniform control flow). The
     // next round's keys are loaded before this round's arithmetic, so that a

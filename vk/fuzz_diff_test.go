@@ -330,13 +330,12 @@ func drawFuzzConfig(seed uint64, methods []string, dev fuzzDevice) fuzzConfig {
 		c.so.Prefetch = PrefetchOn
 	}
 	// Drawn after everything above (session 44): the cache in host memory,
-	// and paired where the method reads a paired cache (dense, and hata's
-	// and lsh's fused chain).
+	// and paired where the method reads a paired cache (every method's
+	// fused chain since session 46; dense, and hata's and lsh's before).
 	if rng.IntN(4) == 0 {
 		c.so.HostCache, c.do.HostCache = true, true
 	}
-	fused := (c.name == "hata" || c.name == "lsh") && (c.variant == "" || c.variant == VariantFused) && !c.halves
-	if (c.name == "dense" || fused) && rng.IntN(3) == 0 {
+	if (c.variant == "" || c.variant == VariantFused) && rng.IntN(3) == 0 {
 		c.so.PairedKV, c.do.PairedKV = true, true
 	}
 	// Drawn after everything above (session 45): the attention a few cache

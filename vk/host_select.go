@@ -158,7 +158,7 @@ func (m *H2O) prepare(q []float32, budget ref.Budget) (*h2oStep, error) {
 	if err != nil {
 		return nil, err
 	}
-	lk, err := m.logitsKernel(s.g, m.d, m.opt.Storage, true)
+	lk, err := m.logitsKernel(s.g, m.d, m.opt.Storage, true, m.opt.PairedKV)
 	if err != nil {
 		return nil, err
 	}

@@ -216,7 +216,7 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss, err := m.prepareSoftmax(s, m.cp, m.keys)
+	ss, err := m.prepareSoftmax(s, m.cp, m.keys, false)
 	if err != nil {
 		return nil, err
 	}

@@ -94,7 +94,7 @@ func (m *Quest) bounds() (lo, hi Range) {
 func (m *Quest) buildSide(b *Batch, t0, t1 int) error {
 	dv := m.d / m.opt.Storage.vec()
 	ppw := max(questWorkgroup/dv, 1)
-	k, err := m.kernel("quest_bounds_"+m.opt.Storage.String(), 3, questBoundsPush{}, questWorkgroup, uint32(m.d), uint32(ppw))
+	k, err := m.kernel("quest_bounds_"+m.opt.Storage.String(), 3, questBoundsPush{}, questWorkgroup, uint32(m.d), uint32(ppw), b32(m.opt.PairedKV))
 	if err != nil {
 		return err
 	}

@@ -109,9 +109,11 @@ type SparseOptions struct {
 	// rows of 256 bytes at random at about half the rate of rows of 512
 	// and more (on the H200, HATA-off at B8/128K 1478 us paired against
 	// 1729 apart, both read in windows: AttendRows; BENCHMARKS.md,
-	// sessions 44-45). hata's and lsh's fused chain only (the kernels that
-	// read the cache there: hata_encode_k, sparse_split); every other
-	// method and variant refuses it, and dense has DenseOptions.PairedKV.
+	// sessions 44-45). Every top-k method's fused chain reads it (the
+	// kernels that read the cache: hata's and lsh's hata_encode_k, Loki's
+	// loki_rotate_k, Quest's quest_bounds, the exact top-k's and H2O's
+	// score_logits, and sparse_split); the other variants of hata and lsh
+	// refuse it, and dense has DenseOptions.PairedKV.
 	PairedKV bool
 	// AttendRows is the most cache rows (batch row and KV head) each of
 	// the attention's dispatches reads, one after another with a barrier
@@ -726,8 +728,8 @@ func newSparseCore(ctx *Context, name string, d int, o SparseOptions) (*sparseCo
 			return nil, fmt.Errorf("vk %s: %w", name, err)
 		}
 	}
-	if o.PairedKV && (name != "hata" && name != "lsh" || o.Variant != VariantFused) {
-		return nil, fmt.Errorf("vk %s (variant %s): PairedKV: only hata's and lsh's fused chain read a paired K/V cache", name, o.Variant)
+	if o.PairedKV && o.Variant != VariantFused {
+		return nil, fmt.Errorf("vk %s (variant %s): PairedKV: only the fused chain reads a paired K/V cache", name, o.Variant)
 	}
 	if ops := ctx.Info.SubgroupOps; ops&SubgroupArithmetic == 0 {
 		return nil, fmt.Errorf("vk %s: the select kernels need subgroup arithmetic in compute shaders; %s has [%s]", name, ctx.Info.Name, ops)

@@ -62,8 +62,10 @@ type softmaxScores struct {
 }
 
 // prepareSoftmax sizes the buffers and builds the kernels of the score
-// pipeline over keys of length dk stored as st.
-func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores, error) {
+// pipeline over keys of length dk stored as st, in a paired cache
+// (SparseOptions.PairedKV) where paired: the exact top-k's K is, Loki's
+// rotated keys (a buffer of their own) are not.
+func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage, paired bool) (*softmaxScores, error) {
 	rows, err := c.rowSelect(c.n, 1)
 	if err != nil {
 		return nil, err
@@ -91,7 +93,7 @@ func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores
 		return nil, err
 	}
 	ss.x, ss.pml, ss.keys, ss.s = x.Range(0, xBytes), pml.Range(0, pmlBytes), keys.Range(0, keyBytes), sb.Range(0, keyBytes)
-	if ss.logits, err = c.logitsKernel(s.g, dk, st, false); err != nil {
+	if ss.logits, err = c.logitsKernel(s.g, dk, st, false, paired); err != nil {
 		return nil, err
 	}
 	if ss.softmax, err = c.kernel("score_softmax", 5, softmaxPush{}, scoreWorkgroup, uint32(s.g), b32(ss.hist0)); err != nil {
@@ -100,11 +102,12 @@ func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage) (*softmaxScores
 	return ss, nil
 }
 
-// logitsKernel returns score_logits for group g over keys of length dk.
-func (c *sparseCore) logitsKernel(g, dk int, st Storage, indexed bool) (*Kernel, error) {
+// logitsKernel returns score_logits for group g over keys of length dk,
+// read from a paired cache (SparseOptions.PairedKV) where paired.
+func (c *sparseCore) logitsKernel(g, dk int, st Storage, indexed, paired bool) (*Kernel, error) {
 	tpt := lanesPerToken(c.ctx.Info, dk/st.vec())
 	return c.kernel("score_logits_"+st.String(), 5, logitsPush{},
-		sparseWorkgroup, uint32(tpt), uint32(dk), uint32(g), b32(indexed), uint32(logitsUnroll(tpt, g)))
+		sparseWorkgroup, uint32(tpt), uint32(dk), uint32(g), b32(indexed), uint32(logitsUnroll(tpt, g)), b32(paired))
 }
 
 // logitsUnroll is score_logits' tokens per slot per round (its UNR) with tpt
@@ -184,7 +187,7 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss, err := m.prepareSoftmax(s, m.d, m.opt.Storage)
+	ss, err := m.prepareSoftmax(s, m.d, m.opt.Storage, m.opt.PairedKV)
 	if err != nil {
 		return nil, err
 	}

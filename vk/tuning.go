@@ -149,7 +149,8 @@ type Tuning struct {
 	// PairedKV = 1 keeps a token's K and V side by side in one buffer
 	// (DenseOptions.PairedKV, SparseOptions.PairedKV): with hostcache=1
 	// the attention gathers one 512-byte run a selected token instead of
-	// two of 256. dense, and hata's and lsh's fused chain.
+	// two of 256. Every method but the variants of hata and lsh other
+	// than the fused chain.
 	PairedKV int
 	// AttendRows is SparseOptions.AttendRows: the most cache rows each of
 	// the attention's dispatches reads, a barrier between them (0: with
@@ -211,9 +212,9 @@ var tuningKeys = []tuningKey{
 	{"warm", func(t *Tuning) *int { return &t.Warm }, []string{"hata", "lsh"},
 		[]string{"hata/twokernel", "hata/onekernel", "hata/naive", "lsh/twokernel", "lsh/onekernel", "lsh/naive"}},
 	{"hostcache", func(t *Tuning) *int { return &t.HostCache }, Methods, nil},
-	{"pairedkv", func(t *Tuning) *int { return &t.PairedKV }, []string{"dense", "hata", "lsh"},
-		[]string{"hata/twokernel", "hata/threekernel", "hata/onekernel", "hata/naive", "hata/halves",
-			"lsh/twokernel", "lsh/threekernel", "lsh/onekernel", "lsh/naive", "lsh/halves"}},
+	{"pairedkv", func(t *Tuning) *int { return &t.PairedKV }, Methods,
+		[]string{"hata/twokernel", "hata/threekernel", "hata/onekernel", "hata/naive",
+			"lsh/twokernel", "lsh/threekernel", "lsh/onekernel", "lsh/naive"}},
 	{"attendrows", func(t *Tuning) *int { return &t.AttendRows }, []string{"topk", "hata", "lsh", "loki", "quest", "streaming", "h2o"},
 		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 }

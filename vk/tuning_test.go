@@ -60,7 +60,7 @@ func TestTuningKeys(t *testing.T) {
 	// The keys each method does not use (the rest it does).
 	unused := map[string][]string{
 		"dense":            {"fillmaxsplits", "scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "warm", "attendrows"},
-		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm", "pairedkv"},
+		"topk":             {"scoreworkgroup", "queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm"},
 		"hata":             {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
 		"hata/fused":       {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
 		"hata/twokernel":   {"fillmaxsplits", "selectchunk", "selectworkgroup", "sepmerge", "trace", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "pieces", "warm", "pairedkv", "attendrows"},
@@ -69,10 +69,10 @@ func TestTuningKeys(t *testing.T) {
 		"hata/naive":       {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm", "pairedkv"},
 		"lsh":              {"selectchunk", "queuegroups", "rowselect", "lokif32", "pieces"},
 		"lsh/naive":        {"sepmerge", "queuegroups", "rowselect", "lokif32", "plan", "keybytes", "pieces", "warm", "pairedkv"},
-		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit", "pieces", "warm", "pairedkv"},
-		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm", "pairedkv"},
-		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm", "pairedkv"},
-		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm", "pairedkv"},
+		"loki":             {"scoreworkgroup", "queuegroups", "plan", "keybytes", "rbit", "pieces", "warm"},
+		"quest":            {"queuegroups", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "pieces", "warm"},
+		"streaming":        {"scorechunk", "selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm"},
+		"h2o":              {"selectchunk", "scoreworkgroup", "selectworkgroup", "queuegroups", "rowselect", "lokif32", "plan", "projworkgroup", "keybytes", "rbit", "prefetch", "prefetchkib", "pieces", "warm"},
 	}
 	// The smallest valid value of the keys for which 1 is not one.
 	validOne := map[string]int{"rbit": 32, "projworkgroup": 32}
