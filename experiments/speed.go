@@ -32,10 +32,10 @@ type Shape struct {
 	// cache too. The CPU backend refuses it (its cache is the host's).
 	HostCache bool `toml:"host_cache" json:"host_cache"`
 	// PairedKV keeps a token's K and V side by side in one buffer in the
-	// caches of the methods that read such a cache, dense and hata's and
-	// lsh's fused chain (vk.Tuning.PairedKV); the other methods and
-	// variants keep theirs as usual. Meant with host_cache. The CPU
-	// backend refuses it (it runs no kernels whose layout this is).
+	// caches of the methods that read such a cache: every method's fused
+	// chain (vk.Tuning.PairedKV); the other variants of hata and lsh keep
+	// theirs as usual. Meant with host_cache. The CPU backend refuses it
+	// (it runs no kernels whose layout this is).
 	PairedKV bool `toml:"paired_kv" json:"paired_kv,omitempty"`
 }
 

@@ -285,7 +285,8 @@ func TestShapeTuning(t *testing.T) {
 		// paired_kv where the method reads a paired cache, only there.
 		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "hata", vk.Tuning{Rbit: 128, HostCache: 1, PairedKV: 1}},
 		{Shape{Rbit: 128, PairedKV: true}, "dense", vk.Tuning{PairedKV: 1}},
-		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "quest", vk.Tuning{HostCache: 1}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "quest", vk.Tuning{HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "loki", vk.Tuning{HostCache: 1, PairedKV: 1}},
 		{Shape{Rbit: 128, PairedKV: true}, "hata/naive", vk.Tuning{Rbit: 128}},
 		{Shape{Rbit: 128, PairedKV: true}, "hata/fused", vk.Tuning{Rbit: 128, PairedKV: 1}},
 	} {
