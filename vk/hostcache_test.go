@@ -209,10 +209,10 @@ func TestAttendRows(t *testing.T) {
 		}{{1, 6, true}, {4, 2, false}, {4, 2, true}} {
 			ms := sameResults(t, ctx, method, s, uint64(i), SparseOptions{Storage: F16, Reserve: 1, Variant: variant, HostCache: c.host},
 				SparseOptions{Storage: F16, Reserve: 1, Variant: variant, HostCache: c.host, AttendRows: c.rows})
-			if gs, windows := coreOf(ms[1]).attendGroups(); len(gs) != c.groups || !windows {
+			if gs, windows := coreOf(ms[1]).attendGroups(coreOf(ms[1]).lastAttend); len(gs) != c.groups || !windows {
 				t.Errorf("%s AttendRows %d: %d groups (windows %v), want %d windows", name, c.rows, len(gs), windows, c.groups)
 			}
-			if gs, windows := coreOf(ms[0]).attendGroups(); len(gs) != 1 || windows {
+			if gs, windows := coreOf(ms[0]).attendGroups(coreOf(ms[0]).lastAttend); len(gs) != 1 || windows {
 				t.Errorf("%s: %d groups (windows %v) of 6 rows by default, want one", name, len(gs), windows)
 			}
 			want := c.host && method != "quest" && method != "streaming" // the default's windows, for caches past 512 MiB
@@ -237,6 +237,66 @@ func TestAttendRows(t *testing.T) {
 	}
 	if _, err := ctx.SparseFactory(SparseOptions{AttendRows: -1})("quest", 2, 64, ref.Options{PageSize: 8}); err == nil {
 		t.Error("AttendRows -1: want an error")
+	}
+}
+
+// TestHostOverlap checks the rule that reads a cache in host memory past 1
+// GiB at once in short splits (hostOverlapSplits) at the H200's shapes,
+// and runs it, scaled down to a small cache, against the same splits set
+// by hand with the cache read at once: bit for bit the same, so the rule
+// chose those splits and no windows.
+func TestHostOverlap(t *testing.T) {
+	h200 := &Context{Info: DeviceInfo{ComputeUnits: 132}}
+	for _, c := range []struct {
+		name string
+		b, n int
+		k    int
+		opt  SparseOptions
+		want int
+	}{
+		{"hata", 8, 131072, 2044, SparseOptions{HostCache: true}, 128}, // rows of 64 MiB, 4 in flight: 132 splits, 16 entries at most 128
+		{"loki", 8, 262144, 4089, SparseOptions{HostCache: true}, 256}, // rows of 128 MiB, 2 in flight: 264, at most 256
+		{"hata", 8, 131072, 100, SparseOptions{HostCache: true}, 7},    // 16 entries a split at least
+		{"hata", 8, 32768, 511, SparseOptions{HostCache: true}, 0},     // 1 GiB: windows
+		{"hata", 1, 262144, 4089, SparseOptions{HostCache: true}, 0},   // 1 GiB: windows
+		{"quest", 8, 131072, 2044, SparseOptions{HostCache: true}, 0},  // pages: at once, its own splits
+		{"hata", 8, 131072, 2044, SparseOptions{}, 0},                  // device memory
+		{"hata", 8, 131072, 2044, SparseOptions{HostCache: true, AttendRows: 4}, 0},
+		{"hata", 8, 131072, 2044, SparseOptions{HostCache: true, Split: SplitPolicy{Splits: 8}}, 0},
+	} {
+		c.opt.Storage = F16
+		m := &sparseCore{ctx: h200, name: c.name, opt: c.opt, d: 128, b: c.b, hkv: 8, n: c.n}
+		if got := m.hostOverlapSplits(c.k); got != c.want {
+			t.Errorf("%s B%d/%d k=%d %+v: %d splits, want %d", c.name, c.b, c.n, c.k, c.opt, got, c.want)
+		}
+	}
+
+	ctx := device(t)
+	saved, savedWindow := hostOverlap, hostWindow
+	t.Cleanup(func() { hostOverlap, hostWindow = saved, savedWindow })
+	hostOverlap.min, hostOverlap.span, hostOverlap.splitMin = 0, 0, 2 // a row in flight, 2 entries a split
+	hostWindow = 1                                                    // windows of a row, were the rule to read in windows
+	s := ref.Shape{B: 3, Hq: 4, Hkv: 2, N: 127, D: 64}
+	for i, name := range []string{"hata", "loki", "topk", "h2o"} {
+		// The steps take 13 and 17 tokens (sameResults): 7 and 9 splits of
+		// 2 entries where the SplitPolicy's target allows them, evened out
+		// by SplitPolicy.Plan. The inputs are dyadic, so any splits give
+		// the same bits: the splits are checked by count.
+		target, _ := SplitPolicy{}.defaults(ctx.Info.ComputeUnits)
+		for _, k := range []int{13, 17} {
+			if want := min(target, (k+1)/2); want < 2 {
+				t.Fatalf("a target of %d workgroups leaves the test %d splits", target, want)
+			}
+		}
+		ms := sameResults(t, ctx, name, s, uint64(i), SparseOptions{Storage: F16, Reserve: 1, HostCache: true},
+			SparseOptions{Storage: F16, Reserve: 1, HostCache: true, AttendRows: 1 << 20, Split: SplitPolicy{Splits: min(target, 9)}})
+		a, b := coreOf(ms[0]).lastAttend, coreOf(ms[1]).lastAttend
+		if gs, windows := coreOf(ms[0]).attendGroups(a); !a.overlap || a.splits != b.splits || windows || len(gs) != len(coreOf(ms[0]).groups()) {
+			t.Errorf("%s: overlap %v, %d splits, windows %v: want the cache at once in %d splits (Splits %d evened out)", name, a.overlap, a.splits, windows, b.splits, min(target, 9))
+		}
+		if b.overlap {
+			t.Errorf("%s with Splits set: overlap, want the policy's splits", name)
+		}
 	}
 }
 

@@ -1163,11 +1163,14 @@ type attention struct {
 	split          *Kernel
 	merge          *Kernel // naive: sparse_merge; nil: split merges (its last workgroup of a row)
 	splits, length int
-	gather         *Kernel // naive: the gather kernel, nil otherwise
-	po, pml, out   Range
-	cnt            Range // cnt: [rows] uint32 finished splits per row, 0 between dispatches; never poisoned
-	trace          Range // SparseOptions.Trace: [rows][S][tracePoints] uint32 clock readings, else empty
-	kc, vc         Range // naive: the gathered K/V
+	// overlap: the splits are hostOverlapSplits', and the attention reads
+	// the cache at once, not in windows (attendGroups)
+	overlap      bool
+	gather       *Kernel // naive: the gather kernel, nil otherwise
+	po, pml, out Range
+	cnt          Range // cnt: [rows] uint32 finished splits per row, 0 between dispatches; never poisoned
+	trace        Range // SparseOptions.Trace: [rows][S][tracePoints] uint32 clock readings, else empty
+	kc, vc       Range // naive: the gathered K/V
 }
 
 // prepareAttention sizes the attention's buffers and kernels for s. The naive
@@ -1188,6 +1191,12 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 	}
 	a := &attention{}
 	a.splits, a.length = c.opt.Split.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
+	if o := c.hostOverlapSplits(s.k); o > 0 && splits == 0 && !gather {
+		p := c.opt.Split
+		p.Splits = o
+		a.splits, a.length = p.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
+		a.overlap = true
+	}
 	if splits > 0 {
 		if splits > maxSplits {
 			return nil, c.errorf("%d splits, over the %d that fit", splits, maxSplits)
@@ -1416,16 +1425,51 @@ func b32(b bool) uint32 {
 // hostWindow is the bytes of K and V a cache in host memory is read in by
 // each of the attention's dispatches (SparseOptions.AttendRows): on the
 // H200 a window of 512 MiB beat 256 MiB and 1 GiB at B8/128K and B8/256K
-// (run 439).
-const hostWindow = 512 << 20
+// (run 439). A variable so that tests can scale it down to their small
+// caches.
+var hostWindow uint64 = 512 << 20
 
-// attendGroups returns the cache's groups of rows as the attention reads
+// hostOverlap is the rule of hostOverlapSplits: a cache in host memory of
+// more than min bytes of K and V filled is read at once by splits short
+// enough that the workgroups resident at any time read the rows of about
+// span bytes, and of at least splitMin entries. On the H200 (runs 444-445,
+// K and V paired) HATA-off at B8/128K took 1429 us in 128 splits a row
+// against 1535 in windows of 512 MiB, and at B8/256K 2835 in 256 splits
+// against 3174; at B8/32K and B1/256K (1 GiB each) 32 splits a row were
+// within 2% of the windows, and more splits slower. A variable so that
+// tests can scale it down to their small caches.
+var hostOverlap = struct {
+	min, span uint64
+	splitMin  int
+}{1 << 30, 256 << 20, 16}
+
+// hostOverlapSplits returns the attention's splits a row over a cache in
+// host memory past hostOverlap.min, read at once: workgroups launch in
+// order of their row, and a row's splits are as many as leave the
+// SplitPolicy's target of workgroups (those resident at once) on the rows
+// of hostOverlap.span bytes, so that the gathers in flight spread over
+// that much of the cache without the barriers of windows, each split at
+// least hostOverlap.splitMin of the k entries. 0 where the windows' rule
+// (hostWindows) does not apply, where SplitPolicy.Splits is set, or for a
+// smaller cache.
+func (c *sparseCore) hostOverlapSplits(k int) int {
+	rowBytes := 2 * uint64(max(c.n, 1)) * c.tokBytes()
+	if !c.hostWindows() || c.opt.Split.Splits > 0 || uint64(c.rows())*rowBytes <= hostOverlap.min {
+		return 0
+	}
+	target, _ := c.opt.Split.defaults(c.ctx.Info.ComputeUnits)
+	inFlight := int(max(hostOverlap.span/rowBytes, 1))
+	splitMin := max(hostOverlap.splitMin, 1)
+	return max(min((target+inFlight-1)/inFlight, (k+splitMin-1)/splitMin), 1)
+}
+
+// attendGroups returns the cache's groups of rows as the attention a reads
 // them, one dispatch each (SparseOptions.AttendRows), and whether they are
 // windows of the cache that need a barrier between them.
-func (c *sparseCore) attendGroups() ([]kvGroup, bool) {
+func (c *sparseCore) attendGroups(a *attention) ([]kvGroup, bool) {
 	rows, most := c.rows(), int(c.ctx.Info.Limits.MaxComputeWorkGroupCount[1])
 	per := c.opt.AttendRows
-	if c.hostWindows() {
+	if c.hostWindows() && !a.overlap {
 		per = windowRows(c.n, c.tokBytes())
 	}
 	if per <= 0 || per >= min(rows, most) {
@@ -1435,9 +1479,10 @@ func (c *sparseCore) attendGroups() ([]kvGroup, bool) {
 }
 
 // hostWindows reports whether the attention reads the cache in windows of
-// hostWindow by default: a cache in host memory (HostCache, AttendRows 0)
-// of a method that selects single tokens, not runs of them (quest's pages,
-// streaming's sink and recent window).
+// hostWindow by default, or past hostOverlap.min at once in the short
+// splits of hostOverlapSplits: a cache in host memory (HostCache,
+// AttendRows 0) of a method that selects single tokens, not runs of them
+// (quest's pages, streaming's sink and recent window).
 func (c *sparseCore) hostWindows() bool {
 	return c.opt.AttendRows == 0 && c.opt.HostCache && c.name != "quest" && c.name != "streaming"
 }
@@ -1465,7 +1510,7 @@ func evenRows(rows, per int) int {
 // rows at a time with a barrier between (attendGroups); the attention after
 // a gather reads the gathered rows, one buffer.
 func (c *sparseCore) recordAttention(b *Batch, s *step, a *attention) error {
-	gs, windows := c.attendGroups()
+	gs, windows := c.attendGroups(a)
 	cp := c.cap
 	if a.gather != nil {
 		b.Stage("gather")
