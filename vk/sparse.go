@@ -122,7 +122,11 @@ type SparseOptions struct {
 	// methods that select single tokens (all but quest and streaming, whose
 	// runs of tokens read at the bus's streaming rate from anywhere), as
 	// many rows as hold 512 MiB of K and V filled (hostWindow), split
-	// evenly; otherwise all of them. On the H200, host gathers of 512-byte
+	// evenly, and past 1 GiB all of them at once in splits short enough
+	// that the workgroups resident at any time read about 256 MiB of rows
+	// (hostOverlapSplits: on the H200 HATA-off at B8/128K 1382 us against
+	// 1476 in windows, K and V paired, run 446); otherwise all of them at
+	// once. On the H200, host gathers of 512-byte
 	// rows read 54 GB/s over 1 GiB of host memory and 22 over 4 GiB,
 	// however the memory is allocated; HATA-off at B8/128K took 1675 us 8
 	// rows (512 MiB) at a time against 2340 at once, Quest-off 1440 against

@@ -154,9 +154,10 @@ type Tuning struct {
 	PairedKV int
 	// AttendRows is SparseOptions.AttendRows: the most cache rows each of
 	// the attention's dispatches reads, a barrier between them (0: with
-	// hostcache=1 the rows of 512 MiB of K and V, but for quest and
-	// streaming, else all). Every method but dense and the twokernel and
-	// onekernel variants of hata and lsh.
+	// hostcache=1 the rows of 512 MiB of K and V, and past 1 GiB all of
+	// them in short splits, but for quest and streaming, else all). Every
+	// method but dense and the twokernel and onekernel variants of hata
+	// and lsh.
 	AttendRows int
 }
 
