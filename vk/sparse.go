@@ -113,7 +113,10 @@ type SparseOptions struct {
 	// kernels that read the cache: hata's and lsh's hata_encode_k, Loki's
 	// loki_rotate_k, Quest's quest_bounds, the exact top-k's and H2O's
 	// score_logits, and sparse_split); the other variants of hata and lsh
-	// refuse it, and dense has DenseOptions.PairedKV.
+	// refuse it, and dense has DenseOptions.PairedKV. Offloaded, it
+	// made Loki 10-13% faster at batch 8, Quest no faster (its pages are
+	// runs already) and the exact top-k twice as slow: its score reads all
+	// of K, which paired brings V over the bus with it (run 443).
 	PairedKV bool
 	// AttendRows is the most cache rows (batch row and KV head) each of
 	// the attention's dispatches reads, one after another with a barrier
