@@ -14,7 +14,8 @@
 // read a token's K in one load touch all of its 2*D elements, and the
 // bus fetches them as one run. KV_PAIR_POS(c) is where vector c of a
 // token's K lies among the token's 2*DV vectors there (its V KV_CH past;
-// split_softmax.glsl's KV_POS, proj.glsl's keys).
+// split_softmax.glsl's KV_POS; proj.glsl's, quest_bounds.glsl's and
+// score_logits.glsl's keys).
 #define KV_PAIR_POS(c) (((c) / KV_CH) * (2 * KV_CH) + (c) % KV_CH)
 #if defined(KV_F16)
 #define KV_T uvec4

@@ -330,12 +330,14 @@ func drawFuzzConfig(seed uint64, methods []string, dev fuzzDevice) fuzzConfig {
 		c.so.Prefetch = PrefetchOn
 	}
 	// Drawn after everything above (session 44): the cache in host memory,
-	// and paired where the method reads a paired cache (every method's
-	// fused chain since session 46; dense, and hata's and lsh's before).
+	// and paired where the method read a paired cache then (dense, and
+	// hata's and lsh's fused chain).
 	if rng.IntN(4) == 0 {
 		c.so.HostCache, c.do.HostCache = true, true
 	}
-	if (c.variant == "" || c.variant == VariantFused) && rng.IntN(3) == 0 {
+	fused := c.variant == "" || c.variant == VariantFused
+	early := c.name == "dense" || (c.name == "hata" || c.name == "lsh") && fused && !c.halves
+	if early && rng.IntN(3) == 0 {
 		c.so.PairedKV, c.do.PairedKV = true, true
 	}
 	// Drawn after everything above (session 45): the attention a few cache
@@ -343,6 +345,12 @@ func drawFuzzConfig(seed uint64, methods []string, dev fuzzDevice) fuzzConfig {
 	inside := c.variant == VariantTwoKernel || c.variant == VariantOneKernel
 	if c.name != "dense" && !inside && rng.IntN(4) == 0 {
 		c.so.AttendRows = 1 + rng.IntN(4)
+	}
+	// Drawn after everything above (session 46): paired for the fused
+	// chains that read a paired cache since then (every other top-k
+	// method's, and every one run as Halves).
+	if !early && fused && rng.IntN(3) == 0 {
+		c.so.PairedKV, c.do.PairedKV = true, true
 	}
 	return c
 }

@@ -242,9 +242,11 @@ func TestAttendRows(t *testing.T) {
 
 // TestHostOverlap checks the rule that reads a cache in host memory past 1
 // GiB at once in short splits (hostOverlapSplits) at the H200's shapes,
-// and runs it, scaled down to a small cache, against the same splits set
-// by hand with the cache read at once: bit for bit the same, so the rule
-// chose those splits and no windows.
+// and runs it, scaled down to a small cache (and the windows to a row),
+// beside the same splits set by hand with the cache read at once: the
+// results must be the same bits (the inputs are dyadic, so that holds for
+// any splits) and the rule's attention must have those splits and read
+// the cache at once, not in windows.
 func TestHostOverlap(t *testing.T) {
 	h200 := &Context{Info: DeviceInfo{ComputeUnits: 132}}
 	for _, c := range []struct {
@@ -263,6 +265,7 @@ func TestHostOverlap(t *testing.T) {
 		{"hata", 8, 131072, 2044, SparseOptions{}, 0},                  // device memory
 		{"hata", 8, 131072, 2044, SparseOptions{HostCache: true, AttendRows: 4}, 0},
 		{"hata", 8, 131072, 2044, SparseOptions{HostCache: true, Split: SplitPolicy{Splits: 8}}, 0},
+		{"hata", 8, 131072, 2044, SparseOptions{HostCache: true, Variant: VariantOneKernel}, 0}, // its attention is inside its one dispatch
 	} {
 		c.opt.Storage = F16
 		m := &sparseCore{ctx: h200, name: c.name, opt: c.opt, d: 128, b: c.b, hkv: 8, n: c.n}

@@ -111,7 +111,7 @@ type SparseOptions struct {
 	// 1729 apart, both read in windows: AttendRows; BENCHMARKS.md,
 	// sessions 44-45). Every top-k method's fused chain reads it (the
 	// kernels that read the cache: hata's and lsh's hata_encode_k, Loki's
-	// loki_rotate_k, Quest's quest_bounds, the exact top-k's and H2O's
+	// loki_rotate_k and loki_rotate_kh, Quest's quest_bounds, the exact top-k's and H2O's
 	// score_logits, and sparse_split); the other variants of hata and lsh
 	// refuse it, and dense has DenseOptions.PairedKV. Offloaded, it
 	// made Loki 10-13% faster at batch 8, Quest no faster (its pages are
@@ -1455,10 +1455,11 @@ var hostOverlap = struct {
 // order of their row, and a row's splits are as many as leave the
 // SplitPolicy's target of workgroups (those resident at once) on the rows
 // of hostOverlap.span bytes, so that the gathers in flight spread over
-// that much of the cache without the barriers of windows, each split at
-// least hostOverlap.splitMin of the k entries. 0 where the windows' rule
-// (hostWindows) does not apply, where SplitPolicy.Splits is set, or for a
-// smaller cache.
+// that much of the cache without the barriers of windows, but no more than
+// ceil(k / hostOverlap.splitMin) (SplitPolicy.Plan then evens them out:
+// about splitMin entries each, k=100 7 splits of 15). 0 where the windows'
+// rule (hostWindows) does not apply, where SplitPolicy.Splits is set, or
+// for a smaller cache.
 func (c *sparseCore) hostOverlapSplits(k int) int {
 	rowBytes := 2 * uint64(max(c.n, 1)) * c.tokBytes()
 	if !c.hostWindows() || c.opt.Split.Splits > 0 || uint64(c.rows())*rowBytes <= hostOverlap.min {
@@ -1489,9 +1490,12 @@ func (c *sparseCore) attendGroups(a *attention) ([]kvGroup, bool) {
 // hostWindow by default, or past hostOverlap.min at once in the short
 // splits of hostOverlapSplits: a cache in host memory (HostCache,
 // AttendRows 0) of a method that selects single tokens, not runs of them
-// (quest's pages, streaming's sink and recent window).
+// (quest's pages, streaming's sink and recent window), where the attention
+// is a dispatch of its own (not the twokernel and onekernel variants of
+// hata and lsh).
 func (c *sparseCore) hostWindows() bool {
-	return c.opt.AttendRows == 0 && c.opt.HostCache && c.name != "quest" && c.name != "streaming"
+	inside := c.opt.Variant == VariantTwoKernel || c.opt.Variant == VariantOneKernel
+	return c.opt.AttendRows == 0 && c.opt.HostCache && c.name != "quest" && c.name != "streaming" && !inside
 }
 
 // windowRows returns the cache rows of n tokens of tokBytes bytes each in
