@@ -1197,13 +1197,11 @@ func (c *sparseCore) prepareAttention(s *step, gather bool, splits int) (*attent
 		return nil, c.errorf("q of %s is over maxStorageBufferRange", bytesString(qBytes))
 	}
 	a := &attention{}
-	a.splits, a.length = c.opt.Split.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
+	policy := c.opt.Split
 	if o := c.hostOverlapSplits(s.k); o > 0 && splits == 0 && !gather {
-		p := c.opt.Split
-		p.Splits = o
-		a.splits, a.length = p.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
-		a.overlap = true
+		policy.Splits, a.overlap = o, true
 	}
+	a.splits, a.length = policy.Plan(s.k, s.rows, c.ctx.Info.ComputeUnits, maxSplits)
 	if splits > 0 {
 		if splits > maxSplits {
 			return nil, c.errorf("%d splits, over the %d that fit", splits, maxSplits)
@@ -1461,7 +1459,7 @@ var hostOverlap = struct {
 // rule (hostWindows) does not apply, where SplitPolicy.Splits is set, or
 // for a smaller cache.
 func (c *sparseCore) hostOverlapSplits(k int) int {
-	rowBytes := 2 * uint64(max(c.n, 1)) * c.tokBytes()
+	rowBytes := kvRowBytes(c.n, c.tokBytes())
 	if !c.hostWindows() || c.opt.Split.Splits > 0 || uint64(c.rows())*rowBytes <= hostOverlap.min {
 		return 0
 	}
@@ -1501,8 +1499,12 @@ func (c *sparseCore) hostWindows() bool {
 // windowRows returns the cache rows of n tokens of tokBytes bytes each in
 // K and in V that fit hostWindow, at least one.
 func windowRows(n int, tokBytes uint64) int {
-	return int(max(hostWindow/(2*uint64(max(n, 1))*tokBytes), 1))
+	return int(max(hostWindow/kvRowBytes(n, tokBytes), 1))
 }
+
+// kvRowBytes is the bytes of K and V of one cache row of n tokens (at
+// least one) of tokBytes bytes each: what the host memory rules count.
+func kvRowBytes(n int, tokBytes uint64) uint64 { return 2 * uint64(max(n, 1)) * tokBytes }
 
 // evenRows returns the rows of each window when rows are read at most per
 // at a time: as many windows, evened out (64 rows at most 7 at a time: 10
