@@ -3,7 +3,10 @@
 // cache row r:
 //
 //	S(j) = sum_{g < G} sum_{i < D} max(q_g[i] lo_j[i], q_g[i] hi_j[i])     (float32)
-//	keys[r][j] = desc_key(S(j)),  s[r][j] = S(j)
+//	keys[r][j] = desc_key(S(j))
+//
+// Only the keys are written: the scores are read back from them (vk's
+// scoreOfKey inverts desc_key), so no buffer of S is written every step.
 //
 // computed as sum q_g[i] (q_g[i] >= 0 ? hi_j[i] : lo_j[i]): the same terms
 // (lo <= hi and rounding is monotone, so the product kept is the larger) in a
@@ -44,7 +47,6 @@
 //	1 lo   [rows][pcap][D] as KV_T vectors
 //	2 hi   [rows][pcap][D] as KV_T vectors
 //	3 keys [rows][pstride] uint32
-//	4 s    [rows][pstride] float32
 // Dispatch: (ceil(pages / chunk), rows, 1).
 
 #extension GL_KHR_shader_subgroup_basic : require
@@ -78,7 +80,6 @@ layout(std430, set = 0, binding = 0) restrict readonly buffer Q { vec4 q[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer Lo { KV_T lo[]; };
 layout(std430, set = 0, binding = 2) restrict readonly buffer Hi { KV_T hi[]; };
 layout(std430, set = 0, binding = 3) restrict writeonly buffer Keys { uint keys[]; };
-layout(std430, set = 0, binding = 4) restrict writeonly buffer S { float s_[]; };
 
 shared vec4 sh_q[G * D / 4];
 
@@ -144,7 +145,6 @@ void main() {
             const uint p = pb + i * NSLOT + slot;
             if (lane == 0 && p < p1) {
                 keys[row * pc.pstride + p] = desc_key(s);
-                s_[row * pc.pstride + p] = s;
             }
         }
     }

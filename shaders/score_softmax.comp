@@ -7,8 +7,15 @@
 //	s[r][t] = sum_{g < G} exp(x[r][g][t] - M_g) / Z_g       (g ascending)
 //	keys[r][t] = desc_key(s[r][t])                           (select_key.glsl)
 //
+// Only the keys are written: desc_key is one to one (but for -0, which s
+// never is, and NaN), so the scores are read back from them (vk's
+// scoreOfKey), and a buffer of s would be 4 bytes a token written every
+// step for nothing the step reads.
+//
 // Every workgroup merges the partials of its row itself (nchunks of them per
-// head, one subgroup per head) and scores the tokens of its chunk. With
+// head, one subgroup per head) and scores the tokens of its chunk. Its first
+// round of logits is loaded before that merge, which they do not depend on,
+// so that their latency and the partials' overlap. With
 // HIST it also builds the radix select's first histogram pass (select.glsl:
 // the top 11 bits of every key, 2048 bins, in hist[row][0]) over its
 // chunk, so that the select starts at its second pass: one dispatch and one
@@ -18,8 +25,7 @@
 //	0 x    [rows][G][xstride] float32
 //	1 pml  [rows][G][nchunks] vec2
 //	2 keys [rows][key_stride] uint32
-//	3 s    [rows][key_stride] float32 (for Scores)
-//	4 hist [rows][3][2048] uint (HIST: pass 0 added to, zeroed before)
+//	3 hist [rows][3][2048] uint (HIST: pass 0 added to, zeroed before)
 // Dispatch: (nchunks, rows, 1).
 
 #extension GL_GOOGLE_include_directive : require
@@ -47,15 +53,26 @@ layout(push_constant) uniform PushConstants {
 layout(std430, set = 0, binding = 0) restrict readonly buffer X { float x_[]; };
 layout(std430, set = 0, binding = 1) restrict readonly buffer PML { vec2 pml[]; };
 layout(std430, set = 0, binding = 2) restrict writeonly buffer Keys { uint keys[]; };
-layout(std430, set = 0, binding = 3) restrict writeonly buffer S { float s_[]; };
-layout(std430, set = 0, binding = 4) restrict buffer Hist { uint hist[]; };
+layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
 
 shared vec2 sh_mz[G];
 shared uint sh_hist[HIST ? KEY32_BINS : 1]; // the select's first digit (select_key.glsl)
 
+// LOAD_ROUND loads into xv the G logits of the UNR tokens tb + u*WG, u < UNR,
+// of a round (0 past t1), every load issued before any is used.
+#define LOAD_ROUND(tb)                                                                                            \
+    [[unroll]] for (uint u = 0; u < UNR; u++) {                                                                  \
+        const uint t = (tb) + u * WG;                                                                            \
+        [[unroll]] for (uint g = 0; g < G; g++) xv[u * G + g] = t < t1 ? x_[(row * G + g) * pc.xstride + t] : 0.0; \
+    }
+
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
+    const uint t0 = gl_WorkGroupID.x * pc.chunk_len;
+    const uint t1 = min(t0 + pc.chunk_len, pc.n);
+    float xv[UNR * G];
+    LOAD_ROUND(t0 + li) // before the merge: the first round needs only the addresses
     if (HIST) {
         for (uint b = li; b < KEY32_BINS; b += WG) sh_hist[b] = 0;
     }
@@ -74,14 +91,11 @@ void main() {
         if (subgroupElect()) sh_mz[g] = vec2(mx, z);
     }
     barrier();
-    const uint t0 = gl_WorkGroupID.x * pc.chunk_len;
-    const uint t1 = min(t0 + pc.chunk_len, pc.n);
-    // UNR tokens per lane per round, every load of the round issued first.
+    // UNR tokens per lane per round, every load of the round issued first
+    // (the first round's above).
     for (uint tb = t0 + li; tb < t1; tb += WG * UNR) {
-        float xv[UNR * G];
-        [[unroll]] for (uint u = 0; u < UNR; u++) {
-            const uint t = tb + u * WG;
-            [[unroll]] for (uint g = 0; g < G; g++) xv[u * G + g] = t < t1 ? x_[(row * G + g) * pc.xstride + t] : 0.0;
+        if (tb != t0 + li) {
+            LOAD_ROUND(tb)
         }
         [[unroll]] for (uint u = 0; u < UNR; u++) {
             const uint t = tb + u * WG;
@@ -93,7 +107,6 @@ void main() {
                 }
                 const uint key = desc_key(s);
                 keys[row * pc.key_stride + t] = key;
-                s_[row * pc.key_stride + t] = s;
                 if (HIST) atomicAdd(sh_hist[key >> key32_shift(0)], 1);
             }
         }

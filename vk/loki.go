@@ -227,8 +227,8 @@ func (m *Loki) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	qrr := qr.Range(0, qrBytes)
 	return &stepPlan{
 		s:      s,
-		scores: scoreView{r: ss.s, stride: m.cap, page: 1, n: m.n},
-		poison: []Range{qrr, ss.x, ss.pml, ss.keys, ss.s, sp.cnt},
+		scores: scoreView{keys: ss.keys, stride: m.cap, page: 1, n: m.n},
+		poison: []Range{qrr, ss.x, ss.pml, ss.keys, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("encode")
 			sp.zeroHist(b)

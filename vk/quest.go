@@ -129,7 +129,7 @@ func (m *Quest) scoreKernel(g int) (*Kernel, int, error) {
 		return nil, 0, m.errorf("quest_score: G=%d D=%d needs %d bytes of shared memory (the device has %d) and a workgroup of %d lanes, a multiple of the subgroup size %d",
 			g, m.d, shared, info.Limits.MaxComputeSharedMemorySize, wg, info.MaxSubgroupSize)
 	}
-	k, err := m.kernel("quest_score_"+m.opt.Storage.String(), 5, questScorePush{},
+	k, err := m.kernel("quest_score_"+m.opt.Storage.String(), 4, questScorePush{},
 		uint32(wg), uint32(tpt), uint32(m.d), uint32(g), questTile)
 	return k, wg / tpt * questTile, err
 }
@@ -160,29 +160,25 @@ func (m *Quest) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc, err := m.buf("page scores", keyBytes, DeviceLocal)
-	if err != nil {
-		return nil, err
-	}
 	score, step, err := m.scoreKernel(s.g)
 	if err != nil {
 		return nil, err
 	}
 	chunk := m.pageChunk(pages, s.rows, step)
-	kr, sr := keys.Range(0, keyBytes), sc.Range(0, keyBytes)
+	kr := keys.Range(0, keyBytes)
 	sp, err := m.floatSelect(s, kr, pcap, m.page, false)
 	if err != nil {
 		return nil, err
 	}
 	return &stepPlan{
 		s:      s,
-		scores: scoreView{r: sr, stride: pcap, page: m.page, n: m.n},
-		poison: []Range{kr, sr, sp.cnt},
+		scores: scoreView{keys: kr, stride: pcap, page: m.page, n: m.n},
+		poison: []Range{kr, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("score")
 			sp.zeroHist(b)
 			lo, hi := m.bounds()
-			set, err := m.set(score, s.q, lo, hi, kr, sr)
+			set, err := m.set(score, s.q, lo, hi, kr)
 			if err != nil {
 				return err
 			}

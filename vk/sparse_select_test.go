@@ -2,6 +2,7 @@ package vk
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -547,6 +548,57 @@ func TestGroupsWorkgroup(t *testing.T) {
 		if got := core.groupsWorkgroup(c.chunk); got != c.want {
 			t.Errorf("groupsWorkgroup(%d) with %d invocations, a size of %d and subgroups of up to %d = %d, want %d",
 				c.chunk, d.Limits.MaxComputeWorkGroupInvocations, d.Limits.MaxComputeWorkGroupSize[0], d.MaxSubgroupSize, got, c.want)
+		}
+	}
+}
+
+// descKey is select_key.glsl's desc_key on the host, for TestScoreOfKey.
+func descKey(f float32) uint32 {
+	if f != f {
+		return 0xffffffff
+	}
+	b := math.Float32bits(f)
+	if f == 0 {
+		b = 0
+	}
+	asc := b | 0x80000000
+	if b&0x80000000 != 0 {
+		asc = ^b
+	}
+	return ^asc
+}
+
+// TestScoreOfKey holds scoreOfKey, from which Scores reads the float scores
+// back (the score kernels write only their keys), to the inverse of
+// desc_key: bit for bit over finite and infinite floats of both signs, the
+// subnormals and random bit patterns, -0 read back as +0, NaN as a NaN; and
+// the keys in the reverse order of the floats, as the select needs. The
+// acceptance suites hold the scores read back on a device to ref's
+// (checkScored).
+func TestScoreOfKey(t *testing.T) {
+	fs := []float32{0, 1, -1, 0.5, -0.5, math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32,
+		-math.SmallestNonzeroFloat32, 1e-40, -1e-40, float32(math.Inf(1)), float32(math.Inf(-1)), 3.14159, -2.71828}
+	rng := rand.New(rand.NewPCG(5, 7))
+	for range 10000 {
+		if f := math.Float32frombits(rng.Uint32()); f == f {
+			fs = append(fs, f)
+		}
+	}
+	for _, f := range fs {
+		if g := scoreOfKey(descKey(f)); math.Float32bits(g) != math.Float32bits(f) {
+			t.Fatalf("scoreOfKey(desc_key(%v)) = %v (bits %#x, want %#x)", f, g, math.Float32bits(g), math.Float32bits(f))
+		}
+	}
+	if g := scoreOfKey(descKey(float32(math.Copysign(0, -1)))); math.Float32bits(g) != 0 {
+		t.Errorf("scoreOfKey(desc_key(-0)) = %v (bits %#x), want +0", g, math.Float32bits(g))
+	}
+	if g := scoreOfKey(descKey(float32(math.NaN()))); g == g {
+		t.Errorf("scoreOfKey(desc_key(NaN)) = %v, want a NaN", g)
+	}
+	slices.Sort(fs)
+	for i := 1; i < len(fs); i++ {
+		if fs[i] > fs[i-1] && descKey(fs[i]) >= descKey(fs[i-1]) {
+			t.Fatalf("desc_key(%v) = %#x not below desc_key(%v) = %#x", fs[i], descKey(fs[i]), fs[i-1], descKey(fs[i-1]))
 		}
 	}
 }

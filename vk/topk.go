@@ -2,7 +2,6 @@ package vk
 
 import (
 	"math"
-	"unsafe"
 
 	"github.com/hata-go/hata/ref"
 )
@@ -52,7 +51,7 @@ func (c *Context) NewTopK(d int, o SparseOptions) (*TopK, error) {
 // over all n per head, summed over the group, as select keys.
 type softmaxScores struct {
 	logits, softmax *Kernel
-	x, pml, keys, s Range
+	x, pml, keys    Range
 	chunk, nchunks  int
 	dk              int
 	// hist0: score_softmax builds the radix select's first histogram pass
@@ -88,15 +87,11 @@ func (c *sparseCore) prepareSoftmax(s *step, dk int, st Storage, paired bool) (*
 	if err != nil {
 		return nil, err
 	}
-	sb, err := c.buf("scores", keyBytes, DeviceLocal)
-	if err != nil {
-		return nil, err
-	}
-	ss.x, ss.pml, ss.keys, ss.s = x.Range(0, xBytes), pml.Range(0, pmlBytes), keys.Range(0, keyBytes), sb.Range(0, keyBytes)
+	ss.x, ss.pml, ss.keys = x.Range(0, xBytes), pml.Range(0, pmlBytes), keys.Range(0, keyBytes)
 	if ss.logits, err = c.logitsKernel(s.g, dk, st, false, paired); err != nil {
 		return nil, err
 	}
-	if ss.softmax, err = c.kernel("score_softmax", 5, softmaxPush{}, scoreWorkgroup, uint32(s.g), b32(ss.hist0)); err != nil {
+	if ss.softmax, err = c.kernel("score_softmax", 4, softmaxPush{}, scoreWorkgroup, uint32(s.g), b32(ss.hist0)); err != nil {
 		return nil, err
 	}
 	return ss, nil
@@ -150,11 +145,9 @@ func (c *sparseCore) recordSoftmax(b *Batch, s *step, ss *softmaxScores, sp *sel
 	}
 	c.recordPrefetch(b)
 	b.Barrier()
-	hist := ss.s // bound, unread without HIST
-	if ss.hist0 {
-		hist = sp.hist
-	}
-	sset, err := c.set(ss.softmax, ss.x, ss.pml, ss.keys, ss.s, hist)
+	// sp.hist is bound either way (select_rows' is a word, unread without
+	// HIST).
+	sset, err := c.set(ss.softmax, ss.x, ss.pml, ss.keys, sp.hist)
 	if err != nil {
 		return err
 	}
@@ -197,8 +190,8 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 	}
 	return &stepPlan{
 		s:      s,
-		scores: scoreView{r: ss.s, stride: m.cap, page: 1, n: m.n},
-		poison: []Range{ss.x, ss.pml, ss.keys, ss.s, sp.cnt},
+		scores: scoreView{keys: ss.keys, stride: m.cap, page: 1, n: m.n},
+		poison: []Range{ss.x, ss.pml, ss.keys, sp.cnt},
 		rec: func(b *Batch) error {
 			b.Stage("score")
 			sp.zeroHist(b)
@@ -215,10 +208,11 @@ func (m *TopK) plan(q []float32, budget ref.Budget) (*stepPlan, error) {
 // decode, read back.
 func (m *TopK) Scores() ([][]float64, error) { return m.floatScores() }
 
-// scoreView is where a decode step left its float scores: [rows][stride]
-// float32, one per page tokens, of the step's n tokens.
+// scoreView is where a decode step left its float scores, as the select's
+// keys: [rows][stride] uint32 from desc_key, one per page tokens, of the
+// step's n tokens.
 type scoreView struct {
-	r            Range
+	keys         Range
 	stride, page int
 	// n is the tokens cached when the step ran: the scores cover them,
 	// whatever Appends came since.
@@ -226,30 +220,37 @@ type scoreView struct {
 }
 
 // floatScores is Scores of the methods that rank by float scores on the GPU
-// (topk, loki, quest): the last step's scores, read back, one per token it
-// saw (as ref's, not one per token cached since).
+// (topk, loki, quest): the last step's scores, read back from its select
+// keys, one per token it saw (as ref's, not one per token cached since).
 func (c *sparseCore) floatScores() ([][]float64, error) {
 	if !c.stepped {
 		return nil, c.errorf("no scores before the first Decode")
 	}
 	v := c.lastScores
-	return c.readScores(v.r, v.stride, v.page, v.n)
-}
-
-// readScores reads [rows][stride] float32 scores, one per page tokens, and
-// returns those of the first n tokens: [rows][n] float64.
-func (c *sparseCore) readScores(r Range, stride, page, n int) ([][]float64, error) {
-	w, err := c.readWords(r.Buf, r.Off, c.rows()*stride)
+	w, err := c.readWords(v.keys.Buf, v.keys.Off, c.rows()*v.stride)
 	if err != nil {
 		return nil, err
 	}
-	f := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(w))), len(w))
 	out := make([][]float64, c.rows())
 	for row := range out {
-		out[row] = make([]float64, n)
-		for t := range n {
-			out[row][t] = float64(f[row*stride+t/page])
+		out[row] = make([]float64, v.n)
+		for t := range v.n {
+			out[row][t] = float64(scoreOfKey(w[row*v.stride+t/v.page]))
 		}
 	}
 	return out, nil
+}
+
+// scoreOfKey inverts select_key.glsl's desc_key: the float32 score whose
+// select key is key. desc_key is one to one but for -0, whose key is +0's
+// (the scores add from +0 and never are -0), and NaN, whose every bit
+// pattern maps to the last key (read back as a NaN). The score kernels
+// write only the keys (score_softmax, quest_score): a buffer of the scores
+// too would be 4 bytes a token written every step for Scores alone.
+func scoreOfKey(key uint32) float32 {
+	asc := ^key // desc_key complements an ascending key
+	if asc&0x80000000 != 0 {
+		return math.Float32frombits(asc &^ 0x80000000) // a positive float, its sign bit set
+	}
+	return math.Float32frombits(^asc) // a negative float, complemented
 }
