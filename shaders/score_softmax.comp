@@ -13,9 +13,7 @@
 // step for nothing the step reads.
 //
 // Every workgroup merges the partials of its row itself (nchunks of them per
-// head, one subgroup per head) and scores the tokens of its chunk. Its first
-// round of logits is loaded before that merge, which they do not depend on,
-// so that their latency and the partials' overlap. With
+// head, one subgroup per head) and scores the tokens of its chunk. With
 // HIST it also builds the radix select's first histogram pass (select.glsl:
 // the top 11 bits of every key, 2048 bins, in hist[row][0]) over its
 // chunk, so that the select starts at its second pass: one dispatch and one
@@ -58,21 +56,9 @@ layout(std430, set = 0, binding = 3) restrict buffer Hist { uint hist[]; };
 shared vec2 sh_mz[G];
 shared uint sh_hist[HIST ? KEY32_BINS : 1]; // the select's first digit (select_key.glsl)
 
-// LOAD_ROUND loads into xv the G logits of the UNR tokens tb + u*WG, u < UNR,
-// of a round (0 past t1), every load issued before any is used.
-#define LOAD_ROUND(tb)                                                                                            \
-    [[unroll]] for (uint u = 0; u < UNR; u++) {                                                                  \
-        const uint t = (tb) + u * WG;                                                                            \
-        [[unroll]] for (uint g = 0; g < G; g++) xv[u * G + g] = t < t1 ? x_[(row * G + g) * pc.xstride + t] : 0.0; \
-    }
-
 void main() {
     const uint li = gl_LocalInvocationIndex;
     const uint row = gl_WorkGroupID.y;
-    const uint t0 = gl_WorkGroupID.x * pc.chunk_len;
-    const uint t1 = min(t0 + pc.chunk_len, pc.n);
-    float xv[UNR * G];
-    LOAD_ROUND(t0 + li) // before the merge: the first round needs only the addresses
     if (HIST) {
         for (uint b = li; b < KEY32_BINS; b += WG) sh_hist[b] = 0;
     }
@@ -91,11 +77,14 @@ void main() {
         if (subgroupElect()) sh_mz[g] = vec2(mx, z);
     }
     barrier();
-    // UNR tokens per lane per round, every load of the round issued first
-    // (the first round's above).
+    const uint t0 = gl_WorkGroupID.x * pc.chunk_len;
+    const uint t1 = min(t0 + pc.chunk_len, pc.n);
+    // UNR tokens per lane per round, every load of the round issued first.
     for (uint tb = t0 + li; tb < t1; tb += WG * UNR) {
-        if (tb != t0 + li) {
-            LOAD_ROUND(tb)
+        float xv[UNR * G];
+        [[unroll]] for (uint u = 0; u < UNR; u++) {
+            const uint t = tb + u * WG;
+            [[unroll]] for (uint g = 0; g < G; g++) xv[u * G + g] = t < t1 ? x_[(row * G + g) * pc.xstride + t] : 0.0;
         }
         [[unroll]] for (uint u = 0; u < UNR; u++) {
             const uint t = tb + u * WG;

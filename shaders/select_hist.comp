@@ -14,11 +14,6 @@ void main() {
     const uint row = gl_WorkGroupID.y;
     const uint c0 = gl_WorkGroupID.x * pc.chunk_len;
     const uint c1 = chunk_end(c0);
-    // The first tile's keys are loaded before the search, which they do not
-    // depend on, so that their latency and the histogram's overlap.
-    const uint f0 = c0 + li * PER;
-    uint k[PER];
-    if (f0 < c1) load_keys(row, f0, k);
     for (uint b = li; b < pc.nbins; b += WG) sh_hist[b] = 0;
     // Every lane's zeros before any lane's adds: resolve's search has
     // barriers, but pass 0 (the first radix digit, and HATA's naive one-pass
@@ -32,8 +27,9 @@ void main() {
     if (pk.y == 0 && !rc) return; // nothing left to select: uniform
     const bool top = pc.radix == 0 || p == 0;
     uint below = 0; // rc: not-forced tokens whose higher digits are below T's
-    for (uint t0 = f0; t0 < c1; t0 += WG * PER) {
-        if (t0 != f0) load_keys(row, t0, k);
+    for (uint t0 = c0 + li * PER; t0 < c1; t0 += WG * PER) {
+        uint k[PER];
+        load_keys(row, t0, k);
         [[unroll]] for (uint j = 0; j < PER; j++) {
             const uint t = t0 + j;
             if (t < c1 && !forced(t)) {
