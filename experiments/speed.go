@@ -31,12 +31,15 @@ type Shape struct {
 	// for one layer); the speedups are then over dense over an offloaded
 	// cache too. The CPU backend refuses it (its cache is the host's).
 	HostCache bool `toml:"host_cache" json:"host_cache"`
-	// PairedKV keeps a token's K and V side by side in one buffer in the
-	// caches of the methods that read such a cache: every method's fused
-	// chain (vk.Tuning.PairedKV); the other variants of hata and lsh keep
-	// theirs as usual. Meant with host_cache. The CPU backend refuses it
-	// (it runs no kernels whose layout this is).
-	PairedKV bool `toml:"paired_kv" json:"paired_kv,omitempty"`
+	// PairedKV true keeps a token's K and V side by side in one buffer in
+	// the caches of the methods that read such a cache: every method's
+	// fused chain (vk.Tuning.PairedKV = 1); the other variants of hata and
+	// lsh keep theirs apart. false keeps every cache apart (2). Unset, a
+	// cache in host memory is paired where the method's step reads no key
+	// without its value (vk.PairsHostCache: every method but the exact
+	// top-k and H2O), and one in device memory is apart. The CPU backend
+	// refuses true (it runs no kernels whose layout this is).
+	PairedKV *bool `toml:"paired_kv" json:"paired_kv,omitempty"`
 }
 
 // MaxBatch, MaxTokens, MaxHeads and MaxHeadDim bound the shape of a timed
@@ -73,7 +76,10 @@ func (s Shape) memoryNote() string {
 	if s.HostCache {
 		note = ", K/V in host memory"
 	}
-	if s.PairedKV {
+	switch {
+	case s.PairedKV == nil && s.HostCache:
+		note += ", K and V paired but the exact top-k's and H2O's"
+	case s.PairedKV != nil && *s.PairedKV:
 		note += ", K and V paired"
 	}
 	return note
@@ -86,7 +92,7 @@ func (s Shape) gpuCache() string {
 	switch {
 	case s.HostCache:
 		return "host_cache"
-	case s.PairedKV:
+	case s.PairedKV != nil && *s.PairedKV:
 		return "paired_kv"
 	}
 	return ""
@@ -94,8 +100,8 @@ func (s Shape) gpuCache() string {
 
 // tuning returns the timer's parameters for method (name or name/variant)
 // on s: the hash width for hata and lsh, for every method where the cache
-// is in host memory, and for those that read a paired cache where it is
-// paired.
+// is in host memory, and for those that read a paired cache how it is laid
+// out (PairedKV; unset, vk.Tuning.ForMethod's rule).
 func (s Shape) tuning(method string) vk.Tuning {
 	var t vk.Tuning
 	if name, _, _ := strings.Cut(method, "/"); name == "hata" || name == "lsh" {
@@ -104,10 +110,16 @@ func (s Shape) tuning(method string) vk.Tuning {
 	if s.HostCache {
 		t.HostCache = 1
 	}
-	if s.PairedKV && (vk.Tuning{PairedKV: 1}).Check(method) == nil {
-		t.PairedKV = 1
+	if s.PairedKV != nil {
+		layout := 2 // apart
+		if *s.PairedKV {
+			layout = 1
+		}
+		if (vk.Tuning{PairedKV: layout}).Check(method) == nil {
+			t.PairedKV = layout
+		}
 	}
-	return t
+	return t.ForMethod(method)
 }
 
 // SpeedConfig is the decode-step latency sweep (the paper's Fig. 5): one

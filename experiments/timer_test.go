@@ -271,8 +271,10 @@ func TestCacheCopies(t *testing.T) {
 
 // TestShapeTuning holds the timed kinds' parameters to their keys: rbit
 // for the hashing methods only, host_cache for every method, paired_kv for
-// those that read a paired cache.
+// those that read a paired cache, and unset paired_kv to vk's rule: a cache
+// in host memory paired but the exact top-k's and H2O's.
 func TestShapeTuning(t *testing.T) {
+	yes, no := true, false
 	for _, c := range []struct {
 		s      Shape
 		method string
@@ -280,15 +282,26 @@ func TestShapeTuning(t *testing.T) {
 	}{
 		{Shape{Rbit: 256}, "dense", vk.Tuning{}},
 		{Shape{Rbit: 256}, "hata/naive", vk.Tuning{Rbit: 256}},
-		{Shape{Rbit: 128, HostCache: true}, "quest", vk.Tuning{HostCache: 1}},
-		{Shape{Rbit: 64, HostCache: true}, "lsh", vk.Tuning{Rbit: 64, HostCache: 1}},
-		// paired_kv where the method reads a paired cache, only there.
-		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "hata", vk.Tuning{Rbit: 128, HostCache: 1, PairedKV: 1}},
-		{Shape{Rbit: 128, PairedKV: true}, "dense", vk.Tuning{PairedKV: 1}},
-		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "quest", vk.Tuning{HostCache: 1, PairedKV: 1}},
-		{Shape{Rbit: 128, HostCache: true, PairedKV: true}, "loki", vk.Tuning{HostCache: 1, PairedKV: 1}},
-		{Shape{Rbit: 128, PairedKV: true}, "hata/naive", vk.Tuning{Rbit: 128}},
-		{Shape{Rbit: 128, PairedKV: true}, "hata/fused", vk.Tuning{Rbit: 128, PairedKV: 1}},
+		// host_cache with paired_kv unset: paired where the step reads no
+		// key without its value.
+		{Shape{Rbit: 128, HostCache: true}, "quest", vk.Tuning{HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 64, HostCache: true}, "lsh", vk.Tuning{Rbit: 64, HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 128, HostCache: true}, "hata", vk.Tuning{Rbit: 128, HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 128, HostCache: true}, "dense", vk.Tuning{HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 128, HostCache: true}, "topk", vk.Tuning{HostCache: 1}},
+		{Shape{Rbit: 128, HostCache: true}, "h2o", vk.Tuning{HostCache: 1}},
+		{Shape{Rbit: 128, HostCache: true}, "hata/naive", vk.Tuning{Rbit: 128, HostCache: 1}},
+		// paired_kv = true where the method reads a paired cache, only there.
+		{Shape{Rbit: 128, HostCache: true, PairedKV: &yes}, "hata", vk.Tuning{Rbit: 128, HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 128, PairedKV: &yes}, "dense", vk.Tuning{PairedKV: 1}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: &yes}, "topk", vk.Tuning{HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: &yes}, "loki", vk.Tuning{HostCache: 1, PairedKV: 1}},
+		{Shape{Rbit: 128, PairedKV: &yes}, "hata/naive", vk.Tuning{Rbit: 128}},
+		{Shape{Rbit: 128, PairedKV: &yes}, "hata/fused", vk.Tuning{Rbit: 128, PairedKV: 1}},
+		// paired_kv = false: apart wherever the method could pair.
+		{Shape{Rbit: 128, HostCache: true, PairedKV: &no}, "hata", vk.Tuning{Rbit: 128, HostCache: 1, PairedKV: 2}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: &no}, "quest", vk.Tuning{HostCache: 1, PairedKV: 2}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: &no}, "hata/naive", vk.Tuning{Rbit: 128, HostCache: 1}},
 	} {
 		if got := c.s.tuning(c.method); got != c.want {
 			t.Errorf("%+v.tuning(%q) = %+v, want %+v", c.s, c.method, got, c.want)
@@ -297,20 +310,31 @@ func TestShapeTuning(t *testing.T) {
 }
 
 // TestMemoryNote checks that the speed figure's panel titles say
-// where the timed caches lie and how, when host_cache and paired_kv are
-// set, and only then.
+// where the timed caches lie and how: host_cache and paired_kv where they
+// are set, and vk's default pairing where host_cache is set and paired_kv
+// is not.
 func TestMemoryNote(t *testing.T) {
 	tab := &Table{Columns: []string{"method", "b", "n", "clock", "median_us", "speedup"},
 		Rows: [][]string{{"dense", "1", "1024", "clock x", "10", "1"}, {"hata", "1", "1024", "clock x", "2", "5"}}}
-	for _, host := range []bool{false, true} {
-		c := &SpeedConfig{Shape: Shape{HostCache: host, PairedKV: host}, Batches: []int{1}, Ns: []int{1024}, Budget: 0.0156}
-		figs, err := c.figures(tab)
+	yes, no := true, false
+	for _, c := range []struct {
+		s    Shape
+		want string // "": no note
+	}{
+		{Shape{}, ""},
+		{Shape{PairedKV: &no}, ""},
+		{Shape{HostCache: true, PairedKV: &yes}, ", K/V in host memory, K and V paired)"},
+		{Shape{HostCache: true, PairedKV: &no}, ", K/V in host memory)"},
+		{Shape{HostCache: true}, ", K/V in host memory, K and V paired but the exact top-k's and H2O's)"},
+	} {
+		sc := &SpeedConfig{Shape: c.s, Batches: []int{1}, Ns: []int{1024}, Budget: 0.0156}
+		figs, err := sc.figures(tab)
 		if err != nil {
 			t.Fatal(err)
 		}
 		title := figs[0].Fig.Panels[0].Title.Text
-		if got := strings.Contains(title, "K/V in host memory, K and V paired"); got != host {
-			t.Errorf("host_cache and paired_kv %v: speed figure's title %q names them: %v", host, title, got)
+		if c.want == "" && strings.Contains(title, "K/V") || c.want != "" && !strings.Contains(title, c.want) {
+			t.Errorf("%+v: speed figure's title %q, want it to hold %q", c.s, title, c.want)
 		}
 	}
 }

@@ -41,7 +41,7 @@ func (c *Context) Factory(dense DenseOptions) func(name string, hkv, d int, o re
 
 // BenchMethod returns the method called name with the kernel variant named
 // variant ("" for the default kernels), fp16 K/V storage and the kernel
-// parameters t (the zero Tuning: the defaults), for the benchmarks: the
+// parameters t.ForMethod (the zero Tuning: the defaults), for the benchmarks: the
 // methods that implement PrefillRandom and Timings are timed on caches
 // filled on the device. A non-zero field of t that the method does not use is
 // an error (Tuning.Check).
@@ -56,6 +56,7 @@ func (c *Context) BenchMethod(name, variant string, hkv, d int, t Tuning) (ref.M
 	if err := t.Check(method); err != nil {
 		return nil, err
 	}
+	t = t.ForMethod(method)
 	if name != "dense" {
 		return c.benchSparse(name, variant, hkv, d, t)
 	}

@@ -511,6 +511,57 @@ func TestBenchMethod(t *testing.T) {
 	if _, err := ctx.BenchMethod("topk", "naive", 2, 64, Tuning{}); err == nil {
 		t.Error("BenchMethod(topk, naive) succeeded; topk has no variants")
 	}
+	// With hostcache=1 the cache is paired by Tuning.ForMethod's rule,
+	// unless pairedkv says otherwise.
+	for _, c := range []struct {
+		name, variant string
+		t             Tuning
+		paired        bool
+	}{
+		{"hata", "", Tuning{HostCache: 1}, true},
+		{"loki", "", Tuning{HostCache: 1}, true},
+		{"topk", "", Tuning{HostCache: 1}, false},
+		{"hata", "naive", Tuning{HostCache: 1}, false},
+		{"hata", "", Tuning{HostCache: 1, PairedKV: 2}, false},
+		{"topk", "", Tuning{HostCache: 1, PairedKV: 1}, true},
+		{"hata", "", Tuning{}, false},
+	} {
+		m, err := ctx.BenchMethod(c.name, c.variant, 2, 64, c.t)
+		if err != nil {
+			t.Fatalf("BenchMethod(%q, %q, %s): %v", c.name, c.variant, c.t, err)
+		}
+		if got := coreOf(m).opt.PairedKV; got != c.paired {
+			t.Errorf("BenchMethod(%q, %q, %s): PairedKV %v, want %v", c.name, c.variant, c.t, got, c.paired)
+		}
+		m.(io.Closer).Close()
+	}
+}
+
+// TestPairsHostCache holds Tuning.ForMethod's rule: a cache in host memory
+// paired by default for every method whose step reads no key without its
+// value, where the method reads a paired cache at all; an explicit
+// pairedkv, and a cache in device memory, left as they are.
+func TestPairsHostCache(t *testing.T) {
+	for method, want := range map[string]bool{
+		"dense": true, "hata": true, "hata/fused": true, "lsh": true, "loki": true, "quest": true, "streaming": true,
+		"topk": false, "h2o": false, "hata/naive": false, "hata/onekernel": false, "lsh/twokernel": false, "hata/halves": true,
+	} {
+		if got := PairsHostCache(method); got != want {
+			t.Errorf("PairsHostCache(%q) = %v, want %v", method, got, want)
+		}
+		wantT := Tuning{HostCache: 1}
+		if want {
+			wantT.PairedKV = 1
+		}
+		if got := (Tuning{HostCache: 1}).ForMethod(method); got != wantT {
+			t.Errorf("Tuning{HostCache: 1}.ForMethod(%q) = %+v, want %+v", method, got, wantT)
+		}
+		for _, keep := range []Tuning{{}, {Tile: 4}, {HostCache: 1, PairedKV: 2}, {HostCache: 1, PairedKV: 1}} {
+			if got := keep.ForMethod(method); got != keep {
+				t.Errorf("%+v.ForMethod(%q) = %+v, want it unchanged", keep, method, got)
+			}
+		}
+	}
 }
 
 // builtShaders returns the shaders of the kernels c has bound descriptor

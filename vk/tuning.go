@@ -149,8 +149,10 @@ type Tuning struct {
 	// PairedKV = 1 keeps a token's K and V side by side in one buffer
 	// (DenseOptions.PairedKV, SparseOptions.PairedKV): with hostcache=1
 	// the attention gathers one 512-byte run a selected token instead of
-	// two of 256. Every method but the variants of hata and lsh other
-	// than the fused chain.
+	// two of 256. 2 keeps them in two buffers. 0, the default, is 2 but
+	// where ForMethod makes it 1: with hostcache=1, for the methods whose
+	// step reads no key without its value (PairsHostCache). Every method
+	// but the variants of hata and lsh other than the fused chain.
 	PairedKV int
 	// AttendRows is SparseOptions.AttendRows: the most cache rows each of
 	// the attention's dispatches reads, a barrier between them (0: with
@@ -220,6 +222,33 @@ var tuningKeys = []tuningKey{
 		[]string{"hata/twokernel", "hata/onekernel", "lsh/twokernel", "lsh/onekernel"}},
 }
 
+// ForMethod returns t with the defaults that depend on method (a name of
+// Methods, optionally "/variant") made explicit: with HostCache, PairedKV 0
+// becomes 1 where PairsHostCache(method). BenchMethod applies it, and the
+// benchmarks label their rows with its result.
+func (t Tuning) ForMethod(method string) Tuning {
+	if t.HostCache != 0 && t.PairedKV == 0 && PairsHostCache(method) {
+		t.PairedKV = 1
+	}
+	return t
+}
+
+// PairsHostCache reports whether method (a name of Methods, optionally
+// "/variant") keeps a K/V cache in host memory paired by default
+// (Tuning.ForMethod): where it reads a paired cache and its step reads no
+// key without the value beside it. The exact top-k and H2O score every
+// token's key, so a paired cache would bring every value over the bus with
+// it: offloaded on the H200 the exact top-k took 85.2 ms at B8/128K paired
+// against 43.6 apart. Dense reads every key and value either way (83.8
+// against 83.7 ms), Quest its pages' (1372 against 1374 us), and the
+// attention of HATA and Loki gathers a selected token's K and V in one run
+// of 512 bytes instead of two of 256 (1534 against 1726 us and 1803
+// against 1998; run 443, BENCHMARKS.md session 46).
+func PairsHostCache(method string) bool {
+	name, _, _ := strings.Cut(method, "/")
+	return name != "topk" && name != "h2o" && (Tuning{PairedKV: 1}).Check(method) == nil
+}
+
 // MaxTuningRbit is the widest hash Tuning.Rbit accepts.
 const MaxTuningRbit = 1024
 
@@ -239,7 +268,7 @@ var tuningChoices = map[string]struct {
 	"warm":      {3, "1 (the later kernels' warm workgroups beside the score), 2 (none), 3 (the attention's beside the select)"},
 	"trace":     {1, "1 (every kernel's phases traced)"},
 	"hostcache": {1, "1 (the K/V cache in host memory)"},
-	"pairedkv":  {1, "1 (a token's K and V side by side in one buffer)"},
+	"pairedkv":  {2, "1 (a token's K and V side by side in one buffer), 2 (K and V apart)"},
 }
 
 // TuningKeys returns the keys of Set and String, one per field of Tuning:
@@ -319,7 +348,7 @@ func (t Tuning) applyDense(o DenseOptions) DenseOptions {
 	o.Merge = t.applyMerge(o.Merge)
 	o.Trace = o.Trace || t.Trace != 0
 	o.HostCache = o.HostCache || t.HostCache != 0
-	o.PairedKV = o.PairedKV || t.PairedKV != 0
+	o.PairedKV = o.PairedKV || t.PairedKV == 1
 	switch t.Pieces {
 	case 1:
 		o.Pieces = PiecesOff
@@ -372,7 +401,7 @@ func (t Tuning) applySparse(o SparseOptions) SparseOptions {
 		o.Warm = WarmMode(t.Warm)
 	}
 	o.HostCache = o.HostCache || t.HostCache != 0
-	o.PairedKV = o.PairedKV || t.PairedKV != 0
+	o.PairedKV = o.PairedKV || t.PairedKV == 1
 	o.AttendRows = cmp.Or(t.AttendRows, o.AttendRows)
 	return o
 }

@@ -154,6 +154,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			var dense [2]float64 // the fastest dense row with the cache in device memory, in host memory
 			for _, m := range ml {
 				for _, tuning := range opts {
+					tuning = tuning.ForMethod(m) // the row says whether its host cache is paired
 					opt := cmp.Or(tuning.String(), "-")
 					s := ref.Shape{B: b, Hq: *hq, Hkv: *hkv, N: n, D: *d}
 					k, _ := budget.Tokens(n)
