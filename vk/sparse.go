@@ -116,7 +116,9 @@ type SparseOptions struct {
 	// refuse it, and dense has DenseOptions.PairedKV. Offloaded, it
 	// made Loki 10-13% faster at batch 8, Quest no faster (its pages are
 	// runs already) and the exact top-k twice as slow: its score reads all
-	// of K, which paired brings V over the bus with it (run 443).
+	// of K, which paired brings V over the bus with it (run 443). The
+	// benchmarks pair a cache in host memory where it does not do that
+	// (BenchMethod, Tuning.ForMethod).
 	PairedKV bool
 	// AttendRows is the most cache rows (batch row and KV head) each of
 	// the attention's dispatches reads, one after another with a barrier
