@@ -94,7 +94,7 @@ func WriteDefaults(w io.Writer, kind string) error {
 	fmt.Fprintf(w, "# Every key of kind %q with its default (hata run -defaults %s).\n", kind, kind)
 	fmt.Fprintf(w, "# What each means: go doc github.com/hata-go/hata/experiments.%s, and the types it holds.\n", typ)
 	if empty := emptyKeys(reflect.ValueOf(exp).Elem(), ""); len(empty) > 0 {
-		fmt.Fprintf(w, "# Empty by default, so not written below: %s.\n", strings.Join(empty, ", "))
+		fmt.Fprintf(w, "# Empty or unset by default, so not written below: %s.\n", strings.Join(empty, ", "))
 	}
 	for _, line := range strings.SplitAfter(buf.String(), "\n") {
 		if line != `name = ""`+"\n" {
@@ -105,7 +105,8 @@ func WriteDefaults(w io.Writer, kind string) error {
 }
 
 // emptyKeys returns the TOML keys under prefix of the struct v whose value is
-// a nil slice or map, which the TOML encoder leaves out.
+// a nil slice, map or pointer (a key whose default is "unset", as speed's
+// paired_kv), which the TOML encoder leaves out.
 func emptyKeys(v reflect.Value, prefix string) []string {
 	var keys []string
 	t := v.Type()
@@ -122,7 +123,7 @@ func emptyKeys(v reflect.Value, prefix string) []string {
 		case name == "":
 		case fv.Kind() == reflect.Struct:
 			keys = append(keys, emptyKeys(fv, prefix+name+".")...)
-		case (fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && fv.IsNil():
+		case (fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map || fv.Kind() == reflect.Pointer) && fv.IsNil():
 			keys = append(keys, prefix+name)
 		}
 	}

@@ -365,8 +365,11 @@ func TestWriteDefaults(t *testing.T) {
 			list, _, _ = strings.Cut(list, ".\n")
 			for _, k := range strings.Split(list, ", ") {
 				v := "[]"
-				if k == "weights_by_rbit" {
+				switch k {
+				case "weights_by_rbit":
 					v = "{}"
+				case "paired_kv":
+					v = "true"
 				}
 				if _, err := parse(kind+".toml", b.String(), Overrides{Set: []string{k + "=" + v}}); err != nil {
 					t.Errorf("%s: the header names %s, which -set %s=%s refuses: %v", kind, k, k, v, err)
