@@ -553,6 +553,10 @@ d = 32
 			t.Errorf("speed with %s on the CPU: %d decodes, %d entries in the results root; want none", key, decodes, len(entries))
 		}
 	}
+	// paired_kv = false asks for the CPU's own layout: it runs.
+	if _, _, _, err := runTiny(t, context.Background(), speed+"paired_kv = false\n", t.TempDir(), Overrides{}, runHooks{backends: []Backend{CPU{}}}); err != nil {
+		t.Errorf("speed with paired_kv = false on the CPU: %v", err)
+	}
 
 	// A backend without a Timer cannot run a speed sweep.
 	_, _, _, err = runTiny(t, context.Background(), speed, t.TempDir(), Overrides{}, runHooks{})

@@ -34,12 +34,29 @@ type Shape struct {
 	// PairedKV true keeps a token's K and V side by side in one buffer in
 	// the caches of the methods that read such a cache: every method's
 	// fused chain (vk.Tuning.PairedKV = 1); the other variants of hata and
-	// lsh keep theirs apart. false keeps every cache apart (2). Unset, a
-	// cache in host memory is paired where the method's step reads no key
-	// without its value (vk.PairsHostCache: every method but the exact
-	// top-k and H2O), and one in device memory is apart. The CPU backend
-	// refuses true (it runs no kernels whose layout this is).
+	// lsh keep theirs apart. false keeps every cache apart (2 with
+	// host_cache; a cache in device memory is apart anyway). Unset, a
+	// cache in host memory is paired where the method reads it only in
+	// its attention (vk.PairsHostCache: every method but the exact top-k
+	// and H2O), and one in device memory is apart. The CPU backend refuses
+	// true (it runs no kernels whose layout this is).
 	PairedKV *bool `toml:"paired_kv" json:"paired_kv,omitempty"`
+	// HostLayout is not a key: it records in the resolved config (the
+	// results' config.json) the rule that laid out a cache in host memory
+	// where paired_kv is unset, "by method" (vk.PairsHostCache, since
+	// session 47; markLayout). Results timed before that rule, every
+	// cache apart, lack it, so their identity differs and a run never
+	// resumes their points, or labels them, under the rule.
+	HostLayout string `toml:"-" json:"host_layout,omitempty"`
+}
+
+// markLayout sets HostLayout from HostCache and PairedKV (the kinds'
+// validate calls it, before the config's identity is taken).
+func (s *Shape) markLayout() {
+	s.HostLayout = ""
+	if s.HostCache && s.PairedKV == nil {
+		s.HostLayout = "by method"
+	}
 }
 
 // MaxBatch, MaxTokens, MaxHeads and MaxHeadDim bound the shape of a timed
@@ -70,17 +87,25 @@ func (s Shape) validate() error {
 }
 
 // memoryNote is what the figures' titles add after the clock: where the
-// timed caches lie, if not in device memory.
-func (s Shape) memoryNote() string {
+// timed caches lie, if not in device memory, and whether methods' K and V
+// are paired (tuning), naming those that are not where some are.
+func (s Shape) memoryNote(methods []string) string {
 	var note string
 	if s.HostCache {
 		note = ", K/V in host memory"
 	}
+	var apart []string
+	for _, m := range methods {
+		if s.tuning(m).PairedKV != 1 {
+			apart = append(apart, m)
+		}
+	}
 	switch {
-	case s.PairedKV == nil && s.HostCache:
-		note += ", K and V paired but the exact top-k's and H2O's"
-	case s.PairedKV != nil && *s.PairedKV:
+	case len(apart) == len(methods):
+	case len(apart) == 0:
 		note += ", K and V paired"
+	default:
+		note += ", K and V paired but " + strings.Join(apart, "'s, ") + "'s"
 	}
 	return note
 }
@@ -110,14 +135,11 @@ func (s Shape) tuning(method string) vk.Tuning {
 	if s.HostCache {
 		t.HostCache = 1
 	}
-	if s.PairedKV != nil {
-		layout := 2 // apart
-		if *s.PairedKV {
-			layout = 1
-		}
-		if (vk.Tuning{PairedKV: layout}).Check(method) == nil {
-			t.PairedKV = layout
-		}
+	switch {
+	case s.PairedKV != nil && *s.PairedKV && (vk.Tuning{PairedKV: 1}).Check(method) == nil:
+		t.PairedKV = 1
+	case s.PairedKV != nil && !*s.PairedKV && s.HostCache:
+		t.PairedKV = 2 // apart (in device memory it is anyway)
 	}
 	return t.ForMethod(method)
 }
@@ -243,6 +265,7 @@ func (c *SpeedConfig) validate() error {
 	if err := c.validateValues(); err != nil {
 		return err
 	}
+	c.markLayout()
 	return c.checkSizes(speedKeys)
 }
 
@@ -412,7 +435,7 @@ func (c *SpeedConfig) figures(t *Table) ([]figure, error) {
 	for _, n := range c.Ns {
 		ticks = append(ticks, float64(n))
 	}
-	clock := clockLabel(t) + c.memoryNote()
+	clock := clockLabel(t) + c.memoryNote(c.Methods)
 	for _, b := range c.Batches {
 		bs := strconv.Itoa(b)
 		inB := func(i int) bool { return t.Str(i, "b") == bs }
@@ -477,6 +500,7 @@ func (c *BreakdownConfig) validate() error {
 	if err != nil {
 		return err
 	}
+	c.markLayout()
 	return s.checkSizes(StepKeys{B: "b", Hq: "hq", Hkv: "hkv", N: "ns", D: "d", Rbit: "rbit"})
 }
 
@@ -516,7 +540,7 @@ func (c *BreakdownConfig) finish(t *Table) {
 func (c *BreakdownConfig) figures(t *Table) ([]figure, error) {
 	var fig plots.Figure
 	fig.Cols = min(len(c.Ns)+1, 3)
-	clock := clockLabel(t) + c.memoryNote()
+	clock := clockLabel(t) + c.memoryNote(c.Variants)
 	stages := append(slices.Clone(Stages), "other")
 	for _, n := range c.Ns {
 		ns := strconv.Itoa(n)

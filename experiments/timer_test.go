@@ -301,7 +301,12 @@ func TestShapeTuning(t *testing.T) {
 		// paired_kv = false: apart wherever the method could pair.
 		{Shape{Rbit: 128, HostCache: true, PairedKV: &no}, "hata", vk.Tuning{Rbit: 128, HostCache: 1, PairedKV: 2}},
 		{Shape{Rbit: 128, HostCache: true, PairedKV: &no}, "quest", vk.Tuning{HostCache: 1, PairedKV: 2}},
-		{Shape{Rbit: 128, HostCache: true, PairedKV: &no}, "hata/naive", vk.Tuning{Rbit: 128, HostCache: 1}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: &no}, "hata/naive", vk.Tuning{Rbit: 128, HostCache: 1, PairedKV: 2}},
+		{Shape{Rbit: 128, HostCache: true, PairedKV: &no}, "topk", vk.Tuning{HostCache: 1, PairedKV: 2}},
+		// In device memory a cache is apart anyway: nothing to tune (the
+		// CPU backend refuses any kernel parameter).
+		{Shape{Rbit: 128, PairedKV: &no}, "hata", vk.Tuning{Rbit: 128}},
+		{Shape{Rbit: 128, PairedKV: &no}, "dense", vk.Tuning{}},
 	} {
 		if got := c.s.tuning(c.method); got != c.want {
 			t.Errorf("%+v.tuning(%q) = %+v, want %+v", c.s, c.method, got, c.want)
@@ -310,31 +315,79 @@ func TestShapeTuning(t *testing.T) {
 }
 
 // TestMemoryNote checks that the speed figure's panel titles say
-// where the timed caches lie and how: host_cache and paired_kv where they
-// are set, and vk's default pairing where host_cache is set and paired_kv
-// is not.
+// where the timed caches lie and how: host_cache, and which methods' K and V
+// are paired, by paired_kv or, unset, by vk's rule over the methods timed.
 func TestMemoryNote(t *testing.T) {
 	tab := &Table{Columns: []string{"method", "b", "n", "clock", "median_us", "speedup"},
 		Rows: [][]string{{"dense", "1", "1024", "clock x", "10", "1"}, {"hata", "1", "1024", "clock x", "2", "5"}}}
 	yes, no := true, false
+	all := []string{"dense", "hata", "loki", "quest", "topk"}
 	for _, c := range []struct {
-		s    Shape
-		want string // "": no note
+		s       Shape
+		methods []string
+		want    string
 	}{
-		{Shape{}, ""},
-		{Shape{PairedKV: &no}, ""},
-		{Shape{HostCache: true, PairedKV: &yes}, ", K/V in host memory, K and V paired)"},
-		{Shape{HostCache: true, PairedKV: &no}, ", K/V in host memory)"},
-		{Shape{HostCache: true}, ", K/V in host memory, K and V paired but the exact top-k's and H2O's)"},
+		{Shape{}, all, ""},
+		{Shape{PairedKV: &no}, all, ""},
+		{Shape{PairedKV: &yes}, []string{"dense", "hata"}, ", K and V paired"},
+		{Shape{PairedKV: &yes}, []string{"hata", "hata/naive"}, ", K and V paired but hata/naive's"},
+		{Shape{HostCache: true, PairedKV: &yes}, all, ", K/V in host memory, K and V paired"},
+		{Shape{HostCache: true, PairedKV: &no}, all, ", K/V in host memory"},
+		{Shape{HostCache: true}, all, ", K/V in host memory, K and V paired but topk's"},
+		{Shape{HostCache: true}, []string{"dense", "topk", "h2o"}, ", K/V in host memory, K and V paired but topk's, h2o's"},
+		{Shape{HostCache: true}, []string{"topk", "hata/naive"}, ", K/V in host memory"},
 	} {
-		sc := &SpeedConfig{Shape: c.s, Batches: []int{1}, Ns: []int{1024}, Budget: 0.0156}
-		figs, err := sc.figures(tab)
+		if got := c.s.memoryNote(c.methods); got != c.want {
+			t.Errorf("%+v.memoryNote(%v) = %q, want %q", c.s, c.methods, got, c.want)
+		}
+	}
+	// The title carries the note.
+	sc := &SpeedConfig{Shape: Shape{HostCache: true}, Methods: []string{"dense", "hata"}, Batches: []int{1}, Ns: []int{1024}, Budget: 0.0156}
+	figs, err := sc.figures(tab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if title := figs[0].Fig.Panels[0].Title.Text; !strings.Contains(title, "clock x, K/V in host memory, K and V paired)") {
+		t.Errorf("speed figure's title %q does not carry the memory note", title)
+	}
+}
+
+// TestHostLayoutIdentity holds the resolved config's record of the host
+// layout rule to its purpose: results timed with host_cache before the
+// rule (their config.json without host_layout) have another identity than
+// the same config now, so that a run never resumes or relabels their points;
+// configs the rule does not touch keep their identity.
+func TestHostLayoutIdentity(t *testing.T) {
+	for _, c := range []struct {
+		toml    string
+		differs bool
+	}{
+		{"host_cache = true\n", true},
+		{"host_cache = true\npaired_kv = false\n", false},
+		{"", false},
+	} {
+		exp, err := parse("s.toml", "kind = \"speed\"\n"+c.toml, Overrides{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		title := figs[0].Fig.Panels[0].Title.Text
-		if c.want == "" && strings.Contains(title, "K/V") || c.want != "" && !strings.Contains(title, c.want) {
-			t.Errorf("%+v: speed figure's title %q, want it to hold %q", c.s, title, c.want)
+		resolved, hash, err := identity(exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has := strings.Contains(string(resolved), `"host_layout": "by method"`); has != c.differs {
+			t.Errorf("%q: resolved config records host_layout: %v, want %v:\n%s", c.toml, has, c.differs, resolved)
+		}
+		old := strings.Replace(string(resolved), `"host_layout": "by method",`, "", 1) // as written before the rule
+		oldExp, err := decodeResolved([]byte(old))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, oldHash, err := identity(oldExp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (oldHash != hash) != c.differs {
+			t.Errorf("%q: the identity of its results before the rule differs: %v, want %v", c.toml, oldHash != hash, c.differs)
 		}
 	}
 }

@@ -72,7 +72,7 @@ const uint NSLOT = WG / TPT;
 layout(push_constant) uniform PushConstants {
     uint pages;   // pages of the row: ceil(n / page)
     uint pcap;    // row stride of lo and hi, in pages
-    uint pstride; // row stride of keys and s
+    uint pstride; // row stride of keys
     uint chunk;   // pages per workgroup
 } pc;
 

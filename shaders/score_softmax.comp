@@ -45,7 +45,7 @@ layout(push_constant) uniform PushConstants {
     uint xstride;    // row stride of x, per head
     uint chunk_len;  // tokens per workgroup
     uint nchunks;    // ceil(n / chunk_len), the partials per head
-    uint key_stride; // row stride of keys and s
+    uint key_stride; // row stride of keys
 } pc;
 
 layout(std430, set = 0, binding = 0) restrict readonly buffer X { float x_[]; };

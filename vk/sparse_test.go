@@ -538,9 +538,10 @@ func TestBenchMethod(t *testing.T) {
 }
 
 // TestPairsHostCache holds Tuning.ForMethod's rule: a cache in host memory
-// paired by default for every method whose step reads no key without its
-// value, where the method reads a paired cache at all; an explicit
-// pairedkv, and a cache in device memory, left as they are.
+// paired by default for every method that reads the cache only in its
+// attention, where the method reads a paired cache at all; an explicit
+// pairedkv, and a cache in device memory, left as they are; pairedkv=2
+// taken by every method.
 func TestPairsHostCache(t *testing.T) {
 	for method, want := range map[string]bool{
 		"dense": true, "hata": true, "hata/fused": true, "lsh": true, "loki": true, "quest": true, "streaming": true,
@@ -560,6 +561,14 @@ func TestPairsHostCache(t *testing.T) {
 			if got := keep.ForMethod(method); got != keep {
 				t.Errorf("%+v.ForMethod(%q) = %+v, want it unchanged", keep, method, got)
 			}
+		}
+		// pairedkv=2 (apart) is every method's layout; 1 only theirs that
+		// read a paired cache; 3 no one's.
+		if err := (Tuning{HostCache: 1, PairedKV: 2}).Check(method); err != nil {
+			t.Errorf("Tuning{HostCache: 1, PairedKV: 2}.Check(%q): %v", method, err)
+		}
+		if err := (Tuning{PairedKV: 3}).Check(method); err == nil {
+			t.Errorf("Tuning{PairedKV: 3}.Check(%q): want an error", method)
 		}
 	}
 }

@@ -150,9 +150,10 @@ type Tuning struct {
 	// (DenseOptions.PairedKV, SparseOptions.PairedKV): with hostcache=1
 	// the attention gathers one 512-byte run a selected token instead of
 	// two of 256. 2 keeps them in two buffers. 0, the default, is 2 but
-	// where ForMethod makes it 1: with hostcache=1, for the methods whose
-	// step reads no key without its value (PairsHostCache). Every method
-	// but the variants of hata and lsh other than the fused chain.
+	// where ForMethod makes it 1: with hostcache=1, for the methods that
+	// read the cache only in their attention (PairsHostCache). 1: every
+	// method but the variants of hata and lsh other than the fused chain;
+	// 2: every method.
 	PairedKV int
 	// AttendRows is SparseOptions.AttendRows: the most cache rows each of
 	// the attention's dispatches reads, a barrier between them (0: with
@@ -235,15 +236,19 @@ func (t Tuning) ForMethod(method string) Tuning {
 
 // PairsHostCache reports whether method (a name of Methods, optionally
 // "/variant") keeps a K/V cache in host memory paired by default
-// (Tuning.ForMethod): where it reads a paired cache and its step reads no
-// key without the value beside it. The exact top-k and H2O score every
-// token's key, so a paired cache would bring every value over the bus with
-// it: offloaded on the H200 the exact top-k took 85.2 ms at B8/128K paired
-// against 43.6 apart. Dense reads every key and value either way (83.8
-// against 83.7 ms), Quest its pages' (1372 against 1374 us), and the
-// attention of HATA and Loki gathers a selected token's K and V in one run
-// of 512 bytes instead of two of 256 (1534 against 1726 us and 1803
-// against 1998; run 443, BENCHMARKS.md session 46).
+// (Tuning.ForMethod): where it reads a paired cache, and reads the cache
+// only in its attention, which takes a token's key and value together
+// (its score reads codes, page bounds or rotated keys of its own). There
+// the attention of HATA and Loki gathers a selected token's K and V in one
+// run of 512 bytes instead of two of 256, which the bus reads at about
+// half the rate: offloaded on the H200, 1534 against 1726 us and 1803
+// against 1998 at B8/128K; dense (every key and value) and Quest (its
+// pages') the same either way (83.8 against 83.7 ms, 1372 against 1374
+// us; run 443, BENCHMARKS.md session 46). The exact top-k's and H2O's
+// scores read keys in a pass of their own, which paired would bring their
+// values over the bus with: every key for the exact top-k, which took
+// 85.2 ms at B8/128K paired against 43.6 apart; the kept tokens' for H2O,
+// not measured, so it stays apart.
 func PairsHostCache(method string) bool {
 	name, _, _ := strings.Cut(method, "/")
 	return name != "topk" && name != "h2o" && (Tuning{PairedKV: 1}).Check(method) == nil
@@ -331,6 +336,9 @@ func (t Tuning) Check(method string) error {
 			return fmt.Errorf("vk: tuning key projworkgroup=%d: want a power of two from 32 to 1024, or 0 (the default)", v)
 		case k.key == "rbit" && (v%32 != 0 || v > MaxTuningRbit):
 			return fmt.Errorf("vk: tuning key rbit=%d: want a multiple of 32 up to %d, or 0 (the default, 128)", v, MaxTuningRbit)
+		case k.key == "pairedkv" && v == 2:
+			// K and V apart: the layout of every method, those that read no
+			// paired cache included.
 		case v != 0 && (!slices.Contains(k.methods, name) && (variant == "" || !slices.Contains(k.methods, name+"/"+variant)) ||
 			variant != "" && slices.Contains(k.except, name+"/"+variant)):
 			return fmt.Errorf("vk: tuning key %s: %s does not use it (used by %s)", k.key, method, strings.Join(k.methods, ", "))

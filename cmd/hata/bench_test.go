@@ -205,7 +205,7 @@ func TestBenchOpt(t *testing.T) {
 		}
 	}
 	// The host cache's rows name the pairing vk.Tuning.ForMethod gave them
-	// (both methods read no key without its value).
+	// (both methods read the cache only in their attention).
 	var want [][2]string
 	for _, m := range []string{"dense", "streaming"} {
 		for _, o := range []string{"-", "tile=2,splits=2,hostcache=1,pairedkv=1"} {
