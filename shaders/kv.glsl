@@ -14,9 +14,18 @@
 // read a token's K in one load touch all of its 2*D elements, and the
 // bus fetches them as one run. KV_PAIR_POS(c) is where vector c of a
 // token's K lies among the token's 2*DV vectors there (its V KV_CH past;
-// split_softmax.glsl's KV_POS; proj.glsl's, quest_bounds.glsl's and
-// score_logits.glsl's keys).
+// KV_KEY_POS).
 #define KV_PAIR_POS(c) (((c) / KV_CH) * (2 * KV_CH) + (c) % KV_CH)
+// KV_TOKEN_RS and KV_KEY_POS(c): a token's stride in a row of the cache, in
+// KV_T vectors, and where vector c of its key lies from the token's start:
+// DV and c in a cache of K alone, 2*DV and KV_PAIR_POS(c) in a paired one
+// (where the includer's specialization constant KV_PAIRED is true). Macros,
+// so that they expand after the includer declares DV and KV_PAIRED; the
+// kernels that read K from a cache that may be paired use them
+// (split_softmax.glsl's KV_RS and KV_POS, proj.glsl, quest_bounds.glsl,
+// score_logits.glsl).
+#define KV_TOKEN_RS (KV_PAIRED ? 2 * DV : DV)
+#define KV_KEY_POS(c) (KV_PAIRED ? KV_PAIR_POS(c) : (c))
 #if defined(KV_F16)
 #define KV_T uvec4
 #define KV_VEC 8

@@ -189,9 +189,8 @@ void main() {
         const uint i = e / DV, c = e % DV;
         float f[KV_VEC];
         if (i < nv) {
-            // paired: 16-byte chunks of K and V alternate (kv.glsl's KV_PAIR_POS)
-            KV_LOAD(x_, KV_PAIRED ? (krow * pc.cap + first + i) * 2 * DV + KV_PAIR_POS(c)
-                                  : (krow * pc.cap + first + i) * DV + c, f, 0)
+            // paired: 16-byte chunks of K and V alternate (kv.glsl's KV_TOKEN_RS, KV_KEY_POS)
+            KV_LOAD(x_, (krow * pc.cap + first + i) * KV_TOKEN_RS + KV_KEY_POS(c), f, 0)
         } else {
             [[unroll]] for (uint j = 0; j < KV_VEC; j++) f[j] = 0.0;
         }

@@ -32,9 +32,7 @@ layout(constant_id = 2) const uint PPW = 1; // pages per workgroup
 layout(constant_id = 3) const bool KV_PAIRED = false; // K in a paired cache
 
 const uint DV = D / KV_VEC;
-// Vector c of token t's key lies at t*KRS + KPOS(c) from the row's token 0.
-const uint KRS = KV_PAIRED ? 2 * DV : DV;
-#define KPOS(c) (KV_PAIRED ? KV_PAIR_POS(c) : (c))
+const uint KV_RS = KV_TOKEN_RS; // a token's stride in a row of K (kv.glsl)
 const uint WG = gl_WorkGroupSize.x;
 
 #if defined(KV_F16)
@@ -67,13 +65,14 @@ void main() {
         const uint t0 = j * pc.page;
         const uint t1 = min(t0 + pc.page, pc.n);
         if (t0 >= t1) continue;
-        const uint base = krow * pc.cap * KRS + KPOS(v);
+        // Vector v of token t's key at t*KV_RS past base.
+        const uint base = krow * pc.cap * KV_RS + KV_KEY_POS(v);
         float mn[KV_VEC], mx[KV_VEC], a[KV_VEC];
-        KV_LOAD(kb, base + t0 * KRS, mn, 0)
+        KV_LOAD(kb, base + t0 * KV_RS, mn, 0)
         [[unroll]] for (uint e = 0; e < KV_VEC; e++) mx[e] = mn[e];
         for (uint t = t0 + 1; t < t1; t += 4) {
             KV_T u[4];
-            [[unroll]] for (uint i = 0; i < 4; i++) u[i] = kb[base + min(t + i, t1 - 1) * KRS];
+            [[unroll]] for (uint i = 0; i < 4; i++) u[i] = kb[base + min(t + i, t1 - 1) * KV_RS];
             [[unroll]] for (uint i = 0; i < 4; i++) {
                 KV_UNPACK(u[i], a, 0)
                 [[unroll]] for (uint e = 0; e < KV_VEC; e++) {

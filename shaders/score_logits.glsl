@@ -54,11 +54,10 @@ const float NEG = -1.0e30;
 // slower on the H200 with the next round prefetched (run 79); with few lanes
 // per token (Loki's 32 channels) fewer are faster (run 111).
 layout(constant_id = 5) const uint UNR = 4;
-// K in a paired cache: vector c of token t's key at t*KRS + KPOS(c) from the
-// row's token 0 (kv.glsl's KV_PAIR_POS); Loki's rotated keys are never.
+// K in a paired cache: vector c of token t's key at t*KV_RS + KV_KEY_POS(c)
+// from the row's token 0 (kv.glsl); Loki's rotated keys are never.
 layout(constant_id = 6) const bool KV_PAIRED = false;
-const uint KRS = KV_PAIRED ? 2 * DV : DV;
-#define KPOS(c) (KV_PAIRED ? KV_PAIR_POS(c) : (c))
+const uint KV_RS = KV_TOKEN_RS;
 
 // The round's logits, value v = g*UNR + u (head g, the slot's u-th token of
 // the round), padded with zeros to a power of two for the reduce-scatter.
@@ -105,7 +104,7 @@ vec2 fold(vec2 a, vec2 b) {
         }                                                                      \
         [[unroll]] for (uint u = 0; u < UNR; u++) {                            \
             const bool valid = (sb) + u < i1;                                  \
-            [[unroll]] for (uint j = 0; j < VPL; j++) kv[u * VPL + j] = valid ? kb[rowv + t_[u] * KRS + KPOS(j * TPT + lane)] : KV_ZERO; \
+            [[unroll]] for (uint j = 0; j < VPL; j++) kv[u * VPL + j] = valid ? kb[rowv + t_[u] * KV_RS + KV_KEY_POS(j * TPT + lane)] : KV_ZERO; \
         }                                                                      \
     }
 
@@ -136,7 +135,7 @@ void main() {
         m[r] = NEG;
         l[r] = 0.0;
     }
-    const uint rowv = krow * pc.cap * KRS;
+    const uint rowv = krow * pc.cap * KV_RS;
     // Token u of a round at ib is i = ib + slot*UNR + u; the trip count is
     // the same for every slot (the shuffles need uniform control flow). The
     // next round's keys are loaded before this round's arithmetic, so that a

@@ -76,9 +76,9 @@ const uint DV = D / KV_VEC;                  // vectors per row
 // where b is a multiple of KV_CH (TPT is, wherever KV_CH is 2: f16h's lanes
 // per token exceed the row's 16-byte vectors).
 #ifdef HAS_KV_PAIRED
-const uint KV_RS = KV_PAIRED ? 2 * DV : DV;
+const uint KV_RS = KV_TOKEN_RS; // kv.glsl's
 const uint KV_VOFF = KV_PAIRED ? KV_CH : 0;
-#define KV_POS(c) (KV_PAIRED ? KV_PAIR_POS(c) : (c))
+#define KV_POS(c) KV_KEY_POS(c)
 #else
 const uint KV_RS = DV;
 const uint KV_VOFF = 0;
