@@ -15,10 +15,7 @@
 //     one pass per digit from the top (uint16 keys: two 8-bit digits, 256
 //     bins; uint32 keys: 11, 11 and 10 bits, 2048 bins; see width), pass p
 //     counting the tokens whose higher digits equal T's (found from passes
-//     < p). hist: [rows][passes][nbins], zeroed before pass 0. The radix
-//     select of uint32 keys (pc.cand) runs no last pass: select_cand lists
-//     the candidates in the pass before it, and select_write_cand takes the
-//     last digit from them (select_cand.glsl).
+//     < p). hist: [rows][passes][nbins], zeroed before pass 0.
 //  2. select_count (one pass, pc.cum = 0: HATA's naive variant): every
 //     workgroup resolves T and r (the number of tokens with key == T still
 //     to take: kk - #(key < T)) from the histograms, and counts in its chunk
@@ -73,7 +70,6 @@ layout(push_constant) uniform PushConstants {
     float scale;       // select_attend: 1/sqrt(D)
     uint splits;       // select_attend: S = nchunks (split_softmax.glsl's name)
     uint plan;         // SELECT_CUM kernels: 1 = T and the chunk's start from hata_score's plan (select_plan.glsl)
-    uint cand;         // select_cand, select_write_cand: the most candidates a row lists (select_cand.glsl)
 } pc;
 
 layout(std430, set = 0, binding = 0) readonly buffer Keys { uint keys[]; };
@@ -104,14 +100,6 @@ layout(std430, set = 0, binding = 3) restrict writeonly buffer Sel { uint sel[];
 layout(constant_id = 3) const uint BINS_PER = 16;
 #define BIN_PER BINS_PER
 #endif
-#ifdef CAND_WRITE
-// cand_start's search of the last digit (select_cand.glsl): find_bin_at
-// reads bins from CAND_SHARED up in this shared histogram of 2^10 bins (the
-// last digit of a uint32 key, select_key.glsl), the rest from hist.
-const uint CAND_SHARED = 0x80000000u;
-shared uint sh_last[1024];
-#define HIST_AT(i) ((i) >= CAND_SHARED ? sh_last[(i) - CAND_SHARED] : hist[i])
-#endif
 #include "wg_scan.glsl"
 #include "select_tile.glsl"
 #include "select_key.glsl"
@@ -137,14 +125,6 @@ uint key(uint row, uint t) {
 // digit < d), 0 <= d <= 2^width, after the resolved states (state_at):
 //	hist[rc_at(row, c) + d], rc_at = rows*(passes*nbins + 8) + (row*nchunks + c)*(nbins + 1)
 uint rc_at(uint row, uint c) { return gl_NumWorkGroups.y * (passes() * pc.nbins + 8) + (row * pc.nchunks + c) * (pc.nbins + 1); }
-
-// With pc.cand (the uint32 radix select: select_cand.glsl) the same words
-// hold instead every row's candidate counter and then its list of at most
-// pc.cand candidates (token, key):
-//	hist[cand_ctr(row)], cand_ctr = rows*(passes*nbins + 8) + row (zeroed before pass 0)
-//	hist[cand_at(row) + 2*i + {0, 1}], cand_at = rows*(passes*nbins + 9) + row*2*pc.cand
-uint cand_ctr(uint row) { return gl_NumWorkGroups.y * (passes() * pc.nbins + 8) + row; }
-uint cand_at(uint row) { return gl_NumWorkGroups.y * (passes() * pc.nbins + 9) + row * 2 * pc.cand; }
 
 // chunk_counts returns (u, e) of chunk c of row: the tokens it surely takes
 // (forced, or key < T) and its candidates (key == T), from ccnt (select_count)
@@ -248,21 +228,12 @@ uvec2 resolve(uint row, uint upto, bool stored) {
     return uvec2(prefix, kk);
 }
 
-#ifdef CAND_WRITE
-#include "select_cand.glsl"
-#endif
-
 // write_start is the write's prologue (select_write, select_groups): it
 // resolves the threshold T of row and returns where chunk c starts writing
-// (chunk_start; with CAND_WRITE cand_start), with rr the candidates still
-// to take; traced readings 0-2. Uniform control flow.
+// (chunk_start), with rr the candidates still to take; traced readings 0-2.
+// Uniform control flow.
 uint write_start(uint row, uint c, out uint T, out uint rr) {
     TRACE_AT(0)
-#ifdef CAND_WRITE
-    const uint out0 = cand_start(row, c, T, rr);
-    TRACE_AT(2)
-    return out0;
-#else
 #ifdef SELECT_CUM
     if (pc.plan != 0) { // resolved by hata_score: one round of loads, no search
         const uint rows = gl_NumWorkGroups.y;
@@ -282,5 +253,4 @@ uint write_start(uint row, uint c, out uint T, out uint rr) {
     const uint out0 = chunk_start(row, c, T, tr.y, rr);
     TRACE_AT(2)
     return out0;
-#endif
 }

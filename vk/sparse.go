@@ -29,13 +29,11 @@ import (
 // windows forced in and counted in k) by histogram, never by sort:
 // select.glsl finds the threshold key T and how many tokens r equal to T to
 // take from per-row histograms (one pass over HATA's small integer scores,
-// built inside the score kernel by the fused variant; radix digits of 11, 11
+// built inside the score kernel by the fused variant; radix passes of 11, 11
 // and 10 bits over float scores mapped to ordered integer keys for topk, loki
-// and quest, the last taken from the tokens whose top digit is T's, which
-// select_cand lists: select_cand.glsl), then each chunk's counts of tokens
-// below T and equal to it (from the score kernel's cumulative counts, from
-// select_cand's counts and list, or select_count in HATA's naive variant)
-// place it, and select_write writes every
+// and quest), then each chunk's counts of tokens below T and equal to it
+// (from the score kernel's or the last radix pass's cumulative counts, or
+// select_count in HATA's naive variant) place it, and select_write writes every
 // token with key < T plus the first r with key == T, ascending, through a
 // workgroup prefix sum. Streaming and H2O select on the host (positions; the
 // H2O history) and attend on the GPU; HATA's norm-weighted variant scores on
@@ -1844,7 +1842,6 @@ type (
 		Scale  float32
 		Splits uint32
 		Plan   uint32 // 1: T and the chunk starts from hata_score's plan (select_plan.glsl)
-		Cand   uint32 // select_cand, select_write_cand: the most candidates a row lists (select_cand.glsl)
 	}
 	// sparsePush mirrors sparse_split.glsl.
 	sparsePush struct {

@@ -157,9 +157,7 @@ type selectPlan struct {
 	chunk, nchunks    int
 	hist, cnt         Range
 	histBytes         uint64  // of the histograms proper (zeroed each step), before any cumulative ones
-	hk, count, writeK *Kernel // count: nil with cumChunk, radixCum() or cands(); writeK: nil with attend
-	candK             *Kernel // with cands(): select_cand, the pass before the last
-	candCap           int     // with cands(): candCap(n)
+	hk, count, writeK *Kernel // count: nil with cumChunk or radixCum(); writeK: nil with attend
 	attend            *Kernel // select_attend, or nil
 	trace             Range   // SparseOptions.Trace: writeK's [rows][nchunks][selectTracePoints] clock readings, else empty
 	planCtr           Range   // with plan: select_plan.glsl's ctr (left 0 by every step)
@@ -173,26 +171,10 @@ func (s *selectSpec) groupsSelect() bool {
 	return selectGroups(s.cumChunk) > 0 && s.key16 && s.cumChunk%8 == 0 && s.keyStride%8 == 0
 }
 
-// radixCum reports whether s selects by radix passes over chunks of uint16
-// keys, whose last select_hist writes every chunk's counts below each last
-// digit (select.glsl's rc), so that no select_count runs (pc.cum with
-// pc.radix).
-func (s *selectSpec) radixCum() bool { return !s.perRow && s.directBins == 0 && s.key16 }
-
-// cands reports whether s selects by radix passes over chunks of uint32 keys:
-// their last digit from the candidates that select_cand lists in place of
-// the last histogram pass (select_cand.glsl).
-func (s *selectSpec) cands() bool { return !s.perRow && s.directBins == 0 && !s.key16 }
-
-// candCap is the most candidates (tokens whose top digit is the threshold's)
-// that select_cand lists for a row of n tokens: an eighth of the row, and at
-// least 4096. A row with more takes its candidates from all of its keys in
-// every workgroup of select_write_cand: exact, but slow.
-func candCap(n int) int { return min(n, max(4096, n/8)) }
-
-// candShared is the shared memory select_cand holds besides select_hist's:
-// select_cand.glsl's CAND_SH candidates of 8 bytes and two counters.
-const candShared = 512*8 + 8
+// radixCum reports whether s selects by radix passes over chunks, whose last
+// select_hist writes every chunk's counts below each last digit
+// (select.glsl's rc), so that no select_count runs (pc.cum with pc.radix).
+func (s *selectSpec) radixCum() bool { return !s.perRow && s.directBins == 0 }
 
 // passes returns the histogram passes and bins per pass of s.
 func (s *selectSpec) passBins() (passes, nbins int) {
@@ -256,18 +238,10 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 	case !s.perRow:
 		// Each row's resolved state after 1..passes passes (select.glsl's
 		// state_at): 4 slots of 2 words, after the histograms; with radix
-		// passes over uint16 keys, then every chunk's rc of nbins+1 words;
-		// over uint32 keys every row's candidate counter, zeroed with the
-		// histograms, then its list (cand_ctr, cand_at).
+		// passes, then every chunk's rc of nbins+1 words.
 		histBytes = p.histBytes + uint64(s.rows)*4*2*4
-		switch {
-		case s.radixCum():
+		if s.radixCum() {
 			histBytes += uint64(s.rows*p.nchunks*(p.nbins+1)) * 4
-		case s.cands():
-			p.candCap = candCap(s.n)
-			histBytes += uint64(s.rows) * 4
-			p.histBytes = histBytes
-			histBytes += uint64(s.rows*p.candCap) * 8
 		}
 	}
 	hist, err := c.buf("select histogram", histBytes, DeviceLocal)
@@ -316,15 +290,7 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 			return nil, err
 		}
 	}
-	if s.cands() {
-		if shared := 4*p.nbins + 4*wg + candShared + 64; shared > int(c.ctx.Info.Limits.MaxComputeSharedMemorySize) {
-			return nil, c.errorf("select workgroup %d: select_cand needs %d bytes of shared memory, the device has %d", wg, shared, c.ctx.Info.Limits.MaxComputeSharedMemorySize)
-		}
-		if p.candK, err = c.kernel("select_cand", 4, selectPush{}, uint32(wg), k16, selectPer, uint32(p.nbins)); err != nil {
-			return nil, err
-		}
-	}
-	if s.cumChunk == 0 && !s.radixCum() && !s.cands() {
+	if s.cumChunk == 0 && !s.radixCum() {
 		if p.count, err = c.kernel("select_count", 4, selectPush{}, uint32(wg), k16, selectPer, binsPerLane(p.nbins, wg)); err != nil {
 			return nil, err
 		}
@@ -365,10 +331,6 @@ func (c *sparseCore) prepareSelect(s selectSpec) (*selectPlan, error) {
 		}
 	case s.cumChunk > 0: // without select_count's resolved states
 		if p.writeK, err = c.kernel("select_write_cum"+suffix, bindings, selectPush{}, uint32(wg), k16, selectPer, binsPerLane(p.nbins, wg)); err != nil {
-			return nil, err
-		}
-	case s.cands():
-		if p.writeK, err = c.kernel("select_write_cand"+suffix, bindings, selectPush{}, uint32(wg), k16, selectPer, binsPerLane(p.nbins, wg)); err != nil {
 			return nil, err
 		}
 	default:
@@ -510,7 +472,7 @@ func (p *selectPlan) push() selectPush {
 		N: uint32(p.n), KK: uint32(p.kk), SinkEnd: uint32(p.sinkEnd), RecentStart: uint32(p.recentEnd),
 		ChunkLen: uint32(p.chunk), NChunks: uint32(p.nchunks), KeyStride: uint32(p.keyStride),
 		Page: uint32(p.page), KStride: uint32(p.k), Radix: b32(p.directBins == 0), NBins: uint32(p.nbins),
-		Cum: b32(p.cumChunk > 0 || p.radixCum()), Plan: b32(p.plan), Cand: uint32(p.candCap),
+		Cum: b32(p.cumChunk > 0 || p.radixCum()), Plan: b32(p.plan),
 	}
 }
 
@@ -542,17 +504,11 @@ func (c *sparseCore) recordSelect(b *Batch, p *selectPlan) error {
 	}
 	if !p.prebuilt {
 		for pass := range p.passes {
-			k := p.hk
-			switch {
-			case pass == 0 && p.pass0:
+			if pass == 0 && p.pass0 {
 				continue // the score kernel built it
-			case p.cands() && pass == p.passes-2:
-				k = p.candK
-			case p.cands() && pass == p.passes-1:
-				continue // the write takes the last digit from the candidates
 			}
 			push.Pass = uint32(pass)
-			if err := grid(k, push); err != nil {
+			if err := grid(p.hk, push); err != nil {
 				return err
 			}
 		}

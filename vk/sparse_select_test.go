@@ -469,11 +469,9 @@ func TestLogitsUnrollRule(t *testing.T) {
 }
 
 // TestSelectKernels pins which select kernels each chain dispatches: the
-// radix select over chunks of uint32 keys (the exact top-k and Loki, whose
-// score builds the first pass, and Quest) select_cand and
-// select_write_cand, no last histogram pass and no select_count (the write
-// takes the last digit and the chunk counts from select_cand's); HATA's
-// naive variant select_hist, select_count and select_write; the fused
+// radix select (the exact top-k and Loki over chunks) its histogram passes
+// and select_write, no select_count (its last pass writes the chunk counts);
+// HATA's naive variant select_hist, select_count and select_write; the fused
 // one select_write_cum alone at chunks of one tile (the score kernel builds
 // the histogram and the chunk counts). Every one matches ref (the
 // acceptance suite); this checks the chain's shape.
@@ -489,14 +487,13 @@ func TestSelectKernels(t *testing.T) {
 			basis[(h*s.D+j)*s.D+j] = 1
 		}
 	}
-	all := []string{"select_hist", "select_cand", "select_count", "select_write", "select_write_cand", "select_write_cum", "select_groups", "select_rows"}
+	all := []string{"select_hist", "select_count", "select_write", "select_write_cum", "select_groups", "select_rows"}
 	for _, c := range []struct {
 		name, variant string
 		ran           []string
 	}{
-		{"topk", "", []string{"select_cand", "select_write_cand"}},
-		{"loki", "", []string{"select_cand", "select_write_cand"}},
-		{"quest", "", []string{"select_hist", "select_cand", "select_write_cand"}},
+		{"topk", "", []string{"select_hist", "select_write"}},
+		{"loki", "", []string{"select_hist", "select_write"}},
 		{"hata", VariantNaive, []string{"select_hist", "select_count", "select_write"}},
 		{"hata", VariantFused, []string{"select_write_cum"}},
 	} {

@@ -17,10 +17,8 @@ import (
 //	select  the k largest s, ties to the smaller index (ref.SelectLargest,
 //	        in float32): select_rows (one workgroup per row, one dispatch)
 //	        up to rowsAutoMaxKeys tokens, else the radix select over chunks
-//	        (digits of 11, 11 and 10 bits: the first pass in score_softmax,
-//	        the second in select_cand, which also lists the tokens whose top
-//	        digit is the threshold's, then select_write_cand, which takes
-//	        the last digit from that list; select_cand.glsl);
+//	        (histogram passes of 11, 11 and 10 bits, the last also counting
+//	        each chunk's tokens below every last digit, then select_write);
 //	        SparseOptions.RowSelect
 //	attend  as HATA's fused variant (the merge folded in)
 //
