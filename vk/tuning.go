@@ -248,7 +248,9 @@ func (t Tuning) ForMethod(method string) Tuning {
 // scores read keys in a pass of their own, which paired would bring their
 // values over the bus with: every key for the exact top-k, which took
 // 85.2 ms at B8/128K paired against 43.6 apart; the kept tokens' for H2O,
-// not measured, so it stays apart.
+// which took 2288 us at B8/128K paired against 1661 apart, and 1.03-1.13x
+// longer paired at B1/32K-128K and B8/32K (run 451, BENCHMARKS.md session
+// 48).
 func PairsHostCache(method string) bool {
 	name, _, _ := strings.Cut(method, "/")
 	return name != "topk" && name != "h2o" && (Tuning{PairedKV: 1}).Check(method) == nil
