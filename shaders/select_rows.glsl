@@ -32,6 +32,7 @@
 shared uint sh_hist[KEY32_BINS];
 #define HIST_AT(i) sh_hist[i]
 #define BIN_PER ((KEY32_BINS + WG - 1) / WG) // find_bin_at's bins a lane (wg_scan.glsl): 2 at 1024 lanes
+#define WG_SCAN_BY_SUBGROUP // wg_scan.glsl: 32 subgroups of 32 lanes on the H200
 #include "select.glsl"
 
 // Keys per lane, select.glsl's PER: a row has at most WG*KPT keys (KPT a

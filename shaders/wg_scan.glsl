@@ -5,13 +5,40 @@
 // GL_KHR_shader_subgroup_arithmetic enabled; it declares sh_sg and sh_res.
 
 shared uint sh_sg[WG]; // per-subgroup partial sums
+#ifdef WG_SCAN_BY_SUBGROUP
+shared uint sh_ex[WG]; // and their exclusive prefix sums
+shared uint sh_tot;
+#endif
 
 // wg_scan returns the exclusive prefix sum of v over the workgroup's lanes in
 // index order, and the total. Call in uniform control flow.
+//
+// Every lane adds the subgroups' partials before its own, one after another,
+// unless the includer defines WG_SCAN_BY_SUBGROUP: then subgroup 0 scans
+// them, a subgroup's worth at a time, and a barrier more hands them out.
+// select_rows does, whose 1024 lanes are 32 subgroups on the H200: its
+// select stage took 2.5-2.9 us less so (BENCHMARKS.md, session 48, run
+// 452). The other kernels, of fewer subgroups, were not timed with it.
 uint wg_scan(uint v, out uint total) {
     const uint incl = subgroupInclusiveAdd(v);
     if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
     barrier();
+#ifdef WG_SCAN_BY_SUBGROUP
+    if (gl_SubgroupID == 0) {
+        uint carry = 0;
+        for (uint b = 0; b < gl_NumSubgroups; b += gl_SubgroupSize) {
+            const uint i = b + gl_SubgroupInvocationID;
+            const uint x = i < gl_NumSubgroups ? sh_sg[i] : 0;
+            const uint ex = subgroupExclusiveAdd(x);
+            if (i < gl_NumSubgroups) sh_ex[i] = carry + ex;
+            carry += subgroupAdd(x);
+        }
+        if (gl_SubgroupInvocationID == 0) sh_tot = carry;
+    }
+    barrier();
+    total = sh_tot;
+    const uint before = sh_ex[gl_SubgroupID];
+#else
     uint before = 0;
     total = 0;
     for (uint s = 0; s < gl_NumSubgroups; s++) {
@@ -19,6 +46,7 @@ uint wg_scan(uint v, out uint total) {
         if (s < gl_SubgroupID) before += x;
         total += x;
     }
+#endif
     barrier();
     return before + incl - v;
 }
