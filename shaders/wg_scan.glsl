@@ -2,7 +2,8 @@
 // histogram search built on them, shared by select.glsl and hata_step.glsl.
 // Include it after declaring WG (the workgroup size) and the buffer hist
 // (uint), with GL_KHR_shader_subgroup_basic and
-// GL_KHR_shader_subgroup_arithmetic enabled; it declares sh_sg and sh_res.
+// GL_KHR_shader_subgroup_arithmetic enabled; it declares sh_sg and sh_res
+// (with WG_SCAN_BY_SUBGROUP also sh_ex and sh_tot).
 
 shared uint sh_sg[WG]; // per-subgroup partial sums
 #ifdef WG_SCAN_BY_SUBGROUP
