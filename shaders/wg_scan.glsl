@@ -18,7 +18,7 @@ shared uint sh_tot;
 // unless the includer defines WG_SCAN_BY_SUBGROUP: then subgroup 0 scans
 // them, a subgroup's worth at a time, and a barrier more hands them out.
 // select_rows does, whose 1024 lanes are 32 subgroups on the H200: its
-// select stage took 2.5-2.9 us less so (BENCHMARKS.md, session 48, run
+// select stage took 2.5-3.2 us less so (BENCHMARKS.md, session 48, run
 // 452). The other kernels' 8-16 subgroups do not repay the barrier: with
 // it the radix select took 1.4-2.0 us longer (run 453).
 uint wg_scan(uint v, out uint total) {
