@@ -20,7 +20,7 @@ shared uint sh_tot;
 // select_rows does, whose 1024 lanes are 32 subgroups on the H200: its
 // select stage took 2.5-3.2 us less so (BENCHMARKS.md, session 48, run
 // 452). The other kernels' 8-16 subgroups do not repay the barrier: with
-// it the radix select took 1.4-2.0 us longer (run 453).
+// it the radix select took 1.3-2.0 us longer (run 453).
 uint wg_scan(uint v, out uint total) {
     const uint incl = subgroupInclusiveAdd(v);
     if (gl_SubgroupInvocationID == gl_SubgroupSize - 1) sh_sg[gl_SubgroupID] = incl;
